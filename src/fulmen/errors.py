@@ -1,0 +1,131 @@
+"""Every error Fulmen raises on purpose, under one root.
+
+Each error has a stable ``code`` (a short string that goes on the wire, in error replies and
+in ``ExitReason.error_type``) and a one-sentence human ``message`` that says what happened and,
+where it helps, what to do. Foreign exceptions are translated into the most specific class here
+at the boundary where they occur, chained with ``from``.
+
+The tree::
+
+    FulmenError
+    ├── ConfigError            bad settings, keys or secrets (names the variable, never the value)
+    ├── InputError             a file, JSON document or argument given by a user is unusable
+    ├── PlanError              a workflow plan is invalid (ValidationError on the wire)
+    ├── JobError               what a run reports about user code (error_type is the code)
+    │   ├── CompileError       a job's source does not parse or does not build operations
+    │   ├── AdaptorError       an adaptor cannot be found or imported
+    │   └── EdgeConditionError an edge condition does not compile or raises
+    ├── SandboxError           the child process could not be started or supervised
+    ├── ProtocolError          a Phoenix frame broke the protocol
+    │   ├── LocalProtocolError   we broke it (a bug, or misuse of the session API)
+    │   └── RemoteProtocolError  the peer broke it
+    ├── ContractError          a Lightning payload is missing a field or has a wrong type
+    └── TokenError             a worker or run token was refused (code says why)
+
+Keep codes stable: they are part of Fulmen's interface.
+"""
+
+from __future__ import annotations
+
+
+class FulmenError(Exception):
+    """Root of all deliberate Fulmen errors.
+
+    ``code`` is machine-readable and stable; ``message`` is for people.
+    """
+
+    code: str = "fulmen_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_wire(self) -> dict[str, str]:
+        """The ``{"code", "message"}`` shape used in error replies."""
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigError(FulmenError):
+    """Settings, keys or secrets that cannot be used; names the variable, never its value."""
+
+    code = "config_error"
+
+
+class InputError(FulmenError):
+    """A user-given file, document or argument that cannot be used."""
+
+    code = "InputError"
+
+
+class PlanError(FulmenError):
+    """A workflow plan that cannot run: unknown start, edge to nowhere, cycle, bad shape.
+
+    The code matches the runtime's ``ValidationError`` so that it can be reported as an
+    exit reason's ``error_type`` unchanged.
+    """
+
+    code = "ValidationError"
+
+
+class JobError(FulmenError):
+    """Something about user code that a run reports; the code is the wire ``error_type``."""
+
+    code = "JobError"
+
+
+class CompileError(JobError):
+    """A job's source does not parse, or a top-level expression fails while building steps."""
+
+    code = "CompileError"
+
+
+class AdaptorError(JobError):
+    """An adaptor named by a job cannot be found or imported."""
+
+    code = "AdaptorError"
+
+
+class EdgeConditionError(JobError):
+    """An edge condition does not compile, or raises when evaluated."""
+
+    code = "EdgeConditionError"
+
+
+class SandboxError(FulmenError):
+    """The sandbox could not start or supervise a child process."""
+
+    code = "sandbox_error"
+
+
+class ProtocolError(FulmenError):
+    """A Phoenix Channels frame or sequence that breaks the protocol.
+
+    Not raised directly: the two subclasses say who broke it.
+    """
+
+    code = "protocol_error"
+
+
+class LocalProtocolError(ProtocolError):
+    """We broke the protocol: a bug, or the session API used out of order."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer broke the protocol; the connection should be failed or the frame refused."""
+
+
+class ContractError(FulmenError):
+    """A Lightning payload or reply with a missing field or a wrong type; names the field."""
+
+    code = "contract_error"
+
+
+class TokenError(FulmenError):
+    """A worker or run token that was refused; the code says why (expired, bad_signature…)."""
+
+    code = "invalid_token"

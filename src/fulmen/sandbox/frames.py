@@ -1,0 +1,1 @@
+"""Sandbox child<->parent framing (sans-I/O)."""
