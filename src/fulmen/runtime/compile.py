@@ -1,0 +1,68 @@
+"""From a job's source to its operations.
+
+The source is run statement by statement in a namespace that holds the adaptor's names. A
+top-level expression that evaluates to an Operation is a step, and so is a function decorated
+with ``@fn``; anything else (imports, helpers, constants) just runs. This is how OpenFn's
+compiler treats the top-level calls of a JavaScript job, done with Python's own ``ast``.
+
+Building happens before any operation runs, so a job that does not parse, or whose top level
+raises, fails with a CompileError that names the line, and nothing has happened yet.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from typing import Any
+
+from fulmen.adaptors.operation import Operation
+from fulmen.errors import CompileError
+
+__all__ = ["check_syntax", "compile_job"]
+
+
+def check_syntax(source: str, filename: str) -> ast.Module:
+    """Parse a job; CompileError names the line when it does not parse. Runs no user code."""
+    try:
+        return ast.parse(source, filename=filename)
+    except (SyntaxError, ValueError) as exc:  # ValueError: source with NUL bytes
+        lineno = getattr(exc, "lineno", None)
+        where = f"line {lineno}" if lineno else "an unknown line"
+        line = getattr(exc, "text", None)
+        text = f": {line.strip()}" if line and line.strip() else ""
+        message = getattr(exc, "msg", str(exc))
+        raise CompileError(f"SyntaxError at {where}: {message}{text}") from exc
+
+
+def compile_job(source: str, scope: Mapping[str, Any], filename: str) -> list[Operation]:
+    """The job's operations, in order. Raises CompileError (never anything else but MemoryError)."""
+    tree = check_syntax(source, filename)
+    namespace: dict[str, Any] = {"__name__": "__job__", **scope}
+    operations: list[Operation] = []
+    for statement in tree.body:
+        try:
+            operation = _run_statement(statement, namespace, filename)
+        except MemoryError:
+            raise
+        except BaseException as exc:
+            raise CompileError(f"{type(exc).__name__} at line {statement.lineno}: {exc}") from exc
+        if operation is not None:
+            operations.append(operation)
+    return operations
+
+
+def _run_statement(
+    statement: ast.stmt, namespace: dict[str, Any], filename: str
+) -> Operation | None:
+    """Run one top-level statement; return the Operation it makes a step, if any."""
+    if isinstance(statement, ast.Expr):
+        code = compile(ast.Expression(statement.value), filename, "eval")
+        value = eval(code, namespace)
+        return value if isinstance(value, Operation) else None
+    module = ast.Module(body=[statement], type_ignores=[])
+    exec(compile(module, filename, "exec"), namespace)
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        value = namespace.get(statement.name)
+        if statement.decorator_list and isinstance(value, Operation):
+            return value
+    return None

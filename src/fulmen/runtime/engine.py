@@ -1,0 +1,261 @@
+"""Executes one whole workflow, emitting events as it goes (worker-protocol.md §6.4, §7.1).
+
+Breadth-first from the start node over a FIFO of (node, input): a trigger passes its input to
+the jobs its edges choose; a job runs as one step. A node reached by several edges runs once
+per arrival. A step that fails (user code raised) records the error in ``state.errors`` and its
+edges are still evaluated, so failure paths run; a crash or kill aborts the run. The run's
+reason comes from its leaves (``reasons.run_reason``).
+
+Memory errors are deliberately not handled here: they propagate out of the child so that the
+sandbox reports an out-of-memory exit, and the parent completes the run with ``kill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fulmen.adaptors.operation import Operation, run_operation
+from fulmen.errors import EdgeConditionError, FulmenError, JobError, PlanError
+from fulmen.plan import Job, Plan, validate
+from fulmen.reasons import ExitReason, Reason, run_reason
+from fulmen.runtime import adaptors
+from fulmen.runtime.compile import check_syntax, compile_job
+from fulmen.runtime.conditions import Condition, compile_condition
+from fulmen.runtime.events import (
+    RuntimeEvent,
+    StepComplete,
+    StepStart,
+    WorkflowComplete,
+    WorkflowStart,
+    timestamp_us,
+)
+from fulmen.runtime.logs import LogSink
+from fulmen.runtime.scrub import Scrubber
+from fulmen.runtime.state import assemble, clean_output
+
+__all__ = ["Engine"]
+
+#: Python errors that mean the code itself is broken, like JavaScript's ReferenceError:
+#: they crash the run instead of failing one step (§7.1).
+CRASH_ERRORS: tuple[type[BaseException], ...] = (NameError, SyntaxError, ImportError)
+EMPTY_LEAF_STATES = ("{}", '{"data":{}}')
+
+
+@dataclass(frozen=True, slots=True)
+class _StepResult:
+    event: StepComplete
+    output: dict[str, Any] | None
+
+    @property
+    def aborts_run(self) -> bool:
+        return self.event.reason in (Reason.CRASH, Reason.KILL, Reason.EXCEPTION)
+
+
+class Engine:
+    """Runs a plan's jobs in order in this process, emitting RuntimeEvents.
+
+    One Engine runs one plan once; the child that hosts it is thrown away afterwards.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        credentials: Mapping[str, Mapping[str, Any]],
+        emit: Callable[[RuntimeEvent], None],
+        sink: LogSink,
+        scrubber: Scrubber,
+    ) -> None:
+        self.plan = plan
+        self._credentials = credentials
+        self._emit = emit
+        self._sink = sink
+        self._scrubber = scrubber
+        self._conditions: dict[str, Condition] = {}
+        self._arrivals: dict[str, int] = {}
+        memory = plan.options.run_memory_limit_mb
+        self._state_limit = memory * 1024 * 1024 // 4 if memory else None
+
+    def run(self, initial: dict[str, Any]) -> WorkflowComplete:
+        """Run the whole workflow; always ends by emitting (and returning) WorkflowComplete."""
+        try:
+            validate(self.plan)
+            for job in self.plan.jobs:  # fail before any operation runs, not halfway through
+                check_syntax(job.body, f"job:{job.name or job.id}")
+                adaptors.module_name(job.adaptor)
+            self._conditions = {
+                e.id: compile_condition(e.condition, e.id) for e in self.plan.edges if e.enabled
+            }
+        except (PlanError, JobError) as exc:
+            return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
+        self._emit(WorkflowStart(timestamp_us()))
+        loop = asyncio.new_event_loop()
+        try:
+            return self._walk(initial, loop)
+        finally:
+            loop.close()
+
+    def _walk(self, initial: dict[str, Any], loop: asyncio.AbstractEventLoop) -> WorkflowComplete:
+        queue: deque[tuple[str, dict[str, Any]]] = deque([(self.plan.start, initial)])
+        leaves: list[tuple[str, StepComplete]] = []
+        while queue:
+            node, state = queue.popleft()
+            job = self.plan.job(node)
+            if job is None:  # a trigger: hand the input to the jobs its edges choose
+                for target in self._follow(node, state, None):
+                    queue.append((target, _copy(state)))
+                continue
+            key = self._leaf_key(job.id)
+            result = self._step(job, state, loop)
+            if result.aborts_run:
+                return self._finish(result.event.exit, [])
+            if not result.event.next:
+                leaves.append((key, result.event))
+            for target in result.event.next:
+                queue.append((target, json.loads(result.event.output)))
+        return self._finish(run_reason(e.exit for _, e in leaves), leaves)
+
+    def _step(
+        self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
+    ) -> _StepResult:
+        step_id = str(uuid.uuid4())
+        self._sink.step_id = step_id
+        self._emit(StepStart(step_id, job.id, timestamp_us()))
+        started = time.perf_counter()
+        label = job.name or job.id
+        self._sink.log("info", "R/T", f"Starting step {label}")
+        exit_reason, state = self._execute(job, incoming, loop)
+        output = clean_output(state, self._scrubber) if state is not None else "{}"
+        if self._state_limit is not None and len(output) > self._state_limit:
+            mb = self._state_limit / (1024 * 1024)
+            exit_reason = ExitReason(
+                Reason.KILL, "StateTooLargeError", f"State exceeds the limit of {mb:g}mb"
+            )
+            output = "{}"
+        next_jobs: list[str] = []
+        if exit_reason.reason in (Reason.SUCCESS, Reason.FAIL):
+            try:
+                next_jobs = self._follow(job.id, json.loads(output), job.id)
+            except EdgeConditionError as exc:
+                exit_reason = ExitReason(Reason.CRASH, exc.code, exc.message)
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        self._sink.flush()
+        self._sink.log(
+            "info" if exit_reason.ok else "error",
+            "R/T",
+            f"Step {label} finished in {duration_ms}ms: {exit_reason}",
+        )
+        event = StepComplete(
+            step_id=step_id,
+            job_id=job.id,
+            reason=exit_reason.reason.value,
+            error_type=exit_reason.error_type,
+            error_message=exit_reason.error_message,
+            output=output,
+            next=next_jobs,
+            duration_ms=duration_ms,
+            mem_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            timestamp=timestamp_us(),
+        )
+        self._emit(event)
+        self._sink.step_id = None
+        return _StepResult(event, state)
+
+    def _execute(
+        self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
+    ) -> tuple[ExitReason, dict[str, Any] | None]:
+        """Build and run the job's operations; user failures come back as values."""
+        state = assemble(job.state, incoming, self._credential(job))
+        try:
+            operations = self._build(job)
+        except JobError as exc:
+            return ExitReason(Reason.CRASH, exc.code, exc.message), state
+        for operation in operations:
+            try:
+                state = loop.run_until_complete(run_operation(operation, state))
+            except MemoryError:
+                raise
+            except CRASH_ERRORS as exc:
+                return _error_reason(Reason.CRASH, exc), state
+            except SystemExit as exc:
+                return ExitReason(Reason.CRASH, "ExitError", f"Job called exit({exc.code})"), state
+            except Exception as exc:
+                reason = _error_reason(Reason.FAIL, exc)
+                errors = state.get("errors")
+                state["errors"] = {
+                    **(errors if isinstance(errors, dict) else {}),
+                    job.id: {
+                        "name": reason.error_type,
+                        "message": reason.error_message,
+                    },
+                }
+                return reason, state
+        return ExitReason(Reason.SUCCESS), state
+
+    def _build(self, job: Job) -> list[Operation]:
+        module = adaptors.load(job.adaptor)
+        return compile_job(job.body, adaptors.scope(module), f"job:{job.name or job.id}")
+
+    def _credential(self, job: Job) -> Mapping[str, Any] | None:
+        if job.credential is not None:
+            return job.credential
+        if job.credential_id is not None:
+            return self._credentials.get(job.credential_id)
+        return None
+
+    def _follow(self, node: str, state: Mapping[str, Any], upstream: str | None) -> list[str]:
+        """Targets of the node's enabled edges whose conditions hold for ``state``."""
+        return [
+            edge.target_job_id
+            for edge in self.plan.edges_from(node)
+            if edge.enabled and self._conditions[edge.id](state, upstream)
+        ]
+
+    def _leaf_key(self, job_id: str) -> str:
+        """A step's key in the multi-leaf final state: ``<job>``, then ``<job>-1``, ``<job>-2``…
+
+        Counted per arrival, since a job reached by several edges runs once per arrival.
+        """
+        count = self._arrivals.get(job_id, 0)
+        self._arrivals[job_id] = count + 1
+        return job_id if count == 0 else f"{job_id}-{count}"
+
+    def _finish(
+        self, exit_reason: ExitReason, leaves: list[tuple[str, StepComplete]]
+    ) -> WorkflowComplete:
+        final_state: str | None = None
+        if len(leaves) == 1:
+            final_state = leaves[0][1].output
+        elif leaves:
+            kept = {
+                key: json.loads(e.output) for key, e in leaves if e.output not in EMPTY_LEAF_STATES
+            }
+            final_state = json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+        event = WorkflowComplete(
+            reason=exit_reason.reason.value,
+            error_type=exit_reason.error_type,
+            error_message=exit_reason.error_message,
+            final_state=final_state,
+            leaves=[e.step_id for _, e in leaves],
+            timestamp=timestamp_us(),
+        )
+        self._emit(event)
+        return event
+
+
+def _error_reason(reason: Reason, exc: BaseException) -> ExitReason:
+    if isinstance(exc, FulmenError):
+        return ExitReason(reason, exc.code, exc.message)
+    return ExitReason(reason, type(exc).__name__, str(exc) or type(exc).__name__)
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(state, default=str))
+    return copied

@@ -1,0 +1,63 @@
+"""The sandbox entry point: one call runs one whole workflow inside a fresh child.
+
+The payload is ``{"plan": <plan document>, "input": <state>, "credentials": {id: body}}``. It
+arrives from the parent straight into this child, never through the zygote, because it holds
+credentials. Everything the run produces leaves through ``emit`` as event dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fulmen.errors import ContractError
+from fulmen.plan import Plan
+from fulmen.reasons import Reason
+from fulmen.runtime import logs
+from fulmen.runtime.engine import Engine
+from fulmen.runtime.events import RuntimeEvent, WorkflowComplete, timestamp_us, to_dict
+from fulmen.runtime.scrub import Scrubber
+
+__all__ = ["ENTRY", "PRELOAD", "run_workflow"]
+
+#: The name the sandbox imports and calls.
+ENTRY = "fulmen.runtime.entry:run_workflow"
+#: Modules worth importing once in the zygote so that no run pays for them.
+PRELOAD = ("fulmen.runtime.entry", "fulmen.adaptors.common", "fulmen.adaptors.http")
+
+
+def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
+    """Run the workflow in ``payload``; emits every event, ending with workflow-complete."""
+
+    def send(event: RuntimeEvent) -> None:
+        emit(to_dict(event))
+
+    try:
+        plan = Plan.from_wire(payload.get("plan"))
+        initial = payload.get("input") or {}
+        credentials = payload.get("credentials") or {}
+        if not isinstance(initial, dict) or not isinstance(credentials, dict):
+            raise ContractError("input and credentials must be JSON objects")
+    except ContractError as exc:
+        send(
+            WorkflowComplete(
+                Reason.CRASH.value, "ValidationError", exc.message, None, [], timestamp_us()
+            )
+        )
+        return
+    scrubber = Scrubber(_all_credentials(plan, credentials))
+    limit = plan.options.log_payload_limit_mb
+    sink = logs.LogSink(
+        send,
+        scrubber,
+        plan.options.job_log_level,
+        int(limit * 1_000_000) if limit else None,
+    )
+    logs.install(sink)
+    Engine(plan, credentials, send, sink, scrubber).run(initial)
+
+
+def _all_credentials(plan: Plan, credentials: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found = [c for c in credentials.values() if isinstance(c, Mapping)]
+    found.extend(job.credential for job in plan.jobs if job.credential is not None)
+    return found

@@ -1,0 +1,119 @@
+"""Log capture inside the child: ``print``, ``logging`` and adaptor logs become log events.
+
+Sources and levels follow worker-protocol.md §8: job output is ``JOB``, adaptor loggers
+(``fulmen.adaptors.*``) are ``ADA``, the runtime's own lines are ``R/T``. ``job_log_level``
+filters job output only; errors always pass unless it is ``none-really``. Every message is
+scrubbed of credential values before it is emitted, and a message over the log payload limit is
+replaced by a note saying so (§7.2).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from collections.abc import Callable
+
+from fulmen.runtime.events import LogLine, timestamp_us
+from fulmen.runtime.scrub import Scrubber
+
+__all__ = ["LogSink", "install"]
+
+_RANK = {"debug": 0, "info": 1, "warn": 2, "success": 2, "always": 2, "error": 3}
+#: The lowest rank of JOB output each ``job_log_level`` lets through.
+_THRESHOLD = {"debug": 0, "info": 1, "default": 2, "none": 3, "none-really": 4}
+_LOGGING_LEVELS = [
+    (logging.ERROR, "error"),
+    (logging.WARNING, "warn"),
+    (logging.INFO, "info"),
+]
+
+
+class LogSink:
+    """Turns log calls into scrubbed LogLine events, attributed to the active step."""
+
+    def __init__(
+        self,
+        emit: Callable[[LogLine], None],
+        scrubber: Scrubber,
+        job_log_level: str = "info",
+        payload_limit_bytes: int | None = None,
+    ) -> None:
+        self._emit = emit
+        self._scrub = scrubber
+        self._threshold = _THRESHOLD.get(job_log_level, 1)
+        self._limit = payload_limit_bytes
+        self._flushers: list[Callable[[], None]] = []
+        self.step_id: str | None = None
+
+    def flush(self) -> None:
+        """Emit partly written lines (``print(..., end="")``) so they keep their step."""
+        for flush in self._flushers:
+            flush()
+
+    def log(self, level: str, source: str, message: str) -> None:
+        if source == "JOB" and _RANK.get(level, 1) < self._threshold:
+            return
+        text = self._scrub.text(message)
+        if self._limit is not None and len(text.encode()) > self._limit:
+            mb = self._limit / 1_000_000
+            text = f"(Log message redacted: exceeds {mb:g}mb memory limit)"
+        self._emit(LogLine(level, source, [text], timestamp_us(), self.step_id))
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that emits one log line per completed line written to it."""
+
+    def __init__(self, sink: LogSink, level: str) -> None:
+        self._sink = sink
+        self._level = level
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._sink.log(self._level, "JOB", line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            line, self._buffer = self._buffer, ""
+            self._sink.log(self._level, "JOB", line)
+
+
+class _Handler(logging.Handler):
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__(logging.DEBUG)
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = next((name for no, name in _LOGGING_LEVELS if record.levelno >= no), "debug")
+        if record.name.startswith("fulmen.adaptors"):
+            source = "ADA"
+        elif record.name.startswith("fulmen.runtime"):
+            source = "R/T"
+        else:
+            source = "JOB"
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+        self._sink.log(level, source, message)
+
+
+def install(sink: LogSink) -> None:
+    """Route stdout, stderr and logging into ``sink``.
+
+    The child is single-use, so nothing is restored afterwards.
+    """
+    out, err = _LineWriter(sink, "info"), _LineWriter(sink, "error")
+    sys.stdout, sys.stderr = out, err
+    sink._flushers.extend((out.flush, err.flush))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_Handler(sink))
+    root.setLevel(logging.DEBUG)
