@@ -16,6 +16,7 @@ The tree::
     │   ├── AdaptorError       an adaptor cannot be found or imported
     │   └── EdgeConditionError an edge condition does not compile or raises
     ├── SandboxError           the child process could not be started or supervised
+    │   └── SandboxProtocolError a frame between worker, zygote and child cannot be decoded
     ├── ProtocolError          a Phoenix frame broke the protocol
     │   ├── LocalProtocolError   we broke it (a bug, or misuse of the session API)
     │   └── RemoteProtocolError  the peer broke it
@@ -100,6 +101,16 @@ class SandboxError(FulmenError):
     """The sandbox could not start or supervise a child process."""
 
     code = "sandbox_error"
+
+
+class SandboxProtocolError(SandboxError):
+    """A sandbox frame that cannot be decoded: bad length, not JSON, not an object, or cut short.
+
+    Raised by ``fulmen.sandbox.frames``; the supervisor treats it as the child's fault and ends
+    the run as a crash.
+    """
+
+    code = "sandbox_protocol_error"
 
 
 class ProtocolError(FulmenError):
