@@ -14,7 +14,7 @@ at once instead of after an hour of work.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fulmen.errors import EdgeConditionError
@@ -73,7 +73,10 @@ class View:
         return _wrap(self._value.get(name))
 
     def __getitem__(self, key: str) -> Any:
-        return _wrap(self._value[key])
+        return _wrap(self._value.get(key))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value)
 
     def __contains__(self, key: object) -> bool:
         return key in self._value
