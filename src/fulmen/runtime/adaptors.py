@@ -54,8 +54,10 @@ def load(name: str) -> ModuleType:
     target = module_name(name)
     try:
         return importlib.import_module(target)
-    except ImportError as exc:
-        raise AdaptorError(f"adaptor {name!r} could not be imported: {exc}") from exc
+    except Exception as exc:  # ImportError, or anything the module's own code raised
+        raise AdaptorError(
+            f"adaptor {name!r} could not be imported: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def scope(module: ModuleType) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from fulmen.adaptors.operation import Operation, run_operation
 from fulmen.errors import EdgeConditionError, FulmenError, JobError, PlanError
-from fulmen.plan import Job, Plan, validate
+from fulmen.plan import Edge, Job, Plan, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
 from fulmen.runtime.compile import check_syntax, compile_job
@@ -78,7 +78,8 @@ class Engine:
         self._emit = emit
         self._sink = sink
         self._scrubber = scrubber
-        self._conditions: dict[str, Condition] = {}
+        #: Keyed by the edge itself: edge ids are not guaranteed to be unique.
+        self._conditions: dict[Edge, Condition] = {}
         self._arrivals: dict[str, int] = {}
         memory = plan.options.run_memory_limit_mb
         self._state_limit = memory * 1024 * 1024 // 4 if memory else None
@@ -89,9 +90,9 @@ class Engine:
             validate(self.plan)
             for job in self.plan.jobs:  # fail before any operation runs, not halfway through
                 check_syntax(job.body, f"job:{job.name or job.id}")
-                adaptors.module_name(job.adaptor)
+                adaptors.load(job.adaptor)
             self._conditions = {
-                e.id: compile_condition(e.condition, e.id) for e in self.plan.edges if e.enabled
+                e: compile_condition(e.condition, e.id) for e in self.plan.edges if e.enabled
             }
         except (PlanError, JobError) as exc:
             return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
@@ -109,7 +110,11 @@ class Engine:
             node, state = queue.popleft()
             job = self.plan.job(node)
             if job is None:  # a trigger: hand the input to the jobs its edges choose
-                for target in self._follow(node, state, None):
+                try:
+                    targets = self._follow(node, state, None)
+                except EdgeConditionError as exc:
+                    return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
+                for target in targets:
                     queue.append((target, _copy(state)))
                 continue
             key = self._leaf_key(job.id)
@@ -132,7 +137,19 @@ class Engine:
         label = job.name or job.id
         self._sink.log("info", "R/T", f"Starting step {label}")
         exit_reason, state = self._execute(job, incoming, loop)
-        output = clean_output(state, self._scrubber) if state is not None else "{}"
+        try:
+            output = clean_output(state, self._scrubber) if state is not None else "{}"
+        except (TypeError, ValueError, RecursionError) as exc:  # a circular or odd-keyed state
+            exit_reason = ExitReason(
+                Reason.CRASH, type(exc).__name__, f"the state cannot be written as JSON: {exc}"
+            )
+            output = "{}"
+        if exit_reason.error_message:  # user code may put a secret in an exception's text
+            exit_reason = ExitReason(
+                exit_reason.reason,
+                exit_reason.error_type,
+                self._scrubber.text(exit_reason.error_message),
+            )
         if self._state_limit is not None and len(output) > self._state_limit:
             mb = self._state_limit / (1024 * 1024)
             exit_reason = ExitReason(
@@ -215,7 +232,7 @@ class Engine:
         return [
             edge.target_job_id
             for edge in self.plan.edges_from(node)
-            if edge.enabled and self._conditions[edge.id](state, upstream)
+            if edge.enabled and self._conditions[edge](state, upstream)
         ]
 
     def _leaf_key(self, job_id: str) -> str:
