@@ -21,6 +21,7 @@ The tree::
     │   ├── LocalProtocolError   we broke it (a bug, or misuse of the session API)
     │   └── RemoteProtocolError  the peer broke it
     ├── ContractError          a Lightning payload is missing a field or has a wrong type
+    │   └── ContractFieldError   one named field is missing or wrong (``field`` says which)
     └── TokenError             a worker or run token was refused (code says why)
 
 Keep codes stable: they are part of Fulmen's interface.
@@ -134,6 +135,16 @@ class ContractError(FulmenError):
     """A Lightning payload or reply with a missing field or a wrong type; names the field."""
 
     code = "contract_error"
+
+
+class ContractFieldError(ContractError):
+    """One field of a payload is missing or wrong. ``field`` is its path (``queues[1]``,
+    ``logs[0].level``), so that a server can answer with Lightning's ``{field: [message]}``.
+    Codes: ``missing_field``, ``wrong_type``, ``bad_value``."""
+
+    def __init__(self, message: str, *, field: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class TokenError(FulmenError):
