@@ -22,7 +22,11 @@ The tree::
     │   └── RemoteProtocolError  the peer broke it
     ├── ContractError          a Lightning payload is missing a field or has a wrong type
     │   └── ContractFieldError   one named field is missing or wrong (``field`` says which)
-    └── TokenError             a worker or run token was refused (code says why)
+    ├── TokenError             a worker or run token was refused (code says why)
+    ├── TransitionError        a run or step event that its state table does not allow
+    └── StoreError             the store could not do what was asked (the database failed)
+        ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
+        └── ConflictError        a duplicate id, a stale version, or a row still in use
 
 Keep codes stable: they are part of Fulmen's interface.
 """
@@ -151,3 +155,45 @@ class TokenError(FulmenError):
     """A worker or run token that was refused; the code says why (expired, bad_signature…)."""
 
     code = "invalid_token"
+
+
+class TransitionError(FulmenError):
+    """An event that the run or step state table (``fulmen.lifecycle``) does not allow now.
+
+    ``state`` and ``event`` name the current state and the refused event, so a server can
+    answer with Lightning's shape (``{"state": ["already in completed state"]}``). Nothing was
+    changed.
+    """
+
+    code = "illegal_transition"
+
+    def __init__(self, message: str, *, state: str, event: str) -> None:
+        super().__init__(message)
+        self.state = state
+        self.event = event
+
+
+class StoreError(FulmenError):
+    """The store could not do what was asked: the database failed or refused a write.
+
+    ``field`` names the input at fault when one is (``job_id``, ``step_id``…), else ``None``.
+    """
+
+    code = "store_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class NotFoundError(StoreError):
+    """No project, workflow, run, step, dataclip or credential has the given id."""
+
+    code = "not_found"
+
+
+class ConflictError(StoreError):
+    """A write that clashes with what is stored: a duplicate id, a stale workflow version, or
+    a row that something else still uses."""
+
+    code = "conflict"
