@@ -117,3 +117,6 @@ def install(sink: LogSink) -> None:
         root.removeHandler(handler)
     root.addHandler(_Handler(sink))
     root.setLevel(logging.DEBUG)
+    # The runtime's own event loop logs "Using selector: ..." at debug level; that is not job
+    # output, and would otherwise open every run logged at job_log_level "debug".
+    logging.getLogger("asyncio").setLevel(logging.INFO)
