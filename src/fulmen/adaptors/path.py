@@ -36,7 +36,10 @@ def _tokens(path: str) -> list[str | int]:
         elif index[0] in "'\"":
             tokens.append(index[1:-1])
         else:
-            tokens.append(int(index))
+            try:
+                tokens.append(int(index))
+            except ValueError as exc:  # more digits than int() accepts
+                raise PathError(f"cannot read the path {path!r} at position {pos}") from exc
         pos = match.end()
     return tokens
 
