@@ -154,9 +154,7 @@ def test_check_syntax_alone_names_the_line_and_the_text() -> None:
 def test_a_name_error_at_top_level_names_the_line() -> None:
     with pytest.raises(CompileError) as caught:
         build("fn(lambda s: s)\n\nundefined_thing('x')\n")
-    assert caught.value.message == (
-        "NameError at line 3: name 'undefined_thing' is not defined"
-    )
+    assert caught.value.message == ("NameError at line 3: name 'undefined_thing' is not defined")
 
 
 def test_any_exception_at_top_level_is_a_compile_error() -> None:

@@ -573,9 +573,7 @@ def test_a_credential_in_an_error_message_is_masked(run: RunFn) -> None:
 
 def test_state_over_a_quarter_of_the_memory_limit_is_killed(run: RunFn) -> None:
     big = "fn(lambda s: {**s, 'data': {'blob': 'x' * 300_000}})"
-    events = run(
-        workflow(job("a", big), job("b"), edges=[edge("a", "b")], run_memory_limit_mb=1)
-    )
+    events = run(workflow(job("a", big), job("b"), edges=[edge("a", "b")], run_memory_limit_mb=1))
     assert events.complete.exit.to_wire() == {
         "reason": "kill",
         "error_type": "StateTooLargeError",
