@@ -1,0 +1,240 @@
+"""Settings from the environment: the one module that reads ``os.environ``, once.
+
+Each service's composition root calls ``from_env()`` once at start-up and passes the frozen
+settings down (STYLE.md P13); nothing else in Fulmen looks at the environment. Values are
+checked for shape here (integers, booleans, exclusive options) and each bad one is a
+:class:`~fulmen.errors.ConfigError` naming its variable. Secrets and keys are carried as
+:class:`Secret` values, which remember which variable they came from and never show their
+value; turning them into keys is ``fulmen.keys``' job, with that variable name for messages.
+
+Names and defaults are ws-worker's and Lightning's (spec §10.5), so an existing deployment's
+environment works unchanged. Historical names are accepted where Lightning's tooling used them
+(§3.4); the current name wins when both are set, and ``Secret.variable`` tells which one was
+read so that a caller may warn about the old one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Self
+
+from fulmen.errors import ConfigError
+
+__all__ = [
+    "PRIVATE_KEY_VARIABLES",
+    "PUBLIC_KEY_VARIABLES",
+    "SECRET_VARIABLES",
+    "CoordinatorSettings",
+    "Secret",
+    "WorkerSettings",
+    "read_environ",
+    "require",
+]
+
+SECRET_VARIABLES: Final = ("WORKER_SECRET",)
+PRIVATE_KEY_VARIABLES: Final = (
+    "WORKER_RUNS_PRIVATE_KEY",
+    "WORKER_ATTEMPTS_PRIVATE_KEY",  # renamed in Lightning v2.0.0-rc8
+    "ATTEMPTS_PRIVATE_KEY",  # WORKERS.md and the first gen_worker_keys
+)
+PUBLIC_KEY_VARIABLES: Final = ("WORKER_LIGHTNING_PUBLIC_KEY", "LIGHTNING_PUBLIC_KEY")
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+
+
+def read_environ() -> dict[str, str]:
+    """A snapshot of the process environment: the only read of ``os.environ`` in Fulmen."""
+    return dict(os.environ)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret setting and the variable it was read from; its value is never shown."""
+
+    variable: str
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"<{self.variable}>"
+
+
+def require(secret: Secret | None, names: tuple[str, ...]) -> Secret:
+    """``secret``, or a ConfigError (``missing``) naming the variable that should hold it."""
+    if secret is None:
+        raise ConfigError(f"{names[0]} is not set", code="missing")
+    return secret
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """A worker's settings (ws-worker's variables and defaults, §10.5)."""
+
+    lightning_url: str = "ws://localhost:4000/worker"
+    secret: Secret | None = None
+    public_key: Secret | None = None
+    capacity: int = 5
+    workloops: str | None = None
+    backoff_min: float = 1.0
+    backoff_max: float = 10.0
+    max_run_duration: float = 300.0
+    max_run_memory_mb: int = 500
+    max_payload_mb: float = 10.0
+    max_log_payload_mb: float = 1.0
+    message_timeout: float = 30.0
+    claim_timeout: float = 3600.0
+    batch_logs: bool = False
+    batch_interval_ms: int = 10
+    batch_limit: int = 50
+    state_props_to_remove: tuple[str, ...] = ("configuration", "response")
+    collections_url: str | None = None
+    collections_version: str | None = None
+    worker_name: str | None = None
+    port: int = 2222
+    log_level: str = "debug"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Raises ConfigError naming the first bad variable."""
+        env = _Env(read_environ() if environ is None else environ)
+        if env.get("WORKER_CAPACITY") and env.get("WORKER_WORKLOOPS"):
+            raise ConfigError(
+                "WORKER_CAPACITY and WORKER_WORKLOOPS are exclusive; set one", code="conflict"
+            )
+        backoff_min, backoff_max = env.backoff("WORKER_BACKOFF", (1.0, 10.0))
+        return cls(
+            lightning_url=env.get("WORKER_LIGHTNING_SERVICE_URL") or cls.lightning_url,
+            secret=env.secret(SECRET_VARIABLES),
+            public_key=env.secret(PUBLIC_KEY_VARIABLES),
+            capacity=env.integer("WORKER_CAPACITY", 5, minimum=1),
+            workloops=env.get("WORKER_WORKLOOPS"),
+            backoff_min=backoff_min,
+            backoff_max=backoff_max,
+            max_run_duration=env.number("WORKER_MAX_RUN_DURATION_SECONDS", 300.0),
+            max_run_memory_mb=env.integer("WORKER_MAX_RUN_MEMORY_MB", 500, minimum=1),
+            max_payload_mb=env.number("WORKER_MAX_PAYLOAD_MB", 10.0),
+            max_log_payload_mb=env.number("WORKER_MAX_LOG_PAYLOAD_MB", 1.0),
+            # the deprecated name wins when set, as in ws-worker (§1.5)
+            message_timeout=env.number(
+                "WORKER_SOCKET_TIMEOUT_SECONDS",
+                env.number("WORKER_MESSAGE_TIMEOUT_SECONDS", 30.0),
+            ),
+            claim_timeout=env.number("WORKER_CLAIM_TIMEOUT_SECONDS", 3600.0),
+            batch_logs=env.boolean("WORKER_BATCH_LOGS", False),
+            batch_interval_ms=env.integer("WORKER_BATCH_LOGS_INTERVAL", 10, minimum=0),
+            batch_limit=env.integer("WORKER_BATCH_LOGS_LIMIT", 50, minimum=1),
+            state_props_to_remove=env.names(
+                "WORKER_STATE_PROPS_TO_REMOVE", ("configuration", "response")
+            ),
+            collections_url=env.get("WORKER_COLLECTIONS_URL"),
+            collections_version=env.get("WORKER_COLLECTIONS_VERSION"),
+            worker_name=env.get("WORKER_NAME") or env.get("DEPLOYED_POD_NAME"),
+            port=env.integer("WORKER_PORT", 2222, minimum=0),
+            log_level=env.get("WORKER_LOG_LEVEL") or "debug",
+        )
+
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    """The coordinator's settings; protocol knobs keep Lightning's names (§10.5)."""
+
+    secret: Secret | None = None
+    private_key: Secret | None = None
+    run_grace_period: float = 10.0
+    max_run_duration: float = 300.0
+    listen_address: str = "127.0.0.1"
+    port: int = 4000
+    database_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Raises ConfigError naming the first bad variable."""
+        env = _Env(read_environ() if environ is None else environ)
+        return cls(
+            secret=env.secret(SECRET_VARIABLES),
+            private_key=env.secret(PRIVATE_KEY_VARIABLES),
+            run_grace_period=env.number("RUN_GRACE_PERIOD_SECONDS", 10.0),
+            max_run_duration=env.number("WORKER_MAX_RUN_DURATION_SECONDS", 300.0),
+            listen_address=env.get("LISTEN_ADDRESS") or "127.0.0.1",
+            port=env.integer("FULMEN_PORT", 4000, minimum=0),
+            database_url=env.get("FULMEN_DATABASE_URL"),
+        )
+
+
+class _Env:
+    """Typed reads of one environment snapshot; empty values count as unset."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def secret(self, names: tuple[str, ...]) -> Secret | None:
+        for name in names:
+            value = self._environ.get(name)
+            if value:
+                return Secret(name, value)
+        return None
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise _bad(name, raw, "a whole number") from None
+        if value < minimum:
+            raise _bad(name, raw, f"at least {minimum}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _bad(name, raw, "a number") from None
+        if not value > 0 or value == float("inf"):
+            raise _bad(name, raw, "a positive number")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise _bad(name, raw, "true or false")
+
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    def backoff(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
+        """ws-worker's ``min/max`` seconds (§10.3)."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        low, sep, high = raw.partition("/")
+        try:
+            pair = (float(low), float(high))
+        except ValueError:
+            raise _bad(name, raw, "min/max in seconds, like 1/10") from None
+        if not sep or not 0 < pair[0] <= pair[1]:
+            raise _bad(name, raw, "min/max in seconds with 0 < min <= max")
+        return pair
+
+
+def _bad(name: str, raw: str, expected: str) -> ConfigError:
+    # Only non-secret variables come through here, so showing the value helps and is safe.
+    return ConfigError(f"{name} must be {expected}, not {raw!r}", code="bad_value")

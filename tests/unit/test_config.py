@@ -1,0 +1,133 @@
+"""Settings from a given environment: defaults, historical names, typed values and errors that
+name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from fulmen.config import (
+    CoordinatorSettings,
+    Secret,
+    WorkerSettings,
+    read_environ,
+    require,
+)
+from fulmen.errors import ConfigError
+
+
+def test_worker_defaults_are_ws_workers() -> None:
+    settings = WorkerSettings.from_env({})
+    assert settings == WorkerSettings()
+    assert settings.lightning_url == "ws://localhost:4000/worker"
+    assert (settings.capacity, settings.backoff_min, settings.backoff_max) == (5, 1.0, 10.0)
+    assert (settings.message_timeout, settings.claim_timeout) == (30.0, 3600.0)
+    assert settings.state_props_to_remove == ("configuration", "response")
+    assert settings.secret is None and settings.public_key is None
+
+
+def test_worker_settings_from_the_environment() -> None:
+    settings = WorkerSettings.from_env(
+        {
+            "WORKER_LIGHTNING_SERVICE_URL": "ws://127.0.0.1:4000/worker",
+            "WORKER_SECRET": "s" * 44,
+            "LIGHTNING_PUBLIC_KEY": "cHVibGlj",
+            "WORKER_WORKLOOPS": "fast_lane:1 manual>*:4",
+            "WORKER_BACKOFF": "0.5/30",
+            "WORKER_MAX_RUN_DURATION_SECONDS": "60",
+            "WORKER_BATCH_LOGS": "true",
+            "WORKER_STATE_PROPS_TO_REMOVE": "configuration, response,secret",
+            "DEPLOYED_POD_NAME": "pod-7",
+            "WORKER_MESSAGE_TIMEOUT_SECONDS": "20",
+        }
+    )
+    assert settings.secret == Secret("WORKER_SECRET", "s" * 44)
+    assert settings.public_key == Secret("LIGHTNING_PUBLIC_KEY", "cHVibGlj")
+    assert settings.workloops == "fast_lane:1 manual>*:4"
+    assert (settings.backoff_min, settings.backoff_max) == (0.5, 30.0)
+    assert settings.max_run_duration == 60.0 and settings.batch_logs
+    assert settings.state_props_to_remove == ("configuration", "response", "secret")
+    assert settings.worker_name == "pod-7"
+    assert settings.message_timeout == 20.0
+
+
+def test_the_deprecated_socket_timeout_wins_as_in_ws_worker() -> None:
+    env = {"WORKER_MESSAGE_TIMEOUT_SECONDS": "20", "WORKER_SOCKET_TIMEOUT_SECONDS": "45"}
+    assert WorkerSettings.from_env(env).message_timeout == 45.0
+
+
+def test_worker_name_prefers_worker_name() -> None:
+    env = {"WORKER_NAME": "a", "DEPLOYED_POD_NAME": "b"}
+    assert WorkerSettings.from_env(env).worker_name == "a"
+
+
+def test_current_key_names_win_over_historical_ones() -> None:
+    old = CoordinatorSettings.from_env({"ATTEMPTS_PRIVATE_KEY": "old"})
+    assert old.private_key == Secret("ATTEMPTS_PRIVATE_KEY", "old")
+    renamed = CoordinatorSettings.from_env({"WORKER_ATTEMPTS_PRIVATE_KEY": "mid"})
+    assert renamed.private_key == Secret("WORKER_ATTEMPTS_PRIVATE_KEY", "mid")
+    both = CoordinatorSettings.from_env(
+        {"ATTEMPTS_PRIVATE_KEY": "old", "WORKER_RUNS_PRIVATE_KEY": "new"}
+    )
+    assert both.private_key == Secret("WORKER_RUNS_PRIVATE_KEY", "new")
+    worker = WorkerSettings.from_env(
+        {"LIGHTNING_PUBLIC_KEY": "o", "WORKER_LIGHTNING_PUBLIC_KEY": "n"}
+    )
+    assert worker.public_key == Secret("WORKER_LIGHTNING_PUBLIC_KEY", "n")
+
+
+def test_coordinator_settings() -> None:
+    settings = CoordinatorSettings.from_env(
+        {"WORKER_SECRET": "x" * 32, "RUN_GRACE_PERIOD_SECONDS": "20", "FULMEN_DATABASE_URL": "pg"}
+    )
+    assert settings.run_grace_period == 20.0
+    assert settings.max_run_duration == 300.0
+    assert settings.listen_address == "127.0.0.1"
+    assert settings.database_url == "pg"
+
+
+def test_secrets_never_show_their_value() -> None:
+    secret = Secret("WORKER_SECRET", "hunter2-hunter2-hunter2-hunter2!")
+    settings = WorkerSettings(secret=secret)
+    assert "hunter2" not in repr(secret) + str(secret) + repr(settings)
+    assert "WORKER_SECRET" in repr(secret)
+
+
+def test_require_names_the_missing_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        require(None, ("WORKER_RUNS_PRIVATE_KEY", "ATTEMPTS_PRIVATE_KEY"))
+    assert info.value.code == "missing"
+    assert "WORKER_RUNS_PRIVATE_KEY" in info.value.message
+    secret = Secret("WORKER_SECRET", "v")
+    assert require(secret, ("WORKER_SECRET",)) is secret
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"WORKER_CAPACITY": "five"}, "WORKER_CAPACITY"),
+        ({"WORKER_CAPACITY": "0"}, "WORKER_CAPACITY"),
+        ({"WORKER_BACKOFF": "10"}, "WORKER_BACKOFF"),
+        ({"WORKER_BACKOFF": "10/1"}, "WORKER_BACKOFF"),
+        ({"WORKER_BACKOFF": "a/b"}, "WORKER_BACKOFF"),
+        ({"WORKER_BATCH_LOGS": "maybe"}, "WORKER_BATCH_LOGS"),
+        ({"WORKER_MAX_RUN_DURATION_SECONDS": "-1"}, "WORKER_MAX_RUN_DURATION_SECONDS"),
+        ({"WORKER_MAX_PAYLOAD_MB": "inf"}, "WORKER_MAX_PAYLOAD_MB"),
+        ({"WORKER_CLAIM_TIMEOUT_SECONDS": "soon"}, "WORKER_CLAIM_TIMEOUT_SECONDS"),
+        ({"WORKER_CAPACITY": "2", "WORKER_WORKLOOPS": "*:2"}, "WORKER_WORKLOOPS"),
+    ],
+)
+def test_bad_values_name_their_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkerSettings.from_env(env)
+    assert variable in info.value.message
+
+
+def test_empty_values_count_as_unset() -> None:
+    env = {"WORKER_CAPACITY": "", "WORKER_SECRET": "", "WORKER_NAME": " "}
+    assert WorkerSettings.from_env(env) == WorkerSettings()
+
+
+def test_reading_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_PORT", "3333")
+    assert read_environ()["WORKER_PORT"] == "3333"
+    assert WorkerSettings.from_env().port == 3333
