@@ -4,6 +4,8 @@ name the variable."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fulmen.config import (
     CoordinatorSettings,
@@ -131,3 +133,30 @@ def test_reading_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WORKER_PORT", "3333")
     assert read_environ()["WORKER_PORT"] == "3333"
     assert WorkerSettings.from_env().port == 3333
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "WORKER_CAPACITY",
+                "WORKER_BACKOFF",
+                "WORKER_BATCH_LOGS",
+                "WORKER_PORT",
+                "WORKER_MAX_PAYLOAD_MB",
+                "WORKER_WORKLOOPS",
+                "WORKER_STATE_PROPS_TO_REMOVE",
+                "RUN_GRACE_PERIOD_SECONDS",
+                "WORKER_SECRET",
+                "ATTEMPTS_PRIVATE_KEY",
+            ]
+        ),
+        st.text(max_size=12),
+    )
+)
+def test_any_environment_gives_settings_or_a_config_error(env: dict[str, str]) -> None:
+    for settings in (WorkerSettings, CoordinatorSettings):
+        try:
+            settings.from_env(env)
+        except ConfigError as error:
+            assert error.code in {"bad_value", "conflict"}

@@ -12,6 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fulmen.errors import ConfigError
 from fulmen.keys import (
@@ -223,3 +225,18 @@ def test_worker_secrets() -> None:
         assert info.value.code == code
         assert "WORKER_SECRET" in info.value.message
         assert not value or value not in info.value.message
+
+
+@given(st.text(max_size=200) | st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode()))
+def test_any_value_is_a_key_or_a_config_error(value: str) -> None:
+    for load in (load_private_key, load_public_key, load_worker_secret):
+        try:
+            load(value)
+        except ConfigError as error:
+            assert error.code in LOAD_ERRORS
+
+
+LOAD_ERRORS = {
+    "missing", "short_secret", "not_base64", "not_pem", "public_not_private",
+    "private_not_public", "encrypted_key", "not_rsa", "weak_key",
+}  # fmt: skip
