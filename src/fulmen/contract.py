@@ -30,7 +30,7 @@ Decisions where the spec leaves room:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Self, TypeAlias
@@ -38,6 +38,7 @@ from typing import Final, Self, TypeAlias
 import orjson
 
 from fulmen.errors import ContractError, ContractFieldError
+from fulmen.reasons import ExitReason, Reason
 
 JSON: TypeAlias = "bool | int | float | str | list[JSON] | dict[str, JSON] | None"
 JSONObject: TypeAlias = "dict[str, JSON]"
@@ -46,6 +47,7 @@ __all__ = [
     "API_VERSION",
     "DEFAULT_QUEUES",
     "JSON",
+    "WIRE_REASONS",
     "WORKER_QUEUE",
     "ClaimReply",
     "ClaimRequest",
@@ -106,16 +108,8 @@ class Event(StrEnum):
     RUN_COMPLETE = "run:complete"
 
 
-class Reason(StrEnum):
-    """Exit reasons (§7.1). ``cancel`` is reserved: ws-worker never sends it, Lightning maps it
-    to ``cancelled``. ``lost`` is server-only and never on the wire, so it is not here."""
-
-    SUCCESS = "success"
-    FAIL = "fail"
-    CRASH = "crash"
-    KILL = "kill"
-    EXCEPTION = "exception"
-    CANCEL = "cancel"
+#: Exit reasons that may appear on the wire (§7.1): all but the server-only ``lost``.
+WIRE_REASONS: Final = tuple(r for r in Reason if r is not Reason.LOST)
 
 
 class LogLevel(StrEnum):
@@ -222,7 +216,7 @@ class _Reader:
         value = self.get(name)
         return None if value is None else _timestamp_field(value, self.path(name))
 
-    def enum(self, name: str, kind: type[Reason] | type[LogLevel]) -> str:
+    def enum(self, name: str, kind: Iterable[StrEnum]) -> str:
         value = self.text(name)
         choices = [member.value for member in kind]
         if value not in choices:
@@ -469,25 +463,10 @@ class CredentialReply:
 # -- run:<id>: lifecycle events ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ExitReason:
+def _read_exit(r: _Reader) -> ExitReason:
     """``reason``/``error_type``/``error_message`` of step and run completion (§7.1)."""
-
-    reason: Reason
-    error_type: str | None = None
-    error_message: str | None = None
-
-    @classmethod
-    def read(cls, r: _Reader) -> Self:
-        reason = Reason(r.enum("reason", Reason))
-        return cls(reason, r.opt_text("error_type"), r.opt_text("error_message"))
-
-    def to_wire(self) -> JSONObject:
-        return {
-            "reason": self.reason.value,
-            "error_type": self.error_type,
-            "error_message": self.error_message,
-        }
+    reason = Reason(r.enum("reason", WIRE_REASONS))
+    return ExitReason(reason, r.opt_text("error_type"), r.opt_text("error_message"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,7 +558,7 @@ class StepComplete:
         return cls(
             step_id=r.text("step_id"),
             job_id=r.opt_text("job_id"),
-            exit=ExitReason.read(r),
+            exit=_read_exit(r),
             mem=_mem(r),
             duration=r.opt_number("duration"),
             thread_id=r.opt_integer("thread_id"),
@@ -695,7 +674,7 @@ class RunComplete:
     def from_wire(cls, value: JSON) -> Self:
         r = _Reader(value, "")
         return cls(
-            ExitReason.read(r),
+            _read_exit(r),
             r.opt_timestamp("timestamp"),
             r.get("final_state"),
             r.opt_text("final_dataclip_id"),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from fulmen.contract import (
     JSON,
+    WIRE_REASONS,
     ClaimedRun,
     ClaimReply,
     ClaimRequest,
@@ -205,7 +206,14 @@ def test_batch_logs_hold_log_lines_without_run_id() -> None:
 
 
 def test_vocabularies_match_the_spec() -> None:
-    assert {r.value for r in Reason} == {"success", "fail", "crash", "kill", "exception", "cancel"}
+    assert {r.value for r in WIRE_REASONS} == {
+        "success",
+        "fail",
+        "crash",
+        "kill",
+        "exception",
+        "cancel",
+    }
     assert {level.value for level in LogLevel} == {
         "debug",
         "info",
@@ -372,7 +380,9 @@ log_lines = st.builds(
     timestamps,
     st.none() | st.text(max_size=8),
 )
-exits = st.builds(ExitReason, st.sampled_from(Reason), st.none() | st.text(), st.none() | st.text())
+exits = st.builds(
+    ExitReason, st.sampled_from(WIRE_REASONS), st.none() | st.text(), st.none() | st.text()
+)
 
 
 @given(st.text(), log_lines)
