@@ -1,0 +1,146 @@
+"""The coordinator's persistence and run queue: the only package that contains SQL.
+
+Open one with ``open_store(url)``:
+
+* ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (as SQLAlchemy writes
+  them): one file in WAL mode, for a single coordinator process; the caller picks the data
+  directory.
+* ``postgresql://user@host:5432/db`` (or ``postgres://``): for any number of coordinators.
+
+Either way the schema is brought up to date on open. Credentials need ``credential_key``
+(32 bytes, from the operator; the store reads no environment variables).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fulmen.errors import ConfigError
+from fulmen.store.base import Clock, Store, system_clock
+from fulmen.store.cipher import CredentialCipher
+from fulmen.store.models import (
+    DEFAULT_QUEUES,
+    ClaimedRun,
+    CredentialInfo,
+    Dataclip,
+    DataclipType,
+    Enqueued,
+    EnqueueRequest,
+    LogEntry,
+    LogLine,
+    LostRun,
+    NewCredential,
+    NewDataclip,
+    Page,
+    Priority,
+    Project,
+    Queue,
+    Run,
+    RunCompletion,
+    RunDetail,
+    RunFilter,
+    Snapshot,
+    Step,
+    StepCompletion,
+    StepStart,
+    StoredWorkflow,
+    TriggerInfo,
+    TriggerType,
+    WebhookReply,
+    Workflow,
+    WorkflowTrigger,
+    WorkOrder,
+)
+from fulmen.store.sqlstore import SQLStore
+
+__all__ = [
+    "DEFAULT_QUEUES",
+    "ClaimedRun",
+    "Clock",
+    "CredentialInfo",
+    "Dataclip",
+    "DataclipType",
+    "EnqueueRequest",
+    "Enqueued",
+    "LogEntry",
+    "LogLine",
+    "LostRun",
+    "NewCredential",
+    "NewDataclip",
+    "Page",
+    "Priority",
+    "Project",
+    "Queue",
+    "Run",
+    "RunCompletion",
+    "RunDetail",
+    "RunFilter",
+    "SQLStore",
+    "Snapshot",
+    "Step",
+    "StepCompletion",
+    "StepStart",
+    "Store",
+    "StoredWorkflow",
+    "TriggerInfo",
+    "TriggerType",
+    "WebhookReply",
+    "WorkOrder",
+    "Workflow",
+    "WorkflowTrigger",
+    "open_store",
+    "sqlite_path",
+    "system_clock",
+]
+
+_SQLITE = "sqlite:///"
+_POSTGRES = ("postgresql://", "postgres://")
+
+
+async def open_store(
+    url: str,
+    *,
+    credential_key: bytes | None = None,
+    clock: Clock = system_clock,
+    max_connections: int = 10,
+) -> SQLStore:
+    """Open the store at ``url`` and migrate its schema.
+
+    Args:
+        url: ``sqlite:///path`` or ``postgresql://…``.
+        credential_key: 32 bytes for sealing credentials; ``None``: credentials refused.
+        clock: where "now" comes from.
+        max_connections: the PostgreSQL pool's size (ignored for SQLite).
+
+    Raises:
+        ConfigError: an unknown URL scheme, or a credential key of the wrong size.
+        StoreError: the database cannot be opened or migrated.
+    """
+    cipher = CredentialCipher(credential_key) if credential_key is not None else None
+    if url.startswith(_SQLITE):
+        from fulmen.store.sqlite import SQLiteDatabase
+
+        sqlite = await SQLiteDatabase.open(sqlite_path(url))
+        return SQLStore(sqlite, cipher=cipher, clock=clock)
+    if url.startswith(_POSTGRES):
+        from fulmen.store.postgres import PostgresDatabase
+
+        postgres = await PostgresDatabase.open(url, max_connections=max_connections)
+        return SQLStore(postgres, cipher=cipher, clock=clock)
+    scheme = url.split(":", 1)[0] if ":" in url else url[:20]
+    raise ConfigError(
+        f"a store URL starts with sqlite:/// or postgresql://, not {scheme!r}",
+        code="store_url_invalid",
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///`` URL: what follows the three slashes, as written."""
+    path = url.removeprefix(_SQLITE).split("?", 1)[0]
+    if not path or path == ":memory:":
+        raise ConfigError(
+            "a SQLite store needs a file (sqlite:///path/to/fulmen.db); an in-memory "
+            "database would be lost between its two connections",
+            code="store_url_invalid",
+        )
+    return Path(path)

@@ -1,0 +1,204 @@
+"""The Store: the coordinator's persistence and run queue, as one Protocol.
+
+Two implementations stand behind it (SQLite and PostgreSQL, see ``open_store``), held to one
+conformance suite (tests/conformance). Every method is one transaction: it happens whole or
+not at all. Time comes from the ``Clock`` the store was opened with, so tests decide what
+"now" is; times the worker reports (``timestamp`` fields) are stored as given.
+
+Errors: NotFoundError (no such id; ``field`` names which), ConflictError (duplicate id, stale
+version, row in use), TransitionError (the run or step state table refuses the event; nothing
+changed), InputError (a malformed argument), ConfigError (credential key missing or wrong),
+StoreError (the database failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from fulmen.store.models import (
+    DEFAULT_QUEUES,
+    ClaimedRun,
+    CredentialInfo,
+    Dataclip,
+    Enqueued,
+    EnqueueRequest,
+    JSONValue,
+    LogEntry,
+    LogLine,
+    LostRun,
+    NewCredential,
+    NewDataclip,
+    Page,
+    Project,
+    Run,
+    RunCompletion,
+    RunDetail,
+    RunFilter,
+    Snapshot,
+    StepCompletion,
+    StepStart,
+    StoredWorkflow,
+    TriggerInfo,
+    Workflow,
+    WorkOrder,
+)
+
+__all__ = ["Clock", "Store", "system_clock"]
+
+#: Returns the current time, aware and in UTC.
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real clock: the only place the store's time comes from outside."""
+    return datetime.now(UTC)
+
+
+class Store(Protocol):
+    # -- projects and workflows ------------------------------------------------------------
+
+    async def create_project(self, project: Project) -> Project: ...
+    async def replace_project(self, project: Project) -> Project: ...
+    async def get_project(self, project_id: str) -> Project: ...
+    async def list_projects(self, *, cursor: str | None = None, limit: int = 100) -> Page[Project]:
+        """Projects in id order."""
+        ...
+
+    async def delete_project(self, project_id: str) -> None:
+        """Deletes the project with its workflows, runs, dataclips and credentials."""
+        ...
+
+    async def create_workflow(self, workflow: Workflow) -> StoredWorkflow:
+        """Save a new workflow whole, as version 1 with its first snapshot."""
+        ...
+
+    async def replace_workflow(
+        self, workflow: Workflow, *, expected_version: int | None = None
+    ) -> StoredWorkflow:
+        """Save a new version whole. ``expected_version`` is the version the caller read:
+        if another save came first, ConflictError (code ``stale_version``); ``None`` skips
+        the check."""
+        ...
+
+    async def get_workflow(self, workflow_id: str) -> StoredWorkflow: ...
+    async def list_workflows(
+        self, project_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[StoredWorkflow]: ...
+    async def delete_workflow(self, workflow_id: str) -> None:
+        """Deletes the workflow with its snapshots, work orders, runs, steps and logs."""
+        ...
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot: ...
+    async def get_trigger(self, trigger_id: str) -> TriggerInfo: ...
+
+    # -- credentials -------------------------------------------------------------------------
+
+    async def put_credential(self, credential: NewCredential) -> CredentialInfo:
+        """Create or replace; the body is sealed before it reaches the database."""
+        ...
+
+    async def get_credential_body(
+        self, credential_id: str, *, run_id: str | None = None
+    ) -> dict[str, JSONValue]:
+        """The decrypted body. With ``run_id``: only if a job of that run uses it."""
+        ...
+
+    async def list_credentials(self, project_id: str) -> list[CredentialInfo]: ...
+    async def delete_credential(self, credential_id: str) -> None:
+        """ConflictError while a job uses it."""
+        ...
+
+    # -- dataclips ---------------------------------------------------------------------------
+
+    async def save_dataclip(self, project_id: str, dataclip: NewDataclip) -> Dataclip: ...
+    async def get_dataclip(self, dataclip_id: str) -> Dataclip: ...
+    async def wipe_dataclip(self, dataclip_id: str) -> None:
+        """Drop the body, keep the row and its metadata."""
+        ...
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def enqueue(self, request: EnqueueRequest) -> Enqueued:
+        """Input dataclip, work order and run, in one transaction."""
+        ...
+
+    async def claim(
+        self,
+        demand: int,
+        queues: Sequence[str] = DEFAULT_QUEUES,
+        worker_name: str | None = None,
+    ) -> list[ClaimedRun]:
+        """Up to ``demand`` available runs, now claimed by ``worker_name``, best first:
+        by the position of their queue in ``queues`` (``*`` standing for every queue not
+        listed; without ``*`` the list is a filter), then priority, then arrival (spec §4.4).
+        No run is ever handed to two claimers."""
+        ...
+
+    async def rollback_claims(self, run_ids: Sequence[str]) -> list[str]:
+        """Put back to ``available`` those of these runs still claimed and never joined (the
+        claim reply did not reach the worker); the ids rolled back."""
+        ...
+
+    async def rollback_unjoined(self, claimed_before: datetime) -> list[str]:
+        """Every run claimed before ``claimed_before`` whose run channel was never joined
+        goes back to ``available`` (spec §4.6); the ids rolled back."""
+        ...
+
+    async def mark_lost(
+        self, *, grace: timedelta = timedelta(seconds=10), default_timeout_ms: int = 300_000
+    ) -> list[LostRun]:
+        """Spec §7.5: claimed or started runs whose ``COALESCE(started_at, claimed_at) +
+        run_timeout_ms + grace`` has passed become ``lost`` (LostAfterClaim/LostAfterStart),
+        and their open steps end ``lost``. ``default_timeout_ms`` stands in for runs without
+        a timeout of their own."""
+        ...
+
+    async def queue_depth(self) -> dict[str, int]:
+        """Available runs per queue."""
+        ...
+
+    # -- what the worker reports -------------------------------------------------------------
+
+    async def join_run(self, run_id: str) -> None:
+        """The worker joined ``run:<id>``: from now on the run is not rolled back."""
+        ...
+
+    async def start_run(self, run_id: str, *, timestamp: datetime | None = None) -> None: ...
+    async def start_step(self, run_id: str, step: StepStart) -> None: ...
+    async def complete_step(self, run_id: str, completion: StepCompletion) -> None: ...
+    async def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> list[str]:
+        """All lines or none; the ids of the stored lines."""
+        ...
+
+    async def append_log(self, run_id: str, line: LogLine) -> str: ...
+    async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
+        """The run's final state follows from the reason (spec §5.10)."""
+        ...
+
+    async def cancel_run(self, run_id: str) -> None:
+        """A queued run is cancelled at once; others are refused (TransitionError)."""
+        ...
+
+    # -- reading runs back -------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunDetail: ...
+    async def list_runs(
+        self, where: RunFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Run]:
+        """Newest first."""
+        ...
+
+    async def get_logs(
+        self, run_id: str, *, cursor: str | None = None, limit: int = 500
+    ) -> Page[LogEntry]:
+        """In time order."""
+        ...
+
+    async def get_work_order(self, work_order_id: str) -> WorkOrder: ...
+    async def get_plan(self, run_id: str) -> dict[str, Any]:
+        """The ``fetch:plan`` reply: spec §6.1's plan JSON."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,352 @@
+"""Projects and workflows: what runs are made from.
+
+A workflow is saved whole. Each save writes the current jobs, triggers and edges (kept as rows
+for lookups: a webhook finds its trigger, a credential knows who uses it) and an immutable
+snapshot of the whole document, which the runs enqueued afterwards record and run. Saves are
+optimistic: a replace names the version it was based on and is refused if another save came
+first (issue 8, "Workflow versions").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from fulmen.errors import ConflictError, InputError, NotFoundError
+from fulmen.plan import Edge, Job, Plan, Trigger, validate
+from fulmen.store.db import Row, Tx, dumps, loads
+from fulmen.store.models import (
+    Page,
+    Project,
+    Snapshot,
+    StoredWorkflow,
+    TriggerInfo,
+    TriggerType,
+    WebhookReply,
+    Workflow,
+    WorkflowTrigger,
+)
+from fulmen.store.paging import check_limit, decode_cursor, make_page
+
+__all__ = [
+    "create_project",
+    "create_workflow",
+    "delete_project",
+    "delete_workflow",
+    "get_project",
+    "get_snapshot",
+    "get_trigger",
+    "get_workflow",
+    "list_projects",
+    "list_workflows",
+    "replace_project",
+    "replace_workflow",
+    "workflow_from_document",
+]
+
+
+# -- projects ----------------------------------------------------------------------------
+
+
+async def create_project(tx: Tx, project: Project, now: datetime) -> Project:
+    _check_concurrency(project.concurrency)
+    if await tx.fetchone("get_project", {"id": project.id}) is not None:
+        raise ConflictError(f"project {project.id} already exists", field="id")
+    row = await tx.fetchone("insert_project", _project_params(project, now))
+    assert row is not None  # RETURNING
+    return _project(tx, row)
+
+
+async def replace_project(tx: Tx, project: Project, now: datetime) -> Project:
+    _check_concurrency(project.concurrency)
+    row = await tx.fetchone("update_project", _project_params(project, now))
+    if row is None:
+        raise NotFoundError(f"project {project.id} does not exist", field="id")
+    return _project(tx, row)
+
+
+async def get_project(tx: Tx, project_id: str) -> Project:
+    row = await tx.fetchone("get_project", {"id": project_id})
+    if row is None:
+        raise NotFoundError(f"project {project_id} does not exist", field="id")
+    return _project(tx, row)
+
+
+async def list_projects(tx: Tx, cursor: str | None, limit: int) -> Page[Project]:
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    rows = await tx.fetchall("list_projects", {"after": after, "limit": check_limit(limit) + 1})
+    return make_page([_project(tx, row) for row in rows], limit, lambda p: (p.id,))
+
+
+async def delete_project(tx: Tx, project_id: str) -> None:
+    if not await tx.execute("delete_project", {"id": project_id}):
+        raise NotFoundError(f"project {project_id} does not exist", field="id")
+
+
+def _project_params(project: Project, now: datetime) -> dict[str, object]:
+    return {"id": project.id, "name": project.name, "concurrency": project.concurrency, "now": now}
+
+
+def _project(tx: Tx, row: Row) -> Project:
+    return Project(
+        id=row["id"],
+        name=row["name"],
+        concurrency=row["concurrency"],
+        inserted_at=tx.time(row["inserted_at"]),
+        updated_at=tx.time(row["updated_at"]),
+    )
+
+
+# -- workflows ---------------------------------------------------------------------------
+
+
+async def create_workflow(tx: Tx, workflow: Workflow, now: datetime) -> StoredWorkflow:
+    _check_workflow(workflow)
+    await get_project(tx, workflow.project_id)
+    if await tx.fetchone("get_workflow", {"id": workflow.id}) is not None:
+        raise ConflictError(f"workflow {workflow.id} already exists", field="id")
+    await tx.execute("insert_workflow", _workflow_params(workflow, now, None))
+    await _save_nodes(tx, workflow, version=1, now=now)
+    return await get_workflow(tx, workflow.id)
+
+
+async def replace_workflow(
+    tx: Tx, workflow: Workflow, expected_version: int | None, now: datetime
+) -> StoredWorkflow:
+    _check_workflow(workflow)
+    row = await tx.fetchone("update_workflow", _workflow_params(workflow, now, expected_version))
+    if row is None:
+        current = await get_workflow(tx, workflow.id)
+        if current.workflow.project_id != workflow.project_id:
+            raise ConflictError(
+                f"workflow {workflow.id} belongs to project {current.workflow.project_id}; "
+                "a workflow cannot move to another project",
+                field="project_id",
+            )
+        raise ConflictError(
+            f"workflow {workflow.id} was saved by someone else: it is at version "
+            f"{current.version}, this save was based on version {expected_version}",
+            field="lock_version",
+            code="stale_version",
+        )
+    await _save_nodes(tx, workflow, version=row["lock_version"], now=now)
+    return await get_workflow(tx, workflow.id)
+
+
+async def get_workflow(tx: Tx, workflow_id: str) -> StoredWorkflow:
+    row = await tx.fetchone("get_workflow", {"id": workflow_id})
+    if row is None:
+        raise NotFoundError(f"workflow {workflow_id} does not exist", field="id")
+    return _stored_workflow(tx, row)
+
+
+async def list_workflows(
+    tx: Tx, project_id: str, cursor: str | None, limit: int
+) -> Page[StoredWorkflow]:
+    after = decode_cursor(cursor, str)[0] if cursor else None
+    params = {"project_id": project_id, "after": after, "limit": check_limit(limit) + 1}
+    rows = await tx.fetchall("list_workflows", params)
+    items = [_stored_workflow(tx, row) for row in rows]
+    return make_page(items, limit, lambda w: (w.workflow.id,))
+
+
+async def delete_workflow(tx: Tx, workflow_id: str) -> None:
+    if not await tx.execute("delete_workflow", {"id": workflow_id}):
+        raise NotFoundError(f"workflow {workflow_id} does not exist", field="id")
+
+
+async def get_snapshot(tx: Tx, snapshot_id: str) -> Snapshot:
+    row = await tx.fetchone("get_snapshot", {"id": snapshot_id})
+    if row is None:
+        raise NotFoundError(f"snapshot {snapshot_id} does not exist", field="id")
+    return Snapshot(
+        id=row["id"],
+        workflow_id=row["workflow_id"],
+        version=row["version"],
+        workflow=workflow_from_document(loads(row["document"])),
+        inserted_at=tx.time(row["inserted_at"]),
+    )
+
+
+async def get_trigger(tx: Tx, trigger_id: str) -> TriggerInfo:
+    row = await tx.fetchone("get_trigger", {"id": trigger_id})
+    if row is None:
+        raise NotFoundError(f"trigger {trigger_id} does not exist", field="id")
+    trigger = _trigger({**row, "enabled": bool(row["enabled"])})
+    return TriggerInfo(trigger, workflow_id=row["workflow_id"], project_id=row["project_id"])
+
+
+async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime) -> None:
+    """Write the workflow's jobs, triggers and edges as they now are, and its snapshot."""
+    ids = {
+        "workflow_id": workflow.id,
+        "job_ids": [job.id for job in workflow.jobs],
+        "trigger_ids": [trigger.id for trigger in workflow.triggers],
+        "edge_ids": [edge.id for edge in workflow.edges],
+    }
+    taken = [row["id"] for row in await tx.fetchall("foreign_nodes", ids)]
+    if taken:
+        raise ConflictError(
+            f"another workflow already has a job, trigger or edge with the id {taken[0]}",
+            field="id",
+        )
+    wanted = sorted({job.credential_id for job in workflow.jobs if job.credential_id})
+    found = {
+        row["id"]
+        for row in await tx.fetchall(
+            "project_credentials", {"project_id": workflow.project_id, "ids": wanted}
+        )
+    }
+    missing = [credential for credential in wanted if credential not in found]
+    if missing:
+        raise NotFoundError(
+            f"credential {missing[0]} is not a credential of project {workflow.project_id}",
+            field="credential_id",
+        )
+    for query in ("delete_stale_edges", "delete_stale_jobs", "delete_stale_triggers"):
+        await tx.execute(query, ids)
+    base = {"workflow_id": workflow.id, "project_id": workflow.project_id}
+    for job in workflow.jobs:
+        await tx.execute("upsert_job", {**base, **_job_document(job)})
+    for trigger in workflow.triggers:
+        await tx.execute("upsert_trigger", {**base, **_trigger_document(trigger)})
+    for edge in workflow.edges:
+        await tx.execute("upsert_edge", {**base, **_edge_document(edge)})
+    await tx.execute(
+        "insert_snapshot",
+        {
+            "id": str(uuid4()),
+            "workflow_id": workflow.id,
+            "version": version,
+            "document": dumps(workflow_document(workflow)),
+            "now": now,
+        },
+    )
+
+
+def _check_workflow(workflow: Workflow) -> None:
+    """Refuse what cannot be saved: the plan rules of §6.3 plus the store's own."""
+    _check_concurrency(workflow.concurrency)
+    for job in workflow.jobs:
+        if job.credential is not None or job.state is not None:
+            raise InputError(
+                f"job {job.id}: inline credentials and default states are not stored; "
+                "save the secret as a credential and name it with credential_id"
+            )
+    for trigger in workflow.triggers:
+        if trigger.type is TriggerType.CRON and not trigger.cron_expression:
+            raise InputError(f"trigger {trigger.id}: a cron trigger needs a cron_expression")
+    edge_ids = Counter(edge.id for edge in workflow.edges)
+    twice = [edge_id for edge_id, count in edge_ids.items() if count > 1]
+    if twice:
+        raise InputError(f"two edges share the id {twice[0]!r}")
+    validate(
+        Plan(
+            id=workflow.id,
+            jobs=workflow.jobs,
+            triggers=tuple(Trigger(id=t.id) for t in workflow.triggers),
+            edges=workflow.edges,
+        )
+    )
+
+
+def _check_concurrency(concurrency: int | None) -> None:
+    if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
+        raise InputError(f"concurrency must be a positive number or none, not {concurrency!r}")
+
+
+def _workflow_params(
+    workflow: Workflow, now: datetime, expected_version: int | None
+) -> dict[str, object]:
+    return {
+        "id": workflow.id,
+        "project_id": workflow.project_id,
+        "name": workflow.name,
+        "concurrency": workflow.concurrency,
+        "expected_version": expected_version,
+        "now": now,
+    }
+
+
+def _stored_workflow(tx: Tx, row: Row) -> StoredWorkflow:
+    return StoredWorkflow(
+        workflow=workflow_from_document(loads(row["document"])),
+        version=row["lock_version"],
+        snapshot_id=row["snapshot_id"],
+        inserted_at=tx.time(row["inserted_at"]),
+        updated_at=tx.time(row["updated_at"]),
+    )
+
+
+# -- the workflow document (what a snapshot holds) ---------------------------------------
+
+
+def workflow_document(workflow: Workflow) -> dict[str, object]:
+    return {
+        "id": workflow.id,
+        "project_id": workflow.project_id,
+        "name": workflow.name,
+        "concurrency": workflow.concurrency,
+        "jobs": [_job_document(job) for job in workflow.jobs],
+        "triggers": [_trigger_document(trigger) for trigger in workflow.triggers],
+        "edges": [_edge_document(edge) for edge in workflow.edges],
+    }
+
+
+def workflow_from_document(doc: Mapping[str, Any]) -> Workflow:
+    return Workflow(
+        id=doc["id"],
+        project_id=doc["project_id"],
+        name=doc["name"],
+        concurrency=doc.get("concurrency"),
+        jobs=tuple(Job(**job) for job in doc["jobs"]),
+        triggers=tuple(_trigger(trigger) for trigger in doc["triggers"]),
+        edges=tuple(Edge(**edge) for edge in doc["edges"]),
+    )
+
+
+def _job_document(job: Job) -> dict[str, object]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "body": job.body,
+        "adaptor": job.adaptor,
+        "credential_id": job.credential_id,
+    }
+
+
+def _trigger_document(trigger: WorkflowTrigger) -> dict[str, object]:
+    return {
+        "id": trigger.id,
+        "type": trigger.type.value,
+        "enabled": trigger.enabled,
+        "cron_expression": trigger.cron_expression,
+        "timezone": trigger.timezone,
+        "webhook_reply": trigger.webhook_reply.value if trigger.webhook_reply else None,
+    }
+
+
+def _edge_document(edge: Edge) -> dict[str, object]:
+    return {
+        "id": edge.id,
+        "source_trigger_id": edge.source_trigger_id,
+        "source_job_id": edge.source_job_id,
+        "target_job_id": edge.target_job_id,
+        "condition": edge.condition,
+        "enabled": edge.enabled,
+    }
+
+
+def _trigger(doc: Mapping[str, Any]) -> WorkflowTrigger:
+    reply = doc.get("webhook_reply")
+    return WorkflowTrigger(
+        id=doc["id"],
+        type=TriggerType(doc["type"]),
+        enabled=bool(doc["enabled"]),
+        cron_expression=doc.get("cron_expression"),
+        timezone=doc.get("timezone"),
+        webhook_reply=WebhookReply(reply) if reply else None,
+    )

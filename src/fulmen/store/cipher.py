@@ -1,0 +1,66 @@
+"""Credential bodies at rest: AES-256-GCM under a key the operator provides.
+
+Why AES-GCM rather than Fernet: the key is 32 raw bytes (any secret manager can hold it, no
+base64 dance), it authenticates the credential id as associated data, so a sealed body copied
+onto another credential's row does not open, and a wrong key is told apart from a damaged row
+only by failing to open, which is what we report.
+
+Sealed layout: one version byte (1), a 12-byte random nonce, then ciphertext and tag.
+The store never reads the key from the environment: the caller passes the bytes in.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from fulmen.errors import ConfigError
+
+__all__ = ["KEY_BYTES", "CredentialCipher"]
+
+KEY_BYTES = 32
+_VERSION = b"\x01"
+_NONCE_BYTES = 12
+
+
+class CredentialCipher:
+    """Seals and opens credential bodies (JSON objects) bound to their credential id."""
+
+    def __init__(self, key: bytes) -> None:
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+            size = len(key) if isinstance(key, bytes) else type(key).__name__
+            raise ConfigError(
+                f"the credential key must be {KEY_BYTES} bytes (AES-256), got {size}",
+                code="credential_key_invalid",
+            )
+        self._aead = AESGCM(key)
+
+    def seal(self, credential_id: str, body: object) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        plain = orjson.dumps(body)
+        return _VERSION + nonce + self._aead.encrypt(nonce, plain, _aad(credential_id))
+
+    def open(self, credential_id: str, sealed: bytes) -> object:
+        """The body, or ConfigError when this key did not seal it (or the row was altered)."""
+        if sealed[:1] != _VERSION or len(sealed) < 1 + _NONCE_BYTES:
+            raise ConfigError(
+                f"credential {credential_id} is stored in an unknown format",
+                code="credential_unreadable",
+            )
+        nonce, data = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
+        try:
+            plain = self._aead.decrypt(nonce, data, _aad(credential_id))
+        except InvalidTag:
+            raise ConfigError(
+                f"credential {credential_id} cannot be decrypted: the credential key is not "
+                "the one it was stored with (or the stored value was altered)",
+                code="credential_key_mismatch",
+            ) from None
+        return orjson.loads(plain)
+
+
+def _aad(credential_id: str) -> bytes:
+    return b"fulmen-credential:" + credential_id.encode()

@@ -1,0 +1,103 @@
+"""The seam between the store's logic and a SQL dialect.
+
+The store's operations (catalog.py, queue.py, events.py, reads.py) are written once, against
+``Database`` and ``Tx``; sqlite.py and postgres.py implement them. A ``Tx`` runs *named*
+queries (queries.py), so no SQL text lives in Python, and adapts parameter values to its
+driver: times, enums, lists. Rows come back as mappings keyed by column name; JSON columns come
+back as text on both dialects and are decoded here, with ``loads``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeAlias
+
+import orjson
+
+from fulmen.errors import InputError
+
+__all__ = [
+    "Database",
+    "Params",
+    "Row",
+    "Tx",
+    "dumps",
+    "from_micros",
+    "loads",
+    "loads_or_none",
+    "time_or_none",
+    "to_micros",
+]
+
+#: A result row. ``Any`` stays inside the store: every value is converted to a typed model
+#: before it leaves.
+Row: TypeAlias = Mapping[str, Any]
+Params: TypeAlias = Mapping[str, object]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Tx(Protocol):
+    """One transaction. Every method takes the name of a query of the dialect's file."""
+
+    async def execute(self, query: str, params: Params | None = None) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    async def fetchone(self, query: str, params: Params | None = None) -> Row | None: ...
+
+    async def fetchall(self, query: str, params: Params | None = None) -> list[Row]: ...
+
+    def time(self, value: object) -> datetime:
+        """A timestamp column's value as an aware UTC datetime."""
+        ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    def write(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction that may write. Committed when the block ends, rolled back when it
+        raises; driver errors leave it as ConflictError (a constraint refused the write) or
+        StoreError. On SQLite it holds the database's write lock from the start."""
+        ...
+
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A read-only transaction: its statements see one consistent state."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def dumps(value: object) -> str:
+    """JSON text for a JSON column."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as error:
+        raise InputError(f"not a JSON document: {error}") from error
+
+
+def loads(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+def loads_or_none(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime as microseconds since the epoch (SQLite's time columns)."""
+    if moment.tzinfo is None:
+        raise InputError(f"timestamps must carry a time zone, got {moment.isoformat()}")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def time_or_none(tx: Tx, value: object) -> datetime | None:
+    return None if value is None else tx.time(value)

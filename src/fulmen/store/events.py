@@ -1,0 +1,223 @@
+"""What a worker reports about a run (spec §5.6–§5.10), each as one checked transition.
+
+Every function reads the run (or step) under the transaction's write lock, asks
+``fulmen.lifecycle`` whether the event is legal in its current state, and only then writes,
+with ``WHERE state = <the state read>`` as a second guard. An illegal event raises
+TransitionError and the transaction is rolled back: nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from fulmen.errors import ConflictError, InputError, NotFoundError, StoreError
+from fulmen.lifecycle import (
+    RunEvent,
+    RunState,
+    StepEvent,
+    StepState,
+    run_transition,
+    step_transition,
+)
+from fulmen.store.dataclips import insert_dataclip, insert_wiped
+from fulmen.store.db import Row, Tx, loads
+from fulmen.store.models import (
+    LOG_LEVELS,
+    DataclipType,
+    LogLine,
+    NewDataclip,
+    RunCompletion,
+    StepCompletion,
+    StepStart,
+)
+
+__all__ = [
+    "append_logs",
+    "cancel_run",
+    "complete_run",
+    "complete_step",
+    "join_run",
+    "start_run",
+    "start_step",
+]
+
+#: Spec §5.9: a log line's source is at most this long.
+MAX_SOURCE = 8
+
+
+async def join_run(tx: Tx, run_id: str, now: datetime) -> None:
+    """A worker joined ``run:<id>``: the run can no longer be rolled back (spec §4.6)."""
+    run = await _lock_run(tx, run_id)
+    await _apply(tx, "join_run", run, RunEvent.JOIN, {"now": now})
+
+
+async def start_run(tx: Tx, run_id: str, started_at: datetime) -> None:
+    run = await _lock_run(tx, run_id)
+    await _apply(tx, "start_run", run, RunEvent.START, {"started_at": started_at})
+
+
+async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: datetime) -> None:
+    run = await _lock_run(tx, run_id)
+    reason = completion.reason
+    to_state = run_transition(_state(run), RunEvent.COMPLETE, reason.reason, what=f"run {run_id}")
+    if completion.final_dataclip_id is not None:
+        await _check_dataclip(tx, completion.final_dataclip_id, run, "final_dataclip_id")
+    await _update(
+        tx,
+        "complete_run",
+        run,
+        {
+            "to_state": to_state,
+            "error_type": reason.error_type,
+            "error_message": reason.error_message,
+            "final_dataclip_id": completion.final_dataclip_id,
+            "finished_at": completion.timestamp or now,
+        },
+    )
+
+
+async def cancel_run(tx: Tx, run_id: str, now: datetime) -> None:
+    run = await _lock_run(tx, run_id)
+    await _apply(tx, "cancel_run", run, RunEvent.CANCEL, {"now": now})
+
+
+async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> None:
+    """Spec §5.7: a step of a job of the run's snapshot, with its input if there was one."""
+    run = await _lock_run(tx, run_id)
+    run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
+    plan = await tx.fetchone("get_run_plan", {"id": run_id})
+    assert plan is not None  # the run is locked
+    jobs = {job["id"] for job in loads(plan["document"])["jobs"]}
+    if step.job_id not in jobs:
+        raise NotFoundError(
+            f"job {step.job_id} does not exist in the workflow of run {run_id}", field="job_id"
+        )
+    if step.input_dataclip_id is not None:
+        await _check_dataclip(tx, step.input_dataclip_id, run, "input_dataclip_id")
+    if await tx.fetchone("lock_step", {"id": step.step_id}) is not None:
+        raise ConflictError(f"step {step.step_id} already exists", field="step_id")
+    await tx.execute(
+        "insert_step",
+        {
+            "id": step.step_id,
+            "run_id": run_id,
+            "job_id": step.job_id,
+            "input_dataclip_id": step.input_dataclip_id,
+            "started_at": step.timestamp or now,
+        },
+    )
+
+
+async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: datetime) -> None:
+    """Spec §5.8: the step's exit reason, and its output stored, wiped or withheld."""
+    run = await _lock_run(tx, run_id)
+    run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
+    step = await tx.fetchone("lock_step", {"id": completion.step_id})
+    if step is None or step["run_id"] != run_id:
+        raise NotFoundError(
+            f"step {completion.step_id} is not a step of run {run_id}", field="step_id"
+        )
+    state = StepState(step["exit_reason"] or StepState.RUNNING)
+    reason = completion.reason
+    to_state = step_transition(
+        state, StepEvent.COMPLETE, reason.reason, what=f"step {completion.step_id}"
+    )
+    output_id = completion.output_dataclip_id
+    if output_id is None and completion.output is not None:
+        raise InputError("step:complete: an output_dataclip needs its output_dataclip_id")
+    if output_id is not None and completion.output is not None:
+        output = NewDataclip(DataclipType.STEP_RESULT, completion.output, id=output_id)
+        await insert_dataclip(tx, run["project_id"], output, now)
+    elif output_id is not None:
+        await insert_wiped(tx, run["project_id"], output_id, DataclipType.STEP_RESULT, now)
+    changed = await tx.execute(
+        "complete_step",
+        {
+            "id": completion.step_id,
+            "exit_reason": to_state,
+            "error_type": reason.error_type,
+            "error_message": reason.error_message,
+            "output_dataclip_id": output_id,
+            "finished_at": completion.timestamp or now,
+        },
+    )
+    if changed != 1:
+        raise StoreError(f"step {completion.step_id} changed while it was being completed")
+
+
+async def append_logs(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> list[str]:
+    """Spec §5.9: every line is checked before any is written; all or nothing."""
+    run = await tx.fetchone("get_run", {"id": run_id})
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist", field="run_id")
+    for index, line in enumerate(lines):
+        _check_line(index, line)
+    step_ids = sorted({line.step_id for line in lines if line.step_id is not None})
+    if step_ids:
+        rows = await tx.fetchall("run_steps_among", {"run_id": run_id, "ids": step_ids})
+        unknown = sorted(set(step_ids) - {row["id"] for row in rows})
+        if unknown:
+            raise NotFoundError(
+                f"step {unknown[0]} must be associated with the run {run_id}", field="step_id"
+            )
+    ids: list[str] = []
+    for line in lines:
+        row = await tx.fetchone(
+            "insert_log",
+            {
+                "run_id": run_id,
+                "step_id": line.step_id,
+                "source": line.source,
+                "level": line.level,
+                "message": line.message,
+                "logged_at": line.timestamp,
+            },
+        )
+        assert row is not None  # RETURNING
+        ids.append(str(row["id"]))
+    return ids
+
+
+def _check_line(index: int, line: LogLine) -> None:
+    where = f"logs[{index}]"
+    if not isinstance(line.message, str):
+        raise InputError(f"{where}.message: expected text")
+    if not isinstance(line.source, str) or len(line.source) > MAX_SOURCE:
+        raise InputError(f"{where}.source: at most {MAX_SOURCE} characters, got {line.source!r}")
+    if line.level not in LOG_LEVELS:
+        raise InputError(
+            f"{where}.level: one of {', '.join(sorted(LOG_LEVELS))}, got {line.level!r}"
+        )
+    if not isinstance(line.timestamp, datetime):
+        raise InputError(f"{where}.timestamp: required")
+
+
+async def _lock_run(tx: Tx, run_id: str) -> Row:
+    """The run's state and identity, locked for the rest of this transaction."""
+    run = await tx.fetchone("lock_run", {"id": run_id})
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist", field="run_id")
+    return run
+
+
+async def _apply(tx: Tx, query: str, run: Row, event: RunEvent, params: dict[str, object]) -> None:
+    run_transition(_state(run), event, what=f"run {run['id']}")
+    await _update(tx, query, run, params)
+
+
+async def _update(tx: Tx, query: str, run: Row, params: dict[str, object]) -> None:
+    changed = await tx.execute(query, {"id": run["id"], "from_state": run["state"], **params})
+    if changed != 1:
+        # The lock makes this unreachable; if it ever happens, fail loudly, write nothing.
+        raise StoreError(f"run {run['id']} changed while it was being updated")
+
+
+async def _check_dataclip(tx: Tx, dataclip_id: str, run: Row, field: str) -> None:
+    row = await tx.fetchone("get_dataclip", {"id": dataclip_id})
+    if row is None or row["project_id"] != run["project_id"]:
+        raise NotFoundError(f"dataclip {dataclip_id} does not exist", field=field)
+
+
+def _state(run: Row) -> RunState:
+    return RunState(run["state"])

@@ -1,0 +1,398 @@
+"""The values the store takes and gives: frozen, typed, with no database types in them.
+
+Workflows reuse the plan's ``Job`` and ``Edge`` (fulmen.plan), so that a stored workflow turns
+into the plan a worker fetches without a second vocabulary; triggers carry more than a plan
+needs (cron expression, webhook reply mode), so they have their own type here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Generic, TypeAlias, TypeVar
+
+from fulmen.lifecycle import RunState, StepState
+from fulmen.plan import Edge, Job, Options
+from fulmen.reasons import ExitReason
+
+__all__ = [
+    "DEFAULT_QUEUES",
+    "LOG_LEVELS",
+    "ClaimedRun",
+    "CredentialInfo",
+    "Dataclip",
+    "DataclipType",
+    "EnqueueRequest",
+    "Enqueued",
+    "JSONValue",
+    "LogEntry",
+    "LogLine",
+    "LostRun",
+    "NewCredential",
+    "NewDataclip",
+    "Page",
+    "Priority",
+    "Project",
+    "Queue",
+    "Run",
+    "RunCompletion",
+    "RunDetail",
+    "RunFilter",
+    "Snapshot",
+    "Step",
+    "StepCompletion",
+    "StepStart",
+    "StoredWorkflow",
+    "TriggerInfo",
+    "TriggerType",
+    "WebhookReply",
+    "WorkOrder",
+    "Workflow",
+    "WorkflowTrigger",
+]
+
+#: A JSON document as Python values. Inputs may be any mappings and sequences; what the store
+#: gives back is plain dicts and lists.
+JSONValue: TypeAlias = (
+    Mapping[str, "JSONValue"] | Sequence["JSONValue"] | str | int | float | bool | None
+)
+
+T = TypeVar("T")
+
+
+class Queue(StrEnum):
+    """The queues Lightning knows (spec §4.4). Any ``[A-Za-z0-9_]+`` name may be used."""
+
+    DEFAULT = "default"
+    #: Runs of webhooks that reply after completion.
+    FAST_LANE = "fast_lane"
+    #: Manual runs and retries.
+    MANUAL = "manual"
+
+
+#: What a claim without ``queues`` takes (spec §4.2): manual runs first, then any other.
+DEFAULT_QUEUES: tuple[str, ...] = ("manual", "*")
+
+#: Spec §5.9: the levels a log line may have.
+LOG_LEVELS = frozenset({"success", "always", "info", "warn", "error", "debug"})
+
+
+class Priority(IntEnum):
+    """Lower is claimed first: manual and webhook runs before cron runs (spec §4.4)."""
+
+    IMMEDIATE = 0
+    NORMAL = 1
+
+
+class DataclipType(StrEnum):
+    HTTP_REQUEST = "http_request"
+    STEP_RESULT = "step_result"
+    SAVED_INPUT = "saved_input"
+    GLOBAL = "global"
+
+
+class TriggerType(StrEnum):
+    WEBHOOK = "webhook"
+    CRON = "cron"
+    KAFKA = "kafka"
+
+
+class WebhookReply(StrEnum):
+    BEFORE_START = "before_start"
+    AFTER_COMPLETION = "after_completion"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing. Pass ``next_cursor`` back for the next; ``None`` at the end."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str
+    #: Issue 8: runs of the project in flight at once; ``None`` is no limit.
+    concurrency: int | None = None
+    #: Set by the store; ignored when creating or replacing.
+    inserted_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowTrigger:
+    id: str
+    type: TriggerType = TriggerType.WEBHOOK
+    enabled: bool = True
+    cron_expression: str | None = None
+    #: IANA time zone of a cron trigger; ``None`` is UTC.
+    timezone: str | None = None
+    webhook_reply: WebhookReply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A workflow as it is saved: always whole (its jobs, triggers and edges together)."""
+
+    id: str
+    project_id: str
+    name: str
+    jobs: tuple[Job, ...] = ()
+    triggers: tuple[WorkflowTrigger, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    #: Issue 8: runs of the workflow in flight at once; ``None`` is no limit.
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWorkflow:
+    workflow: Workflow
+    #: Goes up by one on every save; pass it back as ``expected_version`` to replace.
+    version: int
+    #: The immutable snapshot of this version; runs enqueued now run it.
+    snapshot_id: str
+    inserted_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    id: str
+    workflow_id: str
+    version: int
+    workflow: Workflow
+    inserted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerInfo:
+    trigger: WorkflowTrigger
+    workflow_id: str
+    project_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredential:
+    id: str
+    project_id: str
+    name: str
+    #: The secret document (``state.configuration`` of the jobs using it).
+    body: Mapping[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    """A credential without its value: what listings show."""
+
+    id: str
+    project_id: str
+    name: str
+    inserted_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewDataclip:
+    type: DataclipType
+    body: JSONValue
+    #: Request metadata of an ``http_request`` dataclip (method, path, headers…).
+    request: JSONValue = None
+    #: ``None``: the store mints one.
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dataclip:
+    id: str
+    project_id: str
+    type: DataclipType
+    #: ``None`` once wiped.
+    body: JSONValue
+    request: JSONValue
+    wiped_at: datetime | None
+    inserted_at: datetime
+
+    def as_input(self) -> JSONValue:
+        """The document a worker's ``fetch:dataclip`` gets (spec §5.5)."""
+        if self.type is DataclipType.HTTP_REQUEST:
+            return {"data": self.body, "request": self.request}
+        return self.body
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    """A run to make: its input, work order and run are written in one transaction."""
+
+    workflow_id: str
+    #: A new input dataclip (a webhook body, a manual input)…
+    input: NewDataclip | None = None
+    #: …or an existing one of the same project; neither: the run starts from ``{}``.
+    input_dataclip_id: str | None = None
+    trigger_id: str | None = None
+    #: A trigger or job of the workflow; ``None``: ``trigger_id``, else the first trigger,
+    #: else the first job.
+    starting_node_id: str | None = None
+    queue: str = Queue.DEFAULT
+    priority: Priority = Priority.IMMEDIATE
+    options: Options = field(default_factory=Options)
+    #: An existing work order of the same workflow (reruns and retries), else a new one.
+    work_order_id: str | None = None
+    #: ``None``: the store mints one.
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    work_order_id: str
+    run_id: str
+    dataclip_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrder:
+    id: str
+    workflow_id: str
+    trigger_id: str | None
+    dataclip_id: str | None
+    inserted_at: datetime
+    #: The state of its latest run (issue 8).
+    state: RunState | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """What the claim reply needs: the id, and the timeout that bounds the run token."""
+
+    id: str
+    workflow_id: str
+    project_id: str
+    queue: str
+    priority: Priority
+    run_timeout_ms: int | None
+    claimed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    work_order_id: str
+    workflow_id: str
+    project_id: str
+    snapshot_id: str
+    dataclip_id: str | None
+    starting_node_id: str
+    state: RunState
+    queue: str
+    priority: Priority
+    options: Options
+    worker_name: str | None
+    error_type: str | None
+    error_message: str | None
+    final_dataclip_id: str | None
+    inserted_at: datetime
+    claimed_at: datetime | None
+    joined_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    run_id: str
+    job_id: str
+    input_dataclip_id: str | None
+    output_dataclip_id: str | None
+    state: StepState
+    error_type: str | None
+    error_message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    run: Run
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a listing shows; fields left ``None`` do not filter."""
+
+    project_id: str | None = None
+    workflow_id: str | None = None
+    work_order_id: str | None = None
+    states: frozenset[RunState] | None = None
+    #: Inserted at or after this time.
+    inserted_from: datetime | None = None
+    #: Inserted before this time.
+    inserted_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepStart:
+    step_id: str
+    job_id: str
+    input_dataclip_id: str | None = None
+    #: The worker's timestamp; ``None``: now.
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompletion:
+    """A ``step:complete`` (spec §5.8). The output comes in one of three forms:
+
+    * ``output_dataclip_id`` and ``output``: the output is stored as a ``step_result``;
+    * ``output_dataclip_id`` alone: the run does not save dataclips; a wiped dataclip row
+      keeps the id;
+    * neither: the output was withheld (``DATACLIP_TOO_LARGE``).
+    """
+
+    step_id: str
+    reason: ExitReason
+    output_dataclip_id: str | None = None
+    #: The step's output state; ``None`` means "not sent".
+    output: JSONValue = None
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompletion:
+    reason: ExitReason
+    #: A stored dataclip (the single leaf's output, spec §5.10), if any.
+    final_dataclip_id: str | None = None
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One ``run:log`` line, its message already joined into text (spec §5.9)."""
+
+    message: str
+    timestamp: datetime
+    source: str = "JOB"
+    level: str = "info"
+    step_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    id: str
+    run_id: str
+    step_id: str | None
+    source: str
+    level: str
+    message: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LostRun:
+    id: str
+    #: ``LostAfterClaim`` or ``LostAfterStart`` (spec §7.5).
+    error_type: str

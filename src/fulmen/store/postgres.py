@@ -1,0 +1,159 @@
+"""The PostgreSQL dialect: a psycopg 3 connection pool, for any number of coordinators.
+
+Each transaction borrows a pooled connection. Rows read before a transition are locked
+``FOR UPDATE`` (see postgres/queries.sql) and the claim and sweeps use ``SKIP LOCKED``, so
+coordinators sharing a database neither double-claim nor wait on each other. JSON columns
+(jsonb) are loaded as text, as SQLite gives them, so both dialects decode JSON in one place.
+Schema migrations run under a transaction-scoped advisory lock: two coordinators starting at
+once apply each schema file once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+from psycopg_pool import AsyncConnectionPool
+
+from fulmen.errors import ConflictError, StoreError
+from fulmen.store.db import Params, Row, Tx
+from fulmen.store.queries import Query, load_queries, load_schema
+
+__all__ = ["PostgresDatabase"]
+
+#: pg_advisory_xact_lock key for migrations: "FULMEN" in ASCII.
+MIGRATION_LOCK = 0x46554C4D454E
+
+_Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+class _PostgresTx:
+    def __init__(self, conn: _Conn, queries: dict[str, Query]) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    async def execute(self, query: str, params: Params | None = None) -> int:
+        cursor = await self._conn.execute(self._queries[query].sql, _adapt(params))
+        return cursor.rowcount
+
+    async def fetchone(self, query: str, params: Params | None = None) -> Row | None:
+        cursor = await self._conn.execute(self._queries[query].sql, _adapt(params))
+        return await cursor.fetchone()
+
+    async def fetchall(self, query: str, params: Params | None = None) -> list[Row]:
+        cursor = await self._conn.execute(self._queries[query].sql, _adapt(params))
+        return list(await cursor.fetchall())
+
+    def time(self, value: object) -> datetime:
+        if not isinstance(value, datetime):
+            raise StoreError(f"expected a timestamptz, found {value!r}")
+        return value.astimezone(UTC)
+
+
+class PostgresDatabase:
+    dialect = "postgres"
+
+    def __init__(self, pool: AsyncConnectionPool[_Conn]) -> None:
+        self._pool = pool
+        self._queries = load_queries(self.dialect)
+
+    @classmethod
+    async def open(cls, url: str, *, max_connections: int = 10) -> PostgresDatabase:
+        """Connect a pool to ``url`` and bring the schema up to date."""
+        pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            # Transactions are explicit (conn.transaction()), never implicit.
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=_configure,
+            connection_class=psycopg.AsyncConnection[dict[str, Any]],
+        )
+        try:
+            async with _translated():
+                await pool.open(wait=True, timeout=10)
+                async with pool.connection() as conn:
+                    await _migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        async with _translated(), self._pool.connection() as conn, conn.transaction():
+            yield _PostgresTx(conn, self._queries)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        # REPEATABLE READ: the statements of one read see one snapshot (a run and its steps
+        # as they were together).
+        async with _translated(), self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield _PostgresTx(conn, self._queries)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def _configure(conn: _Conn) -> None:
+    for name in ("json", "jsonb"):
+        conn.adapters.register_loader(name, TextLoader)
+
+
+async def _migrate(conn: _Conn) -> None:
+    async with conn.transaction():
+        # Held until this transaction ends: a second coordinator waits here, then finds the
+        # versions applied. DDL is transactional in PostgreSQL, so a failed file leaves none
+        # of its changes behind.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_version")
+        row = await cursor.fetchone()
+        current = int(row["v"]) if row else 0
+        for version, name, script in load_schema("postgres"):
+            if version > current:
+                await conn.execute(script)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, name)
+                )
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """Driver errors become Fulmen's: a refused constraint is a conflict, the rest a failure."""
+    try:
+        yield
+    except psycopg.errors.IntegrityError as error:
+        raise ConflictError(f"the store refused the write: {_first_line(error)}") from error
+    except (psycopg.Error, OSError) as error:
+        raise StoreError(f"the PostgreSQL database failed: {_first_line(error)}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _adapt(params: Params | None) -> dict[str, object]:
+    return {key: _value(value) for key, value in (params or {}).items()}
+
+
+def _value(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | set | frozenset):
+        return [_value(item) for item in value]
+    if isinstance(value, list):
+        return [_value(item) for item in value]
+    return value

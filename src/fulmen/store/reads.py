@@ -1,0 +1,159 @@
+"""Reading runs back: one run with its steps, listings, logs, and the plan a worker fetches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fulmen.errors import InputError, NotFoundError
+from fulmen.lifecycle import RunState, StepState
+from fulmen.plan import Edge, Job, Options, Plan, Trigger
+from fulmen.store.db import Row, Tx, from_micros, loads, time_or_none, to_micros
+from fulmen.store.models import (
+    LogEntry,
+    Page,
+    Priority,
+    Run,
+    RunDetail,
+    RunFilter,
+    Step,
+    WorkOrder,
+)
+from fulmen.store.paging import check_limit, decode_cursor, make_page
+
+__all__ = ["get_logs", "get_plan", "get_run", "get_work_order", "list_runs"]
+
+
+async def get_run(tx: Tx, run_id: str) -> RunDetail:
+    row = await tx.fetchone("get_run", {"id": run_id})
+    if row is None:
+        raise NotFoundError(f"run {run_id} does not exist", field="id")
+    steps = await tx.fetchall("get_steps", {"run_id": run_id})
+    return RunDetail(run=_run(tx, row), steps=tuple(_step(tx, step) for step in steps))
+
+
+async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) -> Page[Run]:
+    before = decode_cursor(cursor, int)[0] if cursor else None
+    states = sorted(RunState(state).value for state in where.states) if where.states else None
+    if where.states is not None and not states:
+        raise InputError("an empty set of states matches no run; leave states out instead")
+    rows = await tx.fetchall(
+        "list_runs",
+        {
+            "project_id": where.project_id,
+            "workflow_id": where.workflow_id,
+            "work_order_id": where.work_order_id,
+            "states": states,
+            "inserted_from": where.inserted_from,
+            "inserted_until": where.inserted_until,
+            "before_seq": before,
+            "limit": check_limit(limit) + 1,
+        },
+    )
+    seqs = {row["id"]: int(row["seq"]) for row in rows}
+    return make_page([_run(tx, row) for row in rows], limit, lambda run: (seqs[run.id],))
+
+
+async def get_logs(tx: Tx, run_id: str, cursor: str | None, limit: int) -> Page[LogEntry]:
+    if await tx.fetchone("get_run", {"id": run_id}) is None:
+        raise NotFoundError(f"run {run_id} does not exist", field="id")
+    after_micros, after_id = decode_cursor(cursor, int, int) if cursor else (None, None)
+    rows = await tx.fetchall(
+        "get_logs",
+        {
+            "run_id": run_id,
+            "after_logged_at": None if after_micros is None else from_micros(int(after_micros)),
+            "after_id": after_id,
+            "limit": check_limit(limit) + 1,
+        },
+    )
+    items = [_log(tx, row) for row in rows]
+    return make_page(items, limit, lambda log: (to_micros(log.timestamp), int(log.id)))
+
+
+async def get_work_order(tx: Tx, work_order_id: str) -> WorkOrder:
+    row = await tx.fetchone("get_work_order", {"id": work_order_id})
+    if row is None:
+        raise NotFoundError(f"work order {work_order_id} does not exist", field="id")
+    return WorkOrder(
+        id=row["id"],
+        workflow_id=row["workflow_id"],
+        trigger_id=row["trigger_id"],
+        dataclip_id=row["dataclip_id"],
+        inserted_at=tx.time(row["inserted_at"]),
+        state=RunState(row["state"]) if row["state"] else None,
+    )
+
+
+async def get_plan(tx: Tx, run_id: str) -> dict[str, Any]:
+    """The ``fetch:plan`` reply (spec §6.1), built from the snapshot the run records.
+
+    Disabled edges are kept (the worker skips them, §6.2); triggers carry only their id, as
+    Lightning sends them.
+    """
+    row = await tx.fetchone("get_run_plan", {"id": run_id})
+    if row is None:
+        raise NotFoundError(f"run {run_id} does not exist", field="id")
+    document = loads(row["document"])
+    plan = Plan(
+        id=row["id"],
+        project_id=row["project_id"],
+        dataclip_id=row["dataclip_id"],
+        starting_node_id=row["starting_node_id"],
+        jobs=tuple(Job(**job) for job in document["jobs"]),
+        triggers=tuple(Trigger(id=trigger["id"]) for trigger in document["triggers"]),
+        edges=tuple(Edge(**edge) for edge in document["edges"]),
+        options=Options(**loads(row["options"])),
+    )
+    return plan.to_wire()
+
+
+def _run(tx: Tx, row: Row) -> Run:
+    return Run(
+        id=row["id"],
+        work_order_id=row["work_order_id"],
+        workflow_id=row["workflow_id"],
+        project_id=row["project_id"],
+        snapshot_id=row["snapshot_id"],
+        dataclip_id=row["dataclip_id"],
+        starting_node_id=row["starting_node_id"],
+        state=RunState(row["state"]),
+        queue=row["queue"],
+        priority=Priority(row["priority"]),
+        options=Options(**loads(row["options"])),
+        worker_name=row["worker_name"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        final_dataclip_id=row["final_dataclip_id"],
+        inserted_at=tx.time(row["inserted_at"]),
+        claimed_at=time_or_none(tx, row["claimed_at"]),
+        joined_at=time_or_none(tx, row["joined_at"]),
+        started_at=time_or_none(tx, row["started_at"]),
+        finished_at=time_or_none(tx, row["finished_at"]),
+    )
+
+
+def _step(tx: Tx, row: Row) -> Step:
+    return Step(
+        id=row["id"],
+        run_id=row["run_id"],
+        job_id=row["job_id"],
+        input_dataclip_id=row["input_dataclip_id"],
+        output_dataclip_id=row["output_dataclip_id"],
+        state=StepState(row["exit_reason"] or StepState.RUNNING),
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        started_at=tx.time(row["started_at"]),
+        finished_at=time_or_none(tx, row["finished_at"]),
+    )
+
+
+def _log(tx: Tx, row: Row) -> LogEntry:
+    return LogEntry(
+        id=str(row["id"]),
+        run_id=row["run_id"],
+        step_id=row["step_id"],
+        source=row["source"],
+        level=row["level"],
+        message=row["message"],
+        timestamp=tx.time(row["logged_at"]),
+    )

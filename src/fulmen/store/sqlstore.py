@@ -1,0 +1,263 @@
+"""SQLStore: the Store Protocol over a ``Database`` of either dialect.
+
+Each method opens one transaction and hands it to the function that does the work (catalog,
+credentials, dataclips, queue, events, reads), so this class holds no logic of its own: it
+decides only which transactions write and where "now" comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from fulmen.store import catalog, credentials, dataclips, events, queue, reads
+from fulmen.store.base import Clock, system_clock
+from fulmen.store.cipher import CredentialCipher
+from fulmen.store.db import Database
+from fulmen.store.models import (
+    DEFAULT_QUEUES,
+    ClaimedRun,
+    CredentialInfo,
+    Dataclip,
+    Enqueued,
+    EnqueueRequest,
+    JSONValue,
+    LogEntry,
+    LogLine,
+    LostRun,
+    NewCredential,
+    NewDataclip,
+    Page,
+    Project,
+    Run,
+    RunCompletion,
+    RunDetail,
+    RunFilter,
+    Snapshot,
+    StepCompletion,
+    StepStart,
+    StoredWorkflow,
+    TriggerInfo,
+    Workflow,
+    WorkOrder,
+)
+
+__all__ = ["SQLStore"]
+
+
+class SQLStore:
+    """The coordinator's store on SQLite or PostgreSQL. Open it with ``open_store``."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cipher: CredentialCipher | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._db = db
+        self._cipher = cipher
+        self._clock = clock
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> SQLStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- projects and workflows ------------------------------------------------------------
+
+    async def create_project(self, project: Project) -> Project:
+        async with self._db.write() as tx:
+            return await catalog.create_project(tx, project, self._clock())
+
+    async def replace_project(self, project: Project) -> Project:
+        async with self._db.write() as tx:
+            return await catalog.replace_project(tx, project, self._clock())
+
+    async def get_project(self, project_id: str) -> Project:
+        async with self._db.read() as tx:
+            return await catalog.get_project(tx, project_id)
+
+    async def list_projects(self, *, cursor: str | None = None, limit: int = 100) -> Page[Project]:
+        async with self._db.read() as tx:
+            return await catalog.list_projects(tx, cursor, limit)
+
+    async def delete_project(self, project_id: str) -> None:
+        async with self._db.write() as tx:
+            await catalog.delete_project(tx, project_id)
+
+    async def create_workflow(self, workflow: Workflow) -> StoredWorkflow:
+        async with self._db.write() as tx:
+            return await catalog.create_workflow(tx, workflow, self._clock())
+
+    async def replace_workflow(
+        self, workflow: Workflow, *, expected_version: int | None = None
+    ) -> StoredWorkflow:
+        async with self._db.write() as tx:
+            return await catalog.replace_workflow(tx, workflow, expected_version, self._clock())
+
+    async def get_workflow(self, workflow_id: str) -> StoredWorkflow:
+        async with self._db.read() as tx:
+            return await catalog.get_workflow(tx, workflow_id)
+
+    async def list_workflows(
+        self, project_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[StoredWorkflow]:
+        async with self._db.read() as tx:
+            return await catalog.list_workflows(tx, project_id, cursor, limit)
+
+    async def delete_workflow(self, workflow_id: str) -> None:
+        async with self._db.write() as tx:
+            await catalog.delete_workflow(tx, workflow_id)
+
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        async with self._db.read() as tx:
+            return await catalog.get_snapshot(tx, snapshot_id)
+
+    async def get_trigger(self, trigger_id: str) -> TriggerInfo:
+        async with self._db.read() as tx:
+            return await catalog.get_trigger(tx, trigger_id)
+
+    # -- credentials -------------------------------------------------------------------------
+
+    async def put_credential(self, credential: NewCredential) -> CredentialInfo:
+        async with self._db.write() as tx:
+            return await credentials.put_credential(tx, self._cipher, credential, self._clock())
+
+    async def get_credential_body(
+        self, credential_id: str, *, run_id: str | None = None
+    ) -> dict[str, JSONValue]:
+        async with self._db.read() as tx:
+            return await credentials.get_credential_body(tx, self._cipher, credential_id, run_id)
+
+    async def list_credentials(self, project_id: str) -> list[CredentialInfo]:
+        async with self._db.read() as tx:
+            return await credentials.list_credentials(tx, project_id)
+
+    async def delete_credential(self, credential_id: str) -> None:
+        async with self._db.write() as tx:
+            await credentials.delete_credential(tx, credential_id)
+
+    # -- dataclips ---------------------------------------------------------------------------
+
+    async def save_dataclip(self, project_id: str, dataclip: NewDataclip) -> Dataclip:
+        async with self._db.write() as tx:
+            await catalog.get_project(tx, project_id)
+            dataclip_id = await dataclips.insert_dataclip(tx, project_id, dataclip, self._clock())
+            return await dataclips.get_dataclip(tx, dataclip_id)
+
+    async def get_dataclip(self, dataclip_id: str) -> Dataclip:
+        async with self._db.read() as tx:
+            return await dataclips.get_dataclip(tx, dataclip_id)
+
+    async def wipe_dataclip(self, dataclip_id: str) -> None:
+        async with self._db.write() as tx:
+            await dataclips.wipe_dataclip(tx, dataclip_id, self._clock())
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def enqueue(self, request: EnqueueRequest) -> Enqueued:
+        async with self._db.write() as tx:
+            return await queue.enqueue(tx, request, self._clock())
+
+    async def claim(
+        self,
+        demand: int,
+        queues: Sequence[str] = DEFAULT_QUEUES,
+        worker_name: str | None = None,
+    ) -> list[ClaimedRun]:
+        async with self._db.write() as tx:
+            return await queue.claim(tx, demand, queues, worker_name, self._clock())
+
+    async def rollback_claims(self, run_ids: Sequence[str]) -> list[str]:
+        async with self._db.write() as tx:
+            return await queue.rollback_claims(tx, run_ids)
+
+    async def rollback_unjoined(self, claimed_before: datetime) -> list[str]:
+        async with self._db.write() as tx:
+            return await queue.rollback_unjoined(tx, claimed_before)
+
+    async def mark_lost(
+        self, *, grace: timedelta = timedelta(seconds=10), default_timeout_ms: int = 300_000
+    ) -> list[LostRun]:
+        async with self._db.write() as tx:
+            return await queue.mark_lost(tx, self._clock(), grace, default_timeout_ms)
+
+    async def queue_depth(self) -> dict[str, int]:
+        async with self._db.read() as tx:
+            return await queue.queue_depth(tx)
+
+    # -- what the worker reports -------------------------------------------------------------
+
+    async def join_run(self, run_id: str) -> None:
+        async with self._db.write() as tx:
+            await events.join_run(tx, run_id, self._clock())
+
+    async def start_run(self, run_id: str, *, timestamp: datetime | None = None) -> None:
+        async with self._db.write() as tx:
+            await events.start_run(tx, run_id, timestamp or self._clock())
+
+    async def start_step(self, run_id: str, step: StepStart) -> None:
+        async with self._db.write() as tx:
+            await events.start_step(tx, run_id, step, self._clock())
+
+    async def complete_step(self, run_id: str, completion: StepCompletion) -> None:
+        async with self._db.write() as tx:
+            await events.complete_step(tx, run_id, completion, self._clock())
+
+    async def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> list[str]:
+        async with self._db.write() as tx:
+            return await events.append_logs(tx, run_id, lines)
+
+    async def append_log(self, run_id: str, line: LogLine) -> str:
+        return (await self.append_logs(run_id, [line]))[0]
+
+    async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
+        async with self._db.write() as tx:
+            await events.complete_run(tx, run_id, completion, self._clock())
+            return (await reads.get_run(tx, run_id)).run
+
+    async def cancel_run(self, run_id: str) -> None:
+        async with self._db.write() as tx:
+            await events.cancel_run(tx, run_id, self._clock())
+
+    # -- reading runs back -------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunDetail:
+        async with self._db.read() as tx:
+            return await reads.get_run(tx, run_id)
+
+    async def list_runs(
+        self, where: RunFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Run]:
+        async with self._db.read() as tx:
+            return await reads.list_runs(tx, where or RunFilter(), cursor, limit)
+
+    async def get_logs(
+        self, run_id: str, *, cursor: str | None = None, limit: int = 500
+    ) -> Page[LogEntry]:
+        async with self._db.read() as tx:
+            return await reads.get_logs(tx, run_id, cursor, limit)
+
+    async def get_work_order(self, work_order_id: str) -> WorkOrder:
+        async with self._db.read() as tx:
+            return await reads.get_work_order(tx, work_order_id)
+
+    async def get_plan(self, run_id: str) -> dict[str, Any]:
+        async with self._db.read() as tx:
+            return await reads.get_plan(tx, run_id)
