@@ -101,8 +101,8 @@ def test_each_over_a_jsonpath_sets_data_and_index_and_threads_state() -> None:
     state = {"data": {"items": [{"n": 1}, {"n": 2}, {"n": 3}]}}
     result = run(each("$.data.items[*]", record_item()), state)
     assert result["seen"] == [(0, {"n": 1}), (1, {"n": 2}), (2, {"n": 3})]
-    assert result["data"] == {"n": 3}  # as OpenFn: the last call's state is the result
-    assert result["index"] == 2
+    assert result["data"] == state["data"]  # restored after the loop
+    assert "index" not in result
 
 
 def test_each_over_a_function_of_state() -> None:

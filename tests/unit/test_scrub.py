@@ -29,7 +29,7 @@ def test_every_string_and_number_of_a_credential_is_masked_in_text() -> None:
     scrubber = Scrubber([CREDENTIAL])
     assert scrubber
     text = "user admin-user pw p@ss.w*rd(1) pin 987654 key nested-key-value item list-secret"
-    assert scrubber.text(text) == f"user {MASK} pw {MASK} pin {MASK} key {MASK} item {MASK}"
+    assert scrubber.text(text) == f"user admin-user pw {MASK} pin {MASK} key {MASK} item {MASK}"
 
 
 def test_regex_characters_in_a_secret_are_taken_literally() -> None:
@@ -65,7 +65,7 @@ def test_values_are_masked_in_keys_and_strings_at_any_depth() -> None:
     value = {
         "data": {
             "seen": ["x p@ss.w*rd(1) y", ("nested-key-value",)],
-            "admin-user": 1,
+            "nested-key-value": 1,
             "ok": None,
             "flag": True,
         }
@@ -79,3 +79,24 @@ def test_values_are_masked_in_keys_and_strings_at_any_depth() -> None:
         }
     }
     assert value["data"]["seen"][0] == "x p@ss.w*rd(1) y"  # the original is untouched
+
+
+def test_values_that_locate_a_service_are_not_masked() -> None:
+    scrubber = Scrubber(
+        [
+            {
+                "baseUrl": "https://api.example.org",
+                "Host": "db.internal",
+                "username": "svc-user",
+                "password": "hunter2-long",
+            }
+        ]
+    )
+    text = "GET https://api.example.org/x as svc-user on db.internal with hunter2-long"
+    assert (
+        scrubber.text(text)
+        == f"GET https://api.example.org/x as svc-user on db.internal with {MASK}"
+    )
+    # ...but their Basic-auth form is a secret.
+    token = base64.b64encode(b"svc-user:hunter2-long").decode()
+    assert scrubber.text(token) == MASK

@@ -71,13 +71,21 @@ def combine(*operations: Operation) -> Operation:
 def each(path: str | Callable[[State], Any], operation: Operation) -> Operation:
     """Run ``operation`` once per item at ``path``, with the item as ``state["data"]``.
 
-    As OpenFn's ``each``: state flows from one item to the next, each call also sees
-    ``state["index"]``, and the state returned by the last call is the result.
+    State flows from one item to the next and each call also sees ``state["index"]``, as in
+    OpenFn. Afterwards ``data`` is what it was before the loop and ``index`` is gone: ``each``
+    is for work per item (and what it adds to state), and a job's next step should not find
+    the last item where its data was. Older OpenFn versions left the last item there.
     """
 
     async def run(state: State) -> State | None:
-        for index, item in enumerate(as_data(path, state)):
+        original = state.get("data")
+        items = as_data(path, state)
+        for index, item in enumerate(items):
             state = await run_operation(operation, {**state, "data": item, "index": index})
+        if not items:
+            return state
+        state = {k: v for k, v in state.items() if k != "index"}
+        state["data"] = original
         return state
 
     return Operation(run, name=f"each({operation.name})")

@@ -3,7 +3,10 @@
 Every string value found in the run's credentials (and the Basic-auth token derived from a
 username and password) is replaced by ``***`` wherever it appears. Values shorter than
 ``MIN_SECRET_LENGTH`` are left alone: masking every "1" or "on" in a log makes logs useless
-while protecting nothing (Airflow learnt this the hard way, apache/airflow#16007).
+while protecting nothing (Airflow learnt this the hard way, apache/airflow#16007). So are the
+values of keys that locate a service rather than unlock it (``SAFE_KEYS``: base URL, host,
+username…): masking them turns "GET https://api.example.org/x returned 404" into "GET ***/x",
+and a user debugging a failed call needs to see where it went.
 """
 
 from __future__ import annotations
@@ -17,6 +20,29 @@ __all__ = ["MASK", "Scrubber"]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
+#: Credential keys whose values are not secret (compared case-insensitively).
+SAFE_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "base_url",
+        "baseUrl",
+        "url",
+        "host",
+        "hostname",
+        "port",
+        "username",
+        "user",
+        "database",
+        "api_version",
+        "apiVersion",
+        "instance_url",
+        "instanceUrl",
+        "login_url",
+        "loginUrl",
+        "domain",
+        "region",
+    )
+)
 
 
 class Scrubber:
@@ -65,8 +91,9 @@ def _strings(value: Any) -> Iterable[str]:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         yield str(value)
     elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
+        for key, item in value.items():
+            if str(key).lower() not in SAFE_KEYS:
+                yield from _strings(item)
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
