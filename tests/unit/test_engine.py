@@ -545,7 +545,7 @@ def test_the_credential_wins_over_input_configuration(run: RunFn) -> None:
         input={"configuration": {"base_url": "http://in.test", "username": "in-user"}},
         credentials={"c-1": {"username": "cred-user"}},
     )
-    assert events.final_state["data"] == {"base_url": "http://in.test", "username": "cred-user"}  # a username locates, not unlocks
+    assert events.final_state["data"] == {"base_url": "http://in.test", "username": "cred-user"}
 
 
 def test_an_inline_credential_is_used_and_masked(run: RunFn) -> None:
