@@ -1,12 +1,177 @@
-"""``fulmen run``: run a job file or a workflow locally, sandboxed."""
+"""``fulmen run``: run a job file or a workflow locally, in a sandboxed child.
+
+Logs go to stderr as they happen (coloured on a terminal); the final state goes to stdout or to
+``-o FILE``. The exit status is 0 only when the run succeeded; otherwise the reason is the last
+line on stderr. Bad input (missing file, invalid JSON, unknown adaptor, an unrunnable plan) is
+one line on stderr and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
 import click
+
+from fulmen.errors import AdaptorError, ContractError, PlanError
+from fulmen.execution import Defaults, RunRequest, start
+from fulmen.plan import Job, Plan, validate
+from fulmen.runtime import adaptors
+from fulmen.runtime.entry import PRELOAD
+from fulmen.runtime.events import LogLine, RuntimeEvent, StepComplete, WorkflowComplete
+from fulmen.sandbox import Zygote
+
+__all__ = ["run"]
+
+_LEVEL_COLOURS = {"error": "red", "warn": "yellow", "success": "green", "debug": "bright_black"}
+
+
+class BadInput(click.ClickException):
+    """One line on stderr, exit status 2: the user gave something we cannot run."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"fulmen: {self.message}", err=True)
 
 
 @click.command()
-@click.argument("path")
-def run(path: str) -> None:
-    """Run a job file or a workflow JSON in a sandboxed child."""
-    raise click.ClickException("not implemented yet")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("-a", "--adaptor", default="common", show_default=True, help="Adaptor of a job file.")
+@click.option(
+    "-s", "--state", "state_path", type=click.Path(path_type=Path), help="Input state JSON."
+)
+@click.option(
+    "-c",
+    "--credential",
+    "credential_path",
+    type=click.Path(path_type=Path),
+    help="Credential JSON for a job file (becomes state.configuration, never printed).",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the final state here.")
+@click.option("--timeout-ms", type=click.IntRange(min=1), help="Run timeout (default 300000).")
+@click.option("--memory-mb", type=click.IntRange(min=1), help="Run memory limit (default 500).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "default", "none", "none-really"]),
+    help="Which job logs to show.",
+)
+@click.option("--color/--no-color", default=None, help="Colour logs (default: on a terminal).")
+def run(
+    path: Path,
+    adaptor: str,
+    state_path: Path | None,
+    credential_path: Path | None,
+    output: Path | None,
+    timeout_ms: int | None,
+    memory_mb: int | None,
+    log_level: str | None,
+    color: bool | None,
+) -> None:
+    """Run a job file (Python) or a workflow JSON (Lightning's plan shape), sandboxed."""
+    plan = _load_plan(path, adaptor, credential_path)
+    options = plan.options
+    overrides = {
+        "run_timeout_ms": timeout_ms or options.run_timeout_ms,
+        "run_memory_limit_mb": memory_mb or options.run_memory_limit_mb,
+        "job_log_level": log_level or options.job_log_level,
+    }
+    plan = dataclasses.replace(plan, options=dataclasses.replace(options, **overrides))
+    initial = _read_json(state_path, "state") if state_path else {}
+    if not isinstance(initial, dict):
+        raise BadInput(f"{state_path}: the state must be a JSON object")
+    colour = sys.stderr.isatty() if color is None else color
+    complete = asyncio.run(_execute(RunRequest(plan, initial), colour))
+    _write_state(complete.final_state, output)
+    if not complete.exit.ok:
+        click.echo(f"fulmen: run ended with {complete.exit}", err=True)
+        sys.exit(1)
+
+
+def _load_plan(path: Path, adaptor: str, credential_path: Path | None) -> Plan:
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    if path.suffix == ".json":
+        if credential_path:
+            raise BadInput("--credential is for job files; put credentials in the workflow")
+        try:
+            plan = Plan.from_wire(_read_json(path, "workflow"))
+        except ContractError as exc:
+            raise BadInput(f"{path}: {exc.message}") from exc
+    else:
+        credential = _read_json(credential_path, "credential") if credential_path else None
+        if credential is not None and not isinstance(credential, dict):
+            raise BadInput(f"{credential_path}: the credential must be a JSON object")
+        body = _read_text(path)
+        job = Job(id=path.stem, body=body, adaptor=adaptor, name=path.stem, credential=credential)
+        plan = Plan(id="local", jobs=(job,))
+    try:
+        validate(plan)
+        for job in plan.jobs:
+            adaptors.module_name(job.adaptor)
+    except (PlanError, AdaptorError) as exc:
+        raise BadInput(f"{path}: {exc.message}") from exc
+    return plan
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read: {exc}") from exc
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            f"{path}: the {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg})"
+        ) from exc
+
+
+async def _execute(request: RunRequest, colour: bool) -> WorkflowComplete:
+    async with await Zygote.start(preload=PRELOAD) as zygote:
+        _echo_dim(f"sandbox: {zygote.isolation.summary()}", colour)
+        execution = await start(zygote, request, Defaults())
+        complete: WorkflowComplete | None = None
+        async for event in execution:
+            _show(event, colour)
+            if isinstance(event, WorkflowComplete):
+                complete = event
+    assert complete is not None  # Execution always ends with one
+    return complete
+
+
+def _show(event: RuntimeEvent, colour: bool) -> None:
+    if isinstance(event, LogLine):
+        clock = dt.datetime.fromtimestamp(int(event.timestamp) / 1e6).strftime("%H:%M:%S.%f")[:-3]
+        text = " ".join(m if isinstance(m, str) else json.dumps(m) for m in event.message)
+        line = f"{clock} {event.source:<4} {text}"
+        fg = _LEVEL_COLOURS.get(event.level)
+        click.echo(click.style(line, fg=fg) if colour and fg else line, err=True)
+    elif isinstance(event, StepComplete) and event.timestamp is None:
+        _echo_dim(f"step {event.job_id} ended: {event.exit}", colour)
+
+
+def _echo_dim(text: str, colour: bool) -> None:
+    click.echo(click.style(text, dim=True) if colour else text, err=True)
+
+
+def _write_state(final_state: str | None, output: Path | None) -> None:
+    text = json.dumps(json.loads(final_state), indent=2) if final_state else "{}"
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{output}: cannot write the final state: {exc}") from exc

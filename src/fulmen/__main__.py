@@ -1,0 +1,5 @@
+"""``python -m fulmen``: the same as the ``fulmen`` command."""
+
+from fulmen.cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""``fulmen run`` as a user runs it: a real subprocess, real sandboxed children."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def fulmen(
+    *args: str | Path, cwd: Path = ROOT, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fulmen", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def job(tmp_path: Path, body: str, name: str = "job.py") -> Path:
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_example_workflow_succeeds_and_prints_final_state() -> None:
+    result = fulmen("run", EXAMPLES / "workflow.json", "-s", EXAMPLES / "hello-state.json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"data": {"report": "processed 3 items"}}
+    assert "3 items" in result.stderr
+    assert "Run complete with status: success" in result.stderr
+    assert result.stderr.startswith("sandbox: ")
+
+
+def test_failure_path_runs_and_the_run_succeeds(tmp_path: Path) -> None:
+    state = tmp_path / "empty.json"
+    state.write_text('{"data": {"items": []}}')
+    result = fulmen("run", EXAMPLES / "workflow.json", "-s", state)
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout)
+    assert final["data"] == {"handled": True}
+    assert final["errors"]["check"]["name"] == "ValueError"
+
+
+def test_hello_job_with_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    result = fulmen("run", EXAMPLES / "hello.py", "-s", EXAMPLES / "hello-state.json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert json.loads(out.read_text())["data"] == {
+        "greeting": "Hello, Fulmen!",
+        "at": "2026-01-01",
+    }
+    assert "item 2 c" in result.stderr
+
+
+def test_failing_job_exits_non_zero_with_reason(tmp_path: Path) -> None:
+    result = fulmen("run", job(tmp_path, "fn(lambda state: int('x'))\n"))
+    assert result.returncode == 1
+    assert last_line(result.stderr).startswith("fulmen: run ended with fail: ValueError: invalid")
+    assert json.loads(result.stdout)["errors"]["job"]["name"] == "ValueError"
+
+
+def test_job_that_does_not_parse_names_the_line(tmp_path: Path) -> None:
+    result = fulmen("run", job(tmp_path, "fn(lambda s: s)\nfn(lambda s: s\n"))
+    assert result.returncode == 1
+    assert "crash: CompileError: SyntaxError at line 2" in last_line(result.stderr)
+
+
+def test_credential_values_never_shown(tmp_path: Path) -> None:
+    credential = tmp_path / "cred.json"
+    credential.write_text('{"password": "s3cret-value"}')
+    body = (
+        "fn(lambda s: print(s['configuration']) or {**s, 'leak': s['configuration']['password']})\n"
+    )
+    result = fulmen("run", job(tmp_path, body), "-c", credential)
+    assert result.returncode == 0, result.stderr
+    assert "s3cret-value" not in result.stderr + result.stdout
+    assert "***" in result.stderr
+    assert json.loads(result.stdout) == {"data": {}, "leak": "***"}
+
+
+def test_timeout_kills_the_run(tmp_path: Path) -> None:
+    body = "import time\nfn(lambda s: time.sleep(30))\n"
+    result = fulmen("run", job(tmp_path, body), "--timeout-ms", "300")
+    assert result.returncode == 1
+    assert last_line(result.stderr) == (
+        "fulmen: run ended with kill: TimeoutError: Workflow failed to return within 300ms"
+    )
+
+
+def test_memory_limit_kills_the_run(tmp_path: Path) -> None:
+    body = "fn(lambda s: {**s, 'big': bytearray(400 * 1024 * 1024)})\n"
+    result = fulmen("run", job(tmp_path, body), "--memory-mb", "64")
+    assert result.returncode == 1
+    assert last_line(result.stderr) == (
+        "fulmen: run ended with kill: OOMError: Run exceeded maximum memory usage"
+    )
+
+
+def test_async_operations_and_adaptor_flag(tmp_path: Path) -> None:
+    body = "@fn\nasync def go(state):\n    state['data']['n'] = 1\n    return state\n"
+    result = fulmen("run", job(tmp_path, body), "-a", "@openfn/language-common@2.1.1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"data": {"n": 1}}
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda d: d / "missing.py", "missing.py: no such file"),
+        (
+            lambda d: job(d, "{not json", "bad.json"),
+            "the workflow is not valid JSON (line 1, column 2",
+        ),
+        (lambda d: job(d, '{"jobs": [{"body": "x"}]}', "w.json"), "jobs[0].id: required"),
+        (
+            lambda d: job(
+                d,
+                json.dumps(
+                    {
+                        "jobs": [{"id": "a", "body": ""}, {"id": "b", "body": ""}],
+                        "edges": [
+                            {"source_job_id": "a", "target_job_id": "b"},
+                            {"source_job_id": "b", "target_job_id": "a"},
+                        ],
+                    }
+                ),
+                "cycle.json",
+            ),
+            "the workflow has a cycle: a -> b -> a",
+        ),
+        (
+            lambda d: job(
+                d,
+                json.dumps(
+                    {
+                        "jobs": [{"id": "a", "body": ""}],
+                        "edges": [{"id": "e", "source_job_id": "a", "target_job_id": "z"}],
+                    }
+                ),
+                "nowhere.json",
+            ),
+            "edge 'e' points to 'z', which is not a job",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, setup: object, expected: str) -> None:
+    path = setup(tmp_path)  # type: ignore[operator]
+    result = fulmen("run", path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert expected in result.stderr
+
+
+def test_unknown_adaptor_is_one_clear_line(tmp_path: Path) -> None:
+    result = fulmen("run", job(tmp_path, "fn(lambda s: s)\n"), "-a", "no-such-adaptor")
+    assert result.returncode == 2
+    assert "unknown adaptor 'no-such-adaptor'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_state_file_is_one_clear_line(tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    state.write_text("[1, 2]")
+    result = fulmen("run", job(tmp_path, "fn(lambda s: s)\n"), "-s", state)
+    assert result.returncode == 2
+    assert "the state must be a JSON object" in result.stderr
