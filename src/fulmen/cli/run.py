@@ -75,13 +75,13 @@ def run(
 ) -> None:
     """Run a job file (Python) or a workflow JSON (Lightning's plan shape), sandboxed."""
     plan = _load_plan(path, adaptor, credential_path)
-    options = plan.options
-    overrides = {
-        "run_timeout_ms": timeout_ms or options.run_timeout_ms,
-        "run_memory_limit_mb": memory_mb or options.run_memory_limit_mb,
-        "job_log_level": log_level or options.job_log_level,
-    }
-    plan = dataclasses.replace(plan, options=dataclasses.replace(options, **overrides))
+    options = dataclasses.replace(
+        plan.options,
+        run_timeout_ms=timeout_ms or plan.options.run_timeout_ms,
+        run_memory_limit_mb=memory_mb or plan.options.run_memory_limit_mb,
+        job_log_level=log_level or plan.options.job_log_level,
+    )
+    plan = dataclasses.replace(plan, options=options)
     initial = _read_json(state_path, "state") if state_path else {}
     if not isinstance(initial, dict):
         raise BadInput(f"{state_path}: the state must be a JSON object")
