@@ -1,0 +1,336 @@
+"""Everything that happens in a run's process, between the zygote's fork and ``os._exit``.
+
+The zygote forks each child *before* its run arrives (a spare, see ``zygote.py``), so that
+the fork is off the run's critical path. :func:`spare` waits for the run, then hardens the
+process and calls the entry. It never returns (returning would resume the zygote's loop in a
+second process) and always ends in ``os._exit``, which skips atexit handlers and finalizers
+inherited from the zygote: they belong to the zygote, and some would touch its sockets.
+
+Hardening comes first, in an order the kernel dictates (each step says why it is where it
+is); the payload is read only after the last step, so no credential is ever in memory that
+job code could reach through a not-yet-closed door. Then the entry runs with an ``emit``
+that frames events onto the run socket, and the child ends with one ``exit`` record.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import resource
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from fulmen.sandbox import capabilities, landlock, libc
+from fulmen.sandbox.frames import FrameDecoder, encode
+from fulmen.sandbox.isolation import Policy
+from fulmen.sandbox.limits import address_space_in_use, apply_rlimits
+from fulmen.sandbox.paths import OpenPath
+from fulmen.sandbox.wire import EXIT_ERROR, EXIT_OK, EXIT_OOM, EXIT_SETUP, RunHeader
+
+__all__ = ["RUN_SOCKET_FD", "Channel", "Settings", "spare"]
+
+RUN_SOCKET_FD = 3
+"""Where the run socket ends up; 0-2 are /dev/null and the output file."""
+
+_MAX_MESSAGE = 4000
+
+Entry = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What every child of one zygote shares, decided once at the zygote's start."""
+
+    policy: Policy
+    grants: Sequence[tuple[OpenPath, int]]
+    """Pre-opened paths and the Landlock rights to grant on each."""
+    zygote_pid: int
+    max_frame_bytes: int
+
+
+class Channel:
+    """The child's end of the run socket: events in call order, then one ``exit`` record.
+
+    A lock makes :meth:`emit` safe from several threads (a job's worker threads, a logging
+    handler). The socket is blocking, so a job faster than the worker is slowed to its pace,
+    not buffered without bound.
+    """
+
+    __slots__ = ("_lock", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """The ``emit`` an entry gets."""
+        if not isinstance(event, dict):
+            raise TypeError(f"emit() takes a dict, not {type(event).__name__}")
+        data = encode({"event": event})
+        with self._lock:
+            self._sock.sendall(data)
+
+    def receive_payload(self, max_frame_bytes: int) -> dict[str, Any]:
+        """Read the one ``payload`` record the worker wrote (before any emit)."""
+        decoder = FrameDecoder(max_frame_bytes)
+        while True:
+            data = self._sock.recv(1 << 16)
+            if not data:
+                decoder.close()
+                raise EOFError("the worker closed the run socket before sending the payload")
+            for record in decoder.feed(data):
+                payload = record["payload"]
+                if not isinstance(payload, dict):
+                    raise TypeError(f"payload is a {type(payload).__name__}, not an object")
+                return payload
+
+    def error(self, stage: str, exc: BaseException) -> None:
+        """Best effort: say why the entry is about to fail."""
+        try:
+            data = encode(_error_record(stage, exc))
+            with self._lock:
+                self._sock.sendall(data)
+        except BaseException:
+            pass
+
+    def close(self, code: int) -> None:
+        """Send the final ``exit`` record and shut the socket; nothing can follow it.
+
+        The lock is never released: another thread still emitting blocks until ``_exit``.
+        Shutting down (not just closing) ends the stream for the worker even if the job
+        left a process holding a copy of the descriptor, so the worker learns the outcome
+        now instead of after the kernel has torn this process down.
+        """
+        self._lock.acquire()
+        try:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            self._sock.sendall(encode({"exit": code, "maxrss": usage.ru_maxrss}))
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except BaseException:
+            pass
+
+
+def spare(control_fd: int, settings: Settings) -> NoReturn:
+    """Be a spare: detach, wait for a run on ``control_fd``, run it, exit; never returns.
+
+    Args:
+        control_fd: this spare's end of its socket to the zygote; a run arrives on it as a
+            header with the run socket attached, or end of file if the spare is not needed.
+        settings: the zygote's decisions for all its children.
+    """
+    try:
+        try:
+            _detach(settings.zygote_pid)
+            received = _receive_run(control_fd)
+        except BaseException:
+            os._exit(EXIT_SETUP)  # no run yet, nobody to tell: the zygote makes another
+        if received is None:
+            os._exit(EXIT_OK)
+        header, fd = received
+        try:
+            baseline, fd = _confine(header, fd, settings)
+            _limit(header, settings, baseline)
+        except BaseException as exc:
+            _write_error(fd, "setup", exc)
+            os._exit(EXIT_SETUP)
+        channel = Channel(socket.socket(fileno=fd))
+        code = _run_entry(header.entry, channel, settings.max_frame_bytes)
+        channel.close(code)
+        os._exit(code)
+    finally:
+        os._exit(EXIT_SETUP)  # unreachable unless os._exit itself failed
+
+
+def _detach(zygote_pid: int) -> None:
+    """What does not depend on the run, done while the spare waits."""
+    # A session of our own: the worker kills the run with killpg(pid), which must reach
+    # anything the job spawns and nothing else; setsid also drops the zygote's terminal.
+    os.setsid()
+    _die_with(zygote_pid)
+    # Before Landlock (it requires no-new-privs without CAP_SYS_ADMIN) and before the job
+    # can execve anything: setuid binaries and file capabilities then grant nothing.
+    libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _receive_run(control_fd: int) -> tuple[RunHeader, int] | None:
+    with socket.socket(fileno=control_fd) as control:
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
+    if not data:
+        return None
+    (record,) = FrameDecoder().feed(data)
+    (fd,) = fds
+    return RunHeader.from_record(record), fd
+
+
+def _confine(header: RunHeader, fd: int, settings: Settings) -> tuple[int, int]:
+    """Run directory, Landlock, descriptors.
+
+    Returns the address space in use before any limit, and the run socket's new descriptor.
+    """
+    policy = settings.policy
+    baseline = 0 if header.limits.memory_mb is None else address_space_in_use()
+    os.mkdir(header.run_dir, 0o700)
+    out = os.open(header.output_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    if policy.uid is not None:
+        os.chown(header.run_dir, policy.uid, policy.uid)
+        os.fchown(out, policy.uid, policy.uid)
+    if policy.landlock_abi:
+        # Before the descriptor shuffle below, which closes the zygote's O_PATH handles.
+        _restrict_filesystem(policy.landlock_abi, settings.grants, header.run_dir)
+    return baseline, _keep_only_own_descriptors(fd, out)
+
+
+def _limit(header: RunHeader, settings: Settings, baseline: int) -> None:
+    """Working directory, environment, rlimits, privileges, dumpability."""
+    os.chdir(header.run_dir)
+    os.umask(0o077)
+    os.environ["HOME"] = os.environ["TMPDIR"] = header.run_dir
+    tempfile: Any = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile.tempdir = header.run_dir  # it caches the directory it found in the zygote
+    sys.dont_write_bytecode = True  # __pycache__ is read-only here; do not even try
+
+    apply_rlimits(header.limits, baseline)
+    _drop_privileges(settings.policy)
+    # After any uid change, which resets dumpable to the suid_dumpable sysctl. Non-dumpable
+    # also makes ptrace and /proc/<pid>/mem of this process refuse other same-uid processes,
+    # i.e. another run.
+    libc.prctl(libc.PR_SET_DUMPABLE, 0)
+    _die_with(settings.zygote_pid)  # again: a uid change clears the parent-death signal
+
+
+def _die_with(zygote_pid: int) -> None:
+    # SIGKILL when the zygote dies, so a run cannot outlive the supervisor that would kill it
+    # at its timeout. If the zygote already died (we were reparented), stop now.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != zygote_pid:
+        os._exit(EXIT_SETUP)
+
+
+def _restrict_filesystem(abi: int, grants: Sequence[tuple[OpenPath, int]], run_dir: str) -> None:
+    own = os.open(run_dir, os.O_PATH | os.O_CLOEXEC)
+    # /proc/self resolves to this process's own /proc/<pid>: Python and libraries read
+    # /proc/self/{status,fd,maps}; the worker's /proc/<pid> stays out of reach.
+    proc_self = os.open("/proc/self", os.O_PATH | os.O_CLOEXEC)
+    try:
+        rules = [(p.fd, rights, p.is_dir) for p, rights in grants]
+        rules.append((own, -1, True))  # everything the ABI handles, beneath the run dir only
+        rules.append((proc_self, landlock.READ_ONLY, True))
+        landlock.restrict_self(abi, rules)
+    finally:
+        os.close(own)
+        os.close(proc_self)
+
+
+def _keep_only_own_descriptors(fd: int, out: int) -> int:
+    """stdin from /dev/null, stdout and stderr to the output file, the run socket on 3.
+
+    Everything else the zygote had open (its control socket, pidfds of other runs, O_PATH
+    handles) is closed, so a job cannot talk to the zygote or wait on another run.
+    """
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    for temporary in (null, out):
+        if temporary > 2:
+            os.close(temporary)
+    if fd != RUN_SOCKET_FD:
+        os.dup2(fd, RUN_SOCKET_FD, inheritable=False)
+        os.close(fd)
+    # One close_range(2) call in CPython when the kernel has it (5.9+).
+    os.closerange(RUN_SOCKET_FD + 1, _max_fd())
+    return RUN_SOCKET_FD
+
+
+def _max_fd() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def _drop_privileges(policy: Policy) -> None:
+    # The bounding and ambient sets are already empty and the securebits locked: the zygote
+    # did it once for all its children. What is left is per process.
+    if policy.uid is not None:
+        uid = policy.uid
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # clears the capability sets too; made sure below
+        capabilities.clear_sets()
+    elif policy.drop_capabilities:
+        capabilities.clear_sets()
+
+
+def _run_entry(entry: str, channel: Channel, max_frame_bytes: int) -> int:
+    """Read the payload, call the entry; the exit code says how it went."""
+    stage = "payload"
+    try:
+        payload = channel.receive_payload(max_frame_bytes)
+        stage = "load"
+        function = _load(entry)
+        stage = "entry"
+        function(payload, channel.emit)
+    except MemoryError:
+        # No error record: building one needs memory we just ran out of.
+        return EXIT_OOM
+    except SystemExit as exc:
+        return _system_exit_code(exc)
+    except BaseException as exc:
+        channel.error(stage, exc)
+        return EXIT_ERROR
+    finally:
+        _flush_standard_streams()
+    return EXIT_OK
+
+
+def _load(entry: str) -> Entry:
+    module_name, _, qualname = entry.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for attribute in qualname.split("."):
+        target = getattr(target, attribute)
+    if not callable(target):
+        raise TypeError(f"sandbox entry {entry!r} is not callable")
+    function: Entry = target
+    return function
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return EXIT_OK
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    return 1  # as the interpreter does for sys.exit("message")
+
+
+def _error_record(stage: str, exc: BaseException) -> dict[str, Any]:
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable>"
+    return {
+        "error": {"type": type(exc).__qualname__, "message": message[:_MAX_MESSAGE], "stage": stage}
+    }
+
+
+def _write_error(fd: int, stage: str, exc: BaseException) -> None:
+    """Best effort, on a raw descriptor: the setup failed before there was a channel."""
+    try:
+        data = encode(_error_record(stage, exc))
+        while data:
+            data = data[os.write(fd, data) :]
+    except BaseException:
+        pass
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:
+            pass

@@ -1,0 +1,162 @@
+"""Finding out what the host allows, and checking what a child really gets.
+
+Two halves, both run once per zygote start:
+
+- :func:`host_facts` runs in the zygote before it forks any run: is it root, which Landlock
+  ABI, and can the unprivileged uid read the interpreter. That last one is tried for real in
+  a throwaway fork that switches uid, because permission bits along a path (``/root`` is 0700
+  here, with pyenv under it) are easy to misjudge.
+- :func:`verify` is a sandbox *entry*: the worker runs it as an ordinary run, through exactly
+  the code path jobs take, and it reports what the hardened child observes about itself,
+  including attempts at what must be forbidden (a file outside its run directory, the worker's
+  ``/proc/<pid>/environ`` and ``mem``, signalling the worker). ``isolation.assess`` turns that
+  into the report, so that nothing is claimed that was not seen to hold.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fulmen.sandbox import capabilities, landlock, libc
+from fulmen.sandbox.isolation import HostFacts
+from fulmen.sandbox.limits import RESOURCES
+
+__all__ = ["echo", "host_facts", "verify"]
+
+
+def host_facts(unprivileged_uid: int, python_paths: Sequence[str]) -> HostFacts:
+    """Probe the host once (in the zygote, before any run)."""
+    euid = os.geteuid()
+    if euid == 0:
+        reachable, detail = _uid_can_read(unprivileged_uid, python_paths)
+    else:
+        reachable, detail = False, "the worker is not root"
+    return HostFacts(
+        euid=euid,
+        landlock_abi=landlock.abi_version(),
+        cap_last=capabilities.last_cap(),
+        unprivileged_uid=unprivileged_uid,
+        uid_reachable=reachable,
+        uid_detail=detail,
+    )
+
+
+def _uid_can_read(uid: int, paths: Sequence[str]) -> tuple[bool, str]:
+    """Fork, become ``uid``, and try to list or read each path; report the first failure."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the throwaway fork
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            for path in paths:
+                try:
+                    if os.path.isdir(path):
+                        os.listdir(path)
+                    else:
+                        with open(path, "rb"):
+                            pass
+                except OSError as exc:
+                    os.write(write_end, f"{path}: {exc.strerror}".encode())
+                    os._exit(1)
+            os._exit(0)
+        finally:
+            os._exit(2)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        detail = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return True, "every interpreter path is readable"
+    return False, detail or f"cannot switch to uid {uid}"
+
+
+def verify(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
+    """Sandbox entry: report what this child can see and do (see the module docstring).
+
+    ``payload``: ``worker_pid``, ``outside_file`` (readable by the worker, outside the run
+    directory), ``outside_dir`` (writable by the worker), ``abstract_socket`` (a name the
+    worker listens on).
+    """
+    worker = int(payload["worker_pid"])
+    status = _proc_status()
+    findings = {
+        "uid": os.getuid(),
+        "env": sorted(os.environ),
+        "sid_is_pid": os.getsid(0) == os.getpid(),
+        "pgid_is_pid": os.getpgid(0) == os.getpid(),
+        "fds": _open_fds(),
+        "rlimits": {name: _rlimit(which) for name, which in RESOURCES.items()},
+        "no_new_privs": libc.prctl(libc.PR_GET_NO_NEW_PRIVS),
+        "dumpable": libc.prctl(libc.PR_GET_DUMPABLE),
+        "caps": {k: int(status[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd")},
+        "worker_environ": _attempt(lambda: _read(f"/proc/{worker}/environ")),
+        "worker_mem": _attempt(lambda: _read(f"/proc/{worker}/mem", size=0)),
+        "outside_read": _attempt(lambda: _read(payload["outside_file"])),
+        "outside_write": _attempt(lambda: _create(payload["outside_dir"])),
+        "signal_worker": _attempt(lambda: os.kill(worker, 0)),
+        "abstract_connect": _attempt(lambda: _connect_abstract(payload["abstract_socket"])),
+    }
+    emit(findings)
+
+
+def echo(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
+    """Sandbox entry that emits its payload back: a health check, and the benchmark's run."""
+    emit(payload)
+
+
+def _attempt(action: Callable[[], object]) -> str:
+    """``"allowed"``, ``"denied"`` (EACCES/EPERM) or ``"error: <errno name>"``."""
+    try:
+        action()
+    except PermissionError:
+        return "denied"
+    except OSError as exc:
+        return f"error: {errno.errorcode.get(exc.errno or 0, str(exc))}"
+    return "allowed"
+
+
+def _read(path: str, size: int = 1) -> None:
+    with open(path, "rb", buffering=0) as f:
+        f.read(size)
+
+
+def _create(directory: str) -> None:
+    path = os.path.join(directory, f"probe-write-{os.getpid()}")
+    with open(path, "x"):
+        pass
+    os.unlink(path)
+
+
+def _connect_abstract(name: str) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect("\0" + name)
+
+
+def _proc_status() -> dict[str, str]:
+    with open("/proc/self/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def _open_fds() -> list[int]:
+    # Listing /proc/self/fd opens one more descriptor, closed by the time we look at it:
+    # keep only those still open.
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.fstat(int(name))
+        except OSError:
+            continue
+        fds.append(int(name))
+    return sorted(fds)
+
+
+def _rlimit(which: int) -> list[int | None]:
+    return [None if v == resource.RLIM_INFINITY else v for v in resource.getrlimit(which)]

@@ -1,0 +1,363 @@
+"""Real zygote, real children: events, limits, crashes, kills, and a zygote that dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from fulmen.errors import SandboxError
+from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
+
+TESTS = str(Path(__file__).resolve().parents[1])
+E = "sandbox_entries.entries:"
+T = TypeVar("T")
+
+
+def with_zygote(scenario: Callable[[Zygote], Awaitable[T]], **options: Any) -> T:
+    async def main() -> T:
+        async with await Zygote.start(extra_sys_path=[TESTS], **options) as zygote:
+            async with asyncio.timeout(30):
+                return await scenario(zygote)
+
+    return asyncio.run(main())
+
+
+async def collect(handle: RunHandle) -> tuple[list[dict[str, Any]], ChildExit]:
+    events = [event async for event in handle]
+    return events, handle.exit
+
+
+async def run(
+    zygote: Zygote, entry: str, payload: dict[str, Any] | None = None, **limits: Any
+) -> tuple[list[dict[str, Any]], ChildExit]:
+    handle = await zygote.run(E + entry, payload or {}, Limits(**limits))
+    return await collect(handle)
+
+
+async def process_gone(pid: int) -> None:
+    """Wait until ``pid`` has exited (a pidfd becomes readable then), without polling."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    gone = loop.create_future()
+    loop.add_reader(pidfd, gone.set_result, None)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def test_events_arrive_in_order_and_the_run_ends_ok() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "count", {"n": 2000})
+        assert events == [{"i": i} for i in range(2000)]
+        assert result.kind == "ok"
+        assert result.exit_code == 0 and result.signal is None
+        assert result.max_rss_kb and result.max_rss_kb > 0
+
+    with_zygote(scenario)
+
+
+def test_large_events_survive_framing() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "count", {"n": 40, "pad": 300_000})
+        assert [e["i"] for e in events] == list(range(40))
+        assert all(len(e["pad"]) == 300_000 for e in events)
+        assert result.kind == "ok"
+
+    with_zygote(scenario)
+
+
+def test_a_child_nobody_reads_is_paused_not_buffered_without_bound() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        # 6 MB of events: far more than the socket buffers plus the worker's queue.
+        handle = await zygote.run(E + "count", {"n": 3000, "pad": 2000}, Limits())
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(handle.wait(), 0.5)  # blocked in emit, so not done
+        events, result = await collect(handle)  # reading resumes it
+        assert [e["i"] for e in events] == list(range(3000))
+        assert result.kind == "ok"
+
+    with_zygote(scenario)
+
+
+def test_emit_is_safe_from_many_threads() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "from_threads", {"threads": 8, "n": 300})
+        assert result.kind == "ok"
+        assert len(events) == 8 * 300
+        for t in range(8):
+            assert [e["i"] for e in events if e["t"] == t] == list(range(300))
+
+    with_zygote(scenario)
+
+
+def test_wait_returns_the_exit_and_keeps_events_for_iteration() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        handle = await zygote.run(E + "count", {"n": 3}, Limits())
+        result = await handle.wait()
+        assert result.kind == "ok" and handle.exit is result
+        assert [e async for e in handle] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+    with_zygote(scenario)
+
+
+def test_exit_is_not_available_before_the_run_ends() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        handle = await zygote.run(E + "sleep", {}, Limits())
+        with pytest.raises(SandboxError):
+            _ = handle.exit
+        handle.kill()
+        assert (await handle.wait()).kind == "killed"
+
+    with_zygote(scenario)
+
+
+def test_concurrent_runs_are_separate_processes_with_separate_directories() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        handles = [await zygote.run(E + "whoami", {"n": n}, Limits()) for n in range(8)]
+        results = await asyncio.gather(*(collect(h) for h in handles))
+        seen = [events[0] for events, _ in results]
+        assert all(result.kind == "ok" for _, result in results)
+        assert [s["payload"]["n"] for s in seen] == list(range(8))
+        assert len({s["pid"] for s in seen}) == 8
+        assert len({s["cwd"] for s in seen}) == 8
+        for s, handle in zip(seen, handles, strict=True):
+            assert s["cwd"] == handle.run_dir
+            assert not os.path.exists(handle.run_dir), "run directory left behind"
+
+    with_zygote(scenario)
+
+
+def test_child_has_its_own_session_and_directory() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, _ = await run(zygote, "whoami")
+        me = events[0]
+        assert me["sid"] == me["pid"] == me["pgid"]
+        assert me["ppid"] == zygote.pid
+        assert me["environ"]["HOME"] == me["environ"]["TMPDIR"] == me["cwd"]
+
+    with_zygote(scenario)
+
+
+def test_child_inherits_no_descriptor_but_its_socket() -> None:
+    # An inheritable descriptor in the worker must reach neither the zygote nor a child.
+    read_end, write_end = os.pipe()
+    os.set_inheritable(read_end, True)
+    os.set_inheritable(write_end, True)
+    try:
+
+        async def scenario(zygote: Zygote) -> None:
+            events, _ = await run(zygote, "whoami")
+            assert events[0]["fds"] == [0, 1, 2, 3]
+
+        with_zygote(scenario)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+# -- limits -------------------------------------------------------------------------------
+
+
+def test_wall_clock_timeout_kills_the_run_quickly() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "sleep", timeout_s=0.3)
+        assert events == [{"sleeping": True}]
+        assert result.kind == "timeout"
+        assert result.signal == signal.SIGKILL
+        assert "time limit of 0.3s" in result.message
+        assert 0.3 <= result.duration_s < 3
+
+    with_zygote(scenario)
+
+
+def test_timeout_kills_the_whole_process_group() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        handle = await zygote.run(E + "spawn_then_sleep", {}, Limits(timeout_s=0.5))
+        events, result = await collect(handle)
+        assert result.kind == "timeout"
+        await process_gone(events[0]["grandchild"])
+
+    with_zygote(scenario)
+
+
+def test_memory_hog_ends_as_oom() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "hog_memory", memory_mb=64, timeout_s=20)
+        assert events == [{"hogging": True}]
+        assert result.kind == "oom"
+        assert result.message == "Run exceeded its memory limit of 64 MB"
+
+    with_zygote(scenario)
+
+
+def test_small_memory_limit_still_lets_the_child_start() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "count", {"n": 1}, memory_mb=8)
+        assert (events, result.kind) == ([{"i": 0}], "ok")
+
+    with_zygote(scenario)
+
+
+def test_cpu_limit_ends_as_timeout() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        _, result = await run(zygote, "spin", cpu_s=1, timeout_s=20)
+        assert result.kind == "timeout"
+        assert result.signal == signal.SIGXCPU
+        assert result.message == "Run exceeded its CPU time limit of 1s"
+
+    with_zygote(scenario)
+
+
+# -- crashes ------------------------------------------------------------------------------
+
+
+def test_os_exit_is_a_crash_with_the_code() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "exit_with", {"code": 7})
+        assert events == [{"exiting": 7}]
+        assert (result.kind, result.exit_code) == ("crash", 7)
+        assert result.message == "Process exited with code: 7"
+
+    with_zygote(scenario)
+
+
+def test_segfault_is_a_crash_naming_the_signal() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        _, result = await run(zygote, "segfault")
+        assert (result.kind, result.signal) == ("crash", signal.SIGSEGV)
+        assert result.message == "Process killed by signal SIGSEGV"
+
+    with_zygote(scenario)
+
+
+def test_uncaught_exception_is_a_crash_with_type_and_message() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "fail", {"message": "bad input"})
+        assert events == [{"about_to": "fail"}]
+        assert result.kind == "crash"
+        assert result.message == "ValueError: bad input"
+
+    with_zygote(scenario)
+
+
+def test_unknown_entry_is_a_crash_naming_it() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        handle = await zygote.run("sandbox_entries.nowhere:entry", {}, Limits())
+        _, result = await collect(handle)
+        assert result.kind == "crash"
+        assert result.message.startswith("Could not load the sandbox entry: ModuleNotFoundError")
+
+    with_zygote(scenario)
+
+
+def test_child_that_breaks_the_protocol_is_killed_as_a_crash() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        _, result = await run(zygote, "emit_garbage", timeout_s=20)
+        assert result.kind == "crash"
+        assert result.message.startswith("Run broke the sandbox protocol: Sandbox frame is not")
+
+    with_zygote(scenario)
+
+
+def test_grandchild_holding_the_socket_does_not_hang_the_run() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "fork_holding_socket", timeout_s=20)
+        assert result.kind == "ok"
+        await process_gone(events[0]["grandchild"])  # killed with the run's group
+
+    with_zygote(scenario)
+
+
+def test_a_child_cannot_announce_its_end_and_keep_running() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        events, result = await run(zygote, "announce_then_linger", timeout_s=20)
+        assert result.kind == "ok"  # what it said; the job decides its own outcome anyway
+        await process_gone(events[0]["pid"])  # but it does not outlive its run
+
+    with_zygote(scenario)
+
+
+def test_bad_requests_are_refused_before_any_fork() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        with pytest.raises(SandboxError, match="is not 'package\\.module:function'"):
+            await zygote.run("no colon here", {})
+        with pytest.raises(SandboxError, match="not JSON-serialisable"):
+            await zygote.run(E + "trivial", {"x": object()})
+        with pytest.raises(SandboxError, match="timeout_s"):
+            Limits(timeout_s=-1)
+
+    with_zygote(scenario)
+
+
+# -- kill and zygote death ----------------------------------------------------------------
+
+
+def test_kill_ends_the_run_and_its_group() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        handle = await zygote.run(E + "spawn_then_sleep", {}, Limits())
+        first = await anext(handle)
+        handle.kill()
+        _, result = await collect(handle)
+        assert result.kind == "killed"
+        await process_gone(first["grandchild"])
+
+    with_zygote(scenario)
+
+
+def test_zygote_death_fails_active_runs_and_the_next_run_restarts_it() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        first, second = [await zygote.run(E + "sleep", {}, Limits()) for _ in range(2)]
+        await anext(first)
+        await anext(second)
+        old_pid = zygote.pid
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        for handle in (first, second):
+            _, result = await collect(handle)
+            assert result.kind == "crash"
+            assert result.message.startswith("Sandbox zygote exited unexpectedly")
+        assert not zygote.alive
+        events, result = await run(zygote, "count", {"n": 1})
+        assert (events, result.kind) == ([{"i": 0}], "ok")
+        assert zygote.pid not in (None, old_pid)
+        assert zygote.isolation.level == "L1" or zygote.isolation.level == "L0"
+
+    with_zygote(scenario)
+
+
+def test_close_kills_runs_still_in_flight() -> None:
+    async def scenario() -> None:
+        zygote = await Zygote.start(extra_sys_path=[TESTS])
+        handle = await zygote.run(E + "sleep", {}, Limits())
+        await anext(handle)
+        await zygote.close()
+        assert handle.exit.kind == "killed"
+        assert not os.path.exists(handle.run_dir)
+        with pytest.raises(SandboxError, match="closed"):
+            await zygote.run(E + "trivial", {})
+
+    asyncio.run(scenario())
+
+
+def test_preload_failures_are_reported_not_fatal() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        assert set(zygote.preload_errors) == {"no_such_module_anywhere"}
+        assert "ModuleNotFoundError" in zygote.preload_errors["no_such_module_anywhere"]
+        _, result = await run(zygote, "trivial")
+        assert result.kind == "ok"
+
+    with_zygote(scenario, preload=["json", "no_such_module_anywhere"])

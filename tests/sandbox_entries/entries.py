@@ -1,0 +1,207 @@
+"""Entries run inside sandboxed children by tests/integration/test_sandbox_*.py.
+
+Each takes ``(payload, emit)``. They report what they saw or could do as events, so that the
+tests assert on the child's own observations. Attempts return ``"ok"`` or the exception's
+type name, e.g. ``"PermissionError"``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def _attempt(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except Exception as exc:
+        return type(exc).__name__
+    return "ok"
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def count(payload: dict[str, Any], emit: Emit) -> None:
+    """Emit ``{"i": 0}`` .. ``{"i": n-1}``, plus ``pad`` characters of filler in each."""
+    pad = "x" * int(payload.get("pad", 0))
+    for i in range(int(payload["n"])):
+        emit({"i": i, "pad": pad} if pad else {"i": i})
+
+
+def trivial(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"ok": True})
+
+
+def from_threads(payload: dict[str, Any], emit: Emit) -> None:
+    """``threads`` threads each emit ``n`` events ``{"t", "i"}`` at once."""
+    barrier = threading.Barrier(int(payload["threads"]))
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for i in range(int(payload["n"])):
+            emit({"t": t, "i": i})
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(payload["threads"])]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+def whoami(payload: dict[str, Any], emit: Emit) -> None:
+    """Identity, place and open descriptors of the child; echoes the payload."""
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.fstat(int(name))
+        except OSError:
+            continue
+        fds.append(int(name))
+    emit(
+        {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "uid": os.getuid(),
+            "sid": os.getsid(0),
+            "pgid": os.getpgid(0),
+            "cwd": os.getcwd(),
+            "fds": sorted(fds),
+            "environ": dict(os.environ),
+            "payload": payload,
+        }
+    )
+
+
+def secrets(payload: dict[str, Any], emit: Emit) -> None:
+    """Try each way to a secret the worker holds; ``payload`` names the targets."""
+    worker, zygote = payload["worker_pid"], os.getppid()
+    emit(
+        {
+            "environ_has_secret": payload["secret_value"] in repr(dict(os.environ)),
+            "own_environ_has_secret": payload["secret_value"].encode() in _own_environ_or_empty(),
+            "worker_environ": _attempt(lambda: _read(f"/proc/{worker}/environ")),
+            "worker_mem": _attempt(lambda: _read_mem(worker)),
+            "worker_cmdline": _attempt(lambda: _read(f"/proc/{worker}/cmdline")),
+            "zygote_environ": _attempt(lambda: _read(f"/proc/{zygote}/environ")),
+            "ptrace_worker": _ptrace_attach(worker),
+            "outside_file": _attempt(lambda: _read(payload["secret_file"])),
+            "outside_dir": _attempt(lambda: os.listdir(os.path.dirname(payload["secret_file"]))),
+            "signal_worker": _attempt(lambda: os.kill(worker, 0)),
+        }
+    )
+
+
+def _own_environ_or_empty() -> bytes:
+    try:
+        return _read("/proc/self/environ")
+    except OSError:
+        return b""
+
+
+def _read_mem(pid: int) -> None:
+    # Opening is the access check (PTRACE_MODE_ATTACH); once open, any mapped address could
+    # be read, so an open that succeeds is already the leak.
+    with open(f"/proc/{pid}/mem", "rb"):
+        pass
+
+
+def _ptrace_attach(pid: int) -> str:
+    libc = ctypes.CDLL(None, use_errno=True)
+    PTRACE_ATTACH, PTRACE_DETACH = 16, 17
+    if libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0:
+        libc.ptrace(PTRACE_DETACH, pid, None, None)
+        return "ok"
+    return os.strerror(ctypes.get_errno())
+
+
+def read_file(payload: dict[str, Any], emit: Emit) -> None:
+    emit(
+        {
+            "read": _attempt(lambda: _read(payload["path"])),
+            "list": _attempt(lambda: os.listdir(os.path.dirname(payload["path"]))),
+            "write_beside": _attempt(lambda: open(payload["path"] + ".intruder", "x").close()),
+        }
+    )
+
+
+def keep_secret_then_wait(payload: dict[str, Any], emit: Emit) -> None:
+    """Write a file into the run directory, report its path, then wait to be killed."""
+    path = os.path.join(os.getcwd(), "mine.txt")
+    with open(path, "w") as f:
+        f.write(payload["secret"])
+    emit({"path": path, "read_own": _read(path).decode()})
+    time.sleep(3600)
+
+
+def sleep(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"sleeping": True})
+    time.sleep(float(payload.get("seconds", 3600)))
+
+
+def spawn_then_sleep(payload: dict[str, Any], emit: Emit) -> None:
+    """Start a grandchild (``sleep``), report its pid, then wait to be killed."""
+    grandchild = subprocess.Popen(["sleep", "3600"])
+    emit({"grandchild": grandchild.pid})
+    time.sleep(3600)
+
+
+def fork_holding_socket(payload: dict[str, Any], emit: Emit) -> None:
+    """Leave a grandchild that keeps the run socket open, and return at once."""
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3600)
+        os._exit(0)
+    emit({"grandchild": pid})
+
+
+def hog_memory(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"hogging": True})
+    blocks = []
+    while True:
+        blocks.append(bytearray(8 * 1024 * 1024))
+
+
+def spin(payload: dict[str, Any], emit: Emit) -> None:
+    while True:
+        pass
+
+
+def exit_with(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"exiting": payload["code"]})
+    os._exit(int(payload["code"]))
+
+
+def segfault(payload: dict[str, Any], emit: Emit) -> None:
+    ctypes.string_at(0)
+
+
+def fail(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"about_to": "fail"})
+    raise ValueError(payload.get("message", "boom"))
+
+
+def announce_then_linger(payload: dict[str, Any], emit: Emit) -> None:
+    """Forge the wrapper's final record and end of stream, then try to keep running."""
+    from fulmen.sandbox.frames import encode
+
+    emit({"pid": os.getpid()})
+    os.write(3, encode({"exit": 0, "maxrss": 1}))
+    socket.socket(fileno=3).shutdown(socket.SHUT_RDWR)
+    time.sleep(3600)
+
+
+def emit_garbage(payload: dict[str, Any], emit: Emit) -> None:
+    """Write a frame that is not JSON straight onto the run socket."""
+    os.write(3, b"\x00\x00\x00\x05hello")
+    time.sleep(3600)
