@@ -9,6 +9,7 @@ back as text on both dialects and are decoded here, with ``loads``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ __all__ = [
     "from_micros",
     "loads",
     "loads_or_none",
+    "text",
     "time_or_none",
     "to_micros",
 ]
@@ -37,6 +39,8 @@ Row: TypeAlias = Mapping[str, Any]
 Params: TypeAlias = Mapping[str, object]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A \\u0000 escape in JSON text (an odd run of backslashes before u0000).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -73,11 +77,25 @@ class Database(Protocol):
 
 
 def dumps(value: object) -> str:
-    """JSON text for a JSON column."""
+    """JSON text for a JSON column.
+
+    Raises:
+        InputError: not JSON, or a string in it holds the NUL character: PostgreSQL's jsonb
+            cannot store that, so neither dialect accepts it (both must store the same).
+    """
     try:
-        return orjson.dumps(value).decode()
+        encoded = orjson.dumps(value).decode()
     except TypeError as error:
         raise InputError(f"not a JSON document: {error}") from error
+    if _JSON_NUL.search(encoded):
+        raise InputError("a JSON document to store holds the NUL character (\\u0000)")
+    return encoded
+
+
+def text(value: str) -> str:
+    """A text value as both dialects store it: without NUL characters, which PostgreSQL's
+    text cannot hold (Lightning drops them from log lines too, spec §8.4)."""
+    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def loads(text: str | bytes) -> Any:

@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import AsyncConnectionPool
 
 from fulmen.errors import ConflictError, StoreError
-from fulmen.store.db import Params, Row, Tx
+from fulmen.store.db import Params, Row, Tx, text
 from fulmen.store.queries import Query, load_queries, load_schema
 
 __all__ = ["PostgresDatabase"]
@@ -152,6 +152,8 @@ def _adapt(params: Params | None) -> dict[str, object]:
 def _value(value: object) -> object:
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, str):
+        return text(value)
     if isinstance(value, tuple | set | frozenset):
         return [_value(item) for item in value]
     if isinstance(value, list):

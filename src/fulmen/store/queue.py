@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+#: The run_timeout_ms column is a 32-bit integer on PostgreSQL (about 24 days).
+MAX_TIMEOUT_MS = 2**31 - 1
 ANY_QUEUE = "*"
 
 
@@ -144,6 +146,8 @@ async def queue_depth(tx: Tx) -> dict[str, int]:
 def encode_options(options: Options) -> dict[str, object]:
     """The options as the plan carries them, checked by the plan's own decoder."""
     doc = {key: value for key, value in asdict(options).items() if value is not None}
+    if (options.run_timeout_ms or 0) > MAX_TIMEOUT_MS:
+        raise InputError(f"run options: run_timeout_ms is at most {MAX_TIMEOUT_MS}")
     try:
         Plan.from_wire({"id": "options", "options": doc})
     except ContractError as error:

@@ -25,7 +25,7 @@ from typing import Any, cast
 import aiosqlite
 
 from fulmen.errors import ConflictError, StoreError
-from fulmen.store.db import Params, Row, Tx, dumps, from_micros, to_micros
+from fulmen.store.db import Params, Row, Tx, dumps, from_micros, text, to_micros
 from fulmen.store.queries import Query, load_queries, load_schema
 
 __all__ = ["SQLiteDatabase"]
@@ -196,6 +196,8 @@ def _adapt(params: Params | None) -> dict[str, object]:
 def _value(value: object) -> object:
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, str):
+        return text(value)
     if isinstance(value, datetime):
         return to_micros(value)
     if isinstance(value, bool):

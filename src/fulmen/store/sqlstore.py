@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fulmen.store import catalog, credentials, dataclips, events, queue, reads
-from fulmen.store.base import Clock, system_clock
+from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Database
 from fulmen.store.models import (
@@ -261,3 +261,9 @@ class SQLStore:
     async def get_plan(self, run_id: str) -> dict[str, Any]:
         async with self._db.read() as tx:
             return await reads.get_plan(tx, run_id)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_protocol(store: SQLStore) -> Store:
+        return store  # mypy checks here that SQLStore has every method of Store

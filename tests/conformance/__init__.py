@@ -1,0 +1,1 @@
+"""The Store conformance suite (run on SQLite and PostgreSQL)."""

@@ -1,0 +1,935 @@
+"""The Store conformance suite: every test runs on SQLite and on PostgreSQL (STYLE.md P8).
+
+Assertions are on what the Store gives back (and, for credentials, on the raw database), never
+on private state. Time is the FakeClock's; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fulmen.errors import (
+    ConfigError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PlanError,
+    TransitionError,
+)
+from fulmen.lifecycle import RunState, StepState
+from fulmen.plan import ON_JOB_SUCCESS, Edge, Job, Options, Plan
+from fulmen.reasons import ExitReason, Reason
+from fulmen.store import (
+    DataclipType,
+    EnqueueRequest,
+    LogLine,
+    NewCredential,
+    NewDataclip,
+    Priority,
+    Project,
+    RunCompletion,
+    RunFilter,
+    SQLStore,
+    StepCompletion,
+    StepStart,
+    TriggerType,
+    Workflow,
+    WorkflowTrigger,
+    open_store,
+    sqlite_path,
+)
+from fulmen.store.queries import load_queries
+
+from .conftest import KEY, Backend, FakeClock
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "hunter2-d0-not-leak"
+SUCCESS = ExitReason(Reason.SUCCESS)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def workflow(**changes: object) -> Workflow:
+    """Project p's workflow w: webhook t -> j1 (uses credential c) -> j2 on success."""
+    base = Workflow(
+        id="w",
+        project_id="p",
+        name="sync patients",
+        jobs=(
+            Job(id="j1", body="get('/patients')", adaptor="http", credential_id="c"),
+            Job(id="j2", name="count", body="fn(count)", adaptor="common"),
+        ),
+        triggers=(WorkflowTrigger(id="t"),),
+        edges=(
+            Edge(id="e1", source_trigger_id="t", target_job_id="j1"),
+            Edge(id="e2", source_job_id="j1", target_job_id="j2", condition=ON_JOB_SUCCESS),
+        ),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def seed(store: SQLStore) -> None:
+    await store.create_project(Project(id="p", name="Clinic"))
+    await store.put_credential(
+        NewCredential(id="c", project_id="p", name="api", body={"password": SECRET})
+    )
+    await store.create_workflow(workflow())
+
+
+def webhook(body: object = None, **changes: object) -> EnqueueRequest:
+    request = EnqueueRequest(
+        workflow_id="w",
+        input=NewDataclip(DataclipType.HTTP_REQUEST, body if body is not None else {"n": 1}),
+        trigger_id="t",
+        options=Options(run_timeout_ms=60_000),
+    )
+    return replace(request, **changes)  # type: ignore[arg-type]
+
+
+async def enqueue_many(store: SQLStore, count: int, **changes: object) -> list[str]:
+    return [(await store.enqueue(webhook({"i": i}, **changes))).run_id for i in range(count)]
+
+
+async def claimed_run(store: SQLStore, **changes: object) -> str:
+    run_id = (await store.enqueue(webhook(**changes))).run_id
+    [claimed] = await store.claim(1, ["*"], "worker-1")
+    assert claimed.id == run_id
+    return run_id
+
+
+async def started_run(store: SQLStore, **changes: object) -> str:
+    run_id = await claimed_run(store, **changes)
+    await store.join_run(run_id)
+    await store.start_run(run_id)
+    return run_id
+
+
+async def state_of(store: SQLStore, run_id: str) -> RunState:
+    return (await store.get_run(run_id)).run.state
+
+
+def log(message: str, clock: FakeClock, **changes: object) -> LogLine:
+    return replace(LogLine(message=message, timestamp=clock.now), **changes)  # type: ignore[arg-type]
+
+
+# -- projects ------------------------------------------------------------------------------
+
+
+async def test_project_crud(store: SQLStore, clock: FakeClock) -> None:
+    created = await store.create_project(Project(id="p", name="Clinic", concurrency=3))
+    assert (created.name, created.concurrency, created.inserted_at) == ("Clinic", 3, clock.now)
+    assert await store.get_project("p") == created
+    with pytest.raises(ConflictError):
+        await store.create_project(Project(id="p", name="Again"))
+
+    clock.advance(seconds=5)
+    replaced = await store.replace_project(Project(id="p", name="Clinic 2"))
+    assert (replaced.name, replaced.concurrency) == ("Clinic 2", None)
+    assert (replaced.inserted_at, replaced.updated_at) == (created.inserted_at, clock.now)
+
+    await store.delete_project("p")
+    for call in (
+        store.get_project("p"),
+        store.delete_project("p"),
+        store.replace_project(Project(id="p", name="x")),
+    ):
+        with pytest.raises(NotFoundError):
+            await call
+
+
+async def test_projects_are_listed_a_page_at_a_time(store: SQLStore) -> None:
+    for name in ("c", "a", "e", "b", "d"):
+        await store.create_project(Project(id=name, name=name.upper()))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_projects(cursor=cursor, limit=2)
+        seen += [project.id for project in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ["a", "b", "c", "d", "e"]
+    with pytest.raises(InputError):
+        await store.list_projects(cursor="not-a-cursor")
+    with pytest.raises(InputError):
+        await store.list_projects(limit=0)
+
+
+# -- workflows -----------------------------------------------------------------------------
+
+
+async def test_a_workflow_is_saved_whole_with_a_snapshot_per_save(store: SQLStore) -> None:
+    await seed(store)
+    first = await store.get_workflow("w")
+    assert first.workflow == workflow()
+    assert first.version == 1
+
+    changed = workflow(name="v2", jobs=(*workflow().jobs[:1], Job(id="j2", body="x", adaptor="a")))
+    second = await store.replace_workflow(changed, expected_version=1)
+    assert (second.version, second.workflow) == (2, changed)
+    assert second.snapshot_id != first.snapshot_id
+    # The first snapshot still says what version 1 was: runs made from it ran that.
+    old = await store.get_snapshot(first.snapshot_id)
+    assert (old.version, old.workflow) == (1, workflow())
+    assert (await store.get_snapshot(second.snapshot_id)).workflow == changed
+
+
+async def test_a_stale_save_is_refused_and_changes_nothing(store: SQLStore) -> None:
+    await seed(store)
+    await store.replace_workflow(workflow(name="theirs"), expected_version=1)
+    with pytest.raises(ConflictError) as info:
+        await store.replace_workflow(workflow(name="mine"), expected_version=1)
+    assert info.value.code == "stale_version"
+    current = await store.get_workflow("w")
+    assert (current.version, current.workflow.name) == (2, "theirs")
+
+
+async def test_workflows_are_listed_deleted_and_their_triggers_found(store: SQLStore) -> None:
+    await seed(store)
+    cron = WorkflowTrigger(id="t2", type=TriggerType.CRON, cron_expression="0 * * * *")
+    await store.create_workflow(
+        workflow(id="w2", triggers=(cron,), jobs=(Job(id="k", body="", adaptor="a"),), edges=())
+    )
+    page = await store.list_workflows("p", limit=1)
+    assert [w.workflow.id for w in page.items] == ["w"]
+    rest = await store.list_workflows("p", cursor=page.next_cursor)
+    assert [w.workflow.id for w in rest.items] == ["w2"] and rest.next_cursor is None
+
+    found = await store.get_trigger("t2")
+    assert (found.trigger, found.workflow_id, found.project_id) == (cron, "w2", "p")
+
+    run_id = (await store.enqueue(webhook())).run_id
+    await store.delete_workflow("w")
+    for call in (store.get_workflow("w"), store.get_run(run_id), store.get_trigger("t")):
+        with pytest.raises(NotFoundError):
+            await call
+    with pytest.raises(NotFoundError):
+        await store.delete_workflow("w")
+
+
+async def test_what_cannot_be_saved_is_refused(store: SQLStore) -> None:
+    await seed(store)
+    await store.create_project(Project(id="q", name="Other"))
+    await store.put_credential(NewCredential(id="cq", project_id="q", name="x", body={}))
+    j2 = workflow().jobs[1]
+    cases: list[tuple[type[Exception], Workflow]] = [
+        (NotFoundError, workflow(id="w9", project_id="nope")),
+        # A job id another workflow has.
+        (ConflictError, workflow(id="w9", triggers=(), edges=())),
+        # A credential of another project.
+        (NotFoundError, workflow(jobs=(Job("j1", "", "a", credential_id="cq"), j2))),
+        (PlanError, workflow(edges=(*workflow().edges, Edge("e3", "j1", source_job_id="j2")))),
+        (InputError, workflow(jobs=(Job("j1", "", "a", credential={"k": 1}), j2))),
+        (InputError, workflow(triggers=(WorkflowTrigger(id="t", type=TriggerType.CRON),))),
+    ]
+    for error, bad in cases:
+        with pytest.raises(error):
+            if bad.id == "w":
+                await store.replace_workflow(bad)
+            else:
+                await store.create_workflow(bad)
+    assert (await store.get_workflow("w")).version == 1
+
+
+async def test_jobs_removed_from_a_workflow_no_longer_hold_their_credential(
+    store: SQLStore,
+) -> None:
+    await seed(store)
+    with pytest.raises(ConflictError, match="j1"):
+        await store.delete_credential("c")
+    await store.replace_workflow(workflow(jobs=(workflow().jobs[1],), edges=()))
+    await store.delete_credential("c")
+    assert await store.list_credentials("p") == []
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+async def test_credential_crud_never_lists_values(store: SQLStore, clock: FakeClock) -> None:
+    await store.create_project(Project(id="p", name="Clinic"))
+    info = await store.put_credential(
+        NewCredential(id="c", project_id="p", name="api", body={"password": SECRET})
+    )
+    assert (info.id, info.name, info.inserted_at) == ("c", "api", clock.now)
+    assert await store.get_credential_body("c") == {"password": SECRET}
+    clock.advance(seconds=1)
+    await store.put_credential(
+        NewCredential(id="c", project_id="p", name="api2", body={"token": "t"})
+    )
+    [listed] = await store.list_credentials("p")
+    assert (listed.name, listed.updated_at) == ("api2", clock.now)
+    assert SECRET not in repr(listed)
+    assert await store.get_credential_body("c") == {"token": "t"}
+
+    await store.create_project(Project(id="q", name="Other"))
+    with pytest.raises(ConflictError):
+        await store.put_credential(NewCredential(id="c", project_id="q", name="x", body={}))
+    await store.delete_credential("c")
+    with pytest.raises(NotFoundError):
+        await store.get_credential_body("c")
+
+
+async def test_credentials_are_encrypted_at_rest(store: SQLStore, backend: Backend) -> None:
+    await seed(store)
+    if backend.name == "sqlite":
+        await store.close()  # flush everything to the files
+        folder = sqlite_path(backend.url).parent
+        raw = b"".join(path.read_bytes() for path in folder.iterdir() if path.is_file())
+        assert b"Clinic" in raw  # the files hold the data in the clear…
+        assert SECRET.encode() not in raw and b"password" not in raw  # …but not credentials
+    else:
+        assert backend.conninfo is not None
+        with psycopg.connect(backend.conninfo) as conn:
+            rows = conn.execute("SELECT c::text, sealed_body FROM credentials c").fetchall()
+        assert rows and all(
+            SECRET not in text and SECRET.encode() not in bytes(sealed) for text, sealed in rows
+        )
+
+
+async def test_a_wrong_or_missing_key_is_a_clear_error(store: SQLStore, backend: Backend) -> None:
+    await seed(store)
+    async with await open_store(backend.url, credential_key=bytes(32)) as other:
+        with pytest.raises(ConfigError, match="not the one it was stored with") as info:
+            await other.get_credential_body("c")
+        assert info.value.code == "credential_key_mismatch"
+    async with await open_store(backend.url) as keyless:
+        with pytest.raises(ConfigError, match="without a credential key"):
+            await keyless.get_credential_body("c")
+    with pytest.raises(ConfigError, match="32 bytes"):
+        await open_store(backend.url, credential_key=b"short")
+
+
+async def test_a_run_gets_only_the_credentials_its_jobs_use(store: SQLStore) -> None:
+    await seed(store)
+    await store.put_credential(NewCredential(id="c2", project_id="p", name="x", body={}))
+    run_id = (await store.enqueue(webhook())).run_id
+    assert await store.get_credential_body("c", run_id=run_id) == {"password": SECRET}
+    with pytest.raises(NotFoundError):
+        await store.get_credential_body("c2", run_id=run_id)
+    with pytest.raises(NotFoundError):
+        await store.get_credential_body("c", run_id="no-such-run")
+
+
+# -- dataclips -----------------------------------------------------------------------------
+
+
+async def test_dataclips_are_saved_read_and_wiped(store: SQLStore, clock: FakeClock) -> None:
+    await store.create_project(Project(id="p", name="Clinic"))
+    saved = await store.save_dataclip(
+        "p",
+        NewDataclip(DataclipType.HTTP_REQUEST, {"patient": 7}, request={"method": "POST"}),
+    )
+    assert await store.get_dataclip(saved.id) == saved
+    assert saved.as_input() == {"data": {"patient": 7}, "request": {"method": "POST"}}
+    assert (saved.wiped_at, saved.inserted_at) == (None, clock.now)
+
+    clock.advance(minutes=1)
+    await store.wipe_dataclip(saved.id)
+    wiped = await store.get_dataclip(saved.id)
+    assert (wiped.body, wiped.request, wiped.wiped_at) == (None, None, clock.now)
+    assert (wiped.id, wiped.type, wiped.project_id) == (saved.id, saved.type, "p")
+    assert wiped.inserted_at == saved.inserted_at
+
+    for call in (store.get_dataclip("nope"), store.wipe_dataclip("nope")):
+        with pytest.raises(NotFoundError):
+            await call
+    with pytest.raises(NotFoundError):
+        await store.save_dataclip("nope", NewDataclip(DataclipType.GLOBAL, {}))
+
+
+# -- enqueue -------------------------------------------------------------------------------
+
+
+async def test_enqueue_writes_input_work_order_and_run(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    made = await store.enqueue(webhook({"patient": 7}))
+    assert made.dataclip_id is not None
+    assert (await store.get_dataclip(made.dataclip_id)).body == {"patient": 7}
+    order = await store.get_work_order(made.work_order_id)
+    assert (order.workflow_id, order.trigger_id, order.dataclip_id, order.state) == (
+        "w",
+        "t",
+        made.dataclip_id,
+        RunState.AVAILABLE,
+    )
+    detail = await store.get_run(made.run_id)
+    run = detail.run
+    assert (run.state, run.queue, run.priority, run.inserted_at) == (
+        RunState.AVAILABLE,
+        "default",
+        Priority.IMMEDIATE,
+        clock.now,
+    )
+    assert run.snapshot_id == (await store.get_workflow("w")).snapshot_id
+    assert run.options == Options(run_timeout_ms=60_000)
+    assert detail.steps == ()
+    assert await store.queue_depth() == {"default": 1}
+
+
+async def test_a_failed_enqueue_leaves_nothing(store: SQLStore) -> None:
+    await seed(store)
+    first = await store.enqueue(webhook())
+    # The dataclip and work order are written before the run, whose id is taken: all go.
+    with pytest.raises(ConflictError):
+        await store.enqueue(
+            webhook(
+                input=NewDataclip(DataclipType.HTTP_REQUEST, {}, id="d-new"), run_id=first.run_id
+            )
+        )
+    with pytest.raises(NotFoundError):
+        await store.get_dataclip("d-new")
+    runs = (await store.list_runs()).items
+    assert [run.id for run in runs] == [first.run_id]
+    assert await store.queue_depth() == {"default": 1}
+    # Nor does a new queue name survive a refused enqueue.
+    with pytest.raises(ConflictError):
+        await store.enqueue(webhook(queue="brand_new", run_id=first.run_id))
+    assert await store.claim(5, ["brand_new"]) == []
+
+
+async def test_enqueue_checks_what_it_is_given(store: SQLStore) -> None:
+    await seed(store)
+    made = await store.enqueue(webhook())
+    assert made.dataclip_id is not None
+    # A rerun: an existing input, in the same work order, from a job.
+    rerun = await store.enqueue(
+        webhook(
+            input=None,
+            input_dataclip_id=made.dataclip_id,
+            work_order_id=made.work_order_id,
+            starting_node_id="j2",
+            queue="manual",
+        )
+    )
+    assert rerun.work_order_id == made.work_order_id
+    assert (await store.get_run(rerun.run_id)).run.starting_node_id == "j2"
+    bad: list[tuple[type[Exception], EnqueueRequest]] = [
+        (NotFoundError, webhook(workflow_id="nope")),
+        (NotFoundError, webhook(trigger_id="nope")),
+        (NotFoundError, webhook(starting_node_id="nope")),
+        (NotFoundError, webhook(input=None, input_dataclip_id="nope")),
+        (NotFoundError, webhook(work_order_id="nope")),
+        (InputError, webhook(input_dataclip_id=made.dataclip_id)),
+        (InputError, webhook(queue="no spaces")),
+        (InputError, webhook(priority=7)),
+        (InputError, webhook(options=Options(job_log_level="loud"))),
+    ]
+    for error, request in bad:
+        with pytest.raises(error):
+            await store.enqueue(request)
+    assert len((await store.list_runs()).items) == 2
+
+
+# -- claim ---------------------------------------------------------------------------------
+
+
+async def test_claims_are_fifo_within_priority(store: SQLStore) -> None:
+    await seed(store)
+    cron = {"priority": Priority.NORMAL}
+    a = (await store.enqueue(webhook(**cron))).run_id
+    b = (await store.enqueue(webhook())).run_id
+    c = (await store.enqueue(webhook())).run_id
+    d = (await store.enqueue(webhook(**cron))).run_id
+    claimed = [run.id for run in await store.claim(3, ["*"], "w1")]
+    assert claimed == [b, c, a]
+    assert [run.id for run in await store.claim(3, ["*"], "w1")] == [d]
+    assert await store.claim(3, ["*"], "w1") == []
+
+
+async def test_claims_honour_the_queue_list(store: SQLStore) -> None:
+    """Spec §4.4 and scenario 6 of §12: a list without '*' filters, one with it prefers."""
+    await seed(store)
+    default = (await store.enqueue(webhook())).run_id
+    cron_manual = (await store.enqueue(webhook(queue="manual", priority=Priority.NORMAL))).run_id
+    fast = (await store.enqueue(webhook(queue="fast_lane"))).run_id
+    manual = (await store.enqueue(webhook(queue="manual"))).run_id
+    custom = (await store.enqueue(webhook(queue="bulk"))).run_id
+
+    assert await store.claim(5, ["nothing_here"]) == []
+    assert [r.id for r in await store.claim(5, ["fast_lane"])] == [fast]
+    assert await store.claim(5, ["fast_lane"]) == []
+    # Manual first (priority within it), then every other queue by priority and arrival.
+    assert [r.id for r in await store.claim(5, ["manual", "*"])] == [
+        manual,
+        cron_manual,
+        default,
+        custom,
+    ]
+
+
+async def test_a_preferred_queue_comes_before_priority(store: SQLStore) -> None:
+    await seed(store)
+    default = (await store.enqueue(webhook())).run_id
+    bulk = (await store.enqueue(webhook(queue="bulk", priority=Priority.NORMAL))).run_id
+    assert [r.id for r in await store.claim(2, ["bulk", "*"])] == [bulk, default]
+
+
+async def test_claims_honour_demand_and_record_the_worker(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    ids = await enqueue_many(store, 5)
+    clock.advance(seconds=3)
+    first = await store.claim(2, worker_name="pod-1")
+    assert [run.id for run in first] == ids[:2]
+    assert all(run.claimed_at == clock.now and run.run_timeout_ms == 60_000 for run in first)
+    run = (await store.get_run(ids[0])).run
+    assert (run.state, run.worker_name, run.claimed_at) == (RunState.CLAIMED, "pod-1", clock.now)
+    assert [run.id for run in await store.claim(10)] == ids[2:]
+    for demand in (0, -1):
+        with pytest.raises(InputError):
+            await store.claim(demand)
+    assert await store.queue_depth() == {}
+
+
+async def test_concurrent_claimers_never_share_a_run(
+    store: SQLStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Scenario 7 of §12, many times over: claims race on several connections (PostgreSQL)
+    or several stores on one file (SQLite), and every run goes to exactly one claimer."""
+    await seed(store)
+    ids = await enqueue_many(store, 60)
+    others = [await open_store(backend.url, clock=clock) for _ in range(2)]
+    stores = [store, *others]
+    try:
+
+        async def claimer(number: int) -> list[str]:
+            mine: list[str] = []
+            while True:
+                demand = 1 + number % 3
+                got = await stores[number % len(stores)].claim(demand, ["*"], f"w{number}")
+                if not got:
+                    return mine
+                assert len(got) <= demand
+                mine += [run.id for run in got]
+
+        results = await asyncio.gather(*(claimer(n) for n in range(12)))
+    finally:
+        for other in others:
+            await other.close()
+    everything = [run_id for claimed in results for run_id in claimed]
+    assert sorted(everything) == sorted(ids)  # each run once: none twice, none missed
+
+
+# -- run transitions -----------------------------------------------------------------------
+
+
+async def test_illegal_run_transitions_are_refused_and_change_nothing(store: SQLStore) -> None:
+    await seed(store)
+    run_id = (await store.enqueue(webhook())).run_id
+    before = await store.get_run(run_id)
+    for call in (
+        store.start_run(run_id),
+        store.join_run(run_id),
+        store.complete_run(run_id, RunCompletion(SUCCESS)),
+        store.start_step(run_id, StepStart("s1", "j1")),
+    ):
+        with pytest.raises(TransitionError) as info:
+            await call
+        assert info.value.state == "available"
+    assert await store.get_run(run_id) == before
+    with pytest.raises(NotFoundError):
+        await store.start_run("no-such-run")
+
+
+async def test_a_run_that_fails_before_starting_completes_from_claimed(store: SQLStore) -> None:
+    """Spec §5.4: a credential that cannot be loaded ends the run without run:start."""
+    await seed(store)
+    run_id = await claimed_run(store)
+    failure = ExitReason(Reason.EXCEPTION, "CredentialLoadError", "Failed to load credential c")
+    run = await store.complete_run(run_id, RunCompletion(failure))
+    assert (run.state, run.error_type, run.error_message, run.started_at) == (
+        RunState.EXCEPTION,
+        "CredentialLoadError",
+        "Failed to load credential c",
+        None,
+    )
+
+
+async def test_completing_a_final_run_is_refused(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    run_id = await started_run(store)
+    clock.advance(seconds=2)
+    done = await store.complete_run(run_id, RunCompletion(ExitReason(Reason.FAIL, "JobError")))
+    assert (done.state, done.finished_at) == (RunState.FAILED, clock.now)
+    clock.advance(seconds=2)
+    for call in (
+        store.complete_run(run_id, RunCompletion(SUCCESS)),
+        store.start_run(run_id),
+        store.join_run(run_id),
+        store.cancel_run(run_id),
+    ):
+        with pytest.raises(TransitionError):
+            await call
+    with pytest.raises(TransitionError, match="already in completed state"):
+        await store.complete_run(run_id, RunCompletion(SUCCESS))
+    assert (await store.get_run(run_id)).run == done
+
+
+async def test_each_exit_reason_lands_on_its_final_state(store: SQLStore) -> None:
+    await seed(store)
+    expected = {
+        Reason.SUCCESS: RunState.SUCCESS,
+        Reason.FAIL: RunState.FAILED,
+        Reason.CRASH: RunState.CRASHED,
+        Reason.KILL: RunState.KILLED,
+        Reason.EXCEPTION: RunState.EXCEPTION,
+        Reason.CANCEL: RunState.CANCELLED,
+    }
+    for reason, state in expected.items():
+        run_id = await started_run(store)
+        assert (await store.complete_run(run_id, RunCompletion(ExitReason(reason)))).state is state
+    run_id = await started_run(store)
+    with pytest.raises(TransitionError):
+        await store.complete_run(run_id, RunCompletion(ExitReason(Reason.LOST)))
+    assert await state_of(store, run_id) is RunState.STARTED
+
+
+async def test_a_queued_run_is_cancelled_at_once(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    queued = (await store.enqueue(webhook())).run_id
+    await store.cancel_run(queued)
+    run = (await store.get_run(queued)).run
+    assert (run.state, run.finished_at) == (RunState.CANCELLED, clock.now)
+    assert await store.claim(1) == []
+    claimed = await claimed_run(store)
+    with pytest.raises(TransitionError):
+        await store.cancel_run(claimed)
+
+
+async def test_the_whole_run_is_recorded(store: SQLStore, clock: FakeClock) -> None:
+    """Spec §5.11's event order, and what each event leaves in the store."""
+    await seed(store)
+    made = await store.enqueue(webhook({"patient": 7}))
+    await store.claim(1, ["*"], "pod-1")
+    await store.join_run(made.run_id)
+    started = clock.advance(seconds=1)
+    await store.start_run(made.run_id, timestamp=started)
+    await store.start_step(made.run_id, StepStart("s1", "j1", made.dataclip_id))
+    clock.advance(seconds=1)
+    await store.complete_step(
+        made.run_id, StepCompletion("s1", SUCCESS, "out-1", {"data": {"count": 1}})
+    )
+    await store.start_step(made.run_id, StepStart("s2", "j2", "out-1"))
+    await store.complete_step(made.run_id, StepCompletion("s2", SUCCESS, "out-2", {"data": {}}))
+    run = await store.complete_run(made.run_id, RunCompletion(SUCCESS, "out-2"))
+
+    detail = await store.get_run(made.run_id)
+    assert detail.run == run
+    assert (run.state, run.started_at, run.final_dataclip_id) == (
+        RunState.SUCCESS,
+        started,
+        "out-2",
+    )
+    assert [(s.id, s.job_id, s.state) for s in detail.steps] == [
+        ("s1", "j1", StepState.SUCCESS),
+        ("s2", "j2", StepState.SUCCESS),
+    ]
+    assert detail.steps[0].input_dataclip_id == made.dataclip_id
+    output = await store.get_dataclip("out-1")
+    assert (output.type, output.body, output.project_id) == (
+        DataclipType.STEP_RESULT,
+        {"data": {"count": 1}},
+        "p",
+    )
+    assert (await store.get_work_order(made.work_order_id)).state is RunState.SUCCESS
+
+
+async def test_step_events_are_checked(store: SQLStore) -> None:
+    await seed(store)
+    run_id = await started_run(store)
+    other = await started_run(store)
+    with pytest.raises(NotFoundError) as info:
+        await store.start_step(run_id, StepStart("s1", "not-a-job"))
+    assert info.value.field == "job_id"
+    with pytest.raises(NotFoundError):
+        await store.start_step(run_id, StepStart("s1", "j1", input_dataclip_id="nope"))
+    await store.start_step(run_id, StepStart("s1", "j1"))
+    with pytest.raises(ConflictError):
+        await store.start_step(run_id, StepStart("s1", "j1"))
+    with pytest.raises(NotFoundError) as info:
+        await store.complete_step(other, StepCompletion("s1", SUCCESS))
+    assert info.value.field == "step_id"
+    with pytest.raises(InputError):
+        await store.complete_step(run_id, StepCompletion("s1", SUCCESS, output={"a": 1}))
+    await store.complete_step(
+        run_id, StepCompletion("s1", ExitReason(Reason.FAIL, "JobError", "boom"))
+    )
+    with pytest.raises(TransitionError, match="already in completed state"):
+        await store.complete_step(run_id, StepCompletion("s1", SUCCESS))
+    [step] = (await store.get_run(run_id)).steps
+    assert (step.state, step.error_type, step.error_message, step.output_dataclip_id) == (
+        StepState.FAIL,
+        "JobError",
+        "boom",
+        None,  # withheld: no output and no id (DATACLIP_TOO_LARGE)
+    )
+
+
+async def test_an_output_not_saved_leaves_a_wiped_dataclip(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """Spec §5.8: with output_dataclips off the worker sends only the id."""
+    await seed(store)
+    run_id = await started_run(store)
+    await store.start_step(run_id, StepStart("s1", "j1"))
+    await store.complete_step(run_id, StepCompletion("s1", SUCCESS, output_dataclip_id="out-1"))
+    clip = await store.get_dataclip("out-1")
+    assert (clip.body, clip.wiped_at, clip.type) == (None, clock.now, DataclipType.STEP_RESULT)
+    assert (await store.get_run(run_id)).steps[0].output_dataclip_id == "out-1"
+
+
+# -- rollback and lost runs ----------------------------------------------------------------
+
+
+async def test_claims_never_joined_go_back_to_the_queue(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    first, joined, late = await enqueue_many(store, 3)
+    await store.claim(2, ["*"], "pod-1")
+    await store.join_run(joined)
+    clock.advance(seconds=30)
+    await store.claim(1, ["*"], "pod-2")  # late is claimed 30 s after the others
+    clock.advance(seconds=1)
+
+    assert await store.rollback_unjoined(claimed_before=clock.now - timedelta(seconds=30)) == [
+        first
+    ]
+    run = (await store.get_run(first)).run
+    assert (run.state, run.claimed_at, run.worker_name) == (RunState.AVAILABLE, None, None)
+    assert await state_of(store, joined) is RunState.CLAIMED
+    assert await state_of(store, late) is RunState.CLAIMED
+    # Explicit rollback (the claim reply never reached the worker): joined runs stay.
+    assert await store.rollback_claims([late, joined, "nope"]) == [late]
+    assert [r.id for r in await store.claim(5)] == [first, late]
+
+
+async def test_runs_in_flight_too_long_are_lost(store: SQLStore, clock: FakeClock) -> None:
+    """Spec §7.5 and scenario 20 of §12."""
+    await seed(store)
+    claimed = await claimed_run(store, options=Options(run_timeout_ms=1000))
+    started = await started_run(store, options=Options(run_timeout_ms=1000))
+    await store.start_step(started, StepStart("s1", "j1"))
+    await store.complete_step(started, StepCompletion("s1", SUCCESS, "o1", {}))
+    await store.start_step(started, StepStart("s2", "j2"))
+    no_timeout = await started_run(store, options=Options())
+    queued = (await store.enqueue(webhook())).run_id
+
+    clock.advance(milliseconds=1000 + 10_000)  # timeout + grace: not yet past
+    assert await store.mark_lost(grace=timedelta(seconds=10)) == []
+    clock.advance(milliseconds=1)
+    lost = await store.mark_lost(grace=timedelta(seconds=10), default_timeout_ms=300_000)
+    assert {(r.id, r.error_type) for r in lost} == {
+        (claimed, "LostAfterClaim"),
+        (started, "LostAfterStart"),
+    }
+    detail = await store.get_run(started)
+    assert (detail.run.state, detail.run.finished_at) == (RunState.LOST, clock.now)
+    assert [(s.id, s.state) for s in detail.steps] == [
+        ("s1", StepState.SUCCESS),
+        ("s2", StepState.LOST),
+    ]
+    assert detail.steps[1].finished_at == clock.now
+    assert await state_of(store, no_timeout) is RunState.STARTED
+    assert await state_of(store, queued) is RunState.AVAILABLE
+    # A slow worker's late events are refused.
+    with pytest.raises(TransitionError, match="already in completed state"):
+        await store.complete_run(started, RunCompletion(SUCCESS))
+    with pytest.raises(TransitionError):
+        await store.complete_step(started, StepCompletion("s2", SUCCESS))
+    clock.advance(seconds=300)
+    assert [r.id for r in await store.mark_lost()] == [no_timeout]
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+async def test_a_log_batch_is_stored_whole_or_not_at_all(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    run_id = await started_run(store)
+    await store.start_step(run_id, StepStart("s1", "j1"))
+    good = log("ok", clock, step_id="s1")
+    for bad, error in (
+        (log("bad level", clock, level="loud"), InputError),
+        (log("bad source", clock, source="TOOLONGSRC"), InputError),
+        (log("bad step", clock, step_id="not-a-step"), NotFoundError),
+    ):
+        with pytest.raises(error):
+            await store.append_logs(run_id, [good, good, bad])
+        assert (await store.get_logs(run_id)).items == ()
+    ids = await store.append_logs(run_id, [good, log("two", clock, source="R/T")])
+    single = await store.append_log(run_id, log("three", clock, level="error"))
+    page = await store.get_logs(run_id)
+    assert [(e.id, e.message, e.step_id) for e in page.items] == [
+        (ids[0], "ok", "s1"),
+        (ids[1], "two", None),
+        (single, "three", None),
+    ]
+    with pytest.raises(NotFoundError):
+        await store.append_log("no-such-run", good)
+
+
+async def test_logs_are_read_in_time_order_a_page_at_a_time(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    run_id = await started_run(store)
+    base = clock.now
+    # Spec §5.11: worker lines are stamped 10 ms in the past, so arrival order is not time order.
+    offsets = [30, 10, 20, 10, 50, 40, 0]
+    lines = [log(f"at {ms}", clock, timestamp=base + timedelta(milliseconds=ms)) for ms in offsets]
+    await store.append_logs(run_id, lines)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.get_logs(run_id, cursor=cursor, limit=3)
+        seen += [entry.message for entry in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [f"at {ms}" for ms in sorted(offsets)]
+    with pytest.raises(NotFoundError):
+        await store.get_logs("no-such-run")
+
+
+async def test_nul_characters_are_treated_alike_on_both_backends(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """PostgreSQL cannot hold NUL in text or jsonb: text loses it (as Lightning's log lines
+    do), a JSON document holding it is refused, and SQLite does exactly the same."""
+    await seed(store)
+    run_id = await started_run(store)
+    await store.append_log(run_id, log("a\x00b", clock))
+    assert [e.message for e in (await store.get_logs(run_id)).items] == ["ab"]
+    with pytest.raises(InputError, match="NUL"):
+        await store.save_dataclip("p", NewDataclip(DataclipType.GLOBAL, {"k": "a\x00"}))
+    escaped = await store.save_dataclip("p", NewDataclip(DataclipType.GLOBAL, {"k": "\\u0000"}))
+    assert (await store.get_dataclip(escaped.id)).body == {"k": "\\u0000"}
+
+
+# -- listing runs --------------------------------------------------------------------------
+
+
+async def test_runs_are_listed_newest_first_with_filters(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    await store.create_workflow(
+        workflow(id="w2", jobs=(Job(id="k", body="", adaptor="a"),), triggers=(), edges=())
+    )
+    start = clock.now
+    ids = []
+    for _ in range(5):
+        ids.append((await store.enqueue(webhook())).run_id)
+        clock.advance(minutes=1)
+    other = (await store.enqueue(webhook(workflow_id="w2", trigger_id=None))).run_id
+    await store.claim(1, ["*"])  # ids[0]
+
+    everything = await store.list_runs(limit=1000)
+    assert [r.id for r in everything.items] == [other, *reversed(ids)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_runs(RunFilter(workflow_id="w"), cursor=cursor, limit=2)
+        seen += [run.id for run in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == list(reversed(ids))
+
+    claimed = await store.list_runs(RunFilter(states=frozenset({RunState.CLAIMED})))
+    assert [r.id for r in claimed.items] == [ids[0]]
+    window = RunFilter(
+        workflow_id="w",
+        inserted_from=start + timedelta(minutes=1),
+        inserted_until=start + timedelta(minutes=3),
+    )
+    assert [r.id for r in (await store.list_runs(window)).items] == [ids[2], ids[1]]
+    assert (await store.list_runs(RunFilter(project_id="nope"))).items == ()
+    with pytest.raises(InputError):
+        await store.list_runs(RunFilter(states=frozenset()))
+
+
+async def test_the_plan_is_what_the_run_recorded(store: SQLStore) -> None:
+    """Spec §6.1: fetch:plan from the run's snapshot, even after the workflow changed."""
+    await seed(store)
+    made = await store.enqueue(webhook())
+    await store.replace_workflow(workflow(jobs=(workflow().jobs[0],), edges=workflow().edges[:1]))
+    plan = await store.get_plan(made.run_id)
+    assert plan == {
+        "id": made.run_id,
+        "project_id": "p",
+        "dataclip_id": made.dataclip_id,
+        "starting_node_id": "t",
+        "triggers": [{"id": "t"}],
+        "jobs": [
+            {"id": "j1", "body": "get('/patients')", "adaptor": "http", "credential_id": "c"},
+            {"id": "j2", "name": "count", "body": "fn(count)", "adaptor": "common"},
+        ],
+        "edges": [
+            {
+                "id": "e1",
+                "source_trigger_id": "t",
+                "target_job_id": "j1",
+                "condition": "always",
+                "enabled": True,
+            },
+            {
+                "id": "e2",
+                "source_job_id": "j1",
+                "target_job_id": "j2",
+                "condition": "on_job_success",
+                "enabled": True,
+            },
+        ],
+        "options": {"run_timeout_ms": 60_000, "output_dataclips": True, "job_log_level": "info"},
+    }
+    assert Plan.from_wire(plan).id == made.run_id  # the worker can read it
+    with pytest.raises(NotFoundError):
+        await store.get_plan("no-such-run")
+
+
+# -- opening -------------------------------------------------------------------------------
+
+
+async def test_reopening_and_concurrent_opening_migrate_once(
+    store: SQLStore, backend: Backend, clock: FakeClock
+) -> None:
+    await seed(store)
+    stores = await asyncio.gather(*(open_store(backend.url, credential_key=KEY) for _ in range(3)))
+    for other in stores:
+        assert (await other.get_workflow("w")).version == 1
+        await other.close()
+
+
+async def test_first_opens_at_once_migrate_once(backend: Backend, clock: FakeClock) -> None:
+    """Two (here three) coordinators starting together on a new database."""
+    stores = await asyncio.gather(*(open_store(backend.url, clock=clock) for _ in range(3)))
+    for opened in stores:
+        await opened.close()
+    query = "SELECT version FROM schema_version"
+    if backend.conninfo is None:
+        with sqlite3.connect(sqlite_path(backend.url)) as conn:
+            versions = conn.execute(query).fetchall()
+    else:
+        with psycopg.connect(backend.conninfo) as pg:
+            versions = pg.execute(query).fetchall()
+    assert [row[0] for row in versions] == [1]
+
+
+async def test_bad_store_urls_are_refused(tmp_path: Path) -> None:
+    for url in ("mysql://x", "sqlite:///", "sqlite:///:memory:", str(tmp_path)):
+        with pytest.raises(ConfigError):
+            await open_store(url)
+
+
+def test_both_dialects_define_the_same_queries() -> None:
+    sqlite, postgres = load_queries("sqlite"), load_queries("postgres")
+    assert sorted(sqlite) == sorted(postgres)
+    assert all(query.sql for query in (*sqlite.values(), *postgres.values()))
