@@ -146,6 +146,29 @@ async def test_project_crud(store: SQLStore, clock: FakeClock) -> None:
             await call
 
 
+async def test_deleting_a_project_takes_its_whole_history(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    made = await store.enqueue(webhook())
+    await store.claim(1)
+    await store.start_run(made.run_id)
+    await store.start_step(made.run_id, StepStart("s1", "j1", made.dataclip_id))
+    await store.append_log(made.run_id, log("x", clock, step_id="s1"))
+    await store.complete_step(made.run_id, StepCompletion("s1", SUCCESS, "out", {"a": 1}))
+    await store.complete_run(made.run_id, RunCompletion(SUCCESS, "out"))
+    await store.delete_project("p")
+    for call in (
+        store.get_run(made.run_id),
+        store.get_dataclip("out"),
+        store.get_credential_body("c"),
+        store.get_work_order(made.work_order_id),
+    ):
+        with pytest.raises(NotFoundError):
+            await call
+    assert (await store.list_runs()).items == ()
+
+
 async def test_projects_are_listed_a_page_at_a_time(store: SQLStore) -> None:
     for name in ("c", "a", "e", "b", "d"):
         await store.create_project(Project(id=name, name=name.upper()))

@@ -82,6 +82,7 @@ async def list_projects(tx: Tx, cursor: str | None, limit: int) -> Page[Project]
 
 
 async def delete_project(tx: Tx, project_id: str) -> None:
+    await tx.execute("delete_project_workflows", {"id": project_id})
     if not await tx.execute("delete_project", {"id": project_id}):
         raise NotFoundError(f"project {project_id} does not exist", field="id")
 

@@ -28,8 +28,13 @@ WHERE %(after)s::text IS NULL OR id > %(after)s
 ORDER BY id
 LIMIT %(limit)s;
 
+-- name: delete_project_workflows
+-- First half of deleting a project: its workflows, with their runs (ON DELETE CASCADE), so
+-- that no job still holds a credential when the second half deletes those.
+DELETE FROM workflows WHERE project_id = %(id)s;
+
 -- name: delete_project
--- Takes its workflows, runs, dataclips and credentials with it (ON DELETE CASCADE).
+-- Second half: the project with its credentials and dataclips.
 DELETE FROM projects WHERE id = %(id)s;
 
 
@@ -216,6 +221,9 @@ VALUES (%(id)s, %(work_order_id)s, %(workflow_id)s, %(project_id)s, %(snapshot_i
 --            instead of waiting for them, and a row another claimer has just claimed no
 --            longer passes "state = 'available'" when re-checked. Then the best %(demand)s of
 --            those few. MATERIALIZED fences the CTE, so the UPDATE touches only these rows.
+--            (Rows locked but not picked are released when the statement's transaction ends,
+--            a moment later; meanwhile another claimer passes over them, which can reorder
+--            two concurrent claims but never gives one run to both.)
 -- Issue 8's concurrency limits belong in picked's inner WHERE.
 WITH wanted AS (
     SELECT w.name, w.rank FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS w (name, rank)

@@ -28,8 +28,13 @@ WHERE :after IS NULL OR id > :after
 ORDER BY id
 LIMIT :limit;
 
+-- name: delete_project_workflows
+-- First half of deleting a project: its workflows, with their runs (ON DELETE CASCADE), so
+-- that no job still holds a credential when the second half deletes those.
+DELETE FROM workflows WHERE project_id = :id;
+
 -- name: delete_project
--- Takes its workflows, runs, dataclips and credentials with it (ON DELETE CASCADE).
+-- Second half: the project with its credentials and dataclips.
 DELETE FROM projects WHERE id = :id;
 
 

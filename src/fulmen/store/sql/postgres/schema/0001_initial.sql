@@ -9,6 +9,10 @@
 --   * states are enumerated columns guarded by CHECK constraints; which transitions between
 --     them are legal is fulmen/lifecycle.py's table, and the CHECKs below only hold each
 --     state's timestamps consistent.
+--   * every reference either cascades or is set to NULL: deleting a project or workflow
+--     removes a whole tree in one statement, and no constraint check has to guess in what
+--     order the database deletes its branches (references to dataclips become NULL; a
+--     dataclip is normally wiped, keeping its row, rather than deleted).
 
 CREATE TABLE projects (
     id          text PRIMARY KEY,
@@ -125,7 +129,7 @@ CREATE TABLE work_orders (
     workflow_id text NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
     -- No reference: the trigger may leave the workflow while its work orders stay.
     trigger_id  text,
-    dataclip_id text REFERENCES dataclips (id),
+    dataclip_id text REFERENCES dataclips (id) ON DELETE SET NULL,
     inserted_at timestamptz NOT NULL
 );
 CREATE INDEX work_orders_workflow ON work_orders (workflow_id, inserted_at);
@@ -138,8 +142,8 @@ CREATE TABLE runs (
     workflow_id       text NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
     -- Copied from the workflow so that per-project limits (issue 8) need no join.
     project_id        text NOT NULL,
-    snapshot_id       text NOT NULL REFERENCES workflow_snapshots (id),
-    dataclip_id       text REFERENCES dataclips (id),
+    snapshot_id       text NOT NULL REFERENCES workflow_snapshots (id) ON DELETE CASCADE,
+    dataclip_id       text REFERENCES dataclips (id) ON DELETE SET NULL,
     -- A trigger id, or a job id for reruns and retries that start part-way (spec §6.1).
     starting_node_id  text NOT NULL,
     state             text NOT NULL CHECK (state IN (
@@ -155,7 +159,7 @@ CREATE TABLE runs (
     worker_name       text,
     error_type        text,
     error_message     text,
-    final_dataclip_id text REFERENCES dataclips (id),
+    final_dataclip_id text REFERENCES dataclips (id) ON DELETE SET NULL,
     inserted_at       timestamptz NOT NULL,
     claimed_at        timestamptz,
     -- When a worker first joined run:<id>; a claimed run never joined is rolled back.
@@ -183,8 +187,8 @@ CREATE TABLE steps (
     id                 text PRIMARY KEY,
     run_id             text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     job_id             text NOT NULL,
-    input_dataclip_id  text REFERENCES dataclips (id),
-    output_dataclip_id text REFERENCES dataclips (id),
+    input_dataclip_id  text REFERENCES dataclips (id) ON DELETE SET NULL,
+    output_dataclip_id text REFERENCES dataclips (id) ON DELETE SET NULL,
     -- NULL while the step runs; then its exit reason, or 'lost' with its run.
     exit_reason        text CHECK (exit_reason IN (
                            'success', 'fail', 'crash', 'kill', 'exception', 'cancel', 'lost')),
