@@ -4,11 +4,12 @@ Used by the workflow worker and the script runner alike; knows nothing about job
 an importable ``"package.module:function"`` called as ``function(payload, emit)`` in the
 child, where ``emit(event)`` sends one JSON object back to the worker.
 
-Modules, in the order a run flows through them: ``process`` (the worker's side: ``Zygote``,
-``RunHandle``), ``wire`` and ``frames`` (what crosses the sockets), ``zygote`` (the forking
-loop), ``child`` (hardening and the entry wrapper, in the fork), with ``limits``,
-``landlock``, ``capabilities``, ``paths`` and ``libc`` for the Linux mechanisms, and ``probe``,
-``isolation``, ``outcome`` for what the host allows and how a run ended.
+Modules, in the order a run flows through them: on the worker's side ``process`` (``Zygote``),
+``link`` (the control socket to the zygote) and ``handle`` (``RunHandle``, one run socket);
+``wire`` and ``frames`` for what crosses the sockets; ``zygote`` (the forking loop) and
+``child`` (hardening and the entry wrapper, in the fork), with ``limits``, ``landlock``,
+``capabilities``, ``paths`` and ``libc`` for the Linux mechanisms; ``probe``, ``isolation``
+and ``outcome`` for what the host allows and how a run ended.
 
 The names below are loaded on first use (PEP 562) rather than imported here: the zygote
 imports ``fulmen.sandbox.zygote``, which runs this file, and must not pull in the worker's
@@ -22,10 +23,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fulmen.sandbox.handle import RunHandle
     from fulmen.sandbox.isolation import IsolationReport, Mechanism
     from fulmen.sandbox.limits import Limits
     from fulmen.sandbox.outcome import ChildExit, ExitKind
-    from fulmen.sandbox.process import DEFAULT_PRELOAD, LEVELS, RunHandle, Zygote
+    from fulmen.sandbox.process import DEFAULT_PRELOAD, LEVELS, Zygote
 
 __all__ = [
     "DEFAULT_PRELOAD",
@@ -47,7 +49,7 @@ _HOMES = {
     "ExitKind": "outcome",
     "DEFAULT_PRELOAD": "process",
     "LEVELS": "process",
-    "RunHandle": "process",
+    "RunHandle": "handle",
     "Zygote": "process",
 }
 

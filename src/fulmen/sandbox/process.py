@@ -26,24 +26,21 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import sys
 import tempfile
-import time
-from array import array
-from collections import deque
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import fulmen
-from fulmen.errors import SandboxError, SandboxProtocolError
-from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, HEADER_BYTES, FrameDecoder, encode
+from fulmen.errors import SandboxError
+from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, HEADER_BYTES, encode
+from fulmen.sandbox.handle import RunHandle
 from fulmen.sandbox.isolation import ZYGOTE_ENVIRONMENT, IsolationReport, Policy, assess
 from fulmen.sandbox.limits import Limits, planned_rlimits
-from fulmen.sandbox.outcome import ChildExit, EndedBy, classify
+from fulmen.sandbox.link import Link
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["DEFAULT_PRELOAD", "LEVELS", "RunHandle", "Zygote"]
@@ -63,448 +60,9 @@ sys.path.extend(p for p in config["extra_sys_path"] if p not in sys.path)
 from fulmen.sandbox.zygote import main
 main(config)
 """
-_HIGH_WATER: Final = 1024  # unread events before the worker stops reading a child
-_LOW_WATER: Final = 256
-_OUTPUT_TAIL: Final = 4096
-_RECV: Final = 1 << 16
 _PROBE_LIMITS: Final = Limits(
     timeout_s=20, memory_mb=256, cpu_s=20, nofile=64, nproc=64, fsize_mb=8
 )
-
-
-class RunHandle:
-    """One run: an async iterator over the events the child emits, then its exit.
-
-    Iterate it (``async for event in handle``) to receive events in order; when iteration
-    ends, :attr:`exit` is set. :meth:`wait` returns the exit without consuming events, but
-    a child that emits more than about a thousand events nobody reads is paused until they
-    are read (or its timeout kills it).
-
-    *Resource handling*: the run's socket, timer and directory are released by the time the
-    exit is known; there is nothing to close.
-    """
-
-    def __init__(
-        self,
-        link: _Link,
-        header: RunHeader,
-        sock: socket.socket,
-        payload_frame: bytes,
-        max_frame_bytes: int,
-    ) -> None:
-        self._link = link
-        self._loop = link.loop
-        self._header = header
-        self._sock = sock
-        self._decoder = FrameDecoder(max_frame_bytes)
-        self._events: deque[dict[str, Any]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._done: asyncio.Future[ChildExit] = self._loop.create_future()
-        self._error: dict[str, Any] | None = None
-        self._announced: dict[str, Any] | None = None
-        self._concluded = False
-        self._ended_by: EndedBy | None = None
-        self._detail = ""
-        self._reading = False
-        self._eof = False
-        self._unsent: memoryview | None = memoryview(payload_frame)
-        self._started_at = time.monotonic()
-        self._timer: asyncio.TimerHandle | None = None
-        self.pid: int | None = None
-        """The child's pid once the zygote reported it (diagnostics only)."""
-
-    @property
-    def run_dir(self) -> str:
-        """The child's working directory (removed once the run has ended)."""
-        return self._header.run_dir
-
-    @property
-    def exit(self) -> ChildExit:
-        """How the child ended.
-
-        Raises:
-            SandboxError: the run has not ended yet.
-        """
-        if not self._done.done():
-            raise SandboxError("The run has not ended yet; await wait() first.")
-        return self._done.result()
-
-    async def wait(self) -> ChildExit:
-        """Wait for the child to end (events stay queued for iteration)."""
-        return await asyncio.shield(self._done)
-
-    def kill(self) -> None:
-        """End the run's whole process group now (a cancel); its exit kind is ``killed``."""
-        self._end("kill")
-
-    def __aiter__(self) -> RunHandle:
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        while not self._events:
-            if self._done.done():
-                raise StopAsyncIteration
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        event = self._events.popleft()
-        if not self._reading and len(self._events) <= _LOW_WATER:
-            self._resume_reading()
-        return event
-
-    # -- driven by the link ------------------------------------------------------------------
-
-    def _begin(self) -> None:
-        self._flush_payload()
-        self._resume_reading()
-        timeout = self._header.limits.timeout_s
-        if timeout is not None:
-            self._timer = self._loop.call_later(timeout, self._end, "timeout")
-
-    def _on_started(self, pid: int) -> None:
-        self.pid = pid
-
-    def _on_exited(self, code: int | None, sig: int | None, max_rss_kb: int | None) -> None:
-        if self._concluded:
-            return
-        self._concluded = True
-        self._drain()
-        self._close_socket()
-        if self._timer is not None:
-            self._timer.cancel()
-        limits = self._header.limits
-        kind, message = classify(
-            code=code,
-            signal=sig,
-            error=self._error,
-            ended_by=self._ended_by,
-            limits=limits,
-            detail=self._detail,
-        )
-        output = self._take_output(keep=kind != "ok")
-        result = ChildExit(
-            kind=kind,
-            message=message,
-            exit_code=code,
-            signal=sig,
-            duration_s=time.monotonic() - self._started_at,
-            max_rss_kb=max_rss_kb,
-            output=output,
-        )
-        try:
-            os.rmdir(self.run_dir)
-        except FileNotFoundError:
-            pass
-        except OSError:  # not empty: do the tree off the event loop
-            self._link.track(self._remove_tree_then_finish(result))
-            return
-        self._finish(result)
-
-    def _on_failed(self, message: str) -> None:
-        """The zygote could not start the child (fork failed, spare lost)."""
-        self._end_locally("zygote", message)
-        self._on_exited(None, None, None)
-
-    def _on_lost(self, detail: str) -> None:
-        """The zygote died: its death killed the child (PDEATHSIG); finish its group too."""
-        self._end_locally("zygote", detail)
-        if self.pid is not None:
-            with contextlib.suppress(OSError):
-                os.killpg(self.pid, signal.SIGKILL)
-        self._on_exited(None, None, None)
-
-    # -- internals ---------------------------------------------------------------------------
-
-    def _end(self, reason: EndedBy, detail: str = "") -> None:
-        """End the run for ``reason``: the first reason wins, and the zygote kills the group."""
-        if not self._concluded and self._end_locally(reason, detail):
-            self._link.kill(self._header.id)
-
-    def _end_locally(self, reason: EndedBy, detail: str) -> bool:
-        if self._ended_by is not None:
-            return False
-        self._ended_by, self._detail = reason, detail
-        return True
-
-    def _finish(self, result: ChildExit) -> None:
-        if not self._done.done():
-            self._done.set_result(result)
-        self._link.forget(self._header.id)
-        self._wake()
-
-    async def _remove_tree_then_finish(self, result: ChildExit) -> None:
-        try:
-            await self._loop.run_in_executor(None, shutil.rmtree, self.run_dir, True)
-        finally:
-            self._finish(result)
-
-    def _take_output(self, keep: bool) -> str:
-        path = self._header.output_path
-        text = ""
-        try:
-            if keep:
-                with open(path, "rb") as f:
-                    f.seek(max(0, os.fstat(f.fileno()).st_size - _OUTPUT_TAIL))
-                    text = f.read().decode(errors="replace")
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        return text
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _resume_reading(self) -> None:
-        if self._sock.fileno() >= 0 and not self._eof and not self._reading:
-            self._loop.add_reader(self._sock.fileno(), self._on_readable)
-            self._reading = True
-
-    def _pause_reading(self) -> None:
-        if self._reading:
-            self._loop.remove_reader(self._sock.fileno())
-            self._reading = False
-
-    def _on_readable(self) -> None:
-        # One read per callback: other runs get their turn, and the queue is checked between
-        # reads, so a child faster than its reader is paused (it then blocks in emit).
-        self._read_once()
-        if len(self._events) >= _HIGH_WATER:
-            self._pause_reading()
-
-    def _drain(self) -> None:
-        """Read whatever the (now dead) child left in the socket, queue or no queue."""
-        while self._sock.fileno() >= 0 and self._read_once():
-            pass
-
-    def _read_once(self) -> bool:
-        """Read and decode one chunk; False when nothing more can be read now."""
-        if self._eof:
-            return False
-        try:
-            data = self._sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            data = b""
-        if not data:
-            self._eof = True
-            self._pause_reading()
-            if self._announced is not None:
-                self._conclude_announced(self._announced)
-            return False
-        try:
-            records = self._decoder.feed(data)
-        except SandboxProtocolError as exc:
-            self._protocol_error(str(exc))
-            return False
-        for record in records:
-            self._accept(record)
-        return True
-
-    def _accept(self, record: dict[str, Any]) -> None:
-        event = record.get("event")
-        if isinstance(event, dict):
-            self._events.append(event)
-            self._wake()
-        elif isinstance(record.get("error"), dict) and self._error is None:
-            self._error = record["error"]
-        elif isinstance(record.get("exit"), int) and self._announced is None:
-            self._announced = record
-        else:
-            self._protocol_error(f"unexpected record with keys {sorted(record)}")
-
-    def _conclude_announced(self, record: dict[str, Any]) -> None:
-        """The child said how it ends and shut its socket: the run is over now.
-
-        Waiting for the zygote's report would add the kernel's teardown of the process
-        (about a millisecond) to every run. The report is not needed to trust the code: the
-        job could make its entry return anyway. What it must not do is announce an end and
-        keep running, so the group is killed now (a no-op for a child already exiting).
-        """
-        self._link.kill(self._header.id)
-        maxrss = record.get("maxrss")
-        self._on_exited(int(record["exit"]), None, maxrss if isinstance(maxrss, int) else None)
-
-    def _protocol_error(self, detail: str) -> None:
-        self._eof = True
-        self._pause_reading()
-        self._end("protocol", detail)
-
-    def _flush_payload(self) -> None:
-        data = self._unsent
-        while data is not None and len(data):
-            try:
-                data = data[self._sock.send(data) :]
-            except (BlockingIOError, InterruptedError):
-                self._unsent = data
-                self._loop.add_writer(self._sock.fileno(), self._on_writable)
-                return
-            except OSError:  # the child died before reading it all; its exit will say why
-                break
-        self._unsent = None
-
-    def _on_writable(self) -> None:
-        self._loop.remove_writer(self._sock.fileno())
-        self._flush_payload()
-
-    def _close_socket(self) -> None:
-        if self._sock.fileno() >= 0:
-            self._pause_reading()
-            if self._unsent is not None:
-                self._loop.remove_writer(self._sock.fileno())
-                self._unsent = None
-            self._sock.close()
-
-
-class _Link:
-    """One zygote process and the control socket to it; replaced when the zygote dies."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        process: asyncio.subprocess.Process,
-        control: socket.socket,
-        tasks: set[asyncio.Task[None]],
-    ) -> None:
-        self.loop = loop
-        self.process = process
-        self.control = control
-        self.alive = True
-        self.ready: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self.runs: dict[int, RunHandle] = {}
-        self._tasks = tasks
-        self._decoder = FrameDecoder()
-        self._outbox: deque[tuple[bytes, socket.socket | None]] = deque()
-        control.setblocking(False)
-        loop.add_reader(control.fileno(), self._on_readable)
-
-    def start_run(self, header: RunHeader, payload_frame: bytes, max_frame_bytes: int) -> RunHandle:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        ours.setblocking(False)
-        handle = RunHandle(self, header, ours, payload_frame, max_frame_bytes)
-        self.runs[header.id] = handle
-        handle._begin()
-        self._send(encode(header.to_record()), theirs)
-        return handle
-
-    def kill(self, run_id: int) -> None:
-        if self.alive:
-            self._send(encode({"t": "kill", "id": run_id}))
-
-    def forget(self, run_id: int) -> None:
-        self.runs.pop(run_id, None)
-
-    def track(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = self.loop.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """Close the control socket (the zygote then kills its children and exits)."""
-        self._shut("closed")
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self.process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
-
-    # -- internals ---------------------------------------------------------------------------
-
-    def _send(self, data: bytes, attached: socket.socket | None = None) -> None:
-        self._outbox.append((data, attached))
-        if len(self._outbox) == 1:
-            self._flush()
-
-    def _flush(self) -> None:
-        while self._outbox and self.alive:
-            data, attached = self._outbox[0]
-            ancillary = []
-            if attached is not None:  # SCM_RIGHTS: the kernel installs a copy in the zygote
-                fds = array("i", [attached.fileno()])
-                ancillary.append((socket.SOL_SOCKET, socket.SCM_RIGHTS, fds))
-            try:
-                self.control.sendmsg([data], ancillary)
-            except (BlockingIOError, InterruptedError):
-                self.loop.add_writer(self.control.fileno(), self._on_writable)
-                return
-            except OSError as exc:
-                self._lost(f"control socket: {exc}")
-                return
-            self._outbox.popleft()
-            if attached is not None:
-                attached.close()  # the zygote has its own copy now
-
-    def _on_writable(self) -> None:
-        self.loop.remove_writer(self.control.fileno())
-        self._flush()
-
-    def _on_readable(self) -> None:
-        while self.alive:
-            try:
-                data = self.control.recv(_RECV)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._lost(f"control socket: {exc}")
-                return
-            if not data:
-                self._lost("it closed its control socket")
-                return
-            try:
-                for record in self._decoder.feed(data):
-                    self._dispatch(record)
-            except (SandboxProtocolError, KeyError, TypeError, ValueError) as exc:
-                self._lost(f"bad control message: {exc}")
-                return
-
-    def _dispatch(self, record: dict[str, Any]) -> None:
-        kind = record["t"]
-        if kind == "ready":
-            if not self.ready.done():
-                self.ready.set_result(record)
-            return
-        handle = self.runs.get(int(record["id"]))
-        if handle is None:
-            return
-        if kind == "started":
-            handle._on_started(int(record["pid"]))
-        elif kind == "exited":
-            handle._on_exited(record.get("code"), record.get("signal"), record.get("maxrss"))
-        elif kind == "failed":
-            handle._on_failed(str(record["message"]))
-
-    def _lost(self, detail: str) -> None:
-        if not self.alive:
-            return
-        log.warning("sandbox zygote %s lost: %s", self.process.pid, detail)
-        self._shut(detail)
-        self.track(self._reap())
-
-    def _shut(self, detail: str) -> None:
-        """Stop talking to the zygote; fail every run still in flight."""
-        if self.alive:
-            self.alive = False
-            self.loop.remove_reader(self.control.fileno())
-            self.loop.remove_writer(self.control.fileno())
-            self.control.close()
-        while self._outbox:
-            _, attached = self._outbox.popleft()
-            if attached is not None:
-                attached.close()
-        if not self.ready.done():
-            self.ready.set_exception(SandboxError(f"The sandbox zygote exited: {detail}."))
-        for handle in list(self.runs.values()):
-            handle._on_lost(detail)
-
-    async def _reap(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-        await self.process.wait()
 
 
 class Zygote:
@@ -540,7 +98,7 @@ class Zygote:
         self._max_frame = max_frame_bytes
         self._start_timeout = start_timeout_s
         self._tasks: set[asyncio.Task[None]] = set()
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._restart_lock = asyncio.Lock()
         self._next_id = 0
         self._closed = False
@@ -691,7 +249,7 @@ class Zygote:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _live_link(self) -> _Link:
+    async def _live_link(self) -> Link:
         if self._closed:
             raise SandboxError("The sandbox is closed.")
         link = self._link
@@ -703,9 +261,7 @@ class Zygote:
         assert self._link is not None
         return self._link
 
-    def _start_run(
-        self, link: _Link, entry: str, payload_frame: bytes, limits: Limits
-    ) -> RunHandle:
+    def _start_run(self, link: Link, entry: str, payload_frame: bytes, limits: Limits) -> RunHandle:
         self._next_id += 1
         run_id = self._next_id
         header = RunHeader(
@@ -751,7 +307,7 @@ class Zygote:
             raise SandboxError(f"Could not start the sandbox zygote: {exc}.") from exc
         finally:
             theirs.close()
-        link = _Link(loop, process, ours, self._tasks)
+        link = Link(loop, process, ours, self._tasks)
         self._link = link
         try:
             async with asyncio.timeout(self._start_timeout):
@@ -768,7 +324,7 @@ class Zygote:
         self._isolation = await self._verify(link, policy)
         log.info("%s", self._isolation.describe())
 
-    async def _verify(self, link: _Link, policy: Policy) -> IsolationReport:
+    async def _verify(self, link: Link, policy: Policy) -> IsolationReport:
         """Run the probe entry and believe only what it observed."""
         outside = os.path.join(self._base, "probe-outside")
         with open(outside, "w") as f:
