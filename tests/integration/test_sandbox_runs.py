@@ -231,6 +231,7 @@ def test_os_exit_is_a_crash_with_the_code() -> None:
         assert events == [{"exiting": 7}]
         assert (result.kind, result.exit_code) == ("crash", 7)
         assert result.message == "Process exited with code: 7"
+        assert result.output == "last words on stderr\n"
 
     with_zygote(scenario)
 
@@ -335,6 +336,17 @@ def test_zygote_death_fails_active_runs_and_the_next_run_restarts_it() -> None:
         assert (events, result.kind) == ([{"i": 0}], "ok")
         assert zygote.pid not in (None, old_pid)
         assert zygote.isolation.level == "L1" or zygote.isolation.level == "L0"
+
+    with_zygote(scenario)
+
+
+def test_restart_replaces_the_zygote() -> None:
+    async def scenario(zygote: Zygote) -> None:
+        old_pid = zygote.pid
+        await zygote.restart()
+        assert zygote.pid not in (None, old_pid)
+        _, result = await run(zygote, "trivial")
+        assert result.kind == "ok"
 
     with_zygote(scenario)
 

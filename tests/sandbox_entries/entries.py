@@ -179,6 +179,7 @@ def spin(payload: dict[str, Any], emit: Emit) -> None:
 
 def exit_with(payload: dict[str, Any], emit: Emit) -> None:
     emit({"exiting": payload["code"]})
+    os.write(2, b"last words on stderr\n")
     os._exit(int(payload["code"]))
 
 
