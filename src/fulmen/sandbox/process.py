@@ -318,6 +318,10 @@ class Zygote:
                 f"The sandbox zygote did not start within {self._start_timeout:g}s."
             ) from None
         self.preload_errors = dict(ready["preload_errors"])
+        if ready["threads"] != 1:
+            # A fork copies only the forking thread; locks other threads held stay locked in
+            # every child. Whatever started them should not be preloaded.
+            log.warning("preloading left %s threads in the sandbox zygote", ready["threads"])
         policy = Policy.from_record(ready["policy"])
         if policy.uid is not None:
             os.chmod(self._base, 0o711)  # let the child's uid reach its own directory

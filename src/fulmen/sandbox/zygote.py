@@ -31,6 +31,7 @@ import os
 import selectors
 import signal
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -250,6 +251,7 @@ def main(config: dict[str, Any]) -> None:
             "preload_errors": preload_errors,
             "policy": policy.to_record(),
             "landlock_abi": facts.landlock_abi,
+            "threads": threading.active_count(),
         }
     )
     zygote.serve()
