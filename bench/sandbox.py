@@ -2,10 +2,11 @@
 
 A trivial run is one entry that emits one event (``fulmen.sandbox.probe:echo``), in a zygote
 with the sandbox's default preload and in one with the runtime's (its imports make each fork
-dearer); then a whole one-step workflow through the runtime's entry. Latency is measured from
-the worker's ``Zygote.run`` call to the exit being known: the child handed its run, hardened
-(setsid, Landlock, descriptors, rlimits, capabilities), payload read, events received, run
-directory removed. Throughput runs several at once. Prints figures only.
+dearer); then a whole one-step workflow through the runtime's entry, cold and then the way
+``fulmen run`` and the worker do it (``execution.start_zygote``: preloaded, warmed up).
+Latency is measured from the worker's ``Zygote.run`` call to the exit being known: the child
+handed its run, hardened (setsid, Landlock, descriptors, rlimits, capabilities), payload read,
+events received, run directory removed. Throughput runs several at once. Prints figures only.
 
     .venv/bin/python bench/sandbox.py [--runs 1000] [--concurrency 4]
 """
@@ -21,12 +22,13 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from fulmen.execution import Defaults, RunRequest, start, start_zygote
+from fulmen.plan import Plan
+from fulmen.runtime.entry import ENTRY as RUNTIME_ENTRY
+from fulmen.runtime.entry import PRELOAD as RUNTIME
 from fulmen.sandbox import DEFAULT_PRELOAD, Limits, Zygote
 from fulmen.sandbox.isolation import ZYGOTE_ENVIRONMENT
 
-# What ``fulmen run`` preloads (fulmen.runtime.entry.PRELOAD): a realistic zygote size.
-RUNTIME = ("fulmen.runtime.entry", "fulmen.adaptors.common", "fulmen.adaptors.http")
-RUNTIME_ENTRY = "fulmen.runtime.entry:run_workflow"
 ONE_STEP = {
     "plan": {"jobs": [{"id": "job", "body": "fn(lambda state: state)", "adaptor": "common"}]},
     "input": {"data": {}},
@@ -46,6 +48,14 @@ async def through_runtime(zygote: Zygote) -> None:
     handle = await zygote.run(RUNTIME_ENTRY, ONE_STEP, Limits(timeout_s=10))
     events = [event async for event in handle]
     assert handle.exit.kind == "ok" and events, handle.exit
+
+
+async def through_execution(zygote: Zygote) -> None:
+    """What ``fulmen run`` and the worker do: the warmed zygote, events decoded and checked."""
+    request = RunRequest(Plan.from_wire(ONE_STEP["plan"]), {"data": {}})
+    execution = await start(zygote, request, Defaults())
+    events = [event async for event in execution]
+    assert events[-1].exit.ok, events[-1]
 
 
 async def through_fresh_python() -> None:
@@ -107,6 +117,9 @@ async def main() -> None:
             if preload is RUNTIME:
                 label = "runtime one-step run"
                 await measure(label, partial(through_runtime, zygote), args.runs, args.concurrency)
+    async with await start_zygote() as zygote:
+        label = "one-step run, warmed zygote"
+        await measure(label, partial(through_execution, zygote), args.runs, args.concurrency)
     await measure("fresh python -c", through_fresh_python, args.fresh_runs, args.concurrency)
 
 

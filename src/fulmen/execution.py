@@ -17,7 +17,7 @@ from typing import Any
 from fulmen.errors import ContractError
 from fulmen.plan import Plan
 from fulmen.reasons import ExitReason, Reason
-from fulmen.runtime.entry import ENTRY
+from fulmen.runtime.entry import ENTRY, PRELOAD, WARM_UP
 from fulmen.runtime.events import (
     LogLine,
     RuntimeEvent,
@@ -27,9 +27,18 @@ from fulmen.runtime.events import (
     decode,
     timestamp_us,
 )
+from fulmen.runtime.scrub import Scrubber
 from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
 
-__all__ = ["Defaults", "Execution", "RunRequest", "exit_reason_for", "limits_for", "start"]
+__all__ = [
+    "Defaults",
+    "Execution",
+    "RunRequest",
+    "exit_reason_for",
+    "limits_for",
+    "start",
+    "start_zygote",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,10 @@ class RunRequest:
     input: Mapping[str, Any] = field(default_factory=dict)
     #: Credential bodies by credential id; they go to the child only, never the zygote.
     credentials: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def credential_bodies(self) -> list[Mapping[str, Any]]:
+        inline = [job.credential for job in self.plan.jobs if job.credential is not None]
+        return [*self.credentials.values(), *inline]
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -65,23 +78,29 @@ def limits_for(plan: Plan, defaults: Defaults) -> Limits:
     )
 
 
-def exit_reason_for(exit: ChildExit, timeout_ms: int) -> ExitReason:
-    """How a run ends when its child ended without completing it (§7.1, §7.2)."""
+def exit_reason_for(exit: ChildExit, timeout_ms: int, scrubber: Scrubber) -> ExitReason:
+    """How a run ends when its child ended without completing it (§7.1, §7.2).
+
+    The child's own exit message can quote job code's exception, so it is scrubbed.
+    """
+    if exit.kind == "killed":
+        return ExitReason(Reason.CANCEL, "CancelError", "The run was cancelled")
     if exit.kind == "timeout":
         return ExitReason(
             Reason.KILL, "TimeoutError", f"Workflow failed to return within {timeout_ms}ms"
         )
     if exit.kind == "oom":
         return ExitReason(Reason.KILL, "OOMError", "Run exceeded maximum memory usage")
-    return ExitReason(Reason.CRASH, "ExitError", exit.message)
+    return ExitReason(Reason.CRASH, "ExitError", scrubber.text(exit.message))
 
 
 class Execution:
     """One run in progress: iterate it for events; ``cancel()`` ends the child at once."""
 
-    def __init__(self, handle: RunHandle, timeout_ms: int) -> None:
+    def __init__(self, handle: RunHandle, timeout_ms: int, scrubber: Scrubber) -> None:
         self._handle = handle
         self._timeout_ms = timeout_ms
+        self._scrubber = scrubber
         self.exit: ChildExit | None = None
 
     def cancel(self) -> None:
@@ -106,7 +125,7 @@ class Execution:
             yield event
         self.exit = await self._handle.wait()
         if complete is None:
-            reason = exit_reason_for(self.exit, self._timeout_ms)
+            reason = exit_reason_for(self.exit, self._timeout_ms, self._scrubber)
             if active is not None:
                 yield _aborted_step(active, reason)
             complete = WorkflowComplete(
@@ -117,12 +136,17 @@ class Execution:
         yield complete
 
 
+async def start_zygote(**options: Any) -> Zygote:
+    """The zygote for workflow runs: the runtime preloaded and warmed up (see ``Zygote.start``)."""
+    return await Zygote.start(preload=PRELOAD, warm_up=WARM_UP, **options)
+
+
 async def start(zygote: Zygote, request: RunRequest, defaults: Defaults) -> Execution:
     """Start the run in a fresh child; the payload goes straight to that child."""
     limits = limits_for(request.plan, defaults)
     handle = await zygote.run(ENTRY, request.payload(), limits)
     timeout_ms = request.plan.options.run_timeout_ms or defaults.run_timeout_ms
-    return Execution(handle, timeout_ms)
+    return Execution(handle, timeout_ms, Scrubber(request.credential_bodies()))
 
 
 def _aborted_step(step: StepStart, reason: ExitReason) -> StepComplete:

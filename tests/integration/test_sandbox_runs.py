@@ -373,3 +373,28 @@ def test_preload_failures_are_reported_not_fatal() -> None:
         assert result.kind == "ok"
 
     with_zygote(scenario, preload=["json", "no_such_module_anywhere"])
+
+
+# -- warm-up ------------------------------------------------------------------------------
+
+
+def test_warm_up_runs_in_the_zygote_and_again_in_each_child_before_its_run() -> None:
+    async def scenario(zygote: Zygote) -> list[list[dict[str, Any]]]:
+        return [(await run(zygote, "warmed"))[0] for _ in range(2)]
+
+    first, second = with_zygote(scenario, preload=[E[:-1]], warm_up=[E + "warm_up"])
+    for (event,) in (first, second):
+        zygote_pid, child_pid = event["warmed_in"]
+        assert child_pid == event["pid"] != zygote_pid
+    assert first[0]["pid"] != second[0]["pid"]
+
+
+def test_a_failing_warm_up_is_reported_and_runs_still_work() -> None:
+    async def scenario(zygote: Zygote) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        events, exit = await run(zygote, "warmed")
+        assert exit.kind == "ok"
+        return dict(zygote.preload_errors), events
+
+    errors, events = with_zygote(scenario, warm_up=[E + "broken_warm_up"])
+    assert errors == {E + "broken_warm_up": "RuntimeError: cannot warm up"}
+    assert events[0]["warmed_in"] == []

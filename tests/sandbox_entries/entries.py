@@ -206,3 +206,21 @@ def emit_garbage(payload: dict[str, Any], emit: Emit) -> None:
     """Write a frame that is not JSON straight onto the run socket."""
     os.write(3, b"\x00\x00\x00\x05hello")
     time.sleep(3600)
+
+
+# -- warm-ups (Zygote.start(warm_up=...)) -----------------------------------------------------
+
+_WARM: list[int] = []
+
+
+def warm_up() -> None:
+    """Record the process it ran in: the zygote once, then each spare before its run."""
+    _WARM.append(os.getpid())
+
+
+def broken_warm_up() -> None:
+    raise RuntimeError("cannot warm up")
+
+
+def warmed(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"warmed_in": list(_WARM), "pid": os.getpid()})

@@ -19,12 +19,10 @@ from typing import IO, Any
 import click
 
 from fulmen.errors import AdaptorError, ContractError, PlanError
-from fulmen.execution import Defaults, RunRequest, start
+from fulmen.execution import Defaults, RunRequest, start, start_zygote
 from fulmen.plan import Job, Plan, validate
 from fulmen.runtime import adaptors
-from fulmen.runtime.entry import PRELOAD
 from fulmen.runtime.events import LogLine, RuntimeEvent, StepComplete, WorkflowComplete
-from fulmen.sandbox import Zygote
 
 __all__ = ["run"]
 
@@ -139,7 +137,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 async def _execute(request: RunRequest, colour: bool) -> WorkflowComplete:
-    async with await Zygote.start(preload=PRELOAD) as zygote:
+    async with await start_zygote() as zygote:
         _echo_dim(f"sandbox: {zygote.isolation.summary()}", colour)
         execution = await start(zygote, request, Defaults())
         complete: WorkflowComplete | None = None

@@ -11,19 +11,26 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fulmen.errors import ContractError
-from fulmen.plan import Plan
+from fulmen.plan import Job, Plan
 from fulmen.reasons import Reason
 from fulmen.runtime import logs
 from fulmen.runtime.engine import Engine
 from fulmen.runtime.events import RuntimeEvent, WorkflowComplete, timestamp_us, to_dict
 from fulmen.runtime.scrub import Scrubber
 
-__all__ = ["ENTRY", "PRELOAD", "run_workflow"]
+__all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
 
 #: The name the sandbox imports and calls.
 ENTRY = "fulmen.runtime.entry:run_workflow"
 #: Modules worth importing once in the zygote so that no run pays for them.
 PRELOAD = ("fulmen.runtime.entry", "fulmen.adaptors.common", "fulmen.adaptors.http")
+#: Run once in the zygote and in every spare child before it gets a run (``Zygote.start``).
+WARM_UP = ("fulmen.runtime.entry:warm_up",)
+
+_WARM_UP_PLAN = Plan(
+    id="warm-up",
+    jobs=(Job(id="warm-up", body="fn(lambda state: state)\n", adaptor="common"),),
+)
 
 
 def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
@@ -55,6 +62,21 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
     )
     logs.install(sink)
     Engine(plan, credentials, send, sink, scrubber).run(initial)
+
+
+def warm_up() -> None:
+    """Run a one-step workflow on dummy data, emitting nothing and capturing no output.
+
+    It walks the same code a real run walks, so the zygote's lazy caches are filled and a
+    spare child's copy-on-write faults are taken before any payload (or secret) arrives.
+    """
+    scrubber = Scrubber([])
+    sink = logs.LogSink(_discard, scrubber)
+    Engine(_WARM_UP_PLAN, {}, _discard, sink, scrubber).run({"data": {}})
+
+
+def _discard(event: object) -> None:
+    pass
 
 
 def _all_credentials(plan: Plan, credentials: Mapping[str, Any]) -> list[Mapping[str, Any]]:

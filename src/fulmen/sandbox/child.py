@@ -51,6 +51,8 @@ class Settings:
     """Pre-opened paths and the Landlock rights to grant on each."""
     zygote_pid: int
     max_frame_bytes: int
+    warm_ups: Sequence[Callable[[], None]] = ()
+    """Called in each spare before it waits for a run (see ``Zygote.start``)."""
 
 
 class Channel:
@@ -126,6 +128,8 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
     try:
         try:
             _detach(settings.zygote_pid)
+            for warm_up in settings.warm_ups:
+                warm_up()
             received = _receive_run(control_fd)
         except BaseException:
             os._exit(EXIT_SETUP)  # no run yet, nobody to tell: the zygote makes another
@@ -272,7 +276,7 @@ def _run_entry(entry: str, channel: Channel, max_frame_bytes: int) -> int:
     try:
         payload = channel.receive_payload(max_frame_bytes)
         stage = "load"
-        function = _load(entry)
+        function = load(entry)
         stage = "entry"
         function(payload, channel.emit)
     except MemoryError:
@@ -288,14 +292,21 @@ def _run_entry(entry: str, channel: Channel, max_frame_bytes: int) -> int:
     return EXIT_OK
 
 
-def _load(entry: str) -> Entry:
-    module_name, _, qualname = entry.partition(":")
+def load(entry: str) -> Entry:
+    """The entry function named ``"package.module:function"``."""
+    function: Entry = load_callable(entry)
+    return function
+
+
+def load_callable(name: str) -> Callable[..., Any]:
+    """Whatever callable ``"package.module:qualified.name"`` names (entries, warm-ups)."""
+    module_name, _, qualname = name.partition(":")
     target: Any = importlib.import_module(module_name)
     for attribute in qualname.split("."):
         target = getattr(target, attribute)
     if not callable(target):
-        raise TypeError(f"sandbox entry {entry!r} is not callable")
-    function: Entry = target
+        raise TypeError(f"sandbox entry {name!r} is not callable")
+    function: Callable[..., Any] = target
     return function
 
 

@@ -32,7 +32,7 @@ import selectors
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +198,20 @@ def _preload(names: Sequence[str]) -> dict[str, str]:
     return errors
 
 
+def _warm_ups(names: Sequence[str], errors: dict[str, str]) -> tuple[Callable[[], None], ...]:
+    """Resolve and run each warm-up once here; those that fail are reported, not kept."""
+    kept = []
+    for name in names:
+        try:
+            function = child.load_callable(name)
+            function()
+        except BaseException as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            kept.append(function)
+    return tuple(kept)
+
+
 def _grants() -> tuple[list[tuple[paths.OpenPath, int]], list[str]]:
     """Open every path children may use, with its Landlock rights; also the Python ones."""
     python = paths.python_paths()
@@ -234,6 +248,7 @@ def main(config: dict[str, Any]) -> None:
     control = socket.socket(fileno=int(config["control_fd"]))
     control.setblocking(True)
     preload_errors = _preload(config["preload"])
+    warm_ups = _warm_ups(config.get("warm_up", ()), preload_errors)
     grants, python = _grants()
     facts = probe.host_facts(int(config["unprivileged_uid"]), python)
     policy = decide_policy(facts, use_landlock=bool(config["landlock"]))
@@ -243,7 +258,7 @@ def main(config: dict[str, Any]) -> None:
     # collector from touching (and so copying) those pages in each child.
     gc.collect()
     gc.freeze()
-    zygote = _Zygote(control, child.Settings(policy, grants, os.getpid(), max_frame))
+    zygote = _Zygote(control, child.Settings(policy, grants, os.getpid(), max_frame, warm_ups))
     zygote.announce(
         {
             "t": "ready",
