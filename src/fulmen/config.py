@@ -94,6 +94,12 @@ class WorkerSettings:
     worker_name: str | None = None
     port: int = 2222
     log_level: str = "debug"
+    #: Fulmen's own: the address of the health/metrics server (all interfaces, as ws-worker's
+    #: Koa app listens, so that an orchestrator's probes reach it).
+    health_host: str = "0.0.0.0"
+    #: Fulmen's own: how long SIGTERM lets active runs finish before ending them; ``None``
+    #: means the longest a run may take (``max_run_duration``). ws-worker waits without limit.
+    drain_timeout: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -133,6 +139,8 @@ class WorkerSettings:
             worker_name=env.get("WORKER_NAME") or env.get("DEPLOYED_POD_NAME"),
             port=env.integer("WORKER_PORT", 2222, minimum=0),
             log_level=env.get("WORKER_LOG_LEVEL") or "debug",
+            health_host=env.get("WORKER_HEALTH_HOST") or cls.health_host,
+            drain_timeout=env.number("WORKER_DRAIN_TIMEOUT_SECONDS", 0.0) or None,
         )
 
 

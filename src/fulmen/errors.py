@@ -23,6 +23,10 @@ The tree::
     ├── ContractError          a Lightning payload is missing a field or has a wrong type
     │   └── ContractFieldError   one named field is missing or wrong (``field`` says which)
     ├── TokenError             a worker or run token was refused (code says why)
+    ├── WorkerError            the worker and its coordinator could not do something together
+    │   ├── UnreachableError     no address of the coordinator took the connection (names the URL)
+    │   ├── RefusedError         the coordinator answered a join or request with an error
+    │   └── NoReplyError         a request will never be answered (timeout, disconnected…)
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -155,6 +159,44 @@ class TokenError(FulmenError):
     """A worker or run token that was refused; the code says why (expired, bad_signature…)."""
 
     code = "invalid_token"
+
+
+class WorkerError(FulmenError):
+    """The worker and its coordinator could not do something together; never user code's fault."""
+
+    code = "worker_error"
+
+
+class UnreachableError(WorkerError):
+    """No address of the coordinator took the WebSocket connection. ``url`` is the base URL
+    (never the socket URL, which carries the worker token). Code ``unauthorized`` when the
+    coordinator answered the upgrade with 401/403: the worker secrets differ."""
+
+    code = "unreachable"
+
+    def __init__(self, message: str, *, url: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.url = url
+
+
+class RefusedError(WorkerError):
+    """The coordinator answered a join or request with an error (or a run token ran out).
+    ``code`` is its ``reason`` when it gave one (``unauthorized``, ``not_found``), else
+    ``refused``; ``response`` is what it said, as decoded JSON."""
+
+    code = "refused"
+
+    def __init__(self, message: str, *, response: object = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.response = response
+
+
+class NoReplyError(WorkerError):
+    """A request will never be answered. Codes: ``timeout`` (connected, but no reply in
+    time), ``disconnected`` (the socket went away, or was not there), ``channel_closed`` (the
+    server closed or crashed the channel)."""
+
+    code = "no_reply"
 
 
 class TransitionError(FulmenError):
