@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itertools import islice
+from itertools import islice, pairwise
 
 import pytest
 
@@ -29,7 +29,7 @@ def test_capped_exponential(args: tuple[float, float], kwargs: dict, expected: l
 def test_ws_workers_claim_backoff_reaches_its_cap_and_stays() -> None:
     schedule = list(islice(delays(1, 10, factor=1.15), 40))
     assert schedule[-1] == 10
-    assert all(a <= b for a, b in zip(schedule, schedule[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(schedule))
 
 
 @pytest.mark.parametrize(("u", "expected"), [(0.0, [1, 2, 4, 4]), (0.999999, [0.5, 1, 2, 2])])

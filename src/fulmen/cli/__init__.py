@@ -11,6 +11,7 @@ import click
 from fulmen import __version__
 from fulmen.cli.keys import keys
 from fulmen.cli.run import run
+from fulmen.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(keys)
+cli.add_command(worker)
 
 
 def main() -> None:

@@ -1,0 +1,180 @@
+"""``fulmen worker``: claim runs from a coordinator (Fulmen's or OpenFn Lightning) and run them.
+
+Configuration is ws-worker's (spec §10.5): every environment variable it reads, and a flag for
+each, named as ws-worker names them where it has one. A flag wins over its variable. A
+missing or malformed secret, key or value stops start-up with one line naming the variable,
+exit status 2. SIGTERM drains and exits 0; a second Ctrl-C stops at once (exit 130).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+from typing import IO, Any
+
+import click
+
+from fulmen.config import Secret, WorkerSettings
+from fulmen.errors import ConfigError, SandboxError
+from fulmen.worker import prepare, serve
+
+__all__ = ["worker"]
+
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+
+
+class StartupError(click.ClickException):
+    """One line on stderr, exit status 2: the worker cannot start as configured."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"fulmen worker: {self.message}", err=True)
+
+
+@click.command()
+@click.option(
+    "-l",
+    "--lightning",
+    "lightning_url",
+    metavar="URL",
+    help="Coordinator socket base URL [WORKER_LIGHTNING_SERVICE_URL; ws://localhost:4000/worker].",
+)
+@click.option("-s", "--secret", help="Shared worker secret [WORKER_SECRET]; prefer the variable.")
+@click.option(
+    "--lightning-public-key",
+    "public_key",
+    metavar="BASE64_PEM",
+    help="Key that verifies run tokens [WORKER_LIGHTNING_PUBLIC_KEY, LIGHTNING_PUBLIC_KEY].",
+)
+@click.option("--capacity", type=click.IntRange(min=1), help="Runs at once [WORKER_CAPACITY; 5].")
+@click.option(
+    "--workloops",
+    metavar="SPEC",
+    help='Claim loops, e.g. "fast_lane:1 manual>*:4" [WORKER_WORKLOOPS]; not with --capacity.',
+)
+@click.option("-p", "--port", type=click.IntRange(min=0), help="Health port [WORKER_PORT; 2222].")
+@click.option("--health-host", help="Health address [WORKER_HEALTH_HOST; 0.0.0.0].")
+@click.option("--backoff", metavar="MIN/MAX", help="Claim backoff seconds [WORKER_BACKOFF; 1/10].")
+@click.option(
+    "-t",
+    "--max-run-duration-seconds",
+    "max_run_duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Default run timeout [WORKER_MAX_RUN_DURATION_SECONDS; 300].",
+)
+@click.option(
+    "--run-memory",
+    "max_run_memory_mb",
+    type=click.IntRange(min=1),
+    help="Default run memory MB [WORKER_MAX_RUN_MEMORY_MB; 500].",
+)
+@click.option(
+    "--payload-memory",
+    "max_payload_mb",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Largest dataclip sent, MB [WORKER_MAX_PAYLOAD_MB; 10].",
+)
+@click.option(
+    "--log-payload-memory",
+    "max_log_payload_mb",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Largest log line sent, MB [WORKER_MAX_LOG_PAYLOAD_MB; 1].",
+)
+@click.option(
+    "--message-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a run event waits for its reply [WORKER_MESSAGE_TIMEOUT_SECONDS; 30].",
+)
+@click.option(
+    "--claim-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a claim waits for its reply [WORKER_CLAIM_TIMEOUT_SECONDS; 3600].",
+)
+@click.option(
+    "--batch-logs/--no-batch-logs",
+    default=None,
+    help="Send logs as run:batch_logs [WORKER_BATCH_LOGS; off].",
+)
+@click.option(
+    "--batch-interval",
+    "batch_interval_ms",
+    type=click.IntRange(min=0),
+    help="Longest wait for a log batch, ms [WORKER_BATCH_LOGS_INTERVAL; 10].",
+)
+@click.option(
+    "--batch-limit",
+    type=click.IntRange(min=1),
+    help="Most lines per batch [WORKER_BATCH_LOGS_LIMIT; 50].",
+)
+@click.option("--worker-name", help="Name sent with claims [WORKER_NAME, DEPLOYED_POD_NAME].")
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds SIGTERM lets runs finish [WORKER_DRAIN_TIMEOUT_SECONDS; the run timeout].",
+)
+@click.option(
+    "--log",
+    "log_level",
+    type=click.Choice(sorted(_LOG_LEVELS)),
+    help="Worker log level on stderr [WORKER_LOG_LEVEL; debug].",
+)
+def worker(**flags: Any) -> None:
+    """Claim runs from a coordinator and run each in a sandboxed child."""
+    try:
+        settings = settings_from(WorkerSettings.from_env(), flags)
+        prepared = prepare(settings)
+    except ConfigError as exc:
+        raise StartupError(exc.message) from exc
+    _configure_logging(settings.log_level)
+    try:
+        status = asyncio.run(serve(settings, prepared))
+    except SandboxError as exc:
+        raise StartupError(f"the sandbox did not start: {exc.message}") from exc
+    sys.exit(status)
+
+
+def settings_from(settings: WorkerSettings, flags: dict[str, Any]) -> WorkerSettings:
+    """The environment's settings with the given flags laid over them.
+
+    Raises:
+        ConfigError: ``--capacity`` with ``--workloops``, or a bad ``--backoff``.
+    """
+    given = {name: value for name, value in flags.items() if value is not None}
+    if "capacity" in given and "workloops" in given:
+        raise ConfigError("--capacity and --workloops are exclusive; give one", code="conflict")
+    if "capacity" in given:
+        given["workloops"] = None  # a flag beats the other one's variable
+    if "secret" in given:
+        given["secret"] = Secret("--secret", given["secret"])
+    if "public_key" in given:
+        given["public_key"] = Secret("--lightning-public-key", given["public_key"])
+    if "backoff" in given:
+        given["backoff_min"], given["backoff_max"] = _backoff(given.pop("backoff"))
+    return dataclasses.replace(settings, **given)
+
+
+def _backoff(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition("/")
+    try:
+        pair = (float(low), float(high))
+    except ValueError:
+        pair = (0.0, 0.0)
+    if not sep or not 0 < pair[0] <= pair[1]:
+        raise ConfigError(
+            f"--backoff must be min/max in seconds with 0 < min <= max, not {text!r}",
+            code="bad_value",
+        )
+    return pair
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=_LOG_LEVELS.get(level, logging.DEBUG),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # websockets narrates every frame at debug level; the worker's own lines say what matters.
+    logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -1,0 +1,244 @@
+"""The worker's two kinds of channel, each kept joined across reconnects by its owner.
+
+``worker:queue`` (spec §4) is joined whenever the socket is up and rejoined after every drop,
+with Phoenix's rejoin delays after a refusal (§1.6). A refusal names the likely cause:
+Lightning refuses the join with ``unauthorized`` when the worker secrets differ (§1.7).
+
+``run:<id>`` (spec §5) is joined with the run token. If the socket drops or the server crashes
+the channel, a request waiting on it is not lost: the channel is joined again, with the same
+token, and the request sent again, for as long as the token is valid (the server would refuse
+an expired one, §3.3). This is the one place where requests are retried; a request that
+simply got no reply in time is not, as ws-worker does not (§1.5: retries caused duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Final, Protocol
+
+from fulmen.contract import WORKER_QUEUE, ClaimReply, ClaimRequest, Event, QueueJoin, run_topic
+from fulmen.errors import ContractError, NoReplyError, RefusedError
+from fulmen.phoenix.client import ChannelClosed, Push
+from fulmen.phoenix.frames import JSON
+
+__all__ = ["REJOIN_DELAYS", "Link", "QueueChannel", "RunChannel"]
+
+log = logging.getLogger("fulmen.worker")
+
+REJOIN_DELAYS: Final = (1.0, 2.0, 5.0, 10.0)
+"""Phoenix's channel rejoin delays; the last one repeats (§1.6)."""
+
+
+class Link(Protocol):
+    """What a channel needs from the connection (a seam for tests)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def wait_connected(self) -> None: ...
+
+    async def join(self, topic: str, payload: JSON, *, timeout: float | None = None) -> JSON: ...
+
+    async def request(
+        self, topic: str, event: str, payload: JSON, *, timeout: float | None = None
+    ) -> JSON | bytes: ...
+
+    async def leave(self, topic: str, *, timeout: float = 5.0) -> None: ...
+
+    def on_push(self, topic: str, handler: Callable[[Push], None]) -> None: ...
+
+    def on_channel_closed(self, topic: str, handler: Callable[[ChannelClosed], None]) -> None: ...
+
+
+def _rejoin_delays() -> Iterator[float]:
+    yield from REJOIN_DELAYS
+    while True:
+        yield REJOIN_DELAYS[-1]
+
+
+class QueueChannel:
+    """``worker:queue``: joined while connected; carries claims and ``work-available``.
+
+    Args:
+        link: the connection.
+        join: the join payload (capacity and queues, §4.1).
+        claim_timeout: how long a claim may wait for its reply (§1.5: an hour by default).
+        on_work_available: called for each ``work-available`` push (its payload is ignored:
+            lightning-mock sends the string ``"{}"``, §4.5).
+        url: the coordinator's base URL, for messages.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        join: QueueJoin,
+        *,
+        claim_timeout: float,
+        on_work_available: Callable[[], None],
+        url: str,
+    ) -> None:
+        self._link = link
+        self._join = join
+        self._claim_timeout = claim_timeout
+        self._url = url
+        self._ready = asyncio.Event()
+        self._lost = asyncio.Event()
+        self.refusals = 0
+        link.on_push(WORKER_QUEUE, lambda push: on_work_available())
+        link.on_channel_closed(WORKER_QUEUE, self._on_closed)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def run(self) -> None:
+        """Keep the channel joined; runs until cancelled."""
+        delays = _rejoin_delays()
+        while True:
+            await self._link.wait_connected()
+            self._lost.clear()
+            try:
+                await self._link.join(WORKER_QUEUE, self._join.to_wire())
+            except RefusedError as exc:
+                self.refusals += 1
+                delay = next(delays)
+                log.error("%s; joining again in %.0fs", self._explain(exc), delay)
+                await asyncio.sleep(delay)
+                continue
+            except NoReplyError as exc:
+                if exc.code == "timeout":
+                    await asyncio.sleep(next(delays))
+                continue
+            delays = _rejoin_delays()
+            self._ready.set()
+            log.info("joined worker:queue with %s", _describe(self._join))
+            await self._lost.wait()
+            self._ready.clear()
+
+    async def claim(self, request: ClaimRequest) -> ClaimReply:
+        """Send one ``claim`` and decode the reply.
+
+        Raises:
+            RefusedError, NoReplyError: as ``Connection.request``.
+            ContractError: the reply does not fit ``{"runs": [...]}``.
+        """
+        response = await self._link.request(
+            WORKER_QUEUE, Event.CLAIM, request.to_wire(), timeout=self._claim_timeout
+        )
+        if isinstance(response, bytes):
+            raise ContractError("the claim reply came as a binary frame", code="bad_reply")
+        return ClaimReply.from_wire(response)
+
+    async def leave(self) -> None:
+        self._ready.clear()
+        if self._link.connected:
+            await self._link.leave(WORKER_QUEUE)
+
+    def _on_closed(self, event: ChannelClosed) -> None:
+        self._ready.clear()
+        self._lost.set()
+
+    def _explain(self, exc: RefusedError) -> str:
+        if exc.code == "unauthorized":
+            return (
+                f"the coordinator at {self._url} refused this worker (unauthorized): "
+                "is WORKER_SECRET the same there?"
+            )
+        return f"the coordinator at {self._url} refused worker:queue: {exc.message}"
+
+
+def _describe(join: QueueJoin) -> str:
+    queues = " ".join(f"{name}:{slots}" for name, slots in (join.queues or {}).items())
+    return f"capacity {join.capacity} ({queues})"
+
+
+class RunChannel:
+    """``run:<id>`` for one run; see the module docstring.
+
+    Args:
+        link: the connection.
+        run_id: the run.
+        token: the run token (already verified by the worker).
+        expires_at: the token's ``exp`` (seconds since the epoch): no rejoin after it.
+        clock: wall-clock seconds since the epoch, to compare with ``expires_at``.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        run_id: str,
+        token: str,
+        *,
+        expires_at: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.run_id = run_id
+        self.topic = run_topic(run_id)
+        self._link = link
+        self._token = token
+        self._expires_at = expires_at
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.joins = 0
+        """Successful joins so far; more than one means the channel was rejoined."""
+
+    async def join(self) -> None:
+        """Join with the run token.
+
+        Raises:
+            RefusedError: ``unauthorized``, ``not_found``… (§3.3).
+            NoReplyError: no answer.
+        """
+        await self._link.join(self.topic, {"token": self._token})
+        self.joins += 1
+
+    async def request(self, event: str, payload: JSON) -> JSON | bytes:
+        """Send ``event`` and return the ``ok`` response, rejoining and resending after a
+        drop for as long as the token is valid.
+
+        Raises:
+            RefusedError: the server refused the event, or refused the rejoin, or the token
+                expired before the channel could be joined again (``token_expired``).
+            NoReplyError: ``timeout``: connected, but no reply in time (not retried).
+        """
+        while True:
+            joins = self.joins
+            try:
+                return await self._link.request(self.topic, event, payload)
+            except NoReplyError as exc:
+                if exc.code == "timeout":
+                    raise
+                log.info("run %s: %s; will rejoin and resend", self.run_id, exc.message)
+                await self._recover(joins)
+
+    async def leave(self) -> None:
+        await self._link.leave(self.topic)
+
+    async def _recover(self, failed_after: int) -> None:
+        """Join again, unless a concurrent request already did since ``failed_after``."""
+        async with self._lock:
+            if self.joins != failed_after:
+                return
+            while True:
+                remaining = self._expires_at - self._clock()
+                if remaining <= 0:
+                    raise RefusedError(
+                        f"the token of run {self.run_id} expired before its channel could be "
+                        "joined again",
+                        code="token_expired",
+                    )
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._link.wait_connected()
+                        await self.join()
+                    return
+                except TimeoutError:
+                    continue
+                except NoReplyError:
+                    await asyncio.sleep(0)  # the socket went again: wait for the next one

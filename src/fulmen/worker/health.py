@@ -1,0 +1,165 @@
+"""The worker's small HTTP server: liveness, readiness and Prometheus metrics (spec §9.2).
+
+=============  =================================================================================
+``GET /``      200, empty: alive (ws-worker's liveness check, kept for existing probes)
+``/livez``     the same
+``/healthz``   200 and a JSON summary: connected, active runs, capacity, sandbox level
+``/readyz``    200 while ``worker:queue`` is joined (the worker can take work), else 503
+``/metrics``   Prometheus text: runs active, claimed, completed by reason, refused by code,
+               capacity, connection, sandbox isolation
+=============  =================================================================================
+
+Anything else is 404; methods other than GET and HEAD are 405. One request per connection,
+answered and closed: probes and scrapers need no more. The metrics live in the worker's own
+registry, never the process-global one (STYLE.md P13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Info
+from prometheus_client.exposition import generate_latest
+
+__all__ = ["HealthServer", "Metrics", "Status"]
+
+log = logging.getLogger("fulmen.worker")
+
+_READ_TIMEOUT: Final = 5.0
+_REASONS: Final = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}
+
+
+class Metrics:
+    """The worker's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.active = Gauge("fulmen_worker_runs_active", "Runs executing now.", registry=r)
+        self.claimed = Counter("fulmen_worker_runs_claimed", "Runs claimed.", registry=r)
+        self.completed = Counter(
+            "fulmen_worker_runs_completed", "Runs reported, by exit reason.", ["reason"], registry=r
+        )
+        self.refused = Counter(
+            "fulmen_worker_runs_refused",
+            "Runs refused because their run token did not verify, by why.",
+            ["code"],
+            registry=r,
+        )
+        self.capacity = Gauge("fulmen_worker_capacity", "Slots over all workloops.", registry=r)
+        self.connected = Gauge(
+            "fulmen_worker_connected", "1 while worker:queue is joined.", registry=r
+        )
+        self.sandbox = Info("fulmen_worker_sandbox", "Isolation each run's child gets.", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What ``/healthz`` and ``/readyz`` report."""
+
+    ready: bool
+    active: int
+    capacity: int
+    sandbox: str
+
+
+class HealthServer:
+    """Serves the endpoints above.
+
+    Args:
+        metrics: rendered on ``/metrics``.
+        status: called per request for ``/healthz`` and ``/readyz``.
+        host, port: where to listen; port 0 picks a free one (see :attr:`port`).
+
+    *Resource handling*: :meth:`start` binds, :meth:`close` stops listening.
+    """
+
+    def __init__(
+        self, metrics: Metrics, status: Callable[[], Status], *, host: str, port: int
+    ) -> None:
+        self._metrics = metrics
+        self._status = status
+        self._host = host
+        self._port = port
+        self._server: asyncio.Server | None = None
+        self.port = port
+        """The bound port, once started."""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(_READ_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+            method, path = _request_line(head)
+            status, content_type, body = self.respond(method, path)
+            writer.write(_response(status, content_type, body, send_body=method != "HEAD"))
+            await writer.drain()
+        except (
+            TimeoutError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    def respond(self, method: str, path: str) -> tuple[int, str, bytes]:
+        """The status, content type and body for one request (pure apart from the status
+        callback, so the routes are tested without sockets)."""
+        if path not in ("/", "/livez", "/healthz", "/readyz", "/metrics"):
+            return 404, "text/plain", b"not found\n"
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, self._metrics.render()
+        if path in ("/", "/livez"):
+            return 200, "text/plain", b""
+        status = self._status()
+        if path == "/readyz":
+            return (200, "text/plain", b"ready\n") if status.ready else (503, "text/plain", b"")
+        summary = {
+            "status": "ok",
+            "connected": status.ready,
+            "active": status.active,
+            "capacity": status.capacity,
+            "sandbox": status.sandbox,
+        }
+        return 200, "application/json", json.dumps(summary).encode()
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+    if len(parts) < 2:
+        return "", ""
+    return parts[0].upper(), parts[1].split("?", 1)[0]
+
+
+def _response(status: int, content_type: str, body: bytes, *, send_body: bool) -> bytes:
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + (body if send_body else b"")

@@ -1,0 +1,338 @@
+"""The worker's composition root: settings in, one running worker out (STYLE.md P13).
+
+:class:`Worker` wires the parts and runs them under one ``asyncio.TaskGroup``: the connection,
+the ``worker:queue`` channel, one claim loop per workloop, one task per run, and the health
+server. It holds no logic of its own beyond the order of shutdown:
+
+* :meth:`Worker.stop` (SIGTERM, or a first SIGINT): stop claiming; a claim already in flight
+  still completes and its runs still run (§10.4); let active runs finish for up to the drain
+  timeout; then end the rest with ``kill``/``ShutdownError`` and give their reports a message
+  timeout to go out; leave ``worker:queue``, close the socket. The process exits 0.
+* :meth:`Worker.stop_now` (a second SIGINT): kill every child, report nothing more, exit.
+
+ws-worker waits for active runs without a time limit; we bound the wait (by default the
+longest a run may take, so that no run that could still succeed is cut short) because
+orchestrators bound theirs.
+
+:func:`serve` is what ``fulmen worker`` runs: keys and workloops are checked before anything
+starts (:func:`prepare`), then the sandbox starts, then the worker, with the signal handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+import fulmen
+from fulmen.config import PUBLIC_KEY_VARIABLES, SECRET_VARIABLES, WorkerSettings, require
+from fulmen.contract import ClaimedRun
+from fulmen.keys import load_public_key, load_worker_secret
+from fulmen.phoenix.client import ClientSession
+from fulmen.reasons import ExitReason, Reason
+from fulmen.runtime.entry import PRELOAD
+from fulmen.sandbox import Zygote
+from fulmen.tokens import mint_worker_token
+from fulmen.worker.channels import QueueChannel
+from fulmen.worker.connection import (
+    Connection,
+    Resolver,
+    Target,
+    parse_target,
+    reconnect_delays,
+    resolve,
+)
+from fulmen.worker.health import HealthServer, Metrics, Status
+from fulmen.worker.run import Run, RunServices
+from fulmen.worker.workloop import (
+    Workloop,
+    WorkloopSpec,
+    default_workloops,
+    duplicates,
+    parse_workloops,
+    queue_join,
+)
+
+__all__ = ["Prepared", "Worker", "prepare", "serve"]
+
+log = logging.getLogger("fulmen.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything start-up checks before anything runs; each failure is one ConfigError."""
+
+    target: Target
+    secret: str
+    public_key: RSAPublicKey
+    workloops: tuple[WorkloopSpec, ...]
+
+
+def prepare(settings: WorkerSettings) -> Prepared:
+    """Check the URL, secret, public key and workloops.
+
+    Raises:
+        ConfigError: one, naming the variable at fault.
+    """
+    secret = require(settings.secret, SECRET_VARIABLES)
+    key = require(settings.public_key, PUBLIC_KEY_VARIABLES)
+    if settings.workloops:
+        loops = parse_workloops(settings.workloops)
+    else:
+        loops = default_workloops(settings.capacity)
+    return Prepared(
+        target=parse_target(settings.lightning_url),
+        secret=load_worker_secret(secret.value, variable=secret.variable),
+        public_key=load_public_key(key.value, variable=key.variable),
+        workloops=loops,
+    )
+
+
+class Worker:
+    """One worker: see the module docstring.
+
+    Args:
+        settings: the worker's settings.
+        prepared: checked keys, URL and workloops (:func:`prepare`).
+        zygote: the started sandbox; the worker does not close it.
+        worker_id: the id in the worker token; random when omitted.
+        reconnect: the reconnect schedule (tests shorten it).
+        resolver: host name resolution (tests choose the address order).
+        health: serve the health endpoints (on ``settings.health_host``/``port``).
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        prepared: Prepared,
+        *,
+        zygote: Zygote,
+        worker_id: str | None = None,
+        reconnect: Callable[[], Iterator[float]] = reconnect_delays,
+        resolver: Resolver = resolve,
+        health: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or f"fulmen-{secrets.token_hex(4)}"
+        self.metrics = Metrics()
+        token = mint_worker_token(prepared.secret, self.worker_id, now=time.time())
+        session = ClientSession(default_timeout=settings.message_timeout)
+        self.connection = Connection(
+            prepared.target,
+            token,
+            worker_version=fulmen.__version__,
+            session=session,
+            delays=reconnect,
+            resolver=resolver,
+        )
+        self.queue = QueueChannel(
+            self.connection,
+            queue_join(prepared.workloops),
+            claim_timeout=settings.claim_timeout,
+            on_work_available=self._work_available,
+            url=prepared.target.url,
+        )
+        self.loops = [self._loop(spec) for spec in prepared.workloops]
+        self._zygote = zygote
+        self._services = RunServices(
+            link=self.connection,
+            zygote=zygote,
+            settings=settings,
+            public_key=prepared.public_key,
+            on_refused=lambda code: self.metrics.refused.labels(code).inc(),
+        )
+        self.health = HealthServer(
+            self.metrics, self._status, host=settings.health_host, port=settings.port
+        )
+        self._serve_health = health
+        self._runs: dict[str, tuple[Run, asyncio.Task[None]]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._stopping = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self.started = asyncio.Event()
+        """Set once the health server listens and the connection loop runs."""
+
+    @property
+    def capacity(self) -> int:
+        return sum(loop.spec.slots for loop in self.loops)
+
+    @property
+    def active(self) -> int:
+        return len(self._runs)
+
+    def stop(self) -> None:
+        """Drain and stop (SIGTERM)."""
+        self._stopping.set()
+
+    def stop_now(self) -> None:
+        """Kill every run's child and stop at once (a second SIGINT)."""
+        reason = ExitReason(Reason.KILL, "ShutdownError", "The worker was stopped at once")
+        for run, _ in list(self._runs.values()):
+            run.abort(reason)
+        if self._main is not None:
+            self._main.cancel()
+
+    async def run(self) -> None:
+        """Work until stopped; return after the drain."""
+        self._main = asyncio.current_task()
+        if self._serve_health:
+            await self.health.start()
+        self._describe()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                tasks.create_task(self.connection.run())
+                queue = tasks.create_task(self.queue.run())
+                loops = [tasks.create_task(loop.run()) for loop in self.loops]
+                self.started.set()
+                await self._stopping.wait()
+                await self._drain(loops)
+                queue.cancel()
+                await self.queue.leave()
+                await self.connection.close()
+        finally:
+            await self.health.close()
+        log.info("worker %s stopped", self.worker_id)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def _loop(self, spec: WorkloopSpec) -> Workloop:
+        return Workloop(
+            spec,
+            claim=self.queue.claim,
+            start_run=self._start_run,
+            ready=self.queue.wait_ready,
+            worker_name=self.settings.worker_name,
+            backoff_min=self.settings.backoff_min,
+            backoff_max=self.settings.backoff_max,
+        )
+
+    def _work_available(self) -> None:
+        for loop in self.loops:
+            loop.work_available()
+
+    def _start_run(self, claimed: ClaimedRun, loop: Workloop) -> None:
+        self.metrics.claimed.inc()
+        if claimed.id in self._runs or self._tasks is None:
+            log.error("run %s was claimed again while it runs here; ignored", claimed.id)
+            loop.run_finished()
+            return
+        run = Run(claimed, self._services)
+        task = self._tasks.create_task(self._execute(run, loop))
+        self._runs[claimed.id] = (run, task)
+
+    async def _execute(self, run: Run, loop: Workloop) -> None:
+        self.metrics.active.inc()
+        log.info("run %s claimed on %s", run.id, loop.spec.name)
+        try:
+            exit = await run.execute()
+            if exit is not None:
+                self.metrics.completed.labels(exit.reason.value).inc()
+                log.info("run %s ended: %s", run.id, exit)
+        except Exception:
+            # A bug in one run must not end the others: log it whole and carry on.
+            log.exception("run %s failed inside the worker", run.id)
+        finally:
+            self.metrics.active.dec()
+            self._runs.pop(run.id, None)
+            loop.run_finished()
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def _drain(self, loops: Sequence[asyncio.Task[None]]) -> None:
+        settings = self.settings
+        for loop in self.loops:
+            loop.stop()
+        _, unfinished = await asyncio.wait(loops, timeout=settings.message_timeout)
+        for task in unfinished:
+            task.cancel()  # a claim that the server never answers
+        limit = settings.drain_timeout or settings.max_run_duration
+        running = [task for _, task in self._runs.values()]
+        if running:
+            log.info("stopping: waiting up to %gs for %d active runs", limit, len(running))
+            _, running_set = await asyncio.wait(running, timeout=limit)
+            running = list(running_set)
+        if running:
+            reason = ExitReason(
+                Reason.KILL,
+                "ShutdownError",
+                f"The worker shut down before the run finished (drain limit {limit:g}s)",
+            )
+            for run, _ in list(self._runs.values()):
+                run.abort(reason)
+            _, late = await asyncio.wait(running, timeout=settings.message_timeout)
+            for task in late:
+                task.cancel()
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def _status(self) -> Status:
+        return Status(
+            ready=self.queue.ready,
+            active=self.active,
+            capacity=self.capacity,
+            sandbox=self._zygote.isolation.level,
+        )
+
+    def _describe(self) -> None:
+        isolation = self._zygote.isolation
+        self.metrics.sandbox.info({"level": isolation.level, "summary": isolation.summary()})
+        self.metrics.capacity.set(self.capacity)
+        self.metrics.connected.set_function(lambda: 1.0 if self.queue.ready else 0.0)
+        loops = " ".join(str(loop.spec) for loop in self.loops)
+        for name in duplicates([loop.spec for loop in self.loops]):
+            log.warning("workloop %s is configured more than once", name)
+        health = (
+            f"; health on http://{self.settings.health_host}:{self.health.port}"
+            if self._serve_health
+            else ""
+        )
+        log.info(
+            "worker %s (fulmen %s): coordinator %s, workloops %s, sandbox %s%s",
+            self.worker_id,
+            fulmen.__version__,
+            self.connection.target.url,
+            loops,
+            isolation.summary(),
+            health,
+        )
+
+
+async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
+    """Run ``fulmen worker`` until a signal stops it; return the exit status.
+
+    SIGTERM and a first SIGINT drain (exit 0); a second SIGINT stops at once (exit 130).
+    """
+    async with await Zygote.start(preload=PRELOAD) as zygote:
+        worker = Worker(settings, prepared, zygote=zygote)
+        main = asyncio.create_task(worker.run())
+        interrupts = 0
+
+        def on_sigint() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                log.warning("stopping: finishing active runs (interrupt again to stop at once)")
+                worker.stop()
+            else:
+                worker.stop_now()
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, worker.stop)
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            await main
+        except asyncio.CancelledError:
+            if interrupts < 2:
+                raise
+            return 130
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            loop.remove_signal_handler(signal.SIGINT)
+    return 0

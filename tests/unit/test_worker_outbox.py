@@ -1,0 +1,268 @@
+"""Outbox and RunChannel: ordered delivery, batching, what happens to refused and unanswered
+events, and resending after a drop while the run token is valid. Fakes stand in for the
+socket; nothing here sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fulmen.contract import JSON, LogLevel, LogLine, RunComplete, RunLog, StepStart
+from fulmen.errors import NoReplyError, RefusedError
+from fulmen.phoenix.client import ChannelClosed, Push
+from fulmen.reasons import ExitReason, Reason
+from fulmen.worker.channels import RunChannel
+from fulmen.worker.events import Message
+from fulmen.worker.outbox import Outbox, take_batch
+
+TS = "1795358227000000"
+
+
+def log(text: str) -> RunLog:
+    return RunLog("r", LogLine((text,), "JOB", LogLevel.INFO, TS))
+
+
+def start(step: str) -> StepStart:
+    return StepStart(step, "job", TS)
+
+
+DONE = RunComplete(ExitReason(Reason.SUCCESS), TS)
+
+
+class FakeSender:
+    """Records what it is asked to send; ``outcomes`` scripts failures per event name."""
+
+    def __init__(self, outcomes: dict[str, list[Exception]] | None = None) -> None:
+        self.sent: list[tuple[str, JSON]] = []
+        self.outcomes = outcomes or {}
+        self.gate: asyncio.Event | None = None
+        self.got = asyncio.Event()
+
+    async def request(self, event: str, payload: JSON) -> JSON | bytes:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.sent.append((event, payload))
+        self.got.set()
+        failures = self.outcomes.get(event)
+        if failures:
+            raise failures.pop(0)
+        return None
+
+
+def run(body: Callable[[], Any]) -> Any:
+    async def main() -> Any:
+        async with asyncio.timeout(5):
+            return await body()
+
+    return asyncio.run(main())
+
+
+async def deliver(outbox: Outbox, messages: list[Message]) -> None:
+    outbox.put(messages)
+    outbox.close()
+    await outbox.run()
+
+
+def test_take_batch_takes_leading_logs_up_to_the_limit() -> None:
+    queue: deque[Message] = deque([log("1"), log("2"), log("3"), start("s"), log("4")])
+    assert [m.line.message for m in take_batch(queue, 2)] == [("1",), ("2",)]
+    assert [m.line.message for m in take_batch(queue, 5)] == [("3",)]
+    assert take_batch(queue, 5) == []
+    assert isinstance(queue[0], StepStart)
+
+
+def test_events_go_one_at_a_time_in_order() -> None:
+    sender = FakeSender()
+    messages: list[Message] = [log("a"), start("s1"), log("b"), DONE]
+    run(lambda: deliver(Outbox(sender, "r"), messages))
+    assert [event for event, _ in sender.sent] == [
+        "run:log",
+        "step:start",
+        "run:log",
+        "run:complete",
+    ]
+    assert [payload for _, payload in sender.sent] == [m.to_wire() for m in messages]
+
+
+def test_each_event_waits_for_the_reply_to_the_one_before() -> None:
+    async def body() -> None:
+        sender = FakeSender()
+        sender.gate = asyncio.Event()
+        outbox = Outbox(sender, "r")
+        task = asyncio.create_task(outbox.run())
+        outbox.put([start("s1"), start("s2")])
+        await asyncio.sleep(0)
+        assert sender.sent == []  # the first is still waiting for its reply
+        sender.gate.set()
+        outbox.close()
+        await task
+        assert [p["step_id"] for _, p in sender.sent] == ["s1", "s2"]  # type: ignore[index]
+
+    run(body)
+
+
+def test_logs_are_batched_and_a_non_log_event_ends_a_batch() -> None:
+    sender = FakeSender()
+    outbox = Outbox(sender, "r", batch_logs=True, batch_limit=2, batch_interval=1.0)
+    messages: list[Message] = [log("1"), log("2"), log("3"), start("s"), log("4"), DONE]
+    run(lambda: deliver(outbox, messages))
+    assert [event for event, _ in sender.sent] == [
+        "run:batch_logs",
+        "run:batch_logs",
+        "step:start",
+        "run:batch_logs",
+        "run:complete",
+    ]
+    first = sender.sent[0][1]
+    assert isinstance(first, dict) and first["run_id"] == "r"
+    assert [line["message"] for line in first["logs"]] == [["1"], ["2"]]  # type: ignore[index,union-attr]
+
+
+def test_a_batch_waits_at_most_its_interval() -> None:
+    async def body() -> None:
+        sender = FakeSender()
+        outbox = Outbox(sender, "r", batch_logs=True, batch_limit=50, batch_interval=0.01)
+        task = asyncio.create_task(outbox.run())
+        outbox.put([log("1")])
+        await sender.got.wait()  # the interval passed with only one line waiting
+        outbox.put([log("2")])
+        outbox.close()
+        await task
+        assert [e for e, _ in sender.sent] == ["run:batch_logs", "run:batch_logs"]
+
+    run(body)
+
+
+def test_refused_and_unanswered_events_are_passed_over() -> None:
+    sender = FakeSender(
+        {
+            "run:log": [RefusedError("bad log", code="refused")],
+            "step:start": [NoReplyError("no reply", code="timeout")],
+        }
+    )
+    outbox = Outbox(sender, "r")
+    run(lambda: deliver(outbox, [log("a"), start("s"), log("b"), DONE]))
+    assert [s.outcome for s in outbox.sent] == ["refused", "no_reply", "ok", "ok"]
+    assert len(sender.sent) == 4  # nothing was sent twice
+
+
+def test_when_the_channel_is_gone_for_good_the_rest_is_given_up() -> None:
+    sender = FakeSender({"step:start": [RefusedError("expired", code="token_expired")]})
+    outbox = Outbox(sender, "r")
+    run(lambda: deliver(outbox, [log("a"), start("s"), log("b"), DONE]))
+    assert [s.outcome for s in outbox.sent] == ["ok", "lost", "lost", "lost"]
+    assert [e for e, _ in sender.sent] == ["run:log", "step:start"]
+
+
+# -- RunChannel: rejoin and resend ------------------------------------------------------------
+
+
+class FakeLink:
+    """A connection whose requests fail as scripted; joins are recorded."""
+
+    def __init__(self, failures: list[NoReplyError | None]) -> None:
+        self.failures = failures
+        self.calls: list[tuple[str, str]] = []
+        self.connected = True
+        self.up = asyncio.Event()
+        self.up.set()
+        self.join_refusal: RefusedError | None = None
+
+    async def wait_connected(self) -> None:
+        await self.up.wait()
+
+    async def join(self, topic: str, payload: JSON, *, timeout: float | None = None) -> JSON:
+        self.calls.append(("join", topic))
+        if self.join_refusal is not None:
+            raise self.join_refusal
+        return {}
+
+    async def request(
+        self, topic: str, event: str, payload: JSON, *, timeout: float | None = None
+    ) -> JSON | bytes:
+        self.calls.append((event, topic))
+        await asyncio.sleep(0)  # let concurrent requests be in flight together
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            raise failure
+        return {"ok": event}
+
+    async def leave(self, topic: str, *, timeout: float = 5.0) -> None:
+        self.calls.append(("leave", topic))
+
+    def on_push(self, topic: str, handler: Callable[[Push], None]) -> None: ...
+
+    def on_channel_closed(self, topic: str, handler: Callable[[ChannelClosed], None]) -> None: ...
+
+
+def channel(link: FakeLink, expires_at: float = 100.0, now: float = 50.0) -> RunChannel:
+    return RunChannel(link, "r1", "tok", expires_at=expires_at, clock=lambda: now)
+
+
+@pytest.mark.parametrize("code", ["disconnected", "channel_closed"])
+def test_a_dropped_request_is_resent_after_rejoining(code: str) -> None:
+    link = FakeLink([NoReplyError("gone", code=code)])
+    ch = channel(link)
+
+    async def body() -> JSON | bytes:
+        await ch.join()
+        return await ch.request("step:complete", {"step_id": "s"})
+
+    assert run(body) == {"ok": "step:complete"}
+    assert link.calls == [
+        ("join", "run:r1"),
+        ("step:complete", "run:r1"),
+        ("join", "run:r1"),
+        ("step:complete", "run:r1"),
+    ]
+    assert ch.joins == 2
+
+
+def test_a_request_that_timed_out_is_not_resent() -> None:
+    link = FakeLink([NoReplyError("slow", code="timeout")])
+    with pytest.raises(NoReplyError, match="slow"):
+        run(lambda: channel(link).request("run:log", {}))
+    assert link.calls == [("run:log", "run:r1")]
+
+
+def test_no_rejoin_once_the_token_has_expired() -> None:
+    link = FakeLink([NoReplyError("gone", code="disconnected")])
+    with pytest.raises(RefusedError) as refused:
+        run(lambda: channel(link, expires_at=10.0, now=50.0).request("run:log", {}))
+    assert refused.value.code == "token_expired"
+    assert ("join", "run:r1") not in link.calls
+
+
+def test_a_refused_rejoin_ends_the_channel() -> None:
+    link = FakeLink([NoReplyError("gone", code="disconnected")])
+    link.join_refusal = RefusedError("not found", code="not_found")
+    with pytest.raises(RefusedError) as refused:
+        run(lambda: channel(link).request("run:log", {}))
+    assert refused.value.code == "not_found"
+
+
+def test_concurrent_requests_rejoin_once() -> None:
+    link = FakeLink(
+        [NoReplyError("gone", code="disconnected"), NoReplyError("gone", code="disconnected")]
+    )
+    ch = channel(link)
+
+    async def body() -> list[Any]:
+        return list(await asyncio.gather(ch.request("fetch:credential", {}), ch.request("x", {})))
+
+    assert run(body) == [{"ok": "fetch:credential"}, {"ok": "x"}]
+    assert link.calls.count(("join", "run:r1")) == 1
+
+
+def test_the_outbox_and_channel_together_lose_nothing_over_a_drop() -> None:
+    link = FakeLink([None, NoReplyError("gone", code="disconnected")])
+    ch = channel(link)
+    outbox = Outbox(ch, "r1")
+    run(lambda: deliver(outbox, [log("a"), start("s"), DONE]))
+    sent = [event for event, topic in link.calls if event != "join"]
+    assert sent == ["run:log", "step:start", "step:start", "run:complete"]
+    assert [s.outcome for s in outbox.sent] == ["ok", "ok", "ok"]
