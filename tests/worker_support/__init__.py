@@ -1,0 +1,116 @@
+"""Helpers for the worker's integration tests: keys, a scripted Lightning, a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from fulmen import backoff
+from fulmen.config import Secret, WorkerSettings
+from fulmen.keys import GeneratedKeys, generate, load_private_key
+from fulmen.runtime.entry import PRELOAD
+from fulmen.sandbox import Zygote
+from fulmen.worker import Worker, prepare
+from fulmen.worker.connection import Resolver, resolve
+from worker_support.lightning import Lightning, Recorded, ScriptedRun
+
+__all__ = [
+    "Lightning",
+    "Recorded",
+    "ScriptedRun",
+    "job",
+    "keys",
+    "plan",
+    "private_key",
+    "running",
+    "scenario",
+    "settings_for",
+]
+
+T = TypeVar("T")
+
+
+@functools.cache
+def keys() -> GeneratedKeys:
+    """One secret and key pair for the whole test session (RSA generation is slow-ish)."""
+    return generate()
+
+
+@functools.cache
+def private_key() -> RSAPrivateKey:
+    return load_private_key(keys().private_key)
+
+
+def scenario(body: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    """Run an async test body with an overall time limit."""
+
+    async def main() -> T:
+        async with asyncio.timeout(timeout):
+            return await body()
+
+    return asyncio.run(main())
+
+
+def job(job_id: str, body: str, **extra: Any) -> dict[str, Any]:
+    return {"id": job_id, "body": body, "adaptor": "@openfn/language-common@3.3.4", **extra}
+
+
+def plan(*jobs: dict[str, Any], edges: list[dict[str, Any]] | None = None, **extra: Any) -> dict:
+    """A Lightning plan starting at the first job, with the input dataclip ``d``."""
+    return {
+        "dataclip_id": "d",
+        "starting_node_id": jobs[0]["id"],
+        "triggers": [],
+        "jobs": list(jobs),
+        "edges": edges or [],
+        **extra,
+    }
+
+
+def settings_for(server: Lightning, **overrides: Any) -> WorkerSettings:
+    settings = WorkerSettings(
+        lightning_url=server.url,
+        secret=Secret("WORKER_SECRET", keys().worker_secret),
+        public_key=Secret("WORKER_LIGHTNING_PUBLIC_KEY", keys().public_key),
+        capacity=1,
+        backoff_min=0.05,
+        backoff_max=0.2,
+        port=0,
+        health_host="127.0.0.1",
+        message_timeout=10.0,
+    )
+    return dataclasses.replace(settings, **overrides)
+
+
+def quick_reconnects() -> Iterator[float]:
+    return backoff.delays(0.02, 0.1)
+
+
+@asynccontextmanager
+async def running(
+    settings: WorkerSettings, *, resolver: Resolver = resolve, ready: bool = True
+) -> AsyncIterator[Worker]:
+    """A worker with its own zygote, running until the block ends (then drained)."""
+    async with await Zygote.start(preload=PRELOAD) as zygote:
+        worker = Worker(
+            settings,
+            prepare(settings),
+            zygote=zygote,
+            reconnect=quick_reconnects,
+            resolver=resolver,
+        )
+        task = asyncio.create_task(worker.run())
+        await worker.started.wait()
+        if ready:
+            await worker.queue.wait_ready()
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            await task
