@@ -45,7 +45,7 @@ from fulmen.store import (
     open_store,
     sqlite_path,
 )
-from fulmen.store.queries import load_queries
+from fulmen.store.queries import load_queries, parse_queries
 
 from .conftest import KEY, Backend, FakeClock
 
@@ -933,9 +933,13 @@ async def test_reopening_and_concurrent_opening_migrate_once(
 
 async def test_first_opens_at_once_migrate_once(backend: Backend, clock: FakeClock) -> None:
     """Two (here three) coordinators starting together on a new database."""
-    stores = await asyncio.gather(*(open_store(backend.url, clock=clock) for _ in range(3)))
-    for opened in stores:
-        await opened.close()
+    opens = await asyncio.gather(
+        *(open_store(backend.url, clock=clock) for _ in range(3)), return_exceptions=True
+    )
+    for opened in opens:
+        if isinstance(opened, SQLStore):
+            await opened.close()
+    assert all(isinstance(opened, SQLStore) for opened in opens), opens
     query = "SELECT version FROM schema_version"
     if backend.conninfo is None:
         with sqlite3.connect(sqlite_path(backend.url)) as conn:
@@ -956,3 +960,14 @@ def test_both_dialects_define_the_same_queries() -> None:
     sqlite, postgres = load_queries("sqlite"), load_queries("postgres")
     assert sorted(sqlite) == sorted(postgres)
     assert all(query.sql for query in (*sqlite.values(), *postgres.values()))
+
+
+def test_query_files_are_parsed_strictly() -> None:
+    queries = parse_queries("-- name: a\n-- What a does.\nSELECT 1;\n\n-- name: b\nSELECT 2")
+    assert [(q.name, q.doc, q.sql) for q in queries.values()] == [
+        ("a", "What a does.", "SELECT 1"),
+        ("b", "", "SELECT 2"),
+    ]
+    for broken in ("-- name: a\nSELECT 1\n-- name: a\nSELECT 2", "-- name: a\n-- only words\n"):
+        with pytest.raises(ConfigError):
+            parse_queries(broken)

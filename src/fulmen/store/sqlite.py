@@ -14,6 +14,8 @@ transaction). Both connections turn foreign keys on: SQLite leaves them off by d
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -76,17 +78,19 @@ class SQLiteDatabase:
     async def open(cls, path: Path) -> SQLiteDatabase:
         """Open (creating it if needed) the database file and bring its schema up to date."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
-        try:
-            # WAL lets the reader read while the writer writes; it is a property of the
-            # file, so setting it once here is enough (and needs no transaction open).
-            await writer.execute("PRAGMA journal_mode = WAL")
-            await _migrate(writer)
-            reader = await _connect(path)
-        except BaseException:
-            await writer.close()
-            raise
-        await reader.execute("PRAGMA query_only = ON")
+        async with _opening(path):
+            writer = await _connect(path)
+            try:
+                # WAL lets the reader read while the writer writes; it is a property of the
+                # file, so setting it once is enough.
+                await writer.execute("PRAGMA journal_mode = WAL")
+                # synchronous stays FULL (the default): a run whose enqueue was acknowledged
+                # to a webhook caller survives a power cut, not only a crash of the process.
+                await _migrate(writer)
+                reader = await _connect(path, query_only=True)
+            except BaseException:
+                await writer.close()
+                raise
         return cls(writer, reader)
 
     @asynccontextmanager
@@ -114,13 +118,38 @@ class SQLiteDatabase:
         await self._writer.close()
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+@asynccontextmanager
+async def _opening(path: Path) -> AsyncIterator[None]:
+    """Hold ``<file>.lock`` (an flock) while opening: stores open one at a time.
+
+    Switching a new file to WAL takes a lock that SQLite does not wait for (busy_timeout does
+    not apply: "database is locked" at once), so two coordinators, or two stores of one test,
+    opening a new file together could fail. Once open, they need no such lock. The lock is on
+    a file of its own: SQLite's POSIX locks on the database file would be lost if we opened
+    and closed that file here.
+    """
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+async def _connect(path: Path, *, query_only: bool = False) -> aiosqlite.Connection:
     # isolation_level=None: the driver opens no transactions of its own; we say BEGIN.
     conn = await aiosqlite.connect(path, isolation_level=None)
     # aiosqlite annotates row_factory as a type; sqlite3 takes any callable.
     conn.row_factory = _dict_row  # type: ignore[assignment]
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if query_only:
+            await conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        # An unclosed aiosqlite connection keeps its thread, and so the process, alive.
+        await conn.close()
+        raise
     return conn
 
 
