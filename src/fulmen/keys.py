@@ -45,7 +45,7 @@ from fulmen.errors import ConfigError
 __all__ = [
     "MIN_RSA_BITS",
     "MIN_SECRET_BYTES",
-    "NEEDED_BY",
+    "NAMINGS",
     "PRIVATE_KEY",
     "PUBLIC_KEY",
     "WORKER_SECRET",
@@ -67,9 +67,12 @@ MIN_SECRET_BYTES: Final = 32
 """RFC 7518 §3.2: an HS256 key must be at least as long as the hash, 256 bits."""
 MIN_RSA_BITS: Final = 2048
 
-NEEDED_BY: Final = {
-    "coordinator": (WORKER_SECRET, PRIVATE_KEY),
-    "worker": (WORKER_SECRET, PUBLIC_KEY),
+#: The three variable names, in order secret, private key, public key. ``current`` is what
+#: Lightning and ws-worker read today; ``seed`` is what OpenFn's original Workers page (and
+#: ``mix lightning.gen_worker_keys`` before Lightning 2.0) used. Fulmen reads both (§3.4).
+NAMINGS: Final = {
+    "current": (WORKER_SECRET, PRIVATE_KEY, PUBLIC_KEY),
+    "seed": (WORKER_SECRET, "ATTEMPTS_PRIVATE_KEY", "LIGHTNING_PUBLIC_KEY"),
 }
 
 
@@ -81,12 +84,9 @@ class GeneratedKeys:
     private_key: str = field(repr=False)
     public_key: str = field(repr=False)
 
-    def as_env(self) -> dict[str, str]:
-        return {
-            WORKER_SECRET: self.worker_secret,
-            PRIVATE_KEY: self.private_key,
-            PUBLIC_KEY: self.public_key,
-        }
+    def as_env(self, naming: str = "current") -> dict[str, str]:
+        secret, private, public = NAMINGS[naming]
+        return {secret: self.worker_secret, private: self.private_key, public: self.public_key}
 
 
 def generate(*, bits: int = MIN_RSA_BITS) -> GeneratedKeys:
@@ -110,25 +110,32 @@ def _b64(pem: bytes) -> str:
 
 # -- rendering and writing ------------------------------------------------------------------
 
-_NOTE: Final = (
-    "# Fulmen / Lightning worker keys. Keep WORKER_SECRET and WORKER_RUNS_PRIVATE_KEY secret.\n"
-    "#   coordinator (or Lightning): WORKER_SECRET, WORKER_RUNS_PRIVATE_KEY\n"
-    "#   every worker:               WORKER_SECRET, WORKER_LIGHTNING_PUBLIC_KEY\n"
-)
+def _note(naming: str) -> str:
+    secret, private, public = NAMINGS[naming]
+    return (
+        f"# Fulmen / Lightning worker keys. Keep {secret} and {private} secret.\n"
+        f"#   coordinator (or Lightning): {secret}, {private}\n"
+        f"#   every worker:               {secret}, {public}\n"
+    )
 
 
-def render_env(keys: GeneratedKeys) -> str:
+def _needed_by(naming: str) -> dict[str, list[str]]:
+    secret, private, public = NAMINGS[naming]
+    return {"coordinator": [secret, private], "worker": [secret, public]}
+
+
+def render_env(keys: GeneratedKeys, naming: str = "current") -> str:
     """``NAME="value"`` lines, usable as a ``.env`` file or by a shell, after a short note."""
-    lines = [f'{name}="{value}"' for name, value in keys.as_env().items()]
-    return _NOTE + "\n".join(lines) + "\n"
+    lines = [f'{name}="{value}"' for name, value in keys.as_env(naming).items()]
+    return _note(naming) + "\n".join(lines) + "\n"
 
 
-def render_json(keys: GeneratedKeys) -> str:
-    document = {**keys.as_env(), "needed_by": {k: list(v) for k, v in NEEDED_BY.items()}}
+def render_json(keys: GeneratedKeys, naming: str = "current") -> str:
+    document = {**keys.as_env(naming), "needed_by": _needed_by(naming)}
     return json.dumps(document, indent=2) + "\n"
 
 
-def write_files(keys: GeneratedKeys, directory: Path) -> list[Path]:
+def write_files(keys: GeneratedKeys, directory: Path, naming: str = "current") -> list[Path]:
     """Write each value to ``directory/<VARIABLE>``, readable by the owner only (0600).
 
     Existing files are never overwritten, so that a second run cannot replace keys in use.
@@ -143,7 +150,7 @@ def write_files(keys: GeneratedKeys, directory: Path) -> list[Path]:
             f"cannot create {directory}: {exc.strerror}", code="cannot_write"
         ) from exc
     written = []
-    for name, value in keys.as_env().items():
+    for name, value in keys.as_env(naming).items():
         path = directory / name
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -13,6 +13,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from fulmen.cli.keys import keys
+from fulmen.config import CoordinatorSettings, WorkerSettings
 from fulmen.keys import load_private_key, load_public_key, load_worker_secret
 from fulmen.tokens import mint_run_token, mint_worker_token, verify_run_token, verify_worker_token
 
@@ -39,6 +40,18 @@ def test_prints_the_three_variables_with_a_note() -> None:
     load_worker_secret(values["WORKER_SECRET"])
     load_private_key(values["WORKER_RUNS_PRIVATE_KEY"])
     load_public_key(values["WORKER_LIGHTNING_PUBLIC_KEY"])
+
+
+def test_seed_names_are_read_back_as_the_same_settings() -> None:
+    output = generate("--names", "seed")
+    values = parse_env(output)
+    assert tuple(values) == ("WORKER_SECRET", "ATTEMPTS_PRIVATE_KEY", "LIGHTNING_PUBLIC_KEY")
+    assert "every worker:               WORKER_SECRET, LIGHTNING_PUBLIC_KEY" in output
+    worker = WorkerSettings.from_env(values)
+    coordinator = CoordinatorSettings.from_env(values)
+    assert worker.public_key is not None and coordinator.private_key is not None
+    assert worker.public_key.value == values["LIGHTNING_PUBLIC_KEY"]
+    assert coordinator.private_key.value == values["ATTEMPTS_PRIVATE_KEY"]
 
 
 def test_json_format() -> None:

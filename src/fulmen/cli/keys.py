@@ -30,7 +30,16 @@ def keys() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write each value to DIR/<VARIABLE> (mode 0600) instead of printing it.",
 )
-def generate(output_format: str, out_dir: Path | None) -> None:
+@click.option(
+    "--names",
+    "naming",
+    type=click.Choice(sorted(keyring.NAMINGS)),
+    default="current",
+    show_default=True,
+    help="current: Lightning's and ws-worker's names today; seed: OpenFn's original "
+    "Workers page (ATTEMPTS_PRIVATE_KEY, LIGHTNING_PUBLIC_KEY). Fulmen reads both.",
+)
+def generate(output_format: str, out_dir: Path | None, naming: str) -> None:
     """Print WORKER_SECRET, WORKER_RUNS_PRIVATE_KEY and WORKER_LIGHTNING_PUBLIC_KEY.
 
     The coordinator (or Lightning) needs the secret and the private key; every worker needs
@@ -39,12 +48,13 @@ def generate(output_format: str, out_dir: Path | None) -> None:
     generated = keyring.generate()
     if out_dir is None:
         render = keyring.render_json if output_format == "json" else keyring.render_env
-        click.echo(render(generated), nl=False)
+        click.echo(render(generated, naming), nl=False)
         return
     try:
-        paths = keyring.write_files(generated, out_dir)
+        paths = keyring.write_files(generated, out_dir, naming)
     except ConfigError as error:
         raise click.ClickException(error.message) from error
+    secret, private, _ = keyring.NAMINGS[naming]
+    needed = {secret: "the coordinator and the worker", private: "the coordinator"}
     for path in paths:
-        sides = [side for side, names in keyring.NEEDED_BY.items() if path.name in names]
-        click.echo(f"wrote {path} (for the {' and the '.join(sides)})")
+        click.echo(f"wrote {path} (for {needed.get(path.name, 'the worker')})")
