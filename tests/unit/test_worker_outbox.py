@@ -158,6 +158,19 @@ def test_when_the_channel_is_gone_for_good_the_rest_is_given_up() -> None:
     assert [e for e, _ in sender.sent] == ["run:log", "step:start"]
 
 
+def test_events_that_come_after_the_channel_is_gone_are_counted_not_kept() -> None:
+    async def body() -> None:
+        sender = FakeSender({"run:log": [RefusedError("expired", code="token_expired")]})
+        outbox = Outbox(sender, "r")
+        outbox.put([log("a")])
+        await outbox.run()  # gives up: returns before close
+        outbox.put([start("s"), DONE])
+        assert outbox.pending == 0
+        assert [s.outcome for s in outbox.sent] == ["lost", "lost", "lost"]
+
+    run(body)
+
+
 # -- RunChannel: rejoin and resend ------------------------------------------------------------
 
 

@@ -57,12 +57,14 @@ class ScriptedRun:
 
 @dataclass(frozen=True)
 class Recorded:
-    """One thing a worker sent: ``event`` is the Phoenix or Lightning event name."""
+    """One thing a worker sent: ``event`` is the Phoenix or Lightning event name; ``at`` is
+    when it arrived (``time.monotonic()``)."""
 
     conn: int
     topic: str
     event: str
     payload: Any
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 class Lightning:
@@ -95,6 +97,9 @@ class Lightning:
         self.refused_joins = 0
         self.handed_out: list[str] = []
         self.claims: list[tuple[int, int]] = []
+        self.completions: dict[str, Recorded] = {}
+        """The (last) run:complete of each run, by run id."""
+        self._left: set[str] = set()
         """Each claim's demand, with the runs the worker still held when it arrived."""
         self.drop_when: Callable[[Recorded], bool] | None = None
         self.drops = 0
@@ -141,8 +146,8 @@ class Lightning:
         return payload
 
     def complete_of(self, run_id: str) -> dict[str, Any] | None:
-        found = [e.payload for e in self.of_run(run_id) if e.event == "run:complete"]
-        return found[-1] if found else None
+        found = self.completions.get(run_id)
+        return None if found is None else dict(found.payload)
 
     def of_run(self, run_id: str) -> list[Recorded]:
         return [e for e in self.events if e.topic == f"run:{run_id}"]
@@ -220,6 +225,10 @@ class Lightning:
         async with self._changed:
             if recorded is not None:
                 self.events.append(recorded)
+                if recorded.event == "phx_leave":
+                    self._left.add(recorded.topic)
+                elif recorded.event == "run:complete":
+                    self.completions[recorded.topic.removeprefix("run:")] = recorded
             self._changed.notify_all()
 
     # -- Lightning's answers ---------------------------------------------------------------
@@ -269,8 +278,7 @@ class Lightning:
 
     def held(self) -> int:
         """Runs handed out whose channel has not been left yet."""
-        left = {e.topic for e in self.events if e.event == "phx_leave"}
-        return sum(1 for run_id in self.handed_out if f"run:{run_id}" not in left)
+        return sum(1 for run_id in self.handed_out if f"run:{run_id}" not in self._left)
 
     def _claim(self, payload: JSON | bytes) -> tuple[ReplyStatus, JSON]:
         claim = ClaimRequest.from_wire(_json(payload))

@@ -137,8 +137,8 @@ class QueueChannel:
 
     async def leave(self) -> None:
         self._ready.clear()
-        if self._link.connected:
-            await self._link.leave(WORKER_QUEUE)
+        if self._link.connected:  # a courtesy: lightning-mock never answers it
+            await self._link.leave(WORKER_QUEUE, timeout=1.0)
 
     def _on_closed(self, event: ChannelClosed) -> None:
         self._ready.clear()

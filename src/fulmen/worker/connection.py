@@ -205,6 +205,7 @@ class Connection:
         self._closing = asyncio.Event()
         self._outgoing = asyncio.Event()
         self._deadline_moved = asyncio.Event()
+        self._ticking_at: float | None = None  # what the ticker sleeps until
         self._ws: ClientConnection | None = None
         self.generation = 0
         """How many times the socket has opened; a channel joined in an earlier generation
@@ -406,6 +407,7 @@ class Connection:
     async def _tick(self, ws: ClientConnection) -> None:
         while True:
             deadline = self._session.next_deadline()
+            self._ticking_at = deadline
             self._deadline_moved.clear()
             if deadline is None:
                 await self._deadline_moved.wait()
@@ -413,6 +415,7 @@ class Connection:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
                         await self._deadline_moved.wait()
+            self._ticking_at = None
             events = self._session.tick(time.monotonic())
             self._dispatch(events)
             self._outgoing.set()
@@ -421,9 +424,13 @@ class Connection:
                 return
 
     def _kick(self) -> None:
-        """Frames may be queued and deadlines may have moved: wake the writer and ticker."""
+        """Frames may be queued: wake the writer; and the ticker too, but only if a request
+        now ends before the moment it sleeps until (most never do: the heartbeat comes
+        first), since waking it for every frame costs more than the rest of the pump."""
         self._outgoing.set()
-        self._deadline_moved.set()
+        deadline = self._session.next_deadline()
+        if deadline is not None and (self._ticking_at is None or deadline < self._ticking_at):
+            self._deadline_moved.set()
 
     def _dispatch(self, events: list[ClientEvent]) -> None:
         for event in events:

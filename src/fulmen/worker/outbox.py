@@ -94,11 +94,16 @@ class Outbox:
         self._queue: deque[Message] = deque()
         self._arrived = asyncio.Event()
         self._closed = False
+        self._gone = False
         self.sent: list[Sent] = []
 
     def put(self, messages: Iterable[Message]) -> None:
+        """Queue events to send; once the channel is gone for good they are only counted."""
         if self._closed:
             raise RuntimeError(f"the outbox of run {self._run_id} is closed")
+        if self._gone:
+            self.sent.extend(Sent(event_of(message), "lost") for message in messages)
+            return
         self._queue.extend(messages)
         self._arrived.set()
 
@@ -174,6 +179,7 @@ class Outbox:
         return False
 
     def _give_up(self) -> None:
+        self._gone = True
         lost = len(self._queue)
         for message in self._queue:
             self.sent.append(Sent(event_of(message), "lost"))
