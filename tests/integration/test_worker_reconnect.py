@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from fulmen.worker.connection import Address
+from fulmen.worker.target import Address
 from worker_support import (
     Lightning,
     Recorded,

@@ -17,7 +17,7 @@ from fulmen.keys import GeneratedKeys, generate, load_private_key
 from fulmen.runtime.entry import PRELOAD
 from fulmen.sandbox import Zygote
 from fulmen.worker import Worker, prepare
-from fulmen.worker.connection import Resolver, resolve
+from fulmen.worker.target import Resolver, resolve
 from worker_support.lightning import Lightning, Recorded, ScriptedRun
 
 __all__ = [

@@ -15,10 +15,10 @@ or :class:`~fulmen.errors.NoReplyError` (timeout, socket gone, channel closed). 
 channels after a reconnect is the channel owners' business (``channels.py``): only they know
 whether a run token is still good.
 
-Addresses (§10.6): the host name is resolved here and every address is tried in turn, IPv4
-first, then in the resolver's order, so ``localhost`` works whether the resolver answers
-``::1`` or ``127.0.0.1`` first and whichever of the two the coordinator listens on. The
-request keeps the name in its ``Host`` header (and for TLS).
+Addresses (§10.6): the host name is resolved (``target.resolve``) and every address is tried
+in turn, IPv4 first, then in the resolver's order, so ``localhost`` works whether the resolver
+answers ``::1`` or ``127.0.0.1`` first and whichever of the two the coordinator listens on.
+The request keeps the name in its ``Host`` header (and for TLS).
 
 The socket URL carries the worker token, so it is never logged: messages name the base URL.
 """
@@ -29,20 +29,16 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Final, TypeAlias
-from urllib.parse import urlencode, urlsplit
+from collections.abc import Callable, Iterator
+from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from fulmen import backoff
-from fulmen.contract import API_VERSION, ErrorReply
+from fulmen.contract import ErrorReply
 from fulmen.errors import (
-    ConfigError,
     LocalProtocolError,
     NoReplyError,
     RefusedError,
@@ -59,31 +55,15 @@ from fulmen.phoenix.client import (
     Reply,
 )
 from fulmen.phoenix.frames import JSON
+from fulmen.worker.target import Resolver, Target, prefer_ipv4, resolve, socket_url
 
-__all__ = [
-    "PHOENIX_VSN",
-    "Address",
-    "Connection",
-    "Resolver",
-    "Target",
-    "parse_target",
-    "prefer_ipv4",
-    "reconnect_delays",
-    "resolve",
-    "socket_url",
-]
+__all__ = ["Connection", "reconnect_delays"]
 
 log = logging.getLogger("fulmen.worker")
 
-PHOENIX_VSN: Final = "2.0.0"
-"""Selects Phoenix's V2 array framing (§1.1)."""
 MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
 """Inbound frames we accept: a plan or dataclip reply can be over 10 MB (§1.1)."""
 OPEN_TIMEOUT: Final = 10.0
-
-Address: TypeAlias = tuple[int, str]
-"""An address family and an IP address to try."""
-Resolver: TypeAlias = Callable[[str, int], Awaitable[list[Address]]]
 
 
 def reconnect_delays() -> Iterator[float]:
@@ -91,81 +71,6 @@ def reconnect_delays() -> Iterator[float]:
     random, so that workers dropped together by a restarting coordinator do not return
     together. (ws-worker waits 1 s, 2 s, 3 s… without a cap, §1.6.)"""
     return backoff.delays(1.0, 30.0, factor=2.0, jitter=0.5)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where the coordinator is: the base URL as configured, and its parts."""
-
-    url: str
-    secure: bool
-    host: str
-    port: int
-    path: str
-
-
-def parse_target(url: str, *, variable: str = "WORKER_LIGHTNING_SERVICE_URL") -> Target:
-    """Check a base URL such as ``ws://localhost:4000/worker``.
-
-    Raises:
-        ConfigError: ``bad_url``, naming ``variable``.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigError(
-            f"{variable} must be a ws:// or wss:// URL like ws://localhost:4000/worker, "
-            f"not {url!r}",
-            code="bad_url",
-        )
-    secure = parts.scheme == "wss"
-    return Target(
-        url=url,
-        secure=secure,
-        host=parts.hostname,
-        port=port or (443 if secure else 80),
-        path=parts.path.rstrip("/"),
-    )
-
-
-def socket_url(target: Target, token: str, worker_version: str) -> str:
-    """The URL ws-worker opens: base + ``/websocket`` and its four parameters, in the JS
-    client's order (user parameters first, ``vsn`` last; §1.1)."""
-    query = urlencode(
-        [
-            ("token", token),
-            ("api_version", API_VERSION),
-            ("worker_version", worker_version),
-            ("vsn", PHOENIX_VSN),
-        ]
-    )
-    base = target.url.split("?", 1)[0].rstrip("/")
-    return f"{base}/websocket?{query}"
-
-
-async def resolve(host: str, port: int) -> list[Address]:
-    """Every address ``host`` resolves to, IPv4 first, each once (§10.6).
-
-    Raises:
-        OSError: the name does not resolve.
-    """
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    found: list[Address] = []
-    for family, _, _, _, sockaddr in infos:
-        address = (int(family), str(sockaddr[0]))
-        if address not in found:
-            found.append(address)
-    return prefer_ipv4(found)
-
-
-def prefer_ipv4(addresses: list[Address]) -> list[Address]:
-    """IPv4 addresses first, each family in the resolver's order (§10.6: Lightning usually
-    listens on IPv4 only)."""
-    return sorted(addresses, key=lambda a: a[0] != socket.AF_INET)
 
 
 class Connection:

@@ -40,16 +40,10 @@ from fulmen.runtime.entry import PRELOAD
 from fulmen.sandbox import Zygote
 from fulmen.tokens import mint_worker_token
 from fulmen.worker.channels import QueueChannel
-from fulmen.worker.connection import (
-    Connection,
-    Resolver,
-    Target,
-    parse_target,
-    reconnect_delays,
-    resolve,
-)
+from fulmen.worker.connection import Connection, reconnect_delays
 from fulmen.worker.health import HealthServer, Metrics, Status
 from fulmen.worker.run import Run, RunServices
+from fulmen.worker.target import Resolver, Target, parse_target, resolve
 from fulmen.worker.workloop import (
     Workloop,
     WorkloopSpec,

@@ -1,6 +1,6 @@
-"""The socket URL the worker opens, the base URL it accepts, and the order it tries addresses
-in (spec §1.1, §10.6). The connection itself is exercised over real sockets in
-``tests/integration/test_worker_reconnect.py``."""
+"""worker.target: the socket URL the worker opens, the base URLs it accepts, and the order it
+tries addresses in (spec §1.1, §10.6). The connection itself is exercised over real sockets
+in ``tests/integration/test_worker_reconnect.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from fulmen.errors import ConfigError
-from fulmen.worker.connection import parse_target, resolve, socket_url
+from fulmen.worker.target import parse_target, resolve, socket_url
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "phoenix" / "capture.jsonl"
 
