@@ -215,10 +215,15 @@ def test_an_unhandled_failure_fails_the_run_with_its_state() -> None:
 
 
 def test_withheld_outputs_and_batched_logs() -> None:
-    big = job("big", "fn(lambda s: {**s, 'data': {'blob': 'x' * 3000}})\nprint('made it')\n")
+    big = job(
+        "big",
+        "fn(lambda s: {**s, 'data': {'blob': 'x' * 3000}})\nprint('made it')\nprint('y' * 5000)\n",
+    )
     small = job("small", "fn(lambda s: {**s, 'data': {'size': len(s['data']['blob'])}})\n")
     edges = [{"id": "e", "source_job_id": "big", "target_job_id": "small"}]
-    limited = plan(big, small, edges=edges, options={"payload_limit_mb": 0.001})
+    limited = plan(
+        big, small, edges=edges, options={"payload_limit_mb": 0.001, "log_payload_limit_mb": 0.001}
+    )
     hidden = plan(small, options={"output_dataclips": False})
 
     async def body() -> None:
@@ -253,6 +258,8 @@ def check_withheld(events: list[Recorded]) -> None:
     lines = [" ".join(line["message"]) for b in batches for line in b["logs"]]
     assert any(text.startswith("Dataclip exceeds payload limit") for text in lines)
     assert "made it" in lines
+    assert "(Log message redacted: exceeds 0.001mb memory limit)" in lines  # §7.2
+    assert not any("yyyy" in text for text in lines)
 
 
 def test_a_missing_credential_or_dataclip_ends_the_run_before_it_starts() -> None:
