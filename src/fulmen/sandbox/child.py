@@ -9,7 +9,8 @@ inherited from the zygote: they belong to the zygote, and some would touch its s
 Hardening comes first, in an order the kernel dictates (each step says why it is where it
 is); the payload is read only after the last step, so no credential is ever in memory that
 job code could reach through a not-yet-closed door. Then the entry runs with an ``emit``
-that frames events onto the run socket, and the child ends with one ``exit`` record.
+that frames events onto the run socket (and, for a duplex run, a ``receive`` that reads the
+worker's further messages from it), and the child ends with one ``exit`` record.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import signal
 import socket
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from fulmen.errors import SandboxProtocolError
 from fulmen.sandbox import capabilities, landlock, libc
 from fulmen.sandbox.frames import FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy
@@ -60,14 +63,19 @@ class Channel:
 
     A lock makes :meth:`emit` safe from several threads (a job's worker threads, a logging
     handler). The socket is blocking, so a job faster than the worker is slowed to its pace,
-    not buffered without bound.
+    not buffered without bound. Reading (the payload, then a duplex run's messages) keeps
+    one decoder, so a message that arrives in the same read as the payload is not lost;
+    another lock lets one thread read while others emit.
     """
 
-    __slots__ = ("_lock", "_sock")
+    __slots__ = ("_decoder", "_lock", "_read_lock", "_received", "_sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, max_frame_bytes: int | None = None) -> None:
         self._sock = sock
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._decoder = FrameDecoder() if max_frame_bytes is None else FrameDecoder(max_frame_bytes)
+        self._received: deque[dict[str, Any]] = deque()
 
     def emit(self, event: dict[str, Any]) -> None:
         """The ``emit`` an entry gets."""
@@ -77,19 +85,50 @@ class Channel:
         with self._lock:
             self._sock.sendall(data)
 
-    def receive_payload(self, max_frame_bytes: int) -> dict[str, Any]:
-        """Read the one ``payload`` record the worker wrote (before any emit)."""
-        decoder = FrameDecoder(max_frame_bytes)
-        while True:
-            data = self._sock.recv(1 << 16)
+    def receive_payload(self, max_frame_bytes: int | None = None) -> dict[str, Any]:
+        """Read the one ``payload`` record the worker wrote (before any emit).
+
+        ``max_frame_bytes`` is accepted for callers that made the channel without one.
+        """
+        if max_frame_bytes is not None:
+            self._decoder = FrameDecoder(max_frame_bytes)
+        record = self._next_record()
+        if record is None:
+            raise EOFError("the worker closed the run socket before sending the payload")
+        payload = record["payload"]
+        if not isinstance(payload, dict):
+            raise TypeError(f"payload is a {type(payload).__name__}, not an object")
+        return payload
+
+    def receive(self) -> dict[str, Any] | None:
+        """The ``receive`` a duplex entry gets: block for the worker's next message.
+
+        Returns ``None`` once the worker has closed its input (``RunHandle.close_input``,
+        or the worker went away); every later call returns ``None`` too.
+
+        Raises:
+            SandboxProtocolError: the worker sent something that is not a framed message.
+        """
+        with self._read_lock:
+            record = self._next_record()
+        if record is None:
+            return None
+        message = record.get("message")
+        if not isinstance(message, dict):
+            raise SandboxProtocolError(f"expected a message record, got keys {sorted(record)}")
+        return message
+
+    def _next_record(self) -> dict[str, Any] | None:
+        while not self._received:
+            try:
+                data = self._sock.recv(1 << 16)
+            except OSError:
+                data = b""
             if not data:
-                decoder.close()
-                raise EOFError("the worker closed the run socket before sending the payload")
-            for record in decoder.feed(data):
-                payload = record["payload"]
-                if not isinstance(payload, dict):
-                    raise TypeError(f"payload is a {type(payload).__name__}, not an object")
-                return payload
+                self._decoder.close()
+                return None
+            self._received.extend(self._decoder.feed(data))
+        return self._received.popleft()
 
     def error(self, stage: str, exc: BaseException) -> None:
         """Best effort: say why the entry is about to fail."""
@@ -142,8 +181,8 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
         except BaseException as exc:
             _write_error(fd, "setup", exc)
             os._exit(EXIT_SETUP)
-        channel = Channel(socket.socket(fileno=fd))
-        code = _run_entry(header.entry, channel, settings.max_frame_bytes)
+        channel = Channel(socket.socket(fileno=fd), settings.max_frame_bytes)
+        code = _run_entry(header, channel)
         channel.close(code)
         os._exit(code)
     finally:
@@ -270,15 +309,18 @@ def _drop_privileges(policy: Policy) -> None:
         capabilities.clear_sets()
 
 
-def _run_entry(entry: str, channel: Channel, max_frame_bytes: int) -> int:
+def _run_entry(header: RunHeader, channel: Channel) -> int:
     """Read the payload, call the entry; the exit code says how it went."""
     stage = "payload"
     try:
-        payload = channel.receive_payload(max_frame_bytes)
+        payload = channel.receive_payload()
         stage = "load"
-        function = load(entry)
+        function: Callable[..., Any] = load(header.entry)
         stage = "entry"
-        function(payload, channel.emit)
+        if header.duplex:
+            function(payload, channel.emit, channel.receive)
+        else:
+            function(payload, channel.emit)
     except MemoryError:
         # No error record: building one needs memory we just ran out of.
         return EXIT_OOM

@@ -69,6 +69,11 @@ class FrameDecoder:
         self._failure: SandboxProtocolError | None = None
 
     @property
+    def max_frame_bytes(self) -> int:
+        """The largest body this decoder accepts."""
+        return self._max
+
+    @property
     def pending(self) -> int:
         """Bytes received that do not yet make a whole frame."""
         return len(self._buffer)

@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any, Final, Protocol
 
 from fulmen.errors import SandboxError, SandboxProtocolError
-from fulmen.sandbox.frames import FrameDecoder
+from fulmen.sandbox.frames import HEADER_BYTES, FrameDecoder, encode
 from fulmen.sandbox.outcome import ChildExit, EndedBy, classify
 from fulmen.sandbox.wire import RunHeader
 
@@ -83,6 +83,8 @@ class RunHandle:
         self._reading = False
         self._eof = False
         self._unsent: memoryview | None = memoryview(payload_frame)
+        self._queued: deque[bytes] = deque()  # a duplex run's messages behind the payload
+        self._input_open = True
         self._started_at = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self.pid: int | None = None
@@ -111,6 +113,45 @@ class RunHandle:
     def kill(self) -> None:
         """End the run's whole process group now (a cancel); its exit kind is ``killed``."""
         self._end("kill")
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue one message for a duplex run's ``receive()``; never blocks.
+
+        Messages arrive in order, after the payload. One sent to a run that has ended (or
+        ends before reading it) is dropped: the run's exit says why it was not read.
+
+        Raises:
+            SandboxError: the run is not duplex, its input was closed, or ``message`` is not
+                a JSON object within the frame limit (a programming error in the caller).
+        """
+        if not self._header.duplex:
+            raise SandboxError("Only a duplex run takes messages; start it with duplex=True.")
+        if not self._input_open:
+            raise SandboxError("The run's input is closed; no message can follow.")
+        if not isinstance(message, dict):
+            raise SandboxError(f"A run message is a dict, not {type(message).__name__}.")
+        try:
+            frame = encode({"message": message})
+        except TypeError as exc:
+            raise SandboxError(f"Run message is not JSON-serialisable: {exc}.") from exc
+        if len(frame) - HEADER_BYTES > self._decoder.max_frame_bytes:
+            raise SandboxError(f"Run message of {len(frame)} bytes is over the frame limit.")
+        if self._concluded or self._sock.fileno() < 0:
+            return
+        if self._unsent is None:
+            self._unsent = memoryview(frame)
+            self._flush_payload()
+        else:  # a write is pending or in progress; it takes this one next
+            self._queued.append(frame)
+
+    def close_input(self) -> None:
+        """End a duplex run's input: once what is queued is written, ``receive()`` returns
+        ``None`` in the child. Idempotent; the run's events keep arriving."""
+        if not self._input_open:
+            return
+        self._input_open = False
+        if self._unsent is None:
+            self._shut_input()
 
     def __aiter__(self) -> RunHandle:
         return self
@@ -309,8 +350,9 @@ class RunHandle:
         self._end("protocol", detail)
 
     def _flush_payload(self) -> None:
+        """Write the payload, then any queued messages, as far as the socket takes them."""
         data = self._unsent
-        while data is not None and len(data):
+        while data is not None:
             try:
                 data = data[self._sock.send(data) :]
             except (BlockingIOError, InterruptedError):
@@ -318,8 +360,18 @@ class RunHandle:
                 self._loop.add_writer(self._sock.fileno(), self._on_writable)
                 return
             except OSError:  # the child died before reading it all; its exit will say why
+                self._queued.clear()
                 break
+            if not len(data):
+                data = memoryview(self._queued.popleft()) if self._queued else None
         self._unsent = None
+        if not self._input_open:
+            self._shut_input()
+
+    def _shut_input(self) -> None:
+        if self._sock.fileno() >= 0:
+            with contextlib.suppress(OSError):  # the child is gone; its exit says why
+                self._sock.shutdown(socket.SHUT_WR)
 
     def _on_writable(self) -> None:
         self._loop.remove_writer(self._sock.fileno())
@@ -331,4 +383,5 @@ class RunHandle:
             if self._unsent is not None:
                 self._loop.remove_writer(self._sock.fileno())
                 self._unsent = None
+            self._queued.clear()
             self._sock.close()

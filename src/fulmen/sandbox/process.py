@@ -193,7 +193,12 @@ class Zygote:
         return self._link is not None and self._link.alive
 
     async def run(
-        self, entry: str, payload: dict[str, Any], limits: Limits | None = None
+        self,
+        entry: str,
+        payload: dict[str, Any],
+        limits: Limits | None = None,
+        *,
+        duplex: bool = False,
     ) -> RunHandle:
         """Fork a child that calls ``entry(payload, emit)``; restarts a dead zygote first.
 
@@ -201,6 +206,11 @@ class Zygote:
             entry: ``"package.module:function"``, importable in the zygote.
             payload: a JSON object; only the child ever sees it.
             limits: resource limits; none but the defaults when omitted.
+            duplex: call ``entry(payload, emit, receive)`` instead, where ``receive()``
+                blocks for the next message the worker sends with :meth:`RunHandle.send`
+                and returns ``None`` after :meth:`RunHandle.close_input`. For long-lived
+                children that serve requests (the script runner's smart workers); like
+                the payload, messages go from the worker straight to the child.
 
         Raises:
             SandboxError: ``entry`` is malformed, ``payload`` is not JSON or too large, the
@@ -217,7 +227,7 @@ class Zygote:
                 f"Run payload of {len(frame)} bytes is over the {self._max_frame}-byte limit."
             )
         link = await self._live_link()
-        return self._start_run(link, entry, frame, limits or Limits())
+        return self._start_run(link, entry, frame, limits or Limits(), duplex=duplex)
 
     async def restart(self) -> None:
         """Replace the zygote (runs in flight end as crashes) and probe again."""
@@ -272,7 +282,9 @@ class Zygote:
         assert self._link is not None
         return self._link
 
-    def _start_run(self, link: Link, entry: str, payload_frame: bytes, limits: Limits) -> RunHandle:
+    def _start_run(
+        self, link: Link, entry: str, payload_frame: bytes, limits: Limits, *, duplex: bool = False
+    ) -> RunHandle:
         self._next_id += 1
         run_id = self._next_id
         header = RunHeader(
@@ -281,6 +293,7 @@ class Zygote:
             run_dir=os.path.join(self._base, f"run-{run_id}"),
             output_path=os.path.join(self._base, f"run-{run_id}.out"),
             limits=limits,
+            duplex=duplex,
         )
         return link.start_run(header, payload_frame, self._max_frame)
 

@@ -17,7 +17,9 @@ The zygote only ever holds the child's end for the instant between receiving and
 never reads it: the payload, which carries credentials, goes from the worker straight to the
 child (DESIGN.md, "Security model").
 
-- worker → child: ``{"payload": {...}}``, exactly once.
+- worker → child: ``{"payload": {...}}``, exactly once; then, for a *duplex* run only, any
+  number of ``{"message": {...}}`` records (``RunHandle.send``), ended by the worker shutting
+  its side for writing (``RunHandle.close_input``).
 - child → worker: ``{"event": {...}}`` per ``emit``; at most one ``{"error": {"type",
   "message", "stage"}}`` when the entry fails; last, ``{"exit": code, "maxrss": kb}`` and
   end of stream, so the worker knows the outcome without waiting for the zygote to reap.
@@ -59,9 +61,11 @@ class RunHeader:
     run_dir: str
     output_path: str
     limits: Limits
+    duplex: bool = False
+    """The entry is called as ``function(payload, emit, receive)`` and may read messages."""
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "t": "run",
             "id": self.id,
             "entry": self.entry,
@@ -69,6 +73,9 @@ class RunHeader:
             "out": self.output_path,
             "limits": asdict(self.limits),
         }
+        if self.duplex:
+            record["duplex"] = True
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RunHeader:
@@ -79,4 +86,5 @@ class RunHeader:
             run_dir=str(record["dir"]),
             output_path=str(record["out"]),
             limits=Limits(**record["limits"]),
+            duplex=bool(record.get("duplex", False)),
         )
