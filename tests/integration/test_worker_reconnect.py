@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from fulmen.worker.target import Address
+from fulmen.worker.target import Address, Resolver, resolve
 from worker_support import (
     Lightning,
     Recorded,
@@ -35,7 +35,7 @@ V4 = (socket.AF_INET, "127.0.0.1")
 V6 = (socket.AF_INET6, "::1")
 
 
-def resolver_answering(*addresses: Address):  # type: ignore[no-untyped-def]
+def resolver_answering(*addresses: Address) -> Resolver:
     async def resolve(host: str, port: int) -> list[Address]:
         assert host == "localhost"
         return list(addresses)
@@ -60,8 +60,8 @@ def test_localhost_reaches_the_coordinator_on_either_family(
         ) as lightning:
             url = f"ws://localhost:{lightning.port}/worker"
             settings = settings_for(lightning, lightning_url=url)
-            options = {} if answer is None else {"resolver": resolver_answering(*answer)}
-            async with running(settings, **options):  # type: ignore[arg-type]
+            resolver = resolve if answer is None else resolver_answering(*answer)
+            async with running(settings, resolver=resolver):
                 lightning.enqueue(ScriptedRun("r", TWO_STEPS))
                 assert (await lightning.completed("r"))["reason"] == "success"
 

@@ -118,7 +118,7 @@ async def start_worker(lightning: Lightning, capacity: int = 1) -> asyncio.subpr
 async def read_until(process: asyncio.subprocess.Process, text: str) -> None:
     """Read the worker's log until a line holds ``text``."""
     assert process.stderr is not None
-    seen = []
+    seen: list[str] = []
     while text not in (line := (await process.stderr.readline()).decode()):
         assert line, f"the worker ended without logging {text!r}: {''.join(seen)}"
         seen.append(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import islice, pairwise
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,9 @@ def first(n: int, schedule: object) -> list[float]:
         ((2, 3), {"factor": 1}, [2, 2, 2, 2, 2, 2]),
     ],
 )
-def test_capped_exponential(args: tuple[float, float], kwargs: dict, expected: list) -> None:
+def test_capped_exponential(
+    args: tuple[float, float], kwargs: dict[str, Any], expected: list[float]
+) -> None:
     assert first(6, delays(*args, **kwargs)) == expected
 
 
@@ -46,6 +49,6 @@ def test_jittered_delays_never_exceed_the_cap() -> None:
     ("args", "kwargs"),
     [((0, 1), {}), ((2, 1), {}), ((1, 2), {"factor": 0.5}), ((1, 2), {"jitter": 1.5})],
 )
-def test_nonsense_is_refused(args: tuple[float, float], kwargs: dict) -> None:
+def test_nonsense_is_refused(args: tuple[float, float], kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="backoff"):
         next(delays(*args, **kwargs))

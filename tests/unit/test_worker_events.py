@@ -183,7 +183,7 @@ def test_an_output_over_the_payload_limit_is_withheld_and_the_run_goes_on() -> N
     assert first.output_dataclip is None and first.output_dataclip_id is None
     index = out.index(first)
     note = out[index - 1]
-    assert isinstance(note, RunLog) and note.line.message[0].startswith("Dataclip exceeds")
+    assert isinstance(note, RunLog) and str(note.line.message[0]).startswith("Dataclip exceeds")
     second = [m for m in out if isinstance(m, StepStart)][1]
     assert second.input_dataclip_id is None  # §5.7: omitted after a withheld output
     assert "input_dataclip_id" not in second.to_wire()

@@ -61,7 +61,9 @@ def job(job_id: str, body: str, **extra: Any) -> dict[str, Any]:
     return {"id": job_id, "body": body, "adaptor": "@openfn/language-common@3.3.4", **extra}
 
 
-def plan(*jobs: dict[str, Any], edges: list[dict[str, Any]] | None = None, **extra: Any) -> dict:
+def plan(
+    *jobs: dict[str, Any], edges: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
     """A Lightning plan starting at the first job, with the input dataclip ``d``."""
     return {
         "dataclip_id": "d",
