@@ -33,10 +33,10 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 import fulmen
 from fulmen.config import PUBLIC_KEY_VARIABLES, SECRET_VARIABLES, WorkerSettings, require
 from fulmen.contract import ClaimedRun
+from fulmen.execution import start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
 from fulmen.phoenix.client import ClientSession
 from fulmen.reasons import ExitReason, Reason
-from fulmen.runtime.entry import PRELOAD
 from fulmen.sandbox import Zygote
 from fulmen.tokens import mint_worker_token
 from fulmen.worker.channels import QueueChannel
@@ -303,7 +303,7 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
 
     SIGTERM and a first SIGINT drain (exit 0); a second SIGINT stops at once (exit 130).
     """
-    async with await Zygote.start(preload=PRELOAD) as zygote:
+    async with await start_zygote() as zygote:
         worker = Worker(settings, prepared, zygote=zygote)
         main = asyncio.create_task(worker.run())
         interrupts = 0
