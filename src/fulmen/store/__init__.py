@@ -20,8 +20,11 @@ from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.models import (
     DEFAULT_QUEUES,
+    ApiToken,
     ClaimedRun,
     CredentialInfo,
+    CronTick,
+    CronTrigger,
     Dataclip,
     DataclipType,
     Enqueued,
@@ -55,9 +58,12 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "ApiToken",
     "ClaimedRun",
     "Clock",
     "CredentialInfo",
+    "CronTick",
+    "CronTrigger",
     "Dataclip",
     "DataclipType",
     "EnqueueRequest",

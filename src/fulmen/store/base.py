@@ -19,8 +19,11 @@ from typing import Any, Protocol
 
 from fulmen.store.models import (
     DEFAULT_QUEUES,
+    ApiToken,
     ClaimedRun,
     CredentialInfo,
+    CronTick,
+    CronTrigger,
     Dataclip,
     Enqueued,
     EnqueueRequest,
@@ -158,6 +161,32 @@ class Store(Protocol):
     async def queue_depth(self) -> dict[str, int]:
         """Available runs per queue."""
         ...
+
+    async def run_counts(self) -> dict[str, int]:
+        """Runs per state (states without runs are absent)."""
+        ...
+
+    # -- the coordinator's bookkeeping -------------------------------------------------------
+
+    async def list_cron_triggers(self) -> list[CronTrigger]:
+        """Every enabled cron trigger with its cursor."""
+        ...
+
+    async def set_cron_cursor(
+        self, trigger_id: str, expression: str, timezone: str, next_fire_at: datetime
+    ) -> None:
+        """Start a trigger's cursor; a cursor that already has this schedule is kept."""
+        ...
+
+    async def fire_cron(self, tick: CronTick) -> Enqueued | None:
+        """Take one tick and enqueue its run, in one transaction; ``None`` if another
+        coordinator (or an earlier life of this one) took it first."""
+        ...
+
+    async def put_api_token(self, token: ApiToken) -> ApiToken: ...
+    async def get_api_token(self, token_id: str) -> ApiToken: ...
+    async def list_api_tokens(self) -> list[ApiToken]: ...
+    async def delete_api_token(self, token_id: str) -> None: ...
 
     # -- what the worker reports -------------------------------------------------------------
 

@@ -20,8 +20,11 @@ from fulmen.reasons import ExitReason
 __all__ = [
     "DEFAULT_QUEUES",
     "LOG_LEVELS",
+    "ApiToken",
     "ClaimedRun",
     "CredentialInfo",
+    "CronTick",
+    "CronTrigger",
     "Dataclip",
     "DataclipType",
     "EnqueueRequest",
@@ -396,3 +399,41 @@ class LostRun:
     id: str
     #: ``LostAfterClaim`` or ``LostAfterStart`` (spec §7.5).
     error_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class CronTrigger:
+    """An enabled cron trigger and its cursor: the tick it fires next, and the schedule that
+    tick was computed for (``None`` until the scheduler has seen the trigger)."""
+
+    trigger_id: str
+    workflow_id: str
+    expression: str
+    timezone: str | None
+    cursor_expression: str | None = None
+    cursor_timezone: str | None = None
+    next_fire_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CronTick:
+    """Firing one tick: move the trigger's cursor from ``due_at`` to ``next_fire_at`` and, in
+    the same transaction, enqueue ``run`` (``None``: the tick is skipped, only the cursor
+    moves). ``expression`` and ``timezone`` are the schedule the times were computed for."""
+
+    trigger_id: str
+    expression: str
+    timezone: str
+    due_at: datetime
+    next_fire_at: datetime
+    run: EnqueueRequest | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A REST API token as stored: ``digest`` is the SHA-256 (hex) of its secret part."""
+
+    id: str
+    name: str
+    digest: str
+    inserted_at: datetime | None = None

@@ -27,6 +27,7 @@ __all__ = [
     "queue_depth",
     "rollback_claims",
     "rollback_unjoined",
+    "run_counts",
 ]
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -141,6 +142,10 @@ async def mark_lost(
 
 async def queue_depth(tx: Tx) -> dict[str, int]:
     return {row["queue"]: int(row["depth"]) for row in await tx.fetchall("queue_depth")}
+
+
+async def run_counts(tx: Tx) -> dict[str, int]:
+    return {row["state"]: int(row["count"]) for row in await tx.fetchall("run_counts")}
 
 
 def encode_options(options: Options) -> dict[str, object]:

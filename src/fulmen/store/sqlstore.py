@@ -12,14 +12,26 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from fulmen.store import catalog, credentials, dataclips, events, queue, reads
+from fulmen.store import (
+    api_tokens,
+    catalog,
+    credentials,
+    dataclips,
+    events,
+    queue,
+    reads,
+    schedules,
+)
 from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Database
 from fulmen.store.models import (
     DEFAULT_QUEUES,
+    ApiToken,
     ClaimedRun,
     CredentialInfo,
+    CronTick,
+    CronTrigger,
     Dataclip,
     Enqueued,
     EnqueueRequest,
@@ -201,6 +213,44 @@ class SQLStore:
     async def queue_depth(self) -> dict[str, int]:
         async with self._db.read() as tx:
             return await queue.queue_depth(tx)
+
+    async def run_counts(self) -> dict[str, int]:
+        async with self._db.read() as tx:
+            return await queue.run_counts(tx)
+
+    # -- the coordinator's bookkeeping -------------------------------------------------------
+
+    async def list_cron_triggers(self) -> list[CronTrigger]:
+        async with self._db.read() as tx:
+            return await schedules.list_cron_triggers(tx)
+
+    async def set_cron_cursor(
+        self, trigger_id: str, expression: str, timezone: str, next_fire_at: datetime
+    ) -> None:
+        async with self._db.write() as tx:
+            await schedules.set_cron_cursor(
+                tx, trigger_id, expression, timezone, next_fire_at, self._clock()
+            )
+
+    async def fire_cron(self, tick: CronTick) -> Enqueued | None:
+        async with self._db.write() as tx:
+            return await schedules.fire_cron(tx, tick, self._clock())
+
+    async def put_api_token(self, token: ApiToken) -> ApiToken:
+        async with self._db.write() as tx:
+            return await api_tokens.put_api_token(tx, token, self._clock())
+
+    async def get_api_token(self, token_id: str) -> ApiToken:
+        async with self._db.read() as tx:
+            return await api_tokens.get_api_token(tx, token_id)
+
+    async def list_api_tokens(self) -> list[ApiToken]:
+        async with self._db.read() as tx:
+            return await api_tokens.list_api_tokens(tx)
+
+    async def delete_api_token(self, token_id: str) -> None:
+        async with self._db.write() as tx:
+            await api_tokens.delete_api_token(tx, token_id)
 
     # -- what the worker reports -------------------------------------------------------------
 

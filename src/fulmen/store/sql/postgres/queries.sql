@@ -378,3 +378,50 @@ SELECT queue, count(*) AS depth FROM runs WHERE state = 'available' GROUP BY que
 SELECT r.id, r.project_id, r.dataclip_id, r.starting_node_id, r.options, s.document
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE r.id = %(id)s;
+
+-- name: run_counts
+-- Runs per state, for the coordinator's metrics.
+SELECT state, count(*) AS count FROM runs GROUP BY state;
+
+
+-- name: list_cron_triggers
+-- Every enabled cron trigger with its cursor, if it has one yet.
+SELECT t.id, t.workflow_id, t.cron_expression, t.timezone,
+       c.expression AS cursor_expression, c.timezone AS cursor_timezone, c.next_fire_at
+FROM triggers t LEFT JOIN cron_cursors c ON c.trigger_id = t.id
+WHERE t.type = 'cron' AND t.enabled
+ORDER BY t.id;
+
+-- name: set_cron_cursor
+-- A cursor for a new trigger, or for one whose expression or zone changed. A cursor that
+-- already has this schedule is left alone, so that a coordinator working from an older read
+-- cannot move back a cursor that another one has moved on.
+INSERT INTO cron_cursors (trigger_id, expression, timezone, next_fire_at, updated_at)
+VALUES (%(trigger_id)s, %(expression)s, %(timezone)s, %(next_fire_at)s, %(now)s)
+ON CONFLICT (trigger_id) DO UPDATE
+SET expression = excluded.expression, timezone = excluded.timezone,
+    next_fire_at = excluded.next_fire_at, updated_at = excluded.updated_at
+WHERE cron_cursors.expression <> excluded.expression
+   OR cron_cursors.timezone <> excluded.timezone;
+
+-- name: advance_cron_cursor
+-- Take one tick: only the coordinator that still sees the tick it fires moves the cursor on
+-- (the row lock makes a second one wait, then find next_fire_at changed).
+UPDATE cron_cursors
+SET next_fire_at = %(next_fire_at)s, last_fired_at = %(fired_at)s, updated_at = %(now)s
+WHERE trigger_id = %(trigger_id)s AND next_fire_at = %(expected_fire_at)s
+  AND expression = %(expression)s AND timezone = %(timezone)s;
+
+
+-- name: insert_api_token
+INSERT INTO api_tokens (id, name, digest, inserted_at)
+VALUES (%(id)s, %(name)s, %(digest)s, %(now)s);
+
+-- name: get_api_token
+SELECT * FROM api_tokens WHERE id = %(id)s;
+
+-- name: list_api_tokens
+SELECT * FROM api_tokens ORDER BY inserted_at, id;
+
+-- name: delete_api_token
+DELETE FROM api_tokens WHERE id = %(id)s;

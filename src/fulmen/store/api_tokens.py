@@ -1,0 +1,50 @@
+"""The REST API's bearer tokens, kept as digests: what the coordinator needs to check one.
+
+Minting and checking tokens (the secret, its digest, constant-time comparison) is the
+coordinator's business; the store only keeps ``(id, name, digest)`` rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fulmen.errors import ConflictError, NotFoundError
+from fulmen.store.db import Row, Tx
+from fulmen.store.models import ApiToken
+
+__all__ = ["delete_api_token", "get_api_token", "list_api_tokens", "put_api_token"]
+
+
+async def put_api_token(tx: Tx, token: ApiToken, now: datetime) -> ApiToken:
+    if await tx.fetchone("get_api_token", {"id": token.id}) is not None:
+        raise ConflictError(f"API token {token.id} already exists", field="id")
+    await tx.execute(
+        "insert_api_token",
+        {"id": token.id, "name": token.name, "digest": token.digest, "now": now},
+    )
+    return await get_api_token(tx, token.id)
+
+
+async def get_api_token(tx: Tx, token_id: str) -> ApiToken:
+    row = await tx.fetchone("get_api_token", {"id": token_id})
+    if row is None:
+        raise NotFoundError(f"API token {token_id} does not exist", field="id")
+    return _token(tx, row)
+
+
+async def list_api_tokens(tx: Tx) -> list[ApiToken]:
+    return [_token(tx, row) for row in await tx.fetchall("list_api_tokens")]
+
+
+async def delete_api_token(tx: Tx, token_id: str) -> None:
+    if not await tx.execute("delete_api_token", {"id": token_id}):
+        raise NotFoundError(f"API token {token_id} does not exist", field="id")
+
+
+def _token(tx: Tx, row: Row) -> ApiToken:
+    return ApiToken(
+        id=row["id"],
+        name=row["name"],
+        digest=row["digest"],
+        inserted_at=tx.time(row["inserted_at"]),
+    )
