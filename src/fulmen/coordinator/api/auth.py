@@ -1,0 +1,78 @@
+"""Bearer API tokens: ``fmn_<id>_<secret>``, made by ``fulmen server token create``.
+
+The store keeps the id, a name and the SHA-256 of the secret; the token is shown once. A
+request's token is found by its id and compared by digest in constant time. A missing,
+malformed, unknown or wrong token is 401 with ``WWW-Authenticate: Bearer``; which of these it
+was is logged, the token never.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from typing import Annotated, Final
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from fulmen.coordinator.core import Coordinator
+from fulmen.errors import NotFoundError
+from fulmen.store import ApiToken
+
+__all__ = ["PREFIX", "authorized", "mint", "parse"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+PREFIX: Final = "fmn"
+_bearer = HTTPBearer(
+    auto_error=False, description="An API token from `fulmen server token create`."
+)
+
+
+def mint(name: str) -> tuple[str, ApiToken]:
+    """A new token and the row that stores it (without the secret)."""
+    token_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return f"{PREFIX}_{token_id}_{secret}", ApiToken(token_id, name, _digest(secret))
+
+
+def parse(token: str) -> tuple[str, str] | None:
+    """``(id, secret)`` of a well-formed token, else ``None``."""
+    prefix, _, rest = token.partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != PREFIX or not token_id or not secret:
+        return None
+    return token_id, secret
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authorized(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiToken:
+    """The dependency every ``/api`` route has: the caller's token, or 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("an API token is required: Authorization: Bearer <token>")
+    parts = parse(credentials.credentials)
+    if parts is None:
+        log.warning("API request with a malformed token")
+        raise _unauthorized("the API token is not valid")
+    c: Coordinator = request.app.state.coordinator
+    try:
+        stored = await c.store.get_api_token(parts[0])
+    except NotFoundError:
+        log.warning("API request with an unknown token id")
+        raise _unauthorized("the API token is not valid") from None
+    if not hmac.compare_digest(stored.digest, _digest(parts[1])):
+        log.warning("API request with a wrong secret for token %s", stored.id)
+        raise _unauthorized("the API token is not valid")
+    return stored

@@ -1,0 +1,156 @@
+"""Projects, workflows (saved whole, as one document) and credentials (write-only values)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from fulmen import cron
+from fulmen.coordinator.api.schemas import (
+    CredentialDoc,
+    CredentialIn,
+    PageDoc,
+    ProjectDoc,
+    ProjectIn,
+    WorkflowDoc,
+    WorkflowIn,
+)
+from fulmen.coordinator.core import Coordinator
+from fulmen.store import NewCredential, Store
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+def _store(request: Request) -> Store:
+    c: Coordinator = request.app.state.coordinator
+    return c.store
+
+
+# -- projects ------------------------------------------------------------------------------
+
+
+@router.get("/projects", tags=["projects"])
+async def list_projects(
+    request: Request, cursor: Cursor = None, limit: Limit = 100
+) -> PageDoc[ProjectDoc]:
+    page = await _store(request).list_projects(cursor=cursor, limit=limit)
+    return PageDoc(items=[ProjectDoc.of(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/projects", tags=["projects"], status_code=201)
+async def create_project(request: Request, project: ProjectIn) -> ProjectDoc:
+    return ProjectDoc.of(await _store(request).create_project(project.to_store()))
+
+
+@router.get("/projects/{project_id}", tags=["projects"])
+async def get_project(request: Request, project_id: str) -> ProjectDoc:
+    return ProjectDoc.of(await _store(request).get_project(project_id))
+
+
+@router.put("/projects/{project_id}", tags=["projects"])
+async def replace_project(request: Request, project_id: str, project: ProjectIn) -> ProjectDoc:
+    return ProjectDoc.of(await _store(request).replace_project(project.to_store(project_id)))
+
+
+@router.delete("/projects/{project_id}", tags=["projects"], status_code=204)
+async def delete_project(request: Request, project_id: str) -> Response:
+    await _store(request).delete_project(project_id)
+    return Response(status_code=204)
+
+
+# -- workflows -----------------------------------------------------------------------------
+
+
+def _check_schedules(workflow: WorkflowIn) -> None:
+    """Cron triggers are checked when saved, not when they would first fire."""
+    for trigger in workflow.triggers:
+        if trigger.type == "cron":
+            cron.parse(trigger.cron_expression or "", trigger.timezone)
+
+
+@router.get("/projects/{project_id}/workflows", tags=["workflows"])
+async def list_workflows(
+    request: Request, project_id: str, cursor: Cursor = None, limit: Limit = 100
+) -> PageDoc[WorkflowDoc]:
+    store = _store(request)
+    await store.get_project(project_id)
+    page = await store.list_workflows(project_id, cursor=cursor, limit=limit)
+    return PageDoc(items=[WorkflowDoc.of(w) for w in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/projects/{project_id}/workflows", tags=["workflows"], status_code=201)
+async def create_workflow(request: Request, project_id: str, workflow: WorkflowIn) -> WorkflowDoc:
+    _check_schedules(workflow)
+    return WorkflowDoc.of(await _store(request).create_workflow(workflow.to_store(project_id)))
+
+
+@router.get("/workflows/{workflow_id}", tags=["workflows"])
+async def get_workflow(request: Request, workflow_id: str) -> WorkflowDoc:
+    return WorkflowDoc.of(await _store(request).get_workflow(workflow_id))
+
+
+@router.put("/workflows/{workflow_id}", tags=["workflows"])
+async def replace_workflow(
+    request: Request,
+    workflow_id: str,
+    workflow: WorkflowIn,
+    expected_version: Annotated[
+        int | None, Query(description="the version you read; 409 if another save came first")
+    ] = None,
+) -> WorkflowDoc:
+    _check_schedules(workflow)
+    store = _store(request)
+    current = await store.get_workflow(workflow_id)
+    replaced = workflow.to_store(current.workflow.project_id, workflow_id)
+    return WorkflowDoc.of(await store.replace_workflow(replaced, expected_version=expected_version))
+
+
+@router.delete("/workflows/{workflow_id}", tags=["workflows"], status_code=204)
+async def delete_workflow(request: Request, workflow_id: str) -> Response:
+    await _store(request).delete_workflow(workflow_id)
+    return Response(status_code=204)
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+@router.get("/projects/{project_id}/credentials", tags=["credentials"])
+async def list_credentials(request: Request, project_id: str) -> PageDoc[CredentialDoc]:
+    store = _store(request)
+    await store.get_project(project_id)
+    return PageDoc(items=[CredentialDoc.of(i) for i in await store.list_credentials(project_id)])
+
+
+@router.post("/projects/{project_id}/credentials", tags=["credentials"], status_code=201)
+async def create_credential(
+    request: Request, project_id: str, credential: CredentialIn
+) -> CredentialDoc:
+    return await _put_credential(request, project_id, credential.id, credential)
+
+
+@router.put("/projects/{project_id}/credentials/{credential_id}", tags=["credentials"])
+async def replace_credential(
+    request: Request, project_id: str, credential_id: str, credential: CredentialIn
+) -> CredentialDoc:
+    return await _put_credential(request, project_id, credential_id, credential)
+
+
+async def _put_credential(
+    request: Request, project_id: str, credential_id: str, credential: CredentialIn
+) -> CredentialDoc:
+    store = _store(request)
+    await store.get_project(project_id)
+    new = NewCredential(credential_id, project_id, credential.name, credential.body)
+    return CredentialDoc.of(await store.put_credential(new))
+
+
+@router.delete("/credentials/{credential_id}", tags=["credentials"], status_code=204)
+async def delete_credential(request: Request, credential_id: str) -> Response:
+    await _store(request).delete_credential(credential_id)
+    return Response(status_code=204)

@@ -1,0 +1,120 @@
+"""Runs (list with filters, get with steps, logs, cancel), dataclips, and manual runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from fulmen.coordinator.api.schemas import (
+    DataclipDoc,
+    LogDoc,
+    ManualRunIn,
+    PageDoc,
+    RunDetailDoc,
+    RunDoc,
+    StartedDoc,
+)
+from fulmen.coordinator.core import Coordinator
+from fulmen.errors import InputError
+from fulmen.lifecycle import RunState
+from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, Priority, Queue, RunFilter
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+def _c(request: Request) -> Coordinator:
+    coordinator: Coordinator = request.app.state.coordinator
+    return coordinator
+
+
+def _states(text: str | None) -> frozenset[RunState] | None:
+    if not text:
+        return None
+    try:
+        return frozenset(RunState(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        known = ", ".join(state.value for state in RunState)
+        raise InputError(f"state is a comma-separated list of {known}", code="bad_state") from None
+
+
+@router.get("/runs", tags=["runs"])
+async def list_runs(
+    request: Request,
+    project_id: str | None = None,
+    workflow_id: str | None = None,
+    work_order_id: str | None = None,
+    state: Annotated[str | None, Query(description="comma-separated states")] = None,
+    since: Annotated[datetime | None, Query(description="inserted at or after")] = None,
+    until: Annotated[datetime | None, Query(description="inserted before")] = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> PageDoc[RunDoc]:
+    where = RunFilter(
+        project_id=project_id,
+        workflow_id=workflow_id,
+        work_order_id=work_order_id,
+        states=_states(state),
+        inserted_from=since,
+        inserted_until=until,
+    )
+    page = await _c(request).store.list_runs(where, cursor=cursor, limit=limit)
+    return PageDoc(items=[RunDoc.of(run) for run in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/runs/{run_id}", tags=["runs"])
+async def get_run(request: Request, run_id: str) -> RunDetailDoc:
+    return RunDetailDoc.of_detail(await _c(request).store.get_run(run_id))
+
+
+@router.get("/runs/{run_id}/logs", tags=["runs"])
+async def get_logs(
+    request: Request,
+    run_id: str,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> PageDoc[LogDoc]:
+    page = await _c(request).store.get_logs(run_id, cursor=cursor, limit=limit)
+    return PageDoc(items=[LogDoc.of(line) for line in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/runs/{run_id}/cancel", tags=["runs"])
+async def cancel_run(request: Request, run_id: str) -> RunDetailDoc:
+    """Cancel a queued run (409 once a worker has it)."""
+    c = _c(request)
+    await c.store.cancel_run(run_id)
+    c.hub.run_finished(run_id)
+    return RunDetailDoc.of_detail(await c.store.get_run(run_id))
+
+
+@router.get("/dataclips/{dataclip_id}", tags=["dataclips"])
+async def get_dataclip(request: Request, dataclip_id: str) -> DataclipDoc:
+    return DataclipDoc.of(await _c(request).store.get_dataclip(dataclip_id))
+
+
+@router.post("/workflows/{workflow_id}/runs", tags=["runs"], status_code=201)
+async def run_workflow(request: Request, workflow_id: str, body: ManualRunIn) -> StartedDoc:
+    """A manual run from the given input: the manual queue, claimed before other runs."""
+    c = _c(request)
+    enqueued = await c.store.enqueue(
+        EnqueueRequest(
+            workflow_id=workflow_id,
+            input=NewDataclip(DataclipType.SAVED_INPUT, body.input),
+            starting_node_id=body.starting_node_id,
+            queue=Queue.MANUAL,
+            priority=Priority.IMMEDIATE,
+            options=c.run_options(),
+        )
+    )
+    c.metrics.enqueued.labels("manual").inc()
+    c.hub.work_available()
+    return StartedDoc(
+        work_order_id=enqueued.work_order_id,
+        run_id=enqueued.run_id,
+        dataclip_id=enqueued.dataclip_id,
+    )

@@ -1,0 +1,110 @@
+"""The composition root: settings in, a running coordinator out. No logic lives here.
+
+``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
+ASGI app (REST API, webhooks, health, the worker socket) whose lifespan runs the background
+services under one task group: the hub's push loop, wake-up listener and poll, the reaper and
+the cron scheduler. Tests build apps with their own store and clock and drive the services
+directly (``services=False``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.routing import WebSocketRoute
+
+from fulmen import __version__
+from fulmen.config import CoordinatorSettings
+from fulmen.coordinator import api, health, webhooks
+from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
+from fulmen.coordinator.hub import Hub
+from fulmen.coordinator.metrics import Metrics
+from fulmen.coordinator.reaper import Reaper
+from fulmen.coordinator.scheduler import Scheduler
+from fulmen.coordinator.socket import PATH, worker_socket
+from fulmen.store import Clock, Store, open_store, system_clock
+from fulmen.store.wakeups import NoWakeups, Wakeups, open_wakeups
+
+__all__ = ["build_app", "build_coordinator", "open_coordinator"]
+
+
+def build_coordinator(
+    settings: CoordinatorSettings,
+    store: Store,
+    *,
+    keys: Keys | None = None,
+    clock: Clock = system_clock,
+    wakeups: Wakeups | None = None,
+) -> Coordinator:
+    metrics = Metrics()
+    hub = Hub(
+        store,
+        wakeups or NoWakeups(),
+        poll_interval=settings.work_poll_interval,
+        on_count=metrics.connected_workers.set,
+    )
+    return Coordinator(
+        settings=settings,
+        store=store,
+        keys=keys or Keys.from_settings(settings),
+        clock=clock,
+        hub=hub,
+        metrics=metrics,
+    )
+
+
+@asynccontextmanager
+async def open_coordinator(settings: CoordinatorSettings) -> AsyncIterator[Coordinator]:
+    """Open the store named by the settings and build the coordinator around it.
+
+    Raises:
+        ConfigError: missing or malformed keys or settings; StoreError: no database.
+    """
+    keys = Keys.from_settings(settings)
+    url = database_url(settings)
+    wakeups = open_wakeups(url)
+    store = await open_store(url, credential_key=credential_key(settings))
+    try:
+        yield build_coordinator(settings, store, keys=keys, wakeups=wakeups)
+    finally:
+        await wakeups.close()
+        await store.close()
+
+
+def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not services:
+            yield
+            return
+        tasks = [
+            coordinator.hub.run(),
+            coordinator.hub.listen(),
+            coordinator.hub.poll(),
+            Reaper(coordinator).run(),
+            Scheduler(coordinator).run(),
+        ]
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(task) for task in tasks]
+            try:
+                yield
+            finally:
+                for task in running:
+                    task.cancel()
+
+    app = FastAPI(
+        title="Fulmen coordinator",
+        version=__version__,
+        summary="Runs workflows: webhooks, cron, the REST API, and the Lightning worker socket.",
+        lifespan=lifespan,
+    )
+    app.state.coordinator = coordinator
+    api.install(app)
+    app.include_router(api.router)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    app.router.routes.append(WebSocketRoute(PATH, worker_socket))
+    return app

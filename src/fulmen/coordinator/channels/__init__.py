@@ -1,0 +1,1 @@
+"""The two Lightning channels a worker joins: ``worker:queue`` and ``run:<id>`` (spec §4, §5)."""

@@ -1,0 +1,45 @@
+"""What a channel needs from the socket it lives on, and what the socket needs of a channel.
+
+A channel is made for each accepted join of a topic and lives until the worker leaves, joins
+the topic again, or the socket goes. The socket hands it the join and then each request, one
+at a time and in arrival order, as Phoenix runs each channel as one process (so a run's
+events are stored in the order they came).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from fulmen.contract import JSON
+from fulmen.phoenix.server import JoinRequest, Request
+
+__all__ = ["Channel", "Host"]
+
+
+class Host(Protocol):
+    """The socket side: answers go out through it."""
+
+    @property
+    def worker_id(self) -> str: ...
+
+    async def accept(self, join: JoinRequest) -> bool: ...
+
+    async def refuse(self, join: JoinRequest, response: JSON) -> bool: ...
+
+    async def reply(self, request: Request, ok: bool, response: JSON | bytes) -> bool:
+        """Send the answer; true if it was handed to a live connection."""
+        ...
+
+
+class Channel(Protocol):
+    async def join(self, join: JoinRequest) -> bool:
+        """Accept or refuse ``join``; true if accepted."""
+        ...
+
+    async def handle(self, request: Request) -> None:
+        """Answer ``request`` (every request gets exactly one answer)."""
+        ...
+
+    def left(self) -> None:
+        """The channel is gone (left, replaced, or its socket closed)."""
+        ...

@@ -1,0 +1,89 @@
+"""``worker:queue``: workers join it, claim runs on it, and hear ``work-available`` (§4).
+
+A claim is answered with the runs the store handed out, each with a run token (§3.1) valid for
+the run's timeout plus the grace period. If the answer cannot reach the worker (its socket went
+while the store was claiming), the runs go straight back to the queue (§4.3 "rollback");
+runs whose answer arrived but whose channel is never joined are the reaper's (§4.6).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+from fulmen.contract import JSON, ClaimRequest, Event, QueueJoin
+from fulmen.coordinator.channels.answers import error_response, json_payload
+from fulmen.coordinator.channels.base import Host
+from fulmen.coordinator.core import Coordinator
+from fulmen.errors import ContractError, FulmenError
+from fulmen.phoenix.server import JoinRequest, Request
+from fulmen.store import ClaimedRun
+from fulmen.tokens import mint_run_token
+
+__all__ = ["MAX_DEMAND", "QueueChannel"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+#: A claim asks for at most this many runs (ws-worker always asks for 1).
+MAX_DEMAND: Final = 100
+
+
+class QueueChannel:
+    def __init__(self, host: Host, coordinator: Coordinator) -> None:
+        self._host = host
+        self._c = coordinator
+
+    async def join(self, join: JoinRequest) -> bool:
+        # §4.1: Lightning ignores the join payload; we only log what the worker offers.
+        try:
+            offer = QueueJoin.from_wire(join.payload)
+            log.info("worker %s joined the queue: %s", self._host.worker_id, offer.to_wire())
+        except ContractError as error:
+            log.info(
+                "worker %s joined the queue (payload ignored: %s)", self._host.worker_id, error
+            )
+        return await self._host.accept(join)
+
+    def left(self) -> None:
+        return None
+
+    async def handle(self, request: Request) -> None:
+        if request.event != Event.CLAIM:
+            await self._host.reply(request, False, f"worker:queue has no {request.event!r} event")
+            return
+        started = time.perf_counter()
+        try:
+            claim = ClaimRequest.from_wire(json_payload(request.payload))
+            runs = await self._c.store.claim(
+                min(claim.demand, MAX_DEMAND), claim.queue_preference, claim.worker_name
+            )
+        except FulmenError as error:
+            await self._host.reply(request, False, error_response(Event.CLAIM, error))
+            return
+        reply: JSON = {"runs": [{"id": run.id, "token": self._token(run)} for run in runs]}
+        delivered = await self._host.reply(request, True, reply)
+        self._c.metrics.claim_seconds.observe(time.perf_counter() - started)
+        if runs and not delivered:
+            await self._roll_back(runs)
+        elif runs:
+            self._c.metrics.claimed.inc(len(runs))
+            log.info("worker %s claimed %s", self._host.worker_id, ", ".join(r.id for r in runs))
+
+    def _token(self, run: ClaimedRun) -> str:
+        timeout_ms = run.run_timeout_ms or int(self._c.settings.max_run_duration * 1000)
+        return mint_run_token(
+            self._c.keys.private_key,
+            run.id,
+            now=self._c.now(),
+            run_timeout=timeout_ms / 1000,
+            grace=self._c.settings.run_grace_period,
+        )
+
+    async def _roll_back(self, runs: list[ClaimedRun]) -> None:
+        """§4.3: the worker's socket died before the reply; nobody will run these."""
+        back = await self._c.store.rollback_claims([run.id for run in runs])
+        self._c.metrics.rolled_back.inc(len(back))
+        log.warning("claim reply to worker %s was lost; rolled back %s", self._host.worker_id, back)
+        if back:
+            self._c.hub.work_available()

@@ -1,0 +1,162 @@
+"""``run:<id>``: one worker working on one run (spec §5).
+
+*Join* (§3.3): the run token must verify (signature, issuer, time, run id of the topic);
+an unknown run is ``not_found``; a run that went back to the queue, or was claimed again
+after this token was minted, is ``unauthorized`` (the token's ``nbf`` is its claim time), so
+a worker that was too slow to join cannot run a run that is now someone else's. A worker may
+join again after a reconnect (§1.6), also once its run has ended (to resend its last events).
+
+*Fetches* (§5.3–§5.5) read the run's plan, its input dataclip (as a binary reply; wiped after
+serving when the run does not save dataclips) and the credentials its jobs use (only those:
+the store checks that the run's snapshot names the credential); each credential's values are
+masked in the run's logs from then on (§8.4).
+
+*Reports* (channels/reports.py) are stored with their state transitions, each at most once
+per run in this process (memory.py), so a copy resent after a reconnect is answered as the
+first was.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import orjson
+
+from fulmen.contract import (
+    JSON,
+    FetchCredential,
+    FetchDataclip,
+    FetchPlan,
+    RunJoin,
+    decode_run_request,
+    run_id_of,
+)
+from fulmen.coordinator.channels.answers import error_response, json_payload
+from fulmen.coordinator.channels.base import Host
+from fulmen.coordinator.channels.reports import record
+from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.memory import Outcome, fingerprint, secret_values
+from fulmen.errors import ConfigError, ContractError, FulmenError, NotFoundError, TokenError
+from fulmen.lifecycle import FINAL_RUN_STATES, RunState
+from fulmen.phoenix.server import JoinRequest, Request
+from fulmen.plan import Options
+from fulmen.tokens import verify_run_token
+
+__all__ = ["RunChannel"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+UNAUTHORIZED: Final[JSON] = {"reason": "unauthorized"}
+NOT_FOUND: Final[JSON] = {"reason": "not_found"}
+CREDENTIAL_NOT_FOUND: Final = "Credential not found!"
+
+
+class RunChannel:
+    def __init__(self, host: Host, coordinator: Coordinator, topic: str) -> None:
+        self._host = host
+        self._c = coordinator
+        self.run_id = run_id_of(topic)
+        self._memory = coordinator.memories(self.run_id)
+        self._options = Options()
+
+    # -- join --------------------------------------------------------------------------------
+
+    async def join(self, join: JoinRequest) -> bool:
+        refusal = await self._refusal(join.payload)
+        if refusal is not None:
+            await self._host.refuse(join, refusal)
+            return False
+        return await self._host.accept(join)
+
+    async def _refusal(self, payload: JSON) -> JSON | None:
+        try:
+            token = RunJoin.from_wire(payload).token
+            claims = verify_run_token(
+                token,
+                self._c.keys.public_key,
+                run_id=self.run_id,
+                now=self._c.now(),
+                leeway=0,
+                require_sub=True,
+            )
+        except (ContractError, TokenError) as error:
+            log.warning(
+                "worker %s: join of run %s refused: %s", self._host.worker_id, self.run_id, error
+            )
+            return UNAUTHORIZED
+        try:
+            run = (await self._c.store.get_run(self.run_id)).run
+        except NotFoundError:
+            return NOT_FOUND
+        if run.state is RunState.AVAILABLE or run.claimed_at is None:
+            log.warning("run %s: a join after its claim was rolled back", self.run_id)
+            return UNAUTHORIZED
+        if claims.nbf < int(run.claimed_at.timestamp()):
+            log.warning("run %s: a join with the token of an earlier claim", self.run_id)
+            return UNAUTHORIZED
+        if run.state not in FINAL_RUN_STATES:
+            await self._c.store.join_run(self.run_id)
+        self._options = run.options
+        return None
+
+    def left(self) -> None:
+        return None
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> None:
+        try:
+            payload = json_payload(request.payload)
+            message = decode_run_request(request.event, payload)
+        except ContractError as error:
+            await self._host.reply(request, False, error_response(request.event, error))
+            return
+        if isinstance(message, FetchPlan | FetchDataclip | FetchCredential):
+            ok, response = await self._fetch(message)
+        else:
+            ok, response = await self._memory.once(
+                fingerprint(request.event, payload),
+                lambda: record(
+                    self._c, self.run_id, self._memory, self._options, request.event, message
+                ),
+            )
+        await self._host.reply(request, ok, response)
+
+    async def _fetch(self, message: FetchPlan | FetchDataclip | FetchCredential) -> Outcome:
+        try:
+            if isinstance(message, FetchPlan):
+                return True, await self._c.store.get_plan(self.run_id)
+            if isinstance(message, FetchDataclip):
+                return await self._dataclip()
+            return await self._credential(message.id)
+        except FulmenError as error:
+            return False, error_response(_event_of(message), error)
+
+    async def _dataclip(self) -> Outcome:
+        """§5.5: the run's own input, whatever id was asked for (as Lightning does)."""
+        run = (await self._c.store.get_run(self.run_id)).run
+        if run.dataclip_id is None:
+            return False, "not_found"
+        dataclip = await self._c.store.get_dataclip(run.dataclip_id)
+        body = b"null" if dataclip.wiped_at is not None else orjson.dumps(dataclip.as_input())
+        if not run.options.output_dataclips:
+            await self._c.store.wipe_dataclip(dataclip.id)
+        return True, body
+
+    async def _credential(self, credential_id: str) -> Outcome:
+        try:
+            body = await self._c.store.get_credential_body(credential_id, run_id=self.run_id)
+        except NotFoundError:
+            return False, {"errors": {"id": [CREDENTIAL_NOT_FOUND]}}
+        except ConfigError as error:
+            log.error("run %s: credential %s: %s", self.run_id, credential_id, error)
+            return False, {"errors": {"id": [error.message]}}
+        self._memory.add_secrets(secret_values(body))  # type: ignore[arg-type]
+        return True, body  # type: ignore[return-value]
+
+
+def _event_of(message: FetchPlan | FetchDataclip | FetchCredential) -> str:
+    if isinstance(message, FetchPlan):
+        return "fetch:plan"
+    return "fetch:dataclip" if isinstance(message, FetchDataclip) else "fetch:credential"

@@ -1,0 +1,120 @@
+"""What every part of the coordinator shares: the store, the keys, the hub, the clock.
+
+Built once by ``app.build_coordinator`` from the settings and passed to each part (STYLE.md
+P13); nothing here reads the environment or holds module-level state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from fulmen import keys as keyring
+from fulmen.config import PRIVATE_KEY_VARIABLES, SECRET_VARIABLES, CoordinatorSettings, require
+from fulmen.coordinator.hub import Hub
+from fulmen.coordinator.memory import RunMemories
+from fulmen.coordinator.metrics import Metrics
+from fulmen.errors import ConfigError
+from fulmen.plan import Options
+from fulmen.store import Clock, Store
+
+__all__ = ["CREDENTIAL_KEY_FILE", "Coordinator", "Keys", "credential_key", "database_url"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+CREDENTIAL_KEY_FILE = "credential.key"
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The worker secret (checks worker tokens) and the run-token key pair (§2, §3)."""
+
+    worker_secret: str = field(repr=False)
+    private_key: RSAPrivateKey = field(repr=False)
+
+    @property
+    def public_key(self) -> RSAPublicKey:
+        return self.private_key.public_key()
+
+    @classmethod
+    def from_settings(cls, settings: CoordinatorSettings) -> Keys:
+        """Raises ConfigError naming the missing or malformed variable."""
+        secret = require(settings.secret, SECRET_VARIABLES)
+        private = require(settings.private_key, PRIVATE_KEY_VARIABLES)
+        return cls(
+            keyring.load_worker_secret(secret.value, variable=secret.variable),
+            keyring.load_private_key(private.value, variable=private.variable),
+        )
+
+
+@dataclass
+class Coordinator:
+    settings: CoordinatorSettings
+    store: Store
+    keys: Keys
+    clock: Clock
+    hub: Hub
+    metrics: Metrics
+    memories: RunMemories = field(default_factory=RunMemories)
+
+    def now(self) -> float:
+        """Seconds since the epoch, from the coordinator's clock (tokens want this form)."""
+        return self.clock().timestamp()
+
+    def run_options(self) -> Options:
+        """The options of a new run (§6.1): Lightning always sends a run timeout."""
+        return Options(run_timeout_ms=int(self.settings.max_run_duration * 1000))
+
+
+def database_url(settings: CoordinatorSettings) -> str:
+    """``FULMEN_DATABASE_URL``, else a SQLite file in the data directory."""
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{Path(settings.data_dir).resolve() / 'fulmen.db'}"
+
+
+def credential_key(settings: CoordinatorSettings) -> bytes | None:
+    """The 32-byte credential key: from ``FULMEN_CREDENTIAL_KEY`` (base64), else the file
+    ``FULMEN_CREDENTIAL_KEY_FILE`` or ``<data dir>/credential.key``.
+
+    With a SQLite store and no key anywhere, a key is generated into the data directory's file
+    (mode 0600), so that one command runs the whole system. With PostgreSQL it is not: every
+    coordinator must share the operator's key, so credentials are refused until one is set.
+
+    Raises:
+        ConfigError: a key that is not base64 of 32 bytes, naming where it came from.
+    """
+    if settings.credential_key is not None:
+        return _decode_key(settings.credential_key.value, settings.credential_key.variable)
+    path = Path(settings.credential_key_file or Path(settings.data_dir) / CREDENTIAL_KEY_FILE)
+    if path.exists():
+        return _decode_key(path.read_text(encoding="ascii", errors="replace"), str(path))
+    if settings.credential_key_file or not database_url(settings).startswith("sqlite:"):
+        log.warning("no credential key (FULMEN_CREDENTIAL_KEY): credentials are refused")
+        return None
+    key = os.urandom(_KEY_BYTES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(base64.b64encode(key).decode() + "\n")
+    log.info("generated a credential key in %s; back it up with the database", path)
+    return key
+
+
+def _decode_key(value: str, source: str) -> bytes:
+    try:
+        key = base64.b64decode(value.strip().strip('"'), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{source} is not base64", code="not_base64") from None
+    if len(key) != _KEY_BYTES:
+        raise ConfigError(
+            f"{source} must hold base64 of {_KEY_BYTES} bytes, not {len(key)}", code="bad_key"
+        )
+    return key

@@ -1,0 +1,145 @@
+"""The connected workers, and the news that reaches them: work is available, a run finished.
+
+* ``work-available`` (spec §4.5): whoever enqueued runs calls :meth:`Hub.work_available`; the
+  hub pushes the event to every socket that joined ``worker:queue``, at most once per
+  ``debounce`` window (Lightning debounces 500 ms), and tells other coordinators through the
+  store's wake-ups (PostgreSQL NOTIFY); what they tell us arrives through :meth:`listen`.
+  :meth:`poll` is the fallback when hints are lost: while the queue holds runs, workers hear
+  about it every ``poll_interval`` seconds.
+* Finished runs: :meth:`wait_finished` lets a webhook that replies after completion (§10.1)
+  wait for its run. A run completed through this process wakes its waiters at once; one
+  completed elsewhere is seen by re-reading the store every second.
+
+*Resource handling*: :meth:`run` is the one long-lived task; it belongs to the app's task
+group and ends when cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from fulmen.errors import FulmenError
+from fulmen.lifecycle import FINAL_RUN_STATES
+from fulmen.store import RunDetail, Store
+from fulmen.store.wakeups import Wakeups
+
+__all__ = ["Hub", "WorkerSocket"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+#: How often a waiting webhook re-reads its run, in case another coordinator completed it.
+FINISHED_POLL = 1.0
+
+
+class WorkerSocket(Protocol):
+    """What the hub needs of a connected worker socket (socket.SocketPump)."""
+
+    async def push_work_available(self) -> None: ...
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        *,
+        debounce: float = 0.5,
+        poll_interval: float = 2.0,
+        on_count: Callable[[int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._wakeups = wakeups
+        self._debounce = debounce
+        self._poll_interval = poll_interval
+        self._on_count = on_count
+        self._sockets: set[WorkerSocket] = set()
+        self._pending = asyncio.Event()
+        self._finished: dict[str, asyncio.Event] = {}
+        self._notifying: set[asyncio.Task[None]] = set()
+
+    # -- sockets -----------------------------------------------------------------------------
+
+    def add(self, socket: WorkerSocket) -> None:
+        self._sockets.add(socket)
+        self._count()
+
+    def remove(self, socket: WorkerSocket) -> None:
+        self._sockets.discard(socket)
+        self._count()
+
+    @property
+    def connected(self) -> int:
+        return len(self._sockets)
+
+    def _count(self) -> None:
+        if self._on_count is not None:
+            self._on_count(len(self._sockets))
+
+    # -- work-available ----------------------------------------------------------------------
+
+    def work_available(self, *, tell_others: bool = True) -> None:
+        """Runs were enqueued (or put back): workers hear of it within ``debounce``."""
+        self._pending.set()
+        if tell_others:
+            # fire and forget, keeping a reference so the task is not collected mid-way
+            task = asyncio.get_running_loop().create_task(self._wakeups.notify())
+            self._notifying.add(task)
+            task.add_done_callback(self._notifying.discard)
+
+    async def run(self) -> None:
+        """Push ``work-available`` when asked, at most once per ``debounce`` seconds."""
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            sockets = list(self._sockets)
+            if sockets:
+                await asyncio.gather(*(socket.push_work_available() for socket in sockets))
+            await asyncio.sleep(self._debounce)
+
+    async def listen(self) -> None:
+        """Relay other coordinators' wake-ups to this one's workers."""
+        async for _ in self._wakeups.listen():
+            self.work_available(tell_others=False)
+
+    async def poll(self) -> None:
+        """The fallback for lost wake-ups: while runs wait, say so every poll interval."""
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                depth = await self._store.queue_depth()
+            except FulmenError as error:
+                log.warning("could not read the queue depth: %s", error)
+                continue
+            if any(depth.values()):
+                self.work_available(tell_others=False)
+
+    # -- finished runs -----------------------------------------------------------------------
+
+    def run_finished(self, run_id: str) -> None:
+        event = self._finished.get(run_id)
+        if event is not None:
+            event.set()
+
+    async def wait_finished(self, run_id: str, timeout: float) -> RunDetail | None:
+        """The run once it is in a final state, or ``None`` if ``timeout`` passes first."""
+        event = self._finished.setdefault(run_id, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                detail = await self._store.get_run(run_id)
+                if detail.run.state in FINAL_RUN_STATES:
+                    return detail
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                try:
+                    async with asyncio.timeout(min(FINISHED_POLL, remaining)):
+                        await event.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._finished.pop(run_id, None)

@@ -1,0 +1,141 @@
+"""What the coordinator remembers about a run between its events, in this process.
+
+* **Replays.** A Fulmen worker whose socket dropped before a reply arrived joins the run
+  channel again and sends the same event again (the server may or may not have stored it).
+  Each event that changed something is remembered by a fingerprint of its name and payload,
+  with the reply it got; the same event again gets the same reply and is not stored twice.
+  A copy that arrives while the first is still being handled waits for the first's outcome.
+  Across coordinators (PostgreSQL, the worker reconnecting elsewhere) the run and step state
+  tables catch the lifecycle events (channels/run.py); a log line could then be stored twice.
+* **Secrets** (spec §8.4): the string values of every credential served to the run, which
+  are masked in the run's log lines from then on.
+* **The webhook reply** (§10.1): the latest ``webhook_response`` and the final state, for a
+  trigger that answers its HTTP caller after the run completes.
+
+Bounded: the runs least recently used are forgotten first (each with at most
+``MAX_REPLIES`` remembered replies), so memory does not grow with the number of runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+import orjson
+
+from fulmen.contract import JSON
+
+__all__ = ["MASK", "Outcome", "RunMemories", "RunMemory", "fingerprint", "secret_values"]
+
+MASK: Final = "***"
+#: Shorter values are not masked: masking "1" or "no" would shred every log line.
+MIN_SECRET_LENGTH: Final = 4
+MAX_REPLIES: Final = 512
+MAX_RUNS: Final = 4096
+
+#: (ok, response): the outcome of one event.
+Outcome: TypeAlias = "tuple[bool, JSON | bytes]"
+
+
+def fingerprint(event: str, payload: JSON | bytes) -> str:
+    body = (
+        payload
+        if isinstance(payload, bytes)
+        else orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    )
+    return hashlib.sha256(event.encode() + b"\0" + body).hexdigest()
+
+
+def secret_values(body: JSON) -> set[str]:
+    """The strings of a credential body worth masking, and the Basic-auth form of a
+    ``username``/``password`` pair (Lightning masks both, §8.4)."""
+    found: set[str] = set()
+    _collect(body, found)
+    if isinstance(body, dict):
+        user, password = body.get("username") or body.get("user"), body.get("password")
+        if isinstance(user, str) and isinstance(password, str):
+            found.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+    return {value for value in found if len(value) >= MIN_SECRET_LENGTH}
+
+
+def _collect(value: JSON, found: set[str]) -> None:
+    if isinstance(value, str):
+        found.add(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, found)
+
+
+@dataclass
+class RunMemory:
+    secrets: set[str] = field(default_factory=set)
+    webhook_response: dict[str, JSON] | None = None
+    final_state: JSON = None
+    _replies: OrderedDict[str, asyncio.Future[Outcome]] = field(default_factory=OrderedDict)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret of the run masked, longest first (so that a secret
+        containing another is masked whole)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        self.secrets.update(values)
+
+    async def once(self, key: str, handle: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        """The outcome of the event ``key``: remembered if it succeeded before, else
+        ``handle()``'s. Failed outcomes are not remembered (nothing was stored)."""
+        known = self._replies.get(key)
+        if known is not None:
+            self._replies.move_to_end(key)
+            return await asyncio.shield(known)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._replies[key] = future
+        try:
+            outcome = await handle()
+        except BaseException as error:
+            self._forget(key, future)
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        if not outcome[0]:
+            self._forget(key, future)
+        future.set_result(outcome)
+        while len(self._replies) > MAX_REPLIES:
+            self._replies.popitem(last=False)
+        return outcome
+
+    def _forget(self, key: str, future: asyncio.Future[Outcome]) -> None:
+        if self._replies.get(key) is future:
+            del self._replies[key]
+
+
+class RunMemories:
+    """The memories of the runs this process has seen lately, by run id."""
+
+    def __init__(self, limit: int = MAX_RUNS) -> None:
+        self._limit = limit
+        self._runs: OrderedDict[str, RunMemory] = OrderedDict()
+
+    def __call__(self, run_id: str) -> RunMemory:
+        memory = self._runs.get(run_id)
+        if memory is None:
+            memory = self._runs[run_id] = RunMemory()
+            while len(self._runs) > self._limit:
+                self._runs.popitem(last=False)
+        else:
+            self._runs.move_to_end(run_id)
+        return memory
+
+    def peek(self, run_id: str) -> RunMemory | None:
+        return self._runs.get(run_id)

@@ -1,0 +1,61 @@
+"""The coordinator's Prometheus metrics, in a registry of its own (one per app, so that tests
+can build many apps in one process).
+
+Gauges that describe the store (queue depth, runs by state) are read from it when ``/metrics``
+is scraped, so that every coordinator sharing a PostgreSQL store reports the same numbers;
+the rest count what this process did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from fulmen.lifecycle import RunState
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.queue_depth = Gauge(
+            "fulmen_queue_depth", "Runs waiting to be claimed.", ["queue"], registry=self.registry
+        )
+        self.runs = Gauge("fulmen_runs", "Runs in each state.", ["state"], registry=self.registry)
+        self.connected_workers = Gauge(
+            "fulmen_connected_workers",
+            "Worker sockets connected to this coordinator.",
+            registry=self.registry,
+        )
+        self.claim_seconds = Histogram(
+            "fulmen_claim_duration_seconds",
+            "Time to answer one claim, from request to reply.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.claimed = Counter(
+            "fulmen_claimed_runs", "Runs handed to workers.", registry=self.registry
+        )
+        self.rolled_back = Counter(
+            "fulmen_rolled_back_runs",
+            "Claimed runs put back in the queue (reply lost, or channel never joined).",
+            registry=self.registry,
+        )
+        self.lost = Counter(
+            "fulmen_lost_runs", "Runs whose worker vanished (§7.5).", registry=self.registry
+        )
+        self.enqueued = Counter(
+            "fulmen_enqueued_runs", "Runs enqueued here.", ["source"], registry=self.registry
+        )
+
+    def observe_store(self, depth: Mapping[str, int], counts: Mapping[str, int]) -> None:
+        """Set the store gauges from a fresh read (queues and states without runs show 0)."""
+        for queue in {"default", "fast_lane", "manual", *depth}:
+            self.queue_depth.labels(queue).set(depth.get(queue, 0))
+        for state in RunState:
+            self.runs.labels(state.value).set(counts.get(state.value, 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,253 @@
+"""``/worker/websocket``: the asyncio pump around one Phoenix ``ServerSession`` (STYLE.md P1).
+
+*Connect* (§1.7, newest Lightning): the ``token`` query parameter must be a worker token
+signed with ``WORKER_SECRET`` (§2); without one, or with a bad one, the upgrade is answered
+HTTP 401 and the refusal is logged with its reason, never with the token.
+
+*Frames*: each inbound frame goes through the session; heartbeats and protocol rules are the
+session's. Joins and requests are routed by topic (``worker:queue`` → channels/queue.py,
+``run:<id>`` → channels/run.py) and each topic's are handled one at a time, in order, by a
+task of its own, so that one slow run does not hold up another's events or a claim.
+
+*Resource handling*: the pump ends when the worker disconnects, breaks the protocol, or is
+silent for the idle timeout (§1.1: 60 s; heartbeats come every 30 s). Requests still waiting
+are dropped (the worker resends what matters after reconnecting); a claim being answered
+finishes, and its runs go back to the queue since the reply cannot arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from fulmen.contract import JSON, WORKER_QUEUE, Event
+from fulmen.coordinator.channels.base import Channel
+from fulmen.coordinator.channels.queue import QueueChannel
+from fulmen.coordinator.channels.run import RunChannel
+from fulmen.coordinator.core import Coordinator
+from fulmen.errors import RemoteProtocolError, TokenError
+from fulmen.phoenix.frames import ReplyStatus
+from fulmen.phoenix.server import (
+    UNMATCHED_TOPIC,
+    ChannelState,
+    IdleTimeout,
+    JoinRequest,
+    Left,
+    Request,
+    ServerEvent,
+    ServerSession,
+)
+from fulmen.tokens import verify_worker_token
+
+__all__ = ["PATH", "SocketPump", "worker_socket"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+PATH: Final = "/worker/websocket"
+#: How long a closing socket lets its channels finish what they are doing.
+DRAIN_TIMEOUT: Final = 10.0
+
+_Item = JoinRequest | Request | Left | None
+
+
+async def worker_socket(websocket: WebSocket) -> None:
+    """The endpoint: check the worker token, then pump until the socket ends."""
+    coordinator: Coordinator = websocket.app.state.coordinator
+    peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+    try:
+        claims = verify_worker_token(
+            websocket.query_params.get("token"),
+            coordinator.keys.worker_secret,
+            now=coordinator.now(),
+        )
+    except TokenError as error:
+        log.warning("refused a worker socket from %s: %s (%s)", peer, error.message, error.code)
+        await _deny(websocket)
+        return
+    await websocket.accept()
+    log.info("worker %s connected from %s", claims.worker_id, peer)
+    pump = SocketPump(websocket, coordinator, claims.worker_id)
+    coordinator.hub.add(pump)
+    try:
+        await pump.run()
+    finally:
+        coordinator.hub.remove(pump)
+        log.info("worker %s disconnected", claims.worker_id)
+
+
+async def _deny(websocket: WebSocket) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(Response("Unauthorized", status_code=401))
+    else:  # servers without the denial extension answer a close before accept with 403
+        await websocket.close(code=1008)
+
+
+@dataclass
+class _Topic:
+    queue: asyncio.Queue[_Item] = field(default_factory=asyncio.Queue)
+    channel: Channel | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class SocketPump:
+    """One worker socket: the session, its topics' tasks, and the way out."""
+
+    def __init__(self, websocket: WebSocket, coordinator: Coordinator, worker_id: str) -> None:
+        self._ws = websocket
+        self._c = coordinator
+        self._worker_id = worker_id
+        self._session = ServerSession(
+            now=time.monotonic(), idle_timeout=coordinator.settings.socket_idle_timeout
+        )
+        self._topics: dict[str, _Topic] = {}
+        self._send_lock = asyncio.Lock()
+        self.closed = False
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
+
+    async def run(self) -> None:
+        try:
+            while not self.closed:
+                events = await self._receive()
+                for event in events:
+                    self._route(event)
+                await self._flush()
+        finally:
+            self.closed = True
+            await self._drain()
+
+    async def _receive(self) -> list[ServerEvent]:
+        timeout = max(0.0, self._session.next_deadline() - time.monotonic())
+        try:
+            async with asyncio.timeout(timeout):
+                message = await self._ws.receive()
+        except TimeoutError:
+            events = self._session.tick(time.monotonic())
+            if any(isinstance(event, IdleTimeout) for event in events):
+                log.warning("worker %s was silent too long; closing", self._worker_id)
+                await self._close(1000)
+            return []
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            return []
+        try:
+            if message.get("text") is not None:
+                return self._session.receive_text(message["text"], now=time.monotonic())
+            return self._session.receive_binary(message.get("bytes") or b"", now=time.monotonic())
+        except RemoteProtocolError as error:
+            log.warning("worker %s broke the protocol (%s): %s", self._worker_id, error.code, error)
+            await self._close(1002)
+            return []
+
+    def _route(self, event: ServerEvent) -> None:
+        if isinstance(event, IdleTimeout):  # pragma: no cover - only tick() reports it
+            return
+        topic = self._topics.get(event.topic)
+        if topic is None:
+            if isinstance(event, Left):
+                return
+            topic = self._topics[event.topic] = _Topic()
+            topic.task = asyncio.get_running_loop().create_task(self._serve(event.topic, topic))
+        topic.queue.put_nowait(event)
+
+    async def _serve(self, name: str, topic: _Topic) -> None:
+        """Handle one topic's joins, requests and leaves, in order, until the socket ends."""
+        while (item := await topic.queue.get()) is not None:
+            try:
+                await self._handle(name, topic, item)
+            except Exception:
+                log.exception("worker %s: %s on %s failed", self._worker_id, _what(item), name)
+                if isinstance(item, Request):
+                    await self.reply(item, False, "internal error; see the coordinator's log")
+
+    async def _handle(self, name: str, topic: _Topic, item: JoinRequest | Request | Left) -> None:
+        if isinstance(item, Left):
+            if topic.channel is not None:
+                topic.channel.left()
+            topic.channel = None
+        elif isinstance(item, JoinRequest):
+            channel = self._channel_for(name)
+            if channel is None:
+                await self.refuse(item, UNMATCHED_TOPIC)
+            elif await channel.join(item):
+                topic.channel = channel
+        elif topic.channel is not None:
+            await topic.channel.handle(item)
+
+    def _channel_for(self, topic: str) -> Channel | None:
+        if topic == WORKER_QUEUE:
+            return QueueChannel(self, self._c)
+        if topic.startswith("run:") and len(topic) > len("run:"):
+            return RunChannel(self, self._c, topic)
+        return None
+
+    async def _drain(self) -> None:
+        tasks = [topic.task for topic in self._topics.values() if topic.task is not None]
+        for topic in self._topics.values():
+            while not topic.queue.empty():
+                topic.queue.get_nowait()
+            topic.queue.put_nowait(None)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT)
+            for task in pending:
+                task.cancel()
+        for topic in self._topics.values():
+            if topic.channel is not None:
+                topic.channel.left()
+
+    # -- the Host side (channels answer through these) ---------------------------------------
+
+    async def accept(self, join: JoinRequest) -> bool:
+        return self._session.accept(join) and await self._flush()
+
+    async def refuse(self, join: JoinRequest, response: JSON) -> bool:
+        return self._session.refuse(join, response) and await self._flush()
+
+    async def reply(self, request: Request, ok: bool, response: JSON | bytes) -> bool:
+        status = ReplyStatus.OK if ok else ReplyStatus.ERROR
+        return self._session.reply(request, status, response) and await self._flush()
+
+    async def push_work_available(self) -> None:
+        """§4.5, for the hub: pushed only on a joined ``worker:queue``."""
+        if self.closed or self._session.channel_state(WORKER_QUEUE) is not ChannelState.JOINED:
+            return
+        self._session.push(WORKER_QUEUE, Event.WORK_AVAILABLE, {})
+        await self._flush()
+
+    # -- the way out ---------------------------------------------------------------------------
+
+    async def _flush(self) -> bool:
+        """Send what the session queued; false once the connection is gone."""
+        async with self._send_lock:
+            for frame in self._session.data_to_send():
+                if self.closed:
+                    return False
+                try:
+                    if isinstance(frame, bytes):
+                        await self._ws.send_bytes(frame)
+                    else:
+                        await self._ws.send_text(frame)
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    self.closed = True
+                    return False
+        return not self.closed
+
+    async def _close(self, code: int) -> None:
+        self.closed = True
+        with contextlib.suppress(RuntimeError, OSError):
+            await self._ws.close(code)
+
+
+def _what(item: JoinRequest | Request | Left) -> str:
+    if isinstance(item, Request):
+        return item.event
+    return "join" if isinstance(item, JoinRequest) else "leave"

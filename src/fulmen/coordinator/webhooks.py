@@ -1,0 +1,199 @@
+"""``POST /i/{trigger_id}``: a webhook request becomes a run.
+
+The body is read up to ``MAX_DATACLIP_SIZE_MB`` (413 beyond it, without reading the rest),
+must be JSON (an empty body counts as ``{}``; anything else that does not parse is 415 when
+the request says it is not JSON, 400 otherwise), and is stored as an ``http_request``
+dataclip with the request's method, path, query and headers (credentials-bearing headers
+left out), together with its work order and run, in one transaction: on any error nothing
+is written. The answer names the work order and the run.
+
+A trigger configured ``after_completion`` (§10.1) holds the answer until the run ends: its
+status is the job's ``webhookResponse.status``, else 201; its body the job's
+``webhookResponse.body``, else the final state when the run succeeded, or a short account of
+the failure (the state is withheld then). If the run has not ended within
+``WEBHOOK_RESPONSE_TIMEOUT_MS``, the answer is 202 with the ids: the run goes on. Such runs go
+to the ``fast_lane`` queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from fulmen.contract import JSON
+from fulmen.coordinator.core import Coordinator
+from fulmen.errors import NotFoundError
+from fulmen.lifecycle import RunState
+from fulmen.store import (
+    DataclipType,
+    Enqueued,
+    EnqueueRequest,
+    NewDataclip,
+    Priority,
+    Queue,
+    RunDetail,
+    TriggerType,
+    WebhookReply,
+)
+
+__all__ = ["router"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+router = APIRouter()
+
+#: Headers that carry credentials: never stored in a dataclip.
+_SECRET_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BadBody(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@router.post("/i/{trigger_id}", tags=["webhooks"], summary="Start a run from a webhook")
+async def webhook(trigger_id: str, request: Request) -> Response:
+    c: Coordinator = request.app.state.coordinator
+    try:
+        info = await c.store.get_trigger(trigger_id)
+    except NotFoundError:
+        return _problem(404, "not_found", f"no webhook trigger {trigger_id}")
+    trigger = info.trigger
+    if trigger.type is not TriggerType.WEBHOOK or not trigger.enabled:
+        return _problem(404, "not_found", f"no webhook trigger {trigger_id}")
+    limit = int(c.settings.max_dataclip_size_mb * 1024 * 1024)
+    try:
+        raw = await _read_body(request, limit)
+    except BodyTooLarge:
+        return _problem(413, "too_large", f"the body is larger than {limit} bytes")
+    try:
+        body = _parse(raw)
+    except BadBody as bad:
+        # a body said to be JSON that is not is a bad request; one said to be something
+        # else is of a type webhooks do not take
+        return _problem(400 if _declared_json(request) else 415, bad.code, bad.message)
+    sync = trigger.webhook_reply is WebhookReply.AFTER_COMPLETION
+    enqueued = await c.store.enqueue(
+        EnqueueRequest(
+            workflow_id=info.workflow_id,
+            input=NewDataclip(DataclipType.HTTP_REQUEST, body, request=_metadata(request)),
+            trigger_id=trigger_id,
+            queue=Queue.FAST_LANE if sync else Queue.DEFAULT,
+            priority=Priority.IMMEDIATE,
+            options=c.run_options(),
+        )
+    )
+    c.metrics.enqueued.labels("webhook").inc()
+    c.hub.work_available()
+    ids = {"work_order_id": enqueued.work_order_id, "run_id": enqueued.run_id}
+    if not sync:
+        return JSONResponse(ids)
+    return await _after_completion(c, enqueued)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> JSON:
+    if not raw.strip():
+        return {}
+    try:
+        value: JSON = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadBody("not_json", f"the body is not JSON ({error}); webhooks take JSON") from None
+    if _holds_nul(raw):
+        raise BadBody("bad_json", "the body holds a NUL character (\\u0000)")
+    return value
+
+
+def _holds_nul(raw: bytes) -> bool:
+    # PostgreSQL's jsonb cannot hold it, so neither store accepts it (store/db.py dumps).
+    return b"\\u0000" in raw
+
+
+def _declared_json(request: Request) -> bool:
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json") or not kind
+
+
+def _metadata(request: Request) -> JSON:
+    headers: dict[str, JSON] = {
+        name: value for name, value in request.headers.items() if name not in _SECRET_HEADERS
+    }
+    query: dict[str, JSON] = dict(request.query_params.items())
+    return {
+        "method": request.method,
+        "path": request.url.path,
+        "query_params": query,
+        "headers": headers,
+    }
+
+
+async def _after_completion(c: Coordinator, enqueued: Enqueued) -> Response:
+    ids = {"work_order_id": enqueued.work_order_id, "run_id": enqueued.run_id}
+    detail = await c.hub.wait_finished(enqueued.run_id, c.settings.webhook_response_timeout)
+    if detail is None:
+        return JSONResponse(
+            {**ids, "state": "pending", "message": "the run has not finished yet"}, 202
+        )
+    memory = c.memories.peek(enqueued.run_id)
+    custom = memory.webhook_response if memory is not None else None
+    custom = custom or {}
+    status = custom.get("status")
+    code = int(status) if isinstance(status, int | float) and 100 <= status <= 599 else 201
+    headers = {
+        "x-work-order-id": detail.run.work_order_id,
+        "x-run-id": detail.run.id,
+        "x-run-state": detail.run.state.value,
+    }
+    if "body" in custom:
+        return JSONResponse(custom["body"], code, headers=headers)
+    body = await _outcome(c, detail, memory.final_state if memory else None)
+    return JSONResponse(body, code, headers=headers)
+
+
+async def _outcome(c: Coordinator, detail: RunDetail, final_state: JSON) -> JSON:
+    """The final state of a successful run; of a failed one, what happened but not its state
+    (it may hold what the job was handling when it failed)."""
+    run = detail.run
+    if run.state is not RunState.SUCCESS:
+        return {
+            "work_order_id": run.work_order_id,
+            "run_id": run.id,
+            "state": run.state.value,
+            "error_type": run.error_type,
+            "message": "the run did not succeed; its final state is withheld",
+        }
+    if final_state is None and run.final_dataclip_id is not None:
+        final_state = _json((await c.store.get_dataclip(run.final_dataclip_id)).body)
+    return final_state
+
+
+def _json(value: object) -> JSON:
+    """A stored document (plain dicts and lists, as the store gives them back) as JSON."""
+    return value  # type: ignore[return-value]
+
+
+def _problem(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status)

@@ -1,0 +1,228 @@
+"""Shared pieces of the coordinator tests: keys, a fake clock, a seeded workflow, a real
+coordinator serving on loopback, and PostgreSQL databases (skipped locally when no server
+answers, failed in CI, as tests/conformance does)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+from urllib.parse import quote
+from uuid import uuid4
+
+import psycopg
+import pytest
+import uvicorn
+from psycopg import sql
+
+from fulmen import keys as keyring
+from fulmen.config import CoordinatorSettings, Secret
+from fulmen.coordinator import Coordinator, build_app, build_coordinator
+from fulmen.coordinator.api.auth import mint
+from fulmen.plan import Edge, Job
+from fulmen.store import (
+    NewCredential,
+    Project,
+    SQLStore,
+    TriggerType,
+    WebhookReply,
+    Workflow,
+    WorkflowTrigger,
+    open_store,
+)
+from fulmen.tokens import mint_worker_token
+
+__all__ = [
+    "CREDENTIAL_KEY",
+    "FakeClock",
+    "Seeded",
+    "Served",
+    "api_token",
+    "keys",
+    "pg_database",
+    "seed",
+    "serve",
+    "settings",
+    "worker_token",
+]
+
+CREDENTIAL_KEY = bytes(range(32))
+PG_SERVER = os.environ.get(
+    "FULMEN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass
+class FakeClock:
+    """The coordinator's and store's clock: time moves only when a test says so."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@functools.cache
+def keys() -> keyring.GeneratedKeys:
+    return keyring.generate()
+
+
+def settings(**overrides: Any) -> CoordinatorSettings:
+    generated = keys()
+    return CoordinatorSettings(
+        secret=Secret("WORKER_SECRET", generated.worker_secret),
+        private_key=Secret("WORKER_RUNS_PRIVATE_KEY", generated.private_key),
+        **overrides,
+    )
+
+
+def worker_token(worker_id: str = "test-worker", *, secret: str | None = None) -> str:
+    return mint_worker_token(
+        secret or keys().worker_secret, worker_id, now=datetime.now(UTC).timestamp()
+    )
+
+
+async def api_token(store: SQLStore, name: str = "tests") -> str:
+    token, row = mint(name)
+    await store.put_api_token(row)
+    return token
+
+
+@dataclass(frozen=True)
+class Seeded:
+    project_id: str
+    workflow_id: str
+    webhook_id: str
+    credential_id: str
+    job_ids: tuple[str, ...]
+
+
+async def seed(
+    store: SQLStore,
+    *,
+    jobs: tuple[tuple[str, str], ...] = (
+        ("first", "fn(lambda s: s)"),
+        ("second", "fn(lambda s: s)"),
+    ),
+    reply: WebhookReply | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+) -> Seeded:
+    """A project with a credential and a workflow: a webhook trigger (and a cron trigger when
+    ``cron`` is given) followed by a chain of jobs, the first using the credential."""
+    project = await store.create_project(Project(id=str(uuid4()), name="tests"))
+    credential = await store.put_credential(
+        NewCredential(str(uuid4()), project.id, "api", {"user": "alice", "password": "s3cr3t-pw"})
+    )
+    job_ids = tuple(str(uuid4()) for _ in jobs)
+    webhook = WorkflowTrigger(str(uuid4()), TriggerType.WEBHOOK, webhook_reply=reply)
+    triggers = [webhook]
+    if cron is not None:
+        triggers.append(
+            WorkflowTrigger(str(uuid4()), TriggerType.CRON, cron_expression=cron, timezone=timezone)
+        )
+    edges = [Edge(str(uuid4()), job_ids[0], source_trigger_id=t.id) for t in triggers]
+    edges += [
+        Edge(str(uuid4()), later, source_job_id=earlier, condition="on_job_success")
+        for earlier, later in pairwise(job_ids)
+    ]
+    workflow = Workflow(
+        id=str(uuid4()),
+        project_id=project.id,
+        name="chain",
+        jobs=tuple(
+            Job(
+                id=job_id,
+                name=name,
+                body=body,
+                adaptor="common",
+                credential_id=credential.id if index == 0 else None,
+            )
+            for index, (job_id, (name, body)) in enumerate(zip(job_ids, jobs, strict=True))
+        ),
+        triggers=tuple(triggers),
+        edges=tuple(edges),
+    )
+    await store.create_workflow(workflow)
+    return Seeded(project.id, workflow.id, webhook.id, credential.id, job_ids)
+
+
+@dataclass
+class Served:
+    coordinator: Coordinator
+    base_url: str
+
+    @property
+    def socket_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/worker"
+
+
+@asynccontextmanager
+async def serve(
+    store: SQLStore, *, services: bool = False, clock: Any = None, **overrides: Any
+) -> AsyncIterator[Served]:
+    """A coordinator on ``store``, served by uvicorn on a free loopback port."""
+    extra = {"clock": clock} if clock is not None else {}
+    coordinator = build_coordinator(settings(**overrides), store, **extra)
+    app = build_app(coordinator, services=services)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:  # uvicorn offers no event to await
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Served(coordinator, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def sqlite_store(path: str, clock: Any = None) -> AsyncIterator[SQLStore]:
+    extra = {"clock": clock} if clock is not None else {}
+    async with await open_store(f"sqlite:///{path}", credential_key=CREDENTIAL_KEY, **extra) as s:
+        yield s
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh database on the test server; its URL. Skipped (failed in CI) when unreachable."""
+    try:
+        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        message = f"PostgreSQL is not reachable at {PG_SERVER}: {str(error).strip()[:200]}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)")
+        pytest.skip(message)
+    name = f"fulmen_coord_{uuid4().hex[:12]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, _ = PG_SERVER.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def pg_schema_url(database: str) -> str:
+    """A fresh schema in ``database``, as a URL whose connections use it."""
+    schema = f"t_{uuid4().hex[:16]}"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return f"{database}?options={quote(f'-csearch_path={schema}')}"
