@@ -154,7 +154,27 @@ class CoordinatorSettings:
     max_run_duration: float = 300.0
     listen_address: str = "127.0.0.1"
     port: int = 4000
+    #: ``sqlite:///…`` or ``postgresql://…``; ``None``: ``<data_dir>/fulmen.db``.
     database_url: str | None = None
+    #: Where the SQLite database and the generated credential key live.
+    data_dir: str = "./fulmen-data"
+    #: The credential encryption key (base64 of 32 bytes), from a variable or a file.
+    credential_key: Secret | None = None
+    credential_key_file: str | None = None
+    #: Spec §4.6: a claimed run whose channel is not joined by then goes back to the queue.
+    run_join_timeout: float = 30.0
+    #: How often the reaper rolls back unjoined claims and marks lost runs (§7.5).
+    reaper_interval: float = 10.0
+    #: How often the queue is polled for work, beside PostgreSQL's NOTIFY wake-ups.
+    work_poll_interval: float = 2.0
+    #: A cron tick later than this (coordinator down, say) is skipped, not run late.
+    cron_misfire_grace: float = 60.0
+    #: Webhook bodies larger than this get 413 (Lightning's ``MAX_DATACLIP_SIZE_MB``).
+    max_dataclip_size_mb: float = 10.0
+    #: How long a webhook that replies after completion waits for the run (§10.1).
+    webhook_response_timeout: float = 30.0
+    #: Seconds without a frame before a worker socket is closed (§1.1).
+    socket_idle_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -168,6 +188,16 @@ class CoordinatorSettings:
             listen_address=env.get("LISTEN_ADDRESS") or "127.0.0.1",
             port=env.integer("FULMEN_PORT", 4000, minimum=0),
             database_url=env.get("FULMEN_DATABASE_URL"),
+            data_dir=env.get("FULMEN_DATA_DIR") or cls.data_dir,
+            credential_key=env.secret(("FULMEN_CREDENTIAL_KEY",)),
+            credential_key_file=env.get("FULMEN_CREDENTIAL_KEY_FILE"),
+            run_join_timeout=env.number("FULMEN_RUN_JOIN_TIMEOUT_SECONDS", 30.0),
+            reaper_interval=env.number("FULMEN_REAPER_INTERVAL_SECONDS", 10.0),
+            work_poll_interval=env.number("FULMEN_WORK_POLL_SECONDS", 2.0),
+            cron_misfire_grace=env.number("FULMEN_CRON_MISFIRE_GRACE_SECONDS", 60.0),
+            max_dataclip_size_mb=env.number("MAX_DATACLIP_SIZE_MB", 10.0),
+            webhook_response_timeout=env.number("WEBHOOK_RESPONSE_TIMEOUT_MS", 30_000.0) / 1000,
+            socket_idle_timeout=env.number("FULMEN_SOCKET_IDLE_TIMEOUT_SECONDS", 60.0),
         )
 
 
