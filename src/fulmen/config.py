@@ -27,8 +27,10 @@ __all__ = [
     "PUBLIC_KEY_VARIABLES",
     "SECRET_VARIABLES",
     "CoordinatorSettings",
+    "RunnerSettings",
     "Secret",
     "WorkerSettings",
+    "parse_listen",
     "read_environ",
     "require",
 ]
@@ -199,6 +201,58 @@ class CoordinatorSettings:
             webhook_response_timeout=env.number("WEBHOOK_RESPONSE_TIMEOUT_MS", 30_000.0) / 1000,
             socket_idle_timeout=env.number("FULMEN_SOCKET_IDLE_TIMEOUT_SECONDS", 60.0),
         )
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """The script runner's settings (spec runner.md §3.3-§3.7). The master key is never a
+    setting: only the *path* of the 0600 file that holds it (a variable's value would be
+    readable in ``/proc/<pid>/environ`` by any same-uid process)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: str = "./runner-data"
+    master_key_file: str | None = None
+    api_token_file: str | None = None
+    max_workers: int = 64
+    worker_memory_mb: int = 512
+    load_timeout: float = 10.0
+    tasks_timeout: float = 300.0
+    fetch_timeout: float = 30.0
+    event_timeout: float = 60.0
+    restart_backoff_min: float = 1.0
+    restart_backoff_max: float = 300.0
+    crash_limit: int = 5
+    crash_window: float = 600.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Raises ConfigError naming the first bad variable."""
+        env = _Env(read_environ() if environ is None else environ)
+        host, port = parse_listen(env.get("FULMEN_RUNNER_LISTEN") or "127.0.0.1:8080")
+        return cls(
+            host=host,
+            port=port,
+            state_dir=env.get("FULMEN_RUNNER_STATE_DIR") or cls.state_dir,
+            master_key_file=env.get("FULMEN_RUNNER_MASTER_KEY_FILE"),
+            api_token_file=env.get("FULMEN_RUNNER_API_TOKEN_FILE"),
+            max_workers=env.integer("FULMEN_RUNNER_MAX_WORKERS", 64, minimum=1),
+            worker_memory_mb=env.integer("FULMEN_RUNNER_WORKER_MEMORY_MB", 512, minimum=16),
+        )
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1); ``[::1]:PORT`` for IPv6."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        message = f"listen address {value!r} needs a numeric port"
+        raise ConfigError(message, code="bad_value") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"listen port {number} is out of range", code="bad_value")
+    return host or "127.0.0.1", number
 
 
 class _Env:

@@ -27,6 +27,9 @@ The tree::
     │   ├── UnreachableError     no address of the coordinator took the connection (names the URL)
     │   ├── RefusedError         the coordinator answered a join or request with an error
     │   └── NoReplyError         a request will never be answered (timeout, disconnected…)
+    ├── RunnerError            the script runner refused or could not do a request (code says why)
+    │   ├── KeyDenied            the key policy does not release an omni key to this worker
+    │   └── KeyStoreError        a key store failed; a sealed record that does not open is one
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -197,6 +200,29 @@ class NoReplyError(WorkerError):
     server closed or crashed the channel)."""
 
     code = "no_reply"
+
+
+class RunnerError(FulmenError):
+    """A smart-worker request the runner refuses or cannot serve. The code says which
+    (``bad_request``, ``invalid_cron``, ``script_load_failed``, ``not_found``, ``name_taken``,
+    ``too_large``, ``unsupported_media_type``, ``not_ready``, ``timeout``…); the runner's API
+    maps codes to HTTP statuses."""
+
+    code = "runner_error"
+
+
+class KeyDenied(RunnerError):
+    """The key policy does not release the omni key to this worker, or names no known store;
+    the message gives the reason."""
+
+    code = "key_denied"
+
+
+class KeyStoreError(RunnerError):
+    """A key store could not produce a key: a sealed record that fails to open (tampered, or a
+    different master key), or storage that failed. Never answered with a fresh key."""
+
+    code = "key_store_error"
 
 
 class TransitionError(FulmenError):
