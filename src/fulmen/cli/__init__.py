@@ -11,6 +11,7 @@ import click
 from fulmen import __version__
 from fulmen.cli.keys import keys
 from fulmen.cli.run import run
+from fulmen.cli.runner import runner
 from fulmen.cli.worker import worker
 
 
@@ -23,6 +24,7 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(keys)
 cli.add_command(worker)
+cli.add_command(runner)
 
 
 def main() -> None:

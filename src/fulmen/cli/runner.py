@@ -1,0 +1,99 @@
+"""``fulmen runner``: the smart-worker service (spec runner.md §3) on loopback port 8080.
+
+Flags override the ``FULMEN_RUNNER_*`` variables. Once requests are served, one line
+``fulmen runner: listening on http://HOST:PORT`` goes to stdout (with ``--listen
+127.0.0.1:0`` it names the port picked). A bad setting stops start-up with one line on
+stderr, exit status 2. SIGINT/SIGTERM stop every worker's process and exit; the workers stay
+stored and come back on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+from typing import IO, Any
+
+import click
+
+from fulmen.config import RunnerSettings, parse_listen
+from fulmen.errors import ConfigError, SandboxError
+
+__all__ = ["runner"]
+
+
+class StartupError(click.ClickException):
+    """One line on stderr, exit status 2: the runner cannot start as configured."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"fulmen runner: {self.message}", err=True)
+
+
+@click.command()
+@click.option(
+    "--listen", metavar="HOST:PORT", help="Address [FULMEN_RUNNER_LISTEN; 127.0.0.1:8080]."
+)
+@click.option(
+    "--state-dir", help="Workers, keys and logs [FULMEN_RUNNER_STATE_DIR; ./runner-data]."
+)
+@click.option(
+    "--master-key-file",
+    help="0600 file with the 32-byte master key [FULMEN_RUNNER_MASTER_KEY_FILE; "
+    "<state-dir>/master.key, made on first start].",
+)
+@click.option("--api-token-file", help="Require this bearer token [FULMEN_RUNNER_API_TOKEN_FILE].")
+@click.option("--max-workers", type=click.IntRange(min=1), help="[FULMEN_RUNNER_MAX_WORKERS; 64].")
+@click.option(
+    "--restart-backoff",
+    metavar="MIN/MAX",
+    help="Seconds between restarts of a crashed worker [1/300].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log the runner's own lines on stderr.")
+def runner(**flags: Any) -> None:
+    """Serve smart workers: scripts with private config, cron/HTTP/event triggers and keys."""
+    from fulmen.runner.app import serve  # the HTTP stack loads only for this command
+
+    verbose = flags.pop("verbose")
+    try:
+        settings = settings_from(RunnerSettings.from_env(), flags)
+    except ConfigError as exc:
+        raise StartupError(exc.message) from exc
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(serve(settings, announce=_announce))
+    except ConfigError as exc:
+        raise StartupError(exc.message) from exc
+    except SandboxError as exc:
+        raise StartupError(f"the sandbox did not start: {exc.message}") from exc
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def settings_from(settings: RunnerSettings, flags: dict[str, Any]) -> RunnerSettings:
+    """The environment's settings with the given flags laid over them."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    if "listen" in given:
+        given["host"], given["port"] = parse_listen(given.pop("listen"))
+    if "restart_backoff" in given:
+        text = given.pop("restart_backoff")
+        low, sep, high = text.partition("/")
+        try:
+            pair = (float(low), float(high))
+        except ValueError:
+            pair = (0.0, 0.0)
+        if not sep or not 0 < pair[0] <= pair[1]:
+            raise ConfigError(f"--restart-backoff must be min/max seconds, not {text!r}")
+        given["restart_backoff_min"], given["restart_backoff_max"] = pair
+    return dataclasses.replace(settings, **given)
+
+
+def _announce(url: str) -> None:
+    click.echo(f"fulmen runner: listening on {url}")
+    sys.stdout.flush()

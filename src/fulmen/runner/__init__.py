@@ -1,0 +1,21 @@
+"""The script runner: long-lived smart workers with private config, triggers and keys.
+
+``fulmen runner`` (spec ``runner.md`` §3) serves an HTTP API on loopback. Each smart worker is
+a user script living in its own sandboxed process (a duplex run of ``fulmen.sandbox``), with
+handlers called on a cron schedule, for HTTP requests and for events, and bindings
+(``get_config``, ``get_omni_key``) answered by the runner over the worker's own channel.
+
+Modules, by side:
+
+- in the worker's process (imported by the sandbox zygote, so stdlib only): ``protocol``
+  (what crosses the channel), ``sdk`` (what scripts see), ``host`` (the sandbox entry);
+- in the runner, pure decisions: ``spec`` (a create request), ``policy`` (key release and
+  identities), ``topics``, ``scheduler`` timing on an injected ``clock``;
+- in the runner, I/O: ``registry`` (SQLite), ``sealing`` and ``keystore`` (the master key and
+  the omni keys), ``logbook``, ``bindings`` (the worker's requests), ``supervisor`` (one
+  process per worker, restarted with backoff), ``service`` (the runner itself), ``body``,
+  ``api`` and ``app`` (HTTP).
+
+This file imports nothing: the zygote imports ``fulmen.runner.host``, which runs it, and must
+not pull in the HTTP stack.
+"""

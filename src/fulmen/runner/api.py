@@ -1,0 +1,261 @@
+"""The runner's HTTP API (spec runner.md §3.3): Starlette routes over :class:`Runner`.
+
+Each handler parses, calls the runner, and answers; no decision lives here beyond HTTP's own.
+Every error is ``{"error": message, "code": code}`` with a JSON content type (Escrin era B's
+shape plus the stable code), its status from :data:`STATUS`. A worker's config is never in
+any answer; a fetch handler's exception is answered with a fixed message (its text could
+quote the config) and goes only to the worker's log.
+
+When an API token is configured, every route but ``/healthz`` and the workers' own
+``/workers/{id}/fetch/...`` needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fulmen.errors import FulmenError, RunnerError
+from fulmen.runner import spec as worker_spec
+from fulmen.runner import topics
+from fulmen.runner.body import create_fields, read_body
+from fulmen.runner.protocol import MAX_BODY_BYTES, b64decode, b64encode
+from fulmen.runner.service import Runner
+
+__all__ = ["STATUS", "routes"]
+
+STATUS: Final = {
+    "bad_request": 400, "invalid_cron": 400, "script_load_failed": 400, "bad_cron": 400,
+    "unauthorized": 401, "forbidden": 403, "key_denied": 403,
+    "not_found": 404, "no_handler": 404,
+    "name_taken": 409, "too_many_workers": 409,
+    "too_large": 413, "unsupported_media_type": 415,
+    "handler_raised": 500, "crashed": 502,
+    "not_ready": 503, "sandbox_error": 503, "timeout": 504,
+}  # fmt: skip
+_MAX_EVENT_BYTES: Final = 256 * 1024
+_HOP_BY_HOP: Final = frozenset(
+    {"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade", "te"}
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def error_response(exc: FulmenError) -> JSONResponse:
+    return JSONResponse(
+        {"error": exc.message, "code": exc.code}, status_code=STATUS.get(exc.code, 500)
+    )
+
+
+def _endpoint(handler: Handler, *, guarded: bool = True) -> Handler:
+    """Check the API token, and turn Fulmen errors into their JSON answers."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            if guarded:
+                _check_token(request)
+            return await handler(request)
+        except FulmenError as exc:
+            return error_response(exc)
+
+    return endpoint
+
+
+def _check_token(request: Request) -> None:
+    token: str | None = request.app.state.api_token
+    if token is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise RunnerError("a valid API token is required", code="unauthorized")
+
+
+def _runner(request: Request) -> Runner:
+    runner: Runner = request.app.state.runner
+    return runner
+
+
+# -- workers -------------------------------------------------------------------------------
+
+
+async def create(request: Request) -> Response:
+    runner = _runner(request)
+    fields = await create_fields(request)
+    spec = worker_spec.parse(fields, now=runner.clock.now())
+    return JSONResponse(await runner.create(spec), status_code=201)
+
+
+async def list_workers(request: Request) -> Response:
+    runner = _runner(request)
+    return JSONResponse([runner.summary(w) for w in runner.workers()])
+
+
+async def describe(request: Request) -> Response:
+    runner = _runner(request)
+    process = runner.get(request.path_params["ref"])
+    runs = await runner.runs(process.record.id, 100)
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.outcome] = counts.get(run.outcome, 0) + 1
+    return JSONResponse({**runner.summary(process), "recent_runs": counts})
+
+
+async def delete(request: Request) -> Response:
+    purge = request.query_params.get("purge_key", "") in ("1", "true", "yes")
+    await _runner(request).delete(request.path_params["ref"], purge_key=purge)
+    return Response(status_code=204)
+
+
+async def run_now(request: Request) -> Response:
+    run_id = await _runner(request).run_now(request.path_params["ref"])
+    return JSONResponse({"run_id": run_id}, status_code=202)
+
+
+async def restart(request: Request) -> Response:
+    await _runner(request).restart(request.path_params["ref"])
+    return JSONResponse({}, status_code=202)
+
+
+async def runs(request: Request) -> Response:
+    limit = _int(request.query_params.get("limit"), 50)
+    records = await _runner(request).runs(request.path_params["ref"], limit)
+    return JSONResponse([r.__dict__ for r in records])
+
+
+async def logs(request: Request) -> Response:
+    runner = _runner(request)
+    process = runner.get(request.path_params["ref"])
+    since = request.query_params.get("since")
+    try:
+        since_ts = float(since) if since else None
+    except ValueError:
+        raise RunnerError("since must be unix seconds", code="bad_request") from None
+    limit = _int(request.query_params.get("limit"), 200)
+    return JSONResponse(runner.logbook.read(process.record.id, since_ts, limit))
+
+
+# -- triggers ------------------------------------------------------------------------------
+
+
+async def fetch(request: Request) -> Response:
+    runner = _runner(request)
+    body = await read_body(request, MAX_BODY_BYTES)
+    message = {
+        "method": request.method,
+        "url": str(request.url),
+        "path": "/" + request.path_params.get("rest", ""),
+        "query": _multi(request.query_params.multi_items()),
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "body": b64encode(body),
+    }
+    try:
+        reply = await runner.fetch(request.path_params["ref"], message)
+    except RunnerError as exc:
+        if exc.code == "handler_raised":  # its text may quote the config: logs only
+            return JSONResponse({"error": "worker handler raised", "code": exc.code}, 500)
+        raise
+    headers = {k: v for k, v in reply.get("headers", {}).items() if k.lower() not in _HOP_BY_HOP}
+    return Response(b64decode(reply.get("body", "")), int(reply.get("status", 200)), headers)
+
+
+async def publish(request: Request) -> Response:
+    topic = request.path_params["topic"]
+    if not topics.is_topic(topic):
+        raise RunnerError("topic must be [a-z0-9_.-]+", code="bad_request")
+    body = await read_body(request, _MAX_EVENT_BYTES)
+    try:
+        payload = json.loads(body) if body.strip() else None
+    except ValueError as exc:
+        raise RunnerError(f"the event body is not valid JSON: {exc}", code="bad_request") from None
+    event_id, delivered = await _runner(request).publish(topic, payload)
+    return JSONResponse({"event_id": event_id, "delivered_to": delivered}, status_code=202)
+
+
+# -- identities ----------------------------------------------------------------------------
+
+
+async def create_identity(request: Request) -> Response:
+    fields = await _json_body(request)
+    made = await _runner(request).identities.create(fields.get("name"), fields.get("policy"))
+    return JSONResponse(made, status_code=201)
+
+
+async def get_identity(request: Request) -> Response:
+    return JSONResponse(await _runner(request).identities.get(request.path_params["name"]))
+
+
+async def put_identity(request: Request) -> Response:
+    fields = await _json_body(request)
+    token = request.headers.get("x-identity-token") or fields.get("admin_token")
+    identities = _runner(request).identities
+    updated = await identities.update(
+        request.path_params["name"], fields.get("policy"), token if isinstance(token, str) else None
+    )
+    return JSONResponse(updated)
+
+
+async def healthz(request: Request) -> Response:
+    runner = _runner(request)
+    return JSONResponse(
+        {"ok": True, "workers": len(runner.workers()), "isolation": runner.isolation}
+    )
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await read_body(request, 256 * 1024)
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise RunnerError(
+            f"the request body is not valid JSON: {exc}", code="bad_request"
+        ) from None
+    if not isinstance(value, dict):
+        raise RunnerError("the request body must be a JSON object", code="bad_request")
+    return value
+
+
+def _multi(items: list[tuple[str, str]]) -> dict[str, list[str]]:
+    query: dict[str, list[str]] = {}
+    for key, value in items:
+        query.setdefault(key, []).append(value)
+    return query
+
+
+def _int(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 < int(value) <= 1000:
+        raise RunnerError("limit must be 1..1000", code="bad_request")
+    return int(value)
+
+
+_ANY: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def routes() -> list[BaseRoute]:
+    """Every route of the API."""
+    e = _endpoint
+    return [
+        Route("/", e(create), methods=["POST"]),
+        Route("/workers", e(create), methods=["POST"]),
+        Route("/workers", e(list_workers), methods=["GET"]),
+        Route("/workers/{ref}", e(describe), methods=["GET"]),
+        Route("/workers/{ref}", e(delete), methods=["DELETE"]),
+        Route("/workers/{ref}/run", e(run_now), methods=["POST"]),
+        Route("/workers/{ref}/restart", e(restart), methods=["POST"]),
+        Route("/workers/{ref}/runs", e(runs), methods=["GET"]),
+        Route("/workers/{ref}/logs", e(logs), methods=["GET"]),
+        Route("/workers/{ref}/fetch", e(fetch, guarded=False), methods=_ANY),
+        Route("/workers/{ref}/fetch/{rest:path}", e(fetch, guarded=False), methods=_ANY),
+        Route("/events/{topic}", e(publish), methods=["POST"]),
+        Route("/identities", e(create_identity), methods=["POST"]),
+        Route("/identities/{name}", e(get_identity), methods=["GET"]),
+        Route("/identities/{name}", e(put_identity), methods=["PUT"]),
+        Route("/healthz", e(healthz, guarded=False), methods=["GET"]),
+    ]

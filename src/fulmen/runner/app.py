@@ -1,0 +1,129 @@
+"""Composition root: settings in, a running runner out (STYLE.md P13). No logic here.
+
+:func:`build_app` wires a :class:`~fulmen.runner.service.Runner` into the Starlette app of
+``api.py``; the runner opens in the app's lifespan and closes with it. :func:`serve` runs it
+under uvicorn on a socket it binds itself, so the caller learns the real address (``--listen
+127.0.0.1:0`` picks a free port) and a test can wait for the "listening" line instead of
+sleeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from fulmen.config import RunnerSettings
+from fulmen.errors import ConfigError
+from fulmen.runner.api import routes
+from fulmen.runner.clock import Clock
+from fulmen.runner.service import Runner
+from fulmen.sandbox import libc
+
+__all__ = ["build_app", "serve"]
+
+log = logging.getLogger("fulmen.runner")
+
+OnReady = Callable[[Runner], None]
+
+
+def build_app(
+    settings: RunnerSettings, *, clock: Clock | None = None, on_ready: OnReady | None = None
+) -> Starlette:
+    """The runner as an ASGI app; ``on_ready`` is called once the runner has opened."""
+    api_token = _read_token(settings.api_token_file)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runner = await Runner.open(settings, clock=clock)
+        app.state.runner = runner
+        app.state.api_token = api_token
+        if on_ready is not None:
+            on_ready(runner)
+        try:
+            yield
+        finally:
+            await runner.close()
+
+    return Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+async def serve(
+    settings: RunnerSettings,
+    *,
+    announce: Callable[[str], None] | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM; ``announce`` gets the base URL once requests are served.
+
+    Raises:
+        ConfigError: the address cannot be bound, or the runner's settings are unusable.
+    """
+    # Same-uid processes (a worker that escaped its sandbox included) must not read this
+    # process's memory, where the master key lives (spec runner.md §3.7).
+    libc.prctl(libc.PR_SET_DUMPABLE, 0)
+    sock = _bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def ready(runner: Runner) -> None:
+        log.info("runner listening on %s (sandbox %s)", url, runner.isolation)
+        if announce is not None:
+            announce(url)
+
+    app = build_app(settings, clock=clock, on_ready=ready)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    try:
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", code="bad_value"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def _read_token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"API token file {path}: {exc.strerror}", code="bad_value") from None
+    if not token:
+        raise ConfigError(f"API token file {path} is empty", code="bad_value")
+    if os.stat(path).st_mode & 0o077:
+        raise ConfigError(f"API token file {path} must not be readable by others", code="bad_value")
+    return token
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    body: dict[str, Any] = {"error": exc.detail, "code": code}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -1,0 +1,117 @@
+"""The master key and sealing: how configs and omni keys are kept at rest (spec runner.md §3.8).
+
+The master key is 32 random bytes in a file of mode 0600: created once with ``O_EXCL`` in the
+state directory, or given with ``--master-key-file``. It is never taken from an environment
+variable: any same-uid process can read ``/proc/<pid>/environ``, even after the variable is
+removed from ``os.environ``. A file whose mode lets group or others read it is refused.
+
+Sealing is AES-256-GCM under ``KEK = HKDF-SHA256(master, info="smartworker/seal/v1")``, a
+random 96-bit nonce per record, and associated data that binds the record to its place (a key
+to its store and identity, a config to its worker), so that a record copied to another row
+does not open. A record that does not open is a :class:`~fulmen.errors.KeyStoreError`: the
+caller must never take that for "absent" and make a new secret in its place.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from fulmen.errors import ConfigError, KeyStoreError
+from fulmen.runner.hkdf import hkdf_sha256
+
+__all__ = ["MASTER_KEY_BYTES", "Sealer", "load_master_key"]
+
+MASTER_KEY_BYTES: Final = 32
+_VERSION: Final = b"\x01"
+_NONCE_BYTES: Final = 12
+
+
+def load_master_key(path: str, *, create: bool) -> bytes:
+    """Read the master key from ``path``, first creating it (0600, ``O_EXCL``) if ``create``.
+
+    The file holds the 32 raw bytes, or 64 hex digits (and optionally a newline) for a key
+    made by hand.
+
+    Raises:
+        ConfigError: the file is missing (and not to be created), readable by group or
+            others, or does not hold a 32-byte key.
+    """
+    if create:
+        _create(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise ConfigError(f"master key file {path} does not exist", code="missing") from None
+    except OSError as exc:
+        raise ConfigError(f"master key file {path}: {exc.strerror}", code="bad_value") from None
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"master key file {path} has mode {mode:o}; make it 0600", code="bad_value"
+            )
+        data = os.read(fd, 1024)
+    finally:
+        os.close(fd)
+    return _decode(data, path)
+
+
+def _create(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.write(fd, secrets.token_bytes(MASTER_KEY_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _decode(data: bytes, path: str) -> bytes:
+    if len(data) == MASTER_KEY_BYTES:
+        return data
+    text = data.strip()
+    if len(text) == 2 * MASTER_KEY_BYTES:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    raise ConfigError(
+        f"master key file {path} must hold 32 bytes (raw, or 64 hex digits)", code="bad_value"
+    )
+
+
+class Sealer:
+    """Seals and opens records under the key-encryption key derived from the master key."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, master_key: bytes) -> None:
+        self._aead = AESGCM(hkdf_sha256(master_key, 32, info=b"smartworker/seal/v1"))
+
+    def __repr__(self) -> str:
+        return "Sealer(<key hidden>)"
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, _VERSION + aad)
+
+    def open(self, record: bytes, aad: bytes) -> bytes:
+        """Raises KeyStoreError if the record was altered, moved, or sealed under another key."""
+        if record[:1] != _VERSION or len(record) < 1 + _NONCE_BYTES + 16:
+            raise KeyStoreError("a sealed record is malformed; refusing to use or replace it")
+        nonce, body = record[1 : 1 + _NONCE_BYTES], record[1 + _NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, body, _VERSION + aad)
+        except InvalidTag:
+            raise KeyStoreError(
+                "a sealed record does not open (tampered, or another master key); "
+                "refusing to use or replace it"
+            ) from None

@@ -1,0 +1,545 @@
+"""The runner itself: smart workers, their triggers and their bindings, without HTTP.
+
+:class:`Runner` owns everything with a lifetime: the state directory (locked, so two runners
+never share one), the master key, the registry, the sandbox zygote, one
+:class:`~fulmen.runner.supervisor.WorkerProcess` per worker, and the scheduler. ``api.py``
+turns HTTP into calls here and back; nothing here knows about HTTP.
+
+Creating a worker follows the spec's order (runner.md §3.3): everything is validated first
+(``spec.parse``), then the worker is stored, then its process started, and the reply waits for
+the script to load. If it does not load, or lacks the handler a requested trigger needs,
+everything is removed again and the caller gets ``script_load_failed``: nothing is created.
+
+Runs of ``tasks`` (cron, manual, at creation) are recorded in the run history. A cron fire
+that finds the worker's previous ``tasks`` still running is not started but recorded as
+``skipped-overlap``; fires missed while the runner was down are recorded once as ``missed``
+at start and not replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import uuid
+from collections import Counter
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any, Final
+
+from fulmen import cron
+from fulmen.config import RunnerSettings
+from fulmen.errors import ConfigError, RunnerError
+from fulmen.runner import topics
+from fulmen.runner.bindings import Bindings, config_aad
+from fulmen.runner.clock import Clock, SystemClock
+from fulmen.runner.identities import Identities
+from fulmen.runner.keystore import KeyStore, KeyStores, LocalKeyStore, MemoryKeyStore
+from fulmen.runner.logbook import Logbook
+from fulmen.runner.policy import Evidence, default_identity
+from fulmen.runner.registry import Registry, RunRecord, WorkerRecord
+from fulmen.runner.scheduler import Scheduler
+from fulmen.runner.sealing import Sealer, load_master_key
+from fulmen.runner.spec import WorkerSpec
+from fulmen.runner.supervisor import SupervisorSettings, WorkerProcess
+from fulmen.sandbox import IsolationReport, Zygote
+
+__all__ = ["PRELOAD", "Runner", "isolation_name"]
+
+PRELOAD: Final = ("fulmen.runner.host", "asyncio", "json", "logging", "base64", "hashlib")
+"""What the zygote imports once, so that a worker's process starts without importing it."""
+_LIVE: Final = frozenset({"starting", "ready", "crashed"})
+
+
+def isolation_name(report: IsolationReport) -> str:
+    """The sandbox as the key policy's ``min_isolation`` ranks it."""
+    if report.level == "none":
+        return "none"
+    if report.applied("landlock_fs"):
+        return "uid" if report.uid != 0 else "landlock"
+    return "process"
+
+
+class Runner:
+    """Open with :meth:`open`; :meth:`close` stops every worker (their state is kept)."""
+
+    def __init__(
+        self,
+        *,
+        settings: RunnerSettings,
+        registry: Registry,
+        sealer: Sealer,
+        stores: KeyStores,
+        zygote: Zygote,
+        logbook: Logbook,
+        clock: Clock,
+        lock_fd: int,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.logbook = logbook
+        self.clock = clock
+        self.identities = Identities(registry)
+        self.isolation = isolation_name(zygote.isolation)
+        self._sealer = sealer
+        self._stores = stores
+        self._zygote = zygote
+        self._lock_fd = lock_fd
+        self._workers: dict[str, WorkerProcess] = {}
+        self._running: Counter[str] = Counter()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._bindings = Bindings(registry, sealer, stores, self._evidence, self._worker_emit)
+        self.scheduler = Scheduler(clock, self._on_cron)
+        self._supervision = SupervisorSettings(
+            load_timeout=settings.load_timeout,
+            backoff_min=settings.restart_backoff_min,
+            backoff_max=settings.restart_backoff_max,
+            crash_limit=settings.crash_limit,
+            crash_window=settings.crash_window,
+            memory_mb=settings.worker_memory_mb,
+        )
+        self._scheduler_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, settings: RunnerSettings, *, clock: Clock | None = None, memory_store: bool = True
+    ) -> Runner:
+        """Lock the state directory, read the master key, start the sandbox, resume workers.
+
+        Raises:
+            ConfigError: the state directory is in use or the master key is unusable.
+            SandboxError: the sandbox cannot start.
+        """
+        state = os.path.abspath(settings.state_dir)
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        os.chmod(state, 0o700)
+        lock_fd = _lock(state)
+        try:
+            key_path = settings.master_key_file or os.path.join(state, "master.key")
+            sealer = Sealer(load_master_key(key_path, create=settings.master_key_file is None))
+            registry = await Registry.open(os.path.join(state, "runner.db"))
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        clock = clock or SystemClock()
+        stores: list[KeyStore] = [LocalKeyStore(registry, sealer)]
+        if memory_store:
+            stores.append(MemoryKeyStore())
+        try:
+            zygote = await Zygote.start(preload=PRELOAD)
+        except BaseException:
+            await registry.close()
+            os.close(lock_fd)
+            raise
+        logbook = Logbook(os.path.join(state, "logs"), clock)
+        runner = cls(
+            settings=settings,
+            registry=registry,
+            sealer=sealer,
+            stores=KeyStores(stores),
+            zygote=zygote,
+            logbook=logbook,
+            clock=clock,
+            lock_fd=lock_fd,
+        )
+        await runner._resume()
+        return runner
+
+    async def close(self) -> None:
+        """Stop the scheduler and every process; workers stay stored as they were."""
+        self._closing = True
+        if self._scheduler_task is not None:
+            self._scheduler_task.cancel()
+        await asyncio.gather(*(w.stop() for w in self._workers.values()))
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._zygote.close()
+        await self.registry.close()
+        os.close(self._lock_fd)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def create(self, spec: WorkerSpec) -> dict[str, Any]:
+        """Store and start a worker; returns its summary once its script has loaded.
+
+        Raises:
+            RunnerError: ``too_many_workers``, ``bad_request`` (unknown identity),
+                ``name_taken``, ``script_load_failed``.
+        """
+        if len(self._workers) >= self.settings.max_workers:
+            raise RunnerError(
+                f"this runner holds at most {self.settings.max_workers} workers",
+                code="too_many_workers",
+            )
+        record = await self._new_record(spec)
+        sealed = self._sealer.seal(json.dumps(spec.config).encode(), config_aad(record.id))
+        await self.registry.add_worker(record, sealed)
+        process = self._workers[record.id] = self._process(record)
+        try:
+            await process.start()
+            _check_handlers(spec, process.handlers)
+        except BaseException:
+            await self._discard(record.id)
+            raise
+        self._schedule(record, after=self.clock.now())
+        if spec.run_on_create and "tasks" in process.handlers:
+            await self.run_now(record.id, trigger_kind="create")
+        return self.summary(process)
+
+    async def delete(self, ref: str, *, purge_key: bool = False) -> None:
+        """Stop and forget a worker: process, triggers, script, config, runs, logs.
+
+        Its omni key is kept (another worker with the same identity would get it) unless
+        ``purge_key`` and no other worker has the identity. Raises ``not_found``.
+        """
+        process = self.get(ref)
+        await self._discard(process.record.id)
+        record = process.record
+        shared = any(w.record.identity_id == record.identity_id for w in self._workers.values())
+        if purge_key and record.identity_name is None and not shared:
+            for name in self._stores.names:
+                await self._stores.get(name).destroy(record.identity_id)
+
+    async def restart(self, ref: str) -> None:
+        """A fresh process and a clear crash count (how a ``failed`` worker comes back)."""
+        old = self.get(ref)
+        await old.stop()
+        process = self._workers[old.record.id] = self._process(old.record)
+        await process.start(tolerate_failure=True)
+
+    def get(self, ref: str) -> WorkerProcess:
+        """The worker with this id, or else this name. Raises ``not_found``."""
+        process = self._workers.get(ref)
+        if process is None:
+            process = next((w for w in self._workers.values() if w.record.name == ref), None)
+        if process is None:
+            raise RunnerError(f"no worker {ref!r}", code="not_found")
+        return process
+
+    def workers(self) -> list[WorkerProcess]:
+        return list(self._workers.values())
+
+    def summary(self, process: WorkerProcess) -> dict[str, Any]:
+        """What the API shows of a worker: never its config, never its script."""
+        r = process.record
+        next_run = self.scheduler.next_run(r.id)
+        return {
+            "id": r.id,
+            "name": r.name,
+            "type": r.type,
+            "state": process.state,
+            "schedule": r.schedule,
+            "timezone": r.timezone,
+            "events": list(r.events),
+            "created_at": r.created_at,
+            "last_run": r.last_run,
+            "next_run": next_run.isoformat() if next_run else None,
+            "isolation": self.isolation,
+            "identity_id": r.identity_id.hex(),
+            "identity": r.identity_name,
+            "script_sha256": r.script_sha256,
+            "handlers": sorted(process.handlers),
+            "pid": process.pid,
+            "args": r.args,
+            "error_policy": r.error_policy,
+        }
+
+    async def runs(self, ref: str, limit: int) -> list[RunRecord]:
+        return await self.registry.runs(self.get(ref).record.id, limit)
+
+    # -- triggers --------------------------------------------------------------------------
+
+    async def run_now(self, ref: str, *, trigger_kind: str = "manual") -> int:
+        """Start ``tasks`` now without waiting for it; returns the run id. ``not_found`` if
+        the script has no ``tasks``."""
+        process = self.get(ref)
+        if "tasks" not in process.handlers:
+            raise RunnerError("the script has no tasks handler", code="no_handler")
+        self._running[process.record.id] += 1
+        try:
+            run_id = await self._add_run(process.record.id, trigger_kind, None)
+        except BaseException:
+            self._running[process.record.id] -= 1
+            raise
+        self._spawn(self._finish_tasks(process, run_id, {"kind": trigger_kind}))
+        return run_id
+
+    async def fetch(self, ref: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Call the worker's ``fetch``; returns ``{status, headers, body}`` (body base64)."""
+        process = self.get(ref)
+        if "fetch" not in process.handlers:
+            raise RunnerError("the script has no fetch handler", code="no_handler")
+        body = {"request": request, "trigger": {"kind": "http"}}
+        result: dict[str, Any] = await process.invoke("fetch", body, self.settings.fetch_timeout)
+        return result
+
+    async def publish(
+        self, topic: str, payload: Any, *, source: str | None = None, hops: int = 0
+    ) -> tuple[str, list[str]]:
+        """Deliver an event to every subscribed, ready worker (asynchronously, at most once)."""
+        event = {
+            "id": str(uuid.uuid4()),
+            "topic": topic,
+            "payload": payload,
+            "source": source,
+            "published_at": self.clock.now().isoformat(),
+        }
+        ready = [(wid, w.record.events) for wid, w in self._workers.items() if w.state == "ready"]
+        targets = topics.subscribers(topic, ready)
+        for worker_id in targets:
+            self._spawn(self._deliver(self._workers[worker_id], event, hops))
+        return event["id"], targets
+
+    # -- internals: workers ----------------------------------------------------------------
+
+    async def _new_record(self, spec: WorkerSpec) -> WorkerRecord:
+        if spec.identity is not None:
+            identity = await self.registry.identity(spec.identity)
+            if identity is None:
+                raise RunnerError(f"no identity named {spec.identity!r}", code="bad_request")
+            identity_id = identity.identity_id
+        else:
+            identity_id = default_identity(spec.script_sha256, spec.type, spec.policy)
+        return WorkerRecord(
+            id=str(uuid.uuid4()),
+            name=spec.name,
+            type=spec.type,
+            script=spec.script,
+            script_sha256=spec.script_sha256,
+            schedule=spec.schedule,
+            timezone=spec.timezone,
+            events=spec.events,
+            args=spec.args,
+            policy=spec.policy,
+            identity_name=spec.identity,
+            identity_id=identity_id,
+            run_on_create=spec.run_on_create,
+            error_policy=spec.error_policy,
+            state="starting",
+            created_at=self.clock.now().timestamp(),
+        )
+
+    def _process(self, record: WorkerRecord) -> WorkerProcess:
+        return WorkerProcess(
+            record,
+            zygote=self._zygote,
+            serve=self._bindings.serve,
+            logbook=self.logbook,
+            clock=self.clock,
+            settings=self._supervision,
+            on_state=self._on_state,
+        )
+
+    async def _discard(self, worker_id: str) -> None:
+        self.scheduler.remove(worker_id)
+        process = self._workers.pop(worker_id, None)
+        if process is not None:
+            await process.stop()
+        await self.registry.remove_worker(worker_id)
+        self.logbook.remove(worker_id)
+
+    async def _resume(self) -> None:
+        """Bring back every stored worker that is not stopped, with its schedule."""
+        now = self.clock.now()
+        starting = []
+        for record in await self.registry.workers():
+            process = self._workers[record.id] = self._process(record)
+            if record.state == "stopped":
+                process.state = "stopped"
+                continue
+            if record.next_run is not None and record.next_run < now.timestamp():
+                await self._record_missed(record)
+            self._schedule(record, after=now)
+            starting.append(process.start(tolerate_failure=True))
+        await asyncio.gather(*starting)
+        self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
+
+    def _schedule(self, record: WorkerRecord, *, after: datetime) -> None:
+        if record.schedule is None:
+            return
+        when = self.scheduler.set(record.id, cron.parse(record.schedule, record.timezone), after)
+        self._spawn(self.registry.set_times(record.id, last_run=None, next_run=when.timestamp()))
+        if self._scheduler_task is None and not self._closing and self._workers:
+            self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
+
+    async def _record_missed(self, record: WorkerRecord) -> None:
+        assert record.next_run is not None
+        now = self.clock.now().timestamp()
+        await self.registry.add_run(
+            record.id,
+            "cron",
+            started_at=now,
+            scheduled_at=record.next_run,
+            outcome="missed",
+            ended_at=now,
+        )
+        self.logbook.write(
+            record.id,
+            "runner",
+            "fires missed while the runner was down are not replayed",
+            event="missed",
+            scheduled_at=record.next_run,
+        )
+
+    def _on_state(self, worker_id: str, state: str) -> None:
+        if not self._closing and worker_id in self._workers:
+            self._spawn(self.registry.set_state(worker_id, state))
+
+    def _evidence(self, record: WorkerRecord) -> Evidence:
+        live = sum(
+            1
+            for w in self._workers.values()
+            if w.record.identity_id == record.identity_id and w.state in _LIVE
+        )
+        return Evidence(
+            worker_id=record.id,
+            script_sha256=record.script_sha256,
+            type=record.type,
+            isolation=self.isolation,
+            now=self.clock.now().timestamp(),
+            live_instances=live,
+        )
+
+    # -- internals: triggers ---------------------------------------------------------------
+
+    def _on_cron(self, worker_id: str, when: datetime) -> None:
+        process = self._workers.get(worker_id)
+        if process is None:
+            return
+        self._spawn(
+            self.registry.set_times(worker_id, last_run=None, next_run=self._next_ts(worker_id))
+        )
+        if self._running[worker_id]:
+            self._spawn(self._skip(process, when))
+            return
+        self._running[worker_id] += 1
+        self._spawn(self._cron_run(process, when))
+
+    async def _cron_run(self, process: WorkerProcess, when: datetime) -> None:
+        try:
+            run_id = await self._add_run(process.record.id, "cron", when.timestamp())
+        except BaseException:
+            self._running[process.record.id] -= 1
+            raise
+        trigger = {
+            "kind": "cron",
+            "cron": process.record.schedule,
+            "scheduled_time": when.isoformat(),
+        }
+        await self._finish_tasks(process, run_id, trigger)
+
+    async def _skip(self, process: WorkerProcess, when: datetime) -> None:
+        now = self.clock.now().timestamp()
+        await self.registry.add_run(
+            process.record.id,
+            "cron",
+            started_at=now,
+            ended_at=now,
+            scheduled_at=when.timestamp(),
+            outcome="skipped-overlap",
+        )
+        self.logbook.write(
+            process.record.id,
+            "runner",
+            "cron fire skipped: tasks still running",
+            event="skipped-overlap",
+            scheduled_at=when.timestamp(),
+        )
+
+    async def _add_run(self, worker_id: str, trigger: str, scheduled_at: float | None) -> int:
+        now = self.clock.now().timestamp()
+        return await self.registry.add_run(
+            worker_id, trigger, started_at=now, scheduled_at=scheduled_at
+        )
+
+    async def _finish_tasks(
+        self, process: WorkerProcess, run_id: int, trigger: dict[str, Any]
+    ) -> None:
+        """Invoke ``tasks``, then record how it went (the run's counter was taken already)."""
+        worker_id = process.record.id
+        self.logbook.write(
+            worker_id,
+            "runner",
+            f"tasks started ({trigger['kind']})",
+            event="run_started",
+            run_id=run_id,
+        )
+        outcome, error = "ok", None
+        try:
+            await process.invoke("tasks", {"trigger": trigger}, self.settings.tasks_timeout)
+        except RunnerError as exc:
+            outcome, error = exc.code, exc.message
+        finally:
+            self._running[worker_id] -= 1
+        now = self.clock.now().timestamp()
+        await self.registry.finish_run(run_id, ended_at=now, outcome=outcome, error=error)
+        await self.registry.set_times(worker_id, last_run=now, next_run=self._next_ts(worker_id))
+        line = f"tasks ended: {outcome}" + (f" ({error})" if error else "")
+        self.logbook.write(
+            worker_id, "runner", line, event="run_ended", run_id=run_id, outcome=outcome
+        )
+        if outcome == "handler_raised" and process.record.error_policy == "terminate":
+            await self._terminate(process)
+
+    async def _deliver(self, process: WorkerProcess, event: dict[str, Any], hops: int) -> None:
+        trigger = {"kind": "event", "event_id": event["id"], "topic": event["topic"], "hops": hops}
+        try:
+            await process.invoke(
+                "event", {"event": event, "trigger": trigger}, self.settings.event_timeout
+            )
+        except RunnerError as exc:
+            self.logbook.write(
+                process.record.id,
+                "runner",
+                f"event {event['id']} failed: {exc.message}",
+                event="event_failed",
+                outcome=exc.code,
+            )
+            if exc.code == "handler_raised" and process.record.error_policy == "terminate":
+                await self._terminate(process)
+
+    async def _worker_emit(self, topic: str, payload: Any, source: str, hops: int) -> list[str]:
+        return (await self.publish(topic, payload, source=source, hops=hops))[1]
+
+    async def _terminate(self, process: WorkerProcess) -> None:
+        """``error_policy=terminate``: a raising handler stops the worker, as Escrin did."""
+        self.scheduler.remove(process.record.id)
+        self.logbook.write(process.record.id, "runner", "stopped: a handler raised (terminate)")
+        await process.stop()
+
+    def _next_ts(self, worker_id: str) -> float | None:
+        when = self.scheduler.next_run(worker_id)
+        return when.timestamp() if when else None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _check_handlers(spec: WorkerSpec, handlers: frozenset[str]) -> None:
+    if spec.schedule is not None and "tasks" not in handlers:
+        raise RunnerError(
+            "script failed to load: a schedule needs a tasks handler", code="script_load_failed"
+        )
+    if spec.events and "event" not in handlers:
+        raise RunnerError(
+            "script failed to load: events need an on_event handler", code="script_load_failed"
+        )
+
+
+def _lock(state_dir: str) -> int:
+    fd = os.open(
+        os.path.join(state_dir, "runner.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"state directory {state_dir} is in use by another runner", code="conflict"
+        ) from None
+    return fd
