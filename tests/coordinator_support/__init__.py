@@ -226,3 +226,65 @@ def pg_schema_url(database: str) -> str:
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     return f"{database}?options={quote(f'-csearch_path={schema}')}"
+
+
+class RawWorker:
+    """A worker that speaks raw Phoenix V2 frames, for tests that send what a real worker
+    would not (bad tokens, bad payloads). ``call`` sends one request and returns its reply's
+    ``(status, response)``; a binary reply's response is its bytes."""
+
+    def __init__(self, connection: Any) -> None:
+        self._ws = connection
+        self._ref = 0
+        self._join_refs: dict[str, str] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, socket_url: str, token: str | None = None) -> AsyncIterator[RawWorker]:
+        from websockets.asyncio.client import connect
+
+        query = f"?token={token if token is not None else worker_token()}&vsn=2.0.0"
+        async with connect(socket_url + "/websocket" + query) as ws:
+            yield cls(ws)
+
+    async def join(self, topic: str, payload: dict[str, Any]) -> tuple[str, Any]:
+        self._ref += 1
+        self._join_refs[topic] = str(self._ref)
+        return await self._send(str(self._ref), topic, "phx_join", payload)
+
+    async def call(self, topic: str, event: str, payload: Any) -> tuple[str, Any]:
+        self._ref += 1
+        return await self._send(self._join_refs.get(topic), topic, event, payload)
+
+    async def _send(
+        self, join_ref: str | None, topic: str, event: str, payload: Any
+    ) -> tuple[str, Any]:
+        import json
+
+        from fulmen.phoenix.frames import BinaryReply, Sender, decode_binary
+
+        ref = str(self._ref)
+        await self._ws.send(json.dumps([join_ref, ref, topic, event, payload]))
+        async with asyncio.timeout(10):
+            while True:
+                frame = await self._ws.recv()
+                if isinstance(frame, bytes):
+                    reply = decode_binary(frame, sender=Sender.SERVER)
+                    if isinstance(reply, BinaryReply) and reply.ref == ref:
+                        return reply.status, reply.response
+                    continue
+                _join, got_ref, _topic, got_event, got = json.loads(frame)
+                if got_ref == ref and got_event == "phx_reply":
+                    return got["status"], got["response"]
+
+    async def push(self) -> tuple[str, str, Any]:
+        """The next thing the server pushes: (topic, event, payload)."""
+        import json
+
+        async with asyncio.timeout(10):
+            while True:
+                frame = await self._ws.recv()
+                if isinstance(frame, str):
+                    _join, ref, topic, event, payload = json.loads(frame)
+                    if ref is None:
+                        return topic, event, payload

@@ -12,6 +12,7 @@ from fulmen import __version__
 from fulmen.cli.keys import keys
 from fulmen.cli.run import run
 from fulmen.cli.runner import runner
+from fulmen.cli.server import server
 from fulmen.cli.worker import worker
 
 
@@ -25,6 +26,7 @@ cli.add_command(run)
 cli.add_command(keys)
 cli.add_command(worker)
 cli.add_command(runner)
+cli.add_command(server)
 
 
 def main() -> None:

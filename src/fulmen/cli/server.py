@@ -1,0 +1,156 @@
+"""``fulmen server``: the coordinator, and ``fulmen server token``: its REST API tokens.
+
+Settings come from the environment (fulmen.config.CoordinatorSettings: ``WORKER_SECRET``,
+``WORKER_RUNS_PRIVATE_KEY``, ``FULMEN_DATABASE_URL``…) with a flag for the common ones; a
+flag wins. A missing or malformed secret, key or value stops start-up with one line naming
+the variable, exit status 2. Once listening it prints ``listening on http://HOST:PORT`` (the
+real port when ``--port 0``). SIGTERM or Ctrl-C stops it (uvicorn's graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+from typing import IO, Any
+
+import click
+import uvicorn
+
+from fulmen.config import CoordinatorSettings
+from fulmen.coordinator import build_app, open_coordinator
+from fulmen.coordinator.api.auth import mint
+from fulmen.coordinator.core import credential_key, database_url
+from fulmen.errors import ConfigError, FulmenError
+from fulmen.store import open_store
+
+__all__ = ["server"]
+
+#: Lightning's inbound frame limit is 11 MB (§1.1); a 10 MB dataclip must fit in a frame.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+class StartupError(click.ClickException):
+    """One line on stderr, exit status 2: the server cannot start as configured."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"fulmen server: {self.message}", err=True)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", "listen_address", help="Address to listen on [LISTEN_ADDRESS; 127.0.0.1].")
+@click.option("-p", "--port", type=click.IntRange(min=0), help="Port [FULMEN_PORT; 4000].")
+@click.option("--data-dir", help="SQLite database and key directory [FULMEN_DATA_DIR].")
+@click.option("--database-url", help="sqlite:///… or postgresql://… [FULMEN_DATABASE_URL].")
+@click.option("--log", "log_level", type=click.Choice(["debug", "info", "warning"]), default="info")
+@click.pass_context
+def server(ctx: click.Context, /, log_level: str, **flags: Any) -> None:
+    """Run the coordinator: REST API, webhooks, cron, and the worker socket."""
+    try:
+        settings = settings_from(CoordinatorSettings.from_env(), flags)
+    except ConfigError as exc:
+        raise StartupError(exc.message) from exc
+    ctx.obj = settings
+    if ctx.invoked_subcommand is not None:
+        return
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("uvicorn.error").addFilter(_denial_noise)
+    try:
+        asyncio.run(_serve(settings, log_level))
+    except FulmenError as exc:
+        raise StartupError(exc.message) from exc
+
+
+def _denial_noise(record: logging.LogRecord) -> bool:
+    """uvicorn's sans-I/O WebSocket logs an error after every denial response (the 401 to a
+    bad worker token), although the response went out: our own warning says what happened."""
+    return "without completing handshake" not in record.getMessage()
+
+
+def settings_from(settings: CoordinatorSettings, flags: dict[str, Any]) -> CoordinatorSettings:
+    given = {name: value for name, value in flags.items() if value is not None}
+    return dataclasses.replace(settings, **given)
+
+
+async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
+    async with open_coordinator(settings) as coordinator:
+        config = uvicorn.Config(
+            build_app(coordinator),
+            host=settings.listen_address,
+            port=settings.port,
+            ws_max_size=MAX_FRAME_BYTES,
+            log_level="warning" if log_level != "debug" else "info",
+            lifespan="on",
+        )
+        userver = uvicorn.Server(config)
+        serving = asyncio.get_running_loop().create_task(userver.serve())
+        while not userver.started and not serving.done():
+            await asyncio.sleep(0.05)
+        if userver.started:
+            host, port = userver.servers[0].sockets[0].getsockname()[:2]
+            click.echo(f"fulmen server: listening on http://{host}:{port}", err=True)
+        await serving
+
+
+@server.group()
+def token() -> None:
+    """REST API tokens (shown once when made)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what the token is for.")
+@click.pass_obj
+def create_token(settings: CoordinatorSettings, name: str) -> None:
+    """Make a token and print it (only this once)."""
+    secret, row = mint(name)
+
+    async def save() -> None:
+        async with await open_store(
+            database_url(settings), credential_key=credential_key(settings)
+        ) as store:
+            await store.put_api_token(row)
+
+    _run(save())
+    click.echo(secret)
+
+
+@token.command("list")
+@click.pass_obj
+def list_tokens(settings: CoordinatorSettings) -> None:
+    """The tokens' ids, names and creation times (never the tokens)."""
+
+    async def listing() -> None:
+        async with await open_store(database_url(settings)) as store:
+            for row in await store.list_api_tokens():
+                stamp = row.inserted_at.isoformat() if row.inserted_at else ""
+                click.echo(f"{row.id}\t{row.name}\t{stamp}")
+
+    _run(listing())
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.pass_obj
+def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
+    """Delete a token by its id (the part after ``fmn_``)."""
+
+    async def revoke() -> None:
+        async with await open_store(database_url(settings)) as store:
+            await store.delete_api_token(token_id)
+
+    _run(revoke())
+    click.echo(f"revoked {token_id}")
+
+
+def _run(work: Any) -> None:
+    try:
+        asyncio.run(work)
+    except FulmenError as exc:
+        raise StartupError(exc.message) from exc
