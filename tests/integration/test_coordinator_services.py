@@ -183,3 +183,36 @@ async def test_an_edited_schedule_restarts_its_cursor(store: SQLStore, clock: Fa
     await scheduler.tick()
     [trigger] = await store.list_cron_triggers()
     assert trigger.next_fire_at == datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+
+
+# -- claim rollback -------------------------------------------------------------------------
+
+
+class DeadSocket:
+    """A host whose connection is gone: nothing it is asked to send arrives (§4.3)."""
+
+    worker_id = "gone"
+
+    async def accept(self, join: Any) -> bool:
+        return True
+
+    async def refuse(self, join: Any, response: Any) -> bool:
+        return False
+
+    async def reply(self, request: Any, ok: bool, response: Any) -> bool:
+        return False
+
+
+async def test_a_claim_whose_reply_cannot_arrive_is_rolled_back(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    from fulmen.coordinator.channels.queue import QueueChannel
+    from fulmen.phoenix.server import Request
+
+    seeded = await seed(store)
+    run_id = (await store.enqueue(EnqueueRequest(seeded.workflow_id))).run_id
+    channel = QueueChannel(DeadSocket(), coordinator(store, clock))
+    claim = Request("worker:queue", "1", "2", "claim", {"demand": 1, "worker_name": "w"})
+    await channel.handle(claim)
+    assert (await store.get_run(run_id)).run.state == "available"
+    assert [run.id for run in await store.claim(1)] == [run_id]
