@@ -108,9 +108,10 @@ class LocalKeyStore:
     async def destroy(self, identity_id: bytes) -> None:
         await self._registry.delete_sealed_key(self.name, identity_id)
 
-    def aad(self, identity_id: bytes) -> bytes:
+    @classmethod
+    def aad(cls, identity_id: bytes) -> bytes:
         """What a sealed key is bound to: its store and identity."""
-        return b"omni-key\0" + self.name.encode() + b"\0" + identity_id
+        return b"omni-key\0" + cls.name.encode() + b"\0" + identity_id
 
 
 class KeyStores:

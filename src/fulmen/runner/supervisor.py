@@ -163,7 +163,9 @@ class WorkerProcess:
     async def _supervise(self) -> None:
         while not self._stopping:
             if self._pump is not None:
-                result = await self._pump
+                # Shielded: cancelling the watch (stop) must not cancel the pump, which
+                # stop() still waits on to see the process end.
+                result = await asyncio.shield(self._pump)
                 reason = self._channel.kill_reason if self._channel else None
                 self._channel = self._pump = None
                 if self._stopping:

@@ -1,0 +1,178 @@
+"""Smart-worker scripts the runner's tests create. Each is Python source, run in a sandbox."""
+
+from __future__ import annotations
+
+ECHO = """
+from smartworker import Response
+
+calls = 0
+
+async def fetch(request, rnr):
+    global calls
+    calls += 1
+    return {"method": request.method, "path": request.path, "query": dict(request.query),
+            "body": request.text(), "calls": calls, "worker": rnr.worker_id}
+
+async def tasks(rnr):
+    print("tasks ran", rnr.trigger["kind"])
+    cfg = await rnr.get_config()
+    rnr.log.info("config has %d keys", len(cfg))
+
+async def on_event(event, rnr):
+    print("event", event["topic"], event["payload"])
+"""
+
+CLASSIC = """
+def hello(request, rnr):
+    return "hello from classic " + request.path
+
+async def tick(rnr):
+    print("classic tick")
+
+register("fetch", hello)
+add_event_listener("tasks", tick)
+"""
+
+CONFIG = """
+async def fetch(request, rnr):
+    return await rnr.get_config()
+"""
+
+SCAN = '''
+import gc, hashlib, os
+
+def _regions():
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            name = fields[5] if len(fields) > 5 else ""
+            if fields[1][0] == "r" and not name.startswith("[v"):
+                yield start, end
+
+def scan(prefix: bytes, length: int, digest: str) -> dict:
+    """Look for a secret (known only by its first bytes and SHA-256) in this process: every
+    readable page, then every bytes/str object the collector knows."""
+    found, scanned = [], 0
+    with open("/proc/self/mem", "rb", buffering=0) as mem:
+        for start, end in _regions():
+            try:
+                data = os.pread(mem.fileno(), end - start, start)
+            except OSError:
+                continue
+            scanned += len(data)
+            at = data.find(prefix)
+            while at != -1:
+                if hashlib.sha256(data[at:at + length]).hexdigest() == digest:
+                    found.append(hex(start + at))
+                at = data.find(prefix, at + 1)
+    for obj in gc.get_objects():
+        if isinstance(obj, (bytes, bytearray, str)) and len(obj) == length:
+            raw = obj.encode() if isinstance(obj, str) else bytes(obj)
+            if hashlib.sha256(raw).hexdigest() == digest:
+                found.append("object")
+    return {"found": found, "scanned": scanned}
+'''
+
+KEYS = (
+    SCAN
+    + """
+async def fetch(request, rnr):
+    q = request.json()
+    out = {}
+    if q.get("derive", True):
+        try:
+            key = await rnr.get_omni_key(q.get("store", "local"))
+            out["bits"] = (await key.derive_bits(256, salt=b"salt", info=b"info")).hex()
+        except Exception as exc:
+            return {"error": type(exc).__name__, "code": getattr(exc, "code", None),
+                    "message": str(exc)}
+        out["repr"] = repr(key)
+        out["attrs"] = sorted(a for a in dir(key) if not a.startswith("__"))
+    if "prefix" in q:
+        raw = scan(bytes.fromhex(q["prefix"]), 32, q["digest"])
+        hexed = scan(q["hex_prefix"].encode(), 64, q["hex_digest"])
+        out["found"] = raw["found"] + hexed["found"]
+        out["scanned"] = raw["scanned"]
+    if "forge" in q:
+        results = {}
+        for name, op, args in q["forge"]:
+            try:
+                results[name] = await rnr._call(op, args)
+            except Exception as exc:
+                results[name] = {"raised": type(exc).__name__, "code": getattr(exc, "code", None)}
+        out["forged"] = results
+    return out
+
+async def tasks(rnr):
+    pass
+"""
+)
+
+PROBE = (
+    SCAN
+    + """
+import json
+
+async def fetch(request, rnr):
+    q = request.json()
+    if q.get("write"):
+        with open(os.path.join(os.environ["HOME"], "mine.txt"), "w") as f:
+            f.write("private to this worker")
+        return {"home": os.environ["HOME"], "pid": os.getpid()}
+
+    def attempt(action):
+        try:
+            action()
+        except Exception as exc:
+            return type(exc).__name__
+        return "ok"
+
+    def read(path):
+        with open(path, "rb") as f:
+            f.read(16)
+
+    out = {name: attempt(lambda p=path: read(p)) for name, path in q["read"].items()}
+    out["list_other_home"] = attempt(lambda: os.listdir(q["other_home"]))
+    out["env"] = sorted(os.environ)
+    out["fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    if "marker_prefix" in q:
+        out["marker"] = scan(q["marker_prefix"].encode(), q["marker_length"], q["marker_digest"])
+    out["config"] = await rnr.get_config()
+    return out
+"""
+)
+
+FAULTS = """
+import asyncio, os, time
+
+async def fetch(request, rnr):
+    what = request.path.strip("/")
+    if what == "raise":
+        raise ValueError("boom with a secret-ish message")
+    if what == "exit":
+        os._exit(1)
+    if what == "hang":
+        time.sleep(60)
+    if what == "memory":
+        block = bytearray(2 * 1024 ** 3)
+        return str(len(block))
+    return {"pid": os.getpid()}
+
+async def tasks(rnr):
+    raise RuntimeError("tasks failed")
+"""
+
+CRON = """
+import asyncio
+
+release = asyncio.Event()
+
+async def tasks(rnr):
+    print("cron tasks start", rnr.trigger.get("scheduled_time"))
+    await release.wait()
+    release.clear()
+
+async def on_event(event, rnr):
+    release.set()
+"""
