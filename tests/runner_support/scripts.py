@@ -135,7 +135,12 @@ async def fetch(request, rnr):
     out = {name: attempt(lambda p=path: read(p)) for name, path in q["read"].items()}
     out["list_other_home"] = attempt(lambda: os.listdir(q["other_home"]))
     out["env"] = sorted(os.environ)
-    out["fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    out["fds"] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out["fds"][fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            out["fds"][fd] = "gone"  # the listing's own descriptor, closed by now
     if "marker_prefix" in q:
         out["marker"] = scan(q["marker_prefix"].encode(), q["marker_length"], q["marker_digest"])
     out["config"] = await rnr.get_config()

@@ -9,11 +9,13 @@ sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -37,22 +39,30 @@ OnReady = Callable[[Runner], None]
 
 
 def build_app(
-    settings: RunnerSettings, *, clock: Clock | None = None, on_ready: OnReady | None = None
+    settings: RunnerSettings,
+    *,
+    clock: Clock | None = None,
+    on_ready: OnReady | None = None,
+    runner: Runner | None = None,
 ) -> Starlette:
-    """The runner as an ASGI app; ``on_ready`` is called once the runner has opened."""
+    """The runner as an ASGI app; ``on_ready`` is called once the runner has opened.
+
+    The runner opens in the app's lifespan unless one already open is given (``serve``
+    opens it first, so that a bad setting stops start-up before any request is taken).
+    """
     api_token = _read_token(settings.api_token_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runner = await Runner.open(settings, clock=clock)
-        app.state.runner = runner
+        opened = runner or await Runner.open(settings, clock=clock)
+        app.state.runner = opened
         app.state.api_token = api_token
         if on_ready is not None:
-            on_ready(runner)
+            on_ready(opened)
         try:
             yield
         finally:
-            await runner.close()
+            await opened.close()
 
     return Starlette(
         routes=routes(),
@@ -84,12 +94,33 @@ async def serve(
         if announce is not None:
             announce(url)
 
-    app = build_app(settings, clock=clock, on_ready=ready)
+    try:
+        runner = await Runner.open(settings, clock=clock)
+    except BaseException:
+        sock.close()
+        raise
+    app = build_app(settings, clock=clock, on_ready=ready, runner=runner)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     try:
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await _Server(config).serve(sockets=[sock])
     finally:
         sock.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but SIGINT/SIGTERM end the process normally (exit 0) once it has shut down;
+    uvicorn itself re-raises the signal after a graceful exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 def _bind(host: str, port: int) -> socket.socket:

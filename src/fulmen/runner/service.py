@@ -273,7 +273,14 @@ class Runner:
         if "fetch" not in process.handlers:
             raise RunnerError("the script has no fetch handler", code="no_handler")
         body = {"request": request, "trigger": {"kind": "http"}}
-        result: dict[str, Any] = await process.invoke("fetch", body, self.settings.fetch_timeout)
+        try:
+            result: dict[str, Any] = await process.invoke(
+                "fetch", body, self.settings.fetch_timeout
+            )
+        except RunnerError as exc:
+            if exc.code == "handler_raised" and process.record.error_policy == "terminate":
+                self._spawn(self._terminate(process))
+            raise
         return result
 
     async def publish(

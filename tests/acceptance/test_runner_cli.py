@@ -1,0 +1,99 @@
+"""``fulmen runner`` as a subprocess: workers, their schedules, configs and keys survive a
+clean stop and a ``kill -9``; start-up refuses what it cannot use, with one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from runner_support.harness import runner_process
+from runner_support.scripts import KEYS
+
+pytestmark = pytest.mark.timeout(60)
+
+SCRIPT = (
+    KEYS
+    + """
+async def on_event(event, rnr):
+    pass
+
+async def init(rnr):
+    print("init ran")
+"""
+)
+
+
+def snapshot(url: str, worker_id: str) -> dict[str, Any]:
+    with httpx2.Client(base_url=url, timeout=30) as http:
+        detail = http.get(f"/workers/{worker_id}").json()
+        bits = http.post(f"/workers/{worker_id}/fetch", json={}).json()["bits"]
+        config = http.post(f"/workers/{worker_id}/fetch", json={"derive": False}).status_code
+        return {"detail": detail, "bits": bits, "fetch": config}
+
+
+def test_workers_survive_a_stop_and_a_kill(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with runner_process(state) as (process, url):
+        with httpx2.Client(base_url=url, timeout=30) as http:
+            fields = {
+                "script": SCRIPT,
+                "name": "keeper",
+                "schedule": "*/5 * * * *",
+                "timezone": "Asia/Tokyo",
+                "events": ["orders.*"],
+                "config": {"k": 1},
+            }
+            made = http.post("/workers", json=fields)
+            assert made.status_code == 201, made.text
+        worker_id = made.json()["id"]
+        before = snapshot(url, worker_id)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state / "master.key").st_mode) == 0o600
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        with runner_process(state) as (process, url):
+            after = snapshot(url, worker_id)
+            assert after["bits"] == before["bits"]  # the same key across restarts
+            for field in ("id", "name", "schedule", "timezone", "events", "identity_id",
+                          "next_run"):  # fmt: skip
+                assert after["detail"][field] == before["detail"][field], field
+            assert after["detail"]["state"] == "ready"
+            with httpx2.Client(base_url=url, timeout=30) as http:
+                logs = http.get(f"/workers/{worker_id}/logs").json()
+                assert sum(r["line"] == "init ran" for r in logs) >= 2  # once per process start
+                created_runs = [r for r in http.get(f"/workers/{worker_id}/runs").json()
+                                if r["trigger"] == "create"]  # fmt: skip
+                assert len(created_runs) == 1  # tasks at creation is not re-run on restart
+            process.send_signal(stop)
+            process.wait(timeout=20)
+
+
+def test_start_up_refuses_a_shared_state_dir_and_a_readable_master_key(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with runner_process(state):
+        second = _start(state)
+        assert second.returncode == 2
+        assert "in use by another runner" in second.stderr
+    key = tmp_path / "loose.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    loose = _start(tmp_path / "other", "--master-key-file", str(key))
+    assert loose.returncode == 2
+    assert "make it 0600" in loose.stderr and len(loose.stderr.strip().splitlines()) == 1
+    bad_listen = _start(tmp_path / "third", "--listen", "127.0.0.1:http")
+    assert bad_listen.returncode == 2 and "numeric port" in bad_listen.stderr
+
+
+def _start(state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "fulmen", "runner", "--listen", "127.0.0.1:0",
+               "--state-dir", str(state), *extra]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
