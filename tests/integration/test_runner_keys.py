@@ -108,12 +108,14 @@ def test_the_key_is_bound_to_script_type_and_policy(tmp_path: Path) -> None:
             assert again["identity_id"] == a["identity_id"]
             assert (await derive(s, again["id"]))["bits"] == bits
             # One more byte, another type, another policy: each a different key.
-            for variant in ({"script": KEYS + "#"}, {"type": "classic"},
-                            {"policy": {"types": ["module"]}}):  # fmt: skip
+            variants: list[dict[str, Any]] = [
+                {"script": KEYS + "#"},
+                {"script": KEYS + "\nregister('fetch', fetch)\n", "type": "classic"},
+                {"policy": {"types": ["module"]}},
+            ]
+            for variant in variants:
                 fields = {"script": KEYS, **variant}
-                if variant.get("type") == "classic":
-                    fields["script"] = KEYS + "\nregister('fetch', fetch)\n"
-                made = await s.create(**fields)
+                made = await s.create(fields.pop("script"), **fields)
                 assert (await derive(s, made["id"]))["bits"] != bits, variant
             # Purging the key of a deleted worker makes its identity start afresh.
             assert (await s.http.delete(f"/workers/{again['id']}?purge_key=1")).status_code == 204
