@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +17,7 @@ import httpx2
 import uvicorn
 
 from fulmen.config import RunnerSettings
-from fulmen.runner.app import build_app
+from fulmen.runner.app import bind, build_app
 from fulmen.runner.clock import Clock
 from fulmen.runner.service import Runner
 
@@ -46,9 +45,7 @@ async def served(
     options = RunnerSettings(state_dir=str(state_dir), port=0, **settings)
     opened: asyncio.Future[Runner] = asyncio.get_running_loop().create_future()
     app = build_app(options, clock=clock, on_ready=opened.set_result)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
+    sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
