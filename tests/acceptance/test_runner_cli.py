@@ -79,21 +79,33 @@ def test_workers_survive_a_stop_and_a_kill(tmp_path: Path) -> None:
 
 def test_start_up_refuses_a_shared_state_dir_and_a_readable_master_key(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with runner_process(state):
-        second = _start(state)
-        assert second.returncode == 2
-        assert "in use by another runner" in second.stderr
     key = tmp_path / "loose.key"
     key.write_bytes(os.urandom(32))
     key.chmod(0o644)
-    loose = _start(tmp_path / "other", "--master-key-file", str(key))
+    with runner_process(state):
+        # Started together: each pays the CLI's import time once, side by side.
+        second, loose, bad_listen = _start_all(
+            [state],
+            [tmp_path / "other", "--master-key-file", str(key)],
+            [tmp_path / "third", "--listen", "127.0.0.1:http"],
+        )
+    assert second.returncode == 2
+    assert "in use by another runner" in second.stderr
     assert loose.returncode == 2
     assert "make it 0600" in loose.stderr and len(loose.stderr.strip().splitlines()) == 1
-    bad_listen = _start(tmp_path / "third", "--listen", "127.0.0.1:http")
     assert bad_listen.returncode == 2 and "numeric port" in bad_listen.stderr
 
 
-def _start(state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "fulmen", "runner", "--listen", "127.0.0.1:0",
-               "--state-dir", str(state), *extra]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+def _start_all(*runs: list[Path | str]) -> list[subprocess.CompletedProcess[str]]:
+    processes = []
+    for state, *extra in runs:
+        command = [sys.executable, "-m", "fulmen", "runner", "--listen", "127.0.0.1:0",
+                   "--state-dir", str(state), *map(str, extra)]  # fmt: skip
+        processes.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=30)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return results
