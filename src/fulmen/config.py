@@ -26,6 +26,7 @@ __all__ = [
     "PRIVATE_KEY_VARIABLES",
     "PUBLIC_KEY_VARIABLES",
     "SECRET_VARIABLES",
+    "ClientSettings",
     "CoordinatorSettings",
     "RunnerSettings",
     "Secret",
@@ -200,6 +201,27 @@ class CoordinatorSettings:
             max_dataclip_size_mb=env.number("MAX_DATACLIP_SIZE_MB", 10.0),
             webhook_response_timeout=env.number("WEBHOOK_RESPONSE_TIMEOUT_MS", 30_000.0) / 1000,
             socket_idle_timeout=env.number("FULMEN_SOCKET_IDLE_TIMEOUT_SECONDS", 60.0),
+        )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where ``fulmen deploy`` and ``fulmen pull`` find a coordinator's REST API, and their
+    token: ``FULMEN_API_TOKEN``, else the file ``FULMEN_API_TOKEN_FILE``, else the file that
+    ``fulmen up`` writes into its data directory (``./.fulmen/api-token``), so that the
+    commands work beside a running ``fulmen up`` with no set-up."""
+
+    url: str = "http://127.0.0.1:4000"
+    token: Secret | None = None
+    token_file: str = "./.fulmen/api-token"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = _Env(read_environ() if environ is None else environ)
+        return cls(
+            url=env.get("FULMEN_URL") or cls.url,
+            token=env.secret(("FULMEN_API_TOKEN",)),
+            token_file=env.get("FULMEN_API_TOKEN_FILE") or cls.token_file,
         )
 
 

@@ -10,6 +10,7 @@ The tree::
     FulmenError
     ├── ConfigError            bad settings, keys or secrets (names the variable, never the value)
     ├── InputError             a file, JSON document or argument given by a user is unusable
+    │   └── ProjectFileError     a project file is invalid (each problem named by its key path)
     ├── PlanError              a workflow plan is invalid (ValidationError on the wire)
     ├── JobError               what a run reports about user code (error_type is the code)
     │   ├── CompileError       a job's source does not parse or does not build operations
@@ -30,6 +31,7 @@ The tree::
     ├── RunnerError            the script runner refused or could not do a request (code says why)
     │   ├── KeyDenied            the key policy does not release an omni key to this worker
     │   └── KeyStoreError        a key store failed; a sealed record that does not open is one
+    ├── ApiError               a coordinator's REST API refused a request, or was not reached
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -73,6 +75,24 @@ class InputError(FulmenError):
     """A user-given file, document or argument that cannot be used."""
 
     code = "InputError"
+
+
+class ProjectFileError(InputError):
+    """A project file that cannot be deployed. ``problems`` holds every ``(path, message)``
+    found, the path naming the offending key (``workflows.sync.jobs[1].adaptor``), so that one
+    run of ``fulmen deploy`` reports them all; the message is their first line."""
+
+    code = "invalid_project"
+
+    def __init__(self, file: str, problems: list[tuple[str, str]]) -> None:
+        self.file = file
+        self.problems = problems
+        first = f"{problems[0][0]}: {problems[0][1]}" if problems else "invalid"
+        super().__init__(f"{file}: {first}")
+
+    def lines(self) -> list[str]:
+        """One ``path: message`` line per problem."""
+        return [f"{path}: {message}" if path else message for path, message in self.problems]
 
 
 class PlanError(FulmenError):
@@ -223,6 +243,18 @@ class KeyStoreError(RunnerError):
     different master key), or storage that failed. Never answered with a fresh key."""
 
     code = "key_store_error"
+
+
+class ApiError(FulmenError):
+    """What ``fulmen deploy`` and ``fulmen pull`` get when a coordinator's REST API refuses a
+    request (``code`` is the API's error code, ``status`` the HTTP status) or cannot be
+    reached (code ``unreachable``, status 0)."""
+
+    code = "api_error"
+
+    def __init__(self, message: str, *, status: int = 0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status = status
 
 
 class TransitionError(FulmenError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from fulmen import __version__
+from fulmen.cli.deploy import deploy, pull
 from fulmen.cli.keys import keys
 from fulmen.cli.run import run
 from fulmen.cli.runner import runner
@@ -27,6 +28,8 @@ cli.add_command(keys)
 cli.add_command(worker)
 cli.add_command(runner)
 cli.add_command(server)
+cli.add_command(deploy)
+cli.add_command(pull)
 
 
 def main() -> None:

@@ -1,0 +1,4 @@
+@fn
+def report(state):
+    state["data"] = {"report": f"processed {state['data']['count']} items"}
+    return state

@@ -1,0 +1,198 @@
+"""A workflow spec as the REST API's workflow document, and back.
+
+``desired_workflow`` keeps every id the coordinator already has for a thing the file still
+names (see the package docstring for how things are matched), and mints ids only for new
+ones: a webhook trigger keeps its URL across deploys. ``same_workflow`` says whether a
+deployed document already is what the file asks for, so that an unchanged workflow is not
+saved again (which would make a new version). ``spec_of_workflow`` is the way back, for
+``fulmen pull``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import uuid4
+
+from fulmen.project.spec import EdgeSpec, JobSpec, TriggerSpec, WorkflowSpec, default_condition
+
+__all__ = ["desired_workflow", "same_workflow", "spec_of_workflow"]
+
+Document = dict[str, Any]
+
+
+def _new_id() -> str:
+    return str(uuid4())
+
+
+def desired_workflow(
+    spec: WorkflowSpec,
+    existing: Mapping[str, Any] | None,
+    credentials: Mapping[str, str],
+    new_id: Callable[[], str] = _new_id,
+) -> Document:
+    """The document to save for ``spec``: ``existing``'s ids where things match.
+
+    Args:
+        spec: the workflow as the file has it.
+        existing: the deployed document of the same name, if any.
+        credentials: credential ids by name (every name the spec's jobs use).
+        new_id: mints the ids of new things.
+    """
+    old = existing or {}
+    old_jobs: dict[str, str] = {}
+    for job in old.get("jobs", ()):
+        if job.get("name"):
+            old_jobs.setdefault(job["name"], job["id"])
+    job_ids = {job.name: old_jobs.get(job.name) or new_id() for job in spec.jobs}
+    pools: dict[str, list[str]] = defaultdict(list)
+    for trigger in old.get("triggers", ()):
+        pools[trigger["type"]].append(trigger["id"])
+    trigger_ids = {
+        t.name: pools[t.type].pop(0) if pools[t.type] else new_id() for t in spec.triggers
+    }
+    old_edges = {
+        (edge.get("source_trigger_id") or edge.get("source_job_id"), edge["target_job_id"]): edge[
+            "id"
+        ]
+        for edge in old.get("edges", ())
+    }
+    edges = []
+    for edge in spec.edges:
+        from_trigger = edge.source in trigger_ids
+        source = trigger_ids[edge.source] if from_trigger else job_ids[edge.source]
+        target = job_ids[edge.target]
+        edges.append(
+            {
+                "id": old_edges.get((source, target)) or new_id(),
+                "source_trigger_id": source if from_trigger else None,
+                "source_job_id": None if from_trigger else source,
+                "target_job_id": target,
+                "condition": edge.condition,
+                "enabled": edge.enabled,
+            }
+        )
+    return {
+        "id": old.get("id") or new_id(),
+        "name": spec.name,
+        "concurrency": spec.concurrency,
+        "jobs": [
+            {
+                "id": job_ids[job.name],
+                "name": job.name,
+                "body": job.body,
+                "adaptor": job.adaptor,
+                "credential_id": credentials[job.credential] if job.credential else None,
+            }
+            for job in spec.jobs
+        ],
+        "triggers": [
+            {
+                "id": trigger_ids[t.name],
+                "type": t.type,
+                "enabled": t.enabled,
+                "cron_expression": t.cron,
+                "timezone": t.timezone,
+                "webhook_reply": t.reply,
+            }
+            for t in spec.triggers
+        ],
+        "edges": edges,
+    }
+
+
+def same_workflow(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether saving ``desired`` would change nothing in ``existing`` (same fields, same
+    order; fields only the server has, like ``version``, do not count)."""
+    for key, want in desired.items():
+        have = existing.get(key)
+        if isinstance(want, list):
+            if not isinstance(have, list) or len(have) != len(want):
+                return False
+            for got, wanted in zip(have, want, strict=True):
+                if any(got.get(field) != value for field, value in wanted.items()):
+                    return False
+        elif have != want:
+            return False
+    return True
+
+
+def spec_of_workflow(
+    document: Mapping[str, Any],
+    credential_names: Mapping[str, str],
+    previous: WorkflowSpec | None = None,
+) -> WorkflowSpec:
+    """The spec of a deployed workflow document.
+
+    Args:
+        document: the REST API's workflow document.
+        credential_names: credential names by id.
+        previous: the same workflow in the local file, if any: its trigger names and job
+            files are kept, so pulling over the file one deployed rewrites it as it was.
+    """
+    trigger_names = _trigger_names(document.get("triggers", ()), previous)
+    triggers = tuple(
+        TriggerSpec(
+            name=trigger_names[t["id"]],
+            type=t["type"],
+            enabled=t.get("enabled", True),
+            cron=t.get("cron_expression"),
+            timezone=t.get("timezone"),
+            reply=t.get("webhook_reply") if t.get("webhook_reply") != "before_start" else None,
+        )
+        for t in document.get("triggers", ())
+    )
+    files = {job.name: job.body_file for job in previous.jobs} if previous else {}
+    job_names = {job["id"]: job.get("name") or job["id"] for job in document.get("jobs", ())}
+    jobs = tuple(
+        JobSpec(
+            name=job_names[job["id"]],
+            body=job["body"],
+            adaptor=job["adaptor"],
+            credential=credential_names.get(job["credential_id"], job["credential_id"])
+            if job.get("credential_id")
+            else None,
+            body_file=files.get(job_names[job["id"]]),
+        )
+        for job in document.get("jobs", ())
+    )
+    edges = []
+    for edge in document.get("edges", ()):
+        from_trigger = bool(edge.get("source_trigger_id"))
+        source = (
+            trigger_names.get(edge["source_trigger_id"], edge["source_trigger_id"])
+            if from_trigger
+            else job_names.get(edge["source_job_id"], edge["source_job_id"])
+        )
+        edges.append(
+            EdgeSpec(
+                source=source,
+                target=job_names.get(edge["target_job_id"], edge["target_job_id"]),
+                condition=edge.get("condition") or default_condition(from_trigger),
+                enabled=edge.get("enabled", True),
+            )
+        )
+    return WorkflowSpec(
+        name=document["name"],
+        jobs=jobs,
+        triggers=triggers,
+        edges=tuple(edges),
+        concurrency=document.get("concurrency"),
+    )
+
+
+def _trigger_names(triggers: Any, previous: WorkflowSpec | None) -> dict[str, str]:
+    """Names for deployed triggers: the local file's, matched by type and position as deploy
+    matches them; else the type, then ``<type>-2``, ``<type>-3``…"""
+    pools: dict[str, list[str]] = defaultdict(list)
+    for spec in previous.triggers if previous else ():
+        pools[spec.type].append(spec.name)
+    names: dict[str, str] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for trigger in triggers:
+        kind = trigger["type"]
+        counts[kind] += 1
+        fallback = kind if counts[kind] == 1 else f"{kind}-{counts[kind]}"
+        names[trigger["id"]] = pools[kind].pop(0) if pools[kind] else fallback
+    return names

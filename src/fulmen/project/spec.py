@@ -1,0 +1,476 @@
+"""A project file's values, and reading them from YAML.
+
+The file, with every key it may have (``examples/project.yaml`` is a working one)::
+
+    name: examples                  # the project (found by this name, or by ``id:``)
+    concurrency: 10                 # optional: runs of the project in flight at once
+    credentials: [api]              # names only: values are set through the API, never here
+    workflows:
+      sync:                         # the workflow's name
+        concurrency: 1              # optional
+        triggers:
+          - type: webhook           # a trigger's name is its type unless it says otherwise
+            reply: after_completion # optional: before_start (default) or after_completion
+          - {type: cron, cron: "0 2 * * *", timezone: Europe/Paris, enabled: false}
+        jobs:
+          - name: fetch
+            adaptor: http           # common (the default), http, or a Python module
+            credential: api         # one of the names under ``credentials``
+            body_file: fetch.py     # beside this file; or ``body:`` with the source inline
+        edges:
+          - {from: webhook, to: fetch}                # from a trigger: ``always`` by default
+          - {from: fetch, to: report, condition: "state.data.count > 0"}  # a job: on_job_success
+
+Reading reports every problem at once, each with the path of its key
+(``workflows.sync.jobs[1].adaptor: unknown adaptor '...'``), and changes nothing anywhere.
+PyYAML's ``safe_load`` reads the file: plain data only, no tags that construct objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import yaml
+
+from fulmen import cron
+from fulmen.errors import InputError, ProjectFileError
+
+__all__ = [
+    "CONDITIONS",
+    "TRIGGER_TYPES",
+    "EdgeSpec",
+    "JobSpec",
+    "ProjectSpec",
+    "TriggerSpec",
+    "WorkflowSpec",
+    "adaptor_problem",
+    "default_condition",
+    "load",
+    "parse",
+]
+
+TRIGGER_TYPES: Final = ("webhook", "cron")
+CONDITIONS: Final = ("always", "on_job_success", "on_job_failure")
+REPLIES: Final = ("before_start", "after_completion")
+
+_SHIPPED: Final = frozenset({"common", "http"})
+_OPENFN_PREFIX: Final = "@openfn/language-"
+_MODULE: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    name: str
+    body: str
+    adaptor: str = "common"
+    credential: str | None = None
+    #: The file the body was read from, relative to the project file (kept by ``pull``).
+    body_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    #: What edges call it; its type unless the file names it.
+    name: str
+    type: str = "webhook"
+    enabled: bool = True
+    cron: str | None = None
+    timezone: str | None = None
+    #: A webhook's reply: ``before_start`` (the default, ``None``) or ``after_completion``.
+    reply: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSpec:
+    #: A trigger's or a job's name.
+    source: str
+    #: A job's name.
+    target: str
+    condition: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSpec:
+    name: str
+    jobs: tuple[JobSpec, ...]
+    triggers: tuple[TriggerSpec, ...] = ()
+    edges: tuple[EdgeSpec, ...] = ()
+    concurrency: int | None = None
+
+    def trigger(self, name: str) -> TriggerSpec | None:
+        return next((t for t in self.triggers if t.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSpec:
+    name: str
+    workflows: tuple[WorkflowSpec, ...] = ()
+    id: str | None = None
+    concurrency: int | None = None
+    credentials: tuple[str, ...] = ()
+
+
+def default_condition(source_is_trigger: bool) -> str:
+    """A trigger's edge always fires; a job's fires when the job succeeded (as Lightning's
+    editor makes them)."""
+    return "always" if source_is_trigger else "on_job_success"
+
+
+def adaptor_problem(name: str) -> str | None:
+    """Why ``name`` is not an adaptor a worker could load, or ``None``.
+
+    What can be checked here, away from any worker: Lightning's names must be of an adaptor
+    Fulmen ships, and anything else must be a Python module's name (whether that module is
+    installed is the worker's business, and a run reports it).
+    """
+    base = name.strip()
+    at = base.rfind("@")
+    if at > 0:
+        base = base[:at]
+    if base.startswith(_OPENFN_PREFIX):
+        if base.removeprefix(_OPENFN_PREFIX) in _SHIPPED:
+            return None
+        return (
+            f"unknown adaptor {name!r}: of Lightning's adaptors Fulmen ships common and http "
+            "(@openfn/language-common, @openfn/language-http)"
+        )
+    if base in _SHIPPED or _MODULE.match(base):
+        return None
+    return f"unknown adaptor {name!r}: use common, http, or the name of a Python module"
+
+
+def load(path: Path) -> ProjectSpec:
+    """Read the project file at ``path``; ``body_file`` paths are relative to its directory.
+
+    Raises:
+        ProjectFileError: every problem found, each with the path of its key.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProjectFileError(str(path), [("", f"cannot read it: {exc.strerror}")]) from None
+    return parse(text, base=path.parent, file=str(path))
+
+
+def parse(text: str, *, base: Path, file: str = "project.yaml") -> ProjectSpec:
+    """Read a project file's text; ``base`` is where ``body_file`` paths start.
+
+    Raises:
+        ProjectFileError: every problem found, each with the path of its key.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ProjectFileError(file, [("", f"{where}{problem}")]) from None
+    reader = _Reader(base)
+    spec = reader.project(document)
+    if reader.problems or spec is None:
+        raise ProjectFileError(file, reader.problems or [("", "empty")])
+    return spec
+
+
+class _Reader:
+    """Walks the parsed document, collecting ``(path, message)`` problems as it goes; a value
+    with a problem is read as absent so that the walk can go on and find the rest."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append((path, message))
+
+    # -- shapes --------------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: str, keys: frozenset[str]) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a mapping, not {_kind(value)}")
+            return None
+        for key in value:
+            if key not in keys:
+                known = ", ".join(sorted(keys))
+                self.problem(_join(path, str(key)), f"unknown key (known: {known})")
+        return value
+
+    def typed(
+        self,
+        node: Mapping[str, Any],
+        key: str,
+        path: str,
+        check: Callable[[Any], T | None],
+        expected: str,
+        *,
+        required: bool = False,
+    ) -> T | None:
+        where = _join(path, key)
+        if key not in node or node[key] is None:
+            if required:
+                self.problem(where, "is required")
+            return None
+        value = check(node[key])
+        if value is None:
+            self.problem(where, f"must be {expected}, not {_kind(node[key])}")
+        return value
+
+    def text(
+        self, node: Mapping[str, Any], key: str, path: str, *, required: bool = False
+    ) -> str | None:
+        value = self.typed(node, key, path, _str, "text", required=required)
+        if value is not None and not value.strip() and key != "body":
+            self.problem(_join(path, key), "must not be empty")
+            return None
+        return value
+
+    def flag(self, node: Mapping[str, Any], key: str, path: str) -> bool:
+        value = self.typed(node, key, path, _bool, "true or false")
+        return True if value is None else value
+
+    def positive(self, node: Mapping[str, Any], key: str, path: str) -> int | None:
+        value = self.typed(node, key, path, _int, "a whole number")
+        if value is not None and value < 1:
+            self.problem(_join(path, key), "must be at least 1")
+            return None
+        return value
+
+    def choice(
+        self, node: Mapping[str, Any], key: str, path: str, choices: tuple[str, ...]
+    ) -> str | None:
+        value = self.text(node, key, path)
+        if value is not None and value not in choices:
+            self.problem(_join(path, key), f"must be one of {', '.join(choices)}, not {value!r}")
+            return None
+        return value
+
+    def items(self, node: Mapping[str, Any], key: str, path: str) -> list[Any]:
+        value = node.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(_join(path, key), f"must be a list, not {_kind(value)}")
+            return []
+        return value
+
+    # -- the file ------------------------------------------------------------------------
+
+    def project(self, document: Any) -> ProjectSpec | None:
+        node = self.mapping(
+            document,
+            "",
+            frozenset({"name", "id", "concurrency", "credentials", "workflows"}),
+        )
+        if node is None:
+            return None
+        name = self.text(node, "name", "", required=True)
+        credentials = self.credentials(node)
+        workflows: list[WorkflowSpec] = []
+        raw = node.get("workflows") or {}
+        if not isinstance(raw, dict):
+            self.problem("workflows", f"must be a mapping of names to workflows, not {_kind(raw)}")
+            raw = {}
+        for key, value in raw.items():
+            workflow = self.workflow(str(key), value, f"workflows.{key}", credentials)
+            if workflow is not None:
+                workflows.append(workflow)
+        return ProjectSpec(
+            name=name or "",
+            workflows=tuple(workflows),
+            id=self.text(node, "id", ""),
+            concurrency=self.positive(node, "concurrency", ""),
+            credentials=credentials,
+        )
+
+    def credentials(self, node: Mapping[str, Any]) -> tuple[str, ...]:
+        names: list[str] = []
+        for index, value in enumerate(self.items(node, "credentials", "")):
+            if not isinstance(value, str) or not value.strip():
+                self.problem(f"credentials[{index}]", "must be a credential's name")
+            elif value in names:
+                self.problem(f"credentials[{index}]", f"{value!r} is listed twice")
+            else:
+                names.append(value)
+        return tuple(names)
+
+    def workflow(
+        self, name: str, value: Any, path: str, credentials: tuple[str, ...]
+    ) -> WorkflowSpec | None:
+        node = self.mapping(value, path, frozenset({"concurrency", "triggers", "jobs", "edges"}))
+        if node is None:
+            return None
+        if not node.get("jobs"):
+            self.problem(_join(path, "jobs"), "a workflow needs at least one job")
+        jobs = [
+            job
+            for index, item in enumerate(self.items(node, "jobs", path))
+            if (job := self.job(item, f"{path}.jobs[{index}]", credentials)) is not None
+        ]
+        triggers = [
+            trigger
+            for index, item in enumerate(self.items(node, "triggers", path))
+            if (trigger := self.trigger(item, f"{path}.triggers[{index}]")) is not None
+        ]
+        self.unique_names(path, jobs, triggers)
+        job_names = {job.name for job in jobs}
+        trigger_names = {trigger.name for trigger in triggers}
+        edges = [
+            edge
+            for index, item in enumerate(self.items(node, "edges", path))
+            if (edge := self.edge(item, f"{path}.edges[{index}]", job_names, trigger_names))
+        ]
+        return WorkflowSpec(
+            name=name,
+            jobs=tuple(jobs),
+            triggers=tuple(triggers),
+            edges=tuple(edges),
+            concurrency=self.positive(node, "concurrency", path),
+        )
+
+    def unique_names(self, path: str, jobs: list[JobSpec], triggers: list[TriggerSpec]) -> None:
+        """Edges name their ends, so a name may stand for one job or trigger only."""
+        seen: set[str] = set()
+        named = (("triggers", [t.name for t in triggers]), ("jobs", [j.name for j in jobs]))
+        for kind, names in named:
+            for index, name in enumerate(names):
+                if name in seen:
+                    hint = " (a trigger is named by its type unless it has a name)"
+                    message = f"{name!r} is used twice{hint if kind == 'triggers' else ''}"
+                    self.problem(f"{path}.{kind}[{index}].name", message)
+                seen.add(name)
+
+    def job(self, value: Any, path: str, credentials: tuple[str, ...]) -> JobSpec | None:
+        keys = frozenset({"name", "adaptor", "body", "body_file", "credential"})
+        node = self.mapping(value, path, keys)
+        if node is None:
+            return None
+        name = self.text(node, "name", path, required=True)
+        adaptor = self.text(node, "adaptor", path) or "common"
+        if (problem := adaptor_problem(adaptor)) is not None:
+            self.problem(_join(path, "adaptor"), problem)
+        credential = self.text(node, "credential", path)
+        if credential is not None and credential not in credentials:
+            self.problem(
+                _join(path, "credential"), f"{credential!r} is not listed under credentials"
+            )
+        body, body_file = self.body(node, path)
+        if name is None or body is None:
+            return None
+        return JobSpec(name, body, adaptor, credential, body_file)
+
+    def body(self, node: Mapping[str, Any], path: str) -> tuple[str | None, str | None]:
+        inline = self.text(node, "body", path)
+        file = self.text(node, "body_file", path)
+        if inline is not None and file is not None:
+            self.problem(_join(path, "body_file"), "give body or body_file, not both")
+            return None, None
+        if file is None:
+            if inline is None:
+                self.problem(_join(path, "body"), "is required (or body_file)")
+            return inline, None
+        try:
+            return (self.base / file).read_text(encoding="utf-8"), file
+        except OSError as exc:
+            self.problem(_join(path, "body_file"), f"cannot read {file!r}: {exc.strerror}")
+        except UnicodeDecodeError:
+            self.problem(_join(path, "body_file"), f"{file!r} is not UTF-8 text")
+        return None, None
+
+    def trigger(self, value: Any, path: str) -> TriggerSpec | None:
+        keys = frozenset({"name", "type", "enabled", "cron", "timezone", "reply"})
+        node = self.mapping(value, path, keys)
+        if node is None:
+            return None
+        kind = self.choice(node, "type", path, TRIGGER_TYPES)
+        if kind is None:
+            if "type" not in node:
+                self.problem(_join(path, "type"), f"is required ({', '.join(TRIGGER_TYPES)})")
+            return None
+        expression = self.text(node, "cron", path)
+        timezone = self.text(node, "timezone", path)
+        reply = self.choice(node, "reply", path, REPLIES)
+        if kind == "cron":
+            self.schedule(path, expression, timezone)
+        else:
+            for key in ("cron", "timezone"):
+                if key in node:
+                    self.problem(_join(path, key), "only a cron trigger has one")
+        if kind != "webhook" and "reply" in node:
+            self.problem(_join(path, "reply"), "only a webhook trigger has one")
+        return TriggerSpec(
+            name=self.text(node, "name", path) or kind,
+            type=kind,
+            enabled=self.flag(node, "enabled", path),
+            cron=expression,
+            timezone=timezone,
+            reply=None if reply == "before_start" else reply,
+        )
+
+    def schedule(self, path: str, expression: str | None, timezone: str | None) -> None:
+        if expression is None:
+            self.problem(_join(path, "cron"), "is required for a cron trigger")
+            return
+        try:
+            cron.parse(expression, timezone)
+        except InputError as exc:
+            key = "timezone" if exc.code == "bad_timezone" else "cron"
+            self.problem(_join(path, key), exc.message)
+
+    def edge(self, value: Any, path: str, jobs: set[str], triggers: set[str]) -> EdgeSpec | None:
+        node = self.mapping(value, path, frozenset({"from", "to", "condition", "enabled"}))
+        if node is None:
+            return None
+        source = self.text(node, "from", path, required=True)
+        target = self.text(node, "to", path, required=True)
+        if source is not None and source not in jobs | triggers:
+            self.problem(_join(path, "from"), f"no trigger or job is named {source!r}")
+            source = None
+        if target is not None and target not in jobs:
+            self.problem(_join(path, "to"), f"no job is named {target!r}")
+            target = None
+        condition = self.text(node, "condition", path)
+        if condition is not None and condition not in CONDITIONS:
+            try:
+                compile(condition, "<condition>", "eval")
+            except SyntaxError as exc:
+                message = f"{', '.join(CONDITIONS)} or a Python expression; {exc.msg}"
+                self.problem(_join(path, "condition"), message)
+        if source is None or target is None:
+            return None
+        return EdgeSpec(
+            source=source,
+            target=target,
+            condition=condition or default_condition(source in triggers),
+            enabled=self.flag(node, "enabled", path),
+        )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

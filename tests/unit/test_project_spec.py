@@ -1,0 +1,221 @@
+"""Project files: reading them (every problem named by its key path), writing them back, and
+turning them into the REST API's workflow documents while keeping deployed ids."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fulmen.errors import ProjectFileError
+from fulmen.project import (
+    EdgeSpec,
+    JobSpec,
+    ProjectSpec,
+    TriggerSpec,
+    WorkflowSpec,
+    desired_workflow,
+    load,
+    parse,
+    render,
+    same_workflow,
+    spec_of_workflow,
+)
+from fulmen.project.spec import adaptor_problem
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "project.yaml"
+
+SYNC = """
+name: demo
+credentials: [api]
+workflows:
+  sync:
+    triggers:
+      - {type: webhook, reply: after_completion}
+      - {type: cron, cron: "*/5 * * * *", timezone: Europe/Paris}
+    jobs:
+      - {name: fetch, adaptor: http, credential: api, body: "get('/items')"}
+      - {name: report, body_file: report.py}
+    edges:
+      - {from: webhook, to: fetch}
+      - {from: cron, to: fetch}
+      - {from: fetch, to: report, condition: "state.data.count > 0"}
+"""
+
+
+def problems(text: str, tmp_path: Path) -> list[str]:
+    with pytest.raises(ProjectFileError) as caught:
+        parse(text, base=tmp_path)
+    return caught.value.lines()
+
+
+def test_the_example_project_reads_with_its_job_files() -> None:
+    spec = load(EXAMPLES)
+    assert spec.name == "examples"
+    (workflow,) = spec.workflows
+    assert [job.name for job in workflow.jobs] == ["count", "check", "report", "handle-failure"]
+    assert all(job.body_file and job.body.strip() for job in workflow.jobs)
+    assert [t.type for t in workflow.triggers] == ["webhook", "cron"]
+    assert workflow.trigger("cron") == TriggerSpec("cron", "cron", False, "0 * * * *")
+    assert EdgeSpec("check", "handle-failure", "on_job_failure") in workflow.edges
+
+
+def test_defaults_follow_the_source_of_an_edge(tmp_path: Path) -> None:
+    (tmp_path / "report.py").write_text("fn(lambda s: s)\n")
+    spec = parse(SYNC, base=tmp_path)
+    (sync,) = spec.workflows
+    assert sync.jobs[0] == JobSpec("fetch", "get('/items')", "http", "api")
+    assert sync.jobs[1] == JobSpec("report", "fn(lambda s: s)\n", body_file="report.py")
+    assert sync.trigger("webhook") == TriggerSpec("webhook", reply="after_completion")
+    assert [e.condition for e in sync.edges] == ["always", "always", "state.data.count > 0"]
+    assert spec.credentials == ("api",)
+
+
+def test_every_problem_is_reported_with_the_path_of_its_key(tmp_path: Path) -> None:
+    text = """
+name: demo
+colour: blue
+workflows:
+  sync:
+    triggers:
+      - {type: webhook, cron: "* * * * *"}
+      - {type: cron, cron: "61 * * * *"}
+      - {type: cron, cron: "0 * * * *", timezone: Mars/Olympus}
+      - {type: kafka}
+    jobs:
+      - {name: fetch, body: "x", credential: api}
+      - {name: load, adaptor: "@openfn/language-salesforce@4.0.0", body: "x"}
+      - {name: fetch, body_file: missing.py}
+      - {name: both, body: "x", body_file: x.py}
+      - {adaptor: common}
+    edges:
+      - {from: nowhere, to: load}
+      - {from: fetch, to: nobody}
+      - {from: fetch, to: load, condition: "state.data >"}
+"""
+    found = problems(text, tmp_path)
+    expected = [
+        "colour: unknown key",
+        "workflows.sync.triggers[0].cron: only a cron trigger has one",
+        "workflows.sync.triggers[1].cron: '61 * * * *'",
+        "workflows.sync.triggers[2].timezone: 'Mars/Olympus' is not an IANA time zone",
+        "workflows.sync.triggers[3].type: must be one of webhook, cron, not 'kafka'",
+        "workflows.sync.triggers[2].name: 'cron' is used twice (a trigger is named by its type",
+        "workflows.sync.jobs[0].credential: 'api' is not listed under credentials",
+        "workflows.sync.jobs[1].adaptor: unknown adaptor '@openfn/language-salesforce@4.0.0'",
+        "workflows.sync.jobs[2].body_file: cannot read 'missing.py'",
+        "workflows.sync.jobs[3].body_file: give body or body_file, not both",
+        "workflows.sync.jobs[4].name: is required",
+        "workflows.sync.jobs[4].body: is required (or body_file)",
+        "workflows.sync.edges[0].from: no trigger or job is named 'nowhere'",
+        "workflows.sync.edges[1].to: no job is named 'nobody'",
+        "workflows.sync.edges[2].condition: always, on_job_success, on_job_failure or a Python",
+    ]
+    for line in expected:
+        assert any(problem.startswith(line) for problem in found), (line, found)
+    assert len(found) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- just\n- a list\n", "must be a mapping, not a list"),
+        ("name: [1\n", "line 2, column 1: expected ',' or ']'"),
+        ("workflows: {}\n", "name: is required"),
+        ("name: x\nworkflows: [a]\n", "workflows: must be a mapping of names to workflows"),
+        ("name: x\nworkflows:\n  w: {}\n", "workflows.w.jobs: a workflow needs at least one job"),
+        ("name: x\nconcurrency: 0\n", "concurrency: must be at least 1"),
+        ("name: x\ncredentials: [a, a]\n", "credentials[1]: 'a' is listed twice"),
+    ],
+)
+def test_malformed_files(text: str, expected: str, tmp_path: Path) -> None:
+    assert any(expected in line for line in problems(text, tmp_path)), problems(text, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "known"),
+    [
+        ("common", True),
+        ("http", True),
+        ("@openfn/language-http@6.5.1", True),
+        ("@openfn/language-common@latest", True),
+        ("my_company.adaptors.crm", True),
+        ("@openfn/language-dhis2@5.0.0", False),
+        ("not a module", False),
+        ("kebab-case", False),
+    ],
+)
+def test_adaptor_names(name: str, known: bool) -> None:
+    assert (adaptor_problem(name) is None) is known
+
+
+def test_a_rendered_file_reads_back_the_same(tmp_path: Path) -> None:
+    (tmp_path / "report.py").write_text("@fn\ndef report(state):\n    return state\n")
+    spec = parse(SYNC, base=tmp_path)
+    text, files = render(spec)
+    assert files == {"report.py": "@fn\ndef report(state):\n    return state\n"}
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, body in files.items():
+        (out / name).write_text(body)
+    assert parse(text, base=out) == spec
+    assert "adaptor: common" not in text  # defaults are left out
+    assert "- {from: webhook, to: fetch}" in text  # edges one per line
+
+
+def test_a_multi_line_inline_body_goes_to_a_file_named_after_its_job(tmp_path: Path) -> None:
+    body = "@fn\ndef a(state):\n    return state\n"
+    job = JobSpec("shared", body)
+    spec = ProjectSpec(
+        "p",
+        (
+            WorkflowSpec("one", (job, JobSpec("short", "fn(lambda s: s)"))),
+            WorkflowSpec("two", (job,)),
+        ),
+    )
+    text, files = render(spec)
+    assert set(files) == {"one-shared.py", "two-shared.py"}
+    document = yaml.safe_load(text)
+    assert document["workflows"]["one"]["jobs"][1] == {"name": "short", "body": "fn(lambda s: s)"}
+
+
+def ids() -> itertools.count[int]:
+    return itertools.count(1)
+
+
+def test_a_document_keeps_the_deployed_ids_of_what_the_file_still_names(tmp_path: Path) -> None:
+    (tmp_path / "report.py").write_text("fn(lambda s: s)\n")
+    spec = parse(SYNC, base=tmp_path).workflows[0]
+    counter = ids()
+    first = desired_workflow(spec, None, {"api": "cred-1"}, lambda: f"id-{next(counter)}")
+    assert first["jobs"][0]["credential_id"] == "cred-1"
+    assert first["edges"][2]["source_job_id"] == first["jobs"][0]["id"]
+    deployed = {**first, "version": 1, "snapshot_id": "s", "project_id": "p"}
+    assert same_workflow(deployed, desired_workflow(spec, deployed, {"api": "cred-1"}))
+
+    renamed = WorkflowSpec(
+        spec.name,
+        (spec.jobs[0], JobSpec("summary", "fn(lambda s: s)")),
+        spec.triggers,
+        (spec.edges[0], spec.edges[1], EdgeSpec("fetch", "summary", "on_job_success")),
+    )
+    second = desired_workflow(renamed, deployed, {"api": "cred-1"}, lambda: "new")
+    assert not same_workflow(deployed, second)
+    assert second["id"] == first["id"]
+    assert [t["id"] for t in second["triggers"]] == [t["id"] for t in first["triggers"]]
+    assert second["jobs"][0]["id"] == first["jobs"][0]["id"]
+    assert second["jobs"][1]["id"] == "new"
+    assert [e["id"] for e in second["edges"][:2]] == [e["id"] for e in first["edges"][:2]]
+
+
+def test_a_deployed_document_becomes_the_spec_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / "report.py").write_text("fn(lambda s: s)\n")
+    spec = parse(SYNC, base=tmp_path).workflows[0]
+    document = desired_workflow(spec, None, {"api": "cred-1"})
+    pulled = spec_of_workflow(document, {"cred-1": "api"}, previous=spec)
+    assert pulled == spec
+    bare = spec_of_workflow(document, {"cred-1": "api"})
+    assert [t.name for t in bare.triggers] == ["webhook", "cron"]
+    assert bare.jobs[1].body_file is None
