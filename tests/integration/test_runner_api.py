@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from runner_support.harness import Served, served
-from runner_support.scripts import CLASSIC, CONFIG, ECHO
+from runner_support.scripts import CLASSIC, CONFIG, ECHO, RELAY
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -209,5 +209,46 @@ def test_other_bad_requests(tmp_path: Path) -> None:
             assert (await s.http.delete(f"/workers/{made['id']}")).status_code == 204
             assert (await s.http.get("/workers")).json() == []
             assert (await s.http.get("/healthz")).json()["ok"] is True
+
+    asyncio.run(main())
+
+
+def test_workers_emit_events_and_a_loop_stops_after_the_hop_limit(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(tmp_path) as s:
+            relay = await s.create(RELAY, events=["loop"])
+            listener = await s.create(ECHO, events=["loop"], run_on_create=False)
+            assert (await s.http.post("/events/loop", json={})).json()["delivered_to"] == [
+                relay["id"], listener["id"]]  # fmt: skip
+            failed = await s.runner.logbook.wait_for(
+                relay["id"], lambda r: r.get("event") == "event_failed"
+            )
+            assert "hops" in failed["line"]
+            lines = [r["line"] for r in s.runner.logbook.read(relay["id"])]
+            hops = [line for line in lines if line.startswith("hop ")]
+            assert hops[0] == "hop 0 from None"
+            assert hops[1:] == [f"hop {n} from {relay['id']}" for n in range(1, 9)]
+            assert (await s.http.get(f"/workers/{relay['id']}")).json()["state"] == "ready"
+
+    asyncio.run(main())
+
+
+def test_an_api_token_guards_management_but_not_worker_urls(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o600)
+
+    async def main() -> None:
+        async with served(tmp_path / "state", api_token_file=str(token)) as s:
+            assert (await s.http.get("/workers")).status_code == 401
+            wrong = await s.http.get("/workers", headers={"authorization": "Bearer nope"})
+            assert wrong.status_code == 401 and wrong.json()["code"] == "unauthorized"
+            s.http.headers["authorization"] = "Bearer s3cret"
+            made = await s.create(ECHO, name="open")
+            del s.http.headers["authorization"]
+            assert (await s.http.post("/workers", json={"script": ECHO})).status_code == 401
+            assert (await s.http.get("/workers/open/fetch/x")).status_code == 200
+            assert (await s.http.get("/healthz")).status_code == 200
+            assert made["state"] == "ready"
 
     asyncio.run(main())

@@ -181,3 +181,9 @@ async def tasks(rnr):
 async def on_event(event, rnr):
     release.set()
 """
+
+RELAY = """
+async def on_event(event, rnr):
+    print("hop", rnr.trigger["hops"], "from", event["source"])
+    await rnr.emit("loop", {"n": rnr.trigger["hops"]})
+"""

@@ -19,6 +19,7 @@ at start and not replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -152,7 +153,13 @@ class Runner:
         self._closing = True
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler_task
         await asyncio.gather(*(w.stop() for w in self._workers.values()))
+        # With every process gone, in-flight runs end at once and record how; let them,
+        # and the state writes queued before them, reach the file.
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -369,8 +376,6 @@ class Runner:
             return
         when = self.scheduler.set(record.id, cron.parse(record.schedule, record.timezone), after)
         self._spawn(self.registry.set_times(record.id, last_run=None, next_run=when.timestamp()))
-        if self._scheduler_task is None and not self._closing and self._workers:
-            self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
 
     async def _record_missed(self, record: WorkerRecord) -> None:
         assert record.next_run is not None

@@ -1,0 +1,36 @@
+"""A worker's log: JSON lines, rotated at a size, read back by time, awaited by predicate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fulmen.runner.logbook import Logbook
+from runner_support.clock import FakeClock
+
+
+def test_lines_rotate_at_the_size_limit_and_read_back_in_order(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+        book = Logbook(str(tmp_path), clock, max_file_bytes=2_000)
+        for i in range(100):
+            clock.advance(1)
+            book.write("w", "stdout", f"line {i:03d}")
+        assert os.path.getsize(tmp_path / "w.jsonl") <= 2_000
+        kept = book.read("w", limit=1000)
+        assert [r["line"] for r in kept] == [f"line {i:03d}" for i in range(100 - len(kept), 100)]
+        assert 20 < len(kept) < 100  # the current file and the one before it
+        since = kept[-3]["ts"]
+        assert [r["line"] for r in book.read("w", since=since)] == ["line 098", "line 099"]
+        assert book.read("w", limit=0) == []
+        waiting = asyncio.ensure_future(book.wait_for("w", lambda r: r["line"] == "later"))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        book.write("w", "runner", "later")
+        assert (await waiting)["stream"] == "runner"
+        book.remove("w")
+        assert book.read("w") == [] and not list(tmp_path.iterdir())
+
+    asyncio.run(main())
