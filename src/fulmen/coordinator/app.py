@@ -1,10 +1,10 @@
 """The composition root: settings in, a running coordinator out. No logic lives here.
 
 ``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
-ASGI app (REST API, webhooks, health, the worker socket) whose lifespan runs the background
-services under one task group: the hub's push loop, wake-up listener and poll, the reaper and
-the cron scheduler. Tests build apps with their own store and clock and drive the services
-directly (``services=False``).
+ASGI app (REST API, webhooks, health, the worker socket, the dashboard) whose lifespan runs
+the background services under one task group: the hub's push loop, wake-up listener and
+poll, the reaper and the cron scheduler. Tests build apps with their own store and clock
+and drive the services directly (``services=False``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.routing import WebSocketRoute
 
 from fulmen import __version__
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import api, health, webhooks
+from fulmen.coordinator import api, dashboard, health, webhooks
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
@@ -107,4 +107,5 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.router.routes.append(WebSocketRoute(PATH, worker_socket))
+    dashboard.install(app)
     return app

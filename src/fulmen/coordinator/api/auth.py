@@ -19,9 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import NotFoundError
-from fulmen.store import ApiToken
+from fulmen.store import ApiToken, Store
 
-__all__ = ["PREFIX", "authorized", "mint", "parse"]
+__all__ = ["PREFIX", "authorized", "mint", "parse", "verify"]
 
 log = logging.getLogger("fulmen.coordinator")
 
@@ -62,17 +62,26 @@ async def authorized(
     """The dependency every ``/api`` route has: the caller's token, or 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("an API token is required: Authorization: Bearer <token>")
-    parts = parse(credentials.credentials)
-    if parts is None:
-        log.warning("API request with a malformed token")
-        raise _unauthorized("the API token is not valid")
     c: Coordinator = request.app.state.coordinator
-    try:
-        stored = await c.store.get_api_token(parts[0])
-    except NotFoundError:
-        log.warning("API request with an unknown token id")
-        raise _unauthorized("the API token is not valid") from None
-    if not hmac.compare_digest(stored.digest, _digest(parts[1])):
-        log.warning("API request with a wrong secret for token %s", stored.id)
+    stored = await verify(c.store, credentials.credentials)
+    if stored is None:
         raise _unauthorized("the API token is not valid")
+    return stored
+
+
+async def verify(store: Store, token: str, *, what: str = "API request") -> ApiToken | None:
+    """The stored token that ``token`` is, else ``None`` (and a warning saying why, without
+    the token). The dashboard's sign-in checks its cookie with this too."""
+    parts = parse(token)
+    if parts is None:
+        log.warning("%s with a malformed token", what)
+        return None
+    try:
+        stored = await store.get_api_token(parts[0])
+    except NotFoundError:
+        log.warning("%s with an unknown token id", what)
+        return None
+    if not hmac.compare_digest(stored.digest, _digest(parts[1])):
+        log.warning("%s with a wrong secret for token %s", what, stored.id)
+        return None
     return stored

@@ -1,0 +1,41 @@
+"""The web dashboard, served by the coordinator under ``/ui``: plain server-rendered pages
+(Jinja2) and one small script that keeps them current without reloading.
+
+* ``/ui``: the workflows, with their triggers (webhook URLs to copy) and their last run;
+* ``/ui/runs``: runs, filtered by workflow and status, new ones appearing as they come
+  (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
+* ``/ui/runs/<id>``: one run: its steps as a timeline, its logs, its input and output
+  dataclips, and retrying it from a chosen step;
+* every page's header: runs waiting in the queue, and connected workers.
+
+Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
+after a coordinator restart, nothing that keeps the server waiting when it shuts down, and the
+same template renders a list whether whole or in part. Signing in is session.py's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from fulmen.coordinator.dashboard import pages, run
+from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
+
+__all__ = ["PREFIX", "install"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Add the dashboard's routes, static files and sign-in handling to ``app``."""
+    app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
+    app.add_exception_handler(SignInRequired, sign_in_required)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse(PREFIX, 303)

@@ -1,0 +1,210 @@
+"""The run page: the run and its steps as a timeline, its logs, its dataclips, the other runs
+of its work order, and retrying it from a chosen step.
+
+Logs come a page at a time (``LOG_PAGE`` lines, the store's largest page): the page holds the
+first, the script fetches the next as the reader scrolls towards them, and a run in flight is
+followed by re-reading its last page. So a 10,000-line log costs one page up front.
+
+Retrying from a step makes a new run in the same work order, starting at that step's job with
+that step's input (the whole run: the run's own input and starting node). It runs the
+workflow's current version, as Lightning's retries do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Final
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.pages import status
+from fulmen.coordinator.dashboard.render import fragment, page
+from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
+from fulmen.coordinator.dashboard.views import (
+    TimelineStep,
+    duration,
+    job_names,
+    pretty_json,
+    run_row,
+    state_class,
+    timeline,
+    visible_dataclip,
+)
+from fulmen.errors import FulmenError, NotFoundError
+from fulmen.lifecycle import FINAL_RUN_STATES
+from fulmen.store import (
+    EnqueueRequest,
+    Priority,
+    Queue,
+    Run,
+    RunDetail,
+    RunFilter,
+    Workflow,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+LOG_PAGE: Final = 1000
+
+
+def _c(request: Request) -> Coordinator:
+    coordinator: Coordinator = request.app.state.coordinator
+    return coordinator
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRun:
+    """The part of the run page that changes while the run goes on (re-read by the script)."""
+
+    run: Run
+    workflow: Workflow
+    version: int
+    css: str
+    final: bool
+    duration: str
+    starting_node: str
+    steps: list[TimelineStep]
+
+    @property
+    def step_names(self) -> dict[str, str]:
+        return {s.step.id: s.job_name for s in self.steps}
+
+
+async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
+    run = detail.run
+    snapshot = await c.store.get_snapshot(run.snapshot_id)
+    names = job_names(snapshot.workflow)
+    now = datetime.now(UTC)
+    return LiveRun(
+        run=run,
+        workflow=snapshot.workflow,
+        version=snapshot.version,
+        css=state_class(run.state.value),
+        final=run.state in FINAL_RUN_STATES,
+        duration=duration(run.started_at, run.finished_at, now),
+        starting_node=names.get(run.starting_node_id, run.starting_node_id),
+        steps=timeline(detail.steps, names, run.started_at, run.finished_at, now),
+    )
+
+
+Signed = Annotated[object, Depends(viewer)]
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(request: Request, run_id: str, _: Signed, error: str = "") -> Response:
+    c = _c(request)
+    try:
+        detail = await c.store.get_run(run_id)
+    except NotFoundError:
+        return page("missing.html", 404, what=f"run {run_id}", status=await status(c))
+    live = await _live(c, detail)
+    logs = await c.store.get_logs(run_id, limit=LOG_PAGE)
+    siblings = await c.store.list_runs(RunFilter(work_order_id=detail.run.work_order_id))
+    now = datetime.now(UTC)
+    return page(
+        "run.html",
+        section="runs",
+        status=await status(c),
+        error=error,
+        live=live,
+        lines=logs.items,
+        next_cursor=logs.next_cursor or "",
+        step_names=live.step_names,
+        siblings=[run_row(r, {r.workflow_id: live.workflow.name}, now) for r in siblings.items],
+    )
+
+
+@router.get("/runs/{run_id}/live", response_class=HTMLResponse)
+async def run_live(request: Request, run_id: str, _: Signed) -> Response:
+    c = _c(request)
+    return fragment("_run_live.html", live=await _live(c, await c.store.get_run(run_id)))
+
+
+@router.get("/runs/{run_id}/logs", response_class=HTMLResponse)
+async def run_logs(request: Request, run_id: str, _: Signed, cursor: str = "") -> Response:
+    """One page of log lines; ``X-Next-Cursor`` is the next page's cursor (empty at the end)."""
+    c = _c(request)
+    logs = await c.store.get_logs(run_id, cursor=cursor or None, limit=LOG_PAGE)
+    detail = await c.store.get_run(run_id)
+    snapshot = await c.store.get_snapshot(detail.run.snapshot_id)
+    names = job_names(snapshot.workflow)
+    step_names = {step.id: names.get(step.job_id, step.job_id[:8]) for step in detail.steps}
+    return fragment(
+        "_log_lines.html",
+        headers={"X-Next-Cursor": logs.next_cursor or ""},
+        lines=logs.items,
+        step_names=step_names,
+    )
+
+
+@router.get("/dataclips/{dataclip_id}", response_class=HTMLResponse)
+async def dataclip(request: Request, dataclip_id: str, _: Signed) -> Response:
+    """A dataclip as indented JSON, without credentials; opened on demand by the run page."""
+    try:
+        clip = await _c(request).store.get_dataclip(dataclip_id)
+    except NotFoundError:
+        return fragment("_dataclip.html", missing=True)
+    text, cut = pretty_json(visible_dataclip(clip.body))
+    request_text = pretty_json(clip.request)[0] if clip.request else ""
+    return fragment(
+        "_dataclip.html", missing=False, clip=clip, text=text, cut=cut, request_text=request_text
+    )
+
+
+@router.post("/runs/{run_id}/retry")
+async def retry(
+    request: Request,
+    run_id: str,
+    _: Signed,
+    step_id: Annotated[str, Form()] = "",
+) -> Response:
+    """A new run of the work order from ``step_id`` (empty: from the start)."""
+    c = _c(request)
+    back = f"{PREFIX}/runs/{run_id}"
+    if not same_origin(request):
+        return RedirectResponse(f"{back}?error={quote('Retry from this site only.')}", 303)
+    try:
+        new_run = await _retry(c, await c.store.get_run(run_id), step_id)
+    except FulmenError as exc:
+        return RedirectResponse(f"{back}?error={quote(exc.message)}", 303)
+    return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)
+
+
+class _CannotRetry(FulmenError):
+    code = "cannot_retry"
+
+
+async def _retry(c: Coordinator, detail: RunDetail, step_id: str) -> str:
+    run = detail.run
+    if step_id:
+        step = next((s for s in detail.steps if s.id == step_id), None)
+        if step is None:
+            raise _CannotRetry(f"run {run.id[:8]} has no step {step_id}")
+        dataclip_id, start = step.input_dataclip_id, step.job_id
+    else:
+        dataclip_id, start = run.dataclip_id, run.starting_node_id
+    if dataclip_id is None:
+        raise _CannotRetry("there is no input to retry with (it was not saved)")
+    clip = await c.store.get_dataclip(dataclip_id)
+    if clip.wiped_at is not None:
+        raise _CannotRetry("the input of that step was wiped; it cannot be run again")
+    enqueued = await c.store.enqueue(
+        EnqueueRequest(
+            workflow_id=run.workflow_id,
+            input_dataclip_id=dataclip_id,
+            starting_node_id=start,
+            queue=Queue.MANUAL,
+            priority=Priority.IMMEDIATE,
+            options=c.run_options(),
+            work_order_id=run.work_order_id,
+        )
+    )
+    c.metrics.enqueued.labels("retry").inc()
+    c.hub.work_available()
+    return enqueued.run_id
