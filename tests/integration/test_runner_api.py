@@ -208,6 +208,12 @@ def test_other_bad_requests(tmp_path: Path) -> None:
                 assert "error" in reply.json()
             assert (await s.http.delete(f"/workers/{made['id']}")).status_code == 204
             assert (await s.http.get("/workers")).json() == []
+            # Parameters do not change the media type; no content type at all means JSON.
+            body = json.dumps({"script": CONFIG, "run_on_create": False}).encode()
+            for headers in ({"content-type": "application/json; charset=utf-8"}, {}):
+                reply = await s.http.post("/workers", content=body, headers=headers)
+                assert reply.status_code == 201, reply.text
+                assert ("content-type" in reply.request.headers) is bool(headers)
             assert (await s.http.get("/healthz")).json()["ok"] is True
 
     asyncio.run(main())
