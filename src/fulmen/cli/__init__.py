@@ -14,6 +14,7 @@ from fulmen.cli.keys import keys
 from fulmen.cli.run import run
 from fulmen.cli.runner import runner
 from fulmen.cli.server import server
+from fulmen.cli.up import up
 from fulmen.cli.worker import worker
 
 
@@ -23,6 +24,7 @@ def cli() -> None:
     """Fulmen: run workflows and user scripts, sandboxed."""
 
 
+cli.add_command(up)
 cli.add_command(run)
 cli.add_command(keys)
 cli.add_command(worker)

@@ -1,0 +1,86 @@
+"""``fulmen up`` as a newcomer meets it: started in an empty directory it makes its data
+directory (secrets 0600), loads the example project, prints where things are, runs what its
+webhook is sent, stops on Ctrl-C with nothing left behind, and a second start carries on
+with the same data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from up_support import fulmen_up
+
+pytestmark = pytest.mark.anyio
+
+SECRETS = (
+    "keys/WORKER_SECRET",
+    "keys/WORKER_RUNS_PRIVATE_KEY",
+    "keys/WORKER_LIGHTNING_PUBLIC_KEY",
+    "credential.key",
+    "api-token",
+    "runner-api-token",
+    "runner/master.key",
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_again(
+    tmp_path: Path,
+) -> None:
+    async with fulmen_up(tmp_path) as up:
+        assert up.dashboard.startswith("http://127.0.0.1:") and up.dashboard.endswith("/ui")
+        assert len(up.webhooks) == 1, up.lines
+        assert up.lines[1].endswith("(examples/count-and-report)")
+        data = tmp_path / ".fulmen"
+        for name in SECRETS:
+            assert (data / name).stat().st_mode & 0o777 == 0o600, name
+        assert (data / "fulmen.db").stat().st_mode & 0o077 == 0
+        assert data.stat().st_mode & 0o777 == 0o700
+
+        async with up.api() as api:
+            posted = await api.post(up.webhooks[0], json={"items": ["a", "b", "c"]})
+            assert posted.status_code == 200, posted.text
+            run_id = posted.json()["run_id"]
+            async with asyncio.timeout(30):
+                while (run := (await api.get(f"/api/runs/{run_id}")).json())["state"] in (
+                    "available",
+                    "claimed",
+                    "started",
+                ):
+                    await asyncio.sleep(0.1)  # polling the API as a user would
+            assert run["state"] == "success", (run, up.stderr[-30:])
+            assert len(run["steps"]) == 3  # count, check, report
+            final = (await api.get(f"/api/dataclips/{run['final_dataclip_id']}")).json()
+            assert final["body"]["data"] == {"report": "processed 3 items"}
+        children = up.children()
+        assert len(children) == 3  # server, worker, runner
+        assert await up.interrupt() == 0
+    assert not any(alive(pid) for pid in children)
+    assert "fulmen up: stopped" in up.stderr
+
+    async with fulmen_up(tmp_path) as again:
+        # same data directory, same webhook (on another port: both were --port 0)
+        assert [url.split("/i/")[1] for url in again.webhooks] == [
+            url.split("/i/")[1] for url in up.webhooks
+        ]
+        assert not any("loaded" in line for line in again.stderr)
+        async with again.api() as api:
+            projects = (await api.get("/api/projects")).json()["items"]
+            assert [p["name"] for p in projects] == ["examples"]
+            runs = (await api.get("/api/runs")).json()["items"]
+            assert [r["id"] for r in runs] == [run_id]
