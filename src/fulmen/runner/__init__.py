@@ -10,11 +10,12 @@ Modules, by side:
 - in the worker's process (imported by the sandbox zygote, so stdlib only): ``protocol``
   (what crosses the channel), ``sdk`` (what scripts see), ``host`` (the sandbox entry);
 - in the runner, pure decisions: ``spec`` (a create request), ``policy`` (key release and
-  identities), ``topics``, ``scheduler`` timing on an injected ``clock``;
-- in the runner, I/O: ``registry`` (SQLite), ``sealing`` and ``keystore`` (the master key and
-  the omni keys), ``logbook``, ``bindings`` (the worker's requests), ``supervisor`` (one
-  process per worker, restarted with backoff), ``service`` (the runner itself), ``body``,
-  ``api`` and ``app`` (HTTP).
+  identities), ``topics``, ``hkdf``, ``scheduler`` timing on an injected ``clock``;
+- in the runner, I/O: ``registry`` (SQLite), ``sealing``, ``keystore`` and ``identities``
+  (the master key, omni keys, named identities), ``logbook``, ``bindings`` (the worker's
+  requests), ``channel`` (one process's frames) and ``supervisor`` (one process per worker,
+  restarted with backoff), ``triggers`` (runs, fetches, events), ``service`` (the runner
+  itself), ``body``, ``api`` and ``app`` (HTTP).
 
 This file imports nothing: the zygote imports ``fulmen.runner.host``, which runs it, and must
 not pull in the HTTP stack.

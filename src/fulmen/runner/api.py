@@ -113,7 +113,7 @@ async def delete(request: Request) -> Response:
 
 
 async def run_now(request: Request) -> Response:
-    run_id = await _runner(request).run_now(request.path_params["ref"])
+    run_id = await _runner(request).triggers.run_now(request.path_params["ref"])
     return JSONResponse({"run_id": run_id}, status_code=202)
 
 
@@ -155,7 +155,7 @@ async def fetch(request: Request) -> Response:
         "body": b64encode(body),
     }
     try:
-        reply = await runner.fetch(request.path_params["ref"], message)
+        reply = await runner.triggers.fetch(request.path_params["ref"], message)
     except RunnerError as exc:
         if exc.code == "handler_raised":  # its text may quote the config: logs only
             return JSONResponse({"error": "worker handler raised", "code": exc.code}, 500)
@@ -173,7 +173,7 @@ async def publish(request: Request) -> Response:
         payload = json.loads(body) if body.strip() else None
     except ValueError as exc:
         raise RunnerError(f"the event body is not valid JSON: {exc}", code="bad_request") from None
-    event_id, delivered = await _runner(request).publish(topic, payload)
+    event_id, delivered = await _runner(request).triggers.publish(topic, payload)
     return JSONResponse({"event_id": event_id, "delivered_to": delivered}, status_code=202)
 
 

@@ -10,10 +10,8 @@ Creating a worker follows the spec's order (runner.md §3.3): everything is vali
 the script to load. If it does not load, or lacks the handler a requested trigger needs,
 everything is removed again and the caller gets ``script_load_failed``: nothing is created.
 
-Runs of ``tasks`` (cron, manual, at creation) are recorded in the run history. A cron fire
-that finds the worker's previous ``tasks`` still running is not started but recorded as
-``skipped-overlap``; fires missed while the runner was down are recorded once as ``missed``
-at start and not replayed.
+What starts handlers is ``triggers.py``; what happened while the runner was down is here:
+fires missed meanwhile are recorded once as ``missed`` at start and not replayed.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import fcntl
 import json
 import os
 import uuid
-from collections import Counter
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, Final
@@ -32,7 +29,6 @@ from typing import Any, Final
 from fulmen import cron
 from fulmen.config import RunnerSettings
 from fulmen.errors import ConfigError, RunnerError
-from fulmen.runner import topics
 from fulmen.runner.bindings import Bindings, config_aad
 from fulmen.runner.clock import Clock, SystemClock
 from fulmen.runner.identities import Identities
@@ -44,6 +40,7 @@ from fulmen.runner.scheduler import Scheduler
 from fulmen.runner.sealing import Sealer, load_master_key
 from fulmen.runner.spec import WorkerSpec
 from fulmen.runner.supervisor import SupervisorSettings, WorkerProcess
+from fulmen.runner.triggers import Triggers
 from fulmen.sandbox import IsolationReport, Zygote
 
 __all__ = ["PRELOAD", "Runner", "isolation_name"]
@@ -88,11 +85,13 @@ class Runner:
         self._zygote = zygote
         self._lock_fd = lock_fd
         self._workers: dict[str, WorkerProcess] = {}
-        self._running: Counter[str] = Counter()
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
-        self._bindings = Bindings(registry, sealer, stores, self._evidence, self._worker_emit)
-        self.scheduler = Scheduler(clock, self._on_cron)
+        self.triggers = Triggers(self)
+        self.scheduler = Scheduler(clock, self.triggers.on_cron)
+        self._bindings = Bindings(
+            registry, sealer, stores, self._evidence, self.triggers.worker_emit
+        )
         self._supervision = SupervisorSettings(
             load_timeout=settings.load_timeout,
             backoff_min=settings.restart_backoff_min,
@@ -193,7 +192,7 @@ class Runner:
             raise
         self._schedule(record, after=self.clock.now())
         if spec.run_on_create and "tasks" in process.handlers:
-            await self.run_now(record.id, trigger_kind="create")
+            await self.triggers.run_now(record.id, trigger_kind="create")
         return self.summary(process)
 
     async def delete(self, ref: str, *, purge_key: bool = False) -> None:
@@ -226,6 +225,9 @@ class Runner:
             raise RunnerError(f"no worker {ref!r}", code="not_found")
         return process
 
+    def find(self, worker_id: str) -> WorkerProcess | None:
+        return self._workers.get(worker_id)
+
     def workers(self) -> list[WorkerProcess]:
         return list(self._workers.values())
 
@@ -256,56 +258,6 @@ class Runner:
 
     async def runs(self, ref: str, limit: int) -> list[RunRecord]:
         return await self.registry.runs(self.get(ref).record.id, limit)
-
-    # -- triggers --------------------------------------------------------------------------
-
-    async def run_now(self, ref: str, *, trigger_kind: str = "manual") -> int:
-        """Start ``tasks`` now without waiting for it; returns the run id. ``not_found`` if
-        the script has no ``tasks``."""
-        process = self.get(ref)
-        if "tasks" not in process.handlers:
-            raise RunnerError("the script has no tasks handler", code="no_handler")
-        self._running[process.record.id] += 1
-        try:
-            run_id = await self._add_run(process.record.id, trigger_kind, None)
-        except BaseException:
-            self._running[process.record.id] -= 1
-            raise
-        self._spawn(self._finish_tasks(process, run_id, {"kind": trigger_kind}))
-        return run_id
-
-    async def fetch(self, ref: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Call the worker's ``fetch``; returns ``{status, headers, body}`` (body base64)."""
-        process = self.get(ref)
-        if "fetch" not in process.handlers:
-            raise RunnerError("the script has no fetch handler", code="no_handler")
-        body = {"request": request, "trigger": {"kind": "http"}}
-        try:
-            result: dict[str, Any] = await process.invoke(
-                "fetch", body, self.settings.fetch_timeout
-            )
-        except RunnerError as exc:
-            if exc.code == "handler_raised" and process.record.error_policy == "terminate":
-                self._spawn(self._terminate(process))
-            raise
-        return result
-
-    async def publish(
-        self, topic: str, payload: Any, *, source: str | None = None, hops: int = 0
-    ) -> tuple[str, list[str]]:
-        """Deliver an event to every subscribed, ready worker (asynchronously, at most once)."""
-        event = {
-            "id": str(uuid.uuid4()),
-            "topic": topic,
-            "payload": payload,
-            "source": source,
-            "published_at": self.clock.now().isoformat(),
-        }
-        ready = [(wid, w.record.events) for wid, w in self._workers.items() if w.state == "ready"]
-        targets = topics.subscribers(topic, ready)
-        for worker_id in targets:
-            self._spawn(self._deliver(self._workers[worker_id], event, hops))
-        return event["id"], targets
 
     # -- internals: workers ----------------------------------------------------------------
 
@@ -375,7 +327,7 @@ class Runner:
         if record.schedule is None:
             return
         when = self.scheduler.set(record.id, cron.parse(record.schedule, record.timezone), after)
-        self._spawn(self.registry.set_times(record.id, last_run=None, next_run=when.timestamp()))
+        self.spawn(self.registry.set_times(record.id, last_run=None, next_run=when.timestamp()))
 
     async def _record_missed(self, record: WorkerRecord) -> None:
         assert record.next_run is not None
@@ -398,7 +350,7 @@ class Runner:
 
     def _on_state(self, worker_id: str, state: str) -> None:
         if not self._closing and worker_id in self._workers:
-            self._spawn(self.registry.set_state(worker_id, state))
+            self.spawn(self.registry.set_state(worker_id, state))
 
     def _evidence(self, record: WorkerRecord) -> Evidence:
         live = sum(
@@ -415,132 +367,7 @@ class Runner:
             live_instances=live,
         )
 
-    # -- internals: triggers ---------------------------------------------------------------
-
-    def _on_cron(self, worker_id: str, when: datetime) -> None:
-        process = self._workers.get(worker_id)
-        if process is None:
-            return
-        self._spawn(
-            self.registry.set_times(worker_id, last_run=None, next_run=self._next_ts(worker_id))
-        )
-        if self._running[worker_id]:
-            self._spawn(self._skip(process, when))
-            return
-        self._running[worker_id] += 1
-        self._spawn(self._cron_run(process, when))
-
-    async def _cron_run(self, process: WorkerProcess, when: datetime) -> None:
-        """Invoke at once and write the run's row meanwhile: the disk is not on the tick's path."""
-        trigger = {
-            "kind": "cron",
-            "cron": process.record.schedule,
-            "scheduled_time": when.isoformat(),
-        }
-        invocation = asyncio.ensure_future(self._invoke_tasks(process, trigger))
-        try:
-            run_id = await self._add_run(process.record.id, "cron", when.timestamp())
-        except BaseException:
-            invocation.cancel()
-            self._running[process.record.id] -= 1
-            raise
-        await self._finish_tasks(process, run_id, trigger, invocation)
-
-    async def _skip(self, process: WorkerProcess, when: datetime) -> None:
-        now = self.clock.now().timestamp()
-        await self.registry.add_run(
-            process.record.id,
-            "cron",
-            started_at=now,
-            ended_at=now,
-            scheduled_at=when.timestamp(),
-            outcome="skipped-overlap",
-        )
-        self.logbook.write(
-            process.record.id,
-            "runner",
-            "cron fire skipped: tasks still running",
-            event="skipped-overlap",
-            scheduled_at=when.timestamp(),
-        )
-
-    async def _add_run(self, worker_id: str, trigger: str, scheduled_at: float | None) -> int:
-        now = self.clock.now().timestamp()
-        return await self.registry.add_run(
-            worker_id, trigger, started_at=now, scheduled_at=scheduled_at
-        )
-
-    async def _finish_tasks(
-        self,
-        process: WorkerProcess,
-        run_id: int,
-        trigger: dict[str, Any],
-        invocation: asyncio.Future[tuple[str, str | None]] | None = None,
-    ) -> None:
-        """Invoke ``tasks`` (unless already under way), then record how it went; the run's
-        counter was taken by the caller and is given back here."""
-        worker_id = process.record.id
-        self.logbook.write(
-            worker_id,
-            "runner",
-            f"tasks started ({trigger['kind']})",
-            event="run_started",
-            run_id=run_id,
-        )
-        try:
-            outcome, error = await (invocation or self._invoke_tasks(process, trigger))
-        finally:
-            self._running[worker_id] -= 1
-        now = self.clock.now().timestamp()
-        await self.registry.finish_run(run_id, ended_at=now, outcome=outcome, error=error)
-        await self.registry.set_times(worker_id, last_run=now, next_run=self._next_ts(worker_id))
-        line = f"tasks ended: {outcome}" + (f" ({error})" if error else "")
-        self.logbook.write(
-            worker_id, "runner", line, event="run_ended", run_id=run_id, outcome=outcome
-        )
-        if outcome == "handler_raised" and process.record.error_policy == "terminate":
-            await self._terminate(process)
-
-    async def _invoke_tasks(
-        self, process: WorkerProcess, trigger: dict[str, Any]
-    ) -> tuple[str, str | None]:
-        try:
-            await process.invoke("tasks", {"trigger": trigger}, self.settings.tasks_timeout)
-        except RunnerError as exc:
-            return exc.code, exc.message
-        return "ok", None
-
-    async def _deliver(self, process: WorkerProcess, event: dict[str, Any], hops: int) -> None:
-        trigger = {"kind": "event", "event_id": event["id"], "topic": event["topic"], "hops": hops}
-        try:
-            await process.invoke(
-                "event", {"event": event, "trigger": trigger}, self.settings.event_timeout
-            )
-        except RunnerError as exc:
-            self.logbook.write(
-                process.record.id,
-                "runner",
-                f"event {event['id']} failed: {exc.message}",
-                event="event_failed",
-                outcome=exc.code,
-            )
-            if exc.code == "handler_raised" and process.record.error_policy == "terminate":
-                await self._terminate(process)
-
-    async def _worker_emit(self, topic: str, payload: Any, source: str, hops: int) -> list[str]:
-        return (await self.publish(topic, payload, source=source, hops=hops))[1]
-
-    async def _terminate(self, process: WorkerProcess) -> None:
-        """``error_policy=terminate``: a raising handler stops the worker, as Escrin did."""
-        self.scheduler.remove(process.record.id)
-        await process.stop()
-        self.logbook.write(process.record.id, "runner", "stopped: a handler raised (terminate)")
-
-    def _next_ts(self, worker_id: str) -> float | None:
-        when = self.scheduler.next_run(worker_id)
-        return when.timestamp() if when else None
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
