@@ -109,6 +109,7 @@ async def _manual_and_create_runs(s: Served, worker_id: str) -> None:
     assert "tasks ran manual" in lines and "config has 1 keys" in lines
     detail = (await s.http.get(f"/workers/{worker_id}")).json()
     assert detail["recent_runs"] == {"ok": 2} and detail["handlers"] == ["event", "fetch", "tasks"]
+    assert detail["last_run"] == runs[0]["ended_at"]
 
 
 async def _classic_script(s: Served) -> None:

@@ -214,6 +214,7 @@ class Runner:
         old = self.get(ref)
         await old.stop()
         process = self._workers[old.record.id] = self._process(old.record)
+        process.last_run = old.last_run
         await process.start(tolerate_failure=True)
 
     def get(self, ref: str) -> WorkerProcess:
@@ -244,7 +245,7 @@ class Runner:
             "timezone": r.timezone,
             "events": list(r.events),
             "created_at": r.created_at,
-            "last_run": r.last_run,
+            "last_run": process.last_run,
             "next_run": next_run.isoformat() if next_run else None,
             "isolation": self.isolation,
             "identity_id": r.identity_id.hex(),

@@ -90,6 +90,8 @@ class WorkerProcess:
         self._stopping = False
         self.state = "starting"
         self.handlers: frozenset[str] = frozenset()
+        self.last_run = record.last_run
+        """When ``tasks`` last ended (unix seconds), kept current by the triggers."""
 
     @property
     def pid(self) -> int | None:

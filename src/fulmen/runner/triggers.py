@@ -177,6 +177,7 @@ class Triggers:
         finally:
             self._running[worker_id] -= 1
         now = self._host.clock.now().timestamp()
+        process.last_run = now
         await self._host.registry.finish_run(run_id, ended_at=now, outcome=outcome, error=error)
         await self._host.registry.set_times(
             worker_id, last_run=now, next_run=self._next_ts(worker_id)
