@@ -242,6 +242,7 @@ class RunnerSettings:
     tasks_timeout: float = 300.0
     fetch_timeout: float = 30.0
     event_timeout: float = 60.0
+    cancel_grace: float = 5.0
     restart_backoff_min: float = 1.0
     restart_backoff_max: float = 300.0
     crash_limit: int = 5

@@ -56,12 +56,17 @@ def test_a_raising_handler_fails_only_its_invocation(tmp_path: Path) -> None:
 def test_a_dead_process_restarts_with_backoff_until_the_worker_fails(tmp_path: Path) -> None:
     async def main() -> None:
         clock = FakeClock(START)
-        async with served(tmp_path, clock=clock, crash_limit=3, fetch_timeout=1.0) as s:
+        options = {"crash_limit": 3, "fetch_timeout": 0.5, "cancel_grace": 0.5}
+        async with served(tmp_path, clock=clock, **options) as s:
             f = await s.create(FAULTS, name="f", run_on_create=False)
             first = (await s.http.get("/workers/f/fetch/ok")).json()["pid"]
+            # An async handler past its time is cancelled: 504, and the process lives on.
+            assert (await s.http.get("/workers/f/fetch/slow")).status_code == 504
+            assert (await s.http.get("/workers/f/fetch/ok")).json()["pid"] == first
+            await s.runner.logbook.wait_for(f["id"], lambda r: "cancelled" in r["line"])
             assert (await s.http.get("/workers/f/fetch/exit")).status_code == 502
             second = await _restarted_after(s, clock, f["id"], 1.0)
-            # A handler stuck in sync code: 504, the process is killed, and restarts later.
+            # Sync code cannot be cancelled: 504, the process is killed, and restarts later.
             assert (await s.http.get("/workers/f/fetch/hang")).status_code == 504
             third = await _restarted_after(s, clock, f["id"], 2.0)
             assert len({first, second, third}) == 3

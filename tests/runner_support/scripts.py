@@ -159,6 +159,8 @@ async def fetch(request, rnr):
         os._exit(1)
     if what == "hang":
         time.sleep(60)
+    if what == "slow":
+        await asyncio.sleep(60)
     if what == "memory":
         block = bytearray(2 * 1024 ** 3)
         return str(len(block))

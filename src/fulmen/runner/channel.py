@@ -71,12 +71,18 @@ class WorkerChannel:
             task.cancel()
         return result
 
-    async def invoke(self, kind: str, body: dict[str, Any], timeout: float) -> Any:
+    async def invoke(
+        self, kind: str, body: dict[str, Any], timeout: float, grace: float = 5.0
+    ) -> Any:
         """Call a handler in the process and return its result.
 
+        A handler still running after ``timeout`` is cancelled; if it has not answered
+        ``grace`` seconds later (sync code, which cancelling cannot stop) the process is
+        killed, which is the only way to stop it, and the supervisor restarts it.
+
         Raises:
-            RunnerError: ``handler_raised`` (the message names the exception), ``timeout``
-                (the process is killed: only that stops sync code), ``crashed``.
+            RunnerError: ``handler_raised`` (the message names the exception), ``timeout``,
+                ``crashed``.
         """
         self._next_id += 1
         request_id = self._next_id
@@ -88,9 +94,9 @@ class WorkerChannel:
         self._pending[request_id] = future
         try:
             async with asyncio.timeout(timeout):
-                reply = await future
+                reply = await asyncio.shield(future)
         except TimeoutError:
-            self.kill(f"{kind} handler timed out after {timeout:g}s")
+            await self._cancel(kind, request_id, future, grace)
             raise RunnerError(f"the {kind} handler timed out", code="timeout") from None
         finally:
             self._pending.pop(request_id, None)
@@ -99,6 +105,19 @@ class WorkerChannel:
         error = reply.get("error") or {}
         message = f"{error.get('type', 'Error')}: {error.get('message', '')}"
         raise RunnerError(message, code="handler_raised")
+
+    async def _cancel(
+        self, kind: str, request_id: int, future: asyncio.Future[dict[str, Any]], grace: float
+    ) -> None:
+        with contextlib.suppress(SandboxError):
+            self._handle.send({"op": Op.CANCEL, "invocation": request_id})
+        try:
+            async with asyncio.timeout(grace):
+                await future
+        except TimeoutError:
+            self.kill(f"{kind} handler did not stop within {grace:g}s of its timeout")
+        except RunnerError:
+            pass  # the process ended meanwhile
 
     def close(self) -> None:
         """Ask the process to finish: the host stops when its input ends."""

@@ -96,6 +96,7 @@ class _Host:
         self._handlers: dict[Kind, Handler] = {}
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._invocations: dict[object, asyncio.Task[None]] = {}
         self._next_id = 0
         self._stop = asyncio.Event()
         self._log = _worker_logger(emit)
@@ -133,7 +134,14 @@ class _Host:
         if message.get("op") == Op.INVOKE:
             task = asyncio.get_running_loop().create_task(self._invoke(message))
             self._tasks.add(task)
+            self._invocations[message.get("id")] = task
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: self._invocations.pop(message.get("id"), None))
+            return
+        if message.get("op") == Op.CANCEL:
+            running = self._invocations.get(message.get("invocation"))
+            if running is not None:
+                running.cancel()
             return
         future = self._pending.pop(message.get("id", -1), None)
         if future is not None and not future.done():
@@ -143,6 +151,12 @@ class _Host:
         request_id = message.get("id")
         try:
             result = await self._dispatch(message)
+        except asyncio.CancelledError:
+            if self._stop.is_set():
+                raise  # the worker is stopping: nobody waits for a reply
+            self._log.warning("%s handler cancelled: it ran out of time", message.get("kind"))
+            error = {"code": "cancelled", "type": "CancelledError", "message": "timed out"}
+            reply = {"id": request_id, "ok": False, "error": error}
         except Exception as exc:
             self._log.error("%s handler raised:\n%s", message.get("kind"), traceback.format_exc())
             reply = {"id": request_id, "ok": False, "error": _describe(exc)}

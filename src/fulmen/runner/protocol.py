@@ -6,7 +6,8 @@ answers with ``emit``; both carry one JSON object per frame. A *request* has an 
 Each side numbers its own requests, and a reply always travels against its request, so the
 two id spaces never meet. A *notice* has an ``op`` and no ``id``, and is not answered.
 
-Runner → worker: request ``invoke`` (``kind``: tasks, fetch or event); replies to the worker's
+Runner → worker: request ``invoke`` (``kind``: tasks, fetch or event); notice ``cancel``
+(``invocation``: the id of an ``invoke`` that ran out of time); replies to the worker's
 requests. Worker → runner: notices ``ready`` (once, after loading) and ``log``; requests
 ``get_config``, ``omni_key``, ``omni_derive`` and ``emit``; replies to ``invoke``. Bytes are
 base64. The runner knows which worker is asking by the channel alone: nothing in a frame
@@ -36,6 +37,7 @@ class Op(StrEnum):
     READY = "ready"
     LOG = "log"
     INVOKE = "invoke"
+    CANCEL = "cancel"
     GET_CONFIG = "get_config"
     OMNI_KEY = "omni_key"
     OMNI_DERIVE = "omni_derive"

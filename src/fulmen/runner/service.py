@@ -99,6 +99,7 @@ class Runner:
             crash_limit=settings.crash_limit,
             crash_window=settings.crash_window,
             memory_mb=settings.worker_memory_mb,
+            cancel_grace=settings.cancel_grace,
         )
         self._scheduler_task: asyncio.Task[None] | None = None
 

@@ -49,6 +49,7 @@ class SupervisorSettings:
     crash_limit: int = 5
     crash_window: float = 600.0
     memory_mb: int = 512
+    cancel_grace: float = 5.0
 
 
 def restart_delay(crashes: int, settings: SupervisorSettings) -> float:
@@ -117,7 +118,7 @@ class WorkerProcess:
         channel = self._channel
         if self.state != "ready" or channel is None:
             raise RunnerError(f"worker {self.record.id} is {self.state}", code="not_ready")
-        return await channel.invoke(kind, body, timeout)
+        return await channel.invoke(kind, body, timeout, self._settings.cancel_grace)
 
     async def stop(self) -> None:
         """End the process (asking first, killing after a grace period) and stop watching."""
