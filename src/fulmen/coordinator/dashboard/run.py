@@ -25,6 +25,7 @@ from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
 from fulmen.coordinator.dashboard.views import (
+    RunRow,
     TimelineStep,
     duration,
     job_names,
@@ -70,6 +71,8 @@ class LiveRun:
     duration: str
     starting_node: str
     steps: list[TimelineStep]
+    #: The runs of its work order (retries), newest first.
+    siblings: list[RunRow]
 
     @property
     def step_names(self) -> dict[str, str]:
@@ -80,7 +83,9 @@ async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
     run = detail.run
     snapshot = await c.store.get_snapshot(run.snapshot_id)
     names = job_names(snapshot.workflow)
+    siblings = await c.store.list_runs(RunFilter(work_order_id=run.work_order_id))
     now = datetime.now(UTC)
+    workflow = {run.workflow_id: snapshot.workflow.name}
     return LiveRun(
         run=run,
         workflow=snapshot.workflow,
@@ -90,6 +95,7 @@ async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
         duration=duration(run.started_at, run.finished_at, now),
         starting_node=names.get(run.starting_node_id, run.starting_node_id),
         steps=timeline(detail.steps, names, run.started_at, run.finished_at, now),
+        siblings=[run_row(r, workflow, now) for r in siblings.items],
     )
 
 
@@ -105,8 +111,6 @@ async def run_page(request: Request, run_id: str, _: Signed, error: str = "") ->
         return page("missing.html", 404, what=f"run {run_id}", status=await status(c))
     live = await _live(c, detail)
     logs = await c.store.get_logs(run_id, limit=LOG_PAGE)
-    siblings = await c.store.list_runs(RunFilter(work_order_id=detail.run.work_order_id))
-    now = datetime.now(UTC)
     return page(
         "run.html",
         section="runs",
@@ -116,7 +120,6 @@ async def run_page(request: Request, run_id: str, _: Signed, error: str = "") ->
         lines=logs.items,
         next_cursor=logs.next_cursor or "",
         step_names=live.step_names,
-        siblings=[run_row(r, {r.workflow_id: live.workflow.name}, now) for r in siblings.items],
     )
 
 

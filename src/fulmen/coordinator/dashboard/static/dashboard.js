@@ -36,6 +36,8 @@
     }
   }
 
+
+
   // Re-read a fragment on a timer; swap it in only when it changed.
   function live(el) {
     const interval = Number(el.dataset.interval || 2000);
@@ -70,22 +72,24 @@
   }
 
   function status(el) {
-    async function tick() {
-      if (!document.hidden) {
-        try {
-          const figures = await (await get(el.dataset.src)).json();
-          for (const b of el.querySelectorAll("[data-key]")) {
-            b.textContent = figures[b.dataset.key];
-          }
-          for (const span of el.querySelectorAll("[data-warn-when-zero]")) {
-            span.classList.toggle("warn", !figures[span.dataset.warnWhenZero]);
-          }
-        } catch (error) {
-          console.warn(error);
+    async function read() {
+      try {
+        const figures = await (await get(el.dataset.src)).json();
+        for (const b of el.querySelectorAll("[data-key]")) {
+          b.textContent = figures[b.dataset.key];
         }
+        for (const span of el.querySelectorAll("[data-warn-when-zero]")) {
+          span.classList.toggle("warn", !figures[span.dataset.warnWhenZero]);
+        }
+      } catch (error) {
+        console.warn(error);
       }
+    }
+    async function tick() {
+      if (!document.hidden) await read();
       setTimeout(tick, 3000);
     }
+    document.addEventListener("fulmen:final", () => read());
     setTimeout(tick, 3000);
   }
 
@@ -180,12 +184,12 @@
     }, { rootMargin: "1500px 0px" }).observe(end);
 
     // The run ended: read what is left once more, then stop following.
-    document.addEventListener("fulmen:final", () => {
+    document.addEventListener("fulmen:final", async () => {
       delete el.dataset.follow;
-      setTimeout(async () => {
-        if (!cursor) cursor = await load(tail);
-        counted();
-      }, 300);
+      while (busy) await new Promise((resolve) => setTimeout(resolve, 50));
+      if (!cursor) cursor = await load(tail);
+      counted();
+      el.dataset.settled = "";
     });
 
     for (const box of document.querySelectorAll("input[data-level]")) {
