@@ -56,7 +56,7 @@ def test_a_raising_handler_fails_only_its_invocation(tmp_path: Path) -> None:
 def test_a_dead_process_restarts_with_backoff_until_the_worker_fails(tmp_path: Path) -> None:
     async def main() -> None:
         clock = FakeClock(START)
-        options = {"crash_limit": 3, "fetch_timeout": 0.5, "cancel_grace": 0.5}
+        options = {"crash_limit": 3, "fetch_timeout": 1.5, "cancel_grace": 1.0}
         async with served(tmp_path, clock=clock, **options) as s:
             f = await s.create(FAULTS, name="f", run_on_create=False)
             first = (await s.http.get("/workers/f/fetch/ok")).json()["pid"]
