@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from up_support import fulmen_up
+from up_support import FULMEN, environment, fulmen_up
 
 pytestmark = pytest.mark.anyio
 
@@ -84,3 +86,23 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             assert [p["name"] for p in projects] == ["examples"]
             runs = (await api.get("/api/runs")).json()["items"]
             assert [r["id"] for r in runs] == [run_id]
+
+
+def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*FULMEN, "up", "--port", str(port), "--no-runner"],
+            cwd=tmp_path,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"fulmen up: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "--port picks another port\n"
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx2
 
-__all__ = ["Up", "fulmen_up"]
+__all__ = ["FULMEN", "Up", "environment", "fulmen_up"]
 
 FULMEN = [sys.executable, "-m", "fulmen"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -74,8 +75,12 @@ class System:
         Raises:
             StartError: a part exited or did not get ready.
         """
+        options = self.options
+        _free(options.host, options.port, "--port")
+        if options.with_runner:
+            _free("127.0.0.1", options.runner_port, "--runner-port")
         # The runner needs nothing of the others: it starts while they do.
-        runner = asyncio.ensure_future(self._runner()) if self.options.with_runner else None
+        runner = asyncio.ensure_future(self._runner()) if options.with_runner else None
         try:
             base = await self._until_stopped(self._server())
             if base is None:
@@ -227,6 +232,26 @@ class System:
             return task.result()
         task.cancel()
         return None
+
+
+def _free(host: str, port: int, flag: str) -> None:
+    """Say so now, in a line, if a fixed port is taken (the part would fail on it later, at
+    greater length).
+
+    Raises:
+        StartError: the port is in use.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); {flag} picks another port"
+            ) from None
 
 
 def local_url(bound: str) -> str:
