@@ -219,3 +219,19 @@ def test_a_deployed_document_becomes_the_spec_it_came_from(tmp_path: Path) -> No
     bare = spec_of_workflow(document, {"cred-1": "api"})
     assert [t.name for t in bare.triggers] == ["webhook", "cron"]
     assert bare.jobs[1].body_file is None
+
+
+def test_settings_made_through_the_api_survive_a_deploy(tmp_path: Path) -> None:
+    (tmp_path / "report.py").write_text("fn(lambda s: s)\n")
+    spec = parse(SYNC, base=tmp_path).workflows[0]
+    first = desired_workflow(spec, None, {"api": "cred-1"})
+    deployed = {
+        **first,
+        "version": 3,
+        "retry": {"max_retries": 2},  # a setting the file has no words for
+        "triggers": [{**t, "cron_cursor": "last_run"} for t in first["triggers"]],
+    }
+    again = desired_workflow(spec, deployed, {"api": "cred-1"})
+    assert again["retry"] == {"max_retries": 2} and "version" not in again
+    assert [t["cron_cursor"] for t in again["triggers"]] == ["last_run", "last_run"]
+    assert same_workflow(deployed, again)

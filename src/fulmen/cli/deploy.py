@@ -171,7 +171,9 @@ def _ensure_project(api: Api, spec: ProjectSpec) -> tuple[dict[str, Any], str]:
         return created, "created"
     if found["name"] == spec.name and found["concurrency"] == spec.concurrency:
         return found, "unchanged"
-    return api.call("PUT", f"/api/projects/{found['id']}", json=body), "updated"
+    # Settings the file has no words for (made through the API) are sent back as they are.
+    kept = {k: v for k, v in found.items() if k not in ("id", "inserted_at", "updated_at")}
+    return api.call("PUT", f"/api/projects/{found['id']}", json={**kept, **body}), "updated"
 
 
 def _find_project(api: Api, key: str) -> dict[str, Any] | None:

@@ -2,10 +2,11 @@
 
 ``desired_workflow`` keeps every id the coordinator already has for a thing the file still
 names (see the package docstring for how things are matched), and mints ids only for new
-ones: a webhook trigger keeps its URL across deploys. ``same_workflow`` says whether a
-deployed document already is what the file asks for, so that an unchanged workflow is not
-saved again (which would make a new version). ``spec_of_workflow`` is the way back, for
-``fulmen pull``.
+ones: a webhook trigger keeps its URL across deploys. Settings the file has no words for
+(made through the API) are carried over, so a deploy does not reset them. ``same_workflow``
+says whether a deployed document already is what the file asks for, so that an unchanged
+workflow is not saved again (which would make a new version). ``spec_of_workflow`` is the
+way back, for ``fulmen pull``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from fulmen.project.spec import EdgeSpec, JobSpec, TriggerSpec, WorkflowSpec, de
 __all__ = ["desired_workflow", "same_workflow", "spec_of_workflow"]
 
 Document = dict[str, Any]
+
+#: Fields of a deployed workflow document that only the server sets.
+_SERVER_ONLY = frozenset({"project_id", "version", "snapshot_id", "inserted_at", "updated_at"})
 
 
 def _new_id() -> str:
@@ -73,33 +77,44 @@ def desired_workflow(
                 "enabled": edge.enabled,
             }
         )
+    jobs = [
+        {
+            "id": job_ids[job.name],
+            "name": job.name,
+            "body": job.body,
+            "adaptor": job.adaptor,
+            "credential_id": credentials[job.credential] if job.credential else None,
+        }
+        for job in spec.jobs
+    ]
+    triggers = [
+        {
+            "id": trigger_ids[t.name],
+            "type": t.type,
+            "enabled": t.enabled,
+            "cron_expression": t.cron,
+            "timezone": t.timezone,
+            "webhook_reply": t.reply,
+        }
+        for t in spec.triggers
+    ]
+    kept = {k: v for k, v in old.items() if k not in _SERVER_ONLY}
     return {
+        **kept,
         "id": old.get("id") or new_id(),
         "name": spec.name,
         "concurrency": spec.concurrency,
-        "jobs": [
-            {
-                "id": job_ids[job.name],
-                "name": job.name,
-                "body": job.body,
-                "adaptor": job.adaptor,
-                "credential_id": credentials[job.credential] if job.credential else None,
-            }
-            for job in spec.jobs
-        ],
-        "triggers": [
-            {
-                "id": trigger_ids[t.name],
-                "type": t.type,
-                "enabled": t.enabled,
-                "cron_expression": t.cron,
-                "timezone": t.timezone,
-                "webhook_reply": t.reply,
-            }
-            for t in spec.triggers
-        ],
-        "edges": edges,
+        "jobs": _over(old.get("jobs", ()), jobs),
+        "triggers": _over(old.get("triggers", ()), triggers),
+        "edges": _over(old.get("edges", ()), edges),
     }
+
+
+def _over(deployed: Any, wanted: list[Document]) -> list[Document]:
+    """Each wanted item laid over the deployed one with its id: settings the file does not
+    speak of (made through the API) are kept, not reset to their defaults."""
+    by_id = {item["id"]: item for item in deployed}
+    return [{**by_id.get(item["id"], {}), **item} for item in wanted]
 
 
 def same_workflow(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
