@@ -39,6 +39,7 @@ __all__ = [
     "Output",
     "WorkerProcess",
     "base_environment",
+    "cpu_seconds",
     "gated_job",
     "system",
     "until",
@@ -95,6 +96,17 @@ def vm_kib(pid: int, field_name: str = "VmRSS") -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used so far (``/proc/<pid>/stat``); 0 if gone.
+    On a shared machine this is steadier than wall time as a measure of cost."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Output:
@@ -183,6 +195,8 @@ class Coordinator:
     keys: keyring.GeneratedKeys
     settings: Mapping[str, str] = field(default_factory=dict)
     port: int = 0
+    #: ``fulmen server --log``; ``info`` shows each claim and completion.
+    log: str = "info"
     process: asyncio.subprocess.Process | None = None
     output: Output | None = None
     #: Every run of the process so far, for messages when something fails.
@@ -207,7 +221,7 @@ class Coordinator:
         return f"ws://127.0.0.1:{self.port}/worker"
 
     async def start(self) -> None:
-        args = ["server", "--host", "127.0.0.1", "--port", str(self.port), "--log", "info"]
+        args = ["server", "--host", "127.0.0.1", "--port", str(self.port), "--log", self.log]
         self.process, self.output = await _spawn(args, self.env)
         self.history.append(self.output)
         line = await self.output.wait_for(r"listening on http://[\d.]+:(\d+)")
@@ -314,10 +328,12 @@ class Api:
         edges: list[tuple[str, str, str]],
         *,
         name: str = "e2e",
+        reply: str | None = None,
     ) -> tuple[str, str]:
         """A project with one workflow: a webhook trigger to the first job of ``jobs``
         (id → body, all on the ``common`` adaptor), then ``edges`` (source, target,
-        condition). Returns the workflow id and the webhook trigger id."""
+        condition). ``reply="after_completion"`` makes the webhook answer when the run has
+        ended. Returns the workflow id and the webhook trigger id."""
         project = await self.http.post("/api/projects", json={"name": name}, headers=self.headers)
         assert project.status_code in (200, 201), project.text
         project_id = project.json()["id"]
@@ -329,7 +345,7 @@ class Api:
                 {"id": job_id, "name": job_id, "adaptor": "common", "body": body}
                 for job_id, body in jobs.items()
             ],
-            "triggers": [{"id": trigger, "type": "webhook"}],
+            "triggers": [{"id": trigger, "type": "webhook", "webhook_reply": reply}],
             "edges": [
                 {"source_trigger_id": trigger, "target_job_id": first},
                 *({"source_job_id": s, "target_job_id": t, "condition": c} for s, t, c in edges),
