@@ -24,6 +24,11 @@ is never a reason a worker may send (§7.1), only the server's ``lose``.
 
 Steps are ``running`` until ``complete`` (by reason) or ``lose`` (§7.5: the run was lost while
 the step was open); a finished step accepts nothing.
+
+Cancelling (issue 8) follows from the same table: a run the table lets ``cancel`` is cancelled
+at once; a run *in flight* (``IN_FLIGHT_RUN_STATES``: a worker has it) cannot be, since only
+its worker can stop its child, so the cancel is asked of the worker, which then completes the
+run with reason ``cancel``; a final run cannot be cancelled. ``cancel_action`` decides.
 """
 
 from __future__ import annotations
@@ -37,13 +42,17 @@ from fulmen.reasons import Reason
 
 __all__ = [
     "FINAL_RUN_STATES",
+    "IN_FLIGHT_RUN_STATES",
+    "RUN_CANCEL_EVENT",
     "RUN_STATE_FOR_REASON",
     "RUN_TABLE",
     "STEP_TABLE",
+    "CancelAction",
     "RunEvent",
     "RunState",
     "StepEvent",
     "StepState",
+    "cancel_action",
     "run_sources",
     "run_transition",
     "step_transition",
@@ -229,6 +238,28 @@ def run_sources(event: RunEvent) -> frozenset[RunState]:
     return frozenset(state for state, allowed in RUN_TABLE.items() if event in allowed)
 
 
+#: The push on ``run:<id>`` that asks the worker to stop the run (Fulmen's own event: an
+#: OpenFn ws-worker binds no handler for it on the run channel, and Phoenix's JS client drops
+#: events nobody bound, so it is ignored there and the run ends as it would have).
+RUN_CANCEL_EVENT = "run:cancel"
+
+
+class CancelAction(StrEnum):
+    #: Cancelled at once, by the store (a queued run).
+    NOW = "now"
+    #: Recorded as asked; the worker that has the run is told to stop it (``run:cancel``).
+    ASK_WORKER = "ask_worker"
+
+
+def cancel_action(state: RunState, *, what: str = "the run") -> CancelAction:
+    """How a run in ``state`` is cancelled; TransitionError for a final run."""
+    if RunEvent.CANCEL in RUN_TABLE[state]:
+        return CancelAction.NOW
+    if state in IN_FLIGHT_RUN_STATES:
+        return CancelAction.ASK_WORKER
+    raise _refusal(what, state, RunEvent.CANCEL, final=True, allowed=())
+
+
 def _refusal(
     what: str, state: StrEnum, event: StrEnum, *, final: bool, allowed: Iterable[StrEnum]
 ) -> TransitionError:
@@ -238,3 +269,9 @@ def _refusal(
         options = ", ".join(e.value for e in allowed) or "nothing"
         message = f"{what} is {state.value!r}: cannot {event.value} (allowed: {options})"
     return TransitionError(message, state=state.value, event=event.value)
+
+
+#: The states in which a worker has the run (the ones the lost-run sweep watches): each such
+#: run takes one slot of its workflow's and project's concurrency limits (the claim counts
+#: exactly these), and only its worker can stop it.
+IN_FLIGHT_RUN_STATES: frozenset[RunState] = run_sources(RunEvent.LOSE)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,23 +25,32 @@ from fulmen.errors import (
     PlanError,
     TransitionError,
 )
-from fulmen.lifecycle import RunState, StepState
+from fulmen.lifecycle import CancelAction, RunState, StepState
 from fulmen.plan import ON_JOB_SUCCESS, Edge, Job, Options, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
+    CronCursor,
+    CronTick,
     DataclipType,
+    Enqueued,
     EnqueueRequest,
     LogLine,
     NewCredential,
     NewDataclip,
+    NewWebhookAuthMethod,
     Priority,
     Project,
+    RerunRequest,
+    RetentionPolicy,
+    RetryPolicy,
+    Run,
     RunCompletion,
     RunFilter,
     SQLStore,
     StepCompletion,
     StepStart,
     TriggerType,
+    WebhookAuthType,
     Workflow,
     WorkflowTrigger,
     open_store,
@@ -620,13 +631,39 @@ async def test_each_exit_reason_lands_on_its_final_state(store: SQLStore) -> Non
 async def test_a_queued_run_is_cancelled_at_once(store: SQLStore, clock: FakeClock) -> None:
     await seed(store)
     queued = (await store.enqueue(webhook())).run_id
-    await store.cancel_run(queued)
+    assert await store.cancel_run(queued) is CancelAction.NOW
     run = (await store.get_run(queued)).run
     assert (run.state, run.finished_at) == (RunState.CANCELLED, clock.now)
     assert await store.claim(1) == []
+    with pytest.raises(TransitionError, match="already in completed state"):
+        await store.cancel_run(queued)
+
+
+async def test_a_run_in_flight_is_cancelled_through_its_worker(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """Issue 8: the store records the request (the coordinator tells the worker); the run
+    ends when its worker completes it with reason cancel, and is not retried."""
+    await seed(store)
+    await store.replace_workflow(workflow(retry=RetryPolicy(max_retries=3)))
     claimed = await claimed_run(store)
-    with pytest.raises(TransitionError):
-        await store.cancel_run(claimed)
+    started = await started_run(store)
+    assert await store.cancel_requested() == []
+    for run_id in (claimed, started):
+        assert await store.cancel_run(run_id) is CancelAction.ASK_WORKER
+    asked = clock.now
+    clock.advance(seconds=1)
+    assert await store.cancel_run(started) is CancelAction.ASK_WORKER  # asked again: kept
+    assert await store.cancel_requested() == sorted([claimed, started])
+    run = (await store.get_run(started)).run
+    assert (run.state, run.cancel_requested_at) == (RunState.STARTED, asked)
+    # The worker stops the child: reason cancel; a crash while stopping is not retried either.
+    await store.complete_run(started, RunCompletion(ExitReason(Reason.CANCEL, "CancelError")))
+    await store.join_run(claimed)
+    await store.complete_run(claimed, RunCompletion(ExitReason(Reason.CRASH, "ExitError")))
+    assert await state_of(store, started) is RunState.CANCELLED
+    assert await store.cancel_requested() == []
+    assert await store.queue_depth() == {}  # no retry of either
 
 
 async def test_the_whole_run_is_recorded(store: SQLStore, clock: FakeClock) -> None:
@@ -916,6 +953,602 @@ async def test_the_plan_is_what_the_run_recorded(store: SQLStore) -> None:
     assert Plan.from_wire(plan).id == made.run_id  # the worker can read it
     with pytest.raises(NotFoundError):
         await store.get_plan("no-such-run")
+
+
+# -- issue 8: concurrency limits -------------------------------------------------------------
+
+
+def other_workflow(workflow_id: str = "w2", project_id: str = "p", **changes: object) -> Workflow:
+    """A one-job workflow beside w: webhook t-<id> -> job k-<id>."""
+    base = Workflow(
+        id=workflow_id,
+        project_id=project_id,
+        name=f"other {workflow_id}",
+        jobs=(Job(id=f"k-{workflow_id}", body="fn(x)", adaptor="common"),),
+        triggers=(WorkflowTrigger(id=f"t-{workflow_id}"),),
+        edges=(Edge(f"e-{workflow_id}", f"k-{workflow_id}", source_trigger_id=f"t-{workflow_id}"),),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def enqueue_to(
+    store: SQLStore, workflow_id: str, count: int = 1, **changes: object
+) -> list[str]:
+    made = []
+    for i in range(count):
+        request = EnqueueRequest(
+            workflow_id=workflow_id,
+            input=NewDataclip(DataclipType.HTTP_REQUEST, {"i": i}),
+            options=Options(run_timeout_ms=60_000),
+        )
+        made.append((await store.enqueue(replace(request, **changes))).run_id)  # type: ignore[arg-type]
+    return made
+
+
+async def finish(store: SQLStore, run_id: str, reason: ExitReason = SUCCESS) -> Run:
+    """A claimed run joined, started and completed with ``reason``."""
+    await store.join_run(run_id)
+    await store.start_run(run_id)
+    return await store.complete_run(run_id, RunCompletion(reason))
+
+
+async def claim_ids(store: SQLStore, demand: int = 10, queues: Sequence[str] = ("*",)) -> list[str]:
+    return [run.id for run in await store.claim(demand, queues, "pod")]
+
+
+async def test_a_workflow_limit_of_one_runs_its_runs_one_at_a_time_in_order(
+    store: SQLStore,
+) -> None:
+    """Scenario 8 of §12, and issue 8: in the workflow's own order (priority, then arrival),
+    so a manual run keeps its priority; other workflows are not held up."""
+    await seed(store)
+    await store.replace_workflow(workflow(concurrency=1))
+    await store.create_workflow(other_workflow())
+    cron = await enqueue_to(store, "w", 2, priority=Priority.NORMAL)
+    manual = await enqueue_to(store, "w", queue="manual")
+    free = await enqueue_to(store, "w2", 2)
+
+    # A claimer of the manual queue only may take w's next run: the manual one.
+    assert await claim_ids(store, 10, ["manual"]) == manual
+    assert sorted(await claim_ids(store)) == sorted(free)
+    assert await claim_ids(store) == []
+    await finish(store, manual[0])
+    assert await claim_ids(store, 10, ["fast_lane"]) == []  # w's next is in default: not taken
+    assert await claim_ids(store) == [cron[0]]
+    assert await claim_ids(store) == []
+    await finish(store, cron[0], ExitReason(Reason.FAIL))
+    assert await claim_ids(store) == [cron[1]]
+
+
+async def test_a_project_limit_spans_its_workflows(store: SQLStore) -> None:
+    await seed(store)
+    await store.create_workflow(other_workflow())
+    await store.create_project(Project(id="q", name="Other"))
+    await store.create_workflow(other_workflow("w3", "q"))
+    await store.replace_project(Project(id="p", name="Clinic", concurrency=2))
+    await store.replace_workflow(workflow(concurrency=1))
+    w_runs = await enqueue_to(store, "w", 2)
+    w2_runs = await enqueue_to(store, "w2", 2)
+    q_runs = await enqueue_to(store, "w3", 3)
+    # p: w's first (w allows one), then w2's first (p allows two); q has no limit.
+    assert sorted(await claim_ids(store)) == sorted([w_runs[0], w2_runs[0], *q_runs])
+    assert await claim_ids(store) == []
+    await finish(store, w_runs[0])
+    assert await claim_ids(store) == [w_runs[1]]
+    await finish(store, w2_runs[0])
+    assert await claim_ids(store) == [w2_runs[1]]
+
+
+async def test_limits_set_or_lifted_apply_to_runs_already_queued(store: SQLStore) -> None:
+    await seed(store)
+    runs = await enqueue_to(store, "w", 4)
+    await store.replace_workflow(workflow(concurrency=1))
+    assert await claim_ids(store) == runs[:1]
+    await store.replace_workflow(workflow())
+    assert await claim_ids(store, 1) == runs[1:2]
+    await store.replace_project(Project(id="p", name="Clinic", concurrency=3))
+    assert await claim_ids(store) == runs[2:3]  # three in flight now: the project's limit
+    await store.replace_project(Project(id="p", name="Clinic"))
+    assert await claim_ids(store) == runs[3:]
+
+
+async def test_racing_claimers_never_exceed_a_limit(
+    store: SQLStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Claims at once, on several connections (PostgreSQL) or stores (SQLite), round after
+    round, while manual runs (which go first in their workflow's order) arrive in between:
+    a workflow limited to 1 never has two runs in flight, one limited to 2 never three, and
+    every run is claimed exactly once."""
+    await seed(store)
+    await store.replace_workflow(workflow(concurrency=1))
+    await store.create_workflow(other_workflow(concurrency=2))
+    await store.create_workflow(other_workflow("w3"))
+    limits = {"w": 1, "w2": 2, "w3": 1000}
+    made = {wf: await enqueue_to(store, wf, 15, priority=Priority.NORMAL) for wf in limits}
+    others = [await open_store(backend.url, clock=clock) for _ in range(3)]
+    stores = [store, *others]
+    seen: list[str] = []
+
+    async def manual(number: int) -> None:
+        wf = "w" if number % 2 else "w2"
+        made[wf] += await enqueue_to(stores[number % len(stores)], wf, queue="manual")
+
+    try:
+        for round_ in range(40):
+            claims = await asyncio.gather(
+                *(stores[n % len(stores)].claim(1 + n % 2, ["*"], f"w{n}") for n in range(8)),
+                *(manual(n) for n in range(2 if round_ < 20 else 0)),
+            )
+            claimed = [run for batch in claims if batch for run in batch]
+            flying = Counter(run.workflow_id for run in claimed)
+            assert all(flying[wf] <= limit for wf, limit in limits.items()), flying
+            seen += [run.id for run in claimed]
+            for run in claimed:
+                await finish(store, run.id)
+    finally:
+        for other in others:
+            await other.close()
+    assert sorted(seen) == sorted(run for runs in made.values() for run in runs)
+
+
+async def test_a_claim_that_started_before_a_manual_run_arrived_waits_its_turn(
+    store: SQLStore, backend: Backend, clock: FakeClock
+) -> None:
+    """The race claim_lock_limits closes on PostgreSQL, played step by step. A workflow
+    limited to 1 has a cron run queued. Claim B reads the queue and picks that run, but a
+    lock held elsewhere on the run makes it wait; meanwhile a manual run arrives, which goes
+    first in the workflow's order, and claim A runs. Without the limits lock, A's snapshot
+    sees the manual run and nothing in flight, B's saw the cron run and nothing in flight:
+    both would claim, two runs of the workflow in flight. With it, A waits for B and then
+    sees B's run in flight: exactly one is claimed."""
+    if backend.conninfo is None:
+        pytest.skip("SQLite: BEGIN IMMEDIATE serializes claims; there is nothing to interleave")
+    await seed(store)
+    await store.replace_workflow(workflow(concurrency=1))
+    [cron] = await enqueue_to(store, "w", priority=Priority.NORMAL)
+    async with (
+        await open_store(backend.url, clock=clock) as store_a,
+        await open_store(backend.url, clock=clock) as store_b,
+        await psycopg.AsyncConnection.connect(backend.conninfo) as holder,
+    ):
+        await holder.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (cron,))
+        claim_b = asyncio.create_task(store_b.claim(1, ["*"], "b"))
+        await _until_a_claim_waits(backend)
+        [manual] = await enqueue_to(store, "w", queue="manual")
+        claim_a = asyncio.create_task(store_a.claim(1, ["*"], "a"))
+        await asyncio.sleep(0.3)  # A claims now, or waits for B's turn to end
+        await holder.rollback()  # B goes on
+        got_a, got_b = await asyncio.wait_for(asyncio.gather(claim_a, claim_b), 10)
+    claimed = [run.id for run in (*got_a, *got_b)]
+    assert claimed == [cron]  # B's; A then saw it in flight and took nothing
+    assert await claim_ids(store) == []
+    await finish(store, cron)
+    assert await claim_ids(store) == [manual]
+
+
+async def _until_a_claim_waits(backend: Backend) -> None:
+    assert backend.conninfo is not None
+    async with await psycopg.AsyncConnection.connect(backend.conninfo, autocommit=True) as pg:
+        for _ in range(200):
+            cursor = await pg.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] > 0:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("claim B never waited for the held row")
+
+
+# -- issue 8: retries ---------------------------------------------------------------------------
+
+
+async def test_a_crash_is_retried_after_its_backoff_until_it_succeeds(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    policy = RetryPolicy(max_retries=3, backoff_ms=1000, backoff_max_ms=1500)
+    await store.replace_workflow(workflow(retry=policy))
+    made = await store.enqueue(webhook(priority=Priority.NORMAL))
+    assert await claim_ids(store) == [made.run_id]
+    await finish(store, made.run_id, ExitReason(Reason.CRASH, "ExitError"))
+
+    page = await store.list_runs(RunFilter(work_order_id=made.work_order_id))
+    retry, first = page.items
+    assert (retry.attempt, retry.retry_of, retry.state) == (2, made.run_id, RunState.AVAILABLE)
+    assert (retry.dataclip_id, retry.snapshot_id) == (first.dataclip_id, first.snapshot_id)
+    assert (retry.queue, retry.priority) == ("manual", Priority.IMMEDIATE)
+    assert retry.not_before == clock.now + timedelta(seconds=1)
+    assert (await store.get_work_order(made.work_order_id)).state is RunState.AVAILABLE
+    assert await claim_ids(store) == []  # not before its backoff
+    assert await store.queue_depth() == {}
+    clock.advance(seconds=1)
+    assert await store.queue_depth() == {"manual": 1}
+    assert await claim_ids(store) == [retry.id]
+    await finish(store, retry.id, ExitReason(Reason.KILL, "TimeoutError"))
+
+    third = (await store.list_runs(RunFilter(work_order_id=made.work_order_id))).items[0]
+    assert (third.attempt, third.retry_of) == (3, retry.id)
+    assert third.not_before == clock.now + timedelta(seconds=1.5)  # 2 s, capped at 1.5 s
+    clock.advance(seconds=2)
+    assert await claim_ids(store) == [third.id]
+    await finish(store, third.id)
+    runs = (await store.list_runs(RunFilter(work_order_id=made.work_order_id))).items
+    assert [(run.attempt, run.state) for run in runs] == [
+        (3, RunState.SUCCESS),
+        (2, RunState.KILLED),
+        (1, RunState.CRASHED),
+    ]
+    assert (await store.get_work_order(made.work_order_id)).state is RunState.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason", "retried"),
+    [
+        (RetryPolicy(max_retries=1), Reason.CRASH, True),
+        (RetryPolicy(max_retries=0), Reason.CRASH, False),
+        (RetryPolicy(max_retries=1), Reason.FAIL, False),
+        (RetryPolicy(max_retries=1, on_fail=True), Reason.FAIL, True),
+        (RetryPolicy(max_retries=1), Reason.EXCEPTION, False),
+        (RetryPolicy(max_retries=1), Reason.CANCEL, False),
+        (RetryPolicy(max_retries=1), Reason.SUCCESS, False),
+    ],
+)
+async def test_which_endings_are_retried(
+    store: SQLStore, policy: RetryPolicy, reason: Reason, retried: bool
+) -> None:
+    await seed(store)
+    await store.replace_workflow(workflow(retry=policy))
+    made = await store.enqueue(webhook())
+    await store.claim(1)
+    await finish(store, made.run_id, ExitReason(reason))
+    runs = (await store.list_runs(RunFilter(work_order_id=made.work_order_id))).items
+    assert len(runs) == (2 if retried else 1)
+
+
+async def test_a_lost_run_is_retried_and_the_last_attempt_is_not(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    await store.replace_workflow(workflow(retry=RetryPolicy(max_retries=1, backoff_ms=10)))
+    made = await store.enqueue(webhook(options=Options(run_timeout_ms=1000)))
+    await store.claim(1)
+    clock.advance(seconds=12)
+    [lost] = await store.mark_lost()
+    retry = (await store.list_runs(RunFilter(work_order_id=made.work_order_id))).items[0]
+    assert (lost.id, retry.retry_of, retry.attempt) == (made.run_id, made.run_id, 2)
+    clock.advance(seconds=1)
+    assert await claim_ids(store) == [retry.id]
+    clock.advance(seconds=12)
+    assert [run.id for run in await store.mark_lost()] == [retry.id]
+    assert len((await store.list_runs(RunFilter(work_order_id=made.work_order_id))).items) == 2
+    assert (await store.get_work_order(made.work_order_id)).state is RunState.LOST
+
+
+# -- issue 8: reruns and versions -----------------------------------------------------------------
+
+
+async def ran_two_steps(store: SQLStore) -> Enqueued:
+    """A run of w whose steps s1 (j1, the webhook input) and s2 (j2, s1's output) succeeded."""
+    made = await store.enqueue(webhook({"patient": 7}))
+    await store.claim(1)
+    await store.join_run(made.run_id)
+    await store.start_run(made.run_id)
+    await store.start_step(made.run_id, StepStart("s1", "j1", made.dataclip_id))
+    await store.complete_step(made.run_id, StepCompletion("s1", SUCCESS, "out-1", {"n": 1}))
+    await store.start_step(made.run_id, StepStart("s2", "j2", "out-1"))
+    await store.complete_step(made.run_id, StepCompletion("s2", SUCCESS, "out-2", {"n": 2}))
+    await store.complete_run(made.run_id, RunCompletion(SUCCESS, "out-2"))
+    return made
+
+
+async def test_a_rerun_from_the_second_step_replays_its_stored_input(store: SQLStore) -> None:
+    await seed(store)
+    made = await ran_two_steps(store)
+    current = await store.replace_workflow(workflow(name="v2"))
+
+    again = await store.rerun(RerunRequest(step_id="s2"))
+    run = (await store.get_run(again.run_id)).run
+    assert (again.work_order_id, run.work_order_id) == (made.work_order_id, made.work_order_id)
+    assert (run.starting_node_id, run.dataclip_id, run.rerun_of) == ("j2", "out-1", made.run_id)
+    assert (run.snapshot_id, run.snapshot_version) == (current.snapshot_id, 2)
+    assert (run.queue, run.priority, run.attempt) == ("manual", Priority.IMMEDIATE, 1)
+    assert (await store.get_plan(again.run_id))["starting_node_id"] == "j2"
+    assert (await store.get_work_order(made.work_order_id)).state is RunState.AVAILABLE
+
+    by_job = await store.rerun(RerunRequest(work_order_id=made.work_order_id, job_id="j2"))
+    assert (await store.get_run(by_job.run_id)).run.dataclip_id == "out-1"
+    from_start = await store.rerun(RerunRequest(work_order_id=made.work_order_id))
+    start = (await store.get_run(from_start.run_id)).run
+    assert (start.starting_node_id, start.dataclip_id) == ("t", made.dataclip_id)
+
+
+async def test_a_rerun_that_cannot_be_made_writes_nothing(store: SQLStore) -> None:
+    await seed(store)
+    made = await ran_two_steps(store)
+    await store.wipe_dataclip("out-1")
+    with pytest.raises(ConflictError) as info:
+        await store.rerun(RerunRequest(step_id="s2"))
+    assert info.value.code == "dataclip_wiped"
+    cases: list[tuple[type[Exception], RerunRequest]] = [
+        (NotFoundError, RerunRequest(step_id="nope")),
+        (NotFoundError, RerunRequest(work_order_id="nope")),
+        (NotFoundError, RerunRequest(work_order_id=made.work_order_id, job_id="no-job")),
+        (InputError, RerunRequest(step_id="s1", job_id="j1")),
+        (InputError, RerunRequest()),
+    ]
+    for error, request in cases:
+        with pytest.raises(error):
+            await store.rerun(request)
+    await store.replace_workflow(workflow(jobs=workflow().jobs[:1], edges=workflow().edges[:1]))
+    with pytest.raises(NotFoundError, match="current version"):
+        await store.rerun(RerunRequest(step_id="s2"))
+    runs = await store.list_runs(RunFilter(work_order_id=made.work_order_id))
+    assert [run.id for run in runs.items] == [made.run_id]
+
+
+async def test_each_run_records_the_version_it_runs(store: SQLStore) -> None:
+    await seed(store)
+    first = await store.enqueue(webhook())
+    await store.replace_workflow(workflow(name="v2"), expected_version=1)
+    second = await store.enqueue(webhook())
+    versions = {run.id: run.snapshot_version for run in (await store.list_runs()).items}
+    assert versions == {first.run_id: 1, second.run_id: 2}
+    assert (await store.get_run(first.run_id)).run.snapshot_version == 1
+
+
+# -- issue 8: the cron cursor ---------------------------------------------------------------
+
+
+async def fire(store: SQLStore, clock: FakeClock, trigger: WorkflowTrigger) -> str | None:
+    """Fire one tick of ``trigger`` now; the input dataclip of its run."""
+    due = clock.now
+    await store.set_cron_cursor(trigger.id, "* * * * *", "UTC", due)
+    tick = CronTick(
+        trigger_id=trigger.id,
+        expression="* * * * *",
+        timezone="UTC",
+        due_at=due,
+        next_fire_at=due + timedelta(minutes=1),
+        run=EnqueueRequest(workflow_id="w", trigger_id=trigger.id),
+        cron_cursor=trigger.cron_cursor,
+        cron_cursor_job_id=trigger.cron_cursor_job_id,
+    )
+    made = await store.fire_cron(tick)
+    assert made is not None
+    await store.claim(1, ["*"])  # out of the way
+    return made.dataclip_id
+
+
+async def test_a_cron_cursor_starts_each_run_from_the_last_success(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    by_run = WorkflowTrigger(
+        "tc", TriggerType.CRON, cron_expression="* * * * *", cron_cursor=CronCursor.LAST_RUN
+    )
+    by_job = WorkflowTrigger(
+        "tj",
+        TriggerType.CRON,
+        cron_expression="* * * * *",
+        cron_cursor=CronCursor.JOB,
+        cron_cursor_job_id="j1",
+    )
+    plain = WorkflowTrigger("tn", TriggerType.CRON, cron_expression="* * * * *")
+    triggers = (*workflow().triggers, by_run, by_job, plain)
+    edges = tuple(Edge(f"e-{t.id}", "j1", source_trigger_id=t.id) for t in triggers[1:])
+    await store.replace_workflow(workflow(triggers=triggers, edges=(*workflow().edges, *edges)))
+    assert (await store.get_workflow("w")).workflow.triggers == triggers
+
+    assert await fire(store, clock, by_run) is None  # the first run starts from {}
+    assert await fire(store, clock, by_job) is None
+    await ran_two_steps(store)
+    failed = await store.enqueue(webhook())
+    await store.claim(1, ["*"])
+    await finish(store, failed.run_id, ExitReason(Reason.FAIL))  # a failure changes nothing
+    clock.advance(minutes=1)
+    assert await fire(store, clock, by_run) == "out-2"
+    assert await fire(store, clock, by_job) == "out-1"
+    assert await fire(store, clock, plain) is None
+
+
+async def test_a_cron_cursor_is_checked_when_saved(store: SQLStore) -> None:
+    await seed(store)
+    bad = [
+        WorkflowTrigger(
+            "tc", TriggerType.CRON, cron_expression="@daily", cron_cursor=CronCursor.JOB
+        ),
+        WorkflowTrigger(
+            "tc",
+            TriggerType.CRON,
+            cron_expression="@daily",
+            cron_cursor=CronCursor.JOB,
+            cron_cursor_job_id="not-a-job",
+        ),
+        WorkflowTrigger("tc", cron_cursor=CronCursor.LAST_RUN),
+    ]
+    for trigger in bad:
+        with pytest.raises(InputError, match="cron_cursor"):
+            await store.replace_workflow(workflow(triggers=(*workflow().triggers, trigger)))
+
+
+# -- issue 8: webhook authentication --------------------------------------------------------
+
+
+async def test_webhook_auth_methods_are_sealed_listed_and_attached(
+    store: SQLStore, backend: Backend
+) -> None:
+    await seed(store)
+    api = await store.create_webhook_auth_method(
+        NewWebhookAuthMethod("m1", "p", "partner", WebhookAuthType.API)
+    )
+    assert api.api_key is not None and len(api.api_key) == 64  # made here, shown once
+    basic = await store.create_webhook_auth_method(
+        NewWebhookAuthMethod(
+            "m2", "p", "legacy", WebhookAuthType.BASIC, username="hook", password=SECRET
+        )
+    )
+    listed = await store.list_webhook_auth_methods("p")
+    assert [(m.id, m.auth_type, m.api_key) for m in listed] == [
+        ("m2", WebhookAuthType.BASIC, None),
+        ("m1", WebhookAuthType.API, None),
+    ]
+    assert await store.get_webhook_auth_method("m2") == replace(basic, api_key=None)
+    raw = await raw_rows(backend, "SELECT sealed_secret FROM webhook_auth_methods")
+    assert raw and not any(
+        secret.encode() in bytes(row[0]) for row in raw for secret in (api.api_key, SECRET, "hook")
+    )
+
+    assert await store.get_webhook_secrets("t") == []  # open until a method is attached
+    attached = await store.set_trigger_auth_methods("t", ["m1", "m2", "m1"])
+    assert [m.id for m in attached] == ["m2", "m1"]
+    opened = {s.method_id: s for s in await store.get_webhook_secrets("t")}
+    assert opened["m1"].api_key == api.api_key
+    assert (opened["m2"].username, opened["m2"].password) == ("hook", SECRET)
+    assert [m.id for m in await store.set_trigger_auth_methods("t", ["m2"])] == ["m2"]
+    assert [m.id for m in await store.list_trigger_auth_methods("t")] == ["m2"]
+
+    # A workflow save keeps the trigger's methods; a method deleted leaves its triggers.
+    await store.replace_workflow(workflow(name="v2"))
+    assert [m.id for m in await store.list_trigger_auth_methods("t")] == ["m2"]
+    await store.delete_webhook_auth_method("m2")
+    assert await store.get_webhook_secrets("t") == []
+
+
+async def test_what_webhook_auth_refuses(store: SQLStore) -> None:
+    await seed(store)
+    await store.create_project(Project(id="q", name="Other"))
+    await store.create_webhook_auth_method(
+        NewWebhookAuthMethod("mq", "q", "q's", WebhookAuthType.API)
+    )
+    await store.create_webhook_auth_method(
+        NewWebhookAuthMethod("m1", "p", "a", WebhookAuthType.API)
+    )
+    bad: list[tuple[type[Exception], NewWebhookAuthMethod]] = [
+        (ConflictError, NewWebhookAuthMethod("m1", "p", "again", WebhookAuthType.API)),
+        (ConflictError, NewWebhookAuthMethod("m9", "p", "a", WebhookAuthType.API)),
+        (NotFoundError, NewWebhookAuthMethod("m9", "nope", "x", WebhookAuthType.API)),
+        (InputError, NewWebhookAuthMethod("m9", "p", "x", WebhookAuthType.API, api_key="short")),
+        (InputError, NewWebhookAuthMethod("m9", "p", "x", WebhookAuthType.BASIC, username="u")),
+        (
+            InputError,
+            NewWebhookAuthMethod(
+                "m9", "p", "x", WebhookAuthType.BASIC, username="u", password="7chars!"
+            ),
+        ),
+        (InputError, NewWebhookAuthMethod("m9", "p", "x", "bearer")),  # type: ignore[arg-type]
+    ]
+    for error, method in bad:
+        with pytest.raises(error):
+            await store.create_webhook_auth_method(method)
+    with pytest.raises(NotFoundError):
+        await store.set_trigger_auth_methods("t", ["mq"])  # another project's
+    with pytest.raises(NotFoundError):
+        await store.set_trigger_auth_methods("nope", ["m1"])
+    assert await store.list_trigger_auth_methods("t") == []
+
+
+# -- issue 8: retention and privacy ---------------------------------------------------------
+
+
+async def sweep(store: SQLStore, project_id: str = "p", limit: int = 1) -> tuple[int, int, int]:
+    """The whole sweep, ``limit`` rows at a time: (work orders, dataclips deleted, wiped)."""
+    totals = [0, 0, 0]
+    while True:
+        batch = await store.sweep_retention(project_id, limit=limit)
+        for i, n in enumerate(
+            (batch.deleted_work_orders, batch.deleted_dataclips, batch.wiped_dataclips)
+        ):
+            totals[i] += n
+        if not batch.more:
+            return totals[0], totals[1], totals[2]
+
+
+async def test_retention_sweeps_old_history_and_bodies(store: SQLStore, clock: FakeClock) -> None:
+    await seed(store)
+    old = await ran_two_steps(store)  # 40 days ago, by the end
+    waiting = await store.enqueue(webhook())  # 40 days ago and still running: kept whole
+    reran = await store.enqueue(webhook())
+    assert await claim_ids(store, 1) == [waiting.run_id]
+    await store.join_run(waiting.run_id)
+    assert await claim_ids(store, 1) == [reran.run_id]
+    await finish(store, reran.run_id)
+    clock.advance(days=30)
+    middle = await store.enqueue(webhook())  # 10 days ago by the end: body wiped, kept
+    assert await claim_ids(store, 1) == [middle.run_id]
+    await finish(store, middle.run_id)
+    clock.advance(days=9)
+    await store.rerun(RerunRequest(work_order_id=reran.work_order_id))  # keeps its work order
+    clock.advance(days=1)
+    recent = await store.enqueue(webhook())
+    await store.replace_project(
+        Project(id="p", name="Clinic", history_retention_period=30, dataclip_retention_period=7)
+    )
+    assert [p.id for p in await store.projects_with_retention()] == ["p"]
+
+    orders, deleted, wiped = await sweep(store)
+    assert orders == 1  # old's work order, with its run, steps and logs
+    for gone in (store.get_work_order(old.work_order_id), store.get_run(old.run_id)):
+        with pytest.raises(NotFoundError):
+            await gone
+    for kept in (waiting, reran, middle, recent):
+        await store.get_work_order(kept.work_order_id)
+    assert (await store.get_dataclip(middle.dataclip_id or "")).wiped_at == clock.now
+    assert (await store.get_dataclip(recent.dataclip_id or "")).body == {"n": 1}
+    assert (await store.get_dataclip(waiting.dataclip_id or "")).body == {"n": 1}  # still needed
+    with pytest.raises(NotFoundError):
+        await store.get_dataclip("out-1")
+    assert deleted >= 3 and wiped >= 1
+    assert await sweep(store) == (0, 0, 0)  # nothing left to do
+
+
+async def test_erase_all_keeps_no_bodies_beyond_their_use(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    await store.replace_project(
+        Project(id="p", name="Clinic", retention_policy=RetentionPolicy.ERASE_ALL)
+    )
+    await store.replace_workflow(workflow(retry=RetryPolicy(max_retries=1, backoff_ms=10)))
+    made = await store.enqueue(webhook({"secret": SECRET}))
+    run = (await store.get_run(made.run_id)).run
+    assert run.options.output_dataclips is False  # the worker sends no outputs
+    assert (await store.get_plan(made.run_id))["options"]["output_dataclips"] is False
+    await store.claim(1)
+    await finish(store, made.run_id, ExitReason(Reason.CRASH))
+    # its retry will need the input: kept
+    assert (await store.get_dataclip(made.dataclip_id or "")).body == {"secret": SECRET}
+    clock.advance(seconds=1)
+    [retry] = await store.claim(1)
+    await finish(store, retry.id)
+    clip = await store.get_dataclip(made.dataclip_id or "")
+    assert (clip.body, clip.request, clip.wiped_at) == (None, None, clock.now)
+    # A run cancelled in the queue does not keep its input either.
+    cancelled = await store.enqueue(webhook({"secret": SECRET}))
+    await store.cancel_run(cancelled.run_id)
+    assert (await store.get_dataclip(cancelled.dataclip_id or "")).body is None
+
+
+async def test_retention_settings_are_checked(store: SQLStore) -> None:
+    await seed(store)
+    for bad in (
+        Project(id="p", name="x", history_retention_period=7, dataclip_retention_period=14),
+        Project(id="p", name="x", history_retention_period=0),
+        Project(id="p", name="x", retention_policy="keep_some"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InputError):
+            await store.replace_project(bad)
+    with pytest.raises(InputError):
+        await store.sweep_retention("p", limit=0)
+
+
+async def raw_rows(backend: Backend, query: str) -> list[tuple[object, ...]]:
+    if backend.conninfo is None:
+        with sqlite3.connect(sqlite_path(backend.url)) as conn:
+            return list(conn.execute(query).fetchall())
+    async with await psycopg.AsyncConnection.connect(backend.conninfo) as pg:
+        return list(await (await pg.execute(query)).fetchall())
 
 
 # -- opening -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from fulmen.lifecycle import CancelAction
 from fulmen.store.models import (
     DEFAULT_QUEUES,
     ApiToken,
@@ -33,8 +34,11 @@ from fulmen.store.models import (
     LostRun,
     NewCredential,
     NewDataclip,
+    NewWebhookAuthMethod,
     Page,
     Project,
+    RerunRequest,
+    RetentionBatch,
     Run,
     RunCompletion,
     RunDetail,
@@ -44,6 +48,8 @@ from fulmen.store.models import (
     StepStart,
     StoredWorkflow,
     TriggerInfo,
+    WebhookAuthMethod,
+    WebhookSecret,
     Workflow,
     WorkOrder,
 )
@@ -159,7 +165,7 @@ class Store(Protocol):
         ...
 
     async def queue_depth(self) -> dict[str, int]:
-        """Available runs per queue."""
+        """Available runs per queue that may be claimed now (not retries still waiting)."""
         ...
 
     async def run_counts(self) -> dict[str, int]:
@@ -206,8 +212,52 @@ class Store(Protocol):
         """The run's final state follows from the reason (spec §5.10)."""
         ...
 
-    async def cancel_run(self, run_id: str) -> None:
-        """A queued run is cancelled at once; others are refused (TransitionError)."""
+    async def cancel_run(self, run_id: str) -> CancelAction:
+        """A queued run is cancelled at once (``NOW``); of a run in flight the cancel is
+        recorded as asked (``ASK_WORKER``: its worker must be told, and completes it with
+        reason ``cancel``); a final run refuses (TransitionError)."""
+        ...
+
+    async def cancel_requested(self) -> list[str]:
+        """Runs in flight whose cancel was asked for (their workers may not have heard)."""
+        ...
+
+    async def rerun(self, request: RerunRequest) -> Enqueued:
+        """A new run in an existing work order, from a step's stored input (issue 8);
+        ConflictError ``dataclip_wiped`` when that input is gone."""
+        ...
+
+    # -- webhook authentication (issue 8) ----------------------------------------------------
+
+    async def create_webhook_auth_method(self, method: NewWebhookAuthMethod) -> WebhookAuthMethod:
+        """Sealed like a credential; the answer carries the API key, the only time."""
+        ...
+
+    async def get_webhook_auth_method(self, method_id: str) -> WebhookAuthMethod: ...
+    async def list_webhook_auth_methods(self, project_id: str) -> list[WebhookAuthMethod]: ...
+    async def delete_webhook_auth_method(self, method_id: str) -> None:
+        """Also detaches it from every trigger."""
+        ...
+
+    async def set_trigger_auth_methods(
+        self, trigger_id: str, method_ids: Sequence[str]
+    ) -> list[WebhookAuthMethod]:
+        """The methods a webhook trigger takes from now on (any one will do; none: open)."""
+        ...
+
+    async def list_trigger_auth_methods(self, trigger_id: str) -> list[WebhookAuthMethod]: ...
+    async def get_webhook_secrets(self, trigger_id: str) -> list[WebhookSecret]:
+        """The opened secrets of the trigger's methods, for checking one request."""
+        ...
+
+    # -- retention (issue 8) -----------------------------------------------------------------
+
+    async def projects_with_retention(self) -> list[Project]:
+        """Projects with a history or body period, or in ``erase_all`` mode."""
+        ...
+
+    async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
+        """One bounded batch of the project's retention sweep, in its own transaction."""
         ...
 
     # -- reading runs back -------------------------------------------------------------------

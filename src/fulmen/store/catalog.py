@@ -5,6 +5,10 @@ for lookups: a webhook finds its trigger, a credential knows who uses it) and an
 snapshot of the whole document, which the runs enqueued afterwards record and run. Saves are
 optimistic: a replace names the version it was based on and is refused if another save came
 first (issue 8, "Workflow versions").
+
+A save that puts or lifts a concurrency limit also rewrites the ``limited`` flag of the
+available runs it governs (the claim reads rationed runs from their own index), under a row
+lock that enqueues respect (queries.sql: lock_enqueue_limits).
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ from uuid import uuid4
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.plan import Edge, Job, Plan, Trigger, validate
+from fulmen.store import retention_policy, retry_policy
 from fulmen.store.db import Row, Tx, dumps, loads
 from fulmen.store.models import (
+    CronCursor,
     Page,
     Project,
+    RetentionPolicy,
+    RetryPolicy,
     Snapshot,
     StoredWorkflow,
     TriggerInfo,
@@ -42,6 +50,7 @@ __all__ = [
     "get_workflow",
     "list_projects",
     "list_workflows",
+    "project_of",
     "replace_project",
     "replace_workflow",
     "workflow_from_document",
@@ -53,6 +62,7 @@ __all__ = [
 
 async def create_project(tx: Tx, project: Project, now: datetime) -> Project:
     _check_concurrency(project.concurrency)
+    retention_policy.check_project(project)
     if await tx.fetchone("get_project", {"id": project.id}) is not None:
         raise ConflictError(f"project {project.id} already exists", field="id")
     row = await tx.fetchone("insert_project", _project_params(project, now))
@@ -62,9 +72,17 @@ async def create_project(tx: Tx, project: Project, now: datetime) -> Project:
 
 async def replace_project(tx: Tx, project: Project, now: datetime) -> Project:
     _check_concurrency(project.concurrency)
-    row = await tx.fetchone("update_project", _project_params(project, now))
-    if row is None:
+    retention_policy.check_project(project)
+    before = await tx.fetchone("lock_project", {"id": project.id})
+    if before is None:
         raise NotFoundError(f"project {project.id} does not exist", field="id")
+    row = await tx.fetchone("update_project", _project_params(project, now))
+    assert row is not None  # locked above
+    if (before["concurrency"] is None) != (project.concurrency is None):
+        await tx.execute(
+            "set_project_runs_limited",
+            {"id": project.id, "project_limited": project.concurrency is not None},
+        )
     return _project(tx, row)
 
 
@@ -88,7 +106,20 @@ async def delete_project(tx: Tx, project_id: str) -> None:
 
 
 def _project_params(project: Project, now: datetime) -> dict[str, object]:
-    return {"id": project.id, "name": project.name, "concurrency": project.concurrency, "now": now}
+    return {
+        "id": project.id,
+        "name": project.name,
+        "concurrency": project.concurrency,
+        "history_retention_period": project.history_retention_period,
+        "dataclip_retention_period": project.dataclip_retention_period,
+        "retention_policy": RetentionPolicy(project.retention_policy),
+        "now": now,
+    }
+
+
+def project_of(tx: Tx, row: Row) -> Project:
+    """A ``projects`` row as a Project."""
+    return _project(tx, row)
 
 
 def _project(tx: Tx, row: Row) -> Project:
@@ -96,6 +127,9 @@ def _project(tx: Tx, row: Row) -> Project:
         id=row["id"],
         name=row["name"],
         concurrency=row["concurrency"],
+        history_retention_period=row["history_retention_period"],
+        dataclip_retention_period=row["dataclip_retention_period"],
+        retention_policy=RetentionPolicy(row["retention_policy"]),
         inserted_at=tx.time(row["inserted_at"]),
         updated_at=tx.time(row["updated_at"]),
     )
@@ -118,6 +152,7 @@ async def replace_workflow(
     tx: Tx, workflow: Workflow, expected_version: int | None, now: datetime
 ) -> StoredWorkflow:
     _check_workflow(workflow)
+    before = await tx.fetchone("lock_workflow", {"id": workflow.id})
     row = await tx.fetchone("update_workflow", _workflow_params(workflow, now, expected_version))
     if row is None:
         current = await get_workflow(tx, workflow.id)
@@ -134,6 +169,13 @@ async def replace_workflow(
             code="stale_version",
         )
     await _save_nodes(tx, workflow, version=row["lock_version"], now=now)
+    assert before is not None  # the update found it
+    if (before["concurrency"] is None) != (workflow.concurrency is None):
+        project = await get_project(tx, workflow.project_id)
+        limited = workflow.concurrency is not None or project.concurrency is not None
+        await tx.execute(
+            "set_workflow_runs_limited", {"workflow_id": workflow.id, "limited": limited}
+        )
     return await get_workflow(tx, workflow.id)
 
 
@@ -237,9 +279,12 @@ def _check_workflow(workflow: Workflow) -> None:
                 f"job {job.id}: inline credentials and default states are not stored; "
                 "save the secret as a credential and name it with credential_id"
             )
+    retry_policy.check_policy(workflow.retry)
+    job_ids = {job.id for job in workflow.jobs}
     for trigger in workflow.triggers:
         if trigger.type is TriggerType.CRON and not trigger.cron_expression:
             raise InputError(f"trigger {trigger.id}: a cron trigger needs a cron_expression")
+        _check_cursor(trigger, job_ids)
     edge_ids = Counter(edge.id for edge in workflow.edges)
     twice = [edge_id for edge_id, count in edge_ids.items() if count > 1]
     if twice:
@@ -252,6 +297,19 @@ def _check_workflow(workflow: Workflow) -> None:
             edges=workflow.edges,
         )
     )
+
+
+def _check_cursor(trigger: WorkflowTrigger, job_ids: set[str]) -> None:
+    cursor = CronCursor(trigger.cron_cursor)
+    if cursor is not CronCursor.NONE and trigger.type is not TriggerType.CRON:
+        raise InputError(f"trigger {trigger.id}: only a cron trigger has a cron_cursor")
+    if cursor is CronCursor.JOB and trigger.cron_cursor_job_id not in job_ids:
+        raise InputError(
+            f"trigger {trigger.id}: a 'job' cron_cursor names one of the workflow's jobs in "
+            f"cron_cursor_job_id, not {trigger.cron_cursor_job_id!r}"
+        )
+    if cursor is not CronCursor.JOB and trigger.cron_cursor_job_id is not None:
+        raise InputError(f"trigger {trigger.id}: cron_cursor_job_id goes with cron_cursor 'job'")
 
 
 def _check_concurrency(concurrency: int | None) -> None:
@@ -267,6 +325,10 @@ def _workflow_params(
         "project_id": workflow.project_id,
         "name": workflow.name,
         "concurrency": workflow.concurrency,
+        "max_retries": workflow.retry.max_retries,
+        "retry_backoff_ms": workflow.retry.backoff_ms,
+        "retry_backoff_max_ms": workflow.retry.backoff_max_ms,
+        "retry_on_fail": workflow.retry.on_fail,
         "expected_version": expected_version,
         "now": now,
     }
@@ -291,6 +353,7 @@ def workflow_document(workflow: Workflow) -> dict[str, object]:
         "project_id": workflow.project_id,
         "name": workflow.name,
         "concurrency": workflow.concurrency,
+        "retry": _retry_document(workflow.retry),
         "jobs": [_job_document(job) for job in workflow.jobs],
         "triggers": [_trigger_document(trigger) for trigger in workflow.triggers],
         "edges": [_edge_document(edge) for edge in workflow.edges],
@@ -303,10 +366,20 @@ def workflow_from_document(doc: Mapping[str, Any]) -> Workflow:
         project_id=doc["project_id"],
         name=doc["name"],
         concurrency=doc.get("concurrency"),
+        retry=RetryPolicy(**doc.get("retry", {})),
         jobs=tuple(Job(**job) for job in doc["jobs"]),
         triggers=tuple(_trigger(trigger) for trigger in doc["triggers"]),
         edges=tuple(Edge(**edge) for edge in doc["edges"]),
     )
+
+
+def _retry_document(retry: RetryPolicy) -> dict[str, object]:
+    return {
+        "max_retries": retry.max_retries,
+        "backoff_ms": retry.backoff_ms,
+        "backoff_max_ms": retry.backoff_max_ms,
+        "on_fail": retry.on_fail,
+    }
 
 
 def _job_document(job: Job) -> dict[str, object]:
@@ -327,6 +400,8 @@ def _trigger_document(trigger: WorkflowTrigger) -> dict[str, object]:
         "cron_expression": trigger.cron_expression,
         "timezone": trigger.timezone,
         "webhook_reply": trigger.webhook_reply.value if trigger.webhook_reply else None,
+        "cron_cursor": CronCursor(trigger.cron_cursor).value,
+        "cron_cursor_job_id": trigger.cron_cursor_job_id,
     }
 
 
@@ -350,4 +425,6 @@ def _trigger(doc: Mapping[str, Any]) -> WorkflowTrigger:
         cron_expression=doc.get("cron_expression"),
         timezone=doc.get("timezone"),
         webhook_reply=WebhookReply(reply) if reply else None,
+        cron_cursor=CronCursor(doc.get("cron_cursor") or CronCursor.NONE),
+        cron_cursor_job_id=doc.get("cron_cursor_job_id"),
     )

@@ -7,6 +7,9 @@ only by failing to open, which is what we report.
 
 Sealed layout: one version byte (1), a 12-byte random nonce, then ciphertext and tag.
 The store never reads the key from the environment: the caller passes the bytes in.
+
+The same cipher seals webhook auth secrets (issue 8); ``purpose`` puts those in a namespace
+of their own in the associated data, so that neither kind of sealed value opens as the other.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ class CredentialCipher:
             )
         self._aead = AESGCM(key)
 
-    def seal(self, credential_id: str, body: object) -> bytes:
+    def seal(self, credential_id: str, body: object, *, purpose: str = "credential") -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
         plain = orjson.dumps(body)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plain, _aad(credential_id))
+        return _VERSION + nonce + self._aead.encrypt(nonce, plain, _aad(credential_id, purpose))
 
-    def open(self, credential_id: str, sealed: bytes) -> object:
+    def open(self, credential_id: str, sealed: bytes, *, purpose: str = "credential") -> object:
         """The body, or ConfigError when this key did not seal it (or the row was altered)."""
         if sealed[:1] != _VERSION or len(sealed) < 1 + _NONCE_BYTES:
             raise ConfigError(
@@ -52,7 +55,7 @@ class CredentialCipher:
             )
         nonce, data = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
         try:
-            plain = self._aead.decrypt(nonce, data, _aad(credential_id))
+            plain = self._aead.decrypt(nonce, data, _aad(credential_id, purpose))
         except InvalidTag:
             raise ConfigError(
                 f"credential {credential_id} cannot be decrypted: the credential key is not "
@@ -62,5 +65,5 @@ class CredentialCipher:
         return orjson.loads(plain)
 
 
-def _aad(credential_id: str) -> bytes:
-    return b"fulmen-credential:" + credential_id.encode()
+def _aad(credential_id: str, purpose: str) -> bytes:
+    return f"fulmen-{purpose}:".encode() + credential_id.encode()

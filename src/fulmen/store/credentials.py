@@ -20,6 +20,7 @@ __all__ = [
     "get_credential_body",
     "list_credentials",
     "put_credential",
+    "require_cipher",
 ]
 
 
@@ -28,7 +29,7 @@ async def put_credential(
 ) -> CredentialInfo:
     if not isinstance(credential.body, Mapping):
         raise InputError(f"credential {credential.id}: the body must be a JSON object")
-    sealed = _cipher(cipher).seal(credential.id, credential.body)
+    sealed = require_cipher(cipher).seal(credential.id, credential.body)
     row = await tx.fetchone(
         "upsert_credential",
         {
@@ -54,7 +55,7 @@ async def get_credential_body(
     row = await tx.fetchone("get_credential", {"id": credential_id})
     if row is None:
         raise NotFoundError(f"credential {credential_id} does not exist", field="id")
-    body = _cipher(cipher).open(credential_id, bytes(row["sealed_body"]))
+    body = require_cipher(cipher).open(credential_id, bytes(row["sealed_body"]))
     assert isinstance(body, dict)  # put_credential seals objects only
     return body
 
@@ -87,7 +88,8 @@ async def _check_run_uses(tx: Tx, run_id: str, credential_id: str) -> None:
         raise NotFoundError(f"credential {credential_id} is not used by run {run_id}", field="id")
 
 
-def _cipher(cipher: CredentialCipher | None) -> CredentialCipher:
+def require_cipher(cipher: CredentialCipher | None) -> CredentialCipher:
+    """The cipher, or ConfigError: without the operator's key nothing sealed is stored or read."""
     if cipher is None:
         raise ConfigError(
             "this store was opened without a credential key, so it cannot store or read "

@@ -3,7 +3,9 @@
 Every function reads the run (or step) under the transaction's write lock, asks
 ``fulmen.lifecycle`` whether the event is legal in its current state, and only then writes,
 with ``WHERE state = <the state read>`` as a second guard. An illegal event raises
-TransitionError and the transaction is rolled back: nothing changes.
+TransitionError and the transaction is rolled back: nothing changes. A run that reaches a
+final state is handed to ``fulmen.store.endings`` in the same transaction (its retry, the
+wiping of an input that is not kept).
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from datetime import datetime
 
 from fulmen.errors import ConflictError, InputError, NotFoundError, StoreError
 from fulmen.lifecycle import (
+    CancelAction,
     RunEvent,
     RunState,
     StepEvent,
     StepState,
+    cancel_action,
     run_transition,
     step_transition,
 )
 from fulmen.store.dataclips import insert_dataclip, insert_wiped
 from fulmen.store.db import Row, Tx, loads
+from fulmen.store.endings import after_end
 from fulmen.store.models import (
     LOG_LEVELS,
     DataclipType,
@@ -75,11 +80,20 @@ async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: date
             "finished_at": completion.timestamp or now,
         },
     )
+    await after_end(tx, run, to_state, now)
 
 
-async def cancel_run(tx: Tx, run_id: str, now: datetime) -> None:
+async def cancel_run(tx: Tx, run_id: str, now: datetime) -> CancelAction:
+    """A queued run is cancelled now; of a run in flight, the cancel is recorded as asked
+    (its worker is told by the coordinator); a final run refuses (TransitionError)."""
     run = await _lock_run(tx, run_id)
-    await _apply(tx, "cancel_run", run, RunEvent.CANCEL, {"now": now})
+    action = cancel_action(_state(run), what=f"run {run_id}")
+    if action is CancelAction.NOW:
+        await _apply(tx, "cancel_run", run, RunEvent.CANCEL, {"now": now})
+        await after_end(tx, run, RunState.CANCELLED, now)
+    else:
+        await _update(tx, "request_cancel", run, {"now": now})
+    return action
 
 
 async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> None:

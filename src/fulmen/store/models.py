@@ -23,6 +23,7 @@ __all__ = [
     "ApiToken",
     "ClaimedRun",
     "CredentialInfo",
+    "CronCursor",
     "CronTick",
     "CronTrigger",
     "Dataclip",
@@ -35,10 +36,15 @@ __all__ = [
     "LostRun",
     "NewCredential",
     "NewDataclip",
+    "NewWebhookAuthMethod",
     "Page",
     "Priority",
     "Project",
     "Queue",
+    "RerunRequest",
+    "RetentionBatch",
+    "RetentionPolicy",
+    "RetryPolicy",
     "Run",
     "RunCompletion",
     "RunDetail",
@@ -50,7 +56,10 @@ __all__ = [
     "StoredWorkflow",
     "TriggerInfo",
     "TriggerType",
+    "WebhookAuthMethod",
+    "WebhookAuthType",
     "WebhookReply",
+    "WebhookSecret",
     "WorkOrder",
     "Workflow",
     "WorkflowTrigger",
@@ -107,6 +116,36 @@ class WebhookReply(StrEnum):
     AFTER_COMPLETION = "after_completion"
 
 
+class CronCursor(StrEnum):
+    """What each run of a cron trigger starts from (issue 8), so that incremental syncs
+    carry on where the last one stopped. The first run, with nothing to go on, starts from
+    ``{}``."""
+
+    #: Always ``{}``.
+    NONE = "none"
+    #: The final state of the workflow's last successful run.
+    LAST_RUN = "last_run"
+    #: The last successful output of the trigger's ``cron_cursor_job_id``.
+    JOB = "job"
+
+
+class RetentionPolicy(StrEnum):
+    """What a project keeps of its runs' data (Lightning's names)."""
+
+    RETAIN_ALL = "retain_all"
+    #: No input or output body outlives its use: bodies are wiped once the run (and its
+    #: retries) have used them, and the worker is told not to send outputs at all
+    #: (plan option ``output_dataclips=false``). Run and step metadata are kept.
+    ERASE_ALL = "erase_all"
+
+
+class WebhookAuthType(StrEnum):
+    #: The ``x-api-key`` header carries the key.
+    API = "api"
+    #: ``Authorization: Basic`` carries a username and password.
+    BASIC = "basic"
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a listing. Pass ``next_cursor`` back for the next; ``None`` at the end."""
@@ -121,6 +160,11 @@ class Project:
     name: str
     #: Issue 8: runs of the project in flight at once; ``None`` is no limit.
     concurrency: int | None = None
+    #: Days of run history kept (work orders, runs, steps, logs); ``None``: forever.
+    history_retention_period: int | None = None
+    #: Days dataclip bodies are kept, at most the history's; ``None``: as long as the history.
+    dataclip_retention_period: int | None = None
+    retention_policy: RetentionPolicy = RetentionPolicy.RETAIN_ALL
     #: Set by the store; ignored when creating or replacing.
     inserted_at: datetime | None = None
     updated_at: datetime | None = None
@@ -135,6 +179,23 @@ class WorkflowTrigger:
     #: IANA time zone of a cron trigger; ``None`` is UTC.
     timezone: str | None = None
     webhook_reply: WebhookReply | None = None
+    #: What a cron trigger's runs start from (issue 8).
+    cron_cursor: CronCursor = CronCursor.NONE
+    #: The job whose last successful output a ``job`` cursor reads.
+    cron_cursor_job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """A workflow's automatic retries (issue 8): a run that ends ``crash``, ``kill`` or
+    ``lost`` (and ``fail`` when ``on_fail``) is retried up to ``max_retries`` times, the
+    n-th retry waiting ``backoff_ms * 2^(n-1)``, at most ``backoff_max_ms``
+    (fulmen.store.retry_policy decides)."""
+
+    max_retries: int = 0
+    backoff_ms: int = 10_000
+    backoff_max_ms: int = 600_000
+    on_fail: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +210,7 @@ class Workflow:
     edges: tuple[Edge, ...] = ()
     #: Issue 8: runs of the workflow in flight at once; ``None`` is no limit.
     concurrency: int | None = None
+    retry: RetryPolicy = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +261,45 @@ class CredentialInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NewWebhookAuthMethod:
+    """A webhook auth method to create: an API key (``None``: the store makes one, 32 random
+    bytes as hex, as Lightning does) or a username and password."""
+
+    id: str
+    project_id: str
+    name: str
+    auth_type: WebhookAuthType
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAuthMethod:
+    """A webhook auth method without its secret: what listings show. ``api_key`` is filled
+    only in the answer to creating one (the one time it is shown)."""
+
+    id: str
+    project_id: str
+    name: str
+    auth_type: WebhookAuthType
+    inserted_at: datetime
+    updated_at: datetime
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSecret:
+    """An attached method's opened secret: what checking a webhook request needs."""
+
+    method_id: str
+    auth_type: WebhookAuthType
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class NewDataclip:
     type: DataclipType
     body: JSONValue
@@ -246,6 +347,28 @@ class EnqueueRequest:
     work_order_id: str | None = None
     #: ``None``: the store mints one.
     run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RerunRequest:
+    """Run a work order again, as a new run in it (issue 8).
+
+    * ``step_id``: from that step: its stored input is the new run's input, its job the
+      starting node (the step's run names the work order);
+    * ``work_order_id`` and ``job_id``: from the step of that job in the work order's latest
+      run that has one;
+    * ``work_order_id`` alone: from the start, with the work order's own input.
+
+    The new run runs the workflow's current version (as Lightning's retries do). An input
+    that was wiped cannot be run again: ConflictError ``dataclip_wiped``.
+    """
+
+    work_order_id: str | None = None
+    job_id: str | None = None
+    step_id: str | None = None
+    queue: str = Queue.MANUAL
+    priority: Priority = Priority.IMMEDIATE
+    options: Options = field(default_factory=Options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +424,18 @@ class Run:
     joined_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    #: 1, or n + 1 for the automatic retry of attempt n (issue 8).
+    attempt: int = 1
+    #: The run this one retries automatically (same work order).
+    retry_of: str | None = None
+    #: The run this one reruns by hand, from ``starting_node_id`` (same work order).
+    rerun_of: str | None = None
+    #: Not claimed before this time (a retry waiting for its backoff).
+    not_before: datetime | None = None
+    #: When a cancel was asked for while a worker had the run.
+    cancel_requested_at: datetime | None = None
+    #: The workflow version (``lock_version``) of the snapshot the run runs.
+    snapshot_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +548,20 @@ class CronTrigger:
     cursor_expression: str | None = None
     cursor_timezone: str | None = None
     next_fire_at: datetime | None = None
+    #: What the trigger's runs start from (issue 8).
+    cron_cursor: CronCursor = CronCursor.NONE
+    cron_cursor_job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionBatch:
+    """One bounded pass of a project's retention sweep: what it removed. ``more``: some step
+    hit the batch limit, so another pass has work."""
+
+    deleted_work_orders: int = 0
+    deleted_dataclips: int = 0
+    wiped_dataclips: int = 0
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +576,9 @@ class CronTick:
     due_at: datetime
     next_fire_at: datetime
     run: EnqueueRequest | None
+    #: Where the run's input comes from when ``run`` names none (issue 8).
+    cron_cursor: CronCursor = CronCursor.NONE
+    cron_cursor_job_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
 """The run queue: enqueue, claim, and the sweeps that keep runs from hanging in flight.
 
 The claim itself is one SQL statement per dialect (``claim_runs`` in each queries.sql, whose
-comments explain the order and the locking). The rollback and lost-run sweeps are set-wise
-updates whose ``WHERE state …`` says what ``fulmen.lifecycle.run_sources`` says for their event.
+comments explain the order, the locking and the concurrency limits), preceded, while runs
+under a limit wait, by ``claim_lock_limits``, which makes claimers of those runs take turns
+(PostgreSQL; SQLite's write lock already does). The rollback and lost-run sweeps are set-wise
+updates whose ``WHERE state …`` says what ``fulmen.lifecycle.run_sources`` says for their
+event; a lost run may be retried (fulmen.store.endings), in the sweep's transaction.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from datetime import datetime, timedelta
 from uuid import uuid4
 
 from fulmen.errors import ContractError, InputError, NotFoundError
+from fulmen.lifecycle import RunState
 from fulmen.plan import Options, Plan
 from fulmen.store.dataclips import insert_dataclip
-from fulmen.store.db import Row, Tx, dumps, loads
+from fulmen.store.db import Row, Tx, loads
+from fulmen.store.endings import after_end
 from fulmen.store.models import ClaimedRun, Enqueued, EnqueueRequest, LostRun, Priority
+from fulmen.store.newruns import NewRun, insert_run
 
 __all__ = [
     "claim",
@@ -45,7 +51,7 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
     start = _starting_node(request, loads(workflow["document"]))
     queue = _queue_name(request.queue)
     priority = _priority(request.priority)
-    options = encode_options(request.options)
+    encode_options(request.options)
     if request.input is not None and request.input_dataclip_id is not None:
         raise InputError("give a new input or an existing dataclip id, not both")
 
@@ -56,7 +62,6 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
     if work_order_id is not None:
         await _check_work_order(tx, work_order_id, request.workflow_id)
 
-    await tx.execute("add_queue", {"name": queue})
     if request.input is not None:
         dataclip_id = await insert_dataclip(tx, project_id, request.input, now)
     if work_order_id is None:
@@ -72,22 +77,21 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
             },
         )
     run_id = request.run_id or str(uuid4())
-    await tx.execute(
-        "insert_run",
-        {
-            "id": run_id,
-            "work_order_id": work_order_id,
-            "workflow_id": request.workflow_id,
-            "project_id": project_id,
-            "snapshot_id": workflow["snapshot_id"],
-            "dataclip_id": dataclip_id,
-            "starting_node_id": start,
-            "queue": queue,
-            "priority": priority,
-            "options": dumps(options),
-            "run_timeout_ms": request.options.run_timeout_ms,
-            "now": now,
-        },
+    await insert_run(
+        tx,
+        NewRun(
+            id=run_id,
+            work_order_id=work_order_id,
+            workflow_id=request.workflow_id,
+            project_id=project_id,
+            snapshot_id=workflow["snapshot_id"],
+            dataclip_id=dataclip_id,
+            starting_node_id=start,
+            queue=queue,
+            priority=priority,
+            options=request.options,
+        ),
+        now,
     )
     return Enqueued(work_order_id=work_order_id, run_id=run_id, dataclip_id=dataclip_id)
 
@@ -101,9 +105,16 @@ async def claim(
     wanted = _queue_list(queues)
     if not wanted:
         return []
+    limits_locked = await tx.fetchone("claim_lock_limits") is not None
     rows = await tx.fetchall(
         "claim_runs",
-        {"queues": wanted, "demand": demand, "worker_name": worker_name or None, "now": now},
+        {
+            "queues": wanted,
+            "demand": demand,
+            "worker_name": worker_name or None,
+            "now": now,
+            "limits_locked": limits_locked,
+        },
     )
 
     def rank(row: Row) -> tuple[int, int, int]:
@@ -134,14 +145,18 @@ async def mark_lost(
         "lose_runs",
         {"now": now, "grace_ms": grace_ms, "default_timeout_ms": default_timeout_ms},
     )
-    lost = sorted((LostRun(row["id"], row["error_type"]) for row in rows), key=lambda r: r.id)
+    rows = sorted(rows, key=lambda row: str(row["id"]))
+    lost = [LostRun(row["id"], row["error_type"]) for row in rows]
     if lost:
         await tx.execute("lose_steps", {"run_ids": [run.id for run in lost], "now": now})
+    for row in rows:
+        await after_end(tx, row, RunState.LOST, now)
     return lost
 
 
-async def queue_depth(tx: Tx) -> dict[str, int]:
-    return {row["queue"]: int(row["depth"]) for row in await tx.fetchall("queue_depth")}
+async def queue_depth(tx: Tx, now: datetime) -> dict[str, int]:
+    rows = await tx.fetchall("queue_depth", {"now": now})
+    return {row["queue"]: int(row["depth"]) for row in rows}
 
 
 async def run_counts(tx: Tx) -> dict[str, int]:

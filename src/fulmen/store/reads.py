@@ -129,6 +129,12 @@ def _run(tx: Tx, row: Row) -> Run:
         joined_at=time_or_none(tx, row["joined_at"]),
         started_at=time_or_none(tx, row["started_at"]),
         finished_at=time_or_none(tx, row["finished_at"]),
+        attempt=row["attempt"],
+        retry_of=row["retry_of"],
+        rerun_of=row["rerun_of"],
+        not_before=time_or_none(tx, row["not_before"]),
+        cancel_requested_at=time_or_none(tx, row["cancel_requested_at"]),
+        snapshot_version=row.get("snapshot_version"),
     )
 
 

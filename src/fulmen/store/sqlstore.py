@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from fulmen.lifecycle import CancelAction
 from fulmen.store import (
     api_tokens,
     catalog,
@@ -20,7 +21,10 @@ from fulmen.store import (
     events,
     queue,
     reads,
+    reruns,
+    retention,
     schedules,
+    webhook_auth,
 )
 from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
@@ -41,8 +45,11 @@ from fulmen.store.models import (
     LostRun,
     NewCredential,
     NewDataclip,
+    NewWebhookAuthMethod,
     Page,
     Project,
+    RerunRequest,
+    RetentionBatch,
     Run,
     RunCompletion,
     RunDetail,
@@ -52,6 +59,8 @@ from fulmen.store.models import (
     StepStart,
     StoredWorkflow,
     TriggerInfo,
+    WebhookAuthMethod,
+    WebhookSecret,
     Workflow,
     WorkOrder,
 )
@@ -212,7 +221,7 @@ class SQLStore:
 
     async def queue_depth(self) -> dict[str, int]:
         async with self._db.read() as tx:
-            return await queue.queue_depth(tx)
+            return await queue.queue_depth(tx, self._clock())
 
     async def run_counts(self) -> dict[str, int]:
         async with self._db.read() as tx:
@@ -282,9 +291,61 @@ class SQLStore:
             await events.complete_run(tx, run_id, completion, self._clock())
             return (await reads.get_run(tx, run_id)).run
 
-    async def cancel_run(self, run_id: str) -> None:
+    async def cancel_run(self, run_id: str) -> CancelAction:
         async with self._db.write() as tx:
-            await events.cancel_run(tx, run_id, self._clock())
+            return await events.cancel_run(tx, run_id, self._clock())
+
+    async def cancel_requested(self) -> list[str]:
+        async with self._db.read() as tx:
+            return [str(row["id"]) for row in await tx.fetchall("cancel_requested_runs")]
+
+    async def rerun(self, request: RerunRequest) -> Enqueued:
+        async with self._db.write() as tx:
+            return await reruns.rerun(tx, request, self._clock())
+
+    # -- webhook authentication --------------------------------------------------------------
+
+    async def create_webhook_auth_method(self, method: NewWebhookAuthMethod) -> WebhookAuthMethod:
+        async with self._db.write() as tx:
+            await catalog.get_project(tx, method.project_id)
+            return await webhook_auth.create_method(tx, self._cipher, method, self._clock())
+
+    async def get_webhook_auth_method(self, method_id: str) -> WebhookAuthMethod:
+        async with self._db.read() as tx:
+            return await webhook_auth.get_method(tx, method_id)
+
+    async def list_webhook_auth_methods(self, project_id: str) -> list[WebhookAuthMethod]:
+        async with self._db.read() as tx:
+            return await webhook_auth.list_methods(tx, project_id)
+
+    async def delete_webhook_auth_method(self, method_id: str) -> None:
+        async with self._db.write() as tx:
+            await webhook_auth.delete_method(tx, method_id)
+
+    async def set_trigger_auth_methods(
+        self, trigger_id: str, method_ids: Sequence[str]
+    ) -> list[WebhookAuthMethod]:
+        async with self._db.write() as tx:
+            return await webhook_auth.set_trigger_methods(tx, trigger_id, method_ids)
+
+    async def list_trigger_auth_methods(self, trigger_id: str) -> list[WebhookAuthMethod]:
+        async with self._db.read() as tx:
+            await catalog.get_trigger(tx, trigger_id)
+            return await webhook_auth.list_trigger_methods(tx, trigger_id)
+
+    async def get_webhook_secrets(self, trigger_id: str) -> list[WebhookSecret]:
+        async with self._db.read() as tx:
+            return await webhook_auth.trigger_secrets(tx, self._cipher, trigger_id)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def projects_with_retention(self) -> list[Project]:
+        async with self._db.read() as tx:
+            return await retention.projects_with_retention(tx)
+
+    async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
+        async with self._db.write() as tx:
+            return await retention.sweep_batch(tx, project_id, limit, self._clock())
 
     # -- reading runs back -------------------------------------------------------------------
 

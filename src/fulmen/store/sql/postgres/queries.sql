@@ -9,14 +9,41 @@
 
 
 -- name: insert_project
-INSERT INTO projects (id, name, concurrency, inserted_at, updated_at)
-VALUES (%(id)s, %(name)s, %(concurrency)s, %(now)s, %(now)s)
+INSERT INTO projects (id, name, concurrency, history_retention_period,
+                      dataclip_retention_period, retention_policy, inserted_at, updated_at)
+VALUES (%(id)s, %(name)s, %(concurrency)s, %(history_retention_period)s,
+        %(dataclip_retention_period)s, %(retention_policy)s, %(now)s, %(now)s)
 RETURNING *;
 
 -- name: update_project
-UPDATE projects SET name = %(name)s, concurrency = %(concurrency)s, updated_at = %(now)s
+UPDATE projects
+SET name = %(name)s, concurrency = %(concurrency)s,
+    history_retention_period = %(history_retention_period)s,
+    dataclip_retention_period = %(dataclip_retention_period)s,
+    retention_policy = %(retention_policy)s, updated_at = %(now)s
 WHERE id = %(id)s
 RETURNING *;
+
+-- name: lock_project
+-- Before a save that may change the project's limit: enqueues hold the row FOR KEY SHARE
+-- (lock_enqueue_limits) while they copy the limit into a run's "limited" flag, so this waits
+-- for them, and they for it (then read what it saved).
+SELECT id, concurrency FROM projects WHERE id = %(id)s FOR UPDATE;
+
+-- name: set_project_runs_limited
+-- The project's limit changed: its available runs are rationed if it or their workflow has
+-- a limit.
+UPDATE runs
+SET limited = %(project_limited)s OR EXISTS (
+    SELECT 1 FROM workflows w WHERE w.id = runs.workflow_id AND w.concurrency IS NOT NULL)
+WHERE project_id = %(id)s AND state = 'available';
+
+-- name: projects_with_retention
+-- The projects the retention sweep has something to do for.
+SELECT * FROM projects
+WHERE history_retention_period IS NOT NULL OR dataclip_retention_period IS NOT NULL
+   OR retention_policy <> 'retain_all'
+ORDER BY id;
 
 -- name: get_project
 SELECT * FROM projects WHERE id = %(id)s;
@@ -39,16 +66,29 @@ DELETE FROM projects WHERE id = %(id)s;
 
 
 -- name: insert_workflow
-INSERT INTO workflows (id, project_id, name, concurrency, lock_version, inserted_at, updated_at)
-VALUES (%(id)s, %(project_id)s, %(name)s, %(concurrency)s, 1, %(now)s, %(now)s)
+INSERT INTO workflows (id, project_id, name, concurrency, max_retries, retry_backoff_ms,
+                       retry_backoff_max_ms, retry_on_fail, lock_version, inserted_at,
+                       updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, %(concurrency)s, %(max_retries)s,
+        %(retry_backoff_ms)s, %(retry_backoff_max_ms)s, %(retry_on_fail)s, 1, %(now)s, %(now)s)
 RETURNING *;
+
+-- name: lock_workflow
+-- Before a save: see lock_project.
+SELECT id, concurrency FROM workflows WHERE id = %(id)s FOR UPDATE;
+
+-- name: set_workflow_runs_limited
+-- The workflow's limit changed: its available runs follow.
+UPDATE runs SET limited = %(limited)s
+WHERE workflow_id = %(workflow_id)s AND state = 'available' AND limited <> %(limited)s;
 
 -- name: update_workflow
 -- Optimistic locking: only when the stored version is the one the caller read (or the caller
 -- names none). No row back: the workflow is gone or was saved by someone else meanwhile.
 UPDATE workflows
-SET name = %(name)s, concurrency = %(concurrency)s, lock_version = lock_version + 1,
-    updated_at = %(now)s
+SET name = %(name)s, concurrency = %(concurrency)s, max_retries = %(max_retries)s,
+    retry_backoff_ms = %(retry_backoff_ms)s, retry_backoff_max_ms = %(retry_backoff_max_ms)s,
+    retry_on_fail = %(retry_on_fail)s, lock_version = lock_version + 1, updated_at = %(now)s
 WHERE id = %(id)s AND project_id = %(project_id)s
   AND (%(expected_version)s::integer IS NULL OR lock_version = %(expected_version)s)
 RETURNING *;
@@ -116,13 +156,15 @@ WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
 -- Updated in place rather than replaced, so that what hangs off a trigger stays attached.
-INSERT INTO triggers (id, workflow_id, type, enabled, cron_expression, timezone, webhook_reply)
+INSERT INTO triggers (id, workflow_id, type, enabled, cron_expression, timezone, webhook_reply,
+                      cron_cursor, cron_cursor_job_id)
 VALUES (%(id)s, %(workflow_id)s, %(type)s, %(enabled)s, %(cron_expression)s, %(timezone)s,
-        %(webhook_reply)s)
+        %(webhook_reply)s, %(cron_cursor)s, %(cron_cursor_job_id)s)
 ON CONFLICT (id) DO UPDATE
 SET type = excluded.type, enabled = excluded.enabled,
     cron_expression = excluded.cron_expression, timezone = excluded.timezone,
-    webhook_reply = excluded.webhook_reply
+    webhook_reply = excluded.webhook_reply, cron_cursor = excluded.cron_cursor,
+    cron_cursor_job_id = excluded.cron_cursor_job_id
 WHERE triggers.workflow_id = excluded.workflow_id;
 
 -- name: upsert_edge
@@ -185,12 +227,30 @@ WHERE id = %(id)s
 RETURNING id;
 
 
+-- name: wipe_unused_dataclip
+-- A run that does not keep bodies ended: its input goes, unless a run that has not ended
+-- still needs it (its retry, say).
+UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, %(now)s)
+WHERE id = %(id)s AND NOT EXISTS (
+    SELECT 1 FROM runs r
+    WHERE r.dataclip_id = %(id)s AND r.state IN ('available', 'claimed', 'started'));
+
 -- name: add_queue
 INSERT INTO queues (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING;
 
 -- name: insert_work_order
 INSERT INTO work_orders (id, workflow_id, trigger_id, dataclip_id, inserted_at)
 VALUES (%(id)s, %(workflow_id)s, %(trigger_id)s, %(dataclip_id)s, %(now)s);
+
+-- name: lock_enqueue_limits
+-- What an enqueue copies into the run: whether a limit rations it, and whether its project
+-- keeps bodies. FOR KEY SHARE (what the runs' foreign key takes anyway) makes a save that
+-- changes these (lock_workflow, lock_project: FOR UPDATE) wait for this enqueue, or this
+-- enqueue for it, so no run is enqueued with a flag that a save has just made stale.
+SELECT w.concurrency AS workflow_limit, p.concurrency AS project_limit, p.retention_policy
+FROM workflows w JOIN projects p ON p.id = w.project_id
+WHERE w.id = %(id)s
+FOR KEY SHARE OF w, p;
 
 -- name: get_work_order
 -- A work order and the state of its latest run (its own status, issue 8).
@@ -202,29 +262,54 @@ FROM work_orders o WHERE o.id = %(id)s;
 -- name: insert_run
 INSERT INTO runs (id, work_order_id, workflow_id, project_id, snapshot_id, dataclip_id,
                   starting_node_id, state, queue, priority, options, run_timeout_ms,
-                  inserted_at)
+                  attempt, retry_of, rerun_of, not_before, limited, inserted_at)
 VALUES (%(id)s, %(work_order_id)s, %(workflow_id)s, %(project_id)s, %(snapshot_id)s,
         %(dataclip_id)s, %(starting_node_id)s, 'available', %(queue)s, %(priority)s,
-        %(options)s::jsonb, %(run_timeout_ms)s, %(now)s);
+        %(options)s::jsonb, %(run_timeout_ms)s, %(attempt)s, %(retry_of)s, %(rerun_of)s,
+        %(not_before)s, %(limited)s, %(now)s);
+
+-- name: claim_lock_limits
+-- First statement of a claim, when runs under a concurrency limit are waiting: the claim
+-- then counts the runs in flight of each rationed workflow and project, and that count must
+-- include every claim committed before it. Row locks with SKIP LOCKED cannot give that: the
+-- claim statement reads with the snapshot it started with, so a claimer that skipped nothing
+-- could still count with a snapshot from before another claimer's commit, and both would
+-- start a run of a workflow whose limit is 1. So claimers of rationed runs take turns on one
+-- transaction-scoped advisory lock ("FULMENCL" in ASCII), and claim_runs, a new statement
+-- with a new snapshot, starts only once the previous holder has committed. The lock is held
+-- for one claim statement, and only while rationed runs wait: other claims never take it
+-- (claim_runs then leaves rationed runs alone: limits_locked is false).
+SELECT pg_advisory_xact_lock(5068040850434310988)
+WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' AND limited);
 
 -- name: claim_runs
 -- Claim up to %(demand)s available runs for one worker, best first, in one statement.
 -- Order (worker-protocol.md §4.4): the claimer's queue preference, then priority (0 before 1),
--- then arrival (seq), i.e. FIFO within a priority.
+-- then arrival (seq), i.e. FIFO within a priority. A run whose not_before is still ahead (a
+-- retry waiting for its backoff) is not available yet.
 --   wanted   the claim's queue list with each name's position.
 --   ranked   every queue this claim may take, with its rank: a listed queue ranks at its
 --            position; an unlisted one at the position of '*' when '*' is listed, and not at
 --            all otherwise (a list without '*' is a filter).
---   picked   per ranked queue, its first %(demand)s available runs, read from the runs_claim
---            index by one seek (so a claim costs the same with 100 or 100,000 runs queued),
---            locked FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's rows
---            instead of waiting for them, and a row another claimer has just claimed no
---            longer passes "state = 'available'" when re-checked. Then the best %(demand)s of
---            those few. MATERIALIZED fences the CTE, so the UPDATE touches only these rows.
+--   open     runs under no limit: per ranked queue, its first %(demand)s available runs,
+--            read from the runs_claim_open index by one seek (so a claim costs the same with
+--            100 or 100,000 runs queued), locked FOR UPDATE SKIP LOCKED: concurrent claimers
+--            pass over each other's rows instead of waiting for them, and a row another
+--            claimer has just claimed no longer passes "state = 'available'" when re-checked.
 --            (Rows locked but not picked are released when the statement's transaction ends,
 --            a moment later; meanwhile another claimer passes over them, which can reorder
 --            two concurrent claims but never gives one run to both.)
--- Issue 8's concurrency limits belong in picked's inner WHERE.
+--   budget   only when this claim holds the limits lock (claim_lock_limits): every workflow
+--            under a limit, its own or its project's, with the slots left: the limit minus
+--            its runs in flight (claimed or started), for the workflow and for its project.
+--   heads    per rationed workflow, its first %(demand)s available runs in the workflow's own
+--            order (priority, then seq: 1 means strictly one at a time, in order, and a
+--            manual run keeps its priority), of which the first workflow_free may go...
+--   released ...and of those, per project, the first project_free in the project's order.
+--            The claimer's queues filter them only now: a run that is not next in its
+--            workflow's order is never taken because the next one sits in another queue.
+--   picked   the best %(demand)s of both kinds. MATERIALIZED fences the CTE, so the UPDATE
+--            touches only these rows, re-checking each one's state under its row lock.
 WITH wanted AS (
     SELECT w.name, w.rank FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS w (name, rank)
 ), ranked AS (
@@ -233,27 +318,82 @@ WITH wanted AS (
     LEFT JOIN wanted w ON w.name = q.name
     LEFT JOIN wanted star ON star.name = '*'
     WHERE coalesce(w.rank, star.rank) IS NOT NULL
-), picked AS MATERIALIZED (
-    SELECT r.id
+), open AS MATERIALIZED (
+    SELECT r.id, ranked.rank, r.priority, r.seq
     FROM ranked
     CROSS JOIN LATERAL (
         SELECT id, priority, seq FROM runs
-        WHERE state = 'available' AND queue = ranked.name
+        WHERE state = 'available' AND NOT limited AND queue = ranked.name
+          AND (not_before IS NULL OR not_before <= %(now)s)
         ORDER BY priority, seq
         LIMIT %(demand)s
         FOR UPDATE SKIP LOCKED
     ) r
-    ORDER BY ranked.rank, r.priority, r.seq
+), budget AS (
+    SELECT w.id AS workflow_id, w.project_id,
+           w.concurrency - (SELECT count(*) FROM runs f
+                            WHERE f.workflow_id = w.id AND f.state IN ('claimed', 'started'))
+               AS workflow_free,
+           p.concurrency - (SELECT count(*) FROM runs f
+                            WHERE f.project_id = p.id AND f.state IN ('claimed', 'started'))
+               AS project_free
+    FROM workflows w JOIN projects p ON p.id = w.project_id
+    WHERE %(limits_locked)s AND (w.concurrency IS NOT NULL OR p.concurrency IS NOT NULL)
+), heads AS (
+    SELECT r.id, r.queue, r.priority, r.seq, b.project_id, b.workflow_free, b.project_free,
+           row_number() OVER (PARTITION BY b.workflow_id ORDER BY r.priority, r.seq) AS place
+    FROM budget b
+    CROSS JOIN LATERAL (
+        SELECT id, queue, priority, seq FROM runs
+        WHERE workflow_id = b.workflow_id AND state = 'available' AND limited
+          AND (not_before IS NULL OR not_before <= %(now)s)
+        ORDER BY priority, seq
+        LIMIT %(demand)s
+    ) r
+), released AS (
+    SELECT id, queue, priority, seq FROM (
+        SELECT h.*, row_number() OVER (PARTITION BY h.project_id ORDER BY h.priority, h.seq)
+                   AS project_place
+        FROM heads h
+        WHERE h.workflow_free IS NULL OR h.place <= h.workflow_free
+    ) h
+    WHERE h.project_free IS NULL OR h.project_place <= h.project_free
+), picked AS MATERIALIZED (
+    SELECT c.id FROM (
+        SELECT id, rank, priority, seq FROM open
+        UNION ALL
+        SELECT r.id, ranked.rank, r.priority, r.seq
+        FROM released r JOIN ranked ON ranked.name = r.queue
+    ) c
+    ORDER BY c.rank, c.priority, c.seq
     LIMIT %(demand)s
 )
 UPDATE runs
 SET state = 'claimed', claimed_at = %(now)s, worker_name = %(worker_name)s
-WHERE id IN (SELECT id FROM picked)
+WHERE id IN (SELECT id FROM picked) AND state = 'available'
 RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
 
 -- name: lock_run
--- The run's state, read and locked before a transition.
-SELECT id, state, project_id, snapshot_id, joined_at FROM runs WHERE id = %(id)s FOR UPDATE;
+-- The run, read and locked before a transition.
+SELECT * FROM runs WHERE id = %(id)s FOR UPDATE;
+
+-- name: run_policies
+-- What happens after a run of this workflow ends: its retries, and whether bodies are kept.
+SELECT w.max_retries, w.retry_backoff_ms, w.retry_backoff_max_ms, w.retry_on_fail,
+       p.retention_policy
+FROM workflows w JOIN projects p ON p.id = w.project_id
+WHERE w.id = %(workflow_id)s;
+
+-- name: request_cancel
+-- Someone asked to cancel a run a worker has; the worker is told (the first time counts).
+UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, %(now)s)
+WHERE id = %(id)s AND state = %(from_state)s;
+
+-- name: cancel_requested_runs
+-- Runs in flight whose worker was asked to cancel them (and may not have heard).
+SELECT id FROM runs
+WHERE cancel_requested_at IS NOT NULL AND state IN ('claimed', 'started')
+ORDER BY cancel_requested_at, id;
 
 -- name: join_run
 UPDATE runs SET joined_at = coalesce(joined_at, %(now)s)
@@ -308,7 +448,7 @@ WHERE id IN (
           < %(now)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, error_type;
+RETURNING *;
 
 -- name: lose_steps
 -- The open steps of lost runs end with them.
@@ -341,7 +481,27 @@ RETURNING id;
 
 
 -- name: get_run
-SELECT * FROM runs WHERE id = %(id)s;
+-- The run with the version of the workflow it runs.
+SELECT r.*, s.version AS snapshot_version
+FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
+WHERE r.id = %(id)s;
+
+-- name: get_step
+-- A step with what a rerun from it needs of its run.
+SELECT s.*, r.work_order_id, r.workflow_id, r.project_id
+FROM steps s JOIN runs r ON r.id = s.run_id
+WHERE s.id = %(id)s;
+
+-- name: latest_step_of_job
+-- The step of a job in the latest run of a work order that has one (a rerun from that job).
+SELECT s.*
+FROM runs r JOIN steps s ON s.run_id = r.id
+WHERE r.work_order_id = %(work_order_id)s AND s.job_id = %(job_id)s
+ORDER BY r.seq DESC, s.started_at DESC
+LIMIT 1;
+
+-- name: first_run_of_work_order
+SELECT * FROM runs WHERE work_order_id = %(work_order_id)s ORDER BY seq LIMIT 1;
 
 -- name: get_steps
 SELECT * FROM steps WHERE run_id = %(run_id)s ORDER BY started_at, id;
@@ -349,15 +509,16 @@ SELECT * FROM steps WHERE run_id = %(run_id)s ORDER BY started_at, id;
 -- name: list_runs
 -- Newest first; the cursor is the seq of the last run of the previous page. Filters left
 -- NULL do not apply; time bounds are on inserted_at, from inclusive, until exclusive.
-SELECT * FROM runs
-WHERE (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
-  AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s)
-  AND (%(work_order_id)s::text IS NULL OR work_order_id = %(work_order_id)s)
-  AND (%(states)s::text[] IS NULL OR state = ANY (%(states)s::text[]))
-  AND (%(inserted_from)s::timestamptz IS NULL OR inserted_at >= %(inserted_from)s)
-  AND (%(inserted_until)s::timestamptz IS NULL OR inserted_at < %(inserted_until)s)
-  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
-ORDER BY seq DESC
+SELECT r.*, s.version AS snapshot_version
+FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
+WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
 LIMIT %(limit)s;
 
 -- name: get_logs
@@ -370,8 +531,11 @@ ORDER BY logged_at, id
 LIMIT %(limit)s;
 
 -- name: queue_depth
--- Available runs per queue (read from the runs_claim index).
-SELECT queue, count(*) AS depth FROM runs WHERE state = 'available' GROUP BY queue;
+-- Available runs per queue that may be claimed now (a retry waiting for its backoff is not
+-- counted until its time comes, so that workers are not woken for it before then).
+SELECT queue, count(*) AS depth FROM runs
+WHERE state = 'available' AND (not_before IS NULL OR not_before <= %(now)s)
+GROUP BY queue;
 
 -- name: get_run_plan
 -- What fetch:plan needs: the run and the snapshot it runs.
@@ -386,8 +550,8 @@ SELECT state, count(*) AS count FROM runs GROUP BY state;
 
 -- name: list_cron_triggers
 -- Every enabled cron trigger with its cursor, if it has one yet.
-SELECT t.id, t.workflow_id, t.cron_expression, t.timezone,
-       c.expression AS cursor_expression, c.timezone AS cursor_timezone, c.next_fire_at
+SELECT t.id, t.workflow_id, t.cron_expression, t.timezone, t.cron_cursor,
+       t.cron_cursor_job_id, c.expression AS cursor_expression, c.timezone AS cursor_timezone, c.next_fire_at
 FROM triggers t LEFT JOIN cron_cursors c ON c.trigger_id = t.id
 WHERE t.type = 'cron' AND t.enabled
 ORDER BY t.id;
@@ -413,6 +577,24 @@ WHERE trigger_id = %(trigger_id)s AND next_fire_at = %(expected_fire_at)s
   AND expression = %(expression)s AND timezone = %(timezone)s;
 
 
+-- name: last_run_final_state
+-- The cron cursor 'last_run': the final state of the workflow's last successful run that
+-- still has one (a wiped body is no state to start from).
+SELECT r.final_dataclip_id AS dataclip_id
+FROM runs r JOIN dataclips d ON d.id = r.final_dataclip_id
+WHERE r.workflow_id = %(workflow_id)s AND r.state = 'success' AND d.wiped_at IS NULL
+ORDER BY r.seq DESC
+LIMIT 1;
+
+-- name: last_job_output
+-- The cron cursor 'job': the job's last successful output that is still stored.
+SELECT s.output_dataclip_id AS dataclip_id
+FROM steps s JOIN dataclips d ON d.id = s.output_dataclip_id
+WHERE s.job_id = %(job_id)s AND s.exit_reason = 'success' AND d.wiped_at IS NULL
+ORDER BY s.finished_at DESC
+LIMIT 1;
+
+
 -- name: insert_api_token
 INSERT INTO api_tokens (id, name, digest, inserted_at)
 VALUES (%(id)s, %(name)s, %(digest)s, %(now)s);
@@ -425,3 +607,93 @@ SELECT * FROM api_tokens ORDER BY inserted_at, id;
 
 -- name: delete_api_token
 DELETE FROM api_tokens WHERE id = %(id)s;
+
+
+
+-- name: insert_webhook_auth_method
+INSERT INTO webhook_auth_methods
+    (id, project_id, name, auth_type, sealed_secret, inserted_at, updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, %(auth_type)s, %(sealed_secret)s, %(now)s, %(now)s);
+
+-- name: get_webhook_auth_method
+-- Without the secret: it leaves the store only through trigger_auth_secrets.
+SELECT id, project_id, name, auth_type, inserted_at, updated_at
+FROM webhook_auth_methods WHERE id = %(id)s;
+
+-- name: list_webhook_auth_methods
+SELECT id, project_id, name, auth_type, inserted_at, updated_at
+FROM webhook_auth_methods WHERE project_id = %(project_id)s
+ORDER BY name, id;
+
+-- name: delete_webhook_auth_method
+-- Detaches it from every trigger too (ON DELETE CASCADE).
+DELETE FROM webhook_auth_methods WHERE id = %(id)s;
+
+-- name: detach_trigger_auth_methods
+DELETE FROM trigger_auth_methods WHERE trigger_id = %(trigger_id)s;
+
+-- name: attach_trigger_auth_method
+INSERT INTO trigger_auth_methods (trigger_id, method_id)
+VALUES (%(trigger_id)s, %(method_id)s)
+ON CONFLICT DO NOTHING;
+
+-- name: list_trigger_auth_methods
+SELECT m.id, m.project_id, m.name, m.auth_type, m.inserted_at, m.updated_at
+FROM trigger_auth_methods a JOIN webhook_auth_methods m ON m.id = a.method_id
+WHERE a.trigger_id = %(trigger_id)s
+ORDER BY m.name, m.id;
+
+-- name: trigger_auth_secrets
+-- The sealed secrets of the methods a trigger takes, for checking one webhook request.
+SELECT m.id, m.auth_type, m.sealed_secret
+FROM trigger_auth_methods a JOIN webhook_auth_methods m ON m.id = a.method_id
+WHERE a.trigger_id = %(trigger_id)s
+ORDER BY m.id;
+
+
+-- name: delete_old_work_orders
+-- Retention: up to %(limit)s of the project's work orders made before %(before)s, with
+-- their runs, steps and logs (ON DELETE CASCADE), unless one of their runs is newer than
+-- that (a rerun or retry keeps its work order) or has not ended. SKIP LOCKED: coordinators
+-- sweeping at once never wait on each other. "= ANY (ARRAY(…))" makes the batch one index
+-- probe per row (with IN, the planner may hash-join the whole table for 1,000 rows).
+DELETE FROM work_orders WHERE id = ANY (ARRAY(
+    SELECT o.id
+    FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+    WHERE w.project_id = %(project_id)s AND o.inserted_at < %(before)s
+      AND NOT EXISTS (
+          SELECT 1 FROM runs r
+          WHERE r.work_order_id = o.id
+            AND (r.inserted_at >= %(before)s OR r.state IN ('available', 'claimed', 'started')))
+    LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED
+));
+
+-- name: delete_old_dataclips
+-- Retention: up to %(limit)s of the project's dataclips stored before %(before)s (what still
+-- names one of them is set to NULL), but none that a run which has not ended still needs.
+DELETE FROM dataclips WHERE id = ANY (ARRAY(
+    SELECT d.id FROM dataclips d
+    WHERE d.project_id = %(project_id)s AND d.inserted_at < %(before)s
+      AND NOT EXISTS (
+          SELECT 1 FROM runs r
+          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+));
+
+-- name: wipe_old_dataclips
+-- Retention: up to %(limit)s bodies of the project's dataclips stored before %(before)s,
+-- read from dataclips_unwiped, but none that a run which has not ended still needs, nor
+-- any stored before %(kept_from)s (the history cutoff: those rows go whole).
+UPDATE dataclips SET body = NULL, request = NULL, wiped_at = %(now)s
+WHERE id = ANY (ARRAY(
+    SELECT d.id FROM dataclips d
+    WHERE d.project_id = %(project_id)s AND d.wiped_at IS NULL AND d.inserted_at < %(before)s
+      AND (%(kept_from)s::timestamptz IS NULL OR d.inserted_at >= %(kept_from)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM runs r
+          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+));

@@ -9,14 +9,40 @@
 
 
 -- name: insert_project
-INSERT INTO projects (id, name, concurrency, inserted_at, updated_at)
-VALUES (:id, :name, :concurrency, :now, :now)
+INSERT INTO projects (id, name, concurrency, history_retention_period,
+                      dataclip_retention_period, retention_policy, inserted_at, updated_at)
+VALUES (:id, :name, :concurrency, :history_retention_period, :dataclip_retention_period,
+        :retention_policy, :now, :now)
 RETURNING *;
 
 -- name: update_project
-UPDATE projects SET name = :name, concurrency = :concurrency, updated_at = :now
+UPDATE projects
+SET name = :name, concurrency = :concurrency,
+    history_retention_period = :history_retention_period,
+    dataclip_retention_period = :dataclip_retention_period,
+    retention_policy = :retention_policy, updated_at = :now
 WHERE id = :id
 RETURNING *;
+
+-- name: lock_project
+-- Before a save that may change the project's limit (the write lock is already held, so no
+-- enqueue can copy the old limit meanwhile; PostgreSQL needs a row lock here).
+SELECT id, concurrency FROM projects WHERE id = :id;
+
+-- name: set_project_runs_limited
+-- The project's limit changed: its available runs are rationed if it or their workflow has
+-- a limit.
+UPDATE runs
+SET limited = :project_limited OR EXISTS (
+    SELECT 1 FROM workflows w WHERE w.id = runs.workflow_id AND w.concurrency IS NOT NULL)
+WHERE project_id = :id AND state = 'available';
+
+-- name: projects_with_retention
+-- The projects the retention sweep has something to do for.
+SELECT * FROM projects
+WHERE history_retention_period IS NOT NULL OR dataclip_retention_period IS NOT NULL
+   OR retention_policy <> 'retain_all'
+ORDER BY id;
 
 -- name: get_project
 SELECT * FROM projects WHERE id = :id;
@@ -39,16 +65,29 @@ DELETE FROM projects WHERE id = :id;
 
 
 -- name: insert_workflow
-INSERT INTO workflows (id, project_id, name, concurrency, lock_version, inserted_at, updated_at)
-VALUES (:id, :project_id, :name, :concurrency, 1, :now, :now)
+INSERT INTO workflows (id, project_id, name, concurrency, max_retries, retry_backoff_ms,
+                       retry_backoff_max_ms, retry_on_fail, lock_version, inserted_at,
+                       updated_at)
+VALUES (:id, :project_id, :name, :concurrency, :max_retries, :retry_backoff_ms,
+        :retry_backoff_max_ms, :retry_on_fail, 1, :now, :now)
 RETURNING *;
+
+-- name: lock_workflow
+-- Before a save: see lock_project.
+SELECT id, concurrency FROM workflows WHERE id = :id;
+
+-- name: set_workflow_runs_limited
+-- The workflow's limit changed: its available runs follow.
+UPDATE runs SET limited = :limited
+WHERE workflow_id = :workflow_id AND state = 'available' AND limited <> :limited;
 
 -- name: update_workflow
 -- Optimistic locking: only when the stored version is the one the caller read (or the caller
 -- names none). No row back: the workflow is gone or was saved by someone else meanwhile.
 UPDATE workflows
-SET name = :name, concurrency = :concurrency, lock_version = lock_version + 1,
-    updated_at = :now
+SET name = :name, concurrency = :concurrency, max_retries = :max_retries,
+    retry_backoff_ms = :retry_backoff_ms, retry_backoff_max_ms = :retry_backoff_max_ms,
+    retry_on_fail = :retry_on_fail, lock_version = lock_version + 1, updated_at = :now
 WHERE id = :id AND project_id = :project_id
   AND (:expected_version IS NULL OR lock_version = :expected_version)
 RETURNING *;
@@ -118,12 +157,15 @@ WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
 -- Updated in place rather than replaced, so that what hangs off a trigger stays attached.
-INSERT INTO triggers (id, workflow_id, type, enabled, cron_expression, timezone, webhook_reply)
-VALUES (:id, :workflow_id, :type, :enabled, :cron_expression, :timezone, :webhook_reply)
+INSERT INTO triggers (id, workflow_id, type, enabled, cron_expression, timezone, webhook_reply,
+                      cron_cursor, cron_cursor_job_id)
+VALUES (:id, :workflow_id, :type, :enabled, :cron_expression, :timezone, :webhook_reply,
+        :cron_cursor, :cron_cursor_job_id)
 ON CONFLICT (id) DO UPDATE
 SET type = excluded.type, enabled = excluded.enabled,
     cron_expression = excluded.cron_expression, timezone = excluded.timezone,
-    webhook_reply = excluded.webhook_reply
+    webhook_reply = excluded.webhook_reply, cron_cursor = excluded.cron_cursor,
+    cron_cursor_job_id = excluded.cron_cursor_job_id
 WHERE triggers.workflow_id = excluded.workflow_id;
 
 -- name: upsert_edge
@@ -185,12 +227,27 @@ WHERE id = :id
 RETURNING id;
 
 
+-- name: wipe_unused_dataclip
+-- A run that does not keep bodies ended: its input goes, unless a run that has not ended
+-- still needs it (its retry, say).
+UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, :now)
+WHERE id = :id AND NOT EXISTS (
+    SELECT 1 FROM runs r
+    WHERE r.dataclip_id = :id AND r.state IN ('available', 'claimed', 'started'));
+
 -- name: add_queue
 INSERT INTO queues (name) VALUES (:name) ON CONFLICT (name) DO NOTHING;
 
 -- name: insert_work_order
 INSERT INTO work_orders (id, workflow_id, trigger_id, dataclip_id, inserted_at)
 VALUES (:id, :workflow_id, :trigger_id, :dataclip_id, :now);
+
+-- name: lock_enqueue_limits
+-- What an enqueue copies into the run: whether a limit rations it, and whether its project
+-- keeps bodies (read under the write lock, so no save changes them meanwhile).
+SELECT w.concurrency AS workflow_limit, p.concurrency AS project_limit, p.retention_policy
+FROM workflows w JOIN projects p ON p.id = w.project_id
+WHERE w.id = :id;
 
 -- name: get_work_order
 -- A work order and the state of its latest run (its own status, issue 8).
@@ -202,23 +259,40 @@ FROM work_orders o WHERE o.id = :id;
 -- name: insert_run
 INSERT INTO runs (id, work_order_id, workflow_id, project_id, snapshot_id, dataclip_id,
                   starting_node_id, state, queue, priority, options, run_timeout_ms,
-                  inserted_at)
+                  attempt, retry_of, rerun_of, not_before, limited, inserted_at)
 VALUES (:id, :work_order_id, :workflow_id, :project_id, :snapshot_id, :dataclip_id,
-        :starting_node_id, 'available', :queue, :priority, :options, :run_timeout_ms, :now);
+        :starting_node_id, 'available', :queue, :priority, :options, :run_timeout_ms,
+        :attempt, :retry_of, :rerun_of, :not_before, :limited, :now);
+
+-- name: claim_lock_limits
+-- First statement of a claim (postgres/queries.sql says why it is there). SQLite's write
+-- lock, held from BEGIN IMMEDIATE, already lets one claim at a time count the runs in
+-- flight, so this takes no lock: it only says whether runs under a limit are waiting.
+SELECT 1 AS waiting WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' AND limited = 1);
 
 -- name: claim_runs
 -- Claim up to :demand available runs for one worker, best first, in one statement (the
 -- caller wraps it in BEGIN IMMEDIATE, SQLite's single writer lock, so no two claims overlap).
 -- Order (worker-protocol.md §4.4): the claimer's queue preference, then priority (0 before 1),
--- then arrival (seq), i.e. FIFO within a priority.
+-- then arrival (seq), i.e. FIFO within a priority. A run whose not_before is still ahead (a
+-- retry waiting for its backoff) is not available yet.
 --   wanted   the claim's queue list (JSON) with each name's position.
 --   ranked   every queue this claim may take, with its rank: a listed queue ranks at its
 --            position; an unlisted one at the position of '*' when '*' is listed, and not at
 --            all otherwise (a list without '*' is a filter).
---   picked   per ranked queue, its first :demand available runs, read from the runs_claim
---            index by one seek (so a claim costs the same with 100 or 100,000 runs queued),
---            then the best :demand of those few.
--- Issue 8's concurrency limits belong in picked's inner WHERE.
+--   open     runs under no limit: per ranked queue, its first :demand available runs, read
+--            from the runs_claim_open index by one seek (so a claim costs the same with 100
+--            or 100,000 runs queued).
+--   budget   only when runs under a limit wait (:limits_locked): every workflow under a
+--            limit, its own or its project's, with the slots left: the limit minus its runs
+--            in flight (claimed or started), for the workflow and for its project.
+--   heads    per rationed workflow, its first :demand available runs in the workflow's own
+--            order (priority, then seq: 1 means strictly one at a time, in order, and a
+--            manual run keeps its priority), of which the first workflow_free may go...
+--   released ...and of those, per project, the first project_free in the project's order.
+--            The claimer's queues filter them only now: a run that is not next in its
+--            workflow's order is never taken because the next one sits in another queue.
+--   picked   the best :demand of both kinds.
 WITH wanted (name, rank) AS (
     SELECT value, key FROM json_each(:queues)
 ), ranked (name, rank) AS (
@@ -227,26 +301,81 @@ WITH wanted (name, rank) AS (
     LEFT JOIN wanted w ON w.name = q.name
     LEFT JOIN wanted star ON star.name = '*'
     WHERE coalesce(w.rank, star.rank) IS NOT NULL
-), picked AS (
-    SELECT r.id
+), open AS (
+    SELECT r.id, ranked.rank, r.priority, r.seq
     FROM ranked
     JOIN runs r ON r.id IN (
         SELECT id FROM runs
-        WHERE state = 'available' AND queue = ranked.name
+        WHERE state = 'available' AND limited = 0 AND queue = ranked.name
+          AND (not_before IS NULL OR not_before <= :now)
         ORDER BY priority, seq
         LIMIT :demand
     )
-    ORDER BY ranked.rank, r.priority, r.seq
+), budget AS (
+    SELECT w.id AS workflow_id, w.project_id,
+           w.concurrency - (SELECT count(*) FROM runs f
+                            WHERE f.workflow_id = w.id AND f.state IN ('claimed', 'started'))
+               AS workflow_free,
+           p.concurrency - (SELECT count(*) FROM runs f
+                            WHERE f.project_id = p.id AND f.state IN ('claimed', 'started'))
+               AS project_free
+    FROM workflows w JOIN projects p ON p.id = w.project_id
+    WHERE :limits_locked AND (w.concurrency IS NOT NULL OR p.concurrency IS NOT NULL)
+), heads AS (
+    SELECT r.id, r.queue, r.priority, r.seq, b.project_id, b.workflow_free, b.project_free,
+           row_number() OVER (PARTITION BY b.workflow_id ORDER BY r.priority, r.seq) AS place
+    FROM budget b
+    JOIN runs r ON r.id IN (
+        SELECT id FROM runs
+        WHERE workflow_id = b.workflow_id AND state = 'available' AND limited = 1
+          AND (not_before IS NULL OR not_before <= :now)
+        ORDER BY priority, seq
+        LIMIT :demand
+    )
+), released AS (
+    SELECT id, queue, priority, seq FROM (
+        SELECT h.*, row_number() OVER (PARTITION BY h.project_id ORDER BY h.priority, h.seq)
+                   AS project_place
+        FROM heads h
+        WHERE h.workflow_free IS NULL OR h.place <= h.workflow_free
+    ) h
+    WHERE h.project_free IS NULL OR h.project_place <= h.project_free
+), picked AS (
+    SELECT c.id FROM (
+        SELECT id, rank, priority, seq FROM open
+        UNION ALL
+        SELECT r.id, ranked.rank, r.priority, r.seq
+        FROM released r JOIN ranked ON ranked.name = r.queue
+    ) c
+    ORDER BY c.rank, c.priority, c.seq
     LIMIT :demand
 )
 UPDATE runs
 SET state = 'claimed', claimed_at = :now, worker_name = :worker_name
-WHERE id IN (SELECT id FROM picked)
+WHERE id IN (SELECT id FROM picked) AND state = 'available'
 RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
 
 -- name: lock_run
--- The run's state, read before a transition (the write lock is already held).
-SELECT id, state, project_id, snapshot_id, joined_at FROM runs WHERE id = :id;
+-- The run, read before a transition (the write lock is already held).
+SELECT * FROM runs WHERE id = :id;
+
+-- name: run_policies
+-- What happens after a run of this workflow ends: its retries, and whether bodies are kept.
+SELECT w.max_retries, w.retry_backoff_ms, w.retry_backoff_max_ms, w.retry_on_fail,
+       p.retention_policy
+FROM workflows w JOIN projects p ON p.id = w.project_id
+WHERE w.id = :workflow_id;
+
+-- name: request_cancel
+-- Someone asked to cancel a run a worker has; the worker is told (the first time counts).
+UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, :now)
+WHERE id = :id AND state = :from_state;
+
+-- name: cancel_requested_runs
+-- Runs in flight whose worker was asked to cancel them (and may not have heard).
+SELECT id FROM runs
+WHERE cancel_requested_at IS NOT NULL AND state IN ('claimed', 'started')
+ORDER BY cancel_requested_at, id;
 
 -- name: join_run
 UPDATE runs SET joined_at = coalesce(joined_at, :now) WHERE id = :id AND state = :from_state;
@@ -287,7 +416,7 @@ SET state = 'lost', finished_at = :now,
 WHERE state IN ('claimed', 'started')
   AND coalesce(started_at, claimed_at)
       + (coalesce(run_timeout_ms, :default_timeout_ms) + :grace_ms) * 1000 < :now
-RETURNING id, error_type;
+RETURNING *;
 
 -- name: lose_steps
 -- The open steps of lost runs end with them.
@@ -320,7 +449,27 @@ RETURNING id;
 
 
 -- name: get_run
-SELECT * FROM runs WHERE id = :id;
+-- The run with the version of the workflow it runs.
+SELECT r.*, s.version AS snapshot_version
+FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
+WHERE r.id = :id;
+
+-- name: get_step
+-- A step with what a rerun from it needs of its run.
+SELECT s.*, r.work_order_id, r.workflow_id, r.project_id
+FROM steps s JOIN runs r ON r.id = s.run_id
+WHERE s.id = :id;
+
+-- name: latest_step_of_job
+-- The step of a job in the latest run of a work order that has one (a rerun from that job).
+SELECT s.*
+FROM runs r JOIN steps s ON s.run_id = r.id
+WHERE r.work_order_id = :work_order_id AND s.job_id = :job_id
+ORDER BY r.seq DESC, s.started_at DESC
+LIMIT 1;
+
+-- name: first_run_of_work_order
+SELECT * FROM runs WHERE work_order_id = :work_order_id ORDER BY seq LIMIT 1;
 
 -- name: get_steps
 SELECT * FROM steps WHERE run_id = :run_id ORDER BY started_at, id;
@@ -328,15 +477,16 @@ SELECT * FROM steps WHERE run_id = :run_id ORDER BY started_at, id;
 -- name: list_runs
 -- Newest first; the cursor is the seq of the last run of the previous page. Filters left
 -- NULL do not apply; time bounds are on inserted_at, from inclusive, until exclusive.
-SELECT * FROM runs
-WHERE (:project_id IS NULL OR project_id = :project_id)
-  AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
-  AND (:work_order_id IS NULL OR work_order_id = :work_order_id)
-  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-  AND (:inserted_from IS NULL OR inserted_at >= :inserted_from)
-  AND (:inserted_until IS NULL OR inserted_at < :inserted_until)
-  AND (:before_seq IS NULL OR seq < :before_seq)
-ORDER BY seq DESC
+SELECT r.*, s.version AS snapshot_version
+FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
+WHERE (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
 LIMIT :limit;
 
 -- name: get_logs
@@ -348,8 +498,11 @@ ORDER BY logged_at, id
 LIMIT :limit;
 
 -- name: queue_depth
--- Available runs per queue (read from the runs_claim index alone).
-SELECT queue, count(*) AS depth FROM runs WHERE state = 'available' GROUP BY queue;
+-- Available runs per queue that may be claimed now (a retry waiting for its backoff is not
+-- counted until its time comes, so that workers are not woken for it before then).
+SELECT queue, count(*) AS depth FROM runs
+WHERE state = 'available' AND (not_before IS NULL OR not_before <= :now)
+GROUP BY queue;
 
 -- name: get_run_plan
 -- What fetch:plan needs: the run and the snapshot it runs.
@@ -364,8 +517,8 @@ SELECT state, count(*) AS count FROM runs GROUP BY state;
 
 -- name: list_cron_triggers
 -- Every enabled cron trigger with its cursor, if it has one yet.
-SELECT t.id, t.workflow_id, t.cron_expression, t.timezone,
-       c.expression AS cursor_expression, c.timezone AS cursor_timezone, c.next_fire_at
+SELECT t.id, t.workflow_id, t.cron_expression, t.timezone, t.cron_cursor,
+       t.cron_cursor_job_id, c.expression AS cursor_expression, c.timezone AS cursor_timezone, c.next_fire_at
 FROM triggers t LEFT JOIN cron_cursors c ON c.trigger_id = t.id
 WHERE t.type = 'cron' AND t.enabled = 1
 ORDER BY t.id;
@@ -390,6 +543,24 @@ WHERE trigger_id = :trigger_id AND next_fire_at = :expected_fire_at
   AND expression = :expression AND timezone = :timezone;
 
 
+-- name: last_run_final_state
+-- The cron cursor 'last_run': the final state of the workflow's last successful run that
+-- still has one (a wiped body is no state to start from).
+SELECT r.final_dataclip_id AS dataclip_id
+FROM runs r JOIN dataclips d ON d.id = r.final_dataclip_id
+WHERE r.workflow_id = :workflow_id AND r.state = 'success' AND d.wiped_at IS NULL
+ORDER BY r.seq DESC
+LIMIT 1;
+
+-- name: last_job_output
+-- The cron cursor 'job': the job's last successful output that is still stored.
+SELECT s.output_dataclip_id AS dataclip_id
+FROM steps s JOIN dataclips d ON d.id = s.output_dataclip_id
+WHERE s.job_id = :job_id AND s.exit_reason = 'success' AND d.wiped_at IS NULL
+ORDER BY s.finished_at DESC
+LIMIT 1;
+
+
 -- name: insert_api_token
 INSERT INTO api_tokens (id, name, digest, inserted_at) VALUES (:id, :name, :digest, :now);
 
@@ -401,3 +572,88 @@ SELECT * FROM api_tokens ORDER BY inserted_at, id;
 
 -- name: delete_api_token
 DELETE FROM api_tokens WHERE id = :id;
+
+
+
+-- name: insert_webhook_auth_method
+INSERT INTO webhook_auth_methods
+    (id, project_id, name, auth_type, sealed_secret, inserted_at, updated_at)
+VALUES (:id, :project_id, :name, :auth_type, :sealed_secret, :now, :now);
+
+-- name: get_webhook_auth_method
+-- Without the secret: it leaves the store only through trigger_auth_secrets.
+SELECT id, project_id, name, auth_type, inserted_at, updated_at
+FROM webhook_auth_methods WHERE id = :id;
+
+-- name: list_webhook_auth_methods
+SELECT id, project_id, name, auth_type, inserted_at, updated_at
+FROM webhook_auth_methods WHERE project_id = :project_id
+ORDER BY name, id;
+
+-- name: delete_webhook_auth_method
+-- Detaches it from every trigger too (ON DELETE CASCADE).
+DELETE FROM webhook_auth_methods WHERE id = :id;
+
+-- name: detach_trigger_auth_methods
+DELETE FROM trigger_auth_methods WHERE trigger_id = :trigger_id;
+
+-- name: attach_trigger_auth_method
+INSERT INTO trigger_auth_methods (trigger_id, method_id)
+VALUES (:trigger_id, :method_id)
+ON CONFLICT DO NOTHING;
+
+-- name: list_trigger_auth_methods
+SELECT m.id, m.project_id, m.name, m.auth_type, m.inserted_at, m.updated_at
+FROM trigger_auth_methods a JOIN webhook_auth_methods m ON m.id = a.method_id
+WHERE a.trigger_id = :trigger_id
+ORDER BY m.name, m.id;
+
+-- name: trigger_auth_secrets
+-- The sealed secrets of the methods a trigger takes, for checking one webhook request.
+SELECT m.id, m.auth_type, m.sealed_secret
+FROM trigger_auth_methods a JOIN webhook_auth_methods m ON m.id = a.method_id
+WHERE a.trigger_id = :trigger_id
+ORDER BY m.id;
+
+
+-- name: delete_old_work_orders
+-- Retention: up to :limit of the project's work orders made before :before, with their
+-- runs, steps and logs (ON DELETE CASCADE), unless one of their runs is newer than that (a
+-- rerun or retry keeps its work order) or has not ended.
+DELETE FROM work_orders WHERE id IN (
+    SELECT o.id
+    FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+    WHERE w.project_id = :project_id AND o.inserted_at < :before
+      AND NOT EXISTS (
+          SELECT 1 FROM runs r
+          WHERE r.work_order_id = o.id
+            AND (r.inserted_at >= :before OR r.state IN ('available', 'claimed', 'started')))
+    LIMIT :limit
+);
+
+-- name: delete_old_dataclips
+-- Retention: up to :limit of the project's dataclips stored before :before (what still names
+-- one of them is set to NULL), but none that a run which has not ended still needs.
+DELETE FROM dataclips WHERE id IN (
+    SELECT d.id FROM dataclips d
+    WHERE d.project_id = :project_id AND d.inserted_at < :before
+      AND NOT EXISTS (
+          SELECT 1 FROM runs r
+          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+    LIMIT :limit
+);
+
+-- name: wipe_old_dataclips
+-- Retention: up to :limit bodies of the project's dataclips stored before :before, read from
+-- dataclips_unwiped, but none that a run which has not ended still needs, nor any stored
+-- before :kept_from (the history cutoff: those rows go whole).
+UPDATE dataclips SET body = NULL, request = NULL, wiped_at = :now
+WHERE id IN (
+    SELECT d.id FROM dataclips d
+    WHERE d.project_id = :project_id AND d.wiped_at IS NULL AND d.inserted_at < :before
+      AND (:kept_from IS NULL OR d.inserted_at >= :kept_from)
+      AND NOT EXISTS (
+          SELECT 1 FROM runs r
+          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+    LIMIT :limit
+);

@@ -1,0 +1,77 @@
+"""Writing a new run row: the one place every kind of run is made (trigger, manual, retry,
+rerun), so that each gets the same copies of its workflow's and project's settings.
+
+Two settings are copied into the run when it is made:
+
+* ``limited``: whether a concurrency limit (the workflow's or its project's) rations it; the
+  claim reads rationed runs from their own index. Read under a key-share lock that a save
+  changing a limit must wait for (queries.sql: lock_enqueue_limits), so the copy is never
+  stale.
+* the plan option ``output_dataclips``: off in an ``erase_all`` project, so the worker does
+  not even send outputs (issue 8, "Retention and privacy").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+
+from fulmen.plan import Options
+from fulmen.store.db import Tx, dumps
+from fulmen.store.models import Priority, RetentionPolicy
+
+__all__ = ["NewRun", "insert_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    id: str
+    work_order_id: str
+    workflow_id: str
+    project_id: str
+    snapshot_id: str
+    dataclip_id: str | None
+    starting_node_id: str
+    queue: str
+    priority: Priority
+    #: Already checked (queue.encode_options).
+    options: Options
+    attempt: int = 1
+    retry_of: str | None = None
+    rerun_of: str | None = None
+    not_before: datetime | None = None
+
+
+async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
+    """Write ``run`` as ``available``, with its copies of the workflow's settings."""
+    limits = await tx.fetchone("lock_enqueue_limits", {"id": run.workflow_id})
+    assert limits is not None  # the caller read the workflow in this transaction
+    limited = limits["workflow_limit"] is not None or limits["project_limit"] is not None
+    options = run.options
+    if RetentionPolicy(limits["retention_policy"]) is RetentionPolicy.ERASE_ALL:
+        options = dataclasses.replace(options, output_dataclips=False)
+    document = {k: v for k, v in dataclasses.asdict(options).items() if v is not None}
+    await tx.execute("add_queue", {"name": run.queue})
+    await tx.execute(
+        "insert_run",
+        {
+            "id": run.id,
+            "work_order_id": run.work_order_id,
+            "workflow_id": run.workflow_id,
+            "project_id": run.project_id,
+            "snapshot_id": run.snapshot_id,
+            "dataclip_id": run.dataclip_id,
+            "starting_node_id": run.starting_node_id,
+            "queue": run.queue,
+            "priority": run.priority,
+            "options": dumps(document),
+            "run_timeout_ms": options.run_timeout_ms,
+            "attempt": run.attempt,
+            "retry_of": run.retry_of,
+            "rerun_of": run.rerun_of,
+            "not_before": run.not_before,
+            "limited": limited,
+            "now": now,
+        },
+    )

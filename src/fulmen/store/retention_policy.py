@@ -1,0 +1,79 @@
+"""What a project's retention settings mean at a given moment. Pure: no I/O, no clock.
+
+A project keeps its run history ``history_retention_period`` days and its dataclip bodies
+``dataclip_retention_period`` days; bodies never outlive the history they belong to, so a
+missing or longer body period means "as long as the history". In ``erase_all`` mode bodies
+are wiped as soon as their runs are done with them (the store does that when a run ends);
+the sweep only catches what a crash left behind, after ``ERASE_GRACE``.
+
+The sweep (fulmen.store.retention) turns :func:`cutoffs` into bounded deletes and wipes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fulmen.errors import InputError
+from fulmen.store.models import Project, RetentionPolicy
+
+__all__ = ["ERASE_GRACE", "Cutoffs", "check_project", "cutoffs", "keeps_bodies"]
+
+#: In ``erase_all`` mode, a body still there this long after it was stored was missed (the
+#: coordinator stopped before the run ended, say): the sweep wipes it, unless a run that has
+#: not ended still needs it.
+ERASE_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """What was stored before these times goes; ``None``: nothing goes."""
+
+    #: Work orders (with their runs, steps and logs) and dataclip rows.
+    history_before: datetime | None
+    #: Dataclip bodies (the rows stay until the history goes).
+    bodies_before: datetime | None
+
+    @property
+    def anything(self) -> bool:
+        return self.history_before is not None or self.bodies_before is not None
+
+
+def cutoffs(project: Project, now: datetime) -> Cutoffs:
+    """The project's cutoffs at ``now``."""
+    history = project.history_retention_period
+    bodies = project.dataclip_retention_period
+    if history is not None and (bodies is None or bodies > history):
+        bodies = history
+    body_cutoff = None if bodies is None else now - timedelta(days=bodies)
+    if project.retention_policy is RetentionPolicy.ERASE_ALL:
+        erase = now - ERASE_GRACE
+        body_cutoff = erase if body_cutoff is None else max(body_cutoff, erase)
+    history_cutoff = None if history is None else now - timedelta(days=history)
+    return Cutoffs(history_before=history_cutoff, bodies_before=body_cutoff)
+
+
+def keeps_bodies(project: Project) -> bool:
+    """Whether the project's runs send and store their outputs (plan ``output_dataclips``)."""
+    return project.retention_policy is not RetentionPolicy.ERASE_ALL
+
+
+def check_project(project: Project) -> None:
+    """Refuse retention settings that cannot be stored (InputError naming the field)."""
+    for name in ("history_retention_period", "dataclip_retention_period"):
+        days = getattr(project, name)
+        if days is not None and (isinstance(days, bool) or days < 1):
+            raise InputError(f"{name} is a number of days (1 or more) or none, not {days!r}")
+    history, bodies = project.history_retention_period, project.dataclip_retention_period
+    if history is not None and bodies is not None and bodies > history:
+        raise InputError(
+            f"dataclip_retention_period ({bodies} days) cannot be longer than "
+            f"history_retention_period ({history} days): bodies go with their history"
+        )
+    try:
+        RetentionPolicy(project.retention_policy)
+    except ValueError:
+        known = ", ".join(policy.value for policy in RetentionPolicy)
+        raise InputError(
+            f"retention_policy is one of {known}, not {project.retention_policy!r}"
+        ) from None

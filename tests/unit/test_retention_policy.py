@@ -1,0 +1,68 @@
+"""fulmen.store.retention_policy: a project's retention settings as cutoffs at a moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fulmen.errors import InputError
+from fulmen.store import Project, RetentionPolicy
+from fulmen.store.retention_policy import ERASE_GRACE, Cutoffs, check_project, cutoffs, keeps_bodies
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ERASE = RetentionPolicy.ERASE_ALL
+
+
+def days(n: float) -> datetime:
+    return NOW - timedelta(days=n)
+
+
+def project(
+    history: int | None, bodies: int | None, policy: RetentionPolicy = RetentionPolicy.RETAIN_ALL
+) -> Project:
+    return Project(
+        id="p",
+        name="p",
+        history_retention_period=history,
+        dataclip_retention_period=bodies,
+        retention_policy=policy,
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (project(None, None), Cutoffs(None, None)),  # keep everything
+        (project(30, None), Cutoffs(days(30), days(30))),  # bodies go with the history
+        (project(30, 7), Cutoffs(days(30), days(7))),
+        (project(None, 7), Cutoffs(None, days(7))),
+        (project(7, 30), Cutoffs(days(7), days(7))),  # never longer than the history
+        (project(None, None, ERASE), Cutoffs(None, NOW - ERASE_GRACE)),
+        (project(30, 7, ERASE), Cutoffs(days(30), NOW - ERASE_GRACE)),  # the later cutoff
+    ],
+)
+def test_cutoffs(settings: Project, expected: Cutoffs) -> None:
+    got = cutoffs(settings, NOW)
+    assert got == expected
+    assert got.anything == (expected != Cutoffs(None, None))
+
+
+def test_only_erase_all_withholds_outputs() -> None:
+    assert keeps_bodies(project(1, 1))
+    assert not keeps_bodies(project(None, None, ERASE))
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        (project(7, 14), "cannot be longer"),
+        (project(0, None), "history_retention_period"),
+        (project(None, -1), "dataclip_retention_period"),
+        (project(None, None, "keep_some"), "retention_policy"),  # type: ignore[arg-type]
+    ],
+)
+def test_unusable_settings_are_refused(settings: Project, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        check_project(settings)
+    check_project(project(14, 14, ERASE))
