@@ -162,7 +162,9 @@ class Connection:
 
     async def leave(self, topic: str, *, timeout: float = 5.0) -> None:
         """Leave ``topic``, waiting briefly for the answer; never raises (lightning-mock even
-        answers a leave with an error, §10.7 item 14)."""
+        answers a leave with an error, §10.7 item 14). Its push handler goes with it (a run
+        channel's cancel handler: one per run, so they must not pile up)."""
+        self._push_handlers.pop(topic, None)
         try:
             ref = self._session.leave(topic, now=time.monotonic(), timeout=timeout)
         except LocalProtocolError:

@@ -15,7 +15,10 @@
 4. After ``run:complete`` has been answered, the channel is left.
 
 :meth:`Run.abort` ends a run early with a reason (shutdown): its child is killed and the run
-is reported as ended with that reason.
+is reported as ended with that reason. The coordinator asks for the same with a
+``run:cancel`` push on the run channel (issue 8: someone cancelled the run): the run then
+ends with reason ``cancel`` (stored as ``cancelled``), its active step too; a push of any
+other event is ignored, as ws-worker ignores events it has no handler for.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from fulmen.contract import (
 )
 from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError, WorkerError
 from fulmen.execution import Defaults, Execution, RunRequest, start
+from fulmen.lifecycle import RUN_CANCEL_EVENT
+from fulmen.phoenix.client import Push
 from fulmen.plan import Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.sandbox import Zygote
@@ -52,9 +57,12 @@ from fulmen.worker.channels import Link, RunChannel
 from fulmen.worker.events import RunEvents, RunLimits
 from fulmen.worker.outbox import Outbox
 
-__all__ = ["Run", "RunServices", "limits_of", "with_defaults"]
+__all__ = ["CANCELLED", "Run", "RunServices", "limits_of", "with_defaults"]
 
 log = logging.getLogger("fulmen.worker")
+
+#: How a run the coordinator cancelled ends (the execution's own words for a killed child).
+CANCELLED = ExitReason(Reason.CANCEL, "CancelError", "The run was cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,7 @@ class Run:
             expires_at=float(claims.exp),
             clock=self._services.clock,
         )
+        self._services.link.on_push(channel.topic, self._on_push)
         try:
             await channel.join()
         except WorkerError as exc:
@@ -141,6 +150,11 @@ class Run:
             return await self._report(channel)
         finally:
             await channel.leave()
+
+    def _on_push(self, push: Push) -> None:
+        if push.event == RUN_CANCEL_EVENT:
+            log.info("run %s: the coordinator cancelled it; stopping it", self.id)
+            self.abort(CANCELLED)
 
     def _verify(self) -> RunClaims | None:
         """§3.2, before anything else; the run id is checked too."""
