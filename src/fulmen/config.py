@@ -178,6 +178,12 @@ class CoordinatorSettings:
     webhook_response_timeout: float = 30.0
     #: Seconds without a frame before a worker socket is closed (§1.1).
     socket_idle_timeout: float = 60.0
+    #: How often the retention sweep applies the projects' retention policies (issue 8).
+    retention_interval: float = 86_400.0
+    #: At most this many rows of each kind per retention batch (one short transaction).
+    retention_batch: int = 1000
+    #: The sweep's pause between two batches, in seconds: the queue's turn.
+    retention_pause: float = 0.05
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -201,6 +207,9 @@ class CoordinatorSettings:
             max_dataclip_size_mb=env.number("MAX_DATACLIP_SIZE_MB", 10.0),
             webhook_response_timeout=env.number("WEBHOOK_RESPONSE_TIMEOUT_MS", 30_000.0) / 1000,
             socket_idle_timeout=env.number("FULMEN_SOCKET_IDLE_TIMEOUT_SECONDS", 60.0),
+            retention_interval=env.number("FULMEN_RETENTION_INTERVAL_SECONDS", 86_400.0),
+            retention_batch=env.integer("FULMEN_RETENTION_BATCH", 1000, minimum=1),
+            retention_pause=env.number("FULMEN_RETENTION_PAUSE_SECONDS", 0.05),
         )
 
 

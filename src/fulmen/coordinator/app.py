@@ -3,8 +3,8 @@
 ``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
 ASGI app (REST API, webhooks, health, the worker socket, the dashboard) whose lifespan runs
 the background services under one task group: the hub's push loop, wake-up listener and
-poll, the reaper and the cron scheduler. Tests build apps with their own store and clock
-and drive the services directly (``services=False``).
+poll, the reaper, the cron scheduler and the retention sweep. Tests build apps with their own
+store and clock and drive the services directly (``services=False``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
 from fulmen.coordinator.reaper import Reaper
+from fulmen.coordinator.retention import Retention
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.coordinator.socket import PATH, worker_socket
 from fulmen.store import Clock, Store, open_store, system_clock
@@ -86,6 +87,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             coordinator.hub.poll(),
             Reaper(coordinator).run(),
             Scheduler(coordinator).run(),
+            Retention(coordinator).run(),
         ]
         async with asyncio.TaskGroup() as group:
             running = [group.create_task(task) for task in tasks]

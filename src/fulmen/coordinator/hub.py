@@ -9,6 +9,10 @@
 * Finished runs: :meth:`wait_finished` lets a webhook that replies after completion (§10.1)
   wait for its run. A run completed through this process wakes its waiters at once; one
   completed elsewhere is seen by re-reading the store every second.
+* Cancel requests (issue 8): each joined ``run:<id>`` channel registers here, so that
+  :meth:`tell_cancel` can push ``run:cancel`` to the worker that has the run. A run whose
+  worker is connected to another coordinator (PostgreSQL) is told by that coordinator's
+  reaper, which re-tells every requested cancel on each sweep (the store keeps the request).
 
 *Resource handling*: :meth:`run` is the one long-lived task; it belongs to the app's task
 group and ends when cancelled.
@@ -26,7 +30,7 @@ from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import RunDetail, Store
 from fulmen.store.wakeups import Wakeups
 
-__all__ = ["Hub", "WorkerSocket"]
+__all__ = ["Hub", "RunListener", "WorkerSocket"]
 
 log = logging.getLogger("fulmen.coordinator")
 
@@ -38,6 +42,14 @@ class WorkerSocket(Protocol):
     """What the hub needs of a connected worker socket (socket.SocketPump)."""
 
     async def push_work_available(self) -> None: ...
+
+
+class RunListener(Protocol):
+    """What the hub needs of a joined run channel (channels.run.RunChannel)."""
+
+    async def push_cancel(self) -> bool:
+        """Tell the worker to stop the run; true if it went out on a live socket."""
+        ...
 
 
 class Hub:
@@ -59,6 +71,7 @@ class Hub:
         self._pending = asyncio.Event()
         self._finished: dict[str, asyncio.Event] = {}
         self._notifying: set[asyncio.Task[None]] = set()
+        self._runs: dict[str, RunListener] = {}
 
     # -- sockets -----------------------------------------------------------------------------
 
@@ -115,6 +128,26 @@ class Hub:
                 continue
             if any(depth.values()):
                 self.work_available(tell_others=False)
+
+    # -- cancel requests ---------------------------------------------------------------------
+
+    def attach_run(self, run_id: str, listener: RunListener) -> None:
+        """``run:<id>`` was joined on this coordinator (a rejoin replaces the old channel)."""
+        self._runs[run_id] = listener
+
+    def detach_run(self, run_id: str, listener: RunListener) -> None:
+        if self._runs.get(run_id) is listener:
+            del self._runs[run_id]
+
+    async def tell_cancel(self, run_ids: list[str]) -> list[str]:
+        """Push ``run:cancel`` for each of ``run_ids`` whose channel is joined here; the ids
+        told."""
+        told = []
+        for run_id in run_ids:
+            listener = self._runs.get(run_id)
+            if listener is not None and await listener.push_cancel():
+                told.append(run_id)
+        return told
 
     # -- finished runs -----------------------------------------------------------------------
 

@@ -5,7 +5,10 @@
   workers hear ``work-available``.
 * A run in flight past ``COALESCE(started_at, claimed_at) + run timeout + grace`` is
   ``lost`` (``LostAfterClaim`` or ``LostAfterStart``), and its open steps with it; a webhook
-  waiting for it is answered.
+  waiting for it is answered. The store retries it when its workflow says so (issue 8).
+* A run whose cancel was asked for while a worker had it (issue 8) is cancelled again on its
+  worker, if that worker's run channel is joined here: the first ``run:cancel`` may have
+  been pushed by another coordinator, or lost with a socket.
 
 Both are one set-wise statement each in the store, safe to run on every coordinator at once.
 :meth:`Reaper.sweep` is one pass with the clock's time (tests call it directly);
@@ -32,6 +35,8 @@ log = logging.getLogger("fulmen.coordinator")
 class Sweep:
     rolled_back: list[str] = field(default_factory=list)
     lost: list[LostRun] = field(default_factory=list)
+    #: Runs whose worker was told (again) to cancel them.
+    cancels: list[str] = field(default_factory=list)
 
 
 class Reaper:
@@ -54,7 +59,8 @@ class Reaper:
             log.warning("run %s is lost (%s)", run.id, run.error_type)
             self._c.metrics.lost.inc()
             self._c.hub.run_finished(run.id)
-        return Sweep(rolled_back, lost)
+        cancels = await self._c.hub.tell_cancel(await self._c.store.cancel_requested())
+        return Sweep(rolled_back, lost, cancels)
 
     async def run(self) -> None:
         while True:

@@ -16,7 +16,9 @@ except the latest one if it is still within the grace; there is never more than 
 trigger per pass. The cursor always moves to the first fire time after now.
 
 Runs from cron have normal priority (after manual and webhook runs, §4.4), the ``default``
-queue, and start from an empty input.
+queue, and start from an empty input, or from what the trigger's cron cursor points at
+(issue 8: the last successful run's final state, or a job's last successful output), which
+the store reads in the transaction that takes the tick.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class Scheduler:
             due_at=trigger.next_fire_at,
             next_fire_at=cron.next_fire(spec, now),
             run=run,
+            cron_cursor=trigger.cron_cursor,
+            cron_cursor_job_id=trigger.cron_cursor_job_id,
         )
         return await self._c.store.fire_cron(tick)
 

@@ -216,6 +216,12 @@ class SocketPump:
         status = ReplyStatus.OK if ok else ReplyStatus.ERROR
         return self._session.reply(request, status, response) and await self._flush()
 
+    async def push(self, topic: str, event: str, payload: JSON) -> bool:
+        if self.closed or self._session.channel_state(topic) is not ChannelState.JOINED:
+            return False
+        self._session.push(topic, event, payload)
+        return await self._flush()
+
     async def push_work_available(self) -> None:
         """§4.5, for the hub: pushed only on a joined ``worker:queue``."""
         if self.closed or self._session.channel_state(WORKER_QUEUE) is not ChannelState.JOINED:

@@ -1,5 +1,10 @@
 """``POST /i/{trigger_id}``: a webhook request becomes a run.
 
+A trigger that is unknown, not a webhook or disabled is 404. A trigger with auth methods
+(issue 8) takes only requests that prove one of them (webhook_auth.py); any other is 401,
+read no further and written nowhere, and the log says which trigger refused and why, never
+what was sent.
+
 The body is read up to ``MAX_DATACLIP_SIZE_MB`` (413 beyond it, without reading the rest),
 must be JSON (an empty body counts as ``{}``; anything else that does not parse is 415 when
 the request says it is not JSON, 400 otherwise), and is stored as an ``http_request``
@@ -25,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from fulmen.contract import JSON
+from fulmen.coordinator import webhook_auth
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import NotFoundError
 from fulmen.lifecycle import RunState
@@ -71,6 +77,13 @@ async def webhook(trigger_id: str, request: Request) -> Response:
     trigger = info.trigger
     if trigger.type is not TriggerType.WEBHOOK or not trigger.enabled:
         return _problem(404, "not_found", f"no webhook trigger {trigger_id}")
+    decision = webhook_auth.check(await c.store.get_webhook_secrets(trigger_id), request.headers)
+    if not decision.allowed:
+        log.warning("webhook %s: request refused (%s)", trigger_id, decision.reason)
+        # RFC 9110 wants a challenge with every 401; Basic is the one a client can answer.
+        refused = _problem(401, "unauthorized", "this webhook requires authentication")
+        refused.headers["www-authenticate"] = 'Basic realm="webhook"'
+        return refused
     limit = int(c.settings.max_dataclip_size_mb * 1024 * 1024)
     try:
         raw = await _read_body(request, limit)

@@ -14,7 +14,7 @@ import logging
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from fulmen.coordinator.api import catalog, runs
+from fulmen.coordinator.api import catalog, runs, webhook_auth, work_orders
 from fulmen.coordinator.api.auth import authorized
 from fulmen.errors import (
     ConfigError,
@@ -35,6 +35,8 @@ log = logging.getLogger("fulmen.coordinator")
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
 router.include_router(catalog.router)
 router.include_router(runs.router)
+router.include_router(work_orders.router)
+router.include_router(webhook_auth.router)
 
 
 def status_of(error: FulmenError) -> int:

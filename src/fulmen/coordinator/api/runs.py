@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from fulmen.coordinator.api.schemas import (
     DataclipDoc,
@@ -18,7 +18,7 @@ from fulmen.coordinator.api.schemas import (
 )
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import InputError
-from fulmen.lifecycle import RunState
+from fulmen.lifecycle import CancelAction, RunState
 from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, Priority, Queue, RunFilter
 
 __all__ = ["router"]
@@ -83,12 +83,22 @@ async def get_logs(
     return PageDoc(items=[LogDoc.of(line) for line in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/runs/{run_id}/cancel", tags=["runs"])
-async def cancel_run(request: Request, run_id: str) -> RunDetailDoc:
-    """Cancel a queued run (409 once a worker has it)."""
+@router.post(
+    "/runs/{run_id}/cancel",
+    tags=["runs"],
+    responses={202: {"description": "Asked of the worker that has the run"}},
+)
+async def cancel_run(request: Request, run_id: str, response: Response) -> RunDetailDoc:
+    """Cancel a run. A queued run is cancelled at once (200). A run a worker has is
+    stopped by that worker, told over the run channel (202, with ``cancel_requested_at``
+    set; the run ends ``cancelled`` when the worker has stopped it; an OpenFn ws-worker
+    does not understand the request and finishes the run). A finished run is 409."""
     c = _c(request)
-    await c.store.cancel_run(run_id)
-    c.hub.run_finished(run_id)
+    if await c.store.cancel_run(run_id) is CancelAction.NOW:
+        c.hub.run_finished(run_id)
+    else:
+        await c.hub.tell_cancel([run_id])
+        response.status_code = 202
     return RunDetailDoc.of_detail(await c.store.get_run(run_id))
 
 

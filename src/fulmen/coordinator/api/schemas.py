@@ -13,17 +13,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from fulmen import plan
 from fulmen.store import (
     CredentialInfo,
+    CronCursor,
     Dataclip,
     LogEntry,
+    NewWebhookAuthMethod,
     Project,
+    RetentionPolicy,
+    RetryPolicy,
     Run,
     RunDetail,
+    Snapshot,
     Step,
     StoredWorkflow,
     TriggerType,
+    WebhookAuthMethod,
+    WebhookAuthType,
     WebhookReply,
     Workflow,
     WorkflowTrigger,
+    WorkOrder,
 )
 
 __all__ = [
@@ -36,9 +44,16 @@ __all__ = [
     "PageDoc",
     "ProjectDoc",
     "ProjectIn",
+    "RerunIn",
+    "RerunsDoc",
     "RunDetailDoc",
     "RunDoc",
+    "SnapshotDoc",
     "StartedDoc",
+    "TriggerAuthIn",
+    "WebhookAuthMethodDoc",
+    "WebhookAuthMethodIn",
+    "WorkOrderDoc",
     "WorkflowDoc",
     "WorkflowIn",
 ]
@@ -73,16 +88,33 @@ class ErrorDoc(BaseModel):
 class ProjectIn(_Doc):
     id: str = Field(default_factory=_new_id)
     name: str = Field(min_length=1)
+    #: Runs of the project in flight at once (claimed or started); ``null``: no limit.
     concurrency: int | None = Field(default=None, gt=0)
+    #: Days of run history kept; ``null``: forever.
+    history_retention_period: int | None = Field(default=None, gt=0)
+    #: Days dataclip bodies are kept, at most the history's; ``null``: as long as it.
+    dataclip_retention_period: int | None = Field(default=None, gt=0)
+    #: ``erase_all``: no input or output body is kept beyond its run.
+    retention_policy: Literal["retain_all", "erase_all"] = "retain_all"
 
     def to_store(self, project_id: str | None = None) -> Project:
-        return Project(id=project_id or self.id, name=self.name, concurrency=self.concurrency)
+        return Project(
+            id=project_id or self.id,
+            name=self.name,
+            concurrency=self.concurrency,
+            history_retention_period=self.history_retention_period,
+            dataclip_retention_period=self.dataclip_retention_period,
+            retention_policy=RetentionPolicy(self.retention_policy),
+        )
 
 
 class ProjectDoc(BaseModel):
     id: str
     name: str
     concurrency: int | None
+    history_retention_period: int | None
+    dataclip_retention_period: int | None
+    retention_policy: str
     inserted_at: datetime | None
     updated_at: datetime | None
 
@@ -109,6 +141,47 @@ class TriggerDoc(_Doc):
     #: IANA zone of the cron expression; UTC when absent.
     timezone: str | None = None
     webhook_reply: Literal["before_start", "after_completion"] | None = None
+    #: What a cron trigger's runs start from: ``none`` ({}), ``last_run`` (the final state
+    #: of the last successful run) or ``job`` (the last successful output of
+    #: ``cron_cursor_job_id``).
+    cron_cursor: Literal["none", "last_run", "job"] = "none"
+    cron_cursor_job_id: str | None = None
+
+    @classmethod
+    def of(cls, t: WorkflowTrigger) -> TriggerDoc:
+        return cls(
+            id=t.id,
+            type=t.type.value,
+            enabled=t.enabled,
+            cron_expression=t.cron_expression,
+            timezone=t.timezone,
+            webhook_reply=t.webhook_reply.value if t.webhook_reply else None,
+            cron_cursor=CronCursor(t.cron_cursor).value,
+            cron_cursor_job_id=t.cron_cursor_job_id,
+        )
+
+
+class RetryDoc(_Doc):
+    """Automatic retries of runs that end ``crash``, ``kill`` or ``lost`` (and ``fail`` with
+    ``on_fail``): up to ``max_retries``, the n-th after ``backoff_ms * 2^(n-1)`` ms, at most
+    ``backoff_max_ms``."""
+
+    max_retries: int = Field(default=0, ge=0, le=100)
+    backoff_ms: int = Field(default=10_000, gt=0)
+    backoff_max_ms: int = Field(default=600_000, gt=0)
+    on_fail: bool = False
+
+    def to_store(self) -> RetryPolicy:
+        return RetryPolicy(**self.model_dump())
+
+    @classmethod
+    def of(cls, policy: RetryPolicy) -> RetryDoc:
+        return cls(
+            max_retries=policy.max_retries,
+            backoff_ms=policy.backoff_ms,
+            backoff_max_ms=policy.backoff_max_ms,
+            on_fail=policy.on_fail,
+        )
 
 
 class EdgeDoc(_Doc):
@@ -126,7 +199,9 @@ class WorkflowIn(_Doc):
 
     id: str = Field(default_factory=_new_id)
     name: str = Field(min_length=1)
+    #: Runs of the workflow in flight at once; 1: strictly one at a time, in order.
     concurrency: int | None = Field(default=None, gt=0)
+    retry: RetryDoc = Field(default_factory=RetryDoc)
     jobs: list[JobDoc] = []
     triggers: list[TriggerDoc] = []
     edges: list[EdgeDoc] = []
@@ -137,6 +212,7 @@ class WorkflowIn(_Doc):
             project_id=project_id,
             name=self.name,
             concurrency=self.concurrency,
+            retry=self.retry.to_store(),
             jobs=tuple(plan.Job(**job.model_dump()) for job in self.jobs),
             triggers=tuple(
                 WorkflowTrigger(
@@ -146,6 +222,8 @@ class WorkflowIn(_Doc):
                     cron_expression=t.cron_expression,
                     timezone=t.timezone,
                     webhook_reply=WebhookReply(t.webhook_reply) if t.webhook_reply else None,
+                    cron_cursor=CronCursor(t.cron_cursor),
+                    cron_cursor_job_id=t.cron_cursor_job_id,
                 )
                 for t in self.triggers
             ),
@@ -158,6 +236,7 @@ class WorkflowDoc(BaseModel):
     project_id: str
     name: str
     concurrency: int | None
+    retry: RetryDoc
     jobs: list[JobDoc]
     triggers: list[TriggerDoc]
     edges: list[EdgeDoc]
@@ -169,49 +248,65 @@ class WorkflowDoc(BaseModel):
 
     @classmethod
     def of(cls, stored: StoredWorkflow) -> WorkflowDoc:
-        w = stored.workflow
         return cls(
-            id=w.id,
-            project_id=w.project_id,
-            name=w.name,
-            concurrency=w.concurrency,
-            jobs=[
-                JobDoc(
-                    id=j.id,
-                    name=j.name,
-                    body=j.body,
-                    adaptor=j.adaptor,
-                    credential_id=j.credential_id,
-                )
-                for j in w.jobs
-            ],
-            triggers=[
-                TriggerDoc(
-                    id=t.id,
-                    type=t.type.value,
-                    enabled=t.enabled,
-                    cron_expression=t.cron_expression,
-                    timezone=t.timezone,
-                    webhook_reply=t.webhook_reply.value if t.webhook_reply else None,
-                )
-                for t in w.triggers
-            ],
-            edges=[
-                EdgeDoc(
-                    id=e.id,
-                    source_trigger_id=e.source_trigger_id,
-                    source_job_id=e.source_job_id,
-                    target_job_id=e.target_job_id,
-                    condition=e.condition,
-                    enabled=e.enabled,
-                )
-                for e in w.edges
-            ],
+            **_workflow_fields(stored.workflow),
             version=stored.version,
             snapshot_id=stored.snapshot_id,
             inserted_at=stored.inserted_at,
             updated_at=stored.updated_at,
         )
+
+
+class SnapshotDoc(BaseModel):
+    """One saved version of a workflow, as runs of that version ran it."""
+
+    id: str
+    workflow_id: str
+    version: int
+    inserted_at: datetime
+    workflow: dict[str, Any]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> SnapshotDoc:
+        return cls(
+            id=snapshot.id,
+            workflow_id=snapshot.workflow_id,
+            version=snapshot.version,
+            inserted_at=snapshot.inserted_at,
+            workflow=_workflow_fields(snapshot.workflow),
+        )
+
+
+def _workflow_fields(w: Workflow) -> dict[str, Any]:
+    return dict(
+        id=w.id,
+        project_id=w.project_id,
+        name=w.name,
+        concurrency=w.concurrency,
+        retry=RetryDoc.of(w.retry),
+        jobs=[
+            JobDoc(
+                id=j.id,
+                name=j.name,
+                body=j.body,
+                adaptor=j.adaptor,
+                credential_id=j.credential_id,
+            )
+            for j in w.jobs
+        ],
+        triggers=[TriggerDoc.of(t) for t in w.triggers],
+        edges=[
+            EdgeDoc(
+                id=e.id,
+                source_trigger_id=e.source_trigger_id,
+                source_job_id=e.source_job_id,
+                target_job_id=e.target_job_id,
+                condition=e.condition,
+                enabled=e.enabled,
+            )
+            for e in w.edges
+        ],
+    )
 
 
 class CredentialIn(_Doc):
@@ -271,6 +366,18 @@ class RunDoc(BaseModel):
     claimed_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    #: 1, or n + 1 for the automatic retry of attempt n.
+    attempt: int
+    #: The run this one retries automatically (same work order).
+    retry_of: str | None
+    #: The run this one reruns by hand, from ``starting_node_id`` (same work order).
+    rerun_of: str | None
+    #: A retry is not claimed before this time.
+    not_before: datetime | None
+    #: When a cancel was asked of the worker that has the run.
+    cancel_requested_at: datetime | None
+    #: The workflow version the run runs (with ``snapshot_id``: GET /api/snapshots/{id}).
+    snapshot_version: int | None
 
     @classmethod
     def of(cls, run: Run) -> RunDoc:
@@ -337,3 +444,105 @@ class StartedDoc(BaseModel):
     work_order_id: str
     run_id: str
     dataclip_id: str | None
+
+
+class RerunIn(_Doc):
+    """Run work orders again, each as a new run in it: from ``job_id``'s step in its latest
+    run that has one (that step's stored input is the new run's input), or from the start
+    (its own input) when ``job_id`` is absent."""
+
+    work_order_ids: list[str] = Field(min_length=1, max_length=1000)
+    job_id: str | None = None
+
+
+class RerunErrorDoc(BaseModel):
+    work_order_id: str
+    code: str
+    message: str
+
+
+class RerunsDoc(BaseModel):
+    """What a rerun of many work orders made: one run each, or why not (each work order is
+    rerun on its own; one that cannot be does not stop the others)."""
+
+    runs: list[StartedDoc]
+    errors: list[RerunErrorDoc]
+
+
+class WorkOrderDoc(BaseModel):
+    """A work order: one trigger event's input, and every run made for it, newest first.
+    Its ``state`` is its latest run's."""
+
+    id: str
+    workflow_id: str
+    trigger_id: str | None
+    dataclip_id: str | None
+    inserted_at: datetime
+    state: str | None
+    runs: list[RunDoc]
+
+    @classmethod
+    def of(cls, order: WorkOrder, runs: list[Run]) -> WorkOrderDoc:
+        return cls(
+            id=order.id,
+            workflow_id=order.workflow_id,
+            trigger_id=order.trigger_id,
+            dataclip_id=order.dataclip_id,
+            inserted_at=order.inserted_at,
+            state=order.state.value if order.state else None,
+            runs=[RunDoc.of(run) for run in runs],
+        )
+
+
+class WebhookAuthMethodIn(_Doc):
+    """An ``api`` method (the ``x-api-key`` header; ``api_key`` absent: one is made, 64 hex
+    characters) or a ``basic`` one (``username`` and a ``password`` of 8 to 72 characters).
+    Secrets are write-only: stored encrypted, shown again never (but a made key, once)."""
+
+    id: str = Field(default_factory=_new_id)
+    name: str = Field(min_length=1)
+    auth_type: Literal["api", "basic"]
+    api_key: str | None = Field(default=None, min_length=16, repr=False)
+    username: str | None = Field(default=None, min_length=1, repr=False)
+    password: str | None = Field(default=None, repr=False)
+
+    def to_store(self, project_id: str) -> NewWebhookAuthMethod:
+        return NewWebhookAuthMethod(
+            id=self.id,
+            project_id=project_id,
+            name=self.name,
+            auth_type=WebhookAuthType(self.auth_type),
+            api_key=self.api_key,
+            username=self.username,
+            password=self.password,
+        )
+
+
+class WebhookAuthMethodDoc(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    auth_type: str
+    inserted_at: datetime
+    updated_at: datetime
+    #: Only in the answer to creating an ``api`` method: the key, this once.
+    api_key: str | None = None
+
+    @classmethod
+    def of(cls, method: WebhookAuthMethod) -> WebhookAuthMethodDoc:
+        return cls(
+            id=method.id,
+            project_id=method.project_id,
+            name=method.name,
+            auth_type=method.auth_type.value,
+            inserted_at=method.inserted_at,
+            updated_at=method.updated_at,
+            api_key=method.api_key,
+        )
+
+
+class TriggerAuthIn(_Doc):
+    """The auth methods a webhook trigger takes from now on: any one of them will do; an
+    empty list opens the trigger again."""
+
+    method_ids: list[str] = Field(max_length=100)

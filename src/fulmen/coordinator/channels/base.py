@@ -30,6 +30,11 @@ class Host(Protocol):
         """Send the answer; true if it was handed to a live connection."""
         ...
 
+    async def push(self, topic: str, event: str, payload: JSON) -> bool:
+        """Push ``event`` on a joined ``topic``; true if it was handed to a live connection
+        (false, and nothing sent, when the topic is not joined)."""
+        ...
+
 
 class Channel(Protocol):
     async def join(self, join: JoinRequest) -> bool:

@@ -6,14 +6,20 @@ after this token was minted, is ``unauthorized`` (the token's ``nbf`` is its cla
 a worker that was too slow to join cannot run a run that is now someone else's. A worker may
 join again after a reconnect (§1.6), also once its run has ended (to resend its last events).
 
-*Fetches* (§5.3–§5.5) read the run's plan, its input dataclip (as a binary reply; wiped after
-serving when the run does not save dataclips) and the credentials its jobs use (only those:
-the store checks that the run's snapshot names the credential); each credential's values are
-masked in the run's logs from then on (§8.4).
+*Fetches* (§5.3–§5.5) read the run's plan, its input dataclip (as a binary reply) and the
+credentials its jobs use (only those: the store checks that the run's snapshot names the
+credential); each credential's values are masked in the run's logs from then on (§8.4).
+When the run does not save dataclips, its input is wiped by the store once the run has ended,
+not right after serving it as Lightning does, so that an automatic retry can still read it.
 
 *Reports* (channels/reports.py) are stored with their state transitions, each at most once
 per run in this process (memory.py), so a copy resent after a reconnect is answered as the
 first was.
+
+*Cancel* (issue 8): a joined channel registers with the hub, which pushes ``run:cancel`` on
+it when someone cancels the run; a worker that joins a run whose cancel was already asked
+for hears it right after the join. The Fulmen worker then stops the child and completes the
+run with reason ``cancel``; an OpenFn ws-worker ignores the push (lifecycle.RUN_CANCEL_EVENT).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from fulmen.contract import (
     RunJoin,
     decode_run_request,
     run_id_of,
+    run_topic,
 )
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
@@ -38,7 +45,7 @@ from fulmen.coordinator.channels.reports import record
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.memory import Outcome, fingerprint, secret_values
 from fulmen.errors import ConfigError, ContractError, FulmenError, NotFoundError, TokenError
-from fulmen.lifecycle import FINAL_RUN_STATES, RunState
+from fulmen.lifecycle import FINAL_RUN_STATES, RUN_CANCEL_EVENT, RunState
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.plan import Options
 from fulmen.tokens import verify_run_token
@@ -59,6 +66,7 @@ class RunChannel:
         self.run_id = run_id_of(topic)
         self._memory = coordinator.memories(self.run_id)
         self._options = Options()
+        self._cancel_asked = False
 
     # -- join --------------------------------------------------------------------------------
 
@@ -67,7 +75,16 @@ class RunChannel:
         if refusal is not None:
             await self._host.refuse(join, refusal)
             return False
-        return await self._host.accept(join)
+        if not await self._host.accept(join):
+            return False
+        self._c.hub.attach_run(self.run_id, self)
+        if self._cancel_asked:
+            await self.push_cancel()
+        return True
+
+    async def push_cancel(self) -> bool:
+        log.info("run %s: telling worker %s to cancel it", self.run_id, self._host.worker_id)
+        return await self._host.push(run_topic(self.run_id), RUN_CANCEL_EVENT, {})
 
     async def _refusal(self, payload: JSON) -> JSON | None:
         try:
@@ -97,11 +114,12 @@ class RunChannel:
             return UNAUTHORIZED
         if run.state not in FINAL_RUN_STATES:
             await self._c.store.join_run(self.run_id)
+            self._cancel_asked = run.cancel_requested_at is not None
         self._options = run.options
         return None
 
     def left(self) -> None:
-        return None
+        self._c.hub.detach_run(self.run_id, self)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -140,8 +158,6 @@ class RunChannel:
             return False, "not_found"
         dataclip = await self._c.store.get_dataclip(run.dataclip_id)
         body = b"null" if dataclip.wiped_at is not None else orjson.dumps(dataclip.as_input())
-        if not run.options.output_dataclips:
-            await self._c.store.wipe_dataclip(dataclip.id)
         return True, body
 
     async def _credential(self, credential_id: str) -> Outcome:
