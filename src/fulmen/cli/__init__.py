@@ -13,6 +13,7 @@ from fulmen.cli.deploy import deploy, pull
 from fulmen.cli.keys import keys
 from fulmen.cli.run import run
 from fulmen.cli.runner import runner
+from fulmen.cli.runs import runs
 from fulmen.cli.server import server
 from fulmen.cli.up import up
 from fulmen.cli.worker import worker
@@ -30,6 +31,7 @@ cli.add_command(keys)
 cli.add_command(worker)
 cli.add_command(runner)
 cli.add_command(server)
+cli.add_command(runs)
 cli.add_command(deploy)
 cli.add_command(pull)
 
