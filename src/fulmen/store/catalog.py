@@ -171,8 +171,10 @@ async def replace_workflow(
     await _save_nodes(tx, workflow, version=row["lock_version"], now=now)
     assert before is not None  # the update found it
     if (before["concurrency"] is None) != (workflow.concurrency is None):
-        project = await get_project(tx, workflow.project_id)
-        limited = workflow.concurrency is not None or project.concurrency is not None
+        # Locked, so that a save of the project's limit cannot rewrite the flags meanwhile.
+        project = await tx.fetchone("lock_project", {"id": workflow.project_id})
+        assert project is not None  # the workflow's project
+        limited = workflow.concurrency is not None or project["concurrency"] is not None
         await tx.execute(
             "set_workflow_runs_limited", {"workflow_id": workflow.id, "limited": limited}
         )

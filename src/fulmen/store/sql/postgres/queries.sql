@@ -25,9 +25,10 @@ WHERE id = %(id)s
 RETURNING *;
 
 -- name: lock_project
--- Before a save that may change the project's limit: enqueues hold the row FOR KEY SHARE
--- (lock_enqueue_limits) while they copy the limit into a run's "limited" flag, so this waits
--- for them, and they for it (then read what it saved).
+-- Before a save that may change the project's limit, or one of its workflows': enqueues hold
+-- the row FOR KEY SHARE (lock_enqueue_limits) while they copy the limits into a run's
+-- "limited" flag, so this waits for them, and they for it (then read what it saved); and two
+-- such saves take turns, so neither rewrites the flags from a limit the other is changing.
 SELECT id, concurrency FROM projects WHERE id = %(id)s FOR UPDATE;
 
 -- name: set_project_runs_limited

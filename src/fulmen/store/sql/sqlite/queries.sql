@@ -25,8 +25,8 @@ WHERE id = :id
 RETURNING *;
 
 -- name: lock_project
--- Before a save that may change the project's limit (the write lock is already held, so no
--- enqueue can copy the old limit meanwhile; PostgreSQL needs a row lock here).
+-- Before a save that may change the project's limit, or one of its workflows' (the write
+-- lock is already held, so nothing changes meanwhile; PostgreSQL needs a row lock here).
 SELECT id, concurrency FROM projects WHERE id = :id;
 
 -- name: set_project_runs_limited
