@@ -2,38 +2,55 @@
 
 Each subcommand turns arguments into settings and calls into the package; no logic lives here.
 Errors that users can cause are reported as one line on stderr, never a traceback.
+
+Subcommands are imported only when they are used: ``fulmen run`` must not pay for importing
+the coordinator's web stack, and ``fulmen --version`` must not pay for anything. Importing
+every subcommand eagerly made each start take over a second of CPU.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from fulmen import __version__
-from fulmen.cli.deploy import deploy, pull
-from fulmen.cli.keys import keys
-from fulmen.cli.run import run
-from fulmen.cli.runner import runner
-from fulmen.cli.runs import runs
-from fulmen.cli.server import server
-from fulmen.cli.up import up
-from fulmen.cli.worker import worker
+
+#: name -> "module:attribute" of each subcommand, in the order ``--help`` lists them.
+COMMANDS = {
+    "up": "fulmen.cli.up:up",
+    "run": "fulmen.cli.run:run",
+    "keys": "fulmen.cli.keys:keys",
+    "worker": "fulmen.cli.worker:worker",
+    "runner": "fulmen.cli.runner:runner",
+    "server": "fulmen.cli.server:server",
+    "runs": "fulmen.cli.runs:runs",
+    "deploy": "fulmen.cli.deploy:deploy",
+    "pull": "fulmen.cli.deploy:pull",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fulmen")
 def cli() -> None:
     """Fulmen: run workflows and user scripts, sandboxed."""
-
-
-cli.add_command(up)
-cli.add_command(run)
-cli.add_command(keys)
-cli.add_command(worker)
-cli.add_command(runner)
-cli.add_command(server)
-cli.add_command(runs)
-cli.add_command(deploy)
-cli.add_command(pull)
 
 
 def main() -> None:
