@@ -141,6 +141,16 @@ async def test_a_webhook_runs_a_workflow_down_its_success_and_failure_edges(
         listed = {run["id"]: run["state"] for run in await api.runs(workflow_id)}
         assert listed == {ok_id: "success", handled_id: "success", failed_id: "failed"}
 
+        # the largest log page the API advertises is one it serves (it said 5000; the store
+        # refused more than 1000)
+        document = (await api.http.get("/openapi.json")).json()
+        parameters = document["paths"]["/api/runs/{run_id}/logs"]["get"]["parameters"]
+        bound = next(p for p in parameters if p["name"] == "limit")["schema"]["maximum"]
+        page = await api.http.get(
+            f"/api/runs/{ok_id}/logs", params={"limit": bound}, headers=api.headers
+        )
+        assert page.status_code == 200, page.text
+
 
 async def test_timeout_and_out_of_memory_end_runs_with_kill(tmp_path: Path) -> None:
     async with system(

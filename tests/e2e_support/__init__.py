@@ -52,7 +52,7 @@ FINAL_STATES = frozenset(
 )
 #: Long enough for a loaded CI machine to start a Python process; every wait is bounded.
 START_TIMEOUT = 30.0
-#: The store's largest page (the API's own bound for logs says 5000, but the store's is 1000).
+#: A page of runs or log lines (the API serves up to 500 runs, 1000 lines).
 PAGE = 500
 
 T = TypeVar("T")

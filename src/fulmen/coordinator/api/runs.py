@@ -77,7 +77,8 @@ async def get_logs(
     request: Request,
     run_id: str,
     cursor: Cursor = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    # the store's largest page (fulmen.store.paging.MAX_LIMIT); 5000 was advertised and refused
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> PageDoc[LogDoc]:
     page = await _c(request).store.get_logs(run_id, cursor=cursor, limit=limit)
     return PageDoc(items=[LogDoc.of(line) for line in page.items], next_cursor=page.next_cursor)
