@@ -106,6 +106,11 @@ class Event(StrEnum):
     RUN_LOG = "run:log"
     RUN_BATCH_LOGS = "run:batch_logs"
     RUN_COMPLETE = "run:complete"
+    #: Server push (Fulmen, issue 8): stop this run; the worker completes it with ``cancel``.
+    #: Not part of Lightning's protocol: OpenFn's ws-worker binds no handler for it on the run
+    #: channel and Phoenix's JS client drops events nobody bound, so there it is ignored and
+    #: the run ends as it would have.
+    RUN_CANCEL = "run:cancel"
 
 
 #: Exit reasons that may appear on the wire (§7.1): all but the server-only ``lost``.

@@ -43,7 +43,6 @@ from fulmen.reasons import Reason
 __all__ = [
     "FINAL_RUN_STATES",
     "IN_FLIGHT_RUN_STATES",
-    "RUN_CANCEL_EVENT",
     "RUN_STATE_FOR_REASON",
     "RUN_TABLE",
     "STEP_TABLE",
@@ -236,12 +235,6 @@ def run_sources(event: RunEvent) -> frozenset[RunState]:
     must say exactly this; the conformance tests hold them to it.
     """
     return frozenset(state for state, allowed in RUN_TABLE.items() if event in allowed)
-
-
-#: The push on ``run:<id>`` that asks the worker to stop the run (Fulmen's own event: an
-#: OpenFn ws-worker binds no handler for it on the run channel, and Phoenix's JS client drops
-#: events nobody bound, so it is ignored there and the run ends as it would have).
-RUN_CANCEL_EVENT = "run:cancel"
 
 
 class CancelAction(StrEnum):

@@ -259,6 +259,7 @@ async def test_retry_from_a_step_is_a_new_run_of_the_same_work_order(
         (await dashboard.store.get_run(new_id)).run,
     )
     assert new.work_order_id == old.work_order_id
+    assert new.rerun_of == old.id  # recorded as a rerun, as the API's rerun does
     assert new.starting_node_id == second.job_id
     assert new.dataclip_id == second.input_dataclip_id
     assert new.queue == Queue.MANUAL and new.state.value == "available"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from fulmen.contract import Event
 from fulmen.errors import TransitionError
 from fulmen.lifecycle import (
     FINAL_RUN_STATES,
     IN_FLIGHT_RUN_STATES,
-    RUN_CANCEL_EVENT,
     CancelAction,
     RunEvent,
     RunState,
@@ -62,6 +62,6 @@ def test_the_worker_stops_a_run_on_run_cancel_and_ignores_other_pushes() -> None
     run = _Aborted()
     run._on_push(Push("run:r-1", "something:new", {}))
     assert run.aborted == []
-    run._on_push(Push("run:r-1", RUN_CANCEL_EVENT, {}))
+    run._on_push(Push("run:r-1", Event.RUN_CANCEL, {}))
     assert run.aborted == [CANCELLED]
     assert (CANCELLED.reason, CANCELLED.error_type) == (Reason.CANCEL, "CancelError")

@@ -47,7 +47,6 @@ from fulmen.contract import (
 )
 from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError, WorkerError
 from fulmen.execution import Defaults, Execution, RunRequest, start
-from fulmen.lifecycle import RUN_CANCEL_EVENT
 from fulmen.phoenix.client import Push
 from fulmen.plan import Plan
 from fulmen.reasons import ExitReason, Reason
@@ -152,7 +151,7 @@ class Run:
             await channel.leave()
 
     def _on_push(self, push: Push) -> None:
-        if push.event == RUN_CANCEL_EVENT:
+        if push.event == Event.RUN_CANCEL:
             log.info("run %s: the coordinator cancelled it; stopping it", self.id)
             self.abort(CANCELLED)
 

@@ -19,7 +19,7 @@ first was.
 *Cancel* (issue 8): a joined channel registers with the hub, which pushes ``run:cancel`` on
 it when someone cancels the run; a worker that joins a run whose cancel was already asked
 for hears it right after the join. The Fulmen worker then stops the child and completes the
-run with reason ``cancel``; an OpenFn ws-worker ignores the push (lifecycle.RUN_CANCEL_EVENT).
+run with reason ``cancel``; an OpenFn ws-worker ignores the push (contract.Event.RUN_CANCEL).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import orjson
 
 from fulmen.contract import (
     JSON,
+    Event,
     FetchCredential,
     FetchDataclip,
     FetchPlan,
@@ -45,7 +46,7 @@ from fulmen.coordinator.channels.reports import record
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.memory import Outcome, fingerprint, secret_values
 from fulmen.errors import ConfigError, ContractError, FulmenError, NotFoundError, TokenError
-from fulmen.lifecycle import FINAL_RUN_STATES, RUN_CANCEL_EVENT, RunState
+from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.plan import Options
 from fulmen.tokens import verify_run_token
@@ -84,7 +85,7 @@ class RunChannel:
 
     async def push_cancel(self) -> bool:
         log.info("run %s: telling worker %s to cancel it", self.run_id, self._host.worker_id)
-        return await self._host.push(run_topic(self.run_id), RUN_CANCEL_EVENT, {})
+        return await self._host.push(run_topic(self.run_id), Event.RUN_CANCEL, {})
 
     async def _refusal(self, payload: JSON) -> JSON | None:
         try:

@@ -38,9 +38,7 @@ from fulmen.coordinator.dashboard.views import (
 from fulmen.errors import FulmenError, NotFoundError
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
-    EnqueueRequest,
-    Priority,
-    Queue,
+    RerunRequest,
     Run,
     RunDetail,
     RunFilter,
@@ -179,35 +177,17 @@ async def retry(
     return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)
 
 
-class _CannotRetry(FulmenError):
-    code = "cannot_retry"
-
-
 async def _retry(c: Coordinator, detail: RunDetail, step_id: str) -> str:
-    run = detail.run
-    if step_id:
-        step = next((s for s in detail.steps if s.id == step_id), None)
-        if step is None:
-            raise _CannotRetry(f"run {run.id[:8]} has no step {step_id}")
-        dataclip_id, start = step.input_dataclip_id, step.job_id
-    else:
-        dataclip_id, start = run.dataclip_id, run.starting_node_id
-    if dataclip_id is None:
-        raise _CannotRetry("there is no input to retry with (it was not saved)")
-    clip = await c.store.get_dataclip(dataclip_id)
-    if clip.wiped_at is not None:
-        raise _CannotRetry("the input of that step was wiped; it cannot be run again")
-    enqueued = await c.store.enqueue(
-        EnqueueRequest(
-            workflow_id=run.workflow_id,
-            input_dataclip_id=dataclip_id,
-            starting_node_id=start,
-            queue=Queue.MANUAL,
-            priority=Priority.IMMEDIATE,
-            options=c.run_options(),
-            work_order_id=run.work_order_id,
-        )
+    """The same rerun as ``POST /api/steps/{id}/rerun`` (issue 8): a new run in the work
+    order, recorded as a rerun, refused in the same transaction when its input was wiped."""
+    if step_id and all(s.id != step_id for s in detail.steps):
+        raise NotFoundError(f"run {detail.run.id[:8]} has no step {step_id}")
+    request = (
+        RerunRequest(step_id=step_id, options=c.run_options())
+        if step_id
+        else RerunRequest(work_order_id=detail.run.work_order_id, options=c.run_options())
     )
+    made = await c.store.rerun(request)
     c.metrics.enqueued.labels("retry").inc()
     c.hub.work_available()
-    return enqueued.run_id
+    return made.run_id
