@@ -1091,6 +1091,8 @@ async def test_racing_claimers_never_exceed_a_limit(
     assert sorted(seen) == sorted(run for runs in made.values() for run in runs)
 
 
+# PostgreSQL only: on SQLite, BEGIN IMMEDIATE serializes claims, so there is nothing to interleave.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_a_claim_that_started_before_a_manual_run_arrived_waits_its_turn(
     store: SQLStore, backend: Backend, clock: FakeClock
 ) -> None:
@@ -1101,8 +1103,7 @@ async def test_a_claim_that_started_before_a_manual_run_arrived_waits_its_turn(
     sees the manual run and nothing in flight, B's saw the cron run and nothing in flight:
     both would claim, two runs of the workflow in flight. With it, A waits for B and then
     sees B's run in flight: exactly one is claimed."""
-    if backend.conninfo is None:
-        pytest.skip("SQLite: BEGIN IMMEDIATE serializes claims; there is nothing to interleave")
+    assert backend.conninfo is not None
     await seed(store)
     await store.replace_workflow(workflow(concurrency=1))
     [cron] = await enqueue_to(store, "w", priority=Priority.NORMAL)
