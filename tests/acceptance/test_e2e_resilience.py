@@ -51,7 +51,11 @@ async def test_the_coordinator_restarted_mid_run_still_records_every_event_once(
         )
         run_id = await api.hook(hook, {"n": 1})
         await gate.reached("first")
-        await logged(api, run_id, "first waiting")  # everything so far is stored
+        # Everything so far is stored before the kill. A line stored whose reply was still on
+        # the wire at the kill would be sent again and stored twice: the new process does not
+        # know the old one's replies (coordinator/memory.py); waiting here leaves that window
+        # at the few microseconds between a commit and its reply.
+        await logged(api, run_id, "first waiting")
 
         assert await coordinator.kill() == -signal.SIGKILL
         gate.release("first")
