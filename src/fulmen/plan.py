@@ -69,6 +69,17 @@ class Edge:
         # Decoding guarantees exactly one source is set.
         return self.source_trigger_id or self.source_job_id or ""
 
+    def to_wire(self) -> dict[str, Any]:
+        """The edge as a plan carries it (both sources present, one of them null)."""
+        return {
+            "id": self.id,
+            "source_trigger_id": self.source_trigger_id,
+            "source_job_id": self.source_job_id,
+            "target_job_id": self.target_job_id,
+            "condition": self.condition,
+            "enabled": self.enabled,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -135,7 +146,7 @@ class Plan:
             "id": self.id,
             "jobs": [_drop_none(_job_wire(j)) for j in self.jobs],
             "triggers": [_drop_none({"id": t.id, "type": t.type}) for t in self.triggers],
-            "edges": [_drop_none(_edge_wire(e)) for e in self.edges],
+            "edges": [_drop_none(e.to_wire()) for e in self.edges],
             "options": _drop_none(_options_wire(self.options)),
         }
         for key in ("name", "starting_node_id", "dataclip_id", "project_id"):
@@ -333,17 +344,6 @@ def _job_wire(job: Job) -> dict[str, Any]:
         "credential_id": job.credential_id,
         "credential": dict(job.credential) if job.credential is not None else None,
         "state": dict(job.state) if job.state is not None else None,
-    }
-
-
-def _edge_wire(edge: Edge) -> dict[str, Any]:
-    return {
-        "id": edge.id,
-        "source_trigger_id": edge.source_trigger_id,
-        "source_job_id": edge.source_job_id,
-        "target_job_id": edge.target_job_id,
-        "condition": edge.condition,
-        "enabled": edge.enabled,
     }
 
 

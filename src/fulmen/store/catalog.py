@@ -259,7 +259,7 @@ async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime
     for trigger in workflow.triggers:
         await tx.execute("upsert_trigger", {**base, **_trigger_document(trigger)})
     for edge in workflow.edges:
-        await tx.execute("upsert_edge", {**base, **_edge_document(edge)})
+        await tx.execute("upsert_edge", {**base, **edge.to_wire()})
     await tx.execute(
         "insert_snapshot",
         {
@@ -358,7 +358,7 @@ def workflow_document(workflow: Workflow) -> dict[str, object]:
         "retry": _retry_document(workflow.retry),
         "jobs": [_job_document(job) for job in workflow.jobs],
         "triggers": [_trigger_document(trigger) for trigger in workflow.triggers],
-        "edges": [_edge_document(edge) for edge in workflow.edges],
+        "edges": [edge.to_wire() for edge in workflow.edges],
     }
 
 
@@ -404,17 +404,6 @@ def _trigger_document(trigger: WorkflowTrigger) -> dict[str, object]:
         "webhook_reply": trigger.webhook_reply.value if trigger.webhook_reply else None,
         "cron_cursor": CronCursor(trigger.cron_cursor).value,
         "cron_cursor_job_id": trigger.cron_cursor_job_id,
-    }
-
-
-def _edge_document(edge: Edge) -> dict[str, object]:
-    return {
-        "id": edge.id,
-        "source_trigger_id": edge.source_trigger_id,
-        "source_job_id": edge.source_job_id,
-        "target_job_id": edge.target_job_id,
-        "condition": edge.condition,
-        "enabled": edge.enabled,
     }
 
 
