@@ -34,6 +34,7 @@ __all__ = [
     "Defaults",
     "Execution",
     "RunRequest",
+    "aborted_step",
     "exit_reason_for",
     "limits_for",
     "start",
@@ -127,7 +128,7 @@ class Execution:
         if complete is None:
             reason = exit_reason_for(self.exit, self._timeout_ms, self._scrubber)
             if active is not None:
-                yield _aborted_step(active, reason)
+                yield aborted_step(active, reason)
             complete = WorkflowComplete(
                 reason.reason.value, reason.error_type, reason.error_message, None, []
             )
@@ -149,7 +150,8 @@ async def start(zygote: Zygote, request: RunRequest, defaults: Defaults) -> Exec
     return Execution(handle, timeout_ms, Scrubber(request.credential_bodies()))
 
 
-def _aborted_step(step: StepStart, reason: ExitReason) -> StepComplete:
+def aborted_step(step: StepStart, reason: ExitReason) -> StepComplete:
+    """The step-complete of a step cut short (§7.1 error path): output ``{}``, no timestamp."""
     return StepComplete(
         step_id=step.step_id,
         job_id=step.job_id,

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from fulmen.errors import FulmenError, RunnerError
 from fulmen.runner import spec as worker_spec
 from fulmen.runner import topics
-from fulmen.runner.body import create_fields, read_body
+from fulmen.runner.body import create_fields, json_object, read_body
 from fulmen.runner.protocol import MAX_BODY_BYTES, b64decode, b64encode
 from fulmen.runner.service import Runner
 
@@ -208,16 +208,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await read_body(request, 256 * 1024)
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise RunnerError(
-            f"the request body is not valid JSON: {exc}", code="bad_request"
-        ) from None
-    if not isinstance(value, dict):
-        raise RunnerError("the request body must be a JSON object", code="bad_request")
-    return value
+    return json_object(await read_body(request, 256 * 1024))
 
 
 def _multi(items: list[tuple[str, str]]) -> dict[str, list[str]]:

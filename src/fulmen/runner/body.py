@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from typing import Final
+from typing import Any, Final
 
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
@@ -62,11 +62,12 @@ async def create_fields(request: Request) -> dict[str, object]:
         raise RunnerError(f"unsupported content type: {kind}", code="unsupported_media_type")
     body = await read_body(request, MAX_CREATE_BYTES)
     if kind == "application/json":
-        return _json_object(body)
+        return json_object(body)
     return await _form(request, body, multipart=kind == "multipart/form-data")
 
 
-def _json_object(body: bytes) -> dict[str, object]:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object; RunnerError ``bad_request`` otherwise."""
     try:
         value = json.loads(body)
     except ValueError as exc:

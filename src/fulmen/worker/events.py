@@ -48,6 +48,7 @@ from fulmen.contract import (
     format_timestamp,
 )
 from fulmen.contract import LogLine as WireLogLine
+from fulmen.execution import aborted_step
 from fulmen.plan import Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime import events as rt
@@ -210,7 +211,7 @@ class RunEvents:
         out: list[Message] = []
         if self._active is not None:
             step = self._active
-            out.extend(self._step_complete(_aborted(step, reason)))
+            out.extend(self._step_complete(aborted_step(step, reason)))
         return out + self.fail(reason)
 
     def fail(self, reason: ExitReason) -> list[Message]:
@@ -335,15 +336,3 @@ def _webhook_response(output: str) -> dict[str, JSON] | None:
     state = orjson.loads(output)
     value = state.get("webhookResponse") if isinstance(state, dict) else None
     return value if isinstance(value, dict) else None
-
-
-def _aborted(step: rt.StepStart, reason: ExitReason) -> rt.StepComplete:
-    return rt.StepComplete(
-        step_id=step.step_id,
-        job_id=step.job_id,
-        reason=reason.reason.value,
-        error_type=reason.error_type,
-        error_message=reason.error_message,
-        output="{}",
-        next=[],
-    )
