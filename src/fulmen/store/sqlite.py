@@ -1,14 +1,33 @@
-"""The SQLite dialect: one file in WAL mode, one writer connection and one reader.
+"""The SQLite dialect: one file in WAL mode, one writer connection and one reader, driven
+from the event loop's own thread, with group commit.
 
-SQLite allows one writer at a time per file. Inside a process, writes are queued on an asyncio
-lock around the writer connection; across processes (or several stores opened on one file),
-``BEGIN IMMEDIATE`` takes the file's write lock at the start of each write transaction and
-``busy_timeout`` makes the others wait for it rather than fail. A transaction that reads and
-then writes can therefore never see a row change under it, which is what makes the claim and
-every state transition safe without ``SELECT … FOR UPDATE``.
+*Why statements run on the loop's thread.* The coordinator's statements are index lookups
+and single-row writes on a local file in the page cache: a few microseconds each. Handing
+each one to a driver thread (as aiosqlite does) cost more than the statement itself: a
+queue hand-off, a thread switch, and a wake-up of the loop through its self-pipe, ~50 of
+them per run, which was most of the coordinator's CPU per run in bench/e2e.py. What can make
+SQLite wait is taken off the loop: taking the file's write lock when another process holds
+it (``BEGIN IMMEDIATE`` is tried at once, and only if the lock is busy retried in a thread
+with ``busy_timeout``) and the ``fsync`` of ``COMMIT`` (always in a thread).
 
-The reader connection serves reads without waiting for writes (WAL keeps a snapshot per read
-transaction). Both connections turn foreign keys on: SQLite leaves them off by default.
+*Group commit.* ``synchronous`` stays FULL (the default): a run whose enqueue was
+acknowledged to a webhook caller survives a power cut, not only a crash of the process. An
+fsync per transaction would then put a ceiling of a few hundred transactions a second on the
+whole coordinator, and ~10 of them make one run. So write transactions that arrive while
+another is open join it: each runs inside a savepoint of one SQLite transaction (an error
+rolls back its own savepoint only), and one ``COMMIT`` makes the group durable. No caller
+leaves :meth:`SQLiteDatabase.write` before the commit that holds its changes has returned;
+if that commit fails, every transaction of the group fails with it, and none was
+acknowledged. The committer queues on the write lock behind the writers already waiting, so
+a group is "everyone who was waiting when the previous commit started".
+
+*Isolation.* Inside a process, writes take turns on an asyncio lock around the writer
+connection; across processes, ``BEGIN IMMEDIATE`` takes the file's write lock at the start
+of each group, so a transaction that reads and then writes never sees a row change under
+it, which is what makes the claim and every state transition safe without
+``SELECT … FOR UPDATE``. Reads use the reader connection, which sees only committed data
+(WAL keeps a snapshot per read transaction), never a group that may yet fail to commit.
+Both connections turn foreign keys on: SQLite leaves them off by default.
 """
 
 from __future__ import annotations
@@ -17,14 +36,12 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, cast
-
-import aiosqlite
+from typing import Any
 
 from fulmen.errors import ConflictError, StoreError
 from fulmen.store.db import Params, Row, Tx, dumps, from_micros, text, to_micros
@@ -34,31 +51,35 @@ __all__ = ["SQLiteDatabase"]
 
 #: How long a writer waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 10_000
+#: The savepoint each write transaction of a group runs in.
+_SAVEPOINT = "fulmen_tx"
 
 
 class _SQLiteTx:
-    def __init__(self, conn: aiosqlite.Connection, queries: dict[str, Query]) -> None:
+    """Statements of one transaction, run synchronously (see the module's docstring); the
+    methods are coroutines only to meet the ``Tx`` protocol PostgreSQL needs."""
+
+    __slots__ = ("_conn", "_queries")
+
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, Query]) -> None:
         self._conn = conn
         self._queries = queries
 
     async def execute(self, query: str, params: Params | None = None) -> int:
-        cursor = await self._conn.execute(self._queries[query].sql, _adapt(params))
+        cursor = self._conn.execute(self._queries[query].sql, _adapt(params))
         count = cursor.rowcount
-        await cursor.close()
+        cursor.close()
         return count
 
     async def fetchone(self, query: str, params: Params | None = None) -> Row | None:
-        rows = await self.fetchall(query, params)
-        return rows[0] if rows else None
+        cursor = self._conn.execute(self._queries[query].sql, _adapt(params))
+        row: Row | None = cursor.fetchone()
+        cursor.close()
+        return row
 
     async def fetchall(self, query: str, params: Params | None = None) -> list[Row]:
-        # One trip to the connection's thread (execute, fetch and close happen there) instead
-        # of three. Each trip is a thread hand-off and an event-loop wake-up, the largest CPU
-        # cost of the coordinator's run events in a profile (bench/e2e.py), and a write
-        # transaction holds the write lock across all of its trips.
-        rows = await self._conn.execute_fetchall(self._queries[query].sql, _adapt(params))
-        # _dict_row made them dicts; aiosqlite's annotations say sqlite3.Row.
-        return [cast(dict[str, Any], row) for row in rows]
+        rows: list[Row] = self._conn.execute(self._queries[query].sql, _adapt(params)).fetchall()
+        return rows
 
     def time(self, value: object) -> datetime:
         if not isinstance(value, int):
@@ -69,55 +90,138 @@ class _SQLiteTx:
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer = writer
         self._reader = reader
         self._queries = load_queries(self.dialect)
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
+        #: The open group's outcome, or ``None`` when no SQLite transaction is open.
+        self._group: asyncio.Future[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
         """Open (creating it if needed) the database file and bring its schema up to date."""
         path.parent.mkdir(parents=True, exist_ok=True)
         async with _opening(path):
-            writer = await _connect(path)
-            try:
-                # WAL lets the reader read while the writer writes; it is a property of the
-                # file, so setting it once is enough.
-                await writer.execute("PRAGMA journal_mode = WAL")
-                # synchronous stays FULL (the default): a run whose enqueue was acknowledged
-                # to a webhook caller survives a power cut, not only a crash of the process.
-                await _migrate(writer)
-                reader = await _connect(path, query_only=True)
-            except BaseException:
-                await writer.close()
-                raise
+            writer, reader = await asyncio.to_thread(_open_connections, path)
         return cls(writer, reader)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
-        async with self._write_lock, _translated():
-            await self._writer.execute("BEGIN IMMEDIATE")
+        async with self._write_lock:
+            if self._closed:
+                raise StoreError("the SQLite store is closed")
+            if self._group is None:
+                await self._begin()
+                self._group = asyncio.get_running_loop().create_future()
+            group = self._group
+            with _translated():
+                self._writer.execute(f"SAVEPOINT {_SAVEPOINT}")
             try:
                 yield _SQLiteTx(self._writer, self._queries)
-            except BaseException:
-                await self._writer.rollback()
+            except BaseException as error:
+                self._commit_soon()
+                with _translated():
+                    self._writer.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                    self._writer.execute(f"RELEASE {_SAVEPOINT}")
+                if isinstance(error, sqlite3.Error):
+                    raise _store_error(error) from error
                 raise
-            await self._writer.commit()
+            with _translated():
+                self._writer.execute(f"RELEASE {_SAVEPOINT}")
+            self._commit_soon()
+        # Outside the lock, so that the next writers can join the group meanwhile; shielded,
+        # so that a caller cancelled here does not cancel the commit of the others.
+        await asyncio.shield(group)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
-        async with self._read_lock, _translated():
-            await self._reader.execute("BEGIN")
-            try:
-                yield _SQLiteTx(self._reader, self._queries)
-            finally:
-                await self._reader.rollback()
+        async with self._read_lock:
+            with _translated():
+                self._reader.execute("BEGIN")
+                try:
+                    yield _SQLiteTx(self._reader, self._queries)
+                finally:
+                    self._reader.execute("ROLLBACK")
 
     async def close(self) -> None:
-        await self._reader.close()
-        await self._writer.close()
+        async with self._write_lock:
+            self._closed = True
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
+        self._reader.close()
+        self._writer.close()
+
+    # -- the group's begin and commit ----------------------------------------------------------
+
+    async def _begin(self) -> None:
+        """Take the file's write lock: at once if it is free, else wait for it in a thread."""
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error):
+                raise StoreError(f"the SQLite database failed: {error}") from error
+        with _translated():
+            await asyncio.to_thread(_begin_waiting, self._writer)
+
+    def _commit_soon(self) -> None:
+        if self._committer is None:
+            self._committer = asyncio.get_running_loop().create_task(self._commit())
+
+    async def _commit(self) -> None:
+        """Commit the open group once the writers already waiting have joined it."""
+        async with self._write_lock:
+            group, self._group, self._committer = self._group, None, None
+            if group is None:  # pragma: no cover - a group is open whenever this is scheduled
+                return
+            try:
+                await asyncio.to_thread(self._writer.execute, "COMMIT")
+            except BaseException as error:
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                group.set_exception(_store_error(error))
+                group.exception()  # retrieved: no warning when every writer was cancelled
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                group.set_result(None)
+
+
+def _open_connections(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    writer = _connect(path)
+    try:
+        # WAL lets the reader read while the writer writes; it is a property of the file,
+        # so setting it once is enough.
+        writer.execute("PRAGMA journal_mode = WAL")
+        _migrate(writer)
+        # The writer never waits on the loop's thread: a busy lock is waited for in a thread
+        # (SQLiteDatabase._begin). The reader keeps the busy timeout: in WAL mode it waits
+        # only in the rare moments another connection restarts the log.
+        writer.execute("PRAGMA busy_timeout = 0")
+        reader = _connect(path, query_only=True)
+    except BaseException:
+        writer.close()
+        raise
+    return writer, reader
+
+
+def _begin_waiting(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
+    return "locked" in str(error)  # pragma: no cover - Python < 3.11 had no error codes
 
 
 @asynccontextmanager
@@ -138,54 +242,59 @@ async def _opening(path: Path) -> AsyncIterator[None]:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-async def _connect(path: Path, *, query_only: bool = False) -> aiosqlite.Connection:
+def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
     # isolation_level=None: the driver opens no transactions of its own; we say BEGIN.
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    # aiosqlite annotates row_factory as a type; sqlite3 takes any callable.
-    conn.row_factory = _dict_row  # type: ignore[assignment]
+    # check_same_thread=False: a connection is used from the loop's thread and, for a
+    # commit or a busy lock, from one worker thread at a time (the write lock orders them).
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        if query_only:
-            await conn.execute("PRAGMA query_only = ON")
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open the SQLite database {path}: {error}") from error
+    conn.row_factory = _dict_row
+    try:
+        with _translated():
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if query_only:
+                conn.execute("PRAGMA query_only = ON")
     except BaseException:
-        # An unclosed aiosqlite connection keeps its thread, and so the process, alive.
-        await conn.close()
+        conn.close()
         raise
     return conn
 
 
-async def _migrate(conn: aiosqlite.Connection) -> None:
+def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the schema files this database lacks, each with its schema_version row.
 
     Under BEGIN IMMEDIATE, so two processes opening a new file at once apply them once.
     """
-    async with _translated():
-        await conn.execute("BEGIN IMMEDIATE")
+    with _translated():
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            await conn.execute(
+            conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            cursor = await conn.execute(
+            row = conn.execute(
                 "SELECT coalesce(max(version), 0) AS version FROM schema_version"
-            )
-            row = await cursor.fetchone()
+            ).fetchone()
             current = int(row["version"]) if row else 0
             for version, name, script in load_schema("sqlite"):
                 if version <= current:
                     continue
                 for statement in _statements(script):
-                    await conn.execute(statement)
-                await conn.execute(
+                    conn.execute(statement)
+                conn.execute(
                     "INSERT INTO schema_version (version, name, applied_at)"
                     " VALUES (?, ?, datetime('now'))",
                     (version, name),
                 )
         except BaseException:
-            await conn.rollback()
+            conn.execute("ROLLBACK")
             raise
-        await conn.commit()
+        conn.execute("COMMIT")
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -202,17 +311,21 @@ def _statements(script: str) -> Iterable[str]:
         raise StoreError(f"an SQL statement in the schema does not end: {rest.strip()[:80]}")
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
+@contextmanager
+def _translated() -> Iterator[None]:
     """Driver errors become Fulmen's: a refused constraint is a conflict, the rest a failure."""
     try:
         yield
-    except sqlite3.IntegrityError as error:
-        raise ConflictError(f"the store refused the write: {error}") from error
-    except sqlite3.OperationalError as error:
-        raise StoreError(f"the SQLite database failed: {error}") from error
     except sqlite3.Error as error:
-        raise StoreError(f"the SQLite database failed: {error}") from error
+        raise _store_error(error) from error
+
+
+def _store_error(error: BaseException) -> BaseException:
+    if isinstance(error, sqlite3.IntegrityError):
+        return ConflictError(f"the store refused the write: {error}")
+    if isinstance(error, sqlite3.Error):
+        return StoreError(f"the SQLite database failed: {error}")
+    return error
 
 
 def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
