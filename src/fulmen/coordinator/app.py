@@ -82,7 +82,6 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             yield
             return
         tasks = [
-            coordinator.hub.run(),
             coordinator.hub.listen(),
             coordinator.hub.poll(),
             Reaper(coordinator).run(),

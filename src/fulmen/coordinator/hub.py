@@ -1,11 +1,11 @@
 """The connected workers, and the news that reaches them: work is available, a run finished.
 
 * ``work-available`` (spec §4.5): whoever enqueued runs calls :meth:`Hub.work_available`; the
-  hub pushes the event to every socket that joined ``worker:queue`` at once, then at most once
-  per ``debounce`` window, and tells other coordinators through the
-  store's wake-ups (PostgreSQL NOTIFY); what they tell us arrives through :meth:`listen`.
-  :meth:`poll` is the fallback when hints are lost: while the queue holds runs, workers hear
-  about it every ``poll_interval`` seconds.
+  hub pushes the event to every socket that joined ``worker:queue``: at once to a worker that
+  has claimed since its last push, else at most once per ``debounce`` window (nudges.py), and
+  tells other coordinators through the store's wake-ups (PostgreSQL NOTIFY); what they tell us
+  arrives through :meth:`listen`. :meth:`poll` is the fallback when hints are lost: while the
+  queue holds runs, workers hear about it every ``poll_interval`` seconds.
 * Finished runs: :meth:`wait_finished` lets a webhook that replies after completion (§10.1)
   wait for its run. A run completed through this process wakes its waiters at once; one
   completed elsewhere is seen by re-reading the store every second.
@@ -14,17 +14,19 @@
   worker is connected to another coordinator (PostgreSQL) is told by that coordinator's
   reaper, which re-tells every requested cancel on each sweep (the store keeps the request).
 
-*Resource handling*: :meth:`run` is the one long-lived task; it belongs to the app's task
-group and ends when cancelled.
+*Resource handling*: :meth:`listen` and :meth:`poll` are the long-lived tasks; they belong to
+the app's task group and end when cancelled. A due push is a timer of the loop, cancelled when
+its socket goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
+from fulmen.coordinator.nudges import Nudge
 from fulmen.errors import FulmenError
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import RunDetail, Store
@@ -53,10 +55,9 @@ class RunListener(Protocol):
 
 
 #: Lightning debounces ``work-available`` by 500 ms (spec §4.5). The window exists to keep a
-#: burst of enqueues from becoming a burst of pushes; 50 ms does that just as well (at most 20
-#: pushes a second per worker), while 500 ms put up to half a second between a webhook and its
-#: claim whenever the previous push was recent: bench/e2e.py's one-at-a-time runs took 460 ms
-#: p50 with it.
+#: burst of enqueues from becoming a burst of pushes to a worker that is not claiming; 50 ms
+#: does that just as well (at most 20 pushes a second), while 500 ms put up to half a second
+#: between a webhook and its claim: bench/e2e.py's one-at-a-time runs took 460 ms p50 with it.
 DEBOUNCE_S = 0.05
 
 
@@ -75,8 +76,9 @@ class Hub:
         self._debounce = debounce
         self._poll_interval = poll_interval
         self._on_count = on_count
-        self._sockets: set[WorkerSocket] = set()
-        self._pending = asyncio.Event()
+        self._sockets: dict[WorkerSocket, Nudge] = {}
+        self._timers: dict[WorkerSocket, asyncio.TimerHandle] = {}
+        self._pushing: set[asyncio.Task[None]] = set()
         self._finished: dict[str, asyncio.Event] = {}
         self._notifying: set[asyncio.Task[None]] = set()
         self._runs: dict[str, RunListener] = {}
@@ -84,11 +86,14 @@ class Hub:
     # -- sockets -----------------------------------------------------------------------------
 
     def add(self, socket: WorkerSocket) -> None:
-        self._sockets.add(socket)
+        self._sockets[socket] = Nudge()
         self._count()
 
     def remove(self, socket: WorkerSocket) -> None:
-        self._sockets.discard(socket)
+        self._sockets.pop(socket, None)
+        timer = self._timers.pop(socket, None)
+        if timer is not None:
+            timer.cancel()
         self._count()
 
     @property
@@ -102,23 +107,40 @@ class Hub:
     # -- work-available ----------------------------------------------------------------------
 
     def work_available(self, *, tell_others: bool = True) -> None:
-        """Runs were enqueued (or put back): workers hear of it within ``debounce``."""
-        self._pending.set()
+        """Runs were enqueued (or put back): each worker hears of it now or within
+        ``debounce`` (nudges.py)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for socket, nudge in self._sockets.items():
+            delay = nudge.on_work(now, self._debounce)
+            if delay == 0:
+                self._push(socket, now)
+            elif delay is not None:
+                self._timers[socket] = loop.call_later(delay, self._push_due, socket)
         if tell_others:
             # fire and forget, keeping a reference so the task is not collected mid-way
-            task = asyncio.get_running_loop().create_task(self._wakeups.notify())
-            self._notifying.add(task)
-            task.add_done_callback(self._notifying.discard)
+            self._keep(self._wakeups.notify(), self._notifying)
 
-    async def run(self) -> None:
-        """Push ``work-available`` when asked, at most once per ``debounce`` seconds."""
-        while True:
-            await self._pending.wait()
-            self._pending.clear()
-            sockets = list(self._sockets)
-            if sockets:
-                await asyncio.gather(*(socket.push_work_available() for socket in sockets))
-            await asyncio.sleep(self._debounce)
+    def claimed(self, socket: WorkerSocket) -> None:
+        """``socket``'s worker claimed: it has acted on its last push."""
+        nudge = self._sockets.get(socket)
+        if nudge is not None:
+            nudge.on_claim()
+
+    def _push_due(self, socket: WorkerSocket) -> None:
+        self._timers.pop(socket, None)
+        if socket in self._sockets:
+            self._push(socket, asyncio.get_running_loop().time())
+
+    def _push(self, socket: WorkerSocket, now: float) -> None:
+        self._sockets[socket].on_push(now)
+        self._keep(socket.push_work_available(), self._pushing)
+
+    @staticmethod
+    def _keep(work: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def listen(self) -> None:
         """Relay other coordinators' wake-ups to this one's workers."""

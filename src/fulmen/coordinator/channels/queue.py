@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Final
 
 from fulmen.contract import JSON, ClaimRequest, Event, QueueJoin
@@ -30,9 +31,13 @@ MAX_DEMAND: Final = 100
 
 
 class QueueChannel:
-    def __init__(self, host: Host, coordinator: Coordinator) -> None:
+    def __init__(
+        self, host: Host, coordinator: Coordinator, on_claim: Callable[[], None] = lambda: None
+    ) -> None:
+        """``on_claim``: called once each claim is answered (the hub's push bookkeeping)."""
         self._host = host
         self._c = coordinator
+        self._on_claim = on_claim
 
     async def join(self, join: JoinRequest) -> bool:
         # §4.1: Lightning ignores the join payload; we only log what the worker offers.
@@ -63,6 +68,7 @@ class QueueChannel:
             return
         reply: JSON = {"runs": [{"id": run.id, "token": self._token(run)} for run in runs]}
         delivered = await self._host.reply(request, True, reply)
+        self._on_claim()
         self._c.metrics.claim_seconds.observe(time.perf_counter() - started)
         if runs and not delivered:
             await self._roll_back(runs)
