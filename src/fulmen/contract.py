@@ -66,6 +66,7 @@ __all__ = [
     "LogReply",
     "Mem",
     "QueueJoin",
+    "QueueJoined",
     "Reason",
     "RunBatchLogs",
     "RunComplete",
@@ -295,6 +296,27 @@ class QueueJoin:
         if self.queues is not None:
             out["queues"] = dict(self.queues)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueueJoined:
+    """The ``ok`` reply to a ``worker:queue`` join. Lightning answers ``{}`` (§4.1); a Fulmen
+    coordinator adds ``accepts``, the optional events it handles, because the protocol has no
+    way to ask (§5.9: ``run:batch_logs`` crashes the channel of a server without a handler).
+    Reading is lenient: whatever is not a list of strings there means "nothing optional"."""
+
+    accepts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        listed = value.get("accepts") if isinstance(value, dict) else None
+        if not isinstance(listed, list):
+            return cls()
+        return cls(frozenset(item for item in listed if isinstance(item, str)))
+
+    def to_wire(self) -> JSONObject:
+        accepts: list[JSON] = [*sorted(self.accepts)]
+        return {"accepts": accepts} if accepts else {}
 
 
 def _slot(value: JSON, path: str) -> int:

@@ -193,7 +193,7 @@ class DeadSocket:
 
     worker_id = "gone"
 
-    async def accept(self, join: Any) -> bool:
+    async def accept(self, join: Any, response: Any = None) -> bool:
         return True
 
     async def refuse(self, join: Any, response: Any) -> bool:

@@ -59,7 +59,7 @@ class World:
     async def claimed(self, worker: RawWorker) -> tuple[str, str]:
         """Enqueue a run, claim it and join its channel: (run id, topic)."""
         run_id = await self.enqueue()
-        assert (await worker.join("worker:queue", {}))[0] == "ok"
+        assert await worker.join("worker:queue", {}) == ("ok", {"accepts": ["run:batch_logs"]})
         status, reply = await worker.call(
             "worker:queue", "claim", {"demand": 1, "worker_name": None}
         )

@@ -31,6 +31,7 @@ from fulmen.contract import (
     LogReply,
     Mem,
     QueueJoin,
+    QueueJoined,
     Reason,
     RunBatchLogs,
     RunComplete,
@@ -417,3 +418,15 @@ def test_claim_round_trip(
 ) -> None:
     value = ClaimRequest(demand, worker_name, queues)
     assert ClaimRequest.from_wire(value.to_wire()) == value
+
+
+def test_the_queue_join_reply_says_what_a_fulmen_coordinator_accepts() -> None:
+    joined = QueueJoined(accepts=frozenset({"run:batch_logs"}))
+    assert joined.to_wire() == {"accepts": ["run:batch_logs"]}
+    assert QueueJoined.from_wire(joined.to_wire()) == joined
+    assert QueueJoined().to_wire() == {}  # what Lightning sends
+
+
+@pytest.mark.parametrize("reply", [{}, None, "{}", {"accepts": "run:batch_logs"}, []])
+def test_a_join_reply_without_a_list_of_accepts_offers_nothing(reply: JSON) -> None:
+    assert QueueJoined.from_wire(reply).accepts == frozenset()

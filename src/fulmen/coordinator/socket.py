@@ -206,8 +206,8 @@ class SocketPump:
 
     # -- the Host side (channels answer through these) ---------------------------------------
 
-    async def accept(self, join: JoinRequest) -> bool:
-        return self._session.accept(join) and await self._flush()
+    async def accept(self, join: JoinRequest, response: JSON = None) -> bool:
+        return self._session.accept(join, response) and await self._flush()
 
     async def refuse(self, join: JoinRequest, response: JSON) -> bool:
         return self._session.refuse(join, response) and await self._flush()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from fulmen.contract import JSON, ClaimRequest, Event, QueueJoin
+from fulmen.contract import JSON, ClaimRequest, Event, QueueJoin, QueueJoined
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
 from fulmen.coordinator.core import Coordinator
@@ -28,6 +28,8 @@ log = logging.getLogger("fulmen.coordinator")
 
 #: A claim asks for at most this many runs (ws-worker always asks for 1).
 MAX_DEMAND: Final = 100
+#: The join's answer: what this coordinator takes beyond what every Lightning takes.
+JOINED: Final = QueueJoined(accepts=frozenset({Event.RUN_BATCH_LOGS})).to_wire()
 
 
 class QueueChannel:
@@ -48,7 +50,7 @@ class QueueChannel:
             log.info(
                 "worker %s joined the queue (payload ignored: %s)", self._host.worker_id, error
             )
-        return await self._host.accept(join)
+        return await self._host.accept(join, JOINED)
 
     def left(self) -> None:
         return None

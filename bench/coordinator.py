@@ -1,0 +1,200 @@
+"""The coordinator alone: ``fulmen server`` (SQLite in a temporary data directory) worked by an
+ideal worker in this process, which runs nothing and answers instantly. It shows how many runs
+a second the coordinator can take on its own, and what each of the worker's messages costs it.
+
+The ideal worker speaks the wire protocol as ``fulmen worker`` does for a trivial one-step run:
+claim, join ``run:<id>``, ``fetch:plan``, ``fetch:dataclip``, ``run:start``, ``step:start``,
+the log lines, ``step:complete``, ``run:complete``, leave. Runs are enqueued with webhooks
+before the clock starts, so the figures are the worker side of the socket only.
+
+Printed per case: runs/s, the coordinator's CPU time per run (user + system, from
+``/proc``; steadier than the rate on a shared machine) and per message, for ``LINES`` log lines
+sent one ``run:log`` each or as one ``run:batch_logs``, with 1 and 8 runs in flight.
+
+Run: ``.venv/bin/python bench/coordinator.py [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import websockets
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import httpx2  # noqa: E402
+
+from e2e_support import Api, Coordinator, cpu_seconds  # noqa: E402
+from fulmen import keys as keyring  # noqa: E402
+from fulmen.phoenix.frames import BinaryReply, Sender, decode_binary  # noqa: E402
+from fulmen.tokens import mint_worker_token  # noqa: E402
+
+#: Log lines of a trivial run, as ``fulmen worker`` sends them.
+LINES = 7
+
+
+class IdealWorker:
+    """Phoenix v2 JSON frames over one socket; each request awaits its reply."""
+
+    def __init__(self, socket: websockets.ClientConnection) -> None:
+        self._socket = socket
+        self._refs = itertools.count(1)
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self.messages = 0
+
+    async def _read(self) -> None:
+        async for frame in self._socket:
+            if isinstance(frame, bytes):  # fetch:dataclip's answer is a binary reply
+                reply = decode_binary(frame, sender=Sender.SERVER)
+                assert isinstance(reply, BinaryReply)
+                self._waiting.pop(reply.ref).set_result({"status": reply.status, "response": {}})
+                continue
+            _join_ref, ref, _topic, event, payload = orjson.loads(frame)
+            if event == "phx_reply" and ref in self._waiting:
+                self._waiting.pop(ref).set_result(payload)
+
+    async def call(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> Any:
+        ref = str(next(self._refs))
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[ref] = future
+        await self._socket.send(orjson.dumps([join_ref, ref, topic, event, payload]).decode())
+        self.messages += 1
+        reply = await future
+        assert reply["status"] == "ok", (topic, event, reply)
+        return reply["response"]
+
+    async def run(self, run_id: str, token: str, batch: bool) -> None:
+        topic = f"run:{run_id}"
+        join_ref = str(next(self._refs))
+        await self.call(topic, "phx_join", {"token": token}, join_ref)
+        plan = await self.call(topic, "fetch:plan", {}, join_ref)
+        await self.call(topic, "fetch:dataclip", {"id": plan["dataclip_id"]}, join_ref)
+        now = time.time_ns() // 1000
+        await self.call(topic, "run:start", {"timestamp": str(now)}, join_ref)
+        step_id = str(uuid.uuid4())
+        job_id = plan["jobs"][0]["id"]
+        await self.call(
+            topic,
+            "step:start",
+            {
+                "step_id": step_id,
+                "job_id": job_id,
+                "input_dataclip_id": plan["dataclip_id"],
+                "timestamp": str(now),
+            },
+            join_ref,
+        )
+        lines = [
+            {
+                "message": [f"line {i}"],
+                "source": "JOB",
+                "level": "info",
+                "timestamp": str(now + i),
+                "step_id": step_id,
+            }
+            for i in range(LINES)
+        ]
+        if batch:
+            await self.call(topic, "run:batch_logs", {"run_id": run_id, "logs": lines}, join_ref)
+        else:
+            for line in lines:
+                await self.call(topic, "run:log", {"run_id": run_id, **line}, join_ref)
+        output_id = str(uuid.uuid4())
+        await self.call(
+            topic,
+            "step:complete",
+            {
+                "step_id": step_id,
+                "job_id": job_id,
+                "reason": "success",
+                "output_dataclip_id": output_id,
+                "output_dataclip": '{"data":{"n":1}}',
+                "timestamp": str(now + LINES),
+                "error_type": None,
+                "error_message": None,
+            },
+            join_ref,
+        )
+        await self.call(
+            topic,
+            "run:complete",
+            {
+                "reason": "success",
+                "final_dataclip_id": output_id,
+                "error_type": None,
+                "error_message": None,
+                "timestamp": str(now + LINES + 1),
+            },
+            join_ref,
+        )
+        await self.call(topic, "phx_leave", {}, join_ref)
+
+
+async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, batch: bool) -> str:
+    with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp:
+        server = Coordinator(Path(tmp) / "data", keys, log="warning")
+        await server.start()
+        try:
+            async with httpx2.AsyncClient(base_url=server.base_url, timeout=60) as http:
+                api = Api(http, await server.api_token())
+                _flow, hook = await api.workflow({"a": "fn(lambda s: s)\n"}, [], name="bench")
+                for i in range(runs):
+                    response = await http.post(f"/i/{hook}", json={"i": i})
+                    assert response.status_code == 200, response.text
+            token = mint_worker_token(keys.worker_secret, "bench", now=time.time())
+            url = f"{server.socket_url}/websocket?vsn=2.0.0&token={token}"
+            async with websockets.connect(url, compression=None) as socket:
+                worker = IdealWorker(socket)
+                await worker.call("worker:queue", "phx_join", {"capacity": in_flight}, "q")
+                assert server.process is not None
+                cpu = cpu_seconds(server.process.pid)
+                started = time.perf_counter()
+                done = 0
+
+                async def lane() -> None:
+                    nonlocal done
+                    while done < runs:
+                        claimed = await worker.call("worker:queue", "claim", {"demand": 1}, "q")
+                        for run in claimed["runs"]:
+                            await worker.run(run["id"], run["token"], batch)
+                            done += 1
+                        if not claimed["runs"]:
+                            return
+
+                await asyncio.gather(*(lane() for _ in range(in_flight)))
+                elapsed = time.perf_counter() - started
+                server_ms = (cpu_seconds(server.process.pid) - cpu) * 1000
+        finally:
+            await server.stop()
+    per_run = server_ms / runs
+    per_message = server_ms * 1000 / worker.messages
+    logs = "batch" if batch else "run:log"
+    return (
+        f"{logs:<10}{in_flight:>6}{runs / elapsed:>10.1f}{per_run:>12.2f}"
+        f"{worker.messages / runs:>10.1f}{per_message:>12.0f}"
+    )
+
+
+async def main(runs: int) -> None:
+    keys = keyring.generate()
+    print(f"{runs} runs per case, {LINES} log lines each; coordinator CPU per run and message")
+    print(f"{'logs':<10}{'flight':>6}{'runs/s':>10}{'ms/run':>12}{'msg/run':>10}{'µs/msg':>12}")
+    for batch, in_flight in ((False, 1), (False, 8), (True, 1), (True, 8)):
+        print(await case(keys, runs, in_flight, batch), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=500, help="runs per case [500]")
+    asyncio.run(main(parser.parse_args().runs))
