@@ -186,15 +186,32 @@ async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, batch: bo
     )
 
 
-async def main(runs: int) -> None:
+async def main(runs: int, cases: list[tuple[bool, int]]) -> None:
     keys = keyring.generate()
     print(f"{runs} runs per case, {LINES} log lines each; coordinator CPU per run and message")
     print(f"{'logs':<10}{'flight':>6}{'runs/s':>10}{'ms/run':>12}{'msg/run':>10}{'µs/msg':>12}")
-    for batch, in_flight in ((False, 1), (False, 8), (True, 1), (True, 8)):
+    for batch, in_flight in cases:
         print(await case(keys, runs, in_flight, batch), flush=True)
+
+
+def _cases(text: str) -> list[tuple[bool, int]]:
+    chosen = []
+    for part in text.split(","):
+        logs, _, in_flight = part.strip().partition(":")
+        if logs not in ("log", "batch"):
+            raise argparse.ArgumentTypeError(f"log or batch, not {logs!r}")
+        chosen.append((logs == "batch", int(in_flight)))
+    return chosen
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=500, help="runs per case [500]")
-    asyncio.run(main(parser.parse_args().runs))
+    parser.add_argument(
+        "--cases",
+        type=_cases,
+        default=_cases("log:1,log:8,batch:1,batch:8"),
+        help="logs:in-flight, comma-separated [log:1,log:8,batch:1,batch:8]",
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.cases))
