@@ -187,8 +187,10 @@ def test_a_push_times_out_at_its_deadline_and_a_late_reply_is_ignored() -> None:
     session = joined(now=100.0)
     ref = session.push(QUEUE, "claim", {}, now=100.0, timeout=3600.0)
     assert session.next_deadline() == 130.0  # the heartbeat comes first
+    assert session.deadline_of(ref) == 3700.0
     assert session.tick(3699.9) == []
     assert session.tick(3700.0) == [NoReply(QUEUE, ref, "claim", NoReplyReason.TIMEOUT)]
+    assert session.deadline_of(ref) is None
     assert session.receive_text(reply("1", ref, QUEUE)) == []
 
 

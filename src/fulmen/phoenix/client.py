@@ -355,6 +355,13 @@ class ClientSession:
             deadlines.append(self._heartbeat.due)
         return min(deadlines, default=None)
 
+    def deadline_of(self, ref: str) -> float | None:
+        """When the request ``ref`` times out, or ``None`` if it is not outstanding. Cheaper
+        than :meth:`next_deadline` for a shell that only needs to know whether a new request
+        ends before the moment it next ticks."""
+        pending = self._pending.get(ref)
+        return None if pending is None else pending.deadline
+
     def tick(self, now: float) -> list[ClientEvent]:
         """Expire requests whose deadline has passed and send a heartbeat if one is due."""
         events: list[ClientEvent] = []

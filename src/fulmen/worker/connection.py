@@ -4,10 +4,11 @@
 Theory of operation. :meth:`Connection.run` loops for the worker's whole life: connect, pump
 frames until the socket goes, reconnect after a capped, jittered delay. The session is one
 object across every reconnect, so refs keep counting up as Phoenix JS's do (§1.6). While
-connected, three tasks share the socket: a reader feeds inbound frames to the session, a
-writer sends whatever the session queued, in order, and a ticker calls ``tick`` by the
-session's next deadline (request timeouts and the 30 s heartbeat, §1.4). A heartbeat left
-unanswered closes the socket, as Phoenix JS does.
+connected, inbound frames go to the session as the socket reads them (``websocket.py``), and
+whatever the session queues is written once per pass of the event loop, in order, however
+many requests queued it: runs that answer their replies in the same pass share one write.
+A ticker task calls ``tick`` by the session's next deadline (request timeouts and the 30 s
+heartbeat, §1.4). A heartbeat left unanswered closes the socket, as Phoenix JS does.
 
 Callers see requests, not frames: :meth:`Connection.request` and :meth:`Connection.join`
 return the ``ok`` response or raise :class:`~fulmen.errors.RefusedError` (an ``error`` reply)
@@ -31,10 +32,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from fulmen import backoff
 from fulmen.contract import ErrorReply
@@ -55,6 +55,7 @@ from fulmen.phoenix.client import (
     Reply,
 )
 from fulmen.phoenix.frames import JSON
+from fulmen.worker import websocket
 from fulmen.worker.target import Resolver, Target, prefer_ipv4, resolve, socket_url
 
 __all__ = ["Connection", "reconnect_delays"]
@@ -108,10 +109,10 @@ class Connection:
         self._close_handlers: dict[str, Callable[[ChannelClosed], None]] = {}
         self._connected = asyncio.Event()
         self._closing = asyncio.Event()
-        self._outgoing = asyncio.Event()
+        self._flush_due = False  # a write of the session's frames is scheduled
         self._deadline_moved = asyncio.Event()
         self._ticking_at: float | None = None  # what the ticker sleeps until
-        self._ws: ClientConnection | None = None
+        self._ws: websocket.WebSocket | None = None
         self.generation = 0
         """How many times the socket has opened; a channel joined in an earlier generation
         must be joined again."""
@@ -177,7 +178,8 @@ class Connection:
     async def _await(self, ref: str) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiters[ref] = future
-        self._kick()
+        self._flush_soon()
+        self._wake_ticker_if_sooner(ref)
         try:
             return await future
         finally:
@@ -218,7 +220,7 @@ class Connection:
             async with asyncio.timeout(seconds):
                 await self._closing.wait()
 
-    async def _open(self) -> ClientConnection:
+    async def _open(self) -> websocket.WebSocket:
         """Open the WebSocket on the first address that takes it (§10.6).
 
         Raises:
@@ -252,31 +254,26 @@ class Connection:
         tried = "; ".join(failures) or "no addresses"
         raise UnreachableError(f"cannot reach the coordinator at {url} ({tried})", url=url)
 
-    async def _open_at(self, ip: str) -> ClientConnection:
-        return await connect(
-            self._url,
-            host=ip,
-            port=self.target.port,
-            proxy=None,
-            ping_interval=None,  # Phoenix heartbeats keep the socket alive (§1.4)
-            max_size=MAX_FRAME_BYTES,
-            open_timeout=OPEN_TIMEOUT,
-        )
+    async def _open_at(self, ip: str) -> websocket.WebSocket:
+        # No WebSocket pings: Phoenix heartbeats keep the socket alive (§1.4).
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            return await websocket.connect(
+                self._url, host=ip, port=self.target.port, max_size=MAX_FRAME_BYTES
+            )
 
-    async def _pump(self, ws: ClientConnection) -> None:
+    async def _pump(self, ws: websocket.WebSocket) -> None:
         self._ws = ws
-        self._outgoing.clear()
         self._session.connection_made(time.monotonic())
         self.generation += 1
         self._connected.set()
+        ws.attach(self._on_message)
         tasks = [
-            asyncio.create_task(self._read(ws)),
-            asyncio.create_task(self._write(ws)),
-            asyncio.create_task(self._tick(ws)),
+            asyncio.create_task(self._tick()),
             asyncio.create_task(self._closing.wait()),
         ]
+        ends: list[asyncio.Future[Any]] = [*tasks, ws.closed]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
@@ -284,34 +281,35 @@ class Connection:
             self._connected.clear()
             self._ws = None
             self._dispatch(self._session.connection_lost())
-            with contextlib.suppress(Exception):
-                await ws.close()
+            await ws.close()
 
-    async def _read(self, ws: ClientConnection) -> None:
+    def _on_message(self, message: str | bytes) -> None:
+        """One inbound frame, handled as the socket reads it."""
         try:
-            async for message in ws:
-                try:
-                    if isinstance(message, str):
-                        events = self._session.receive_text(message)
-                    else:
-                        events = self._session.receive_binary(message)
-                except RemoteProtocolError as exc:
-                    log.warning("ignored a frame from the coordinator: %s", exc)
-                    continue
-                self._dispatch(events)
-                self._kick()
-        except ConnectionClosed:
-            pass
+            if isinstance(message, str):
+                events = self._session.receive_text(message)
+            else:
+                events = self._session.receive_binary(message)
+        except RemoteProtocolError as exc:
+            log.warning("ignored a frame from the coordinator: %s", exc)
+            return
+        self._dispatch(events)
+        self._flush_soon()  # answering a reply may have queued frames (a leave, the next event)
 
-    async def _write(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await self._outgoing.wait()
-                self._outgoing.clear()
-                for frame in self._session.data_to_send():
-                    await ws.send(frame)
+    def _flush_soon(self) -> None:
+        """Write the session's frames at the end of this pass of the event loop, together with
+        any that other tasks queue meanwhile (one system call instead of one per frame)."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _tick(self, ws: ClientConnection) -> None:
+    def _flush(self) -> None:
+        self._flush_due = False
+        frames = self._session.data_to_send()
+        if frames and self._ws is not None:
+            self._ws.send_texts(frames)
+
+    async def _tick(self) -> None:
         while True:
             deadline = self._session.next_deadline()
             self._ticking_at = deadline
@@ -325,17 +323,17 @@ class Connection:
             self._ticking_at = None
             events = self._session.tick(time.monotonic())
             self._dispatch(events)
-            self._outgoing.set()
+            self._flush_soon()
             if any(isinstance(e, HeartbeatTimeout) for e in events):
                 log.warning("the coordinator stopped answering heartbeats; reconnecting")
                 return
 
-    def _kick(self) -> None:
-        """Frames may be queued: wake the writer; and the ticker too, but only if a request
-        now ends before the moment it sleeps until (most never do: the heartbeat comes
-        first), since waking it for every frame costs more than the rest of the pump."""
-        self._outgoing.set()
-        deadline = self._session.next_deadline()
+    def _wake_ticker_if_sooner(self, ref: str) -> None:
+        """The request ``ref`` was queued: wake the ticker, but only if the request ends before
+        the moment it sleeps until (most never do: the heartbeat comes first), since waking it
+        for every frame costs more than the rest of the pump. Replies only ever remove
+        deadlines, so they need no check: the ticker at worst wakes early and sleeps again."""
+        deadline = self._session.deadline_of(ref)
         if deadline is not None and (self._ticking_at is None or deadline < self._ticking_at):
             self._deadline_moved.set()
 
