@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from fulmen.sandbox import Limits
 from fulmen.sandbox.outcome import EndedBy, classify
-from fulmen.sandbox.wire import EXIT_ERROR, EXIT_OK, EXIT_OOM, EXIT_SETUP
+from fulmen.sandbox.wire import EXIT_ERROR, EXIT_OK, EXIT_OOM, EXIT_SETUP, RunHeader
 
 LIMITS = Limits(timeout_s=2.5, memory_mb=128, cpu_s=3)
 ERROR = {"type": "ValueError", "message": "bad input", "stage": "entry"}
@@ -89,3 +90,11 @@ def test_oom_without_a_limit_says_so() -> None:
         "oom",
         "Run ran out of memory",
     )
+
+
+def test_a_run_header_carries_every_limit_and_rebuilds_them() -> None:
+    limits = Limits(timeout_s=2.5, memory_mb=128, cpu_s=3, nofile=32, nproc=8, fsize_mb=4)
+    header = RunHeader(7, "pkg.mod:fn", "/tmp/run-7", "/tmp/run-7.out", limits, duplex=True)
+    record = header.to_record()
+    assert record["limits"] == dataclasses.asdict(limits)
+    assert RunHeader.from_record(record) == header

@@ -118,8 +118,13 @@ class Server:
             await self.changed.wait()
 
 
-async def ready() -> None:
-    return None
+class Joined:
+    """``worker:queue``, joined throughout."""
+
+    ready = True
+
+    async def wait_ready(self) -> None:
+        return None
 
 
 def scenario(
@@ -131,7 +136,7 @@ def scenario(
             WorkloopSpec(("manual", "*"), slots),
             claim=server.claim,
             start_run=lambda run, lp: server.started.append(run.id),
-            ready=ready,
+            queue=Joined(),
             worker_name="w1",
             backoff_min=600.0,
             backoff_max=600.0,
@@ -209,3 +214,63 @@ def test_stop_ends_the_loop_during_its_backoff() -> None:
 
     server = scenario(1, [0], body)  # returns only if stop() woke the 600 s nap
     assert len(server.requests) == 1
+
+
+class Unjoined:
+    """``worker:queue``, not joined until :meth:`join`."""
+
+    def __init__(self) -> None:
+        self._joined = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._joined.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._joined.wait()
+
+    def join(self) -> None:
+        self._joined.set()
+
+
+def unjoined_loop(server: Server, queue: Unjoined) -> Workloop:
+    return Workloop(
+        WorkloopSpec(("manual", "*"), 1),
+        claim=server.claim,
+        start_run=lambda run, lp: server.started.append(run.id),
+        queue=queue,
+        worker_name="w1",
+        backoff_min=600.0,
+        backoff_max=600.0,
+    )
+
+
+def test_no_claim_goes_out_before_the_queue_is_joined() -> None:
+    async def main() -> list[ClaimRequest]:
+        server, queue = Server([0]), Unjoined()
+        loop = unjoined_loop(server, queue)
+        task = asyncio.create_task(loop.run())
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0)  # the loop runs up to its wait for the join
+            assert server.requests == []
+            queue.join()
+            await server.until(lambda: len(server.requests) == 1)
+            loop.stop()
+            await task
+        return server.requests
+
+    assert len(asyncio.run(main())) == 1
+
+
+def test_stop_ends_a_loop_waiting_for_the_join() -> None:
+    async def main() -> None:
+        server = Server([])
+        loop = unjoined_loop(server, Unjoined())
+        task = asyncio.create_task(loop.run())
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0)  # the loop runs up to its wait for the join
+            loop.stop()
+            await task
+        assert server.requests == []
+
+    asyncio.run(main())

@@ -99,6 +99,11 @@ RuntimeEvent = WorkflowStart | LogLine | StepStart | StepComplete | WorkflowComp
 _TYPES: dict[str, type[RuntimeEvent]] = {
     cls.TYPE: cls for cls in (WorkflowStart, LogLine, StepStart, StepComplete, WorkflowComplete)
 }
+# Looked up once: decode() runs for every event of every run, in the worker's event loop.
+_FIELDS: dict[type[RuntimeEvent], frozenset[str]] = {
+    cls: frozenset(f.name for f in fields(cls)) for cls in _TYPES.values()
+}
+_REASONS: frozenset[str] = frozenset(reason.value for reason in Reason)
 
 
 def to_dict(event: RuntimeEvent) -> dict[str, Any]:
@@ -110,11 +115,11 @@ def decode(obj: Mapping[str, Any]) -> RuntimeEvent:
     cls = _TYPES.get(str(obj.get("type")))
     if cls is None:
         raise ContractError(f"unknown runtime event type {obj.get('type')!r}")
-    names = {f.name for f in fields(cls)}
+    names = _FIELDS[cls]
     try:
         event = cls(**{k: v for k, v in obj.items() if k in names})
     except TypeError as exc:
         raise ContractError(f"malformed {cls.TYPE} event: {exc}") from exc
-    if isinstance(event, StepComplete | WorkflowComplete) and event.reason not in set(Reason):
+    if isinstance(event, StepComplete | WorkflowComplete) and event.reason not in _REASONS:
         raise ContractError(f"{cls.TYPE}: unknown reason {event.reason!r}")
     return event

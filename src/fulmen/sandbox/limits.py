@@ -56,6 +56,18 @@ class Limits:
                     code="invalid_limits",
                 )
 
+    def to_record(self) -> dict[str, float | int | None]:
+        """The limits as the run header carries them (``Limits(**record)`` rebuilds them);
+        spelled out because ``dataclasses.asdict`` costs more than the rest of the header."""
+        return {
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+            "cpu_s": self.cpu_s,
+            "nofile": self.nofile,
+            "nproc": self.nproc,
+            "fsize_mb": self.fsize_mb,
+        }
+
 
 def address_space_in_use() -> int:
     """Bytes of virtual address space this process maps now (``VmSize``)."""

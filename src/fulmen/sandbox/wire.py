@@ -28,7 +28,7 @@ child (DESIGN.md, "Security model").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fulmen.sandbox.limits import Limits
@@ -71,7 +71,7 @@ class RunHeader:
             "entry": self.entry,
             "dir": self.run_dir,
             "out": self.output_path,
-            "limits": asdict(self.limits),
+            "limits": self.limits.to_record(),
         }
         if self.duplex:
             record["duplex"] = True

@@ -201,7 +201,7 @@ class Worker:
             spec,
             claim=self.queue.claim,
             start_run=self._start_run,
-            ready=self.queue.wait_ready,
+            queue=self.queue,
             worker_name=self.settings.worker_name,
             backoff_min=self.settings.backoff_min,
             backoff_max=self.settings.backoff_max,

@@ -76,9 +76,10 @@ class RunServices:
     clock: Callable[[], float] = time.time
 
 
-def with_defaults(plan: Plan, settings: WorkerSettings) -> Plan:
-    """The plan with every limit set: its own options first, the worker's defaults after
-    (§6.1, §10.5). The child reads them from the plan (log size, state size)."""
+def with_defaults(plan: Plan, settings: WorkerSettings, *, run_id: str) -> Plan:
+    """The plan as the run executes it: with the run's id, and every limit set, its own
+    options first, the worker's defaults after (§6.1, §10.5). The child reads them from the
+    plan (log size, state size). One ``replace`` of the plan: it runs once per run."""
     options = plan.options
     filled = dataclasses.replace(
         options,
@@ -87,7 +88,7 @@ def with_defaults(plan: Plan, settings: WorkerSettings) -> Plan:
         payload_limit_mb=options.payload_limit_mb or settings.max_payload_mb,
         log_payload_limit_mb=options.log_payload_limit_mb or settings.max_log_payload_mb,
     )
-    return dataclasses.replace(plan, options=filled)
+    return dataclasses.replace(plan, id=run_id, options=filled)
 
 
 def limits_of(plan: Plan) -> RunLimits:
@@ -202,7 +203,7 @@ class Run:
             reason = ExitReason(Reason.CRASH, "ValidationError", f"the plan: {exc.message}")
             outbox.put(report.fail(reason))
             return report.exit
-        plan = with_defaults(plan, self._settings)
+        plan = with_defaults(plan, self._settings, run_id=self.id)
         report = RunEvents(plan, limits_of(plan))
         try:
             state = await self._fetch_input(channel, plan)
@@ -221,8 +222,7 @@ class Run:
         response = await channel.request(Event.FETCH_PLAN, {})
         if isinstance(response, bytes):
             raise ContractError("the plan came as a binary frame", code="bad_plan")
-        plan = Plan.from_wire(decode_plan_reply(response))
-        return dataclasses.replace(plan, id=self.id)
+        return Plan.from_wire(decode_plan_reply(response))
 
     async def _fetch_input(self, channel: RunChannel, plan: Plan) -> dict[str, Any]:
         dataclip_id = plan.dataclip_id

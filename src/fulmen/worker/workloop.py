@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from fulmen import backoff
 from fulmen.contract import DEFAULT_QUEUES, ClaimedRun, ClaimReply, ClaimRequest, QueueJoin
@@ -31,6 +32,7 @@ from fulmen.errors import ConfigError, ContractError, WorkerError
 __all__ = [
     "CLAIM_BACKOFF_FACTOR",
     "Capacity",
+    "QueueGate",
     "Workloop",
     "WorkloopSpec",
     "default_workloops",
@@ -155,6 +157,15 @@ Claimer = Callable[[ClaimRequest], Awaitable[ClaimReply]]
 RunStarter = Callable[[ClaimedRun, "Workloop"], None]
 
 
+class QueueGate(Protocol):
+    """``worker:queue`` as a workloop sees it (``QueueChannel``): joined or not."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def wait_ready(self) -> None: ...
+
+
 class Workloop:
     """The claim loop of one :class:`WorkloopSpec`; see the module docstring.
 
@@ -163,7 +174,7 @@ class Workloop:
         claim: sends a ``claim`` and returns the decoded reply (raises WorkerError or
             ContractError on failure, which count as an empty reply).
         start_run: called once per run to keep; the run must call :meth:`run_finished`.
-        ready: waits until ``worker:queue`` is joined.
+        queue: says whether ``worker:queue`` is joined, and waits until it is.
         worker_name: sent in every claim (null allowed, never omitted: §4.2).
         backoff_min, backoff_max: the empty-queue backoff (``WORKER_BACKOFF``).
     """
@@ -174,7 +185,7 @@ class Workloop:
         *,
         claim: Claimer,
         start_run: RunStarter,
-        ready: Callable[[], Awaitable[None]],
+        queue: QueueGate,
         worker_name: str | None,
         backoff_min: float,
         backoff_max: float,
@@ -183,7 +194,7 @@ class Workloop:
         self.capacity = Capacity(spec.slots)
         self._claim = claim
         self._start_run = start_run
-        self._ready = ready
+        self._queue = queue
         self._worker_name = worker_name
         self._backoff = (backoff_min, backoff_max)
         self._nudge = asyncio.Event()  # work-available, or stop
@@ -254,8 +265,15 @@ class Workloop:
         return backoff.delays(low, high, factor=CLAIM_BACKOFF_FACTOR)
 
     async def _until_ready(self) -> None:
-        """Wait for a joined ``worker:queue``, or for :meth:`stop`."""
-        waits = [asyncio.ensure_future(self._ready()), asyncio.ensure_future(self._stopped.wait())]
+        """Wait for a joined ``worker:queue``, or for :meth:`stop`. Before nearly every claim
+        it is joined already, and then nothing is waited for: racing two tasks would cost
+        the worker more than the claim itself."""
+        if self._queue.ready:
+            return
+        waits = [
+            asyncio.ensure_future(self._queue.wait_ready()),
+            asyncio.ensure_future(self._stopped.wait()),
+        ]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
