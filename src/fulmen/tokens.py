@@ -26,31 +26,16 @@ public key, or ``alg: none``, is refused as ``bad_algorithm``.
 
 Every refusal is a :class:`~fulmen.errors.TokenError` whose ``code`` is one of
 ``TOKEN_ERRORS``; its message names the claim but never echoes the token.
-
-Speed: a run token is verified once per run by the worker and once by the coordinator. PyJWT
-spends about 70 µs of the 90 µs that takes on parsing, twice (a character-by-character
-alphabet check in Python); the RSA check itself is 18 µs. So a token of the plain shape every
-issuer we know writes (three unpadded base64url segments, a header of only ``alg``, ``typ``
-and ``kid``, an object payload) is checked directly with ``cryptography``; any other token,
-and any token that fails, goes through PyJWT, which then decides with its own error. The
-direct path accepts only tokens PyJWT accepts.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import jwt
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from cryptography.hazmat.primitives.hashes import SHA256
 
 from fulmen.errors import TokenError
 
@@ -215,10 +200,6 @@ def verify_run_token(
 def _verified_claims(token: object, key: str | RSAPublicKey, algorithm: str) -> dict[str, object]:
     if not isinstance(token, str):
         raise TokenError("a token must be a string", code="malformed")
-    if algorithm == _RS256 and isinstance(key, RSAPublicKey):
-        plain = _plain_rs256_claims(token, key)
-        if plain is not None:
-            return plain
     try:
         alg = jwt.get_unverified_header(token).get("alg")
     except jwt.PyJWTError as exc:
@@ -238,59 +219,6 @@ def _verified_claims(token: object, key: str | RSAPublicKey, algorithm: str) -> 
     except jwt.PyJWTError as exc:
         raise TokenError(f"the token is not a valid JWT: {exc}", code="malformed") from exc
     return claims
-
-
-_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
-_PLAIN_HEADER_KEYS: Final = frozenset({"alg", "typ", "kid"})
-_MIN_RSA_BITS: Final = 2048
-"""Below this PyJWT warns on every verification; such keys take its path, warning included."""
-
-
-def _plain_rs256_claims(token: str, key: RSAPublicKey) -> dict[str, object] | None:
-    """The claims of a plainly valid RS256 token (see the module docstring), or ``None``
-    when the token is not of that shape or does not verify: PyJWT then decides. Every check
-    PyJWT makes before accepting such a token is made here too."""
-    segments = token.split(".")
-    if len(segments) != 3 or key.key_size < _MIN_RSA_BITS:
-        return None
-    header = _json_segment(segments[0])
-    claims = _json_segment(segments[1])
-    signature = _segment_bytes(segments[2])
-    if header is None or claims is None or signature is None:
-        return None
-    if header.get("alg") != _RS256 or not header.keys() <= _PLAIN_HEADER_KEYS:
-        return None
-    if not isinstance(header.get("kid", ""), str):
-        return None
-    signing_input = f"{segments[0]}.{segments[1]}".encode()
-    try:
-        key.verify(signature, signing_input, PKCS1v15(), SHA256())
-    except InvalidSignature:
-        return None
-    return claims
-
-
-def _json_segment(segment: str) -> dict[str, object] | None:
-    """A base64url segment holding a JSON object (decoded as PyJWT does), or ``None``."""
-    raw = _segment_bytes(segment)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _segment_bytes(segment: str) -> bytes | None:
-    """An unpadded base64url segment's bytes, or ``None`` (padding and any other character
-    than the alphabet's are left to PyJWT)."""
-    if len(segment) % 4 == 1 or not _SEGMENT.fullmatch(segment):
-        return None
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except binascii.Error:  # pragma: no cover - the pattern and length rule it out
-        return None
 
 
 def _require(claims: dict[str, object], names: tuple[str, ...]) -> None:
