@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from worker_support import (
     Lightning,
     Recorded,
@@ -260,6 +262,32 @@ def check_withheld(events: list[Recorded]) -> None:
     assert "made it" in lines
     assert "(Log message redacted: exceeds 0.001mb memory limit)" in lines  # §7.2
     assert not any("yyyy" in text for text in lines)
+
+
+@pytest.mark.parametrize("accepts", [frozenset(), frozenset({"run:batch_logs"})])
+def test_logs_are_batched_when_the_server_says_it_takes_batches(accepts: frozenset[str]) -> None:
+    """§5.9 has no negotiation; a Fulmen coordinator says so in its worker:queue join reply,
+    Lightning does not, and then each line goes alone."""
+    talk = plan(job("talk", "print('one')\nprint('two')\n"))
+
+    async def body() -> list[Recorded]:
+        async with Lightning(
+            secret=keys().worker_secret, private_key=private_key(), accepts=accepts
+        ) as lightning:
+            async with running(settings_for(lightning)):
+                lightning.enqueue(ScriptedRun("talk", talk))
+                await lightning.completed("talk")
+            return lightning.of_run("talk")
+
+    events = scenario(body)
+    lines = [" ".join(e.payload["message"]) for e in events if e.event == "run:log"]
+    batches = [e.payload["logs"] for e in events if e.event == "run:batch_logs"]
+    lines += [" ".join(line["message"]) for batch in batches for line in batch]
+    assert {"one", "two"} <= set(lines)
+    if accepts:
+        assert batches and not [e for e in events if e.event == "run:log"]
+    else:
+        assert not batches
 
 
 def test_a_missing_credential_or_dataclip_ends_the_run_before_it_starts() -> None:

@@ -3,8 +3,9 @@ through ``fulmen.phoenix.server.ServerSession``, with Lightning's rules where th
 
 * The upgrade needs a worker token signed with the shared secret, else HTTP 401 (§1.7, newest
   Lightning).
-* ``worker:queue``: joins are accepted; ``claim`` hands out at most ``demand`` queued runs, each
-  with a run token minted by ``fulmen.tokens`` (or the run's own, to test bad ones).
+* ``worker:queue``: joins are accepted, answered ``{}`` as Lightning does, or with
+  ``accepts`` as a Fulmen coordinator does; ``claim`` hands out at most ``demand`` queued runs,
+  each with a run token minted by ``fulmen.tokens`` (or the run's own, to test bad ones).
 * ``run:<id>``: the join verifies the run token as Lightning does (§3.3); the fetches serve the
   run's plan, dataclip (as a binary frame, §5.5) and credentials; every lifecycle event is
   decoded with ``fulmen.contract`` (Lightning's validation) and answered as Lightning does.
@@ -34,7 +35,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 
-from fulmen.contract import ClaimedRun, ClaimReply, ClaimRequest, ErrorReply, decode_run_request
+from fulmen.contract import (
+    ClaimedRun,
+    ClaimReply,
+    ClaimRequest,
+    ErrorReply,
+    QueueJoined,
+    decode_run_request,
+)
 from fulmen.errors import ContractError, TokenError
 from fulmen.phoenix.frames import JSON, ReplyStatus
 from fulmen.phoenix.server import JoinRequest, Left, Request, ServerEvent, ServerSession
@@ -78,8 +86,10 @@ class Lightning:
         host: str = "127.0.0.1",
         run_timeout: float = 60.0,
         check_token_at: str = "connect",
+        accepts: frozenset[str] = frozenset(),
     ) -> None:
         self._secret = secret
+        self._joined = QueueJoined(accepts).to_wire()
         self._private_key = private_key
         self._public_key = private_key.public_key()
         self._host = host
@@ -237,7 +247,7 @@ class Lightning:
         self, conn: int, session: ServerSession, ws: ServerConnection, join: JoinRequest
     ) -> None:
         if join.topic == "worker:queue":
-            session.accept(join)
+            session.accept(join, self._joined)
             self._queue_sessions[conn] = (session, ws)
             return
         run_id = join.topic.removeprefix("run:")

@@ -2,7 +2,10 @@
 
 ``worker:queue`` (spec §4) is joined whenever the socket is up and rejoined after every drop,
 with Phoenix's rejoin delays after a refusal (§1.6). A refusal names the likely cause:
-Lightning refuses the join with ``unauthorized`` when the worker secrets differ (§1.7).
+Lightning refuses the join with ``unauthorized`` when the worker secrets differ (§1.7). The
+join's answer says which optional events the server takes (``QueueJoined``): a Fulmen
+coordinator lists ``run:batch_logs``, Lightning lists nothing, and the protocol has no other
+way to ask (§5.9: a server without a handler crashes the channel).
 
 ``run:<id>`` (spec §5) is joined with the run token. If the socket drops or the server crashes
 the channel, a request waiting on it is not lost: the channel is joined again, with the same
@@ -19,7 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final, Protocol
 
-from fulmen.contract import WORKER_QUEUE, ClaimReply, ClaimRequest, Event, QueueJoin, run_topic
+from fulmen.contract import (
+    WORKER_QUEUE,
+    ClaimReply,
+    ClaimRequest,
+    Event,
+    QueueJoin,
+    QueueJoined,
+    run_topic,
+)
 from fulmen.errors import ContractError, NoReplyError, RefusedError
 from fulmen.phoenix.client import ChannelClosed, Push
 from fulmen.phoenix.frames import JSON
@@ -86,6 +97,7 @@ class QueueChannel:
         self._url = url
         self._ready = asyncio.Event()
         self._lost = asyncio.Event()
+        self._joined = QueueJoined()
         self.refusals = 0
         link.on_push(WORKER_QUEUE, lambda push: on_work_available())
         link.on_channel_closed(WORKER_QUEUE, self._on_closed)
@@ -97,6 +109,10 @@ class QueueChannel:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    def accepts(self, event: str) -> bool:
+        """Whether the server said, at the latest join, that it takes the optional ``event``."""
+        return event in self._joined.accepts
+
     async def run(self) -> None:
         """Keep the channel joined; runs until cancelled."""
         delays = _rejoin_delays()
@@ -104,7 +120,7 @@ class QueueChannel:
             await self._link.wait_connected()
             self._lost.clear()
             try:
-                await self._link.join(WORKER_QUEUE, self._join.to_wire())
+                answer = await self._link.join(WORKER_QUEUE, self._join.to_wire())
             except RefusedError as exc:
                 self.refusals += 1
                 delay = next(delays)
@@ -116,8 +132,9 @@ class QueueChannel:
                     await asyncio.sleep(next(delays))
                 continue
             delays = _rejoin_delays()
+            self._joined = QueueJoined.from_wire(answer)
             self._ready.set()
-            log.info("joined worker:queue with %s", _describe(self._join))
+            log.info("joined worker:queue with %s%s", _describe(self._join), _extras(self._joined))
             await self._lost.wait()
             self._ready.clear()
 
@@ -151,6 +168,10 @@ class QueueChannel:
                 "is WORKER_SECRET the same there?"
             )
         return f"the coordinator at {self._url} refused worker:queue: {exc.message}"
+
+
+def _extras(joined: QueueJoined) -> str:
+    return f"; the server takes {', '.join(sorted(joined.accepts))}" if joined.accepts else ""
 
 
 def _describe(join: QueueJoin) -> str:

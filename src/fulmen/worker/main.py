@@ -140,6 +140,7 @@ class Worker:
             settings=settings,
             public_key=prepared.public_key,
             on_refused=lambda code: self.metrics.refused.labels(code).inc(),
+            server_accepts=self.queue.accepts,
         )
         self.health = HealthServer(
             self.metrics, self._status, host=settings.health_host, port=settings.port

@@ -11,7 +11,9 @@
    ``run:start``; a plan that cannot be fetched ends it without a report (§5.3).
 3. The whole workflow runs in one sandboxed child (``fulmen.execution``) with the plan's
    limits, the worker's defaults filling the gaps (§7.2); its events go through
-   :class:`~fulmen.worker.events.RunEvents` into the run's :class:`~fulmen.worker.outbox.Outbox`.
+   :class:`~fulmen.worker.events.RunEvents` into the run's :class:`~fulmen.worker.outbox.Outbox`,
+   which batches log lines (``run:batch_logs``, §5.9) when ``WORKER_BATCH_LOGS`` says so or
+   when the server said, joining ``worker:queue``, that it takes them.
 4. After ``run:complete`` has been answered, the channel is left.
 
 :meth:`Run.abort` ends a run early with a reason (shutdown): its child is killed and the run
@@ -74,6 +76,8 @@ class RunServices:
     public_key: RSAPublicKey
     on_refused: Callable[[str], None]
     clock: Callable[[], float] = time.time
+    server_accepts: Callable[[str], bool] = lambda event: False
+    """Whether the server takes an optional event (``QueueChannel.accepts``)."""
 
 
 def with_defaults(plan: Plan, settings: WorkerSettings, *, run_id: str) -> Plan:
@@ -181,7 +185,7 @@ class Run:
         outbox = Outbox(
             channel,
             self.id,
-            batch_logs=settings.batch_logs,
+            batch_logs=settings.batch_logs or self._services.server_accepts(Event.RUN_BATCH_LOGS),
             batch_limit=settings.batch_limit,
             batch_interval=settings.batch_interval_ms / 1000,
         )
