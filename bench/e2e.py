@@ -12,8 +12,8 @@ fresh coordinator and worker:
 Latency is enqueue → complete from the stored timestamps (the run's ``inserted_at``, set by
 the coordinator, to its ``finished_at``, the worker's ``run:complete`` time; same host, same
 clock). ``work50`` is the solo runs' median claim → complete: the part of a run's latency
-that is not waiting for a worker to hear of it (``work-available`` is debounced 500 ms,
-spec §4.5, so a run enqueued just after a push waits up to that long to be claimed).
+that is not waiting for a worker to hear of it and claim it (``work-available`` reaches a
+worker that has claimed since its last push at once, coordinator/nudges.py).
 
 Worker memory is from ``/proc/<pid>/status``: ``VmRSS`` once it has joined and before
 any run (idle), the highest ``VmRSS`` sampled during the burst, and ``VmHWM`` at the end

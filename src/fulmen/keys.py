@@ -110,6 +110,7 @@ def _b64(pem: bytes) -> str:
 
 # -- rendering and writing ------------------------------------------------------------------
 
+
 def _note(naming: str) -> str:
     secret, private, public = NAMINGS[naming]
     return (

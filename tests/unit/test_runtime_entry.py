@@ -18,4 +18,3 @@ def test_warm_up_prints_nothing_and_leaves_streams_and_logging_alone(
     warm_up()
     assert (sys.stdout, sys.stderr, list(root.handlers), root.level) == before
     assert capsys.readouterr() == ("", "")
-

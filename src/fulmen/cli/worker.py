@@ -96,7 +96,8 @@ class StartupError(click.ClickException):
 @click.option(
     "--batch-logs/--no-batch-logs",
     default=None,
-    help="Send logs as run:batch_logs [WORKER_BATCH_LOGS; off].",
+    help="Send logs as run:batch_logs to any coordinator [WORKER_BATCH_LOGS; off: only to "
+    "one whose worker:queue join reply says it takes them, as Fulmen's does].",
 )
 @click.option(
     "--batch-interval",

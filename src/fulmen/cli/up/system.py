@@ -170,10 +170,6 @@ class System:
             "WORKER_HEALTH_HOST": "127.0.0.1",
             "WORKER_LOG_LEVEL": "info",
             "WORKER_DRAIN_TIMEOUT_SECONDS": str(DRAIN_SECONDS),
-            # The coordinator is Fulmen's own, which takes run:batch_logs (ws-worker sends
-            # them only to servers known to): a job's 10,000 log lines then cost a few
-            # hundred messages, not 10,000 round trips.
-            "WORKER_BATCH_LOGS": "true",
         }
 
     async def _runner(self) -> str:
