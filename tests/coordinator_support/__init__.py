@@ -277,6 +277,12 @@ class RawWorker:
                 if got_ref == ref and got_event == "phx_reply":
                     return got["status"], got["response"]
 
+    async def closed(self) -> int | None:
+        """Wait until the server has closed the socket; its close code."""
+        await self._ws.wait_closed()
+        code: int | None = self._ws.close_code
+        return code
+
     async def push(self) -> tuple[str, str, Any]:
         """The next thing the server pushes: (topic, event, payload)."""
         import json

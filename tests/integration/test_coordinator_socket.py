@@ -3,6 +3,7 @@ leaves stored (nothing), plus replays after a reconnect being recorded once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -330,3 +331,14 @@ async def test_work_available_is_pushed_to_joined_workers(tmp_path: Path) -> Non
             served.coordinator.hub.work_available()
             topic, event, payload = await worker.push()
     assert (topic, event, payload) == ("worker:queue", "work-available", {})
+
+
+async def test_a_silent_worker_is_disconnected_after_the_idle_timeout(tmp_path: Path) -> None:
+    async with (
+        sqlite_store(str(tmp_path / "fulmen.db")) as store,
+        serve(store, socket_idle_timeout=0.2) as served,
+        RawWorker.connect(served.socket_url) as worker,
+    ):
+        await worker.join("worker:queue", {})  # then nothing, not even a heartbeat
+        async with asyncio.timeout(10):
+            assert await worker.closed() == 1000
