@@ -8,7 +8,8 @@ queue hand-off, a thread switch, and a wake-up of the loop through its self-pipe
 them per run, which was most of the coordinator's CPU per run in bench/e2e.py. What can make
 SQLite wait is taken off the loop: taking the file's write lock when another process holds
 it (``BEGIN IMMEDIATE`` is tried at once, and only if the lock is busy retried in a thread
-with ``busy_timeout``) and the ``fsync`` of ``COMMIT`` (always in a thread).
+with ``busy_timeout``) and the ``fsync`` of ``COMMIT`` (in a thread, unless the group wrote
+nothing).
 
 *Group commit.* ``synchronous`` stays FULL (the default): a run whose enqueue was
 acknowledged to a webhook caller survives a power cut, not only a crash of the process. An
@@ -99,6 +100,7 @@ class SQLiteDatabase:
         #: The open group's outcome, or ``None`` when no SQLite transaction is open.
         self._group: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
+        self._changes_at_begin = 0
         self._closed = False
 
     @classmethod
@@ -117,6 +119,7 @@ class SQLiteDatabase:
             if self._group is None:
                 await self._begin()
                 self._group = asyncio.get_running_loop().create_future()
+                self._changes_at_begin = self._writer.total_changes
             group = self._group
             with _translated():
                 self._writer.execute(f"SAVEPOINT {_SAVEPOINT}")
@@ -179,7 +182,12 @@ class SQLiteDatabase:
             if group is None:  # pragma: no cover - a group is open whenever this is scheduled
                 return
             try:
-                await asyncio.to_thread(self._writer.execute, "COMMIT")
+                if self._writer.total_changes == self._changes_at_begin:
+                    # Nothing was written (a claim that found no run): nothing to sync, so
+                    # no reason to leave the loop's thread.
+                    self._writer.execute("COMMIT")
+                else:
+                    await asyncio.to_thread(self._writer.execute, "COMMIT")
             except BaseException as error:
                 if self._writer.in_transaction:
                     self._writer.execute("ROLLBACK")
