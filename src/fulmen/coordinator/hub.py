@@ -15,8 +15,8 @@
   reaper, which re-tells every requested cancel on each sweep (the store keeps the request).
 
 *Resource handling*: :meth:`listen` and :meth:`poll` are the long-lived tasks; they belong to
-the app's task group and end when cancelled. A due push is a timer of the loop, cancelled when
-its socket goes.
+the app's task group and end when cancelled. A due push is a timer of the loop; if its
+socket has gone by then, it sends nothing.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ class Hub:
         self._poll_interval = poll_interval
         self._on_count = on_count
         self._sockets: dict[WorkerSocket, Nudge] = {}
-        self._timers: dict[WorkerSocket, asyncio.TimerHandle] = {}
         self._pushing: set[asyncio.Task[None]] = set()
         self._finished: dict[str, asyncio.Event] = {}
         self._notifying: set[asyncio.Task[None]] = set()
@@ -90,10 +89,7 @@ class Hub:
         self._count()
 
     def remove(self, socket: WorkerSocket) -> None:
-        self._sockets.pop(socket, None)
-        timer = self._timers.pop(socket, None)
-        if timer is not None:
-            timer.cancel()
+        self._sockets.pop(socket, None)  # a push still due finds it gone (_push_due)
         self._count()
 
     @property
@@ -116,7 +112,7 @@ class Hub:
             if delay == 0:
                 self._push(socket, now)
             elif delay is not None:
-                self._timers[socket] = loop.call_later(delay, self._push_due, socket)
+                loop.call_later(delay, self._push_due, socket)
         if tell_others:
             # fire and forget, keeping a reference so the task is not collected mid-way
             self._keep(self._wakeups.notify(), self._notifying)
@@ -128,7 +124,6 @@ class Hub:
             nudge.on_claim()
 
     def _push_due(self, socket: WorkerSocket) -> None:
-        self._timers.pop(socket, None)
         if socket in self._sockets:
             self._push(socket, asyncio.get_running_loop().time())
 

@@ -23,10 +23,10 @@ __all__ = ["Nudge"]
 class Nudge:
     """One worker socket's push state; times are a monotonic clock's seconds."""
 
-    #: When the last push went out; ``None``: never.
-    pushed_at: float | None = None
-    #: The worker claimed after the last push (or was never pushed to).
-    claimed: bool = True
+    #: When the last push went out (never: minus infinity, so a window has always passed).
+    pushed_at: float = float("-inf")
+    #: The worker claimed after the last push.
+    claimed: bool = False
     #: A push is already due at this time.
     due: float | None = None
 
@@ -35,7 +35,7 @@ class Nudge:
         already due, nothing more to do."""
         if self.due is not None:
             return None
-        if self.claimed or self.pushed_at is None:
+        if self.claimed:
             return 0.0
         delay = max(0.0, self.pushed_at + window - now)
         if delay > 0:

@@ -143,11 +143,7 @@ class SocketPump:
                 return
 
     async def _receive(self) -> list[ServerEvent]:
-        try:
-            message = await self._ws.receive()
-        except (RuntimeError, OSError):  # closed under us (by the idle watchdog)
-            self.closed = True
-            return []
+        message = await self._ws.receive()
         if message["type"] == "websocket.disconnect":
             self.closed = True
             return []

@@ -226,10 +226,7 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
-    return "locked" in str(error)  # pragma: no cover - Python < 3.11 had no error codes
+    return bool(error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY)
 
 
 @asynccontextmanager
