@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fulmen.errors import SandboxProtocolError
-from fulmen.sandbox import capabilities, landlock, libc
+from fulmen.sandbox import capabilities, landlock, libc, namespaces, seccomp
 from fulmen.sandbox.frames import FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy
 from fulmen.sandbox.limits import address_space_in_use, apply_rlimits
+from fulmen.sandbox.namespaces import SANDBOX_RUN_DIR, RootLayout
 from fulmen.sandbox.paths import OpenPath
 from fulmen.sandbox.wire import EXIT_ERROR, EXIT_OK, EXIT_OOM, EXIT_SETUP, RunHeader
 
@@ -56,6 +57,14 @@ class Settings:
     max_frame_bytes: int
     warm_ups: Sequence[Callable[[], None]] = ()
     """Called in each spare before it waits for a run (see ``Zygote.start``)."""
+    layout: RootLayout | None = None
+    """What the run's root holds, with namespaces."""
+    root_dir: str = ""
+    """An empty directory of the zygote's, where each grandchild mounts its new root."""
+    seccomp_program: bytes = b""
+    """The compiled filter, or empty for none."""
+    netns_fd: int | None = None
+    """The zygote's shared network namespace, joined before the user namespace."""
 
 
 class Channel:
@@ -167,16 +176,21 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
     try:
         try:
             _detach(settings.zygote_pid)
+            if settings.policy.namespaces:
+                _enter_namespaces(control_fd, settings)  # returns in the grandchild only
             for warm_up in settings.warm_ups:
                 warm_up()
             received = _receive_run(control_fd)
         except BaseException:
+            import traceback
+
+            traceback.print_exc()  # DEBUG
             os._exit(EXIT_SETUP)  # no run yet, nobody to tell: the zygote makes another
         if received is None:
             os._exit(EXIT_OK)
-        header, fd = received
+        header, fd, out = received
         try:
-            baseline, fd = _confine(header, fd, settings)
+            baseline, fd = _confine(header, fd, out, settings)
             _limit(header, settings, baseline)
         except BaseException as exc:
             _write_error(fd, "setup", exc)
@@ -200,51 +214,122 @@ def _detach(zygote_pid: int) -> None:
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _receive_run(control_fd: int) -> tuple[RunHeader, int] | None:
+def _enter_namespaces(control_fd: int, settings: Settings) -> None:
+    """Steps 1-5 of ``namespaces.py``; returns in the grandchild, the run's pid 1.
+
+    The spare itself stays behind as the grandchild's parent, outside the new pid namespace,
+    and ends as it ends (:func:`_relay`): the zygote reaps and kills spares, never their
+    children, and a spare's death kills the grandchild (PDEATHSIG), whose death as pid 1
+    ends every process of the run.
+    """
+    # Root's supplementary groups would follow us into the namespace, and once setgroups
+    # is denied there they could not be dropped: drop them while we still may.
+    os.setgroups([])
+    assert settings.layout is not None
+    namespaces.build_root(settings.layout, settings.root_dir)
+    if settings.netns_fd is not None:
+        namespaces.setns(settings.netns_fd, namespaces.CLONE_NEWNET)
+        os.close(settings.netns_fd)
+    namespaces.unshare(namespaces.RUN_NAMESPACES)
+    os.write(control_fd, b"u")  # the zygote writes our id maps and moves us to our cgroup
+    if os.read(control_fd, 16) != b"g":
+        os._exit(EXIT_SETUP)
+    pid = os.fork()
+    if pid:
+        _relay(pid, control_fd)
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setsid()  # the spare's session lies outside this pid namespace; one of our own
+    namespaces.mount_proc()
+    # Now the unprivileged host id: uid 0 of the namespace. Its capabilities there stay
+    # until the run has mounted its tmpfs (``_limit`` clears them).
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # the uid change cleared it
+    # The zygote has moved the spare to the run's cgroup by now: make that the root of what
+    # the run sees of cgroups.
+    namespaces.unshare(namespaces.CLONE_NEWCGROUP)
+    capabilities.drop_bounding_set(settings.policy.cap_last)
+    capabilities.lock_securebits()
+
+
+def _relay(pid: int, control_fd: int) -> NoReturn:
+    """The spare's last job: wait for the grandchild and end the same way."""
+    os.close(control_fd)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _receive_run(control_fd: int) -> tuple[RunHeader, int, int] | None:
+    """The run's header, its socket and its output file (opened by the zygote)."""
     with socket.socket(fileno=control_fd) as control:
-        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 1)
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
     if not data:
         return None
     (record,) = FrameDecoder().feed(data)
-    (fd,) = fds
-    return RunHeader.from_record(record), fd
+    fd, out = fds
+    return RunHeader.from_record(record), fd, out
 
 
-def _confine(header: RunHeader, fd: int, settings: Settings) -> tuple[int, int]:
+def _confine(header: RunHeader, fd: int, out: int, settings: Settings) -> tuple[int, int]:
     """Run directory, Landlock, descriptors.
 
     Returns the address space in use before any limit, and the run socket's new descriptor.
     """
     policy = settings.policy
-    baseline = 0 if header.limits.memory_mb is None else address_space_in_use()
-    os.mkdir(header.run_dir, 0o700)
-    out = os.open(header.output_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-    if policy.uid is not None:
-        os.chown(header.run_dir, policy.uid, policy.uid)
-        os.fchown(out, policy.uid, policy.uid)
+    if policy.namespaces:
+        baseline = 0
+        namespaces.mount_run_dir(header.limits.disk_mb)
+        run_dir = SANDBOX_RUN_DIR
+    else:
+        baseline = 0 if header.limits.memory_mb is None else address_space_in_use()
+        run_dir = header.run_dir
+        os.mkdir(run_dir, 0o700)
+        if policy.uid is not None:
+            os.chown(run_dir, policy.uid, policy.uid)
     if policy.landlock_abi:
         # Before the descriptor shuffle below, which closes the zygote's O_PATH handles.
-        _restrict_filesystem(policy.landlock_abi, settings.grants, header.run_dir)
+        _restrict_filesystem(policy.landlock_abi, settings.grants, run_dir)
     return baseline, _keep_only_own_descriptors(fd, out)
 
 
 def _limit(header: RunHeader, settings: Settings, baseline: int) -> None:
-    """Working directory, environment, rlimits, privileges, dumpability."""
-    os.chdir(header.run_dir)
+    """Working directory, environment, rlimits, privileges, dumpability, seccomp."""
+    policy = settings.policy
+    run_dir = SANDBOX_RUN_DIR if policy.namespaces else header.run_dir
+    os.chdir(run_dir)
     os.umask(0o077)
-    os.environ["HOME"] = os.environ["TMPDIR"] = header.run_dir
+    os.environ["HOME"] = os.environ["TMPDIR"] = run_dir
     tempfile: Any = sys.modules.get("tempfile")
     if tempfile is not None:
-        tempfile.tempdir = header.run_dir  # it caches the directory it found in the zygote
+        tempfile.tempdir = run_dir  # it caches the directory it found in the zygote
     sys.dont_write_bytecode = True  # __pycache__ is read-only here; do not even try
 
-    apply_rlimits(header.limits, baseline)
-    _drop_privileges(settings.policy)
+    apply_rlimits(header.limits, baseline, address_space=not policy.cgroup)
+    _drop_privileges(policy)
     # After any uid change, which resets dumpable to the suid_dumpable sysctl. Non-dumpable
     # also makes ptrace and /proc/<pid>/mem of this process refuse other same-uid processes,
     # i.e. another run.
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
-    _die_with(settings.zygote_pid)  # again: a uid change clears the parent-death signal
+    if policy.namespaces:
+        # The parent is the spare, outside our pid namespace (getppid() is 0): its death
+        # already kills us, and ours ends the run.
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        _die_with(settings.zygote_pid)  # again: a uid change clears the parent-death signal
+    if settings.seccomp_program:
+        seccomp.install(settings.seccomp_program)  # last: it refuses what set-up needed
 
 
 def _die_with(zygote_pid: int) -> None:
@@ -299,7 +384,9 @@ def _max_fd() -> int:
 def _drop_privileges(policy: Policy) -> None:
     # The bounding and ambient sets are already empty and the securebits locked: the zygote
     # did it once for all its children. What is left is per process.
-    if policy.uid is not None:
+    if policy.namespaces:
+        capabilities.clear_sets()
+    elif policy.uid is not None:
         uid = policy.uid
         os.setgroups([])
         os.setresgid(uid, uid, uid)

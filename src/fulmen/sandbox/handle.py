@@ -182,7 +182,9 @@ class RunHandle:
     def _on_started(self, pid: int) -> None:
         self.pid = pid
 
-    def _on_exited(self, code: int | None, sig: int | None, max_rss_kb: int | None) -> None:
+    def _on_exited(
+        self, code: int | None, sig: int | None, max_rss_kb: int | None, *, oom: bool = False
+    ) -> None:
         if self._concluded:
             return
         self._concluded = True
@@ -198,6 +200,7 @@ class RunHandle:
             ended_by=self._ended_by,
             limits=limits,
             detail=self._detail,
+            oom=oom,
         )
         output = self._take_output(keep=kind != "ok")
         result = ChildExit(

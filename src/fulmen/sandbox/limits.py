@@ -44,9 +44,22 @@ class Limits:
     nofile: int = 256
     nproc: int = 64
     fsize_mb: int = 64
+    pids: int = 256
+    """Processes and threads the whole run may have at once (its cgroup's ``pids.max``)."""
+    disk_mb: int = 256
+    """Size of the run's own tmpfs (its directory and ``/tmp``), when it has a mount namespace."""
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "memory_mb", "cpu_s", "nofile", "nproc", "fsize_mb"):
+        for name in (
+            "timeout_s",
+            "memory_mb",
+            "cpu_s",
+            "nofile",
+            "nproc",
+            "fsize_mb",
+            "pids",
+            "disk_mb",
+        ):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not math.isfinite(value) or value <= 0
@@ -66,6 +79,8 @@ class Limits:
             "nofile": self.nofile,
             "nproc": self.nproc,
             "fsize_mb": self.fsize_mb,
+            "pids": self.pids,
+            "disk_mb": self.disk_mb,
         }
 
 
@@ -90,11 +105,17 @@ RESOURCES: Final = {
 """The rlimits a child gets, by the short names reports use."""
 
 
-def planned_rlimits(limits: Limits, baseline_bytes: int) -> dict[str, tuple[int, int]]:
+def planned_rlimits(
+    limits: Limits, baseline_bytes: int, *, address_space: bool = True
+) -> dict[str, tuple[int, int]]:
     """``{name: (soft, hard)}`` for ``limits``, soft and hard alike so the job cannot raise
-    them, clamped to the current hard limits (see :func:`apply_rlimits`)."""
+    them, clamped to the current hard limits (see :func:`apply_rlimits`).
+
+    ``address_space=False`` when a memory cgroup bounds the run: ``RLIMIT_AS`` then only
+    adds failure modes (orjson, for one, crashes rather than raise when an mmap fails).
+    """
     plan: dict[str, tuple[int, int]] = {}
-    if limits.memory_mb is not None:
+    if limits.memory_mb is not None and address_space:
         size = baseline_bytes + limits.memory_mb * _MIB
         plan["as"] = (size, size)
     if limits.cpu_s is not None:
@@ -108,13 +129,14 @@ def planned_rlimits(limits: Limits, baseline_bytes: int) -> dict[str, tuple[int,
     return {name: _clamp(RESOURCES[name], soft, hard) for name, (soft, hard) in plan.items()}
 
 
-def apply_rlimits(limits: Limits, baseline_bytes: int) -> None:
+def apply_rlimits(limits: Limits, baseline_bytes: int, *, address_space: bool = True) -> None:
     """Set every rlimit of :func:`planned_rlimits`.
 
     Raises:
         OSError: the kernel refused a limit (the caller reports it as a setup failure).
     """
-    for name, value in planned_rlimits(limits, baseline_bytes).items():
+    plan = planned_rlimits(limits, baseline_bytes, address_space=address_space)
+    for name, value in plan.items():
         resource.setrlimit(RESOURCES[name], value)
 
 

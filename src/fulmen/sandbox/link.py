@@ -143,7 +143,12 @@ class Link:
         if kind == "started":
             handle._on_started(int(record["pid"]))
         elif kind == "exited":
-            handle._on_exited(record.get("code"), record.get("signal"), record.get("maxrss"))
+            handle._on_exited(
+                record.get("code"),
+                record.get("signal"),
+                record.get("maxrss"),
+                oom=bool(record.get("oom")),
+            )
         elif kind == "failed":
             handle._on_failed(str(record["message"]))
 

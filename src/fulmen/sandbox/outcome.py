@@ -54,6 +54,7 @@ def classify(
     ended_by: EndedBy | None,
     limits: Limits,
     detail: str = "",
+    oom: bool = False,
 ) -> tuple[ExitKind, str]:
     """Decide the kind and message of a run's end.
 
@@ -66,6 +67,7 @@ def classify(
             consequence.
         limits: the run's limits, to name them in messages.
         detail: extra words for ``protocol`` and ``zygote``.
+        oom: the run's memory cgroup saw an OOM kill (the zygote then ended the run).
     """
     if ended_by == "timeout":
         return "timeout", f"Run exceeded its time limit of {limits.timeout_s:g}s and was killed"
@@ -75,16 +77,16 @@ def classify(
         return "crash", f"Sandbox zygote exited unexpectedly; the run was lost{_colon(detail)}"
     if ended_by == "protocol":
         return "crash", f"Run broke the sandbox protocol{_colon(detail)}"
+    if oom or code == EXIT_OOM:
+        if limits.memory_mb is None:
+            return "oom", "Run ran out of memory"
+        return "oom", f"Run exceeded its memory limit of {limits.memory_mb} MB"
     if signal is not None:
         if signal == signals.SIGXCPU:
             return "timeout", f"Run exceeded its CPU time limit of {limits.cpu_s}s"
         return "crash", f"Process killed by signal {_signal_name(signal)}"
     if code == EXIT_OK:
         return "ok", "Process exited normally"
-    if code == EXIT_OOM:
-        if limits.memory_mb is None:
-            return "oom", "Run ran out of memory"
-        return "oom", f"Run exceeded its memory limit of {limits.memory_mb} MB"
     if code in (EXIT_ERROR, EXIT_SETUP) and error is not None:
         what = f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": ")
         if code == EXIT_SETUP:

@@ -19,10 +19,11 @@ import errno
 import os
 import resource
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fulmen.sandbox import capabilities, landlock, libc
+from fulmen.sandbox import capabilities, landlock, libc, namespaces
 from fulmen.sandbox.isolation import HostFacts
 from fulmen.sandbox.limits import RESOURCES
 
@@ -43,6 +44,39 @@ def host_facts(unprivileged_uid: int, python_paths: Sequence[str]) -> HostFacts:
         unprivileged_uid=unprivileged_uid,
         uid_reachable=reachable,
         uid_detail=detail,
+        userns_detail=_userns_detail(),
+    )
+
+
+def _userns_detail() -> str:
+    """Empty if this process can make the namespaces a run needs; otherwise why not.
+
+    Tried for real in a throwaway fork: sysctls (``user.max_user_namespaces``,
+    ``kernel.unprivileged_userns_clone``), a container's seccomp profile or an LSM can each
+    refuse, and only the attempt tells.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the throwaway fork
+        try:
+            os.close(read_end)
+            namespaces.unshare(namespaces.RUN_NAMESPACES)
+            os._exit(0)
+        except OSError as exc:
+            os.write(write_end, (exc.strerror or str(exc)).encode())
+            os._exit(1)
+        finally:
+            os._exit(2)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        detail = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return ""
+    return (
+        f"the kernel refused new user, pid and mount namespaces ({detail or 'no reason'}): "
+        "allow them (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 "
+        "where it exists; in Docker, a seccomp profile that allows unshare and clone)"
     )
 
 
@@ -83,11 +117,20 @@ def verify(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> N
 
     ``payload``: ``worker_pid``, ``outside_file`` (readable by the worker, outside the run
     directory), ``outside_dir`` (writable by the worker), ``abstract_socket`` (a name the
-    worker listens on).
+    worker listens on), ``worker_port`` (a TCP port the worker listens on, on 127.0.0.1).
     """
     worker = int(payload["worker_pid"])
     status = _proc_status()
+    uid_map = _read_text("/proc/self/uid_map").split()
     findings = {
+        "pid": os.getpid(),
+        "visible_pids": _visible_pids(),
+        "uid_map": " ".join(uid_map),
+        "host_uid": _host_uid(os.getuid(), uid_map),
+        "chmod_host": _attempt(lambda: _chmod_same(os.path.realpath(sys.executable))),
+        "root_writable": _attempt(lambda: _create("/")),
+        "seccomp_mode": int(status.get("Seccomp", "0")),
+        "worker_port": _attempt(lambda: _connect_tcp(int(payload["worker_port"]))),
         "uid": os.getuid(),
         "env": sorted(os.environ),
         "sid_is_pid": os.getsid(0) == os.getpid(),
@@ -104,6 +147,8 @@ def verify(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> N
         "signal_worker": _attempt(lambda: os.kill(worker, 0)),
         "abstract_connect": _attempt(lambda: _connect_abstract(payload["abstract_socket"])),
     }
+    # Last: where seccomp does not refuse it, it moves this process to a new namespace.
+    findings["unshare"] = _attempt(lambda: namespaces.unshare(namespaces.CLONE_NEWUSER))
     emit(findings)
 
 
@@ -118,7 +163,9 @@ def _attempt(action: Callable[[], object]) -> str:
         action()
     except PermissionError:
         return "denied"
-    except OSError as exc:
+    except (OSError, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError) and exc.errno is None:
+            return "error: ETIMEDOUT"
         return f"error: {errno.errorcode.get(exc.errno or 0, str(exc))}"
     return "allowed"
 
@@ -133,6 +180,39 @@ def _create(directory: str) -> None:
     with open(path, "x"):
         pass
     os.unlink(path)
+
+
+def _visible_pids() -> list[int] | None:
+    """The pids ``/proc`` lists, or None where Landlock keeps it from being listed at all."""
+    try:
+        return sorted(int(n) for n in os.listdir("/proc") if n.isdigit())
+    except PermissionError:
+        return None
+
+
+def _connect_tcp(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+
+
+def _chmod_same(path: str) -> None:
+    os.chmod(path, os.stat(path).st_mode & 0o7777)
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _host_uid(uid: int, uid_map: list[str]) -> int:
+    """The host uid behind ``uid``: the first line of ``/proc/self/uid_map`` is enough, as
+    a run's namespace maps exactly one id."""
+    if len(uid_map) >= 3 and int(uid_map[0]) <= uid < int(uid_map[0]) + int(uid_map[2]):
+        return int(uid_map[1]) + uid - int(uid_map[0])
+    return uid
 
 
 def _connect_abstract(name: str) -> None:

@@ -38,9 +38,16 @@ import fulmen
 from fulmen.errors import SandboxError
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, HEADER_BYTES, encode
 from fulmen.sandbox.handle import RunHandle
-from fulmen.sandbox.isolation import ZYGOTE_ENVIRONMENT, IsolationReport, Policy, assess
+from fulmen.sandbox.isolation import (
+    LEVELS,
+    ZYGOTE_ENVIRONMENT,
+    IsolationReport,
+    Policy,
+    assess,
+)
 from fulmen.sandbox.limits import Limits, planned_rlimits
 from fulmen.sandbox.link import Link
+from fulmen.sandbox.network import NETWORK_POLICIES, parse_allow
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["DEFAULT_PRELOAD", "LEVELS", "RunHandle", "Zygote"]
@@ -48,8 +55,6 @@ __all__ = ["DEFAULT_PRELOAD", "LEVELS", "RunHandle", "Zygote"]
 log = logging.getLogger("fulmen.sandbox")
 
 DEFAULT_PRELOAD: Final = ("json", "logging", "datetime", "decimal", "re")
-LEVELS: Final = ("none", "L0", "L1")
-"""Isolation levels, weakest first."""
 
 _ENTRY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _BOOTSTRAP: Final = """\
@@ -87,9 +92,11 @@ class Zygote:
         use_landlock: bool,
         max_frame_bytes: int,
         start_timeout_s: float,
+        sandboxing: Mapping[str, Any],
     ) -> None:
         """Use :meth:`start`; this only records settings."""
         self._use_landlock = use_landlock
+        self._sandboxing = dict(sandboxing)
         self._preload = list(preload)
         self._warm_up = list(warm_up)
         self._extra_sys_path = [os.path.abspath(p) for p in extra_sys_path]
@@ -122,6 +129,12 @@ class Zygote:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         minimum_level: str | None = None,
         start_timeout_s: float = 30.0,
+        network: str = "outside",
+        allow: Sequence[str] = (),
+        use_namespaces: bool = True,
+        use_cgroups: bool = True,
+        use_seccomp: bool = True,
+        uid_base: int = 200_000,
     ) -> Zygote:
         """Start a zygote, probe the isolation it gives, and return it ready to run.
 
@@ -144,15 +157,38 @@ class Zygote:
             use_landlock: apply Landlock where the kernel offers it (turn off only to
                 diagnose a job that Landlock breaks; the report then says so).
             max_frame_bytes: largest payload or event accepted.
-            minimum_level: refuse to start below this isolation level (see ``LEVELS``).
+            minimum_level: refuse to start below this isolation level (see ``LEVELS``;
+                ``"best"`` or None for whatever the host gives).
             start_timeout_s: how long the zygote may take to preload.
+            network: ``outside`` (the default: the outside world, not the host's loopback),
+                ``none`` or ``host`` (``network.py``).
+            allow: loopback ``host:port`` pairs runs may reach all the same (``outside``).
+            use_namespaces, use_cgroups, use_seccomp: turn a mechanism off (to diagnose a
+                job it breaks, or to see what a lower level gives; the report says so).
+            uid_base: with namespaces, the host uid of the first concurrent run; each run
+                alive at once gets its own from here up.
 
         Raises:
             SandboxError: the zygote did not start, the probe run failed, or the isolation
                 level is below ``minimum_level``.
         """
+        if minimum_level == "best":
+            minimum_level = None
         if minimum_level is not None and minimum_level not in LEVELS:
-            raise SandboxError(f"Unknown isolation level {minimum_level!r}; one of {LEVELS}.")
+            raise SandboxError(
+                f"Unknown isolation level {minimum_level!r}; "
+                f"one of {', '.join(LEVELS[1:])} or best.",
+                code="invalid_isolation",
+            )
+        if network not in NETWORK_POLICIES:
+            raise SandboxError(
+                f"Unknown network policy {network!r}; one of {', '.join(NETWORK_POLICIES)}.",
+                code="invalid_network",
+            )
+        try:
+            allow_ports = parse_allow(allow)
+        except ValueError as exc:
+            raise SandboxError(f"{exc}.", code="invalid_network") from None
         zygote = cls(
             preload=preload,
             extra_sys_path=extra_sys_path,
@@ -163,13 +199,26 @@ class Zygote:
             use_landlock=use_landlock,
             max_frame_bytes=max_frame_bytes,
             start_timeout_s=start_timeout_s,
+            sandboxing={
+                "namespaces": use_namespaces,
+                "cgroups": use_cgroups,
+                "seccomp": use_seccomp,
+                "network": network,
+                "allow_ports": allow_ports,
+                "uid_base": uid_base,
+            },
         )
         try:
             await zygote._launch()
-            level = zygote.isolation.level
-            if minimum_level is not None and LEVELS.index(level) < LEVELS.index(minimum_level):
+            report = zygote.isolation
+            if minimum_level is not None and LEVELS.index(report.level) < LEVELS.index(
+                minimum_level
+            ):
+                missing = "; ".join(f"{m.name}: {m.detail}" for m in report.missing(minimum_level))
                 raise SandboxError(
-                    f"Sandbox isolation level is {level}, below the required {minimum_level}."
+                    f"The sandbox gives isolation {report.level}, below the {minimum_level} "
+                    f"asked for. Missing: {missing}. See the README's 'Security model'.",
+                    code="isolation_unavailable",
                 )
         except BaseException:
             await zygote.close()
@@ -309,6 +358,8 @@ class Zygote:
             "unprivileged_uid": self._uid,
             "landlock": self._use_landlock,
             "max_frame_bytes": self._max_frame,
+            "root_dir": self._root_dir(),
+            **self._sandboxing,
         }
         try:
             # -I: ignore PYTHON* variables and the user's site directory, and do not put the
@@ -350,30 +401,42 @@ class Zygote:
         policy = Policy.from_record(ready["policy"])
         if policy.uid is not None:
             os.chmod(self._base, 0o711)  # let the child's uid reach its own directory
-        self._isolation = await self._verify(link, policy)
+        self._isolation = await self._verify(link, policy, str(ready.get("cgroup_check", "")))
         log.info("%s", self._isolation.describe())
 
-    async def _verify(self, link: Link, policy: Policy) -> IsolationReport:
-        """Run the probe entry and believe only what it observed."""
+    def _root_dir(self) -> str:
+        """An empty directory where each namespaced child mounts its new root."""
+        path = os.path.join(self._base, ".root")
+        os.makedirs(path, 0o755, exist_ok=True)
+        return path
+
+    async def _verify(self, link: Link, policy: Policy, cgroup_check: str) -> IsolationReport:
+        """Run the probe entry and believe only what it observed (the zygote's cgroup check
+        is its own observation, made before it announced itself)."""
         outside = os.path.join(self._base, "probe-outside")
         with open(outside, "w") as f:
             f.write("not for the child\n")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        tcp = socket.socket()
         name = f"fulmen-probe-{secrets.token_hex(8)}"
         try:
             listener.bind("\0" + name)
             listener.listen(1)
+            tcp.bind(("127.0.0.1", 0))
+            tcp.listen(1)
             payload = {
                 "worker_pid": os.getpid(),
                 "outside_file": outside,
                 "outside_dir": self._base,
                 "abstract_socket": name,
+                "worker_port": tcp.getsockname()[1],
             }
             frame = encode({"payload": payload})
             handle = self._start_run(link, "fulmen.sandbox.probe:verify", frame, _PROBE_LIMITS)
             findings = [event async for event in handle]
         finally:
             listener.close()
+            tcp.close()
             os.unlink(outside)
         result = handle.exit
         if result.kind != "ok" or len(findings) != 1:
@@ -383,5 +446,8 @@ class Zygote:
         expected: dict[str, list[int | None] | None] = {
             name: list(value) for name, value in planned_rlimits(_PROBE_LIMITS, 0).items()
         }
-        expected["as"] = None
-        return assess(policy, findings[0], expected)
+        if policy.cgroup:
+            expected.pop("as")  # the memory cgroup bounds the run instead (limits.py)
+        else:
+            expected["as"] = None
+        return assess(policy, {**findings[0], "cgroup_check": cgroup_check}, expected)

@@ -32,13 +32,16 @@ import selectors
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from fulmen.sandbox import capabilities, child, landlock, paths, probe
+from fulmen.sandbox import capabilities, cgroups, child, landlock, network, paths, probe, seccomp
+from fulmen.sandbox.cgroups import CgroupTree, RunCgroup
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy, decide_policy
+from fulmen.sandbox.namespaces import RootLayout, write_id_maps
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["main"]
@@ -46,22 +49,75 @@ __all__ = ["main"]
 _CONTROL_BUFFER = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Spare:
     pid: int
     sock: socket.socket  # the zygote's end; the spare waits on the other
+    slot: int | None = None
+    """Its host uid is ``uid_base + slot`` (namespaces only)."""
+    cgroup: RunCgroup | None = None
+    oom_fd: int | None = None
+    """v1: readable once the run's cgroup had an OOM kill."""
+
+
+class _Slots:
+    """Host ids for namespaced runs: each live run (and the spare) holds one of its own.
+
+    A slot comes back only once its run's cgroup could be removed, i.e. every process of
+    that run (all of which run as its host id) is gone, so no two live runs share an id.
+    """
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._next = 0
+        self._draining: list[tuple[int, RunCgroup | None]] = []
+
+    def take(self) -> int:
+        self._drain()
+        if self._free:
+            return self._free.pop()
+        self._next += 1
+        return self._next - 1
+
+    def give_back(self, slot: int, cgroup: RunCgroup | None) -> None:
+        self._draining.append((slot, cgroup))
+        self._drain()
+
+    def _drain(self) -> None:
+        still = []
+        for slot, cgroup in self._draining:
+            try:
+                done = cgroup is None or cgroup.remove()
+            except OSError:
+                done = False
+            if done:
+                self._free.append(slot)
+            else:
+                still.append((slot, cgroup))
+        self._draining = still
+
+    def leftover(self) -> int:
+        self._drain()
+        return len(self._draining)
 
 
 class _Zygote:
-    def __init__(self, control: socket.socket, settings: child.Settings) -> None:
+    def __init__(
+        self, control: socket.socket, settings: child.Settings, cgroup_tree: CgroupTree | None
+    ) -> None:
         self._control = control
         self._settings = settings
+        self._tree = cgroup_tree
         self._decoder = FrameDecoder(_CONTROL_BUFFER)
         self._selector = selectors.DefaultSelector()
         self._pids: dict[int, int] = {}  # run id -> pid, until reaped
         self._runs: dict[int, int] = {}  # pid -> run id, for children that have a run
+        self._children: dict[int, _Spare] = {}  # pid -> its slot and cgroup, until reaped
+        self._oom: set[int] = set()  # pids whose run hit its memory limit
+        self._slots = _Slots()
         self._spare: _Spare | None = None
         self._worker_gone = False
+        self._cgroups_made = 0
 
     def serve(self) -> None:
         """Loop until the worker closes the control socket."""
@@ -71,6 +127,8 @@ class _Zygote:
             for key, _ in self._selector.select():
                 if key.data is None:
                     self._worker_gone = not self._on_control()
+                elif isinstance(key.data, tuple):
+                    self._on_oom(key.data[1])
                 else:
                     self._reap(key.fileobj, key.data)
         self._shutdown()
@@ -107,18 +165,63 @@ class _Zygote:
         return True
 
     def _fork_spare(self) -> _Spare | None:
+        policy = self._settings.policy
+        slot = self._slots.take() if policy.namespaces else None
+        cgroup = None
+        if self._tree is not None:
+            self._cgroups_made += 1
+            try:
+                cgroup = self._tree.run_cgroup(f"run-{slot}-{self._cgroups_made}")
+            except OSError:
+                self._slots.give_back(slot, None) if slot is not None else None
+                return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = os.fork()
         except OSError:
             ours.close()
             theirs.close()
+            if slot is not None:
+                self._slots.give_back(slot, cgroup)
             return None
         if pid == 0:
             child.spare(theirs.fileno(), self._settings)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
-        return _Spare(pid, ours)
+        spare = _Spare(pid, ours, slot, cgroup)
+        self._children[pid] = spare
+        if slot is not None and not self._admit(spare, policy.uid_base + slot):
+            _kill_run(pid)  # reaped like any child; its slot comes back then
+            ours.close()
+            return None
+        return spare
+
+    def _admit(self, spare: _Spare, host_id: int) -> bool:
+        """The spare has unshared: map its ids, move it to its cgroup, let it go on."""
+        try:
+            if spare.sock.recv(16) != b"u":
+                return False
+            write_id_maps(spare.pid, host_id)
+            if spare.cgroup is not None:
+                spare.cgroup.attach(spare.pid)
+            spare.sock.send(b"g")
+        except OSError:
+            return False
+        return True
+
+    def leftover_cgroups(self) -> int:
+        """Cgroups of ended runs that still hold a process."""
+        return self._slots.leftover()
+
+    def _on_oom(self, pid: int) -> None:
+        """v1: the OOM killer took a process of this run; end all of it, as v2's oom.group."""
+        spare = self._children.get(pid)
+        if spare is not None and spare.oom_fd is not None:
+            self._selector.unregister(spare.oom_fd)
+            os.close(spare.oom_fd)
+            spare.oom_fd = None
+        self._oom.add(pid)
+        _kill_run(pid)
 
     def _start(self, header: RunHeader, fds: list[int]) -> None:
         """Hand the run to the spare (forking one now if there is none), then fork the next."""
@@ -131,8 +234,24 @@ class _Zygote:
                 self._send({"t": "failed", "id": header.id, "message": "fork failed"})
                 return
             try:
-                socket.send_fds(spare.sock, [encode(header.to_record())], fds)
+                if spare.cgroup is not None:
+                    spare.cgroup.limit(header.limits.memory_mb, header.limits.pids)
+                    spare.oom_fd = spare.cgroup.watch_oom()
+                    if spare.oom_fd is not None:
+                        self._selector.register(
+                            spare.oom_fd, selectors.EVENT_READ, ("oom", spare.pid)
+                        )
+                out = os.open(
+                    header.output_path,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
+                    0o600,
+                )
+                try:
+                    socket.send_fds(spare.sock, [encode(header.to_record())], [*fds, out])
+                finally:
+                    os.close(out)
             except OSError as exc:  # the spare died meanwhile; its reaping is silent
+                _kill_run(spare.pid)
                 self._send({"t": "failed", "id": header.id, "message": f"spare lost: {exc}"})
                 return
             finally:
@@ -156,6 +275,7 @@ class _Zygote:
         _kill_run(pid)
         _, status, usage = os.wait4(pid, 0)
         os.close(pidfd)
+        oom = self._release(pid)
         run_id = self._runs.pop(pid, None)
         if run_id is None:  # a spare that died before it got a run
             if self._spare is not None and self._spare.pid == pid:
@@ -164,11 +284,31 @@ class _Zygote:
             return
         del self._pids[run_id]
         record: dict[str, Any] = {"t": "exited", "id": run_id, "maxrss": usage.ru_maxrss}
+        if oom:
+            record["oom"] = True
         if os.WIFSIGNALED(status):
             record["signal"] = os.WTERMSIG(status)
         else:
             record["code"] = os.waitstatus_to_exitcode(status)
         self._send(record)
+
+    def _release(self, pid: int) -> bool:
+        """A reaped child's slot, cgroup and OOM watch; whether its run hit its memory limit."""
+        spare = self._children.pop(pid, None)
+        oom = pid in self._oom
+        self._oom.discard(pid)
+        if spare is None:
+            return oom
+        if spare.oom_fd is not None:
+            self._selector.unregister(spare.oom_fd)
+            os.close(spare.oom_fd)
+        if spare.cgroup is not None:
+            oom = oom or spare.cgroup.oom_kills() > 0
+        if spare.slot is not None:
+            self._slots.give_back(spare.slot, spare.cgroup)
+        elif spare.cgroup is not None:
+            spare.cgroup.remove()
+        return oom
 
     def _shutdown(self) -> None:
         pids = list(self._pids.values())
@@ -178,6 +318,7 @@ class _Zygote:
             _kill_run(pid)
         for pid in pids:
             os.waitpid(pid, 0)
+            self._release(pid)
 
 
 def _kill_run(pid: int) -> None:
@@ -242,8 +383,10 @@ def _drop_what_children_never_need(policy: Policy) -> None:
 def main(config: dict[str, Any]) -> None:
     """Entry point of ``python -c`` bootstrap (see ``process.py``); ``config`` is non-secret.
 
-    Keys: ``control_fd``, ``preload``, ``unprivileged_uid``, ``landlock``, ``max_frame_bytes`` (the
-    bootstrap has already set ``sys.path``).
+    Keys: ``control_fd``, ``preload``, ``unprivileged_uid``, ``landlock``, ``max_frame_bytes``,
+    and for issue 12's namespaces ``namespaces``, ``cgroups``, ``seccomp`` (each may be
+    turned off), ``network`` and ``allow_ports``, ``uid_base``, ``root_dir`` (the bootstrap
+    has already set ``sys.path``).
     """
     control = socket.socket(fileno=int(config["control_fd"]))
     control.setblocking(True)
@@ -251,14 +394,43 @@ def main(config: dict[str, Any]) -> None:
     warm_ups = _warm_ups(config.get("warm_up", ()), preload_errors)
     grants, python = _grants()
     facts = probe.host_facts(int(config["unprivileged_uid"]), python)
-    policy = decide_policy(facts, use_landlock=bool(config["landlock"]))
+    policy = decide_policy(
+        facts,
+        use_landlock=bool(config["landlock"]),
+        use_namespaces=bool(config.get("namespaces", True)),
+    )
+    tree: CgroupTree | None = None
+    shared_net: network.Network | None = None
+    program = b""
+    cgroup_check = ""
+    if policy.namespaces:
+        policy, tree, shared_net, program = _settle_namespaced(policy, config)
+        if tree is not None:
+            cgroup_check = _check_cgroup(tree)
+    # After pasta has started: it needs the capabilities this takes away from what we exec.
     _drop_what_children_never_need(policy)
     max_frame = int(config.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES))
+    layout = RootLayout.for_host(
+        python + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
+        [p for p in paths.SYSTEM_READ_ONLY if p.startswith("/dev/")]
+        + list(paths.DEVICES_READ_WRITE),
+    )
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in each child.
     gc.collect()
     gc.freeze()
-    zygote = _Zygote(control, child.Settings(policy, grants, os.getpid(), max_frame, warm_ups))
+    settings = child.Settings(
+        policy,
+        grants,
+        os.getpid(),
+        max_frame,
+        warm_ups,
+        layout=layout,
+        root_dir=str(config.get("root_dir", "")),
+        seccomp_program=program,
+        netns_fd=shared_net.fd if shared_net is not None else None,
+    )
+    zygote = _Zygote(control, settings, tree)
     zygote.announce(
         {
             "t": "ready",
@@ -267,6 +439,119 @@ def main(config: dict[str, Any]) -> None:
             "policy": policy.to_record(),
             "landlock_abi": facts.landlock_abi,
             "threads": threading.active_count(),
+            "cgroup_check": cgroup_check,
         }
     )
-    zygote.serve()
+    try:
+        zygote.serve()
+    finally:
+        if shared_net is not None:
+            shared_net.close()
+        if tree is not None:
+            _remove_tree(tree, zygote)
+
+
+def _settle_namespaced(
+    policy: Policy, config: dict[str, Any]
+) -> tuple[Policy, CgroupTree | None, network.Network | None, bytes]:
+    """Cgroups, seccomp and the network, each as far as the host allows; the reasons of
+    those that are off go into the policy, for the report."""
+    tree, cgroup_reason = (
+        cgroups.discover(os.getpid())
+        if config.get("cgroups", True)
+        else (None, "turned off by configuration")
+    )
+    program, seccomp_reason = b"", "turned off by configuration"
+    if config.get("seccomp", True):
+        try:
+            program, seccomp_reason = seccomp.compile_filter(), ""
+        except (OSError, RuntimeError) as exc:
+            seccomp_reason = f"cannot build the filter: {exc}"
+    policy_name = str(config.get("network", "outside"))
+    try:
+        shared = network.start(
+            policy_name,
+            [int(p) for p in config.get("allow_ports", ())],
+            os.path.join(os.path.dirname(str(config["root_dir"])), ".pasta.pid"),
+        )
+        network_detail = shared.detail
+    except OSError as exc:
+        shared, network_detail = None, str(exc)
+        policy_name = "host"
+    return (
+        replace(
+            policy,
+            uid_base=int(config.get("uid_base", 200_000)),
+            cgroup=tree.describe() if tree is not None else "",
+            cgroup_reason=cgroup_reason,
+            seccomp=bool(program),
+            seccomp_reason=seccomp_reason,
+            network=policy_name,
+            network_detail=network_detail,
+        ),
+        tree,
+        shared,
+        program,
+    )
+
+
+def _check_cgroup(tree: CgroupTree) -> str:
+    """Try the run cgroups for real once: a child in one with ``pids.max`` 1 must fail to
+    fork, and the memory limit must read back as written. ``"held"`` or what went wrong."""
+    try:
+        cgroup = tree.run_cgroup("check")
+    except OSError as exc:
+        return f"cannot create a run cgroup: {exc.strerror}"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the throwaway fork
+        try:
+            os.close(write_end)
+            os.read(read_end, 1)
+            try:
+                os.fork()
+                os._exit(1)
+            except OSError:
+                os._exit(0)  # the pids limit held
+        finally:
+            os._exit(2)
+    os.close(read_end)
+    try:
+        cgroup.attach(pid)
+        cgroup.limit(64, 1)
+        os.write(write_end, b"x")
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            return "a process in a run cgroup with pids.max 1 could still fork"
+        limit = _read_limit(cgroup)
+        if limit != 64 * 1024 * 1024:
+            return f"the memory limit reads back as {limit}, not {64 * 1024 * 1024}"
+        return "held"
+    except OSError as exc:
+        return f"cannot use a run cgroup: {exc.strerror}"
+    finally:
+        os.close(write_end)
+        with contextlib.suppress(OSError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for _ in range(100):
+            if cgroup.remove():
+                break
+            time.sleep(0.001)
+
+
+def _read_limit(cgroup: RunCgroup) -> int:
+    name = "memory.max" if cgroup.version == 2 else "memory.limit_in_bytes"
+    directory = cgroup.dirs["" if cgroup.version == 2 else "memory"]
+    with open(f"{directory}/{name}") as f:
+        return int(f.read())
+
+
+def _remove_tree(tree: CgroupTree, zygote: _Zygote) -> None:
+    """At exit: the runs' processes die with their pid namespaces, asynchronously; wait a
+    little for their cgroups to empty, then remove ours."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and zygote.leftover_cgroups():
+        time.sleep(0.005)
+    tree.remove()

@@ -1,0 +1,258 @@
+"""A cgroup per run, beneath the zygote's own: memory for all its processes, pids, CPU weight.
+
+Issue 12. rlimits count one process at a time (four forked children of 400 MB each fit a
+500 MB ``RLIMIT_AS``), and the kernel never applies ``RLIMIT_NPROC`` to uid 0; a cgroup counts
+the whole run. Each spare gets a fresh cgroup before its run arrives, created by the zygote
+under ``<the zygote's cgroup>/fulmen-<zygote pid>/``: inside the subtree the host delegated
+to the worker, never elsewhere, so every limit the host sets on the worker still holds.
+
+- **v2** (unified): one directory per run, ``memory.max`` (with ``memory.swap.max`` 0 and
+  ``memory.oom.group`` 1, so an OOM kill takes the whole run), ``pids.max``, ``cpu.weight``.
+  The zygote's cgroup must be able to enable controllers for its children: it must be the
+  namespace root, or hold no process itself (cgroup v2's "no internal processes" rule).
+- **v1** (one hierarchy per controller): ``memory``, ``pids`` and, when present, ``cpu``; the
+  kernel's OOM killer picks one process, so the zygote listens on ``memory.oom_control``
+  through ``cgroup.event_control`` and ends the whole run on the first OOM kill.
+
+Every write is a single small ``write(2)``; a run's cgroup is removed once it is empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["CgroupTree", "RunCgroup", "discover"]
+
+_V1_REQUIRED: Final = ("memory", "pids")
+_V1_OPTIONAL: Final = ("cpu",)
+_V2_CONTROLLERS: Final = ("memory", "pids", "cpu")
+_MIB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupTree:
+    """Where this zygote makes its runs' cgroups: one directory per v1 controller, or one."""
+
+    version: int
+    parents: Mapping[str, str]
+    """Controller name (``""`` on v2) → ``…/fulmen-<zygote pid>``."""
+
+    def describe(self) -> str:
+        where = ", ".join(sorted(set(self.parents.values())))
+        return f"cgroup v{self.version} ({where})"
+
+    def run_cgroup(self, name: str) -> RunCgroup:
+        """Create the cgroup ``name`` in every hierarchy (raises OSError)."""
+        dirs = {
+            controller: os.path.join(parent, name) for controller, parent in self.parents.items()
+        }
+        for path in dirs.values():
+            os.mkdir(path)
+        return RunCgroup(self.version, dirs)
+
+    def remove(self) -> None:
+        """Remove the zygote's directories (each run's must be gone already); best effort."""
+        for parent in self.parents.values():
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
+
+
+@dataclass(slots=True)
+class RunCgroup:
+    """One run's cgroup (in each v1 hierarchy, or the one v2 directory)."""
+
+    version: int
+    dirs: Mapping[str, str]
+
+    def attach(self, pid: int) -> None:
+        for path in self.dirs.values():
+            _write(os.path.join(path, "cgroup.procs"), str(pid))
+
+    def limit(self, memory_mb: int | None, pids: int) -> None:
+        """Write the run's limits; called when the run arrives, before it is handed over."""
+        if self.version == 2:
+            path = self.dirs[""]
+            _write(f"{path}/pids.max", str(pids))
+            if memory_mb is not None:
+                _write(f"{path}/memory.max", str(memory_mb * _MIB))
+                _write_if_present(f"{path}/memory.swap.max", "0")
+                _write(f"{path}/memory.oom.group", "1")
+            return
+        _write(f"{self.dirs['pids']}/pids.max", str(pids))
+        if memory_mb is not None:
+            memory = self.dirs["memory"]
+            _write(f"{memory}/memory.limit_in_bytes", str(memory_mb * _MIB))
+            # Swap must not extend the limit: memory+swap capped at the same size.
+            _write_if_present(f"{memory}/memory.memsw.limit_in_bytes", str(memory_mb * _MIB))
+
+    def watch_oom(self) -> int | None:
+        """v1: an eventfd that becomes readable on the cgroup's first OOM; None on v2, where
+        ``memory.oom.group`` ends the whole run by itself."""
+        if self.version == 2:
+            return None
+        control = os.open(f"{self.dirs['memory']}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            try:
+                _write(f"{self.dirs['memory']}/cgroup.event_control", f"{event} {control}")
+            except OSError:
+                os.close(event)
+                raise
+        finally:
+            os.close(control)
+        return event
+
+    def oom_kills(self) -> int:
+        """How many processes of the run the OOM killer ended."""
+        path = (
+            f"{self.dirs['']}/memory.events"
+            if self.version == 2
+            else f"{self.dirs['memory']}/memory.oom_control"
+        )
+        try:
+            with open(path) as f:
+                fields = dict(line.split() for line in f if line.strip())
+        except OSError:
+            return 0
+        return int(fields.get("oom_kill", "0"))
+
+    def remove(self) -> bool:
+        """rmdir in every hierarchy; False while a process of the run still exists."""
+        done = True
+        for path in self.dirs.values():
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                done = False
+        return done
+
+
+def discover(zygote_pid: int) -> tuple[CgroupTree | None, str]:
+    """Find this process's cgroups and make ``fulmen-<pid>`` beneath them.
+
+    Returns the tree, or None and the reason in words an operator can act on.
+    """
+    try:
+        with open("/proc/self/cgroup") as f:
+            membership = _parse_membership(f.read())
+        mounts = _cgroup_mounts()
+    except OSError as exc:
+        return None, f"cannot read this process's cgroups: {exc.strerror}"
+    own_v2 = membership.get("")
+    v2_mount = mounts.get("")
+    if own_v2 is not None and v2_mount is not None:
+        tree, reason = _discover_v2(v2_mount + own_v2, zygote_pid)
+        if tree is not None:
+            return tree, ""
+        if not all(c in membership and c in mounts for c in _V1_REQUIRED):
+            return None, reason
+    return _discover_v1(membership, mounts, zygote_pid)
+
+
+def _discover_v2(own: str, zygote_pid: int) -> tuple[CgroupTree | None, str]:
+    try:
+        with open(os.path.join(own, "cgroup.controllers")) as f:
+            available = f.read().split()
+    except OSError as exc:
+        return None, f"cannot read {own}/cgroup.controllers: {exc.strerror}"
+    missing = [c for c in ("memory", "pids") if c not in available]
+    if missing:
+        return None, (
+            f"the cgroup v2 controllers {', '.join(missing)} are not delegated to {own} "
+            "(enable them in the parent's cgroup.subtree_control)"
+        )
+    wanted = [c for c in _V2_CONTROLLERS if c in available]
+    enable = " ".join(f"+{c}" for c in wanted)
+    parent = os.path.join(own, f"fulmen-{zygote_pid}")
+    try:
+        _write(os.path.join(own, "cgroup.subtree_control"), enable)
+        os.makedirs(parent, exist_ok=True)
+        _write(os.path.join(parent, "cgroup.subtree_control"), enable)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
+        hint = (
+            "the worker's cgroup holds other processes (cgroup v2 allows controllers only "
+            "for a cgroup without processes of its own): start the worker in a cgroup of its "
+            "own with delegation, e.g. systemd's Delegate=yes, or a container's private "
+            "cgroup namespace"
+            if exc.errno == errno.EBUSY
+            else f"{exc.strerror}"
+        )
+        return None, f"cannot create run cgroups beneath {own}: {hint}"
+    return CgroupTree(2, {"": parent}), ""
+
+
+def _discover_v1(
+    membership: Mapping[str, str], mounts: Mapping[str, str], zygote_pid: int
+) -> tuple[CgroupTree | None, str]:
+    missing = [c for c in _V1_REQUIRED if c not in membership or c not in mounts]
+    if missing:
+        return None, f"no cgroup controller for {', '.join(missing)} is mounted"
+    parents: dict[str, str] = {}
+    try:
+        for controller in _V1_REQUIRED + _V1_OPTIONAL:
+            if controller not in membership or controller not in mounts:
+                continue
+            own = mounts[controller] + membership[controller]
+            parent = os.path.join(own, f"fulmen-{zygote_pid}")
+            os.makedirs(parent, exist_ok=True)
+            parents[controller] = parent
+    except OSError as exc:
+        for made in parents.values():
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
+        return None, (
+            f"cannot create run cgroups beneath {own}: {exc.strerror} (the worker's cgroup "
+            "is not delegated to it; in a container, mount /sys/fs/cgroup read-write)"
+        )
+    return CgroupTree(1, parents), ""
+
+
+def _parse_membership(text: str) -> dict[str, str]:
+    """``/proc/self/cgroup`` → {controller: path}; the v2 entry under ``""``."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            found[controller] = path.rstrip("/") if path != "/" else ""
+    return found
+
+
+def _cgroup_mounts() -> dict[str, str]:
+    """Mount points of cgroup hierarchies: {controller: path}, v2 under ``""``."""
+    found: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _, options = right.split(" ", 2)
+            mount_point = left.split(" ")[4]
+            if fstype == "cgroup2":
+                found.setdefault("", mount_point)
+            elif fstype == "cgroup":
+                for option in options.split()[-1].split(","):
+                    if option in _V1_REQUIRED + _V1_OPTIONAL:
+                        found.setdefault(option, mount_point)
+    return found
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _write_if_present(path: str, text: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _write(path, text)
