@@ -52,11 +52,22 @@ EMPTY_LEAF_STATES = ("{}", '{"data":{}}')
 @dataclass(frozen=True, slots=True)
 class _StepResult:
     event: StepComplete
-    output: dict[str, Any] | None
+    state: dict[str, Any] | None
+    output: str
+    """The cleaned output as JSON text: the next steps' input, even when the event withheld it."""
 
     @property
     def aborts_run(self) -> bool:
         return self.event.reason in (Reason.CRASH, Reason.KILL, Reason.EXCEPTION)
+
+
+OUTPUT_LIMIT_BYTES = 60 * 1024 * 1024
+"""The largest output state a step-complete event carries out of the sandbox, as JSON text
+once more escaped inside the event; below the sandbox's 64 MiB frame limit
+(``fulmen.sandbox.frames.DEFAULT_MAX_FRAME_BYTES``), with room for the event's other fields.
+A larger output is withheld at the source (``StepComplete.output_withheld``) rather than
+breaking the run's stream; the worker then reports it as too large, as it does for any
+output over the run's payload limit."""
 
 
 class Engine:
@@ -72,8 +83,10 @@ class Engine:
         emit: Callable[[RuntimeEvent], None],
         sink: LogSink,
         scrubber: Scrubber,
+        output_limit: int = OUTPUT_LIMIT_BYTES,
     ) -> None:
         self.plan = plan
+        self._output_limit = output_limit
         self._credentials = credentials
         self._emit = emit
         self._sink = sink
@@ -124,7 +137,7 @@ class Engine:
             if not result.event.next:
                 leaves.append((key, result.event))
             for target in result.event.next:
-                queue.append((target, json.loads(result.event.output)))
+                queue.append((target, json.loads(result.output)))
         return self._finish(run_reason(e.exit for _, e in leaves), leaves)
 
     def _step(
@@ -169,21 +182,31 @@ class Engine:
             "R/T",
             f"Step {label} finished in {duration_ms}ms: {exit_reason}",
         )
+        withheld = self._too_large_to_send(output)
         event = StepComplete(
             step_id=step_id,
             job_id=job.id,
             reason=exit_reason.reason.value,
             error_type=exit_reason.error_type,
             error_message=exit_reason.error_message,
-            output=output,
+            output="{}" if withheld is not None else output,
             next=next_jobs,
             duration_ms=duration_ms,
             mem_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             timestamp=timestamp_us(),
+            output_withheld=withheld,
         )
         self._emit(event)
         self._sink.step_id = None
-        return _StepResult(event, state)
+        return _StepResult(event, state, output)
+
+    def _too_large_to_send(self, output: str) -> int | None:
+        """The output's size when, escaped into the event, it would pass the limit."""
+        if len(output) * 6 <= self._output_limit:  # \u00XX is the worst escape: 6 bytes
+            return None
+        size = len(output.encode())
+        escaped = len(json.dumps(output, ensure_ascii=False).encode())
+        return size if escaped > self._output_limit else None
 
     def _execute(
         self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
@@ -249,10 +272,12 @@ class Engine:
     ) -> WorkflowComplete:
         final_state: str | None = None
         if len(leaves) == 1:
-            final_state = leaves[0][1].output
+            final_state = None if leaves[0][1].output_withheld else leaves[0][1].output
         elif leaves:
             kept = {
-                key: json.loads(e.output) for key, e in leaves if e.output not in EMPTY_LEAF_STATES
+                key: json.loads(e.output)
+                for key, e in leaves
+                if e.output not in EMPTY_LEAF_STATES and not e.output_withheld
             }
             final_state = json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
         event = WorkflowComplete(

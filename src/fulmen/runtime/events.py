@@ -71,6 +71,9 @@ class StepComplete:
     duration_ms: int | None = None
     mem_bytes: int | None = None
     timestamp: str | None = None
+    #: The output's size in bytes when it was too large to leave the sandbox: ``output`` is
+    #: then ``"{}"`` and stands for nothing; the next steps still got the real state.
+    output_withheld: int | None = None
 
     @property
     def exit(self) -> ExitReason:

@@ -182,9 +182,6 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
                 warm_up()
             received = _receive_run(control_fd)
         except BaseException:
-            import traceback
-
-            traceback.print_exc()  # DEBUG
             os._exit(EXIT_SETUP)  # no run yet, nobody to tell: the zygote makes another
         if received is None:
             os._exit(EXIT_OK)
@@ -264,8 +261,9 @@ def _relay(pid: int, control_fd: int) -> NoReturn:
             continue
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        signal.signal(number, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        if number not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
         os.kill(os.getpid(), number)
         os._exit(128 + number)
     os._exit(os.waitstatus_to_exitcode(status))

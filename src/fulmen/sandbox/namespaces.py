@@ -250,3 +250,37 @@ def _locked_flags(statvfs_flags: int) -> int:
         if statvfs_flags & st:
             flags |= ms
     return flags | MS_NODEV
+
+
+UID_RANGE: Final = 4096
+"""Host ids one zygote hands out: its runs alive at once never exceed this."""
+_RANGE_LOCKS: Final = ("/run/fulmen/uid-ranges", "/tmp/.fulmen-uid-ranges")
+
+
+def reserve_uid_range(first: int, count: int = 256) -> tuple[int, int]:
+    """A range of :data:`UID_RANGE` host ids that no other zygote on this host holds.
+
+    Every zygote (a worker's, the runner's, ``fulmen run``'s) would otherwise start at the
+    same base, and two runs of two workers would share a host uid. The range is held by an
+    ``flock`` on a file named after it, for as long as the returned descriptor stays open;
+    the kernel releases it when the zygote dies, however it dies.
+
+    Returns ``(base, fd)``. Raises OSError when every one of ``count`` ranges is taken.
+    """
+    import fcntl  # only the zygote needs it
+
+    for directory in _RANGE_LOCKS:
+        try:
+            os.makedirs(directory, 0o700, exist_ok=True)
+        except OSError:
+            continue
+        for index in range(count):
+            fd = os.open(f"{directory}/{index}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return first + index * UID_RANGE, fd
+        raise OSError(f"all {count} host uid ranges in {directory} are held by other sandboxes")
+    raise OSError("no directory for host uid range locks could be made")

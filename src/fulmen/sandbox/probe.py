@@ -44,8 +44,14 @@ def host_facts(unprivileged_uid: int, python_paths: Sequence[str]) -> HostFacts:
         unprivileged_uid=unprivileged_uid,
         uid_reachable=reachable,
         uid_detail=detail,
-        userns_detail=_userns_detail(),
+        userns_detail=_userns_detail() if euid == 0 else _NOT_ROOT,
     )
+
+
+_NOT_ROOT = (
+    "the worker is not root: giving each run a host uid of its own needs the privilege to "
+    "map ids (run the worker as root in its container, or as a root-owned service)"
+)
 
 
 def _userns_detail() -> str:

@@ -41,7 +41,7 @@ from fulmen.sandbox import capabilities, cgroups, child, landlock, network, path
 from fulmen.sandbox.cgroups import CgroupTree, RunCgroup
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy, decide_policy
-from fulmen.sandbox.namespaces import RootLayout, write_id_maps
+from fulmen.sandbox.namespaces import UID_RANGE, RootLayout, reserve_uid_range, write_id_maps
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["main"]
@@ -72,10 +72,13 @@ class _Slots:
         self._next = 0
         self._draining: list[tuple[int, RunCgroup | None]] = []
 
-    def take(self) -> int:
+    def take(self) -> int | None:
+        """A free slot, or None when :data:`UID_RANGE` runs are alive at once."""
         self._drain()
         if self._free:
             return self._free.pop()
+        if self._next >= UID_RANGE:
+            return None
         self._next += 1
         return self._next - 1
 
@@ -167,6 +170,8 @@ class _Zygote:
     def _fork_spare(self) -> _Spare | None:
         policy = self._settings.policy
         slot = self._slots.take() if policy.namespaces else None
+        if policy.namespaces and slot is None:
+            return None
         cgroup = None
         if self._tree is not None:
             self._cgroups_made += 1
@@ -323,8 +328,20 @@ class _Zygote:
 
 def _kill_run(pid: int) -> None:
     """SIGKILL the run's process group, and the child itself in case it has not yet called
-    setsid (then it has no descendants either)."""
-    for kill, target in ((os.killpg, pid), (os.kill, pid)):
+    setsid (then it has no descendants either).
+
+    With namespaces the child is the spare, and the run is its own child, pid 1 of the
+    run's pid namespace: that one is killed instead, so that the spare reaps it and dies of
+    the same signal (``child._relay``). Killing the spare alone would leave the run's pid 1
+    to be reaped by the host's init, which in some containers never does it.
+    """
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            runs = [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        runs = []
+    kills = [(os.kill, run) for run in runs] or [(os.killpg, pid), (os.kill, pid)]
+    for kill, target in kills:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(target, signal.SIGKILL)
 
@@ -478,10 +495,11 @@ def _settle_namespaced(
     except OSError as exc:
         shared, network_detail = None, str(exc)
         policy_name = "host"
+    uid_base, _held = reserve_uid_range(int(config.get("uid_base", 200_000)))  # held till exit
     return (
         replace(
             policy,
-            uid_base=int(config.get("uid_base", 200_000)),
+            uid_base=uid_base,
             cgroup=tree.describe() if tree is not None else "",
             cgroup_reason=cgroup_reason,
             seccomp=bool(program),

@@ -256,7 +256,10 @@ class RunEvents:
 
     def _step_complete(self, event: rt.StepComplete) -> list[Message]:
         self._active = None
-        too_large = len(event.output.encode()) > self._limits.payload_bytes
+        too_large = (
+            event.output_withheld is not None
+            or len(event.output.encode()) > self._limits.payload_bytes
+        )
         output_id = None if too_large else self._new_id()
         self._outputs[event.step_id] = output_id
         for job_id in event.next:  # §6.5: what each next job will get as input
@@ -284,10 +287,15 @@ class RunEvents:
         if reason.reason not in (Reason.SUCCESS, Reason.FAIL):
             return RunComplete(reason)  # the error path carries only the reason (§5.10)
         leaf = self._outputs.get(event.leaves[0]) if len(event.leaves) == 1 else None
+        final_state = self._final_state(event.final_state)
+        if final_state is None and len(event.leaves) == 1 and leaf is None:
+            # The single leaf's output was withheld in the sandbox: as redacted as any
+            # other final state over the payload limit.
+            final_state = {"data": REDACTED}
         return RunComplete(
             reason,
             timestamp=event.timestamp or format_timestamp(self._now_us()),
-            final_state=self._final_state(event.final_state),
+            final_state=final_state,
             final_dataclip_id=leaf,
         )
 

@@ -1,0 +1,409 @@
+"""Issue 12, tried as an attacker would: real job code, in real children, against level 3.
+
+Each test runs an attack from ``sandbox_entries/attacks.py`` as the body of an ordinary job,
+through the runtime and the sandbox exactly as ``fulmen run`` and the worker run one (the
+worker's and the runner's own paths are at the end), then asserts that the attack failed,
+that the run ended with the right reason, and that nothing of it is left on the host.
+
+The machine this runs on (and CI) is a root host with user namespaces and cgroup v1 allowed:
+the level must be L3 here, and ``test_this_host_gives_level_3`` says what is missing if not.
+Lower levels are obtained by turning mechanisms off; their tests assert that exactly what
+the report says is missing is what lets the attack through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import stat
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fulmen.execution import Defaults, RunRequest, start, start_zygote
+from fulmen.plan import Plan
+from fulmen.runtime.events import LogLine, StepComplete, WorkflowComplete
+from fulmen.sandbox import Zygote
+from sandbox_entries.attacks import job_body
+
+pytestmark = pytest.mark.timeout(120)
+
+UID_BASE = 200_000
+"""``Zygote.start``'s default: every host uid a run gets is at least this."""
+HOST_UIDS: list[int] = []
+"""The host uid of each attack run, in order (``attack`` appends)."""
+
+
+@contextlib.asynccontextmanager
+async def sandbox(**options: Any) -> AsyncIterator[Zygote]:
+    async with await start_zygote(**options) as zygote:
+        yield zygote
+
+
+async def attack(
+    zygote: Zygote, expression: str, **plan_options: Any
+) -> tuple[Any, WorkflowComplete, StepComplete]:
+    """Run one job whose state.data becomes ``expression``; its data, end and step.
+
+    The job first records its host uid (the run's own, from its uid map) in the module
+    global ``HOST_UIDS``, so that the test can look for what the run left behind.
+    """
+    body = job_body(expression).replace(
+        "def attack(state):\n",
+        "def attack(state):\n    print('host uid', open('/proc/self/uid_map').read().split()[1])\n",
+    )
+    plan = Plan.from_wire(
+        {
+            "id": "attack",
+            "jobs": [{"id": "attack", "body": body, "adaptor": "common"}],
+            "options": {"run_timeout_ms": 30_000, **plan_options},
+        }
+    )
+    execution = await start(zygote, RunRequest(plan, {"data": {}}), Defaults())
+    events = [event async for event in execution]
+    for event in events:
+        text = " ".join(str(m) for m in event.message) if isinstance(event, LogLine) else ""
+        if text.startswith("host uid "):
+            HOST_UIDS.append(int(text.split()[-1]))
+    complete = events[-1]
+    step = next(e for e in events if isinstance(e, StepComplete))
+    assert isinstance(complete, WorkflowComplete)
+    data = json.loads(step.output).get("data") if step.output_withheld is None else None
+    return data, complete, step
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def run_processes(uid: int) -> list[int]:
+    """Host pids running as the run's host uid: every process the run started has it."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                found_uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if found_uid == uid:
+            found.append(int(name))
+    return found
+
+
+def gone_within(seconds: float) -> list[int]:
+    """Poll (with a deadline; a process's exit is not an event we can await here) until no
+    process of the last attack run is left; returns those still there at the deadline."""
+    uid = HOST_UIDS[-1]
+    assert uid >= UID_BASE
+    deadline = time.monotonic() + seconds
+    left = run_processes(uid)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.01)
+        left = run_processes(uid)
+    return left
+
+
+def assert_failed(results: dict[str, Any]) -> None:
+    allowed = {name: r for name, r in results.items() if r == "allowed"}
+    assert not allowed, f"attacks that got through: {allowed}"
+
+
+@contextlib.contextmanager
+def listener() -> Iterator[socket.socket]:
+    """A TCP service on the host's loopback, standing in for the coordinator."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock
+
+
+# -- the level ------------------------------------------------------------------------------
+
+
+def test_this_host_gives_level_3() -> None:
+    async def main() -> None:
+        async with sandbox() as zygote:
+            report = zygote.isolation
+            assert report.level == "L3", report.describe()
+            assert report.uid >= UID_BASE
+
+    run(main())
+
+
+# -- identity: no host file can be chmod-ed, chown-ed or written ----------------------------
+
+
+def test_host_files_cannot_be_chmodded_even_by_a_root_worker(tmp_path: Path) -> None:
+    suid = tmp_path / "true"
+    shutil.copy("/bin/true", suid)
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    secret = private / "secret"
+    secret.write_text("not for jobs\n")
+    secret.chmod(0o600)
+    interpreter = os.path.realpath(sys.executable)
+    before = {p: os.stat(p).st_mode for p in (suid, private, secret, interpreter)}
+    expression = (
+        f"{{'suid': chmod({str(suid)!r}, 0o4755), 'dir': chmod({str(private)!r}, 0o777),"
+        f" 'secret': read({str(secret)!r}), 'interpreter': chmod({interpreter!r}, 0o4777),"
+        f" 'chown': attempt(lambda: os.chown({interpreter!r}, 0, 0)),"
+        f" 'replace': write({interpreter!r})}}"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, complete, _ = await attack(zygote, expression)
+            assert complete.reason == "success"
+            assert_failed(data)
+            assert data["interpreter"] in ("EROFS", "EPERM")
+
+    run(main())
+    assert {p: os.stat(p).st_mode for p in before} == before
+    assert not os.stat(suid).st_mode & stat.S_ISUID
+
+
+# -- another run ----------------------------------------------------------------------------
+
+
+def test_a_run_cannot_see_touch_or_signal_another_run() -> None:
+    """Run A keeps a file in its directory and waits at a gate (a loopback port the sandbox
+    allows); run B hunts for it and for A's processes; A then checks its file is intact."""
+    with listener() as gate:
+        port = gate.getsockname()[1]
+        holder = (
+            "[open('/tmp/mine', 'w').write('a'), os.chmod('/tmp', 0o700),"
+            f" socket.create_connection(('127.0.0.1', {port})).recv(1),"
+            " open('/tmp/mine').read(), oct(os.stat('/tmp').st_mode)][3:]"
+        )
+        hunter = (
+            "{'tmp': listdir('/tmp'), 'mine': read('/tmp/mine'), 'proc': listdir('/proc'),"
+            " 'others': sorted({signal(p) for p in range(2, 400)}),"
+            " 'root': listdir('/proc/1/root/tmp'), 'chmod_own': chmod('/tmp', 0)}"
+        )
+
+        async def main() -> None:
+            async with sandbox(allow=[f"127.0.0.1:{port}"]) as zygote:
+                first = asyncio.create_task(attack(zygote, holder))
+                loop = asyncio.get_running_loop()
+                gate.setblocking(False)
+                conn, _ = await loop.sock_accept(gate)  # A has written its file
+                with conn:
+                    data, complete, _ = await attack(zygote, hunter)
+                    assert complete.reason == "success"
+                    assert data["tmp"] == [] and data["mine"] == "ENOENT"
+                    assert data["proc"] in ("EACCES", ["1"]) or data["proc"][:1] == ["1"]
+                    assert data["others"] == ["ESRCH"]
+                    assert data["chmod_own"] == "allowed"  # its own /tmp, nobody else's
+                    await loop.sock_sendall(conn, b"x")
+                a_data, a_complete, _ = await first
+                assert a_complete.reason == "success"
+                assert a_data == ["a", "0o40700"]
+
+        run(main())
+
+
+# -- the worker's process -------------------------------------------------------------------
+
+
+def test_the_worker_process_is_out_of_reach() -> None:
+    me = os.getpid()
+    expression = (
+        f"{{'environ': read('/proc/{me}/environ'), 'mem': read('/proc/{me}/mem'),"
+        f" 'ptrace': ptrace({me}), 'signal': signal({me}, 9), 'pid1': signal(1, 0) }}"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, complete, _ = await attack(zygote, expression)
+            assert complete.reason == "success"
+            pid1 = data.pop("pid1")
+            assert_failed(data)
+            assert pid1 == "allowed"  # pid 1 is the job itself, in its own pid namespace
+            listing, _, _ = await attack(zygote, "listdir('/proc')")
+            assert listing == "EACCES" or [p for p in listing if p.isdigit()] in (["1"], ["1", "2"])
+
+    run(main())
+
+
+def test_writing_outside_the_run_directory_fails() -> None:
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    expression = (
+        f"{{'root': write('/owned'), 'usr': write('/usr/lib/owned'),"
+        f" 'site': write({site + '/owned.py'!r}), 'etc': write('/etc/passwd'),"
+        f" 'data_dir': write({str(Path.cwd() / 'owned')!r}),"
+        " 'own': write('/tmp/fine')}"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, _, _ = await attack(zygote, expression)
+            assert data.pop("own") == "allowed"
+            assert_failed(data)
+
+    run(main())
+    assert not Path(site, "owned.py").exists() and not Path("owned").exists()
+
+
+# -- the network ----------------------------------------------------------------------------
+
+
+def test_the_hosts_loopback_services_are_unreachable() -> None:
+    with listener() as coordinator:
+        port = coordinator.getsockname()[1]
+        expression = (
+            f"{{'coordinator': connect('127.0.0.1', {port}),"
+            f" 'postgres': connect('127.0.0.1', 5432), 'redis': connect('127.0.0.1', 6379),"
+            f" 'ipv6': connect('::1', {port})}}"
+        )
+
+        async def main() -> None:
+            async with sandbox() as zygote:
+                data, _, _ = await attack(zygote, expression)
+                assert_failed(data)
+            async with sandbox(allow=[f"127.0.0.1:{port}"]) as zygote:
+                data, _, _ = await attack(zygote, f"connect('127.0.0.1', {port})")
+                assert data == "allowed"  # what the operator allows, and only that
+            async with sandbox(network="host") as zygote:
+                assert zygote.isolation.level == "L2"
+                assert [m.name for m in zygote.isolation.missing("L3")] == ["network"]
+                data, _, _ = await attack(zygote, f"connect('127.0.0.1', {port})")
+                assert data == "allowed"  # exactly the hole the report names
+
+        run(main())
+
+
+def test_network_none_has_no_route_out() -> None:
+    async def main() -> None:
+        async with sandbox(network="none") as zygote:
+            assert zygote.isolation.level == "L3"
+            data, _, _ = await attack(zygote, "connect('192.0.2.1', 80)")
+            assert data in ("ENETUNREACH", "EHOSTUNREACH")
+
+    run(main())
+
+
+# -- escaping the namespaces ----------------------------------------------------------------
+
+
+def test_the_kernel_surface_is_narrowed() -> None:
+    expression = (
+        "{'userns': new_user_namespace(),"
+        " 'mount': attempt(lambda: ctypes.CDLL(None, use_errno=True).mount(b'none', b'/tmp',"
+        " b'tmpfs', 0, None) == 0 or (_ for _ in ()).throw(OSError(ctypes.get_errno(), 'x'))),"
+        " 'setuid': attempt(lambda: os.setuid(0)),"
+        " 'keyctl': attempt(lambda: ctypes.CDLL(None, use_errno=True).syscall(250, 0) == 0"
+        " or (_ for _ in ()).throw(OSError(ctypes.get_errno(), 'x')))}"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, _, _ = await attack(zygote, expression)
+            # setuid(0) is a no-op for uid 0 of the namespace; it gains nothing.
+            assert data.pop("setuid") in ("allowed", "EPERM")
+            assert_failed(data)
+
+    run(main())
+
+
+# -- resources ------------------------------------------------------------------------------
+
+
+def test_a_fork_bomb_ends_at_the_pids_limit_and_leaves_nothing() -> None:
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, complete, _ = await attack(zygote, "fork_bomb()")
+            assert complete.reason == "success"
+            assert data["refused"] == "EAGAIN"
+            assert data["made"] < 256
+            assert gone_within(1.0) == []
+
+    run(main())
+
+
+def test_a_memory_bomb_across_four_children_ends_the_run_oom() -> None:
+    async def main() -> None:
+        async with sandbox() as zygote:
+            _, complete, step = await attack(zygote, "memory_bomb(4, 400)", run_memory_limit_mb=500)
+            assert (complete.reason, complete.error_type) == ("kill", "OOMError")
+            assert step.error_type == "OOMError"
+            assert gone_within(1.0) == []
+
+    run(main())
+
+
+def test_without_the_cgroup_the_report_says_so_and_the_memory_bomb_gets_through() -> None:
+    async def main() -> None:
+        async with sandbox(use_cgroups=False) as zygote:
+            assert zygote.isolation.level == "L2"
+            assert [m.name for m in zygote.isolation.missing("L3")] == ["cgroup"]
+            data, complete, _ = await attack(zygote, "memory_bomb(4, 200)", run_memory_limit_mb=500)
+            # 4 x 200 MB under a 500 MB limit: per-process rlimits let all of it through.
+            assert complete.reason == "success" and data == [0, 0, 0, 0]
+
+    run(main())
+
+
+def test_filling_the_disk_stops_at_the_quota() -> None:
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, complete, _ = await attack(zygote, "fill_disk()")
+            assert complete.reason == "success"
+            assert data["error"] == "ENOSPC" and data["mb"] <= 256
+
+    run(main())
+
+
+def test_a_daemon_does_not_outlive_its_run() -> None:
+    async def main() -> None:
+        async with sandbox() as zygote:
+            _, complete, _ = await attack(zygote, "daemonize()")
+            assert complete.reason == "success"
+            assert gone_within(1.0) == []
+            _, complete, _ = await attack(
+                zygote, "[daemonize(), time.sleep(30)]", run_timeout_ms=1000
+            )
+            assert (complete.reason, complete.error_type) == ("kill", "TimeoutError")
+            assert gone_within(1.0) == []
+
+    run(main())
+
+
+def test_a_100_mb_output_is_withheld_not_a_crash() -> None:
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, complete, step = await attack(zygote, "'x' * (100 * 1024 * 1024)")
+            assert complete.reason == "success"
+            assert step.output_withheld is not None and step.output_withheld > 100_000_000
+            assert data is None
+
+    run(main())
+
+
+# -- lower levels, honestly reported --------------------------------------------------------
+
+
+def test_without_namespaces_the_report_names_every_missing_mechanism(tmp_path: Path) -> None:
+    copy = tmp_path / "true"
+    shutil.copy("/bin/true", copy)
+
+    async def main() -> None:
+        async with sandbox(use_namespaces=False) as zygote:
+            report = zygote.isolation
+            missing = {m.name for m in report.missing("L3")}
+            assert {"user_namespace", "pid_namespace", "mount_namespace"} <= missing
+            if report.uid == 0:  # this host: the interpreter is out of reach of uid 65534
+                assert "privileges" in missing and report.level == "none"
+                data, _, _ = await attack(zygote, f"chmod({str(copy)!r}, 0o4755)")
+                assert data == "allowed"  # the hole issue 12 found, named by the report
+
+    run(main())
