@@ -407,3 +407,103 @@ def test_without_namespaces_the_report_names_every_missing_mechanism(tmp_path: P
                 assert data == "allowed"  # the hole issue 12 found, named by the report
 
     run(main())
+
+
+# -- the same attacks through the worker and through a smart worker of the runner ----------
+
+BUNDLE = (
+    "{{'chmod': chmod({interpreter!r}, 0o4777), 'environ': read('/proc/{me}/environ'),"
+    " 'mem': read('/proc/{me}/mem'), 'ptrace': ptrace({me}), 'signal': signal({me}, 9),"
+    " 'coordinator': connect('127.0.0.1', {port}), 'postgres': connect('127.0.0.1', 5432),"
+    " 'write': write('/usr/lib/owned'), 'userns': new_user_namespace(),"
+    " 'uid_map': open('/proc/self/uid_map').read().split()[1]}}"
+)
+
+
+def bundle(port: int) -> str:
+    """Most attacks of this suite in one expression, for the worker's and runner's runs."""
+    return BUNDLE.format(interpreter=os.path.realpath(sys.executable), me=os.getpid(), port=port)
+
+
+def test_the_attacks_fail_through_the_worker() -> None:
+    from worker_support import (
+        Lightning,
+        ScriptedRun,
+        job,
+        keys,
+        plan,
+        private_key,
+        running,
+        settings_for,
+    )
+
+    def attack_run(run_id: str, expression: str, **options: Any) -> ScriptedRun:
+        body = job_body(expression)
+        return ScriptedRun(run_id, plan(job("a", body), options=options))
+
+    async def main() -> None:
+        server = Lightning(secret=keys().worker_secret, private_key=private_key())
+        async with server as lightning, running(settings_for(lightning, capacity=3)):
+            lightning.enqueue(attack_run("bundle", bundle(lightning.port)))
+            lightning.enqueue(attack_run("bomb", "fork_bomb()"))
+            lightning.enqueue(attack_run("oom", "memory_bomb(4, 400)", run_memory_limit_mb=500))
+            lightning.enqueue(attack_run("big", "'x' * (100 * 1024 * 1024)"))
+            done = {
+                r: await lightning.completed(r, timeout=60)
+                for r in ("bundle", "bomb", "oom", "big")
+            }
+            steps = {
+                run_id: next(
+                    e.payload for e in lightning.of_run(run_id) if e.event == "step:complete"
+                )
+                for run_id in done
+            }
+        assert done["bundle"]["reason"] == "success"
+        found = json.loads(steps["bundle"]["output_dataclip"])["data"]
+        assert int(found.pop("uid_map")) >= UID_BASE
+        assert_failed(found)
+        assert done["bomb"]["reason"] == "success"
+        bomb = json.loads(steps["bomb"]["output_dataclip"])["data"]
+        assert bomb["refused"] == "EAGAIN" and bomb["made"] < 256
+        assert (done["oom"]["reason"], done["oom"]["error_type"]) == ("kill", "OOMError")
+        assert done["big"]["reason"] == "success"
+        assert steps["big"]["output_dataclip_error"] == "DATACLIP_TOO_LARGE"
+
+    run(main())
+
+
+SMART_WORKER = """
+async def fetch(request, rnr):
+    what = request.query.get("attack")[0]
+    if what == "bundle":
+        return BUNDLE_EXPRESSION
+    if what == "bomb":
+        return fork_bomb()
+    if what == "daemon":
+        return daemonize()
+    return {"unknown": what}
+"""
+
+
+def test_the_attacks_fail_through_a_smart_worker(tmp_path: Path) -> None:
+    from runner_support.harness import served
+
+    with listener() as runner_api_stand_in:
+        port = runner_api_stand_in.getsockname()[1]
+        script = job_body("None").split("\n\n@fn\n")[0] + SMART_WORKER.replace(
+            "BUNDLE_EXPRESSION", bundle(port)
+        )
+
+        async def main() -> None:
+            async with served(tmp_path / "state") as s:
+                assert s.runner.isolation == "L3"
+                await s.create(script, name="attacker")
+                reply = await s.http.post("/workers/attacker/fetch?attack=bundle")
+                found = reply.json()
+                assert reply.status_code == 200 and "uid_map" in found, found
+                assert int(found.pop("uid_map")) >= UID_BASE
+                assert_failed(found)
+                bomb = (await s.http.post("/workers/attacker/fetch?attack=bomb")).json()
+                assert bomb["refused"] == "EAGAIN" and bomb["made"] < 256
+
+        run(main())

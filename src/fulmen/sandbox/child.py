@@ -32,7 +32,7 @@ from fulmen.sandbox import capabilities, landlock, libc, namespaces, seccomp
 from fulmen.sandbox.frames import FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy
 from fulmen.sandbox.limits import address_space_in_use, apply_rlimits
-from fulmen.sandbox.namespaces import SANDBOX_RUN_DIR, RootLayout
+from fulmen.sandbox.namespaces import SANDBOX_RUN_DIR
 from fulmen.sandbox.paths import OpenPath
 from fulmen.sandbox.wire import EXIT_ERROR, EXIT_OK, EXIT_OOM, EXIT_SETUP, RunHeader
 
@@ -57,12 +57,10 @@ class Settings:
     max_frame_bytes: int
     warm_ups: Sequence[Callable[[], None]] = ()
     """Called in each spare before it waits for a run (see ``Zygote.start``)."""
-    layout: RootLayout | None = None
-    """What the run's root holds, with namespaces."""
-    root_dir: str = ""
-    """An empty directory of the zygote's, where each grandchild mounts its new root."""
     seccomp_program: bytes = b""
     """The compiled filter, or empty for none."""
+    root_fd: int | None = None
+    """The template mount namespace holding the runs' root (``namespaces.RootTemplate``)."""
     netns_fd: int | None = None
     """The zygote's shared network namespace, joined before the user namespace."""
 
@@ -175,7 +173,7 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
     """
     try:
         try:
-            _detach(settings.zygote_pid)
+            _detach(settings)
             if settings.policy.namespaces:
                 _enter_namespaces(control_fd, settings)  # returns in the grandchild only
             for warm_up in settings.warm_ups:
@@ -200,73 +198,47 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
         os._exit(EXIT_SETUP)  # unreachable unless os._exit itself failed
 
 
-def _detach(zygote_pid: int) -> None:
+def _detach(settings: Settings) -> None:
     """What does not depend on the run, done while the spare waits."""
     # A session of our own: the worker kills the run with killpg(pid), which must reach
     # anything the job spawns and nothing else; setsid also drops the zygote's terminal.
     os.setsid()
-    _die_with(zygote_pid)
+    if settings.policy.namespaces:
+        # Our parent, the zygote, lies outside our pid namespace: getppid() is 0 here.
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        _die_with(settings.zygote_pid)
     # Before Landlock (it requires no-new-privs without CAP_SYS_ADMIN) and before the job
     # can execve anything: setuid binaries and file capabilities then grant nothing.
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
 
 
 def _enter_namespaces(control_fd: int, settings: Settings) -> None:
-    """Steps 1-5 of ``namespaces.py``; returns in the grandchild, the run's pid 1.
-
-    The spare itself stays behind as the grandchild's parent, outside the new pid namespace,
-    and ends as it ends (:func:`_relay`): the zygote reaps and kills spares, never their
-    children, and a spare's death kills the grandchild (PDEATHSIG), whose death as pid 1
-    ends every process of the run.
-    """
+    """Steps 2-5 of ``namespaces.py``, in the spare, which is already pid 1 of a new pid
+    namespace (the zygote forked it there): its death ends every process of the run."""
     # Root's supplementary groups would follow us into the namespace, and once setgroups
     # is denied there they could not be dropped: drop them while we still may.
     os.setgroups([])
-    assert settings.layout is not None
-    namespaces.build_root(settings.layout, settings.root_dir)
+    assert settings.root_fd is not None
+    namespaces.enter_root(settings.root_fd)
     if settings.netns_fd is not None:
         namespaces.setns(settings.netns_fd, namespaces.CLONE_NEWNET)
         os.close(settings.netns_fd)
+    os.close(settings.root_fd)
     namespaces.unshare(namespaces.RUN_NAMESPACES)
     os.write(control_fd, b"u")  # the zygote writes our id maps and moves us to our cgroup
     if os.read(control_fd, 16) != b"g":
         os._exit(EXIT_SETUP)
-    pid = os.fork()
-    if pid:
-        _relay(pid, control_fd)
-    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setsid()  # the spare's session lies outside this pid namespace; one of our own
-    namespaces.mount_proc()
     # Now the unprivileged host id: uid 0 of the namespace. Its capabilities there stay
     # until the run has mounted its tmpfs (``_limit`` clears them).
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # the uid change cleared it
-    # The zygote has moved the spare to the run's cgroup by now: make that the root of what
-    # the run sees of cgroups.
+    # The zygote has moved us to the run's cgroup by now: make that the root of what the
+    # run sees of cgroups.
     namespaces.unshare(namespaces.CLONE_NEWCGROUP)
     capabilities.drop_bounding_set(settings.policy.cap_last)
     capabilities.lock_securebits()
-
-
-def _relay(pid: int, control_fd: int) -> NoReturn:
-    """The spare's last job: wait for the grandchild and end the same way."""
-    os.close(control_fd)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        if number not in (signal.SIGKILL, signal.SIGSTOP):
-            signal.signal(number, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
-        os.kill(os.getpid(), number)
-        os._exit(128 + number)
-    os._exit(os.waitstatus_to_exitcode(status))
 
 
 def _receive_run(control_fd: int) -> tuple[RunHeader, int, int] | None:
@@ -321,8 +293,7 @@ def _limit(header: RunHeader, settings: Settings, baseline: int) -> None:
     # i.e. another run.
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
     if policy.namespaces:
-        # The parent is the spare, outside our pid namespace (getppid() is 0): its death
-        # already kills us, and ours ends the run.
+        # The zygote is outside our pid namespace (getppid() is 0): no reparenting to check.
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     else:
         _die_with(settings.zygote_pid)  # again: a uid change clears the parent-death signal

@@ -1,25 +1,29 @@
 """Linux namespaces for a run: its own users, processes, filesystem view, IPC and host name.
 
-Issue 12 ("Sandbox, level 3"). Each spare child, *before* its run arrives, enters fresh
-namespaces, so the run's critical path pays nothing for them:
+Issue 12 ("Sandbox, level 3"). Each spare child enters fresh namespaces *before* its run
+arrives, so the run's critical path pays nothing for them:
 
-1. The spare, still the host's root, makes a mount namespace and builds the run's root in
-   it (:func:`build_root`): a tmpfs holding the interpreter, the libraries and the system
-   files bound read-only at their usual paths and a minimal ``/dev``; then ``pivot_root``
-   and the old root detached. Nothing else of the host exists there: no data directory, no
-   keys, no other run's files. Root's 0700 directories (pyenv lives in ``/root`` here) are
-   reached because this is still root; nothing on the host changes.
-2. It joins the shared network namespace, when the policy has one (``setns`` into a
-   namespace owned by the host's user namespace needs the capabilities it is about to
-   lose), and unshares ``USER | MNT | PID | IPC | UTS | CGROUP``.
-3. The zygote, still privileged in the host's user namespace, writes the spare's id maps:
+1. Once per zygote, a holder process builds the runs' root in a mount namespace of its own
+   (:func:`start_template`, :func:`build_root`): a tmpfs holding the interpreter, the
+   libraries and the system files bound read-only at their usual paths and a minimal
+   ``/dev``; then ``pivot_root`` and the old root detached. Nothing else of the host exists
+   there: no data directory, no keys, no other run's files. Root's 0700 directories (pyenv
+   lives in ``/root`` here) are reached because the holder is the host's root; nothing on
+   the host changes.
+2. The zygote forks each spare into a new pid namespace
+   (:func:`new_pid_namespace_for_children`): the spare is the run's pid 1, so when it dies
+   the kernel kills every process the run started, ``setsid`` and double forks included.
+3. The spare, still the host's root, copies the template's mount namespace and mounts a
+   ``/proc`` of its own pid namespace (:func:`enter_root`), joins the zygote's shared
+   network namespace (``setns`` into a namespace owned by the host's user namespace needs
+   the capabilities it is about to lose), and unshares ``USER | MNT | IPC | UTS | CGROUP``.
+   The copy's mounts are locked by the kernel: the run can neither undo nor move them.
+4. The zygote, still privileged in the host's user namespace, writes the spare's id maps:
    uid and gid 0 inside are one unprivileged host id that no other live run uses
-   (:func:`write_id_maps`). A process cannot map ids other than its own from inside.
-4. The spare forks: the grandchild is pid 1 of the new pid namespace, so when it dies the
-   kernel kills every process the run started, ``setsid`` and double forks included. It
-   mounts a ``/proc`` of that namespace.
-5. Then it becomes uid 0 *of its namespace*, i.e. the unprivileged host id, and keeps the
-   namespace's capabilities only until its run has mounted its own quota-bound tmpfs.
+   (:func:`write_id_maps`, :func:`reserve_uid_range`). A process cannot map ids other than
+   its own from inside.
+5. The spare becomes uid 0 *of its namespace*, i.e. the unprivileged host id, and keeps
+   the namespace's capabilities only until its run has mounted its own quota-bound tmpfs.
 
 Everything here is a thin wrapper over ``unshare(2)``, ``setns(2)``, ``mount(2)`` and
 ``pivot_root(2)``; the order is decided by ``child.py`` and ``zygote.py``.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,10 +64,9 @@ CLONE_NEWUSER: Final = 0x10000000
 CLONE_NEWPID: Final = 0x20000000
 CLONE_NEWNET: Final = 0x40000000
 
-RUN_NAMESPACES: Final = (
-    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-)
-"""What every spare unshares; the network namespace is the zygote's shared one, joined first."""
+RUN_NAMESPACES: Final = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+"""What every spare unshares; its pid namespace comes from the zygote's fork, and its
+network namespace is the zygote's shared one, joined first."""
 
 SANDBOX_RUN_DIR: Final = "/tmp"
 """The run's directory inside its root: HOME, TMPDIR and the working directory. One tmpfs,
@@ -192,11 +196,7 @@ def build_root(layout: RootLayout, new_root: str) -> None:
     os.symlink("/proc/self/fd", dev + "/fd")
     for number, name in enumerate(("stdin", "stdout", "stderr")):
         os.symlink(f"/proc/self/fd/{number}", f"{dev}/{name}")
-    os.makedirs(new_root + "/proc", 0o555, exist_ok=True)
-    # The host's /proc, for now: a user namespace may mount a procfs only where a fully
-    # visible one exists. The run's pid 1 mounts its own over it (:func:`mount_proc`)
-    # before any job code runs.
-    mount("/proc", new_root + "/proc", None, MS_BIND)
+    os.makedirs(new_root + "/proc", 0o555, exist_ok=True)  # each run mounts its own
     os.makedirs(new_root + SANDBOX_RUN_DIR, 0o755, exist_ok=True)
     old = new_root + "/.old-root"
     os.mkdir(old, 0o700)
@@ -208,10 +208,56 @@ def build_root(layout: RootLayout, new_root: str) -> None:
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def mount_proc() -> None:
-    """A procfs of the run's own pid namespace over the host's (pid 1 of the run, before
-    its uid changes): ``/proc`` lists the run's processes and nothing else."""
+def enter_root(template_fd: int) -> None:
+    """In a spare, still the host's root and pid 1 of its pid namespace: a copy of the
+    template's tree (``setns`` then ``unshare``), and a procfs of our own pid namespace on
+    ``/proc``, so that ``/proc`` lists the run's processes and nothing else. Mounted here,
+    by the host's root, because the pid namespace belongs to the host's user namespace."""
+    setns(template_fd, CLONE_NEWNS)
+    unshare(CLONE_NEWNS)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def start_template(layout: RootLayout, new_root: str) -> tuple[int, int]:
+    """Build the runs' root once, in a mount namespace of its own kept by a child.
+
+    Returns ``(holder pid, descriptor of its mount namespace)``: each spare copies that
+    namespace (:func:`enter_root`), which costs a fraction of building the tree again.
+    The holder dies with the zygote (PDEATHSIG).
+    """
+    read_end, write_end = os.pipe()
+    holder = os.fork()
+    if holder == 0:  # pragma: no cover - the holder only keeps the namespace alive
+        status = 1
+        try:
+            os.close(read_end)
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            build_root(layout, new_root)
+            status = 0
+        except BaseException as exc:
+            os.write(write_end, f"{exc}".encode()[:500])
+        finally:
+            os.close(write_end)
+            while status == 0:
+                signal.pause()
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        failure = pipe.read().decode(errors="replace")
+    if failure:
+        os.waitpid(holder, 0)
+        raise OSError(f"cannot build the runs' root: {failure}")
+    fd = os.open(f"/proc/{holder}/ns/mnt", os.O_RDONLY)  # inherited by every spare
+    return holder, fd
+
+
+def new_pid_namespace_for_children(own_pid_ns: int | None) -> None:
+    """Make the next fork pid 1 of a new pid namespace; with ``own_pid_ns`` (a descriptor of
+    our own), go back to forking into ours (``unshare`` refuses a second new one otherwise)."""
+    if own_pid_ns is None:
+        unshare(CLONE_NEWPID)
+    else:
+        setns(own_pid_ns, CLONE_NEWPID)
 
 
 def mount_run_dir(size_mb: int) -> None:

@@ -66,7 +66,7 @@ def _userns_detail() -> str:
     if pid == 0:  # pragma: no cover - runs in the throwaway fork
         try:
             os.close(read_end)
-            namespaces.unshare(namespaces.RUN_NAMESPACES)
+            namespaces.unshare(namespaces.RUN_NAMESPACES | namespaces.CLONE_NEWPID)
             os._exit(0)
         except OSError as exc:
             os.write(write_end, (exc.strerror or str(exc)).encode())

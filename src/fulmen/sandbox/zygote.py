@@ -41,7 +41,14 @@ from fulmen.sandbox import capabilities, cgroups, child, landlock, network, path
 from fulmen.sandbox.cgroups import CgroupTree, RunCgroup
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy, decide_policy
-from fulmen.sandbox.namespaces import UID_RANGE, RootLayout, reserve_uid_range, write_id_maps
+from fulmen.sandbox.namespaces import (
+    UID_RANGE,
+    RootLayout,
+    new_pid_namespace_for_children,
+    reserve_uid_range,
+    start_template,
+    write_id_maps,
+)
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["main"]
@@ -58,6 +65,8 @@ class _Spare:
     cgroup: RunCgroup | None = None
     oom_fd: int | None = None
     """v1: readable once the run's cgroup had an OOM kill."""
+    admitted: bool = True
+    """Its ids are mapped and it is in its cgroup (namespaces: once it has unshared)."""
 
 
 class _Slots:
@@ -121,6 +130,11 @@ class _Zygote:
         self._spare: _Spare | None = None
         self._worker_gone = False
         self._cgroups_made = 0
+        self._own_pid_ns = (
+            os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            if settings.policy.namespaces
+            else None
+        )
 
     def serve(self) -> None:
         """Loop until the worker closes the control socket."""
@@ -130,8 +144,10 @@ class _Zygote:
             for key, _ in self._selector.select():
                 if key.data is None:
                     self._worker_gone = not self._on_control()
-                elif isinstance(key.data, tuple):
+                elif isinstance(key.data, tuple) and key.data[0] == "oom":
                     self._on_oom(key.data[1])
+                elif isinstance(key.data, tuple):
+                    self._on_spare_unshared(key.data[1])
                 else:
                     self._reap(key.fileobj, key.data)
         self._shutdown()
@@ -182,7 +198,7 @@ class _Zygote:
                 return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = os.fork()
+            pid = self._fork_into_new_pid_namespace() if slot is not None else os.fork()
         except OSError:
             ours.close()
             theirs.close()
@@ -193,16 +209,44 @@ class _Zygote:
             child.spare(theirs.fileno(), self._settings)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
-        spare = _Spare(pid, ours, slot, cgroup)
+        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None)
         self._children[pid] = spare
-        if slot is not None and not self._admit(spare, policy.uid_base + slot):
-            _kill_run(pid)  # reaped like any child; its slot comes back then
-            ours.close()
-            return None
+        if not spare.admitted:
+            # Admitted when it says it has unshared, without holding up this loop meanwhile
+            # (its first steps after the fork take a millisecond or two).
+            self._selector.register(ours, selectors.EVENT_READ, ("spare", pid))
         return spare
 
-    def _admit(self, spare: _Spare, host_id: int) -> bool:
-        """The spare has unshared: map its ids, move it to its cgroup, let it go on."""
+    def _fork_into_new_pid_namespace(self) -> int:
+        """Fork a child that is pid 1 of a pid namespace of its own; we stay where we are."""
+        new_pid_namespace_for_children(None)
+        try:
+            pid = os.fork()
+        except OSError:
+            new_pid_namespace_for_children(self._own_pid_ns)
+            raise
+        if pid:
+            new_pid_namespace_for_children(self._own_pid_ns)
+        return pid
+
+    def _on_spare_unshared(self, pid: int) -> None:
+        spare = self._children.get(pid)
+        if spare is not None and not spare.admitted:
+            self._admit(spare)
+
+    def _admit(self, spare: _Spare) -> bool:
+        """The spare has unshared (or will: this blocks until it says so): map its ids, move
+        it to its cgroup, let it go on. A spare that cannot be admitted is killed (and
+        reaped like any child, which gives its slot back)."""
+        self._selector.unregister(spare.sock)
+        spare.admitted = self._handshake(spare)
+        if not spare.admitted:
+            _kill_run(spare.pid)
+        return spare.admitted
+
+    def _handshake(self, spare: _Spare) -> bool:
+        assert spare.slot is not None
+        host_id = self._settings.policy.uid_base + spare.slot
         try:
             if spare.sock.recv(16) != b"u":
                 return False
@@ -235,6 +279,9 @@ class _Zygote:
                 self._send({"t": "failed", "id": header.id, "message": "no run socket attached"})
                 return
             spare, self._spare = self._spare or self._fork_spare(), None
+            if spare is not None and not spare.admitted and not self._admit(spare):
+                spare.sock.close()
+                spare = None
             if spare is None:
                 self._send({"t": "failed", "id": header.id, "message": "fork failed"})
                 return
@@ -304,6 +351,9 @@ class _Zygote:
         self._oom.discard(pid)
         if spare is None:
             return oom
+        if not spare.admitted:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(spare.sock)
         if spare.oom_fd is not None:
             self._selector.unregister(spare.oom_fd)
             os.close(spare.oom_fd)
@@ -328,20 +378,9 @@ class _Zygote:
 
 def _kill_run(pid: int) -> None:
     """SIGKILL the run's process group, and the child itself in case it has not yet called
-    setsid (then it has no descendants either).
-
-    With namespaces the child is the spare, and the run is its own child, pid 1 of the
-    run's pid namespace: that one is killed instead, so that the spare reaps it and dies of
-    the same signal (``child._relay``). Killing the spare alone would leave the run's pid 1
-    to be reaped by the host's init, which in some containers never does it.
-    """
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            runs = [int(p) for p in f.read().split()]
-    except (OSError, ValueError):
-        runs = []
-    kills = [(os.kill, run) for run in runs] or [(os.killpg, pid), (os.kill, pid)]
-    for kill, target in kills:
+    setsid (then it has no descendants either). With namespaces the child is pid 1 of
+    the run's pid namespace, and its death ends every other process of the run too."""
+    for kill, target in ((os.killpg, pid), (os.kill, pid)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(target, signal.SIGKILL)
 
@@ -420,6 +459,17 @@ def main(config: dict[str, Any]) -> None:
     shared_net: network.Network | None = None
     program = b""
     cgroup_check = ""
+    root_fd: int | None = None
+    if policy.namespaces:
+        layout = RootLayout.for_host(
+            python + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
+            [p for p in paths.SYSTEM_READ_ONLY if p.startswith("/dev/")]
+            + list(paths.DEVICES_READ_WRITE),
+        )
+        try:
+            _, root_fd = start_template(layout, str(config["root_dir"]))
+        except OSError as exc:
+            policy = replace(policy, namespaces=False, namespaces_reason=str(exc))
     if policy.namespaces:
         policy, tree, shared_net, program = _settle_namespaced(policy, config)
         if tree is not None:
@@ -427,11 +477,6 @@ def main(config: dict[str, Any]) -> None:
     # After pasta has started: it needs the capabilities this takes away from what we exec.
     _drop_what_children_never_need(policy)
     max_frame = int(config.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES))
-    layout = RootLayout.for_host(
-        python + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
-        [p for p in paths.SYSTEM_READ_ONLY if p.startswith("/dev/")]
-        + list(paths.DEVICES_READ_WRITE),
-    )
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in each child.
     gc.collect()
@@ -442,9 +487,8 @@ def main(config: dict[str, Any]) -> None:
         os.getpid(),
         max_frame,
         warm_ups,
-        layout=layout,
-        root_dir=str(config.get("root_dir", "")),
         seccomp_program=program,
+        root_fd=root_fd,
         netns_fd=shared_net.fd if shared_net is not None else None,
     )
     zygote = _Zygote(control, settings, tree)
