@@ -86,9 +86,18 @@ class RunCgroup:
         _write(f"{self.dirs['pids']}/pids.max", str(pids))
         if memory_mb is not None:
             memory = self.dirs["memory"]
-            _write(f"{memory}/memory.limit_in_bytes", str(memory_mb * _MIB))
-            # Swap must not extend the limit: memory+swap capped at the same size.
-            _write_if_present(f"{memory}/memory.memsw.limit_in_bytes", str(memory_mb * _MIB))
+            # Swap must not extend the limit: memory+swap capped at the same size. The kernel
+            # keeps memsw >= memory at every step, so which one goes first depends on
+            # whether the limit goes up or down.
+            steps = [("memory.limit_in_bytes", False), ("memory.memsw.limit_in_bytes", True)]
+            try:
+                for name, optional in steps:
+                    _write_limit(f"{memory}/{name}", memory_mb, optional)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                for name, optional in reversed(steps):
+                    _write_limit(f"{memory}/{name}", memory_mb, optional)
 
     def watch_oom(self) -> int | None:
         """v1: an eventfd that becomes readable on the cgroup's first OOM; None on v2, where
@@ -173,6 +182,7 @@ def _discover_v2(own: str, zygote_pid: int) -> tuple[CgroupTree | None, str]:
     wanted = [c for c in _V2_CONTROLLERS if c in available]
     enable = " ".join(f"+{c}" for c in wanted)
     parent = os.path.join(own, f"fulmen-{zygote_pid}")
+    _sweep_stale(own)
     try:
         _write(os.path.join(own, "cgroup.subtree_control"), enable)
         os.makedirs(parent, exist_ok=True)
@@ -204,6 +214,7 @@ def _discover_v1(
             if controller not in membership or controller not in mounts:
                 continue
             own = mounts[controller] + membership[controller]
+            _sweep_stale(own)
             parent = os.path.join(own, f"fulmen-{zygote_pid}")
             os.makedirs(parent, exist_ok=True)
             parents[controller] = parent
@@ -216,6 +227,27 @@ def _discover_v1(
             "is not delegated to it; in a container, mount /sys/fs/cgroup read-write)"
         )
     return CgroupTree(1, parents), ""
+
+
+def _sweep_stale(own: str) -> None:
+    """Remove what a zygote that died without cleaning up (SIGKILL) left beneath ``own``:
+    its ``fulmen-<pid>`` directory and its runs' (empty by now) cgroups. Best effort."""
+    try:
+        names = os.listdir(own)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith("fulmen-") or not name[7:].isdigit():
+            continue
+        if os.path.exists(f"/proc/{name[7:]}"):
+            continue  # a live zygote's (or a pid reused since: it is left alone)
+        parent = os.path.join(own, name)
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(parent):
+                if entry.is_dir(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(entry.path)
+            os.rmdir(parent)
 
 
 def _parse_membership(text: str) -> dict[str, str]:
@@ -251,6 +283,13 @@ def _write(path: str, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def _write_limit(path: str, mb: int, optional: bool) -> None:
+    if optional:
+        _write_if_present(path, str(mb * _MIB))
+    else:
+        _write(path, str(mb * _MIB))
 
 
 def _write_if_present(path: str, text: str) -> None:

@@ -59,6 +59,8 @@ class Settings:
     """Called in each spare before it waits for a run (see ``Zygote.start``)."""
     seccomp_program: bytes = b""
     """The compiled filter, or empty for none."""
+    disk_mb: int = 256
+    """Size of each run's tmpfs (its directory and ``/tmp``), with namespaces."""
     root_fd: int | None = None
     """The template mount namespace holding the runs' root (``namespaces.RootTemplate``)."""
     netns_fd: int | None = None
@@ -175,7 +177,8 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
         try:
             _detach(settings)
             if settings.policy.namespaces:
-                _enter_namespaces(control_fd, settings)  # returns in the grandchild only
+                _enter_namespaces(control_fd, settings)
+                _confine_in_advance(settings)
             for warm_up in settings.warm_ups:
                 warm_up()
             received = _receive_run(control_fd)
@@ -185,8 +188,13 @@ def spare(control_fd: int, settings: Settings) -> NoReturn:
             os._exit(EXIT_OK)
         header, fd, out = received
         try:
-            baseline, fd = _confine(header, fd, out, settings)
-            _limit(header, settings, baseline)
+            if settings.policy.namespaces:
+                # All else was done before the run arrived (_confine_in_advance).
+                fd = _keep_only_own_descriptors(fd, out)
+                apply_rlimits(header.limits, 0, address_space=not settings.policy.cgroup)
+            else:
+                baseline, fd = _confine(header, fd, out, settings)
+                _limit(header, settings, baseline)
         except BaseException as exc:
             _write_error(fd, "setup", exc)
             os._exit(EXIT_SETUP)
@@ -252,32 +260,42 @@ def _receive_run(control_fd: int) -> tuple[RunHeader, int, int] | None:
     return RunHeader.from_record(record), fd, out
 
 
+def _confine_in_advance(settings: Settings) -> None:
+    """With namespaces, everything that does not depend on the run, before it arrives: the
+    run directory is always the same tmpfs, so Landlock, privileges and seccomp can all be
+    in force while the spare waits (and while it warms up). Only the run's descriptors and
+    its rlimits are left for when it arrives."""
+    namespaces.mount_run_dir(settings.disk_mb)
+    if settings.policy.landlock_abi:
+        _restrict_filesystem(settings.policy.landlock_abi, settings.grants, SANDBOX_RUN_DIR)
+    _enter_run_dir(SANDBOX_RUN_DIR)
+    _harden(settings)
+
+
 def _confine(header: RunHeader, fd: int, out: int, settings: Settings) -> tuple[int, int]:
-    """Run directory, Landlock, descriptors.
+    """Without namespaces: run directory, Landlock, descriptors.
 
     Returns the address space in use before any limit, and the run socket's new descriptor.
     """
     policy = settings.policy
-    if policy.namespaces:
-        baseline = 0
-        namespaces.mount_run_dir(header.limits.disk_mb)
-        run_dir = SANDBOX_RUN_DIR
-    else:
-        baseline = 0 if header.limits.memory_mb is None else address_space_in_use()
-        run_dir = header.run_dir
-        os.mkdir(run_dir, 0o700)
-        if policy.uid is not None:
-            os.chown(run_dir, policy.uid, policy.uid)
+    baseline = 0 if header.limits.memory_mb is None else address_space_in_use()
+    os.mkdir(header.run_dir, 0o700)
+    if policy.uid is not None:
+        os.chown(header.run_dir, policy.uid, policy.uid)
     if policy.landlock_abi:
         # Before the descriptor shuffle below, which closes the zygote's O_PATH handles.
-        _restrict_filesystem(policy.landlock_abi, settings.grants, run_dir)
+        _restrict_filesystem(policy.landlock_abi, settings.grants, header.run_dir)
     return baseline, _keep_only_own_descriptors(fd, out)
 
 
 def _limit(header: RunHeader, settings: Settings, baseline: int) -> None:
-    """Working directory, environment, rlimits, privileges, dumpability, seccomp."""
-    policy = settings.policy
-    run_dir = SANDBOX_RUN_DIR if policy.namespaces else header.run_dir
+    """Without namespaces: working directory, environment, rlimits, then :func:`_harden`."""
+    _enter_run_dir(header.run_dir)
+    apply_rlimits(header.limits, baseline, address_space=not settings.policy.cgroup)
+    _harden(settings)
+
+
+def _enter_run_dir(run_dir: str) -> None:
     os.chdir(run_dir)
     os.umask(0o077)
     os.environ["HOME"] = os.environ["TMPDIR"] = run_dir
@@ -286,7 +304,10 @@ def _limit(header: RunHeader, settings: Settings, baseline: int) -> None:
         tempfile.tempdir = run_dir  # it caches the directory it found in the zygote
     sys.dont_write_bytecode = True  # __pycache__ is read-only here; do not even try
 
-    apply_rlimits(header.limits, baseline, address_space=not policy.cgroup)
+
+def _harden(settings: Settings) -> None:
+    """Privileges, dumpability, parent-death signal, seccomp: the last of the set-up."""
+    policy = settings.policy
     _drop_privileges(policy)
     # After any uid change, which resets dumpable to the suid_dumpable sysctl. Non-dumpable
     # also makes ptrace and /proc/<pid>/mem of this process refuse other same-uid processes,

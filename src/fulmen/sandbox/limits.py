@@ -46,8 +46,6 @@ class Limits:
     fsize_mb: int = 64
     pids: int = 256
     """Processes and threads the whole run may have at once (its cgroup's ``pids.max``)."""
-    disk_mb: int = 256
-    """Size of the run's own tmpfs (its directory and ``/tmp``), when it has a mount namespace."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -58,7 +56,6 @@ class Limits:
             "nproc",
             "fsize_mb",
             "pids",
-            "disk_mb",
         ):
             value = getattr(self, name)
             if value is not None and (
@@ -80,7 +77,6 @@ class Limits:
             "nproc": self.nproc,
             "fsize_mb": self.fsize_mb,
             "pids": self.pids,
-            "disk_mb": self.disk_mb,
         }
 
 

@@ -47,7 +47,7 @@ from fulmen.sandbox.isolation import (
 )
 from fulmen.sandbox.limits import Limits, planned_rlimits
 from fulmen.sandbox.link import Link
-from fulmen.sandbox.network import NETWORK_POLICIES, parse_allow
+from fulmen.sandbox.network import NETWORK_POLICIES, parse_allow, stop_pasta
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["DEFAULT_PRELOAD", "LEVELS", "RunHandle", "Zygote"]
@@ -135,6 +135,7 @@ class Zygote:
         use_cgroups: bool = True,
         use_seccomp: bool = True,
         uid_base: int = 200_000,
+        disk_mb: int = 256,
     ) -> Zygote:
         """Start a zygote, probe the isolation it gives, and return it ready to run.
 
@@ -167,6 +168,8 @@ class Zygote:
                 job it breaks, or to see what a lower level gives; the report says so).
             uid_base: with namespaces, the host uid of the first concurrent run; each run
                 alive at once gets its own from here up.
+            disk_mb: with namespaces, the size of each run's own tmpfs: its directory and
+                ``/tmp`` (its pages count against the run's memory limit too).
 
         Raises:
             SandboxError: the zygote did not start, the probe run failed, or the isolation
@@ -206,6 +209,7 @@ class Zygote:
                 "network": network,
                 "allow_ports": allow_ports,
                 "uid_base": uid_base,
+                "disk_mb": disk_mb,
             },
         )
         try:
@@ -301,6 +305,7 @@ class Zygote:
                         await asyncio.gather(*(h.wait() for h in handles))
         if link is not None:
             await link.close()
+        stop_pasta(self._pasta_pid_file())  # the zygote stops its own, unless it was killed
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._own_base:
@@ -346,7 +351,11 @@ class Zygote:
         )
         return link.start_run(header, payload_frame, self._max_frame)
 
+    def _pasta_pid_file(self) -> str:
+        return os.path.join(self._base, ".pasta.pid")  # where zygote.py has pasta write it
+
     async def _launch(self) -> None:
+        stop_pasta(self._pasta_pid_file())  # a zygote that died (SIGKILL) left it running
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = {

@@ -67,6 +67,8 @@ class _Spare:
     """v1: readable once the run's cgroup had an OOM kill."""
     admitted: bool = True
     """Its ids are mapped and it is in its cgroup (namespaces: once it has unshared)."""
+    limits: tuple[int | None, int] | None = None
+    """The memory and pids limits its cgroup has now."""
 
 
 class _Slots:
@@ -130,6 +132,7 @@ class _Zygote:
         self._spare: _Spare | None = None
         self._worker_gone = False
         self._cgroups_made = 0
+        self._last_limits: tuple[int | None, int] | None = None
         self._own_pid_ns = (
             os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
             if settings.policy.namespaces
@@ -211,11 +214,28 @@ class _Zygote:
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
         spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None)
         self._children[pid] = spare
+        if cgroup is not None:
+            self._watch(spare)
         if not spare.admitted:
             # Admitted when it says it has unshared, without holding up this loop meanwhile
             # (its first steps after the fork take a millisecond or two).
             self._selector.register(ours, selectors.EVENT_READ, ("spare", pid))
         return spare
+
+    def _watch(self, spare: _Spare) -> None:
+        """Set the spare's cgroup up before its run arrives, as far as can be known: the
+        limits the last run had (most runs share theirs; ``_start`` rewrites them when not)
+        and, on v1, the OOM watch."""
+        assert spare.cgroup is not None
+        try:
+            if self._last_limits is not None:
+                spare.cgroup.limit(*self._last_limits)
+                spare.limits = self._last_limits
+            spare.oom_fd = spare.cgroup.watch_oom()
+        except OSError:
+            return  # _start writes the limits; a cgroup that refuses them fails the run there
+        if spare.oom_fd is not None:
+            self._selector.register(spare.oom_fd, selectors.EVENT_READ, ("oom", spare.pid))
 
     def _fork_into_new_pid_namespace(self) -> int:
         """Fork a child that is pid 1 of a pid namespace of its own; we stay where we are."""
@@ -286,13 +306,10 @@ class _Zygote:
                 self._send({"t": "failed", "id": header.id, "message": "fork failed"})
                 return
             try:
-                if spare.cgroup is not None:
-                    spare.cgroup.limit(header.limits.memory_mb, header.limits.pids)
-                    spare.oom_fd = spare.cgroup.watch_oom()
-                    if spare.oom_fd is not None:
-                        self._selector.register(
-                            spare.oom_fd, selectors.EVENT_READ, ("oom", spare.pid)
-                        )
+                wanted = (header.limits.memory_mb, header.limits.pids)
+                if spare.cgroup is not None and spare.limits != wanted:
+                    spare.cgroup.limit(*wanted)
+                self._last_limits = wanted
                 out = os.open(
                     header.output_path,
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
@@ -488,6 +505,7 @@ def main(config: dict[str, Any]) -> None:
         max_frame,
         warm_ups,
         seccomp_program=program,
+        disk_mb=int(config.get("disk_mb", 256)),
         root_fd=root_fd,
         netns_fd=shared_net.fd if shared_net is not None else None,
     )
@@ -533,7 +551,7 @@ def _settle_namespaced(
         shared = network.start(
             policy_name,
             [int(p) for p in config.get("allow_ports", ())],
-            os.path.join(os.path.dirname(str(config["root_dir"])), ".pasta.pid"),
+            os.path.join(os.path.dirname(str(config["root_dir"])), ".pasta.pid"),  # process.py
         )
         network_detail = shared.detail
     except OSError as exc:
