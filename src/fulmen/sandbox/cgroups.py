@@ -278,7 +278,7 @@ def _cgroup_mounts() -> dict[str, str]:
 
 
 def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # as a shell's > does
     try:
         os.write(fd, text.encode())
     finally:
