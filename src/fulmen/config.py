@@ -16,21 +16,25 @@ read so that a caller may warn about the old one.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Self
 
 from fulmen.errors import ConfigError
 
 __all__ = [
+    "ISOLATION_CHOICES",
+    "NETWORK_CHOICES",
     "PRIVATE_KEY_VARIABLES",
     "PUBLIC_KEY_VARIABLES",
     "SECRET_VARIABLES",
     "ClientSettings",
     "CoordinatorSettings",
     "RunnerSettings",
+    "SandboxSettings",
     "Secret",
     "WorkerSettings",
+    "choice",
     "parse_listen",
     "read_environ",
     "require",
@@ -43,6 +47,11 @@ PRIVATE_KEY_VARIABLES: Final = (
     "ATTEMPTS_PRIVATE_KEY",  # WORKERS.md and the first gen_worker_keys
 )
 PUBLIC_KEY_VARIABLES: Final = ("WORKER_LIGHTNING_PUBLIC_KEY", "LIGHTNING_PUBLIC_KEY")
+#: ``--isolation``: the least a sandbox must give (``fulmen.sandbox.isolation.LEVELS``), or
+#: ``best``: whatever the host gives.
+ISOLATION_CHOICES: Final = ("L3", "L2", "L1", "L0", "best")
+#: ``--network``: what runs reach (``fulmen.sandbox.network.NETWORK_POLICIES``).
+NETWORK_CHOICES: Final = ("outside", "none", "host")
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -69,6 +78,29 @@ def require(secret: Secret | None, names: tuple[str, ...]) -> Secret:
     if secret is None:
         raise ConfigError(f"{names[0]} is not set", code="missing")
     return secret
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """How far runs are isolated (issue 12; README, "Security model"): shared by ``fulmen
+    run``, ``fulmen worker`` and ``fulmen runner``, Fulmen's own variables."""
+
+    #: Refuse to start when the host gives less than this level; ``best``: take what it gives.
+    isolation: str = "best"
+    #: ``outside`` (the outside world, not the host's loopback), ``none`` or ``host``.
+    network: str = "outside"
+    #: Loopback ``host:port`` pairs runs may reach all the same (checked by the sandbox).
+    allow_net: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Raises ConfigError naming the first bad variable."""
+        env = _Env(read_environ() if environ is None else environ)
+        return cls(
+            isolation=env.choice("FULMEN_ISOLATION", ISOLATION_CHOICES, cls.isolation),
+            network=env.choice("FULMEN_NETWORK", NETWORK_CHOICES, cls.network),
+            allow_net=env.names("FULMEN_ALLOW_NET", ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -103,11 +135,13 @@ class WorkerSettings:
     #: Fulmen's own: how long SIGTERM lets active runs finish before ending them; ``None``
     #: means the longest a run may take (``max_run_duration``). ws-worker waits without limit.
     drain_timeout: float | None = None
+    sandbox: SandboxSettings = SandboxSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
-        env = _Env(read_environ() if environ is None else environ)
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
         if env.get("WORKER_CAPACITY") and env.get("WORKER_WORKLOOPS"):
             raise ConfigError(
                 "WORKER_CAPACITY and WORKER_WORKLOOPS are exclusive; set one", code="conflict"
@@ -144,6 +178,7 @@ class WorkerSettings:
             log_level=env.get("WORKER_LOG_LEVEL") or "debug",
             health_host=env.get("WORKER_HEALTH_HOST") or cls.health_host,
             drain_timeout=env.number("WORKER_DRAIN_TIMEOUT_SECONDS", 0.0) or None,
+            sandbox=SandboxSettings.from_env(environ),
         )
 
 
@@ -256,11 +291,13 @@ class RunnerSettings:
     restart_backoff_max: float = 300.0
     crash_limit: int = 5
     crash_window: float = 600.0
+    sandbox: SandboxSettings = SandboxSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
-        env = _Env(read_environ() if environ is None else environ)
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
         host, port = parse_listen(env.get("FULMEN_RUNNER_LISTEN") or "127.0.0.1:8080")
         return cls(
             host=host,
@@ -270,6 +307,7 @@ class RunnerSettings:
             api_token_file=env.get("FULMEN_RUNNER_API_TOKEN_FILE"),
             max_workers=env.integer("FULMEN_RUNNER_MAX_WORKERS", 64, minimum=1),
             worker_memory_mb=env.integer("FULMEN_RUNNER_WORKER_MEMORY_MB", 512, minimum=16),
+            sandbox=SandboxSettings.from_env(environ),
         )
 
 
@@ -285,6 +323,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ConfigError(f"listen port {number} is out of range", code="bad_value")
     return host or "127.0.0.1", number
+
+
+def choice(value: str, choices: Sequence[str], name: str) -> str:
+    """``value`` if it is one of ``choices``; otherwise a ConfigError naming ``name``, the
+    variable or flag it came from."""
+    if value not in choices:
+        allowed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ConfigError(f"{name} must be {allowed}, not {value!r}", code="bad_value")
+    return value
 
 
 class _Env:
@@ -315,6 +362,10 @@ class _Env:
         if value < minimum:
             raise _bad(name, raw, f"at least {minimum}")
         return value
+
+    def choice(self, name: str, choices: Sequence[str], default: str) -> str:
+        raw = self.get(name)
+        return default if raw is None else choice(raw, choices, name)
 
     def number(self, name: str, default: float) -> float:
         raw = self.get(name)

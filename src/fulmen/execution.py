@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fulmen.config import SandboxSettings
 from fulmen.errors import ContractError
 from fulmen.plan import Plan
 from fulmen.reasons import ExitReason, Reason
@@ -137,9 +138,21 @@ class Execution:
         yield complete
 
 
-async def start_zygote(**options: Any) -> Zygote:
-    """The zygote for workflow runs: the runtime preloaded and warmed up (see ``Zygote.start``)."""
-    return await Zygote.start(preload=PRELOAD, warm_up=WARM_UP, **options)
+async def start_zygote(sandbox: SandboxSettings | None = None, **options: Any) -> Zygote:
+    """The zygote for workflow runs: the runtime preloaded and warmed up, isolated as
+    ``sandbox`` asks (see ``Zygote.start``; ``options`` go to it and win).
+
+    Raises:
+        SandboxError: the zygote did not start, or gives less than ``sandbox.isolation``
+            (code ``isolation_unavailable``, naming what is missing).
+    """
+    sandbox = sandbox or SandboxSettings()
+    chosen: dict[str, Any] = {
+        "minimum_level": sandbox.isolation,
+        "network": sandbox.network,
+        "allow": sandbox.allow_net,
+    }
+    return await Zygote.start(preload=PRELOAD, warm_up=WARM_UP, **{**chosen, **options})
 
 
 async def start(zygote: Zygote, request: RunRequest, defaults: Defaults) -> Execution:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -180,3 +183,69 @@ def test_bad_state_file_is_one_clear_line(tmp_path: Path) -> None:
     result = fulmen("run", job(tmp_path, "fn(lambda s: s)\n"), "-s", state)
     assert result.returncode == 2
     assert "the state must be a JSON object" in result.stderr
+
+
+def test_isolation_l3_is_given_or_refused_with_what_is_missing() -> None:
+    result = fulmen("run", EXAMPLES / "hello.py", "--isolation", "L3")
+    if result.returncode == 2 and "below the L3 asked for" in result.stderr:
+        pytest.skip(f"this host does not give L3: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("sandbox: isolation L3 (")
+
+
+def test_an_isolation_the_host_cannot_give_is_one_line_naming_what_is_missing() -> None:
+    # The host's network lacks L3's network mechanism on any host.
+    result = fulmen("run", EXAMPLES / "hello.py", "--isolation", "L3", "--network", "host")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("fulmen: The sandbox gives isolation ")
+    assert "below the L3 asked for. Missing: " in line
+    assert "network: " in line.split("Missing: ", 1)[1]
+    assert line.endswith("See the README's 'Security model'.")
+
+
+def test_a_bad_isolation_is_one_line_before_anything_runs() -> None:
+    result = fulmen("run", EXAMPLES / "hello.py", "--isolation", "maximum")
+    assert result.returncode == 2
+    assert result.stderr == "fulmen: --isolation must be L3, L2, L1, L0 or best, not 'maximum'\n"
+
+
+@pytest.fixture
+def loopback_port() -> Iterator[int]:
+    """A port on the host's loopback that answers ``hi`` to whoever connects."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            with client:
+                client.sendall(b"hi")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def test_the_hosts_loopback_is_out_of_reach_unless_allowed(
+    tmp_path: Path, loopback_port: int
+) -> None:
+    body = (
+        "import socket\n"
+        f"fn(lambda s: {{'got': socket.create_connection(('127.0.0.1', {loopback_port}), "
+        "timeout=5).recv(2).decode()})\n"
+    )
+    path = job(tmp_path, body)
+    refused = fulmen("run", path, "--isolation", "L3")
+    if refused.returncode == 2 and "below the L3 asked for" in refused.stderr:
+        pytest.skip(f"this host does not give L3: {refused.stderr.strip()}")
+    assert refused.returncode == 1
+    assert "ConnectionRefusedError" in last_line(refused.stderr)
+    allowed = fulmen("run", path, "--isolation", "L3", "--allow-net", f"127.0.0.1:{loopback_port}")
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout) == {"got": "hi"}

@@ -35,3 +35,12 @@ def test_fulmen_run_does_not_import_the_web_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["run", "worker", "runner"])
+def test_the_commands_that_start_a_sandbox_take_the_isolation_flags(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "--isolation L3|L2|L1|L0|best" in result.output
+    assert "--network outside|none|host" in result.output
+    assert "--allow-net HOST:PORT" in result.output

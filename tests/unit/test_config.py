@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from fulmen.config import (
     CoordinatorSettings,
+    RunnerSettings,
+    SandboxSettings,
     Secret,
     WorkerSettings,
     read_environ,
@@ -124,6 +126,38 @@ def test_bad_values_name_their_variable(env: dict[str, str], variable: str) -> N
     assert variable in info.value.message
 
 
+def test_sandbox_settings_default_to_the_best_level_and_the_outside_network() -> None:
+    assert SandboxSettings.from_env({}) == SandboxSettings("best", "outside", ())
+    assert WorkerSettings().sandbox == RunnerSettings().sandbox == SandboxSettings()
+
+
+def test_sandbox_settings_from_the_environment_reach_the_worker_and_the_runner() -> None:
+    env = {
+        "FULMEN_ISOLATION": "L3",
+        "FULMEN_NETWORK": "none",
+        "FULMEN_ALLOW_NET": "127.0.0.1:8080, localhost:9000,",
+    }
+    expected = SandboxSettings("L3", "none", ("127.0.0.1:8080", "localhost:9000"))
+    assert SandboxSettings.from_env(env) == expected
+    assert WorkerSettings.from_env(env).sandbox == expected
+    assert RunnerSettings.from_env(env).sandbox == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"FULMEN_ISOLATION": "L4"}, "FULMEN_ISOLATION must be L3, L2, L1, L0 or best, not 'L4'"),
+        ({"FULMEN_ISOLATION": "l3"}, "FULMEN_ISOLATION must be L3, L2, L1, L0 or best, not 'l3'"),
+        ({"FULMEN_NETWORK": "hub"}, "FULMEN_NETWORK must be outside, none or host, not 'hub'"),
+    ],
+)
+def test_bad_sandbox_values_name_their_variable(env: dict[str, str], line: str) -> None:
+    for settings in (SandboxSettings, WorkerSettings, RunnerSettings):
+        with pytest.raises(ConfigError) as info:
+            settings.from_env(env)
+        assert (info.value.code, info.value.message) == ("bad_value", line)
+
+
 def test_empty_values_count_as_unset() -> None:
     env = {"WORKER_CAPACITY": "", "WORKER_SECRET": "", "WORKER_NAME": " "}
     assert WorkerSettings.from_env(env) == WorkerSettings()
@@ -149,13 +183,16 @@ def test_reading_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> Non
                 "RUN_GRACE_PERIOD_SECONDS",
                 "WORKER_SECRET",
                 "ATTEMPTS_PRIVATE_KEY",
+                "FULMEN_ISOLATION",
+                "FULMEN_NETWORK",
+                "FULMEN_ALLOW_NET",
             ]
         ),
         st.text(max_size=12),
     )
 )
 def test_any_environment_gives_settings_or_a_config_error(env: dict[str, str]) -> None:
-    for settings in (WorkerSettings, CoordinatorSettings):
+    for settings in (WorkerSettings, CoordinatorSettings, SandboxSettings):
         try:
             settings.from_env(env)
         except ConfigError as error:

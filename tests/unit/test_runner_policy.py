@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from fulmen.errors import RunnerError
 from fulmen.runner.policy import (
+    ISOLATION_ORDER,
     Evidence,
     canonical_json,
     default_identity,
     evaluate,
     validate_policy,
 )
+from fulmen.runner.service import isolation_name
+from fulmen.sandbox.isolation import IsolationReport, Mechanism
 
 SHA = "a" * 64
 EVIDENCE = Evidence(worker_id="w", script_sha256=SHA, type="module", isolation="landlock",
@@ -43,6 +47,8 @@ def test_the_default_identity_is_a_hash_of_script_type_and_policy() -> None:
         ({"min_isolation": "process"}, True, "allowed"),
         ({"min_isolation": "landlock"}, True, "allowed"),
         ({"min_isolation": "uid"}, False, "below uid"),
+        ({"min_isolation": "L2"}, False, "gives landlock isolation, below L2"),
+        ({"min_isolation": "L3"}, False, "below L3"),
         ({"max_instances": 2}, True, "allowed"),
         ({"max_instances": 1}, False, "more than 1"),
     ],
@@ -50,6 +56,50 @@ def test_the_default_identity_is_a_hash_of_script_type_and_policy() -> None:
 def test_evaluate(policy: dict[str, Any], allowed: bool, reason: str) -> None:
     verdict, why = evaluate(policy, EVIDENCE)
     assert verdict is allowed and reason in why
+
+
+@pytest.mark.parametrize(
+    ("isolation", "wanted", "allowed"),
+    [
+        ("L3", "process", True),
+        ("L3", "uid", True),
+        ("L3", "L2", True),
+        ("L3", "L3", True),
+        ("L2", "uid", True),
+        ("L2", "L2", True),
+        ("L2", "L3", False),
+        ("uid", "L2", False),
+        ("none", "process", False),
+    ],
+)
+def test_the_namespaced_levels_rank_above_the_older_names(
+    isolation: str, wanted: str, allowed: bool
+) -> None:
+    evidence = dataclasses.replace(EVIDENCE, isolation=isolation)
+    assert evaluate({"min_isolation": wanted}, evidence)[0] is allowed
+    assert validate_policy({"min_isolation": wanted}) == {"min_isolation": wanted}
+
+
+def report(level: str, uid: int, *held: str) -> IsolationReport:
+    return IsolationReport(level, tuple(Mechanism(m, True, "") for m in held), uid, 6)
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "name"),
+    [
+        (report("L3", 200_000, "landlock_fs", "user_namespace", "cgroup"), "L3"),
+        (report("L2", 200_000, "user_namespace"), "L2"),
+        (report("L1", 65534, "landlock_fs"), "uid"),
+        (report("L1", 0, "landlock_fs"), "landlock"),
+        (report("L0", 65534), "process"),
+        (report("none", 0), "none"),
+    ],
+)
+def test_the_runner_names_its_sandbox_as_policies_rank_it(
+    sandbox: IsolationReport, name: str
+) -> None:
+    assert isolation_name(sandbox) == name
+    assert name == "none" or name in ISOLATION_ORDER
 
 
 @pytest.mark.parametrize(

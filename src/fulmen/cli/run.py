@@ -2,8 +2,9 @@
 
 Logs go to stderr as they happen (coloured on a terminal); the final state goes to stdout or to
 ``-o FILE``. The exit status is 0 only when the run succeeded; otherwise the reason is the last
-line on stderr. Bad input (missing file, invalid JSON, unknown adaptor, an unrunnable plan) is
-one line on stderr and exit status 2, never a traceback.
+line on stderr. Bad input (missing file, invalid JSON, unknown adaptor, an unrunnable plan), a
+bad sandbox setting and a sandbox that cannot give the ``--isolation`` asked for are each one
+line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import IO, Any
 
 import click
 
-from fulmen.errors import AdaptorError, ContractError, PlanError
+from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
+from fulmen.config import SandboxSettings
+from fulmen.errors import AdaptorError, ConfigError, ContractError, PlanError, SandboxError
 from fulmen.execution import Defaults, RunRequest, start, start_zygote
 from fulmen.plan import Job, Plan, validate
 from fulmen.runtime import adaptors
@@ -60,6 +63,7 @@ class BadInput(click.ClickException):
     help="Which job logs to show.",
 )
 @click.option("--color/--no-color", default=None, help="Colour logs (default: on a terminal).")
+@sandbox_options
 def run(
     path: Path,
     adaptor: str,
@@ -70,8 +74,13 @@ def run(
     memory_mb: int | None,
     log_level: str | None,
     color: bool | None,
+    **sandbox_flags: Any,
 ) -> None:
     """Run a job file (Python) or a workflow JSON (Lightning's plan shape), sandboxed."""
+    try:
+        sandbox = sandbox_settings(SandboxSettings.from_env(), sandbox_flags)
+    except ConfigError as exc:
+        raise BadInput(exc.message) from exc
     plan = _load_plan(path, adaptor, credential_path)
     options = dataclasses.replace(
         plan.options,
@@ -84,7 +93,7 @@ def run(
     if not isinstance(initial, dict):
         raise BadInput(f"{state_path}: the state must be a JSON object")
     colour = sys.stderr.isatty() if color is None else color
-    complete = asyncio.run(_execute(RunRequest(plan, initial), colour))
+    complete = asyncio.run(_execute(RunRequest(plan, initial), colour, sandbox))
     _write_state(complete.final_state, output)
     if not complete.exit.ok:
         click.echo(f"fulmen: run ended with {complete.exit}", err=True)
@@ -136,8 +145,12 @@ def _read_json(path: Path, what: str) -> Any:
         ) from exc
 
 
-async def _execute(request: RunRequest, colour: bool) -> WorkflowComplete:
-    async with await start_zygote() as zygote:
+async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) -> WorkflowComplete:
+    try:
+        zygote = await start_zygote(sandbox)
+    except SandboxError as exc:
+        raise BadInput(sandbox_failure(exc)) from exc
+    async with zygote:
         _echo_dim(f"sandbox: {zygote.isolation.summary()}", colour)
         execution = await start(zygote, request, Defaults())
         complete: WorkflowComplete | None = None

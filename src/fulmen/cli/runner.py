@@ -1,8 +1,10 @@
 """``fulmen runner``: the smart-worker service (spec runner.md §3) on loopback port 8080.
 
-Flags override the ``FULMEN_RUNNER_*`` variables. Once requests are served, one line
-``fulmen runner: listening on http://HOST:PORT`` goes to stdout (with ``--listen
-127.0.0.1:0`` it names the port picked). A bad setting stops start-up with one line on
+Flags override the ``FULMEN_RUNNER_*`` variables, and the sandbox flags theirs
+(``cli/isolation.py``). Once requests are served, ``fulmen runner: sandbox: …`` (the
+isolation its workers get) goes to stderr and one line ``fulmen runner: listening on
+http://HOST:PORT`` to stdout (with ``--listen 127.0.0.1:0`` it names the port picked). A bad
+setting, or a sandbox below the ``--isolation`` asked for, stops start-up with one line on
 stderr, exit status 2. SIGINT/SIGTERM stop every worker's process and exit; the workers stay
 stored and come back on the next start.
 """
@@ -17,6 +19,7 @@ from typing import IO, Any
 
 import click
 
+from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import RunnerSettings, parse_listen
 from fulmen.errors import ConfigError, SandboxError
 
@@ -52,6 +55,7 @@ class StartupError(click.ClickException):
     help="Seconds between restarts of a crashed worker [1/300].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log the runner's own lines on stderr.")
+@sandbox_options
 def runner(**flags: Any) -> None:
     """Serve smart workers: scripts with private config, cron/HTTP/event triggers and keys."""
     from fulmen.runner.app import serve  # the HTTP stack loads only for this command
@@ -71,14 +75,19 @@ def runner(**flags: Any) -> None:
     except ConfigError as exc:
         raise StartupError(exc.message) from exc
     except SandboxError as exc:
-        raise StartupError(f"the sandbox did not start: {exc.message}") from exc
+        raise StartupError(sandbox_failure(exc)) from exc
     except KeyboardInterrupt:
         sys.exit(130)
 
 
 def settings_from(settings: RunnerSettings, flags: dict[str, Any]) -> RunnerSettings:
-    """The environment's settings with the given flags laid over them."""
+    """The environment's settings with the given flags laid over them.
+
+    Raises:
+        ConfigError: a bad ``--listen``, ``--restart-backoff`` or sandbox flag.
+    """
     given = {name: value for name, value in flags.items() if value is not None}
+    given["sandbox"] = sandbox_settings(settings.sandbox, given)
     if "listen" in given:
         given["host"], given["port"] = parse_listen(given.pop("listen"))
     if "restart_backoff" in given:
@@ -94,6 +103,7 @@ def settings_from(settings: RunnerSettings, flags: dict[str, Any]) -> RunnerSett
     return dataclasses.replace(settings, **given)
 
 
-def _announce(url: str) -> None:
+def _announce(url: str, sandbox: str) -> None:
+    click.echo(f"fulmen runner: sandbox: {sandbox}", err=True)
     click.echo(f"fulmen runner: listening on {url}")
     sys.stdout.flush()

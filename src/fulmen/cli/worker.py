@@ -1,9 +1,11 @@
 """``fulmen worker``: claim runs from a coordinator (Fulmen's or OpenFn Lightning) and run them.
 
 Configuration is ws-worker's (spec §10.5): every environment variable it reads, and a flag for
-each, named as ws-worker names them where it has one. A flag wins over its variable. A
-missing or malformed secret, key or value stops start-up with one line naming the variable,
-exit status 2. SIGTERM drains and exits 0; a second Ctrl-C stops at once (exit 130).
+each, named as ws-worker names them where it has one, plus Fulmen's sandbox flags
+(``cli/isolation.py``). A flag wins over its variable. A missing or malformed secret, key or
+value stops start-up with one line naming the variable, exit status 2; so does a sandbox that
+cannot give the ``--isolation`` asked for, naming what is missing. SIGTERM drains and exits
+0; a second Ctrl-C stops at once (exit 130).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import IO, Any
 
 import click
 
+from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import Secret, WorkerSettings
 from fulmen.errors import ConfigError, SandboxError
 from fulmen.worker import prepare, serve
@@ -122,6 +125,7 @@ class StartupError(click.ClickException):
     type=click.Choice(sorted(_LOG_LEVELS)),
     help="Worker log level on stderr [WORKER_LOG_LEVEL; debug].",
 )
+@sandbox_options
 def worker(**flags: Any) -> None:
     """Claim runs from a coordinator and run each in a sandboxed child."""
     try:
@@ -133,7 +137,7 @@ def worker(**flags: Any) -> None:
     try:
         status = asyncio.run(serve(settings, prepared))
     except SandboxError as exc:
-        raise StartupError(f"the sandbox did not start: {exc.message}") from exc
+        raise StartupError(sandbox_failure(exc)) from exc
     sys.exit(status)
 
 
@@ -141,9 +145,11 @@ def settings_from(settings: WorkerSettings, flags: dict[str, Any]) -> WorkerSett
     """The environment's settings with the given flags laid over them.
 
     Raises:
-        ConfigError: ``--capacity`` with ``--workloops``, or a bad ``--backoff``.
+        ConfigError: ``--capacity`` with ``--workloops``, a bad ``--backoff``, or a bad
+            sandbox flag.
     """
     given = {name: value for name, value in flags.items() if value is not None}
+    given["sandbox"] = sandbox_settings(settings.sandbox, given)
     if "capacity" in given and "workloops" in given:
         raise ConfigError("--capacity and --workloops are exclusive; give one", code="conflict")
     if "capacity" in given:

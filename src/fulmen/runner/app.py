@@ -74,13 +74,15 @@ def build_app(
 async def serve(
     settings: RunnerSettings,
     *,
-    announce: Callable[[str], None] | None = None,
+    announce: Callable[[str, str], None] | None = None,
     clock: Clock | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM; ``announce`` gets the base URL once requests are served.
+    """Run until SIGINT/SIGTERM; ``announce`` gets the base URL and the sandbox's one-line
+    summary once requests are served.
 
     Raises:
         ConfigError: the address cannot be bound, or the runner's settings are unusable.
+        SandboxError: the sandbox did not start, or gives less than the isolation asked for.
     """
     # Same-uid processes (a worker that escaped its sandbox included) must not read this
     # process's memory, where the master key lives (spec runner.md §3.7).
@@ -92,7 +94,7 @@ async def serve(
     def ready(runner: Runner) -> None:
         log.info("runner listening on %s (sandbox %s)", url, runner.isolation)
         if announce is not None:
-            announce(url)
+            announce(url, runner.sandbox.summary())
 
     try:
         runner = await Runner.open(settings, clock=clock)

@@ -14,7 +14,11 @@ field present must hold for the key to be released:
 ``scripts``        allowed script SHA-256 values (hex). Implicit for a default identity.
 ``types``          allowed script types (``module``, ``classic``).
 ``not_before``     unix seconds; ``not_after`` likewise.
-``min_isolation``  ``process`` < ``landlock`` < ``uid``: the weakest sandbox allowed.
+``min_isolation``  ``process`` < ``landlock`` < ``uid`` < ``L2`` < ``L3``: the weakest sandbox
+                   allowed. ``L2`` and ``L3`` are the levels of the README's "Security
+                   model" (namespaces, and cgroups with a network namespace); the older
+                   names rank what lies below them: no Landlock (L0), Landlock with the
+                   child as uid 0, Landlock with the child as another uid (L1).
 ``max_instances``  how many live workers may hold the identity at once.
 """
 
@@ -38,7 +42,7 @@ __all__ = [
     "validate_policy",
 ]
 
-ISOLATION_ORDER: Final = ("process", "landlock", "uid")
+ISOLATION_ORDER: Final = ("process", "landlock", "uid", "L2", "L3")
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _TYPES: Final = frozenset({"module", "classic"})
 

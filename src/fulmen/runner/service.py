@@ -51,9 +51,10 @@ _LIVE: Final = frozenset({"starting", "ready", "crashed"})
 
 
 def isolation_name(report: IsolationReport) -> str:
-    """The sandbox as the key policy's ``min_isolation`` ranks it."""
-    if report.level == "none":
-        return "none"
+    """The sandbox as the key policy's ``min_isolation`` ranks it (``policy.ISOLATION_ORDER``):
+    the level itself from L2 up, the older names below it."""
+    if report.level in ("none", "L2", "L3"):
+        return report.level
     if report.applied("landlock_fs"):
         return "uid" if report.uid != 0 else "landlock"
     return "process"
@@ -79,7 +80,8 @@ class Runner:
         self.logbook = logbook
         self.clock = clock
         self.identities = Identities(registry)
-        self.isolation = isolation_name(zygote.isolation)
+        self.sandbox: IsolationReport = zygote.isolation
+        self.isolation = isolation_name(self.sandbox)
         self._sealer = sealer
         self._stores = stores
         self._zygote = zygote
@@ -111,7 +113,8 @@ class Runner:
 
         Raises:
             ConfigError: the state directory is in use or the master key is unusable.
-            SandboxError: the sandbox cannot start.
+            SandboxError: the sandbox cannot start, or gives less than
+                ``settings.sandbox.isolation``.
         """
         state = os.path.abspath(settings.state_dir)
         os.makedirs(state, mode=0o700, exist_ok=True)
@@ -128,8 +131,14 @@ class Runner:
         stores: list[KeyStore] = [LocalKeyStore(registry, sealer)]
         if memory_store:
             stores.append(MemoryKeyStore())
+        sandbox = settings.sandbox
         try:
-            zygote = await Zygote.start(preload=PRELOAD)
+            zygote = await Zygote.start(
+                preload=PRELOAD,
+                minimum_level=sandbox.isolation,
+                network=sandbox.network,
+                allow=sandbox.allow_net,
+            )
         except BaseException:
             await registry.close()
             os.close(lock_fd)

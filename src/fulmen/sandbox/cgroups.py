@@ -184,22 +184,49 @@ def _discover_v2(own: str, zygote_pid: int) -> tuple[CgroupTree | None, str]:
     parent = os.path.join(own, f"fulmen-{zygote_pid}")
     _sweep_stale(own)
     try:
-        _write(os.path.join(own, "cgroup.subtree_control"), enable)
+        _enable_controllers(own, enable)
         os.makedirs(parent, exist_ok=True)
         _write(os.path.join(parent, "cgroup.subtree_control"), enable)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.rmdir(parent)
         hint = (
-            "the worker's cgroup holds other processes (cgroup v2 allows controllers only "
-            "for a cgroup without processes of its own): start the worker in a cgroup of its "
-            "own with delegation, e.g. systemd's Delegate=yes, or a container's private "
-            "cgroup namespace"
+            "the worker's cgroup keeps processes that cannot be moved into a leaf (cgroup v2 "
+            "allows controllers only for a cgroup without processes of its own): start the "
+            "worker in a cgroup of its own with delegation, e.g. systemd's Delegate=yes, or "
+            "a container's private cgroup namespace with /sys/fs/cgroup writable"
             if exc.errno == errno.EBUSY
-            else f"{exc.strerror}"
+            else f"{exc.strerror} (the worker's cgroup is not delegated to it)"
         )
         return None, f"cannot create run cgroups beneath {own}: {hint}"
     return CgroupTree(2, {"": parent}), ""
+
+
+def _enable_controllers(own: str, enable: str) -> None:
+    """Enable ``enable`` for the children of ``own``, the worker's delegated cgroup.
+
+    cgroup v2 refuses while ``own`` holds processes of its own (the worker's, ours), unless
+    it is the hierarchy's root. The delegation pattern (systemd's ``Delegate=yes``, a
+    container's private cgroup namespace) is to move them into a leaf of their own,
+    ``own/fulmen-supervisor``: still beneath ``own``, so every limit on it holds. Tried a few
+    times, as a process may fork meanwhile.
+    """
+    control = os.path.join(own, "cgroup.subtree_control")
+    for _ in range(5):
+        try:
+            _write(control, enable)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+        leaf = os.path.join(own, "fulmen-supervisor")
+        os.makedirs(leaf, exist_ok=True)
+        with open(os.path.join(own, "cgroup.procs")) as f:
+            pids = f.read().split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                _write(os.path.join(leaf, "cgroup.procs"), pid)
+    _write(control, enable)
 
 
 def _discover_v1(

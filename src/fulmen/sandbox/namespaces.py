@@ -232,6 +232,9 @@ def start_template(layout: RootLayout, new_root: str) -> tuple[int, int]:
         try:
             os.close(read_end)
             libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            # Whatever the worker's umask (fulmen up sets 077), the root's directories must
+            # be walkable by the runs' uids.
+            os.umask(0o022)
             build_root(layout, new_root)
             status = 0
         except BaseException as exc:

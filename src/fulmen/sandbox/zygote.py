@@ -192,12 +192,12 @@ class _Zygote:
         if policy.namespaces and slot is None:
             return None
         cgroup = None
-        if self._tree is not None:
+        if self._tree is not None and slot is not None:
             self._cgroups_made += 1
             try:
                 cgroup = self._tree.run_cgroup(f"run-{slot}-{self._cgroups_made}")
             except OSError:
-                self._slots.give_back(slot, None) if slot is not None else None
+                self._slots.give_back(slot, None)
                 return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:

@@ -289,22 +289,26 @@ class Worker:
             else ""
         )
         log.info(
-            "worker %s (fulmen %s): coordinator %s, workloops %s, sandbox %s%s",
+            "worker %s (fulmen %s): coordinator %s, workloops %s%s",
             self.worker_id,
             fulmen.__version__,
             self.connection.target.url,
             loops,
-            isolation.summary(),
             health,
         )
+        log.info("sandbox: %s", isolation.summary())
 
 
 async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
     """Run ``fulmen worker`` until a signal stops it; return the exit status.
 
     SIGTERM and a first SIGINT drain (exit 0); a second SIGINT stops at once (exit 130).
+
+    Raises:
+        SandboxError: the sandbox did not start, or gives less than
+            ``settings.sandbox.isolation``.
     """
-    async with await start_zygote() as zygote:
+    async with await start_zygote(settings.sandbox) as zygote:
         worker = Worker(settings, prepared, zygote=zygote)
         main = asyncio.create_task(worker.run())
         interrupts = 0

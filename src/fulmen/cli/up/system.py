@@ -1,8 +1,10 @@
 """The three parts of ``fulmen up``, started in order, watched, and stopped in reverse.
 
 Start: the coordinator first (the others need its URL); on first start the example project
-is deployed through its REST API; then the worker and the runner. ``fulmen up`` is ready once
-the coordinator counts the worker as connected; only then does it print where things are.
+is deployed through its REST API; then the worker and the runner, each asking for the best
+isolation the host gives (``--isolation best``). ``fulmen up`` is ready once the coordinator
+counts the worker as connected; only then does it print where things are, and the isolation
+level the worker's sandbox got.
 Stop: the worker first (it finishes and reports its runs while the coordinator still
 listens), then the runner, the coordinator last.
 """
@@ -37,7 +39,11 @@ START_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 20.0
 #: Our variables in the caller's environment are not passed on: the data directory decides.
 _OURS: Final = ("WORKER_", "FULMEN_", "LISTEN_ADDRESS", "DATABASE_URL")
+#: The worker and the runner take whatever isolation the host gives; the banner says which.
+_BEST: Final = ("--isolation", "best")
 _LISTENING: Final = r"listening on (http://\S+)"
+#: The worker's line once its sandbox has started (``Worker._describe``, at info level).
+_SANDBOX: Final = r"sandbox: (isolation .+)$"
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,11 @@ class System:
             if base is None:
                 return False
             await self._load_examples(base)
-            worker = self._child("worker", ["worker"], self._worker_env(base))
+            worker = self._child("worker", ["worker", *_BEST], self._worker_env(base))
             await worker.start()
+            sandbox = await self._until_stopped(worker.wait_for(_SANDBOX, START_TIMEOUT))
+            if sandbox is None:
+                return False
             runner_url = await self._until_stopped(runner) if runner else None
             if runner and runner_url is None:
                 return False
@@ -96,9 +105,12 @@ class System:
         finally:
             if runner is not None and not runner.done():
                 runner.cancel()
+            elif runner is not None and not runner.cancelled():
+                runner.exception()  # seen: the failure reported is the one raised here
         for child in self.children:
             child.relay()
-        self._announce(base, runner_url, await _webhooks(base, self.data.api_token))
+        hooks = await _webhooks(base, self.data.api_token)
+        self._announce(base, runner_url, hooks, sandbox.group(1))
         return True
 
     async def supervise(self) -> int:
@@ -181,6 +193,7 @@ class System:
             str(self.data.runner_state),
             "--api-token-file",
             str(self.data.runner_token_file),
+            *_BEST,
         ]
         runner = self._child("runner", ["runner", *args], self.env)
         await runner.start()
@@ -207,7 +220,9 @@ class System:
         self.data.mark_examples_loaded(project_id)
         click.echo(f"fulmen up: loaded {path} into project {spec.name!r}", err=True)
 
-    def _announce(self, base: str, runner: str | None, hooks: list[tuple[str, str]]) -> None:
+    def _announce(
+        self, base: str, runner: str | None, hooks: list[tuple[str, str]], sandbox: str
+    ) -> None:
         data = self.data
         click.echo(f"Dashboard: {base}/ui")
         for url, label in hooks:
@@ -215,6 +230,7 @@ class System:
         if runner:
             click.echo(f"Runner: {runner}  (bearer token in {data.runner_token_file})")
         click.echo(f"API token: {data.api_token_file}  (sign in to the dashboard with it)")
+        click.echo(f"Sandbox: {sandbox}")
         click.echo(f"Data: {data.path}  (Ctrl-C stops everything)")
         sys.stdout.flush()
 
