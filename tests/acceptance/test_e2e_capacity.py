@@ -47,7 +47,10 @@ def holds(count: int, gate: Gate) -> bool:
 
 
 async def test_capacity_holds_under_a_burst(tmp_path: Path) -> None:
-    async with Gate() as gate, system(tmp_path, capacity=CAPACITY) as (_, _, api):
+    async with (
+        Gate() as gate,
+        system(tmp_path, capacity=CAPACITY, worker=gate.worker_settings) as (_, _, api),
+    ):
         workflow_id, hook = await api.workflow({"wait": gated_job(gate, "run-{n}")}, [])
         posted = await asyncio.gather(*(api.hook(hook, {"n": n}) for n in range(BURST)))
         run_of = {f"run-{n}": run_id for n, run_id in enumerate(posted)}

@@ -43,7 +43,10 @@ async def logged(api: Api, run_id: str, message: str) -> list[dict[str, Any]]:
 async def test_the_coordinator_restarted_mid_run_still_records_every_event_once(
     tmp_path: Path,
 ) -> None:
-    async with Gate() as gate, system(tmp_path) as (coordinator, worker, api):
+    async with (
+        Gate() as gate,
+        system(tmp_path, worker=gate.worker_settings) as (coordinator, worker, api),
+    ):
         assert worker is not None
         _, hook = await api.workflow(
             {"first": gated_job(gate, "first"), "second": gated_job(gate, "second")},
@@ -100,7 +103,10 @@ async def test_a_worker_killed_mid_run_leaves_the_run_lost(tmp_path: Path) -> No
         "RUN_GRACE_PERIOD_SECONDS": "1",
         "FULMEN_REAPER_INTERVAL_SECONDS": "0.2",
     }
-    async with Gate() as gate, system(tmp_path, coordinator=reaper) as (_, worker, api):
+    async with (
+        Gate() as gate,
+        system(tmp_path, coordinator=reaper, worker=gate.worker_settings) as (_, worker, api),
+    ):
         assert worker is not None
         _, hook = await api.workflow({"hang": gated_job(gate, "hang")}, [])
         run_id = await api.hook(hook, {})
@@ -118,7 +124,10 @@ async def test_a_worker_killed_mid_run_leaves_the_run_lost(tmp_path: Path) -> No
 
 
 async def test_sigterm_drains_the_worker(tmp_path: Path) -> None:
-    async with Gate() as gate, system(tmp_path, capacity=2) as (_, worker, api):
+    async with (
+        Gate() as gate,
+        system(tmp_path, capacity=2, worker=gate.worker_settings) as (_, worker, api),
+    ):
         assert worker is not None
         _, hook = await api.workflow({"work": gated_job(gate, "run-{n}")}, [])
         active = await api.hook(hook, {"n": 1})

@@ -403,8 +403,9 @@ class Api:
 
 class Gate:
     """A loopback TCP rendezvous that jobs wait at: a job connects, says its name, and blocks
-    until :meth:`release`. The job's sandbox confines its files, not its sockets, and the test
-    learns that a job is running (and which) at the moment it is, with no file or sleep.
+    until :meth:`release`. The test learns that a job is running (and which) at the moment it
+    is, with no file or sleep. The runs' network does not reach the host's loopback: start
+    the worker with :attr:`worker_settings`, which allows the gate's port.
 
     ``arrived``: names in order of arrival; ``waiting``: arrived and not yet released;
     ``passed``: names whose socket closed (the job went on, or its process died). Leaving
@@ -430,6 +431,12 @@ class Gate:
             writer.close()
         assert self._server is not None
         self._server.close()
+
+    @property
+    def worker_settings(self) -> dict[str, str]:
+        """``fulmen worker``'s environment for its runs to reach the gate."""
+        assert self.port, "enter the gate first"
+        return {"FULMEN_ALLOW_NET": f"127.0.0.1:{self.port}"}
 
     @property
     def waiting(self) -> list[str]:

@@ -48,8 +48,11 @@ def test_config_is_private_and_workers_are_isolated(tmp_path: Path) -> None:
             assert seen["marker"]["found"] == [] and seen["marker"]["scanned"] > 10_000_000
             if s.runner.isolation == "process":
                 pytest.skip("filesystem checks need Landlock or a separate uid on this host")
-            denied = {k: v for k, v in seen.items() if k.startswith(("read_", "list_"))}
-            assert all(v != "ok" for v in denied.values()), denied
+            if s.runner.sandbox.applied("mount_namespace"):
+                _b_sees_nothing_of_a_in_its_namespaces(seen)
+            else:
+                denied = {k: v for k, v in seen.items() if k.startswith(("read_", "list_"))}
+                assert all(v != "ok" for v in denied.values()), denied
             own = await probe(s, "a", read={}, other_home="/nonexistent")
             assert own["config"] == config  # the worker itself gets an exact copy
             await _nothing_shows_the_marker(s, a["id"], marker)
@@ -61,12 +64,14 @@ def test_config_is_private_and_workers_are_isolated(tmp_path: Path) -> None:
 
 async def _probe_from_b(s: Served, home_a: dict[str, Any], marker: str) -> dict[str, Any]:
     state = s.state_dir
+    # a's pid on the host, as the runner reports it: inside its pid namespace a is pid 1.
+    a_pid = (await s.http.get("/workers/a")).json()["pid"]
     reads = {
         "read_master_key": str(state / "master.key"),
         "read_db": str(state / "runner.db"),
         "read_other_file": os.path.join(home_a["home"], "mine.txt"),
-        "read_other_mem": f"/proc/{home_a['pid']}/mem",
-        "read_other_environ": f"/proc/{home_a['pid']}/environ",
+        "read_other_mem": f"/proc/{a_pid}/mem",
+        "read_other_environ": f"/proc/{a_pid}/environ",
         "read_runner_environ": f"/proc/{os.getpid()}/environ",
         "read_runner_mem": f"/proc/{os.getpid()}/mem",
     }
@@ -79,6 +84,16 @@ async def _probe_from_b(s: Served, home_a: dict[str, Any], marker: str) -> dict[
         marker_length=len(marker),
         marker_digest=hashlib.sha256(marker.encode()).hexdigest(),
     )
+
+
+def _b_sees_nothing_of_a_in_its_namespaces(seen: dict[str, Any]) -> None:
+    """With namespaces, b's HOME has the same path as a's but is b's own tmpfs, and only b's
+    own processes have pids in its pid namespace: a's file and a's process, the runner and
+    its state are not even there to be refused."""
+    assert seen["read_other_file"] == "FileNotFoundError"
+    assert "mine.txt" not in seen["other_home_entries"]
+    reads = {k: v for k, v in seen.items() if k.startswith("read_")}
+    assert set(reads.values()) == {"FileNotFoundError"}, reads
 
 
 async def _nothing_shows_the_marker(s: Served, worker_id: str, marker: str) -> None:

@@ -1,11 +1,17 @@
-"""Real zygote, real children: events, limits, crashes, kills, and a zygote that dies."""
+"""Real zygote, real children: events, limits, crashes, kills, and a zygote that dies.
+
+By default each run is pid 1 of a pid namespace of its own, in a mount namespace whose run
+directory is a tmpfs at ``SANDBOX_RUN_DIR`` (namespaces.py). Where the host's view of a run
+matters (its processes, its directory), the tests look at it both that way and with
+``use_namespaces=False``: separate host directories, the process group killed by the zygote.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,10 +19,14 @@ import pytest
 
 from fulmen.errors import SandboxError
 from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
+from fulmen.sandbox.namespaces import SANDBOX_RUN_DIR
 
 TESTS = str(Path(__file__).resolve().parents[1])
 E = "sandbox_entries.entries:"
 T = TypeVar("T")
+NAMESPACES = pytest.mark.parametrize(
+    "use_namespaces", [True, False], ids=["namespaces", "no-namespaces"]
+)
 
 
 def with_zygote(scenario: Callable[[Zygote], Awaitable[T]], **options: Any) -> T:
@@ -54,6 +64,47 @@ async def process_gone(pid: int) -> None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+
+
+def pid_namespace(pid: int | str = "self") -> int:
+    """The inode of a process's pid namespace (a run reports its own the same way)."""
+    return os.stat(f"/proc/{pid}/ns/pid").st_ino
+
+
+def processes_in(pid_ns: int) -> dict[int, int]:
+    """Every live process in the pid namespace ``pid_ns`` (zombies, which have exited and
+    wait for their parent, do not count): {host pid: its pid in there}."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if pid_namespace(name) != pid_ns:
+                continue
+            with open(f"/proc/{name}/status") as f:
+                status = dict(line.split(":", 1) for line in f)
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if status["State"].split()[0] not in ("Z", "X"):
+            found[int(name)] = int(status["NSpid"].split()[-1])
+    return found
+
+
+def run_processes(seen: dict[str, Any], key: str) -> dict[int, int]:
+    """{host pid: pid in the run} of the run that reported ``seen``: every process in its pid
+    namespace, or, without namespaces, the one it named as ``key`` (a host pid then)."""
+    if seen["pid_ns"] == pid_namespace():
+        return {seen[key]: seen[key]}
+    return processes_in(seen["pid_ns"])
+
+
+async def all_gone(seen: dict[str, Any], alive: Iterable[int]) -> None:
+    """Wait until each of ``alive`` has exited; then nothing is left in the run's pid
+    namespace either (with namespaces, its pid 1 is reaped only after all the others)."""
+    for pid in alive:
+        await process_gone(pid)
+    if seen["pid_ns"] != pid_namespace():
+        assert processes_in(seen["pid_ns"]) == {}
 
 
 # -- events -------------------------------------------------------------------------------
@@ -125,31 +176,57 @@ def test_exit_is_not_available_before_the_run_ends() -> None:
     with_zygote(scenario)
 
 
-def test_concurrent_runs_are_separate_processes_with_separate_directories() -> None:
+@NAMESPACES
+def test_concurrent_runs_are_separate_processes_with_separate_directories(
+    use_namespaces: bool,
+) -> None:
     async def scenario(zygote: Zygote) -> None:
         handles = [await zygote.run(E + "whoami", {"n": n}, Limits()) for n in range(8)]
         results = await asyncio.gather(*(collect(h) for h in handles))
         seen = [events[0] for events, _ in results]
         assert all(result.kind == "ok" for _, result in results)
         assert [s["payload"]["n"] for s in seen] == list(range(8))
-        assert len({s["pid"] for s in seen}) == 8
-        assert len({s["cwd"] for s in seen}) == 8
-        for s, handle in zip(seen, handles, strict=True):
-            assert s["cwd"] == handle.run_dir
+        assert len({h.pid for h in handles}) == 8  # host pids: inside, each may be pid 1
+        # Eight runs alive at once: each has only the file it wrote itself in its directory,
+        # and (a namespace's number is reused once it is freed, so only now) its own pids.
+        claims = []
+        for n in range(8):
+            handle = await zygote.run(E + "claim_run_dir", {"n": n}, Limits())
+            claim = await anext(handle)
+            assert claim["names"] == [f"run-{n}"], claim
+            claims.append((handle, claim))
+        assert len({c["pid_ns"] for _, c in claims}) == (8 if use_namespaces else 1)
+        for handle, _ in claims:
+            handle.kill()
+            assert (await handle.wait()).kind == "killed"
+        for handle, claim in claims:
+            if use_namespaces:  # the same path for all, each its own tmpfs
+                assert claim["cwd"] == SANDBOX_RUN_DIR
+            else:
+                assert claim["cwd"] == handle.run_dir
             assert not os.path.exists(handle.run_dir), "run directory left behind"
 
-    with_zygote(scenario)
+    with_zygote(scenario, use_namespaces=use_namespaces)
 
 
-def test_child_has_its_own_session_and_directory() -> None:
+@NAMESPACES
+def test_child_has_its_own_session_and_directory(use_namespaces: bool) -> None:
     async def scenario(zygote: Zygote) -> None:
-        events, _ = await run(zygote, "whoami")
-        me = events[0]
+        handle = await zygote.run(E + "whoami", {}, Limits())
+        me = (await collect(handle))[0][0]
         assert me["sid"] == me["pid"] == me["pgid"]
-        assert me["ppid"] == zygote.pid
         assert me["environ"]["HOME"] == me["environ"]["TMPDIR"] == me["cwd"]
+        if use_namespaces:
+            # pid 1 of its own pid namespace, its parent outside it (so it has no pid there).
+            assert (me["pid"], me["ppid"]) == (1, 0)
+            assert me["pid_ns"] != pid_namespace()
+            assert me["cwd"] == SANDBOX_RUN_DIR
+        else:
+            assert me["ppid"] == zygote.pid
+            assert me["pid"] == handle.pid
+            assert me["cwd"] == handle.run_dir
 
-    with_zygote(scenario)
+    with_zygote(scenario, use_namespaces=use_namespaces)
 
 
 def test_child_inherits_no_descriptor_but_its_socket() -> None:
@@ -184,14 +261,18 @@ def test_wall_clock_timeout_kills_the_run_quickly() -> None:
     with_zygote(scenario)
 
 
-def test_timeout_kills_the_whole_process_group() -> None:
+@NAMESPACES
+def test_timeout_kills_the_whole_process_group(use_namespaces: bool) -> None:
     async def scenario(zygote: Zygote) -> None:
         handle = await zygote.run(E + "spawn_then_sleep", {}, Limits(timeout_s=0.5))
-        events, result = await collect(handle)
+        first = await anext(handle)
+        alive = run_processes(first, "grandchild")
+        assert first["grandchild"] in alive.values()
+        _, result = await collect(handle)
         assert result.kind == "timeout"
-        await process_gone(events[0]["grandchild"])
+        await all_gone(first, alive)
 
-    with_zygote(scenario)
+    with_zygote(scenario, use_namespaces=use_namespaces)
 
 
 def test_memory_hog_ends_as_oom() -> None:
@@ -276,18 +357,24 @@ def test_child_that_breaks_the_protocol_is_killed_as_a_crash() -> None:
 
 def test_grandchild_holding_the_socket_does_not_hang_the_run() -> None:
     async def scenario(zygote: Zygote) -> None:
-        events, result = await run(zygote, "fork_holding_socket", timeout_s=20)
+        handle = await zygote.run(E + "fork_holding_socket", {}, Limits(timeout_s=20))
+        first = await anext(handle)
+        alive = run_processes(first, "grandchild")  # maybe ended already: then none
+        _, result = await collect(handle)
         assert result.kind == "ok"
-        await process_gone(events[0]["grandchild"])  # killed with the run's group
+        await all_gone(first, alive)  # killed with the run
 
     with_zygote(scenario)
 
 
 def test_a_child_cannot_announce_its_end_and_keep_running() -> None:
     async def scenario(zygote: Zygote) -> None:
-        events, result = await run(zygote, "announce_then_linger", timeout_s=20)
+        handle = await zygote.run(E + "announce_then_linger", {}, Limits(timeout_s=20))
+        first = await anext(handle)
+        alive = run_processes(first, "pid")
+        _, result = await collect(handle)
         assert result.kind == "ok"  # what it said; the job decides its own outcome anyway
-        await process_gone(events[0]["pid"])  # but it does not outlive its run
+        await all_gone(first, alive)  # but it does not outlive its run
 
     with_zygote(scenario)
 
@@ -307,16 +394,19 @@ def test_bad_requests_are_refused_before_any_fork() -> None:
 # -- kill and zygote death ----------------------------------------------------------------
 
 
-def test_kill_ends_the_run_and_its_group() -> None:
+@NAMESPACES
+def test_kill_ends_the_run_and_its_group(use_namespaces: bool) -> None:
     async def scenario(zygote: Zygote) -> None:
         handle = await zygote.run(E + "spawn_then_sleep", {}, Limits())
         first = await anext(handle)
+        alive = run_processes(first, "grandchild")
+        assert first["grandchild"] in alive.values()
         handle.kill()
         _, result = await collect(handle)
         assert result.kind == "killed"
-        await process_gone(first["grandchild"])
+        await all_gone(first, alive)
 
-    with_zygote(scenario)
+    with_zygote(scenario, use_namespaces=use_namespaces)
 
 
 def test_zygote_death_fails_active_runs_and_the_next_run_restarts_it() -> None:
@@ -324,7 +414,7 @@ def test_zygote_death_fails_active_runs_and_the_next_run_restarts_it() -> None:
         first, second = [await zygote.run(E + "sleep", {}, Limits()) for _ in range(2)]
         await anext(first)
         await anext(second)
-        old_pid = zygote.pid
+        old_pid, old_level = zygote.pid, zygote.isolation.level
         assert old_pid is not None
         os.kill(old_pid, signal.SIGKILL)
         for handle in (first, second):
@@ -335,7 +425,7 @@ def test_zygote_death_fails_active_runs_and_the_next_run_restarts_it() -> None:
         events, result = await run(zygote, "count", {"n": 1})
         assert (events, result.kind) == ([{"i": 0}], "ok")
         assert zygote.pid not in (None, old_pid)
-        assert zygote.isolation.level == "L1" or zygote.isolation.level == "L0"
+        assert zygote.isolation.level == old_level  # probed again, found the same
 
     with_zygote(scenario)
 
@@ -379,14 +469,21 @@ def test_preload_failures_are_reported_not_fatal() -> None:
 
 
 def test_warm_up_runs_in_the_zygote_and_again_in_each_child_before_its_run() -> None:
-    async def scenario(zygote: Zygote) -> list[list[dict[str, Any]]]:
-        return [(await run(zygote, "warmed"))[0] for _ in range(2)]
+    async def scenario(zygote: Zygote) -> list[tuple[int | None, dict[str, Any]]]:
+        runs = []
+        for _ in range(2):
+            handle = await zygote.run(E + "warmed", {}, Limits())
+            (event,), _ = await collect(handle)
+            runs.append((handle.pid, event))
+        return runs
 
     first, second = with_zygote(scenario, preload=[E[:-1]], warm_up=[E + "warm_up"])
-    for (event,) in (first, second):
-        zygote_pid, child_pid = event["warmed_in"]
-        assert child_pid == event["pid"] != zygote_pid
-    assert first[0]["pid"] != second[0]["pid"]
+    # Processes as (pid, pid namespace): every run may be pid 1 of a namespace of its own.
+    for _, event in (first, second):
+        in_zygote, in_child = map(tuple, event["warmed_in"])
+        assert in_child == (event["pid"], event["pid_ns"]) != in_zygote
+        assert in_zygote[1] == pid_namespace()
+    assert first[0] != second[0]  # two processes (host pids)
 
 
 def test_a_failing_warm_up_is_reported_and_runs_still_work() -> None:

@@ -39,7 +39,13 @@ async def fetch(request, rnr):
 """
 
 SCAN = '''
-import gc, hashlib, os
+import ctypes, gc, hashlib, os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+_libc.pwrite.restype = ctypes.c_ssize_t
+_CHUNK = 1 << 20
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def _regions():
     with open("/proc/self/maps") as maps:
@@ -50,22 +56,37 @@ def _regions():
             if fields[1][0] == "r" and not name.startswith("[v"):
                 yield start, end
 
+def _chunks(copy, start, end, overlap):
+    """This process's memory in [start, end) as (address, bytes), each chunk overlapping the
+    next by ``overlap`` bytes. A run may not open its own /proc/self/mem (in its user
+    namespace the file belongs to the host's root), so write(2) copies the memory into a
+    memfd: a page that cannot be read fails with EFAULT there instead of crashing."""
+    at = start
+    while at < end:
+        size = min(_CHUNK + overlap, end - at)
+        copied = _libc.pwrite(copy, at, size, 0)
+        if copied <= 0:
+            at += _PAGE  # not readable after all: skip the page
+            continue
+        yield at, os.pread(copy, copied, 0)
+        at += _CHUNK if copied == size else copied
+
 def scan(prefix: bytes, length: int, digest: str) -> dict:
     """Look for a secret (known only by its first bytes and SHA-256) in this process: every
     readable page, then every bytes/str object the collector knows."""
     found, scanned = [], 0
-    with open("/proc/self/mem", "rb", buffering=0) as mem:
-        for start, end in _regions():
-            try:
-                data = os.pread(mem.fileno(), end - start, start)
-            except OSError:
-                continue
-            scanned += len(data)
-            at = data.find(prefix)
-            while at != -1:
-                if hashlib.sha256(data[at:at + length]).hexdigest() == digest:
-                    found.append(hex(start + at))
-                at = data.find(prefix, at + 1)
+    copy = os.memfd_create("scan")
+    try:
+        for start, end in list(_regions()):
+            for at, data in _chunks(copy, start, end, length - 1):
+                scanned += min(len(data), _CHUNK)
+                hit = data.find(prefix)
+                while hit != -1:
+                    if hashlib.sha256(data[hit:hit + length]).hexdigest() == digest:
+                        found.append(hex(at + hit))
+                    hit = data.find(prefix, hit + 1)
+    finally:
+        os.close(copy)
     for obj in gc.get_objects():
         if isinstance(obj, (bytes, bytearray, str)) and len(obj) == length:
             raw = obj.encode() if isinstance(obj, str) else bytes(obj)
@@ -134,6 +155,8 @@ async def fetch(request, rnr):
 
     out = {name: attempt(lambda p=path: read(p)) for name, path in q["read"].items()}
     out["list_other_home"] = attempt(lambda: os.listdir(q["other_home"]))
+    if out["list_other_home"] == "ok":
+        out["other_home_entries"] = sorted(os.listdir(q["other_home"]))
     out["env"] = sorted(os.environ)
     out["fds"] = {}
     for fd in os.listdir("/proc/self/fd"):
@@ -162,7 +185,10 @@ async def fetch(request, rnr):
     if what == "slow":
         await asyncio.sleep(60)
     if what == "memory":
-        block = bytearray(2 * 1024 ** 3)
+        block = bytearray(1 << 60)  # more than any host grants: MemoryError at once
+        return str(len(block))
+    if what == "oom":
+        block = bytearray(2 * 1024 ** 3)  # past the worker's memory limit (512 MB): killed
         return str(len(block))
     return {"pid": os.getpid()}
 

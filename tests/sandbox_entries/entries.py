@@ -32,6 +32,11 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
+def _pid_namespace() -> int:
+    """The inode of this process's pid namespace: the same number seen from the host."""
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
 def count(payload: dict[str, Any], emit: Emit) -> None:
     """Emit ``{"i": 0}`` .. ``{"i": n-1}``, plus ``pad`` characters of filler in each."""
     pad = "x" * int(payload.get("pad", 0))
@@ -71,6 +76,7 @@ def whoami(payload: dict[str, Any], emit: Emit) -> None:
     emit(
         {
             "pid": os.getpid(),
+            "pid_ns": _pid_namespace(),
             "ppid": os.getppid(),
             "uid": os.getuid(),
             "sid": os.getsid(0),
@@ -84,8 +90,9 @@ def whoami(payload: dict[str, Any], emit: Emit) -> None:
 
 
 def secrets(payload: dict[str, Any], emit: Emit) -> None:
-    """Try each way to a secret the worker holds; ``payload`` names the targets."""
-    worker, zygote = payload["worker_pid"], os.getppid()
+    """Try each way to a secret the worker holds; ``payload`` names the targets (the zygote
+    defaults to our parent, which has no pid in a pid namespace of our own)."""
+    worker, zygote = payload["worker_pid"], payload.get("zygote_pid", os.getppid())
     emit(
         {
             "environ_has_secret": payload["secret_value"] in repr(dict(os.environ)),
@@ -135,6 +142,23 @@ def read_file(payload: dict[str, Any], emit: Emit) -> None:
     )
 
 
+def listdir(payload: dict[str, Any], emit: Emit) -> None:
+    """The names in ``payload["path"]``, or the error's type name."""
+    try:
+        emit({"names": sorted(os.listdir(payload["path"]))})
+    except OSError as exc:
+        emit({"names": type(exc).__name__})
+
+
+def claim_run_dir(payload: dict[str, Any], emit: Emit) -> None:
+    """Write a file named after ``payload["n"]`` into the run directory, report what the
+    directory holds then, and wait to be killed (so that the file stays while others look)."""
+    with open(f"run-{payload['n']}", "x"):
+        pass
+    emit({"cwd": os.getcwd(), "names": sorted(os.listdir(".")), "pid_ns": _pid_namespace()})
+    time.sleep(3600)
+
+
 def keep_secret_then_wait(payload: dict[str, Any], emit: Emit) -> None:
     """Write a file into the run directory, report its path, then wait to be killed."""
     path = os.path.join(os.getcwd(), "mine.txt")
@@ -152,7 +176,7 @@ def sleep(payload: dict[str, Any], emit: Emit) -> None:
 def spawn_then_sleep(payload: dict[str, Any], emit: Emit) -> None:
     """Start a grandchild (``sleep``), report its pid, then wait to be killed."""
     grandchild = subprocess.Popen(["sleep", "3600"])
-    emit({"grandchild": grandchild.pid})
+    emit({"grandchild": grandchild.pid, "pid_ns": _pid_namespace()})
     time.sleep(3600)
 
 
@@ -162,7 +186,7 @@ def fork_holding_socket(payload: dict[str, Any], emit: Emit) -> None:
     if pid == 0:
         time.sleep(3600)
         os._exit(0)
-    emit({"grandchild": pid})
+    emit({"grandchild": pid, "pid_ns": _pid_namespace()})
 
 
 def hog_memory(payload: dict[str, Any], emit: Emit) -> None:
@@ -196,7 +220,7 @@ def announce_then_linger(payload: dict[str, Any], emit: Emit) -> None:
     """Forge the wrapper's final record and end of stream, then try to keep running."""
     from fulmen.sandbox.frames import encode
 
-    emit({"pid": os.getpid()})
+    emit({"pid": os.getpid(), "pid_ns": _pid_namespace()})
     os.write(3, encode({"exit": 0, "maxrss": 1}))
     socket.socket(fileno=3).shutdown(socket.SHUT_RDWR)
     time.sleep(3600)
@@ -210,12 +234,13 @@ def emit_garbage(payload: dict[str, Any], emit: Emit) -> None:
 
 # -- warm-ups (Zygote.start(warm_up=...)) -----------------------------------------------------
 
-_WARM: list[int] = []
+_WARM: list[tuple[int, int]] = []
 
 
 def warm_up() -> None:
-    """Record the process it ran in: the zygote once, then each spare before its run."""
-    _WARM.append(os.getpid())
+    """Record the process it ran in, as its pid and pid namespace: the zygote once, then
+    each spare before its run."""
+    _WARM.append((os.getpid(), _pid_namespace()))
 
 
 def broken_warm_up() -> None:
@@ -223,4 +248,4 @@ def broken_warm_up() -> None:
 
 
 def warmed(payload: dict[str, Any], emit: Emit) -> None:
-    emit({"warmed_in": list(_WARM), "pid": os.getpid()})
+    emit({"warmed_in": list(_WARM), "pid": os.getpid(), "pid_ns": _pid_namespace()})
