@@ -32,12 +32,14 @@ from fulmen.execution import Defaults, RunRequest, start, start_zygote
 from fulmen.plan import Plan
 from fulmen.runtime.events import LogLine, StepComplete, WorkflowComplete
 from fulmen.sandbox import Zygote
+from fulmen.sandbox.namespaces import SANDBOX_RUN_DIR
 from sandbox_entries.attacks import job_body
 
 pytestmark = pytest.mark.timeout(120)
 
 UID_BASE = 200_000
 """``Zygote.start``'s default: every host uid a run gets is at least this."""
+assert SANDBOX_RUN_DIR == "/job", "the attacks below name the run's directory"
 HOST_UIDS: list[int] = []
 """The host uid of each attack run, in order (``attack`` appends)."""
 
@@ -181,14 +183,14 @@ def test_a_run_cannot_see_touch_or_signal_another_run() -> None:
     with listener() as gate:
         port = gate.getsockname()[1]
         holder = (
-            "[open('/tmp/mine', 'w').write('a'), os.chmod('/tmp', 0o700),"
+            "[open('/job/mine', 'w').write('a'), os.chmod('/job', 0o700),"
             f" socket.create_connection(('127.0.0.1', {port})).recv(1),"
-            " open('/tmp/mine').read(), oct(os.stat('/tmp').st_mode)][3:]"
+            " open('/job/mine').read(), oct(os.stat('/job').st_mode)][3:]"
         )
         hunter = (
-            "{'tmp': listdir('/tmp'), 'mine': read('/tmp/mine'), 'proc': listdir('/proc'),"
+            "{'tmp': listdir('/job'), 'mine': read('/job/mine'), 'proc': listdir('/proc'),"
             " 'others': sorted({signal(p) for p in range(2, 400)}),"
-            " 'root': listdir('/proc/1/root/tmp'), 'chmod_own': chmod('/tmp', 0)}"
+            " 'root': listdir('/proc/1/root/job'), 'chmod_own': chmod('/job', 0)}"
         )
 
         async def main() -> None:
@@ -203,7 +205,7 @@ def test_a_run_cannot_see_touch_or_signal_another_run() -> None:
                     assert data["tmp"] == [] and data["mine"] == "ENOENT"
                     assert data["proc"] in ("EACCES", ["1"]) or data["proc"][:1] == ["1"]
                     assert data["others"] == ["ESRCH"]
-                    assert data["chmod_own"] == "allowed"  # its own /tmp, nobody else's
+                    assert data["chmod_own"] == "allowed"  # its own directory, nobody else's
                     await loop.sock_sendall(conn, b"x")
                 a_data, a_complete, _ = await first
                 assert a_complete.reason == "success"
@@ -241,7 +243,7 @@ def test_writing_outside_the_run_directory_fails() -> None:
         f"{{'root': write('/owned'), 'usr': write('/usr/lib/owned'),"
         f" 'site': write({site + '/owned.py'!r}), 'etc': write('/etc/passwd'),"
         f" 'data_dir': write({str(Path.cwd() / 'owned')!r}),"
-        " 'own': write('/tmp/fine')}"
+        " 'own': write('/job/fine')}"
     )
 
     async def main() -> None:
@@ -298,7 +300,7 @@ def test_network_none_has_no_route_out() -> None:
 def test_the_kernel_surface_is_narrowed() -> None:
     expression = (
         "{'userns': new_user_namespace(),"
-        " 'mount': attempt(lambda: ctypes.CDLL(None, use_errno=True).mount(b'none', b'/tmp',"
+        " 'mount': attempt(lambda: ctypes.CDLL(None, use_errno=True).mount(b'none', b'/job',"
         " b'tmpfs', 0, None) == 0 or (_ for _ in ()).throw(OSError(ctypes.get_errno(), 'x'))),"
         " 'setuid': attempt(lambda: os.setuid(0)),"
         " 'keyctl': attempt(lambda: ctypes.CDLL(None, use_errno=True).syscall(250, 0) == 0"
@@ -507,3 +509,21 @@ def test_the_attacks_fail_through_a_smart_worker(tmp_path: Path) -> None:
                 assert bomb["refused"] == "EAGAIN" and bomb["made"] < 256
 
         run(main())
+
+
+def test_what_the_interpreter_needs_under_the_hosts_tmp_stays_readable(tmp_path: Path) -> None:
+    """A checkout or a virtual environment under /tmp (CI's clone may be there) is bound
+    into the runs' root: the run's own tmpfs must not hide it."""
+    package = tmp_path / "lib"
+    package.mkdir()
+    (package / "helper_under_tmp.py").write_text("VALUE = 42\n")
+
+    async def main() -> None:
+        async with sandbox(extra_sys_path=[str(package)]) as zygote:
+            data, complete, _ = await attack(
+                zygote, "[__import__('helper_under_tmp').VALUE, write(os.environ['TMPDIR'] + '/x')]"
+            )
+            assert complete.reason == "success"
+            assert data == [42, "allowed"]
+
+    run(main())

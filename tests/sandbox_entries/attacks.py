@@ -117,8 +117,9 @@ def memory_bomb(children: int = 4, mb: int = 400) -> list[int]:
     return [os.waitpid(pid, 0)[1] for pid in pids]
 
 
-def fill_disk(where: str = "/tmp") -> dict[str, Any]:
+def fill_disk() -> dict[str, Any]:
     """Write 1 MiB at a time, 32 MiB a file (under the file size rlimit), until refused."""
+    where = os.environ["TMPDIR"]
     chunk = b"\0" * (1024 * 1024)
     written = 0
     try:

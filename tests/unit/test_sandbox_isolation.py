@@ -207,6 +207,7 @@ def namespaced_findings(**overrides: Any) -> dict[str, Any]:
             "host_uid": 200000,
             "chmod_host": "error: EROFS",
             "root_writable": "error: EROFS",
+            "list_etc": "denied",
             "seccomp_mode": 2,
             "unshare": "denied",
             "worker_port": "error: ECONNREFUSED",
@@ -229,10 +230,19 @@ def test_namespaces_are_chosen_when_the_host_allows_them() -> None:
     assert not off.namespaces and off.namespaces_reason == "turned off by configuration"
 
 
+def test_landlock_counts_only_when_it_is_landlock_that_refused() -> None:
+    report = assess(NAMESPACED, namespaced_findings(list_etc="allowed"), L3_EXPECTED)
+    assert not report.applied("landlock_fs")
+    assert report.level == "L3"  # the namespaces hold; Landlock is a second layer
+
+
 def test_everything_seen_to_hold_with_namespaces_is_level_3() -> None:
     report = assess(NAMESPACED, namespaced_findings(), L3_EXPECTED)
     assert report.level == "L3", report.describe()
-    assert not_applied(report) == []
+    # Behind the namespaces the worker is out of sight before Landlock's scoping is asked:
+    # it is not claimed, having not been seen.
+    assert not_applied(report) == ["landlock_scope"]
+    assert "not observed" in report.describe()
     assert report.uid == 200000
     assert report.missing("L3") == []
 

@@ -92,6 +92,22 @@ def test_oom_without_a_limit_says_so() -> None:
     )
 
 
+def test_the_cgroups_oom_kill_is_an_oom_whatever_the_signal() -> None:
+    verdict = classify(
+        code=None, signal=signal.SIGKILL, error=None, ended_by=None, limits=LIMITS, oom=True
+    )
+    assert verdict == ("oom", "Run exceeded its memory limit of 128 MB")
+
+
+@pytest.mark.parametrize(("cpu", "kind"), [(4.01, "timeout"), (0.2, "crash"), (None, "crash")])
+def test_a_sigkill_after_the_cpu_limit_is_a_timeout(cpu: float | None, kind: str) -> None:
+    """A pid namespace's init ignores SIGXCPU; the hard limit's SIGKILL comes instead."""
+    verdict = classify(
+        code=None, signal=signal.SIGKILL, error=None, ended_by=None, limits=LIMITS, cpu_s=cpu
+    )
+    assert verdict[0] == kind
+
+
 def test_a_run_header_carries_every_limit_and_rebuilds_them() -> None:
     limits = Limits(timeout_s=2.5, memory_mb=128, cpu_s=3, nofile=32, nproc=8, fsize_mb=4)
     header = RunHeader(7, "pkg.mod:fn", "/tmp/run-7", "/tmp/run-7.out", limits, duplex=True)

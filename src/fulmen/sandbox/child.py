@@ -61,6 +61,8 @@ class Settings:
     """The compiled filter, or empty for none."""
     disk_mb: int = 256
     """Size of each run's tmpfs (its directory and ``/tmp``), with namespaces."""
+    tmp_is_free: bool = True
+    """The run's tmpfs is mounted at ``/tmp`` too (``RootLayout.tmp_is_free``)."""
     root_fd: int | None = None
     """The template mount namespace holding the runs' root (``namespaces.RootTemplate``)."""
     netns_fd: int | None = None
@@ -265,7 +267,7 @@ def _confine_in_advance(settings: Settings) -> None:
     run directory is always the same tmpfs, so Landlock, privileges and seccomp can all be
     in force while the spare waits (and while it warms up). Only the run's descriptors and
     its rlimits are left for when it arrives."""
-    namespaces.mount_run_dir(settings.disk_mb)
+    namespaces.mount_run_dir(settings.disk_mb, also_tmp=settings.tmp_is_free)
     if settings.policy.landlock_abi:
         _restrict_filesystem(settings.policy.landlock_abi, settings.grants, SANDBOX_RUN_DIR)
     _enter_run_dir(SANDBOX_RUN_DIR)

@@ -183,7 +183,13 @@ class RunHandle:
         self.pid = pid
 
     def _on_exited(
-        self, code: int | None, sig: int | None, max_rss_kb: int | None, *, oom: bool = False
+        self,
+        code: int | None,
+        sig: int | None,
+        max_rss_kb: int | None,
+        *,
+        oom: bool = False,
+        cpu_s: float | None = None,
     ) -> None:
         if self._concluded:
             return
@@ -201,6 +207,7 @@ class RunHandle:
             limits=limits,
             detail=self._detail,
             oom=oom,
+            cpu_s=cpu_s,
         )
         output = self._take_output(keep=kind != "ok")
         result = ChildExit(

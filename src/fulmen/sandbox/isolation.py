@@ -459,10 +459,20 @@ def _network(policy: Policy, findings: Mapping[str, Any]) -> Mechanism:
 
 
 def _landlock_fs(policy: Policy, findings: Mapping[str, Any]) -> Mechanism:
+    """Only Landlock's own refusal counts (EACCES): with namespaces the worker's files are
+    simply not there, which says nothing about Landlock, so the probe lists ``/etc``, which
+    is there and which no rule grants."""
     if policy.landlock_abi == 0:
         return Mechanism("landlock_fs", False, policy.landlock_reason)
+    if policy.namespaces:
+        listing = findings.get("list_etc", "allowed")
+        return Mechanism(
+            "landlock_fs",
+            listing == "denied",
+            f"ABI {policy.landlock_abi}; listing /etc, which no rule grants: {listing}",
+        )
     read, write = findings["outside_read"], findings["outside_write"]
-    ok = _denied(read) and _denied(write)
+    ok = read == "denied" and write == "denied"
     return Mechanism(
         "landlock_fs",
         ok,
@@ -472,6 +482,8 @@ def _landlock_fs(policy: Policy, findings: Mapping[str, Any]) -> Mechanism:
 
 
 def _landlock_scope(policy: Policy, findings: Mapping[str, Any]) -> Mechanism:
+    """Only Landlock's own refusal counts; behind pid and network namespaces the worker is
+    out of sight (ESRCH, ECONNREFUSED) before Landlock is asked, and nothing is claimed."""
     if policy.landlock_abi == 0:
         return Mechanism("landlock_scope", False, policy.landlock_reason)
     if policy.landlock_abi < 6:
@@ -479,9 +491,8 @@ def _landlock_scope(policy: Policy, findings: Mapping[str, Any]) -> Mechanism:
             "landlock_scope", False, f"needs Landlock ABI 6, have {policy.landlock_abi}"
         )
     signal, unix = findings["signal_worker"], findings["abstract_connect"]
-    ok = _denied(signal) and _denied(unix)
-    return Mechanism(
-        "landlock_scope",
-        ok,
-        f"signalling the worker: {signal}, connecting to its abstract socket: {unix}",
-    )
+    ok = signal == "denied" and unix == "denied"
+    detail = f"signalling the worker: {signal}, connecting to its abstract socket: {unix}"
+    if not ok and _denied(signal) and _denied(unix):
+        detail += " (refused by the namespaces first: Landlock's scoping not observed)"
+    return Mechanism("landlock_scope", ok, detail)

@@ -148,6 +148,7 @@ class Link:
                 record.get("signal"),
                 record.get("maxrss"),
                 oom=bool(record.get("oom")),
+                cpu_s=record.get("cpu"),
             )
         elif kind == "failed":
             handle._on_failed(str(record["message"]))

@@ -68,9 +68,11 @@ RUN_NAMESPACES: Final = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUT
 """What every spare unshares; its pid namespace comes from the zygote's fork, and its
 network namespace is the zygote's shared one, joined first."""
 
-SANDBOX_RUN_DIR: Final = "/tmp"
+SANDBOX_RUN_DIR: Final = "/job"
 """The run's directory inside its root: HOME, TMPDIR and the working directory. One tmpfs,
-sized by the run's disk quota, so ``/tmp`` and the run directory share that quota."""
+sized by the run's disk quota; ``/tmp`` is the same tmpfs (so they share that quota) unless
+something the interpreter needs lives under the host's ``/tmp`` (a virtual environment or a
+checkout there): then ``/tmp`` shows that, read-only, and jobs write to ``$TMPDIR``."""
 
 MS_RDONLY: Final = 0x1
 MS_NOSUID: Final = 0x2
@@ -149,6 +151,11 @@ class RootLayout:
     devices: Sequence[str]
     """Character devices bound read-write under ``/dev`` (``/dev/null``, ``/dev/urandom``...)."""
 
+    @property
+    def tmp_is_free(self) -> bool:
+        """Nothing is bound beneath ``/tmp``, so the run's tmpfs may be mounted there."""
+        return not any(p == "/tmp" or p.startswith("/tmp/") for p in self.read_only)
+
     @classmethod
     def for_host(cls, paths: Sequence[str], devices: Sequence[str]) -> RootLayout:
         """Split ``paths`` into binds and top-level symlinks (``/lib -> usr/lib``)."""
@@ -198,6 +205,7 @@ def build_root(layout: RootLayout, new_root: str) -> None:
         os.symlink(f"/proc/self/fd/{number}", f"{dev}/{name}")
     os.makedirs(new_root + "/proc", 0o555, exist_ok=True)  # each run mounts its own
     os.makedirs(new_root + SANDBOX_RUN_DIR, 0o755, exist_ok=True)
+    os.makedirs(new_root + "/tmp", 0o755, exist_ok=True)
     old = new_root + "/.old-root"
     os.mkdir(old, 0o700)
     libc.syscall(_SYS_PIVOT_ROOT, ctypes.c_char_p(new_root.encode()), ctypes.c_char_p(old.encode()))
@@ -263,8 +271,9 @@ def new_pid_namespace_for_children(own_pid_ns: int | None) -> None:
         setns(own_pid_ns, CLONE_NEWPID)
 
 
-def mount_run_dir(size_mb: int) -> None:
-    """The run's own writable space: a tmpfs at :data:`SANDBOX_RUN_DIR` of ``size_mb``.
+def mount_run_dir(size_mb: int, also_tmp: bool) -> None:
+    """The run's own writable space: a tmpfs at :data:`SANDBOX_RUN_DIR` of ``size_mb``, and
+    at ``/tmp`` too when ``also_tmp``.
 
     Mounted by uid 0 of the run's namespace, so it belongs to the run; its pages are charged
     to the run's memory cgroup, and filling it ends in ``ENOSPC``.
@@ -276,6 +285,8 @@ def mount_run_dir(size_mb: int) -> None:
         MS_NOSUID | MS_NODEV,
         f"mode=0700,uid=0,gid=0,size={size_mb}m",
     )
+    if also_tmp:
+        mount(SANDBOX_RUN_DIR, "/tmp", None, MS_BIND)
 
 
 def _bind_read_only(source: str, target: str) -> None:

@@ -118,31 +118,30 @@ def start(policy: str, allow_ports: Sequence[int], pid_file: str) -> Network:
     holder = os.fork()
     if holder == 0:  # pragma: no cover - the holder only keeps the namespace alive
         try:
-            os.close(write_end)
+            os.close(read_end)
             libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
             unshare(CLONE_NEWNET)
             # pasta gives up its capabilities before it opens /proc/<us>/ns/net, and the
-            # kernel lets it only if we hold none it lacks (ptrace access mode).
+            # kernel lets it only if we hold none it lacks (ptrace access mode): say we are
+            # ready only once they are gone.
             capabilities.clear_sets()
-            os.read(read_end, 1)  # wait until the zygote has opened the namespace
-            signal.pause()
+            os.write(write_end, b"r")
+            os.close(write_end)
+            while True:
+                signal.pause()
         finally:
             os._exit(0)
-    os.close(read_end)
+    os.close(write_end)
     try:
+        if os.read(read_end, 1) != b"r":
+            raise OSError("the network namespace's holder could not make it")
         fd = os.open(f"/proc/{holder}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        while os.readlink(f"/proc/self/fd/{fd}") == os.readlink("/proc/self/ns/net"):
-            # The holder has not unshared yet: open again until it has.
-            os.close(fd)
-            os.sched_yield()
-            fd = os.open(f"/proc/{holder}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        os.write(write_end, b"x")
     except OSError:
         os.kill(holder, signal.SIGKILL)
         os.waitpid(holder, 0)
         raise
     finally:
-        os.close(write_end)
+        os.close(read_end)
     os.set_inheritable(fd, True)  # spares setns into it; they close it before any job runs
     network = Network(policy, fd, holder, "own network namespace, loopback only")
     if policy == "outside":

@@ -55,6 +55,7 @@ def classify(
     limits: Limits,
     detail: str = "",
     oom: bool = False,
+    cpu_s: float | None = None,
 ) -> tuple[ExitKind, str]:
     """Decide the kind and message of a run's end.
 
@@ -68,6 +69,7 @@ def classify(
         limits: the run's limits, to name them in messages.
         detail: extra words for ``protocol`` and ``zygote``.
         oom: the run's memory cgroup saw an OOM kill (the zygote then ended the run).
+        cpu_s: the CPU time the process used, when the zygote reaped it.
     """
     if ended_by == "timeout":
         return "timeout", f"Run exceeded its time limit of {limits.timeout_s:g}s and was killed"
@@ -82,7 +84,15 @@ def classify(
             return "oom", "Run ran out of memory"
         return "oom", f"Run exceeded its memory limit of {limits.memory_mb} MB"
     if signal is not None:
-        if signal == signals.SIGXCPU:
+        # A pid namespace's init ignores SIGXCPU (it has no handler): the rlimit's hard
+        # limit then kills it a second later, SIGKILL after its full CPU time.
+        out_of_cpu = (
+            signal == signals.SIGKILL
+            and limits.cpu_s is not None
+            and cpu_s is not None
+            and cpu_s >= limits.cpu_s
+        )
+        if signal == signals.SIGXCPU or out_of_cpu:
             return "timeout", f"Run exceeded its CPU time limit of {limits.cpu_s}s"
         return "crash", f"Process killed by signal {_signal_name(signal)}"
     if code == EXIT_OK:

@@ -135,6 +135,7 @@ def verify(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> N
         "host_uid": _host_uid(os.getuid(), uid_map),
         "chmod_host": _attempt(lambda: _chmod_same(os.path.realpath(sys.executable))),
         "root_writable": _attempt(lambda: _create("/")),
+        "list_etc": _attempt(lambda: os.listdir("/etc")),
         "seccomp_mode": int(status.get("Seccomp", "0")),
         "worker_port": _attempt(lambda: _connect_tcp(int(payload["worker_port"]))),
         "uid": os.getuid(),

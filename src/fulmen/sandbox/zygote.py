@@ -209,6 +209,7 @@ class _Zygote:
                 self._slots.give_back(slot, cgroup)
             return None
         if pid == 0:
+            self._let_go_in_child(ours)
             child.spare(theirs.fileno(), self._settings)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
@@ -221,6 +222,16 @@ class _Zygote:
             # (its first steps after the fork take a millisecond or two).
             self._selector.register(ours, selectors.EVENT_READ, ("spare", pid))
         return spare
+
+    def _let_go_in_child(self, ours: socket.socket) -> None:
+        """In a new spare: close the zygote's ends of its sockets, so that the zygote's
+        death is an end of file to the spare (before it holds a run, a pid-namespace init
+        has no parent it could check), and the worker's control socket, so that the worker
+        sees the zygote's death however many spares outlive it for a moment."""
+        ours.close()
+        self._control.close()
+        for other in self._children.values():
+            other.sock.close()
 
     def _watch(self, spare: _Spare) -> None:
         """Set the spare's cgroup up before its run arrives, as far as can be known: the
@@ -352,7 +363,12 @@ class _Zygote:
                 self._spare = None
             return
         del self._pids[run_id]
-        record: dict[str, Any] = {"t": "exited", "id": run_id, "maxrss": usage.ru_maxrss}
+        record: dict[str, Any] = {
+            "t": "exited",
+            "id": run_id,
+            "maxrss": usage.ru_maxrss,
+            "cpu": usage.ru_utime + usage.ru_stime,
+        }
         if oom:
             record["oom"] = True
         if os.WIFSIGNALED(status):
@@ -477,12 +493,14 @@ def main(config: dict[str, Any]) -> None:
     program = b""
     cgroup_check = ""
     root_fd: int | None = None
+    tmp_is_free = True
     if policy.namespaces:
         layout = RootLayout.for_host(
             python + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
             [p for p in paths.SYSTEM_READ_ONLY if p.startswith("/dev/")]
             + list(paths.DEVICES_READ_WRITE),
         )
+        tmp_is_free = layout.tmp_is_free
         try:
             _, root_fd = start_template(layout, str(config["root_dir"]))
         except OSError as exc:
@@ -506,6 +524,7 @@ def main(config: dict[str, Any]) -> None:
         warm_ups,
         seccomp_program=program,
         disk_mb=int(config.get("disk_mb", 256)),
+        tmp_is_free=tmp_is_free,
         root_fd=root_fd,
         netns_fd=shared_net.fd if shared_net is not None else None,
     )
