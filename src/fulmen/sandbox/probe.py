@@ -61,15 +61,54 @@ def _userns_detail() -> str:
     ``kernel.unprivileged_userns_clone``), a container's seccomp profile or an LSM can each
     refuse, and only the attempt tells.
     """
+    detail = _try_in_fork(
+        lambda: namespaces.unshare(namespaces.RUN_NAMESPACES | namespaces.CLONE_NEWPID)
+    )
+    if not detail:
+        return ""
+    return (
+        f"the kernel refused new user, pid and mount namespaces ({detail}): "
+        "allow them (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 "
+        "where it exists; in Docker, a seccomp profile that allows unshare and clone)"
+    )
+
+
+def _uid_can_read(uid: int, paths: Sequence[str]) -> tuple[bool, str]:
+    """Become ``uid`` in a throwaway fork and try to list or read each path."""
+
+    def attempt() -> None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        for path in paths:
+            try:
+                if os.path.isdir(path):
+                    os.listdir(path)
+                else:
+                    with open(path, "rb"):
+                        pass
+            except OSError as exc:
+                raise RuntimeError(f"{path}: {exc.strerror}") from None
+
+    detail = _try_in_fork(attempt)
+    if not detail:
+        return True, "every interpreter path is readable"
+    return False, detail
+
+
+def _try_in_fork(action: Callable[[], object]) -> str:
+    """Run ``action`` in a throwaway fork, so that what it changes (uid, namespaces) stays
+    there: ``""`` when it returned, else what it raised, in words."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the throwaway fork
         try:
             os.close(read_end)
-            namespaces.unshare(namespaces.RUN_NAMESPACES | namespaces.CLONE_NEWPID)
+            action()
             os._exit(0)
-        except OSError as exc:
-            os.write(write_end, (exc.strerror or str(exc)).encode())
+        except BaseException as exc:
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            os.write(write_end, (text or type(exc).__name__).encode()[:1000])
             os._exit(1)
         finally:
             os._exit(2)
@@ -79,43 +118,7 @@ def _userns_detail() -> str:
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) == 0:
         return ""
-    return (
-        f"the kernel refused new user, pid and mount namespaces ({detail or 'no reason'}): "
-        "allow them (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 "
-        "where it exists; in Docker, a seccomp profile that allows unshare and clone)"
-    )
-
-
-def _uid_can_read(uid: int, paths: Sequence[str]) -> tuple[bool, str]:
-    """Fork, become ``uid``, and try to list or read each path; report the first failure."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the throwaway fork
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            for path in paths:
-                try:
-                    if os.path.isdir(path):
-                        os.listdir(path)
-                    else:
-                        with open(path, "rb"):
-                            pass
-                except OSError as exc:
-                    os.write(write_end, f"{path}: {exc.strerror}".encode())
-                    os._exit(1)
-            os._exit(0)
-        finally:
-            os._exit(2)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        detail = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return True, "every interpreter path is readable"
-    return False, detail or f"cannot switch to uid {uid}"
+    return detail or f"the attempt ended with status {status}"
 
 
 def verify(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
