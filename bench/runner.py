@@ -29,6 +29,7 @@ import uvicorn
 from fulmen import cron
 from fulmen.config import RunnerSettings
 from fulmen.runner.app import bind, build_app
+from fulmen.runner.auth import ApiAuth
 from fulmen.runner.service import Runner
 
 FETCH = "async def fetch(request, rnr):\n    return {'path': request.path}\n"
@@ -104,14 +105,16 @@ async def main(args: argparse.Namespace) -> None:
         clock = ShiftedClock()
         opened: asyncio.Future[Runner] = asyncio.get_running_loop().create_future()
         settings = RunnerSettings(state_dir=state, port=0)
-        app = build_app(settings, clock=clock, on_ready=opened.set_result)
+        auth = ApiAuth.from_settings(settings)
+        app = build_app(settings, clock=clock, on_ready=opened.set_result, auth=auth)
         sock = bind("127.0.0.1", 0)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         runner = await opened
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         try:
-            async with httpx2.AsyncClient(base_url=url, timeout=60) as http:
+            headers = {"authorization": f"Bearer {auth.token}"}
+            async with httpx2.AsyncClient(base_url=url, timeout=60, headers=headers) as http:
                 created = await creates(http, args.creates)
                 fetched = await fetches(http, args.fetches)
                 late = await ticks(runner, http, clock, args.ticks)

@@ -273,13 +273,18 @@ class ClientSettings:
 class RunnerSettings:
     """The script runner's settings (spec runner.md §3.3-§3.7). The master key is never a
     setting: only the *path* of the 0600 file that holds it (a variable's value would be
-    readable in ``/proc/<pid>/environ`` by any same-uid process)."""
+    readable in ``/proc/<pid>/environ`` by any same-uid process).
+
+    The management API takes a bearer token from ``api_token_file``, by default
+    ``<state_dir>/api-token`` (made on first start); ``no_auth`` (``--no-auth``, no variable)
+    drops it, and only a loopback listener may."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     state_dir: str = "./runner-data"
     master_key_file: str | None = None
     api_token_file: str | None = None
+    no_auth: bool = False
     max_workers: int = 64
     worker_memory_mb: int = 512
     load_timeout: float = 10.0

@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from runner_support.harness import runner_process
+from runner_support.harness import bearer, runner_process
 from runner_support.scripts import KEYS
 
 pytestmark = pytest.mark.timeout(60)
@@ -31,8 +31,8 @@ async def init(rnr):
 )
 
 
-def snapshot(url: str, worker_id: str) -> dict[str, Any]:
-    with httpx2.Client(base_url=url, timeout=30) as http:
+def snapshot(url: str, worker_id: str, state: Path) -> dict[str, Any]:
+    with httpx2.Client(base_url=url, timeout=30, headers=bearer(state)) as http:
         detail = http.get(f"/workers/{worker_id}").json()
         bits = http.post(f"/workers/{worker_id}/fetch", json={}).json()["bits"]
         config = http.post(f"/workers/{worker_id}/fetch", json={"derive": False}).status_code
@@ -42,7 +42,7 @@ def snapshot(url: str, worker_id: str) -> dict[str, Any]:
 def test_workers_survive_a_stop_and_a_kill(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with runner_process(state) as (process, url):
-        with httpx2.Client(base_url=url, timeout=30) as http:
+        with httpx2.Client(base_url=url, timeout=30, headers=bearer(state)) as http:
             fields = {
                 "script": SCRIPT,
                 "name": "keeper",
@@ -54,20 +54,20 @@ def test_workers_survive_a_stop_and_a_kill(tmp_path: Path) -> None:
             made = http.post("/workers", json=fields)
             assert made.status_code == 201, made.text
         worker_id = made.json()["id"]
-        before = snapshot(url, worker_id)
+        before = snapshot(url, worker_id, state)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(state / "master.key").st_mode) == 0o600
     for stop in (signal.SIGTERM, signal.SIGKILL):
         with runner_process(state) as (process, url):
-            after = snapshot(url, worker_id)
+            after = snapshot(url, worker_id, state)
             assert after["bits"] == before["bits"]  # the same key across restarts
             for field in ("id", "name", "schedule", "timezone", "events", "identity_id",
                           "next_run"):  # fmt: skip
                 assert after["detail"][field] == before["detail"][field], field
             assert after["detail"]["state"] == "ready"
-            with httpx2.Client(base_url=url, timeout=30) as http:
+            with httpx2.Client(base_url=url, timeout=30, headers=bearer(state)) as http:
                 logs = http.get(f"/workers/{worker_id}/logs").json()
                 assert sum(r["line"] == "init ran" for r in logs) >= 2  # once per process start
                 created_runs = [r for r in http.get(f"/workers/{worker_id}/runs").json()
@@ -84,16 +84,45 @@ def test_start_up_refuses_a_shared_state_dir_and_a_readable_master_key(tmp_path:
     key.chmod(0o644)
     with runner_process(state):
         # Started together: each pays the CLI's import time once, side by side.
-        second, loose, bad_listen = _start_all(
+        second, loose, bad_listen, public_no_auth = _start_all(
             [state],
             [tmp_path / "other", "--master-key-file", str(key)],
             [tmp_path / "third", "--listen", "127.0.0.1:http"],
+            [tmp_path / "fourth", "--no-auth", "--listen", "0.0.0.0:0"],
         )
+    assert public_no_auth.returncode == 2
+    assert public_no_auth.stderr == (
+        "fulmen runner: --no-auth is only for a loopback listener, not 0.0.0.0; "
+        "clients send the API token instead\n"
+    )
     assert second.returncode == 2
     assert "in use by another runner" in second.stderr
     assert loose.returncode == 2
     assert "make it 0600" in loose.stderr and len(loose.stderr.strip().splitlines()) == 1
     assert bad_listen.returncode == 2 and "numeric port" in bad_listen.stderr
+
+
+def test_the_api_token_is_made_on_first_start_and_named(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    token_file = state / "api-token"
+    with runner_process(state) as (process, url):
+        assert process.stderr is not None
+        assert process.stderr.readline().startswith("fulmen runner: sandbox: ")
+        assert process.stderr.readline() == (
+            f"fulmen runner: API token in {token_file} "
+            "(send it as 'Authorization: Bearer <token>')\n"
+        )
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        with httpx2.Client(base_url=url, timeout=30) as http:
+            refused = http.get("/workers")
+            assert refused.status_code == 401 and str(token_file) in refused.json()["error"]
+            assert http.get("/workers", headers=bearer(state)).json() == []
+    with runner_process(state, "--no-auth") as (process, url):
+        assert process.stderr is not None
+        process.stderr.readline()
+        assert process.stderr.readline().startswith("fulmen runner: --no-auth: ")
+        with httpx2.Client(base_url=url, timeout=30) as http:
+            assert http.get("/workers").json() == []
 
 
 def _start_all(*runs: list[Path | str]) -> list[subprocess.CompletedProcess[str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -69,6 +70,7 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             assert len(run["steps"]) == 3  # count, check, report
             final = (await api.get(f"/api/dataclips/{run['final_dataclip_id']}")).json()
             assert final["body"]["data"] == {"report": "processed 3 items"}
+        await _paste_the_runner_example(up.lines, tmp_path)
         children = up.children()
         assert len(children) == 3  # server, worker, runner
         assert await up.interrupt() == 0
@@ -86,6 +88,22 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             assert [p["name"] for p in projects] == ["examples"]
             runs = (await api.get("/api/runs")).json()["items"]
             assert [r["id"] for r in runs] == [run_id]
+
+
+async def _paste_the_runner_example(lines: list[str], cwd: Path) -> None:
+    """The banner's ``curl`` line, pasted into a shell beside a ``worker.py``, creates a
+    smart worker: the runner's token header is in it, and without it the runner refuses."""
+    runner = next(i for i, line in enumerate(lines) if line.startswith("Runner: "))
+    command = lines[runner + 1].strip()
+    assert command.startswith("curl ") and '-H "Authorization: Bearer $(cat ' in command
+    (cwd / "worker.py").write_text("async def tasks(rnr):\n    print('hello')\n")
+    for pasted, expected in ((command, 201), (re.sub(r' -H "[^"]*"', "", command), 401)):
+        shell = await asyncio.create_subprocess_exec(
+            "bash", "-c", pasted + " -o /dev/null -w '%{http_code}'", cwd=cwd,
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await shell.communicate()
+        assert shell.returncode == 0 and out.decode() == str(expected), (pasted, out)
 
 
 def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
 """An in-process runner served by uvicorn on 127.0.0.1 (an ephemeral port), and one as a
-``fulmen runner`` subprocess; both signal readiness, so no test sleeps to wait for them."""
+``fulmen runner`` subprocess; both signal readiness, so no test sleeps to wait for them.
+
+Both require the API token, as a runner does by default; ``Served.http`` sends it, and
+:func:`bearer` gives the header for a subprocess's state directory."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import uvicorn
 
 from fulmen.config import RunnerSettings
 from fulmen.runner.app import bind, build_app
+from fulmen.runner.auth import TOKEN_FILE, ApiAuth
 from fulmen.runner.clock import Clock
 from fulmen.runner.service import Runner
 
@@ -27,7 +31,9 @@ class Served:
     runner: Runner
     url: str
     http: httpx2.AsyncClient
+    """Sends the API token, if there is one."""
     state_dir: Path
+    auth: ApiAuth
 
     async def create(self, script: str, **fields: Any) -> dict[str, Any]:
         """Create a worker from JSON fields; asserts 201."""
@@ -44,7 +50,8 @@ async def served(
     """A runner on a loopback socket; closed (and its workers stopped) on exit."""
     options = RunnerSettings(state_dir=str(state_dir), port=0, **settings)
     opened: asyncio.Future[Runner] = asyncio.get_running_loop().create_future()
-    app = build_app(options, clock=clock, on_ready=opened.set_result)
+    auth = ApiAuth.from_settings(options)
+    app = build_app(options, clock=clock, on_ready=opened.set_result, auth=auth)
     sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -52,8 +59,9 @@ async def served(
         async with asyncio.timeout(30):
             runner = await asyncio.shield(opened)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
-            yield Served(runner, url, http, state_dir)
+        headers = {"authorization": f"Bearer {auth.token}"} if auth.token else {}
+        async with httpx2.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+            yield Served(runner, url, http, state_dir, auth)
     finally:
         server.should_exit = True
         await task
@@ -79,3 +87,9 @@ def runner_process(state_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Po
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def bearer(state_dir: Path) -> dict[str, str]:
+    """The header that a runner on ``state_dir`` with its own token (the default) takes."""
+    token = (state_dir / TOKEN_FILE).read_text().strip()
+    return {"authorization": f"Bearer {token}"}

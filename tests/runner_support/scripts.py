@@ -215,3 +215,20 @@ async def on_event(event, rnr):
     print("hop", rnr.trigger["hops"], "from", event["source"])
     await rnr.emit("loop", {"n": rnr.trigger["hops"]})
 """
+
+INTRUDER = """
+import json, urllib.error, urllib.request
+
+async def fetch(request, rnr):
+    '''Use the runner's own API from inside a worker: ``request.json()`` lists
+    ``[method, url]`` pairs; each answer's status and JSON body come back.'''
+    out = []
+    for method, url in request.json():
+        try:
+            asked = urllib.request.Request(url, method=method)
+            with urllib.request.urlopen(asked, timeout=10) as answer:
+                out.append([answer.status, answer.read().decode()])
+        except urllib.error.HTTPError as exc:
+            out.append([exc.code, exc.read().decode()])
+    return out
+"""

@@ -2,8 +2,10 @@
 
 Flags override the ``FULMEN_RUNNER_*`` variables, and the sandbox flags theirs
 (``cli/isolation.py``). Once requests are served, ``fulmen runner: sandbox: …`` (the
-isolation its workers get) goes to stderr and one line ``fulmen runner: listening on
-http://HOST:PORT`` to stdout (with ``--listen 127.0.0.1:0`` it names the port picked). A bad
+isolation its workers get) and then where the API's token is (``fulmen runner: API token in
+PATH …``; ``<state-dir>/api-token``, made on first start) go to stderr, and one line
+``fulmen runner: listening on http://HOST:PORT`` to stdout (with ``--listen 127.0.0.1:0`` it
+names the port picked). ``--no-auth`` drops the token, for a loopback listener only. A bad
 setting, or a sandbox below the ``--isolation`` asked for, stops start-up with one line on
 stderr, exit status 2. SIGINT/SIGTERM stop every worker's process and exit; the workers stay
 stored and come back on the next start.
@@ -47,7 +49,16 @@ class StartupError(click.ClickException):
     help="0600 file with the 32-byte master key [FULMEN_RUNNER_MASTER_KEY_FILE; "
     "<state-dir>/master.key, made on first start].",
 )
-@click.option("--api-token-file", help="Require this bearer token [FULMEN_RUNNER_API_TOKEN_FILE].")
+@click.option(
+    "--api-token-file",
+    help="0600 file with the API's bearer token [FULMEN_RUNNER_API_TOKEN_FILE; "
+    "<state-dir>/api-token, made on first start].",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Take management requests without a token (a loopback --listen only).",
+)
 @click.option("--max-workers", type=click.IntRange(min=1), help="[FULMEN_RUNNER_MAX_WORKERS; 64].")
 @click.option(
     "--restart-backoff",
@@ -103,7 +114,8 @@ def settings_from(settings: RunnerSettings, flags: dict[str, Any]) -> RunnerSett
     return dataclasses.replace(settings, **given)
 
 
-def _announce(url: str, sandbox: str) -> None:
+def _announce(url: str, sandbox: str, auth: str) -> None:
     click.echo(f"fulmen runner: sandbox: {sandbox}", err=True)
+    click.echo(f"fulmen runner: {auth}", err=True)
     click.echo(f"fulmen runner: listening on {url}")
     sys.stdout.flush()

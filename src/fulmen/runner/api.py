@@ -6,13 +6,13 @@ shape plus the stable code), its status from :data:`STATUS`. A worker's config i
 any answer; a fetch handler's exception is answered with a fixed message (its text could
 quote the config) and goes only to the worker's log.
 
-When an API token is configured, every route but ``/healthz`` and the workers' own
-``/workers/{id}/fetch/...`` needs ``Authorization: Bearer <token>``.
+Every route but ``/healthz`` and the workers' own ``/workers/{id}/fetch/...`` needs
+``Authorization: Bearer <token>`` (``auth.py``; none only under ``--no-auth``). The 401 says
+which header to send and which file holds the token.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from fulmen.errors import FulmenError, RunnerError
 from fulmen.runner import spec as worker_spec
 from fulmen.runner import topics
+from fulmen.runner.auth import ApiAuth
 from fulmen.runner.body import create_fields, json_object, read_body
 from fulmen.runner.protocol import MAX_BODY_BYTES, b64decode, b64encode
 from fulmen.runner.service import Runner
@@ -48,9 +49,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def error_response(exc: FulmenError) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.message, "code": exc.code}, status_code=STATUS.get(exc.code, 500)
-    )
+    status = STATUS.get(exc.code, 500)
+    headers = {"www-authenticate": 'Bearer realm="fulmen runner"'} if status == 401 else None
+    return JSONResponse({"error": exc.message, "code": exc.code}, status, headers)
 
 
 def _endpoint(handler: Handler, *, guarded: bool = True) -> Handler:
@@ -68,12 +69,9 @@ def _endpoint(handler: Handler, *, guarded: bool = True) -> Handler:
 
 
 def _check_token(request: Request) -> None:
-    token: str | None = request.app.state.api_token
-    if token is None:
-        return
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise RunnerError("a valid API token is required", code="unauthorized")
+    auth: ApiAuth = request.app.state.auth
+    if not auth.allows(request.headers.get("authorization", "")):
+        raise RunnerError(auth.refusal(), code="unauthorized")
 
 
 def _runner(request: Request) -> Runner:

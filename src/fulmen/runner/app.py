@@ -4,7 +4,8 @@
 ``api.py``; the runner opens in the app's lifespan and closes with it. :func:`serve` runs it
 under uvicorn on a socket it binds itself, so the caller learns the real address (``--listen
 127.0.0.1:0`` picks a free port) and a test can wait for the "listening" line instead of
-sleeping.
+sleeping. The API's token (``auth.py``) is settled before anything else starts: a
+``--no-auth`` on a public address, or an unreadable token file, stops start-up at once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from fulmen.config import RunnerSettings
 from fulmen.errors import ConfigError
 from fulmen.runner.api import routes
+from fulmen.runner.auth import ApiAuth
 from fulmen.runner.clock import Clock
 from fulmen.runner.service import Runner
 from fulmen.sandbox import libc
@@ -44,19 +45,24 @@ def build_app(
     clock: Clock | None = None,
     on_ready: OnReady | None = None,
     runner: Runner | None = None,
+    auth: ApiAuth | None = None,
 ) -> Starlette:
     """The runner as an ASGI app; ``on_ready`` is called once the runner has opened.
 
     The runner opens in the app's lifespan unless one already open is given (``serve``
-    opens it first, so that a bad setting stops start-up before any request is taken).
+    opens it first, so that a bad setting stops start-up before any request is taken); so
+    does the API's token, read (or made) here unless given.
+
+    Raises:
+        ConfigError: the API token cannot be had (``ApiAuth.from_settings``).
     """
-    api_token = _read_token(settings.api_token_file)
+    api_auth = auth or ApiAuth.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         opened = runner or await Runner.open(settings, clock=clock)
         app.state.runner = opened
-        app.state.api_token = api_token
+        app.state.auth = api_auth
         if on_ready is not None:
             on_ready(opened)
         try:
@@ -74,19 +80,22 @@ def build_app(
 async def serve(
     settings: RunnerSettings,
     *,
-    announce: Callable[[str, str], None] | None = None,
+    announce: Callable[[str, str, str], None] | None = None,
     clock: Clock | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM; ``announce`` gets the base URL and the sandbox's one-line
-    summary once requests are served.
+    """Run until SIGINT/SIGTERM; ``announce`` gets the base URL, the sandbox's one-line
+    summary and the API's (where its token is, or that there is none) once requests are
+    served.
 
     Raises:
-        ConfigError: the address cannot be bound, or the runner's settings are unusable.
+        ConfigError: the address cannot be bound, the API token cannot be had, or the
+            runner's settings are unusable.
         SandboxError: the sandbox did not start, or gives less than the isolation asked for.
     """
     # Same-uid processes (a worker that escaped its sandbox included) must not read this
     # process's memory, where the master key lives (spec runner.md §3.7).
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
+    auth = ApiAuth.from_settings(settings)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -94,14 +103,14 @@ async def serve(
     def ready(runner: Runner) -> None:
         log.info("runner listening on %s (sandbox %s)", url, runner.isolation)
         if announce is not None:
-            announce(url, runner.sandbox.summary())
+            announce(url, runner.sandbox.summary(), auth.describe())
 
     try:
         runner = await Runner.open(settings, clock=clock)
     except BaseException:
         sock.close()
         raise
-    app = build_app(settings, clock=clock, on_ready=ready, runner=runner)
+    app = build_app(settings, clock=clock, on_ready=ready, runner=runner, auth=auth)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     try:
         await _Server(config).serve(sockets=[sock])
@@ -147,21 +156,6 @@ def bind(host: str, port: int) -> socket.socket:
         ) from None
     sock.listen(128)
     return sock
-
-
-def _read_token(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"API token file {path}: {exc.strerror}", code="bad_value") from None
-    if not token:
-        raise ConfigError(f"API token file {path} is empty", code="bad_value")
-    if os.stat(path).st_mode & 0o077:
-        raise ConfigError(f"API token file {path} must not be readable by others", code="bad_value")
-    return token
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

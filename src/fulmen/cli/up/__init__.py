@@ -10,8 +10,10 @@ worker's and the runner's signal handlers, and tie this command to their interna
 On first start it fills the data directory (``./.fulmen`` by default: beside the checkout, as
 ``.venv`` is, and removed as easily; see datadir.py) and loads the example project
 (``examples/project.yaml``) through the REST API, as ``fulmen deploy`` would. Then it prints
-``Dashboard: <url>``, one ``Webhook: <url>`` line per enabled webhook trigger, and ``Sandbox:
-isolation <level> (…)``, the best the host gave the worker's runs, on stdout.
+``Dashboard: <url>``, one ``Webhook: <url>`` line per enabled webhook trigger, ``Runner:
+<url>`` with where its bearer token is and a ``curl`` line that creates a smart worker with
+it, and ``Sandbox: isolation <level> (…)``, the best the host gave the worker's runs, on
+stdout.
 Ctrl-C or SIGTERM stops the worker (letting active runs finish for up to 10 s), the runner,
 then the coordinator, and exits 0; a second Ctrl-C kills what is left. A child that exits on
 its own stops the others, and ``fulmen up`` exits 1. The coordinator binds 127.0.0.1 unless

@@ -12,6 +12,7 @@ listens), then the runner, the coordinator last.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 import socket
 import sys
@@ -29,7 +30,7 @@ from fulmen.cli.up.datadir import DataDir
 from fulmen.errors import ApiError
 from fulmen.project import load
 
-__all__ = ["Options", "System", "bundled_examples"]
+__all__ = ["Options", "System", "bundled_examples", "runner_example"]
 
 T = TypeVar("T")
 
@@ -229,6 +230,7 @@ class System:
             click.echo(f"Webhook: {url}  ({label})")
         if runner:
             click.echo(f"Runner: {runner}  (bearer token in {data.runner_token_file})")
+            click.echo(f"  {runner_example(runner, data.runner_token_file)}")
         click.echo(f"API token: {data.api_token_file}  (sign in to the dashboard with it)")
         click.echo(f"Sandbox: {sandbox}")
         click.echo(f"Data: {data.path}  (Ctrl-C stops everything)")
@@ -244,6 +246,16 @@ class System:
             return task.result()
         task.cancel()
         return None
+
+
+def runner_example(url: str, token_file: Path) -> str:
+    """The README's first smart worker as a ``curl`` command to paste, with the runner's
+    token header; it uploads ``worker.py`` from the current directory."""
+    header = f'"Authorization: Bearer $(cat {shlex.quote(str(token_file))})"'
+    return (
+        f"curl -sS {url}/workers -H {header} -F script=@worker.py -F type=module"
+        """ -F schedule='*/5 * * * *' -F config='{"k": 1}'"""
+    )
 
 
 def _free(host: str, port: int, flag: str) -> None:
