@@ -232,3 +232,29 @@ async def fetch(request, rnr):
             out.append([exc.code, exc.read().decode()])
     return out
 """
+
+NOTICES_AS_REQUESTS = """
+import asyncio
+
+async def fetch(request, rnr):
+    '''Send ``ready`` and ``log`` (notices) as requests, with an id: each must be answered.'''
+    out = {}
+    for op, args in (("ready", {"handlers": ["fetch"]}), ("log", {"line": "sent as a request"})):
+        try:
+            out[op] = {"result": await asyncio.wait_for(rnr._call(op, args), 20)}
+        except TimeoutError:
+            out[op] = "no answer"
+        except Exception as exc:
+            out[op] = {"raised": type(exc).__name__, "code": getattr(exc, "code", None),
+                       "message": str(exc)}
+    # The same through the raw channel, with an id that is not an integer.
+    host = rnr._call.__self__
+    answered = host._pending["x"] = asyncio.get_running_loop().create_future()
+    host._emit({"id": "x", "op": "get_config", "args": {}})
+    try:
+        out["string_id"] = await asyncio.wait_for(answered, 20)
+    except TimeoutError:
+        out["string_id"] = "no answer"
+    out["config"] = await rnr.get_config()  # the channel still works afterwards
+    return out
+"""

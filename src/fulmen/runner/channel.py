@@ -7,6 +7,12 @@ this process (STYLE.md P1): ``log`` notices go to the logbook, ``ready`` settles
 key store never holds up a fetch. The worker is never trusted to say who it is: ``serve`` is
 bound to this channel's worker by whoever made the channel.
 
+Every request is answered, whatever it holds: a frame with an ``op`` and an ``id`` waits for
+a reply on the worker's side, so a ``ready`` or ``log`` sent that way (notices in the
+protocol), or a request whose id is not an integer, gets an error reply and is not acted on;
+an op nobody serves gets ``unknown_op`` from ``serve``. Left unanswered, the handler that
+sent it would hang until its timeout.
+
 *Error handling*: whatever the process does ends here as a value. When it ends, every
 invocation still waiting fails with ``crashed`` (the HTTP layer answers 502) and the
 :class:`~fulmen.sandbox.ChildExit` is returned to the supervisor.
@@ -18,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from fulmen.errors import RunnerError, SandboxError
 from fulmen.runner.protocol import Op
@@ -27,6 +33,9 @@ from fulmen.sandbox import ChildExit, RunHandle
 __all__ = ["OnLog", "Serve", "WorkerChannel"]
 
 log = logging.getLogger("fulmen.runner")
+
+_NOTICES: Final = frozenset({Op.READY, Op.LOG})
+"""What the worker sends without an id; the same op with one is refused, not acted on."""
 
 Serve = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """Answer one request of this worker (op, args); raise RunnerError to refuse it."""
@@ -132,23 +141,35 @@ class WorkerChannel:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         op, request_id = event.get("op"), event.get("id")
-        if op == Op.LOG:
+        if op is not None and request_id is not None:
+            self._on_request(request_id, str(op), event.get("args"))
+        elif op == Op.LOG:
             self._on_log(str(event.get("stream", "stdout")), str(event.get("line", "")))
         elif op == Op.READY:
             if not self.ready.done():
                 self.ready.set_result(event)
-        elif op is not None and isinstance(request_id, int):
-            task = asyncio.get_running_loop().create_task(
-                self._answer(request_id, str(op), event.get("args"))
-            )
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
         elif isinstance(request_id, int) and request_id in self._pending:
             future = self._pending.pop(request_id)
             if not future.done():
                 future.set_result(event)
         else:
             self._on_log("runner", f"ignored a frame the protocol does not have: {sorted(event)}")
+
+    def _on_request(self, request_id: object, op: str, args: object) -> None:
+        if op in _NOTICES or not isinstance(request_id, int):
+            why = (
+                f"{op!r} is a notice: send it without an id"
+                if op in _NOTICES
+                else "a request's id must be an integer"
+            )
+            self._on_log("runner", f"refused a request the protocol does not have: {why}")
+            error = {"code": "bad_request", "message": why}
+            with contextlib.suppress(SandboxError):
+                self._handle.send({"id": request_id, "ok": False, "error": error})
+            return
+        task = asyncio.get_running_loop().create_task(self._answer(request_id, op, args))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def _answer(self, request_id: int, op: str, args: object) -> None:
         try:
