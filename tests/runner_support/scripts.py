@@ -258,3 +258,16 @@ async def fetch(request, rnr):
     out["config"] = await rnr.get_config()  # the channel still works afterwards
     return out
 """
+
+PRINTS_CONFIG = """
+async def tasks(rnr):
+    cfg = await rnr.get_config()
+    print("the key is", cfg["api_key"])
+    rnr.log.warning("nested: %s", cfg["nested"]["password"])
+    raise RuntimeError("failed with " + cfg["api_key"])
+
+async def fetch(request, rnr):
+    cfg = await rnr.get_config()
+    print("fetch sees", cfg["api_key"])
+    raise ValueError(cfg["nested"]["password"])
+"""

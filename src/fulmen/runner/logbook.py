@@ -5,6 +5,14 @@ One file per worker, ``logs/<id>.jsonl``, rotated to ``<id>.jsonl.1`` at 5 MiB, 
 worker costs at most twice that. The files outlive a runner restart; ``GET .../logs`` reads
 them. A short in-memory tail per worker lets a caller (a test, the bench) await a record
 instead of polling the file.
+
+A worker's config is private (spec runner.md §3.9, P1), but its script may print it, or
+raise with it in the message. Once :meth:`Logbook.mask` is given the config, every value of
+it is masked (``***``) in whatever is written about that worker, by the scrubber the
+coordinator's runs use for credentials (``fulmen.runtime.scrub``, with its rules: values
+shorter than its minimum, and locating keys such as ``url`` or ``username``, are left as they
+are). The run history takes its error text through :meth:`Logbook.scrub` too, so no config
+value reaches the log files, ``runner.db`` or its WAL.
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ import contextlib
 import json
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from fulmen.runner.clock import Clock
+from fulmen.runtime.scrub import Scrubber
 
 __all__ = ["Logbook"]
 
@@ -33,11 +42,24 @@ class Logbook:
         self._clock = clock
         self._max = max_file_bytes
         self._tails: dict[str, deque[Record]] = {}
+        self._masks: dict[str, Scrubber] = {}
         self._waiters: list[tuple[str, Callable[[Record], bool], asyncio.Future[Record]]] = []
         os.makedirs(directory, mode=0o700, exist_ok=True)
 
+    def mask(self, worker_id: str, config: Mapping[str, Any]) -> None:
+        """Mask the values of ``config`` in every record written about the worker from now."""
+        self._masks[worker_id] = Scrubber([config])
+
+    def scrub(self, worker_id: str, text: str) -> str:
+        """``text`` with the worker's config values masked."""
+        mask = self._masks.get(worker_id)
+        return mask.text(text) if mask else text
+
     def write(self, worker_id: str, stream: str, line: str, **extra: Any) -> Record:
-        """Append one record (``stream``: stdout, stderr, log or runner)."""
+        """Append one record (``stream``: stdout, stderr, log or runner), config values masked."""
+        mask = self._masks.get(worker_id)
+        if mask:
+            line, extra = mask.text(line), mask.value(extra)
         record = {"ts": self._clock.now().timestamp(), "stream": stream, "line": line, **extra}
         path = self._path(worker_id)
         data = json.dumps(record).encode() + b"\n"
@@ -71,6 +93,7 @@ class Logbook:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         self._tails.pop(worker_id, None)
+        self._masks.pop(worker_id, None)
 
     async def wait_for(self, worker_id: str, match: Callable[[Record], bool]) -> Record:
         """The first record (in the recent tail, or still to come) that ``match`` accepts."""

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import uuid
 from collections.abc import Coroutine
@@ -48,6 +49,8 @@ __all__ = ["PRELOAD", "Runner", "isolation_name"]
 PRELOAD: Final = ("fulmen.runner.host", "asyncio", "json", "logging", "base64", "hashlib")
 """What the zygote imports once, so that a worker's process starts without importing it."""
 _LIVE: Final = frozenset({"starting", "ready", "crashed"})
+
+log = logging.getLogger("fulmen.runner")
 
 
 def isolation_name(report: IsolationReport) -> str:
@@ -193,6 +196,7 @@ class Runner:
         record = await self._new_record(spec)
         sealed = self._sealer.seal(json.dumps(spec.config).encode(), config_aad(record.id))
         await self.registry.add_worker(record, sealed)
+        self.logbook.mask(record.id, spec.config)
         process = self._workers[record.id] = self._process(record)
         try:
             await process.start()
@@ -324,6 +328,7 @@ class Runner:
         starting = []
         for record in await self.registry.workers():
             process = self._workers[record.id] = self._process(record)
+            await self._mask_config(record)
             if record.state == "stopped":
                 process.state = "stopped"
                 continue
@@ -333,6 +338,15 @@ class Runner:
             starting.append(process.start(tolerate_failure=True))
         await asyncio.gather(*starting)
         self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
+
+    async def _mask_config(self, record: WorkerRecord) -> None:
+        """Have the logbook mask the worker's config values in what it writes about it."""
+        try:
+            config = await self._bindings.config(record)
+        except RunnerError as exc:  # KeyStoreError too: the worker cannot read it either
+            log.warning("worker %s: its config cannot be read: %s", record.id, exc.message)
+            return
+        self.logbook.mask(record.id, config)
 
     def _schedule(self, record: WorkerRecord, *, after: datetime) -> None:
         if record.schedule is None:

@@ -178,6 +178,8 @@ class Triggers:
             self._running[worker_id] -= 1
         now = self._host.clock.now().timestamp()
         process.last_run = now
+        if error is not None:  # it may quote the config: masked before it is stored
+            error = self._host.logbook.scrub(worker_id, error)
         await self._host.registry.finish_run(run_id, ended_at=now, outcome=outcome, error=error)
         await self._host.registry.set_times(
             worker_id, last_run=now, next_run=self._next_ts(worker_id)
