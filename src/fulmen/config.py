@@ -129,9 +129,11 @@ class WorkerSettings:
     worker_name: str | None = None
     port: int = 2222
     log_level: str = "debug"
-    #: Fulmen's own: the address of the health/metrics server (all interfaces, as ws-worker's
-    #: Koa app listens, so that an orchestrator's probes reach it).
-    health_host: str = "0.0.0.0"
+    #: Fulmen's own: the address of the health/metrics server. Loopback unless told otherwise
+    #: (``WORKER_HEALTH_HOST``, ``--health-host``): ws-worker's Koa app listens on every
+    #: interface, which shows the worker's metrics to anyone who can reach the host; an
+    #: orchestrator whose probes come from outside sets ``0.0.0.0``.
+    health_host: str = "127.0.0.1"
     #: Fulmen's own: how long SIGTERM lets active runs finish before ending them; ``None``
     #: means the longest a run may take (``max_run_duration``). ws-worker waits without limit.
     drain_timeout: float | None = None

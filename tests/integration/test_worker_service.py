@@ -92,13 +92,21 @@ def test_a_drain_that_runs_out_of_time_ends_the_run_with_a_reason() -> None:
     scenario(body)
 
 
-async def start_worker(lightning: Lightning, capacity: int = 1) -> asyncio.subprocess.Process:
+async def start_worker(
+    lightning: Lightning,
+    capacity: int = 1,
+    *,
+    health_host: str | None = "127.0.0.1",
+    environ: dict[str, str] | None = None,
+) -> asyncio.subprocess.Process:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("WORKER_")},
         "WORKER_SECRET": keys().worker_secret,
         "WORKER_LIGHTNING_PUBLIC_KEY": keys().public_key,
         "WORKER_LIGHTNING_SERVICE_URL": lightning.url,
+        **(environ or {}),
     }
+    host = [f"--health-host={health_host}"] if health_host is not None else []
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -106,7 +114,7 @@ async def start_worker(lightning: Lightning, capacity: int = 1) -> asyncio.subpr
         "worker",
         f"--capacity={capacity}",
         "--port=0",
-        "--health-host=127.0.0.1",
+        *host,
         "--backoff=0.05/0.2",
         "--log=info",
         cwd=ROOT,
@@ -115,13 +123,59 @@ async def start_worker(lightning: Lightning, capacity: int = 1) -> asyncio.subpr
     )
 
 
-async def read_until(process: asyncio.subprocess.Process, text: str) -> None:
-    """Read the worker's log until a line holds ``text``."""
+async def read_until(process: asyncio.subprocess.Process, text: str) -> str:
+    """Read the worker's log until a line holds ``text``; that line."""
     assert process.stderr is not None
     seen: list[str] = []
     while text not in (line := (await process.stderr.readline()).decode()):
         assert line, f"the worker ended without logging {text!r}: {''.join(seen)}"
         seen.append(line)
+    return line
+
+
+async def reachable(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+def test_health_listens_on_loopback_unless_told_otherwise() -> None:
+    """Started as an operator would, without --health-host: 127.0.0.1 answers, another
+    address of this host (127.0.0.2, also loopback, so the test needs no network) does not.
+    WORKER_HEALTH_HOST=0.0.0.0 opens it to every interface."""
+
+    async def health_port(process: asyncio.subprocess.Process) -> tuple[str, int]:
+        line = await read_until(process, "health on http://")
+        host, _, port = line.rsplit("http://", 1)[1].strip().rpartition(":")
+        return host, int(port)
+
+    async def body() -> None:
+        async with server() as lightning:
+            process = await start_worker(lightning, health_host=None)
+            try:
+                host, port = await health_port(process)
+                assert host == "127.0.0.1"
+                assert await http_get(port, "/livez") == (200, "")
+                assert not await reachable("127.0.0.2", port)
+            finally:
+                process.terminate()
+                await process.wait()
+            process = await start_worker(
+                lightning, health_host=None, environ={"WORKER_HEALTH_HOST": "0.0.0.0"}
+            )
+            try:
+                host, port = await health_port(process)
+                assert host == "0.0.0.0"
+                assert await reachable("127.0.0.2", port)
+            finally:
+                process.terminate()
+                await process.wait()
+
+    scenario(body, timeout=60)
 
 
 def test_sigterm_stops_claiming_and_lets_the_active_run_finish() -> None:

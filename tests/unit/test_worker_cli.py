@@ -104,6 +104,14 @@ def test_flags_win_over_variables() -> None:
     assert settings.port == 2222
 
 
+def test_health_listens_on_loopback_unless_told_otherwise() -> None:
+    assert WorkerSettings().health_host == "127.0.0.1"
+    assert WorkerSettings.from_env({}).health_host == "127.0.0.1"
+    told = WorkerSettings.from_env({"WORKER_HEALTH_HOST": "0.0.0.0"})
+    assert told.health_host == "0.0.0.0"
+    assert settings_from(told, {"health_host": "::1"}).health_host == "::1"
+
+
 def test_both_capacity_and_workloops_flags_conflict() -> None:
     with pytest.raises(ConfigError, match="exclusive"):
         settings_from(WorkerSettings(), {"capacity": 1, "workloops": "*:1"})

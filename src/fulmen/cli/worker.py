@@ -59,7 +59,7 @@ class StartupError(click.ClickException):
     help='Claim loops, e.g. "fast_lane:1 manual>*:4" [WORKER_WORKLOOPS]; not with --capacity.',
 )
 @click.option("-p", "--port", type=click.IntRange(min=0), help="Health port [WORKER_PORT; 2222].")
-@click.option("--health-host", help="Health address [WORKER_HEALTH_HOST; 0.0.0.0].")
+@click.option("--health-host", help="Health address [WORKER_HEALTH_HOST; 127.0.0.1].")
 @click.option("--backoff", metavar="MIN/MAX", help="Claim backoff seconds [WORKER_BACKOFF; 1/10].")
 @click.option(
     "-t",
