@@ -23,6 +23,7 @@ from fulmen.coordinator.metrics import Metrics
 from fulmen.errors import ConfigError
 from fulmen.plan import Options
 from fulmen.store import Clock, Store
+from fulmen.store.files import open_private, private_dir, warn_if_loose
 
 __all__ = ["CREDENTIAL_KEY_FILE", "Coordinator", "Keys", "credential_key", "database_url"]
 
@@ -85,7 +86,8 @@ def credential_key(settings: CoordinatorSettings) -> bytes | None:
     ``FULMEN_CREDENTIAL_KEY_FILE`` or ``<data dir>/credential.key``.
 
     With a SQLite store and no key anywhere, a key is generated into the data directory's file
-    (mode 0600), so that one command runs the whole system. With PostgreSQL it is not: every
+    (mode 0600, in a 0700 directory, whatever the umask), so that one command runs the whole
+    system. A key file that others may read is reported. With PostgreSQL it is not: every
     coordinator must share the operator's key, so credentials are refused until one is set.
 
     Raises:
@@ -95,13 +97,14 @@ def credential_key(settings: CoordinatorSettings) -> bytes | None:
         return _decode_key(settings.credential_key.value, settings.credential_key.variable)
     path = Path(settings.credential_key_file or Path(settings.data_dir) / CREDENTIAL_KEY_FILE)
     if path.exists():
+        warn_if_loose("the credential key", [path])
         return _decode_key(path.read_text(encoding="ascii", errors="replace"), str(path))
     if settings.credential_key_file or not database_url(settings).startswith("sqlite:"):
         log.warning("no credential key (FULMEN_CREDENTIAL_KEY): credentials are refused")
         return None
     key = os.urandom(_KEY_BYTES)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    private_dir(path.parent)
+    fd = open_private(path, os.O_WRONLY, exclusive=True)
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(base64.b64encode(key).decode() + "\n")
     log.info("generated a credential key in %s; back it up with the database", path)

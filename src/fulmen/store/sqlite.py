@@ -29,6 +29,10 @@ it, which is what makes the claim and every state transition safe without
 ``SELECT … FOR UPDATE``. Reads use the reader connection, which sees only committed data
 (WAL keeps a snapshot per read transaction), never a group that may yet fail to commit.
 Both connections turn foreign keys on: SQLite leaves them off by default.
+
+*Files.* The database's directory is made 0700 and its file 0600 whatever the umask, so the
+``-wal`` and ``-shm`` files SQLite makes beside it are 0600 too (files.py); looser ones that
+already exist are reported when the store opens.
 """
 
 from __future__ import annotations
@@ -46,12 +50,15 @@ from typing import Any
 
 from fulmen.errors import ConflictError, StoreError
 from fulmen.store.db import Params, Row, Tx, dumps, from_micros, text, to_micros
+from fulmen.store.files import open_private, private_dir, warn_if_loose
 from fulmen.store.queries import Query, load_queries, load_schema
 
 __all__ = ["SQLiteDatabase"]
 
 #: How long a writer waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 10_000
+#: The files SQLite and this module keep beside the database file.
+_BESIDE = ("-wal", "-shm", ".lock")
 #: The savepoint each write transaction of a group runs in.
 _SAVEPOINT = "fulmen_tx"
 
@@ -106,9 +113,12 @@ class SQLiteDatabase:
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
         """Open (creating it if needed) the database file and bring its schema up to date."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         async with _opening(path):
+            os.close(open_private(path))  # 0600 before SQLite sees it: see files.py
             writer, reader = await asyncio.to_thread(_open_connections, path)
+        files = [path.parent, path, *(path.with_name(path.name + end) for end in _BESIDE)]
+        warn_if_loose(f"the SQLite store {path}", files)
         return cls(writer, reader)
 
     @asynccontextmanager
@@ -239,7 +249,7 @@ async def _opening(path: Path) -> AsyncIterator[None]:
     a file of its own: SQLite's POSIX locks on the database file would be lost if we opened
     and closed that file here.
     """
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(path.with_name(path.name + ".lock"))
     try:
         await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
         yield
