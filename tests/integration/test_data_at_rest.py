@@ -1,6 +1,11 @@
 """What the coordinator leaves on disk (issue 13): its data directory and database files are
-its owner's only, whatever the umask. Checked on ``fulmen server`` itself, started as an
-operator would under the common umask 022."""
+its owner's only, whatever the umask, and a body that retention erased is gone from the
+database file and its WAL, not only from what the API shows.
+
+The file modes are checked on ``fulmen server`` itself, started as an operator would under
+the common umask 022; the erasing on a real SQLite file, through real HTTP and a real worker
+socket (a webhook's body, wiped when its ``erase_all`` run ends) and through the retention
+sweep."""
 
 from __future__ import annotations
 
@@ -11,13 +16,23 @@ import stat
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from coordinator_support import keys
+from coordinator_support import FakeClock, RawWorker, keys, seed, serve, sqlite_store
+from fulmen.plan import Options
+from fulmen.reasons import ExitReason, Reason
+from fulmen.store import (
+    DataclipType,
+    EnqueueRequest,
+    NewDataclip,
+    RetentionPolicy,
+    RunCompletion,
+    SQLStore,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -105,3 +120,80 @@ async def test_a_looser_existing_data_dir_is_reported_in_one_line(tmp_path: Path
     assert f"{data} (0755)" in store_line and f"{data / 'fulmen.db'} (0644)" in store_line
     assert "credential.key (0640)" in "".join(warnings)
     assert (mode(data), mode(data / "fulmen.db")) == (0o755, 0o644)
+
+
+# -- erasing ----------------------------------------------------------------------------------
+
+
+def on_disk(database: Path) -> bytes:
+    """The database file and its WAL, as someone who can read them would."""
+    wal = database.with_name(database.name + "-wal")
+    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def assert_erased(database: Path) -> None:
+    data = on_disk(database)
+    assert MARKER.encode() not in data
+    assert LONG[:40].encode() not in data
+
+
+async def test_an_erase_all_runs_input_leaves_no_trace_in_the_files(tmp_path: Path) -> None:
+    database = tmp_path / "fulmen.db"
+    async with sqlite_store(str(database)) as store:
+        seeded = await seed(store)
+        project = await store.get_project(seeded.project_id)
+        await store.replace_project(replace(project, retention_policy=RetentionPolicy.ERASE_ALL))
+        async with serve(store) as served, httpx2.AsyncClient(base_url=served.base_url) as http:
+            posted = await http.post(
+                f"/i/{seeded.webhook_id}", json={"diagnosis": MARKER, "report": LONG}
+            )
+            assert posted.status_code == 200, posted.text
+            assert MARKER.encode() in on_disk(database)  # the test can see a body
+            async with RawWorker.connect(served.socket_url) as worker:
+                await worker.join("worker:queue", {})
+                _, claimed = await worker.call(
+                    "worker:queue", "claim", {"demand": 1, "worker_name": None}
+                )
+                [run] = claimed["runs"]
+                topic = f"run:{run['id']}"
+                assert (await worker.join(topic, {"token": run["token"]}))[0] == "ok"
+                _, plan = await worker.call(topic, "fetch:plan", {})
+                assert (await worker.call(topic, "run:start", {"timestamp": TS}))[0] == "ok"
+                done = {"reason": "success", "timestamp": TS}
+                # the reply comes once the run's end, and the wipe with it, is on disk
+                assert await worker.call(topic, "run:complete", done) == ("ok", None)
+        clip = await store.get_dataclip(plan["dataclip_id"])
+        assert clip.body is None and clip.wiped_at is not None
+        assert_erased(database)
+
+
+@pytest.mark.parametrize("period", ["dataclip_retention_period", "history_retention_period"])
+async def test_a_retention_sweep_leaves_no_trace_in_the_files(tmp_path: Path, period: str) -> None:
+    """Bodies past their period are wiped (rows kept), or past the history's deleted."""
+    database = tmp_path / "fulmen.db"
+    clock = FakeClock()
+    async with sqlite_store(str(database), clock=clock) as store:
+        seeded = await seed(store)
+        project = await store.get_project(seeded.project_id)
+        await store.replace_project(replace(project, **{period: 1}))
+        await finished_run(store, seeded.workflow_id, seeded.webhook_id)
+        assert MARKER.encode() in on_disk(database)
+        clock.advance(days=2)
+        batch = await store.sweep_retention(seeded.project_id, limit=100)
+        assert batch.wiped_dataclips + batch.deleted_dataclips == 1, batch
+        assert_erased(database)
+
+
+async def finished_run(store: SQLStore, workflow_id: str, trigger_id: str) -> None:
+    enqueued = await store.enqueue(
+        EnqueueRequest(
+            workflow_id,
+            input=NewDataclip(DataclipType.HTTP_REQUEST, {"diagnosis": MARKER, "report": LONG}),
+            trigger_id=trigger_id,
+            options=Options(run_timeout_ms=60_000),
+        )
+    )
+    await store.claim(1, ["*"], "worker-1")
+    await store.join_run(enqueued.run_id)
+    await store.start_run(enqueued.run_id)
+    await store.complete_run(enqueued.run_id, RunCompletion(ExitReason(Reason.SUCCESS)))

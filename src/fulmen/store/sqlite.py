@@ -30,6 +30,17 @@ it, which is what makes the claim and every state transition safe without
 (WAL keeps a snapshot per read transaction), never a group that may yet fail to commit.
 Both connections turn foreign keys on: SQLite leaves them off by default.
 
+*Erasing.* A wiped or deleted body must not outlive its wipe anywhere in the files (a
+project's ``erase_all`` mode promises that no input or output outlives its run). Two places
+would keep it: the free space SQLite leaves in pages and in its free list (``secure_delete``,
+on for the writer, overwrites it with zeros), and the WAL, which holds every page image
+written since its last checkpoint, the ones from before the wipe included. So a group whose
+statements erased rows (the queries in :data:`ERASING`) is followed, before its writers are
+answered, by ``wal_checkpoint(TRUNCATE)``: the pages as they are now go to the database file
+and the WAL is emptied. That checkpoint waits for readers of the old pages; if another
+process keeps one reading past the busy timeout, the log says that the wiped bodies stay in
+the WAL until a later checkpoint.
+
 *Files.* The database's directory is made 0700 and its file 0600 whatever the umask, so the
 ``-wal`` and ``-shm`` files SQLite makes beside it are 0600 too (files.py); looser ones that
 already exist are reported when the store opens.
@@ -39,9 +50,10 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from enum import Enum
@@ -53,7 +65,9 @@ from fulmen.store.db import Params, Row, Tx, dumps, from_micros, text, to_micros
 from fulmen.store.files import open_private, private_dir, warn_if_loose
 from fulmen.store.queries import Query, load_queries, load_schema
 
-__all__ = ["SQLiteDatabase"]
+__all__ = ["ERASING", "SQLiteDatabase"]
+
+log = logging.getLogger("fulmen.store")
 
 #: How long a writer waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 10_000
@@ -61,22 +75,43 @@ BUSY_TIMEOUT_MS = 10_000
 _BESIDE = ("-wal", "-shm", ".lock")
 #: The savepoint each write transaction of a group runs in.
 _SAVEPOINT = "fulmen_tx"
+#: Queries that erase dataclip bodies (retention, ``erase_all``, deleting a project): a group
+#: in which one of them changed a row ends with a checkpoint that empties the WAL.
+ERASING = frozenset(
+    {
+        "wipe_dataclip",
+        "wipe_unused_dataclip",
+        "wipe_old_dataclips",
+        "delete_old_dataclips",
+        "delete_old_work_orders",
+        "delete_project",
+    }
+)
 
 
 class _SQLiteTx:
     """Statements of one transaction, run synchronously (see the module's docstring); the
-    methods are coroutines only to meet the ``Tx`` protocol PostgreSQL needs."""
+    methods are coroutines only to meet the ``Tx`` protocol PostgreSQL needs. ``erased`` is
+    called when an :data:`ERASING` query changed rows."""
 
-    __slots__ = ("_conn", "_queries")
+    __slots__ = ("_conn", "_erased", "_queries")
 
-    def __init__(self, conn: sqlite3.Connection, queries: dict[str, Query]) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        queries: dict[str, Query],
+        erased: Callable[[], None] | None = None,
+    ) -> None:
         self._conn = conn
         self._queries = queries
+        self._erased = erased
 
     async def execute(self, query: str, params: Params | None = None) -> int:
         cursor = self._conn.execute(self._queries[query].sql, _adapt(params))
         count = cursor.rowcount
         cursor.close()
+        if count > 0 and query in ERASING and self._erased is not None:
+            self._erased()
         return count
 
     async def fetchone(self, query: str, params: Params | None = None) -> Row | None:
@@ -108,6 +143,8 @@ class SQLiteDatabase:
         self._group: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._changes_at_begin = 0
+        #: The open group erased rows: its commit is followed by a checkpoint.
+        self._erased = False
         self._closed = False
 
     @classmethod
@@ -134,7 +171,7 @@ class SQLiteDatabase:
             with _translated():
                 self._writer.execute(f"SAVEPOINT {_SAVEPOINT}")
             try:
-                yield _SQLiteTx(self._writer, self._queries)
+                yield _SQLiteTx(self._writer, self._queries, self._mark_erased)
             except BaseException as error:
                 self._commit_soon()
                 with _translated():
@@ -168,6 +205,9 @@ class SQLiteDatabase:
         self._reader.close()
         self._writer.close()
 
+    def _mark_erased(self) -> None:
+        self._erased = True
+
     # -- the group's begin and commit ----------------------------------------------------------
 
     async def _begin(self) -> None:
@@ -189,6 +229,7 @@ class SQLiteDatabase:
         """Commit the open group once the writers already waiting have joined it."""
         async with self._write_lock:
             group, self._group, self._committer = self._group, None, None
+            erased, self._erased = self._erased, False
             if group is None:  # pragma: no cover - a group is open whenever this is scheduled
                 return
             try:
@@ -198,6 +239,8 @@ class SQLiteDatabase:
                     self._writer.execute("COMMIT")
                 else:
                     await asyncio.to_thread(self._writer.execute, "COMMIT")
+                if erased:
+                    await asyncio.to_thread(_empty_wal, self._writer)
             except BaseException as error:
                 if self._writer.in_transaction:
                     self._writer.execute("ROLLBACK")
@@ -215,6 +258,8 @@ def _open_connections(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connectio
         # WAL lets the reader read while the writer writes; it is a property of the file,
         # so setting it once is enough.
         writer.execute("PRAGMA journal_mode = WAL")
+        # Erased rows are overwritten with zeros, in their pages and in freed pages alike.
+        writer.execute("PRAGMA secure_delete = ON")
         _migrate(writer)
         # The writer never waits on the loop's thread: a busy lock is waited for in a thread
         # (SQLiteDatabase._begin). The reader keeps the busy timeout: in WAL mode it waits
@@ -225,6 +270,26 @@ def _open_connections(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connectio
         writer.close()
         raise
     return writer, reader
+
+
+def _empty_wal(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database file and truncate it to nothing (see *Erasing*),
+    waiting up to the busy timeout for readers of older pages to finish."""
+    # The group is committed by now: a failure here is reported, not the writers' failure.
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
+    except sqlite3.Error as error:
+        log.warning("could not empty the SQLite WAL after erasing rows: %s", error)
+        return
+    if row is not None and row["busy"]:
+        log.warning(
+            "could not empty the SQLite WAL after erasing rows (another connection kept "
+            "reading): the erased data stays in it until a later checkpoint"
+        )
 
 
 def _begin_waiting(conn: sqlite3.Connection) -> None:
