@@ -185,7 +185,12 @@ def test_a_sealed_key_that_does_not_open_is_refused_never_replaced(tmp_path: Pat
         other_master.write_bytes(b"\x07" * 32)
         other_master.chmod(0o600)
         async with served(tmp_path, master_key_file=str(other_master)) as s:
-            assert (await derive(s, worker["id"]))["code"] == "key_store_error"
+            # The stored worker was signed under the other master key: refused, not started.
+            assert (await s.http.get(f"/workers/{worker['id']}")).json()["state"] == "refused"
+            # The same script stored anew has the same identity, whose key does not open.
+            again = await s.create(KEYS)
+            assert again["identity_id"] == worker["identity_id"]
+            assert (await derive(s, again["id"]))["code"] == "key_store_error"
         assert sealed_rows(tmp_path) == [(store, identity, blob)]
 
     asyncio.run(main())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fulmen.errors import ConfigError, KeyStoreError
 from fulmen.runner.hkdf import MAX_LENGTH, hkdf_sha256
+from fulmen.runner.registry import WorkerRecord
 from fulmen.runner.sealing import Sealer, load_master_key
 
 # RFC 5869, Appendix A: test cases 1-3 (SHA-256).
@@ -59,6 +64,37 @@ def test_a_sealed_record_opens_only_unaltered_in_its_place_under_its_key() -> No
     with pytest.raises(KeyStoreError, match="malformed"):
         sealer.open(record[:10], b"place")
     assert "m" * 8 not in repr(sealer)
+
+
+RECORD = WorkerRecord(
+    id="w1", name="n", type="module", script="print(1)\n", script_sha256="ab" * 32,
+    schedule="* * * * *", timezone="UTC", events=("t",), args={"a": 1.5},
+    policy={"types": ["module"]}, identity_name=None, identity_id=b"\x01" * 32,
+    run_on_create=True, error_policy="continue", state="ready", created_at=1.25,
+)  # fmt: skip
+CHANGED: dict[str, Any] = {
+    "id": "w2", "name": None, "type": "classic", "script": "print(2)\n",
+    "script_sha256": "cd" * 32, "schedule": None, "timezone": "Europe/Berlin", "events": (),
+    "args": {"a": 2}, "policy": {}, "identity_name": "app", "identity_id": b"\x02" * 32,
+    "run_on_create": False, "error_policy": "terminate", "created_at": 1.5,
+}  # fmt: skip
+
+
+def test_a_signature_covers_every_field_fixed_at_creation() -> None:
+    sealer = Sealer(b"m" * 32)
+    tag = sealer.sign(RECORD.signed())
+    mac_key = hkdf_sha256(b"m" * 32, 32, info=b"smartworker/worker-mac/v1")
+    assert tag == hmac.new(mac_key, RECORD.signed(), hashlib.sha256).digest()
+    assert sealer.verify(RECORD.signed(), tag)
+    assert not Sealer(b"n" * 32).verify(RECORD.signed(), tag)
+    assert mac_key != hkdf_sha256(b"m" * 32, 32, info=b"smartworker/seal/v1")
+    for name, value in CHANGED.items():
+        assert not sealer.verify(dataclasses.replace(RECORD, **{name: value}).signed(), tag), name
+    moving = {"state": "crashed", "last_run": 9.0, "next_run": 10.0}
+    assert sealer.verify(dataclasses.replace(RECORD, **moving).signed(), tag)
+    assert set(CHANGED) | set(moving) == {f.name for f in dataclasses.fields(WorkerRecord)}
+    # What the file gives back (JSON columns re-read) verifies as what was stored.
+    assert sealer.verify(WorkerRecord.from_row(RECORD.row()).signed(), tag)
 
 
 def test_the_master_key_file_is_made_once_0600_and_must_stay_private(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ STATUS: Final = {
     "bad_request": 400, "invalid_cron": 400, "script_load_failed": 400, "bad_cron": 400,
     "unauthorized": 401, "forbidden": 403, "key_denied": 403,
     "not_found": 404, "no_handler": 404,
-    "name_taken": 409, "too_many_workers": 409,
+    "name_taken": 409, "too_many_workers": 409, "refused": 409,
     "too_large": 413, "unsupported_media_type": 415,
     "handler_raised": 500, "crashed": 502,
     "not_ready": 503, "sandbox_error": 503, "timeout": 504,

@@ -4,6 +4,8 @@ One connection (aiosqlite: its own thread, so the event loop never waits on the 
 ``synchronous=FULL`` so that a created worker is on disk before its ``201``. Writes are one
 transaction each. Only the runner opens this file; a worker's sandbox cannot reach the state
 directory (spec runner.md §3.6-§3.7). Configs and keys are stored only sealed (``sealing.py``).
+A worker's row is stored in plain text with the runner's signature of it (``mac``, over
+:meth:`WorkerRecord.signed`), which the runner checks before it starts the worker.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS workers (
     script_sha256 TEXT NOT NULL, schedule TEXT, timezone TEXT NOT NULL, events TEXT NOT NULL,
     args TEXT NOT NULL, policy TEXT NOT NULL, identity_name TEXT, identity_id BLOB NOT NULL,
     run_on_create INTEGER NOT NULL, error_policy TEXT NOT NULL, state TEXT NOT NULL,
-    created_at REAL NOT NULL, last_run REAL, next_run REAL);
+    created_at REAL NOT NULL, last_run REAL, next_run REAL, mac BLOB);
 CREATE TABLE IF NOT EXISTS sealed_configs (
     worker_id TEXT PRIMARY KEY REFERENCES workers(id) ON DELETE CASCADE, blob BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -81,6 +83,21 @@ class WorkerRecord:
             int(self.run_on_create), self.error_policy, self.state, self.created_at,
             self.last_run, self.next_run,
         )  # fmt: skip
+
+    def signed(self) -> bytes:
+        """What the runner's signature of the row covers: every field fixed at creation (the
+        script and its hash, the identity, the policy, the triggers and settings), in
+        canonical JSON; not the state or run times, which change."""
+        fields = {
+            "id": self.id, "name": self.name, "type": self.type, "script": self.script,
+            "script_sha256": self.script_sha256, "schedule": self.schedule,
+            "timezone": self.timezone, "events": list(self.events), "args": self.args,
+            "policy": self.policy, "identity_name": self.identity_name,
+            "identity_id": self.identity_id.hex(), "run_on_create": self.run_on_create,
+            "error_policy": self.error_policy, "created_at": self.created_at,
+        }  # fmt: skip
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return b"smartworker/worker/v1\0" + text.encode()
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> WorkerRecord:
@@ -140,6 +157,9 @@ class Registry:
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
                 await db.execute(f"PRAGMA {pragma}")
             await db.executescript(_SCHEMA)
+            columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(workers)")}
+            if "mac" not in columns:  # a file from before rows were signed
+                await db.execute("ALTER TABLE workers ADD COLUMN mac BLOB")
         except BaseException:
             await db.close()
             raise
@@ -150,21 +170,22 @@ class Registry:
 
     # -- workers ---------------------------------------------------------------------------
 
-    async def add_worker(self, worker: WorkerRecord, sealed_config: bytes) -> None:
-        """Store a worker and its sealed config in one transaction.
+    async def add_worker(self, worker: WorkerRecord, sealed_config: bytes, mac: bytes) -> None:
+        """Store a worker, its signature and its sealed config in one transaction.
 
         Raises:
             RunnerError: ``name_taken`` when a live worker already has the name.
         """
-        marks = ", ".join("?" * len(worker.row()))
         async with self._lock:
-            await self._add_worker(worker, sealed_config, marks)
+            await self._add_worker(worker, sealed_config, mac)
 
-    async def _add_worker(self, worker: WorkerRecord, sealed_config: bytes, marks: str) -> None:
+    async def _add_worker(self, worker: WorkerRecord, sealed_config: bytes, mac: bytes) -> None:
+        marks = ", ".join("?" * (len(worker.row()) + 1))
         try:
             await self._db.execute("BEGIN IMMEDIATE")
             await self._db.execute(
-                f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES ({marks})", worker.row()
+                f"INSERT INTO workers ({_WORKER_COLUMNS}, mac) VALUES ({marks})",
+                (*worker.row(), mac),
             )
             await self._db.execute(
                 "INSERT INTO sealed_configs (worker_id, blob) VALUES (?, ?)",
@@ -187,6 +208,14 @@ class Registry:
             f"SELECT {_WORKER_COLUMNS} FROM workers ORDER BY created_at, id"
         )
         return [WorkerRecord.from_row(r) for r in rows]
+
+    async def macs(self) -> dict[str, bytes | None]:
+        """Each worker's stored signature; ``None`` for a row from before rows were signed."""
+        rows = await self._db.execute_fetchall("SELECT id, mac FROM workers")
+        return {worker_id: None if mac is None else bytes(mac) for worker_id, mac in rows}
+
+    async def set_mac(self, worker_id: str, mac: bytes) -> None:
+        await self._write("UPDATE workers SET mac = ? WHERE id = ?", (mac, worker_id))
 
     async def set_state(self, worker_id: str, state: str) -> None:
         await self._write("UPDATE workers SET state = ? WHERE id = ?", (state, worker_id))

@@ -10,10 +10,19 @@ random 96-bit nonce per record, and associated data that binds the record to its
 to its store and identity, a config to its worker), so that a record copied to another row
 does not open. A record that does not open is a :class:`~fulmen.errors.KeyStoreError`: the
 caller must never take that for "absent" and make a new secret in its place.
+
+Signing binds what is stored in plain text to the runner that stored it: each worker's
+row (its script, identity and settings; ``WorkerRecord.signed``) carries an HMAC-SHA256 under
+``HKDF-SHA256(master, info="smartworker/worker-mac/v1")``. Someone who can write
+``runner.db`` but not read the master key cannot swap a victim's script and keep its identity,
+key and config: the row no longer verifies, and the runner refuses it. One master key, one
+derived key per use; a worker never sees either.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import stat
@@ -89,12 +98,14 @@ def _decode(data: bytes, path: str) -> bytes:
 
 
 class Sealer:
-    """Seals and opens records under the key-encryption key derived from the master key."""
+    """Seals and opens records under the key-encryption key derived from the master key, and
+    signs and verifies them under the signing key derived from it."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_mac_key")
 
     def __init__(self, master_key: bytes) -> None:
         self._aead = AESGCM(hkdf_sha256(master_key, 32, info=b"smartworker/seal/v1"))
+        self._mac_key = hkdf_sha256(master_key, 32, info=b"smartworker/worker-mac/v1")
 
     def __repr__(self) -> str:
         return "Sealer(<key hidden>)"
@@ -115,3 +126,11 @@ class Sealer:
                 "a sealed record does not open (tampered, or another master key); "
                 "refusing to use or replace it"
             ) from None
+
+    def sign(self, message: bytes) -> bytes:
+        """The HMAC-SHA256 of ``message`` under the signing key."""
+        return hmac.new(self._mac_key, message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        """Whether ``tag`` is :meth:`sign`'s for ``message`` (compared in constant time)."""
+        return hmac.compare_digest(self.sign(message), tag)

@@ -12,6 +12,14 @@ everything is removed again and the caller gets ``script_load_failed``: nothing 
 
 What starts handlers is ``triggers.py``; what happened while the runner was down is here:
 fires missed meanwhile are recorded once as ``missed`` at start and not replayed.
+
+A stored worker starts only if its row verifies against the runner's signature
+(``Sealer.sign`` over ``WorkerRecord.signed``): a row whose script, identity or settings were
+changed in ``runner.db`` behind the runner's back would otherwise run under the victim's
+identity, with its key and config. Such a worker is ``refused``: logged (naming it) at
+start, never started, listed so that it can be deleted, and not restarted. Rows from before
+rows were signed have no signature; they were written by this runner, so the first start
+that finds them signs them, and says so in the log.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from fulmen.runner.registry import Registry, RunRecord, WorkerRecord
 from fulmen.runner.scheduler import Scheduler
 from fulmen.runner.sealing import Sealer, load_master_key
 from fulmen.runner.spec import WorkerSpec
-from fulmen.runner.supervisor import SupervisorSettings, WorkerProcess
+from fulmen.runner.supervisor import REFUSED, SupervisorSettings, WorkerProcess
 from fulmen.runner.triggers import Triggers
 from fulmen.sandbox import IsolationReport, Zygote
 
@@ -195,7 +203,7 @@ class Runner:
             )
         record = await self._new_record(spec)
         sealed = self._sealer.seal(json.dumps(spec.config).encode(), config_aad(record.id))
-        await self.registry.add_worker(record, sealed)
+        await self.registry.add_worker(record, sealed, self._sealer.sign(record.signed()))
         self.logbook.mask(record.id, spec.config)
         process = self._workers[record.id] = self._process(record)
         try:
@@ -213,9 +221,16 @@ class Runner:
         """Stop and forget a worker: process, triggers, script, config, runs, logs.
 
         Its omni key is kept (another worker with the same identity would get it) unless
-        ``purge_key`` and no other worker has the identity. Raises ``not_found``.
+        ``purge_key`` and no other worker has the identity. Raises ``not_found``, and
+        ``refused`` for ``purge_key`` on a refused worker (its identity is not to be trusted).
         """
         process = self.get(ref)
+        if purge_key and process.state == REFUSED:
+            raise RunnerError(
+                f"worker {process.record.id} is refused (its stored record does not verify), "
+                "so the identity it names is not trusted with purge_key; delete it without",
+                code="refused",
+            )
         await self._discard(process.record.id)
         record = process.record
         shared = any(w.record.identity_id == record.identity_id for w in self._workers.values())
@@ -224,8 +239,17 @@ class Runner:
                 await self._stores.get(name).destroy(record.identity_id)
 
     async def restart(self, ref: str) -> None:
-        """A fresh process and a clear crash count (how a ``failed`` worker comes back)."""
+        """A fresh process and a clear crash count (how a ``failed`` worker comes back).
+
+        Raises ``not_found``; ``refused`` for a worker whose stored record does not verify.
+        """
         old = self.get(ref)
+        if old.state == REFUSED:
+            raise RunnerError(
+                f"worker {old.record.id} is refused: its stored record does not verify, "
+                "so it is never started",
+                code="refused",
+            )
         await old.stop()
         process = self._workers[old.record.id] = self._process(old.record)
         process.last_run = old.last_run
@@ -326,9 +350,13 @@ class Runner:
         """Bring back every stored worker that is not stopped, with its schedule."""
         now = self.clock.now()
         starting = []
+        macs = await self.registry.macs()
         for record in await self.registry.workers():
             process = self._workers[record.id] = self._process(record)
             await self._mask_config(record)
+            if not await self._verified(record, macs.get(record.id)):
+                process.state = REFUSED
+                continue
             if record.state == "stopped":
                 process.state = "stopped"
                 continue
@@ -338,6 +366,27 @@ class Runner:
             starting.append(process.start(tolerate_failure=True))
         await asyncio.gather(*starting)
         self._scheduler_task = asyncio.get_running_loop().create_task(self.scheduler.run())
+
+    async def _verified(self, record: WorkerRecord, mac: bytes | None) -> bool:
+        """Whether the stored worker is the one this runner stored; a row without a
+        signature (from before rows were signed) is signed now."""
+        who = f"worker {record.id}" + (f" ({record.name})" if record.name else "")
+        if mac is None:
+            await self.registry.set_mac(record.id, self._sealer.sign(record.signed()))
+            line = f"{who} was stored before workers were signed; signed it now as it is"
+            log.warning("%s", line)
+            self.logbook.write(record.id, "runner", line, event="signed")
+            return True
+        if self._sealer.verify(record.signed(), mac):
+            return True
+        line = (
+            f"{who} refused: its stored record (script, identity or settings) does not verify "
+            "against this runner's signature: runner.db was changed outside the runner, or "
+            "the master key is another one. It is not started; delete it, or restore runner.db"
+        )
+        log.error("%s", line)
+        self.logbook.write(record.id, "runner", line, event="refused")
+        return False
 
     async def _mask_config(self, record: WorkerRecord) -> None:
         """Have the logbook mask the worker's config values in what it writes about it."""

@@ -8,6 +8,8 @@ for why one long-lived process per worker). Its states (spec runner.md §3.5)::
         └──load failed (at create: refused) ─────────┴──N crashes in the window──> failed
     any ──stop()──> stopped
 
+    (stored record does not verify, at start) ──> refused: never started (``service.py``)
+
 A crash is any end of the process the runner did not ask for: an exit, a signal, running
 out of memory, or a kill after a handler timed out. The delay before each restart comes from
 ``fulmen.backoff.delays`` (1, 2, 4 … 300 s), indexed by the number of crashes within the
@@ -33,9 +35,11 @@ from fulmen.runner.logbook import Logbook
 from fulmen.runner.registry import WorkerRecord
 from fulmen.sandbox import ChildExit, Limits, Zygote
 
-__all__ = ["ENTRY", "SupervisorSettings", "WorkerProcess", "restart_delay"]
+__all__ = ["ENTRY", "REFUSED", "SupervisorSettings", "WorkerProcess", "restart_delay"]
 
 ENTRY: Final = "fulmen.runner.host:serve"
+REFUSED: Final = "refused"
+"""A stored worker whose record does not verify: listed, never started."""
 
 Serve = Callable[[WorkerRecord, str, dict[str, Any]], Awaitable[Any]]
 OnState = Callable[[str, str], None]

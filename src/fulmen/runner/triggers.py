@@ -24,7 +24,7 @@ from fulmen.runner.clock import Clock
 from fulmen.runner.logbook import Logbook
 from fulmen.runner.registry import Registry
 from fulmen.runner.scheduler import Scheduler
-from fulmen.runner.supervisor import WorkerProcess
+from fulmen.runner.supervisor import REFUSED, WorkerProcess
 
 __all__ = ["Host", "Triggers"]
 
@@ -55,7 +55,7 @@ class Triggers:
     async def run_now(self, ref: str, *, trigger_kind: str = "manual") -> int:
         """Start ``tasks`` now without waiting for it; returns the run id. ``not_found`` if
         the script has no ``tasks``."""
-        process = self._host.get(ref)
+        process = self._usable(ref)
         if "tasks" not in process.handlers:
             raise RunnerError("the script has no tasks handler", code="no_handler")
         self._running[process.record.id] += 1
@@ -69,7 +69,7 @@ class Triggers:
 
     async def fetch(self, ref: str, request: dict[str, Any]) -> dict[str, Any]:
         """Call the worker's ``fetch``; returns ``{status, headers, body}`` (body base64)."""
-        process = self._host.get(ref)
+        process = self._usable(ref)
         if "fetch" not in process.handlers:
             raise RunnerError("the script has no fetch handler", code="no_handler")
         body = {"request": request, "trigger": {"kind": "http"}}
@@ -82,6 +82,15 @@ class Triggers:
                 self._host.spawn(self._terminate(process))
             raise
         return result
+
+    def _usable(self, ref: str) -> WorkerProcess:
+        process = self._host.get(ref)
+        if process.state == REFUSED:
+            raise RunnerError(
+                f"worker {process.record.id} is refused: its stored record does not verify",
+                code="refused",
+            )
+        return process
 
     async def publish(
         self, topic: str, payload: Any, *, source: str | None = None, hops: int = 0
