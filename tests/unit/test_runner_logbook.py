@@ -34,3 +34,20 @@ def test_lines_rotate_at_the_size_limit_and_read_back_in_order(tmp_path: Path) -
         assert book.read("w") == [] and not list(tmp_path.iterdir())
 
     asyncio.run(main())
+
+
+def test_a_workers_config_values_are_masked_in_its_records_only(tmp_path: Path) -> None:
+    book = Logbook(str(tmp_path), FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    book.mask("w", {"token": "tok-123456", "pin": 4321, "url": "https://api.example.org"})
+    book.write("w", "stdout", "token tok-123456 and pin 4321 at https://api.example.org")
+    book.write("w", "runner", "ended", error="raised tok-123456")
+    book.write("other", "stdout", "tok-123456")
+    assert [(r["line"], r.get("error")) for r in book.read("w")] == [
+        ("token *** and pin *** at https://api.example.org", None),  # a locating key stays
+        ("ended", "raised ***"),
+    ]
+    assert book.read("other")[0]["line"] == "tok-123456"
+    assert book.scrub("w", "x tok-123456") == "x ***" and book.scrub("other", "tok") == "tok"
+    assert b"tok-123456" not in (tmp_path / "w.jsonl").read_bytes()
+    book.remove("w")
+    assert book.scrub("w", "tok-123456") == "tok-123456"
