@@ -18,7 +18,7 @@ from starlette.routing import WebSocketRoute
 
 from fulmen import __version__
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import api, dashboard, health, webhooks
+from fulmen.coordinator import api, bodies, dashboard, health, webhooks
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
@@ -104,6 +104,8 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     )
     app.state.coordinator = coordinator
     api.install(app)
+    # Installed last, so outermost: every body limit holds before the API's token check.
+    bodies.install(app, int(coordinator.settings.max_dataclip_size_mb * 1024 * 1024))
     app.include_router(api.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)

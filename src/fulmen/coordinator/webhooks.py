@@ -5,12 +5,13 @@ A trigger that is unknown, not a webhook or disabled is 404. A trigger with auth
 read no further and written nowhere, and the log says which trigger refused and why, never
 what was sent.
 
-The body is read up to ``MAX_DATACLIP_SIZE_MB`` (413 beyond it, without reading the rest),
-must be JSON (an empty body counts as ``{}``; anything else that does not parse is 415 when
-the request says it is not JSON, 400 otherwise), and is stored as an ``http_request``
-dataclip with the request's method, path, query and headers (credentials-bearing headers
-left out), together with its work order and run, in one transaction: on any error nothing
-is written. The answer names the work order and the run.
+The body is read up to ``MAX_DATACLIP_SIZE_MB`` (413 beyond it, without reading the rest:
+bodies.py holds every route to its limit, a declared ``Content-Length`` over it before the
+trigger is even looked up), must be JSON (an empty body counts as ``{}``; anything else that
+does not parse is 415 when the request says it is not JSON, 400 otherwise), and is stored
+as an ``http_request`` dataclip with the request's method, path, query and headers
+(credentials-bearing headers left out), together with its work order and run, in one
+transaction: on any error nothing is written. The answer names the work order and the run.
 
 A trigger configured ``after_completion`` (§10.1) holds the answer until the run ends: its
 status is the job's ``webhookResponse.status``, else 201; its body the job's
@@ -56,10 +57,6 @@ router = APIRouter()
 _SECRET_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BadBody(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -84,13 +81,8 @@ async def webhook(trigger_id: str, request: Request) -> Response:
         refused = _problem(401, "unauthorized", "this webhook requires authentication")
         refused.headers["www-authenticate"] = 'Basic realm="webhook"'
         return refused
-    limit = int(c.settings.max_dataclip_size_mb * 1024 * 1024)
     try:
-        raw = await _read_body(request, limit)
-    except BodyTooLarge:
-        return _problem(413, "too_large", f"the body is larger than {limit} bytes")
-    try:
-        body = _parse(raw)
+        body = _parse(await request.body())
     except BadBody as bad:
         # a body said to be JSON that is not is a bad request; one said to be something
         # else is of a type webhooks do not take
@@ -112,20 +104,6 @@ async def webhook(trigger_id: str, request: Request) -> Response:
     if not sync:
         return JSONResponse(ids)
     return await _after_completion(c, enqueued)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse(raw: bytes) -> JSON:

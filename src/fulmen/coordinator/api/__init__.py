@@ -5,17 +5,27 @@ Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit``
 "field"}}`` with the status their kind calls for: unknown ids 404, conflicts (duplicate id,
 stale version, a run that cannot be cancelled now) 409, unusable input 422, a store failure
 500. The OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
+
+A request that does not fit its model is 422 in FastAPI's shape (``{"detail": [{"type",
+"loc", "msg", "input"}]}``, as the OpenAPI document says), except that ``input`` is a short
+excerpt of what was sent, never the whole of it (FastAPI's own handler echoes it: for a
+missing field, the whole object around it), and at most :data:`MAX_ERRORS_SHOWN` errors are
+listed (``omitted`` counts the rest): a bad request is never answered with more than a few
+kilobytes.
 """
 
 from __future__ import annotations
 
 import logging
+import reprlib
+from typing import Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from fulmen.coordinator.api import catalog, runs, webhook_auth, work_orders
-from fulmen.coordinator.api.auth import authorized
+from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.errors import (
     ConfigError,
     ConflictError,
@@ -28,9 +38,14 @@ from fulmen.errors import (
     TransitionError,
 )
 
-__all__ = ["install", "router"]
+__all__ = ["MAX_ERRORS_SHOWN", "excerpt", "install", "router"]
 
 log = logging.getLogger("fulmen.coordinator")
+
+MAX_ERRORS_SHOWN: Final = 20
+#: Longest excerpt of bad input, and of a message, echoed in a 422.
+_EXCERPT_CHARS: Final = 80
+_MESSAGE_CHARS: Final = 200
 
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
 router.include_router(catalog.router)
@@ -63,6 +78,42 @@ async def _fulmen_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"error": body}, status)
 
 
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = error.errors()
+    shown = [
+        {
+            "type": str(item.get("type", "")),
+            "loc": [str(part) if not isinstance(part, int) else part for part in item["loc"]],
+            "msg": _cut(str(item.get("msg", "")), _MESSAGE_CHARS),
+            "input": excerpt(item.get("input")),
+        }
+        for item in errors[:MAX_ERRORS_SHOWN]
+    ]
+    body: dict[str, Any] = {"detail": shown}
+    if len(errors) > MAX_ERRORS_SHOWN:
+        body["omitted"] = len(errors) - MAX_ERRORS_SHOWN
+    return JSONResponse(body, 422)
+
+
+def excerpt(value: object) -> str:
+    """At most a line of ``value``, for an answer that must not echo all of it."""
+    return _cut(_repr.repr(value), _EXCERPT_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_repr = reprlib.Repr()
+_repr.maxlevel = 2
+_repr.maxstring = _repr.maxother = _EXCERPT_CHARS
+_repr.maxdict = _repr.maxlist = _repr.maxtuple = _repr.maxset = 4
+
+
 def install(app: FastAPI) -> None:
-    """Answer Fulmen's errors in the API's shape, wherever a route raises them."""
+    """Check API tokens before bodies are read (auth.py); answer Fulmen's errors in the
+    API's shape, and invalid requests with excerpts, wherever a route raises them."""
+    app.add_middleware(TokenFirst)
     app.add_exception_handler(FulmenError, _fulmen_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

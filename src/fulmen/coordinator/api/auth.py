@@ -4,6 +4,13 @@ The store keeps the id, a name and the SHA-256 of the secret; the token is shown
 request's token is found by its id and compared by digest in constant time. A missing,
 malformed, unknown or wrong token is 401 with ``WWW-Authenticate: Bearer``; which of these it
 was is logged, the token never.
+
+The check is made by :class:`TokenFirst`, before anything reads the request's body: FastAPI
+reads and parses a route's body before it runs the route's dependencies, so as a dependency
+alone it would let anyone make the server take in a body up to the API's limit (a manual
+run's input: the dataclip limit, 10 MB) before hearing 401. The :func:`authorized`
+dependency, which every ``/api`` route has, hands the route the token so checked (and says
+so in the OpenAPI document).
 """
 
 from __future__ import annotations
@@ -15,17 +22,22 @@ import secrets
 from typing import Annotated, Final
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import NotFoundError
 from fulmen.store import ApiToken, Store
 
-__all__ = ["PREFIX", "authorized", "mint", "parse", "verify"]
+__all__ = ["PREFIX", "TokenFirst", "authorized", "mint", "parse", "verify"]
 
 log = logging.getLogger("fulmen.coordinator")
 
 PREFIX: Final = "fmn"
+#: Where TokenFirst leaves the checked token in the request's scope.
+_CHECKED: Final = "fulmen.api_token"
 _bearer = HTTPBearer(
     auto_error=False, description="An API token from `fulmen server token create`."
 )
@@ -60,10 +72,38 @@ async def authorized(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
     """The dependency every ``/api`` route has: the caller's token, or 401."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    checked = request.scope.get(_CHECKED)
+    if isinstance(checked, ApiToken):
+        return checked
+    return await _check(request)
+
+
+class TokenFirst:
+    """ASGI middleware: a request under ``/api`` is answered 401 before its body is read,
+    unless it carries a valid API token (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
+            try:
+                scope[_CHECKED] = await _check(Request(scope))
+            except HTTPException as refused:
+                answer = JSONResponse({"detail": refused.detail}, 401, headers=refused.headers)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _check(request: Request) -> ApiToken:
+    """The valid token of ``request``'s ``Authorization: Bearer`` header, else 401."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
         raise _unauthorized("an API token is required: Authorization: Bearer <token>")
     c: Coordinator = request.app.state.coordinator
-    stored = await verify(c.store, credentials.credentials)
+    stored = await verify(c.store, token)
     if stored is None:
         raise _unauthorized("the API token is not valid")
     return stored
