@@ -18,7 +18,7 @@ from starlette.routing import WebSocketRoute
 
 from fulmen import __version__
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import api, bodies, dashboard, health, webhooks
+from fulmen.coordinator import api, bodies, dashboard, health, redaction, webhooks
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
@@ -103,6 +103,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.coordinator = coordinator
+    redaction.install()  # the worker token is in the socket's URL, which uvicorn logs
     api.install(app)
     # Installed last, so outermost: every body limit holds before the API's token check.
     bodies.install(app, int(coordinator.settings.max_dataclip_size_mb * 1024 * 1024))

@@ -24,7 +24,11 @@ while compressing and inflating every frame cost both sides CPU on every event o
 
 The opening handshake is the one ``websockets.asyncio.client.connect`` makes (same headers,
 including its ``User-Agent``), without following redirects, which ws-worker does not do
-either. Closing follows websockets' rules: after our close frame, or the server's, wait up to
+either. At ``DEBUG`` websockets logs (on ``websockets.client``) the request line, whose query
+is the worker token (§1.7), and every frame, among them run tokens and credentials: what
+it logs here shows neither (:class:`_ProtocolLog`), whatever level that logger is set to.
+
+Closing follows websockets' rules: after our close frame, or the server's, wait up to
 :data:`CLOSE_TIMEOUT` for the server to close the TCP connection, then abort it.
 """
 
@@ -32,9 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidMessage
@@ -65,6 +70,26 @@ _READ_BUFFER_BYTES: Final = 256 * 1024
 
 MessageHandler = Callable[[str | bytes], None]
 """Called with each whole message: a text message as ``str``, a binary one as ``bytes``."""
+
+
+class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """``websockets.client``, as websockets would log to it, minus tokens: a string's query
+    (the request line's ``?token=…``) is cut, and a frame is shown by its kind and size."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            self.logger.log(level, msg, *(_unshown(arg) for arg in args), **kwargs)
+
+
+def _unshown(arg: object) -> object:
+    if isinstance(arg, Frame):
+        return f"{arg.opcode.name} [{len(arg.data)} bytes]"
+    if isinstance(arg, str) and "?" in arg:
+        return arg.split("?", 1)[0] + "?[redacted]"
+    return arg
+
+
+_PROTOCOL_LOG: Final = _ProtocolLog(logging.getLogger("websockets.client"))
 
 
 class _ThresholdDeflate(PerMessageDeflate):
@@ -119,7 +144,9 @@ async def connect(
             the connection without a valid HTTP response).
     """
     uri = parse_uri(url)
-    protocol = ClientProtocol(uri, extensions=_extensions(host), max_size=max_size)
+    protocol = ClientProtocol(
+        uri, extensions=_extensions(host), max_size=max_size, logger=_PROTOCOL_LOG
+    )
     socket = WebSocket(protocol)
     loop = asyncio.get_running_loop()
     context = ssl.create_default_context() if uri.secure else None
