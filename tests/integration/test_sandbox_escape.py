@@ -527,3 +527,125 @@ def test_what_the_interpreter_needs_under_the_hosts_tmp_stays_readable(tmp_path:
             assert data == [42, "allowed"]
 
     run(main())
+
+
+# -- found by attacking level 3 (helper review, 2026-12-04) -------------------------------
+
+
+def test_other_socket_families_and_socket_diagnostics_are_refused() -> None:
+    """AF_VSOCK is not namespaced: it shares the VM's vsock ports with the host whatever the
+    network namespace. Socket diagnostics would list the sockets of the runs that share the
+    namespace."""
+    expression = (
+        "{'vsock': attempt(lambda: socket.socket(40, socket.SOCK_STREAM)),"
+        " 'packet': attempt(lambda: socket.socket(17, socket.SOCK_RAW)),"
+        " 'diag': attempt(lambda: socket.socket(16, socket.SOCK_DGRAM, 4)),"
+        " 'inet': attempt(lambda: socket.socket(socket.AF_INET).close()),"
+        " 'unix': attempt(lambda: socket.socketpair()[0].close())}"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, _, _ = await attack(zygote, expression)
+            assert (data.pop("inet"), data.pop("unix")) == ("allowed", "allowed")
+            assert data == {
+                "vsock": "EAFNOSUPPORT",
+                "packet": "EAFNOSUPPORT",
+                "diag": "EPROTONOSUPPORT",
+            }
+
+    run(main())
+
+
+def test_disk_cannot_be_reserved_past_the_file_size_limit() -> None:
+    """fd 1 is a file on the host's disk: fallocate(KEEP_SIZE) would reserve gigabytes
+    without growing it, past RLIMIT_FSIZE."""
+    expression = (
+        "attempt(lambda: ctypes.CDLL(None, use_errno=True).fallocate(1, 1, ctypes.c_long(0),"
+        " ctypes.c_long(2 << 30)) == 0 or (_ for _ in ()).throw(OSError(ctypes.get_errno(), 'x')))"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, _, _ = await attack(zygote, expression)
+            assert data == "EPERM"
+
+    run(main())
+
+
+def host_addresses() -> list[tuple[str, str]]:
+    """The host's own non-loopback addresses, (address, interface of a link-local one): IPv6
+    from /proc/net/if_inet6, link-local included, and IPv4 from the interfaces'."""
+    found: list[tuple[str, str]] = []
+    with contextlib.suppress(OSError), open("/proc/net/if_inet6") as f:
+        for line in f:
+            raw, _index, _, scope, _, name = line.split()
+            if name == "lo":
+                continue
+            address = ":".join(raw[i : i + 4] for i in range(0, 32, 4))
+            found.append((address, name if scope == "20" else ""))
+    for _, name in socket.if_nameindex():
+        if name == "lo":
+            continue
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            import fcntl
+            import struct
+
+            packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            found.append((socket.inet_ntoa(packed[20:24]), ""))
+    return found
+
+
+def test_the_hosts_other_addresses_do_not_reach_its_services() -> None:
+    """A service on [::] (dual stack) answers on every address of the host; pasta makes
+    the runs' connections from the host, so its own addresses must not be reachable."""
+    addresses = host_addresses()
+    assert addresses, "this host has no address but loopback"
+    with socket.socket(socket.AF_INET6) as service:
+        service.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        service.bind(("::", 0))
+        service.listen(8)
+        port = service.getsockname()[1]
+        probes = ", ".join(
+            f"{address!r}: connect_scoped({address!r}, {port}, {interface!r})"
+            for address, interface in addresses
+        )
+
+        async def main() -> None:
+            async with sandbox() as zygote:
+                data, _, _ = await attack(zygote, f"{{{probes}}}")
+                assert_failed(data)
+
+        run(main())
+
+
+def test_what_the_kernel_counts_per_user_is_the_runs_own() -> None:
+    """A run's user namespace belongs to the run's host uid: inotify instances (and queued
+    signals, processes) it makes count against that uid, not against the host's root,
+    which a run holding them all would otherwise lock out."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    with listener() as gate:
+        port = gate.getsockname()[1]
+        hog = (
+            f"[len([fd for fd in (ctypes.CDLL(None).inotify_init1(0) for _ in range({limit}))"
+            f" if fd >= 0]), socket.create_connection(('127.0.0.1', {port})).recv(1)][0]"
+        )
+
+        async def main() -> None:
+            async with sandbox(allow=[f"127.0.0.1:{port}"]) as zygote:
+                running = asyncio.create_task(attack(zygote, hog))
+                loop = asyncio.get_running_loop()
+                gate.setblocking(False)
+                conn, _ = await loop.sock_accept(gate)  # the run holds its instances now
+                with conn:
+                    mine = libc.inotify_init1(0)
+                    assert mine >= 0, f"the host's root was locked out: errno {ctypes.get_errno()}"
+                    os.close(mine)
+                    await loop.sock_sendall(conn, b"x")
+                held, complete, _ = await running
+                assert complete.reason == "success" and held > limit // 2
+
+        run(main())

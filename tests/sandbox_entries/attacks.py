@@ -77,6 +77,34 @@ def connect(host: str, port: int) -> str:
     return "allowed"
 
 
+def connect_scoped(host: str, port: int, interface: str = "", seconds: float = 5.0) -> str:
+    """``connect`` to an IPv4 or IPv6 address (a link-local one through ``interface``, as
+    this namespace numbers it), again and again until ``seconds`` have passed: a fresh
+    namespace's IPv6 address is tentative for a few seconds (duplicate detection), and a
+    connection from it goes nowhere until then."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    result = "ETIMEDOUT"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        where: tuple[Any, ...] = (host, port)
+        try:
+            if family == socket.AF_INET6:
+                scope = socket.if_nametoindex(interface) if interface else 0
+                where = (host, port, 0, scope)
+            with socket.socket(family) as s:
+                s.settimeout(1)
+                s.connect(where)
+            return "allowed"
+        except TimeoutError:
+            result = "ETIMEDOUT"
+        except OSError as exc:
+            result = errno.errorcode.get(exc.errno or 0, str(exc))
+            if result in ("ECONNREFUSED", "EACCES", "EPERM"):
+                return result
+        time.sleep(0.2)
+    return result
+
+
 def new_user_namespace() -> str:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(0x10000000) != 0:  # CLONE_NEWUSER

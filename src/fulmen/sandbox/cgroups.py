@@ -98,6 +98,9 @@ class RunCgroup:
                     raise
                 for name, optional in reversed(steps):
                     _write_limit(f"{memory}/{name}", memory_mb, optional)
+            # v1 leaves socket buffers out of the memory limit unless they have one of their
+            # own: a run could otherwise queue gigabytes in TCP buffers on the host's account.
+            _write_limit(f"{memory}/memory.kmem.tcp.limit_in_bytes", memory_mb, True)
 
     def watch_oom(self) -> int | None:
         """v1: an eventfd that becomes readable on the cgroup's first OOM; None on v2, where

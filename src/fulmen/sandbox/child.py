@@ -167,19 +167,21 @@ class Channel:
             pass
 
 
-def spare(control_fd: int, settings: Settings) -> NoReturn:
+def spare(control_fd: int, settings: Settings, host_id: int | None = None) -> NoReturn:
     """Be a spare: detach, wait for a run on ``control_fd``, run it, exit; never returns.
 
     Args:
         control_fd: this spare's end of its socket to the zygote; a run arrives on it as a
             header with the run socket attached, or end of file if the spare is not needed.
         settings: the zygote's decisions for all its children.
+        host_id: with namespaces, the unprivileged host uid and gid this run is.
     """
     try:
         try:
             _detach(settings)
             if settings.policy.namespaces:
-                _enter_namespaces(control_fd, settings)
+                assert host_id is not None
+                _enter_namespaces(control_fd, settings, host_id)
                 _confine_in_advance(settings)
             for warm_up in settings.warm_ups:
                 warm_up()
@@ -223,7 +225,7 @@ def _detach(settings: Settings) -> None:
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _enter_namespaces(control_fd: int, settings: Settings) -> None:
+def _enter_namespaces(control_fd: int, settings: Settings, host_id: int) -> None:
     """Steps 2-5 of ``namespaces.py``, in the spare, which is already pid 1 of a new pid
     namespace (the zygote forked it there): its death ends every process of the run."""
     # Root's supplementary groups would follow us into the namespace, and once setgroups
@@ -235,6 +237,11 @@ def _enter_namespaces(control_fd: int, settings: Settings) -> None:
         namespaces.setns(settings.netns_fd, namespaces.CLONE_NEWNET)
         os.close(settings.netns_fd)
     os.close(settings.root_fd)
+    # The run's host ids before its user namespace: the namespace then belongs to them, and
+    # what the kernel counts per user inside it (inotify instances, queued signals,
+    # processes) is charged to this run's uid, not to the host's root for every run.
+    os.setresgid(host_id, host_id, host_id)
+    os.setresuid(host_id, host_id, host_id)
     namespaces.unshare(namespaces.RUN_NAMESPACES)
     os.write(control_fd, b"u")  # the zygote writes our id maps and moves us to our cgroup
     if os.read(control_fd, 16) != b"g":

@@ -84,6 +84,9 @@ MS_REC: Final = 0x4000
 MS_PRIVATE: Final = 0x40000
 MNT_DETACH: Final = 0x2
 
+_HIDDEN: Final = ("/usr/local/etc",)
+"""Directories beneath the bound ones that the runs' root shows empty."""
+
 _SYS_PIVOT_ROOT: Final = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -188,6 +191,17 @@ def build_root(layout: RootLayout, new_root: str) -> None:
     mount("fulmen-root", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
     for path in layout.read_only:
         _bind_read_only(path, new_root + path)
+    for hidden in _HIDDEN:
+        if os.path.isdir(new_root + hidden):
+            # Inside a bound tree, but the host's configuration, not a library: npm and
+            # other tools keep registry tokens there.
+            mount(
+                "fulmen-hidden",
+                new_root + hidden,
+                "tmpfs",
+                MS_RDONLY | MS_NOSUID | MS_NODEV,
+                "size=4k",
+            )
     for path, target in layout.symlinks:
         where = new_root + path
         if not os.path.lexists(where):

@@ -7,8 +7,9 @@ its own user namespace), and gives it, by policy:
 
 - ``outside`` (the default): a ``pasta`` process (Debian's ``passt`` package: user-mode
   networking, the same that rootless Podman uses) copies the host's addresses and routes
-  into the namespace and carries TCP, UDP and ICMP to the outside world. ``--no-map-gw``
-  keeps the gateway address from reaching the host's loopback, and no port of the host is
+  into the namespace and carries TCP, UDP and ICMP over IPv4 to the outside world.
+  ``--no-map-gw`` keeps the gateway address from reaching the host's loopback, IPv6 is off
+  (the host's own link-local address would be reached), and no port of the host is
   forwarded, except those the operator allows (``allow``: loopback ``host:port`` pairs,
   forwarded with ``-T``; the tests use that for their local HTTP servers).
 - ``none``: only the namespace's own loopback.
@@ -171,6 +172,9 @@ def _start_pasta(holder: int, allow_ports: Sequence[int], pid_file: str) -> str:
         "--netns-only",
         "--config-net",
         "--no-map-gw",
+        # IPv6 would reach the host's own link-local address, where every service bound to
+        # [::] listens (pasta makes the connection from the host): IPv4 only.
+        "--ipv4-only",
         "-t", "none", "-u", "none",  # nothing from outside into the namespace
         "-T", forward, "-U", "none",  # from the namespace to the host: only what is allowed
     ]  # fmt: skip

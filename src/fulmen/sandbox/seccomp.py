@@ -24,6 +24,12 @@ What the filter does, on the native architecture (see :data:`DENIED` for the lis
 - ``clone`` fails with EPERM when its flags carry any ``CLONE_NEW*`` bit;
 - ``ioctl(TIOCSTI)`` and ``ioctl(TIOCLINUX)`` fail with EPERM: they push input into a
   terminal, a classic escape when a terminal is shared with the host;
+- ``socket`` and ``socketpair`` of any family but Unix, IPv4, IPv6 and netlink fail with
+  EAFNOSUPPORT (AF_VSOCK is not namespaced: it reaches the hypervisor and the host's vsock
+  ports whatever the network namespace), and a netlink socket for socket diagnostics with
+  EPROTONOSUPPORT (it lists the sockets of the namespace the runs of one worker share);
+- ``fallocate`` with ``FALLOC_FL_KEEP_SIZE`` fails with EPERM: it reserves disk past the
+  file-size rlimit, and a run's output file lies on the host's disk;
 - a call made through another ABI (i386's ``int 0x80``, x32's ``nr | 0x40000000``) kills
   the process: their numbers mean different calls, so they would slip past every rule.
 """
@@ -132,12 +138,18 @@ _CLONE_NEW_FLAGS: Final = (
 # <asm-generic/ioctls.h>, the same on x86_64 and aarch64.
 _TIOCSTI: Final = 0x5412
 _TIOCLINUX: Final = 0x541C
+_AF_NETLINK: Final = 16
+_SOCKET_FAMILIES: Final = frozenset({1, 2, 10, _AF_NETLINK})  # AF_UNIX, AF_INET, AF_INET6
+_AF_MAX: Final = 64  # above every family Linux defines (46 in 6.x): denied as a range
+_NETLINK_SOCK_DIAG: Final = 4
+_FALLOC_FL_KEEP_SIZE: Final = 1
 
 # <seccomp.h>
 _ACT_ALLOW: Final = 0x7FFF0000
 _ACT_KILL_PROCESS: Final = 0x80000000
 _FLTATR_ACT_BADARCH: Final = 2
 _FLTATR_CTL_OPTIMIZE: Final = 8
+_CMP_GE: Final = 5
 _CMP_MASKED_EQ: Final = 7
 
 # <linux/prctl.h>, <linux/seccomp.h>
@@ -278,6 +290,28 @@ def compile_filter() -> bytes:
         # (CVE-2019-10063, in Flatpak's filter).
         for request in (_TIOCSTI, _TIOCLINUX):
             rule(eperm, "ioctl", _ArgCmp(1, _CMP_MASKED_EQ, 0xFFFFFFFF, request))
+        # Socket families: only Unix, IPv4, IPv6 and netlink (glibc's getaddrinfo asks the
+        # kernel for addresses that way). The rest are not namespaced alike: AF_VSOCK, for
+        # one, shares the virtual machine's port space with the host whatever the network
+        # namespace. The family is an int: compared on the low 32 bits, as ioctl's request.
+        no_family = _act_errno(errno.EAFNOSUPPORT)
+        for call in ("socket", "socketpair"):
+            for family in range(_AF_MAX):
+                if family not in _SOCKET_FAMILIES:
+                    rule(no_family, call, _ArgCmp(0, _CMP_MASKED_EQ, 0xFFFFFFFF, family))
+            rule(no_family, call, _ArgCmp(0, _CMP_GE, _AF_MAX))
+        # Netlink's socket diagnostics list every socket of the network namespace, which
+        # the runs of one worker share (ss, /proc/net is the same through Landlock's rules).
+        rule(
+            _act_errno(errno.EPROTONOSUPPORT),
+            "socket",
+            _ArgCmp(0, _CMP_MASKED_EQ, 0xFFFFFFFF, _AF_NETLINK),
+            _ArgCmp(2, _CMP_MASKED_EQ, 0xFFFFFFFF, _NETLINK_SOCK_DIAG),
+        )
+        # fallocate(KEEP_SIZE) reserves disk without growing the file, past RLIMIT_FSIZE:
+        # on the output file the zygote opened on the host's disk, that is a disk bomb.
+        keep_size = _ArgCmp(1, _CMP_MASKED_EQ, _FALLOC_FL_KEEP_SIZE, _FALLOC_FL_KEEP_SIZE)
+        rule(eperm, "fallocate", keep_size)
         return _export(lib, ctx)
     finally:
         lib.seccomp_release(ctx)

@@ -210,7 +210,8 @@ class _Zygote:
             return None
         if pid == 0:
             self._let_go_in_child(ours)
-            child.spare(theirs.fileno(), self._settings)
+            host_id = None if slot is None else policy.uid_base + slot
+            child.spare(theirs.fileno(), self._settings, host_id)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
         spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None)
