@@ -144,6 +144,27 @@ def test_a_child_nobody_reads_is_paused_not_buffered_without_bound() -> None:
     with_zygote(scenario)
 
 
+def test_large_events_nobody_reads_are_bounded_by_bytes_not_only_by_count() -> None:
+    """A hundred 1 MB events are far below the event-count high-water mark: only a byte
+    budget keeps them out of the worker's memory until they are read."""
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    async def scenario(zygote: Zygote) -> None:
+        before = rss_mb()
+        handle = await zygote.run(E + "count", {"n": 100, "pad": 1_000_000}, Limits())
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(handle.wait(), 1.0)  # paused: blocked in emit
+        assert rss_mb() - before < 40
+        events, result = await collect(handle)  # reading resumes it
+        assert len(events) == 100 and result.kind == "ok"
+
+    with_zygote(scenario)
+
+
 def test_emit_is_safe_from_many_threads() -> None:
     async def scenario(zygote: Zygote) -> None:
         events, result = await run(zygote, "from_threads", {"threads": 8, "n": 300})

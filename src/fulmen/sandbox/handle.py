@@ -27,6 +27,9 @@ __all__ = ["RunHandle"]
 
 _HIGH_WATER: Final = 1024  # unread events before the worker stops reading a child
 _LOW_WATER: Final = 256
+_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
+"""Bytes read since the queue was last empty before the worker stops reading a child: a
+count of events alone let a job queue a thousand 60 MB events in the worker's memory."""
 _OUTPUT_TAIL: Final = 4096
 _RECV: Final = 1 << 16
 
@@ -73,6 +76,7 @@ class RunHandle:
         self._sock = sock
         self._decoder = FrameDecoder(max_frame_bytes)
         self._events: deque[dict[str, Any]] = deque()
+        self._unread_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._done: asyncio.Future[ChildExit] = self._loop.create_future()
         self._error: dict[str, Any] | None = None
@@ -166,7 +170,13 @@ class RunHandle:
             finally:
                 self._waiter = None
         event = self._events.popleft()
-        if not self._reading and len(self._events) <= _LOW_WATER:
+        if not self._events:
+            self._unread_bytes = 0
+        if (
+            not self._reading
+            and len(self._events) <= _LOW_WATER
+            and self._unread_bytes < _HIGH_WATER_BYTES
+        ):
             self._resume_reading()
         return event
 
@@ -297,7 +307,7 @@ class RunHandle:
         # One read per callback: other runs get their turn, and the queue is checked between
         # reads, so a child faster than its reader is paused (it then blocks in emit).
         self._read_once()
-        if len(self._events) >= _HIGH_WATER:
+        if len(self._events) >= _HIGH_WATER or self._unread_bytes >= _HIGH_WATER_BYTES:
             self._pause_reading()
 
     def _drain(self) -> None:
@@ -315,6 +325,7 @@ class RunHandle:
             return False
         except OSError:
             data = b""
+        self._unread_bytes += len(data)
         if not data:
             self._eof = True
             self._pause_reading()
