@@ -23,7 +23,9 @@ body parsing lets it through) and is answered 413, having taken no more than the
 one read. Either 413 says ``Connection: close``, so the server closes the connection instead
 of reading the rest of the body to reuse it; so does any answer given before the body was
 read to its end (a 401, a 404, a route that takes no body): the limit is what the server
-reads of a request, not only what the app keeps.
+reads of a request, not only what the app keeps. (What a route may keep before it knows who
+is asking is less still: the API checks its token before the body is read, auth.py; a
+webhook looks up its trigger and checks its auth methods first, webhooks.py.)
 
 Why not Starlette's ``RequestBodyLimitMiddleware`` (or FastAPI's ``max_body_size``): given
 a ``Content-Length`` over the limit, it still runs the app until it reads the body or

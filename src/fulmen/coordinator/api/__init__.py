@@ -84,7 +84,7 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     shown = [
         {
             "type": str(item.get("type", "")),
-            "loc": [str(part) if not isinstance(part, int) else part for part in item["loc"]],
+            "loc": [part if isinstance(part, int) else str(part) for part in item.get("loc", ())],
             "msg": _cut(str(item.get("msg", "")), _MESSAGE_CHARS),
             "input": excerpt(item.get("input")),
         }
