@@ -649,3 +649,20 @@ def test_what_the_kernel_counts_per_user_is_the_runs_own() -> None:
                 assert complete.reason == "success" and held > limit // 2
 
         run(main())
+
+
+def test_a_run_binds_ephemeral_tcp_ports_only() -> None:
+    """Binding every port in turn starved the connect() of the other runs sharing the
+    network namespace (and, with the host's network, a job could take a host port):
+    Landlock grants TCP bind for port 0 alone."""
+    expression = (
+        "{'fixed': attempt(lambda: socket.socket().bind(('127.0.0.1', 5999))),"
+        " 'ephemeral': attempt(lambda: socket.socket().bind(('127.0.0.1', 0)))}"
+    )
+
+    async def main() -> None:
+        async with sandbox() as zygote:
+            data, _, _ = await attack(zygote, expression)
+            assert data == {"fixed": "EACCES", "ephemeral": "allowed"}
+
+    run(main())

@@ -41,6 +41,12 @@ _SYS_ADD_RULE: Final = 445
 _SYS_RESTRICT_SELF: Final = 446
 _CREATE_RULESET_VERSION: Final = 1 << 0
 _RULE_PATH_BENEATH: Final = 1
+_RULE_NET_PORT: Final = 2
+# LANDLOCK_ACCESS_NET_BIND_TCP (ABI 4): handled, and granted for port 0 alone, a job can
+# listen and connect on ephemeral ports but not take a fixed one: not a port of the host
+# (with the host's network), not a port the runs sharing a namespace expect, and not the
+# whole ephemeral range by binding each port in turn (which starves others' connect()).
+NET_BIND_TCP: Final = 1 << 0
 
 # LANDLOCK_ACCESS_FS_*, with the ABI that introduced each.
 EXECUTE: Final = 1 << 0
@@ -71,6 +77,11 @@ class _RulesetAttr(ctypes.Structure):
         ("handled_access_net", ctypes.c_uint64),
         ("scoped", ctypes.c_uint64),
     ]
+
+
+class _NetPortAttr(ctypes.Structure):
+    _pack_ = 1  # packed in the UAPI header too
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -117,6 +128,8 @@ def restrict_self(abi: int, rules: Iterable[tuple[int, int, bool]]) -> None:
     scoped = abi >= 6
     if scoped:
         attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+    if abi >= 4:
+        attr.handled_access_net = NET_BIND_TCP
     # The struct grew by one u64 per feature; pass the size this ABI understands.
     size = 24 if scoped else 16 if abi >= 4 else 8
     ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), size, 0)
@@ -126,6 +139,9 @@ def restrict_self(abi: int, rules: Iterable[tuple[int, int, bool]]) -> None:
             rule.allowed_access = rights & handled & (-1 if is_dir else _FILE_RIGHTS)
             rule.parent_fd = fd
             libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+        if abi >= 4:
+            port_zero = _NetPortAttr(allowed_access=NET_BIND_TCP, port=0)
+            libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_NET_PORT, ctypes.byref(port_zero), 0)
         libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0)
     finally:
         os.close(ruleset)
