@@ -12,6 +12,11 @@ The fork happens *before* the run arrives: one forked **spare** always waits (se
 that run starts on the other CPU. Forking copies the page tables of everything preloaded
 (about 1-2 ms with the runtime's imports), so this takes it off each run's latency.
 
+With namespaces (issue 12, ``namespaces.py``) each spare is forked as pid 1 of a pid
+namespace of its own, and admitted once it has unshared the rest: the zygote maps its ids
+to a host uid of its slot (``slots.py``) and moves it to a fresh cgroup, from this loop, so
+that a spare's set-up never holds up a run that arrives meanwhile.
+
 It is single-threaded (forking a threaded process is unsafe) and never reads a run socket:
 payloads, which carry credentials, go from the worker to the child directly.
 
@@ -32,23 +37,20 @@ import selectors
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from fulmen.sandbox import capabilities, cgroups, child, landlock, network, paths, probe, seccomp
+from fulmen.sandbox import capabilities, child, landlock, paths, probe
 from fulmen.sandbox.cgroups import CgroupTree, RunCgroup
+from fulmen.sandbox.confinement import Confinement
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy, decide_policy
 from fulmen.sandbox.namespaces import (
-    UID_RANGE,
-    RootLayout,
     new_pid_namespace_for_children,
-    reserve_uid_range,
-    start_template,
     write_id_maps,
 )
+from fulmen.sandbox.slots import Slots
 from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["main"]
@@ -71,50 +73,6 @@ class _Spare:
     """The memory and pids limits its cgroup has now."""
 
 
-class _Slots:
-    """Host ids for namespaced runs: each live run (and the spare) holds one of its own.
-
-    A slot comes back only once its run's cgroup could be removed, i.e. every process of
-    that run (all of which run as its host id) is gone, so no two live runs share an id.
-    """
-
-    def __init__(self) -> None:
-        self._free: list[int] = []
-        self._next = 0
-        self._draining: list[tuple[int, RunCgroup | None]] = []
-
-    def take(self) -> int | None:
-        """A free slot, or None when :data:`UID_RANGE` runs are alive at once."""
-        self._drain()
-        if self._free:
-            return self._free.pop()
-        if self._next >= UID_RANGE:
-            return None
-        self._next += 1
-        return self._next - 1
-
-    def give_back(self, slot: int, cgroup: RunCgroup | None) -> None:
-        self._draining.append((slot, cgroup))
-        self._drain()
-
-    def _drain(self) -> None:
-        still = []
-        for slot, cgroup in self._draining:
-            try:
-                done = cgroup is None or cgroup.remove()
-            except OSError:
-                done = False
-            if done:
-                self._free.append(slot)
-            else:
-                still.append((slot, cgroup))
-        self._draining = still
-
-    def leftover(self) -> int:
-        self._drain()
-        return len(self._draining)
-
-
 class _Zygote:
     def __init__(
         self, control: socket.socket, settings: child.Settings, cgroup_tree: CgroupTree | None
@@ -128,7 +86,7 @@ class _Zygote:
         self._runs: dict[int, int] = {}  # pid -> run id, for children that have a run
         self._children: dict[int, _Spare] = {}  # pid -> its slot and cgroup, until reaped
         self._oom: set[int] = set()  # pids whose run hit its memory limit
-        self._slots = _Slots()
+        self._slots = Slots()
         self._spare: _Spare | None = None
         self._worker_gone = False
         self._cgroups_made = 0
@@ -489,27 +447,8 @@ def main(config: dict[str, Any]) -> None:
         use_landlock=bool(config["landlock"]),
         use_namespaces=bool(config.get("namespaces", True)),
     )
-    tree: CgroupTree | None = None
-    shared_net: network.Network | None = None
-    program = b""
-    cgroup_check = ""
-    root_fd: int | None = None
-    tmp_is_free = True
-    if policy.namespaces:
-        layout = RootLayout.for_host(
-            python + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
-            [p for p in paths.SYSTEM_READ_ONLY if p.startswith("/dev/")]
-            + list(paths.DEVICES_READ_WRITE),
-        )
-        tmp_is_free = layout.tmp_is_free
-        try:
-            _, root_fd = start_template(layout, str(config["root_dir"]))
-        except OSError as exc:
-            policy = replace(policy, namespaces=False, namespaces_reason=str(exc))
-    if policy.namespaces:
-        policy, tree, shared_net, program = _settle_namespaced(policy, config)
-        if tree is not None:
-            cgroup_check = _check_cgroup(tree)
+    confinement = Confinement.set_up(policy, python, config)
+    policy = confinement.policy
     # After pasta has started: it needs the capabilities this takes away from what we exec.
     _drop_what_children_never_need(policy)
     max_frame = int(config.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES))
@@ -523,13 +462,13 @@ def main(config: dict[str, Any]) -> None:
         os.getpid(),
         max_frame,
         warm_ups,
-        seccomp_program=program,
+        seccomp_program=confinement.seccomp_program,
         disk_mb=int(config.get("disk_mb", 256)),
-        tmp_is_free=tmp_is_free,
-        root_fd=root_fd,
-        netns_fd=shared_net.fd if shared_net is not None else None,
+        tmp_is_free=confinement.tmp_is_free,
+        root_fd=confinement.root_fd,
+        netns_fd=confinement.netns_fd,
     )
-    zygote = _Zygote(control, settings, tree)
+    zygote = _Zygote(control, settings, confinement.cgroups)
     zygote.announce(
         {
             "t": "ready",
@@ -538,120 +477,10 @@ def main(config: dict[str, Any]) -> None:
             "policy": policy.to_record(),
             "landlock_abi": facts.landlock_abi,
             "threads": threading.active_count(),
-            "cgroup_check": cgroup_check,
+            "cgroup_check": confinement.cgroup_check,
         }
     )
     try:
         zygote.serve()
     finally:
-        if shared_net is not None:
-            shared_net.close()
-        if tree is not None:
-            _remove_tree(tree, zygote)
-
-
-def _settle_namespaced(
-    policy: Policy, config: dict[str, Any]
-) -> tuple[Policy, CgroupTree | None, network.Network | None, bytes]:
-    """Cgroups, seccomp and the network, each as far as the host allows; the reasons of
-    those that are off go into the policy, for the report."""
-    tree, cgroup_reason = (
-        cgroups.discover(os.getpid())
-        if config.get("cgroups", True)
-        else (None, "turned off by configuration")
-    )
-    program, seccomp_reason = b"", "turned off by configuration"
-    if config.get("seccomp", True):
-        try:
-            program, seccomp_reason = seccomp.compile_filter(), ""
-        except (OSError, RuntimeError) as exc:
-            seccomp_reason = f"cannot build the filter: {exc}"
-    policy_name = str(config.get("network", "outside"))
-    try:
-        shared = network.start(
-            policy_name,
-            [int(p) for p in config.get("allow_ports", ())],
-            os.path.join(os.path.dirname(str(config["root_dir"])), ".pasta.pid"),  # process.py
-        )
-        network_detail = shared.detail
-    except OSError as exc:
-        shared, network_detail = None, str(exc)
-        policy_name = "host"
-    uid_base, _held = reserve_uid_range(int(config.get("uid_base", 200_000)))  # held till exit
-    return (
-        replace(
-            policy,
-            uid_base=uid_base,
-            cgroup=tree.describe() if tree is not None else "",
-            cgroup_reason=cgroup_reason,
-            seccomp=bool(program),
-            seccomp_reason=seccomp_reason,
-            network=policy_name,
-            network_detail=network_detail,
-        ),
-        tree,
-        shared,
-        program,
-    )
-
-
-def _check_cgroup(tree: CgroupTree) -> str:
-    """Try the run cgroups for real once: a child in one with ``pids.max`` 1 must fail to
-    fork, and the memory limit must read back as written. ``"held"`` or what went wrong."""
-    try:
-        cgroup = tree.run_cgroup("check")
-    except OSError as exc:
-        return f"cannot create a run cgroup: {exc.strerror}"
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the throwaway fork
-        try:
-            os.close(write_end)
-            os.read(read_end, 1)
-            try:
-                os.fork()
-                os._exit(1)
-            except OSError:
-                os._exit(0)  # the pids limit held
-        finally:
-            os._exit(2)
-    os.close(read_end)
-    try:
-        cgroup.attach(pid)
-        cgroup.limit(64, 1)
-        os.write(write_end, b"x")
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            return "a process in a run cgroup with pids.max 1 could still fork"
-        limit = _read_limit(cgroup)
-        if limit != 64 * 1024 * 1024:
-            return f"the memory limit reads back as {limit}, not {64 * 1024 * 1024}"
-        return "held"
-    except OSError as exc:
-        return f"cannot use a run cgroup: {exc.strerror}"
-    finally:
-        os.close(write_end)
-        with contextlib.suppress(OSError, ChildProcessError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        for _ in range(100):
-            if cgroup.remove():
-                break
-            time.sleep(0.001)
-
-
-def _read_limit(cgroup: RunCgroup) -> int:
-    name = "memory.max" if cgroup.version == 2 else "memory.limit_in_bytes"
-    directory = cgroup.dirs["" if cgroup.version == 2 else "memory"]
-    with open(f"{directory}/{name}") as f:
-        return int(f.read())
-
-
-def _remove_tree(tree: CgroupTree, zygote: _Zygote) -> None:
-    """At exit: the runs' processes die with their pid namespaces, asynchronously; wait a
-    little for their cgroups to empty, then remove ours."""
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and zygote.leftover_cgroups():
-        time.sleep(0.005)
-    tree.remove()
+        confinement.close(zygote.leftover_cgroups)
