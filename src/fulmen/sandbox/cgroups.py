@@ -64,43 +64,64 @@ class CgroupTree:
 
 @dataclass(slots=True)
 class RunCgroup:
-    """One run's cgroup (in each v1 hierarchy, or the one v2 directory)."""
+    """One run slot's cgroup (in each v1 hierarchy, or the one v2 directory), used by one
+    run after another (``slots.py``)."""
 
     version: int
     dirs: Mapping[str, str]
+    limits: tuple[int | None, int] | None = None
+    """The memory and pids limits written last."""
+    oom_kills_before: int = 0
+    """:meth:`oom_kills` when the current run joined: the count is the cgroup's, not the run's."""
 
     def attach(self, pid: int) -> None:
+        """Move ``pid`` (a new run) here."""
+        self.oom_kills_before = self.oom_kills()
         for path in self.dirs.values():
             _write(os.path.join(path, "cgroup.procs"), str(pid))
 
+    def is_empty(self) -> bool:
+        """No process left in it (read where every process is counted: pids, or v2's one)."""
+        path = self.dirs.get("pids") or self.dirs[""]
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                return not f.read().strip()
+        except FileNotFoundError:
+            return True
+
+    def set_limits(self, limits: tuple[int | None, int]) -> None:
+        """Write ``(memory_mb, pids)`` unless they are what the cgroup has already."""
+        if limits != self.limits:
+            self.limit(*limits)
+            self.limits = limits
+
     def limit(self, memory_mb: int | None, pids: int) -> None:
-        """Write the run's limits; called when the run arrives, before it is handed over."""
+        """Write a run's limits (``None``: no memory limit, undoing the last run's)."""
         if self.version == 2:
             path = self.dirs[""]
             _write(f"{path}/pids.max", str(pids))
-            if memory_mb is not None:
-                _write(f"{path}/memory.max", str(memory_mb * _MIB))
-                _write_if_present(f"{path}/memory.swap.max", "0")
-                _write(f"{path}/memory.oom.group", "1")
+            _write(f"{path}/memory.max", "max" if memory_mb is None else str(memory_mb * _MIB))
+            _write_if_present(f"{path}/memory.swap.max", "0")
+            _write(f"{path}/memory.oom.group", "1")
             return
         _write(f"{self.dirs['pids']}/pids.max", str(pids))
-        if memory_mb is not None:
-            memory = self.dirs["memory"]
-            # Swap must not extend the limit: memory+swap capped at the same size. The kernel
-            # keeps memsw >= memory at every step, so which one goes first depends on
-            # whether the limit goes up or down.
-            steps = [("memory.limit_in_bytes", False), ("memory.memsw.limit_in_bytes", True)]
-            try:
-                for name, optional in steps:
-                    _write_limit(f"{memory}/{name}", memory_mb, optional)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                for name, optional in reversed(steps):
-                    _write_limit(f"{memory}/{name}", memory_mb, optional)
-            # v1 leaves socket buffers out of the memory limit unless they have one of their
-            # own: a run could otherwise queue gigabytes in TCP buffers on the host's account.
-            _write_limit(f"{memory}/memory.kmem.tcp.limit_in_bytes", memory_mb, True)
+        memory = self.dirs["memory"]
+        size = "-1" if memory_mb is None else str(memory_mb * _MIB)
+        # Swap must not extend the limit: memory+swap capped at the same size. The kernel
+        # keeps memsw >= memory at every step, so which one goes first depends on whether
+        # the limit goes up or down.
+        steps = [("memory.limit_in_bytes", False), ("memory.memsw.limit_in_bytes", True)]
+        try:
+            for name, optional in steps:
+                _write_value(f"{memory}/{name}", size, optional)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            for name, optional in reversed(steps):
+                _write_value(f"{memory}/{name}", size, optional)
+        # v1 leaves socket buffers out of the memory limit unless they have one of their
+        # own: a run could otherwise queue gigabytes in TCP buffers on the host's account.
+        _write_value(f"{memory}/memory.kmem.tcp.limit_in_bytes", size, True)
 
     def watch_oom(self) -> int | None:
         """v1: an eventfd that becomes readable on the cgroup's first OOM; None on v2, where
@@ -120,7 +141,8 @@ class RunCgroup:
         return event
 
     def oom_kills(self) -> int:
-        """How many processes of the run the OOM killer ended."""
+        """How many processes in this cgroup the OOM killer ended, ever (see
+        :attr:`oom_kills_before`)."""
         path = (
             f"{self.dirs['']}/memory.events"
             if self.version == 2
@@ -315,11 +337,11 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _write_limit(path: str, mb: int, optional: bool) -> None:
+def _write_value(path: str, text: str, optional: bool) -> None:
     if optional:
-        _write_if_present(path, str(mb * _MIB))
+        _write_if_present(path, text)
     else:
-        _write(path, str(mb * _MIB))
+        _write(path, text)
 
 
 def _write_if_present(path: str, text: str) -> None:

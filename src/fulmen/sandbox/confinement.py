@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,15 +70,11 @@ class Confinement:
             layout.tmp_is_free,
         )
 
-    def close(self, leftover_cgroups: Callable[[], int]) -> None:
-        """At the zygote's exit. The runs' processes die with their pid namespaces,
-        asynchronously: wait a little for their cgroups to empty, then remove ours."""
+    def close(self) -> None:
+        """At the zygote's exit, once the runs' cgroups are gone (``Zygote.close_cgroups``)."""
         if self.network is not None:
             self.network.close()
         if self.cgroups is not None:
-            deadline = time.monotonic() + 2
-            while time.monotonic() < deadline and leftover_cgroups():
-                time.sleep(0.005)
             self.cgroups.remove()
 
 

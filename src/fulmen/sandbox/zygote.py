@@ -37,6 +37,7 @@ import selectors
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +70,6 @@ class _Spare:
     """v1: readable once the run's cgroup had an OOM kill."""
     admitted: bool = True
     """Its ids are mapped and it is in its cgroup (namespaces: once it has unshared)."""
-    limits: tuple[int | None, int] | None = None
-    """The memory and pids limits its cgroup has now."""
 
 
 class _Zygote:
@@ -79,17 +78,15 @@ class _Zygote:
     ) -> None:
         self._control = control
         self._settings = settings
-        self._tree = cgroup_tree
         self._decoder = FrameDecoder(_CONTROL_BUFFER)
         self._selector = selectors.DefaultSelector()
         self._pids: dict[int, int] = {}  # run id -> pid, until reaped
         self._runs: dict[int, int] = {}  # pid -> run id, for children that have a run
         self._children: dict[int, _Spare] = {}  # pid -> its slot and cgroup, until reaped
         self._oom: set[int] = set()  # pids whose run hit its memory limit
-        self._slots = Slots()
+        self._slots = Slots(cgroup_tree)
         self._spare: _Spare | None = None
         self._worker_gone = False
-        self._cgroups_made = 0
         self._last_limits: tuple[int | None, int] | None = None
         self._own_pid_ns = (
             os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -146,17 +143,15 @@ class _Zygote:
 
     def _fork_spare(self) -> _Spare | None:
         policy = self._settings.policy
-        slot = self._slots.take() if policy.namespaces else None
-        if policy.namespaces and slot is None:
-            return None
-        cgroup = None
-        if self._tree is not None and slot is not None:
-            self._cgroups_made += 1
+        slot, cgroup = None, None
+        if policy.namespaces:
             try:
-                cgroup = self._tree.run_cgroup(f"run-{slot}-{self._cgroups_made}")
+                taken = self._slots.take()
             except OSError:
-                self._slots.give_back(slot, None)
                 return None
+            if taken is None:
+                return None
+            slot, cgroup = taken
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = self._fork_into_new_pid_namespace() if slot is not None else os.fork()
@@ -164,7 +159,7 @@ class _Zygote:
             ours.close()
             theirs.close()
             if slot is not None:
-                self._slots.give_back(slot, cgroup)
+                self._slots.give_back(slot)
             return None
         if pid == 0:
             self._let_go_in_child(ours)
@@ -199,8 +194,7 @@ class _Zygote:
         assert spare.cgroup is not None
         try:
             if self._last_limits is not None:
-                spare.cgroup.limit(*self._last_limits)
-                spare.limits = self._last_limits
+                spare.cgroup.set_limits(self._last_limits)
             spare.oom_fd = spare.cgroup.watch_oom()
         except OSError:
             return  # _start writes the limits; a cgroup that refuses them fails the run there
@@ -248,9 +242,13 @@ class _Zygote:
             return False
         return True
 
-    def leftover_cgroups(self) -> int:
-        """Cgroups of ended runs that still hold a process."""
-        return self._slots.leftover()
+    def close_cgroups(self) -> None:
+        """At exit: the runs' processes die with their pid namespaces, asynchronously; wait
+        a little for their cgroups to empty, then remove them."""
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and self._slots.leftover():
+            time.sleep(0.005)
+        self._slots.remove_cgroups()
 
     def _on_oom(self, pid: int) -> None:
         """v1: the OOM killer took a process of this run; end all of it, as v2's oom.group."""
@@ -277,8 +275,8 @@ class _Zygote:
                 return
             try:
                 wanted = (header.limits.memory_mb, header.limits.pids)
-                if spare.cgroup is not None and spare.limits != wanted:
-                    spare.cgroup.limit(*wanted)
+                if spare.cgroup is not None:
+                    spare.cgroup.set_limits(wanted)
                 self._last_limits = wanted
                 out = os.open(
                     header.output_path,
@@ -350,11 +348,9 @@ class _Zygote:
             self._selector.unregister(spare.oom_fd)
             os.close(spare.oom_fd)
         if spare.cgroup is not None:
-            oom = oom or spare.cgroup.oom_kills() > 0
+            oom = oom or spare.cgroup.oom_kills() > spare.cgroup.oom_kills_before
         if spare.slot is not None:
-            self._slots.give_back(spare.slot, spare.cgroup)
-        elif spare.cgroup is not None:
-            spare.cgroup.remove()
+            self._slots.give_back(spare.slot)
         return oom
 
     def _shutdown(self) -> None:
@@ -483,4 +479,5 @@ def main(config: dict[str, Any]) -> None:
     try:
         zygote.serve()
     finally:
-        confinement.close(zygote.leftover_cgroups)
+        zygote.close_cgroups()
+        confinement.close()
