@@ -666,3 +666,36 @@ def test_a_run_binds_ephemeral_tcp_ports_only() -> None:
             assert data == {"fixed": "EACCES", "ephemeral": "allowed"}
 
     run(main())
+
+
+def test_with_network_none_each_run_has_a_network_of_its_own() -> None:
+    """Run A listens on its loopback and says on which port; run B, of the same worker,
+    finds nothing there: with ``none`` no two runs share a network namespace."""
+    listen = (
+        "[print('listening on', s.getsockname()[1]) or time.sleep(3)"
+        " for s in [socket.create_server(('127.0.0.1', 0))]]"
+    )
+
+    async def main() -> None:
+        async with sandbox(network="none") as zygote:
+            plan = Plan.from_wire(
+                {
+                    "id": "a",
+                    "jobs": [{"id": "a", "body": job_body(listen), "adaptor": "common"}],
+                    "options": {"run_timeout_ms": 30_000},
+                }
+            )
+            first = await start(zygote, RunRequest(plan, {"data": {}}), Defaults())
+            port = None
+            async for event in first:
+                text = " ".join(str(m) for m in getattr(event, "message", []))
+                if text.startswith("listening on"):
+                    port = int(text.split()[-1])
+                    data, _, _ = await attack(
+                        zygote,
+                        f"{{'a': connect('127.0.0.1', {port}), 'own': connect('127.0.0.1', 1)}}",
+                    )
+                    assert data == {"a": "ECONNREFUSED", "own": "ECONNREFUSED"}
+            assert port is not None
+
+    run(main())

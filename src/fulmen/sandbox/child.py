@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fulmen.errors import SandboxProtocolError
-from fulmen.sandbox import capabilities, landlock, libc, namespaces, seccomp
+from fulmen.sandbox import capabilities, landlock, libc, namespaces, network, seccomp
 from fulmen.sandbox.frames import FrameDecoder, encode
 from fulmen.sandbox.isolation import Policy
 from fulmen.sandbox.limits import address_space_in_use, apply_rlimits
@@ -242,7 +242,10 @@ def _enter_namespaces(control_fd: int, settings: Settings, host_id: int) -> None
     # processes) is charged to this run's uid, not to the host's root for every run.
     os.setresgid(host_id, host_id, host_id)
     os.setresuid(host_id, host_id, host_id)
-    namespaces.unshare(namespaces.RUN_NAMESPACES)
+    own_network = settings.netns_fd is None and settings.policy.network == "none"
+    namespaces.unshare(
+        namespaces.RUN_NAMESPACES | (namespaces.CLONE_NEWNET if own_network else 0)
+    )
     os.write(control_fd, b"u")  # the zygote writes our id maps and moves us to our cgroup
     if os.read(control_fd, 16) != b"g":
         os._exit(EXIT_SETUP)
@@ -251,6 +254,8 @@ def _enter_namespaces(control_fd: int, settings: Settings, host_id: int) -> None
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # the uid change cleared it
+    if own_network:
+        network.bring_loopback_up()
     # The zygote has moved us to the run's cgroup by now: make that the root of what the
     # run sees of cgroups.
     namespaces.unshare(namespaces.CLONE_NEWCGROUP)

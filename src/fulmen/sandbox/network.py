@@ -12,13 +12,16 @@ its own user namespace), and gives it, by policy:
   (the host's own link-local address would be reached), and no port of the host is
   forwarded, except those the operator allows (``allow``: loopback ``host:port`` pairs,
   forwarded with ``-T``; the tests use that for their local HTTP servers).
-- ``none``: only the namespace's own loopback.
+- ``none``: a network namespace per run, made by the spare itself (it costs a fraction
+  of a millisecond, before the run arrives), with its own loopback and nothing else: no
+  other run, nothing of the host.
 - ``host``: no namespace at all (today's behaviour before issue 12; for trusted code only).
 
-One namespace per zygote rather than per run: a pasta per run would cost about 20 ms and a
-process each. Runs of one worker can therefore see each other's listening sockets on the
-namespace's loopback; Landlock's scoping (ABI 6) still keeps them off each other's abstract
-Unix sockets, and nothing of the host is there.
+For ``outside``, one namespace per zygote rather than per run: a pasta per run would cost
+about 20 ms and a process each. Runs of one worker can therefore see each other's listening
+sockets on the namespace's loopback; Landlock's scoping (ABI 6) still keeps them off each
+other's abstract Unix sockets, Landlock's network rules let them bind ephemeral TCP ports
+only, and nothing of the host is there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import ipaddress
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +41,7 @@ from typing import Final
 from fulmen.sandbox import capabilities, libc
 from fulmen.sandbox.namespaces import CLONE_NEWNET, unshare
 
-__all__ = ["NETWORK_POLICIES", "Network", "parse_allow", "start"]
+__all__ = ["NETWORK_POLICIES", "Network", "bring_loopback_up", "parse_allow", "start"]
 
 NETWORK_POLICIES: Final = ("outside", "none", "host")
 
@@ -115,6 +120,9 @@ def start(policy: str, allow_ports: Sequence[int], pid_file: str) -> Network:
     """
     if policy == "host":
         return Network(policy, None, None, "the host's network namespace, loopback included")
+    if policy == "none":
+        # Nothing to share: each run unshares a namespace of its own (child.py).
+        return Network(policy, None, None, "a network namespace of its own per run, loopback only")
     read_end, write_end = os.pipe()
     holder = os.fork()
     if holder == 0:  # pragma: no cover - the holder only keeps the namespace alive
@@ -186,3 +194,19 @@ def _start_pasta(holder: int, allow_ports: Sequence[int], pid_file: str) -> str:
         raise OSError(f"pasta failed: {why[-1] if why else f'exit status {done.returncode}'}")
     allowed = f"; host loopback ports allowed: {forward}" if allow_ports else ""
     return f"outside world through pasta, host loopback unreachable{allowed}"
+
+
+def bring_loopback_up() -> None:
+    """``ip link set lo up`` in a new network namespace (where it starts down), by ioctl;
+    needs CAP_NET_ADMIN in the namespace's user namespace."""
+    import fcntl  # only spares need it
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+
+
+_SIOCGIFFLAGS: Final = 0x8913
+_SIOCSIFFLAGS: Final = 0x8914
+_IFF_UP: Final = 0x1
