@@ -18,6 +18,7 @@ from pathlib import Path
 from fulmen.errors import ConfigError
 from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
+from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.models import (
     DEFAULT_QUEUES,
     ApiToken,
@@ -97,6 +98,7 @@ __all__ = [
     "RunDetail",
     "RunFilter",
     "SQLStore",
+    "SessionLimits",
     "Snapshot",
     "Step",
     "StepCompletion",

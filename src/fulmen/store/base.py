@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
 from fulmen.store.models import (
@@ -53,6 +53,9 @@ from fulmen.store.models import (
     Workflow,
     WorkOrder,
 )
+
+if TYPE_CHECKING:
+    from fulmen.store.dashboard_sessions import SessionLimits
 
 __all__ = ["Clock", "Store", "system_clock"]
 
@@ -193,6 +196,24 @@ class Store(Protocol):
     async def get_api_token(self, token_id: str) -> ApiToken: ...
     async def list_api_tokens(self) -> list[ApiToken]: ...
     async def delete_api_token(self, token_id: str) -> None: ...
+
+    # -- the dashboard's sessions ------------------------------------------------------------
+
+    async def open_dashboard_session(
+        self, digest: str, token_id: str, limits: SessionLimits
+    ) -> None:
+        """Start a session (``digest``: the SHA-256 of its id) for an existing token
+        (NotFoundError otherwise); sessions expired under ``limits`` are removed."""
+        ...
+
+    async def resume_dashboard_session(self, digest: str, limits: SessionLimits) -> ApiToken | None:
+        """The token of a session neither idle nor older than ``limits`` allow, whose token
+        still exists; ``None`` otherwise. Notes the use (to within a minute)."""
+        ...
+
+    async def end_dashboard_session(self, digest: str) -> None:
+        """Remove a session; nothing happens if there is none."""
+        ...
 
     # -- what the worker reports -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from fulmen.store import (
     api_tokens,
     catalog,
     credentials,
+    dashboard_sessions,
     dataclips,
     events,
     queue,
@@ -28,6 +29,7 @@ from fulmen.store import (
 )
 from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
+from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.db import Database
 from fulmen.store.models import (
     DEFAULT_QUEUES,
@@ -260,6 +262,21 @@ class SQLStore:
     async def delete_api_token(self, token_id: str) -> None:
         async with self._db.write() as tx:
             await api_tokens.delete_api_token(tx, token_id)
+
+    # -- the dashboard's sessions (dashboard_sessions.py) -----------------------------------
+
+    async def open_dashboard_session(
+        self, digest: str, token_id: str, limits: SessionLimits
+    ) -> None:
+        async with self._db.write() as tx:
+            await dashboard_sessions.open_session(tx, digest, token_id, limits, self._clock())
+
+    async def resume_dashboard_session(self, digest: str, limits: SessionLimits) -> ApiToken | None:
+        return await dashboard_sessions.resume_session(self._db, digest, limits, self._clock())
+
+    async def end_dashboard_session(self, digest: str) -> None:
+        async with self._db.write() as tx:
+            await dashboard_sessions.end_session(tx, digest)
 
     # -- what the worker reports -------------------------------------------------------------
 

@@ -698,3 +698,27 @@ WHERE id = ANY (ARRAY(
     LIMIT %(limit)s
     FOR UPDATE OF d SKIP LOCKED
 ));
+
+
+-- -- the dashboard's sessions (dashboard_sessions.py) ---------------------------------------
+
+-- name: insert_dashboard_session
+INSERT INTO dashboard_sessions (digest, token_id, inserted_at, seen_at)
+VALUES (%(digest)s, %(token_id)s, %(now)s, %(now)s);
+
+-- name: get_dashboard_session
+-- With the token that signed in: a session whose token is gone is no session.
+SELECT s.inserted_at, s.seen_at, t.id AS token_id, t.name AS token_name,
+       t.digest AS token_digest, t.inserted_at AS token_inserted_at
+FROM dashboard_sessions s JOIN api_tokens t ON t.id = s.token_id
+WHERE s.digest = %(digest)s;
+
+-- name: touch_dashboard_session
+UPDATE dashboard_sessions SET seen_at = %(now)s WHERE digest = %(digest)s;
+
+-- name: delete_dashboard_session
+DELETE FROM dashboard_sessions WHERE digest = %(digest)s;
+
+-- name: delete_expired_dashboard_sessions
+DELETE FROM dashboard_sessions
+WHERE seen_at < %(idle_before)s OR inserted_at < %(absolute_before)s;

@@ -657,3 +657,27 @@ WHERE id IN (
           WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
     LIMIT :limit
 );
+
+
+-- -- the dashboard's sessions (dashboard_sessions.py) ---------------------------------------
+
+-- name: insert_dashboard_session
+INSERT INTO dashboard_sessions (digest, token_id, inserted_at, seen_at)
+VALUES (:digest, :token_id, :now, :now);
+
+-- name: get_dashboard_session
+-- With the token that signed in: a session whose token is gone is no session.
+SELECT s.inserted_at, s.seen_at, t.id AS token_id, t.name AS token_name,
+       t.digest AS token_digest, t.inserted_at AS token_inserted_at
+FROM dashboard_sessions s JOIN api_tokens t ON t.id = s.token_id
+WHERE s.digest = :digest;
+
+-- name: touch_dashboard_session
+UPDATE dashboard_sessions SET seen_at = :now WHERE digest = :digest;
+
+-- name: delete_dashboard_session
+DELETE FROM dashboard_sessions WHERE digest = :digest;
+
+-- name: delete_expired_dashboard_sessions
+DELETE FROM dashboard_sessions
+WHERE seen_at < :idle_before OR inserted_at < :absolute_before;
