@@ -221,6 +221,10 @@ class CoordinatorSettings:
     retention_batch: int = 1000
     #: The sweep's pause between two batches, in seconds: the queue's turn.
     retention_pause: float = 0.05
+    #: A dashboard session ends after this many seconds unused (12 hours)…
+    dashboard_session_idle: float = 43_200.0
+    #: …and this many seconds after signing in, however used (7 days).
+    dashboard_session_max: float = 604_800.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -247,6 +251,8 @@ class CoordinatorSettings:
             retention_interval=env.number("FULMEN_RETENTION_INTERVAL_SECONDS", 86_400.0),
             retention_batch=env.integer("FULMEN_RETENTION_BATCH", 1000, minimum=1),
             retention_pause=env.number("FULMEN_RETENTION_PAUSE_SECONDS", 0.05),
+            dashboard_session_idle=env.number("FULMEN_DASHBOARD_SESSION_IDLE_SECONDS", 43_200.0),
+            dashboard_session_max=env.number("FULMEN_DASHBOARD_SESSION_MAX_SECONDS", 604_800.0),
         )
 
 

@@ -74,11 +74,18 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="module")
-async def devices(browser: Any, up: Up) -> AsyncIterator[dict[str, Any]]:
+def refused() -> list[str]:
+    """What Chromium refused under the dashboard's Content-Security-Policy, on any page."""
+    return []
+
+
+@pytest.fixture(scope="module")
+async def devices(browser: Any, up: Up, refused: list[str]) -> AsyncIterator[dict[str, Any]]:
     """A laptop's and a phone's browser, each signed in once through the sign-in form."""
     contexts = {}
     for name, device in (("laptop", LAPTOP), ("phone", PHONE)):
         context = await browser.new_context(**device)
+        context.on("console", lambda message: note_refusal(refused, message.text))
         page = await context.new_page()
         await page.goto(up.dashboard)
         assert "/ui/login" in page.url
@@ -90,6 +97,11 @@ async def devices(browser: Any, up: Up) -> AsyncIterator[dict[str, Any]]:
     yield contexts
     for context in contexts.values():
         await context.close()
+
+
+def note_refusal(refused: list[str], text: str) -> None:
+    if "Content Security Policy" in text:
+        refused.append(text)
 
 
 async def signed_in(devices: dict[str, Any], name: str) -> Any:
@@ -250,4 +262,32 @@ async def test_a_log_of_ten_thousand_lines_stays_responsive(
     timings = f"first page {first_page:.2f}s, all {everything:.2f}s, filter {filtered:.2f}s"
     print(f"10,000 lines: {timings}")
     assert first_page < 5 and everything < 20 and filtered < 3
+    await page.close()
+
+
+async def test_the_pages_work_under_the_content_security_policy(
+    devices: dict[str, Any], up: Up, refused: list[str]
+) -> None:
+    """Runs last: every page the tests above opened ran with nothing refused; the cookie is a
+    session id, not the token; and an inline script is refused, so the policy is in force."""
+    assert refused == []
+    cookies = await devices["laptop"].cookies()
+    (session,) = [cookie for cookie in cookies if cookie["name"] == "fulmen_session"]
+    assert session["value"] != up.token and session["httpOnly"]
+    assert session["sameSite"] == "Strict"
+
+    page = await signed_in(devices, "laptop")
+    await page.goto(f"{up.dashboard}/runs")
+    async with page.expect_console_message(
+        lambda message: "Content Security Policy" in message.text
+    ):
+        await page.evaluate(
+            """() => {
+                const script = document.createElement("script");
+                script.textContent = "window.inlined = true";
+                document.head.append(script);
+            }"""
+        )
+    assert await page.evaluate("window.inlined") is None
+    assert await page.locator("tr.run").count() > 0  # dashboard.js still filled the list
     await page.close()

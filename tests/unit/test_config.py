@@ -89,6 +89,21 @@ def test_coordinator_settings() -> None:
     assert settings.database_url == "pg"
 
 
+def test_dashboard_sessions_last_twelve_hours_idle_and_seven_days_in_all() -> None:
+    defaults = CoordinatorSettings.from_env({})
+    assert (defaults.dashboard_session_idle, defaults.dashboard_session_max) == (43_200, 604_800)
+    chosen = CoordinatorSettings.from_env(
+        {
+            "FULMEN_DASHBOARD_SESSION_IDLE_SECONDS": "900",
+            "FULMEN_DASHBOARD_SESSION_MAX_SECONDS": "86400",
+        }
+    )
+    assert (chosen.dashboard_session_idle, chosen.dashboard_session_max) == (900, 86_400)
+    with pytest.raises(ConfigError) as info:
+        CoordinatorSettings.from_env({"FULMEN_DASHBOARD_SESSION_IDLE_SECONDS": "0"})
+    assert "FULMEN_DASHBOARD_SESSION_IDLE_SECONDS" in info.value.message
+
+
 def test_secrets_never_show_their_value() -> None:
     secret = Secret("WORKER_SECRET", "hunter2-hunter2-hunter2-hunter2!")
     settings = WorkerSettings(secret=secret)

@@ -10,7 +10,8 @@
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
 after a coordinator restart, nothing that keeps the server waiting when it shuts down, and the
-same template renders a list whether whole or in part. Signing in is session.py's.
+same template renders a list whether whole or in part. Signing in is session.py's; the
+Content-Security-Policy and the other headers every response carries are headers.py's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from fulmen.coordinator.dashboard import pages, run
+from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
 __all__ = ["PREFIX", "install"]
@@ -30,11 +32,13 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    """Add the dashboard's routes, static files and sign-in handling to ``app``."""
+    """Add the dashboard's routes, static files, sign-in handling and response headers
+    (headers.py) to ``app``."""
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_middleware(SecurityHeaders, prefix=PREFIX)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -15,11 +15,11 @@ from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
     PREFIX,
-    forget,
-    remember,
     safe_next,
     same_origin,
+    sign_out,
     signed_in,
+    start,
     viewer,
 )
 from fulmen.coordinator.dashboard.views import BAD_STATES, run_row
@@ -89,10 +89,11 @@ async def login(
 ) -> Response:
     if not same_origin(request):
         return page("login.html", 403, next=safe_next(next), error="Sign in from this site.")
-    if await verify(_c(request).store, token.strip(), what="dashboard sign-in") is None:
+    stored = await verify(_c(request).store, token.strip(), what="dashboard sign-in")
+    if stored is None:
         return page("login.html", 401, next=safe_next(next), error="That token is not valid.")
     response = RedirectResponse(safe_next(next), 303)
-    remember(response, request, token.strip())
+    await start(response, request, stored)
     return response
 
 
@@ -100,7 +101,7 @@ async def login(
 async def logout(request: Request) -> Response:
     response = RedirectResponse(f"{PREFIX}/login", 303)
     if same_origin(request):
-        forget(response)
+        await sign_out(response, request)
     return response
 
 

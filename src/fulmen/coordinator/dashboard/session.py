@@ -1,41 +1,53 @@
-"""Who may see the dashboard: whoever holds a REST API token.
+"""Who may see the dashboard: whoever holds a REST API token, for a while.
 
 Signing in posts a token (``fulmen up`` writes one to ``.fulmen/api-token``; ``fulmen server
-token create`` makes more); it is checked as the API checks it, and kept in a cookie that is
-``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it) and
-scoped to ``/ui``, ``Secure`` over HTTPS. Every request checks it again, so revoking the token
-signs its sessions out. State-changing requests are POSTs, refused when their ``Origin`` names
-another host. The coordinator listens on 127.0.0.1 unless told otherwise; these checks are
-what keep the pages private when it is told otherwise.
+token create`` makes more); it is checked as the API checks it, and starts a server-side
+session: 32 random bytes, the cookie's value, of which the store keeps only the SHA-256 with
+the token's id. The token itself never goes into the cookie. The cookie is ``HttpOnly`` (no
+script reads it), ``SameSite=Strict`` (no other site's page sends it), scoped to ``/ui``, and
+``Secure`` over HTTPS.
+
+Every request resumes the session, which is refused once unused for the idle limit
+(``FULMEN_DASHBOARD_SESSION_IDLE_SECONDS``, 12 hours) or older than the absolute limit
+(``FULMEN_DASHBOARD_SESSION_MAX_SECONDS``, 7 days), and when its token has been deleted:
+revoking a token signs its sessions out. Signing out deletes the session. State-changing
+requests are POSTs, refused when their ``Origin`` names another host. The coordinator
+listens on 127.0.0.1 unless told otherwise; these checks are what keep the pages private
+when it is told otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
 from typing import Final
 from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
-from fulmen.store import ApiToken
+from fulmen.store import ApiToken, SessionLimits
 
 __all__ = [
     "COOKIE",
     "PREFIX",
     "SignInRequired",
-    "forget",
-    "remember",
+    "limits",
     "safe_next",
     "same_origin",
     "sign_in_required",
+    "sign_out",
     "signed_in",
+    "start",
     "viewer",
 ]
 
 PREFIX: Final = "/ui"
 COOKIE: Final = "fulmen_session"
+#: Random bytes in a session id (the cookie's value, URL-safe base64).
+ID_BYTES: Final = 32
 #: Sent by the dashboard's own script: such a request wants 401, not the sign-in page.
 FETCH_HEADER: Final = "x-fulmen-fetch"
 
@@ -44,12 +56,25 @@ class SignInRequired(Exception):
     """Raised by :func:`viewer`; answered with the sign-in page or 401."""
 
 
+def limits(c: Coordinator) -> SessionLimits:
+    """How long a session lives, from the coordinator's settings."""
+    return SessionLimits(
+        idle=timedelta(seconds=c.settings.dashboard_session_idle),
+        absolute=timedelta(seconds=c.settings.dashboard_session_max),
+    )
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 async def signed_in(request: Request) -> ApiToken | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
+    """The token of the request's live session, else ``None``."""
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         return None
     c: Coordinator = request.app.state.coordinator
-    return await verify(c.store, token, what="dashboard request")
+    return await c.store.resume_dashboard_session(_digest(session_id), limits(c))
 
 
 async def viewer(request: Request) -> ApiToken:
@@ -74,10 +99,19 @@ def safe_next(target: str | None) -> str:
     return PREFIX
 
 
-def remember(response: Response, request: Request, token: str) -> None:
+async def start(response: Response, request: Request, token: ApiToken) -> None:
+    """Sign ``token`` in: a new session, its id in the response's cookie. A session the
+    browser already had ends."""
+    c: Coordinator = request.app.state.coordinator
+    if previous := request.cookies.get(COOKIE):
+        await c.store.end_dashboard_session(_digest(previous))
+    session_id = secrets.token_urlsafe(ID_BYTES)
+    session = limits(c)
+    await c.store.open_dashboard_session(_digest(session_id), token.id, session)
     response.set_cookie(
         COOKIE,
-        token,
+        session_id,
+        max_age=int(session.absolute.total_seconds()),
         path=PREFIX,
         httponly=True,
         samesite="strict",
@@ -85,8 +119,18 @@ def remember(response: Response, request: Request, token: str) -> None:
     )
 
 
-def forget(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
+async def sign_out(response: Response, request: Request) -> None:
+    """End the request's session, and tell the browser to drop the cookie."""
+    if session_id := request.cookies.get(COOKIE):
+        c: Coordinator = request.app.state.coordinator
+        await c.store.end_dashboard_session(_digest(session_id))
+    response.delete_cookie(
+        COOKIE,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
 
 
 def same_origin(request: Request) -> bool:
