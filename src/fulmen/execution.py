@@ -28,8 +28,8 @@ from fulmen.runtime.events import (
     decode,
     timestamp_us,
 )
-from fulmen.runtime.scrub import Scrubber
 from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
+from fulmen.scrub import Scrubber
 
 __all__ = [
     "Defaults",

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from fulmen.runtime.scrub import Scrubber
 from fulmen.runtime.state import REMOVED_KEYS, assemble, clean_output, dumps
+from fulmen.scrub import Scrubber
 
 
 def test_incoming_state_alone_gets_data_and_configuration() -> None:

@@ -9,7 +9,7 @@ instead of polling the file.
 A worker's config is private (spec runner.md §3.9, P1), but its script may print it, or
 raise with it in the message. Once :meth:`Logbook.mask` is given the config, every value of
 it is masked (``***``) in whatever is written about that worker, by the scrubber the
-coordinator's runs use for credentials (``fulmen.runtime.scrub``, with its rules: values
+coordinator's runs use for credentials (``fulmen.scrub``, with its rules: values
 shorter than its minimum, and locating keys such as ``url`` or ``username``, are left as they
 are). The run history takes its error text through :meth:`Logbook.scrub` too, so no config
 value reaches the log files, ``runner.db`` or its WAL.
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from fulmen.runner.clock import Clock
-from fulmen.runtime.scrub import Scrubber
+from fulmen.scrub import Scrubber
 
 __all__ = ["Logbook"]
 

@@ -38,8 +38,8 @@ from fulmen.runtime.events import (
     timestamp_us,
 )
 from fulmen.runtime.logs import LogSink
-from fulmen.runtime.scrub import Scrubber
 from fulmen.runtime.state import assemble, clean_output
+from fulmen.scrub import Scrubber
 
 __all__ = ["Engine"]
 

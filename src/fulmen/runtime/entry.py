@@ -16,7 +16,7 @@ from fulmen.reasons import Reason
 from fulmen.runtime import logs
 from fulmen.runtime.engine import Engine
 from fulmen.runtime.events import RuntimeEvent, WorkflowComplete, timestamp_us, to_dict
-from fulmen.runtime.scrub import Scrubber
+from fulmen.scrub import Scrubber
 
 __all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
 

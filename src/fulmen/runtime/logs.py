@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from fulmen.runtime.events import LogLine, timestamp_us
-from fulmen.runtime.scrub import Scrubber
+from fulmen.scrub import Scrubber
 
 __all__ = ["LogSink", "install"]
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from fulmen.runtime.scrub import Scrubber
+from fulmen.scrub import Scrubber
 
 __all__ = ["REMOVED_KEYS", "assemble", "clean_output", "dumps"]
 
