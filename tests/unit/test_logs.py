@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from fulmen.runtime.events import LogLine, StepComplete
+from fulmen.runtime.logs import LogSink
+from fulmen.scrub import Scrubber
 
 if TYPE_CHECKING:
     from conftest import RunFn
@@ -207,3 +209,78 @@ def test_a_log_over_the_payload_limit_is_replaced_by_a_note(run: RunFn) -> None:
 def test_a_log_exactly_at_the_limit_passes(run: RunFn) -> None:
     events = run(plan("print('x' * 1_000)", log_payload_limit_mb=0.001))
     assert events.messages("JOB") == ["x" * 1_000]
+
+
+# -- a secret printed in two parts (issue 13) ------------------------------------------------
+
+
+def test_a_secret_printed_in_two_parts_is_masked_in_both(run: RunFn) -> None:
+    body = """
+@fn
+def leak(state):
+    secret = state["configuration"]["access_token"]
+    print("first half:", secret[:7])
+    print(secret[7:], "was the second")
+    return state
+"""
+    events = run(plan(body), credentials={"c": SECRETS})
+    assert events.messages("JOB") == ["first half: ***", "*** was the second"]
+    assert "tok_9f8" not in events.everything() and "e7d6c5b4a" not in events.everything()
+
+
+def test_a_secret_split_across_print_and_logging_is_masked(run: RunFn) -> None:
+    body = """
+import logging
+@fn
+def leak(state):
+    secret = state["configuration"]["password"]
+    print(secret[:4])
+    logging.warning(secret[4:])
+    return state
+"""
+    events = run(plan(body), credentials={"c": SECRETS})
+    assert events.messages("JOB") == ["***", "***"]
+
+
+def test_a_line_held_for_the_next_is_emitted_before_its_step_completes(run: RunFn) -> None:
+    body = """
+@fn
+def tease(state):
+    print("ends like a secret begins: tr0u")
+    return state
+"""
+    events = run(plan(body), credentials={"c": SECRETS})
+    assert "ends like a secret begins: tr0u" in events.messages("JOB")
+    held = next(i for i, e in enumerate(events) if isinstance(e, LogLine) and e.source == "JOB")
+    completed = next(i for i, e in enumerate(events) if isinstance(e, StepComplete))
+    assert held < completed
+    assert events.logs("JOB")[0].step_id == events.steps[0].step_id
+
+
+def test_lines_of_two_steps_are_not_joined() -> None:
+    emitted: list[LogLine] = []
+    sink = LogSink(emitted.append, Scrubber([{"token": "hunter22-token"}]))
+    sink.step_id = "one"
+    sink.log("info", "JOB", "a hunter")
+    sink.step_id = "two"
+    sink.log("info", "JOB", "22-token b")
+    sink.flush()
+    assert [(line.step_id, line.message) for line in emitted] == [
+        ("one", ["a hunter"]),
+        ("two", ["22-token b"]),
+    ]
+
+
+def test_only_a_line_that_may_begin_a_secret_waits() -> None:
+    emitted: list[LogLine] = []
+    sink = LogSink(emitted.append, Scrubber([{"token": "hunter22-token"}]))
+    sink.log("info", "JOB", "plain line")
+    assert len(emitted) == 1  # out at once
+    sink.log("info", "JOB", "maybe hunter")
+    assert len(emitted) == 1  # held: the next line may finish the secret
+    sink.log("info", "JOB", "s were here")  # ...it did not, and this one may not begin one
+    assert [line.message for line in emitted] == [["plain line"], ["maybe hunter"], ["s were here"]]
+    sink.log("info", "JOB", "the end: h")
+    assert len(emitted) == 3
+    sink.flush()  # the step ends: nothing more can finish it
+    assert emitted[-1].message == ["the end: h"]

@@ -196,6 +196,7 @@ class Engine:
             timestamp=timestamp_us(),
             output_withheld=withheld,
         )
+        self._sink.flush()  # a line held back (logs.py) is emitted before its step ends
         self._emit(event)
         self._sink.step_id = None
         return _StepResult(event, state, output)
@@ -270,6 +271,7 @@ class Engine:
     def _finish(
         self, exit_reason: ExitReason, leaves: list[tuple[str, StepComplete]]
     ) -> WorkflowComplete:
+        self._sink.flush()
         final_state: str | None = None
         if len(leaves) == 1:
             final_state = None if leaves[0][1].output_withheld else leaves[0][1].output

@@ -5,6 +5,14 @@ Sources and levels follow worker-protocol.md §8: job output is ``JOB``, adaptor
 filters job output only; errors always pass unless it is ``none-really``. Every message is
 scrubbed of credential values before it is emitted, and a message over the log payload limit is
 replaced by a note saying so (§7.2).
+
+A secret printed in two parts (``print(key[:5]); print(key[5:])``) is in neither line, so
+each line is also checked against the one before it. A line that ends with the beginning of a
+secret is held back until the next line arrives (or the step ends, or the run does): if the
+two together hold a secret, both parts are masked before either is emitted. Holding only those
+lines keeps every other line as prompt as before; one held for the next line keeps the time it
+was written. Only two consecutive lines are joined, and only the plain values are looked for
+across them (their encoded forms are masked within a line).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import io
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fulmen.runtime.events import LogLine, timestamp_us
 from fulmen.scrub import Scrubber
@@ -27,6 +36,18 @@ _LOGGING_LEVELS = [
     (logging.WARNING, "warn"),
     (logging.INFO, "info"),
 ]
+
+
+@dataclass
+class _Held:
+    """A line not emitted yet: a secret may begin at its end."""
+
+    level: str
+    source: str
+    message: str
+    timestamp: str
+    step_id: str | None
+    head: int  # how many of its first characters end a secret begun on the line before
 
 
 class LogSink:
@@ -44,21 +65,39 @@ class LogSink:
         self._threshold = _THRESHOLD.get(job_log_level, 1)
         self._limit = payload_limit_bytes
         self._flushers: list[Callable[[], None]] = []
+        self._held: _Held | None = None
         self.step_id: str | None = None
 
     def flush(self) -> None:
-        """Emit partly written lines (``print(..., end="")``) so they keep their step."""
+        """Emit partly written lines (``print(..., end="")``) so they keep their step, then
+        the line held back, if any (the step or the run is ending)."""
         for flush in self._flushers:
             flush()
+        if self._held is not None:
+            self._release(self._held, 0)
+            self._held = None
 
     def log(self, level: str, source: str, message: str) -> None:
         if source == "JOB" and _RANK.get(level, 1) < self._threshold:
             return
-        text = self._scrub.text(message)
+        line = _Held(level, source, message, timestamp_us(), self.step_id, 0)
+        held, self._held = self._held, None
+        if held is not None:
+            tail = 0
+            if held.step_id == line.step_id:
+                tail, line.head = self._scrub.across(held.message, message)
+            self._release(held, tail)
+        if self._scrub.continues(message):
+            self._held = line
+        else:
+            self._release(line, 0)
+
+    def _release(self, line: _Held, tail: int) -> None:
+        text = self._scrub.mask(line.message, line.head, tail)
         if self._limit is not None and len(text.encode()) > self._limit:
             mb = self._limit / 1_000_000
             text = f"(Log message redacted: exceeds {mb:g}mb memory limit)"
-        self._emit(LogLine(level, source, [text], timestamp_us(), self.step_id))
+        self._emit(LogLine(line.level, line.source, [text], line.timestamp, line.step_id))
 
 
 class _LineWriter(io.TextIOBase):
