@@ -1,4 +1,4 @@
-"""coordinator.memory and coordinator.logtext: replays answered once, secrets masked,
+"""coordinator.memory and coordinator.logtext: replays answered once, a scrubber per run,
 log messages joined as Lightning stores them."""
 
 from __future__ import annotations
@@ -8,14 +8,7 @@ import asyncio
 import pytest
 
 from fulmen.coordinator.logtext import join_message
-from fulmen.coordinator.memory import (
-    MASK,
-    Outcome,
-    RunMemories,
-    RunMemory,
-    fingerprint,
-    secret_values,
-)
+from fulmen.coordinator.memory import Outcome, RunMemories, RunMemory, fingerprint
 
 pytestmark = pytest.mark.anyio
 
@@ -73,14 +66,10 @@ async def test_refusals_and_failures_are_not_remembered() -> None:
     assert await memory.once("j", fine) == (True, {})
 
 
-def test_secrets_are_masked_longest_first_and_short_values_kept() -> None:
+def test_a_run_masks_nothing_until_its_scrubber_is_built() -> None:
     memory = RunMemory()
-    memory.add_secrets(
-        secret_values({"user": "bob", "password": "pass-word", "nested": {"k": "pass"}})
-    )
-    assert "bob" not in memory.secrets  # too short to mask without shredding logs
-    text = memory.scrub("login bob pass-word pass Ym9iOnBhc3Mtd29yZA==")
-    assert text == f"login bob {MASK} {MASK} {MASK}"
+    assert not memory.scrubber  # channels/run.py builds it when a worker joins
+    assert memory.scrubber.text("anything") == "anything"
 
 
 def test_memories_forget_the_least_recently_used_runs() -> None:

@@ -7,8 +7,9 @@
   A copy that arrives while the first is still being handled waits for the first's outcome.
   Across coordinators (PostgreSQL, the worker reconnecting elsewhere) the run and step state
   tables catch the lifecycle events (channels/run.py); a log line could then be stored twice.
-* **Secrets** (spec §8.4): the string values of every credential served to the run, which
-  are masked in the run's log lines from then on.
+* **Secrets** (spec §8.4): the run's scrubber (fulmen.scrub), built when a worker joins the
+  run from the credentials its plan uses and the webhook-auth secrets of its triggers
+  (channels/secrets.py), and used on every log line, output and error a worker sends.
 * **The webhook reply** (§10.1): the latest ``webhook_response`` and the final state, for a
   trigger that answers its HTTP caller after the run completes.
 
@@ -19,22 +20,19 @@ Bounded: the runs least recently used are forgotten first (each with at most
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 import orjson
 
 from fulmen.contract import JSON
+from fulmen.scrub import Scrubber
 
-__all__ = ["MASK", "Outcome", "RunMemories", "RunMemory", "fingerprint", "secret_values"]
+__all__ = ["Outcome", "RunMemories", "RunMemory", "fingerprint"]
 
-MASK: Final = "***"
-#: Shorter values are not masked: masking "1" or "no" would shred every log line.
-MIN_SECRET_LENGTH: Final = 4
 MAX_REPLIES: Final = 512
 MAX_RUNS: Final = 4096
 
@@ -51,46 +49,12 @@ def fingerprint(event: str, payload: JSON | bytes) -> str:
     return hashlib.sha256(event.encode() + b"\0" + body).hexdigest()
 
 
-def secret_values(body: JSON) -> set[str]:
-    """The strings of a credential body worth masking, and the Basic-auth form of a
-    ``username``/``password`` pair (Lightning masks both, §8.4)."""
-    found: set[str] = set()
-    _collect(body, found)
-    if isinstance(body, dict):
-        user, password = body.get("username") or body.get("user"), body.get("password")
-        if isinstance(user, str) and isinstance(password, str):
-            found.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-    return {value for value in found if len(value) >= MIN_SECRET_LENGTH}
-
-
-def _collect(value: JSON, found: set[str]) -> None:
-    if isinstance(value, str):
-        found.add(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _collect(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, found)
-
-
 @dataclass
 class RunMemory:
-    secrets: set[str] = field(default_factory=set)
+    scrubber: Scrubber = field(default_factory=lambda: Scrubber([]))
     webhook_response: dict[str, JSON] | None = None
     final_state: JSON = None
     _replies: OrderedDict[str, asyncio.Future[Outcome]] = field(default_factory=OrderedDict)
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every secret of the run masked, longest first (so that a secret
-        containing another is masked whole)."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
-
-    def add_secrets(self, values: Iterable[str]) -> None:
-        self.secrets.update(values)
 
     async def once(self, key: str, handle: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """The outcome of the event ``key``: remembered if it succeeded before, else

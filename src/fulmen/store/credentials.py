@@ -3,14 +3,19 @@
 A body leaves the store only through ``get_credential_body``; given a run, it is refused
 unless a job of that run's snapshot names the credential (issue 4: values go only to a worker
 holding a run token for a run that uses them).
+
+Values shorter than ``fulmen.scrub.MIN_SECRET_LENGTH`` are never masked in logs and outputs;
+saving a credential with one logs a warning that names its fields (never their values).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
 from fulmen.errors import ConfigError, ConflictError, InputError, NotFoundError
+from fulmen.scrub import MIN_SECRET_LENGTH, short_values
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.models import CredentialInfo, JSONValue, NewCredential
@@ -22,6 +27,8 @@ __all__ = [
     "put_credential",
     "require_cipher",
 ]
+
+log = logging.getLogger("fulmen.store")
 
 
 async def put_credential(
@@ -43,6 +50,14 @@ async def put_credential(
     if row is None:
         raise ConflictError(
             f"credential {credential.id} belongs to another project", field="project_id"
+        )
+    short = short_values(credential.body)
+    if short:
+        log.warning(
+            "credential %s: %s shorter than %d characters, so not masked in logs and outputs",
+            credential.id,
+            ", ".join(short),
+            MIN_SECRET_LENGTH,
         )
     return _info(tx, row)
 

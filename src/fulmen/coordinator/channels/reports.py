@@ -10,10 +10,15 @@ that ended with the same reason accepts ``step:complete`` again, and a run that 
 state the reason names (with the same error type) accepts ``run:complete`` again. Anything
 else is refused as Lightning refuses it, e.g. ``{"state": ["already in completed state"]}``
 for a late ``run:complete`` on a lost run (§7.5).
+
+Whatever a worker reports that a job could have written (log lines, output dataclips, error
+messages, the final state and webhook response kept for the webhook's caller) goes through
+the run's scrubber first (memory.py, secrets.py): the child's own scrubbing is not trusted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -38,6 +43,8 @@ from fulmen.coordinator.memory import Outcome, RunMemory
 from fulmen.errors import ConflictError, FulmenError, TransitionError
 from fulmen.lifecycle import RUN_STATE_FOR_REASON, RunState
 from fulmen.plan import Options
+from fulmen.reasons import ExitReason
+from fulmen.scrub import Scrubber
 from fulmen.store import LogLine as StoredLine
 from fulmen.store import RunCompletion, StepCompletion
 from fulmen.store import StepStart as StoredStart
@@ -111,12 +118,12 @@ async def _step_complete(
     output_id = report.output_dataclip_id
     if report.output_dataclip is not None and output_id is None:
         return False, {"output_dataclip_id": ["can't be blank when output_dataclip is given"]}
-    output = _output(c, run_id, options, report)
+    output = _output(c, run_id, memory.scrubber, options, report)
     if isinstance(output, tuple):
         return output
     completion = StepCompletion(
         step_id=report.step_id,
-        reason=report.exit,
+        reason=_scrubbed(memory.scrubber, report.exit),
         output_dataclip_id=output_id,
         output=output,
         timestamp=wire_time(report.timestamp),
@@ -128,12 +135,12 @@ async def _step_complete(
         if stored is None or stored.state.value != report.exit.reason.value:
             raise
     if report.webhook_response is not None:
-        memory.webhook_response = report.webhook_response
+        memory.webhook_response = memory.scrubber.value(report.webhook_response)
     return True, {"step_id": report.step_id}
 
 
 def _output(
-    c: Coordinator, run_id: str, options: Options, report: StepComplete
+    c: Coordinator, run_id: str, scrubber: Scrubber, options: Options, report: StepComplete
 ) -> JSON | tuple[bool, JSON]:
     """The output state to store; ``None`` keeps only its id (a wiped dataclip): the run does
     not save dataclips (§5.8), or the output is larger than the coordinator stores."""
@@ -152,7 +159,7 @@ def _output(
         return False, {"output_dataclip": ["is not valid JSON"]}
     if isinstance(output, dict) and any(key in output for key in _SECRET_KEYS):
         output = {k: v for k, v in output.items() if k not in _SECRET_KEYS}
-    return output
+    return scrubber.value(output)  # type: ignore[no-any-return]
 
 
 async def _logs(
@@ -169,7 +176,7 @@ def _stored(memory: RunMemory, line: LogLine) -> StoredLine:
     timestamp = wire_time(line.timestamp)
     assert timestamp is not None  # the contract requires a log line's timestamp
     return StoredLine(
-        message=memory.scrub(join_message(line.message)),
+        message=memory.scrubber.text(join_message(line.message)),
         timestamp=timestamp,
         source=line.source,
         level=line.level.value,
@@ -181,7 +188,7 @@ async def _run_complete(
     c: Coordinator, run_id: str, memory: RunMemory, report: RunComplete
 ) -> Outcome:
     completion = RunCompletion(
-        reason=report.exit,
+        reason=_scrubbed(memory.scrubber, report.exit),
         final_dataclip_id=report.final_dataclip_id,
         timestamp=wire_time(report.timestamp),
     )
@@ -192,7 +199,13 @@ async def _run_complete(
         same = RUN_STATE_FOR_REASON.get(report.exit.reason) == run.state
         if not same or run.error_type != report.exit.error_type:
             raise
-    memory.final_state = report.final_state
+    memory.final_state = memory.scrubber.value(report.final_state)
     c.hub.run_finished(run_id)
     log.info("run %s completed: %s", run_id, report.exit.reason.value)
     return True, None
+
+
+def _scrubbed(scrubber: Scrubber, reason: ExitReason) -> ExitReason:
+    if not reason.error_message:
+        return reason
+    return dataclasses.replace(reason, error_message=scrubber.text(reason.error_message))

@@ -8,7 +8,9 @@ join again after a reconnect (§1.6), also once its run has ended (to resend its
 
 *Fetches* (§5.3–§5.5) read the run's plan, its input dataclip (as a binary reply) and the
 credentials its jobs use (only those: the store checks that the run's snapshot names the
-credential); each credential's values are masked in the run's logs from then on (§8.4).
+credential). Everything the worker reports is scrubbed again here (§8.4, secrets.py): the
+run's scrubber is built on each join, from the credentials and webhook-auth secrets the run
+may see, and rebuilt if a credential fetched later was changed since.
 When the run does not save dataclips, its input is wiped by the store once the run has ended,
 not right after serving it as Lightning does, so that an automatic retry can still read it.
 
@@ -25,7 +27,8 @@ run with reason ``cancel``; an OpenFn ws-worker ignores the push (contract.Event
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import orjson
 
@@ -43,12 +46,14 @@ from fulmen.contract import (
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
 from fulmen.coordinator.channels.reports import record
+from fulmen.coordinator.channels.secrets import run_secrets
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.memory import Outcome, fingerprint, secret_values
+from fulmen.coordinator.memory import Outcome, fingerprint
 from fulmen.errors import ConfigError, ContractError, FulmenError, NotFoundError, TokenError
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.plan import Options
+from fulmen.scrub import Scrubber
 from fulmen.tokens import verify_run_token
 
 __all__ = ["RunChannel"]
@@ -68,6 +73,7 @@ class RunChannel:
         self._memory = coordinator.memories(self.run_id)
         self._options = Options()
         self._cancel_asked = False
+        self._secrets: list[Mapping[str, Any]] = []
 
     # -- join --------------------------------------------------------------------------------
 
@@ -76,6 +82,9 @@ class RunChannel:
         if refusal is not None:
             await self._host.refuse(join, refusal)
             return False
+        # Built before the join is answered: the worker's first report is already scrubbed.
+        self._secrets = await run_secrets(self._c.store, self.run_id)
+        self._memory.scrubber = Scrubber(self._secrets)
         if not await self._host.accept(join):
             return False
         self._c.hub.attach_run(self.run_id, self)
@@ -169,7 +178,9 @@ class RunChannel:
         except ConfigError as error:
             log.error("run %s: credential %s: %s", self.run_id, credential_id, error)
             return False, {"errors": {"id": [error.message]}}
-        self._memory.add_secrets(secret_values(body))  # type: ignore[arg-type]
+        if body not in self._secrets:  # changed since the join
+            self._secrets.append(body)
+            self._memory.scrubber = Scrubber(self._secrets)
         return True, body  # type: ignore[return-value]
 
 

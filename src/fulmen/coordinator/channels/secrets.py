@@ -1,0 +1,53 @@
+"""The secrets a run's worker could put in what it sends back, for the run's scrubber.
+
+The child scrubs its own logs and outputs, but job code can undo that (it runs in the same
+interpreter as the runtime's scrubber), and an OpenFn ws-worker does not scrub dataclips at
+all. So the coordinator scrubs again everything a worker reports (channels/reports.py), with
+one ``fulmen.scrub.Scrubber`` per run, built when a worker joins it from:
+
+* the credentials the run's plan uses (the only ones its worker may fetch), and an inline
+  credential of a job (dev plans);
+* the secrets of the webhook-auth methods of the plan's triggers: the key or password of the
+  request that started the run can be in its input, and so in what a job prints or returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fulmen.errors import ConfigError, NotFoundError
+from fulmen.store import Store
+
+__all__ = ["run_secrets"]
+
+log = logging.getLogger("fulmen.coordinator")
+
+
+async def run_secrets(store: Store, run_id: str) -> list[Mapping[str, Any]]:
+    """What the run's scrubber masks (see the module's docstring), as credential bodies."""
+    plan = await store.get_plan(run_id)
+    found: list[Mapping[str, Any]] = []
+    for credential_id in dict.fromkeys(_credential_ids(plan)):
+        try:
+            found.append(await store.get_credential_body(credential_id, run_id=run_id))
+        except (NotFoundError, ConfigError) as error:  # the worker cannot fetch it either
+            log.info("run %s: credential %s not masked: %s", run_id, credential_id, error)
+    found.extend(
+        job["credential"] for job in plan.get("jobs", ()) if isinstance(job.get("credential"), dict)
+    )
+    for trigger in plan.get("triggers", ()):
+        try:
+            secrets = await store.get_webhook_secrets(trigger["id"])
+        except ConfigError as error:
+            log.warning("run %s: webhook-auth secrets not masked: %s", run_id, error)
+            continue
+        found.extend(
+            {"api_key": s.api_key, "username": s.username, "password": s.password} for s in secrets
+        )
+    return found
+
+
+def _credential_ids(plan: Mapping[str, Any]) -> list[str]:
+    return [job["credential_id"] for job in plan.get("jobs", ()) if job.get("credential_id")]
