@@ -243,9 +243,7 @@ def _enter_namespaces(control_fd: int, settings: Settings, host_id: int) -> None
     os.setresgid(host_id, host_id, host_id)
     os.setresuid(host_id, host_id, host_id)
     own_network = settings.netns_fd is None and settings.policy.network == "none"
-    namespaces.unshare(
-        namespaces.RUN_NAMESPACES | (namespaces.CLONE_NEWNET if own_network else 0)
-    )
+    namespaces.unshare(namespaces.RUN_NAMESPACES | (namespaces.CLONE_NEWNET if own_network else 0))
     os.write(control_fd, b"u")  # the zygote writes our id maps and moves us to our cgroup
     if os.read(control_fd, 16) != b"g":
         os._exit(EXIT_SETUP)
