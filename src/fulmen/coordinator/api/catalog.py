@@ -8,9 +8,11 @@ from fastapi import APIRouter, Query, Request, Response
 
 from fulmen import cron
 from fulmen.coordinator.api.schemas import (
+    MAX_INT32,
     CredentialDoc,
     CredentialIn,
     PageDoc,
+    PathId,
     ProjectDoc,
     ProjectIn,
     WorkflowDoc,
@@ -49,17 +51,17 @@ async def create_project(request: Request, project: ProjectIn) -> ProjectDoc:
 
 
 @router.get("/projects/{project_id}", tags=["projects"])
-async def get_project(request: Request, project_id: str) -> ProjectDoc:
+async def get_project(request: Request, project_id: PathId) -> ProjectDoc:
     return ProjectDoc.of(await _store(request).get_project(project_id))
 
 
 @router.put("/projects/{project_id}", tags=["projects"])
-async def replace_project(request: Request, project_id: str, project: ProjectIn) -> ProjectDoc:
+async def replace_project(request: Request, project_id: PathId, project: ProjectIn) -> ProjectDoc:
     return ProjectDoc.of(await _store(request).replace_project(project.to_store(project_id)))
 
 
 @router.delete("/projects/{project_id}", tags=["projects"], status_code=204)
-async def delete_project(request: Request, project_id: str) -> Response:
+async def delete_project(request: Request, project_id: PathId) -> Response:
     await _store(request).delete_project(project_id)
     return Response(status_code=204)
 
@@ -76,7 +78,7 @@ def _check_schedules(workflow: WorkflowIn) -> None:
 
 @router.get("/projects/{project_id}/workflows", tags=["workflows"])
 async def list_workflows(
-    request: Request, project_id: str, cursor: Cursor = None, limit: Limit = 100
+    request: Request, project_id: PathId, cursor: Cursor = None, limit: Limit = 100
 ) -> PageDoc[WorkflowDoc]:
     store = _store(request)
     await store.get_project(project_id)
@@ -85,23 +87,28 @@ async def list_workflows(
 
 
 @router.post("/projects/{project_id}/workflows", tags=["workflows"], status_code=201)
-async def create_workflow(request: Request, project_id: str, workflow: WorkflowIn) -> WorkflowDoc:
+async def create_workflow(
+    request: Request, project_id: PathId, workflow: WorkflowIn
+) -> WorkflowDoc:
     _check_schedules(workflow)
     return WorkflowDoc.of(await _store(request).create_workflow(workflow.to_store(project_id)))
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
-async def get_workflow(request: Request, workflow_id: str) -> WorkflowDoc:
+async def get_workflow(request: Request, workflow_id: PathId) -> WorkflowDoc:
     return WorkflowDoc.of(await _store(request).get_workflow(workflow_id))
 
 
 @router.put("/workflows/{workflow_id}", tags=["workflows"])
 async def replace_workflow(
     request: Request,
-    workflow_id: str,
+    workflow_id: PathId,
     workflow: WorkflowIn,
     expected_version: Annotated[
-        int | None, Query(description="the version you read; 409 if another save came first")
+        int | None,
+        Query(
+            ge=1, le=MAX_INT32, description="the version you read; 409 if another save came first"
+        ),
     ] = None,
 ) -> WorkflowDoc:
     _check_schedules(workflow)
@@ -112,7 +119,7 @@ async def replace_workflow(
 
 
 @router.delete("/workflows/{workflow_id}", tags=["workflows"], status_code=204)
-async def delete_workflow(request: Request, workflow_id: str) -> Response:
+async def delete_workflow(request: Request, workflow_id: PathId) -> Response:
     await _store(request).delete_workflow(workflow_id)
     return Response(status_code=204)
 
@@ -121,7 +128,7 @@ async def delete_workflow(request: Request, workflow_id: str) -> Response:
 
 
 @router.get("/projects/{project_id}/credentials", tags=["credentials"])
-async def list_credentials(request: Request, project_id: str) -> PageDoc[CredentialDoc]:
+async def list_credentials(request: Request, project_id: PathId) -> PageDoc[CredentialDoc]:
     store = _store(request)
     await store.get_project(project_id)
     return PageDoc(items=[CredentialDoc.of(i) for i in await store.list_credentials(project_id)])
@@ -129,14 +136,14 @@ async def list_credentials(request: Request, project_id: str) -> PageDoc[Credent
 
 @router.post("/projects/{project_id}/credentials", tags=["credentials"], status_code=201)
 async def create_credential(
-    request: Request, project_id: str, credential: CredentialIn
+    request: Request, project_id: PathId, credential: CredentialIn
 ) -> CredentialDoc:
     return await _put_credential(request, project_id, credential.id, credential)
 
 
 @router.put("/projects/{project_id}/credentials/{credential_id}", tags=["credentials"])
 async def replace_credential(
-    request: Request, project_id: str, credential_id: str, credential: CredentialIn
+    request: Request, project_id: PathId, credential_id: PathId, credential: CredentialIn
 ) -> CredentialDoc:
     return await _put_credential(request, project_id, credential_id, credential)
 
@@ -151,6 +158,6 @@ async def _put_credential(
 
 
 @router.delete("/credentials/{credential_id}", tags=["credentials"], status_code=204)
-async def delete_credential(request: Request, credential_id: str) -> Response:
+async def delete_credential(request: Request, credential_id: PathId) -> Response:
     await _store(request).delete_credential(credential_id)
     return Response(status_code=204)

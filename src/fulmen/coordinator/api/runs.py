@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,9 +11,11 @@ from fulmen.coordinator.api.schemas import (
     LogDoc,
     ManualRunIn,
     PageDoc,
+    PathId,
     RunDetailDoc,
     RunDoc,
     StartedDoc,
+    Timestamp,
 )
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import InputError
@@ -50,8 +51,8 @@ async def list_runs(
     workflow_id: str | None = None,
     work_order_id: str | None = None,
     state: Annotated[str | None, Query(description="comma-separated states")] = None,
-    since: Annotated[datetime | None, Query(description="inserted at or after")] = None,
-    until: Annotated[datetime | None, Query(description="inserted before")] = None,
+    since: Annotated[Timestamp | None, Query(description="inserted at or after")] = None,
+    until: Annotated[Timestamp | None, Query(description="inserted before")] = None,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PageDoc[RunDoc]:
@@ -68,14 +69,14 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", tags=["runs"])
-async def get_run(request: Request, run_id: str) -> RunDetailDoc:
+async def get_run(request: Request, run_id: PathId) -> RunDetailDoc:
     return RunDetailDoc.of_detail(await _c(request).store.get_run(run_id))
 
 
 @router.get("/runs/{run_id}/logs", tags=["runs"])
 async def get_logs(
     request: Request,
-    run_id: str,
+    run_id: PathId,
     cursor: Cursor = None,
     # the store's largest page (fulmen.store.paging.MAX_LIMIT); 5000 was advertised and refused
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -89,7 +90,7 @@ async def get_logs(
     tags=["runs"],
     responses={202: {"description": "Asked of the worker that has the run"}},
 )
-async def cancel_run(request: Request, run_id: str, response: Response) -> RunDetailDoc:
+async def cancel_run(request: Request, run_id: PathId, response: Response) -> RunDetailDoc:
     """Cancel a run. A queued run is cancelled at once (200). A run a worker has is
     stopped by that worker, told over the run channel (202, with ``cancel_requested_at``
     set; the run ends ``cancelled`` when the worker has stopped it; an OpenFn ws-worker
@@ -104,12 +105,12 @@ async def cancel_run(request: Request, run_id: str, response: Response) -> RunDe
 
 
 @router.get("/dataclips/{dataclip_id}", tags=["dataclips"])
-async def get_dataclip(request: Request, dataclip_id: str) -> DataclipDoc:
+async def get_dataclip(request: Request, dataclip_id: PathId) -> DataclipDoc:
     return DataclipDoc.of(await _c(request).store.get_dataclip(dataclip_id))
 
 
 @router.post("/workflows/{workflow_id}/runs", tags=["runs"], status_code=201)
-async def run_workflow(request: Request, workflow_id: str, body: ManualRunIn) -> StartedDoc:
+async def run_workflow(request: Request, workflow_id: PathId, body: ManualRunIn) -> StartedDoc:
     """A manual run from the given input: the manual queue, claimed before other runs."""
     c = _c(request)
     enqueued = await c.store.enqueue(

@@ -4,11 +4,13 @@ store's frozen values; no handler passes a pydantic model further in."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from fulmen import plan
 from fulmen.store import (
@@ -35,13 +37,18 @@ from fulmen.store import (
 )
 
 __all__ = [
+    "MAX_INT32",
+    "MAX_JSON_DEPTH",
+    "MAX_RETENTION_DAYS",
     "CredentialDoc",
     "CredentialIn",
     "DataclipDoc",
     "ErrorDoc",
+    "JsonObject",
     "LogDoc",
     "ManualRunIn",
     "PageDoc",
+    "PathId",
     "ProjectDoc",
     "ProjectIn",
     "RerunIn",
@@ -50,6 +57,7 @@ __all__ = [
     "RunDoc",
     "SnapshotDoc",
     "StartedDoc",
+    "Timestamp",
     "TriggerAuthIn",
     "WebhookAuthMethodDoc",
     "WebhookAuthMethodIn",
@@ -65,8 +73,87 @@ def _new_id() -> str:
     return str(uuid4())
 
 
+#: The largest count or duration in milliseconds a document may hold: PostgreSQL's
+#: ``integer`` columns (SQLite's are 64-bit) hold no more.
+MAX_INT32: Final = 2**31 - 1
+#: The longest retention period, in days (100 years): a longer one is "forever" (``null``),
+#: and one near ``timedelta``'s limit would make the retention sweep's dates overflow.
+MAX_RETENTION_DAYS: Final = 36_500
+#: How deep arrays and objects may nest in a JSON document stored as it was sent (a
+#: credential's body, a manual run's input); the store's encoder stops at 255.
+MAX_JSON_DEPTH: Final = 64
+#: Integers in such a document are 64-bit, as the store's JSON encoder writes them.
+_INT64: Final = range(-(2**63), 2**63)
+
+
+def _storable(value: Any, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"arrays and objects nest more than {MAX_JSON_DEPTH} deep")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return
+    if isinstance(value, int):
+        if value not in _INT64:
+            raise ValueError("an integer beyond 64 bits (-2^63 to 2^63-1)")
+    elif isinstance(value, str):
+        _text(value)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text(key)
+            _storable(item, depth + 1)
+
+
+def _text(value: str) -> None:
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("a string with a lone surrogate (not UTF-8)") from None
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    _storable(value)
+    return value
+
+
+#: A JSON object the store keeps as it was sent: 64-bit integers, UTF-8 strings, at most
+#: :data:`MAX_JSON_DEPTH` levels deep (422 otherwise).
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_json_object),
+    Field(
+        description=f"JSON object; integers 64-bit, nested at most {MAX_JSON_DEPTH} deep",
+    ),
+]
+#: The id of a new document; one is made when absent.
+NewId = Annotated[str, Field(default_factory=_new_id, min_length=1)]
+#: An id in a route's path: never empty (``/api/projects/`` is the listing, not a project).
+PathId = Annotated[str, Path(min_length=1)]
+
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII
+)
+
+
+def _rfc3339(value: object) -> object:
+    """Only what the schema's ``date-time`` allows: pydantic alone also takes a number of
+    seconds (``0.5``) or a date."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("a date-time as RFC 3339 has it, e.g. 2025-01-31T12:00:00Z")
+    return value
+
+
+#: A ``date-time`` query parameter, with its zone.
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A document the API reads: its fields as the schema says, and nothing else (strict: no
+    ``true`` or ``"1"`` where an integer goes, no number where a string does)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PageDoc(BaseModel, Generic[T]):
@@ -86,14 +173,14 @@ class ErrorDoc(BaseModel):
 
 
 class ProjectIn(_Doc):
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     name: str = Field(min_length=1)
     #: Runs of the project in flight at once (claimed or started); ``null``: no limit.
-    concurrency: int | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, gt=0, le=MAX_INT32)
     #: Days of run history kept; ``null``: forever.
-    history_retention_period: int | None = Field(default=None, gt=0)
+    history_retention_period: int | None = Field(default=None, gt=0, le=MAX_RETENTION_DAYS)
     #: Days dataclip bodies are kept, at most the history's; ``null``: as long as it.
-    dataclip_retention_period: int | None = Field(default=None, gt=0)
+    dataclip_retention_period: int | None = Field(default=None, gt=0, le=MAX_RETENTION_DAYS)
     #: ``erase_all``: no input or output body is kept beyond its run.
     retention_policy: Literal["retain_all", "erase_all"] = "retain_all"
 
@@ -124,7 +211,7 @@ class ProjectDoc(BaseModel):
 
 
 class JobDoc(_Doc):
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     name: str | None = None
     body: str
     #: e.g. ``@openfn/language-common@latest``, ``common``, ``http``.
@@ -133,7 +220,7 @@ class JobDoc(_Doc):
 
 
 class TriggerDoc(_Doc):
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     type: Literal["webhook", "cron", "kafka"] = "webhook"
     enabled: bool = True
     #: 5 fields (minute hour day month weekday) or @daily and the like.
@@ -167,8 +254,8 @@ class RetryDoc(_Doc):
     ``backoff_max_ms``."""
 
     max_retries: int = Field(default=0, ge=0, le=100)
-    backoff_ms: int = Field(default=10_000, gt=0)
-    backoff_max_ms: int = Field(default=600_000, gt=0)
+    backoff_ms: int = Field(default=10_000, gt=0, le=MAX_INT32)
+    backoff_max_ms: int = Field(default=600_000, gt=0, le=MAX_INT32)
     on_fail: bool = False
 
     def to_store(self) -> RetryPolicy:
@@ -185,7 +272,7 @@ class RetryDoc(_Doc):
 
 
 class EdgeDoc(_Doc):
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     source_trigger_id: str | None = None
     source_job_id: str | None = None
     target_job_id: str
@@ -197,10 +284,10 @@ class EdgeDoc(_Doc):
 class WorkflowIn(_Doc):
     """A whole workflow: its jobs, triggers and edges are saved together."""
 
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     name: str = Field(min_length=1)
     #: Runs of the workflow in flight at once; 1: strictly one at a time, in order.
-    concurrency: int | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, gt=0, le=MAX_INT32)
     retry: RetryDoc = Field(default_factory=RetryDoc)
     jobs: list[JobDoc] = []
     triggers: list[TriggerDoc] = []
@@ -310,10 +397,10 @@ def _workflow_fields(w: Workflow) -> dict[str, Any]:
 
 
 class CredentialIn(_Doc):
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     name: str = Field(min_length=1)
     #: The secret document (``state.configuration``). Written, never read back.
-    body: dict[str, Any]
+    body: JsonObject
 
 
 class CredentialDoc(BaseModel):
@@ -435,7 +522,7 @@ class DataclipDoc(BaseModel):
 
 class ManualRunIn(_Doc):
     #: The run's input state (a saved input dataclip).
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: JsonObject = Field(default_factory=dict)
     #: A trigger or job to start from; the first trigger when absent.
     starting_node_id: str | None = None
 
@@ -499,7 +586,7 @@ class WebhookAuthMethodIn(_Doc):
     characters) or a ``basic`` one (``username`` and a ``password`` of 8 to 72 characters).
     Secrets are write-only: stored encrypted, shown again never (but a made key, once)."""
 
-    id: str = Field(default_factory=_new_id)
+    id: NewId
     name: str = Field(min_length=1)
     auth_type: Literal["api", "basic"]
     api_key: str | None = Field(default=None, min_length=16, repr=False)

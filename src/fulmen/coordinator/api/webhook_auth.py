@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from fulmen.coordinator.api.schemas import (
     PageDoc,
+    PathId,
     TriggerAuthIn,
     WebhookAuthMethodDoc,
     WebhookAuthMethodIn,
@@ -27,7 +28,7 @@ def _store(request: Request) -> Store:
 
 
 @router.get("/projects/{project_id}/webhook_auth_methods", tags=["webhook auth"])
-async def list_methods(request: Request, project_id: str) -> PageDoc[WebhookAuthMethodDoc]:
+async def list_methods(request: Request, project_id: PathId) -> PageDoc[WebhookAuthMethodDoc]:
     store = _store(request)
     await store.get_project(project_id)
     methods = await store.list_webhook_auth_methods(project_id)
@@ -36,7 +37,7 @@ async def list_methods(request: Request, project_id: str) -> PageDoc[WebhookAuth
 
 @router.post("/projects/{project_id}/webhook_auth_methods", tags=["webhook auth"], status_code=201)
 async def create_method(
-    request: Request, project_id: str, method: WebhookAuthMethodIn
+    request: Request, project_id: PathId, method: WebhookAuthMethodIn
 ) -> WebhookAuthMethodDoc:
     """A new method; an ``api`` method's key is in the answer, and never again."""
     made = await _store(request).create_webhook_auth_method(method.to_store(project_id))
@@ -44,26 +45,28 @@ async def create_method(
 
 
 @router.get("/webhook_auth_methods/{method_id}", tags=["webhook auth"])
-async def get_method(request: Request, method_id: str) -> WebhookAuthMethodDoc:
+async def get_method(request: Request, method_id: PathId) -> WebhookAuthMethodDoc:
     return WebhookAuthMethodDoc.of(await _store(request).get_webhook_auth_method(method_id))
 
 
 @router.delete("/webhook_auth_methods/{method_id}", tags=["webhook auth"], status_code=204)
-async def delete_method(request: Request, method_id: str) -> Response:
+async def delete_method(request: Request, method_id: PathId) -> Response:
     """Deletes it from every trigger too; a trigger left with none is open again."""
     await _store(request).delete_webhook_auth_method(method_id)
     return Response(status_code=204)
 
 
 @router.get("/triggers/{trigger_id}/webhook_auth_methods", tags=["webhook auth"])
-async def list_trigger_methods(request: Request, trigger_id: str) -> PageDoc[WebhookAuthMethodDoc]:
+async def list_trigger_methods(
+    request: Request, trigger_id: PathId
+) -> PageDoc[WebhookAuthMethodDoc]:
     methods = await _store(request).list_trigger_auth_methods(trigger_id)
     return PageDoc(items=[WebhookAuthMethodDoc.of(m) for m in methods])
 
 
 @router.put("/triggers/{trigger_id}/webhook_auth_methods", tags=["webhook auth"])
 async def set_trigger_methods(
-    request: Request, trigger_id: str, body: TriggerAuthIn
+    request: Request, trigger_id: PathId, body: TriggerAuthIn
 ) -> PageDoc[WebhookAuthMethodDoc]:
     """The methods the trigger takes from now on (any one will do); ``[]`` opens it."""
     methods = await _store(request).set_trigger_auth_methods(trigger_id, body.method_ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from fulmen.coordinator.api.schemas import (
+    PathId,
     RerunErrorDoc,
     RerunIn,
     RerunsDoc,
@@ -37,7 +38,7 @@ def _c(request: Request) -> Coordinator:
 
 
 @router.get("/work_orders/{work_order_id}", tags=["work orders"])
-async def get_work_order(request: Request, work_order_id: str) -> WorkOrderDoc:
+async def get_work_order(request: Request, work_order_id: PathId) -> WorkOrderDoc:
     """The work order, its state (its latest run's) and its runs, newest first."""
     store = _c(request).store
     order = await store.get_work_order(work_order_id)
@@ -46,7 +47,7 @@ async def get_work_order(request: Request, work_order_id: str) -> WorkOrderDoc:
 
 
 @router.post("/steps/{step_id}/rerun", tags=["work orders"], status_code=201)
-async def rerun_step(request: Request, step_id: str) -> StartedDoc:
+async def rerun_step(request: Request, step_id: PathId) -> StartedDoc:
     """Run the step's work order again from this step: its stored input is the new run's
     input, its job the starting node (409 ``dataclip_wiped`` if that input is gone)."""
     c = _c(request)
@@ -82,7 +83,7 @@ async def rerun_work_orders(request: Request, body: RerunIn) -> RerunsDoc:
 
 
 @router.get("/snapshots/{snapshot_id}", tags=["workflows"])
-async def get_snapshot(request: Request, snapshot_id: str) -> SnapshotDoc:
+async def get_snapshot(request: Request, snapshot_id: PathId) -> SnapshotDoc:
     """One saved version of a workflow: what the runs that name it ran."""
     return SnapshotDoc.of(await _c(request).store.get_snapshot(snapshot_id))
 
