@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from fulmen.coordinator.api import catalog, runs, webhook_auth, work_orders
 from fulmen.coordinator.api.auth import TokenFirst, authorized
+from fulmen.coordinator.api.schemas import DetailDoc, ErrorDoc
 from fulmen.errors import (
     ConfigError,
     ConflictError,
@@ -47,7 +48,16 @@ MAX_ERRORS_SHOWN: Final = 20
 _EXCERPT_CHARS: Final = 80
 _MESSAGE_CHARS: Final = 200
 
-router = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
+#: The answers any route may give besides its own: documented once for all of them.
+_COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
+    400: {"model": DetailDoc, "description": "A body that is not JSON"},
+    401: {"model": DetailDoc, "description": "No token, or not a valid one"},
+    404: {"model": ErrorDoc, "description": "An id that names nothing"},
+    409: {"model": ErrorDoc, "description": "A conflict: a duplicate id, a stale version"},
+    413: {"model": ErrorDoc, "description": "A body over the route's limit"},
+}
+
+router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=_COMMON_ANSWERS)
 router.include_router(catalog.router)
 router.include_router(runs.router)
 router.include_router(work_orders.router)

@@ -10,7 +10,15 @@ from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 from uuid import uuid4
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+)
+from typing_extensions import TypeAliasType
 
 from fulmen import plan
 from fulmen.store import (
@@ -43,6 +51,7 @@ __all__ = [
     "CredentialDoc",
     "CredentialIn",
     "DataclipDoc",
+    "DetailDoc",
     "ErrorDoc",
     "JsonObject",
     "LogDoc",
@@ -82,18 +91,31 @@ MAX_RETENTION_DAYS: Final = 36_500
 #: How deep arrays and objects may nest in a JSON document stored as it was sent (a
 #: credential's body, a manual run's input); the store's encoder stops at 255.
 MAX_JSON_DEPTH: Final = 64
-#: Integers in such a document are 64-bit, as the store's JSON encoder writes them.
-_INT64: Final = range(-(2**63), 2**63)
+#: Numbers in such a document fit 64 bits (-2^63 <= n < 2^63), as the store's JSON encoder
+#: writes integers. (Bounds both exact as doubles: the OpenAPI document writes them so.)
+_MIN_NUMBER: Final = -(2**63)
+_NUMBER_BOUND: Final = 2**63
+
+#: What the OpenAPI document says such a document holds (what :func:`_storable` checks, but
+#: the depth: JSON Schema has no word for it).
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "dict[str, JsonValue] | list[JsonValue] | _Number | str | bool | None",
+)
+_Number = Annotated[
+    float,
+    WithJsonSchema({"type": "number", "minimum": _MIN_NUMBER, "exclusiveMaximum": _NUMBER_BOUND}),
+]
 
 
 def _storable(value: Any, depth: int = 0) -> None:
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"arrays and objects nest more than {MAX_JSON_DEPTH} deep")
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return
-    if isinstance(value, int):
-        if value not in _INT64:
-            raise ValueError("an integer beyond 64 bits (-2^63 to 2^63-1)")
+    if isinstance(value, int | float):
+        if not _MIN_NUMBER <= value < _NUMBER_BOUND:
+            raise ValueError("a number beyond 64 bits (-2^63 to 2^63-1)")
     elif isinstance(value, str):
         _text(value)
     elif isinstance(value, list):
@@ -113,7 +135,9 @@ def _text(value: str) -> None:
             raise ValueError("a string with a lone surrogate (not UTF-8)") from None
 
 
-def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+def _json_object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("a JSON object")
     _storable(value)
     return value
 
@@ -122,10 +146,8 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
 #: :data:`MAX_JSON_DEPTH` levels deep (422 otherwise).
 JsonObject = Annotated[
     dict[str, Any],
-    AfterValidator(_json_object),
-    Field(
-        description=f"JSON object; integers 64-bit, nested at most {MAX_JSON_DEPTH} deep",
-    ),
+    PlainValidator(_json_object, json_schema_input_type=dict[str, JsonValue]),
+    Field(description=f"A JSON object, nested at most {MAX_JSON_DEPTH} deep"),
 ]
 #: The id of a new document; one is made when absent.
 NewId = Annotated[str, Field(default_factory=_new_id, min_length=1)]
@@ -170,6 +192,12 @@ class ErrorBody(BaseModel):
 
 class ErrorDoc(BaseModel):
     error: ErrorBody
+
+
+class DetailDoc(BaseModel):
+    """A 401 (what is wrong with the token) or a 400 (a body that is not JSON)."""
+
+    detail: str
 
 
 class ProjectIn(_Doc):
