@@ -162,12 +162,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 # -- what the exploratory run found, one request each -----------------------------------------
 
 
-def _api(server: Server, method: str, path: str, document: object = None) -> httpx2.Response:
+def _api(
+    server: Server,
+    method: str,
+    path: str,
+    document: object = None,
+    params: dict[str, str] | None = None,
+) -> httpx2.Response:
     headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
     # Python's own encoder: lone surrogates as escapes, integers of any size, as a client may
     content = None if document is None else json.dumps(document).encode()
     with httpx2.Client(base_url=server.base_url, headers=headers) as http:
-        return http.request(method, path, content=content)
+        return http.request(method, path, content=content, params=params)
 
 
 def _refused(response: httpx2.Response, field: str) -> None:
@@ -256,6 +262,17 @@ def test_the_schema_says_what_is_allowed(server: Server) -> None:
     until = next(p for p in runs["parameters"] if p["name"] == "until")
     assert until["schema"]["anyOf"][0] == {"type": "string", "format": "date-time"}
     assert {"400", "401", "404", "409", "413", "422"} <= set(runs["responses"])
+
+
+@pytest.mark.parametrize("state", ["success", " , failed , crashed ,", ""])
+def test_runs_take_states_as_the_schema_says(server: Server, state: str) -> None:
+    taken = _api(server, "GET", "/api/runs", params={"state": state})
+    assert taken.status_code == 200, taken.text
+
+
+@pytest.mark.parametrize("state", ["done", "success failed", "success\t", ",", "  "])
+def test_runs_refuse_what_is_not_a_state(server: Server, state: str) -> None:
+    _refused(_api(server, "GET", "/api/runs", params={"state": state}), "state")
 
 
 # -- the bounded run (last: it may delete what the tests above use) ---------------------------

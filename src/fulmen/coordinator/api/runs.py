@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -28,6 +28,11 @@ router = APIRouter()
 
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 
+_STATE: Final = "|".join(state.value for state in RunState)
+#: What :func:`_states` reads, so that the schema says it: at least one state, states apart
+#: by commas, spaces and empty items around them (or nothing: any state).
+STATES_PATTERN: Final = rf"^(?:[ ,]*(?:{_STATE})(?: *,[ ,]*(?:{_STATE}))*[ ,]*)?$"
+
 
 def _c(request: Request) -> Coordinator:
     coordinator: Coordinator = request.app.state.coordinator
@@ -50,7 +55,9 @@ async def list_runs(
     project_id: str | None = None,
     workflow_id: str | None = None,
     work_order_id: str | None = None,
-    state: Annotated[str | None, Query(description="comma-separated states")] = None,
+    state: Annotated[
+        str | None, Query(description="comma-separated states", pattern=STATES_PATTERN)
+    ] = None,
     since: Annotated[Timestamp | None, Query(description="inserted at or after")] = None,
     until: Annotated[Timestamp | None, Query(description="inserted before")] = None,
     cursor: Cursor = None,
