@@ -8,7 +8,14 @@ import pytest
 
 from fulmen.errors import InputError
 from fulmen.store import Project, RetentionPolicy
-from fulmen.store.retention_policy import ERASE_GRACE, Cutoffs, check_project, cutoffs, keeps_bodies
+from fulmen.store.retention_policy import (
+    ERASE_GRACE,
+    MAX_DAYS,
+    Cutoffs,
+    check_project,
+    cutoffs,
+    keeps_bodies,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ERASE = RetentionPolicy.ERASE_ALL
@@ -40,6 +47,10 @@ def project(
         (project(7, 30), Cutoffs(days(7), days(7))),  # never longer than the history
         (project(None, None, ERASE), Cutoffs(None, NOW - ERASE_GRACE)),
         (project(30, 7, ERASE), Cutoffs(days(30), NOW - ERASE_GRACE)),  # the later cutoff
+        (project(MAX_DAYS, None), Cutoffs(days(MAX_DAYS), days(MAX_DAYS))),
+        # stored before the bound was checked: past datetime's range, so nothing goes
+        (project(10**9, None), Cutoffs(None, None)),
+        (project(10**9, 10**9, ERASE), Cutoffs(None, NOW - ERASE_GRACE)),
     ],
 )
 def test_cutoffs(settings: Project, expected: Cutoffs) -> None:
@@ -59,6 +70,8 @@ def test_only_erase_all_withholds_outputs() -> None:
         (project(7, 14), "cannot be longer"),
         (project(0, None), "history_retention_period"),
         (project(None, -1), "dataclip_retention_period"),
+        (project(MAX_DAYS + 1, None), "history_retention_period"),
+        (project(None, 2**64), "dataclip_retention_period"),
         (project(None, None, "keep_some"), "retention_policy"),  # type: ignore[arg-type]
     ],
 )

@@ -17,12 +17,15 @@ from datetime import datetime, timedelta
 from fulmen.errors import InputError
 from fulmen.store.models import Project, RetentionPolicy
 
-__all__ = ["ERASE_GRACE", "Cutoffs", "check_project", "cutoffs", "keeps_bodies"]
+__all__ = ["ERASE_GRACE", "MAX_DAYS", "Cutoffs", "check_project", "cutoffs", "keeps_bodies"]
 
 #: In ``erase_all`` mode, a body still there this long after it was stored was missed (the
 #: coordinator stopped before the run ended, say): the sweep wipes it, unless a run that has
 #: not ended still needs it.
 ERASE_GRACE = timedelta(hours=1)
+#: The longest period a project keeps anything (100 years); longer is "forever" (none).
+#: Dates this far back are well inside what ``datetime`` can hold.
+MAX_DAYS = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +48,20 @@ def cutoffs(project: Project, now: datetime) -> Cutoffs:
     bodies = project.dataclip_retention_period
     if history is not None and (bodies is None or bodies > history):
         bodies = history
-    body_cutoff = None if bodies is None else now - timedelta(days=bodies)
+    body_cutoff = _before(now, bodies)
     if project.retention_policy is RetentionPolicy.ERASE_ALL:
         erase = now - ERASE_GRACE
         body_cutoff = erase if body_cutoff is None else max(body_cutoff, erase)
-    history_cutoff = None if history is None else now - timedelta(days=history)
-    return Cutoffs(history_before=history_cutoff, bodies_before=body_cutoff)
+    return Cutoffs(history_before=_before(now, history), bodies_before=body_cutoff)
+
+
+def _before(now: datetime, days: int | None) -> datetime | None:
+    """``days`` before ``now``; none for none, and for a period longer than any a project
+    may have (a row stored before :data:`MAX_DAYS` was checked): its date would be out of
+    ``datetime``'s range, and nothing that old exists."""
+    if days is None or days > MAX_DAYS:
+        return None
+    return now - timedelta(days=days)
 
 
 def keeps_bodies(project: Project) -> bool:
@@ -62,8 +73,8 @@ def check_project(project: Project) -> None:
     """Refuse retention settings that cannot be stored (InputError naming the field)."""
     for name in ("history_retention_period", "dataclip_retention_period"):
         days = getattr(project, name)
-        if days is not None and (isinstance(days, bool) or days < 1):
-            raise InputError(f"{name} is a number of days (1 or more) or none, not {days!r}")
+        if days is not None and (isinstance(days, bool) or not 1 <= days <= MAX_DAYS):
+            raise InputError(f"{name} is a number of days (1 to {MAX_DAYS}) or none, not {days!r}")
     history, bodies = project.history_retention_period, project.dataclip_retention_period
     if history is not None and bodies is not None and bodies > history:
         raise InputError(

@@ -42,6 +42,7 @@ from fulmen.store import (
     Workflow,
     WorkflowTrigger,
     WorkOrder,
+    retention_policy,
 )
 
 __all__ = [
@@ -87,7 +88,7 @@ def _new_id() -> str:
 MAX_INT32: Final = 2**31 - 1
 #: The longest retention period, in days (100 years): a longer one is "forever" (``null``),
 #: and one near ``timedelta``'s limit would make the retention sweep's dates overflow.
-MAX_RETENTION_DAYS: Final = 36_500
+MAX_RETENTION_DAYS: Final = retention_policy.MAX_DAYS
 #: How deep arrays and objects may nest in a JSON document stored as it was sent (a
 #: credential's body, a manual run's input); the store's encoder stops at 255.
 MAX_JSON_DEPTH: Final = 64
