@@ -192,8 +192,8 @@ def _nested(depth: int) -> object:
 
 @pytest.mark.parametrize(
     "value",
-    [2**64, -(2**63) - 1, "\udc00", _nested(MAX_JSON_DEPTH + 1)],
-    ids=["2^64", "below -2^63", "lone surrogate", "too deep"],
+    [2**64, -(2**63) - 1, 1e300, "\udc00", "\x00", {"\x00": 1}, _nested(MAX_JSON_DEPTH + 1)],
+    ids=["2^64", "below -2^63", "1e300", "lone surrogate", "NUL", "NUL key", "too deep"],
 )
 def test_a_json_body_the_store_cannot_keep_is_a_422(server: Server, value: object) -> None:
     """A credential's body and a manual run's input: the credential was a 500."""
@@ -253,7 +253,9 @@ def test_the_schema_says_what_is_allowed(server: Server) -> None:
     assert project["history_retention_period"]["anyOf"][0]["maximum"] == MAX_RETENTION_DAYS
     assert project["concurrency"]["anyOf"][0]["maximum"] == 2**31 - 1
     assert project["id"]["minLength"] == 1
-    number = next(kind for kind in schemas["JsonValue"]["anyOf"] if kind["type"] == "number")
+    kinds = {kind["type"]: kind for kind in schemas["JsonValue"]["anyOf"]}
+    number = kinds["number"]
+    assert kinds["string"]["pattern"] == kinds["object"]["propertyNames"]["pattern"]
     assert (number["minimum"], number["exclusiveMaximum"]) == (-(2**63), 2**63)
     assert schemas["CredentialIn"]["properties"]["body"]["additionalProperties"] == {
         "$ref": "#/components/schemas/JsonValue"

@@ -93,20 +93,41 @@ MAX_RETENTION_DAYS: Final = retention_policy.MAX_DAYS
 #: credential's body, a manual run's input); the store's encoder stops at 255.
 MAX_JSON_DEPTH: Final = 64
 #: Numbers in such a document fit 64 bits (-2^63 <= n < 2^63), as the store's JSON encoder
-#: writes integers. (Bounds both exact as doubles: the OpenAPI document writes them so.)
+#: writes integers.
 _MIN_NUMBER: Final = -(2**63)
 _NUMBER_BOUND: Final = 2**63
 
-#: What the OpenAPI document says such a document holds (what :func:`_storable` checks, but
-#: the depth: JSON Schema has no word for it).
+#: Strings in it (keys too) hold no NUL character: PostgreSQL's jsonb cannot store one, so
+#: the store refuses it in both dialects.
+_NO_NUL: Final = "^[^\\u0000]*$"
+_JSON_VALUE_REF: Final = {"$ref": "#/components/schemas/JsonValue"}
+
+#: What the OpenAPI document says such a document holds (all :func:`_storable` checks but the
+#: depth: JSON Schema has no word for it). Written out, as FastAPI places it, because pydantic
+#: cannot say "a number" without an integer branch nor bound a key.
 JsonValue = TypeAliasType(
     "JsonValue",
-    "dict[str, JsonValue] | list[JsonValue] | _Number | str | bool | None",
+    Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "propertyNames": {"pattern": _NO_NUL},
+                        "additionalProperties": _JSON_VALUE_REF,
+                    },
+                    {"type": "array", "items": _JSON_VALUE_REF},
+                    # bounds exact as doubles: FastAPI writes them as floats
+                    {"type": "number", "minimum": _MIN_NUMBER, "exclusiveMaximum": _NUMBER_BOUND},
+                    {"type": "string", "pattern": _NO_NUL},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ],
 )
-_Number = Annotated[
-    float,
-    WithJsonSchema({"type": "number", "minimum": _MIN_NUMBER, "exclusiveMaximum": _NUMBER_BOUND}),
-]
 
 
 def _storable(value: Any, depth: int = 0) -> None:
@@ -129,6 +150,8 @@ def _storable(value: Any, depth: int = 0) -> None:
 
 
 def _text(value: str) -> None:
+    if "\x00" in value:
+        raise ValueError("a string with the NUL character (\\u0000)")
     if not value.isascii():
         try:
             value.encode()
@@ -148,7 +171,10 @@ def _json_object(value: object) -> dict[str, Any]:
 JsonObject = Annotated[
     dict[str, Any],
     PlainValidator(_json_object, json_schema_input_type=dict[str, JsonValue]),
-    Field(description=f"A JSON object, nested at most {MAX_JSON_DEPTH} deep"),
+    Field(
+        description=f"A JSON object, nested at most {MAX_JSON_DEPTH} deep",
+        json_schema_extra={"propertyNames": {"pattern": _NO_NUL}},
+    ),
 ]
 #: The id of a new document; one is made when absent.
 NewId = Annotated[str, Field(default_factory=_new_id, min_length=1)]
