@@ -277,6 +277,14 @@ def test_runs_refuse_what_is_not_a_state(server: Server, state: str) -> None:
     _refused(_api(server, "GET", "/api/runs", params={"state": state}), "state")
 
 
+@pytest.mark.parametrize("jobs", [[], None])
+def test_a_workflow_without_jobs_is_refused_by_its_schema(server: Server, jobs: object) -> None:
+    document: dict[str, object] = {"name": "w"} if jobs is None else {"name": "w", "jobs": jobs}
+    path = f"/api/projects/{server.ids['project_id']}/workflows"
+    _refused(_api(server, "POST", path, document), "jobs")
+    _refused(_api(server, "PUT", f"/api/workflows/{server.ids['workflow_id']}", document), "jobs")
+
+
 # -- the bounded run (last: it may delete what the tests above use) ---------------------------
 
 

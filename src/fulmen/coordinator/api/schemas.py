@@ -344,7 +344,8 @@ class WorkflowIn(_Doc):
     #: Runs of the workflow in flight at once; 1: strictly one at a time, in order.
     concurrency: int | None = Field(default=None, gt=0, le=MAX_INT32)
     retry: RetryDoc = Field(default_factory=RetryDoc)
-    jobs: list[JobDoc] = []
+    #: At least one: a workflow with none cannot be saved.
+    jobs: list[JobDoc] = Field(min_length=1)
     triggers: list[TriggerDoc] = []
     edges: list[EdgeDoc] = []
 
