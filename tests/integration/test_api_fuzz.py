@@ -285,6 +285,28 @@ def test_a_workflow_without_jobs_is_refused_by_its_schema(server: Server, jobs: 
     _refused(_api(server, "PUT", f"/api/workflows/{server.ids['workflow_id']}", document), "jobs")
 
 
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"auth_type": "api", "username": "u"}, "username"),
+        ({"auth_type": "api", "api_key": "short"}, "api_key"),
+        ({"auth_type": "basic", "username": "a:b", "password": "p" * 8}, "username"),
+        ({"auth_type": "basic", "username": "u", "password": "p" * 73}, "password"),
+        (
+            {"auth_type": "basic", "username": "u", "password": "p" * 8, "api_key": "k" * 16},
+            "api_key",
+        ),
+    ],
+)
+def test_a_webhook_auth_method_is_what_its_auth_type_schema_says(
+    server: Server, document: dict[str, object], field: str
+) -> None:
+    """Which fields go with which ``auth_type`` was the store's rule only (a 422 the schema
+    did not announce); it is the schema's now."""
+    path = f"/api/projects/{server.ids['project_id']}/webhook_auth_methods"
+    _refused(_api(server, "POST", path, {"name": "m", **document}), field)
+
+
 # -- the bounded run (last: it may delete what the tests above use) ---------------------------
 
 

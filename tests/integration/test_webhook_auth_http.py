@@ -146,7 +146,12 @@ async def test_what_the_webhook_auth_api_refuses(hooked: Site) -> None:
     await s.api("POST", path, 422, json={"name": "x", "auth_type": "api", "password": PASSWORD})
     made = await s.api("POST", path, 201, json={"name": "x", "auth_type": "api"})
     await s.api("POST", path, 409, json={"name": "x", "auth_type": "api"})
-    await s.api("POST", "/api/projects/nope/webhook_auth_methods", 404, json=short)
+    await s.api(
+        "POST",
+        "/api/projects/nope/webhook_auth_methods",
+        404,
+        json={"name": "x", "auth_type": "api"},
+    )
     other = await s.api("POST", "/api/projects", 201, json={"name": "other"})
     theirs = await s.api(
         "POST",

@@ -44,6 +44,7 @@ from fulmen.store import (
     WorkOrder,
     retention_policy,
 )
+from fulmen.store.webhook_auth import PASSWORD_LENGTHS
 
 __all__ = [
     "MAX_INT32",
@@ -637,28 +638,45 @@ class WorkOrderDoc(BaseModel):
         )
 
 
-class WebhookAuthMethodIn(_Doc):
-    """An ``api`` method (the ``x-api-key`` header; ``api_key`` absent: one is made, 64 hex
-    characters) or a ``basic`` one (``username`` and a ``password`` of 8 to 72 characters).
-    Secrets are write-only: stored encrypted, shown again never (but a made key, once)."""
-
+class _MethodIn(_Doc):
     id: NewId
     name: str = Field(min_length=1)
-    auth_type: Literal["api", "basic"]
-    api_key: str | None = Field(default=None, min_length=16, repr=False)
-    username: str | None = Field(default=None, min_length=1, repr=False)
-    password: str | None = Field(default=None, repr=False)
 
     def to_store(self, project_id: str) -> NewWebhookAuthMethod:
+        given = self.model_dump()
         return NewWebhookAuthMethod(
             id=self.id,
             project_id=project_id,
             name=self.name,
-            auth_type=WebhookAuthType(self.auth_type),
-            api_key=self.api_key,
-            username=self.username,
-            password=self.password,
+            auth_type=WebhookAuthType(given["auth_type"]),
+            api_key=given.get("api_key"),
+            username=given.get("username"),
+            password=given.get("password"),
         )
+
+
+class ApiKeyMethodIn(_MethodIn):
+    """An ``api`` method: the ``x-api-key`` header. ``api_key`` absent: one is made (64 hex
+    characters) and shown in the answer, once."""
+
+    auth_type: Literal["api"]
+    api_key: str | None = Field(default=None, min_length=16, repr=False)
+
+
+class BasicMethodIn(_MethodIn):
+    """A ``basic`` method: HTTP Basic, with a ``username`` (no ``:``) and a ``password`` of 8
+    to 72 characters (Lightning's bounds)."""
+
+    auth_type: Literal["basic"]
+    username: str = Field(min_length=1, pattern="^[^:]+$", repr=False)
+    password: str = Field(
+        min_length=PASSWORD_LENGTHS.start, max_length=PASSWORD_LENGTHS.stop - 1, repr=False
+    )
+
+
+#: A new webhook auth method, by its ``auth_type``. Secrets are write-only: stored encrypted,
+#: shown again never (but a made key, once).
+WebhookAuthMethodIn = Annotated[ApiKeyMethodIn | BasicMethodIn, Field(discriminator="auth_type")]
 
 
 class WebhookAuthMethodDoc(BaseModel):
