@@ -177,10 +177,13 @@ JsonObject = Annotated[
         json_schema_extra={"propertyNames": {"pattern": _NO_NUL}},
     ),
 ]
+#: No ``/`` in an id: a path cannot carry one (``%2F`` is decoded before routing), so a
+#: document whose id had one could be made but never read, changed or deleted.
+_ID_PATTERN: Final = "^[^/]+$"
 #: The id of a new document; one is made when absent.
-NewId = Annotated[str, Field(default_factory=_new_id, min_length=1)]
+NewId = Annotated[str, Field(default_factory=_new_id, min_length=1, pattern=_ID_PATTERN)]
 #: An id in a route's path: never empty (``/api/projects/`` is the listing, not a project).
-PathId = Annotated[str, Path(min_length=1)]
+PathId = Annotated[str, Path(min_length=1, pattern=_ID_PATTERN)]
 
 _RFC3339: Final = re.compile(
     r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII
