@@ -111,7 +111,8 @@ async def _check(request: Request) -> ApiToken:
 
 async def verify(store: Store, token: str, *, what: str = "API request") -> ApiToken | None:
     """The stored token that ``token`` is, else ``None`` (and a warning saying why, without
-    the token). The dashboard's sign-in checks its cookie with this too."""
+    the token). The dashboard's sign-in checks the token it is given with this; its cookie
+    holds a session id, checked against the store's sessions (``dashboard/session.py``)."""
     parts = parse(token)
     if parts is None:
         log.warning("%s with a malformed token", what)
