@@ -7,9 +7,9 @@ freezes the garbage collector's view of those objects, and loops: receive a run 
 the child's socket attached, hand both to a child, report the pid; when a child exits, reap
 it and report.
 
-The fork happens *before* the run arrives: one forked **spare** always waits (see
-``child.spare``), and a new one is forked right after the old one is handed a run, while
-that run starts on the other CPU. Forking copies the page tables of everything preloaded
+The fork happens *before* the run arrives: one forked **spare** always waits (two with
+namespaces; see ``child.spare``), and a new one is forked right after one is handed a run,
+while that run starts on the other CPU. Forking copies the page tables of everything preloaded
 (about 1-2 ms with the runtime's imports), so this takes it off each run's latency.
 
 With namespaces (issue 12, ``namespaces.py``) each spare is forked as pid 1 of a pid
@@ -38,6 +38,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +86,11 @@ class _Zygote:
         self._children: dict[int, _Spare] = {}  # pid -> its slot and cgroup, until reaped
         self._oom: set[int] = set()  # pids whose run hit its memory limit
         self._slots = Slots(cgroup_tree)
-        self._spare: _Spare | None = None
+        self._spares: deque[_Spare] = deque()
+        # With namespaces a spare takes a few milliseconds to make (a pid namespace, a copy
+        # of the runs' mount namespace, its cgroup): two stay ready, so that a run arriving
+        # right after another finds one that has finished.
+        self._want_spares = 2 if settings.policy.namespaces else 1
         self._worker_gone = False
         self._last_limits: tuple[int | None, int] | None = None
         self._own_pid_ns = (
@@ -97,7 +102,7 @@ class _Zygote:
     def serve(self) -> None:
         """Loop until the worker closes the control socket."""
         self._selector.register(self._control, selectors.EVENT_READ, None)
-        self._spare = self._fork_spare()
+        self._refill()
         while not self._worker_gone:
             for key, _ in self._selector.select():
                 if key.data is None:
@@ -266,7 +271,7 @@ class _Zygote:
             if len(fds) != 1:
                 self._send({"t": "failed", "id": header.id, "message": "no run socket attached"})
                 return
-            spare, self._spare = self._spare or self._fork_spare(), None
+            spare = self._spares.popleft() if self._spares else self._fork_spare()
             if spare is not None and not spare.admitted and not self._admit(spare):
                 spare.sock.close()
                 spare = None
@@ -299,7 +304,14 @@ class _Zygote:
         finally:
             for fd in fds:
                 os.close(fd)
-        self._spare = self._fork_spare()
+        self._refill()
+
+    def _refill(self) -> None:
+        while len(self._spares) < self._want_spares:
+            spare = self._fork_spare()
+            if spare is None:
+                return  # the next run forks one when it arrives
+            self._spares.append(spare)
 
     def _kill(self, run_id: int) -> None:
         pid = self._pids.get(run_id)
@@ -315,9 +327,9 @@ class _Zygote:
         oom = self._release(pid)
         run_id = self._runs.pop(pid, None)
         if run_id is None:  # a spare that died before it got a run
-            if self._spare is not None and self._spare.pid == pid:
-                self._spare.sock.close()
-                self._spare = None
+            for spare in [s for s in self._spares if s.pid == pid]:
+                self._spares.remove(spare)
+                spare.sock.close()
             return
         del self._pids[run_id]
         record: dict[str, Any] = {
@@ -354,9 +366,7 @@ class _Zygote:
         return oom
 
     def _shutdown(self) -> None:
-        pids = list(self._pids.values())
-        if self._spare is not None:
-            pids.append(self._spare.pid)
+        pids = list(self._pids.values()) + [spare.pid for spare in self._spares]
         for pid in pids:
             _kill_run(pid)
         for pid in pids:
