@@ -5,11 +5,13 @@ state directory, or given with ``--master-key-file``. It is never taken from an 
 variable: any same-uid process can read ``/proc/<pid>/environ``, even after the variable is
 removed from ``os.environ``. A file whose mode lets group or others read it is refused.
 
-Sealing is AES-256-GCM under ``KEK = HKDF-SHA256(master, info="smartworker/seal/v1")``, a
-random 96-bit nonce per record, and associated data that binds the record to its place (a key
+Sealing is the one sealed-record format (fulmen.sealed) under ``KEK = HKDF-SHA256(master,
+info="smartworker/seal/v1")``, with associated data that binds the record to its place (a key
 to its store and identity, a config to its worker), so that a record copied to another row
-does not open. A record that does not open is a :class:`~fulmen.errors.KeyStoreError`: the
-caller must never take that for "absent" and make a new secret in its place.
+does not open. The runner's associated data starts with the format's version byte, as it
+always has, so records sealed before the format was shared still open. A record that does
+not open is a :class:`~fulmen.errors.KeyStoreError`: the caller must never take that for
+"absent" and make a new secret in its place.
 
 Signing binds what is stored in plain text to the runner that stored it: each worker's
 row (its script, identity and settings; ``WorkerRecord.signed``) carries an HMAC-SHA256 under
@@ -28,17 +30,13 @@ import secrets
 import stat
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from fulmen.errors import ConfigError, KeyStoreError
 from fulmen.runner.hkdf import hkdf_sha256
+from fulmen.sealed import VERSION, Malformed, SealedBox, Unopened
 
 __all__ = ["MASTER_KEY_BYTES", "Sealer", "load_master_key"]
 
 MASTER_KEY_BYTES: Final = 32
-_VERSION: Final = b"\x01"
-_NONCE_BYTES: Final = 12
 
 
 def load_master_key(path: str, *, create: bool) -> bytes:
@@ -101,27 +99,27 @@ class Sealer:
     """Seals and opens records under the key-encryption key derived from the master key, and
     signs and verifies them under the signing key derived from it."""
 
-    __slots__ = ("_aead", "_mac_key")
+    __slots__ = ("_box", "_mac_key")
 
     def __init__(self, master_key: bytes) -> None:
-        self._aead = AESGCM(hkdf_sha256(master_key, 32, info=b"smartworker/seal/v1"))
+        self._box = SealedBox(hkdf_sha256(master_key, 32, info=b"smartworker/seal/v1"))
         self._mac_key = hkdf_sha256(master_key, 32, info=b"smartworker/worker-mac/v1")
 
     def __repr__(self) -> str:
         return "Sealer(<key hidden>)"
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, _VERSION + aad)
+        return self._box.seal(plaintext, VERSION + aad)
 
     def open(self, record: bytes, aad: bytes) -> bytes:
         """Raises KeyStoreError if the record was altered, moved, or sealed under another key."""
-        if record[:1] != _VERSION or len(record) < 1 + _NONCE_BYTES + 16:
-            raise KeyStoreError("a sealed record is malformed; refusing to use or replace it")
-        nonce, body = record[1 : 1 + _NONCE_BYTES], record[1 + _NONCE_BYTES :]
         try:
-            return self._aead.decrypt(nonce, body, _VERSION + aad)
-        except InvalidTag:
+            return self._box.open(record, VERSION + aad)
+        except Malformed:
+            raise KeyStoreError(
+                "a sealed record is malformed; refusing to use or replace it"
+            ) from None
+        except Unopened:
             raise KeyStoreError(
                 "a sealed record does not open (tampered, or another master key); "
                 "refusing to use or replace it"

@@ -5,8 +5,8 @@ base64 dance), it authenticates the credential id as associated data, so a seale
 onto another credential's row does not open, and a wrong key is told apart from a damaged row
 only by failing to open, which is what we report.
 
-Sealed layout: one version byte (1), a 12-byte random nonce, then ciphertext and tag.
-The store never reads the key from the environment: the caller passes the bytes in.
+The layout is the one sealed-record format (fulmen.sealed). The store never reads the key
+from the environment: the caller passes the bytes in.
 
 The same cipher seals webhook auth secrets (issue 8); ``purpose`` puts those in a namespace
 of their own in the associated data, so that neither kind of sealed value opens as the other.
@@ -14,19 +14,12 @@ of their own in the associated data, so that neither kind of sealed value opens 
 
 from __future__ import annotations
 
-import os
-
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fulmen.errors import ConfigError
+from fulmen.sealed import KEY_BYTES, Malformed, SealedBox, Unopened
 
 __all__ = ["KEY_BYTES", "CredentialCipher"]
-
-KEY_BYTES = 32
-_VERSION = b"\x01"
-_NONCE_BYTES = 12
 
 
 class CredentialCipher:
@@ -39,24 +32,21 @@ class CredentialCipher:
                 f"the credential key must be {KEY_BYTES} bytes (AES-256), got {size}",
                 code="credential_key_invalid",
             )
-        self._aead = AESGCM(key)
+        self._box = SealedBox(key)
 
     def seal(self, credential_id: str, body: object, *, purpose: str = "credential") -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        plain = orjson.dumps(body)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plain, _aad(credential_id, purpose))
+        return self._box.seal(orjson.dumps(body), _aad(credential_id, purpose))
 
     def open(self, credential_id: str, sealed: bytes, *, purpose: str = "credential") -> object:
         """The body, or ConfigError when this key did not seal it (or the row was altered)."""
-        if sealed[:1] != _VERSION or len(sealed) < 1 + _NONCE_BYTES:
+        try:
+            plain = self._box.open(sealed, _aad(credential_id, purpose))
+        except Malformed:
             raise ConfigError(
                 f"credential {credential_id} is stored in an unknown format",
                 code="credential_unreadable",
-            )
-        nonce, data = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
-        try:
-            plain = self._aead.decrypt(nonce, data, _aad(credential_id, purpose))
-        except InvalidTag:
+            ) from None
+        except Unopened:
             raise ConfigError(
                 f"credential {credential_id} cannot be decrypted: the credential key is not "
                 "the one it was stored with (or the stored value was altered)",
