@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from fulmen.errors import ConflictError, StoreError
 from fulmen.store.db import Params, Row, Tx, text
+from fulmen.store.migrations import Applied, plan
 from fulmen.store.queries import Query, load_queries, load_schema
 
 __all__ = ["PostgresDatabase"]
@@ -80,7 +81,7 @@ class PostgresDatabase:
             async with _translated():
                 await pool.open(wait=True, timeout=10)
                 async with pool.connection() as conn:
-                    await _migrate(conn)
+                    await _migrate(conn, _where(url))
         except BaseException:
             await pool.close()
             raise
@@ -108,7 +109,9 @@ async def _configure(conn: _Conn) -> None:
         conn.adapters.register_loader(name, TextLoader)
 
 
-async def _migrate(conn: _Conn) -> None:
+async def _migrate(conn: _Conn, where: str) -> None:
+    """Apply the schema files this database lacks, after checking the ones applied
+    (migrations.py)."""
     async with conn.transaction():
         # Held until this transaction ends: a second coordinator waits here, then finds the
         # versions applied. DDL is transactional in PostgreSQL, so a failed file leaves none
@@ -117,17 +120,26 @@ async def _migrate(conn: _Conn) -> None:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
+            " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
         )
-        cursor = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_version")
-        row = await cursor.fetchone()
-        current = int(row["v"]) if row else 0
-        for version, name, script in load_schema("postgres"):
-            if version > current:
-                await conn.execute(script)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, name)
-                )
+        # A database from before checksums were recorded.
+        await conn.execute("ALTER TABLE schema_version ADD COLUMN IF NOT EXISTS checksum text")
+        cursor = await conn.execute(
+            "SELECT version, name, checksum FROM schema_version ORDER BY version"
+        )
+        applied = [Applied(r["version"], r["name"], r["checksum"]) for r in await cursor.fetchall()]
+        todo = plan(applied, load_schema("postgres"), where=where)
+        for file in todo.record_checksums:
+            await conn.execute(
+                "UPDATE schema_version SET checksum = %s WHERE version = %s",
+                (file.checksum, file.version),
+            )
+        for file in todo.apply:
+            await conn.execute(file.script)
+            await conn.execute(
+                "INSERT INTO schema_version (version, name, checksum) VALUES (%s, %s, %s)",
+                (file.version, file.name, file.checksum),
+            )
 
 
 @asynccontextmanager
@@ -159,3 +171,9 @@ def _value(value: object) -> object:
     if isinstance(value, list):
         return [_value(item) for item in value]
     return value
+
+
+def _where(url: str) -> str:
+    """The database as an error may name it: host, port and name, never the password."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{info.get('host', '?')}:{info.get('port', 5432)}/{info.get('dbname', '?')}"

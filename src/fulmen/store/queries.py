@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fulmen.errors import ConfigError
+from fulmen.store.migrations import SchemaFile
 
-__all__ = ["DIALECTS", "Query", "load_queries", "load_schema", "parse_queries"]
+__all__ = ["DIALECTS", "STORE_SQL", "Query", "load_queries", "load_schema", "parse_queries"]
 
 DIALECTS = ("sqlite", "postgres")
 
@@ -59,26 +60,32 @@ def parse_queries(text: str, *, source: str = "<sql>") -> dict[str, Query]:
     return queries
 
 
-def load_queries(dialect: str) -> dict[str, Query]:
-    """The named queries of ``sql/<dialect>/queries.sql``."""
-    path = resources.files("fulmen.store") / "sql" / dialect / "queries.sql"
+#: Whose SQL: the coordinator's store, unless a caller names its own package (the runner keeps
+#: its state file with the same machinery, from ``fulmen/runner/sql/``).
+STORE_SQL = "fulmen.store"
+
+
+def load_queries(dialect: str, *, package: str = STORE_SQL) -> dict[str, Query]:
+    """The named queries of ``<package>/sql/<dialect>/queries.sql``."""
+    path = resources.files(package) / "sql" / dialect / "queries.sql"
     return parse_queries(path.read_text(encoding="utf-8"), source=f"{dialect}/queries.sql")
 
 
-def load_schema(dialect: str) -> list[tuple[int, str, str]]:
-    """The schema files of ``sql/<dialect>/schema/`` as (version, name, script), in order.
+def load_schema(dialect: str, *, package: str = STORE_SQL) -> list[SchemaFile]:
+    """The schema files of ``<package>/sql/<dialect>/schema/``, in order.
 
     Files are named ``NNNN_what.sql``; versions start at 1 and have no gaps, so that a store
     can tell which ones a database still needs.
     """
-    folder = resources.files("fulmen.store") / "sql" / dialect / "schema"
-    found: list[tuple[int, str, str]] = []
+    folder = resources.files(package) / "sql" / dialect / "schema"
+    found: list[SchemaFile] = []
     for entry in folder.iterdir():
         match = _SCHEMA_FILE.match(entry.name)
         if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+            script = entry.read_text(encoding="utf-8")
+            found.append(SchemaFile(int(match.group(1)), entry.name, script))
     found.sort()
-    versions = [version for version, _, _ in found]
+    versions = [file.version for file in found]
     if versions != list(range(1, len(found) + 1)):
         raise ConfigError(f"{dialect} schema files must be numbered 0001, 0002, …: {versions}")
     return found

@@ -63,7 +63,8 @@ from typing import Any
 from fulmen.errors import ConflictError, StoreError
 from fulmen.store.db import Params, Row, Tx, dumps, from_micros, text, to_micros
 from fulmen.store.files import open_private, private_dir, warn_if_loose
-from fulmen.store.queries import Query, load_queries, load_schema
+from fulmen.store.migrations import Applied, plan
+from fulmen.store.queries import STORE_SQL, Query, load_queries, load_schema
 
 __all__ = ["ERASING", "SQLiteDatabase"]
 
@@ -133,10 +134,12 @@ class _SQLiteTx:
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
+    def __init__(
+        self, writer: sqlite3.Connection, reader: sqlite3.Connection, *, package: str = STORE_SQL
+    ) -> None:
         self._writer = writer
         self._reader = reader
-        self._queries = load_queries(self.dialect)
+        self._queries = load_queries(self.dialect, package=package)
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         #: The open group's outcome, or ``None`` when no SQLite transaction is open.
@@ -148,15 +151,18 @@ class SQLiteDatabase:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: Path) -> SQLiteDatabase:
-        """Open (creating it if needed) the database file and bring its schema up to date."""
+    async def open(cls, path: Path, *, package: str = STORE_SQL) -> SQLiteDatabase:
+        """Open (creating it if needed) the database file and bring its schema up to date.
+
+        ``package`` holds the SQL (``sql/sqlite/``): the coordinator's store by default.
+        """
         private_dir(path.parent)
         async with _opening(path):
             os.close(open_private(path))  # 0600 before SQLite sees it: see files.py
-            writer, reader = await asyncio.to_thread(_open_connections, path)
+            writer, reader = await asyncio.to_thread(_open_connections, path, package)
         files = [path.parent, path, *(path.with_name(path.name + end) for end in _BESIDE)]
         warn_if_loose(f"the SQLite store {path}", files)
-        return cls(writer, reader)
+        return cls(writer, reader, package=package)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -252,7 +258,7 @@ class SQLiteDatabase:
                 group.set_result(None)
 
 
-def _open_connections(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+def _open_connections(path: Path, package: str) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     writer = _connect(path)
     try:
         # WAL lets the reader read while the writer writes; it is a property of the file,
@@ -260,7 +266,7 @@ def _open_connections(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connectio
         writer.execute("PRAGMA journal_mode = WAL")
         # Erased rows are overwritten with zeros, in their pages and in freed pages alike.
         writer.execute("PRAGMA secure_delete = ON")
-        _migrate(writer)
+        _migrate(writer, path, package)
         # The writer never waits on the loop's thread: a busy lock is waited for in a thread
         # (SQLiteDatabase._begin). The reader keeps the busy timeout: in WAL mode it waits
         # only in the rare moments another connection restarts the log.
@@ -345,8 +351,9 @@ def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Apply the schema files this database lacks, each with its schema_version row.
+def _migrate(conn: sqlite3.Connection, path: Path, package: str) -> None:
+    """Apply the schema files this database lacks, each with its schema_version row and
+    checksum, after checking the ones applied (migrations.py).
 
     Under BEGIN IMMEDIATE, so two processes opening a new file at once apply them once.
     """
@@ -355,21 +362,31 @@ def _migrate(conn: sqlite3.Connection) -> None:
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL,"
+                " checksum TEXT)"
             )
-            row = conn.execute(
-                "SELECT coalesce(max(version), 0) AS version FROM schema_version"
-            ).fetchone()
-            current = int(row["version"]) if row else 0
-            for version, name, script in load_schema("sqlite"):
-                if version <= current:
-                    continue
-                for statement in _statements(script):
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(schema_version)")}
+            if "checksum" not in columns:  # a database from before checksums were recorded
+                conn.execute("ALTER TABLE schema_version ADD COLUMN checksum TEXT")
+            applied = [
+                Applied(row["version"], row["name"], row["checksum"])
+                for row in conn.execute(
+                    "SELECT version, name, checksum FROM schema_version ORDER BY version"
+                )
+            ]
+            todo = plan(applied, load_schema("sqlite", package=package), where=str(path))
+            for file in todo.record_checksums:
+                conn.execute(
+                    "UPDATE schema_version SET checksum = ? WHERE version = ?",
+                    (file.checksum, file.version),
+                )
+            for file in todo.apply:
+                for statement in _statements(file.script):
                     conn.execute(statement)
                 conn.execute(
-                    "INSERT INTO schema_version (version, name, applied_at)"
-                    " VALUES (?, ?, datetime('now'))",
-                    (version, name),
+                    "INSERT INTO schema_version (version, name, applied_at, checksum)"
+                    " VALUES (?, ?, datetime('now'), ?)",
+                    (file.version, file.name, file.checksum),
                 )
         except BaseException:
             conn.execute("ROLLBACK")

@@ -1,0 +1,316 @@
+"""Migrations on both dialects: a database that holds data is upgraded, and the databases that
+must not be opened are refused with a reason (store/migrations.py).
+
+The upgrade starts from a database as the first release left it: schema file 0001 only, a
+``schema_version`` table without checksums, and a finished run with its steps and log lines,
+written with that release's column layout. Whatever files come after 0001 today, opening it
+must keep every row readable through the store and let new runs be made.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from fulmen.errors import StoreError
+from fulmen.lifecycle import RunState
+from fulmen.store import open_store, sqlite_path
+from fulmen.store.migrations import Applied, SchemaFile, plan
+from fulmen.store.queries import load_schema
+
+from .conftest import KEY, Backend
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+#: A workflow document as the first release stored it: no retry policy, no cron cursor.
+DOCUMENT = {
+    "id": "w",
+    "project_id": "p",
+    "name": "nightly",
+    "concurrency": None,
+    "jobs": [{"id": "j", "name": "fetch", "body": "x = 1", "adaptor": "common"}],
+    "triggers": [
+        {
+            "id": "t",
+            "type": "webhook",
+            "enabled": True,
+            "cron_expression": None,
+            "timezone": None,
+            "webhook_reply": None,
+        }
+    ],
+    "edges": [
+        {
+            "id": "e",
+            "source_trigger_id": "t",
+            "source_job_id": None,
+            "target_job_id": "j",
+            "condition": "always",
+            "enabled": True,
+        }
+    ],
+}
+
+JSON_COLUMNS = {"document", "body", "request", "options"}
+
+#: The first release's rows, table by table, in an order that satisfies the foreign keys.
+ROWS: list[tuple[str, dict[str, Any]]] = [
+    ("projects", {"id": "p", "name": "Clinic", "inserted_at": T0, "updated_at": T0}),
+    (
+        "workflows",
+        {
+            "id": "w",
+            "project_id": "p",
+            "name": "nightly",
+            "lock_version": 1,
+            "inserted_at": T0,
+            "updated_at": T0,
+        },
+    ),
+    (
+        "workflow_snapshots",
+        {"id": "s", "workflow_id": "w", "version": 1, "document": DOCUMENT, "inserted_at": T0},
+    ),
+    ("triggers", {"id": "t", "workflow_id": "w", "type": "webhook", "enabled": True}),
+    (
+        "jobs",
+        {"id": "j", "workflow_id": "w", "project_id": "p", "name": "fetch", "body": "x = 1"}
+        | {"adaptor": "common"},
+    ),
+    (
+        "edges",
+        {"id": "e", "workflow_id": "w", "source_trigger_id": "t", "target_job_id": "j"}
+        | {"condition": "always", "enabled": True},
+    ),
+    (
+        "dataclips",
+        {"id": "d-in", "project_id": "p", "type": "http_request", "body": {"n": 1}}
+        | {"inserted_at": T0},
+    ),
+    (
+        "dataclips",
+        {"id": "d-out", "project_id": "p", "type": "step_result", "body": {"n": 2}}
+        | {"inserted_at": T0 + timedelta(seconds=2)},
+    ),
+    (
+        "work_orders",
+        {"id": "wo", "workflow_id": "w", "trigger_id": "t", "dataclip_id": "d-in"}
+        | {"inserted_at": T0},
+    ),
+    (
+        "runs",
+        {
+            "id": "r",
+            "work_order_id": "wo",
+            "workflow_id": "w",
+            "project_id": "p",
+            "snapshot_id": "s",
+            "dataclip_id": "d-in",
+            "starting_node_id": "t",
+            "state": "success",
+            "queue": "default",
+            "priority": 0,
+            "options": {"run_timeout_ms": 60000},
+            "worker_name": "worker-1",
+            "final_dataclip_id": "d-out",
+            "inserted_at": T0,
+            "claimed_at": T0 + timedelta(milliseconds=10),
+            "joined_at": T0 + timedelta(milliseconds=20),
+            "started_at": T0 + timedelta(milliseconds=30),
+            "finished_at": T0 + timedelta(seconds=3),
+        },
+    ),
+    (
+        "steps",
+        {
+            "id": "st",
+            "run_id": "r",
+            "job_id": "j",
+            "input_dataclip_id": "d-in",
+            "output_dataclip_id": "d-out",
+            "exit_reason": "success",
+            "started_at": T0 + timedelta(seconds=1),
+            "finished_at": T0 + timedelta(seconds=2),
+        },
+    ),
+    *(
+        (
+            "log_lines",
+            {
+                "run_id": "r",
+                "step_id": "st",
+                "source": "JOB",
+                "level": "info",
+                "message": f"line {i}",
+                "logged_at": T0 + timedelta(seconds=1, milliseconds=i),
+            },
+        )
+        for i in range(3)
+    ),
+]
+
+
+def write_first_release(backend: Backend) -> None:
+    """The database as the first release left it, holding ROWS."""
+    first = load_schema(backend.name)[0]
+    assert first.version == 1
+    with _raw(backend) as execute:
+        if backend.name == "sqlite":
+            execute(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL)"
+            )
+        else:
+            execute(
+                "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        execute(first.script)
+        execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (1, %s, %s)",
+            (first.name, "2026-03-01 09:00:00"),
+        )
+        for table, row in ROWS:
+            columns = ", ".join(row)
+            marks = ", ".join("%s" for _ in row)
+            values = tuple(_value(backend, column, value) for column, value in row.items())
+            execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+
+
+async def test_a_database_holding_runs_is_upgraded_and_keeps_every_row(
+    backend: Backend,
+) -> None:
+    write_first_release(backend)
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        detail = await store.get_run("r")
+        assert detail.run.state is RunState.SUCCESS
+        assert [step.id for step in detail.steps] == ["st"]
+        logs = await store.get_logs("r")
+        assert [line.message for line in logs.items] == ["line 0", "line 1", "line 2"]
+        plan_json = await store.get_plan("r")
+        assert [job["id"] for job in plan_json["jobs"]] == ["j"]
+        project = await store.get_project("p")
+        assert project.name == "Clinic"
+        stored = await store.get_workflow("w")
+        assert [job.id for job in stored.workflow.jobs] == ["j"]
+        assert stored.workflow.retry.max_retries == 0  # 0003's default for existing rows
+    with _raw(backend) as execute:
+        versions = execute("SELECT version, checksum FROM schema_version ORDER BY version")
+    assert [v for v, _ in versions] == [file.version for file in load_schema(backend.name)]
+    assert all(checksum for _, checksum in versions)
+
+
+async def test_a_schema_file_edited_after_it_was_applied_is_refused(backend: Backend) -> None:
+    await (await open_store(backend.url)).close()
+    with _raw(backend) as execute:
+        execute("UPDATE schema_version SET checksum = %s WHERE version = 1", ("0" * 64,))
+    with pytest.raises(StoreError) as refused:
+        await open_store(backend.url)
+    assert refused.value.code == "schema_changed"
+    assert "0001_initial.sql" in refused.value.message
+
+
+async def test_a_database_from_a_newer_fulmen_is_refused(backend: Backend) -> None:
+    await (await open_store(backend.url)).close()
+    with _raw(backend) as execute:
+        execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (999, %s, %s)",
+            ("0999_future.sql", "2027-01-01 00:00:00"),
+        )
+    with pytest.raises(StoreError) as refused:
+        await open_store(backend.url)
+    assert refused.value.code == "schema_newer"
+    assert "upgrade Fulmen" in refused.value.message
+
+
+async def test_rows_applied_before_checksums_get_theirs_on_the_next_open(
+    backend: Backend,
+) -> None:
+    await (await open_store(backend.url)).close()
+    with _raw(backend) as execute:
+        execute("UPDATE schema_version SET checksum = NULL")
+    await (await open_store(backend.url)).close()
+    with _raw(backend) as execute:
+        rows = execute("SELECT version, checksum FROM schema_version ORDER BY version")
+    expected = {file.version: file.checksum for file in load_schema(backend.name)}
+    assert dict(rows) == expected
+
+
+# -- the decision alone ----------------------------------------------------------------------
+
+FILES = [SchemaFile(1, "0001_a.sql", "CREATE TABLE a (x int);"), SchemaFile(2, "0002_b.sql", "")]
+
+
+def test_a_new_database_gets_every_file() -> None:
+    assert plan([], FILES, where="db").apply == tuple(FILES)
+
+
+def test_a_renamed_file_is_refused_like_an_edited_one() -> None:
+    with pytest.raises(StoreError, match=r"0001_a\.sql"):
+        plan([Applied(1, "0001_other.sql", FILES[0].checksum)], FILES, where="db")
+
+
+def test_an_up_to_date_database_needs_nothing() -> None:
+    applied = [Applied(file.version, file.name, file.checksum) for file in FILES]
+    todo = plan(applied, FILES, where="db")
+    assert (todo.apply, todo.record_checksums) == ((), ())
+
+
+# -- raw access, as the first release's code would have written -------------------------------
+
+
+@contextmanager
+def _raw(backend: Backend) -> Iterator[Any]:
+    """An ``execute(sql, params)`` returning the rows, in %s style on both dialects."""
+    if backend.name == "sqlite":
+        conn = sqlite3.connect(sqlite_path(backend.url), isolation_level=None)
+        conn.execute("PRAGMA foreign_keys = ON")
+
+        def execute_sqlite(statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+            statement = statement.replace("%s", "?")
+            if not params and ";" in statement.strip().rstrip(";"):
+                conn.executescript(statement)
+                return []
+            return conn.execute(statement, params).fetchall()
+
+        try:
+            yield execute_sqlite
+        finally:
+            conn.close()
+        return
+    assert backend.conninfo is not None
+    with psycopg.connect(backend.conninfo, autocommit=True) as pg:
+
+        def execute_pg(statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+            cursor = pg.execute(statement.encode() if not params else statement, params or None)
+            return cursor.fetchall() if cursor.description else []
+
+        yield execute_pg
+
+
+def _value(backend: Backend, column: str, value: Any) -> Any:
+    if backend.name == "sqlite":
+        if isinstance(value, datetime):
+            return int(value.timestamp() * 1_000_000)
+        if column in JSON_COLUMNS:
+            return _json(value)
+        if isinstance(value, bool):
+            return int(value)
+        return value
+    if column in JSON_COLUMNS:
+        return Jsonb(value)
+    return value
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
