@@ -137,6 +137,12 @@ class WorkerSettings:
     #: Fulmen's own: how long SIGTERM lets active runs finish before ending them; ``None``
     #: means the longest a run may take (``max_run_duration``). ws-worker waits without limit.
     drain_timeout: float | None = None
+    #: Fulmen's own (issue 14): after this many run tokens in a row that do not verify, the
+    #: worker stops claiming and reports itself unhealthy; ws-worker stops at the first one.
+    refusal_limit: int = 3
+    #: …and then claims one run every so many seconds to see whether tokens verify again
+    #: (0: never; a restart with the right key is the other way back).
+    refusal_retry: float = 600.0
     sandbox: SandboxSettings = SandboxSettings()
 
     @classmethod
@@ -180,6 +186,8 @@ class WorkerSettings:
             log_level=env.get("WORKER_LOG_LEVEL") or "debug",
             health_host=env.get("WORKER_HEALTH_HOST") or cls.health_host,
             drain_timeout=env.number("WORKER_DRAIN_TIMEOUT_SECONDS", 0.0) or None,
+            refusal_limit=env.integer("WORKER_REFUSAL_LIMIT", 3, minimum=1),
+            refusal_retry=env.number("WORKER_REFUSAL_RETRY_SECONDS", 600.0, zero=True),
             sandbox=SandboxSettings.from_env(environ),
         )
 
@@ -380,7 +388,8 @@ class _Env:
         raw = self.get(name)
         return default if raw is None else choice(raw, choices, name)
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, zero: bool = False) -> float:
+        """A positive number (or 0 too, with ``zero``: where 0 means "never")."""
         raw = self.get(name)
         if raw is None:
             return default
@@ -388,6 +397,8 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise _bad(name, raw, "a number") from None
+        if zero and value == 0:
+            return 0.0
         if not value > 0 or value == float("inf"):
             raise _bad(name, raw, "a positive number")
         return value

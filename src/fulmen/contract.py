@@ -72,6 +72,7 @@ __all__ = [
     "RunComplete",
     "RunJoin",
     "RunLog",
+    "RunRefusal",
     "RunRequest",
     "RunStart",
     "StepComplete",
@@ -112,6 +113,11 @@ class Event(StrEnum):
     #: channel and Phoenix's JS client drops events nobody bound, so there it is ignored and
     #: the run ends as it would have.
     RUN_CANCEL = "run:cancel"
+    #: Worker request on ``worker:queue`` (Fulmen, issue 14): "I claimed this run but will not
+    #: run it: its run token does not verify here". Sent only to a server whose join answer
+    #: lists it (``QueueJoined.accepts``): Lightning's worker channel has a clause for
+    #: ``claim`` alone, so anything else would crash the channel there.
+    RUN_REFUSE = "run:refuse"
 
 
 #: Exit reasons that may appear on the wire (§7.1): all but the server-only ``lost``.
@@ -375,6 +381,28 @@ class ClaimReply:
 
     def to_wire(self) -> JSONObject:
         return {"runs": [{"id": run.id, "token": run.token} for run in self.runs]}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRefusal:
+    """``run:refuse`` (``Event.RUN_REFUSE``): the worker claimed run ``id`` and will not run it
+    because ``token``, the run token it was given, did not verify there (``code`` and
+    ``message`` from ``fulmen.tokens``). The token proves to the server that the sender holds
+    this claim; the server answers ``ok`` with ``{"returned": true}`` when the run went back
+    to the queue, ``false`` when it had moved on already."""
+
+    id: str
+    token: str
+    code: str
+    message: str
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        r = _Reader(value, "")
+        return cls(r.text("id"), r.text("token"), r.text("code"), r.text("message"))
+
+    def to_wire(self) -> JSONObject:
+        return {"id": self.id, "token": self.token, "code": self.code, "message": self.message}
 
 
 # -- run:<id>: joining and fetching -----------------------------------------------------------

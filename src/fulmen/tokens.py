@@ -52,6 +52,7 @@ __all__ = [
     "WorkerClaims",
     "mint_run_token",
     "mint_worker_token",
+    "run_token_remedy",
     "verify_run_token",
     "verify_worker_token",
 ]
@@ -73,6 +74,34 @@ TOKEN_ERRORS: Final = (
     "not_yet_valid",  # nbf is still ahead (beyond the leeway)
     "wrong_run",  # a run token for another run (id or sub)
 )
+
+_KEY_MISMATCH: Final = (
+    "the worker's public key (WORKER_LIGHTNING_PUBLIC_KEY) does not match the key the "
+    "coordinator signs run tokens with (WORKER_RUNS_PRIVATE_KEY): give the worker the "
+    "coordinator's public key and restart it"
+)
+_CLOCKS: Final = (
+    "the worker's clock and the coordinator's differ by more than the few seconds allowed: "
+    "synchronise them (NTP)"
+)
+_REMEDIES: Final = {
+    "bad_signature": _KEY_MISMATCH,
+    "bad_algorithm": _KEY_MISMATCH,
+    "expired": _CLOCKS,
+    "not_yet_valid": _CLOCKS,
+    "wrong_run": "the coordinator handed out a token for another run: a fault of the coordinator",
+}
+
+
+def run_token_remedy(code: str) -> str:
+    """What to do when run tokens keep failing with ``code``, for the people who read the
+    worker's log and the run's: one sentence, naming the setting at fault (issue 14)."""
+    return _REMEDIES.get(
+        code,
+        "the coordinator does not sign run tokens as this worker expects: check that both "
+        "use one key pair (the worker the public half, the coordinator the private one)",
+    )
+
 
 _HS256: Final = "HS256"
 _RS256: Final = "RS256"

@@ -37,6 +37,24 @@ def test_healthz_summarises() -> None:
     }
 
 
+def test_a_worker_that_stopped_claiming_is_unhealthy_and_says_why_but_alive() -> None:
+    problem = "claiming stopped: 3 run tokens in a row did not verify (bad_signature: …)"
+    status = Status(ready=True, active=0, capacity=5, sandbox="L1", problem=problem)
+    health = HealthServer(Metrics(), lambda: status, host="127.0.0.1", port=0)
+    code, content_type, body = health.respond("GET", "/healthz")
+    assert (code, content_type) == (503, "application/json")
+    assert json.loads(body) == {
+        "status": "unhealthy",
+        "problem": problem,
+        "connected": True,
+        "active": 0,
+        "capacity": 5,
+        "sandbox": "L1",
+    }
+    assert health.respond("GET", "/readyz")[0] == 503  # it takes no work
+    assert health.respond("GET", "/livez")[0] == 200  # a restart as it is would not help
+
+
 def test_unknown_paths_and_methods() -> None:
     health, _ = server()
     assert health.respond("GET", "/nope")[0] == 404
@@ -52,6 +70,8 @@ def test_metrics_are_prometheus_text_with_the_worker_counters() -> None:
     metrics.refused.labels("bad_signature").inc()
     metrics.active.set(1)
     metrics.capacity.set(5)
+    metrics.refused_in_a_row.set(3)
+    metrics.claiming_stopped.set(1)
     metrics.sandbox.info({"level": "L1", "summary": "isolation L1"})
     status, content_type, body = health.respond("GET", "/metrics")
     assert status == 200 and content_type.startswith("text/plain; version=")
@@ -63,6 +83,8 @@ def test_metrics_are_prometheus_text_with_the_worker_counters() -> None:
         'fulmen_worker_runs_refused_total{code="bad_signature"} 1.0',
         "fulmen_worker_runs_active 1.0",
         "fulmen_worker_capacity 5.0",
+        "fulmen_worker_runs_refused_in_a_row 3.0",
+        "fulmen_worker_claiming_stopped 1.0",
         'fulmen_worker_sandbox_info{level="L1",summary="isolation L1"} 1.0',
     ]:
         assert line in text.splitlines()

@@ -120,6 +120,16 @@ class StartupError(click.ClickException):
     help="Seconds SIGTERM lets runs finish [WORKER_DRAIN_TIMEOUT_SECONDS; the run timeout].",
 )
 @click.option(
+    "--refusal-limit",
+    type=click.IntRange(min=1),
+    help="Run tokens refused in a row before claiming stops [WORKER_REFUSAL_LIMIT; 3].",
+)
+@click.option(
+    "--refusal-retry",
+    type=click.FloatRange(min=0),
+    help="Then claim one run every so many seconds, 0: never [WORKER_REFUSAL_RETRY_SECONDS; 600].",
+)
+@click.option(
     "--log",
     "log_level",
     type=click.Choice(sorted(_LOG_LEVELS)),

@@ -3,11 +3,16 @@
 =============  =================================================================================
 ``GET /``      200, empty: alive (ws-worker's liveness check, kept for existing probes)
 ``/livez``     the same
-``/healthz``   200 and a JSON summary: connected, active runs, capacity, sandbox level
-``/readyz``    200 while ``worker:queue`` is joined (the worker can take work), else 503
+``/healthz``   a JSON summary: connected, active runs, capacity, sandbox level; 200, or 503
+               with ``"status": "unhealthy"`` and the ``problem`` while the worker cannot do
+               its work as configured (run tokens keep failing: it stopped claiming)
+``/readyz``    200 while ``worker:queue`` is joined and the worker claims, else 503
 ``/metrics``   Prometheus text: runs active, claimed, completed by reason, refused by code,
-               capacity, connection, sandbox isolation
+               refused in a row, claiming stopped, capacity, connection, sandbox isolation
 =============  =================================================================================
+
+A worker that stopped claiming stays alive (``/`` and ``/livez`` answer 200): restarting it
+with the same settings would not help, and its runs in flight still report.
 
 Anything else is 404; methods other than GET and HEAD are 405. One request per connection,
 answered and closed: probes and scrapers need no more. The metrics live in the worker's own
@@ -52,6 +57,16 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.refused_in_a_row = Gauge(
+            "fulmen_worker_runs_refused_in_a_row",
+            "Run tokens that did not verify since the last one that did.",
+            registry=r,
+        )
+        self.claiming_stopped = Gauge(
+            "fulmen_worker_claiming_stopped",
+            "1 while the worker claims nothing because run tokens keep failing (see /healthz).",
+            registry=r,
+        )
         self.capacity = Gauge("fulmen_worker_capacity", "Slots over all workloops.", registry=r)
         self.connected = Gauge(
             "fulmen_worker_connected", "1 while worker:queue is joined.", registry=r
@@ -70,6 +85,8 @@ class Status:
     active: int
     capacity: int
     sandbox: str
+    problem: str | None = None
+    """Why the worker cannot work as configured; ``None`` when it can."""
 
 
 class HealthServer:
@@ -137,15 +154,20 @@ class HealthServer:
             return 200, "text/plain", b""
         status = self._status()
         if path == "/readyz":
-            return (200, "text/plain", b"ready\n") if status.ready else (503, "text/plain", b"")
-        summary = {
-            "status": "ok",
+            if status.ready and status.problem is None:
+                return 200, "text/plain", b"ready\n"
+            return 503, "text/plain", b""
+        summary: dict[str, object] = {
+            "status": "ok" if status.problem is None else "unhealthy",
             "connected": status.ready,
             "active": status.active,
             "capacity": status.capacity,
             "sandbox": status.sandbox,
         }
-        return 200, "application/json", json.dumps(summary).encode()
+        if status.problem is not None:
+            summary["problem"] = status.problem
+        code = 200 if status.problem is None else 503
+        return code, "application/json", json.dumps(summary).encode()
 
 
 def _request_line(head: bytes) -> tuple[str, str]:

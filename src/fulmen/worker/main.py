@@ -42,6 +42,7 @@ from fulmen.tokens import mint_worker_token
 from fulmen.worker.channels import QueueChannel
 from fulmen.worker.connection import Connection, reconnect_delays
 from fulmen.worker.health import HealthServer, Metrics, Status
+from fulmen.worker.refusals import Refusals
 from fulmen.worker.run import Run, RunServices
 from fulmen.worker.target import Resolver, Target, parse_target, resolve
 from fulmen.worker.workloop import (
@@ -132,6 +133,9 @@ class Worker:
             on_work_available=self._work_available,
             url=prepared.target.url,
         )
+        self.refusals = Refusals(
+            settings.refusal_limit, settings.refusal_retry, on_resume=self._work_available
+        )
         self.loops = [self._loop(spec) for spec in prepared.workloops]
         self._zygote = zygote
         self._services = RunServices(
@@ -140,6 +144,7 @@ class Worker:
             settings=settings,
             public_key=prepared.public_key,
             on_refused=lambda code: self.metrics.refused.labels(code).inc(),
+            refusals=self.refusals,
             server_accepts=self.queue.accepts,
         )
         self.health = HealthServer(
@@ -206,6 +211,7 @@ class Worker:
             worker_name=self.settings.worker_name,
             backoff_min=self.settings.backoff_min,
             backoff_max=self.settings.backoff_max,
+            refusals=self.refusals,
         )
 
     def _work_available(self) -> None:
@@ -273,6 +279,7 @@ class Worker:
             active=self.active,
             capacity=self.capacity,
             sandbox=self._zygote.isolation.level,
+            problem=self.refusals.problem,
         )
 
     def _describe(self) -> None:
@@ -280,6 +287,8 @@ class Worker:
         self.metrics.sandbox.info({"level": isolation.level, "summary": isolation.summary()})
         self.metrics.capacity.set(self.capacity)
         self.metrics.connected.set_function(lambda: 1.0 if self.queue.ready else 0.0)
+        self.metrics.refused_in_a_row.set_function(lambda: self.refusals.in_a_row)
+        self.metrics.claiming_stopped.set_function(lambda: 1.0 if self.refusals.stopped else 0.0)
         loops = " ".join(str(loop.spec) for loop in self.loops)
         for name in duplicates([loop.spec for loop in self.loops]):
             log.warning("workloop %s is configured more than once", name)

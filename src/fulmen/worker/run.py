@@ -2,9 +2,14 @@
 
 1. The run token is verified first (signature, issuer, time, run id: ``fulmen.tokens``). A bad
    token is refused: nothing is joined, fetched or run, the refusal is logged and counted, and
-   the slot is freed at once. The coordinator gets the run back when its claim times out
-   (§4.6) or marks it lost (§7.5), so another worker can take it; ws-worker instead shuts
-   itself down (§3.2), which we do not copy: one bad token must not stop the other runs.
+   the slot is freed at once. ws-worker instead shuts itself down (§3.2), which we do not
+   copy: one bad token must not stop the other runs. Refusals in a row do stop claiming
+   (``fulmen.worker.refusals``, issue 14). A coordinator that takes ``run:refuse`` (Fulmen's
+   says so when ``worker:queue`` is joined) is told, on ``worker:queue`` with the token as
+   proof of the claim: it puts the run back in the queue at once and notes why on the run.
+   Lightning is told nothing (it has no such event, and an unknown one crashes its channel);
+   it gets the run back when the claim times out (§4.6) or marks it lost (§7.5). Joining
+   ``run:<id>`` to say so instead would tell Lightning the run was taken up.
 2. ``run:<id>`` is joined with the token; ``fetch:plan``, then ``fetch:dataclip`` (if the plan
    names one) and one ``fetch:credential`` per credential id, all at once (§5.3-§5.5). A
    dataclip or credential that does not load ends the run with ``exception`` and no
@@ -38,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fulmen.config import WorkerSettings
 from fulmen.contract import (
     JSON,
+    WORKER_QUEUE,
     ClaimedRun,
     CredentialReply,
     DataclipReply,
@@ -45,6 +51,7 @@ from fulmen.contract import (
     Event,
     FetchCredential,
     FetchDataclip,
+    RunRefusal,
     decode_plan_reply,
 )
 from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError, WorkerError
@@ -57,6 +64,7 @@ from fulmen.tokens import RunClaims, verify_run_token
 from fulmen.worker.channels import Link, RunChannel
 from fulmen.worker.events import RunEvents, RunLimits
 from fulmen.worker.outbox import Outbox
+from fulmen.worker.refusals import Refusals
 
 __all__ = ["CANCELLED", "Run", "RunServices", "limits_of", "with_defaults"]
 
@@ -75,6 +83,8 @@ class RunServices:
     settings: WorkerSettings
     public_key: RSAPublicKey
     on_refused: Callable[[str], None]
+    """Counts a refusal by its code (the metric)."""
+    refusals: Refusals
     clock: Callable[[], float] = time.time
     server_accepts: Callable[[str], bool] = lambda event: False
     """Whether the server takes an optional event (``QueueChannel.accepts``)."""
@@ -134,8 +144,10 @@ class Run:
 
     async def execute(self) -> ExitReason | None:
         """Run it; return how it ended, or ``None`` if it was refused or never reported."""
-        claims = self._verify()
-        if claims is None:
+        try:
+            claims = self._verify()
+        except TokenError as exc:
+            await self._refuse(exc)
             return None
         channel = RunChannel(
             self._services.link,
@@ -160,10 +172,14 @@ class Run:
             log.info("run %s: the coordinator cancelled it; stopping it", self.id)
             self.abort(CANCELLED)
 
-    def _verify(self) -> RunClaims | None:
-        """§3.2, before anything else; the run id is checked too."""
+    def _verify(self) -> RunClaims:
+        """§3.2, before anything else; the run id is checked too.
+
+        Raises:
+            TokenError: the token does not verify (already counted and logged).
+        """
         try:
-            return verify_run_token(
+            claims = verify_run_token(
                 self._token,
                 self._services.public_key,
                 run_id=self.id,
@@ -173,12 +189,30 @@ class Run:
             self._services.on_refused(exc.code)
             log.error(
                 "run %s refused: its run token is not valid (%s: %s); it is not joined and "
-                "stays with the coordinator",
+                "goes back to the coordinator",
                 self.id,
                 exc.code,
                 exc.message,
             )
-            return None
+            self._services.refusals.refused(exc)
+            raise
+        self._services.refusals.verified()
+        return claims
+
+    async def _refuse(self, error: TokenError) -> None:
+        """Tell the coordinator, if it takes ``run:refuse`` (step 1 of the module docstring)."""
+        if not self._services.server_accepts(Event.RUN_REFUSE):
+            return
+        refusal = RunRefusal(self.id, self._token, error.code, error.message)
+        try:
+            await self._services.link.request(WORKER_QUEUE, Event.RUN_REFUSE, refusal.to_wire())
+        except WorkerError as exc:
+            log.warning(
+                "run %s: the coordinator did not take the refusal (%s); it gets the run back "
+                "when the claim lapses",
+                self.id,
+                exc.message,
+            )
 
     async def _report(self, channel: RunChannel) -> ExitReason | None:
         settings = self._settings

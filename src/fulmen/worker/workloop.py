@@ -14,6 +14,9 @@ Differences from ws-worker, on purpose:
   ws-worker waits ``backoff.min`` first: there is work, and throughput matters (issue 5 asks
   for 300 runs/s). An empty or failed claim backs off exactly as ws-worker does (×1.15 from
   ``min``, capped at ``max``).
+
+While the worker's run tokens keep failing (:class:`~fulmen.worker.refusals.Refusals`), no
+claim goes out but the occasional probe for one run (issue 14).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Protocol
 from fulmen import backoff
 from fulmen.contract import DEFAULT_QUEUES, ClaimedRun, ClaimReply, ClaimRequest, QueueJoin
 from fulmen.errors import ConfigError, ContractError, WorkerError
+from fulmen.worker.refusals import Refusals
 
 __all__ = [
     "CLAIM_BACKOFF_FACTOR",
@@ -135,9 +139,10 @@ class Capacity:
     def free(self) -> int:
         return self.slots - self.active - self.pending
 
-    def reserve(self) -> int:
-        """Reserve every free slot for one claim; return its demand (0: do not claim)."""
-        demand = max(self.free(), 0)
+    def reserve(self, limit: int | None = None) -> int:
+        """Reserve every free slot (at most ``limit``) for one claim; return its demand
+        (0: do not claim)."""
+        demand = max(self.free(), 0) if limit is None else max(min(self.free(), limit), 0)
         self.pending += demand
         return demand
 
@@ -177,6 +182,8 @@ class Workloop:
         queue: says whether ``worker:queue`` is joined, and waits until it is.
         worker_name: sent in every claim (null allowed, never omitted: §4.2).
         backoff_min, backoff_max: the empty-queue backoff (``WORKER_BACKOFF``).
+        refusals: the worker's run-token refusals; while they stop claiming, this loop only
+            probes when one is due.
     """
 
     def __init__(
@@ -189,6 +196,7 @@ class Workloop:
         worker_name: str | None,
         backoff_min: float,
         backoff_max: float,
+        refusals: Refusals | None = None,
     ) -> None:
         self.spec = spec
         self.capacity = Capacity(spec.slots)
@@ -197,6 +205,7 @@ class Workloop:
         self._queue = queue
         self._worker_name = worker_name
         self._backoff = (backoff_min, backoff_max)
+        self._refusals = refusals
         self._nudge = asyncio.Event()  # work-available, or stop
         self._freed = asyncio.Event()  # a run finished, or stop
         self._stopping = False
@@ -228,25 +237,37 @@ class Workloop:
             await self._until_ready()
             if self._stopping:
                 break
+            refusals = self._refusals
+            if refusals is not None and refusals.stopped and not refusals.probe_due():
+                self._nudge.clear()
+                await self._nap(refusals.seconds_to_probe())  # or until resumed (a nudge)
+                continue
             if await self.claim_once():
                 schedule = self._schedule()
                 continue
             await self._nap(next(schedule))
 
     async def claim_once(self) -> int:
-        """Claim the free slots once; return how many runs were started."""
+        """Claim the free slots once (one, for a probe); return how many runs were started."""
         self._nudge.clear()
-        demand = self.capacity.reserve()
+        refusals = self._refusals
+        probe = refusals is not None and refusals.probe_due()
+        if refusals is not None and refusals.stopped and not probe:
+            return 0
+        demand = self.capacity.reserve(1 if probe else None)
         if demand == 0:
             return 0
+        if refusals is not None and probe:
+            refusals.start_probe()
         request = ClaimRequest(demand, self._worker_name, self.spec.queues)
         try:
             reply = await self._claim(request)
         except (WorkerError, ContractError) as exc:
-            self.capacity.settle(demand, 0)
             log.warning("claim on %s failed: %s", self.spec.name, exc)
-            return 0
+            reply = ClaimReply(())
         runs = reply.runs
+        if refusals is not None and probe and not runs:
+            refusals.probe_came_back_empty()
         accepted = self.capacity.settle(demand, len(runs))
         if len(runs) > accepted:
             ignored = ", ".join(run.id for run in runs[accepted:])
@@ -286,8 +307,9 @@ class Workloop:
             await self._freed.wait()
             self._freed.clear()
 
-    async def _nap(self, seconds: float) -> None:
-        """Sleep ``seconds`` unless work-available (or stop) comes first."""
+    async def _nap(self, seconds: float | None) -> None:
+        """Sleep ``seconds`` (``None``: however long) unless work-available, a resume or a
+        stop comes first."""
         try:
             async with asyncio.timeout(seconds):
                 await self._nudge.wait()
