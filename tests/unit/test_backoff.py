@@ -1,4 +1,5 @@
-"""backoff.delays: the retry schedule as a table."""
+"""backoff: the retry schedules as tables (``delays``, ``decorrelated``), and the worker's
+reconnect schedule built on the second."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from fulmen.backoff import delays
+from fulmen.backoff import decorrelated, delays
+from fulmen.worker.connection import RECONNECT_MAX, RECONNECT_MIN, reconnect_delays
 
 
 def first(n: int, schedule: object) -> list[float]:
@@ -52,3 +54,43 @@ def test_jittered_delays_never_exceed_the_cap() -> None:
 def test_nonsense_is_refused(args: tuple[float, float], kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="backoff"):
         next(delays(*args, **kwargs))
+
+
+# -- decorrelated jitter: the worker's reconnects (issue 14) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("u", "expected"),
+    [
+        (0.0, [0.5, 0.5, 0.5, 0.5, 0.5]),  # the least it may draw: never below the minimum
+        (0.5, [1, 1.75, 2.875, 4.5625, 5]),  # half way each time: about twofold growth
+        (0.999999, [1.5, 4.5, 5, 5, 5]),  # the most: thrice the last, then the cap
+    ],
+)
+def test_decorrelated_delays_grow_from_the_minimum_to_the_cap(
+    u: float, expected: list[float]
+) -> None:
+    schedule = decorrelated(0.5, 5, rng=lambda: u)
+    assert [round(d, 4) for d in islice(schedule, 5)] == expected
+
+
+def test_decorrelated_delays_depend_on_the_previous_draw() -> None:
+    draws = iter([0.0, 1.0 - 1e-9, 0.0, 0.5])
+    schedule = decorrelated(1, 100, rng=lambda: next(draws))
+    # 1 + u * (3 * previous - 1): previous 1 -> 1; previous 1 -> ~3; previous 3 -> 1; -> 2
+    assert [round(d, 3) for d in islice(schedule, 4)] == [1, 3, 1, 2]
+
+
+def test_reconnects_stay_within_half_a_second_and_five_seconds() -> None:
+    """Whatever the draws: never faster than 0.5 s, never slower than 5 s (issue 14: back
+    within seconds of a short outage; it used to be up to 30 s)."""
+    delays_seen = list(islice(reconnect_delays(), 1000))
+    assert min(delays_seen) >= RECONNECT_MIN == 0.5
+    assert max(delays_seen) <= RECONNECT_MAX == 5.0
+
+
+def test_the_decorrelated_schedule_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="backoff"):
+        next(decorrelated(0, 1))
+    with pytest.raises(ValueError, match="backoff"):
+        next(decorrelated(2, 1))

@@ -75,6 +75,12 @@ NO_KEY = {"WORKER_LIGHTNING_PUBLIC_KEY": None}
             "ws://localhost:4000/worker, not 'http://localhost:4000/worker'",
         ),
         (
+            ["-l", "ws://a:4000/worker", "-l", "ws://b:4000/worker,wss//c/worker"],
+            {},
+            "fulmen worker: WORKER_LIGHTNING_SERVICE_URL must be a ws:// or wss:// URL like "
+            "ws://localhost:4000/worker, not 'wss//c/worker'",
+        ),
+        (
             ["--backoff", "10/1"],
             {},
             "fulmen worker: --backoff must be min/max in seconds with 0 < min <= max, not '10/1'",
@@ -102,6 +108,18 @@ def test_flags_win_over_variables() -> None:
     assert settings.secret == Secret("--secret", "flag-secret" * 4)
     assert (settings.backoff_min, settings.backoff_max) == (0.5, 2.0)
     assert settings.port == 2222
+
+
+def test_several_coordinator_urls_by_flag_or_variable() -> None:
+    """Replicas sharing a database (issue 14): ``-l`` repeated, or commas, as in the
+    variable; no flag leaves the variable's URLs alone."""
+    env = WorkerSettings.from_env({"WORKER_LIGHTNING_SERVICE_URL": "ws://a:1/worker,ws://b:2/w"})
+    assert env.lightning_url == "ws://a:1/worker,ws://b:2/w"
+    assert settings_from(env, {"lightning_url": ()}).lightning_url == env.lightning_url
+    flags = {"lightning_url": ("ws://c:3/worker", "ws://d:4/worker,ws://e:5/worker")}
+    assert settings_from(env, flags).lightning_url == (
+        "ws://c:3/worker,ws://d:4/worker,ws://e:5/worker"
+    )
 
 
 def test_health_listens_on_loopback_unless_told_otherwise() -> None:

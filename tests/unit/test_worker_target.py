@@ -1,6 +1,7 @@
-"""worker.target: the socket URL the worker opens, the base URLs it accepts, and the order it
-tries addresses in (spec §1.1, §10.6). The connection itself is exercised over real sockets
-in ``tests/integration/test_worker_reconnect.py``."""
+"""worker.target: the socket URL the worker opens, the base URLs it accepts (one, or several
+replicas: issue 14), and the order it tries addresses in (spec §1.1, §10.6). The connection
+itself is exercised over real sockets in ``tests/integration/test_worker_reconnect.py`` and
+``test_worker_failover.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from fulmen.errors import ConfigError
-from fulmen.worker.target import parse_target, resolve, socket_url
+from fulmen.worker.target import (
+    Endpoint,
+    Target,
+    endpoints_of,
+    failover_order,
+    parse_target,
+    parse_targets,
+    resolve,
+    socket_url,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "phoenix" / "capture.jsonl"
 
@@ -85,3 +95,78 @@ def test_addresses_are_ipv4_first_and_each_once(monkeypatch: pytest.MonkeyPatch)
         (socket.AF_INET, "10.0.0.1"),
         (socket.AF_INET6, "::1"),
     ]
+
+
+# -- several coordinators (issue 14) ---------------------------------------------------------
+
+A = parse_target("ws://coordinator-a:4000/worker")
+B = parse_target("ws://coordinator-b:4000/worker")
+V4, V6 = socket.AF_INET, socket.AF_INET6
+
+
+def test_one_url_is_one_target_as_before() -> None:
+    assert parse_targets("ws://localhost:4000/worker") == (
+        parse_target("ws://localhost:4000/worker"),
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ws://coordinator-a:4000/worker,ws://coordinator-b:4000/worker",
+        " ws://coordinator-a:4000/worker , ws://coordinator-b:4000/worker ,",
+        "ws://coordinator-a:4000/worker,ws://coordinator-b:4000/worker,"
+        "ws://coordinator-a:4000/worker",
+    ],
+)
+def test_several_urls_are_separated_by_commas(text: str) -> None:
+    assert parse_targets(text) == (A, B)
+
+
+@pytest.mark.parametrize("text", ["ws://a:1/worker,http://b:2/worker", "", " , "])
+def test_each_of_several_urls_is_checked(text: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_targets(text)
+    assert error.value.code == "bad_url"
+    assert error.value.message.startswith("WORKER_LIGHTNING_SERVICE_URL must be a ws://")
+
+
+def endpoints(*pairs: tuple[Target, int, str]) -> list[Endpoint]:
+    return [Endpoint(target, family, ip) for target, family, ip in pairs]
+
+
+def test_an_address_reached_through_two_urls_is_one_endpoint() -> None:
+    same_host = parse_target("ws://127.0.0.1:4000/worker")
+    found = endpoints_of([(A, [(V4, "127.0.0.1")]), (same_host, [(V4, "127.0.0.1")])])
+    assert found == [Endpoint(A, V4, "127.0.0.1")]
+
+
+def test_ipv4_is_tried_before_ipv6_whatever_the_salt() -> None:
+    """§10.6: ``localhost`` as ``::1`` and ``127.0.0.1`` is one coordinator, most often on
+    IPv4 only: its IPv6 address is a fallback, never where a worker starts."""
+    local = endpoints((A, V6, "::1"), (A, V4, "127.0.0.1"))
+    for salt in map(str, range(50)):
+        assert [e.ip for e in failover_order(local, salt=salt)] == ["127.0.0.1", "::1"]
+
+
+def test_workers_spread_over_the_replicas() -> None:
+    """Each worker (salt) has its own order, so that workers given the same URLs do not all
+    start on the first: over 30 workers, each of three replicas comes first for some."""
+    three = endpoints((A, V4, "10.0.0.1"), (A, V4, "10.0.0.2"), (B, V4, "10.0.0.3"))
+    firsts = {failover_order(three, salt=f"fulmen-{n}")[0].ip for n in range(30)}
+    assert firsts == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+
+
+def test_a_workers_order_does_not_depend_on_the_resolvers() -> None:
+    """DNS round robin answers in a new order each time; the worker's stays the same."""
+    three = endpoints((A, V4, "10.0.0.1"), (A, V4, "10.0.0.2"), (A, V4, "10.0.0.3"))
+    assert failover_order(three, salt="w") == failover_order(three[::-1], salt="w")
+
+
+def test_after_a_connection_the_next_replica_comes_first() -> None:
+    three = endpoints((A, V4, "10.0.0.1"), (A, V4, "10.0.0.2"), (B, V4, "10.0.0.3"), (B, V6, "::3"))
+    order = failover_order(three, salt="w")
+    for i, last in enumerate(order[:3]):
+        after = failover_order(three, salt="w", after=last)
+        assert after[:3] == order[i + 1 : 3] + order[: i + 1]  # the last one tried last
+        assert after[3].ip == "::3"  # IPv6 still after every IPv4 address

@@ -43,7 +43,9 @@ class StartupError(click.ClickException):
     "--lightning",
     "lightning_url",
     metavar="URL",
-    help="Coordinator socket base URL [WORKER_LIGHTNING_SERVICE_URL; ws://localhost:4000/worker].",
+    multiple=True,
+    help="Coordinator socket base URL; repeat it, or separate URLs with commas, for replicas "
+    "sharing a database [WORKER_LIGHTNING_SERVICE_URL; ws://localhost:4000/worker].",
 )
 @click.option("-s", "--secret", help="Shared worker secret [WORKER_SECRET]; prefer the variable.")
 @click.option(
@@ -159,6 +161,10 @@ def settings_from(settings: WorkerSettings, flags: dict[str, Any]) -> WorkerSett
             sandbox flag.
     """
     given = {name: value for name, value in flags.items() if value is not None}
+    urls = given.pop("lightning_url", ())
+    urls = (urls,) if isinstance(urls, str) else urls
+    if urls:  # several flags are several replicas, as commas in the variable are
+        given["lightning_url"] = ",".join(urls)
     given["sandbox"] = sandbox_settings(settings.sandbox, given)
     if "capacity" in given and "workloops" in given:
         raise ConfigError("--capacity and --workloops are exclusive; give one", code="conflict")

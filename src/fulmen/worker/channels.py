@@ -12,6 +12,8 @@ the channel, a request waiting on it is not lost: the channel is joined again, w
 token, and the request sent again, for as long as the token is valid (the server would refuse
 an expired one, §3.3). This is the one place where requests are retried; a request that
 simply got no reply in time is not, as ws-worker does not (§1.5: retries caused duplicates).
+The socket that comes back may be to another replica of the coordinator (several URLs, issue
+14): the channel is joined there the same way, since replicas share the database.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class Link(Protocol):
         self, topic: str, event: str, payload: JSON, *, timeout: float | None = None
     ) -> JSON | bytes: ...
 
-    async def leave(self, topic: str, *, timeout: float = 5.0) -> None: ...
+    async def leave(self, topic: str, *, timeout: float = 5.0) -> None:
+        """Send ``phx_leave``; return without waiting for its answer."""
+        ...
 
     def on_push(self, topic: str, handler: Callable[[Push], None]) -> None: ...
 
@@ -79,7 +83,8 @@ class QueueChannel:
         claim_timeout: how long a claim may wait for its reply (§1.5: an hour by default).
         on_work_available: called for each ``work-available`` push (its payload is ignored:
             lightning-mock sends the string ``"{}"``, §4.5).
-        url: the coordinator's base URL, for messages.
+        url: the base URL of the coordinator connected to now, for messages (with several
+            replicas it changes as the connection moves).
     """
 
     def __init__(
@@ -89,7 +94,7 @@ class QueueChannel:
         *,
         claim_timeout: float,
         on_work_available: Callable[[], None],
-        url: str,
+        url: Callable[[], str],
     ) -> None:
         self._link = link
         self._join = join
@@ -153,8 +158,10 @@ class QueueChannel:
         return ClaimReply.from_wire(response)
 
     async def leave(self) -> None:
+        """Send ``phx_leave``, a courtesy, without waiting for an answer (lightning-mock never
+        gives one); the caller closes the socket next, which sends it first."""
         self._ready.clear()
-        if self._link.connected:  # a courtesy: lightning-mock never answers it
+        if self._link.connected:
             await self._link.leave(WORKER_QUEUE, timeout=1.0)
 
     def _on_closed(self, event: ChannelClosed) -> None:
@@ -164,10 +171,10 @@ class QueueChannel:
     def _explain(self, exc: RefusedError) -> str:
         if exc.code == "unauthorized":
             return (
-                f"the coordinator at {self._url} refused this worker (unauthorized): "
+                f"the coordinator at {self._url()} refused this worker (unauthorized): "
                 "is WORKER_SECRET the same there?"
             )
-        return f"the coordinator at {self._url} refused worker:queue: {exc.message}"
+        return f"the coordinator at {self._url()} refused worker:queue: {exc.message}"
 
 
 def _extras(joined: QueueJoined) -> str:
@@ -239,6 +246,7 @@ class RunChannel:
                 await self._recover(joins)
 
     async def leave(self) -> None:
+        """Send ``phx_leave``; its answer is not waited for (``Connection.leave``)."""
         await self._link.leave(self.topic)
 
     async def _recover(self, failed_after: int) -> None:

@@ -2,7 +2,8 @@
 :class:`~fulmen.phoenix.client.ClientSession` (STYLE.md P1).
 
 Theory of operation. :meth:`Connection.run` loops for the worker's whole life: connect, pump
-frames until the socket goes, reconnect after a capped, jittered delay. The session is one
+frames until the socket goes, reconnect after a capped, jittered delay (at most
+:data:`RECONNECT_MAX`, so a worker is back within seconds of a short outage). The session is one
 object across every reconnect, so refs keep counting up as Phoenix JS's do (§1.6). While
 connected, inbound frames go to the session as the socket reads them (``websocket.py``), and
 whatever the session queues is written once per pass of the event loop, in order, however
@@ -16,10 +17,18 @@ or :class:`~fulmen.errors.NoReplyError` (timeout, socket gone, channel closed). 
 channels after a reconnect is the channel owners' business (``channels.py``): only they know
 whether a run token is still good.
 
-Addresses (§10.6): the host name is resolved (``target.resolve``) and every address is tried
-in turn, IPv4 first, then in the resolver's order, so ``localhost`` works whether the resolver
-answers ``::1`` or ``127.0.0.1`` first and whichever of the two the coordinator listens on.
-The request keeps the name in its ``Host`` header (and for TLS).
+Addresses (§10.6): every base URL's host name is resolved (``target.resolve``) and every
+address is tried in turn, in ``target.failover_order``: IPv4 first, so ``localhost`` works
+whether the resolver answers ``::1`` or ``127.0.0.1`` first and whichever of the two the
+coordinator listens on; then, when there are several replicas (several URLs, or a name with
+several addresses), in the worker's own order, and after a drop starting with the next
+replica. A run that was waiting to report rejoins its channel on whichever replica the socket
+reaches, and resends there (``channels.py``): replicas share the database. The request keeps
+the name in its ``Host`` header (and for TLS).
+
+Shutdown (:meth:`Connection.close`) never waits for what may not come: an opening in progress
+is abandoned, and the server's closing of the TCP connection is waited for only as long as
+the caller says.
 
 The socket URL carries the worker token, so it is never logged: messages name the base URL.
 """
@@ -31,8 +40,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final, TypeVar
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
@@ -56,34 +65,53 @@ from fulmen.phoenix.client import (
 )
 from fulmen.phoenix.frames import JSON
 from fulmen.worker import websocket
-from fulmen.worker.target import Resolver, Target, prefer_ipv4, resolve, socket_url
+from fulmen.worker.target import (
+    Address,
+    Endpoint,
+    Resolver,
+    Target,
+    endpoints_of,
+    failover_order,
+    resolve,
+    socket_url,
+)
 
-__all__ = ["Connection", "reconnect_delays"]
+__all__ = ["RECONNECT_MAX", "RECONNECT_MIN", "Connection", "reconnect_delays"]
 
 log = logging.getLogger("fulmen.worker")
 
 MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
 """Inbound frames we accept: a plan or dataclip reply can be over 10 MB (§1.1)."""
 OPEN_TIMEOUT: Final = 10.0
+RECONNECT_MIN: Final = 0.5
+"""The shortest wait before reconnecting: a coordinator that accepts and drops at once
+costs at most two connections a second."""
+RECONNECT_MAX: Final = 5.0
+"""The longest wait before reconnecting: after a short outage the worker is back within
+seconds, with its runs' pending reports (issue 14; it was 30 s)."""
+
+T = TypeVar("T")
 
 
 def reconnect_delays() -> Iterator[float]:
-    """Reconnect delays: 1 s, 2 s, 4 s… capped at 30 s, each shortened by up to half at
-    random, so that workers dropped together by a restarting coordinator do not return
-    together. (ws-worker waits 1 s, 2 s, 3 s… without a cap, §1.6.)"""
-    return backoff.delays(1.0, 30.0, factor=2.0, jitter=0.5)
+    """Reconnect delays between :data:`RECONNECT_MIN` and :data:`RECONNECT_MAX`, growing
+    about twofold with decorrelated jitter (``backoff.decorrelated``), so that workers
+    dropped together by a restarting coordinator do not return together. (ws-worker waits
+    1 s, 2 s, 3 s… without a cap, §1.6.)"""
+    return backoff.decorrelated(RECONNECT_MIN, RECONNECT_MAX)
 
 
 class Connection:
     """The worker's connection; see the module docstring.
 
     Args:
-        target: the coordinator's base URL, parsed.
+        targets: the coordinator's base URLs, parsed: one, or several replicas.
         token: the worker token, minted once and reused on every reconnect (§1.6).
         worker_version: sent as ``worker_version`` (informational).
         session: the Phoenix client session (its timeouts are the message timeout).
         delays: makes a fresh reconnect schedule; called after each successful open.
         resolver: host name to addresses; :func:`resolve` unless a test injects one.
+        salt: orders the replicas for this worker (its id): see ``target.failover_order``.
 
     *Resource handling*: :meth:`run` owns the socket; :meth:`close` ends it and makes
     :meth:`run` return. Requests pending at that moment fail with ``disconnected``.
@@ -91,16 +119,23 @@ class Connection:
 
     def __init__(
         self,
-        target: Target,
+        targets: Sequence[Target],
         token: str,
         *,
         worker_version: str,
         session: ClientSession,
         delays: Callable[[], Iterator[float]] = reconnect_delays,
         resolver: Resolver = resolve,
+        salt: str = "",
     ) -> None:
-        self.target = target
-        self._url = socket_url(target, token, worker_version)
+        if not targets:
+            raise ValueError("a connection needs at least one coordinator URL")
+        self.targets = tuple(targets)
+        self.target = self.targets[0]
+        """The coordinator connected to now, or last (the first one before any)."""
+        self._urls = {t: socket_url(t, token, worker_version) for t in self.targets}
+        self._salt = salt
+        self._last: Endpoint | None = None  # where the last connection was
         self._session = session
         self._delays = delays
         self._resolver = resolver
@@ -122,6 +157,11 @@ class Connection:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def url(self) -> str:
+        """The base URL of the coordinator connected to now (or last), for messages."""
+        return self.target.url
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
@@ -162,18 +202,22 @@ class Connection:
         return _ok(await self._await(ref), topic)
 
     async def leave(self, topic: str, *, timeout: float = 5.0) -> None:
-        """Leave ``topic``, waiting briefly for the answer; never raises (lightning-mock even
-        answers a leave with an error, §10.7 item 14). Its push handler goes with it (a run
-        channel's cancel handler: one per run, so they must not pile up)."""
+        """Send ``phx_leave`` for ``topic`` and return at once; never raises.
+
+        The answer is not waited for: nothing depends on it (lightning-mock even answers a
+        leave with an error, §10.7 item 14, and a minimal server may not answer at all), and
+        waiting for it held a finished run's slot, and with it a SIGTERM drain, for up to
+        ``timeout`` (issue 14). The session closes the channel when the answer comes or
+        ``timeout`` has passed. The topic's push handler goes at once (a run channel's
+        cancel handler: one per run, so they must not pile up)."""
         self._push_handlers.pop(topic, None)
         try:
             ref = self._session.leave(topic, now=time.monotonic(), timeout=timeout)
         except LocalProtocolError:
             return  # closed already, or the socket is gone
-        if ref is None:
-            return
-        with contextlib.suppress(NoReplyError):
-            await self._await(ref)
+        if ref is not None:
+            self._flush_soon()
+            self._wake_ticker_if_sooner(ref)
 
     async def _await(self, ref: str) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -192,73 +236,104 @@ class Connection:
         schedule = self._delays()
         while not self._closing.is_set():
             try:
-                ws = await self._open()
+                ws = await self._unless_closing(self._open())
             except UnreachableError as exc:
                 delay = next(schedule)
                 log.warning("%s; retrying in %.1fs", exc.message, delay)
                 await self._pause(delay)
                 continue
+            if ws is None:
+                return
             schedule = self._delays()
-            log.info("connected to the coordinator at %s", self.target.url)
+            log.info("connected to the coordinator at %s%s", self.url, self._via())
             await self._pump(ws)
             if not self._closing.is_set():
                 delay = next(schedule)
-                log.warning(
-                    "lost the connection to %s; reconnecting in %.1fs", self.target.url, delay
-                )
+                log.warning("lost the connection to %s; reconnecting in %.1fs", self.url, delay)
                 await self._pause(delay)
 
-    async def close(self) -> None:
-        """End the connection for good; :meth:`run` returns soon after."""
+    async def close(self, *, timeout: float = websocket.CLOSE_TIMEOUT) -> None:
+        """End the connection for good; :meth:`run` returns soon after.
+
+        Frames queued until now (a ``phx_leave``) go out before the close frame; then the
+        server's closing of the TCP connection is waited for, at most ``timeout`` seconds,
+        after which the connection is aborted. An opening in progress is abandoned."""
         self._closing.set()
         ws = self._ws
         if ws is not None:
-            await ws.close()
+            self._flush()
+            await ws.close(timeout=timeout)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._closing.wait()
 
+    async def _unless_closing(self, work: Awaitable[T]) -> T | None:
+        """``work``'s result, or ``None`` if :meth:`close` comes first (``work`` is then
+        cancelled: a cancelled opening aborts its connection)."""
+        task = asyncio.ensure_future(work)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait((task, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+
+    def _via(self) -> str:
+        """`` (address)`` after the URL when the URL does not say which address it was."""
+        last = self._last
+        return "" if last is None or last.ip == self.target.host else f" ({last})"
+
     async def _open(self) -> websocket.WebSocket:
-        """Open the WebSocket on the first address that takes it (§10.6).
+        """Open the WebSocket on the first endpoint that takes it (§10.6, the module
+        docstring); remember where, so that the next opening starts after it.
 
         Raises:
-            UnreachableError: no address took it (``unreachable``), or the coordinator refused
-                the worker token (``unauthorized``).
+            UnreachableError: no endpoint took it (``unreachable``), or every coordinator
+                refused the worker token (``unauthorized``).
         """
-        url = self.target.url
-        try:
-            addresses = await self._resolver(self.target.host, self.target.port)
-        except OSError as exc:
-            raise UnreachableError(
-                f"cannot reach the coordinator at {url}: {self.target.host!r} does not "
-                f"resolve ({exc.strerror or exc})",
-                url=url,
-            ) from exc
-        failures: list[str] = []
-        for _, ip in prefer_ipv4(addresses):
+        resolved = await asyncio.gather(*(self._lookup(t) for t in self.targets))
+        failures = _Failures(self.targets)
+        found: list[tuple[Target, list[Address]]] = []
+        for target, addresses in resolved:
+            if isinstance(addresses, OSError):
+                failures.unresolved(target, addresses)
+            else:
+                found.append((target, addresses))
+        order = failover_order(endpoints_of(found), salt=self._salt, after=self._last)
+        for endpoint in order:
+            if endpoint.target in failures.refused:
+                continue  # another address of the same coordinator says the same
             try:
-                return await self._open_at(ip)
+                ws = await self._open_at(endpoint)
             except InvalidStatus as exc:
-                if exc.response.status_code in (401, 403):
-                    raise UnreachableError(
-                        f"the coordinator at {url} refused the worker token "
-                        f"(HTTP {exc.response.status_code}): is WORKER_SECRET the same there?",
-                        url=url,
-                        code="unauthorized",
-                    ) from exc
-                failures.append(f"{_show(ip)}: HTTP {exc.response.status_code}")
+                failures.status(endpoint, exc.response.status_code)
             except (OSError, TimeoutError, InvalidHandshake) as exc:
-                failures.append(f"{_show(ip)}: {_reason(exc)}")
-        tried = "; ".join(failures) or "no addresses"
-        raise UnreachableError(f"cannot reach the coordinator at {url} ({tried})", url=url)
+                failures.add(endpoint.target, f"{endpoint}: {_reason(exc)}")
+            else:
+                self._last = endpoint
+                self.target = endpoint.target
+                return ws
+        raise failures.error()
 
-    async def _open_at(self, ip: str) -> websocket.WebSocket:
+    async def _lookup(self, target: Target) -> tuple[Target, list[Address] | OSError]:
+        try:
+            return target, await self._resolver(target.host, target.port)
+        except OSError as exc:
+            return target, exc
+
+    async def _open_at(self, endpoint: Endpoint) -> websocket.WebSocket:
         # No WebSocket pings: Phoenix heartbeats keep the socket alive (§1.4).
+        target = endpoint.target
         async with asyncio.timeout(OPEN_TIMEOUT):
             return await websocket.connect(
-                self._url, host=ip, port=self.target.port, max_size=MAX_FRAME_BYTES
+                self._urls[target], host=endpoint.ip, port=target.port, max_size=MAX_FRAME_BYTES
             )
 
     async def _pump(self, ws: websocket.WebSocket) -> None:
@@ -362,6 +437,58 @@ class Connection:
             future.set_exception(outcome)
 
 
+class _Failures:
+    """Why an opening failed, per coordinator, turned into one :class:`UnreachableError`.
+    With one URL the messages are those of a single coordinator; with several, one message
+    names every URL with what each said."""
+
+    def __init__(self, targets: Sequence[Target]) -> None:
+        self._targets = targets
+        self._reasons: dict[Target, list[str]] = {t: [] for t in targets}
+        self._unresolved: dict[Target, str] = {}
+        self.refused: dict[Target, int] = {}
+        """Coordinators that refused the worker token, with the HTTP status they gave."""
+
+    def add(self, target: Target, reason: str) -> None:
+        self._reasons[target].append(reason)
+
+    def unresolved(self, target: Target, exc: OSError) -> None:
+        self._unresolved[target] = f"{target.host!r} does not resolve ({exc.strerror or exc})"
+
+    def status(self, endpoint: Endpoint, status: int) -> None:
+        if status in (401, 403):
+            self.refused[endpoint.target] = status
+        else:
+            self.add(endpoint.target, f"{endpoint}: HTTP {status}")
+
+    def error(self) -> UnreachableError:
+        urls = ", ".join(t.url for t in self._targets)
+        code = "unauthorized" if len(self.refused) == len(self._targets) else None
+        hint = ": is WORKER_SECRET the same there?" if self.refused else ""
+        if len(self._targets) == 1:
+            message = self._single(self._targets[0])
+        else:
+            parts = " | ".join(f"{t.url}: {self._reason(t)}" for t in self._targets)
+            message = f"cannot reach any coordinator ({parts})"
+        return UnreachableError(message + hint, url=urls, code=code)
+
+    def _reason(self, target: Target) -> str:
+        if target in self._unresolved:
+            return self._unresolved[target]
+        if target in self.refused:
+            return f"refused the worker token (HTTP {self.refused[target]})"
+        return "; ".join(self._reasons[target]) or "no addresses"
+
+    def _single(self, target: Target) -> str:
+        """The messages of a worker with one URL, as they were before there could be more."""
+        url = target.url
+        if target in self._unresolved:
+            return f"cannot reach the coordinator at {url}: {self._unresolved[target]}"
+        if target in self.refused:
+            return f"the coordinator at {url} {self._reason(target)}"
+        return f"cannot reach the coordinator at {url} ({self._reason(target)})"
+
+
 def _ok(reply: Reply, topic: str) -> JSON | bytes:
     if reply.ok:
         return reply.response
@@ -386,10 +513,6 @@ def _no_reply(event: NoReply) -> NoReplyError:
 def _not_sendable(topic: str, event: str, exc: LocalProtocolError) -> NoReplyError:
     code = "disconnected" if exc.code == "not_connected" else "channel_closed"
     return NoReplyError(f"cannot send {event} on {topic}: {exc.message}", code=code)
-
-
-def _show(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
 
 
 def _reason(exc: BaseException) -> str:

@@ -5,14 +5,20 @@ the ``worker:queue`` channel, one claim loop per workloop, one task per run, and
 server. It holds no logic of its own beyond the order of shutdown:
 
 * :meth:`Worker.stop` (SIGTERM, or a first SIGINT): stop claiming; a claim already in flight
-  still completes and its runs still run (§10.4); let active runs finish for up to the drain
-  timeout; then end the rest with ``kill``/``ShutdownError`` and give their reports a message
-  timeout to go out; leave ``worker:queue``, close the socket. The process exits 0.
+  still completes and its runs still run (§10.4), if its answer comes within
+  :data:`CLAIM_GRACE`; let active runs finish until the drain deadline (the drain timeout
+  after the signal); then end the rest with ``kill``/``ShutdownError`` and give their reports
+  a message timeout to go out; leave ``worker:queue`` and close the socket, giving the
+  coordinator :data:`CLOSE_GRACE` to close its end. The process exits 0.
 * :meth:`Worker.stop_now` (a second SIGINT): kill every child, report nothing more, exit.
 
 ws-worker waits for active runs without a time limit; we bound the wait (by default the
 longest a run may take, so that no run that could still succeed is cut short) because
-orchestrators bound theirs.
+orchestrators bound theirs. Every wait of a drain is bounded, and logged as it begins with
+what it waits for and for how long at most; none waits for an answer the worker can do
+without (the answers to ``phx_leave``: issue 14, where a worker signalled just after a run's
+``run:complete`` waited 5 s for one and then 30 s for the answer to a claim that an idle
+server never gave).
 
 :func:`serve` is what ``fulmen worker`` runs: keys and workloops are checked before anything
 starts (:func:`prepare`), then the sandbox starts, then the worker, with the signal handlers.
@@ -27,6 +33,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
@@ -44,7 +51,7 @@ from fulmen.worker.connection import Connection, reconnect_delays
 from fulmen.worker.health import HealthServer, Metrics, Status
 from fulmen.worker.refusals import Refusals
 from fulmen.worker.run import Run, RunServices
-from fulmen.worker.target import Resolver, Target, parse_target, resolve
+from fulmen.worker.target import Resolver, Target, parse_targets, resolve
 from fulmen.worker.workloop import (
     Workloop,
     WorkloopSpec,
@@ -54,23 +61,32 @@ from fulmen.worker.workloop import (
     queue_join,
 )
 
-__all__ = ["Prepared", "Worker", "prepare", "serve"]
+__all__ = ["CLAIM_GRACE", "CLOSE_GRACE", "Prepared", "Worker", "prepare", "serve"]
 
 log = logging.getLogger("fulmen.worker")
+
+CLAIM_GRACE: Final = 2.0
+"""How long a drain waits for the answer to a claim in flight. Lightning answers a claim at
+once, with runs or without; one still unanswered after this will not be (a server that
+holds claims open while it has no work), and its runs, if any came, would go back to the
+queue when their channel is not joined (§4.6)."""
+CLOSE_GRACE: Final = 2.0
+"""How long a stopping worker waits for the coordinator to close the TCP connection after
+the close frame, so that it reads the last frames before the connection goes."""
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """Everything start-up checks before anything runs; each failure is one ConfigError."""
 
-    target: Target
+    targets: tuple[Target, ...]
     secret: str
     public_key: RSAPublicKey
     workloops: tuple[WorkloopSpec, ...]
 
 
 def prepare(settings: WorkerSettings) -> Prepared:
-    """Check the URL, secret, public key and workloops.
+    """Check the URLs, secret, public key and workloops.
 
     Raises:
         ConfigError: one, naming the variable at fault.
@@ -82,7 +98,7 @@ def prepare(settings: WorkerSettings) -> Prepared:
     else:
         loops = default_workloops(settings.capacity)
     return Prepared(
-        target=parse_target(settings.lightning_url),
+        targets=parse_targets(settings.lightning_url),
         secret=load_worker_secret(secret.value, variable=secret.variable),
         public_key=load_public_key(key.value, variable=key.variable),
         workloops=loops,
@@ -94,7 +110,7 @@ class Worker:
 
     Args:
         settings: the worker's settings.
-        prepared: checked keys, URL and workloops (:func:`prepare`).
+        prepared: checked keys, URLs and workloops (:func:`prepare`).
         zygote: the started sandbox; the worker does not close it.
         worker_id: the id in the worker token; random when omitted.
         reconnect: the reconnect schedule (tests shorten it).
@@ -119,19 +135,20 @@ class Worker:
         token = mint_worker_token(prepared.secret, self.worker_id, now=time.time())
         session = ClientSession(default_timeout=settings.message_timeout)
         self.connection = Connection(
-            prepared.target,
+            prepared.targets,
             token,
             worker_version=fulmen.__version__,
             session=session,
             delays=reconnect,
             resolver=resolver,
+            salt=self.worker_id,
         )
         self.queue = QueueChannel(
             self.connection,
             queue_join(prepared.workloops),
             claim_timeout=settings.claim_timeout,
             on_work_available=self._work_available,
-            url=prepared.target.url,
+            url=lambda: self.connection.url,
         )
         self.refusals = Refusals(
             settings.refusal_limit, settings.refusal_retry, on_resume=self._work_available
@@ -195,7 +212,13 @@ class Worker:
                 await self._drain(loops)
                 queue.cancel()
                 await self.queue.leave()
-                await self.connection.close()
+                if self.connection.connected:
+                    log.info(
+                        "stopping: waiting up to %gs for %s to close the connection",
+                        CLOSE_GRACE,
+                        self.connection.url,
+                    )
+                await self.connection.close(timeout=CLOSE_GRACE)
         finally:
             await self.health.close()
         log.info("worker %s stopped", self.worker_id)
@@ -247,28 +270,66 @@ class Worker:
     # -- shutdown --------------------------------------------------------------------------
 
     async def _drain(self, loops: Sequence[asyncio.Task[None]]) -> None:
+        """Stop claiming, wait for claims in flight and active runs, end what is left; every
+        wait bounded (see the module docstring)."""
         settings = self.settings
+        limit = settings.drain_timeout or settings.max_run_duration
         for loop in self.loops:
             loop.stop()
-        _, unfinished = await asyncio.wait(loops, timeout=settings.message_timeout)
-        for task in unfinished:
-            task.cancel()  # a claim that the server never answers
-        limit = settings.drain_timeout or settings.max_run_duration
-        running = [task for _, task in self._runs.values()]
-        if running:
-            log.info("stopping: waiting up to %gs for %d active runs", limit, len(running))
-            _, running_set = await asyncio.wait(running, timeout=limit)
-            running = list(running_set)
-        if running:
-            reason = ExitReason(
-                Reason.KILL,
-                "ShutdownError",
-                f"The worker shut down before the run finished (drain limit {limit:g}s)",
+        claims = sum(1 for loop in self.loops if loop.capacity.pending)
+        if claims:
+            log.info(
+                "stopping: waiting up to %gs for the answer to %d claims in flight",
+                min(limit, CLAIM_GRACE),
+                claims,
             )
-            for run, _ in list(self._runs.values()):
-                run.abort(reason)
-            _, late = await asyncio.wait(running, timeout=settings.message_timeout)
-            for task in late:
+        if self._runs:
+            log.info("stopping: waiting up to %gs for %d active runs", limit, len(self._runs))
+        await self._wait_for_work(loops, limit)
+        running = [task for _, task in self._runs.values()]
+        if not running:
+            return
+        reason = ExitReason(
+            Reason.KILL,
+            "ShutdownError",
+            f"The worker shut down before the run finished (drain limit {limit:g}s)",
+        )
+        for run, _ in list(self._runs.values()):
+            run.abort(reason)
+        log.info(
+            "stopping: ended %d runs; waiting up to %gs for their reports",
+            len(running),
+            settings.message_timeout,
+        )
+        _, late = await asyncio.wait(running, timeout=settings.message_timeout)
+        for task in late:
+            task.cancel()
+
+    async def _wait_for_work(self, loops: Sequence[asyncio.Task[None]], limit: float) -> None:
+        """Wait until no claim is in flight and no run is active, or ``limit`` has passed.
+        Claims get :data:`CLAIM_GRACE` of it, after which their loops are cancelled; runs
+        that a claim answered meanwhile are waited for like the others."""
+        now = time.monotonic()
+        deadline = now + limit
+        claims_deadline = now + min(limit, CLAIM_GRACE)
+        claiming = {task for task in loops if not task.done()}
+        try:
+            while True:
+                if claiming and now >= claims_deadline:
+                    for task in claiming:
+                        task.cancel()  # a claim the server does not answer
+                    claiming = set()
+                waiting = claiming | {task for _, task in self._runs.values()}
+                if not waiting or now >= deadline:
+                    return
+                until = claims_deadline if claiming else deadline
+                done, _ = await asyncio.wait(
+                    waiting, timeout=until - now, return_when=asyncio.FIRST_COMPLETED
+                )
+                claiming -= done
+                now = time.monotonic()
+        finally:
+            for task in claiming:
                 task.cancel()
 
     # -- reporting -------------------------------------------------------------------------
@@ -297,11 +358,13 @@ class Worker:
             if self._serve_health
             else ""
         )
+        urls = [target.url for target in self.connection.targets]
         log.info(
-            "worker %s (fulmen %s): coordinator %s, workloops %s%s",
+            "worker %s (fulmen %s): %s %s, workloops %s%s",
             self.worker_id,
             fulmen.__version__,
-            self.connection.target.url,
+            "coordinator" if len(urls) == 1 else "coordinators",
+            ", ".join(urls),
             loops,
             health,
         )

@@ -29,7 +29,8 @@ is the worker token (§1.7), and every frame, among them run tokens and credenti
 it logs here shows neither (:class:`_ProtocolLog`), whatever level that logger is set to.
 
 Closing follows websockets' rules: after our close frame, or the server's, wait up to
-:data:`CLOSE_TIMEOUT` for the server to close the TCP connection, then abort it.
+:data:`CLOSE_TIMEOUT` (or what :meth:`WebSocket.close` is given) for the server to close the
+TCP connection, then abort it.
 """
 
 from __future__ import annotations
@@ -212,16 +213,23 @@ class WebSocket(asyncio.BufferedProtocol):
             self._protocol.send_text(frame.encode())
         self._write_out()
 
-    async def close(self) -> None:
-        """Close with code 1000 and wait for the server's TCP close, at most
-        :data:`CLOSE_TIMEOUT` (after which the connection is aborted)."""
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Close with code 1000 and wait for the server's TCP close, at most ``timeout``
+        seconds (after which the connection is aborted). Waiting lets the server read what
+        we sent before the connection goes: a socket closed with unread data resets it."""
         if self._protocol.state is State.OPEN:
             self._protocol.send_close(CloseCode.NORMAL_CLOSURE)
             self._write_out()
-            self._arm_close_timer()
-        elif self._transport is not None and not self.closed.done():
-            self._arm_close_timer()
-        await asyncio.shield(self.closed)
+        if self.closed.done():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.closed)
+        except TimeoutError:
+            if self._transport is None:
+                return  # never connected: nothing to wait for
+            self.abort()  # connection_lost follows in this pass of the loop
+            await asyncio.shield(self.closed)
 
     def abort(self) -> None:
         """Drop the TCP connection now, without a closing handshake."""
