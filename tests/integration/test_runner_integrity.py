@@ -97,8 +97,10 @@ def test_workers_stored_before_signing_are_signed_once(
     async def main() -> None:
         async with served(tmp_path) as s:
             made = await s.create(ECHO, name="old")
-        with sqlite3.connect(db_path) as db:  # the table as it was before rows were signed
+        # The file as it was before rows were signed (and before its schema was versioned).
+        with sqlite3.connect(db_path) as db:
             db.execute("ALTER TABLE workers DROP COLUMN mac")
+            db.execute("DROP TABLE schema_version")
         for start in range(2):
             async with served(tmp_path) as s:
                 assert (await s.http.get("/workers/old")).json()["state"] == "ready"

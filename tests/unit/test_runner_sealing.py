@@ -94,7 +94,7 @@ def test_a_signature_covers_every_field_fixed_at_creation() -> None:
     assert sealer.verify(dataclasses.replace(RECORD, **moving).signed(), tag)
     assert set(CHANGED) | set(moving) == {f.name for f in dataclasses.fields(WorkerRecord)}
     # What the file gives back (JSON columns re-read) verifies as what was stored.
-    assert sealer.verify(WorkerRecord.from_row(RECORD.row()).signed(), tag)
+    assert sealer.verify(WorkerRecord.from_row(RECORD.params()).signed(), tag)
 
 
 def test_the_master_key_file_is_made_once_0600_and_must_stay_private(tmp_path: Path) -> None:

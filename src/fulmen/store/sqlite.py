@@ -49,6 +49,7 @@ already exist are reported when the store opens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -66,7 +67,7 @@ from fulmen.store.files import open_private, private_dir, warn_if_loose
 from fulmen.store.migrations import Applied, plan
 from fulmen.store.queries import STORE_SQL, Query, load_queries, load_schema
 
-__all__ = ["ERASING", "SQLiteDatabase"]
+__all__ = ["ERASING", "SQLiteDatabase", "add_column_to_unversioned"]
 
 log = logging.getLogger("fulmen.store")
 
@@ -256,6 +257,28 @@ class SQLiteDatabase:
                     raise
             else:
                 group.set_result(None)
+
+
+async def add_column_to_unversioned(path: Path, table: str, column: str, declaration: str) -> None:
+    """Add ``column`` to ``table`` in a file made before its schema was versioned (it has the
+    table but no ``schema_version``), when the table lacks it.
+
+    Why: a first schema file written with ``CREATE TABLE IF NOT EXISTS`` adopts such a file's
+    tables as they are, and SQLite has no ``ADD COLUMN IF NOT EXISTS`` for a column that only
+    some of those files have. Nothing is done to a missing file, or to a versioned one.
+    """
+    if path.exists():
+        await asyncio.to_thread(_add_column, path, table, column, declaration)
+
+
+def _add_column(path: Path, table: str, column: str, declaration: str) -> None:
+    with contextlib.closing(_connect(path)) as conn, _translated():
+        tables = {row["name"] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if table not in tables or "schema_version" in tables:
+            return
+        columns = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _open_connections(path: Path, package: str) -> tuple[sqlite3.Connection, sqlite3.Connection]:
