@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from e2e_support import Gate, gated_job, system
 from fulmen import keys as keyring
 
 pytestmark = pytest.mark.anyio
@@ -27,6 +29,9 @@ COUNT = (
     "    print(f'{len(items)} items')\n"
     "    state['data'] = {'count': len(items)}\n    return state\n"
 )
+#: A stopping server drains its sockets (socket.DRAIN_TIMEOUT, 10 s at most) and then its
+#: HTTP requests (cli/server.SHUTDOWN_TIMEOUT, 10 s at most): it is gone well within this.
+STOP_TIMEOUT = 25
 REPORT = "fn(lambda state: {**state, 'data': {'report': state['data']['count'] * 10}})\n"
 
 
@@ -192,3 +197,47 @@ async def test_a_fulmen_worker_runs_a_webhook_workflow_end_to_end(
             line["message"] == "3 items" and line["step_id"] == run["steps"][0]["id"]
             for line in logs
         ), logs
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+
+async def test_sigterm_drains_the_workers_exits_0_and_a_restart_finishes_their_runs(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with a run under way: the server sends its worker away (close code 1012) and
+    exits 0 within a bounded wait; the worker reconnects to the server started again on the
+    same port, delivers what the run did meanwhile, and takes new runs."""
+    async with (
+        Gate() as gate,
+        system(tmp_path, worker=gate.worker_settings) as (server, worker, api),
+    ):
+        assert worker is not None and server.process is not None
+        _, hook = await api.workflow({"step": gated_job(gate, "run-{n}")}, [])
+        first = await api.hook(hook, {"n": 1})
+        await gate.reached("run-1")
+        server.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(STOP_TIMEOUT):
+            assert await server.process.wait() == 0, server.output and server.output.text()
+        await worker.output.wait_for(r"lost the connection")
+        await server.start()
+        gate.release("run-1")
+        assert (await api.finished(first))["state"] == "success"
+        second = await api.hook(hook, {"n": 2})
+        await gate.reached("run-2")
+        gate.release("run-2")
+        assert (await api.finished(second))["state"] == "success"
+        assert [line["message"] for line in await api.logs(first)].count("run-1 through") == 1
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+async def test_a_stop_signal_with_a_connected_worker_exits_0(
+    tmp_path: Path, number: signal.Signals
+) -> None:
+    async with system(tmp_path) as (server, worker, _api):
+        assert worker is not None and server.process is not None and server.output is not None
+        server.process.send_signal(number)
+        async with asyncio.timeout(STOP_TIMEOUT):
+            assert await server.process.wait() == 0, server.output.text()
+        await worker.output.wait_for(r"lost the connection")
+        assert "draining 1 worker socket" in server.output.text()

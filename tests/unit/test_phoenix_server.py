@@ -238,6 +238,45 @@ def test_leave_is_answered_then_closed() -> None:
     ]
 
 
+def test_topics_that_closed_leave_no_state_behind() -> None:
+    """A worker's socket joins and leaves a topic per run, for weeks: left, refused,
+    replaced, closed or errored, a topic is forgotten, with its unanswered requests."""
+    session = joined()
+    ref = 1
+    for n in range(200):
+        topic = f"run:{n}"
+        ref += 1
+        [join] = session.receive_text(frame(str(ref), str(ref), topic, "phx_join", {}), now=0.0)
+        assert isinstance(join, JoinRequest)
+        ending = n % 5
+        if ending == 0:
+            session.refuse(join, {"reason": "unauthorized"})
+        else:
+            session.accept(join)
+            ref += 1  # a request left unanswered
+            session.receive_text(frame(join.join_ref, str(ref), topic, "fetch:plan", {}), now=0.0)
+        if ending == 1:
+            ref += 1
+            leave = frame(join.join_ref, str(ref), topic, "phx_leave", {})
+            left = Left(topic, join.join_ref, LeftReason.LEFT)
+            assert session.receive_text(leave, now=0.0) == [left]
+        elif ending == 2:
+            session.close(topic)
+        elif ending == 3:
+            session.error(topic)
+        elif ending == 4:  # replaced by a new join, then left
+            ref += 1
+            *_, rejoin = session.receive_text(
+                frame(str(ref), str(ref), topic, "phx_join", {}), now=0.0
+            )
+            assert isinstance(rejoin, JoinRequest)
+            session.accept(rejoin)
+            ref += 1
+            session.receive_text(frame(str(ref - 1), str(ref), topic, "phx_leave", {}), now=0.0)
+        session.data_to_send()
+    assert session.topics == {QUEUE}
+
+
 # -- the server's own pushes, closes and errors ---------------------------------------------
 
 

@@ -4,22 +4,32 @@ Settings come from the environment (fulmen.config.CoordinatorSettings: ``WORKER_
 ``WORKER_RUNS_PRIVATE_KEY``, ``FULMEN_DATABASE_URL``…) with a flag for the common ones; a
 flag wins. A missing or malformed secret, key or value stops start-up with one line naming
 the variable, exit status 2. Once listening it prints ``listening on http://HOST:PORT`` (the
-real port when ``--port 0``). SIGTERM or Ctrl-C stops it (uvicorn's graceful shutdown).
+real port when ``--port 0``).
+
+SIGTERM or SIGINT (Ctrl-C) drains, then stops with exit status 0: connected workers get the
+answers to what they had asked and are sent away with close code 1012 (they reconnect, here
+once restarted or to another coordinator, and resend), then uvicorn's graceful shutdown
+finishes the HTTP requests under way and the store is closed. Each step is bounded (the
+socket drain by socket.DRAIN_TIMEOUT, the requests by ``SHUTDOWN_TIMEOUT``); a second SIGINT
+stops at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 from typing import IO, Any
 
 import click
 import uvicorn
 
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import build_app, open_coordinator
+from fulmen.coordinator import Coordinator, build_app, open_coordinator
 from fulmen.coordinator.api.auth import mint
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.errors import ConfigError, FulmenError
@@ -29,6 +39,10 @@ __all__ = ["server"]
 
 #: Lightning's inbound frame limit is 11 MB (§1.1); a 10 MB dataclip must fit in a frame.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: How long uvicorn's shutdown lets HTTP requests under way finish, once the sockets drained.
+SHUTDOWN_TIMEOUT = 10
+
+log = logging.getLogger("fulmen.coordinator")
 
 
 class StartupError(click.ClickException):
@@ -88,8 +102,9 @@ async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
             ws_max_size=MAX_FRAME_BYTES,
             log_level="warning" if log_level != "debug" else "info",
             lifespan="on",
+            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
         )
-        userver = uvicorn.Server(config)
+        userver = _Server(config, coordinator)
         serving = asyncio.get_running_loop().create_task(userver.serve())
         while not userver.started and not serving.done():
             await asyncio.sleep(0.05)
@@ -97,6 +112,45 @@ async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
             host, port = userver.servers[0].sockets[0].getsockname()[:2]
             click.echo(f"fulmen server: listening on http://{host}:{port}", err=True)
         await serving
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a stop signal drains the worker sockets first, and the process
+    exits 0 afterwards.
+
+    uvicorn's own handling would close every WebSocket at once (answers still being written
+    are lost) and, once shut down, raise the signal again so that the process dies of it
+    (status 143 for SIGTERM): a supervisor reads that as a crash.
+    """
+
+    def __init__(self, config: uvicorn.Config, coordinator: Coordinator) -> None:
+        super().__init__(config)
+        self._coordinator = coordinator
+        self._stopping: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, self._on_signal, number)
+        try:
+            yield
+        finally:
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(number)
+
+    def _on_signal(self, number: int) -> None:
+        if self._stopping is None:
+            log.info("%s: draining, then stopping", signal.Signals(number).name)
+            self._stopping = asyncio.get_running_loop().create_task(self._drain())
+        elif number == signal.SIGINT:  # a second Ctrl-C: now
+            self.force_exit = self.should_exit = True
+
+    async def _drain(self) -> None:
+        try:
+            await self._coordinator.hub.drain()
+        finally:
+            self.should_exit = True
 
 
 @server.group()

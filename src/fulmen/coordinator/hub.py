@@ -14,6 +14,9 @@
   worker is connected to another coordinator (PostgreSQL) is told by that coordinator's
   reaper, which re-tells every requested cancel on each sweep (the store keeps the request).
 
+* Stopping: :meth:`drain` sends every connected worker away cleanly (socket.py's drain: the
+  answers first, then close code 1012) and refuses new sockets, before the server stops.
+
 *Resource handling*: :meth:`listen` and :meth:`poll` are the long-lived tasks; they belong to
 the app's task group and end when cancelled. A due push is a timer of the loop; if its
 socket has gone by then, it sends nothing.
@@ -44,6 +47,10 @@ class WorkerSocket(Protocol):
     """What the hub needs of a connected worker socket (socket.SocketPump)."""
 
     async def push_work_available(self) -> None: ...
+
+    async def drain(self) -> None:
+        """Answer what the worker asked so far, then close the socket (service restart)."""
+        ...
 
 
 class RunListener(Protocol):
@@ -81,6 +88,7 @@ class Hub:
         self._finished: dict[str, asyncio.Event] = {}
         self._notifying: set[asyncio.Task[None]] = set()
         self._runs: dict[str, RunListener] = {}
+        self.draining = False
 
     # -- sockets -----------------------------------------------------------------------------
 
@@ -96,9 +104,27 @@ class Hub:
     def connected(self) -> int:
         return len(self._sockets)
 
+    @property
+    def sockets(self) -> tuple[WorkerSocket, ...]:
+        return tuple(self._sockets)
+
     def _count(self) -> None:
         if self._on_count is not None:
             self._on_count(len(self._sockets))
+
+    async def drain(self) -> None:
+        """The coordinator is stopping: each connected worker gets the answers to what it
+        has asked, then its socket is closed so that it reconnects (to this coordinator once
+        restarted, or to another). Sockets opened from now on are refused, no more
+        ``work-available`` goes out, and webhooks waiting for their run's end answer now
+        (202, the run pending) rather than hold the shutdown up."""
+        self.draining = True
+        for event in self._finished.values():
+            event.set()
+        sockets = list(self._sockets)
+        if sockets:
+            log.info("draining %d worker socket(s)", len(sockets))
+            await asyncio.gather(*(socket.drain() for socket in sockets))
 
     # -- work-available ----------------------------------------------------------------------
 
@@ -107,7 +133,8 @@ class Hub:
         ``debounce`` (nudges.py)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for socket, nudge in self._sockets.items():
+        # while draining, the workers are being sent away; the other coordinators still hear
+        for socket, nudge in () if self.draining else self._sockets.items():
             delay = nudge.on_work(now, self._debounce)
             if delay == 0:
                 self._push(socket, now)
@@ -192,7 +219,7 @@ class Hub:
                 if detail.run.state in FINAL_RUN_STATES:
                     return detail
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self.draining:
                     return None
                 try:
                     async with asyncio.timeout(min(FINISHED_POLL, remaining)):

@@ -9,10 +9,19 @@ session's. Joins and requests are routed by topic (``worker:queue`` → channels
 ``run:<id>`` → channels/run.py) and each topic's are handled one at a time, in order, by a
 task of its own, so that one slow run does not hold up another's events or a claim.
 
-*Resource handling*: the pump ends when the worker disconnects, breaks the protocol, or is
-silent for the idle timeout (§1.1: 60 s; heartbeats come every 30 s). Requests still waiting
-are dropped (the worker resends what matters after reconnecting); a claim being answered
-finishes, and its runs go back to the queue since the reply cannot arrive.
+*Resource handling*: a topic's entry (its queue and task) lives while the topic is joined or
+has frames to handle, and is gone once a leave (or a refused join) has been handled: a
+worker's socket lives for weeks and joins a ``run:<id>`` per run. The pump ends when the
+worker disconnects, breaks the protocol, or is silent for the idle timeout (§1.1: 60 s;
+heartbeats come every 30 s). Requests still waiting are dropped (the worker resends what
+matters after reconnecting); a claim being answered finishes, and its runs go back to the
+queue since the reply cannot arrive.
+
+*Drain* (the coordinator is stopping, :meth:`SocketPump.drain`): frames that arrive from then
+on are not handled, those already received are answered, then the socket is closed with
+1012 ("service restart") and the worker reconnects, here once restarted or to another
+coordinator, and resends what it had not heard back about. A socket that opens meanwhile
+is answered HTTP 503.
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ log = logging.getLogger("fulmen.coordinator")
 PATH: Final = "/worker/websocket"
 #: How long a closing socket lets its channels finish what they are doing.
 DRAIN_TIMEOUT: Final = 10.0
+#: RFC 6455 §7.4.1 / IANA: the server is restarting; a client should reconnect.
+SERVICE_RESTART: Final = 1012
 
 _Item = JoinRequest | Request | Left | None
 
@@ -71,6 +82,10 @@ async def worker_socket(websocket: WebSocket) -> None:
         log.warning("refused a worker socket from %s: %s (%s)", peer, error.message, error.code)
         await _deny(websocket)
         return
+    if coordinator.hub.draining:
+        log.info("refused a worker socket from %s: the coordinator is stopping", peer)
+        await _deny(websocket, 503, "Service Unavailable: the coordinator is stopping")
+        return
     await websocket.accept()
     log.info("worker %s connected from %s", claims.worker_id, peer)
     pump = SocketPump(websocket, coordinator, claims.worker_id)
@@ -82,11 +97,11 @@ async def worker_socket(websocket: WebSocket) -> None:
         log.info("worker %s disconnected", claims.worker_id)
 
 
-async def _deny(websocket: WebSocket) -> None:
+async def _deny(websocket: WebSocket, status: int = 401, text: str = "Unauthorized") -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(Response("Unauthorized", status_code=401))
+        await websocket.send_denial_response(Response(text, status_code=status))
     else:  # servers without the denial extension answer a close before accept with 403
-        await websocket.close(code=1008)
+        await websocket.close(code=1008 if status == 401 else SERVICE_RESTART)
 
 
 @dataclass
@@ -108,11 +123,18 @@ class SocketPump:
         )
         self._topics: dict[str, _Topic] = {}
         self._send_lock = asyncio.Lock()
+        self._draining = False
         self.closed = False
 
     @property
     def worker_id(self) -> str:
         return self._worker_id
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics this socket keeps an entry (a queue and a task) for: those joined, and
+        those with frames still to handle."""
+        return frozenset(self._topics)
 
     async def run(self) -> None:
         watchdog = asyncio.get_running_loop().create_task(self._watch_idle())
@@ -126,6 +148,18 @@ class SocketPump:
             self.closed = True
             watchdog.cancel()
             await self._drain()
+
+    async def drain(self, code: int = SERVICE_RESTART, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Answer what the worker has asked so far (within ``timeout``), then close the
+        socket with ``code``. Frames that arrive meanwhile are not handled: the worker sends
+        them again once it has reconnected."""
+        self._draining = True
+        waits = [topic.queue.join() for topic in self._topics.values()]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waits)
+        await self._close(code)
 
     async def _watch_idle(self) -> None:
         """Close the socket once the worker has been silent for the idle timeout.
@@ -157,7 +191,7 @@ class SocketPump:
             return []
 
     def _route(self, event: ServerEvent) -> None:
-        if isinstance(event, IdleTimeout):  # pragma: no cover - only tick() reports it
+        if isinstance(event, IdleTimeout) or self._draining:  # IdleTimeout: only tick() has it
             return
         topic = self._topics.get(event.topic)
         if topic is None:
@@ -168,7 +202,14 @@ class SocketPump:
         topic.queue.put_nowait(event)
 
     async def _serve(self, name: str, topic: _Topic) -> None:
-        """Handle one topic's joins, requests and leaves, in order, until the socket ends."""
+        """Handle one topic's joins, requests and leaves, in order, until the topic is closed
+        with nothing more to handle, or the socket ends.
+
+        A closed topic (left, refused) forgets itself in the same step as it finds its queue
+        empty, with no ``await`` between: a frame routed before that is handled by this task,
+        one routed after it makes a new entry and task (``_route``), so the order holds across
+        a leave and a quick rejoin.
+        """
         while (item := await topic.queue.get()) is not None:
             try:
                 await self._handle(name, topic, item)
@@ -176,6 +217,13 @@ class SocketPump:
                 log.exception("worker %s: %s on %s failed", self._worker_id, _what(item), name)
                 if isinstance(item, Request):
                     await self.reply(item, False, "internal error; see the coordinator's log")
+            finally:
+                topic.queue.task_done()
+            if topic.channel is None and topic.queue.empty():
+                if self._topics.get(name) is topic:
+                    del self._topics[name]
+                return
+        topic.queue.task_done()
 
     async def _handle(self, name: str, topic: _Topic, item: JoinRequest | Request | Left) -> None:
         if isinstance(item, Left):
@@ -199,18 +247,21 @@ class SocketPump:
         return None
 
     async def _drain(self) -> None:
-        tasks = [topic.task for topic in self._topics.values() if topic.task is not None]
-        for topic in self._topics.values():
+        topics = list(self._topics.values())
+        tasks = [topic.task for topic in topics if topic.task is not None]
+        for topic in topics:
             while not topic.queue.empty():
                 topic.queue.get_nowait()
+                topic.queue.task_done()
             topic.queue.put_nowait(None)
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT)
             for task in pending:
                 task.cancel()
-        for topic in self._topics.values():
+        for topic in topics:
             if topic.channel is not None:
                 topic.channel.left()
+        self._topics.clear()
 
     # -- the Host side (channels answer through these) ---------------------------------------
 
@@ -232,7 +283,11 @@ class SocketPump:
 
     async def push_work_available(self) -> None:
         """§4.5, for the hub: pushed only on a joined ``worker:queue``."""
-        if self.closed or self._session.channel_state(WORKER_QUEUE) is not ChannelState.JOINED:
+        if (
+            self.closed
+            or self._draining
+            or self._session.channel_state(WORKER_QUEUE) is not ChannelState.JOINED
+        ):
             return
         self._session.push(WORKER_QUEUE, Event.WORK_AVAILABLE, {})
         await self._flush()

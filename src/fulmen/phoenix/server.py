@@ -178,6 +178,13 @@ class ServerSession:
         channel = self._channels.get(topic)
         return ChannelState.CLOSED if channel is None else channel.state
 
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics the session keeps state for: those joining or joined. A closed topic
+        keeps nothing (its unanswered refs go with it), so a socket that lives for weeks and
+        joins a topic per run does not grow."""
+        return frozenset(self._channels)
+
     def data_to_send(self) -> list[str | bytes]:
         """Return and forget the queued frames: ``str`` for text frames, ``bytes`` for binary."""
         frames, self._outbox = self._outbox, []
