@@ -1,5 +1,5 @@
 """``fulmen deploy`` and ``fulmen pull``: a project file to a coordinator and back, through
-its REST API (fulmen.project says how things are matched; this module only talks HTTP).
+its REST API (fulmen.project says how things are matched; cli/client.py talks HTTP).
 
 ``deploy`` reads and checks the whole file first (an invalid file changes nothing and exits 2
 with one ``path: message`` line per problem), then creates or updates the project, its
@@ -16,17 +16,22 @@ one ``fulmen up`` writes (``./.fulmen/api-token``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
-import httpx2
 import yaml
 
-from fulmen.config import ClientSettings
-from fulmen.errors import ApiError, ConfigError, ProjectFileError
+from fulmen.cli.client import (
+    Api,
+    CommandError,
+    RefusedError,
+    connect,
+    token_file_option,
+    url_option,
+)
+from fulmen.errors import ApiError, ProjectFileError
 from fulmen.project import (
     ProjectSpec,
     WorkflowSpec,
@@ -37,88 +42,7 @@ from fulmen.project import (
     spec_of_workflow,
 )
 
-__all__ = ["Api", "Deployed", "deploy", "deploy_project", "pull", "pull_project"]
-
-
-class CommandError(click.ClickException):
-    """One line per problem on stderr, exit status 2: a file or a setting is at fault."""
-
-    exit_code = 2
-
-    def __init__(self, command: str, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.command = command
-        self.lines = lines
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        for line in self.lines:
-            click.echo(f"fulmen {self.command}: {line}", err=True)
-
-
-class RefusedError(CommandError):
-    """Exit status 1: the coordinator refused, or could not be reached."""
-
-    exit_code = 1
-
-
-class Api:
-    """The few REST API calls deploy and pull make; every failure is an ApiError."""
-
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self._http = httpx2.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Api:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx2.TransportError as exc:
-            raise ApiError(
-                f"cannot reach the coordinator at {self.url}: {exc}", code="unreachable"
-            ) from None
-        if response.status_code == 204:
-            return None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code >= 400:
-            raise _refusal(method, path, response.status_code, body)
-        return body
-
-    def pages(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every item of a listing, page after page."""
-        cursor = None
-        while True:
-            page = self.call("GET", path, params={"cursor": cursor} if cursor else None)
-            yield from page["items"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
-
-
-def _refusal(method: str, path: str, status: int, body: Any) -> ApiError:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        where = f" ({error['field']})" if error.get("field") else ""
-        return ApiError(f"{error.get('message')}{where}", status=status, code=error.get("code"))
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if status == 401:
-        message = detail if isinstance(detail, str) else "the API token was refused"
-        return ApiError(message, status=status, code="unauthorized")
-    return ApiError(f"{method} {path} answered {status}: {detail or body}", status=status)
+__all__ = ["Deployed", "deploy", "deploy_project", "pull", "pull_project"]
 
 
 @dataclass
@@ -234,51 +158,15 @@ def pull_project(api: Api, key: str, previous: ProjectSpec | None = None) -> Pro
 
 # -- the commands ------------------------------------------------------------------------------
 
-_url = click.option("--url", help="The coordinator [FULMEN_URL; http://127.0.0.1:4000].")
-_token_file = click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False),
-    help="File holding an API token [FULMEN_API_TOKEN_FILE; ./.fulmen/api-token]; "
-    "FULMEN_API_TOKEN wins.",
-)
 _file = click.argument(
     "project_file", type=click.Path(dir_okay=False, path_type=Path), default="project.yaml"
 )
 
 
-def connect(command: str, url: str | None, token_file: str | None) -> Api:
-    """An Api for the settings, flags laid over the environment's.
-
-    Raises:
-        CommandError: no token anywhere (exit 2).
-    """
-    try:
-        settings = ClientSettings.from_env()
-    except ConfigError as exc:
-        raise CommandError(command, [exc.message]) from exc
-    if url:
-        settings = replace(settings, url=url)
-    if token_file:
-        settings = replace(settings, token=None, token_file=token_file)
-    if settings.token is not None:
-        return Api(settings.url, settings.token.value)
-    try:
-        token = Path(settings.token_file).read_text(encoding="utf-8").strip()
-    except OSError:
-        token = ""
-    if not token:
-        message = (
-            f"no API token: set FULMEN_API_TOKEN or --token-file ({settings.token_file} is "
-            "missing or empty; `fulmen up` writes it, `fulmen server token create` makes one)"
-        )
-        raise CommandError(command, [message])
-    return Api(settings.url, token)
-
-
 @click.command("deploy")
 @_file
-@_url
-@_token_file
+@url_option
+@token_file_option
 @click.option("--prune", is_flag=True, help="Delete deployed workflows the file does not name.")
 def deploy(project_file: Path, url: str | None, token_file: str | None, prune: bool) -> None:
     """Create or update a project from its file (YAML) and print what changed."""
@@ -299,8 +187,8 @@ def deploy(project_file: Path, url: str | None, token_file: str | None, prune: b
 @click.command("pull")
 @_file
 @click.option("--project", "key", help="Its id or name [the file's id, else its name].")
-@_url
-@_token_file
+@url_option
+@token_file_option
 def pull(project_file: Path, key: str | None, url: str | None, token_file: str | None) -> None:
     """Write a deployed project to its file (YAML), with job files beside it."""
     previous = _previous(project_file)

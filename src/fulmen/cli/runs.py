@@ -1,5 +1,5 @@
 """``fulmen runs``: look at runs, cancel them, and rerun work orders, through a coordinator's
-REST API (the address and token as ``fulmen deploy`` finds them: ``--url`` / ``FULMEN_URL``,
+REST API (the address and token as cli/client.py finds them: ``--url`` / ``FULMEN_URL``,
 ``FULMEN_API_TOKEN`` or ``--token-file``).
 
 * ``list``: the newest runs, one tab-separated line each: id, state, attempt, workflow
@@ -19,18 +19,17 @@ from typing import Any
 
 import click
 
-from fulmen.cli.deploy import Api, CommandError, RefusedError, connect
+from fulmen.cli.client import (
+    Api,
+    CommandError,
+    RefusedError,
+    connect,
+    token_file_option,
+    url_option,
+)
 from fulmen.errors import ApiError
 
 __all__ = ["runs"]
-
-_url = click.option("--url", help="The coordinator [FULMEN_URL; http://127.0.0.1:4000].")
-_token_file = click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False),
-    help="File holding an API token [FULMEN_API_TOKEN_FILE; ./.fulmen/api-token]; "
-    "FULMEN_API_TOKEN wins.",
-)
 
 
 @click.group()
@@ -44,13 +43,13 @@ def runs() -> None:
 @click.option("--work-order", "work_order_id", help="Only this work order's runs.")
 @click.option("--state", help="Comma-separated states, e.g. failed,crashed.")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
-@_url
-@_token_file
+@url_option
+@token_file_option
 def list_runs(url: str | None, token_file: str | None, limit: int, **filters: str | None) -> None:
     """The newest runs, one line each."""
     params: dict[str, Any] = {k: v for k, v in filters.items() if v}
     params["limit"] = limit
-    with _api("runs list", url, token_file) as api:
+    with connect("runs list", url, token_file) as api:
         page = _call("runs list", api, "GET", "/api/runs", params=params)
     for run in page["items"]:
         click.echo(_line(run))
@@ -58,11 +57,11 @@ def list_runs(url: str | None, token_file: str | None, limit: int, **filters: st
 
 @runs.command("show")
 @click.argument("run_id")
-@_url
-@_token_file
+@url_option
+@token_file_option
 def show(run_id: str, url: str | None, token_file: str | None) -> None:
     """One run and its steps."""
-    with _api("runs show", url, token_file) as api:
+    with connect("runs show", url, token_file) as api:
         run = _call("runs show", api, "GET", f"/api/runs/{run_id}")
     click.echo(_line(run))
     for name in ("retry_of", "rerun_of", "not_before", "cancel_requested_at", "error_type"):
@@ -76,11 +75,11 @@ def show(run_id: str, url: str | None, token_file: str | None) -> None:
 
 @runs.command("cancel")
 @click.argument("run_id")
-@_url
-@_token_file
+@url_option
+@token_file_option
 def cancel(run_id: str, url: str | None, token_file: str | None) -> None:
     """Cancel a run: at once if queued; by its worker if running."""
-    with _api("runs cancel", url, token_file) as api:
+    with connect("runs cancel", url, token_file) as api:
         run = _call("runs cancel", api, "POST", f"/api/runs/{run_id}/cancel")
     if run["state"] == "cancelled":
         click.echo(f"{run_id}: cancelled")
@@ -92,8 +91,8 @@ def cancel(run_id: str, url: str | None, token_file: str | None) -> None:
 @click.argument("work_order_ids", nargs=-1)
 @click.option("--from-job", "job_id", help="Rerun from this job's step [from the start].")
 @click.option("--step", "step_id", help="Rerun one work order from this step instead.")
-@_url
-@_token_file
+@url_option
+@token_file_option
 def rerun(
     work_order_ids: tuple[str, ...],
     job_id: str | None,
@@ -104,7 +103,7 @@ def rerun(
     """A new run in each work order, from a step's stored input."""
     if bool(step_id) == bool(work_order_ids) or (step_id and job_id):
         raise CommandError("runs rerun", ["give work order ids (and --from-job), or --step"])
-    with _api("runs rerun", url, token_file) as api:
+    with connect("runs rerun", url, token_file) as api:
         if step_id:
             made = _call("runs rerun", api, "POST", f"/api/steps/{step_id}/rerun")
             click.echo(f"{made['run_id']}\t{made['work_order_id']}")
@@ -117,10 +116,6 @@ def rerun(
         click.echo(f"fulmen runs rerun: {error['work_order_id']}: {error['message']}", err=True)
     if done["errors"]:
         raise click.exceptions.Exit(1)
-
-
-def _api(command: str, url: str | None, token_file: str | None) -> Api:
-    return connect(command, url, token_file)
 
 
 def _call(command: str, api: Api, method: str, path: str, **kwargs: Any) -> Any:

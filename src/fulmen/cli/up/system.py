@@ -24,7 +24,8 @@ from typing import Final, TypeVar
 import click
 import httpx2
 
-from fulmen.cli.deploy import Api, deploy_project
+from fulmen.cli.client import Api
+from fulmen.cli.deploy import deploy_project
 from fulmen.cli.up.children import Child, StartError
 from fulmen.cli.up.datadir import DataDir
 from fulmen.errors import ApiError
