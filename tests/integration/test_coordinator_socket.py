@@ -60,7 +60,10 @@ class World:
     async def claimed(self, worker: RawWorker) -> tuple[str, str]:
         """Enqueue a run, claim it and join its channel: (run id, topic)."""
         run_id = await self.enqueue()
-        assert await worker.join("worker:queue", {}) == ("ok", {"accepts": ["run:batch_logs"]})
+        assert await worker.join("worker:queue", {}) == (
+            "ok",
+            {"accepts": ["run:batch_logs", "run:refuse"]},
+        )
         status, reply = await worker.call(
             "worker:queue", "claim", {"demand": 1, "worker_name": None}
         )

@@ -43,6 +43,12 @@ class Metrics:
             "Claimed runs put back in the queue (reply lost, or channel never joined).",
             registry=self.registry,
         )
+        self.refused = Counter(
+            "fulmen_refused_runs",
+            "Claimed runs a worker refused and gave back (its run token did not verify there).",
+            ["code"],
+            registry=self.registry,
+        )
         self.lost = Counter(
             "fulmen_lost_runs", "Runs whose worker vanished (§7.5).", registry=self.registry
         )

@@ -2,7 +2,7 @@
 
 * A run claimed more than ``run_join_timeout`` ago whose channel was never joined goes back
   to the queue (the claim reply was lost, or the worker refused the token and shut down);
-  workers hear ``work-available``.
+  workers hear ``work-available``, and the run's log says so (``refusals.unjoined_note``).
 * A run in flight past ``COALESCE(started_at, claimed_at) + run timeout + grace`` is
   ``lost`` (``LostAfterClaim`` or ``LostAfterStart``), and its open steps with it; a webhook
   waiting for it is answered. The store retries it when its workflow says so (issue 8).
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.refusals import unjoined_note
 from fulmen.errors import FulmenError
 from fulmen.store import LostRun
 
@@ -46,7 +47,7 @@ class Reaper:
     async def sweep(self) -> Sweep:
         settings = self._c.settings
         cutoff = self._c.clock() - timedelta(seconds=settings.run_join_timeout)
-        rolled_back = await self._c.store.rollback_unjoined(cutoff)
+        rolled_back = await self._c.store.rollback_unjoined(cutoff, note=unjoined_note(self._c))
         lost = await self._c.store.mark_lost(
             grace=timedelta(seconds=settings.run_grace_period),
             default_timeout_ms=int(settings.max_run_duration * 1000),

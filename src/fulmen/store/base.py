@@ -48,6 +48,7 @@ from fulmen.store.models import (
     StepStart,
     StoredWorkflow,
     TriggerInfo,
+    UnjoinedClaim,
     WebhookAuthMethod,
     WebhookSecret,
     Workflow,
@@ -153,9 +154,22 @@ class Store(Protocol):
         claim reply did not reach the worker); the ids rolled back."""
         ...
 
-    async def rollback_unjoined(self, claimed_before: datetime) -> list[str]:
+    async def rollback_unjoined(
+        self,
+        claimed_before: datetime,
+        *,
+        note: Callable[[UnjoinedClaim], LogLine] | None = None,
+    ) -> list[str]:
         """Every run claimed before ``claimed_before`` whose run channel was never joined
-        goes back to ``available`` (spec §4.6); the ids rolled back."""
+        goes back to ``available`` (spec §4.6); the ids rolled back. ``note`` makes the line
+        added to the log of each, saying so (issue 14: the user sees why it waits again)."""
+        ...
+
+    async def return_refused(self, run_id: str, *, claimed_before: datetime, note: LogLine) -> bool:
+        """The worker that claimed ``run_id`` refused it (its run token did not verify there,
+        issue 14): back to ``available`` at once, with ``note`` added to its log. Only a run
+        still claimed, never joined, and claimed before ``claimed_before`` (by the claim the
+        refused token was minted for, not a later one); true if it went back."""
         ...
 
     async def mark_lost(

@@ -56,6 +56,7 @@ __all__ = [
     "StoredWorkflow",
     "TriggerInfo",
     "TriggerType",
+    "UnjoinedClaim",
     "WebhookAuthMethod",
     "WebhookAuthType",
     "WebhookReply",
@@ -527,6 +528,15 @@ class LogEntry:
     level: str
     message: str
     timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UnjoinedClaim:
+    """A claim whose run channel was never joined in time, as it was before its rollback."""
+
+    run_id: str
+    worker_name: str | None
+    claimed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ event; a lost run may be retried (fulmen.store.endings), in the sweep's transact
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from uuid import uuid4
@@ -22,7 +22,16 @@ from fulmen.plan import Options, Plan
 from fulmen.store.dataclips import insert_dataclip
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.endings import after_end
-from fulmen.store.models import ClaimedRun, Enqueued, EnqueueRequest, LostRun, Priority
+from fulmen.store.events import append_logs
+from fulmen.store.models import (
+    ClaimedRun,
+    Enqueued,
+    EnqueueRequest,
+    LogLine,
+    LostRun,
+    Priority,
+    UnjoinedClaim,
+)
 from fulmen.store.newruns import NewRun, insert_run
 
 __all__ = [
@@ -31,6 +40,7 @@ __all__ = [
     "enqueue",
     "mark_lost",
     "queue_depth",
+    "return_refused",
     "rollback_claims",
     "rollback_unjoined",
     "run_counts",
@@ -129,9 +139,32 @@ async def rollback_claims(tx: Tx, run_ids: Sequence[str]) -> list[str]:
     return sorted(row["id"] for row in rows)
 
 
-async def rollback_unjoined(tx: Tx, claimed_before: datetime) -> list[str]:
-    rows = await tx.fetchall("rollback_unjoined", {"claimed_before": claimed_before})
-    return sorted(row["id"] for row in rows)
+async def rollback_unjoined(
+    tx: Tx,
+    claimed_before: datetime,
+    note: Callable[[UnjoinedClaim], LogLine] | None = None,
+) -> list[str]:
+    """Roll back claims never joined since before ``claimed_before``; with ``note``, each run
+    rolled back gets that line in its log, in the same transaction."""
+    rows = await tx.fetchall("unjoined_claims", {"claimed_before": claimed_before})
+    if not rows:
+        return []
+    back = await rollback_claims(tx, [row["id"] for row in rows])
+    if note is not None:
+        for row in rows:
+            if row["id"] in back:
+                claim = UnjoinedClaim(row["id"], row["worker_name"], tx.time(row["claimed_at"]))
+                await append_logs(tx, claim.run_id, [note(claim)])
+    return back
+
+
+async def return_refused(tx: Tx, run_id: str, claimed_before: datetime, note: LogLine) -> bool:
+    """Issue 14: a refused claim goes back to the queue, with ``note`` in the run's log."""
+    params = {"id": run_id, "claimed_before": claimed_before}
+    if await tx.fetchone("return_refused", params) is None:
+        return False
+    await append_logs(tx, run_id, [note])
+    return True
 
 
 async def mark_lost(

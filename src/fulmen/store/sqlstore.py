@@ -7,7 +7,7 @@ decides only which transactions write and where "now" comes from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,7 @@ from fulmen.store.models import (
     StepStart,
     StoredWorkflow,
     TriggerInfo,
+    UnjoinedClaim,
     WebhookAuthMethod,
     WebhookSecret,
     Workflow,
@@ -211,9 +212,18 @@ class SQLStore:
         async with self._db.write() as tx:
             return await queue.rollback_claims(tx, run_ids)
 
-    async def rollback_unjoined(self, claimed_before: datetime) -> list[str]:
+    async def rollback_unjoined(
+        self,
+        claimed_before: datetime,
+        *,
+        note: Callable[[UnjoinedClaim], LogLine] | None = None,
+    ) -> list[str]:
         async with self._db.write() as tx:
-            return await queue.rollback_unjoined(tx, claimed_before)
+            return await queue.rollback_unjoined(tx, claimed_before, note)
+
+    async def return_refused(self, run_id: str, *, claimed_before: datetime, note: LogLine) -> bool:
+        async with self._db.write() as tx:
+            return await queue.return_refused(tx, run_id, claimed_before, note)
 
     async def mark_lost(
         self, *, grace: timedelta = timedelta(seconds=10), default_timeout_ms: int = 300_000

@@ -3,7 +3,9 @@
 A claim is answered with the runs the store handed out, each with a run token (§3.1) valid for
 the run's timeout plus the grace period. If the answer cannot reach the worker (its socket went
 while the store was claiming), the runs go straight back to the queue (§4.3 "rollback");
-runs whose answer arrived but whose channel is never joined are the reaper's (§4.6).
+runs whose answer arrived but whose channel is never joined are the reaper's (§4.6). A
+worker that refuses a run it claimed says so with ``run:refuse`` (Fulmen's own, listed in the
+join's answer; ``coordinator/refusals.py``): the run goes back at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fulmen.contract import JSON, ClaimRequest, Event, QueueJoin, QueueJoined
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.refusals import take_refusal
 from fulmen.errors import ContractError, FulmenError
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.store import ClaimedRun
@@ -29,7 +32,7 @@ log = logging.getLogger("fulmen.coordinator")
 #: A claim asks for at most this many runs (ws-worker always asks for 1).
 MAX_DEMAND: Final = 100
 #: The join's answer: what this coordinator takes beyond what every Lightning takes.
-JOINED: Final = QueueJoined(accepts=frozenset({Event.RUN_BATCH_LOGS})).to_wire()
+JOINED: Final = QueueJoined(accepts=frozenset({Event.RUN_BATCH_LOGS, Event.RUN_REFUSE})).to_wire()
 
 
 class QueueChannel:
@@ -56,6 +59,10 @@ class QueueChannel:
         return None
 
     async def handle(self, request: Request) -> None:
+        if request.event == Event.RUN_REFUSE:
+            ok, response = await take_refusal(self._c, self._host.worker_id, request.payload)
+            await self._host.reply(request, ok, response)
+            return
         if request.event != Event.CLAIM:
             await self._host.reply(request, False, f"worker:queue has no {request.event!r} event")
             return

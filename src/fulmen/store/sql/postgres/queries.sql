@@ -421,16 +421,15 @@ UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
 WHERE id = ANY (%(ids)s::text[]) AND state = 'claimed' AND joined_at IS NULL
 RETURNING id;
 
--- name: rollback_unjoined
--- The sweep form of rollback_runs: every run claimed before %(claimed_before)s and never
--- joined. SKIP LOCKED: a run another coordinator is handling now is left for the next sweep.
-UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
-WHERE id IN (
-    SELECT id FROM runs
-    WHERE state = 'claimed' AND joined_at IS NULL AND claimed_at < %(claimed_before)s
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id;
+-- name: unjoined_claims
+-- What the sweep form of rollback_runs rolls back: every run claimed before
+-- %(claimed_before)s and never joined, with its claim (for the note on the run, issue 14).
+-- Locked until the rollback commits; SKIP LOCKED: a run another coordinator is handling now
+-- is left for the next sweep.
+SELECT id, worker_name, claimed_at FROM runs
+WHERE state = 'claimed' AND joined_at IS NULL AND claimed_at < %(claimed_before)s
+ORDER BY id
+FOR UPDATE SKIP LOCKED;
 
 -- name: lose_runs
 -- Spec §7.5: runs in flight for longer than their timeout plus a grace period are lost; the
@@ -722,3 +721,11 @@ DELETE FROM dashboard_sessions WHERE digest = %(digest)s;
 -- name: delete_expired_dashboard_sessions
 DELETE FROM dashboard_sessions
 WHERE seen_at < %(idle_before)s OR inserted_at < %(absolute_before)s;
+
+-- name: return_refused
+-- Issue 14: the worker that claimed the run refused it (its run token did not verify there):
+-- back to the queue at once, if that claim still holds (not joined, not claimed again since).
+UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
+WHERE id = %(id)s AND state = 'claimed' AND joined_at IS NULL
+  AND claimed_at < %(claimed_before)s
+RETURNING id;

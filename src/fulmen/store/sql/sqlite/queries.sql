@@ -401,11 +401,12 @@ UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'claimed' AND joined_at IS NULL
 RETURNING id;
 
--- name: rollback_unjoined
--- The sweep form of rollback_runs: every run claimed before :claimed_before and never joined.
-UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
+-- name: unjoined_claims
+-- What the sweep form of rollback_runs rolls back: every run claimed before :claimed_before
+-- and never joined, with its claim (for the note on the run, issue 14).
+SELECT id, worker_name, claimed_at FROM runs
 WHERE state = 'claimed' AND joined_at IS NULL AND claimed_at < :claimed_before
-RETURNING id;
+ORDER BY id;
 
 -- name: lose_runs
 -- Spec §7.5: runs in flight for longer than their timeout plus a grace period are lost; the
@@ -681,3 +682,10 @@ DELETE FROM dashboard_sessions WHERE digest = :digest;
 -- name: delete_expired_dashboard_sessions
 DELETE FROM dashboard_sessions
 WHERE seen_at < :idle_before OR inserted_at < :absolute_before;
+
+-- name: return_refused
+-- Issue 14: the worker that claimed the run refused it (its run token did not verify there):
+-- back to the queue at once, if that claim still holds (not joined, not claimed again since).
+UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
+WHERE id = :id AND state = 'claimed' AND joined_at IS NULL AND claimed_at < :claimed_before
+RETURNING id;
