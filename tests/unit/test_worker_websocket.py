@@ -243,6 +243,17 @@ async def test_close_sends_1000_then_waits_for_the_tcp_close() -> None:
 
 
 @in_loop
+async def test_a_close_the_server_never_answers_is_aborted_after_the_timeout() -> None:
+    """A stopping worker waits for the server's TCP close only as long as it is told."""
+    pair = Pair()
+    pair.open()
+    await pair.client.close(timeout=0.01)  # the server reads nothing and closes nothing
+    assert pair.wire.closed and pair.client.closed.done()
+    pair.to_server()
+    assert pair.server.close_rcvd is not None  # the close frame went out first
+
+
+@in_loop
 async def test_frames_sent_while_closing_are_dropped() -> None:
     pair = Pair()
     pair.open()

@@ -1,5 +1,5 @@
-"""The worker's one WebSocket to its coordinator: the asyncio pump around
-:class:`~fulmen.phoenix.client.ClientSession` (STYLE.md P1).
+"""The worker's one WebSocket to its coordinator (to one of them, when it has several): the
+asyncio pump around :class:`~fulmen.phoenix.client.ClientSession` (STYLE.md P1).
 
 Theory of operation. :meth:`Connection.run` loops for the worker's whole life: connect, pump
 frames until the socket goes, reconnect after a capped, jittered delay (at most
