@@ -19,6 +19,7 @@ from fulmen.errors import ConfigError
 from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import SessionLimits
+from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models import (
     DEFAULT_QUEUES,
     ApiToken,
@@ -69,6 +70,8 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "Answer",
+    "Answered",
     "ApiToken",
     "ClaimedRun",
     "Clock",
@@ -80,6 +83,7 @@ __all__ = [
     "DataclipType",
     "EnqueueRequest",
     "Enqueued",
+    "IdempotencyKey",
     "LogEntry",
     "LogLine",
     "LostRun",

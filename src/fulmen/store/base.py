@@ -56,7 +56,9 @@ from fulmen.store.models import (
 )
 
 if TYPE_CHECKING:
+    from fulmen.errors import FulmenError
     from fulmen.store.dashboard_sessions import SessionLimits
+    from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 
 __all__ = ["Clock", "Store", "system_clock"]
 
@@ -260,6 +262,36 @@ class Store(Protocol):
     async def rerun(self, request: RerunRequest) -> Enqueued:
         """A new run in an existing work order, from a step's stored input (issue 8);
         ConflictError ``dataclip_wiped`` when that input is gone."""
+        ...
+
+    # -- idempotency keys (issue 14, idempotency.py) -----------------------------------------
+
+    async def enqueue_once(
+        self, request: EnqueueRequest, key: IdempotencyKey, answer: Callable[[Enqueued], Answer]
+    ) -> Answered:
+        """Enqueue ``request`` and record ``answer(enqueued)`` under ``key``, in one
+        transaction; or, when ``key`` is already recorded, its first answer, and nothing is
+        written. InputError ``idempotency_key_reused``: the key came with another request."""
+        ...
+
+    async def rerun_once(
+        self, request: RerunRequest, key: IdempotencyKey, answer: Callable[[Enqueued], Answer]
+    ) -> Answered:
+        """:meth:`rerun` under ``key``, as :meth:`enqueue_once`."""
+        ...
+
+    async def rerun_each_once(
+        self,
+        requests: Sequence[RerunRequest],
+        key: IdempotencyKey,
+        answer: Callable[[list[Enqueued | FulmenError]], Answer],
+    ) -> Answered:
+        """Every rerun of ``requests`` under ``key``, in one transaction (each either made,
+        or the error that refused it, for ``answer``), as :meth:`enqueue_once`."""
+        ...
+
+    async def sweep_idempotency_keys(self, *, limit: int = 1000) -> int:
+        """Remove up to ``limit`` expired keys, in one transaction; how many went."""
         ...
 
     # -- webhook authentication (issue 8) ----------------------------------------------------

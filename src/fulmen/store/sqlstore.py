@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from fulmen.errors import FulmenError
 from fulmen.lifecycle import CancelAction
 from fulmen.store import (
     api_tokens,
@@ -20,6 +21,7 @@ from fulmen.store import (
     dashboard_sessions,
     dataclips,
     events,
+    idempotency,
     queue,
     reads,
     reruns,
@@ -31,6 +33,7 @@ from fulmen.store.base import Clock, Store, system_clock
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.db import Database
+from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models import (
     DEFAULT_QUEUES,
     ApiToken,
@@ -329,6 +332,56 @@ class SQLStore:
     async def rerun(self, request: RerunRequest) -> Enqueued:
         async with self._db.write() as tx:
             return await reruns.rerun(tx, request, self._clock())
+
+    # -- idempotency keys (idempotency.py) ---------------------------------------------------
+
+    async def enqueue_once(
+        self, request: EnqueueRequest, key: IdempotencyKey, answer: Callable[[Enqueued], Answer]
+    ) -> Answered:
+        async with self._db.write() as tx:
+            now = self._clock()
+
+            async def work() -> Answer:
+                return answer(await queue.enqueue(tx, request, now))
+
+            return await idempotency.once(tx, key, now, work)
+
+    async def rerun_once(
+        self, request: RerunRequest, key: IdempotencyKey, answer: Callable[[Enqueued], Answer]
+    ) -> Answered:
+        async with self._db.write() as tx:
+            now = self._clock()
+
+            async def work() -> Answer:
+                return answer(await reruns.rerun(tx, request, now))
+
+            return await idempotency.once(tx, key, now, work)
+
+    async def rerun_each_once(
+        self,
+        requests: Sequence[RerunRequest],
+        key: IdempotencyKey,
+        answer: Callable[[list[Enqueued | FulmenError]], Answer],
+    ) -> Answered:
+        async with self._db.write() as tx:
+            now = self._clock()
+
+            async def work() -> Answer:
+                made: list[Enqueued | FulmenError] = []
+                for request in requests:
+                    try:
+                        made.append(await reruns.rerun(tx, request, now))
+                    except FulmenError as error:
+                        # rerun checks everything before it writes: a refused rerun wrote
+                        # nothing, and the others go on in the same transaction
+                        made.append(error)
+                return answer(made)
+
+            return await idempotency.once(tx, key, now, work)
+
+    async def sweep_idempotency_keys(self, *, limit: int = 1000) -> int:
+        async with self._db.write() as tx:
+            return await idempotency.delete_expired(tx, limit, self._clock())
 
     # -- webhook authentication --------------------------------------------------------------
 

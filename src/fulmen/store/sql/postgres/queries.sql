@@ -722,6 +722,41 @@ DELETE FROM dashboard_sessions WHERE digest = %(digest)s;
 DELETE FROM dashboard_sessions
 WHERE seen_at < %(idle_before)s OR inserted_at < %(absolute_before)s;
 
+
+-- -- idempotency keys (idempotency.py) ------------------------------------------------------
+
+-- name: claim_idempotency_key
+-- The first statement of a request with an Idempotency-Key: the key becomes this request's,
+-- new or taken over from an expired row. No row back: the key is live and another request's
+-- (read it with get_idempotency_key). While another transaction holds the same key, this
+-- waits for its outcome (the primary key's uniqueness check), then inserts if it rolled back
+-- or returns nothing if it committed: under READ COMMITTED the next statement sees that row.
+INSERT INTO idempotency_keys (scope, key, fingerprint, inserted_at, expires_at)
+VALUES (%(scope)s, %(key)s, %(fingerprint)s, %(now)s, %(expires_at)s)
+ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = excluded.fingerprint, status = NULL, body = NULL, deferred = false,
+        inserted_at = excluded.inserted_at, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= %(now)s
+RETURNING scope;
+
+-- name: get_idempotency_key
+SELECT fingerprint, status, body, deferred, inserted_at, expires_at
+FROM idempotency_keys WHERE scope = %(scope)s AND key = %(key)s;
+
+-- name: answer_idempotency_key
+-- The first answer, in the transaction that claimed the key.
+UPDATE idempotency_keys
+SET status = %(status)s, body = %(body)s, deferred = %(deferred)s
+WHERE scope = %(scope)s AND key = %(key)s;
+
+-- name: delete_expired_idempotency_keys
+-- Retention: up to %(limit)s keys past their expiry; a row being taken over is skipped.
+DELETE FROM idempotency_keys WHERE (scope, key) IN (
+    SELECT scope, key FROM idempotency_keys WHERE expires_at <= %(now)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+);
+
 -- name: return_refused
 -- Issue 14: the worker that claimed the run refused it (its run token did not verify there):
 -- back to the queue at once, if that claim still holds (not joined, not claimed again since).

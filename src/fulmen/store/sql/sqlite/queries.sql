@@ -683,6 +683,36 @@ DELETE FROM dashboard_sessions WHERE digest = :digest;
 DELETE FROM dashboard_sessions
 WHERE seen_at < :idle_before OR inserted_at < :absolute_before;
 
+
+-- -- idempotency keys (idempotency.py) ------------------------------------------------------
+
+-- name: claim_idempotency_key
+-- The first statement of a request with an Idempotency-Key: the key becomes this request's,
+-- new or taken over from an expired row. No row back: the key is live and another request's
+-- (read it with get_idempotency_key).
+INSERT INTO idempotency_keys (scope, key, fingerprint, inserted_at, expires_at)
+VALUES (:scope, :key, :fingerprint, :now, :expires_at)
+ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = excluded.fingerprint, status = NULL, body = NULL, deferred = 0,
+        inserted_at = excluded.inserted_at, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= :now
+RETURNING scope;
+
+-- name: get_idempotency_key
+SELECT fingerprint, status, body, deferred, inserted_at, expires_at
+FROM idempotency_keys WHERE scope = :scope AND key = :key;
+
+-- name: answer_idempotency_key
+-- The first answer, in the transaction that claimed the key.
+UPDATE idempotency_keys SET status = :status, body = :body, deferred = :deferred
+WHERE scope = :scope AND key = :key;
+
+-- name: delete_expired_idempotency_keys
+-- Retention: up to :limit keys past their expiry.
+DELETE FROM idempotency_keys WHERE rowid IN (
+    SELECT rowid FROM idempotency_keys WHERE expires_at <= :now LIMIT :limit
+);
+
 -- name: return_refused
 -- Issue 14: the worker that claimed the run refused it (its run token did not verify there):
 -- back to the queue at once, if that claim still holds (not joined, not claimed again since).
