@@ -233,6 +233,9 @@ class CoordinatorSettings:
     dashboard_session_idle: float = 43_200.0
     #: …and this many seconds after signing in, however used (7 days).
     dashboard_session_max: float = 604_800.0
+    #: How long an ``Idempotency-Key`` is remembered after its first request (a day): a
+    #: retry within it gets the first answer (issue 14).
+    idempotency_key_ttl: float = 86_400.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -261,6 +264,7 @@ class CoordinatorSettings:
             retention_pause=env.number("FULMEN_RETENTION_PAUSE_SECONDS", 0.05),
             dashboard_session_idle=env.number("FULMEN_DASHBOARD_SESSION_IDLE_SECONDS", 43_200.0),
             dashboard_session_max=env.number("FULMEN_DASHBOARD_SESSION_MAX_SECONDS", 604_800.0),
+            idempotency_key_ttl=env.number("FULMEN_IDEMPOTENCY_KEY_TTL_SECONDS", 86_400.0),
         )
 
 

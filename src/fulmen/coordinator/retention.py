@@ -1,5 +1,5 @@
 """The retention sweep (issue 8): each project's history and dataclip bodies kept no longer
-than it says, once a day.
+than it says, once a day; and the idempotency keys past their window (issue 14) removed.
 
 For every project with a retention setting (fulmen.store.retention_policy), the sweep runs
 batches of at most ``retention_batch`` rows per kind, each its own short transaction, until a
@@ -40,6 +40,7 @@ class RetentionSweep:
     deleted_work_orders: int = 0
     deleted_dataclips: int = 0
     wiped_dataclips: int = 0
+    expired_idempotency_keys: int = 0
 
 
 class Retention:
@@ -47,7 +48,8 @@ class Retention:
         self._c = coordinator
 
     async def sweep(self) -> RetentionSweep:
-        """Apply every project's policy now, a bounded batch at a time."""
+        """Apply every project's policy now, a bounded batch at a time; then remove the
+        expired idempotency keys, the same way."""
         settings = self._c.settings
         projects = await self._c.store.projects_with_retention()
         batches = orders = dataclips = wiped = 0
@@ -63,7 +65,8 @@ class Retention:
                 if not batch.more:
                     break
                 await asyncio.sleep(settings.retention_pause)
-        done = RetentionSweep(len(projects), batches, orders, dataclips, wiped)
+        keys = await self._sweep_keys()
+        done = RetentionSweep(len(projects), batches, orders, dataclips, wiped, keys)
         if orders or dataclips or wiped:
             log.info(
                 "retention: %d work orders and %d dataclips deleted, %d bodies wiped "
@@ -74,7 +77,21 @@ class Retention:
                 len(projects),
                 batches,
             )
+        if keys:
+            log.info("retention: %d expired idempotency keys removed", keys)
         return done
+
+    async def _sweep_keys(self) -> int:
+        """Expired idempotency keys (issue 14), in batches as the projects' rows are. Expired
+        keys are already ignored (a request takes one over): this only keeps the table small."""
+        settings = self._c.settings
+        removed = 0
+        while True:
+            gone = await self._c.store.sweep_idempotency_keys(limit=settings.retention_batch)
+            removed += gone
+            if gone < settings.retention_batch:
+                return removed
+            await asyncio.sleep(settings.retention_pause)
 
     async def run(self) -> None:
         await asyncio.sleep(min(FIRST_SWEEP_DELAY, self._c.settings.retention_interval))

@@ -19,6 +19,14 @@ status is the job's ``webhookResponse.status``, else 201; its body the job's
 the failure (the state is withheld then). If the run has not ended within
 ``WEBHOOK_RESPONSE_TIMEOUT_MS``, the answer is 202 with the ids: the run goes on. Such runs go
 to the ``fast_lane`` queue.
+
+With an ``Idempotency-Key`` header (fulmen.coordinator.idempotency), a key counts for this
+trigger: the same request again within the retention window makes no run and is answered as
+the first was, with ``Idempotent-Replayed: true`` (the same key with another body or query
+string is 422). A trigger that answers after completion is answered from the run, the first
+time and on a replay alike: a retry whose first request was cut waits for the same run (up to
+the same timeout) and gets its outcome, or 202 with its ids while it goes on. The run's
+final state is not copied into the key's record: it stays where retention can wipe it.
 """
 
 from __future__ import annotations
@@ -33,9 +41,18 @@ from fastapi.responses import JSONResponse, Response
 from fulmen.contract import JSON
 from fulmen.coordinator import webhook_auth
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.idempotency import (
+    KEY_RESPONSES,
+    REPLAYED,
+    HeaderValue,
+    KeyRefused,
+    key_of,
+    respond,
+)
 from fulmen.errors import NotFoundError
 from fulmen.lifecycle import RunState
 from fulmen.store import (
+    Answer,
     DataclipType,
     Enqueued,
     EnqueueRequest,
@@ -64,8 +81,17 @@ class BadBody(Exception):
         self.message = message
 
 
-@router.post("/i/{trigger_id}", tags=["webhooks"], summary="Start a run from a webhook")
-async def webhook(trigger_id: str, request: Request) -> Response:
+@router.post(
+    "/i/{trigger_id}",
+    tags=["webhooks"],
+    summary="Start a run from a webhook",
+    responses=KEY_RESPONSES,
+)
+async def webhook(
+    trigger_id: str,
+    request: Request,
+    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
+) -> Response:
     c: Coordinator = request.app.state.coordinator
     try:
         info = await c.store.get_trigger(trigger_id)
@@ -87,23 +113,54 @@ async def webhook(trigger_id: str, request: Request) -> Response:
         # a body said to be JSON that is not is a bad request; one said to be something
         # else is of a type webhooks do not take
         return _problem(400 if _declared_json(request) else 415, bad.code, bad.message)
+    try:
+        # the query string goes into the run's input with the body
+        asked: JSON = {"query": request.url.query, "body": body}
+        key = key_of(request, f"webhook {trigger_id}", asked, c.settings.idempotency_key_ttl)
+    except KeyRefused as bad_key:
+        return _problem(400, bad_key.code, bad_key.message)
     sync = trigger.webhook_reply is WebhookReply.AFTER_COMPLETION
-    enqueued = await c.store.enqueue(
-        EnqueueRequest(
-            workflow_id=info.workflow_id,
-            input=NewDataclip(DataclipType.HTTP_REQUEST, body, request=_metadata(request)),
-            trigger_id=trigger_id,
-            queue=Queue.FAST_LANE if sync else Queue.DEFAULT,
-            priority=Priority.IMMEDIATE,
-            options=c.run_options(),
-        )
+    enqueue = EnqueueRequest(
+        workflow_id=info.workflow_id,
+        input=NewDataclip(DataclipType.HTTP_REQUEST, body, request=_metadata(request)),
+        trigger_id=trigger_id,
+        queue=Queue.FAST_LANE if sync else Queue.DEFAULT,
+        priority=Priority.IMMEDIATE,
+        options=c.run_options(),
     )
+    if key is None:
+        enqueued = await c.store.enqueue(enqueue)
+        _started(c)
+        ids = _ids(enqueued)
+        return await _after_completion(c, ids) if sync else JSONResponse(ids)
+    answered = await c.store.enqueue_once(
+        enqueue, key, lambda made: Answer(202 if sync else 200, _ids(made), deferred=sync)
+    )
+    if not answered.replayed:
+        _started(c)
+    if not answered.answer.deferred:
+        return respond(answered)
+    # Answered from the run as it is now, the first time and on a replay alike (README,
+    # "Idempotency-Key"): a retry of a cut request gets the run's outcome.
+    response = await _after_completion(c, _stored_ids(answered.answer.body))
+    if answered.replayed:
+        response.headers[REPLAYED] = "true"
+    return response
+
+
+def _started(c: Coordinator) -> None:
     c.metrics.enqueued.labels("webhook").inc()
     c.hub.work_available()
-    ids = {"work_order_id": enqueued.work_order_id, "run_id": enqueued.run_id}
-    if not sync:
-        return JSONResponse(ids)
-    return await _after_completion(c, enqueued)
+
+
+def _ids(enqueued: Enqueued) -> dict[str, JSON]:
+    return {"work_order_id": enqueued.work_order_id, "run_id": enqueued.run_id}
+
+
+def _stored_ids(body: object) -> dict[str, JSON]:
+    """The ids a deferred answer was recorded with (:func:`_ids`)."""
+    assert isinstance(body, dict), body
+    return {"work_order_id": str(body["work_order_id"]), "run_id": str(body["run_id"])}
 
 
 def _parse(raw: bytes) -> JSON:
@@ -141,14 +198,14 @@ def _metadata(request: Request) -> JSON:
     }
 
 
-async def _after_completion(c: Coordinator, enqueued: Enqueued) -> Response:
-    ids = {"work_order_id": enqueued.work_order_id, "run_id": enqueued.run_id}
-    detail = await c.hub.wait_finished(enqueued.run_id, c.settings.webhook_response_timeout)
+async def _after_completion(c: Coordinator, ids: dict[str, JSON]) -> Response:
+    run_id = str(ids["run_id"])
+    detail = await c.hub.wait_finished(run_id, c.settings.webhook_response_timeout)
     if detail is None:
         return JSONResponse(
             {**ids, "state": "pending", "message": "the run has not finished yet"}, 202
         )
-    memory = c.memories.peek(enqueued.run_id)
+    memory = c.memories.peek(run_id)
     custom = memory.webhook_response if memory is not None else None
     custom = custom or {}
     status = custom.get("status")

@@ -4,7 +4,8 @@ Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit``
 ``{"items": [...], "next_cursor": ...}``. Errors are ``{"error": {"code", "message",
 "field"}}`` with the status their kind calls for: unknown ids 404, conflicts (duplicate id,
 stale version, a run that cannot be cancelled now) 409, unusable input 422, a store failure
-500. The OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
+500, an ``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
+OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
 
 A request that does not fit its model is 422 in FastAPI's shape (``{"detail": [{"type",
 "loc", "msg", "input"}]}``, as the OpenAPI document says), except that ``input`` is a short
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse
 from fulmen.coordinator.api import catalog, runs, webhook_auth, work_orders
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas import DetailDoc, ErrorDoc
+from fulmen.coordinator.idempotency import KeyRefused
 from fulmen.errors import (
     ConfigError,
     ConflictError,
@@ -65,6 +67,8 @@ router.include_router(webhook_auth.router)
 
 
 def status_of(error: FulmenError) -> int:
+    if isinstance(error, KeyRefused):
+        return 400
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, ConflictError | TransitionError):

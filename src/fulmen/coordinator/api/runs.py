@@ -18,9 +18,19 @@ from fulmen.coordinator.api.schemas import (
     Timestamp,
 )
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
 from fulmen.errors import InputError
 from fulmen.lifecycle import CancelAction, RunState
-from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, Priority, Queue, RunFilter
+from fulmen.store import (
+    Answer,
+    DataclipType,
+    Enqueued,
+    EnqueueRequest,
+    NewDataclip,
+    Priority,
+    Queue,
+    RunFilter,
+)
 
 __all__ = ["router"]
 
@@ -116,22 +126,53 @@ async def get_dataclip(request: Request, dataclip_id: PathId) -> DataclipDoc:
     return DataclipDoc.of(await _c(request).store.get_dataclip(dataclip_id))
 
 
-@router.post("/workflows/{workflow_id}/runs", tags=["runs"], status_code=201)
-async def run_workflow(request: Request, workflow_id: PathId, body: ManualRunIn) -> StartedDoc:
-    """A manual run from the given input: the manual queue, claimed before other runs."""
+@router.post(
+    "/workflows/{workflow_id}/runs",
+    tags=["runs"],
+    status_code=201,
+    response_model=StartedDoc,
+    responses=KEY_RESPONSES,
+)
+async def run_workflow(
+    request: Request,
+    workflow_id: PathId,
+    body: ManualRunIn,
+    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
+) -> StartedDoc | Response:
+    """A manual run from the given input: the manual queue, claimed before other runs.
+
+    With an ``Idempotency-Key``, the same request to this workflow again (within a day by
+    default) is answered as the first was, with ``Idempotent-Replayed: true``, and makes no
+    run."""
     c = _c(request)
-    enqueued = await c.store.enqueue(
-        EnqueueRequest(
-            workflow_id=workflow_id,
-            input=NewDataclip(DataclipType.SAVED_INPUT, body.input),
-            starting_node_id=body.starting_node_id,
-            queue=Queue.MANUAL,
-            priority=Priority.IMMEDIATE,
-            options=c.run_options(),
-        )
+    enqueue = EnqueueRequest(
+        workflow_id=workflow_id,
+        input=NewDataclip(DataclipType.SAVED_INPUT, body.input),
+        starting_node_id=body.starting_node_id,
+        queue=Queue.MANUAL,
+        priority=Priority.IMMEDIATE,
+        options=c.run_options(),
     )
+    scope = f"POST /api/workflows/{workflow_id}/runs"
+    key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
+    if key is None:
+        enqueued = await c.store.enqueue(enqueue)
+        _started(c)
+        return _doc(enqueued)
+    answered = await c.store.enqueue_once(
+        enqueue, key, lambda made: Answer(201, _doc(made).model_dump(mode="json"))
+    )
+    if not answered.replayed:
+        _started(c)
+    return respond(answered)
+
+
+def _started(c: Coordinator) -> None:
     c.metrics.enqueued.labels("manual").inc()
     c.hub.work_available()
+
+
+def _doc(enqueued: Enqueued) -> StartedDoc:
     return StartedDoc(
         work_order_id=enqueued.work_order_id,
         run_id=enqueued.run_id,

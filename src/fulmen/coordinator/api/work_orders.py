@@ -4,12 +4,12 @@ event's input; rerunning one makes a new run in it, from a chosen step's stored 
 ``POST /api/steps/{step_id}/rerun`` is what a "retry from this step" button calls (the
 dashboard's, issue 6); ``POST /api/work_orders/rerun`` reruns many work orders from the same
 job at once, as Lightning's bulk retry does. Reruns go to the ``manual`` queue with immediate
-priority, like manual runs.
+priority, like manual runs. Both take an ``Idempotency-Key`` (fulmen.coordinator.idempotency).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from fulmen.coordinator.api.schemas import (
     PathId,
@@ -21,8 +21,9 @@ from fulmen.coordinator.api.schemas import (
     WorkOrderDoc,
 )
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
 from fulmen.errors import FulmenError
-from fulmen.store import Enqueued, RerunRequest, RunFilter
+from fulmen.store import Answer, Enqueued, RerunRequest, RunFilter
 
 __all__ = ["router"]
 
@@ -46,39 +47,97 @@ async def get_work_order(request: Request, work_order_id: PathId) -> WorkOrderDo
     return WorkOrderDoc.of(order, list(runs.items))
 
 
-@router.post("/steps/{step_id}/rerun", tags=["work orders"], status_code=201)
-async def rerun_step(request: Request, step_id: PathId) -> StartedDoc:
+@router.post(
+    "/steps/{step_id}/rerun",
+    tags=["work orders"],
+    status_code=201,
+    response_model=StartedDoc,
+    responses=KEY_RESPONSES,
+)
+async def rerun_step(
+    request: Request,
+    step_id: PathId,
+    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
+) -> StartedDoc | Response:
     """Run the step's work order again from this step: its stored input is the new run's
-    input, its job the starting node (409 ``dataclip_wiped`` if that input is gone)."""
+    input, its job the starting node (409 ``dataclip_wiped`` if that input is gone). With an
+    ``Idempotency-Key``, the same request again is answered as the first was."""
     c = _c(request)
-    made = await c.store.rerun(RerunRequest(step_id=step_id, options=c.run_options()))
-    _started(c)
-    return _doc(made)
+    rerun = RerunRequest(step_id=step_id, options=c.run_options())
+    scope = f"POST /api/steps/{step_id}/rerun"
+    key = key_of(request, scope, {}, c.settings.idempotency_key_ttl)
+    if key is None:
+        made = await c.store.rerun(rerun)
+        _started(c)
+        return _doc(made)
+    answered = await c.store.rerun_once(
+        rerun, key, lambda made: Answer(201, _doc(made).model_dump(mode="json"))
+    )
+    if not answered.replayed:
+        _started(c)
+    return respond(answered)
 
 
-@router.post("/work_orders/rerun", tags=["work orders"], status_code=201)
-async def rerun_work_orders(request: Request, body: RerunIn) -> RerunsDoc:
+@router.post(
+    "/work_orders/rerun",
+    tags=["work orders"],
+    status_code=201,
+    response_model=RerunsDoc,
+    responses=KEY_RESPONSES,
+)
+async def rerun_work_orders(
+    request: Request,
+    body: RerunIn,
+    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
+) -> RerunsDoc | Response:
     """Run each work order again, from ``job_id`` (its step in the latest run that has one)
     or from the start. Each is its own transaction: the answer lists the runs made and, for
-    the work orders that could not be rerun, why."""
+    the work orders that could not be rerun, why. With an ``Idempotency-Key``, all of them
+    and the key are one transaction, and the same request again is answered as the first
+    was."""
     c = _c(request)
+    ids = list(dict.fromkeys(body.work_order_ids))
+    reruns = [
+        RerunRequest(work_order_id=work_order_id, job_id=body.job_id, options=c.run_options())
+        for work_order_id in ids
+    ]
+    scope = "POST /api/work_orders/rerun"
+    key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
+    if key is None:
+        doc = _reruns_doc(ids, [await _rerun(c, rerun) for rerun in reruns])
+        _started(c, len(doc.runs))
+        return doc
+    docs: list[RerunsDoc] = []
+
+    def answer(made: list[Enqueued | FulmenError]) -> Answer:
+        docs.append(_reruns_doc(ids, made))
+        return Answer(201, docs[-1].model_dump(mode="json"))
+
+    answered = await c.store.rerun_each_once(reruns, key, answer)
+    if not answered.replayed:
+        _started(c, len(docs[-1].runs))
+    return respond(answered)
+
+
+async def _rerun(c: Coordinator, rerun: RerunRequest) -> Enqueued | FulmenError:
+    try:
+        return await c.store.rerun(rerun)
+    except FulmenError as error:
+        return error
+
+
+def _reruns_doc(ids: list[str], made: list[Enqueued | FulmenError]) -> RerunsDoc:
     runs: list[StartedDoc] = []
     errors: list[RerunErrorDoc] = []
-    for work_order_id in dict.fromkeys(body.work_order_ids):
-        try:
-            made = await c.store.rerun(
-                RerunRequest(
-                    work_order_id=work_order_id, job_id=body.job_id, options=c.run_options()
+    for work_order_id, outcome in zip(ids, made, strict=True):
+        if isinstance(outcome, FulmenError):
+            errors.append(
+                RerunErrorDoc(
+                    work_order_id=work_order_id, code=outcome.code, message=outcome.message
                 )
             )
-        except FulmenError as error:
-            errors.append(
-                RerunErrorDoc(work_order_id=work_order_id, code=error.code, message=error.message)
-            )
-            continue
-        runs.append(_doc(made))
-    if runs:
-        _started(c, len(runs))
+        else:
+            runs.append(_doc(outcome))
     return RerunsDoc(runs=runs, errors=errors)
 
 
@@ -89,8 +148,9 @@ async def get_snapshot(request: Request, snapshot_id: PathId) -> SnapshotDoc:
 
 
 def _started(c: Coordinator, count: int = 1) -> None:
-    c.metrics.enqueued.labels("rerun").inc(count)
-    c.hub.work_available()
+    if count:
+        c.metrics.enqueued.labels("rerun").inc(count)
+        c.hub.work_available()
 
 
 def _doc(made: Enqueued) -> StartedDoc:
