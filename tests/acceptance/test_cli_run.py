@@ -73,7 +73,8 @@ def test_hello_job_with_output_file(tmp_path: Path) -> None:
 def test_failing_job_exits_non_zero_with_reason(tmp_path: Path) -> None:
     result = fulmen("run", job(tmp_path, "fn(lambda state: int('x'))\n"))
     assert result.returncode == 1
-    assert last_line(result.stderr).startswith("fulmen: run ended with fail: ValueError: invalid")
+    ended = "fulmen run: run ended with fail: ValueError: invalid"
+    assert last_line(result.stderr).startswith(ended)
     assert json.loads(result.stdout)["errors"]["job"]["name"] == "ValueError"
 
 
@@ -101,7 +102,7 @@ def test_timeout_kills_the_run(tmp_path: Path) -> None:
     result = fulmen("run", job(tmp_path, body), "--timeout-ms", "300")
     assert result.returncode == 1
     assert last_line(result.stderr) == (
-        "fulmen: run ended with kill: TimeoutError: Workflow failed to return within 300ms"
+        "fulmen run: run ended with kill: TimeoutError: Workflow failed to return within 300ms"
     )
 
 
@@ -110,7 +111,7 @@ def test_memory_limit_kills_the_run(tmp_path: Path) -> None:
     result = fulmen("run", job(tmp_path, body), "--memory-mb", "64")
     assert result.returncode == 1
     assert last_line(result.stderr) == (
-        "fulmen: run ended with kill: OOMError: Run exceeded maximum memory usage"
+        "fulmen run: run ended with kill: OOMError: Run exceeded maximum memory usage"
     )
 
 
@@ -199,7 +200,7 @@ def test_an_isolation_the_host_cannot_give_is_one_line_naming_what_is_missing() 
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith("fulmen: The sandbox gives isolation ")
+    assert line.startswith("fulmen run: The sandbox gives isolation ")
     assert "below the L3 asked for. Missing: " in line
     assert "network: " in line.split("Missing: ", 1)[1]
     assert line.endswith("See the README's 'Security model'.")
@@ -208,7 +209,8 @@ def test_an_isolation_the_host_cannot_give_is_one_line_naming_what_is_missing() 
 def test_a_bad_isolation_is_one_line_before_anything_runs() -> None:
     result = fulmen("run", EXAMPLES / "hello.py", "--isolation", "maximum")
     assert result.returncode == 2
-    assert result.stderr == "fulmen: --isolation must be L3, L2, L1, L0 or best, not 'maximum'\n"
+    refused = "fulmen run: --isolation must be L3, L2, L1, L0 or best, not 'maximum'\n"
+    assert result.stderr == refused
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_a_bad_flag_is_a_config_error_naming_it(flags: dict[str, str], line: str
 @pytest.mark.parametrize(
     ("command", "prefix"),
     [
-        (["run", "examples/hello.py"], "fulmen: "),
+        (["run", "examples/hello.py"], "fulmen run: "),
         (["worker"], "fulmen worker: "),
         (["runner"], "fulmen runner: "),
     ],

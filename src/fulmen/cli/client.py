@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 import httpx2
 
+from fulmen.cli.bootstrap import CliError
 from fulmen.config import ClientSettings
 from fulmen.errors import ApiError, ConfigError
 
 __all__ = [
     "Api",
-    "CommandError",
-    "RefusedError",
     "connect",
     "token_file_option",
     "url_option",
@@ -36,27 +35,6 @@ token_file_option = click.option(
     help="File holding an API token [FULMEN_API_TOKEN_FILE; ./.fulmen/api-token]; "
     "FULMEN_API_TOKEN wins.",
 )
-
-
-class CommandError(click.ClickException):
-    """One line per problem on stderr, exit status 2: a file or a setting is at fault."""
-
-    exit_code = 2
-
-    def __init__(self, command: str, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.command = command
-        self.lines = lines
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        for line in self.lines:
-            click.echo(f"fulmen {self.command}: {line}", err=True)
-
-
-class RefusedError(CommandError):
-    """Exit status 1: the coordinator refused, or could not be reached."""
-
-    exit_code = 1
 
 
 class Api:
@@ -123,12 +101,12 @@ def connect(command: str, url: str | None, token_file: str | None) -> Api:
     """An Api for the settings, flags laid over the environment's.
 
     Raises:
-        CommandError: no token anywhere (exit 2).
+        CliError: no token anywhere (exit 2).
     """
     try:
         settings = ClientSettings.from_env()
     except ConfigError as exc:
-        raise CommandError(command, [exc.message]) from exc
+        raise CliError(command, exc.message) from exc
     if url:
         settings = replace(settings, url=url)
     if token_file:
@@ -144,5 +122,5 @@ def connect(command: str, url: str | None, token_file: str | None) -> Api:
             f"no API token: set FULMEN_API_TOKEN or --token-file ({settings.token_file} is "
             "missing or empty; `fulmen up` writes it, `fulmen server token create` makes one)"
         )
-        raise CommandError(command, [message])
+        raise CliError(command, message)
     return Api(settings.url, token)

@@ -23,10 +23,9 @@ from typing import Any
 import click
 import yaml
 
+from fulmen.cli.bootstrap import CliError
 from fulmen.cli.client import (
     Api,
-    CommandError,
-    RefusedError,
     connect,
     token_file_option,
     url_option,
@@ -174,12 +173,12 @@ def deploy(project_file: Path, url: str | None, token_file: str | None, prune: b
         spec = load(project_file)
     except ProjectFileError as exc:
         lines = exc.lines()
-        raise CommandError("deploy", [f"{exc.file}: {line}" for line in lines]) from exc
+        raise CliError("deploy", *(f"{exc.file}: {line}" for line in lines)) from exc
     with connect("deploy", url, token_file) as api:
         try:
             done = deploy_project(api, spec, prune=prune)
         except ApiError as exc:
-            raise RefusedError("deploy", [exc.message]) from exc
+            raise CliError("deploy", exc.message, exit_code=1) from exc
     for line in done.changes:
         click.echo(line)
 
@@ -195,12 +194,12 @@ def pull(project_file: Path, key: str | None, url: str | None, token_file: str |
     key = key or (previous.id or previous.name if previous else None) or _named(project_file)
     if not key:
         message = f"{project_file} does not exist or names no project: give --project"
-        raise CommandError("pull", [message])
+        raise CliError("pull", message)
     with connect("pull", url, token_file) as api:
         try:
             spec = pull_project(api, key, previous)
         except ApiError as exc:
-            raise RefusedError("pull", [exc.message]) from exc
+            raise CliError("pull", exc.message, exit_code=1) from exc
     text, files = render(spec)
     folder = project_file.parent
     folder.mkdir(parents=True, exist_ok=True)

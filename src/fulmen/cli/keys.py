@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from fulmen import keys as keyring
+from fulmen.cli.bootstrap import CliError
 from fulmen.errors import ConfigError
 
 
@@ -53,7 +54,7 @@ def generate(output_format: str, out_dir: Path | None, naming: str) -> None:
     try:
         paths = keyring.write_files(generated, out_dir, naming)
     except ConfigError as error:
-        raise click.ClickException(error.message) from error
+        raise CliError("keys", error.message, exit_code=1) from error
     secret, private, _ = keyring.NAMINGS[naming]
     needed = {secret: "the coordinator and the worker", private: "the coordinator"}
     for path in paths:

@@ -9,16 +9,16 @@ line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
+from fulmen.cli.bootstrap import CliError, run_async
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import SandboxSettings
 from fulmen.errors import AdaptorError, ConfigError, ContractError, PlanError, SandboxError
@@ -30,15 +30,6 @@ from fulmen.runtime.events import LogLine, RuntimeEvent, StepComplete, WorkflowC
 __all__ = ["run"]
 
 _LEVEL_COLOURS = {"error": "red", "warn": "yellow", "success": "green", "debug": "bright_black"}
-
-
-class BadInput(click.ClickException):
-    """One line on stderr, exit status 2: the user gave something we cannot run."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"fulmen: {self.message}", err=True)
 
 
 @click.command()
@@ -80,7 +71,7 @@ def run(
     try:
         sandbox = sandbox_settings(SandboxSettings.from_env(), sandbox_flags)
     except ConfigError as exc:
-        raise BadInput(exc.message) from exc
+        raise CliError("run", exc.message) from exc
     plan = _load_plan(path, adaptor, credential_path)
     options = dataclasses.replace(
         plan.options,
@@ -91,29 +82,29 @@ def run(
     plan = dataclasses.replace(plan, options=options)
     initial = _read_json(state_path, "state") if state_path else {}
     if not isinstance(initial, dict):
-        raise BadInput(f"{state_path}: the state must be a JSON object")
+        raise CliError("run", f"{state_path}: the state must be a JSON object")
     colour = sys.stderr.isatty() if color is None else color
-    complete = asyncio.run(_execute(RunRequest(plan, initial), colour, sandbox))
+    complete = run_async(_execute(RunRequest(plan, initial), colour, sandbox))
     _write_state(complete.final_state, output)
     if not complete.exit.ok:
-        click.echo(f"fulmen: run ended with {complete.exit}", err=True)
+        click.echo(f"fulmen run: run ended with {complete.exit}", err=True)
         sys.exit(1)
 
 
 def _load_plan(path: Path, adaptor: str, credential_path: Path | None) -> Plan:
     if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+        raise CliError("run", f"{path}: no such file")
     if path.suffix == ".json":
         if credential_path:
-            raise BadInput("--credential is for job files; put credentials in the workflow")
+            raise CliError("run", "--credential is for job files; put credentials in the workflow")
         try:
             plan = Plan.from_wire(_read_json(path, "workflow"))
         except ContractError as exc:
-            raise BadInput(f"{path}: {exc.message}") from exc
+            raise CliError("run", f"{path}: {exc.message}") from exc
     else:
         credential = _read_json(credential_path, "credential") if credential_path else None
         if credential is not None and not isinstance(credential, dict):
-            raise BadInput(f"{credential_path}: the credential must be a JSON object")
+            raise CliError("run", f"{credential_path}: the credential must be a JSON object")
         body = _read_text(path)
         job = Job(id=path.stem, body=body, adaptor=adaptor, name=path.stem, credential=credential)
         plan = Plan(id="local", jobs=(job,))
@@ -122,7 +113,7 @@ def _load_plan(path: Path, adaptor: str, credential_path: Path | None) -> Plan:
         for job in plan.jobs:
             adaptors.module_name(job.adaptor)
     except (PlanError, AdaptorError) as exc:
-        raise BadInput(f"{path}: {exc.message}") from exc
+        raise CliError("run", f"{path}: {exc.message}") from exc
     return plan
 
 
@@ -130,18 +121,19 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read: {exc}") from exc
+        raise CliError("run", f"{path}: cannot read: {exc}") from exc
 
 
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+        raise CliError("run", f"{path}: no such file")
     try:
         return json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise BadInput(
+        raise CliError(
+            "run",
             f"{path}: the {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg})"
+            f"{exc.msg})",
         ) from exc
 
 
@@ -149,7 +141,7 @@ async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) 
     try:
         zygote = await start_zygote(sandbox)
     except SandboxError as exc:
-        raise BadInput(sandbox_failure(exc)) from exc
+        raise CliError("run", sandbox_failure(exc)) from exc
     async with zygote:
         _echo_dim(f"sandbox: {zygote.isolation.summary()}", colour)
         execution = await start(zygote, request, Defaults())
@@ -185,4 +177,4 @@ def _write_state(final_state: str | None, output: Path | None) -> None:
     try:
         output.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
-        raise BadInput(f"{output}: cannot write the final state: {exc}") from exc
+        raise CliError("run", f"{output}: cannot write the final state: {exc}") from exc

@@ -13,28 +13,19 @@ stored and come back on the next start.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import sys
-from typing import IO, Any
+from typing import Any
 
 import click
 
+from fulmen.cli.bootstrap import CliError, configure_logging, log_format_option, run_async
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import RunnerSettings, parse_listen
 from fulmen.errors import ConfigError, SandboxError
 
 __all__ = ["runner"]
-
-
-class StartupError(click.ClickException):
-    """One line on stderr, exit status 2: the runner cannot start as configured."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"fulmen runner: {self.message}", err=True)
 
 
 @click.command()
@@ -66,8 +57,9 @@ class StartupError(click.ClickException):
     help="Seconds between restarts of a crashed worker [1/300].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log the runner's own lines on stderr.")
+@log_format_option
 @sandbox_options
-def runner(**flags: Any) -> None:
+def runner(log_format: str, **flags: Any) -> None:
     """Serve smart workers: scripts with private config, cron/HTTP/event triggers and keys."""
     from fulmen.runner.app import serve  # the HTTP stack loads only for this command
 
@@ -75,18 +67,14 @@ def runner(**flags: Any) -> None:
     try:
         settings = settings_from(RunnerSettings.from_env(), flags)
     except ConfigError as exc:
-        raise StartupError(exc.message) from exc
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        raise CliError("runner", exc.message) from exc
+    configure_logging(logging.INFO if verbose else logging.WARNING, log_format)
     try:
-        asyncio.run(serve(settings, announce=_announce))
+        run_async(serve(settings, announce=_announce))
     except ConfigError as exc:
-        raise StartupError(exc.message) from exc
+        raise CliError("runner", exc.message) from exc
     except SandboxError as exc:
-        raise StartupError(sandbox_failure(exc)) from exc
+        raise CliError("runner", sandbox_failure(exc)) from exc
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -19,10 +19,9 @@ from typing import Any
 
 import click
 
+from fulmen.cli.bootstrap import CliError
 from fulmen.cli.client import (
     Api,
-    CommandError,
-    RefusedError,
     connect,
     token_file_option,
     url_option,
@@ -102,7 +101,7 @@ def rerun(
 ) -> None:
     """A new run in each work order, from a step's stored input."""
     if bool(step_id) == bool(work_order_ids) or (step_id and job_id):
-        raise CommandError("runs rerun", ["give work order ids (and --from-job), or --step"])
+        raise CliError("runs rerun", "give work order ids (and --from-job), or --step")
     with connect("runs rerun", url, token_file) as api:
         if step_id:
             made = _call("runs rerun", api, "POST", f"/api/steps/{step_id}/rerun")
@@ -122,7 +121,7 @@ def _call(command: str, api: Api, method: str, path: str, **kwargs: Any) -> Any:
     try:
         return api.call(method, path, **kwargs)
     except ApiError as exc:
-        raise RefusedError(command, [exc.message]) from exc
+        raise CliError(command, exc.message, exit_code=1) from exc
 
 
 def _line(run: dict[str, Any]) -> str:

@@ -21,13 +21,13 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import click
 import uvicorn
 
+from fulmen.cli.bootstrap import CliError, configure_logging, log_format_option, run_async
 from fulmen.config import CoordinatorSettings
 from fulmen.coordinator import Coordinator, build_app, open_coordinator
 from fulmen.coordinator.api.auth import mint
@@ -45,41 +45,29 @@ SHUTDOWN_TIMEOUT = 10
 log = logging.getLogger("fulmen.coordinator")
 
 
-class StartupError(click.ClickException):
-    """One line on stderr, exit status 2: the server cannot start as configured."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"fulmen server: {self.message}", err=True)
-
-
 @click.group(invoke_without_command=True)
 @click.option("--host", "listen_address", help="Address to listen on [LISTEN_ADDRESS; 127.0.0.1].")
 @click.option("-p", "--port", type=click.IntRange(min=0), help="Port [FULMEN_PORT; 4000].")
 @click.option("--data-dir", help="SQLite database and key directory [FULMEN_DATA_DIR].")
 @click.option("--database-url", help="sqlite:///… or postgresql://… [FULMEN_DATABASE_URL].")
 @click.option("--log", "log_level", type=click.Choice(["debug", "info", "warning"]), default="info")
+@log_format_option
 @click.pass_context
-def server(ctx: click.Context, /, log_level: str, **flags: Any) -> None:
+def server(ctx: click.Context, /, log_level: str, log_format: str, **flags: Any) -> None:
     """Run the coordinator: REST API, webhooks, cron, and the worker socket."""
     try:
         settings = settings_from(CoordinatorSettings.from_env(), flags)
     except ConfigError as exc:
-        raise StartupError(exc.message) from exc
+        raise CliError("server", exc.message) from exc
     ctx.obj = settings
     if ctx.invoked_subcommand is not None:
         return
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(getattr(logging, log_level.upper()), log_format)
     logging.getLogger("uvicorn.error").addFilter(_denial_noise)
     try:
-        asyncio.run(_serve(settings, log_level))
+        run_async(_serve(settings, log_level))
     except FulmenError as exc:
-        raise StartupError(exc.message) from exc
+        raise CliError("server", exc.message) from exc
 
 
 def _denial_noise(record: logging.LogRecord) -> bool:
@@ -205,6 +193,6 @@ def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
 
 def _run(work: Any) -> None:
     try:
-        asyncio.run(work)
+        run_async(work)
     except FulmenError as exc:
-        raise StartupError(exc.message) from exc
+        raise CliError("server token", exc.message) from exc

@@ -10,14 +10,14 @@ cannot give the ``--isolation`` asked for, naming what is missing. SIGTERM drain
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import sys
-from typing import IO, Any
+from typing import Any
 
 import click
 
+from fulmen.cli.bootstrap import CliError, configure_logging, log_format_option, run_async
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import Secret, WorkerSettings
 from fulmen.errors import ConfigError, SandboxError
@@ -26,15 +26,6 @@ from fulmen.worker import prepare, serve
 __all__ = ["worker"]
 
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
-
-
-class StartupError(click.ClickException):
-    """One line on stderr, exit status 2: the worker cannot start as configured."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"fulmen worker: {self.message}", err=True)
 
 
 @click.command()
@@ -137,19 +128,20 @@ class StartupError(click.ClickException):
     type=click.Choice(sorted(_LOG_LEVELS)),
     help="Worker log level on stderr [WORKER_LOG_LEVEL; debug].",
 )
+@log_format_option
 @sandbox_options
-def worker(**flags: Any) -> None:
+def worker(log_format: str, **flags: Any) -> None:
     """Claim runs from a coordinator and run each in a sandboxed child."""
     try:
         settings = settings_from(WorkerSettings.from_env(), flags)
         prepared = prepare(settings)
     except ConfigError as exc:
-        raise StartupError(exc.message) from exc
-    _configure_logging(settings.log_level)
+        raise CliError("worker", exc.message) from exc
+    configure_logging(_LOG_LEVELS.get(settings.log_level, logging.DEBUG), log_format)
     try:
-        status = asyncio.run(serve(settings, prepared))
+        status = run_async(serve(settings, prepared))
     except SandboxError as exc:
-        raise StartupError(sandbox_failure(exc)) from exc
+        raise CliError("worker", sandbox_failure(exc)) from exc
     sys.exit(status)
 
 
@@ -191,13 +183,3 @@ def _backoff(text: str) -> tuple[float, float]:
             code="bad_value",
         )
     return pair
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=_LOG_LEVELS.get(level, logging.DEBUG),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # websockets narrates every frame at debug level; the worker's own lines say what matters.
-    logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -42,6 +42,7 @@ from fulmen.coordinator.channels.queue import QueueChannel
 from fulmen.coordinator.channels.run import RunChannel
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import RemoteProtocolError, TokenError
+from fulmen.logcontext import bind
 from fulmen.phoenix.frames import ReplyStatus
 from fulmen.phoenix.server import (
     UNMATCHED_TOPIC,
@@ -87,6 +88,7 @@ async def worker_socket(websocket: WebSocket) -> None:
         await _deny(websocket, 503, "Service Unavailable: the coordinator is stopping")
         return
     await websocket.accept()
+    bind(worker=claims.worker_id)  # the endpoint's task: its pump and topic tasks inherit it
     log.info("worker %s connected from %s", claims.worker_id, peer)
     pump = SocketPump(websocket, coordinator, claims.worker_id)
     coordinator.hub.add(pump)
@@ -210,6 +212,8 @@ class SocketPump:
         one routed after it makes a new entry and task (``_route``), so the order holds across
         a leave and a quick rejoin.
         """
+        if name.startswith("run:"):  # this task's own context: labels the run's log lines
+            bind(run_id=name.removeprefix("run:"))
         while (item := await topic.queue.get()) is not None:
             try:
                 await self._handle(name, topic, item)

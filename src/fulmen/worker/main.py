@@ -42,6 +42,7 @@ from fulmen.config import PUBLIC_KEY_VARIABLES, SECRET_VARIABLES, WorkerSettings
 from fulmen.contract import ClaimedRun
 from fulmen.execution import start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
+from fulmen.logcontext import bind
 from fulmen.phoenix.client import ClientSession
 from fulmen.reasons import ExitReason, Reason
 from fulmen.sandbox import Zygote
@@ -198,6 +199,7 @@ class Worker:
     async def run(self) -> None:
         """Work until stopped; return after the drain."""
         self._main = asyncio.current_task()
+        bind(worker=self.worker_id)  # every task started from here on inherits it
         if self._serve_health:
             await self.health.start()
         self._describe()
@@ -252,6 +254,7 @@ class Worker:
         self._runs[claimed.id] = (run, task)
 
     async def _execute(self, run: Run, loop: Workloop) -> None:
+        bind(run_id=run.id)  # this task's own context: the run's lines, and its outbox's
         self.metrics.active.inc()
         log.info("run %s claimed on %s", run.id, loop.spec.name)
         try:

@@ -56,9 +56,11 @@ from fulmen.contract import (
 )
 from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError, WorkerError
 from fulmen.execution import Defaults, Execution, RunRequest, start
+from fulmen.logcontext import bind
 from fulmen.phoenix.client import Push
 from fulmen.plan import Plan
 from fulmen.reasons import ExitReason, Reason
+from fulmen.runtime import events as rt
 from fulmen.sandbox import Zygote
 from fulmen.tokens import RunClaims, verify_run_token
 from fulmen.worker.channels import Link, RunChannel
@@ -316,6 +318,10 @@ class Run:
         if self._abort is not None:
             execution.cancel()
         async for event in execution:
+            if isinstance(event, rt.StepStart):
+                bind(step_id=event.step_id)
+            elif isinstance(event, rt.StepComplete):
+                bind(step_id=None)
             if self._abort is None:
                 outbox.put(report.feed(event))
         if self._abort is not None and report.exit is None:

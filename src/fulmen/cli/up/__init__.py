@@ -27,10 +27,10 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import IO, Any
 
 import click
 
+from fulmen.cli.bootstrap import CliError, run_async
 from fulmen.cli.up.children import StartError
 from fulmen.cli.up.datadir import prepare
 from fulmen.cli.up.system import Options, System
@@ -38,13 +38,6 @@ from fulmen.config import read_environ
 from fulmen.errors import FulmenError
 
 __all__ = ["up"]
-
-
-class UpError(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"fulmen up: {self.message}", err=True)
 
 
 @click.command()
@@ -78,9 +71,9 @@ def up(
     os.umask(0o077)
     options = Options(host, port, runner_port, not no_runner, examples)
     try:
-        status = asyncio.run(_up(data_dir, options))
+        status = run_async(_up(data_dir, options))
     except FulmenError as exc:
-        raise UpError(exc.message) from exc
+        raise CliError("up", exc.message, exit_code=1) from exc
     sys.exit(status)
 
 
