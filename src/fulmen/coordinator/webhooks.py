@@ -56,6 +56,7 @@ from fulmen.store import (
     DataclipType,
     Enqueued,
     EnqueueRequest,
+    IdempotencyKey,
     NewDataclip,
     Priority,
     Queue,
@@ -133,6 +134,15 @@ async def webhook(
         _started(c)
         ids = _ids(enqueued)
         return await _after_completion(c, ids) if sync else JSONResponse(ids)
+    return await _once(c, enqueue, key, sync)
+
+
+async def _once(
+    c: Coordinator, enqueue: EnqueueRequest, key: IdempotencyKey, sync: bool
+) -> Response:
+    """The run under ``key``: made and answered, or the first answer again. A trigger that
+    answers after completion is answered from the run as it is now, the first time and on a
+    replay alike: a retry of a cut request gets the run's outcome."""
     answered = await c.store.enqueue_once(
         enqueue, key, lambda made: Answer(202 if sync else 200, _ids(made), deferred=sync)
     )
@@ -140,8 +150,6 @@ async def webhook(
         _started(c)
     if not answered.answer.deferred:
         return respond(answered)
-    # Answered from the run as it is now, the first time and on a replay alike (README,
-    # "Idempotency-Key"): a retry of a cut request gets the run's outcome.
     response = await _after_completion(c, _stored_ids(answered.answer.body))
     if answered.replayed:
         response.headers[REPLAYED] = "true"
