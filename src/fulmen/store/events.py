@@ -6,12 +6,18 @@ with ``WHERE state = <the state read>`` as a second guard. An illegal event rais
 TransitionError and the transaction is rolled back: nothing changes. A run that reaches a
 final state is handed to ``fulmen.store.endings`` in the same transaction (its retry, the
 wiping of an input that is not kept).
+
+Log lines have no state to check a resent copy against, and OpenFn's ws-worker gives them no
+id; :func:`append_logs` recognises a frame sent again by what it holds (see there).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+
+import orjson
 
 from fulmen.errors import ConflictError, InputError, NotFoundError, StoreError
 from fulmen.lifecycle import (
@@ -42,6 +48,7 @@ __all__ = [
     "cancel_run",
     "complete_run",
     "complete_step",
+    "frame_digest",
     "join_run",
     "start_run",
     "start_step",
@@ -160,8 +167,21 @@ async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: da
         raise StoreError(f"step {completion.step_id} changed while it was being completed")
 
 
-async def append_logs(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> list[str]:
-    """Spec §5.9: every line is checked before any is written; all or nothing."""
+async def append_logs(
+    tx: Tx, run_id: str, lines: Sequence[LogLine], *, once: bool = False
+) -> list[str]:
+    """Spec §5.9: every line is checked before any is written; all or nothing.
+
+    ``once``: the lines are one frame from a worker, which sends it again when its reply was
+    lost (the coordinator restarted, the socket dropped), to this coordinator or another one
+    on the same database. A worker sends a run's events one at a time, each after the reply
+    to the one before, so a frame sent again can only be the *last* frame stored for its run.
+    The run's log head (schema 0005) holds a digest of that frame: the same digest again
+    stores nothing, and the ids returned are those of the lines stored the first time.
+    Updating the head takes the row's lock until commit, so two coordinators handling the
+    same frame at once store it once. What it cannot tell apart is a new frame identical to
+    the one before it down to every line's microsecond, which a worker does not send.
+    """
     run = await tx.fetchone("get_run", {"id": run_id})
     if run is None:
         raise NotFoundError(f"run {run_id} does not exist", field="run_id")
@@ -175,6 +195,10 @@ async def append_logs(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> list[str
             raise NotFoundError(
                 f"step {unknown[0]} must be associated with the run {run_id}", field="step_id"
             )
+    if once and lines:
+        head = {"run_id": run_id, "digest": frame_digest(lines)}
+        if await tx.fetchone("advance_log_head", head) is None:
+            return await _stored_frame(tx, run_id, lines)
     ids: list[str] = []
     for line in lines:
         row = await tx.fetchone(
@@ -191,6 +215,23 @@ async def append_logs(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> list[str
         assert row is not None  # RETURNING
         ids.append(str(row["id"]))
     return ids
+
+
+def frame_digest(lines: Sequence[LogLine]) -> bytes:
+    """What identifies a frame: every field of every line, in order. Taken of the lines as
+    they are stored (scrubbed), so the digest says nothing the stored lines do not."""
+    return hashlib.blake2b(orjson.dumps(lines), digest_size=16).digest()
+
+
+async def _stored_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> list[str]:
+    """The ids of the frame the run's log head names: the run's latest lines, since frames
+    are appended one at a time under the head's lock."""
+    stamps = [line.timestamp for line in lines]
+    rows = await tx.fetchall(
+        "latest_log_ids",
+        {"run_id": run_id, "first": min(stamps), "last": max(stamps), "count": len(lines)},
+    )
+    return [str(row["id"]) for row in reversed(rows)]
 
 
 def _check_line(index: int, line: LogLine) -> None:

@@ -309,9 +309,11 @@ class SQLStore:
         async with self._db.write() as tx:
             await events.complete_step(tx, run_id, completion, self._clock())
 
-    async def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> list[str]:
+    async def append_logs(
+        self, run_id: str, lines: Sequence[LogLine], *, once: bool = False
+    ) -> list[str]:
         async with self._db.write() as tx:
-            return await events.append_logs(tx, run_id, lines)
+            return await events.append_logs(tx, run_id, lines, once=once)
 
     async def append_log(self, run_id: str, line: LogLine) -> str:
         return (await self.append_logs(run_id, [line]))[0]

@@ -448,6 +448,23 @@ INSERT INTO log_lines (run_id, step_id, source, level, message, logged_at)
 VALUES (:run_id, :step_id, :source, :level, :message, :logged_at)
 RETURNING id;
 
+-- -- log frames sent again (issue 14, events.append_logs) -----------------------------------
+
+-- name: advance_log_head
+-- The run's last frame of log lines is now :digest. No row back: it already was, so this is
+-- the same frame sent again (its reply was lost). Waits for another transaction advancing it.
+INSERT INTO log_heads (run_id, digest) VALUES (:run_id, :digest)
+ON CONFLICT (run_id) DO UPDATE SET digest = excluded.digest
+    WHERE log_heads.digest <> excluded.digest
+RETURNING run_id;
+
+-- name: latest_log_ids
+-- The ids of the run's latest :count lines stamped from :first to :last, newest first.
+SELECT id FROM log_lines
+WHERE run_id = :run_id AND logged_at BETWEEN :first AND :last
+ORDER BY id DESC
+LIMIT :count;
+
 
 -- name: get_run
 -- The run with the version of the workflow it runs.
