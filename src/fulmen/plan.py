@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fulmen.errors import ContractError, PlanError
+from fulmen.validation import Reader, join
 
 __all__ = [
     "ALWAYS",
@@ -123,22 +124,17 @@ class Plan:
 
     @classmethod
     def from_wire(cls, obj: object) -> Plan:
-        """Decode a plan document; a ContractError names the offending field."""
-        doc = _mapping(obj, "plan")
-        jobs = tuple(_job(j, f"jobs[{i}]") for i, j in enumerate(_list(doc, "jobs")))
-        return cls(
-            id=_str(doc, "id", "plan", required=False) or "local",
-            name=_str(doc, "name", "plan", required=False),
-            jobs=jobs,
-            triggers=tuple(
-                _trigger(t, f"triggers[{i}]") for i, t in enumerate(_list(doc, "triggers"))
-            ),
-            edges=tuple(_edge(e, f"edges[{i}]") for i, e in enumerate(_list(doc, "edges"))),
-            starting_node_id=_str(doc, "starting_node_id", "plan", required=False),
-            dataclip_id=_str(doc, "dataclip_id", "plan", required=False),
-            project_id=_str(doc, "project_id", "plan", required=False),
-            options=_options(doc.get("options"), "options"),
-        )
+        """Decode a plan document.
+
+        Raises:
+            ContractError: every problem found, each at the path of its key, in the words
+                of fulmen.validation (``jobs[1].id: is required``).
+        """
+        reader = _PlanReader()
+        plan = reader.plan(obj)
+        if reader.problems or plan is None:
+            raise ContractError("; ".join(reader.lines()) or "plan: not a plan")
+        return plan
 
     def to_wire(self) -> dict[str, Any]:
         """The plan as the JSON object ``fetch:plan`` carries (and ``from_wire`` reads)."""
@@ -207,128 +203,120 @@ def _find_cycle(plan: Plan) -> list[str]:
     return []
 
 
-# -- decoding helpers: each names the field it rejects ---------------------------------------
+# -- decoding --------------------------------------------------------------------------------
 
 
-def _mapping(obj: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(obj, Mapping):
-        raise ContractError(f"{where}: expected a JSON object, got {_kind(obj)}")
-    return obj
+class _PlanReader(Reader):
+    """Reads a plan document; a faulty value is read as absent and the walk goes on."""
 
-
-def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
-    value = doc.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ContractError(f"{key}: expected a list, got {_kind(value)}")
-    return value
-
-
-def _str(doc: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
-    value = doc.get(key)
-    if value is None:
-        if required:
-            raise ContractError(f"{where}.{key}: required")
-        return None
-    if not isinstance(value, str):
-        raise ContractError(f"{where}.{key}: expected a string, got {_kind(value)}")
-    return value
-
-
-def _req(doc: Mapping[str, Any], key: str, where: str) -> str:
-    value = _str(doc, key, where)
-    assert value is not None  # _str raised otherwise
-    return value
-
-
-def _opt_mapping(doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
-    value = doc.get(key)
-    if value is None:
-        return None
-    return _mapping(value, f"{where}.{key}")
-
-
-def _job(obj: object, where: str) -> Job:
-    doc = _mapping(obj, where)
-    return Job(
-        id=_req(doc, "id", where),
-        name=_str(doc, "name", where, required=False),
-        body=_str(doc, "body", where, required=False) or "",
-        adaptor=_str(doc, "adaptor", where, required=False) or "common",
-        credential_id=_str(doc, "credential_id", where, required=False),
-        credential=_opt_mapping(doc, "credential", where),
-        state=_opt_mapping(doc, "state", where),
-    )
-
-
-def _trigger(obj: object, where: str) -> Trigger:
-    doc = _mapping(obj, where)
-    return Trigger(id=_req(doc, "id", where), type=_str(doc, "type", where, required=False))
-
-
-def _edge(obj: object, where: str) -> Edge:
-    doc = _mapping(obj, where)
-    source_trigger = _str(doc, "source_trigger_id", where, required=False)
-    source_job = _str(doc, "source_job_id", where, required=False)
-    if (source_trigger is None) == (source_job is None):
-        raise ContractError(
-            f"{where}: exactly one of source_trigger_id and source_job_id is needed"
+    def plan(self, obj: object) -> Plan | None:
+        doc = self.mapping(obj, "plan")
+        if doc is None:
+            return None
+        jobs = [
+            self.job(item, join("jobs", i)) for i, item in enumerate(self.items(doc, "jobs", ""))
+        ]
+        triggers = [
+            self.trigger(item, join("triggers", i))
+            for i, item in enumerate(self.items(doc, "triggers", ""))
+        ]
+        edges = [
+            self.edge(item, join("edges", i)) for i, item in enumerate(self.items(doc, "edges", ""))
+        ]
+        options = self.options(doc.get("options"))
+        fields = {
+            key: self.text(doc, key, "", empty=True)
+            for key in ("id", "name", "starting_node_id", "dataclip_id", "project_id")
+        }
+        if self.problems or options is None:
+            return None
+        return Plan(
+            id=fields["id"] or "local",
+            name=fields["name"],
+            jobs=tuple(job for job in jobs if job is not None),
+            triggers=tuple(trigger for trigger in triggers if trigger is not None),
+            edges=tuple(edge for edge in edges if edge is not None),
+            starting_node_id=fields["starting_node_id"],
+            dataclip_id=fields["dataclip_id"],
+            project_id=fields["project_id"],
+            options=options,
         )
-    enabled = doc.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ContractError(f"{where}.enabled: expected true or false, got {_kind(enabled)}")
-    condition = _str(doc, "condition", where, required=False) or ALWAYS
-    return Edge(
-        id=_str(doc, "id", where, required=False)
-        or f"{source_trigger or source_job}->{_req(doc, 'target_job_id', where)}",
-        target_job_id=_req(doc, "target_job_id", where),
-        source_trigger_id=source_trigger,
-        source_job_id=source_job,
-        condition=condition,
-        enabled=enabled,
-    )
 
+    def job(self, obj: object, path: str) -> Job | None:
+        doc = self.mapping(obj, path)
+        if doc is None:
+            return None
+        job_id = self.text(doc, "id", path, required=True, empty=True)
+        name = self.text(doc, "name", path, empty=True)
+        body = self.text(doc, "body", path, empty=True)
+        adaptor = self.text(doc, "adaptor", path, empty=True)
+        credential_id = self.text(doc, "credential_id", path, empty=True)
+        credential = self.nested(doc, "credential", path)
+        state = self.nested(doc, "state", path)
+        if job_id is None:
+            return None
+        return Job(
+            id=job_id,
+            name=name,
+            body=body or "",
+            adaptor=adaptor or "common",
+            credential_id=credential_id,
+            credential=credential,
+            state=state,
+        )
 
-def _number(doc: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = doc.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ContractError(f"{where}.{key}: expected a positive number, got {value!r}")
-    return value
+    def trigger(self, obj: object, path: str) -> Trigger | None:
+        doc = self.mapping(obj, path)
+        if doc is None:
+            return None
+        trigger_id = self.text(doc, "id", path, required=True, empty=True)
+        kind = self.text(doc, "type", path, empty=True)
+        return None if trigger_id is None else Trigger(id=trigger_id, type=kind)
 
+    def edge(self, obj: object, path: str) -> Edge | None:
+        doc = self.mapping(obj, path)
+        if doc is None:
+            return None
+        source_trigger = self.text(doc, "source_trigger_id", path, empty=True)
+        source_job = self.text(doc, "source_job_id", path, empty=True)
+        if (source_trigger is None) == (source_job is None):
+            self.problem(path, "exactly one of source_trigger_id and source_job_id is needed")
+        target = self.text(doc, "target_job_id", path, required=True, empty=True)
+        condition = self.text(doc, "condition", path, empty=True)
+        enabled = self.flag(doc, "enabled", path)
+        edge_id = self.text(doc, "id", path, empty=True)
+        if target is None or (source_trigger is None) == (source_job is None):
+            return None
+        return Edge(
+            id=edge_id or f"{source_trigger or source_job}->{target}",
+            target_job_id=target,
+            source_trigger_id=source_trigger,
+            source_job_id=source_job,
+            condition=condition or ALWAYS,
+            enabled=enabled,
+        )
 
-def _options(obj: object, where: str) -> Options:
-    if obj is None:
-        return Options()
-    doc = _mapping(obj, where)
-    output_dataclips = doc.get("output_dataclips", True)
-    if not isinstance(output_dataclips, bool):
-        raise ContractError(f"{where}.output_dataclips: expected true or false")
-    level = _str(doc, "job_log_level", where, required=False) or "info"
-    if level not in JOB_LOG_LEVELS:
-        raise ContractError(f"{where}.job_log_level: expected one of {', '.join(JOB_LOG_LEVELS)}")
-    timeout = _number(doc, "run_timeout_ms", where)
-    memory = _number(doc, "run_memory_limit_mb", where)
-    return Options(
-        run_timeout_ms=int(timeout) if timeout is not None else None,
-        run_memory_limit_mb=int(memory) if memory is not None else None,
-        output_dataclips=output_dataclips,
-        payload_limit_mb=_number(doc, "payload_limit_mb", where),
-        log_payload_limit_mb=_number(doc, "log_payload_limit_mb", where),
-        job_log_level=level,
-        sanitize=_str(doc, "sanitize", where, required=False),
-    )
+    def nested(self, doc: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
+        value = doc.get(key)
+        return None if value is None else self.mapping(value, join(path, key))
 
-
-def _kind(value: object) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)
+    def options(self, obj: object) -> Options | None:
+        if obj is None:
+            return Options()
+        doc = self.mapping(obj, "options")
+        if doc is None:
+            return None
+        timeout = self.positive_number(doc, "run_timeout_ms", "options")
+        memory = self.positive_number(doc, "run_memory_limit_mb", "options")
+        return Options(
+            run_timeout_ms=int(timeout) if timeout is not None else None,
+            run_memory_limit_mb=int(memory) if memory is not None else None,
+            output_dataclips=self.flag(doc, "output_dataclips", "options"),
+            payload_limit_mb=self.positive_number(doc, "payload_limit_mb", "options"),
+            log_payload_limit_mb=self.positive_number(doc, "log_payload_limit_mb", "options"),
+            job_log_level=self.choice(doc, "job_log_level", "options", JOB_LOG_LEVELS) or "info",
+            sanitize=self.text(doc, "sanitize", "options", empty=True),
+        )
 
 
 def _drop_none(doc: dict[str, Any]) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def test_async_operations_and_adaptor_flag(tmp_path: Path) -> None:
             lambda d: job(d, "{not json", "bad.json"),
             "the workflow is not valid JSON (line 1, column 2",
         ),
-        (lambda d: job(d, '{"jobs": [{"body": "x"}]}', "w.json"), "jobs[0].id: required"),
+        (lambda d: job(d, '{"jobs": [{"body": "x"}]}', "w.json"), "jobs[0].id: is required"),
         (
             lambda d: job(
                 d,

@@ -478,13 +478,13 @@ def test_an_invalid_plan_crashes_with_validation_error(run: RunFn) -> None:
     assert events.started == []
 
     events = run({"jobs": [{"body": "x"}]})
-    assert_crash(events, "ValidationError", r"jobs\[0\]\.id: required")
+    assert_crash(events, "ValidationError", r"jobs\[0\]\.id: is required")
 
 
 def test_a_malformed_payload_crashes_with_validation_error(run: RunFn) -> None:
     events = run(NOOP, input=None, credentials=None)
     assert events.complete.reason == "success"
-    assert_crash(run({"jobs": "nope"}), "ValidationError", "jobs: expected a list")
+    assert_crash(run({"jobs": "nope"}), "ValidationError", "jobs: must be a list")
 
 
 # -- default state and credentials ------------------------------------------------------------

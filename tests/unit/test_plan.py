@@ -107,44 +107,54 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        pytest.param([], "plan: expected a JSON object, got a list", id="plan-not-object"),
-        pytest.param(None, "plan: expected a JSON object, got null", id="plan-null"),
-        pytest.param(_with(["id"], 7), "plan.id: expected a string, got a number", id="id"),
+        pytest.param([], "plan: must be an object, not a list", id="plan-not-object"),
+        pytest.param(None, "plan: must be an object, not nothing", id="plan-null"),
+        pytest.param(_with(["id"], 7), "id: must be text, not a number", id="id"),
         pytest.param(
             _with(["starting_node_id"], ["t-1"]),
-            "plan.starting_node_id: expected a string, got a list",
+            "starting_node_id: must be text, not a list",
             id="starting-node",
         ),
-        pytest.param(_with(["jobs"], {}), "jobs: expected a list, got an object", id="jobs"),
-        pytest.param(_with(["jobs", 1], "j-2"), "jobs[1]: expected a JSON object", id="job"),
-        pytest.param(_with(["jobs", 1, "id"], ...), "jobs[1].id: required", id="job-id"),
+        pytest.param(_with(["jobs"], {}), "jobs: must be a list, not an object", id="jobs"),
+        pytest.param(_with(["jobs", 1], "j-2"), "jobs[1]: must be an object, not text", id="job"),
+        pytest.param(_with(["jobs", 1, "id"], ...), "jobs[1].id: is required", id="job-id"),
         pytest.param(
-            _with(["jobs", 0, "body"], 1), "jobs[0].body: expected a string", id="job-body"
+            _with(["jobs", 0, "body"], 1), "jobs[0].body: must be text, not a number", id="job-body"
         ),
         pytest.param(
             _with(["jobs", 0, "adaptor"], True),
-            "jobs[0].adaptor: expected a string, got a boolean",
+            "jobs[0].adaptor: must be text, not true/false",
             id="job-adaptor",
         ),
         pytest.param(
             _with(["jobs", 1, "credential_id"], 3),
-            "jobs[1].credential_id: expected a string",
+            "jobs[1].credential_id: must be text",
             id="job-credential-id",
         ),
         pytest.param(
             _with(["jobs", 0, "credential"], "secret"),
-            "jobs[0].credential: expected a JSON object",
+            "jobs[0].credential: must be an object, not text",
             id="job-credential",
         ),
         pytest.param(
-            _with(["jobs", 0, "state"], [1]), "jobs[0].state: expected a JSON object", id="state"
+            _with(["jobs", 0, "state"], [1]),
+            "jobs[0].state: must be an object, not a list",
+            id="state",
         ),
-        pytest.param(_with(["triggers"], "t-1"), "triggers: expected a list", id="triggers"),
-        pytest.param(_with(["triggers", 0, "id"], ...), "triggers[0].id: required", id="trig-id"),
-        pytest.param(_with(["edges"], {}), "edges: expected a list", id="edges"),
-        pytest.param(_with(["edges", 1], 5), "edges[1]: expected a JSON object", id="edge"),
         pytest.param(
-            _with(["edges", 1, "target_job_id"], ...), "edges[1].target_job_id: required", id="tgt"
+            _with(["triggers"], "t-1"), "triggers: must be a list, not text", id="triggers"
+        ),
+        pytest.param(
+            _with(["triggers", 0, "id"], ...), "triggers[0].id: is required", id="trig-id"
+        ),
+        pytest.param(_with(["edges"], {}), "edges: must be a list, not an object", id="edges"),
+        pytest.param(
+            _with(["edges", 1], 5), "edges[1]: must be an object, not a number", id="edge"
+        ),
+        pytest.param(
+            _with(["edges", 1, "target_job_id"], ...),
+            "edges[1].target_job_id: is required",
+            id="tgt",
         ),
         pytest.param(
             _with(["edges", 1, "source_job_id"], ...),
@@ -158,52 +168,57 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
         ),
         pytest.param(
             _with(["edges", 1, "condition"], False),
-            "edges[1].condition: expected a string, got a boolean",
+            "edges[1].condition: must be text, not true/false",
             id="condition",
         ),
         pytest.param(
             _with(["edges", 0, "enabled"], "yes"),
-            "edges[0].enabled: expected true or false, got a string",
+            "edges[0].enabled: must be true or false, not text",
             id="enabled",
         ),
-        pytest.param(_with(["options"], []), "options: expected a JSON object", id="options"),
+        pytest.param(
+            _with(["options"], []), "options: must be an object, not a list", id="options"
+        ),
         pytest.param(
             _with(["options", "run_timeout_ms"], -1),
-            "options.run_timeout_ms: expected a positive number",
+            "options.run_timeout_ms: must be more than 0",
             id="timeout-negative",
         ),
         pytest.param(
             _with(["options", "run_timeout_ms"], "300000"),
-            "options.run_timeout_ms: expected a positive number",
+            "options.run_timeout_ms: must be a number, not text",
             id="timeout-string",
         ),
         pytest.param(
             _with(["options", "run_memory_limit_mb"], True),
-            "options.run_memory_limit_mb: expected a positive number",
+            "options.run_memory_limit_mb: must be a number, not true/false",
             id="memory-bool",
         ),
         pytest.param(
             _with(["options", "payload_limit_mb"], 0),
-            "options.payload_limit_mb: expected a positive number",
+            "options.payload_limit_mb: must be more than 0",
             id="payload",
         ),
         pytest.param(
             _with(["options", "log_payload_limit_mb"], "1"),
-            "options.log_payload_limit_mb: expected a positive number",
+            "options.log_payload_limit_mb: must be a number, not text",
             id="log-payload",
         ),
         pytest.param(
             _with(["options", "output_dataclips"], "no"),
-            "options.output_dataclips: expected true or false",
+            "options.output_dataclips: must be true or false, not text",
             id="output-dataclips",
         ),
         pytest.param(
             _with(["options", "job_log_level"], "loud"),
-            "options.job_log_level: expected one of debug, info, default, none, none-really",
+            "options.job_log_level: must be one of debug, info, default, none, none-really, "
+            "not 'loud'",
             id="log-level",
         ),
         pytest.param(
-            _with(["options", "sanitize"], 1), "options.sanitize: expected a string", id="sanitize"
+            _with(["options", "sanitize"], 1),
+            "options.sanitize: must be text, not a number",
+            id="sanitize",
         ),
     ],
 )
@@ -345,3 +360,16 @@ def test_to_wire_round_trips() -> None:
     assert Plan.from_wire(wire) == plan
     assert Plan.from_wire(json.loads(json.dumps(wire))) == plan
     assert "credential_id" not in wire["jobs"][1]  # None is left out, not sent as null
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    doc = _with(["jobs", 1, "id"], ...)
+    doc["edges"][0]["enabled"] = "yes"
+    doc["options"] = {"run_timeout_ms": 0}
+    with pytest.raises(ContractError) as caught:
+        Plan.from_wire(doc)
+    assert str(caught.value).split("; ") == [
+        "jobs[1].id: is required",
+        "edges[0].enabled: must be true or false, not text",
+        "options.run_timeout_ms: must be more than 0",
+    ]

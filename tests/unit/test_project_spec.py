@@ -121,7 +121,7 @@ workflows:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("- just\n- a list\n", "must be a mapping, not a list"),
+        ("- just\n- a list\n", "must be an object, not a list"),
         ("name: [1\n", "line 2, column 1: expected ',' or ']'"),
         ("workflows: {}\n", "name: is required"),
         ("name: x\nworkflows: [a]\n", "workflows: must be a mapping of names to workflows"),

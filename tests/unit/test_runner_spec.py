@@ -40,23 +40,23 @@ def test_form_values_are_text_and_files() -> None:
     ("fields", "code", "message"),
     [
         ({"script": TASKS, "code": TASKS}, "bad_request", "not both"),
-        ({"script": 5}, "bad_request", "script is required"),
+        ({"script": 5}, "bad_request", "script: is required"),
         ({"script": "if:\n"}, "bad_request", r"does not compile: invalid syntax \(line 1\)"),
         ({"script": "x = '\0'"}, "bad_request", "does not compile"),
-        ({"script": TASKS, "config": '{"k":'}, "bad_request", "config is not valid JSON"),
-        ({"script": TASKS, "config": "[1]"}, "bad_request", "config must be a JSON object"),
-        ({"script": TASKS, "config": "x" * 70_000}, "too_large", "config is over"),
+        ({"script": TASKS, "config": '{"k":'}, "bad_request", "config: is not valid JSON"),
+        ({"script": TASKS, "config": "[1]"}, "bad_request", "config: must be an object"),
+        ({"script": TASKS, "config": "x" * 70_000}, "too_large", "config: is over"),
         ({"script": TASKS, "args": Upload("{}", "a")}, "bad_request", "cannot be a file"),
         ({"script": TASKS, "schedule": "@reboot"}, "invalid_cron", "invalid schedule"),
         ({"script": TASKS, "schedule": "5-1 * * * *"}, "invalid_cron", "invalid schedule"),
         ({"script": TASKS, "schedule": "*/0 * * * *"}, "invalid_cron", "invalid schedule"),
         ({"script": TASKS, "schedule": 5}, "bad_request", "cron expression"),
         ({"script": TASKS, "timezone": "Nowhere/Land"}, "invalid_cron", "time zone"),
-        ({"script": TASKS, "events": "UPPER"}, "bad_request", "event topic"),
+        ({"script": TASKS, "events": "UPPER"}, "bad_request", "optionally ending in"),
         ({"script": TASKS, "events": [1]}, "bad_request", "list of topics"),
         ({"script": TASKS, "run_on_create": "maybe"}, "bad_request", "true or false"),
         ({"script": TASKS, "error_policy": "explode"}, "bad_request", "error_policy"),
-        ({"script": TASKS, "identity": "bad name"}, "bad_request", "identity must be"),
+        ({"script": TASKS, "identity": "bad name"}, "bad_request", "identity: must be"),
     ],
 )
 def test_bad_fields(fields: dict[str, Any], code: str, message: str) -> None:
@@ -80,3 +80,14 @@ def test_topic_shapes() -> None:
     assert not topics.is_topic("a.*") and not topics.is_topic("A") and not topics.is_topic("")
     assert topics.subscribers("x.y", [("w1", ["x.*"]), ("w2", ["x"]), ("w3", ["x.y"])]) == [
         "w1", "w3"]  # fmt: skip
+
+
+def test_every_fields_problem_is_reported_at_once() -> None:
+    fields = {"script": TASKS, "name": "no spaces", "events": 7, "run_on_create": "maybe"}
+    with pytest.raises(RunnerError) as caught:
+        parse(fields, now=NOW)
+    assert caught.value.message.split("; ") == [
+        "name: must be 1-64 characters of A-Z a-z 0-9 _ . -",
+        "events: must be a list of topics, not a number",
+        "run_on_create: must be true or false, not text",
+    ]

@@ -29,7 +29,7 @@ PyYAML's ``safe_load`` reads the file: plain data only, no tags that construct o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -38,6 +38,7 @@ import yaml
 
 from fulmen import cron
 from fulmen.errors import InputError, ProjectFileError
+from fulmen.validation import Reader, join, kind
 
 __all__ = [
     "CONDITIONS",
@@ -179,86 +180,13 @@ def parse(text: str, *, base: Path, file: str = "project.yaml") -> ProjectSpec:
     return spec
 
 
-class _Reader:
-    """Walks the parsed document, collecting ``(path, message)`` problems as it goes; a value
-    with a problem is read as absent so that the walk can go on and find the rest."""
+class _Reader(Reader):
+    """Walks the parsed document (fulmen.validation says every fault the same way as for
+    plans and runner specs); ``base`` is where ``body_file`` paths start."""
 
     def __init__(self, base: Path) -> None:
+        super().__init__()
         self.base = base
-        self.problems: list[tuple[str, str]] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append((path, message))
-
-    # -- shapes --------------------------------------------------------------------------
-
-    def mapping(self, value: Any, path: str, keys: frozenset[str]) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.problem(path, f"must be a mapping, not {_kind(value)}")
-            return None
-        for key in value:
-            if key not in keys:
-                known = ", ".join(sorted(keys))
-                self.problem(_join(path, str(key)), f"unknown key (known: {known})")
-        return value
-
-    def typed(
-        self,
-        node: Mapping[str, Any],
-        key: str,
-        path: str,
-        check: Callable[[Any], T | None],
-        expected: str,
-        *,
-        required: bool = False,
-    ) -> T | None:
-        where = _join(path, key)
-        if key not in node or node[key] is None:
-            if required:
-                self.problem(where, "is required")
-            return None
-        value = check(node[key])
-        if value is None:
-            self.problem(where, f"must be {expected}, not {_kind(node[key])}")
-        return value
-
-    def text(
-        self, node: Mapping[str, Any], key: str, path: str, *, required: bool = False
-    ) -> str | None:
-        value = self.typed(node, key, path, _str, "text", required=required)
-        if value is not None and not value.strip() and key != "body":
-            self.problem(_join(path, key), "must not be empty")
-            return None
-        return value
-
-    def flag(self, node: Mapping[str, Any], key: str, path: str) -> bool:
-        value = self.typed(node, key, path, _bool, "true or false")
-        return True if value is None else value
-
-    def positive(self, node: Mapping[str, Any], key: str, path: str) -> int | None:
-        value = self.typed(node, key, path, _int, "a whole number")
-        if value is not None and value < 1:
-            self.problem(_join(path, key), "must be at least 1")
-            return None
-        return value
-
-    def choice(
-        self, node: Mapping[str, Any], key: str, path: str, choices: tuple[str, ...]
-    ) -> str | None:
-        value = self.text(node, key, path)
-        if value is not None and value not in choices:
-            self.problem(_join(path, key), f"must be one of {', '.join(choices)}, not {value!r}")
-            return None
-        return value
-
-    def items(self, node: Mapping[str, Any], key: str, path: str) -> list[Any]:
-        value = node.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(_join(path, key), f"must be a list, not {_kind(value)}")
-            return []
-        return value
 
     # -- the file ------------------------------------------------------------------------
 
@@ -275,7 +203,7 @@ class _Reader:
         workflows: list[WorkflowSpec] = []
         raw = node.get("workflows") or {}
         if not isinstance(raw, dict):
-            self.problem("workflows", f"must be a mapping of names to workflows, not {_kind(raw)}")
+            self.problem("workflows", f"must be a mapping of names to workflows, not {kind(raw)}")
             raw = {}
         for key, value in raw.items():
             workflow = self.workflow(str(key), value, f"workflows.{key}", credentials)
@@ -307,7 +235,7 @@ class _Reader:
         if node is None:
             return None
         if not node.get("jobs"):
-            self.problem(_join(path, "jobs"), "a workflow needs at least one job")
+            self.problem(join(path, "jobs"), "a workflow needs at least one job")
         jobs = [
             job
             for index, item in enumerate(self.items(node, "jobs", path))
@@ -338,12 +266,12 @@ class _Reader:
         """Edges name their ends, so a name may stand for one job or trigger only."""
         seen: set[str] = set()
         named = (("triggers", [t.name for t in triggers]), ("jobs", [j.name for j in jobs]))
-        for kind, names in named:
+        for group, names in named:
             for index, name in enumerate(names):
                 if name in seen:
                     hint = " (a trigger is named by its type unless it has a name)"
-                    message = f"{name!r} is used twice{hint if kind == 'triggers' else ''}"
-                    self.problem(f"{path}.{kind}[{index}].name", message)
+                    message = f"{name!r} is used twice{hint if group == 'triggers' else ''}"
+                    self.problem(f"{path}.{group}[{index}].name", message)
                 seen.add(name)
 
     def job(self, value: Any, path: str, credentials: tuple[str, ...]) -> JobSpec | None:
@@ -354,11 +282,11 @@ class _Reader:
         name = self.text(node, "name", path, required=True)
         adaptor = self.text(node, "adaptor", path) or "common"
         if (problem := adaptor_problem(adaptor)) is not None:
-            self.problem(_join(path, "adaptor"), problem)
+            self.problem(join(path, "adaptor"), problem)
         credential = self.text(node, "credential", path)
         if credential is not None and credential not in credentials:
             self.problem(
-                _join(path, "credential"), f"{credential!r} is not listed under credentials"
+                join(path, "credential"), f"{credential!r} is not listed under credentials"
             )
         body, body_file = self.body(node, path)
         if name is None or body is None:
@@ -366,21 +294,21 @@ class _Reader:
         return JobSpec(name, body, adaptor, credential, body_file)
 
     def body(self, node: Mapping[str, Any], path: str) -> tuple[str | None, str | None]:
-        inline = self.text(node, "body", path)
+        inline = self.text(node, "body", path, empty=True)
         file = self.text(node, "body_file", path)
         if inline is not None and file is not None:
-            self.problem(_join(path, "body_file"), "give body or body_file, not both")
+            self.problem(join(path, "body_file"), "give body or body_file, not both")
             return None, None
         if file is None:
             if inline is None:
-                self.problem(_join(path, "body"), "is required (or body_file)")
+                self.problem(join(path, "body"), "is required (or body_file)")
             return inline, None
         try:
             return (self.base / file).read_text(encoding="utf-8"), file
         except OSError as exc:
-            self.problem(_join(path, "body_file"), f"cannot read {file!r}: {exc.strerror}")
+            self.problem(join(path, "body_file"), f"cannot read {file!r}: {exc.strerror}")
         except UnicodeDecodeError:
-            self.problem(_join(path, "body_file"), f"{file!r} is not UTF-8 text")
+            self.problem(join(path, "body_file"), f"{file!r} is not UTF-8 text")
         return None, None
 
     def trigger(self, value: Any, path: str) -> TriggerSpec | None:
@@ -391,7 +319,7 @@ class _Reader:
         kind = self.choice(node, "type", path, TRIGGER_TYPES)
         if kind is None:
             if "type" not in node:
-                self.problem(_join(path, "type"), f"is required ({', '.join(TRIGGER_TYPES)})")
+                self.problem(join(path, "type"), f"is required ({', '.join(TRIGGER_TYPES)})")
             return None
         expression = self.text(node, "cron", path)
         timezone = self.text(node, "timezone", path)
@@ -401,9 +329,9 @@ class _Reader:
         else:
             for key in ("cron", "timezone"):
                 if key in node:
-                    self.problem(_join(path, key), "only a cron trigger has one")
+                    self.problem(join(path, key), "only a cron trigger has one")
         if kind != "webhook" and "reply" in node:
-            self.problem(_join(path, "reply"), "only a webhook trigger has one")
+            self.problem(join(path, "reply"), "only a webhook trigger has one")
         return TriggerSpec(
             name=self.text(node, "name", path) or kind,
             type=kind,
@@ -415,13 +343,13 @@ class _Reader:
 
     def schedule(self, path: str, expression: str | None, timezone: str | None) -> None:
         if expression is None:
-            self.problem(_join(path, "cron"), "is required for a cron trigger")
+            self.problem(join(path, "cron"), "is required for a cron trigger")
             return
         try:
             cron.parse(expression, timezone)
         except InputError as exc:
             key = "timezone" if exc.code == "bad_timezone" else "cron"
-            self.problem(_join(path, key), exc.message)
+            self.problem(join(path, key), exc.message)
 
     def edge(self, value: Any, path: str, jobs: set[str], triggers: set[str]) -> EdgeSpec | None:
         node = self.mapping(value, path, frozenset({"from", "to", "condition", "enabled"}))
@@ -430,10 +358,10 @@ class _Reader:
         source = self.text(node, "from", path, required=True)
         target = self.text(node, "to", path, required=True)
         if source is not None and source not in jobs | triggers:
-            self.problem(_join(path, "from"), f"no trigger or job is named {source!r}")
+            self.problem(join(path, "from"), f"no trigger or job is named {source!r}")
             source = None
         if target is not None and target not in jobs:
-            self.problem(_join(path, "to"), f"no job is named {target!r}")
+            self.problem(join(path, "to"), f"no job is named {target!r}")
             target = None
         condition = self.text(node, "condition", path)
         if condition is not None and condition not in CONDITIONS:
@@ -441,7 +369,7 @@ class _Reader:
                 compile(condition, "<condition>", "eval")
             except SyntaxError as exc:
                 message = f"{', '.join(CONDITIONS)} or a Python expression; {exc.msg}"
-                self.problem(_join(path, "condition"), message)
+                self.problem(join(path, "condition"), message)
         if source is None or target is None:
             return None
         return EdgeSpec(
@@ -450,27 +378,3 @@ class _Reader:
             condition=condition or default_condition(source in triggers),
             enabled=self.flag(node, "enabled", path),
         )
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -9,6 +9,7 @@ compatibility target; ``code`` and ``sw`` are accepted as aliases of ``script`` 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,6 +22,7 @@ from fulmen import cron
 from fulmen.errors import FulmenError, RunnerError
 from fulmen.runner import topics
 from fulmen.runner.policy import validate_policy
+from fulmen.validation import Reader, join, kind
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -40,6 +42,7 @@ _FIELDS: Final = frozenset(
      "policy", "identity", "run_on_create", "error_policy"}
 )  # fmt: skip
 _TYPES: Final = {"module": "module", "classic": "classic", "sw": "classic"}
+_NAME_RULE: Final = "must be 1-64 characters of A-Z a-z 0-9 _ . -"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
@@ -77,30 +80,39 @@ class WorkerSpec:
 def parse(fields: Mapping[str, object], *, now: datetime | None = None) -> WorkerSpec:
     """Check every field; ``now`` is when a schedule must next fire after (default: now).
 
+    Every field's problem is reported at once, in fulmen.validation's words
+    (``name: must be 1-64 characters …; events: must be a list of topics, not a number``).
+
     Raises:
-        RunnerError: ``bad_request`` (a field), ``invalid_cron`` (schedule or timezone),
-            ``too_large`` (script or config over their limits).
+        RunnerError: ``bad_request`` (the fields' problems), ``invalid_cron`` (schedule or
+            timezone), ``too_large`` (script or config over their limits).
     """
-    unknown = sorted(set(fields) - _FIELDS)
-    if unknown:
-        raise _bad(f"unknown field(s): {', '.join(unknown)}")
-    schedule = _schedule(fields.get("schedule"))
-    timezone = _text(fields, "timezone") or "UTC"
-    if schedule is not None or "timezone" in fields:
-        _check_cron(schedule or "* * * * *", timezone, now or datetime.now(UTC))
-    return WorkerSpec(
-        script=check_script(_script(fields)),
-        type=_type(fields.get("type")),
-        name=_name(fields.get("name")),
-        config=_object(fields.get("config"), "config", MAX_CONFIG_BYTES),
-        schedule=schedule,
-        timezone=timezone,
-        events=_events(fields.get("events")),
-        args=_object(fields.get("args"), "args", MAX_CONFIG_BYTES),
-        policy=validate_policy(_object(fields.get("policy"), "policy", MAX_CONFIG_BYTES)),
-        identity=_name(fields.get("identity"), what="identity"),
-        run_on_create=_boolean(fields.get("run_on_create"), "run_on_create", default=True),
-        error_policy=_choice(fields.get("error_policy"), "error_policy", ("continue", "terminate")),
+    r = Reader()
+    for name in sorted(set(fields) - _FIELDS):
+        r.problem(name, f"unknown field (known: {', '.join(sorted(_FIELDS))})")
+    script = _script(r, fields)
+    spec = WorkerSpec(
+        script=script,
+        type=_type(r, fields.get("type")),
+        name=_name(r, fields.get("name")),
+        config=_object(r, fields.get("config"), "config", MAX_CONFIG_BYTES),
+        schedule=_schedule(r, fields.get("schedule")),
+        timezone=_text(r, fields, "timezone") or "UTC",
+        events=_events(r, fields.get("events")),
+        args=_object(r, fields.get("args"), "args", MAX_CONFIG_BYTES),
+        policy=_object(r, fields.get("policy"), "policy", MAX_CONFIG_BYTES),
+        identity=_name(r, fields.get("identity"), what="identity"),
+        run_on_create=_boolean(r, fields.get("run_on_create"), "run_on_create", default=True),
+        error_policy=_choice(
+            r, fields.get("error_policy"), "error_policy", ("continue", "terminate")
+        ),
+    )
+    if r.problems:
+        raise _bad("; ".join(r.lines()))
+    if spec.schedule is not None or "timezone" in fields:
+        _check_cron(spec.schedule or "* * * * *", spec.timezone, now or datetime.now(UTC))
+    return dataclasses.replace(
+        spec, script=check_script(script), policy=validate_policy(spec.policy)
     )
 
 
@@ -112,72 +124,82 @@ def check_script(source: str) -> str:
     try:
         compile(source, "<script>", "exec", dont_inherit=True)
     except SyntaxError as exc:
-        raise _bad(f"the script does not compile: {exc.msg} (line {exc.lineno})") from None
+        raise _bad(f"script: does not compile: {exc.msg} (line {exc.lineno})") from None
     except ValueError as exc:  # null bytes
-        raise _bad(f"the script does not compile: {exc}") from None
+        raise _bad(f"script: does not compile: {exc}") from None
     return source
 
 
-def _script(fields: Mapping[str, object]) -> str:
+def _script(r: Reader, fields: Mapping[str, object]) -> str:
     if "script" in fields and "code" in fields:
-        raise _bad("give script or code, not both")
+        r.problem("script", "give script or code, not both")
+        return ""
     value = fields.get("script", fields.get("code"))
     text = value.text if isinstance(value, Upload) else value
     if not isinstance(text, str) or not text.strip():
-        raise _bad("script is required: the worker's Python source")
+        r.problem("script", "is required (the worker's Python source)")
+        return ""
     if len(text.encode()) > MAX_SCRIPT_BYTES:
-        raise RunnerError(f"script is over {MAX_SCRIPT_BYTES} bytes", code="too_large")
+        raise RunnerError(f"script: is over {MAX_SCRIPT_BYTES} bytes", code="too_large")
     return text
 
 
-def _type(value: object) -> str:
+def _type(r: Reader, value: object) -> str:
     if value is None or value == "":
         return "module"
     if not isinstance(value, str) or value not in _TYPES:
-        raise _bad(f"unknown type {value!r}: 'module' or 'classic'")
+        r.problem("type", f"must be one of module, classic, not {value!r}")
+        return "module"
     return _TYPES[value]
 
 
-def _name(value: object, *, what: str = "name") -> str | None:
+def _name(r: Reader, value: object, *, what: str = "name") -> str | None:
     if value is None or value == "":
         return None
-    return check_name(value, what)
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        r.problem(what, _NAME_RULE)
+        return None
+    return value
 
 
 def check_name(value: object, what: str) -> str:
     """A worker or identity name: 1-64 of ``A-Z a-z 0-9 _ . -``; ``bad_request`` if not."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise _bad(f"{what} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+        raise _bad(f"{what}: {_NAME_RULE}")
     return value
 
 
-def _object(value: object, what: str, limit: int) -> dict[str, Any]:
+def _object(r: Reader, value: object, what: str, limit: int) -> dict[str, Any]:
     """A JSON object, given as one or as text holding one (a form field, or a file)."""
     if value is None or value == "":
         return {}
     if isinstance(value, Upload):
         if what != "config":
-            raise _bad(f"{what} cannot be a file upload")
+            r.problem(what, "cannot be a file upload")
+            return {}
         value = value.text
     if isinstance(value, str):
         if len(value.encode()) > limit:
-            raise RunnerError(f"{what} is over {limit} bytes", code="too_large")
+            raise RunnerError(f"{what}: is over {limit} bytes", code="too_large")
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise _bad(f"{what} is not valid JSON: {exc}") from None
+            r.problem(what, f"is not valid JSON: {exc}")
+            return {}
     if not isinstance(value, dict):
-        raise _bad(f"{what} must be a JSON object")
+        r.problem(what, f"must be an object, not {kind(value)}")
+        return {}
     if len(json.dumps(value).encode()) > limit:
-        raise RunnerError(f"{what} is over {limit} bytes", code="too_large")
+        raise RunnerError(f"{what}: is over {limit} bytes", code="too_large")
     return value
 
 
-def _schedule(value: object) -> str | None:
+def _schedule(r: Reader, value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _bad("schedule must be a cron expression")
+        r.problem("schedule", f"must be a cron expression, not {kind(value)}")
+        return None
     text = value.strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1].strip()  # curl -F 'schedule="*/5 * * * *"' keeps quotes in some shells
@@ -191,43 +213,49 @@ def _check_cron(expression: str, timezone: str, now: datetime) -> None:
         raise RunnerError(f"invalid schedule: {exc.message}", code="invalid_cron") from None
 
 
-def _events(value: object) -> tuple[str, ...]:
+def _events(r: Reader, value: object) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise _bad("events must be a list of topics")
+        r.problem("events", f"must be a list of topics, not {kind(value)}")
+        return ()
     names = tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
-    for name in names:
+    for index, name in enumerate(names):
         if not topics.is_subscription(name):
-            raise _bad(f"event topic {name!r} must be [a-z0-9_.-]+, optionally ending in .*")
+            r.problem(
+                join("events", index), f"{name!r}: must be [a-z0-9_.-]+, optionally ending in .*"
+            )
     return names
 
 
-def _boolean(value: object, what: str, *, default: bool) -> bool:
+def _boolean(r: Reader, value: object, what: str, *, default: bool) -> bool:
     if value is None or value == "":
         return default
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
-    raise _bad(f"{what} must be true or false")
+    r.problem(what, f"must be true or false, not {kind(value)}")
+    return default
 
 
-def _choice(value: object, what: str, choices: tuple[str, ...]) -> str:
+def _choice(r: Reader, value: object, what: str, choices: tuple[str, ...]) -> str:
     if value is None or value == "":
         return choices[0]
     if value not in choices:
-        raise _bad(f"{what} must be one of {', '.join(choices)}")
+        r.problem(what, f"must be one of {', '.join(choices)}, not {value!r}")
+        return choices[0]
     return str(value)
 
 
-def _text(fields: Mapping[str, object], name: str) -> str | None:
+def _text(r: Reader, fields: Mapping[str, object], name: str) -> str | None:
     value = fields.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _bad(f"{name} must be text")
+        r.problem(name, f"must be text, not {kind(value)}")
+        return None
     return value.strip()
 
 
