@@ -2,11 +2,14 @@
 
 * **Replays.** A Fulmen worker whose socket dropped before a reply arrived joins the run
   channel again and sends the same event again (the server may or may not have stored it).
-  Each event that changed something is remembered by a fingerprint of its name and payload,
-  with the reply it got; the same event again gets the same reply and is not stored twice.
-  A copy that arrives while the first is still being handled waits for the first's outcome.
-  Across coordinators (PostgreSQL, the worker reconnecting elsewhere) the run and step state
-  tables catch the lifecycle events (channels/run.py); a log line could then be stored twice.
+  Each lifecycle event that changed something is remembered by a fingerprint of its name
+  and payload, with the reply it got; the same event again gets the same reply. A copy that
+  arrives while the first is still being handled waits for the first's outcome. This is a
+  shortcut, not the guarantee: across a restart or another coordinator (PostgreSQL) the run
+  and step state tables catch those events (channels/reports.py). Log frames are not
+  remembered here at all: the store recognises a resent one across processes
+  (store/events.py), where only the run's last frame can be a copy; remembered here, a new
+  frame equal to any of the last few hundred would be taken for one.
 * **Secrets** (spec §8.4): the run's scrubber (fulmen.scrub), built when a worker joins the
   run from the credentials its plan uses and the webhook-auth secrets of its triggers
   (channels/secrets.py), and used on every log line, output and error a worker sends.

@@ -9,7 +9,9 @@ apart from a conflicting one by reading what is stored: a run already ``started`
 that ended with the same reason accepts ``step:complete`` again, and a run that ended in the
 state the reason names (with the same error type) accepts ``run:complete`` again. Anything
 else is refused as Lightning refuses it, e.g. ``{"state": ["already in completed state"]}``
-for a late ``run:complete`` on a lost run (§7.5).
+for a late ``run:complete`` on a lost run (§7.5). Log lines have no state: the store keeps a
+digest of each run's last frame of lines, and the same frame again is stored once, whichever
+coordinator it reaches (``append_logs(once=True)``, store/events.py).
 
 Whatever a worker reports that a job could have written (log lines, output dataclips, error
 messages, the final state and webhook response kept for the webhook's caller) goes through
@@ -166,7 +168,7 @@ async def _logs(
     c: Coordinator, run_id: str, memory: RunMemory, report: RunLog | RunBatchLogs
 ) -> Outcome:
     lines = [report.line] if isinstance(report, RunLog) else list(report.logs)
-    ids = await c.store.append_logs(run_id, [_stored(memory, line) for line in lines])
+    ids = await c.store.append_logs(run_id, [_stored(memory, line) for line in lines], once=True)
     if isinstance(report, RunLog):
         return True, {"log_line_id": ids[0]}
     return True, {}

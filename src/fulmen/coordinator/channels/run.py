@@ -16,7 +16,9 @@ not right after serving it as Lightning does, so that an automatic retry can sti
 
 *Reports* (channels/reports.py) are stored with their state transitions, each at most once
 per run in this process (memory.py), so a copy resent after a reconnect is answered as the
-first was.
+first was. Log frames go to the store each time: it recognises a resent one whichever
+coordinator stored the first (store/events.py), and a frame equal to one further back is a
+new one, not a copy.
 
 *Cancel* (issue 8): a joined channel registers with the hub, which pushes ``run:cancel`` on
 it when someone cancels the run; a worker that joins a run whose cancel was already asked
@@ -38,7 +40,9 @@ from fulmen.contract import (
     FetchCredential,
     FetchDataclip,
     FetchPlan,
+    RunBatchLogs,
     RunJoin,
+    RunLog,
     decode_run_request,
     run_id_of,
     run_topic,
@@ -142,6 +146,10 @@ class RunChannel:
             return
         if isinstance(message, FetchPlan | FetchDataclip | FetchCredential):
             ok, response = await self._fetch(message)
+        elif isinstance(message, RunLog | RunBatchLogs):  # the store knows a resent frame
+            ok, response = await record(
+                self._c, self.run_id, self._memory, self._options, request.event, message
+            )
         else:
             ok, response = await self._memory.once(
                 fingerprint(request.event, payload),
