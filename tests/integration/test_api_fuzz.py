@@ -34,7 +34,7 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from fulmen import keys as keyring
-from fulmen.coordinator.api.schemas import MAX_JSON_DEPTH, MAX_RETENTION_DAYS
+from fulmen.coordinator.api.schemas.common import MAX_JSON_DEPTH, MAX_RETENTION_DAYS
 
 FULMEN = (sys.executable, "-m", "fulmen")
 SEED = 13

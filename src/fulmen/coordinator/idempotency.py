@@ -35,7 +35,7 @@ from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
 from fulmen.contract import JSON
-from fulmen.coordinator.api.schemas import DetailDoc, ErrorDoc
+from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.errors import InputError
 from fulmen.store import Answered, IdempotencyKey
 from fulmen.store.idempotency import MAX_KEY_LENGTH

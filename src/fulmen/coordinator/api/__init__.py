@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 
 from fulmen.coordinator.api import catalog, runs, webhook_auth, work_orders
 from fulmen.coordinator.api.auth import TokenFirst, authorized
-from fulmen.coordinator.api.schemas import DetailDoc, ErrorDoc
+from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.coordinator.idempotency import KeyRefused
 from fulmen.errors import (
     ConfigError,

@@ -7,17 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from fulmen import cron
-from fulmen.coordinator.api.schemas import (
-    MAX_INT32,
+from fulmen.coordinator.api.schemas.catalog import (
     CredentialDoc,
     CredentialIn,
-    PageDoc,
-    PathId,
     ProjectDoc,
     ProjectIn,
     WorkflowDoc,
     WorkflowIn,
 )
+from fulmen.coordinator.api.schemas.common import MAX_INT32, PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
 from fulmen.store import NewCredential, Store
 

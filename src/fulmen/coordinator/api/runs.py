@@ -6,16 +6,14 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
 
-from fulmen.coordinator.api.schemas import (
+from fulmen.coordinator.api.schemas.common import PageDoc, PathId, Timestamp
+from fulmen.coordinator.api.schemas.runs import (
     DataclipDoc,
     LogDoc,
     ManualRunIn,
-    PageDoc,
-    PathId,
     RunDetailDoc,
     RunDoc,
     StartedDoc,
-    Timestamp,
 )
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from fulmen.coordinator.api.schemas import (
-    PageDoc,
-    PathId,
+from fulmen.coordinator.api.schemas.common import PageDoc, PathId
+from fulmen.coordinator.api.schemas.webhook_auth import (
     TriggerAuthIn,
     WebhookAuthMethodDoc,
     WebhookAuthMethodIn,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from fulmen.coordinator.api.schemas import (
-    PathId,
+from fulmen.coordinator.api.schemas.catalog import SnapshotDoc
+from fulmen.coordinator.api.schemas.common import PathId
+from fulmen.coordinator.api.schemas.runs import StartedDoc
+from fulmen.coordinator.api.schemas.work_orders import (
     RerunErrorDoc,
     RerunIn,
     RerunsDoc,
-    SnapshotDoc,
-    StartedDoc,
     WorkOrderDoc,
 )
 from fulmen.coordinator.core import Coordinator
