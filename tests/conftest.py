@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from fulmen.runtime.entry import run_workflow
 from fulmen.runtime.events import (
@@ -24,6 +25,10 @@ from fulmen.runtime.events import (
     WorkflowComplete,
     decode,
 )
+
+#: scripts/test runs tests/unit again with every dependency at its declared floor: that run
+#: looks for an API a floor lacks, not for a rare input, so its property tests try fewer.
+settings.register_profile("minimum-versions", max_examples=10)
 
 
 class Events(list[RuntimeEvent]):

@@ -82,6 +82,9 @@ def json_object(body: bytes) -> dict[str, Any]:
 async def _form(request: Request, body: bytes, *, multipart: bool) -> dict[str, object]:
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
+        # The end, as Request.stream() marks it: before 1.10, Starlette's form parsers keep the
+        # last field only once they see it.
+        yield b""
 
     try:
         if multipart:
