@@ -19,8 +19,9 @@ Worker memory is from ``/proc/<pid>/status``: ``VmRSS`` once it has joined and b
 any run (idle), the highest ``VmRSS`` sampled during the burst, and ``VmHWM`` at the end
 (the peak since start); ``srv HWM`` is the coordinator's. Sandboxed children are forks of the
 zygote, a separate process, and are not counted. ``w cpu`` and ``srv cpu``: CPU time (user
-and system) the worker and the coordinator spent per burst run, in ms; on a shared machine
-these are steadier than the rates.
+and system) the worker and the coordinator spent per burst run, in ms; ``z cpu``, the
+worker's sandbox zygote with its children (each run's child, reaped), per burst run, in ms
+(``bench/child.py`` splits it); on a shared machine these are steadier than the rates.
 
 Run: ``.venv/bin/python bench/e2e.py [--runs N] [--solo M] [--cases trivial:1,3-step:5]``
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -72,6 +74,7 @@ class Figures:
     server_hwm_kib: int
     worker_cpu_ms: float
     server_cpu_ms: float
+    zygote_cpu_ms: float
 
 
 def renamed(
@@ -112,6 +115,32 @@ async def finished_count(http: httpx2.AsyncClient) -> int:
         ):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+def zygote_pid(worker_pid: int) -> int | None:
+    """The worker's sandbox zygote: its child process running ``fulmen.sandbox.zygote``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes()
+            if parent == worker_pid and b"fulmen.sandbox.zygote" in command:
+                return int(entry.name)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def family_cpu_seconds(pid: int | None) -> float:
+    """CPU time of ``pid`` and of its children it has reaped (``cutime``, ``cstime``)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 async def sample_peak(pid: int, stop: asyncio.Event) -> int:
@@ -178,7 +207,8 @@ async def _measure(
     burst_flow, burst_hook = await api.workflow(*renamed(jobs, edges, "burst"), name="burst")
     before = await finished_count(http)
     assert server.process is not None
-    cpu = cpu_seconds(worker.pid), cpu_seconds(server.process.pid)
+    zygote = zygote_pid(worker.pid)
+    cpu = cpu_seconds(worker.pid), cpu_seconds(server.process.pid), family_cpu_seconds(zygote)
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_peak(worker.pid, stop))
     gate = asyncio.Semaphore(IN_FLIGHT)
@@ -199,6 +229,8 @@ async def _measure(
     stop.set()
     worker_cpu = cpu_seconds(worker.pid) - cpu[0]
     server_cpu = cpu_seconds(server.process.pid) - cpu[1]
+    await asyncio.sleep(0.2)  # the last children reaped
+    zygote_cpu = family_cpu_seconds(zygote) - cpu[2]
     peak = await sampler
     burst_runs = await api.runs(burst_flow)
     states = {run["state"] for run in burst_runs + solo_runs}
@@ -216,6 +248,7 @@ async def _measure(
         server_hwm_kib=vm_kib(server.process.pid, "VmHWM"),
         worker_cpu_ms=worker_cpu * 1000 / runs,
         server_cpu_ms=server_cpu * 1000 / runs,
+        zygote_cpu_ms=zygote_cpu * 1000 / runs,
     )
 
 
@@ -230,6 +263,7 @@ def _row(label: str, f: Figures) -> str:
         f"{b50:>9.0f}{b95:>8.0f}{b99:>8.0f}"
         f"{f.idle_kib / mb:>8.1f}{f.peak_kib / mb:>8.1f}{f.hwm_kib / mb:>8.1f}"
         f"{f.server_hwm_kib / mb:>8.1f}{f.worker_cpu_ms:>8.1f}{f.server_cpu_ms:>8.1f}"
+        f"{f.zygote_cpu_ms:>8.1f}"
     )
 
 
@@ -242,7 +276,7 @@ async def main(runs: int, solo: int, cases: list[tuple[str, int]]) -> None:
     print(
         f"{'case':<22}{'runs/s':>8}{'solo50':>8}{'solo95':>8}{'solo99':>8}{'work50':>8}"
         f"{'burst50':>9}{'b95':>8}{'b99':>8}{'w idle':>8}{'w peak':>8}{'w HWM':>8}{'srv HWM':>8}"
-        f"{'w cpu':>8}{'srv cpu':>8}"
+        f"{'w cpu':>8}{'srv cpu':>8}{'z cpu':>8}"
     )
     for workflow, capacity in cases:
         figures = await case(keys, workflow, capacity, runs, solo)

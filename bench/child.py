@@ -1,0 +1,150 @@
+"""Where a trivial run's CPU goes: the worker, the zygote, the child; and the child's page faults.
+
+Runs one-step workflows one after another through the zygote that ``fulmen run`` and the
+worker use (as ``execution.start_zygote`` makes it: the runtime preloaded and warmed up,
+isolation as the host allows), each started the way the worker starts it
+(``execution.start``), and reads the CPU time each process spent over all of them, per run:
+
+* **worker**: this process (``getrusage``): encoding the payload, the run and output
+  descriptors, reading and decoding the events, the exit;
+* **zygote**: the zygote itself (``/proc/<pid>/schedstat``): receiving the header, handing it to
+  a spare, forking and admitting the next spare (ids, cgroup), reaping;
+* **child**: its children once reaped (``cutime`` + ``cstime``, and ``cminflt``, the minor
+  page faults, nearly all copy-on-write of the zygote's heap): a spare's whole life, from the
+  fork through its confinement and warm-up to the run and its exit.
+
+On a machine shared with other work these CPU figures hold far better than the latencies,
+which are printed too (p50 and p99 of ``execution.start`` to the last event). ``--phases``
+also preloads ``bench/child_phases.py`` into the zygote, which timestamps each step of a
+spare's life and prints a table of them (it costs a little CPU of its own). Figures only.
+
+    .venv/bin/python bench/child.py [--runs 300] [--gap-ms 0] [--phases]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import itertools
+import os
+import resource
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from fulmen.execution import Defaults, RunRequest, start
+from fulmen.plan import Plan
+from fulmen.runtime.entry import PRELOAD, WARM_UP
+from fulmen.sandbox import Zygote
+
+HERE = Path(__file__).resolve().parent
+PLAN = {"jobs": [{"id": "job", "body": "fn(lambda state: state)", "adaptor": "common"}]}
+
+
+def proc_stat(pid: int) -> list[int]:
+    """minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime (``proc(5)``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return [int(x) for x in fields[7:15]]
+
+
+def schedstat_ns(pid: int) -> int:
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
+async def one_run(zygote: Zygote, request: RunRequest) -> tuple[float, dict[str, Any] | None]:
+    began, asked_ns = time.perf_counter(), time.monotonic_ns()
+    execution = await start(zygote, request, Defaults())
+    trace = None
+    async for event in execution:
+        message = getattr(event, "message", None)
+        if message and isinstance(message[0], str) and message[0].startswith("phases "):
+            trace = {"asked": asked_ns, **ast.literal_eval(message[0][7:])}  # child_phases.py
+    assert execution.exit is not None and execution.exit.kind == "ok", execution.exit
+    return time.perf_counter() - began, trace
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between runs [0]")
+    parser.add_argument("--phases", action="store_true", help="timestamp each step of a spare")
+    args = parser.parse_args()
+    # What execution.start_zygote starts, with the phases' module preloaded when asked.
+    preload = (*PRELOAD, "child_phases") if args.phases else PRELOAD
+    extra_path = [str(HERE)] if args.phases else []
+    zygote = await Zygote.start(preload, extra_path, warm_up=WARM_UP)
+    try:
+        print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+        print(zygote.isolation.summary())
+        await measure(zygote, args.runs, args.gap_ms / 1000)
+    finally:
+        await zygote.close()
+
+
+async def measure(zygote: Zygote, runs: int, gap_s: float) -> None:
+    request = RunRequest(Plan.from_wire(PLAN), {"data": {}})
+    pid = zygote.pid
+    assert pid is not None
+    for _ in range(20):  # the allocator, the caches, both spares
+        await one_run(zygote, request)
+    await asyncio.sleep(0.2)
+    before, zygote_ns = proc_stat(pid), schedstat_ns(pid)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    latencies, traces = [], []
+    for _ in range(runs):
+        took, trace = await one_run(zygote, request)
+        latencies.append(took)
+        if trace is not None:
+            traces.append(trace)
+        if gap_s:
+            await asyncio.sleep(gap_s)
+    after_usage = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.sleep(0.3)  # the last child reaped
+    after, zygote_ns = proc_stat(pid), schedstat_ns(pid) - zygote_ns
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    worker_s = (after_usage.ru_utime + after_usage.ru_stime) - (usage.ru_utime + usage.ru_stime)
+    child_us = (delta[6] + delta[7]) * tick_us / runs
+    latencies.sort()
+    print(f"{runs} one-step runs, one at a time; per run:")
+    print(f"  worker CPU   {worker_s * 1e6 / runs:7.0f} us")
+    print(f"  zygote CPU   {zygote_ns / 1e3 / runs:7.0f} us   minor faults {delta[0] / runs:5.0f}")
+    print(
+        f"  child CPU    {child_us:7.0f} us   minor faults {delta[1] / runs:5.0f}"
+        f"   (user {delta[6] * tick_us / runs:.0f}, system {delta[7] * tick_us / runs:.0f})"
+    )
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"  latency      p50 {statistics.median(latencies) * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms")
+    if traces:
+        print_phases(traces)
+
+
+def print_phases(traces: list[dict[str, Any]]) -> None:
+    """Median wall time, CPU and minor faults of each step between two of a spare's marks."""
+    wall, cpu, faults = defaultdict(list), defaultdict(list), defaultdict(list)
+    ready = 0
+    for trace in traces:
+        marks = trace["marks"]
+        for (a, t0, c0, f0), (b, t1, c1, f1) in itertools.pairwise(marks):
+            wall[f"{a} -> {b}"].append((t1 - t0) / 1e3)
+            cpu[f"{a} -> {b}"].append((c1 - c0) / 1e3)
+            faults[f"{a} -> {b}"].append(f1 - f0)
+        ready += next(at for name, at, _, _ in marks if name == "warmed") < trace["asked"]
+    print(f"\nA spare's life, medians over {len(traces)} runs (wall includes waiting):")
+    print(f"  {'step':<28}{'wall us':>10}{'CPU us':>10}{'faults':>8}")
+    for step in wall:
+        print(
+            f"  {step:<28}{statistics.median(wall[step]):>10.0f}"
+            f"{statistics.median(cpu[step]):>10.0f}{statistics.median(faults[step]):>8.0f}"
+        )
+    print(f"  spares warmed up before the worker asked for their run: {ready}/{len(traces)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
