@@ -110,7 +110,7 @@ def test_a_sigkill_after_the_cpu_limit_is_a_timeout(cpu: float | None, kind: str
 
 def test_a_run_header_carries_every_limit_and_rebuilds_them() -> None:
     limits = Limits(timeout_s=2.5, memory_mb=128, cpu_s=3, nofile=32, nproc=8, fsize_mb=4)
-    header = RunHeader(7, "pkg.mod:fn", "/tmp/run-7", "/tmp/run-7.out", limits, duplex=True)
+    header = RunHeader(7, "pkg.mod:fn", "/tmp/run-7", limits, duplex=True)
     record = header.to_record()
     assert record["limits"] == dataclasses.asdict(limits)
     assert RunHeader.from_record(record) == header

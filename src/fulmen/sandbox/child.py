@@ -39,7 +39,7 @@ from fulmen.sandbox.wire import EXIT_ERROR, EXIT_OK, EXIT_OOM, EXIT_SETUP, RunHe
 __all__ = ["RUN_SOCKET_FD", "Channel", "Settings", "spare"]
 
 RUN_SOCKET_FD = 3
-"""Where the run socket ends up; 0-2 are /dev/null and the output file."""
+"""Where the run socket ends up; 0-2 are /dev/null and the output memfd."""
 
 _MAX_MESSAGE = 4000
 
@@ -202,7 +202,9 @@ def spare(control_fd: int, settings: Settings, host_id: int | None = None) -> No
         except BaseException as exc:
             _write_error(fd, "setup", exc)
             os._exit(EXIT_SETUP)
-        channel = Channel(socket.socket(fileno=fd), settings.max_frame_bytes)
+        # Family and type given, or the socket module asks the kernel for them (3 calls).
+        run_socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
+        channel = Channel(run_socket, settings.max_frame_bytes)
         code = _run_entry(header, channel)
         channel.close(code)
         os._exit(code)
@@ -262,8 +264,8 @@ def _enter_namespaces(control_fd: int, settings: Settings, host_id: int) -> None
 
 
 def _receive_run(control_fd: int) -> tuple[RunHeader, int, int] | None:
-    """The run's header, its socket and its output file (opened by the zygote)."""
-    with socket.socket(fileno=control_fd) as control:
+    """The run's header, its socket and its output memfd (both made by the worker)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, control_fd) as control:
         data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
     if not data:
         return None
@@ -358,7 +360,7 @@ def _restrict_filesystem(abi: int, grants: Sequence[tuple[OpenPath, int]], run_d
 
 
 def _keep_only_own_descriptors(fd: int, out: int) -> int:
-    """stdin from /dev/null, stdout and stderr to the output file, the run socket on 3.
+    """stdin from /dev/null, stdout and stderr to the output memfd, the run socket on 3.
 
     Everything else the zygote had open (its control socket, pidfds of other runs, O_PATH
     handles) is closed, so a job cannot talk to the zygote or wait on another run.

@@ -57,8 +57,8 @@ class RunHandle:
     a child that emits more than about a thousand events nobody reads is paused until they
     are read (or its timeout kills it).
 
-    *Resource handling*: the run's socket, timer and directory are released by the time the
-    exit is known; there is nothing to close.
+    *Resource handling*: the run's socket, output, timer and directory are released by the
+    time the exit is known; there is nothing to close.
     """
 
     def __init__(
@@ -66,6 +66,7 @@ class RunHandle:
         link: Owner,
         header: RunHeader,
         sock: socket.socket,
+        output: int,
         payload_frame: bytes,
         max_frame_bytes: int,
     ) -> None:
@@ -74,6 +75,7 @@ class RunHandle:
         self._loop = link.loop
         self._header = header
         self._sock = sock
+        self._output: int | None = output
         self._decoder = FrameDecoder(max_frame_bytes)
         self._events: deque[dict[str, Any]] = deque()
         self._unread_bytes = 0
@@ -277,17 +279,20 @@ class RunHandle:
             self._finish(result)
 
     def _take_output(self, keep: bool) -> str:
-        path = self._header.output_path
-        text = ""
+        """The tail of what the child wrote to its stdout and stderr, if ``keep``; closes
+        the output."""
+        output, self._output = self._output, None
+        if output is None:
+            return ""
         try:
-            if keep:
-                with open(path, "rb") as f:
-                    f.seek(max(0, os.fstat(f.fileno()).st_size - _OUTPUT_TAIL))
-                    text = f.read().decode(errors="replace")
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        return text
+            if not keep:
+                return ""
+            size = os.fstat(output).st_size
+            return os.pread(output, _OUTPUT_TAIL, max(0, size - _OUTPUT_TAIL)).decode(
+                errors="replace"
+            )
+        finally:
+            os.close(output)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

@@ -1,6 +1,7 @@
 """The worker's connection to one zygote process: the control socket's I/O shell.
 
-Sends run headers (with the run socket attached by ``SCM_RIGHTS``) and kills; routes the
+Sends run headers (with the run socket and the output memfd attached by ``SCM_RIGHTS``) and
+kills; routes the
 zygote's reports to the runs they are about. When the zygote dies, every run in flight ends
 as a crash and the link is dead for good: ``process.Zygote`` starts a new one.
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import socket
 from array import array
 from collections import deque
@@ -46,17 +49,22 @@ class Link:
         self.runs: dict[int, RunHandle] = {}
         self._tasks = tasks
         self._decoder = FrameDecoder()
-        self._outbox: deque[tuple[bytes, socket.socket | None]] = deque()
+        self._outbox: deque[tuple[bytes, tuple[socket.socket, int] | None]] = deque()
         control.setblocking(False)
         loop.add_reader(control.fileno(), self._on_readable)
 
     def start_run(self, header: RunHeader, payload_frame: bytes, max_frame_bytes: int) -> RunHandle:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setblocking(False)
-        handle = RunHandle(self, header, ours, payload_frame, max_frame_bytes)
+        # The child's stdout and stderr: a memfd rather than a file the zygote creates on the
+        # host's disk for each run (an inode made, journalled and unlinked per run). O_APPEND
+        # as the file had, so that every process of the run appends.
+        output = os.memfd_create("fulmen-run-output", os.MFD_CLOEXEC)
+        fcntl.fcntl(output, fcntl.F_SETFL, os.O_APPEND)
+        handle = RunHandle(self, header, ours, output, payload_frame, max_frame_bytes)
         self.runs[header.id] = handle
         handle._begin()
-        self._send(encode(header.to_record()), theirs)
+        self._send(encode(header.to_record()), (theirs, output))
         return handle
 
     def kill(self, run_id: int) -> None:
@@ -84,7 +92,9 @@ class Link:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _send(self, data: bytes, attached: socket.socket | None = None) -> None:
+    def _send(self, data: bytes, attached: tuple[socket.socket, int] | None = None) -> None:
+        """Queue ``data``; ``attached`` is a run's socket end, closed once sent, and its
+        output, which its handle keeps."""
         self._outbox.append((data, attached))
         if len(self._outbox) == 1:
             self._flush()
@@ -93,8 +103,8 @@ class Link:
         while self._outbox and self.alive:
             data, attached = self._outbox[0]
             ancillary = []
-            if attached is not None:  # SCM_RIGHTS: the kernel installs a copy in the zygote
-                fds = array("i", [attached.fileno()])
+            if attached is not None:  # SCM_RIGHTS: the kernel installs copies in the zygote
+                fds = array("i", [attached[0].fileno(), attached[1]])
                 ancillary.append((socket.SOL_SOCKET, socket.SCM_RIGHTS, fds))
             try:
                 self.control.sendmsg([data], ancillary)
@@ -106,7 +116,7 @@ class Link:
                 return
             self._outbox.popleft()
             if attached is not None:
-                attached.close()  # the zygote has its own copy now
+                attached[0].close()  # the zygote has its own copy now
 
     def _on_writable(self) -> None:
         self.loop.remove_writer(self.control.fileno())
@@ -170,7 +180,7 @@ class Link:
         while self._outbox:
             _, attached = self._outbox.popleft()
             if attached is not None:
-                attached.close()
+                attached[0].close()
         if not self.ready.done():
             self.ready.set_exception(SandboxError(f"The sandbox zygote exited: {detail}."))
         for handle in list(self.runs.values()):

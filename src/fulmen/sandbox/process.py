@@ -345,7 +345,6 @@ class Zygote:
             id=run_id,
             entry=entry,
             run_dir=os.path.join(self._base, f"run-{run_id}"),
-            output_path=os.path.join(self._base, f"run-{run_id}.out"),
             limits=limits,
             duplex=duplex,
         )

@@ -3,14 +3,16 @@
 **Control socket** (worker ↔ zygote, ``SOCK_SEQPACKET``, one frame per datagram so that a
 passed descriptor arrives with exactly the message it belongs to). Nothing on it is secret:
 
-- worker → zygote: ``{"t": "run", ...}`` (a :class:`RunHeader`) with the child's end of the
-  run socket attached by ``SCM_RIGHTS``; ``{"t": "kill", "id": N}``.
+- worker → zygote: ``{"t": "run", ...}`` (a :class:`RunHeader`) with two descriptors
+  attached by ``SCM_RIGHTS``: the child's end of the run socket, and the memfd that takes
+  the child's stdout and stderr (the worker reads its tail when a run fails);
+  ``{"t": "kill", "id": N}``.
 - zygote → worker: ``{"t": "ready", ...}`` once, then per run ``{"t": "started", "id", "pid"}``
   and ``{"t": "exited", "id", "code" | "signal", "maxrss"}``, or ``{"t": "failed", "id",
   "message"}`` when no child could be started.
 
 **Spare socket** (zygote → one pre-forked spare child, ``SOCK_SEQPACKET``): the same ``run``
-frame and descriptor, passed on unchanged; end of file if the spare is not needed.
+frame and descriptors, passed on unchanged; end of file if the spare is not needed.
 
 **Run socket** (worker ↔ one child, ``SOCK_STREAM`` socketpair, made by the worker per run).
 The zygote only ever holds the child's end for the instant between receiving and forking, and
@@ -59,7 +61,6 @@ class RunHeader:
     id: int
     entry: str
     run_dir: str
-    output_path: str
     limits: Limits
     duplex: bool = False
     """The entry is called as ``function(payload, emit, receive)`` and may read messages."""
@@ -70,7 +71,6 @@ class RunHeader:
             "id": self.id,
             "entry": self.entry,
             "dir": self.run_dir,
-            "out": self.output_path,
             "limits": self.limits.to_record(),
         }
         if self.duplex:
@@ -84,7 +84,6 @@ class RunHeader:
             id=int(record["id"]),
             entry=str(record["entry"]),
             run_dir=str(record["dir"]),
-            output_path=str(record["out"]),
             limits=Limits(**record["limits"]),
             duplex=bool(record.get("duplex", False)),
         )

@@ -4,8 +4,8 @@ Started by the worker (``fulmen.sandbox.process``) as a fresh interpreter with a
 environment, so that a forked child inherits nothing secret: not the worker's variables, not
 its tokens, not its memory (DESIGN.md, "Security model"). It preloads what jobs will import,
 freezes the garbage collector's view of those objects, and loops: receive a run header with
-the child's socket attached, hand both to a child, report the pid; when a child exits, reap
-it and report.
+the child's socket and output attached, hand them to a child, report the pid; when a child
+exits, reap it and report.
 
 The fork happens *before* the run arrives: one forked **spare** always waits (two with
 namespaces; see ``child.spare``), and a new one is forked right after one is handed a run,
@@ -268,8 +268,10 @@ class _Zygote:
     def _start(self, header: RunHeader, fds: list[int]) -> None:
         """Hand the run to the spare (forking one now if there is none), then fork the next."""
         try:
-            if len(fds) != 1:
-                self._send({"t": "failed", "id": header.id, "message": "no run socket attached"})
+            if len(fds) != 2:
+                self._send(
+                    {"t": "failed", "id": header.id, "message": "no run socket and output attached"}
+                )
                 return
             spare = self._spares.popleft() if self._spares else self._fork_spare()
             if spare is not None and not spare.admitted and not self._admit(spare):
@@ -283,15 +285,7 @@ class _Zygote:
                 if spare.cgroup is not None:
                     spare.cgroup.set_limits(wanted)
                 self._last_limits = wanted
-                out = os.open(
-                    header.output_path,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
-                    0o600,
-                )
-                try:
-                    socket.send_fds(spare.sock, [encode(header.to_record())], [*fds, out])
-                finally:
-                    os.close(out)
+                socket.send_fds(spare.sock, [encode(header.to_record())], fds)
             except OSError as exc:  # the spare died meanwhile; its reaping is silent
                 _kill_run(spare.pid)
                 self._send({"t": "failed", "id": header.id, "message": f"spare lost: {exc}"})
