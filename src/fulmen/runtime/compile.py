@@ -34,9 +34,15 @@ def check_syntax(source: str, filename: str) -> ast.Module:
         raise CompileError(f"SyntaxError at {where}: {message}{text}") from exc
 
 
-def compile_job(source: str, scope: Mapping[str, Any], filename: str) -> list[Operation]:
-    """The job's operations, in order. Raises CompileError (never anything else but MemoryError)."""
-    tree = check_syntax(source, filename)
+def compile_job(
+    source: str, scope: Mapping[str, Any], filename: str, tree: ast.Module | None = None
+) -> list[Operation]:
+    """The job's operations, in order. Raises CompileError (never anything else but MemoryError).
+
+    ``tree`` is what :func:`check_syntax` returned for ``source``, when the caller has it.
+    """
+    if tree is None:
+        tree = check_syntax(source, filename)
     namespace: dict[str, Any] = {"__name__": "__job__", **scope}
     operations: list[Operation] = []
     for statement in tree.body:

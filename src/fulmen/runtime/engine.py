@@ -12,6 +12,7 @@ sandbox reports an out-of-memory exit, and the parent completes the run with ``k
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import resource
@@ -94,6 +95,8 @@ class Engine:
         #: Keyed by the edge itself: edge ids are not guaranteed to be unique.
         self._conditions: dict[Edge, Condition] = {}
         self._arrivals: dict[str, int] = {}
+        # Each job parsed once, by run(); keyed by the Job itself, as ids may repeat.
+        self._trees: dict[int, ast.Module] = {}
         memory = plan.options.run_memory_limit_mb
         self._state_limit = memory * 1024 * 1024 // 4 if memory else None
 
@@ -102,7 +105,7 @@ class Engine:
         try:
             validate(self.plan)
             for job in self.plan.jobs:  # fail before any operation runs, not halfway through
-                check_syntax(job.body, f"job:{job.name or job.id}")
+                self._trees[id(job)] = check_syntax(job.body, f"job:{job.name or job.id}")
                 adaptors.load(job.adaptor)
             self._conditions = {
                 e: compile_condition(e.condition, e.id) for e in self.plan.edges if e.enabled
@@ -242,7 +245,8 @@ class Engine:
 
     def _build(self, job: Job) -> list[Operation]:
         module = adaptors.load(job.adaptor)
-        return compile_job(job.body, adaptors.scope(module), f"job:{job.name or job.id}")
+        label = f"job:{job.name or job.id}"
+        return compile_job(job.body, adaptors.scope(module), label, self._trees.get(id(job)))
 
     def _credential(self, job: Job) -> Mapping[str, Any] | None:
         if job.credential is not None:

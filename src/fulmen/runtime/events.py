@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from fulmen.errors import ContractError
@@ -106,11 +106,17 @@ _TYPES: dict[str, type[RuntimeEvent]] = {
 _FIELDS: dict[type[RuntimeEvent], frozenset[str]] = {
     cls: frozenset(f.name for f in fields(cls)) for cls in _TYPES.values()
 }
+_ORDER: dict[type[RuntimeEvent], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in _TYPES.values()
+}
 _REASONS: frozenset[str] = frozenset(reason.value for reason in Reason)
 
 
 def to_dict(event: RuntimeEvent) -> dict[str, Any]:
-    return {"type": event.TYPE, **asdict(event)}
+    """The event as the child emits it. Shallow, unlike ``dataclasses.asdict``, which copies
+    every list and took a quarter of a trivial run's time: the dict is serialised at once
+    and the fields hold only strings, numbers and lists of them."""
+    return {"type": event.TYPE, **{name: getattr(event, name) for name in _ORDER[type(event)]}}
 
 
 def decode(obj: Mapping[str, Any]) -> RuntimeEvent:
