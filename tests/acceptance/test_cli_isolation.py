@@ -83,7 +83,7 @@ def test_the_worker_says_which_level_its_sandbox_got() -> None:
         try:
             assert process.stderr is not None
             for line in process.stderr:
-                if "fulmen.worker: sandbox: " in line:
+                if "fulmen.worker.main: sandbox: " in line:
                     assert SUMMARY.match(line.split("sandbox: ", 1)[1]), line
                     break
             else:

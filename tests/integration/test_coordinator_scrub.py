@@ -168,7 +168,7 @@ async def test_a_credential_with_a_value_too_short_to_mask_is_saved_with_a_warni
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert made.status_code == 201, made.text
-    [warning] = [r for r in caplog.records if r.name == "fulmen.store"]
+    [warning] = [r for r in caplog.records if r.name.startswith("fulmen.store")]
     assert warning.levelno == logging.WARNING
     assert warning.getMessage() == (
         f"credential {made.json()['id']}: pin shorter than 4 characters, "

@@ -33,7 +33,7 @@ __all__ = [
     "source_value",
 ]
 
-logger = logging.getLogger("fulmen.adaptors.common")
+logger = logging.getLogger(__name__)
 
 
 def fn(func: OperationFunc) -> Operation:

@@ -23,7 +23,7 @@ from fulmen.adaptors.operation import Operation, State, expand
 
 __all__ = [*_common_all, "HTTPError", "delete", "get", "patch", "post", "put", "request"]
 
-logger = logging.getLogger("fulmen.adaptors.http")
+logger = logging.getLogger(__name__)
 # The client's own loggers would show up as the job's output (their names are not under
 # ``fulmen.adaptors``): one "HTTP Request: ..." line per call, duplicating ours, and at debug
 # level every connection event with the response headers. Only their warnings are kept.

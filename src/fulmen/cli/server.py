@@ -42,7 +42,7 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 #: How long uvicorn's shutdown lets HTTP requests under way finish, once the sockets drained.
 SHUTDOWN_TIMEOUT = 10
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 
 @click.group(invoke_without_command=True)

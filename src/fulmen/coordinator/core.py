@@ -27,7 +27,7 @@ from fulmen.store.files import open_private, private_dir, warn_if_loose
 
 __all__ = ["CREDENTIAL_KEY_FILE", "Coordinator", "Keys", "credential_key", "database_url"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 CREDENTIAL_KEY_FILE = "credential.key"
 _KEY_BYTES = 32

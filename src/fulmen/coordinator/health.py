@@ -20,7 +20,7 @@ from fulmen.errors import FulmenError
 
 __all__ = ["router"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 

@@ -37,7 +37,7 @@ from fulmen.store.wakeups import Wakeups
 
 __all__ = ["Hub", "RunListener", "WorkerSocket"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 #: How often a waiting webhook re-reads its run, in case another coordinator completed it.
 FINISHED_POLL = 1.0

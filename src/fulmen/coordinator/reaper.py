@@ -29,7 +29,7 @@ from fulmen.store import LostRun
 
 __all__ = ["Reaper", "Sweep"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from fulmen.tokens import run_token_remedy, verify_run_token
 
 __all__ = ["SOURCE", "take_refusal", "unjoined_note"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 #: The source of the coordinator's own lines in a run's log (at most 8 characters, §8.1).
 SOURCE: Final = "FULMEN"

@@ -26,7 +26,7 @@ from fulmen.errors import FulmenError
 
 __all__ = ["FIRST_SWEEP_DELAY", "Retention", "RetentionSweep"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 #: The first sweep waits this long after start-up, past the busy moment of workers
 #: reconnecting.

@@ -35,7 +35,7 @@ from fulmen.store import CronTick, CronTrigger, Enqueued, EnqueueRequest, Priori
 
 __all__ = ["Scheduler"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 #: The longest a pass sleeps: new and edited triggers are picked up at least this often.
 MAX_SLEEP: Final = 1.0

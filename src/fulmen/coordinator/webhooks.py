@@ -67,7 +67,7 @@ from fulmen.store import (
 
 __all__ = ["router"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 

@@ -34,7 +34,7 @@ from fulmen.sandbox import libc
 
 __all__ = ["bind", "build_app", "serve"]
 
-log = logging.getLogger("fulmen.runner")
+log = logging.getLogger(__name__)
 
 OnReady = Callable[[Runner], None]
 

@@ -32,7 +32,7 @@ from fulmen.sandbox import ChildExit, RunHandle
 
 __all__ = ["OnLog", "Serve", "WorkerChannel"]
 
-log = logging.getLogger("fulmen.runner")
+log = logging.getLogger(__name__)
 
 _NOTICES: Final = frozenset({Op.READY, Op.LOG})
 """What the worker sends without an id; the same op with one is refused, not acted on."""

@@ -58,7 +58,7 @@ PRELOAD: Final = ("fulmen.runner.host", "asyncio", "json", "logging", "base64", 
 """What the zygote imports once, so that a worker's process starts without importing it."""
 _LIVE: Final = frozenset({"starting", "ready", "crashed"})
 
-log = logging.getLogger("fulmen.runner")
+log = logging.getLogger(__name__)
 
 
 def isolation_name(report: IsolationReport) -> str:

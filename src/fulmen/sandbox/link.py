@@ -26,7 +26,7 @@ from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["Link"]
 
-log = logging.getLogger("fulmen.sandbox")
+log = logging.getLogger(__name__)
 
 _RECV: Final = 1 << 16
 

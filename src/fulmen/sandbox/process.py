@@ -52,7 +52,7 @@ from fulmen.sandbox.wire import RunHeader
 
 __all__ = ["DEFAULT_PRELOAD", "LEVELS", "RunHandle", "Zygote"]
 
-log = logging.getLogger("fulmen.sandbox")
+log = logging.getLogger(__name__)
 
 DEFAULT_PRELOAD: Final = ("json", "logging", "datetime", "decimal", "re")
 

@@ -28,7 +28,7 @@ __all__ = [
     "require_cipher",
 ]
 
-log = logging.getLogger("fulmen.store")
+log = logging.getLogger(__name__)
 
 
 async def put_credential(

@@ -26,7 +26,7 @@ from typing import Final
 
 __all__ = ["DIR_MODE", "FILE_MODE", "loose", "open_private", "private_dir", "warn_if_loose"]
 
-log = logging.getLogger("fulmen.store")
+log = logging.getLogger(__name__)
 
 DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600

@@ -69,7 +69,7 @@ from fulmen.store.queries import STORE_SQL, Query, load_queries, load_schema
 
 __all__ = ["ERASING", "SQLiteDatabase", "add_column_to_unversioned"]
 
-log = logging.getLogger("fulmen.store")
+log = logging.getLogger(__name__)
 
 #: How long a writer waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 10_000

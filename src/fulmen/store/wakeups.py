@@ -21,7 +21,7 @@ from fulmen.errors import StoreError
 __all__ = ["CHANNEL", "NoWakeups", "PostgresWakeups", "Wakeups", "open_wakeups"]
 
 CHANNEL: Final = "fulmen_work"
-log = logging.getLogger("fulmen.store")
+log = logging.getLogger(__name__)
 
 
 class Wakeups(Protocol):

@@ -39,7 +39,7 @@ from fulmen.phoenix.frames import JSON
 
 __all__ = ["REJOIN_DELAYS", "Link", "QueueChannel", "RunChannel"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 REJOIN_DELAYS: Final = (1.0, 2.0, 5.0, 10.0)
 """Phoenix's channel rejoin delays; the last one repeats (§1.6)."""

@@ -78,7 +78,7 @@ from fulmen.worker.target import (
 
 __all__ = ["RECONNECT_MAX", "RECONNECT_MIN", "Connection", "reconnect_delays"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
 """Inbound frames we accept: a plan or dataclip reply can be over 10 MB (§1.1)."""

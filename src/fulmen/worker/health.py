@@ -34,7 +34,7 @@ from prometheus_client.exposition import generate_latest
 
 __all__ = ["HealthServer", "Metrics", "Status"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 _READ_TIMEOUT: Final = 5.0
 _REASONS: Final = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}

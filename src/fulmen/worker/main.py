@@ -64,7 +64,7 @@ from fulmen.worker.workloop import (
 
 __all__ = ["CLAIM_GRACE", "CLOSE_GRACE", "Prepared", "Worker", "prepare", "serve"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 CLAIM_GRACE: Final = 2.0
 """How long a drain waits for the answer to a claim in flight. Lightning answers a claim at

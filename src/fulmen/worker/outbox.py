@@ -32,7 +32,7 @@ from fulmen.worker.events import Message, event_of
 
 __all__ = ["Outbox", "Sender", "Sent", "take_batch"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 _LOST_CODES = frozenset({"token_expired", "unauthorized", "not_found"})
 """Refusals of a *rejoin*: the channel is gone for good, so is everything still queued."""

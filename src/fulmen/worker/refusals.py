@@ -33,7 +33,7 @@ from fulmen.tokens import run_token_remedy
 
 __all__ = ["Refusals"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 
 class Refusals:

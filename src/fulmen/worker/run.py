@@ -70,7 +70,7 @@ from fulmen.worker.refusals import Refusals
 
 __all__ = ["CANCELLED", "Run", "RunServices", "limits_of", "with_defaults"]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 #: How a run the coordinator cancelled ends (the execution's own words for a killed child).
 CANCELLED = ExitReason(Reason.CANCEL, "CancelError", "The run was cancelled")

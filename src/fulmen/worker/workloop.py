@@ -45,7 +45,7 @@ __all__ = [
     "queue_join",
 ]
 
-log = logging.getLogger("fulmen.worker")
+log = logging.getLogger(__name__)
 
 CLAIM_BACKOFF_FACTOR = 1.15
 """ws-worker's claim backoff growth (§10.3)."""

@@ -43,7 +43,7 @@ from fulmen.errors import (
 
 __all__ = ["MAX_ERRORS_SHOWN", "excerpt", "install", "router"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 MAX_ERRORS_SHOWN: Final = 20
 #: Longest excerpt of bad input, and of a message, echoed in a 422.

@@ -33,7 +33,7 @@ from fulmen.store import ApiToken, Store
 
 __all__ = ["PREFIX", "TokenFirst", "authorized", "mint", "parse", "verify"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 PREFIX: Final = "fmn"
 #: Where TokenFirst leaves the checked token in the request's scope.

@@ -25,7 +25,7 @@ from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 
 __all__ = ["ALREADY_COMPLETED", "NOT_CLAIMED", "error_response", "json_payload"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 ALREADY_COMPLETED: Final = "already in completed state"
 NOT_CLAIMED: Final = "cannot mark run started that has not been claimed by a worker"

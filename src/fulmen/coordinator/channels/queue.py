@@ -27,7 +27,7 @@ from fulmen.tokens import mint_run_token
 
 __all__ = ["MAX_DEMAND", "QueueChannel"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 #: A claim asks for at most this many runs (ws-worker always asks for 1).
 MAX_DEMAND: Final = 100

@@ -53,7 +53,7 @@ from fulmen.store import StepStart as StoredStart
 
 __all__ = ["Report", "record"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 Report = RunStart | StepStart | StepComplete | RunLog | RunBatchLogs | RunComplete
 

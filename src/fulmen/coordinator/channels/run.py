@@ -62,7 +62,7 @@ from fulmen.tokens import verify_run_token
 
 __all__ = ["RunChannel"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 UNAUTHORIZED: Final[JSON] = {"reason": "unauthorized"}
 NOT_FOUND: Final[JSON] = {"reason": "not_found"}

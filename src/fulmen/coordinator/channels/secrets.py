@@ -22,7 +22,7 @@ from fulmen.store import Store
 
 __all__ = ["run_secrets"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 
 async def run_secrets(store: Store, run_id: str) -> list[Mapping[str, Any]]:
