@@ -11,6 +11,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from fulmen.errors import NotFoundError
 from fulmen.store import LogLine, SQLStore, StepStart, open_store, sqlite_path
 from fulmen.store import postgres as postgres_dialect
 from fulmen.store import sqlite as sqlite_dialect
@@ -46,6 +47,14 @@ async def test_a_frame_sent_again_is_stored_once(store: SQLStore, clock: FakeClo
     await store.append_logs(run_id, [log("d", clock)])
     await store.append_logs(run_id, [log("d", clock)])
     assert await messages(store, run_id) == ["a", "a", "b", "a", "a", "b", "c", "d", "d"]
+    with pytest.raises(NotFoundError):
+        await store.append_logs("no-such-run", first, once=True)
+    # A refused frame changes nothing, the run's log head included.
+    [e] = await store.append_logs(run_id, [log("e", clock)], once=True)
+    with pytest.raises(NotFoundError):
+        await store.append_logs(run_id, [log("f", clock), log("g", clock, step_id="no")], once=True)
+    assert await store.append_logs(run_id, [log("e", clock)], once=True) == [e]
+    assert (await messages(store, run_id))[-2:] == ["d", "e"]
 
 
 async def test_frames_are_told_apart_by_every_field(store: SQLStore, clock: FakeClock) -> None:

@@ -181,12 +181,18 @@ async def append_logs(
     Updating the head takes the row's lock until commit, so two coordinators handling the
     same frame at once store it once. What it cannot tell apart is a new frame identical to
     the one before it down to every line's microsecond, which a worker does not send.
+    The head's one statement also finds the run, so a frame costs no statement more than
+    before.
     """
-    run = await tx.fetchone("get_run", {"id": run_id})
-    if run is None:
-        raise NotFoundError(f"run {run_id} does not exist", field="run_id")
     for index, line in enumerate(lines):
         _check_line(index, line)
+    if once and lines:
+        head = {"run_id": run_id, "digest": frame_digest(lines)}
+        if await tx.fetchone("advance_log_head", head) is None:
+            await _check_run(tx, run_id)
+            return await _stored_frame(tx, run_id, lines)
+    else:
+        await _check_run(tx, run_id)
     step_ids = sorted({line.step_id for line in lines if line.step_id is not None})
     if step_ids:
         rows = await tx.fetchall("run_steps_among", {"run_id": run_id, "ids": step_ids})
@@ -195,10 +201,6 @@ async def append_logs(
             raise NotFoundError(
                 f"step {unknown[0]} must be associated with the run {run_id}", field="step_id"
             )
-    if once and lines:
-        head = {"run_id": run_id, "digest": frame_digest(lines)}
-        if await tx.fetchone("advance_log_head", head) is None:
-            return await _stored_frame(tx, run_id, lines)
     ids: list[str] = []
     for line in lines:
         row = await tx.fetchone(
@@ -220,7 +222,15 @@ async def append_logs(
 def frame_digest(lines: Sequence[LogLine]) -> bytes:
     """What identifies a frame: every field of every line, in order. Taken of the lines as
     they are stored (scrubbed), so the digest says nothing the stored lines do not."""
-    return hashlib.blake2b(orjson.dumps(lines), digest_size=16).digest()
+    fields = [
+        (line.step_id, line.timestamp, line.source, line.level, line.message) for line in lines
+    ]
+    return hashlib.blake2b(orjson.dumps(fields), digest_size=16).digest()
+
+
+async def _check_run(tx: Tx, run_id: str) -> None:
+    if await tx.fetchone("get_run", {"id": run_id}) is None:
+        raise NotFoundError(f"run {run_id} does not exist", field="run_id")
 
 
 async def _stored_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> list[str]:

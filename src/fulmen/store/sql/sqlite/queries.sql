@@ -451,9 +451,11 @@ RETURNING id;
 -- -- log frames sent again (issue 14, events.append_logs) -----------------------------------
 
 -- name: advance_log_head
--- The run's last frame of log lines is now :digest. No row back: it already was, so this is
--- the same frame sent again (its reply was lost). Waits for another transaction advancing it.
-INSERT INTO log_heads (run_id, digest) VALUES (:run_id, :digest)
+-- The run's last frame of log lines is now :digest. No row back: the run does not exist, or
+-- its last frame already was :digest (the same frame sent again, its reply lost). Waits for
+-- another transaction advancing the same head.
+INSERT INTO log_heads (run_id, digest)
+SELECT id, :digest FROM runs WHERE id = :run_id
 ON CONFLICT (run_id) DO UPDATE SET digest = excluded.digest
     WHERE log_heads.digest <> excluded.digest
 RETURNING run_id;
