@@ -306,6 +306,71 @@ def test_bad_payloads_are_refused_naming_the_field(
     assert (field or "payload") in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("kind", "payload", "message"),
+    [
+        (ClaimRequest, {}, "demand is missing"),
+        (ClaimRequest, {"demand": None}, "demand is missing"),
+        (ClaimRequest, {"demand": True}, "demand must be an integer, not bool"),
+        (ClaimRequest, {"demand": 0}, "demand must be at least 1"),
+        (ClaimRequest, {"demand": 1, "queues": "*"}, "queues must be an array, not str"),
+        (ClaimReply, {"runs": [None]}, "runs[0] must be a JSON object, not null"),
+        (ClaimReply, {"runs": [{"id": "r"}]}, "runs[0].token is missing"),
+        (QueueJoin, {"queues": []}, "queues must be a JSON object, not list"),
+        (QueueJoin, {"queues": {"m": True}}, "queues.m must be an integer, not bool"),
+        (RunJoin, [], "the payload must be a JSON object, not list"),
+        (RunLog, {**LOG, "message": []}, "message must not be empty"),
+        (RunLog, {**LOG, "source": "TOOLONGSRC"}, "source must be at most 8 characters"),
+        (
+            RunLog,
+            {**LOG, "level": "trace"},
+            "level must be one of debug, info, warn, error, success, always, not 'trace'",
+        ),
+        (RunLog, {**LOG, "run_id": 1}, "run_id must be a string, not int"),
+        (
+            RunLog,
+            {**LOG, "timestamp": 1.5},
+            "timestamp must be a string of 13 (ms) or 16 (µs) digits",
+        ),
+        (
+            RunBatchLogs,
+            {"run_id": "r", "logs": [LOG, {**LOG, "timestamp": "1"}]},
+            "logs[1].timestamp must be a string of 13 (ms) or 16 (µs) digits",
+        ),
+        (StepComplete, {**STEP, "duration": "5"}, "duration must be a number, not str"),
+        (StepComplete, {**STEP, "mem": {"job": 1}}, "mem.system is missing"),
+        (
+            StepComplete,
+            {**STEP, "reason": "lost"},
+            "reason must be one of success, fail, crash, kill, exception, cancel, not 'lost'",
+        ),
+        (RunStart, {"versions": {"x": None}}, "versions.x must be a string, not null"),
+    ],
+)
+def test_refusals_say_what_is_wrong_in_the_contracts_words(
+    kind: Any, payload: JSON, message: str
+) -> None:
+    with pytest.raises(ContractFieldError) as info:
+        kind.from_wire(payload)
+    assert info.value.message == message
+
+
+def test_integer_timestamps_are_milliseconds_wherever_they_are() -> None:
+    batch = RunBatchLogs.from_wire({"run_id": "r", "logs": [LOG, {**LOG, "timestamp": 17}]})
+    assert [line.timestamp for line in batch.logs] == ["1" * 16, "0000000000017"]
+    start = StepStart.from_wire({"step_id": "s", "job_id": "j", "timestamp": 1795358228306})
+    assert start.timestamp == "1795358228306"
+    with pytest.raises(ContractFieldError) as info:
+        StepStart.from_wire({"step_id": "s", "job_id": "j", "timestamp": 10**13})
+    assert (info.value.field, info.value.code) == ("timestamp", "bad_value")
+
+
+def test_a_payload_wrong_in_several_fields_is_refused_for_one_of_them() -> None:
+    with pytest.raises(ContractFieldError) as info:
+        StepStart.from_wire({"step_id": 1, "job_id": 2})
+    assert info.value.field in ("step_id", "job_id")
+
+
 def test_unknown_run_events_are_refused() -> None:
     with pytest.raises(ContractError) as info:
         decode_run_request("claim", {})

@@ -81,6 +81,7 @@ PLANTS: dict[str, Plant] = {
         "import prometheus_client",
     ),
     "uvloop": Plant("worker/main.py", "fulmen.worker.main", "uvloop", "import uvloop"),
+    "msgspec": Plant("phoenix/frames.py", "fulmen.phoenix.frames", "msgspec", "import msgspec"),
 }
 
 

@@ -1,0 +1,129 @@
+"""Joining ``run:<id>`` and what a worker fetches there: plan, dataclips, credentials (§5.3-5.5).
+
+The requests are tiny and decoded as Structs; their replies are shaped by the server and read
+by hand: a plan is handed as-is to ``fulmen.plan``, a dataclip is bytes (a binary frame from
+Lightning, a JSON array of byte values from lightning-mock), a credential is any object.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import orjson
+from msgspec import Struct
+
+from fulmen.contract.decoding import bad, decode, wrong
+from fulmen.contract.vocabulary import JSON, JSONObject
+from fulmen.errors import ContractError
+
+__all__ = [
+    "CredentialReply",
+    "DataclipReply",
+    "FetchCredential",
+    "FetchDataclip",
+    "FetchPlan",
+    "RunJoin",
+    "decode_plan_reply",
+]
+
+
+class RunJoin(Struct, frozen=True):
+    """``phx_join`` payload of ``run:<id>``; a token that is not a string is refused (§3.3)."""
+
+    token: str
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        return decode(value, cls)
+
+    def to_wire(self) -> JSONObject:
+        return {"token": self.token}
+
+
+class FetchPlan(Struct, frozen=True):
+    """``fetch:plan``: an empty object."""
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        return decode(value, cls)
+
+    def to_wire(self) -> JSONObject:
+        return {}
+
+
+def decode_plan_reply(value: JSON) -> JSONObject:
+    """The ``fetch:plan`` reply: a LightningPlan object, handed as-is to ``fulmen.plan``."""
+    if not isinstance(value, dict):
+        raise wrong("", "a plan object", value)
+    return value
+
+
+class FetchDataclip(Struct, frozen=True):
+    id: str
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        return decode(value, cls)
+
+    def to_wire(self) -> JSONObject:
+        return {"id": self.id}
+
+
+class DataclipReply(Struct, frozen=True):
+    """The ``fetch:dataclip`` reply: the raw bytes of a JSON document (§5.5)."""
+
+    body: bytes
+
+    @classmethod
+    def from_wire(cls, value: JSON | bytes) -> Self:
+        if isinstance(value, bytes):
+            return cls(value)
+        if not isinstance(value, list):
+            raise wrong("", "bytes or an array of byte values", value)
+        body = bytearray()
+        for i, byte in enumerate(value):
+            if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte <= 255:
+                raise bad(f"[{i}]", "must be an integer from 0 to 255")
+            body.append(byte)
+        return cls(bytes(body))
+
+    def to_wire(self) -> bytes:
+        return self.body
+
+    def json(self) -> JSON:
+        """The dataclip as JSON, as the worker uses it.
+
+        Raises:
+            ContractError: ``bad_dataclip`` if the bytes are not UTF-8 JSON.
+        """
+        try:
+            value: JSON = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise ContractError(f"the dataclip is not JSON: {exc}", code="bad_dataclip") from exc
+        return value
+
+
+class FetchCredential(Struct, frozen=True):
+    id: str
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        return decode(value, cls)
+
+    def to_wire(self) -> JSONObject:
+        return {"id": self.id}
+
+
+class CredentialReply(Struct, frozen=True):
+    """The ``fetch:credential`` reply: the credential body (``state.configuration``) or null."""
+
+    body: JSONObject | None
+
+    @classmethod
+    def from_wire(cls, value: JSON) -> Self:
+        if value is not None and not isinstance(value, dict):
+            raise wrong("", "a credential object or null", value)
+        return cls(value)
+
+    def to_wire(self) -> JSON:
+        return self.body
