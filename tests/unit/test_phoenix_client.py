@@ -15,7 +15,7 @@ from fulmen.errors import LocalProtocolError, RemoteProtocolError
 from fulmen.phoenix.client import (
     TRANSITIONS,
     ChannelClosed,
-    ChannelState,
+    ClientChannelState,
     ClientEvent,
     ClientSession,
     HeartbeatTimeout,
@@ -69,10 +69,10 @@ def test_join_sends_the_join_frame_with_join_ref_equal_to_ref() -> None:
     assert session.data_to_send() == [
         '["1","1","worker:queue","phx_join",{"capacity":5,"queues":{"manual>*":5}}]'
     ]
-    assert session.channel_state(QUEUE) is ChannelState.JOINING
+    assert session.channel_state(QUEUE) is ClientChannelState.JOINING
     events = session.receive_text(reply("1", "1", QUEUE))
     assert events == [Reply(QUEUE, "1", "phx_join", "ok", {})]
-    assert session.channel_state(QUEUE) is ChannelState.JOINED
+    assert session.channel_state(QUEUE) is ClientChannelState.JOINED
 
 
 def test_a_refused_join_errors_the_channel_and_may_be_retried() -> None:
@@ -82,7 +82,7 @@ def test_a_refused_join_errors_the_channel_and_may_be_retried() -> None:
     events = session.receive_text(reply("1", "1", "run:r1", "error", {"reason": "unauthorized"}))
     assert events == [Reply("run:r1", "1", "phx_join", "error", {"reason": "unauthorized"})]
     assert not events[0].ok  # type: ignore[union-attr]
-    assert session.channel_state("run:r1") is ChannelState.ERRORED
+    assert session.channel_state("run:r1") is ClientChannelState.ERRORED
     assert session.join("run:r1", {"token": "good"}, now=1.0) == "2"
 
 
@@ -102,7 +102,7 @@ def test_misuse_is_refused_and_changes_nothing(action: Any, code: str) -> None:
         action(session)
     assert info.value.code == code
     assert session.data_to_send() == []
-    assert session.channel_state(QUEUE) is ChannelState.JOINED
+    assert session.channel_state(QUEUE) is ClientChannelState.JOINED
 
 
 def test_nothing_can_be_sent_while_disconnected() -> None:
@@ -122,8 +122,8 @@ def test_push_to_a_joining_topic_is_refused() -> None:
 
 def test_transition_table_only_names_known_states() -> None:
     for state, table in TRANSITIONS.items():
-        assert isinstance(state, ChannelState)
-        assert all(isinstance(target, ChannelState) for target in table.values())
+        assert isinstance(state, ClientChannelState)
+        assert all(isinstance(target, ClientChannelState) for target in table.values())
 
 
 # -- replies are matched to requests ------------------------------------------------------------
@@ -200,26 +200,26 @@ def test_a_join_timeout_errors_the_channel_and_leaves_it_on_the_server() -> None
     ref = session.join("run:r1", {"token": "t"}, now=0.0)
     session.data_to_send()
     assert session.tick(10.0) == [NoReply("run:r1", ref, "phx_join", NoReplyReason.TIMEOUT)]
-    assert session.channel_state("run:r1") is ChannelState.ERRORED
+    assert session.channel_state("run:r1") is ClientChannelState.ERRORED
     assert sent(session) == [[ref, "2", "run:r1", "phx_leave", {}]]
     # a join reply that arrives after all changes nothing
     assert session.receive_text(reply(ref, ref, "run:r1")) == []
-    assert session.channel_state("run:r1") is ChannelState.ERRORED
+    assert session.channel_state("run:r1") is ClientChannelState.ERRORED
 
 
 def test_a_leave_ends_on_any_answer_or_on_timeout() -> None:
     session = joined()
     ref = session.leave(QUEUE, now=0.0)
-    assert session.channel_state(QUEUE) is ChannelState.LEAVING
+    assert session.channel_state(QUEUE) is ClientChannelState.LEAVING
     error = "There are no listeners on channel worker:queue"  # what lightning-mock answers
     events = session.receive_text(reply("1", str(ref), QUEUE, "error", error))
     assert events == [Reply(QUEUE, str(ref), "phx_leave", "error", error)]
-    assert session.channel_state(QUEUE) is ChannelState.CLOSED
+    assert session.channel_state(QUEUE) is ClientChannelState.CLOSED
 
     session = joined()
     ref = session.leave(QUEUE, now=0.0)
     assert session.tick(30.0) == [NoReply(QUEUE, str(ref), "phx_leave", NoReplyReason.TIMEOUT)]
-    assert session.channel_state(QUEUE) is ChannelState.CLOSED
+    assert session.channel_state(QUEUE) is ClientChannelState.CLOSED
 
 
 def test_leaving_an_errored_channel_needs_no_frame() -> None:
@@ -227,7 +227,7 @@ def test_leaving_an_errored_channel_needs_no_frame() -> None:
     session.receive_text(encode_text(Message("1", "1", QUEUE, "phx_error", {})))
     assert session.leave(QUEUE, now=0.0) is None
     assert session.data_to_send() == []
-    assert session.channel_state(QUEUE) is ChannelState.CLOSED
+    assert session.channel_state(QUEUE) is ClientChannelState.CLOSED
 
 
 # -- heartbeats --------------------------------------------------------------------------------
@@ -265,21 +265,21 @@ def test_phx_close_ends_the_channel_and_its_requests() -> None:
         NoReply(QUEUE, ref, "claim", NoReplyReason.CHANNEL_CLOSED),
         ChannelClosed(QUEUE, errored=False),
     ]
-    assert session.channel_state(QUEUE) is ChannelState.CLOSED
+    assert session.channel_state(QUEUE) is ClientChannelState.CLOSED
 
 
 def test_phx_error_errors_the_channel() -> None:
     session = joined()
     events = session.receive_text(encode_text(Message("1", "1", QUEUE, "phx_error", {})))
     assert events == [ChannelClosed(QUEUE, errored=True)]
-    assert session.channel_state(QUEUE) is ChannelState.ERRORED
+    assert session.channel_state(QUEUE) is ClientChannelState.ERRORED
 
 
 def test_messages_for_an_earlier_join_are_dropped() -> None:
     session = joined()
     stale = encode_text(Message("0", None, QUEUE, "phx_close", {}))
     assert session.receive_text(stale) == []
-    assert session.channel_state(QUEUE) is ChannelState.JOINED
+    assert session.channel_state(QUEUE) is ClientChannelState.JOINED
     push = encode_text(Message("1", None, QUEUE, "work-available", {}))
     assert session.receive_text(push) == [Push(QUEUE, "work-available", {})]
     unknown = encode_text(Message(None, None, "run:nobody", "work-available", {}))

@@ -27,12 +27,12 @@ from fulmen.phoenix.frames import (
     encode_text,
 )
 from fulmen.phoenix.server import (
-    ChannelState,
     IdleTimeout,
     JoinRequest,
     Left,
     LeftReason,
     Request,
+    ServerChannelState,
     ServerEvent,
     ServerSession,
 )
@@ -67,13 +67,13 @@ def test_a_join_waits_for_the_application_then_is_accepted() -> None:
     payload: dict[str, JSON] = {"capacity": 5, "queues": {"manual>*": 5}}
     events = session.receive_text(frame("3", "3", QUEUE, "phx_join", payload), now=1.0)
     assert events == [JoinRequest(QUEUE, "3", "3", payload)]
-    assert session.channel_state(QUEUE) is ChannelState.JOINING
+    assert session.channel_state(QUEUE) is ServerChannelState.JOINING
     assert session.data_to_send() == []
     assert session.accept(events[0])  # type: ignore[arg-type]
     assert session.data_to_send() == [
         '["3","3","worker:queue","phx_reply",{"response":{},"status":"ok"}]'
     ]
-    assert session.channel_state(QUEUE) is ChannelState.JOINED
+    assert session.channel_state(QUEUE) is ServerChannelState.JOINED
 
 
 def test_a_refused_join_leaves_the_topic_closed() -> None:
@@ -89,7 +89,7 @@ def test_a_refused_join_leaves_the_topic_closed() -> None:
             {"response": {"reason": "unauthorized"}, "status": "error"},
         ]
     ]
-    assert session.channel_state("run:r1") is ChannelState.CLOSED
+    assert session.channel_state("run:r1") is ServerChannelState.CLOSED
 
 
 def test_a_second_join_replaces_the_first_channel() -> None:
@@ -299,7 +299,7 @@ def test_close_and_error_end_the_channel() -> None:
     session = joined()
     session.close(QUEUE)
     assert sent(session) == [["1", "1", QUEUE, "phx_close", {}]]
-    assert session.channel_state(QUEUE) is ChannelState.CLOSED
+    assert session.channel_state(QUEUE) is ServerChannelState.CLOSED
     session = joined()
     session.error(QUEUE)
     assert sent(session) == [["1", "1", QUEUE, "phx_error", {}]]

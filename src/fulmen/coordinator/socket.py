@@ -46,11 +46,11 @@ from fulmen.logcontext import bind
 from fulmen.phoenix.frames import ReplyStatus
 from fulmen.phoenix.server import (
     UNMATCHED_TOPIC,
-    ChannelState,
     IdleTimeout,
     JoinRequest,
     Left,
     Request,
+    ServerChannelState,
     ServerEvent,
     ServerSession,
 )
@@ -280,7 +280,7 @@ class SocketPump:
         return self._session.reply(request, status, response) and await self._flush()
 
     async def push(self, topic: str, event: str, payload: JSON) -> bool:
-        if self.closed or self._session.channel_state(topic) is not ChannelState.JOINED:
+        if self.closed or self._session.channel_state(topic) is not ServerChannelState.JOINED:
             return False
         self._session.push(topic, event, payload)
         return await self._flush()
@@ -290,7 +290,7 @@ class SocketPump:
         if (
             self.closed
             or self._draining
-            or self._session.channel_state(WORKER_QUEUE) is not ChannelState.JOINED
+            or self._session.channel_state(WORKER_QUEUE) is not ServerChannelState.JOINED
         ):
             return
         self._session.push(WORKER_QUEUE, Event.WORK_AVAILABLE, {})

@@ -52,15 +52,15 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "TRANSITIONS",
     "ChannelClosed",
-    "ChannelState",
+    "ClientChannelState",
     "ClientEvent",
     "ClientSession",
+    "ClientTrigger",
     "HeartbeatTimeout",
     "NoReply",
     "NoReplyReason",
     "Push",
     "Reply",
-    "Trigger",
 ]
 
 DEFAULT_HEARTBEAT_INTERVAL: Final = 30.0
@@ -75,7 +75,7 @@ _CLIENT_ONLY_EVENTS: Final = frozenset(
 )
 
 
-class ChannelState(StrEnum):
+class ClientChannelState(StrEnum):
     """Where one topic stands. A topic with no channel at all is ``CLOSED``."""
 
     CLOSED = "closed"
@@ -85,7 +85,7 @@ class ChannelState(StrEnum):
     ERRORED = "errored"
 
 
-class Trigger(StrEnum):
+class ClientTrigger(StrEnum):
     """What can happen to a channel; the keys of ``TRANSITIONS``' inner tables."""
 
     JOIN = "join"
@@ -99,10 +99,10 @@ class Trigger(StrEnum):
     DISCONNECTED = "disconnected"
 
 
-_S = ChannelState
-_T = Trigger
+_S = ClientChannelState
+_T = ClientTrigger
 
-TRANSITIONS: Final[dict[ChannelState, dict[Trigger, ChannelState]]] = {
+TRANSITIONS: Final[dict[ClientChannelState, dict[ClientTrigger, ClientChannelState]]] = {
     # Only a closed or errored channel may be (re)joined; an errored one is left locally.
     _S.CLOSED: {_T.JOIN: _S.JOINING},
     _S.ERRORED: {_T.JOIN: _S.JOINING, _T.LEAVE: _S.CLOSED, _T.DISCONNECTED: _S.ERRORED},
@@ -138,8 +138,8 @@ TRANSITIONS: Final[dict[ChannelState, dict[Trigger, ChannelState]]] = {
 
 
 _SERVER_ENDINGS: Final = {
-    ChannelEvent.CLOSE.value: Trigger.CLOSED_BY_SERVER,
-    ChannelEvent.ERROR.value: Trigger.ERRORED_BY_SERVER,
+    ChannelEvent.CLOSE.value: ClientTrigger.CLOSED_BY_SERVER,
+    ChannelEvent.ERROR.value: ClientTrigger.ERRORED_BY_SERVER,
 }
 
 
@@ -205,7 +205,7 @@ ClientEvent: TypeAlias = Reply | NoReply | Push | ChannelClosed | HeartbeatTimeo
 @dataclass(slots=True)
 class _Channel:
     join_ref: str
-    state: ChannelState
+    state: ClientChannelState
 
 
 @dataclass(slots=True)
@@ -270,8 +270,8 @@ class ClientSession:
         ]
         self._pending.clear()
         for topic, channel in list(self._channels.items()):
-            was_live = channel.state in (ChannelState.JOINING, ChannelState.JOINED)
-            self._apply(topic, Trigger.DISCONNECTED)
+            was_live = channel.state in (ClientChannelState.JOINING, ClientChannelState.JOINED)
+            self._apply(topic, ClientTrigger.DISCONNECTED)
             if was_live:
                 events.append(ChannelClosed(topic, errored=True))
         self._heartbeat = None
@@ -280,9 +280,9 @@ class ClientSession:
 
     # -- requests --------------------------------------------------------------------------
 
-    def channel_state(self, topic: str) -> ChannelState:
+    def channel_state(self, topic: str) -> ClientChannelState:
         channel = self._channels.get(topic)
-        return ChannelState.CLOSED if channel is None else channel.state
+        return ClientChannelState.CLOSED if channel is None else channel.state
 
     def join(self, topic: str, payload: JSON, *, now: float, timeout: float | None = None) -> str:
         """Queue a ``phx_join`` for ``topic``; return its ref, which is also the join ref.
@@ -294,9 +294,9 @@ class ClientSession:
         self._check_connected()
         if topic == PHOENIX_TOPIC:
             raise LocalProtocolError("the phoenix topic cannot be joined", code="reserved_topic")
-        self._check_allowed(topic, Trigger.JOIN)
+        self._check_allowed(topic, ClientTrigger.JOIN)
         ref = self._make_ref()
-        self._channels[topic] = _Channel(join_ref=ref, state=ChannelState.JOINING)
+        self._channels[topic] = _Channel(join_ref=ref, state=ClientChannelState.JOINING)
         self._send(topic, ChannelEvent.JOIN, payload, ref, ref, now, timeout)
         return ref
 
@@ -313,7 +313,7 @@ class ClientSession:
         if event in _RESERVED_EVENTS:
             raise LocalProtocolError(f"{event!r} is reserved by Phoenix", code="reserved_event")
         channel = self._channels.get(topic)
-        if channel is None or channel.state is not ChannelState.JOINED:
+        if channel is None or channel.state is not ClientChannelState.JOINED:
             raise LocalProtocolError(
                 f"cannot push {event!r}: {topic!r} is {self.channel_state(topic)}, not joined",
                 code="not_joined",
@@ -330,14 +330,14 @@ class ClientSession:
             LocalProtocolError: ``not_connected`` (for a live channel);
                 ``illegal_transition`` if the topic is closed or already leaving.
         """
-        self._check_allowed(topic, Trigger.LEAVE)
+        self._check_allowed(topic, ClientTrigger.LEAVE)
         channel = self._channels[topic]
-        if channel.state is ChannelState.ERRORED:
-            self._apply(topic, Trigger.LEAVE)
+        if channel.state is ClientChannelState.ERRORED:
+            self._apply(topic, ClientTrigger.LEAVE)
             return None
         self._check_connected()
         ref = self._make_ref()
-        self._apply(topic, Trigger.LEAVE)
+        self._apply(topic, ClientTrigger.LEAVE)
         self._send(topic, ChannelEvent.LEAVE, {}, channel.join_ref, ref, now, timeout)
         return ref
 
@@ -376,13 +376,13 @@ class ClientSession:
         if pending.request == ChannelEvent.JOIN:
             channel = self._channels.get(pending.topic)
             if channel is not None and channel.join_ref == ref:
-                self._apply(pending.topic, Trigger.JOIN_TIMEOUT)
+                self._apply(pending.topic, ClientTrigger.JOIN_TIMEOUT)
                 # Phoenix JS leaves a timed-out join so a late server-side join is undone.
-                if self.connected and channel.state is ChannelState.ERRORED:
+                if self.connected and channel.state is ClientChannelState.ERRORED:
                     leave = Message(ref, self._make_ref(), pending.topic, ChannelEvent.LEAVE, {})
                     self._outbox.append(encode_text(leave))
         elif pending.request == ChannelEvent.LEAVE:
-            self._apply_if_current(pending, Trigger.LEFT)
+            self._apply_if_current(pending, ClientTrigger.LEFT)
         return [NoReply(pending.topic, ref, pending.request, NoReplyReason.TIMEOUT)]
 
     def _heartbeat_tick(self, now: float) -> list[ClientEvent]:
@@ -445,10 +445,10 @@ class ClientSession:
             )
         del self._pending[ref]
         if pending.request == ChannelEvent.JOIN:
-            trigger = Trigger.JOIN_OK if status == "ok" else Trigger.JOIN_REFUSED
+            trigger = ClientTrigger.JOIN_OK if status == "ok" else ClientTrigger.JOIN_REFUSED
             self._apply_if_current(pending, trigger)
         elif pending.request == ChannelEvent.LEAVE:
-            self._apply_if_current(pending, Trigger.LEFT)
+            self._apply_if_current(pending, ClientTrigger.LEFT)
         return [Reply(topic, ref, pending.request, status, response)]
 
     def _on_server_message(
@@ -464,11 +464,13 @@ class ClientSession:
             if trigger not in TRANSITIONS[channel.state]:
                 return []  # an errored channel is already over for the server
             return self._end_channel(topic, trigger, errored=event == ChannelEvent.ERROR)
-        if channel.state is not ChannelState.JOINED:
+        if channel.state is not ClientChannelState.JOINED:
             return []
         return [Push(topic, event, payload)]
 
-    def _end_channel(self, topic: str, trigger: Trigger, *, errored: bool) -> list[ClientEvent]:
+    def _end_channel(
+        self, topic: str, trigger: ClientTrigger, *, errored: bool
+    ) -> list[ClientEvent]:
         events: list[ClientEvent] = []
         for ref, pending in list(self._pending.items()):
             if pending.topic == topic:
@@ -504,20 +506,20 @@ class ClientSession:
         if not self.connected:
             raise LocalProtocolError("the socket is not connected", code="not_connected")
 
-    def _check_allowed(self, topic: str, trigger: Trigger) -> None:
+    def _check_allowed(self, topic: str, trigger: ClientTrigger) -> None:
         state = self.channel_state(topic)
         if trigger not in TRANSITIONS[state]:
             raise LocalProtocolError(
                 f"cannot {trigger} {topic!r} while it is {state}", code="illegal_transition"
             )
 
-    def _apply(self, topic: str, trigger: Trigger) -> None:
+    def _apply(self, topic: str, trigger: ClientTrigger) -> None:
         channel = self._channels[topic]
         channel.state = TRANSITIONS[channel.state][trigger]
-        if channel.state is ChannelState.CLOSED:
+        if channel.state is ClientChannelState.CLOSED:
             del self._channels[topic]
 
-    def _apply_if_current(self, pending: _Pending, trigger: Trigger) -> None:
+    def _apply_if_current(self, pending: _Pending, trigger: ClientTrigger) -> None:
         """Apply ``trigger`` only if the request belongs to the channel's current join:
         answers to an earlier incarnation of the topic must not move the new one."""
         channel = self._channels.get(pending.topic)

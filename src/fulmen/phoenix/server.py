@@ -54,15 +54,15 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "TRANSITIONS",
     "UNMATCHED_TOPIC",
-    "ChannelState",
     "IdleTimeout",
     "JoinRequest",
     "Left",
     "LeftReason",
     "Request",
+    "ServerChannelState",
     "ServerEvent",
     "ServerSession",
-    "Trigger",
+    "ServerTrigger",
 ]
 
 DEFAULT_IDLE_TIMEOUT: Final = 60.0
@@ -73,7 +73,7 @@ UNMATCHED_TOPIC: Final[dict[str, JSON]] = {"reason": "unmatched topic"}
 _RESERVED_EVENTS: Final = frozenset(event.value for event in ChannelEvent)
 
 
-class ChannelState(StrEnum):
+class ServerChannelState(StrEnum):
     """Where one topic of this socket stands; a topic with no channel is ``CLOSED``."""
 
     CLOSED = "closed"
@@ -81,7 +81,7 @@ class ChannelState(StrEnum):
     JOINED = "joined"
 
 
-class Trigger(StrEnum):
+class ServerTrigger(StrEnum):
     JOIN = "join"
     ACCEPT = "accept"
     REFUSE = "refuse"
@@ -89,10 +89,10 @@ class Trigger(StrEnum):
     CLOSE = "close"
 
 
-_S = ChannelState
-_T = Trigger
+_S = ServerChannelState
+_T = ServerTrigger
 
-TRANSITIONS: Final[dict[ChannelState, dict[Trigger, ChannelState]]] = {
+TRANSITIONS: Final[dict[ServerChannelState, dict[ServerTrigger, ServerChannelState]]] = {
     _S.CLOSED: {_T.JOIN: _S.JOINING},
     # A new join of a live topic replaces the old channel: JOIN is legal in every state.
     # A client may leave before we have decided on its join (Phoenix JS does, when a join
@@ -155,7 +155,7 @@ ServerEvent: TypeAlias = JoinRequest | Request | Left | IdleTimeout
 @dataclass(slots=True)
 class _Channel:
     join_ref: str
-    state: ChannelState
+    state: ServerChannelState
     unanswered: set[str] = field(default_factory=set)
 
 
@@ -174,9 +174,9 @@ class ServerSession:
         self._channels: dict[str, _Channel] = {}
         self._outbox: list[str | bytes] = []
 
-    def channel_state(self, topic: str) -> ChannelState:
+    def channel_state(self, topic: str) -> ServerChannelState:
         channel = self._channels.get(topic)
-        return ChannelState.CLOSED if channel is None else channel.state
+        return ServerChannelState.CLOSED if channel is None else channel.state
 
     @property
     def topics(self) -> frozenset[str]:
@@ -242,7 +242,7 @@ class ServerSession:
             return []  # meant for an earlier join of this topic, which we already closed
         if channel is not None and event == ChannelEvent.LEAVE:
             return self._on_leave(topic, channel, ref)
-        if channel is None or channel.state is not ChannelState.JOINED:
+        if channel is None or channel.state is not ServerChannelState.JOINED:
             self._queue_reply(join_ref, ref, topic, ReplyStatus.ERROR, UNMATCHED_TOPIC)
             return []
         if ref in channel.unanswered:
@@ -273,7 +273,7 @@ class ServerSession:
         if old is not None:
             self._queue_close(topic, old.join_ref)
             events.append(Left(topic, old.join_ref, LeftReason.REPLACED))
-        state = TRANSITIONS[self.channel_state(topic)][Trigger.JOIN]
+        state = TRANSITIONS[self.channel_state(topic)][ServerTrigger.JOIN]
         self._channels[topic] = _Channel(join_ref, state)
         events.append(JoinRequest(topic, join_ref, ref, payload))
         return events
@@ -281,7 +281,7 @@ class ServerSession:
     def _on_leave(self, topic: str, channel: _Channel, ref: str) -> list[ServerEvent]:
         self._queue_reply(channel.join_ref, ref, topic, ReplyStatus.OK, {})
         self._queue_close(topic, channel.join_ref)
-        self._apply(topic, Trigger.LEAVE)
+        self._apply(topic, ServerTrigger.LEAVE)
         return [Left(topic, channel.join_ref, LeftReason.LEFT)]
 
     # -- outbound --------------------------------------------------------------------------
@@ -292,18 +292,18 @@ class ServerSession:
         Returns false, sending nothing, if the join was superseded meanwhile.
         """
         channel = self._current(join.topic, join.join_ref)
-        if channel is None or channel.state is not ChannelState.JOINING:
+        if channel is None or channel.state is not ServerChannelState.JOINING:
             return False
-        self._apply(join.topic, Trigger.ACCEPT)
+        self._apply(join.topic, ServerTrigger.ACCEPT)
         self._queue_reply(join.join_ref, join.ref, join.topic, ReplyStatus.OK, _or_empty(response))
         return True
 
     def refuse(self, join: JoinRequest, response: JSON) -> bool:
         """Reply ``error`` to ``join``; the topic stays closed. False if it was superseded."""
         channel = self._current(join.topic, join.join_ref)
-        if channel is None or channel.state is not ChannelState.JOINING:
+        if channel is None or channel.state is not ServerChannelState.JOINING:
             return False
-        self._apply(join.topic, Trigger.REFUSE)
+        self._apply(join.topic, ServerTrigger.REFUSE)
         self._queue_reply(join.join_ref, join.ref, join.topic, ReplyStatus.ERROR, response)
         return True
 
@@ -346,14 +346,14 @@ class ServerSession:
         """Close a joined channel (``phx_close``); unanswered requests on it are dropped."""
         channel = self._joined(topic)
         self._queue_close(topic, channel.join_ref)
-        self._apply(topic, Trigger.CLOSE)
+        self._apply(topic, ServerTrigger.CLOSE)
 
     def error(self, topic: str) -> None:
         """Report a crashed channel (``phx_error``): Phoenix clients rejoin it."""
         channel = self._joined(topic)
         message = Message(channel.join_ref, channel.join_ref, topic, ChannelEvent.ERROR, {})
         self._outbox.append(encode_text(message))
-        self._apply(topic, Trigger.CLOSE)
+        self._apply(topic, ServerTrigger.CLOSE)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -361,15 +361,15 @@ class ServerSession:
         channel = self._channels.get(topic)
         return channel if channel is not None and channel.join_ref == join_ref else None
 
-    def _apply(self, topic: str, trigger: Trigger) -> None:
+    def _apply(self, topic: str, trigger: ServerTrigger) -> None:
         channel = self._channels[topic]
         channel.state = TRANSITIONS[channel.state][trigger]
-        if channel.state is ChannelState.CLOSED:
+        if channel.state is ServerChannelState.CLOSED:
             del self._channels[topic]
 
     def _joined(self, topic: str) -> _Channel:
         channel = self._channels.get(topic)
-        if channel is None or channel.state is not ChannelState.JOINED:
+        if channel is None or channel.state is not ServerChannelState.JOINED:
             raise LocalProtocolError(f"{topic!r} is not joined", code="not_joined")
         return channel
 
