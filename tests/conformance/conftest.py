@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 from uuid import uuid4
@@ -22,26 +22,13 @@ import pytest
 from psycopg import sql
 
 from fulmen.store import SQLStore, open_store
+from fulmen_testing.clock import FakeClock
 
 SERVER_URL = os.environ.get(
     "FULMEN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 KEY = bytes(range(32))
 BACKENDS = ["sqlite", "postgres"]
-
-
-@dataclass
-class FakeClock:
-    """The store's clock in tests: time moves only when a test says so."""
-
-    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -61,7 +48,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
 
 
 def _server_unreachable(reason: str) -> None:

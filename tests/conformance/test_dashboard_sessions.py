@@ -9,8 +9,7 @@ import pytest
 
 from fulmen.errors import InputError, NotFoundError
 from fulmen.store import ApiToken, SessionLimits, SQLStore
-
-from .conftest import FakeClock
+from fulmen_testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -32,8 +32,9 @@ from fulmen.store import (
 )
 from fulmen.store.db import to_micros
 from fulmen.store.models import JSONValue
+from fulmen_testing.clock import FakeClock
 
-from .conftest import KEY, Backend, FakeClock
+from .conftest import KEY, Backend
 from .test_store import seed, webhook
 
 pytestmark = pytest.mark.anyio
@@ -183,7 +184,7 @@ async def test_a_request_waits_for_the_transaction_that_holds_its_key(
             "INSERT INTO idempotency_keys"
             " (scope, key, fingerprint, status, body, deferred, inserted_at, expires_at)"
             " VALUES ('webhook t', 'k-1', 'a', 200, %s, false, %s, %s)",
-            ('{"run_id": "theirs"}', clock.now, clock.now + DAY),
+            ('{"run_id": "theirs"}', clock.now(), clock.now() + DAY),
         )
         waiting = asyncio.get_running_loop().create_task(seeded.enqueue_once(webhook(), key(), ids))
         await _blocked_on_a_lock(backend.conninfo, waiting)
@@ -276,10 +277,10 @@ async def test_a_key_in_progress_is_never_seen(
     )
     if backend.conninfo is None:
         with closing(sqlite3.connect(sqlite_path(backend.url))) as raw, raw:
-            raw.execute(insert.format(now="?", expires="?"), (0, to_micros(clock.now + DAY)))
+            raw.execute(insert.format(now="?", expires="?"), (0, to_micros(clock.now() + DAY)))
     else:
         with psycopg.connect(backend.conninfo) as pg:
-            pg.execute(insert.format(now="now()", expires="%s"), (clock.now + DAY,))
+            pg.execute(insert.format(now="now()", expires="%s"), (clock.now() + DAY,))
     with pytest.raises(ConflictError) as refused:
         await seeded.enqueue_once(webhook(), key(), ids)
     assert refused.value.code == "idempotency_key_in_progress"

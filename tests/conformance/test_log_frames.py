@@ -15,8 +15,9 @@ from fulmen.errors import NotFoundError
 from fulmen.store import LogLine, SQLStore, StepStart, open_store, sqlite_path
 from fulmen.store import postgres as postgres_dialect
 from fulmen.store import sqlite as sqlite_dialect
+from fulmen_testing.clock import FakeClock
 
-from .conftest import Backend, FakeClock
+from .conftest import Backend
 from .test_store import log, seed, started_run
 
 pytestmark = pytest.mark.anyio
@@ -64,11 +65,11 @@ async def test_frames_are_told_apart_by_every_field(store: SQLStore, clock: Fake
     base = log("x", clock)
     variants = [
         base,
-        LogLine("x", clock.now + timedelta(microseconds=1)),
-        LogLine("x", clock.now, source="R/T"),
-        LogLine("x", clock.now, level="error"),
-        LogLine("x", clock.now, step_id="s1"),
-        LogLine("y", clock.now),
+        LogLine("x", clock.now() + timedelta(microseconds=1)),
+        LogLine("x", clock.now(), source="R/T"),
+        LogLine("x", clock.now(), level="error"),
+        LogLine("x", clock.now(), step_id="s1"),
+        LogLine("y", clock.now()),
     ]
     for line in variants:
         await store.append_logs(run_id, [line], once=True)
@@ -160,13 +161,13 @@ async def test_a_database_with_logs_from_before_log_heads_keeps_them(
             pass  # a database made by a Fulmen without schema 0005
     if backend.conninfo is None:
         with sqlite3.connect(sqlite_path(backend.url)) as conn:
-            micros = int(clock.now.timestamp() * 1_000_000)
+            micros = int(clock.now().timestamp() * 1_000_000)
             for statement in _OLD_ROWS:
                 conn.execute(statement.format(t=micros))
     else:
         with psycopg.connect(backend.conninfo) as pg:
             for statement in _OLD_ROWS:
-                pg.execute(statement.format(t=f"'{clock.now.isoformat()}'"))
+                pg.execute(statement.format(t=f"'{clock.now().isoformat()}'"))
 
     async with await open_store(backend.url, clock=clock) as store:
         assert await messages(store, "r") == ["old one", "old two"]

@@ -10,15 +10,15 @@ import pytest
 
 from fulmen.lifecycle import RunState
 from fulmen.store import LogLine, SQLStore, UnjoinedClaim
+from fulmen_testing.clock import FakeClock
 
-from .conftest import FakeClock
 from .test_store import claimed_run, enqueue_many, seed, state_of
 
 pytestmark = pytest.mark.anyio
 
 
 def note(clock: FakeClock, message: str = "refused here") -> LogLine:
-    return LogLine(message, timestamp=clock.now, source="FULMEN", level="warn")
+    return LogLine(message, timestamp=clock.now(), source="FULMEN", level="warn")
 
 
 async def messages(store: SQLStore, run_id: str) -> list[tuple[str, str, str]]:
@@ -31,7 +31,7 @@ async def test_a_refused_claim_goes_back_at_once_with_its_note(
 ) -> None:
     await seed(store)
     run_id = await claimed_run(store)
-    later = clock.now + timedelta(seconds=1)
+    later = clock.now() + timedelta(seconds=1)
 
     assert await store.return_refused(run_id, claimed_before=later, note=note(clock)) is True
     run = (await store.get_run(run_id)).run
@@ -50,7 +50,7 @@ async def test_a_refusal_touches_only_the_claim_it_was_for(
     joined, reclaimed = await enqueue_many(store, 2)
     await store.claim(2, ["*"], "pod-1")
     await store.join_run(joined)  # the worker joined: it has taken the run up
-    token_claimed_before = clock.now + timedelta(seconds=1)
+    token_claimed_before = clock.now() + timedelta(seconds=1)
     await store.return_refused(reclaimed, claimed_before=token_claimed_before, note=note(clock))
     clock.advance(seconds=5)
     await store.claim(1, ["*"], "pod-2")  # claimed again, by another worker, later
@@ -70,7 +70,7 @@ async def test_claims_never_joined_go_back_with_a_note_made_from_the_claim(
 ) -> None:
     await seed(store)
     lapsed, joined = await enqueue_many(store, 2)
-    claimed_at = clock.now
+    claimed_at = clock.now()
     await store.claim(2, ["*"], "pod-1")
     await store.join_run(joined)
     clock.advance(seconds=31)
@@ -80,7 +80,7 @@ async def test_claims_never_joined_go_back_with_a_note_made_from_the_claim(
         seen.append(claim)
         return note(clock, f"{claim.worker_name} did not join")
 
-    cutoff = clock.now - timedelta(seconds=30)
+    cutoff = clock.now() - timedelta(seconds=30)
     assert await store.rollback_unjoined(cutoff, note=make) == [lapsed]
     assert seen == [UnjoinedClaim(lapsed, "pod-1", claimed_at)]
     assert await messages(store, lapsed) == [("FULMEN", "warn", "pod-1 did not join")]

@@ -57,8 +57,9 @@ from fulmen.store import (
     sqlite_path,
 )
 from fulmen.store.queries import load_queries, load_schema, parse_queries
+from fulmen_testing.clock import FakeClock
 
-from .conftest import KEY, Backend, FakeClock
+from .conftest import KEY, Backend
 
 pytestmark = pytest.mark.anyio
 
@@ -129,7 +130,7 @@ async def state_of(store: SQLStore, run_id: str) -> RunState:
 
 
 def log(message: str, clock: FakeClock, **changes: object) -> LogLine:
-    return replace(LogLine(message=message, timestamp=clock.now), **changes)  # type: ignore[arg-type]
+    return replace(LogLine(message=message, timestamp=clock.now()), **changes)  # type: ignore[arg-type]
 
 
 # -- projects ------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def log(message: str, clock: FakeClock, **changes: object) -> LogLine:
 
 async def test_project_crud(store: SQLStore, clock: FakeClock) -> None:
     created = await store.create_project(Project(id="p", name="Clinic", concurrency=3))
-    assert (created.name, created.concurrency, created.inserted_at) == ("Clinic", 3, clock.now)
+    assert (created.name, created.concurrency, created.inserted_at) == ("Clinic", 3, clock.now())
     assert await store.get_project("p") == created
     with pytest.raises(ConflictError):
         await store.create_project(Project(id="p", name="Again"))
@@ -145,7 +146,7 @@ async def test_project_crud(store: SQLStore, clock: FakeClock) -> None:
     clock.advance(seconds=5)
     replaced = await store.replace_project(Project(id="p", name="Clinic 2"))
     assert (replaced.name, replaced.concurrency) == ("Clinic 2", None)
-    assert (replaced.inserted_at, replaced.updated_at) == (created.inserted_at, clock.now)
+    assert (replaced.inserted_at, replaced.updated_at) == (created.inserted_at, clock.now())
 
     await store.delete_project("p")
     for call in (
@@ -293,14 +294,14 @@ async def test_credential_crud_never_lists_values(store: SQLStore, clock: FakeCl
     info = await store.put_credential(
         NewCredential(id="c", project_id="p", name="api", body={"password": SECRET})
     )
-    assert (info.id, info.name, info.inserted_at) == ("c", "api", clock.now)
+    assert (info.id, info.name, info.inserted_at) == ("c", "api", clock.now())
     assert await store.get_credential_body("c") == {"password": SECRET}
     clock.advance(seconds=1)
     await store.put_credential(
         NewCredential(id="c", project_id="p", name="api2", body={"token": "t"})
     )
     [listed] = await store.list_credentials("p")
-    assert (listed.name, listed.updated_at) == ("api2", clock.now)
+    assert (listed.name, listed.updated_at) == ("api2", clock.now())
     assert SECRET not in repr(listed)
     assert await store.get_credential_body("c") == {"token": "t"}
 
@@ -364,12 +365,12 @@ async def test_dataclips_are_saved_read_and_wiped(store: SQLStore, clock: FakeCl
     )
     assert await store.get_dataclip(saved.id) == saved
     assert saved.as_input() == {"data": {"patient": 7}, "request": {"method": "POST"}}
-    assert (saved.wiped_at, saved.inserted_at) == (None, clock.now)
+    assert (saved.wiped_at, saved.inserted_at) == (None, clock.now())
 
     clock.advance(minutes=1)
     await store.wipe_dataclip(saved.id)
     wiped = await store.get_dataclip(saved.id)
-    assert (wiped.body, wiped.request, wiped.wiped_at) == (None, None, clock.now)
+    assert (wiped.body, wiped.request, wiped.wiped_at) == (None, None, clock.now())
     assert (wiped.id, wiped.type, wiped.project_id) == (saved.id, saved.type, "p")
     assert wiped.inserted_at == saved.inserted_at
 
@@ -401,7 +402,7 @@ async def test_enqueue_writes_input_work_order_and_run(store: SQLStore, clock: F
         RunState.AVAILABLE,
         "default",
         Priority.IMMEDIATE,
-        clock.now,
+        clock.now(),
     )
     assert run.snapshot_id == (await store.get_workflow("w")).snapshot_id
     assert run.options == Options(run_timeout_ms=60_000)
@@ -515,9 +516,9 @@ async def test_claims_honour_demand_and_record_the_worker(
     clock.advance(seconds=3)
     first = await store.claim(2, worker_name="pod-1")
     assert [run.id for run in first] == ids[:2]
-    assert all(run.claimed_at == clock.now and run.run_timeout_ms == 60_000 for run in first)
+    assert all(run.claimed_at == clock.now() and run.run_timeout_ms == 60_000 for run in first)
     run = (await store.get_run(ids[0])).run
-    assert (run.state, run.worker_name, run.claimed_at) == (RunState.CLAIMED, "pod-1", clock.now)
+    assert (run.state, run.worker_name, run.claimed_at) == (RunState.CLAIMED, "pod-1", clock.now())
     assert [run.id for run in await store.claim(10)] == ids[2:]
     for demand in (0, -1):
         with pytest.raises(InputError):
@@ -594,7 +595,7 @@ async def test_completing_a_final_run_is_refused(store: SQLStore, clock: FakeClo
     run_id = await started_run(store)
     clock.advance(seconds=2)
     done = await store.complete_run(run_id, RunCompletion(ExitReason(Reason.FAIL, "JobError")))
-    assert (done.state, done.finished_at) == (RunState.FAILED, clock.now)
+    assert (done.state, done.finished_at) == (RunState.FAILED, clock.now())
     clock.advance(seconds=2)
     for call in (
         store.complete_run(run_id, RunCompletion(SUCCESS)),
@@ -633,7 +634,7 @@ async def test_a_queued_run_is_cancelled_at_once(store: SQLStore, clock: FakeClo
     queued = (await store.enqueue(webhook())).run_id
     assert await store.cancel_run(queued) is CancelAction.NOW
     run = (await store.get_run(queued)).run
-    assert (run.state, run.finished_at) == (RunState.CANCELLED, clock.now)
+    assert (run.state, run.finished_at) == (RunState.CANCELLED, clock.now())
     assert await store.claim(1) == []
     with pytest.raises(TransitionError, match="already in completed state"):
         await store.cancel_run(queued)
@@ -651,7 +652,7 @@ async def test_a_run_in_flight_is_cancelled_through_its_worker(
     assert await store.cancel_requested() == []
     for run_id in (claimed, started):
         assert await store.cancel_run(run_id) is CancelAction.ASK_WORKER
-    asked = clock.now
+    asked = clock.now()
     clock.advance(seconds=1)
     assert await store.cancel_run(started) is CancelAction.ASK_WORKER  # asked again: kept
     assert await store.cancel_requested() == sorted([claimed, started])
@@ -744,7 +745,7 @@ async def test_an_output_not_saved_leaves_a_wiped_dataclip(
     await store.start_step(run_id, StepStart("s1", "j1"))
     await store.complete_step(run_id, StepCompletion("s1", SUCCESS, output_dataclip_id="out-1"))
     clip = await store.get_dataclip("out-1")
-    assert (clip.body, clip.wiped_at, clip.type) == (None, clock.now, DataclipType.STEP_RESULT)
+    assert (clip.body, clip.wiped_at, clip.type) == (None, clock.now(), DataclipType.STEP_RESULT)
     assert (await store.get_run(run_id)).steps[0].output_dataclip_id == "out-1"
 
 
@@ -760,7 +761,7 @@ async def test_claims_never_joined_go_back_to_the_queue(store: SQLStore, clock: 
     await store.claim(1, ["*"], "pod-2")  # late is claimed 30 s after the others
     clock.advance(seconds=1)
 
-    assert await store.rollback_unjoined(claimed_before=clock.now - timedelta(seconds=30)) == [
+    assert await store.rollback_unjoined(claimed_before=clock.now() - timedelta(seconds=30)) == [
         first
     ]
     run = (await store.get_run(first)).run
@@ -792,12 +793,12 @@ async def test_runs_in_flight_too_long_are_lost(store: SQLStore, clock: FakeCloc
         (started, "LostAfterStart"),
     }
     detail = await store.get_run(started)
-    assert (detail.run.state, detail.run.finished_at) == (RunState.LOST, clock.now)
+    assert (detail.run.state, detail.run.finished_at) == (RunState.LOST, clock.now())
     assert [(s.id, s.state) for s in detail.steps] == [
         ("s1", StepState.SUCCESS),
         ("s2", StepState.LOST),
     ]
-    assert detail.steps[1].finished_at == clock.now
+    assert detail.steps[1].finished_at == clock.now()
     assert await state_of(store, no_timeout) is RunState.STARTED
     assert await state_of(store, queued) is RunState.AVAILABLE
     # A slow worker's late events are refused.
@@ -842,7 +843,7 @@ async def test_logs_are_read_in_time_order_a_page_at_a_time(
 ) -> None:
     await seed(store)
     run_id = await started_run(store)
-    base = clock.now
+    base = clock.now()
     # Spec §5.11: worker lines are stamped 10 ms in the past, so arrival order is not time order.
     offsets = [30, 10, 20, 10, 50, 40, 0]
     lines = [log(f"at {ms}", clock, timestamp=base + timedelta(milliseconds=ms)) for ms in offsets]
@@ -883,7 +884,7 @@ async def test_runs_are_listed_newest_first_with_filters(store: SQLStore, clock:
     await store.create_workflow(
         workflow(id="w2", jobs=(Job(id="k", body="", adaptor="a"),), triggers=(), edges=())
     )
-    start = clock.now
+    start = clock.now()
     ids = []
     for _ in range(5):
         ids.append((await store.enqueue(webhook())).run_id)
@@ -1160,7 +1161,7 @@ async def test_a_crash_is_retried_after_its_backoff_until_it_succeeds(
     assert (retry.attempt, retry.retry_of, retry.state) == (2, made.run_id, RunState.AVAILABLE)
     assert (retry.dataclip_id, retry.snapshot_id) == (first.dataclip_id, first.snapshot_id)
     assert (retry.queue, retry.priority) == ("manual", Priority.IMMEDIATE)
-    assert retry.not_before == clock.now + timedelta(seconds=1)
+    assert retry.not_before == clock.now() + timedelta(seconds=1)
     assert (await store.get_work_order(made.work_order_id)).state is RunState.AVAILABLE
     assert await claim_ids(store) == []  # not before its backoff
     assert await store.queue_depth() == {}
@@ -1171,7 +1172,7 @@ async def test_a_crash_is_retried_after_its_backoff_until_it_succeeds(
 
     third = (await store.list_runs(RunFilter(work_order_id=made.work_order_id))).items[0]
     assert (third.attempt, third.retry_of) == (3, retry.id)
-    assert third.not_before == clock.now + timedelta(seconds=1.5)  # 2 s, capped at 1.5 s
+    assert third.not_before == clock.now() + timedelta(seconds=1.5)  # 2 s, capped at 1.5 s
     clock.advance(seconds=2)
     assert await claim_ids(store) == [third.id]
     await finish(store, third.id)
@@ -1304,7 +1305,7 @@ async def test_each_run_records_the_version_it_runs(store: SQLStore) -> None:
 
 async def fire(store: SQLStore, clock: FakeClock, trigger: WorkflowTrigger) -> str | None:
     """Fire one tick of ``trigger`` now; the input dataclip of its run."""
-    due = clock.now
+    due = clock.now()
     await store.set_cron_cursor(trigger.id, "* * * * *", "UTC", due)
     tick = CronTick(
         trigger_id=trigger.id,
@@ -1495,7 +1496,7 @@ async def test_retention_sweeps_old_history_and_bodies(store: SQLStore, clock: F
             await gone
     for kept in (waiting, reran, middle, recent):
         await store.get_work_order(kept.work_order_id)
-    assert (await store.get_dataclip(middle.dataclip_id or "")).wiped_at == clock.now
+    assert (await store.get_dataclip(middle.dataclip_id or "")).wiped_at == clock.now()
     assert (await store.get_dataclip(recent.dataclip_id or "")).body == {"n": 1}
     assert (await store.get_dataclip(waiting.dataclip_id or "")).body == {"n": 1}  # still needed
     with pytest.raises(NotFoundError):
@@ -1524,7 +1525,7 @@ async def test_erase_all_keeps_no_bodies_beyond_their_use(
     [retry] = await store.claim(1)
     await finish(store, retry.id)
     clip = await store.get_dataclip(made.dataclip_id or "")
-    assert (clip.body, clip.request, clip.wiped_at) == (None, None, clock.now)
+    assert (clip.body, clip.request, clip.wiped_at) == (None, None, clock.now())
     # A run cancelled in the queue does not keep its input either.
     cancelled = await store.enqueue(webhook({"secret": SECRET}))
     await store.cancel_run(cancelled.run_id)

@@ -1,4 +1,4 @@
-"""Shared pieces of the coordinator tests: keys, a fake clock, a seeded workflow, a real
+"""Shared pieces of the coordinator tests: keys, a seeded workflow, a real
 coordinator serving on loopback, and PostgreSQL databases (skipped locally when no server
 answers, failed in CI, as tests/conformance does)."""
 
@@ -9,8 +9,8 @@ import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +40,6 @@ from fulmen.tokens import mint_worker_token
 
 __all__ = [
     "CREDENTIAL_KEY",
-    "FakeClock",
     "Seeded",
     "Served",
     "api_token",
@@ -56,20 +55,6 @@ CREDENTIAL_KEY = bytes(range(32))
 PG_SERVER = os.environ.get(
     "FULMEN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-@dataclass
-class FakeClock:
-    """The coordinator's and store's clock: time moves only when a test says so."""
-
-    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @functools.cache

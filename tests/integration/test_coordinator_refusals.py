@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from coordinator_support import (
-    FakeClock,
     RawWorker,
     Seeded,
     Served,
@@ -29,6 +28,7 @@ from fulmen.lifecycle import RunState
 from fulmen.plan import Options
 from fulmen.store import EnqueueRequest, SQLStore
 from fulmen.tokens import mint_run_token
+from fulmen_testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 

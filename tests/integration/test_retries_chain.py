@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from coordinator_support import FakeClock, RawWorker, Seeded, seed
+from coordinator_support import RawWorker, Seeded, seed
 from fulmen.coordinator.reaper import Reaper
+from fulmen_testing.clock import FakeClock
 from operator_support import BACKENDS, Site, site, store_at
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runner_support.clock import FakeClock
+from fulmen_testing.clock import FakeClock
 from runner_support.harness import Served, served
 from runner_support.scripts import ECHO, FAULTS
 

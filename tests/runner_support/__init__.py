@@ -1,1 +1,1 @@
-"""Helpers for the runner's tests: a fake clock, an in-process runner on loopback, scripts."""
+"""Helpers for the runner's tests: an in-process runner on loopback, scripts."""

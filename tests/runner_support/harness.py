@@ -19,10 +19,10 @@ from typing import Any
 import httpx2
 import uvicorn
 
+from fulmen.clock import Clock
 from fulmen.config import RunnerSettings
 from fulmen.runner.app import bind, build_app
 from fulmen.runner.auth import TOKEN_FILE, ApiAuth
-from fulmen.runner.clock import Clock
 from fulmen.runner.service import Runner
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fulmen.runner.logbook import Logbook
-from runner_support.clock import FakeClock
+from fulmen_testing.clock import FakeClock
 
 
 def test_lines_rotate_at_the_size_limit_and_read_back_in_order(tmp_path: Path) -> None:

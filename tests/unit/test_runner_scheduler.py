@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fulmen import cron
 from fulmen.runner.scheduler import MAX_SLEEP_S, Scheduler
 from fulmen.runner.supervisor import SupervisorSettings, restart_delay
-from runner_support.clock import FakeClock
+from fulmen_testing.clock import FakeClock
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.routing import WebSocketRoute
 
 from fulmen import __version__
+from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.config import CoordinatorSettings
 from fulmen.coordinator import api, bodies, dashboard, health, redaction, webhooks
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
@@ -26,7 +27,7 @@ from fulmen.coordinator.reaper import Reaper
 from fulmen.coordinator.retention import Retention
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.coordinator.socket import PATH, worker_socket
-from fulmen.store import Clock, Store, open_store, system_clock
+from fulmen.store import Store, open_store
 from fulmen.store.wakeups import NoWakeups, Wakeups, open_wakeups
 
 __all__ = ["build_app", "build_coordinator", "open_coordinator"]
@@ -37,7 +38,7 @@ def build_coordinator(
     store: Store,
     *,
     keys: Keys | None = None,
-    clock: Clock = system_clock,
+    clock: Clock = SYSTEM_CLOCK,
     wakeups: Wakeups | None = None,
 ) -> Coordinator:
     metrics = Metrics()

@@ -16,13 +16,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from fulmen import keys as keyring
+from fulmen.clock import Clock
 from fulmen.config import PRIVATE_KEY_VARIABLES, SECRET_VARIABLES, CoordinatorSettings, require
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
 from fulmen.errors import ConfigError
 from fulmen.plan import Options
-from fulmen.store import Clock, Store
+from fulmen.store import Store
 from fulmen.store.files import open_private, private_dir, warn_if_loose
 
 __all__ = ["CREDENTIAL_KEY_FILE", "Coordinator", "Keys", "credential_key", "database_url"]
@@ -67,7 +68,7 @@ class Coordinator:
 
     def now(self) -> float:
         """Seconds since the epoch, from the coordinator's clock (tokens want this form)."""
-        return self.clock().timestamp()
+        return self.clock.now().timestamp()
 
     def run_options(self) -> Options:
         """The options of a new run (§6.1): Lightning always sends a run timeout."""

@@ -46,7 +46,7 @@ class Reaper:
 
     async def sweep(self) -> Sweep:
         settings = self._c.settings
-        cutoff = self._c.clock() - timedelta(seconds=settings.run_join_timeout)
+        cutoff = self._c.clock.now() - timedelta(seconds=settings.run_join_timeout)
         rolled_back = await self._c.store.rollback_unjoined(cutoff, note=unjoined_note(self._c))
         lost = await self._c.store.mark_lost(
             grace=timedelta(seconds=settings.run_grace_period),

@@ -67,7 +67,7 @@ async def take_refusal(c: Coordinator, worker_id: str, payload: JSON | bytes) ->
     note = LogLine(
         f"Worker {worker_id} refused this run: its run token did not verify there ({code}). "
         f"Likely cause: {run_token_remedy(code)}. The run is back in the queue.",
-        timestamp=c.clock(),
+        timestamp=c.clock.now(),
         source=SOURCE,
         level="warn",
     )
@@ -101,7 +101,7 @@ def unjoined_note(c: Coordinator) -> Callable[[UnjoinedClaim], LogLine]:
             "worker refused the run token: an OpenFn ws-worker whose "
             "WORKER_LIGHTNING_PUBLIC_KEY does not match this coordinator's key does that, "
             "and stops.",
-            timestamp=c.clock(),
+            timestamp=c.clock.now(),
             source=SOURCE,
             level="warn",
         )

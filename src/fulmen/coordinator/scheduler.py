@@ -47,7 +47,7 @@ class Scheduler:
 
     async def tick(self) -> list[Enqueued]:
         """One pass at the clock's current time; the runs it enqueued."""
-        now = self._c.clock()
+        now = self._c.clock.now()
         enqueued: list[Enqueued] = []
         for trigger in await self._c.store.list_cron_triggers():
             try:

@@ -24,11 +24,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from fulmen.clock import Clock
 from fulmen.config import RunnerSettings
 from fulmen.errors import ConfigError
 from fulmen.runner.api import routes
 from fulmen.runner.auth import ApiAuth
-from fulmen.runner.clock import Clock
 from fulmen.runner.service import Runner
 from fulmen.sandbox import libc
 

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from fulmen.runner.clock import Clock
+from fulmen.clock import Clock
 from fulmen.scrub import Scrubber
 
 __all__ = ["Logbook"]

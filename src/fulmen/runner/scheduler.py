@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Final
 
 from fulmen import cron
-from fulmen.runner.clock import Clock
+from fulmen.clock import Clock
 
 __all__ = ["MAX_SLEEP_S", "Scheduler"]
 

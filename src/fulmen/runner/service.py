@@ -36,10 +36,10 @@ from datetime import datetime
 from typing import Any, Final
 
 from fulmen import cron
+from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.config import RunnerSettings
 from fulmen.errors import ConfigError, RunnerError
 from fulmen.runner.bindings import Bindings, config_aad
-from fulmen.runner.clock import Clock, SystemClock
 from fulmen.runner.identities import Identities
 from fulmen.runner.keystore import KeyStore, KeyStores, LocalKeyStore, MemoryKeyStore
 from fulmen.runner.logbook import Logbook
@@ -138,7 +138,7 @@ class Runner:
         except BaseException:
             os.close(lock_fd)
             raise
-        clock = clock or SystemClock()
+        clock = clock or SYSTEM_CLOCK
         stores: list[KeyStore] = [LocalKeyStore(registry, sealer)]
         if memory_store:
             stores.append(MemoryKeyStore())

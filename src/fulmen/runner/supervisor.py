@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fulmen import backoff
+from fulmen.clock import Clock
 from fulmen.errors import RunnerError, SandboxError
 from fulmen.runner.channel import WorkerChannel
-from fulmen.runner.clock import Clock
 from fulmen.runner.logbook import Logbook
 from fulmen.runner.registry import WorkerRecord
 from fulmen.sandbox import ChildExit, Limits, Zygote

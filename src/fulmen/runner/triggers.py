@@ -17,10 +17,10 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, Protocol
 
+from fulmen.clock import Clock
 from fulmen.config import RunnerSettings
 from fulmen.errors import RunnerError
 from fulmen.runner import topics
-from fulmen.runner.clock import Clock
 from fulmen.runner.logbook import Logbook
 from fulmen.runner.registry import Registry
 from fulmen.runner.scheduler import Scheduler

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.errors import ConfigError
-from fulmen.store.base import Clock, Store, system_clock
+from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
@@ -74,7 +75,6 @@ __all__ = [
     "Answered",
     "ApiToken",
     "ClaimedRun",
-    "Clock",
     "CredentialInfo",
     "CronCursor",
     "CronTick",
@@ -122,7 +122,6 @@ __all__ = [
     "WorkflowTrigger",
     "open_store",
     "sqlite_path",
-    "system_clock",
 ]
 
 _SQLITE = "sqlite:///"
@@ -133,7 +132,7 @@ async def open_store(
     url: str,
     *,
     credential_key: bytes | None = None,
-    clock: Clock = system_clock,
+    clock: Clock = SYSTEM_CLOCK,
     max_connections: int = 10,
 ) -> SQLStore:
     """Open the store at ``url`` and migrate its schema.

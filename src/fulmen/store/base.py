@@ -14,7 +14,7 @@ StoreError (the database failed).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
@@ -60,15 +60,7 @@ if TYPE_CHECKING:
     from fulmen.store.dashboard_sessions import SessionLimits
     from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 
-__all__ = ["Clock", "Store", "system_clock"]
-
-#: Returns the current time, aware and in UTC.
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    """The real clock: the only place the store's time comes from outside."""
-    return datetime.now(UTC)
+__all__ = ["Store"]
 
 
 class Store(Protocol):

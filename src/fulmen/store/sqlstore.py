@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.errors import FulmenError
 from fulmen.lifecycle import CancelAction
 from fulmen.store import (
@@ -29,7 +30,7 @@ from fulmen.store import (
     schedules,
     webhook_auth,
 )
-from fulmen.store.base import Clock, Store, system_clock
+from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.db import Database
@@ -82,7 +83,7 @@ class SQLStore:
         db: Database,
         *,
         cipher: CredentialCipher | None = None,
-        clock: Clock = system_clock,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._db = db
         self._cipher = cipher
@@ -110,11 +111,11 @@ class SQLStore:
 
     async def create_project(self, project: Project) -> Project:
         async with self._db.write() as tx:
-            return await catalog.create_project(tx, project, self._clock())
+            return await catalog.create_project(tx, project, self._clock.now())
 
     async def replace_project(self, project: Project) -> Project:
         async with self._db.write() as tx:
-            return await catalog.replace_project(tx, project, self._clock())
+            return await catalog.replace_project(tx, project, self._clock.now())
 
     async def get_project(self, project_id: str) -> Project:
         async with self._db.read() as tx:
@@ -130,13 +131,13 @@ class SQLStore:
 
     async def create_workflow(self, workflow: Workflow) -> StoredWorkflow:
         async with self._db.write() as tx:
-            return await catalog.create_workflow(tx, workflow, self._clock())
+            return await catalog.create_workflow(tx, workflow, self._clock.now())
 
     async def replace_workflow(
         self, workflow: Workflow, *, expected_version: int | None = None
     ) -> StoredWorkflow:
         async with self._db.write() as tx:
-            return await catalog.replace_workflow(tx, workflow, expected_version, self._clock())
+            return await catalog.replace_workflow(tx, workflow, expected_version, self._clock.now())
 
     async def get_workflow(self, workflow_id: str) -> StoredWorkflow:
         async with self._db.read() as tx:
@@ -164,7 +165,7 @@ class SQLStore:
 
     async def put_credential(self, credential: NewCredential) -> CredentialInfo:
         async with self._db.write() as tx:
-            return await credentials.put_credential(tx, self._cipher, credential, self._clock())
+            return await credentials.put_credential(tx, self._cipher, credential, self._clock.now())
 
     async def get_credential_body(
         self, credential_id: str, *, run_id: str | None = None
@@ -185,7 +186,9 @@ class SQLStore:
     async def save_dataclip(self, project_id: str, dataclip: NewDataclip) -> Dataclip:
         async with self._db.write() as tx:
             await catalog.get_project(tx, project_id)
-            dataclip_id = await dataclips.insert_dataclip(tx, project_id, dataclip, self._clock())
+            dataclip_id = await dataclips.insert_dataclip(
+                tx, project_id, dataclip, self._clock.now()
+            )
             return await dataclips.get_dataclip(tx, dataclip_id)
 
     async def get_dataclip(self, dataclip_id: str) -> Dataclip:
@@ -194,13 +197,13 @@ class SQLStore:
 
     async def wipe_dataclip(self, dataclip_id: str) -> None:
         async with self._db.write() as tx:
-            await dataclips.wipe_dataclip(tx, dataclip_id, self._clock())
+            await dataclips.wipe_dataclip(tx, dataclip_id, self._clock.now())
 
     # -- the queue ---------------------------------------------------------------------------
 
     async def enqueue(self, request: EnqueueRequest) -> Enqueued:
         async with self._db.write() as tx:
-            return await queue.enqueue(tx, request, self._clock())
+            return await queue.enqueue(tx, request, self._clock.now())
 
     async def claim(
         self,
@@ -209,7 +212,7 @@ class SQLStore:
         worker_name: str | None = None,
     ) -> list[ClaimedRun]:
         async with self._db.write() as tx:
-            return await queue.claim(tx, demand, queues, worker_name, self._clock())
+            return await queue.claim(tx, demand, queues, worker_name, self._clock.now())
 
     async def rollback_claims(self, run_ids: Sequence[str]) -> list[str]:
         async with self._db.write() as tx:
@@ -232,11 +235,11 @@ class SQLStore:
         self, *, grace: timedelta = timedelta(seconds=10), default_timeout_ms: int = 300_000
     ) -> list[LostRun]:
         async with self._db.write() as tx:
-            return await queue.mark_lost(tx, self._clock(), grace, default_timeout_ms)
+            return await queue.mark_lost(tx, self._clock.now(), grace, default_timeout_ms)
 
     async def queue_depth(self) -> dict[str, int]:
         async with self._db.read() as tx:
-            return await queue.queue_depth(tx, self._clock())
+            return await queue.queue_depth(tx, self._clock.now())
 
     async def run_counts(self) -> dict[str, int]:
         async with self._db.read() as tx:
@@ -253,16 +256,16 @@ class SQLStore:
     ) -> None:
         async with self._db.write() as tx:
             await schedules.set_cron_cursor(
-                tx, trigger_id, expression, timezone, next_fire_at, self._clock()
+                tx, trigger_id, expression, timezone, next_fire_at, self._clock.now()
             )
 
     async def fire_cron(self, tick: CronTick) -> Enqueued | None:
         async with self._db.write() as tx:
-            return await schedules.fire_cron(tx, tick, self._clock())
+            return await schedules.fire_cron(tx, tick, self._clock.now())
 
     async def put_api_token(self, token: ApiToken) -> ApiToken:
         async with self._db.write() as tx:
-            return await api_tokens.put_api_token(tx, token, self._clock())
+            return await api_tokens.put_api_token(tx, token, self._clock.now())
 
     async def get_api_token(self, token_id: str) -> ApiToken:
         async with self._db.read() as tx:
@@ -282,10 +285,10 @@ class SQLStore:
         self, digest: str, token_id: str, limits: SessionLimits
     ) -> None:
         async with self._db.write() as tx:
-            await dashboard_sessions.open_session(tx, digest, token_id, limits, self._clock())
+            await dashboard_sessions.open_session(tx, digest, token_id, limits, self._clock.now())
 
     async def resume_dashboard_session(self, digest: str, limits: SessionLimits) -> ApiToken | None:
-        return await dashboard_sessions.resume_session(self._db, digest, limits, self._clock())
+        return await dashboard_sessions.resume_session(self._db, digest, limits, self._clock.now())
 
     async def end_dashboard_session(self, digest: str) -> None:
         async with self._db.write() as tx:
@@ -295,19 +298,19 @@ class SQLStore:
 
     async def join_run(self, run_id: str) -> None:
         async with self._db.write() as tx:
-            await events.join_run(tx, run_id, self._clock())
+            await events.join_run(tx, run_id, self._clock.now())
 
     async def start_run(self, run_id: str, *, timestamp: datetime | None = None) -> None:
         async with self._db.write() as tx:
-            await events.start_run(tx, run_id, timestamp or self._clock())
+            await events.start_run(tx, run_id, timestamp or self._clock.now())
 
     async def start_step(self, run_id: str, step: StepStart) -> None:
         async with self._db.write() as tx:
-            await events.start_step(tx, run_id, step, self._clock())
+            await events.start_step(tx, run_id, step, self._clock.now())
 
     async def complete_step(self, run_id: str, completion: StepCompletion) -> None:
         async with self._db.write() as tx:
-            await events.complete_step(tx, run_id, completion, self._clock())
+            await events.complete_step(tx, run_id, completion, self._clock.now())
 
     async def append_logs(
         self, run_id: str, lines: Sequence[LogLine], *, once: bool = False
@@ -320,12 +323,12 @@ class SQLStore:
 
     async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
         async with self._db.write() as tx:
-            await events.complete_run(tx, run_id, completion, self._clock())
+            await events.complete_run(tx, run_id, completion, self._clock.now())
             return (await reads.get_run(tx, run_id)).run
 
     async def cancel_run(self, run_id: str) -> CancelAction:
         async with self._db.write() as tx:
-            return await events.cancel_run(tx, run_id, self._clock())
+            return await events.cancel_run(tx, run_id, self._clock.now())
 
     async def cancel_requested(self) -> list[str]:
         async with self._db.read() as tx:
@@ -333,7 +336,7 @@ class SQLStore:
 
     async def rerun(self, request: RerunRequest) -> Enqueued:
         async with self._db.write() as tx:
-            return await reruns.rerun(tx, request, self._clock())
+            return await reruns.rerun(tx, request, self._clock.now())
 
     # -- idempotency keys (idempotency.py) ---------------------------------------------------
 
@@ -341,7 +344,7 @@ class SQLStore:
         self, request: EnqueueRequest, key: IdempotencyKey, answer: Callable[[Enqueued], Answer]
     ) -> Answered:
         async with self._db.write() as tx:
-            now = self._clock()
+            now = self._clock.now()
 
             async def work() -> Answer:
                 return answer(await queue.enqueue(tx, request, now))
@@ -352,7 +355,7 @@ class SQLStore:
         self, request: RerunRequest, key: IdempotencyKey, answer: Callable[[Enqueued], Answer]
     ) -> Answered:
         async with self._db.write() as tx:
-            now = self._clock()
+            now = self._clock.now()
 
             async def work() -> Answer:
                 return answer(await reruns.rerun(tx, request, now))
@@ -366,7 +369,7 @@ class SQLStore:
         answer: Callable[[list[Enqueued | FulmenError]], Answer],
     ) -> Answered:
         async with self._db.write() as tx:
-            now = self._clock()
+            now = self._clock.now()
 
             async def work() -> Answer:
                 made: list[Enqueued | FulmenError] = []
@@ -383,14 +386,14 @@ class SQLStore:
 
     async def sweep_idempotency_keys(self, *, limit: int = 1000) -> int:
         async with self._db.write() as tx:
-            return await idempotency.delete_expired(tx, limit, self._clock())
+            return await idempotency.delete_expired(tx, limit, self._clock.now())
 
     # -- webhook authentication --------------------------------------------------------------
 
     async def create_webhook_auth_method(self, method: NewWebhookAuthMethod) -> WebhookAuthMethod:
         async with self._db.write() as tx:
             await catalog.get_project(tx, method.project_id)
-            return await webhook_auth.create_method(tx, self._cipher, method, self._clock())
+            return await webhook_auth.create_method(tx, self._cipher, method, self._clock.now())
 
     async def get_webhook_auth_method(self, method_id: str) -> WebhookAuthMethod:
         async with self._db.read() as tx:
@@ -427,7 +430,7 @@ class SQLStore:
 
     async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
         async with self._db.write() as tx:
-            return await retention.sweep_batch(tx, project_id, limit, self._clock())
+            return await retention.sweep_batch(tx, project_id, limit, self._clock.now())
 
     # -- reading runs back -------------------------------------------------------------------
 
