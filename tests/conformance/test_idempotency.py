@@ -31,7 +31,7 @@ from fulmen.store import (
     sqlite_path,
 )
 from fulmen.store.db import to_micros
-from fulmen.store.models import JSONValue
+from fulmen.store.models.common import JSONValue
 from fulmen_testing.clock import FakeClock
 
 from .conftest import KEY, Backend

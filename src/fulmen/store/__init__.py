@@ -21,51 +21,53 @@ from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
-from fulmen.store.models import (
-    DEFAULT_QUEUES,
-    ApiToken,
-    ClaimedRun,
-    CredentialInfo,
+from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.catalog import (
     CronCursor,
-    CronTick,
-    CronTrigger,
-    Dataclip,
-    DataclipType,
-    Enqueued,
-    EnqueueRequest,
-    LogEntry,
-    LogLine,
-    LostRun,
-    NewCredential,
-    NewDataclip,
-    NewWebhookAuthMethod,
-    Page,
-    Priority,
     Project,
-    Queue,
-    RerunRequest,
-    RetentionBatch,
     RetentionPolicy,
     RetryPolicy,
+    Snapshot,
+    StoredWorkflow,
+    TriggerInfo,
+    TriggerType,
+    WebhookReply,
+    Workflow,
+    WorkflowTrigger,
+)
+from fulmen.store.models.common import Page
+from fulmen.store.models.credentials import CredentialInfo, NewCredential
+from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
+from fulmen.store.models.queue import (
+    DEFAULT_QUEUES,
+    ClaimedRun,
+    Enqueued,
+    EnqueueRequest,
+    LostRun,
+    Priority,
+    Queue,
+    RerunRequest,
+    UnjoinedClaim,
+    WorkOrder,
+)
+from fulmen.store.models.retention import RetentionBatch
+from fulmen.store.models.runs import (
+    LogEntry,
+    LogLine,
     Run,
     RunCompletion,
     RunDetail,
     RunFilter,
-    Snapshot,
     Step,
     StepCompletion,
     StepStart,
-    StoredWorkflow,
-    TriggerInfo,
-    TriggerType,
-    UnjoinedClaim,
+)
+from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.webhook_auth import (
+    NewWebhookAuthMethod,
     WebhookAuthMethod,
     WebhookAuthType,
-    WebhookReply,
     WebhookSecret,
-    Workflow,
-    WorkflowTrigger,
-    WorkOrder,
 )
 from fulmen.store.sqlstore import SQLStore
 

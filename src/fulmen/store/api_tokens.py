@@ -10,7 +10,7 @@ from datetime import datetime
 
 from fulmen.errors import ConflictError, NotFoundError
 from fulmen.store.db import Row, Tx
-from fulmen.store.models import ApiToken
+from fulmen.store.models.api_tokens import ApiToken
 
 __all__ = ["delete_api_token", "get_api_token", "list_api_tokens", "put_api_token"]
 

@@ -18,42 +18,34 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
-from fulmen.store.models import (
+from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
+from fulmen.store.models.common import JSONValue, Page
+from fulmen.store.models.credentials import CredentialInfo, NewCredential
+from fulmen.store.models.dataclips import Dataclip, NewDataclip
+from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
-    ApiToken,
     ClaimedRun,
-    CredentialInfo,
-    CronTick,
-    CronTrigger,
-    Dataclip,
     Enqueued,
     EnqueueRequest,
-    JSONValue,
+    LostRun,
+    RerunRequest,
+    UnjoinedClaim,
+    WorkOrder,
+)
+from fulmen.store.models.retention import RetentionBatch
+from fulmen.store.models.runs import (
     LogEntry,
     LogLine,
-    LostRun,
-    NewCredential,
-    NewDataclip,
-    NewWebhookAuthMethod,
-    Page,
-    Project,
-    RerunRequest,
-    RetentionBatch,
     Run,
     RunCompletion,
     RunDetail,
     RunFilter,
-    Snapshot,
     StepCompletion,
     StepStart,
-    StoredWorkflow,
-    TriggerInfo,
-    UnjoinedClaim,
-    WebhookAuthMethod,
-    WebhookSecret,
-    Workflow,
-    WorkOrder,
 )
+from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 
 if TYPE_CHECKING:
     from fulmen.errors import FulmenError

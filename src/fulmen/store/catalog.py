@@ -23,9 +23,8 @@ from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.plan import Edge, Job, Plan, Trigger, validate
 from fulmen.store import retention_policy, retry_policy
 from fulmen.store.db import Row, Tx, dumps, loads
-from fulmen.store.models import (
+from fulmen.store.models.catalog import (
     CronCursor,
-    Page,
     Project,
     RetentionPolicy,
     RetryPolicy,
@@ -37,6 +36,7 @@ from fulmen.store.models import (
     Workflow,
     WorkflowTrigger,
 )
+from fulmen.store.models.common import Page
 from fulmen.store.paging import check_limit, decode_cursor, make_page
 
 __all__ = [

@@ -18,7 +18,8 @@ from fulmen.errors import ConfigError, ConflictError, InputError, NotFoundError
 from fulmen.scrub import MIN_SECRET_LENGTH, short_values
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Row, Tx, loads
-from fulmen.store.models import CredentialInfo, JSONValue, NewCredential
+from fulmen.store.models.common import JSONValue
+from fulmen.store.models.credentials import CredentialInfo, NewCredential
 
 __all__ = [
     "delete_credential",

@@ -20,7 +20,7 @@ from typing import Final
 from fulmen.errors import InputError
 from fulmen.store.api_tokens import get_api_token
 from fulmen.store.db import Database, Row, Tx
-from fulmen.store.models import ApiToken
+from fulmen.store.models.api_tokens import ApiToken
 
 __all__ = ["TOUCH_EVERY", "SessionLimits", "end_session", "open_session", "resume_session"]
 

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from fulmen.errors import NotFoundError
 from fulmen.store.db import Row, Tx, dumps, loads_or_none, time_or_none
-from fulmen.store.models import Dataclip, DataclipType, NewDataclip
+from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 
 __all__ = ["get_dataclip", "insert_dataclip", "insert_wiped", "wipe_dataclip"]
 

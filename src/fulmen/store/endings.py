@@ -24,7 +24,8 @@ from fulmen.lifecycle import RunState
 from fulmen.plan import Options
 from fulmen.store import retry_policy
 from fulmen.store.db import Row, Tx, loads
-from fulmen.store.models import Priority, Queue, RetryPolicy
+from fulmen.store.models.catalog import RetryPolicy
+from fulmen.store.models.queue import Priority, Queue
 from fulmen.store.newruns import NewRun, insert_run
 
 __all__ = ["after_end"]

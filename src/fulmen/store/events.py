@@ -33,15 +33,8 @@ from fulmen.lifecycle import (
 from fulmen.store.dataclips import insert_dataclip, insert_wiped
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.endings import after_end
-from fulmen.store.models import (
-    LOG_LEVELS,
-    DataclipType,
-    LogLine,
-    NewDataclip,
-    RunCompletion,
-    StepCompletion,
-    StepStart,
-)
+from fulmen.store.models.dataclips import DataclipType, NewDataclip
+from fulmen.store.models.runs import LOG_LEVELS, LogLine, RunCompletion, StepCompletion, StepStart
 
 __all__ = [
     "append_logs",

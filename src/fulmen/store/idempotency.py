@@ -36,7 +36,7 @@ from typing import Final
 
 from fulmen.errors import ConflictError, InputError
 from fulmen.store.db import Tx, dumps, loads
-from fulmen.store.models import JSONValue
+from fulmen.store.models.common import JSONValue
 
 __all__ = [
     "MAX_KEY_LENGTH",

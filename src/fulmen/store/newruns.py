@@ -19,7 +19,8 @@ from datetime import datetime
 
 from fulmen.plan import Options
 from fulmen.store.db import Tx, dumps
-from fulmen.store.models import Priority, RetentionPolicy
+from fulmen.store.models.catalog import RetentionPolicy
+from fulmen.store.models.queue import Priority
 
 __all__ = ["NewRun", "insert_run"]
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 import orjson
 
 from fulmen.errors import InputError
-from fulmen.store.models import Page
+from fulmen.store.models.common import Page
 
 __all__ = ["MAX_LIMIT", "check_limit", "decode_cursor", "encode_cursor", "make_page"]
 

@@ -23,15 +23,15 @@ from fulmen.store.dataclips import insert_dataclip
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.endings import after_end
 from fulmen.store.events import append_logs
-from fulmen.store.models import (
+from fulmen.store.models.queue import (
     ClaimedRun,
     Enqueued,
     EnqueueRequest,
-    LogLine,
     LostRun,
     Priority,
     UnjoinedClaim,
 )
+from fulmen.store.models.runs import LogLine
 from fulmen.store.newruns import NewRun, insert_run
 
 __all__ = [

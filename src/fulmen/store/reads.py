@@ -8,16 +8,9 @@ from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
 from fulmen.plan import Edge, Job, Options, Plan, Trigger
 from fulmen.store.db import Row, Tx, from_micros, loads, time_or_none, to_micros
-from fulmen.store.models import (
-    LogEntry,
-    Page,
-    Priority,
-    Run,
-    RunDetail,
-    RunFilter,
-    Step,
-    WorkOrder,
-)
+from fulmen.store.models.common import Page
+from fulmen.store.models.queue import Priority, WorkOrder
+from fulmen.store.models.runs import LogEntry, Run, RunDetail, RunFilter, Step
 from fulmen.store.paging import check_limit, decode_cursor, make_page
 
 __all__ = ["get_logs", "get_plan", "get_run", "get_work_order", "list_runs"]

@@ -14,7 +14,7 @@ from uuid import uuid4
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.db import Row, Tx, loads
-from fulmen.store.models import Enqueued, RerunRequest
+from fulmen.store.models.queue import Enqueued, RerunRequest
 from fulmen.store.newruns import NewRun, insert_run
 from fulmen.store.queue import encode_options
 

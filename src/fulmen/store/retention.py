@@ -21,7 +21,8 @@ from datetime import datetime
 from fulmen.errors import InputError
 from fulmen.store.catalog import get_project, project_of
 from fulmen.store.db import Tx
-from fulmen.store.models import Project, RetentionBatch
+from fulmen.store.models.catalog import Project
+from fulmen.store.models.retention import RetentionBatch
 from fulmen.store.retention_policy import cutoffs
 
 __all__ = ["projects_with_retention", "sweep_batch"]

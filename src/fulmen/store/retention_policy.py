@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fulmen.errors import InputError
-from fulmen.store.models import Project, RetentionPolicy
+from fulmen.store.models.catalog import Project, RetentionPolicy
 
 __all__ = ["ERASE_GRACE", "MAX_DAYS", "Cutoffs", "check_project", "cutoffs", "keeps_bodies"]
 

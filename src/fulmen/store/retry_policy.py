@@ -27,7 +27,7 @@ from itertools import islice
 from fulmen import backoff
 from fulmen.errors import InputError
 from fulmen.lifecycle import RunState
-from fulmen.store.models import RetryPolicy
+from fulmen.store.models.catalog import RetryPolicy
 
 __all__ = ["ALWAYS_RETRIED", "MAX_RETRIES", "Retry", "check_policy", "delay", "next_retry"]
 

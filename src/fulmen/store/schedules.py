@@ -20,7 +20,9 @@ import dataclasses
 from datetime import datetime
 
 from fulmen.store.db import Tx
-from fulmen.store.models import CronCursor, CronTick, CronTrigger, Enqueued, EnqueueRequest
+from fulmen.store.models.catalog import CronCursor
+from fulmen.store.models.queue import Enqueued, EnqueueRequest
+from fulmen.store.models.schedules import CronTick, CronTrigger
 from fulmen.store.queue import enqueue
 
 __all__ = ["fire_cron", "list_cron_triggers", "set_cron_cursor"]

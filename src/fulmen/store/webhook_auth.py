@@ -17,9 +17,9 @@ from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.credentials import require_cipher
 from fulmen.store.db import Row, Tx
-from fulmen.store.models import (
+from fulmen.store.models.catalog import TriggerType
+from fulmen.store.models.webhook_auth import (
     NewWebhookAuthMethod,
-    TriggerType,
     WebhookAuthMethod,
     WebhookAuthType,
     WebhookSecret,

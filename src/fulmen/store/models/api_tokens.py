@@ -1,0 +1,18 @@
+"""REST API tokens as stored (their digest, never the token): api_tokens.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["ApiToken"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A REST API token as stored: ``digest`` is the SHA-256 (hex) of its secret part."""
+
+    id: str
+    name: str
+    digest: str
+    inserted_at: datetime | None = None
