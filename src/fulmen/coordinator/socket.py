@@ -58,7 +58,7 @@ from fulmen.tokens import verify_worker_token
 
 __all__ = ["PATH", "SocketPump", "worker_socket"]
 
-log = logging.getLogger("fulmen.coordinator")
+log = logging.getLogger(__name__)
 
 PATH: Final = "/worker/websocket"
 #: How long a closing socket lets its channels finish what they are doing.
