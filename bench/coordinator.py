@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import sys
 import tempfile
 import time
 import uuid
@@ -30,14 +29,13 @@ import orjson
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx2  # noqa: E402
 
-from e2e_support import Api, Coordinator, cpu_seconds  # noqa: E402
 from fulmen import keys as keyring  # noqa: E402
 from fulmen.phoenix.frames import BinaryReply, Sender, decode_binary  # noqa: E402
 from fulmen.tokens import mint_worker_token  # noqa: E402
+from fulmen_testing.e2e import Api, Coordinator, cpu_seconds  # noqa: E402
 
 #: Log lines of a trivial run, as ``fulmen worker`` sends them.
 LINES = 7

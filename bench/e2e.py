@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx2  # noqa: E402
 
-from e2e_support import Api, Coordinator, WorkerProcess, cpu_seconds, until, vm_kib  # noqa: E402
 from fulmen import keys as keyring  # noqa: E402
+from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, cpu_seconds, until, vm_kib  # noqa: E402
 
 WORKFLOWS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
     "trivial": ({"a": "fn(lambda s: {**s, 'data': {'n': 1}})\n"}, []),

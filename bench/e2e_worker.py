@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from worker_support import Lightning, ScriptedRun, job, keys, plan, private_key  # noqa: E402
+from fulmen_testing.worker import Lightning, ScriptedRun, job, keys, plan, private_key  # noqa: E402
 
 TRIVIAL = plan(job("a", "fn(lambda s: {**s, 'data': {'n': 1}})\n"))
 THREE_STEPS = plan(

@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx2  # noqa: E402
 
-from e2e_support import Api, Coordinator, WorkerProcess, until, vm_kib  # noqa: E402
 from fulmen import keys as keyring  # noqa: E402
+from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, until, vm_kib  # noqa: E402
 
 JOB = "fn(lambda s: {**s, 'data': {'n': 1}})\n"
 LOST = r"lost the connection"

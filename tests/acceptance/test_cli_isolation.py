@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from fulmen.keys import generate
-from runner_support.harness import runner_process
-from up_support import fulmen_up
+from fulmen_testing.runner.harness import runner_process
+from fulmen_testing.up import fulmen_up
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from up_support import Up, fulmen_up
+from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from e2e_support import Gate, gated_job, system
+from fulmen_testing.e2e import Gate, gated_job, system
 
 pytestmark = pytest.mark.anyio
 

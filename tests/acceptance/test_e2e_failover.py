@@ -2,7 +2,7 @@
 it is connected to is killed for good (issue 14).
 
 Two ``fulmen server`` processes share one PostgreSQL database; one ``fulmen worker`` is given
-both URLs. A run is in flight on the worker (its job waits at a :class:`~e2e_support.Gate`)
+both URLs. A run is in flight on the worker (its job waits at a :class:`~fulmen_testing.e2e.Gate`)
 when the coordinator the worker is on gets SIGKILL and is never started again. The worker
 moves to the other one, rejoins the run there and reports it; the run is stored as a success,
 and later runs, posted to the survivor, complete too. Skipped without a PostgreSQL server
@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from coordinator_support import pg_database
-from e2e_support import Api, Coordinator, Gate, WorkerProcess, gated_job
 from fulmen import keys as keyring
+from fulmen_testing.coordinator import pg_database
+from fulmen_testing.e2e import Api, Coordinator, Gate, WorkerProcess, gated_job
 
 pytestmark = pytest.mark.anyio
 

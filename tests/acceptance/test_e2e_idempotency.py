@@ -8,7 +8,7 @@ killed with SIGKILL makes one run.
 * A webhook answered at once, then the coordinator killed and started again: the same
   request with the same key gets the same answer, from the database, and no run.
 
-Jobs wait at a :class:`~e2e_support.Gate`, so the kill happens while the run is known to be
+Jobs wait at a :class:`~fulmen_testing.e2e.Gate`, so the kill happens while the run is known to be
 running.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from e2e_support import Gate, gated_job, system
+from fulmen_testing.e2e import Gate, gated_job, system
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ start-up.
 * **PostgreSQL**: two coordinators on one database at every restart, the worker moving
   from one to the other.
 
-The job waits at a :class:`~e2e_support.Gate`: it prints until the test lets it through, so
+The job waits at a :class:`~fulmen_testing.e2e.Gate`: it prints until the test lets it through, so
 lines are flowing at every restart however long the restarts take.
 """
 
@@ -37,8 +37,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from e2e_support import Api, Coordinator, Gate, WorkerProcess, _keys, until
-from e2e_support.switch import Switch
+from fulmen_testing.e2e import Api, Coordinator, Gate, WorkerProcess, _keys, until
+from fulmen_testing.e2e.switch import Switch
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(360)]
 

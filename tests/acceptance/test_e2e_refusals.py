@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from e2e_support import Api, WorkerProcess, system
 from fulmen import keys as keyring
+from fulmen_testing.e2e import Api, WorkerProcess, system
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@
 * SIGTERM on the worker drains: the active run finishes and is stored as a success, nothing
   is claimed after the signal although a slot is free and work is waiting, and it exits 0.
 
-Jobs wait at a :class:`~e2e_support.Gate`, so each process event happens while a job is
+Jobs wait at a :class:`~fulmen_testing.e2e.Gate`, so each process event happens while a job is
 known to be running.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from e2e_support import Api, Gate, gated_job, system, until
+from fulmen_testing.e2e import Api, Gate, gated_job, system, until
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import system
+from fulmen_testing.e2e import system
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import WorkerProcess, system
 from fulmen import keys as keyring
+from fulmen_testing.e2e import WorkerProcess, system
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from e2e_support import Api, system
+from fulmen_testing.e2e import Api, system
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from e2e_support import system
+from fulmen_testing.e2e import system
 
 pytestmark = pytest.mark.anyio
 

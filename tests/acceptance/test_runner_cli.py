@@ -14,8 +14,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from runner_support.harness import bearer, runner_process
-from runner_support.scripts import KEYS
+from fulmen_testing.runner.harness import bearer, runner_process
+from fulmen_testing.runner.scripts import KEYS
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from e2e_support import Gate, gated_job, system
 from fulmen import keys as keyring
+from fulmen_testing.e2e import Gate, gated_job, system
 
 pytestmark = pytest.mark.anyio
 

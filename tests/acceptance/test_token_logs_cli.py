@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from e2e_support import Api, Coordinator, WorkerProcess
 from fulmen import keys as keyring
+from fulmen_testing.e2e import Api, Coordinator, WorkerProcess
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from up_support import FULMEN, environment, fulmen_up
+from fulmen_testing.up import FULMEN, environment, fulmen_up
 
 pytestmark = pytest.mark.anyio
 

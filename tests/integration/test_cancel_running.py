@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator_support import RawWorker, Seeded, seed
 from fulmen.coordinator.reaper import Reaper
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import RunDetail, SQLStore
-from operator_support import BACKENDS, Site, fulmen_worker, site, store_at, until
+from fulmen_testing.coordinator import RawWorker, Seeded, seed
+from fulmen_testing.operator import BACKENDS, Site, fulmen_worker, site, store_at, until
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from coordinator_support import CREDENTIAL_KEY, seed
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import Run, RunFilter, SQLStore, open_store
-from operator_support import BACKENDS, Site, fulmen_worker, site, store_at, until
+from fulmen_testing.coordinator import CREDENTIAL_KEY, seed
+from fulmen_testing.operator import BACKENDS, Site, fulmen_worker, site, store_at, until
 
 pytestmark = pytest.mark.anyio
 

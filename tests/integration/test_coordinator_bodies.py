@@ -23,9 +23,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordinator_support import Seeded, Served, api_token, seed, serve, sqlite_store
 from fulmen.coordinator.bodies import API_BYTES, DASHBOARD_BYTES
 from fulmen.store import NewWebhookAuthMethod, RunFilter, SQLStore, WebhookAuthType
+from fulmen_testing.coordinator import Seeded, Served, api_token, seed, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from coordinator_support import serve, sqlite_store, worker_token
 from fulmen.plan import Job, Options
 from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, Project, Workflow
+from fulmen_testing.coordinator import serve, sqlite_store, worker_token
 
 pytestmark = pytest.mark.anyio
 

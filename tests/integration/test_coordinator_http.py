@@ -15,8 +15,16 @@ from uuid import uuid4
 import httpx2
 import pytest
 
-from coordinator_support import RawWorker, Seeded, Served, api_token, seed, serve, sqlite_store
 from fulmen.store import RunFilter, SQLStore, WebhookReply
+from fulmen_testing.coordinator import (
+    RawWorker,
+    Seeded,
+    Served,
+    api_token,
+    seed,
+    serve,
+    sqlite_store,
+)
 
 pytestmark = pytest.mark.anyio
 

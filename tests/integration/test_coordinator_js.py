@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from coordinator_support import seed, serve, sqlite_store, worker_token
 from fulmen.plan import Options
 from fulmen.store import DataclipType, EnqueueRequest, NewDataclip
+from fulmen_testing.coordinator import seed, serve, sqlite_store, worker_token
 
 pytestmark = pytest.mark.anyio
 

@@ -12,15 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from coordinator_support import (
-    RawWorker,
-    Seeded,
-    Served,
-    seed,
-    serve,
-    settings,
-    sqlite_store,
-)
 from fulmen import keys as keyring
 from fulmen.coordinator import build_coordinator
 from fulmen.coordinator.reaper import Reaper
@@ -29,6 +20,15 @@ from fulmen.plan import Options
 from fulmen.store import EnqueueRequest, SQLStore
 from fulmen.tokens import mint_run_token
 from fulmen_testing.clock import FakeClock
+from fulmen_testing.coordinator import (
+    RawWorker,
+    Seeded,
+    Served,
+    seed,
+    serve,
+    settings,
+    sqlite_store,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,6 @@ from uuid import uuid4
 import httpx2
 import pytest
 
-from coordinator_support import RawWorker, Seeded, Served, api_token, seed, serve, sqlite_store
 from fulmen.plan import Options
 from fulmen.store import (
     DataclipType,
@@ -31,6 +30,15 @@ from fulmen.store import (
     NewWebhookAuthMethod,
     SQLStore,
     WebhookAuthType,
+)
+from fulmen_testing.coordinator import (
+    RawWorker,
+    Seeded,
+    Served,
+    api_token,
+    seed,
+    serve,
+    sqlite_store,
 )
 
 pytestmark = pytest.mark.anyio

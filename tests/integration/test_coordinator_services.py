@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from coordinator_support import (
-    CREDENTIAL_KEY,
-    pg_database,
-    pg_schema_url,
-    seed,
-    settings,
-)
 from fulmen.coordinator import Coordinator, build_coordinator
 from fulmen.coordinator.reaper import Reaper
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.plan import Options
 from fulmen.store import EnqueueRequest, Priority, RunFilter, SQLStore, StepStart, open_store
 from fulmen_testing.clock import FakeClock
+from fulmen_testing.coordinator import (
+    CREDENTIAL_KEY,
+    pg_database,
+    pg_schema_url,
+    seed,
+    settings,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,11 @@ from uuid import uuid4
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from coordinator_support import (
+from fulmen import keys as keyring
+from fulmen.plan import Options
+from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, SQLStore
+from fulmen.tokens import mint_run_token
+from fulmen_testing.coordinator import (
     RawWorker,
     Seeded,
     Served,
@@ -25,10 +29,6 @@ from coordinator_support import (
     sqlite_store,
     worker_token,
 )
-from fulmen import keys as keyring
-from fulmen.plan import Options
-from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, SQLStore
-from fulmen.tokens import mint_run_token
 
 pytestmark = pytest.mark.anyio
 

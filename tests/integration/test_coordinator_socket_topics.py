@@ -20,10 +20,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from coordinator_support import Seeded, Served, seed, serve, sqlite_store, worker_token
 from fulmen.coordinator.socket import SocketPump
 from fulmen.plan import Options
 from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, SQLStore, WebhookReply
+from fulmen_testing.coordinator import Seeded, Served, seed, serve, sqlite_store, worker_token
 
 pytestmark = pytest.mark.anyio
 

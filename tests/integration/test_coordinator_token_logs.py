@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from coordinator_support import seed, sqlite_store
 from fulmen.coordinator.redaction import redact
 from fulmen.lifecycle import RunState
-from operator_support import fulmen_worker, site, until
+from fulmen_testing.coordinator import seed, sqlite_store
+from fulmen_testing.operator import fulmen_worker, site, until
 
 pytestmark = pytest.mark.anyio
 

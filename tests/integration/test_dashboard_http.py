@@ -13,7 +13,6 @@ from uuid import uuid4
 import httpx2
 import pytest
 
-from coordinator_support import Seeded, api_token, seed, serve, sqlite_store
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     DataclipType,
@@ -26,6 +25,7 @@ from fulmen.store import (
     StepCompletion,
     StepStart,
 )
+from fulmen_testing.coordinator import Seeded, api_token, seed, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
 

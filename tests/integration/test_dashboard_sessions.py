@@ -16,9 +16,9 @@ from uuid import uuid4
 import httpx2
 import pytest
 
-from coordinator_support import Seeded, api_token, seed, serve, sqlite_store
 from fulmen.store import EnqueueRequest, SQLStore, StepStart
 from fulmen_testing.clock import FakeClock
+from fulmen_testing.coordinator import Seeded, api_token, seed, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
 

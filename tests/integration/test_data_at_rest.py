@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from coordinator_support import RawWorker, keys, seed, serve, sqlite_store
 from fulmen.plan import Options
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
@@ -34,6 +33,7 @@ from fulmen.store import (
     SQLStore,
 )
 from fulmen_testing.clock import FakeClock
+from fulmen_testing.coordinator import RawWorker, keys, seed, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
 

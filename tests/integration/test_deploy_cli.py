@@ -13,8 +13,8 @@ import httpx2
 import pytest
 from click.testing import CliRunner, Result
 
-from coordinator_support import api_token, serve, sqlite_store
 from fulmen.cli import cli
+from fulmen_testing.coordinator import api_token, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
 

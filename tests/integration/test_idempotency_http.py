@@ -19,7 +19,6 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordinator_support import RawWorker, Seeded, seed, serve
 from fulmen.coordinator.idempotency import PATTERN
 from fulmen.coordinator.retention import Retention
 from fulmen.reasons import ExitReason, Reason
@@ -33,7 +32,8 @@ from fulmen.store import (
     open_store,
 )
 from fulmen_testing.clock import FakeClock
-from operator_support import BACKENDS, Site, site, store_at
+from fulmen_testing.coordinator import RawWorker, Seeded, seed, serve
+from fulmen_testing.operator import BACKENDS, Site, site, store_at
 
 pytestmark = pytest.mark.anyio
 

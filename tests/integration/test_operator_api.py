@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from coordinator_support import seed
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import RunCompletion, StepCompletion, StepStart
 from fulmen_testing.clock import FakeClock
-from operator_support import BACKENDS, Site, site, store_at
+from fulmen_testing.coordinator import seed
+from fulmen_testing.operator import BACKENDS, Site, site, store_at
 
 pytestmark = pytest.mark.anyio
 

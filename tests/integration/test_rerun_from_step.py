@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from coordinator_support import seed
 from fulmen.cli import cli
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.plan import Job
 from fulmen.store import RunDetail, SQLStore
-from operator_support import BACKENDS, Site, fulmen_worker, site, store_at, until
+from fulmen_testing.coordinator import seed
+from fulmen_testing.operator import BACKENDS, Site, fulmen_worker, site, store_at, until
 
 pytestmark = pytest.mark.anyio
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from coordinator_support import seed, settings
 from fulmen.coordinator import build_coordinator
 from fulmen.coordinator.retention import Retention
 from fulmen.store import EnqueueRequest, Project, SQLStore, sqlite_path
 from fulmen.store.db import to_micros
 from fulmen_testing.clock import FakeClock
-from operator_support import BACKENDS, store_at
+from fulmen_testing.coordinator import seed, settings
+from fulmen_testing.operator import BACKENDS, store_at
 
 pytestmark = pytest.mark.anyio
 

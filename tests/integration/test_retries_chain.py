@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from coordinator_support import RawWorker, Seeded, seed
 from fulmen.coordinator.reaper import Reaper
 from fulmen_testing.clock import FakeClock
-from operator_support import BACKENDS, Site, site, store_at
+from fulmen_testing.coordinator import RawWorker, Seeded, seed
+from fulmen_testing.operator import BACKENDS, Site, site, store_at
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from runner_support.harness import Served, served
-from runner_support.scripts import CLASSIC, CONFIG, ECHO, RELAY
+from fulmen_testing.runner.harness import Served, served
+from fulmen_testing.runner.scripts import CLASSIC, CONFIG, ECHO, RELAY
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,8 +16,8 @@ import pytest
 from fulmen.config import RunnerSettings, SandboxSettings
 from fulmen.errors import ConfigError
 from fulmen.runner.auth import ApiAuth
-from runner_support.harness import Served, served
-from runner_support.scripts import ECHO, INTRUDER, KEYS
+from fulmen_testing.runner.harness import Served, served
+from fulmen_testing.runner.scripts import ECHO, INTRUDER, KEYS
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner_support.harness import served
-from runner_support.scripts import NOTICES_AS_REQUESTS
+from fulmen_testing.runner.harness import served
+from fulmen_testing.runner.scripts import NOTICES_AS_REQUESTS
 
 pytestmark = pytest.mark.timeout(60)
 

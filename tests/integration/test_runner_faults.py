@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from fulmen_testing.clock import FakeClock
-from runner_support.harness import Served, served
-from runner_support.scripts import ECHO, FAULTS
+from fulmen_testing.runner.harness import Served, served
+from fulmen_testing.runner.scripts import ECHO, FAULTS
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from runner_support.harness import bearer, runner_process, served
-from runner_support.scripts import ECHO, KEYS
+from fulmen_testing.runner.harness import bearer, runner_process, served
+from fulmen_testing.runner.scripts import ECHO, KEYS
 
 pytestmark = pytest.mark.timeout(60)
 

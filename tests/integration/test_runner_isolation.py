@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from runner_support.harness import Served, served
-from runner_support.scripts import PROBE
+from fulmen_testing.runner.harness import Served, served
+from fulmen_testing.runner.scripts import PROBE
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,8 +14,8 @@ import pytest
 from fulmen.runner.hkdf import hkdf_sha256
 from fulmen.runner.keystore import LocalKeyStore
 from fulmen.runner.sealing import Sealer, load_master_key
-from runner_support.harness import Served, served
-from runner_support.scripts import KEYS
+from fulmen_testing.runner.harness import Served, served
+from fulmen_testing.runner.scripts import KEYS
 
 pytestmark = pytest.mark.timeout(60)
 

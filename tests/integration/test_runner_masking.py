@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runner_support.harness import Served, served
-from runner_support.scripts import PRINTS_CONFIG
+from fulmen_testing.runner.harness import Served, served
+from fulmen_testing.runner.scripts import PRINTS_CONFIG
 
 pytestmark = pytest.mark.timeout(60)
 

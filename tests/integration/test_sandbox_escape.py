@@ -428,7 +428,7 @@ def bundle(port: int) -> str:
 
 
 def test_the_attacks_fail_through_the_worker() -> None:
-    from worker_support import (
+    from fulmen_testing.worker import (
         Lightning,
         ScriptedRun,
         job,
@@ -488,7 +488,7 @@ async def fetch(request, rnr):
 
 
 def test_the_attacks_fail_through_a_smart_worker(tmp_path: Path) -> None:
-    from runner_support.harness import served
+    from fulmen_testing.runner.harness import served
 
     with listener() as runner_api_stand_in:
         port = runner_api_stand_in.getsockname()[1]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator_support import Seeded, seed
 from fulmen.store import RunFilter, SQLStore
-from operator_support import BACKENDS, Site, site, store_at
+from fulmen_testing.coordinator import Seeded, seed
+from fulmen_testing.operator import BACKENDS, Site, site, store_at
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import pytest
 from fulmen.config import Secret
 from fulmen.keys import generate, load_private_key
 from fulmen.tokens import mint_run_token
-from worker_support import (
+from fulmen_testing.worker import (
     Lightning,
     ScriptedRun,
     job,

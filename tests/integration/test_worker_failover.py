@@ -17,7 +17,7 @@ import socket
 
 import pytest
 
-from worker_support import (
+from fulmen_testing.worker import (
     Lightning,
     Recorded,
     ScriptedRun,

@@ -3,7 +3,7 @@ timeout and the memory limit kill the child; the active step and the run say why
 
 from __future__ import annotations
 
-from worker_support import (
+from fulmen_testing.worker import (
     Lightning,
     ScriptedRun,
     job,

@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from fulmen.worker.target import Address, Resolver, resolve
-from worker_support import (
+from fulmen_testing.worker import (
     Lightning,
     Recorded,
     ScriptedRun,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from worker_support import (
+from fulmen_testing.worker import (
     Lightning,
     Recorded,
     ScriptedRun,

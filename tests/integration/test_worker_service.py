@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from worker_support import (
+from fulmen_testing.worker import (
     Lightning,
     ScriptedRun,
     job,

@@ -27,8 +27,8 @@ from fulmen.runtime.entry import PRELOAD
 from fulmen.sandbox import Zygote
 from fulmen.worker import Worker, prepare
 from fulmen.worker.main import CLAIM_GRACE, CLOSE_GRACE
-from worker_support import job, keys, private_key, scenario
-from worker_support.minimal import MinimalLightning
+from fulmen_testing.worker import job, keys, private_key, scenario
+from fulmen_testing.worker.minimal import MinimalLightning
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK: dict[str, Any] = {

@@ -18,8 +18,17 @@ from fulmen.config import Secret
 from fulmen.keys import GeneratedKeys, generate, load_private_key
 from fulmen.tokens import mint_run_token
 from fulmen.worker import Worker
-from worker_support import Lightning, ScriptedRun, job, keys, plan, private_key, running, scenario
-from worker_support import settings_for as base_settings
+from fulmen_testing.worker import (
+    Lightning,
+    ScriptedRun,
+    job,
+    keys,
+    plan,
+    private_key,
+    running,
+    scenario,
+)
+from fulmen_testing.worker import settings_for as base_settings
 
 QUICK = plan(job("quick", "fn(lambda s: {**s, 'data': {'done': True}})\n"))
 

@@ -15,7 +15,10 @@ from typing import Any, TypeVar
 
 import httpx2
 
-from coordinator_support import (
+from fulmen.config import Secret, WorkerSettings
+from fulmen.store import SQLStore, open_store
+from fulmen.worker import Worker
+from fulmen_testing.coordinator import (
     CREDENTIAL_KEY,
     Seeded,
     Served,
@@ -25,10 +28,7 @@ from coordinator_support import (
     pg_schema_url,
     serve,
 )
-from fulmen.config import Secret, WorkerSettings
-from fulmen.store import SQLStore, open_store
-from fulmen.worker import Worker
-from worker_support import running
+from fulmen_testing.worker import running
 
 __all__ = ["BACKENDS", "Site", "fulmen_worker", "site", "store_at", "until"]
 

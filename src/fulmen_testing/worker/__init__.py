@@ -18,7 +18,7 @@ from fulmen.runtime.entry import PRELOAD
 from fulmen.sandbox import Zygote
 from fulmen.worker import Worker, prepare
 from fulmen.worker.target import Resolver, resolve
-from worker_support.lightning import Lightning, Recorded, ScriptedRun
+from fulmen_testing.worker.lightning import Lightning, Recorded, ScriptedRun
 
 __all__ = [
     "Lightning",
