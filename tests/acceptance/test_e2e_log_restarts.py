@@ -30,21 +30,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx2
-import psycopg
 import pytest
-from psycopg import sql
 
+from fulmen_testing.coordinator import pg_database
 from fulmen_testing.e2e import Api, Coordinator, Gate, WorkerProcess, _keys, until
 from fulmen_testing.e2e.switch import Switch
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(360)]
 
-SERVER_URL = os.environ.get(
-    "FULMEN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 RESTARTS = 10
 #: Lines stored between two restarts (about 0.2 s of the job's output).
 PROGRESS = 40
@@ -64,23 +59,8 @@ def anyio_backend() -> str:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A database of its own on the local server; skipped when there is none (not in CI)."""
-    try:
-        admin = psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        message = f"PostgreSQL is not reachable at {SERVER_URL}: {error}".splitlines()[0]
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
-    name = f"fulmen_e2e_{uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{SERVER_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with pg_database() as url:
+        yield url
 
 
 def emitting_job(gate: Gate) -> str:
