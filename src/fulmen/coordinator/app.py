@@ -3,8 +3,9 @@
 ``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
 ASGI app (REST API, webhooks, health, the worker socket, the dashboard) whose lifespan runs
 the background services under one task group: the hub's push loop, wake-up listener and
-poll, the reaper, the cron scheduler and the retention sweep. Tests build apps with their own
-store and clock and drive the services directly (``services=False``).
+poll, the reaper, the cron scheduler, the retention sweep and the heap trim (heap.py). Tests
+build apps with their own store and clock and drive the services directly
+(``services=False``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.routing import WebSocketRoute
 from fulmen import __version__
 from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import api, bodies, dashboard, health, redaction, webhooks
+from fulmen.coordinator import api, bodies, dashboard, health, heap, redaction, webhooks
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
@@ -88,6 +89,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             Reaper(coordinator).run(),
             Scheduler(coordinator).run(),
             Retention(coordinator).run(),
+            heap.trim_forever(),
         ]
         async with asyncio.TaskGroup() as group:
             running = [group.create_task(task) for task in tasks]
