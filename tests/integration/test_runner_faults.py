@@ -64,7 +64,9 @@ def test_a_raising_handler_fails_only_its_invocation(tmp_path: Path) -> None:
 def test_a_dead_process_restarts_with_backoff_until_the_worker_fails(tmp_path: Path) -> None:
     async def main() -> None:
         clock = FakeClock(START)
-        options = {"crash_limit": 3, "fetch_timeout": 1.5, "cancel_grace": 1.0}
+        # The fetch timeout must outlast the OOM case's zeroing of 512 MB on a loaded machine
+        # (at 1.5 s it answered 504 there, not 502); the hanging cases wait it out.
+        options = {"crash_limit": 3, "fetch_timeout": 5.0, "cancel_grace": 1.0}
         async with served(tmp_path, clock=clock, **options) as s:
             f = await s.create(FAULTS, name="f", run_on_create=False)
             first = await serving(s, "f")
