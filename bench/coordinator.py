@@ -25,17 +25,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import orjson
 import websockets
 
-ROOT = Path(__file__).resolve().parents[1]
-
-import httpx2  # noqa: E402
-
-from fulmen import keys as keyring  # noqa: E402
-from fulmen.phoenix.frames import BinaryReply, Sender, decode_binary  # noqa: E402
-from fulmen.tokens import mint_worker_token  # noqa: E402
-from fulmen_testing.e2e import Api, Coordinator, cpu_seconds  # noqa: E402
+from fulmen import keys as keyring
+from fulmen.phoenix.frames import BinaryReply, Sender, decode_binary
+from fulmen.tokens import mint_worker_token
+from fulmen_testing.e2e import Api, Coordinator, cpu_seconds
 
 #: Log lines of a trivial run, as ``fulmen worker`` sends them.
 LINES = 7

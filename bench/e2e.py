@@ -38,12 +38,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+import httpx2
 
-import httpx2  # noqa: E402
-
-from fulmen import keys as keyring  # noqa: E402
-from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, cpu_seconds, until, vm_kib  # noqa: E402
+from fulmen import keys as keyring
+from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, cpu_seconds, until, vm_kib
 
 WORKFLOWS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
     "trivial": ({"a": "fn(lambda s: {**s, 'data': {'n': 1}})\n"}, []),

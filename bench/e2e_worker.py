@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from fulmen_testing.worker import Lightning, ScriptedRun, job, keys, plan, private_key  # noqa: E402
+from fulmen_testing.worker import Lightning, ScriptedRun, job, keys, plan, private_key
 
 TRIVIAL = plan(job("a", "fn(lambda s: {**s, 'data': {'n': 1}})\n"))
 THREE_STEPS = plan(

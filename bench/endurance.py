@@ -29,12 +29,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import httpx2
 
-import httpx2  # noqa: E402
-
-from fulmen import keys as keyring  # noqa: E402
-from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, until, vm_kib  # noqa: E402
+from fulmen import keys as keyring
+from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, until, vm_kib
 
 JOB = "fn(lambda s: {**s, 'data': {'n': 1}})\n"
 LOST = r"lost the connection"
