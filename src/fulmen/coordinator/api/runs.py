@@ -22,7 +22,6 @@ from fulmen.lifecycle import CancelAction, RunState
 from fulmen.store import (
     Answer,
     DataclipType,
-    Enqueued,
     EnqueueRequest,
     NewDataclip,
     Priority,
@@ -156,9 +155,9 @@ async def run_workflow(
     if key is None:
         enqueued = await c.store.enqueue(enqueue)
         _started(c)
-        return _doc(enqueued)
+        return StartedDoc.of(enqueued)
     answered = await c.store.enqueue_once(
-        enqueue, key, lambda made: Answer(201, _doc(made).model_dump(mode="json"))
+        enqueue, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
     )
     if not answered.replayed:
         _started(c)
@@ -168,11 +167,3 @@ async def run_workflow(
 def _started(c: Coordinator) -> None:
     c.metrics.enqueued.labels("manual").inc()
     c.hub.work_available()
-
-
-def _doc(enqueued: Enqueued) -> StartedDoc:
-    return StartedDoc(
-        work_order_id=enqueued.work_order_id,
-        run_id=enqueued.run_id,
-        dataclip_id=enqueued.dataclip_id,
-    )

@@ -69,9 +69,9 @@ async def rerun_step(
     if key is None:
         made = await c.store.rerun(rerun)
         _started(c)
-        return _doc(made)
+        return StartedDoc.of(made)
     answered = await c.store.rerun_once(
-        rerun, key, lambda made: Answer(201, _doc(made).model_dump(mode="json"))
+        rerun, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
     )
     if not answered.replayed:
         _started(c)
@@ -137,7 +137,7 @@ def _reruns_doc(ids: list[str], made: list[Enqueued | FulmenError]) -> RerunsDoc
                 )
             )
         else:
-            runs.append(_doc(outcome))
+            runs.append(StartedDoc.of(outcome))
     return RerunsDoc(runs=runs, errors=errors)
 
 
@@ -151,9 +151,3 @@ def _started(c: Coordinator, count: int = 1) -> None:
     if count:
         c.metrics.enqueued.labels("rerun").inc(count)
         c.hub.work_available()
-
-
-def _doc(made: Enqueued) -> StartedDoc:
-    return StartedDoc(
-        work_order_id=made.work_order_id, run_id=made.run_id, dataclip_id=made.dataclip_id
-    )

@@ -13,6 +13,7 @@ from pydantic import (
 from fulmen.coordinator.api.schemas.common import InputDoc, JsonObject
 from fulmen.store import (
     Dataclip,
+    Enqueued,
     LogEntry,
     Run,
     RunDetail,
@@ -134,3 +135,9 @@ class StartedDoc(BaseModel):
     work_order_id: str
     run_id: str
     dataclip_id: str | None
+
+    @classmethod
+    def of(cls, made: Enqueued) -> StartedDoc:
+        return cls(
+            work_order_id=made.work_order_id, run_id=made.run_id, dataclip_id=made.dataclip_id
+        )
