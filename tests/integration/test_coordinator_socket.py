@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -16,16 +15,14 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from fulmen import keys as keyring
-from fulmen.plan import Options
-from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, SQLStore
 from fulmen.tokens import mint_run_token
 from fulmen_testing.coordinator import (
     RawWorker,
-    Seeded,
-    Served,
+    SocketWorld,
     keys,
     seed,
     serve,
+    socket_world,
     sqlite_store,
     worker_token,
 )
@@ -40,45 +37,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class World:
-    store: SQLStore
-    served: Served
-    seeded: Seeded
-
-    async def enqueue(self) -> str:
-        enqueued = await self.store.enqueue(
-            EnqueueRequest(
-                self.seeded.workflow_id,
-                input=NewDataclip(DataclipType.HTTP_REQUEST, {"n": 1}),
-                trigger_id=self.seeded.webhook_id,
-                options=Options(run_timeout_ms=60_000),
-            )
-        )
-        return enqueued.run_id
-
-    async def claimed(self, worker: RawWorker) -> tuple[str, str]:
-        """Enqueue a run, claim it and join its channel: (run id, topic)."""
-        run_id = await self.enqueue()
-        assert await worker.join("worker:queue", {}) == (
-            "ok",
-            {"accepts": ["run:batch_logs", "run:refuse"]},
-        )
-        status, reply = await worker.call(
-            "worker:queue", "claim", {"demand": 1, "worker_name": None}
-        )
-        assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id]
-        topic = f"run:{run_id}"
-        assert await worker.join(topic, {"token": reply["runs"][0]["token"]}) == ("ok", {})
-        return run_id, topic
-
-
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with sqlite_store(str(tmp_path / "fulmen.db")) as store:
-        seeded = await seed(store)
-        async with serve(store) as served:
-            yield World(store, served, seeded)
+async def world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
+    async with socket_world(tmp_path) as opened:
+        yield opened
 
 
 # -- connect --------------------------------------------------------------------------------
@@ -86,7 +48,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 @pytest.mark.parametrize("token", ["", "not-a-jwt", "WRONG_SECRET"])
 async def test_bad_or_missing_worker_tokens_are_refused_with_401_and_never_logged(
-    world: World, token: str, caplog: pytest.LogCaptureFixture
+    world: SocketWorld, token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     if token == "WRONG_SECRET":
         token = worker_token(secret=keyring.generate().worker_secret)
@@ -108,7 +70,7 @@ async def test_bad_or_missing_worker_tokens_are_refused_with_401_and_never_logge
 # -- run:<id> join --------------------------------------------------------------------------
 
 
-async def test_run_join_refusals(world: World) -> None:
+async def test_run_join_refusals(world: SocketWorld) -> None:
     run_id = await world.enqueue()
     other = await world.enqueue()
     async with RawWorker.connect(world.served.socket_url) as worker:
@@ -147,7 +109,7 @@ async def test_run_join_refusals(world: World) -> None:
     assert (await world.store.get_run(other)).run.joined_at is None
 
 
-async def test_a_join_after_the_claim_was_rolled_back_is_refused(world: World) -> None:
+async def test_a_join_after_the_claim_was_rolled_back_is_refused(world: SocketWorld) -> None:
     run_id = await world.enqueue()
     async with RawWorker.connect(world.served.socket_url) as worker:
         await worker.join("worker:queue", {})
@@ -193,7 +155,7 @@ INVALID = [
 ]
 
 
-async def test_invalid_payloads_name_the_field_and_store_nothing(world: World) -> None:
+async def test_invalid_payloads_name_the_field_and_store_nothing(world: SocketWorld) -> None:
     async with RawWorker.connect(world.served.socket_url) as worker:
         run_id, topic = await world.claimed(worker)
         before = await world.store.get_run(run_id)
@@ -234,7 +196,7 @@ async def test_invalid_payloads_name_the_field_and_store_nothing(world: World) -
     assert (await world.store.get_logs(run_id)).items == ()
 
 
-async def test_illegal_transitions_are_refused_in_lightnings_words(world: World) -> None:
+async def test_illegal_transitions_are_refused_in_lightnings_words(world: SocketWorld) -> None:
     async with RawWorker.connect(world.served.socket_url) as worker:
         run_id, topic = await world.claimed(worker)
         done = {"reason": "success", "error_type": None, "error_message": None, "timestamp": TS}
@@ -252,7 +214,7 @@ async def test_illegal_transitions_are_refused_in_lightnings_words(world: World)
     assert run.state == "success" and run.error_type is None
 
 
-async def test_events_resent_after_a_reconnect_are_recorded_once(world: World) -> None:
+async def test_events_resent_after_a_reconnect_are_recorded_once(world: SocketWorld) -> None:
     step_id, output_id = str(uuid4()), str(uuid4())
     job_id = world.seeded.job_ids[0]
     events: list[tuple[str, dict[str, Any]]] = [
@@ -288,11 +250,7 @@ async def test_events_resent_after_a_reconnect_are_recorded_once(world: World) -
     assert all(status == "ok" for status, _ in first), first
     # the same worker reconnects, rejoins with its token, and sends everything again
     async with RawWorker.connect(world.served.socket_url) as worker:
-        private = keyring.load_private_key(keys().private_key)
-        token_reply = mint_run_token(
-            private, run_id, now=world.served.coordinator.now(), run_timeout=60
-        )
-        assert await worker.join(topic, {"token": token_reply}) == ("ok", {})
+        await world.rejoin(worker, run_id)
         again = [await worker.call(topic, event, payload) for event, payload in events]
     assert again == first
     detail = await world.store.get_run(run_id)
@@ -301,7 +259,7 @@ async def test_events_resent_after_a_reconnect_are_recorded_once(world: World) -
     assert detail.run.state == "success"
 
 
-async def test_credential_values_are_masked_in_logs_once_fetched(world: World) -> None:
+async def test_credential_values_are_masked_in_logs_once_fetched(world: SocketWorld) -> None:
     async with RawWorker.connect(world.served.socket_url) as worker:
         run_id, topic = await world.claimed(worker)
         status, body = await worker.call(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from fulmen.contract import (
     JSON,
+    MAX_REPORTS,
     WIRE_REASONS,
     ClaimedRun,
     ClaimReply,
@@ -33,10 +34,12 @@ from fulmen.contract import (
     QueueJoin,
     QueueJoined,
     Reason,
+    ReportReply,
     RunBatchLogs,
     RunComplete,
     RunJoin,
     RunLog,
+    RunReports,
     RunStart,
     StepComplete,
     StepReply,
@@ -495,3 +498,33 @@ def test_the_queue_join_reply_says_what_a_fulmen_coordinator_accepts() -> None:
 @pytest.mark.parametrize("reply", [{}, None, "{}", {"accepts": "run:batch_logs"}, []])
 def test_a_join_reply_without_a_list_of_accepts_offers_nothing(reply: JSON) -> None:
     assert QueueJoined.from_wire(reply).accepts == frozenset()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda line: (Event.RUN_BATCH_LOGS, RunBatchLogs("r", (line,))), log_lines),
+            st.builds(lambda s, t: (Event.STEP_START, StepStart(s, "j", t)), st.text(), timestamps),
+            st.builds(lambda e: (Event.RUN_COMPLETE, RunComplete(e)), exits),
+        ),
+        min_size=1,
+        max_size=MAX_REPORTS,
+    )
+)
+def test_reports_round_trip(reports: list[tuple[Event, Any]]) -> None:
+    value = RunReports(tuple(reports))
+    assert RunReports.from_wire(value.to_wire()) == value
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ({"replies": [{"status": "ok", "response": {}}, {"status": "error"}]}, [True, False]),
+        ({"replies": [{"status": "ok"}]}, [True, False]),  # too few: the rest refused
+        ({"replies": "no"}, [False, False]),
+        (None, [False, False]),
+        ({"replies": [1, {"status": "ok"}, {"status": "ok"}]}, [False, True]),
+    ],
+)
+def test_the_replies_to_reports_are_read_leniently(reply: JSON, expected: list[bool]) -> None:
+    assert [r.ok for r in ReportReply.many_from_wire(reply, 2)] == expected

@@ -5,19 +5,30 @@ socket; nothing here sleeps."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from fulmen.contract import JSON, LogLevel, LogLine, RunComplete, RunLog, StepStart
+from fulmen.contract import (
+    JSON,
+    LogLevel,
+    LogLine,
+    RunComplete,
+    RunLog,
+    StepComplete,
+    StepStart,
+)
 from fulmen.errors import NoReplyError, RefusedError
 from fulmen.phoenix.client import ChannelClosed, Push
+from fulmen.phoenix.frames import Message as Frame
+from fulmen.phoenix.frames import encode_text
 from fulmen.reasons import ExitReason, Reason
 from fulmen.worker.channels import RunChannel
 from fulmen.worker.events import Message
-from fulmen.worker.outbox import Outbox, take_batch
+from fulmen.worker.outbox import BUNDLE_BYTES, Outbox, take_batch
 
 TS = "1795358227000000"
 
@@ -36,21 +47,28 @@ DONE = RunComplete(ExitReason(Reason.SUCCESS), TS)
 class FakeSender:
     """Records what it is asked to send; ``outcomes`` scripts failures per event name."""
 
-    def __init__(self, outcomes: dict[str, list[Exception]] | None = None) -> None:
+    def __init__(
+        self,
+        outcomes: dict[str, list[Exception]] | None = None,
+        answer: Callable[[str, JSON], JSON] | None = None,
+    ) -> None:
         self.sent: list[tuple[str, JSON]] = []
         self.outcomes = outcomes or {}
+        self.answer = answer
         self.gate: asyncio.Event | None = None
         self.got = asyncio.Event()
 
     async def request(self, event: str, payload: JSON) -> JSON | bytes:
         if self.gate is not None:
             await self.gate.wait()
+        # As it goes on the wire: run:reports embeds payloads already written (orjson.Fragment).
+        payload = json.loads(encode_text(Frame("1", "2", "run:r", event, payload)))[4]
         self.sent.append((event, payload))
         self.got.set()
         failures = self.outcomes.get(event)
         if failures:
             raise failures.pop(0)
-        return None
+        return self.answer(event, payload) if self.answer is not None else None
 
 
 def run(body: Callable[[], Any]) -> Any:
@@ -136,6 +154,100 @@ def test_a_batch_waits_at_most_its_interval() -> None:
         assert [e for e, _ in sender.sent] == ["run:batch_logs", "run:batch_logs"]
 
     run(body)
+
+
+def each_ok_but(refused: str | None = None) -> Callable[[str, JSON], JSON]:
+    """A Fulmen coordinator's answers: ``run:reports`` gets one reply per report, the ones of
+    the ``refused`` event an error."""
+
+    def answer(event: str, payload: JSON) -> JSON:
+        if event != "run:reports":
+            return None
+        assert isinstance(payload, dict) and isinstance(payload["reports"], list)
+        replies: list[JSON] = [
+            {"status": "error", "response": {"step_id": ["bad"]}}
+            if isinstance(item, dict) and item["event"] == refused
+            else {"status": "ok", "response": None}
+            for item in payload["reports"]
+        ]
+        return {"replies": replies}
+
+    return answer
+
+
+def finish(step: str, output: str = '{"data":{}}') -> StepComplete:
+    return StepComplete(
+        step, "job", ExitReason(Reason.SUCCESS), output_dataclip_id="o", output_dataclip=output
+    )
+
+
+def test_what_is_queued_goes_as_one_frame_and_each_report_is_answered() -> None:
+    sender = FakeSender(answer=each_ok_but(refused="step:start"))
+    outbox = Outbox(sender, "r", bundle=True, batch_interval=1.0)
+    messages: list[Message] = [log("1"), log("2"), start("s"), log("3"), finish("s"), DONE]
+    run(lambda: deliver(outbox, messages))
+    [(event, payload)] = sender.sent
+    assert event == "run:reports"
+    assert payload == {
+        "reports": [
+            {
+                "event": "run:batch_logs",
+                "payload": {
+                    "run_id": "r",
+                    "logs": [log("1").line.to_wire(), log("2").line.to_wire()],
+                },
+            },
+            {"event": "step:start", "payload": start("s").to_wire()},
+            {
+                "event": "run:batch_logs",
+                "payload": {"run_id": "r", "logs": [log("3").line.to_wire()]},
+            },
+            {"event": "step:complete", "payload": finish("s").to_wire()},
+            {"event": "run:complete", "payload": DONE.to_wire()},
+        ]
+    }
+    assert [(s.event, s.outcome, s.count) for s in outbox.sent] == [
+        ("run:batch_logs", "ok", 2),
+        ("step:start", "refused", 1),
+        ("run:batch_logs", "ok", 1),
+        ("step:complete", "ok", 1),
+        ("run:complete", "ok", 1),
+    ]
+
+
+def test_a_lone_report_and_one_too_big_or_odd_for_a_frame_go_on_their_own() -> None:
+    big = finish("s2", '{"data":"' + "x" * BUNDLE_BYTES + '"}')
+    odd = RunLog("r", LogLine(("\ud800 lone surrogate",), "JOB", LogLevel.INFO, TS))
+    messages: list[Message] = [start("s1"), big, start("s3"), odd, DONE]
+    sender = FakeSender(answer=each_ok_but())
+    outbox = Outbox(sender, "r", bundle=True, batch_interval=1.0)
+    run(lambda: deliver(outbox, [start("s0")]))
+    assert [e for e, _ in sender.sent] == ["step:start"]  # alone: no frame of one
+    sender = FakeSender(answer=each_ok_but())
+    outbox = Outbox(sender, "r", bundle=True, batch_interval=1.0)
+    run(lambda: deliver(outbox, messages))
+    assert [e for e, _ in sender.sent] == [
+        "step:start",  # held back by the big one, alone: a frame of one is sent plainly
+        "step:complete",
+        "step:start",
+        "run:batch_logs",  # orjson cannot write it; phoenix.frames falls back for it alone
+        "run:complete",
+    ]
+    assert [s.outcome for s in outbox.sent] == ["ok"] * 5
+
+
+def test_a_refused_or_lost_frame_counts_each_of_its_reports() -> None:
+    sender = FakeSender({"run:reports": [RefusedError("bad frame", code="refused")]})
+    outbox = Outbox(sender, "r", bundle=True, batch_interval=1.0)
+    run(lambda: deliver(outbox, [start("s"), DONE]))
+    assert [(s.event, s.outcome) for s in outbox.sent] == [
+        ("step:start", "refused"),
+        ("run:complete", "refused"),
+    ]
+    sender = FakeSender({"run:reports": [RefusedError("expired", code="token_expired")]})
+    outbox = Outbox(sender, "r", bundle=True, batch_interval=1.0)
+    run(lambda: deliver(outbox, [start("s"), DONE]))
+    assert [s.outcome for s in outbox.sent] == ["lost", "lost"]
 
 
 def test_refused_and_unanswered_events_are_passed_over() -> None:

@@ -11,6 +11,8 @@ One module per part of the wire:
 ``fetches``               joining ``run:<id>`` and the plan, dataclip and credential fetches
 ``run``                   ``run:start``, ``step:start``, ``step:complete``, ``run:complete``
 ``logs``                  ``run:log`` and ``run:batch_logs``
+``reports``               ``run:reports``: several reports in one frame (Fulmen's own)
+``requests``              decoding whatever a worker sends on ``run:<id>``
 ``replies``               Lightning's ``ok`` replies to steps and logs, and ``error`` replies
 ========================  ===========================================================
 
@@ -64,15 +66,9 @@ from fulmen.contract.queue import (
     RunRefusal,
 )
 from fulmen.contract.replies import ErrorReply, LogReply, StepReply
-from fulmen.contract.run import (
-    Mem,
-    RunComplete,
-    RunRequest,
-    RunStart,
-    StepComplete,
-    StepStart,
-    decode_run_request,
-)
+from fulmen.contract.reports import MAX_REPORTS, REPORT_EVENTS, Report, ReportReply, RunReports
+from fulmen.contract.requests import RunRequest, decode_run_request
+from fulmen.contract.run import Mem, RunComplete, RunStart, StepComplete, StepStart
 from fulmen.contract.vocabulary import (
     API_VERSION,
     DEFAULT_QUEUES,
@@ -92,7 +88,9 @@ __all__ = [
     "API_VERSION",
     "DEFAULT_QUEUES",
     "JSON",
+    "MAX_REPORTS",
     "MAX_SOURCE_LENGTH",
+    "REPORT_EVENTS",
     "WIRE_REASONS",
     "WORKER_QUEUE",
     "ClaimReply",
@@ -114,11 +112,14 @@ __all__ = [
     "QueueJoin",
     "QueueJoined",
     "Reason",
+    "Report",
+    "ReportReply",
     "RunBatchLogs",
     "RunComplete",
     "RunJoin",
     "RunLog",
     "RunRefusal",
+    "RunReports",
     "RunRequest",
     "RunStart",
     "StepComplete",

@@ -1,5 +1,4 @@
-"""The ``run:<id>`` channel's lifecycle events (§5.6-5.10) and the decoding of anything a worker
-pushes there.
+"""The ``run:<id>`` channel's lifecycle events (§5.6-5.10).
 
 ``step:complete`` and ``run:complete`` carry the exit reason as three flat fields
 (``reason``, ``error_type``, ``error_message``, §7.1); their values hold it as one
@@ -10,25 +9,21 @@ the wire and then built. ``to_wire`` writes keys in the order ws-worker 1.25.0 d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Self, TypeAlias
+from typing import Any, Self
 
 from msgspec import Struct
 
 from fulmen.contract.decoding import check_timestamp, decode, not_one_of, wrong
-from fulmen.contract.fetches import FetchCredential, FetchDataclip, FetchPlan
-from fulmen.contract.logs import RunBatchLogs, RunLog
-from fulmen.contract.vocabulary import JSON, WIRE_REASONS, Event, JSONObject
-from fulmen.errors import ContractError, ContractFieldError
+from fulmen.contract.vocabulary import JSON, WIRE_REASONS, JSONObject
+from fulmen.errors import ContractFieldError
 from fulmen.reasons import ExitReason, Reason
 
 __all__ = [
     "Mem",
     "RunComplete",
-    "RunRequest",
     "RunStart",
     "StepComplete",
     "StepStart",
-    "decode_run_request",
 ]
 
 
@@ -218,41 +213,3 @@ class RunComplete(Struct, frozen=True):
         out.update(self.exit.to_wire())
         _put(out, "final_dataclip_id", self.final_dataclip_id)
         return out
-
-
-RunRequest: TypeAlias = (
-    FetchPlan
-    | FetchDataclip
-    | FetchCredential
-    | RunStart
-    | StepStart
-    | StepComplete
-    | RunLog
-    | RunBatchLogs
-    | RunComplete
-)
-
-_RUN_REQUESTS: Final[Mapping[str, type[RunRequest]]] = {
-    Event.FETCH_PLAN: FetchPlan,
-    Event.FETCH_DATACLIP: FetchDataclip,
-    Event.FETCH_CREDENTIAL: FetchCredential,
-    Event.RUN_START: RunStart,
-    Event.STEP_START: StepStart,
-    Event.STEP_COMPLETE: StepComplete,
-    Event.RUN_LOG: RunLog,
-    Event.RUN_BATCH_LOGS: RunBatchLogs,
-    Event.RUN_COMPLETE: RunComplete,
-}
-
-
-def decode_run_request(event: str, payload: JSON) -> RunRequest:
-    """Decode what a worker pushed on ``run:<id>``.
-
-    Raises:
-        ContractError: ``unknown_event`` for an event the run channel does not have;
-            ContractFieldError for a payload that does not fit.
-    """
-    kind = _RUN_REQUESTS.get(event)
-    if kind is None:
-        raise ContractError(f"run channels have no {event!r} event", code="unknown_event")
-    return kind.from_wire(payload)

@@ -60,6 +60,10 @@ class Event(StrEnum):
     #: lists it (``QueueJoined.accepts``): Lightning's worker channel has a clause for
     #: ``claim`` alone, so anything else would crash the channel there.
     RUN_REFUSE = "run:refuse"
+    #: Worker request on ``run:<id>`` (Fulmen, issue 20): several reports of the run in one
+    #: frame, stored as one unit (contract/reports.py). Sent only to a server whose join answer
+    #: lists it, as ``run:refuse``.
+    RUN_REPORTS = "run:reports"
 
 
 #: Exit reasons that may appear on the wire (§7.1): all but the server-only ``lost``.

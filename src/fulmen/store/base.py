@@ -14,6 +14,7 @@ StoreError (the database failed).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -217,6 +218,12 @@ class Store(Protocol):
 
     # -- what the worker reports -------------------------------------------------------------
 
+    def together(self) -> AbstractAsyncContextManager[None]:
+        """The writes of the block (each method a savepoint) are one transaction, durable when
+        the block returns: several reports of a run for the price of one commit
+        (``Database.together``)."""
+        ...
+
     async def join_run(self, run_id: str) -> None:
         """The worker joined ``run:<id>``: from now on the run is not rolled back."""
         ...
@@ -230,6 +237,11 @@ class Store(Protocol):
         """All lines or none; the ids of the stored lines. ``once``: the lines are a frame a
         worker may send again (its reply lost); the same frame right after itself stores
         nothing and gets the first one's ids (events.append_logs)."""
+        ...
+
+    async def mark_log_frame(self, run_id: str, lines: Sequence[LogLine]) -> bool:
+        """Make ``lines`` the run's last frame; false if they already were (a frame sent again).
+        Only inside :meth:`together`, with the appends of those lines (events.mark_log_frame)."""
         ...
 
     async def append_log(self, run_id: str, line: LogLine) -> str: ...

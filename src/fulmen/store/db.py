@@ -9,11 +9,14 @@ back as text on both dialects and are decoded here, with ``loads``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import orjson
 
@@ -24,8 +27,10 @@ __all__ = [
     "Params",
     "Row",
     "Tx",
+    "Unit",
     "dumps",
     "from_micros",
+    "held_by_this_task",
     "loads",
     "loads_or_none",
     "text",
@@ -42,6 +47,27 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: A \\u0000 escape in JSON text (an odd run of backslashes before u0000).
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _MICROSECOND = timedelta(microseconds=1)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit(Generic[T]):
+    """A ``Database.together()`` block as a dialect keeps it in a context variable: the task
+    it belongs to (a task started in the block inherits the variable but is not part of it)
+    and what the dialect holds for it."""
+
+    task: asyncio.Task[Any] | None
+    held: T
+
+    @classmethod
+    def open(cls, held: T) -> Unit[T]:
+        return cls(asyncio.current_task(), held)
+
+
+def held_by_this_task(var: ContextVar[Unit[T] | None]) -> T | None:
+    """What the current task's ``together()`` block holds, if the task is in one."""
+    unit = var.get()
+    return unit.held if unit is not None and unit.task is asyncio.current_task() else None
 
 
 class Tx(Protocol):
@@ -71,6 +97,21 @@ class Database(Protocol):
 
     def read(self) -> AbstractAsyncContextManager[Tx]:
         """A read-only transaction: its statements see one consistent state."""
+        ...
+
+    def together(self) -> AbstractAsyncContextManager[None]:
+        """Make the :meth:`write` transactions of this block (in this task) one unit, durable
+        once the block has returned: one commit instead of one each.
+
+        Each write still runs in a savepoint of its own, so one that raises is rolled back
+        alone and the others stand. Nothing may be acknowledged before the block returns;
+        if the commit fails, the block raises StoreError and none of its writes happened.
+        Reads in the block see what was committed before it, and may or may not see the
+        block's own writes (PostgreSQL reads on the block's connection, SQLite on its reader):
+        do not depend on either. A block inside another is
+        part of the outer one. A block that raises may or may not keep its writes (SQLite's
+        group commits them with the rest): catch in it what is to be kept.
+        """
         ...
 
     async def close(self) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -22,7 +23,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import AsyncConnectionPool
 
 from fulmen.errors import ConflictError, StoreError
-from fulmen.store.db import Params, Row, Tx, text
+from fulmen.store.db import Params, Row, Tx, Unit, held_by_this_task, text
 from fulmen.store.migrations import Applied, plan
 from fulmen.store.queries import Query, load_queries, load_schema
 
@@ -63,6 +64,10 @@ class PostgresDatabase:
     def __init__(self, pool: AsyncConnectionPool[_Conn]) -> None:
         self._pool = pool
         self._queries = load_queries(self.dialect)
+        #: The connection of the current task's ``together()`` block, if it is in one.
+        self._unit: ContextVar[Unit[_Conn] | None] = ContextVar(
+            f"fulmen_postgres_unit_{id(self)}", default=None
+        )
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10) -> PostgresDatabase:
@@ -89,11 +94,37 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
+        unit = held_by_this_task(self._unit)
+        if unit is not None:  # together(): a savepoint of the block's transaction
+            async with _translated(), unit.transaction():
+                yield _PostgresTx(unit, self._queries)
+            return
         async with _translated(), self._pool.connection() as conn, conn.transaction():
             yield _PostgresTx(conn, self._queries)
 
     @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """``Database.together``: one pooled connection and one transaction for the block;
+        each write is a savepoint of it. Its row locks are held until the block ends."""
+        if held_by_this_task(self._unit) is not None:
+            yield
+            return
+        async with _translated(), self._pool.connection() as conn, conn.transaction():
+            token = self._unit.set(Unit.open(conn))
+            try:
+                yield
+            finally:
+                self._unit.reset(token)
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
+        unit = held_by_this_task(self._unit)
+        if unit is not None:
+            # On the block's own connection: one from the pool could be the last, which the
+            # blocks of other tasks, each waiting for a read, would be holding.
+            async with _translated(), unit.transaction():
+                yield _PostgresTx(unit, self._queries)
+            return
         # REPEATABLE READ: the statements of one read see one snapshot (a run and its steps
         # as they were together).
         async with _translated(), self._pool.connection() as conn, conn.transaction():

@@ -20,7 +20,9 @@ rolls back its own savepoint only), and one ``COMMIT`` makes the group durable. 
 leaves :meth:`SQLiteDatabase.write` before the commit that holds its changes has returned;
 if that commit fails, every transaction of the group fails with it, and none was
 acknowledged. The committer queues on the write lock behind the writers already waiting, so
-a group is "everyone who was waiting when the previous commit started".
+a group is "everyone who was waiting when the previous commit started". A ``together()``
+block (several reports of one run in one frame) puts all its writes in one group: no group
+commits while a block is open, and the block returns once its group has.
 
 *Isolation.* Inside a process, writes take turns on an asyncio lock around the writer
 connection; across processes, ``BEGIN IMMEDIATE`` takes the file's write lock at the start
@@ -56,13 +58,24 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from fulmen.errors import ConflictError, StoreError
-from fulmen.store.db import Params, Row, Tx, dumps, from_micros, text, to_micros
+from fulmen.store.db import (
+    Params,
+    Row,
+    Tx,
+    Unit,
+    dumps,
+    from_micros,
+    held_by_this_task,
+    text,
+    to_micros,
+)
 from fulmen.store.files import open_private, private_dir, warn_if_loose
 from fulmen.store.migrations import Applied, plan
 from fulmen.store.queries import STORE_SQL, Query, load_queries, load_schema
@@ -150,6 +163,14 @@ class SQLiteDatabase:
         #: The open group erased rows: its commit is followed by a checkpoint.
         self._erased = False
         self._closed = False
+        #: The groups written in by the current task's ``together()`` block, if it is in one.
+        self._unit: ContextVar[Unit[list[asyncio.Future[None]]] | None] = ContextVar(
+            f"fulmen_sqlite_unit_{id(self)}", default=None
+        )
+        #: ``together()`` blocks not yet ended: no group commits while one is open.
+        self._units_open = 0
+        self._no_units = asyncio.Event()
+        self._no_units.set()
 
     @classmethod
     async def open(cls, path: Path, *, package: str = STORE_SQL) -> SQLiteDatabase:
@@ -190,9 +211,35 @@ class SQLiteDatabase:
             with _translated():
                 self._writer.execute(f"RELEASE {_SAVEPOINT}")
             self._commit_soon()
+        unit = held_by_this_task(self._unit)
+        if unit is not None:  # together(): its block waits for the commit, once
+            unit.append(group)
+            return
         # Outside the lock, so that the next writers can join the group meanwhile; shielded,
         # so that a caller cancelled here does not cancel the commit of the others.
         await asyncio.shield(group)
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """``Database.together``: the block's writes return without waiting for their
+        group's commit, which waits for every open block to end (``_commit``), so they all
+        go in one group; the block then waits for that commit."""
+        if held_by_this_task(self._unit) is not None:
+            yield
+            return
+        groups: list[asyncio.Future[None]] = []
+        token = self._unit.set(Unit.open(groups))
+        self._units_open += 1
+        self._no_units.clear()
+        try:
+            yield
+        finally:
+            self._unit.reset(token)
+            self._units_open -= 1
+            if not self._units_open:
+                self._no_units.set()
+        for group in dict.fromkeys(groups):
+            await asyncio.shield(group)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
@@ -233,30 +280,39 @@ class SQLiteDatabase:
             self._committer = asyncio.get_running_loop().create_task(self._commit())
 
     async def _commit(self) -> None:
-        """Commit the open group once the writers already waiting have joined it."""
-        async with self._write_lock:
-            group, self._group, self._committer = self._group, None, None
-            erased, self._erased = self._erased, False
-            if group is None:  # pragma: no cover - a group is open whenever this is scheduled
-                return
-            try:
-                if self._writer.total_changes == self._changes_at_begin:
-                    # Nothing was written (a claim that found no run): nothing to sync, so
-                    # no reason to leave the loop's thread.
-                    self._writer.execute("COMMIT")
-                else:
-                    await asyncio.to_thread(self._writer.execute, "COMMIT")
-                if erased:
-                    await asyncio.to_thread(_empty_wal, self._writer)
-            except BaseException as error:
-                if self._writer.in_transaction:
-                    self._writer.execute("ROLLBACK")
-                group.set_exception(_store_error(error))
-                group.exception()  # retrieved: no warning when every writer was cancelled
-                if not isinstance(error, Exception):
-                    raise
+        """Commit the open group once the writers already waiting have joined it, and no
+        ``together()`` block is still writing in it."""
+        while True:
+            await self._no_units.wait()
+            async with self._write_lock:
+                if not self._units_open:
+                    await self._commit_group()
+                    return
+
+    async def _commit_group(self) -> None:
+        """Commit the open group; the write lock is held."""
+        group, self._group, self._committer = self._group, None, None
+        erased, self._erased = self._erased, False
+        if group is None:  # pragma: no cover - a group is open whenever this is scheduled
+            return
+        try:
+            if self._writer.total_changes == self._changes_at_begin:
+                # Nothing was written (a claim that found no run): nothing to sync, so
+                # no reason to leave the loop's thread.
+                self._writer.execute("COMMIT")
             else:
-                group.set_result(None)
+                await asyncio.to_thread(self._writer.execute, "COMMIT")
+            if erased:
+                await asyncio.to_thread(_empty_wal, self._writer)
+        except BaseException as error:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            group.set_exception(_store_error(error))
+            group.exception()  # retrieved: no warning when every writer was cancelled
+            if not isinstance(error, Exception):
+                raise
+        else:
+            group.set_result(None)
 
 
 async def add_column_to_unversioned(path: Path, table: str, column: str, declaration: str) -> None:

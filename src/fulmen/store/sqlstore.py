@@ -8,6 +8,7 @@ decides only which transactions write and where "now" comes from.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,9 @@ class SQLStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+    def together(self) -> AbstractAsyncContextManager[None]:
+        return self._db.together()
 
     async def __aenter__(self) -> SQLStore:
         return self
@@ -309,6 +313,10 @@ class SQLStore:
     ) -> list[str]:
         async with self._db.write() as tx:
             return await events.append_logs(tx, run_id, lines, once=once)
+
+    async def mark_log_frame(self, run_id: str, lines: Sequence[LogLine]) -> bool:
+        async with self._db.write() as tx:
+            return await events.mark_log_frame(tx, run_id, lines)
 
     async def append_log(self, run_id: str, line: LogLine) -> str:
         return (await self.append_logs(run_id, [line]))[0]

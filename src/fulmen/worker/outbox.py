@@ -7,6 +7,15 @@ outbox sends them at the pace the coordinator answers. When log batching is on
 to ``batch_limit`` lines, collected for up to ``batch_interval`` seconds; any other event ends
 a batch early, so order is kept.
 
+When the coordinator takes ``run:reports`` (Fulmen's own, contract/reports.py), whatever is
+queued when the outbox is ready to send goes as one frame: the run's lines, ``run:start`` and
+the first ``step:start`` together, or the last ``step:complete``, the status line and
+``run:complete``, each one round trip and one commit on the coordinator instead of three or
+four. Each report is still answered on its own, so nothing else below changes. A frame holds
+at most :data:`~fulmen.contract.MAX_REPORTS` reports and :data:`BUNDLE_BYTES` of payload; a
+report larger than that, or one that only Python's JSON encoder can write (a lone surrogate
+in a line), goes on its own.
+
 *Error handling* (§5.2, §1.5): a refused event is logged and passed over, as ws-worker does
 (the server would refuse it again); so is one that got no reply in time. A dropped connection
 is not an error here: :class:`~fulmen.worker.channels.RunChannel` rejoins and resends, so a
@@ -23,14 +32,27 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Final, Protocol, cast
 
-from fulmen.contract import JSON, Event, RunBatchLogs, RunLog
+import orjson
+
+from fulmen.contract import (
+    JSON,
+    MAX_REPORTS,
+    ErrorReply,
+    Event,
+    ReportReply,
+    RunBatchLogs,
+    RunLog,
+)
 from fulmen.errors import NoReplyError, RefusedError
 from fulmen.worker.events import Message, event_of
 
-__all__ = ["Outbox", "Sender", "Sent", "take_batch"]
+__all__ = ["BUNDLE_BYTES", "Outbox", "Sender", "Sent", "take_batch"]
+
+#: The most payload bytes one ``run:reports`` frame carries.
+BUNDLE_BYTES: Final = 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +71,17 @@ class Sent:
     event: Event
     outcome: str
     count: int = 1
+
+
+@dataclass(slots=True)
+class _Frame:
+    """One report ready to go: its event, payload and how many events it carries; ``encoded``
+    is the payload as orjson writes it, once it has been measured for a bundle."""
+
+    event: Event
+    payload: JSON
+    count: int
+    encoded: bytes | None = field(default=None)
 
 
 def take_batch(queue: deque[Message], limit: int) -> list[RunLog]:
@@ -70,6 +103,8 @@ class Outbox:
         channel: sends one event and returns its reply (``RunChannel.request``).
         run_id: for messages and batches.
         batch_logs: send log lines as ``run:batch_logs`` (only to servers known to have it).
+        bundle: send what is queued as one ``run:reports`` (only to servers that list it);
+            lines then go as ``run:batch_logs`` too.
         batch_limit, batch_interval: a batch's most lines and longest wait, in seconds.
 
     Use: :meth:`put` events as they happen, :meth:`close` after the last, and have one task
@@ -83,12 +118,15 @@ class Outbox:
         run_id: str,
         *,
         batch_logs: bool = False,
+        bundle: bool = False,
         batch_limit: int = 50,
         batch_interval: float = 0.01,
     ) -> None:
         self._channel = channel
         self._run_id = run_id
-        self._batch = batch_logs
+        self._batch = batch_logs or bundle
+        self._bundle = bundle
+        self._held: _Frame | None = None
         self._limit = batch_limit
         self._interval = batch_interval
         self._queue: deque[Message] = deque()
@@ -114,28 +152,60 @@ class Outbox:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + (self._held is not None)
 
     async def run(self) -> None:
         """Send everything, in order, until closed and empty. Never raises a WorkerError."""
         while True:
-            if not self._queue:
+            if self._held is None and not self._queue:
                 if self._closed:
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            if self._batch and isinstance(self._queue[0], RunLog):
+            if self._held is None and self._batch and isinstance(self._queue[0], RunLog):
                 await self._gather_logs()
-                batch = take_batch(self._queue, self._limit)
-                payload = RunBatchLogs(self._run_id, tuple(item.line for item in batch))
-                gone = await self._send(Event.RUN_BATCH_LOGS, payload.to_wire(), len(batch))
+            frames = self._take_bundle() if self._bundle else [self._next_frame()]
+            if len(frames) == 1:
+                gone = await self._send(frames[0])
             else:
-                message = self._queue.popleft()
-                gone = await self._send(event_of(message), message.to_wire(), 1)
+                gone = await self._send_bundle(frames)
             if gone:
                 self._give_up()
                 return
+
+    def _next_frame(self) -> _Frame:
+        """The next report: one event, or the leading log lines as one batch."""
+        if self._held is not None:
+            frame, self._held = self._held, None
+            return frame
+        if self._batch and isinstance(self._queue[0], RunLog):
+            batch = take_batch(self._queue, self._limit)
+            logs = RunBatchLogs(self._run_id, tuple(item.line for item in batch))
+            return _Frame(Event.RUN_BATCH_LOGS, logs.to_wire(), len(batch))
+        message = self._queue.popleft()
+        return _Frame(event_of(message), message.to_wire(), 1)
+
+    def _take_bundle(self) -> list[_Frame]:
+        """The reports queued now, as many as fit one ``run:reports``; a report that does not
+        fit is held for the next frame."""
+        frames: list[_Frame] = []
+        size = 0
+        while (self._held is not None or self._queue) and len(frames) < MAX_REPORTS:
+            frame = self._next_frame()
+            try:
+                frame.encoded = orjson.dumps(frame.payload)
+            except orjson.JSONEncodeError:  # phoenix.frames has a fallback for it, alone
+                frame.encoded = None
+            if frame.encoded is None or size + len(frame.encoded) > BUNDLE_BYTES:
+                if frames:
+                    self._held = frame
+                else:
+                    frames.append(frame)
+                break
+            frames.append(frame)
+            size += len(frame.encoded)
+        return frames
 
     async def _gather_logs(self) -> None:
         """Wait until a batch is full, a non-log event is queued, the outbox is closed, or the
@@ -160,29 +230,58 @@ class Outbox:
             count += 1
         return count
 
-    async def _send(self, event: Event, payload: JSON, count: int) -> bool:
-        """Send one frame; return true if the channel is gone for good."""
+    async def _send(self, frame: _Frame) -> bool:
+        """Send one report; return true if the channel is gone for good."""
+        outcome, _reply = await self._request(frame.event, frame.payload)
+        self.sent.append(Sent(frame.event, outcome, frame.count))
+        return outcome == "lost"
+
+    async def _send_bundle(self, frames: list[_Frame]) -> bool:
+        """Send several reports as one ``run:reports``; return true if the channel is gone."""
+        reports: list[JSON] = [
+            {"event": frame.event.value, "payload": _fragment(frame)} for frame in frames
+        ]
+        outcome, reply = await self._request(Event.RUN_REPORTS, {"reports": reports})
+        if outcome != "ok" or isinstance(reply, bytes):
+            self.sent.extend(Sent(frame.event, outcome, frame.count) for frame in frames)
+            return outcome == "lost"
+        answers = ReportReply.many_from_wire(reply, len(frames))
+        for frame, answer in zip(frames, answers, strict=True):
+            self.sent.append(Sent(frame.event, "ok" if answer.ok else "refused", frame.count))
+            if not answer.ok:
+                why = ErrorReply.from_wire(answer.response).describe()
+                log.warning("run %s: %s was refused: %s", self._run_id, frame.event.value, why)
+        return False
+
+    async def _request(self, event: Event, payload: JSON) -> tuple[str, JSON | bytes]:
+        """Send one frame: its outcome (a :class:`Sent` outcome, already logged unless ``ok``)
+        and its reply."""
         try:
-            await self._channel.request(event, payload)
+            return "ok", await self._channel.request(event, payload)
         except RefusedError as exc:
             if exc.code in _LOST_CODES:
-                self.sent.append(Sent(event, "lost", count))
                 log.error("run %s: %s", self._run_id, exc.message)
-                return True
-            self.sent.append(Sent(event, "refused", count))
+                return "lost", None
             log.warning("run %s: %s", self._run_id, exc.message)
+            return "refused", None
         except NoReplyError as exc:
-            self.sent.append(Sent(event, "no_reply", count))
             log.warning("run %s: %s; not sent again (§1.5)", self._run_id, exc.message)
-        else:
-            self.sent.append(Sent(event, "ok", count))
-        return False
+            return "no_reply", None
 
     def _give_up(self) -> None:
         self._gone = True
-        lost = len(self._queue)
+        held, self._held = self._held, None
+        if held is not None:
+            self.sent.append(Sent(held.event, "lost", held.count))
+        lost = len(self._queue) + (held is not None)
         for message in self._queue:
             self.sent.append(Sent(event_of(message), "lost"))
         self._queue.clear()
         if lost:
             log.error("run %s: %d more events could not be delivered", self._run_id, lost)
+
+
+def _fragment(frame: _Frame) -> JSON:
+    """The payload already written, to be embedded as it is (``orjson.Fragment``)."""
+    assert frame.encoded is not None  # every frame of a bundle was measured
+    return cast(JSON, orjson.Fragment(frame.encoded))

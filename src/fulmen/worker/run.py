@@ -222,6 +222,7 @@ class Run:
             channel,
             self.id,
             batch_logs=settings.batch_logs or self._services.server_accepts(Event.RUN_BATCH_LOGS),
+            bundle=self._services.server_accepts(Event.RUN_REPORTS),
             batch_limit=settings.batch_limit,
             batch_interval=settings.batch_interval_ms / 1000,
         )

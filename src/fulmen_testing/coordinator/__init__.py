@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
@@ -25,9 +26,12 @@ from fulmen import keys as keyring
 from fulmen.config import CoordinatorSettings, Secret
 from fulmen.coordinator import Coordinator, build_app, build_coordinator
 from fulmen.coordinator.api.auth import mint
-from fulmen.plan import Edge, Job
+from fulmen.plan import Edge, Job, Options
 from fulmen.store import (
+    DataclipType,
+    EnqueueRequest,
     NewCredential,
+    NewDataclip,
     Project,
     SQLStore,
     TriggerType,
@@ -36,18 +40,20 @@ from fulmen.store import (
     WorkflowTrigger,
     open_store,
 )
-from fulmen.tokens import mint_worker_token
+from fulmen.tokens import mint_run_token, mint_worker_token
 
 __all__ = [
     "CREDENTIAL_KEY",
     "Seeded",
     "Served",
+    "SocketWorld",
     "api_token",
     "keys",
     "pg_database",
     "seed",
     "serve",
     "settings",
+    "socket_world",
     "worker_token",
 ]
 
@@ -279,3 +285,54 @@ class RawWorker:
                     _join, ref, topic, event, payload = json.loads(frame)
                     if ref is None:
                         return topic, event, payload
+
+
+@dataclass
+class SocketWorld:
+    """A seeded SQLite store served on loopback, for tests that speak raw frames to it."""
+
+    store: SQLStore
+    served: Served
+    seeded: Seeded
+
+    async def enqueue(self) -> str:
+        enqueued = await self.store.enqueue(
+            EnqueueRequest(
+                self.seeded.workflow_id,
+                input=NewDataclip(DataclipType.HTTP_REQUEST, {"n": 1}),
+                trigger_id=self.seeded.webhook_id,
+                options=Options(run_timeout_ms=60_000),
+            )
+        )
+        return enqueued.run_id
+
+    async def claimed(self, worker: RawWorker) -> tuple[str, str]:
+        """Enqueue a run, claim it and join its channel: (run id, topic)."""
+        run_id = await self.enqueue()
+        assert await worker.join("worker:queue", {}) == (
+            "ok",
+            {"accepts": ["run:batch_logs", "run:refuse", "run:reports"]},
+        )
+        status, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 1, "worker_name": None}
+        )
+        assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id]
+        topic = f"run:{run_id}"
+        assert await worker.join(topic, {"token": reply["runs"][0]["token"]}) == ("ok", {})
+        return run_id, topic
+
+    async def rejoin(self, worker: RawWorker, run_id: str) -> str:
+        """Join ``run:<id>`` again with a fresh run token, as a worker does after reconnecting."""
+        private = keyring.load_private_key(keys().private_key)
+        token = mint_run_token(private, run_id, now=self.served.coordinator.now(), run_timeout=60)
+        topic = f"run:{run_id}"
+        assert await worker.join(topic, {"token": token}) == ("ok", {})
+        return topic
+
+
+@asynccontextmanager
+async def socket_world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
+    async with sqlite_store(str(tmp_path / "fulmen.db")) as store:
+        seeded = await seed(store)
+        async with serve(store) as served:
+            yield SocketWorld(store, served, seeded)

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 #: A claim asks for at most this many runs (ws-worker always asks for 1).
 MAX_DEMAND: Final = 100
 #: The join's answer: what this coordinator takes beyond what every Lightning takes.
-JOINED: Final = QueueJoined(accepts=frozenset({Event.RUN_BATCH_LOGS, Event.RUN_REFUSE})).to_wire()
+JOINED: Final = QueueJoined(
+    accepts=frozenset({Event.RUN_BATCH_LOGS, Event.RUN_REFUSE, Event.RUN_REPORTS})
+).to_wire()
 
 
 class QueueChannel:

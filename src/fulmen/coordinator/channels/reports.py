@@ -29,10 +29,13 @@ import orjson
 
 from fulmen.contract import (
     JSON,
+    Event,
     LogLine,
+    ReportReply,
     RunBatchLogs,
     RunComplete,
     RunLog,
+    RunReports,
     RunStart,
     StepComplete,
     StepStart,
@@ -51,7 +54,7 @@ from fulmen.store import LogLine as StoredLine
 from fulmen.store import RunCompletion, StepCompletion
 from fulmen.store import StepStart as StoredStart
 
-__all__ = ["Report", "record"]
+__all__ = ["Report", "record", "record_all"]
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +167,51 @@ def _output(
     return scrubber.value(output)  # type: ignore[no-any-return]
 
 
+async def record_all(
+    c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
+) -> Outcome:
+    """Store the reports of a ``run:reports`` frame, each as :func:`record` would, as one unit
+    (``Store.together``); the reply lists each one's outcome.
+
+    Its log lines, all of them together, are the frame the run's log head is checked against:
+    the same frame sent again stores its state changes as any resent report does (the state
+    tables tell) and none of its lines twice.
+    """
+    stored = {
+        index: [_stored(memory, line) for line in report.logs]
+        for index, (_event, report) in enumerate(reports.reports)
+        if isinstance(report, RunBatchLogs)
+    }
+    every_line = [line for lines in stored.values() for line in lines]
+    outcomes: list[Outcome] = []
+    try:
+        async with c.store.together():
+            fresh = not every_line or await c.store.mark_log_frame(run_id, every_line)
+            for index, (event, report) in enumerate(reports.reports):
+                if index in stored:
+                    outcomes.append(await _append(c, run_id, event, stored[index], fresh))
+                else:
+                    outcomes.append(await record(c, run_id, memory, options, event, report))
+    except FulmenError as error:
+        log.info("run %s: %s refused: %s", run_id, Event.RUN_REPORTS, error)
+        return False, error_response(Event.RUN_REPORTS, error)
+    replies: list[JSON] = [ReportReply(ok, response).to_wire() for ok, response in outcomes]
+    return True, {"replies": replies}
+
+
+async def _append(
+    c: Coordinator, run_id: str, event: str, lines: list[StoredLine], fresh: bool
+) -> Outcome:
+    if not fresh:  # the frame was stored before; its reply was lost
+        return True, {}
+    try:
+        await c.store.append_logs(run_id, lines)
+    except FulmenError as error:
+        log.info("run %s: %s refused: %s", run_id, event, error)
+        return False, error_response(event, error)
+    return True, {}
+
+
 async def _logs(
     c: Coordinator, run_id: str, memory: RunMemory, report: RunLog | RunBatchLogs
 ) -> Outcome:
@@ -202,7 +250,6 @@ async def _run_complete(
         if not same or run.error_type != report.exit.error_type:
             raise
     memory.final_state = memory.scrubber.value(report.final_state)
-    c.hub.run_finished(run_id)
     log.info("run %s completed: %s", run_id, report.exit.reason.value)
     return True, None
 

@@ -16,9 +16,10 @@ not right after serving it as Lightning does, so that an automatic retry can sti
 
 *Reports* (channels/reports.py) are stored with their state transitions, each at most once
 per run in this process (memory.py), so a copy resent after a reconnect is answered as the
-first was. Log frames go to the store each time: it recognises a resent one whichever
-coordinator stored the first (store/events.py), and a frame equal to one further back is a
-new one, not a copy.
+first was; a Fulmen worker sends several at once as ``run:reports``, stored as one unit.
+Log frames go to the store each time: it recognises a resent one whichever coordinator
+stored the first (store/events.py), and a frame equal to one further back is a new one, not
+a copy. A completed run is announced to the hub (a webhook waiting for it) once stored.
 
 *Cancel* (issue 8): a joined channel registers with the hub, which pushes ``run:cancel`` on
 it when someone cancels the run; a worker that joins a run whose cancel was already asked
@@ -41,15 +42,18 @@ from fulmen.contract import (
     FetchDataclip,
     FetchPlan,
     RunBatchLogs,
+    RunComplete,
     RunJoin,
     RunLog,
+    RunReports,
+    RunRequest,
     decode_run_request,
     run_id_of,
     run_topic,
 )
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
-from fulmen.coordinator.channels.reports import record
+from fulmen.coordinator.channels.reports import record, record_all
 from fulmen.coordinator.channels.secrets import run_secrets
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.memory import Outcome, fingerprint
@@ -150,6 +154,11 @@ class RunChannel:
             ok, response = await record(
                 self._c, self.run_id, self._memory, self._options, request.event, message
             )
+        elif isinstance(message, RunReports):
+            ok, response = await self._memory.once(
+                fingerprint(request.event, payload),
+                lambda: record_all(self._c, self.run_id, self._memory, self._options, message),
+            )
         else:
             ok, response = await self._memory.once(
                 fingerprint(request.event, payload),
@@ -157,6 +166,8 @@ class RunChannel:
                     self._c, self.run_id, self._memory, self._options, request.event, message
                 ),
             )
+        if ok and _completes(message):  # after the commit: a waiting webhook reads the run
+            self._c.hub.run_finished(self.run_id)
         await self._host.reply(request, ok, response)
 
     async def _fetch(self, message: FetchPlan | FetchDataclip | FetchCredential) -> Outcome:
@@ -190,6 +201,13 @@ class RunChannel:
             self._secrets.append(body)
             self._memory.scrubber = Scrubber(self._secrets)
         return True, body  # type: ignore[return-value]
+
+
+def _completes(message: RunRequest) -> bool:
+    """Whether ``message`` holds a ``run:complete``."""
+    if isinstance(message, RunReports):
+        return any(isinstance(report, RunComplete) for _event, report in message.reports)
+    return isinstance(message, RunComplete)
 
 
 def _event_of(message: FetchPlan | FetchDataclip | FetchCredential) -> str:

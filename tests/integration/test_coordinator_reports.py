@@ -1,0 +1,200 @@
+"""``run:reports`` (issue 20): several reports of a run in one frame, through a real socket on
+loopback. Each report is answered as it would have been alone; a frame sent again, to this
+coordinator or to a new one on the same file, stores nothing twice; a bad frame stores
+nothing and names what is wrong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from fulmen_testing.coordinator import RawWorker, SocketWorld, serve, socket_world
+
+pytestmark = pytest.mark.anyio
+
+TS = "1760000000000000"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
+    async with socket_world(tmp_path) as opened:
+        yield opened
+
+
+def line(text: str, stamp: int, step_id: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "message": [text],
+        "source": "R/T",
+        "level": "info",
+        "timestamp": str(int(TS) + stamp),
+    }
+    if step_id is not None:
+        out["step_id"] = step_id
+    return out
+
+
+def batch(run_id: str, *lines: dict[str, Any]) -> dict[str, Any]:
+    return {"event": "run:batch_logs", "payload": {"run_id": run_id, "logs": list(lines)}}
+
+
+def a_whole_run(run_id: str, job_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trivial run as Fulmen's worker sends it to a coordinator that takes ``run:reports``:
+    its start in one frame, its end in another."""
+    step_id, output_id = str(uuid4()), str(uuid4())
+    start = {
+        "reports": [
+            batch(run_id, line("Memory limit: 500mb", 0), line("Timeout: 300s", 1)),
+            {"event": "run:start", "payload": {"versions": {"worker": "0"}, "timestamp": TS}},
+            batch(run_id, line("Versions: …", 2)),
+            {
+                "event": "step:start",
+                "payload": {"step_id": step_id, "job_id": job_id, "timestamp": TS},
+            },
+            batch(run_id, line("hello from the job", 3, step_id)),
+        ]
+    }
+    end = {
+        "reports": [
+            {
+                "event": "step:complete",
+                "payload": {
+                    "step_id": step_id,
+                    "job_id": job_id,
+                    "reason": "success",
+                    "output_dataclip_id": output_id,
+                    "output_dataclip": json.dumps({"data": {"x": 1}}),
+                    "timestamp": TS,
+                },
+            },
+            batch(run_id, line("Run complete with status: success", 4)),
+            {
+                "event": "run:complete",
+                "payload": {"reason": "success", "final_dataclip_id": output_id, "timestamp": TS},
+            },
+        ]
+    }
+    return start, end
+
+
+async def messages(world: SocketWorld, run_id: str) -> list[str]:
+    return [entry.message for entry in (await world.store.get_logs(run_id)).items]
+
+
+async def test_a_run_reported_in_two_frames_is_stored_as_if_sent_one_by_one(
+    world: SocketWorld,
+) -> None:
+    async with RawWorker.connect(world.served.socket_url) as worker:
+        run_id, topic = await world.claimed(worker)
+        start, end = a_whole_run(run_id, world.seeded.job_ids[0])
+        status, reply = await worker.call(topic, "run:reports", start)
+        assert status == "ok"
+        assert reply == {
+            "replies": [
+                {"status": "ok", "response": {}},
+                {"status": "ok", "response": None},
+                {"status": "ok", "response": {}},
+                {
+                    "status": "ok",
+                    "response": {"step_id": start["reports"][3]["payload"]["step_id"]},
+                },
+                {"status": "ok", "response": {}},
+            ]
+        }
+        assert (await world.store.get_run(run_id)).run.state == "started"
+        status, reply = await worker.call(topic, "run:reports", end)
+        assert status == "ok" and [r["status"] for r in reply["replies"]] == ["ok"] * 3
+    detail = await world.store.get_run(run_id)
+    assert detail.run.state == "success"
+    assert [step.state.value for step in detail.steps] == ["success"]
+    assert await messages(world, run_id) == [
+        "Memory limit: 500mb",
+        "Timeout: 300s",
+        "Versions: …",
+        "hello from the job",
+        "Run complete with status: success",
+    ]
+
+
+async def test_frames_sent_again_to_another_coordinator_store_nothing_twice(
+    world: SocketWorld,
+) -> None:
+    """Each frame's reply is lost and the frame sent again to a coordinator that did not
+    answer it (a restart, or another one on the same database): the state tables and the
+    run's log head recognise it, not the memory of the process that stored it."""
+    async with serve(world.store) as other:
+        async with RawWorker.connect(world.served.socket_url) as worker:
+            run_id, topic = await world.claimed(worker)
+            start, end = a_whole_run(run_id, world.seeded.job_ids[0])
+            first_start = await worker.call(topic, "run:reports", start)
+        async with RawWorker.connect(other.socket_url) as worker:
+            topic = await world.rejoin(worker, run_id)
+            assert await worker.call(topic, "run:reports", start) == first_start
+            assert len(await messages(world, run_id)) == 4
+            first_end = await worker.call(topic, "run:reports", end)
+        async with RawWorker.connect(world.served.socket_url) as worker:
+            topic = await world.rejoin(worker, run_id)
+            assert await worker.call(topic, "run:reports", end) == first_end
+    assert first_end[0] == "ok" and [r["status"] for r in first_end[1]["replies"]] == ["ok"] * 3
+    detail = await world.store.get_run(run_id)
+    assert detail.run.state == "success" and len(detail.steps) == 1
+    assert len(await messages(world, run_id)) == 5
+
+
+async def test_a_refused_report_is_refused_alone(world: SocketWorld) -> None:
+    async with RawWorker.connect(world.served.socket_url) as worker:
+        run_id, topic = await world.claimed(worker)
+        frame = {
+            "reports": [
+                {"event": "run:start", "payload": {"versions": {}, "timestamp": TS}},
+                {
+                    "event": "step:start",
+                    "payload": {"step_id": str(uuid4()), "job_id": str(uuid4()), "timestamp": TS},
+                },
+                batch(run_id, line("still stored", 0)),
+            ]
+        }
+        status, reply = await worker.call(topic, "run:reports", frame)
+    assert status == "ok"
+    assert [r["status"] for r in reply["replies"]] == ["ok", "error", "ok"]
+    assert reply["replies"][1]["response"] == {"job_id": ["does not exist"]}
+    assert (await world.store.get_run(run_id)).run.state == "started"
+    assert await messages(world, run_id) == ["still stored"]
+
+
+@pytest.mark.parametrize(
+    ("reports", "field"),
+    [
+        ([], "reports"),
+        ([{"event": "fetch:plan", "payload": {}}], "reports[0].event"),
+        ([{"event": "run:log", "payload": {}}], "reports[0].event"),
+        (
+            [
+                {"event": "run:start", "payload": {"versions": {}, "timestamp": TS}},
+                {"event": "run:complete", "payload": {"reason": "done"}},
+            ],
+            "reports[1].payload.reason",
+        ),
+        ([{"event": "run:start", "payload": {}}] * 65, "reports"),
+        ("not a list", "reports"),
+    ],
+)
+async def test_a_bad_frame_names_its_fault_and_stores_nothing(
+    world: SocketWorld, reports: Any, field: str
+) -> None:
+    async with RawWorker.connect(world.served.socket_url) as worker:
+        run_id, topic = await world.claimed(worker)
+        status, reply = await worker.call(topic, "run:reports", {"reports": reports})
+    assert status == "error"
+    assert list(reply) == [field]
+    assert (await world.store.get_run(run_id)).run.state == "claimed"
+    assert await messages(world, run_id) == []
