@@ -9,7 +9,10 @@ before the clock starts, so the figures are the worker side of the socket only.
 
 Printed per case: runs/s, the coordinator's CPU time per run (user + system, from
 ``/proc``; steadier than the rate on a shared machine) and per message, for ``LINES`` log lines
-sent one ``run:log`` each or as one ``run:batch_logs``, with 1 and 8 runs in flight.
+sent one ``run:log`` each (``log``) or as one ``run:batch_logs`` (``batch``), or everything
+from ``run:start`` on in two ``run:reports`` frames (``reports``: the start with the lines,
+then the end, as ``fulmen worker`` sends them to a Fulmen coordinator), with 1 and 8 runs in
+flight.
 
 Run: ``.venv/bin/python bench/coordinator.py [--runs N]``
 """
@@ -69,27 +72,15 @@ class IdealWorker:
         assert reply["status"] == "ok", (topic, event, reply)
         return reply["response"]
 
-    async def run(self, run_id: str, token: str, batch: bool) -> None:
+    async def run(self, run_id: str, token: str, logs: str) -> None:
         topic = f"run:{run_id}"
         join_ref = str(next(self._refs))
         await self.call(topic, "phx_join", {"token": token}, join_ref)
         plan = await self.call(topic, "fetch:plan", {}, join_ref)
         await self.call(topic, "fetch:dataclip", {"id": plan["dataclip_id"]}, join_ref)
         now = time.time_ns() // 1000
-        await self.call(topic, "run:start", {"timestamp": str(now)}, join_ref)
-        step_id = str(uuid.uuid4())
+        step_id, output_id = str(uuid.uuid4()), str(uuid.uuid4())
         job_id = plan["jobs"][0]["id"]
-        await self.call(
-            topic,
-            "step:start",
-            {
-                "step_id": step_id,
-                "job_id": job_id,
-                "input_dataclip_id": plan["dataclip_id"],
-                "timestamp": str(now),
-            },
-            join_ref,
-        )
         lines = [
             {
                 "message": [f"line {i}"],
@@ -100,43 +91,62 @@ class IdealWorker:
             }
             for i in range(LINES)
         ]
-        if batch:
-            await self.call(topic, "run:batch_logs", {"run_id": run_id, "logs": lines}, join_ref)
+        start = [
+            ("run:start", {"timestamp": str(now)}),
+            (
+                "step:start",
+                {
+                    "step_id": step_id,
+                    "job_id": job_id,
+                    "input_dataclip_id": plan["dataclip_id"],
+                    "timestamp": str(now),
+                },
+            ),
+        ]
+        end = [
+            (
+                "step:complete",
+                {
+                    "step_id": step_id,
+                    "job_id": job_id,
+                    "reason": "success",
+                    "output_dataclip_id": output_id,
+                    "output_dataclip": '{"data":{"n":1}}',
+                    "timestamp": str(now + LINES),
+                    "error_type": None,
+                    "error_message": None,
+                },
+            ),
+            (
+                "run:complete",
+                {
+                    "reason": "success",
+                    "final_dataclip_id": output_id,
+                    "error_type": None,
+                    "error_message": None,
+                    "timestamp": str(now + LINES + 1),
+                },
+            ),
+        ]
+        batch = ("run:batch_logs", {"run_id": run_id, "logs": lines})
+        if logs == "reports":  # as fulmen worker sends them to a coordinator that takes them
+            for frame in ([*start, batch], end):
+                reports = [{"event": event, "payload": payload} for event, payload in frame]
+                await self.call(topic, "run:reports", {"reports": reports}, join_ref)
         else:
-            for line in lines:
-                await self.call(topic, "run:log", {"run_id": run_id, **line}, join_ref)
-        output_id = str(uuid.uuid4())
-        await self.call(
-            topic,
-            "step:complete",
-            {
-                "step_id": step_id,
-                "job_id": job_id,
-                "reason": "success",
-                "output_dataclip_id": output_id,
-                "output_dataclip": '{"data":{"n":1}}',
-                "timestamp": str(now + LINES),
-                "error_type": None,
-                "error_message": None,
-            },
-            join_ref,
-        )
-        await self.call(
-            topic,
-            "run:complete",
-            {
-                "reason": "success",
-                "final_dataclip_id": output_id,
-                "error_type": None,
-                "error_message": None,
-                "timestamp": str(now + LINES + 1),
-            },
-            join_ref,
-        )
+            for event, payload in start:
+                await self.call(topic, event, payload, join_ref)
+            if logs == "batch":
+                await self.call(topic, *batch, join_ref)
+            else:
+                for line in lines:
+                    await self.call(topic, "run:log", {"run_id": run_id, **line}, join_ref)
+            for event, payload in end:
+                await self.call(topic, event, payload, join_ref)
         await self.call(topic, "phx_leave", {}, join_ref)
 
 
-async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, batch: bool) -> str:
+async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, logs: str) -> str:
     with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp:
         server = Coordinator(Path(tmp) / "data", keys, log="warning")
         await server.start()
@@ -162,7 +172,7 @@ async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, batch: bo
                     while done < runs:
                         claimed = await worker.call("worker:queue", "claim", {"demand": 1}, "q")
                         for run in claimed["runs"]:
-                            await worker.run(run["id"], run["token"], batch)
+                            await worker.run(run["id"], run["token"], logs)
                             done += 1
                         if not claimed["runs"]:
                             return
@@ -174,28 +184,27 @@ async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, batch: bo
             await server.stop()
     per_run = server_ms / runs
     per_message = server_ms * 1000 / worker.messages
-    logs = "batch" if batch else "run:log"
     return (
         f"{logs:<10}{in_flight:>6}{runs / elapsed:>10.1f}{per_run:>12.2f}"
         f"{worker.messages / runs:>10.1f}{per_message:>12.0f}"
     )
 
 
-async def main(runs: int, cases: list[tuple[bool, int]]) -> None:
+async def main(runs: int, cases: list[tuple[str, int]]) -> None:
     keys = keyring.generate()
     print(f"{runs} runs per case, {LINES} log lines each; coordinator CPU per run and message")
     print(f"{'logs':<10}{'flight':>6}{'runs/s':>10}{'ms/run':>12}{'msg/run':>10}{'µs/msg':>12}")
-    for batch, in_flight in cases:
-        print(await case(keys, runs, in_flight, batch), flush=True)
+    for logs, in_flight in cases:
+        print(await case(keys, runs, in_flight, logs), flush=True)
 
 
-def _cases(text: str) -> list[tuple[bool, int]]:
+def _cases(text: str) -> list[tuple[str, int]]:
     chosen = []
     for part in text.split(","):
         logs, _, in_flight = part.strip().partition(":")
-        if logs not in ("log", "batch"):
-            raise argparse.ArgumentTypeError(f"log or batch, not {logs!r}")
-        chosen.append((logs == "batch", int(in_flight)))
+        if logs not in ("log", "batch", "reports"):
+            raise argparse.ArgumentTypeError(f"log, batch or reports, not {logs!r}")
+        chosen.append((logs, int(in_flight)))
     return chosen
 
 
@@ -205,8 +214,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--cases",
         type=_cases,
-        default=_cases("log:1,log:8,batch:1,batch:8"),
-        help="logs:in-flight, comma-separated [log:1,log:8,batch:1,batch:8]",
+        default=_cases("log:1,batch:1,batch:8,reports:1,reports:8"),
+        help="logs:in-flight, comma-separated [log:1,batch:1,batch:8,reports:1,reports:8]",
     )
     args = parser.parse_args()
     asyncio.run(main(args.runs, args.cases))
