@@ -50,9 +50,12 @@ __all__ = [
     "WORKER_ISSUER",
     "RunClaims",
     "WorkerClaims",
+    "check_run_claims",
     "mint_run_token",
     "mint_worker_token",
+    "run_claims",
     "run_token_remedy",
+    "sign_run_claims",
     "verify_run_token",
     "verify_worker_token",
 ]
@@ -172,6 +175,19 @@ def verify_worker_token(
 # -- run tokens -------------------------------------------------------------------------------
 
 
+def run_claims(
+    run_id: str, *, now: float, run_timeout: float, grace: float = DEFAULT_GRACE
+) -> RunClaims:
+    """The claims of a run token valid from ``now`` for the run's timeout plus ``grace``."""
+    return RunClaims(
+        id=run_id,
+        iss=RUN_ISSUER,
+        nbf=int(now),
+        exp=math.ceil(now + run_timeout + grace),
+        sub=f"run:{run_id}",
+    )
+
+
 def mint_run_token(
     private_key: RSAPrivateKey,
     run_id: str,
@@ -181,14 +197,17 @@ def mint_run_token(
     grace: float = DEFAULT_GRACE,
 ) -> str:
     """Sign a run token that is valid from ``now`` for the run's timeout plus ``grace``."""
-    claims = {
-        "id": run_id,
-        "sub": f"run:{run_id}",
-        "iss": RUN_ISSUER,
-        "nbf": int(now),
-        "exp": math.ceil(now + run_timeout + grace),
-    }
-    return jwt.encode(claims, private_key, algorithm=_RS256)
+    return sign_run_claims(
+        private_key, run_claims(run_id, now=now, run_timeout=run_timeout, grace=grace)
+    )
+
+
+def sign_run_claims(private_key: RSAPrivateKey, claims: RunClaims) -> str:
+    payload: dict[str, object] = {"id": claims.id}
+    if claims.sub is not None:
+        payload["sub"] = claims.sub
+    payload |= {"iss": claims.iss, "nbf": claims.nbf, "exp": claims.exp}
+    return jwt.encode(payload, private_key, algorithm=_RS256)
 
 
 def verify_run_token(
@@ -214,13 +233,22 @@ def verify_run_token(
         exp=_number(claims, "exp"),
         sub=_text(claims, "sub") if "sub" in claims else None,
     )
-    _check_issuer(result.iss, RUN_ISSUER)
-    _check_time(claims, now, leeway)
-    if result.id != run_id:
+    return check_run_claims(result, run_id=run_id, now=now, leeway=leeway)
+
+
+def check_run_claims(claims: RunClaims, *, run_id: str, now: float, leeway: float) -> RunClaims:
+    """What :func:`verify_run_token` checks once the signature holds: issuer, time, run.
+
+    Raises:
+        TokenError: with a code from ``TOKEN_ERRORS``.
+    """
+    _check_issuer(claims.iss, RUN_ISSUER)
+    _check_time({"exp": claims.exp, "nbf": claims.nbf}, now, leeway)
+    if claims.id != run_id:
         raise TokenError("the run token is for another run (id)", code="wrong_run")
-    if result.sub is not None and result.sub != f"run:{run_id}":
+    if claims.sub is not None and claims.sub != f"run:{run_id}":
         raise TokenError("the run token is for another run (sub)", code="wrong_run")
-    return result
+    return claims
 
 
 # -- shared checks ----------------------------------------------------------------------------

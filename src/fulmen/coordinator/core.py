@@ -21,6 +21,7 @@ from fulmen.config import PRIVATE_KEY_VARIABLES, SECRET_VARIABLES, CoordinatorSe
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
+from fulmen.coordinator.run_tokens import RunTokens
 from fulmen.errors import ConfigError
 from fulmen.plan import Options
 from fulmen.store import Store
@@ -65,6 +66,10 @@ class Coordinator:
     hub: Hub
     metrics: Metrics
     memories: RunMemories = field(default_factory=RunMemories)
+    run_tokens: RunTokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.run_tokens = RunTokens(self.keys.private_key)
 
     def now(self) -> float:
         """Seconds since the epoch, from the coordinator's clock (tokens want this form)."""

@@ -35,7 +35,7 @@ from fulmen.coordinator.channels.answers import json_payload
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import ContractError, TokenError
 from fulmen.store import LogLine, UnjoinedClaim
-from fulmen.tokens import run_token_remedy, verify_run_token
+from fulmen.tokens import run_token_remedy
 
 __all__ = ["SOURCE", "take_refusal", "unjoined_note"]
 
@@ -52,14 +52,7 @@ async def take_refusal(c: Coordinator, worker_id: str, payload: JSON | bytes) ->
     payload or the token is not valid (nothing changes then)."""
     try:
         refusal = RunRefusal.from_wire(json_payload(payload))
-        claims = verify_run_token(
-            refusal.token,
-            c.keys.public_key,
-            run_id=refusal.id,
-            now=c.now(),
-            leeway=0,
-            require_sub=True,
-        )
+        claims = c.run_tokens.verify(refusal.token, run_id=refusal.id, now=c.now())
     except (ContractError, TokenError) as error:
         log.warning("worker %s: a refusal that does not hold: %s", worker_id, error)
         return False, UNAUTHORIZED

@@ -330,6 +330,10 @@ class Store(Protocol):
     # -- reading runs back -------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> RunDetail: ...
+    async def peek_run(self, run_id: str) -> Run:
+        """The run without its steps (one statement where ``get_run`` takes two)."""
+        ...
+
     async def list_runs(
         self, where: RunFilter | None = None, *, cursor: str | None = None, limit: int = 50
     ) -> Page[Run]:

@@ -13,15 +13,21 @@ from fulmen.store.models.queue import Priority, WorkOrder
 from fulmen.store.models.runs import LogEntry, Run, RunDetail, RunFilter, Step
 from fulmen.store.paging import check_limit, decode_cursor, make_page
 
-__all__ = ["get_logs", "get_plan", "get_run", "get_work_order", "list_runs"]
+__all__ = ["get_logs", "get_plan", "get_run", "get_work_order", "list_runs", "peek_run"]
 
 
 async def get_run(tx: Tx, run_id: str) -> RunDetail:
+    run = await peek_run(tx, run_id)
+    steps = await tx.fetchall("get_steps", {"run_id": run_id})
+    return RunDetail(run=run, steps=tuple(_step(tx, step) for step in steps))
+
+
+async def peek_run(tx: Tx, run_id: str) -> Run:
+    """The run without its steps: one statement, for the hot path (a worker's join)."""
     row = await tx.fetchone("get_run", {"id": run_id})
     if row is None:
         raise NotFoundError(f"run {run_id} does not exist", field="id")
-    steps = await tx.fetchall("get_steps", {"run_id": run_id})
-    return RunDetail(run=_run(tx, row), steps=tuple(_step(tx, step) for step in steps))
+    return _run(tx, row)
 
 
 async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) -> Page[Run]:

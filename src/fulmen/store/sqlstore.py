@@ -324,7 +324,7 @@ class SQLStore:
     async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
         async with self._db.write() as tx:
             await events.complete_run(tx, run_id, completion, self._clock.now())
-            return (await reads.get_run(tx, run_id)).run
+            return await reads.peek_run(tx, run_id)
 
     async def cancel_run(self, run_id: str) -> CancelAction:
         async with self._db.write() as tx:
@@ -433,6 +433,10 @@ class SQLStore:
             return await retention.sweep_batch(tx, project_id, limit, self._clock.now())
 
     # -- reading runs back -------------------------------------------------------------------
+
+    async def peek_run(self, run_id: str) -> Run:
+        async with self._db.read() as tx:
+            return await reads.peek_run(tx, run_id)
 
     async def get_run(self, run_id: str) -> RunDetail:
         async with self._db.read() as tx:

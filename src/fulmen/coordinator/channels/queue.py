@@ -23,7 +23,6 @@ from fulmen.coordinator.refusals import take_refusal
 from fulmen.errors import ContractError, FulmenError
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.store import ClaimedRun
-from fulmen.tokens import mint_run_token
 
 __all__ = ["MAX_DEMAND", "QueueChannel"]
 
@@ -89,8 +88,7 @@ class QueueChannel:
 
     def _token(self, run: ClaimedRun) -> str:
         timeout_ms = run.run_timeout_ms or int(self._c.settings.max_run_duration * 1000)
-        return mint_run_token(
-            self._c.keys.private_key,
+        return self._c.run_tokens.mint(
             run.id,
             now=self._c.now(),
             run_timeout=timeout_ms / 1000,

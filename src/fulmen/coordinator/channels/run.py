@@ -6,7 +6,8 @@ after this token was minted, is ``unauthorized`` (the token's ``nbf`` is its cla
 a worker that was too slow to join cannot run a run that is now someone else's. A worker may
 join again after a reconnect (§1.6), also once its run has ended (to resend its last events).
 
-*Fetches* (§5.3–§5.5) read the run's plan, its input dataclip (as a binary reply) and the
+*Fetches* (§5.3–§5.5) answer with the run's plan (read once, at the join, which needs it for
+the scrubber: a run's plan never changes), its input dataclip (as a binary reply) and the
 credentials its jobs use (only those: the store checks that the run's snapshot names the
 credential). Everything the worker reports is scrubbed again here (§8.4, secrets.py): the
 run's scrubber is built on each join, from the credentials and webhook-auth secrets the run
@@ -62,7 +63,6 @@ from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.plan import Options
 from fulmen.scrub import Scrubber
-from fulmen.tokens import verify_run_token
 
 __all__ = ["RunChannel"]
 
@@ -82,6 +82,9 @@ class RunChannel:
         self._options = Options()
         self._cancel_asked = False
         self._secrets: list[Mapping[str, Any]] = []
+        #: Read at the join (the join fails without them); what the fetches answer from.
+        self._plan: dict[str, Any] = {}
+        self._dataclip_id: str | None = None
 
     # -- join --------------------------------------------------------------------------------
 
@@ -91,7 +94,8 @@ class RunChannel:
             await self._host.refuse(join, refusal)
             return False
         # Built before the join is answered: the worker's first report is already scrubbed.
-        self._secrets = await run_secrets(self._c.store, self.run_id)
+        self._plan = await self._c.store.get_plan(self.run_id)
+        self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
         if not await self._host.accept(join):
             return False
@@ -107,21 +111,14 @@ class RunChannel:
     async def _refusal(self, payload: JSON) -> JSON | None:
         try:
             token = RunJoin.from_wire(payload).token
-            claims = verify_run_token(
-                token,
-                self._c.keys.public_key,
-                run_id=self.run_id,
-                now=self._c.now(),
-                leeway=0,
-                require_sub=True,
-            )
+            claims = self._c.run_tokens.verify(token, run_id=self.run_id, now=self._c.now())
         except (ContractError, TokenError) as error:
             log.warning(
                 "worker %s: join of run %s refused: %s", self._host.worker_id, self.run_id, error
             )
             return UNAUTHORIZED
         try:
-            run = (await self._c.store.get_run(self.run_id)).run
+            run = await self._c.store.peek_run(self.run_id)
         except NotFoundError:
             return NOT_FOUND
         if run.state is RunState.AVAILABLE or run.claimed_at is None:
@@ -134,6 +131,7 @@ class RunChannel:
             await self._c.store.join_run(self.run_id)
             self._cancel_asked = run.cancel_requested_at is not None
         self._options = run.options
+        self._dataclip_id = run.dataclip_id
         return None
 
     def left(self) -> None:
@@ -172,8 +170,8 @@ class RunChannel:
 
     async def _fetch(self, message: FetchPlan | FetchDataclip | FetchCredential) -> Outcome:
         try:
-            if isinstance(message, FetchPlan):
-                return True, await self._c.store.get_plan(self.run_id)
+            if isinstance(message, FetchPlan):  # read at the join; a run's plan never changes
+                return True, self._plan
             if isinstance(message, FetchDataclip):
                 return await self._dataclip()
             return await self._credential(message.id)
@@ -182,10 +180,9 @@ class RunChannel:
 
     async def _dataclip(self) -> Outcome:
         """§5.5: the run's own input, whatever id was asked for (as Lightning does)."""
-        run = (await self._c.store.get_run(self.run_id)).run
-        if run.dataclip_id is None:
+        if self._dataclip_id is None:
             return False, "not_found"
-        dataclip = await self._c.store.get_dataclip(run.dataclip_id)
+        dataclip = await self._c.store.get_dataclip(self._dataclip_id)
         body = b"null" if dataclip.wiped_at is not None else orjson.dumps(dataclip.as_input())
         return True, body
 

@@ -25,9 +25,11 @@ __all__ = ["run_secrets"]
 log = logging.getLogger(__name__)
 
 
-async def run_secrets(store: Store, run_id: str) -> list[Mapping[str, Any]]:
-    """What the run's scrubber masks (see the module's docstring), as credential bodies."""
-    plan = await store.get_plan(run_id)
+async def run_secrets(
+    store: Store, run_id: str, plan: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """What the run's scrubber masks (see the module's docstring), as credential bodies;
+    ``plan`` is the run's ``fetch:plan`` reply."""
     found: list[Mapping[str, Any]] = []
     for credential_id in dict.fromkeys(_credential_ids(plan)):
         try:
