@@ -115,17 +115,16 @@ async def claim(
     wanted = _queue_list(queues)
     if not wanted:
         return []
-    limits_locked = await tx.fetchone("claim_lock_limits") is not None
-    rows = await tx.fetchall(
-        "claim_runs",
-        {
-            "queues": wanted,
-            "demand": demand,
-            "worker_name": worker_name or None,
-            "now": now,
-            "limits_locked": limits_locked,
-        },
-    )
+    params: dict[str, object] = {
+        "queues": wanted,
+        "demand": demand,
+        "worker_name": worker_name or None,
+        "now": now,
+    }
+    if await tx.fetchone("claim_lock_limits") is None:  # no run under a limit waits
+        rows = await tx.fetchall("claim_open_runs", params)
+    else:
+        rows = await tx.fetchall("claim_runs", params)
 
     def rank(row: Row) -> tuple[int, int, int]:
         queue = row["queue"] if row["queue"] in wanted else ANY_QUEUE

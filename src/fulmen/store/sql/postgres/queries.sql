@@ -279,7 +279,7 @@ VALUES (%(id)s, %(work_order_id)s, %(workflow_id)s, %(project_id)s, %(snapshot_i
 -- transaction-scoped advisory lock ("FULMENCL" in ASCII), and claim_runs, a new statement
 -- with a new snapshot, starts only once the previous holder has committed. The lock is held
 -- for one claim statement, and only while rationed runs wait: other claims never take it
--- (claim_runs then leaves rationed runs alone: limits_locked is false).
+-- (they run claim_open_runs, which leaves rationed runs alone).
 SELECT pg_advisory_xact_lock(5068040850434310988)
 WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' AND limited);
 
@@ -339,7 +339,7 @@ WITH wanted AS (
                             WHERE f.project_id = p.id AND f.state IN ('claimed', 'started'))
                AS project_free
     FROM workflows w JOIN projects p ON p.id = w.project_id
-    WHERE %(limits_locked)s AND (w.concurrency IS NOT NULL OR p.concurrency IS NOT NULL)
+    WHERE (w.concurrency IS NOT NULL OR p.concurrency IS NOT NULL)
 ), heads AS (
     SELECT r.id, r.queue, r.priority, r.seq, b.project_id, b.workflow_free, b.project_free,
            row_number() OVER (PARTITION BY b.workflow_id ORDER BY r.priority, r.seq) AS place
@@ -367,6 +367,36 @@ WITH wanted AS (
         FROM released r JOIN ranked ON ranked.name = r.queue
     ) c
     ORDER BY c.rank, c.priority, c.seq
+    LIMIT %(demand)s
+)
+UPDATE runs
+SET state = 'claimed', claimed_at = %(now)s, worker_name = %(worker_name)s
+WHERE id IN (SELECT id FROM picked) AND state = 'available'
+RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
+
+-- name: claim_open_runs
+-- claim_runs when no run under a limit is waiting (claim_lock_limits took no lock): only its
+-- open part, with the same order, the same rows and the same row locks.
+WITH wanted AS (
+    SELECT w.name, w.rank FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS w (name, rank)
+), ranked AS (
+    SELECT q.name, coalesce(w.rank, star.rank) AS rank
+    FROM queues q
+    LEFT JOIN wanted w ON w.name = q.name
+    LEFT JOIN wanted star ON star.name = '*'
+    WHERE coalesce(w.rank, star.rank) IS NOT NULL
+), picked AS MATERIALIZED (
+    SELECT r.id
+    FROM ranked
+    CROSS JOIN LATERAL (
+        SELECT id, priority, seq FROM runs
+        WHERE state = 'available' AND NOT limited AND queue = ranked.name
+          AND (not_before IS NULL OR not_before <= %(now)s)
+        ORDER BY priority, seq
+        LIMIT %(demand)s
+        FOR UPDATE SKIP LOCKED
+    ) r
+    ORDER BY ranked.rank, r.priority, r.seq
     LIMIT %(demand)s
 )
 UPDATE runs
