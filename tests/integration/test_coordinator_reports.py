@@ -137,12 +137,12 @@ async def test_frames_sent_again_to_another_coordinator_store_nothing_twice(
             start, end = a_whole_run(run_id, world.seeded.job_ids[0])
             first_start = await worker.call(topic, "run:reports", start)
         async with RawWorker.connect(other.socket_url) as worker:
-            topic = await world.rejoin(worker, run_id)
+            assert await world.rejoin(worker, run_id) == {}
             assert await worker.call(topic, "run:reports", start) == first_start
             assert len(await messages(world, run_id)) == 4
             first_end = await worker.call(topic, "run:reports", end)
         async with RawWorker.connect(world.served.socket_url) as worker:
-            topic = await world.rejoin(worker, run_id)
+            assert await world.rejoin(worker, run_id) == {}
             assert await worker.call(topic, "run:reports", end) == first_end
     assert first_end[0] == "ok" and [r["status"] for r in first_end[1]["replies"]] == ["ok"] * 3
     detail = await world.store.get_run(run_id)
@@ -198,3 +198,20 @@ async def test_a_bad_frame_names_its_fault_and_stores_nothing(
     assert list(reply) == [field]
     assert (await world.store.get_run(run_id)).run.state == "claimed"
     assert await messages(world, run_id) == []
+
+
+async def test_a_join_that_asks_gets_the_plan_and_input_the_fetches_would_give(
+    world: SocketWorld,
+) -> None:
+    """``RunJoin.fetch`` (Fulmen's worker): the join's answer holds what ``fetch:plan`` and
+    ``fetch:dataclip`` answer; a join that does not ask (ws-worker) gets ``{}``."""
+    async with RawWorker.connect(world.served.socket_url) as worker:
+        run_id, topic = await world.claimed(worker)  # a plain join, answered {}
+        status, plan = await worker.call(topic, "fetch:plan", {})
+        status, body = await worker.call(topic, "fetch:dataclip", {"id": plan["dataclip_id"]})
+        assert status == "ok"
+        rejoined = await world.rejoin(worker, run_id, fetch=["plan", "dataclip", "later"])
+        assert rejoined == {"plan": plan, "dataclip": json.loads(body)}
+        assert await world.rejoin(worker, run_id, fetch=["plan"]) == {"plan": plan}
+        await world.store.wipe_dataclip(plan["dataclip_id"])
+        assert await world.rejoin(worker, run_id, fetch=["dataclip"]) == {"dataclip": None}

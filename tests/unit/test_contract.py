@@ -38,6 +38,7 @@ from fulmen.contract import (
     RunBatchLogs,
     RunComplete,
     RunJoin,
+    RunJoined,
     RunLog,
     RunReports,
     RunStart,
@@ -528,3 +529,26 @@ def test_reports_round_trip(reports: list[tuple[Event, Any]]) -> None:
 )
 def test_the_replies_to_reports_are_read_leniently(reply: JSON, expected: list[bool]) -> None:
     assert [r.ok for r in ReportReply.many_from_wire(reply, 2)] == expected
+
+
+def test_a_run_join_asks_for_fetches_only_when_told() -> None:
+    assert RunJoin("t").to_wire() == {"token": "t"}  # what ws-worker sends, byte for byte
+    asking = RunJoin("t", ("plan", "dataclip"))
+    assert asking.to_wire() == {"token": "t", "fetch": ["plan", "dataclip"]}
+    assert RunJoin.from_wire(asking.to_wire()) == asking
+
+
+@pytest.mark.parametrize(
+    ("answer", "plan", "has_dataclip", "dataclip"),
+    [
+        ({}, None, False, None),  # Lightning's answer: fetch everything
+        (None, None, False, None),
+        ({"plan": {"id": "r"}, "dataclip": {"data": 1}}, {"id": "r"}, True, {"data": 1}),
+        ({"plan": "not a plan", "dataclip": None}, None, True, None),  # wiped input: null
+    ],
+)
+def test_a_join_answer_is_read_leniently(
+    answer: JSON, plan: JSON, has_dataclip: bool, dataclip: JSON
+) -> None:
+    joined = RunJoined.from_wire(answer)
+    assert (joined.plan, joined.has_dataclip, joined.dataclip) == (plan, has_dataclip, dataclip)

@@ -48,12 +48,15 @@ Decisions where the spec leaves room:
 
 from fulmen.contract.decoding import format_timestamp, parse_timestamp
 from fulmen.contract.fetches import (
+    FETCHABLE,
+    JOIN_FETCHES,
     CredentialReply,
     DataclipReply,
     FetchCredential,
     FetchDataclip,
     FetchPlan,
     RunJoin,
+    RunJoined,
     decode_plan_reply,
 )
 from fulmen.contract.logs import LogLine, RunBatchLogs, RunLog
@@ -87,6 +90,8 @@ from fulmen.reasons import ExitReason, Reason
 __all__ = [
     "API_VERSION",
     "DEFAULT_QUEUES",
+    "FETCHABLE",
+    "JOIN_FETCHES",
     "JSON",
     "MAX_REPORTS",
     "MAX_SOURCE_LENGTH",
@@ -117,6 +122,7 @@ __all__ = [
     "RunBatchLogs",
     "RunComplete",
     "RunJoin",
+    "RunJoined",
     "RunLog",
     "RunRefusal",
     "RunReports",

@@ -31,6 +31,7 @@ from fulmen.contract import (
     Event,
     QueueJoin,
     QueueJoined,
+    RunJoin,
     run_topic,
 )
 from fulmen.errors import ContractError, NoReplyError, RefusedError
@@ -216,15 +217,17 @@ class RunChannel:
         self.joins = 0
         """Successful joins so far; more than one means the channel was rejoined."""
 
-    async def join(self) -> None:
-        """Join with the run token.
+    async def join(self, *, fetch: tuple[str, ...] = ()) -> JSON:
+        """Join with the run token; the join's answer. ``fetch``: ask for these in it
+        (``RunJoin.fetch``, only to a server that takes it); a rejoin asks for nothing.
 
         Raises:
             RefusedError: ``unauthorized``, ``not_found``… (§3.3).
             NoReplyError: no answer.
         """
-        await self._link.join(self.topic, {"token": self._token})
+        answer = await self._link.join(self.topic, RunJoin(self._token, fetch).to_wire())
         self.joins += 1
+        return answer
 
     async def request(self, event: str, payload: JSON) -> JSON | bytes:
         """Send ``event`` and return the ``ok`` response, rejoining and resending after a

@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from fulmen.config import WorkerSettings
 from fulmen.contract import (
+    FETCHABLE,
+    JOIN_FETCHES,
     JSON,
     WORKER_QUEUE,
     ClaimedRun,
@@ -51,6 +53,7 @@ from fulmen.contract import (
     Event,
     FetchCredential,
     FetchDataclip,
+    RunJoined,
     RunRefusal,
     decode_plan_reply,
 )
@@ -159,13 +162,14 @@ class Run:
             clock=self._services.clock,
         )
         self._services.link.on_push(channel.topic, self._on_push)
+        fetch = FETCHABLE if self._services.server_accepts(JOIN_FETCHES) else ()
         try:
-            await channel.join()
+            joined = RunJoined.from_wire(await channel.join(fetch=fetch))
         except WorkerError as exc:
             log.error("run %s: could not join its channel: %s", self.id, exc.message)
             return None
         try:
-            return await self._report(channel)
+            return await self._report(channel, joined)
         finally:
             await channel.leave()
 
@@ -216,7 +220,7 @@ class Run:
                 exc.message,
             )
 
-    async def _report(self, channel: RunChannel) -> ExitReason | None:
+    async def _report(self, channel: RunChannel, joined: RunJoined) -> ExitReason | None:
         settings = self._settings
         outbox = Outbox(
             channel,
@@ -229,13 +233,16 @@ class Run:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(outbox.run())
             try:
-                return await self._produce(channel, outbox)
+                return await self._produce(channel, outbox, joined)
             finally:
                 outbox.close()
 
-    async def _produce(self, channel: RunChannel, outbox: Outbox) -> ExitReason | None:
+    async def _produce(
+        self, channel: RunChannel, outbox: Outbox, joined: RunJoined
+    ) -> ExitReason | None:
+        """Load the run (what the join's answer did not bring is fetched), then execute it."""
         try:
-            plan = await self._fetch_plan(channel)
+            plan = await self._fetch_plan(channel, joined)
         except WorkerError as exc:
             log.error("run %s: could not fetch its plan: %s", self.id, exc.message)
             return None
@@ -247,7 +254,7 @@ class Run:
         plan = with_defaults(plan, self._settings, run_id=self.id)
         report = RunEvents(plan, limits_of(plan))
         try:
-            state = await self._fetch_input(channel, plan)
+            state = await self._fetch_input(channel, plan, joined)
             credentials = await self._fetch_credentials(channel, plan)
         except _LoadFailed as failed:
             outbox.put(report.fail(failed.reason))
@@ -259,21 +266,28 @@ class Run:
         await self._execute(RunRequest(plan, state, credentials), report, outbox)
         return report.exit
 
-    async def _fetch_plan(self, channel: RunChannel) -> Plan:
-        response = await channel.request(Event.FETCH_PLAN, {})
+    async def _fetch_plan(self, channel: RunChannel, joined: RunJoined) -> Plan:
+        response: JSON | bytes = joined.plan
+        if response is None:
+            response = await channel.request(Event.FETCH_PLAN, {})
         if isinstance(response, bytes):
             raise ContractError("the plan came as a binary frame", code="bad_plan")
         return Plan.from_wire(decode_plan_reply(response))
 
-    async def _fetch_input(self, channel: RunChannel, plan: Plan) -> dict[str, Any]:
+    async def _fetch_input(
+        self, channel: RunChannel, plan: Plan, joined: RunJoined
+    ) -> dict[str, Any]:
         dataclip_id = plan.dataclip_id
         if dataclip_id is None:
             return {}  # §6.2: no dataclip means an empty input
         try:
-            response = await channel.request(
-                Event.FETCH_DATACLIP, _wire(FetchDataclip(dataclip_id))
-            )
-            body = DataclipReply.from_wire(response).json()
+            if joined.has_dataclip:
+                body: JSON = joined.dataclip
+            else:
+                response = await channel.request(
+                    Event.FETCH_DATACLIP, _wire(FetchDataclip(dataclip_id))
+                )
+                body = DataclipReply.from_wire(response).json()
         except (WorkerError, ContractError) as exc:
             raise _LoadFailed(_load_error("DataClipError", "dataclip", dataclip_id, exc)) from exc
         if not isinstance(body, dict):

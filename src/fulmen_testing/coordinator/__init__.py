@@ -311,7 +311,7 @@ class SocketWorld:
         run_id = await self.enqueue()
         assert await worker.join("worker:queue", {}) == (
             "ok",
-            {"accepts": ["run:batch_logs", "run:refuse", "run:reports"]},
+            {"accepts": ["phx_join:fetch", "run:batch_logs", "run:refuse", "run:reports"]},
         )
         status, reply = await worker.call(
             "worker:queue", "claim", {"demand": 1, "worker_name": None}
@@ -321,13 +321,14 @@ class SocketWorld:
         assert await worker.join(topic, {"token": reply["runs"][0]["token"]}) == ("ok", {})
         return run_id, topic
 
-    async def rejoin(self, worker: RawWorker, run_id: str) -> str:
-        """Join ``run:<id>`` again with a fresh run token, as a worker does after reconnecting."""
+    async def rejoin(self, worker: RawWorker, run_id: str, **extra: Any) -> Any:
+        """Join ``run:<id>`` again with a fresh run token (and ``extra`` in the payload), as a
+        worker does after reconnecting; the join's answer."""
         private = keyring.load_private_key(keys().private_key)
         token = mint_run_token(private, run_id, now=self.served.coordinator.now(), run_timeout=60)
-        topic = f"run:{run_id}"
-        assert await worker.join(topic, {"token": token}) == ("ok", {})
-        return topic
+        status, answer = await worker.join(f"run:{run_id}", {"token": token, **extra})
+        assert status == "ok", answer
+        return answer
 
 
 @asynccontextmanager

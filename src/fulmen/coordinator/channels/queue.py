@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from fulmen.contract import JSON, ClaimRequest, Event, QueueJoin, QueueJoined
+from fulmen.contract import JOIN_FETCHES, JSON, ClaimRequest, Event, QueueJoin, QueueJoined
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
 from fulmen.coordinator.core import Coordinator
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_DEMAND: Final = 100
 #: The join's answer: what this coordinator takes beyond what every Lightning takes.
 JOINED: Final = QueueJoined(
-    accepts=frozenset({Event.RUN_BATCH_LOGS, Event.RUN_REFUSE, Event.RUN_REPORTS})
+    accepts=frozenset({Event.RUN_BATCH_LOGS, Event.RUN_REFUSE, Event.RUN_REPORTS, JOIN_FETCHES})
 ).to_wire()
 
 

@@ -45,6 +45,7 @@ from fulmen.contract import (
     RunBatchLogs,
     RunComplete,
     RunJoin,
+    RunJoined,
     RunLog,
     RunReports,
     RunRequest,
@@ -97,12 +98,28 @@ class RunChannel:
         self._plan = await self._c.store.get_plan(self.run_id)
         self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
-        if not await self._host.accept(join):
+        if not await self._host.accept(join, await self._joined(join.payload)):
             return False
         self._c.hub.attach_run(self.run_id, self)
         if self._cancel_asked:
             await self.push_cancel()
         return True
+
+    async def _joined(self, payload: JSON) -> JSON:
+        """The join's answer: ``{}``, or the plan and the input if the join asked for them
+        (``RunJoin.fetch``, Fulmen's worker), as ``fetch:plan`` and ``fetch:dataclip`` would
+        answer them."""
+        asked = set(RunJoin.from_wire(payload).fetch)  # decoded by _refusal already
+        joined = RunJoined(plan=self._plan if "plan" in asked else None)
+        if "dataclip" in asked and self._dataclip_id is not None:
+            joined = RunJoined(joined.plan, has_dataclip=True, dataclip=await self._input())
+        return joined.to_wire()
+
+    async def _input(self) -> Any:
+        """The run's input as its worker gets it: null once it was wiped."""
+        assert self._dataclip_id is not None
+        dataclip = await self._c.store.get_dataclip(self._dataclip_id)
+        return None if dataclip.wiped_at is not None else dataclip.as_input()
 
     async def push_cancel(self) -> bool:
         log.info("run %s: telling worker %s to cancel it", self.run_id, self._host.worker_id)
@@ -182,9 +199,7 @@ class RunChannel:
         """§5.5: the run's own input, whatever id was asked for (as Lightning does)."""
         if self._dataclip_id is None:
             return False, "not_found"
-        dataclip = await self._c.store.get_dataclip(self._dataclip_id)
-        body = b"null" if dataclip.wiped_at is not None else orjson.dumps(dataclip.as_input())
-        return True, body
+        return True, orjson.dumps(await self._input())
 
     async def _credential(self, credential_id: str) -> Outcome:
         try:
