@@ -11,8 +11,8 @@ Printed per case: runs/s, the coordinator's CPU time per run (user + system, fro
 ``/proc``; steadier than the rate on a shared machine) and per message, for ``LINES`` log lines
 sent one ``run:log`` each (``log``) or as one ``run:batch_logs`` (``batch``), or everything
 from ``run:start`` on in two ``run:reports`` frames (``reports``: the start with the lines,
-then the end, as ``fulmen worker`` sends them to a Fulmen coordinator), with 1 and 8 runs in
-flight.
+then the end, after a join whose answer holds the plan and input, as ``fulmen worker`` works
+with a Fulmen coordinator), with 1 and 8 runs in flight.
 
 Run: ``.venv/bin/python bench/coordinator.py [--runs N]``
 """
@@ -75,9 +75,13 @@ class IdealWorker:
     async def run(self, run_id: str, token: str, logs: str) -> None:
         topic = f"run:{run_id}"
         join_ref = str(next(self._refs))
-        await self.call(topic, "phx_join", {"token": token}, join_ref)
-        plan = await self.call(topic, "fetch:plan", {}, join_ref)
-        await self.call(topic, "fetch:dataclip", {"id": plan["dataclip_id"]}, join_ref)
+        if logs == "reports":  # as fulmen worker joins a coordinator that answers with these
+            fetch = {"fetch": ["plan", "dataclip"]}
+            plan = (await self.call(topic, "phx_join", {"token": token, **fetch}, join_ref))["plan"]
+        else:
+            await self.call(topic, "phx_join", {"token": token}, join_ref)
+            plan = await self.call(topic, "fetch:plan", {}, join_ref)
+            await self.call(topic, "fetch:dataclip", {"id": plan["dataclip_id"]}, join_ref)
         now = time.time_ns() // 1000
         step_id, output_id = str(uuid.uuid4()), str(uuid.uuid4())
         job_id = plan["jobs"][0]["id"]
