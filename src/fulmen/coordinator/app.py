@@ -110,8 +110,10 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     api.install(app)
     # Installed last, so outermost: every body limit holds before the API's token check.
     bodies.install(app, int(coordinator.settings.max_dataclip_size_mb * 1024 * 1024))
-    app.include_router(api.router)
+    # Webhooks first: routes are matched in order, and a webhook is the hot path (one route
+    # tried instead of every API route's pattern before it).
     app.include_router(webhooks.router)
+    app.include_router(api.router)
     app.include_router(health.router)
     app.router.routes.append(WebSocketRoute(PATH, worker_socket))
     dashboard.install(app)
