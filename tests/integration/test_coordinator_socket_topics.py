@@ -99,8 +99,9 @@ class World:
         return pump
 
 
-class GatedPlans:
-    """The store, except that once ``armed``, ``get_plan`` waits at a gate the test opens."""
+class GatedStarts:
+    """The store, except that once ``armed``, ``start_run`` waits at a gate the test opens:
+    a ``run:start`` held in flight."""
 
     def __init__(self, store: SQLStore) -> None:
         self._store = store
@@ -111,11 +112,11 @@ class GatedPlans:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def get_plan(self, run_id: str) -> Any:
+    async def start_run(self, run_id: str, **options: Any) -> Any:
         if self.armed:
             self.reached.set()
             await self.opened.wait()
-        return await self._store.get_plan(run_id)
+        return await self._store.start_run(run_id, **options)
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ async def test_a_drain_answers_what_was_asked_then_sends_the_worker_away(
     store: SQLStore,
 ) -> None:
     seeded = await seed(store)
-    gated = GatedPlans(store)
+    gated = GatedStarts(store)
     async with serve(gated) as served:  # type: ignore[arg-type]
         world = World(store, served, seeded)
         wire = await Wire.open(served)
@@ -184,17 +185,17 @@ async def test_a_drain_answers_what_was_asked_then_sends_the_worker_away(
         topic, token = await world.claimed(wire)
         assert await wire.call(topic, "phx_join", {"token": token}) == ("ok", {})
         gated.armed = True
-        asked = await wire.send(topic, "fetch:plan", {})
+        asked = await wire.send(topic, "run:start", {"versions": {}})
         async with asyncio.timeout(10):
             await gated.reached.wait()
         draining = asyncio.get_running_loop().create_task(served.coordinator.hub.drain())
         with pytest.raises(InvalidStatus) as refused:  # no new socket meanwhile
             await Wire.open(served)
         assert refused.value.response.status_code == 503
-        assert not draining.done()  # the plan is still being read
+        assert not draining.done()  # the start is still being stored
         gated.opened.set()
-        status, plan = await wire.reply(asked)
-        assert status == "ok" and plan["id"] == topic.removeprefix("run:")
+        assert await wire.reply(asked) == ("ok", None)
+        assert (await store.get_run(topic.removeprefix("run:"))).run.state == "started"
         async with asyncio.timeout(10):
             await wire.ws.wait_closed()
             await draining
