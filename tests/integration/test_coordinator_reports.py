@@ -6,14 +6,12 @@ nothing and names what is wrong."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from fulmen_testing.coordinator import RawWorker, SocketWorld, serve, socket_world
+from fulmen_testing.coordinator import RawWorker, SocketWorld, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -23,12 +21,6 @@ TS = "1760000000000000"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
-    async with socket_world(tmp_path) as opened:
-        yield opened
 
 
 def line(text: str, stamp: int, step_id: str | None = None) -> dict[str, Any]:

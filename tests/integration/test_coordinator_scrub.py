@@ -14,7 +14,6 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -22,19 +21,13 @@ from uuid import uuid4
 import httpx2
 import pytest
 
-from fulmen.plan import Options
 from fulmen.store import (
-    DataclipType,
-    EnqueueRequest,
-    NewDataclip,
     NewWebhookAuthMethod,
-    SQLStore,
     WebhookAuthType,
 )
 from fulmen_testing.coordinator import (
     RawWorker,
-    Seeded,
-    Served,
+    SocketWorld,
     api_token,
     seed,
     serve,
@@ -53,15 +46,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class World:
-    store: SQLStore
-    served: Served
-    seeded: Seeded
-
-
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
     async with sqlite_store(str(tmp_path / "fulmen.db")) as store:
         seeded = await seed(store)
         method = await store.create_webhook_auth_method(
@@ -71,25 +57,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         )
         await store.set_trigger_auth_methods(seeded.webhook_id, [method.id])
         async with serve(store) as served:
-            yield World(store, served, seeded)
-
-
-async def claimed(world: World, worker: RawWorker) -> tuple[str, str]:
-    enqueued = await world.store.enqueue(
-        EnqueueRequest(
-            world.seeded.workflow_id,
-            input=NewDataclip(DataclipType.HTTP_REQUEST, {"n": 1}),
-            trigger_id=world.seeded.webhook_id,
-            options=Options(run_timeout_ms=60_000),
-        )
-    )
-    assert (await worker.join("worker:queue", {}))[0] == "ok"
-    _, reply = await worker.call("worker:queue", "claim", {"demand": 1, "worker_name": None})
-    [run] = reply["runs"]
-    assert run["id"] == enqueued.run_id
-    topic = f"run:{run['id']}"
-    assert await worker.join(topic, {"token": run["token"]}) == ("ok", {})
-    return run["id"], topic
+            yield SocketWorld(store, served, seeded)
 
 
 def log_line(run_id: str, step_id: str, *message: Any) -> dict[str, Any]:
@@ -103,13 +71,13 @@ def log_line(run_id: str, step_id: str, *message: Any) -> dict[str, Any]:
     }
 
 
-async def test_what_a_worker_that_masks_nothing_sends_is_stored_masked(world: World) -> None:
+async def test_what_a_worker_that_masks_nothing_sends_is_stored_masked(world: SocketWorld) -> None:
     step_id, output_id = str(uuid4()), str(uuid4())
     job_id = world.seeded.job_ids[0]
     b64 = base64.b64encode(PASSWORD.encode()).decode()
     output = {"data": {"pw": PASSWORD, "key": API_KEY, "hex": API_KEY.encode().hex()}}
     async with RawWorker.connect(world.served.socket_url) as worker:
-        run_id, topic = await claimed(world, worker)
+        run_id, topic = await world.claimed(worker)
         sent = [
             ("run:start", {"versions": {}, "timestamp": TS}),
             ("step:start", {"step_id": step_id, "job_id": job_id, "timestamp": TS}),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -22,7 +21,6 @@ from fulmen_testing.coordinator import (
     keys,
     seed,
     serve,
-    socket_world,
     sqlite_store,
     worker_token,
 )
@@ -35,12 +33,6 @@ TS = "1760000000000000"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
-    async with socket_world(tmp_path) as opened:
-        yield opened
 
 
 # -- connect --------------------------------------------------------------------------------

@@ -21,9 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from fulmen.coordinator.socket import SocketPump
-from fulmen.plan import Options
-from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, SQLStore, WebhookReply
-from fulmen_testing.coordinator import Seeded, Served, seed, serve, sqlite_store, worker_token
+from fulmen.store import SQLStore, WebhookReply
+from fulmen_testing.coordinator import Served, SocketWorld, seed, serve, sqlite_store, worker_token
 
 pytestmark = pytest.mark.anyio
 
@@ -73,25 +72,13 @@ class Wire:
         return await self.reply(await self.send(topic, event, payload))
 
 
-@dataclass
-class World:
-    store: SQLStore
-    served: Served
-    seeded: Seeded
-
-    async def claimed(self, wire: Wire) -> tuple[str, str]:
+class World(SocketWorld):
+    async def claimed_on(self, wire: Wire) -> tuple[str, str]:
         """A new run, claimed on ``wire``: (topic, run token)."""
-        enqueued = await self.store.enqueue(
-            EnqueueRequest(
-                self.seeded.workflow_id,
-                input=NewDataclip(DataclipType.HTTP_REQUEST, {"n": 1}),
-                trigger_id=self.seeded.webhook_id,
-                options=Options(run_timeout_ms=60_000),
-            )
-        )
+        run_id = await self.enqueue()
         status, reply = await wire.call(QUEUE, "claim", {"demand": 1, "worker_name": None})
-        assert status == "ok" and [run["id"] for run in reply["runs"]] == [enqueued.run_id]
-        return f"run:{enqueued.run_id}", reply["runs"][0]["token"]
+        assert status == "ok" and [run["id"] for run in reply["runs"]] == [run_id]
+        return f"run:{run_id}", reply["runs"][0]["token"]
 
     def pump(self) -> SocketPump:
         [pump] = self.served.coordinator.hub.sockets
@@ -138,7 +125,7 @@ async def test_topics_left_or_refused_leave_nothing_behind_on_a_long_lived_socke
     wire = await Wire.open(world.served)
     assert (await wire.call(QUEUE, "phx_join", {}))[0] == "ok"
     for n in range(40):
-        topic, token = await world.claimed(wire)
+        topic, token = await world.claimed_on(wire)
         assert await wire.call(topic, "phx_join", {"token": token}) == ("ok", {})
         assert (await wire.call(topic, "fetch:plan", {}))[0] == "ok"
         assert await wire.call(topic, "phx_leave", {}) == ("ok", {})
@@ -160,7 +147,7 @@ async def settled(probe: Callable[[], T], expected: T, timeout: float = 5.0) -> 
 async def test_a_join_sent_right_behind_a_leave_is_handled_after_it(world: World) -> None:
     wire = await Wire.open(world.served)
     assert (await wire.call(QUEUE, "phx_join", {}))[0] == "ok"
-    topic, token = await world.claimed(wire)
+    topic, token = await world.claimed_on(wire)
     assert await wire.call(topic, "phx_join", {"token": token}) == ("ok", {})
     for _ in range(20):
         leave = await wire.send(topic, "phx_leave", {})
@@ -182,7 +169,7 @@ async def test_a_drain_answers_what_was_asked_then_sends_the_worker_away(
         world = World(store, served, seeded)
         wire = await Wire.open(served)
         assert (await wire.call(QUEUE, "phx_join", {}))[0] == "ok"
-        topic, token = await world.claimed(wire)
+        topic, token = await world.claimed_on(wire)
         assert await wire.call(topic, "phx_join", {"token": token}) == ("ok", {})
         gated.armed = True
         asked = await wire.send(topic, "run:start", {"versions": {}})
