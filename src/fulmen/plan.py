@@ -94,6 +94,10 @@ class Options:
     job_log_level: str = "info"
     sanitize: str | None = None
 
+    def to_wire(self) -> dict[str, Any]:
+        """The options as a plan carries them: those set, by name."""
+        return _drop_none(_options_wire(self))
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -143,7 +147,7 @@ class Plan:
             "jobs": [_drop_none(_job_wire(j)) for j in self.jobs],
             "triggers": [_drop_none({"id": t.id, "type": t.type}) for t in self.triggers],
             "edges": [_drop_none(e.to_wire()) for e in self.edges],
-            "options": _drop_none(_options_wire(self.options)),
+            "options": self.options.to_wire(),
         }
         for key in ("name", "starting_node_id", "dataclip_id", "project_id"):
             value = getattr(self, key)

@@ -52,7 +52,7 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
     options = run.options
     if RetentionPolicy(limits["retention_policy"]) is RetentionPolicy.ERASE_ALL:
         options = dataclasses.replace(options, output_dataclips=False)
-    document = {k: v for k, v in dataclasses.asdict(options).items() if v is not None}
+    document = options.to_wire()
     await tx.execute("add_queue", {"name": run.queue})
     await tx.execute(
         "insert_run",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from uuid import uuid4
 
@@ -197,7 +196,7 @@ async def run_counts(tx: Tx) -> dict[str, int]:
 
 def encode_options(options: Options) -> dict[str, object]:
     """The options as the plan carries them, checked by the plan's own decoder."""
-    doc = {key: value for key, value in asdict(options).items() if value is not None}
+    doc = options.to_wire()
     if (options.run_timeout_ms or 0) > MAX_TIMEOUT_MS:
         raise InputError(f"run options: run_timeout_ms is at most {MAX_TIMEOUT_MS}")
     try:
