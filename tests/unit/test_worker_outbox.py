@@ -236,6 +236,45 @@ def test_a_lone_report_and_one_too_big_or_odd_for_a_frame_go_on_their_own() -> N
     assert [s.outcome for s in outbox.sent] == ["ok"] * 5
 
 
+def test_a_short_runs_reports_wait_for_its_end_and_go_as_one_frame() -> None:
+    async def body() -> None:
+        sender = FakeSender(answer=each_ok_but())
+        outbox = Outbox(sender, "r", bundle=True, batch_interval=60.0)
+        task = asyncio.create_task(outbox.run())
+        outbox.put([log("1"), start("s")])
+        await asyncio.sleep(0)  # the outbox runs, and waits: the run's end is not queued
+        assert sender.sent == []
+        outbox.put([finish("s"), DONE])
+        outbox.close()
+        await task
+        [(event, payload)] = sender.sent
+        assert event == "run:reports" and isinstance(payload, dict)
+        assert [r["event"] for r in payload["reports"]] == [
+            "run:batch_logs",
+            "step:start",
+            "step:complete",
+            "run:complete",
+        ]
+
+    run(body)
+
+
+def test_a_long_runs_reports_go_when_the_interval_has_passed() -> None:
+    async def body() -> None:
+        sender = FakeSender(answer=each_ok_but())
+        outbox = Outbox(sender, "r", bundle=True, batch_interval=0.01)
+        task = asyncio.create_task(outbox.run())
+        outbox.put([log("1"), start("s")])
+        await sender.got.wait()  # sent without the run's end, once the interval passed
+        assert [e for e, _ in sender.sent] == ["run:reports"]
+        outbox.put([DONE])
+        outbox.close()
+        await task
+        assert [e for e, _ in sender.sent] == ["run:reports", "run:complete"]
+
+    run(body)
+
+
 def test_a_refused_or_lost_frame_counts_each_of_its_reports() -> None:
     sender = FakeSender({"run:reports": [RefusedError("bad frame", code="refused")]})
     outbox = Outbox(sender, "r", bundle=True, batch_interval=1.0)

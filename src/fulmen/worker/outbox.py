@@ -7,11 +7,12 @@ outbox sends them at the pace the coordinator answers. When log batching is on
 to ``batch_limit`` lines, collected for up to ``batch_interval`` seconds; any other event ends
 a batch early, so order is kept.
 
-When the coordinator takes ``run:reports`` (Fulmen's own, contract/reports.py), whatever is
-queued when the outbox is ready to send goes as one frame: the run's lines, ``run:start`` and
-the first ``step:start`` together, or the last ``step:complete``, the status line and
-``run:complete``, each one round trip and one commit on the coordinator instead of three or
-four. Each report is still answered on its own, so nothing else below changes. A frame holds
+When the coordinator takes ``run:reports`` (Fulmen's own, contract/reports.py), the outbox
+gathers what the run reports for up to ``batch_interval``, or until ``run:complete`` is
+queued, and sends it as one frame: a short run's whole report (lines, ``run:start``, its
+steps, ``run:complete``) is one round trip and one commit on the coordinator instead of
+eight; a longer run's start goes once the interval has passed, and its end at once. Each
+report is still answered on its own, so nothing else below changes. A frame holds
 at most :data:`~fulmen.contract.MAX_REPORTS` reports and :data:`BUNDLE_BYTES` of payload; a
 report larger than that, or one that only Python's JSON encoder can write (a lone surrogate
 in a line), goes on its own.
@@ -31,7 +32,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
 
@@ -44,6 +45,7 @@ from fulmen.contract import (
     Event,
     ReportReply,
     RunBatchLogs,
+    RunComplete,
     RunLog,
 )
 from fulmen.errors import NoReplyError, RefusedError
@@ -127,6 +129,7 @@ class Outbox:
         self._batch = batch_logs or bundle
         self._bundle = bundle
         self._held: _Frame | None = None
+        self._ending = False  # run:complete is queued
         self._limit = batch_limit
         self._interval = batch_interval
         self._queue: deque[Message] = deque()
@@ -143,6 +146,7 @@ class Outbox:
             self.sent.extend(Sent(event_of(message), "lost") for message in messages)
             return
         self._queue.extend(messages)
+        self._ending = self._ending or any(isinstance(m, RunComplete) for m in messages)
         self._arrived.set()
 
     def close(self) -> None:
@@ -163,8 +167,10 @@ class Outbox:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            if self._held is None and self._batch and isinstance(self._queue[0], RunLog):
-                await self._gather_logs()
+            if self._held is None and self._bundle:
+                await self._gather(self._frame_ready)
+            elif self._held is None and self._batch and isinstance(self._queue[0], RunLog):
+                await self._gather(self._batch_ready)
             frames = self._take_bundle() if self._bundle else [self._next_frame()]
             if len(frames) == 1:
                 gone = await self._send(frames[0])
@@ -207,20 +213,26 @@ class Outbox:
             size += len(frame.encoded)
         return frames
 
-    async def _gather_logs(self) -> None:
-        """Wait until a batch is full, a non-log event is queued, the outbox is closed, or the
-        interval has passed since the batch began."""
+    async def _gather(self, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready()``, the outbox is closed, or the interval has passed."""
         deadline = time.monotonic() + self._interval
-        while not self._closed and self._leading_logs() < self._limit:
-            if self._leading_logs() < len(self._queue):
-                return  # a non-log event is waiting behind the logs
-            self._arrived.clear()
+        while not self._closed and not ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
+            self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._arrived.wait()
+
+    def _batch_ready(self) -> bool:
+        """A batch of lines is full, or a non-log event waits behind the lines."""
+        leading = self._leading_logs()
+        return leading >= self._limit or leading < len(self._queue)
+
+    def _frame_ready(self) -> bool:
+        """The run's end is queued (a short run goes as one frame), or a frame's worth is."""
+        return self._ending or len(self._queue) >= self._limit
 
     def _leading_logs(self) -> int:
         count = 0
