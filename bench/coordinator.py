@@ -10,9 +10,9 @@ before the clock starts, so the figures are the worker side of the socket only.
 Printed per case: runs/s, the coordinator's CPU time per run (user + system, from
 ``/proc``; steadier than the rate on a shared machine) and per message, for ``LINES`` log lines
 sent one ``run:log`` each (``log``) or as one ``run:batch_logs`` (``batch``), or everything
-from ``run:start`` on in two ``run:reports`` frames (``reports``: the start with the lines,
-then the end, after a join whose answer holds the plan and input, as ``fulmen worker`` works
-with a Fulmen coordinator), with 1 and 8 runs in flight.
+from ``run:start`` on in one ``run:reports`` frame after a join whose answer holds the plan
+and input (``reports``: as ``fulmen worker`` reports a short run to a Fulmen coordinator),
+with 1 and 8 runs in flight.
 
 Run: ``.venv/bin/python bench/coordinator.py [--runs N]``
 """
@@ -133,10 +133,10 @@ class IdealWorker:
             ),
         ]
         batch = ("run:batch_logs", {"run_id": run_id, "logs": lines})
-        if logs == "reports":  # as fulmen worker sends them to a coordinator that takes them
-            for frame in ([*start, batch], end):
-                reports = [{"event": event, "payload": payload} for event, payload in frame]
-                await self.call(topic, "run:reports", {"reports": reports}, join_ref)
+        if logs == "reports":  # as fulmen worker sends a short run to a coordinator that takes it
+            frame = [*start, batch, *end]
+            reports = [{"event": event, "payload": payload} for event, payload in frame]
+            await self.call(topic, "run:reports", {"reports": reports}, join_ref)
         else:
             for event, payload in start:
                 await self.call(topic, event, payload, join_ref)
