@@ -1,6 +1,5 @@
 """``Store.together()`` (issue 20): the writes of a block are one transaction on both backends:
-invisible to others until the block returns, a refused one rolled back alone, and a frame of
-log lines marked once."""
+invisible to others until the block returns, and a refused one rolled back alone."""
 
 from __future__ import annotations
 
@@ -41,17 +40,3 @@ async def test_a_blocks_writes_land_together_and_a_refused_one_alone(
         assert await reader == []  # nothing is committed before the block ends
     assert [step.id for step in (await store.get_run(run_id)).steps] == ["s1"]
     assert [entry.message for entry in (await store.get_logs(run_id)).items] == ["in s1"]
-
-
-async def test_a_frame_is_marked_once_then_recognised(store: SQLStore, clock: FakeClock) -> None:
-    await seed(store)
-    run_id = await started_run(store)
-    frame = [log("a", clock), log("b", clock)]
-    async with store.together():
-        assert await store.mark_log_frame(run_id, frame)
-    async with store.together():
-        assert not await store.mark_log_frame(run_id, frame)
-        assert await store.mark_log_frame(run_id, frame[:1])
-    with pytest.raises(NotFoundError):
-        async with store.together():
-            await store.mark_log_frame("no-such-run", frame)

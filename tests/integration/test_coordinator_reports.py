@@ -6,11 +6,15 @@ nothing and names what is wrong."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
+from fulmen.errors import StoreError
+from fulmen.store import SQLStore
 from fulmen_testing.coordinator import RawWorker, SocketWorld, serve
 
 pytestmark = pytest.mark.anyio
@@ -156,7 +160,7 @@ async def test_a_refused_report_is_refused_alone(world: SocketWorld) -> None:
             ]
         }
         status, reply = await worker.call(topic, "run:reports", frame)
-    assert status == "ok"
+    assert status == "ok", reply
     assert [r["status"] for r in reply["replies"]] == ["ok", "error", "ok"]
     assert reply["replies"][1]["response"] == {"job_id": ["does not exist"]}
     assert (await world.store.get_run(run_id)).run.state == "started"
@@ -207,3 +211,61 @@ async def test_a_join_that_asks_gets_the_plan_and_input_the_fetches_would_give(
         assert await world.rejoin(worker, run_id, fetch=["plan"]) == {"plan": plan}
         await world.store.wipe_dataclip(plan["dataclip_id"])
         assert await world.rejoin(worker, run_id, fetch=["dataclip"]) == {"dataclip": None}
+
+
+class StoreFaults:
+    """The store, except that the first ``commit_failures`` frames raise StoreError once their
+    writes are in (a commit whose answer was lost), and ``get_dataclip`` fails when told."""
+
+    def __init__(self, store: SQLStore, commit_failures: int = 0) -> None:
+        self._store = store
+        self.commit_failures = commit_failures
+        self.input_fails = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        async with self._store.together():
+            yield
+        if self.commit_failures:
+            self.commit_failures -= 1
+            raise StoreError("the commit failed")
+
+    async def get_dataclip(self, dataclip_id: str) -> Any:
+        if self.input_fails:
+            raise StoreError("the database is busy")
+        return await self._store.get_dataclip(dataclip_id)
+
+
+async def test_a_frame_that_fails_in_the_store_is_tried_again_and_stored_once(
+    world: SocketWorld,
+) -> None:
+    faults = StoreFaults(world.store, commit_failures=2)
+    async with (
+        serve(faults) as served,  # type: ignore[arg-type]
+        RawWorker.connect(served.socket_url) as worker,
+    ):
+        run_id, topic = await world.claimed(worker)
+        start, end = a_whole_run(run_id, world.seeded.job_ids[0])
+        whole = {"reports": start["reports"] + end["reports"]}
+        status, reply = await worker.call(topic, "run:reports", whole)
+    assert status == "ok" and [r["status"] for r in reply["replies"]] == ["ok"] * 8
+    assert faults.commit_failures == 0  # failed twice, stored by the third try
+    assert (await world.store.get_run(run_id)).run.state == "success"
+    assert len(await messages(world, run_id)) == 5
+
+
+async def test_a_join_whose_input_cannot_be_read_answers_without_it(world: SocketWorld) -> None:
+    faults = StoreFaults(world.store)
+    async with (
+        serve(faults) as served,  # type: ignore[arg-type]
+        RawWorker.connect(served.socket_url) as worker,
+    ):
+        run_id, _topic = await world.claimed(worker)
+        faults.input_fails = True
+        answer = await world.rejoin(worker, run_id, fetch=["plan", "dataclip"])
+        assert list(answer) == ["plan"]  # the worker fetches the input, and hears why not
+        status, _ = await worker.call(f"run:{run_id}", "fetch:dataclip", {"id": "x"})
+        assert status == "error"

@@ -14,10 +14,11 @@ a ws-worker sees changes.
 
 Payload: ``{"reports": [{"event": "run:start", "payload": {...}}, ...]}``, one to
 :data:`MAX_REPORTS` reports, each one of :data:`REPORT_EVENTS` with the payload it has on its
-own. Log lines go as ``run:batch_logs`` only: a bundle's lines are recognised as sent again by
-all of them together (store/events.py ``mark_log_frame``), and ``run:log``'s reply would need
-the ids of lines stored the first time. A report that does not decode refuses the whole
-frame, naming it (``reports[2].payload.timestamp``); nothing is stored.
+own. Log lines go as ``run:batch_logs`` only: a frame's lines are stored together and
+recognised as sent again by all of them (``append_logs(once=True)``, store/events.py), and
+``run:log``'s reply would need the ids of lines stored the first time. A report that does
+not decode refuses the whole frame, naming it (``reports[2].payload.timestamp``); nothing is
+stored.
 
 Reply: ``{"replies": [{"status": "ok", "response": ...}, ...]}``, one per report, in order,
 each what that report would have been answered on its own (a refusal refuses that report

@@ -239,11 +239,6 @@ class Store(Protocol):
         nothing and gets the first one's ids (events.append_logs)."""
         ...
 
-    async def mark_log_frame(self, run_id: str, lines: Sequence[LogLine]) -> bool:
-        """Make ``lines`` the run's last frame; false if they already were (a frame sent again).
-        Only inside :meth:`together`, with the appends of those lines (events.mark_log_frame)."""
-        ...
-
     async def append_log(self, run_id: str, line: LogLine) -> str: ...
     async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
         """The run's final state follows from the reason (spec §5.10)."""

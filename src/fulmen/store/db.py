@@ -110,7 +110,9 @@ class Database(Protocol):
         block's own writes (PostgreSQL reads on the block's connection, SQLite on its reader):
         do not depend on either. A block inside another is
         part of the outer one. A block that raises may or may not keep its writes (SQLite's
-        group commits them with the rest): catch in it what is to be kept.
+        group commits them with the rest): catch in it what is to be kept. A block must not
+        wait for another task's write: on SQLite that write waits for a commit that waits for
+        the block.
         """
         ...
 

@@ -43,7 +43,6 @@ __all__ = [
     "complete_step",
     "frame_digest",
     "join_run",
-    "mark_log_frame",
     "start_run",
     "start_step",
 ]
@@ -181,7 +180,7 @@ async def append_logs(
     for index, line in enumerate(lines):
         _check_line(index, line)
     if once and lines:
-        if not await mark_log_frame(tx, run_id, lines):
+        if not await _mark_log_frame(tx, run_id, lines):
             return await _stored_frame(tx, run_id, lines)
     else:
         await _check_run(tx, run_id)
@@ -211,14 +210,8 @@ async def append_logs(
     return ids
 
 
-async def mark_log_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> bool:
-    """Make ``lines`` the run's last frame (its log head); false if they already were it,
-    i.e. they are a frame sent again (see :func:`append_logs`).
-
-    A worker that sends several reports in one frame (``run:reports``) marks all of its lines
-    as one frame, in the transaction that appends them, so that the whole frame sent again
-    is recognised even when its lines went in as several appends between other reports.
-    """
+async def _mark_log_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> bool:
+    """Make ``lines`` the run's last frame (its log head); false if they already were."""
     if await tx.fetchone("advance_log_head", {"run_id": run_id, "digest": frame_digest(lines)}):
         return True
     await _check_run(tx, run_id)

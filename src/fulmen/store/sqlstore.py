@@ -314,10 +314,6 @@ class SQLStore:
         async with self._db.write() as tx:
             return await events.append_logs(tx, run_id, lines, once=once)
 
-    async def mark_log_frame(self, run_id: str, lines: Sequence[LogLine]) -> bool:
-        async with self._db.write() as tx:
-            return await events.mark_log_frame(tx, run_id, lines)
-
     async def append_log(self, run_id: str, line: LogLine) -> str:
         return (await self.append_logs(run_id, [line]))[0]
 

@@ -9,7 +9,10 @@ apart from a conflicting one by reading what is stored: a run already ``started`
 that ended with the same reason accepts ``step:complete`` again, and a run that ended in the
 state the reason names (with the same error type) accepts ``run:complete`` again. Anything
 else is refused as Lightning refuses it, e.g. ``{"state": ["already in completed state"]}``
-for a late ``run:complete`` on a lost run (§7.5). Log lines have no state: the store keeps a
+for a late ``run:complete`` on a lost run (§7.5). A ``run:reports`` frame may hold a whole
+run and be sent again after the run ended: in a frame, ``run:start`` is also taken again
+from a run that did start, and ``step:start`` for a step that exists, whatever the run's
+state now. Log lines have no state: the store keeps a
 digest of each run's last frame of lines, and the same frame again is stored once, whichever
 coordinator it reaches (``append_logs(once=True)``, store/events.py).
 
@@ -20,6 +23,7 @@ the run's scrubber first (memory.py, secrets.py): the child's own scrubbing is n
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
@@ -45,7 +49,7 @@ from fulmen.coordinator.channels.answers import error_response
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.logtext import join_message
 from fulmen.coordinator.memory import Outcome, RunMemory
-from fulmen.errors import ConflictError, FulmenError, TransitionError
+from fulmen.errors import ConflictError, FulmenError, NotFoundError, StoreError, TransitionError
 from fulmen.lifecycle import RUN_STATE_FOR_REASON, RunState
 from fulmen.plan import Options
 from fulmen.reasons import ExitReason
@@ -67,20 +71,30 @@ _SECRET_KEYS: Final = ("configuration",)
 
 
 async def record(
-    c: Coordinator, run_id: str, memory: RunMemory, options: Options, event: str, report: Report
+    c: Coordinator,
+    run_id: str,
+    memory: RunMemory,
+    options: Options,
+    event: str,
+    report: Report,
+    *,
+    in_frame: bool = False,
 ) -> Outcome:
-    """Store ``report`` for ``run_id``; the reply to send."""
+    """Store ``report`` for ``run_id``; the reply to send. ``in_frame``: a report of a
+    ``run:reports`` frame, whose store failures fail the frame (it is tried again whole)."""
     try:
         if isinstance(report, RunStart):
-            return await _run_start(c, run_id, report)
+            return await _run_start(c, run_id, report, in_frame)
         if isinstance(report, StepStart):
-            return await _step_start(c, run_id, report)
+            return await _step_start(c, run_id, report, in_frame)
         if isinstance(report, StepComplete):
             return await _step_complete(c, run_id, memory, options, report)
         if isinstance(report, RunLog | RunBatchLogs):
             return await _logs(c, run_id, memory, report)
         return await _run_complete(c, run_id, memory, report)
     except FulmenError as error:
+        if in_frame and _store_failed(error):
+            raise
         log.info("run %s: %s refused: %s", run_id, event, error)
         return False, error_response(event, error)
 
@@ -92,16 +106,22 @@ def wire_time(timestamp: str | None) -> datetime | None:
     return _EPOCH + timedelta(microseconds=parse_timestamp(timestamp))
 
 
-async def _run_start(c: Coordinator, run_id: str, report: RunStart) -> Outcome:
+async def _run_start(c: Coordinator, run_id: str, report: RunStart, in_frame: bool) -> Outcome:
+    """A frame sent again may hold the run's start and its end: its start is taken again
+    whenever the run did start, even if it has ended since (alone, only while it runs)."""
     try:
         await c.store.start_run(run_id, timestamp=wire_time(report.timestamp))
     except TransitionError as error:
-        if error.state != RunState.STARTED:
+        if error.state == RunState.STARTED:
+            return True, None
+        if not in_frame or (await c.store.peek_run(run_id)).started_at is None:
             raise
     return True, None
 
 
-async def _step_start(c: Coordinator, run_id: str, report: StepStart) -> Outcome:
+async def _step_start(c: Coordinator, run_id: str, report: StepStart, in_frame: bool) -> Outcome:
+    """A step that exists for the same job is taken again; in a frame, also once its run has
+    ended (see :func:`_run_start`)."""
     step = StoredStart(
         step_id=report.step_id,
         job_id=report.job_id,
@@ -110,7 +130,9 @@ async def _step_start(c: Coordinator, run_id: str, report: StepStart) -> Outcome
     )
     try:
         await c.store.start_step(run_id, step)
-    except ConflictError:
+    except (ConflictError, TransitionError) as error:
+        if isinstance(error, TransitionError) and not in_frame:
+            raise
         stored = {s.id: s for s in (await c.store.get_run(run_id)).steps}.get(report.step_id)
         if stored is None or stored.job_id != report.job_id:
             raise
@@ -167,49 +189,83 @@ def _output(
     return scrubber.value(output)  # type: ignore[no-any-return]
 
 
+#: A frame whose transaction failed in the store (a commit, a busy database, a pool timeout)
+#: is tried again this many times, after these pauses: it is safe, a frame stored again
+#: stores nothing twice, and the worker passes over a refused frame, whole.
+FRAME_RETRIES: Final = (0.05, 0.25)
+
+
 async def record_all(
     c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
 ) -> Outcome:
     """Store the reports of a ``run:reports`` frame, each as :func:`record` would, as one unit
     (``Store.together``); the reply lists each one's outcome.
 
-    Its log lines, all of them together, are the frame the run's log head is checked against:
-    the same frame sent again stores its state changes as any resent report does (the state
-    tables tell) and none of its lines twice.
+    The state changes go first, in order, each recognised when sent again by the state
+    tables. Then every line of the frame goes in one write with the run's log head (their
+    digest, ``append_logs(once=True)``): the same frame sent again stores none of them twice,
+    and a frame cut short (a commit that failed, a handler cancelled on shutdown) has stored
+    either all its lines and their head or neither. Lines are read back in time order, so
+    storing them after the state changes changes nothing a reader sees.
     """
-    stored = {
-        index: [_stored(memory, line) for line in report.logs]
-        for index, (_event, report) in enumerate(reports.reports)
-        if isinstance(report, RunBatchLogs)
-    }
-    every_line = [line for lines in stored.values() for line in lines]
-    outcomes: list[Outcome] = []
+    for pause in (*FRAME_RETRIES, None):
+        try:
+            return await _record_all(c, run_id, memory, options, reports)
+        except FulmenError as error:
+            if pause is None or not _store_failed(error):
+                log.info("run %s: %s refused: %s", run_id, Event.RUN_REPORTS, error)
+                return False, error_response(Event.RUN_REPORTS, error)
+            log.warning("run %s: a frame of reports failed in the store (%s); again", run_id, error)
+            await asyncio.sleep(pause)
+    raise AssertionError("the last try returns")  # pragma: no cover
+
+
+async def _record_all(
+    c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
+) -> Outcome:
+    """One try of :func:`record_all`. What it tells the run's memory (the webhook reply, the
+    final state) is put back if the frame does not commit."""
+    before = (memory.webhook_response, memory.final_state)
+    outcomes: dict[int, Outcome] = {}
+    batches: list[int] = []
+    lines: list[StoredLine] = []
     try:
         async with c.store.together():
-            fresh = not every_line or await c.store.mark_log_frame(run_id, every_line)
             for index, (event, report) in enumerate(reports.reports):
-                if index in stored:
-                    outcomes.append(await _append(c, run_id, event, stored[index], fresh))
+                if isinstance(report, RunBatchLogs):
+                    batches.append(index)
+                    lines.extend(_stored(memory, line) for line in report.logs)
                 else:
-                    outcomes.append(await record(c, run_id, memory, options, event, report))
-    except FulmenError as error:
-        log.info("run %s: %s refused: %s", run_id, Event.RUN_REPORTS, error)
-        return False, error_response(Event.RUN_REPORTS, error)
-    replies: list[JSON] = [ReportReply(ok, response).to_wire() for ok, response in outcomes]
+                    outcomes[index] = await record(
+                        c, run_id, memory, options, event, report, in_frame=True
+                    )
+            if lines:
+                appended = await _append(c, run_id, lines)
+                outcomes.update((index, appended) for index in batches)
+    except BaseException:
+        memory.webhook_response, memory.final_state = before
+        raise
+    replies: list[JSON] = [
+        ReportReply(*outcomes[index]).to_wire() for index in range(len(reports.reports))
+    ]
     return True, {"replies": replies}
 
 
-async def _append(
-    c: Coordinator, run_id: str, event: str, lines: list[StoredLine], fresh: bool
-) -> Outcome:
-    if not fresh:  # the frame was stored before; its reply was lost
-        return True, {}
+async def _append(c: Coordinator, run_id: str, lines: list[StoredLine]) -> Outcome:
     try:
-        await c.store.append_logs(run_id, lines)
+        await c.store.append_logs(run_id, lines, once=True)
     except FulmenError as error:
-        log.info("run %s: %s refused: %s", run_id, event, error)
-        return False, error_response(event, error)
+        if _store_failed(error):
+            raise  # the whole frame is tried again
+        log.info("run %s: the lines of %s refused: %s", run_id, Event.RUN_REPORTS, error)
+        return False, error_response(Event.RUN_BATCH_LOGS, error)
     return True, {}
+
+
+def _store_failed(error: FulmenError) -> bool:
+    """The database failed (a commit, a busy file, a pool timeout), not the report: what a
+    frame is tried again for."""
+    return isinstance(error, StoreError) and not isinstance(error, NotFoundError | ConflictError)
 
 
 async def _logs(

@@ -112,7 +112,10 @@ class RunChannel:
         asked = set(RunJoin.from_wire(payload).fetch)  # decoded by _refusal already
         joined = RunJoined(plan=self._plan if "plan" in asked else None)
         if "dataclip" in asked and self._dataclip_id is not None:
-            joined = RunJoined(joined.plan, has_dataclip=True, dataclip=await self._input())
+            try:
+                joined = RunJoined(joined.plan, has_dataclip=True, dataclip=await self._input())
+            except FulmenError as error:  # left out: the worker's fetch:dataclip gets the error
+                log.warning("run %s: its input is not in the join's answer: %s", self.run_id, error)
         return joined.to_wire()
 
     async def _input(self) -> Any:
