@@ -86,6 +86,8 @@ class RunChannel:
         #: Read at the join (the join fails without them); what the fetches answer from.
         self._plan: dict[str, Any] = {}
         self._dataclip_id: str | None = None
+        #: What the join asked to have in its answer (``RunJoin.fetch``).
+        self._asked: frozenset[str] = frozenset()
 
     # -- join --------------------------------------------------------------------------------
 
@@ -98,20 +100,19 @@ class RunChannel:
         self._plan = await self._c.store.get_plan(self.run_id)
         self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
-        if not await self._host.accept(join, await self._joined(join.payload)):
+        if not await self._host.accept(join, await self._joined()):
             return False
         self._c.hub.attach_run(self.run_id, self)
         if self._cancel_asked:
             await self.push_cancel()
         return True
 
-    async def _joined(self, payload: JSON) -> JSON:
+    async def _joined(self) -> JSON:
         """The join's answer: ``{}``, or the plan and the input if the join asked for them
         (``RunJoin.fetch``, Fulmen's worker), as ``fetch:plan`` and ``fetch:dataclip`` would
         answer them."""
-        asked = set(RunJoin.from_wire(payload).fetch)  # decoded by _refusal already
-        joined = RunJoined(plan=self._plan if "plan" in asked else None)
-        if "dataclip" in asked and self._dataclip_id is not None:
+        joined = RunJoined(plan=self._plan if "plan" in self._asked else None)
+        if "dataclip" in self._asked and self._dataclip_id is not None:
             try:
                 joined = RunJoined(joined.plan, has_dataclip=True, dataclip=await self._input())
             except FulmenError as error:  # left out: the worker's fetch:dataclip gets the error
@@ -130,8 +131,8 @@ class RunChannel:
 
     async def _refusal(self, payload: JSON) -> JSON | None:
         try:
-            token = RunJoin.from_wire(payload).token
-            claims = self._c.run_tokens.verify(token, run_id=self.run_id, now=self._c.now())
+            request = RunJoin.from_wire(payload)
+            claims = self._c.run_tokens.verify(request.token, run_id=self.run_id, now=self._c.now())
         except (ContractError, TokenError) as error:
             log.warning(
                 "worker %s: join of run %s refused: %s", self._host.worker_id, self.run_id, error
@@ -152,6 +153,7 @@ class RunChannel:
             self._cancel_asked = run.cancel_requested_at is not None
         self._options = run.options
         self._dataclip_id = run.dataclip_id
+        self._asked = frozenset(request.fetch)
         return None
 
     def left(self) -> None:
