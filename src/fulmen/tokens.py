@@ -20,9 +20,9 @@ Time: ``now`` is seconds since the epoch, given by the caller (STYLE.md P12). Bo
 check has none, which only matters to a worker whose clock runs ahead.
 
 Algorithm confusion is impossible by construction: each verify path names exactly one
-algorithm, checks the header's ``alg`` against it before anything else, and takes a key of the
-matching type (a ``str`` secret or an RSA public key object), so an HS256 token signed with the
-public key, or ``alg: none``, is refused as ``bad_algorithm``.
+algorithm, which decoding checks the header's ``alg`` against before anything else, and takes
+a key of the matching type (a ``str`` secret or an RSA public key object), so an HS256 token
+signed with the public key, or ``alg: none``, is refused as ``bad_algorithm``.
 
 Every refusal is a :class:`~fulmen.errors.TokenError` whose ``code`` is one of
 ``TOKEN_ERRORS``; its message names the claim but never echoes the token.
@@ -258,24 +258,28 @@ def _verified_claims(token: object, key: str | RSAPublicKey, algorithm: str) -> 
     if not isinstance(token, str):
         raise TokenError("a token must be a string", code="malformed")
     try:
-        alg = jwt.get_unverified_header(token).get("alg")
-    except jwt.PyJWTError as exc:
-        raise TokenError("the token is not a JWT", code="malformed") from exc
-    if alg != algorithm:
-        raise TokenError(
-            f"the token is signed with {alg!r}; only {algorithm} is accepted", code="bad_algorithm"
-        )
-    try:
         claims: dict[str, object] = jwt.decode(
             token, key, algorithms=[algorithm], options=_SIGNATURE_ONLY
         )
     except jwt.InvalidSignatureError as exc:
         raise TokenError("the token's signature does not verify", code="bad_signature") from exc
-    except jwt.InvalidAlgorithmError as exc:  # pragma: no cover - the header check comes first
-        raise TokenError("the token's algorithm is not accepted", code="bad_algorithm") from exc
     except jwt.PyJWTError as exc:
-        raise TokenError(f"the token is not a valid JWT: {exc}", code="malformed") from exc
+        raise _refusal(token, algorithm, exc) from exc
     return claims
+
+
+def _refusal(token: str, algorithm: str, error: jwt.PyJWTError) -> TokenError:
+    """Why a token that did not decode was refused. Its header is read again only here, so
+    that a good token is parsed once (a run token's check is on every run's path)."""
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        return TokenError("the token is not a JWT", code="malformed")
+    if alg != algorithm:
+        return TokenError(
+            f"the token is signed with {alg!r}; only {algorithm} is accepted", code="bad_algorithm"
+        )
+    return TokenError(f"the token is not a valid JWT: {error}", code="malformed")
 
 
 def _require(claims: dict[str, object], names: tuple[str, ...]) -> None:
