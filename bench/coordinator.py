@@ -11,10 +11,11 @@ Printed per case: runs/s, the coordinator's CPU time per run (user + system, fro
 ``/proc``; steadier than the rate on a shared machine) and per message, for ``LINES`` log lines
 sent one ``run:log`` each (``log``) or as one ``run:batch_logs`` (``batch``), or everything
 from ``run:start`` on in one ``run:reports`` frame after a join whose answer holds the plan
-and input (``reports``: as ``fulmen worker`` reports a short run to a Fulmen coordinator),
-with 1 and 8 runs in flight.
+and input (``reports``), or that frame inside the run's join after a claim whose answer held
+the plan and input (``claim``: as ``fulmen worker`` reports a short run to a Fulmen
+coordinator), with 1 and 8 runs in flight.
 
-Run: ``.venv/bin/python bench/coordinator.py [--runs N]``
+Run: ``.venv/bin/python bench/coordinator.py [--runs N] [--cases claim:1] [--loop uvloop]``
 """
 
 from __future__ import annotations
@@ -72,10 +73,12 @@ class IdealWorker:
         assert reply["status"] == "ok", (topic, event, reply)
         return reply["response"]
 
-    async def run(self, run_id: str, token: str, logs: str) -> None:
+    async def run(self, run_id: str, token: str, logs: str, claimed: dict[str, Any]) -> None:
         topic = f"run:{run_id}"
         join_ref = str(next(self._refs))
-        if logs == "reports":  # as fulmen worker joins a coordinator that answers with these
+        if logs == "claim":  # the claim brought the plan; the join comes with the reports
+            plan = claimed["plan"]
+        elif logs == "reports":  # as fulmen worker joins a coordinator that answers with these
             fetch = {"fetch": ["plan", "dataclip"]}
             plan = (await self.call(topic, "phx_join", {"token": token, **fetch}, join_ref))["plan"]
         else:
@@ -133,10 +136,16 @@ class IdealWorker:
             ),
         ]
         batch = ("run:batch_logs", {"run_id": run_id, "logs": lines})
-        if logs == "reports":  # as fulmen worker sends a short run to a coordinator that takes it
+        if logs in ("reports", "claim"):  # a short run's reports, to a coordinator that takes it
             frame = [*start, batch, *end]
             reports = [{"event": event, "payload": payload} for event, payload in frame]
-            await self.call(topic, "run:reports", {"reports": reports}, join_ref)
+            if logs == "claim":
+                joined = await self.call(
+                    topic, "phx_join", {"token": token, "reports": reports}, join_ref
+                )
+                assert joined["reports"]["status"] == "ok", joined
+            else:
+                await self.call(topic, "run:reports", {"reports": reports}, join_ref)
         else:
             for event, payload in start:
                 await self.call(topic, event, payload, join_ref)
@@ -150,9 +159,11 @@ class IdealWorker:
         await self.call(topic, "phx_leave", {}, join_ref)
 
 
-async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, logs: str) -> str:
+async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, logs: str, loop: str) -> str:
     with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp:
-        server = Coordinator(Path(tmp) / "data", keys, log="warning")
+        server = Coordinator(
+            Path(tmp) / "data", keys, log="warning", settings={"FULMEN_EVENT_LOOP": loop}
+        )
         await server.start()
         try:
             async with httpx2.AsyncClient(base_url=server.base_url, timeout=60) as http:
@@ -174,9 +185,12 @@ async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, logs: str
                 async def lane() -> None:
                     nonlocal done
                     while done < runs:
-                        claimed = await worker.call("worker:queue", "claim", {"demand": 1}, "q")
+                        fetch = {"fetch": ["plan", "dataclip"]} if logs == "claim" else {}
+                        claimed = await worker.call(
+                            "worker:queue", "claim", {"demand": 1, **fetch}, "q"
+                        )
                         for run in claimed["runs"]:
-                            await worker.run(run["id"], run["token"], logs)
+                            await worker.run(run["id"], run["token"], logs, run)
                             done += 1
                         if not claimed["runs"]:
                             return
@@ -194,20 +208,23 @@ async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, logs: str
     )
 
 
-async def main(runs: int, cases: list[tuple[str, int]]) -> None:
+async def main(runs: int, cases: list[tuple[str, int]], loop: str) -> None:
     keys = keyring.generate()
-    print(f"{runs} runs per case, {LINES} log lines each; coordinator CPU per run and message")
+    print(
+        f"{runs} runs per case, {LINES} log lines each, on {loop}; coordinator CPU per run "
+        "and message"
+    )
     print(f"{'logs':<10}{'flight':>6}{'runs/s':>10}{'ms/run':>12}{'msg/run':>10}{'µs/msg':>12}")
     for logs, in_flight in cases:
-        print(await case(keys, runs, in_flight, logs), flush=True)
+        print(await case(keys, runs, in_flight, logs, loop), flush=True)
 
 
 def _cases(text: str) -> list[tuple[str, int]]:
     chosen = []
     for part in text.split(","):
         logs, _, in_flight = part.strip().partition(":")
-        if logs not in ("log", "batch", "reports"):
-            raise argparse.ArgumentTypeError(f"log, batch or reports, not {logs!r}")
+        if logs not in ("log", "batch", "reports", "claim"):
+            raise argparse.ArgumentTypeError(f"log, batch, reports or claim, not {logs!r}")
         chosen.append((logs, int(in_flight)))
     return chosen
 
@@ -218,8 +235,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--cases",
         type=_cases,
-        default=_cases("log:1,batch:1,batch:8,reports:1,reports:8"),
-        help="logs:in-flight, comma-separated [log:1,batch:1,batch:8,reports:1,reports:8]",
+        default=_cases("log:1,batch:1,batch:8,reports:1,reports:8,claim:1,claim:8"),
+        help="logs:in-flight, comma-separated [log:1,batch:1,batch:8,reports:1,reports:8,"
+        "claim:1,claim:8]",
     )
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.cases))
+    asyncio.run(main(args.runs, args.cases, args.loop))

@@ -23,7 +23,11 @@ and system) the worker and the coordinator spent per burst run, in ms; ``z cpu``
 worker's sandbox zygote with its children (each run's child, reaped), per burst run, in ms
 (``bench/child.py`` splits it); on a shared machine these are steadier than the rates.
 
-Run: ``.venv/bin/python bench/e2e.py [--runs N] [--solo M] [--cases trivial:1,3-step:5]``
+``--loop uvloop`` runs the coordinator and the worker on uvloop (``FULMEN_EVENT_LOOP``; the
+harness passes no ``FULMEN_`` setting of the caller's own).
+
+Run: ``.venv/bin/python bench/e2e.py [--runs N] [--solo M] [--cases trivial:1,3-step:5]
+[--loop asyncio|uvloop]``
 """
 
 from __future__ import annotations
@@ -148,18 +152,23 @@ async def sample_peak(pid: int, stop: asyncio.Event) -> int:
 
 
 async def case(
-    keys: keyring.GeneratedKeys, workflow: str, capacity: int, runs: int, solo: int
+    keys: keyring.GeneratedKeys, workflow: str, capacity: int, runs: int, solo: int, loop: str
 ) -> Figures:
     jobs, edges = WORKFLOWS[workflow]
     with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp:
-        server = Coordinator(Path(tmp) / "data", keys, log="warning")
+        server = Coordinator(
+            Path(tmp) / "data", keys, log="warning", settings={"FULMEN_EVENT_LOOP": loop}
+        )
         await server.start()
         worker: WorkerProcess | None = None
         try:
             token, started = await asyncio.gather(
                 server.api_token(),
                 WorkerProcess.start(
-                    server, capacity=capacity, settings={"WORKER_LOG_LEVEL": "warn"}, wait=False
+                    server,
+                    capacity=capacity,
+                    settings={"WORKER_LOG_LEVEL": "warn", "FULMEN_EVENT_LOOP": loop},
+                    wait=False,
                 ),
             )
             worker = started
@@ -263,11 +272,11 @@ def _row(label: str, f: Figures) -> str:
     )
 
 
-async def main(runs: int, solo: int, cases: list[tuple[str, int]]) -> None:
+async def main(runs: int, solo: int, cases: list[tuple[str, int]], loop: str) -> None:
     keys = keyring.generate()
     print(
-        f"{runs} burst runs and {solo} solo runs per case; latency enqueue -> complete in ms "
-        "(stored timestamps); memory in MB"
+        f"{runs} burst runs and {solo} solo runs per case, on {loop}; latency enqueue -> "
+        "complete in ms (stored timestamps); memory in MB"
     )
     print(
         f"{'case':<22}{'runs/s':>8}{'solo50':>8}{'solo95':>8}{'solo99':>8}{'work50':>8}"
@@ -275,7 +284,7 @@ async def main(runs: int, solo: int, cases: list[tuple[str, int]]) -> None:
         f"{'w cpu':>8}{'srv cpu':>8}{'z cpu':>8}"
     )
     for workflow, capacity in cases:
-        figures = await case(keys, workflow, capacity, runs, solo)
+        figures = await case(keys, workflow, capacity, runs, solo, loop)
         print(_row(f"{workflow}, capacity {capacity}", figures), flush=True)
 
 
@@ -299,5 +308,6 @@ if __name__ == "__main__":
         default=_cases("trivial:1,trivial:5,3-step:1,3-step:5"),
         help="workflow:capacity, comma-separated [trivial:1,trivial:5,3-step:1,3-step:5]",
     )
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.solo, args.cases))
+    asyncio.run(main(args.runs, args.solo, args.cases, args.loop))

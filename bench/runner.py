@@ -11,7 +11,10 @@ state directory) and driven over real HTTP:
   shifted so that a minute boundary is a moment away, then the worker prints its own wall
   clock when ``tasks`` begins. Prints figures only.
 
-    .venv/bin/python bench/runner.py [--creates 20] [--fetches 1000] [--ticks 20]
+``--loop uvloop`` runs the runner (and this client, in the same process) on uvloop, as
+``FULMEN_EVENT_LOOP=uvloop fulmen runner`` would; it also prints the process's CPU per fetch.
+
+    .venv/bin/python bench/runner.py [--creates 20] [--fetches 1000] [--ticks 20] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -116,18 +119,21 @@ async def main(args: argparse.Namespace) -> None:
             headers = {"authorization": f"Bearer {auth.token}"}
             async with httpx2.AsyncClient(base_url=url, timeout=60, headers=headers) as http:
                 created = await creates(http, args.creates)
+                cpu = time.process_time()
                 fetched = await fetches(http, args.fetches)
+                cpu_per_fetch = (time.process_time() - cpu) / args.fetches
                 late = await ticks(runner, http, clock, args.ticks)
         finally:
             server.should_exit = True
             await task
             sock.close()
-    print(f"sandbox isolation: {runner.isolation}")
+    print(f"sandbox isolation: {runner.isolation}; event loop: {args.loop}")
     print(f"create ({args.creates}): p50 {ms(created, 0.5)}, p99 {ms(created, 0.99)}, "
           f"mean {statistics.mean(created) * 1000:.2f} ms")  # fmt: skip
     rate = len(fetched) / sum(fetched)
     print(f"HTTP trigger round trip ({args.fetches}): p50 {ms(fetched, 0.5)}, "
-          f"p99 {ms(fetched, 0.99)}, {rate:.0f} req/s sequential")  # fmt: skip
+          f"p99 {ms(fetched, 0.99)}, {rate:.0f} req/s sequential, "
+          f"CPU {cpu_per_fetch * 1e6:.0f} us per fetch (runner and client)")  # fmt: skip
     print(f"cron tick lateness ({args.ticks}): p50 {ms(late, 0.5)}, p99 {ms(late, 0.99)}, "
           f"max {max(late) * 1000:.2f} ms")  # fmt: skip
 
@@ -137,4 +143,11 @@ if __name__ == "__main__":
     parser.add_argument("--creates", type=int, default=20)
     parser.add_argument("--fetches", type=int, default=1000)
     parser.add_argument("--ticks", type=int, default=20)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    arguments = parser.parse_args()
+    if arguments.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(arguments))
+    else:
+        asyncio.run(main(arguments))

@@ -87,3 +87,29 @@ async def test_claims_never_joined_go_back_with_a_note_made_from_the_claim(
     assert await messages(store, joined) == []
     assert await store.rollback_unjoined(cutoff, note=make) == []  # nothing left, no note
     assert len(seen) == 1
+
+
+async def test_runs_joined_by_their_claim_go_back_only_if_refused_or_never_answered(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """A claim that fetched (claim:fetch) joins its runs: the sweep of unjoined claims leaves
+    them, while a refusal, or the claim's answer that could not be sent, still puts one back."""
+    await seed(store)
+    refused, unanswered, kept = await enqueue_many(store, 3)
+    assert len(await store.claim(3, ["*"], "pod-1", join=True)) == 3
+    clock.advance(seconds=31)
+    assert await store.rollback_unjoined(clock.now()) == []
+
+    assert await store.return_refused(refused, claimed_before=clock.now(), note=note(clock))
+    assert await store.rollback_claims([unanswered]) == [unanswered]
+    for run_id in (refused, unanswered):
+        run = (await store.get_run(run_id)).run
+        assert (run.state, run.claimed_at, run.joined_at) == (RunState.AVAILABLE, None, None)
+    assert await state_of(store, kept) is RunState.CLAIMED
+
+    # Claimed again as ws-worker claims: unjoined, so the sweep takes them back this time.
+    assert len(await store.claim(2, ["*"], "pod-2")) == 2
+    clock.advance(seconds=31)
+    back = await store.rollback_unjoined(clock.now() - timedelta(seconds=30))
+    assert sorted(back) == sorted([refused, unanswered])
+    assert await state_of(store, kept) is RunState.CLAIMED

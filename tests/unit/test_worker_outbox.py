@@ -332,18 +332,26 @@ class FakeLink:
     def __init__(self, failures: list[NoReplyError | None]) -> None:
         self.failures = failures
         self.calls: list[tuple[str, str]] = []
+        self.joined_with: list[JSON] = []
         self.connected = True
         self.up = asyncio.Event()
         self.up.set()
         self.join_refusal: RefusedError | None = None
+        self.join_failures: list[NoReplyError] = []
+        self.frame_reply: JSON = {"status": "ok", "response": {"replies": ["ok"]}}
 
     async def wait_connected(self) -> None:
         await self.up.wait()
 
     async def join(self, topic: str, payload: JSON, *, timeout: float | None = None) -> JSON:
         self.calls.append(("join", topic))
+        self.joined_with.append(payload)
+        if self.join_failures:
+            raise self.join_failures.pop(0)
         if self.join_refusal is not None:
             raise self.join_refusal
+        if isinstance(payload, dict) and "reports" in payload:  # a JOIN_REPORTS server
+            return {"reports": self.frame_reply}
         return {}
 
     async def request(
@@ -431,3 +439,72 @@ def test_the_outbox_and_channel_together_lose_nothing_over_a_drop() -> None:
     sent = [event for event, topic in link.calls if event != "join"]
     assert sent == ["run:log", "step:start", "step:start", "run:complete"]
     assert [s.outcome for s in outbox.sent] == ["ok", "ok", "ok"]
+
+
+# -- RunChannel of a run its claim brought (CLAIM_FETCHES): joined on its first request -------
+
+FRAME: JSON = {"reports": [{"event": "run:start", "payload": {"timestamp": "1"}}]}
+
+
+def claimed_channel(link: FakeLink, reports_in_join: bool = True) -> RunChannel:
+    return RunChannel(
+        link,
+        "r1",
+        "tok",
+        expires_at=100.0,
+        clock=lambda: 50.0,
+        join_first=True,
+        reports_in_join=reports_in_join,
+    )
+
+
+def test_a_first_frame_goes_inside_the_join_and_is_answered_there() -> None:
+    link = FakeLink([])
+    ch = claimed_channel(link)
+
+    async def body() -> list[JSON | bytes]:
+        return [await ch.request("run:reports", FRAME), await ch.request("run:complete", {})]
+
+    assert run(body) == [{"replies": ["ok"]}, {"ok": "run:complete"}]
+    assert link.calls == [("join", "run:r1"), ("run:complete", "run:r1")]
+    assert link.joined_with == [{"token": "tok", "reports": FRAME["reports"]}]
+
+
+def test_a_frame_refused_inside_the_join_is_refused_as_if_sent_alone() -> None:
+    link = FakeLink([])
+    link.frame_reply = {"status": "error", "response": {"reports[0].event": ["is wrong"]}}
+    with pytest.raises(RefusedError, match=r"run:reports on run:r1 was refused: reports\[0\]"):
+        run(lambda: claimed_channel(link).request("run:reports", FRAME))
+    assert link.calls == [("join", "run:r1")]
+
+
+def test_a_first_request_that_is_no_frame_is_sent_after_the_join() -> None:
+    link = FakeLink([])
+    for reports_in_join, event, payload in [
+        (True, "fetch:credential", {"id": "c"}),
+        (False, "run:reports", FRAME),  # a server that does not take frames in joins
+    ]:
+        link.calls.clear()
+        link.joined_with.clear()
+        ch = claimed_channel(link, reports_in_join)
+        assert run(lambda: ch.request(event, payload)) == {"ok": event}  # noqa: B023
+        assert link.calls == [("join", "run:r1"), (event, "run:r1")]
+        assert link.joined_with == [{"token": "tok"}]
+
+
+def test_a_first_join_lost_to_a_drop_goes_again_with_its_frame() -> None:
+    link = FakeLink([])
+    link.join_failures = [NoReplyError("gone", code="disconnected")]
+    assert run(lambda: claimed_channel(link).request("run:reports", FRAME)) == {"replies": ["ok"]}
+    assert link.joined_with == [{"token": "tok", "reports": FRAME["reports"]}] * 2
+
+
+def test_concurrent_first_requests_join_once() -> None:
+    link = FakeLink([])
+    ch = claimed_channel(link)
+
+    async def body() -> list[Any]:
+        return list(await asyncio.gather(ch.request("fetch:credential", {}), ch.request("x", {})))
+
+    assert run(body) == [{"ok": "fetch:credential"}, {"ok": "x"}]
+    assert link.calls.count(("join", "run:r1")) == 1

@@ -48,8 +48,10 @@ Decisions where the spec leaves room:
 
 from fulmen.contract.decoding import format_timestamp, parse_timestamp
 from fulmen.contract.fetches import (
+    CLAIM_FETCHES,
     FETCHABLE,
     JOIN_FETCHES,
+    JOIN_REPORTS,
     CredentialReply,
     DataclipReply,
     FetchCredential,
@@ -89,9 +91,11 @@ from fulmen.reasons import ExitReason, Reason
 
 __all__ = [
     "API_VERSION",
+    "CLAIM_FETCHES",
     "DEFAULT_QUEUES",
     "FETCHABLE",
     "JOIN_FETCHES",
+    "JOIN_REPORTS",
     "JSON",
     "MAX_REPORTS",
     "MAX_SOURCE_LENGTH",

@@ -17,7 +17,10 @@ from fulmen.contract.vocabulary import JSON, JSONObject
 from fulmen.errors import ContractError
 
 __all__ = [
+    "CLAIM_FETCHES",
+    "FETCHABLE",
     "JOIN_FETCHES",
+    "JOIN_REPORTS",
     "CredentialReply",
     "DataclipReply",
     "FetchCredential",
@@ -38,14 +41,30 @@ JOIN_FETCHES: Final = "phx_join:fetch"
 #: worker fetches the rest, so a newer worker may ask an older server for more.
 FETCHABLE: Final = ("plan", "dataclip")
 
+#: Listed by a Fulmen coordinator when it answers a claim that asks (``ClaimRequest.fetch``)
+#: with each run's plan and input beside its token, and takes such a claim as the runs' join
+#: too (the run is joined in the claim's own transaction, so nothing can take it back as
+#: never joined): the worker runs it at once, and joins ``run:<id>`` only when it has
+#: something to send there. Two round trips fewer per run, and one commit.
+CLAIM_FETCHES: Final = "claim:fetch"
+
+#: Listed by a Fulmen coordinator that takes a run's first ``run:reports`` frame inside the
+#: run join itself (``RunJoin.reports``) and answers it in the join's answer
+#: (``RunJoined.reports``): with :data:`CLAIM_FETCHES`, a short run is a claim and one join.
+JOIN_REPORTS: Final = "phx_join:reports"
+
 
 class RunJoin(Struct, frozen=True):
     """``phx_join`` payload of ``run:<id>``; a token that is not a string is refused (§3.3).
     ``fetch`` (Fulmen's own, only to a server that lists :data:`JOIN_FETCHES`) asks for the
-    plan and the input in the join's answer (:class:`RunJoined`)."""
+    plan and the input in the join's answer (:class:`RunJoined`). ``reports`` (only to a
+    server that lists :data:`JOIN_REPORTS`) is a ``run:reports`` frame's list, handled
+    once the join is accepted as if it had come right after it; it is decoded then
+    (``RunReports``), so a bad frame is refused on its own and the join still stands."""
 
     token: str
     fetch: tuple[str, ...] = ()
+    reports: list[Any] | None = None
 
     @classmethod
     def from_wire(cls, value: JSON) -> Self:
@@ -55,6 +74,8 @@ class RunJoin(Struct, frozen=True):
         out: JSONObject = {"token": self.token}
         if self.fetch:
             out["fetch"] = list(self.fetch)
+        if self.reports is not None:
+            out["reports"] = self.reports
         return out
 
 
@@ -62,19 +83,26 @@ class RunJoined(Struct, frozen=True):
     """The ``ok`` answer to a run join: ``{}`` (Lightning), or what ``fetch`` asked for: the
     ``fetch:plan`` reply (``plan``), and the input as JSON (``dataclip``, with
     ``has_dataclip``: absent when the run has none, null when it was wiped). What is not in
-    the answer is fetched. Reading is lenient, as the worker reads what its server says."""
+    the answer is fetched. ``reports``: the reply to the join's frame, as a reply frame's
+    payload (``{"status": "ok", "response": {"replies": [...]}}``). A claim that fetched
+    (:data:`CLAIM_FETCHES`) carries the same fields beside each run's token. Reading is
+    lenient, as the worker reads what its server says."""
 
     plan: JSONObject | None = None
     has_dataclip: bool = False
     dataclip: Any = None
+    reports: JSONObject | None = None
 
     @classmethod
     def from_wire(cls, value: JSON) -> Self:
         if not isinstance(value, dict):
             return cls()
-        plan = value.get("plan")
+        plan, reports = value.get("plan"), value.get("reports")
         return cls(
-            plan if isinstance(plan, dict) else None, "dataclip" in value, value.get("dataclip")
+            plan if isinstance(plan, dict) else None,
+            "dataclip" in value,
+            value.get("dataclip"),
+            reports if isinstance(reports, dict) else None,
         )
 
     def to_wire(self) -> JSONObject:
@@ -83,6 +111,8 @@ class RunJoined(Struct, frozen=True):
             out["plan"] = self.plan
         if self.has_dataclip:
             out["dataclip"] = self.dataclip
+        if self.reports is not None:
+            out["reports"] = self.reports
         return out
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec.structs import replace
 
 from fulmen.contract.decoding import decode, wrong
+from fulmen.contract.fetches import RunJoined
 from fulmen.contract.vocabulary import DEFAULT_QUEUES, JSON, JSONObject
 
 __all__ = ["ClaimReply", "ClaimRequest", "ClaimedRun", "QueueJoin", "QueueJoined", "RunRefusal"]
@@ -68,11 +70,18 @@ class QueueJoined(Struct, frozen=True):
 
 class ClaimRequest(Struct, frozen=True):
     """``claim`` (§4.2). ``worker_name`` is always sent, null allowed: Lightning's handler
-    crashes the channel without it. Absent, it reads as null."""
+    crashes the channel without it. Absent, it reads as null. ``fetch`` (Fulmen's own, only
+    to a server that lists ``CLAIM_FETCHES``): what each run's entry in the reply should
+    carry, as ``RunJoin.fetch`` asks a join; such a claim joins the runs it takes."""
 
     demand: Annotated[int, Meta(ge=1)]
     worker_name: str | None = None
     queues: tuple[str, ...] | None = None
+    fetch: tuple[str, ...] = ()
+
+    def fetching(self, fetch: tuple[str, ...]) -> Self:
+        """This claim, asking for ``fetch`` in its answer too."""
+        return replace(self, fetch=fetch)
 
     @property
     def queue_preference(self) -> tuple[str, ...]:
@@ -86,12 +95,36 @@ class ClaimRequest(Struct, frozen=True):
         out: JSONObject = {"demand": self.demand, "worker_name": self.worker_name}
         if self.queues is not None:
             out["queues"] = list(self.queues)
+        if self.fetch:
+            out["fetch"] = list(self.fetch)
         return out
 
 
 class ClaimedRun(Struct, frozen=True):
+    """One run of a claim's reply. ``fetched``: what a claim that asked for it brought (the
+    run's plan and input, ``RunJoined``'s fields beside the token on the wire); ``None``
+    when the server sent no plan (Lightning), and the run is then joined and fetched."""
+
     id: str
     token: str
+    fetched: RunJoined | None = None
+
+    def to_wire(self) -> JSONObject:
+        out: JSONObject = {"id": self.id, "token": self.token}
+        if self.fetched is not None:
+            out |= self.fetched.to_wire()
+        return out
+
+
+class _ClaimedWire(Struct):
+    id: str
+    token: str
+    plan: Any = None
+    dataclip: Any | UnsetType = UNSET
+
+
+class _ClaimReplyWire(Struct):
+    runs: tuple[_ClaimedWire, ...]
 
 
 class ClaimReply(Struct, frozen=True):
@@ -101,10 +134,18 @@ class ClaimReply(Struct, frozen=True):
 
     @classmethod
     def from_wire(cls, value: JSON) -> Self:
-        return decode(value, cls)
+        return cls(tuple(_claimed(run) for run in decode(value, _ClaimReplyWire).runs))
 
     def to_wire(self) -> JSONObject:
-        return {"runs": [{"id": run.id, "token": run.token} for run in self.runs]}
+        return {"runs": [run.to_wire() for run in self.runs]}
+
+
+def _claimed(wire: _ClaimedWire) -> ClaimedRun:
+    if not isinstance(wire.plan, dict):
+        return ClaimedRun(wire.id, wire.token)
+    has_dataclip = wire.dataclip is not UNSET
+    fetched = RunJoined(wire.plan, has_dataclip, wire.dataclip if has_dataclip else None)
+    return ClaimedRun(wire.id, wire.token, fetched)
 
 
 class RunRefusal(Struct, frozen=True):

@@ -14,7 +14,7 @@ from msgspec import Struct
 
 from fulmen.contract.decoding import decode
 from fulmen.contract.vocabulary import JSON, JSONObject
-from fulmen.errors import ContractError, ContractFieldError
+from fulmen.errors import ContractError, ContractFieldError, RefusedError
 
 __all__ = ["ErrorReply", "LogReply", "StepReply"]
 
@@ -95,6 +95,15 @@ class ErrorReply(Struct, frozen=True):
             for name, messages in body.items()
             if isinstance(messages, list)
         }
+
+    def refusal(self, request: str, topic: str) -> RefusedError:
+        """What a worker raises for this answer to its ``request`` on ``topic``; ``code`` is
+        the reason, when there is one."""
+        return RefusedError(
+            f"{request} on {topic} was refused: {self.describe()}",
+            response=self.raw,
+            code=self.reason or "refused",
+        )
 
     def describe(self) -> str:
         """One line for a log: ``unauthorized``, ``id: Credential not found!``, the string…"""

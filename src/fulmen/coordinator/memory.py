@@ -15,6 +15,7 @@
   (channels/secrets.py), and used on every log line, output and error a worker sends.
 * **The webhook reply** (§10.1): the latest ``webhook_response`` and the final state, for a
   trigger that answers its HTTP caller after the run completes.
+* **The plan**, read once (channels/fetched.py): a run's plan never changes.
 
 Bounded: the runs least recently used are forgotten first (each with at most
 ``MAX_REPLIES`` remembered replies), so memory does not grow with the number of runs.
@@ -27,7 +28,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import orjson
 
@@ -57,6 +58,7 @@ class RunMemory:
     scrubber: Scrubber = field(default_factory=lambda: Scrubber([]))
     webhook_response: dict[str, JSON] | None = None
     final_state: JSON = None
+    plan: dict[str, Any] | None = None
     _replies: OrderedDict[str, asyncio.Future[Outcome]] = field(default_factory=OrderedDict)
 
     async def once(self, key: str, handle: Callable[[], Awaitable[Outcome]]) -> Outcome:

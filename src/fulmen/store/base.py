@@ -129,11 +129,16 @@ class Store(Protocol):
         demand: int,
         queues: Sequence[str] = DEFAULT_QUEUES,
         worker_name: str | None = None,
+        *,
+        join: bool = False,
     ) -> list[ClaimedRun]:
         """Up to ``demand`` available runs, now claimed by ``worker_name``, best first:
         by the position of their queue in ``queues`` (``*`` standing for every queue not
         listed; without ``*`` the list is a filter), then priority, then arrival (spec §4.4).
-        No run is ever handed to two claimers."""
+        No run is ever handed to two claimers. ``join``: the claim joins them too, in the
+        same transaction (``CLAIM_FETCHES``); the reaper then never takes them back as
+        unjoined, and a lost reply or a refusal still does (``rollback_claims``,
+        ``return_refused``)."""
         ...
 
     async def rollback_claims(self, run_ids: Sequence[str]) -> list[str]:

@@ -106,9 +106,16 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
 
 
 async def claim(
-    tx: Tx, demand: int, queues: Sequence[str], worker_name: str | None, now: datetime
+    tx: Tx,
+    demand: int,
+    queues: Sequence[str],
+    worker_name: str | None,
+    now: datetime,
+    *,
+    join: bool = False,
 ) -> list[ClaimedRun]:
-    """Claim up to ``demand`` runs from ``queues`` (spec §4.4), best first."""
+    """Claim up to ``demand`` runs from ``queues`` (spec §4.4), best first; with ``join``,
+    joined too (``joined_by_claim``: a claim that fetched, ``CLAIM_FETCHES``)."""
     if isinstance(demand, bool) or not isinstance(demand, int) or demand < 1:
         raise InputError(f"demand must be a positive number, not {demand!r}")
     wanted = _queue_list(queues)
@@ -119,6 +126,8 @@ async def claim(
         "demand": demand,
         "worker_name": worker_name or None,
         "now": now,
+        "joined_at": now if join else None,
+        "by_claim": join,
     }
     if await tx.fetchone("claim_lock_limits") is None:  # no run under a limit waits
         rows = await tx.fetchall("claim_open_runs", params)
@@ -277,4 +286,5 @@ def _claimed(tx: Tx, row: Row) -> ClaimedRun:
         priority=Priority(row["priority"]),
         run_timeout_ms=row["run_timeout_ms"],
         claimed_at=tx.time(row["claimed_at"]),
+        dataclip_id=row["dataclip_id"],
     )

@@ -206,9 +206,11 @@ class SQLStore:
         demand: int,
         queues: Sequence[str] = DEFAULT_QUEUES,
         worker_name: str | None = None,
+        *,
+        join: bool = False,
     ) -> list[ClaimedRun]:
         async with self._db.write() as tx:
-            return await queue.claim(tx, demand, queues, worker_name, self._clock.now())
+            return await queue.claim(tx, demand, queues, worker_name, self._clock.now(), join=join)
 
     async def rollback_claims(self, run_ids: Sequence[str]) -> list[str]:
         async with self._db.write() as tx:

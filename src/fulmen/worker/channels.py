@@ -25,13 +25,17 @@ from collections.abc import Callable, Iterator
 from typing import Final, Protocol
 
 from fulmen.contract import (
+    CLAIM_FETCHES,
+    FETCHABLE,
     WORKER_QUEUE,
     ClaimReply,
     ClaimRequest,
+    ErrorReply,
     Event,
     QueueJoin,
     QueueJoined,
     RunJoin,
+    RunJoined,
     run_topic,
 )
 from fulmen.errors import ContractError, NoReplyError, RefusedError
@@ -147,10 +151,16 @@ class QueueChannel:
     async def claim(self, request: ClaimRequest) -> ClaimReply:
         """Send one ``claim`` and decode the reply.
 
+        A server that lists ``CLAIM_FETCHES`` is asked for each run's plan and input too:
+        such a claim joins the runs, and :class:`RunChannel` joins ``run:<id>`` only when it
+        first has something to send.
+
         Raises:
             RefusedError, NoReplyError: as ``Connection.request``.
             ContractError: the reply does not fit ``{"runs": [...]}``.
         """
+        if self.accepts(CLAIM_FETCHES):
+            request = request.fetching(FETCHABLE)
         response = await self._link.request(
             WORKER_QUEUE, Event.CLAIM, request.to_wire(), timeout=self._claim_timeout
         )
@@ -196,6 +206,11 @@ class RunChannel:
         token: the run token (already verified by the worker).
         expires_at: the token's ``exp`` (seconds since the epoch): no rejoin after it.
         clock: wall-clock seconds since the epoch, to compare with ``expires_at``.
+        join_first: join on the first :meth:`request`, not before (a run whose claim
+            brought its plan, ``CLAIM_FETCHES``, runs before its channel is joined).
+        reports_in_join: with ``join_first``, a first request that is a ``run:reports``
+            frame goes inside that join (the server takes it, ``JOIN_REPORTS``) and is
+            answered in the join's answer: a short run is then one claim and one join.
     """
 
     def __init__(
@@ -206,6 +221,8 @@ class RunChannel:
         *,
         expires_at: float,
         clock: Callable[[], float] = time.time,
+        join_first: bool = False,
+        reports_in_join: bool = False,
     ) -> None:
         self.run_id = run_id
         self.topic = run_topic(run_id)
@@ -213,6 +230,8 @@ class RunChannel:
         self._token = token
         self._expires_at = expires_at
         self._clock = clock
+        self._join_first = join_first
+        self._reports_in_join = reports_in_join
         self._lock = asyncio.Lock()
         self.joins = 0
         """Successful joins so far; more than one means the channel was rejoined."""
@@ -238,6 +257,10 @@ class RunChannel:
                 expired before the channel could be joined again (``token_expired``).
             NoReplyError: ``timeout``: connected, but no reply in time (not retried).
         """
+        if self._join_first and not self.joins:
+            answered, response = await self._first_join(event, payload)
+            if answered:
+                return response
         while True:
             joins = self.joins
             try:
@@ -249,28 +272,58 @@ class RunChannel:
                 await self._recover(joins)
 
     async def leave(self) -> None:
-        """Send ``phx_leave``; its answer is not waited for (``Connection.leave``)."""
+        """Send ``phx_leave``; its answer is not waited for (``Connection.leave``). A channel
+        never joined sends nothing; its push handler goes all the same."""
         await self._link.leave(self.topic)
+
+    async def _first_join(self, event: str, payload: JSON) -> tuple[bool, JSON | bytes]:
+        """Join a channel not joined yet; ``(True, reply)`` when ``event`` went inside the
+        join and was answered there, ``(False, None)`` when it is still to be sent.
+
+        Raises:
+            RefusedError: the join, or the frame inside it, was refused.
+            NoReplyError: ``timeout``, as :meth:`request`.
+        """
+        frame = None
+        if event == Event.RUN_REPORTS and self._reports_in_join and isinstance(payload, dict):
+            frame = payload.get("reports")
+        async with self._lock:
+            if self.joins:  # a concurrent request joined meanwhile
+                return False, None
+            answer = await self._join_while_valid(
+                RunJoin(self._token, reports=frame if isinstance(frame, list) else None)
+            )
+        reply = RunJoined.from_wire(answer).reports
+        if frame is None or reply is None:
+            return False, None
+        if reply.get("status") != "ok":
+            raise ErrorReply.from_wire(reply.get("response")).refusal(event, self.topic)
+        return True, reply.get("response")
 
     async def _recover(self, failed_after: int) -> None:
         """Join again, unless a concurrent request already did since ``failed_after``."""
         async with self._lock:
             if self.joins != failed_after:
                 return
-            while True:
-                remaining = self._expires_at - self._clock()
-                if remaining <= 0:
-                    raise RefusedError(
-                        f"the token of run {self.run_id} expired before its channel could be "
-                        "joined again",
-                        code="token_expired",
-                    )
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._link.wait_connected()
-                        await self.join()
-                    return
-                except TimeoutError:
-                    continue
-                except NoReplyError:
-                    await asyncio.sleep(0)  # the socket went again: wait for the next one
+            await self._join_while_valid(RunJoin(self._token))
+
+    async def _join_while_valid(self, join: RunJoin) -> JSON:
+        """Join with ``join``, through drops of the socket, while the token is valid; the
+        join's answer. The lock is held."""
+        while True:
+            remaining = self._expires_at - self._clock()
+            if remaining <= 0:
+                raise RefusedError(
+                    f"the token of run {self.run_id} expired before its channel could be joined",
+                    code="token_expired",
+                )
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._link.wait_connected()
+                    answer = await self._link.join(self.topic, join.to_wire())
+                self.joins += 1
+                return answer
+            except TimeoutError:
+                continue
+            except NoReplyError:
+                await asyncio.sleep(0)  # the socket went again: wait for the next one

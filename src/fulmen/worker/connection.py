@@ -50,7 +50,6 @@ from fulmen.contract import ErrorReply
 from fulmen.errors import (
     LocalProtocolError,
     NoReplyError,
-    RefusedError,
     RemoteProtocolError,
     UnreachableError,
 )
@@ -493,12 +492,7 @@ def _ok(reply: Reply, topic: str) -> JSON | bytes:
     if reply.ok:
         return reply.response
     response = reply.response if not isinstance(reply.response, bytes) else None
-    error = ErrorReply.from_wire(response)
-    raise RefusedError(
-        f"{reply.request} on {topic} was refused: {error.describe()}",
-        response=response,
-        code=error.reason or "refused",
-    )
+    raise ErrorReply.from_wire(response).refusal(reply.request, topic)
 
 
 def _no_reply(event: NoReply) -> NoReplyError:

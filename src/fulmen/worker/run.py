@@ -13,7 +13,11 @@
 2. ``run:<id>`` is joined with the token; ``fetch:plan``, then ``fetch:dataclip`` (if the plan
    names one) and one ``fetch:credential`` per credential id, all at once (§5.3-§5.5). A
    dataclip or credential that does not load ends the run with ``exception`` and no
-   ``run:start``; a plan that cannot be fetched ends it without a report (§5.3).
+   ``run:start``; a plan that cannot be fetched ends it without a report (§5.3). When the
+   claim brought the plan and input (a Fulmen coordinator, ``CLAIM_FETCHES``), the run
+   starts at once, and the channel is joined when the run first has something to send
+   there: its credentials to fetch, or its first frame of reports, which then goes inside
+   the join (``JOIN_REPORTS``).
 3. The whole workflow runs in one sandboxed child (``fulmen.execution``) with the plan's
    limits, the worker's defaults filling the gaps (§7.2); its events go through
    :class:`~fulmen.worker.events.RunEvents` into the run's :class:`~fulmen.worker.outbox.Outbox`,
@@ -44,6 +48,7 @@ from fulmen.config import WorkerSettings
 from fulmen.contract import (
     FETCHABLE,
     JOIN_FETCHES,
+    JOIN_REPORTS,
     JSON,
     WORKER_QUEUE,
     ClaimedRun,
@@ -135,6 +140,7 @@ class Run:
     def __init__(self, claimed: ClaimedRun, services: RunServices) -> None:
         self.id = claimed.id
         self._token = claimed.token
+        self._fetched = claimed.fetched
         self._services = services
         self._settings = services.settings
         self._execution: Execution | None = None
@@ -160,14 +166,18 @@ class Run:
             self._token,
             expires_at=float(claims.exp),
             clock=self._services.clock,
+            join_first=self._fetched is not None,
+            reports_in_join=self._services.server_accepts(JOIN_REPORTS),
         )
         self._services.link.on_push(channel.topic, self._on_push)
-        fetch = FETCHABLE if self._services.server_accepts(JOIN_FETCHES) else ()
-        try:
-            joined = RunJoined.from_wire(await channel.join(fetch=fetch))
-        except WorkerError as exc:
-            log.error("run %s: could not join its channel: %s", self.id, exc.message)
-            return None
+        joined = self._fetched  # the claim brought the run: its channel is joined to report
+        if joined is None:
+            fetch = FETCHABLE if self._services.server_accepts(JOIN_FETCHES) else ()
+            try:
+                joined = RunJoined.from_wire(await channel.join(fetch=fetch))
+            except WorkerError as exc:
+                log.error("run %s: could not join its channel: %s", self.id, exc.message)
+                return None
         try:
             return await self._report(channel, joined)
         finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 from uuid import uuid4
 
@@ -287,6 +287,17 @@ class RawWorker:
                         return topic, event, payload
 
 
+#: What a Fulmen coordinator lists in its ``worker:queue`` join answer.
+ACCEPTS: Final = [
+    "claim:fetch",
+    "phx_join:fetch",
+    "phx_join:reports",
+    "run:batch_logs",
+    "run:refuse",
+    "run:reports",
+]
+
+
 @dataclass
 class SocketWorld:
     """A seeded SQLite store served on loopback, for tests that speak raw frames to it."""
@@ -308,18 +319,22 @@ class SocketWorld:
 
     async def claimed(self, worker: RawWorker) -> tuple[str, str]:
         """Enqueue a run, claim it and join its channel: (run id, topic)."""
-        run_id = await self.enqueue()
-        assert await worker.join("worker:queue", {}) == (
-            "ok",
-            {"accepts": ["phx_join:fetch", "run:batch_logs", "run:refuse", "run:reports"]},
-        )
-        status, reply = await worker.call(
-            "worker:queue", "claim", {"demand": 1, "worker_name": None}
-        )
-        assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id]
+        run_id, entry = await self.claim(worker)
         topic = f"run:{run_id}"
-        assert await worker.join(topic, {"token": reply["runs"][0]["token"]}) == ("ok", {})
+        assert await worker.join(topic, {"token": entry["token"]}) == ("ok", {})
         return run_id, topic
+
+    async def claim(self, worker: RawWorker, **extra: Any) -> tuple[str, dict[str, Any]]:
+        """Enqueue a run and claim it (with ``extra`` in the claim): (run id, its entry in
+        the claim's answer)."""
+        run_id = await self.enqueue()
+        assert await worker.join("worker:queue", {}) == ("ok", {"accepts": ACCEPTS})
+        status, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 1, "worker_name": None, **extra}
+        )
+        assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id], reply
+        entry: dict[str, Any] = reply["runs"][0]
+        return run_id, entry
 
     async def rejoin(self, worker: RawWorker, run_id: str, **extra: Any) -> Any:
         """Join ``run:<id>`` again with a fresh run token (and ``extra`` in the payload), as a

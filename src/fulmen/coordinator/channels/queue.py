@@ -6,6 +6,12 @@ while the store was claiming), the runs go straight back to the queue (§4.3 "ro
 runs whose answer arrived but whose channel is never joined are the reaper's (§4.6). A
 worker that refuses a run it claimed says so with ``run:refuse`` (Fulmen's own, listed in the
 join's answer; ``coordinator/refusals.py``): the run goes back at once.
+
+A claim that asks to ``fetch`` (Fulmen's worker, ``CLAIM_FETCHES``) gets each run's plan and
+input beside its token, and joins the runs in the claim's own transaction: the worker starts
+them at once and joins ``run:<id>`` only to report (with its first frame inside the join,
+``JOIN_REPORTS``). The reaper never takes such a run back as unjoined; a lost answer and a
+refusal still do.
 """
 
 from __future__ import annotations
@@ -15,14 +21,25 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from fulmen.contract import JOIN_FETCHES, JSON, ClaimRequest, Event, QueueJoin, QueueJoined
+from fulmen.contract import (
+    CLAIM_FETCHES,
+    JOIN_FETCHES,
+    JOIN_REPORTS,
+    JSON,
+    ClaimedRun,
+    ClaimRequest,
+    Event,
+    QueueJoin,
+    QueueJoined,
+)
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
+from fulmen.coordinator.channels.fetched import fetched
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.refusals import take_refusal
 from fulmen.errors import ContractError, FulmenError
 from fulmen.phoenix.server import JoinRequest, Request
-from fulmen.store import ClaimedRun
+from fulmen.store import ClaimedRun as StoredClaim
 
 __all__ = ["MAX_DEMAND", "QueueChannel"]
 
@@ -32,7 +49,16 @@ log = logging.getLogger(__name__)
 MAX_DEMAND: Final = 100
 #: The join's answer: what this coordinator takes beyond what every Lightning takes.
 JOINED: Final = QueueJoined(
-    accepts=frozenset({Event.RUN_BATCH_LOGS, Event.RUN_REFUSE, Event.RUN_REPORTS, JOIN_FETCHES})
+    accepts=frozenset(
+        {
+            Event.RUN_BATCH_LOGS,
+            Event.RUN_REFUSE,
+            Event.RUN_REPORTS,
+            JOIN_FETCHES,
+            CLAIM_FETCHES,
+            JOIN_REPORTS,
+        }
+    )
 ).to_wire()
 
 
@@ -68,15 +94,23 @@ class QueueChannel:
             await self._host.reply(request, False, f"worker:queue has no {request.event!r} event")
             return
         started = time.perf_counter()
+        runs: list[StoredClaim] = []
         try:
             claim = ClaimRequest.from_wire(json_payload(request.payload))
             runs = await self._c.store.claim(
-                min(claim.demand, MAX_DEMAND), claim.queue_preference, claim.worker_name
+                min(claim.demand, MAX_DEMAND),
+                claim.queue_preference,
+                claim.worker_name,
+                join=bool(claim.fetch),
             )
+            reply: JSON = {
+                "runs": [(await self._entry(run, claim.fetch)).to_wire() for run in runs]
+            }
         except FulmenError as error:
+            if runs:  # claimed, but its answer could not be made: nobody will run them
+                await self._roll_back(runs)
             await self._host.reply(request, False, error_response(Event.CLAIM, error))
             return
-        reply: JSON = {"runs": [{"id": run.id, "token": self._token(run)} for run in runs]}
         delivered = await self._host.reply(request, True, reply)
         self._on_claim()
         self._c.metrics.claim_seconds.observe(time.perf_counter() - started)
@@ -86,7 +120,14 @@ class QueueChannel:
             self._c.metrics.claimed.inc(len(runs))
             log.info("worker %s claimed %s", self._host.worker_id, ", ".join(r.id for r in runs))
 
-    def _token(self, run: ClaimedRun) -> str:
+    async def _entry(self, run: StoredClaim, fetch: tuple[str, ...]) -> ClaimedRun:
+        """The run as the claim's answer lists it: its token, and what ``fetch`` asked for."""
+        token = self._token(run)
+        if not fetch:
+            return ClaimedRun(run.id, token)
+        return ClaimedRun(run.id, token, await fetched(self._c, run.id, run.dataclip_id, fetch))
+
+    def _token(self, run: StoredClaim) -> str:
         timeout_ms = run.run_timeout_ms or int(self._c.settings.max_run_duration * 1000)
         return self._c.run_tokens.mint(
             run.id,
@@ -95,7 +136,7 @@ class QueueChannel:
             grace=self._c.settings.run_grace_period,
         )
 
-    async def _roll_back(self, runs: list[ClaimedRun]) -> None:
+    async def _roll_back(self, runs: list[StoredClaim]) -> None:
         """§4.3: the worker's socket died before the reply; nobody will run these."""
         back = await self._c.store.rollback_claims([run.id for run in runs])
         self._c.metrics.rolled_back.inc(len(back))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -42,19 +42,20 @@ from fulmen.contract import (
     FetchCredential,
     FetchDataclip,
     FetchPlan,
+    JSONObject,
     RunBatchLogs,
     RunComplete,
     RunJoin,
     RunJoined,
     RunLog,
     RunReports,
-    RunRequest,
     decode_run_request,
     run_id_of,
     run_topic,
 )
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
+from fulmen.coordinator.channels.fetched import fetched, plan_of, run_input
 from fulmen.coordinator.channels.reports import record, record_all
 from fulmen.coordinator.channels.secrets import run_secrets
 from fulmen.coordinator.core import Coordinator
@@ -86,8 +87,10 @@ class RunChannel:
         #: Read at the join (the join fails without them); what the fetches answer from.
         self._plan: dict[str, Any] = {}
         self._dataclip_id: str | None = None
-        #: What the join asked to have in its answer (``RunJoin.fetch``).
+        #: What the join asked to have in its answer (``RunJoin.fetch``), and the frame it
+        #: carried (``RunJoin.reports``).
         self._asked: frozenset[str] = frozenset()
+        self._frame: list[Any] | None = None
 
     # -- join --------------------------------------------------------------------------------
 
@@ -97,33 +100,24 @@ class RunChannel:
             await self._host.refuse(join, refusal)
             return False
         # Built before the join is answered: the worker's first report is already scrubbed.
-        self._plan = await self._c.store.get_plan(self.run_id)
+        self._plan = await plan_of(self._c, self.run_id)
         self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
-        if not await self._host.accept(join, await self._joined()):
+        # The join's answer: {}, or what it asked for (RunJoin.fetch, Fulmen's worker).
+        joined = await fetched(self._c, self.run_id, self._dataclip_id, self._asked)
+        if self._frame is not None:  # RunJoin.reports: the frame, as if sent right after
+            ok, response = await self._frame_sent({"reports": self._frame})
+            reply: JSONObject = {
+                "status": "ok" if ok else "error",
+                "response": cast(JSON, response),
+            }
+            joined = RunJoined(joined.plan, joined.has_dataclip, joined.dataclip, reply)
+        if not await self._host.accept(join, joined.to_wire()):
             return False
         self._c.hub.attach_run(self.run_id, self)
         if self._cancel_asked:
             await self.push_cancel()
         return True
-
-    async def _joined(self) -> JSON:
-        """The join's answer: ``{}``, or the plan and the input if the join asked for them
-        (``RunJoin.fetch``, Fulmen's worker), as ``fetch:plan`` and ``fetch:dataclip`` would
-        answer them."""
-        joined = RunJoined(plan=self._plan if "plan" in self._asked else None)
-        if "dataclip" in self._asked and self._dataclip_id is not None:
-            try:
-                joined = RunJoined(joined.plan, has_dataclip=True, dataclip=await self._input())
-            except FulmenError as error:  # left out: the worker's fetch:dataclip gets the error
-                log.warning("run %s: its input is not in the join's answer: %s", self.run_id, error)
-        return joined.to_wire()
-
-    async def _input(self) -> Any:
-        """The run's input as its worker gets it: null once it was wiped."""
-        assert self._dataclip_id is not None
-        dataclip = await self._c.store.get_dataclip(self._dataclip_id)
-        return None if dataclip.wiped_at is not None else dataclip.as_input()
 
     async def push_cancel(self) -> bool:
         log.info("run %s: telling worker %s to cancel it", self.run_id, self._host.worker_id)
@@ -149,11 +143,13 @@ class RunChannel:
             log.warning("run %s: a join with the token of an earlier claim", self.run_id)
             return UNAUTHORIZED
         if run.state not in FINAL_RUN_STATES:
-            await self._c.store.join_run(self.run_id)
+            if run.joined_at is None:  # else joined already (a rejoin, or by its claim)
+                await self._c.store.join_run(self.run_id)
             self._cancel_asked = run.cancel_requested_at is not None
         self._options = run.options
         self._dataclip_id = run.dataclip_id
         self._asked = frozenset(request.fetch)
+        self._frame = request.reports
         return None
 
     def left(self) -> None:
@@ -168,16 +164,13 @@ class RunChannel:
         except ContractError as error:
             await self._host.reply(request, False, error_response(request.event, error))
             return
-        if isinstance(message, FetchPlan | FetchDataclip | FetchCredential):
+        if isinstance(message, RunReports):
+            ok, response = await self._record_frame(message, payload)
+        elif isinstance(message, FetchPlan | FetchDataclip | FetchCredential):
             ok, response = await self._fetch(message)
         elif isinstance(message, RunLog | RunBatchLogs):  # the store knows a resent frame
             ok, response = await record(
                 self._c, self.run_id, self._memory, self._options, request.event, message
-            )
-        elif isinstance(message, RunReports):
-            ok, response = await self._memory.once(
-                fingerprint(request.event, payload),
-                lambda: record_all(self._c, self.run_id, self._memory, self._options, message),
             )
         else:
             ok, response = await self._memory.once(
@@ -186,9 +179,26 @@ class RunChannel:
                     self._c, self.run_id, self._memory, self._options, request.event, message
                 ),
             )
-        if ok and _completes(message):  # after the commit: a waiting webhook reads the run
+        if ok and isinstance(message, RunComplete):  # after the commit: a webhook reads it
             self._c.hub.run_finished(self.run_id)
         await self._host.reply(request, ok, response)
+
+    async def _frame_sent(self, payload: JSON) -> Outcome:
+        """The frame a join carried (``RunJoin.reports``), handled as if it came after it."""
+        try:
+            frame = RunReports.from_wire(payload)
+        except ContractError as error:
+            return False, error_response(Event.RUN_REPORTS, error)
+        return await self._record_frame(frame, payload)
+
+    async def _record_frame(self, frame: RunReports, payload: JSON) -> Outcome:
+        ok, response = await self._memory.once(
+            fingerprint(Event.RUN_REPORTS, payload),
+            lambda: record_all(self._c, self.run_id, self._memory, self._options, frame),
+        )
+        if ok and any(isinstance(report, RunComplete) for _event, report in frame.reports):
+            self._c.hub.run_finished(self.run_id)  # after the commit: a webhook reads the run
+        return ok, response
 
     async def _fetch(self, message: FetchPlan | FetchDataclip | FetchCredential) -> Outcome:
         try:
@@ -204,7 +214,7 @@ class RunChannel:
         """§5.5: the run's own input, whatever id was asked for (as Lightning does)."""
         if self._dataclip_id is None:
             return False, "not_found"
-        return True, orjson.dumps(await self._input())
+        return True, orjson.dumps(await run_input(self._c, self._dataclip_id))
 
     async def _credential(self, credential_id: str) -> Outcome:
         try:
@@ -218,13 +228,6 @@ class RunChannel:
             self._secrets.append(body)
             self._memory.scrubber = Scrubber(self._secrets)
         return True, body  # type: ignore[return-value]
-
-
-def _completes(message: RunRequest) -> bool:
-    """Whether ``message`` holds a ``run:complete``."""
-    if isinstance(message, RunReports):
-        return any(isinstance(report, RunComplete) for _event, report in message.reports)
-    return isinstance(message, RunComplete)
 
 
 def _event_of(message: FetchPlan | FetchDataclip | FetchCredential) -> str:

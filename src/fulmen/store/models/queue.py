@@ -109,7 +109,8 @@ class WorkOrder:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRun:
-    """What the claim reply needs: the id, and the timeout that bounds the run token."""
+    """What the claim reply needs: the id, the timeout that bounds the run token, and the
+    input a claim that fetches hands over."""
 
     id: str
     workflow_id: str
@@ -118,6 +119,7 @@ class ClaimedRun:
     priority: Priority
     run_timeout_ms: int | None
     claimed_at: datetime
+    dataclip_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -370,9 +370,11 @@ WITH wanted AS (
     LIMIT %(demand)s
 )
 UPDATE runs
-SET state = 'claimed', claimed_at = %(now)s, worker_name = %(worker_name)s
+SET state = 'claimed', claimed_at = %(now)s, worker_name = %(worker_name)s,
+    joined_at = %(joined_at)s, joined_by_claim = %(by_claim)s
 WHERE id IN (SELECT id FROM picked) AND state = 'available'
-RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
+RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at,
+    dataclip_id;
 
 -- name: claim_open_runs
 -- claim_runs when no run under a limit is waiting (claim_lock_limits took no lock): only its
@@ -400,9 +402,11 @@ WITH wanted AS (
     LIMIT %(demand)s
 )
 UPDATE runs
-SET state = 'claimed', claimed_at = %(now)s, worker_name = %(worker_name)s
+SET state = 'claimed', claimed_at = %(now)s, worker_name = %(worker_name)s,
+    joined_at = %(joined_at)s, joined_by_claim = %(by_claim)s
 WHERE id IN (SELECT id FROM picked) AND state = 'available'
-RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
+RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at,
+    dataclip_id;
 
 -- name: lock_run
 -- The run, read and locked before a transition.
@@ -446,9 +450,13 @@ WHERE id = %(id)s AND state = %(from_state)s;
 
 -- name: rollback_runs
 -- Claimed runs whose worker never joined run:<id> go back to the queue, as if never claimed
--- (spec §4.6). Runs in any other state, or already joined, are left alone.
-UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
-WHERE id = ANY (%(ids)s::text[]) AND state = 'claimed' AND joined_at IS NULL
+-- (spec §4.6). Runs in any other state, or already joined, are left alone; a run joined by
+-- its claim (claim:fetch, joined_by_claim) goes back too while still claimed: only
+-- the claim's own reply, lost, names it here (the sweep below reads unjoined runs only).
+UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL, joined_at = NULL,
+    joined_by_claim = false
+WHERE id = ANY (%(ids)s::text[]) AND state = 'claimed'
+  AND (joined_at IS NULL OR joined_by_claim)
 RETURNING id;
 
 -- name: unjoined_claims
@@ -808,8 +816,11 @@ DELETE FROM idempotency_keys WHERE (scope, key) IN (
 
 -- name: return_refused
 -- Issue 14: the worker that claimed the run refused it (its run token did not verify there):
--- back to the queue at once, if that claim still holds (not joined, not claimed again since).
-UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
-WHERE id = %(id)s AND state = 'claimed' AND joined_at IS NULL
+-- back to the queue at once, if that claim still holds (not joined, not claimed again since;
+-- a run joined by its claim, claim:fetch, too).
+UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL, joined_at = NULL,
+    joined_by_claim = false
+WHERE id = %(id)s AND state = 'claimed'
+  AND (joined_at IS NULL OR joined_by_claim)
   AND claimed_at < %(claimed_before)s
 RETURNING id;

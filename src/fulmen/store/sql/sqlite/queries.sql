@@ -352,9 +352,11 @@ WITH wanted (name, rank) AS (
     LIMIT :demand
 )
 UPDATE runs
-SET state = 'claimed', claimed_at = :now, worker_name = :worker_name
+SET state = 'claimed', claimed_at = :now, worker_name = :worker_name,
+    joined_at = :joined_at, joined_by_claim = :by_claim
 WHERE id IN (SELECT id FROM picked) AND state = 'available'
-RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
+RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at,
+    dataclip_id;
 
 -- name: claim_open_runs
 -- claim_runs when no run under a limit is waiting (claim_lock_limits found none), which is
@@ -381,9 +383,11 @@ WITH ranked (name, rank) AS (
     LIMIT :demand
 )
 UPDATE runs
-SET state = 'claimed', claimed_at = :now, worker_name = :worker_name
+SET state = 'claimed', claimed_at = :now, worker_name = :worker_name,
+    joined_at = :joined_at, joined_by_claim = :by_claim
 WHERE id IN (SELECT id FROM picked) AND state = 'available'
-RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at;
+RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, claimed_at,
+    dataclip_id;
 
 -- name: lock_run
 -- The run, read before a transition (the write lock is already held).
@@ -426,9 +430,13 @@ WHERE id = :id AND state = :from_state;
 
 -- name: rollback_runs
 -- Claimed runs whose worker never joined run:<id> go back to the queue, as if never claimed
--- (spec §4.6). Runs in any other state, or already joined, are left alone.
-UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
-WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'claimed' AND joined_at IS NULL
+-- (spec §4.6). Runs in any other state, or already joined, are left alone; a run joined by
+-- its claim (claim:fetch, joined_by_claim) goes back too while still claimed: only
+-- the claim's own reply, lost, names it here (the sweep below reads unjoined runs only).
+UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL, joined_at = NULL,
+    joined_by_claim = 0
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'claimed'
+  AND (joined_at IS NULL OR joined_by_claim = 1)
 RETURNING id;
 
 -- name: unjoined_claims
@@ -764,7 +772,10 @@ DELETE FROM idempotency_keys WHERE rowid IN (
 
 -- name: return_refused
 -- Issue 14: the worker that claimed the run refused it (its run token did not verify there):
--- back to the queue at once, if that claim still holds (not joined, not claimed again since).
-UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL
-WHERE id = :id AND state = 'claimed' AND joined_at IS NULL AND claimed_at < :claimed_before
+-- back to the queue at once, if that claim still holds (not joined, not claimed again since;
+-- a run joined by its claim, claim:fetch, too).
+UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL, joined_at = NULL,
+    joined_by_claim = 0
+WHERE id = :id AND state = 'claimed'
+  AND (joined_at IS NULL OR joined_by_claim = 1) AND claimed_at < :claimed_before
 RETURNING id;

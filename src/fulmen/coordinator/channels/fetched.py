@@ -1,0 +1,52 @@
+"""What a worker may have handed to it without asking: a run's plan and its input, in a run
+join's answer (``RunJoin.fetch``) or beside its token in a claim's (``ClaimRequest.fetch``).
+
+The plan is read from the store once per run in this process and kept in the run's memory
+(memory.py): a run's plan never changes, and a claim that fetched reads it for its answer just
+before the join reads it again for the run's scrubber.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from fulmen.contract import RunJoined
+from fulmen.coordinator.core import Coordinator
+from fulmen.errors import FulmenError
+
+__all__ = ["fetched", "plan_of", "run_input"]
+
+log = logging.getLogger(__name__)
+
+
+async def plan_of(c: Coordinator, run_id: str) -> dict[str, Any]:
+    """The run's plan as ``fetch:plan`` answers it."""
+    memory = c.memories(run_id)
+    if memory.plan is None:
+        memory.plan = await c.store.get_plan(run_id)
+    return memory.plan
+
+
+async def run_input(c: Coordinator, dataclip_id: str) -> Any:
+    """The run's input as its worker gets it: null once it was wiped."""
+    dataclip = await c.store.get_dataclip(dataclip_id)
+    return None if dataclip.wiped_at is not None else dataclip.as_input()
+
+
+async def fetched(
+    c: Coordinator, run_id: str, dataclip_id: str | None, asked: Collection[str]
+) -> RunJoined:
+    """What ``asked`` names of the plan and the input, as ``fetch:plan`` and
+    ``fetch:dataclip`` would answer them. An input that cannot be read is left out: the
+    worker's own ``fetch:dataclip`` then gets the error."""
+    joined = RunJoined(plan=await plan_of(c, run_id) if "plan" in asked else None)
+    if "dataclip" in asked and dataclip_id is not None:
+        try:
+            return RunJoined(
+                joined.plan, has_dataclip=True, dataclip=await run_input(c, dataclip_id)
+            )
+        except FulmenError as error:
+            log.warning("run %s: its input is not in the answer: %s", run_id, error)
+    return joined
