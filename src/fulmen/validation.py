@@ -92,15 +92,15 @@ class Reader:
         *,
         required: bool = False,
     ) -> T | None:
-        """``node[key]`` if ``check`` accepts it; absent (``None``) is a problem if required."""
-        where = join(path, key)
+        """``node[key]`` if ``check`` accepts it; absent (``None``) is a problem if required.
+        The key's path is made only for a problem: a plan is read on every run."""
         if key not in node or node[key] is None:
             if required:
-                self.problem(where, "is required")
+                self.problem(join(path, key), "is required")
             return None
         value = check(node[key])
         if value is None:
-            self.problem(where, f"must be {expected}, not {kind(node[key])}")
+            self.problem(join(path, key), f"must be {expected}, not {kind(node[key])}")
         return value
 
     def text(

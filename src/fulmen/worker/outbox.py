@@ -134,6 +134,7 @@ class Outbox:
         self._interval = batch_interval
         self._queue: deque[Message] = deque()
         self._arrived = asyncio.Event()
+        self._ready: Callable[[], bool] | None = None  # what a gather waits for
         self._closed = False
         self._gone = False
         self.sent: list[Sent] = []
@@ -147,7 +148,8 @@ class Outbox:
             return
         self._queue.extend(messages)
         self._ending = self._ending or any(isinstance(m, RunComplete) for m in messages)
-        self._arrived.set()
+        if self._ready is None or self._ready():  # a gather wakes only when it can end
+            self._arrived.set()
 
     def close(self) -> None:
         """No more events will come; :meth:`run` returns once the queue is empty."""
@@ -216,14 +218,18 @@ class Outbox:
     async def _gather(self, ready: Callable[[], bool]) -> None:
         """Wait until ``ready()``, the outbox is closed, or the interval has passed."""
         deadline = time.monotonic() + self._interval
-        while not self._closed and not ready():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self._arrived.wait()
+        self._ready = ready
+        try:
+            while not self._closed and not ready():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
+        finally:
+            self._ready = None
 
     def _batch_ready(self) -> bool:
         """A batch of lines is full, or a non-log event waits behind the lines."""
