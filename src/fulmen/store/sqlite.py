@@ -62,7 +62,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, cast
 
 from fulmen.errors import ConflictError, StoreError
 from fulmen.store.db import (
@@ -513,7 +513,17 @@ def _adapt(params: Params | None) -> dict[str, object]:
     return {key: _value(value) for key, value in (params or {}).items()}
 
 
+#: Values SQLite takes as they are; checked by exact type first, since every parameter of
+#: every statement passes here (about 130 per run).
+_AS_THEY_ARE: Final = frozenset({int, float, bytes, type(None)})
+
+
 def _value(value: object) -> object:
+    kind = type(value)
+    if kind is str:
+        return text(cast(str, value))
+    if kind in _AS_THEY_ARE:
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, str):
