@@ -12,8 +12,8 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
@@ -90,8 +90,7 @@ def test_mints_exactly_the_token_ws_worker_sent() -> None:
 
 
 def test_accepts_the_recorded_worker_token_which_has_no_exp_or_nbf() -> None:
-    with pytest.warns(InsecureKeyLengthWarning):
-        claims = verify_worker_token(RECORDED_WORKER_TOKEN, "abc", now=NOW + 86400 * 365)
+    claims = verify_worker_token(RECORDED_WORKER_TOKEN, "abc", now=NOW + 86400 * 365)
     assert claims == WorkerClaims("khaki-facts-remain", 1795358223, "urn:openfn:worker")
 
 
@@ -203,6 +202,13 @@ def confusion(key: RSAPrivateKey) -> str:
     return f"{unsigned}.{b64url(signature)}"
 
 
+def signed(key: RSAPrivateKey, header: Any, claims: Any) -> str:
+    """Any header, properly signed with RS256: what only a header check can refuse."""
+    unsigned = compact(header, claims).rsplit(".", 1)[0]
+    signature = key.sign(unsigned.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{unsigned}.{b64url(signature)}"
+
+
 def tampered(key: RSAPrivateKey) -> str:
     head, _, signature = rs256(key, run_claims(id="other-run", sub="run:other-run")).split(".")
     return ".".join([head, b64url(json.dumps(run_claims()).encode()), signature])
@@ -227,6 +233,16 @@ RUN_ATTACKS: list[tuple[str, Callable[[RSAPrivateKey, RSAPrivateKey], object], s
     ("garbage", lambda k, o: "not a token", "malformed"),
     ("empty", lambda k, o: "", "malformed"),
     ("payload is an array", lambda k, o: jwt.PyJWS().encode(b"[1]", k, "RS256"), "malformed"),
+    (
+        "a critical header extension",
+        lambda k, o: signed(k, {"alg": "RS256", "crit": ["b64"], "b64": False}, run_claims()),
+        "malformed",
+    ),
+    ("a header that is a list", lambda k, o: signed(k, ["RS256"], run_claims()), "malformed"),
+    ("padded segments", lambda k, o: rs256(k, run_claims()) + "==", "malformed"),
+    ("four segments", lambda k, o: rs256(k, run_claims()) + ".e30", "malformed"),
+    ("a signature of no base64 length", lambda k, o: rs256(k, run_claims()) + "aaa", "malformed"),
+    ("a standard base64 signature", lambda k, o: rs256(k, run_claims())[:-2] + "+/", "malformed"),
     ("not a string", lambda k, o: {"token": "x"}, "malformed"),
 ]
 
