@@ -67,6 +67,27 @@ async def test_a_short_runs_report_inside_its_join_is_stored_once(world: SocketW
     assert len(await messages(world, run_id)) == 5
 
 
+async def test_a_join_whose_frame_ends_the_run_can_close_the_channel_with_its_answer(
+    world: SocketWorld,
+) -> None:
+    """``RunJoin.leave``: no ``phx_leave`` follows such a join; the channel is gone at once."""
+    async with RawWorker.connect(world.served.socket_url) as worker:
+        run_id, entry = await world.claim(worker, **FETCH)
+        topic = f"run:{run_id}"
+        start, end = a_whole_run(run_id, world.seeded.job_ids[0])
+        frame = start["reports"] + end["reports"]
+        status, answer = await worker.join(
+            topic, {"token": entry["token"], "reports": frame, "leave": True}
+        )
+        assert status == "ok" and answer["left"] is True
+        assert answer["reports"]["status"] == "ok"
+        assert await worker.call(topic, "fetch:plan", {}) == (
+            "error",
+            {"reason": "unmatched topic"},
+        )
+    assert (await world.store.get_run(run_id)).run.state == "success"
+
+
 async def test_a_bad_frame_inside_a_join_is_refused_alone_and_the_join_stands(
     world: SocketWorld,
 ) -> None:

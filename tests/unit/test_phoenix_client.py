@@ -257,6 +257,16 @@ def test_heartbeat_replies_can_be_optional_for_servers_that_never_send_them() ->
 # -- the server ends channels; the socket goes away ----------------------------------------------
 
 
+def test_a_channel_closed_by_its_join_answer_is_forgotten_without_a_frame() -> None:
+    session = joined("run:r1")
+    session.closed_by_answer("run:r1")
+    assert session.channel_state("run:r1") is ClientChannelState.CLOSED
+    assert session.data_to_send() == []
+    with pytest.raises(LocalProtocolError) as refused:  # it is no longer joined
+        session.closed_by_answer("run:r1")
+    assert refused.value.code == "illegal_transition"
+
+
 def test_phx_close_ends_the_channel_and_its_requests() -> None:
     session = joined()
     ref = session.push(QUEUE, "claim", {}, now=0.0)

@@ -238,6 +238,20 @@ def test_leave_is_answered_then_closed() -> None:
     ]
 
 
+def test_a_join_can_be_accepted_and_closed_with_one_answer() -> None:
+    """A run join that carried the run's end asked to be closed with its answer: the answer
+    goes, then nothing (no phx_close), and the topic is forgotten."""
+    session = ServerSession(now=0.0)
+    [join] = session.receive_text(frame("1", "1", "run:r1", "phx_join", {}), now=0.0)
+    assert isinstance(join, JoinRequest)
+    assert session.accept(join, {"left": True}, close=True)
+    assert sent(session) == [
+        ["1", "1", "run:r1", "phx_reply", {"response": {"left": True}, "status": "ok"}]
+    ]
+    assert session.channel_state("run:r1") is ServerChannelState.CLOSED
+    assert session.topics == frozenset()
+
+
 def test_topics_that_closed_leave_no_state_behind() -> None:
     """A worker's socket joins and leaves a topic per run, for weeks: left, refused,
     replaced, closed or errored, a topic is forgotten, with its unanswered requests."""

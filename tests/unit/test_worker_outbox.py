@@ -351,7 +351,8 @@ class FakeLink:
         if self.join_refusal is not None:
             raise self.join_refusal
         if isinstance(payload, dict) and "reports" in payload:  # a JOIN_REPORTS server
-            return {"reports": self.frame_reply}
+            ok = isinstance(self.frame_reply, dict) and self.frame_reply["status"] == "ok"
+            return {"reports": self.frame_reply, "left": bool(payload.get("leave")) and ok}
         return {}
 
     async def request(
@@ -366,6 +367,9 @@ class FakeLink:
 
     async def leave(self, topic: str, *, timeout: float = 5.0) -> None:
         self.calls.append(("leave", topic))
+
+    def forget(self, topic: str) -> None:
+        self.calls.append(("forget", topic))
 
     def on_push(self, topic: str, handler: Callable[[Push], None]) -> None: ...
 
@@ -508,3 +512,38 @@ def test_concurrent_first_requests_join_once() -> None:
 
     assert run(body) == [{"ok": "fetch:credential"}, {"ok": "x"}]
     assert link.calls.count(("join", "run:r1")) == 1
+
+
+END_FRAME: JSON = {
+    "reports": [
+        {"event": "run:start", "payload": {"timestamp": "1"}},
+        {"event": "run:complete", "payload": {"reason": "success", "timestamp": "2"}},
+    ]
+}
+
+
+def test_a_join_whose_frame_ends_the_run_is_closed_by_its_answer() -> None:
+    link = FakeLink([])
+    ch = claimed_channel(link)
+
+    async def body() -> None:
+        assert await ch.request("run:reports", END_FRAME) == {"replies": ["ok"]}
+        await ch.leave()
+
+    run(body)
+    assert link.joined_with == [{"token": "tok", "reports": END_FRAME["reports"], "leave": True}]
+    assert link.calls == [("join", "run:r1"), ("forget", "run:r1")]  # no phx_leave
+
+
+def test_a_refused_last_frame_leaves_as_usual() -> None:
+    link = FakeLink([])
+    link.frame_reply = {"status": "error", "response": {"reason": "busy"}}
+    ch = claimed_channel(link)
+
+    async def body() -> None:
+        with pytest.raises(RefusedError):
+            await ch.request("run:reports", END_FRAME)
+        await ch.leave()
+
+    run(body)
+    assert link.calls == [("join", "run:r1"), ("leave", "run:r1")]

@@ -60,11 +60,14 @@ class RunJoin(Struct, frozen=True):
     plan and the input in the join's answer (:class:`RunJoined`). ``reports`` (only to a
     server that lists :data:`JOIN_REPORTS`) is a ``run:reports`` frame's list, handled
     once the join is accepted as if it had come right after it; it is decoded then
-    (``RunReports``), so a bad frame is refused on its own and the join still stands."""
+    (``RunReports``), so a bad frame is refused on its own and the join still stands. With
+    ``leave`` (a frame that ends the run), a frame that was taken closes the channel with the
+    join's answer, which says so (``RunJoined.left``): no ``phx_leave`` follows."""
 
     token: str
     fetch: tuple[str, ...] = ()
     reports: list[Any] | None = None
+    leave: bool = False
 
     @classmethod
     def from_wire(cls, value: JSON) -> Self:
@@ -76,6 +79,8 @@ class RunJoin(Struct, frozen=True):
             out["fetch"] = list(self.fetch)
         if self.reports is not None:
             out["reports"] = self.reports
+        if self.leave:
+            out["leave"] = True
         return out
 
 
@@ -84,7 +89,8 @@ class RunJoined(Struct, frozen=True):
     ``fetch:plan`` reply (``plan``), and the input as JSON (``dataclip``, with
     ``has_dataclip``: absent when the run has none, null when it was wiped). What is not in
     the answer is fetched. ``reports``: the reply to the join's frame, as a reply frame's
-    payload (``{"status": "ok", "response": {"replies": [...]}}``). A claim that fetched
+    payload (``{"status": "ok", "response": {"replies": [...]}}``); ``left``: the channel
+    closed with this answer, as the join asked (``RunJoin.leave``). A claim that fetched
     (:data:`CLAIM_FETCHES`) carries the same fields beside each run's token. Reading is
     lenient, as the worker reads what its server says."""
 
@@ -92,6 +98,7 @@ class RunJoined(Struct, frozen=True):
     has_dataclip: bool = False
     dataclip: Any = None
     reports: JSONObject | None = None
+    left: bool = False
 
     @classmethod
     def from_wire(cls, value: JSON) -> Self:
@@ -103,6 +110,7 @@ class RunJoined(Struct, frozen=True):
             "dataclip" in value,
             value.get("dataclip"),
             reports if isinstance(reports, dict) else None,
+            value.get("left") is True,
         )
 
     def to_wire(self) -> JSONObject:
@@ -113,6 +121,8 @@ class RunJoined(Struct, frozen=True):
             out["dataclip"] = self.dataclip
         if self.reports is not None:
             out["reports"] = self.reports
+        if self.left:
+            out["left"] = True
         return out
 
 

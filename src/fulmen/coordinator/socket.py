@@ -269,8 +269,10 @@ class SocketPump:
 
     # -- the Host side (channels answer through these) ---------------------------------------
 
-    async def accept(self, join: JoinRequest, response: JSON = None) -> bool:
-        return self._session.accept(join, response) and await self._flush()
+    async def accept(
+        self, join: JoinRequest, response: JSON = None, *, close: bool = False
+    ) -> bool:
+        return self._session.accept(join, response, close=close) and await self._flush()
 
     async def refuse(self, join: JoinRequest, response: JSON) -> bool:
         return self._session.refuse(join, response) and await self._flush()

@@ -341,6 +341,16 @@ class ClientSession:
         self._send(topic, ChannelEvent.LEAVE, {}, channel.join_ref, ref, now, timeout)
         return ref
 
+    def closed_by_answer(self, topic: str) -> None:
+        """The server closed a joined channel with the answer to its join (it said so there, as
+        the client asked): forget it as if it had sent ``phx_close``, with no event.
+
+        Raises:
+            LocalProtocolError: ``illegal_transition`` if the topic is not joined.
+        """
+        self._check_allowed(topic, ClientTrigger.CLOSED_BY_SERVER)
+        self._apply(topic, ClientTrigger.CLOSED_BY_SERVER)
+
     def data_to_send(self) -> list[str]:
         """Return and forget the text frames queued since the last call, in order."""
         frames, self._outbox = self._outbox, []

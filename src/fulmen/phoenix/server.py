@@ -286,8 +286,10 @@ class ServerSession:
 
     # -- outbound --------------------------------------------------------------------------
 
-    def accept(self, join: JoinRequest, response: JSON = None) -> bool:
+    def accept(self, join: JoinRequest, response: JSON = None, *, close: bool = False) -> bool:
         """Reply ``ok`` to ``join`` (with ``{}`` unless told otherwise) and mark the topic joined.
+        With ``close``, the topic is closed again at once, with no ``phx_close``: the answer
+        says so to a client that asked for it (a run join that carried the run's end).
 
         Returns false, sending nothing, if the join was superseded meanwhile.
         """
@@ -296,6 +298,8 @@ class ServerSession:
             return False
         self._apply(join.topic, ServerTrigger.ACCEPT)
         self._queue_reply(join.join_ref, join.ref, join.topic, ReplyStatus.OK, _or_empty(response))
+        if close:
+            self._apply(join.topic, ServerTrigger.CLOSE)
         return True
 
     def refuse(self, join: JoinRequest, response: JSON) -> bool:

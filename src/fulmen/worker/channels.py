@@ -68,6 +68,10 @@ class Link(Protocol):
         """Send ``phx_leave``; return without waiting for its answer."""
         ...
 
+    def forget(self, topic: str) -> None:
+        """The server closed ``topic`` with a join's answer: forget it, sending nothing."""
+        ...
+
     def on_push(self, topic: str, handler: Callable[[Push], None]) -> None: ...
 
     def on_channel_closed(self, topic: str, handler: Callable[[ChannelClosed], None]) -> None: ...
@@ -188,6 +192,10 @@ class QueueChannel:
         return f"the coordinator at {self._url()} refused worker:queue: {exc.message}"
 
 
+def _is_end(report: JSON) -> bool:
+    return isinstance(report, dict) and report.get("event") == Event.RUN_COMPLETE
+
+
 def _extras(joined: QueueJoined) -> str:
     return f"; the server takes {', '.join(sorted(joined.accepts))}" if joined.accepts else ""
 
@@ -210,7 +218,9 @@ class RunChannel:
             brought its plan, ``CLAIM_FETCHES``, runs before its channel is joined).
         reports_in_join: with ``join_first``, a first request that is a ``run:reports``
             frame goes inside that join (the server takes it, ``JOIN_REPORTS``) and is
-            answered in the join's answer: a short run is then one claim and one join.
+            answered in the join's answer: a short run is then one claim and one join. When
+            that frame ends the run, the join asks the server to close the channel with its
+            answer (``RunJoin.leave``), and :meth:`leave` then sends nothing.
     """
 
     def __init__(
@@ -232,6 +242,7 @@ class RunChannel:
         self._clock = clock
         self._join_first = join_first
         self._reports_in_join = reports_in_join
+        self._left = False  # closed by the server with a join's answer
         self._lock = asyncio.Lock()
         self.joins = 0
         """Successful joins so far; more than one means the channel was rejoined."""
@@ -273,8 +284,12 @@ class RunChannel:
 
     async def leave(self) -> None:
         """Send ``phx_leave``; its answer is not waited for (``Connection.leave``). A channel
-        never joined sends nothing; its push handler goes all the same."""
-        await self._link.leave(self.topic)
+        never joined, or closed with its join's answer, sends nothing; its push handler goes
+        all the same."""
+        if self._left:
+            self._link.forget(self.topic)
+        else:
+            await self._link.leave(self.topic)
 
     async def _first_join(self, event: str, payload: JSON) -> tuple[bool, JSON | bytes]:
         """Join a channel not joined yet; ``(True, reply)`` when ``event`` went inside the
@@ -287,14 +302,16 @@ class RunChannel:
         frame = None
         if event == Event.RUN_REPORTS and self._reports_in_join and isinstance(payload, dict):
             frame = payload.get("reports")
+        reports = frame if isinstance(frame, list) else None
+        ends = reports is not None and any(_is_end(report) for report in reports)
         async with self._lock:
             if self.joins:  # a concurrent request joined meanwhile
                 return False, None
-            answer = await self._join_while_valid(
-                RunJoin(self._token, reports=frame if isinstance(frame, list) else None)
-            )
-        reply = RunJoined.from_wire(answer).reports
-        if frame is None or reply is None:
+            answer = await self._join_while_valid(RunJoin(self._token, reports=reports, leave=ends))
+        joined = RunJoined.from_wire(answer)
+        self._left = joined.left
+        reply = joined.reports
+        if reports is None or reply is None:
             return False, None
         if reply.get("status") != "ok":
             raise ErrorReply.from_wire(reply.get("response")).refusal(event, self.topic)

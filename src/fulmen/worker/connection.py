@@ -218,6 +218,13 @@ class Connection:
             self._flush_soon()
             self._wake_ticker_if_sooner(ref)
 
+    def forget(self, topic: str) -> None:
+        """The server closed ``topic`` with the answer to its join, as the join asked
+        (``RunJoined.left``): forget it here too, sending nothing; never raises."""
+        self._push_handlers.pop(topic, None)
+        with contextlib.suppress(LocalProtocolError):  # closed already, or the socket is gone
+            self._session.closed_by_answer(topic)
+
     async def _await(self, ref: str) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiters[ref] = future

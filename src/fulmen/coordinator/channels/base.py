@@ -22,8 +22,11 @@ class Host(Protocol):
     @property
     def worker_id(self) -> str: ...
 
-    async def accept(self, join: JoinRequest, response: JSON = None) -> bool:
-        """Answer ``ok`` (``{}`` unless ``response`` is given); true if it went out."""
+    async def accept(
+        self, join: JoinRequest, response: JSON = None, *, close: bool = False
+    ) -> bool:
+        """Answer ``ok`` (``{}`` unless ``response`` is given); true if it went out. With
+        ``close``, the channel is closed with that answer (``ServerSession.accept``)."""
         ...
 
     async def refuse(self, join: JoinRequest, response: JSON) -> bool: ...

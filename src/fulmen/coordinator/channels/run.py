@@ -91,6 +91,7 @@ class RunChannel:
         #: carried (``RunJoin.reports``).
         self._asked: frozenset[str] = frozenset()
         self._frame: list[Any] | None = None
+        self._leave = False
 
     # -- join --------------------------------------------------------------------------------
 
@@ -105,14 +106,16 @@ class RunChannel:
         self._memory.scrubber = Scrubber(self._secrets)
         # The join's answer: {}, or what it asked for (RunJoin.fetch, Fulmen's worker).
         joined = await fetched(self._c, self.run_id, self._dataclip_id, self._asked)
+        leaving = False
         if self._frame is not None:  # RunJoin.reports: the frame, as if sent right after
             ok, response = await self._frame_sent({"reports": self._frame})
             reply: JSONObject = {
                 "status": "ok" if ok else "error",
                 "response": cast(JSON, response),
             }
-            joined = RunJoined(joined.plan, joined.has_dataclip, joined.dataclip, reply)
-        if not await self._host.accept(join, joined.to_wire()):
+            leaving = ok and self._leave  # RunJoin.leave: the frame ended the run
+            joined = RunJoined(joined.plan, joined.has_dataclip, joined.dataclip, reply, leaving)
+        if not await self._host.accept(join, joined.to_wire(), close=leaving) or leaving:
             return False
         self._c.hub.attach_run(self.run_id, self)
         if self._cancel_asked:
@@ -150,6 +153,7 @@ class RunChannel:
         self._dataclip_id = run.dataclip_id
         self._asked = frozenset(request.fetch)
         self._frame = request.reports
+        self._leave = request.leave
         return None
 
     def left(self) -> None:
