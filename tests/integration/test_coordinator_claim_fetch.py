@@ -15,7 +15,7 @@ import pytest
 
 from fulmen.lifecycle import RunState
 from fulmen_testing.coordinator import RawWorker, SocketWorld
-from fulmen_testing.coordinator.reports import a_whole_run, messages
+from fulmen_testing.coordinator.reports import a_whole_frame, messages
 
 pytestmark = pytest.mark.anyio
 
@@ -51,8 +51,7 @@ async def test_a_claim_that_asks_brings_plan_and_input_and_joins_the_run(
 async def test_a_short_runs_report_inside_its_join_is_stored_once(world: SocketWorld) -> None:
     async with RawWorker.connect(world.served.socket_url) as worker:
         run_id, entry = await world.claim(worker, **FETCH)
-        start, end = a_whole_run(run_id, world.seeded.job_ids[0])
-        frame = start["reports"] + end["reports"]
+        frame = a_whole_frame(run_id, world.seeded.job_ids[0])
         status, answer = await worker.join(
             f"run:{run_id}", {"token": entry["token"], "reports": frame}
         )
@@ -74,8 +73,7 @@ async def test_a_join_whose_frame_ends_the_run_can_close_the_channel_with_its_an
     async with RawWorker.connect(world.served.socket_url) as worker:
         run_id, entry = await world.claim(worker, **FETCH)
         topic = f"run:{run_id}"
-        start, end = a_whole_run(run_id, world.seeded.job_ids[0])
-        frame = start["reports"] + end["reports"]
+        frame = a_whole_frame(run_id, world.seeded.job_ids[0])
         status, answer = await worker.join(
             topic, {"token": entry["token"], "reports": frame, "leave": True}
         )
@@ -101,10 +99,8 @@ async def test_a_bad_frame_inside_a_join_is_refused_alone_and_the_join_stands(
         assert list(answer["reports"]["response"]) == ["reports[0].event"]
         assert (await world.store.get_run(run_id)).run.state == "claimed"
 
-        start, end = a_whole_run(run_id, world.seeded.job_ids[0])  # joined: report as usual
-        status, reply = await worker.call(
-            topic, "run:reports", {"reports": start["reports"] + end["reports"]}
-        )
+        frame = a_whole_frame(run_id, world.seeded.job_ids[0])  # joined: report as usual
+        status, reply = await worker.call(topic, "run:reports", {"reports": frame})
         assert status == "ok", reply
     assert (await world.store.get_run(run_id)).run.state == "success"
 
@@ -112,11 +108,8 @@ async def test_a_bad_frame_inside_a_join_is_refused_alone_and_the_join_stands(
 async def test_a_join_with_a_frame_and_a_bad_token_stores_nothing(world: SocketWorld) -> None:
     async with RawWorker.connect(world.served.socket_url) as worker:
         run_id, _entry = await world.claim(worker, **FETCH)
-        start, end = a_whole_run(run_id, world.seeded.job_ids[0])
-        refused = await worker.join(
-            f"run:{run_id}",
-            {"token": "not.a.token", "reports": start["reports"] + end["reports"]},
-        )
+        frame = a_whole_frame(run_id, world.seeded.job_ids[0])
+        refused = await worker.join(f"run:{run_id}", {"token": "not.a.token", "reports": frame})
     assert refused == ("error", {"reason": "unauthorized"})
     assert (await world.store.get_run(run_id)).run.state == "claimed"
     assert await messages(world, run_id) == []

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from fulmen_testing.coordinator import SocketWorld
 
-__all__ = ["TS", "a_whole_run", "batch", "line", "messages"]
+__all__ = ["TS", "a_whole_frame", "a_whole_run", "batch", "line", "messages"]
 
 TS = "1760000000000000"
 
@@ -71,3 +71,10 @@ def a_whole_run(run_id: str, job_id: str) -> tuple[dict[str, Any], dict[str, Any
 
 async def messages(world: SocketWorld, run_id: str) -> list[str]:
     return [entry.message for entry in (await world.store.get_logs(run_id)).items]
+
+
+def a_whole_frame(run_id: str, job_id: str) -> list[dict[str, Any]]:
+    """A trivial run as one frame's reports: a short run, sent as Fulmen's worker sends it."""
+    start, end = a_whole_run(run_id, job_id)
+    reports: list[dict[str, Any]] = start["reports"] + end["reports"]
+    return reports
