@@ -12,8 +12,8 @@ Printed per case: runs/s, the coordinator's CPU time per run (user + system, fro
 sent one ``run:log`` each (``log``) or as one ``run:batch_logs`` (``batch``), or everything
 from ``run:start`` on in one ``run:reports`` frame after a join whose answer holds the plan
 and input (``reports``), or that frame inside the run's join after a claim whose answer held
-the plan and input (``claim``: as ``fulmen worker`` reports a short run to a Fulmen
-coordinator), with 1 and 8 runs in flight.
+the plan and input, the join then closing the channel with its answer (``claim``: as
+``fulmen worker`` reports a short run to a Fulmen coordinator), with 1 and 8 runs in flight.
 
 Run: ``.venv/bin/python bench/coordinator.py [--runs N] [--cases claim:1] [--loop uvloop]``
 """
@@ -139,11 +139,12 @@ class IdealWorker:
         if logs in ("reports", "claim"):  # a short run's reports, to a coordinator that takes it
             frame = [*start, batch, *end]
             reports = [{"event": event, "payload": payload} for event, payload in frame]
-            if logs == "claim":
+            if logs == "claim":  # the join closes the channel: no phx_leave follows
                 joined = await self.call(
-                    topic, "phx_join", {"token": token, "reports": reports}, join_ref
+                    topic, "phx_join", {"token": token, "reports": reports, "leave": True}, join_ref
                 )
-                assert joined["reports"]["status"] == "ok", joined
+                assert joined["reports"]["status"] == "ok" and joined["left"], joined
+                return
             else:
                 await self.call(topic, "run:reports", {"reports": reports}, join_ref)
         else:
