@@ -35,7 +35,10 @@ async def test_a_claim_that_asks_brings_plan_and_input_and_joins_the_run(
         run_id, entry = await world.claim(worker, **FETCH)
         topic = f"run:{run_id}"
         assert sorted(entry) == ["dataclip", "id", "plan", "token"]
+        memories = world.served.coordinator.memories
+        assert memories(run_id).plan == entry["plan"]  # kept for the join, which takes it
         assert await worker.join(topic, {"token": entry["token"]}) == ("ok", {})
+        assert memories(run_id).plan is None  # memory holds no plan of a joined run
         assert await worker.call(topic, "fetch:plan", {}) == ("ok", entry["plan"])
         status, body = await worker.call(topic, "fetch:dataclip", {"id": "any"})
         assert status == "ok" and json.loads(body) == entry["dataclip"]

@@ -15,7 +15,7 @@
   (channels/secrets.py), and used on every log line, output and error a worker sends.
 * **The webhook reply** (§10.1): the latest ``webhook_response`` and the final state, for a
   trigger that answers its HTTP caller after the run completes.
-* **The plan**, read once (channels/fetched.py): a run's plan never changes.
+* **The plan** a claim that fetched read, until the run's join takes it (channels/fetched.py).
 
 Bounded: the runs least recently used are forgotten first (each with at most
 ``MAX_REPLIES`` remembered replies), so memory does not grow with the number of runs.

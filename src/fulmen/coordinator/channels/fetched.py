@@ -1,9 +1,10 @@
 """What a worker may have handed to it without asking: a run's plan and its input, in a run
 join's answer (``RunJoin.fetch``) or beside its token in a claim's (``ClaimRequest.fetch``).
 
-The plan is read from the store once per run in this process and kept in the run's memory
-(memory.py): a run's plan never changes, and a claim that fetched reads it for its answer just
-before the join reads it again for the run's scrubber.
+A claim that fetched reads the plan for its answer just before the run's join needs it again
+(for the run's scrubber), so the claim leaves it in the run's memory (memory.py) and the join
+takes it out: a run's plan never changes, and memory holds the plans of runs claimed and not
+yet joined only, however large their jobs are.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ __all__ = ["fetched", "plan_of", "run_input"]
 log = logging.getLogger(__name__)
 
 
-async def plan_of(c: Coordinator, run_id: str) -> dict[str, Any]:
-    """The run's plan as ``fetch:plan`` answers it."""
+async def plan_of(c: Coordinator, run_id: str, *, keep: bool = False) -> dict[str, Any]:
+    """The run's plan as ``fetch:plan`` answers it: the one a claim left in the run's memory
+    (taken out), or the store's. ``keep``: leave it there for the run's join."""
     memory = c.memories(run_id)
-    if memory.plan is None:
-        memory.plan = await c.store.get_plan(run_id)
-    return memory.plan
+    plan, memory.plan = memory.plan, None
+    if plan is None:
+        plan = await c.store.get_plan(run_id)
+    if keep:
+        memory.plan = plan
+    return plan
 
 
 async def run_input(c: Coordinator, dataclip_id: str) -> Any:
@@ -36,12 +41,16 @@ async def run_input(c: Coordinator, dataclip_id: str) -> Any:
 
 
 async def fetched(
-    c: Coordinator, run_id: str, dataclip_id: str | None, asked: Collection[str]
+    c: Coordinator,
+    run_id: str,
+    plan: dict[str, Any],
+    dataclip_id: str | None,
+    asked: Collection[str],
 ) -> RunJoined:
-    """What ``asked`` names of the plan and the input, as ``fetch:plan`` and
+    """What ``asked`` names of ``plan`` and the input, as ``fetch:plan`` and
     ``fetch:dataclip`` would answer them. An input that cannot be read is left out: the
     worker's own ``fetch:dataclip`` then gets the error."""
-    joined = RunJoined(plan=await plan_of(c, run_id) if "plan" in asked else None)
+    joined = RunJoined(plan=plan if "plan" in asked else None)
     if "dataclip" in asked and dataclip_id is not None:
         try:
             return RunJoined(

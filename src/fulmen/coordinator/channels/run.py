@@ -105,7 +105,7 @@ class RunChannel:
         self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
         # The join's answer: {}, or what it asked for (RunJoin.fetch, Fulmen's worker).
-        joined = await fetched(self._c, self.run_id, self._dataclip_id, self._asked)
+        joined = await fetched(self._c, self.run_id, self._plan, self._dataclip_id, self._asked)
         leaving = False
         if self._frame is not None:  # RunJoin.reports: the frame, as if sent right after
             ok, response = await self._frame_sent({"reports": self._frame})
