@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -80,6 +80,12 @@ class Tx(Protocol):
     async def fetchone(self, query: str, params: Params | None = None) -> Row | None: ...
 
     async def fetchall(self, query: str, params: Params | None = None) -> list[Row]: ...
+
+    async def fetch_each(self, query: str, params: Sequence[Params]) -> list[Row]:
+        """Run ``query`` once for each set of ``params``, in order; the row each returned
+        (an ``INSERT … RETURNING``). PostgreSQL gets them all in one round trip: a frame of
+        a worker's log lines is one statement per line."""
+        ...
 
     def time(self, value: object) -> datetime:
         """A timestamp column's value as an aware UTC datetime."""

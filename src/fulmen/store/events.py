@@ -192,10 +192,9 @@ async def append_logs(
             raise NotFoundError(
                 f"step {unknown[0]} must be associated with the run {run_id}", field="step_id"
             )
-    ids: list[str] = []
-    for line in lines:
-        row = await tx.fetchone(
-            "insert_log",
+    rows = await tx.fetch_each(
+        "insert_log",
+        [
             {
                 "run_id": run_id,
                 "step_id": line.step_id,
@@ -203,11 +202,11 @@ async def append_logs(
                 "level": line.level,
                 "message": line.message,
                 "logged_at": line.timestamp,
-            },
-        )
-        assert row is not None  # RETURNING
-        ids.append(str(row["id"]))
-    return ids
+            }
+            for line in lines
+        ],
+    )
+    return [str(row["id"]) for row in rows]  # RETURNING, one per line
 
 
 async def _mark_log_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> bool:

@@ -10,7 +10,7 @@ once apply each schema file once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -51,6 +51,17 @@ class _PostgresTx:
     async def fetchall(self, query: str, params: Params | None = None) -> list[Row]:
         cursor = await self._conn.execute(self._queries[query].sql, _adapt(params))
         return list(await cursor.fetchall())
+
+    async def fetch_each(self, query: str, params: Sequence[Params]) -> list[Row]:
+        rows: list[Row] = []
+        async with self._conn.cursor() as cursor:
+            await cursor.executemany(
+                self._queries[query].sql, [_adapt(each) for each in params], returning=True
+            )
+            while True:  # one result per statement, in order
+                rows.extend(await cursor.fetchall())
+                if not cursor.nextset():
+                    return rows
 
     def time(self, value: object) -> datetime:
         if not isinstance(value, datetime):

@@ -56,7 +56,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -137,6 +137,15 @@ class _SQLiteTx:
 
     async def fetchall(self, query: str, params: Params | None = None) -> list[Row]:
         rows: list[Row] = self._conn.execute(self._queries[query].sql, _adapt(params)).fetchall()
+        return rows
+
+    async def fetch_each(self, query: str, params: Sequence[Params]) -> list[Row]:
+        sql = self._queries[query].sql
+        rows: list[Row] = []
+        for each in params:
+            cursor = self._conn.execute(sql, _adapt(each))
+            rows.append(cursor.fetchone())
+            cursor.close()  # as fetchone does: the statement ends now, not when collected
         return rows
 
     def time(self, value: object) -> datetime:
