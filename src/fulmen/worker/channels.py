@@ -299,10 +299,10 @@ class RunChannel:
             RefusedError: the join, or the frame inside it, was refused.
             NoReplyError: ``timeout``, as :meth:`request`.
         """
-        frame = None
+        reports = None
         if event == Event.RUN_REPORTS and self._reports_in_join and isinstance(payload, dict):
-            frame = payload.get("reports")
-        reports = frame if isinstance(frame, list) else None
+            listed = payload.get("reports")
+            reports = listed if isinstance(listed, list) else None
         ends = reports is not None and any(_is_end(report) for report in reports)
         async with self._lock:
             if self.joins:  # a concurrent request joined meanwhile

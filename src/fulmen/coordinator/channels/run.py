@@ -87,33 +87,28 @@ class RunChannel:
         #: Read at the join (the join fails without them); what the fetches answer from.
         self._plan: dict[str, Any] = {}
         self._dataclip_id: str | None = None
-        #: What the join asked to have in its answer (``RunJoin.fetch``), and the frame it
-        #: carried (``RunJoin.reports``).
-        self._asked: frozenset[str] = frozenset()
-        self._frame: list[Any] | None = None
-        self._leave = False
 
     # -- join --------------------------------------------------------------------------------
 
     async def join(self, join: JoinRequest) -> bool:
-        refusal = await self._refusal(join.payload)
-        if refusal is not None:
-            await self._host.refuse(join, refusal)
+        request = await self._admitted(join.payload)
+        if not isinstance(request, RunJoin):
+            await self._host.refuse(join, request)
             return False
         # Built before the join is answered: the worker's first report is already scrubbed.
         self._plan = await plan_of(self._c, self.run_id)
         self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
         # The join's answer: {}, or what it asked for (RunJoin.fetch, Fulmen's worker).
-        joined = await fetched(self._c, self.run_id, self._plan, self._dataclip_id, self._asked)
+        joined = await fetched(self._c, self.run_id, self._plan, self._dataclip_id, request.fetch)
         leaving = False
-        if self._frame is not None:  # RunJoin.reports: the frame, as if sent right after
-            ok, response = await self._frame_sent({"reports": self._frame})
+        if request.reports is not None:  # the frame, as if sent right after the join
+            ok, response = await self._frame_sent({"reports": request.reports})
             reply: JSONObject = {
                 "status": "ok" if ok else "error",
                 "response": cast(JSON, response),
             }
-            leaving = ok and self._leave  # RunJoin.leave: the frame ended the run
+            leaving = ok and request.leave  # the frame ended the run
             joined = RunJoined(joined.plan, joined.has_dataclip, joined.dataclip, reply, leaving)
         if not await self._host.accept(join, joined.to_wire(), close=leaving) or leaving:
             return False
@@ -126,7 +121,9 @@ class RunChannel:
         log.info("run %s: telling worker %s to cancel it", self.run_id, self._host.worker_id)
         return await self._host.push(run_topic(self.run_id), Event.RUN_CANCEL, {})
 
-    async def _refusal(self, payload: JSON) -> JSON | None:
+    async def _admitted(self, payload: JSON) -> RunJoin | JSON:
+        """The join's payload if the join may go ahead (the run now joined), else the
+        refusal to answer it with."""
         try:
             request = RunJoin.from_wire(payload)
             claims = self._c.run_tokens.verify(request.token, run_id=self.run_id, now=self._c.now())
@@ -151,10 +148,7 @@ class RunChannel:
             self._cancel_asked = run.cancel_requested_at is not None
         self._options = run.options
         self._dataclip_id = run.dataclip_id
-        self._asked = frozenset(request.fetch)
-        self._frame = request.reports
-        self._leave = request.leave
-        return None
+        return request
 
     def left(self) -> None:
         self._c.hub.detach_run(self.run_id, self)
