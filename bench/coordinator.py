@@ -15,7 +15,7 @@ and input (``reports``), or that frame inside the run's join after a claim whose
 the plan and input, the join then closing the channel with its answer (``claim``: as
 ``fulmen worker`` reports a short run to a Fulmen coordinator), with 1 and 8 runs in flight.
 
-Run: ``.venv/bin/python bench/coordinator.py [--runs N] [--cases claim:1] [--loop uvloop]``
+Run: ``.venv/bin/python bench/coordinator.py [--runs N] [--cases claim:1] [--loop asyncio|uvloop]``
 """
 
 from __future__ import annotations
@@ -240,6 +240,6 @@ if __name__ == "__main__":
         help="logs:in-flight, comma-separated [log:1,batch:1,batch:8,reports:1,reports:8,"
         "claim:1,claim:8]",
     )
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args()
     asyncio.run(main(args.runs, args.cases, args.loop))

@@ -23,8 +23,8 @@ and system) the worker and the coordinator spent per burst run, in ms; ``z cpu``
 worker's sandbox zygote with its children (each run's child, reaped), per burst run, in ms
 (``bench/child.py`` splits it); on a shared machine these are steadier than the rates.
 
-``--loop uvloop`` runs the coordinator and the worker on uvloop (``FULMEN_EVENT_LOOP``; the
-harness passes no ``FULMEN_`` setting of the caller's own).
+``--loop`` picks the event loop of the coordinator and the worker (``FULMEN_EVENT_LOOP``; uvloop,
+their default, or asyncio; the harness passes no ``FULMEN_`` setting of the caller's own).
 
 Run: ``.venv/bin/python bench/e2e.py [--runs N] [--solo M] [--cases trivial:1,3-step:5]
 [--loop asyncio|uvloop]``
@@ -308,6 +308,6 @@ if __name__ == "__main__":
         default=_cases("trivial:1,trivial:5,3-step:1,3-step:5"),
         help="workflow:capacity, comma-separated [trivial:1,trivial:5,3-step:1,3-step:5]",
     )
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args()
     asyncio.run(main(args.runs, args.solo, args.cases, args.loop))

@@ -9,9 +9,11 @@ warm-up the counters are zeroed, ``--runs`` runs are made, and the counters dump
 instructions that process executed per run, in user space (the kernel's share, system calls
 and page faults, is not counted; ``bench/e2e.py`` has it). The process is about fifty times
 slower under callgrind, so latencies here mean nothing. The sandboxed children are not
-traced. Figures only; needs ``valgrind`` (Debian's package).
+traced. ``--loop`` picks both processes' event loop (``FULMEN_EVENT_LOOP``; uvloop, their
+default, or asyncio). Figures only; needs ``valgrind`` (Debian's package).
 
     .venv/bin/python bench/instructions.py [--process worker|coordinator] [--runs 200]
+        [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -35,18 +37,20 @@ JOB = "fn(lambda s: {**s, 'data': {'n': 1}})\n"
 WARM_UP = 20
 
 
-async def main(process: str, runs: int) -> None:
+async def main(process: str, runs: int, loop: str) -> None:
     keys = keyring.generate()
     with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp:
         out = Path(tmp) / "callgrind"
         traced = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
         plain = harness.FULMEN
         harness.FULMEN = [*traced, *plain] if process == "coordinator" else plain
-        server = Coordinator(Path(tmp) / "data", keys, log="warning")
+        server = Coordinator(
+            Path(tmp) / "data", keys, log="warning", settings={"FULMEN_EVENT_LOOP": loop}
+        )
         await server.start()
         harness.FULMEN = [*traced, *plain] if process == "worker" else plain
         worker = await WorkerProcess.start(
-            server, settings={"WORKER_LOG_LEVEL": "warn"}, wait=False
+            server, settings={"WORKER_LOG_LEVEL": "warn", "FULMEN_EVENT_LOOP": loop}, wait=False
         )
         harness.FULMEN = plain
         try:
@@ -73,7 +77,7 @@ async def main(process: str, runs: int) -> None:
         dumps = sorted(Path(tmp).glob("callgrind.*.1"))
         assert len(dumps) == 1, dumps
         total = program_total(dumps[0])
-    print(f"{process}: {total / runs / 1e6:.3f} M instructions per run ({runs} runs)")
+    print(f"{process}: {total / runs / 1e6:.3f} M instructions per run ({runs} runs, {loop})")
 
 
 def callgrind_control(flag: str) -> None:
@@ -93,7 +97,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--process", choices=("worker", "coordinator"), default="worker")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("bench/instructions.py needs valgrind (apt-get install valgrind)")
-    asyncio.run(main(args.process, args.runs))
+    asyncio.run(main(args.process, args.runs, args.loop))

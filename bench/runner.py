@@ -11,10 +11,12 @@ state directory) and driven over real HTTP:
   shifted so that a minute boundary is a moment away, then the worker prints its own wall
   clock when ``tasks`` begins. Prints figures only.
 
-``--loop uvloop`` runs the runner (and this client, in the same process) on uvloop, as
-``FULMEN_EVENT_LOOP=uvloop fulmen runner`` would; it also prints the process's CPU per fetch.
+``--loop`` picks the event loop of the runner (and of this client, in the same process): uvloop,
+``fulmen runner``'s default, or asyncio (``FULMEN_EVENT_LOOP=asyncio``). It also prints the
+process's CPU per fetch.
 
-    .venv/bin/python bench/runner.py [--creates 20] [--fetches 1000] [--ticks 20] [--loop uvloop]
+    .venv/bin/python bench/runner.py [--creates 20] [--fetches 1000] [--ticks 20]
+        [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ if __name__ == "__main__":
     parser.add_argument("--creates", type=int, default=20)
     parser.add_argument("--fetches", type=int, default=1000)
     parser.add_argument("--ticks", type=int, default=20)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     arguments = parser.parse_args()
     if arguments.loop == "uvloop":
         import uvloop
