@@ -18,19 +18,31 @@ from fulmen.validation import Reader, join
 
 __all__ = [
     "ALWAYS",
+    "JAVASCRIPT",
+    "LANGUAGES",
     "ON_JOB_FAILURE",
+    "PYTHON",
     "ON_JOB_SUCCESS",
     "Edge",
     "Job",
     "Options",
     "Plan",
     "Trigger",
+    "language_of",
     "validate",
 ]
 
 ALWAYS = "always"
 ON_JOB_SUCCESS = "on_job_success"
 ON_JOB_FAILURE = "on_job_failure"
+
+PYTHON = "python"
+JAVASCRIPT = "javascript"
+#: The languages a job's body may be written in.
+LANGUAGES = (PYTHON, JAVASCRIPT)
+#: OpenFn's adaptor packages: a job that names one and no language is JavaScript, as every job
+#: Lightning hands out is.
+_OPENFN_ADAPTOR = "@openfn/language-"
 
 #: Levels accepted for ``job_log_level`` (§6.1); ``default`` lets warnings and errors through.
 JOB_LOG_LEVELS = ("debug", "info", "default", "none", "none-really")
@@ -53,6 +65,14 @@ class Job:
     credential: Mapping[str, Any] | None = None
     #: The job's default state, overlaid by its input (§6.4 step 1).
     state: Mapping[str, Any] | None = None
+    #: ``python`` or ``javascript`` as the plan says; ``None`` when it does not (Lightning's
+    #: plans never do): :attr:`runs_in` then tells by the adaptor.
+    language: str | None = None
+
+    @property
+    def runs_in(self) -> str:
+        """The language the body is run in."""
+        return language_of(self.adaptor, self.language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,15 @@ class Plan:
         return doc
 
 
+def language_of(adaptor: str, language: str | None = None) -> str:
+    """The language of a job with ``adaptor`` whose language is ``language`` if said: when it
+    is not, JavaScript for an OpenFn adaptor package (``@openfn/language-common@3.3.4``),
+    Python for anything else (``common``, ``pandas@2.2.3``)."""
+    if language is not None:
+        return language
+    return JAVASCRIPT if adaptor.startswith(_OPENFN_ADAPTOR) else PYTHON
+
+
 def validate(plan: Plan) -> None:
     """Raise PlanError unless the plan can run (§6.3): the errors a user can fix, in words."""
     if not plan.jobs:
@@ -257,6 +286,7 @@ class _PlanReader(Reader):
         credential_id = self.text(doc, "credential_id", path, empty=True)
         credential = self.nested(doc, "credential", path)
         state = self.nested(doc, "state", path)
+        language = self.choice(doc, "language", path, LANGUAGES)
         if job_id is None:
             return None
         return Job(
@@ -267,6 +297,7 @@ class _PlanReader(Reader):
             credential_id=credential_id,
             credential=credential,
             state=state,
+            language=language,
         )
 
     def trigger(self, obj: object, path: str) -> Trigger | None:
@@ -336,6 +367,7 @@ def _job_wire(job: Job) -> dict[str, Any]:
         "credential_id": job.credential_id,
         "credential": dict(job.credential) if job.credential is not None else None,
         "state": dict(job.state) if job.state is not None else None,
+        "language": job.language,
     }
 
 

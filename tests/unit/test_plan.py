@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fulmen.errors import ContractError, PlanError
-from fulmen.plan import Edge, Job, Options, Plan, Trigger, validate
+from fulmen.plan import Edge, Job, Options, Plan, Trigger, language_of, validate
 
 #: worker-protocol.md §6.1, verbatim.
 SPEC_EXAMPLE = json.loads(
@@ -89,6 +89,34 @@ def test_disabled_edge_is_kept_disabled() -> None:
         }
     )
     assert plan.edges[0].enabled is False
+
+
+@pytest.mark.parametrize(
+    ("adaptor", "language", "runs_in"),
+    [
+        ("@openfn/language-common@3.3.4", None, "javascript"),  # every job Lightning sends
+        ("@openfn/language-http@latest", None, "javascript"),
+        ("common", None, "python"),
+        ("pandas@2.2.3", None, "python"),
+        ("@openfn/language-common@3.3.4", "python", "python"),  # said outright, it holds
+        ("common", "javascript", "javascript"),
+    ],
+)
+def test_a_job_runs_in_its_language_or_its_adaptor_s(
+    adaptor: str, language: str | None, runs_in: str
+) -> None:
+    job = {"id": "j", "adaptor": adaptor, **({"language": language} if language else {})}
+    plan = Plan.from_wire({"jobs": [job]})
+
+    assert plan.jobs[0].language == language
+    assert plan.jobs[0].runs_in == runs_in == language_of(adaptor, language)
+
+
+def test_a_language_that_is_not_one_is_a_contract_error() -> None:
+    with pytest.raises(
+        ContractError, match=r"jobs\[0\]\.language: must be one of python, javascript, not 'ruby'"
+    ):
+        Plan.from_wire({"jobs": [{"id": "j", "language": "ruby"}]})
 
 
 def _with(path: list[Any], value: Any) -> dict[str, Any]:
@@ -337,6 +365,7 @@ def test_to_wire_round_trips() -> None:
                     "adaptor": "common",
                     "credential": {"password": "pw"},
                     "state": {"data": {"x": 1}},
+                    "language": "python",
                 },
             ],
             "edges": [

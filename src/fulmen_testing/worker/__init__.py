@@ -58,7 +58,7 @@ def scenario(body: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
 
 
 def job(job_id: str, body: str, **extra: Any) -> dict[str, Any]:
-    return {"id": job_id, "body": body, "adaptor": "@openfn/language-common@3.3.4", **extra}
+    return {"id": job_id, "body": body, "adaptor": "common", **extra}
 
 
 def plan(
