@@ -146,6 +146,12 @@ class Plan:
     def edges_from(self, node_id: str) -> tuple[Edge, ...]:
         return tuple(e for e in self.edges if e.source_id == node_id)
 
+    def condition_language(self, edge: Edge) -> str:
+        """The language ``edge``'s condition is written in: its source job's, or, for a
+        trigger's edge, the language of the job it leads to."""
+        job = self.job(edge.source_job_id or edge.target_job_id)
+        return job.runs_in if job is not None else PYTHON
+
     @classmethod
     def from_wire(cls, obj: object) -> Plan:
         """Decode a plan document.

@@ -402,3 +402,26 @@ def test_every_problem_is_reported_at_once() -> None:
         "edges[0].enabled: must be true or false, not text",
         "options.run_timeout_ms: must be more than 0",
     ]
+
+
+def test_a_condition_is_in_its_source_job_s_language_or_for_a_trigger_its_target_s() -> None:
+    plan = Plan.from_wire(
+        {
+            "triggers": [{"id": "t"}],
+            "jobs": [
+                {"id": "js", "adaptor": "@openfn/language-common@3.3.4"},
+                {"id": "py", "adaptor": "common"},
+            ],
+            "edges": [
+                {"source_trigger_id": "t", "target_job_id": "js"},
+                {"source_job_id": "js", "target_job_id": "py"},
+                {"source_job_id": "py", "target_job_id": "js"},
+            ],
+        }
+    )
+
+    assert [plan.condition_language(e) for e in plan.edges] == [
+        "javascript",
+        "javascript",
+        "python",
+    ]
