@@ -144,6 +144,10 @@ class WorkerSettings:
     #: (0: never; a restart with the right key is the other way back).
     refusal_retry: float = 600.0
     sandbox: SandboxSettings = SandboxSettings()
+    #: Where the npm packages of JavaScript runs are installed (ws-worker's variable; Fulmen's
+    #: default is the user's cache rather than ws-worker's /tmp/openfn/worker/repo, a folder
+    #: anyone on the host could fill first). Runs read it; nothing in it is secret.
+    repo_dir: str = field(default_factory=lambda: default_repo_dir({}))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -189,7 +193,14 @@ class WorkerSettings:
             refusal_limit=env.integer("WORKER_REFUSAL_LIMIT", 3, minimum=1),
             refusal_retry=env.number("WORKER_REFUSAL_RETRY_SECONDS", 600.0, zero=True),
             sandbox=SandboxSettings.from_env(environ),
+            repo_dir=env.get("WORKER_REPO_DIR") or default_repo_dir(environ),
         )
+
+
+def default_repo_dir(environ: Mapping[str, str]) -> str:
+    """``$XDG_CACHE_HOME/fulmen/repo``, else ``~/.cache/fulmen/repo``."""
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "fulmen", "repo")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ The tree::
     ├── PlanError              a workflow plan is invalid (ValidationError on the wire)
     ├── JobError               what a run reports about user code (error_type is the code)
     │   ├── CompileError       a job's source does not parse or does not build operations
-    │   ├── AdaptorError       an adaptor cannot be found or imported
+    │   ├── AdaptorError       an adaptor cannot be found, installed or imported
+    │   ├── LanguageError      a job in a language this worker cannot run
     │   └── EdgeConditionError an edge condition does not compile or raises
     ├── SandboxError           the child process could not be started or supervised
     │   └── SandboxProtocolError a frame between worker, zygote and child cannot be decoded
@@ -118,9 +119,16 @@ class CompileError(JobError):
 
 
 class AdaptorError(JobError):
-    """An adaptor named by a job cannot be found or imported."""
+    """An adaptor named by a job cannot be found, installed or imported."""
 
     code = "AdaptorError"
+
+
+class LanguageError(JobError):
+    """A job in a language this worker cannot run (JavaScript on a host without Node.js), or
+    whose language runtime failed under it: never run as the other language instead."""
+
+    code = "LanguageError"
 
 
 class EdgeConditionError(JobError):

@@ -6,17 +6,28 @@ that ran out of memory, and one that died for any other reason all end with a ``
 for the step that was active (output ``{}``, no timestamp, as §7.1 describes for the error path)
 and a ``workflow-complete`` with the reason the spec names. Both the local CLI and the worker
 consume this stream, so they can never disagree on how a run ended.
+
+A run with JavaScript jobs needs Node.js and the packages its jobs name: :class:`JavaScript`
+installs them, outside the sandbox and before the child starts, into the repository the
+sandbox lets children read; what it says while installing is in the run's log, right after
+its start. A package that cannot be installed ends the run as a crash (``AdaptorError``)
+without a child. A host without Node.js runs no JavaScript: its runs with JavaScript jobs end
+with ``LanguageError``, never run as Python.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from fulmen.config import SandboxSettings
-from fulmen.errors import ContractError
-from fulmen.plan import Plan
+from fulmen.errors import AdaptorError, ContractError
+from fulmen.packages.npm import NpmRepo, split_package
+from fulmen.plan import JAVASCRIPT, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime.entry import ENTRY, PRELOAD, WARM_UP
 from fulmen.runtime.events import (
@@ -25,15 +36,18 @@ from fulmen.runtime.events import (
     StepComplete,
     StepStart,
     WorkflowComplete,
+    WorkflowStart,
     decode,
     timestamp_us,
 )
+from fulmen.runtime.jshost import JsSetup
 from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
 from fulmen.scrub import Scrubber
 
 __all__ = [
     "Defaults",
     "Execution",
+    "JavaScript",
     "RunRequest",
     "aborted_step",
     "exit_reason_for",
@@ -70,6 +84,62 @@ class RunRequest:
         }
 
 
+#: Fulmen's host for OpenFn's runtime, shipped in the package (installed by :class:`JavaScript`).
+JS_SOURCE: Final = Path(__file__).resolve().parent / "runtime" / "js"
+#: Fulmen's short names of adaptors, as JavaScript jobs mean them.
+_OPENFN_NAMES: Final = {"common": "@openfn/language-common", "http": "@openfn/language-http"}
+#: The oldest Node.js OpenFn's runtime supports.
+NODE_MAJOR_MIN: Final = 18
+
+
+@dataclass
+class JavaScript:
+    """Node.js on this host, and the repository its runs' packages are installed into."""
+
+    node: str
+    version: str
+    repo: NpmRepo
+
+    @classmethod
+    async def find(cls, repo_dir: Path) -> tuple[JavaScript | None, str]:
+        """This host's Node.js, or None and why not (the worker then runs Python only)."""
+        node = shutil.which("node")
+        if node is None:
+            return None, "Node.js is not installed (no node on PATH)"
+        try:
+            process = await asyncio.create_subprocess_exec(
+                node, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            )
+            out, _ = await process.communicate()
+        except OSError as exc:
+            return None, f"{node} could not be run: {exc.strerror}"
+        version = out.decode().strip().removeprefix("v")
+        major = version.split(".")[0]
+        if not major.isdigit() or int(major) < NODE_MAJOR_MIN:
+            return None, f"Node.js {version or 'of unknown version'} is older than {NODE_MAJOR_MIN}"
+        repo = NpmRepo(repo_dir)
+        repo.prepare()
+        return cls(node, version, repo), ""
+
+    async def setup_for(self, plan: Plan, progress: Callable[[str], None]) -> JsSetup:
+        """Install what ``plan``'s JavaScript jobs need; where it is, for the child.
+
+        Raises:
+            AdaptorError: a package could not be resolved or installed (npm's reason).
+        """
+        host = await self.repo.host(JS_SOURCE, progress)
+        adaptors: dict[str, str] = {}
+        for job in plan.jobs:
+            if job.runs_in != JAVASCRIPT or job.adaptor in adaptors:
+                continue
+            name, wanted = split_package(job.adaptor)
+            name = _OPENFN_NAMES.get(name, name)
+            version = await self.repo.resolve(name, wanted, progress)
+            installed = await self.repo.adaptor(name, version, progress)
+            adaptors[job.adaptor] = str(installed.path)
+        return JsSetup(self.node, str(host.path / "host.mjs"), adaptors)
+
+
 def limits_for(plan: Plan, defaults: Defaults) -> Limits:
     options = plan.options
     timeout_ms = options.run_timeout_ms or defaults.run_timeout_ms
@@ -97,20 +167,47 @@ def exit_reason_for(exit: ChildExit, timeout_ms: int, scrubber: Scrubber) -> Exi
 
 
 class Execution:
-    """One run in progress: iterate it for events; ``cancel()`` ends the child at once."""
+    """One run in progress: iterate it for events; ``cancel()`` ends the child at once.
 
-    def __init__(self, handle: RunHandle, timeout_ms: int, scrubber: Scrubber) -> None:
+    ``prelude``: lines about the run from before its child started (installing packages),
+    given right after the child's workflow-start. Without a ``handle`` no child was started,
+    because of ``refused``: the run is then its start, the prelude and its end.
+    """
+
+    def __init__(
+        self,
+        handle: RunHandle | None,
+        timeout_ms: int,
+        scrubber: Scrubber,
+        prelude: list[LogLine] | None = None,
+        refused: ExitReason | None = None,
+    ) -> None:
         self._handle = handle
         self._timeout_ms = timeout_ms
         self._scrubber = scrubber
+        self._prelude = prelude or []
+        self._refused = refused
         self.exit: ChildExit | None = None
 
     def cancel(self) -> None:
-        self._handle.kill()
+        if self._handle is not None:
+            self._handle.kill()
 
     async def __aiter__(self) -> AsyncIterator[RuntimeEvent]:
+        if self._handle is None:
+            yield WorkflowStart(timestamp_us())
+            for line in self._prelude:
+                yield line
+            reason = self._refused or ExitReason(Reason.CRASH, "ExecutionError", "no child")
+            for line in _status_lines(reason):
+                yield line
+            yield WorkflowComplete(
+                reason.reason.value, reason.error_type, reason.error_message, None, []
+            )
+            return
         active: StepStart | None = None
         complete: WorkflowComplete | None = None
+        prelude = self._prelude
         async for raw in self._handle:
             try:
                 event = decode(raw)
@@ -125,6 +222,10 @@ class Execution:
             elif isinstance(event, StepComplete):
                 active = None
             yield event
+            if prelude and isinstance(event, WorkflowStart):
+                for line in prelude:
+                    yield line
+                prelude = []
         self.exit = await self._handle.wait()
         if complete is None:
             reason = exit_reason_for(self.exit, self._timeout_ms, self._scrubber)
@@ -138,9 +239,12 @@ class Execution:
         yield complete
 
 
-async def start_zygote(sandbox: SandboxSettings | None = None, **options: Any) -> Zygote:
+async def start_zygote(
+    sandbox: SandboxSettings | None = None, javascript: JavaScript | None = None, **options: Any
+) -> Zygote:
     """The zygote for workflow runs: the runtime preloaded and warmed up, isolated as
-    ``sandbox`` asks (see ``Zygote.start``; ``options`` go to it and win).
+    ``sandbox`` asks (see ``Zygote.start``; ``options`` go to it and win); with
+    ``javascript``, its runs may read the repository of its packages.
 
     Raises:
         SandboxError: the zygote did not start, or gives less than ``sandbox.isolation``
@@ -151,16 +255,36 @@ async def start_zygote(sandbox: SandboxSettings | None = None, **options: Any) -
         "minimum_level": sandbox.isolation,
         "network": sandbox.network,
         "allow": sandbox.allow_net,
+        "read_only": [str(javascript.repo.root)] if javascript is not None else [],
     }
     return await Zygote.start(preload=PRELOAD, warm_up=WARM_UP, **{**chosen, **options})
 
 
-async def start(zygote: Zygote, request: RunRequest, defaults: Defaults) -> Execution:
+async def start(
+    zygote: Zygote,
+    request: RunRequest,
+    defaults: Defaults,
+    javascript: JavaScript | None = None,
+) -> Execution:
     """Start the run in a fresh child; the payload goes straight to that child."""
     limits = limits_for(request.plan, defaults)
-    handle = await zygote.run(ENTRY, request.payload(), limits)
     timeout_ms = request.plan.options.run_timeout_ms or defaults.run_timeout_ms
-    return Execution(handle, timeout_ms, Scrubber(request.credential_bodies()))
+    scrubber = Scrubber(request.credential_bodies())
+    payload = request.payload()
+    prelude: list[LogLine] = []
+    if javascript is not None and any(j.runs_in == JAVASCRIPT for j in request.plan.jobs):
+
+        def progress(text: str) -> None:
+            prelude.append(LogLine("info", "R/T", [text], timestamp_us()))
+
+        try:
+            setup = await javascript.setup_for(request.plan, progress)
+        except AdaptorError as exc:
+            reason = ExitReason(Reason.CRASH, exc.code, exc.message)
+            return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
+        payload["javascript"] = setup.to_payload()
+    handle = await zygote.run(ENTRY, payload, limits)
+    return Execution(handle, timeout_ms, scrubber, prelude)
 
 
 def aborted_step(step: StepStart, reason: ExitReason) -> StepComplete:

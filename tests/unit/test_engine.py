@@ -444,11 +444,24 @@ def test_an_unknown_adaptor_crashes_before_any_step(run: RunFn) -> None:
     events = run(
         workflow(
             job("a", "print('ran')"),
-            job("b", adaptor="@openfn/language-nothing-like-this@1.0.0"),
+            job("b", adaptor="nothing_like_this@1.0.0"),
             edges=[edge("a", "b")],
         )
     )
-    assert_crash(events, "AdaptorError", "nothing-like-this")
+    assert_crash(events, "AdaptorError", "nothing_like_this")
+    assert events.started == []
+
+
+def test_a_javascript_job_where_node_is_not_given_crashes_before_any_step(run: RunFn) -> None:
+    """As on a worker whose host has no Node.js: never run as Python, never half the run."""
+    events = run(
+        workflow(
+            job("a", "print('ran')"),
+            job("b", "log('hello');", adaptor="@openfn/language-common@3.3.4"),
+            edges=[edge("a", "b")],
+        )
+    )
+    assert_crash(events, "LanguageError", "does not run JavaScript jobs")
     assert events.started == []
 
 

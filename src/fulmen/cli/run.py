@@ -1,5 +1,10 @@
 """``fulmen run``: run a job file or a workflow locally, in a sandboxed child.
 
+A job file is Python or JavaScript: ``.js``/``.mjs`` files are JavaScript, ``.py`` files
+Python, and any other file is what its adaptor implies (an OpenFn adaptor package such as
+``-a @openfn/language-common@3.3.4`` means JavaScript). JavaScript runs under Node.js with
+OpenFn's runtime, its packages installed first into ``WORKER_REPO_DIR`` as the worker does.
+
 Logs go to stderr as they happen (coloured on a terminal); the final state goes to stdout or to
 ``-o FILE``. The exit status is 0 only when the run succeeded; otherwise the reason is the last
 line on stderr. Bad input (missing file, invalid JSON, unknown adaptor, an unrunnable plan), a
@@ -20,16 +25,17 @@ import click
 
 from fulmen.cli.bootstrap import CliError, run_async
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
-from fulmen.config import SandboxSettings
+from fulmen.config import SandboxSettings, default_repo_dir, read_environ
 from fulmen.errors import AdaptorError, ConfigError, ContractError, PlanError, SandboxError
-from fulmen.execution import Defaults, RunRequest, start, start_zygote
-from fulmen.plan import Job, Plan, validate
+from fulmen.execution import Defaults, JavaScript, RunRequest, start, start_zygote
+from fulmen.plan import JAVASCRIPT, PYTHON, Job, Plan, language_of, validate
 from fulmen.runtime import adaptors
 from fulmen.runtime.events import LogLine, RuntimeEvent, StepComplete, WorkflowComplete
 
 __all__ = ["run"]
 
 _LEVEL_COLOURS = {"error": "red", "warn": "yellow", "success": "green", "debug": "bright_black"}
+_LANGUAGE_OF_SUFFIX = {".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".py": PYTHON}
 
 
 @click.command()
@@ -67,7 +73,8 @@ def run(
     color: bool | None,
     **sandbox_flags: Any,
 ) -> None:
-    """Run a job file (Python) or a workflow JSON (Lightning's plan shape), sandboxed."""
+    """Run a job file (Python or JavaScript) or a workflow JSON (Lightning's plan shape),
+    sandboxed."""
     try:
         sandbox = sandbox_settings(SandboxSettings.from_env(), sandbox_flags)
     except ConfigError as exc:
@@ -106,12 +113,21 @@ def _load_plan(path: Path, adaptor: str, credential_path: Path | None) -> Plan:
         if credential is not None and not isinstance(credential, dict):
             raise CliError("run", f"{credential_path}: the credential must be a JSON object")
         body = _read_text(path)
-        job = Job(id=path.stem, body=body, adaptor=adaptor, name=path.stem, credential=credential)
+        language = _LANGUAGE_OF_SUFFIX.get(path.suffix, language_of(adaptor))
+        job = Job(
+            id=path.stem,
+            body=body,
+            adaptor=adaptor,
+            name=path.stem,
+            credential=credential,
+            language=language,
+        )
         plan = Plan(id="local", jobs=(job,))
     try:
         validate(plan)
         for job in plan.jobs:
-            adaptors.module_name(job.adaptor)
+            if job.runs_in != JAVASCRIPT:
+                adaptors.module_name(job.adaptor)
     except (PlanError, AdaptorError) as exc:
         raise CliError("run", f"{path}: {exc.message}") from exc
     return plan
@@ -138,13 +154,20 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) -> WorkflowComplete:
+    javascript = None
+    if any(job.runs_in == JAVASCRIPT for job in request.plan.jobs):
+        environ = read_environ()
+        repo = environ.get("WORKER_REPO_DIR") or default_repo_dir(environ)
+        javascript, why_not = await JavaScript.find(Path(repo))
+        if javascript is None:
+            _echo_dim(f"JavaScript: {why_not}", colour)
     try:
-        zygote = await start_zygote(sandbox)
+        zygote = await start_zygote(sandbox, javascript)
     except SandboxError as exc:
         raise CliError("run", sandbox_failure(exc)) from exc
     async with zygote:
         _echo_dim(f"sandbox: {zygote.isolation.summary()}", colour)
-        execution = await start(zygote, request, Defaults())
+        execution = await start(zygote, request, Defaults(), javascript)
         complete: WorkflowComplete | None = None
         async for event in execution:
             _show(event, colour)

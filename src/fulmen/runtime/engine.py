@@ -6,6 +6,10 @@ per arrival. A step that fails (user code raised) records the error in ``state.e
 edges are still evaluated, so failure paths run; a crash or kill aborts the run. The run's
 reason comes from its leaves (``reasons.run_reason``).
 
+A JavaScript job runs in the run's Node process (``jshost``), and a condition written in
+JavaScript (``Plan.condition_language``) is evaluated there; everything around a step (its
+events, its input, its output's cleaning, the limits, the edges) is the same for both languages.
+
 Memory errors are deliberately not handled here: they propagate out of the child so that the
 sandbox reports an out-of-memory exit, and the parent completes the run with ``kill``.
 """
@@ -24,8 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from fulmen.adaptors.operation import Operation, run_operation
-from fulmen.errors import EdgeConditionError, FulmenError, JobError, PlanError
-from fulmen.plan import Edge, Job, Plan, validate
+from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobError, PlanError
+from fulmen.plan import (
+    ALWAYS,
+    JAVASCRIPT,
+    ON_JOB_FAILURE,
+    ON_JOB_SUCCESS,
+    Edge,
+    Job,
+    Plan,
+    validate,
+)
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
 from fulmen.runtime.compile import check_syntax, compile_job
@@ -38,6 +51,7 @@ from fulmen.runtime.events import (
     WorkflowStart,
     timestamp_us,
 )
+from fulmen.runtime.jshost import JsHost, JsSetup
 from fulmen.runtime.logs import LogSink
 from fulmen.runtime.state import assemble, clean_output
 from fulmen.scrub import Scrubber
@@ -85,8 +99,10 @@ class Engine:
         sink: LogSink,
         scrubber: Scrubber,
         output_limit: int = OUTPUT_LIMIT_BYTES,
+        javascript: JsSetup | None = None,
     ) -> None:
         self.plan = plan
+        self._js = JsHost(javascript, sink)
         self._output_limit = output_limit
         self._credentials = credentials
         self._emit = emit
@@ -103,21 +119,59 @@ class Engine:
     def run(self, initial: dict[str, Any]) -> WorkflowComplete:
         """Run the whole workflow; always ends by emitting (and returning) WorkflowComplete."""
         try:
-            validate(self.plan)
-            for job in self.plan.jobs:  # fail before any operation runs, not halfway through
-                self._trees[id(job)] = check_syntax(job.body, f"job:{job.name or job.id}")
-                adaptors.load(job.adaptor)
-            self._conditions = {
-                e: compile_condition(e.condition, e.id) for e in self.plan.edges if e.enabled
-            }
-        except (PlanError, JobError) as exc:
-            return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
-        self._emit(WorkflowStart(timestamp_us()))
-        loop = asyncio.new_event_loop()
-        try:
-            return self._walk(initial, loop)
+            try:
+                self._prepare()
+            except (PlanError, JobError) as exc:
+                return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
+            self._emit(WorkflowStart(timestamp_us()))
+            loop = asyncio.new_event_loop()
+            try:
+                return self._walk(initial, loop)
+            finally:
+                loop.close()
         finally:
-            loop.close()
+            self._js.close()
+
+    def _prepare(self) -> None:
+        """Fail before any operation runs, not halfway through: every job parses and has its
+        adaptor, every condition compiles."""
+        validate(self.plan)
+        scripts: list[Job] = []
+        for job in self.plan.jobs:
+            if job.runs_in == JAVASCRIPT:
+                scripts.append(job)
+                continue
+            self._trees[id(job)] = check_syntax(job.body, f"job:{job.name or job.id}")
+            adaptors.load(job.adaptor)
+        expressions: list[Edge] = []
+        for edge in self.plan.edges:
+            if not edge.enabled:
+                continue
+            if self.plan.condition_language(edge) == JAVASCRIPT and not _named(edge.condition):
+                expressions.append(edge)
+                self._conditions[edge] = self._js_condition(edge)
+            else:
+                self._conditions[edge] = compile_condition(edge.condition, edge.id)
+        if scripts or expressions:
+            self._js_check(scripts, expressions)
+
+    def _js_check(self, scripts: list[Job], expressions: list[Edge]) -> None:
+        found = self._js.check([j.body for j in scripts], [e.condition for e in expressions])
+        for job, error in zip(scripts, found.bodies, strict=True):
+            if error is not None:
+                raise CompileError(f"job {job.name or job.id}: {error}")
+        for edge, error in zip(expressions, found.expressions, strict=True):
+            if error is not None:
+                raise EdgeConditionError(
+                    f"edge {edge.id}: the condition {edge.condition!r} is not a JavaScript "
+                    f"expression ({error})"
+                )
+
+    def _js_condition(self, edge: Edge) -> Condition:
+        def holds(state: Mapping[str, Any], upstream: str | None) -> bool:
+            return self._js.condition(edge.condition, state, upstream, edge.id)
+
+        return holds
 
     def _walk(self, initial: dict[str, Any], loop: asyncio.AbstractEventLoop) -> WorkflowComplete:
         queue: deque[tuple[str, dict[str, Any]]] = deque([(self.plan.start, initial)])
@@ -217,6 +271,11 @@ class Engine:
     ) -> tuple[ExitReason, dict[str, Any] | None]:
         """Build and run the job's operations; user failures come back as values."""
         state = assemble(job.state, incoming, self._credential(job))
+        if job.runs_in == JAVASCRIPT:
+            try:
+                return self._js.step(job, state)
+            except JobError as exc:
+                return ExitReason(Reason.CRASH, exc.code, exc.message), state
         try:
             operations = self._build(job)
         except JobError as exc:
@@ -296,6 +355,19 @@ class Engine:
         )
         self._emit(event)
         return event
+
+
+def _named(condition: str) -> bool:
+    """A condition Lightning names rather than writes, the same in every language."""
+    return condition.strip() in (
+        "",
+        ALWAYS,
+        "true",
+        ON_JOB_SUCCESS,
+        ON_JOB_FAILURE,
+        "on_upstream_success",
+        "on_upstream_fail",
+    )
 
 
 def _error_reason(reason: Reason, exc: BaseException) -> ExitReason:

@@ -16,6 +16,7 @@ from fulmen.reasons import Reason
 from fulmen.runtime import logs
 from fulmen.runtime.engine import Engine
 from fulmen.runtime.events import RuntimeEvent, WorkflowComplete, timestamp_us, to_dict
+from fulmen.runtime.jshost import JsSetup
 from fulmen.scrub import Scrubber
 
 __all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
@@ -61,7 +62,8 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
         int(limit * 1_000_000) if limit else None,
     )
     logs.install(sink)
-    Engine(plan, credentials, send, sink, scrubber).run(initial)
+    javascript = JsSetup.from_payload(payload.get("javascript"))
+    Engine(plan, credentials, send, sink, scrubber, javascript=javascript).run(initial)
 
 
 def warm_up() -> None:

@@ -43,15 +43,15 @@ class Confinement:
         return self.network.fd if self.network is not None else None
 
     @classmethod
-    def set_up(
-        cls, policy: Policy, python_paths: Sequence[str], config: dict[str, Any]
-    ) -> Confinement:
+    def set_up(cls, policy: Policy, readable: Sequence[str], config: dict[str, Any]) -> Confinement:
         """For a namespaced policy: the runs' root, then cgroups, seccomp and the network.
-        A policy without namespaces comes back as it is."""
+        A policy without namespaces comes back as it is. ``readable``: the trees bound
+        read-only into the runs' root beside the system's (the interpreter's, and any the
+        zygote was given)."""
         if not policy.namespaces:
             return cls(policy)
         layout = RootLayout.for_host(
-            list(python_paths) + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
+            list(readable) + [p for p in paths.SYSTEM_READ_ONLY if not p.startswith("/dev/")],
             [p for p in paths.SYSTEM_READ_ONLY if p.startswith("/dev/")]
             + list(paths.DEVICES_READ_WRITE),
         )

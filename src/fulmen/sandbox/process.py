@@ -85,6 +85,7 @@ class Zygote:
         *,
         preload: Sequence[str],
         extra_sys_path: Sequence[str],
+        read_only: Sequence[str],
         warm_up: Sequence[str],
         python: str,
         base_dir: str | None,
@@ -100,6 +101,7 @@ class Zygote:
         self._preload = list(preload)
         self._warm_up = list(warm_up)
         self._extra_sys_path = [os.path.abspath(p) for p in extra_sys_path]
+        self._read_only = [os.path.realpath(p) for p in read_only]
         self._python = python
         self._own_base = base_dir is None
         self._base = base_dir or tempfile.mkdtemp(prefix="fulmen-sandbox-")
@@ -121,6 +123,7 @@ class Zygote:
         preload: Sequence[str] = DEFAULT_PRELOAD,
         extra_sys_path: Sequence[str] = (),
         *,
+        read_only: Sequence[str] = (),
         warm_up: Sequence[str] = (),
         python: str | None = None,
         base_dir: str | None = None,
@@ -144,6 +147,10 @@ class Zygote:
                 :attr:`preload_errors`).
             extra_sys_path: directories appended to the zygote's ``sys.path`` (and readable
                 by children).
+            read_only: directories children may read and execute from, beside the
+                interpreter's and the system's (the worker's repository of JavaScript packages:
+                Node.js runs inside the child). Each must exist when the zygote starts; in a
+                namespaced sandbox it is bound read-only into the runs' root at its own path.
             warm_up: ``"module:function"`` names called with no arguments once in the zygote
                 and again in every spare child before it is handed a run. A warm-up runs
                 the entry's code path on dummy data: in the zygote that fills lazy caches,
@@ -195,6 +202,7 @@ class Zygote:
         zygote = cls(
             preload=preload,
             extra_sys_path=extra_sys_path,
+            read_only=read_only,
             warm_up=warm_up,
             python=python or sys.executable,
             base_dir=base_dir,
@@ -361,6 +369,7 @@ class Zygote:
             "control_fd": theirs.fileno(),
             "fulmen_path": [str(Path(fulmen.__file__).resolve().parent.parent)],
             "extra_sys_path": self._extra_sys_path,
+            "read_only": self._read_only,
             "preload": self._preload,
             "warm_up": self._warm_up,
             "unprivileged_uid": self._uid,

@@ -401,10 +401,15 @@ def _warm_ups(names: Sequence[str], errors: dict[str, str]) -> tuple[Callable[[]
     return tuple(kept)
 
 
-def _grants() -> tuple[list[tuple[paths.OpenPath, int]], list[str]]:
-    """Open every path children may use, with its Landlock rights; also the Python ones."""
+def _grants(extra: Sequence[str]) -> tuple[list[tuple[paths.OpenPath, int]], list[str]]:
+    """Open every path children may use, with its Landlock rights; also the Python ones.
+
+    ``extra``: the trees children read beside the interpreter's (``Zygote.start``'s
+    ``read_only``); they are not among the Python paths the probe checks the run's uid can
+    read, since a namespaced run sees them through a bind mount, not the host's directories."""
     python = paths.python_paths()
-    read_only = paths.outermost(python + [p for p in paths.SYSTEM_READ_ONLY if os.path.exists(p)])
+    system = [p for p in paths.SYSTEM_READ_ONLY if os.path.exists(p)]
+    read_only = paths.outermost(python + list(extra) + system)
     grants = [(p, landlock.READ_ONLY) for p in paths.open_paths(read_only)]
     grants += [
         (p, landlock.READ_WRITE_FILE) for p in paths.open_paths(list(paths.DEVICES_READ_WRITE))
@@ -440,14 +445,15 @@ def main(config: dict[str, Any]) -> None:
     control.setblocking(True)
     preload_errors = _preload(config["preload"])
     warm_ups = _warm_ups(config.get("warm_up", ()), preload_errors)
-    grants, python = _grants()
+    extra = [str(p) for p in config.get("read_only", ())]
+    grants, python = _grants(extra)
     facts = probe.host_facts(int(config["unprivileged_uid"]), python)
     policy = decide_policy(
         facts,
         use_landlock=bool(config["landlock"]),
         use_namespaces=bool(config.get("namespaces", True)),
     )
-    confinement = Confinement.set_up(policy, python, config)
+    confinement = Confinement.set_up(policy, [*python, *extra], config)
     policy = confinement.policy
     # After pasta has started: it needs the capabilities this takes away from what we exec.
     _drop_what_children_never_need(policy)

@@ -33,6 +33,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -40,7 +41,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 import fulmen
 from fulmen.config import PUBLIC_KEY_VARIABLES, SECRET_VARIABLES, WorkerSettings, require
 from fulmen.contract import ClaimedRun
-from fulmen.execution import start_zygote
+from fulmen.errors import AdaptorError
+from fulmen.execution import JS_SOURCE, JavaScript, start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
 from fulmen.logcontext import bind
 from fulmen.phoenix.client import ClientSession
@@ -113,6 +115,7 @@ class Worker:
         settings: the worker's settings.
         prepared: checked keys, URLs and workloops (:func:`prepare`).
         zygote: the started sandbox; the worker does not close it.
+        javascript: Node.js and its packages' repository, if this host runs JavaScript jobs.
         worker_id: the id in the worker token; random when omitted.
         reconnect: the reconnect schedule (tests shorten it).
         resolver: host name resolution (tests choose the address order).
@@ -125,6 +128,7 @@ class Worker:
         prepared: Prepared,
         *,
         zygote: Zygote,
+        javascript: JavaScript | None = None,
         worker_id: str | None = None,
         reconnect: Callable[[], Iterator[float]] = reconnect_delays,
         resolver: Resolver = resolve,
@@ -164,6 +168,7 @@ class Worker:
             on_refused=lambda code: self.metrics.refused.labels(code).inc(),
             refusals=self.refusals,
             server_accepts=self.queue.accepts,
+            javascript=javascript,
         )
         self.health = HealthServer(
             self.metrics, self._status, host=settings.health_host, port=settings.port
@@ -374,6 +379,25 @@ class Worker:
         log.info("sandbox: %s", isolation.summary())
 
 
+async def find_javascript(settings: WorkerSettings) -> JavaScript | None:
+    """This host's Node.js; None, said in the log, on a host that runs Python only."""
+    javascript, why_not = await JavaScript.find(Path(settings.repo_dir))
+    if javascript is None:
+        log.warning("JavaScript jobs: not run here (%s); Python jobs only", why_not)
+        return None
+    log.info("JavaScript jobs: Node.js %s, packages in %s", javascript.version, settings.repo_dir)
+    return javascript
+
+
+async def install_runtime(javascript: JavaScript) -> None:
+    """OpenFn's runtime, installed while the worker starts claiming, so that the first
+    JavaScript run does not wait for it (if it comes first, it waits for this install)."""
+    try:
+        await javascript.repo.host(JS_SOURCE, log.info)
+    except AdaptorError as exc:
+        log.warning("OpenFn's runtime could not be installed yet: %s", exc.message)
+
+
 async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
     """Run ``fulmen worker`` until a signal stops it; return the exit status.
 
@@ -383,9 +407,11 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
         SandboxError: the sandbox did not start, or gives less than
             ``settings.sandbox.isolation``.
     """
-    async with await start_zygote(settings.sandbox) as zygote:
-        worker = Worker(settings, prepared, zygote=zygote)
+    javascript = await find_javascript(settings)
+    async with await start_zygote(settings.sandbox, javascript) as zygote:
+        worker = Worker(settings, prepared, zygote=zygote, javascript=javascript)
         main = asyncio.create_task(worker.run())
+        installing = asyncio.create_task(install_runtime(javascript)) if javascript else None
         interrupts = 0
 
         def on_sigint() -> None:
@@ -409,4 +435,6 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
             loop.remove_signal_handler(signal.SIGINT)
+            if installing is not None:
+                installing.cancel()
     return 0

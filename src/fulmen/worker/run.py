@@ -63,7 +63,7 @@ from fulmen.contract import (
     decode_plan_reply,
 )
 from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError, WorkerError
-from fulmen.execution import Defaults, Execution, RunRequest, start
+from fulmen.execution import Defaults, Execution, JavaScript, RunRequest, start
 from fulmen.logcontext import bind
 from fulmen.phoenix.client import Push
 from fulmen.plan import Plan
@@ -98,6 +98,8 @@ class RunServices:
     clock: Callable[[], float] = time.time
     server_accepts: Callable[[str], bool] = lambda event: False
     """Whether the server takes an optional event (``QueueChannel.accepts``)."""
+    javascript: JavaScript | None = None
+    """Node.js and its packages, when this host runs JavaScript jobs."""
 
 
 def with_defaults(plan: Plan, settings: WorkerSettings, *, run_id: str) -> Plan:
@@ -335,7 +337,9 @@ class Run:
         options = request.plan.options
         defaults = Defaults(options.run_timeout_ms or 0, options.run_memory_limit_mb or 0)
         try:
-            execution = await start(self._services.zygote, request, defaults)
+            execution = await start(
+                self._services.zygote, request, defaults, self._services.javascript
+            )
         except SandboxError as exc:
             outbox.put(report.fail(ExitReason(Reason.EXCEPTION, "ExecutionError", exc.message)))
             return
