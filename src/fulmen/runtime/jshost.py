@@ -186,17 +186,20 @@ class JsHost:
         """Node stopped answering: say why, as the engine expects."""
         assert self._process is not None
         code = self._process.wait()
-        if code in (-signal.SIGKILL, -signal.SIGABRT):
-            # The cgroup's OOM killer picks the biggest process, and V8 aborts at its heap
-            # limit: either way the run ran out of memory, which the sandbox reports.
+        if code == -signal.SIGKILL:
+            # The cgroup's OOM killer takes the biggest process of the run, Node, long before
+            # V8's own heap limit (a quarter of the host's memory) is reached: the run ran out
+            # of memory, which the sandbox reports as such.
             raise MemoryError
-        raise LanguageError(f"the JavaScript runtime exited unexpectedly (status {code})")
+        ended = f"signal {-code}" if code < 0 else f"status {code}"
+        raise LanguageError(f"the JavaScript runtime ended unexpectedly ({ended})")
 
     def _log(self, message: Mapping[str, Any]) -> None:
         parts = message.get("message")
         items = parts if isinstance(parts, list) else [parts]
         text = " ".join(
-            p if isinstance(p, str) else json.dumps(p, ensure_ascii=False) for p in items
+            p if isinstance(p, str) else json.dumps(p, ensure_ascii=False, separators=(",", ":"))
+            for p in items
         )
         self._sink.log(str(message.get("level", "info")), str(message.get("name", "JOB")), text)
 
