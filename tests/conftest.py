@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from fulmen.execution import JavaScript
 from fulmen.runtime.entry import run_workflow
 from fulmen.runtime.events import (
     LogLine,
@@ -25,6 +27,7 @@ from fulmen.runtime.events import (
     WorkflowComplete,
     decode,
 )
+from fulmen_testing.javascript import COMMON, HTTP, install
 
 #: scripts/test runs tests/unit again with every dependency at its declared floor: that run
 #: looks for an API a floor lacks, not for a rare input, so its property tests try fewer.
@@ -85,6 +88,14 @@ RunFn = Callable[..., Events]
 
 def single_job(body: str, adaptor: str = "common", **job: Any) -> dict[str, Any]:
     return {"jobs": [{"id": "job", "body": body, "adaptor": adaptor, **job}]}
+
+
+@pytest.fixture(scope="session")
+def javascript(tmp_path_factory: pytest.TempPathFactory) -> JavaScript:
+    """Node.js with OpenFn's runtime and both adaptors the tests use, once per session."""
+    if shutil.which("node") is None:  # scripts/test installs it: a missing one is a failure
+        pytest.fail("these tests need Node.js and npm (Debian's nodejs and npm)")
+    return install(tmp_path_factory.mktemp("repo"), COMMON, HTTP)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 from fulmen.config import SandboxSettings
-from fulmen.execution import JS_SOURCE, Defaults, JavaScript, RunRequest, start, start_zygote
+from fulmen.execution import Defaults, JavaScript, RunRequest, start, start_zygote
 from fulmen.plan import Plan
 from fulmen.runtime.events import (
     LogLine,
@@ -34,11 +33,7 @@ from fulmen.runtime.events import (
     WorkflowComplete,
     WorkflowStart,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
-
-COMMON = "@openfn/language-common@3.3.4"
-HTTP = "@openfn/language-http@7.2.10"
+from fulmen_testing.javascript import COMMON, HTTP
 
 
 class _Api(BaseHTTPRequestHandler):
@@ -71,23 +66,6 @@ def api() -> Iterator[str]:
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="session")
-def javascript(tmp_path_factory: pytest.TempPathFactory) -> JavaScript:
-    """One repository for the session, with the runtime and both adaptors installed."""
-    repo = tmp_path_factory.mktemp("repo")
-
-    async def install() -> JavaScript:
-        found, why_not = await JavaScript.find(repo)
-        assert found is not None, why_not
-        await found.repo.host(JS_SOURCE, lambda line: None)
-        for spec in (COMMON, HTTP):
-            name, _, version = spec.rpartition("@")
-            await found.repo.adaptor(name, version, lambda line: None)
-        return found
-
-    return asyncio.run(install())
 
 
 class Run:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from fulmen import backoff
 from fulmen.config import Secret, WorkerSettings
+from fulmen.execution import JavaScript
 from fulmen.keys import GeneratedKeys, generate, load_private_key
 from fulmen.runtime.entry import PRELOAD
 from fulmen.sandbox import Zygote
@@ -96,14 +97,21 @@ def quick_reconnects() -> Iterator[float]:
 
 @asynccontextmanager
 async def running(
-    settings: WorkerSettings, *, resolver: Resolver = resolve, ready: bool = True
+    settings: WorkerSettings,
+    *,
+    resolver: Resolver = resolve,
+    ready: bool = True,
+    javascript: JavaScript | None = None,
 ) -> AsyncIterator[Worker]:
-    """A worker with its own zygote, running until the block ends (then drained)."""
-    async with await Zygote.start(preload=PRELOAD) as zygote:
+    """A worker with its own zygote, running until the block ends (then drained); with
+    ``javascript``, it runs JavaScript jobs too, as on a host with Node.js."""
+    read_only = [str(javascript.repo.root)] if javascript is not None else []
+    async with await Zygote.start(preload=PRELOAD, read_only=read_only) as zygote:
         worker = Worker(
             settings,
             prepare(settings),
             zygote=zygote,
+            javascript=javascript,
             reconnect=quick_reconnects,
             resolver=resolver,
         )
