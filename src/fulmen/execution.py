@@ -272,6 +272,7 @@ async def start(
     scrubber = Scrubber(request.credential_bodies())
     payload = request.payload()
     prelude: list[LogLine] = []
+    warm: dict[str, Any] | None = None
     if javascript is not None and any(j.runs_in == JAVASCRIPT for j in request.plan.jobs):
 
         def progress(text: str) -> None:
@@ -283,7 +284,9 @@ async def start(
             reason = ExitReason(Reason.CRASH, exc.code, exc.message)
             return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
         payload["javascript"] = setup.to_payload()
-    handle = await zygote.run(ENTRY, payload, limits)
+        # Spares forked from now on start Node for the next JavaScript run (jshost.prestart).
+        warm = {"javascript": setup.to_payload()}
+    handle = await zygote.run(ENTRY, payload, limits, warm=warm)
     return Execution(handle, timeout_ms, scrubber, prelude)
 
 

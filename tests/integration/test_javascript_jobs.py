@@ -374,3 +374,64 @@ def test_javascript_escaping_node_s_vm_still_cannot_touch_the_host(javascript: J
     assert tried["shadow"] in ("ENOENT", "EACCES") and tried["home"] in ("ENOENT", "EACCES")
     assert tried["write"] in ("EROFS", "EACCES"), tried
     assert not Path("/usr/fulmen-was-here").exists()
+
+
+# -- spares that start Node before their run ----------------------------------------------
+
+
+def runs_in_one_zygote(
+    javascript: JavaScript, plans: list[tuple[Plan, dict[str, dict[str, Any]]]]
+) -> list[Run]:
+    """The runs one after another on one zygote, as a worker makes them, each waiting for the
+    spares to be ready (so that from the third JavaScript run on, Node was started early)."""
+
+    async def main() -> list[Run]:
+        results = []
+        async with await start_zygote(None, javascript) as zygote, asyncio.timeout(120):
+            for plan, credentials in plans:
+                request = RunRequest(plan, {"data": {}}, credentials)
+                execution = await start(zygote, request, Defaults(), javascript)
+                results.append(Run([event async for event in execution]))
+                await asyncio.sleep(0.5)  # a spare forks and starts Node meanwhile
+        return results
+
+    return asyncio.run(main())
+
+
+def test_a_spare_s_early_node_never_holds_another_run_s_data(javascript: JavaScript) -> None:
+    plant = "fn(state => { globalThis.planted = state.configuration.token; return { data: {} } })"
+    look = "fn(state => ({ data: { seen: String(globalThis.planted) } }))"
+
+    def js(body: str) -> Plan:
+        job = {"id": "j", "body": body, "adaptor": COMMON, "credential_id": "c"}
+        return Plan.from_wire({"id": "r", "jobs": [job]})
+
+    secret = {"c": {"token": "tok-4711"}}
+    results = runs_in_one_zygote(
+        javascript, [(js(plant), secret), (js(plant), secret)] + [(js(look), {})] * 2
+    )
+
+    assert [r.complete.reason for r in results] == ["success"] * 4
+    assert [r.final for r in results[2:]] == [{"data": {"seen": "undefined"}}] * 2
+
+
+def test_a_python_run_after_javascript_ones_gets_no_node_against_its_memory(
+    javascript: JavaScript,
+) -> None:
+    """Node holds ~50 MB; a spare warmed with it is not handed a run that has no JavaScript,
+    whose memory limit it would count against."""
+    js = Plan.from_wire({"id": "r", "jobs": [{"id": "j", "body": "fn(s => s)", "adaptor": COMMON}]})
+    python = Plan.from_wire(
+        {
+            "id": "r",
+            "jobs": [
+                {"id": "p", "body": "fn(lambda s: {'data': {'ok': True}})", "adaptor": "common"}
+            ],
+            "options": {"run_memory_limit_mb": 60},
+        }
+    )
+
+    results = runs_in_one_zygote(javascript, [(js, {})] * 3 + [(python, {})] * 3)
+
+    assert [r.complete.reason for r in results] == ["success"] * 6, [r.outcomes for r in results]
+    assert [r.final for r in results[3:]] == [{"data": {"ok": True}}] * 3

@@ -511,6 +511,25 @@ def test_warm_up_runs_in_the_zygote_and_again_in_each_child_before_its_run() -> 
         assert in_zygote[1] == pid_namespace()
 
 
+def test_a_run_s_warm_hint_reaches_the_spares_forked_after_it_and_no_plain_run() -> None:
+    """The hint of the latest run (``Zygote.run(warm=...)``) is what spares forked from then
+    on warm up with; a run that brings none is never handed a spare warmed with one."""
+
+    async def scenario(zygote: Zygote) -> list[list[Any]]:
+        seen = []
+        for warm in ({"lang": "js"}, {"lang": "js"}, {"lang": "js"}, None, None):
+            handle = await zygote.run(E + "warmed", {}, Limits(), warm=warm)
+            (event,), _ = await collect(handle)
+            seen.append(event["hints"])
+            await asyncio.sleep(0.3)  # the next spares fork meanwhile
+        return seen
+
+    hints = with_zygote(scenario, preload=[E[:-1]], warm_up=[E + "warm_up"])
+    # Each run sees the zygote's warm-up (no hint) and its own spare's.
+    assert [h[-1] for h in hints] == [None, None, {"lang": "js"}, None, None]
+    assert all(h[0] is None for h in hints)
+
+
 def test_a_failing_warm_up_is_reported_and_runs_still_work() -> None:
     async def scenario(zygote: Zygote) -> tuple[dict[str, str], list[dict[str, Any]]]:
         events, exit = await run(zygote, "warmed")

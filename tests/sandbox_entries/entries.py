@@ -235,17 +235,26 @@ def emit_garbage(payload: dict[str, Any], emit: Emit) -> None:
 # -- warm-ups (Zygote.start(warm_up=...)) -----------------------------------------------------
 
 _WARM: list[tuple[int, int]] = []
+_HINTS: list[Any] = []
 
 
-def warm_up() -> None:
+def warm_up(hint: dict[str, Any] | None = None) -> None:
     """Record the process it ran in, as its pid and pid namespace: the zygote once, then
-    each spare before its run."""
+    each spare before its run; and the warm hint it was given."""
     _WARM.append((os.getpid(), _pid_namespace()))
+    _HINTS.append(hint)
 
 
-def broken_warm_up() -> None:
+def broken_warm_up(hint: dict[str, Any] | None = None) -> None:
     raise RuntimeError("cannot warm up")
 
 
 def warmed(payload: dict[str, Any], emit: Emit) -> None:
-    emit({"warmed_in": list(_WARM), "pid": os.getpid(), "pid_ns": _pid_namespace()})
+    emit(
+        {
+            "warmed_in": list(_WARM),
+            "hints": list(_HINTS),
+            "pid": os.getpid(),
+            "pid_ns": _pid_namespace(),
+        }
+    )

@@ -16,7 +16,7 @@ from fulmen.reasons import Reason
 from fulmen.runtime import logs
 from fulmen.runtime.engine import Engine
 from fulmen.runtime.events import RuntimeEvent, WorkflowComplete, timestamp_us, to_dict
-from fulmen.runtime.jshost import JsSetup
+from fulmen.runtime.jshost import JsSetup, prestart
 from fulmen.scrub import Scrubber
 
 __all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
@@ -66,15 +66,22 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
     Engine(plan, credentials, send, sink, scrubber, javascript=javascript).run(initial)
 
 
-def warm_up() -> None:
+def warm_up(
+    hint: Mapping[str, Any] | None = None,
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Run a one-step workflow on dummy data, emitting nothing and capturing no output.
 
     It walks the same code a real run walks, so the zygote's lazy caches are filled and a
     spare child's copy-on-write faults are taken before any payload (or secret) arrives.
+    With a ``javascript`` hint (the last runs had JavaScript jobs: ``execution.start``), a
+    spare also starts the Node process its run will use (``jshost.prestart``), and returns
+    it for the sandbox (``child.WarmUp``).
     """
     scrubber = Scrubber([])
     sink = logs.LogSink(_discard, scrubber)
     Engine(_WARM_UP_PLAN, {}, _discard, sink, scrubber).run({"data": {}})
+    javascript = JsSetup.from_payload(hint.get("javascript")) if hint else None
+    return prestart(javascript) if javascript is not None else None
 
 
 def _discard(event: object) -> None:

@@ -2,11 +2,17 @@
 (``js/host.mjs``), inside the run's own sandbox: Node is this child's child, in its namespaces,
 cgroup, seccomp filter and Landlock domain, held to the run's limits with it.
 
-One Node process per run, started at the first JavaScript the run needs and ended with the
-run. It answers on a pipe of its own (``host.mjs`` says the protocol), so a job's stray writes
-to stdout reach the run's output, as a Python job's do, and can never be taken for an answer.
-Its log lines go through the run's :class:`LogSink`, so they are scrubbed and filtered as
-Python's are; its states come back to the engine, which cleans them as it cleans Python's.
+One Node process per run, ended with the run. Loading OpenFn's runtime and an adaptor takes
+Node a few hundred milliseconds, so a spare forked while JavaScript runs are what arrives
+starts it before its run does (:func:`prestart`, the ``warm`` hint of ``Zygote.run``), with
+the last runs' adaptors loaded and run once: still one process per run, made before any of
+the run's data or secrets exist. Otherwise it starts at the run's first JavaScript.
+
+It answers on a pipe of its own (``host.mjs`` says the protocol), so that nothing a job
+writes can be taken for an answer; its stdout and stderr go to a memory file, read only to
+say why Node died. Its log lines go through the run's :class:`LogSink`, so they are scrubbed
+and filtered as Python's are; its states come back to the engine, which cleans them as it
+cleans Python's.
 
 The worker installed what this needs before the run started (``fulmen.packages.npm``) and
 says where in the payload (:class:`JsSetup`).
@@ -14,20 +20,21 @@ says where in the payload (:class:`JsSetup`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, NoReturn
 
 from fulmen.errors import AdaptorError, EdgeConditionError, LanguageError
 from fulmen.plan import Job
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime.logs import LogSink
 
-__all__ = ["Checked", "JsHost", "JsSetup"]
+__all__ = ["Checked", "Helpers", "JsHost", "JsSetup", "prestart"]
 
 _REASONS = {"fail": Reason.FAIL, "crash": Reason.CRASH, "kill": Reason.KILL}
 
@@ -65,21 +72,21 @@ class Checked:
 
 
 class JsHost:
-    """The run's Node process, started on first use; :meth:`close` ends it."""
+    """The run's Node process, started on first use (or adopted from the spare's warm-up,
+    :func:`prestart`); :meth:`close` ends it."""
 
     def __init__(self, setup: JsSetup | None, sink: LogSink) -> None:
         self._setup = setup
         self._sink = sink
-        self._process: subprocess.Popen[bytes] | None = None
-        self._answers: IO[bytes] | None = None
+        self._node: _Node | None = None
 
     def step(self, job: Job, state: dict[str, Any]) -> tuple[ExitReason, dict[str, Any] | None]:
         """Run one JavaScript job on ``state``; how it ended, and the state it left."""
         path = self._setup.adaptors.get(job.adaptor) if self._setup else None
         if path is None:
             raise AdaptorError(
-                f"the adaptor {job.adaptor} of job {job.name or job.id} was not "
-                "installed for this run"
+                f"the adaptor {job.adaptor} of job {job.name or job.id} was not installed "
+                "for this run"
             )
         answer = self._ask(
             {
@@ -123,76 +130,37 @@ class JsHost:
         return bool(answer.get("value"))
 
     def close(self) -> None:
-        if self._process is None:
-            return
-        assert self._process.stdin is not None and self._answers is not None
-        self._process.stdin.close()
-        self._answers.close()
-        self._process.wait()
+        if self._node is not None:
+            self._node.close()
 
     # -- internals ---------------------------------------------------------------------------
 
     def _ask(self, request: dict[str, Any], kind: str) -> dict[str, Any]:
-        process, answers = self._started()
-        assert process.stdin is not None
-        try:
-            process.stdin.write(json.dumps(request, ensure_ascii=False).encode() + b"\n")
-            process.stdin.flush()
-        except BrokenPipeError:
-            self._ended()
+        node = self._started()
+        node.send(request)
         while True:
-            line = answers.readline()
-            if not line:
-                self._ended()
-            message = json.loads(line)
+            message = node.answer()
             if message.get("t") == "log":
                 self._log(message)
             elif message.get("t") == kind:
-                return dict(message)
+                return message
 
-    def _started(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
-        if self._process is not None and self._answers is not None:
-            return self._process, self._answers
+    def _started(self) -> _Node:
+        global _prestarted
+        if self._node is not None:
+            return self._node
         if self._setup is None:
             raise LanguageError(
                 "this worker does not run JavaScript jobs: Node.js was not found on its host"
             )
-        read, write = os.pipe()
-        try:
-            self._process = subprocess.Popen(
-                [
-                    self._setup.node,
-                    "--experimental-vm-modules",
-                    "--no-warnings",
-                    self._setup.host,
-                    str(write),
-                ],
-                stdin=subprocess.PIPE,
-                pass_fds=(write,),
-                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "NODE_ENV": "production"},
-            )
-        except OSError as exc:
-            os.close(read)
-            raise LanguageError(f"Node.js could not be started: {exc.strerror}") from exc
-        finally:
-            os.close(write)
-        self._answers = os.fdopen(read, "rb")
-        ready = json.loads(self._answers.readline() or b"{}")
-        if ready.get("t") != "ready":
-            self._ended()
-        return self._process, self._answers
-
-    def _ended(self) -> Any:
-        """Node stopped answering: say why, as the engine expects."""
-        assert self._process is not None
-        code = self._process.wait()
-        if code == -signal.SIGKILL:
-            # The cgroup's OOM killer takes the biggest process of the run, Node, long before
-            # V8's own heap limit (a quarter of the host's memory) is reached: the run ran out
-            # of memory, which the sandbox reports as such.
-            raise MemoryError
-        ended = f"signal {-code}" if code < 0 else f"status {code}"
-        raise LanguageError(f"the JavaScript runtime ended unexpectedly ({ended})")
+        warm, _prestarted = _prestarted, None
+        if warm is not None and (warm.node, warm.host) == (self._setup.node, self._setup.host):
+            self._node = warm
+        else:
+            if warm is not None:
+                warm.kill()
+            self._node = _Node.spawn(self._setup)
+        return self._node
 
     def _log(self, message: Mapping[str, Any]) -> None:
         parts = message.get("message")
@@ -202,6 +170,156 @@ class JsHost:
             for p in items
         )
         self._sink.log(str(message.get("level", "info")), str(message.get("name", "JOB")), text)
+
+
+#: Processes a warm-up started and the descriptors the run keeps to them (``child.WarmUp``).
+Helpers = tuple[tuple[int, ...], tuple[int, ...]]
+#: The Node process a spare's warm-up started for the run it will get (:func:`prestart`).
+_prestarted: _Node | None = None
+#: Where a Node process's own descriptors go in this one: above the run socket and the few
+#: below it, which the sandbox rearranges when the run arrives.
+_HIGH_FD = 64
+
+
+def prestart(setup: JsSetup) -> Helpers:
+    """Start Node with OpenFn's runtime and ``setup``'s adaptors loaded and run once, in a
+    spare, before its run (and any secret) arrives: what makes a JavaScript run as quick to
+    start as a Python one. Returns the pid and the descriptors the run keeps
+    (``child.WarmUp``)."""
+    global _prestarted
+    node = _Node.spawn(setup)
+    node.send(
+        {
+            "op": "warm",
+            "adaptors": [
+                {"specifier": _package_name(spec), "path": path}
+                for spec, path in setup.adaptors.items()
+            ],
+        }
+    )
+    _prestarted = node
+    return (node.process.pid,), node.descriptors
+
+
+class _Node:
+    """One Node process running ``host.mjs``: requests on its stdin, answers on a pipe of its
+    own, its stdout and stderr in a memory file read only to say why it died."""
+
+    def __init__(
+        self,
+        setup: JsSetup,
+        process: subprocess.Popen[bytes],
+        requests: int,
+        answers: int,
+        output: int,
+    ) -> None:
+        self.node = setup.node
+        self.host = setup.host
+        self.process = process
+        self._requests = requests
+        self._answers = answers
+        self._output = output
+        self._buffer = b""
+        self._ready = False
+
+    @classmethod
+    def spawn(cls, setup: JsSetup) -> _Node:
+        answers, answers_end = os.pipe()
+        requests_end, requests = os.pipe()
+        output = os.memfd_create("fulmen-node-output", os.MFD_CLOEXEC)
+        try:
+            process = subprocess.Popen(
+                [
+                    setup.node,
+                    "--experimental-vm-modules",
+                    "--no-warnings",
+                    setup.host,
+                    str(answers_end),
+                ],
+                stdin=requests_end,
+                stdout=output,
+                stderr=output,
+                pass_fds=(answers_end,),
+                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "NODE_ENV": "production"},
+            )
+        except OSError as exc:
+            for fd in (answers, requests, output):
+                os.close(fd)
+            raise LanguageError(f"Node.js could not be started: {exc.strerror}") from exc
+        finally:
+            os.close(answers_end)
+            os.close(requests_end)
+        return cls(setup, process, *(_high(fd) for fd in (requests, answers, output)))
+
+    @property
+    def descriptors(self) -> tuple[int, ...]:
+        return self._requests, self._answers, self._output
+
+    def send(self, request: dict[str, Any]) -> None:
+        data = json.dumps(request, ensure_ascii=False).encode() + b"\n"
+        try:
+            while data:
+                data = data[os.write(self._requests, data) :]
+        except BrokenPipeError:
+            self.ended()
+
+    def answer(self) -> dict[str, Any]:
+        """The next answer that is not ``ready`` or ``warm`` (the warm-up's own)."""
+        while True:
+            line = self._line()
+            message = json.loads(line)
+            if not isinstance(message, dict):
+                continue
+            if message.get("t") not in ("ready", "warm"):
+                return message
+
+    def _line(self) -> bytes:
+        while b"\n" not in self._buffer:
+            chunk = os.read(self._answers, 1 << 16)
+            if not chunk:
+                self.ended()
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def ended(self) -> NoReturn:
+        """Node stopped answering: say why, as the engine expects."""
+        code = self.process.wait()
+        if code == -signal.SIGKILL:
+            # The cgroup's OOM killer takes the biggest process of the run, Node, long before
+            # V8's own heap limit (a quarter of the host's memory) is reached: the run ran out
+            # of memory, which the sandbox reports as such.
+            raise MemoryError
+        ended = f"signal {-code}" if code < 0 else f"status {code}"
+        said = _tail(self._output)
+        raise LanguageError(
+            f"the JavaScript runtime ended unexpectedly ({ended})" + (f": {said}" if said else "")
+        )
+
+    def close(self) -> None:
+        os.close(self._requests)  # end of input: host.mjs ends
+        self.process.wait()
+        os.close(self._answers)
+        os.close(self._output)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        for fd in self.descriptors:
+            os.close(fd)
+
+
+def _high(fd: int) -> int:
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    os.close(fd)
+    return moved
+
+
+def _tail(output: int, size: int = 2000) -> str:
+    """The last lines Node wrote to its stdout and stderr, on one line."""
+    end = os.fstat(output).st_size
+    text = os.pread(output, size, max(0, end - size)).decode(errors="replace")
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-5:] if line.strip())
 
 
 def _errors(found: object, asked: list[str]) -> list[str | None]:

@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -44,6 +44,12 @@ RUN_SOCKET_FD = 3
 _MAX_MESSAGE = 4000
 
 Entry = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], None]
+#: A warm-up: called with the zygote's latest warm hint (``RunHeader.warm``; None in the zygote
+#: and when there is none). It may start helper processes for the run to come (Node.js); it
+#: returns their pids and the descriptors the run keeps to them, ``((pid, ...), (fd, ...))``,
+#: or None. Helpers are only started in a spare confined in advance (namespaces): they must be
+#: inside everything the run is.
+WarmUp = Callable[[Mapping[str, Any] | None], tuple[tuple[int, ...], tuple[int, ...]] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +61,7 @@ class Settings:
     """Pre-opened paths and the Landlock rights to grant on each."""
     zygote_pid: int
     max_frame_bytes: int
-    warm_ups: Sequence[Callable[[], None]] = ()
+    warm_ups: Sequence[WarmUp] = ()
     """Called in each spare before it waits for a run (see ``Zygote.start``)."""
     seccomp_program: bytes = b""
     """The compiled filter, or empty for none."""
@@ -167,7 +173,12 @@ class Channel:
             pass
 
 
-def spare(control_fd: int, settings: Settings, host_id: int | None = None) -> NoReturn:
+def spare(
+    control_fd: int,
+    settings: Settings,
+    host_id: int | None = None,
+    warm: Mapping[str, Any] | None = None,
+) -> NoReturn:
     """Be a spare: detach, wait for a run on ``control_fd``, run it, exit; never returns.
 
     Args:
@@ -175,7 +186,11 @@ def spare(control_fd: int, settings: Settings, host_id: int | None = None) -> No
             header with the run socket attached, or end of file if the spare is not needed.
         settings: the zygote's decisions for all its children.
         host_id: with namespaces, the unprivileged host uid and gid this run is.
+        warm: the zygote's latest warm hint, for the warm-ups; ignored without namespaces,
+            where nothing is confined before the run arrives.
     """
+    helpers: list[int] = []
+    kept: list[int] = []
     try:
         try:
             _detach(settings)
@@ -183,8 +198,13 @@ def spare(control_fd: int, settings: Settings, host_id: int | None = None) -> No
                 assert host_id is not None
                 _enter_namespaces(control_fd, settings, host_id)
                 _confine_in_advance(settings)
+            else:
+                warm = None
             for warm_up in settings.warm_ups:
-                warm_up()
+                started = warm_up(warm)
+                if started is not None:
+                    helpers.extend(started[0])
+                    kept.extend(started[1])
             received = _receive_run(control_fd)
         except BaseException:
             os._exit(EXIT_SETUP)  # no run yet, nobody to tell: the zygote makes another
@@ -194,8 +214,10 @@ def spare(control_fd: int, settings: Settings, host_id: int | None = None) -> No
         try:
             if settings.policy.namespaces:
                 # All else was done before the run arrived (_confine_in_advance).
-                fd = _keep_only_own_descriptors(fd, out)
+                fd = _keep_only_own_descriptors(fd, out, kept)
                 apply_rlimits(header.limits, 0, address_space=not settings.policy.cgroup)
+                for pid in helpers:  # started before the run: held to its limits too
+                    apply_rlimits(header.limits, 0, address_space=False, pid=pid)
             else:
                 baseline, fd = _confine(header, fd, out, settings)
                 _limit(header, settings, baseline)
@@ -359,11 +381,12 @@ def _restrict_filesystem(abi: int, grants: Sequence[tuple[OpenPath, int]], run_d
         os.close(proc_self)
 
 
-def _keep_only_own_descriptors(fd: int, out: int) -> int:
+def _keep_only_own_descriptors(fd: int, out: int, kept: Sequence[int] = ()) -> int:
     """stdin from /dev/null, stdout and stderr to the output memfd, the run socket on 3.
 
     Everything else the zygote had open (its control socket, pidfds of other runs, O_PATH
-    handles) is closed, so a job cannot talk to the zygote or wait on another run.
+    handles) is closed, so a job cannot talk to the zygote or wait on another run; but the
+    ``kept`` descriptors to the warm-ups' helpers, which lie above the run socket.
     """
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
@@ -375,8 +398,12 @@ def _keep_only_own_descriptors(fd: int, out: int) -> int:
     if fd != RUN_SOCKET_FD:
         os.dup2(fd, RUN_SOCKET_FD, inheritable=False)
         os.close(fd)
-    # One close_range(2) call in CPython when the kernel has it (5.9+).
-    os.closerange(RUN_SOCKET_FD + 1, _max_fd())
+    # One close_range(2) call in CPython when the kernel has it (5.9+), or one per gap.
+    low = RUN_SOCKET_FD + 1
+    for keep in sorted(k for k in kept if k > RUN_SOCKET_FD):
+        os.closerange(low, keep)
+        low = keep + 1
+    os.closerange(low, _max_fd())
     return RUN_SOCKET_FD
 
 

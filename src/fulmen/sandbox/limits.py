@@ -125,15 +125,21 @@ def planned_rlimits(
     return {name: _clamp(RESOURCES[name], soft, hard) for name, (soft, hard) in plan.items()}
 
 
-def apply_rlimits(limits: Limits, baseline_bytes: int, *, address_space: bool = True) -> None:
-    """Set every rlimit of :func:`planned_rlimits`.
+def apply_rlimits(
+    limits: Limits, baseline_bytes: int, *, address_space: bool = True, pid: int = 0
+) -> None:
+    """Set every rlimit of :func:`planned_rlimits`, on this process or on ``pid`` (a helper
+    it started: ``prlimit(2)``).
 
     Raises:
         OSError: the kernel refused a limit (the caller reports it as a setup failure).
     """
     plan = planned_rlimits(limits, baseline_bytes, address_space=address_space)
     for name, value in plan.items():
-        resource.setrlimit(RESOURCES[name], value)
+        if pid:
+            resource.prlimit(pid, RESOURCES[name], value)
+        else:
+            resource.setrlimit(RESOURCES[name], value)
 
 
 def _clamp(which: int, soft: int, hard: int) -> tuple[int, int]:

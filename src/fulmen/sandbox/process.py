@@ -260,6 +260,7 @@ class Zygote:
         limits: Limits | None = None,
         *,
         duplex: bool = False,
+        warm: Mapping[str, Any] | None = None,
     ) -> RunHandle:
         """Fork a child that calls ``entry(payload, emit)``; restarts a dead zygote first.
 
@@ -272,6 +273,9 @@ class Zygote:
                 and returns ``None`` after :meth:`RunHandle.close_input`. For long-lived
                 children that serve requests (the script runner's smart workers); like
                 the payload, messages go from the worker straight to the child.
+            warm: what the spares forked from now on warm up with (the warm-ups' argument;
+                never secret: see ``RunHeader.warm``). A run without it makes them plain
+                again, and a spare warmed for other runs is not used for it.
 
         Raises:
             SandboxError: ``entry`` is malformed, ``payload`` is not JSON or too large, the
@@ -288,7 +292,7 @@ class Zygote:
                 f"Run payload of {len(frame)} bytes is over the {self._max_frame}-byte limit."
             )
         link = await self._live_link()
-        return self._start_run(link, entry, frame, limits or Limits(), duplex=duplex)
+        return self._start_run(link, entry, frame, limits or Limits(), duplex=duplex, warm=warm)
 
     async def restart(self) -> None:
         """Replace the zygote (runs in flight end as crashes) and probe again."""
@@ -345,7 +349,14 @@ class Zygote:
         return self._link
 
     def _start_run(
-        self, link: Link, entry: str, payload_frame: bytes, limits: Limits, *, duplex: bool = False
+        self,
+        link: Link,
+        entry: str,
+        payload_frame: bytes,
+        limits: Limits,
+        *,
+        duplex: bool = False,
+        warm: Mapping[str, Any] | None = None,
     ) -> RunHandle:
         self._next_id += 1
         run_id = self._next_id
@@ -355,6 +366,7 @@ class Zygote:
             run_dir=os.path.join(self._base, f"run-{run_id}"),
             limits=limits,
             duplex=duplex,
+            warm=warm,
         )
         return link.start_run(header, payload_frame, self._max_frame)
 

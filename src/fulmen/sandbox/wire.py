@@ -30,6 +30,7 @@ child (DESIGN.md, "Security model").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -64,6 +65,9 @@ class RunHeader:
     limits: Limits
     duplex: bool = False
     """The entry is called as ``function(payload, emit, receive)`` and may read messages."""
+    warm: Mapping[str, Any] | None = None
+    """What spares forked after this run warm themselves up with, passed to the warm-ups
+    (``Zygote.run``); never secret: the zygote keeps the latest and every spare sees it."""
 
     def to_record(self) -> dict[str, Any]:
         record = {
@@ -75,6 +79,8 @@ class RunHeader:
         }
         if self.duplex:
             record["duplex"] = True
+        if self.warm is not None:
+            record["warm"] = dict(self.warm)
         return record
 
     @classmethod
@@ -86,4 +92,5 @@ class RunHeader:
             run_dir=str(record["dir"]),
             limits=Limits(**record["limits"]),
             duplex=bool(record.get("duplex", False)),
+            warm=record["warm"] if isinstance(record.get("warm"), dict) else None,
         )

@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,9 @@ class _Spare:
     """v1: readable once the run's cgroup had an OOM kill."""
     admitted: bool = True
     """Its ids are mapped and it is in its cgroup (namespaces: once it has unshared)."""
+    warm: bool = False
+    """Forked while a run's warm hint held: its warm-ups may have started helpers (Node.js),
+    which a run that brings no hint must not inherit (they count against its limits)."""
 
 
 class _Zygote:
@@ -93,6 +96,8 @@ class _Zygote:
         self._want_spares = 2 if settings.policy.namespaces else 1
         self._worker_gone = False
         self._last_limits: tuple[int | None, int] | None = None
+        #: The latest run's warm hint (``RunHeader.warm``): what new spares warm up with.
+        self._warm: dict[str, Any] | None = None
         self._own_pid_ns = (
             os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
             if settings.policy.namespaces
@@ -169,10 +174,10 @@ class _Zygote:
         if pid == 0:
             self._let_go_in_child(ours)
             host_id = None if slot is None else policy.uid_base + slot
-            child.spare(theirs.fileno(), self._settings, host_id)
+            child.spare(theirs.fileno(), self._settings, host_id, self._warm)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
-        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None)
+        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None, warm=self._warm is not None)
         self._children[pid] = spare
         if cgroup is not None:
             self._watch(spare)
@@ -273,7 +278,12 @@ class _Zygote:
                     {"t": "failed", "id": header.id, "message": "no run socket and output attached"}
                 )
                 return
+            self._warm = dict(header.warm) if header.warm is not None else None
             spare = self._spares.popleft() if self._spares else self._fork_spare()
+            if spare is not None and spare.warm and self._warm is None:
+                # Warmed for runs like the last ones, not this one: a plain spare instead.
+                self._discard(spare)
+                spare = self._fork_spare()
             if spare is not None and not spare.admitted and not self._admit(spare):
                 spare.sock.close()
                 spare = None
@@ -299,6 +309,11 @@ class _Zygote:
             for fd in fds:
                 os.close(fd)
         self._refill()
+
+    def _discard(self, spare: _Spare) -> None:
+        """End a spare that will get no run (it is reaped as any child is)."""
+        _kill_run(spare.pid)
+        spare.sock.close()
 
     def _refill(self) -> None:
         while len(self._spares) < self._want_spares:
@@ -387,13 +402,14 @@ def _preload(names: Sequence[str]) -> dict[str, str]:
     return errors
 
 
-def _warm_ups(names: Sequence[str], errors: dict[str, str]) -> tuple[Callable[[], None], ...]:
-    """Resolve and run each warm-up once here; those that fail are reported, not kept."""
+def _warm_ups(names: Sequence[str], errors: dict[str, str]) -> tuple[child.WarmUp, ...]:
+    """Resolve and run each warm-up once here (with no hint); those that fail are reported,
+    not kept."""
     kept = []
     for name in names:
         try:
             function = child.load_callable(name)
-            function()
+            function(None)
         except BaseException as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
         else:
