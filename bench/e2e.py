@@ -57,7 +57,11 @@ WORKFLOWS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
         },
         [("a", "b", "on_job_success"), ("b", "c", "on_job_success")],
     ),
+    # OpenFn's JavaScript: Node with OpenFn's runtime in the run's sandbox (issue 15).
+    "js-trivial": ({"a": "fn(state => ({ ...state, data: { n: 1 } }))\n"}, []),
 }
+#: The adaptor of each workflow's jobs, where it is not Fulmen's Python ``common``.
+ADAPTORS = {"js-trivial": "@openfn/language-common@3.3.4"}
 IN_FLIGHT = 32
 WARM_UP = 5
 
@@ -183,7 +187,8 @@ async def case(
                     what="the worker joining",
                 )
                 idle = vm_kib(started.pid)
-                return await _measure(api, server, started, jobs, edges, runs, solo, idle)
+                adaptor = ADAPTORS.get(workflow, "common")
+                return await _measure(api, server, started, jobs, edges, runs, solo, idle, adaptor)
         finally:
             if worker is not None:
                 await worker.terminate()
@@ -199,17 +204,20 @@ async def _measure(
     runs: int,
     solo: int,
     idle: int,
+    adaptor: str,
 ) -> Figures:
     http = api.http
     solo_flow, solo_hook = await api.workflow(
-        *renamed(jobs, edges, "solo"), name="solo", reply="after_completion"
+        *renamed(jobs, edges, "solo"), name="solo", reply="after_completion", adaptor=adaptor
     )
     for i in range(WARM_UP + solo):
         response = await http.post(f"/i/{solo_hook}", json={"i": i})
         assert response.status_code == 201, response.text
     solo_runs = sorted(await api.runs(solo_flow), key=lambda run: run["inserted_at"])[WARM_UP:]
 
-    burst_flow, burst_hook = await api.workflow(*renamed(jobs, edges, "burst"), name="burst")
+    burst_flow, burst_hook = await api.workflow(
+        *renamed(jobs, edges, "burst"), name="burst", adaptor=adaptor
+    )
     before = await finished_count(http)
     assert server.process is not None
     zygote = zygote_pid(worker.pid)

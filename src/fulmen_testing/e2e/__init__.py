@@ -329,11 +329,12 @@ class Api:
         *,
         name: str = "e2e",
         reply: str | None = None,
+        adaptor: str = "common",
     ) -> tuple[str, str]:
         """A project with one workflow: a webhook trigger to the first job of ``jobs``
-        (id → body, all on the ``common`` adaptor), then ``edges`` (source, target,
-        condition). ``reply="after_completion"`` makes the webhook answer when the run has
-        ended. Returns the workflow id and the webhook trigger id."""
+        (id → body, all on ``adaptor``: an OpenFn package makes them JavaScript jobs), then
+        ``edges`` (source, target, condition). ``reply="after_completion"`` makes the webhook
+        answer when the run has ended. Returns the workflow id and the webhook trigger id."""
         project = await self.http.post("/api/projects", json={"name": name}, headers=self.headers)
         assert project.status_code in (200, 201), project.text
         project_id = project.json()["id"]
@@ -342,7 +343,7 @@ class Api:
         document = {
             "name": name,
             "jobs": [
-                {"id": job_id, "name": job_id, "adaptor": "common", "body": body}
+                {"id": job_id, "name": job_id, "adaptor": adaptor, "body": body}
                 for job_id, body in jobs.items()
             ],
             "triggers": [{"id": trigger, "type": "webhook", "webhook_reply": reply}],
