@@ -156,12 +156,22 @@ def test_the_first_claim_asks_for_every_slot_with_the_loops_queues() -> None:
         await server.until(lambda: len(server.requests) == 1)
 
     server = scenario(3, [0], body)
-    assert server.requests[0] == ClaimRequest(3, "w1", ("manual", "*"))
+    assert server.requests[0] == ClaimRequest(3, "w1", ("manual", "*"), languages=("python",))
     assert server.requests[0].to_wire() == {
         "demand": 3,
         "worker_name": "w1",
         "queues": ["manual", "*"],
+        "languages": ["python"],  # the languages it runs; Lightning ignores the field
     }
+
+
+def test_a_claim_without_languages_is_from_a_worker_that_runs_javascript_only() -> None:
+    """OpenFn's ws-worker says nothing of languages: every job it runs is JavaScript."""
+    ws_worker = ClaimRequest.from_wire({"demand": 1, "worker_name": None, "queues": ["*"]})
+    fulmen = ClaimRequest.from_wire({"demand": 1, "languages": ["python", "javascript"]})
+
+    assert ws_worker.runs_languages == ("javascript",)
+    assert fulmen.runs_languages == ("python", "javascript")
 
 
 def test_runs_received_are_started_and_the_loop_claims_the_rest_at_once() -> None:

@@ -72,12 +72,17 @@ class ClaimRequest(Struct, frozen=True):
     """``claim`` (§4.2). ``worker_name`` is always sent, null allowed: Lightning's handler
     crashes the channel without it. Absent, it reads as null. ``fetch`` (Fulmen's own, only
     to a server that lists ``CLAIM_FETCHES``): what each run's entry in the reply should
-    carry, as ``RunJoin.fetch`` asks a join; such a claim joins the runs it takes."""
+    carry, as ``RunJoin.fetch`` asks a join; such a claim joins the runs it takes.
+    ``languages`` (Fulmen's own, sent to every server: Lightning ignores what it does not
+    know): the job languages the worker runs; a claim without them is from a worker that runs
+    JavaScript only, as OpenFn's ws-worker does, and gets only runs whose every job it can run.
+    """
 
     demand: Annotated[int, Meta(ge=1)]
     worker_name: str | None = None
     queues: tuple[str, ...] | None = None
     fetch: tuple[str, ...] = ()
+    languages: tuple[str, ...] | None = None
 
     def fetching(self, fetch: tuple[str, ...]) -> Self:
         """This claim, asking for ``fetch`` in its answer too."""
@@ -97,7 +102,14 @@ class ClaimRequest(Struct, frozen=True):
             out["queues"] = list(self.queues)
         if self.fetch:
             out["fetch"] = list(self.fetch)
+        if self.languages is not None:
+            out["languages"] = list(self.languages)
         return out
+
+    @property
+    def runs_languages(self) -> tuple[str, ...]:
+        """The languages this claim's worker runs: what it says, else JavaScript only."""
+        return ("javascript",) if self.languages is None else self.languages
 
 
 class ClaimedRun(Struct, frozen=True):

@@ -158,6 +158,8 @@ class Worker:
         self.refusals = Refusals(
             settings.refusal_limit, settings.refusal_retry, on_resume=self._work_available
         )
+        #: The job languages this worker runs: Python always, JavaScript where Node.js is.
+        self.languages = ("python", "javascript") if javascript is not None else ("python",)
         self.loops = [self._loop(spec) for spec in prepared.workloops]
         self._zygote = zygote
         self._services = RunServices(
@@ -242,6 +244,7 @@ class Worker:
             backoff_min=self.settings.backoff_min,
             backoff_max=self.settings.backoff_max,
             refusals=self.refusals,
+            languages=self.languages,
         )
 
     def _work_available(self) -> None:

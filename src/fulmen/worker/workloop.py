@@ -181,6 +181,8 @@ class Workloop:
         start_run: called once per run to keep; the run must call :meth:`run_finished`.
         queue: says whether ``worker:queue`` is joined, and waits until it is.
         worker_name: sent in every claim (null allowed, never omitted: §4.2).
+        languages: the job languages this worker runs, said in every claim (Fulmen's own
+            field: a Fulmen coordinator hands it only runs it can run; Lightning ignores it).
         backoff_min, backoff_max: the empty-queue backoff (``WORKER_BACKOFF``).
         refusals: the worker's run-token refusals; while they stop claiming, this loop only
             probes when one is due.
@@ -197,6 +199,7 @@ class Workloop:
         backoff_min: float,
         backoff_max: float,
         refusals: Refusals | None = None,
+        languages: tuple[str, ...] = ("python",),
     ) -> None:
         self.spec = spec
         self.capacity = Capacity(spec.slots)
@@ -204,6 +207,7 @@ class Workloop:
         self._start_run = start_run
         self._queue = queue
         self._worker_name = worker_name
+        self._languages = languages
         self._backoff = (backoff_min, backoff_max)
         self._refusals = refusals
         self._nudge = asyncio.Event()  # work-available, or stop
@@ -259,7 +263,9 @@ class Workloop:
             return 0
         if refusals is not None and probe:
             refusals.start_probe()
-        request = ClaimRequest(demand, self._worker_name, self.spec.queues)
+        request = ClaimRequest(
+            demand, self._worker_name, self.spec.queues, languages=self._languages
+        )
         try:
             reply = await self._claim(request)
         except (WorkerError, ContractError) as exc:
