@@ -18,6 +18,7 @@ with ``LanguageError``, never run as Python.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,10 @@ JS_SOURCE: Final = Path(__file__).resolve().parent / "runtime" / "js"
 _OPENFN_NAMES: Final = {"common": "@openfn/language-common", "http": "@openfn/language-http"}
 #: The oldest Node.js OpenFn's runtime supports.
 NODE_MAJOR_MIN: Final = 18
+#: The version of OpenFn's runtime the host is pinned to.
+RUNTIME_VERSION: Final = str(
+    json.loads((JS_SOURCE / "package.json").read_text())["dependencies"]["@openfn/runtime"]
+)
 
 
 @dataclass
@@ -120,6 +125,11 @@ class JavaScript:
         repo = NpmRepo(repo_dir)
         repo.prepare()
         return cls(node, version, repo), ""
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """What runs JavaScript jobs, as ws-worker's ``run:start`` names it."""
+        return {"node": self.version, "runtime": RUNTIME_VERSION}
 
     async def setup_for(self, plan: Plan, progress: Callable[[str], None]) -> JsSetup:
         """Install what ``plan``'s JavaScript jobs need; where it is, for the child.

@@ -72,7 +72,11 @@ def test_lightning_s_javascript_workflow_runs_on_a_worker_with_node(
         logs = [" ".join(map(str, p["message"])) for p in payloads(events, "run:log")]
         assert "items: 3" in logs
         [start] = payloads(events, "run:start")
-        assert start["versions"]["@openfn/language-common"] == ["3.3.4"]
+        versions = start["versions"]
+        assert versions["@openfn/language-common"] == ["3.3.4"]
+        assert versions["node"] == javascript.version and versions["runtime"] == "1.9.5"
+        [banner] = [p["message"][0] for p in payloads(events, "run:log") if p["source"] == "VER"]
+        assert re.search(rf"▸ node\s+{re.escape(javascript.version)}\n", banner), banner
 
     scenario(body, timeout=90)
 

@@ -100,12 +100,16 @@ class RunLimits:
         return int(self.payload_mb * 1024 * 1024)
 
 
-def versions_for(plan: Plan) -> dict[str, str | tuple[str, ...]]:
-    """``run:start``'s ``versions``: the worker, Python, and each adaptor's requested
-    versions (ws-worker sends ``node`` where we send ``python``; Lightning ignores it all)."""
+def versions_for(
+    plan: Plan, runtimes: Mapping[str, str] | None = None
+) -> dict[str, str | tuple[str, ...]]:
+    """``run:start``'s ``versions``: the worker, Python, what runs the JavaScript jobs when
+    there are some (``runtimes``: ``node`` and OpenFn's ``runtime``, as ws-worker names
+    them), and each adaptor's versions (Lightning ignores it all)."""
     versions: dict[str, str | tuple[str, ...]] = {
         "worker": fulmen.__version__,
         "python": platform.python_version(),
+        **(runtimes or {}),
     }
     adaptors: dict[str, set[str]] = {}
     for job in plan.jobs:
@@ -167,12 +171,14 @@ class RunEvents:
         plan: Plan,
         limits: RunLimits,
         *,
+        runtimes: Mapping[str, str] | None = None,
         new_id: Callable[[], str] = _uuid,
         now_us: Callable[[], int] = _now_us,
     ) -> None:
         self.run_id = plan.id
         self._plan = plan
         self._limits = limits
+        self._runtimes = runtimes
         self._new_id = new_id
         self._now_us = now_us
         self._started = False
@@ -227,7 +233,7 @@ class RunEvents:
         if self._started:
             return []
         self._started = True
-        versions = versions_for(self._plan)
+        versions = versions_for(self._plan, self._runtimes)
         return [
             RunStart(versions, timestamp or format_timestamp(self._now_us())),
             self._note("RTE", f"Payload limit: {self._limits.payload_mb:g}mb"),

@@ -66,7 +66,7 @@ from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError,
 from fulmen.execution import Defaults, Execution, JavaScript, RunRequest, start
 from fulmen.logcontext import bind
 from fulmen.phoenix.client import Push
-from fulmen.plan import Plan
+from fulmen.plan import JAVASCRIPT, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime import events as rt
 from fulmen.sandbox import Zygote
@@ -264,7 +264,11 @@ class Run:
             outbox.put(report.fail(reason))
             return report.exit
         plan = with_defaults(plan, self._settings, run_id=self.id)
-        report = RunEvents(plan, limits_of(plan))
+        javascript = self._services.javascript
+        scripted = javascript is not None and any(j.runs_in == JAVASCRIPT for j in plan.jobs)
+        report = RunEvents(
+            plan, limits_of(plan), runtimes=javascript.versions if scripted and javascript else None
+        )
         try:
             state = await self._fetch_input(channel, plan, joined)
             credentials = await self._fetch_credentials(channel, plan)
