@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from fulmen.execution import JavaScript
+from fulmen_testing.javascript import COMMON
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
 def fulmen(
-    *args: str | Path, cwd: Path = ROOT, timeout: float = 60
+    *args: str | Path, cwd: Path = ROOT, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fulmen", *map(str, args)],
@@ -26,6 +30,7 @@ def fulmen(
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -251,3 +256,29 @@ def test_the_hosts_loopback_is_out_of_reach_unless_allowed(
     allowed = fulmen("run", path, "--isolation", "L3", "--allow-net", f"127.0.0.1:{loopback_port}")
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout) == {"got": "hi"}
+
+
+def test_a_javascript_job_file_runs_with_openfn_s_runtime(
+    tmp_path: Path, javascript: JavaScript
+) -> None:
+    body = """// Count the items
+fn(state => {
+  console.log('got', state.data.items.length, 'items');
+  return { ...state, data: { count: state.data.items.length } };
+});
+"""
+    state = tmp_path / "state.json"
+    state.write_text('{"data": {"items": ["a", "b", "c"]}}')
+    result = fulmen(
+        "run",
+        job(tmp_path, body, "count.js"),
+        "-a",
+        COMMON,
+        "-s",
+        state,
+        env={"WORKER_REPO_DIR": str(javascript.repo.root)},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"data": {"count": 3}}
+    assert "JOB  got 3 items" in result.stderr
