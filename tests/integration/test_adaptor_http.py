@@ -120,7 +120,7 @@ def http_job(
     credential: dict[str, Any] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    job: dict[str, Any] = {"id": "call", "adaptor": "@openfn/language-http@6.5.1", "body": body}
+    job: dict[str, Any] = {"id": "call", "adaptor": "http", "body": body}
     if credential is not None:
         job["credential_id"] = "cred"
     return {"jobs": [job], "options": options}

@@ -29,20 +29,11 @@ from typing import Any
 
 from fulmen.adaptors.operation import Operation, run_operation
 from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobError, PlanError
-from fulmen.plan import (
-    ALWAYS,
-    JAVASCRIPT,
-    ON_JOB_FAILURE,
-    ON_JOB_SUCCESS,
-    Edge,
-    Job,
-    Plan,
-    validate,
-)
+from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
 from fulmen.runtime.compile import check_syntax, compile_job
-from fulmen.runtime.conditions import Condition, compile_condition
+from fulmen.runtime.conditions import Condition, compile_condition, is_named
 from fulmen.runtime.events import (
     RuntimeEvent,
     StepComplete,
@@ -147,7 +138,7 @@ class Engine:
         for edge in self.plan.edges:
             if not edge.enabled:
                 continue
-            if self.plan.condition_language(edge) == JAVASCRIPT and not _named(edge.condition):
+            if self.plan.condition_language(edge) == JAVASCRIPT and not is_named(edge.condition):
                 expressions.append(edge)
                 self._conditions[edge] = self._js_condition(edge)
             else:
@@ -355,19 +346,6 @@ class Engine:
         )
         self._emit(event)
         return event
-
-
-def _named(condition: str) -> bool:
-    """A condition Lightning names rather than writes, the same in every language."""
-    return condition.strip() in (
-        "",
-        ALWAYS,
-        "true",
-        ON_JOB_SUCCESS,
-        ON_JOB_FAILURE,
-        "on_upstream_success",
-        "on_upstream_fail",
-    )
 
 
 def _error_reason(reason: Reason, exc: BaseException) -> ExitReason:
