@@ -247,6 +247,11 @@ class CoordinatorSettings:
     #: How long an ``Idempotency-Key`` is remembered after its first request (a day): a
     #: retry within it gets the first answer (issue 14).
     idempotency_key_ttl: float = 86_400.0
+    #: Issue 15: the npm registry asked which versions a JavaScript job's adaptor has when a
+    #: workflow is saved (a mirror or a private registry, say), and how long in seconds one
+    #: question may take before the save is refused.
+    npm_registry: str = "https://registry.npmjs.org/"
+    npm_registry_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -276,6 +281,8 @@ class CoordinatorSettings:
             dashboard_session_idle=env.number("FULMEN_DASHBOARD_SESSION_IDLE_SECONDS", 43_200.0),
             dashboard_session_max=env.number("FULMEN_DASHBOARD_SESSION_MAX_SECONDS", 604_800.0),
             idempotency_key_ttl=env.number("FULMEN_IDEMPOTENCY_KEY_TTL_SECONDS", 86_400.0),
+            npm_registry=env.http_url("FULMEN_NPM_REGISTRY") or cls.npm_registry,
+            npm_registry_timeout=env.number("FULMEN_NPM_REGISTRY_TIMEOUT_SECONDS", 10.0),
         )
 
 
@@ -386,6 +393,16 @@ class _Env:
             if value:
                 return Secret(name, value)
         return None
+
+    def http_url(self, name: str) -> str | None:
+        """An ``http://`` or ``https://`` URL with a host."""
+        raw = self.get(name)
+        if raw is None:
+            return None
+        scheme, _, rest = raw.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ConfigError(f"{name} must be an http:// or https:// URL", code="bad_url")
+        return raw
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         raw = self.get(name)

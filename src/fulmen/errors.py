@@ -33,6 +33,7 @@ The tree::
     │   ├── KeyDenied            the key policy does not release an omni key to this worker
     │   └── KeyStoreError        a key store failed; a sealed record that does not open is one
     ├── ApiError               a coordinator's REST API refused a request, or was not reached
+    ├── RegistryError          the npm registry could not say which versions an adaptor has
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -263,6 +264,17 @@ class ApiError(FulmenError):
     def __init__(self, message: str, *, status: int = 0, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.status = status
+
+
+class RegistryError(FulmenError):
+    """The npm registry, asked which versions a JavaScript job's adaptor has when a workflow
+    is saved, could not say: it was not reached in time (``registry_unreachable``) or answered
+    with something that is not a package document (``registry_error``). Nothing was saved; the
+    message names the package and the registry. A package or version that the registry says
+    does not exist is the user's input instead (InputError ``unknown_adaptor``,
+    ``unknown_adaptor_version``)."""
+
+    code = "registry_unreachable"
 
 
 class TransitionError(FulmenError):

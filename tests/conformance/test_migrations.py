@@ -162,8 +162,14 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
 
 def write_first_release(backend: Backend) -> None:
     """The database as the first release left it, holding ROWS."""
-    first = load_schema(backend.name)[0]
-    assert first.version == 1
+    write_release(backend, 1, ROWS)
+
+
+def write_release(backend: Backend, version: int, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """The database as the release with schema files up to ``version`` left it (without
+    checksums, as the first release recorded them), holding ``rows``."""
+    files = [file for file in load_schema(backend.name) if file.version <= version]
+    assert [file.version for file in files] == list(range(1, version + 1))
     with _raw(backend) as execute:
         if backend.name == "sqlite":
             execute(
@@ -175,12 +181,13 @@ def write_first_release(backend: Backend) -> None:
                 "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-        execute(first.script)
-        execute(
-            "INSERT INTO schema_version (version, name, applied_at) VALUES (1, %s, %s)",
-            (first.name, "2026-03-01 09:00:00"),
-        )
-        for table, row in ROWS:
+        for file in files:
+            execute(file.script)
+            execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
+                (file.version, file.name, "2026-03-01 09:00:00"),
+            )
+        for table, row in rows:
             columns = ", ".join(row)
             marks = ", ".join("%s" for _ in row)
             values = tuple(_value(backend, column, value) for column, value in row.items())
@@ -208,6 +215,68 @@ async def test_a_database_holding_runs_is_upgraded_and_keeps_every_row(
         versions = execute("SELECT version, checksum FROM schema_version ORDER BY version")
     assert [v for v, _ in versions] == [file.version for file in load_schema(backend.name)]
     assert all(checksum for _, checksum in versions)
+
+
+#: Issue 15: jobs saved before jobs had a language. Every one ran as Python, Lightning's
+#: adaptor names standing for Fulmen's Python adaptors, so they must stay Python.
+LEGACY_JOBS = [
+    {"id": "j", "name": "fetch", "body": "get('/patients')"}
+    | {"adaptor": "@openfn/language-http@6.5.1", "credential_id": None},
+    {"id": "k", "name": "count", "body": "fn(lambda s: s)"}
+    | {"adaptor": "@openfn/language-common@2.1.1", "credential_id": None},
+]
+#: The document of a workflow of those jobs: the webhook runs fetch, then count.
+LEGACY_DOCUMENT = {
+    **DOCUMENT,
+    "jobs": LEGACY_JOBS,
+    "edges": [
+        *DOCUMENT["edges"],
+        {"id": "e2", "source_trigger_id": None, "source_job_id": "j"}
+        | {"target_job_id": "k", "condition": "on_job_success", "enabled": True},
+    ],
+}
+
+
+def legacy_rows() -> list[tuple[str, dict[str, Any]]]:
+    """ROWS, with LEGACY_JOBS for the workflow's jobs and its snapshot's."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for table, row in ROWS:
+        if table == "workflow_snapshots":
+            rows.append((table, {**row, "document": LEGACY_DOCUMENT}))
+        elif table == "jobs":
+            rows += [
+                ("jobs", {"workflow_id": "w", "project_id": "p", **job}) for job in LEGACY_JOBS
+            ]
+        else:
+            rows.append((table, row))
+    return rows
+
+
+async def test_jobs_saved_before_languages_stay_python_whatever_their_adaptor(
+    backend: Backend,
+) -> None:
+    write_release(backend, 7, legacy_rows())
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        stored = await store.get_workflow("w")
+        expected = [(job["adaptor"], "python") for job in LEGACY_JOBS]
+        assert [(job.adaptor, job.language) for job in stored.workflow.jobs] == expected
+        snapshot = await store.get_snapshot("s")
+        assert [(job.adaptor, job.language) for job in snapshot.workflow.jobs] == expected
+        # a run of the old version, retried or not, is still handed out as Python
+        plan_json = await store.get_plan("r")
+        assert [(job["adaptor"], job["language"]) for job in plan_json["jobs"]] == expected
+        # and saving the workflow again keeps them Python
+        again = await store.replace_workflow(stored.workflow, expected_version=1)
+        assert [job.language for job in again.workflow.jobs] == ["python", "python"]
+    with _raw(backend) as execute:
+        rows = execute("SELECT id, language FROM jobs ORDER BY id")
+        document = execute("SELECT document FROM workflow_snapshots WHERE id = %s", ("s",))
+    assert [tuple(row) for row in rows] == [("j", "python"), ("k", "python")]
+    stored_document = document[0][0]
+    if isinstance(stored_document, str):
+        stored_document = orjson.loads(stored_document)
+    assert [job["id"] for job in stored_document["jobs"]] == ["j", "k"]  # in order
+    assert [job["language"] for job in stored_document["jobs"]] == ["python", "python"]
 
 
 async def test_a_schema_file_edited_after_it_was_applied_is_refused(backend: Backend) -> None:

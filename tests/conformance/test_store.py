@@ -26,7 +26,7 @@ from fulmen.errors import (
     TransitionError,
 )
 from fulmen.lifecycle import CancelAction, RunState, StepState
-from fulmen.plan import ON_JOB_SUCCESS, Edge, Job, Options, Plan
+from fulmen.plan import ON_JOB_SUCCESS, PYTHON, Edge, Job, Options, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     CronCursor,
@@ -65,6 +65,7 @@ pytestmark = pytest.mark.anyio
 
 SECRET = "hunter2-d0-not-leak"
 SUCCESS = ExitReason(Reason.SUCCESS)
+PY = PYTHON
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -77,8 +78,8 @@ def workflow(**changes: object) -> Workflow:
         project_id="p",
         name="sync patients",
         jobs=(
-            Job(id="j1", body="get('/patients')", adaptor="http", credential_id="c"),
-            Job(id="j2", name="count", body="fn(count)", adaptor="common"),
+            Job(id="j1", body="get('/patients')", adaptor="http", credential_id="c", language=PY),
+            Job(id="j2", name="count", body="fn(count)", adaptor="common", language=PY),
         ),
         triggers=(WorkflowTrigger(id="t"),),
         edges=(
@@ -208,7 +209,9 @@ async def test_a_workflow_is_saved_whole_with_a_snapshot_per_save(store: SQLStor
     assert first.workflow == workflow()
     assert first.version == 1
 
-    changed = workflow(name="v2", jobs=(*workflow().jobs[:1], Job(id="j2", body="x", adaptor="a")))
+    changed = workflow(
+        name="v2", jobs=(*workflow().jobs[:1], Job(id="j2", body="x", adaptor="a", language=PY))
+    )
     second = await store.replace_workflow(changed, expected_version=1)
     assert (second.version, second.workflow) == (2, changed)
     assert second.snapshot_id != first.snapshot_id
@@ -930,8 +933,20 @@ async def test_the_plan_is_what_the_run_recorded(store: SQLStore) -> None:
         "starting_node_id": "t",
         "triggers": [{"id": "t"}],
         "jobs": [
-            {"id": "j1", "body": "get('/patients')", "adaptor": "http", "credential_id": "c"},
-            {"id": "j2", "name": "count", "body": "fn(count)", "adaptor": "common"},
+            {
+                "id": "j1",
+                "body": "get('/patients')",
+                "adaptor": "http",
+                "credential_id": "c",
+                "language": "python",
+            },
+            {
+                "id": "j2",
+                "name": "count",
+                "body": "fn(count)",
+                "adaptor": "common",
+                "language": "python",
+            },
         ],
         "edges": [
             {

@@ -35,6 +35,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from fulmen import keys as keyring
 from fulmen.coordinator.api.schemas.common import MAX_JSON_DEPTH, MAX_RETENTION_DAYS
+from fulmen_testing.npm_registry import npm_registry
 
 FULMEN = (sys.executable, "-m", "fulmen")
 SEED = 13
@@ -57,7 +58,7 @@ API_CHECKS = [*CHECKS, openapi_checks.status_code_conformance]
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, npm_registry: str) -> None:
         keys = keyring.generate()
         base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "FULMEN_"))}
         self.env = {
@@ -65,6 +66,9 @@ class Server:
             "WORKER_SECRET": keys.worker_secret,
             "WORKER_RUNS_PRIVATE_KEY": keys.private_key,
             "FULMEN_DATA_DIR": str(data_dir),
+            # JavaScript jobs' adaptors are resolved against a registry on loopback: an
+            # adaptor it does not have is a 422, as the real registry's would be.
+            "FULMEN_NPM_REGISTRY": npm_registry,
         }
         made = subprocess.run(
             [*FULMEN, "server", "token", "create", "--name", "fuzz"],
@@ -103,7 +107,7 @@ class Server:
                 f"/api/projects/{project}/workflows",
                 {
                     "name": "fuzz",
-                    "jobs": [{"id": "fuzz-job", "body": "fn(s => s)", "adaptor": "common"}],
+                    "jobs": [{"id": "fuzz-job", "body": "fn(lambda s: s)", "adaptor": "common"}],
                     "triggers": [{"id": "fuzz-trigger"}],
                     "edges": [{"source_trigger_id": "fuzz-trigger", "target_job_id": "fuzz-job"}],
                 },
@@ -154,9 +158,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    served = Server(tmp_path_factory.mktemp("fuzz"))
-    yield served
-    served.stop()
+    with npm_registry() as registry:
+        served = Server(tmp_path_factory.mktemp("fuzz"), registry.url)
+        yield served
+        served.stop()
 
 
 # -- what the exploratory run found, one request each -----------------------------------------

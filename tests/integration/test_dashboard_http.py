@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -13,6 +13,7 @@ from uuid import uuid4
 import httpx2
 import pytest
 
+from fulmen.plan import Job
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     DataclipType,
@@ -177,6 +178,33 @@ async def test_workflows_show_their_triggers_and_copyable_webhook_urls(
     await dashboard.store.enqueue(EnqueueRequest(workflow_id=dashboard.seeded.workflow_id))
     figures = (await dashboard.http.get("/ui/status")).json()
     assert (figures["queued"], figures["workers"]) == (1, 0)
+
+
+async def test_workflows_show_each_jobs_language_and_adaptor(dashboard: Dashboard) -> None:
+    """Issue 15: a JavaScript job beside Python ones, its exact adaptor on hover."""
+    stored = await dashboard.store.get_workflow(dashboard.seeded.workflow_id)
+    js = Job(
+        id="js",
+        name="tally",
+        body="fn(s => s)",
+        adaptor="@openfn/language-common@3.3.4",
+        language="javascript",
+    )
+    await dashboard.store.replace_workflow(
+        replace(stored.workflow, jobs=(*stored.workflow.jobs, js))
+    )
+    await dashboard.sign_in()
+    page = (await dashboard.http.get("/ui")).text
+    jobs = re.findall(
+        r'<span class="job" data-language="(\w+)" title="([^"]+)">([\w-]+) '
+        r'<span class="lang">(\w+)</span></span>',
+        page,
+    )
+    assert jobs == [
+        ("python", "common", "first", "Python"),
+        ("python", "common", "second", "Python"),
+        ("javascript", "@openfn/language-common@3.3.4", "tally", "JavaScript"),
+    ]
 
 
 async def test_failed_runs_are_marked_in_words_and_colour_and_can_be_filtered(

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import httpx2
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from fulmen.cli import cli
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
+from fulmen_testing.npm_registry import closed_url, npm_registry
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +150,7 @@ async def test_an_invalid_file_changes_nothing_and_names_each_key(
     bad.write_text(
         "name: broken\nworkflows:\n  sync:\n    jobs:\n"
         "      - {name: a, body: x}\n"
-        "      - {name: b, adaptor: '@openfn/language-dhis2@5', body: x}\n"
+        "      - {name: b, adaptor: '@openfn/language-dhis2@5', language: python, body: x}\n"
         "    edges: [{from: a, to: c}]\n"
     )
     done = await coordinator.fulmen("deploy", str(bad))
@@ -172,3 +175,124 @@ async def test_a_wrong_token_or_no_coordinator_is_one_line(
     unreachable = await gone.fulmen("deploy", str(project))
     assert unreachable.exit_code == 1
     assert unreachable.output.startswith("fulmen deploy: cannot reach the coordinator at")
+
+
+# -- JavaScript jobs (issue 15) ----------------------------------------------------------------
+
+JAVASCRIPT_PROJECT = """
+name: openfn
+workflows:
+  sync:
+    triggers: [{type: webhook}]
+    jobs:
+      - {name: fetch, adaptor: "@openfn/language-http@^6", body: "get('/patients');"}
+      - {name: count, adaptor: common, language: javascript, body_file: count.js}
+      - {name: report, adaptor: "@openfn/language-common@latest", body: "fn(s => s);"}
+      - {name: legacy, adaptor: "@openfn/language-common@2.1.1", language: python,
+         body: "fn(lambda s: s)"}
+    edges:
+      - {from: webhook, to: fetch}
+      - {from: fetch, to: count}
+      - {from: count, to: report, condition: "state.data.count > 2 && !state.errors"}
+      - {from: report, to: legacy}
+"""
+COUNT_JS = "fn(state => {\n  state.data.count = state.data.items.length;\n  return state;\n});\n"
+
+
+@asynccontextmanager
+async def coordinator_with(tmp_path: Path, registry: str) -> AsyncIterator[Coordinator]:
+    """A coordinator whose JavaScript adaptors resolve against ``registry``."""
+    async with (
+        sqlite_store(str(tmp_path / "fulmen.db")) as store,
+        serve(store, npm_registry=registry) as served,
+    ):
+        yield Coordinator(served.base_url, await api_token(store))
+
+
+def javascript_project(tmp_path: Path, text: str = JAVASCRIPT_PROJECT) -> Path:
+    folder = tmp_path / "openfn"
+    folder.mkdir(exist_ok=True)
+    (folder / "count.js").write_text(COUNT_JS)
+    (folder / "project.yaml").write_text(text)
+    return folder / "project.yaml"
+
+
+async def test_deploy_resolves_javascript_adaptors_and_a_second_deploy_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    file = javascript_project(tmp_path)
+    with npm_registry() as registry:
+        async with coordinator_with(tmp_path, registry.url) as coordinator:
+            done = await coordinator.fulmen("deploy", str(file))
+            assert done.exit_code == 0, done.output
+            assert done.output.splitlines()[1:] == ["workflow sync: created"]
+            project = (await coordinator.get("/api/projects"))["items"][0]  # type: ignore[index]
+            path = f"/api/projects/{project['id']}/workflows"
+            [workflow] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert [(j["name"], j["adaptor"], j["language"]) for j in workflow["jobs"]] == [
+                ("fetch", "@openfn/language-http@6.5.1", "javascript"),  # a range
+                ("count", "@openfn/language-common@3.3.4", "javascript"),  # a short name
+                ("report", "@openfn/language-common@3.3.4", "javascript"),  # @latest
+                ("legacy", "@openfn/language-common@2.1.1", "python"),  # as written
+            ]
+            again = await coordinator.fulmen("deploy", str(file))
+            assert again.output.splitlines()[1:] == ["workflow sync: unchanged"]
+
+            pulled = tmp_path / "pulled" / "project.yaml"
+            assert (
+                await coordinator.fulmen("pull", str(pulled), "--project", "openfn")
+            ).exit_code == 0
+            written = yaml.safe_load(pulled.read_text())["workflows"]["sync"]["jobs"]
+            assert [job.get("language") for job in written] == [None, None, None, "python"]
+            assert (pulled.parent / "count.js").read_text() == COUNT_JS
+            back = await coordinator.fulmen("deploy", str(pulled))
+            assert back.output.splitlines()[-1] == "workflow sync: unchanged"
+
+
+@pytest.mark.parametrize(
+    ("adaptor", "says"),
+    [
+        ("@openfn/language-nope@latest", "has no package @openfn/language-nope"),
+        ("@openfn/language-common@^9", "has no version in the range '^9' (its latest is 3.3.4)"),
+    ],
+)
+async def test_an_adaptor_that_does_not_exist_deploys_nothing(
+    tmp_path: Path, adaptor: str, says: str
+) -> None:
+    text = JAVASCRIPT_PROJECT.replace("@openfn/language-common@latest", adaptor)
+    file = javascript_project(tmp_path, text)
+    with npm_registry() as registry:
+        async with coordinator_with(tmp_path, registry.url) as coordinator:
+            done = await coordinator.fulmen("deploy", str(file))
+            assert done.exit_code == 1
+            assert done.output.startswith("fulmen deploy: ") and says in done.output
+            assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
+
+
+async def test_a_registry_that_cannot_be_reached_deploys_nothing(tmp_path: Path) -> None:
+    down = closed_url()
+    async with coordinator_with(tmp_path, down) as coordinator:
+        done = await coordinator.fulmen("deploy", str(javascript_project(tmp_path)))
+        assert done.exit_code == 1
+        assert done.output == (
+            f"fulmen deploy: the npm registry {down} could not be reached about "
+            "@openfn/language-http: ConnectError: All connection attempts failed\n"
+        )
+        assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
+
+
+async def test_a_javascript_syntax_error_is_named_by_file_and_line(tmp_path: Path) -> None:
+    file = javascript_project(tmp_path)
+    (file.parent / "count.js").write_text("fn(state => {\n  state.data.count = ;\n});\n")
+    broken = file.read_text().replace("state.data.count > 2 && !state.errors", "state.data >")
+    file.write_text(broken)
+    async with coordinator_with(tmp_path, closed_url()) as coordinator:
+        done = await coordinator.fulmen("deploy", str(file))
+    assert done.exit_code == 2
+    assert done.output.splitlines() == [
+        f"fulmen deploy: {file}: workflows.sync.jobs[1].body_file: count.js: SyntaxError at "
+        "line 2, column 20: unexpected '='",
+        f"fulmen deploy: {file}: workflows.sync.edges[2].condition: always, on_job_success, "
+        "on_job_failure or a JavaScript expression; SyntaxError at line 1, column 13: "
+        "unexpected end of the source: '>' needs something after it",
+    ]

@@ -82,6 +82,15 @@ PLANTS: dict[str, Plant] = {
     ),
     "uvloop": Plant("worker/main.py", "fulmen.worker.main", "uvloop", "import uvloop"),
     "msgspec": Plant("phoenix/frames.py", "fulmen.phoenix.frames", "msgspec", "import msgspec"),
+    "tree-sitter": Plant(
+        "project/spec.py", "fulmen.project.spec", "tree_sitter", "import tree_sitter"
+    ),
+    "semver": Plant(
+        "coordinator/hub.py",
+        "fulmen.coordinator.hub",
+        "semantic_version",
+        "import semantic_version",
+    ),
 }
 
 

@@ -86,7 +86,7 @@ workflows:
       - {type: kafka}
     jobs:
       - {name: fetch, body: "x", credential: api}
-      - {name: load, adaptor: "@openfn/language-salesforce@4.0.0", body: "x"}
+      - {name: load, adaptor: "@openfn/language-salesforce@4.0.0", language: python, body: "x"}
       - {name: fetch, body_file: missing.py}
       - {name: both, body: "x", body_file: x.py}
       - {adaptor: common}
@@ -235,3 +235,140 @@ def test_settings_made_through_the_api_survive_a_deploy(tmp_path: Path) -> None:
     assert again["retry"] == {"max_retries": 2} and "version" not in again
     assert [t["cron_cursor"] for t in again["triggers"]] == ["last_run", "last_run"]
     assert same_workflow(deployed, again)
+
+
+# -- JavaScript jobs (issue 15) ----------------------------------------------------------------
+
+MIXED = """
+name: mixed
+workflows:
+  sync:
+    triggers: [{type: webhook}]
+    jobs:
+      - {name: fetch, adaptor: "@openfn/language-http@^6", body: "get('/items')"}
+      - {name: count, adaptor: common, language: javascript, body_file: count.js}
+      - {name: legacy, adaptor: "@openfn/language-common@2.1.1", language: python,
+         body: "fn(lambda s: s)"}
+      - {name: report, body: "fn(lambda s: s)"}
+    edges:
+      - {from: webhook, to: fetch}
+      - {from: fetch, to: count, condition: "state.data.count > 2 && !state.errors"}
+      - {from: count, to: legacy, condition: "state.data?.ok"}
+      - {from: legacy, to: report, condition: "state.data['ok']"}
+"""
+
+
+def test_a_job_is_javascript_when_it_says_so_or_its_adaptor_is_openfns(tmp_path: Path) -> None:
+    (tmp_path / "count.js").write_text(
+        "fn(state => {\n  state.data.count = 3;\n  return state;\n});\n"
+    )
+    (workflow,) = parse(MIXED, base=tmp_path).workflows
+    assert [job.runs_in for job in workflow.jobs] == [
+        "javascript",
+        "javascript",
+        "python",
+        "python",
+    ]
+    assert [job.language for job in workflow.jobs] == [None, "javascript", "python", None]
+
+
+def test_a_javascript_body_that_does_not_parse_is_named_by_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "count.js").write_text("fn(state => {\n  const x = 1 +;\n  return state;\n});\n")
+    text = MIXED.replace("body: \"get('/items')\"", "body: \"get('/items'\"")
+    assert problems(text, tmp_path) == [
+        "workflows.sync.jobs[0].body: SyntaxError at line 1, column 13: unexpected end of the "
+        "source: the '(' at line 1, column 4 is not closed",
+        "workflows.sync.jobs[1].body_file: count.js: SyntaxError at line 2, column 15: "
+        "unexpected '+'",
+    ]
+
+
+def test_a_condition_is_in_the_language_of_its_source_job(tmp_path: Path) -> None:
+    (tmp_path / "count.js").write_text("fn(s => s)\n")
+    broken = (
+        MIXED.replace("state.data.count > 2 && !state.errors", "state.data.count >")
+        .replace("state.data?.ok", "state.data.ok; state.x")
+        .replace("state.data['ok']", "state.data?.ok")
+    )
+    found = problems(broken, tmp_path)
+    assert found == [
+        "workflows.sync.edges[1].condition: always, on_job_success, on_job_failure or a "
+        "JavaScript expression; SyntaxError at line 1, column 19: unexpected end of the source: "
+        "'>' needs something after it",
+        "workflows.sync.edges[2].condition: always, on_job_success, on_job_failure or a "
+        "JavaScript expression; SyntaxError at line 1, column 16: a condition is one "
+        "expression, not 2 statements",
+        "workflows.sync.edges[3].condition: always, on_job_success, on_job_failure or a "
+        "Python expression; SyntaxError at line 1, column 11: invalid syntax",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job", "says"),
+    [
+        ("{name: a, language: javascript, adaptor: lodash, body: x}", "did you mean"),
+        ("{name: a, adaptor: '@openfn/language-common@x y', body: x}", "is not a version"),
+        ("{name: a, language: ruby, body: x}", "must be one of python, javascript"),
+        (
+            "{name: a, adaptor: '@openfn/language-dhis2@5', language: python, body: x}",
+            "of Lightning's adaptors Fulmen ships common and http",
+        ),
+    ],
+)
+def test_an_adaptor_must_suit_the_jobs_language(job: str, says: str, tmp_path: Path) -> None:
+    text = f"name: p\nworkflows:\n  w:\n    jobs:\n      - {job}\n"
+    (found,) = problems(text, tmp_path)
+    assert found.startswith("workflows.w.jobs[0].") and says in found, found
+
+
+def test_a_pulled_file_says_a_language_only_where_the_adaptor_does_not(tmp_path: Path) -> None:
+    body = "fn(state => {\n  return state;\n});\n"
+    document = {
+        "name": "sync",
+        "jobs": [
+            {"id": "1", "name": "js", "body": body, "adaptor": "@openfn/language-common@3.3.4"}
+            | {"language": "javascript", "credential_id": None},
+            {"id": "2", "name": "py", "body": "fn(lambda s: s)"}
+            | {"adaptor": "@openfn/language-common@2.1.1", "language": "python"},
+            {"id": "3", "name": "plain", "body": "fn(lambda s: s)", "adaptor": "common"}
+            | {"language": "python"},
+        ],
+        "triggers": [],
+        "edges": [],
+    }
+    spec = ProjectSpec("p", (spec_of_workflow(document, {}),))
+    text, files = render(spec)
+    assert files == {"js.js": body}
+    jobs = yaml.safe_load(text)["workflows"]["sync"]["jobs"]
+    assert jobs == [
+        {"name": "js", "adaptor": "@openfn/language-common@3.3.4", "body_file": "js.js"},
+        {"name": "py", "adaptor": "@openfn/language-common@2.1.1", "language": "python"}
+        | {"body": "fn(lambda s: s)"},
+        {"name": "plain", "body": "fn(lambda s: s)"},
+    ]
+    (tmp_path / "js.js").write_text(body)
+    assert [job.runs_in for job in parse(text, base=tmp_path).workflows[0].jobs] == [
+        "javascript",
+        "python",
+        "python",
+    ]
+
+
+def test_a_document_says_each_jobs_language_and_its_resolved_adaptor(tmp_path: Path) -> None:
+    (tmp_path / "count.js").write_text("fn(s => s)\n")
+    (workflow,) = parse(MIXED, base=tmp_path).workflows
+    exact = {
+        "@openfn/language-http@^6": "@openfn/language-http@6.5.1",
+        "common": "@openfn/language-common@3.3.4",
+    }
+    document = desired_workflow(workflow, None, {}, adaptors=exact)
+    assert [(job["adaptor"], job["language"]) for job in document["jobs"]] == [
+        ("@openfn/language-http@6.5.1", "javascript"),
+        ("@openfn/language-common@3.3.4", "javascript"),
+        ("@openfn/language-common@2.1.1", "python"),  # a Python job's adaptor: as written
+        ("common", "python"),
+    ]
+    deployed = {**document, "version": 1}
+    assert same_workflow(deployed, desired_workflow(workflow, deployed, {}, adaptors=exact))
+    moved = {**exact, "common": "@openfn/language-common@3.4.0"}  # @latest moved on
+    assert not same_workflow(deployed, desired_workflow(workflow, deployed, {}, adaptors=moved))

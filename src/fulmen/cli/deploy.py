@@ -2,10 +2,13 @@
 its REST API (fulmen.project says how things are matched; cli/client.py talks HTTP).
 
 ``deploy`` reads and checks the whole file first (an invalid file changes nothing and exits 2
-with one ``path: message`` line per problem), then creates or updates the project, its
-credentials (names only: a new one is created empty, its value set through the API), and each
-workflow, printing one line per thing: ``created``, ``updated`` or ``unchanged``. Workflows
-on the server that the file does not name are kept (and said so) unless ``--prune``.
+with one ``path: message`` line per problem), asks the coordinator what the JavaScript jobs'
+adaptors resolve to (a package or version that does not exist, or an npm registry the
+coordinator cannot reach, changes nothing either and exits 1), then creates or updates the
+project, its credentials (names only: a new one is created empty, its value set through the
+API), and each workflow, printing one line per thing: ``created``, ``updated`` or
+``unchanged``. Workflows on the server that the file does not name are kept (and said so)
+unless ``--prune``.
 
 ``pull`` writes the deployed project back to the file, with its job files beside it.
 
@@ -35,6 +38,7 @@ from fulmen.project import (
     ProjectSpec,
     WorkflowSpec,
     desired_workflow,
+    javascript_adaptors,
     load,
     render,
     same_workflow,
@@ -42,6 +46,9 @@ from fulmen.project import (
 )
 
 __all__ = ["Deployed", "deploy", "deploy_project", "pull", "pull_project"]
+
+#: Adaptors asked about in one request (the API takes up to 100).
+_ASKED_AT_ONCE = 50
 
 
 @dataclass
@@ -54,6 +61,7 @@ class Deployed:
 
 def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deployed:
     """Create or update the project, its credentials and workflows to match ``spec``."""
+    adaptors = _resolve_adaptors(api, spec)  # before anything is written
     project, verb = _ensure_project(api, spec)
     done = Deployed(project["id"], [f"project {spec.name}: {verb} ({project['id']})"])
     credentials = _ensure_credentials(api, project["id"], spec, done)
@@ -62,7 +70,7 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
         deployed.setdefault(document["name"], document)
     for workflow in spec.workflows:
         existing = deployed.pop(workflow.name, None)
-        document = desired_workflow(workflow, existing, credentials)
+        document = desired_workflow(workflow, existing, credentials, adaptors=adaptors)
         if existing is None:
             saved = api.call("POST", f"/api/projects/{project['id']}/workflows", json=document)
             done.changes.append(f"workflow {workflow.name}: created")
@@ -83,6 +91,18 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
         else:
             done.changes.append(f"workflow {name}: not in the file (kept; --prune deletes it)")
     return done
+
+
+def _resolve_adaptors(api: Api, spec: ProjectSpec) -> dict[str, str]:
+    """The exact adaptor each JavaScript job's adaptor means now, as the coordinator would
+    save it (ApiError when one does not exist or the registry cannot be asked)."""
+    wanted = javascript_adaptors(spec.workflows)
+    exact: dict[str, str] = {}
+    for start in range(0, len(wanted), _ASKED_AT_ONCE):
+        asked = wanted[start : start + _ASKED_AT_ONCE]
+        answer = api.call("GET", "/api/adaptors/resolved", params={"adaptor": asked})
+        exact.update((item["adaptor"], item["resolved"]) for item in answer["items"])
+    return exact
 
 
 def _ensure_project(api: Api, spec: ProjectSpec) -> tuple[dict[str, Any], str]:

@@ -21,6 +21,7 @@ from fulmen.config import PRIVATE_KEY_VARIABLES, SECRET_VARIABLES, CoordinatorSe
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
+from fulmen.coordinator.registry import NpmRegistry
 from fulmen.coordinator.run_tokens import RunTokens
 from fulmen.errors import ConfigError
 from fulmen.plan import Options
@@ -67,9 +68,14 @@ class Coordinator:
     metrics: Metrics
     memories: RunMemories = field(default_factory=RunMemories)
     run_tokens: RunTokens = field(init=False)
+    #: Where JavaScript jobs' adaptors are resolved when a workflow is saved (issue 15).
+    registry: NpmRegistry = field(init=False)
 
     def __post_init__(self) -> None:
         self.run_tokens = RunTokens(self.keys.private_key)
+        self.registry = NpmRegistry(
+            self.settings.npm_registry, timeout=self.settings.npm_registry_timeout
+        )
 
     def now(self) -> float:
         """Seconds since the epoch, from the coordinator's clock (tokens want this form)."""

@@ -19,7 +19,12 @@ Nothing here does network I/O; ``fulmen.cli.deploy`` does.
 
 from __future__ import annotations
 
-from fulmen.project.documents import desired_workflow, same_workflow, spec_of_workflow
+from fulmen.project.documents import (
+    desired_workflow,
+    javascript_adaptors,
+    same_workflow,
+    spec_of_workflow,
+)
 from fulmen.project.render import render
 from fulmen.project.spec import (
     EdgeSpec,
@@ -38,6 +43,7 @@ __all__ = [
     "TriggerSpec",
     "WorkflowSpec",
     "desired_workflow",
+    "javascript_adaptors",
     "load",
     "parse",
     "render",

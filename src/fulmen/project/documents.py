@@ -7,18 +7,24 @@ ones: a webhook trigger keeps its URL across deploys. Settings the file has no w
 says whether a deployed document already is what the file asks for, so that an unchanged
 workflow is not saved again (which would make a new version). ``spec_of_workflow`` is the
 way back, for ``fulmen pull``.
+
+Each job's document says its language. A JavaScript job's adaptor is sent as the exact
+version the coordinator resolved it to just before (``adaptors``, from ``GET
+/api/adaptors/resolved``), as the coordinator would save it: so an unchanged file compares
+equal to what is deployed, and a ``@latest`` that moved on shows as a change.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from uuid import uuid4
 
+from fulmen.plan import JAVASCRIPT, language_of
 from fulmen.project.spec import EdgeSpec, JobSpec, TriggerSpec, WorkflowSpec, default_condition
 
-__all__ = ["desired_workflow", "same_workflow", "spec_of_workflow"]
+__all__ = ["desired_workflow", "javascript_adaptors", "same_workflow", "spec_of_workflow"]
 
 Document = dict[str, Any]
 
@@ -30,11 +36,19 @@ def _new_id() -> str:
     return str(uuid4())
 
 
+def javascript_adaptors(specs: Iterable[WorkflowSpec]) -> list[str]:
+    """The adaptors of the JavaScript jobs of ``specs``, each once, in file order: what to
+    resolve before deploying."""
+    wanted = (job.adaptor for spec in specs for job in spec.jobs if job.runs_in == JAVASCRIPT)
+    return list(dict.fromkeys(wanted))
+
+
 def desired_workflow(
     spec: WorkflowSpec,
     existing: Mapping[str, Any] | None,
     credentials: Mapping[str, str],
     new_id: Callable[[], str] = _new_id,
+    adaptors: Mapping[str, str] | None = None,
 ) -> Document:
     """The document to save for ``spec``: ``existing``'s ids where things match.
 
@@ -43,7 +57,10 @@ def desired_workflow(
         existing: the deployed document of the same name, if any.
         credentials: credential ids by name (every name the spec's jobs use).
         new_id: mints the ids of new things.
+        adaptors: the exact adaptor of each JavaScript job's adaptor as written (one not
+            there is sent as written, and the coordinator resolves it).
     """
+    exact = adaptors or {}
     old = existing or {}
     old_jobs: dict[str, str] = {}
     for job in old.get("jobs", ()):
@@ -82,8 +99,11 @@ def desired_workflow(
             "id": job_ids[job.name],
             "name": job.name,
             "body": job.body,
-            "adaptor": job.adaptor,
+            "adaptor": exact.get(job.adaptor, job.adaptor)
+            if job.runs_in == JAVASCRIPT
+            else job.adaptor,
             "credential_id": credentials[job.credential] if job.credential else None,
+            "language": job.runs_in,
         }
         for job in spec.jobs
     ]
@@ -169,6 +189,7 @@ def spec_of_workflow(
             if job.get("credential_id")
             else None,
             body_file=files.get(job_names[job["id"]]),
+            language=_language(job),
         )
         for job in document.get("jobs", ())
     )
@@ -195,6 +216,13 @@ def spec_of_workflow(
         edges=tuple(edges),
         concurrency=document.get("concurrency"),
     )
+
+
+def _language(job: Mapping[str, Any]) -> str | None:
+    """A deployed job's language, when it is not the one its adaptor implies (a file says
+    only what differs from the default)."""
+    said = job.get("language")
+    return said if said and said != language_of(job["adaptor"]) else None
 
 
 def _trigger_names(triggers: Any, previous: WorkflowSpec | None) -> dict[str, str]:

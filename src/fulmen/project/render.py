@@ -1,10 +1,12 @@
 """A project spec as a YAML file and the job files beside it (what ``fulmen pull`` writes).
 
 Defaults are left out, so a pulled file reads like a hand-written one: a job's adaptor when it
-is ``common``, an edge's condition when it is its source's default, ``enabled`` when true.
-A job whose body runs over several lines goes to a ``.py`` file (the one the local file named,
-else ``<job>.py``, or ``<workflow>-<job>.py`` when two workflows have a job of that name); a
-one-line body stays inline. Triggers and edges are written one per line, in flow style.
+is ``common``, its language when its adaptor implies it (``javascript`` for
+``@openfn/language-*``, else ``python``), an edge's condition when it is its source's default,
+``enabled`` when true. A job whose body runs over several lines goes to a file (the one the
+local file named, else ``<job>.py`` or ``<job>.js`` by its language, or ``<workflow>-<job>…``
+when two workflows have a job of that name); a one-line body stays inline. Triggers and
+edges are written one per line, in flow style.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from fulmen.plan import JAVASCRIPT, language_of
 from fulmen.project.spec import (
     JobSpec,
     ProjectSpec,
@@ -115,12 +118,15 @@ def _job(workflow: str, job: JobSpec, files: dict[str, str], shared: Counter[str
     out: dict[str, Any] = {"name": job.name}
     if job.adaptor != "common":
         out["adaptor"] = job.adaptor
+    if job.language is not None and job.language != language_of(job.adaptor):
+        out["language"] = job.language
     if job.credential:
         out["credential"] = job.credential
     file = job.body_file
     if file is None and "\n" in job.body.rstrip("\n"):
         stem = job.name if shared[job.name] == 1 else f"{workflow}-{job.name}"
-        file = _UNSAFE.sub("-", stem).strip("-.") + ".py"
+        suffix = ".js" if job.runs_in == JAVASCRIPT else ".py"
+        file = _UNSAFE.sub("-", stem).strip("-.") + suffix
     if file is None:
         out["body"] = job.body
     else:

@@ -17,9 +17,22 @@ The file, with every key it may have (``examples/project.yaml`` is a working one
             adaptor: http           # common (the default), http, or a Python module
             credential: api         # one of the names under ``credentials``
             body_file: fetch.py     # beside this file; or ``body:`` with the source inline
+          - name: report
+            adaptor: "@openfn/language-http@^6"   # an OpenFn adaptor: a JavaScript job
+            language: javascript    # optional: javascript for @openfn/language-*, else python
+            body_file: report.js
         edges:
           - {from: webhook, to: fetch}                # from a trigger: ``always`` by default
           - {from: fetch, to: report, condition: "state.data.count > 0"}  # a job: on_job_success
+
+A job's language is ``python`` or ``javascript``; without one, a job whose adaptor is an
+``@openfn/language-*`` package is JavaScript, any other Python (so a Python job that names
+Lightning's ``@openfn/language-common@…`` for Fulmen's common adaptor says ``language:
+python``). A JavaScript job's adaptor is any ``@openfn/language-*`` package with a version, an
+npm range or a tag (``@latest`` without one), or ``common``/``http`` for OpenFn's; the
+coordinator saves the exact version the npm registry offers then. A body must parse in its
+job's language, and an edge's condition in its source job's (a trigger's edge: in the language
+of the job it leads to, as ``Plan.condition_language`` has it).
 
 Reading reports every problem at once, each with the path of its key
 (``workflows.sync.jobs[1].adaptor: unknown adaptor '...'``), and changes nothing anywhere.
@@ -37,7 +50,10 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from fulmen import cron
+from fulmen.adaptor_versions import parse_request
 from fulmen.errors import InputError, ProjectFileError
+from fulmen.plan import JAVASCRIPT, LANGUAGES, PYTHON, language_of
+from fulmen.syntax import body_problem, condition_problem
 from fulmen.validation import Reader, join, kind
 
 __all__ = [
@@ -73,6 +89,13 @@ class JobSpec:
     credential: str | None = None
     #: The file the body was read from, relative to the project file (kept by ``pull``).
     body_file: str | None = None
+    #: ``python`` or ``javascript`` as the file says; ``None``: the adaptor's (:attr:`runs_in`).
+    language: str | None = None
+
+    @property
+    def runs_in(self) -> str:
+        """The job's language: the one said, else JavaScript for an OpenFn adaptor."""
+        return language_of(self.adaptor, self.language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +148,7 @@ def default_condition(source_is_trigger: bool) -> str:
 
 
 def adaptor_problem(name: str) -> str | None:
-    """Why ``name`` is not an adaptor a worker could load, or ``None``.
+    """Why ``name`` is not a Python job's adaptor a worker could load, or ``None``.
 
     What can be checked here, away from any worker: Lightning's names must be of an adaptor
     Fulmen ships, and anything else must be a Python module's name (whether that module is
@@ -145,6 +168,17 @@ def adaptor_problem(name: str) -> str | None:
     if base in _SHIPPED or _MODULE.match(base):
         return None
     return f"unknown adaptor {name!r}: use common, http, or the name of a Python module"
+
+
+def _adaptor_problem(name: str, language: str) -> str | None:
+    """Why ``name`` is not an adaptor of a job in ``language``, or ``None``."""
+    if language == PYTHON:
+        return adaptor_problem(name)
+    try:
+        parse_request(name)
+    except InputError as error:
+        return error.message
+    return None
 
 
 def load(path: Path) -> ProjectSpec:
@@ -247,7 +281,7 @@ class _Reader(Reader):
             if (trigger := self.trigger(item, f"{path}.triggers[{index}]")) is not None
         ]
         self.unique_names(path, jobs, triggers)
-        job_names = {job.name for job in jobs}
+        job_names = {job.name: job.runs_in for job in jobs}
         trigger_names = {trigger.name for trigger in triggers}
         edges = [
             edge
@@ -275,13 +309,15 @@ class _Reader(Reader):
                 seen.add(name)
 
     def job(self, value: Any, path: str, credentials: tuple[str, ...]) -> JobSpec | None:
-        keys = frozenset({"name", "adaptor", "body", "body_file", "credential"})
+        keys = frozenset({"name", "adaptor", "body", "body_file", "credential", "language"})
         node = self.mapping(value, path, keys)
         if node is None:
             return None
         name = self.text(node, "name", path, required=True)
         adaptor = self.text(node, "adaptor", path) or "common"
-        if (problem := adaptor_problem(adaptor)) is not None:
+        language = self.choice(node, "language", path, LANGUAGES)
+        runs_in = language_of(adaptor, language)
+        if (problem := _adaptor_problem(adaptor, runs_in)) is not None:
             self.problem(join(path, "adaptor"), problem)
         credential = self.text(node, "credential", path)
         if credential is not None and credential not in credentials:
@@ -289,9 +325,12 @@ class _Reader(Reader):
                 join(path, "credential"), f"{credential!r} is not listed under credentials"
             )
         body, body_file = self.body(node, path)
+        if body is not None and (fault := body_problem(body, runs_in)) is not None:
+            where = join(path, "body_file" if body_file else "body")
+            self.problem(where, f"{body_file + ': ' if body_file else ''}{fault}")
         if name is None or body is None:
             return None
-        return JobSpec(name, body, adaptor, credential, body_file)
+        return JobSpec(name, body, adaptor, credential, body_file, language)
 
     def body(self, node: Mapping[str, Any], path: str) -> tuple[str | None, str | None]:
         inline = self.text(node, "body", path, empty=True)
@@ -351,25 +390,28 @@ class _Reader(Reader):
             key = "timezone" if exc.code == "bad_timezone" else "cron"
             self.problem(join(path, key), exc.message)
 
-    def edge(self, value: Any, path: str, jobs: set[str], triggers: set[str]) -> EdgeSpec | None:
+    def edge(
+        self, value: Any, path: str, jobs: Mapping[str, str], triggers: set[str]
+    ) -> EdgeSpec | None:
+        """An edge between named ends; ``jobs`` maps each job's name to its language: the
+        language of the conditions of the edges leaving it, and of a trigger's edge to it."""
         node = self.mapping(value, path, frozenset({"from", "to", "condition", "enabled"}))
         if node is None:
             return None
         source = self.text(node, "from", path, required=True)
         target = self.text(node, "to", path, required=True)
-        if source is not None and source not in jobs | triggers:
+        if source is not None and source not in jobs and source not in triggers:
             self.problem(join(path, "from"), f"no trigger or job is named {source!r}")
             source = None
         if target is not None and target not in jobs:
             self.problem(join(path, "to"), f"no job is named {target!r}")
             target = None
         condition = self.text(node, "condition", path)
-        if condition is not None and condition not in CONDITIONS:
-            try:
-                compile(condition, "<condition>", "eval")
-            except SyntaxError as exc:
-                message = f"{', '.join(CONDITIONS)} or a Python expression; {exc.msg}"
-                self.problem(join(path, "condition"), message)
+        language = jobs.get(source or "") or jobs.get(target or "", PYTHON)
+        if condition is not None and (fault := condition_problem(condition, language)):
+            name = "JavaScript" if language == JAVASCRIPT else "Python"
+            message = f"{', '.join(CONDITIONS)} or a {name} expression; {fault}"
+            self.problem(join(path, "condition"), message)
         if source is None or target is None:
             return None
         return EdgeSpec(

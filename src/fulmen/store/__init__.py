@@ -69,6 +69,7 @@ from fulmen.store.models.webhook_auth import (
     WebhookAuthType,
     WebhookSecret,
 )
+from fulmen.store.sources import check_sources
 from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
@@ -122,6 +123,7 @@ __all__ = [
     "WorkOrder",
     "Workflow",
     "WorkflowTrigger",
+    "check_sources",
     "open_store",
     "sqlite_path",
 ]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
-from fulmen.plan import Edge, Job, Plan, Trigger, validate
+from fulmen.plan import Edge, Job, Plan, Trigger, language_of, validate
 from fulmen.store import retention_policy, retry_policy
 from fulmen.store.db import Row, Tx, dumps, loads
 from fulmen.store.models.catalog import (
@@ -38,6 +39,7 @@ from fulmen.store.models.catalog import (
 )
 from fulmen.store.models.common import Page
 from fulmen.store.paging import check_limit, decode_cursor, make_page
+from fulmen.store.sources import check_adaptors, check_sources
 
 __all__ = [
     "create_project",
@@ -48,6 +50,7 @@ __all__ = [
     "get_snapshot",
     "get_trigger",
     "get_workflow",
+    "job_from_document",
     "list_projects",
     "list_workflows",
     "project_of",
@@ -273,7 +276,8 @@ async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime
 
 
 def _check_workflow(workflow: Workflow) -> None:
-    """Refuse what cannot be saved: the plan rules of §6.3 plus the store's own."""
+    """Refuse what cannot be saved: the plan rules of §6.3 plus the store's own, among them
+    sources that parse in their language and JavaScript adaptors at exact versions (sources.py)."""
     _check_concurrency(workflow.concurrency)
     for job in workflow.jobs:
         if job.credential is not None or job.state is not None:
@@ -299,6 +303,8 @@ def _check_workflow(workflow: Workflow) -> None:
             edges=workflow.edges,
         )
     )
+    check_sources(workflow)
+    check_adaptors(workflow)
 
 
 def _check_cursor(trigger: WorkflowTrigger, job_ids: set[str]) -> None:
@@ -369,7 +375,7 @@ def workflow_from_document(doc: Mapping[str, Any]) -> Workflow:
         name=doc["name"],
         concurrency=doc.get("concurrency"),
         retry=RetryPolicy(**doc.get("retry", {})),
-        jobs=tuple(Job(**job) for job in doc["jobs"]),
+        jobs=tuple(job_from_document(job) for job in doc["jobs"]),
         triggers=tuple(_trigger(trigger) for trigger in doc["triggers"]),
         edges=tuple(Edge(**edge) for edge in doc["edges"]),
     )
@@ -385,13 +391,23 @@ def _retry_document(retry: RetryPolicy) -> dict[str, object]:
 
 
 def _job_document(job: Job) -> dict[str, object]:
+    """A job as a row and a snapshot hold it: its language always said (issue 15)."""
     return {
         "id": job.id,
         "name": job.name,
         "body": job.body,
         "adaptor": job.adaptor,
         "credential_id": job.credential_id,
+        "language": job.runs_in,
     }
+
+
+def job_from_document(doc: Mapping[str, Any]) -> Job:
+    """A snapshot's job, its language said: every document carries it since schema 0008,
+    which gave the older ones ``python``; the adaptor's default is for a document that
+    somehow has none."""
+    job = Job(**doc)
+    return job if job.language is not None else replace(job, language=language_of(job.adaptor))
 
 
 def _trigger_document(trigger: WorkflowTrigger) -> dict[str, object]:

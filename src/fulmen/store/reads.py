@@ -6,7 +6,8 @@ from typing import Any
 
 from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
-from fulmen.plan import Edge, Job, Options, Plan, Trigger
+from fulmen.plan import Edge, Options, Plan, Trigger
+from fulmen.store.catalog import job_from_document
 from fulmen.store.db import Row, Tx, from_micros, loads, time_or_none, to_micros
 from fulmen.store.models.common import Page
 from fulmen.store.models.queue import Priority, WorkOrder
@@ -87,7 +88,9 @@ async def get_plan(tx: Tx, run_id: str) -> dict[str, Any]:
     """The ``fetch:plan`` reply (spec §6.1), built from the snapshot the run records.
 
     Disabled edges are kept (the worker skips them, §6.2); triggers carry only their id, as
-    Lightning sends them.
+    Lightning sends them. Every job says its language (issue 15: Lightning's plans never do,
+    and a worker would then tell it by the adaptor, which is wrong for a Python job saved
+    with an ``@openfn/language-*`` adaptor).
     """
     row = await tx.fetchone("get_run_plan", {"id": run_id})
     if row is None:
@@ -98,7 +101,7 @@ async def get_plan(tx: Tx, run_id: str) -> dict[str, Any]:
         project_id=row["project_id"],
         dataclip_id=row["dataclip_id"],
         starting_node_id=row["starting_node_id"],
-        jobs=tuple(Job(**job) for job in document["jobs"]),
+        jobs=tuple(job_from_document(job) for job in document["jobs"]),
         triggers=tuple(Trigger(id=trigger["id"]) for trigger in document["triggers"]),
         edges=tuple(Edge(**edge) for edge in document["edges"]),
         options=Options(**loads(row["options"])),

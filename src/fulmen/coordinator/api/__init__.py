@@ -3,8 +3,9 @@
 Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit`` and answer
 ``{"items": [...], "next_cursor": ...}``. Errors are ``{"error": {"code", "message",
 "field"}}`` with the status their kind calls for: unknown ids 404, conflicts (duplicate id,
-stale version, a run that cannot be cancelled now) 409, unusable input 422, a store failure
-500, an ``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
+stale version, a run that cannot be cancelled now) 409, unusable input 422, an npm registry
+that could not say which versions an adaptor has 502, a store failure 500, an
+``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
 OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
 
 A request that does not fit its model is 422 in FastAPI's shape (``{"detail": [{"type",
@@ -25,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from fulmen.coordinator.api import catalog, runs, webhook_auth, work_orders
+from fulmen.coordinator.api import adaptors, catalog, runs, webhook_auth, work_orders
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.coordinator.idempotency import KeyRefused
@@ -37,6 +38,7 @@ from fulmen.errors import (
     InputError,
     NotFoundError,
     PlanError,
+    RegistryError,
     StoreError,
     TransitionError,
 )
@@ -61,6 +63,7 @@ _COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=_COMMON_ANSWERS)
 router.include_router(catalog.router)
+router.include_router(adaptors.router)
 router.include_router(runs.router)
 router.include_router(work_orders.router)
 router.include_router(webhook_auth.router)
@@ -77,6 +80,8 @@ def status_of(error: FulmenError) -> int:
         return 422
     if isinstance(error, ConfigError):
         return 503
+    if isinstance(error, RegistryError):
+        return 502
     return 500
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -15,9 +15,10 @@ from fulmen.coordinator.api.schemas.catalog import (
     WorkflowDoc,
     WorkflowIn,
 )
-from fulmen.coordinator.api.schemas.common import MAX_INT32, PageDoc, PathId
+from fulmen.coordinator.api.schemas.common import MAX_INT32, ErrorDoc, PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
-from fulmen.store import NewCredential, Store
+from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
+from fulmen.store import NewCredential, Store, Workflow, check_sources
 
 __all__ = ["router"]
 
@@ -27,9 +28,13 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-def _store(request: Request) -> Store:
+def _coordinator(request: Request) -> Coordinator:
     c: Coordinator = request.app.state.coordinator
-    return c.store
+    return c
+
+
+def _store(request: Request) -> Store:
+    return _coordinator(request).store
 
 
 # -- projects ------------------------------------------------------------------------------
@@ -74,6 +79,23 @@ def _check_schedules(workflow: WorkflowIn) -> None:
             cron.parse(trigger.cron_expression or "", trigger.timezone)
 
 
+async def _resolved(
+    request: Request, workflow: Workflow, current: Workflow | None = None
+) -> Workflow:
+    """``workflow`` as it is saved: its sources checked first (no registry is asked about a
+    workflow that would be refused anyway), then its JavaScript adaptors at exact versions
+    (those ``current`` already had are not asked about again)."""
+    check_sources(workflow)
+    checked = checked_adaptors(current) if current is not None else frozenset()
+    return await resolve_workflow(workflow, _coordinator(request).registry, checked=checked)
+
+
+#: What a save may answer besides the common answers: its adaptors could not be resolved.
+_SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
+    502: {"model": ErrorDoc, "description": "The npm registry could not be asked"},
+}
+
+
 @router.get("/projects/{project_id}/workflows", tags=["workflows"])
 async def list_workflows(
     request: Request, project_id: PathId, cursor: Cursor = None, limit: Limit = 100
@@ -84,12 +106,18 @@ async def list_workflows(
     return PageDoc(items=[WorkflowDoc.of(w) for w in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/projects/{project_id}/workflows", tags=["workflows"], status_code=201)
+@router.post(
+    "/projects/{project_id}/workflows",
+    tags=["workflows"],
+    status_code=201,
+    responses=_SAVE_ANSWERS,
+)
 async def create_workflow(
     request: Request, project_id: PathId, workflow: WorkflowIn
 ) -> WorkflowDoc:
     _check_schedules(workflow)
-    return WorkflowDoc.of(await _store(request).create_workflow(workflow.to_store(project_id)))
+    saved = await _resolved(request, workflow.to_store(project_id))
+    return WorkflowDoc.of(await _store(request).create_workflow(saved))
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
@@ -97,7 +125,7 @@ async def get_workflow(request: Request, workflow_id: PathId) -> WorkflowDoc:
     return WorkflowDoc.of(await _store(request).get_workflow(workflow_id))
 
 
-@router.put("/workflows/{workflow_id}", tags=["workflows"])
+@router.put("/workflows/{workflow_id}", tags=["workflows"], responses=_SAVE_ANSWERS)
 async def replace_workflow(
     request: Request,
     workflow_id: PathId,
@@ -112,7 +140,9 @@ async def replace_workflow(
     _check_schedules(workflow)
     store = _store(request)
     current = await store.get_workflow(workflow_id)
-    replaced = workflow.to_store(current.workflow.project_id, workflow_id)
+    replaced = await _resolved(
+        request, workflow.to_store(current.workflow.project_id, workflow_id), current.workflow
+    )
     return WorkflowDoc.of(await store.replace_workflow(replaced, expected_version=expected_version))
 
 

@@ -15,7 +15,7 @@ from fulmen.coordinator.dashboard.views import state_class
 __all__ = ["fragment", "page", "templates"]
 
 #: Bumped with the static files, so that browsers fetch the new ones.
-ASSETS_VERSION: Final = "2"
+ASSETS_VERSION: Final = "3"
 
 
 def _when(moment: datetime | None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,9 @@ from fulmen.store import (
     Workflow,
     WorkflowTrigger,
 )
+
+#: A job's language (plan.LANGUAGES), as the schema lists them.
+Language = Literal["python", "javascript"]
 
 
 class ProjectIn(InputDoc):
@@ -74,10 +77,37 @@ class ProjectDoc(BaseModel):
 class JobDoc(InputDoc):
     id: NewId
     name: str | None = None
-    body: str
-    #: e.g. ``@openfn/language-common@latest``, ``common``, ``http``.
-    adaptor: str
+    body: str = Field(
+        description="The job's source, in its language. A body that does not parse is "
+        "refused (422, code syntax_error, naming the line and column)."
+    )
+    adaptor: str = Field(
+        description="A Python job's: common, http or a Python module. A JavaScript job's: an "
+        "@openfn/language-* package with a version, an npm range or a tag (@latest when none "
+        "is given), or common or http for OpenFn's. A JavaScript job's is saved, and read "
+        "back, as the exact version the npm registry offers at the save "
+        "(@openfn/language-common@3.3.4); a package or version that does not exist is a 422 "
+        "(unknown_adaptor, unknown_adaptor_version), a registry that cannot be reached a 502 "
+        "(registry_unreachable), and nothing is saved."
+    )
     credential_id: str | None = None
+    language: Language | None = Field(
+        default=None,
+        description="The language of the body and of the conditions of the edges leaving "
+        "the job. Absent: javascript for an @openfn/language-* adaptor, else python. Always "
+        "given in answers.",
+    )
+
+    def to_plan(self) -> plan.Job:
+        """The job, its language said (absent: the adaptor's)."""
+        return plan.Job(
+            id=self.id,
+            name=self.name,
+            body=self.body,
+            adaptor=self.adaptor,
+            credential_id=self.credential_id,
+            language=plan.language_of(self.adaptor, self.language),
+        )
 
 
 class TriggerDoc(InputDoc):
@@ -162,7 +192,7 @@ class WorkflowIn(InputDoc):
             name=self.name,
             concurrency=self.concurrency,
             retry=self.retry.to_store(),
-            jobs=tuple(plan.Job(**job.model_dump()) for job in self.jobs),
+            jobs=tuple(job.to_plan() for job in self.jobs),
             triggers=tuple(
                 WorkflowTrigger(
                     id=t.id,
@@ -240,6 +270,7 @@ def _workflow_fields(w: Workflow) -> dict[str, Any]:
                 body=j.body,
                 adaptor=j.adaptor,
                 credential_id=j.credential_id,
+                language=cast(Language, j.runs_in),  # the store holds only these
             )
             for j in w.jobs
         ],

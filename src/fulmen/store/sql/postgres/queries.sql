@@ -147,12 +147,12 @@ DELETE FROM edges
 WHERE workflow_id = %(workflow_id)s AND NOT id = ANY (%(edge_ids)s::text[]);
 
 -- name: upsert_job
-INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id)
+INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, language)
 VALUES (%(id)s, %(workflow_id)s, %(project_id)s, %(name)s, %(body)s, %(adaptor)s,
-        %(credential_id)s)
+        %(credential_id)s, %(language)s)
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, body = excluded.body, adaptor = excluded.adaptor,
-    credential_id = excluded.credential_id
+    credential_id = excluded.credential_id, language = excluded.language
 WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
