@@ -188,7 +188,10 @@ async def case(keys: keyring.GeneratedKeys, runs: int, in_flight: int, logs: str
                     while done < runs:
                         fetch = {"fetch": ["plan", "dataclip"]} if logs == "claim" else {}
                         claimed = await worker.call(
-                            "worker:queue", "claim", {"demand": 1, **fetch}, "q"
+                            "worker:queue",
+                            "claim",
+                            {"demand": 1, "languages": ["python"], **fetch},
+                            "q",
                         )
                         for run in claimed["runs"]:
                             await worker.run(run["id"], run["token"], logs, run)

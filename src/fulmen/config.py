@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Final, Self
 
 from fulmen.errors import ConfigError
+from fulmen.plan import LANGUAGES
 
 __all__ = [
     "ISOLATION_CHOICES",
@@ -148,6 +149,9 @@ class WorkerSettings:
     #: default is the user's cache rather than ws-worker's /tmp/openfn/worker/repo, a folder
     #: anyone on the host could fill first). Runs read it; nothing in it is secret.
     repo_dir: str = field(default_factory=lambda: default_repo_dir({}))
+    #: Fulmen's own: the job languages this worker runs (``WORKER_LANGUAGES=python`` keeps a
+    #: worker to Python on a host with Node.js); ``None``: every one the host can run.
+    languages: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -194,6 +198,7 @@ class WorkerSettings:
             refusal_retry=env.number("WORKER_REFUSAL_RETRY_SECONDS", 600.0, zero=True),
             sandbox=SandboxSettings.from_env(environ),
             repo_dir=env.get("WORKER_REPO_DIR") or default_repo_dir(environ),
+            languages=env.languages("WORKER_LANGUAGES"),
         )
 
 
@@ -450,6 +455,15 @@ class _Env:
         if raw is None:
             return default
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    def languages(self, name: str) -> tuple[str, ...] | None:
+        """A comma-separated list of job languages, each one of ``LANGUAGES``; unset: None."""
+        raw = self.names(name, ())
+        if not raw:
+            return None
+        for language in raw:
+            choice(language, LANGUAGES, name)
+        return tuple(dict.fromkeys(raw))
 
     def backoff(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
         """ws-worker's ``min/max`` seconds (§10.3)."""

@@ -9,7 +9,7 @@ but unrunnable can still be reported as a run that crashed with ``ValidationErro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "ALWAYS",
     "JAVASCRIPT",
     "LANGUAGES",
+    "LANGUAGE_BITS",
     "ON_JOB_FAILURE",
     "ON_JOB_SUCCESS",
     "PYTHON",
@@ -28,7 +29,10 @@ __all__ = [
     "Options",
     "Plan",
     "Trigger",
+    "language_mask",
     "language_of",
+    "languages_in",
+    "runnable_masks",
     "validate",
 ]
 
@@ -180,6 +184,31 @@ class Plan:
             if value is not None:
                 doc[key] = value
         return doc
+
+
+#: Each language as a bit of a set of languages (the store keeps a run's as a number, which
+#: the claim matches against the languages a worker runs).
+LANGUAGE_BITS = {PYTHON: 1, JAVASCRIPT: 2}
+
+
+def language_mask(languages: Iterable[str]) -> int:
+    """The set of ``languages`` as a number; unknown names are left out."""
+    mask = 0
+    for name in languages:
+        mask |= LANGUAGE_BITS.get(name, 0)
+    return mask
+
+
+def languages_in(mask: int) -> list[str]:
+    """The languages of a mask, in ``LANGUAGES`` order."""
+    return [name for name in LANGUAGES if mask & LANGUAGE_BITS[name]]
+
+
+def runnable_masks(languages: Iterable[str]) -> list[int]:
+    """Every non-empty set of languages a worker that runs ``languages`` can run all of: the
+    masks a claim may take runs with (one index seek each)."""
+    worker = language_mask(languages)
+    return [m for m in range(1, 1 << len(LANGUAGES)) if m & ~worker == 0]
 
 
 def language_of(adaptor: str, language: str | None = None) -> str:

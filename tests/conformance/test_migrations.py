@@ -279,6 +279,29 @@ async def test_jobs_saved_before_languages_stay_python_whatever_their_adaptor(
     assert [job["language"] for job in stored_document["jobs"]] == ["python", "python"]
 
 
+async def test_runs_of_a_version_with_javascript_need_it_after_the_upgrade(
+    backend: Backend,
+) -> None:
+    """0009: a run says which languages it needs, for the claim to route it; runs made
+    before are worked out from their version's jobs (0008 gave every job a language)."""
+    scripted = [
+        {**LEGACY_JOBS[0], "language": "javascript"},
+        {**LEGACY_JOBS[1], "language": "python"},
+    ]
+    rows = [
+        (table, {**row, "document": {**LEGACY_DOCUMENT, "jobs": scripted}})
+        if table == "workflow_snapshots"
+        else (table, row)
+        for table, row in legacy_rows()
+    ]
+    write_release(backend, 8, rows)
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        assert (await store.get_run("r")).run.languages == ("python", "javascript")
+    with _raw(backend) as execute:
+        [(mask,)] = execute("SELECT languages FROM runs WHERE id = %s", ("r",))
+    assert mask == 3
+
+
 async def test_a_schema_file_edited_after_it_was_applied_is_refused(backend: Backend) -> None:
     await (await open_store(backend.url)).close()
     with _raw(backend) as execute:

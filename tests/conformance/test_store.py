@@ -7,6 +7,7 @@ on private state. Time is the FakeClock's; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from fulmen.errors import (
     TransitionError,
 )
 from fulmen.lifecycle import CancelAction, RunState, StepState
-from fulmen.plan import ON_JOB_SUCCESS, PYTHON, Edge, Job, Options, Plan
+from fulmen.plan import JAVASCRIPT, LANGUAGES, ON_JOB_SUCCESS, PYTHON, Edge, Job, Options, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     CronCursor,
@@ -1622,3 +1623,99 @@ def test_query_files_are_parsed_strictly() -> None:
     for broken in ("-- name: a\nSELECT 1\n-- name: a\nSELECT 2", "-- name: a\n-- only words\n"):
         with pytest.raises(ConfigError):
             parse_queries(broken)
+
+
+# -- runs routed by the languages their jobs are in (issue 15) ---------------------------------
+
+COMMON_JS = "@openfn/language-common@3.3.4"
+
+
+def scripted_workflow(workflow_id: str, *languages: str) -> Workflow:
+    """A workflow of one job per language given, in a chain from its webhook."""
+    jobs = tuple(
+        Job(
+            id=f"{workflow_id}-{i}",
+            body="fn(state => state)" if language == JAVASCRIPT else "fn(lambda s: s)",
+            adaptor=COMMON_JS if language == JAVASCRIPT else "common",
+            language=language,
+        )
+        for i, language in enumerate(languages)
+    )
+    edges = [Edge(f"{workflow_id}-t", jobs[0].id, source_trigger_id=f"t-{workflow_id}")]
+    edges += [Edge(f"{a.id}>{b.id}", b.id, source_job_id=a.id) for a, b in itertools.pairwise(jobs)]
+    return other_workflow(workflow_id, jobs=jobs, edges=tuple(edges))
+
+
+async def languages_claim(store: SQLStore, languages: Sequence[str], demand: int = 10) -> list[str]:
+    return [r.id for r in await store.claim(demand, ["*"], "pod", languages=languages)]
+
+
+async def test_a_claim_takes_only_runs_whose_every_job_the_worker_runs(store: SQLStore) -> None:
+    await seed(store)
+    await store.create_workflow(scripted_workflow("py", PYTHON))
+    await store.create_workflow(scripted_workflow("js", JAVASCRIPT))
+    await store.create_workflow(scripted_workflow("mixed", JAVASCRIPT, PYTHON))
+    py = await enqueue_to(store, "py", 2)
+    js = await enqueue_to(store, "js", 2)
+    mixed = await enqueue_to(store, "mixed", 2)
+    runs = {run_id: await store.get_run(run_id) for run_id in [*py, *js, *mixed]}
+    assert [runs[r].run.languages for r in (py[0], js[0], mixed[0])] == [
+        ("python",),
+        ("javascript",),
+        ("python", "javascript"),
+    ]
+
+    # OpenFn's ws-worker runs JavaScript only; a Fulmen worker without Node, Python only.
+    assert await languages_claim(store, ["javascript"]) == js
+    assert await languages_claim(store, ["python"]) == py
+    assert await languages_claim(store, ["python"]) == []  # the mixed ones wait...
+    assert await languages_claim(store, ["python", "javascript"]) == mixed  # ...for this one
+
+
+async def test_routing_keeps_the_claim_s_order_among_runs_it_may_take(store: SQLStore) -> None:
+    await seed(store)
+    await store.create_workflow(scripted_workflow("py", PYTHON))
+    await store.create_workflow(scripted_workflow("js", JAVASCRIPT))
+    first_js = await enqueue_to(store, "js")
+    normal_py = await enqueue_to(store, "py", priority=Priority.NORMAL)
+    manual_py = await enqueue_to(store, "py", queue="manual")
+    second_js = await enqueue_to(store, "js")
+
+    both = [r.id for r in await store.claim(10, ["manual", "*"], "pod", languages=LANGUAGES)]
+    assert both == manual_py + first_js + second_js + normal_py
+
+
+async def test_a_rationed_workflow_s_next_run_is_not_passed_over_for_language(
+    store: SQLStore,
+) -> None:
+    """Under a limit a workflow's runs go strictly in its order: its next run, which needs
+    JavaScript, holds the later Python-only one back from a Python worker."""
+    await seed(store)
+    await store.create_workflow(scripted_workflow("w3", JAVASCRIPT, PYTHON))
+    [js_first] = await enqueue_to(store, "w3")
+    await store.replace_workflow(replace(scripted_workflow("w3", PYTHON), concurrency=1))
+    [py_later] = await enqueue_to(store, "w3")
+
+    assert await languages_claim(store, ["python"]) == []
+    assert await languages_claim(store, ["javascript", "python"]) == [js_first]
+    await finish(store, js_first)
+    assert await languages_claim(store, ["python"]) == [py_later]
+
+
+async def test_a_retry_and_a_rerun_need_the_languages_of_their_versions(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    await seed(store)
+    retried = RetryPolicy(max_retries=1, backoff_ms=1, backoff_max_ms=1)
+    await store.create_workflow(replace(scripted_workflow("js", JAVASCRIPT), retry=retried))
+    [run_id] = await enqueue_to(store, "js")
+    [claimed] = await store.claim(1, ["*"], "pod", languages=[JAVASCRIPT])
+    await finish(store, claimed.id, ExitReason(Reason.CRASH, "RuntimeCrash", "x"))
+
+    clock.advance(seconds=1)  # past the retry's backoff
+    assert await languages_claim(store, ["python"]) == []  # its retry is JavaScript too
+    [retry] = await languages_claim(store, ["javascript"])
+    assert (await store.get_run(retry)).run.retry_of == run_id
+    work_order = (await store.get_run(run_id)).run.work_order_id
+    rerun = await store.rerun(RerunRequest(work_order_id=work_order))
+    assert (await store.get_run(rerun.run_id)).run.languages == ("javascript",)

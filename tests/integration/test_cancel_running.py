@@ -96,7 +96,9 @@ async def test_a_cancel_asked_before_the_worker_joined_is_heard_on_join(world: W
     async with RawWorker.connect(world.site.served.socket_url) as worker:
         run_id = await world.webhook({})
         assert (await worker.join("worker:queue", {}))[0] == "ok"
-        status, reply = await worker.call("worker:queue", "claim", {"demand": 1})
+        status, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 1, "languages": ["python"]}
+        )
         assert status == "ok" and reply["runs"][0]["id"] == run_id
         await world.site.api("POST", f"/api/runs/{run_id}/cancel", 202)  # claimed, not joined
         topic = f"run:{run_id}"
@@ -119,7 +121,9 @@ async def test_a_worker_that_ignores_the_push_finishes_the_run(world: World) -> 
     async with RawWorker.connect(world.site.served.socket_url) as worker:
         run_id = await world.webhook({})
         assert (await worker.join("worker:queue", {}))[0] == "ok"
-        status, reply = await worker.call("worker:queue", "claim", {"demand": 1})
+        status, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 1, "languages": ["python"]}
+        )
         topic = f"run:{run_id}"
         assert await worker.join(topic, {"token": reply["runs"][0]["token"]}) == ("ok", {})
         assert (await worker.call(topic, "run:start", {"timestamp": now_us()}))[0] == "ok"

@@ -128,7 +128,9 @@ async def test_a_run_joined_by_its_claim_goes_back_when_refused(world: SocketWor
         run = await world.store.peek_run(run_id)
         assert (run.state, run.joined_at) == (RunState.AVAILABLE, None)
 
-        status, reply = await worker.call("worker:queue", "claim", {"demand": 1, **FETCH})
+        status, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 1, "languages": ["python"], **FETCH}
+        )
         assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id]
 
 

@@ -127,7 +127,12 @@ async def test_a_webhook_that_replies_after_completion(tmp_path: Path) -> None:
                 _, reply = await worker.call(
                     "worker:queue",
                     "claim",
-                    {"demand": 1, "worker_name": None, "queues": ["fast_lane"]},
+                    {
+                        "demand": 1,
+                        "languages": ["python"],
+                        "worker_name": None,
+                        "queues": ["fast_lane"],
+                    },
                 )
                 if reply["runs"]:
                     break
@@ -301,7 +306,9 @@ async def test_openapi_health_and_metrics(tmp_path: Path) -> None:
             await worker.join("worker:queue", {})
             metrics = (await s.http.get("/metrics")).text
             assert "fulmen_connected_workers 1.0" in metrics
-            await worker.call("worker:queue", "claim", {"demand": 1, "worker_name": None})
+            await worker.call(
+                "worker:queue", "claim", {"demand": 1, "languages": ["python"], "worker_name": None}
+            )
         metrics = (await s.http.get("/metrics")).text
         assert 'fulmen_queue_depth{queue="default"} 0.0' in metrics
         assert 'fulmen_runs{state="claimed"} 1.0' in metrics

@@ -52,7 +52,7 @@ class World:
             EnqueueRequest(self.seeded.workflow_id, options=Options(run_timeout_ms=60_000))
         )
         status, reply = await worker.call(
-            "worker:queue", "claim", {"demand": 1, "worker_name": "pod-7"}
+            "worker:queue", "claim", {"demand": 1, "languages": ["python"], "worker_name": "pod-7"}
         )
         assert status == "ok" and [r["id"] for r in reply["runs"]] == [enqueued.run_id]
         return enqueued.run_id, reply["runs"][0]["token"]
@@ -93,7 +93,7 @@ async def test_a_refused_run_is_back_in_the_queue_at_once_and_says_why(world: Wo
         )
         assert answer == ("ok", {"returned": False})
         status, reply = await worker.call(
-            "worker:queue", "claim", {"demand": 1, "worker_name": None}
+            "worker:queue", "claim", {"demand": 1, "languages": ["python"], "worker_name": None}
         )
         assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id]
         assert len(await world.notes(run_id)) == 1

@@ -212,7 +212,13 @@ async def test_a_claim_whose_reply_cannot_arrive_is_rolled_back(
     seeded = await seed(store)
     run_id = (await store.enqueue(EnqueueRequest(seeded.workflow_id))).run_id
     channel = QueueChannel(DeadSocket(), coordinator(store, clock))
-    claim = Request("worker:queue", "1", "2", "claim", {"demand": 1, "worker_name": "w"})
+    claim = Request(
+        "worker:queue",
+        "1",
+        "2",
+        "claim",
+        {"demand": 1, "languages": ["python"], "worker_name": "w"},
+    )
     await channel.handle(claim)
     assert (await store.get_run(run_id)).run.state == "available"
     assert [run.id for run in await store.claim(1)] == [run_id]

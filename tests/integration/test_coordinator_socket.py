@@ -67,7 +67,9 @@ async def test_run_join_refusals(world: SocketWorld) -> None:
     other = await world.enqueue()
     async with RawWorker.connect(world.served.socket_url) as worker:
         await worker.join("worker:queue", {})
-        _, reply = await worker.call("worker:queue", "claim", {"demand": 2, "worker_name": "w"})
+        _, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 2, "languages": ["python"], "worker_name": "w"}
+        )
         tokens = {run["id"]: run["token"] for run in reply["runs"]}
         assert set(tokens) == {run_id, other}
         topic = f"run:{run_id}"
@@ -105,7 +107,9 @@ async def test_a_join_after_the_claim_was_rolled_back_is_refused(world: SocketWo
     run_id = await world.enqueue()
     async with RawWorker.connect(world.served.socket_url) as worker:
         await worker.join("worker:queue", {})
-        _, reply = await worker.call("worker:queue", "claim", {"demand": 1, "worker_name": None})
+        _, reply = await worker.call(
+            "worker:queue", "claim", {"demand": 1, "languages": ["python"], "worker_name": None}
+        )
         await world.store.rollback_claims([run_id])
         assert await worker.join(f"run:{run_id}", {"token": reply["runs"][0]["token"]}) == (
             "error",

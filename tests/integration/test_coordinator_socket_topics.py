@@ -76,7 +76,9 @@ class World(SocketWorld):
     async def claimed_on(self, wire: Wire) -> tuple[str, str]:
         """A new run, claimed on ``wire``: (topic, run token)."""
         run_id = await self.enqueue()
-        status, reply = await wire.call(QUEUE, "claim", {"demand": 1, "worker_name": None})
+        status, reply = await wire.call(
+            QUEUE, "claim", {"demand": 1, "languages": ["python"], "worker_name": None}
+        )
         assert status == "ok" and [run["id"] for run in reply["runs"]] == [run_id]
         return f"run:{run_id}", reply["runs"][0]["token"]
 

@@ -153,7 +153,9 @@ async def test_an_erase_all_runs_input_leaves_no_trace_in_the_files(tmp_path: Pa
             async with RawWorker.connect(served.socket_url) as worker:
                 await worker.join("worker:queue", {})
                 _, claimed = await worker.call(
-                    "worker:queue", "claim", {"demand": 1, "worker_name": None}
+                    "worker:queue",
+                    "claim",
+                    {"demand": 1, "languages": ["python"], "worker_name": None},
                 )
                 [run] = claimed["runs"]
                 topic = f"run:{run['id']}"

@@ -333,7 +333,9 @@ async def _claimed(worker: RawWorker) -> dict[str, Any]:
     await worker.join("worker:queue", {})
     while True:  # the webhook's enqueue may not have happened yet
         _, reply = await worker.call(
-            "worker:queue", "claim", {"demand": 1, "worker_name": None, "queues": ["*"]}
+            "worker:queue",
+            "claim",
+            {"demand": 1, "languages": ["python"], "worker_name": None, "queues": ["*"]},
         )
         if reply["runs"]:
             [run] = reply["runs"]

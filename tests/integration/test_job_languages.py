@@ -299,7 +299,9 @@ async def test_the_plan_a_worker_receives_says_each_jobs_language_and_exact_adap
             async with RawWorker.connect(served.socket_url) as worker:
                 await worker.join("worker:queue", {})
                 status, claimed = await worker.call(
-                    "worker:queue", "claim", {"demand": 1, "worker_name": None}
+                    "worker:queue",
+                    "claim",
+                    {"demand": 1, "worker_name": None, "languages": ["python", "javascript"]},
                 )
                 assert status == "ok" and [r["id"] for r in claimed["runs"]] == [run_id]
                 topic = f"run:{run_id}"

@@ -62,7 +62,9 @@ async def allow_retries(w: World, **retry: Any) -> None:
 
 
 async def claim(worker: RawWorker) -> list[dict[str, Any]]:
-    status, reply = await worker.call("worker:queue", "claim", {"demand": 1})
+    status, reply = await worker.call(
+        "worker:queue", "claim", {"demand": 1, "languages": ["python"]}
+    )
     assert status == "ok"
     runs: list[dict[str, Any]] = reply["runs"]
     return runs

@@ -60,7 +60,7 @@ function join(channel) {
 async function work(socket) {
   const queue = socket.channel("worker:queue", { capacity: 1, queues: { "manual>*": 1 } });
   await join(queue);
-  const claimed = await request(queue, "claim", { demand: 1, worker_name: "js-phoenix", queues: ["manual", "*"] });
+  const claimed = await request(queue, "claim", { demand: 1, worker_name: "js-phoenix", queues: ["manual", "*"], languages: ["python"] });
   if (claimed.runs.length !== 1) throw new Error("expected one run");
   const { id, token: runToken } = claimed.runs[0];
 

@@ -212,3 +212,14 @@ def test_any_environment_gives_settings_or_a_config_error(env: dict[str, str]) -
             settings.from_env(env)
         except ConfigError as error:
             assert error.code in {"bad_value", "conflict"}
+
+
+def test_worker_languages_names_what_a_worker_runs_and_refuses_others() -> None:
+    assert WorkerSettings.from_env({}).languages is None  # whatever the host can run
+    assert WorkerSettings.from_env({"WORKER_LANGUAGES": "python"}).languages == ("python",)
+    both = WorkerSettings.from_env({"WORKER_LANGUAGES": "javascript, python,python"})
+    assert both.languages == ("javascript", "python")
+    with pytest.raises(
+        ConfigError, match="WORKER_LANGUAGES must be python or javascript, not 'ruby'"
+    ):
+        WorkerSettings.from_env({"WORKER_LANGUAGES": "python,ruby"})

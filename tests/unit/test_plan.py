@@ -10,7 +10,18 @@ from typing import Any
 import pytest
 
 from fulmen.errors import ContractError, PlanError
-from fulmen.plan import Edge, Job, Options, Plan, Trigger, language_of, validate
+from fulmen.plan import (
+    Edge,
+    Job,
+    Options,
+    Plan,
+    Trigger,
+    language_mask,
+    language_of,
+    languages_in,
+    runnable_masks,
+    validate,
+)
 
 #: worker-protocol.md §6.1, verbatim.
 SPEC_EXAMPLE = json.loads(
@@ -425,3 +436,13 @@ def test_a_condition_is_in_its_source_job_s_language_or_for_a_trigger_its_target
         "javascript",
         "python",
     ]
+
+
+def test_language_sets_are_masks_a_claim_matches_runs_against() -> None:
+    assert language_mask(["python"]) == 1 and language_mask(["javascript", "python"]) == 3
+    assert languages_in(3) == ["python", "javascript"] and languages_in(2) == ["javascript"]
+    # A worker takes runs whose every language it runs, and only those.
+    assert runnable_masks(["python"]) == [1]
+    assert runnable_masks(["javascript"]) == [2]
+    assert runnable_masks(["python", "javascript"]) == [1, 2, 3]
+    assert runnable_masks([]) == []

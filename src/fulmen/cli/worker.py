@@ -142,6 +142,8 @@ def worker(log_format: str, **flags: Any) -> None:
         status = run_async(serve(settings, prepared))
     except SandboxError as exc:
         raise CliError("worker", sandbox_failure(exc)) from exc
+    except ConfigError as exc:  # found at start: WORKER_LANGUAGES asks what the host lacks
+        raise CliError("worker", exc.message) from exc
     sys.exit(status)
 
 

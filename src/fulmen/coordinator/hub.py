@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from fulmen.coordinator.nudges import Nudge
 from fulmen.errors import FulmenError
-from fulmen.lifecycle import FINAL_RUN_STATES
-from fulmen.store import RunDetail, Store
+from fulmen.lifecycle import FINAL_RUN_STATES, RunState
+from fulmen.plan import JAVASCRIPT, PYTHON
+from fulmen.store import Run, RunDetail, Store
 from fulmen.store.wakeups import Wakeups
 
 __all__ = ["Hub", "RunListener", "WorkerSocket"]
@@ -66,6 +67,8 @@ class RunListener(Protocol):
 #: does that just as well (at most 20 pushes a second), while 500 ms put up to half a second
 #: between a webhook and its claim: bench/e2e.py's one-at-a-time runs took 460 ms p50 with it.
 DEBOUNCE_S = 0.05
+#: Languages as people write them.
+_NAMES = {PYTHON: "Python", JAVASCRIPT: "JavaScript"}
 
 
 class Hub:
@@ -84,6 +87,8 @@ class Hub:
         self._poll_interval = poll_interval
         self._on_count = on_count
         self._sockets: dict[WorkerSocket, Nudge] = {}
+        #: The job languages each worker said it runs in its latest claim.
+        self._languages: dict[WorkerSocket, frozenset[str]] = {}
         self._pushing: set[asyncio.Task[None]] = set()
         self._finished: dict[str, asyncio.Event] = {}
         self._notifying: set[asyncio.Task[None]] = set()
@@ -98,7 +103,22 @@ class Hub:
 
     def remove(self, socket: WorkerSocket) -> None:
         self._sockets.pop(socket, None)  # a push still due finds it gone (_push_due)
+        self._languages.pop(socket, None)
         self._count()
+
+    def waiting_for(self, run: Run) -> str | None:
+        """Why a queued run is not claimed, if it is for want of a worker that runs its
+        languages (``"a worker that runs JavaScript"``); None otherwise."""
+        if run.state is not RunState.AVAILABLE or self.runs(run.languages):
+            return None
+        return "a worker that runs " + " and ".join(_NAMES.get(n, n) for n in run.languages)
+
+    def runs(self, languages: Iterable[str]) -> bool:
+        """Whether a worker connected here runs every one of ``languages`` (as its latest
+        claim said). Only this coordinator's workers are known: with several coordinators,
+        a worker of another one may run them."""
+        wanted = frozenset(languages)
+        return any(wanted <= runs for runs in self._languages.values())
 
     @property
     def connected(self) -> int:
@@ -144,11 +164,13 @@ class Hub:
             # fire and forget, keeping a reference so the task is not collected mid-way
             self._keep(self._wakeups.notify(), self._notifying)
 
-    def claimed(self, socket: WorkerSocket) -> None:
-        """``socket``'s worker claimed: it has acted on its last push."""
+    def claimed(self, socket: WorkerSocket, languages: Iterable[str] = ()) -> None:
+        """``socket``'s worker claimed: it has acted on its last push, and it runs
+        ``languages``."""
         nudge = self._sockets.get(socket)
         if nudge is not None:
             nudge.on_claim()
+            self._languages[socket] = frozenset(languages)
 
     def _push_due(self, socket: WorkerSocket) -> None:
         if socket in self._sockets:

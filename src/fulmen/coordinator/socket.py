@@ -245,7 +245,9 @@ class SocketPump:
 
     def _channel_for(self, topic: str) -> Channel | None:
         if topic == WORKER_QUEUE:
-            return QueueChannel(self, self._c, on_claim=lambda: self._c.hub.claimed(self))
+            return QueueChannel(
+                self, self._c, on_claim=lambda languages: self._c.hub.claimed(self, languages)
+            )
         if topic.startswith("run:") and len(topic) > len("run:"):
             return RunChannel(self, self._c, topic)
         return None

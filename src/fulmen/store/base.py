@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
+from fulmen.plan import LANGUAGES
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
@@ -131,10 +132,13 @@ class Store(Protocol):
         worker_name: str | None = None,
         *,
         join: bool = False,
+        languages: Sequence[str] = LANGUAGES,
     ) -> list[ClaimedRun]:
         """Up to ``demand`` available runs, now claimed by ``worker_name``, best first:
         by the position of their queue in ``queues`` (``*`` standing for every queue not
         listed; without ``*`` the list is a filter), then priority, then arrival (spec §4.4).
+        Only runs whose every job is in one of ``languages`` (those the worker runs) are
+        taken; the others wait for a worker that runs them, in the same order.
         No run is ever handed to two claimers. ``join``: the claim joins them too, in the
         same transaction (``CLAIM_FETCHES``); the reaper then never takes them back as
         unjoined, and a lost reply or a refusal still does (``rollback_claims``,

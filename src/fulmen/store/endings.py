@@ -77,6 +77,7 @@ async def _retry(tx: Tx, run: Row, state: RunState, now: datetime) -> str | None
             attempt=retry.attempt,
             retry_of=run["id"],
             not_before=retry.not_before,
+            languages=run["languages"],
         ),
         now,
     )

@@ -9,20 +9,26 @@ Two settings are copied into the run when it is made:
   stale.
 * the plan option ``output_dataclips``: off in an ``erase_all`` project, so the worker does
   not even send outputs (issue 8, "Retention and privacy").
+
+And one of its workflow version: ``languages``, the job languages it needs (a bit set,
+``fulmen.plan.LANGUAGE_BITS``), which the claim matches against those the worker runs.
+:func:`languages_of` reads them off a workflow document; a retry copies its run's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from fulmen.plan import Options
+from fulmen.plan import PYTHON, Options, language_mask, language_of
 from fulmen.store.db import Tx, dumps
 from fulmen.store.models.catalog import RetentionPolicy
 from fulmen.store.models.queue import Priority
 
-__all__ = ["NewRun", "insert_run"]
+__all__ = ["NewRun", "insert_run", "languages_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,19 @@ class NewRun:
     retry_of: str | None = None
     rerun_of: str | None = None
     not_before: datetime | None = None
+    #: The job languages the run needs (``languages_of``); Python alone by default.
+    languages: int = 1
+
+
+def languages_of(document: Mapping[str, Any]) -> int:
+    """The languages of a workflow document's jobs, as a bit set (Python when it has none)."""
+    jobs = document.get("jobs") or []
+    names = [
+        language_of(str(job.get("adaptor") or ""), job.get("language"))
+        for job in jobs
+        if isinstance(job, Mapping)
+    ]
+    return language_mask(names) or language_mask([PYTHON])
 
 
 async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
@@ -73,6 +92,7 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
             "rerun_of": run.rerun_of,
             "not_before": run.not_before,
             "limited": limited,
+            "languages": run.languages,
             "now": now,
         },
     )

@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from fulmen.errors import ContractError, InputError, NotFoundError
 from fulmen.lifecycle import RunState
-from fulmen.plan import Options, Plan
+from fulmen.plan import LANGUAGES, Options, Plan, runnable_masks
 from fulmen.store.dataclips import insert_dataclip
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.endings import after_end
@@ -31,7 +31,7 @@ from fulmen.store.models.queue import (
     UnjoinedClaim,
 )
 from fulmen.store.models.runs import LogLine
-from fulmen.store.newruns import NewRun, insert_run
+from fulmen.store.newruns import NewRun, insert_run, languages_of
 
 __all__ = [
     "claim",
@@ -57,7 +57,8 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
     if workflow is None:
         raise NotFoundError(f"workflow {request.workflow_id} does not exist", field="workflow_id")
     project_id: str = workflow["project_id"]
-    start = _starting_node(request, loads(workflow["document"]))
+    document = loads(workflow["document"])
+    start = _starting_node(request, document)
     queue = _queue_name(request.queue)
     priority = _priority(request.priority)
     encode_options(request.options)
@@ -99,6 +100,7 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
             queue=queue,
             priority=priority,
             options=request.options,
+            languages=languages_of(document),
         ),
         now,
     )
@@ -113,16 +115,20 @@ async def claim(
     now: datetime,
     *,
     join: bool = False,
+    languages: Sequence[str] = LANGUAGES,
 ) -> list[ClaimedRun]:
-    """Claim up to ``demand`` runs from ``queues`` (spec §4.4), best first; with ``join``,
-    joined too (``joined_by_claim``: a claim that fetched, ``CLAIM_FETCHES``)."""
+    """Claim up to ``demand`` runs from ``queues`` (spec §4.4), best first, of those whose
+    every job is in one of ``languages`` (those the worker runs); with ``join``, joined too
+    (``joined_by_claim``: a claim that fetched, ``CLAIM_FETCHES``)."""
     if isinstance(demand, bool) or not isinstance(demand, int) or demand < 1:
         raise InputError(f"demand must be a positive number, not {demand!r}")
     wanted = _queue_list(queues)
-    if not wanted:
+    masks = runnable_masks(languages)
+    if not wanted or not masks:
         return []
     params: dict[str, object] = {
         "queues": wanted,
+        "languages": masks,
         "demand": demand,
         "worker_name": worker_name or None,
         "now": now,

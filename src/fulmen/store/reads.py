@@ -6,7 +6,7 @@ from typing import Any
 
 from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
-from fulmen.plan import Edge, Options, Plan, Trigger
+from fulmen.plan import Edge, Options, Plan, Trigger, languages_in
 from fulmen.store.catalog import job_from_document
 from fulmen.store.db import Row, Tx, from_micros, loads, time_or_none, to_micros
 from fulmen.store.models.common import Page
@@ -137,6 +137,7 @@ def _run(tx: Tx, row: Row) -> Run:
         not_before=time_or_none(tx, row["not_before"]),
         cancel_requested_at=time_or_none(tx, row["cancel_requested_at"]),
         snapshot_version=row.get("snapshot_version"),
+        languages=tuple(languages_in(row.get("languages") or 1)),
     )
 
 

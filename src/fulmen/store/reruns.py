@@ -15,7 +15,7 @@ from uuid import uuid4
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.models.queue import Enqueued, RerunRequest
-from fulmen.store.newruns import NewRun, insert_run
+from fulmen.store.newruns import NewRun, insert_run, languages_of
 from fulmen.store.queue import encode_options
 
 __all__ = ["rerun"]
@@ -61,6 +61,7 @@ async def rerun(tx: Tx, request: RerunRequest, now: datetime) -> Enqueued:
             priority=request.priority,
             options=request.options,
             rerun_of=rerun_of,
+            languages=languages_of(document),
         ),
         now,
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.errors import FulmenError
 from fulmen.lifecycle import CancelAction
+from fulmen.plan import LANGUAGES
 from fulmen.store import (
     api_tokens,
     catalog,
@@ -208,9 +209,12 @@ class SQLStore:
         worker_name: str | None = None,
         *,
         join: bool = False,
+        languages: Sequence[str] = LANGUAGES,
     ) -> list[ClaimedRun]:
         async with self._db.write() as tx:
-            return await queue.claim(tx, demand, queues, worker_name, self._clock.now(), join=join)
+            return await queue.claim(
+                tx, demand, queues, worker_name, self._clock.now(), join=join, languages=languages
+            )
 
     async def rollback_claims(self, run_ids: Sequence[str]) -> list[str]:
         async with self._db.write() as tx:

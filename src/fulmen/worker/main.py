@@ -41,11 +41,12 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 import fulmen
 from fulmen.config import PUBLIC_KEY_VARIABLES, SECRET_VARIABLES, WorkerSettings, require
 from fulmen.contract import ClaimedRun
-from fulmen.errors import AdaptorError
+from fulmen.errors import AdaptorError, ConfigError
 from fulmen.execution import JS_SOURCE, JavaScript, start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
 from fulmen.logcontext import bind
 from fulmen.phoenix.client import ClientSession
+from fulmen.plan import JAVASCRIPT
 from fulmen.reasons import ExitReason, Reason
 from fulmen.sandbox import Zygote
 from fulmen.tokens import mint_worker_token
@@ -383,8 +384,21 @@ class Worker:
 
 
 async def find_javascript(settings: WorkerSettings) -> JavaScript | None:
-    """This host's Node.js; None, said in the log, on a host that runs Python only."""
+    """This host's Node.js; None, said in the log, on a host that runs Python only or when
+    ``WORKER_LANGUAGES`` leaves JavaScript out.
+
+    Raises:
+        ConfigError: ``WORKER_LANGUAGES`` names JavaScript and this host cannot run it.
+    """
+    if settings.languages is not None and JAVASCRIPT not in settings.languages:
+        log.info("JavaScript jobs: not run here (WORKER_LANGUAGES); Python jobs only")
+        return None
     javascript, why_not = await JavaScript.find(Path(settings.repo_dir))
+    if javascript is None and settings.languages is not None:
+        raise ConfigError(
+            f"WORKER_LANGUAGES asks for JavaScript, which this host cannot run: {why_not}",
+            code="bad_value",
+        )
     if javascript is None:
         log.warning("JavaScript jobs: not run here (%s); Python jobs only", why_not)
         return None

@@ -337,7 +337,9 @@ class SocketWorld:
         run_id = await self.enqueue()
         assert await worker.join("worker:queue", {}) == ("ok", {"accepts": ACCEPTS})
         status, reply = await worker.call(
-            "worker:queue", "claim", {"demand": 1, "worker_name": None, **extra}
+            "worker:queue",
+            "claim",
+            {"demand": 1, "languages": ["python"], "worker_name": None, **extra},
         )
         assert status == "ok" and [r["id"] for r in reply["runs"]] == [run_id], reply
         entry: dict[str, Any] = reply["runs"][0]

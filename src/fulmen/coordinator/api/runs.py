@@ -78,13 +78,17 @@ async def list_runs(
         inserted_from=since,
         inserted_until=until,
     )
-    page = await _c(request).store.list_runs(where, cursor=cursor, limit=limit)
-    return PageDoc(items=[RunDoc.of(run) for run in page.items], next_cursor=page.next_cursor)
+    c = _c(request)
+    page = await c.store.list_runs(where, cursor=cursor, limit=limit)
+    items = [RunDoc.of(run, c.hub.waiting_for(run)) for run in page.items]
+    return PageDoc(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", tags=["runs"])
 async def get_run(request: Request, run_id: PathId) -> RunDetailDoc:
-    return RunDetailDoc.of_detail(await _c(request).store.get_run(run_id))
+    c = _c(request)
+    detail = await c.store.get_run(run_id)
+    return RunDetailDoc.of_detail(detail, c.hub.waiting_for(detail.run))
 
 
 @router.get("/runs/{run_id}/logs", tags=["runs"])

@@ -64,9 +64,13 @@ JOINED: Final = QueueJoined(
 
 class QueueChannel:
     def __init__(
-        self, host: Host, coordinator: Coordinator, on_claim: Callable[[], None] = lambda: None
+        self,
+        host: Host,
+        coordinator: Coordinator,
+        on_claim: Callable[[tuple[str, ...]], None] = lambda languages: None,
     ) -> None:
-        """``on_claim``: called once each claim is answered (the hub's push bookkeeping)."""
+        """``on_claim``: called with the languages the claimer runs once each claim is
+        answered (the hub's push bookkeeping, and what it knows its workers run)."""
         self._host = host
         self._c = coordinator
         self._on_claim = on_claim
@@ -102,6 +106,7 @@ class QueueChannel:
                 claim.queue_preference,
                 claim.worker_name,
                 join=bool(claim.fetch),
+                languages=claim.runs_languages,
             )
             reply: JSON = {
                 "runs": [(await self._entry(run, claim.fetch)).to_wire() for run in runs]
@@ -112,7 +117,7 @@ class QueueChannel:
             await self._host.reply(request, False, error_response(Event.CLAIM, error))
             return
         delivered = await self._host.reply(request, True, reply)
-        self._on_claim()
+        self._on_claim(claim.runs_languages)
         self._c.metrics.claim_seconds.observe(time.perf_counter() - started)
         if runs and not delivered:
             await self._roll_back(runs)

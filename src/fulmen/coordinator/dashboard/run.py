@@ -71,6 +71,8 @@ class LiveRun:
     steps: list[TimelineStep]
     #: The runs of its work order (retries), newest first.
     siblings: list[RunRow]
+    #: Why it is still queued, when no worker here runs its languages (``Hub.waiting_for``).
+    waiting_for: str | None = None
 
     @property
     def step_names(self) -> dict[str, str]:
@@ -94,6 +96,7 @@ async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
         starting_node=names.get(run.starting_node_id, run.starting_node_id),
         steps=timeline(detail.steps, names, run.started_at, run.finished_at, now),
         siblings=[run_row(r, workflow, now) for r in siblings.items],
+        waiting_for=c.hub.waiting_for(run),
     )
 
 

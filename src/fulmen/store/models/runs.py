@@ -62,6 +62,8 @@ class Run:
     cancel_requested_at: datetime | None = None
     #: The workflow version (``lock_version``) of the snapshot the run runs.
     snapshot_version: int | None = None
+    #: The job languages the run needs: only a worker that runs them all claims it.
+    languages: tuple[str, ...] = ("python",)
 
 
 @dataclass(frozen=True, slots=True)

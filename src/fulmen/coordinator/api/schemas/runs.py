@@ -69,19 +69,32 @@ class RunDoc(BaseModel):
     cancel_requested_at: datetime | None
     #: The workflow version the run runs (with ``snapshot_id``: GET /api/snapshots/{id}).
     snapshot_version: int | None
+    #: The job languages the run needs: only a worker that runs them all claims it.
+    languages: list[str]
+    #: Why a queued run is not being claimed: no worker connected to this coordinator runs
+    #: its languages (``"a worker that runs JavaScript"``); ``null`` otherwise.
+    waiting_for: str | None = None
 
     @classmethod
-    def of(cls, run: Run) -> RunDoc:
-        fields = {name: getattr(run, name) for name in cls.model_fields}
-        return cls(**{**fields, "state": run.state.value, "priority": int(run.priority)})
+    def of(cls, run: Run, waiting_for: str | None = None) -> RunDoc:
+        fields = {name: getattr(run, name) for name in cls.model_fields if name != "waiting_for"}
+        return cls(
+            **{
+                **fields,
+                "state": run.state.value,
+                "priority": int(run.priority),
+                "languages": list(run.languages),
+                "waiting_for": waiting_for,
+            }
+        )
 
 
 class RunDetailDoc(RunDoc):
     steps: list[StepDoc]
 
     @classmethod
-    def of_detail(cls, detail: RunDetail) -> RunDetailDoc:
-        run = RunDoc.of(detail.run).model_dump()
+    def of_detail(cls, detail: RunDetail, waiting_for: str | None = None) -> RunDetailDoc:
+        run = RunDoc.of(detail.run, waiting_for).model_dump()
         return cls(**run, steps=[StepDoc.of(step) for step in detail.steps])
 
 

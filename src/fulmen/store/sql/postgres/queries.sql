@@ -263,11 +263,11 @@ FROM work_orders o WHERE o.id = %(id)s;
 -- name: insert_run
 INSERT INTO runs (id, work_order_id, workflow_id, project_id, snapshot_id, dataclip_id,
                   starting_node_id, state, queue, priority, options, run_timeout_ms,
-                  attempt, retry_of, rerun_of, not_before, limited, inserted_at)
+                  attempt, retry_of, rerun_of, not_before, limited, languages, inserted_at)
 VALUES (%(id)s, %(work_order_id)s, %(workflow_id)s, %(project_id)s, %(snapshot_id)s,
         %(dataclip_id)s, %(starting_node_id)s, 'available', %(queue)s, %(priority)s,
         %(options)s::jsonb, %(run_timeout_ms)s, %(attempt)s, %(retry_of)s, %(rerun_of)s,
-        %(not_before)s, %(limited)s, %(now)s);
+        %(not_before)s, %(limited)s, %(languages)s, %(now)s);
 
 -- name: claim_lock_limits
 -- First statement of a claim, when runs under a concurrency limit are waiting: the claim
@@ -287,14 +287,17 @@ WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' AND limited);
 -- Claim up to %(demand)s available runs for one worker, best first, in one statement.
 -- Order (worker-protocol.md §4.4): the claimer's queue preference, then priority (0 before 1),
 -- then arrival (seq), i.e. FIFO within a priority. A run whose not_before is still ahead (a
--- retry waiting for its backoff) is not available yet.
+-- retry waiting for its backoff) is not available yet. A run needs a set of job languages
+-- (runs.languages); %(languages)s lists every set the worker can run all of
+-- (fulmen.plan.runnable_masks), and a run whose set is not among them is left for another.
 --   wanted   the claim's queue list with each name's position.
 --   ranked   every queue this claim may take, with its rank: a listed queue ranks at its
 --            position; an unlisted one at the position of '*' when '*' is listed, and not at
 --            all otherwise (a list without '*' is a filter).
---   open     runs under no limit: per ranked queue, its first %(demand)s available runs,
---            read from the runs_claim_open index by one seek (so a claim costs the same with
---            100 or 100,000 runs queued), locked FOR UPDATE SKIP LOCKED: concurrent claimers
+--   open     runs under no limit: per ranked queue and language set the claimer can run,
+--            its first %(demand)s available runs, read from the runs_claim_open index by one
+--            seek (so a claim costs the same with 100 or 100,000 runs queued), locked FOR
+--            UPDATE SKIP LOCKED: concurrent claimers
 --            pass over each other's rows instead of waiting for them, and a row another
 --            claimer has just claimed no longer passes "state = 'available'" when re-checked.
 --            (Rows locked but not picked are released when the statement's transaction ends,
@@ -307,8 +310,9 @@ WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' AND limited);
 --            order (priority, then seq: 1 means strictly one at a time, in order, and a
 --            manual run keeps its priority), of which the first workflow_free may go...
 --   released ...and of those, per project, the first project_free in the project's order.
---            The claimer's queues filter them only now: a run that is not next in its
---            workflow's order is never taken because the next one sits in another queue.
+--            The claimer's queues and languages filter them only now: a run that is not next
+--            in its workflow's order is never taken because the next one sits in another
+--            queue or needs a language the claimer does not run.
 --   picked   the best %(demand)s of both kinds. MATERIALIZED fences the CTE, so the UPDATE
 --            touches only these rows, re-checking each one's state under its row lock.
 WITH wanted AS (
@@ -322,9 +326,11 @@ WITH wanted AS (
 ), open AS MATERIALIZED (
     SELECT r.id, ranked.rank, r.priority, r.seq
     FROM ranked
+    CROSS JOIN unnest(%(languages)s::smallint[]) AS allowed (mask)
     CROSS JOIN LATERAL (
         SELECT id, priority, seq FROM runs
         WHERE state = 'available' AND NOT limited AND queue = ranked.name
+          AND languages = allowed.mask
           AND (not_before IS NULL OR not_before <= %(now)s)
         ORDER BY priority, seq
         LIMIT %(demand)s
@@ -341,18 +347,19 @@ WITH wanted AS (
     FROM workflows w JOIN projects p ON p.id = w.project_id
     WHERE (w.concurrency IS NOT NULL OR p.concurrency IS NOT NULL)
 ), heads AS (
-    SELECT r.id, r.queue, r.priority, r.seq, b.project_id, b.workflow_free, b.project_free,
+    SELECT r.id, r.queue, r.languages, r.priority, r.seq, b.project_id, b.workflow_free,
+           b.project_free,
            row_number() OVER (PARTITION BY b.workflow_id ORDER BY r.priority, r.seq) AS place
     FROM budget b
     CROSS JOIN LATERAL (
-        SELECT id, queue, priority, seq FROM runs
+        SELECT id, queue, languages, priority, seq FROM runs
         WHERE workflow_id = b.workflow_id AND state = 'available' AND limited
           AND (not_before IS NULL OR not_before <= %(now)s)
         ORDER BY priority, seq
         LIMIT %(demand)s
     ) r
 ), released AS (
-    SELECT id, queue, priority, seq FROM (
+    SELECT id, queue, languages, priority, seq FROM (
         SELECT h.*, row_number() OVER (PARTITION BY h.project_id ORDER BY h.priority, h.seq)
                    AS project_place
         FROM heads h
@@ -365,6 +372,7 @@ WITH wanted AS (
         UNION ALL
         SELECT r.id, ranked.rank, r.priority, r.seq
         FROM released r JOIN ranked ON ranked.name = r.queue
+        WHERE r.languages = ANY (%(languages)s::smallint[])
     ) c
     ORDER BY c.rank, c.priority, c.seq
     LIMIT %(demand)s
@@ -390,9 +398,11 @@ WITH wanted AS (
 ), picked AS MATERIALIZED (
     SELECT r.id
     FROM ranked
+    CROSS JOIN unnest(%(languages)s::smallint[]) AS allowed (mask)
     CROSS JOIN LATERAL (
         SELECT id, priority, seq FROM runs
         WHERE state = 'available' AND NOT limited AND queue = ranked.name
+          AND languages = allowed.mask
           AND (not_before IS NULL OR not_before <= %(now)s)
         ORDER BY priority, seq
         LIMIT %(demand)s

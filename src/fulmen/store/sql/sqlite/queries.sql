@@ -259,10 +259,10 @@ FROM work_orders o WHERE o.id = :id;
 -- name: insert_run
 INSERT INTO runs (id, work_order_id, workflow_id, project_id, snapshot_id, dataclip_id,
                   starting_node_id, state, queue, priority, options, run_timeout_ms,
-                  attempt, retry_of, rerun_of, not_before, limited, inserted_at)
+                  attempt, retry_of, rerun_of, not_before, limited, languages, inserted_at)
 VALUES (:id, :work_order_id, :workflow_id, :project_id, :snapshot_id, :dataclip_id,
         :starting_node_id, 'available', :queue, :priority, :options, :run_timeout_ms,
-        :attempt, :retry_of, :rerun_of, :not_before, :limited, :now);
+        :attempt, :retry_of, :rerun_of, :not_before, :limited, :languages, :now);
 
 -- name: claim_lock_limits
 -- First statement of a claim (postgres/queries.sql says why it is there). SQLite's write
@@ -275,14 +275,17 @@ SELECT 1 AS waiting WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' A
 -- caller wraps it in BEGIN IMMEDIATE, SQLite's single writer lock, so no two claims overlap).
 -- Order (worker-protocol.md §4.4): the claimer's queue preference, then priority (0 before 1),
 -- then arrival (seq), i.e. FIFO within a priority. A run whose not_before is still ahead (a
--- retry waiting for its backoff) is not available yet.
+-- retry waiting for its backoff) is not available yet. A run needs a set of job languages
+-- (runs.languages); :languages (JSON) lists every set the worker can run all of
+-- (fulmen.plan.runnable_masks), and a run whose set is not among them is left for another.
 --   wanted   the claim's queue list (JSON) with each name's position.
+--   allowed  the language sets the claimer can run.
 --   ranked   every queue this claim may take, with its rank: a listed queue ranks at its
 --            position; an unlisted one at the position of '*' when '*' is listed, and not at
 --            all otherwise (a list without '*' is a filter).
---   open     runs under no limit: per ranked queue, its first :demand available runs, read
---            from the runs_claim_open index by one seek (so a claim costs the same with 100
---            or 100,000 runs queued).
+--   open     runs under no limit: per ranked queue and allowed language set, its first
+--            :demand available runs, read from the runs_claim_open index by one seek (so a
+--            claim costs the same with 100 or 100,000 runs queued).
 --   budget   (claim_runs runs only when runs under a limit wait, else claim_open_runs)
 --            every workflow under a
 --            limit, its own or its project's, with the slots left: the limit minus its runs
@@ -291,11 +294,14 @@ SELECT 1 AS waiting WHERE EXISTS (SELECT 1 FROM runs WHERE state = 'available' A
 --            order (priority, then seq: 1 means strictly one at a time, in order, and a
 --            manual run keeps its priority), of which the first workflow_free may go...
 --   released ...and of those, per project, the first project_free in the project's order.
---            The claimer's queues filter them only now: a run that is not next in its
---            workflow's order is never taken because the next one sits in another queue.
+--            The claimer's queues and languages filter them only now: a run that is not next
+--            in its workflow's order is never taken because the next one sits in another
+--            queue or needs a language the claimer does not run.
 --   picked   the best :demand of both kinds.
 WITH wanted (name, rank) AS (
     SELECT value, key FROM json_each(:queues)
+), allowed (mask) AS (
+    SELECT value FROM json_each(:languages)
 ), ranked (name, rank) AS (
     SELECT q.name, coalesce(w.rank, star.rank)
     FROM queues q
@@ -304,10 +310,11 @@ WITH wanted (name, rank) AS (
     WHERE coalesce(w.rank, star.rank) IS NOT NULL
 ), open AS (
     SELECT r.id, ranked.rank, r.priority, r.seq
-    FROM ranked
+    FROM ranked CROSS JOIN allowed
     JOIN runs r ON r.id IN (
         SELECT id FROM runs
         WHERE state = 'available' AND limited = 0 AND queue = ranked.name
+          AND languages = allowed.mask
           AND (not_before IS NULL OR not_before <= :now)
         ORDER BY priority, seq
         LIMIT :demand
@@ -323,7 +330,8 @@ WITH wanted (name, rank) AS (
     FROM workflows w JOIN projects p ON p.id = w.project_id
     WHERE (w.concurrency IS NOT NULL OR p.concurrency IS NOT NULL)
 ), heads AS (
-    SELECT r.id, r.queue, r.priority, r.seq, b.project_id, b.workflow_free, b.project_free,
+    SELECT r.id, r.queue, r.languages, r.priority, r.seq, b.project_id, b.workflow_free,
+           b.project_free,
            row_number() OVER (PARTITION BY b.workflow_id ORDER BY r.priority, r.seq) AS place
     FROM budget b
     JOIN runs r ON r.id IN (
@@ -334,7 +342,7 @@ WITH wanted (name, rank) AS (
         LIMIT :demand
     )
 ), released AS (
-    SELECT id, queue, priority, seq FROM (
+    SELECT id, queue, languages, priority, seq FROM (
         SELECT h.*, row_number() OVER (PARTITION BY h.project_id ORDER BY h.priority, h.seq)
                    AS project_place
         FROM heads h
@@ -347,6 +355,7 @@ WITH wanted (name, rank) AS (
         UNION ALL
         SELECT r.id, ranked.rank, r.priority, r.seq
         FROM released r JOIN ranked ON ranked.name = r.queue
+        WHERE r.languages IN (SELECT mask FROM allowed)
     ) c
     ORDER BY c.rank, c.priority, c.seq
     LIMIT :demand
@@ -362,7 +371,9 @@ RETURNING id, workflow_id, project_id, queue, priority, seq, run_timeout_ms, cla
 -- claim_runs when no run under a limit is waiting (claim_lock_limits found none), which is
 -- nearly always: only its open part, a seventh of its cost (no temporary indexes for the
 -- queue list, no rationed workflows to scan). The same order and the same rows.
-WITH ranked (name, rank) AS (
+WITH allowed (mask) AS (
+    SELECT value FROM json_each(:languages)
+), ranked (name, rank) AS (
     SELECT name, rank FROM (
         SELECT q.name AS name, coalesce(
             (SELECT key FROM json_each(:queues) WHERE value = q.name),
@@ -371,10 +382,11 @@ WITH ranked (name, rank) AS (
     WHERE rank IS NOT NULL
 ), picked AS (
     SELECT r.id
-    FROM ranked
+    FROM ranked CROSS JOIN allowed
     JOIN runs r ON r.id IN (
         SELECT id FROM runs
         WHERE state = 'available' AND limited = 0 AND queue = ranked.name
+          AND languages = allowed.mask
           AND (not_before IS NULL OR not_before <= :now)
         ORDER BY priority, seq
         LIMIT :demand
