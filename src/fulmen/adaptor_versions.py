@@ -40,6 +40,7 @@ __all__ = [
     "Packument",
     "Wanted",
     "is_resolved",
+    "is_version",
     "parse_request",
     "pick",
 ]
@@ -147,7 +148,7 @@ def is_resolved(adaptor: str) -> bool:
     """Whether ``adaptor`` names one exact version of an OpenFn package, as every
     JavaScript job of a saved workflow does."""
     at = adaptor.rfind("@")
-    return at > 0 and bool(_PACKAGE.fullmatch(adaptor[:at])) and _version(adaptor[at + 1 :])
+    return at > 0 and bool(_PACKAGE.fullmatch(adaptor[:at])) and is_version(adaptor[at + 1 :])
 
 
 def pick(request: AdaptorRequest, packument: Packument) -> str:
@@ -183,11 +184,11 @@ def _highest(spec: semantic_version.NpmSpec, packument: Packument) -> str | None
 
 
 def _in(spec: semantic_version.NpmSpec, version: str) -> bool:
-    return _version(version) and bool(spec.match(semantic_version.Version(version)))
+    return is_version(version) and bool(spec.match(semantic_version.Version(version)))
 
 
 def _kind(wanted: str) -> Wanted | None:
-    if _version(wanted):
+    if is_version(wanted):
         return Wanted.VERSION
     if wanted.strip():
         try:
@@ -199,7 +200,7 @@ def _kind(wanted: str) -> Wanted | None:
     return Wanted.TAG if _TAG.fullmatch(wanted) else None
 
 
-def _version(text: str) -> bool:
+def is_version(text: str) -> bool:
     """Whether ``text`` is one exact semantic version (``3.3.4``, ``2.0.0-rc.3``)."""
     try:
         semantic_version.Version(text)

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from fulmen.adaptor_versions import Wanted, parse_request
 from fulmen.config import SandboxSettings
-from fulmen.errors import AdaptorError, ContractError
-from fulmen.packages.npm import NpmRepo, split_package
+from fulmen.errors import AdaptorError, ContractError, InputError
+from fulmen.packages.npm import NpmRepo
 from fulmen.plan import JAVASCRIPT, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime.entry import ENTRY, PRELOAD, WARM_UP
@@ -41,7 +42,7 @@ from fulmen.runtime.events import (
     decode,
     timestamp_us,
 )
-from fulmen.runtime.jshost import JsSetup
+from fulmen.runtime.jshost import JsAdaptor, JsSetup
 from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
 from fulmen.scrub import Scrubber
 
@@ -87,8 +88,6 @@ class RunRequest:
 
 #: Fulmen's host for OpenFn's runtime, shipped in the package (installed by :class:`JavaScript`).
 JS_SOURCE: Final = Path(__file__).resolve().parent / "runtime" / "js"
-#: Fulmen's short names of adaptors, as JavaScript jobs mean them.
-_OPENFN_NAMES: Final = {"common": "@openfn/language-common", "http": "@openfn/language-http"}
 #: The oldest Node.js OpenFn's runtime supports.
 NODE_MAJOR_MIN: Final = 18
 #: The version of OpenFn's runtime the host is pinned to.
@@ -138,15 +137,18 @@ class JavaScript:
             AdaptorError: a package could not be resolved or installed (npm's reason).
         """
         host = await self.repo.host(JS_SOURCE, progress)
-        adaptors: dict[str, str] = {}
+        adaptors: dict[str, JsAdaptor] = {}
         for job in plan.jobs:
             if job.runs_in != JAVASCRIPT or job.adaptor in adaptors:
                 continue
-            name, wanted = split_package(job.adaptor)
-            name = _OPENFN_NAMES.get(name, name)
-            version = await self.repo.resolve(name, wanted, progress)
-            installed = await self.repo.adaptor(name, version, progress)
-            adaptors[job.adaptor] = str(installed.path)
+            try:
+                request = parse_request(job.adaptor)
+            except InputError as exc:
+                raise AdaptorError(f"job {job.name or job.id}: {exc.message}") from exc
+            wanted = request.wanted if request.kind is Wanted.VERSION else None
+            version = wanted or await self.repo.resolve(request.package, request.wanted, progress)
+            installed = await self.repo.adaptor(request.package, version, progress)
+            adaptors[job.adaptor] = JsAdaptor(request.package, str(installed.path))
         return JsSetup(self.node, str(host.path / "host.mjs"), adaptors)
 
 

@@ -38,15 +38,15 @@ from typing import Final
 
 import orjson
 
+from fulmen.adaptor_versions import is_version
 from fulmen.errors import AdaptorError
 
-__all__ = ["HOST_FILES", "Installed", "NpmRepo", "is_exact", "split_package"]
+__all__ = ["HOST_FILES", "Installed", "NpmRepo"]
 
 #: What a host directory is made of, from ``fulmen/runtime/js``.
 HOST_FILES: Final = ("package.json", "package-lock.json", "host.mjs", "compile.mjs")
 #: npm's rules for a package name (validate-npm-package-name, for new packages).
 _NAME: Final = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
-_EXACT: Final = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _NPM_FLAGS: Final = ("--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline")
 #: How long an install may take before it is given up.
 INSTALL_TIMEOUT_S: Final = 300.0
@@ -61,19 +61,6 @@ class Installed:
 
     path: Path
     seconds: float = 0.0
-
-
-def split_package(spec: str) -> tuple[str, str | None]:
-    """``@openfn/language-http@6.5.1`` -> (``@openfn/language-http``, ``6.5.1``); no version:
-    None."""
-    name, at, version = spec.rpartition("@")
-    if not at or not name:
-        return spec, None
-    return name, version or None
-
-
-def is_exact(version: str | None) -> bool:
-    return version is not None and _EXACT.match(version) is not None
 
 
 class NpmRepo:
@@ -107,7 +94,7 @@ class NpmRepo:
     async def adaptor(self, name: str, version: str, progress: Progress) -> Installed:
         """The installed package root of ``name@version`` (exact), installing it if needed."""
         _check_name(name)
-        if not is_exact(version):
+        if not is_version(version):
             raise AdaptorError(
                 f"{name}@{version}: only an exact version is installed", code="AdaptorError"
             )
@@ -125,8 +112,7 @@ class NpmRepo:
         """The exact version npm's registry gives for ``wanted`` (a tag, a range, or None for
         ``latest``) today; an exact version is returned as it is, without asking."""
         _check_name(name)
-        if is_exact(wanted):
-            assert wanted is not None
+        if wanted is not None and is_version(wanted):
             return wanted
         spec = f"{name}@{wanted or 'latest'}"
         progress(f"Looking up the version of {spec}")
@@ -136,7 +122,7 @@ class NpmRepo:
         except orjson.JSONDecodeError:
             found = None
         versions = found if isinstance(found, list) else [found] if found else []
-        exact = [v for v in versions if isinstance(v, str) and is_exact(v)]
+        exact = [v for v in versions if isinstance(v, str) and is_version(v)]
         if not exact:
             raise AdaptorError(f"{spec}: no version of it is in the npm registry")
         return exact[-1]  # npm lists a range's versions in ascending order

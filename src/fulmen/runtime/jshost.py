@@ -34,9 +34,17 @@ from fulmen.plan import Job
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime.logs import LogSink
 
-__all__ = ["Checked", "Helpers", "JsHost", "JsSetup", "prestart"]
+__all__ = ["Checked", "Helpers", "JsAdaptor", "JsHost", "JsSetup", "prestart"]
 
 _REASONS = {"fail": Reason.FAIL, "crash": Reason.CRASH, "kill": Reason.KILL}
+
+
+@dataclass(frozen=True, slots=True)
+class JsAdaptor:
+    """An installed adaptor: the package jobs import, and where it is."""
+
+    package: str
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +53,9 @@ class JsSetup:
 
     node: str
     host: str
-    #: Each JavaScript job's adaptor, as the plan names it, to its installed package root.
-    adaptors: Mapping[str, str]
+    #: Each JavaScript job's adaptor, as the plan names it (``common``,
+    #: ``@openfn/language-common@3.3.4``), installed.
+    adaptors: Mapping[str, JsAdaptor]
 
     @classmethod
     def from_payload(cls, value: object) -> JsSetup | None:
@@ -56,11 +65,16 @@ class JsSetup:
         return cls(
             node=str(value["node"]),
             host=str(value["host"]),
-            adaptors=dict(adaptors) if isinstance(adaptors, Mapping) else {},
+            adaptors={
+                str(spec): JsAdaptor(str(found["package"]), str(found["path"]))
+                for spec, found in (adaptors.items() if isinstance(adaptors, Mapping) else ())
+                if isinstance(found, Mapping)
+            },
         )
 
     def to_payload(self) -> dict[str, Any]:
-        return {"node": self.node, "host": self.host, "adaptors": dict(self.adaptors)}
+        adaptors = {s: {"package": a.package, "path": a.path} for s, a in self.adaptors.items()}
+        return {"node": self.node, "host": self.host, "adaptors": adaptors}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +96,8 @@ class JsHost:
 
     def step(self, job: Job, state: dict[str, Any]) -> tuple[ExitReason, dict[str, Any] | None]:
         """Run one JavaScript job on ``state``; how it ended, and the state it left."""
-        path = self._setup.adaptors.get(job.adaptor) if self._setup else None
-        if path is None:
+        adaptor = self._setup.adaptors.get(job.adaptor) if self._setup else None
+        if adaptor is None:
             raise AdaptorError(
                 f"the adaptor {job.adaptor} of job {job.name or job.id} was not installed "
                 "for this run"
@@ -94,7 +108,7 @@ class JsHost:
                 "id": job.id,
                 "label": f"job {job.name or job.id}",
                 "body": job.body,
-                "adaptor": {"specifier": _package_name(job.adaptor), "path": path},
+                "adaptor": {"specifier": adaptor.package, "path": adaptor.path},
                 "state": state,
                 "logLevel": "debug",  # the sink filters JOB lines by the run's level
             },
@@ -192,8 +206,8 @@ def prestart(setup: JsSetup) -> Helpers:
         {
             "op": "warm",
             "adaptors": [
-                {"specifier": _package_name(spec), "path": path}
-                for spec, path in setup.adaptors.items()
+                {"specifier": adaptor.package, "path": adaptor.path}
+                for adaptor in setup.adaptors.values()
             ],
         }
     )
@@ -325,9 +339,3 @@ def _tail(output: int, size: int = 2000) -> str:
 def _errors(found: object, asked: list[str]) -> list[str | None]:
     errors = found if isinstance(found, list) and len(found) == len(asked) else [None] * len(asked)
     return [e if isinstance(e, str) else None for e in errors]
-
-
-def _package_name(adaptor: str) -> str:
-    """``@openfn/language-common@3.3.4`` -> ``@openfn/language-common``."""
-    name, at, _ = adaptor.rpartition("@")
-    return name if at and name else adaptor
