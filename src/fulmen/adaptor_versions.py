@@ -41,6 +41,7 @@ __all__ = [
     "Wanted",
     "is_resolved",
     "is_version",
+    "kind_of",
     "parse_request",
     "pick",
 ]
@@ -135,7 +136,7 @@ def parse_request(adaptor: str) -> AdaptorRequest:
             f"http{hint}",
             code="bad_adaptor",
         )
-    kind = _kind(wanted)
+    kind = kind_of(wanted)
     if kind is None:
         raise InputError(
             f"{adaptor!r}: {wanted!r} is not a version, an npm range or a dist-tag",
@@ -187,7 +188,9 @@ def _in(spec: semantic_version.NpmSpec, version: str) -> bool:
     return is_version(version) and bool(spec.match(semantic_version.Version(version)))
 
 
-def _kind(wanted: str) -> Wanted | None:
+def kind_of(wanted: str) -> Wanted | None:
+    """What the part after a package's ``@`` is, or None when it is none of an exact version,
+    an npm range or a dist-tag (a path, a URL, a git repository: what npm would also take)."""
     if is_version(wanted):
         return Wanted.VERSION
     if wanted.strip():
@@ -201,7 +204,10 @@ def _kind(wanted: str) -> Wanted | None:
 
 
 def is_version(text: str) -> bool:
-    """Whether ``text`` is one exact semantic version (``3.3.4``, ``2.0.0-rc.3``)."""
+    """Whether ``text`` is one exact semantic version (``3.3.4``, ``2.0.0-rc.3``), and nothing
+    around it (``semantic_version`` takes ``3.3.4\\n`` too, which would reach a path)."""
+    if text != text.strip():
+        return False
     try:
         semantic_version.Version(text)
     except ValueError:

@@ -38,7 +38,7 @@ from typing import Final
 
 import orjson
 
-from fulmen.adaptor_versions import is_version
+from fulmen.adaptor_versions import Wanted, is_version, kind_of
 from fulmen.errors import AdaptorError
 
 __all__ = ["HOST_FILES", "Installed", "NpmRepo"]
@@ -46,7 +46,7 @@ __all__ = ["HOST_FILES", "Installed", "NpmRepo"]
 #: What a host directory is made of, from ``fulmen/runtime/js``.
 HOST_FILES: Final = ("package.json", "package-lock.json", "host.mjs", "compile.mjs")
 #: npm's rules for a package name (validate-npm-package-name, for new packages).
-_NAME: Final = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+_NAME: Final = re.compile(r"(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*")
 _NPM_FLAGS: Final = ("--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline")
 #: How long an install may take before it is given up.
 INSTALL_TIMEOUT_S: Final = 300.0
@@ -110,10 +110,14 @@ class NpmRepo:
 
     async def resolve(self, name: str, wanted: str | None, progress: Progress) -> str:
         """The exact version npm's registry gives for ``wanted`` (a tag, a range, or None for
-        ``latest``) today; an exact version is returned as it is, without asking."""
+        ``latest``) today; an exact version is returned as it is, without asking. Anything
+        else npm would also take for a spec (a path on this host, a git repository, a URL) is
+        refused before npm sees it: npm runs here, outside the sandbox."""
         _check_name(name)
         if wanted is not None and is_version(wanted):
             return wanted
+        if wanted is not None and kind_of(wanted) not in (Wanted.TAG, Wanted.RANGE):
+            raise AdaptorError(f"{name}@{wanted}: not a version, an npm range or a dist-tag")
         spec = f"{name}@{wanted or 'latest'}"
         progress(f"Looking up the version of {spec}")
         output = await self._npm_run(["view", spec, "version", "--json"], self.root, spec)
@@ -166,11 +170,7 @@ class NpmRepo:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env={
-                    **os.environ,
-                    "NO_UPDATE_NOTIFIER": "1",
-                    "npm_config_update_notifier": "false",
-                },
+                env=_npm_environment(),
             )
         except OSError as exc:
             raise AdaptorError(f"{what}: npm could not be started ({exc.strerror})") from exc
@@ -189,8 +189,15 @@ class NpmRepo:
         return out.decode(errors="replace")
 
 
+def _npm_environment() -> dict[str, str]:
+    """The worker's environment without its own settings (the worker secret among them): npm
+    needs none of them, and nothing a package does at install should find them."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "FULMEN_"))}
+    return {**kept, "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}
+
+
 def _check_name(name: str) -> None:
-    if not _NAME.match(name) or len(name) > 214:
+    if not _NAME.fullmatch(name) or len(name) > 214:
         raise AdaptorError(f"{name!r} is not the name of an npm package")
 
 

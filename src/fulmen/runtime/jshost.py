@@ -168,7 +168,7 @@ class JsHost:
                 "this worker does not run JavaScript jobs: Node.js was not found on its host"
             )
         warm, _prestarted = _prestarted, None
-        if warm is not None and (warm.node, warm.host) == (self._setup.node, self._setup.host):
+        if warm is not None and warm.serves(self._setup):
             self._node = warm
         else:
             if warm is not None:
@@ -183,11 +183,18 @@ class JsHost:
             p if isinstance(p, str) else json.dumps(p, ensure_ascii=False, separators=(",", ":"))
             for p in items
         )
-        self._sink.log(str(message.get("level", "info")), str(message.get("name", "JOB")), text)
+        source = str(message.get("name", "JOB"))
+        # Job code can write to this pipe too: it may speak as itself, an adaptor or the
+        # runtime, never as the worker (VER, RTE…).
+        self._sink.log(
+            str(message.get("level", "info")), source if source in _SOURCES else "JOB", text
+        )
 
 
 #: Processes a warm-up started and the descriptors the run keeps to them (``child.WarmUp``).
 Helpers = tuple[tuple[int, ...], tuple[int, ...]]
+#: The log sources a run's Node may use.
+_SOURCES = frozenset({"JOB", "ADA", "R/T"})
 #: The Node process a spare's warm-up started for the run it will get (:func:`prestart`).
 _prestarted: _Node | None = None
 #: Where a Node process's own descriptors go in this one: above the run socket and the few
@@ -201,7 +208,7 @@ def prestart(setup: JsSetup) -> Helpers:
     start as a Python one. Returns the pid and the descriptors the run keeps
     (``child.WarmUp``)."""
     global _prestarted
-    node = _Node.spawn(setup)
+    node = _Node.spawn(setup, loaded=frozenset(setup.adaptors.values()))
     node.send(
         {
             "op": "warm",
@@ -226,9 +233,12 @@ class _Node:
         requests: int,
         answers: int,
         output: int,
+        loaded: frozenset[JsAdaptor] = frozenset(),
     ) -> None:
         self.node = setup.node
         self.host = setup.host
+        #: The adaptors a warm-up had it load before its run arrived.
+        self.loaded = loaded
         self.process = process
         self._requests = requests
         self._answers = answers
@@ -236,8 +246,16 @@ class _Node:
         self._buffer = b""
         self._ready = False
 
+    def serves(self, setup: JsSetup) -> bool:
+        """Whether a run with ``setup`` may adopt this early Node: the same Node and host,
+        and nothing loaded that the run does not load itself. An adaptor's code runs when it
+        is loaded, and may leave a trap for whatever comes through this process next: the
+        adaptors of the runs before are not this run's to trust."""
+        same = (self.node, self.host) == (setup.node, setup.host)
+        return same and self.loaded <= frozenset(setup.adaptors.values())
+
     @classmethod
-    def spawn(cls, setup: JsSetup) -> _Node:
+    def spawn(cls, setup: JsSetup, loaded: frozenset[JsAdaptor] = frozenset()) -> _Node:
         answers, answers_end = os.pipe()
         requests_end, requests = os.pipe()
         output = os.memfd_create("fulmen-node-output", os.MFD_CLOEXEC)
@@ -263,7 +281,8 @@ class _Node:
         finally:
             os.close(answers_end)
             os.close(requests_end)
-        return cls(setup, process, *(_high(fd) for fd in (requests, answers, output)))
+        requests, answers, output = (_high(fd) for fd in (requests, answers, output))
+        return cls(setup, process, requests, answers, output, loaded)
 
     @property
     def descriptors(self) -> tuple[int, ...]:
@@ -311,10 +330,9 @@ class _Node:
         )
 
     def close(self) -> None:
-        os.close(self._requests)  # end of input: host.mjs ends
-        self.process.wait()
-        os.close(self._answers)
-        os.close(self._output)
+        """The run is over: Node goes now, whatever its job left pending (a timer, a request
+        never awaited), which would otherwise hold the run until its timeout."""
+        self.kill()
 
     def kill(self) -> None:
         self.process.kill()

@@ -151,8 +151,10 @@ class _Zygote:
             os.close(fd)
         return True
 
-    def _fork_spare(self) -> _Spare | None:
+    def _fork_spare(self, *, plain: bool = False) -> _Spare | None:
+        """A new spare, warmed with the latest hint unless ``plain``."""
         policy = self._settings.policy
+        warm = None if plain else self._warm
         slot, cgroup = None, None
         if policy.namespaces:
             try:
@@ -174,10 +176,10 @@ class _Zygote:
         if pid == 0:
             self._let_go_in_child(ours)
             host_id = None if slot is None else policy.uid_base + slot
-            child.spare(theirs.fileno(), self._settings, host_id, self._warm)
+            child.spare(theirs.fileno(), self._settings, host_id, warm)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
-        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None, warm=self._warm is not None)
+        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None, warm=warm is not None)
         self._children[pid] = spare
         if cgroup is not None:
             self._watch(spare)
@@ -287,11 +289,22 @@ class _Zygote:
             if spare is not None and not spare.admitted and not self._admit(spare):
                 spare.sock.close()
                 spare = None
+            wanted = (header.limits.memory_mb, header.limits.pids)
+            if spare is not None and spare.warm and spare.cgroup is not None:
+                try:
+                    spare.cgroup.set_limits(wanted)
+                except OSError:
+                    # What its warm-ups started (an earlier run's Node and adaptors) uses more
+                    # than this run may: the kernel refuses the limit. A plain spare instead.
+                    self._discard(spare)
+                    spare = self._fork_spare(plain=True)
+                    if spare is not None and not spare.admitted and not self._admit(spare):
+                        spare.sock.close()
+                        spare = None
             if spare is None:
                 self._send({"t": "failed", "id": header.id, "message": "fork failed"})
                 return
             try:
-                wanted = (header.limits.memory_mb, header.limits.pids)
                 if spare.cgroup is not None:
                     spare.cgroup.set_limits(wanted)
                 self._last_limits = wanted
