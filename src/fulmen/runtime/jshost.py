@@ -119,6 +119,8 @@ class JsHost:
         after = result if isinstance(result, dict) else None
         if not error:
             return ExitReason(Reason.SUCCESS), after
+        if not isinstance(error, dict):  # only job code writes such a thing (forging answers)
+            return ExitReason(Reason.CRASH, "LanguageError", f"a garbled answer: {error!r}"), after
         reason = _REASONS.get(str(error.get("severity")), Reason.CRASH)
         return ExitReason(reason, str(error.get("type")), str(error.get("message"))), after
 
