@@ -21,6 +21,7 @@ __all__ = [
     "JAVASCRIPT",
     "LANGUAGES",
     "LANGUAGE_BITS",
+    "NAMED_CONDITIONS",
     "ON_JOB_FAILURE",
     "ON_JOB_SUCCESS",
     "PYTHON",
@@ -29,6 +30,7 @@ __all__ = [
     "Options",
     "Plan",
     "Trigger",
+    "is_named_condition",
     "language_mask",
     "language_of",
     "languages_in",
@@ -47,6 +49,12 @@ LANGUAGES = (PYTHON, JAVASCRIPT)
 #: OpenFn's adaptor packages: a job that names one and no language is JavaScript, as every job
 #: Lightning hands out is.
 _OPENFN_ADAPTOR = "@openfn/language-"
+
+#: Conditions Lightning names rather than writes (with their aliases and the empty one, which
+#: means always): the same in every language, evaluated by the engine itself.
+NAMED_CONDITIONS = frozenset(
+    ("", ALWAYS, "true", ON_JOB_SUCCESS, "on_upstream_success", ON_JOB_FAILURE, "on_upstream_fail")
+)
 
 #: Levels accepted for ``job_log_level`` (§6.1); ``default`` lets warnings and errors through.
 JOB_LOG_LEVELS = ("debug", "info", "default", "none", "none-really")
@@ -209,6 +217,11 @@ def runnable_masks(languages: Iterable[str]) -> list[int]:
     masks a claim may take runs with (one index seek each)."""
     worker = language_mask(languages)
     return [m for m in range(1, 1 << len(LANGUAGES)) if m & ~worker == 0]
+
+
+def is_named_condition(condition: str) -> bool:
+    """Whether ``condition`` is one of :data:`NAMED_CONDITIONS` rather than an expression."""
+    return condition.strip() in NAMED_CONDITIONS
 
 
 def language_of(adaptor: str, language: str | None = None) -> str:

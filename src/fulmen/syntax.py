@@ -27,12 +27,10 @@ from typing import Final
 import tree_sitter
 import tree_sitter_javascript
 
-from fulmen.plan import ALWAYS, JAVASCRIPT, ON_JOB_FAILURE, ON_JOB_SUCCESS
+from fulmen.plan import JAVASCRIPT, is_named_condition
 
-__all__ = ["KEYWORDS", "SyntaxProblem", "body_problem", "condition_problem"]
+__all__ = ["SyntaxProblem", "body_problem", "condition_problem"]
 
-#: Conditions that are not expressions: every worker knows them, whatever the language.
-KEYWORDS: Final = frozenset({ALWAYS, ON_JOB_SUCCESS, ON_JOB_FAILURE})
 
 _OPENERS: Final = {"(": ")", "[": "]", "{": "}", "${": "}"}
 _CLOSERS: Final = frozenset(_OPENERS.values())
@@ -62,7 +60,7 @@ def body_problem(source: str, language: str) -> SyntaxProblem | None:
 def condition_problem(condition: str, language: str) -> SyntaxProblem | None:
     """Why an edge condition in ``language`` is neither a keyword (``always``…) nor one
     expression, or ``None`` when it is fine. A blank condition means ``always``."""
-    if not condition.strip() or condition.strip() in KEYWORDS:
+    if is_named_condition(condition):
         return None
     if language == JAVASCRIPT:
         return _javascript_expression(condition)

@@ -20,7 +20,7 @@ from typing import Any
 from fulmen.errors import EdgeConditionError
 from fulmen.plan import ALWAYS, ON_JOB_FAILURE, ON_JOB_SUCCESS
 
-__all__ = ["NAMED", "Condition", "compile_condition", "is_named"]
+__all__ = ["Condition", "compile_condition"]
 
 #: (state, upstream job id) -> follow the edge?
 Condition = Callable[[Mapping[str, Any], str | None], bool]
@@ -31,16 +31,6 @@ _CONSTANTS = {"true": True, "false": False, "null": None, "undefined": None}
 def _has_error(state: Mapping[str, Any], upstream: str | None) -> bool:
     errors = state.get("errors")
     return bool(upstream and isinstance(errors, Mapping) and upstream in errors)
-
-
-#: Conditions Lightning names rather than writes: the same whatever the job's language.
-NAMED = frozenset(
-    ("", ALWAYS, "true", ON_JOB_SUCCESS, "on_upstream_success", ON_JOB_FAILURE, "on_upstream_fail")
-)
-
-
-def is_named(text: str) -> bool:
-    return text.strip() in NAMED
 
 
 def compile_condition(text: str, edge_id: str) -> Condition:

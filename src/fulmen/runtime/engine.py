@@ -29,11 +29,11 @@ from typing import Any
 
 from fulmen.adaptors.operation import Operation, run_operation
 from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobError, PlanError
-from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, validate
+from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, is_named_condition, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
 from fulmen.runtime.compile import check_syntax, compile_job
-from fulmen.runtime.conditions import Condition, compile_condition, is_named
+from fulmen.runtime.conditions import Condition, compile_condition
 from fulmen.runtime.events import (
     RuntimeEvent,
     StepComplete,
@@ -138,7 +138,9 @@ class Engine:
         for edge in self.plan.edges:
             if not edge.enabled:
                 continue
-            if self.plan.condition_language(edge) == JAVASCRIPT and not is_named(edge.condition):
+            if self.plan.condition_language(edge) == JAVASCRIPT and not is_named_condition(
+                edge.condition
+            ):
                 expressions.append(edge)
                 self._conditions[edge] = self._js_condition(edge)
             else:
