@@ -207,6 +207,36 @@ async def test_workflows_show_each_jobs_language_and_adaptor(dashboard: Dashboar
     ]
 
 
+async def test_a_queued_run_no_worker_can_run_says_what_it_waits_for(
+    dashboard: Dashboard,
+) -> None:
+    """Issue 15: no worker is connected, so none runs the JavaScript the run needs."""
+    stored = await dashboard.store.get_workflow(dashboard.seeded.workflow_id)
+    js = replace(stored.workflow.jobs[0], adaptor="@openfn/language-common@3.3.4")
+    js = replace(js, body="fn(s => s)", language="javascript")
+    await dashboard.store.replace_workflow(
+        replace(stored.workflow, jobs=(js, *stored.workflow.jobs[1:]))
+    )
+    queued = await dashboard.store.enqueue(
+        EnqueueRequest(
+            workflow_id=dashboard.seeded.workflow_id,
+            input=NewDataclip(DataclipType.HTTP_REQUEST, {"items": [1]}),
+            trigger_id=dashboard.seeded.webhook_id,
+        )
+    )
+    await dashboard.sign_in()
+    page = (await dashboard.http.get(f"/ui/runs/{queued.run_id}")).text
+    assert re.search(
+        r"<p [^>]*data-waiting>Waiting for a worker that runs Python and JavaScript: "
+        r"no worker connected now runs them all\.</p>",
+        page,
+    ), page
+    api = await dashboard.http.get(
+        f"/api/runs/{queued.run_id}", headers={"Authorization": f"Bearer {dashboard.token}"}
+    )
+    assert api.json()["waiting_for"] == "a worker that runs Python and JavaScript"
+
+
 async def test_failed_runs_are_marked_in_words_and_colour_and_can_be_filtered(
     dashboard: Dashboard,
 ) -> None:
