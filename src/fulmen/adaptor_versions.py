@@ -32,9 +32,9 @@ from typing import Final
 import semantic_version
 
 from fulmen.errors import InputError, RegistryError
+from fulmen.plan import OPENFN_PREFIX
 
 __all__ = [
-    "OPENFN_PREFIX",
     "SHORT_NAMES",
     "AdaptorRequest",
     "Packument",
@@ -46,7 +46,6 @@ __all__ = [
     "pick",
 ]
 
-OPENFN_PREFIX: Final = "@openfn/language-"
 #: Fulmen's names for its Python adaptors, as the OpenFn packages a JavaScript job runs.
 SHORT_NAMES: Final = {"common": "@openfn/language-common", "http": "@openfn/language-http"}
 #: The tag a request without a version means, as for ``npm install``.

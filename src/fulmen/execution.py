@@ -297,7 +297,7 @@ async def start(
             return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
         payload["javascript"] = setup.to_payload()
         # Spares forked from now on start Node for the next JavaScript run (jshost.prestart).
-        warm = {"javascript": setup.to_payload()}
+        warm = {"javascript": payload["javascript"]}
     handle = await zygote.run(ENTRY, payload, limits, warm=warm)
     return Execution(handle, timeout_ms, scrubber, prelude)
 

@@ -21,9 +21,11 @@ __all__ = [
     "JAVASCRIPT",
     "LANGUAGES",
     "LANGUAGE_BITS",
+    "LANGUAGE_NAMES",
     "NAMED_CONDITIONS",
     "ON_JOB_FAILURE",
     "ON_JOB_SUCCESS",
+    "OPENFN_PREFIX",
     "PYTHON",
     "Edge",
     "Job",
@@ -46,9 +48,11 @@ PYTHON = "python"
 JAVASCRIPT = "javascript"
 #: The languages a job's body may be written in.
 LANGUAGES = (PYTHON, JAVASCRIPT)
-#: OpenFn's adaptor packages: a job that names one and no language is JavaScript, as every job
-#: Lightning hands out is.
-_OPENFN_ADAPTOR = "@openfn/language-"
+#: Each language as people write it, in messages and pages.
+LANGUAGE_NAMES = {PYTHON: "Python", JAVASCRIPT: "JavaScript"}
+#: What OpenFn's adaptor packages are named: a job that names one and no language is
+#: JavaScript, as every job Lightning hands out is.
+OPENFN_PREFIX = "@openfn/language-"
 
 #: Conditions Lightning names rather than writes (with their aliases and the empty one, which
 #: means always): the same in every language, evaluated by the engine itself.
@@ -230,7 +234,7 @@ def language_of(adaptor: str, language: str | None = None) -> str:
     Python for anything else (``common``, ``pandas@2.2.3``)."""
     if language is not None:
         return language
-    return JAVASCRIPT if adaptor.startswith(_OPENFN_ADAPTOR) else PYTHON
+    return JAVASCRIPT if adaptor.startswith(OPENFN_PREFIX) else PYTHON
 
 
 def validate(plan: Plan) -> None:

@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -39,18 +38,17 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from test_javascript_jobs import Run
 
-from fulmen.adaptor_versions import OPENFN_PREFIX
 from fulmen.config import SandboxSettings
 from fulmen.errors import AdaptorError
 from fulmen.execution import Defaults, JavaScript, RunRequest, start, start_zygote
 from fulmen.packages.npm import NpmRepo
-from fulmen.plan import Plan
+from fulmen.plan import OPENFN_PREFIX, Plan
 from fulmen.runtime.events import LogLine
 from fulmen.sandbox import Zygote
 from fulmen.worker.health import HealthServer, Metrics, Status
-from fulmen_testing.javascript import COMMON
+from fulmen_testing.javascript import COMMON, Run
+from fulmen_testing.processes import left_after
 from fulmen_testing.worker import Lightning, ScriptedRun, keys, private_key, running, settings_for
 from fulmen_testing.worker import plan as lightning_plan
 
@@ -199,32 +197,6 @@ def run_attacks(
 def prestarted(result: Attack) -> bool:
     """The run's Node was started before the run was asked for (by its spare)."""
     return float(result.data["nodeStarted"]) < result.asked_at * 1000
-
-
-def run_processes(uid: int) -> list[int]:
-    """Host pids running as the run's host uid: every process the run started has it."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as f:
-                found_uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-        except (OSError, StopIteration):
-            continue
-        if found_uid == uid:
-            found.append(int(name))
-    return found
-
-
-def left_after(uid: int, seconds: float = 5.0) -> list[int]:
-    """Poll until no process of the run is left; those still there at the deadline."""
-    deadline = time.monotonic() + seconds
-    left = run_processes(uid)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.02)
-        left = run_processes(uid)
-    return left
 
 
 @contextlib.contextmanager

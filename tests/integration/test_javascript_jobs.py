@@ -26,14 +26,11 @@ from fulmen.config import SandboxSettings
 from fulmen.execution import Defaults, JavaScript, RunRequest, start, start_zygote
 from fulmen.plan import Plan
 from fulmen.runtime.events import (
-    LogLine,
     RuntimeEvent,
-    StepComplete,
     StepStart,
-    WorkflowComplete,
     WorkflowStart,
 )
-from fulmen_testing.javascript import COMMON, HTTP
+from fulmen_testing.javascript import COMMON, HTTP, Run
 
 
 class _Api(BaseHTTPRequestHandler):
@@ -66,35 +63,6 @@ def api() -> Iterator[str]:
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-class Run:
-    """The events of one run, and what a test reads off them."""
-
-    def __init__(self, events: list[RuntimeEvent]) -> None:
-        self.events = events
-        complete = events[-1]
-        assert isinstance(complete, WorkflowComplete), events[-3:]
-        self.complete = complete
-
-    @property
-    def final(self) -> Any:
-        return json.loads(self.complete.final_state) if self.complete.final_state else None
-
-    @property
-    def steps(self) -> list[StepComplete]:
-        return [e for e in self.events if isinstance(e, StepComplete)]
-
-    @property
-    def outcomes(self) -> list[tuple[str, str, str | None]]:
-        return [(s.job_id, s.reason, s.error_type) for s in self.steps]
-
-    def lines(self, source: str | None = None) -> list[str]:
-        return [
-            " ".join(map(str, e.message))
-            for e in self.events
-            if isinstance(e, LogLine) and (source is None or e.source == source)
-        ]
 
 
 def run(

@@ -21,7 +21,6 @@ import shutil
 import socket
 import stat
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from fulmen.plan import Plan
 from fulmen.runtime.events import LogLine, StepComplete, WorkflowComplete
 from fulmen.sandbox import Zygote
 from fulmen.sandbox.namespaces import SANDBOX_RUN_DIR
+from fulmen_testing.processes import left_after
 from sandbox_entries.attacks import job_body
 
 pytestmark = pytest.mark.timeout(120)
@@ -86,33 +86,12 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def run_processes(uid: int) -> list[int]:
-    """Host pids running as the run's host uid: every process the run started has it."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as f:
-                found_uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-        except (OSError, StopIteration):
-            continue
-        if found_uid == uid:
-            found.append(int(name))
-    return found
-
-
 def gone_within(seconds: float) -> list[int]:
     """Poll (with a deadline; a process's exit is not an event we can await here) until no
     process of the last attack run is left; returns those still there at the deadline."""
     uid = HOST_UIDS[-1]
     assert uid >= UID_BASE
-    deadline = time.monotonic() + seconds
-    left = run_processes(uid)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.01)
-        left = run_processes(uid)
-    return left
+    return left_after(uid, seconds)
 
 
 def assert_failed(results: dict[str, Any]) -> None:

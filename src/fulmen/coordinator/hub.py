@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from fulmen.coordinator.nudges import Nudge
 from fulmen.errors import FulmenError
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
-from fulmen.plan import JAVASCRIPT, PYTHON
+from fulmen.plan import LANGUAGE_NAMES
 from fulmen.store import Run, RunDetail, Store
 from fulmen.store.wakeups import Wakeups
 
@@ -67,8 +67,6 @@ class RunListener(Protocol):
 #: does that just as well (at most 20 pushes a second), while 500 ms put up to half a second
 #: between a webhook and its claim: bench/e2e.py's one-at-a-time runs took 460 ms p50 with it.
 DEBOUNCE_S = 0.05
-#: Languages as people write them.
-_NAMES = {PYTHON: "Python", JAVASCRIPT: "JavaScript"}
 
 
 class Hub:
@@ -111,7 +109,7 @@ class Hub:
         languages (``"a worker that runs JavaScript"``); None otherwise."""
         if run.state is not RunState.AVAILABLE or self.runs(run.languages):
             return None
-        return "a worker that runs " + " and ".join(_NAMES.get(n, n) for n in run.languages)
+        return "a worker that runs " + " and ".join(LANGUAGE_NAMES.get(n, n) for n in run.languages)
 
     def runs(self, languages: Iterable[str]) -> bool:
         """Whether a worker connected here runs every one of ``languages`` (as its latest

@@ -70,6 +70,9 @@ class NpmRepo:
         self.root = root
         self._npm = npm
         self._locks: dict[Path, asyncio.Lock] = {}
+        #: Host directories found or installed, by source: the files a worker ships do not
+        #: change while it runs, so each JavaScript run need not read and hash them again.
+        self._hosts: dict[Path, Path] = {}
 
     def prepare(self) -> None:
         """Make the root (readable by runs: 0755, as npm makes what it installs)."""
@@ -79,6 +82,9 @@ class NpmRepo:
 
     async def host(self, source: Path, progress: Progress) -> Installed:
         """The host directory for the files in ``source`` (``fulmen/runtime/js``)."""
+        known = self._hosts.get(source)
+        if known is not None and known.is_dir():
+            return Installed(known)
         digest = hashlib.sha256()
         for name in HOST_FILES:
             digest.update(name.encode() + b"\0" + (source / name).read_bytes() + b"\0")
@@ -89,7 +95,9 @@ class NpmRepo:
                 shutil.copyfile(source / name, work / name)
             await self._npm_run(["ci", "--omit=dev", *_NPM_FLAGS], work, "OpenFn's runtime")
 
-        return await self._once(target, "OpenFn's runtime", install, progress)
+        installed = await self._once(target, "OpenFn's runtime", install, progress)
+        self._hosts[source] = installed.path
+        return installed
 
     async def adaptor(self, name: str, version: str, progress: Progress) -> Installed:
         """The installed package root of ``name@version`` (exact), installing it if needed."""

@@ -52,7 +52,7 @@ import yaml
 from fulmen import cron
 from fulmen.adaptor_versions import parse_request
 from fulmen.errors import InputError, ProjectFileError
-from fulmen.plan import JAVASCRIPT, LANGUAGES, PYTHON, language_of
+from fulmen.plan import LANGUAGE_NAMES, LANGUAGES, OPENFN_PREFIX, PYTHON, language_of
 from fulmen.syntax import body_problem, condition_problem
 from fulmen.validation import Reader, join, kind
 
@@ -75,7 +75,6 @@ CONDITIONS: Final = ("always", "on_job_success", "on_job_failure")
 REPLIES: Final = ("before_start", "after_completion")
 
 _SHIPPED: Final = frozenset({"common", "http"})
-_OPENFN_PREFIX: Final = "@openfn/language-"
 _MODULE: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 T = TypeVar("T")
@@ -158,8 +157,8 @@ def adaptor_problem(name: str) -> str | None:
     at = base.rfind("@")
     if at > 0:
         base = base[:at]
-    if base.startswith(_OPENFN_PREFIX):
-        if base.removeprefix(_OPENFN_PREFIX) in _SHIPPED:
+    if base.startswith(OPENFN_PREFIX):
+        if base.removeprefix(OPENFN_PREFIX) in _SHIPPED:
             return None
         return (
             f"unknown adaptor {name!r}: of Lightning's adaptors Fulmen ships common and http "
@@ -409,8 +408,7 @@ class _Reader(Reader):
         condition = self.text(node, "condition", path)
         language = jobs.get(source or "") or jobs.get(target or "", PYTHON)
         if condition is not None and (fault := condition_problem(condition, language)):
-            name = "JavaScript" if language == JAVASCRIPT else "Python"
-            message = f"{', '.join(CONDITIONS)} or a {name} expression; {fault}"
+            message = f"{', '.join(CONDITIONS)} or a {LANGUAGE_NAMES[language]} expression; {fault}"
             self.problem(join(path, "condition"), message)
         if source is None or target is None:
             return None

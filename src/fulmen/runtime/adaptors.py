@@ -16,11 +16,11 @@ from types import ModuleType
 from typing import Any
 
 from fulmen.errors import AdaptorError
+from fulmen.plan import OPENFN_PREFIX
 
 __all__ = ["load", "module_name", "scope"]
 
 BUILTIN = {"common": "fulmen.adaptors.common", "http": "fulmen.adaptors.http"}
-_OPENFN_PREFIX = "@openfn/language-"
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -30,8 +30,8 @@ def _base(name: str) -> str:
     at = text.rfind("@")
     if at > 0:
         text = text[:at]
-    if text.startswith(_OPENFN_PREFIX):
-        text = text[len(_OPENFN_PREFIX) :]
+    if text.startswith(OPENFN_PREFIX):
+        text = text[len(OPENFN_PREFIX) :]
     return text
 
 

@@ -246,7 +246,6 @@ class _Node:
         self._answers = answers
         self._output = output
         self._buffer = b""
-        self._ready = False
 
     def serves(self, setup: JsSetup) -> bool:
         """Whether a run with ``setup`` may adopt this early Node: the same Node and host,

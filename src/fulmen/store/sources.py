@@ -13,18 +13,13 @@ anything, and the store calls both checks again on every save.
 
 from __future__ import annotations
 
-from typing import Final
-
 from fulmen.adaptor_versions import is_resolved
 from fulmen.errors import InputError
-from fulmen.plan import JAVASCRIPT, LANGUAGES, PYTHON, Edge, Job, Plan
+from fulmen.plan import JAVASCRIPT, LANGUAGE_NAMES, LANGUAGES, Edge, Job, Plan
 from fulmen.store.models.catalog import Workflow
 from fulmen.syntax import body_problem, condition_problem
 
 __all__ = ["check_adaptors", "check_sources"]
-
-#: How messages name the languages.
-_NAMES: Final = {PYTHON: "Python", JAVASCRIPT: "JavaScript"}
 
 
 def check_sources(workflow: Workflow) -> None:
@@ -42,8 +37,9 @@ def check_sources(workflow: Workflow) -> None:
             )
         problem = body_problem(job.body, job.runs_in)
         if problem is not None:
+            language = LANGUAGE_NAMES[job.runs_in]
             raise InputError(
-                f"job {_job(job)}: the body does not parse as {_NAMES[job.runs_in]}: {problem}",
+                f"job {_job(job)}: the body does not parse as {language}: {problem}",
                 code="syntax_error",
             )
     jobs = {job.id: job for job in workflow.jobs}
@@ -54,7 +50,7 @@ def check_sources(workflow: Workflow) -> None:
         if problem is not None:
             raise InputError(
                 f"edge {_edge(edge, jobs)}: the condition does not parse as "
-                f"{_NAMES[language]}: {problem}",
+                f"{LANGUAGE_NAMES[language]}: {problem}",
                 code="syntax_error",
             )
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fulmen.coordinator.dashboard.session import PREFIX
 from fulmen.coordinator.dashboard.views import state_class
+from fulmen.plan import LANGUAGE_NAMES
 
 __all__ = ["fragment", "page", "templates"]
 
@@ -41,7 +42,9 @@ templates: Final = Environment(
     lstrip_blocks=True,
 )
 templates.filters.update(when=_when, iso=_iso, clock=_clock)
-templates.globals.update(prefix=PREFIX, assets=ASSETS_VERSION, state_class=state_class)
+templates.globals.update(
+    prefix=PREFIX, assets=ASSETS_VERSION, state_class=state_class, language_names=LANGUAGE_NAMES
+)
 
 
 def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
