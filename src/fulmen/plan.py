@@ -84,6 +84,9 @@ class Job:
     #: ``python`` or ``javascript`` as the plan says; ``None`` when it does not (Lightning's
     #: plans never do): :attr:`runs_in` then tells by the adaptor.
     language: str | None = None
+    #: Packages a Python job's code imports besides its adaptor (``httpx==0.28.1``), exact
+    #: versions once the workflow is saved (``fulmen.python_requirements``).
+    requirements: tuple[str, ...] = ()
 
     @property
     def runs_in(self) -> str:
@@ -339,6 +342,7 @@ class _PlanReader(Reader):
         credential = self.nested(doc, "credential", path)
         state = self.nested(doc, "state", path)
         language = self.choice(doc, "language", path, LANGUAGES)
+        requirements = self.texts(doc, "requirements", path)
         if job_id is None:
             return None
         return Job(
@@ -350,6 +354,7 @@ class _PlanReader(Reader):
             credential=credential,
             state=state,
             language=language,
+            requirements=tuple(requirements),
         )
 
     def trigger(self, obj: object, path: str) -> Trigger | None:
@@ -420,6 +425,7 @@ def _job_wire(job: Job) -> dict[str, Any]:
         "credential": dict(job.credential) if job.credential is not None else None,
         "state": dict(job.state) if job.state is not None else None,
         "language": job.language,
+        "requirements": list(job.requirements) if job.requirements else None,
     }
 
 

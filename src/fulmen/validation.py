@@ -157,6 +157,18 @@ class Reader:
             return []
         return value
 
+    def texts(self, node: Mapping[str, Any], key: str, path: str) -> list[str]:
+        """A list of non-empty texts; absent is empty."""
+        found: list[str] = []
+        for i, item in enumerate(self.items(node, key, path)):
+            if not isinstance(item, str):
+                self.problem(join(join(path, key), i), f"must be text, not {kind(item)}")
+            elif not item.strip():
+                self.problem(join(join(path, key), i), "must not be empty")
+            else:
+                found.append(item)
+        return found
+
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None

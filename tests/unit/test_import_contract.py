@@ -91,6 +91,9 @@ PLANTS: dict[str, Plant] = {
         "semantic_version",
         "import semantic_version",
     ),
+    "packaging": Plant(
+        "coordinator/hub.py", "fulmen.coordinator.hub", "packaging", "import packaging"
+    ),
 }
 
 

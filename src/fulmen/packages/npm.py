@@ -23,15 +23,12 @@ one, asking the registry). npm's own settings apply (a private registry in ``.np
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import hashlib
-import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -40,6 +37,8 @@ import orjson
 
 from fulmen.adaptor_versions import Wanted, is_version, kind_of
 from fulmen.errors import AdaptorError
+from fulmen.packages import tools
+from fulmen.packages.tools import Progress
 
 __all__ = ["HOST_FILES", "Installed", "NpmRepo"]
 
@@ -48,11 +47,6 @@ HOST_FILES: Final = ("package.json", "package-lock.json", "host.mjs", "compile.m
 #: npm's rules for a package name (validate-npm-package-name, for new packages).
 _NAME: Final = re.compile(r"(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*")
 _NPM_FLAGS: Final = ("--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline")
-#: How long an install may take before it is given up.
-INSTALL_TIMEOUT_S: Final = 300.0
-
-#: Called with each line worth telling a run about (progress, npm's complaints).
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +145,7 @@ class NpmRepo:
         if target.is_dir():
             return Installed(target)
         lock = self._locks.setdefault(target, asyncio.Lock())
-        async with lock, _file_lock(target.with_name(target.name + ".lock")):
+        async with lock, tools.file_lock(target.with_name(target.name + ".lock")):
             if target.is_dir():  # another run, or another worker, installed it meanwhile
                 return Installed(target)
             progress(f"Installing {what}")
@@ -170,38 +164,17 @@ class NpmRepo:
 
     async def _npm_run(self, arguments: list[str], cwd: Path, what: str) -> str:
         """npm's standard output; AdaptorError with npm's own one-line reason if it fails."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                self._npm,
-                *arguments,
-                cwd=cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=_npm_environment(),
-            )
-        except OSError as exc:
-            raise AdaptorError(f"{what}: npm could not be started ({exc.strerror})") from exc
-        try:
-            async with asyncio.timeout(INSTALL_TIMEOUT_S):
-                out, err = await process.communicate()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            raise AdaptorError(
-                f"{what}: npm did not finish within {INSTALL_TIMEOUT_S:g}s"
-            ) from None
-        if process.returncode != 0:
-            raise AdaptorError(f"{what}: npm failed: {_reason(err.decode(errors='replace'))}")
-        return out.decode(errors="replace")
-
-
-def _npm_environment() -> dict[str, str]:
-    """The worker's environment without its own settings (the worker secret among them): npm
-    needs none of them, and nothing a package does at install should find them."""
-    kept = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "FULMEN_"))}
-    return {**kept, "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}
+        finished = await tools.run(
+            [self._npm, *arguments],
+            cwd=cwd,
+            what=what,
+            tool="npm",
+            reason=_reason,
+            env=tools.environment(
+                {"NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}
+            ),
+        )
+        return finished.stdout
 
 
 def _check_name(name: str) -> None:
@@ -220,13 +193,3 @@ def _reason(stderr: str) -> str:
     lines = [line for line in lines if line and not line.startswith("A complete log")]
     telling = [line for line in lines if not line.startswith("code ")]
     return (telling or lines or [stderr.strip() or "no reason given"])[0]
-
-
-@contextlib.asynccontextmanager
-async def _file_lock(path: Path) -> AsyncIterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
