@@ -47,10 +47,13 @@ __all__ = [
     "conflicts",
     "environment_key",
     "exact_version",
+    "is_resolved",
     "package_requirements",
     "pinned",
     "read_adaptor",
     "read_requirement",
+    "saved_adaptor",
+    "saved_requirement",
     "with_version",
 ]
 
@@ -174,6 +177,26 @@ def with_version(requirement: Requirement, version: str) -> Requirement:
     pinned_ = Requirement(str(requirement))
     pinned_.specifier = SpecifierSet(f"=={version}")
     return pinned_
+
+
+def saved_adaptor(requirement: Requirement, version: str) -> str:
+    """How a saved job holds a package adaptor at ``version``: ``pandas@2.2.3``."""
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    return f"{requirement.name}{extras}@{version}"
+
+
+def saved_requirement(requirement: Requirement, version: str) -> str:
+    """How a saved job holds a requirement at ``version``: ``httpx==0.28.1``."""
+    return str(with_version(requirement, version))
+
+
+def is_resolved(job: Job) -> bool:
+    """Whether every package ``job`` needs is pinned to one version (as in a saved workflow);
+    False too when its adaptor or a requirement cannot be read."""
+    try:
+        return all(exact_version(r) is not None for r in package_requirements(job))
+    except InputError:
+        return False
 
 
 def package_requirements(job: Job) -> list[Requirement]:

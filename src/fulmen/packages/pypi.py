@@ -453,11 +453,16 @@ def _readable(folder: Path) -> None:
 
 
 def _reason(stderr: str) -> str:
-    """uv's reason in one line: its ``cause:`` (or the ``╰─▶`` line), else its ``error:``."""
+    """uv's reason in one line: the first and last of its ``cause:`` lines (what failed, and
+    why at the bottom), else its ``error:`` line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        for prefix in ("cause:", "╰─▶"):
-            if line.startswith(prefix):
-                return line.removeprefix(prefix).strip()
+    causes = [
+        line.removeprefix(prefix).strip()
+        for line in lines
+        for prefix in ("cause:", "╰─▶")
+        if line.startswith(prefix)
+    ]
+    if causes:
+        return causes[0] if len(causes) == 1 else f"{causes[0]} ({causes[-1]})"
     errors = [line.removeprefix("error:").strip() for line in lines if line.startswith("error:")]
     return (errors or lines or ["no reason given"])[0]
