@@ -152,6 +152,13 @@ class WorkerSettings:
     #: Fulmen's own: the job languages this worker runs (``WORKER_LANGUAGES=python`` keeps a
     #: worker to Python on a host with Node.js); ``None``: every one the host can run.
     languages: tuple[str, ...] | None = None
+    #: Fulmen's own (issue 16): the Python package index Python jobs' packages come from
+    #: (``FULMEN_PYTHON_INDEX``, as the coordinator's); None: uv's own settings, else PyPI.
+    python_index: str | None = None
+    #: …and how much their environments (under ``repo_dir``) may take: at most so many MB,
+    #: none unused for longer than so many days (least recently used go first).
+    python_cache_mb: int = 10_240
+    python_cache_days: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -199,6 +206,9 @@ class WorkerSettings:
             sandbox=SandboxSettings.from_env(environ),
             repo_dir=env.get("WORKER_REPO_DIR") or default_repo_dir(environ),
             languages=env.languages("WORKER_LANGUAGES"),
+            python_index=env.http_url("FULMEN_PYTHON_INDEX"),
+            python_cache_mb=env.integer("WORKER_PYTHON_CACHE_MB", 10_240, minimum=1),
+            python_cache_days=env.number("WORKER_PYTHON_CACHE_DAYS", 30.0),
         )
 
 

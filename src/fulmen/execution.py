@@ -7,6 +7,11 @@ for the step that was active (output ``{}``, no timestamp, as §7.1 describes fo
 and a ``workflow-complete`` with the reason the spec names. Both the local CLI and the worker
 consume this stream, so they can never disagree on how a run ended.
 
+A run whose Python jobs pin packages gets them from :class:`Python`: each distinct set of
+pins is installed once, outside the sandbox, into an environment the child reads; a run holds
+its environment (no prune removes it) until its stream ends, and the versions it reports are
+those installed (:meth:`Execution.packages`).
+
 A run with JavaScript jobs needs Node.js and the packages its jobs name: :class:`JavaScript`
 installs them, outside the sandbox and before the child starts, into the repository the
 sandbox lets children read; what it says while installing is in the run's log, right after
@@ -18,18 +23,34 @@ with ``LanguageError``, never run as Python.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import shutil
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 from typing import Any, Final
 
+import fulmen
 from fulmen.adaptor_versions import Wanted, parse_request
 from fulmen.config import SandboxSettings
 from fulmen.errors import AdaptorError, ContractError, InputError
 from fulmen.packages.npm import NpmRepo
-from fulmen.plan import JAVASCRIPT, Plan
+from fulmen.packages.pypi import CacheLimits, Environment, PythonRepo, find_uv
+from fulmen.plan import JAVASCRIPT, PYTHON, Plan
+from fulmen.python_requirements import (
+    AdaptorKind,
+    canonical,
+    conflicts,
+    exact_version,
+    package_requirements,
+    pinned,
+    read_adaptor,
+    read_requirement,
+    with_version,
+)
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime.entry import ENTRY, PRELOAD, WARM_UP
 from fulmen.runtime.events import (
@@ -50,6 +71,7 @@ __all__ = [
     "Defaults",
     "Execution",
     "JavaScript",
+    "Python",
     "RunRequest",
     "aborted_step",
     "exit_reason_for",
@@ -152,6 +174,89 @@ class JavaScript:
         return JsSetup(self.node, str(host.path / "host.mjs"), adaptors)
 
 
+@dataclass
+class Python:
+    """The packages runs' Python jobs pin, installed into the repository children read."""
+
+    repo: PythonRepo
+
+    @classmethod
+    def find(
+        cls, repo_dir: Path, index: str | None = None, limits: CacheLimits | None = None
+    ) -> tuple[Python | None, str]:
+        """The environments under ``repo_dir``, or None and why not (uv is missing)."""
+        try:
+            uv = find_uv()
+        except AdaptorError as exc:
+            return None, exc.message
+        repo = PythonRepo(repo_dir, index=index, limits=limits or CacheLimits(), uv=uv)
+        repo.prepare()
+        return cls(repo), ""
+
+    async def setup_for(self, plan: Plan, progress: Callable[[str], None]) -> Environment | None:
+        """The environment ``plan``'s Python jobs need (None when they pin nothing),
+        installed if it was not; a version not pinned yet (``fulmen run -a six@latest``) is
+        asked of the index first.
+
+        Raises:
+            AdaptorError: a package cannot be read, resolved or installed (uv's reason), or
+                two jobs pin one package at two versions.
+        """
+        try:
+            wanted = [r for job in plan.jobs for r in package_requirements(job)]
+        except InputError as exc:
+            raise AdaptorError(exc.message) from None
+        if not wanted:
+            return None
+        problems = conflicts(plan)
+        if problems:
+            raise AdaptorError(problems[0])
+        loose = [r for r in wanted if exact_version(r) is None]
+        if loose:
+            versions = await self.repo.resolve(loose, progress)
+            wanted = [
+                with_version(r, versions[canonical(r.name)]) if exact_version(r) is None else r
+                for r in wanted
+            ]
+        return await self.repo.environment(pinned(wanted), progress)
+
+
+def python_versions(plan: Plan, environment: Environment | None) -> dict[str, str]:
+    """What runs ``plan``'s Python jobs, by package: Fulmen's adaptors at Fulmen's version,
+    an installed package at the version in its environment, a module installed with the
+    worker at its distribution's version; never what a job asked for."""
+    found: dict[str, str] = {}
+    installed = environment.installed if environment is not None else {}
+    for job in plan.jobs:
+        if job.runs_in != PYTHON:
+            continue
+        try:
+            adaptor = read_adaptor(job.adaptor)
+            requirements = [read_requirement(text) for text in job.requirements]
+        except InputError:
+            continue  # the run reports it
+        if adaptor.kind is AdaptorKind.BUILTIN and adaptor.module is not None:
+            found[adaptor.module.rpartition(".")[2]] = fulmen.__version__
+        elif adaptor.kind is AdaptorKind.MODULE and adaptor.module is not None:
+            found[adaptor.module] = _host_version(adaptor.module.split(".")[0])
+        if adaptor.requirement is not None:
+            requirements.insert(0, adaptor.requirement)
+        for requirement in requirements:
+            name = canonical(requirement.name)
+            if name in installed:
+                found[name] = installed[name]
+    return found
+
+
+@functools.cache
+def _host_version(module: str) -> str:
+    """The version of the distribution installed with the worker that provides ``module``."""
+    for distribution in packages_distributions().get(module, []):
+        with contextlib.suppress(PackageNotFoundError):
+            return version(distribution)
+    return "installed"
+
+
 def limits_for(plan: Plan, defaults: Defaults) -> Limits:
     options = plan.options
     timeout_ms = options.run_timeout_ms or defaults.run_timeout_ms
@@ -193,12 +298,17 @@ class Execution:
         scrubber: Scrubber,
         prelude: list[LogLine] | None = None,
         refused: ExitReason | None = None,
+        packages: Mapping[str, str] | None = None,
+        held: contextlib.ExitStack | None = None,
     ) -> None:
         self._handle = handle
         self._timeout_ms = timeout_ms
         self._scrubber = scrubber
         self._prelude = prelude or []
         self._refused = refused
+        #: The Python packages the run's jobs use, at the versions installed for it.
+        self.packages: Mapping[str, str] = packages or {}
+        self._held = held or contextlib.ExitStack()
         self.exit: ChildExit | None = None
 
     def cancel(self) -> None:
@@ -206,6 +316,11 @@ class Execution:
             self._handle.kill()
 
     async def __aiter__(self) -> AsyncIterator[RuntimeEvent]:
+        with self._held:  # the run's environment, held until its stream ends
+            async for event in self._events():
+                yield event
+
+    async def _events(self) -> AsyncIterator[RuntimeEvent]:
         if self._handle is None:
             yield WorkflowStart(timestamp_us())
             for line in self._prelude:
@@ -252,11 +367,14 @@ class Execution:
 
 
 async def start_zygote(
-    sandbox: SandboxSettings | None = None, javascript: JavaScript | None = None, **options: Any
+    sandbox: SandboxSettings | None = None,
+    javascript: JavaScript | None = None,
+    python: Python | None = None,
+    **options: Any,
 ) -> Zygote:
     """The zygote for workflow runs: the runtime preloaded and warmed up, isolated as
     ``sandbox`` asks (see ``Zygote.start``; ``options`` go to it and win); with
-    ``javascript``, its runs may read the repository of its packages.
+    ``javascript`` or ``python``, its runs may read the repository of their packages.
 
     Raises:
         SandboxError: the zygote did not start, or gives less than ``sandbox.isolation``
@@ -267,7 +385,9 @@ async def start_zygote(
         "minimum_level": sandbox.isolation,
         "network": sandbox.network,
         "allow": sandbox.allow_net,
-        "read_only": [str(javascript.repo.root)] if javascript is not None else [],
+        "read_only": sorted(
+            {str(r.root) for r in (javascript and javascript.repo, python and python.repo) if r}
+        ),
     }
     return await Zygote.start(preload=PRELOAD, warm_up=WARM_UP, **{**chosen, **options})
 
@@ -277,29 +397,66 @@ async def start(
     request: RunRequest,
     defaults: Defaults,
     javascript: JavaScript | None = None,
+    python: Python | None = None,
 ) -> Execution:
-    """Start the run in a fresh child; the payload goes straight to that child."""
+    """Start the run in a fresh child; the payload goes straight to that child. Its packages
+    are installed first when they are not yet (what is said meanwhile is the prelude)."""
     limits = limits_for(request.plan, defaults)
     timeout_ms = request.plan.options.run_timeout_ms or defaults.run_timeout_ms
     scrubber = Scrubber(request.credential_bodies())
     payload = request.payload()
     prelude: list[LogLine] = []
+
+    def progress(text: str) -> None:
+        prelude.append(LogLine("info", "R/T", [text], timestamp_us()))
+
+    held = contextlib.ExitStack()
+    environment: Environment | None = None
     warm: dict[str, Any] | None = None
-    if javascript is not None and any(j.runs_in == JAVASCRIPT for j in request.plan.jobs):
-
-        def progress(text: str) -> None:
-            prelude.append(LogLine("info", "R/T", [text], timestamp_us()))
-
-        try:
+    try:
+        if python is not None:
+            environment = await _hold_environment(python, request.plan, progress, held)
+            if environment is not None:
+                payload["python"] = environment.payload()
+        if javascript is not None and any(j.runs_in == JAVASCRIPT for j in request.plan.jobs):
             setup = await javascript.setup_for(request.plan, progress)
-        except AdaptorError as exc:
-            reason = ExitReason(Reason.CRASH, exc.code, exc.message)
-            return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
-        payload["javascript"] = setup.to_payload()
-        # Spares forked from now on start Node for the next JavaScript run (jshost.prestart).
-        warm = {"javascript": payload["javascript"]}
-    handle = await zygote.run(ENTRY, payload, limits, warm=warm)
-    return Execution(handle, timeout_ms, scrubber, prelude)
+            payload["javascript"] = setup.to_payload()
+            # Spares forked from now on start Node for the next JavaScript run (prestart).
+            warm = {"javascript": payload["javascript"]}
+    except AdaptorError as exc:
+        held.close()
+        reason = ExitReason(Reason.CRASH, exc.code, exc.message)
+        return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
+    packages = python_versions(request.plan, environment)
+    try:
+        handle = await zygote.run(ENTRY, payload, limits, warm=warm)
+    except BaseException:
+        held.close()
+        raise
+    return Execution(handle, timeout_ms, scrubber, prelude, packages=packages, held=held)
+
+
+async def _hold_environment(
+    python: Python, plan: Plan, progress: Callable[[str], None], held: contextlib.ExitStack
+) -> Environment | None:
+    """The run's environment, held in ``held`` (installed again if a prune removed it
+    between its install and the hold)."""
+    for _ in range(3):
+        environment = await python.setup_for(plan, progress)
+        if environment is None:
+            return None
+        try:
+            held.enter_context(python.repo.using(environment))
+        except AdaptorError:
+            continue
+        if environment.seconds:
+            progress(f"Installed Python packages: {_listed(environment)}")
+        return environment
+    raise AdaptorError("the run's Python environment kept being removed as it started")
+
+
+def _listed(environment: Environment) -> str:
+    return ", ".join(f"{name} {version}" for name, version in sorted(environment.installed.items()))
 
 
 def aborted_step(step: StepStart, reason: ExitReason) -> StepComplete:

@@ -8,8 +8,9 @@ What a Python job may name as its adaptor:
 * a package from the Python package index at a version: ``pandas@2.2.3``, ``pandas@latest``,
   ``pandas@>=2,<3``, or the same as a requirement (``pandas==2.2.3``, ``pandas[sql]>=2``). The
   worker installs it; the job sees its module's public names (its ``__all__``).
-* a bare module name (``yaml``, ``mycompany.adaptor``): a module installed next to the worker
-  by its operator (or a ``fulmen.adaptors`` entry point), run as installed.
+* a bare name, without a version (``yaml``, ``mycompany.adaptor``, ``acme-adaptor``): a
+  module installed next to the worker by its operator, or a ``fulmen.adaptors`` entry point
+  of that name, run as installed. A version is what asks for the index.
 
 A job may also list requirements (``httpx==0.28.1``): packages its code imports itself.
 
@@ -44,6 +45,7 @@ __all__ = [
     "BUILTIN",
     "AdaptorKind",
     "PythonAdaptor",
+    "canonical",
     "conflicts",
     "environment_key",
     "exact_version",
@@ -62,7 +64,8 @@ BUILTIN: Final = {"common": "fulmen.adaptors.common", "http": "fulmen.adaptors.h
 #: What ``@latest`` asks for: the newest version the index offers.
 LATEST: Final = "latest"
 
-_MODULE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+#: A bare name: a module's (``a.b``) or an entry point's (``acme-adaptor``).
+_BARE: Final = re.compile(r"[A-Za-z_][\w.-]*")
 #: This interpreter, as far as which wheels fit it goes.
 _INTERPRETER: Final = (
     f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}-"
@@ -107,7 +110,7 @@ def read_adaptor(adaptor: str) -> PythonAdaptor:
             "make it a JavaScript job",
             code="bad_adaptor",
         )
-    if _MODULE.fullmatch(text):
+    if _BARE.fullmatch(text):
         return PythonAdaptor(adaptor, AdaptorKind.MODULE, module=text)
     try:
         requirement = _requirement(text, at_version=True)
@@ -161,6 +164,11 @@ def _is_version(text: str) -> bool:
     except InvalidVersion:
         return False
     return True
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as indexes compare them (PEP 503: ``PyYAML`` is ``pyyaml``)."""
+    return canonicalize_name(name)
 
 
 def exact_version(requirement: Requirement) -> str | None:

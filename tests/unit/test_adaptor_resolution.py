@@ -12,7 +12,7 @@ import pytest
 
 from fulmen.adaptors import common, http
 from fulmen.errors import AdaptorError
-from fulmen.runtime.adaptors import load, module_name, scope
+from fulmen.runtime.adaptors import job_scope, load, module_name, scope
 
 if TYPE_CHECKING:
     from conftest import RunFn
@@ -42,22 +42,45 @@ def test_builtins_load() -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "message"),
     [
-        "nothing_like_this_adaptor",
-        "@openfn/language-dhis2@4.0.0",
-        "my-adaptor",
-        "",
-        "../etc",
+        (
+            "nothing_like_this_adaptor",
+            "unknown adaptor 'nothing_like_this_adaptor': no module 'nothing_like_this_adaptor' "
+            "is installed with this worker (name common, http, or a package at a version, such "
+            "as pandas@2.2.3)",
+        ),
+        (
+            "my-adaptor",
+            "unknown adaptor 'my-adaptor': no module 'my-adaptor' is installed with this worker "
+            "(name common, http, or a package at a version, such as pandas@2.2.3)",
+        ),
+        (
+            "@openfn/language-dhis2@4.0.0",
+            "unknown adaptor '@openfn/language-dhis2@4.0.0': of Lightning's adaptors a Python "
+            "job can use common and http (@openfn/language-common, @openfn/language-http); for "
+            "the others make it a JavaScript job",
+        ),
+        (
+            "mypkg@4.0.0",
+            "adaptor 'mypkg@4.0.0': the package is not installed for this run (this worker "
+            "installs no Python packages)",
+        ),
     ],
 )
-def test_an_unknown_adaptor_is_an_adaptor_error_saying_what_works(name: str) -> None:
+def test_an_unknown_adaptor_is_an_adaptor_error_saying_what_works(name: str, message: str) -> None:
     with pytest.raises(AdaptorError) as caught:
         module_name(name)
     assert caught.value.code == "AdaptorError"
-    assert caught.value.message == (
-        f"unknown adaptor {name!r}: use common, http, or the name of an installed Python module"
-    )
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize("name", ["", "../etc", "x @ https://example.org/x.whl", "a b"])
+def test_a_name_that_is_no_adaptor_says_what_a_python_job_can_use(name: str) -> None:
+    with pytest.raises(AdaptorError) as caught:
+        module_name(name)
+    assert f"{name!r} is not an adaptor a Python job can use" in caught.value.message
+    assert "pandas@2.2.3" in caught.value.message
 
 
 def test_the_job_scope_is_the_adaptors_all() -> None:
@@ -102,14 +125,26 @@ def not_exported():
 def test_a_third_party_module_is_an_adaptor(site: Path, run: RunFn) -> None:
     (site / "fulmen_test_greeter.py").write_text(GREETER)
 
-    assert module_name("fulmen_test_greeter@1.0.0") == "fulmen_test_greeter"
+    assert module_name("fulmen_test_greeter") == "fulmen_test_greeter"
     module = load("fulmen_test_greeter")
     assert set(scope(module)) == {"greet", "fn"}
 
-    plan = {"jobs": [{"id": "j", "adaptor": "fulmen_test_greeter@1.0.0", "body": "greet('you')"}]}
+    plan = {"jobs": [{"id": "j", "adaptor": "fulmen_test_greeter", "body": "greet('you')"}]}
     events = run(plan)
     assert events.complete.reason == "success"
     assert events.final_state == {"data": {"greeting": "hello you"}}
+
+
+def test_a_library_as_adaptor_brings_its_names_over_commons_operations(
+    site: Path, run: RunFn
+) -> None:
+    (site / "fulmen_test_library.py").write_text("def double(x):\n    return 2 * x\n")
+    assert {"fn", "each", "double"} <= set(job_scope(load("fulmen_test_library")))
+    assert job_scope(common) == scope(common)
+
+    body = "fn(lambda state: {**state, 'data': double(21)})"
+    events = run({"jobs": [{"id": "j", "adaptor": "fulmen_test_library", "body": body}]})
+    assert events.final_state == {"data": 42}
 
 
 def test_without_all_every_public_name_is_in_scope(site: Path) -> None:
@@ -134,7 +169,7 @@ def test_an_entry_point_names_an_adaptor(site: Path) -> None:
     (dist / "entry_points.txt").write_text(
         "[fulmen.adaptors]\nfulmen-greeter = fulmen_test_ep_impl\n"
     )
-    assert module_name("fulmen-greeter@2.0") == "fulmen_test_ep_impl"
+    assert module_name("fulmen-greeter") == "fulmen_test_ep_impl"
     assert "greet" in scope(load("fulmen-greeter"))
 
 

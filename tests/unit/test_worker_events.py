@@ -326,14 +326,22 @@ def test_webhook_response_is_forwarded_from_the_output_state() -> None:
     assert complete.webhook_response == {"status": 202, "body": {"ok": True}}
 
 
-@pytest.mark.parametrize("adaptor", ["common", "@openfn/language-common@3.3.4"])
-def test_versions_and_banner(adaptor: str) -> None:
+@pytest.mark.parametrize(
+    ("adaptor", "packages", "line"),
+    [
+        ("common", {"common": "0.1.0"}, "common"),
+        ("six@1.16.0", {"six": "1.16.0"}, "six"),
+        ("@openfn/language-common@3.3.4", {}, "@openfn/language-common"),
+    ],
+)
+def test_versions_and_banner(adaptor: str, packages: dict[str, str], line: str) -> None:
+    """A JavaScript job's adaptor is named at its exact version; a Python job's packages at
+    the versions installed for the run (``packages``), never as the job asked."""
     plan = Plan.from_wire({"id": "r", "jobs": [{"id": "a", "body": "", "adaptor": adaptor}]})
-    versions = versions_for(plan)
+    versions = versions_for(plan, packages=packages)
     assert set(versions) >= {"worker", "python"}
     banner = version_banner(versions).splitlines()
     assert banner[0] == "Versions:"
     assert banner[1].startswith("    ▸ python ") and banner[2].startswith("    ▸ worker ")
-    name = adaptor.rpartition("@")[0] or adaptor
-    assert banner[3].startswith(f"    ▸ {name}")
+    assert banner[3].startswith(f"    ▸ {line}")
     assert len({line.index(line.split()[-1]) for line in banner[1:]}) == 1  # one column

@@ -4,6 +4,8 @@ A job file is Python or JavaScript: ``.js``/``.mjs`` files are JavaScript, ``.py
 Python, and any other file is what its adaptor implies (an OpenFn adaptor package such as
 ``-a @openfn/language-common@3.3.4`` means JavaScript). JavaScript runs under Node.js with
 OpenFn's runtime, its packages installed first into ``WORKER_REPO_DIR`` as the worker does.
+A Python job's packages (``-a pandas@2.2.3 -r httpx==0.28.1``) are installed there too, into
+the environment a worker on this host would use, from ``FULMEN_PYTHON_INDEX`` if set.
 
 Logs go to stderr as they happen (coloured on a terminal); the final state goes to stdout or to
 ``-o FILE``. The exit status is 0 only when the run succeeded; otherwise the reason is the last
@@ -25,10 +27,23 @@ import click
 
 from fulmen.cli.bootstrap import CliError, run_async
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
-from fulmen.config import SandboxSettings, default_repo_dir, read_environ
-from fulmen.errors import AdaptorError, ConfigError, ContractError, PlanError, SandboxError
-from fulmen.execution import Defaults, JavaScript, RunRequest, start, start_zygote
+from fulmen.config import SandboxSettings, WorkerSettings
+from fulmen.errors import (
+    AdaptorError,
+    ConfigError,
+    ContractError,
+    InputError,
+    PlanError,
+    SandboxError,
+)
+from fulmen.execution import Defaults, JavaScript, Python, RunRequest, start, start_zygote
 from fulmen.plan import JAVASCRIPT, PYTHON, Job, Plan, language_of, validate
+from fulmen.python_requirements import (
+    AdaptorKind,
+    conflicts,
+    package_requirements,
+    read_adaptor,
+)
 from fulmen.runtime import adaptors
 from fulmen.runtime.events import LogLine, RuntimeEvent, StepComplete, WorkflowComplete
 
@@ -40,7 +55,21 @@ _LANGUAGE_OF_SUFFIX = {".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".py": PYTHON}
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("-a", "--adaptor", default="common", show_default=True, help="Adaptor of a job file.")
+@click.option(
+    "-a",
+    "--adaptor",
+    default="common",
+    show_default=True,
+    help="Adaptor of a job file: common, http, a package at a version (pandas@2.2.3, "
+    "pandas@latest), an installed module, or an OpenFn adaptor for JavaScript.",
+)
+@click.option(
+    "-r",
+    "--requirement",
+    "requirements",
+    multiple=True,
+    help="A package a Python job file imports (httpx==0.28.1); repeat for more.",
+)
 @click.option(
     "-s", "--state", "state_path", type=click.Path(path_type=Path), help="Input state JSON."
 )
@@ -64,6 +93,7 @@ _LANGUAGE_OF_SUFFIX = {".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".py": PYTHON}
 def run(
     path: Path,
     adaptor: str,
+    requirements: tuple[str, ...],
     state_path: Path | None,
     credential_path: Path | None,
     output: Path | None,
@@ -79,7 +109,7 @@ def run(
         sandbox = sandbox_settings(SandboxSettings.from_env(), sandbox_flags)
     except ConfigError as exc:
         raise CliError("run", exc.message) from exc
-    plan = _load_plan(path, adaptor, credential_path)
+    plan = _load_plan(path, adaptor, requirements, credential_path)
     options = dataclasses.replace(
         plan.options,
         run_timeout_ms=timeout_ms or plan.options.run_timeout_ms,
@@ -98,12 +128,18 @@ def run(
         sys.exit(1)
 
 
-def _load_plan(path: Path, adaptor: str, credential_path: Path | None) -> Plan:
+def _load_plan(
+    path: Path, adaptor: str, requirements: tuple[str, ...], credential_path: Path | None
+) -> Plan:
     if not path.is_file():
         raise CliError("run", f"{path}: no such file")
     if path.suffix == ".json":
         if credential_path:
             raise CliError("run", "--credential is for job files; put credentials in the workflow")
+        if requirements:
+            raise CliError(
+                "run", "--requirement is for job files; put requirements in the workflow"
+            )
         try:
             plan = Plan.from_wire(_read_json(path, "workflow"))
         except ContractError as exc:
@@ -121,14 +157,23 @@ def _load_plan(path: Path, adaptor: str, credential_path: Path | None) -> Plan:
             name=path.stem,
             credential=credential,
             language=language,
+            requirements=requirements,
         )
         plan = Plan(id="local", jobs=(job,))
     try:
         validate(plan)
         for job in plan.jobs:
-            if job.runs_in != JAVASCRIPT:
+            if job.runs_in != PYTHON:
+                if job.requirements:
+                    raise PlanError(f"job {job.id}: requirements are for Python jobs")
+                continue
+            package_requirements(job)
+            if read_adaptor(job.adaptor).kind is AdaptorKind.MODULE:
                 adaptors.module_name(job.adaptor)
-    except (PlanError, AdaptorError) as exc:
+        problems = conflicts(plan)
+        if problems:
+            raise PlanError(problems[0])
+    except (PlanError, AdaptorError, InputError) as exc:
         raise CliError("run", f"{path}: {exc.message}") from exc
     return plan
 
@@ -154,20 +199,23 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) -> WorkflowComplete:
-    javascript = None
+    javascript = python = None
+    settings = _worker_settings()
     if any(job.runs_in == JAVASCRIPT for job in request.plan.jobs):
-        environ = read_environ()
-        repo = environ.get("WORKER_REPO_DIR") or default_repo_dir(environ)
-        javascript, why_not = await JavaScript.find(Path(repo))
+        javascript, why_not = await JavaScript.find(Path(settings.repo_dir))
         if javascript is None:
             _echo_dim(f"JavaScript: {why_not}", colour)
+    if any(package_requirements(job) for job in request.plan.jobs):
+        python, why_not = Python.find(Path(settings.repo_dir), settings.python_index)
+        if python is None:
+            _echo_dim(f"Python packages: {why_not}", colour)
     try:
-        zygote = await start_zygote(sandbox, javascript)
+        zygote = await start_zygote(sandbox, javascript, python)
     except SandboxError as exc:
         raise CliError("run", sandbox_failure(exc)) from exc
     async with zygote:
         _echo_dim(f"sandbox: {zygote.isolation.summary()}", colour)
-        execution = await start(zygote, request, Defaults(), javascript)
+        execution = await start(zygote, request, Defaults(), javascript, python)
         complete: WorkflowComplete | None = None
         async for event in execution:
             _show(event, colour)
@@ -175,6 +223,14 @@ async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) 
                 complete = event
     assert complete is not None  # Execution always ends with one
     return complete
+
+
+def _worker_settings() -> WorkerSettings:
+    """Where packages go and come from, as a worker on this host has it."""
+    try:
+        return WorkerSettings.from_env()
+    except ConfigError as exc:
+        raise CliError("run", exc.message) from exc
 
 
 def _show(event: RuntimeEvent, colour: bool) -> None:

@@ -284,7 +284,7 @@ class PythonRepo:
                     tool="uv",
                     reason=_reason,
                     env=tools.environment(_UV_ENV),
-                    output=progress,
+                    output=_without_paths(progress),
                 )
                 described = _describe(key, work, tuple(pins))
                 (work / "environment.json").write_bytes(orjson.dumps(described.to_json()))
@@ -450,6 +450,17 @@ def _readable(folder: Path) -> None:
             mode = os.lstat(target).st_mode
             if stat.S_ISREG(mode):
                 os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+
+
+def _without_paths(progress: Progress) -> Progress:
+    """``progress`` without uv's line naming the worker's interpreter (a path of the host's,
+    which is none of a run's business)."""
+
+    def say(line: str) -> None:
+        if not line.startswith("Using ") or " interpreter at: " not in line:
+            progress(line)
+
+    return say
 
 
 def _reason(stderr: str) -> str:

@@ -1,9 +1,9 @@
 """Which Python module an adaptor name means, and the names it puts in a job's scope.
 
-Accepted names: ``common`` and ``http`` (shipped with Fulmen), Lightning's
-``@openfn/language-<name>@<version>`` for those two, and any importable module name or
-``fulmen.adaptors`` entry point, so a third-party adaptor is just a pip-installed package.
-A version suffix is accepted and ignored: the installed package is what runs.
+What a name may be is ``fulmen.python_requirements``'s to say: Fulmen's ``common`` and
+``http`` (also by Lightning's names), a package the worker installed for the run (its module
+is the environment's to tell: ``fulmen.runtime.pyenv``), or a module installed next to the
+worker, found by a ``fulmen.adaptors`` entry point or by its import name.
 """
 
 from __future__ import annotations
@@ -13,45 +13,50 @@ import importlib.util
 import re
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
-from fulmen.errors import AdaptorError
-from fulmen.plan import OPENFN_PREFIX
+from fulmen.adaptors import common
+from fulmen.errors import AdaptorError, InputError
+from fulmen.python_requirements import AdaptorKind, read_adaptor
+from fulmen.runtime.pyenv import PyEnv
 
-__all__ = ["load", "module_name", "scope"]
+__all__ = ["job_scope", "load", "module_name", "scope"]
 
-BUILTIN = {"common": "fulmen.adaptors.common", "http": "fulmen.adaptors.http"}
-_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-def _base(name: str) -> str:
-    """``@openfn/language-http@6.5.1`` -> ``http``; ``mypkg@1.0`` -> ``mypkg``."""
-    text = name.strip()
-    at = text.rfind("@")
-    if at > 0:
-        text = text[:at]
-    if text.startswith(OPENFN_PREFIX):
-        text = text[len(OPENFN_PREFIX) :]
-    return text
+_MODULE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
-def module_name(name: str) -> str:
-    """The module an adaptor name resolves to; AdaptorError if it names none (no import)."""
-    base = _base(name)
-    if base in BUILTIN:
-        return BUILTIN[base]
+def module_name(name: str, environment: PyEnv | None = None) -> str:
+    """The module an adaptor name resolves to; AdaptorError if it names none (no import).
+
+    ``environment``: the run's installed packages, where a package adaptor's module is.
+    """
+    try:
+        adaptor = read_adaptor(name)
+    except InputError as exc:
+        raise AdaptorError(exc.message) from None
+    if adaptor.kind is AdaptorKind.BUILTIN and adaptor.module is not None:
+        return adaptor.module
+    if adaptor.requirement is not None:
+        if environment is None:
+            raise AdaptorError(
+                f"adaptor {name!r}: the package is not installed for this run (this worker "
+                "installs no Python packages)"
+            )
+        return environment.adaptor_module(adaptor.requirement.name)
+    base = adaptor.module or name
     for entry in entry_points(group="fulmen.adaptors", name=base):
         return entry.value
-    if _MODULE.match(base) and importlib.util.find_spec(base.split(".")[0]) is not None:
+    if _MODULE.fullmatch(base) and importlib.util.find_spec(base.split(".")[0]) is not None:
         return base
     raise AdaptorError(
-        f"unknown adaptor {name!r}: use common, http, or the name of an installed Python module"
+        f"unknown adaptor {name!r}: no module {base!r} is installed with this worker (name "
+        "common, http, or a package at a version, such as pandas@2.2.3)"
     )
 
 
-def load(name: str) -> ModuleType:
+def load(name: str, environment: PyEnv | None = None) -> ModuleType:
     """Import the adaptor's module; AdaptorError when it cannot be imported."""
-    target = module_name(name)
+    target = module_name(name, environment)
     try:
         return importlib.import_module(target)
     except Exception as exc:  # ImportError, or anything the module's own code raised
@@ -61,8 +66,17 @@ def load(name: str) -> ModuleType:
 
 
 def scope(module: ModuleType) -> dict[str, Any]:
-    """The names a job sees: the module's ``__all__``, else its public names."""
+    """A module's names for a job: its ``__all__``, else its public names."""
     names = getattr(module, "__all__", None)
     if names is None:
         names = [n for n in vars(module) if not n.startswith("_")]
     return {name: getattr(module, name) for name in names}
+
+
+def job_scope(module: ModuleType) -> dict[str, Any]:
+    """The names a job sees: its adaptor's (``scope``), over the common adaptor's operations
+    (``fn``, ``each``…), so that any library can be a job's adaptor and an adaptor package
+    that extends common sees no difference."""
+    if module is common:
+        return scope(common)
+    return {**scope(common), **scope(module)}

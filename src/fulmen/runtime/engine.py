@@ -44,6 +44,7 @@ from fulmen.runtime.events import (
 )
 from fulmen.runtime.jshost import JsHost, JsSetup
 from fulmen.runtime.logs import LogSink
+from fulmen.runtime.pyenv import PyEnv
 from fulmen.runtime.state import assemble, clean_output
 from fulmen.scrub import Scrubber
 
@@ -91,8 +92,10 @@ class Engine:
         scrubber: Scrubber,
         output_limit: int = OUTPUT_LIMIT_BYTES,
         javascript: JsSetup | None = None,
+        python: PyEnv | None = None,
     ) -> None:
         self.plan = plan
+        self._python = python
         self._js = JsHost(javascript, sink)
         self._output_limit = output_limit
         self._credentials = credentials
@@ -133,7 +136,7 @@ class Engine:
                 scripts.append(job)
                 continue
             self._trees[id(job)] = check_syntax(job.body, f"job:{job.name or job.id}")
-            adaptors.load(job.adaptor)
+            adaptors.load(job.adaptor, self._python)
         expressions: list[Edge] = []
         for edge in self.plan.edges:
             if not edge.enabled:
@@ -296,9 +299,9 @@ class Engine:
         return ExitReason(Reason.SUCCESS), state
 
     def _build(self, job: Job) -> list[Operation]:
-        module = adaptors.load(job.adaptor)
+        module = adaptors.load(job.adaptor, self._python)
         label = f"job:{job.name or job.id}"
-        return compile_job(job.body, adaptors.scope(module), label, self._trees.get(id(job)))
+        return compile_job(job.body, adaptors.job_scope(module), label, self._trees.get(id(job)))
 
     def _credential(self, job: Job) -> Mapping[str, Any] | None:
         if job.credential is not None:

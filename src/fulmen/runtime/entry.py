@@ -1,8 +1,10 @@
 """The sandbox entry point: one call runs one whole workflow inside a fresh child.
 
-The payload is ``{"plan": <plan document>, "input": <state>, "credentials": {id: body}}``. It
-arrives from the parent straight into this child, never through the zygote, because it holds
-credentials. Everything the run produces leaves through ``emit`` as event dicts.
+The payload is ``{"plan": <plan document>, "input": <state>, "credentials": {id: body}}``,
+with ``python`` (the run's installed packages: ``fulmen.runtime.pyenv``) and ``javascript``
+(Node.js and the adaptors: ``fulmen.runtime.jshost``) when its jobs need them. It arrives from
+the parent straight into this child, never through the zygote, because it holds credentials.
+Everything the run produces leaves through ``emit`` as event dicts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fulmen.runtime import logs
 from fulmen.runtime.engine import Engine
 from fulmen.runtime.events import RuntimeEvent, WorkflowComplete, timestamp_us, to_dict
 from fulmen.runtime.jshost import JsSetup, prestart
+from fulmen.runtime.pyenv import PyEnv
 from fulmen.scrub import Scrubber
 
 __all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
@@ -63,7 +66,12 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
     )
     logs.install(sink)
     javascript = JsSetup.from_payload(payload.get("javascript"))
-    Engine(plan, credentials, send, sink, scrubber, javascript=javascript).run(initial)
+    python = PyEnv.from_payload(payload.get("python"))
+    if python is not None:
+        python.activate()
+    Engine(plan, credentials, send, sink, scrubber, javascript=javascript, python=python).run(
+        initial
+    )
 
 
 def warm_up(

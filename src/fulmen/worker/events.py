@@ -49,7 +49,7 @@ from fulmen.contract import (
 )
 from fulmen.contract import LogLine as WireLogLine
 from fulmen.execution import aborted_step
-from fulmen.plan import Plan
+from fulmen.plan import JAVASCRIPT, Plan
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime import events as rt
 
@@ -101,11 +101,15 @@ class RunLimits:
 
 
 def versions_for(
-    plan: Plan, runtimes: Mapping[str, str] | None = None
+    plan: Plan,
+    runtimes: Mapping[str, str] | None = None,
+    packages: Mapping[str, str] | None = None,
 ) -> dict[str, str | tuple[str, ...]]:
     """``run:start``'s ``versions``: the worker, Python, what runs the JavaScript jobs when
     there are some (``runtimes``: ``node`` and OpenFn's ``runtime``, as ws-worker names
-    them), and each adaptor's versions (Lightning ignores it all)."""
+    them), each JavaScript adaptor's exact version, and what runs the Python jobs
+    (``packages``: each package at the version installed for the run,
+    ``execution.python_versions``). Lightning ignores it all."""
     versions: dict[str, str | tuple[str, ...]] = {
         "worker": fulmen.__version__,
         "python": platform.python_version(),
@@ -113,7 +117,10 @@ def versions_for(
     }
     adaptors: dict[str, set[str]] = {}
     for job in plan.jobs:
-        name, version = _split_adaptor(job.adaptor)
+        if job.runs_in == JAVASCRIPT:
+            name, version = _split_adaptor(job.adaptor)
+            adaptors.setdefault(name, set()).add(version)
+    for name, version in (packages or {}).items():
         adaptors.setdefault(name, set()).add(version)
     for name in sorted(adaptors):
         versions[name] = tuple(sorted(adaptors[name]))
@@ -179,6 +186,9 @@ class RunEvents:
         self._plan = plan
         self._limits = limits
         self._runtimes = runtimes
+        #: What runs the Python jobs, by package (``Execution.packages``): set before the
+        #: run starts, once its packages are installed.
+        self.packages: Mapping[str, str] = {}
         self._new_id = new_id
         self._now_us = now_us
         self._started = False
@@ -233,7 +243,7 @@ class RunEvents:
         if self._started:
             return []
         self._started = True
-        versions = versions_for(self._plan, self._runtimes)
+        versions = versions_for(self._plan, self._runtimes, self.packages)
         return [
             RunStart(versions, timestamp or format_timestamp(self._now_us())),
             self._note("RTE", f"Payload limit: {self._limits.payload_mb:g}mb"),

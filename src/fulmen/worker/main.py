@@ -42,9 +42,10 @@ import fulmen
 from fulmen.config import PUBLIC_KEY_VARIABLES, SECRET_VARIABLES, WorkerSettings, require
 from fulmen.contract import ClaimedRun
 from fulmen.errors import AdaptorError, ConfigError
-from fulmen.execution import JS_SOURCE, JavaScript, start_zygote
+from fulmen.execution import JS_SOURCE, JavaScript, Python, start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
 from fulmen.logcontext import bind
+from fulmen.packages.pypi import CacheLimits
 from fulmen.phoenix.client import ClientSession
 from fulmen.plan import JAVASCRIPT
 from fulmen.reasons import ExitReason, Reason
@@ -117,6 +118,7 @@ class Worker:
         prepared: checked keys, URLs and workloops (:func:`prepare`).
         zygote: the started sandbox; the worker does not close it.
         javascript: Node.js and its packages' repository, if this host runs JavaScript jobs.
+        python: where Python jobs' packages are installed, if uv is here.
         worker_id: the id in the worker token; random when omitted.
         reconnect: the reconnect schedule (tests shorten it).
         resolver: host name resolution (tests choose the address order).
@@ -130,6 +132,7 @@ class Worker:
         *,
         zygote: Zygote,
         javascript: JavaScript | None = None,
+        python: Python | None = None,
         worker_id: str | None = None,
         reconnect: Callable[[], Iterator[float]] = reconnect_delays,
         resolver: Resolver = resolve,
@@ -172,6 +175,7 @@ class Worker:
             refusals=self.refusals,
             server_accepts=self.queue.accepts,
             javascript=javascript,
+            python=python,
         )
         self.health = HealthServer(
             self.metrics, self._status, host=settings.health_host, port=settings.port
@@ -406,6 +410,19 @@ async def find_javascript(settings: WorkerSettings) -> JavaScript | None:
     return javascript
 
 
+def find_python(settings: WorkerSettings) -> Python | None:
+    """Where Python jobs' packages are installed; None, said in the log, without uv (runs
+    whose jobs pin packages then end with AdaptorError)."""
+    limits = CacheLimits(
+        max_bytes=settings.python_cache_mb * 1024 * 1024,
+        max_age_s=settings.python_cache_days * 86_400,
+    )
+    python, why_not = Python.find(Path(settings.repo_dir), settings.python_index, limits)
+    if python is None:
+        log.warning("Python packages: none can be installed here (%s)", why_not)
+    return python
+
+
 async def install_runtime(javascript: JavaScript) -> None:
     """OpenFn's runtime, installed while the worker starts claiming, so that the first
     JavaScript run does not wait for it (if it comes first, it waits for this install)."""
@@ -425,8 +442,9 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
             ``settings.sandbox.isolation``.
     """
     javascript = await find_javascript(settings)
-    async with await start_zygote(settings.sandbox, javascript) as zygote:
-        worker = Worker(settings, prepared, zygote=zygote, javascript=javascript)
+    python = find_python(settings)
+    async with await start_zygote(settings.sandbox, javascript, python) as zygote:
+        worker = Worker(settings, prepared, zygote=zygote, javascript=javascript, python=python)
         main = asyncio.create_task(worker.run())
         installing = asyncio.create_task(install_runtime(javascript)) if javascript else None
         interrupts = 0

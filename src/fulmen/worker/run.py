@@ -63,7 +63,7 @@ from fulmen.contract import (
     decode_plan_reply,
 )
 from fulmen.errors import ContractError, RefusedError, SandboxError, TokenError, WorkerError
-from fulmen.execution import Defaults, Execution, JavaScript, RunRequest, start
+from fulmen.execution import Defaults, Execution, JavaScript, Python, RunRequest, start
 from fulmen.logcontext import bind
 from fulmen.phoenix.client import Push
 from fulmen.plan import JAVASCRIPT, Plan
@@ -100,6 +100,8 @@ class RunServices:
     """Whether the server takes an optional event (``QueueChannel.accepts``)."""
     javascript: JavaScript | None = None
     """Node.js and its packages, when this host runs JavaScript jobs."""
+    python: Python | None = None
+    """Where Python jobs' packages are installed (None without uv)."""
 
 
 def with_defaults(plan: Plan, settings: WorkerSettings, *, run_id: str) -> Plan:
@@ -342,12 +344,17 @@ class Run:
         defaults = Defaults(options.run_timeout_ms or 0, options.run_memory_limit_mb or 0)
         try:
             execution = await start(
-                self._services.zygote, request, defaults, self._services.javascript
+                self._services.zygote,
+                request,
+                defaults,
+                self._services.javascript,
+                self._services.python,
             )
         except SandboxError as exc:
             outbox.put(report.fail(ExitReason(Reason.EXCEPTION, "ExecutionError", exc.message)))
             return
         self._execution = execution
+        report.packages = execution.packages
         if self._abort is not None:
             execution.cancel()
         async for event in execution:
