@@ -450,13 +450,9 @@ async def _hold_environment(
         except AdaptorError:
             continue
         if environment.seconds:
-            progress(f"Installed Python packages: {_listed(environment)}")
+            progress(f"Installed Python packages: {environment.described()}")
         return environment
     raise AdaptorError("the run's Python environment kept being removed as it started")
-
-
-def _listed(environment: Environment) -> str:
-    return ", ".join(f"{name} {version}" for name, version in sorted(environment.installed.items()))
 
 
 def aborted_step(step: StepStart, reason: ExitReason) -> StepComplete:

@@ -20,6 +20,7 @@ from fulmen import __version__
 COMMANDS = {
     "up": "fulmen.cli.up:up",
     "run": "fulmen.cli.run:run",
+    "adaptors": "fulmen.cli.adaptors:adaptors",
     "keys": "fulmen.cli.keys:keys",
     "worker": "fulmen.cli.worker:worker",
     "runner": "fulmen.cli.runner:runner",

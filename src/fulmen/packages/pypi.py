@@ -114,6 +114,10 @@ class Environment:
     def site(self) -> Path:
         return self.path / "site"
 
+    def described(self) -> str:
+        """``pyyaml 6.0.2, six 1.16.0``: what is in it, for people."""
+        return ", ".join(f"{name} {version}" for name, version in sorted(self.installed.items()))
+
     def payload(self) -> dict[str, Any]:
         """What the run's child needs to import from it (``fulmen.runtime.pyenv``)."""
         return {
