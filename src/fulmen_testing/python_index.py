@@ -108,10 +108,7 @@ ADAPTOR: Final = {
                 "from fulmen.adaptors.common import *  # noqa: F403\n"
                 '__all__ = [*common.__all__, "greet"]\n'
                 "def greet(name):\n"
-                "    def operation(state):\n"
-                '        state["greeting"] = f"hello {name}"\n'
-                "        return state\n"
-                "    return operation\n"
+                '    return common.fn(lambda state: {**state, "greeting": f"hello {name}"})\n'
             )
         },
     )

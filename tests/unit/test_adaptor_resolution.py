@@ -139,7 +139,8 @@ def test_a_library_as_adaptor_brings_its_names_over_commons_operations(
     site: Path, run: RunFn
 ) -> None:
     (site / "fulmen_test_library.py").write_text("def double(x):\n    return 2 * x\n")
-    assert {"fn", "each", "double"} <= set(job_scope(load("fulmen_test_library")))
+    names = job_scope(load("fulmen_test_library"))
+    assert {"fn", "each", "double", "fulmen_test_library"} <= set(names)
     assert job_scope(common) == scope(common)
 
     body = "fn(lambda state: {**state, 'data': double(21)})"

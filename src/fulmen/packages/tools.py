@@ -83,7 +83,7 @@ async def run(
     if output is not None:
         for line in stderr.splitlines():
             if line.strip():
-                output(line.rstrip())
+                output(line.strip())
     if process.returncode != 0:
         raise AdaptorError(f"{what}: {tool} failed: {reason(stderr)}")
     return Finished(stdout, stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import sys
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Final
@@ -75,8 +76,10 @@ def scope(module: ModuleType) -> dict[str, Any]:
 
 def job_scope(module: ModuleType) -> dict[str, Any]:
     """The names a job sees: its adaptor's (``scope``), over the common adaptor's operations
-    (``fn``, ``each``…), so that any library can be a job's adaptor and an adaptor package
-    that extends common sees no difference."""
+    (``fn``, ``each``…) and the adaptor's package itself (``pandas``, as ``import pandas``
+    would bind it), so that any library can be a job's adaptor, and an adaptor package that
+    extends common sees no difference."""
     if module is common:
         return scope(common)
-    return {**scope(common), **scope(module)}
+    top = module.__name__.partition(".")[0]
+    return {**scope(common), top: sys.modules.get(top, module), **scope(module)}
