@@ -412,24 +412,26 @@ async def start(
 
     held = contextlib.ExitStack()
     environment: Environment | None = None
-    warm: dict[str, Any] | None = None
+    # What spares forked from now on warm up with, for runs like this one (entry.warm_up).
+    warm: dict[str, Any] = {}
     try:
         if python is not None:
             environment = await _hold_environment(python, request.plan, progress, held)
             if environment is not None:
                 payload["python"] = environment.payload()
+                # A spare that imported them serves only a run of the same environment.
+                warm["exact"] = {"python": payload["python"]}
         if javascript is not None and any(j.runs_in == JAVASCRIPT for j in request.plan.jobs):
             setup = await javascript.setup_for(request.plan, progress)
             payload["javascript"] = setup.to_payload()
-            # Spares forked from now on start Node for the next JavaScript run (prestart).
-            warm = {"javascript": payload["javascript"]}
+            warm["javascript"] = payload["javascript"]
     except AdaptorError as exc:
         held.close()
         reason = ExitReason(Reason.CRASH, exc.code, exc.message)
         return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
     packages = python_versions(request.plan, environment)
     try:
-        handle = await zygote.run(ENTRY, payload, limits, warm=warm)
+        handle = await zygote.run(ENTRY, payload, limits, warm=warm or None)
     except BaseException:
         held.close()
         raise

@@ -304,3 +304,48 @@ def test_a_small_package_from_the_real_index(tmp_path: Path) -> None:
     assert ran.complete.reason == "success", ran.lines()
     assert ran.final == {"data": ["1.16.0", "1.16.0"]}
     assert ran.packages["six"] == "1.16.0"
+
+
+# -- warm spares --------------------------------------------------------------------------------
+
+SEEN = """
+import sys
+fn(lambda state: {"data": {
+    "imported": "fulmen_probe" in sys.modules,
+    "version": sys.modules["fulmen_probe"].VERSION if "fulmen_probe" in sys.modules else None,
+}})
+"""
+
+
+def test_a_spare_warmed_for_an_environment_serves_only_runs_of_that_environment(
+    python: Python,
+) -> None:
+    """After a run of an environment, spares import its packages before their run arrives;
+    a run of another environment, or of none, never gets such a spare."""
+    first = plan({"id": "j", "requirements": ["fulmen-probe==1.0.0"], "body": SEEN})
+    other = plan(
+        {"id": "j", "adaptor": "common", "requirements": ["fulmen-probe==2.0.0"], "body": SEEN}
+    )
+    plain = plan({"id": "j", "adaptor": "common", "body": SEEN})
+
+    async def main() -> list[Ran]:
+        async with await start_zygote(SandboxSettings(), None, python) as zygote:
+            if zygote.isolation.level != "L3":
+                pytest.fail("spares are warmed only at L3 (namespaces), which this host lacks")
+            runs = []
+            for wanted in (first, first, other, other, plain, first):
+                runs.append(await _one(zygote, python, wanted))
+            return runs
+
+    cold, warm, switched, warm_again, none, back = asyncio.run(main())
+    assert seen(cold) == {"imported": False, "version": None}
+    assert seen(warm) == {"imported": True, "version": "1.0.0"}
+    assert seen(switched) == {"imported": False, "version": None}
+    assert seen(warm_again) == {"imported": True, "version": "2.0.0"}
+    assert seen(none) == {"imported": False, "version": None}
+    assert seen(back) == {"imported": False, "version": None}
+
+
+def seen(ran: Ran) -> Any:
+    assert ran.complete.reason == "success", ran.lines()
+    return ran.final["data"]

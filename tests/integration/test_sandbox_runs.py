@@ -525,9 +525,30 @@ def test_a_run_s_warm_hint_reaches_the_spares_forked_after_it_and_no_plain_run()
         return seen
 
     hints = with_zygote(scenario, preload=[E[:-1]], warm_up=[E + "warm_up"])
-    # Each run sees the zygote's warm-up (no hint) and its own spare's.
-    assert [h[-1] for h in hints] == [None, None, {"lang": "js"}, None, None]
+    # Each run sees the zygote's warm-up (no hint) and its own spare's: from the second run
+    # on, one warmed with its hint (preferred to a plain spare forked before the first).
+    assert [h[-1] for h in hints] == [None, {"lang": "js"}, {"lang": "js"}, None, None]
     assert all(h[0] is None for h in hints)
+
+
+def test_a_spare_warmed_with_one_exact_hint_is_never_handed_a_run_with_another() -> None:
+    """What a hint's ``exact`` part made a warm-up run (a Python environment's imports) is
+    inherited only by a run with the same ``exact`` part."""
+
+    async def scenario(zygote: Zygote) -> list[Any]:
+        seen = []
+        hints = ({"exact": "a"}, {"exact": "a"}, {"exact": "b"}, {"exact": "b"}, {"lang": "js"})
+        for warm in hints:
+            handle = await zygote.run(E + "warmed", {}, Limits(), warm=warm)
+            (event,), _ = await collect(handle)
+            seen.append(event["hints"][-1])
+            await asyncio.sleep(0.3)  # the next spares fork meanwhile
+        return seen
+
+    seen = with_zygote(scenario, preload=[E[:-1]], warm_up=[E + "warm_up"])
+    # The third run ends the spares warmed for "a" and takes the plain one left; the last,
+    # whose hint has no exact part, ends those warmed for "b" and gets one forked for it.
+    assert seen == [None, {"exact": "a"}, None, {"exact": "b"}, {"lang": "js"}]
 
 
 def test_a_failing_warm_up_is_reported_and_runs_still_work() -> None:

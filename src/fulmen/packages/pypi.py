@@ -122,6 +122,7 @@ class Environment:
         """What the run's child needs to import from it (``fulmen.runtime.pyenv``)."""
         return {
             "site": str(self.site),
+            "pinned": sorted({_pin_name(pin) for pin in self.pins}),
             "installed": dict(self.installed),
             "modules": {k: list(v) for k, v in self.modules.items()},
             "adaptors": dict(self.adaptors),
@@ -405,6 +406,11 @@ class PythonRepo:
         """Prune after an install, in a thread: removing files takes a while."""
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().run_in_executor(None, self.prune)
+
+
+def _pin_name(pin: str) -> str:
+    """``pyyaml[x]==6.0.2; marker`` -> ``pyyaml`` (pins are canonical already)."""
+    return pin.split("==")[0].split("[")[0].strip()
 
 
 def _describe(key: str, work: Path, pins: tuple[str, ...]) -> Environment:

@@ -81,14 +81,22 @@ def warm_up(
 
     It walks the same code a real run walks, so the zygote's lazy caches are filled and a
     spare child's copy-on-write faults are taken before any payload (or secret) arrives.
-    With a ``javascript`` hint (the last runs had JavaScript jobs: ``execution.start``), a
-    spare also starts the Node process its run will use (``jshost.prestart``), and returns
-    it for the sandbox (``child.WarmUp``).
+    Hints (``execution.start``: what the last runs needed) go further in a spare: with a
+    Python environment (``exact.python``), its pinned packages are imported, and the sandbox
+    gives the spare only to a run of that same environment; with ``javascript``, the spare
+    starts the Node process its run will use (``jshost.prestart``) and returns it for the
+    sandbox (``child.WarmUp``).
     """
     scrubber = Scrubber([])
     sink = logs.LogSink(_discard, scrubber)
     Engine(_WARM_UP_PLAN, {}, _discard, sink, scrubber).run({"data": {}})
-    javascript = JsSetup.from_payload(hint.get("javascript")) if hint else None
+    if not hint:
+        return None
+    exact = hint.get("exact")
+    python = PyEnv.from_payload(exact.get("python")) if isinstance(exact, Mapping) else None
+    if python is not None:
+        python.warm_up()
+    javascript = JsSetup.from_payload(hint.get("javascript"))
     return prestart(javascript) if javascript is not None else None
 
 

@@ -29,6 +29,8 @@ class PyEnv:
     """What ``Environment.payload`` says of the run's environment."""
 
     site: str
+    #: The distributions the jobs pinned (the rest came with them).
+    pinned: tuple[str, ...]
     #: Every distribution in it (canonical name) and its version.
     installed: Mapping[str, str]
     #: Each distribution's top-level modules.
@@ -42,6 +44,7 @@ class PyEnv:
             return None
         return cls(
             site=payload["site"],
+            pinned=tuple(payload.get("pinned") or ()),
             installed=dict(payload.get("installed") or {}),
             modules={k: tuple(v) for k, v in (payload.get("modules") or {}).items()},
             adaptors=dict(payload.get("adaptors") or {}),
@@ -57,6 +60,17 @@ class PyEnv:
             del sys.modules[name]
         sys.path.insert(_site_position(), self.site)
         importlib.invalidate_caches()
+
+    def warm_up(self) -> None:
+        """Activate, and import each pinned package's module, in a spare waiting for a run
+        of this environment (``entry.warm_up``): that run then starts with them imported.
+        A module that fails here is left for the run to report."""
+        self.activate()
+        for name in self.pinned:
+            try:
+                importlib.import_module(self.adaptor_module(name))
+            except Exception:  # the run imports it again, and says why it fails
+                continue
 
     def adaptor_module(self, package: str) -> str:
         """The module of ``package`` (a distribution's name) that a job's scope comes from:

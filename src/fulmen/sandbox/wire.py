@@ -67,7 +67,8 @@ class RunHeader:
     """The entry is called as ``function(payload, emit, receive)`` and may read messages."""
     warm: Mapping[str, Any] | None = None
     """What spares forked after this run warm themselves up with, passed to the warm-ups
-    (``Zygote.run``); never secret: the zygote keeps the latest and every spare sees it."""
+    (``Zygote.run``); never secret: the zygote keeps the latest and every spare sees it. A
+    spare warmed with a hint whose ``exact`` entry differs from a run's is not used for it."""
 
     def to_record(self) -> dict[str, Any]:
         record = {

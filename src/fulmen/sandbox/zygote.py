@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +71,15 @@ class _Spare:
     """v1: readable once the run's cgroup had an OOM kill."""
     admitted: bool = True
     """Its ids are mapped and it is in its cgroup (namespaces: once it has unshared)."""
-    warm: bool = False
-    """Forked while a run's warm hint held: its warm-ups may have started helpers (Node.js),
-    which a run that brings no hint must not inherit (they count against its limits)."""
+    hint: Mapping[str, Any] | None = None
+    """The warm hint it was forked with: its warm-ups may have started helpers (Node.js),
+    which a run that brings no hint must not inherit (they count against its limits), and
+    run code (a Python environment's imports) that only a run whose hint's ``exact`` part
+    is the same may inherit (see :func:`_serves`)."""
+
+    @property
+    def warm(self) -> bool:
+        return self.hint is not None
 
 
 class _Zygote:
@@ -179,7 +185,7 @@ class _Zygote:
             child.spare(theirs.fileno(), self._settings, host_id, warm)
         theirs.close()
         self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
-        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None, warm=warm is not None)
+        spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None, hint=warm)
         self._children[pid] = spare
         if cgroup is not None:
             self._watch(spare)
@@ -281,11 +287,7 @@ class _Zygote:
                 )
                 return
             self._warm = dict(header.warm) if header.warm is not None else None
-            spare = self._spares.popleft() if self._spares else self._fork_spare()
-            if spare is not None and spare.warm and self._warm is None:
-                # Warmed for runs like the last ones, not this one: a plain spare instead.
-                self._discard(spare)
-                spare = self._fork_spare()
+            spare = self._take_spare()
             if spare is not None and not spare.admitted and not self._admit(spare):
                 spare.sock.close()
                 spare = None
@@ -323,8 +325,25 @@ class _Zygote:
                 os.close(fd)
         self._refill()
 
+    def _take_spare(self) -> _Spare | None:
+        """A spare for the run whose hint is ``self._warm``: one warmed with that very hint,
+        else a plain one, else a new one. Spares warmed for other runs than this one are
+        ended: the runs to come are like this one (new spares are warmed with its hint)."""
+        for spare in [s for s in self._spares if not _serves(s.hint, self._warm)]:
+            self._spares.remove(spare)
+            self._discard(spare)
+        chosen = next((s for s in self._spares if s.warm and s.hint == self._warm), None)
+        if chosen is None and self._spares:
+            chosen = self._spares[0]
+        if chosen is None:
+            return self._fork_spare()
+        self._spares.remove(chosen)
+        return chosen
+
     def _discard(self, spare: _Spare) -> None:
         """End a spare that will get no run (it is reaped as any child is)."""
+        if not spare.admitted:  # still waited on for its admission
+            self._selector.unregister(spare.sock)
         _kill_run(spare.pid)
         spare.sock.close()
 
@@ -413,6 +432,15 @@ def _preload(names: Sequence[str]) -> dict[str, str]:
         except BaseException as exc:  # a broken adaptor must not stop the sandbox
             errors[name] = f"{type(exc).__name__}: {exc}"
     return errors
+
+
+def _serves(had: Mapping[str, Any] | None, wants: Mapping[str, Any] | None) -> bool:
+    """Whether a spare warmed with ``had`` may take a run whose hint is ``wants``: a plain
+    spare takes any run; a warmed one only a run with a hint, and the same ``exact`` part
+    (what its warm-ups ran in the process, which no other run may inherit)."""
+    if had is None:
+        return True
+    return wants is not None and had.get("exact") == wants.get("exact")
 
 
 def _warm_ups(names: Sequence[str], errors: dict[str, str]) -> tuple[child.WarmUp, ...]:
