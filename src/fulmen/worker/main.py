@@ -420,6 +420,12 @@ def find_python(settings: WorkerSettings) -> Python | None:
     python, why_not = Python.find(Path(settings.repo_dir), settings.python_index, limits)
     if python is None:
         log.warning("Python packages: none can be installed here (%s)", why_not)
+    else:
+        log.info(
+            "Python packages: installed for runs into %s from %s",
+            python.repo.base,
+            settings.python_index or "uv's default index",
+        )
     return python
 
 
