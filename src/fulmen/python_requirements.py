@@ -140,6 +140,8 @@ def _requirement(text: str, *, at_version: bool) -> Requirement:
     at = text.find("@")
     if at_version and at > 0 and "://" not in text and not text[at + 1 :].startswith(" "):
         name, wanted = text[:at].strip(), text[at + 1 :].strip()
+        if not wanted:
+            raise InputError("no version after the @ (a version, a range, or latest)")
         if wanted == LATEST:
             text = name
         elif _is_version(wanted):
@@ -261,6 +263,6 @@ def environment_key(pins: Iterable[str], index: str | None = None) -> str:
     """The name of the environment ``pins`` make on this interpreter: the same pins on the
     same Python (version and platform) from the same index are one environment."""
     digest = hashlib.sha256()
-    for part in (_INTERPRETER, index or "", *pins):
+    for part in (_INTERPRETER, index or "", *sorted(pins)):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:20]
