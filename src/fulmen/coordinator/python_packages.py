@@ -166,7 +166,8 @@ def _package(job: int, number: int | None, written: str, requirement: str) -> _P
     read = python_requirements.read_requirement(requirement)
     exact = python_requirements.exact_version(read)
     pin = python_requirements.pinned([read])[0] if exact is not None else None
-    return _Package(job, number, written, requirement, _canonical(read.name), exact, pin)
+    name = python_requirements.canonical(read.name)
+    return _Package(job, number, written, requirement, name, exact, pin)
 
 
 def _pinned(
@@ -214,7 +215,7 @@ def _refusal(
             f"{', '.join(dict.fromkeys(p.written for p in asked))}: {reason}",
             code="registry_error",
         )
-    named = {_canonical(word) for word in _NAME.findall(reason)}
+    named = {python_requirements.canonical(word) for word in _NAME.findall(reason)}
     culprits = [p for p in asked if p.name in named] or list(asked)
     who = ", ".join(dict.fromkeys(f"job {_label(jobs[p.job])}" for p in culprits))
     written = list(dict.fromkeys(p.written for p in culprits))
@@ -231,11 +232,6 @@ def _refusal(
         code=code,
         field=culprits[0].field,
     )
-
-
-def _canonical(name: str) -> str:
-    """A package's name as PEP 503 normalises it: what makes ``Foo.Bar`` and ``foo-bar`` one."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _label(job: Job) -> str:
