@@ -17,6 +17,8 @@ from typing import Any
 import httpx2
 import pytest
 
+from fulmen.coordinator import Coordinator
+from fulmen.packages.pypi import PythonRepo
 from fulmen.store import SQLStore
 from fulmen_testing.coordinator import RawWorker, api_token, serve, sqlite_store
 from fulmen_testing.npm_registry import closed_url
@@ -44,6 +46,7 @@ class Api:
     store: SQLStore
     project_id: str
     socket_url: str
+    coordinator: Coordinator
 
     async def create(self, *jobs: dict[str, Any], **workflow: Any) -> httpx2.Response:
         document = {"name": "sync", "jobs": list(jobs), **workflow}
@@ -72,7 +75,7 @@ async def api(tmp_path: Path, index_url: str) -> AsyncIterator[Api]:
             ) as http,
         ):
             project = (await http.post("/api/projects", json={"name": "p"})).json()
-            yield Api(http, store, project["id"], served.socket_url)
+            yield Api(http, store, project["id"], served.socket_url, served.coordinator)
 
 
 def job(job_id: str, adaptor: str = "common", *requirements: str, **more: Any) -> dict[str, Any]:
@@ -195,6 +198,30 @@ async def test_a_builtin_or_module_adaptor_needs_no_index(tmp_path: Path) -> Non
             "unknown_package_version",
             "jobs[1].adaptor",
             "job 'load' (load): fulmen-probe@>=3 cannot be installed",
+        ),
+        (
+            "common",
+            ("fulmen-probe<0",),
+            "unknown_package_version",
+            "jobs[1].requirements[0]",
+            "job 'load' (load): fulmen-probe<0 cannot be installed from the Python package "
+            "index {index}: you require fulmen-probe<0, which does not allow any versions",
+        ),
+        (  # a marker that leaves it out on this Python
+            "common",
+            ("fulmen-probe; python_version < '3'",),
+            "unknown_package_version",
+            "jobs[1].requirements[0]",
+            "job 'load' (load): fulmen-probe; python_version < '3' cannot be installed from "
+            "the Python package index {index}: fulmen-probe: uv gave no version for it",
+        ),
+        (  # packaging takes any text after ===, uv a version only
+            "fulmen-probe===two",
+            (),
+            "bad_requirement",
+            "jobs[1].adaptor",
+            "job 'load' (load): fulmen-probe===two cannot be installed from the Python "
+            "package index {index}: expected version to start with a number",
         ),
     ],
 )
@@ -397,3 +424,19 @@ async def test_the_openapi_document_describes_requirements(tmp_path: Path) -> No
     assert requirements["items"] == {"type": "string", "minLength": 1, "maxLength": 500}
     assert "saved, and read back, at the exact version" in requirements["description"].lower()
     assert "/api/python-packages/resolved" in schema["paths"]
+
+
+async def test_a_coordinator_without_uv_refuses_only_saves_that_need_it(
+    tmp_path: Path, index: Index
+) -> None:
+    async with api(tmp_path, index.url) as a:
+        a.coordinator.python_repo = PythonRepo(tmp_path, index=index.url, uv=str(tmp_path / "uv"))
+        refused = await a.create(job("fetch", "fulmen-probe@latest"))
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "no_uv"
+        assert error["message"].startswith(
+            "Python packages cannot be resolved on this coordinator: fulmen-probe: uv could not "
+            "be started"
+        )
+        assert (await a.create(job("fetch", "http"))).status_code == 201

@@ -23,8 +23,8 @@ from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
 from fulmen.coordinator.registry import NpmRegistry
 from fulmen.coordinator.run_tokens import RunTokens
-from fulmen.errors import ConfigError
-from fulmen.packages.pypi import PythonRepo
+from fulmen.errors import AdaptorError, ConfigError
+from fulmen.packages.pypi import PythonRepo, find_uv
 from fulmen.plan import Options
 from fulmen.store import Store
 from fulmen.store.files import open_private, private_dir, warn_if_loose
@@ -81,8 +81,12 @@ class Coordinator:
         self.registry = NpmRegistry(
             self.settings.npm_registry, timeout=self.settings.npm_registry_timeout
         )
+        try:
+            uv = find_uv()
+        except AdaptorError:
+            uv = "uv"  # not installed (it comes with Fulmen): only saves that need it fail
         self.python_repo = PythonRepo(
-            Path(self.settings.data_dir).resolve(), index=self.settings.python_index
+            Path(self.settings.data_dir).resolve(), index=self.settings.python_index, uv=uv
         )
 
     def now(self) -> float:

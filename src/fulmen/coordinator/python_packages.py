@@ -19,10 +19,15 @@ that editing a job's body does not depend on the index being up.
 Everything is asked before anything is saved. What the index refuses is the user's to fix,
 named by job and package with uv's reason (InputError, 422): a package it does not have
 (``unknown_package``), a version it does not have (``unknown_package_version``), requirements
-no version meets together (``conflicting_requirements``). An index that cannot be reached is
-the operator's (RegistryError ``registry_unreachable``, 502, as for the npm registry); any
-other failure of uv too (``registry_error``). The index is ``FULMEN_PYTHON_INDEX``, else uv's
-own settings (``UV_DEFAULT_INDEX``, ``uv.toml``), else PyPI.
+no version meets together (``conflicting_requirements``), a requirement uv reads otherwise
+than ``packaging`` did (``bad_requirement``). An index that cannot be reached is the
+operator's (RegistryError ``registry_unreachable``, 502, as for the npm registry), and so is a
+coordinator without uv (ConfigError ``no_uv``, 503). The index is ``FULMEN_PYTHON_INDEX``,
+else uv's own settings (``UV_DEFAULT_INDEX``, ``uv.toml``), else PyPI.
+
+uv's failures are told apart by its words (its one-line reason, as fulmen.packages.pypi
+gives it in an AdaptorError): the few that mean the index or uv itself failed are listed here;
+anything else uv refuses, once ``packaging`` has read the requirement, is the requirement's.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from fulmen import python_requirements
-from fulmen.errors import AdaptorError, FulmenError, InputError, RegistryError
+from fulmen.errors import AdaptorError, ConfigError, FulmenError, InputError, RegistryError
 from fulmen.packages.pypi import PythonRepo
 from fulmen.plan import PYTHON, Job
 from fulmen.store import Workflow, check_packages
@@ -50,8 +55,11 @@ _UNREACHABLE: Final = (
     "timed out",
     "dns error",
 )
-#: What uv says when the index answered and the requirements cannot be met: the user's input.
-_UNMET: Final = "unsatisfiable"
+#: What uv says when it is not there to ask: the operator's to fix.
+_NO_UV: Final = ("could not be started", "uv is not installed")
+#: What uv says when the index answered and no version fits (the rest of what it refuses,
+#: a requirement it reads otherwise than ``packaging`` does, is the requirement's fault).
+_UNMET: Final = ("unsatisfiable", "does not allow any versions", "gave no version")
 #: A package's name in uv's message (PEP 508: letters, digits, ``-``, ``_``, ``.``).
 _NAME: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -209,17 +217,17 @@ def _refusal(
             f"the Python package index {where} could not be reached: {reason}",
             code="registry_unreachable",
         )
-    if _UNMET not in reason:
-        return RegistryError(
-            f"the Python package index {where} could not be asked about "
-            f"{', '.join(dict.fromkeys(p.written for p in asked))}: {reason}",
-            code="registry_error",
+    if any(marker in reason for marker in _NO_UV):
+        return ConfigError(
+            f"Python packages cannot be resolved on this coordinator: {reason}", code="no_uv"
         )
     named = {python_requirements.canonical(word) for word in _NAME.findall(reason)}
     culprits = [p for p in asked if p.name in named] or list(asked)
     who = ", ".join(dict.fromkeys(f"job {_label(jobs[p.job])}" for p in culprits))
     written = list(dict.fromkeys(p.written for p in culprits))
-    if "not found in the package registry" in reason:
+    if not any(marker in reason for marker in _UNMET):
+        code = "bad_requirement"
+    elif "not found in the package registry" in reason:
         code = "unknown_package"
     elif len({p.requirement for p in culprits}) == 1:
         code = "unknown_package_version"

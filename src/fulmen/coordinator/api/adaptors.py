@@ -40,6 +40,7 @@ _ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 }
 _PYTHON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
     502: {"model": ErrorDoc, "description": "The Python package index could not be asked"},
+    503: {"model": ErrorDoc, "description": "uv, which resolves Python packages, is missing"},
 }
 
 Adaptors = Annotated[

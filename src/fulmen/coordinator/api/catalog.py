@@ -102,6 +102,7 @@ _SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
         "model": ErrorDoc,
         "description": "The npm registry or the Python package index could not be asked",
     },
+    503: {"model": ErrorDoc, "description": "uv, which resolves Python packages, is missing"},
 }
 
 
