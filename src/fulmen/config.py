@@ -267,6 +267,11 @@ class CoordinatorSettings:
     #: question may take before the save is refused.
     npm_registry: str = "https://registry.npmjs.org/"
     npm_registry_timeout: float = 10.0
+    #: Issue 16: the Python package index (PEP 503's simple API: a mirror, a private index)
+    #: asked which versions a Python job's packages have when a workflow is saved; ``None``:
+    #: uv's own settings (``UV_DEFAULT_INDEX``, ``uv.toml``), else PyPI. Workers should use the
+    #: same one (``uv`` there reads the same settings), or they may not find what was saved.
+    python_index: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -298,6 +303,7 @@ class CoordinatorSettings:
             idempotency_key_ttl=env.number("FULMEN_IDEMPOTENCY_KEY_TTL_SECONDS", 86_400.0),
             npm_registry=env.http_url("FULMEN_NPM_REGISTRY") or cls.npm_registry,
             npm_registry_timeout=env.number("FULMEN_NPM_REGISTRY_TIMEOUT_SECONDS", 10.0),
+            python_index=env.http_url("FULMEN_PYTHON_INDEX"),
         )
 
 

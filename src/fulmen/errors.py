@@ -33,7 +33,8 @@ The tree::
     │   ├── KeyDenied            the key policy does not release an omni key to this worker
     │   └── KeyStoreError        a key store failed; a sealed record that does not open is one
     ├── ApiError               a coordinator's REST API refused a request, or was not reached
-    ├── RegistryError          the npm registry could not say which versions an adaptor has
+    ├── RegistryError          the npm registry or the Python package index could not say which
+    │                          versions a package has
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -74,9 +75,15 @@ class ConfigError(FulmenError):
 
 
 class InputError(FulmenError):
-    """A user-given file, document or argument that cannot be used."""
+    """A user-given file, document or argument that cannot be used. ``field`` is the path of
+    the value at fault when one can be named (``jobs[1].requirements[0]``), else ``None``: an
+    API answers with it, so that a client can point at the value."""
 
     code = "InputError"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class ProjectFileError(InputError):
@@ -267,12 +274,13 @@ class ApiError(FulmenError):
 
 
 class RegistryError(FulmenError):
-    """The npm registry, asked which versions a JavaScript job's adaptor has when a workflow
-    is saved, could not say: it was not reached in time (``registry_unreachable``) or answered
-    with something that is not a package document (``registry_error``). Nothing was saved; the
-    message names the package and the registry. A package or version that the registry says
-    does not exist is the user's input instead (InputError ``unknown_adaptor``,
-    ``unknown_adaptor_version``)."""
+    """The npm registry or the Python package index, asked which versions a job's packages
+    have when a workflow is saved, could not say: it was not reached in time
+    (``registry_unreachable``) or answered with something that is not a package document, or
+    the resolver failed (``registry_error``). Nothing was saved; the message names the package
+    and the registry. A package or version that the registry says does not exist is the user's
+    input instead (InputError ``unknown_adaptor``, ``unknown_adaptor_version``,
+    ``unknown_package``, ``unknown_package_version``)."""
 
     code = "registry_unreachable"
 

@@ -174,12 +174,13 @@ def canonical(name: str) -> str:
 
 
 def exact_version(requirement: Requirement) -> str | None:
-    """The one version ``requirement`` allows (``==2.2.3``, ``===2.2.3``), or None."""
+    """The one version ``requirement`` allows (``==2.2.3``, ``===2.2.3``), or None (also for
+    ``===`` with text that is no version, which ``packaging`` reads but no index serves)."""
     specifiers = list(requirement.specifier)
     if len(specifiers) != 1 or specifiers[0].operator not in ("==", "==="):
         return None
     version = specifiers[0].version
-    return None if "*" in version else version
+    return None if "*" in version or not _is_version(version) else version
 
 
 def with_version(requirement: Requirement, version: str) -> Requirement:

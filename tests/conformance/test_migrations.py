@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -300,6 +301,57 @@ async def test_runs_of_a_version_with_javascript_need_it_after_the_upgrade(
     with _raw(backend) as execute:
         [(mask,)] = execute("SELECT languages FROM runs WHERE id = %s", ("r",))
     assert mask == 3
+
+
+async def test_jobs_saved_before_requirements_have_none_and_can_be_pinned_after_the_upgrade(
+    backend: Backend,
+) -> None:
+    """0010: a job's requirements (issue 16). Jobs and snapshots saved before have none; the
+    runs of those versions are handed out as before, and a save after the upgrade keeps its
+    pins in the job's row and its version's document."""
+    rows = [
+        (table, {**row, "document": {**LEGACY_DOCUMENT, "jobs": SCRIPTED_JOBS}})
+        if table == "workflow_snapshots"
+        else (table, row)
+        for table, row in legacy_rows()
+    ]
+    write_release(backend, 9, rows)
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        stored = await store.get_workflow("w")
+        assert [job.requirements for job in stored.workflow.jobs] == [(), ()]
+        plan_json = await store.get_plan("r")
+        assert ["requirements" in job for job in plan_json["jobs"]] == [False, False]
+        pinned = replace(
+            stored.workflow,
+            jobs=(
+                replace(stored.workflow.jobs[0], adaptor="fulmen-probe@2.0.0"),
+                replace(stored.workflow.jobs[1], requirements=("httpx==0.28.1",)),
+            ),
+        )
+        again = await store.replace_workflow(pinned, expected_version=1)
+        assert [job.requirements for job in again.workflow.jobs] == [(), ("httpx==0.28.1",)]
+        assert (await store.get_plan("r"))["jobs"] == plan_json["jobs"]  # its version's
+    with _raw(backend) as execute:
+        found = execute("SELECT id, adaptor, requirements FROM jobs ORDER BY id")
+        [(document,)] = execute(
+            "SELECT document FROM workflow_snapshots WHERE version = 2 AND workflow_id = %s",
+            ("w",),
+        )
+    assert [(i, adaptor, _decoded(value)) for i, adaptor, value in found] == [
+        ("j", "fulmen-probe@2.0.0", []),
+        ("k", "@openfn/language-common@2.1.1", ["httpx==0.28.1"]),
+    ]
+    jobs = _decoded(document)["jobs"]
+    assert [job["requirements"] for job in jobs] == [[], ["httpx==0.28.1"]]
+
+
+#: LEGACY_JOBS as 0008 left them: each says its language.
+SCRIPTED_JOBS = [{**job, "language": "python"} for job in LEGACY_JOBS]
+
+
+def _decoded(value: Any) -> Any:
+    """A JSON column as the driver gives it: text from SQLite, decoded from PostgreSQL."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 async def test_a_schema_file_edited_after_it_was_applied_is_refused(backend: Backend) -> None:

@@ -1719,3 +1719,85 @@ async def test_a_retry_and_a_rerun_need_the_languages_of_their_versions(
     work_order = (await store.get_run(run_id)).run.work_order_id
     rerun = await store.rerun(RerunRequest(work_order_id=work_order))
     assert (await store.get_run(rerun.run_id)).run.languages == ("javascript",)
+
+
+# -- Python jobs' packages, pinned (issue 16) -------------------------------------------------
+
+PINS = ("httpx==0.28.1", "fulmen-adaptor-demo[extra]==0.1.0")
+PINNED = (
+    Job(id="j1", body="x = 1", adaptor="fulmen-probe@2.0.0", language=PY, requirements=PINS),
+    Job(id="j2", name="count", body="fn(count)", adaptor="common", language=PY),
+)
+
+
+async def test_a_python_job_s_pins_are_kept_by_each_version_and_sent_in_its_plan(
+    store: SQLStore,
+) -> None:
+    await seed(store)
+    pinned = workflow(jobs=tuple(replace(job, credential_id=None) for job in PINNED))
+    saved = await store.replace_workflow(pinned)
+    assert [job.requirements for job in saved.workflow.jobs] == [
+        ("httpx==0.28.1", "fulmen-adaptor-demo[extra]==0.1.0"),
+        (),
+    ]
+    made = await store.enqueue(webhook())
+    bare = replace(pinned.jobs[0], requirements=())
+    await store.replace_workflow(replace(pinned, jobs=(bare, pinned.jobs[1])))
+    # the run of the pinned version is handed out with that version's pins
+    plan = await store.get_plan(made.run_id)
+    assert [(job["adaptor"], job.get("requirements")) for job in plan["jobs"]] == [
+        ("fulmen-probe@2.0.0", ["httpx==0.28.1", "fulmen-adaptor-demo[extra]==0.1.0"]),
+        ("common", None),
+    ]
+    assert Plan.from_wire(plan).jobs[0].requirements == PINNED[0].requirements
+    snapshot = await store.get_snapshot(saved.snapshot_id)
+    assert snapshot.workflow.jobs[0].requirements == PINNED[0].requirements
+    assert (await store.get_workflow("w")).workflow.jobs[0].requirements == ()
+
+
+@pytest.mark.parametrize(
+    ("adaptor", "requirements", "code", "field"),
+    [
+        ("fulmen-probe@latest", (), "unresolved_adaptor", "jobs[1].adaptor"),
+        ("fulmen-probe@>=1,<2", (), "unresolved_adaptor", "jobs[1].adaptor"),
+        ("common", ("httpx==0.28.1", "rich>=13"), "unresolved_requirement", "requirements[1]"),
+        ("common", ("httpx @ https://example.org/h.whl",), "bad_requirement", "requirements[0]"),
+        ("not a module", (), "bad_adaptor", "jobs[1].adaptor"),
+    ],
+)
+async def test_a_python_job_whose_packages_are_not_exact_is_not_saved(
+    store: SQLStore, adaptor: str, requirements: tuple[str, ...], code: str, field: str
+) -> None:
+    """No plan reaches a worker unresolved: the coordinator pins before it saves, and the
+    store refuses what is not pinned (whoever saves)."""
+    await store.create_project(Project(id="p", name="Clinic"))
+    jobs = (
+        Job(id="a", body="x = 1", adaptor="common", language=PY),
+        Job(id="b", body="x = 1", adaptor=adaptor, language=PY, requirements=requirements),
+    )
+    with pytest.raises(InputError) as refused:
+        await store.create_workflow(workflow(jobs=jobs, edges=(), triggers=()))
+    assert refused.value.code == code
+    assert refused.value.field in (field, f"jobs[1].{field}")
+    assert refused.value.message.startswith("job b: ")
+    with pytest.raises(NotFoundError):
+        await store.get_workflow("w")
+
+
+async def test_pins_two_python_jobs_cannot_share_or_a_javascript_job_s_are_refused(
+    store: SQLStore,
+) -> None:
+    await store.create_project(Project(id="p", name="Clinic"))
+    clashing = (
+        Job(id="a", body="x = 1", adaptor="fulmen-probe@1.0.0", language=PY),
+        Job(id="b", body="x = 1", adaptor="common", language=PY, requirements=("fulmen_probe==2",)),
+    )
+    with pytest.raises(InputError) as refused:
+        await store.create_workflow(workflow(jobs=clashing, edges=(), triggers=()))
+    assert refused.value.code == "conflicting_requirements"
+    script = Job(
+        id="js", body="fn(s => s)", adaptor=COMMON_JS, language=JAVASCRIPT, requirements=("x==1",)
+    )
+    with pytest.raises(InputError) as refused:
+        await store.create_workflow(workflow(jobs=(script,), edges=(), triggers=()))
+    assert (refused.value.code, refused.value.field) == ("bad_requirement", "jobs[0].requirements")

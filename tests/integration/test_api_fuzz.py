@@ -36,6 +36,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from fulmen import keys as keyring
 from fulmen.coordinator.api.schemas.common import MAX_JSON_DEPTH, MAX_RETENTION_DAYS
 from fulmen_testing.npm_registry import npm_registry
+from fulmen_testing.python_index import python_index
 
 FULMEN = (sys.executable, "-m", "fulmen")
 SEED = 13
@@ -58,7 +59,7 @@ API_CHECKS = [*CHECKS, openapi_checks.status_code_conformance]
 
 
 class Server:
-    def __init__(self, data_dir: Path, npm_registry: str) -> None:
+    def __init__(self, data_dir: Path, npm_registry: str, python_index: str) -> None:
         keys = keyring.generate()
         base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "FULMEN_"))}
         self.env = {
@@ -69,6 +70,8 @@ class Server:
             # JavaScript jobs' adaptors are resolved against a registry on loopback: an
             # adaptor it does not have is a 422, as the real registry's would be.
             "FULMEN_NPM_REGISTRY": npm_registry,
+            # …and Python jobs' packages against an index on loopback, never PyPI.
+            "FULMEN_PYTHON_INDEX": python_index,
         }
         made = subprocess.run(
             [*FULMEN, "server", "token", "create", "--name", "fuzz"],
@@ -158,8 +161,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with npm_registry() as registry:
-        served = Server(tmp_path_factory.mktemp("fuzz"), registry.url)
+    with npm_registry() as registry, python_index() as index:
+        served = Server(tmp_path_factory.mktemp("fuzz"), registry.url, index.url)
         yield served
         served.stop()
 

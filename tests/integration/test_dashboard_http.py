@@ -207,6 +207,20 @@ async def test_workflows_show_each_jobs_language_and_adaptor(dashboard: Dashboar
     ]
 
 
+async def test_workflows_show_each_python_jobs_pinned_packages(dashboard: Dashboard) -> None:
+    """Issue 16: the versions this version of the workflow installs, beside the job."""
+    stored = await dashboard.store.get_workflow(dashboard.seeded.workflow_id)
+    first, second = stored.workflow.jobs
+    pinned = replace(first, adaptor="fulmen-probe@2.0.0", requirements=("httpx[http2]==0.28.1",))
+    await dashboard.store.replace_workflow(replace(stored.workflow, jobs=(pinned, second)))
+    await dashboard.sign_in()
+    page = (await dashboard.http.get("/ui")).text
+    chips = re.findall(r'<span class="job" [^>]*>([\w-]+) .*?</span></span>', page)
+    assert chips == ["first", "second"]
+    shown = re.findall(r'<span class="pins"[^>]*>([^<]*)</span>', page)
+    assert shown == ["fulmen-probe 2.0.0, httpx 0.28.1"]  # none for second: common, no pins
+
+
 async def test_a_queued_run_no_worker_can_run_says_what_it_waits_for(
     dashboard: Dashboard,
 ) -> None:

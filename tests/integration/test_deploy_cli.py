@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from fulmen.cli import cli
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
 from fulmen_testing.npm_registry import closed_url, npm_registry
+from fulmen_testing.python_index import python_index
 
 pytestmark = pytest.mark.anyio
 
@@ -157,8 +158,9 @@ async def test_an_invalid_file_changes_nothing_and_names_each_key(
     assert done.exit_code == 2
     assert done.output.splitlines() == [
         f"fulmen deploy: {bad}: workflows.sync.jobs[1].adaptor: unknown adaptor "
-        "'@openfn/language-dhis2@5': of Lightning's adaptors Fulmen ships common and http "
-        "(@openfn/language-common, @openfn/language-http)",
+        "'@openfn/language-dhis2@5': of Lightning's adaptors a Python job can use common and "
+        "http (@openfn/language-common, @openfn/language-http); for the others make it a "
+        "JavaScript job",
         f"fulmen deploy: {bad}: workflows.sync.edges[0].to: no job is named 'c'",
     ]
     assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
@@ -296,3 +298,118 @@ async def test_a_javascript_syntax_error_is_named_by_file_and_line(tmp_path: Pat
         "on_job_failure or a JavaScript expression; SyntaxError at line 1, column 13: "
         "unexpected end of the source: '>' needs something after it",
     ]
+
+
+# -- Python jobs' packages (issue 16) ----------------------------------------------------------
+
+PYTHON_PROJECT = """
+name: pinned
+workflows:
+  sync:
+    jobs:
+      - name: fetch
+        adaptor: fulmen-probe@latest
+        requirements: [fulmen-adaptor-demo>=0.1]
+        body: "fn(lambda s: s)"
+      - {name: report, body: "fn(lambda s: s)"}
+    edges:
+      - {from: fetch, to: report}
+"""
+
+
+@asynccontextmanager
+async def coordinator_on(tmp_path: Path, index: str) -> AsyncIterator[Coordinator]:
+    """A coordinator whose Python packages resolve against the package ``index``."""
+    async with (
+        sqlite_store(str(tmp_path / "fulmen.db")) as store,
+        serve(store, python_index=index, data_dir=str(tmp_path / "data")) as served,
+    ):
+        yield Coordinator(served.base_url, await api_token(store))
+
+
+def python_project(tmp_path: Path, text: str = PYTHON_PROJECT) -> Path:
+    folder = tmp_path / "pinned"
+    folder.mkdir(exist_ok=True)
+    (folder / "project.yaml").write_text(text)
+    return folder / "project.yaml"
+
+
+async def test_deploy_pins_python_packages_and_pull_writes_the_pins_back(tmp_path: Path) -> None:
+    file = python_project(tmp_path)
+    with python_index() as index:
+        async with coordinator_on(tmp_path, index.url) as coordinator:
+            done = await coordinator.fulmen("deploy", str(file))
+            assert done.exit_code == 0, done.output
+            assert done.output.splitlines()[1:] == ["workflow sync: created"]
+            project = (await coordinator.get("/api/projects"))["items"][0]  # type: ignore[index]
+            path = f"/api/projects/{project['id']}/workflows"
+            [workflow] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert [(j["name"], j["adaptor"], j["requirements"]) for j in workflow["jobs"]] == [
+                ("fetch", "fulmen-probe@2.0.0", ["fulmen-adaptor-demo==0.1.0"]),
+                ("report", "common", []),
+            ]
+            again = await coordinator.fulmen("deploy", str(file))
+            assert again.output.splitlines()[1:] == ["workflow sync: unchanged"]
+
+            pulled = tmp_path / "pulled" / "project.yaml"
+            assert (
+                await coordinator.fulmen("pull", str(pulled), "--project", "pinned")
+            ).exit_code == 0
+            [fetch, report] = yaml.safe_load(pulled.read_text())["workflows"]["sync"]["jobs"]
+            assert (fetch["adaptor"], fetch["requirements"]) == (
+                "fulmen-probe@2.0.0",
+                ["fulmen-adaptor-demo==0.1.0"],
+            )
+            assert "requirements" not in report
+            back = await coordinator.fulmen("deploy", str(pulled))
+            assert back.output.splitlines()[-1] == "workflow sync: unchanged"
+            version = workflow["version"]
+        # the pins are deployed already: with the index gone, the pulled file still deploys
+        async with coordinator_on(tmp_path, closed_url()) as coordinator:
+            unchanged = await coordinator.fulmen("deploy", str(pulled))
+            assert unchanged.exit_code == 0, unchanged.output
+            assert unchanged.output.splitlines()[-1] == "workflow sync: unchanged"
+            [same] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert same["version"] == version
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            ("fulmen-probe@latest", "fulmen-probe@9.9"),
+            "fulmen deploy: workflows.sync: job fetch: fulmen-probe@9.9 cannot be installed "
+            "from the Python package index {index}: Because there is no version of "
+            "fulmen-probe==9.9",
+        ),
+        (
+            ("fulmen-adaptor-demo>=0.1", "fulmen-nowhere"),
+            "fulmen deploy: workflows.sync: job fetch: fulmen-nowhere cannot be installed "
+            "from the Python package index {index}: Because fulmen-nowhere was not found",
+        ),
+    ],
+)
+async def test_a_python_package_the_index_does_not_have_deploys_nothing(
+    tmp_path: Path, change: tuple[str, str], says: str
+) -> None:
+    file = python_project(tmp_path, PYTHON_PROJECT.replace(*change))
+    with python_index() as index:
+        async with coordinator_on(tmp_path, index.url) as coordinator:
+            done = await coordinator.fulmen("deploy", str(file))
+            assert done.exit_code == 1
+            assert done.output.startswith(says.format(index=index.url)), done.output
+            assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
+
+
+async def test_a_python_index_that_cannot_be_reached_deploys_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # uv's own setting: refused at once, not in 7 s
+    down = closed_url().rstrip("/") + "/simple"
+    async with coordinator_on(tmp_path, down) as coordinator:
+        done = await coordinator.fulmen("deploy", str(python_project(tmp_path)))
+        assert done.exit_code == 1
+        assert done.output.startswith(
+            f"fulmen deploy: workflows.sync: the Python package index {down} could not be reached: "
+        )
+        assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]

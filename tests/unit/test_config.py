@@ -104,6 +104,16 @@ def test_dashboard_sessions_last_twelve_hours_idle_and_seven_days_in_all() -> No
     assert "FULMEN_DASHBOARD_SESSION_IDLE_SECONDS" in info.value.message
 
 
+def test_the_python_index_is_uvs_own_unless_an_http_url_is_given() -> None:
+    assert CoordinatorSettings.from_env({}).python_index is None
+    mirror = "https://pypi.example.org/simple"
+    assert CoordinatorSettings.from_env({"FULMEN_PYTHON_INDEX": mirror}).python_index == mirror
+    with pytest.raises(ConfigError) as info:
+        CoordinatorSettings.from_env({"FULMEN_PYTHON_INDEX": "file:///srv/wheels"})
+    assert info.value.code == "bad_url"
+    assert info.value.message == "FULMEN_PYTHON_INDEX must be an http:// or https:// URL"
+
+
 def test_secrets_never_show_their_value() -> None:
     secret = Secret("WORKER_SECRET", "hunter2-hunter2-hunter2-hunter2!")
     settings = WorkerSettings(secret=secret)

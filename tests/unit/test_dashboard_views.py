@@ -9,12 +9,14 @@ import pytest
 
 from fulmen.coordinator.dashboard.views import (
     duration,
+    package_pins,
     pretty_json,
     state_class,
     timeline,
     visible_dataclip,
 )
 from fulmen.lifecycle import StepState
+from fulmen.plan import JAVASCRIPT, PYTHON, Job
 from fulmen.store import Step
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,3 +113,21 @@ def test_a_large_dataclip_is_cut_for_the_page() -> None:
     assert cut and len(text) == 50
     whole, cut = pretty_json({"a": 1})
     assert whole == '{\n  "a": 1\n}' and not cut
+
+
+@pytest.mark.parametrize(
+    ("adaptor", "language", "requirements", "shown"),
+    [
+        ("pandas@2.2.3", PYTHON, ("httpx==0.28.1",), ["pandas 2.2.3", "httpx 0.28.1"]),
+        ("common", PYTHON, ("pandas[sql]==2.2.3",), ["pandas 2.2.3"]),
+        ("common", PYTHON, (), []),
+        ("mycompany.adaptor", PYTHON, (), []),
+        ("@openfn/language-common@3.3.4", JAVASCRIPT, (), []),
+        ("not an adaptor", PYTHON, (), []),  # a job no longer readable: nothing to show
+    ],
+)
+def test_a_python_job_shows_the_versions_its_packages_are_pinned_at(
+    adaptor: str, language: str, requirements: tuple[str, ...], shown: list[str]
+) -> None:
+    job = Job(id="j", body="", adaptor=adaptor, language=language, requirements=requirements)
+    assert package_pins(job) == shown

@@ -142,12 +142,18 @@ def test_malformed_files(text: str, expected: str, tmp_path: Path) -> None:
         ("@openfn/language-http@6.5.1", True),
         ("@openfn/language-common@latest", True),
         ("my_company.adaptors.crm", True),
+        ("acme-adaptor", True),  # an entry point's name
+        ("pandas@2.2.3", True),
+        ("pandas@latest", True),
+        ("pandas@>=2,<3", True),
+        ("pandas[sql]>=2", True),
         ("@openfn/language-dhis2@5.0.0", False),
         ("not a module", False),
-        ("kebab-case", False),
+        ("pandas @ file:///tmp/pandas.whl", False),
     ],
 )
-def test_adaptor_names(name: str, known: bool) -> None:
+def test_python_adaptor_names(name: str, known: bool) -> None:
+    """fulmen.python_requirements decides; the file reader says what it says."""
     assert (adaptor_problem(name) is None) is known
 
 
@@ -311,8 +317,10 @@ def test_a_condition_is_in_the_language_of_its_source_job(tmp_path: Path) -> Non
         ("{name: a, language: ruby, body: x}", "must be one of python, javascript"),
         (
             "{name: a, adaptor: '@openfn/language-dhis2@5', language: python, body: x}",
-            "of Lightning's adaptors Fulmen ships common and http",
+            "of Lightning's adaptors a Python job can use common and http",
         ),
+        ("{name: a, adaptor: 'pandas@>>2', body: x}", "is not an adaptor a Python job can use"),
+        ("{name: a, adaptor: 'pandas @ https://x.org/p.whl', body: x}", "a URL or path is not"),
     ],
 )
 def test_an_adaptor_must_suit_the_jobs_language(job: str, says: str, tmp_path: Path) -> None:
@@ -372,3 +380,114 @@ def test_a_document_says_each_jobs_language_and_its_resolved_adaptor(tmp_path: P
     assert same_workflow(deployed, desired_workflow(workflow, deployed, {}, adaptors=exact))
     moved = {**exact, "common": "@openfn/language-common@3.4.0"}  # @latest moved on
     assert not same_workflow(deployed, desired_workflow(workflow, deployed, {}, adaptors=moved))
+
+
+PACKAGES = """
+name: demo
+workflows:
+  sync:
+    jobs:
+      - name: fetch
+        adaptor: fulmen-probe@latest
+        requirements: [fulmen-adaptor-demo>=0.1, "httpx[http2]==0.28.1"]
+        body: "fn(lambda s: s)"
+      - {name: report, requirements: [rich], body: "fn(lambda s: s)"}
+      - {name: count, adaptor: "@openfn/language-common@3.3.4", body: "fn(s => s)"}
+"""
+
+
+def test_a_python_job_lists_its_requirements(tmp_path: Path) -> None:
+    (workflow,) = parse(PACKAGES, base=tmp_path).workflows
+    assert [job.requirements for job in workflow.jobs] == [
+        ("fulmen-adaptor-demo>=0.1", "httpx[http2]==0.28.1"),
+        ("rich",),
+        (),
+    ]
+    pinned = {
+        "fetch": ("fulmen-probe@2.0.0", ("fulmen-adaptor-demo==0.1.0", "httpx[http2]==0.28.1")),
+        "report": ("common", ("rich==13.9.4",)),
+        "count": ("@openfn/language-common@3.3.4", ()),
+    }
+    document = desired_workflow(workflow, None, {}, packages=pinned)
+    assert [(job["adaptor"], job["requirements"]) for job in document["jobs"]] == [
+        ("fulmen-probe@2.0.0", ["fulmen-adaptor-demo==0.1.0", "httpx[http2]==0.28.1"]),
+        ("common", ["rich==13.9.4"]),
+        ("@openfn/language-common@3.3.4", []),
+    ]
+    deployed = {**document, "version": 1}
+    assert same_workflow(deployed, desired_workflow(workflow, deployed, {}, packages=pinned))
+    moved = {**pinned, "report": ("common", ("rich==14.0.0",))}  # latest moved on
+    assert not same_workflow(deployed, desired_workflow(workflow, deployed, {}, packages=moved))
+
+
+def test_a_pulled_file_lists_requirements_and_reads_back_the_same(tmp_path: Path) -> None:
+    document = {
+        "name": "sync",
+        "jobs": [
+            {"id": "1", "name": "fetch", "body": "fn(lambda s: s)", "adaptor": "pandas@2.2.3"}
+            | {"language": "python", "requirements": ["httpx==0.28.1", "pandas[sql]==2.2.3"]},
+            {"id": "2", "name": "plain", "body": "fn(lambda s: s)", "adaptor": "common"}
+            | {"language": "python", "requirements": []},
+        ],
+        "triggers": [],
+        "edges": [],
+    }
+    spec = ProjectSpec("p", (spec_of_workflow(document, {}),))
+    text, _ = render(spec)
+    assert "    requirements: [httpx==0.28.1, 'pandas[sql]==2.2.3']\n" in text
+    jobs = yaml.safe_load(text)["workflows"]["sync"]["jobs"]
+    assert [job.get("requirements") for job in jobs] == [
+        ["httpx==0.28.1", "pandas[sql]==2.2.3"],
+        None,  # none: left out
+    ]
+    assert parse(text, base=tmp_path) == spec
+
+
+@pytest.mark.parametrize(
+    ("job", "says"),
+    [
+        (
+            "{name: a, requirements: [httpx, 'httpx>>1'], body: x}",
+            "workflows.w.jobs[0].requirements[1]: requirement 'httpx>>1': ",
+        ),
+        (
+            "{name: a, requirements: ['httpx @ https://x.org/h.whl'], body: x}",
+            "workflows.w.jobs[0].requirements[0]: requirement 'httpx @ https://x.org/h.whl': a "
+            "URL or path is not accepted, only a package the index serves",
+        ),
+        (
+            "{name: a, requirements: httpx, body: x}",
+            "workflows.w.jobs[0].requirements: must be a list, not text",
+        ),
+        (
+            "{name: a, requirements: [3], body: x}",
+            "workflows.w.jobs[0].requirements[0]: must be text, not a number",
+        ),
+        (
+            "{name: a, adaptor: '@openfn/language-common@3', requirements: [lodash], body: x}",
+            "workflows.w.jobs[0].requirements: requirements are for Python jobs; a JavaScript "
+            "job's package is its adaptor",
+        ),
+    ],
+)
+def test_a_requirement_that_cannot_be_read_is_named_by_its_key(
+    job: str, says: str, tmp_path: Path
+) -> None:
+    text = f"name: p\nworkflows:\n  w:\n    jobs:\n      - {job}\n"
+    (found,) = problems(text, tmp_path)
+    assert found.startswith(says), found
+
+
+def test_two_python_jobs_may_not_pin_one_package_at_two_versions(tmp_path: Path) -> None:
+    text = """
+name: p
+workflows:
+  w:
+    jobs:
+      - {name: old, adaptor: fulmen-probe@1.0.0, body: x}
+      - {name: new, requirements: [fulmen_probe==2.0.0], body: x}
+"""
+    assert problems(text, tmp_path) == [
+        "workflows.w.jobs: fulmen-probe is pinned at 1.0.0 by job 'old' and at 2.0.0 by job "
+        "'new': a workflow's Python jobs share one environment"
+    ]

@@ -3,7 +3,8 @@ its REST API (fulmen.project says how things are matched; cli/client.py talks HT
 
 ``deploy`` reads and checks the whole file first (an invalid file changes nothing and exits 2
 with one ``path: message`` line per problem), asks the coordinator what the JavaScript jobs'
-adaptors resolve to (a package or version that does not exist, or an npm registry the
+adaptors and each workflow's Python packages resolve to (a package or version that does not
+exist, pins no version meets together, or an npm registry or Python package index the
 coordinator cannot reach, changes nothing either and exits 1), then creates or updates the
 project, its credentials (names only: a new one is created empty, its value set through the
 API), and each workflow, printing one line per thing: ``created``, ``updated`` or
@@ -35,11 +36,13 @@ from fulmen.cli.client import (
 )
 from fulmen.errors import ApiError, ProjectFileError
 from fulmen.project import (
+    Pins,
     ProjectSpec,
     WorkflowSpec,
     desired_workflow,
     javascript_adaptors,
     load,
+    packages_request,
     render,
     same_workflow,
     spec_of_workflow,
@@ -61,16 +64,25 @@ class Deployed:
 
 def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deployed:
     """Create or update the project, its credentials and workflows to match ``spec``."""
-    adaptors = _resolve_adaptors(api, spec)  # before anything is written
-    project, verb = _ensure_project(api, spec)
+    found = _find_project(api, spec.id or spec.name)
+    deployed: dict[str, dict[str, Any]] = {}
+    for document in api.pages(f"/api/projects/{found['id']}/workflows") if found else ():
+        deployed.setdefault(document["name"], document)
+    # Everything resolved before anything is written.
+    adaptors = _resolve_adaptors(api, spec)
+    packages = _resolve_packages(api, spec, deployed)
+    project, verb = _ensure_project(api, spec, found)
     done = Deployed(project["id"], [f"project {spec.name}: {verb} ({project['id']})"])
     credentials = _ensure_credentials(api, project["id"], spec, done)
-    deployed: dict[str, dict[str, Any]] = {}
-    for document in api.pages(f"/api/projects/{project['id']}/workflows"):
-        deployed.setdefault(document["name"], document)
     for workflow in spec.workflows:
         existing = deployed.pop(workflow.name, None)
-        document = desired_workflow(workflow, existing, credentials, adaptors=adaptors)
+        document = desired_workflow(
+            workflow,
+            existing,
+            credentials,
+            adaptors=adaptors,
+            packages=packages.get(workflow.name),
+        )
         if existing is None:
             saved = api.call("POST", f"/api/projects/{project['id']}/workflows", json=document)
             done.changes.append(f"workflow {workflow.name}: created")
@@ -105,9 +117,32 @@ def _resolve_adaptors(api: Api, spec: ProjectSpec) -> dict[str, str]:
     return exact
 
 
-def _ensure_project(api: Api, spec: ProjectSpec) -> tuple[dict[str, Any], str]:
+def _resolve_packages(
+    api: Api, spec: ProjectSpec, deployed: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Pins]]:
+    """Each workflow's Python packages as the coordinator would save them now, by workflow
+    and job name (ApiError, naming the workflow, when one cannot be had or the index cannot
+    be asked). One question per workflow: its jobs share one environment."""
+    pinned: dict[str, dict[str, Pins]] = {}
+    for workflow in spec.workflows:
+        request = packages_request(workflow, deployed.get(workflow.name))
+        if request is None:
+            continue
+        try:
+            answer = api.call("POST", "/api/python-packages/resolved", json=request)
+        except ApiError as exc:
+            message = f"workflows.{workflow.name}: {exc.message}"
+            raise ApiError(message, status=exc.status, code=exc.code) from None
+        pinned[workflow.name] = {
+            job["name"]: (job["adaptor"], tuple(job["requirements"])) for job in answer["jobs"]
+        }
+    return pinned
+
+
+def _ensure_project(
+    api: Api, spec: ProjectSpec, found: dict[str, Any] | None
+) -> tuple[dict[str, Any], str]:
     body = {"name": spec.name, "concurrency": spec.concurrency}
-    found = _find_project(api, spec.id or spec.name)
     if found is None:
         wanted = {**body, "id": spec.id} if spec.id else body
         created = api.call("POST", "/api/projects", json=wanted)

@@ -23,7 +23,8 @@ from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
 from fulmen.coordinator.registry import NpmRegistry
 from fulmen.coordinator.run_tokens import RunTokens
-from fulmen.errors import ConfigError
+from fulmen.errors import AdaptorError, ConfigError
+from fulmen.packages.pypi import PythonRepo, find_uv
 from fulmen.plan import Options
 from fulmen.store import Store
 from fulmen.store.files import open_private, private_dir, warn_if_loose
@@ -70,11 +71,22 @@ class Coordinator:
     run_tokens: RunTokens = field(init=False)
     #: Where JavaScript jobs' adaptors are resolved when a workflow is saved (issue 15).
     registry: NpmRegistry = field(init=False)
+    #: Where Python jobs' packages are resolved when a workflow is saved (issue 16): uv, asked
+    #: about ``FULMEN_PYTHON_INDEX``; it writes only a short-lived file under
+    #: ``<data dir>/python/``, and installs nothing.
+    python_repo: PythonRepo = field(init=False)
 
     def __post_init__(self) -> None:
         self.run_tokens = RunTokens(self.keys.private_key)
         self.registry = NpmRegistry(
             self.settings.npm_registry, timeout=self.settings.npm_registry_timeout
+        )
+        try:
+            uv = find_uv()
+        except AdaptorError:
+            uv = "uv"  # not installed (it comes with Fulmen): only saves that need it fail
+        self.python_repo = PythonRepo(
+            Path(self.settings.data_dir).resolve(), index=self.settings.python_index, uv=uv
         )
 
     def now(self) -> float:

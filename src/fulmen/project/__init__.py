@@ -20,8 +20,10 @@ Nothing here does network I/O; ``fulmen.cli.deploy`` does.
 from __future__ import annotations
 
 from fulmen.project.documents import (
+    Pins,
     desired_workflow,
     javascript_adaptors,
+    packages_request,
     same_workflow,
     spec_of_workflow,
 )
@@ -39,12 +41,14 @@ from fulmen.project.spec import (
 __all__ = [
     "EdgeSpec",
     "JobSpec",
+    "Pins",
     "ProjectSpec",
     "TriggerSpec",
     "WorkflowSpec",
     "desired_workflow",
     "javascript_adaptors",
     "load",
+    "packages_request",
     "parse",
     "render",
     "same_workflow",

@@ -10,7 +10,9 @@ way back, for ``fulmen pull``.
 
 Each job's document says its language. A JavaScript job's adaptor is sent as the exact
 version the coordinator resolved it to just before (``adaptors``, from ``GET
-/api/adaptors/resolved``), as the coordinator would save it: so an unchanged file compares
+/api/adaptors/resolved``), and a Python job's package adaptor and requirements as the exact
+pins it resolved them to (``packages``, from ``POST /api/python-packages/resolved``, asked by
+:func:`packages_request`), as the coordinator would save them: so an unchanged file compares
 equal to what is deployed, and a ``@latest`` that moved on shows as a change.
 """
 
@@ -21,12 +23,23 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from uuid import uuid4
 
-from fulmen.plan import JAVASCRIPT, language_of
+from fulmen import python_requirements
+from fulmen.errors import InputError
+from fulmen.plan import JAVASCRIPT, PYTHON, language_of
 from fulmen.project.spec import EdgeSpec, JobSpec, TriggerSpec, WorkflowSpec, default_condition
 
-__all__ = ["desired_workflow", "javascript_adaptors", "same_workflow", "spec_of_workflow"]
+__all__ = [
+    "Pins",
+    "desired_workflow",
+    "javascript_adaptors",
+    "packages_request",
+    "same_workflow",
+    "spec_of_workflow",
+]
 
 Document = dict[str, Any]
+#: A Python job's packages as the coordinator would save them: its adaptor and requirements.
+Pins = tuple[str, tuple[str, ...]]
 
 #: Fields of a deployed workflow document that only the server sets.
 _SERVER_ONLY = frozenset({"project_id", "version", "snapshot_id", "inserted_at", "updated_at"})
@@ -43,12 +56,40 @@ def javascript_adaptors(specs: Iterable[WorkflowSpec]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def packages_request(spec: WorkflowSpec, existing: Mapping[str, Any] | None) -> Document | None:
+    """What to ask ``POST /api/python-packages/resolved`` about ``spec``'s Python packages
+    (every job, in file order, so that the answer's paths are the file's), or None when no
+    Python job names a package. ``existing``, the deployed workflow, lends its id: the pins
+    it has are not asked about again."""
+    try:
+        wanted = any(python_requirements.package_requirements(j.as_job()) for j in spec.jobs)
+    except InputError:
+        wanted = True  # the coordinator says what is wrong with it
+    if not wanted:
+        return None
+    request: Document = {
+        "jobs": [
+            {
+                "name": job.name,
+                "adaptor": job.adaptor,
+                "language": job.runs_in,
+                "requirements": list(job.requirements),
+            }
+            for job in spec.jobs
+        ]
+    }
+    if existing is not None:
+        request["workflow_id"] = existing["id"]
+    return request
+
+
 def desired_workflow(
     spec: WorkflowSpec,
     existing: Mapping[str, Any] | None,
     credentials: Mapping[str, str],
     new_id: Callable[[], str] = _new_id,
     adaptors: Mapping[str, str] | None = None,
+    packages: Mapping[str, Pins] | None = None,
 ) -> Document:
     """The document to save for ``spec``: ``existing``'s ids where things match.
 
@@ -59,8 +100,11 @@ def desired_workflow(
         new_id: mints the ids of new things.
         adaptors: the exact adaptor of each JavaScript job's adaptor as written (one not
             there is sent as written, and the coordinator resolves it).
+        packages: each Python job's packages (by the job's name) as the coordinator would
+            save them (a job not there is sent as written, and the coordinator resolves it).
     """
     exact = adaptors or {}
+    pinned = packages or {}
     old = existing or {}
     old_jobs: dict[str, str] = {}
     for job in old.get("jobs", ()):
@@ -99,9 +143,7 @@ def desired_workflow(
             "id": job_ids[job.name],
             "name": job.name,
             "body": job.body,
-            "adaptor": exact.get(job.adaptor, job.adaptor)
-            if job.runs_in == JAVASCRIPT
-            else job.adaptor,
+            **_packages(job, exact, pinned),
             "credential_id": credentials[job.credential] if job.credential else None,
             "language": job.runs_in,
         }
@@ -128,6 +170,16 @@ def desired_workflow(
         "triggers": _over(old.get("triggers", ()), triggers),
         "edges": _over(old.get("edges", ()), edges),
     }
+
+
+def _packages(job: JobSpec, adaptors: Mapping[str, str], pinned: Mapping[str, Pins]) -> Document:
+    """A job's adaptor and requirements as the coordinator would save them, where known."""
+    if job.runs_in == JAVASCRIPT:
+        return {"adaptor": adaptors.get(job.adaptor, job.adaptor), "requirements": []}
+    if job.runs_in == PYTHON and job.name in pinned:
+        adaptor, requirements = pinned[job.name]
+        return {"adaptor": adaptor, "requirements": list(requirements)}
+    return {"adaptor": job.adaptor, "requirements": list(job.requirements)}
 
 
 def _over(deployed: Any, wanted: list[Document]) -> list[Document]:
@@ -190,6 +242,7 @@ def spec_of_workflow(
             else None,
             body_file=files.get(job_names[job["id"]]),
             language=_language(job),
+            requirements=tuple(job.get("requirements") or ()),
         )
         for job in document.get("jobs", ())
     )

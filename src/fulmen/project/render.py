@@ -1,12 +1,12 @@
 """A project spec as a YAML file and the job files beside it (what ``fulmen pull`` writes).
 
 Defaults are left out, so a pulled file reads like a hand-written one: a job's adaptor when it
-is ``common``, its language when its adaptor implies it (``javascript`` for
-``@openfn/language-*``, else ``python``), an edge's condition when it is its source's default,
-``enabled`` when true. A job whose body runs over several lines goes to a file (the one the
-local file named, else ``<job>.py`` or ``<job>.js`` by its language, or ``<workflow>-<job>…``
-when two workflows have a job of that name); a one-line body stays inline. Triggers and
-edges are written one per line, in flow style.
+is ``common``, its requirements when it has none, its language when its adaptor implies it
+(``javascript`` for ``@openfn/language-*``, else ``python``), an edge's condition when it is
+its source's default, ``enabled`` when true. A job whose body runs over several lines goes to
+a file (the one the local file named, else ``<job>.py`` or ``<job>.js`` by its language, or
+``<workflow>-<job>…`` when two workflows have a job of that name); a one-line body stays
+inline. Triggers, edges and a job's requirements are written one per line, in flow style.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class _Flow(dict[str, Any]):
     """A mapping written on one line: ``{from: webhook, to: count}``."""
 
 
+class _FlowList(list[str]):
+    """A list written on one line: ``[httpx==0.28.1, fulmen-probe==2.0.0]``."""
+
+
 class _Dumper(yaml.SafeDumper):
     """Block style, with multi-line text as literal blocks and ``_Flow`` mappings inline."""
 
@@ -53,7 +57,14 @@ def _flow(dumper: yaml.SafeDumper, value: _Flow) -> yaml.Node:
 
 
 _Dumper.add_representer(str, _text)
+
+
+def _flow_list(dumper: yaml.SafeDumper, value: _FlowList) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+
+
 _Dumper.add_representer(_Flow, _flow)
+_Dumper.add_representer(_FlowList, _flow_list)
 
 
 def render(project: ProjectSpec) -> tuple[str, dict[str, str]]:
@@ -120,6 +131,8 @@ def _job(workflow: str, job: JobSpec, files: dict[str, str], shared: Counter[str
         out["adaptor"] = job.adaptor
     if job.language is not None and job.language != language_of(job.adaptor):
         out["language"] = job.language
+    if job.requirements:
+        out["requirements"] = _FlowList(job.requirements)
     if job.credential:
         out["credential"] = job.credential
     file = job.body_file

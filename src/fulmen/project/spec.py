@@ -14,9 +14,13 @@ The file, with every key it may have (``examples/project.yaml`` is a working one
           - {type: cron, cron: "0 2 * * *", timezone: Europe/Paris, enabled: false}
         jobs:
           - name: fetch
-            adaptor: http           # common (the default), http, or a Python module
+            adaptor: http           # common (the default), http, a module, or a package
             credential: api         # one of the names under ``credentials``
             body_file: fetch.py     # beside this file; or ``body:`` with the source inline
+          - name: load
+            adaptor: "pandas@2.2.3" # a package from the Python package index, at a version
+            requirements: ["httpx>=0.27"]   # optional: other packages its code imports
+            body_file: load.py
           - name: report
             adaptor: "@openfn/language-http@^6"   # an OpenFn adaptor: a JavaScript job
             language: javascript    # optional: javascript for @openfn/language-*, else python
@@ -30,9 +34,15 @@ A job's language is ``python`` or ``javascript``; without one, a job whose adapt
 Lightning's ``@openfn/language-common@…`` for Fulmen's common adaptor says ``language:
 python``). A JavaScript job's adaptor is any ``@openfn/language-*`` package with a version, an
 npm range or a tag (``@latest`` without one), or ``common``/``http`` for OpenFn's; the
-coordinator saves the exact version the npm registry offers then. A body must parse in its
-job's language, and an edge's condition in its source job's (a trigger's edge: in the language
-of the job it leads to, as ``Plan.condition_language`` has it).
+coordinator saves the exact version the npm registry offers then. A Python job's adaptor is
+what fulmen.python_requirements reads (``common``, ``http``, a module installed beside the
+worker, or a package at a version: ``pandas@2.2.3``, ``pandas@latest``, ``pandas@>=2,<3``),
+and its ``requirements`` are PEP 508 requirements from the package index; the coordinator
+saves each package at the exact version the index offers then, and a workflow's Python jobs
+may not pin one package at two versions (they share one environment). Only a Python job has
+requirements. A body must parse in its job's language, and an edge's condition in its source
+job's (a trigger's edge: in the language of the job it leads to, as
+``Plan.condition_language`` has it).
 
 Reading reports every problem at once, each with the path of its key
 (``workflows.sync.jobs[1].adaptor: unknown adaptor '...'``), and changes nothing anywhere.
@@ -41,7 +51,6 @@ PyYAML's ``safe_load`` reads the file: plain data only, no tags that construct o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +58,10 @@ from typing import Any, Final, TypeVar
 
 import yaml
 
-from fulmen import cron
+from fulmen import cron, python_requirements
 from fulmen.adaptor_versions import parse_request
 from fulmen.errors import InputError, ProjectFileError
-from fulmen.plan import LANGUAGE_NAMES, LANGUAGES, OPENFN_PREFIX, PYTHON, language_of
+from fulmen.plan import LANGUAGE_NAMES, LANGUAGES, PYTHON, Job, Plan, language_of
 from fulmen.syntax import body_problem, condition_problem
 from fulmen.validation import Reader, join, kind
 
@@ -74,9 +83,6 @@ TRIGGER_TYPES: Final = ("webhook", "cron")
 CONDITIONS: Final = ("always", "on_job_success", "on_job_failure")
 REPLIES: Final = ("before_start", "after_completion")
 
-_SHIPPED: Final = frozenset({"common", "http"})
-_MODULE: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
 T = TypeVar("T")
 
 
@@ -90,11 +96,24 @@ class JobSpec:
     body_file: str | None = None
     #: ``python`` or ``javascript`` as the file says; ``None``: the adaptor's (:attr:`runs_in`).
     language: str | None = None
+    #: A Python job's other packages, as the file writes them (``httpx>=0.27``).
+    requirements: tuple[str, ...] = ()
 
     @property
     def runs_in(self) -> str:
         """The job's language: the one said, else JavaScript for an OpenFn adaptor."""
         return language_of(self.adaptor, self.language)
+
+    def as_job(self) -> Job:
+        """The job as far as its language and packages go (what the rules about them read)."""
+        return Job(
+            id=self.name,
+            name=self.name,
+            body="",
+            adaptor=self.adaptor,
+            language=self.runs_in,
+            requirements=self.requirements,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,35 +165,17 @@ def default_condition(source_is_trigger: bool) -> str:
     return "always" if source_is_trigger else "on_job_success"
 
 
-def adaptor_problem(name: str) -> str | None:
-    """Why ``name`` is not a Python job's adaptor a worker could load, or ``None``.
-
-    What can be checked here, away from any worker: Lightning's names must be of an adaptor
-    Fulmen ships, and anything else must be a Python module's name (whether that module is
-    installed is the worker's business, and a run reports it).
-    """
-    base = name.strip()
-    at = base.rfind("@")
-    if at > 0:
-        base = base[:at]
-    if base.startswith(OPENFN_PREFIX):
-        if base.removeprefix(OPENFN_PREFIX) in _SHIPPED:
-            return None
-        return (
-            f"unknown adaptor {name!r}: of Lightning's adaptors Fulmen ships common and http "
-            "(@openfn/language-common, @openfn/language-http)"
-        )
-    if base in _SHIPPED or _MODULE.match(base):
-        return None
-    return f"unknown adaptor {name!r}: use common, http, or the name of a Python module"
-
-
-def _adaptor_problem(name: str, language: str) -> str | None:
-    """Why ``name`` is not an adaptor of a job in ``language``, or ``None``."""
-    if language == PYTHON:
-        return adaptor_problem(name)
+def adaptor_problem(name: str, language: str = PYTHON) -> str | None:
+    """Why ``name`` is not an adaptor of a job in ``language``, or ``None``: in the words of
+    the one reader of each language's adaptors (fulmen.python_requirements for Python,
+    fulmen.adaptor_versions for JavaScript). What can be checked here, away from any worker
+    or registry: whether a module is installed beside the worker is the worker's business
+    (a run reports it), whether a package or version exists the coordinator's (at deploy)."""
     try:
-        parse_request(name)
+        if language == PYTHON:
+            python_requirements.read_adaptor(name)
+        else:
+            parse_request(name)
     except InputError as error:
         return error.message
     return None
@@ -280,6 +281,7 @@ class _Reader(Reader):
             if (trigger := self.trigger(item, f"{path}.triggers[{index}]")) is not None
         ]
         self.unique_names(path, jobs, triggers)
+        self.one_environment(path, jobs)
         job_names = {job.name: job.runs_in for job in jobs}
         trigger_names = {trigger.name for trigger in triggers}
         edges = [
@@ -307,8 +309,21 @@ class _Reader(Reader):
                     self.problem(f"{path}.{group}[{index}].name", message)
                 seen.add(name)
 
+    def one_environment(self, path: str, jobs: list[JobSpec]) -> None:
+        """A workflow's Python jobs share one environment: no package pinned at two versions."""
+        try:
+            problems = python_requirements.conflicts(
+                Plan(id="", jobs=tuple(job.as_job() for job in jobs))
+            )
+        except InputError:
+            return  # an adaptor or requirement that does not read is said where it is
+        for problem in problems:
+            self.problem(join(path, "jobs"), problem)
+
     def job(self, value: Any, path: str, credentials: tuple[str, ...]) -> JobSpec | None:
-        keys = frozenset({"name", "adaptor", "body", "body_file", "credential", "language"})
+        keys = frozenset(
+            {"name", "adaptor", "body", "body_file", "credential", "language", "requirements"}
+        )
         node = self.mapping(value, path, keys)
         if node is None:
             return None
@@ -316,8 +331,9 @@ class _Reader(Reader):
         adaptor = self.text(node, "adaptor", path) or "common"
         language = self.choice(node, "language", path, LANGUAGES)
         runs_in = language_of(adaptor, language)
-        if (problem := _adaptor_problem(adaptor, runs_in)) is not None:
+        if (problem := adaptor_problem(adaptor, runs_in)) is not None:
             self.problem(join(path, "adaptor"), problem)
+        requirements = self.requirements(node, path, runs_in)
         credential = self.text(node, "credential", path)
         if credential is not None and credential not in credentials:
             self.problem(
@@ -329,7 +345,20 @@ class _Reader(Reader):
             self.problem(where, f"{body_file + ': ' if body_file else ''}{fault}")
         if name is None or body is None:
             return None
-        return JobSpec(name, body, adaptor, credential, body_file, language)
+        return JobSpec(name, body, adaptor, credential, body_file, language, requirements)
+
+    def requirements(self, node: Mapping[str, Any], path: str, language: str) -> tuple[str, ...]:
+        """A Python job's requirements, each read by fulmen.python_requirements."""
+        texts = self.texts(node, "requirements", path)
+        if texts and language != PYTHON:
+            message = "requirements are for Python jobs; a JavaScript job's package is its adaptor"
+            self.problem(join(path, "requirements"), message)
+        for index, text in enumerate(texts):
+            try:
+                python_requirements.read_requirement(text)
+            except InputError as error:
+                self.problem(join(join(path, "requirements"), index), error.message)
+        return tuple(texts)
 
     def body(self, node: Mapping[str, Any], path: str) -> tuple[str | None, str | None]:
         inline = self.text(node, "body", path, empty=True)

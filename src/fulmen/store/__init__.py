@@ -69,7 +69,7 @@ from fulmen.store.models.webhook_auth import (
     WebhookAuthType,
     WebhookSecret,
 )
-from fulmen.store.sources import check_sources
+from fulmen.store.sources import check_packages, check_sources
 from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
@@ -123,6 +123,7 @@ __all__ = [
     "WorkOrder",
     "Workflow",
     "WorkflowTrigger",
+    "check_packages",
     "check_sources",
     "open_store",
     "sqlite_path",

@@ -39,7 +39,7 @@ from fulmen.store.models.catalog import (
 )
 from fulmen.store.models.common import Page
 from fulmen.store.paging import check_limit, decode_cursor, make_page
-from fulmen.store.sources import check_adaptors, check_sources
+from fulmen.store.sources import check_adaptors, check_packages, check_sources
 
 __all__ = [
     "create_project",
@@ -277,7 +277,7 @@ async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime
 
 def _check_workflow(workflow: Workflow) -> None:
     """Refuse what cannot be saved: the plan rules of §6.3 plus the store's own, among them
-    sources that parse in their language and JavaScript adaptors at exact versions (sources.py)."""
+    sources that parse in their language, and packages at exact versions (sources.py)."""
     _check_concurrency(workflow.concurrency)
     for job in workflow.jobs:
         if job.credential is not None or job.state is not None:
@@ -304,6 +304,7 @@ def _check_workflow(workflow: Workflow) -> None:
         )
     )
     check_sources(workflow)
+    check_packages(workflow.jobs)
     check_adaptors(workflow)
 
 
@@ -391,7 +392,8 @@ def _retry_document(retry: RetryPolicy) -> dict[str, object]:
 
 
 def _job_document(job: Job) -> dict[str, object]:
-    """A job as a row and a snapshot hold it: its language always said (issue 15)."""
+    """A job as a row and a snapshot hold it: its language always said (issue 15), and its
+    requirements, exact (issue 16; a list, empty for most jobs)."""
     return {
         "id": job.id,
         "name": job.name,
@@ -399,14 +401,15 @@ def _job_document(job: Job) -> dict[str, object]:
         "adaptor": job.adaptor,
         "credential_id": job.credential_id,
         "language": job.runs_in,
+        "requirements": list(job.requirements),
     }
 
 
 def job_from_document(doc: Mapping[str, Any]) -> Job:
     """A snapshot's job, its language said: every document carries it since schema 0008,
     which gave the older ones ``python``; the adaptor's default is for a document that
-    somehow has none."""
-    job = Job(**doc)
+    somehow has none. A document saved before issue 16 has no requirements: none."""
+    job = Job(**{**doc, "requirements": tuple(doc.get("requirements") or ())})
     return job if job.language is not None else replace(job, language=language_of(job.adaptor))
 
 

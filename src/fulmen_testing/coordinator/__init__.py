@@ -44,6 +44,7 @@ from fulmen.tokens import mint_run_token, mint_worker_token
 
 __all__ = [
     "CREDENTIAL_KEY",
+    "NO_PYTHON_INDEX",
     "NO_REGISTRY",
     "Seeded",
     "Served",
@@ -72,11 +73,15 @@ def keys() -> keyring.GeneratedKeys:
 #: The npm registry of a test coordinator unless a test serves one (fulmen_testing.npm_registry):
 #: the discard port on loopback, where nothing listens, so that no test asks the real registry.
 NO_REGISTRY: Final = "http://127.0.0.1:9/"
+#: The Python package index of a test coordinator unless a test serves one
+#: (fulmen_testing.python_index), for the same reason: no test asks the real PyPI.
+NO_PYTHON_INDEX: Final = "http://127.0.0.1:9/simple/"
 
 
 def settings(**overrides: Any) -> CoordinatorSettings:
     generated = keys()
     overrides.setdefault("npm_registry", NO_REGISTRY)
+    overrides.setdefault("python_index", NO_PYTHON_INDEX)
     return CoordinatorSettings(
         secret=Secret("WORKER_SECRET", generated.worker_secret),
         private_key=Secret("WORKER_RUNS_PRIVATE_KEY", generated.private_key),

@@ -3,8 +3,9 @@
 Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit`` and answer
 ``{"items": [...], "next_cursor": ...}``. Errors are ``{"error": {"code", "message",
 "field"}}`` with the status their kind calls for: unknown ids 404, conflicts (duplicate id,
-stale version, a run that cannot be cancelled now) 409, unusable input 422, an npm registry
-that could not say which versions an adaptor has 502, a store failure 500, an
+stale version, a run that cannot be cancelled now) 409, unusable input 422 (with the path of
+the value at fault in ``field`` when there is one), an npm registry or Python package index
+that could not say which versions a package has 502, a store failure 500, an
 ``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
 OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
 
@@ -92,7 +93,7 @@ async def _fulmen_error(request: Request, error: Exception) -> JSONResponse:
         log.error("%s %s failed: %s", request.method, request.url.path, error)
     body: dict[str, object] = {"code": error.code, "message": error.message}
     field = getattr(error, "field", None)
-    if isinstance(error, StoreError | ContractError) and field:
+    if isinstance(error, StoreError | ContractError | InputError) and field:
         body["field"] = field
     return JSONResponse({"error": body}, status)
 

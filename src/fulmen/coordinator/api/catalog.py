@@ -17,8 +17,9 @@ from fulmen.coordinator.api.schemas.catalog import (
 )
 from fulmen.coordinator.api.schemas.common import MAX_INT32, ErrorDoc, PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.python_packages import checked_pins, resolve_python
 from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
-from fulmen.store import NewCredential, Store, Workflow, check_sources
+from fulmen.store import NewCredential, Store, Workflow, check_packages, check_sources
 
 __all__ = ["router"]
 
@@ -82,17 +83,26 @@ def _check_schedules(workflow: WorkflowIn) -> None:
 async def _resolved(
     request: Request, workflow: Workflow, current: Workflow | None = None
 ) -> Workflow:
-    """``workflow`` as it is saved: its sources checked first (no registry is asked about a
-    workflow that would be refused anyway), then its JavaScript adaptors at exact versions
-    (those ``current`` already had are not asked about again)."""
+    """``workflow`` as it is saved: its sources and packages checked first (no registry is
+    asked about a workflow that would be refused anyway), then its JavaScript adaptors and
+    its Python packages at exact versions (those ``current`` already had are not asked about
+    again)."""
     check_sources(workflow)
+    check_packages(workflow.jobs)
+    coordinator = _coordinator(request)
     checked = checked_adaptors(current) if current is not None else frozenset()
-    return await resolve_workflow(workflow, _coordinator(request).registry, checked=checked)
+    workflow = await resolve_workflow(workflow, coordinator.registry, checked=checked)
+    pins = checked_pins(current) if current is not None else frozenset()
+    return await resolve_python(workflow, coordinator.python_repo, checked=pins)
 
 
-#: What a save may answer besides the common answers: its adaptors could not be resolved.
+#: What a save may answer besides the common answers: its packages could not be resolved.
 _SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
-    502: {"model": ErrorDoc, "description": "The npm registry could not be asked"},
+    502: {
+        "model": ErrorDoc,
+        "description": "The npm registry or the Python package index could not be asked",
+    },
+    503: {"model": ErrorDoc, "description": "uv, which resolves Python packages, is missing"},
 }
 
 

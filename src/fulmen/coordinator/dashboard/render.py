@@ -10,13 +10,13 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fulmen.coordinator.dashboard.session import PREFIX
-from fulmen.coordinator.dashboard.views import state_class
+from fulmen.coordinator.dashboard.views import package_pins, state_class
 from fulmen.plan import LANGUAGE_NAMES
 
 __all__ = ["fragment", "page", "templates"]
 
 #: Bumped with the static files, so that browsers fetch the new ones.
-ASSETS_VERSION: Final = "3"
+ASSETS_VERSION: Final = "4"
 
 
 def _when(moment: datetime | None) -> str:
@@ -43,7 +43,11 @@ templates: Final = Environment(
 )
 templates.filters.update(when=_when, iso=_iso, clock=_clock)
 templates.globals.update(
-    prefix=PREFIX, assets=ASSETS_VERSION, state_class=state_class, language_names=LANGUAGE_NAMES
+    prefix=PREFIX,
+    assets=ASSETS_VERSION,
+    state_class=state_class,
+    language_names=LANGUAGE_NAMES,
+    package_pins=package_pins,
 )
 
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from fulmen import python_requirements
+from fulmen.errors import InputError
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
+from fulmen.plan import Job
 from fulmen.store import Run, Step, Workflow
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "TimelineStep",
     "duration",
     "job_names",
+    "package_pins",
     "pretty_json",
     "run_row",
     "state_class",
@@ -165,3 +169,16 @@ def pretty_json(value: Any, limit: int = DATACLIP_SHOWN_BYTES) -> tuple[str, boo
     if len(text) <= limit:
         return text, False
     return text[:limit], True
+
+
+def package_pins(job: Job) -> list[str]:
+    """A Python job's packages as its version pinned them, for people (``pandas 2.2.3``):
+    its package adaptor first, then its requirements. Empty for a JavaScript job, and for a
+    job of Fulmen's own or an installed adaptor with no requirements."""
+    try:
+        found = python_requirements.package_requirements(job)
+    except InputError:
+        return []  # saved before issue 16, by rules that no longer read it: shown as it is
+    return [
+        f"{r.name} {python_requirements.exact_version(r) or r.specifier or 'latest'}" for r in found
+    ]

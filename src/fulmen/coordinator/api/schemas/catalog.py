@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -34,6 +34,10 @@ from fulmen.store import (
 
 #: A job's language (plan.LANGUAGES), as the schema lists them.
 Language = Literal["python", "javascript"]
+#: Requirements one job may list: far more than a job imports, few enough to resolve at once.
+MAX_REQUIREMENTS: Final = 100
+#: One requirement, as a job lists it (``httpx==0.28.1``); read by fulmen.python_requirements.
+Requirement = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class ProjectIn(InputDoc):
@@ -82,13 +86,28 @@ class JobDoc(InputDoc):
         "refused (422, code syntax_error, naming the line and column)."
     )
     adaptor: str = Field(
-        description="A Python job's: common, http or a Python module. A JavaScript job's: an "
-        "@openfn/language-* package with a version, an npm range or a tag (@latest when none "
-        "is given), or common or http for OpenFn's. A JavaScript job's is saved, and read "
-        "back, as the exact version the npm registry offers at the save "
-        "(@openfn/language-common@3.3.4); a package or version that does not exist is a 422 "
-        "(unknown_adaptor, unknown_adaptor_version), a registry that cannot be reached a 502 "
-        "(registry_unreachable), and nothing is saved."
+        description="A Python job's: common or http (Fulmen's own), a module installed beside "
+        "the worker (yaml, mycompany.adaptor), or a package from the Python package index at "
+        "a version: pandas@2.2.3, pandas@latest, pandas@>=2,<3, or a requirement "
+        "(pandas==2.2.3). A JavaScript job's: an @openfn/language-* package with a version, "
+        "an npm range or a tag (@latest when none is given), or common or http for OpenFn's. "
+        "A package is saved, and read back, as the exact version its index offers at the "
+        "save (pandas@2.2.3, @openfn/language-common@3.3.4); one that cannot be read is a "
+        "422 (bad_adaptor), a package or version that does not exist a 422 (unknown_adaptor, "
+        "unknown_adaptor_version, unknown_package, unknown_package_version), a registry or "
+        "index that cannot be reached a 502 (registry_unreachable), and nothing is saved."
+    )
+    requirements: list[Requirement] = Field(
+        default=[],
+        max_length=MAX_REQUIREMENTS,
+        description="A Python job's other packages, those its code imports itself, as PEP "
+        "508 requirements from the package index (httpx==0.28.1, httpx>=0.27, "
+        "httpx[http2]@latest; no URL or path). Saved, and read back, at the exact version "
+        "the index offers at the save (httpx==0.28.1). A workflow's Python jobs share one "
+        "environment: two jobs may not pin one package at two versions (422, "
+        "conflicting_requirements). A requirement that cannot be read is a 422 "
+        "(bad_requirement, field naming it); a JavaScript job has none. Always given in "
+        "answers.",
     )
     credential_id: str | None = None
     language: Language | None = Field(
@@ -107,6 +126,7 @@ class JobDoc(InputDoc):
             adaptor=self.adaptor,
             credential_id=self.credential_id,
             language=plan.language_of(self.adaptor, self.language),
+            requirements=tuple(self.requirements),
         )
 
 
@@ -269,6 +289,7 @@ def _workflow_fields(w: Workflow) -> dict[str, Any]:
                 name=j.name,
                 body=j.body,
                 adaptor=j.adaptor,
+                requirements=list(j.requirements),
                 credential_id=j.credential_id,
                 language=cast(Language, j.runs_in),  # the store holds only these
             )

@@ -147,12 +147,14 @@ DELETE FROM edges
 WHERE workflow_id = %(workflow_id)s AND NOT id = ANY (%(edge_ids)s::text[]);
 
 -- name: upsert_job
-INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, language)
+INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, language,
+                  requirements)
 VALUES (%(id)s, %(workflow_id)s, %(project_id)s, %(name)s, %(body)s, %(adaptor)s,
-        %(credential_id)s, %(language)s)
+        %(credential_id)s, %(language)s, %(requirements)s::text[])
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, body = excluded.body, adaptor = excluded.adaptor,
-    credential_id = excluded.credential_id, language = excluded.language
+    credential_id = excluded.credential_id, language = excluded.language,
+    requirements = excluded.requirements
 WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
