@@ -9,6 +9,10 @@ fresh coordinator and worker:
 * **burst**: N webhooks posted as fast as the client can (32 in flight), then waited for:
   runs/s and the latency of each run including its time in the queue.
 
+``first`` is the latency of the very first run, before the warm-up runs: for ``py-pinned``
+(a package from an index on loopback, ``fulmen_testing.python_index``) it includes installing
+the package; ``solo50`` is then the warm run, to compare with ``trivial``'s.
+
 Latency is enqueue → complete from the stored timestamps (the run's ``inserted_at``, set by
 the coordinator, to its ``finished_at``, the worker's ``run:complete`` time; same host, same
 clock). ``work50`` is the solo runs' median claim → complete: the part of a run's latency
@@ -46,6 +50,7 @@ import httpx2
 
 from fulmen import keys as keyring
 from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, cpu_seconds, until, vm_kib
+from fulmen_testing.python_index import python_index
 
 WORKFLOWS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
     "trivial": ({"a": "fn(lambda s: {**s, 'data': {'n': 1}})\n"}, []),
@@ -59,15 +64,18 @@ WORKFLOWS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
     ),
     # OpenFn's JavaScript: Node with OpenFn's runtime in the run's sandbox (issue 15).
     "js-trivial": ({"a": "fn(state => ({ ...state, data: { n: 1 } }))\n"}, []),
+    # A pinned third-party package as the adaptor, installed by the worker (issue 16).
+    "py-pinned": ({"a": "fn(lambda s: {**s, 'data': {'n': shout(VERSION)}})\n"}, []),
 }
 #: The adaptor of each workflow's jobs, where it is not Fulmen's Python ``common``.
-ADAPTORS = {"js-trivial": "@openfn/language-common@3.3.4"}
+ADAPTORS = {"js-trivial": "@openfn/language-common@3.3.4", "py-pinned": "fulmen-probe@1.0.0"}
 IN_FLIGHT = 32
 WARM_UP = 5
 
 
 @dataclass(frozen=True)
 class Figures:
+    first: float
     solo: list[float]
     solo_work: list[float]
     burst: list[float]
@@ -159,9 +167,13 @@ async def case(
     keys: keyring.GeneratedKeys, workflow: str, capacity: int, runs: int, solo: int, loop: str
 ) -> Figures:
     jobs, edges = WORKFLOWS[workflow]
-    with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fulmen-bench-") as tmp, python_index() as index:
+        packages = {"FULMEN_PYTHON_INDEX": index.url}
         server = Coordinator(
-            Path(tmp) / "data", keys, log="warning", settings={"FULMEN_EVENT_LOOP": loop}
+            Path(tmp) / "data",
+            keys,
+            log="warning",
+            settings={"FULMEN_EVENT_LOOP": loop, **packages},
         )
         await server.start()
         worker: WorkerProcess | None = None
@@ -171,7 +183,12 @@ async def case(
                 WorkerProcess.start(
                     server,
                     capacity=capacity,
-                    settings={"WORKER_LOG_LEVEL": "warn", "FULMEN_EVENT_LOOP": loop},
+                    settings={
+                        "WORKER_LOG_LEVEL": "warn",
+                        "FULMEN_EVENT_LOOP": loop,
+                        "WORKER_REPO_DIR": str(Path(tmp) / "repo"),
+                        **packages,
+                    },
                     wait=False,
                 ),
             )
@@ -213,7 +230,8 @@ async def _measure(
     for i in range(WARM_UP + solo):
         response = await http.post(f"/i/{solo_hook}", json={"i": i})
         assert response.status_code == 201, response.text
-    solo_runs = sorted(await api.runs(solo_flow), key=lambda run: run["inserted_at"])[WARM_UP:]
+    every_solo = sorted(await api.runs(solo_flow), key=lambda run: run["inserted_at"])
+    solo_runs = every_solo[WARM_UP:]
 
     burst_flow, burst_hook = await api.workflow(
         *renamed(jobs, edges, "burst"), name="burst", adaptor=adaptor
@@ -251,6 +269,7 @@ async def _measure(
     first = min(datetime.fromisoformat(run["inserted_at"]) for run in burst_runs)
     last = max(datetime.fromisoformat(run["finished_at"]) for run in burst_runs)
     return Figures(
+        first=latencies_ms(every_solo[:1])[0],
         solo=latencies_ms(solo_runs),
         solo_work=latencies_ms(solo_runs, "claimed_at"),
         burst=latencies_ms(burst_runs),
@@ -271,7 +290,7 @@ def _row(label: str, f: Figures) -> str:
     w50, _, _ = cuts(f.solo_work)
     b50, b95, b99 = cuts(f.burst)
     return (
-        f"{label:<22}{f.runs_per_s:>8.1f}"
+        f"{label:<22}{f.runs_per_s:>8.1f}{f.first:>8.0f}"
         f"{s50:>8.1f}{s95:>8.1f}{s99:>8.1f}{w50:>8.1f}"
         f"{b50:>9.0f}{b95:>8.0f}{b99:>8.0f}"
         f"{f.idle_kib / mb:>8.1f}{f.peak_kib / mb:>8.1f}{f.hwm_kib / mb:>8.1f}"
@@ -287,7 +306,7 @@ async def main(runs: int, solo: int, cases: list[tuple[str, int]], loop: str) ->
         "complete in ms (stored timestamps); memory in MB"
     )
     print(
-        f"{'case':<22}{'runs/s':>8}{'solo50':>8}{'solo95':>8}{'solo99':>8}{'work50':>8}"
+        f"{'case':<22}{'runs/s':>8}{'first':>8}{'solo50':>8}{'solo95':>8}{'solo99':>8}{'work50':>8}"
         f"{'burst50':>9}{'b95':>8}{'b99':>8}{'w idle':>8}{'w peak':>8}{'w HWM':>8}{'srv HWM':>8}"
         f"{'w cpu':>8}{'srv cpu':>8}{'z cpu':>8}"
     )

@@ -32,9 +32,16 @@ def anyio_backend() -> str:
 
 
 async def ran(api: Api, hook: str) -> Any:
+    """The run's output, once it also said (its ``Versions:`` line, from ``run:start``) the
+    version of fulmen-probe installed for it: the one its job imported."""
     run = await api.finished(await api.hook(hook, {}), timeout=120)
     assert run["state"] == "success", run
-    return (await api.dataclip(run["final_dataclip_id"]))["data"]
+    data = (await api.dataclip(run["final_dataclip_id"]))["data"]
+    lines = [line["message"] for line in await api.logs(run["id"])]
+    banner = next(text for text in lines if "Versions:" in str(text))
+    named = [row.split() for row in str(banner).splitlines() if "fulmen-probe" in row]
+    assert named == [["▸", "fulmen-probe", data["module"]]], banner
+    return data
 
 
 async def test_each_version_of_a_workflow_runs_the_packages_pinned_when_it_was_saved(
