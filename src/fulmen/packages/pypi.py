@@ -36,13 +36,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import Distribution
 from pathlib import Path
@@ -58,6 +59,8 @@ from fulmen.packages.tools import Progress
 from fulmen.python_requirements import environment_key
 
 __all__ = ["CacheLimits", "Environment", "PythonRepo", "find_uv"]
+
+log = logging.getLogger(__name__)
 
 #: The group a distribution names its adaptor module in, when its top-level modules are not
 #: enough to tell (as ``fulmen.runtime.adaptors`` reads for installed ones).
@@ -308,16 +311,21 @@ class PythonRepo:
         self._prune_soon()
         return replace(installed, seconds=seconds)
 
-    @contextlib.contextmanager
-    def using(self, environment: Environment) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def using(self, environment: Environment) -> AsyncIterator[None]:
         """Hold ``environment`` for a run: ``prune`` leaves it alone meanwhile. Marks it used.
+        The lock is taken at once when free (every run's case); when a prune or an install
+        elsewhere holds it, the wait is off the event loop.
 
         Raises:
             AdaptorError: it was removed meanwhile (the caller installs it again).
         """
         fd = os.open(self._lock_path(environment.key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
             if not environment.site.is_dir():
                 self._known.pop(environment.key, None)
                 raise AdaptorError("the environment was removed while the run started")
@@ -386,6 +394,10 @@ class PythonRepo:
             return None
 
     def _remove(self, environment: Environment) -> bool:
+        """Remove ``environment`` unless a run holds it. Under the lock it is only renamed
+        away, so that a run waiting for the lock (``using``, on the worker's event loop)
+        waits for a rename, not for its files to be deleted."""
+        doomed = environment.path.with_name(f".{environment.key}.removing")
         fd = os.open(self._lock_path(environment.key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
@@ -393,19 +405,27 @@ class PythonRepo:
             except BlockingIOError:
                 return False  # a run holds it, or it is being installed
             self._known.pop(environment.key, None)
-            doomed = environment.path.with_name(f".{environment.key}.removing")
             environment.path.rename(doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-            return True
         except FileNotFoundError:
-            return False
+            return False  # removed meanwhile, by another worker's prune
         finally:
             os.close(fd)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
 
     def _prune_soon(self) -> None:
         """Prune after an install, in a thread: removing files takes a while."""
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().run_in_executor(None, self.prune)
+        try:
+            pending = asyncio.get_running_loop().run_in_executor(None, self.prune)
+        except RuntimeError:
+            return  # no event loop (a command's own install): ``fulmen adaptors prune``
+        pending.add_done_callback(_log_failure)
+
+
+def _log_failure(pending: asyncio.Future[list[Environment]]) -> None:
+    error = pending.exception()
+    if error is not None:
+        log.warning("Python environments could not be pruned: %s", error)
 
 
 def _pin_name(pin: str) -> str:
