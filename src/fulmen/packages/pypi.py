@@ -58,7 +58,7 @@ from fulmen.packages import tools
 from fulmen.packages.tools import Progress
 from fulmen.python_requirements import environment_key
 
-__all__ = ["CacheLimits", "Environment", "PythonRepo", "find_uv"]
+__all__ = ["CacheLimits", "Environment", "IndexUnreachable", "PythonRepo", "UvMissing", "find_uv"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,36 @@ _ONLY_WHEELS: Final = ("--only-binary", ":all:")
 _UV_ENV: Final = {"NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
 
 
+class IndexUnreachable(AdaptorError):
+    """uv could not talk to the package index (after its own retries), or not in time: the
+    operator's to fix, not the job's. Its message has uv's reason."""
+
+
+class UvMissing(AdaptorError):
+    """uv is not installed, or could not be started."""
+
+
+#: What uv says when it could not talk to the index (its own words), and ours for a timeout.
+_UNREACHABLE: Final = (
+    "Failed to fetch",
+    "error sending request",
+    "Request failed after",
+    "timed out",
+    "dns error",
+    "did not finish within",
+)
+
+
+def _classified(error: AdaptorError) -> AdaptorError:
+    """``error`` as the kind of failure it is (same message)."""
+    said = error.output if isinstance(error, tools.InstallerFailed) else error.message
+    if any(marker in said for marker in _UNREACHABLE):
+        return IndexUnreachable(error.message)
+    if "could not be started" in error.message:
+        return UvMissing(error.message)
+    return error
+
+
 def find_uv() -> str:
     """The uv binary installed with Fulmen (the ``uv`` package), else one on ``PATH``."""
     try:
@@ -80,7 +110,7 @@ def find_uv() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if found is None:
-            raise AdaptorError("uv is not installed (pip install uv)") from None
+            raise UvMissing("uv is not installed (pip install uv)") from None
         return found
 
 
@@ -193,7 +223,8 @@ class PythonRepo:
         name; requirements of one package are met together), as uv would install them.
 
         Raises:
-            AdaptorError: a package or version the index does not have (uv's one line).
+            AdaptorError: a package or version the index does not have (uv's one line);
+                IndexUnreachable, UvMissing: the operator's to fix.
         """
         if not requirements:
             return {}
@@ -206,10 +237,8 @@ class PythonRepo:
         ) as wanted:
             wanted.write("\n".join(texts) + "\n")
             wanted.flush()
-            finished = await tools.run(
+            finished = await self._uv(
                 [
-                    self.uv,
-                    "pip",
                     "compile",
                     "--no-deps",
                     "--no-header",
@@ -219,11 +248,7 @@ class PythonRepo:
                     *self._common_flags(),
                     wanted.name,
                 ],
-                cwd=self.base,
                 what=", ".join(texts),
-                tool="uv",
-                reason=_reason,
-                env=tools.environment(_UV_ENV),
                 timeout_s=RESOLVE_TIMEOUT_S,
             )
         versions: dict[str, str] = {}
@@ -273,10 +298,8 @@ class PythonRepo:
             work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.base))
             try:
                 work.chmod(0o755)
-                await tools.run(
+                await self._uv(
                     [
-                        self.uv,
-                        "pip",
                         "install",
                         "--target",
                         str(work / "site"),
@@ -287,11 +310,7 @@ class PythonRepo:
                         *self._common_flags(),
                         *pins,
                     ],
-                    cwd=self.base,
                     what=", ".join(pins),
-                    tool="uv",
-                    reason=_reason,
-                    env=tools.environment(_UV_ENV),
                     output=_without_paths(progress),
                 )
                 described = _describe(key, work, tuple(pins))
@@ -369,6 +388,29 @@ class PythonRepo:
         return removed
 
     # -- internals ---------------------------------------------------------------------------
+
+    async def _uv(
+        self,
+        arguments: list[str],
+        *,
+        what: str,
+        timeout_s: float = tools.INSTALL_TIMEOUT_S,
+        output: Progress | None = None,
+    ) -> tools.Finished:
+        """``uv pip <arguments>``; its failure as the kind it is (:func:`_classified`)."""
+        try:
+            return await tools.run(
+                [self.uv, "pip", *arguments],
+                cwd=self.base,
+                what=what,
+                tool="uv",
+                reason=_reason,
+                env=tools.environment(_UV_ENV),
+                timeout_s=timeout_s,
+                output=output,
+            )
+        except AdaptorError as error:
+            raise _classified(error) from None
 
     def _common_flags(self) -> list[str]:
         flags = ["--python", self.python]
