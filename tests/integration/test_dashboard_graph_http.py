@@ -77,10 +77,10 @@ async def test_the_workflow_page_draws_the_graph_and_shows_each_job(dashboard: D
 
     page = (await dashboard.http.get(f"/ui/workflows/{seeded.workflow_id}")).text
     drawn = nodes(page)
-    assert drawn[seeded.webhook_id] == "trigger"
+    assert drawn[seeded.webhook_id] == "node-trigger"
     for job_id in seeded.job_ids:
-        assert drawn[job_id] == "job"
-        assert f'<a href="#job-{job_id}" class="node job"' in page  # each job node links
+        assert drawn[job_id] == "node-job"
+        assert f'<a href="#job-{job_id}" class="node node-job"' in page  # each job node links
         assert f'<article class="job-section" id="job-{job_id}">' in page
     assert page.count("data-edge=") == len(seeded.job_ids)  # webhook → first → second
     assert ">on success</text>" in page and ">always</text>" in page
@@ -156,10 +156,10 @@ async def test_the_run_page_colours_each_job_by_its_outcome_and_links_to_its_ste
     page = (await dashboard.http.get(f"/ui/runs/{run_id}")).text
     drawn = nodes(page)
     first, second = seeded.job_ids[:2]
-    assert drawn[first] == "job outcome-success"
-    assert drawn[second] == "job outcome-fail"
-    assert drawn["never"] == "job outcome-not-run"
-    assert f'<a href="#step-{steps[1]}" class="node job outcome-fail"' in page
+    assert drawn[first] == "node-job outcome-success"
+    assert drawn[second] == "node-job outcome-fail"
+    assert drawn["never"] == "node-job outcome-not-run"
+    assert f'<a href="#step-{steps[1]}" class="node node-job outcome-fail"' in page
     assert f'id="step-{steps[1]}"' in page  # where that link lands
     assert "· fail</text>" in page and "· not run</text>" in page
     live = (await dashboard.http.get(f"/ui/runs/{run_id}/live")).text
