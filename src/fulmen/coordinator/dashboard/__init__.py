@@ -4,8 +4,9 @@
 * ``/ui``: the workflows, with their triggers (webhook URLs to copy) and their last run;
 * ``/ui/runs``: runs, filtered by workflow and status, new ones appearing as they come
   (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
-* ``/ui/runs/<id>``: one run: its steps as a timeline, its logs, its input and output
-  dataclips, and retrying it from a chosen step;
+* ``/ui/runs/<id>``: one run: its graph coloured by outcome, its steps as a timeline, its
+  logs, its input and output dataclips, and retrying it from a chosen step;
+* ``/ui/workflows/<id>``: one workflow: its graph (graph.py), jobs' code and triggers;
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import pages, run
+from fulmen.coordinator.dashboard import pages, run, workflow
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -36,6 +37,7 @@ def install(app: FastAPI) -> None:
     (headers.py) to ``app``."""
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(workflow.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
