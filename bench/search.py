@@ -22,17 +22,19 @@ from pathlib import Path
 
 from fulmen.plan import PYTHON, Job
 from fulmen.store import (
+    DataclipType,
+    EnqueueRequest,
     LogLine,
+    NewDataclip,
     Project,
     RunFilter,
     SQLStore,
     Workflow,
     WorkflowTrigger,
     open_store,
+    reads,
 )
-from fulmen.store import reads
 from fulmen_testing.coordinator import pg_database, pg_schema_url
-from tests.conformance.test_store import webhook
 
 KEY = bytes(range(32))
 
@@ -45,7 +47,8 @@ async def fill(store: SQLStore, runs: int, lines: int) -> None:
     )
     now = datetime.now(UTC)
     for i in range(runs):
-        made = await store.enqueue(webhook({"patient": i, "clinic": "north"}))
+        body = NewDataclip(DataclipType.HTTP_REQUEST, {"patient": i, "clinic": "north"})
+        made = await store.enqueue(EnqueueRequest(workflow_id="w", input=body, trigger_id="t"))
         await store.claim(1, ["*"], "bench")
         batch = [
             LogLine(message=f"run {i} line {n}: synced record {n * 7}", timestamp=now)

@@ -9,8 +9,7 @@ import pytest
 from fulmen.errors import InputError
 from fulmen.lifecycle import RunState
 from fulmen.reasons import ExitReason, Reason
-from fulmen.store import RunCompletion, RunFilter, SQLStore, StepCompletion, StepStart
-from fulmen.store import reads
+from fulmen.store import RunCompletion, RunFilter, SQLStore, StepCompletion, StepStart, reads
 from fulmen_testing.clock import FakeClock
 
 from .test_store import claimed_run, enqueue_many, log, seed, webhook
