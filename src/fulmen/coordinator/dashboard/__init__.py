@@ -6,6 +6,9 @@
   (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
 * ``/ui/runs/<id>``: one run: its steps as a timeline, its logs, its input and output
   dataclips, and retrying it from a chosen step;
+* ``/ui/workflows/<id>/run``: a run started by hand (manual.py); cancelling a run and
+  rerunning many work orders (control.py); the runs list found by text, time and work order,
+  exported as CSV or JSON (filters.py, find.py);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
@@ -22,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import pages, run
+from fulmen.coordinator.dashboard import control, find, manual, pages, run
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -36,6 +39,8 @@ def install(app: FastAPI) -> None:
     (headers.py) to ``app``."""
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    for router in (manual.router, control.router, find.router):  # issue 17
+        app.include_router(router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
