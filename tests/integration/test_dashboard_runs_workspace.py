@@ -259,3 +259,18 @@ async def test_exports_hold_the_filtered_runs_as_csv_and_json(dashboard: Dashboa
     (only,) = json.loads(found.text)
     assert only["run_id"] == bad and only["finished_at"].endswith("+00:00")
     assert json.loads((await dashboard.http.get("/ui/runs.json?q=nothing")).text) == []
+
+
+async def test_the_api_takes_an_earlier_dataclip_as_a_manual_runs_input(
+    dashboard: Dashboard,
+) -> None:
+    """The same path as the form's: ``dataclip_id`` instead of ``input``, not both."""
+    first = await finished_run(dashboard.store, dashboard.seeded)
+    clip = (await dashboard.store.get_run(first)).run.dataclip_id
+    url = f"/api/workflows/{dashboard.seeded.workflow_id}/runs"
+    bearer = {"Authorization": f"Bearer {dashboard.token}"}
+    made = await dashboard.http.post(url, json={"dataclip_id": clip}, headers=bearer)
+    assert made.status_code == 201 and made.json()["dataclip_id"] == clip
+    both = await dashboard.http.post(url, json={"dataclip_id": clip, "input": {}}, headers=bearer)
+    assert both.status_code == 422
+    assert both.json()["error"]["code"] == "input_and_dataclip"
