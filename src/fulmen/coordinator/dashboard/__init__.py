@@ -7,6 +7,9 @@
 * ``/ui/runs/<id>``: one run: its graph coloured by outcome, its steps as a timeline, its
   logs, its input and output dataclips, and retrying it from a chosen step;
 * ``/ui/workflows/<id>``: one workflow: its graph (graph.py), jobs' code and triggers;
+* ``/ui/workflows/<id>/run``: a run started by hand (manual.py); cancelling a run and
+  rerunning many work orders (control.py); the runs list found by text, time and work order,
+  exported as CSV or JSON (filters.py, find.py);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
@@ -23,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import pages, run, workflow
+from fulmen.coordinator.dashboard import control, find, manual, pages, run, workflow
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -37,7 +40,8 @@ def install(app: FastAPI) -> None:
     (headers.py) to ``app``."""
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
-    app.include_router(workflow.router, prefix=PREFIX, include_in_schema=False)
+    for router in (workflow.router, manual.router, control.router, find.router):  # issue 17
+        app.include_router(router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)

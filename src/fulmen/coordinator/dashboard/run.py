@@ -187,7 +187,7 @@ async def retry(
     try:
         new_run = await _retry(c, await c.store.get_run(run_id), step_id)
     except FulmenError as exc:
-        return RedirectResponse(f"{back}?error={quote(exc.message)}", 303)
+        return RedirectResponse(f"{back}?error={quote('Could not retry: ' + exc.message)}", 303)
     return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)
 
 
