@@ -33,6 +33,7 @@ from fulmen.coordinator import Coordinator, build_app, open_coordinator
 from fulmen.coordinator.api.auth import mint
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.errors import ConfigError, FulmenError
+from fulmen.listen import bind
 from fulmen.store import open_store
 
 __all__ = ["server"]
@@ -82,6 +83,7 @@ def settings_from(settings: CoordinatorSettings, flags: dict[str, Any]) -> Coord
 
 
 async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
+    sock = bind(settings.listen_address, settings.port, flag="-p/--port (FULMEN_PORT)")
     async with open_coordinator(settings) as coordinator:
         config = uvicorn.Config(
             build_app(coordinator),
@@ -93,7 +95,7 @@ async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
         )
         userver = _Server(config, coordinator)
-        serving = asyncio.get_running_loop().create_task(userver.serve())
+        serving = asyncio.get_running_loop().create_task(userver.serve(sockets=[sock]))
         while not userver.started and not serving.done():
             await asyncio.sleep(0.05)
         if userver.started:

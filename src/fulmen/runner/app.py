@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -26,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from fulmen.clock import Clock
 from fulmen.config import RunnerSettings
-from fulmen.errors import ConfigError
+from fulmen.listen import bind
 from fulmen.runner.api import routes
 from fulmen.runner.auth import ApiAuth
 from fulmen.runner.service import Runner
@@ -96,7 +95,7 @@ async def serve(
     # process's memory, where the master key lives (spec runner.md §3.7).
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
     auth = ApiAuth.from_settings(settings)
-    sock = bind(settings.host, settings.port)
+    sock = bind(settings.host, settings.port, flag="--listen (FULMEN_RUNNER_LISTEN)")
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
@@ -132,30 +131,6 @@ class _Server(uvicorn.Server):
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket. TCP_NODELAY on the listener is inherited by every accepted
-    connection (Linux): without it, on a kept-alive connection the response body waits for
-    the client's delayed ACK of the headers, 40 ms per request (uvicorn sets it only on
-    sockets it binds itself).
-
-    Raises:
-        ConfigError: the address cannot be bound.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}", code="bad_value"
-        ) from None
-    sock.listen(128)
-    return sock
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

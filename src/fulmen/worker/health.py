@@ -25,12 +25,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.exposition import generate_latest
+
+from fulmen.listen import bind
 
 __all__ = ["HealthServer", "Metrics", "Status"]
 
@@ -101,8 +104,15 @@ class HealthServer:
     """
 
     def __init__(
-        self, metrics: Metrics, status: Callable[[], Status], *, host: str, port: int
+        self,
+        metrics: Metrics,
+        status: Callable[[], Status],
+        *,
+        host: str,
+        port: int,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._sock = sock
         self._metrics = metrics
         self._status = status
         self._host = host
@@ -112,7 +122,9 @@ class HealthServer:
         """The bound port, once started."""
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        sock = self._sock or bind(self._host, self._port, flag="-p/--port (WORKER_PORT)")
+        self._sock = None  # a socket is served once
+        self._server = await asyncio.start_server(self._handle, sock=sock)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from fulmen.contract import ClaimedRun
 from fulmen.errors import AdaptorError, ConfigError
 from fulmen.execution import JS_SOURCE, JavaScript, Python, start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
+from fulmen.listen import bind as listen_on
 from fulmen.logcontext import bind
 from fulmen.packages.pypi import CacheLimits
 from fulmen.phoenix.client import ClientSession
@@ -122,7 +124,8 @@ class Worker:
         worker_id: the id in the worker token; random when omitted.
         reconnect: the reconnect schedule (tests shorten it).
         resolver: host name resolution (tests choose the address order).
-        health: serve the health endpoints (on ``settings.health_host``/``port``).
+        health: serve the health endpoints (on ``settings.health_host``/``port``, or on
+            ``health_socket`` when it is bound already).
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Worker:
         reconnect: Callable[[], Iterator[float]] = reconnect_delays,
         resolver: Resolver = resolve,
         health: bool = True,
+        health_socket: socket.socket | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"fulmen-{secrets.token_hex(4)}"
@@ -178,7 +182,11 @@ class Worker:
             python=python,
         )
         self.health = HealthServer(
-            self.metrics, self._status, host=settings.health_host, port=settings.port
+            self.metrics,
+            self._status,
+            host=settings.health_host,
+            port=settings.port,
+            sock=health_socket,
         )
         self._serve_health = health
         self._runs: dict[str, tuple[Run, asyncio.Task[None]]] = {}
@@ -447,10 +455,19 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
         SandboxError: the sandbox did not start, or gives less than
             ``settings.sandbox.isolation``.
     """
+    # Bound first: a port in use is said in one line before the sandbox starts.
+    health = listen_on(settings.health_host, settings.port, flag="-p/--port (WORKER_PORT)")
     javascript = await find_javascript(settings)
     python = find_python(settings)
     async with await start_zygote(settings.sandbox, javascript, python) as zygote:
-        worker = Worker(settings, prepared, zygote=zygote, javascript=javascript, python=python)
+        worker = Worker(
+            settings,
+            prepared,
+            zygote=zygote,
+            javascript=javascript,
+            python=python,
+            health_socket=health,
+        )
         main = asyncio.create_task(worker.run())
         installing = asyncio.create_task(install_runtime(javascript)) if javascript else None
         interrupts = 0

@@ -21,7 +21,8 @@ import uvicorn
 
 from fulmen.clock import Clock
 from fulmen.config import RunnerSettings
-from fulmen.runner.app import bind, build_app
+from fulmen.listen import bind
+from fulmen.runner.app import build_app
 from fulmen.runner.auth import TOKEN_FILE, ApiAuth
 from fulmen.runner.service import Runner
 
