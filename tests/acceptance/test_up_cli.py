@@ -121,6 +121,6 @@ def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> Non
         )
     assert done.returncode == 1
     assert done.stderr == (
-        f"fulmen up: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        f"fulmen up: cannot listen on 127.0.0.1:{port}: another program listens there; "
         "--port picks another port\n"
     )

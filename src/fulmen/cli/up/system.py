@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import shlex
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from fulmen.cli.client import Api
 from fulmen.cli.deploy import deploy_project
 from fulmen.cli.up.children import Child, StartError
 from fulmen.cli.up.datadir import DataDir
-from fulmen.errors import ApiError
+from fulmen.errors import ApiError, ConfigError
+from fulmen.listen import bind
 from fulmen.project import load
 
 __all__ = ["Options", "System", "bundled_examples", "runner_example"]
@@ -268,15 +268,10 @@ def _free(host: str, port: int, flag: str) -> None:
     """
     if port == 0:
         return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise StartError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); {flag} picks another port"
-            ) from None
+    try:
+        bind(host, port, flag=flag).close()
+    except ConfigError as exc:
+        raise StartError(exc.message) from None
 
 
 def local_url(bound: str) -> str:
