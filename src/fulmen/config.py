@@ -129,7 +129,9 @@ class WorkerSettings:
     collections_version: str | None = None
     worker_name: str | None = None
     port: int = 2222
-    log_level: str = "debug"
+    #: ws-worker logs at ``debug`` by default; Fulmen at ``info`` (issue 21: a newcomer's
+    #: terminal filled with asyncio's and every frame's lines), ``WORKER_LOG_LEVEL=debug``.
+    log_level: str = "info"
     #: Fulmen's own: the address of the health/metrics server. Loopback unless told otherwise
     #: (``WORKER_HEALTH_HOST``, ``--health-host``): ws-worker's Koa app listens on every
     #: interface, which shows the worker's metrics to anyone who can reach the host; an
@@ -198,7 +200,7 @@ class WorkerSettings:
             collections_version=env.get("WORKER_COLLECTIONS_VERSION"),
             worker_name=env.get("WORKER_NAME") or env.get("DEPLOYED_POD_NAME"),
             port=env.integer("WORKER_PORT", 2222, minimum=0),
-            log_level=env.get("WORKER_LOG_LEVEL") or "debug",
+            log_level=env.get("WORKER_LOG_LEVEL") or cls.log_level,
             health_host=env.get("WORKER_HEALTH_HOST") or cls.health_host,
             drain_timeout=env.number("WORKER_DRAIN_TIMEOUT_SECONDS", 0.0) or None,
             refusal_limit=env.integer("WORKER_REFUSAL_LIMIT", 3, minimum=1),

@@ -126,7 +126,7 @@ _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WAR
     "--log",
     "log_level",
     type=click.Choice(sorted(_LOG_LEVELS)),
-    help="Worker log level on stderr [WORKER_LOG_LEVEL; debug].",
+    help="Worker log level on stderr [WORKER_LOG_LEVEL; info].",
 )
 @log_format_option
 @sandbox_options
@@ -137,7 +137,7 @@ def worker(log_format: str, **flags: Any) -> None:
         prepared = prepare(settings)
     except ConfigError as exc:
         raise CliError("worker", exc.message) from exc
-    configure_logging(_LOG_LEVELS.get(settings.log_level, logging.DEBUG), log_format)
+    configure_logging(_LOG_LEVELS.get(settings.log_level, logging.INFO), log_format)
     try:
         status = run_async(serve(settings, prepared))
     except SandboxError as exc:
