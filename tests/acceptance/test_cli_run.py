@@ -282,3 +282,57 @@ fn(state => {
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"data": {"count": 3}}
     assert "JOB  got 3 items" in result.stderr
+
+
+# -- what a newcomer gives it (issue 21) --------------------------------------------------------
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    result = fulmen("run", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"fulmen run: {tmp_path}: is a directory; give a job file (.py, .js) or a workflow "
+        "(.json)\n"
+    )
+
+
+def test_state_comes_from_standard_input_or_any_readable_path(tmp_path: Path) -> None:
+    path = job(tmp_path, "fn(lambda s: {'data': s['data']['n'] + 1})\n")
+    piped = subprocess.run(
+        [sys.executable, "-m", "fulmen", "run", str(path), "-s", "-"],
+        input='{"data": {"n": 41}}',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout) == {"data": 42}
+
+    read, write = os.pipe()  # what <(echo ...) gives: a path that is no regular file
+    os.write(write, b'{"data": {"n": 1}}')
+    os.close(write)
+    try:
+        named = subprocess.run(
+            [sys.executable, "-m", "fulmen", "run", str(path), "-s", f"/dev/fd/{read}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            pass_fds=(read,),
+        )
+    finally:
+        os.close(read)
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout) == {"data": 2}
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path) -> None:
+    path = job(tmp_path, "print('the job ran')\n")
+    result = fulmen("run", path, "-o", tmp_path / "missing" / "out.json")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"fulmen run: -o {tmp_path / 'missing' / 'out.json'}: the directory "
+        f"{tmp_path / 'missing'} does not exist\n"
+    )
+    assert "the job ran" not in result.stderr

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,11 @@ _LANGUAGE_OF_SUFFIX = {".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".py": PYTHON}
     help="A package a Python job file imports (httpx==0.28.1); repeat for more.",
 )
 @click.option(
-    "-s", "--state", "state_path", type=click.Path(path_type=Path), help="Input state JSON."
+    "-s",
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path),
+    help="Input state JSON: a file, or - for standard input.",
 )
 @click.option(
     "-c",
@@ -109,6 +114,7 @@ def run(
         sandbox = sandbox_settings(SandboxSettings.from_env(), sandbox_flags)
     except ConfigError as exc:
         raise CliError("run", exc.message) from exc
+    _check_output(output)
     plan = _load_plan(path, adaptor, requirements, credential_path)
     options = dataclasses.replace(
         plan.options,
@@ -131,7 +137,11 @@ def run(
 def _load_plan(
     path: Path, adaptor: str, requirements: tuple[str, ...], credential_path: Path | None
 ) -> Plan:
-    if not path.is_file():
+    if path.is_dir():
+        raise CliError(
+            "run", f"{path}: is a directory; give a job file (.py, .js) or a workflow (.json)"
+        )
+    if not path.exists():
         raise CliError("run", f"{path}: no such file")
     if path.suffix == ".json":
         if credential_path:
@@ -179,23 +189,42 @@ def _load_plan(
 
 
 def _read_text(path: Path) -> str:
+    """A file's text; ``-`` is standard input, and any readable path works (``<(echo {})``)."""
+    if str(path) == "-":
+        return sys.stdin.read()
+    if path.is_dir():
+        raise CliError("run", f"{path}: is a directory, not a file")
     try:
         return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError("run", f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError("run", f"{path}: cannot read: {exc}") from exc
 
 
 def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise CliError("run", f"{path}: no such file")
+    text = _read_text(path)
     try:
-        return json.loads(_read_text(path))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(
             "run",
             f"{path}: the {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg})",
         ) from exc
+
+
+def _check_output(output: Path | None) -> None:
+    """Before the run, not after it: a final state with nowhere to go would be lost."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise CliError("run", f"-o {output}: is a directory; name the file to write")
+    folder = output.parent
+    if not folder.is_dir():
+        raise CliError("run", f"-o {output}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise CliError("run", f"-o {output}: cannot be written")
 
 
 async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) -> WorkflowComplete:
