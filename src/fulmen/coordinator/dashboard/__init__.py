@@ -6,7 +6,10 @@
   (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
 * ``/ui/runs/<id>``: one run: its steps as a timeline, its logs, its input and output
   dataclips, and retrying it from a chosen step;
-* every page's header: runs waiting in the queue, and connected workers.
+* every page's header: runs waiting in the queue, and connected workers;
+* managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
+  (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
+  through the REST API's own functions and refusals (forms.py).
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
 after a coordinator restart, nothing that keeps the server waiting when it shuts down, and the
@@ -22,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import pages, run
+from fulmen.coordinator.dashboard import credentials, pages, run, settings, tokens, triggers
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -36,6 +39,8 @@ def install(app: FastAPI) -> None:
     (headers.py) to ``app``."""
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    for manage in (credentials, triggers, settings, tokens):
+        app.include_router(manage.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
