@@ -299,7 +299,7 @@ class Execution:
         prelude: list[LogLine] | None = None,
         refused: ExitReason | None = None,
         packages: Mapping[str, str] | None = None,
-        held: contextlib.ExitStack | None = None,
+        held: contextlib.AsyncExitStack | None = None,
     ) -> None:
         self._handle = handle
         self._timeout_ms = timeout_ms
@@ -308,7 +308,7 @@ class Execution:
         self._refused = refused
         #: The Python packages the run's jobs use, at the versions installed for it.
         self.packages: Mapping[str, str] = packages or {}
-        self._held = held or contextlib.ExitStack()
+        self._held = held or contextlib.AsyncExitStack()
         self.exit: ChildExit | None = None
 
     def cancel(self) -> None:
@@ -316,7 +316,7 @@ class Execution:
             self._handle.kill()
 
     async def __aiter__(self) -> AsyncIterator[RuntimeEvent]:
-        with self._held:  # the run's environment, held until its stream ends
+        async with self._held:  # the run's environment, held until its stream ends
             async for event in self._events():
                 yield event
 
@@ -410,7 +410,7 @@ async def start(
     def progress(text: str) -> None:
         prelude.append(LogLine("info", "R/T", [text], timestamp_us()))
 
-    held = contextlib.ExitStack()
+    held = contextlib.AsyncExitStack()
     environment: Environment | None = None
     # What spares forked from now on warm up with, for runs like this one (entry.warm_up).
     warm: dict[str, Any] = {}
@@ -426,20 +426,23 @@ async def start(
             payload["javascript"] = setup.to_payload()
             warm["javascript"] = payload["javascript"]
     except AdaptorError as exc:
-        held.close()
+        await held.aclose()
         reason = ExitReason(Reason.CRASH, exc.code, exc.message)
         return Execution(None, timeout_ms, scrubber, prelude, refused=reason)
     packages = python_versions(request.plan, environment)
     try:
         handle = await zygote.run(ENTRY, payload, limits, warm=warm or None)
     except BaseException:
-        held.close()
+        await held.aclose()
         raise
     return Execution(handle, timeout_ms, scrubber, prelude, packages=packages, held=held)
 
 
 async def _hold_environment(
-    python: Python, plan: Plan, progress: Callable[[str], None], held: contextlib.ExitStack
+    python: Python,
+    plan: Plan,
+    progress: Callable[[str], None],
+    held: contextlib.AsyncExitStack,
 ) -> Environment | None:
     """The run's environment, held in ``held`` (installed again if a prune removed it
     between its install and the hold)."""
@@ -448,7 +451,7 @@ async def _hold_environment(
         if environment is None:
             return None
         try:
-            held.enter_context(python.repo.using(environment))
+            await held.enter_async_context(python.repo.using(environment))
         except AdaptorError:
             continue
         if environment.seconds:

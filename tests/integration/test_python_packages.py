@@ -255,8 +255,11 @@ def test_prune_removes_the_least_recently_used_and_never_one_in_use(python: Pyth
     removed = repo.prune(CacheLimits(max_bytes=held.size + new.size, max_age_s=86_400), now=now)
     assert [e.key for e in removed] == [old.key]
 
-    with repo.using(held):  # a run holds it: it stays, whatever the limits
-        removed = repo.prune(CacheLimits(max_bytes=0, max_age_s=0), now=now)
+    async def prune_while_held() -> list[Any]:
+        async with repo.using(held):  # a run holds it: it stays, whatever the limits
+            return repo.prune(CacheLimits(max_bytes=0, max_age_s=0), now=now)
+
+    removed = asyncio.run(prune_while_held())
     assert [e.key for e in removed] == [new.key]
     assert [e.key for e in repo.environments()] == [held.key]
 

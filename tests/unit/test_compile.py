@@ -12,7 +12,8 @@ from fulmen.adaptors import common
 from fulmen.adaptors.operation import Operation, run_operation
 from fulmen.errors import CompileError
 from fulmen.runtime.adaptors import scope
-from fulmen.runtime.compile import check_syntax, compile_job
+from fulmen.runtime.compile import StatementError, check_syntax, compile_job
+from fulmen.runtime.frames import job_traceback
 
 SCOPE = scope(common)
 
@@ -151,15 +152,19 @@ def test_check_syntax_alone_names_the_line_and_the_text() -> None:
     assert "line 2" in caught.value.message
 
 
-def test_a_name_error_at_top_level_names_the_line() -> None:
-    with pytest.raises(CompileError) as caught:
+def test_a_top_level_that_raises_is_the_job_s_runtime_error_not_a_compile_error() -> None:
+    """The code parsed: what its top level raises while it runs is the job's own error, with
+    its traceback (the engine reports it as an operation's error, naming the line)."""
+    with pytest.raises(StatementError) as caught:
         build("fn(lambda s: s)\n\nundefined_thing('x')\n")
-    assert caught.value.message == ("NameError at line 3: name 'undefined_thing' is not defined")
-
-
-def test_any_exception_at_top_level_is_a_compile_error() -> None:
-    with pytest.raises(CompileError, match=r"^ZeroDivisionError at line 2: division by zero$"):
+    assert isinstance(caught.value.error, NameError)
+    with pytest.raises(StatementError) as divided:
         build("x = 1\ny = x / 0\n")
+    assert isinstance(divided.value.error, ZeroDivisionError)
+    assert job_traceback(divided.value.error, "job:test", "x = 1\ny = x / 0\n") == (
+        "Traceback (the job's code):\n  line 2, at top level\n    y = x / 0\n"
+        "ZeroDivisionError: division by zero"
+    )
 
 
 def test_a_nul_byte_is_a_compile_error() -> None:

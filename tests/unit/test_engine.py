@@ -478,11 +478,58 @@ def test_a_syntax_error_in_a_later_job_crashes_before_the_first_runs(run: RunFn)
     assert "ran" not in events.messages()
 
 
-def test_a_top_level_name_error_crashes_naming_the_line(run: RunFn) -> None:
+def test_a_top_level_name_error_crashes_and_the_log_names_the_line(run: RunFn) -> None:
     events = run("fn(lambda s: s)\nprint('built')\nmissing_helper()\n")
-    assert_crash(events, "CompileError", r"^NameError at line 3: name 'missing_helper'")
+    assert_crash(events, "NameError", r"^name 'missing_helper' is not defined")
     step = events.step("job")
-    assert (step.reason, step.error_type) == ("crash", "CompileError")
+    assert (step.reason, step.error_type) == ("crash", "NameError")
+    assert (
+        "Traceback (the job's code):\n  line 3, at top level\n    missing_helper()\n"
+        "NameError: name 'missing_helper' is not defined"
+    ) in events.messages("R/T")
+
+
+def test_a_runtime_error_shows_the_job_s_own_lines_and_nothing_of_fulmen_s(run: RunFn) -> None:
+    body = (
+        "def pick(items, key):\n"
+        "    return items[key]\n"
+        "\n"
+        "@fn\n"
+        "def count(state):\n"
+        "    return {'n': pick(state['data'], 'b')}\n"
+    )
+    events = run(body, input={"data": {"a": 1}})
+    step = events.step("job")
+    assert (step.reason, step.error_type, step.error_message) == ("fail", "KeyError", "'b'")
+    (where,) = [m for m in events.messages("R/T") if m.startswith("Traceback")]
+    assert where == (
+        "Traceback (the job's code):\n"
+        "  line 6, in count\n"
+        "    return {'n': pick(state['data'], 'b')}\n"
+        "  line 2, in pick\n"
+        "    return items[key]\n"
+        "KeyError: 'b'"
+    )
+    assert "fulmen" not in where and ".py" not in where
+
+
+def test_a_lambda_called_by_an_adaptor_is_traced_to_its_line_without_the_adaptor(
+    run: RunFn,
+) -> None:
+    body = "fn(lambda s: s)\neach('$.data.items[*]', fn(lambda s: 1 / 0))\n"
+    events = run(body, input={"data": {"items": [1]}})
+    assert events.step("job").error_type == "ZeroDivisionError"
+    (where,) = [m for m in events.messages("R/T") if m.startswith("Traceback")]
+    assert where == (
+        "Traceback (the job's code):\n  line 2, in <lambda>\n"
+        "    each('$.data.items[*]', fn(lambda s: 1 / 0))\nZeroDivisionError: division by zero"
+    )
+
+
+def test_an_error_raised_by_an_adaptor_alone_has_no_job_traceback(run: RunFn) -> None:
+    events = run("each('not a path ((', fn(lambda s: s))\n", input={"data": {}})
+    assert events.step("job").reason == "fail"
+    assert not [m for m in events.messages("R/T") if m.startswith("Traceback")]
 
 
 def test_an_invalid_plan_crashes_with_validation_error(run: RunFn) -> None:

@@ -106,6 +106,12 @@ PLANTS: dict[str, Plant] = {
     "packaging": Plant(
         "coordinator/hub.py", "fulmen.coordinator.hub", "packaging", "import packaging"
     ),
+    "graph-layout": Plant(
+        "coordinator/dashboard/pages.py",
+        "fulmen.coordinator.dashboard.pages",
+        "fast_sugiyama",
+        "import fast_sugiyama",
+    ),
 }
 
 

@@ -51,8 +51,9 @@ LOG_FORMATS: Final = ("text", "json")
 DEFAULT_LOOP: Final = "uvloop"
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Libraries that narrate every frame or request at their own INFO/DEBUG: the services' own
-#: lines say what matters.
-_CHATTY: Final = ("websockets", "asyncio")
+#: lines say what matters. The last two are the dashboard's graph layout (fast-sugiyama, its
+#: Rust logging forwarded to Python's): some fifty INFO lines for each graph drawn.
+_CHATTY: Final = ("websockets", "asyncio", "rust-sugiyama", "connected_components")
 
 
 class CliError(click.ClickException):

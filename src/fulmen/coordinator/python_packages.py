@@ -25,9 +25,10 @@ operator's (RegistryError ``registry_unreachable``, 502, as for the npm registry
 coordinator without uv (ConfigError ``no_uv``, 503). The index is ``FULMEN_PYTHON_INDEX``,
 else uv's own settings (``UV_DEFAULT_INDEX``, ``uv.toml``), else PyPI.
 
-uv's failures are told apart by its words (its one-line reason, as fulmen.packages.pypi
-gives it in an AdaptorError): the few that mean the index or uv itself failed are listed here;
-anything else uv refuses, once ``packaging`` has read the requirement, is the requirement's.
+uv's failures come told apart by fulmen.packages.pypi, which runs it: the index or uv itself
+failing (IndexUnreachable, UvMissing) is the operator's; anything else uv refuses, once
+``packaging`` has read the requirement, is the requirement's, and its one-line reason names
+the package at fault.
 """
 
 from __future__ import annotations
@@ -40,23 +41,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fulmen import python_requirements
 from fulmen.errors import AdaptorError, ConfigError, FulmenError, InputError, RegistryError
-from fulmen.packages.pypi import PythonRepo
+from fulmen.packages.pypi import IndexUnreachable, PythonRepo, UvMissing
 from fulmen.plan import PYTHON, Job
 from fulmen.store import Workflow, check_packages
 
 __all__ = ["checked_pins", "index_shown", "resolve_jobs", "resolve_python"]
 
-#: What uv says when it could not talk to the index (uv's own words; its retries are done).
-_UNREACHABLE: Final = (
-    "Failed to fetch",
-    "error sending request",
-    "Request failed after",
-    "did not finish within",
-    "timed out",
-    "dns error",
-)
-#: What uv says when it is not there to ask: the operator's to fix.
-_NO_UV: Final = ("could not be started", "uv is not installed")
 #: What uv says when the index answered and no version fits (the rest of what it refuses,
 #: a requirement it reads otherwise than ``packaging`` does, is the requirement's fault).
 _UNMET: Final = ("unsatisfiable", "does not allow any versions", "gave no version")
@@ -212,12 +202,12 @@ def _refusal(
 ) -> FulmenError:
     """What uv's failure means for the save: whose fault, and which job and package."""
     reason = error.message.partition(": uv failed: ")[2] or error.message
-    if any(marker in reason for marker in _UNREACHABLE):
+    if isinstance(error, IndexUnreachable):
         return RegistryError(
             f"the Python package index {where} could not be reached: {reason}",
             code="registry_unreachable",
         )
-    if any(marker in reason for marker in _NO_UV):
+    if isinstance(error, UvMissing):
         return ConfigError(
             f"Python packages cannot be resolved on this coordinator: {reason}", code="no_uv"
         )

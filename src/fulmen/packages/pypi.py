@@ -36,13 +36,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import Distribution
 from pathlib import Path
@@ -57,7 +58,9 @@ from fulmen.packages import tools
 from fulmen.packages.tools import Progress
 from fulmen.python_requirements import environment_key
 
-__all__ = ["CacheLimits", "Environment", "PythonRepo", "find_uv"]
+__all__ = ["CacheLimits", "Environment", "IndexUnreachable", "PythonRepo", "UvMissing", "find_uv"]
+
+log = logging.getLogger(__name__)
 
 #: The group a distribution names its adaptor module in, when its top-level modules are not
 #: enough to tell (as ``fulmen.runtime.adaptors`` reads for installed ones).
@@ -66,6 +69,36 @@ ENTRY_POINT_GROUP: Final = "fulmen.adaptors"
 RESOLVE_TIMEOUT_S: Final = 60.0
 _ONLY_WHEELS: Final = ("--only-binary", ":all:")
 _UV_ENV: Final = {"NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+
+
+class IndexUnreachable(AdaptorError):
+    """uv could not talk to the package index (after its own retries), or not in time: the
+    operator's to fix, not the job's. Its message has uv's reason."""
+
+
+class UvMissing(AdaptorError):
+    """uv is not installed, or could not be started."""
+
+
+#: What uv says when it could not talk to the index (its own words), and ours for a timeout.
+_UNREACHABLE: Final = (
+    "Failed to fetch",
+    "error sending request",
+    "Request failed after",
+    "timed out",
+    "dns error",
+    "did not finish within",
+)
+
+
+def _classified(error: AdaptorError) -> AdaptorError:
+    """``error`` as the kind of failure it is (same message)."""
+    said = error.output if isinstance(error, tools.InstallerFailed) else error.message
+    if any(marker in said for marker in _UNREACHABLE):
+        return IndexUnreachable(error.message)
+    if "could not be started" in error.message:
+        return UvMissing(error.message)
+    return error
 
 
 def find_uv() -> str:
@@ -77,7 +110,7 @@ def find_uv() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if found is None:
-            raise AdaptorError("uv is not installed (pip install uv)") from None
+            raise UvMissing("uv is not installed (pip install uv)") from None
         return found
 
 
@@ -190,7 +223,8 @@ class PythonRepo:
         name; requirements of one package are met together), as uv would install them.
 
         Raises:
-            AdaptorError: a package or version the index does not have (uv's one line).
+            AdaptorError: a package or version the index does not have (uv's one line);
+                IndexUnreachable, UvMissing: the operator's to fix.
         """
         if not requirements:
             return {}
@@ -203,10 +237,8 @@ class PythonRepo:
         ) as wanted:
             wanted.write("\n".join(texts) + "\n")
             wanted.flush()
-            finished = await tools.run(
+            finished = await self._uv(
                 [
-                    self.uv,
-                    "pip",
                     "compile",
                     "--no-deps",
                     "--no-header",
@@ -216,11 +248,7 @@ class PythonRepo:
                     *self._common_flags(),
                     wanted.name,
                 ],
-                cwd=self.base,
                 what=", ".join(texts),
-                tool="uv",
-                reason=_reason,
-                env=tools.environment(_UV_ENV),
                 timeout_s=RESOLVE_TIMEOUT_S,
             )
         versions: dict[str, str] = {}
@@ -270,10 +298,8 @@ class PythonRepo:
             work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.base))
             try:
                 work.chmod(0o755)
-                await tools.run(
+                await self._uv(
                     [
-                        self.uv,
-                        "pip",
                         "install",
                         "--target",
                         str(work / "site"),
@@ -284,11 +310,7 @@ class PythonRepo:
                         *self._common_flags(),
                         *pins,
                     ],
-                    cwd=self.base,
                     what=", ".join(pins),
-                    tool="uv",
-                    reason=_reason,
-                    env=tools.environment(_UV_ENV),
                     output=_without_paths(progress),
                 )
                 described = _describe(key, work, tuple(pins))
@@ -308,16 +330,21 @@ class PythonRepo:
         self._prune_soon()
         return replace(installed, seconds=seconds)
 
-    @contextlib.contextmanager
-    def using(self, environment: Environment) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def using(self, environment: Environment) -> AsyncIterator[None]:
         """Hold ``environment`` for a run: ``prune`` leaves it alone meanwhile. Marks it used.
+        The lock is taken at once when free (every run's case); when a prune or an install
+        elsewhere holds it, the wait is off the event loop.
 
         Raises:
             AdaptorError: it was removed meanwhile (the caller installs it again).
         """
         fd = os.open(self._lock_path(environment.key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
             if not environment.site.is_dir():
                 self._known.pop(environment.key, None)
                 raise AdaptorError("the environment was removed while the run started")
@@ -362,6 +389,29 @@ class PythonRepo:
 
     # -- internals ---------------------------------------------------------------------------
 
+    async def _uv(
+        self,
+        arguments: list[str],
+        *,
+        what: str,
+        timeout_s: float = tools.INSTALL_TIMEOUT_S,
+        output: Progress | None = None,
+    ) -> tools.Finished:
+        """``uv pip <arguments>``; its failure as the kind it is (:func:`_classified`)."""
+        try:
+            return await tools.run(
+                [self.uv, "pip", *arguments],
+                cwd=self.base,
+                what=what,
+                tool="uv",
+                reason=_reason,
+                env=tools.environment(_UV_ENV),
+                timeout_s=timeout_s,
+                output=output,
+            )
+        except AdaptorError as error:
+            raise _classified(error) from None
+
     def _common_flags(self) -> list[str]:
         flags = ["--python", self.python]
         if self.index is not None:
@@ -386,6 +436,10 @@ class PythonRepo:
             return None
 
     def _remove(self, environment: Environment) -> bool:
+        """Remove ``environment`` unless a run holds it. Under the lock it is only renamed
+        away, so that a run waiting for the lock (``using``, on the worker's event loop)
+        waits for a rename, not for its files to be deleted."""
+        doomed = environment.path.with_name(f".{environment.key}.removing")
         fd = os.open(self._lock_path(environment.key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
@@ -393,19 +447,27 @@ class PythonRepo:
             except BlockingIOError:
                 return False  # a run holds it, or it is being installed
             self._known.pop(environment.key, None)
-            doomed = environment.path.with_name(f".{environment.key}.removing")
             environment.path.rename(doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-            return True
         except FileNotFoundError:
-            return False
+            return False  # removed meanwhile, by another worker's prune
         finally:
             os.close(fd)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
 
     def _prune_soon(self) -> None:
         """Prune after an install, in a thread: removing files takes a while."""
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().run_in_executor(None, self.prune)
+        try:
+            pending = asyncio.get_running_loop().run_in_executor(None, self.prune)
+        except RuntimeError:
+            return  # no event loop (a command's own install): ``fulmen adaptors prune``
+        pending.add_done_callback(_log_failure)
+
+
+def _log_failure(pending: asyncio.Future[list[Environment]]) -> None:
+    error = pending.exception()
+    if error is not None:
+        log.warning("Python environments could not be pruned: %s", error)
 
 
 def _pin_name(pin: str) -> str:

@@ -19,13 +19,30 @@ from typing import Final
 
 from fulmen.errors import AdaptorError
 
-__all__ = ["INSTALL_TIMEOUT_S", "Finished", "Progress", "environment", "file_lock", "run"]
+__all__ = [
+    "INSTALL_TIMEOUT_S",
+    "Finished",
+    "InstallerFailed",
+    "Progress",
+    "environment",
+    "file_lock",
+    "run",
+]
 
 #: How long an install may take before it is given up.
 INSTALL_TIMEOUT_S: Final = 300.0
 
 #: Called with each line worth telling a run about (progress, the installer's complaints).
 Progress = Callable[[str], None]
+
+
+class InstallerFailed(AdaptorError):
+    """The installer ran and failed; ``output`` is what it wrote to its standard error, for
+    the caller to tell why (its message has the one line ``reason`` gave)."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +102,7 @@ async def run(
             if line.strip():
                 output(line.strip())
     if process.returncode != 0:
-        raise AdaptorError(f"{what}: {tool} failed: {reason(stderr)}")
+        raise InstallerFailed(f"{what}: {tool} failed: {reason(stderr)}", stderr)
     return Finished(stdout, stderr)
 
 

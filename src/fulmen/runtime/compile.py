@@ -5,8 +5,10 @@ top-level expression that evaluates to an Operation is a step, and so is a funct
 with ``@fn``; anything else (imports, helpers, constants) just runs. This is how OpenFn's
 compiler treats the top-level calls of a JavaScript job, done with Python's own ``ast``.
 
-Building happens before any operation runs, so a job that does not parse, or whose top level
-raises, fails with a CompileError that names the line, and nothing has happened yet.
+Building happens before any operation runs, so a job that does not parse fails with a
+CompileError that names the line, and nothing has happened yet. A top level that parses but
+raises while it runs (``x = {}["b"]``) is the job's runtime error (StatementError around what
+it raised), reported as an operation's would be, with the job's line.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from fulmen.adaptors.operation import Operation
 from fulmen.errors import CompileError
 
-__all__ = ["check_syntax", "compile_job"]
+__all__ = ["StatementError", "check_syntax", "compile_job"]
 
 
 def check_syntax(source: str, filename: str) -> ast.Module:
@@ -34,12 +36,26 @@ def check_syntax(source: str, filename: str) -> ast.Module:
         raise CompileError(f"SyntaxError at {where}: {message}{text}") from exc
 
 
+class StatementError(Exception):
+    """A top-level statement of the job raised while it ran: the job's runtime error (``error``,
+    with its traceback), reported as one, not as a CompileError: the code parsed."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def compile_job(
     source: str, scope: Mapping[str, Any], filename: str, tree: ast.Module | None = None
 ) -> list[Operation]:
-    """The job's operations, in order. Raises CompileError (never anything else but MemoryError).
+    """The job's operations, in order.
 
     ``tree`` is what :func:`check_syntax` returned for ``source``, when the caller has it.
+
+    Raises:
+        CompileError: the source does not parse, or a statement does not compile.
+        StatementError: a top-level statement raised while it ran (what it raised inside).
+        MemoryError: as anywhere.
     """
     if tree is None:
         tree = check_syntax(source, filename)
@@ -48,7 +64,7 @@ def compile_job(
     for statement in tree.body:
         try:
             operation = _run_statement(statement, namespace, filename)
-        except MemoryError:
+        except (MemoryError, StatementError, CompileError):
             raise
         except BaseException as exc:
             raise CompileError(f"{type(exc).__name__} at line {statement.lineno}: {exc}") from exc
@@ -63,12 +79,22 @@ def _run_statement(
     """Run one top-level statement; return the Operation it makes a step, if any."""
     if isinstance(statement, ast.Expr):
         code = compile(ast.Expression(statement.value), filename, "eval")
-        value = eval(code, namespace)
+        value = _running(eval, code, namespace)
         return value if isinstance(value, Operation) else None
     module = ast.Module(body=[statement], type_ignores=[])
-    exec(compile(module, filename, "exec"), namespace)
+    _running(exec, compile(module, filename, "exec"), namespace)
     if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         value = namespace.get(statement.name)
         if statement.decorator_list and isinstance(value, Operation):
             return value
     return None
+
+
+def _running(run: Any, code: Any, namespace: dict[str, Any]) -> Any:
+    """``run(code, namespace)``; what the job's code raises comes out as a StatementError."""
+    try:
+        return run(code, namespace)
+    except MemoryError:
+        raise
+    except BaseException as exc:
+        raise StatementError(exc) from exc

@@ -32,7 +32,7 @@ from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobErro
 from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, is_named_condition, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
-from fulmen.runtime.compile import check_syntax, compile_job
+from fulmen.runtime.compile import StatementError, check_syntax, compile_job
 from fulmen.runtime.conditions import Condition, compile_condition
 from fulmen.runtime.events import (
     RuntimeEvent,
@@ -42,6 +42,7 @@ from fulmen.runtime.events import (
     WorkflowStart,
     timestamp_us,
 )
+from fulmen.runtime.frames import job_traceback
 from fulmen.runtime.jshost import JsHost, JsSetup
 from fulmen.runtime.logs import LogSink
 from fulmen.runtime.pyenv import PyEnv
@@ -135,7 +136,7 @@ class Engine:
             if job.runs_in == JAVASCRIPT:
                 scripts.append(job)
                 continue
-            self._trees[id(job)] = check_syntax(job.body, f"job:{job.name or job.id}")
+            self._trees[id(job)] = check_syntax(job.body, _label(job))
             adaptors.load(job.adaptor, self._python)
         expressions: list[Edge] = []
         for edge in self.plan.edges:
@@ -276,32 +277,41 @@ class Engine:
             operations = self._build(job)
         except JobError as exc:
             return ExitReason(Reason.CRASH, exc.code, exc.message), state
+        except StatementError as failed:
+            return self._failure(job, failed.error, state), state
         for operation in operations:
             try:
                 state = loop.run_until_complete(run_operation(operation, state))
             except MemoryError:
                 raise
-            except CRASH_ERRORS as exc:
-                return _error_reason(Reason.CRASH, exc), state
-            except SystemExit as exc:
-                return ExitReason(Reason.CRASH, "ExitError", f"Job called exit({exc.code})"), state
-            except Exception as exc:
-                reason = _error_reason(Reason.FAIL, exc)
-                errors = state.get("errors")
-                state["errors"] = {
-                    **(errors if isinstance(errors, dict) else {}),
-                    job.id: {
-                        "name": reason.error_type,
-                        "message": reason.error_message,
-                    },
-                }
-                return reason, state
+            except (Exception, SystemExit) as exc:
+                return self._failure(job, exc, state), state
         return ExitReason(Reason.SUCCESS), state
 
     def _build(self, job: Job) -> list[Operation]:
         module = adaptors.load(job.adaptor, self._python)
-        label = f"job:{job.name or job.id}"
-        return compile_job(job.body, adaptors.job_scope(module), label, self._trees.get(id(job)))
+        return compile_job(
+            job.body, adaptors.job_scope(module), _label(job), self._trees.get(id(job))
+        )
+
+    def _failure(self, job: Job, exc: BaseException, state: dict[str, Any]) -> ExitReason:
+        """How the job's own error ends its step: a crash for the errors OpenFn's runtime
+        crashes on (a missing name, an import, exit), else a failure recorded in
+        ``state["errors"]``. The job's lines of the traceback go to the log first."""
+        where = job_traceback(exc, _label(job), job.body)
+        if where is not None:
+            self._sink.log("error", "R/T", where)
+        if isinstance(exc, SystemExit):
+            return ExitReason(Reason.CRASH, "ExitError", f"Job called exit({exc.code})")
+        if isinstance(exc, CRASH_ERRORS):
+            return _error_reason(Reason.CRASH, exc)
+        reason = _error_reason(Reason.FAIL, exc)
+        errors = state.get("errors")
+        state["errors"] = {
+            **(errors if isinstance(errors, dict) else {}),
+            job.id: {"name": reason.error_type, "message": reason.error_message},
+        }
+        return reason
 
     def _credential(self, job: Job) -> Mapping[str, Any] | None:
         if job.credential is not None:
@@ -351,6 +361,11 @@ class Engine:
         )
         self._emit(event)
         return event
+
+
+def _label(job: Job) -> str:
+    """The file name a job's code is compiled under (how its frames are found)."""
+    return f"job:{job.name or job.id}"
 
 
 def _error_reason(reason: Reason, exc: BaseException) -> ExitReason:

@@ -6,6 +6,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
 
+from fulmen.coordinator import operations
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId, Timestamp
 from fulmen.coordinator.api.schemas.runs import (
     DataclipDoc,
@@ -21,11 +22,6 @@ from fulmen.errors import InputError
 from fulmen.lifecycle import CancelAction, RunState
 from fulmen.store import (
     Answer,
-    DataclipType,
-    EnqueueRequest,
-    NewDataclip,
-    Priority,
-    Queue,
     RunFilter,
 )
 
@@ -114,10 +110,7 @@ async def cancel_run(request: Request, run_id: PathId, response: Response) -> Ru
     set; the run ends ``cancelled`` when the worker has stopped it; an OpenFn ws-worker
     does not understand the request and finishes the run). A finished run is 409."""
     c = _c(request)
-    if await c.store.cancel_run(run_id) is CancelAction.NOW:
-        c.hub.run_finished(run_id)
-    else:
-        await c.hub.tell_cancel([run_id])
+    if await operations.cancel(c, run_id) is CancelAction.ASK_WORKER:
         response.status_code = 202
     return RunDetailDoc.of_detail(await c.store.get_run(run_id))
 
@@ -146,28 +139,22 @@ async def run_workflow(
     default) is answered as the first was, with ``Idempotent-Replayed: true``, and makes no
     run."""
     c = _c(request)
-    enqueue = EnqueueRequest(
-        workflow_id=workflow_id,
-        input=NewDataclip(DataclipType.SAVED_INPUT, body.input),
+    if body.dataclip_id is not None and "input" in body.model_fields_set:
+        raise InputError("give an input or a dataclip_id, not both", code="input_and_dataclip")
+    enqueue = operations.manual_run(
+        c,
+        workflow_id,
+        input=None if body.dataclip_id is not None else body.input,
+        dataclip_id=body.dataclip_id,
         starting_node_id=body.starting_node_id,
-        queue=Queue.MANUAL,
-        priority=Priority.IMMEDIATE,
-        options=c.run_options(),
     )
     scope = f"POST /api/workflows/{workflow_id}/runs"
     key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
     if key is None:
-        enqueued = await c.store.enqueue(enqueue)
-        _started(c)
-        return StartedDoc.of(enqueued)
+        return StartedDoc.of(await operations.start_manual_run(c, enqueue))
     answered = await c.store.enqueue_once(
         enqueue, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
     )
     if not answered.replayed:
-        _started(c)
+        operations.announce(c, "manual")
     return respond(answered)
-
-
-def _started(c: Coordinator) -> None:
-    c.metrics.enqueued.labels("manual").inc()
-    c.hub.work_available()

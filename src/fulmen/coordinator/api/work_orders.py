@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from fulmen.coordinator import operations
 from fulmen.coordinator.api.schemas.catalog import SnapshotDoc
 from fulmen.coordinator.api.schemas.common import PathId
 from fulmen.coordinator.api.schemas.runs import StartedDoc
@@ -104,9 +105,7 @@ async def rerun_work_orders(
     scope = "POST /api/work_orders/rerun"
     key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
     if key is None:
-        doc = _reruns_doc(ids, [await _rerun(c, rerun) for rerun in reruns])
-        _started(c, len(doc.runs))
-        return doc
+        return _reruns_doc(ids, await operations.rerun_each(c, ids, body.job_id))
     docs: list[RerunsDoc] = []
 
     def answer(made: list[Enqueued | FulmenError]) -> Answer:
@@ -117,13 +116,6 @@ async def rerun_work_orders(
     if not answered.replayed:
         _started(c, len(docs[-1].runs))
     return respond(answered)
-
-
-async def _rerun(c: Coordinator, rerun: RerunRequest) -> Enqueued | FulmenError:
-    try:
-        return await c.store.rerun(rerun)
-    except FulmenError as error:
-        return error
 
 
 def _reruns_doc(ids: list[str], made: list[Enqueued | FulmenError]) -> RerunsDoc:
@@ -148,6 +140,4 @@ async def get_snapshot(request: Request, snapshot_id: PathId) -> SnapshotDoc:
 
 
 def _started(c: Coordinator, count: int = 1) -> None:
-    if count:
-        c.metrics.enqueued.labels("rerun").inc(count)
-        c.hub.work_available()
+    operations.announce(c, "rerun", count)

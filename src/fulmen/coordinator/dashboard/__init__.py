@@ -4,8 +4,12 @@
 * ``/ui``: the workflows, with their triggers (webhook URLs to copy) and their last run;
 * ``/ui/runs``: runs, filtered by workflow and status, new ones appearing as they come
   (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
-* ``/ui/runs/<id>``: one run: its steps as a timeline, its logs, its input and output
-  dataclips, and retrying it from a chosen step;
+* ``/ui/runs/<id>``: one run: its graph coloured by outcome, its steps as a timeline, its
+  logs, its input and output dataclips, and retrying it from a chosen step;
+* ``/ui/workflows/<id>``: one workflow: its graph (graph.py), jobs' code and triggers;
+* ``/ui/workflows/<id>/run``: a run started by hand (manual.py); cancelling a run and
+  rerunning many work orders (control.py); the runs list found by text, time and work order,
+  exported as CSV or JSON (filters.py, find.py);
 * every page's header: runs waiting in the queue, and connected workers;
 * managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
@@ -25,7 +29,18 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import credentials, pages, run, settings, tokens, triggers
+from fulmen.coordinator.dashboard import (
+    control,
+    credentials,
+    find,
+    manual,
+    pages,
+    run,
+    settings,
+    tokens,
+    triggers,
+    workflow,
+)
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -39,6 +54,8 @@ def install(app: FastAPI) -> None:
     (headers.py) to ``app``."""
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    for router in (workflow.router, manual.router, control.router, find.router):  # issue 17
+        app.include_router(router, prefix=PREFIX, include_in_schema=False)
     for manage in (credentials, triggers, settings, tokens):
         app.include_router(manage.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
     PREFIX,
@@ -22,8 +23,8 @@ from fulmen.coordinator.dashboard.session import (
     start,
     viewer,
 )
-from fulmen.coordinator.dashboard.views import BAD_STATES, run_row
-from fulmen.lifecycle import RunState
+from fulmen.coordinator.dashboard.views import run_row
+from fulmen.errors import InputError
 from fulmen.store import ApiToken, Project, RunFilter, Store, StoredWorkflow
 
 __all__ = ["STATUS_FILTERS", "router", "status"]
@@ -32,14 +33,6 @@ router = APIRouter()
 
 Viewer = Annotated[ApiToken, Depends(viewer)]
 
-#: The runs list's status filter: a few groups a person thinks in, each a set of states.
-STATUS_FILTERS: Final[dict[str, frozenset[RunState]]] = {
-    "queued": frozenset({RunState.AVAILABLE}),
-    "running": frozenset({RunState.CLAIMED, RunState.STARTED}),
-    "success": frozenset({RunState.SUCCESS}),
-    "failed": frozenset(BAD_STATES),
-    "cancelled": frozenset({RunState.CANCELLED}),
-}
 RUNS_PAGE: Final = 50
 
 
@@ -131,19 +124,23 @@ async def workflows(request: Request, _: Viewer) -> Response:
 # -- runs --------------------------------------------------------------------------------------
 
 
-async def _runs(
-    c: Coordinator, workflow_id: str | None, state: str | None, cursor: str | None
-) -> dict[str, Any]:
-    names = {w.workflow.id: w.workflow.name for _, listed in await catalog(c.store) for w in listed}
-    where = RunFilter(workflow_id=workflow_id or None, states=STATUS_FILTERS.get(state or ""))
-    listed = await c.store.list_runs(where, cursor=cursor, limit=RUNS_PAGE)
+async def _runs(c: Coordinator, query: RunQuery, cursor: str | None) -> dict[str, Any]:
+    listed_workflows = [w for _, listed in await catalog(c.store) for w in listed]
+    names = {w.workflow.id: w.workflow.name for w in listed_workflows}
+    listed = await c.store.list_runs(query.filter(), cursor=cursor, limit=RUNS_PAGE)
     now = datetime.now(UTC)
     return {
         "rows": [run_row(run, names, now) for run in listed.items],
         "next_cursor": listed.next_cursor,
         "workflows": sorted(names.items(), key=lambda item: item[1]),
-        "workflow_id": workflow_id or "",
-        "state": state or "",
+        "jobs": [
+            (w.workflow.name, [(j.id, j.name or j.id[:8]) for j in w.workflow.jobs])
+            for w in sorted(listed_workflows, key=lambda w: w.workflow.name)
+            if not query.workflow_id or w.workflow.id == query.workflow_id
+        ],
+        "q": query,
+        "workflow_id": query.workflow_id,
+        "state": query.state,
         "filters": list(STATUS_FILTERS),
         "paged": cursor is not None,
     }
@@ -153,26 +150,27 @@ Filter = Annotated[str | None, Query()]
 
 
 @router.get("/runs", response_class=HTMLResponse)
-async def runs(
-    request: Request,
-    _: Viewer,
-    workflow_id: Filter = None,
-    state: Filter = None,
-    cursor: Filter = None,
-) -> Response:
+async def runs(request: Request, _: Viewer, cursor: Filter = None) -> Response:
     c = _c(request)
-    listing = await _runs(c, workflow_id, state, cursor)
+    try:
+        query = RunQuery.read(request.query_params)
+        listing = await _runs(c, query, cursor)
+    except InputError as error:
+        listing = await _runs(c, RunQuery(), None)
+        listing |= {"rows": [], "next_cursor": None, "error": error, "paged": True}
+        return page("runs.html", 400, section="runs", status=await status(c), **listing)
     return page(
-        "runs.html", section="runs", status=await status(c), query=request.url.query, **listing
+        "runs.html", section="runs", status=await status(c), query=query.url_query(), **listing
     )
 
 
 @router.get("/runs/rows", response_class=HTMLResponse)
-async def run_rows(
-    request: Request, _: Viewer, workflow_id: Filter = None, state: Filter = None
-) -> Response:
+async def run_rows(request: Request, _: Viewer) -> Response:
     """The first page's rows, for the list's live update."""
-    listing = await _runs(_c(request), workflow_id, state, None)
+    try:
+        listing = await _runs(_c(request), RunQuery.read(request.query_params), None)
+    except InputError as error:
+        return fragment("_run_rows.html", rows=[], error=error)
     return fragment("_run_rows.html", **listing)
 
 

@@ -12,7 +12,7 @@ workflow's current version, as Lightning's retries do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Final
 from urllib.parse import quote
@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.graph import Graph, NodeRun, node_runs, workflow_graph
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
@@ -73,10 +74,18 @@ class LiveRun:
     siblings: list[RunRow]
     #: Why it is still queued, when no worker here runs its languages (``Hub.waiting_for``).
     waiting_for: str | None = None
+    #: The workflow's graph as this run's version had it, and each job's step in the run.
+    graph: Graph | None = None
+    node_runs: dict[str, NodeRun] = field(default_factory=dict)
 
     @property
     def step_names(self) -> dict[str, str]:
         return {s.step.id: s.job_name for s in self.steps}
+
+    @property
+    def node_links(self) -> dict[str, str]:
+        """Each node that ran links to its step on the page."""
+        return {job_id: f"#step-{node.step_id}" for job_id, node in self.node_runs.items()}
 
 
 async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
@@ -97,6 +106,8 @@ async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
         steps=timeline(detail.steps, names, run.started_at, run.finished_at, now),
         siblings=[run_row(r, workflow, now) for r in siblings.items],
         waiting_for=c.hub.waiting_for(run),
+        graph=workflow_graph(snapshot.workflow),
+        node_runs=node_runs(detail.steps),
     )
 
 
@@ -176,7 +187,7 @@ async def retry(
     try:
         new_run = await _retry(c, await c.store.get_run(run_id), step_id)
     except FulmenError as exc:
-        return RedirectResponse(f"{back}?error={quote(exc.message)}", 303)
+        return RedirectResponse(f"{back}?error={quote('Could not retry: ' + exc.message)}", 303)
     return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)
 
 

@@ -98,6 +98,10 @@ class RunFilter:
     inserted_from: datetime | None = None
     #: Inserted before this time.
     inserted_until: datetime | None = None
+    #: Text that the run's log lines or dataclips contain (case-insensitive for ASCII). A
+    #: listing with text searches a bounded window of runs per page (reads.SEARCH_WINDOW),
+    #: so its pages may hold fewer items than asked for and still have a next cursor.
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,9 @@ class DataclipDoc(BaseModel):
 class ManualRunIn(InputDoc):
     #: The run's input state (a saved input dataclip).
     input: JsonObject = Field(default_factory=dict)
+    #: Instead of ``input``: an earlier dataclip of the workflow's project, run again as the
+    #: input (the dashboard's "run with an earlier input").
+    dataclip_id: str | None = None
     #: A trigger or job to start from; the first trigger when absent.
     starting_node_id: str | None = None
 

@@ -9,6 +9,7 @@
 //                           scrolls near it; a run in flight is followed (data-follow)
 //   details[data-src]       a dataclip, fetched the first time it is opened
 //   [data-copy]             copies its value (webhook URLs)
+//   button[data-confirm]    asks before its form is sent
 "use strict";
 
 (function () {
@@ -50,7 +51,10 @@
           const html = await (await get(el.dataset.src)).text();
           if (html !== last) {
             last = html;
+            const ticked = new Set(Array.from(el.querySelectorAll("input:checked"), (box) => box.value));
             el.innerHTML = html;
+            for (const box of el.querySelectorAll("input[type=checkbox]")) box.checked = ticked.has(box.value);
+            el.dispatchEvent(new CustomEvent("fulmen:swapped"));
             for (const row of el.querySelectorAll("[data-id]")) {
               if (!seen.has(row.dataset.id)) row.classList.add("fresh");
             }
@@ -238,8 +242,15 @@
   document.addEventListener("DOMContentLoaded", () => {
     enhance(document);
     for (const form of document.querySelectorAll("form[data-autosubmit]")) {
-      form.addEventListener("change", () => form.submit());
+      form.addEventListener("change", (event) => {
+        if (event.target.tagName === "SELECT") form.submit();
+      });
     }
+    // A button with data-confirm asks first (cancel a run, rerun many).
+    document.addEventListener("submit", (event) => {
+      const question = event.submitter && event.submitter.dataset.confirm;
+      if (question && !confirm(question)) event.preventDefault();
+    });
     for (const el of document.querySelectorAll("[data-live][data-src]")) live(el);
     const figures = document.getElementById("status");
     if (figures) status(figures);

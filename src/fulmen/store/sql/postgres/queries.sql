@@ -590,6 +590,46 @@ WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
 ORDER BY r.seq DESC
 LIMIT %(limit)s;
 
+-- name: search_runs
+-- list_runs with text: the runs whose log lines or dataclips (the run's input and final
+-- output, its steps' inputs and outputs) contain :pattern, an ILIKE pattern escaped with '\'.
+-- Only the newest :scan runs that pass the other filters (the "scanned" window, below
+-- :before_seq) are searched: a page never reads more than those runs' logs however rare the
+-- text. Always one row at least: scanned (how many runs the window held) and scanned_to (its
+-- oldest seq), with the matching runs' columns (NULL when none matched), newest first.
+WITH scanned AS MATERIALIZED (
+  SELECT r.id, r.seq FROM runs r
+  WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+    AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+    AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+    AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+    AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+    AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+    AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+  ORDER BY r.seq DESC
+  LIMIT %(scan)s
+), bounds AS (
+  SELECT count(*) AS scanned, min(seq) AS scanned_to FROM scanned
+)
+SELECT b.scanned, b.scanned_to, m.*
+FROM bounds b LEFT JOIN (
+  SELECT r.*, s.version AS snapshot_version
+  FROM scanned w
+  JOIN runs r ON r.id = w.id
+  JOIN workflow_snapshots s ON s.id = r.snapshot_id
+  WHERE EXISTS (SELECT 1 FROM log_lines l
+                WHERE l.run_id = r.id AND l.message ILIKE %(pattern)s ESCAPE '\')
+     OR EXISTS (SELECT 1 FROM dataclips d
+                WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
+                  AND d.body::text ILIKE %(pattern)s ESCAPE '\')
+     OR EXISTS (SELECT 1 FROM steps st
+                JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
+                WHERE st.run_id = r.id AND d.body::text ILIKE %(pattern)s ESCAPE '\')
+  ORDER BY r.seq DESC
+  LIMIT %(limit)s
+) m ON true
+ORDER BY m.seq DESC;
+
 -- name: get_logs
 -- In time order; the cursor is the (logged_at, id) of the last line of the previous page.
 SELECT * FROM log_lines
