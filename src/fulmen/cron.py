@@ -16,6 +16,11 @@ DST, as Debian cron does it (cronsim's docs): a job at a fixed time that falls i
 skipped by a spring-forward runs once, at the first valid minute after the gap; a job at a
 fixed time in the repeated hour of a fall-back runs once, at the first occurrence. Jobs with
 ``*`` in the minute or hour field follow real (UTC) time through both changes.
+
+:func:`describe` says a schedule in English words for the dashboard, through
+``cron-descriptor`` (maintained, no dependencies beyond typing_extensions, and it knows
+the extensions cronsim takes: ``L``, ``W``, ``MON#1``); writing that prose ourselves would be
+a second cron parser to keep in step with the first.
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cron_descriptor import (
+    ExpressionDescriptor,
+    FormatException,
+    MissingFieldException,
+    Options,
+    WrongArgumentException,
+)
 from cronsim import CronSim, CronSimError
 
 from fulmen.errors import InputError
 
-__all__ = ["SHORTHANDS", "CronSpec", "last_fire", "next_fire", "parse"]
+__all__ = ["SHORTHANDS", "CronSpec", "describe", "last_fire", "next_fire", "next_fires", "parse"]
 
 SHORTHANDS: Final = {
     "@yearly": "0 0 1 1 *",
@@ -94,6 +106,39 @@ def next_fire(spec: CronSpec, after: datetime) -> datetime:
     except StopIteration:  # pragma: no cover - CronSim ends iteration itself
         pass
     raise InputError(f"{spec.expression!r} never fires", code="never_fires")
+
+
+def next_fires(spec: CronSpec, after: datetime, count: int) -> list[datetime]:
+    """The first ``count`` fire times strictly after ``after``, in UTC (fewer if it stops).
+
+    Raises:
+        InputError: ``never_fires``, as :func:`next_fire`.
+    """
+    fires: list[datetime] = []
+    moment = after
+    while len(fires) < count:
+        moment = next_fire(spec, moment)
+        fires.append(moment)
+    return fires
+
+
+def describe(spec: CronSpec) -> str | None:
+    """The schedule in words, 24-hour clock, in the schedule's own zone ("At 09:00, Monday
+    through Friday"); ``None`` when cron-descriptor cannot put it in words (cronsim took it,
+    so it is valid: the page then shows only the expression and its fire times)."""
+    options = Options()
+    options.use_24hour_time_format = True
+    options.locale_code = "en_US"
+    try:
+        return str(ExpressionDescriptor(spec.expression, options).get_description())
+    except (
+        FormatException,
+        MissingFieldException,
+        WrongArgumentException,
+        LookupError,
+        ValueError,
+    ):
+        return None
 
 
 def last_fire(spec: CronSpec, at_or_before: datetime) -> datetime | None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fulmen.cron import CronSpec, last_fire, next_fire, parse
+from fulmen.cron import CronSpec, describe, last_fire, next_fire, next_fires, parse
 from fulmen.errors import InputError
 
 #: Zones with DST changes of every kind: northern and southern hemisphere, a 30-minute shift
@@ -125,3 +125,37 @@ def test_bad_expressions_are_input_errors(expression: str, zone: str | None, cod
 def test_naive_times_are_refused() -> None:
     with pytest.raises(InputError):
         next_fire(parse("* * * * *"), datetime(2026, 1, 1))
+
+
+# -- what the dashboard shows of a schedule ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("30 9 * * 1-5", "At 09:30, Monday through Friday"),
+        ("*/15 * * * *", "Every 15 minutes"),
+        ("@daily", "At 00:00"),
+        ("45 23 L * *", "At 23:45, on the last day of the month"),
+        ("0 9 * * MON#1", "At 09:00, on the first Monday of the month"),
+    ],
+)
+def test_describe_says_a_schedule_in_words_on_a_24_hour_clock(expression: str, words: str) -> None:
+    assert describe(parse(expression, "Europe/Paris")) == words
+
+
+def test_next_fires_are_in_order_and_each_the_next_of_the_one_before() -> None:
+    spec = parse("30 2 * * *", "America/New_York")  # across the 2024-03-10 spring-forward gap
+    after = datetime(2024, 3, 8, 12, tzinfo=UTC)
+    fires = next_fires(spec, after, 5)
+    assert len(fires) == 5
+    assert fires[0] == next_fire(spec, after)
+    for earlier, later in pairwise(fires):
+        assert later == next_fire(spec, earlier)
+    assert [f.astimezone(spec.zone).strftime("%d %H:%M") for f in fires] == [
+        "09 02:30",
+        "10 03:00",  # 02:30 does not exist that day: the first valid minute after the gap
+        "11 02:30",
+        "12 02:30",
+        "13 02:30",
+    ]

@@ -70,6 +70,18 @@ PLANTS: dict[str, Plant] = {
     "http-client": Plant("runtime/engine.py", "fulmen.runtime.engine", "httpx2", "import httpx2"),
     "cli": Plant("config.py", "fulmen.config", "click", "import click"),
     "cronsim": Plant("runner/scheduler.py", "fulmen.runner.scheduler", "cronsim", "import cronsim"),
+    "cron-descriptor": Plant(
+        "coordinator/dashboard/triggers.py",
+        "fulmen.coordinator.dashboard.triggers",
+        "cron_descriptor",
+        "import cron_descriptor",
+    ),
+    "fastapi-offline": Plant(
+        "coordinator/api/catalog.py",
+        "fulmen.coordinator.api.catalog",
+        "fastapi_offline",
+        "import fastapi_offline",
+    ),
     "jwt": Plant("worker/run.py", "fulmen.worker.run", "jwt", "import jwt"),
     "yaml": Plant(
         "coordinator/api/catalog.py", "fulmen.coordinator.api.catalog", "yaml", "import yaml"

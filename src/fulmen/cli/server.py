@@ -30,7 +30,7 @@ import uvicorn
 from fulmen.cli.bootstrap import CliError, configure_logging, log_format_option, run_async
 from fulmen.config import CoordinatorSettings
 from fulmen.coordinator import Coordinator, build_app, open_coordinator
-from fulmen.coordinator.api.auth import mint
+from fulmen.coordinator.api.auth import issue
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.errors import ConfigError, FulmenError
 from fulmen.listen import bind
@@ -153,28 +153,28 @@ def token() -> None:
 @click.pass_obj
 def create_token(settings: CoordinatorSettings, name: str) -> None:
     """Make a token and print it (only this once)."""
-    secret, row = mint(name)
 
-    async def save() -> None:
+    async def save() -> str:
         async with await open_store(
             database_url(settings), credential_key=credential_key(settings)
         ) as store:
-            await store.put_api_token(row)
+            secret, _ = await issue(store, name)
+            return secret
 
-    _run(save())
-    click.echo(secret)
+    click.echo(_run(save()))
 
 
 @token.command("list")
 @click.pass_obj
 def list_tokens(settings: CoordinatorSettings) -> None:
-    """The tokens' ids, names and creation times (never the tokens)."""
+    """The tokens' ids, names, creation and last-use times (never the tokens)."""
 
     async def listing() -> None:
         async with await open_store(database_url(settings)) as store:
             for row in await store.list_api_tokens():
-                stamp = row.inserted_at.isoformat() if row.inserted_at else ""
-                click.echo(f"{row.id}\t{row.name}\t{stamp}")
+                made = row.inserted_at.isoformat() if row.inserted_at else ""
+                used = row.last_used_at.isoformat() if row.last_used_at else "never used"
+                click.echo(f"{row.id}\t{row.name}\t{made}\t{used}")
 
     _run(listing())
 
@@ -193,8 +193,8 @@ def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
     click.echo(f"revoked {token_id}")
 
 
-def _run(work: Any) -> None:
+def _run(work: Any) -> Any:
     try:
-        run_async(work)
+        return run_async(work)
     except FulmenError as exc:
         raise CliError("server token", exc.message) from exc

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.routing import WebSocketRoute
 
 from fulmen import __version__
@@ -99,7 +100,11 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
                 for task in running:
                     task.cancel()
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from the
+    # coordinator (/static-offline-docs), not from a CDN: the docs work with no internet.
+    # Swagger UI's validator badge is off: it is an image from validator.swagger.io.
+    app = FastAPIOffline(
+        swagger_ui_parameters={"validatorUrl": None},
         title="Fulmen coordinator",
         version=__version__,
         summary="Runs workflows: webhooks, cron, the REST API, and the Lightning worker socket.",

@@ -1,7 +1,8 @@
 """The REST API's bearer tokens, kept as digests: what the coordinator needs to check one.
 
 Minting and checking tokens (the secret, its digest, constant-time comparison) is the
-coordinator's business; the store only keeps ``(id, name, digest)`` rows.
+coordinator's business; the store only keeps ``(id, name, digest)`` rows, and when each
+was last used (for the list a person reads to decide which to revoke).
 """
 
 from __future__ import annotations
@@ -9,10 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from fulmen.errors import ConflictError, NotFoundError
-from fulmen.store.db import Row, Tx
+from fulmen.store.db import Row, Tx, time_or_none
 from fulmen.store.models.api_tokens import ApiToken
 
-__all__ = ["delete_api_token", "get_api_token", "list_api_tokens", "put_api_token"]
+__all__ = [
+    "delete_api_token",
+    "get_api_token",
+    "list_api_tokens",
+    "put_api_token",
+    "touch_api_token",
+]
 
 
 async def put_api_token(tx: Tx, token: ApiToken, now: datetime) -> ApiToken:
@@ -41,10 +48,16 @@ async def delete_api_token(tx: Tx, token_id: str) -> None:
         raise NotFoundError(f"API token {token_id} does not exist", field="id")
 
 
+async def touch_api_token(tx: Tx, token_id: str, now: datetime) -> None:
+    """Note that the token was used ``now``; a token deleted meanwhile is no error."""
+    await tx.execute("touch_api_token", {"id": token_id, "now": now})
+
+
 def _token(tx: Tx, row: Row) -> ApiToken:
     return ApiToken(
         id=row["id"],
         name=row["name"],
         digest=row["digest"],
         inserted_at=tx.time(row["inserted_at"]),
+        last_used_at=time_or_none(tx, row["last_used_at"]),
     )

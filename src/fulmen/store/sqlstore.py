@@ -281,6 +281,10 @@ class SQLStore:
         async with self._db.write() as tx:
             await api_tokens.delete_api_token(tx, token_id)
 
+    async def touch_api_token(self, token_id: str) -> None:
+        async with self._db.write() as tx:
+            await api_tokens.touch_api_token(tx, token_id, self._clock.now())
+
     # -- the dashboard's sessions (dashboard_sessions.py) -----------------------------------
 
     async def open_dashboard_session(

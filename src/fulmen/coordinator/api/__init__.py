@@ -44,7 +44,7 @@ from fulmen.errors import (
     TransitionError,
 )
 
-__all__ = ["MAX_ERRORS_SHOWN", "excerpt", "install", "router"]
+__all__ = ["MAX_ERRORS_SHOWN", "excerpt", "install", "router", "status_of"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ router.include_router(webhook_auth.router)
 
 
 def status_of(error: FulmenError) -> int:
+    """The HTTP status a refusal is answered with (the dashboard's forms answer the same)."""
     if isinstance(error, KeyRefused):
         return 400
     if isinstance(error, NotFoundError):

@@ -1,4 +1,5 @@
-"""Bearer API tokens: ``fmn_<id>_<secret>``, made by ``fulmen server token create``.
+"""Bearer API tokens: ``fmn_<id>_<secret>``, made by ``fulmen server token create`` or on the
+dashboard's token page (both through :func:`issue`).
 
 The store keeps the id, a name and the SHA-256 of the secret; the token is shown once. A
 request's token is found by its id and compared by digest in constant time. A missing,
@@ -19,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 
 from fastapi import Depends, HTTPException, Request
@@ -28,16 +30,19 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fulmen.coordinator.core import Coordinator
-from fulmen.errors import NotFoundError
+from fulmen.errors import InputError, NotFoundError
 from fulmen.store import ApiToken, Store
 
-__all__ = ["PREFIX", "TokenFirst", "authorized", "mint", "parse", "verify"]
+__all__ = ["PREFIX", "TOUCH_EVERY", "TokenFirst", "authorized", "issue", "mint", "parse", "verify"]
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "fmn"
 #: Where TokenFirst leaves the checked token in the request's scope.
 _CHECKED: Final = "fulmen.api_token"
+#: How stale a token's ``last_used_at`` may get before a request writes it again: a write per
+#: request would make every API call a database write; the token list needs minutes, not ms.
+TOUCH_EVERY: Final = timedelta(minutes=1)
 _bearer = HTTPBearer(
     auto_error=False, description="An API token from `fulmen server token create`."
 )
@@ -48,6 +53,21 @@ def mint(name: str) -> tuple[str, ApiToken]:
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     return f"{PREFIX}_{token_id}_{secret}", ApiToken(token_id, name, _digest(secret))
+
+
+async def issue(store: Store, name: str) -> tuple[str, ApiToken]:
+    """Make a token named ``name`` and store it: the token (to show once) and its row.
+
+    Raises:
+        InputError: ``bad_token_name`` for an empty name.
+    """
+    name = name.strip()
+    if not name:
+        raise InputError(
+            "a token needs a name: who or what it is for", code="bad_token_name", field="name"
+        )
+    secret, row = mint(name)
+    return secret, await store.put_api_token(row)
 
 
 def parse(token: str) -> tuple[str, str] | None:
@@ -125,4 +145,7 @@ async def verify(store: Store, token: str, *, what: str = "API request") -> ApiT
     if not hmac.compare_digest(stored.digest, _digest(parts[1])):
         log.warning("%s with a wrong secret for token %s", what, stored.id)
         return None
+    last = stored.last_used_at
+    if last is None or datetime.now(UTC) - last >= TOUCH_EVERY:
+        await store.touch_api_token(stored.id)
     return stored

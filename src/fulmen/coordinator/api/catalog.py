@@ -1,4 +1,9 @@
-"""Projects, workflows (saved whole, as one document) and credentials (write-only values)."""
+"""Projects, workflows (saved whole, as one document) and credentials (write-only values).
+
+:func:`save_workflow` and :func:`put_credential` are how a workflow and a credential are
+saved, here and on the dashboard's pages (dashboard/triggers.py, credentials.py, settings.py):
+one path, so that both check the same things and refuse with the same errors.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +24,18 @@ from fulmen.coordinator.api.schemas.common import MAX_INT32, ErrorDoc, PageDoc, 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.python_packages import checked_pins, resolve_python
 from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
-from fulmen.store import NewCredential, Store, Workflow, check_packages, check_sources
+from fulmen.store import (
+    CredentialInfo,
+    NewCredential,
+    Store,
+    StoredWorkflow,
+    TriggerType,
+    Workflow,
+    check_packages,
+    check_sources,
+)
 
-__all__ = ["router"]
+__all__ = ["put_credential", "router", "save_workflow"]
 
 router = APIRouter()
 
@@ -73,15 +87,27 @@ async def delete_project(request: Request, project_id: PathId) -> Response:
 # -- workflows -----------------------------------------------------------------------------
 
 
-def _check_schedules(workflow: WorkflowIn) -> None:
+def _check_schedules(workflow: Workflow) -> None:
     """Cron triggers are checked when saved, not when they would first fire."""
     for trigger in workflow.triggers:
-        if trigger.type == "cron":
+        if trigger.type == TriggerType.CRON:
             cron.parse(trigger.cron_expression or "", trigger.timezone)
 
 
+async def save_workflow(
+    coordinator: Coordinator, workflow: Workflow, *, expected_version: int | None = None
+) -> StoredWorkflow:
+    """Save ``workflow`` over the stored one of its id: its schedules, sources and packages
+    checked, its packages resolved (:func:`_resolved`), then replaced, refused with a
+    ConflictError if ``expected_version`` is given and another save came first."""
+    _check_schedules(workflow)
+    current = await coordinator.store.get_workflow(workflow.id)
+    replaced = await _resolved(coordinator, workflow, current.workflow)
+    return await coordinator.store.replace_workflow(replaced, expected_version=expected_version)
+
+
 async def _resolved(
-    request: Request, workflow: Workflow, current: Workflow | None = None
+    coordinator: Coordinator, workflow: Workflow, current: Workflow | None = None
 ) -> Workflow:
     """``workflow`` as it is saved: its sources and packages checked first (no registry is
     asked about a workflow that would be refused anyway), then its JavaScript adaptors and
@@ -89,7 +115,6 @@ async def _resolved(
     again)."""
     check_sources(workflow)
     check_packages(workflow.jobs)
-    coordinator = _coordinator(request)
     checked = checked_adaptors(current) if current is not None else frozenset()
     workflow = await resolve_workflow(workflow, coordinator.registry, checked=checked)
     pins = checked_pins(current) if current is not None else frozenset()
@@ -125,8 +150,9 @@ async def list_workflows(
 async def create_workflow(
     request: Request, project_id: PathId, workflow: WorkflowIn
 ) -> WorkflowDoc:
-    _check_schedules(workflow)
-    saved = await _resolved(request, workflow.to_store(project_id))
+    new = workflow.to_store(project_id)
+    _check_schedules(new)
+    saved = await _resolved(_coordinator(request), new)
     return WorkflowDoc.of(await _store(request).create_workflow(saved))
 
 
@@ -147,13 +173,10 @@ async def replace_workflow(
         ),
     ] = None,
 ) -> WorkflowDoc:
-    _check_schedules(workflow)
-    store = _store(request)
-    current = await store.get_workflow(workflow_id)
-    replaced = await _resolved(
-        request, workflow.to_store(current.workflow.project_id, workflow_id), current.workflow
-    )
-    return WorkflowDoc.of(await store.replace_workflow(replaced, expected_version=expected_version))
+    current = await _store(request).get_workflow(workflow_id)
+    new = workflow.to_store(current.workflow.project_id, workflow_id)
+    saved = await save_workflow(_coordinator(request), new, expected_version=expected_version)
+    return WorkflowDoc.of(saved)
 
 
 @router.delete("/workflows/{workflow_id}", tags=["workflows"], status_code=204)
@@ -176,23 +199,28 @@ async def list_credentials(request: Request, project_id: PathId) -> PageDoc[Cred
 async def create_credential(
     request: Request, project_id: PathId, credential: CredentialIn
 ) -> CredentialDoc:
-    return await _put_credential(request, project_id, credential.id, credential)
+    return CredentialDoc.of(
+        await put_credential(_store(request), project_id, credential.id, credential)
+    )
 
 
 @router.put("/projects/{project_id}/credentials/{credential_id}", tags=["credentials"])
 async def replace_credential(
     request: Request, project_id: PathId, credential_id: PathId, credential: CredentialIn
 ) -> CredentialDoc:
-    return await _put_credential(request, project_id, credential_id, credential)
+    return CredentialDoc.of(
+        await put_credential(_store(request), project_id, credential_id, credential)
+    )
 
 
-async def _put_credential(
-    request: Request, project_id: str, credential_id: str, credential: CredentialIn
-) -> CredentialDoc:
-    store = _store(request)
+async def put_credential(
+    store: Store, project_id: str, credential_id: str, credential: CredentialIn
+) -> CredentialInfo:
+    """Create the credential, or replace its name and value (a NotFoundError for a project
+    that does not exist, a ConflictError for an id another project has)."""
     await store.get_project(project_id)
     new = NewCredential(credential_id, project_id, credential.name, credential.body)
-    return CredentialDoc.of(await store.put_credential(new))
+    return await store.put_credential(new)
 
 
 @router.delete("/credentials/{credential_id}", tags=["credentials"], status_code=204)

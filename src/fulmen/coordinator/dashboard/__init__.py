@@ -10,7 +10,10 @@
 * ``/ui/workflows/<id>/run``: a run started by hand (manual.py); cancelling a run and
   rerunning many work orders (control.py); the runs list found by text, time and work order,
   exported as CSV or JSON (filters.py, find.py);
-* every page's header: runs waiting in the queue, and connected workers.
+* every page's header: runs waiting in the queue, and connected workers;
+* managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
+  (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
+  through the REST API's own functions and refusals (forms.py).
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
 after a coordinator restart, nothing that keeps the server waiting when it shuts down, and the
@@ -26,7 +29,18 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import control, find, manual, pages, run, workflow
+from fulmen.coordinator.dashboard import (
+    control,
+    credentials,
+    find,
+    manual,
+    pages,
+    run,
+    settings,
+    tokens,
+    triggers,
+    workflow,
+)
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -42,6 +56,8 @@ def install(app: FastAPI) -> None:
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     for router in (workflow.router, manual.router, control.router, find.router):  # issue 17
         app.include_router(router, prefix=PREFIX, include_in_schema=False)
+    for manage in (credentials, triggers, settings, tokens):
+        app.include_router(manage.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)

@@ -16,3 +16,5 @@ class ApiToken:
     name: str
     digest: str
     inserted_at: datetime | None = None
+    #: When a request last carried it (to the minute: see touch_api_token); ``None``: never.
+    last_used_at: datetime | None = None

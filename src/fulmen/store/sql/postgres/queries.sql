@@ -717,6 +717,10 @@ SELECT * FROM api_tokens ORDER BY inserted_at, id;
 -- name: delete_api_token
 DELETE FROM api_tokens WHERE id = %(id)s;
 
+-- name: touch_api_token
+-- A token was used now (the check that it is valid came first).
+UPDATE api_tokens SET last_used_at = %(now)s WHERE id = %(id)s;
+
 
 
 -- name: insert_webhook_auth_method

@@ -1,0 +1,178 @@
+"""``/ui/credentials``: each project's credentials, the jobs that use each, and forms to create
+one, set its value and delete it.
+
+A value is write-only, as in the REST API: it is sent once, through a form, sealed by the
+store, and never rendered again (nor echoed back when the form is refused: it is then written
+again). The page shows only that a value is set, and when. Saving goes through
+``api.catalog.put_credential``, deleting through the store's ``delete_credential``, which
+refuses while a job still names the credential: the API's own paths and refusals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from fulmen.coordinator.api.catalog import put_credential
+from fulmen.coordinator.api.schemas.catalog import CredentialIn
+from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import (
+    Problem,
+    cross_site,
+    json_object,
+    problem_of,
+    refusal,
+)
+from fulmen.coordinator.dashboard.pages import catalog, status
+from fulmen.coordinator.dashboard.render import page
+from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.errors import FulmenError, NotFoundError
+from fulmen.store import ApiToken, CredentialInfo, Project
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Viewer = Annotated[ApiToken, Depends(viewer)]
+#: The fields of the credential forms, as problems name them.
+FIELDS: Final = ("id", "name", "body")
+#: What the page says after a change (``?done=``), by what was done.
+DONE: Final = {
+    "created": "Credential {name} created; its value is set.",
+    "set": "The value of {name} is set.",
+    "deleted": "Credential deleted.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """A job that names a credential: where a user goes to change it."""
+
+    workflow_id: str
+    workflow: str
+    job_id: str
+    job: str
+
+
+async def _listing(c: Coordinator) -> list[dict[str, Any]]:
+    """Every project, its credentials, and for each the jobs (of the workflows' current
+    versions) that use it."""
+    out: list[dict[str, Any]] = []
+    for project, workflows in await catalog(c.store):
+        uses: dict[str, list[Use]] = {}
+        for stored in workflows:
+            w = stored.workflow
+            for job in w.jobs:
+                if job.credential_id:
+                    use = Use(w.id, w.name, job.id, job.name or job.id[:8])
+                    uses.setdefault(job.credential_id, []).append(use)
+        credentials = await c.store.list_credentials(project.id)
+        items = [{"info": info, "uses": uses.get(info.id, [])} for info in credentials]
+        out.append({"project": project, "credentials": items})
+    return out
+
+
+async def _page(
+    request: Request, problem: Problem | None = None, done: str | None = None
+) -> HTMLResponse:
+    c: Coordinator = request.app.state.coordinator
+    projects = await _listing(c)
+    notice = None
+    if done in DONE:
+        named = {i["info"].id: i["info"].name for p in projects for i in p["credentials"]}
+        notice = DONE[done].format(name=named.get(request.query_params.get("id", ""), ""))
+    return page(
+        "credentials.html",
+        problem.status if problem else 200,
+        section="credentials",
+        status=await status(c),
+        projects=projects,
+        problem=problem,
+        notice=notice,
+    )
+
+
+def _done(what: str, credential_id: str) -> RedirectResponse:
+    return RedirectResponse(
+        f"{PREFIX}/credentials?done={what}&id={credential_id}#credential-{credential_id}", 303
+    )
+
+
+@router.get("/credentials", response_class=HTMLResponse)
+async def credentials(request: Request, _: Viewer, done: str | None = None) -> Response:
+    return await _page(request, done=done)
+
+
+@router.post("/credentials/{project_id}", response_class=HTMLResponse)
+async def create(
+    request: Request,
+    project_id: str,
+    _: Viewer,
+    name: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    """A new credential with its value (a credential without one would fail its jobs)."""
+    if cross_site(request):
+        return refusal()
+    c: Coordinator = request.app.state.coordinator
+    form = f"new:{project_id}"
+    try:
+        given = CredentialIn.model_validate(
+            {"name": name.strip(), "body": json_object(body, "body")}
+        )
+        made = await put_credential(c.store, project_id, given.id, given)
+    except (ValidationError, FulmenError) as error:
+        return await _page(request, problem_of(form, error, FIELDS))
+    return _done("created", made.id)
+
+
+@router.post("/credentials/{project_id}/{credential_id}/value", response_class=HTMLResponse)
+async def set_value(
+    request: Request,
+    project_id: str,
+    credential_id: str,
+    _: Viewer,
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    """Replace the value; the name stays."""
+    if cross_site(request):
+        return refusal()
+    c: Coordinator = request.app.state.coordinator
+    form = f"value:{credential_id}"
+    try:
+        current = await _credential(c, project_id, credential_id)
+        given = CredentialIn.model_validate(
+            {"id": credential_id, "name": current.name, "body": json_object(body, "body")}
+        )
+        await put_credential(c.store, project_id, credential_id, given)
+    except (ValidationError, FulmenError) as error:
+        return await _page(request, problem_of(form, error, FIELDS))
+    return _done("set", credential_id)
+
+
+@router.post("/credentials/{project_id}/{credential_id}/delete", response_class=HTMLResponse)
+async def delete(request: Request, project_id: str, credential_id: str, _: Viewer) -> Response:
+    """Refused (409, saying which jobs) while a job uses it."""
+    if cross_site(request):
+        return refusal()
+    c: Coordinator = request.app.state.coordinator
+    try:
+        await _credential(c, project_id, credential_id)
+        await c.store.delete_credential(credential_id)
+    except FulmenError as error:
+        return await _page(request, problem_of(f"delete:{credential_id}", error, FIELDS))
+    return RedirectResponse(f"{PREFIX}/credentials?done=deleted#project-{project_id}", 303)
+
+
+async def _credential(c: Coordinator, project_id: str, credential_id: str) -> CredentialInfo:
+    """The project's credential of that id (NotFoundError otherwise: also when the project
+    does not exist)."""
+    project: Project = await c.store.get_project(project_id)
+    for info in await c.store.list_credentials(project.id):
+        if info.id == credential_id:
+            return info
+    raise NotFoundError(f"credential {credential_id} does not exist in project {project.name}")

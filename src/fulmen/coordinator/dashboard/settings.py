@@ -1,0 +1,142 @@
+"""``/ui/settings``: each project's settings (runs in flight at once, how long its history
+and its dataclips are kept, whether bodies outlive their runs) and each of its workflows'
+automatic retries.
+
+A project is saved as the REST API's ``PUT /api/projects/<id>`` saves it: the form's values
+checked by ``ProjectIn``, then the store's ``replace_project``. A workflow's retries are saved
+through ``api.catalog.save_workflow``, with the version the page showed (a save made meanwhile
+is refused, not overwritten). A refusal is shown by the field it names, in the API's words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from fulmen.coordinator.api.catalog import save_workflow
+from fulmen.coordinator.api.schemas.catalog import ProjectIn, RetryDoc
+from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import (
+    Problem,
+    blank_to_none,
+    cross_site,
+    problem_of,
+    refusal,
+)
+from fulmen.coordinator.dashboard.pages import catalog, status
+from fulmen.coordinator.dashboard.render import page
+from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.errors import FulmenError, InputError
+from fulmen.store import ApiToken
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Viewer = Annotated[ApiToken, Depends(viewer)]
+PROJECT_FIELDS: Final = (
+    "name",
+    "concurrency",
+    "history_retention_period",
+    "dataclip_retention_period",
+    "retention_policy",
+)
+RETRY_FIELDS: Final = ("max_retries", "backoff_ms", "backoff_max_ms", "on_fail", "version")
+DONE: Final = {"project": "Project settings saved.", "retry": "Retries saved."}
+
+Field = Annotated[str, Form()]
+
+
+async def _page(
+    request: Request, problem: Problem | None = None, entered: dict[str, str] | None = None
+) -> HTMLResponse:
+    """The page; after a refusal, the refused form shows what was typed (``entered``), so
+    that it can be corrected rather than typed again."""
+    c: Coordinator = request.app.state.coordinator
+    projects = [{"project": p, "workflows": w} for p, w in await catalog(c.store)]
+    return page(
+        "settings.html",
+        problem.status if problem else 200,
+        section="settings",
+        status=await status(c),
+        projects=projects,
+        problem=problem,
+        entered=entered or {},
+        notice=DONE.get(request.query_params.get("done", "")),
+    )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings(request: Request, _: Viewer) -> Response:
+    return await _page(request)
+
+
+@router.post("/settings/projects/{project_id}", response_class=HTMLResponse)
+async def save_project(
+    request: Request,
+    project_id: str,
+    _: Viewer,
+    name: Field = "",
+    concurrency: Field = "",
+    history_retention_period: Field = "",
+    dataclip_retention_period: Field = "",
+    retention_policy: Field = "retain_all",
+) -> Response:
+    """Blank number fields are "no limit" / "forever", as ``null`` is in the API."""
+    if cross_site(request):
+        return refusal()
+    c: Coordinator = request.app.state.coordinator
+    values = {
+        "id": project_id,
+        "name": name.strip(),
+        "concurrency": concurrency,
+        "history_retention_period": history_retention_period,
+        "dataclip_retention_period": dataclip_retention_period,
+        "retention_policy": retention_policy,
+    }
+    try:
+        given = ProjectIn.model_validate(blank_to_none(values, PROJECT_FIELDS))
+        await c.store.get_project(project_id)
+        await c.store.replace_project(given.to_store(project_id))
+    except (ValidationError, FulmenError) as error:
+        problem = problem_of(f"project:{project_id}", error, PROJECT_FIELDS)
+        return await _page(request, problem, values)
+    return RedirectResponse(f"{PREFIX}/settings?done=project#project-{project_id}", 303)
+
+
+@router.post("/settings/workflows/{workflow_id}/retry", response_class=HTMLResponse)
+async def save_retry(
+    request: Request,
+    workflow_id: str,
+    _: Viewer,
+    version: Field = "",
+    max_retries: Field = "",
+    backoff_ms: Field = "",
+    backoff_max_ms: Field = "",
+    on_fail: Field = "",
+) -> Response:
+    """``on_fail`` is a checkbox: present (any value) is on."""
+    if cross_site(request):
+        return refusal()
+    c: Coordinator = request.app.state.coordinator
+    values = {
+        "max_retries": max_retries,
+        "backoff_ms": backoff_ms,
+        "backoff_max_ms": backoff_max_ms,
+    }
+    form = f"retry:{workflow_id}"
+    try:
+        if not version.isdigit():
+            raise InputError("the workflow version the page showed is missing", field="version")
+        typed = blank_to_none(values, RETRY_FIELDS)
+        retry = RetryDoc.model_validate(typed | {"on_fail": bool(on_fail)})
+        current = (await c.store.get_workflow(workflow_id)).workflow
+        changed = replace(current, retry=retry.to_store())
+        await save_workflow(c, changed, expected_version=int(version))
+    except (ValidationError, FulmenError) as error:
+        return await _page(request, problem_of(form, error, RETRY_FIELDS), values)
+    return RedirectResponse(f"{PREFIX}/settings?done=retry#workflow-{workflow_id}", 303)
