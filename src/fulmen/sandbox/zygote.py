@@ -71,6 +71,8 @@ class _Spare:
     """v1: readable once the run's cgroup had an OOM kill."""
     admitted: bool = True
     """Its ids are mapped and it is in its cgroup (namespaces: once it has unshared)."""
+    watched: bool = False
+    """Its socket is in the selector, waiting for it to say it has unshared."""
     hint: Mapping[str, Any] | None = None
     """The warm hint it was forked with: its warm-ups may have started helpers (Node.js),
     which a run that brings no hint must not inherit (they count against its limits), and
@@ -193,6 +195,7 @@ class _Zygote:
             # Admitted when it says it has unshared, without holding up this loop meanwhile
             # (its first steps after the fork take a millisecond or two).
             self._selector.register(ours, selectors.EVENT_READ, ("spare", pid))
+            spare.watched = True
         return spare
 
     def _let_go_in_child(self, ours: socket.socket) -> None:
@@ -233,14 +236,17 @@ class _Zygote:
 
     def _on_spare_unshared(self, pid: int) -> None:
         spare = self._children.get(pid)
-        if spare is not None and not spare.admitted:
-            self._admit(spare)
+        if spare is not None and not spare.admitted and not self._admit(spare):
+            # Killed: it will get no run (its reaping gives its slot back).
+            if spare in self._spares:
+                self._spares.remove(spare)
+            spare.sock.close()
 
     def _admit(self, spare: _Spare) -> bool:
         """The spare has unshared (or will: this blocks until it says so): map its ids, move
         it to its cgroup, let it go on. A spare that cannot be admitted is killed (and
         reaped like any child, which gives its slot back)."""
-        self._selector.unregister(spare.sock)
+        self._unwatch(spare)
         spare.admitted = self._handshake(spare)
         if not spare.admitted:
             _kill_run(spare.pid)
@@ -342,10 +348,16 @@ class _Zygote:
 
     def _discard(self, spare: _Spare) -> None:
         """End a spare that will get no run (it is reaped as any child is)."""
-        if not spare.admitted:  # still waited on for its admission
-            self._selector.unregister(spare.sock)
+        self._unwatch(spare)
         _kill_run(spare.pid)
         spare.sock.close()
+
+    def _unwatch(self, spare: _Spare) -> None:
+        """Stop waiting for the spare to say it has unshared (before its socket closes: a
+        closed socket left in the selector breaks it for the next one on that descriptor)."""
+        if spare.watched:
+            self._selector.unregister(spare.sock)
+            spare.watched = False
 
     def _refill(self) -> None:
         while len(self._spares) < self._want_spares:
@@ -370,6 +382,7 @@ class _Zygote:
         if run_id is None:  # a spare that died before it got a run
             for spare in [s for s in self._spares if s.pid == pid]:
                 self._spares.remove(spare)
+                self._unwatch(spare)
                 spare.sock.close()
             return
         del self._pids[run_id]
@@ -394,9 +407,7 @@ class _Zygote:
         self._oom.discard(pid)
         if spare is None:
             return oom
-        if not spare.admitted:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(spare.sock)
+        self._unwatch(spare)
         if spare.oom_fd is not None:
             self._selector.unregister(spare.oom_fd)
             os.close(spare.oom_fd)
