@@ -19,9 +19,17 @@ from fulmen.coordinator.api.schemas.common import MAX_INT32, ErrorDoc, PageDoc, 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.python_packages import checked_pins, resolve_python
 from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
-from fulmen.store import NewCredential, Store, Workflow, check_packages, check_sources
+from fulmen.errors import InputError
+from fulmen.store import (
+    NewCredential,
+    Store,
+    StoredWorkflow,
+    Workflow,
+    check_packages,
+    check_sources,
+)
 
-__all__ = ["router"]
+__all__ = ["create", "replace", "router"]
 
 router = APIRouter()
 
@@ -75,13 +83,18 @@ async def delete_project(request: Request, project_id: PathId) -> Response:
 
 def _check_schedules(workflow: WorkflowIn) -> None:
     """Cron triggers are checked when saved, not when they would first fire."""
-    for trigger in workflow.triggers:
+    for index, trigger in enumerate(workflow.triggers):
         if trigger.type == "cron":
-            cron.parse(trigger.cron_expression or "", trigger.timezone)
+            try:
+                cron.parse(trigger.cron_expression or "", trigger.timezone)
+            except InputError as error:
+                part = "timezone" if error.code == "bad_timezone" else "cron_expression"
+                error.field = f"triggers[{index}].{part}"
+                raise
 
 
 async def _resolved(
-    request: Request, workflow: Workflow, current: Workflow | None = None
+    coordinator: Coordinator, workflow: Workflow, current: Workflow | None = None
 ) -> Workflow:
     """``workflow`` as it is saved: its sources and packages checked first (no registry is
     asked about a workflow that would be refused anyway), then its JavaScript adaptors and
@@ -89,11 +102,40 @@ async def _resolved(
     again)."""
     check_sources(workflow)
     check_packages(workflow.jobs)
-    coordinator = _coordinator(request)
     checked = checked_adaptors(current) if current is not None else frozenset()
     workflow = await resolve_workflow(workflow, coordinator.registry, checked=checked)
     pins = checked_pins(current) if current is not None else frozenset()
     return await resolve_python(workflow, coordinator.python_repo, checked=pins)
+
+
+async def create(c: Coordinator, project_id: str, workflow: WorkflowIn) -> StoredWorkflow:
+    """Save a new workflow in ``project_id``: the one way to, for the API and the dashboard.
+
+    Raises:
+        InputError: a schedule, source or package refused (``field`` names the value);
+        RegistryError, ConfigError: its packages could not be resolved; StoreError.
+    """
+    _check_schedules(workflow)
+    saved = await _resolved(c, workflow.to_store(project_id))
+    return await c.store.create_workflow(saved)
+
+
+async def replace(
+    c: Coordinator, workflow_id: str, workflow: WorkflowIn, expected_version: int | None
+) -> StoredWorkflow:
+    """Save ``workflow`` as the next version of ``workflow_id``: the one way to, for the API
+    and the dashboard.
+
+    Raises:
+        ConflictError: ``expected_version`` is not the current version (another save came
+        first); otherwise as :func:`create`.
+    """
+    _check_schedules(workflow)
+    current = await c.store.get_workflow(workflow_id)
+    replaced = await _resolved(
+        c, workflow.to_store(current.workflow.project_id, workflow_id), current.workflow
+    )
+    return await c.store.replace_workflow(replaced, expected_version=expected_version)
 
 
 #: What a save may answer besides the common answers: its packages could not be resolved.
@@ -125,9 +167,7 @@ async def list_workflows(
 async def create_workflow(
     request: Request, project_id: PathId, workflow: WorkflowIn
 ) -> WorkflowDoc:
-    _check_schedules(workflow)
-    saved = await _resolved(request, workflow.to_store(project_id))
-    return WorkflowDoc.of(await _store(request).create_workflow(saved))
+    return WorkflowDoc.of(await create(_coordinator(request), project_id, workflow))
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
@@ -147,13 +187,8 @@ async def replace_workflow(
         ),
     ] = None,
 ) -> WorkflowDoc:
-    _check_schedules(workflow)
-    store = _store(request)
-    current = await store.get_workflow(workflow_id)
-    replaced = await _resolved(
-        request, workflow.to_store(current.workflow.project_id, workflow_id), current.workflow
-    )
-    return WorkflowDoc.of(await store.replace_workflow(replaced, expected_version=expected_version))
+    saved = await replace(_coordinator(request), workflow_id, workflow, expected_version)
+    return WorkflowDoc.of(saved)
 
 
 @router.delete("/workflows/{workflow_id}", tags=["workflows"], status_code=204)
