@@ -6,6 +6,8 @@
   (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
 * ``/ui/runs/<id>``: one run: its steps as a timeline, its logs, its input and output
   dataclips, and retrying it from a chosen step;
+* ``/ui/projects/<id>/workflows/new`` and ``/ui/workflows/<id>/edit``: a workflow's jobs,
+  edges and triggers in one form, each job's code in a code editor (editing.py, bundle.py);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
@@ -22,7 +24,9 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from fulmen.coordinator.dashboard import pages, run
+from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard import editing, pages, run
+from fulmen.coordinator.dashboard.bundle import EditorBundle
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -33,9 +37,13 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the dashboard's routes, static files, sign-in handling and response headers
-    (headers.py) to ``app``."""
+    (headers.py) to ``app``; ``app.state.editor_bundle`` is the code editor's script, which
+    the coordinator's lifespan builds (:meth:`EditorBundle.build`)."""
+    coordinator: Coordinator = app.state.coordinator
+    app.state.editor_bundle = EditorBundle(Path(coordinator.settings.dashboard_cache_dir))
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(editing.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
