@@ -4,6 +4,11 @@
 // would without this script. Bundled by esbuild into one file the coordinator serves itself
 // (fulmen.coordinator.dashboard.bundle): no inline script or style, nothing from elsewhere.
 //
+// Each editor lives in a shadow root of its own. CodeMirror writes its styles at run time; in
+// a document it does so with a <style> element, which the dashboard's Content-Security-Policy
+// refuses (no inline styles), while in a shadow root it adopts constructed stylesheets, which
+// the policy does not govern. The page's colours reach it as CSS custom properties.
+//
 // A textarea says its language through the <select> named by data-language-from, and the line
 // the server's syntax check refused through data-error-line: that line is marked, and scrolled
 // to. Tab is left to move the focus (CodeMirror's default): a keyboard user must be able to
@@ -11,10 +16,15 @@
 import { basicSetup } from "codemirror";
 import { Compartment, StateField } from "@codemirror/state";
 import { Decoration, EditorView } from "@codemirror/view";
+import { indentUnit } from "@codemirror/language";
 import { python } from "@codemirror/lang-python";
 import { javascript } from "@codemirror/lang-javascript";
 
-const LANGUAGES = { python: () => python(), javascript: () => javascript() };
+// Each language with its usual indent: PEP 8's four spaces, OpenFn's examples' two.
+const LANGUAGES = {
+  python: () => [python(), indentUnit.of("    ")],
+  javascript: () => [javascript(), indentUnit.of("  ")],
+};
 
 function languageOf(name) {
   return (LANGUAGES[name] || LANGUAGES.python)();
@@ -37,29 +47,69 @@ function errorMark(number, message) {
   });
 }
 
+// The page's look, in the shadow root: its custom properties inherit into it.
+const THEME = EditorView.theme({
+  "&": { color: "var(--text)", backgroundColor: "var(--card)", fontSize: "0.875rem" },
+  "&.cm-focused": { outline: "none" },
+  ".cm-scroller": { fontFamily: "var(--mono)", minHeight: "10rem", maxHeight: "28rem" },
+  ".cm-content": { caretColor: "var(--text)" },
+  ".cm-gutters": {
+    backgroundColor: "var(--idle-bg)",
+    color: "var(--muted)",
+    borderRight: "1px solid var(--border)",
+  },
+  ".cm-activeLine, .cm-activeLineGutter": { backgroundColor: "transparent" },
+  ".cm-fulmen-error": {
+    backgroundColor: "var(--bad-bg)",
+    boxShadow: "inset 4px 0 0 var(--bad)",
+  },
+});
+
+// Typing over a selection: Chrome, left to do it in the editable DOM, keeps the look of the
+// text it deleted (a highlighted token's colour) as a style attribute on what is typed, which
+// the dashboard's Content-Security-Policy refuses, and says so in the console. The editor
+// makes the change itself instead, as it does for the keys it binds.
+const TYPE_OVER_SELECTION = EditorView.domEventHandlers({
+  beforeinput(event, view) {
+    const { state } = view;
+    if (event.inputType !== "insertText" || !event.data || view.composing) return false;
+    if (state.selection.ranges.every((range) => range.empty)) return false;
+    event.preventDefault();
+    view.dispatch(
+      state.update(state.replaceSelection(event.data), {
+        scrollIntoView: true,
+        userEvent: "input.type",
+      }),
+    );
+    return true;
+  },
+});
+
 function attach(textarea) {
   const select = textarea.dataset.languageFrom
     ? document.getElementById(textarea.dataset.languageFrom)
     : null;
   const language = new Compartment();
-  const holder = document.createElement("div");
-  holder.className = "code-editor";
-  textarea.after(holder);
+  const host = document.createElement("div");
+  host.className = "code-editor";
+  textarea.after(host);
+  const shadow = host.attachShadow({ mode: "open" });
   const errorLine = Number(textarea.dataset.errorLine || 0);
-  const labelled = textarea.id ? document.querySelector(`label[for="${textarea.id}"]`) : null;
+  const label = textarea.id ? document.querySelector(`label[for="${textarea.id}"]`) : null;
+  // ids do not reach into a shadow root: the label and the error are said in words
   const attributes = { "aria-multiline": "true" };
-  if (labelled) {
-    labelled.id ||= `${textarea.id}-label`;
-    attributes["aria-labelledby"] = labelled.id;
-  }
-  if (textarea.getAttribute("aria-describedby")) {
-    attributes["aria-describedby"] = textarea.getAttribute("aria-describedby");
-  }
+  const name = label ? label.textContent.trim() : "Code";
+  const legend = textarea.closest("fieldset")?.querySelector("legend");
+  attributes["aria-label"] = legend ? `${name} of ${legend.textContent.trim()}` : name;
+  if (errorLine) attributes["aria-description"] = textarea.dataset.errorMessage || "";
   const view = new EditorView({
     doc: textarea.value,
-    parent: holder,
+    root: shadow,
+    parent: shadow,
     extensions: [
       basicSetup,
+      THEME,
+      TYPE_OVER_SELECTION,
       language.of(languageOf(select ? select.value : textarea.dataset.code)),
       errorMark(errorLine, textarea.dataset.errorMessage),
       EditorView.contentAttributes.of(attributes),
@@ -74,14 +124,15 @@ function attach(textarea) {
       effects: EditorView.scrollIntoView(view.state.doc.line(line).from, { y: "center" }),
     });
   }
+  host.dataset.language = select ? select.value : textarea.dataset.code;
   if (select) {
     select.addEventListener("change", () => {
       view.dispatch({ effects: language.reconfigure(languageOf(select.value)) });
+      host.dataset.language = select.value;
     });
   }
-  if (labelled) labelled.addEventListener("click", () => view.focus());
+  if (label) label.addEventListener("click", () => view.focus());
   textarea.hidden = true;
-  holder.dataset.language = select ? select.value : textarea.dataset.code;
   return view;
 }
 
