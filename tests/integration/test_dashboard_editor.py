@@ -324,6 +324,18 @@ async def test_a_stale_save_is_refused_with_the_form_kept_then_can_be_saved_over
     assert after["jobs"][0]["body"] == "fn(lambda s: s)  # mine\n" and after["name"] == "chain"
 
 
+async def test_a_long_job_is_saved_as_the_api_would_save_it(editor: Editor) -> None:
+    """The editor's forms take the API's body limit (1 MiB), not the dashboard's 64 KiB."""
+    edit = f"/ui/workflows/{editor.seeded.workflow_id}/edit"
+    fields = form_of((await editor.http.get(edit)).text)
+    long_body = "fn(lambda s: s)\n" + "# a long comment line to make a long job body\n" * 4000
+    saved = await editor.post(edit, fields | {"jobs-0-body": long_body})
+    assert saved.status_code == 303
+    after = (await editor.api.get(f"/api/workflows/{editor.seeded.workflow_id}")).json()
+    assert after["jobs"][0]["body"] == long_body
+    assert len(long_body) > 150_000
+
+
 async def test_unknown_projects_and_workflows_are_404_pages(editor: Editor) -> None:
     assert (await editor.http.get("/ui/projects/nope/workflows/new")).status_code == 404
     assert (await editor.http.get("/ui/workflows/nope/edit")).status_code == 404
