@@ -280,6 +280,9 @@ class CoordinatorSettings:
     #: Issue 17: where the dashboard's code editor is built (npm and esbuild, when the
     #: coordinator starts), one folder per version of its sources; nothing in it is secret.
     dashboard_cache_dir: str = field(default_factory=lambda: default_cache_dir("dashboard", {}))
+    #: …and whether this coordinator builds it when missing (``false``: a host that must not
+    #: run npm; its editor pages use a plain text box unless the folder holds a build).
+    dashboard_editor_build: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -315,6 +318,7 @@ class CoordinatorSettings:
             python_index=env.http_url("FULMEN_PYTHON_INDEX"),
             dashboard_cache_dir=env.get("FULMEN_DASHBOARD_CACHE_DIR")
             or default_cache_dir("dashboard", environ),
+            dashboard_editor_build=env.boolean("FULMEN_DASHBOARD_EDITOR_BUILD", True),
         )
 
 

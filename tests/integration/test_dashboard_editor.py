@@ -351,7 +351,8 @@ async def test_the_workflows_list_links_to_new_and_edit(editor: Editor) -> None:
 
 async def test_without_its_bundle_the_editor_is_a_textarea_and_says_why(editor: Editor) -> None:
     page = (await editor.http.get(f"/ui/workflows/{editor.seeded.workflow_id}/edit")).text
-    assert "The code editor is still being built" in page
+    # test coordinators never run npm (fulmen_testing.coordinator.settings)
+    assert "The code editor is unavailable: this coordinator does not build it" in page
     assert "/ui/editor/" not in page and 'data-code="python"' in page
     missing = await editor.http.get(f"/ui/editor/{digest()}/editor.js")
     assert missing.status_code == 404

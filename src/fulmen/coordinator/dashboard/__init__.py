@@ -40,7 +40,10 @@ def install(app: FastAPI) -> None:
     (headers.py) to ``app``; ``app.state.editor_bundle`` is the code editor's script, which
     the coordinator's lifespan builds (:meth:`EditorBundle.build`)."""
     coordinator: Coordinator = app.state.coordinator
-    app.state.editor_bundle = EditorBundle(Path(coordinator.settings.dashboard_cache_dir))
+    settings = coordinator.settings
+    app.state.editor_bundle = EditorBundle(
+        Path(settings.dashboard_cache_dir), enabled=settings.dashboard_editor_build
+    )
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(editing.router, prefix=PREFIX, include_in_schema=False)

@@ -54,13 +54,17 @@ def digest(source: Path = SOURCE) -> str:
 class EditorBundle:
     """The editor's script in one cache folder: built at most once, served once built."""
 
-    def __init__(self, cache: Path, *, source: Path = SOURCE, npm: str = "npm") -> None:
+    def __init__(
+        self, cache: Path, *, source: Path = SOURCE, npm: str = "npm", enabled: bool = True
+    ) -> None:
         self.cache = cache
         self.source = source
         self.npm = npm
         self.digest = digest(source)
         #: Why there is no bundle (``None`` while it may yet come, or once it has).
         self.unavailable: str | None = None
+        if not enabled and not self.ready:
+            self.unavailable = "this coordinator does not build it (FULMEN_DASHBOARD_EDITOR_BUILD)"
         self._building = False
 
     @property
@@ -87,7 +91,7 @@ class EditorBundle:
     async def build(self) -> None:
         """Build the bundle unless it is there; never raises (the dashboard works without it:
         the reason is kept in :attr:`unavailable` and logged)."""
-        if self.ready or self._building:
+        if self.ready or self._building or self.unavailable is not None:
             return
         node, npm = shutil.which("node"), shutil.which(self.npm)
         if node is None or npm is None:
