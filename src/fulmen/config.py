@@ -216,8 +216,13 @@ class WorkerSettings:
 
 def default_repo_dir(environ: Mapping[str, str]) -> str:
     """``$XDG_CACHE_HOME/fulmen/repo``, else ``~/.cache/fulmen/repo``."""
+    return default_cache_dir("repo", environ)
+
+
+def default_cache_dir(name: str, environ: Mapping[str, str]) -> str:
+    """``$XDG_CACHE_HOME/fulmen/<name>``, else ``~/.cache/fulmen/<name>``."""
     cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "fulmen", "repo")
+    return os.path.join(cache, "fulmen", name)
 
 
 @dataclass(frozen=True)
@@ -274,11 +279,18 @@ class CoordinatorSettings:
     #: uv's own settings (``UV_DEFAULT_INDEX``, ``uv.toml``), else PyPI. Workers should use the
     #: same one (``uv`` there reads the same settings), or they may not find what was saved.
     python_index: str | None = None
+    #: Issue 17: where the dashboard's code editor is built (npm and esbuild, when the
+    #: coordinator starts), one folder per version of its sources; nothing in it is secret.
+    dashboard_cache_dir: str = field(default_factory=lambda: default_cache_dir("dashboard", {}))
+    #: …and whether this coordinator builds it when missing (``false``: a host that must not
+    #: run npm; its editor pages use a plain text box unless the folder holds a build).
+    dashboard_editor_build: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
-        env = _Env(read_environ() if environ is None else environ)
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
         return cls(
             secret=env.secret(SECRET_VARIABLES),
             private_key=env.secret(PRIVATE_KEY_VARIABLES),
@@ -306,6 +318,9 @@ class CoordinatorSettings:
             npm_registry=env.http_url("FULMEN_NPM_REGISTRY") or cls.npm_registry,
             npm_registry_timeout=env.number("FULMEN_NPM_REGISTRY_TIMEOUT_SECONDS", 10.0),
             python_index=env.http_url("FULMEN_PYTHON_INDEX"),
+            dashboard_cache_dir=env.get("FULMEN_DASHBOARD_CACHE_DIR")
+            or default_cache_dir("dashboard", environ),
+            dashboard_editor_build=env.boolean("FULMEN_DASHBOARD_EDITOR_BUILD", True),
         )
 
 

@@ -81,9 +81,19 @@ class InputError(FulmenError):
 
     code = "InputError"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
         super().__init__(message, code=code)
         self.field = field
+        #: The line of the source at fault (``syntax_error``), from 1: the dashboard's editor
+        #: marks it; ``None`` when the fault is not in a source.
+        self.line = line
 
 
 class ProjectFileError(InputError):

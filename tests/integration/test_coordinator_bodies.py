@@ -169,6 +169,8 @@ def assert_413(answer: Answer, limit: int) -> None:
         ("POST", "/api/workflows/w/runs", DATACLIP_BYTES),
         ("POST", "/i/no-such-trigger", DATACLIP_BYTES),
         ("POST", "/ui/login", DASHBOARD_BYTES),
+        ("POST", "/ui/workflows/w/edit", API_BYTES),
+        ("POST", "/ui/projects/p/workflows/new", API_BYTES),
         ("GET", "/health/live", DASHBOARD_BYTES),
         ("POST", "/nowhere", DASHBOARD_BYTES),
     ],

@@ -221,6 +221,7 @@ async def test_a_body_that_does_not_parse_is_refused_by_line_before_the_registry
             "code": "syntax_error",
             "message": "job 'count' (count): the body does not parse as JavaScript: "
             "SyntaxError at line 2, column 15: unexpected '+'",
+            "field": "jobs[0].body",
         }
         python = await a.create(job("count", "fn(lambda s: s\n", "common"))
         assert python.json()["error"]["message"] == (
@@ -266,6 +267,7 @@ async def test_a_condition_is_in_the_language_of_its_source_job(
             "message": "edge e2 (count -> report): the condition does not parse as JavaScript: "
             "SyntaxError at line 1, column 19: unexpected end of the source: '>' needs "
             "something after it",
+            "field": "edges[1].condition",
         }
         assert await a.workflows() == []
 

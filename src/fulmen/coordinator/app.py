@@ -3,9 +3,9 @@
 ``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
 ASGI app (REST API, webhooks, health, the worker socket, the dashboard) whose lifespan runs
 the background services under one task group: the hub's push loop, wake-up listener and
-poll, the reaper, the cron scheduler, the retention sweep and the heap trim (heap.py). Tests
-build apps with their own store and clock and drive the services directly
-(``services=False``).
+poll, the reaper, the cron scheduler, the retention sweep, the heap trim (heap.py) and the
+build of the dashboard's code editor (dashboard/bundle.py). Tests build apps with their own
+store and clock and drive the services directly (``services=False``).
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             Scheduler(coordinator).run(),
             Retention(coordinator).run(),
             heap.trim_forever(),
+            app.state.editor_bundle.build(),  # the dashboard's code editor, if not built yet
         ]
         async with asyncio.TaskGroup() as group:
             running = [group.create_task(task) for task in tasks]

@@ -10,7 +10,10 @@ REST API        ``/api/…``                   :data:`API_BYTES` (1 MiB), and th
                                              limit for a manual run's input
                                              (``POST /api/workflows/{id}/runs``)
 dashboard       ``/ui/…``                    :data:`DASHBOARD_BYTES` (64 KiB): its forms
-                                             hold a token or an id
+                                             hold a token or an id; but the workflow
+                                             editor's (``/ui/…/workflows/new``,
+                                             ``/ui/workflows/{id}/edit``) take the API's
+                                             limit, as they hold what the API's save does
 anything else   health, metrics, OpenAPI     :data:`DASHBOARD_BYTES`: they take no body
 ==============  ===========================  ===============================================
 
@@ -58,6 +61,7 @@ __all__ = [
 API_BYTES: Final = 1024 * 1024
 DASHBOARD_BYTES: Final = 64 * 1024
 _MANUAL_RUN: Final = re.compile(r"/api/workflows/[^/]+/runs/?")
+_WORKFLOW_FORM: Final = re.compile(r"/ui/(?:projects/[^/]+/workflows/new|workflows/[^/]+/edit)/?")
 _CLOSE: Final = (b"connection", b"close")
 
 
@@ -77,7 +81,7 @@ def limits(dataclip_bytes: int) -> Callable[[str], int]:
             return dataclip_bytes
         if path.startswith("/api/"):
             return dataclip_bytes if _MANUAL_RUN.fullmatch(path) else API_BYTES
-        return DASHBOARD_BYTES
+        return API_BYTES if _WORKFLOW_FORM.fullmatch(path) else DASHBOARD_BYTES
 
     return limit_of
 

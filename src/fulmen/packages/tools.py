@@ -96,6 +96,11 @@ async def run(
             process.kill()
         await process.wait()
         raise AdaptorError(f"{what}: {tool} did not finish within {timeout_s:g}s") from None
+    except asyncio.CancelledError:  # shutting down: the installer goes too, not left behind
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.shield(process.wait())
+        raise
     stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     if output is not None:
         for line in stderr.splitlines():

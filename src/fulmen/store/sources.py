@@ -39,13 +39,15 @@ def check_sources(workflow: Workflow) -> None:
     or an edge whose condition does not parse in the language it is evaluated in.
 
     Raises:
-        InputError: ``bad_language`` or ``syntax_error``, naming the job or the edge.
+        InputError: ``bad_language`` or ``syntax_error``, naming the job or the edge, with
+        the value's path in ``field`` (``jobs[1].body``) and a body's faulty ``line``.
     """
-    for job in workflow.jobs:
+    for index, job in enumerate(workflow.jobs):
         if job.runs_in not in LANGUAGES:
             raise InputError(
                 f"job {_job(job)}: language is one of {', '.join(LANGUAGES)}, not {job.runs_in!r}",
                 code="bad_language",
+                field=f"jobs[{index}].language",
             )
         problem = body_problem(job.body, job.runs_in)
         if problem is not None:
@@ -53,10 +55,12 @@ def check_sources(workflow: Workflow) -> None:
             raise InputError(
                 f"job {_job(job)}: the body does not parse as {language}: {problem}",
                 code="syntax_error",
+                field=f"jobs[{index}].body",
+                line=problem.line,
             )
     jobs = {job.id: job for job in workflow.jobs}
     plan = Plan(id=workflow.id, jobs=workflow.jobs, edges=workflow.edges)
-    for edge in workflow.edges:
+    for index, edge in enumerate(workflow.edges):
         language = plan.condition_language(edge)
         problem = condition_problem(edge.condition, language)
         if problem is not None:
@@ -64,6 +68,7 @@ def check_sources(workflow: Workflow) -> None:
                 f"edge {_edge(edge, jobs)}: the condition does not parse as "
                 f"{LANGUAGE_NAMES[language]}: {problem}",
                 code="syntax_error",
+                field=f"edges[{index}].condition",
             )
 
 

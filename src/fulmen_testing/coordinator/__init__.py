@@ -82,6 +82,8 @@ def settings(**overrides: Any) -> CoordinatorSettings:
     generated = keys()
     overrides.setdefault("npm_registry", NO_REGISTRY)
     overrides.setdefault("python_index", NO_PYTHON_INDEX)
+    # …nor runs npm for the dashboard's code editor (the browser tests build it themselves)
+    overrides.setdefault("dashboard_editor_build", False)
     return CoordinatorSettings(
         secret=Secret("WORKER_SECRET", generated.worker_secret),
         private_key=Secret("WORKER_RUNS_PRIVATE_KEY", generated.private_key),

@@ -24,6 +24,7 @@ from fulmen.coordinator.api.schemas.common import MAX_INT32, ErrorDoc, PageDoc, 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.python_packages import checked_pins, resolve_python
 from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
+from fulmen.errors import InputError
 from fulmen.store import (
     CredentialInfo,
     NewCredential,
@@ -35,7 +36,7 @@ from fulmen.store import (
     check_sources,
 )
 
-__all__ = ["put_credential", "router", "save_workflow"]
+__all__ = ["create", "put_credential", "replace", "router", "save_workflow"]
 
 router = APIRouter()
 
@@ -89,9 +90,33 @@ async def delete_project(request: Request, project_id: PathId) -> Response:
 
 def _check_schedules(workflow: Workflow) -> None:
     """Cron triggers are checked when saved, not when they would first fire."""
-    for trigger in workflow.triggers:
+    for index, trigger in enumerate(workflow.triggers):
         if trigger.type == TriggerType.CRON:
-            cron.parse(trigger.cron_expression or "", trigger.timezone)
+            try:
+                cron.parse(trigger.cron_expression or "", trigger.timezone)
+            except InputError as error:
+                part = "timezone" if error.code == "bad_timezone" else "cron_expression"
+                error.field = f"triggers[{index}].{part}"
+                raise
+
+
+async def save_workflow(
+    coordinator: Coordinator,
+    workflow: Workflow,
+    *,
+    expected_version: int | None = None,
+    current: StoredWorkflow | None = None,
+) -> StoredWorkflow:
+    """Save ``workflow`` over the stored one of its id (``current``, read if not given): the
+    one way to, for the API and every dashboard page. Its schedules, sources and packages
+    are checked, its packages resolved (:func:`_resolved`), then it replaces the stored one,
+    refused with a ConflictError if ``expected_version`` is given and another save came
+    first."""
+    _check_schedules(workflow)
+    if current is None:
+        current = await coordinator.store.get_workflow(workflow.id)
+    replaced = await _resolved(coordinator, workflow, current.workflow)
+    return await coordinator.store.replace_workflow(replaced, expected_version=expected_version)
 
 
 async def save_workflow(
@@ -119,6 +144,34 @@ async def _resolved(
     workflow = await resolve_workflow(workflow, coordinator.registry, checked=checked)
     pins = checked_pins(current) if current is not None else frozenset()
     return await resolve_python(workflow, coordinator.python_repo, checked=pins)
+
+
+async def create(c: Coordinator, project_id: str, workflow: WorkflowIn) -> StoredWorkflow:
+    """Save a new workflow in ``project_id``: the one way to, for the API and the dashboard.
+
+    Raises:
+        InputError: a schedule, source or package refused (``field`` names the value);
+        RegistryError, ConfigError: its packages could not be resolved; StoreError.
+    """
+    new = workflow.to_store(project_id)
+    _check_schedules(new)
+    saved = await _resolved(c, new)
+    return await c.store.create_workflow(saved)
+
+
+async def replace(
+    c: Coordinator, workflow_id: str, workflow: WorkflowIn, expected_version: int | None
+) -> StoredWorkflow:
+    """Save the document ``workflow`` as the next version of ``workflow_id``
+    (:func:`save_workflow`, for a document as the API and the editor receive it).
+
+    Raises:
+        ConflictError: ``expected_version`` is not the current version (another save came
+        first); otherwise as :func:`create`.
+    """
+    current = await c.store.get_workflow(workflow_id)
+    new = workflow.to_store(current.workflow.project_id, workflow_id)
+    return await save_workflow(c, new, expected_version=expected_version, current=current)
 
 
 #: What a save may answer besides the common answers: its packages could not be resolved.
@@ -150,10 +203,7 @@ async def list_workflows(
 async def create_workflow(
     request: Request, project_id: PathId, workflow: WorkflowIn
 ) -> WorkflowDoc:
-    new = workflow.to_store(project_id)
-    _check_schedules(new)
-    saved = await _resolved(_coordinator(request), new)
-    return WorkflowDoc.of(await _store(request).create_workflow(saved))
+    return WorkflowDoc.of(await create(_coordinator(request), project_id, workflow))
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
@@ -173,9 +223,7 @@ async def replace_workflow(
         ),
     ] = None,
 ) -> WorkflowDoc:
-    current = await _store(request).get_workflow(workflow_id)
-    new = workflow.to_store(current.workflow.project_id, workflow_id)
-    saved = await save_workflow(_coordinator(request), new, expected_version=expected_version)
+    saved = await replace(_coordinator(request), workflow_id, workflow, expected_version)
     return WorkflowDoc.of(saved)
 
 

@@ -10,10 +10,12 @@
 * ``/ui/workflows/<id>/run``: a run started by hand (manual.py); cancelling a run and
   rerunning many work orders (control.py); the runs list found by text, time and work order,
   exported as CSV or JSON (filters.py, find.py);
-* every page's header: runs waiting in the queue, and connected workers;
+* ``/ui/projects/<id>/workflows/new`` and ``/ui/workflows/<id>/edit``: a workflow's jobs,
+  edges and triggers in one form, each job's code in a code editor (editing.py, bundle.py);
 * managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
-  through the REST API's own functions and refusals (forms.py).
+  through the REST API's own functions and refusals (forms.py);
+* every page's header: runs waiting in the queue, and connected workers.
 
 Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
 after a coordinator restart, nothing that keeps the server waiting when it shuts down, and the
@@ -29,9 +31,11 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
     control,
     credentials,
+    editing,
     find,
     manual,
     pages,
@@ -41,6 +45,7 @@ from fulmen.coordinator.dashboard import (
     triggers,
     workflow,
 )
+from fulmen.coordinator.dashboard.bundle import EditorBundle
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
 from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
 
@@ -51,13 +56,18 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the dashboard's routes, static files, sign-in handling and response headers
-    (headers.py) to ``app``."""
+    (headers.py) to ``app``; ``app.state.editor_bundle`` is the code editor's script, which
+    the coordinator's lifespan builds (:meth:`EditorBundle.build`)."""
+    coordinator: Coordinator = app.state.coordinator
+    config = coordinator.settings
+    app.state.editor_bundle = EditorBundle(
+        Path(config.dashboard_cache_dir), enabled=config.dashboard_editor_build
+    )
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
-    for router in (workflow.router, manual.router, control.router, find.router):  # issue 17
-        app.include_router(router, prefix=PREFIX, include_in_schema=False)
-    for manage in (credentials, triggers, settings, tokens):
-        app.include_router(manage.router, prefix=PREFIX, include_in_schema=False)
+    workspace = (workflow, editing, manual, control, find, credentials, triggers, settings, tokens)
+    for module in workspace:  # issue 17
+        app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
