@@ -119,18 +119,6 @@ async def save_workflow(
     return await coordinator.store.replace_workflow(replaced, expected_version=expected_version)
 
 
-async def save_workflow(
-    coordinator: Coordinator, workflow: Workflow, *, expected_version: int | None = None
-) -> StoredWorkflow:
-    """Save ``workflow`` over the stored one of its id: its schedules, sources and packages
-    checked, its packages resolved (:func:`_resolved`), then replaced, refused with a
-    ConflictError if ``expected_version`` is given and another save came first."""
-    _check_schedules(workflow)
-    current = await coordinator.store.get_workflow(workflow.id)
-    replaced = await _resolved(coordinator, workflow, current.workflow)
-    return await coordinator.store.replace_workflow(replaced, expected_version=expected_version)
-
-
 async def _resolved(
     coordinator: Coordinator, workflow: Workflow, current: Workflow | None = None
 ) -> Workflow:
