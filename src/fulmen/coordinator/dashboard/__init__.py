@@ -36,6 +36,7 @@ from fulmen.coordinator.dashboard import (
     control,
     credentials,
     editing,
+    events,
     find,
     manual,
     pages,
@@ -65,6 +66,7 @@ def install(app: FastAPI) -> None:
     )
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(events.router, prefix=PREFIX, include_in_schema=False)
     workspace = (workflow, editing, manual, control, find, credentials, triggers, settings, tokens)
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
