@@ -12,10 +12,11 @@ after a quiet ``window`` is told at once, later ones gather until the window has
 the last notice, then go out together. A run writing 50 log lines in 100 ms is one or two
 notices, not 50, and an idle dashboard hears of a new run without waiting.
 
-With PostgreSQL, other coordinators' changes arrive through ``on_notice``'s counterpart:
-each coalesced notice is also handed to ``publish`` (NOTIFY on store/wakeups.py's runs
-channel, app.py), and what other coordinators publish is fed in by :meth:`Changes.heard`,
-which tells this coordinator's streams without publishing it again.
+Other coordinators sharing a PostgreSQL store: their changes are not relayed yet; a page
+catches them with its slow fallback poll (``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``, 20 s). The
+seam for relaying is here: each local notice is handed to ``publish`` (to become a NOTIFY on
+a second channel of store/wakeups.py), and :meth:`Changes.heard` takes another coordinator's
+notice, telling this one's streams without publishing it again.
 
 *Resource handling*: a notice due later is a timer of the loop. :meth:`close` (the coordinator
 is stopping: hub.drain) ends every subscription at once, so no stream holds the server's
