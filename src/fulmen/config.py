@@ -285,6 +285,10 @@ class CoordinatorSettings:
     #: …and whether this coordinator builds it when missing (``false``: a host that must not
     #: run npm; its editor pages use a plain text box unless the folder holds a build).
     dashboard_editor_build: bool = True
+    #: Issue 17: the dashboard's pages re-read their live parts when the coordinator's event
+    #: stream says something changed, and also every this many seconds, in case a notice was
+    #: missed (a stream reconnecting, a coordinator's NOTIFY lost).
+    dashboard_live_poll: float = 20.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -321,6 +325,7 @@ class CoordinatorSettings:
             dashboard_cache_dir=env.get("FULMEN_DASHBOARD_CACHE_DIR")
             or default_cache_dir("dashboard", environ),
             dashboard_editor_build=env.boolean("FULMEN_DASHBOARD_EDITOR_BUILD", True),
+            dashboard_live_poll=env.number("FULMEN_DASHBOARD_LIVE_POLL_SECONDS", 20.0),
         )
 
 

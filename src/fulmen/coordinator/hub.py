@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
+from fulmen.coordinator.changes import Changes
 from fulmen.coordinator.nudges import Nudge
 from fulmen.errors import FulmenError
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
@@ -78,8 +79,11 @@ class Hub:
         debounce: float = DEBOUNCE_S,
         poll_interval: float = 2.0,
         on_count: Callable[[int], None] | None = None,
+        changes: Changes | None = None,
     ) -> None:
         self._store = store
+        #: The dashboard's change feed: enqueues and ends pass through here (changes.py).
+        self.changes = changes or Changes()
         self._wakeups = wakeups
         self._debounce = debounce
         self._poll_interval = poll_interval
@@ -137,6 +141,7 @@ class Hub:
         ``work-available`` goes out, and webhooks waiting for their run's end answer now
         (202, the run pending) rather than hold the shutdown up."""
         self.draining = True
+        self.changes.close()  # the dashboard's event streams end: none holds the shutdown up
         for event in self._finished.values():
             event.set()
         sockets = list(self._sockets)
@@ -158,7 +163,8 @@ class Hub:
                 self._push(socket, now)
             elif delay is not None:
                 loop.call_later(delay, self._push_due, socket)
-        if tell_others:
+        if tell_others:  # else another coordinator's, or the poll's: told already, or no news
+            self.changes.changed()
             # fire and forget, keeping a reference so the task is not collected mid-way
             self._keep(self._wakeups.notify(), self._notifying)
 
@@ -224,6 +230,8 @@ class Hub:
     # -- finished runs -----------------------------------------------------------------------
 
     def run_finished(self, run_id: str) -> None:
+        """``run_id`` ended here (completed, cancelled or lost), after the commit."""
+        self.changes.changed(run_id)
         event = self._finished.get(run_id)
         if event is not None:
             event.set()

@@ -59,6 +59,7 @@ async def cancel(c: Coordinator, run_id: str) -> CancelAction:
     if action is CancelAction.NOW:
         c.hub.run_finished(run_id)
     else:
+        c.hub.changes.changed(run_id)  # its page shows the cancel was asked
         await c.hub.tell_cancel([run_id])
     return action
 

@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +72,11 @@ def environment() -> dict[str, str]:
 
 
 @asynccontextmanager
-async def fulmen_up(cwd: Path, *args: str) -> AsyncIterator[Up]:
-    """``fulmen up --port 0 --runner-port 0`` in ``cwd``, until it printed its ``Data:`` line."""
+async def fulmen_up(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Up]:
+    """``fulmen up --port 0 --runner-port 0`` in ``cwd``, until it printed its ``Data:`` line;
+    ``env``: settings for it (``FULMEN_*``), over an environment cleared of the caller's."""
     cwd.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
         *FULMEN,
@@ -84,7 +87,7 @@ async def fulmen_up(cwd: Path, *args: str) -> AsyncIterator[Up]:
         "0",
         *args,
         cwd=cwd,
-        env=environment(),
+        env=environment() | dict(env or {}),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

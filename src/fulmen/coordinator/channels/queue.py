@@ -122,6 +122,8 @@ class QueueChannel:
         if runs and not delivered:
             await self._roll_back(runs)
         elif runs:
+            for run in runs:
+                self._c.hub.changes.changed(run.id)
             self._c.metrics.claimed.inc(len(runs))
             log.info("worker %s claimed %s", self._host.worker_id, ", ".join(r.id for r in runs))
 

@@ -179,6 +179,8 @@ class RunChannel:
             )
         if ok and isinstance(message, RunComplete):  # after the commit: a webhook reads it
             self._c.hub.run_finished(self.run_id)
+        elif ok and not isinstance(message, FetchPlan | FetchDataclip | FetchCredential):
+            self._c.hub.changes.changed(self.run_id)  # its page re-reads (changes.py)
         await self._host.reply(request, ok, response)
 
     async def _frame_sent(self, payload: JSON) -> Outcome:
@@ -196,6 +198,8 @@ class RunChannel:
         )
         if ok and any(isinstance(report, RunComplete) for _event, report in frame.reports):
             self._c.hub.run_finished(self.run_id)  # after the commit: a webhook reads the run
+        elif ok:
+            self._c.hub.changes.changed(self.run_id)
         return ok, response
 
     async def _fetch(self, message: FetchPlan | FetchDataclip | FetchCredential) -> Outcome:

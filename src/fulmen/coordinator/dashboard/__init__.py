@@ -3,7 +3,7 @@
 
 * ``/ui``: the workflows, with their triggers (webhook URLs to copy) and their last run;
 * ``/ui/runs``: runs, filtered by workflow and status, new ones appearing as they come
-  (the script re-reads ``/ui/runs/rows`` every two seconds while the tab is visible);
+  (the script re-reads ``/ui/runs/rows`` when ``/ui/events`` says runs changed);
 * ``/ui/runs/<id>``: one run: its graph coloured by outcome, its steps as a timeline, its
   logs, its input and output dataclips, and retrying it from a chosen step;
 * ``/ui/workflows/<id>``: one workflow: its graph (graph.py), jobs' code and triggers;
@@ -17,10 +17,17 @@
   through the REST API's own functions and refusals (forms.py);
 * every page's header: runs waiting in the queue, and connected workers.
 
-Live updates poll small fragments rather than holding an SSE stream open: nothing to resume
-after a coordinator restart, nothing that keeps the server waiting when it shuts down, and the
-same template renders a list whether whole or in part. Signing in is session.py's; the
-Content-Security-Policy and the other headers every response carries are headers.py's.
+Live updates: a page holds one server-sent event stream (events.py) that says only *that*
+runs changed (coordinator/changes.py, coalesced), and re-reads its small fragments then, the
+same fetch-and-swap as a timer would do: the same template renders a list whether whole or in
+part, and the stream carries nothing to resume after a coordinator restart (the page re-reads
+when it reconnects). Each stream ends after five minutes and at once when the coordinator
+drains, so none holds a shutdown up. A slow poll (``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``)
+catches what a stream missed, including other coordinators' changes, which are not relayed;
+without ``EventSource``, or with a stream that keeps failing, the pages poll every 2 s.
+
+Signing in is session.py's; the Content-Security-Policy and the other headers every response
+carries are headers.py's.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from fulmen.coordinator.dashboard import (
     control,
     credentials,
     editing,
+    events,
     find,
     manual,
     pages,
@@ -65,6 +73,7 @@ def install(app: FastAPI) -> None:
     )
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(events.router, prefix=PREFIX, include_in_schema=False)
     workspace = (workflow, editing, manual, control, find, credentials, triggers, settings, tokens)
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)

@@ -1,6 +1,6 @@
 """The dashboard's list pages: workflows with their triggers, runs (filtered, updated live by
-the page's script polling ``/ui/runs/rows``), the header's queue and worker figures, and the
-sign-in page."""
+the page's script re-reading ``/ui/runs/rows`` when ``/ui/events`` says runs changed), the
+header's queue and worker figures, and the sign-in page."""
 
 from __future__ import annotations
 

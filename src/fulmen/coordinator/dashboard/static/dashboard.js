@@ -2,11 +2,13 @@
 // current and handy. Everything it fetches is an HTML fragment or a small JSON document
 // from the same server, and every page works (without live updates) when it does not run.
 //
-//   [data-live][data-src]   re-read every data-interval ms while the tab is visible, and
-//                           replaced when it changed; stops once the fragment says data-final
+//   [data-live][data-src]   re-read when /ui/events says something changed (data-run: this
+//                           run only), and replaced when it changed; stops once the fragment
+//                           says data-final. Without the stream: every data-interval ms.
 //   #status[data-src]       the header's figures (JSON)
 //   #logs                   log lines a page at a time, the next page fetched as the reader
-//                           scrolls near it; a run in flight is followed (data-follow)
+//                           scrolls near it; a run in flight is followed (data-follow), read
+//                           as the fragments are
 //   details[data-src]       a dataclip, fetched the first time it is opened
 //   [data-copy]             copies its value (webhook URLs)
 //   button[data-confirm]    asks before its form is sent
@@ -39,40 +41,135 @@
 
 
 
-  // Re-read a fragment on a timer; swap it in only when it changed.
+  // Re-read a fragment; swap it in only when it changed. Returns the page's way to ask for
+  // that (see watch): refresh() re-reads once (a call while one is under way asks for one
+  // more after it), done() says the fragment is final and needs no more.
   function live(el) {
-    const interval = Number(el.dataset.interval || 2000);
     let last = null;
+    let busy = false;
+    let again = false;
     let seen = new Set(Array.from(el.querySelectorAll("[data-id]"), (row) => row.dataset.id));
-    async function tick() {
-      if ("done" in el.dataset) return;
-      if (!document.hidden) {
-        try {
-          const html = await (await get(el.dataset.src)).text();
-          if (html !== last) {
-            last = html;
-            const ticked = new Set(Array.from(el.querySelectorAll("input:checked"), (box) => box.value));
-            el.innerHTML = html;
-            for (const box of el.querySelectorAll("input[type=checkbox]")) box.checked = ticked.has(box.value);
-            el.dispatchEvent(new CustomEvent("fulmen:swapped"));
-            for (const row of el.querySelectorAll("[data-id]")) {
-              if (!seen.has(row.dataset.id)) row.classList.add("fresh");
-            }
-            seen = new Set(Array.from(el.querySelectorAll("[data-id]"), (row) => row.dataset.id));
-            enhance(el);
-            if (el.querySelector("[data-final]")) {
-              el.dataset.done = "";
-              el.dispatchEvent(new CustomEvent("fulmen:final", { bubbles: true }));
-              return;
-            }
-          }
-        } catch (error) {
-          console.warn(error);
-        }
+    async function read() {
+      const html = await (await get(el.dataset.src)).text();
+      if (html === last) return;
+      last = html;
+      const ticked = new Set(Array.from(el.querySelectorAll("input:checked"), (box) => box.value));
+      el.innerHTML = html;
+      for (const box of el.querySelectorAll("input[type=checkbox]")) box.checked = ticked.has(box.value);
+      el.dispatchEvent(new CustomEvent("fulmen:swapped"));
+      for (const row of el.querySelectorAll("[data-id]")) {
+        if (!seen.has(row.dataset.id)) row.classList.add("fresh");
       }
-      setTimeout(tick, interval);
+      seen = new Set(Array.from(el.querySelectorAll("[data-id]"), (row) => row.dataset.id));
+      enhance(el);
+      if (el.querySelector("[data-final]")) {
+        el.dataset.done = "";
+        el.dispatchEvent(new CustomEvent("fulmen:final", { bubbles: true }));
+      }
     }
-    setTimeout(tick, interval);
+    async function refresh() {
+      if ("done" in el.dataset) return;
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      try {
+        do {
+          again = false;
+          await read();
+        } while (again && !("done" in el.dataset));
+      } catch (error) {
+        console.warn(error);
+      } finally {
+        busy = false;
+      }
+    }
+    return {
+      refresh,
+      done: () => "done" in el.dataset,
+      interval: Number(el.dataset.interval || 2000),
+      run: el.dataset.run || null,
+    };
+  }
+
+  // Keep the page's live parts current. Where the browser has EventSource, one stream per
+  // page (/ui/events, only this run's news on a run page) says when something changed, and
+  // every part re-reads then; a slow poll (the stream's hello says how slow) catches a
+  // notice missed. Without EventSource, or when the stream keeps failing (3 errors with no
+  // hello between, or refused), each part re-reads on its own timer as before.
+  function watch(parts) {
+    if (!parts.length || parts.every((part) => part.done())) return;
+    const runs = new Set(parts.map((part) => part.run));
+    const run = runs.size === 1 ? parts[0].run : null;
+    let stale = false;
+    let stream = null;
+
+    const finished = () => parts.every((part) => part.done());
+    function refreshAll() {
+      if (document.hidden) {
+        stale = true; // re-read when the tab is shown again
+        return;
+      }
+      stale = false;
+      for (const part of parts) part.refresh();
+    }
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && stale) refreshAll();
+    });
+
+    function pollEach() {
+      document.documentElement.dataset.liveBy = "poll"; // what keeps the page current
+      for (const part of parts) {
+        const tick = async () => {
+          if (part.done()) return;
+          if (!document.hidden) await part.refresh();
+          setTimeout(tick, part.interval);
+        };
+        setTimeout(tick, part.interval);
+      }
+    }
+    if (!("EventSource" in window)) {
+      pollEach();
+      return;
+    }
+
+    let slow = 20000;
+    let timer = null;
+    function rearm() {
+      clearTimeout(timer);
+      if (stream) timer = setTimeout(() => { refreshAll(); rearm(); }, slow);
+    }
+    function stop() {
+      if (stream) stream.close();
+      stream = null;
+      clearTimeout(timer);
+    }
+    let failures = 0;
+    stream = new EventSource("/ui/events" + (run ? "?run=" + encodeURIComponent(run) : ""));
+    stream.addEventListener("hello", (event) => {
+      failures = 0;
+      document.documentElement.dataset.liveBy = "stream";
+      slow = Number(JSON.parse(event.data).poll) || slow;
+      refreshAll(); // what changed while the stream was not open
+      rearm();
+    });
+    stream.addEventListener("change", () => {
+      refreshAll();
+      rearm();
+    });
+    stream.addEventListener("error", () => {
+      // a stream that ends (every few minutes) reconnects by itself: only one that keeps
+      // failing, or is refused (signed out: the poll's 401 goes to the sign-in page), is left
+      failures += 1;
+      if (stream && (stream.readyState === EventSource.CLOSED || failures >= 3)) {
+        stop();
+        pollEach();
+      }
+    });
+    document.addEventListener("fulmen:final", () => {
+      if (finished()) stop();
+    });
   }
 
   function status(el) {
@@ -146,20 +243,18 @@
       return end.getBoundingClientRect().top < window.innerHeight + 1500;
     }
 
+    // A run in flight: read the lines after the last one (when watch says so).
     async function follow() {
-      if (!("follow" in el.dataset)) return;
-      if (!document.hidden && !busy && !cursor) {
-        busy = true;
-        try {
-          cursor = await load(tail);
-          counted();
-        } catch (error) {
-          console.warn(error);
-        } finally {
-          busy = false;
-        }
+      if (!("follow" in el.dataset) || busy || cursor) return;
+      busy = true;
+      try {
+        cursor = await load(tail);
+        counted();
+      } catch (error) {
+        console.warn(error);
+      } finally {
+        busy = false;
       }
-      setTimeout(follow, 2000);
     }
 
     // Everything up to the last line (where a failure usually is), then scroll there.
@@ -202,7 +297,7 @@
       });
     }
     counted();
-    setTimeout(follow, 2000);
+    return { refresh: follow, done: () => !("follow" in el.dataset), interval: 2000, run: el.dataset.run || null };
   }
 
   function enhance(root) {
@@ -251,10 +346,11 @@
       const question = event.submitter && event.submitter.dataset.confirm;
       if (question && !confirm(question)) event.preventDefault();
     });
-    for (const el of document.querySelectorAll("[data-live][data-src]")) live(el);
+    const parts = Array.from(document.querySelectorAll("[data-live][data-src]"), live);
     const figures = document.getElementById("status");
     if (figures) status(figures);
     const lines = document.getElementById("logs");
-    if (lines) logs(lines);
+    if (lines) parts.push(logs(lines));
+    watch(parts);
   });
 })();
