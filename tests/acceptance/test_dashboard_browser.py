@@ -6,32 +6,24 @@ install`` is never run). Screenshots of each page, on a laptop's screen and a ph
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fulmen_testing.browser import (
+    LAPTOP,
+    PHONE,
+    chromium,
+    close_devices,
+    shot,
+    signed_in_devices,
+)
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: What works on this kind of machine (no GPU, no network beyond loopback, running as root).
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-LAPTOP = {"viewport": {"width": 1366, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 CHATTY = """
 @fn
@@ -59,18 +51,8 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +64,13 @@ def refused() -> list[str]:
 @pytest.fixture(scope="module")
 async def devices(browser: Any, up: Up, refused: list[str]) -> AsyncIterator[dict[str, Any]]:
     """A laptop's and a phone's browser, each signed in once through the sign-in form."""
-    contexts = {}
-    for name, device in (("laptop", LAPTOP), ("phone", PHONE)):
-        context = await browser.new_context(**device)
+
+    def watch(context: Any) -> None:
         context.on("console", lambda message: note_refusal(refused, message.text))
-        page = await context.new_page()
-        await page.goto(up.dashboard)
-        assert "/ui/login" in page.url
-        await page.fill("#token", up.token)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(up.dashboard)
-        await page.close()
-        contexts[name] = context
+
+    contexts = await signed_in_devices(browser, up, watch)
     yield contexts
-    for context in contexts.values():
-        await context.close()
+    await close_devices(contexts)
 
 
 def note_refusal(refused: list[str], text: str) -> None:
@@ -107,10 +81,6 @@ def note_refusal(refused: list[str], text: str) -> None:
 async def signed_in(devices: dict[str, Any], name: str) -> Any:
     """A new page (tab) of the device's signed-in browser."""
     return await devices[name].new_page()
-
-
-async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 async def post(up: Up, body: object, url: str | None = None) -> str:

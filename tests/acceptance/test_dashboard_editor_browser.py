@@ -16,23 +16,15 @@ import pytest
 
 from fulmen.config import default_cache_dir
 from fulmen.coordinator.dashboard.bundle import EditorBundle
+from fulmen_testing.browser import (
+    chromium,
+    close_devices,
+    shot,
+    signed_in_devices,
+)
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-LAPTOP = {"viewport": {"width": 1366, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 def must_have(what: str) -> None:
@@ -66,15 +58,8 @@ async def up(tmp_path_factory: pytest.TempPathFactory, bundle: EditorBundle) -> 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        must_have(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)")
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -85,28 +70,16 @@ def complaints() -> list[str]:
 
 @pytest.fixture(scope="module")
 async def devices(browser: Any, up: Up, complaints: list[str]) -> AsyncIterator[dict[str, Any]]:
-    contexts = {}
-    for name, device in (("laptop", LAPTOP), ("phone", PHONE)):
-        context = await browser.new_context(**device)
+    def watch(context: Any) -> None:
         context.on(
             "console",
             lambda message: complaints.append(message.text) if message.type == "error" else None,
         )
         context.on("weberror", lambda error: complaints.append(str(error.error)))
-        page = await context.new_page()
-        await page.goto(f"{up.dashboard}/login")
-        await page.fill("#token", up.token)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(up.dashboard)
-        await page.close()
-        contexts[name] = context
+
+    contexts = await signed_in_devices(browser, up, watch)
     yield contexts
-    for context in contexts.values():
-        await context.close()
-
-
-async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await close_devices(contexts)
 
 
 async def submit(page: Any, button: str) -> None:

@@ -10,33 +10,15 @@ laptop's screen and a phone's, go to ``test-artifacts/dashboard/`` (``*-workflow
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fulmen_testing.browser import DEVICES, chromium, close_devices, shot, signed_in_devices
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
-
-CHROMIUM = Path("/usr/bin/chromium")
-#: As test_dashboard_browser.py: what works without a GPU or a network, running as root.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-DEVICES = {
-    "laptop": {"viewport": {"width": 1366, "height": 900}},
-    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
-}
 
 FETCH = """
 @fn
@@ -98,18 +80,8 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -122,25 +94,14 @@ def complaints() -> list[str]:
 @pytest.fixture(scope="module")
 async def devices(browser: Any, up: Up, complaints: list[str]) -> AsyncIterator[dict[str, Any]]:
     """A laptop's and a phone's browser, each signed in once through the sign-in form."""
-    contexts = {}
-    for name, device in DEVICES.items():
-        context = await browser.new_context(**device)
+
+    def watch(context: Any) -> None:
         context.on("console", lambda m: complaints.append(m.text) if m.type == "error" else None)
         context.on("weberror", lambda e: complaints.append(str(e.error)))
-        page = await context.new_page()
-        await page.goto(up.dashboard)
-        await page.fill("#token", up.token)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(up.dashboard)
-        await page.close()
-        contexts[name] = context
+
+    contexts = await signed_in_devices(browser, up, watch)
     yield contexts
-    for context in contexts.values():
-        await context.close()
-
-
-async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await close_devices(contexts)
 
 
 async def fits(page: Any, name: str) -> None:

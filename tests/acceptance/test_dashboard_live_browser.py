@@ -9,14 +9,13 @@ No console error on either page.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
-from test_dashboard_browser import CHROMIUM, FLAGS, LAPTOP
 
+from fulmen_testing.browser import LAPTOP, chromium
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
@@ -60,17 +59,9 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
 @pytest.fixture(scope="module")
 async def browser_page(up: Up) -> AsyncIterator[tuple[Any, list[str], list[str]]]:
     """A signed-in page, the console's errors, and the URLs of the stream's requests."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
     problems: list[str] = []
     streams: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    async with chromium() as browser:
         context = await browser.new_context(**LAPTOP)
         context.on("console", lambda m: m.type == "error" and problems.append(m.text))
         page = await context.new_page()
@@ -80,7 +71,6 @@ async def browser_page(up: Up) -> AsyncIterator[tuple[Any, list[str], list[str]]
         await page.click("button[type=submit]")
         await page.wait_for_url(up.dashboard)
         yield page, problems, streams
-        await browser.close()
 
 
 async def test_a_new_run_appears_and_its_page_ends_without_a_reload(

@@ -9,31 +9,24 @@ laptop and a phone, go to ``test-artifacts/dashboard/``."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
+from fulmen_testing.browser import (
+    LAPTOP,
+    PHONE,
+    chromium,
+    close_devices,
+    shot,
+    signed_in_devices,
+)
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-LAPTOP = {"viewport": {"width": 1366, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 SECRET = "tr0ub4dor-and-3-horses"
 #: A job that prints its credential's password, as careless code does.
@@ -58,18 +51,8 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -81,30 +64,19 @@ def console_errors() -> list[str]:
 @pytest.fixture(scope="module")
 async def devices(browser: Any, up: Up, console_errors: list[str]) -> AsyncIterator[dict[str, Any]]:
     """A laptop's and a phone's browser, each signed in once through the sign-in form."""
-    contexts = {}
-    for name, device in (("laptop", LAPTOP), ("phone", PHONE)):
-        context = await browser.new_context(**device)
+
+    def watch(context: Any) -> None:
         context.on("console", lambda message: note_error(console_errors, message))
         context.on("weberror", lambda error: console_errors.append(str(error.error)))
-        page = await context.new_page()
-        await page.goto(up.dashboard)
-        await page.fill("#token", up.token)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(up.dashboard)
-        await page.close()
-        contexts[name] = context
+
+    contexts = await signed_in_devices(browser, up, watch)
     yield contexts
-    for context in contexts.values():
-        await context.close()
+    await close_devices(contexts)
 
 
 def note_error(errors: list[str], message: Any) -> None:
     if message.type == "error" or "Content Security Policy" in message.text:
         errors.append(message.text)
-
-
-async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 async def fits(page: Any, device: dict[str, Any], what: str) -> None:

@@ -12,14 +12,20 @@ import asyncio
 import csv
 import io
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, FLAGS, LAPTOP, PHONE
 
+from fulmen_testing.browser import (
+    LAPTOP,
+    PHONE,
+    chromium,
+    close_devices,
+    shot,
+    signed_in_devices,
+)
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
@@ -77,38 +83,18 @@ def problems() -> list[str]:
 
 @pytest.fixture(scope="module")
 async def devices(up: Up, problems: list[str]) -> AsyncIterator[dict[str, Any]]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
+    def watch(context: Any) -> None:
+        context.on("console", lambda message: note(problems, message))
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        contexts = {}
-        for name, device in (("laptop", LAPTOP), ("phone", PHONE)):
-            context = await browser.new_context(accept_downloads=True, **device)
-            context.on("console", lambda message: note(problems, message))
-            page = await context.new_page()
-            await page.goto(up.dashboard)
-            await page.fill("#token", up.token)
-            await page.click("button[type=submit]")
-            await page.wait_for_url(up.dashboard)
-            await page.close()
-            contexts[name] = context
+    async with chromium() as browser:
+        contexts = await signed_in_devices(browser, up, watch, accept_downloads=True)
         yield contexts
-        await browser.close()
+        await close_devices(contexts)
 
 
 def note(problems: list[str], message: Any) -> None:
     if message.type == "error" or "Content Security Policy" in message.text:
         problems.append(f"{message.type}: {message.text}")
-
-
-async def shot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 async def finished(up: Up, run_id: str) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""The dashboard in a real browser, for the browser tests: Debian's ``/usr/bin/chromium`` driven
+by Playwright through its executable path (nothing is downloaded; ``playwright install`` is
+never run), a laptop's and a phone's screen, signing in through the sign-in form as a user
+does, and screenshots for a reviewer in ``test-artifacts/dashboard/``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from fulmen_testing.up import Up
+
+__all__ = [
+    "ARTIFACTS",
+    "CHROMIUM",
+    "DEVICES",
+    "LAPTOP",
+    "PHONE",
+    "chromium",
+    "close_devices",
+    "shot",
+    "signed_in_devices",
+]
+
+CHROMIUM: Final = Path("/usr/bin/chromium")
+#: What works on this kind of machine (no GPU, no network beyond loopback, running as root).
+FLAGS: Final = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+LAPTOP: Final[dict[str, Any]] = {"viewport": {"width": 1366, "height": 900}}
+PHONE: Final[dict[str, Any]] = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+}
+DEVICES: Final = {"laptop": LAPTOP, "phone": PHONE}
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """The browser; a test without it fails under CI (scripts/test installs it) and is
+    skipped elsewhere, saying how to get it."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def signed_in_devices(
+    browser: Any, up: Up, watch: Callable[[Any], None], **options: Any
+) -> dict[str, Any]:
+    """A laptop's and a phone's browser context, each signed in once through the sign-in
+    form; ``watch`` is given each context first (to listen to its console)."""
+    contexts = {}
+    for name, device in DEVICES.items():
+        context = await browser.new_context(**options, **device)
+        watch(context)
+        page = await context.new_page()
+        await page.goto(up.dashboard)
+        assert "/ui/login" in page.url
+        await page.fill("#token", up.token)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(up.dashboard)
+        await page.close()
+        contexts[name] = context
+    return contexts
+
+
+async def close_devices(contexts: dict[str, Any]) -> None:
+    for context in contexts.values():
+        await context.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    """A screenshot of the whole page for a reviewer: ``test-artifacts/dashboard/<name>.png``."""
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
