@@ -30,7 +30,7 @@ from fulmen.coordinator.retention import Retention
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.coordinator.socket import PATH, worker_socket
 from fulmen.store import Store, open_store
-from fulmen.store.wakeups import NoWakeups, Wakeups, open_wakeups
+from fulmen.store.wakeups import CHANGES, NoWakeups, Wakeups, open_wakeups
 
 __all__ = ["build_app", "build_coordinator", "open_coordinator"]
 
@@ -42,6 +42,7 @@ def build_coordinator(
     keys: Keys | None = None,
     clock: Clock = SYSTEM_CLOCK,
     wakeups: Wakeups | None = None,
+    change_wakeups: Wakeups | None = None,
 ) -> Coordinator:
     metrics = Metrics()
     hub = Hub(
@@ -49,6 +50,7 @@ def build_coordinator(
         wakeups or NoWakeups(),
         poll_interval=settings.work_poll_interval,
         on_count=metrics.connected_workers.set,
+        change_wakeups=change_wakeups,
     )
     return Coordinator(
         settings=settings,
@@ -70,10 +72,12 @@ async def open_coordinator(settings: CoordinatorSettings) -> AsyncIterator[Coord
     keys = Keys.from_settings(settings)
     url = database_url(settings)
     wakeups = open_wakeups(url)
+    changes = open_wakeups(url, CHANGES)
     store = await open_store(url, credential_key=credential_key(settings))
     try:
-        yield build_coordinator(settings, store, keys=keys, wakeups=wakeups)
+        yield build_coordinator(settings, store, keys=keys, wakeups=wakeups, change_wakeups=changes)
     finally:
+        await changes.close()
         await wakeups.close()
         await store.close()
 
@@ -86,6 +90,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             return
         tasks = [
             coordinator.hub.listen(),
+            coordinator.hub.relay_changes(),
             coordinator.hub.poll(),
             Reaper(coordinator).run(),
             Scheduler(coordinator).run(),

@@ -12,11 +12,12 @@ after a quiet ``window`` is told at once, later ones gather until the window has
 the last notice, then go out together. A run writing 50 log lines in 100 ms is one or two
 notices, not 50, and an idle dashboard hears of a new run without waiting.
 
-Other coordinators sharing a PostgreSQL store: their changes are not relayed yet; a page
-catches them with its slow fallback poll (``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``, 20 s). The
-seam for relaying is here: each local notice is handed to ``publish`` (to become a NOTIFY on
-a second channel of store/wakeups.py), and :meth:`Changes.heard` takes another coordinator's
-notice, telling this one's streams without publishing it again.
+Other coordinators sharing a PostgreSQL store: :meth:`Changes.relay` publishes each local
+notice on the ``fulmen_changes`` channel of store/wakeups.py (NOTIFY, with the runs' ids and
+this coordinator's own mark, so that it ignores its own), and tells this one's streams the
+notices the others publish (:meth:`Changes.heard`: not published again). A notice lost on the
+way (a listener reconnecting) is made up by the pages' slow fallback poll
+(``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``, 20 s).
 
 *Resource handling*: a notice due later is a timer of the loop. :meth:`close` (the coordinator
 is stopping: hub.drain) ends every subscription at once, so no stream holds the server's
@@ -26,15 +27,23 @@ graceful shutdown up; subscriptions opened after it end at once too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any, Final
 
-__all__ = ["WINDOW_S", "Changes", "Coalescer", "Notice", "Subscription"]
+from fulmen.store.wakeups import Wakeups
+
+__all__ = ["WINDOW_S", "Changes", "Coalescer", "Notice", "Subscription", "decode", "encode"]
 
 #: How long changes gather before the next notice: at most ten notices a second, and a
 #: page's re-read costs a few milliseconds.
 WINDOW_S = 0.1
+#: A published notice names at most this many runs, else it says "some run" (a NOTIFY's
+#: payload is at most 8000 bytes; a page re-reads everything anyway).
+MAX_RUNS_PUBLISHED: Final = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,31 @@ class Notice:
     def concerns(self, run_id: str | None) -> bool:
         """Whether a page watching ``run_id`` (``None``: every run) should re-read."""
         return run_id is None or self.any_run or run_id in self.runs
+
+
+def encode(notice: Notice, origin: str) -> str:
+    """``notice`` as a NOTIFY payload from the coordinator ``origin``."""
+    runs = sorted(notice.runs)
+    many = len(runs) > MAX_RUNS_PUBLISHED
+    return json.dumps(
+        {"o": origin, "r": [] if many else runs, "a": notice.any_run or many},
+        separators=(",", ":"),
+    )
+
+
+def decode(payload: str) -> tuple[Notice, str] | None:
+    """A payload :func:`encode` made, and who made it; None for anything else (a payload
+    is another process's words: read, never trusted to be well formed)."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("o"), str):
+        return None
+    runs = doc.get("r")
+    if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+        return None
+    return Notice(frozenset(runs), bool(doc.get("a"))), doc["o"]
 
 
 @dataclass
@@ -129,6 +163,7 @@ class Changes:
         self._heard = Coalescer(window)
         self._publish = publish
         self._subscribers: set[Subscription] = set()
+        self._publishing: set[asyncio.Task[None]] = set()
         self.closed = False
 
     def changed(self, run_id: str | None = None) -> None:
@@ -159,6 +194,22 @@ class Changes:
             subscriber._tell(notice)
         if publish and self._publish is not None:
             self._publish(notice)
+
+    async def relay(self, wakeups: Wakeups) -> None:
+        """Publish this coordinator's notices on ``wakeups`` and tell this one's streams
+        those the other coordinators publish; runs until cancelled."""
+        origin = secrets.token_hex(8)
+        self._publish = lambda notice: self._keep(wakeups.notify(encode(notice, origin)))
+        async for payload in wakeups.listen():
+            heard = decode(payload)
+            if heard is not None and heard[1] != origin and not self.closed:
+                self.heard(heard[0])
+
+    def _keep(self, work: Coroutine[Any, Any, None]) -> None:
+        """Fire and forget, keeping a reference so that the task is not collected mid-way."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     @asynccontextmanager
     async def subscribe(self, run_id: str | None = None) -> AsyncIterator[Subscription]:

@@ -80,8 +80,10 @@ class Hub:
         poll_interval: float = 2.0,
         on_count: Callable[[int], None] | None = None,
         changes: Changes | None = None,
+        change_wakeups: Wakeups | None = None,
     ) -> None:
         self._store = store
+        self._change_wakeups = change_wakeups
         #: The dashboard's change feed: enqueues and ends pass through here (changes.py).
         self.changes = changes or Changes()
         self._wakeups = wakeups
@@ -194,6 +196,11 @@ class Hub:
         """Relay other coordinators' wake-ups to this one's workers."""
         async for _ in self._wakeups.listen():
             self.work_available(tell_others=False)
+
+    async def relay_changes(self) -> None:
+        """The dashboard's change feed to and from the other coordinators (changes.py)."""
+        if self._change_wakeups is not None:
+            await self.changes.relay(self._change_wakeups)
 
     async def poll(self) -> None:
         """The fallback for lost wake-ups: while runs wait, say so every poll interval."""
