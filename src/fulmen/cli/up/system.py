@@ -163,11 +163,9 @@ class System:
         """Start the coordinator, knowing the runner when there is one; its local URL."""
         options, data = self.options, self.data
         args = ["--host", options.host, "--port", str(options.port), "--data-dir", str(data.path)]
-        runner = (
-            {"FULMEN_RUNNER_URL": runner_url, "FULMEN_RUNNER_TOKEN_FILE": str(data.runner_token_file)}
-            if runner_url
-            else {}
-        )
+        runner = {"FULMEN_RUNNER_URL": runner_url} if runner_url else {}
+        if runner_url:
+            runner["FULMEN_RUNNER_TOKEN_FILE"] = str(data.runner_token_file)
         server = self._child(
             "server",
             ["server", *args],

@@ -78,7 +78,16 @@ def install(app: FastAPI) -> None:
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(events.router, prefix=PREFIX, include_in_schema=False)
     workspace = (
-        workflow, editing, manual, control, find, credentials, triggers, settings, tokens, smart
+        workflow,
+        editing,
+        manual,
+        control,
+        find,
+        credentials,
+        triggers,
+        settings,
+        tokens,
+        smart,
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
