@@ -289,6 +289,11 @@ class CoordinatorSettings:
     #: stream says something changed, and also every this many seconds, in case a notice was
     #: missed (a stream reconnecting, a coordinator's NOTIFY lost).
     dashboard_live_poll: float = 20.0
+    #: Issue 17: the runner whose smart workers the dashboard shows and manages (``fulmen up``
+    #: sets both), over its HTTP API with the bearer token read from ``runner_token_file``;
+    #: ``None``: the dashboard's smart workers page says how to set it.
+    runner_url: str | None = None
+    runner_token_file: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -326,6 +331,8 @@ class CoordinatorSettings:
             or default_cache_dir("dashboard", environ),
             dashboard_editor_build=env.boolean("FULMEN_DASHBOARD_EDITOR_BUILD", True),
             dashboard_live_poll=env.number("FULMEN_DASHBOARD_LIVE_POLL_SECONDS", 20.0),
+            runner_url=env.http_url("FULMEN_RUNNER_URL"),
+            runner_token_file=env.get("FULMEN_RUNNER_TOKEN_FILE"),
         )
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from fulmen_testing.up import FULMEN, environment, fulmen_up
@@ -71,6 +72,7 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             final = (await api.get(f"/api/dataclips/{run['final_dataclip_id']}")).json()
             assert final["body"]["data"] == {"report": "processed 3 items"}
         await _paste_the_runner_example(up.lines, tmp_path)
+        await _the_dashboard_lists_the_smart_worker(up.base, up.token)
         children = up.children()
         assert len(children) == 3  # server, worker, runner
         assert await up.interrupt() == 0
@@ -88,6 +90,17 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             assert [p["name"] for p in projects] == ["examples"]
             runs = (await api.get("/api/runs")).json()["items"]
             assert [r["id"] for r in runs] == [run_id]
+
+
+async def _the_dashboard_lists_the_smart_worker(base: str, token: str) -> None:
+    """``fulmen up`` told the coordinator its runner: the dashboard lists the pasted worker
+    with its schedule."""
+    async with httpx2.AsyncClient(base_url=base, timeout=30) as browser:
+        signed = await browser.post("/ui/login", data={"token": token}, headers={"Origin": base})
+        assert signed.status_code == 303, signed.text
+        page = await browser.get("/ui/smart-workers")
+        assert page.status_code == 200, page.text
+        assert "*/5 * * * * (UTC)" in page.text and "No runner configured" not in page.text
 
 
 async def _paste_the_runner_example(lines: list[str], cwd: Path) -> None:

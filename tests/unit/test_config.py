@@ -114,6 +114,17 @@ def test_the_python_index_is_uvs_own_unless_an_http_url_is_given() -> None:
     assert info.value.message == "FULMEN_PYTHON_INDEX must be an http:// or https:// URL"
 
 
+def test_the_runner_is_none_unless_an_http_url_is_given() -> None:
+    assert CoordinatorSettings.from_env({}).runner_url is None
+    chosen = CoordinatorSettings.from_env(
+        {"FULMEN_RUNNER_URL": "http://127.0.0.1:8080", "FULMEN_RUNNER_TOKEN_FILE": "/x/token"}
+    )
+    assert (chosen.runner_url, chosen.runner_token_file) == ("http://127.0.0.1:8080", "/x/token")
+    with pytest.raises(ConfigError) as info:
+        CoordinatorSettings.from_env({"FULMEN_RUNNER_URL": "127.0.0.1:8080"})
+    assert info.value.message == "FULMEN_RUNNER_URL must be an http:// or https:// URL"
+
+
 def test_secrets_never_show_their_value() -> None:
     secret = Secret("WORKER_SECRET", "hunter2-hunter2-hunter2-hunter2!")
     settings = WorkerSettings(secret=secret)

@@ -87,10 +87,14 @@ class System:
         _free(options.host, options.port, "--port")
         if options.with_runner:
             _free("127.0.0.1", options.runner_port, "--runner-port")
-        # The runner needs nothing of the others: it starts while they do.
+        # The runner needs nothing of the others; the server is told its URL (the dashboard's
+        # smart workers), so it starts once the runner listens (its port may be 0).
         runner = asyncio.ensure_future(self._runner()) if options.with_runner else None
         try:
-            base = await self._until_stopped(self._server())
+            runner_url = await self._until_stopped(runner) if runner else None
+            if runner and runner_url is None:
+                return False
+            base = await self._until_stopped(self._server(runner_url))
             if base is None:
                 return False
             await self._load_examples(base)
@@ -98,9 +102,6 @@ class System:
             await worker.start()
             sandbox = await self._until_stopped(worker.wait_for(_SANDBOX, START_TIMEOUT))
             if sandbox is None:
-                return False
-            runner_url = await self._until_stopped(runner) if runner else None
-            if runner and runner_url is None:
                 return False
             if not await self._until_stopped(_connected(base, worker)):
                 return False
@@ -158,10 +159,13 @@ class System:
         self.children.append(child)
         return child
 
-    async def _server(self) -> str:
-        """Start the coordinator; its local URL."""
+    async def _server(self, runner_url: str | None) -> str:
+        """Start the coordinator, knowing the runner when there is one; its local URL."""
         options, data = self.options, self.data
         args = ["--host", options.host, "--port", str(options.port), "--data-dir", str(data.path)]
+        runner = {"FULMEN_RUNNER_URL": runner_url} if runner_url else {}
+        if runner_url:
+            runner["FULMEN_RUNNER_TOKEN_FILE"] = str(data.runner_token_file)
         server = self._child(
             "server",
             ["server", *args],
@@ -169,6 +173,7 @@ class System:
                 **self.env,
                 "WORKER_SECRET": data.worker_secret,
                 "WORKER_RUNS_PRIVATE_KEY": data.private_key,
+                **runner,
             },
         )
         await server.start()

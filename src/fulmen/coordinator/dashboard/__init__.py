@@ -15,6 +15,8 @@
 * managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
   through the REST API's own functions and refusals (forms.py);
+* ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
+  over the runner's HTTP API: coordinator/runner_client.py);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates: a page holds one server-sent event stream (events.py) that says only *that*
@@ -49,6 +51,7 @@ from fulmen.coordinator.dashboard import (
     pages,
     run,
     settings,
+    smart,
     tokens,
     triggers,
     workflow,
@@ -74,7 +77,18 @@ def install(app: FastAPI) -> None:
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(events.router, prefix=PREFIX, include_in_schema=False)
-    workspace = (workflow, editing, manual, control, find, credentials, triggers, settings, tokens)
+    workspace = (
+        workflow,
+        editing,
+        manual,
+        control,
+        find,
+        credentials,
+        triggers,
+        settings,
+        tokens,
+        smart,
+    )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
