@@ -71,9 +71,9 @@ async def open_coordinator(settings: CoordinatorSettings) -> AsyncIterator[Coord
     """
     keys = Keys.from_settings(settings)
     url = database_url(settings)
+    store = await open_store(url, credential_key=credential_key(settings))
     wakeups = open_wakeups(url)
     changes = open_wakeups(url, CHANGES)
-    store = await open_store(url, credential_key=credential_key(settings))
     try:
         yield build_coordinator(settings, store, keys=keys, wakeups=wakeups, change_wakeups=changes)
     finally:

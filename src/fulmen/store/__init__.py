@@ -165,7 +165,9 @@ async def open_store(
         return SQLStore(postgres, cipher=cipher, clock=clock)
     scheme = url.split(":", 1)[0] if ":" in url else url[:20]
     raise ConfigError(
-        f"a store URL starts with sqlite:/// or postgresql://, not {scheme!r}",
+        f"the database URL (FULMEN_DATABASE_URL, --database-url) must be sqlite:///<file> or "
+        f"postgresql://<user>@<host>/<database>, not {scheme}://…: Fulmen keeps its data in "
+        "SQLite or PostgreSQL",
         code="store_url_invalid",
     )
 

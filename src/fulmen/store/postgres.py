@@ -82,7 +82,13 @@ class PostgresDatabase:
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10) -> PostgresDatabase:
-        """Connect a pool to ``url`` and bring the schema up to date."""
+        """Connect a pool to ``url`` and bring the schema up to date.
+
+        Raises:
+            StoreError: ``store_unreachable`` naming the server when no connection can be
+                made (one try first: the pool would retry for seconds, logging each try).
+        """
+        await _reachable(url)
         pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -213,6 +219,18 @@ def _value(value: object) -> object:
     if isinstance(value, list):
         return [_value(item) for item in value]
     return value
+
+
+async def _reachable(url: str) -> None:
+    try:
+        probe = await psycopg.AsyncConnection.connect(url, connect_timeout=5)
+    except (psycopg.Error, OSError) as error:
+        raise StoreError(
+            f"cannot reach the PostgreSQL database {_where(url)}: {_first_line(error)}; is the "
+            "server running, and is the database URL (FULMEN_DATABASE_URL) right?",
+            code="store_unreachable",
+        ) from error
+    await probe.close()
 
 
 def _where(url: str) -> str:
