@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import fulmen
 from fulmen.adaptor_versions import Wanted, parse_request
-from fulmen.config import SandboxSettings
+from fulmen.config import SandboxSettings, WorkerSettings
 from fulmen.errors import AdaptorError, ContractError, InputError
 from fulmen.packages.npm import NpmRepo
 from fulmen.packages.pypi import CacheLimits, Environment, PythonRepo, find_uv
@@ -181,15 +181,21 @@ class Python:
     repo: PythonRepo
 
     @classmethod
-    def find(
-        cls, repo_dir: Path, index: str | None = None, limits: CacheLimits | None = None
-    ) -> tuple[Python | None, str]:
-        """The environments under ``repo_dir``, or None and why not (uv is missing)."""
+    def find(cls, settings: WorkerSettings) -> tuple[Python | None, str]:
+        """The environments of a worker with ``settings`` (its repository, index and cache
+        limits: the worker, ``fulmen run`` and ``fulmen adaptors`` share them), or None and
+        why not (uv is missing)."""
         try:
             uv = find_uv()
         except AdaptorError as exc:
             return None, exc.message
-        repo = PythonRepo(repo_dir, index=index, limits=limits or CacheLimits(), uv=uv)
+        limits = CacheLimits(
+            max_bytes=settings.python_cache_mb * 1024 * 1024,
+            max_age_s=settings.python_cache_days * 86_400,
+        )
+        repo = PythonRepo(
+            Path(settings.repo_dir), index=settings.python_index, limits=limits, uv=uv
+        )
         repo.prepare()
         return cls(repo), ""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from pathlib import Path
 
 import click
 
@@ -124,11 +123,7 @@ def _python(command: str) -> tuple[Python, WorkerSettings]:
         settings = WorkerSettings.from_env()
     except ConfigError as exc:
         raise CliError(f"adaptors {command}", exc.message) from exc
-    limits = CacheLimits(
-        max_bytes=settings.python_cache_mb * 1024 * 1024,
-        max_age_s=settings.python_cache_days * 86_400,
-    )
-    python, why_not = Python.find(Path(settings.repo_dir), settings.python_index, limits)
+    python, why_not = Python.find(settings)
     if python is None:
         raise CliError(f"adaptors {command}", why_not, exit_code=1)
     return python, settings

@@ -235,7 +235,7 @@ async def _execute(request: RunRequest, colour: bool, sandbox: SandboxSettings) 
         if javascript is None:
             _echo_dim(f"JavaScript: {why_not}", colour)
     if any(package_requirements(job) for job in request.plan.jobs):
-        python, why_not = Python.find(Path(settings.repo_dir), settings.python_index)
+        python, why_not = Python.find(settings)
         if python is None:
             _echo_dim(f"Python packages: {why_not}", colour)
     try:

@@ -47,7 +47,6 @@ from fulmen.execution import JS_SOURCE, JavaScript, Python, start_zygote
 from fulmen.keys import load_public_key, load_worker_secret
 from fulmen.listen import bind as listen_on
 from fulmen.logcontext import bind
-from fulmen.packages.pypi import CacheLimits
 from fulmen.phoenix.client import ClientSession
 from fulmen.plan import JAVASCRIPT
 from fulmen.reasons import ExitReason, Reason
@@ -421,11 +420,7 @@ async def find_javascript(settings: WorkerSettings) -> JavaScript | None:
 def find_python(settings: WorkerSettings) -> Python | None:
     """Where Python jobs' packages are installed; None, said in the log, without uv (runs
     whose jobs pin packages then end with AdaptorError)."""
-    limits = CacheLimits(
-        max_bytes=settings.python_cache_mb * 1024 * 1024,
-        max_age_s=settings.python_cache_days * 86_400,
-    )
-    python, why_not = Python.find(Path(settings.repo_dir), settings.python_index, limits)
+    python, why_not = Python.find(settings)
     if python is None:
         log.warning("Python packages: none can be installed here (%s)", why_not)
     else:
