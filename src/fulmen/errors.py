@@ -33,6 +33,8 @@ The tree::
     │   ├── KeyDenied            the key policy does not release an omni key to this worker
     │   └── KeyStoreError        a key store failed; a sealed record that does not open is one
     ├── ApiError               a coordinator's REST API refused a request, or was not reached
+    ├── AccessError            who asked may not do this (no role, too weak a role, signed out)
+    │   └── SignInError          a sign-in refused: wrong password or code, locked, rate-limited
     ├── RegistryError          the npm registry or the Python package index could not say which
     │                          versions a package has
     ├── TransitionError        a run or step event that its state table does not allow
@@ -281,6 +283,35 @@ class ApiError(FulmenError):
     def __init__(self, message: str, *, status: int = 0, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.status = status
+
+
+class AccessError(FulmenError):
+    """The caller is known but may not do what they asked: their role in the project is too
+    weak (``forbidden``, answered 403 and recorded in the audit trail), or the thing is not
+    theirs to see at all. ``permission`` names what was missing (access.py's words), and
+    ``project_id`` where."""
+
+    code = "forbidden"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permission: str = "",
+        project_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.permission = permission
+        self.project_id = project_id
+
+
+class SignInError(AccessError):
+    """A sign-in that did not succeed: the code says why (``bad_credentials`` for a wrong
+    e-mail or password alike, ``bad_code``, ``rate_limited``, ``disabled``); the message never
+    says which of e-mail and password was wrong."""
+
+    code = "bad_credentials"
 
 
 class RegistryError(FulmenError):

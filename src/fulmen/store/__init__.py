@@ -19,7 +19,7 @@ from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.errors import ConfigError
 from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
-from fulmen.store.dashboard_sessions import SessionLimits
+from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import (
@@ -63,6 +63,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import (
     NewWebhookAuthMethod,
     WebhookAuthMethod,
@@ -82,6 +83,7 @@ __all__ = [
     "CronCursor",
     "CronTick",
     "CronTrigger",
+    "DashboardSession",
     "Dataclip",
     "DataclipType",
     "EnqueueRequest",
@@ -90,8 +92,10 @@ __all__ = [
     "LogEntry",
     "LogLine",
     "LostRun",
+    "Member",
     "NewCredential",
     "NewDataclip",
+    "NewUser",
     "NewWebhookAuthMethod",
     "Page",
     "Priority",
@@ -101,6 +105,7 @@ __all__ = [
     "RetentionBatch",
     "RetentionPolicy",
     "RetryPolicy",
+    "Role",
     "Run",
     "RunCompletion",
     "RunDetail",
@@ -116,6 +121,7 @@ __all__ = [
     "TriggerInfo",
     "TriggerType",
     "UnjoinedClaim",
+    "User",
     "WebhookAuthMethod",
     "WebhookAuthType",
     "WebhookReply",

@@ -47,11 +47,12 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 
 if TYPE_CHECKING:
     from fulmen.errors import FulmenError
-    from fulmen.store.dashboard_sessions import SessionLimits
+    from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, SessionStage
     from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 
 __all__ = ["Store"]
@@ -204,24 +205,67 @@ class Store(Protocol):
 
     async def put_api_token(self, token: ApiToken) -> ApiToken: ...
     async def get_api_token(self, token_id: str) -> ApiToken: ...
-    async def list_api_tokens(self) -> list[ApiToken]: ...
+    async def list_api_tokens(self, user_id: str | None = None) -> list[ApiToken]:
+        """Every token, or the personal tokens of ``user_id``."""
+        ...
+
     async def delete_api_token(self, token_id: str) -> None: ...
     async def touch_api_token(self, token_id: str) -> None:
         """Record that the token was used now (its ``last_used_at``)."""
         ...
 
+    # -- users and their roles -----------------------------------------------------------------
+
+    async def create_user(self, new: NewUser) -> User:
+        """Store a user (ConflictError: the e-mail is taken; InputError: not an address). The
+        first instance admin adopts the tokens made before any user existed."""
+        ...
+
+    async def get_user(self, user_id: str) -> User: ...
+    async def find_user(self, email: str) -> User | None:
+        """The user with that e-mail address, in any case."""
+        ...
+
+    async def list_users(self) -> list[User]: ...
+    async def count_users(self) -> tuple[int, int]:
+        """``(active users, active instance admins)``."""
+        ...
+
+    async def set_password(
+        self, user_id: str, password_hash: str, *, keep_session: str = ""
+    ) -> None:
+        """Set a password hash; the user's sessions but ``keep_session`` (a digest) end."""
+        ...
+
+    async def roles_of(self, user_id: str) -> dict[str, Role]:
+        """The user's role in each project they are a member of."""
+        ...
+
     # -- the dashboard's sessions ------------------------------------------------------------
 
     async def open_dashboard_session(
-        self, digest: str, token_id: str, limits: SessionLimits
+        self,
+        digest: str,
+        limits: SessionLimits,
+        *,
+        user_id: str | None = None,
+        token_id: str | None = None,
+        stage: SessionStage = "full",
+        address: str = "",
     ) -> None:
-        """Start a session (``digest``: the SHA-256 of its id) for an existing token
+        """Start a session (``digest``: the SHA-256 of its id) for an existing user or token
         (NotFoundError otherwise); sessions expired under ``limits`` are removed."""
         ...
 
-    async def resume_dashboard_session(self, digest: str, limits: SessionLimits) -> ApiToken | None:
-        """The token of a session neither idle nor older than ``limits`` allow, whose token
-        still exists; ``None`` otherwise. Notes the use (to within a minute)."""
+    async def resume_dashboard_session(
+        self, digest: str, limits: SessionLimits
+    ) -> DashboardSession | None:
+        """A session neither idle nor older than ``limits`` allow, whose user is active and
+        whose user or token still exists; ``None`` otherwise. Notes the use (to a minute)."""
+        ...
+
+    async def set_dashboard_session_stage(self, digest: str, stage: SessionStage) -> None:
+        """Move a session on (``mfa`` to ``full``: the second factor was given)."""
         ...
 
     async def end_dashboard_session(self, digest: str) -> None:

@@ -30,11 +30,12 @@ from fulmen.store import (
     reruns,
     retention,
     schedules,
+    users,
     webhook_auth,
 )
 from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
-from fulmen.store.dashboard_sessions import SessionLimits
+from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, SessionStage
 from fulmen.store.db import Database
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models.api_tokens import ApiToken
@@ -64,6 +65,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 
 __all__ = ["SQLStore"]
@@ -273,9 +275,9 @@ class SQLStore:
         async with self._db.read() as tx:
             return await api_tokens.get_api_token(tx, token_id)
 
-    async def list_api_tokens(self) -> list[ApiToken]:
+    async def list_api_tokens(self, user_id: str | None = None) -> list[ApiToken]:
         async with self._db.read() as tx:
-            return await api_tokens.list_api_tokens(tx)
+            return await api_tokens.list_api_tokens(tx, user_id)
 
     async def delete_api_token(self, token_id: str) -> None:
         async with self._db.write() as tx:
@@ -285,16 +287,72 @@ class SQLStore:
         async with self._db.write() as tx:
             await api_tokens.touch_api_token(tx, token_id, self._clock.now())
 
+    # -- users and their roles (users.py) ----------------------------------------------------
+
+    async def create_user(self, new: NewUser) -> User:
+        async with self._db.write() as tx:
+            return await users.create_user(tx, new, self._clock.now())
+
+    async def get_user(self, user_id: str) -> User:
+        async with self._db.read() as tx:
+            return await users.get_user(tx, user_id)
+
+    async def find_user(self, email: str) -> User | None:
+        async with self._db.read() as tx:
+            return await users.find_user(tx, email)
+
+    async def list_users(self) -> list[User]:
+        async with self._db.read() as tx:
+            return await users.list_users(tx)
+
+    async def count_users(self) -> tuple[int, int]:
+        async with self._db.read() as tx:
+            return await users.count_users(tx)
+
+    async def set_password(
+        self, user_id: str, password_hash: str, *, keep_session: str = ""
+    ) -> None:
+        async with self._db.write() as tx:
+            await users.set_password(
+                tx, user_id, password_hash, self._clock.now(), keep_session=keep_session
+            )
+
+    async def roles_of(self, user_id: str) -> dict[str, Role]:
+        async with self._db.read() as tx:
+            return await users.roles_of(tx, user_id)
+
     # -- the dashboard's sessions (dashboard_sessions.py) -----------------------------------
 
     async def open_dashboard_session(
-        self, digest: str, token_id: str, limits: SessionLimits
+        self,
+        digest: str,
+        limits: SessionLimits,
+        *,
+        user_id: str | None = None,
+        token_id: str | None = None,
+        stage: SessionStage = "full",
+        address: str = "",
     ) -> None:
         async with self._db.write() as tx:
-            await dashboard_sessions.open_session(tx, digest, token_id, limits, self._clock.now())
+            await dashboard_sessions.open_session(
+                tx,
+                digest,
+                limits,
+                self._clock.now(),
+                user_id=user_id,
+                token_id=token_id,
+                stage=stage,
+                address=address,
+            )
 
-    async def resume_dashboard_session(self, digest: str, limits: SessionLimits) -> ApiToken | None:
+    async def resume_dashboard_session(
+        self, digest: str, limits: SessionLimits
+    ) -> DashboardSession | None:
         return await dashboard_sessions.resume_session(self._db, digest, limits, self._clock.now())
+
+    async def set_dashboard_session_stage(self, digest: str, stage: SessionStage) -> None:
+        async with self._db.write() as tx:
+            await dashboard_sessions.set_session_stage(tx, digest, stage, self._clock.now())
 
     async def end_dashboard_session(self, digest: str) -> None:
         async with self._db.write() as tx:

@@ -2,9 +2,10 @@
 
 Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit`` and answer
 ``{"items": [...], "next_cursor": ...}``. Errors are ``{"error": {"code", "message",
-"field"}}`` with the status their kind calls for: unknown ids 404, conflicts (duplicate id,
-stale version, a run that cannot be cancelled now) 409, unusable input 422 (with the path of
-the value at fault in ``field`` when there is one), an npm registry or Python package index
+"field"}}`` with the status their kind calls for: unknown ids 404 (and ids in projects
+the caller is not a member of: access.py), a role too weak 403, conflicts (duplicate id,
+stale version, a run that cannot be cancelled now) 409, unusable input 422 (with the path
+of the value at fault in ``field`` when there is one), an npm registry or Python package index
 that could not say which versions a package has 502, a store failure 500, an
 ``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
 OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
@@ -32,6 +33,7 @@ from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.coordinator.idempotency import KeyRefused
 from fulmen.errors import (
+    AccessError,
     ConfigError,
     ConflictError,
     ContractError,
@@ -40,6 +42,7 @@ from fulmen.errors import (
     NotFoundError,
     PlanError,
     RegistryError,
+    SignInError,
     StoreError,
     TransitionError,
 )
@@ -57,6 +60,7 @@ _MESSAGE_CHARS: Final = 200
 _COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
     400: {"model": DetailDoc, "description": "A body that is not JSON"},
     401: {"model": DetailDoc, "description": "No token, or not a valid one"},
+    403: {"model": ErrorDoc, "description": "A role too weak for this (the role it takes)"},
     404: {"model": ErrorDoc, "description": "An id that names nothing"},
     409: {"model": ErrorDoc, "description": "A conflict: a duplicate id, a stale version"},
     413: {"model": ErrorDoc, "description": "A body over the route's limit"},
@@ -74,6 +78,10 @@ def status_of(error: FulmenError) -> int:
     """The HTTP status a refusal is answered with (the dashboard's forms answer the same)."""
     if isinstance(error, KeyRefused):
         return 400
+    if isinstance(error, SignInError):
+        return 429 if error.code == "rate_limited" else 401
+    if isinstance(error, AccessError):
+        return 404 if error.code == "not_a_member" else 403
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, ConflictError | TransitionError):

@@ -10,8 +10,10 @@ The check is made by :class:`TokenFirst`, before anything reads the request's bo
 reads and parses a route's body before it runs the route's dependencies, so as a dependency
 alone it would let anyone make the server take in a body up to the API's limit (a manual
 run's input: the dataclip limit, 10 MB) before hearing 401. The :func:`authorized`
-dependency, which every ``/api`` route has, hands the route the token so checked (and says
-so in the OpenAPI document).
+dependency, which every ``/api`` route has, hands the route the
+:class:`~fulmen.coordinator.access.Principal` the token acts as (principals.py: a user's
+personal token, a project's service token, an operator token) and says so in the OpenAPI
+document. A token whose user is disabled is refused like a deleted one.
 """
 
 from __future__ import annotations
@@ -29,17 +31,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fulmen.coordinator import principals
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import InputError, NotFoundError
-from fulmen.store import ApiToken, Store
+from fulmen.store import ApiToken, Role, Store
 
 __all__ = ["PREFIX", "TOUCH_EVERY", "TokenFirst", "authorized", "issue", "mint", "parse", "verify"]
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "fmn"
-#: Where TokenFirst leaves the checked token in the request's scope.
-_CHECKED: Final = "fulmen.api_token"
+#: Where TokenFirst leaves the checked token's principal in the request's scope.
+_CHECKED: Final = "fulmen.principal"
 #: How stale a token's ``last_used_at`` may get before a request writes it again: a write per
 #: request would make every API call a database write; the token list needs minutes, not ms.
 TOUCH_EVERY: Final = timedelta(minutes=1)
@@ -48,25 +52,50 @@ _bearer = HTTPBearer(
 )
 
 
-def mint(name: str) -> tuple[str, ApiToken]:
+def mint(
+    name: str,
+    *,
+    user_id: str | None = None,
+    project_id: str | None = None,
+    role: Role | None = None,
+) -> tuple[str, ApiToken]:
     """A new token and the row that stores it (without the secret)."""
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    return f"{PREFIX}_{token_id}_{secret}", ApiToken(token_id, name, _digest(secret))
+    row = ApiToken(
+        token_id, name, _digest(secret), user_id=user_id, project_id=project_id, role=role
+    )
+    return f"{PREFIX}_{token_id}_{secret}", row
 
 
-async def issue(store: Store, name: str) -> tuple[str, ApiToken]:
-    """Make a token named ``name`` and store it: the token (to show once) and its row.
+async def issue(
+    store: Store,
+    name: str,
+    *,
+    user_id: str | None = None,
+    project_id: str | None = None,
+    role: Role | None = None,
+) -> tuple[str, ApiToken]:
+    """Make a token named ``name`` and store it: the token (to show once) and its row. A
+    token is a user's (``user_id``), a project's with a role (``project_id`` and ``role``:
+    a service token), or, with neither, an operator's (models/api_tokens.py).
 
     Raises:
-        InputError: ``bad_token_name`` for an empty name.
+        InputError: ``bad_token_name`` for an empty name; ``bad_token_owner`` for a token
+            named both a user's and a project's, or a project's without a role.
     """
     name = name.strip()
     if not name:
         raise InputError(
             "a token needs a name: who or what it is for", code="bad_token_name", field="name"
         )
-    secret, row = mint(name)
+    if (project_id is None) != (role is None) or (user_id and project_id):
+        raise InputError(
+            "a token is a user's, or one project's with a role",
+            code="bad_token_owner",
+            field="role",
+        )
+    secret, row = mint(name, user_id=user_id, project_id=project_id, role=role)
     return secret, await store.put_api_token(row)
 
 
@@ -90,10 +119,10 @@ def _unauthorized(detail: str) -> HTTPException:
 async def authorized(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiToken:
-    """The dependency every ``/api`` route has: the caller's token, or 401."""
+) -> Principal:
+    """The dependency every ``/api`` route has: who the caller's token acts as, or 401."""
     checked = request.scope.get(_CHECKED)
-    if isinstance(checked, ApiToken):
+    if isinstance(checked, Principal):
         return checked
     return await _check(request)
 
@@ -117,16 +146,18 @@ class TokenFirst:
         await self.app(scope, receive, send)
 
 
-async def _check(request: Request) -> ApiToken:
-    """The valid token of ``request``'s ``Authorization: Bearer`` header, else 401."""
+async def _check(request: Request) -> Principal:
+    """Who the valid token of ``request``'s ``Authorization: Bearer`` header acts as, else
+    401."""
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("an API token is required: Authorization: Bearer <token>")
     c: Coordinator = request.app.state.coordinator
     stored = await verify(c.store, token)
-    if stored is None:
+    principal = None if stored is None else await principals.of_token(c.store, stored)
+    if principal is None:
         raise _unauthorized("the API token is not valid")
-    return stored
+    return principal
 
 
 async def verify(store: Store, token: str, *, what: str = "API request") -> ApiToken | None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.catalog import put_credential
 from fulmen.coordinator.api.schemas.catalog import CredentialIn
 from fulmen.coordinator.core import Coordinator
@@ -31,13 +32,13 @@ from fulmen.coordinator.dashboard.pages import catalog, status
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import PREFIX, viewer
 from fulmen.errors import FulmenError, NotFoundError
-from fulmen.store import ApiToken, CredentialInfo, Project
+from fulmen.store import CredentialInfo, Project
 
 __all__ = ["router"]
 
 router = APIRouter()
 
-Viewer = Annotated[ApiToken, Depends(viewer)]
+Viewer = Annotated[Principal, Depends(viewer)]
 #: The fields of the credential forms, as problems name them.
 FIELDS: Final = ("id", "name", "body")
 #: What the page says after a change (``?done=``), by what was done.

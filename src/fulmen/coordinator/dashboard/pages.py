@@ -10,6 +10,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
@@ -25,13 +26,13 @@ from fulmen.coordinator.dashboard.session import (
 )
 from fulmen.coordinator.dashboard.views import run_row
 from fulmen.errors import InputError
-from fulmen.store import ApiToken, Project, RunFilter, Store, StoredWorkflow
+from fulmen.store import Project, RunFilter, Store, StoredWorkflow
 
 __all__ = ["STATUS_FILTERS", "router", "status"]
 
 router = APIRouter()
 
-Viewer = Annotated[ApiToken, Depends(viewer)]
+Viewer = Annotated[Principal, Depends(viewer)]
 
 RUNS_PAGE: Final = 50
 
@@ -86,7 +87,7 @@ async def login(
     if stored is None:
         return page("login.html", 401, next=safe_next(next), error="That token is not valid.")
     response = RedirectResponse(safe_next(next), 303)
-    await start(response, request, stored)
+    await start(response, request, token_id=stored.id)
     return response
 
 

@@ -1,16 +1,18 @@
-"""Who may see the dashboard: whoever holds a REST API token, for a while.
+"""Who may see the dashboard: a signed-in user, or, before any user exists, whoever holds a
+REST API token; for a while.
 
-Signing in posts a token (``fulmen up`` writes one to ``.fulmen/api-token``; ``fulmen server
-token create`` makes more); it is checked as the API checks it, and starts a server-side
-session: 32 random bytes, the cookie's value, of which the store keeps only the SHA-256 with
-the token's id. The token itself never goes into the cookie. The cookie is ``HttpOnly`` (no
+Signing in (pages.py) starts a server-side session: 32 random bytes, the cookie's value, of
+which the store keeps only the SHA-256 with whose session it is (a user's, or the token's
+that signed in) and its stage (``mfa``: waiting for the second factor, which opens nothing
+else). Nothing secret goes into the cookie. The cookie is ``HttpOnly`` (no
 script reads it), ``SameSite=Strict`` (no other site's page sends it), scoped to ``/ui``, and
 ``Secure`` over HTTPS.
 
 Every request resumes the session, which is refused once unused for the idle limit
 (``FULMEN_DASHBOARD_SESSION_IDLE_SECONDS``, 12 hours) or older than the absolute limit
-(``FULMEN_DASHBOARD_SESSION_MAX_SECONDS``, 7 days), and when its token has been deleted:
-revoking a token signs its sessions out. Signing out deletes the session. State-changing
+(``FULMEN_DASHBOARD_SESSION_MAX_SECONDS``, 7 days), and when its user is disabled or its
+token deleted (revoking a token signs its sessions out); a password change ends the user's
+other sessions. Signing out deletes the session. State-changing
 requests are POSTs, refused when their ``Origin`` names another host. The coordinator
 listens on 127.0.0.1 unless told otherwise; these checks are what keep the pages private
 when it is told otherwise.
@@ -21,22 +23,28 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from typing import Final
+from typing import Annotated, Final
 from urllib.parse import quote, urlsplit
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from fulmen.coordinator import principals
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
-from fulmen.store import ApiToken, SessionLimits
+from fulmen.store import DashboardSession, SessionLimits
+from fulmen.store.dashboard_sessions import SessionStage
 
 __all__ = [
     "COOKIE",
     "PREFIX",
     "SignInRequired",
+    "Signed",
+    "cookie_digest",
     "limits",
     "safe_next",
     "same_origin",
+    "session_of",
     "sign_in_required",
     "sign_out",
     "signed_in",
@@ -68,8 +76,8 @@ def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-async def signed_in(request: Request) -> ApiToken | None:
-    """The token of the request's live session, else ``None``."""
+async def session_of(request: Request) -> DashboardSession | None:
+    """The request's live session, whatever its stage, else ``None``."""
     session_id = request.cookies.get(COOKIE)
     if not session_id:
         return None
@@ -77,12 +85,21 @@ async def signed_in(request: Request) -> ApiToken | None:
     return await c.store.resume_dashboard_session(_digest(session_id), limits(c))
 
 
-async def viewer(request: Request) -> ApiToken:
-    """The dependency of every page but the sign-in page."""
-    stored = await signed_in(request)
-    if stored is None:
+async def signed_in(request: Request) -> Principal | None:
+    """Who the request's live, fully signed-in session acts as, else ``None``."""
+    session = await session_of(request)
+    if session is None or session.stage != "full":
+        return None
+    c: Coordinator = request.app.state.coordinator
+    return await principals.of_session(c.store, session)
+
+
+async def viewer(request: Request) -> Principal:
+    """The dependency of every page but the sign-in pages."""
+    principal = await signed_in(request)
+    if principal is None:
         raise SignInRequired
-    return stored
+    return principal
 
 
 async def sign_in_required(request: Request, error: Exception) -> Response:
@@ -99,15 +116,31 @@ def safe_next(target: str | None) -> str:
     return PREFIX
 
 
-async def start(response: Response, request: Request, token: ApiToken) -> None:
-    """Sign ``token`` in: a new session, its id in the response's cookie. A session the
-    browser already had ends."""
+async def start(
+    response: Response,
+    request: Request,
+    *,
+    user_id: str | None = None,
+    token_id: str | None = None,
+    stage: SessionStage = "full",
+) -> None:
+    """Sign a user (or, before users exist, a token) in: a new session, its id in the
+    response's cookie. A session the browser already had ends: a new id at each sign-in and
+    at each stage, so an id seen before signing in is worth nothing after."""
     c: Coordinator = request.app.state.coordinator
     if previous := request.cookies.get(COOKIE):
         await c.store.end_dashboard_session(_digest(previous))
     session_id = secrets.token_urlsafe(ID_BYTES)
     session = limits(c)
-    await c.store.open_dashboard_session(_digest(session_id), token.id, session)
+    address = request.client.host if request.client else ""
+    await c.store.open_dashboard_session(
+        _digest(session_id),
+        session,
+        user_id=user_id,
+        token_id=token_id,
+        stage=stage,
+        address=address,
+    )
     response.set_cookie(
         COOKIE,
         session_id,
@@ -117,6 +150,13 @@ async def start(response: Response, request: Request, token: ApiToken) -> None:
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+
+
+def cookie_digest(request: Request) -> str:
+    """The store's key of the request's session ("" without one): what a password change
+    keeps signed in."""
+    session_id = request.cookies.get(COOKIE)
+    return _digest(session_id) if session_id else ""
 
 
 async def sign_out(response: Response, request: Request) -> None:
@@ -140,3 +180,7 @@ def same_origin(request: Request) -> bool:
     if not origin or origin == "null":
         return origin is None
     return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+#: A page's dependency: who is signed in (the sign-in page otherwise).
+Signed = Annotated[Principal, Depends(viewer)]

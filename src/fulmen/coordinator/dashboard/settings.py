@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.catalog import save_workflow
 from fulmen.coordinator.api.schemas.catalog import ProjectIn, RetryDoc
 from fulmen.coordinator.core import Coordinator
@@ -31,13 +32,12 @@ from fulmen.coordinator.dashboard.pages import catalog, status
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import PREFIX, viewer
 from fulmen.errors import FulmenError, InputError
-from fulmen.store import ApiToken
 
 __all__ = ["router"]
 
 router = APIRouter()
 
-Viewer = Annotated[ApiToken, Depends(viewer)]
+Viewer = Annotated[Principal, Depends(viewer)]
 PROJECT_FIELDS: Final = (
     "name",
     "concurrency",

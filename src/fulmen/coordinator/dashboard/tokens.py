@@ -14,6 +14,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.auth import issue
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Problem, cross_site, problem_of, refusal
@@ -27,13 +28,13 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-Viewer = Annotated[ApiToken, Depends(viewer)]
+Viewer = Annotated[Principal, Depends(viewer)]
 DONE: Final = {"revoked": "Token revoked: it is refused from now on."}
 
 
 async def _page(
     request: Request,
-    me: ApiToken,
+    me: Principal,
     problem: Problem | None = None,
     *,
     made: tuple[str, ApiToken] | None = None,

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from fulmen import cron
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.catalog import save_workflow
 from fulmen.coordinator.api.schemas.webhook_auth import WebhookAuthMethodIn
 from fulmen.coordinator.core import Coordinator
@@ -34,13 +35,13 @@ from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import PREFIX, viewer
 from fulmen.errors import FulmenError, InputError, NotFoundError
-from fulmen.store import ApiToken, TriggerType, WebhookAuthMethod
+from fulmen.store import TriggerType, WebhookAuthMethod
 
 __all__ = ["UPCOMING", "router"]
 
 router = APIRouter()
 
-Viewer = Annotated[ApiToken, Depends(viewer)]
+Viewer = Annotated[Principal, Depends(viewer)]
 #: How many of a cron trigger's next fire times the page lists.
 UPCOMING: Final = 5
 #: The fields of the auth method form, as problems name them.

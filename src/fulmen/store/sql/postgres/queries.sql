@@ -705,14 +705,21 @@ LIMIT 1;
 
 
 -- name: insert_api_token
-INSERT INTO api_tokens (id, name, digest, inserted_at)
-VALUES (%(id)s, %(name)s, %(digest)s, %(now)s);
+INSERT INTO api_tokens (id, name, digest, inserted_at, user_id, project_id, role)
+VALUES (%(id)s, %(name)s, %(digest)s, %(now)s, %(user_id)s, %(project_id)s, %(role)s);
 
 -- name: get_api_token
 SELECT * FROM api_tokens WHERE id = %(id)s;
 
 -- name: list_api_tokens
 SELECT * FROM api_tokens ORDER BY inserted_at, id;
+
+-- name: list_user_api_tokens
+SELECT * FROM api_tokens WHERE user_id = %(user_id)s ORDER BY inserted_at, id;
+
+-- name: adopt_operator_api_tokens
+-- The first instance admin takes over the tokens made before any user existed.
+UPDATE api_tokens SET user_id = %(user_id)s WHERE user_id IS NULL AND project_id IS NULL;
 
 -- name: delete_api_token
 DELETE FROM api_tokens WHERE id = %(id)s;
@@ -815,15 +822,21 @@ WHERE id = ANY (ARRAY(
 -- -- the dashboard's sessions (dashboard_sessions.py) ---------------------------------------
 
 -- name: insert_dashboard_session
-INSERT INTO dashboard_sessions (digest, token_id, inserted_at, seen_at)
-VALUES (%(digest)s, %(token_id)s, %(now)s, %(now)s);
+INSERT INTO dashboard_sessions (digest, user_id, token_id, stage, address, inserted_at, seen_at)
+VALUES (%(digest)s, %(user_id)s, %(token_id)s, %(stage)s, %(address)s, %(now)s, %(now)s);
 
 -- name: get_dashboard_session
--- With the token that signed in: a session whose token is gone is no session.
-SELECT s.inserted_at, s.seen_at, t.id AS token_id, t.name AS token_name,
-       t.digest AS token_digest, t.inserted_at AS token_inserted_at
-FROM dashboard_sessions s JOIN api_tokens t ON t.id = s.token_id
-WHERE s.digest = %(digest)s;
+-- A session of a disabled user, or whose token is gone (the foreign key), is no session.
+SELECT s.user_id, s.token_id, s.stage, s.inserted_at, s.seen_at
+FROM dashboard_sessions s LEFT JOIN users u ON u.id = s.user_id
+WHERE s.digest = %(digest)s AND u.disabled_at IS NULL;
+
+-- name: set_dashboard_session_stage
+UPDATE dashboard_sessions SET stage = %(stage)s, seen_at = %(now)s WHERE digest = %(digest)s;
+
+-- name: end_user_dashboard_sessions
+-- A password changed, a user disabled: their other sessions end.
+DELETE FROM dashboard_sessions WHERE user_id = %(user_id)s AND digest <> %(keep)s;
 
 -- name: touch_dashboard_session
 UPDATE dashboard_sessions SET seen_at = %(now)s WHERE digest = %(digest)s;
@@ -880,3 +893,31 @@ WHERE id = %(id)s AND state = 'claimed'
   AND (joined_at IS NULL OR joined_by_claim)
   AND claimed_at < %(claimed_before)s
 RETURNING id;
+
+
+-- -- users and their roles (users.py, members.py) -------------------------------------------
+
+-- name: insert_user
+INSERT INTO users (id, email, name, password_hash, instance_admin, inserted_at, updated_at,
+                   password_changed_at)
+VALUES (%(id)s, %(email)s, %(name)s, %(password_hash)s, %(instance_admin)s, %(now)s, %(now)s, %(password_changed_at)s);
+
+-- name: get_user
+SELECT * FROM users WHERE id = %(id)s;
+
+-- name: find_user_by_email
+SELECT * FROM users WHERE email = %(email)s;
+
+-- name: list_users
+SELECT * FROM users ORDER BY email;
+
+-- name: count_users
+SELECT count(*) AS n, coalesce(sum(CASE WHEN instance_admin THEN 1 ELSE 0 END), 0) AS admins
+FROM users WHERE disabled_at IS NULL;
+
+-- name: set_user_password
+UPDATE users SET password_hash = %(password_hash)s, password_changed_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: roles_of_user
+SELECT project_id, role FROM project_members WHERE user_id = %(user_id)s;

@@ -675,13 +675,21 @@ LIMIT 1;
 
 
 -- name: insert_api_token
-INSERT INTO api_tokens (id, name, digest, inserted_at) VALUES (:id, :name, :digest, :now);
+INSERT INTO api_tokens (id, name, digest, inserted_at, user_id, project_id, role)
+VALUES (:id, :name, :digest, :now, :user_id, :project_id, :role);
 
 -- name: get_api_token
 SELECT * FROM api_tokens WHERE id = :id;
 
 -- name: list_api_tokens
 SELECT * FROM api_tokens ORDER BY inserted_at, id;
+
+-- name: list_user_api_tokens
+SELECT * FROM api_tokens WHERE user_id = :user_id ORDER BY inserted_at, id;
+
+-- name: adopt_operator_api_tokens
+-- The first instance admin takes over the tokens made before any user existed.
+UPDATE api_tokens SET user_id = :user_id WHERE user_id IS NULL AND project_id IS NULL;
 
 -- name: delete_api_token
 DELETE FROM api_tokens WHERE id = :id;
@@ -779,15 +787,21 @@ WHERE id IN (
 -- -- the dashboard's sessions (dashboard_sessions.py) ---------------------------------------
 
 -- name: insert_dashboard_session
-INSERT INTO dashboard_sessions (digest, token_id, inserted_at, seen_at)
-VALUES (:digest, :token_id, :now, :now);
+INSERT INTO dashboard_sessions (digest, user_id, token_id, stage, address, inserted_at, seen_at)
+VALUES (:digest, :user_id, :token_id, :stage, :address, :now, :now);
 
 -- name: get_dashboard_session
--- With the token that signed in: a session whose token is gone is no session.
-SELECT s.inserted_at, s.seen_at, t.id AS token_id, t.name AS token_name,
-       t.digest AS token_digest, t.inserted_at AS token_inserted_at
-FROM dashboard_sessions s JOIN api_tokens t ON t.id = s.token_id
-WHERE s.digest = :digest;
+-- A session of a disabled user, or whose token is gone (the foreign key), is no session.
+SELECT s.user_id, s.token_id, s.stage, s.inserted_at, s.seen_at
+FROM dashboard_sessions s LEFT JOIN users u ON u.id = s.user_id
+WHERE s.digest = :digest AND u.disabled_at IS NULL;
+
+-- name: set_dashboard_session_stage
+UPDATE dashboard_sessions SET stage = :stage, seen_at = :now WHERE digest = :digest;
+
+-- name: end_user_dashboard_sessions
+-- A password changed, a user disabled: their other sessions end.
+DELETE FROM dashboard_sessions WHERE user_id = :user_id AND digest <> :keep;
 
 -- name: touch_dashboard_session
 UPDATE dashboard_sessions SET seen_at = :now WHERE digest = :digest;
@@ -838,3 +852,31 @@ UPDATE runs SET state = 'available', claimed_at = NULL, worker_name = NULL, join
 WHERE id = :id AND state = 'claimed'
   AND (joined_at IS NULL OR joined_by_claim = 1) AND claimed_at < :claimed_before
 RETURNING id;
+
+
+-- -- users and their roles (users.py, members.py) -------------------------------------------
+
+-- name: insert_user
+INSERT INTO users (id, email, name, password_hash, instance_admin, inserted_at, updated_at,
+                   password_changed_at)
+VALUES (:id, :email, :name, :password_hash, :instance_admin, :now, :now, :password_changed_at);
+
+-- name: get_user
+SELECT * FROM users WHERE id = :id;
+
+-- name: find_user_by_email
+SELECT * FROM users WHERE email = :email;
+
+-- name: list_users
+SELECT * FROM users ORDER BY email;
+
+-- name: count_users
+SELECT count(*) AS n, coalesce(sum(CASE WHEN instance_admin THEN 1 ELSE 0 END), 0) AS admins
+FROM users WHERE disabled_at IS NULL;
+
+-- name: set_user_password
+UPDATE users SET password_hash = :password_hash, password_changed_at = :now, updated_at = :now
+WHERE id = :id;
+
+-- name: roles_of_user
+SELECT project_id, role FROM project_members WHERE user_id = :user_id;

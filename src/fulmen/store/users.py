@@ -1,0 +1,135 @@
+"""Users and their roles in projects (issue 18).
+
+A user's password is kept only as the hash the coordinator made (argon2id: access.py's
+caller, coordinator/passwords.py); e-mail addresses are kept in lower case, so that
+``Ada@Example.org`` and ``ada@example.org`` are one person, as mail servers treat them.
+
+The first instance admin takes over the API tokens made before any user existed (the token
+``fulmen up`` wrote, those of ``fulmen server token create``): "today's tokens become the first
+admin's", so they keep working, now as that admin's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from fulmen.errors import ConflictError, InputError, NotFoundError
+from fulmen.store.db import Row, Tx, time_or_none
+from fulmen.store.models.users import NewUser, Role, User
+
+__all__ = [
+    "count_users",
+    "create_user",
+    "find_user",
+    "get_user",
+    "list_users",
+    "normal_email",
+    "roles_of",
+    "set_password",
+]
+
+
+def normal_email(email: str) -> str:
+    """``email`` as stored and compared: trimmed, lower case.
+
+    Raises:
+        InputError: ``bad_email`` for something that is not an address.
+    """
+    address = email.strip().lower()
+    local, at, domain = address.partition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in address):
+        raise InputError(f"{email!r} is not an e-mail address", code="bad_email", field="email")
+    return address
+
+
+async def create_user(tx: Tx, new: NewUser, now: datetime) -> User:
+    """Store ``new``; the first instance admin adopts the operator tokens.
+
+    Raises:
+        ConflictError: a user with that e-mail exists.
+    """
+    email = normal_email(new.email)
+    if await tx.fetchone("find_user_by_email", {"email": email}) is not None:
+        raise ConflictError(f"a user with the e-mail {email} exists", field="email")
+    first_admin = new.instance_admin and (await _counts(tx))[1] == 0
+    user_id = secrets.token_hex(8)
+    await tx.execute(
+        "insert_user",
+        {
+            "id": user_id,
+            "email": email,
+            "name": new.name.strip(),
+            "password_hash": new.password_hash,
+            "instance_admin": new.instance_admin,
+            "now": now,
+            "password_changed_at": now if new.password_hash else None,
+        },
+    )
+    if first_admin:
+        await tx.execute("adopt_operator_api_tokens", {"user_id": user_id})
+    return await get_user(tx, user_id)
+
+
+async def get_user(tx: Tx, user_id: str) -> User:
+    row = await tx.fetchone("get_user", {"id": user_id})
+    if row is None:
+        raise NotFoundError(f"user {user_id} does not exist", field="user_id")
+    return _user(tx, row)
+
+
+async def find_user(tx: Tx, email: str) -> User | None:
+    """The user with ``email`` (in any case), if there is one."""
+    try:
+        address = normal_email(email)
+    except InputError:
+        return None
+    row = await tx.fetchone("find_user_by_email", {"email": address})
+    return None if row is None else _user(tx, row)
+
+
+async def list_users(tx: Tx) -> list[User]:
+    return [_user(tx, row) for row in await tx.fetchall("list_users")]
+
+
+async def count_users(tx: Tx) -> tuple[int, int]:
+    """``(active users, active instance admins)``."""
+    return await _counts(tx)
+
+
+async def set_password(
+    tx: Tx, user_id: str, password_hash: str, now: datetime, *, keep_session: str = ""
+) -> None:
+    """Set a user's password hash; every session of theirs but ``keep_session`` (the digest
+    of the one that changed it) ends: a password change signs out whoever else holds one."""
+    if not await tx.execute(
+        "set_user_password", {"id": user_id, "password_hash": password_hash, "now": now}
+    ):
+        raise NotFoundError(f"user {user_id} does not exist", field="user_id")
+    await tx.execute("end_user_dashboard_sessions", {"user_id": user_id, "keep": keep_session})
+
+
+async def roles_of(tx: Tx, user_id: str) -> dict[str, Role]:
+    """The user's role in each project they are a member of."""
+    rows = await tx.fetchall("roles_of_user", {"user_id": user_id})
+    return {row["project_id"]: Role(row["role"]) for row in rows}
+
+
+async def _counts(tx: Tx) -> tuple[int, int]:
+    row = await tx.fetchone("count_users")
+    assert row is not None
+    return int(row["n"]), int(row["admins"])
+
+
+def _user(tx: Tx, row: Row) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        instance_admin=bool(row["instance_admin"]),
+        password_hash=row["password_hash"],
+        totp_enabled=row["totp_enabled_at"] is not None,
+        disabled_at=time_or_none(tx, row["disabled_at"]),
+        password_changed_at=time_or_none(tx, row["password_changed_at"]),
+        inserted_at=tx.time(row["inserted_at"]),
+    )
