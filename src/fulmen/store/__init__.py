@@ -38,6 +38,7 @@ from fulmen.store.models.catalog import (
 from fulmen.store.models.common import Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
+from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -70,6 +71,7 @@ from fulmen.store.models.webhook_auth import (
     WebhookAuthType,
     WebhookSecret,
 )
+from fulmen.store.sign_in_failures import SignInAttempt
 from fulmen.store.sources import check_packages, check_sources
 from fulmen.store.sqlstore import SQLStore
 
@@ -89,12 +91,14 @@ __all__ = [
     "EnqueueRequest",
     "Enqueued",
     "IdempotencyKey",
+    "Invitation",
     "LogEntry",
     "LogLine",
     "LostRun",
     "Member",
     "NewCredential",
     "NewDataclip",
+    "NewInvitation",
     "NewUser",
     "NewWebhookAuthMethod",
     "Page",
@@ -112,6 +116,7 @@ __all__ = [
     "RunFilter",
     "SQLStore",
     "SessionLimits",
+    "SignInAttempt",
     "Snapshot",
     "Step",
     "StepCompletion",
