@@ -17,6 +17,9 @@
   through the REST API's own functions and refusals (forms.py);
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
   over the runner's HTTP API: coordinator/runner_client.py);
+* people (issue 18): ``/ui/account``, your own, and changing your password (account.py);
+  ``/ui/users``, an instance admin's list of users and invitations (users.py); and
+  ``/ui/invitations/<secret>``, the page an invitation link opens (invitation.py);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates: a page holds one server-sent event stream (events.py) that says only *that*
@@ -28,7 +31,8 @@ drains, so none holds a shutdown up. A slow poll (``FULMEN_DASHBOARD_LIVE_POLL_S
 catches what a stream missed, including other coordinators' changes, which are not relayed;
 without ``EventSource``, or with a stream that keeps failing, the pages poll every 2 s.
 
-Signing in is session.py's; the Content-Security-Policy and the other headers every response
+Signing in is pages.py's (with an e-mail address and a password: coordinator/sign_in.py)
+and session.py's; the Content-Security-Policy and the other headers every response
 carries are headers.py's.
 """
 
@@ -42,11 +46,13 @@ from fastapi.staticfiles import StaticFiles
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
+    account,
     control,
     credentials,
     editing,
     events,
     find,
+    invitation,
     manual,
     pages,
     run,
@@ -54,6 +60,7 @@ from fulmen.coordinator.dashboard import (
     smart,
     tokens,
     triggers,
+    users,
     workflow,
 )
 from fulmen.coordinator.dashboard.bundle import EditorBundle
@@ -90,6 +97,8 @@ def install(app: FastAPI) -> None:
         smart,
     )
     for module in workspace:  # issue 17
+        app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
+    for module in (account, users, invitation):  # issue 18
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)

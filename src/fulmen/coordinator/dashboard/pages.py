@@ -1,22 +1,33 @@
 """The dashboard's list pages: workflows with their triggers, runs (filtered, updated live by
 the page's script re-reading ``/ui/runs/rows`` when ``/ui/events`` says runs changed), the
-header's queue and worker figures, and the sign-in page."""
+header's queue and worker figures, and the sign-in page.
+
+Signing in (issue 18) is as a user, with an e-mail address and a password (coordinator/
+sign_in.py: rate-limited per account and address); a user with a second factor goes on to
+``/ui/login/mfa``. The page takes an API token only while no user exists (the token ``fulmen
+up`` wrote, before the first admin is made): from then on a personal token is for the REST
+API, and the sign-in page refuses one, saying so.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from math import ceil
 from typing import Annotated, Any, Final
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from fulmen.coordinator.access import Principal
+from fulmen.coordinator.api import status_of
 from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
     PREFIX,
+    address_of,
     safe_next,
     same_origin,
     sign_out,
@@ -25,7 +36,8 @@ from fulmen.coordinator.dashboard.session import (
     viewer,
 )
 from fulmen.coordinator.dashboard.views import run_row
-from fulmen.errors import InputError
+from fulmen.coordinator.sign_in import check_password, tokens_may_sign_in
+from fulmen.errors import InputError, SignInError
 from fulmen.store import Project, RunFilter, Store, StoredWorkflow
 
 __all__ = ["STATUS_FILTERS", "router", "status"]
@@ -70,23 +82,78 @@ async def catalog(store: Store) -> list[tuple[Project, list[StoredWorkflow]]]:
 # -- signing in --------------------------------------------------------------------------------
 
 
+async def _login_page(
+    request: Request,
+    status_code: int = 200,
+    *,
+    next: str,
+    error: str | None = None,
+    email: str = "",
+) -> HTMLResponse:
+    """The sign-in page: a token's form while no user exists, else e-mail and password (and
+    single sign-on's link, when ``sso_enabled``: the template's ``sso`` block)."""
+    return page(
+        "login.html",
+        status_code,
+        next=next,
+        error=error,
+        email=email,
+        by_token=await tokens_may_sign_in(_c(request).store),
+        sso_enabled=False,
+    )
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str | None = None) -> Response:
     if await signed_in(request) is not None:
         return RedirectResponse(safe_next(next), 303)
-    return page("login.html", next=safe_next(next), error=None)
+    return await _login_page(request, next=safe_next(next))
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(
-    request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = PREFIX
+    request: Request,
+    next: Annotated[str, Form()] = PREFIX,
+    token: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
 ) -> Response:
+    """A password sign-in (sign_in.py: rate-limited, one refusal for a wrong address or
+    password); with a second factor the session waits at ``/ui/login/mfa``. While no user
+    exists, an API token's sign-in instead."""
+    target = safe_next(next)
     if not same_origin(request):
-        return page("login.html", 403, next=safe_next(next), error="Sign in from this site.")
+        return await _login_page(request, 403, next=target, error="Sign in from this site.")
+    c = _c(request)
+    if await tokens_may_sign_in(c.store):
+        return await _token_sign_in(request, token, target)
+    if token and not email:
+        message = "Sign in with your e-mail address and password: an API token is for the REST API."
+        return await _login_page(request, 401, next=target, error=message)
+    try:
+        user = await check_password(c, email, password, address_of(request))
+    except SignInError as refused:
+        answer = await _login_page(
+            request, status_of(refused), next=target, error=refused.message, email=email
+        )
+        if refused.retry_at is not None:
+            wait = (refused.retry_at - c.clock.now()).total_seconds()
+            answer.headers["Retry-After"] = str(max(1, ceil(wait)))
+        return answer
+    if user.totp_enabled:  # the second factor's page (mfa.py) finishes the sign-in
+        response = RedirectResponse(f"{PREFIX}/login/mfa?next={quote(target)}", 303)
+        await start(response, request, user_id=user.id, stage="mfa")
+        return response
+    response = RedirectResponse(target, 303)
+    await start(response, request, user_id=user.id)
+    return response
+
+
+async def _token_sign_in(request: Request, token: str, target: str) -> Response:
     stored = await verify(_c(request).store, token.strip(), what="dashboard sign-in")
     if stored is None:
-        return page("login.html", 401, next=safe_next(next), error="That token is not valid.")
-    response = RedirectResponse(safe_next(next), 303)
+        return await _login_page(request, 401, next=target, error="That token is not valid.")
+    response = RedirectResponse(target, 303)
     await start(response, request, token_id=stored.id)
     return response
 

@@ -40,6 +40,7 @@ __all__ = [
     "PREFIX",
     "SignInRequired",
     "Signed",
+    "address_of",
     "cookie_digest",
     "limits",
     "safe_next",
@@ -109,6 +110,12 @@ async def sign_in_required(request: Request, error: Exception) -> Response:
     return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", 303)
 
 
+def address_of(request: Request) -> str:
+    """The client's address, as uvicorn gives it (behind a proxy it trusts, the forwarded
+    one): what a session records and what sign-ins are counted against."""
+    return request.client.host if request.client else ""
+
+
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a dashboard path, never another site."""
     if target and target.startswith(PREFIX) and not target.startswith("//"):
@@ -132,7 +139,7 @@ async def start(
         await c.store.end_dashboard_session(_digest(previous))
     session_id = secrets.token_urlsafe(ID_BYTES)
     session = limits(c)
-    address = request.client.host if request.client else ""
+    address = address_of(request)
     await c.store.open_dashboard_session(
         _digest(session_id),
         session,
