@@ -25,6 +25,7 @@ COMMANDS = {
     "worker": "fulmen.cli.worker:worker",
     "runner": "fulmen.cli.runner:runner",
     "server": "fulmen.cli.server:server",
+    "users": "fulmen.cli.users:users",
     "runs": "fulmen.cli.runs:runs",
     "deploy": "fulmen.cli.deploy:deploy",
     "pull": "fulmen.cli.deploy:pull",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Final
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.db import Row, Tx, time_or_none
@@ -33,15 +34,23 @@ __all__ = [
 ]
 
 
+#: The longest address RFC 5321 lets through (64 + 1 + 255), with room to spare.
+MAX_EMAIL: Final = 320
+
+
 def normal_email(email: str) -> str:
-    """``email`` as stored and compared: trimmed, lower case.
+    """``email`` as stored and compared: trimmed, lower case. A domain without a dot is one
+    too (``admin@localhost``, the first admin of ``fulmen up``).
 
     Raises:
         InputError: ``bad_email`` for something that is not an address.
     """
     address = email.strip().lower()
+    if len(address) > MAX_EMAIL:
+        message = f"an e-mail address is at most {MAX_EMAIL} characters"
+        raise InputError(message, code="bad_email", field="email")
     local, at, domain = address.partition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in address):
+    if not (local and at and domain) or any(c.isspace() for c in address):
         raise InputError(f"{email!r} is not an e-mail address", code="bad_email", field="email")
     return address
 
