@@ -94,6 +94,9 @@ PLANTS: dict[str, Plant] = {
     ),
     "uvloop": Plant("worker/main.py", "fulmen.worker.main", "uvloop", "import uvloop"),
     "msgspec": Plant("phoenix/frames.py", "fulmen.phoenix.frames", "msgspec", "import msgspec"),
+    "argon2": Plant(
+        "coordinator/sign_in.py", "fulmen.coordinator.sign_in", "argon2", "import argon2"
+    ),
     "tree-sitter": Plant(
         "project/spec.py", "fulmen.project.spec", "tree_sitter", "import tree_sitter"
     ),

@@ -24,7 +24,7 @@ Each outcome is told to sign_ins.py, the audit trail's hook.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import Final, Self
 
@@ -71,9 +71,11 @@ def rate_limited(until: datetime, now: datetime) -> SignInError:
     """The refusal of an attempt made too soon: when to try again, in minutes and in UTC
     (whether the account or the address is at its limit is not said)."""
     minutes = max(1, ceil((until - now).total_seconds() / 60))
+    # the minute from which it works, rounded up: "at 09:15" is never a second too early
+    at = until + timedelta(minutes=1) if until.second or until.microsecond else until
     return SignInError(
         f"Too many failed sign-ins: try again in {minutes} minute{'s' if minutes > 1 else ''} "
-        f"(at {until:%H:%M} UTC).",
+        f"(at {at.astimezone(UTC):%H:%M} UTC).",
         code="rate_limited",
         retry_at=until,
     )
