@@ -4,7 +4,8 @@ refused on the page; five failures refuse even the right password, saying when t
 an invitation made on the users page is accepted in another browser, which lands signed in;
 a password changed on the account page signs the other browser out. No page logs an error
 to the console. Screenshots (``laptop-sign-in.png``, ``-rate-limited``, ``-users``,
-``-invitation``, ``-account``) go to ``test-artifacts/dashboard/``."""
+``-invitation``, ``-account``; ``phone-sign-in.png``, ``phone-users.png``) go to
+``test-artifacts/dashboard/``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx2
 import pytest
 
 from fulmen.coordinator.sign_in import BAD_CREDENTIALS
-from fulmen_testing.browser import LAPTOP, chromium, shot
+from fulmen_testing.browser import LAPTOP, PHONE, chromium, shot
 from fulmen_testing.up import Up, fulmen_up
 
 pytestmark = pytest.mark.anyio
@@ -50,8 +51,8 @@ async def new_context(browser: Any, console_errors: list[str]) -> AsyncIterator[
     """Makes browser contexts (each its own cookies: another browser), closed afterwards."""
     made: list[Any] = []
 
-    async def make() -> Any:
-        context = await browser.new_context(**LAPTOP)
+    async def make(device: dict[str, Any] = LAPTOP) -> Any:
+        context = await browser.new_context(**device)
         context.on("console", lambda message: note_error(console_errors, message))
         context.on("weberror", lambda error: console_errors.append(str(error.error)))
         made.append(context)
@@ -122,6 +123,14 @@ async def test_the_first_admin_signs_in_with_a_password_and_a_wrong_one_is_refus
     await page.click("button[type=submit]")
     await page.wait_for_url(up.dashboard)
     assert await page.locator("form.signout button").is_visible()
+
+    phone = await new_context(PHONE)
+    page = await sign_in(phone, up, "nobody@example.org", "not the password")
+    await shot(page, "phone-sign-in")
+    page = await sign_in(phone, up, email, password)
+    await page.goto(f"{up.dashboard}/users")
+    assert email in await page.locator("table.users").inner_text()
+    await shot(page, "phone-users")
 
 
 async def test_five_failures_refuse_even_the_right_password(up: Up, new_context: Any) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from fulmen.errors import ConflictError, NotFoundError
+from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store import NewUser, SessionLimits, SQLStore, open_store
 
 from .conftest import KEY, Backend
@@ -95,3 +95,13 @@ async def test_a_rehash_keeps_the_sessions_and_loses_to_a_password_change(
     await store.set_password(ada.id, "changed")
     assert not await store.rehash_password(ada.id, "stronger", "stale")
     assert (await store.get_user(ada.id)).password_hash == "changed"
+
+
+async def test_an_address_may_have_a_dotless_domain_but_not_320_characters(
+    store: SQLStore,
+) -> None:
+    admin = await store.create_user(NewUser("Admin@Localhost", instance_admin=True))
+    assert admin.email == "admin@localhost"
+    with pytest.raises(InputError) as refused:
+        await store.create_user(NewUser("a" * 320 + "@example.org"))
+    assert refused.value.code == "bad_email" and "at most 320" in refused.value.message
