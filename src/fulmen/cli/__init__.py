@@ -26,6 +26,7 @@ COMMANDS = {
     "runner": "fulmen.cli.runner:runner",
     "server": "fulmen.cli.server:server",
     "runs": "fulmen.cli.runs:runs",
+    "credentials": "fulmen.cli.credentials:credentials",
     "deploy": "fulmen.cli.deploy:deploy",
     "pull": "fulmen.cli.deploy:pull",
 }

@@ -20,6 +20,7 @@ one ``fulmen up`` writes (``./.fulmen/api-token``).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,8 @@ def _ensure_credentials(
             created = api.call("POST", path, json={"name": name, "body": {}})
             ids[name] = created["id"]
             done.changes.append(
-                f"credential {name}: created empty; set its value with PUT {path}/{created['id']}"
+                f"credential {name}: created empty; set its value with "
+                f"`fulmen credentials set {shlex.quote(spec.name)} {shlex.quote(name)}`"
             )
     return ids
 
