@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -74,7 +75,13 @@ async def test_deploy_creates_then_reports_nothing_changed(
     assert first.exit_code == 0, first.output
     lines = first.output.splitlines()
     assert lines[0].startswith("project examples: created (")
-    assert lines[1:] == ["workflow count-and-report: created"]
+    project_id = lines[0].split("(")[1].rstrip(")")
+    listed: Any = await coordinator.get(f"/api/projects/{project_id}/workflows")
+    hook = next(t for t in listed["items"][0]["triggers"] if t["type"] == "webhook")
+    assert lines[1:] == [  # where to send requests, printed for each new webhook
+        "workflow count-and-report: created",
+        f"  webhook: {coordinator.url}/i/{hook['id']}",
+    ]
 
     again = await coordinator.fulmen("deploy", str(project))
     assert again.output.splitlines()[1:] == ["workflow count-and-report: unchanged"]
@@ -232,10 +239,14 @@ async def test_deploy_resolves_javascript_adaptors_and_a_second_deploy_changes_n
         async with coordinator_with(tmp_path, registry.url) as coordinator:
             done = await coordinator.fulmen("deploy", str(file))
             assert done.exit_code == 0, done.output
-            assert done.output.splitlines()[1:] == ["workflow sync: created"]
             project = (await coordinator.get("/api/projects"))["items"][0]  # type: ignore[index]
             path = f"/api/projects/{project['id']}/workflows"
             [workflow] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert done.output.splitlines()[1:] == ["workflow sync: created"] + [
+                f"  webhook: {coordinator.url}/i/{t['id']}"
+                for t in workflow["triggers"]
+                if t["type"] == "webhook"
+            ]
             assert [(j["name"], j["adaptor"], j["language"]) for j in workflow["jobs"]] == [
                 ("fetch", "@openfn/language-http@6.5.1", "javascript"),  # a range
                 ("count", "@openfn/language-common@3.3.4", "javascript"),  # a short name
@@ -345,10 +356,14 @@ async def test_deploy_pins_python_packages_and_pull_writes_the_pins_back(tmp_pat
         async with coordinator_on(tmp_path, index.url) as coordinator:
             done = await coordinator.fulmen("deploy", str(file))
             assert done.exit_code == 0, done.output
-            assert done.output.splitlines()[1:] == ["workflow sync: created"]
             project = (await coordinator.get("/api/projects"))["items"][0]  # type: ignore[index]
             path = f"/api/projects/{project['id']}/workflows"
             [workflow] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert done.output.splitlines()[1:] == ["workflow sync: created"] + [
+                f"  webhook: {coordinator.url}/i/{t['id']}"
+                for t in workflow["triggers"]
+                if t["type"] == "webhook"
+            ]
             assert [(j["name"], j["adaptor"], j["requirements"]) for j in workflow["jobs"]] == [
                 ("fetch", "fulmen-probe@2.0.0", ["fulmen-adaptor-demo==0.1.0"]),
                 ("report", "common", []),

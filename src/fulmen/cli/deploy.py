@@ -6,10 +6,10 @@ with one ``path: message`` line per problem), asks the coordinator what the Java
 adaptors and each workflow's Python packages resolve to (a package or version that does not
 exist, pins no version meets together, or an npm registry or Python package index the
 coordinator cannot reach, changes nothing either and exits 1), then creates or updates the
-project, its credentials (names only: a new one is created empty, its value set through the
-API), and each workflow, printing one line per thing: ``created``, ``updated`` or
-``unchanged``. Workflows on the server that the file does not name are kept (and said so)
-unless ``--prune``.
+project, its credentials (names only: a new one is created empty, its value set with
+``fulmen credentials set``), and each workflow, printing one line per thing: ``created``,
+``updated`` or ``unchanged``, and the URL of each webhook the deploy made. Workflows on the
+server that the file does not name are kept (and said so) unless ``--prune``.
 
 ``pull`` writes the deployed project back to the file, with its job files beside it.
 
@@ -89,6 +89,7 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
             done.changes.append(f"workflow {workflow.name}: created")
         elif same_workflow(existing, document):
             done.changes.append(f"workflow {workflow.name}: unchanged")
+            continue
         else:
             saved = api.call(
                 "PUT",
@@ -97,6 +98,7 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
                 params={"expected_version": existing["version"]},
             )
             done.changes.append(f"workflow {workflow.name}: updated (version {saved['version']})")
+        done.changes.extend(_new_webhooks(api, existing, saved))
     for name, left in deployed.items():
         if prune:
             api.call("DELETE", f"/api/workflows/{left['id']}")
@@ -104,6 +106,16 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
         else:
             done.changes.append(f"workflow {name}: not in the file (kept; --prune deletes it)")
     return done
+
+
+def _new_webhooks(api: Api, before: dict[str, Any] | None, saved: dict[str, Any]) -> list[str]:
+    """A line with the URL of each webhook trigger the save made: where to send requests."""
+    known = {trigger["id"] for trigger in before["triggers"]} if before else set()
+    return [
+        f"  webhook: {api.url}/i/{trigger['id']}"
+        for trigger in saved["triggers"]
+        if trigger["type"] == "webhook" and trigger["id"] not in known
+    ]
 
 
 def _resolve_adaptors(api: Api, spec: ProjectSpec) -> dict[str, str]:
