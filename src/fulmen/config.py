@@ -24,6 +24,7 @@ from fulmen.errors import ConfigError
 from fulmen.plan import LANGUAGES
 
 __all__ = [
+    "DEFAULT_DATA_DIR",
     "ISOLATION_CHOICES",
     "NETWORK_CHOICES",
     "PRIVATE_KEY_VARIABLES",
@@ -36,6 +37,7 @@ __all__ = [
     "Secret",
     "WorkerSettings",
     "choice",
+    "data_dir",
     "parse_listen",
     "read_environ",
     "require",
@@ -225,6 +227,17 @@ def default_cache_dir(name: str, environ: Mapping[str, str]) -> str:
     return os.path.join(cache, "fulmen", name)
 
 
+#: The data directory every command uses unless ``FULMEN_DATA_DIR`` names another: the SQLite
+#: store, the keys, the API tokens, the runner's state (issue 21: there were three).
+DEFAULT_DATA_DIR: Final = ".fulmen"
+
+
+def data_dir(environ: Mapping[str, str]) -> str:
+    """The data directory: ``FULMEN_DATA_DIR``, else ``.fulmen`` in the working directory,
+    found the same way by every command."""
+    return environ.get("FULMEN_DATA_DIR") or DEFAULT_DATA_DIR
+
+
 @dataclass(frozen=True)
 class CoordinatorSettings:
     """The coordinator's settings; protocol knobs keep Lightning's names (§10.5)."""
@@ -237,8 +250,9 @@ class CoordinatorSettings:
     port: int = 4000
     #: ``sqlite:///…`` or ``postgresql://…``; ``None``: ``<data_dir>/fulmen.db``.
     database_url: str | None = None
-    #: Where the SQLite database and the generated credential key live.
-    data_dir: str = "./fulmen-data"
+    #: Where the SQLite database and the generated credential key live: the one data
+    #: directory every command finds the same way (:func:`data_dir`).
+    data_dir: str = ".fulmen"
     #: The credential encryption key (base64 of 32 bytes), from a variable or a file.
     credential_key: Secret | None = None
     credential_key_file: str | None = None
@@ -308,7 +322,7 @@ class CoordinatorSettings:
             listen_address=env.get("LISTEN_ADDRESS") or "127.0.0.1",
             port=env.integer("FULMEN_PORT", 4000, minimum=0),
             database_url=env.get("FULMEN_DATABASE_URL"),
-            data_dir=env.get("FULMEN_DATA_DIR") or cls.data_dir,
+            data_dir=data_dir(environ),
             credential_key=env.secret(("FULMEN_CREDENTIAL_KEY",)),
             credential_key_file=env.get("FULMEN_CREDENTIAL_KEY_FILE"),
             run_join_timeout=env.number("FULMEN_RUN_JOIN_TIMEOUT_SECONDS", 30.0),
@@ -345,15 +359,17 @@ class ClientSettings:
 
     url: str = "http://127.0.0.1:4000"
     token: Secret | None = None
-    token_file: str = "./.fulmen/api-token"
+    token_file: str = ".fulmen/api-token"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(read_environ() if environ is None else environ)
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
         return cls(
             url=env.get("FULMEN_URL") or cls.url,
             token=env.secret(("FULMEN_API_TOKEN",)),
-            token_file=env.get("FULMEN_API_TOKEN_FILE") or cls.token_file,
+            token_file=env.get("FULMEN_API_TOKEN_FILE")
+            or os.path.join(data_dir(environ), "api-token"),
         )
 
 
@@ -363,13 +379,15 @@ class RunnerSettings:
     setting: only the *path* of the 0600 file that holds it (a variable's value would be
     readable in ``/proc/<pid>/environ`` by any same-uid process).
 
-    The management API takes a bearer token from ``api_token_file``, by default
-    ``<state_dir>/api-token`` (made on first start); ``no_auth`` (``--no-auth``, no variable)
-    drops it, and only a loopback listener may."""
+    The state lives in ``<data dir>/runner`` (the data directory every command shares:
+    :func:`data_dir`), where ``fulmen up`` keeps it too. The management API takes a bearer
+    token from ``api_token_file``, by default ``<state_dir>/api-token`` (made on first start;
+    ``fulmen up`` names its own, the data directory's ``runner-api-token``); ``no_auth``
+    (``--no-auth``, no variable) drops it, and only a loopback listener may."""
 
     host: str = "127.0.0.1"
     port: int = 8080
-    state_dir: str = "./runner-data"
+    state_dir: str = ".fulmen/runner"
     master_key_file: str | None = None
     api_token_file: str | None = None
     no_auth: bool = False
@@ -395,7 +413,8 @@ class RunnerSettings:
         return cls(
             host=host,
             port=port,
-            state_dir=env.get("FULMEN_RUNNER_STATE_DIR") or cls.state_dir,
+            state_dir=env.get("FULMEN_RUNNER_STATE_DIR")
+            or os.path.join(data_dir(environ), "runner"),
             master_key_file=env.get("FULMEN_RUNNER_MASTER_KEY_FILE"),
             api_token_file=env.get("FULMEN_RUNNER_API_TOKEN_FILE"),
             max_workers=env.integer("FULMEN_RUNNER_MAX_WORKERS", 64, minimum=1),

@@ -3,11 +3,14 @@ name the variable."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fulmen.config import (
+    ClientSettings,
     CoordinatorSettings,
     RunnerSettings,
     SandboxSettings,
@@ -244,3 +247,17 @@ def test_worker_languages_names_what_a_worker_runs_and_refuses_others() -> None:
         ConfigError, match="WORKER_LANGUAGES must be python or javascript, not 'ruby'"
     ):
         WorkerSettings.from_env({"WORKER_LANGUAGES": "python,ruby"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "folder"),
+    [({}, ".fulmen"), ({"FULMEN_DATA_DIR": "/srv/fulmen"}, "/srv/fulmen")],
+)
+def test_every_command_finds_one_data_directory(environ: dict[str, str], folder: str) -> None:
+    """Issue 21: the coordinator, the clients and the runner had three (.fulmen, ./fulmen-data,
+    ./runner-data)."""
+    assert CoordinatorSettings.from_env(environ).data_dir == folder
+    assert ClientSettings.from_env(environ).token_file == os.path.join(folder, "api-token")
+    assert RunnerSettings.from_env(environ).state_dir == os.path.join(folder, "runner")
+    explicit = {**environ, "FULMEN_RUNNER_STATE_DIR": "/var/runner"}
+    assert RunnerSettings.from_env(explicit).state_dir == "/var/runner"

@@ -32,8 +32,8 @@ url_option = click.option("--url", help="The coordinator [FULMEN_URL; http://127
 token_file_option = click.option(
     "--token-file",
     type=click.Path(dir_okay=False),
-    help="File holding an API token [FULMEN_API_TOKEN_FILE; ./.fulmen/api-token]; "
-    "FULMEN_API_TOKEN wins.",
+    help="File holding an API token [FULMEN_API_TOKEN_FILE; <FULMEN_DATA_DIR or .fulmen>/"
+    "api-token]; FULMEN_API_TOKEN wins.",
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -29,7 +29,8 @@ from fulmen.coordinator.reaper import Reaper
 from fulmen.coordinator.retention import Retention
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.coordinator.socket import PATH, worker_socket
-from fulmen.store import Store, open_store
+from fulmen.store import Store, open_store, sqlite_path
+from fulmen.store.sole import sole_coordinator
 from fulmen.store.wakeups import CHANGES, NoWakeups, Wakeups, open_wakeups
 
 __all__ = ["build_app", "build_coordinator", "open_coordinator"]
@@ -67,19 +68,29 @@ async def open_coordinator(settings: CoordinatorSettings) -> AsyncIterator[Coord
     """Open the store named by the settings and build the coordinator around it.
 
     Raises:
-        ConfigError: missing or malformed keys or settings; StoreError: no database.
+        ConfigError: missing or malformed keys or settings; StoreError: no database, or
+            a SQLite store another coordinator is using (store/sole.py).
     """
     keys = Keys.from_settings(settings)
     url = database_url(settings)
     store = await open_store(url, credential_key=credential_key(settings))
-    wakeups = open_wakeups(url)
-    changes = open_wakeups(url, CHANGES)
-    try:
-        yield build_coordinator(settings, store, keys=keys, wakeups=wakeups, change_wakeups=changes)
-    finally:
-        await changes.close()
-        await wakeups.close()
-        await store.close()
+    with ExitStack() as held:
+        try:
+            if store.dialect == "sqlite":
+                held.enter_context(sole_coordinator(sqlite_path(url)))
+        except BaseException:
+            await store.close()
+            raise
+        wakeups = open_wakeups(url)
+        changes = open_wakeups(url, CHANGES)
+        try:
+            yield build_coordinator(
+                settings, store, keys=keys, wakeups=wakeups, change_wakeups=changes
+            )
+        finally:
+            await changes.close()
+            await wakeups.close()
+            await store.close()
 
 
 def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
