@@ -482,3 +482,62 @@ async def test_a_credential_is_set_listed_and_deleted_by_name(
     assert (await coordinator.fulmen("credentials", "list", "examples")).output == (
         "NAME\tID\tUPDATED\n"
     )
+
+
+HAND_WRITTEN = """\
+# Our sync, written by hand.
+name: layout
+workflows:
+  sync:
+    triggers:
+      - {type: webhook}   # the partner posts here
+    jobs:
+      - name: fetch
+        adaptor: common       # said on purpose
+        body: |
+          # take what came
+          fn(lambda s: {**s, "data": {"n": 1}})
+      - name: store
+        body: 'fn(lambda s: s)'
+    edges:
+      - {from: webhook, to: fetch}
+      - {from: fetch, to: store}
+"""
+
+
+async def test_pull_keeps_a_hand_written_files_layout(
+    coordinator: Coordinator, tmp_path: Path
+) -> None:
+    """Issue 21: a pull rewrote the file (inline ``body: |`` blocks quoted or moved to new
+    files, comments gone). Now only what changed on the server changes."""
+    project = tmp_path / "layout" / "project.yaml"
+    project.parent.mkdir()
+    project.write_text(HAND_WRITTEN)
+    assert (await coordinator.fulmen("deploy", str(project))).exit_code == 0
+
+    same = await coordinator.fulmen("pull", str(project))
+    assert same.exit_code == 0, same.output
+    text = project.read_text()
+    assert text.startswith("# Our sync, written by hand.\nname: layout\nid: ")  # id added
+    assert text.split("\n", 3)[3] == HAND_WRITTEN.split("\n", 2)[2]  # the rest as written
+    assert sorted(p.name for p in project.parent.iterdir()) == ["project.yaml"]  # no new files
+
+    # the store job's body changed on the server: that line, and nothing else, changes
+    workflows: Any = await coordinator.get(
+        f"/api/projects/{text.split('id: ')[1].split()[0]}/workflows"
+    )
+    workflow = workflows["items"][0]
+    for job in workflow["jobs"]:
+        if job["name"] == "fetch":
+            job["body"] = '# take what came\nfn(lambda s: {**s, "data": {"n": 2}})\n'
+    async with httpx2.AsyncClient(base_url=coordinator.url) as http:
+        saved = await http.put(
+            f"/api/workflows/{workflow['id']}",
+            json={k: workflow[k] for k in ("name", "jobs", "triggers", "edges")},
+            params={"expected_version": workflow["version"]},
+            headers={"Authorization": f"Bearer {coordinator.token}"},
+        )
+        assert saved.status_code == 200, saved.text
+    assert (await coordinator.fulmen("pull", str(project))).exit_code == 0
+    changed = project.read_text()
+    assert changed == text.replace('"data": {"n": 1}', '"data": {"n": 2}')

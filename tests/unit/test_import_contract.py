@@ -112,6 +112,12 @@ PLANTS: dict[str, Plant] = {
         "fast_sugiyama",
         "import fast_sugiyama",
     ),
+    "round-trip-yaml": Plant(
+        "project/render.py", "fulmen.project.render", "ruamel", "import ruamel.yaml"
+    ),
+    "password-hash": Plant(
+        "coordinator/api/auth.py", "fulmen.coordinator.api.auth", "argon2", "import argon2"
+    ),
 }
 
 

@@ -11,7 +11,9 @@ project, its credentials (names only: a new one is created empty, its value set 
 ``updated`` or ``unchanged``, and the URL of each webhook the deploy made. Workflows on the
 server that the file does not name are kept (and said so) unless ``--prune``.
 
-``pull`` writes the deployed project back to the file, with its job files beside it.
+``pull`` writes the deployed project back to the file, with its job files beside it; over a
+file that reads cleanly it keeps that file's layout (comments, order, inline bodies) and
+changes only what differs (project/layout.py).
 
 The API's address and token: ``--url`` / ``FULMEN_URL`` (``http://127.0.0.1:4000``), and
 ``FULMEN_API_TOKEN``, or the file ``--token-file`` / ``FULMEN_API_TOKEN_FILE``, by default the
@@ -48,6 +50,7 @@ from fulmen.project import (
     same_workflow,
     spec_of_workflow,
 )
+from fulmen.project.layout import keep_layout
 
 __all__ = ["Deployed", "deploy", "deploy_project", "pull", "pull_project"]
 
@@ -269,11 +272,19 @@ def pull(project_file: Path, key: str | None, url: str | None, token_file: str |
             spec = pull_project(api, key, previous)
         except ApiError as exc:
             raise CliError("pull", exc.message, exit_code=1) from exc
-    text, files = render(spec)
+    inline = frozenset(
+        (w.name, j.name)
+        for w in (previous.workflows if previous else ())
+        for j in w.jobs
+        if j.body_file is None
+    )
+    text, files = render(spec, inline=inline)
     folder = project_file.parent
     folder.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         (folder / name).write_text(body, encoding="utf-8")
+    if previous is not None:  # a hand-written file keeps its layout (project/layout.py)
+        text = keep_layout(project_file.read_text(encoding="utf-8"), text, spec, folder)
     project_file.write_text(text, encoding="utf-8")
     written = ", ".join([str(project_file), *(str(folder / name) for name in files)])
     click.echo(f"wrote {written}")
