@@ -21,6 +21,20 @@ from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertKind,
+    AlertRule,
+    ChannelHealth,
+    ChannelType,
+    ClaimedDelivery,
+    DeliveryState,
+    DigestFrequency,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import (
     CronCursor,
@@ -74,9 +88,18 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "Alert",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertDigest",
+    "AlertKind",
+    "AlertRule",
     "Answer",
     "Answered",
     "ApiToken",
+    "ChannelHealth",
+    "ChannelType",
+    "ClaimedDelivery",
     "ClaimedRun",
     "CredentialInfo",
     "CronCursor",
@@ -84,12 +107,15 @@ __all__ = [
     "CronTrigger",
     "Dataclip",
     "DataclipType",
+    "DeliveryState",
+    "DigestFrequency",
     "EnqueueRequest",
     "Enqueued",
     "IdempotencyKey",
     "LogEntry",
     "LogLine",
     "LostRun",
+    "NewAlertChannel",
     "NewCredential",
     "NewDataclip",
     "NewWebhookAuthMethod",
