@@ -60,6 +60,11 @@ class EmailSender:
                 start_tls=settings.smtp_starttls,
                 timeout=settings.alert_send_timeout,
             )
+        except aiosmtplib.SMTPResponseException as error:
+            raise AlertError(
+                f"the SMTP server {where} answered {error.code} {error.message}",
+                code="smtp_failed",
+            ) from error
         except aiosmtplib.SMTPException as error:
             raise AlertError(f"the SMTP server {where}: {error}", code="smtp_failed") from error
         except OSError as error:
