@@ -155,6 +155,64 @@ async def test_a_failed_run_is_announced_by_email(tmp_path: Path) -> None:
         assert inbox.messages.empty()
 
 
+async def test_a_stopping_coordinator_stops_mid_send_and_the_send_is_claimed_again(
+    tmp_path: Path,
+) -> None:
+    """Shutdown cancels the dispatcher even while an SMTP server holds it (it took the
+    connection and says nothing); the delivery stays claimed, untried, and after its lease
+    another coordinator's dispatcher sends it, under the same Message-ID."""
+    clock = FakeClock(T0)
+    connected, release = asyncio.Event(), asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await release.wait()
+        writer.close()
+
+    mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = mute.sockets[0].getsockname()[1]
+    try:
+        async with store_at("sqlite", tmp_path, clock=clock) as (store, _):
+            seeded = await seed(store, jobs=(("boom", FAILING),))
+            channel = await store.create_alert_channel(
+                NewAlertChannel(
+                    "mail", seeded.project_id, "ops", ChannelType.EMAIL, ("o@example.org",)
+                )
+            )
+            await store.put_alert_rule(
+                AlertRule(seeded.workflow_id, seeded.project_id, DEFAULT_OUTCOMES, (channel.id,))
+            )
+            overrides = {"smtp_host": "127.0.0.1", "smtp_starttls": False}
+            async with site(
+                store,
+                services=True,
+                clock=clock,
+                smtp_port=port,
+                alert_poll_interval=0.05,
+                **overrides,
+            ):
+                await fail_run(store, seeded)
+                await connected.wait()  # the dispatcher is mid-send, held by the server
+            # the block ended: the lifespan cancelled the dispatcher where it was
+            [held] = await store.list_alert_deliveries(seeded.project_id)
+            assert (held.state, held.attempts, held.last_error) == ("pending", 1, None)
+            async with smtp_inbox() as inbox:
+                mail = settings(smtp_port=inbox.port, **overrides)
+                other = AlertDispatcher(
+                    build_coordinator(mail, store, clock=clock),
+                    senders=Senders(EmailSender(mail), WebhookSender(5.0)),
+                )
+                assert (await other.tick()).sent == []  # the claim still holds
+                clock.advance(minutes=2)  # past the lease (2 x 30 s + 30 s)
+                assert (await other.tick()).sent == [held.id]
+                received = inbox.messages.get_nowait()
+            assert received["Message-ID"] == f"<{held.id}@fulmen.alerts>"
+    finally:
+        release.set()
+        mute.close()
+        await mute.wait_closed()
+
+
 # -- webhooks: signed, retried, failures shown ------------------------------------------------
 
 

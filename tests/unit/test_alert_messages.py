@@ -72,3 +72,10 @@ def test_a_killed_run_and_a_digest() -> None:
     assert "  nightly: slowest 3.0 s, average 1.5 s, 4 runs" in message.text
     assert "  TimeoutError: 2 runs, first at 2026-03-03 09:00:00 UTC" in message.text
     assert message.document["type"] == "fulmen.alert.digest"
+
+
+def test_a_subject_is_one_line_whatever_the_workflow_is_called() -> None:
+    alert = failures(1, {"failed": 1})
+    body = {**alert.body, "workflow": {"id": "w", "name": "nightly\nBcc: everyone@example.org"}}
+    message = render(Alert("a-1", "p", "w", AlertKind.FAILURES, body, T0))
+    assert message.subject == "[Fulmen] nightly Bcc: everyone@example.org: 1 run failed"

@@ -107,6 +107,9 @@ class AlertDispatcher:
                 await self._senders.webhook.send(delivery, message, self._c.now())
         except AlertError as failure:
             error = failure.message
+        except Exception as failure:  # a sender's bug must not end the coordinator's lifespan
+            log.exception("alert delivery %s failed unexpectedly", delivery.id)
+            error = f"unexpected {type(failure).__name__}: {failure}"
         now = self._c.clock.now()
         again = None if error is None else retry_at(self._policy, delivery.attempt, now)
         if error is not None:

@@ -57,7 +57,8 @@ def render(alert: Alert, public_url: str | None = None) -> Message:
         "timestamp": alert.inserted_at.isoformat(),
         "data": {"alert_id": alert.id, **body},
     }
-    return Message(subject, text, document)
+    # one line, whatever names hold: a header with a line break would be refused, or worse
+    return Message(" ".join(subject.split()), text, document)
 
 
 def _failures(body: Mapping[str, Any], base: str) -> tuple[str, str]:
