@@ -78,28 +78,34 @@ async def fold_due(tx: Tx, now: datetime, limit: int) -> list[Alert]:
         folded = alert_policy.decide(last, period, [_ending(tx, row) for row in taken], now)
         if folded is None:
             continue
-        workflow = await tx.fetchone("get_workflow", {"id": rule["workflow_id"]})
-        project = await tx.fetchone("get_project", {"id": rule["project_id"]})
-        assert workflow is not None and project is not None  # the rule cascades with them
-        body: dict[str, JSONValue] = {
-            "kind": AlertKind.FAILURES.value,
-            "project": {"id": project["id"], "name": project["name"]},
-            "workflow": {"id": workflow["id"], "name": workflow["name"]},
-            "count": folded.count,
-            "first_run_id": folded.first_run_id,
-            "last_run_id": folded.last_run_id,
-            "first_ended_at": folded.first_ended_at.isoformat(),
-            "last_ended_at": folded.last_ended_at.isoformat(),
-            "outcomes": dict(folded.outcomes),
-            "error_types": dict(folded.error_types),
-            "period_seconds": rule["period_seconds"],
-            "previous_alert_at": last.isoformat() if last else None,
-        }
+        body = await _failures_body(tx, rule, folded, last)
         channels = await tx.fetchall("alert_rule_channels", {"workflow_id": rule["workflow_id"]})
         alert = await _insert(tx, rule["project_id"], rule["workflow_id"], body, channels, now)
         await tx.execute("set_alert_rule_alerted", {"workflow_id": rule["workflow_id"], "now": now})
         made.append(alert)
     return made
+
+
+async def _failures_body(
+    tx: Tx, rule: Row, folded: alert_policy.Folded, last: datetime | None
+) -> dict[str, JSONValue]:
+    workflow = await tx.fetchone("get_workflow", {"id": rule["workflow_id"]})
+    project = await tx.fetchone("get_project", {"id": rule["project_id"]})
+    assert workflow is not None and project is not None  # the rule cascades with them
+    return {
+        "kind": AlertKind.FAILURES.value,
+        "project": {"id": project["id"], "name": project["name"]},
+        "workflow": {"id": workflow["id"], "name": workflow["name"]},
+        "count": folded.count,
+        "first_run_id": folded.first_run_id,
+        "last_run_id": folded.last_run_id,
+        "first_ended_at": folded.first_ended_at.isoformat(),
+        "last_ended_at": folded.last_ended_at.isoformat(),
+        "outcomes": dict(folded.outcomes),
+        "error_types": dict(folded.error_types),
+        "period_seconds": rule["period_seconds"],
+        "previous_alert_at": last.isoformat() if last else None,
+    }
 
 
 async def make_digests(tx: Tx, now: datetime, limit: int) -> list[Alert]:
