@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from fulmen.errors import ConfigError
 from fulmen.plan import LANGUAGES
@@ -308,13 +308,50 @@ class CoordinatorSettings:
     #: ``None``: the dashboard's smart workers page says how to set it.
     runner_url: str | None = None
     runner_token_file: str | None = None
+    #: Issue 18: the SMTP server alert e-mails go through (``None``: none is configured, and
+    #: every e-mail delivery fails saying so, shown on the channel until one is).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    #: Signing in to it: both or neither.
+    smtp_username: str | None = None
+    smtp_password: Secret | None = None
+    #: STARTTLS after connecting (submission, port 587), required when on; ``smtp_tls``: TLS
+    #: from the first byte (port 465). At most one of them; neither: plain text (a relay on
+    #: the same host or network).
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    #: The From of alert e-mails.
+    smtp_from: str = "Fulmen <fulmen@localhost>"
+    #: Seconds one SMTP conversation or webhook POST may take before it counts as failed.
+    alert_send_timeout: float = 30.0
+    #: How often each coordinator's alert dispatcher folds endings into alerts, makes due
+    #: digests and sends due deliveries; an alert goes out within about this long of the run's
+    #: end (when its workflow's period allows one).
+    alert_poll_interval: float = 5.0
+    #: A delivery that failed is tried again after min, 2·min, 4·min … seconds (capped at max),
+    #: ``alert_max_attempts`` tries in all, then given up (shown failed on its channel).
+    alert_backoff_min: float = 30.0
+    alert_backoff_max: float = 3600.0
+    alert_max_attempts: int = 10
+    #: The dashboard's address as people reach it, for links in alerts (``None``: alerts give
+    #: the paths under ``/ui`` only).
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
         environ = read_environ() if environ is None else environ
         env = _Env(environ)
+        smtp = _smtp(env)
+        alert_backoff = env.backoff("FULMEN_ALERT_BACKOFF", (30.0, 3600.0))
         return cls(
+            **smtp,
+            alert_send_timeout=env.number("FULMEN_ALERT_SEND_TIMEOUT_SECONDS", 30.0),
+            alert_poll_interval=env.number("FULMEN_ALERT_POLL_SECONDS", 5.0),
+            alert_backoff_min=alert_backoff[0],
+            alert_backoff_max=alert_backoff[1],
+            alert_max_attempts=env.integer("FULMEN_ALERT_MAX_ATTEMPTS", 10, minimum=1),
+            public_url=env.http_url("FULMEN_PUBLIC_URL"),
             secret=env.secret(SECRET_VARIABLES),
             private_key=env.secret(PRIVATE_KEY_VARIABLES),
             run_grace_period=env.number("RUN_GRACE_PERIOD_SECONDS", 10.0),
@@ -348,6 +385,35 @@ class CoordinatorSettings:
             runner_url=env.http_url("FULMEN_RUNNER_URL"),
             runner_token_file=env.get("FULMEN_RUNNER_TOKEN_FILE"),
         )
+
+
+def _smtp(env: _Env) -> dict[str, Any]:
+    """The SMTP settings of alert e-mails (issue 18), checked together."""
+    starttls = env.boolean("FULMEN_SMTP_STARTTLS", True)
+    tls = env.boolean("FULMEN_SMTP_TLS", False)
+    if tls and env.get("FULMEN_SMTP_STARTTLS") is not None and starttls:
+        raise ConfigError(
+            "FULMEN_SMTP_TLS and FULMEN_SMTP_STARTTLS are exclusive; set one", code="conflict"
+        )
+    username = env.get("FULMEN_SMTP_USERNAME")
+    password = env.secret(("FULMEN_SMTP_PASSWORD",))
+    if (username is None) != (password is None):
+        raise ConfigError(
+            "FULMEN_SMTP_USERNAME and FULMEN_SMTP_PASSWORD go together; set both or neither",
+            code="conflict",
+        )
+    sender = env.get("FULMEN_SMTP_FROM") or CoordinatorSettings.smtp_from
+    if "@" not in sender:
+        raise _bad("FULMEN_SMTP_FROM", sender, "an e-mail address, like Fulmen <ops@example.org>")
+    return {
+        "smtp_host": env.get("FULMEN_SMTP_HOST"),
+        "smtp_port": env.integer("FULMEN_SMTP_PORT", 465 if tls else 587, minimum=1),
+        "smtp_username": username,
+        "smtp_password": password,
+        "smtp_starttls": starttls and not tls,
+        "smtp_tls": tls,
+        "smtp_from": sender,
+    }
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,37 @@ def test_the_python_index_is_uvs_own_unless_an_http_url_is_given() -> None:
     assert info.value.message == "FULMEN_PYTHON_INDEX must be an http:// or https:// URL"
 
 
+def test_alert_e_mails_use_the_operators_smtp_server() -> None:
+    """Issue 18: no server by default (e-mail deliveries fail, saying so); STARTTLS on 587
+    unless implicit TLS (465) is asked for; a login is a username and password together."""
+    defaults = CoordinatorSettings.from_env({})
+    assert (defaults.smtp_host, defaults.smtp_port, defaults.smtp_starttls) == (None, 587, True)
+    assert (defaults.alert_poll_interval, defaults.alert_max_attempts) == (5.0, 10)
+    chosen = CoordinatorSettings.from_env(
+        {
+            "FULMEN_SMTP_HOST": "smtp.example.org",
+            "FULMEN_SMTP_TLS": "true",
+            "FULMEN_SMTP_USERNAME": "fulmen",
+            "FULMEN_SMTP_PASSWORD": "hunter22",
+            "FULMEN_SMTP_FROM": "Ops <ops@example.org>",
+            "FULMEN_ALERT_BACKOFF": "5/60",
+            "FULMEN_PUBLIC_URL": "https://fulmen.example.org",
+        }
+    )
+    assert (chosen.smtp_port, chosen.smtp_tls, chosen.smtp_starttls) == (465, True, False)
+    assert chosen.smtp_password is not None and "hunter22" not in repr(chosen)
+    assert (chosen.alert_backoff_min, chosen.alert_backoff_max) == (5.0, 60.0)
+    for bad in [
+        {"FULMEN_SMTP_TLS": "true", "FULMEN_SMTP_STARTTLS": "true"},
+        {"FULMEN_SMTP_USERNAME": "fulmen"},
+        {"FULMEN_SMTP_FROM": "nobody"},
+        {"FULMEN_SMTP_PORT": "0"},
+        {"FULMEN_ALERT_MAX_ATTEMPTS": "0"},
+    ]:
+        with pytest.raises(ConfigError):
+            CoordinatorSettings.from_env(bad)
+
+
 def test_the_runner_is_none_unless_an_http_url_is_given() -> None:
     assert CoordinatorSettings.from_env({}).runner_url is None
     chosen = CoordinatorSettings.from_env(

@@ -68,6 +68,9 @@ PLANTS: dict[str, Plant] = {
         "runner/channel.py", "fulmen.runner.channel", "websockets", "import websockets"
     ),
     "http-client": Plant("runtime/engine.py", "fulmen.runtime.engine", "httpx2", "import httpx2"),
+    "smtp": Plant(
+        "coordinator/reaper.py", "fulmen.coordinator.reaper", "aiosmtplib", "import aiosmtplib"
+    ),
     "cli": Plant("config.py", "fulmen.config", "click", "import click"),
     "cronsim": Plant("runner/scheduler.py", "fulmen.runner.scheduler", "cronsim", "import cronsim"),
     "cron-descriptor": Plant(

@@ -3,9 +3,10 @@
 ``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
 ASGI app (REST API, webhooks, health, the worker socket, the dashboard) whose lifespan runs
 the background services under one task group: the hub's push loop, wake-up listener and
-poll, the reaper, the cron scheduler, the retention sweep, the heap trim (heap.py) and the
-build of the dashboard's code editor (dashboard/bundle.py). Tests build apps with their own
-store and clock and drive the services directly (``services=False``).
+poll, the reaper, the cron scheduler, the retention sweep, the alert dispatcher (alerts/),
+the heap trim (heap.py) and the build of the dashboard's code editor (dashboard/bundle.py).
+Tests build apps with their own store and clock and drive the services directly
+(``services=False``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fulmen import __version__
 from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.config import CoordinatorSettings
 from fulmen.coordinator import api, bodies, dashboard, health, heap, redaction, webhooks
+from fulmen.coordinator.alerts import AlertDispatcher
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
@@ -106,6 +108,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             Reaper(coordinator).run(),
             Scheduler(coordinator).run(),
             Retention(coordinator).run(),
+            AlertDispatcher(coordinator).run(),
             heap.trim_forever(),
             app.state.editor_bundle.build(),  # the dashboard's code editor, if not built yet
         ]

@@ -21,6 +21,20 @@ from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertKind,
+    AlertRule,
+    ChannelHealth,
+    ChannelType,
+    ClaimedDelivery,
+    DeliveryState,
+    DigestFrequency,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import (
     CronCursor,
@@ -75,9 +89,18 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "Alert",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertDigest",
+    "AlertKind",
+    "AlertRule",
     "Answer",
     "Answered",
     "ApiToken",
+    "ChannelHealth",
+    "ChannelType",
+    "ClaimedDelivery",
     "ClaimedRun",
     "CredentialInfo",
     "CronCursor",
@@ -86,6 +109,8 @@ __all__ = [
     "DashboardSession",
     "Dataclip",
     "DataclipType",
+    "DeliveryState",
+    "DigestFrequency",
     "EnqueueRequest",
     "Enqueued",
     "IdempotencyKey",
@@ -93,6 +118,7 @@ __all__ = [
     "LogLine",
     "LostRun",
     "Member",
+    "NewAlertChannel",
     "NewCredential",
     "NewDataclip",
     "NewUser",

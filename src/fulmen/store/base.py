@@ -20,6 +20,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertRule,
+    ClaimedDelivery,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
@@ -376,6 +385,80 @@ class Store(Protocol):
 
     async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
         """One bounded batch of the project's retention sweep, in its own transaction."""
+        ...
+
+    # -- failure alerts and digests (issue 18) ----------------------------------------------
+    #
+    # Every call names the project: a channel or workflow of another project is NotFoundError
+    # (``field`` says which), a channel id of another project in a rule or digest InputError
+    # (``channel_ids``).
+
+    async def create_alert_channel(self, channel: NewAlertChannel) -> AlertChannel:
+        """A new channel; a webhook channel's secret (made when not given) is in the answer,
+        and never again."""
+        ...
+
+    async def get_alert_channel(self, project_id: str, channel_id: str) -> AlertChannel:
+        """The channel, with how its deliveries are going (``health``)."""
+        ...
+
+    async def list_alert_channels(self, project_id: str) -> list[AlertChannel]: ...
+    async def delete_alert_channel(self, project_id: str, channel_id: str) -> None:
+        """Deletes it from every rule and digest, with its deliveries."""
+        ...
+
+    async def put_alert_rule(self, rule: AlertRule) -> AlertRule:
+        """Make or change a workflow's rule (``last_alert_at`` is the store's)."""
+        ...
+
+    async def get_alert_rule(self, project_id: str, workflow_id: str) -> AlertRule | None: ...
+    async def list_alert_rules(self, project_id: str) -> list[AlertRule]: ...
+    async def delete_alert_rule(self, project_id: str, workflow_id: str) -> None: ...
+    async def put_alert_digest(self, digest: AlertDigest) -> AlertDigest:
+        """Set a project's digest; the next is due at the first digest time after now."""
+        ...
+
+    async def get_alert_digest(self, project_id: str) -> AlertDigest: ...
+    async def list_alerts(
+        self, project_id: str, *, workflow_id: str | None = None, limit: int = 50
+    ) -> list[Alert]:
+        """Alerts and digests made, newest first."""
+        ...
+
+    async def list_alert_deliveries(
+        self,
+        project_id: str,
+        *,
+        channel_id: str | None = None,
+        failing: bool = False,
+        limit: int = 50,
+    ) -> list[AlertDelivery]:
+        """Deliveries, newest first; ``failing``: only those retrying or given up."""
+        ...
+
+    async def fold_alerts(self, *, limit: int = 100) -> list[Alert]:
+        """Make the alerts due now, folding each workflow's pending endings (alert_outbox)."""
+        ...
+
+    async def make_alert_digests(self, *, limit: int = 20) -> list[Alert]:
+        """Make the digests due now."""
+        ...
+
+    async def claim_alert_deliveries(
+        self, *, lease: timedelta, limit: int = 20
+    ) -> list[ClaimedDelivery]:
+        """Claim due deliveries for one try each; no one else claims them within ``lease``."""
+        ...
+
+    async def finish_alert_delivery(
+        self, delivery_id: str, attempt: int, *, error: str | None, retry_at: datetime | None
+    ) -> bool:
+        """Record try ``attempt``: sent (no ``error``), again at ``retry_at``, or given up.
+        False when that claim had lapsed (nothing recorded)."""
+        ...
+
+    async def prune_alerts(self, *, before: datetime) -> int:
+        """Forget alerts made before ``before`` whose deliveries have all ended."""
         ...
 
     # -- reading runs back -------------------------------------------------------------------

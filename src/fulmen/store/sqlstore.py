@@ -18,6 +18,8 @@ from fulmen.errors import FulmenError
 from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
 from fulmen.store import (
+    alert_config,
+    alert_outbox,
     api_tokens,
     catalog,
     credentials,
@@ -38,6 +40,15 @@ from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, SessionStage
 from fulmen.store.db import Database
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertRule,
+    ClaimedDelivery,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
@@ -495,6 +506,93 @@ class SQLStore:
     async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
         async with self._db.write() as tx:
             return await retention.sweep_batch(tx, project_id, limit, self._clock.now())
+
+    # -- failure alerts and digests (alert_config.py, alert_outbox.py) ------------------------
+
+    async def create_alert_channel(self, channel: NewAlertChannel) -> AlertChannel:
+        async with self._db.write() as tx:
+            return await alert_config.create_channel(tx, self._cipher, channel, self._clock.now())
+
+    async def get_alert_channel(self, project_id: str, channel_id: str) -> AlertChannel:
+        async with self._db.read() as tx:
+            return await alert_config.get_channel(tx, project_id, channel_id)
+
+    async def list_alert_channels(self, project_id: str) -> list[AlertChannel]:
+        async with self._db.read() as tx:
+            await catalog.get_project(tx, project_id)
+            return await alert_config.list_channels(tx, project_id)
+
+    async def delete_alert_channel(self, project_id: str, channel_id: str) -> None:
+        async with self._db.write() as tx:
+            await alert_config.delete_channel(tx, project_id, channel_id)
+
+    async def put_alert_rule(self, rule: AlertRule) -> AlertRule:
+        async with self._db.write() as tx:
+            return await alert_config.put_rule(tx, rule, self._clock.now())
+
+    async def get_alert_rule(self, project_id: str, workflow_id: str) -> AlertRule | None:
+        async with self._db.read() as tx:
+            return await alert_config.get_rule(tx, project_id, workflow_id)
+
+    async def list_alert_rules(self, project_id: str) -> list[AlertRule]:
+        async with self._db.read() as tx:
+            return await alert_config.list_rules(tx, project_id)
+
+    async def delete_alert_rule(self, project_id: str, workflow_id: str) -> None:
+        async with self._db.write() as tx:
+            await alert_config.delete_rule(tx, project_id, workflow_id)
+
+    async def put_alert_digest(self, digest: AlertDigest) -> AlertDigest:
+        async with self._db.write() as tx:
+            return await alert_config.put_digest(tx, digest, self._clock.now())
+
+    async def get_alert_digest(self, project_id: str) -> AlertDigest:
+        async with self._db.read() as tx:
+            return await alert_config.get_digest(tx, project_id)
+
+    async def list_alerts(
+        self, project_id: str, *, workflow_id: str | None = None, limit: int = 50
+    ) -> list[Alert]:
+        async with self._db.read() as tx:
+            return await alert_outbox.list_alerts(tx, project_id, workflow_id, limit)
+
+    async def list_alert_deliveries(
+        self,
+        project_id: str,
+        *,
+        channel_id: str | None = None,
+        failing: bool = False,
+        limit: int = 50,
+    ) -> list[AlertDelivery]:
+        async with self._db.read() as tx:
+            return await alert_outbox.list_deliveries(tx, project_id, channel_id, failing, limit)
+
+    async def fold_alerts(self, *, limit: int = 100) -> list[Alert]:
+        async with self._db.write() as tx:
+            return await alert_outbox.fold_due(tx, self._clock.now(), limit)
+
+    async def make_alert_digests(self, *, limit: int = 20) -> list[Alert]:
+        async with self._db.write() as tx:
+            return await alert_outbox.make_digests(tx, self._clock.now(), limit)
+
+    async def claim_alert_deliveries(
+        self, *, lease: timedelta, limit: int = 20
+    ) -> list[ClaimedDelivery]:
+        async with self._db.write() as tx:
+            now = self._clock.now()
+            return await alert_outbox.claim_deliveries(tx, self._cipher, now, lease, limit)
+
+    async def finish_alert_delivery(
+        self, delivery_id: str, attempt: int, *, error: str | None, retry_at: datetime | None
+    ) -> bool:
+        async with self._db.write() as tx:
+            return await alert_outbox.finish_delivery(
+                tx, delivery_id, attempt, self._clock.now(), error=error, retry_at=retry_at
+            )
+
+    async def prune_alerts(self, *, before: datetime) -> int:
+        async with self._db.write() as tx:
+            return await alert_outbox.prune(tx, before)
 
     # -- reading runs back -------------------------------------------------------------------
 

@@ -14,7 +14,8 @@
   edges and triggers in one form, each job's code in a code editor (editing.py, bundle.py);
 * managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
-  through the REST API's own functions and refusals (forms.py);
+  through the REST API's own functions and refusals (forms.py); ``/ui/alerts`` (issue 18,
+  alerts.py): channels and their failing deliveries, digests, workflows' alert rules;
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
   over the runner's HTTP API: coordinator/runner_client.py);
 * every page's header: runs waiting in the queue, and connected workers.
@@ -42,6 +43,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
+    alerts,
     control,
     credentials,
     editing,
@@ -86,6 +88,7 @@ def install(app: FastAPI) -> None:
         credentials,
         triggers,
         settings,
+        alerts,
         tokens,
         smart,
     )
