@@ -1,7 +1,8 @@
 """The ``fulmen`` command: one group, one module per subcommand.
 
 Each subcommand turns arguments into settings and calls into the package; no logic lives here.
-Errors that users can cause are reported as one line on stderr, never a traceback.
+Errors that users can cause are reported as one line on stderr, never a traceback; any other
+fault is one line too, saying where its full report was written (crash.py).
 
 Subcommands are imported only when they are used: ``fulmen run`` must not pay for importing
 the coordinator's web stack, and ``fulmen --version`` must not pay for anything. Importing
@@ -11,6 +12,7 @@ every subcommand eagerly made each start take over a second of CPU.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -56,5 +58,17 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point: an unexpected fault is one line and a report (crash.py)."""
+    try:
+        cli()
+    except Exception as error:  # a bug: the one place that catches everything
+        from fulmen.cli import crash
+
+        where = crash.write_report(error, sys.argv)
+        said = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        report = f"the full report is in {where}" if where else "no report could be written"
+        click.echo(
+            f"fulmen: unexpected error ({said}); {report}: please attach it to a bug report",
+            err=True,
+        )
+        sys.exit(crash.EXIT_STATUS)
