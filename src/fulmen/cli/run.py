@@ -54,7 +54,18 @@ _LEVEL_COLOURS = {"error": "red", "warn": "yellow", "success": "green", "debug":
 _LANGUAGE_OF_SUFFIX = {".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".py": PYTHON}
 
 
-@click.command()
+EXIT_STATUSES = """\b
+Exit status:
+  0   the run succeeded
+  1   the run ended otherwise (fail, crash, kill, exception, cancel, lost);
+      its reason is the last line on stderr
+  2   bad input (a missing file, invalid JSON, an unknown adaptor, a plan
+      that cannot run) or a sandbox below --isolation; one line on stderr
+  70  a fault in Fulmen itself; one line naming the report written
+"""
+
+
+@click.command(epilog=EXIT_STATUSES)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "-a",

@@ -47,7 +47,13 @@ def runs() -> None:
 @click.option("--workflow", help="Only this workflow's runs (its name or id).")
 @click.option("--work-order", "work_order_id", help="Only this work order's runs.")
 @click.option("--state", help="Comma-separated states, e.g. failed,crashed.")
-@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 500),
+    default=20,
+    show_default=True,
+    help="At most this many runs, newest first.",
+)
 @click.option("--no-header", is_flag=True, help="Leave the header line out (for scripts).")
 @url_option
 @token_file_option

@@ -51,7 +51,14 @@ log = logging.getLogger(__name__)
 @click.option("-p", "--port", type=click.IntRange(min=0), help="Port [FULMEN_PORT; 4000].")
 @click.option("--data-dir", help="SQLite database and key directory [FULMEN_DATA_DIR].")
 @click.option("--database-url", help="sqlite:///… or postgresql://… [FULMEN_DATABASE_URL].")
-@click.option("--log", "log_level", type=click.Choice(["debug", "info", "warning"]), default="info")
+@click.option(
+    "--log",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+    help="How much the coordinator logs.",
+)
 @log_format_option
 @click.pass_context
 def server(ctx: click.Context, /, log_level: str, log_format: str, **flags: Any) -> None:
@@ -185,7 +192,7 @@ def list_tokens(settings: CoordinatorSettings) -> None:
 @click.argument("token_id")
 @click.pass_obj
 def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
-    """Delete a token by its id (the part after ``fmn_``)."""
+    """Delete a token by its id (the part after fmn_, up to the next _)."""
 
     url = local_store(settings, "server token revoke")
 

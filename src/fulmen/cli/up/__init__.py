@@ -51,8 +51,21 @@ __all__ = ["up"]
     "[FULMEN_DATA_DIR]. Every command finds the same one.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="The coordinator's address.")
-@click.option("-p", "--port", type=click.IntRange(0, 65535), default=4000, show_default=True)
-@click.option("--runner-port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "-p",
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=4000,
+    show_default=True,
+    help="The coordinator's port: the REST API, the dashboard and webhooks.",
+)
+@click.option(
+    "--runner-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="The runner's port (smart workers).",
+)
 @click.option("--no-runner", is_flag=True, help="Start the coordinator and worker only.")
 @click.option(
     "--examples",
