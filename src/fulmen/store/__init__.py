@@ -63,6 +63,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import (
     NewWebhookAuthMethod,
@@ -89,6 +90,7 @@ __all__ = [
     "EnqueueRequest",
     "Enqueued",
     "IdempotencyKey",
+    "InstanceSettings",
     "LogEntry",
     "LogLine",
     "LostRun",
@@ -111,8 +113,10 @@ __all__ = [
     "RunDetail",
     "RunFilter",
     "SQLStore",
+    "SecondFactor",
     "SessionLimits",
     "Snapshot",
+    "SsoRequest",
     "Step",
     "StepCompletion",
     "StepStart",

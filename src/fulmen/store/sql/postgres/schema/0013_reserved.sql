@@ -1,0 +1,3 @@
+-- Reserved on this branch for another part of issue 18 (0013 alerts, 0014 the audit trail,
+-- 0015 password sign-in), whose own file replaces this one when the parts are merged: schema
+-- files are numbered without gaps (queries.py), and 0016 is this part's.
