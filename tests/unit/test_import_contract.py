@@ -112,6 +112,14 @@ PLANTS: dict[str, Plant] = {
         "fast_sugiyama",
         "import fast_sugiyama",
     ),
+    "passwords": Plant("store/users.py", "fulmen.store.users", "argon2", "import argon2"),
+    "totp": Plant("store/users.py", "fulmen.store.users", "pyotp", "import pyotp"),
+    "qr": Plant(
+        "coordinator/dashboard/pages.py",
+        "fulmen.coordinator.dashboard.pages",
+        "segno",
+        "import segno",
+    ),
 }
 
 
