@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from datetime import timedelta
 from typing import Final
 
@@ -156,19 +157,24 @@ async def _signed_in(request: Request, configured: OidcClient) -> Response:
     pending = None
     if state and kept_state and hmac.compare_digest(state.encode(), kept_state.encode()):
         pending = await c.store.take_sso_request(_digest(state))
+    if "error" in query:
+        # The provider's own words only when the state is this sign-in's: anyone can make a
+        # link to this page with any text in it.
+        error = re.sub(r"[^A-Za-z0-9_.-]", "", query["error"])[:40]
+        description = query.get("error_description", "")[:300] if pending else ""
+        raise SignInError(
+            f"{configured.name} did not sign you in ({error}"
+            f"{': ' if description else ''}{description})",
+            code="sso_refused",
+        )
     if pending is None:
         raise SignInError(
             "this sign-in was not started in this browser, or took longer than "
             f"{int(LIFETIME.total_seconds() // 60)} minutes: start it again",
             code="sso_state",
         )
-    if "error" in query or not query.get("code"):
-        description = query.get("error_description", "")[:300]
-        raise SignInError(
-            f"{configured.name} did not sign you in ({query.get('error', 'no code')}"
-            f"{': ' if description else ''}{description})",
-            code="sso_refused",
-        )
+    if not query.get("code"):
+        raise SignInError(f"{configured.name} sent no code back", code="sso_refused")
     identity = await configured.finish(
         query["code"],
         redirect_uri=pending.redirect_uri,
