@@ -16,7 +16,7 @@ import httpx2
 import pyotp
 import pytest
 
-from fulmen.store import SQLStore, User
+from fulmen.store import SQLStore, User, open_store
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import serve, sqlite_store
 from fulmen_testing.sign_in import PASSWORD, open_session, personal_token, user
@@ -99,6 +99,8 @@ async def test_enrolment_shows_a_qr_code_and_takes_a_current_code(site: Site) ->
 
     confirmed = await site.post("/ui/account/mfa", code=site.code(secret[1]))
     assert confirmed.status_code == 201
+    twice = await site.post("/ui/account/mfa", code=site.code(secret[1]))  # a second click
+    assert twice.status_code == 303 and twice.headers["location"] == "/ui/account/mfa"
     codes = re.findall(r"<li>([a-z2-9]{5}-[a-z2-9]{5})</li>", confirmed.text)
     assert len(set(codes)) == 10
     assert (await site.store.get_user(ada_id := site.ada.id)).totp_enabled
@@ -291,3 +293,16 @@ async def test_the_instance_page_is_an_admins(site: Site) -> None:
     assert (await site.store.get_instance_settings()).require_mfa
     # the admin has no second factor either: off to enrol
     assert (await site.http.get("/ui/instance")).headers["location"].startswith("/ui/account/mfa")
+
+
+async def test_without_a_credential_key_the_page_says_why(tmp_path: Path) -> None:
+    async with (
+        await open_store(f"sqlite:///{tmp_path / 'fulmen.db'}") as store,
+        serve(store) as served,
+        httpx2.AsyncClient(base_url=served.base_url) as http,
+    ):
+        ada = await user(store, "ada@example.org")
+        http.cookies.set("fulmen_session", await open_session(store, ada.id), path="/ui")
+        page = await http.get("/ui/account/mfa")
+    assert page.status_code == 503 and "without a credential key" in page.text
+    assert 'id="qr"' not in page.text

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fulmen.config import CoordinatorSettings, OidcSettings, Secret
@@ -71,3 +73,21 @@ def test_an_issuer_that_is_not_a_secure_url_is_refused(issuer: str) -> None:
 def test_plain_http_is_allowed_on_this_machine(issuer: str) -> None:
     oidc = CoordinatorSettings.from_env(FULL | {"FULMEN_OIDC_ISSUER": issuer}).oidc
     assert oidc is not None and oidc.issuer == issuer
+
+
+def test_the_secret_file_is_read_when_the_coordinator_starts(tmp_path: Path) -> None:
+    from fulmen.coordinator.oidc_client import OidcClient
+
+    secret = tmp_path / "oidc-secret"
+    env = {**FULL, "FULMEN_OIDC_CLIENT_SECRET": "", "FULMEN_OIDC_CLIENT_SECRET_FILE": str(secret)}
+    settings = CoordinatorSettings.from_env(env)
+    with pytest.raises(ConfigError) as missing:
+        OidcClient.from_settings(settings)
+    assert str(secret) in missing.value.message and "cannot be read" in missing.value.message
+    secret.write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        OidcClient.from_settings(settings)
+    secret.write_text("s3cret-from-a-file\n")
+    client = OidcClient.from_settings(settings)
+    assert client is not None and client.name == "SSO"
+    assert OidcClient.from_settings(CoordinatorSettings.from_env({})) is None

@@ -41,7 +41,7 @@ from fulmen.coordinator.dashboard.session import (
     signed_in,
     start,
 )
-from fulmen.errors import FulmenError
+from fulmen.errors import ConfigError, ConflictError, FulmenError
 from fulmen.store import User
 
 __all__ = ["MFA_STAGE_LIMIT", "router"]
@@ -147,7 +147,11 @@ async def _page(
     user = await c.store.get_user(me.id)
     context["user"] = user
     if not user.totp_enabled:
-        secret = await second_factor.pending_secret(c.store, user.id)
+        try:
+            secret = await second_factor.pending_secret(c.store, user.id)
+        except ConfigError as error:  # no credential key to seal the secret with
+            refused = problem_of("", error)
+            return page("mfa_account.html", refused.status, **(context | {"problem": refused}))
         context |= {"secret": secret, "qr": _qr(mfa.provisioning_uri(secret, user.email))}
     else:
         factor = await c.store.get_second_factor(user.id)
@@ -176,6 +180,10 @@ async def enrol(request: Request, me: Holder, code: Field = "") -> Response:
         codes = await second_factor.confirm(
             c.store, me.id, code, c.clock.now(), keep_session=cookie_digest(request)
         )
+    except ConflictError as error:
+        if error.code == "totp_enabled":  # turned on meanwhile (a second click, another tab)
+            return RedirectResponse(ENROL, 303)
+        return await _page(request, me, problem_of("enrol", error, ("code",)))
     except FulmenError as error:
         return await _page(request, me, problem_of("enrol", error, ("code",)))
     return await _page(request, me, codes=codes, status=201)
