@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Self
+from urllib.parse import urlsplit
 
 from fulmen.errors import ConfigError
 from fulmen.plan import LANGUAGES
@@ -32,6 +33,7 @@ __all__ = [
     "SECRET_VARIABLES",
     "ClientSettings",
     "CoordinatorSettings",
+    "OidcSettings",
     "RunnerSettings",
     "SandboxSettings",
     "Secret",
@@ -239,6 +241,28 @@ def data_dir(environ: Mapping[str, str]) -> str:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """Single sign-on with an OpenID Connect provider (issue 18): ``FULMEN_OIDC_ISSUER``,
+    ``FULMEN_OIDC_CLIENT_ID``, and the client secret from ``FULMEN_OIDC_CLIENT_SECRET`` or the
+    file ``FULMEN_OIDC_CLIENT_SECRET_FILE`` (read when the coordinator starts);
+    ``FULMEN_OIDC_NAME`` names the provider on the sign-in button."""
+
+    #: The provider's issuer URL, exactly as its ID tokens' ``iss`` says it; its discovery
+    #: document is at ``<issuer>/.well-known/openid-configuration``.
+    issuer: str
+    client_id: str
+    client_secret: Secret | None = None
+    client_secret_file: str | None = None
+    name: str = "SSO"
+
+
+#: Hosts whose issuer may be plain ``http://``: the provider runs on this machine (tests, a
+#: development setup); anywhere else the ID token and the client secret would cross the
+#: network in the clear.
+_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True)
 class CoordinatorSettings:
     """The coordinator's settings; protocol knobs keep Lightning's names (§10.5)."""
 
@@ -337,6 +361,9 @@ class CoordinatorSettings:
     #: the paths under ``/ui`` only).
     public_url: str | None = None
 
+    #: Issue 18: single sign-on with an OpenID Connect provider; ``None``: not offered.
+    oidc: OidcSettings | None = None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
@@ -384,6 +411,7 @@ class CoordinatorSettings:
             dashboard_live_poll=env.number("FULMEN_DASHBOARD_LIVE_POLL_SECONDS", 20.0),
             runner_url=env.http_url("FULMEN_RUNNER_URL"),
             runner_token_file=env.get("FULMEN_RUNNER_TOKEN_FILE"),
+            oidc=_oidc(env),
         )
 
 
@@ -414,6 +442,62 @@ def _smtp(env: _Env) -> dict[str, Any]:
         "smtp_tls": tls,
         "smtp_from": sender,
     }
+
+
+def _oidc(env: _Env) -> OidcSettings | None:
+    """The single sign-on settings: all of issuer, client id and a secret, or none of them.
+
+    Raises:
+        ConfigError: one of them without the others (naming what is missing), a secret given
+            both ways, or an issuer that is not an https:// URL (http:// on this machine only).
+    """
+    names = ("FULMEN_OIDC_ISSUER", "FULMEN_OIDC_CLIENT_ID", "FULMEN_OIDC_CLIENT_SECRET")
+    secret = env.secret(("FULMEN_OIDC_CLIENT_SECRET",))
+    secret_file = env.get("FULMEN_OIDC_CLIENT_SECRET_FILE")
+    issuer, client_id = env.get(names[0]), env.get(names[1])
+    if not (issuer or client_id or secret or secret_file or env.get("FULMEN_OIDC_NAME")):
+        return None
+    missing = [
+        name
+        for name, value in zip(names, (issuer, client_id, secret or secret_file), strict=True)
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"single sign-on needs FULMEN_OIDC_ISSUER, FULMEN_OIDC_CLIENT_ID and "
+            f"FULMEN_OIDC_CLIENT_SECRET (or FULMEN_OIDC_CLIENT_SECRET_FILE): "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
+            code="missing",
+        )
+    if secret and secret_file:
+        raise ConfigError(
+            "set FULMEN_OIDC_CLIENT_SECRET or FULMEN_OIDC_CLIENT_SECRET_FILE, not both",
+            code="bad_value",
+        )
+    assert issuer is not None and client_id is not None
+    if not _secure_issuer(issuer):
+        raise ConfigError(
+            f"FULMEN_OIDC_ISSUER must be the provider's https:// issuer URL (http:// only for "
+            f"a provider on this machine), without a query or fragment, not {issuer!r}",
+            code="bad_url",
+        )
+    return OidcSettings(
+        issuer=issuer,
+        client_id=client_id,
+        client_secret=secret,
+        client_secret_file=secret_file,
+        name=env.get("FULMEN_OIDC_NAME") or OidcSettings.name,
+    )
+
+
+def _secure_issuer(issuer: str) -> bool:
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:  # a malformed IPv6 address
+        return False
+    loopback = parts.hostname in _LOOPBACK_HOSTS
+    secure = parts.scheme == "https" or (parts.scheme == "http" and loopback)
+    return bool(parts.hostname) and secure and not parts.query and not parts.fragment
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,13 @@ PLANTS: dict[str, Plant] = {
     "password-hash": Plant(
         "coordinator/api/auth.py", "fulmen.coordinator.api.auth", "argon2", "import argon2"
     ),
+    "totp": Plant("store/users.py", "fulmen.store.users", "pyotp", "import pyotp"),
+    "qr": Plant(
+        "coordinator/dashboard/pages.py",
+        "fulmen.coordinator.dashboard.pages",
+        "segno",
+        "import segno",
+    ),
 }
 
 

@@ -77,6 +77,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import (
     NewWebhookAuthMethod,
@@ -114,6 +115,7 @@ __all__ = [
     "EnqueueRequest",
     "Enqueued",
     "IdempotencyKey",
+    "InstanceSettings",
     "LogEntry",
     "LogLine",
     "LostRun",
@@ -137,8 +139,10 @@ __all__ = [
     "RunDetail",
     "RunFilter",
     "SQLStore",
+    "SecondFactor",
     "SessionLimits",
     "Snapshot",
+    "SsoRequest",
     "Step",
     "StepCompletion",
     "StepStart",

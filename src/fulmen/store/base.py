@@ -13,7 +13,7 @@ StoreError (the database failed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,6 +56,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 
@@ -460,6 +461,69 @@ class Store(Protocol):
     async def prune_alerts(self, *, before: datetime) -> int:
         """Forget alerts made before ``before`` whose deliveries have all ended."""
         ...
+
+    # -- the second factor, single sign-on, sign-in limits, instance settings (issue 18) ----
+
+    async def begin_totp(self, user_id: str, secret: str) -> None:
+        """Keep ``secret`` (sealed) as the user's second factor to confirm. ConflictError
+        ``totp_enabled`` when one is confirmed already."""
+        ...
+
+    async def get_second_factor(self, user_id: str) -> SecondFactor | None:
+        """The user's second factor (its secret opened), confirmed or not; ``None``: none."""
+        ...
+
+    async def enable_totp(
+        self, user_id: str, step: int, recovery_digests: Sequence[str], *, keep_session: str = ""
+    ) -> None:
+        """Confirm the pending second factor (the code of ``step`` was given), with these
+        recovery codes' digests; the user's sessions but ``keep_session`` end."""
+        ...
+
+    async def use_totp_step(self, user_id: str, step: int) -> bool:
+        """Take a code of ``step``: ``False`` for a replay (that step or a later one taken)."""
+        ...
+
+    async def use_recovery_code(self, user_id: str, digest: str) -> bool:
+        """Take an unused recovery code by its digest: ``False`` if there is none such."""
+        ...
+
+    async def replace_recovery_codes(self, user_id: str, recovery_digests: Sequence[str]) -> None:
+        """New recovery codes for an enabled second factor (the old ones stop working)."""
+        ...
+
+    async def disable_totp(self, user_id: str) -> None:
+        """Remove the user's second factor."""
+        ...
+
+    async def note_sign_in_failure(self, subject: str, *, window: timedelta) -> None:
+        """Count a failed sign-in against ``subject`` (``mfa:<user id>``, ``email:…``);
+        failures older than ``window`` are forgotten."""
+        ...
+
+    async def sign_in_failures(self, subject: str, *, window: timedelta) -> list[datetime]:
+        """When each failure of ``subject`` within ``window`` was, oldest first."""
+        ...
+
+    async def clear_sign_in_failures(self, subject: str) -> None: ...
+    async def get_instance_settings(self) -> InstanceSettings: ...
+    async def set_instance_settings(self, changes: Mapping[str, JSONValue]) -> InstanceSettings:
+        """Set the named settings; InputError ``unknown_setting`` or ``bad_setting``."""
+        ...
+
+    async def put_sso_request(self, digest: str, request: SsoRequest) -> None:
+        """Keep a single sign-on begun, under its state's digest."""
+        ...
+
+    async def take_sso_request(self, digest: str) -> SsoRequest | None:
+        """The single sign-on kept under ``digest``, removed (``None``: none, or expired)."""
+        ...
+
+    async def mark_sso_session(self, digest: str) -> None:
+        """The dashboard session ``digest`` was begun through single sign-on."""
+        ...
+
+    async def is_sso_session(self, digest: str) -> bool: ...
 
     # -- reading runs back -------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ decides only which transactions write and where "now" comes from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -27,11 +27,15 @@ from fulmen.store import (
     dataclips,
     events,
     idempotency,
+    instance_settings,
     queue,
     reads,
     reruns,
     retention,
     schedules,
+    second_factor,
+    sign_in_failures,
+    sso_requests,
     users,
     webhook_auth,
 )
@@ -76,6 +80,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 
@@ -593,6 +598,79 @@ class SQLStore:
     async def prune_alerts(self, *, before: datetime) -> int:
         async with self._db.write() as tx:
             return await alert_outbox.prune(tx, before)
+
+    # -- the second factor, single sign-on, sign-in limits, instance settings (issue 18) ----
+
+    async def begin_totp(self, user_id: str, secret: str) -> None:
+        async with self._db.write() as tx:
+            await second_factor.begin_totp(tx, self._cipher, user_id, secret, self._clock.now())
+
+    async def get_second_factor(self, user_id: str) -> SecondFactor | None:
+        async with self._db.read() as tx:
+            return await second_factor.get_second_factor(tx, self._cipher, user_id)
+
+    async def enable_totp(
+        self, user_id: str, step: int, recovery_digests: Sequence[str], *, keep_session: str = ""
+    ) -> None:
+        async with self._db.write() as tx:
+            await second_factor.enable_totp(
+                tx, user_id, step, recovery_digests, self._clock.now(), keep_session=keep_session
+            )
+
+    async def use_totp_step(self, user_id: str, step: int) -> bool:
+        async with self._db.write() as tx:
+            return await second_factor.use_totp_step(tx, user_id, step)
+
+    async def use_recovery_code(self, user_id: str, digest: str) -> bool:
+        async with self._db.write() as tx:
+            return await second_factor.use_recovery_code(tx, user_id, digest)
+
+    async def replace_recovery_codes(self, user_id: str, recovery_digests: Sequence[str]) -> None:
+        async with self._db.write() as tx:
+            await second_factor.replace_recovery_codes(
+                tx, user_id, recovery_digests, self._clock.now()
+            )
+
+    async def disable_totp(self, user_id: str) -> None:
+        async with self._db.write() as tx:
+            await second_factor.disable_totp(tx, user_id, self._clock.now())
+
+    async def note_sign_in_failure(self, subject: str, *, window: timedelta) -> None:
+        now = self._clock.now()
+        async with self._db.write() as tx:
+            await sign_in_failures.note_sign_in_failure(tx, subject, now, now - window)
+
+    async def sign_in_failures(self, subject: str, *, window: timedelta) -> list[datetime]:
+        async with self._db.read() as tx:
+            return await sign_in_failures.sign_in_failures(tx, subject, self._clock.now() - window)
+
+    async def clear_sign_in_failures(self, subject: str) -> None:
+        async with self._db.write() as tx:
+            await sign_in_failures.clear_sign_in_failures(tx, subject)
+
+    async def get_instance_settings(self) -> InstanceSettings:
+        async with self._db.read() as tx:
+            return await instance_settings.get_instance_settings(tx)
+
+    async def set_instance_settings(self, changes: Mapping[str, JSONValue]) -> InstanceSettings:
+        async with self._db.write() as tx:
+            return await instance_settings.set_instance_settings(tx, changes, self._clock.now())
+
+    async def put_sso_request(self, digest: str, request: SsoRequest) -> None:
+        async with self._db.write() as tx:
+            await sso_requests.put_sso_request(tx, digest, request, self._clock.now())
+
+    async def take_sso_request(self, digest: str) -> SsoRequest | None:
+        async with self._db.write() as tx:
+            return await sso_requests.take_sso_request(tx, digest, self._clock.now())
+
+    async def mark_sso_session(self, digest: str) -> None:
+        async with self._db.write() as tx:
+            await sso_requests.mark_sso_session(tx, digest)
+
+    async def is_sso_session(self, digest: str) -> bool:
+        async with self._db.read() as tx:
+            return await sso_requests.is_sso_session(tx, digest)
 
     # -- reading runs back -------------------------------------------------------------------
 

@@ -30,7 +30,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from fulmen.coordinator.api import adaptors, alerts, catalog, runs, webhook_auth, work_orders
+from fulmen.coordinator.api import (
+    adaptors,
+    alerts,
+    catalog,
+    instance,
+    runs,
+    webhook_auth,
+    work_orders,
+)
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.coordinator.api.shapes import expected
@@ -76,6 +84,7 @@ router.include_router(runs.router)
 router.include_router(work_orders.router)
 router.include_router(webhook_auth.router)
 router.include_router(alerts.router)
+router.include_router(instance.router)
 
 
 def status_of(error: FulmenError) -> int:

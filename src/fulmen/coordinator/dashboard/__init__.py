@@ -29,8 +29,10 @@ drains, so none holds a shutdown up. A slow poll (``FULMEN_DASHBOARD_LIVE_POLL_S
 catches what a stream missed, including other coordinators' changes, which are not relayed;
 without ``EventSource``, or with a stream that keeps failing, the pages poll every 2 s.
 
-Signing in is session.py's; the Content-Security-Policy and the other headers every response
-carries are headers.py's.
+Signing in is session.py's; issue 18's second factor (``/ui/login/mfa``, ``/ui/account/mfa``:
+second_factor.py), single sign-on (``/ui/login/sso``: sso.py) and the instance's settings
+(``/ui/instance``: instance.py) are beside it. The Content-Security-Policy and the other
+headers every response carries are headers.py's.
 """
 
 from __future__ import annotations
@@ -49,18 +51,28 @@ from fulmen.coordinator.dashboard import (
     editing,
     events,
     find,
+    instance,
     manual,
     pages,
     run,
+    second_factor,
     settings,
     smart,
+    sso,
     tokens,
     triggers,
     workflow,
 )
 from fulmen.coordinator.dashboard.bundle import EditorBundle
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
-from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
+from fulmen.coordinator.dashboard.session import (
+    PREFIX,
+    EnrolmentRequired,
+    SignInRequired,
+    enrolment_required,
+    sign_in_required,
+)
+from fulmen.coordinator.oidc_client import OidcClient
 
 __all__ = ["PREFIX", "install"]
 
@@ -76,6 +88,7 @@ def install(app: FastAPI) -> None:
     app.state.editor_bundle = EditorBundle(
         Path(config.dashboard_cache_dir), enabled=config.dashboard_editor_build
     )
+    app.state.sso = OidcClient.from_settings(config)  # issue 18: None without a provider
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(events.router, prefix=PREFIX, include_in_schema=False)
@@ -94,8 +107,11 @@ def install(app: FastAPI) -> None:
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
+    for module in (second_factor, sso, instance):  # issue 18
+        app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(EnrolmentRequired, enrolment_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
 
     @app.get("/", include_in_schema=False)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard import sso
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
@@ -74,7 +75,7 @@ async def catalog(store: Store) -> list[tuple[Project, list[StoredWorkflow]]]:
 async def login_form(request: Request, next: str | None = None) -> Response:
     if await signed_in(request) is not None:
         return RedirectResponse(safe_next(next), 303)
-    return page("login.html", next=safe_next(next), error=None)
+    return page("login.html", next=safe_next(next), error=None, sso=sso.button(request))
 
 
 @router.post("/login", response_class=HTMLResponse)

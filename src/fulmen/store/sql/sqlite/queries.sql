@@ -1116,3 +1116,76 @@ WHERE c.project_id = :project_id
   AND (:failing = 0 OR (d.last_error IS NOT NULL AND d.state <> 'sent'))
 ORDER BY d.inserted_at DESC, d.id
 LIMIT :limit;
+
+
+-- -- the second factor, single sign-on, sign-in failures and instance settings ---------------
+-- (second_factor.py, sso_requests.py, sign_in_failures.py, instance_settings.py)
+
+-- name: get_user_totp
+SELECT totp_secret, totp_enabled_at, totp_last_step, recovery_codes FROM users WHERE id = :id;
+
+-- name: begin_user_totp
+-- A new secret to confirm, unless a confirmed one is in place.
+UPDATE users SET totp_secret = :secret, totp_enabled_at = NULL, totp_last_step = NULL,
+    recovery_codes = NULL, updated_at = :now
+WHERE id = :id AND totp_enabled_at IS NULL;
+
+-- name: enable_user_totp
+UPDATE users SET totp_enabled_at = :now, totp_last_step = :step, recovery_codes = :codes,
+    updated_at = :now
+WHERE id = :id AND totp_secret IS NOT NULL AND totp_enabled_at IS NULL;
+
+-- name: use_user_totp_step
+-- Compare-and-set: a step at or before the last one taken is a replay.
+UPDATE users SET totp_last_step = :step
+WHERE id = :id AND totp_enabled_at IS NOT NULL
+  AND (totp_last_step IS NULL OR totp_last_step < :step);
+
+-- name: use_user_recovery_code
+-- Compare-and-set: only if the list is still the one the code was found in.
+UPDATE users SET recovery_codes = :new WHERE id = :id AND recovery_codes = :old;
+
+-- name: replace_user_recovery_codes
+UPDATE users SET recovery_codes = :codes, updated_at = :now
+WHERE id = :id AND totp_enabled_at IS NOT NULL;
+
+-- name: disable_user_totp
+UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL,
+    recovery_codes = NULL, updated_at = :now
+WHERE id = :id;
+
+-- name: insert_sso_request
+INSERT INTO sso_requests (digest, nonce, verifier, redirect_uri, next, expires_at)
+VALUES (:digest, :nonce, :verifier, :redirect_uri, :next, :expires_at);
+
+-- name: take_sso_request
+DELETE FROM sso_requests WHERE digest = :digest
+RETURNING nonce, verifier, redirect_uri, next, expires_at;
+
+-- name: delete_expired_sso_requests
+DELETE FROM sso_requests WHERE expires_at <= :now;
+
+-- name: insert_sso_session
+INSERT INTO sso_sessions (digest) VALUES (:digest);
+
+-- name: get_sso_session
+SELECT digest FROM sso_sessions WHERE digest = :digest;
+
+-- name: insert_sign_in_failure
+INSERT INTO sign_in_failures (subject, at) VALUES (:subject, :now);
+
+-- name: list_sign_in_failures
+SELECT at FROM sign_in_failures WHERE subject = :subject AND at >= :since ORDER BY at;
+
+-- name: forget_sign_in_failures
+DELETE FROM sign_in_failures WHERE subject = :subject AND at < :before;
+
+-- name: clear_sign_in_failures
+DELETE FROM sign_in_failures WHERE subject = :subject;
+
+-- name: list_instance_settings
+SELECT key, value FROM instance_settings;
+
+-- name: put_instance_setting
+INSERT INTO instance_settings (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
