@@ -188,6 +188,18 @@ async def test_config_and_script_from_standard_input_never_an_argument(
     assert missing == f"fulmen workers create: {tmp_path / 'nope.py'}: no such file"
 
 
+async def test_purge_key_says_what_became_of_the_key(site: Site) -> None:
+    """The same script and policy is the same identity: its key outlives one of them."""
+    first = await site.served.create(ECHO, name="one", run_on_create=False)
+    second = await site.served.create(ECHO, name="two", run_on_create=False)
+    assert first["identity_id"] == second["identity_id"]
+    assert ok(await site.fulmen("delete", "one", "--purge-key")) == [
+        f"worker one ({first['id']}): deleted; its key is kept: worker two ({second['id']}) "
+        "has the same identity"
+    ]
+    assert ok(await site.fulmen("delete", "two")) == [f"worker two ({second['id']}): deleted"]
+
+
 async def test_the_runners_refusals_are_one_line_naming_it(site: Site, tmp_path: Path) -> None:
     script = tmp_path / "w.py"
     script.write_text(ECHO)

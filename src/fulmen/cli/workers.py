@@ -164,8 +164,13 @@ def show(ref: str, url: str | None, token_file: str | None) -> None:
     "--since",
     help="Only what came after this: an ISO 8601 time, unix seconds, or an age (90s, 10m, 2h, 1d).",
 )
-@click.option("--limit", type=click.IntRange(1, _MOST), default=200, show_default=True,
-              help="At most this many records (the latest).")  # fmt: skip
+@click.option(
+    "--limit",
+    type=click.IntRange(1, _MOST),
+    default=200,
+    show_default=True,
+    help="At most this many records (the latest).",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing what it logs, until Ctrl-C.")
 @runner_url_option
 @runner_token_file_option
@@ -187,8 +192,13 @@ def logs(
 
 @workers.command("runs")
 @click.argument("ref")
-@click.option("--limit", type=click.IntRange(1, _MOST), default=20, show_default=True,
-              help="At most this many runs (the newest).")  # fmt: skip
+@click.option(
+    "--limit",
+    type=click.IntRange(1, _MOST),
+    default=20,
+    show_default=True,
+    help="At most this many runs (the newest).",
+)
 @click.option("--no-header", is_flag=True, help="Leave the header line out (for scripts).")
 @runner_url_option
 @runner_token_file_option
@@ -320,8 +330,8 @@ def _key_fate(worker: Doc, listed: list[Doc]) -> str:
     """What ``purge_key`` did, as the runner decides it (service.py's ``delete``)."""
     if worker.get("identity"):
         return f"its key is kept: it belongs to the named identity {worker['identity']}"
-    sharing = [w for w in listed if w["id"] != worker["id"]
-               and w.get("identity_id") == worker.get("identity_id")]  # fmt: skip
+    others = [w for w in listed if w["id"] != worker["id"]]
+    sharing = [w for w in others if w.get("identity_id") == worker.get("identity_id")]
     if sharing:
         return f"its key is kept: worker {_label(sharing[0])} has the same identity"
     return "its key is destroyed"
