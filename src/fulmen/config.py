@@ -34,6 +34,7 @@ __all__ = [
     "ClientSettings",
     "CoordinatorSettings",
     "OidcSettings",
+    "RunnerClientSettings",
     "RunnerSettings",
     "SandboxSettings",
     "Secret",
@@ -520,6 +521,38 @@ class ClientSettings:
             token=env.secret(("FULMEN_API_TOKEN",)),
             token_file=env.get("FULMEN_API_TOKEN_FILE")
             or os.path.join(data_dir(environ), "api-token"),
+        )
+
+
+@dataclass(frozen=True)
+class RunnerClientSettings:
+    """Where ``fulmen workers`` finds a runner's API, and its token: ``FULMEN_RUNNER_TOKEN``,
+    else the first of ``token_files`` that holds one. That is the file
+    ``FULMEN_RUNNER_TOKEN_FILE`` names, alone; by default the data directory's
+    ``runner-api-token`` (what ``fulmen up`` writes and gives its runner), then the token of a
+    standalone ``fulmen runner`` started with this environment (``FULMEN_RUNNER_API_TOKEN_FILE``,
+    else ``<state dir>/api-token``), so that the command works beside either with no set-up.
+    ``FULMEN_RUNNER_URL`` and ``FULMEN_RUNNER_TOKEN_FILE`` are the variables ``fulmen up`` gives
+    the coordinator for the same runner."""
+
+    url: str = "http://127.0.0.1:8080"
+    token: Secret | None = None
+    token_files: tuple[str, ...] = (".fulmen/runner-api-token", ".fulmen/runner/api-token")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Raises ConfigError for a ``FULMEN_RUNNER_URL`` that is not an http(s) URL."""
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
+        explicit = env.get("FULMEN_RUNNER_TOKEN_FILE")
+        state_dir = env.get("FULMEN_RUNNER_STATE_DIR") or os.path.join(data_dir(environ), "runner")
+        standalone = env.get("FULMEN_RUNNER_API_TOKEN_FILE") or os.path.join(state_dir, "api-token")
+        return cls(
+            url=env.http_url("FULMEN_RUNNER_URL") or cls.url,
+            token=env.secret(("FULMEN_RUNNER_TOKEN",)),
+            token_files=(explicit,)
+            if explicit
+            else (os.path.join(data_dir(environ), "runner-api-token"), standalone),
         )
 
 

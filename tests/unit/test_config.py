@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fulmen.config import (
     ClientSettings,
     CoordinatorSettings,
+    RunnerClientSettings,
     RunnerSettings,
     SandboxSettings,
     Secret,
@@ -292,3 +293,24 @@ def test_every_command_finds_one_data_directory(environ: dict[str, str], folder:
     assert RunnerSettings.from_env(environ).state_dir == os.path.join(folder, "runner")
     explicit = {**environ, "FULMEN_RUNNER_STATE_DIR": "/var/runner"}
     assert RunnerSettings.from_env(explicit).state_dir == "/var/runner"
+
+
+def test_the_runner_client_finds_the_token_fulmen_up_or_a_standalone_runner_wrote() -> None:
+    settings = RunnerClientSettings.from_env({})
+    assert (settings.url, settings.token) == ("http://127.0.0.1:8080", None)
+    assert settings.token_files == (".fulmen/runner-api-token", ".fulmen/runner/api-token")
+    moved = RunnerClientSettings.from_env(
+        {"FULMEN_DATA_DIR": "/srv/f", "FULMEN_RUNNER_STATE_DIR": "/var/runner"}
+    )
+    assert moved.token_files == ("/srv/f/runner-api-token", "/var/runner/api-token")
+    runner_own = RunnerClientSettings.from_env({"FULMEN_RUNNER_API_TOKEN_FILE": "/etc/r/token"})
+    assert runner_own.token_files == (".fulmen/runner-api-token", "/etc/r/token")
+    explicit = RunnerClientSettings.from_env(
+        {"FULMEN_RUNNER_TOKEN_FILE": "/run/token", "FULMEN_RUNNER_TOKEN": "t0k",
+         "FULMEN_RUNNER_URL": "https://runner.example:8443"}
+    )  # fmt: skip
+    assert explicit.token_files == ("/run/token",)
+    assert explicit.token == Secret("FULMEN_RUNNER_TOKEN", "t0k")
+    assert explicit.url == "https://runner.example:8443"
+    with pytest.raises(ConfigError, match="FULMEN_RUNNER_URL must be an http"):
+        RunnerClientSettings.from_env({"FULMEN_RUNNER_URL": "localhost:8080"})

@@ -26,6 +26,7 @@ COMMANDS = {
     "keys": "fulmen.cli.keys:keys",
     "worker": "fulmen.cli.worker:worker",
     "runner": "fulmen.cli.runner:runner",
+    "workers": "fulmen.cli.workers:workers",
     "server": "fulmen.cli.server:server",
     "runs": "fulmen.cli.runs:runs",
     "credentials": "fulmen.cli.credentials:credentials",

@@ -27,6 +27,7 @@ from typing import Any
 import click
 
 from fulmen.cli.bootstrap import CliError, run_async
+from fulmen.cli.files import read_text
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import SandboxSettings, WorkerSettings
 from fulmen.errors import (
@@ -169,7 +170,7 @@ def _load_plan(
         credential = _read_json(credential_path, "credential") if credential_path else None
         if credential is not None and not isinstance(credential, dict):
             raise CliError("run", f"{credential_path}: the credential must be a JSON object")
-        body = _read_text(path)
+        body = read_text("run", path)
         language = _LANGUAGE_OF_SUFFIX.get(path.suffix, language_of(adaptor))
         job = Job(
             id=path.stem,
@@ -199,22 +200,8 @@ def _load_plan(
     return plan
 
 
-def _read_text(path: Path) -> str:
-    """A file's text; ``-`` is standard input, and any readable path works (``<(echo {})``)."""
-    if str(path) == "-":
-        return sys.stdin.read()
-    if path.is_dir():
-        raise CliError("run", f"{path}: is a directory, not a file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError("run", f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError("run", f"{path}: cannot read: {exc}") from exc
-
-
 def _read_json(path: Path, what: str) -> Any:
-    text = _read_text(path)
+    text = read_text("run", path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
