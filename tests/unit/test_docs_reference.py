@@ -1,0 +1,95 @@
+"""The references written from the code: every command and option of the CLI is in the CLI
+reference, with its description, and text from the code cannot break the Markdown."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import click
+import pytest
+
+from fulmen.cli import COMMANDS, cli
+from fulmen.cli.docs import cli_reference
+from fulmen.cli.docs.markdown import cell, escape, paragraphs
+
+
+def commands(
+    command: click.Command, context: click.Context, path: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], click.Command, click.Context]]:
+    """Every visible command, walked here independently of the reference's own walk: a
+    group's commands by name, which loads the lazy ones (fulmen.cli.LazyGroup)."""
+    yield path, command, context
+    if isinstance(command, click.Group):
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None, f"{' '.join(path)} lists {name} but cannot load it"
+            if not sub.hidden:
+                child = click.Context(sub, parent=context, info_name=name)
+                yield from commands(sub, child, (*path, name))
+
+
+ALL = list(commands(cli, click.Context(cli, info_name="fulmen"), ("fulmen",)))
+PAGES = cli_reference.pages(cli)
+
+
+def section(path: tuple[str, ...]) -> str:
+    """The part of a command's page about that command: its heading to the next heading."""
+    page = PAGES[path[1]]
+    heading = re.search(rf"^#+ {re.escape(' '.join(path))} {{#[^}}]+}}$", page, re.MULTILINE)
+    assert heading, f"no heading for {' '.join(path)} in reference/cli/{path[1]}.md"
+    rest = page[heading.end() :]
+    following = re.search(r"^#+ ", rest, re.MULTILINE)
+    return rest[: following.start()] if following else rest
+
+
+def test_every_top_level_command_has_a_page_in_the_order_of_help() -> None:
+    assert list(PAGES) == list(COMMANDS)
+
+
+def test_nested_groups_are_walked() -> None:
+    names = {" ".join(path) for path, _, _ in ALL}
+    assert {"fulmen server token create", "fulmen keys generate", "fulmen docs"} <= names
+
+
+@pytest.mark.parametrize("path", [path for path, _, _ in ALL[1:]], ids=" ".join)
+def test_every_command_and_option_is_in_the_reference(path: tuple[str, ...]) -> None:
+    _, command, context = next(entry for entry in ALL if entry[0] == path)
+    text = section(path)
+    assert f"Usage: {' '.join(path)}" in text
+    for param in command.get_params(context):
+        if not isinstance(param, click.Option) or param.hidden:
+            continue
+        rows = [
+            line
+            for line in text.splitlines()
+            if line.startswith("| `") and all(opt in line.split("|")[1] for opt in param.opts)
+        ]
+        assert rows, f"{' '.join(path)}: {'/'.join(param.opts)} is not in the reference"
+        description = rows[0].split(" | ", 1)[1].strip(" |")
+        # click's own additions ([default: 20], [required], [x>=1]) are not a description
+        said = re.sub(r"\\\[[^\]]*\\\]", "", description).strip()
+        assert said, f"{' '.join(path)}: {'/'.join(param.opts)} has no help text"
+
+
+def test_a_group_links_each_of_its_commands() -> None:
+    text = section(("fulmen", "server", "token"))
+    for name in ("create", "list", "revoke"):
+        assert f"[`{name}`](#fulmen-server-token-{name})" in text
+
+
+def test_the_index_links_every_page() -> None:
+    index = cli_reference.index(cli)
+    for name in PAGES:
+        assert f"[`fulmen {name}`]({name}.md)" in index
+
+
+def test_help_text_cannot_break_the_markdown() -> None:
+    assert escape("DIR/<VARIABLE> a|b *x* snake_case") == (
+        r"DIR/\<VARIABLE\> a\|b \*x\* snake\_case"
+    )
+    assert escape("the part after ``fmn_`` or `a|b`") == "the part after ``fmn_`` or `a|b`"
+    assert cell("two\n   lines") == "two lines"
+    assert paragraphs("one\nparagraph\n\n\b\nkept  as\n  it is") == (
+        "one paragraph\n\n```text\nkept  as\n  it is\n```"
+    )
