@@ -4,6 +4,9 @@
   commands themselves (fulmen.cli.docs.cli_reference); the nav entry
   ``reference/cli/index.md`` becomes a section listing them, and the index page's
   ``<!-- fulmen:cli-index -->`` the table of commands.
+- The adaptors that ship with Fulmen: ``<!-- fulmen:adaptors -->`` becomes the public names
+  of ``common`` and ``http`` with their signatures and docstrings
+  (fulmen.cli.docs.adaptor_reference).
 - The REST API reference: ``<!-- fulmen:openapi -->`` in a page becomes the coordinator's
   OpenAPI document as Markdown (fulmen.cli.docs.api_reference), built from the app itself.
 
@@ -17,11 +20,12 @@ from typing import Any
 from mkdocs.structure.files import File, Files
 
 from fulmen.cli import cli
-from fulmen.cli.docs import api_reference, cli_reference
+from fulmen.cli.docs import adaptor_reference, api_reference, cli_reference
 
 CLI_DIR = "reference/cli"
 CLI_INDEX = f"{CLI_DIR}/index.md"
 MARKERS = {
+    "<!-- fulmen:adaptors -->": adaptor_reference.render,
     "<!-- fulmen:cli-index -->": lambda: cli_reference.index(cli),
     "<!-- fulmen:openapi -->": lambda: api_reference.render(api_reference.coordinator_openapi()),
 }
