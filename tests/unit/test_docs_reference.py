@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
@@ -93,3 +94,56 @@ def test_help_text_cannot_break_the_markdown() -> None:
     assert paragraphs("one\nparagraph\n\n\b\nkept  as\n  it is") == (
         "one paragraph\n\n```text\nkept  as\n  it is\n```"
     )
+
+
+# -- the hand-written pages name only what exists ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES_WRITTEN = sorted((ROOT / "docs").rglob("*.md"))
+SOURCE = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src" / "fulmen").rglob("*.py"))
+#: A variable of Fulmen's, or of Lightning's that Fulmen reads (uv's and npm's own are theirs).
+VARIABLE = re.compile(
+    r"\b(?:FULMEN|WORKER|LIGHTNING|ATTEMPTS|DEPLOYED|LISTEN|MAX|RUN|WEBHOOK)_[A-Z0-9_]*[A-Z0-9]\b"
+)
+#: ``fulmen`` followed by words: a command line, in a code span or block.
+COMMAND = re.compile(r"(?<![-/\w.])fulmen((?: [a-z][a-z-]*)+)((?: [^`\n]*)?)")
+
+
+def test_every_variable_the_pages_name_is_read_by_the_code() -> None:
+    # a command's arguments, as its usage line writes them (fulmen runs show RUN_ID)
+    placeholders = {
+        param.human_readable_name
+        for _, command, _ in ALL
+        for param in command.params
+        if isinstance(param, click.Argument)
+    }
+    unknown = {
+        f"{page.relative_to(ROOT)}: {name}"
+        for page in PAGES_WRITTEN
+        for name in VARIABLE.findall(page.read_text(encoding="utf-8"))
+        if name not in SOURCE and name not in placeholders
+    }
+    assert not unknown, sorted(unknown)
+
+
+def test_every_command_and_option_the_pages_name_exists() -> None:
+    problems = []
+    for page in PAGES_WRITTEN:
+        for match in COMMAND.finditer(page.read_text(encoding="utf-8")):
+            words, rest = match[1].split(), match[2]
+            command, context = cli, click.Context(cli, info_name="fulmen")
+            path = ["fulmen"]
+            while words and isinstance(command, click.Group):
+                sub = command.get_command(context, words[0])
+                if sub is None:
+                    problems.append(f"{page.name}: fulmen {' '.join(path[1:] + words[:1])}")
+                    break
+                path.append(words.pop(0))
+                command, context = sub, click.Context(sub, parent=context, info_name=path[-1])
+            known = {
+                opt for p in command.get_params(context) for opt in (*p.opts, *p.secondary_opts)
+            }
+            for flag in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", " ".join(words) + rest):
+                if flag not in known and not flag.startswith("-F"):
+                    problems.append(f"{page.name}: {' '.join(path)} {flag}")
+    assert not problems, problems
