@@ -73,6 +73,13 @@ def test_every_command_and_option_is_in_the_reference(path: tuple[str, ...]) -> 
         assert said, f"{' '.join(path)}: {'/'.join(param.opts)} has no help text"
 
 
+def test_an_epilog_is_kept_as_help_shows_it() -> None:
+    command = cli.get_command(click.Context(cli), "run")
+    assert command is not None and command.epilog
+    first = next(line for line in command.epilog.splitlines() if line.strip("\b \n"))
+    assert f"```text\n{first.strip()}" in section(("fulmen", "run"))
+
+
 def test_a_group_links_each_of_its_commands() -> None:
     text = section(("fulmen", "server", "token"))
     for name in ("create", "list", "revoke"):

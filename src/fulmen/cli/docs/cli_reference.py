@@ -84,6 +84,8 @@ def _section(entry: Entry, level: int) -> str:
     options = _options(entry)
     if options:
         parts += [*options, ""]
+    if entry.command.epilog:  # after the options, as --help shows it (fulmen run's exit statuses)
+        parts += [paragraphs(inspect.cleandoc(entry.command.epilog)), ""]
     if isinstance(entry.command, click.Group):
         parts += ["| Command | What it does |", "| --- | --- |"]
         for name in entry.command.list_commands(entry.context):
