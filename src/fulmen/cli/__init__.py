@@ -32,6 +32,7 @@ COMMANDS = {
     "credentials": "fulmen.cli.credentials:credentials",
     "deploy": "fulmen.cli.deploy:deploy",
     "pull": "fulmen.cli.deploy:pull",
+    "docs": "fulmen.cli.docs:docs",
 }
 
 
