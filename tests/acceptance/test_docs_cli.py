@@ -37,7 +37,17 @@ def test_it_builds_serves_the_index_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
     child = subprocess.Popen(
-        [sys.executable, "-m", "fulmen", "docs", "--port", "0", "--no-browser"],
+        # the page every command's help names (cli/doclinks.py)
+        [
+            sys.executable,
+            "-m",
+            "fulmen",
+            "docs",
+            "reference/cli/run/",
+            "--port",
+            "0",
+            "--no-browser",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -47,8 +57,12 @@ def test_it_builds_serves_the_index_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         assert child.stdout is not None
         line = child.stdout.readline()  # after the build: seconds
-        match = re.fullmatch(r"Docs: (http://127\.0\.0\.1:\d+/)  \(Ctrl-C stops\)\n", line)
+        match = re.fullmatch(
+            r"Docs: (http://127\.0\.0\.1:\d+/)reference/cli/run/  \(Ctrl-C stops\)\n", line
+        )
         assert match, (line, child.stderr.read() if child.poll() is not None else "")
+        with urllib.request.urlopen(match[1] + "reference/cli/run/", timeout=10) as answer:
+            assert "Docs: fulmen docs reference/cli/run/" in answer.read().decode()
         with urllib.request.urlopen(match[1], timeout=10) as answer:
             page = answer.read().decode()
         assert "<title>Fulmen</title>" in page
@@ -87,6 +101,24 @@ def test_a_busy_port_is_one_line(tmp_path: Path) -> None:
     assert result.stderr == (
         f"fulmen docs: cannot listen on 127.0.0.1:{port}: another program listens there; "
         "--port picks another port\n"
+    )
+
+
+def test_a_page_the_site_lacks_is_one_line(tmp_path: Path) -> None:
+    built = site.target(ROOT / "mkdocs.yml", tmp_path / "fulmen" / "docs")
+    built.mkdir(parents=True)
+    (built / "index.html").write_text("<title>Fulmen</title>")
+    result = subprocess.run(
+        [sys.executable, "-m", "fulmen", "docs", "nowhere/", "--port", "0", "--no-browser"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "fulmen docs: the site has no page nowhere/ (fulmen docs lists its pages)\n",
     )
 
 

@@ -12,6 +12,8 @@ import click
 from click.testing import CliRunner
 
 from fulmen.cli import cli
+from fulmen.cli.doclinks import page_of
+from fulmen.cli.docs import cli_reference
 
 #: What reStructuredText left in help looks like: ``code``, :role:`x`, .. directive::.
 RST = re.compile(r"``|:[a-z]+:`|^\s*\.\. [a-z]+::", re.MULTILINE)
@@ -59,3 +61,16 @@ def test_run_help_says_what_each_exit_status_means() -> None:
         "2",
         "70",
     ]
+
+
+def test_every_help_ends_with_its_page_in_the_docs() -> None:
+    """Issue 21: each command's help ends with a link to its page (``fulmen docs PAGE``), the
+    page and heading the CLI reference writes for it (cli/docs/cli_reference.py)."""
+    headings = {entry.path: cli_reference.anchor(entry) for entry in cli_reference.walk(cli)}
+    runner = CliRunner()
+    for path, _ in commands():
+        output = runner.invoke(cli, [*path[1:], "--help"]).output
+        last = output.rstrip().splitlines()[-1].strip()
+        assert last == f"Docs: fulmen docs {page_of(path)}", (path, last)
+        if len(path) > 2:
+            assert page_of(path).endswith(f"#{headings[path]}")

@@ -17,6 +17,7 @@ import sys
 import click
 
 from fulmen import __version__
+from fulmen.cli.doclinks import link, page_of
 
 #: name -> "module:attribute" of each subcommand, in the order ``--help`` lists them.
 COMMANDS = {
@@ -50,10 +51,15 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
+        link(command, ("fulmen", cmd_name))
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=f"Docs: fulmen docs {page_of(('fulmen',))}",
+)
 @click.version_option(__version__, prog_name="fulmen")
 def cli() -> None:
     """Fulmen: run workflows and user scripts, sandboxed."""

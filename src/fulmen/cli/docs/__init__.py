@@ -31,6 +31,7 @@ __all__ = ["docs"]
 
 
 @click.command()
+@click.argument("page", required=False, default="")
 @click.option(
     "-p",
     "--port",
@@ -43,8 +44,9 @@ __all__ = ["docs"]
 @click.option(
     "--rebuild", is_flag=True, help="Build the site again even if its sources have not changed."
 )
-def docs(port: int, no_browser: bool, rebuild: bool) -> None:
-    """Serve the documentation site on this machine, building it first if needed."""
+def docs(page: str, port: int, no_browser: bool, rebuild: bool) -> None:
+    """Serve the documentation site on this machine, building it first if needed; PAGE (as
+    every command's help names it: reference/cli/run/) is the page to open."""
     missing = site.missing_tools()
     if missing:
         raise CliError("docs", f"needs {' and '.join(missing)}: {site.INSTALL_HINT}", exit_code=1)
@@ -63,8 +65,12 @@ def docs(port: int, no_browser: bool, rebuild: bool) -> None:
         httpd = site.server(built, port)
     except ConfigError as exc:
         raise CliError("docs", exc.message, exit_code=1) from exc
+    where = page.split("#", 1)[0].strip("/")
+    if where and not (built / where / "index.html").is_file():
+        httpd.server_close()
+        raise CliError("docs", f"the site has no page {page} (fulmen docs lists its pages)")
     host, bound = httpd.server_address[:2]
-    url = f"http://{host!s}:{bound}/"
+    url = f"http://{host!s}:{bound}/{page.lstrip('/')}"
     click.echo(f"Docs: {url}  (Ctrl-C stops)")
     sys.stdout.flush()
     if not no_browser and _graphical(environ):
