@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Self
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
 
 from fulmen.errors import ConfigError
 from fulmen.plan import LANGUAGES
 
 __all__ = [
+    "DEFAULT_DATA_DIR",
     "ISOLATION_CHOICES",
     "NETWORK_CHOICES",
     "PRIVATE_KEY_VARIABLES",
@@ -31,11 +33,14 @@ __all__ = [
     "SECRET_VARIABLES",
     "ClientSettings",
     "CoordinatorSettings",
+    "OidcSettings",
+    "RunnerClientSettings",
     "RunnerSettings",
     "SandboxSettings",
     "Secret",
     "WorkerSettings",
     "choice",
+    "data_dir",
     "parse_listen",
     "read_environ",
     "require",
@@ -225,6 +230,39 @@ def default_cache_dir(name: str, environ: Mapping[str, str]) -> str:
     return os.path.join(cache, "fulmen", name)
 
 
+#: The data directory every command uses unless ``FULMEN_DATA_DIR`` names another: the SQLite
+#: store, the keys, the API tokens, the runner's state (issue 21: there were three).
+DEFAULT_DATA_DIR: Final = ".fulmen"
+
+
+def data_dir(environ: Mapping[str, str]) -> str:
+    """The data directory: ``FULMEN_DATA_DIR``, else ``.fulmen`` in the working directory,
+    found the same way by every command."""
+    return environ.get("FULMEN_DATA_DIR") or DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Single sign-on with an OpenID Connect provider (issue 18): ``FULMEN_OIDC_ISSUER``,
+    ``FULMEN_OIDC_CLIENT_ID``, and the client secret from ``FULMEN_OIDC_CLIENT_SECRET`` or the
+    file ``FULMEN_OIDC_CLIENT_SECRET_FILE`` (read when the coordinator starts);
+    ``FULMEN_OIDC_NAME`` names the provider on the sign-in button."""
+
+    #: The provider's issuer URL, exactly as its ID tokens' ``iss`` says it; its discovery
+    #: document is at ``<issuer>/.well-known/openid-configuration``.
+    issuer: str
+    client_id: str
+    client_secret: Secret | None = None
+    client_secret_file: str | None = None
+    name: str = "SSO"
+
+
+#: Hosts whose issuer may be plain ``http://``: the provider runs on this machine (tests, a
+#: development setup); anywhere else the ID token and the client secret would cross the
+#: network in the clear.
+_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 @dataclass(frozen=True)
 class CoordinatorSettings:
     """The coordinator's settings; protocol knobs keep Lightning's names (§10.5)."""
@@ -237,8 +275,9 @@ class CoordinatorSettings:
     port: int = 4000
     #: ``sqlite:///…`` or ``postgresql://…``; ``None``: ``<data_dir>/fulmen.db``.
     database_url: str | None = None
-    #: Where the SQLite database and the generated credential key live.
-    data_dir: str = "./fulmen-data"
+    #: Where the SQLite database and the generated credential key live: the one data
+    #: directory every command finds the same way (:func:`data_dir`).
+    data_dir: str = ".fulmen"
     #: The credential encryption key (base64 of 32 bytes), from a variable or a file.
     credential_key: Secret | None = None
     credential_key_file: str | None = None
@@ -303,13 +342,53 @@ class CoordinatorSettings:
     #: ``None``: the dashboard's smart workers page says how to set it.
     runner_url: str | None = None
     runner_token_file: str | None = None
+    #: Issue 18: the SMTP server alert e-mails go through (``None``: none is configured, and
+    #: every e-mail delivery fails saying so, shown on the channel until one is).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    #: Signing in to it: both or neither.
+    smtp_username: str | None = None
+    smtp_password: Secret | None = None
+    #: STARTTLS after connecting (submission, port 587), required when on; ``smtp_tls``: TLS
+    #: from the first byte (port 465). At most one of them; neither: plain text (a relay on
+    #: the same host or network).
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    #: The From of alert e-mails.
+    smtp_from: str = "Fulmen <fulmen@localhost>"
+    #: Seconds one SMTP conversation or webhook POST may take before it counts as failed.
+    alert_send_timeout: float = 30.0
+    #: How often each coordinator's alert dispatcher folds endings into alerts, makes due
+    #: digests and sends due deliveries; an alert goes out within about this long of the run's
+    #: end (when its workflow's period allows one).
+    alert_poll_interval: float = 5.0
+    #: A delivery that failed is tried again after min, 2·min, 4·min … seconds (capped at max),
+    #: ``alert_max_attempts`` tries in all, then given up (shown failed on its channel).
+    alert_backoff_min: float = 30.0
+    alert_backoff_max: float = 3600.0
+    alert_max_attempts: int = 10
+    #: The dashboard's address as people reach it, for links in alerts (``None``: alerts give
+    #: the paths under ``/ui`` only).
+    public_url: str | None = None
+
+    #: Issue 18: single sign-on with an OpenID Connect provider; ``None``: not offered.
+    oidc: OidcSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
         environ = read_environ() if environ is None else environ
         env = _Env(environ)
+        smtp = _smtp(env)
+        alert_backoff = env.backoff("FULMEN_ALERT_BACKOFF", (30.0, 3600.0))
         return cls(
+            **smtp,
+            alert_send_timeout=env.number("FULMEN_ALERT_SEND_TIMEOUT_SECONDS", 30.0),
+            alert_poll_interval=env.number("FULMEN_ALERT_POLL_SECONDS", 5.0),
+            alert_backoff_min=alert_backoff[0],
+            alert_backoff_max=alert_backoff[1],
+            alert_max_attempts=env.integer("FULMEN_ALERT_MAX_ATTEMPTS", 10, minimum=1),
+            public_url=env.http_url("FULMEN_PUBLIC_URL"),
             secret=env.secret(SECRET_VARIABLES),
             private_key=env.secret(PRIVATE_KEY_VARIABLES),
             run_grace_period=env.number("RUN_GRACE_PERIOD_SECONDS", 10.0),
@@ -317,7 +396,7 @@ class CoordinatorSettings:
             listen_address=env.get("LISTEN_ADDRESS") or "127.0.0.1",
             port=env.integer("FULMEN_PORT", 4000, minimum=0),
             database_url=env.get("FULMEN_DATABASE_URL"),
-            data_dir=env.get("FULMEN_DATA_DIR") or cls.data_dir,
+            data_dir=data_dir(environ),
             credential_key=env.secret(("FULMEN_CREDENTIAL_KEY",)),
             credential_key_file=env.get("FULMEN_CREDENTIAL_KEY_FILE"),
             run_join_timeout=env.number("FULMEN_RUN_JOIN_TIMEOUT_SECONDS", 30.0),
@@ -346,7 +425,93 @@ class CoordinatorSettings:
             dashboard_live_poll=env.number("FULMEN_DASHBOARD_LIVE_POLL_SECONDS", 20.0),
             runner_url=env.http_url("FULMEN_RUNNER_URL"),
             runner_token_file=env.get("FULMEN_RUNNER_TOKEN_FILE"),
+            oidc=_oidc(env),
         )
+
+
+def _smtp(env: _Env) -> dict[str, Any]:
+    """The SMTP settings of alert e-mails (issue 18), checked together."""
+    starttls = env.boolean("FULMEN_SMTP_STARTTLS", True)
+    tls = env.boolean("FULMEN_SMTP_TLS", False)
+    if tls and env.get("FULMEN_SMTP_STARTTLS") is not None and starttls:
+        raise ConfigError(
+            "FULMEN_SMTP_TLS and FULMEN_SMTP_STARTTLS are exclusive; set one", code="conflict"
+        )
+    username = env.get("FULMEN_SMTP_USERNAME")
+    password = env.secret(("FULMEN_SMTP_PASSWORD",))
+    if (username is None) != (password is None):
+        raise ConfigError(
+            "FULMEN_SMTP_USERNAME and FULMEN_SMTP_PASSWORD go together; set both or neither",
+            code="conflict",
+        )
+    sender = env.get("FULMEN_SMTP_FROM") or CoordinatorSettings.smtp_from
+    if "@" not in sender:
+        raise _bad("FULMEN_SMTP_FROM", sender, "an e-mail address, like Fulmen <ops@example.org>")
+    return {
+        "smtp_host": env.get("FULMEN_SMTP_HOST"),
+        "smtp_port": env.integer("FULMEN_SMTP_PORT", 465 if tls else 587, minimum=1),
+        "smtp_username": username,
+        "smtp_password": password,
+        "smtp_starttls": starttls and not tls,
+        "smtp_tls": tls,
+        "smtp_from": sender,
+    }
+
+
+def _oidc(env: _Env) -> OidcSettings | None:
+    """The single sign-on settings: all of issuer, client id and a secret, or none of them.
+
+    Raises:
+        ConfigError: one of them without the others (naming what is missing), a secret given
+            both ways, or an issuer that is not an https:// URL (http:// on this machine only).
+    """
+    names = ("FULMEN_OIDC_ISSUER", "FULMEN_OIDC_CLIENT_ID", "FULMEN_OIDC_CLIENT_SECRET")
+    secret = env.secret(("FULMEN_OIDC_CLIENT_SECRET",))
+    secret_file = env.get("FULMEN_OIDC_CLIENT_SECRET_FILE")
+    issuer, client_id = env.get(names[0]), env.get(names[1])
+    if not (issuer or client_id or secret or secret_file or env.get("FULMEN_OIDC_NAME")):
+        return None
+    missing = [
+        name
+        for name, value in zip(names, (issuer, client_id, secret or secret_file), strict=True)
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"single sign-on needs FULMEN_OIDC_ISSUER, FULMEN_OIDC_CLIENT_ID and "
+            f"FULMEN_OIDC_CLIENT_SECRET (or FULMEN_OIDC_CLIENT_SECRET_FILE): "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
+            code="missing",
+        )
+    if secret and secret_file:
+        raise ConfigError(
+            "set FULMEN_OIDC_CLIENT_SECRET or FULMEN_OIDC_CLIENT_SECRET_FILE, not both",
+            code="bad_value",
+        )
+    assert issuer is not None and client_id is not None
+    if not _secure_issuer(issuer):
+        raise ConfigError(
+            f"FULMEN_OIDC_ISSUER must be the provider's https:// issuer URL (http:// only for "
+            f"a provider on this machine), without a query or fragment, not {issuer!r}",
+            code="bad_url",
+        )
+    return OidcSettings(
+        issuer=issuer,
+        client_id=client_id,
+        client_secret=secret,
+        client_secret_file=secret_file,
+        name=env.get("FULMEN_OIDC_NAME") or OidcSettings.name,
+    )
+
+
+def _secure_issuer(issuer: str) -> bool:
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:  # a malformed IPv6 address
+        return False
+    loopback = parts.hostname in _LOOPBACK_HOSTS
+    secure = parts.scheme == "https" or (parts.scheme == "http" and loopback)
+    return bool(parts.hostname) and secure and not parts.query and not parts.fragment
 
 
 @dataclass(frozen=True)
@@ -358,15 +523,49 @@ class ClientSettings:
 
     url: str = "http://127.0.0.1:4000"
     token: Secret | None = None
-    token_file: str = "./.fulmen/api-token"
+    token_file: str = ".fulmen/api-token"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        env = _Env(read_environ() if environ is None else environ)
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
         return cls(
             url=env.get("FULMEN_URL") or cls.url,
             token=env.secret(("FULMEN_API_TOKEN",)),
-            token_file=env.get("FULMEN_API_TOKEN_FILE") or cls.token_file,
+            token_file=env.get("FULMEN_API_TOKEN_FILE")
+            or os.path.join(data_dir(environ), "api-token"),
+        )
+
+
+@dataclass(frozen=True)
+class RunnerClientSettings:
+    """Where ``fulmen workers`` finds a runner's API, and its token: ``FULMEN_RUNNER_TOKEN``,
+    else the first of ``token_files`` that holds one. That is the file
+    ``FULMEN_RUNNER_TOKEN_FILE`` names, alone; by default the data directory's
+    ``runner-api-token`` (what ``fulmen up`` writes and gives its runner), then the token of a
+    standalone ``fulmen runner`` started with this environment (``FULMEN_RUNNER_API_TOKEN_FILE``,
+    else ``<state dir>/api-token``), so that the command works beside either with no set-up.
+    ``FULMEN_RUNNER_URL`` and ``FULMEN_RUNNER_TOKEN_FILE`` are the variables ``fulmen up`` gives
+    the coordinator for the same runner."""
+
+    url: str = "http://127.0.0.1:8080"
+    token: Secret | None = None
+    token_files: tuple[str, ...] = (".fulmen/runner-api-token", ".fulmen/runner/api-token")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Raises ConfigError for a ``FULMEN_RUNNER_URL`` that is not an http(s) URL."""
+        environ = read_environ() if environ is None else environ
+        env = _Env(environ)
+        explicit = env.get("FULMEN_RUNNER_TOKEN_FILE")
+        state_dir = env.get("FULMEN_RUNNER_STATE_DIR") or os.path.join(data_dir(environ), "runner")
+        standalone = env.get("FULMEN_RUNNER_API_TOKEN_FILE") or os.path.join(state_dir, "api-token")
+        return cls(
+            url=env.http_url("FULMEN_RUNNER_URL") or cls.url,
+            token=env.secret(("FULMEN_RUNNER_TOKEN",)),
+            token_files=(explicit,)
+            if explicit
+            else (os.path.join(data_dir(environ), "runner-api-token"), standalone),
         )
 
 
@@ -376,13 +575,15 @@ class RunnerSettings:
     setting: only the *path* of the 0600 file that holds it (a variable's value would be
     readable in ``/proc/<pid>/environ`` by any same-uid process).
 
-    The management API takes a bearer token from ``api_token_file``, by default
-    ``<state_dir>/api-token`` (made on first start); ``no_auth`` (``--no-auth``, no variable)
-    drops it, and only a loopback listener may."""
+    The state lives in ``<data dir>/runner`` (the data directory every command shares:
+    :func:`data_dir`), where ``fulmen up`` keeps it too. The management API takes a bearer
+    token from ``api_token_file``, by default ``<state_dir>/api-token`` (made on first start;
+    ``fulmen up`` names its own, the data directory's ``runner-api-token``); ``no_auth``
+    (``--no-auth``, no variable) drops it, and only a loopback listener may."""
 
     host: str = "127.0.0.1"
     port: int = 8080
-    state_dir: str = "./runner-data"
+    state_dir: str = ".fulmen/runner"
     master_key_file: str | None = None
     api_token_file: str | None = None
     no_auth: bool = False
@@ -408,7 +609,8 @@ class RunnerSettings:
         return cls(
             host=host,
             port=port,
-            state_dir=env.get("FULMEN_RUNNER_STATE_DIR") or cls.state_dir,
+            state_dir=env.get("FULMEN_RUNNER_STATE_DIR")
+            or os.path.join(data_dir(environ), "runner"),
             master_key_file=env.get("FULMEN_RUNNER_MASTER_KEY_FILE"),
             api_token_file=env.get("FULMEN_RUNNER_API_TOKEN_FILE"),
             max_workers=env.integer("FULMEN_RUNNER_MAX_WORKERS", 64, minimum=1),

@@ -37,6 +37,7 @@ The tree::
     │   └── SignInError          a sign-in refused: wrong password or code, locked, rate-limited
     ├── RegistryError          the npm registry or the Python package index could not say which
     │                          versions a package has
+    ├── AlertError             an alert channel could not deliver (SMTP server, webhook receiver)
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -333,6 +334,17 @@ class RegistryError(FulmenError):
     ``unknown_package``, ``unknown_package_version``)."""
 
     code = "registry_unreachable"
+
+
+class AlertError(FulmenError):
+    """An alert or digest that a channel could not deliver (issue 18): retried with backoff,
+    and shown on the channel, in these words, until it goes through. Codes:
+    ``smtp_not_configured`` (no ``FULMEN_SMTP_HOST``), ``smtp_failed`` (the server was not
+    reached, refused to sign in, or refused the message), ``webhook_failed`` (the receiver
+    was not reached or did not answer 2xx), ``secret_unavailable`` (the channel's secret
+    cannot be opened: no credential key, or another one)."""
+
+    code = "alert_failed"
 
 
 class TransitionError(FulmenError):

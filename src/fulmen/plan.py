@@ -32,6 +32,7 @@ __all__ = [
     "Options",
     "Plan",
     "Trigger",
+    "find_cycle",
     "is_named_condition",
     "language_mask",
     "language_of",
@@ -260,16 +261,19 @@ def validate(plan: Plan) -> None:
             raise PlanError(
                 f"edge {edge.id!r} points to {edge.target_job_id!r}, which is not a job"
             )
-    cycle = _find_cycle(plan)
+    cycle = find_cycle((edge.source_id, edge.target_job_id) for edge in plan.edges)
     if cycle:
         raise PlanError("the workflow has a cycle: " + " -> ".join(cycle))
 
 
-def _find_cycle(plan: Plan) -> list[str]:
-    """A cycle as a list of node ids (first repeated at the end), or [] when there is none."""
+def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str]:
+    """A cycle of the graph of ``(source, target)`` edges as a list of nodes (the first
+    repeated at the end), or [] when there is none. A project file's edges, by name, are
+    checked with it too (fulmen.project), so ``fulmen deploy`` refuses a cycle before it
+    sends anything."""
     graph: dict[str, list[str]] = {}
-    for edge in plan.edges:
-        graph.setdefault(edge.source_id, []).append(edge.target_job_id)
+    for source, target in edges:
+        graph.setdefault(source, []).append(target)
     done: set[str] = set()
 
     def visit(node: str, path: list[str]) -> list[str]:

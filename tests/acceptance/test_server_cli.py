@@ -56,9 +56,9 @@ def environment(keys: keyring.GeneratedKeys, data_dir: Path) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def fulmen_server(env: dict[str, str]) -> AsyncIterator[str]:
+async def fulmen_server(env: dict[str, str], cwd: Path | None = None) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
-        *FULMEN, "server", "--port", "0", env=env, stderr=asyncio.subprocess.PIPE
+        *FULMEN, "server", "--port", "0", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
     )
     assert process.stderr is not None
     seen: list[str] = []
@@ -81,10 +81,11 @@ async def fulmen_server(env: dict[str, str]) -> AsyncIterator[str]:
     await drain
 
 
-def token(env: dict[str, str]) -> str:
+def token(env: dict[str, str], cwd: Path | None = None) -> str:
     done = subprocess.run(
         [*FULMEN, "server", "token", "create", "--name", "tests"],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -241,3 +242,39 @@ async def test_a_stop_signal_with_a_connected_worker_exits_0(
             assert await server.process.wait() == 0, server.output.text()
         await worker.output.wait_for(r"lost the connection")
         assert "draining 1 worker socket" in server.output.text()
+
+
+async def test_every_command_finds_one_data_directory_and_one_store_has_one_coordinator(
+    tmp_path: Path, generated: keyring.GeneratedKeys
+) -> None:
+    """Issue 21: ``fulmen server token create`` beside a running coordinator made a second
+    store (``./fulmen-data``) and a token the server refused. Now ``.fulmen`` (or
+    ``FULMEN_DATA_DIR``) is every command's, a second coordinator on that SQLite store is
+    refused with one line, and a token command where there is no store says so."""
+    env = environment(generated, tmp_path)
+    del env["FULMEN_DATA_DIR"]
+    here = tmp_path / "project"
+    here.mkdir()
+    async with fulmen_server(env, cwd=here) as base, httpx2.AsyncClient(base_url=base) as http:
+        made = token(env, cwd=here)
+        listed = await http.get("/api/projects", headers={"Authorization": f"Bearer {made}"})
+        assert listed.status_code == 200  # the token is the running server's
+        second = subprocess.run(
+            [*FULMEN, "server", "--port", "0"], env=env, cwd=here, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        [line] = second.stderr.splitlines()
+        assert line.startswith("fulmen server: another coordinator (pid ")
+        assert f"is using the SQLite store {here / '.fulmen' / 'fulmen.db'}" in line
+    assert sorted(p.name for p in here.iterdir()) == [".fulmen"]
+    elsewhere = subprocess.run(
+        [*FULMEN, "server", "token", "list"], env=env, cwd=tmp_path, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr == (
+        f"fulmen server token list: no store at {tmp_path / '.fulmen' / 'fulmen.db'}: run "
+        "this where `fulmen up` or `fulmen server` keeps its data, or name that directory "
+        "(--data-dir, FULMEN_DATA_DIR)\n"
+    )

@@ -23,7 +23,19 @@ from psycopg.types.json import Jsonb
 
 from fulmen.errors import StoreError
 from fulmen.lifecycle import RunState
-from fulmen.store import open_store, sqlite_path
+from fulmen.reasons import ExitReason, Reason
+from fulmen.store import (
+    AlertRule,
+    ChannelType,
+    DataclipType,
+    EnqueueRequest,
+    NewAlertChannel,
+    NewDataclip,
+    RunCompletion,
+    open_store,
+    sqlite_path,
+)
+from fulmen.store.alert_policy import DEFAULT_OUTCOMES
 from fulmen.store.migrations import Applied, SchemaFile, plan
 from fulmen.store.queries import load_schema
 
@@ -343,6 +355,32 @@ async def test_jobs_saved_before_requirements_have_none_and_can_be_pinned_after_
     ]
     jobs = _decoded(document)["jobs"]
     assert [job["requirements"] for job in jobs] == [[], ["httpx==0.28.1"]]
+
+
+async def test_a_database_from_before_alerts_alerts_on_what_ends_after_the_upgrade(
+    backend: Backend,
+) -> None:
+    """0013: alerts (issue 18). A database at 0012 holding a finished run gets the alert
+    tables empty: no rule, so nothing alerts; with a rule, a run that fails after the upgrade
+    is folded into an alert through the new channel, and the old run never is."""
+    write_release(backend, 12, ROWS)
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        assert await store.get_alert_rule("p", "w") is None
+        assert (await store.get_alert_digest("p")).frequency == "off"
+        channel = await store.create_alert_channel(
+            NewAlertChannel("mail", "p", "ops", ChannelType.EMAIL, ("ops@example.org",))
+        )
+        await store.put_alert_rule(AlertRule("w", "p", DEFAULT_OUTCOMES, (channel.id,)))
+        assert await store.fold_alerts() == []  # the run from before ended well, and before
+        made = await store.enqueue(
+            EnqueueRequest("w", input=NewDataclip(DataclipType.HTTP_REQUEST, {}))
+        )
+        [claimed] = await store.claim(1, ["*"], "w1")
+        await store.start_run(claimed.id)
+        await store.complete_run(claimed.id, RunCompletion(ExitReason(Reason.FAIL, "E")))
+        [alert] = await store.fold_alerts()
+        assert alert.body["first_run_id"] == made.run_id
+        assert [d.channel_id for d in await store.list_alert_deliveries("p")] == ["mail"]
 
 
 #: LEGACY_JOBS as 0008 left them: each says its language.

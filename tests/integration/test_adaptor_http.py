@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import threading
@@ -35,6 +36,8 @@ class Seen:
 class Server:
     url: str
     requests: list[Seen] = field(default_factory=list)
+    #: ``/slow`` answers once this is set (the test sets it when its client gave up).
+    release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def last(self) -> Seen:
@@ -65,6 +68,10 @@ def make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, "application/json", b"{not json")
             elif split.path == "/empty":
                 self._reply(204, None, b"")
+            elif split.path == "/slow":
+                server.release.wait(10)
+                with contextlib.suppress(OSError):  # the client gave up and went
+                    self._reply(204, None, b"")
             else:
                 echo = {"method": seen.method, "path": seen.path, "body": seen.body}
                 self._reply(200, "application/json; charset=utf-8", json.dumps(echo).encode())
@@ -274,8 +281,32 @@ def test_an_unreachable_server_fails_the_step(run: RunFn) -> None:
         port = probe.getsockname()[1]
     events = run(http_job(f"get('http://127.0.0.1:{port}/x')"))
     step = events.step("call")
-    assert (step.reason, step.error_type) == ("fail", "ConnectError")
+    assert (step.reason, step.error_type) == ("fail", "RequestError")
+    assert step.error_message == (  # issue 21: the URL is named
+        f"GET http://127.0.0.1:{port}/x: could not connect (All connection attempts failed)"
+    )
     assert events.complete.reason == "fail"
+
+
+def test_a_slow_server_is_named_with_the_timeout(server: Server) -> None:
+    operation = http.get("/slow", timeout=0.2)
+    try:
+        with pytest.raises(http.RequestError) as caught:
+            asyncio.run(run_operation(operation, {"configuration": {"base_url": server.url}}))
+    finally:
+        server.release.set()
+    assert str(caught.value).startswith(f"GET {server.url}/slow: no answer within 0.2 s (")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://ada:s3cret@example.org:8443/x?q=1", "https://example.org:8443/x?q=1"),
+        ("https://example.org/x", "https://example.org/x"),
+    ],
+)
+def test_a_url_in_a_message_never_shows_a_password(url: str, shown: str) -> None:
+    assert http.shown(url) == shown
 
 
 def test_errors_false_keeps_the_error_response(run: RunFn, server: Server) -> None:

@@ -278,3 +278,47 @@ async def test_a_422_shows_an_excerpt_of_the_input_never_all_of_it(site: Site) -
         assert many.status_code == 422
         assert len(many.json()["detail"]) == 20 and many.json()["omitted"] == 980
         assert len(many.content) < 5000
+
+
+@pytest.mark.parametrize(
+    ("path", "sent", "at", "fields"),
+    [
+        (  # natural guesses at a credential's body (issue 21)
+            "/api/projects/{project}/credentials",
+            {"value": {"token": "t"}},
+            "body",
+            {"id": "string (optional)", "name": "string", "body": "object"},
+        ),
+        (
+            "/api/projects/{project}/credentials",
+            {"name": "api", "body": "token"},
+            "body",
+            {"id": "string (optional)", "name": "string", "body": "object"},
+        ),
+        (  # an error deep in a workflow: the shape of the job it is in
+            "/api/projects/{project}/workflows",
+            {"name": "w", "jobs": [{"body": "fn(lambda s: s)", "adaptr": "common"}]},
+            "body.jobs[0]",
+            None,
+        ),
+    ],
+)
+async def test_a_422_names_the_field_and_shows_the_expected_shape(
+    site: Site, path: str, sent: dict[str, Any], at: str, fields: dict[str, str] | None
+) -> None:
+    auth = {"Authorization": f"Bearer {site.token}"}
+    async with httpx2.AsyncClient(base_url=site.served.base_url) as http:
+        answer = await http.post(
+            path.format(project=site.seeded.project_id), json=sent, headers=auth
+        )
+    assert answer.status_code == 422
+    shape = answer.json()["expected"]
+    assert shape["at"] == at
+    if fields is not None:
+        assert shape["fields"] == fields
+    else:  # a job's fields: the misspelt adaptor is there, its id may be left out
+        assert shape["fields"]["body"] == shape["fields"]["adaptor"] == "string"
+        assert shape["fields"]["id"] == "string (optional)"
+    assert all("Value error" not in e["msg"] for e in answer.json()["detail"])
+    if sent.get("body") == "token":
+        assert answer.json()["detail"][0]["msg"] == "must be a JSON object"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -16,6 +17,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from fulmen.cli import cli
+from fulmen.store import SQLStore
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
 from fulmen_testing.npm_registry import closed_url, npm_registry
 from fulmen_testing.python_index import python_index
@@ -34,13 +36,14 @@ def anyio_backend() -> str:
 class Coordinator:
     url: str
     token: str
+    store: SQLStore
 
-    async def fulmen(self, *args: str) -> Result:
+    async def fulmen(self, *args: str, input: str | None = None) -> Result:
         """The command, in a thread (its HTTP client blocks; the server runs on this loop)."""
         env = {"FULMEN_URL": self.url, "FULMEN_API_TOKEN": self.token}
         runner = CliRunner()
         return await anyio.to_thread.run_sync(
-            lambda: runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+            lambda: runner.invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
         )
 
     async def get(self, path: str) -> object:
@@ -54,7 +57,7 @@ class Coordinator:
 @pytest.fixture
 async def coordinator(tmp_path: Path) -> AsyncIterator[Coordinator]:
     async with sqlite_store(str(tmp_path / "fulmen.db")) as store, serve(store) as served:
-        yield Coordinator(served.base_url, await api_token(store))
+        yield Coordinator(served.base_url, await api_token(store), store)
 
 
 @pytest.fixture
@@ -72,7 +75,13 @@ async def test_deploy_creates_then_reports_nothing_changed(
     assert first.exit_code == 0, first.output
     lines = first.output.splitlines()
     assert lines[0].startswith("project examples: created (")
-    assert lines[1:] == ["workflow count-and-report: created"]
+    project_id = lines[0].split("(")[1].rstrip(")")
+    listed: Any = await coordinator.get(f"/api/projects/{project_id}/workflows")
+    hook = next(t for t in listed["items"][0]["triggers"] if t["type"] == "webhook")
+    assert lines[1:] == [  # where to send requests, printed for each new webhook
+        "workflow count-and-report: created",
+        f"  webhook: {coordinator.url}/i/{hook['id']}",
+    ]
 
     again = await coordinator.fulmen("deploy", str(project))
     assert again.output.splitlines()[1:] == ["workflow count-and-report: unchanged"]
@@ -120,7 +129,10 @@ async def test_pull_writes_what_deploy_reads_back_unchanged(
         text.replace("      - name: report\n", "      - name: report\n        credential: api\n")
     )
     deployed = await coordinator.fulmen("deploy", str(project))
-    assert "credential api: created empty; set its value with PUT /api/projects/" in deployed.output
+    assert (
+        "credential api: created empty; set its value with `fulmen credentials set examples api`"
+        in deployed.output
+    )
 
     pulled = tmp_path / "pulled" / "project.yaml"
     done = await coordinator.fulmen("pull", str(pulled), "--project", "examples")
@@ -169,11 +181,11 @@ async def test_an_invalid_file_changes_nothing_and_names_each_key(
 async def test_a_wrong_token_or_no_coordinator_is_one_line(
     coordinator: Coordinator, project: Path
 ) -> None:
-    wrong = Coordinator(coordinator.url, "fmn_nobody_secret")
+    wrong = Coordinator(coordinator.url, "fmn_nobody_secret", coordinator.store)
     refused = await wrong.fulmen("deploy", str(project))
     assert refused.exit_code == 1
     assert refused.output == "fulmen deploy: the API token is not valid\n"
-    gone = Coordinator("http://127.0.0.1:9", coordinator.token)
+    gone = Coordinator("http://127.0.0.1:9", coordinator.token, coordinator.store)
     unreachable = await gone.fulmen("deploy", str(project))
     assert unreachable.exit_code == 1
     assert unreachable.output.startswith("fulmen deploy: cannot reach the coordinator at")
@@ -208,7 +220,7 @@ async def coordinator_with(tmp_path: Path, registry: str) -> AsyncIterator[Coord
         sqlite_store(str(tmp_path / "fulmen.db")) as store,
         serve(store, npm_registry=registry) as served,
     ):
-        yield Coordinator(served.base_url, await api_token(store))
+        yield Coordinator(served.base_url, await api_token(store), store)
 
 
 def javascript_project(tmp_path: Path, text: str = JAVASCRIPT_PROJECT) -> Path:
@@ -227,10 +239,14 @@ async def test_deploy_resolves_javascript_adaptors_and_a_second_deploy_changes_n
         async with coordinator_with(tmp_path, registry.url) as coordinator:
             done = await coordinator.fulmen("deploy", str(file))
             assert done.exit_code == 0, done.output
-            assert done.output.splitlines()[1:] == ["workflow sync: created"]
             project = (await coordinator.get("/api/projects"))["items"][0]  # type: ignore[index]
             path = f"/api/projects/{project['id']}/workflows"
             [workflow] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert done.output.splitlines()[1:] == ["workflow sync: created"] + [
+                f"  webhook: {coordinator.url}/i/{t['id']}"
+                for t in workflow["triggers"]
+                if t["type"] == "webhook"
+            ]
             assert [(j["name"], j["adaptor"], j["language"]) for j in workflow["jobs"]] == [
                 ("fetch", "@openfn/language-http@6.5.1", "javascript"),  # a range
                 ("count", "@openfn/language-common@3.3.4", "javascript"),  # a short name
@@ -324,7 +340,7 @@ async def coordinator_on(tmp_path: Path, index: str) -> AsyncIterator[Coordinato
         sqlite_store(str(tmp_path / "fulmen.db")) as store,
         serve(store, python_index=index, data_dir=str(tmp_path / "data")) as served,
     ):
-        yield Coordinator(served.base_url, await api_token(store))
+        yield Coordinator(served.base_url, await api_token(store), store)
 
 
 def python_project(tmp_path: Path, text: str = PYTHON_PROJECT) -> Path:
@@ -340,10 +356,14 @@ async def test_deploy_pins_python_packages_and_pull_writes_the_pins_back(tmp_pat
         async with coordinator_on(tmp_path, index.url) as coordinator:
             done = await coordinator.fulmen("deploy", str(file))
             assert done.exit_code == 0, done.output
-            assert done.output.splitlines()[1:] == ["workflow sync: created"]
             project = (await coordinator.get("/api/projects"))["items"][0]  # type: ignore[index]
             path = f"/api/projects/{project['id']}/workflows"
             [workflow] = (await coordinator.get(path))["items"]  # type: ignore[index]
+            assert done.output.splitlines()[1:] == ["workflow sync: created"] + [
+                f"  webhook: {coordinator.url}/i/{t['id']}"
+                for t in workflow["triggers"]
+                if t["type"] == "webhook"
+            ]
             assert [(j["name"], j["adaptor"], j["requirements"]) for j in workflow["jobs"]] == [
                 ("fetch", "fulmen-probe@2.0.0", ["fulmen-adaptor-demo==0.1.0"]),
                 ("report", "common", []),
@@ -413,3 +433,111 @@ async def test_a_python_index_that_cannot_be_reached_deploys_nothing(
             f"fulmen deploy: workflows.sync: the Python package index {down} could not be reached: "
         )
         assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
+
+
+async def test_a_credential_is_set_listed_and_deleted_by_name(
+    coordinator: Coordinator, tmp_path: Path
+) -> None:
+    """``fulmen credentials`` (issue 21): the value from a file or standard input, never an
+    argument; refusals are one line; the value is never printed back."""
+    await coordinator.fulmen("deploy", str(EXAMPLES / "project.yaml"))
+    value = tmp_path / "api.json"
+    value.write_text('{"base_url": "https://example.org", "token": "s3cret"}')
+    made = await coordinator.fulmen(
+        "credentials", "set", "examples", "api", "--from-file", str(value)
+    )
+    assert made.exit_code == 0, made.output
+    (credential_id,) = made.output.split("(")[1].split(")")[:1]
+    assert made.output == f"credential api ({credential_id}): created\n"
+    body = await coordinator.store.get_credential_body(credential_id)
+    assert body == {"base_url": "https://example.org", "token": "s3cret"}
+
+    again = await coordinator.fulmen(
+        "credentials", "set", "examples", "api", input='{"token": "n3w"}'
+    )  # standard input, not a terminal
+    assert again.output == f"credential api ({credential_id}): value replaced\n"
+    assert await coordinator.store.get_credential_body(credential_id) == {"token": "n3w"}
+
+    listed = await coordinator.fulmen("credentials", "list", "examples")
+    header, line = listed.output.splitlines()
+    assert header == "NAME\tID\tUPDATED" and line.startswith(f"api\t{credential_id}\t")
+    assert "n3w" not in listed.output
+
+    for text, said in [
+        ("{nope", "fulmen credentials set: the value from stdin is not JSON: Expecting "),
+        ("[1]", "fulmen credentials set: the value from stdin must be a JSON object, like "),
+    ]:
+        refused = await coordinator.fulmen("credentials", "set", "examples", "api", input=text)
+        assert refused.exit_code == 2 and refused.output.startswith(said)
+        assert len(refused.output.splitlines()) == 1
+    nowhere = await coordinator.fulmen("credentials", "list", "nope")
+    assert nowhere.exit_code == 2
+    assert (
+        nowhere.output
+        == "fulmen credentials list: no project is named 'nope' (projects: examples)\n"
+    )
+
+    gone = await coordinator.fulmen("credentials", "delete", "examples", "api")
+    assert gone.output == f"credential api ({credential_id}): deleted\n"
+    assert (await coordinator.fulmen("credentials", "list", "examples")).output == (
+        "NAME\tID\tUPDATED\n"
+    )
+
+
+HAND_WRITTEN = """\
+# Our sync, written by hand.
+name: layout
+workflows:
+  sync:
+    triggers:
+      - {type: webhook}   # the partner posts here
+    jobs:
+      - name: fetch
+        adaptor: common       # said on purpose
+        body: |
+          # take what came
+          fn(lambda s: {**s, "data": {"n": 1}})
+      - name: store
+        body: 'fn(lambda s: s)'
+    edges:
+      - {from: webhook, to: fetch}
+      - {from: fetch, to: store}
+"""
+
+
+async def test_pull_keeps_a_hand_written_files_layout(
+    coordinator: Coordinator, tmp_path: Path
+) -> None:
+    """Issue 21: a pull rewrote the file (inline ``body: |`` blocks quoted or moved to new
+    files, comments gone). Now only what changed on the server changes."""
+    project = tmp_path / "layout" / "project.yaml"
+    project.parent.mkdir()
+    project.write_text(HAND_WRITTEN)
+    assert (await coordinator.fulmen("deploy", str(project))).exit_code == 0
+
+    same = await coordinator.fulmen("pull", str(project))
+    assert same.exit_code == 0, same.output
+    text = project.read_text()
+    assert text.startswith("# Our sync, written by hand.\nname: layout\nid: ")  # id added
+    assert text.split("\n", 3)[3] == HAND_WRITTEN.split("\n", 2)[2]  # the rest as written
+    assert sorted(p.name for p in project.parent.iterdir()) == ["project.yaml"]  # no new files
+
+    # the store job's body changed on the server: that line, and nothing else, changes
+    workflows: Any = await coordinator.get(
+        f"/api/projects/{text.split('id: ')[1].split()[0]}/workflows"
+    )
+    workflow = workflows["items"][0]
+    for job in workflow["jobs"]:
+        if job["name"] == "fetch":
+            job["body"] = '# take what came\nfn(lambda s: {**s, "data": {"n": 2}})\n'
+    async with httpx2.AsyncClient(base_url=coordinator.url) as http:
+        saved = await http.put(
+            f"/api/workflows/{workflow['id']}",
+            json={k: workflow[k] for k in ("name", "jobs", "triggers", "edges")},
+            params={"expected_version": workflow["version"]},
+            headers={"Authorization": f"Bearer {coordinator.token}"},
+        )
+        assert saved.status_code == 200, saved.text
+    assert (await coordinator.fulmen("pull", str(project))).exit_code == 0
+    changed = project.read_text()
+    assert changed == text.replace('"data": {"n": 1}', '"data": {"n": 2}')

@@ -1,8 +1,9 @@
 """Reruns (issue 8) with a real Fulmen worker, on SQLite and PostgreSQL: a two-step run, then
 the workflow changed, then its work order rerun from the second step, through the REST API
-and through ``fulmen runs rerun``: each rerun is a new run in the same work order, starting at
-the second job with that step's stored input (the first step's output), running the current
-version of the workflow."""
+and through ``fulmen runs rerun`` (by the job's name): each rerun is a new run in the same
+work order, starting at the second job with that step's stored input (the first step's
+output), running the current version of the workflow. ``fulmen runs list``, ``show`` and
+``logs`` name workflows and jobs as the user does (issue 21)."""
 
 from __future__ import annotations
 
@@ -83,19 +84,43 @@ async def test_a_rerun_from_the_second_step(store: SQLStore, tmp_path: Path) -> 
         assert await final(store, rerun) == {"n": 200}  # job 1's output (2), version 2
         assert (rerun.run.snapshot_version, first.run.snapshot_version) == (2, 1)
 
-        # The same from the command line, by work order and job.
-        output = await fulmen(
-            s, "runs", "rerun", made["work_order_id"], "--from-job", seeded.job_ids[1]
-        )
+        # The same from the command line, by work order and the job's name.
+        output = await fulmen(s, "runs", "rerun", made["work_order_id"], "--from-job", "times")
         cli_run, cli_order = output.strip().split("\t")
         assert cli_order == made["work_order_id"]
         assert await final(store, await ended(store, cli_run)) == {"n": 200}
         listed = await fulmen(s, "runs", "list", "--work-order", made["work_order_id"])
-        assert [line.split("\t")[:3] for line in listed.splitlines()] == [
-            [cli_run, "success", "attempt 1"],
-            [again["run_id"], "success", "attempt 1"],
-            [made["run_id"], "success", "attempt 1"],
+        header, *lines = listed.splitlines()
+        assert header.split("\t") == [
+            "RUN", "STATE", "ATTEMPT", "WORKFLOW", "VERSION", "WORK ORDER", "CREATED"
+        ]  # fmt: skip
+        assert [line.split("\t")[:5] for line in lines] == [
+            [cli_run, "success", "attempt 1", "chain", "v2"],
+            [again["run_id"], "success", "attempt 1", "chain", "v2"],
+            [made["run_id"], "success", "attempt 1", "chain", "v1"],
         ]
+        # by the workflow's and the project's names, as a user reads them
+        by_name = await fulmen(
+            s, "runs", "list", "--project", "tests", "--workflow", "chain", "--no-header"
+        )
+        assert [line.split("\t")[0] for line in by_name.splitlines()] == [
+            cli_run, again["run_id"], made["run_id"]
+        ]  # fmt: skip
+        unknown = await fulmen(s, "runs", "list", "--workflow", "nope", code=2)
+        assert unknown.strip() == (
+            "fulmen runs list: no workflow is named 'nope' (workflows: chain)"
+        )
+        # steps named by their jobs; the log, job by job
+        shown = await fulmen(s, "runs", "show", made["run_id"])
+        assert [line.split("\t")[1:] for line in shown.splitlines()[1:]] == [
+            ["add", "success"],
+            ["times", "success"],
+        ]
+        logged = await fulmen(s, "runs", "logs", made["run_id"], "--follow")
+        where = {line.split("\t")[2] for line in logged.splitlines() if "\t" in line}
+        assert where >= {"add", "times"}
+        assert logged.rstrip().endswith("Run complete with status: success")
+        assert "Traceback" not in logged
         refused = await fulmen(s, "runs", "rerun", "no-such-work-order", code=1)
         assert "no-such-work-order: work order no-such-work-order does not exist" in refused
     assert (await store.get_work_order(made["work_order_id"])).state == "success"

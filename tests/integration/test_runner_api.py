@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,14 @@ async def _manual_and_create_runs(s: Served, worker_id: str) -> None:
     detail = (await s.http.get(f"/workers/{worker_id}")).json()
     assert detail["recent_runs"] == {"ok": 2} and detail["handlers"] == ["event", "fetch", "tasks"]
     assert detail["last_run"] == runs[0]["ended_at"]
+    # every time is ISO 8601 in UTC (issue 21: created_at and last_run were unix floats)
+    logged = (await s.http.get(f"/workers/{worker_id}/logs")).json()
+    times = [detail["created_at"], detail["last_run"], logged[-1]["ts"]]
+    times += [r[key] for r in runs for key in ("started_at", "ended_at")]
+    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(0) for t in times)
+    # and since= takes one: only what came after
+    after = await s.http.get(f"/workers/{worker_id}/logs", params={"since": logged[-2]["ts"]})
+    assert after.json() == [logged[-1]]
 
 
 async def _classic_script(s: Served) -> None:

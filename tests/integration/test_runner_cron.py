@@ -54,7 +54,7 @@ def test_runs_never_overlap_never_backfill_and_missed_fires_are_recorded(tmp_pat
             assert [(r["trigger"], r["outcome"]) for r in history] == [
                 ("cron", "ok"), ("cron", "skipped-overlap"), ("cron", "ok")]  # fmt: skip
             assert [r["scheduled_at"] for r in history] == [
-                at(3).timestamp(), at(2).timestamp(), at(1).timestamp()]  # fmt: skip
+                at(3).isoformat(), at(2).isoformat(), at(1).isoformat()]  # fmt: skip
             assert (await s.http.get(f"/workers/{wid}")).json()["next_run"] == at(11).isoformat()
         # The runner is down from 00:10 to 00:20: one "missed" record, no replay, and the
         # schedule picks up at the next minute.
@@ -65,8 +65,11 @@ def test_runs_never_overlap_never_backfill_and_missed_fires_are_recorded(tmp_pat
             assert detail["next_run"] == at(21).isoformat()
             history = await runs(s, wid)
             assert history[0]["outcome"] == "missed"
-            assert history[0]["scheduled_at"] == at(11).timestamp()
+            assert history[0]["scheduled_at"] == at(11).isoformat()
             assert len(history) == 4
+            logged = (await s.http.get(f"/workers/{wid}/logs")).json()
+            missed = [r for r in logged if r.get("event") == "missed"]
+            assert [r["scheduled_at"] for r in missed] == [at(11).isoformat()]  # ISO, as ts
             clock.set(at(21))
             await started(s, wid, 5)
             await _release(s, wid, 5)

@@ -3,12 +3,16 @@ name the variable."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fulmen.config import (
+    ClientSettings,
     CoordinatorSettings,
+    RunnerClientSettings,
     RunnerSettings,
     SandboxSettings,
     Secret,
@@ -136,6 +140,37 @@ def test_the_python_index_is_uvs_own_unless_an_http_url_is_given() -> None:
         CoordinatorSettings.from_env({"FULMEN_PYTHON_INDEX": "file:///srv/wheels"})
     assert info.value.code == "bad_url"
     assert info.value.message == "FULMEN_PYTHON_INDEX must be an http:// or https:// URL"
+
+
+def test_alert_e_mails_use_the_operators_smtp_server() -> None:
+    """Issue 18: no server by default (e-mail deliveries fail, saying so); STARTTLS on 587
+    unless implicit TLS (465) is asked for; a login is a username and password together."""
+    defaults = CoordinatorSettings.from_env({})
+    assert (defaults.smtp_host, defaults.smtp_port, defaults.smtp_starttls) == (None, 587, True)
+    assert (defaults.alert_poll_interval, defaults.alert_max_attempts) == (5.0, 10)
+    chosen = CoordinatorSettings.from_env(
+        {
+            "FULMEN_SMTP_HOST": "smtp.example.org",
+            "FULMEN_SMTP_TLS": "true",
+            "FULMEN_SMTP_USERNAME": "fulmen",
+            "FULMEN_SMTP_PASSWORD": "hunter22",
+            "FULMEN_SMTP_FROM": "Ops <ops@example.org>",
+            "FULMEN_ALERT_BACKOFF": "5/60",
+            "FULMEN_PUBLIC_URL": "https://fulmen.example.org",
+        }
+    )
+    assert (chosen.smtp_port, chosen.smtp_tls, chosen.smtp_starttls) == (465, True, False)
+    assert chosen.smtp_password is not None and "hunter22" not in repr(chosen)
+    assert (chosen.alert_backoff_min, chosen.alert_backoff_max) == (5.0, 60.0)
+    for bad in [
+        {"FULMEN_SMTP_TLS": "true", "FULMEN_SMTP_STARTTLS": "true"},
+        {"FULMEN_SMTP_USERNAME": "fulmen"},
+        {"FULMEN_SMTP_FROM": "nobody"},
+        {"FULMEN_SMTP_PORT": "0"},
+        {"FULMEN_ALERT_MAX_ATTEMPTS": "0"},
+    ]:
+        with pytest.raises(ConfigError):
+            CoordinatorSettings.from_env(bad)
 
 
 def test_the_runner_is_none_unless_an_http_url_is_given() -> None:
@@ -268,3 +303,38 @@ def test_worker_languages_names_what_a_worker_runs_and_refuses_others() -> None:
         ConfigError, match="WORKER_LANGUAGES must be python or javascript, not 'ruby'"
     ):
         WorkerSettings.from_env({"WORKER_LANGUAGES": "python,ruby"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "folder"),
+    [({}, ".fulmen"), ({"FULMEN_DATA_DIR": "/srv/fulmen"}, "/srv/fulmen")],
+)
+def test_every_command_finds_one_data_directory(environ: dict[str, str], folder: str) -> None:
+    """Issue 21: the coordinator, the clients and the runner had three (.fulmen, ./fulmen-data,
+    ./runner-data)."""
+    assert CoordinatorSettings.from_env(environ).data_dir == folder
+    assert ClientSettings.from_env(environ).token_file == os.path.join(folder, "api-token")
+    assert RunnerSettings.from_env(environ).state_dir == os.path.join(folder, "runner")
+    explicit = {**environ, "FULMEN_RUNNER_STATE_DIR": "/var/runner"}
+    assert RunnerSettings.from_env(explicit).state_dir == "/var/runner"
+
+
+def test_the_runner_client_finds_the_token_fulmen_up_or_a_standalone_runner_wrote() -> None:
+    settings = RunnerClientSettings.from_env({})
+    assert (settings.url, settings.token) == ("http://127.0.0.1:8080", None)
+    assert settings.token_files == (".fulmen/runner-api-token", ".fulmen/runner/api-token")
+    moved = RunnerClientSettings.from_env(
+        {"FULMEN_DATA_DIR": "/srv/f", "FULMEN_RUNNER_STATE_DIR": "/var/runner"}
+    )
+    assert moved.token_files == ("/srv/f/runner-api-token", "/var/runner/api-token")
+    runner_own = RunnerClientSettings.from_env({"FULMEN_RUNNER_API_TOKEN_FILE": "/etc/r/token"})
+    assert runner_own.token_files == (".fulmen/runner-api-token", "/etc/r/token")
+    explicit = RunnerClientSettings.from_env(
+        {"FULMEN_RUNNER_TOKEN_FILE": "/run/token", "FULMEN_RUNNER_TOKEN": "t0k",
+         "FULMEN_RUNNER_URL": "https://runner.example:8443"}
+    )  # fmt: skip
+    assert explicit.token_files == ("/run/token",)
+    assert explicit.token == Secret("FULMEN_RUNNER_TOKEN", "t0k")
+    assert explicit.url == "https://runner.example:8443"
+    with pytest.raises(ConfigError, match="FULMEN_RUNNER_URL must be an http"):
+        RunnerClientSettings.from_env({"FULMEN_RUNNER_URL": "localhost:8080"})

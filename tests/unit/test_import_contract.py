@@ -68,6 +68,9 @@ PLANTS: dict[str, Plant] = {
         "runner/channel.py", "fulmen.runner.channel", "websockets", "import websockets"
     ),
     "http-client": Plant("runtime/engine.py", "fulmen.runtime.engine", "httpx2", "import httpx2"),
+    "smtp": Plant(
+        "coordinator/reaper.py", "fulmen.coordinator.reaper", "aiosmtplib", "import aiosmtplib"
+    ),
     "cli": Plant("config.py", "fulmen.config", "click", "import click"),
     "cronsim": Plant("runner/scheduler.py", "fulmen.runner.scheduler", "cronsim", "import cronsim"),
     "cron-descriptor": Plant(
@@ -94,9 +97,6 @@ PLANTS: dict[str, Plant] = {
     ),
     "uvloop": Plant("worker/main.py", "fulmen.worker.main", "uvloop", "import uvloop"),
     "msgspec": Plant("phoenix/frames.py", "fulmen.phoenix.frames", "msgspec", "import msgspec"),
-    "argon2": Plant(
-        "coordinator/sign_in.py", "fulmen.coordinator.sign_in", "argon2", "import argon2"
-    ),
     "tree-sitter": Plant(
         "project/spec.py", "fulmen.project.spec", "tree_sitter", "import tree_sitter"
     ),
@@ -114,6 +114,19 @@ PLANTS: dict[str, Plant] = {
         "fulmen.coordinator.dashboard.pages",
         "fast_sugiyama",
         "import fast_sugiyama",
+    ),
+    "round-trip-yaml": Plant(
+        "project/render.py", "fulmen.project.render", "ruamel", "import ruamel.yaml"
+    ),
+    "password-hash": Plant(
+        "coordinator/api/auth.py", "fulmen.coordinator.api.auth", "argon2", "import argon2"
+    ),
+    "totp": Plant("store/users.py", "fulmen.store.users", "pyotp", "import pyotp"),
+    "qr": Plant(
+        "coordinator/dashboard/pages.py",
+        "fulmen.coordinator.dashboard.pages",
+        "segno",
+        "import segno",
     ),
 }
 

@@ -128,6 +128,11 @@ workflows:
         ("name: x\nworkflows:\n  w: {}\n", "workflows.w.jobs: a workflow needs at least one job"),
         ("name: x\nconcurrency: 0\n", "concurrency: must be at least 1"),
         ("name: x\ncredentials: [a, a]\n", "credentials[1]: 'a' is listed twice"),
+        (  # a cycle is refused before anything is sent (issue 21)
+            "name: x\nworkflows:\n  w:\n    jobs: [{name: a, body: x}, {name: b, body: x}]\n"
+            "    edges: [{from: a, to: b}, {from: b, to: a}]\n",
+            "workflows.w.edges: the edges make a cycle: a -> b -> a",
+        ),
     ],
 )
 def test_malformed_files(text: str, expected: str, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
@@ -21,7 +22,17 @@ from fulmen.adaptors.common import *  # noqa: F403 - http re-exports common, as 
 from fulmen.adaptors.common import __all__ as _common_all
 from fulmen.adaptors.operation import Operation, State, expand
 
-__all__ = [*_common_all, "HTTPError", "delete", "get", "patch", "post", "put", "request"]
+__all__ = [
+    *_common_all,
+    "HTTPError",
+    "RequestError",
+    "delete",
+    "get",
+    "patch",
+    "post",
+    "put",
+    "request",
+]
 
 logger = logging.getLogger(__name__)
 # The client's own loggers would show up as the job's output (their names are not under
@@ -37,9 +48,35 @@ class HTTPError(Exception):
     """The server answered with an error status (4xx or 5xx)."""
 
     def __init__(self, method: str, url: str, status: int, reason: str, body: Any) -> None:
-        super().__init__(f"{method} {url} returned {status} {reason}".rstrip())
+        super().__init__(f"{method} {shown(url)} returned {status} {reason}".rstrip())
         self.status = status
         self.body = body
+
+
+class RequestError(Exception):
+    """The request got no answer: the connection failed or timed out. The message names the
+    method and URL (issue 21: "All connection attempts failed" named nothing)."""
+
+    def __init__(self, method: str, url: str, what: str) -> None:
+        super().__init__(f"{method} {shown(url)}: {what}")
+
+
+def shown(url: str) -> str:
+    """``url`` as an error message may show it: without a user and password in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _no_answer(error: httpx2.TransportError, timeout: float) -> str:
+    if isinstance(error, httpx2.TimeoutException):
+        return f"no answer within {timeout:g} s ({type(error).__name__})"
+    if isinstance(error, httpx2.ConnectError):
+        return f"could not connect ({error or 'connection refused'})"
+    return f"the request failed: {type(error).__name__}: {error}"
 
 
 def request(
@@ -59,15 +96,21 @@ def request(
         config = state.get("configuration") or {}
         url = _url(config, expand(path, state))
         async with httpx2.AsyncClient(timeout=timeout, auth=_auth(config)) as client:
-            response = await client.request(
-                method,
-                url,
-                json=expand(body, state),
-                params=expand(params, state),
-                headers={**dict(config.get("headers") or {}), **dict(expand(headers, state) or {})},
-            )
+            try:
+                response = await client.request(
+                    method,
+                    url,
+                    json=expand(body, state),
+                    params=expand(params, state),
+                    headers={
+                        **dict(config.get("headers") or {}),
+                        **dict(expand(headers, state) or {}),
+                    },
+                )
+            except httpx2.TransportError as error:
+                raise RequestError(method, url, _no_answer(error, timeout)) from None
         data = _body(response)
-        logger.info("%s %s -> %s", method, url, response.status_code)
+        logger.info("%s %s -> %s", method, shown(url), response.status_code)
         if errors and response.status_code >= 400:
             raise HTTPError(method, url, response.status_code, response.reason_phrase, data)
         return {

@@ -6,12 +6,14 @@ with one ``path: message`` line per problem), asks the coordinator what the Java
 adaptors and each workflow's Python packages resolve to (a package or version that does not
 exist, pins no version meets together, or an npm registry or Python package index the
 coordinator cannot reach, changes nothing either and exits 1), then creates or updates the
-project, its credentials (names only: a new one is created empty, its value set through the
-API), and each workflow, printing one line per thing: ``created``, ``updated`` or
-``unchanged``. Workflows on the server that the file does not name are kept (and said so)
-unless ``--prune``.
+project, its credentials (names only: a new one is created empty, its value set with
+``fulmen credentials set``), and each workflow, printing one line per thing: ``created``,
+``updated`` or ``unchanged``, and the URL of each webhook the deploy made. Workflows on the
+server that the file does not name are kept (and said so) unless ``--prune``.
 
-``pull`` writes the deployed project back to the file, with its job files beside it.
+``pull`` writes the deployed project back to the file, with its job files beside it; over a
+file that reads cleanly it keeps that file's layout (comments, order, inline bodies) and
+changes only what differs (project/layout.py).
 
 The API's address and token: ``--url`` / ``FULMEN_URL`` (``http://127.0.0.1:4000``), and
 ``FULMEN_API_TOKEN``, or the file ``--token-file`` / ``FULMEN_API_TOKEN_FILE``, by default the
@@ -20,6 +22,7 @@ one ``fulmen up`` writes (``./.fulmen/api-token``).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ from fulmen.project import (
     same_workflow,
     spec_of_workflow,
 )
+from fulmen.project.layout import keep_layout
 
 __all__ = ["Deployed", "deploy", "deploy_project", "pull", "pull_project"]
 
@@ -88,6 +92,7 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
             done.changes.append(f"workflow {workflow.name}: created")
         elif same_workflow(existing, document):
             done.changes.append(f"workflow {workflow.name}: unchanged")
+            continue
         else:
             saved = api.call(
                 "PUT",
@@ -96,6 +101,7 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
                 params={"expected_version": existing["version"]},
             )
             done.changes.append(f"workflow {workflow.name}: updated (version {saved['version']})")
+        done.changes.extend(_new_webhooks(api, existing, saved))
     for name, left in deployed.items():
         if prune:
             api.call("DELETE", f"/api/workflows/{left['id']}")
@@ -103,6 +109,16 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
         else:
             done.changes.append(f"workflow {name}: not in the file (kept; --prune deletes it)")
     return done
+
+
+def _new_webhooks(api: Api, before: dict[str, Any] | None, saved: dict[str, Any]) -> list[str]:
+    """A line with the URL of each webhook trigger the save made: where to send requests."""
+    known = {trigger["id"] for trigger in before["triggers"]} if before else set()
+    return [
+        f"  webhook: {api.url}/i/{trigger['id']}"
+        for trigger in saved["triggers"]
+        if trigger["type"] == "webhook" and trigger["id"] not in known
+    ]
 
 
 def _resolve_adaptors(api: Api, spec: ProjectSpec) -> dict[str, str]:
@@ -180,7 +196,8 @@ def _ensure_credentials(
             created = api.call("POST", path, json={"name": name, "body": {}})
             ids[name] = created["id"]
             done.changes.append(
-                f"credential {name}: created empty; set its value with PUT {path}/{created['id']}"
+                f"credential {name}: created empty; set its value with "
+                f"`fulmen credentials set {shlex.quote(spec.name)} {shlex.quote(name)}`"
             )
     return ids
 
@@ -255,11 +272,19 @@ def pull(project_file: Path, key: str | None, url: str | None, token_file: str |
             spec = pull_project(api, key, previous)
         except ApiError as exc:
             raise CliError("pull", exc.message, exit_code=1) from exc
-    text, files = render(spec)
+    inline = frozenset(
+        (w.name, j.name)
+        for w in (previous.workflows if previous else ())
+        for j in w.jobs
+        if j.body_file is None
+    )
+    text, files = render(spec, inline=inline)
     folder = project_file.parent
     folder.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         (folder / name).write_text(body, encoding="utf-8")
+    if previous is not None:  # a hand-written file keeps its layout (project/layout.py)
+        text = keep_layout(project_file.read_text(encoding="utf-8"), text, spec, folder)
     project_file.write_text(text, encoding="utf-8")
     written = ", ".join([str(project_file), *(str(folder / name) for name in files)])
     click.echo(f"wrote {written}")

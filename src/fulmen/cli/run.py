@@ -27,6 +27,7 @@ from typing import Any
 import click
 
 from fulmen.cli.bootstrap import CliError, run_async
+from fulmen.cli.files import read_text
 from fulmen.cli.isolation import sandbox_failure, sandbox_options, sandbox_settings
 from fulmen.config import SandboxSettings, WorkerSettings
 from fulmen.errors import (
@@ -54,7 +55,18 @@ _LEVEL_COLOURS = {"error": "red", "warn": "yellow", "success": "green", "debug":
 _LANGUAGE_OF_SUFFIX = {".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".py": PYTHON}
 
 
-@click.command()
+EXIT_STATUSES = """\b
+Exit status:
+  0   the run succeeded
+  1   the run ended otherwise (fail, crash, kill, exception, cancel, lost);
+      its reason is the last line on stderr
+  2   bad input (a missing file, invalid JSON, an unknown adaptor, a plan
+      that cannot run) or a sandbox below --isolation; one line on stderr
+  70  a fault in Fulmen itself; one line naming the report written
+"""
+
+
+@click.command(epilog=EXIT_STATUSES)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "-a",
@@ -158,7 +170,7 @@ def _load_plan(
         credential = _read_json(credential_path, "credential") if credential_path else None
         if credential is not None and not isinstance(credential, dict):
             raise CliError("run", f"{credential_path}: the credential must be a JSON object")
-        body = _read_text(path)
+        body = read_text("run", path)
         language = _LANGUAGE_OF_SUFFIX.get(path.suffix, language_of(adaptor))
         job = Job(
             id=path.stem,
@@ -188,22 +200,8 @@ def _load_plan(
     return plan
 
 
-def _read_text(path: Path) -> str:
-    """A file's text; ``-`` is standard input, and any readable path works (``<(echo {})``)."""
-    if str(path) == "-":
-        return sys.stdin.read()
-    if path.is_dir():
-        raise CliError("run", f"{path}: is a directory, not a file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError("run", f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError("run", f"{path}: cannot read: {exc}") from exc
-
-
 def _read_json(path: Path, what: str) -> Any:
-    text = _read_text(path)
+    text = read_text("run", path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

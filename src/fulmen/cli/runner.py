@@ -33,7 +33,8 @@ __all__ = ["runner"]
     "--listen", metavar="HOST:PORT", help="Address [FULMEN_RUNNER_LISTEN; 127.0.0.1:8080]."
 )
 @click.option(
-    "--state-dir", help="Workers, keys and logs [FULMEN_RUNNER_STATE_DIR; ./runner-data]."
+    "--state-dir",
+    help="Workers, keys and logs [FULMEN_RUNNER_STATE_DIR; <FULMEN_DATA_DIR or .fulmen>/runner].",
 )
 @click.option(
     "--master-key-file",

@@ -34,7 +34,7 @@ from fulmen.coordinator.api.auth import issue
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.errors import ConfigError, FulmenError
 from fulmen.listen import bind
-from fulmen.store import open_store
+from fulmen.store import open_store, sqlite_path
 
 __all__ = ["server"]
 
@@ -51,7 +51,14 @@ log = logging.getLogger(__name__)
 @click.option("-p", "--port", type=click.IntRange(min=0), help="Port [FULMEN_PORT; 4000].")
 @click.option("--data-dir", help="SQLite database and key directory [FULMEN_DATA_DIR].")
 @click.option("--database-url", help="sqlite:///… or postgresql://… [FULMEN_DATABASE_URL].")
-@click.option("--log", "log_level", type=click.Choice(["debug", "info", "warning"]), default="info")
+@click.option(
+    "--log",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+    help="How much the coordinator logs.",
+)
 @log_format_option
 @click.pass_context
 def server(ctx: click.Context, /, log_level: str, log_format: str, **flags: Any) -> None:
@@ -154,10 +161,10 @@ def token() -> None:
 def create_token(settings: CoordinatorSettings, name: str) -> None:
     """Make a token and print it (only this once)."""
 
+    url = local_store(settings, "server token create", make=True)
+
     async def save() -> str:
-        async with await open_store(
-            database_url(settings), credential_key=credential_key(settings)
-        ) as store:
+        async with await open_store(url, credential_key=credential_key(settings)) as store:
             secret, _ = await issue(store, name)
             return secret
 
@@ -169,8 +176,10 @@ def create_token(settings: CoordinatorSettings, name: str) -> None:
 def list_tokens(settings: CoordinatorSettings) -> None:
     """The tokens' ids, names, creation and last-use times (never the tokens)."""
 
+    url = local_store(settings, "server token list")
+
     async def listing() -> None:
-        async with await open_store(database_url(settings)) as store:
+        async with await open_store(url) as store:
             for row in await store.list_api_tokens():
                 made = row.inserted_at.isoformat() if row.inserted_at else ""
                 used = row.last_used_at.isoformat() if row.last_used_at else "never used"
@@ -183,14 +192,31 @@ def list_tokens(settings: CoordinatorSettings) -> None:
 @click.argument("token_id")
 @click.pass_obj
 def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
-    """Delete a token by its id (the part after ``fmn_``)."""
+    """Delete a token by its id (the part after fmn_, up to the next _)."""
+
+    url = local_store(settings, "server token revoke")
 
     async def revoke() -> None:
-        async with await open_store(database_url(settings)) as store:
+        async with await open_store(url) as store:
             await store.delete_api_token(token_id)
 
     _run(revoke())
     click.echo(f"revoked {token_id}")
+
+
+def local_store(settings: CoordinatorSettings, command: str, *, make: bool = False) -> str:
+    """The URL of the store a command on this host works on. A SQLite file that is not there
+    is refused (``make``: made, and said so): run elsewhere than the data directory the
+    coordinator uses, such a command would quietly work on a store nobody serves."""
+    url = database_url(settings)
+    if not url.startswith("sqlite:") or sqlite_path(url).exists():
+        return url
+    where = f"no store at {sqlite_path(url)}"
+    hint = "run this where `fulmen up` or `fulmen server` keeps its data, or name that directory"
+    if not make:
+        raise CliError(command, f"{where}: {hint} (--data-dir, FULMEN_DATA_DIR)")
+    click.echo(f"fulmen {command}: {where}: making a new one ({hint} to use theirs)", err=True)
+    return url
 
 
 def _run(work: Any) -> Any:

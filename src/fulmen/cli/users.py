@@ -1,7 +1,9 @@
 """``fulmen users``: the people who sign in to the dashboard (issue 18), managed on the
 coordinator's store directly, as ``fulmen server token`` manages tokens: the same data
 directory or database (``--data-dir`` / ``FULMEN_DATA_DIR``, ``--database-url`` /
-``FULMEN_DATABASE_URL``), whether or not the coordinator is running.
+``FULMEN_DATABASE_URL``), whether or not the coordinator is running. As there, a command
+where no store is says so (``create`` makes one, and says so) rather than working on a store
+nobody serves.
 
 * ``create EMAIL [--admin] [--name NAME]``: a user; ``--admin`` makes an instance admin (the
   first one takes over the API tokens made before any user existed);
@@ -24,9 +26,8 @@ from typing import Any, TypeVar
 import click
 
 from fulmen.cli.bootstrap import CliError, run_async
-from fulmen.cli.server import settings_from
+from fulmen.cli.server import local_store, settings_from
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator.core import database_url
 from fulmen.coordinator.passwords import hash_password
 from fulmen.errors import ConfigError, FulmenError
 from fulmen.store import NewUser, Store, User, open_store
@@ -70,7 +71,7 @@ def create(
         hashed = await hash_password(password)
         return await store.create_user(NewUser(email, name, hashed, instance_admin=admin))
 
-    user = _on_store(settings, make)
+    user = _on_store(settings, "create", make, new_store=True)
     role = "instance admin" if user.instance_admin else "user"
     click.echo(f"created {role} {user.email} ({user.id})")
 
@@ -79,7 +80,7 @@ def create(
 @click.pass_obj
 def list_users(settings: CoordinatorSettings) -> None:
     """Every user: id, e-mail, name, role, status, created (tab-separated)."""
-    for user in _on_store(settings, lambda store: store.list_users()):
+    for user in _on_store(settings, "list", lambda store: store.list_users()):
         role = "instance admin" if user.instance_admin else "user"
         state = "active" if user.active else "disabled"
         made = user.inserted_at.isoformat(timespec="seconds")
@@ -95,7 +96,7 @@ def disable(settings: CoordinatorSettings, email: str) -> None:
     async def change(store: Store) -> User:
         return await store.set_user_disabled((await _find(store, email)).id, True)
 
-    click.echo(f"disabled {_on_store(settings, change).email}")
+    click.echo(f"disabled {_on_store(settings, 'disable', change).email}")
 
 
 @users.command("enable")
@@ -107,7 +108,7 @@ def enable(settings: CoordinatorSettings, email: str) -> None:
     async def change(store: Store) -> User:
         return await store.set_user_disabled((await _find(store, email)).id, False)
 
-    click.echo(f"enabled {_on_store(settings, change).email}")
+    click.echo(f"enabled {_on_store(settings, 'enable', change).email}")
 
 
 @users.command("set-password")
@@ -123,7 +124,7 @@ def set_password(settings: CoordinatorSettings, email: str, password_stdin: bool
         await store.set_password(user.id, await hash_password(password))
         return user
 
-    user = _on_store(settings, change)
+    user = _on_store(settings, "set-password", change)
     click.echo(f"password of {user.email} set; their sessions ended")
 
 
@@ -144,11 +145,20 @@ async def _find(store: Store, email: str) -> User:
     return user
 
 
-def _on_store(settings: CoordinatorSettings, work: Callable[[Store], Awaitable[T]]) -> T:
-    """``work`` done on the coordinator's store; a refusal is one line (exit status 2)."""
+def _on_store(
+    settings: CoordinatorSettings,
+    command: str,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    new_store: bool = False,
+) -> T:
+    """``work`` done on the coordinator's store (server.local_store: a SQLite file that is
+    not there is refused, or with ``new_store`` made and said so); a refusal is one line
+    (exit status 2)."""
+    url = local_store(settings, f"users {command}", make=new_store)
 
     async def opened() -> T:
-        async with await open_store(database_url(settings)) as store:
+        async with await open_store(url) as store:
             return await work(store)
 
     try:

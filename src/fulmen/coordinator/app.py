@@ -3,16 +3,17 @@
 ``build_coordinator`` opens the store and wires the shared parts; ``build_app`` makes the
 ASGI app (REST API, webhooks, health, the worker socket, the dashboard) whose lifespan runs
 the background services under one task group: the hub's push loop, wake-up listener and
-poll, the reaper, the cron scheduler, the retention sweep, the heap trim (heap.py) and the
-build of the dashboard's code editor (dashboard/bundle.py). Tests build apps with their own
-store and clock and drive the services directly (``services=False``).
+poll, the reaper, the cron scheduler, the retention sweep, the alert dispatcher (alerts/),
+the heap trim (heap.py) and the build of the dashboard's code editor (dashboard/bundle.py).
+Tests build apps with their own store and clock and drive the services directly
+(``services=False``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -22,6 +23,7 @@ from fulmen import __version__
 from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.config import CoordinatorSettings
 from fulmen.coordinator import api, bodies, dashboard, health, heap, redaction, webhooks
+from fulmen.coordinator.alerts import AlertDispatcher
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.metrics import Metrics
@@ -29,7 +31,8 @@ from fulmen.coordinator.reaper import Reaper
 from fulmen.coordinator.retention import Retention
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.coordinator.socket import PATH, worker_socket
-from fulmen.store import Store, open_store
+from fulmen.store import Store, open_store, sqlite_path
+from fulmen.store.sole import sole_coordinator
 from fulmen.store.wakeups import CHANGES, NoWakeups, Wakeups, open_wakeups
 
 __all__ = ["build_app", "build_coordinator", "open_coordinator"]
@@ -67,19 +70,29 @@ async def open_coordinator(settings: CoordinatorSettings) -> AsyncIterator[Coord
     """Open the store named by the settings and build the coordinator around it.
 
     Raises:
-        ConfigError: missing or malformed keys or settings; StoreError: no database.
+        ConfigError: missing or malformed keys or settings; StoreError: no database, or
+            a SQLite store another coordinator is using (store/sole.py).
     """
     keys = Keys.from_settings(settings)
     url = database_url(settings)
     store = await open_store(url, credential_key=credential_key(settings))
-    wakeups = open_wakeups(url)
-    changes = open_wakeups(url, CHANGES)
-    try:
-        yield build_coordinator(settings, store, keys=keys, wakeups=wakeups, change_wakeups=changes)
-    finally:
-        await changes.close()
-        await wakeups.close()
-        await store.close()
+    with ExitStack() as held:
+        try:
+            if store.dialect == "sqlite":
+                held.enter_context(sole_coordinator(sqlite_path(url)))
+        except BaseException:
+            await store.close()
+            raise
+        wakeups = open_wakeups(url)
+        changes = open_wakeups(url, CHANGES)
+        try:
+            yield build_coordinator(
+                settings, store, keys=keys, wakeups=wakeups, change_wakeups=changes
+            )
+        finally:
+            await changes.close()
+            await wakeups.close()
+            await store.close()
 
 
 def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
@@ -95,6 +108,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
             Reaper(coordinator).run(),
             Scheduler(coordinator).run(),
             Retention(coordinator).run(),
+            AlertDispatcher(coordinator).run(),
             heap.trim_forever(),
             app.state.editor_bundle.build(),  # the dashboard's code editor, if not built yet
         ]

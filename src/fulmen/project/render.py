@@ -5,8 +5,9 @@ is ``common``, its requirements when it has none, its language when its adaptor 
 (``javascript`` for ``@openfn/language-*``, else ``python``), an edge's condition when it is
 its source's default, ``enabled`` when true. A job whose body runs over several lines goes to
 a file (the one the local file named, else ``<job>.py`` or ``<job>.js`` by its language, or
-``<workflow>-<job>…`` when two workflows have a job of that name); a one-line body stays
-inline. Triggers, edges and a job's requirements are written one per line, in flow style.
+``<workflow>-<job>…`` when two workflows have a job of that name), unless the local file had
+it inline; a one-line body stays inline. Triggers, edges and a job's requirements are written
+one per line, in flow style.
 """
 
 from __future__ import annotations
@@ -67,13 +68,19 @@ _Dumper.add_representer(_Flow, _flow)
 _Dumper.add_representer(_FlowList, _flow_list)
 
 
-def render(project: ProjectSpec) -> tuple[str, dict[str, str]]:
-    """The project file's text, and the job files to write beside it (name to text)."""
+def render(
+    project: ProjectSpec, *, inline: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[str, dict[str, str]]:
+    """The project file's text, and the job files to write beside it (name to text).
+
+    ``inline`` names the ``(workflow, job)`` whose body stays in the file whatever its
+    length: those the local file had inline (``body: |``), which a pull keeps so.
+    """
     files: dict[str, str] = {}
     shared = Counter(job.name for workflow in project.workflows for job in workflow.jobs)
     workflows = {}
     for workflow in project.workflows:
-        workflows[workflow.name] = _workflow(workflow, files, shared)
+        workflows[workflow.name] = _workflow(workflow, files, shared, inline)
     document: dict[str, Any] = {"name": project.name}
     if project.id:
         document["id"] = project.id
@@ -89,14 +96,20 @@ def render(project: ProjectSpec) -> tuple[str, dict[str, str]]:
 
 
 def _workflow(
-    workflow: WorkflowSpec, files: dict[str, str], shared: Counter[str]
+    workflow: WorkflowSpec,
+    files: dict[str, str],
+    shared: Counter[str],
+    inline: frozenset[tuple[str, str]],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if workflow.concurrency:
         out["concurrency"] = workflow.concurrency
     if workflow.triggers:
         out["triggers"] = [_trigger(t) for t in workflow.triggers]
-    out["jobs"] = [_job(workflow.name, job, files, shared) for job in workflow.jobs]
+    out["jobs"] = [
+        _job(workflow.name, job, files, shared, (workflow.name, job.name) in inline)
+        for job in workflow.jobs
+    ]
     triggers = {t.name for t in workflow.triggers}
     if workflow.edges:
         edges = []
@@ -125,7 +138,9 @@ def _trigger(trigger: TriggerSpec) -> _Flow:
     return item
 
 
-def _job(workflow: str, job: JobSpec, files: dict[str, str], shared: Counter[str]) -> Any:
+def _job(
+    workflow: str, job: JobSpec, files: dict[str, str], shared: Counter[str], inline: bool
+) -> Any:
     out: dict[str, Any] = {"name": job.name}
     if job.adaptor != "common":
         out["adaptor"] = job.adaptor
@@ -136,7 +151,7 @@ def _job(workflow: str, job: JobSpec, files: dict[str, str], shared: Counter[str
     if job.credential:
         out["credential"] = job.credential
     file = job.body_file
-    if file is None and "\n" in job.body.rstrip("\n"):
+    if file is None and not inline and "\n" in job.body.rstrip("\n"):
         stem = job.name if shared[job.name] == 1 else f"{workflow}-{job.name}"
         suffix = ".js" if job.runs_in == JAVASCRIPT else ".py"
         file = _UNSAFE.sub("-", stem).strip("-.") + suffix

@@ -61,7 +61,7 @@ import yaml
 from fulmen import cron, python_requirements
 from fulmen.adaptor_versions import parse_request
 from fulmen.errors import InputError, ProjectFileError
-from fulmen.plan import LANGUAGE_NAMES, LANGUAGES, PYTHON, Job, Plan, language_of
+from fulmen.plan import LANGUAGE_NAMES, LANGUAGES, PYTHON, Job, Plan, find_cycle, language_of
 from fulmen.syntax import body_problem, condition_problem
 from fulmen.validation import Reader, join, kind
 
@@ -289,6 +289,8 @@ class _Reader(Reader):
             for index, item in enumerate(self.items(node, "edges", path))
             if (edge := self.edge(item, f"{path}.edges[{index}]", job_names, trigger_names))
         ]
+        if cycle := find_cycle((edge.source, edge.target) for edge in edges):
+            self.problem(join(path, "edges"), "the edges make a cycle: " + " -> ".join(cycle))
         return WorkflowSpec(
             name=name,
             jobs=tuple(jobs),

@@ -6,9 +6,14 @@ shape plus the stable code), its status from :data:`STATUS`. A worker's config i
 any answer; a fetch handler's exception is answered with a fixed message (its text could
 quote the config) and goes only to the worker's log.
 
-Every route but ``/healthz`` and the workers' own ``/workers/{id}/fetch/...`` needs
-``Authorization: Bearer <token>`` (``auth.py``; none only under ``--no-auth``). The 401 says
-which header to send and which file holds the token.
+Every time in an answer is an ISO 8601 string in UTC (``2026-12-05T14:10:00.250000+00:00``),
+as ``next_run`` always was: times.py is the one conversion from the unix seconds the registry
+and the log book keep. ``logs?since=`` takes an ISO time, or unix seconds as before.
+
+Every route but ``/healthz``, ``/openapi.json`` and the workers' own
+``/workers/{id}/fetch/...`` needs ``Authorization: Bearer <token>`` (``auth.py``; none only
+under ``--no-auth``). The 401 says which header to send and which file holds the token. The
+OpenAPI document (``openapi.py``) describes every route here; a test holds the two together.
 """
 
 from __future__ import annotations
@@ -26,10 +31,17 @@ from fulmen.runner import spec as worker_spec
 from fulmen.runner import topics
 from fulmen.runner.auth import ApiAuth
 from fulmen.runner.body import create_fields, json_object, read_body
+from fulmen.runner.openapi import document
 from fulmen.runner.protocol import MAX_BODY_BYTES, b64decode, b64encode
 from fulmen.runner.service import Runner
+from fulmen.runner.times import iso, seconds
 
-__all__ = ["STATUS", "routes"]
+__all__ = ["LOG_TIMES", "RUN_TIMES", "STATUS", "routes"]
+
+#: The times of a run record, written as ISO 8601.
+RUN_TIMES: Final = ("scheduled_at", "started_at", "ended_at")
+#: ...and of a log record (a skipped or missed cron fire's record says when it was due).
+LOG_TIMES: Final = ("ts", "scheduled_at")
 
 STATUS: Final = {
     "bad_request": 400, "invalid_cron": 400, "script_load_failed": 400, "bad_cron": 400,
@@ -123,19 +135,21 @@ async def restart(request: Request) -> Response:
 async def runs(request: Request) -> Response:
     limit = _int(request.query_params.get("limit"), 50)
     records = await _runner(request).runs(request.path_params["ref"], limit)
-    return JSONResponse([r.__dict__ for r in records])
+    return JSONResponse([_with_iso(r.__dict__, RUN_TIMES) for r in records])
 
 
 async def logs(request: Request) -> Response:
     runner = _runner(request)
     process = runner.get(request.path_params["ref"])
     since = request.query_params.get("since")
-    try:
-        since_ts = float(since) if since else None
-    except ValueError:
-        raise RunnerError("since must be unix seconds", code="bad_request") from None
+    since_ts = seconds(since) if since else None
     limit = _int(request.query_params.get("limit"), 200)
-    return JSONResponse(runner.logbook.read(process.record.id, since_ts, limit))
+    records = runner.logbook.read(process.record.id, since_ts, limit)
+    return JSONResponse([_with_iso(r, LOG_TIMES) for r in records])
+
+
+def _with_iso(record: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {**record, **{key: iso(record.get(key)) for key in keys if key in record}}
 
 
 # -- triggers ------------------------------------------------------------------------------
@@ -205,6 +219,10 @@ async def healthz(request: Request) -> Response:
     )
 
 
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document())
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     return json_object(await read_body(request, 256 * 1024))
 
@@ -247,4 +265,5 @@ def routes() -> list[BaseRoute]:
         Route("/identities/{name}", e(get_identity), methods=["GET"]),
         Route("/identities/{name}", e(put_identity), methods=["PUT"]),
         Route("/healthz", e(healthz, guarded=False), methods=["GET"]),
+        Route("/openapi.json", e(openapi, guarded=False), methods=["GET"]),
     ]

@@ -1,7 +1,8 @@
 """Who may use the runner's management API: the holder of a bearer token, by default.
 
-Every route but ``/healthz`` and the workers' own HTTP trigger (``/workers/{id}/fetch/...``,
-public by design) needs ``Authorization: Bearer <token>``. Being on the same host proves
+Every route but ``/healthz``, the OpenAPI document (``/openapi.json``: the API's shape, no
+data) and the workers' own HTTP trigger (``/workers/{id}/fetch/...``, public by design) needs
+``Authorization: Bearer <token>``. Being on the same host proves
 nothing: a smart worker whose sandbox lets it open a socket reached an unguarded API, listed
 every worker, read another's logs and destroyed its omni key (issue 13). So the token is not
 optional: it is read from ``--api-token-file``, or else from ``<state>/api-token``, which the

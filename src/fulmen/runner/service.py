@@ -49,6 +49,7 @@ from fulmen.runner.scheduler import Scheduler
 from fulmen.runner.sealing import Sealer, load_master_key
 from fulmen.runner.spec import WorkerSpec
 from fulmen.runner.supervisor import REFUSED, SupervisorSettings, WorkerProcess
+from fulmen.runner.times import iso
 from fulmen.runner.triggers import Triggers
 from fulmen.sandbox import IsolationReport, Zygote
 
@@ -282,8 +283,8 @@ class Runner:
             "schedule": r.schedule,
             "timezone": r.timezone,
             "events": list(r.events),
-            "created_at": r.created_at,
-            "last_run": process.last_run,
+            "created_at": iso(r.created_at),
+            "last_run": iso(process.last_run),
             "next_run": next_run.isoformat() if next_run else None,
             "isolation": self.isolation,
             "identity_id": r.identity_id.hex(),

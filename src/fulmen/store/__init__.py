@@ -21,6 +21,20 @@ from fulmen.store.base import Store
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertKind,
+    AlertRule,
+    ChannelHealth,
+    ChannelType,
+    ClaimedDelivery,
+    DeliveryState,
+    DigestFrequency,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import (
     CronCursor,
@@ -64,6 +78,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import (
     NewWebhookAuthMethod,
@@ -77,9 +92,18 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "Alert",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertDigest",
+    "AlertKind",
+    "AlertRule",
     "Answer",
     "Answered",
     "ApiToken",
+    "ChannelHealth",
+    "ChannelType",
+    "ClaimedDelivery",
     "ClaimedRun",
     "CredentialInfo",
     "CronCursor",
@@ -88,14 +112,18 @@ __all__ = [
     "DashboardSession",
     "Dataclip",
     "DataclipType",
+    "DeliveryState",
+    "DigestFrequency",
     "EnqueueRequest",
     "Enqueued",
     "IdempotencyKey",
+    "InstanceSettings",
     "Invitation",
     "LogEntry",
     "LogLine",
     "LostRun",
     "Member",
+    "NewAlertChannel",
     "NewCredential",
     "NewDataclip",
     "NewInvitation",
@@ -115,9 +143,11 @@ __all__ = [
     "RunDetail",
     "RunFilter",
     "SQLStore",
+    "SecondFactor",
     "SessionLimits",
     "SignInAttempt",
     "Snapshot",
+    "SsoRequest",
     "Step",
     "StepCompletion",
     "StepStart",

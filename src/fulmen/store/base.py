@@ -20,6 +20,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertRule,
+    ClaimedDelivery,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
@@ -48,6 +57,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 
@@ -427,6 +437,143 @@ class Store(Protocol):
     async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
         """One bounded batch of the project's retention sweep, in its own transaction."""
         ...
+
+    # -- failure alerts and digests (issue 18) ----------------------------------------------
+    #
+    # Every call names the project: a channel or workflow of another project is NotFoundError
+    # (``field`` says which), a channel id of another project in a rule or digest InputError
+    # (``channel_ids``).
+
+    async def create_alert_channel(self, channel: NewAlertChannel) -> AlertChannel:
+        """A new channel; a webhook channel's secret (made when not given) is in the answer,
+        and never again."""
+        ...
+
+    async def get_alert_channel(self, project_id: str, channel_id: str) -> AlertChannel:
+        """The channel, with how its deliveries are going (``health``)."""
+        ...
+
+    async def list_alert_channels(self, project_id: str) -> list[AlertChannel]: ...
+    async def delete_alert_channel(self, project_id: str, channel_id: str) -> None:
+        """Deletes it from every rule and digest, with its deliveries."""
+        ...
+
+    async def put_alert_rule(self, rule: AlertRule) -> AlertRule:
+        """Make or change a workflow's rule (``last_alert_at`` is the store's)."""
+        ...
+
+    async def get_alert_rule(self, project_id: str, workflow_id: str) -> AlertRule | None: ...
+    async def list_alert_rules(self, project_id: str) -> list[AlertRule]: ...
+    async def delete_alert_rule(self, project_id: str, workflow_id: str) -> None: ...
+    async def put_alert_digest(self, digest: AlertDigest) -> AlertDigest:
+        """Set a project's digest; the next is due at the first digest time after now."""
+        ...
+
+    async def get_alert_digest(self, project_id: str) -> AlertDigest: ...
+    async def list_alerts(
+        self, project_id: str, *, workflow_id: str | None = None, limit: int = 50
+    ) -> list[Alert]:
+        """Alerts and digests made, newest first."""
+        ...
+
+    async def list_alert_deliveries(
+        self,
+        project_id: str,
+        *,
+        channel_id: str | None = None,
+        failing: bool = False,
+        limit: int = 50,
+    ) -> list[AlertDelivery]:
+        """Deliveries, newest first; ``failing``: only those retrying or given up."""
+        ...
+
+    async def fold_alerts(self, *, limit: int = 100) -> list[Alert]:
+        """Make the alerts due now, folding each workflow's pending endings (alert_outbox)."""
+        ...
+
+    async def make_alert_digests(self, *, limit: int = 20) -> list[Alert]:
+        """Make the digests due now."""
+        ...
+
+    async def claim_alert_deliveries(
+        self, *, lease: timedelta, limit: int = 20
+    ) -> list[ClaimedDelivery]:
+        """Claim due deliveries for one try each; no one else claims them within ``lease``."""
+        ...
+
+    async def finish_alert_delivery(
+        self, delivery_id: str, attempt: int, *, error: str | None, retry_at: datetime | None
+    ) -> bool:
+        """Record try ``attempt``: sent (no ``error``), again at ``retry_at``, or given up.
+        False when that claim had lapsed (nothing recorded)."""
+        ...
+
+    async def prune_alerts(self, *, before: datetime) -> int:
+        """Forget alerts made before ``before`` whose deliveries have all ended."""
+        ...
+
+    # -- the second factor, single sign-on, sign-in limits, instance settings (issue 18) ----
+
+    async def begin_totp(self, user_id: str, secret: str) -> None:
+        """Keep ``secret`` (sealed) as the user's second factor to confirm. ConflictError
+        ``totp_enabled`` when one is confirmed already."""
+        ...
+
+    async def get_second_factor(self, user_id: str) -> SecondFactor | None:
+        """The user's second factor (its secret opened), confirmed or not; ``None``: none."""
+        ...
+
+    async def enable_totp(
+        self, user_id: str, step: int, recovery_digests: Sequence[str], *, keep_session: str = ""
+    ) -> None:
+        """Confirm the pending second factor (the code of ``step`` was given), with these
+        recovery codes' digests; the user's sessions but ``keep_session`` end."""
+        ...
+
+    async def use_totp_step(self, user_id: str, step: int) -> bool:
+        """Take a code of ``step``: ``False`` for a replay (that step or a later one taken)."""
+        ...
+
+    async def use_recovery_code(self, user_id: str, digest: str) -> bool:
+        """Take an unused recovery code by its digest: ``False`` if there is none such."""
+        ...
+
+    async def replace_recovery_codes(self, user_id: str, recovery_digests: Sequence[str]) -> None:
+        """New recovery codes for an enabled second factor (the old ones stop working)."""
+        ...
+
+    async def disable_totp(self, user_id: str) -> None:
+        """Remove the user's second factor."""
+        ...
+
+    async def note_sign_in_failure(self, subject: str, *, window: timedelta) -> None:
+        """Count a failed sign-in against ``subject`` (``mfa:<user id>``, ``email:…``);
+        failures older than ``window`` are forgotten."""
+        ...
+
+    async def sign_in_failures(self, subject: str, *, window: timedelta) -> list[datetime]:
+        """When each failure of ``subject`` within ``window`` was, oldest first."""
+        ...
+
+    async def clear_sign_in_failures(self, subject: str) -> None: ...
+    async def get_instance_settings(self) -> InstanceSettings: ...
+    async def set_instance_settings(self, changes: Mapping[str, JSONValue]) -> InstanceSettings:
+        """Set the named settings; InputError ``unknown_setting`` or ``bad_setting``."""
+        ...
+
+    async def put_sso_request(self, digest: str, request: SsoRequest) -> None:
+        """Keep a single sign-on begun, under its state's digest."""
+        ...
+
+    async def take_sso_request(self, digest: str) -> SsoRequest | None:
+        """The single sign-on kept under ``digest``, removed (``None``: none, or expired)."""
+        ...
+
+    async def mark_sso_session(self, digest: str) -> None:
+        """The dashboard session ``digest`` was begun through single sign-on."""
+        ...
+
+    async def is_sso_session(self, digest: str) -> bool: ...
 
     # -- reading runs back -------------------------------------------------------------------
 

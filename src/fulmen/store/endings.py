@@ -13,6 +13,11 @@ two transactions:
    ``output_dataclips`` off: an ``erase_all`` project), unless a run that has not ended still
    needs it (the retry just made, for one). Wiping here, rather than when the worker fetched
    it as Lightning does, is what lets a retry replay the input.
+3. **An alert ending** (issue 18), when the workflow's alert rule names the state the run
+   ended in: one row in the alerts' outbox (fulmen.store.alert_outbox), which a dispatcher
+   folds into an alert later, in a transaction of its own. No channel is contacted here,
+   and a failed run of a workflow without a rule costs one statement that inserts nothing
+   (a successful run, none).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from uuid import uuid4
 
 from fulmen.lifecycle import RunState
 from fulmen.plan import Options
-from fulmen.store import retry_policy
+from fulmen.store import alert_outbox, alert_policy, retry_policy
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.models.catalog import RetryPolicy
 from fulmen.store.models.queue import Priority, Queue
@@ -35,6 +40,8 @@ async def after_end(tx: Tx, run: Row, state: RunState, now: datetime) -> str | N
     """Retry or clean up after ``run`` (its row as it was read) ended in ``state`` at ``now``;
     the id of the retry made, if any."""
     retry_id = await _retry(tx, run, state, now)
+    if state in alert_policy.ALERTABLE:
+        await alert_outbox.note_ending(tx, run["id"], now)
     options = Options(**loads(run["options"]))
     if not options.output_dataclips and run["dataclip_id"] is not None:
         await tx.execute("wipe_unused_dataclip", {"id": run["dataclip_id"], "now": now})

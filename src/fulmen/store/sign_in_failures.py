@@ -1,21 +1,24 @@
-"""Failed sign-ins, counted for the rate limit (issue 18), in the store that every coordinator
-of an instance shares: a limit kept in one coordinator's memory would let an attacker spread
-their guesses over the others.
+"""Failed sign-ins, counted per subject for the rate limits (issue 18), in the store that
+every coordinator of an instance shares: a limit kept in one coordinator's memory would let
+an attacker spread their guesses over the others. Subjects are the coordinator's words:
+``email:<address>`` and ``ip:<address>`` for passwords, ``mfa:<user id>`` for second-factor
+codes. What a limit allows is the coordinator's decision; the store keeps when each failure
+was.
 
-A failure is a row ``(subject, at)``, the subject being what it counts against (the
-coordinator's words: ``email:<address>``, ``ip:<address>``). :func:`begin_sign_in` decides
-and counts in one transaction: it refuses when a subject already has its limit of failures
-within the window, and otherwise counts the attempt as a failure of each subject *before*
-the password is checked. So a burst of guesses sent at once cannot all pass the check while
-the first ones are still being hashed: each guess is counted the moment it is let through,
-and the ones after the limit are refused. An attempt that succeeds is then forgiven
+Passwords (coordinator/sign_in.py): :func:`begin_sign_in` decides and counts in one
+transaction: it refuses when a subject already has its limit of failures within the window,
+and otherwise counts the attempt as a failure of each subject *before* the password is
+checked. So a burst of guesses sent at once cannot all pass the check while the first ones
+are still being hashed: each guess is counted the moment it is let through, and the ones
+after the limit are refused. An attempt that succeeds is then forgiven
 (:func:`forgive_sign_in`). The transaction takes a lock first (PostgreSQL: an advisory lock;
 SQLite's write lock already serialises it), so two coordinators cannot both let the fifth
-guess through.
-
-Failures older than the window are pruned by every attempt; refused attempts are not
-counted, so an account under attack is refused for the window after its last counted
+guess through. Failures older than the window are pruned by every attempt; refused attempts
+are not counted, so an account under attack is refused for the window after its last counted
 failure, not for ever.
+
+Second-factor codes (coordinator/second_factor.py) are counted after they are checked:
+:func:`note_sign_in_failure`, :func:`sign_in_failures`, :func:`clear_sign_in_failures`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from datetime import datetime, timedelta
 from fulmen.errors import InputError
 from fulmen.store.db import Tx
 
-__all__ = ["SignInAttempt", "begin_sign_in", "forgive_sign_in", "retry_at"]
+__all__ = [
+    "SignInAttempt",
+    "begin_sign_in",
+    "clear_sign_in_failures",
+    "forgive_sign_in",
+    "note_sign_in_failure",
+    "retry_at",
+    "sign_in_failures",
+]
 
 #: The longest subject kept: an address is at most 254 characters (RFC 5321), and a form
 #: could send far more.
@@ -81,7 +92,7 @@ async def begin_sign_in(
     if refused:
         return SignInAttempt(subjects, now, max(refused))
     for subject in subjects:
-        await tx.execute("insert_sign_in_failure", {"subject": subject, "at": now})
+        await tx.execute("insert_sign_in_failure", {"subject": subject, "now": now})
     return SignInAttempt(subjects, now)
 
 
@@ -94,4 +105,24 @@ async def forgive_sign_in(tx: Tx, attempt: SignInAttempt, *, forget: str = "") -
     for subject in attempt.subjects:
         await tx.execute("forgive_sign_in_failure", {"subject": subject, "at": attempt.at})
     if forget:
-        await tx.execute("forget_sign_in_failures", {"subject": forget[:MAX_SUBJECT]})
+        await clear_sign_in_failures(tx, forget[:MAX_SUBJECT])
+
+
+async def note_sign_in_failure(
+    tx: Tx, subject: str, now: datetime, forget_before: datetime
+) -> None:
+    """Count a failure against ``subject`` at ``now``; failures of ``subject`` before
+    ``forget_before`` no longer count and are removed."""
+    await tx.execute("forget_sign_in_failures", {"subject": subject, "before": forget_before})
+    await tx.execute("insert_sign_in_failure", {"subject": subject, "now": now})
+
+
+async def sign_in_failures(tx: Tx, subject: str, since: datetime) -> list[datetime]:
+    """When each failure of ``subject`` since ``since`` happened, oldest first."""
+    rows = await tx.fetchall("list_sign_in_failures", {"subject": subject, "since": since})
+    return [tx.time(row["at"]) for row in rows]
+
+
+async def clear_sign_in_failures(tx: Tx, subject: str) -> None:
+    """A sign-in succeeded: ``subject``'s failures stop counting."""
+    await tx.execute("clear_sign_in_failures", {"subject": subject})

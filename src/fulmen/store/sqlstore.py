@@ -18,6 +18,8 @@ from fulmen.errors import FulmenError
 from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
 from fulmen.store import (
+    alert_config,
+    alert_outbox,
     api_tokens,
     catalog,
     credentials,
@@ -25,13 +27,16 @@ from fulmen.store import (
     dataclips,
     events,
     idempotency,
+    instance_settings,
     invitations,
     queue,
     reads,
     reruns,
     retention,
     schedules,
+    second_factor,
     sign_in_failures,
+    sso_requests,
     users,
     webhook_auth,
 )
@@ -40,6 +45,15 @@ from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, SessionStage
 from fulmen.store.db import Database
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
+from fulmen.store.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDigest,
+    AlertRule,
+    ClaimedDelivery,
+    NewAlertChannel,
+)
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
@@ -68,6 +82,7 @@ from fulmen.store.models.runs import (
     StepStart,
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
+from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
 from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 from fulmen.store.sign_in_failures import SignInAttempt
@@ -549,6 +564,166 @@ class SQLStore:
     async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
         async with self._db.write() as tx:
             return await retention.sweep_batch(tx, project_id, limit, self._clock.now())
+
+    # -- failure alerts and digests (alert_config.py, alert_outbox.py) ------------------------
+
+    async def create_alert_channel(self, channel: NewAlertChannel) -> AlertChannel:
+        async with self._db.write() as tx:
+            return await alert_config.create_channel(tx, self._cipher, channel, self._clock.now())
+
+    async def get_alert_channel(self, project_id: str, channel_id: str) -> AlertChannel:
+        async with self._db.read() as tx:
+            return await alert_config.get_channel(tx, project_id, channel_id)
+
+    async def list_alert_channels(self, project_id: str) -> list[AlertChannel]:
+        async with self._db.read() as tx:
+            await catalog.get_project(tx, project_id)
+            return await alert_config.list_channels(tx, project_id)
+
+    async def delete_alert_channel(self, project_id: str, channel_id: str) -> None:
+        async with self._db.write() as tx:
+            await alert_config.delete_channel(tx, project_id, channel_id)
+
+    async def put_alert_rule(self, rule: AlertRule) -> AlertRule:
+        async with self._db.write() as tx:
+            return await alert_config.put_rule(tx, rule, self._clock.now())
+
+    async def get_alert_rule(self, project_id: str, workflow_id: str) -> AlertRule | None:
+        async with self._db.read() as tx:
+            return await alert_config.get_rule(tx, project_id, workflow_id)
+
+    async def list_alert_rules(self, project_id: str) -> list[AlertRule]:
+        async with self._db.read() as tx:
+            return await alert_config.list_rules(tx, project_id)
+
+    async def delete_alert_rule(self, project_id: str, workflow_id: str) -> None:
+        async with self._db.write() as tx:
+            await alert_config.delete_rule(tx, project_id, workflow_id)
+
+    async def put_alert_digest(self, digest: AlertDigest) -> AlertDigest:
+        async with self._db.write() as tx:
+            return await alert_config.put_digest(tx, digest, self._clock.now())
+
+    async def get_alert_digest(self, project_id: str) -> AlertDigest:
+        async with self._db.read() as tx:
+            return await alert_config.get_digest(tx, project_id)
+
+    async def list_alerts(
+        self, project_id: str, *, workflow_id: str | None = None, limit: int = 50
+    ) -> list[Alert]:
+        async with self._db.read() as tx:
+            return await alert_outbox.list_alerts(tx, project_id, workflow_id, limit)
+
+    async def list_alert_deliveries(
+        self,
+        project_id: str,
+        *,
+        channel_id: str | None = None,
+        failing: bool = False,
+        limit: int = 50,
+    ) -> list[AlertDelivery]:
+        async with self._db.read() as tx:
+            return await alert_outbox.list_deliveries(tx, project_id, channel_id, failing, limit)
+
+    async def fold_alerts(self, *, limit: int = 100) -> list[Alert]:
+        async with self._db.write() as tx:
+            return await alert_outbox.fold_due(tx, self._clock.now(), limit)
+
+    async def make_alert_digests(self, *, limit: int = 20) -> list[Alert]:
+        async with self._db.write() as tx:
+            return await alert_outbox.make_digests(tx, self._clock.now(), limit)
+
+    async def claim_alert_deliveries(
+        self, *, lease: timedelta, limit: int = 20
+    ) -> list[ClaimedDelivery]:
+        async with self._db.write() as tx:
+            now = self._clock.now()
+            return await alert_outbox.claim_deliveries(tx, self._cipher, now, lease, limit)
+
+    async def finish_alert_delivery(
+        self, delivery_id: str, attempt: int, *, error: str | None, retry_at: datetime | None
+    ) -> bool:
+        async with self._db.write() as tx:
+            return await alert_outbox.finish_delivery(
+                tx, delivery_id, attempt, self._clock.now(), error=error, retry_at=retry_at
+            )
+
+    async def prune_alerts(self, *, before: datetime) -> int:
+        async with self._db.write() as tx:
+            return await alert_outbox.prune(tx, before)
+
+    # -- the second factor, single sign-on, sign-in limits, instance settings (issue 18) ----
+
+    async def begin_totp(self, user_id: str, secret: str) -> None:
+        async with self._db.write() as tx:
+            await second_factor.begin_totp(tx, self._cipher, user_id, secret, self._clock.now())
+
+    async def get_second_factor(self, user_id: str) -> SecondFactor | None:
+        async with self._db.read() as tx:
+            return await second_factor.get_second_factor(tx, self._cipher, user_id)
+
+    async def enable_totp(
+        self, user_id: str, step: int, recovery_digests: Sequence[str], *, keep_session: str = ""
+    ) -> None:
+        async with self._db.write() as tx:
+            await second_factor.enable_totp(
+                tx, user_id, step, recovery_digests, self._clock.now(), keep_session=keep_session
+            )
+
+    async def use_totp_step(self, user_id: str, step: int) -> bool:
+        async with self._db.write() as tx:
+            return await second_factor.use_totp_step(tx, user_id, step)
+
+    async def use_recovery_code(self, user_id: str, digest: str) -> bool:
+        async with self._db.write() as tx:
+            return await second_factor.use_recovery_code(tx, user_id, digest)
+
+    async def replace_recovery_codes(self, user_id: str, recovery_digests: Sequence[str]) -> None:
+        async with self._db.write() as tx:
+            await second_factor.replace_recovery_codes(
+                tx, user_id, recovery_digests, self._clock.now()
+            )
+
+    async def disable_totp(self, user_id: str) -> None:
+        async with self._db.write() as tx:
+            await second_factor.disable_totp(tx, user_id, self._clock.now())
+
+    async def note_sign_in_failure(self, subject: str, *, window: timedelta) -> None:
+        now = self._clock.now()
+        async with self._db.write() as tx:
+            await sign_in_failures.note_sign_in_failure(tx, subject, now, now - window)
+
+    async def sign_in_failures(self, subject: str, *, window: timedelta) -> list[datetime]:
+        async with self._db.read() as tx:
+            return await sign_in_failures.sign_in_failures(tx, subject, self._clock.now() - window)
+
+    async def clear_sign_in_failures(self, subject: str) -> None:
+        async with self._db.write() as tx:
+            await sign_in_failures.clear_sign_in_failures(tx, subject)
+
+    async def get_instance_settings(self) -> InstanceSettings:
+        async with self._db.read() as tx:
+            return await instance_settings.get_instance_settings(tx)
+
+    async def set_instance_settings(self, changes: Mapping[str, JSONValue]) -> InstanceSettings:
+        async with self._db.write() as tx:
+            return await instance_settings.set_instance_settings(tx, changes, self._clock.now())
+
+    async def put_sso_request(self, digest: str, request: SsoRequest) -> None:
+        async with self._db.write() as tx:
+            await sso_requests.put_sso_request(tx, digest, request, self._clock.now())
+
+    async def take_sso_request(self, digest: str) -> SsoRequest | None:
+        async with self._db.write() as tx:
+            return await sso_requests.take_sso_request(tx, digest, self._clock.now())
+
+    async def mark_sso_session(self, digest: str) -> None:
+        async with self._db.write() as tx:
+            await sso_requests.mark_sso_session(tx, digest)
+
+    async def is_sso_session(self, digest: str) -> bool:
+        async with self._db.read() as tx:
+            return await sso_requests.is_sso_session(tx, digest)
 
     # -- reading runs back -------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from fulmen.cli.bootstrap import CliError, run_async
 from fulmen.cli.up.children import StartError
 from fulmen.cli.up.datadir import prepare
 from fulmen.cli.up.system import Options, System
-from fulmen.config import read_environ
+from fulmen.config import DEFAULT_DATA_DIR, read_environ
 from fulmen.errors import FulmenError, InputError
 from fulmen.store.users import normal_email
 
@@ -47,13 +47,28 @@ __all__ = ["up"]
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".fulmen",
+    envvar="FULMEN_DATA_DIR",
+    default=DEFAULT_DATA_DIR,
     show_default=True,
-    help="Keys, API token and the SQLite store; made on first start.",
+    help="Keys, API tokens, the SQLite store and the runner's state; made on first start "
+    "[FULMEN_DATA_DIR]. Every command finds the same one.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="The coordinator's address.")
-@click.option("-p", "--port", type=click.IntRange(0, 65535), default=4000, show_default=True)
-@click.option("--runner-port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "-p",
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=4000,
+    show_default=True,
+    help="The coordinator's port: the REST API, the dashboard and webhooks.",
+)
+@click.option(
+    "--runner-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="The runner's port (smart workers).",
+)
 @click.option("--no-runner", is_flag=True, help="Start the coordinator and worker only.")
 @click.option(
     "--examples",

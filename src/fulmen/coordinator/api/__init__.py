@@ -11,8 +11,9 @@ that could not say which versions a package has 502, a store failure 500, an
 OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
 
 A request that does not fit its model is 422 in FastAPI's shape (``{"detail": [{"type",
-"loc", "msg", "input"}]}``, as the OpenAPI document says), except that ``input`` is a short
-excerpt of what was sent, never the whole of it (FastAPI's own handler echoes it: for a
+"loc", "msg", "input"}]}``, as the OpenAPI document says), plus ``expected``: the fields
+of the body's object the first error is in, with their types (shapes.py). ``input`` is a
+short excerpt of what was sent, never the whole of it (FastAPI's own handler echoes it: for a
 missing field, the whole object around it), and at most :data:`MAX_ERRORS_SHOWN` errors are
 listed (``omitted`` counts the rest): a bad request is never answered with more than a few
 kilobytes.
@@ -27,10 +28,21 @@ from typing import Any, Final
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
-from fulmen.coordinator.api import adaptors, catalog, runs, users, webhook_auth, work_orders
+from fulmen.coordinator.api import (
+    adaptors,
+    alerts,
+    catalog,
+    instance,
+    runs,
+    users,
+    webhook_auth,
+    work_orders,
+)
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
+from fulmen.coordinator.api.shapes import expected
 from fulmen.coordinator.idempotency import KeyRefused
 from fulmen.errors import (
     AccessError,
@@ -72,6 +84,8 @@ router.include_router(adaptors.router)
 router.include_router(runs.router)
 router.include_router(work_orders.router)
 router.include_router(webhook_auth.router)
+router.include_router(alerts.router)
+router.include_router(instance.router)
 router.include_router(users.router)
 
 
@@ -115,7 +129,7 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
         {
             "type": str(item.get("type", "")),
             "loc": [part if isinstance(part, int) else str(part) for part in item.get("loc", ())],
-            "msg": _cut(str(item.get("msg", "")), _MESSAGE_CHARS),
+            "msg": _cut(str(item.get("msg", "")).removeprefix("Value error, "), _MESSAGE_CHARS),
             "input": excerpt(item.get("input")),
         }
         for item in errors[:MAX_ERRORS_SHOWN]
@@ -123,6 +137,11 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     body: dict[str, Any] = {"detail": shown}
     if len(errors) > MAX_ERRORS_SHOWN:
         body["omitted"] = len(errors) - MAX_ERRORS_SHOWN
+    route = request.scope.get("route")
+    if shown and isinstance(route, APIRoute):
+        shape = expected(request.app.openapi(), request.method, route.path, shown[0]["loc"])
+        if shape is not None:
+            body["expected"] = shape
     return JSONResponse(body, 422)
 
 

@@ -14,7 +14,8 @@
   edges and triggers in one form, each job's code in a code editor (editing.py, bundle.py);
 * managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
-  through the REST API's own functions and refusals (forms.py);
+  through the REST API's own functions and refusals (forms.py); ``/ui/alerts`` (issue 18,
+  alerts.py): channels and their failing deliveries, digests, workflows' alert rules;
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
   over the runner's HTTP API: coordinator/runner_client.py);
 * people (issue 18): ``/ui/account``, your own, and changing your password (account.py);
@@ -32,8 +33,10 @@ catches what a stream missed, including other coordinators' changes, which are n
 without ``EventSource``, or with a stream that keeps failing, the pages poll every 2 s.
 
 Signing in is pages.py's (with an e-mail address and a password: coordinator/sign_in.py)
-and session.py's; the Content-Security-Policy and the other headers every response
-carries are headers.py's.
+and session.py's; issue 18's second factor (``/ui/login/mfa``, ``/ui/account/mfa``:
+second_factor.py), single sign-on (``/ui/login/sso``: sso.py) and the instance's settings
+(``/ui/instance``: instance.py) are beside it. The Content-Security-Policy and the other
+headers every response carries are headers.py's.
 """
 
 from __future__ import annotations
@@ -47,17 +50,21 @@ from fastapi.staticfiles import StaticFiles
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
     account,
+    alerts,
     control,
     credentials,
     editing,
     events,
     find,
+    instance,
     invitation,
     manual,
     pages,
     run,
+    second_factor,
     settings,
     smart,
+    sso,
     tokens,
     triggers,
     users,
@@ -65,7 +72,14 @@ from fulmen.coordinator.dashboard import (
 )
 from fulmen.coordinator.dashboard.bundle import EditorBundle
 from fulmen.coordinator.dashboard.headers import SecurityHeaders
-from fulmen.coordinator.dashboard.session import PREFIX, SignInRequired, sign_in_required
+from fulmen.coordinator.dashboard.session import (
+    PREFIX,
+    EnrolmentRequired,
+    SignInRequired,
+    enrolment_required,
+    sign_in_required,
+)
+from fulmen.coordinator.oidc_client import OidcClient
 
 __all__ = ["PREFIX", "install"]
 
@@ -81,6 +95,7 @@ def install(app: FastAPI) -> None:
     app.state.editor_bundle = EditorBundle(
         Path(config.dashboard_cache_dir), enabled=config.dashboard_editor_build
     )
+    app.state.sso = OidcClient.from_settings(config)  # issue 18: None without a provider
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(run.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(events.router, prefix=PREFIX, include_in_schema=False)
@@ -93,15 +108,17 @@ def install(app: FastAPI) -> None:
         credentials,
         triggers,
         settings,
+        alerts,
         tokens,
         smart,
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
-    for module in (account, users, invitation):  # issue 18
+    for module in (second_factor, sso, instance, account, users, invitation):  # issue 18
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(EnrolmentRequired, enrolment_required)
     app.add_middleware(SecurityHeaders, prefix=PREFIX)
 
     @app.get("/", include_in_schema=False)

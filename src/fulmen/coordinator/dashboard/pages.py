@@ -23,6 +23,7 @@ from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api import status_of
 from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard import sso
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
@@ -90,8 +91,8 @@ async def _login_page(
     error: str | None = None,
     email: str = "",
 ) -> HTMLResponse:
-    """The sign-in page: a token's form while no user exists, else e-mail and password (and
-    single sign-on's link, when ``sso_enabled``: the template's ``sso`` block)."""
+    """The sign-in page: a token's form while no user exists, else e-mail and password; and
+    single sign-on's link when a provider is set up (sso.button)."""
     return page(
         "login.html",
         status_code,
@@ -99,7 +100,7 @@ async def _login_page(
         error=error,
         email=email,
         by_token=await tokens_may_sign_in(_c(request).store),
-        sso_enabled=False,
+        sso=sso.button(request),
     )
 
 

@@ -12,7 +12,9 @@ Every request resumes the session, which is refused once unused for the idle lim
 (``FULMEN_DASHBOARD_SESSION_IDLE_SECONDS``, 12 hours) or older than the absolute limit
 (``FULMEN_DASHBOARD_SESSION_MAX_SECONDS``, 7 days), and when its user is disabled or its
 token deleted (revoking a token signs its sessions out); a password change ends the user's
-other sessions. Signing out deletes the session. State-changing
+other sessions. Signing out deletes the session. When an instance admin requires a second
+factor (``require_mfa``), a user signed in with a password who has none sees only the page
+that enrols one (``/ui/account/mfa``) until they have; API tokens are not affected. State-changing
 requests are POSTs, refused when their ``Origin`` names another host. The coordinator
 listens on 127.0.0.1 unless told otherwise; these checks are what keep the pages private
 when it is told otherwise.
@@ -29,7 +31,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from fulmen.coordinator import principals
+from fulmen.coordinator import principals, second_factor
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.store import DashboardSession, SessionLimits
@@ -37,11 +39,14 @@ from fulmen.store.dashboard_sessions import SessionStage
 
 __all__ = [
     "COOKIE",
+    "ENROL",
     "PREFIX",
+    "EnrolmentRequired",
     "SignInRequired",
     "Signed",
     "address_of",
     "cookie_digest",
+    "enrolment_required",
     "limits",
     "safe_next",
     "same_origin",
@@ -59,10 +64,17 @@ COOKIE: Final = "fulmen_session"
 ID_BYTES: Final = 32
 #: Sent by the dashboard's own script: such a request wants 401, not the sign-in page.
 FETCH_HEADER: Final = "x-fulmen-fetch"
+#: Where a user enrols a second factor (dashboard/second_factor.py).
+ENROL: Final = f"{PREFIX}/account/mfa"
 
 
 class SignInRequired(Exception):
     """Raised by :func:`viewer`; answered with the sign-in page or 401."""
+
+
+class EnrolmentRequired(Exception):
+    """Raised by :func:`viewer` when the instance requires a second factor and the user has
+    none (second_factor.enrolment_due); answered with the enrolment page or 403."""
 
 
 def limits(c: Coordinator) -> SessionLimits:
@@ -88,7 +100,10 @@ async def session_of(request: Request) -> DashboardSession | None:
 
 async def signed_in(request: Request) -> Principal | None:
     """Who the request's live, fully signed-in session acts as, else ``None``."""
-    session = await session_of(request)
+    return await _acting(request, await session_of(request))
+
+
+async def _acting(request: Request, session: DashboardSession | None) -> Principal | None:
     if session is None or session.stage != "full":
         return None
     c: Coordinator = request.app.state.coordinator
@@ -96,10 +111,15 @@ async def signed_in(request: Request) -> Principal | None:
 
 
 async def viewer(request: Request) -> Principal:
-    """The dependency of every page but the sign-in pages."""
-    principal = await signed_in(request)
-    if principal is None:
+    """The dependency of every page but the sign-in pages (and the enrolment page: a user the
+    instance requires a second factor of sees nothing else until they have one)."""
+    session = await session_of(request)
+    principal = await _acting(request, session)
+    if principal is None or session is None:
         raise SignInRequired
+    c: Coordinator = request.app.state.coordinator
+    if await second_factor.enrolment_due(c.store, session, cookie_digest(request)):
+        raise EnrolmentRequired
     return principal
 
 
@@ -108,6 +128,14 @@ async def sign_in_required(request: Request, error: Exception) -> Response:
         return JSONResponse({"error": {"code": "unauthorized", "message": "sign in"}}, 401)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", 303)
+
+
+async def enrolment_required(request: Request, error: Exception) -> Response:
+    if request.headers.get(FETCH_HEADER) or request.method != "GET":
+        message = "this instance requires two-factor sign-in: set it up first"
+        return JSONResponse({"error": {"code": "mfa_required", "message": message}}, 403)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{ENROL}?next={quote(target)}", 303)
 
 
 def address_of(request: Request) -> str:
@@ -130,10 +158,11 @@ async def start(
     user_id: str | None = None,
     token_id: str | None = None,
     stage: SessionStage = "full",
-) -> None:
+) -> str:
     """Sign a user (or, before users exist, a token) in: a new session, its id in the
-    response's cookie. A session the browser already had ends: a new id at each sign-in and
-    at each stage, so an id seen before signing in is worth nothing after."""
+    response's cookie; the store's key of it (its digest). A session the browser already had
+    ends: a new id at each sign-in and at each stage, so an id seen before signing in is
+    worth nothing after."""
     c: Coordinator = request.app.state.coordinator
     if previous := request.cookies.get(COOKIE):
         await c.store.end_dashboard_session(_digest(previous))
@@ -157,6 +186,7 @@ async def start(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    return _digest(session_id)
 
 
 def cookie_digest(request: Request) -> str:

@@ -11,7 +11,7 @@ the coordinator's token: the page says so, 502, never a 500.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
@@ -80,7 +80,7 @@ class SmartWorker:
             state=str(summary.get("state", "")),
             triggers=tuple(triggers),
             next_run=_iso(summary.get("next_run")),
-            last_run=_unix(summary.get("last_run")),
+            last_run=_iso(summary.get("last_run")),
             http_url=url,
         )
 
@@ -100,10 +100,6 @@ class LogLine:
     at: datetime | None
     stream: str
     line: str
-
-
-def _unix(value: object) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if isinstance(value, int | float) else None
 
 
 def _iso(value: object) -> datetime | None:
@@ -175,15 +171,15 @@ async def smart_worker(request: Request, ref: str, _: Signed) -> Response:
             SmartRun(
                 str(r.get("id", "")),
                 str(r.get("trigger", "")),
-                _unix(r.get("started_at")),
-                _unix(r.get("ended_at")),
+                _iso(r.get("started_at")),
+                _iso(r.get("ended_at")),
                 str(r.get("outcome", "")),
                 str(r["error"]) if r.get("error") else None,
             )
             for r in runs
         ],
         logs=[
-            LogLine(_unix(r.get("ts")), str(r.get("stream", "")), str(r.get("line", "")))
+            LogLine(_iso(r.get("ts")), str(r.get("stream", "")), str(r.get("line", "")))
             for r in logs
         ],
         problem=None,

@@ -97,17 +97,17 @@ def _storable(value: Any, depth: int = 0) -> None:
 
 def _text(value: str) -> None:
     if "\x00" in value:
-        raise ValueError("a string with the NUL character (\\u0000)")
+        raise ValueError("must not hold the NUL character (\\u0000)")
     if not value.isascii():
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise ValueError("a string with a lone surrogate (not UTF-8)") from None
+            raise ValueError("must be UTF-8, without lone surrogates") from None
 
 
 def _json_object(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError("a JSON object")
+        raise ValueError("must be a JSON object")
     _storable(value)
     return value
 

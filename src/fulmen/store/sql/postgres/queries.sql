@@ -989,14 +989,328 @@ DELETE FROM sign_in_failures WHERE at <= %(before)s;
 -- A subject's newest failures (after pruning: all within the window), at most %(limit)s.
 SELECT at FROM sign_in_failures WHERE subject = %(subject)s ORDER BY at DESC LIMIT %(limit)s;
 
--- name: insert_sign_in_failure
-INSERT INTO sign_in_failures (subject, at) VALUES (%(subject)s, %(at)s);
-
 -- name: forgive_sign_in_failure
 -- One row of the subject at that instant: such rows are alike, any one is the attempt's.
 DELETE FROM sign_in_failures WHERE ctid = (
     SELECT ctid FROM sign_in_failures WHERE subject = %(subject)s AND at = %(at)s LIMIT 1
 );
 
+
+-- -- failure alerts and digests (issue 18: alert_config.py, alert_outbox.py) ---------------
+
+-- name: note_alert_ending
+-- In the transaction that ends run %(run_id)s (endings.after_end): one pending ending when its
+-- workflow's rule is enabled and names the state the run ended in; no row otherwise. The run
+-- row is read as just updated, with its final state and error type.
+INSERT INTO alert_endings (workflow_id, run_id, outcome, error_type, ended_at)
+SELECT r.workflow_id, r.id, r.state, r.error_type, coalesce(r.finished_at, %(now)s)
+FROM runs r JOIN alert_rules a ON a.workflow_id = r.workflow_id
+WHERE r.id = %(run_id)s AND a.enabled
+  AND a.outcomes @> jsonb_build_array(r.state);
+
+-- name: insert_alert_channel
+INSERT INTO alert_channels
+    (id, project_id, name, type, recipients, url, sealed_secret, inserted_at, updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, %(type)s, %(recipients)s::jsonb, %(url)s, %(sealed_secret)s,
+        %(now)s, %(now)s);
+
+-- name: get_alert_channel
+-- Without the secret: it leaves the store only with a claimed delivery.
+SELECT id, project_id, name, type, recipients, url, inserted_at, updated_at
+FROM alert_channels WHERE id = %(id)s;
+
+-- name: get_alert_channel_by_name
+SELECT id FROM alert_channels WHERE project_id = %(project_id)s AND name = %(name)s;
+
+-- name: list_alert_channels
+SELECT id, project_id, name, type, recipients, url, inserted_at, updated_at
+FROM alert_channels WHERE project_id = %(project_id)s
+ORDER BY name, id;
+
+-- name: delete_alert_channel
+-- Takes it out of every rule and digest, with its deliveries (ON DELETE CASCADE).
+DELETE FROM alert_channels WHERE id = %(id)s;
+
+-- name: alert_channel_failures
+-- The project's deliveries that failed and are not sent: retrying ('pending') or given up.
+SELECT d.channel_id, d.state, d.attempts, d.next_attempt_at, d.last_error, d.last_failed_at
+FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
+WHERE c.project_id = %(project_id)s AND d.last_error IS NOT NULL AND d.state <> 'sent'
+ORDER BY d.last_failed_at DESC, d.id
+LIMIT 1000;
+
+-- name: alert_channel_last_sent
+SELECT d.channel_id, max(d.sent_at) AS last_sent_at
+FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
+WHERE c.project_id = %(project_id)s AND d.state = 'sent'
+GROUP BY d.channel_id;
+
+-- name: put_alert_rule
+-- A rule made or changed; when its latest alert was made is kept.
+INSERT INTO alert_rules
+    (workflow_id, project_id, enabled, outcomes, period_seconds, inserted_at, updated_at)
+VALUES (%(workflow_id)s, %(project_id)s, %(enabled)s, %(outcomes)s::jsonb, %(period_seconds)s, %(now)s,
+        %(now)s)
+ON CONFLICT (workflow_id) DO UPDATE
+    SET enabled = excluded.enabled, outcomes = excluded.outcomes,
+        period_seconds = excluded.period_seconds, updated_at = excluded.updated_at;
+
+-- name: get_alert_rule
+SELECT workflow_id, project_id, enabled, outcomes, period_seconds, last_alert_at
+FROM alert_rules WHERE workflow_id = %(workflow_id)s;
+
+-- name: list_alert_rules
+SELECT workflow_id, project_id, enabled, outcomes, period_seconds, last_alert_at
+FROM alert_rules WHERE project_id = %(project_id)s ORDER BY workflow_id;
+
+-- name: delete_alert_rule
+DELETE FROM alert_rules WHERE workflow_id = %(workflow_id)s;
+
+-- name: drop_alert_endings
+-- A rule turned off or deleted: its pending endings are alerted about never.
+DELETE FROM alert_endings WHERE workflow_id = %(workflow_id)s;
+
+-- name: alert_rule_channels
+SELECT channel_id FROM alert_rule_channels WHERE workflow_id = %(workflow_id)s ORDER BY channel_id;
+
+-- name: project_alert_rule_channels
+SELECT rc.workflow_id, rc.channel_id
+FROM alert_rule_channels rc JOIN alert_rules a ON a.workflow_id = rc.workflow_id
+WHERE a.project_id = %(project_id)s ORDER BY rc.workflow_id, rc.channel_id;
+
+-- name: clear_alert_rule_channels
+DELETE FROM alert_rule_channels WHERE workflow_id = %(workflow_id)s;
+
+-- name: add_alert_rule_channel
+INSERT INTO alert_rule_channels (workflow_id, channel_id) VALUES (%(workflow_id)s, %(channel_id)s);
+
+-- name: due_alert_rules
+-- Rules with pending endings whose latest alert is a period old (alert_policy.alert_due, in
+-- SQL too so that %(limit)s counts due rules only), locked until the alert is made: SKIP LOCKED,
+-- so that two coordinators never fold the same workflow's endings (the other skips the rule,
+-- and sees it alerted when it looks again).
+SELECT a.workflow_id, a.project_id, a.period_seconds, a.last_alert_at
+FROM alert_rules a
+WHERE a.enabled
+  AND EXISTS (SELECT 1 FROM alert_endings e WHERE e.workflow_id = a.workflow_id)
+  AND (a.last_alert_at IS NULL OR a.last_alert_at + a.period_seconds * interval '1 second' <= %(now)s)
+ORDER BY a.workflow_id
+LIMIT %(limit)s
+FOR UPDATE OF a SKIP LOCKED;
+
+-- name: take_alert_endings
+-- Every pending ending of the workflow, taken to be folded into one alert.
+DELETE FROM alert_endings WHERE workflow_id = %(workflow_id)s
+RETURNING run_id, outcome, error_type, ended_at;
+
+-- name: set_alert_rule_alerted
+UPDATE alert_rules SET last_alert_at = %(now)s WHERE workflow_id = %(workflow_id)s;
+
+-- name: insert_alert
+INSERT INTO alerts (id, project_id, workflow_id, kind, body, inserted_at)
+VALUES (%(id)s, %(project_id)s, %(workflow_id)s, %(kind)s, %(body)s::jsonb, %(now)s);
+
+-- name: insert_alert_delivery
+INSERT INTO alert_deliveries (id, alert_id, channel_id, next_attempt_at, inserted_at)
+VALUES (%(id)s, %(alert_id)s, %(channel_id)s, %(now)s, %(now)s);
+
+-- name: list_alerts
+SELECT id, project_id, workflow_id, kind, body, inserted_at FROM alerts
+WHERE project_id = %(project_id)s
+  AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s)
+ORDER BY inserted_at DESC, id
+LIMIT %(limit)s;
+
+-- name: prune_alerts
+-- Alerts older than %(before)s whose deliveries have all ended, with their deliveries.
+DELETE FROM alerts WHERE inserted_at < %(before)s
+  AND NOT EXISTS (
+      SELECT 1 FROM alert_deliveries d WHERE d.alert_id = alerts.id AND d.state = 'pending');
+
+-- name: put_alert_digest
+INSERT INTO alert_digests (project_id, frequency, next_due_at, updated_at)
+VALUES (%(project_id)s, %(frequency)s, %(next_due_at)s, %(now)s)
+ON CONFLICT (project_id) DO UPDATE
+    SET frequency = excluded.frequency, next_due_at = excluded.next_due_at,
+        updated_at = excluded.updated_at;
+
+-- name: get_alert_digest
+SELECT project_id, frequency, next_due_at FROM alert_digests WHERE project_id = %(project_id)s;
+
+-- name: alert_digest_channels
+SELECT channel_id FROM alert_digest_channels WHERE project_id = %(project_id)s
+ORDER BY channel_id;
+
+-- name: clear_alert_digest_channels
+DELETE FROM alert_digest_channels WHERE project_id = %(project_id)s;
+
+-- name: add_alert_digest_channel
+INSERT INTO alert_digest_channels (project_id, channel_id) VALUES (%(project_id)s, %(channel_id)s);
+
+-- name: due_alert_digests
+SELECT project_id, frequency, next_due_at FROM alert_digests
+WHERE next_due_at IS NOT NULL AND next_due_at <= %(now)s
+ORDER BY next_due_at, project_id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: set_alert_digest_due
+UPDATE alert_digests SET next_due_at = %(next_due_at)s WHERE project_id = %(project_id)s;
+
+-- name: digest_outcomes
+-- A digest's runs by outcome: the project's runs that ended in [%(start)s, %(end)s). Once a day or
+-- a week per project, so it reads the project's runs (runs_project) rather than having every
+-- run's end keep one more index up to date.
+SELECT state, count(*) AS runs FROM runs
+WHERE project_id = %(project_id)s AND finished_at >= %(start)s AND finished_at < %(end)s
+GROUP BY state ORDER BY state;
+
+-- name: digest_slowest
+-- The project's workflows by their slowest run that ended in [%(start)s, %(end)s).
+SELECT r.workflow_id, w.name, count(*) AS runs,
+       CAST(extract(epoch FROM max(r.finished_at - r.started_at)) * 1000 AS bigint) AS max_ms,
+       CAST(extract(epoch FROM avg(r.finished_at - r.started_at)) * 1000 AS bigint) AS avg_ms
+FROM runs r JOIN workflows w ON w.id = r.workflow_id
+WHERE r.project_id = %(project_id)s AND r.finished_at >= %(start)s AND r.finished_at < %(end)s
+  AND r.started_at IS NOT NULL
+GROUP BY r.workflow_id, w.name
+ORDER BY max_ms DESC, r.workflow_id
+LIMIT %(limit)s;
+
+-- name: digest_new_failures
+-- Error types of runs that ended in [%(start)s, %(end)s) that no run of the project ended with
+-- before %(start)s (as far as the project's history is kept).
+SELECT r.error_type, count(*) AS runs, min(r.finished_at) AS first_seen,
+       min(r.workflow_id) AS workflow_id
+FROM runs r
+WHERE r.project_id = %(project_id)s AND r.finished_at >= %(start)s AND r.finished_at < %(end)s
+  AND r.error_type IS NOT NULL AND r.state <> 'success'
+GROUP BY r.error_type
+HAVING NOT EXISTS (
+    SELECT 1 FROM runs o
+    WHERE o.project_id = %(project_id)s AND o.error_type = r.error_type AND o.finished_at < %(start)s)
+ORDER BY first_seen, r.error_type;
+
+-- name: claim_alert_deliveries
+-- Up to %(limit)s deliveries due now, each for one more try: attempts is the try's number (the
+-- claim's token), and next_attempt_at moves to %(until)s, so that no one else claims it while
+-- it is sent, and it is tried again if this claimer dies mid-send. SKIP LOCKED: coordinators
+-- claiming at once take different deliveries, and one just claimed fails "next_attempt_at <=
+-- now" when re-checked.
+UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = %(until)s
+WHERE id = ANY (ARRAY(
+    SELECT id FROM alert_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= %(now)s
+    ORDER BY next_attempt_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED))
+RETURNING id, attempts;
+
+-- name: alert_delivery_targets
+-- Claimed deliveries with their channel (and its sealed secret) and alert.
+SELECT d.id, d.attempts, c.id AS channel_id, c.name AS channel_name, c.type, c.recipients,
+       c.url, c.sealed_secret, a.id AS alert_id, a.project_id, a.workflow_id, a.kind,
+       a.body, a.inserted_at
+FROM alert_deliveries d
+JOIN alert_channels c ON c.id = d.channel_id
+JOIN alerts a ON a.id = d.alert_id
+WHERE d.id = ANY (%(ids)s)
+ORDER BY d.next_attempt_at, d.id;
+
+-- name: alert_delivery_sent
+-- The outcome of try %(attempt)s, recorded by its claimer only.
+UPDATE alert_deliveries SET state = 'sent', sent_at = %(now)s
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'pending';
+
+-- name: alert_delivery_failed
+-- Try %(attempt)s failed: tried again at %(retry_at)s, or given up (%(give_up)s).
+UPDATE alert_deliveries
+SET state = CASE WHEN %(give_up)s THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = coalesce(%(retry_at)s::timestamptz, next_attempt_at),
+    last_error = %(error)s, last_failed_at = %(now)s
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'pending';
+
+-- name: list_alert_deliveries
+SELECT d.id, d.alert_id, d.channel_id, d.state, d.attempts, d.next_attempt_at, d.last_error,
+       d.last_failed_at, d.sent_at, d.inserted_at, a.kind, a.workflow_id
+FROM alert_deliveries d
+JOIN alert_channels c ON c.id = d.channel_id
+JOIN alerts a ON a.id = d.alert_id
+WHERE c.project_id = %(project_id)s
+  AND (%(channel_id)s::text IS NULL OR d.channel_id = %(channel_id)s)
+  AND (NOT %(failing)s OR (d.last_error IS NOT NULL AND d.state <> 'sent'))
+ORDER BY d.inserted_at DESC, d.id
+LIMIT %(limit)s;
+
+
+-- -- the second factor, single sign-on, sign-in failures and instance settings ---------------
+-- (second_factor.py, sso_requests.py, sign_in_failures.py, instance_settings.py)
+
+-- name: get_user_totp
+SELECT totp_secret, totp_enabled_at, totp_last_step, recovery_codes FROM users WHERE id = %(id)s;
+
+-- name: begin_user_totp
+-- A new secret to confirm, unless a confirmed one is in place.
+UPDATE users SET totp_secret = %(secret)s, totp_enabled_at = NULL, totp_last_step = NULL,
+    recovery_codes = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND totp_enabled_at IS NULL;
+
+-- name: enable_user_totp
+UPDATE users SET totp_enabled_at = %(now)s, totp_last_step = %(step)s, recovery_codes = %(codes)s,
+    updated_at = %(now)s
+WHERE id = %(id)s AND totp_secret IS NOT NULL AND totp_enabled_at IS NULL;
+
+-- name: use_user_totp_step
+-- Compare-and-set: a step at or before the last one taken is a replay.
+UPDATE users SET totp_last_step = %(step)s
+WHERE id = %(id)s AND totp_enabled_at IS NOT NULL
+  AND (totp_last_step IS NULL OR totp_last_step < %(step)s);
+
+-- name: use_user_recovery_code
+-- Compare-and-set: only if the list is still the one the code was found in.
+UPDATE users SET recovery_codes = %(new)s WHERE id = %(id)s AND recovery_codes = %(old)s;
+
+-- name: replace_user_recovery_codes
+UPDATE users SET recovery_codes = %(codes)s, updated_at = %(now)s
+WHERE id = %(id)s AND totp_enabled_at IS NOT NULL;
+
+-- name: disable_user_totp
+UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL,
+    recovery_codes = NULL, updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: insert_sso_request
+INSERT INTO sso_requests (digest, nonce, verifier, redirect_uri, next, expires_at)
+VALUES (%(digest)s, %(nonce)s, %(verifier)s, %(redirect_uri)s, %(next)s, %(expires_at)s);
+
+-- name: take_sso_request
+DELETE FROM sso_requests WHERE digest = %(digest)s
+RETURNING nonce, verifier, redirect_uri, next, expires_at;
+
+-- name: delete_expired_sso_requests
+DELETE FROM sso_requests WHERE expires_at <= %(now)s;
+
+-- name: insert_sso_session
+INSERT INTO sso_sessions (digest) VALUES (%(digest)s);
+
+-- name: get_sso_session
+SELECT digest FROM sso_sessions WHERE digest = %(digest)s;
+
+-- name: insert_sign_in_failure
+INSERT INTO sign_in_failures (subject, at) VALUES (%(subject)s, %(now)s);
+
+-- name: list_sign_in_failures
+SELECT at FROM sign_in_failures WHERE subject = %(subject)s AND at >= %(since)s ORDER BY at;
+
 -- name: forget_sign_in_failures
+DELETE FROM sign_in_failures WHERE subject = %(subject)s AND at < %(before)s;
+
+-- name: clear_sign_in_failures
 DELETE FROM sign_in_failures WHERE subject = %(subject)s;
+
+-- name: list_instance_settings
+SELECT key, value FROM instance_settings;
+
+-- name: put_instance_setting
+INSERT INTO instance_settings (key, value, updated_at) VALUES (%(key)s, %(value)s, %(now)s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;

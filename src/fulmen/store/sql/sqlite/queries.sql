@@ -943,14 +943,318 @@ DELETE FROM sign_in_failures WHERE at <= :before;
 -- A subject's newest failures (after pruning: all within the window), at most :limit.
 SELECT at FROM sign_in_failures WHERE subject = :subject ORDER BY at DESC LIMIT :limit;
 
--- name: insert_sign_in_failure
-INSERT INTO sign_in_failures (subject, at) VALUES (:subject, :at);
-
 -- name: forgive_sign_in_failure
 -- One row of the subject at that instant: such rows are alike, any one is the attempt's.
 DELETE FROM sign_in_failures WHERE rowid = (
     SELECT rowid FROM sign_in_failures WHERE subject = :subject AND at = :at LIMIT 1
 );
 
+
+-- -- failure alerts and digests (issue 18: alert_config.py, alert_outbox.py) ---------------
+
+-- name: note_alert_ending
+-- In the transaction that ends run :run_id (endings.after_end): one pending ending when its
+-- workflow's rule is enabled and names the state the run ended in; no row otherwise. The run
+-- row is read as just updated, with its final state and error type.
+INSERT INTO alert_endings (workflow_id, run_id, outcome, error_type, ended_at)
+SELECT r.workflow_id, r.id, r.state, r.error_type, coalesce(r.finished_at, :now)
+FROM runs r JOIN alert_rules a ON a.workflow_id = r.workflow_id
+WHERE r.id = :run_id AND a.enabled = 1
+  AND EXISTS (SELECT 1 FROM json_each(a.outcomes) WHERE value = r.state);
+
+-- name: insert_alert_channel
+INSERT INTO alert_channels
+    (id, project_id, name, type, recipients, url, sealed_secret, inserted_at, updated_at)
+VALUES (:id, :project_id, :name, :type, :recipients, :url, :sealed_secret, :now, :now);
+
+-- name: get_alert_channel
+-- Without the secret: it leaves the store only with a claimed delivery.
+SELECT id, project_id, name, type, recipients, url, inserted_at, updated_at
+FROM alert_channels WHERE id = :id;
+
+-- name: get_alert_channel_by_name
+SELECT id FROM alert_channels WHERE project_id = :project_id AND name = :name;
+
+-- name: list_alert_channels
+SELECT id, project_id, name, type, recipients, url, inserted_at, updated_at
+FROM alert_channels WHERE project_id = :project_id
+ORDER BY name, id;
+
+-- name: delete_alert_channel
+-- Takes it out of every rule and digest, with its deliveries (ON DELETE CASCADE).
+DELETE FROM alert_channels WHERE id = :id;
+
+-- name: alert_channel_failures
+-- The project's deliveries that failed and are not sent: retrying ('pending') or given up.
+SELECT d.channel_id, d.state, d.attempts, d.next_attempt_at, d.last_error, d.last_failed_at
+FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
+WHERE c.project_id = :project_id AND d.last_error IS NOT NULL AND d.state <> 'sent'
+ORDER BY d.last_failed_at DESC, d.id
+LIMIT 1000;
+
+-- name: alert_channel_last_sent
+SELECT d.channel_id, max(d.sent_at) AS last_sent_at
+FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
+WHERE c.project_id = :project_id AND d.state = 'sent'
+GROUP BY d.channel_id;
+
+-- name: put_alert_rule
+-- A rule made or changed; when its latest alert was made is kept.
+INSERT INTO alert_rules
+    (workflow_id, project_id, enabled, outcomes, period_seconds, inserted_at, updated_at)
+VALUES (:workflow_id, :project_id, :enabled, :outcomes, :period_seconds, :now, :now)
+ON CONFLICT (workflow_id) DO UPDATE
+    SET enabled = excluded.enabled, outcomes = excluded.outcomes,
+        period_seconds = excluded.period_seconds, updated_at = excluded.updated_at;
+
+-- name: get_alert_rule
+SELECT workflow_id, project_id, enabled, outcomes, period_seconds, last_alert_at
+FROM alert_rules WHERE workflow_id = :workflow_id;
+
+-- name: list_alert_rules
+SELECT workflow_id, project_id, enabled, outcomes, period_seconds, last_alert_at
+FROM alert_rules WHERE project_id = :project_id ORDER BY workflow_id;
+
+-- name: delete_alert_rule
+DELETE FROM alert_rules WHERE workflow_id = :workflow_id;
+
+-- name: drop_alert_endings
+-- A rule turned off or deleted: its pending endings are alerted about never.
+DELETE FROM alert_endings WHERE workflow_id = :workflow_id;
+
+-- name: alert_rule_channels
+SELECT channel_id FROM alert_rule_channels WHERE workflow_id = :workflow_id ORDER BY channel_id;
+
+-- name: project_alert_rule_channels
+SELECT rc.workflow_id, rc.channel_id
+FROM alert_rule_channels rc JOIN alert_rules a ON a.workflow_id = rc.workflow_id
+WHERE a.project_id = :project_id ORDER BY rc.workflow_id, rc.channel_id;
+
+-- name: clear_alert_rule_channels
+DELETE FROM alert_rule_channels WHERE workflow_id = :workflow_id;
+
+-- name: add_alert_rule_channel
+INSERT INTO alert_rule_channels (workflow_id, channel_id) VALUES (:workflow_id, :channel_id);
+
+-- name: due_alert_rules
+-- Rules with pending endings whose latest alert is a period old (alert_policy.alert_due, in
+-- SQL too so that :limit counts due rules only). SQLite has one writer: no row locks needed.
+SELECT a.workflow_id, a.project_id, a.period_seconds, a.last_alert_at
+FROM alert_rules a
+WHERE a.enabled = 1
+  AND EXISTS (SELECT 1 FROM alert_endings e WHERE e.workflow_id = a.workflow_id)
+  AND (a.last_alert_at IS NULL OR a.last_alert_at + a.period_seconds * 1000000 <= :now)
+ORDER BY a.workflow_id
+LIMIT :limit;
+
+-- name: take_alert_endings
+-- Every pending ending of the workflow, taken to be folded into one alert.
+DELETE FROM alert_endings WHERE workflow_id = :workflow_id
+RETURNING run_id, outcome, error_type, ended_at;
+
+-- name: set_alert_rule_alerted
+UPDATE alert_rules SET last_alert_at = :now WHERE workflow_id = :workflow_id;
+
+-- name: insert_alert
+INSERT INTO alerts (id, project_id, workflow_id, kind, body, inserted_at)
+VALUES (:id, :project_id, :workflow_id, :kind, :body, :now);
+
+-- name: insert_alert_delivery
+INSERT INTO alert_deliveries (id, alert_id, channel_id, next_attempt_at, inserted_at)
+VALUES (:id, :alert_id, :channel_id, :now, :now);
+
+-- name: list_alerts
+SELECT id, project_id, workflow_id, kind, body, inserted_at FROM alerts
+WHERE project_id = :project_id AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
+ORDER BY inserted_at DESC, id
+LIMIT :limit;
+
+-- name: prune_alerts
+-- Alerts older than :before whose deliveries have all ended, with their deliveries.
+DELETE FROM alerts WHERE inserted_at < :before
+  AND NOT EXISTS (
+      SELECT 1 FROM alert_deliveries d WHERE d.alert_id = alerts.id AND d.state = 'pending');
+
+-- name: put_alert_digest
+INSERT INTO alert_digests (project_id, frequency, next_due_at, updated_at)
+VALUES (:project_id, :frequency, :next_due_at, :now)
+ON CONFLICT (project_id) DO UPDATE
+    SET frequency = excluded.frequency, next_due_at = excluded.next_due_at,
+        updated_at = excluded.updated_at;
+
+-- name: get_alert_digest
+SELECT project_id, frequency, next_due_at FROM alert_digests WHERE project_id = :project_id;
+
+-- name: alert_digest_channels
+SELECT channel_id FROM alert_digest_channels WHERE project_id = :project_id
+ORDER BY channel_id;
+
+-- name: clear_alert_digest_channels
+DELETE FROM alert_digest_channels WHERE project_id = :project_id;
+
+-- name: add_alert_digest_channel
+INSERT INTO alert_digest_channels (project_id, channel_id) VALUES (:project_id, :channel_id);
+
+-- name: due_alert_digests
+SELECT project_id, frequency, next_due_at FROM alert_digests
+WHERE next_due_at IS NOT NULL AND next_due_at <= :now
+ORDER BY next_due_at, project_id
+LIMIT :limit;
+
+-- name: set_alert_digest_due
+UPDATE alert_digests SET next_due_at = :next_due_at WHERE project_id = :project_id;
+
+-- name: digest_outcomes
+-- A digest's runs by outcome: the project's runs that ended in [:start, :end). Once a day or
+-- a week per project, so it reads the project's runs (runs_project) rather than having every
+-- run's end keep one more index up to date.
+SELECT state, count(*) AS runs FROM runs
+WHERE project_id = :project_id AND finished_at >= :start AND finished_at < :end
+GROUP BY state ORDER BY state;
+
+-- name: digest_slowest
+-- The project's workflows by their slowest run that ended in [:start, :end).
+SELECT r.workflow_id, w.name, count(*) AS runs,
+       max(r.finished_at - r.started_at) / 1000 AS max_ms,
+       CAST(avg(r.finished_at - r.started_at) / 1000 AS INTEGER) AS avg_ms
+FROM runs r JOIN workflows w ON w.id = r.workflow_id
+WHERE r.project_id = :project_id AND r.finished_at >= :start AND r.finished_at < :end
+  AND r.started_at IS NOT NULL
+GROUP BY r.workflow_id, w.name
+ORDER BY max_ms DESC, r.workflow_id
+LIMIT :limit;
+
+-- name: digest_new_failures
+-- Error types of runs that ended in [:start, :end) that no run of the project ended with
+-- before :start (as far as the project's history is kept).
+SELECT r.error_type, count(*) AS runs, min(r.finished_at) AS first_seen,
+       min(r.workflow_id) AS workflow_id
+FROM runs r
+WHERE r.project_id = :project_id AND r.finished_at >= :start AND r.finished_at < :end
+  AND r.error_type IS NOT NULL AND r.state <> 'success'
+GROUP BY r.error_type
+HAVING NOT EXISTS (
+    SELECT 1 FROM runs o
+    WHERE o.project_id = :project_id AND o.error_type = r.error_type AND o.finished_at < :start)
+ORDER BY first_seen, r.error_type;
+
+-- name: claim_alert_deliveries
+-- Up to :limit deliveries due now, each for one more try: attempts is the try's number (the
+-- claim's token), and next_attempt_at moves to :until, so that no one else claims it while
+-- it is sent, and it is tried again if this claimer dies mid-send.
+UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = :until
+WHERE id IN (
+    SELECT id FROM alert_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= :now
+    ORDER BY next_attempt_at, id
+    LIMIT :limit)
+RETURNING id, attempts;
+
+-- name: alert_delivery_targets
+-- Claimed deliveries with their channel (and its sealed secret) and alert.
+SELECT d.id, d.attempts, c.id AS channel_id, c.name AS channel_name, c.type, c.recipients,
+       c.url, c.sealed_secret, a.id AS alert_id, a.project_id, a.workflow_id, a.kind,
+       a.body, a.inserted_at
+FROM alert_deliveries d
+JOIN alert_channels c ON c.id = d.channel_id
+JOIN alerts a ON a.id = d.alert_id
+WHERE d.id IN (SELECT value FROM json_each(:ids))
+ORDER BY d.next_attempt_at, d.id;
+
+-- name: alert_delivery_sent
+-- The outcome of try :attempt, recorded by its claimer only.
+UPDATE alert_deliveries SET state = 'sent', sent_at = :now
+WHERE id = :id AND attempts = :attempt AND state = 'pending';
+
+-- name: alert_delivery_failed
+-- Try :attempt failed: tried again at :retry_at, or given up (:give_up).
+UPDATE alert_deliveries
+SET state = CASE WHEN :give_up = 1 THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = coalesce(:retry_at, next_attempt_at),
+    last_error = :error, last_failed_at = :now
+WHERE id = :id AND attempts = :attempt AND state = 'pending';
+
+-- name: list_alert_deliveries
+SELECT d.id, d.alert_id, d.channel_id, d.state, d.attempts, d.next_attempt_at, d.last_error,
+       d.last_failed_at, d.sent_at, d.inserted_at, a.kind, a.workflow_id
+FROM alert_deliveries d
+JOIN alert_channels c ON c.id = d.channel_id
+JOIN alerts a ON a.id = d.alert_id
+WHERE c.project_id = :project_id
+  AND (:channel_id IS NULL OR d.channel_id = :channel_id)
+  AND (:failing = 0 OR (d.last_error IS NOT NULL AND d.state <> 'sent'))
+ORDER BY d.inserted_at DESC, d.id
+LIMIT :limit;
+
+
+-- -- the second factor, single sign-on, sign-in failures and instance settings ---------------
+-- (second_factor.py, sso_requests.py, sign_in_failures.py, instance_settings.py)
+
+-- name: get_user_totp
+SELECT totp_secret, totp_enabled_at, totp_last_step, recovery_codes FROM users WHERE id = :id;
+
+-- name: begin_user_totp
+-- A new secret to confirm, unless a confirmed one is in place.
+UPDATE users SET totp_secret = :secret, totp_enabled_at = NULL, totp_last_step = NULL,
+    recovery_codes = NULL, updated_at = :now
+WHERE id = :id AND totp_enabled_at IS NULL;
+
+-- name: enable_user_totp
+UPDATE users SET totp_enabled_at = :now, totp_last_step = :step, recovery_codes = :codes,
+    updated_at = :now
+WHERE id = :id AND totp_secret IS NOT NULL AND totp_enabled_at IS NULL;
+
+-- name: use_user_totp_step
+-- Compare-and-set: a step at or before the last one taken is a replay.
+UPDATE users SET totp_last_step = :step
+WHERE id = :id AND totp_enabled_at IS NOT NULL
+  AND (totp_last_step IS NULL OR totp_last_step < :step);
+
+-- name: use_user_recovery_code
+-- Compare-and-set: only if the list is still the one the code was found in.
+UPDATE users SET recovery_codes = :new WHERE id = :id AND recovery_codes = :old;
+
+-- name: replace_user_recovery_codes
+UPDATE users SET recovery_codes = :codes, updated_at = :now
+WHERE id = :id AND totp_enabled_at IS NOT NULL;
+
+-- name: disable_user_totp
+UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL,
+    recovery_codes = NULL, updated_at = :now
+WHERE id = :id;
+
+-- name: insert_sso_request
+INSERT INTO sso_requests (digest, nonce, verifier, redirect_uri, next, expires_at)
+VALUES (:digest, :nonce, :verifier, :redirect_uri, :next, :expires_at);
+
+-- name: take_sso_request
+DELETE FROM sso_requests WHERE digest = :digest
+RETURNING nonce, verifier, redirect_uri, next, expires_at;
+
+-- name: delete_expired_sso_requests
+DELETE FROM sso_requests WHERE expires_at <= :now;
+
+-- name: insert_sso_session
+INSERT INTO sso_sessions (digest) VALUES (:digest);
+
+-- name: get_sso_session
+SELECT digest FROM sso_sessions WHERE digest = :digest;
+
+-- name: insert_sign_in_failure
+INSERT INTO sign_in_failures (subject, at) VALUES (:subject, :now);
+
+-- name: list_sign_in_failures
+SELECT at FROM sign_in_failures WHERE subject = :subject AND at >= :since ORDER BY at;
+
 -- name: forget_sign_in_failures
+DELETE FROM sign_in_failures WHERE subject = :subject AND at < :before;
+
+-- name: clear_sign_in_failures
 DELETE FROM sign_in_failures WHERE subject = :subject;
+
+-- name: list_instance_settings
+SELECT key, value FROM instance_settings;
+
+-- name: put_instance_setting
+INSERT INTO instance_settings (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
