@@ -2,18 +2,19 @@
 password once a user exists (and no longer with a token), one refusal for a wrong address
 or password, nothing for a disabled account, a rate limit per account and per address that
 refuses without checking the password and says when to try again, the second factor's
-page for a user who has one, and a password change that signs out every other browser."""
+page for a user who has one (enrolled on their account page, then a code), and a password
+change that signs out every other browser."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
 import httpx2
+import pyotp
 import pytest
 
 from fulmen.coordinator.passwords import hash_password
@@ -38,7 +39,6 @@ class Site:
     store: SQLStore
     base_url: str
     clock: FakeClock
-    path: Path
 
     @property
     def origin(self) -> dict[str, str]:
@@ -66,7 +66,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         sqlite_store(str(path), clock=clock) as store,
         serve(store, clock=clock, sign_in_account_limit=3, sign_in_address_limit=5) as served,
     ):
-        yield Site(store, served.base_url, clock, path)
+        yield Site(store, served.base_url, clock)
 
 
 def alert(html: str) -> str:
@@ -174,17 +174,32 @@ async def test_too_many_failures_from_one_address_refuse_every_account_from_it(
 
 
 async def test_a_user_with_a_second_factor_goes_on_to_it(site: Site) -> None:
-    ada = await site.user("ada@example.org")
-    with sqlite3.connect(site.path) as db:  # the MFA enrolment's work, done by hand here
-        db.execute("UPDATE users SET totp_enabled_at = 1 WHERE id = ?", (ada.id,))
+    await site.user("ada@example.org")
     async with site.browser() as browser:
+        await site.sign_in(browser, "ada@example.org")
+        shown = (await browser.get("/ui/account/mfa")).text  # enrol, as ada would
+        secret = re.search(r'<code id="secret" class="mono">([A-Z2-7]+)</code>', shown)
+        assert secret, shown
+
+        def code() -> str:
+            return pyotp.TOTP(secret[1]).at(site.clock.now().timestamp())
+
+        enrolled = await browser.post("/ui/account/mfa", data={"code": code()}, headers=site.origin)
+        assert enrolled.status_code == 201, enrolled.text
+        await browser.post("/ui/logout", headers=site.origin)
+
         signed = await site.sign_in(browser, "ada@example.org", next="/ui/runs")
         assert signed.status_code == 303
         assert signed.headers["location"] == "/ui/login/mfa?next=/ui/runs"
-        assert "fulmen_session" in browser.cookies
         # Half signed in opens nothing else.
         assert (await browser.get("/ui/runs")).status_code == 303
         assert (await browser.get("/ui/account")).status_code == 303
+        site.clock.advance(30)  # the next code: the one that enrolled is taken
+        given = await browser.post(
+            "/ui/login/mfa", data={"code": code(), "next": "/ui/runs"}, headers=site.origin
+        )
+        assert given.status_code == 303 and given.headers["location"] == "/ui/runs"
+        assert (await browser.get("/ui/runs")).status_code == 200
 
 
 async def test_a_password_change_signs_out_the_other_sessions(site: Site) -> None:
