@@ -99,6 +99,18 @@ async def test_failures_outside_the_window_are_pruned(
         assert not (await other.begin_sign_in(limits(), WINDOW)).refused
 
 
+async def test_pruning_leaves_other_kinds_of_failure_to_their_own_window(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """A second factor's wrong codes (mfa:…) count over their own window, however short the
+    password attempts' is."""
+    await store.note_sign_in_failure("mfa:u1", window=timedelta(minutes=30))
+    await fail(store, 1, limits())
+    clock.advance(WINDOW.total_seconds())
+    await fail(store, 1, {"email:someone@example.org": 3})
+    assert len(await store.sign_in_failures("mfa:u1", window=timedelta(minutes=30))) == 1
+
+
 async def test_a_burst_of_attempts_lets_through_no_more_than_the_limit(
     store: SQLStore, clock: FakeClock, backend: Backend
 ) -> None:

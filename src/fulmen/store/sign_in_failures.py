@@ -13,7 +13,8 @@ are still being hashed: each guess is counted the moment it is let through, and 
 after the limit are refused. An attempt that succeeds is then forgiven
 (:func:`forgive_sign_in`). The transaction takes a lock first (PostgreSQL: an advisory lock;
 SQLite's write lock already serialises it), so two coordinators cannot both let the fifth
-guess through. Failures older than the window are pruned by every attempt; refused attempts
+guess through. Failures of the attempt's kinds of subject (``email:``, ``ip:``) older than
+the window are pruned by every attempt (other kinds keep their own windows); refused attempts
 are not counted, so an account under attack is refused for the window after its last counted
 failure, not for ever.
 
@@ -82,7 +83,9 @@ async def begin_sign_in(
         raise InputError("sign-in limits must be at least 1 within a positive window")
     subjects = tuple(subject[:MAX_SUBJECT] for subject in limits)
     await tx.fetchone("lock_sign_in_failures")
-    await tx.execute("prune_sign_in_failures", {"before": now - window})
+    for kind in sorted({subject.partition(":")[0] for subject in subjects}):
+        params = {"kind": f"{kind}:%", "before": now - window}
+        await tx.execute("prune_sign_in_failures", params)
     refused: list[datetime] = []
     for subject, limit in zip(subjects, limits.values(), strict=True):
         rows = await tx.fetchall("recent_sign_in_failures", {"subject": subject, "limit": limit})

@@ -983,7 +983,9 @@ WHERE (CASE project_members.role
 SELECT pg_advisory_xact_lock(5068040850434315081);
 
 -- name: prune_sign_in_failures
-DELETE FROM sign_in_failures WHERE at <= %(before)s;
+-- A password attempt's pruning: failures of one kind of subject (email:…, ip:…) past the
+-- window; other kinds (mfa:…) keep theirs, counted over their own window.
+DELETE FROM sign_in_failures WHERE subject LIKE %(kind)s AND at <= %(before)s;
 
 -- name: recent_sign_in_failures
 -- A subject's newest failures (after pruning: all within the window), at most %(limit)s.

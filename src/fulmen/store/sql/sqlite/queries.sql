@@ -937,7 +937,9 @@ WHERE (CASE project_members.role
 SELECT 1 AS locked;
 
 -- name: prune_sign_in_failures
-DELETE FROM sign_in_failures WHERE at <= :before;
+-- A password attempt's pruning: failures of one kind of subject (email:…, ip:…) past the
+-- window; other kinds (mfa:…) keep theirs, counted over their own window.
+DELETE FROM sign_in_failures WHERE subject LIKE :kind AND at <= :before;
 
 -- name: recent_sign_in_failures
 -- A subject's newest failures (after pruning: all within the window), at most :limit.
