@@ -28,7 +28,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from fulmen.coordinator.api import adaptors, catalog, runs, webhook_auth, work_orders
+from fulmen.coordinator.api import (
+    adaptors,
+    catalog,
+    members,
+    runs,
+    tokens,
+    webhook_auth,
+    work_orders,
+)
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.coordinator.idempotency import KeyRefused
@@ -72,6 +80,8 @@ router.include_router(adaptors.router)
 router.include_router(runs.router)
 router.include_router(work_orders.router)
 router.include_router(webhook_auth.router)
+router.include_router(members.router)
+router.include_router(tokens.router)
 
 
 def status_of(error: FulmenError) -> int:
