@@ -10,13 +10,15 @@ naming the thing and not its project.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
 from fulmen.coordinator.access import Permission, Principal, allowed, require
+from fulmen.errors import AccessError, NotFoundError
 from fulmen.store import Role, RunFilter, Store, ThingKind
 
-__all__ = ["Scope", "require_on", "require_project", "scope_of"]
+__all__ = ["Scope", "may_read_bodies", "require_each", "require_on", "require_project", "scope_of"]
 
 _PAGE: Final = 500
 
@@ -47,6 +49,32 @@ async def require_on(
     what = f"{kind.replace('_', ' ')} {thing_id}"
     await _require(store, principal, permission, project_id, what)
     return project_id
+
+
+async def require_each(
+    store: Store,
+    principal: Principal,
+    permission: Permission,
+    kind: ThingKind,
+    thing_ids: Iterable[str],
+) -> None:
+    """:func:`require_on` for each of ``thing_ids`` that exists (a bulk request answers for
+    the others one by one): one refused refuses them all, before anything is done."""
+    for thing_id in thing_ids:
+        try:
+            await require_on(store, principal, permission, kind, thing_id)
+        except NotFoundError:
+            continue
+
+
+async def may_read_bodies(store: Store, principal: Principal, project_id: str) -> bool:
+    """Whether ``principal`` may read the dataclip bodies of ``project_id`` (what a page
+    asks before it offers them)."""
+    try:
+        await _require(store, principal, Permission.READ_BODIES, project_id, None)
+    except AccessError:
+        return False
+    return True
 
 
 async def _require(

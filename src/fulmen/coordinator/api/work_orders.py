@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from fulmen.coordinator import operations
-from fulmen.coordinator.access import Permission, Principal
+from fulmen.coordinator.access import Permission
 from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.catalog import SnapshotDoc
 from fulmen.coordinator.api.schemas.common import PathId
@@ -24,9 +24,9 @@ from fulmen.coordinator.api.schemas.work_orders import (
     WorkOrderDoc,
 )
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.guard import require_on
+from fulmen.coordinator.guard import require_each, require_on
 from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
-from fulmen.errors import FulmenError, NotFoundError
+from fulmen.errors import FulmenError
 from fulmen.store import Answer, Enqueued, RerunRequest, RunFilter
 
 __all__ = ["router"]
@@ -106,7 +106,7 @@ async def rerun_work_orders(
     is made."""
     c = _c(request)
     ids = list(dict.fromkeys(body.work_order_ids))
-    await _require_reruns(c, me, ids)
+    await require_each(c.store, me, Permission.RUN, "work_order", ids)
     reruns = [
         RerunRequest(work_order_id=work_order_id, job_id=body.job_id, options=c.run_options())
         for work_order_id in ids
@@ -125,16 +125,6 @@ async def rerun_work_orders(
     if not answered.replayed:
         _started(c, len(docs[-1].runs))
     return respond(answered)
-
-
-async def _require_reruns(c: Coordinator, me: Principal, ids: list[str]) -> None:
-    """Each work order that exists must be the caller's to rerun (those that do not are
-    answered per work order, as before)."""
-    for work_order_id in ids:
-        try:
-            await require_on(c.store, me, Permission.RUN, "work_order", work_order_id)
-        except NotFoundError:
-            continue
 
 
 def _reruns_doc(ids: list[str], made: list[Enqueued | FulmenError]) -> RerunsDoc:

@@ -16,7 +16,8 @@
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
   through the REST API's own functions and refusals (forms.py);
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
-  over the runner's HTTP API: coordinator/runner_client.py);
+  over the runner's HTTP API: coordinator/runner_client.py; instance admins only);
+* ``/ui/projects/<id>/members``: a project's members and their roles (members.py, issue 18);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates: a page holds one server-sent event stream (events.py) that says only *that*
@@ -29,7 +30,9 @@ catches what a stream missed, including other coordinators' changes, which are n
 without ``EventSource``, or with a stream that keeps failing, the pages poll every 2 s.
 
 Signing in is session.py's; the Content-Security-Policy and the other headers every response
-carries are headers.py's.
+carries are headers.py's. Every page and form asks access.require (through coordinator/guard.py)
+for the caller's role before it reads or changes anything, and shows only the caller's
+projects; an AccessError is answered by forms.forbidden, every route being forms.Guarded.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from fulmen.coordinator.dashboard import (
     events,
     find,
     manual,
+    members,
     pages,
     run,
     settings,
@@ -88,6 +92,7 @@ def install(app: FastAPI) -> None:
         settings,
         tokens,
         smart,
+        members,
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
