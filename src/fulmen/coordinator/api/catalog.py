@@ -2,7 +2,9 @@
 
 :func:`save_workflow` and :func:`put_credential` are how a workflow and a credential are
 saved, here and on the dashboard's pages (dashboard/triggers.py, credentials.py, settings.py):
-one path, so that both check the same things and refuse with the same errors.
+one path, so that both check the same things and refuse with the same errors. Who may save
+is asked by each door before it calls them (access.py: editors save workflows, admins
+credentials and a project's settings, owners delete a project).
 """
 
 from __future__ import annotations
