@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from fulmen.coordinator.access import Permission, Principal, allowed, require
-from fulmen.errors import AccessError, NotFoundError
+from fulmen.errors import NotFoundError
 from fulmen.store import Role, RunFilter, Store, ThingKind
 
 __all__ = ["Scope", "may_read_bodies", "require_each", "require_on", "require_project", "scope_of"]
@@ -70,11 +70,8 @@ async def require_each(
 async def may_read_bodies(store: Store, principal: Principal, project_id: str) -> bool:
     """Whether ``principal`` may read the dataclip bodies of ``project_id`` (what a page
     asks before it offers them)."""
-    try:
-        await _require(store, principal, Permission.READ_BODIES, project_id, None)
-    except AccessError:
-        return False
-    return True
+    bodies = await _viewers_see_bodies(store, principal, Permission.READ_BODIES, project_id)
+    return allowed(principal, Permission.READ_BODIES, project_id, viewers_see_bodies=bodies)
 
 
 async def _require(
@@ -84,10 +81,17 @@ async def _require(
     project_id: str,
     what: str | None,
 ) -> None:
-    bodies = False
-    if permission is Permission.READ_BODIES and principal.role_in(project_id) is Role.VIEWER:
-        bodies = (await store.get_project(project_id)).viewers_see_bodies
+    bodies = await _viewers_see_bodies(store, principal, permission, project_id)
     require(principal, permission, project_id, viewers_see_bodies=bodies, what=what)
+
+
+async def _viewers_see_bodies(
+    store: Store, principal: Principal, permission: Permission, project_id: str
+) -> bool:
+    """The project's setting, read only when it decides: a viewer asking for bodies."""
+    if permission is Permission.READ_BODIES and principal.role_in(project_id) is Role.VIEWER:
+        return (await store.get_project(project_id)).viewers_see_bodies
+    return False
 
 
 @dataclass(frozen=True, slots=True)

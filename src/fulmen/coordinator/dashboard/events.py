@@ -4,9 +4,9 @@ the coordinator's change feed (coordinator/changes.py) that concerns the page
 
 An event carries no data a page shows: the page re-reads its fragments, as it would on a
 timer, and those check the reader's role; a stream of one run's changes is for those who may
-read the run (403 or 404 otherwise, as its page would answer). The
-first event, ``hello``, tells the page how often to re-read anyway (the setting
-``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``), in case a notice was missed.
+read the run (403 or 404 otherwise, as its page would answer). The first event, ``hello``,
+tells the page how often to re-read anyway (the setting ``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``),
+in case a notice was missed.
 
 A stream ends after :data:`LIFETIME_S` (the browser's ``EventSource`` reconnects after
 ``retry``, and the session is checked again), and at once when the coordinator stops
