@@ -16,12 +16,17 @@ from fulmen.store import (
     EnqueueRequest,
     NewDataclip,
     NewUser,
+    NewWebhookAuthMethod,
     Project,
     Role,
     RunFilter,
     SQLStore,
+    StepStart,
+    ThingKind,
     User,
+    WebhookAuthType,
 )
+from fulmen.store.ownership import KINDS
 from fulmen_testing.coordinator import seed
 
 pytestmark = pytest.mark.anyio
@@ -136,15 +141,35 @@ async def test_a_projects_service_tokens_are_listed_apart(store: SQLStore) -> No
 
 
 async def test_each_thing_names_its_project(store: SQLStore) -> None:
+    await seed(store)  # another project's things, which must not be found instead
     seeded = await seed(store)
     stored = await store.get_workflow(seeded.workflow_id)
-    assert await store.project_of("workflow", seeded.workflow_id) == seeded.project_id
-    assert await store.project_of("trigger", seeded.webhook_id) == seeded.project_id
-    assert await store.project_of("snapshot", stored.snapshot_id) == seeded.project_id
-    assert await store.project_of("credential", seeded.credential_id) == seeded.project_id
-    with pytest.raises(NotFoundError) as missing:
-        await store.project_of("run", "nope")
-    assert missing.value.message == "run nope does not exist"
+    body = NewDataclip(DataclipType.SAVED_INPUT, {"a": 1})
+    made = await store.enqueue(EnqueueRequest(workflow_id=seeded.workflow_id, input=body))
+    assert made.dataclip_id is not None
+    (claimed,) = await store.claim(1)
+    await store.start_run(claimed.id)
+    await store.start_step(claimed.id, StepStart("step-1", seeded.job_ids[0]))
+    method = await store.create_webhook_auth_method(
+        NewWebhookAuthMethod("m1", seeded.project_id, "m", WebhookAuthType.API)
+    )
+    things: dict[ThingKind, str] = {
+        "workflow": seeded.workflow_id,
+        "trigger": seeded.webhook_id,
+        "snapshot": stored.snapshot_id,
+        "run": made.run_id,
+        "step": "step-1",
+        "work_order": made.work_order_id,
+        "dataclip": made.dataclip_id,
+        "credential": seeded.credential_id,
+        "webhook_auth_method": method.id,
+    }
+    assert set(things) == set(KINDS)
+    for kind, thing_id in things.items():
+        assert await store.project_of(kind, thing_id) == seeded.project_id, kind
+        with pytest.raises(NotFoundError) as missing:
+            await store.project_of(kind, "nope")
+        assert missing.value.message == f"{kind.replace('_', ' ')} nope does not exist"
 
 
 async def test_runs_are_listed_for_a_callers_projects_only(store: SQLStore) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 from uuid import uuid4
 
@@ -31,7 +31,7 @@ from fulmen.store import (
     SQLStore,
     WebhookAuthType,
 )
-from fulmen_testing.coordinator import serve, sqlite_store
+from fulmen_testing.coordinator import seed, serve, sqlite_store
 from fulmen_testing.teams import (
     COOKIE,
     MEMBERS,
@@ -340,8 +340,6 @@ async def test_lists_and_exports_show_only_ones_projects(board: Board) -> None:
 
 
 async def _other_workflow(board: Board) -> str:
-    from fulmen_testing.coordinator import seed
-
     seeded = await seed(board.store)
     await board.store.put_member(
         seeded.project_id, board.team.users["outsider"].id, MEMBERS["owner"]
@@ -356,11 +354,31 @@ async def test_a_viewer_searching_bodies_finds_nothing_hidden(board: Board) -> N
         page = (await _page(board, who, "/ui/runs?q=Ada")).text
         assert (board.ids["run_id"][:8] in page) is found, who
     project = await board.store.get_project(board.ids["project_id"])
-    from dataclasses import replace
-
     await board.store.replace_project(replace(project, viewers_see_bodies=True))
     try:
         page = (await _page(board, "viewer", "/ui/runs?q=Ada")).text
         assert board.ids["run_id"][:8] in page
     finally:
         await board.store.replace_project(project)
+
+
+async def test_the_members_page_offers_only_the_roles_one_may_give(board: Board) -> None:
+    path = f"/ui/projects/{board.ids['project_id']}/members"
+
+    def offered(html: str) -> set[str]:
+        form = html.split('data-form="add"')[1].split("</form>")[0]
+        return set(re.findall(r'<option value="([a-z]+)"', form))
+
+    assert offered((await _page(board, "admin", path)).text) == {"viewer", "editor", "admin"}
+    owner = (await _page(board, "owner", path)).text
+    assert offered(owner) == {"viewer", "editor", "admin", "owner"}
+    admin = (await _page(board, "admin", path)).text
+    owner_id = board.team.users["owner"].id
+    assert f"/members/{owner_id}/remove" not in admin  # an admin cannot remove an owner
+    assert f"/members/{owner_id}/remove" in owner
+    person = await user(board.store, "added")
+    async with board.client("admin") as http:
+        answer = await http.post(path, data={"email": person.email, "role": "editor"})
+    assert answer.status_code == 303
+    assert person.email in (await _page(board, "admin", path)).text
+    assert (await board.store.get_member(board.ids["project_id"], person.id)).role.value == "editor"
