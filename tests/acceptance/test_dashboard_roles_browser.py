@@ -1,7 +1,8 @@
 """Roles in headless Chromium (issue 18), against a coordinator served on loopback: a project's
 viewer opens a workflow and sees its graph and code but no control to edit or run it (and
 the edit page's address answers "Not allowed"); its editor follows the Edit link, renames the
-workflow and saves a new version. No page logs an error to the console. Screenshots of what
+workflow and saves a new version; its owner finds its members and service tokens. No page logs
+an error to the console. Screenshots of what
 each sees go to ``test-artifacts/dashboard/``."""
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ async def test_a_viewer_reads_a_workflow_and_an_editor_edits_it(
         await page.get_by_text("Saved as version 2.").wait_for()
         await shot(page, "laptop-workflow-editor-saved")
         await editor.close()
+
+        as_owner = people.users["owner"].id
+        owner = await signed_in_as(browser, served.base_url, store, as_owner, **LAPTOP)
+        _watch(owner, errors)
+        page = await owner.new_page()
+        await page.goto(f"{served.base_url}/ui")
+        await page.get_by_role("link", name="Members").click()
+        await page.get_by_role("heading", name="Add a member").wait_for()
+        await shot(page, "laptop-members-owner")
+        await page.goto(f"{served.base_url}/ui/tokens")
+        await page.get_by_role("heading", name="Service tokens of tests").wait_for()
+        await shot(page, "laptop-tokens-owner")
+        await owner.close()
     stored = await store.get_workflow(workflow_id)
     assert (stored.version, stored.workflow.name) == (2, "chain, renamed")
     assert errors == []
