@@ -85,6 +85,7 @@ from fulmen.store.models.webhook_auth import (
     WebhookAuthType,
     WebhookSecret,
 )
+from fulmen.store.ownership import ThingKind
 from fulmen.store.sources import check_packages, check_sources
 from fulmen.store.sqlstore import SQLStore
 
@@ -148,6 +149,7 @@ __all__ = [
     "StepStart",
     "Store",
     "StoredWorkflow",
+    "ThingKind",
     "TriggerInfo",
     "TriggerType",
     "UnjoinedClaim",
