@@ -1,7 +1,8 @@
 """The dashboard in a real browser, for the browser tests: Debian's ``/usr/bin/chromium`` driven
 by Playwright through its executable path (nothing is downloaded; ``playwright install`` is
 never run), a laptop's and a phone's screen, signing in through the sign-in form as a user
-does, and screenshots for a reviewer in ``test-artifacts/dashboard/``."""
+does (or, for the tests of roles, as a given user straight away: :func:`signed_in_as`), and
+screenshots for a reviewer in ``test-artifacts/dashboard/``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import pytest
 
+from fulmen.store import SQLStore
+from fulmen_testing.teams import COOKIE, sign_in
 from fulmen_testing.up import Up
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "chromium",
     "close_devices",
     "shot",
+    "signed_in_as",
     "signed_in_devices",
 ]
 
@@ -89,6 +94,28 @@ async def signed_in_devices(
         await page.close()
         contexts[name] = context
     return contexts
+
+
+async def signed_in_as(
+    browser: Any, base_url: str, store: SQLStore, user_id: str, **options: Any
+) -> Any:
+    """A browser context signed in as the user ``user_id`` of ``store``: a dashboard session
+    opened in the store (as signing in opens one) and its cookie given to the browser, with
+    the attributes session.py sets. For the tests of what each role sees; how one signs in
+    is the sign-in pages' tests' business."""
+    context = await browser.new_context(**options)
+    session_id = await sign_in(store, user_id=user_id)
+    host = urlsplit(base_url).hostname
+    cookie = {
+        "name": COOKIE,
+        "value": session_id,
+        "domain": host,
+        "path": "/ui",
+        "httpOnly": True,
+        "sameSite": "Strict",
+    }
+    await context.add_cookies([cookie])
+    return context
 
 
 async def close_devices(contexts: dict[str, Any]) -> None:

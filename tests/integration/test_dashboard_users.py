@@ -3,7 +3,7 @@ and enables users (a disabled user's session ends), makes and unmakes admins but
 the last one, and makes an invitation whose link is shown once; the link opens a form,
 accepting it makes the account and signs it in, and an unknown, used or expired link gets
 one clear page; someone who has an account proves it before the role is given; a project's
-admin invites to their project from their own page."""
+admin invites to their project from its members page."""
 
 from __future__ import annotations
 
@@ -218,13 +218,22 @@ async def test_a_project_admin_invites_from_their_own_page(site: Site) -> None:
     )
     await site.store.accept_invitation("d", password_hash=await hash_password(PASSWORD))
     browser = await site.signed_in("padmin@example.org")
+    members = (await browser.get("/ui/projects/p1/members")).text
+    form = re.search(r'<form method="post" action="/ui/invitations".*?</form>', members, re.S)
+    assert form, members
+    back = re.search(r'name="back" value="([^"]+)"', form[0])
+    assert back and back[1] == "/ui/projects/p1/members"
+    offered = re.findall(r'<option value="([a-z0-9]+)"', form[0])
+    assert offered == ["p1", "viewer", "editor", "admin"]  # this project; no owner, no "none"
+    assert "instance_admin" not in form[0]
+
     made = await site.post(
         browser,
         "/ui/invitations",
-        {"email": "eve@example.org", "project_id": "p1", "role": "viewer", "back": "/ui/runs"},
+        {"email": "eve@example.org", "project_id": "p1", "role": "viewer", "back": back[1]},
     )
     assert made.status_code == 201 and "/ui/invitations/" in invitation_link(made.text)
-    assert 'href="/ui/runs"' in made.text
+    assert 'href="/ui/projects/p1/members"' in made.text
     owner = await site.post(
         browser,
         "/ui/invitations",

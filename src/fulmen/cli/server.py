@@ -32,9 +32,9 @@ from fulmen.config import CoordinatorSettings
 from fulmen.coordinator import Coordinator, build_app, open_coordinator
 from fulmen.coordinator.api.auth import issue
 from fulmen.coordinator.core import credential_key, database_url
-from fulmen.errors import ConfigError, FulmenError
+from fulmen.errors import ConfigError, FulmenError, NotFoundError
 from fulmen.listen import bind
-from fulmen.store import open_store, sqlite_path
+from fulmen.store import Role, open_store, sqlite_path
 
 __all__ = ["server"]
 
@@ -157,18 +157,58 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="Who or what the token is for.")
+@click.option("--user", "email", help="A user's personal token: it acts with their roles.")
+@click.option("--project", "project_id", help="A service token of this project (with --role).")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    help="The service token's role in its project.",
+)
 @click.pass_obj
-def create_token(settings: CoordinatorSettings, name: str) -> None:
-    """Make a token and print it (only this once)."""
+def create_token(
+    settings: CoordinatorSettings,
+    name: str,
+    email: str | None,
+    project_id: str | None,
+    role: str | None,
+) -> None:
+    """Make a token and print it (only this once): a user's (--user), a project's with a
+    role (--project, --role), or without either an operator's, which acts as an instance
+    admin (as the tokens made before there were users do)."""
+    if (project_id is None) != (role is None):
+        raise click.UsageError("a service token takes both --project and --role")
+    if email is not None and project_id is not None:
+        raise click.UsageError("a token is a user's (--user) or a project's (--project), not both")
 
     url = local_store(settings, "server token create", make=True)
 
-    async def save() -> str:
+    async def save() -> tuple[str, int]:
         async with await open_store(url, credential_key=credential_key(settings)) as store:
-            secret, _ = await issue(store, name)
-            return secret
+            user_id = None
+            if email is not None:
+                user = await store.find_user(email)
+                if user is None:
+                    raise NotFoundError(f"no user has the e-mail {email}", field="email")
+                user_id = user.id
+            if project_id is not None:
+                await store.get_project(project_id)
+            secret, _ = await issue(
+                store,
+                name,
+                user_id=user_id,
+                project_id=project_id,
+                role=Role(role) if role else None,
+            )
+            return secret, (await store.count_users())[0]
 
-    click.echo(_run(save()))
+    secret, users = _run(save())
+    if users and email is None and project_id is None:
+        click.echo(
+            "note: this operator token acts as an instance admin, in every project; "
+            "give a person --user EMAIL (their own roles) or a program --project ID --role ROLE",
+            err=True,
+        )
+    click.echo(secret)
 
 
 @token.command("list")

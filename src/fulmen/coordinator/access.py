@@ -31,12 +31,15 @@ from fulmen.store import Role
 
 __all__ = [
     "GRANTS",
+    "STRENGTH",
     "Permission",
     "Principal",
     "PrincipalKind",
     "allowed",
     "require",
+    "require_grant",
     "require_instance_admin",
+    "require_project_creator",
     "weakest_role",
 ]
 
@@ -63,6 +66,10 @@ GRANTS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.ADMIN: _ADMIN,
     Role.OWNER: _OWNER,
 }
+
+#: The roles from the weakest: one may give (to a member, to a service token) only a role no
+#: stronger than one's own, and only an owner gives or takes the owner role.
+STRENGTH: Final[tuple[Role, ...]] = (Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER)
 
 #: What a request acts as: ``user`` (signed in, or through a personal token), ``service``
 #: (a project's service token), ``operator`` (a token made before any user existed).
@@ -126,7 +133,7 @@ def allowed(
 
 def weakest_role(permission: Permission) -> Role:
     """The weakest role that may do ``permission`` (to say what would be needed)."""
-    for role in (Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER):
+    for role in STRENGTH:
         if permission in GRANTS[role]:
             return role
     raise AssertionError(permission)
@@ -138,8 +145,11 @@ def require(
     project_id: str,
     *,
     viewers_see_bodies: bool = False,
+    what: str | None = None,
 ) -> None:
-    """Raise unless ``principal`` may do ``permission`` in ``project_id``.
+    """Raise unless ``principal`` may do ``permission`` in ``project_id``. ``what`` names
+    the thing asked for when it is not the project itself (``workflow 5f…``): a refusal
+    then names the thing, never its project, which the caller may not know of.
 
     Raises:
         AccessError: ``not_a_member`` (no role there: answered as an unknown project) or
@@ -149,12 +159,12 @@ def require(
         return
     role = principal.role_in(project_id)
     if role is None:
-        raise AccessError(
-            f"project {project_id} does not exist or you are not a member of it",
-            permission=permission,
-            project_id=project_id,
-            code="not_a_member",
+        hidden = (
+            f"{what} does not exist or you are not a member of its project"
+            if what
+            else f"project {project_id} does not exist or you are not a member of it"
         )
+        raise AccessError(hidden, permission=permission, project_id=project_id, code="not_a_member")
     needed = weakest_role(permission)
     raise AccessError(
         f"you are {_article(role)} {role} of project {project_id}: {_PHRASES[permission]} "
@@ -162,6 +172,43 @@ def require(
         permission=permission,
         project_id=project_id,
     )
+
+
+def require_grant(
+    principal: Principal, role: Role, project_id: str, *, current: Role | None = None
+) -> None:
+    """Raise unless ``principal`` may give ``role`` in ``project_id`` (to a member whose role
+    is ``current``, or to a new service token): it manages members there, and neither
+    ``role`` nor ``current`` is stronger than its own; the owner role is given and taken
+    by owners only (an admin cannot make an owner, nor demote one).
+
+    Raises:
+        AccessError: as :func:`require`.
+    """
+    require(principal, Permission.MEMBERS, project_id)
+    own = principal.role_in(project_id)
+    assert own is not None  # a member, or require refused
+    for asked in (role, current):
+        if asked is not None and STRENGTH.index(asked) > STRENGTH.index(own):
+            raise AccessError(
+                f"you are {_article(own)} {own} of project {project_id}: giving or taking the "
+                f"{asked} role takes that role or a stronger one",
+                permission=Permission.OWN if asked is Role.OWNER else Permission.MEMBERS,
+                project_id=project_id,
+            )
+
+
+def require_project_creator(principal: Principal) -> None:
+    """Raise unless ``principal`` may create projects (a service token may not).
+
+    Raises:
+        AccessError: ``forbidden``.
+    """
+    if not principal.may_create_projects:
+        raise AccessError(
+            "a service token acts in its own project only: it cannot create projects",
+            permission="create_project",
+        )
 
 
 def require_instance_admin(principal: Principal, what: str) -> None:

@@ -6,10 +6,10 @@ link is shown once, in the answer that made it. It can be used once, for
 ``FULMEN_INVITATION_TTL_SECONDS`` (7 days), at ``/ui/invitations/<secret>`` (the dashboard's
 page: dashboard/invitations.py).
 
-Who may invite (access.py's words): an invitation giving a role in a project takes
-``members`` there (a project admin or owner; making an owner takes ``own``); one making an
-instance admin, or giving no role at all (a user of the instance with no project yet), takes
-an instance admin.
+Who may invite (access.py's words): an invitation giving a role in a project takes what giving
+that role to a member takes (access.require_grant: ``members`` there, and no role stronger
+than one's own; an owner is made by owners); one making an instance admin, or giving no role
+at all (a user of the instance with no project yet), takes an instance admin.
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
-from fulmen.coordinator.access import Permission, Principal, require, require_instance_admin
+from fulmen.coordinator.access import (
+    Permission,
+    Principal,
+    require,
+    require_grant,
+    require_instance_admin,
+)
 from fulmen.coordinator.core import Coordinator
-from fulmen.store import Invitation, NewInvitation, Role
+from fulmen.store import Invitation, NewInvitation
 
 __all__ = ["LINK_PATH", "digest_of", "invite", "link", "require_may_invite"]
 
@@ -53,9 +59,10 @@ def require_may_invite(principal: Principal, new: NewInvitation) -> None:
     if new.project_id is None:
         require_instance_admin(principal, "inviting someone to no project")
         return
-    require(principal, Permission.MEMBERS, new.project_id)
-    if new.role is Role.OWNER:
-        require(principal, Permission.OWN, new.project_id)
+    if new.role is None:  # no role to give: the store refuses it (bad_invitation), past this
+        require(principal, Permission.MEMBERS, new.project_id)
+    else:
+        require_grant(principal, new.role, new.project_id)
 
 
 async def invite(

@@ -86,6 +86,7 @@ from fulmen.store.models.webhook_auth import (
     WebhookAuthType,
     WebhookSecret,
 )
+from fulmen.store.ownership import ThingKind
 from fulmen.store.sign_in_failures import SignInAttempt
 from fulmen.store.sources import check_packages, check_sources
 from fulmen.store.sqlstore import SQLStore
@@ -153,6 +154,7 @@ __all__ = [
     "StepStart",
     "Store",
     "StoredWorkflow",
+    "ThingKind",
     "TriggerInfo",
     "TriggerType",
     "UnjoinedClaim",

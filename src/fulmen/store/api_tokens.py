@@ -49,11 +49,16 @@ async def get_api_token(tx: Tx, token_id: str) -> ApiToken:
     return _token(tx, row)
 
 
-async def list_api_tokens(tx: Tx, user_id: str | None = None) -> list[ApiToken]:
-    """Every token, or ``user_id``'s personal tokens."""
-    if user_id is None:
-        return [_token(tx, row) for row in await tx.fetchall("list_api_tokens")]
-    rows = await tx.fetchall("list_user_api_tokens", {"user_id": user_id})
+async def list_api_tokens(
+    tx: Tx, user_id: str | None = None, project_id: str | None = None
+) -> list[ApiToken]:
+    """Every token, or ``user_id``'s personal tokens, or ``project_id``'s service tokens."""
+    if user_id is not None:
+        rows = await tx.fetchall("list_user_api_tokens", {"user_id": user_id})
+    elif project_id is not None:
+        rows = await tx.fetchall("list_project_api_tokens", {"project_id": project_id})
+    else:
+        rows = await tx.fetchall("list_api_tokens")
     return [_token(tx, row) for row in rows]
 
 

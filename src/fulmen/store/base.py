@@ -13,7 +13,7 @@ StoreError (the database failed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,8 +58,9 @@ from fulmen.store.models.runs import (
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
 from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
-from fulmen.store.models.users import NewUser, Role, User
+from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
+from fulmen.store.ownership import ThingKind
 
 if TYPE_CHECKING:
     from fulmen.errors import FulmenError
@@ -73,11 +74,21 @@ __all__ = ["Store"]
 class Store(Protocol):
     # -- projects and workflows ------------------------------------------------------------
 
-    async def create_project(self, project: Project) -> Project: ...
+    async def create_project(self, project: Project, *, owner_id: str | None = None) -> Project:
+        """A new project; ``owner_id``, a user, is made its owner in the same transaction."""
+        ...
+
     async def replace_project(self, project: Project) -> Project: ...
     async def get_project(self, project_id: str) -> Project: ...
-    async def list_projects(self, *, cursor: str | None = None, limit: int = 100) -> Page[Project]:
-        """Projects in id order."""
+    async def list_projects(
+        self, *, cursor: str | None = None, limit: int = 100, ids: Collection[str] | None = None
+    ) -> Page[Project]:
+        """Projects in id order; only those of ``ids`` when given."""
+        ...
+
+    async def project_of(self, kind: ThingKind, thing_id: str) -> str:
+        """The id of the project a workflow, trigger, run, step... belongs to (NotFoundError
+        when there is no such thing)."""
         ...
 
     async def delete_project(self, project_id: str) -> None:
@@ -217,8 +228,11 @@ class Store(Protocol):
 
     async def put_api_token(self, token: ApiToken) -> ApiToken: ...
     async def get_api_token(self, token_id: str) -> ApiToken: ...
-    async def list_api_tokens(self, user_id: str | None = None) -> list[ApiToken]:
-        """Every token, or the personal tokens of ``user_id``."""
+    async def list_api_tokens(
+        self, user_id: str | None = None, *, project_id: str | None = None
+    ) -> list[ApiToken]:
+        """Every token, or the personal tokens of ``user_id``, or the service tokens of
+        ``project_id``."""
         ...
 
     async def delete_api_token(self, token_id: str) -> None: ...
@@ -299,6 +313,20 @@ class Store(Protocol):
 
     async def forgive_sign_in(self, attempt: SignInAttempt, *, forget: str = "") -> None:
         """The attempt succeeded: take it back, and forget ``forget``'s earlier failures."""
+
+    async def put_member(self, project_id: str, user_id: str, role: Role) -> Member:
+        """Make the user a member with ``role``, or give a member that role (NotFoundError:
+        no such project or user; ConflictError ``last_owner``: it would demote the project's
+        last owner)."""
+        ...
+
+    async def remove_member(self, project_id: str, user_id: str) -> None:
+        """NotFoundError: not a member; ConflictError ``last_owner``: the last owner."""
+        ...
+
+    async def get_member(self, project_id: str, user_id: str) -> Member: ...
+    async def list_members(self, project_id: str) -> list[Member]:
+        """By e-mail; NotFoundError for a project that does not exist."""
         ...
 
     # -- the dashboard's sessions ------------------------------------------------------------

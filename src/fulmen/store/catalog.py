@@ -14,7 +14,7 @@ lock that enqueues respect (queries.sql: lock_enqueue_limits).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -96,9 +96,14 @@ async def get_project(tx: Tx, project_id: str) -> Project:
     return _project(tx, row)
 
 
-async def list_projects(tx: Tx, cursor: str | None, limit: int) -> Page[Project]:
+async def list_projects(
+    tx: Tx, cursor: str | None, limit: int, ids: Collection[str] | None = None
+) -> Page[Project]:
+    """A page of projects in id order; only those of ``ids`` when given (a user's)."""
     after = decode_cursor(cursor, str)[0] if cursor else None
-    rows = await tx.fetchall("list_projects", {"after": after, "limit": check_limit(limit) + 1})
+    wanted = None if ids is None else sorted(ids)
+    params = {"after": after, "ids": wanted, "limit": check_limit(limit) + 1}
+    rows = await tx.fetchall("list_projects", params)
     return make_page([_project(tx, row) for row in rows], limit, lambda p: (p.id,))
 
 
@@ -116,6 +121,7 @@ def _project_params(project: Project, now: datetime) -> dict[str, object]:
         "history_retention_period": project.history_retention_period,
         "dataclip_retention_period": project.dataclip_retention_period,
         "retention_policy": RetentionPolicy(project.retention_policy),
+        "viewers_see_bodies": project.viewers_see_bodies,
         "now": now,
     }
 
@@ -133,6 +139,7 @@ def _project(tx: Tx, row: Row) -> Project:
         history_retention_period=row["history_retention_period"],
         dataclip_retention_period=row["dataclip_retention_period"],
         retention_policy=RetentionPolicy(row["retention_policy"]),
+        viewers_see_bodies=bool(row["viewers_see_bodies"]),
         inserted_at=tx.time(row["inserted_at"]),
         updated_at=tx.time(row["updated_at"]),
     )

@@ -14,10 +14,12 @@ role: a member who is already stronger in the project stays so.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.catalog import get_project
 from fulmen.store.db import Row, Tx, time_or_none
+from fulmen.store.members import get_member, put_member
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.users import NewUser, Role, User
 from fulmen.store.users import create_user, find_user, normal_email, set_instance_admin
@@ -29,6 +31,9 @@ __all__ = [
     "get_invitation",
     "list_invitations",
 ]
+
+#: Roles weakest first: an invitation gives its role only to someone weaker in the project.
+_STRENGTH: Final = (Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER)
 
 
 async def create_invitation(
@@ -124,16 +129,18 @@ async def accept_invitation(
     elif invitation.instance_admin and not user.instance_admin:
         user = await set_instance_admin(tx, user.id, True, now)
     if invitation.project_id is not None and invitation.role is not None:
-        await tx.execute(
-            "grant_invited_role",
-            {
-                "project_id": invitation.project_id,
-                "user_id": user.id,
-                "role": invitation.role,
-                "now": now,
-            },
-        )
+        await _give(tx, invitation.project_id, user.id, invitation.role, now)
     return user, invitation
+
+
+async def _give(tx: Tx, project_id: str, user_id: str, role: Role, now: datetime) -> None:
+    """``role`` in the project, unless the user is a member with a stronger one already."""
+    try:
+        current = (await get_member(tx, project_id, user_id)).role
+    except NotFoundError:
+        current = None
+    if current is None or _STRENGTH.index(current) < _STRENGTH.index(role):
+        await put_member(tx, project_id, user_id, role, now)
 
 
 async def list_invitations(tx: Tx, now: datetime) -> list[Invitation]:

@@ -52,6 +52,7 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
         raise InputError("an empty set of states matches no run; leave states out instead")
     params: dict[str, object] = {
         "project_id": where.project_id,
+        "project_ids": None if where.project_ids is None else sorted(where.project_ids),
         "workflow_id": where.workflow_id,
         "work_order_id": where.work_order_id,
         "states": states,
@@ -61,7 +62,8 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
         "limit": check_limit(limit) + 1,
     }
     if where.text:
-        return await _search_runs(tx, where.text, params, limit)
+        bodies = None if where.body_projects is None else sorted(where.body_projects)
+        return await _search_runs(tx, where.text, params | {"body_projects": bodies}, limit)
     rows = await tx.fetchall("list_runs", params)
     seqs = {row["id"]: int(row["seq"]) for row in rows}
     return make_page([_run(tx, row) for row in rows], limit, lambda run: (seqs[run.id],))

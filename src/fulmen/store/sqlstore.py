@@ -7,7 +7,7 @@ decides only which transactions write and where "now" comes from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -29,6 +29,8 @@ from fulmen.store import (
     idempotency,
     instance_settings,
     invitations,
+    members,
+    ownership,
     queue,
     reads,
     reruns,
@@ -83,8 +85,9 @@ from fulmen.store.models.runs import (
 )
 from fulmen.store.models.schedules import CronTick, CronTrigger
 from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoRequest
-from fulmen.store.models.users import NewUser, Role, User
+from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
+from fulmen.store.ownership import ThingKind
 from fulmen.store.sign_in_failures import SignInAttempt
 
 __all__ = ["SQLStore"]
@@ -127,9 +130,13 @@ class SQLStore:
 
     # -- projects and workflows ------------------------------------------------------------
 
-    async def create_project(self, project: Project) -> Project:
+    async def create_project(self, project: Project, *, owner_id: str | None = None) -> Project:
+        now = self._clock.now()
         async with self._db.write() as tx:
-            return await catalog.create_project(tx, project, self._clock.now())
+            made = await catalog.create_project(tx, project, now)
+            if owner_id is not None:
+                await members.put_member(tx, made.id, owner_id, Role.OWNER, now)
+            return made
 
     async def replace_project(self, project: Project) -> Project:
         async with self._db.write() as tx:
@@ -139,9 +146,15 @@ class SQLStore:
         async with self._db.read() as tx:
             return await catalog.get_project(tx, project_id)
 
-    async def list_projects(self, *, cursor: str | None = None, limit: int = 100) -> Page[Project]:
+    async def list_projects(
+        self, *, cursor: str | None = None, limit: int = 100, ids: Collection[str] | None = None
+    ) -> Page[Project]:
         async with self._db.read() as tx:
-            return await catalog.list_projects(tx, cursor, limit)
+            return await catalog.list_projects(tx, cursor, limit, ids)
+
+    async def project_of(self, kind: ThingKind, thing_id: str) -> str:
+        async with self._db.read() as tx:
+            return await ownership.project_of(tx, kind, thing_id)
 
     async def delete_project(self, project_id: str) -> None:
         async with self._db.write() as tx:
@@ -294,9 +307,11 @@ class SQLStore:
         async with self._db.read() as tx:
             return await api_tokens.get_api_token(tx, token_id)
 
-    async def list_api_tokens(self, user_id: str | None = None) -> list[ApiToken]:
+    async def list_api_tokens(
+        self, user_id: str | None = None, *, project_id: str | None = None
+    ) -> list[ApiToken]:
         async with self._db.read() as tx:
-            return await api_tokens.list_api_tokens(tx, user_id)
+            return await api_tokens.list_api_tokens(tx, user_id, project_id)
 
     async def delete_api_token(self, token_id: str) -> None:
         async with self._db.write() as tx:
@@ -306,7 +321,7 @@ class SQLStore:
         async with self._db.write() as tx:
             await api_tokens.touch_api_token(tx, token_id, self._clock.now())
 
-    # -- users and their roles (users.py) ----------------------------------------------------
+    # -- users and their roles (users.py, members.py) ---------------------------------------
 
     async def create_user(self, new: NewUser) -> User:
         async with self._db.write() as tx:
@@ -389,6 +404,22 @@ class SQLStore:
     async def forgive_sign_in(self, attempt: SignInAttempt, *, forget: str = "") -> None:
         async with self._db.write() as tx:
             await sign_in_failures.forgive_sign_in(tx, attempt, forget=forget)
+
+    async def put_member(self, project_id: str, user_id: str, role: Role) -> Member:
+        async with self._db.write() as tx:
+            return await members.put_member(tx, project_id, user_id, role, self._clock.now())
+
+    async def remove_member(self, project_id: str, user_id: str) -> None:
+        async with self._db.write() as tx:
+            await members.remove_member(tx, project_id, user_id)
+
+    async def get_member(self, project_id: str, user_id: str) -> Member:
+        async with self._db.read() as tx:
+            return await members.get_member(tx, project_id, user_id)
+
+    async def list_members(self, project_id: str) -> list[Member]:
+        async with self._db.read() as tx:
+            return await members.list_members(tx, project_id)
 
     # -- the dashboard's sessions (dashboard_sessions.py) -----------------------------------
 

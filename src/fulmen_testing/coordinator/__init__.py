@@ -20,6 +20,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from psycopg import sql
 
 from fulmen import keys as keyring
@@ -166,6 +167,8 @@ async def seed(
 class Served:
     coordinator: Coordinator
     base_url: str
+    #: The app served (its routes, for the tests that go through each of them).
+    app: FastAPI | None = None
 
     @property
     def socket_url(self) -> str:
@@ -189,7 +192,7 @@ async def serve(
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Served(coordinator, f"http://127.0.0.1:{port}")
+        yield Served(coordinator, f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         await task

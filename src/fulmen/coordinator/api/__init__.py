@@ -1,9 +1,12 @@
 """The REST API under ``/api``: bearer tokens, JSON documents, cursor pagination.
 
-Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit`` and answer
-``{"items": [...], "next_cursor": ...}``. Errors are ``{"error": {"code", "message",
-"field"}}`` with the status their kind calls for: unknown ids 404 (and ids in projects
-the caller is not a member of: access.py), a role too weak 403, conflicts (duplicate id,
+Every route needs an API token (auth.py) and asks, before it reads or changes anything,
+whether the role the token acts with allows it (access.py, through guard.py: a thing named by
+its own id is checked against its project); listings hold only the caller's projects.
+Listings take ``cursor`` and ``limit`` and answer ``{"items": [...], "next_cursor": ...}``.
+Errors are ``{"error": {"code", "message", "field"}}`` with the status their kind calls for:
+unknown ids 404 (and ids in projects the caller is not a member of: access.py), a role too
+weak 403, conflicts (duplicate id,
 stale version, a run that cannot be cancelled now) 409, unusable input 422 (with the path
 of the value at fault in ``field`` when there is one), an npm registry or Python package index
 that could not say which versions a package has 502, a store failure 500, an
@@ -35,7 +38,9 @@ from fulmen.coordinator.api import (
     alerts,
     catalog,
     instance,
+    members,
     runs,
+    tokens,
     users,
     webhook_auth,
     work_orders,
@@ -86,6 +91,8 @@ router.include_router(work_orders.router)
 router.include_router(webhook_auth.router)
 router.include_router(alerts.router)
 router.include_router(instance.router)
+router.include_router(members.router)
+router.include_router(tokens.router)
 router.include_router(users.router)
 
 

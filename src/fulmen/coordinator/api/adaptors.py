@@ -15,6 +15,8 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request
 
+from fulmen.coordinator.access import Permission
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.adaptors import (
     PackagesDoc,
     PackagesIn,
@@ -24,6 +26,7 @@ from fulmen.coordinator.api.schemas.adaptors import (
 )
 from fulmen.coordinator.api.schemas.common import ErrorDoc
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.guard import require_on
 from fulmen.coordinator.python_packages import checked_pins, resolve_jobs
 from fulmen.coordinator.resolution import resolve_adaptors
 from fulmen.plan import Job, language_of
@@ -63,13 +66,14 @@ async def resolved(request: Request, adaptor: Adaptors) -> ResolvedDoc:
 
 
 @router.post("/python-packages/resolved", tags=["adaptors"], responses=_PYTHON_ANSWERS)
-async def python_packages(request: Request, asked: PackagesIn) -> PackagesDoc:
+async def python_packages(request: Request, me: Caller, asked: PackagesIn) -> PackagesDoc:
     """The jobs of one workflow with their Python packages as a save would keep them now:
     every package adaptor and requirement at its exact version, or the 422 or 502 the save
     would answer (naming the job by its name, and the value's path in ``field``)."""
     c: Coordinator = request.app.state.coordinator
     checked: frozenset[str] = frozenset()
     if asked.workflow_id is not None:
+        await require_on(c.store, me, Permission.READ, "workflow", asked.workflow_id)
         checked = checked_pins((await c.store.get_workflow(asked.workflow_id)).workflow)
     jobs = [
         Job(

@@ -4,8 +4,9 @@ deliveries are going, each workflow's alert rule, the project's digest, and what
 Every route is under ``/projects/{project_id}``, and every id in it must belong to that
 project (404 naming the field otherwise), so that the project whose rights a request needs
 is the one in its path: changing a workflow's rule is a change to that project's workflows,
-changing its channels a change to the project's settings. A webhook channel's secret is
-write-only (a made one is shown once, in the answer that made it).
+changing its channels a change to the project's settings: reading takes the viewer role, a
+rule the editor role, channels and the digest the admin role (access.py). A webhook channel's
+secret is write-only (a made one is shown once, in the answer that made it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from fulmen.coordinator.access import Permission
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.alerts import (
     AlertChannelDoc,
     AlertChannelIn,
@@ -27,6 +30,7 @@ from fulmen.coordinator.api.schemas.alerts import (
 )
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.guard import require_project
 from fulmen.errors import NotFoundError
 from fulmen.store import Store
 
@@ -48,28 +52,38 @@ def _store(request: Request) -> Store:
 
 
 @router.get("/projects/{project_id}/alert_channels", tags=TAGS)
-async def list_channels(request: Request, project_id: PathId) -> PageDoc[AlertChannelDoc]:
+async def list_channels(
+    request: Request, me: Caller, project_id: PathId
+) -> PageDoc[AlertChannelDoc]:
+    await require_project(_store(request), me, Permission.READ, project_id)
     channels = await _store(request).list_alert_channels(project_id)
     return PageDoc(items=[AlertChannelDoc.of(c) for c in channels])
 
 
 @router.post("/projects/{project_id}/alert_channels", tags=TAGS, status_code=201)
 async def create_channel(
-    request: Request, project_id: PathId, channel: AlertChannelIn
+    request: Request, me: Caller, project_id: PathId, channel: AlertChannelIn
 ) -> AlertChannelDoc:
     """A new channel; a ``webhook`` channel's secret is in the answer, and never again."""
+    await require_project(_store(request), me, Permission.MANAGE, project_id)
     made = await _store(request).create_alert_channel(channel.to_store(project_id))
     return AlertChannelDoc.of(made)
 
 
 @router.get("/projects/{project_id}/alert_channels/{channel_id}", tags=TAGS)
-async def get_channel(request: Request, project_id: PathId, channel_id: PathId) -> AlertChannelDoc:
+async def get_channel(
+    request: Request, me: Caller, project_id: PathId, channel_id: PathId
+) -> AlertChannelDoc:
+    await require_project(_store(request), me, Permission.READ, project_id)
     return AlertChannelDoc.of(await _store(request).get_alert_channel(project_id, channel_id))
 
 
 @router.delete("/projects/{project_id}/alert_channels/{channel_id}", tags=TAGS, status_code=204)
-async def delete_channel(request: Request, project_id: PathId, channel_id: PathId) -> Response:
+async def delete_channel(
+    request: Request, me: Caller, project_id: PathId, channel_id: PathId
+) -> Response:
     """Deletes it from every rule and digest, with its deliveries."""
+    await require_project(_store(request), me, Permission.MANAGE, project_id)
     await _store(request).delete_alert_channel(project_id, channel_id)
     return Response(status_code=204)
 
@@ -77,6 +91,7 @@ async def delete_channel(request: Request, project_id: PathId, channel_id: PathI
 @router.get("/projects/{project_id}/alert_channels/{channel_id}/deliveries", tags=TAGS)
 async def channel_deliveries(
     request: Request,
+    me: Caller,
     project_id: PathId,
     channel_id: PathId,
     failing: Failing = False,
@@ -84,6 +99,7 @@ async def channel_deliveries(
 ) -> PageDoc[AlertDeliveryDoc]:
     """The channel's deliveries, newest first: each one's state, attempts, last error and
     next try."""
+    await require_project(_store(request), me, Permission.READ, project_id)
     store = _store(request)
     await store.get_alert_channel(project_id, channel_id)
     found = await store.list_alert_deliveries(
@@ -94,8 +110,9 @@ async def channel_deliveries(
 
 @router.get("/projects/{project_id}/alert_deliveries", tags=TAGS)
 async def deliveries(
-    request: Request, project_id: PathId, failing: Failing = False, limit: Limit = 50
+    request: Request, me: Caller, project_id: PathId, failing: Failing = False, limit: Limit = 50
 ) -> PageDoc[AlertDeliveryDoc]:
+    await require_project(_store(request), me, Permission.READ, project_id)
     store = _store(request)
     await store.get_project(project_id)
     found = await store.list_alert_deliveries(project_id, failing=failing, limit=limit)
@@ -105,11 +122,13 @@ async def deliveries(
 @router.get("/projects/{project_id}/alerts", tags=TAGS)
 async def alerts(
     request: Request,
+    me: Caller,
     project_id: PathId,
     workflow_id: Annotated[str | None, Query(min_length=1)] = None,
     limit: Limit = 50,
 ) -> PageDoc[AlertDoc]:
     """Alerts and digests made, newest first; of one workflow."""
+    await require_project(_store(request), me, Permission.READ, project_id)
     store = _store(request)
     await store.get_project(project_id)
     made = await store.list_alerts(project_id, workflow_id=workflow_id, limit=limit)
@@ -117,12 +136,16 @@ async def alerts(
 
 
 @router.get("/projects/{project_id}/alert_digest", tags=TAGS)
-async def get_digest(request: Request, project_id: PathId) -> AlertDigestDoc:
+async def get_digest(request: Request, me: Caller, project_id: PathId) -> AlertDigestDoc:
+    await require_project(_store(request), me, Permission.READ, project_id)
     return AlertDigestDoc.of(await _store(request).get_alert_digest(project_id))
 
 
 @router.put("/projects/{project_id}/alert_digest", tags=TAGS)
-async def put_digest(request: Request, project_id: PathId, digest: AlertDigestIn) -> AlertDigestDoc:
+async def put_digest(
+    request: Request, me: Caller, project_id: PathId, digest: AlertDigestIn
+) -> AlertDigestDoc:
+    await require_project(_store(request), me, Permission.MANAGE, project_id)
     return AlertDigestDoc.of(await _store(request).put_alert_digest(digest.to_store(project_id)))
 
 
@@ -130,15 +153,19 @@ async def put_digest(request: Request, project_id: PathId, digest: AlertDigestIn
 
 
 @router.get("/projects/{project_id}/alert_rules", tags=TAGS)
-async def list_rules(request: Request, project_id: PathId) -> PageDoc[AlertRuleDoc]:
+async def list_rules(request: Request, me: Caller, project_id: PathId) -> PageDoc[AlertRuleDoc]:
+    await require_project(_store(request), me, Permission.READ, project_id)
     store = _store(request)
     await store.get_project(project_id)
     return PageDoc(items=[AlertRuleDoc.of(r) for r in await store.list_alert_rules(project_id)])
 
 
 @router.get("/projects/{project_id}/workflows/{workflow_id}/alert_rule", tags=TAGS)
-async def get_rule(request: Request, project_id: PathId, workflow_id: PathId) -> AlertRuleDoc:
+async def get_rule(
+    request: Request, me: Caller, project_id: PathId, workflow_id: PathId
+) -> AlertRuleDoc:
     """404 ``not_found`` with ``field: workflow_id`` when the workflow has no rule."""
+    await require_project(_store(request), me, Permission.READ, project_id)
     rule = await _store(request).get_alert_rule(project_id, workflow_id)
     if rule is None:
         raise NotFoundError(f"workflow {workflow_id} has no alert rule", field="workflow_id")
@@ -147,9 +174,10 @@ async def get_rule(request: Request, project_id: PathId, workflow_id: PathId) ->
 
 @router.put("/projects/{project_id}/workflows/{workflow_id}/alert_rule", tags=TAGS)
 async def put_rule(
-    request: Request, project_id: PathId, workflow_id: PathId, rule: AlertRuleIn
+    request: Request, me: Caller, project_id: PathId, workflow_id: PathId, rule: AlertRuleIn
 ) -> AlertRuleDoc:
     """The rule from now on; its period counts from its latest alert, whatever it was."""
+    await require_project(_store(request), me, Permission.EDIT, project_id)
     saved = await _store(request).put_alert_rule(rule.to_store(project_id, workflow_id))
     return AlertRuleDoc.of(saved)
 
@@ -157,6 +185,9 @@ async def put_rule(
 @router.delete(
     "/projects/{project_id}/workflows/{workflow_id}/alert_rule", tags=TAGS, status_code=204
 )
-async def delete_rule(request: Request, project_id: PathId, workflow_id: PathId) -> Response:
+async def delete_rule(
+    request: Request, me: Caller, project_id: PathId, workflow_id: PathId
+) -> Response:
+    await require_project(_store(request), me, Permission.EDIT, project_id)
     await _store(request).delete_alert_rule(project_id, workflow_id)
     return Response(status_code=204)

@@ -37,7 +37,17 @@ from fulmen.coordinator.core import Coordinator
 from fulmen.errors import InputError, NotFoundError
 from fulmen.store import ApiToken, Role, Store
 
-__all__ = ["PREFIX", "TOUCH_EVERY", "TokenFirst", "authorized", "issue", "mint", "parse", "verify"]
+__all__ = [
+    "PREFIX",
+    "TOUCH_EVERY",
+    "Caller",
+    "TokenFirst",
+    "authorized",
+    "issue",
+    "mint",
+    "parse",
+    "verify",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +135,10 @@ async def authorized(
     if isinstance(checked, Principal):
         return checked
     return await _check(request)
+
+
+#: A route's parameter: who the caller's token acts as (what access.require is asked about).
+Caller = Annotated[Principal, Depends(authorized)]
 
 
 class TokenFirst:

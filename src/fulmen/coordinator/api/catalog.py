@@ -2,7 +2,9 @@
 
 :func:`save_workflow` and :func:`put_credential` are how a workflow and a credential are
 saved, here and on the dashboard's pages (dashboard/triggers.py, credentials.py, settings.py):
-one path, so that both check the same things and refuse with the same errors.
+one path, so that both check the same things and refuse with the same errors. Who may save
+is asked by each door before it calls them (access.py: editors save workflows, admins
+credentials and a project's settings, owners delete a project).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query, Request, Response
 
 from fulmen import cron
+from fulmen.coordinator.access import Permission, require_project_creator
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.catalog import (
     CredentialDoc,
     CredentialIn,
@@ -22,6 +26,7 @@ from fulmen.coordinator.api.schemas.catalog import (
 )
 from fulmen.coordinator.api.schemas.common import MAX_INT32, ErrorDoc, PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.guard import require_on, require_project
 from fulmen.coordinator.python_packages import checked_pins, resolve_python
 from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
 from fulmen.errors import InputError
@@ -58,29 +63,39 @@ def _store(request: Request) -> Store:
 
 @router.get("/projects", tags=["projects"])
 async def list_projects(
-    request: Request, cursor: Cursor = None, limit: Limit = 100
+    request: Request, me: Caller, cursor: Cursor = None, limit: Limit = 100
 ) -> PageDoc[ProjectDoc]:
-    page = await _store(request).list_projects(cursor=cursor, limit=limit)
+    """The projects the caller is a member of (every project, for an instance admin)."""
+    ids = None if me.sees_all_projects() else me.roles.keys()
+    page = await _store(request).list_projects(cursor=cursor, limit=limit, ids=ids)
     return PageDoc(items=[ProjectDoc.of(p) for p in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("/projects", tags=["projects"], status_code=201)
-async def create_project(request: Request, project: ProjectIn) -> ProjectDoc:
-    return ProjectDoc.of(await _store(request).create_project(project.to_store()))
+async def create_project(request: Request, me: Caller, project: ProjectIn) -> ProjectDoc:
+    """A new project, of which the caller (a user) is the owner; a service token may not."""
+    require_project_creator(me)
+    owner = me.id if me.kind == "user" else None
+    return ProjectDoc.of(await _store(request).create_project(project.to_store(), owner_id=owner))
 
 
 @router.get("/projects/{project_id}", tags=["projects"])
-async def get_project(request: Request, project_id: PathId) -> ProjectDoc:
+async def get_project(request: Request, me: Caller, project_id: PathId) -> ProjectDoc:
+    await require_project(_store(request), me, Permission.READ, project_id)
     return ProjectDoc.of(await _store(request).get_project(project_id))
 
 
 @router.put("/projects/{project_id}", tags=["projects"])
-async def replace_project(request: Request, project_id: PathId, project: ProjectIn) -> ProjectDoc:
+async def replace_project(
+    request: Request, me: Caller, project_id: PathId, project: ProjectIn
+) -> ProjectDoc:
+    await require_project(_store(request), me, Permission.MANAGE, project_id)
     return ProjectDoc.of(await _store(request).replace_project(project.to_store(project_id)))
 
 
 @router.delete("/projects/{project_id}", tags=["projects"], status_code=204)
-async def delete_project(request: Request, project_id: PathId) -> Response:
+async def delete_project(request: Request, me: Caller, project_id: PathId) -> Response:
+    await require_project(_store(request), me, Permission.OWN, project_id)
     await _store(request).delete_project(project_id)
     return Response(status_code=204)
 
@@ -174,9 +189,10 @@ _SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 
 @router.get("/projects/{project_id}/workflows", tags=["workflows"])
 async def list_workflows(
-    request: Request, project_id: PathId, cursor: Cursor = None, limit: Limit = 100
+    request: Request, me: Caller, project_id: PathId, cursor: Cursor = None, limit: Limit = 100
 ) -> PageDoc[WorkflowDoc]:
     store = _store(request)
+    await require_project(store, me, Permission.READ, project_id)
     await store.get_project(project_id)
     page = await store.list_workflows(project_id, cursor=cursor, limit=limit)
     return PageDoc(items=[WorkflowDoc.of(w) for w in page.items], next_cursor=page.next_cursor)
@@ -189,19 +205,22 @@ async def list_workflows(
     responses=_SAVE_ANSWERS,
 )
 async def create_workflow(
-    request: Request, project_id: PathId, workflow: WorkflowIn
+    request: Request, me: Caller, project_id: PathId, workflow: WorkflowIn
 ) -> WorkflowDoc:
+    await require_project(_store(request), me, Permission.EDIT, project_id)
     return WorkflowDoc.of(await create(_coordinator(request), project_id, workflow))
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
-async def get_workflow(request: Request, workflow_id: PathId) -> WorkflowDoc:
+async def get_workflow(request: Request, me: Caller, workflow_id: PathId) -> WorkflowDoc:
+    await require_on(_store(request), me, Permission.READ, "workflow", workflow_id)
     return WorkflowDoc.of(await _store(request).get_workflow(workflow_id))
 
 
 @router.put("/workflows/{workflow_id}", tags=["workflows"], responses=_SAVE_ANSWERS)
 async def replace_workflow(
     request: Request,
+    me: Caller,
     workflow_id: PathId,
     workflow: WorkflowIn,
     expected_version: Annotated[
@@ -211,12 +230,14 @@ async def replace_workflow(
         ),
     ] = None,
 ) -> WorkflowDoc:
+    await require_on(_store(request), me, Permission.EDIT, "workflow", workflow_id)
     saved = await replace(_coordinator(request), workflow_id, workflow, expected_version)
     return WorkflowDoc.of(saved)
 
 
 @router.delete("/workflows/{workflow_id}", tags=["workflows"], status_code=204)
-async def delete_workflow(request: Request, workflow_id: PathId) -> Response:
+async def delete_workflow(request: Request, me: Caller, workflow_id: PathId) -> Response:
+    await require_on(_store(request), me, Permission.EDIT, "workflow", workflow_id)
     await _store(request).delete_workflow(workflow_id)
     return Response(status_code=204)
 
@@ -225,16 +246,21 @@ async def delete_workflow(request: Request, workflow_id: PathId) -> Response:
 
 
 @router.get("/projects/{project_id}/credentials", tags=["credentials"])
-async def list_credentials(request: Request, project_id: PathId) -> PageDoc[CredentialDoc]:
+async def list_credentials(
+    request: Request, me: Caller, project_id: PathId
+) -> PageDoc[CredentialDoc]:
+    """Their names and which project, never their values."""
     store = _store(request)
+    await require_project(store, me, Permission.READ, project_id)
     await store.get_project(project_id)
     return PageDoc(items=[CredentialDoc.of(i) for i in await store.list_credentials(project_id)])
 
 
 @router.post("/projects/{project_id}/credentials", tags=["credentials"], status_code=201)
 async def create_credential(
-    request: Request, project_id: PathId, credential: CredentialIn
+    request: Request, me: Caller, project_id: PathId, credential: CredentialIn
 ) -> CredentialDoc:
+    await require_project(_store(request), me, Permission.MANAGE, project_id)
     return CredentialDoc.of(
         await put_credential(_store(request), project_id, credential.id, credential)
     )
@@ -242,8 +268,13 @@ async def create_credential(
 
 @router.put("/projects/{project_id}/credentials/{credential_id}", tags=["credentials"])
 async def replace_credential(
-    request: Request, project_id: PathId, credential_id: PathId, credential: CredentialIn
+    request: Request,
+    me: Caller,
+    project_id: PathId,
+    credential_id: PathId,
+    credential: CredentialIn,
 ) -> CredentialDoc:
+    await require_project(_store(request), me, Permission.MANAGE, project_id)
     return CredentialDoc.of(
         await put_credential(_store(request), project_id, credential_id, credential)
     )
@@ -260,6 +291,7 @@ async def put_credential(
 
 
 @router.delete("/credentials/{credential_id}", tags=["credentials"], status_code=204)
-async def delete_credential(request: Request, credential_id: PathId) -> Response:
+async def delete_credential(request: Request, me: Caller, credential_id: PathId) -> Response:
+    await require_on(_store(request), me, Permission.MANAGE, "credential", credential_id)
     await _store(request).delete_credential(credential_id)
     return Response(status_code=204)

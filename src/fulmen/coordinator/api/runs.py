@@ -7,6 +7,8 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query, Request, Response
 
 from fulmen.coordinator import operations
+from fulmen.coordinator.access import Permission
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId, Timestamp
 from fulmen.coordinator.api.schemas.runs import (
     DataclipDoc,
@@ -17,6 +19,7 @@ from fulmen.coordinator.api.schemas.runs import (
     StartedDoc,
 )
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.guard import require_on, require_project, scope_of
 from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
 from fulmen.errors import InputError
 from fulmen.lifecycle import CancelAction, RunState
@@ -55,6 +58,7 @@ def _states(text: str | None) -> frozenset[RunState] | None:
 @router.get("/runs", tags=["runs"])
 async def list_runs(
     request: Request,
+    me: Caller,
     project_id: str | None = None,
     workflow_id: str | None = None,
     work_order_id: str | None = None,
@@ -66,6 +70,10 @@ async def list_runs(
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PageDoc[RunDoc]:
+    """Runs of the caller's projects, newest first (``project_id`` of another: 404)."""
+    c = _c(request)
+    if project_id is not None:
+        await require_project(c.store, me, Permission.READ, project_id)
     where = RunFilter(
         project_id=project_id,
         workflow_id=workflow_id,
@@ -74,15 +82,16 @@ async def list_runs(
         inserted_from=since,
         inserted_until=until,
     )
-    c = _c(request)
-    page = await c.store.list_runs(where, cursor=cursor, limit=limit)
+    scope = await scope_of(c.store, me)
+    page = await c.store.list_runs(scope.runs(where), cursor=cursor, limit=limit)
     items = [RunDoc.of(run, c.hub.waiting_for(run)) for run in page.items]
     return PageDoc(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", tags=["runs"])
-async def get_run(request: Request, run_id: PathId) -> RunDetailDoc:
+async def get_run(request: Request, me: Caller, run_id: PathId) -> RunDetailDoc:
     c = _c(request)
+    await require_on(c.store, me, Permission.READ, "run", run_id)
     detail = await c.store.get_run(run_id)
     return RunDetailDoc.of_detail(detail, c.hub.waiting_for(detail.run))
 
@@ -90,11 +99,13 @@ async def get_run(request: Request, run_id: PathId) -> RunDetailDoc:
 @router.get("/runs/{run_id}/logs", tags=["runs"])
 async def get_logs(
     request: Request,
+    me: Caller,
     run_id: PathId,
     cursor: Cursor = None,
     # the store's largest page (fulmen.store.paging.MAX_LIMIT); 5000 was advertised and refused
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> PageDoc[LogDoc]:
+    await require_on(_c(request).store, me, Permission.READ, "run", run_id)
     page = await _c(request).store.get_logs(run_id, cursor=cursor, limit=limit)
     return PageDoc(items=[LogDoc.of(line) for line in page.items], next_cursor=page.next_cursor)
 
@@ -104,20 +115,26 @@ async def get_logs(
     tags=["runs"],
     responses={202: {"description": "Asked of the worker that has the run"}},
 )
-async def cancel_run(request: Request, run_id: PathId, response: Response) -> RunDetailDoc:
+async def cancel_run(
+    request: Request, me: Caller, run_id: PathId, response: Response
+) -> RunDetailDoc:
     """Cancel a run. A queued run is cancelled at once (200). A run a worker has is
     stopped by that worker, told over the run channel (202, with ``cancel_requested_at``
     set; the run ends ``cancelled`` when the worker has stopped it; an OpenFn ws-worker
     does not understand the request and finishes the run). A finished run is 409."""
     c = _c(request)
+    await require_on(c.store, me, Permission.RUN, "run", run_id)
     if await operations.cancel(c, run_id) is CancelAction.ASK_WORKER:
         response.status_code = 202
     return RunDetailDoc.of_detail(await c.store.get_run(run_id))
 
 
 @router.get("/dataclips/{dataclip_id}", tags=["dataclips"])
-async def get_dataclip(request: Request, dataclip_id: PathId) -> DataclipDoc:
-    return DataclipDoc.of(await _c(request).store.get_dataclip(dataclip_id))
+async def get_dataclip(request: Request, me: Caller, dataclip_id: PathId) -> DataclipDoc:
+    """Its body takes the editor role, or a viewer's where the project allows it."""
+    store = _c(request).store
+    await require_on(store, me, Permission.READ_BODIES, "dataclip", dataclip_id)
+    return DataclipDoc.of(await store.get_dataclip(dataclip_id))
 
 
 @router.post(
@@ -129,6 +146,7 @@ async def get_dataclip(request: Request, dataclip_id: PathId) -> DataclipDoc:
 )
 async def run_workflow(
     request: Request,
+    me: Caller,
     workflow_id: PathId,
     body: ManualRunIn,
     idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
@@ -139,6 +157,7 @@ async def run_workflow(
     default) is answered as the first was, with ``Idempotent-Replayed: true``, and makes no
     run."""
     c = _c(request)
+    await require_on(c.store, me, Permission.RUN, "workflow", workflow_id)
     if body.dataclip_id is not None and "input" in body.model_fields_set:
         raise InputError("give an input or a dataclip_id, not both", code="input_and_dataclip")
     enqueue = operations.manual_run(

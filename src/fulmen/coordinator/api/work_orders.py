@@ -12,6 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from fulmen.coordinator import operations
+from fulmen.coordinator.access import Permission
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.catalog import SnapshotDoc
 from fulmen.coordinator.api.schemas.common import PathId
 from fulmen.coordinator.api.schemas.runs import StartedDoc
@@ -22,6 +24,7 @@ from fulmen.coordinator.api.schemas.work_orders import (
     WorkOrderDoc,
 )
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.guard import require_each, require_on
 from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
 from fulmen.errors import FulmenError
 from fulmen.store import Answer, Enqueued, RerunRequest, RunFilter
@@ -40,9 +43,10 @@ def _c(request: Request) -> Coordinator:
 
 
 @router.get("/work_orders/{work_order_id}", tags=["work orders"])
-async def get_work_order(request: Request, work_order_id: PathId) -> WorkOrderDoc:
+async def get_work_order(request: Request, me: Caller, work_order_id: PathId) -> WorkOrderDoc:
     """The work order, its state (its latest run's) and its runs, newest first."""
     store = _c(request).store
+    await require_on(store, me, Permission.READ, "work_order", work_order_id)
     order = await store.get_work_order(work_order_id)
     runs = await store.list_runs(RunFilter(work_order_id=work_order_id), limit=MAX_RUNS_SHOWN)
     return WorkOrderDoc.of(order, list(runs.items))
@@ -57,6 +61,7 @@ async def get_work_order(request: Request, work_order_id: PathId) -> WorkOrderDo
 )
 async def rerun_step(
     request: Request,
+    me: Caller,
     step_id: PathId,
     idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> StartedDoc | Response:
@@ -64,6 +69,7 @@ async def rerun_step(
     input, its job the starting node (409 ``dataclip_wiped`` if that input is gone). With an
     ``Idempotency-Key``, the same request again is answered as the first was."""
     c = _c(request)
+    await require_on(c.store, me, Permission.RUN, "step", step_id)
     rerun = RerunRequest(step_id=step_id, options=c.run_options())
     scope = f"POST /api/steps/{step_id}/rerun"
     key = key_of(request, scope, {}, c.settings.idempotency_key_ttl)
@@ -88,6 +94,7 @@ async def rerun_step(
 )
 async def rerun_work_orders(
     request: Request,
+    me: Caller,
     body: RerunIn,
     idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> RerunsDoc | Response:
@@ -95,9 +102,11 @@ async def rerun_work_orders(
     or from the start. Each is its own transaction: the answer lists the runs made and, for
     the work orders that could not be rerun, why. With an ``Idempotency-Key``, all of them
     and the key are one transaction, and the same request again is answered as the first
-    was."""
+    was. A work order the caller may not rerun refuses the whole request, before any run
+    is made."""
     c = _c(request)
     ids = list(dict.fromkeys(body.work_order_ids))
+    await require_each(c.store, me, Permission.RUN, "work_order", ids)
     reruns = [
         RerunRequest(work_order_id=work_order_id, job_id=body.job_id, options=c.run_options())
         for work_order_id in ids
@@ -134,9 +143,11 @@ def _reruns_doc(ids: list[str], made: list[Enqueued | FulmenError]) -> RerunsDoc
 
 
 @router.get("/snapshots/{snapshot_id}", tags=["workflows"])
-async def get_snapshot(request: Request, snapshot_id: PathId) -> SnapshotDoc:
+async def get_snapshot(request: Request, me: Caller, snapshot_id: PathId) -> SnapshotDoc:
     """One saved version of a workflow: what the runs that name it ran."""
-    return SnapshotDoc.of(await _c(request).store.get_snapshot(snapshot_id))
+    store = _c(request).store
+    await require_on(store, me, Permission.READ, "snapshot", snapshot_id)
+    return SnapshotDoc.of(await store.get_snapshot(snapshot_id))
 
 
 def _started(c: Coordinator, count: int = 1) -> None:

@@ -17,7 +17,8 @@
   through the REST API's own functions and refusals (forms.py); ``/ui/alerts`` (issue 18,
   alerts.py): channels and their failing deliveries, digests, workflows' alert rules;
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
-  over the runner's HTTP API: coordinator/runner_client.py);
+  over the runner's HTTP API: coordinator/runner_client.py; instance admins only);
+* ``/ui/projects/<id>/members``: a project's members and their roles (members.py, issue 18);
 * people (issue 18): ``/ui/account``, your own, and changing your password (account.py);
   ``/ui/users``, an instance admin's list of users and invitations (users.py); and
   ``/ui/invitations/<secret>``, the page an invitation link opens (invitation.py);
@@ -36,7 +37,10 @@ Signing in is pages.py's (with an e-mail address and a password: coordinator/sig
 and session.py's; issue 18's second factor (``/ui/login/mfa``, ``/ui/account/mfa``:
 second_factor.py), single sign-on (``/ui/login/sso``: sso.py) and the instance's settings
 (``/ui/instance``: instance.py) are beside it. The Content-Security-Policy and the other
-headers every response carries are headers.py's.
+headers every response carries are headers.py's. Every page and form asks access.require
+(through coordinator/guard.py) for the caller's role before it reads or changes anything, and
+shows only the caller's projects; an AccessError is answered by forms.forbidden, every route
+being forms.Guarded.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from fulmen.coordinator.dashboard import (
     instance,
     invitation,
     manual,
+    members,
     pages,
     run,
     second_factor,
@@ -111,6 +116,7 @@ def install(app: FastAPI) -> None:
         alerts,
         tokens,
         smart,
+        members,
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)

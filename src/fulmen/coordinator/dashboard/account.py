@@ -13,25 +13,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fulmen.coordinator import passwords, sign_ins
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.dashboard.forms import Problem, cross_site, problem_of, refusal
+from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, address_of, cookie_digest, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed, address_of, cookie_digest
 from fulmen.coordinator.sign_in import check_password
 from fulmen.errors import FulmenError, InputError, NotFoundError, SignInError
 from fulmen.store import Project, Role
 
 __all__ = ["router"]
 
-router = APIRouter()
-
-Viewer = Annotated[Principal, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 #: The password form's fields, as problems name them.
 FIELDS: Final = ("current", "password", "repeat")
 DONE: Final = {"password": "Password changed: your other sessions are signed out."}
@@ -67,13 +65,13 @@ async def _roles(c: Coordinator, me: Principal) -> list[tuple[Project, Role]]:
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account(request: Request, me: Viewer) -> Response:
+async def account(request: Request, me: Signed) -> Response:
     return await _page(request, me)
 
 
 @router.post("/account/password", response_class=HTMLResponse)
 async def change_password(
-    request: Request, me: Viewer, current: Field = "", password: Field = "", repeat: Field = ""
+    request: Request, me: Signed, current: Field = "", password: Field = "", repeat: Field = ""
 ) -> Response:
     """Nothing typed is shown again when the form is refused."""
     if cross_site(request):

@@ -5,32 +5,35 @@ Every form posts to a path that names its project (``/ui/alerts/projects/<id>/â€
 REST API's routes do (api/alerts.py), and is checked by the API's own documents
 (``EmailChannelIn``, ``AlertRuleIn``â€¦) and saved by the same store calls, so a value the API
 refuses the page refuses in the same words, next to the field. A webhook channel's secret,
-made or typed, is shown once, on the page that answers the form.
+made or typed, is shown once, on the page that answers the form. The page lists the caller's
+projects; channels and the digest take the admin role, a workflow's rule the editor role
+(access.py), and the forms a role cannot use are not shown.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.schemas.alerts import AlertChannelIn, AlertDigestIn, AlertRuleIn
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.dashboard.forms import Problem, cross_site, problem_of, refusal
+from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.pages import catalog, status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed
+from fulmen.coordinator.guard import require_project
 from fulmen.errors import FulmenError, InputError
-from fulmen.store import AlertChannel, ApiToken
+from fulmen.store import AlertChannel
 from fulmen.store.alert_policy import ALERTABLE, DEFAULT_OUTCOMES, DEFAULT_PERIOD_SECONDS
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
-Viewer = Annotated[ApiToken, Depends(viewer)]
 Field = Annotated[str, Form()]
 #: Checkboxes of one name: none ticked is absent from the form.
 Many = Annotated[list[str] | None, Form()]
@@ -50,9 +53,10 @@ DONE: Final = {
 }
 
 
-async def _projects(c: Coordinator) -> list[dict[str, Any]]:
+async def _projects(c: Coordinator, me: Principal) -> list[dict[str, Any]]:
+    """The caller's projects (every project for an instance admin)."""
     found = []
-    for project, workflows in await catalog(c.store):
+    for project, workflows in await catalog(c.store, me):
         rules = {r.workflow_id: r for r in await c.store.list_alert_rules(project.id)}
         found.append(
             {
@@ -70,6 +74,7 @@ async def _projects(c: Coordinator) -> list[dict[str, Any]]:
 
 async def _page(
     request: Request,
+    me: Principal,
     problem: Problem | None = None,
     *,
     made: AlertChannel | None = None,
@@ -81,7 +86,8 @@ async def _page(
         problem.status if problem else 201 if made else 200,
         section="alerts",
         status=await status(c),
-        projects=await _projects(c),
+        me=me,
+        projects=await _projects(c, me),
         problem=problem,
         entered=entered or {},
         made=made,
@@ -98,15 +104,15 @@ def _done(what: str, anchor: str) -> RedirectResponse:
 
 
 @router.get("/alerts", response_class=HTMLResponse)
-async def alerts(request: Request, _: Viewer) -> Response:
-    return await _page(request)
+async def alerts(request: Request, me: Signed) -> Response:
+    return await _page(request, me)
 
 
 @router.post("/alerts/projects/{project_id}/channels", response_class=HTMLResponse)
 async def create_channel(
     request: Request,
     project_id: str,
-    _: Viewer,
+    me: Signed,
     name: Field = "",
     type: Field = "",
     recipients: Field = "",
@@ -118,6 +124,7 @@ async def create_channel(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     given: dict[str, Any] = {"name": name.strip(), "type": type}
     if type == "email":
         given["recipients"] = [a.strip() for a in recipients.replace("\n", ",").split(",")]
@@ -135,23 +142,26 @@ async def create_channel(
         made = await c.store.create_alert_channel(channel.to_store(project_id))
     except (ValidationError, FulmenError) as error:
         entered = {"name": name, "type": type, "recipients": recipients, "url": url}
-        return await _page(request, problem_of(form, error, CHANNEL_FIELDS), entered=entered)
+        return await _page(request, me, problem_of(form, error, CHANNEL_FIELDS), entered=entered)
     if made.secret is not None:
-        return await _page(request, made=made)
+        return await _page(request, me, made=made)
     return _done("channel", f"channel-{made.id}")
 
 
 @router.post(
     "/alerts/projects/{project_id}/channels/{channel_id}/delete", response_class=HTMLResponse
 )
-async def delete_channel(request: Request, project_id: str, channel_id: str, _: Viewer) -> Response:
+async def delete_channel(
+    request: Request, project_id: str, channel_id: str, me: Signed
+) -> Response:
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     try:
         await c.store.delete_alert_channel(project_id, channel_id)
     except FulmenError as error:
-        return await _page(request, problem_of(f"delete:{channel_id}", error))
+        return await _page(request, me, problem_of(f"delete:{channel_id}", error))
     return _done("deleted", f"project-{project_id}")
 
 
@@ -159,20 +169,21 @@ async def delete_channel(request: Request, project_id: str, channel_id: str, _: 
 async def save_digest(
     request: Request,
     project_id: str,
-    _: Viewer,
+    me: Signed,
     frequency: Field = "",
     channel_ids: Many = None,
 ) -> Response:
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     try:
         given = {"frequency": frequency, "channel_ids": channel_ids or []}
         digest = AlertDigestIn.model_validate(given)
         await c.store.put_alert_digest(digest.to_store(project_id))
     except (ValidationError, FulmenError) as error:
         problem = problem_of(f"digest:{project_id}", error, ("frequency", "channel_ids"))
-        return await _page(request, problem)
+        return await _page(request, me, problem)
     return _done("digest", f"digest-{project_id}")
 
 
@@ -183,7 +194,7 @@ async def save_rule(
     request: Request,
     project_id: str,
     workflow_id: str,
-    _: Viewer,
+    me: Signed,
     outcomes: Many = None,
     channel_ids: Many = None,
     period_seconds: Field = "",
@@ -193,6 +204,7 @@ async def save_rule(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.EDIT, project_id)
     values: dict[str, Any] = {
         "outcomes": outcomes or [],
         "channel_ids": channel_ids or [],
@@ -207,7 +219,7 @@ async def save_rule(
         await c.store.put_alert_rule(rule.to_store(project_id, workflow_id))
     except (ValidationError, FulmenError) as error:
         entered = {"period_seconds": period_seconds}
-        return await _page(request, problem_of(form, error, RULE_FIELDS), entered=entered)
+        return await _page(request, me, problem_of(form, error, RULE_FIELDS), entered=entered)
     return _done("rule", f"rule-{workflow_id}")
 
 
@@ -215,12 +227,13 @@ async def save_rule(
     "/alerts/projects/{project_id}/workflows/{workflow_id}/rule/delete",
     response_class=HTMLResponse,
 )
-async def delete_rule(request: Request, project_id: str, workflow_id: str, _: Viewer) -> Response:
+async def delete_rule(request: Request, project_id: str, workflow_id: str, me: Signed) -> Response:
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.EDIT, project_id)
     try:
         await c.store.delete_alert_rule(project_id, workflow_id)
     except FulmenError as error:
-        return await _page(request, problem_of(f"rule:{workflow_id}", error, RULE_FIELDS))
+        return await _page(request, me, problem_of(f"rule:{workflow_id}", error, RULE_FIELDS))
     return _done("unruled", f"rule-{workflow_id}")

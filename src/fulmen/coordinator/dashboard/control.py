@@ -13,25 +13,26 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fulmen.coordinator import operations
+from fulmen.coordinator.access import Permission
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
-from fulmen.errors import FulmenError
+from fulmen.coordinator.dashboard.session import PREFIX, Signed, same_origin
+from fulmen.coordinator.guard import require_each, require_on
+from fulmen.errors import AccessError, FulmenError
 from fulmen.store import Enqueued
 
 __all__ = ["MAX_RERUNS", "router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 #: The most work orders one bulk rerun takes (two pages of the runs list).
 MAX_RERUNS: Final = 100
-
-Signed = Annotated[object, Depends(viewer)]
 
 
 def _c(request: Request) -> Coordinator:
@@ -40,14 +41,17 @@ def _c(request: Request) -> Coordinator:
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel(request: Request, run_id: str, _: Signed) -> Response:
+async def cancel(request: Request, run_id: str, me: Signed) -> Response:
     """Cancel the run, then show its page again: cancelled already if it was queued, else
     cancelling until its worker has stopped it. A finished run is refused with a message."""
     back = f"{PREFIX}/runs/{quote(run_id)}"
     if not same_origin(request):
         return RedirectResponse(f"{back}?error={quote('Cancel runs from this site only.')}", 303)
     try:
+        await require_on(_c(request).store, me, Permission.RUN, "run", run_id)
         await operations.cancel(_c(request), run_id)
+    except AccessError:
+        raise  # answered by forms.forbidden
     except FulmenError as error:
         return RedirectResponse(f"{back}?error={quote('Could not cancel: ' + error.message)}", 303)
     return RedirectResponse(back, 303)
@@ -56,7 +60,7 @@ async def cancel(request: Request, run_id: str, _: Signed) -> Response:
 @router.post("/runs/rerun", response_class=HTMLResponse)
 async def rerun(
     request: Request,
-    _: Signed,
+    me: Signed,
     work_order_id: Annotated[list[str] | None, Form()] = None,
     job_id: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
@@ -66,6 +70,7 @@ async def rerun(
     common: dict[str, Any] = {
         "section": "runs",
         "status": await status(c),
+        "me": me,
         "back": back,
         "job_id": job_id,
     }
@@ -76,6 +81,7 @@ async def rerun(
     if len(ids) > MAX_RERUNS:
         refused = f"Rerun at most {MAX_RERUNS} work orders at once, not {len(ids)}."
         return page("reruns.html", 400, refused=refused, **common)
+    await require_each(c.store, me, Permission.RUN, "work_order", ids)
     made = await operations.rerun_each(c, ids, job_id or None)
     started = [outcome for outcome in made if isinstance(outcome, Enqueued)]
     failed = [

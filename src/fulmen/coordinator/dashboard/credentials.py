@@ -13,15 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from fulmen.coordinator.access import Principal
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.catalog import put_credential
 from fulmen.coordinator.api.schemas.catalog import CredentialIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
+    Guarded,
     Problem,
     cross_site,
     json_object,
@@ -30,15 +31,14 @@ from fulmen.coordinator.dashboard.forms import (
 )
 from fulmen.coordinator.dashboard.pages import catalog, status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed
+from fulmen.coordinator.guard import require_project
 from fulmen.errors import FulmenError, NotFoundError
 from fulmen.store import CredentialInfo, Project
 
 __all__ = ["router"]
 
-router = APIRouter()
-
-Viewer = Annotated[Principal, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 #: The fields of the credential forms, as problems name them.
 FIELDS: Final = ("id", "name", "body")
 #: What the page says after a change (``?done=``), by what was done.
@@ -59,11 +59,11 @@ class Use:
     job: str
 
 
-async def _listing(c: Coordinator) -> list[dict[str, Any]]:
-    """Every project, its credentials, and for each the jobs (of the workflows' current
-    versions) that use it."""
+async def _listing(c: Coordinator, me: Principal) -> list[dict[str, Any]]:
+    """The caller's projects, their credentials, and for each the jobs (of the workflows'
+    current versions) that use it."""
     out: list[dict[str, Any]] = []
-    for project, workflows in await catalog(c.store):
+    for project, workflows in await catalog(c.store, me):
         uses: dict[str, list[Use]] = {}
         for stored in workflows:
             w = stored.workflow
@@ -78,10 +78,11 @@ async def _listing(c: Coordinator) -> list[dict[str, Any]]:
 
 
 async def _page(
-    request: Request, problem: Problem | None = None, done: str | None = None
+    request: Request, me: Principal, problem: Problem | None = None, done: str | None = None
 ) -> HTMLResponse:
+    """Forms only where the caller manages credentials (admins)."""
     c: Coordinator = request.app.state.coordinator
-    projects = await _listing(c)
+    projects = await _listing(c, me)
     notice = None
     if done in DONE:
         named = {i["info"].id: i["info"].name for p in projects for i in p["credentials"]}
@@ -91,6 +92,7 @@ async def _page(
         problem.status if problem else 200,
         section="credentials",
         status=await status(c),
+        me=me,
         projects=projects,
         problem=problem,
         notice=notice,
@@ -104,15 +106,15 @@ def _done(what: str, credential_id: str) -> RedirectResponse:
 
 
 @router.get("/credentials", response_class=HTMLResponse)
-async def credentials(request: Request, _: Viewer, done: str | None = None) -> Response:
-    return await _page(request, done=done)
+async def credentials(request: Request, me: Signed, done: str | None = None) -> Response:
+    return await _page(request, me, done=done)
 
 
 @router.post("/credentials/{project_id}", response_class=HTMLResponse)
 async def create(
     request: Request,
     project_id: str,
-    _: Viewer,
+    me: Signed,
     name: Annotated[str, Form()] = "",
     body: Annotated[str, Form()] = "",
 ) -> Response:
@@ -120,6 +122,7 @@ async def create(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     form = f"new:{project_id}"
     try:
         given = CredentialIn.model_validate(
@@ -127,7 +130,7 @@ async def create(
         )
         made = await put_credential(c.store, project_id, given.id, given)
     except (ValidationError, FulmenError) as error:
-        return await _page(request, problem_of(form, error, FIELDS))
+        return await _page(request, me, problem_of(form, error, FIELDS))
     return _done("created", made.id)
 
 
@@ -136,13 +139,14 @@ async def set_value(
     request: Request,
     project_id: str,
     credential_id: str,
-    _: Viewer,
+    me: Signed,
     body: Annotated[str, Form()] = "",
 ) -> Response:
     """Replace the value; the name stays."""
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     form = f"value:{credential_id}"
     try:
         current = await _credential(c, project_id, credential_id)
@@ -151,21 +155,22 @@ async def set_value(
         )
         await put_credential(c.store, project_id, credential_id, given)
     except (ValidationError, FulmenError) as error:
-        return await _page(request, problem_of(form, error, FIELDS))
+        return await _page(request, me, problem_of(form, error, FIELDS))
     return _done("set", credential_id)
 
 
 @router.post("/credentials/{project_id}/{credential_id}/delete", response_class=HTMLResponse)
-async def delete(request: Request, project_id: str, credential_id: str, _: Viewer) -> Response:
+async def delete(request: Request, project_id: str, credential_id: str, me: Signed) -> Response:
     """Refused (409, saying which jobs) while a job uses it."""
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     try:
         await _credential(c, project_id, credential_id)
         await c.store.delete_credential(credential_id)
     except FulmenError as error:
-        return await _page(request, problem_of(f"delete:{credential_id}", error, FIELDS))
+        return await _page(request, me, problem_of(f"delete:{credential_id}", error, FIELDS))
     return RedirectResponse(f"{PREFIX}/credentials?done=deleted#project-{project_id}", 303)
 
 

@@ -14,36 +14,37 @@ decided to: nothing typed is lost either way.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api import catalog as api_catalog
 from fulmen.coordinator.api import status_of
 from fulmen.coordinator.api.schemas.catalog import WorkflowIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.bundle import EditorBundle
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed, same_origin
 from fulmen.coordinator.dashboard.workflow_form import (
     CONDITIONS,
     DEFAULT_ADAPTORS,
     Draft,
     field_key,
 )
+from fulmen.coordinator.guard import require_on, require_project
 from fulmen.errors import ConflictError, FulmenError, InputError, NotFoundError
 from fulmen.plan import LANGUAGE_NAMES
 from fulmen.store import Project, StoredWorkflow
 
 __all__ = ["router"]
 
-router = APIRouter()
-
-Signed = Annotated[object, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 
 
 def _c(request: Request) -> Coordinator:
@@ -70,49 +71,63 @@ async def editor_script(request: Request, digest: str) -> Response:
 
 
 @router.get("/projects/{project_id}/workflows/new", response_class=HTMLResponse)
-async def new_workflow(request: Request, project_id: str, _: Signed) -> Response:
+async def new_workflow(request: Request, project_id: str, me: Signed) -> Response:
     c = _c(request)
+    await require_project(c.store, me, Permission.EDIT, project_id)
     try:
         project = await c.store.get_project(project_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"project {project_id}", status=await status(c))
-    return await _form(request, project, None, Draft.new())
+        return page(
+            "missing.html", 404, what=f"project {project_id}", status=await status(c), me=me
+        )
+    return await _form(request, me, project, None, Draft.new())
 
 
 @router.post("/projects/{project_id}/workflows/new", response_class=HTMLResponse)
-async def create_workflow(request: Request, project_id: str, _: Signed) -> Response:
+async def create_workflow(request: Request, project_id: str, me: Signed) -> Response:
     c = _c(request)
+    await require_project(c.store, me, Permission.EDIT, project_id)
     try:
         project = await c.store.get_project(project_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"project {project_id}", status=await status(c))
-    return await _posted(request, project, None)
+        return page(
+            "missing.html", 404, what=f"project {project_id}", status=await status(c), me=me
+        )
+    return await _posted(request, me, project, None)
 
 
 @router.get("/workflows/{workflow_id}/edit", response_class=HTMLResponse)
-async def edit_workflow(request: Request, workflow_id: str, _: Signed, saved: int = 0) -> Response:
+async def edit_workflow(request: Request, workflow_id: str, me: Signed, saved: int = 0) -> Response:
     c = _c(request)
     try:
+        await require_on(c.store, me, Permission.EDIT, "workflow", workflow_id)
         stored = await c.store.get_workflow(workflow_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"workflow {workflow_id}", status=await status(c))
+        return page(
+            "missing.html", 404, what=f"workflow {workflow_id}", status=await status(c), me=me
+        )
     project = await c.store.get_project(stored.workflow.project_id)
     notice = f"Saved as version {stored.version}." if saved == stored.version else ""
-    return await _form(request, project, stored, Draft.of(stored), notice=notice)
+    return await _form(request, me, project, stored, Draft.of(stored), notice=notice)
 
 
 @router.post("/workflows/{workflow_id}/edit", response_class=HTMLResponse)
-async def save_workflow(request: Request, workflow_id: str, _: Signed) -> Response:
+async def save_workflow(request: Request, workflow_id: str, me: Signed) -> Response:
     c = _c(request)
     try:
+        await require_on(c.store, me, Permission.EDIT, "workflow", workflow_id)
         stored = await c.store.get_workflow(workflow_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"workflow {workflow_id}", status=await status(c))
+        return page(
+            "missing.html", 404, what=f"workflow {workflow_id}", status=await status(c), me=me
+        )
     project = await c.store.get_project(stored.workflow.project_id)
-    return await _posted(request, project, stored)
+    return await _posted(request, me, project, stored)
 
 
-async def _posted(request: Request, project: Project, stored: StoredWorkflow | None) -> Response:
+async def _posted(
+    request: Request, me: Principal, project: Project, stored: StoredWorkflow | None
+) -> Response:
     """A posted form: a change of shape (rendered again), or a save."""
     form = await request.form()
     fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
@@ -120,26 +135,27 @@ async def _posted(request: Request, project: Project, stored: StoredWorkflow | N
     action = fields.get("do", "save")
     if not same_origin(request):
         return await _form(
-            request, project, stored, draft, 403, errors={"": "Save from this site only."}
+            request, me, project, stored, draft, 403, errors={"": "Save from this site only."}
         )
     if action == "save" or action.startswith("overwrite:"):
         expected = draft.version
         if action.startswith("overwrite:") and action[len("overwrite:") :].isdigit():
             expected = int(action[len("overwrite:") :])
-        return await _save(request, project, stored, draft, expected)
+        return await _save(request, me, project, stored, draft, expected)
     focus = draft.apply(action)
-    return await _form(request, project, stored, draft, focus=focus)
+    return await _form(request, me, project, stored, draft, focus=focus)
 
 
 async def _save(
     request: Request,
+    me: Principal,
     project: Project,
     stored: StoredWorkflow | None,
     draft: Draft,
     expected: int | None,
 ) -> Response:
     if problems := draft.problems():
-        return await _form(request, project, stored, draft, 422, errors=problems)
+        return await _form(request, me, project, stored, draft, 422, errors=problems)
     c = _c(request)
     current = stored.workflow if stored is not None else None
     try:
@@ -148,7 +164,7 @@ async def _save(
         errors: dict[str, str] = {}
         for item in invalid.errors():
             errors.setdefault(field_key(tuple(item["loc"])), str(item["msg"]))
-        return await _form(request, project, stored, draft, 422, errors=errors)
+        return await _form(request, me, project, stored, draft, 422, errors=errors)
     try:
         if stored is None:
             saved = await api_catalog.create(c, project.id, document)
@@ -156,15 +172,18 @@ async def _save(
             saved = await api_catalog.replace(c, stored.workflow.id, document, expected)
     except ConflictError as conflict:
         if conflict.code != "stale_version" or stored is None:
-            return await _form(request, project, stored, draft, 409, errors={"": conflict.message})
+            return await _form(
+                request, me, project, stored, draft, 409, errors={"": conflict.message}
+            )
         latest = await c.store.get_workflow(stored.workflow.id)
         draft.version = expected  # the form still says which version it was based on
-        return await _form(request, project, stored, draft, 409, conflict=latest.version)
+        return await _form(request, me, project, stored, draft, 409, conflict=latest.version)
     except FulmenError as error:
         key = field_key(error.field) if isinstance(error, InputError) and error.field else ""
         line = error.line if isinstance(error, InputError) else None
         return await _form(
             request,
+            me,
             project,
             stored,
             draft,
@@ -178,6 +197,7 @@ async def _save(
 
 async def _form(
     request: Request,
+    me: Principal,
     project: Project,
     stored: StoredWorkflow | None,
     draft: Draft,
@@ -194,6 +214,7 @@ async def _form(
     context: dict[str, Any] = {
         "section": "workflows",
         "status": await status(c),
+        "me": me,
         "project": project,
         "stored": stored,
         "draft": draft,

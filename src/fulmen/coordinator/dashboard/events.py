@@ -3,9 +3,10 @@ the coordinator's change feed (coordinator/changes.py) that concerns the page
 (``?run=<id>``: that run only; else every run).
 
 An event carries no data a page shows: the page re-reads its fragments, as it would on a
-timer, so the stream never needs its own templates or permissions beyond signing in. The
-first event, ``hello``, tells the page how often to re-read anyway (the setting
-``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``), in case a notice was missed.
+timer, and those check the reader's role; a stream of one run's changes is for those who may
+read the run (403 or 404 otherwise, as its page would answer). The first event, ``hello``,
+tells the page how often to re-read anyway (the setting ``FULMEN_DASHBOARD_LIVE_POLL_SECONDS``),
+in case a notice was missed.
 
 A stream ends after :data:`LIFETIME_S` (the browser's ``EventSource`` reconnects after
 ``retry``, and the session is checked again), and at once when the coordinator stops
@@ -24,13 +25,17 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from fulmen.coordinator.access import Permission
 from fulmen.coordinator.changes import Changes
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.session import signed_in
+from fulmen.coordinator.guard import require_on
+from fulmen.errors import NotFoundError
 
 __all__ = ["HEARTBEAT_S", "LIFETIME_S", "RETRY_MS", "router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 #: A comment this often while nothing changes.
 HEARTBEAT_S: Final = 15.0
@@ -46,9 +51,16 @@ async def events(
 ) -> Response:
     """The event stream; 401 (not the sign-in page: ``EventSource`` cannot follow it) when
     not signed in."""
-    if await signed_in(request) is None:
+    me = await signed_in(request)
+    if me is None:
         return JSONResponse({"error": {"code": "unauthorized", "message": "sign in"}}, 401)
     c: Coordinator = request.app.state.coordinator
+    if run is not None:
+        try:
+            await require_on(c.store, me, Permission.READ, "run", run)
+        except NotFoundError as missing:
+            body = {"error": {"code": missing.code, "message": missing.message}}
+            return JSONResponse(body, 404)
     poll_ms = int(c.settings.dashboard_live_poll * 1000)
     return StreamingResponse(
         stream(c.hub.changes, run, poll_ms=poll_ms),

@@ -12,22 +12,25 @@ import csv
 import io
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Final
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.filters import RunQuery
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.pages import catalog
-from fulmen.coordinator.dashboard.session import viewer
+from fulmen.coordinator.dashboard.session import Signed
+from fulmen.coordinator.guard import scope_of
 from fulmen.errors import InputError
 from fulmen.store import Run, RunFilter, Store
 
 __all__ = ["EXPORT_COLUMNS", "export_rows", "router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 #: The columns of an export, in order (JSON objects have the same keys).
 EXPORT_COLUMNS: Final = (
@@ -107,8 +110,9 @@ async def _json(store: Store, where: RunFilter, names: Mapping[str, str]) -> Asy
     yield b"\n]\n"
 
 
-async def workflow_names(store: Store) -> dict[str, str]:
-    return {w.workflow.id: w.workflow.name for _, listed in await catalog(store) for w in listed}
+async def workflow_names(store: Store, me: Principal) -> dict[str, str]:
+    listed = await catalog(store, me)
+    return {w.workflow.id: w.workflow.name for _, workflows in listed for w in workflows}
 
 
 def refusal(error: InputError) -> JSONResponse:
@@ -117,26 +121,25 @@ def refusal(error: InputError) -> JSONResponse:
     )
 
 
-Signed = Annotated[object, Depends(viewer)]
-
-
 @router.get("/runs.csv")
-async def export_csv(request: Request, _: Signed) -> Response:
-    return await _export(request, "csv")
+async def export_csv(request: Request, me: Signed) -> Response:
+    return await _export(request, me, "csv")
 
 
 @router.get("/runs.json")
-async def export_json(request: Request, _: Signed) -> Response:
-    return await _export(request, "json")
+async def export_json(request: Request, me: Signed) -> Response:
+    return await _export(request, me, "json")
 
 
-async def _export(request: Request, kind: str) -> Response:
+async def _export(request: Request, me: Principal, kind: str) -> Response:
+    """The runs of the caller's projects that the list's filters ask for."""
     c: Coordinator = request.app.state.coordinator
     try:
         where = RunQuery.read(request.query_params).filter()
     except InputError as error:
         return refusal(error)
-    names = await workflow_names(c.store)
+    where = (await scope_of(c.store, me)).runs(where)
+    names = await workflow_names(c.store, me)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     headers = {
         "Content-Disposition": f'attachment; filename="fulmen-runs-{stamp}.{kind}"',

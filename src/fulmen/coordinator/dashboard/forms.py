@@ -1,6 +1,7 @@
 """What the management pages (credentials.py, triggers.py, settings.py, tokens.py) do with a
 posted form: check it with the REST API's own documents and refusals, and say what is wrong
-next to the field at fault.
+next to the field at fault; and how every page answers a caller whose role does not allow
+what it asked (:func:`forbidden`, the one place, whatever the page: see :class:`Guarded`).
 
 A form's values are checked by the same pydantic model the API checks a JSON body with
 (``ProjectIn``, ``CredentialIn``, ...), so a value the API refuses the page refuses too, in the
@@ -12,20 +13,30 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from fulmen.coordinator.api import status_of
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import same_origin
-from fulmen.errors import FulmenError, InputError
+from fulmen.coordinator.dashboard.session import FETCH_HEADER, same_origin
+from fulmen.errors import AccessError, FulmenError, InputError
 
-__all__ = ["Problem", "blank_to_none", "cross_site", "json_object", "problem_of", "refusal"]
+__all__ = [
+    "Guarded",
+    "Problem",
+    "blank_to_none",
+    "cross_site",
+    "forbidden",
+    "json_object",
+    "problem_of",
+    "refusal",
+]
 
 _INTEGER: Final = re.compile(r"[+-]?[0-9]{1,30}")
 #: Where a problem no field owns is shown: at the top of its form.
@@ -121,3 +132,33 @@ def cross_site(request: Request) -> bool:
 def refusal() -> HTMLResponse:
     """403: the page says why, and where to make the change instead."""
     return page("refused.html", 403)
+
+
+def forbidden(request: Request, error: AccessError) -> Response:
+    """The answer to a request whose caller may not do what it asked (access.require's
+    AccessError): 403 with the reason (``forbidden``), or 404 (``not_a_member``: the thing
+    is not theirs to know of). A page gets a page saying so; the pages' script (which sends
+    ``x-fulmen-fetch``) and the event stream get the API's JSON error. Nothing was changed.
+    """
+    status = status_of(error)
+    if request.headers.get(FETCH_HEADER) or request.url.path.endswith("/events"):
+        body = {"error": {"code": error.code, "message": error.message}}
+        return JSONResponse(body, status, headers={"Cache-Control": "no-store"})
+    return page("forbidden.html", status, error=error, missing=status == 404)
+
+
+class Guarded(APIRoute):
+    """Every dashboard route: an AccessError raised while it answers is answered by
+    :func:`forbidden`, so that a page refuses by calling access.require (or guard.py) and
+    nothing else, and every refusal goes through one function."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        answer = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await answer(request)
+            except AccessError as error:
+                return forbidden(request, error)
+
+        return guarded

@@ -7,33 +7,27 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fulmen.coordinator.access import Principal, require_instance_admin
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import sso
-from fulmen.coordinator.dashboard.forms import cross_site, problem_of, refusal
+from fulmen.coordinator.dashboard.forms import Guarded, cross_site, refusal
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, viewer
-from fulmen.errors import AccessError
+from fulmen.coordinator.dashboard.session import PREFIX, Signed
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
-Viewer = Annotated[Principal, Depends(viewer)]
 DONE: Final = {"saved": "Instance settings saved."}
 
 
 async def _page(request: Request, me: Principal) -> HTMLResponse:
     c: Coordinator = request.app.state.coordinator
-    try:
-        require_instance_admin(me, "the instance's settings")
-    except AccessError as error:
-        problem = problem_of("instance", error)
-        return page("instance.html", problem.status, status=await status(c), problem=problem)
+    require_instance_admin(me, "the instance's settings")
     configured = sso.client(request)
     return page(
         "instance.html",
@@ -48,17 +42,16 @@ async def _page(request: Request, me: Principal) -> HTMLResponse:
 
 
 @router.get("/instance", response_class=HTMLResponse)
-async def instance(request: Request, me: Viewer) -> Response:
+async def instance(request: Request, me: Signed) -> Response:
     return await _page(request, me)
 
 
 @router.post("/instance", response_class=HTMLResponse)
-async def save(request: Request, me: Viewer, require_mfa: Annotated[str, Form()] = "") -> Response:
+async def save(request: Request, me: Signed, require_mfa: Annotated[str, Form()] = "") -> Response:
     """``require_mfa`` is a checkbox: present (any value) is on."""
     if cross_site(request):
         return refusal()
-    if not me.instance_admin:
-        return await _page(request, me)
+    require_instance_admin(me, "changing the instance's settings")
     c: Coordinator = request.app.state.coordinator
     await c.store.set_instance_settings({"require_mfa": bool(require_mfa)})
     return RedirectResponse(f"{PREFIX}/instance?done=saved", 303)

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fulmen.coordinator import passwords, sign_ins
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.dashboard.forms import Problem, cross_site, problem_of, refusal
+from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import PREFIX, address_of, signed_in, start
 from fulmen.coordinator.invitations import digest_of
@@ -32,7 +32,7 @@ from fulmen.store import Invitation, User
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 Field = Annotated[str, Form()]
 FIELDS: Final = ("name", "password", "repeat")

@@ -15,22 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from fulmen.coordinator import operations
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.schemas.runs import ManualRunIn
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed, same_origin
+from fulmen.coordinator.guard import require_on
 from fulmen.errors import FulmenError, InputError, NotFoundError
 from fulmen.store import RunFilter, StoredWorkflow
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 #: How many of the workflow's latest runs offer their input to run again.
 EARLIER_RUNS: Final = 20
@@ -39,8 +42,6 @@ _JSON_KINDS: Final[dict[type, str]] = {
     list: "array", str: "string", int: "number", float: "number", bool: "boolean",
     type(None): "null",
 }  # fmt: skip
-
-Signed = Annotated[object, Depends(viewer)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ async def earlier_inputs(c: Coordinator, workflow_id: str) -> list[EarlierInput]
 
 async def _form(
     c: Coordinator,
+    me: Principal,
     stored: StoredWorkflow,
     status_code: int = 200,
     *,
@@ -93,6 +95,7 @@ async def _form(
         status_code,
         section="workflows",
         status=await status(c),
+        me=me,
         stored=stored,
         nodes=nodes,
         earlier=await earlier_inputs(c, workflow.id),
@@ -104,33 +107,40 @@ async def _form(
 
 
 @router.get("/workflows/{workflow_id}/run", response_class=HTMLResponse)
-async def run_form(request: Request, workflow_id: str, _: Signed) -> Response:
+async def run_form(request: Request, workflow_id: str, me: Signed) -> Response:
     c = _c(request)
     try:
+        await require_on(c.store, me, Permission.RUN, "workflow", workflow_id)
         stored = await c.store.get_workflow(workflow_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"workflow {workflow_id}", status=await status(c))
-    return await _form(c, stored)
+        return await _missing(c, me, workflow_id)
+    return await _form(c, me, stored)
+
+
+async def _missing(c: Coordinator, me: Principal, workflow_id: str) -> Response:
+    what = f"workflow {workflow_id}"
+    return page("missing.html", 404, what=what, status=await status(c), me=me)
 
 
 @router.post("/workflows/{workflow_id}/run", response_class=HTMLResponse)
 async def run_by_hand(
     request: Request,
     workflow_id: str,
-    _: Signed,
+    me: Signed,
     input: Annotated[str, Form()] = "",
     dataclip_id: Annotated[str, Form()] = "",
     starting_node_id: Annotated[str, Form()] = "",
 ) -> Response:
     c = _c(request)
     try:
+        await require_on(c.store, me, Permission.RUN, "workflow", workflow_id)
         stored = await c.store.get_workflow(workflow_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"workflow {workflow_id}", status=await status(c))
+        return await _missing(c, me, workflow_id)
     kept = {"text": input, "dataclip_id": dataclip_id, "starting_node_id": starting_node_id}
     if not same_origin(request):
         refused = InputError("Start runs from this site only.", code="cross_origin")
-        return await _form(c, stored, 403, error=refused, **kept)
+        return await _form(c, me, stored, 403, error=refused, **kept)
     try:
         body = _body(input, dataclip_id, starting_node_id)
         enqueue = operations.manual_run(
@@ -143,7 +153,7 @@ async def run_by_hand(
         made = await operations.start_manual_run(c, enqueue)
     except FulmenError as error:
         code = 404 if isinstance(error, NotFoundError) else 400
-        return await _form(c, stored, code, error=error, **kept)
+        return await _form(c, me, stored, code, error=error, **kept)
     return RedirectResponse(f"{PREFIX}/runs/{made.run_id}", 303)
 
 

@@ -16,36 +16,36 @@ from math import ceil
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from fulmen.coordinator.access import Principal
+from fulmen.coordinator.access import Permission, Principal, allowed
 from fulmen.coordinator.api import status_of
 from fulmen.coordinator.api.auth import verify
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import sso
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
     PREFIX,
+    Signed,
     address_of,
     safe_next,
     same_origin,
     sign_out,
     signed_in,
     start,
-    viewer,
 )
 from fulmen.coordinator.dashboard.views import run_row
+from fulmen.coordinator.guard import scope_of
 from fulmen.coordinator.sign_in import check_password, tokens_may_sign_in
 from fulmen.errors import InputError, SignInError
 from fulmen.store import Project, RunFilter, Store, StoredWorkflow
 
 __all__ = ["STATUS_FILTERS", "router", "status"]
 
-router = APIRouter()
-
-Viewer = Annotated[Principal, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 
 RUNS_PAGE: Final = 50
 
@@ -61,12 +61,14 @@ async def status(c: Coordinator) -> dict[str, Any]:
     return {"queued": sum(depth.values()), "queues": depth, "workers": c.hub.connected}
 
 
-async def catalog(store: Store) -> list[tuple[Project, list[StoredWorkflow]]]:
-    """Every project with its workflows (a self-hosted coordinator has tens, not thousands)."""
+async def catalog(store: Store, me: Principal) -> list[tuple[Project, list[StoredWorkflow]]]:
+    """The projects of ``me`` (every project, for an instance admin) with their workflows (a
+    self-hosted coordinator has tens, not thousands)."""
     out: list[tuple[Project, list[StoredWorkflow]]] = []
+    ids = None if me.sees_all_projects() else me.roles.keys()
     cursor = None
     while True:
-        projects = await store.list_projects(cursor=cursor, limit=100)
+        projects = await store.list_projects(cursor=cursor, limit=100, ids=ids)
         for project in projects.items:
             workflows: list[StoredWorkflow] = []
             inner = None
@@ -171,11 +173,12 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("", response_class=HTMLResponse)
-async def workflows(request: Request, _: Viewer) -> Response:
+async def workflows(request: Request, me: Signed) -> Response:
+    """The caller's projects and their workflows."""
     c = _c(request)
     base = str(request.base_url).rstrip("/")
     projects = []
-    for project, stored in await catalog(c.store):
+    for project, stored in await catalog(c.store, me):
         items = []
         for workflow in stored:
             last = await c.store.list_runs(RunFilter(workflow_id=workflow.workflow.id), limit=1)
@@ -187,16 +190,22 @@ async def workflows(request: Request, _: Viewer) -> Response:
         projects=projects,
         base=base,
         status=await status(c),
+        me=me,
     )
 
 
 # -- runs --------------------------------------------------------------------------------------
 
 
-async def _runs(c: Coordinator, query: RunQuery, cursor: str | None) -> dict[str, Any]:
-    listed_workflows = [w for _, listed in await catalog(c.store) for w in listed]
+async def _runs(
+    c: Coordinator, me: Principal, query: RunQuery, cursor: str | None
+) -> dict[str, Any]:
+    """The runs of the caller's projects that ``query`` asks for (a text search looks in
+    dataclip bodies only where the caller may read them)."""
+    listed_workflows = [w for _, listed in await catalog(c.store, me) for w in listed]
     names = {w.workflow.id: w.workflow.name for w in listed_workflows}
-    listed = await c.store.list_runs(query.filter(), cursor=cursor, limit=RUNS_PAGE)
+    where = (await scope_of(c.store, me)).runs(query.filter())
+    listed = await c.store.list_runs(where, cursor=cursor, limit=RUNS_PAGE)
     now = datetime.now(UTC)
     return {
         "rows": [run_row(run, names, now) for run in listed.items],
@@ -212,6 +221,10 @@ async def _runs(c: Coordinator, query: RunQuery, cursor: str | None) -> dict[str
         "state": query.state,
         "filters": list(STATUS_FILTERS),
         "paged": cursor is not None,
+        "me": me,
+        "may_rerun": any(
+            allowed(me, Permission.RUN, w.workflow.project_id) for w in listed_workflows
+        ),
     }
 
 
@@ -219,13 +232,13 @@ Filter = Annotated[str | None, Query()]
 
 
 @router.get("/runs", response_class=HTMLResponse)
-async def runs(request: Request, _: Viewer, cursor: Filter = None) -> Response:
+async def runs(request: Request, me: Signed, cursor: Filter = None) -> Response:
     c = _c(request)
     try:
         query = RunQuery.read(request.query_params)
-        listing = await _runs(c, query, cursor)
+        listing = await _runs(c, me, query, cursor)
     except InputError as error:
-        listing = await _runs(c, RunQuery(), None)
+        listing = await _runs(c, me, RunQuery(), None)
         listing |= {"rows": [], "next_cursor": None, "error": error, "paged": True}
         return page("runs.html", 400, section="runs", status=await status(c), **listing)
     return page(
@@ -234,15 +247,15 @@ async def runs(request: Request, _: Viewer, cursor: Filter = None) -> Response:
 
 
 @router.get("/runs/rows", response_class=HTMLResponse)
-async def run_rows(request: Request, _: Viewer) -> Response:
+async def run_rows(request: Request, me: Signed) -> Response:
     """The first page's rows, for the list's live update."""
     try:
-        listing = await _runs(_c(request), RunQuery.read(request.query_params), None)
+        listing = await _runs(_c(request), me, RunQuery.read(request.query_params), None)
     except InputError as error:
         return fragment("_run_rows.html", rows=[], error=error)
     return fragment("_run_rows.html", **listing)
 
 
 @router.get("/status")
-async def status_json(request: Request, _: Viewer) -> JSONResponse:
+async def status_json(request: Request, _: Signed) -> JSONResponse:
     return JSONResponse(await status(_c(request)), headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ from typing import Any, Final
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from fulmen.coordinator.access import Permission, Principal, allowed
 from fulmen.coordinator.dashboard.session import PREFIX
 from fulmen.coordinator.dashboard.views import package_pins, state_class
 from fulmen.plan import LANGUAGE_NAMES
@@ -35,6 +36,13 @@ def _clock(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
+def _may(me: object, permission: str, project_id: str) -> bool:
+    """Whether the page's reader may do ``permission`` in ``project_id``: what decides which
+    buttons and forms a page shows (the server checks again when one is used). Dataclip
+    bodies are decided by the page, which knows the project's setting."""
+    return isinstance(me, Principal) and allowed(me, Permission(permission), project_id)
+
+
 templates: Final = Environment(
     loader=PackageLoader("fulmen.coordinator.dashboard", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -48,6 +56,7 @@ templates.globals.update(
     state_class=state_class,
     language_names=LANGUAGE_NAMES,
     package_pins=package_pins,
+    may=_may,
 )
 
 

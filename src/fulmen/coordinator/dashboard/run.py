@@ -17,14 +17,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator.access import Permission, Principal, allowed
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.graph import Graph, NodeRun, node_runs, workflow_graph
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import fragment, page
-from fulmen.coordinator.dashboard.session import PREFIX, same_origin, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed, same_origin
 from fulmen.coordinator.dashboard.views import (
     RunRow,
     TimelineStep,
@@ -36,7 +38,8 @@ from fulmen.coordinator.dashboard.views import (
     timeline,
     visible_dataclip,
 )
-from fulmen.errors import FulmenError, NotFoundError
+from fulmen.coordinator.guard import may_read_bodies, require_on
+from fulmen.errors import AccessError, FulmenError, NotFoundError
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
     RerunRequest,
@@ -48,7 +51,7 @@ from fulmen.store import (
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 LOG_PAGE: Final = 1000
 
@@ -77,6 +80,9 @@ class LiveRun:
     #: The workflow's graph as this run's version had it, and each job's step in the run.
     graph: Graph | None = None
     node_runs: dict[str, NodeRun] = field(default_factory=dict)
+    #: What the reader may do: cancel and retry it (``run``), open its dataclips (``bodies``).
+    may_run: bool = False
+    bodies: bool = False
 
     @property
     def step_names(self) -> dict[str, str]:
@@ -88,7 +94,7 @@ class LiveRun:
         return {job_id: f"#step-{node.step_id}" for job_id, node in self.node_runs.items()}
 
 
-async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
+async def _live(c: Coordinator, me: Principal, detail: RunDetail) -> LiveRun:
     run = detail.run
     snapshot = await c.store.get_snapshot(run.snapshot_id)
     names = job_names(snapshot.workflow)
@@ -108,20 +114,20 @@ async def _live(c: Coordinator, detail: RunDetail) -> LiveRun:
         waiting_for=c.hub.waiting_for(run),
         graph=workflow_graph(snapshot.workflow),
         node_runs=node_runs(detail.steps),
+        may_run=allowed(me, Permission.RUN, run.project_id),
+        bodies=await may_read_bodies(c.store, me, run.project_id),
     )
 
 
-Signed = Annotated[object, Depends(viewer)]
-
-
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-async def run_page(request: Request, run_id: str, _: Signed, error: str = "") -> Response:
+async def run_page(request: Request, run_id: str, me: Signed, error: str = "") -> Response:
     c = _c(request)
     try:
+        await require_on(c.store, me, Permission.READ, "run", run_id)
         detail = await c.store.get_run(run_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"run {run_id}", status=await status(c))
-    live = await _live(c, detail)
+        return page("missing.html", 404, what=f"run {run_id}", status=await status(c), me=me)
+    live = await _live(c, me, detail)
     logs = await c.store.get_logs(run_id, limit=LOG_PAGE)
     return page(
         "run.html",
@@ -132,19 +138,22 @@ async def run_page(request: Request, run_id: str, _: Signed, error: str = "") ->
         lines=logs.items,
         next_cursor=logs.next_cursor or "",
         step_names=live.step_names,
+        me=me,
     )
 
 
 @router.get("/runs/{run_id}/live", response_class=HTMLResponse)
-async def run_live(request: Request, run_id: str, _: Signed) -> Response:
+async def run_live(request: Request, run_id: str, me: Signed) -> Response:
     c = _c(request)
-    return fragment("_run_live.html", live=await _live(c, await c.store.get_run(run_id)))
+    await require_on(c.store, me, Permission.READ, "run", run_id)
+    return fragment("_run_live.html", live=await _live(c, me, await c.store.get_run(run_id)))
 
 
 @router.get("/runs/{run_id}/logs", response_class=HTMLResponse)
-async def run_logs(request: Request, run_id: str, _: Signed, cursor: str = "") -> Response:
+async def run_logs(request: Request, run_id: str, me: Signed, cursor: str = "") -> Response:
     """One page of log lines; ``X-Next-Cursor`` is the next page's cursor (empty at the end)."""
     c = _c(request)
+    await require_on(c.store, me, Permission.READ, "run", run_id)
     logs = await c.store.get_logs(run_id, cursor=cursor or None, limit=LOG_PAGE)
     detail = await c.store.get_run(run_id)
     snapshot = await c.store.get_snapshot(detail.run.snapshot_id)
@@ -159,10 +168,13 @@ async def run_logs(request: Request, run_id: str, _: Signed, cursor: str = "") -
 
 
 @router.get("/dataclips/{dataclip_id}", response_class=HTMLResponse)
-async def dataclip(request: Request, dataclip_id: str, _: Signed) -> Response:
-    """A dataclip as indented JSON, without credentials; opened on demand by the run page."""
+async def dataclip(request: Request, dataclip_id: str, me: Signed) -> Response:
+    """A dataclip as indented JSON, without credentials; opened on demand by the run page
+    (its body takes the editor role, or a viewer's where the project allows it)."""
+    store = _c(request).store
     try:
-        clip = await _c(request).store.get_dataclip(dataclip_id)
+        await require_on(store, me, Permission.READ_BODIES, "dataclip", dataclip_id)
+        clip = await store.get_dataclip(dataclip_id)
     except NotFoundError:
         return fragment("_dataclip.html", missing=True)
     text, cut = pretty_json(visible_dataclip(clip.body))
@@ -176,7 +188,7 @@ async def dataclip(request: Request, dataclip_id: str, _: Signed) -> Response:
 async def retry(
     request: Request,
     run_id: str,
-    _: Signed,
+    me: Signed,
     step_id: Annotated[str, Form()] = "",
 ) -> Response:
     """A new run of the work order from ``step_id`` (empty: from the start)."""
@@ -185,7 +197,10 @@ async def retry(
     if not same_origin(request):
         return RedirectResponse(f"{back}?error={quote('Retry from this site only.')}", 303)
     try:
+        await require_on(c.store, me, Permission.RUN, "run", run_id)
         new_run = await _retry(c, await c.store.get_run(run_id), step_id)
+    except AccessError:
+        raise  # answered by forms.forbidden
     except FulmenError as exc:
         return RedirectResponse(f"{back}?error={quote('Could not retry: ' + exc.message)}", 303)
     return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)

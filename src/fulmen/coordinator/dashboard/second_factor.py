@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fulmen.coordinator import mfa, second_factor
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.dashboard.forms import Problem, cross_site, problem_of, refusal
+from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import (
     ENROL,
@@ -46,7 +46,7 @@ from fulmen.store import User
 
 __all__ = ["MFA_STAGE_LIMIT", "router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 #: How long a right password holds while the second factor is awaited.
 MFA_STAGE_LIMIT: Final = timedelta(minutes=10)

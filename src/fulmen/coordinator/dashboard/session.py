@@ -47,6 +47,7 @@ __all__ = [
     "address_of",
     "cookie_digest",
     "enrolment_required",
+    "key_of",
     "limits",
     "safe_next",
     "same_origin",
@@ -85,7 +86,8 @@ def limits(c: Coordinator) -> SessionLimits:
     )
 
 
-def _digest(session_id: str) -> str:
+def key_of(session_id: str) -> str:
+    """The store's key of a session: the SHA-256 of its id (the cookie's value)."""
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
@@ -95,7 +97,7 @@ async def session_of(request: Request) -> DashboardSession | None:
     if not session_id:
         return None
     c: Coordinator = request.app.state.coordinator
-    return await c.store.resume_dashboard_session(_digest(session_id), limits(c))
+    return await c.store.resume_dashboard_session(key_of(session_id), limits(c))
 
 
 async def signed_in(request: Request) -> Principal | None:
@@ -165,12 +167,12 @@ async def start(
     worth nothing after."""
     c: Coordinator = request.app.state.coordinator
     if previous := request.cookies.get(COOKIE):
-        await c.store.end_dashboard_session(_digest(previous))
+        await c.store.end_dashboard_session(key_of(previous))
     session_id = secrets.token_urlsafe(ID_BYTES)
     session = limits(c)
     address = address_of(request)
     await c.store.open_dashboard_session(
-        _digest(session_id),
+        key_of(session_id),
         session,
         user_id=user_id,
         token_id=token_id,
@@ -186,21 +188,21 @@ async def start(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return _digest(session_id)
+    return key_of(session_id)
 
 
 def cookie_digest(request: Request) -> str:
     """The store's key of the request's session ("" without one): what a password change
     keeps signed in."""
     session_id = request.cookies.get(COOKIE)
-    return _digest(session_id) if session_id else ""
+    return key_of(session_id) if session_id else ""
 
 
 async def sign_out(response: Response, request: Request) -> None:
     """End the request's session, and tell the browser to drop the cookie."""
     if session_id := request.cookies.get(COOKIE):
         c: Coordinator = request.app.state.coordinator
-        await c.store.end_dashboard_session(_digest(session_id))
+        await c.store.end_dashboard_session(key_of(session_id))
     response.delete_cookie(
         COOKIE,
         path=PREFIX,

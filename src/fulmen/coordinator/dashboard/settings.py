@@ -1,6 +1,7 @@
-"""``/ui/settings``: each project's settings (runs in flight at once, how long its history
-and its dataclips are kept, whether bodies outlive their runs) and each of its workflows'
-automatic retries.
+"""``/ui/settings``: each of the caller's projects' settings (runs in flight at once, how long
+its history and its dataclips are kept, whether bodies outlive their runs, whether its viewers
+see them) and each of its workflows' automatic retries: forms for a project's admins (its
+settings) and editors (retries), the values alone for the others.
 
 A project is saved as the REST API's ``PUT /api/projects/<id>`` saves it: the form's values
 checked by ``ProjectIn``, then the store's ``replace_project``. A workflow's retries are saved
@@ -13,15 +14,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from fulmen.coordinator.access import Principal
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.catalog import save_workflow
 from fulmen.coordinator.api.schemas.catalog import ProjectIn, RetryDoc
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
+    Guarded,
     Problem,
     blank_to_none,
     cross_site,
@@ -30,14 +32,13 @@ from fulmen.coordinator.dashboard.forms import (
 )
 from fulmen.coordinator.dashboard.pages import catalog, status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed
+from fulmen.coordinator.guard import require_on, require_project
 from fulmen.errors import FulmenError, InputError
 
 __all__ = ["router"]
 
-router = APIRouter()
-
-Viewer = Annotated[Principal, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 PROJECT_FIELDS: Final = (
     "name",
     "concurrency",
@@ -52,17 +53,21 @@ Field = Annotated[str, Form()]
 
 
 async def _page(
-    request: Request, problem: Problem | None = None, entered: dict[str, str] | None = None
+    request: Request,
+    me: Principal,
+    problem: Problem | None = None,
+    entered: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The page; after a refusal, the refused form shows what was typed (``entered``), so
     that it can be corrected rather than typed again."""
     c: Coordinator = request.app.state.coordinator
-    projects = [{"project": p, "workflows": w} for p, w in await catalog(c.store)]
+    projects = [{"project": p, "workflows": w} for p, w in await catalog(c.store, me)]
     return page(
         "settings.html",
         problem.status if problem else 200,
         section="settings",
         status=await status(c),
+        me=me,
         projects=projects,
         problem=problem,
         entered=entered or {},
@@ -71,25 +76,28 @@ async def _page(
 
 
 @router.get("/settings", response_class=HTMLResponse)
-async def settings(request: Request, _: Viewer) -> Response:
-    return await _page(request)
+async def settings(request: Request, me: Signed) -> Response:
+    return await _page(request, me)
 
 
 @router.post("/settings/projects/{project_id}", response_class=HTMLResponse)
 async def save_project(
     request: Request,
     project_id: str,
-    _: Viewer,
+    me: Signed,
     name: Field = "",
     concurrency: Field = "",
     history_retention_period: Field = "",
     dataclip_retention_period: Field = "",
     retention_policy: Field = "retain_all",
+    viewers_see_bodies: Field = "",
 ) -> Response:
-    """Blank number fields are "no limit" / "forever", as ``null`` is in the API."""
+    """Blank number fields are "no limit" / "forever", as ``null`` is in the API;
+    ``viewers_see_bodies`` is a checkbox: present (any value) is on."""
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_project(c.store, me, Permission.MANAGE, project_id)
     values = {
         "id": project_id,
         "name": name.strip(),
@@ -97,14 +105,18 @@ async def save_project(
         "history_retention_period": history_retention_period,
         "dataclip_retention_period": dataclip_retention_period,
         "retention_policy": retention_policy,
+        "viewers_see_bodies": viewers_see_bodies,
     }
     try:
-        given = ProjectIn.model_validate(blank_to_none(values, PROJECT_FIELDS))
+        typed = blank_to_none(values, PROJECT_FIELDS) | {
+            "viewers_see_bodies": bool(viewers_see_bodies)
+        }
+        given = ProjectIn.model_validate(typed)
         await c.store.get_project(project_id)
         await c.store.replace_project(given.to_store(project_id))
     except (ValidationError, FulmenError) as error:
         problem = problem_of(f"project:{project_id}", error, PROJECT_FIELDS)
-        return await _page(request, problem, values)
+        return await _page(request, me, problem, values)
     return RedirectResponse(f"{PREFIX}/settings?done=project#project-{project_id}", 303)
 
 
@@ -112,7 +124,7 @@ async def save_project(
 async def save_retry(
     request: Request,
     workflow_id: str,
-    _: Viewer,
+    me: Signed,
     version: Field = "",
     max_retries: Field = "",
     backoff_ms: Field = "",
@@ -123,6 +135,7 @@ async def save_retry(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await require_on(c.store, me, Permission.EDIT, "workflow", workflow_id)
     values = {
         "max_retries": max_retries,
         "backoff_ms": backoff_ms,
@@ -138,5 +151,5 @@ async def save_retry(
         changed = replace(current, retry=retry.to_store())
         await save_workflow(c, changed, expected_version=int(version))
     except (ValidationError, FulmenError) as error:
-        return await _page(request, problem_of(form, error, RETRY_FIELDS), values)
+        return await _page(request, me, problem_of(form, error, RETRY_FIELDS), values)
     return RedirectResponse(f"{PREFIX}/settings?done=retry#workflow-{workflow_id}", 303)

@@ -6,6 +6,9 @@ Run now, restart and delete (confirmed by a box to tick) are POSTs refused from 
 
 No runner configured: the page says how to set one (200). The runner unreachable, or refusing
 the coordinator's token: the page says so, 502, never a 500.
+
+The runner's workers belong to no project: they are the instance's, so the pages are for
+instance admins only (403 for everyone else).
 """
 
 from __future__ import annotations
@@ -15,22 +18,22 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator.access import Principal, require_instance_admin
 from fulmen.coordinator.core import Coordinator
-from fulmen.coordinator.dashboard.forms import cross_site, refusal
+from fulmen.coordinator.dashboard.forms import Guarded, cross_site, refusal
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed
 from fulmen.coordinator.runner_client import NOT_CONFIGURED, RunnerClient
 from fulmen.errors import RunnerError
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
-Signed = Annotated[object, Depends(viewer)]
 BASE: Final = f"{PREFIX}/smart-workers"
 DONE: Final = {
     "ran": "Run started: it appears under Last runs when it has begun.",
@@ -111,6 +114,10 @@ def _iso(value: object) -> datetime | None:
         return None
 
 
+def _require(me: Principal) -> None:
+    require_instance_admin(me, "the runner's smart workers belong to no project: managing them")
+
+
 def _client(request: Request) -> RunnerClient:
     c: Coordinator = request.app.state.coordinator
     return RunnerClient.from_settings(c.settings)
@@ -133,7 +140,8 @@ async def _failed(request: Request, error: RunnerError, **context: Any) -> HTMLR
 
 
 @router.get("/smart-workers", response_class=HTMLResponse)
-async def smart_workers(request: Request, _: Signed) -> Response:
+async def smart_workers(request: Request, me: Signed) -> Response:
+    _require(me)
     client = _client(request)
     try:
         listed = await client.workers()
@@ -144,6 +152,7 @@ async def smart_workers(request: Request, _: Signed) -> Response:
         "smart_workers.html",
         section="smart",
         status=await status(c),
+        me=me,
         workers=[SmartWorker.of(w, client.url or "") for w in listed],
         runner_url=client.url,
         problem=None,
@@ -153,7 +162,8 @@ async def smart_workers(request: Request, _: Signed) -> Response:
 
 
 @router.get("/smart-workers/{ref}", response_class=HTMLResponse)
-async def smart_worker(request: Request, ref: str, _: Signed) -> Response:
+async def smart_worker(request: Request, ref: str, me: Signed) -> Response:
+    _require(me)
     client = _client(request)
     try:
         summary = await client.worker(ref)
@@ -166,6 +176,7 @@ async def smart_worker(request: Request, ref: str, _: Signed) -> Response:
         "smart_worker.html",
         section="smart",
         status=await status(c),
+        me=me,
         worker=SmartWorker.of(summary, client.url or ""),
         runs=[
             SmartRun(
@@ -188,9 +199,10 @@ async def smart_worker(request: Request, ref: str, _: Signed) -> Response:
 
 
 @router.post("/smart-workers/{ref}/run", response_class=HTMLResponse)
-async def run_now(request: Request, ref: str, _: Signed) -> Response:
+async def run_now(request: Request, ref: str, me: Signed) -> Response:
     if cross_site(request):
         return refusal()
+    _require(me)
     try:
         await _client(request).run_now(ref)
     except RunnerError as error:
@@ -199,9 +211,10 @@ async def run_now(request: Request, ref: str, _: Signed) -> Response:
 
 
 @router.post("/smart-workers/{ref}/restart", response_class=HTMLResponse)
-async def restart(request: Request, ref: str, _: Signed) -> Response:
+async def restart(request: Request, ref: str, me: Signed) -> Response:
     if cross_site(request):
         return refusal()
+    _require(me)
     try:
         await _client(request).restart(ref)
     except RunnerError as error:
@@ -211,11 +224,12 @@ async def restart(request: Request, ref: str, _: Signed) -> Response:
 
 @router.post("/smart-workers/{ref}/delete", response_class=HTMLResponse)
 async def delete(
-    request: Request, ref: str, _: Signed, confirm: Annotated[str, Form()] = ""
+    request: Request, ref: str, me: Signed, confirm: Annotated[str, Form()] = ""
 ) -> Response:
     """Deleting needs the form's box ticked (``confirm``); without it nothing is deleted."""
     if cross_site(request):
         return refusal()
+    _require(me)
     if confirm != "yes":
         error = RunnerError("Tick the box to confirm the deletion.", code="not_confirmed")
         return await _failed(request, error)

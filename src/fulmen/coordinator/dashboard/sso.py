@@ -35,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import PREFIX, safe_next, start
 from fulmen.coordinator.oidc_client import OidcClient
@@ -45,7 +46,7 @@ __all__ = ["CALLBACK", "COOKIE", "LIFETIME", "button", "client", "redirect_uri",
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
 COOKIE: Final = "fulmen_sso"
 START: Final = f"{PREFIX}/login/sso"

@@ -15,16 +15,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from fulmen import cron
-from fulmen.coordinator.access import Principal
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.catalog import save_workflow
 from fulmen.coordinator.api.schemas.webhook_auth import WebhookAuthMethodIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
+    Guarded,
     Problem,
     blank_to_none,
     cross_site,
@@ -33,15 +34,14 @@ from fulmen.coordinator.dashboard.forms import (
 )
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, viewer
+from fulmen.coordinator.dashboard.session import PREFIX, Signed
+from fulmen.coordinator.guard import require_on
 from fulmen.errors import FulmenError, InputError, NotFoundError
 from fulmen.store import TriggerType, WebhookAuthMethod
 
 __all__ = ["UPCOMING", "router"]
 
-router = APIRouter()
-
-Viewer = Annotated[Principal, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 #: How many of a cron trigger's next fire times the page lists.
 UPCOMING: Final = 5
 #: The fields of the auth method form, as problems name them.
@@ -55,9 +55,10 @@ DONE: Final = {
 }
 
 
-async def _context(request: Request, trigger_id: str) -> dict[str, Any]:
+async def _context(request: Request, me: Principal, trigger_id: str) -> dict[str, Any]:
     """What the page shows (NotFoundError for an unknown trigger)."""
     c: Coordinator = request.app.state.coordinator
+    await require_on(c.store, me, Permission.READ, "trigger", trigger_id)
     info = await c.store.get_trigger(trigger_id)
     stored = await c.store.get_workflow(info.workflow_id)
     trigger = next(t for t in stored.workflow.triggers if t.id == trigger_id)
@@ -67,6 +68,7 @@ async def _context(request: Request, trigger_id: str) -> dict[str, Any]:
         "stored": stored,
         "project": project,
         "status": await status(c),
+        "me": me,
     }
     if trigger.type == TriggerType.WEBHOOK:
         attached = await c.store.list_trigger_auth_methods(trigger_id)
@@ -97,16 +99,20 @@ def _schedule(c: Coordinator, expression: str, timezone: str | None) -> dict[str
 
 async def _page(
     request: Request,
+    me: Principal,
     trigger_id: str,
     problem: Problem | None = None,
     *,
     made: WebhookAuthMethod | None = None,
 ) -> HTMLResponse:
+    """Its forms only for those whose role allows them: enabling and disabling for editors,
+    auth methods for admins."""
     c: Coordinator = request.app.state.coordinator
     try:
-        context = await _context(request, trigger_id)
+        context = await _context(request, me, trigger_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"trigger {trigger_id}", status=await status(c))
+        what = f"trigger {trigger_id}"
+        return page("missing.html", 404, what=what, status=await status(c), me=me)
     done = request.query_params.get("done", "")
     return page(
         "trigger.html",
@@ -124,15 +130,15 @@ def _done(trigger_id: str, what: str) -> RedirectResponse:
 
 
 @router.get("/triggers/{trigger_id}", response_class=HTMLResponse)
-async def trigger_page(request: Request, trigger_id: str, _: Viewer) -> Response:
-    return await _page(request, trigger_id)
+async def trigger_page(request: Request, trigger_id: str, me: Signed) -> Response:
+    return await _page(request, me, trigger_id)
 
 
 @router.post("/triggers/{trigger_id}/enabled", response_class=HTMLResponse)
 async def set_enabled(
     request: Request,
     trigger_id: str,
-    _: Viewer,
+    me: Signed,
     enabled: Annotated[str, Form()] = "",
     version: Annotated[str, Form()] = "",
 ) -> Response:
@@ -141,6 +147,7 @@ async def set_enabled(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await _require(c, me, Permission.EDIT, trigger_id)
     form = "enabled"
     try:
         on = _flag(enabled, "enabled")
@@ -152,7 +159,8 @@ async def set_enabled(
         )
         await save_workflow(c, replace(current, triggers=triggers), expected_version=expected)
     except FulmenError as error:
-        return await _page(request, trigger_id, problem_of(form, error, ("enabled", "version")))
+        problem = problem_of(form, error, ("enabled", "version"))
+        return await _page(request, me, trigger_id, problem)
     return _done(trigger_id, "enabled" if on else "disabled")
 
 
@@ -174,33 +182,35 @@ def _bad(message: str, field: str) -> FulmenError:
 
 @router.post("/triggers/{trigger_id}/auth", response_class=HTMLResponse)
 async def attach(
-    request: Request, trigger_id: str, _: Viewer, method_id: Annotated[str, Form()] = ""
+    request: Request, trigger_id: str, me: Signed, method_id: Annotated[str, Form()] = ""
 ) -> Response:
     """Add an existing method of the project to those the trigger takes."""
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await _require(c, me, Permission.MANAGE, trigger_id)
     try:
         if not method_id:
             raise _bad("choose a method to attach", "method_id")
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
         await c.store.set_trigger_auth_methods(trigger_id, [*ids, method_id])
     except FulmenError as error:
-        return await _page(request, trigger_id, problem_of("attach", error, ("method_id",)))
+        return await _page(request, me, trigger_id, problem_of("attach", error, ("method_id",)))
     return _done(trigger_id, "attached")
 
 
 @router.post("/triggers/{trigger_id}/auth/{method_id}/detach", response_class=HTMLResponse)
-async def detach(request: Request, trigger_id: str, method_id: str, _: Viewer) -> Response:
+async def detach(request: Request, trigger_id: str, method_id: str, me: Signed) -> Response:
     """Stop taking a method (the method itself stays, for the project's other triggers)."""
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await _require(c, me, Permission.MANAGE, trigger_id)
     try:
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
         await c.store.set_trigger_auth_methods(trigger_id, [i for i in ids if i != method_id])
     except FulmenError as error:
-        return await _page(request, trigger_id, problem_of(f"detach:{method_id}", error))
+        return await _page(request, me, trigger_id, problem_of(f"detach:{method_id}", error))
     return _done(trigger_id, "detached")
 
 
@@ -208,7 +218,7 @@ async def detach(request: Request, trigger_id: str, method_id: str, _: Viewer) -
 async def create_method(
     request: Request,
     trigger_id: str,
-    _: Viewer,
+    me: Signed,
     name: Annotated[str, Form()] = "",
     auth_type: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
@@ -219,6 +229,7 @@ async def create_method(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
+    await _require(c, me, Permission.MANAGE, trigger_id)
     given = {"name": name.strip(), "auth_type": auth_type}
     if auth_type == "basic":
         given |= {"username": username, "password": password}
@@ -233,5 +244,14 @@ async def create_method(
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
         await c.store.set_trigger_auth_methods(trigger_id, [*ids, made.id])
     except (ValidationError, FulmenError) as error:
-        return await _page(request, trigger_id, problem_of("method", error, METHOD_FIELDS))
-    return await _page(request, trigger_id, made=made)
+        return await _page(request, me, trigger_id, problem_of("method", error, METHOD_FIELDS))
+    return await _page(request, me, trigger_id, made=made)
+
+
+async def _require(c: Coordinator, me: Principal, permission: Permission, trigger_id: str) -> None:
+    """guard.require_on for a form of an existing trigger; an unknown trigger is left to the
+    form's own answer (its page: 404)."""
+    try:
+        await require_on(c.store, me, permission, "trigger", trigger_id)
+    except NotFoundError:
+        return

@@ -77,6 +77,7 @@ class RunRow:
     short_id: str
     workflow: str
     workflow_id: str
+    project_id: str
     work_order_id: str
     state: str
     css: str
@@ -95,6 +96,7 @@ def run_row(run: Run, workflow_names: Mapping[str, str], now: datetime) -> RunRo
         short_id=run.id[:8],
         workflow=workflow_names.get(run.workflow_id, run.workflow_id[:8]),
         workflow_id=run.workflow_id,
+        project_id=run.project_id,
         work_order_id=run.work_order_id,
         state=run.state.value,
         css=state_class(run.state.value),

@@ -4,32 +4,34 @@ webhook URL to copy, or its schedule). A job's node links to the job's section."
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fulmen.coordinator.access import Permission
 from fulmen.coordinator.core import Coordinator
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.graph import workflow_graph
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import viewer
+from fulmen.coordinator.dashboard.session import Signed
+from fulmen.coordinator.guard import require_on
 from fulmen.errors import NotFoundError
 
 __all__ = ["router"]
 
-router = APIRouter()
-
-Signed = Annotated[object, Depends(viewer)]
+router = APIRouter(route_class=Guarded)
 
 
 @router.get("/workflows/{workflow_id}", response_class=HTMLResponse)
-async def workflow_page(request: Request, workflow_id: str, _: Signed) -> Response:
+async def workflow_page(request: Request, workflow_id: str, me: Signed) -> Response:
+    """Its edit and run links only for those whose role allows them."""
     c: Coordinator = request.app.state.coordinator
     try:
+        await require_on(c.store, me, Permission.READ, "workflow", workflow_id)
         stored = await c.store.get_workflow(workflow_id)
     except NotFoundError:
-        return page("missing.html", 404, what=f"workflow {workflow_id}", status=await status(c))
+        what = f"workflow {workflow_id}"
+        return page("missing.html", 404, what=what, status=await status(c), me=me)
     workflow = stored.workflow
     return page(
         "workflow.html",
@@ -40,4 +42,5 @@ async def workflow_page(request: Request, workflow_id: str, _: Signed) -> Respon
         graph=workflow_graph(workflow),
         links={job.id: f"#job-{job.id}" for job in workflow.jobs},
         base=str(request.base_url).rstrip("/"),
+        me=me,
     )

@@ -68,6 +68,9 @@ class Project:
     #: Days dataclip bodies are kept, at most the history's; ``None``: as long as the history.
     dataclip_retention_period: int | None = None
     retention_policy: RetentionPolicy = RetentionPolicy.RETAIN_ALL
+    #: Issue 18: whether the project's viewers see dataclip bodies (run inputs and outputs);
+    #: editors and stronger roles always do (coordinator/access.py).
+    viewers_see_bodies: bool = False
     #: Set by the store; ignored when creating or replacing.
     inserted_at: datetime | None = None
     updated_at: datetime | None = None

@@ -91,6 +91,8 @@ class RunFilter:
     """Which runs a listing shows; fields left ``None`` do not filter."""
 
     project_id: str | None = None
+    #: Only the runs of these projects (a caller's, issue 18).
+    project_ids: frozenset[str] | None = None
     workflow_id: str | None = None
     work_order_id: str | None = None
     states: frozenset[RunState] | None = None
@@ -102,6 +104,9 @@ class RunFilter:
     #: listing with text searches a bounded window of runs per page (reads.SEARCH_WINDOW),
     #: so its pages may hold fewer items than asked for and still have a next cursor.
     text: str | None = None
+    #: The projects in whose dataclips ``text`` is looked for (where the caller may read
+    #: bodies); the others' runs match by their log lines only. ``None``: every project's.
+    body_projects: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,11 @@ class ProjectIn(InputDoc):
     dataclip_retention_period: int | None = Field(default=None, gt=0, le=MAX_RETENTION_DAYS)
     #: ``erase_all``: no input or output body is kept beyond its run.
     retention_policy: Literal["retain_all", "erase_all"] = "retain_all"
+    viewers_see_bodies: bool = Field(
+        default=False,
+        description="Whether the project's viewers see dataclip bodies (run inputs and "
+        "outputs); editors, admins and owners always do",
+    )
 
     def to_store(self, project_id: str | None = None) -> Project:
         return Project(
@@ -60,6 +65,7 @@ class ProjectIn(InputDoc):
             history_retention_period=self.history_retention_period,
             dataclip_retention_period=self.dataclip_retention_period,
             retention_policy=RetentionPolicy(self.retention_policy),
+            viewers_see_bodies=self.viewers_see_bodies,
         )
 
 
@@ -70,6 +76,7 @@ class ProjectDoc(BaseModel):
     history_retention_period: int | None
     dataclip_retention_period: int | None
     retention_policy: str
+    viewers_see_bodies: bool
     inserted_at: datetime | None
     updated_at: datetime | None
 

@@ -10,9 +10,11 @@
 
 -- name: insert_project
 INSERT INTO projects (id, name, concurrency, history_retention_period,
-                      dataclip_retention_period, retention_policy, inserted_at, updated_at)
+                      dataclip_retention_period, retention_policy, viewers_see_bodies,
+                      inserted_at, updated_at)
 VALUES (%(id)s, %(name)s, %(concurrency)s, %(history_retention_period)s,
-        %(dataclip_retention_period)s, %(retention_policy)s, %(now)s, %(now)s)
+        %(dataclip_retention_period)s, %(retention_policy)s, %(viewers_see_bodies)s,
+        %(now)s, %(now)s)
 RETURNING *;
 
 -- name: update_project
@@ -20,7 +22,8 @@ UPDATE projects
 SET name = %(name)s, concurrency = %(concurrency)s,
     history_retention_period = %(history_retention_period)s,
     dataclip_retention_period = %(dataclip_retention_period)s,
-    retention_policy = %(retention_policy)s, updated_at = %(now)s
+    retention_policy = %(retention_policy)s,
+    viewers_see_bodies = %(viewers_see_bodies)s, updated_at = %(now)s
 WHERE id = %(id)s
 RETURNING *;
 
@@ -50,9 +53,10 @@ ORDER BY id;
 SELECT * FROM projects WHERE id = %(id)s;
 
 -- name: list_projects
--- One page in id order, after the cursor's id.
+-- One page in id order, after the cursor's id; only those of :ids unless it is NULL.
 SELECT * FROM projects
-WHERE %(after)s::text IS NULL OR id > %(after)s
+WHERE (%(after)s::text IS NULL OR id > %(after)s)
+  AND (%(ids)s::text[] IS NULL OR id = ANY (%(ids)s::text[]))
 ORDER BY id
 LIMIT %(limit)s;
 
@@ -581,6 +585,7 @@ SELECT * FROM steps WHERE run_id = %(run_id)s ORDER BY started_at, id;
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
   AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
   AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
   AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
@@ -596,10 +601,13 @@ LIMIT %(limit)s;
 -- Only the newest :scan runs that pass the other filters (the "scanned" window, below
 -- :before_seq) are searched: a page never reads more than those runs' logs however rare the
 -- text. Always one row at least: scanned (how many runs the window held) and scanned_to (its
--- oldest seq), with the matching runs' columns (NULL when none matched), newest first.
+-- oldest seq), with the matching runs' columns (NULL when none matched), newest first. Bodies
+-- are searched only in the projects of :body_projects (unless NULL): where the caller may read
+-- them; elsewhere a run matches by its log lines alone.
 WITH scanned AS MATERIALIZED (
   SELECT r.id, r.seq FROM runs r
   WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+    AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
     AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
     AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
     AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
@@ -619,12 +627,14 @@ FROM bounds b LEFT JOIN (
   JOIN workflow_snapshots s ON s.id = r.snapshot_id
   WHERE EXISTS (SELECT 1 FROM log_lines l
                 WHERE l.run_id = r.id AND l.message ILIKE %(pattern)s ESCAPE '\')
-     OR EXISTS (SELECT 1 FROM dataclips d
-                WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
-                  AND d.body::text ILIKE %(pattern)s ESCAPE '\')
-     OR EXISTS (SELECT 1 FROM steps st
-                JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
-                WHERE st.run_id = r.id AND d.body::text ILIKE %(pattern)s ESCAPE '\')
+     OR ((%(body_projects)s::text[] IS NULL
+          OR r.project_id = ANY (%(body_projects)s::text[]))
+         AND (EXISTS (SELECT 1 FROM dataclips d
+                      WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
+                        AND d.body::text ILIKE %(pattern)s ESCAPE '\')
+              OR EXISTS (SELECT 1 FROM steps st
+                         JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
+                         WHERE st.run_id = r.id AND d.body::text ILIKE %(pattern)s ESCAPE '\')))
   ORDER BY r.seq DESC
   LIMIT %(limit)s
 ) m ON true
@@ -716,6 +726,10 @@ SELECT * FROM api_tokens ORDER BY inserted_at, id;
 
 -- name: list_user_api_tokens
 SELECT * FROM api_tokens WHERE user_id = %(user_id)s ORDER BY inserted_at, id;
+
+-- name: list_project_api_tokens
+-- A project's service tokens.
+SELECT * FROM api_tokens WHERE project_id = %(project_id)s ORDER BY inserted_at, id;
 
 -- name: adopt_operator_api_tokens
 -- The first instance admin takes over the tokens made before any user existed.
@@ -962,15 +976,6 @@ ORDER BY inserted_at DESC, digest;
 
 -- name: delete_invitation
 DELETE FROM invitations WHERE digest = %(digest)s;
-
--- name: grant_invited_role
--- The invitation's role in its project; a member already stronger there keeps their role.
-INSERT INTO project_members (project_id, user_id, role, inserted_at)
-VALUES (%(project_id)s, %(user_id)s, %(role)s, %(now)s)
-ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role
-WHERE (CASE project_members.role
-           WHEN 'owner' THEN 4 WHEN 'admin' THEN 3 WHEN 'editor' THEN 2 ELSE 1 END)
-    < (CASE excluded.role WHEN 'owner' THEN 4 WHEN 'admin' THEN 3 WHEN 'editor' THEN 2 ELSE 1 END);
 
 
 -- -- failed sign-ins, for the rate limit (sign_in_failures.py) -------------------------------
@@ -1316,3 +1321,61 @@ SELECT key, value FROM instance_settings;
 -- name: put_instance_setting
 INSERT INTO instance_settings (key, value, updated_at) VALUES (%(key)s, %(value)s, %(now)s)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: get_member
+SELECT m.project_id, m.user_id, m.role, m.inserted_at, u.email, u.name
+FROM project_members m JOIN users u ON u.id = m.user_id
+WHERE m.project_id = %(project_id)s AND m.user_id = %(user_id)s;
+
+-- name: list_members
+SELECT m.project_id, m.user_id, m.role, m.inserted_at, u.email, u.name
+FROM project_members m JOIN users u ON u.id = m.user_id
+WHERE m.project_id = %(project_id)s
+ORDER BY u.email;
+
+-- name: upsert_member
+-- A new member, or a member's new role (they stay a member since they first were).
+INSERT INTO project_members (project_id, user_id, role, inserted_at)
+VALUES (%(project_id)s, %(user_id)s, %(role)s, %(now)s)
+ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role;
+
+-- name: delete_member
+DELETE FROM project_members WHERE project_id = %(project_id)s AND user_id = %(user_id)s;
+
+-- name: count_owners
+-- Under lock_project: how many owners the project has.
+SELECT count(*) AS n FROM project_members
+WHERE project_id = %(project_id)s AND role = 'owner';
+
+
+-- -- which project a thing belongs to (ownership.py) ----------------------------------------
+
+-- name: project_of_workflow
+SELECT project_id FROM workflows WHERE id = %(id)s;
+
+-- name: project_of_trigger
+SELECT w.project_id FROM triggers t JOIN workflows w ON w.id = t.workflow_id
+WHERE t.id = %(id)s;
+
+-- name: project_of_snapshot
+SELECT w.project_id FROM workflow_snapshots s JOIN workflows w ON w.id = s.workflow_id
+WHERE s.id = %(id)s;
+
+-- name: project_of_run
+SELECT project_id FROM runs WHERE id = %(id)s;
+
+-- name: project_of_step
+SELECT r.project_id FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = %(id)s;
+
+-- name: project_of_work_order
+SELECT w.project_id FROM work_orders o JOIN workflows w ON w.id = o.workflow_id
+WHERE o.id = %(id)s;
+
+-- name: project_of_dataclip
+SELECT project_id FROM dataclips WHERE id = %(id)s;
+
+-- name: project_of_credential
+SELECT project_id FROM credentials WHERE id = %(id)s;
+
+-- name: project_of_webhook_auth_method
+SELECT project_id FROM webhook_auth_methods WHERE id = %(id)s;

@@ -10,9 +10,10 @@
 
 -- name: insert_project
 INSERT INTO projects (id, name, concurrency, history_retention_period,
-                      dataclip_retention_period, retention_policy, inserted_at, updated_at)
+                      dataclip_retention_period, retention_policy, viewers_see_bodies,
+                      inserted_at, updated_at)
 VALUES (:id, :name, :concurrency, :history_retention_period, :dataclip_retention_period,
-        :retention_policy, :now, :now)
+        :retention_policy, :viewers_see_bodies, :now, :now)
 RETURNING *;
 
 -- name: update_project
@@ -20,7 +21,8 @@ UPDATE projects
 SET name = :name, concurrency = :concurrency,
     history_retention_period = :history_retention_period,
     dataclip_retention_period = :dataclip_retention_period,
-    retention_policy = :retention_policy, updated_at = :now
+    retention_policy = :retention_policy,
+    viewers_see_bodies = :viewers_see_bodies, updated_at = :now
 WHERE id = :id
 RETURNING *;
 
@@ -48,9 +50,10 @@ ORDER BY id;
 SELECT * FROM projects WHERE id = :id;
 
 -- name: list_projects
--- One page in id order, after the cursor's id.
+-- One page in id order, after the cursor's id; only those of :ids unless it is NULL.
 SELECT * FROM projects
-WHERE :after IS NULL OR id > :after
+WHERE (:after IS NULL OR id > :after)
+  AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
 ORDER BY id
 LIMIT :limit;
 
@@ -553,6 +556,7 @@ SELECT * FROM steps WHERE run_id = :run_id ORDER BY started_at, id;
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
   AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
   AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
   AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
@@ -568,10 +572,13 @@ LIMIT :limit;
 -- Only the newest :scan runs that pass the other filters (the "scanned" window, below
 -- :before_seq) are searched: a page never reads more than those runs' logs however rare the
 -- text. Always one row at least: scanned (how many runs the window held) and scanned_to (its
--- oldest seq), with the matching runs' columns (NULL when none matched), newest first.
+-- oldest seq), with the matching runs' columns (NULL when none matched), newest first. Bodies
+-- are searched only in the projects of :body_projects (unless NULL): where the caller may read
+-- them; elsewhere a run matches by its log lines alone.
 WITH scanned AS (
   SELECT r.id, r.seq FROM runs r
   WHERE (:project_id IS NULL OR r.project_id = :project_id)
+    AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
     AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
     AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
     AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
@@ -591,12 +598,14 @@ FROM bounds b LEFT JOIN (
   JOIN workflow_snapshots s ON s.id = r.snapshot_id
   WHERE EXISTS (SELECT 1 FROM log_lines l
                 WHERE l.run_id = r.id AND l.message LIKE :pattern ESCAPE '\')
-     OR EXISTS (SELECT 1 FROM dataclips d
-                WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
-                  AND d.body LIKE :pattern ESCAPE '\')
-     OR EXISTS (SELECT 1 FROM steps st
-                JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
-                WHERE st.run_id = r.id AND d.body LIKE :pattern ESCAPE '\')
+     OR ((:body_projects IS NULL
+          OR r.project_id IN (SELECT value FROM json_each(:body_projects)))
+         AND (EXISTS (SELECT 1 FROM dataclips d
+                      WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
+                        AND d.body LIKE :pattern ESCAPE '\')
+              OR EXISTS (SELECT 1 FROM steps st
+                         JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
+                         WHERE st.run_id = r.id AND d.body LIKE :pattern ESCAPE '\')))
   ORDER BY r.seq DESC
   LIMIT :limit
 ) m ON 1 = 1
@@ -686,6 +695,10 @@ SELECT * FROM api_tokens ORDER BY inserted_at, id;
 
 -- name: list_user_api_tokens
 SELECT * FROM api_tokens WHERE user_id = :user_id ORDER BY inserted_at, id;
+
+-- name: list_project_api_tokens
+-- A project's service tokens.
+SELECT * FROM api_tokens WHERE project_id = :project_id ORDER BY inserted_at, id;
 
 -- name: adopt_operator_api_tokens
 -- The first instance admin takes over the tokens made before any user existed.
@@ -918,15 +931,6 @@ ORDER BY inserted_at DESC, digest;
 
 -- name: delete_invitation
 DELETE FROM invitations WHERE digest = :digest;
-
--- name: grant_invited_role
--- The invitation's role in its project; a member already stronger there keeps their role.
-INSERT INTO project_members (project_id, user_id, role, inserted_at)
-VALUES (:project_id, :user_id, :role, :now)
-ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role
-WHERE (CASE project_members.role
-           WHEN 'owner' THEN 4 WHEN 'admin' THEN 3 WHEN 'editor' THEN 2 ELSE 1 END)
-    < (CASE excluded.role WHEN 'owner' THEN 4 WHEN 'admin' THEN 3 WHEN 'editor' THEN 2 ELSE 1 END);
 
 
 -- -- failed sign-ins, for the rate limit (sign_in_failures.py) -------------------------------
@@ -1260,3 +1264,61 @@ SELECT key, value FROM instance_settings;
 -- name: put_instance_setting
 INSERT INTO instance_settings (key, value, updated_at) VALUES (:key, :value, :now)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: get_member
+SELECT m.project_id, m.user_id, m.role, m.inserted_at, u.email, u.name
+FROM project_members m JOIN users u ON u.id = m.user_id
+WHERE m.project_id = :project_id AND m.user_id = :user_id;
+
+-- name: list_members
+SELECT m.project_id, m.user_id, m.role, m.inserted_at, u.email, u.name
+FROM project_members m JOIN users u ON u.id = m.user_id
+WHERE m.project_id = :project_id
+ORDER BY u.email;
+
+-- name: upsert_member
+-- A new member, or a member's new role (they stay a member since they first were).
+INSERT INTO project_members (project_id, user_id, role, inserted_at)
+VALUES (:project_id, :user_id, :role, :now)
+ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role;
+
+-- name: delete_member
+DELETE FROM project_members WHERE project_id = :project_id AND user_id = :user_id;
+
+-- name: count_owners
+-- Under lock_project: how many owners the project has.
+SELECT count(*) AS n FROM project_members
+WHERE project_id = :project_id AND role = 'owner';
+
+
+-- -- which project a thing belongs to (ownership.py) ----------------------------------------
+
+-- name: project_of_workflow
+SELECT project_id FROM workflows WHERE id = :id;
+
+-- name: project_of_trigger
+SELECT w.project_id FROM triggers t JOIN workflows w ON w.id = t.workflow_id
+WHERE t.id = :id;
+
+-- name: project_of_snapshot
+SELECT w.project_id FROM workflow_snapshots s JOIN workflows w ON w.id = s.workflow_id
+WHERE s.id = :id;
+
+-- name: project_of_run
+SELECT project_id FROM runs WHERE id = :id;
+
+-- name: project_of_step
+SELECT r.project_id FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = :id;
+
+-- name: project_of_work_order
+SELECT w.project_id FROM work_orders o JOIN workflows w ON w.id = o.workflow_id
+WHERE o.id = :id;
+
+-- name: project_of_dataclip
+SELECT project_id FROM dataclips WHERE id = :id;
+
+-- name: project_of_credential
+SELECT project_id FROM credentials WHERE id = :id;
+
+-- name: project_of_webhook_auth_method
+SELECT project_id FROM webhook_auth_methods WHERE id = :id;
