@@ -22,6 +22,7 @@ from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.audit import Actor, AuditFilter, AuditRecord, NewAuditRecord, Target
 from fulmen.store.models.catalog import (
     CronCursor,
     Project,
@@ -75,9 +76,12 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "Actor",
     "Answer",
     "Answered",
     "ApiToken",
+    "AuditFilter",
+    "AuditRecord",
     "ClaimedRun",
     "CredentialInfo",
     "CronCursor",
@@ -93,6 +97,7 @@ __all__ = [
     "LogLine",
     "LostRun",
     "Member",
+    "NewAuditRecord",
     "NewCredential",
     "NewDataclip",
     "NewUser",
@@ -118,6 +123,7 @@ __all__ = [
     "StepStart",
     "Store",
     "StoredWorkflow",
+    "Target",
     "TriggerInfo",
     "TriggerType",
     "UnjoinedClaim",

@@ -19,6 +19,7 @@ from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
 from fulmen.store import (
     api_tokens,
+    audit,
     catalog,
     credentials,
     dashboard_sessions,
@@ -39,6 +40,7 @@ from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, Ses
 from fulmen.store.db import Database
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.audit import AuditFilter, AuditRecord, NewAuditRecord
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
@@ -171,6 +173,10 @@ class SQLStore:
     ) -> dict[str, JSONValue]:
         async with self._db.read() as tx:
             return await credentials.get_credential_body(tx, self._cipher, credential_id, run_id)
+
+    async def get_credential(self, credential_id: str) -> CredentialInfo:
+        async with self._db.read() as tx:
+            return await credentials.get_credential(tx, credential_id)
 
     async def list_credentials(self, project_id: str) -> list[CredentialInfo]:
         async with self._db.read() as tx:
@@ -495,6 +501,24 @@ class SQLStore:
     async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
         async with self._db.write() as tx:
             return await retention.sweep_batch(tx, project_id, limit, self._clock.now())
+
+    # -- the audit trail (audit.py) ----------------------------------------------------------
+
+    async def append_audit(self, record: NewAuditRecord) -> int:
+        async with self._db.write() as tx:
+            return await audit.append(tx, record, self._clock.now())
+
+    async def list_audit(
+        self, where: AuditFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[AuditRecord]:
+        async with self._db.read() as tx:
+            return await audit.list_records(tx, where or AuditFilter(), cursor, limit)
+
+    async def sweep_audit(
+        self, project_id: str | None, before: datetime, *, limit: int = 1000
+    ) -> int:
+        async with self._db.write() as tx:
+            return await audit.sweep_batch(tx, project_id, before, limit)
 
     # -- reading runs back -------------------------------------------------------------------
 
