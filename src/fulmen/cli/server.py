@@ -29,8 +29,8 @@ import uvicorn
 
 from fulmen.cli.bootstrap import CliError, configure_logging, log_format_option, run_async
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import Coordinator, build_app, open_coordinator
-from fulmen.coordinator.api.auth import issue
+from fulmen.coordinator import Coordinator, audit, build_app, open_coordinator
+from fulmen.coordinator.api import auth
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.errors import ConfigError, FulmenError
 from fulmen.listen import bind
@@ -158,7 +158,7 @@ def create_token(settings: CoordinatorSettings, name: str) -> None:
         async with await open_store(
             database_url(settings), credential_key=credential_key(settings)
         ) as store:
-            secret, _ = await issue(store, name)
+            secret, _ = await auth.issue(store, audit.command_line(), name)
             return secret
 
     click.echo(_run(save()))
@@ -187,7 +187,7 @@ def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
 
     async def revoke() -> None:
         async with await open_store(database_url(settings)) as store:
-            await store.delete_api_token(token_id)
+            await auth.revoke(store, audit.command_line(), token_id)
 
     _run(revoke())
     click.echo(f"revoked {token_id}")

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.api import adaptors, catalog, runs, webhook_auth, work_orders
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
@@ -100,6 +101,8 @@ async def _fulmen_error(request: Request, error: Exception) -> JSONResponse:
     status = status_of(error)
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, error)
+    if status == 403 and isinstance(error, AccessError):
+        await audit.refused(request, error)  # a role too weak, wherever it was refused
     body: dict[str, object] = {"code": error.code, "message": error.message}
     field = getattr(error, "field", None)
     if isinstance(error, StoreError | ContractError | InputError) and field:

@@ -6,7 +6,8 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId, Timestamp
 from fulmen.coordinator.api.schemas.runs import (
     DataclipDoc,
@@ -22,6 +23,7 @@ from fulmen.errors import InputError
 from fulmen.lifecycle import CancelAction, RunState
 from fulmen.store import (
     Answer,
+    Enqueued,
     RunFilter,
 )
 
@@ -104,13 +106,15 @@ async def get_logs(
     tags=["runs"],
     responses={202: {"description": "Asked of the worker that has the run"}},
 )
-async def cancel_run(request: Request, run_id: PathId, response: Response) -> RunDetailDoc:
+async def cancel_run(
+    request: Request, run_id: PathId, response: Response, me: Caller
+) -> RunDetailDoc:
     """Cancel a run. A queued run is cancelled at once (200). A run a worker has is
     stopped by that worker, told over the run channel (202, with ``cancel_requested_at``
     set; the run ends ``cancelled`` when the worker has stopped it; an OpenFn ws-worker
     does not understand the request and finishes the run). A finished run is 409."""
     c = _c(request)
-    if await operations.cancel(c, run_id) is CancelAction.ASK_WORKER:
+    if await operations.cancel(c, audit.actor(request, me), run_id) is CancelAction.ASK_WORKER:
         response.status_code = 202
     return RunDetailDoc.of_detail(await c.store.get_run(run_id))
 
@@ -131,6 +135,7 @@ async def run_workflow(
     request: Request,
     workflow_id: PathId,
     body: ManualRunIn,
+    me: Caller,
     idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> StartedDoc | Response:
     """A manual run from the given input: the manual queue, claimed before other runs.
@@ -150,11 +155,19 @@ async def run_workflow(
     )
     scope = f"POST /api/workflows/{workflow_id}/runs"
     key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
+    by = audit.actor(request, me)
     if key is None:
-        return StartedDoc.of(await operations.start_manual_run(c, enqueue))
-    answered = await c.store.enqueue_once(
-        enqueue, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
-    )
+        return StartedDoc.of(await operations.start_manual_run(c, by, enqueue))
+    started: list[Enqueued] = []
+
+    def answer(made: Enqueued) -> Answer:
+        started.append(made)
+        return Answer(201, StartedDoc.of(made).model_dump(mode="json"))
+
+    async with c.store.together():
+        answered = await c.store.enqueue_once(enqueue, key, answer)
+        if started:  # not replayed: a run was made now
+            await operations.note_start(c, by, enqueue, started[0])
     if not answered.replayed:
         operations.announce(c, "manual")
     return respond(answered)

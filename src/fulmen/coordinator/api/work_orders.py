@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.catalog import SnapshotDoc
 from fulmen.coordinator.api.schemas.common import PathId
 from fulmen.coordinator.api.schemas.runs import StartedDoc
@@ -58,22 +59,29 @@ async def get_work_order(request: Request, work_order_id: PathId) -> WorkOrderDo
 async def rerun_step(
     request: Request,
     step_id: PathId,
+    me: Caller,
     idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> StartedDoc | Response:
     """Run the step's work order again from this step: its stored input is the new run's
     input, its job the starting node (409 ``dataclip_wiped`` if that input is gone). With an
     ``Idempotency-Key``, the same request again is answered as the first was."""
     c = _c(request)
+    by = audit.actor(request, me)
     rerun = RerunRequest(step_id=step_id, options=c.run_options())
     scope = f"POST /api/steps/{step_id}/rerun"
     key = key_of(request, scope, {}, c.settings.idempotency_key_ttl)
     if key is None:
-        made = await c.store.rerun(rerun)
-        _started(c)
-        return StartedDoc.of(made)
-    answered = await c.store.rerun_once(
-        rerun, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
-    )
+        return StartedDoc.of(await operations.rerun(c, by, rerun))
+    made_now: list[Enqueued] = []
+
+    def answer(made: Enqueued) -> Answer:
+        made_now.append(made)
+        return Answer(201, StartedDoc.of(made).model_dump(mode="json"))
+
+    async with c.store.together():
+        answered = await c.store.rerun_once(rerun, key, answer)
+        for made in made_now:  # none when replayed
+            await operations.note_rerun(c, by, rerun, made)
     if not answered.replayed:
         _started(c)
     return respond(answered)
@@ -89,6 +97,7 @@ async def rerun_step(
 async def rerun_work_orders(
     request: Request,
     body: RerunIn,
+    me: Caller,
     idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> RerunsDoc | Response:
     """Run each work order again, from ``job_id`` (its step in the latest run that has one)
@@ -97,6 +106,7 @@ async def rerun_work_orders(
     and the key are one transaction, and the same request again is answered as the first
     was."""
     c = _c(request)
+    by = audit.actor(request, me)
     ids = list(dict.fromkeys(body.work_order_ids))
     reruns = [
         RerunRequest(work_order_id=work_order_id, job_id=body.job_id, options=c.run_options())
@@ -105,14 +115,20 @@ async def rerun_work_orders(
     scope = "POST /api/work_orders/rerun"
     key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
     if key is None:
-        return _reruns_doc(ids, await operations.rerun_each(c, ids, body.job_id))
+        return _reruns_doc(ids, await operations.rerun_each(c, by, ids, body.job_id))
     docs: list[RerunsDoc] = []
+    made_now: list[tuple[RerunRequest, Enqueued]] = []
 
     def answer(made: list[Enqueued | FulmenError]) -> Answer:
         docs.append(_reruns_doc(ids, made))
+        pairs = zip(reruns, made, strict=True)
+        made_now.extend((rerun, m) for rerun, m in pairs if isinstance(m, Enqueued))
         return Answer(201, docs[-1].model_dump(mode="json"))
 
-    answered = await c.store.rerun_each_once(reruns, key, answer)
+    async with c.store.together():
+        answered = await c.store.rerun_each_once(reruns, key, answer)
+        for rerun, made in made_now:  # none when replayed
+            await operations.note_rerun(c, by, rerun, made)
     if not answered.replayed:
         _started(c, len(docs[-1].runs))
     return respond(answered)

@@ -16,7 +16,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
@@ -31,7 +32,7 @@ router = APIRouter()
 #: The most work orders one bulk rerun takes (two pages of the runs list).
 MAX_RERUNS: Final = 100
 
-Signed = Annotated[object, Depends(viewer)]
+Signed = Annotated[Principal, Depends(viewer)]
 
 
 def _c(request: Request) -> Coordinator:
@@ -40,14 +41,14 @@ def _c(request: Request) -> Coordinator:
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel(request: Request, run_id: str, _: Signed) -> Response:
+async def cancel(request: Request, run_id: str, me: Signed) -> Response:
     """Cancel the run, then show its page again: cancelled already if it was queued, else
     cancelling until its worker has stopped it. A finished run is refused with a message."""
     back = f"{PREFIX}/runs/{quote(run_id)}"
     if not same_origin(request):
         return RedirectResponse(f"{back}?error={quote('Cancel runs from this site only.')}", 303)
     try:
-        await operations.cancel(_c(request), run_id)
+        await operations.cancel(_c(request), audit.actor(request, me), run_id)
     except FulmenError as error:
         return RedirectResponse(f"{back}?error={quote('Could not cancel: ' + error.message)}", 303)
     return RedirectResponse(back, 303)
@@ -56,7 +57,7 @@ async def cancel(request: Request, run_id: str, _: Signed) -> Response:
 @router.post("/runs/rerun", response_class=HTMLResponse)
 async def rerun(
     request: Request,
-    _: Signed,
+    me: Signed,
     work_order_id: Annotated[list[str] | None, Form()] = None,
     job_id: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
@@ -76,7 +77,7 @@ async def rerun(
     if len(ids) > MAX_RERUNS:
         refused = f"Rerun at most {MAX_RERUNS} work orders at once, not {len(ids)}."
         return page("reruns.html", 400, refused=refused, **common)
-    made = await operations.rerun_each(c, ids, job_id or None)
+    made = await operations.rerun_each(c, audit.actor(request, me), ids, job_id or None)
     started = [outcome for outcome in made if isinstance(outcome, Enqueued)]
     failed = [
         (work_order, outcome)

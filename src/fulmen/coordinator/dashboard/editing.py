@@ -21,6 +21,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator import audit
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api import catalog as api_catalog
 from fulmen.coordinator.api import status_of
 from fulmen.coordinator.api.schemas.catalog import WorkflowIn
@@ -43,7 +45,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-Signed = Annotated[object, Depends(viewer)]
+Signed = Annotated[Principal, Depends(viewer)]
 
 
 def _c(request: Request) -> Coordinator:
@@ -80,13 +82,13 @@ async def new_workflow(request: Request, project_id: str, _: Signed) -> Response
 
 
 @router.post("/projects/{project_id}/workflows/new", response_class=HTMLResponse)
-async def create_workflow(request: Request, project_id: str, _: Signed) -> Response:
+async def create_workflow(request: Request, project_id: str, me: Signed) -> Response:
     c = _c(request)
     try:
         project = await c.store.get_project(project_id)
     except NotFoundError:
         return page("missing.html", 404, what=f"project {project_id}", status=await status(c))
-    return await _posted(request, project, None)
+    return await _posted(request, me, project, None)
 
 
 @router.get("/workflows/{workflow_id}/edit", response_class=HTMLResponse)
@@ -102,17 +104,19 @@ async def edit_workflow(request: Request, workflow_id: str, _: Signed, saved: in
 
 
 @router.post("/workflows/{workflow_id}/edit", response_class=HTMLResponse)
-async def save_workflow(request: Request, workflow_id: str, _: Signed) -> Response:
+async def save_workflow(request: Request, workflow_id: str, me: Signed) -> Response:
     c = _c(request)
     try:
         stored = await c.store.get_workflow(workflow_id)
     except NotFoundError:
         return page("missing.html", 404, what=f"workflow {workflow_id}", status=await status(c))
     project = await c.store.get_project(stored.workflow.project_id)
-    return await _posted(request, project, stored)
+    return await _posted(request, me, project, stored)
 
 
-async def _posted(request: Request, project: Project, stored: StoredWorkflow | None) -> Response:
+async def _posted(
+    request: Request, me: Principal, project: Project, stored: StoredWorkflow | None
+) -> Response:
     """A posted form: a change of shape (rendered again), or a save."""
     form = await request.form()
     fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
@@ -126,13 +130,14 @@ async def _posted(request: Request, project: Project, stored: StoredWorkflow | N
         expected = draft.version
         if action.startswith("overwrite:") and action[len("overwrite:") :].isdigit():
             expected = int(action[len("overwrite:") :])
-        return await _save(request, project, stored, draft, expected)
+        return await _save(request, me, project, stored, draft, expected)
     focus = draft.apply(action)
     return await _form(request, project, stored, draft, focus=focus)
 
 
 async def _save(
     request: Request,
+    me: Principal,
     project: Project,
     stored: StoredWorkflow | None,
     draft: Draft,
@@ -149,11 +154,12 @@ async def _save(
         for item in invalid.errors():
             errors.setdefault(field_key(tuple(item["loc"])), str(item["msg"]))
         return await _form(request, project, stored, draft, 422, errors=errors)
+    by = audit.actor(request, me)
     try:
         if stored is None:
-            saved = await api_catalog.create(c, project.id, document)
+            saved = await api_catalog.create(c, by, project.id, document)
         else:
-            saved = await api_catalog.replace(c, stored.workflow.id, document, expected)
+            saved = await api_catalog.replace(c, by, stored.workflow.id, document, expected)
     except ConflictError as conflict:
         if conflict.code != "stale_version" or stored is None:
             return await _form(request, project, stored, draft, 409, errors={"": conflict.message})

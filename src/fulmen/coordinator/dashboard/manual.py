@@ -19,7 +19,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.schemas.runs import ManualRunIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.pages import status
@@ -40,7 +41,7 @@ _JSON_KINDS: Final[dict[type, str]] = {
     type(None): "null",
 }  # fmt: skip
 
-Signed = Annotated[object, Depends(viewer)]
+Signed = Annotated[Principal, Depends(viewer)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ async def run_form(request: Request, workflow_id: str, _: Signed) -> Response:
 async def run_by_hand(
     request: Request,
     workflow_id: str,
-    _: Signed,
+    me: Signed,
     input: Annotated[str, Form()] = "",
     dataclip_id: Annotated[str, Form()] = "",
     starting_node_id: Annotated[str, Form()] = "",
@@ -140,7 +141,7 @@ async def run_by_hand(
             dataclip_id=body.dataclip_id,
             starting_node_id=body.starting_node_id,
         )
-        made = await operations.start_manual_run(c, enqueue)
+        made = await operations.start_manual_run(c, audit.actor(request, me), enqueue)
     except FulmenError as error:
         code = 404 if isinstance(error, NotFoundError) else 400
         return await _form(c, stored, code, error=error, **kept)

@@ -20,6 +20,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit, operations
+from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.graph import Graph, NodeRun, node_runs, workflow_graph
 from fulmen.coordinator.dashboard.pages import status
@@ -39,6 +41,7 @@ from fulmen.coordinator.dashboard.views import (
 from fulmen.errors import FulmenError, NotFoundError
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
+    Actor,
     RerunRequest,
     Run,
     RunDetail,
@@ -176,7 +179,7 @@ async def dataclip(request: Request, dataclip_id: str, _: Signed) -> Response:
 async def retry(
     request: Request,
     run_id: str,
-    _: Signed,
+    me: Annotated[Principal, Depends(viewer)],
     step_id: Annotated[str, Form()] = "",
 ) -> Response:
     """A new run of the work order from ``step_id`` (empty: from the start)."""
@@ -185,13 +188,13 @@ async def retry(
     if not same_origin(request):
         return RedirectResponse(f"{back}?error={quote('Retry from this site only.')}", 303)
     try:
-        new_run = await _retry(c, await c.store.get_run(run_id), step_id)
+        new_run = await _retry(c, audit.actor(request, me), await c.store.get_run(run_id), step_id)
     except FulmenError as exc:
         return RedirectResponse(f"{back}?error={quote('Could not retry: ' + exc.message)}", 303)
     return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)
 
 
-async def _retry(c: Coordinator, detail: RunDetail, step_id: str) -> str:
+async def _retry(c: Coordinator, by: Actor, detail: RunDetail, step_id: str) -> str:
     """The same rerun as ``POST /api/steps/{id}/rerun`` (issue 8): a new run in the work
     order, recorded as a rerun, refused in the same transaction when its input was wiped."""
     if step_id and all(s.id != step_id for s in detail.steps):
@@ -201,7 +204,5 @@ async def _retry(c: Coordinator, detail: RunDetail, step_id: str) -> str:
         if step_id
         else RerunRequest(work_order_id=detail.run.work_order_id, options=c.run_options())
     )
-    made = await c.store.rerun(request)
-    c.metrics.enqueued.labels("retry").inc()
-    c.hub.work_available()
+    made = await operations.rerun(c, by, request, "retry")
     return made.run_id

@@ -95,10 +95,12 @@ async def signed_in(request: Request) -> Principal | None:
 
 
 async def viewer(request: Request) -> Principal:
-    """The dependency of every page but the sign-in pages."""
+    """The dependency of every page but the sign-in pages; the principal is kept in the
+    request's scope (principals.kept) for the audit trail's record of a refusal."""
     principal = await signed_in(request)
     if principal is None:
         raise SignInRequired
+    request.scope[principals.SCOPE_KEY] = principal
     return principal
 
 

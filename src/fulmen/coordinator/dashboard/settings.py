@@ -3,9 +3,10 @@ and its dataclips are kept, whether bodies outlive their runs) and each of its w
 automatic retries.
 
 A project is saved as the REST API's ``PUT /api/projects/<id>`` saves it: the form's values
-checked by ``ProjectIn``, then the store's ``replace_project``. A workflow's retries are saved
-through ``api.catalog.save_workflow``, with the version the page showed (a save made meanwhile
-is refused, not overwritten). A refusal is shown by the field it names, in the API's words.
+checked by ``ProjectIn``, then ``api.catalog.update_project`` (with its audit record). A
+workflow's retries are saved through ``api.catalog.save_workflow``, with the version the page
+showed (a save made meanwhile is refused, not overwritten). A refusal is shown by the field it
+names, in the API's words.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Principal
-from fulmen.coordinator.api.catalog import save_workflow
+from fulmen.coordinator.api.catalog import save_workflow, update_project
 from fulmen.coordinator.api.schemas.catalog import ProjectIn, RetryDoc
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
@@ -79,7 +81,7 @@ async def settings(request: Request, _: Viewer) -> Response:
 async def save_project(
     request: Request,
     project_id: str,
-    _: Viewer,
+    me: Viewer,
     name: Field = "",
     concurrency: Field = "",
     history_retention_period: Field = "",
@@ -100,8 +102,7 @@ async def save_project(
     }
     try:
         given = ProjectIn.model_validate(blank_to_none(values, PROJECT_FIELDS))
-        await c.store.get_project(project_id)
-        await c.store.replace_project(given.to_store(project_id))
+        await update_project(c.store, audit.actor(request, me), project_id, given)
     except (ValidationError, FulmenError) as error:
         problem = problem_of(f"project:{project_id}", error, PROJECT_FIELDS)
         return await _page(request, problem, values)
@@ -112,7 +113,7 @@ async def save_project(
 async def save_retry(
     request: Request,
     workflow_id: str,
-    _: Viewer,
+    me: Viewer,
     version: Field = "",
     max_retries: Field = "",
     backoff_ms: Field = "",
@@ -136,7 +137,8 @@ async def save_retry(
         retry = RetryDoc.model_validate(typed | {"on_fail": bool(on_fail)})
         current = (await c.store.get_workflow(workflow_id)).workflow
         changed = replace(current, retry=retry.to_store())
-        await save_workflow(c, changed, expected_version=int(version))
+        by = audit.actor(request, me)
+        await save_workflow(c, by, changed, expected_version=int(version))
     except (ValidationError, FulmenError) as error:
         return await _page(request, problem_of(form, error, RETRY_FIELDS), values)
     return RedirectResponse(f"{PREFIX}/settings?done=retry#workflow-{workflow_id}", 303)

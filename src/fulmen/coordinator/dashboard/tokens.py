@@ -2,9 +2,9 @@
 to copy), revoke one.
 
 Tokens are made by ``api.auth.issue``, as ``fulmen server token create`` makes them, and
-revoked by the store's ``delete_api_token``: the token then gets 401 from the API, and the
-dashboard sessions signed in with it end (session.py). The new token is on the page that
-answers the form, never in a URL, and never shown again.
+revoked by ``api.auth.revoke`` (each with its audit record): the token then gets 401 from
+the API, and the dashboard sessions signed in with it end (session.py). The new token is on
+the page that answers the form, never in a URL, and never shown again.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Principal
-from fulmen.coordinator.api.auth import issue
+from fulmen.coordinator.api import auth
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.pages import status
@@ -64,7 +65,7 @@ async def create(request: Request, me: Viewer, name: Annotated[str, Form()] = ""
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
-        made = await issue(c.store, name)
+        made = await auth.issue(c.store, audit.actor(request, me), name)
     except FulmenError as error:
         return await _page(request, me, problem_of("new", error, ("name",)))
     return await _page(request, me, made=made)
@@ -77,7 +78,7 @@ async def revoke(request: Request, token_id: str, me: Viewer) -> Response:
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
-        await c.store.delete_api_token(token_id)
+        await auth.revoke(c.store, audit.actor(request, me), token_id)
     except FulmenError as error:
         return await _page(request, me, problem_of(f"revoke:{token_id}", error))
     return RedirectResponse(f"{PREFIX}/tokens?done=revoked", 303)

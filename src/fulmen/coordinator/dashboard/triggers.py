@@ -5,9 +5,9 @@ and in UTC.
 
 Enabling and disabling saves the workflow through ``api.catalog.save_workflow`` with the
 version the page showed, so that a save made meanwhile (by the API, a deploy, another tab) is
-refused as a conflict rather than overwritten. Auth methods are made and attached by the same
-store calls the REST API's routes make (api/webhook_auth.py); a made API key is shown once, on
-the page that answers the form, and never again.
+refused as a conflict rather than overwritten. Auth methods are made and attached by the REST
+API's own functions (api/webhook_auth.py: the same checks and audit records); a made API key
+is shown once, on the page that answers the form, and never again.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from fulmen import cron
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.catalog import save_workflow
 from fulmen.coordinator.api.schemas.webhook_auth import WebhookAuthMethodIn
+from fulmen.coordinator.api.webhook_auth import add_method, set_methods
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
     Problem,
@@ -132,7 +134,7 @@ async def trigger_page(request: Request, trigger_id: str, _: Viewer) -> Response
 async def set_enabled(
     request: Request,
     trigger_id: str,
-    _: Viewer,
+    me: Viewer,
     enabled: Annotated[str, Form()] = "",
     version: Annotated[str, Form()] = "",
 ) -> Response:
@@ -150,7 +152,8 @@ async def set_enabled(
         triggers = tuple(
             replace(t, enabled=on) if t.id == trigger_id else t for t in current.triggers
         )
-        await save_workflow(c, replace(current, triggers=triggers), expected_version=expected)
+        changed = replace(current, triggers=triggers)
+        await save_workflow(c, audit.actor(request, me), changed, expected_version=expected)
     except FulmenError as error:
         return await _page(request, trigger_id, problem_of(form, error, ("enabled", "version")))
     return _done(trigger_id, "enabled" if on else "disabled")
@@ -174,7 +177,7 @@ def _bad(message: str, field: str) -> FulmenError:
 
 @router.post("/triggers/{trigger_id}/auth", response_class=HTMLResponse)
 async def attach(
-    request: Request, trigger_id: str, _: Viewer, method_id: Annotated[str, Form()] = ""
+    request: Request, trigger_id: str, me: Viewer, method_id: Annotated[str, Form()] = ""
 ) -> Response:
     """Add an existing method of the project to those the trigger takes."""
     if cross_site(request):
@@ -184,21 +187,22 @@ async def attach(
         if not method_id:
             raise _bad("choose a method to attach", "method_id")
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
-        await c.store.set_trigger_auth_methods(trigger_id, [*ids, method_id])
+        await set_methods(c.store, audit.actor(request, me), trigger_id, [*ids, method_id])
     except FulmenError as error:
         return await _page(request, trigger_id, problem_of("attach", error, ("method_id",)))
     return _done(trigger_id, "attached")
 
 
 @router.post("/triggers/{trigger_id}/auth/{method_id}/detach", response_class=HTMLResponse)
-async def detach(request: Request, trigger_id: str, method_id: str, _: Viewer) -> Response:
+async def detach(request: Request, trigger_id: str, method_id: str, me: Viewer) -> Response:
     """Stop taking a method (the method itself stays, for the project's other triggers)."""
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
-        await c.store.set_trigger_auth_methods(trigger_id, [i for i in ids if i != method_id])
+        kept = [i for i in ids if i != method_id]
+        await set_methods(c.store, audit.actor(request, me), trigger_id, kept)
     except FulmenError as error:
         return await _page(request, trigger_id, problem_of(f"detach:{method_id}", error))
     return _done(trigger_id, "detached")
@@ -208,7 +212,7 @@ async def detach(request: Request, trigger_id: str, method_id: str, _: Viewer) -
 async def create_method(
     request: Request,
     trigger_id: str,
-    _: Viewer,
+    me: Viewer,
     name: Annotated[str, Form()] = "",
     auth_type: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
@@ -229,9 +233,10 @@ async def create_method(
         info = await c.store.get_trigger(trigger_id)
         if info.trigger.type != TriggerType.WEBHOOK:
             raise _bad("only a webhook trigger takes auth methods", "auth_type")
-        made = await c.store.create_webhook_auth_method(method.to_store(info.project_id))
+        by = audit.actor(request, me)
+        made = await add_method(c.store, by, info.project_id, method)
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
-        await c.store.set_trigger_auth_methods(trigger_id, [*ids, made.id])
+        await set_methods(c.store, by, trigger_id, [*ids, made.id])
     except (ValidationError, FulmenError) as error:
         return await _page(request, trigger_id, problem_of("method", error, METHOD_FIELDS))
     return await _page(request, trigger_id, made=made)
