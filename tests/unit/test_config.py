@@ -145,8 +145,7 @@ def test_no_proxy_is_trusted_unless_named() -> None:
     with pytest.raises(ConfigError) as info:
         CoordinatorSettings.from_env({"FULMEN_TRUSTED_PROXIES": "10.0.0.1,*"})
     assert info.value.message == (
-        "FULMEN_TRUSTED_PROXIES must be IP addresses or networks (10.0.0.0/8), by commas, "
-        "not '*'"
+        "FULMEN_TRUSTED_PROXIES must be IP addresses or networks (10.0.0.0/8), by commas, not '*'"
     )
 
 

@@ -93,6 +93,9 @@ async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
             log_level="warning" if log_level != "debug" else "info",
             lifespan="on",
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
+            # The app believes X-Forwarded-For from FULMEN_TRUSTED_PROXIES only (app.py);
+            # uvicorn's own default would believe it from any local process.
+            proxy_headers=False,
         )
         userver = _Server(config, coordinator)
         serving = asyncio.get_running_loop().create_task(userver.serve(sockets=[sock]))

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.routing import WebSocketRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fulmen import __version__
 from fulmen.clock import SYSTEM_CLOCK, Clock
@@ -128,4 +129,9 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.router.routes.append(WebSocketRoute(PATH, worker_socket))
     dashboard.install(app)
+    if coordinator.settings.trusted_proxies:
+        # Outermost: every part of the app (sessions, the audit trail) sees the client the
+        # trusted proxy names, and only a trusted proxy is believed (FULMEN_TRUSTED_PROXIES).
+        proxies = list(coordinator.settings.trusted_proxies)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

@@ -3,10 +3,12 @@
 Every route needs an API token (auth.py). Listings take ``cursor`` and ``limit`` and answer
 ``{"items": [...], "next_cursor": ...}``. Errors are ``{"error": {"code", "message",
 "field"}}`` with the status their kind calls for: unknown ids 404 (and ids in projects
-the caller is not a member of: access.py), a role too weak 403, conflicts (duplicate id,
-stale version, a run that cannot be cancelled now) 409, unusable input 422 (with the path
-of the value at fault in ``field`` when there is one), an npm registry or Python package index
-that could not say which versions a package has 502, a store failure 500, an
+the caller is not a member of: access.py), a role too weak 403 (recorded in the audit
+trail: coordinator/audit.py, read back at ``/api/audit``: api/audit_trail.py), conflicts
+(duplicate id, stale version, a run that cannot be cancelled now) 409, unusable input 422
+(with the path of the value at fault in ``field`` when there is one), an npm registry or
+Python package index that could not say which versions a package has 502, a store failure
+500, an
 ``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
 OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
 
@@ -29,7 +31,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from fulmen.coordinator import audit
-from fulmen.coordinator.api import adaptors, catalog, runs, webhook_auth, work_orders
+from fulmen.coordinator.api import (
+    adaptors,
+    audit_trail,
+    catalog,
+    runs,
+    webhook_auth,
+    work_orders,
+)
 from fulmen.coordinator.api.auth import TokenFirst, authorized
 from fulmen.coordinator.api.schemas.common import DetailDoc, ErrorDoc
 from fulmen.coordinator.idempotency import KeyRefused
@@ -73,6 +82,7 @@ router.include_router(adaptors.router)
 router.include_router(runs.router)
 router.include_router(work_orders.router)
 router.include_router(webhook_auth.router)
+router.include_router(audit_trail.router)
 
 
 def status_of(error: FulmenError) -> int:

@@ -17,6 +17,8 @@
   through the REST API's own functions and refusals (forms.py);
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
   over the runner's HTTP API: coordinator/runner_client.py);
+* ``/ui/audit`` and ``/ui/projects/<id>/audit``: the audit trail, filtered, with each
+  change's diff, and exported (audit_trail.py, issue 18);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates: a page holds one server-sent event stream (events.py) that says only *that*
@@ -42,6 +44,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
+    audit_trail,
     control,
     credentials,
     editing,
@@ -88,6 +91,7 @@ def install(app: FastAPI) -> None:
         settings,
         tokens,
         smart,
+        audit_trail,  # issue 18
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)

@@ -16,7 +16,7 @@ from fulmen.plan import LANGUAGE_NAMES
 __all__ = ["fragment", "page", "templates"]
 
 #: Bumped with the static files, so that browsers fetch the new ones.
-ASSETS_VERSION: Final = "9"
+ASSETS_VERSION: Final = "10"
 
 
 def _when(moment: datetime | None) -> str:
