@@ -302,9 +302,11 @@ class CoordinatorSettings:
     #: deleted projects this many days (never fewer than the minimum above).
     audit_retention_days: int = 365
     #: Issue 18: the addresses (IPs or networks, ``10.0.0.0/8``) of reverse proxies whose
-    #: ``X-Forwarded-For`` and ``X-Forwarded-Proto`` name the client; empty: a request's
-    #: address is its socket's peer, and those headers are ignored (anyone can send them).
-    trusted_proxies: tuple[str, ...] = ()
+    #: ``X-Forwarded-For`` and ``X-Forwarded-Proto`` name the client (its address in the
+    #: audit trail and the sessions, HTTPS for the cookie's ``Secure``). By default a proxy on
+    #: the same host, as uvicorn has always trusted; ``none``: a request's address is its
+    #: socket's peer, whatever the headers say.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -346,7 +348,7 @@ class CoordinatorSettings:
             runner_token_file=env.get("FULMEN_RUNNER_TOKEN_FILE"),
             audit_min_retention_days=env.integer("FULMEN_AUDIT_MIN_RETENTION_DAYS", 90, minimum=1),
             audit_retention_days=env.integer("FULMEN_AUDIT_RETENTION_DAYS", 365, minimum=1),
-            trusted_proxies=env.networks("FULMEN_TRUSTED_PROXIES"),
+            trusted_proxies=env.networks("FULMEN_TRUSTED_PROXIES", cls.trusted_proxies),
         )
 
 
@@ -515,10 +517,12 @@ class _Env:
             return default
         return tuple(part.strip() for part in raw.split(",") if part.strip())
 
-    def networks(self, name: str) -> tuple[str, ...]:
+    def networks(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """A comma-separated list of IP addresses and networks (``10.0.0.0/8``), each
-        checked; unset: none."""
-        found = self.names(name, ())
+        checked; ``none``: none."""
+        if (self.get(name) or "").strip().lower() == "none":
+            return ()
+        found = self.names(name, default)
         for part in found:
             try:
                 ipaddress.ip_network(part, strict=False)

@@ -279,9 +279,15 @@ async def test_exports_parse_back_and_hold_no_formula(trail: Site) -> None:
 
 async def test_the_address_is_the_peer_unless_a_trusted_proxy_names_one(tmp_path: Path) -> None:
     forwarded = {"X-Forwarded-For": "203.0.113.5"}
-    for trusted, expected in (((), "127.0.0.1"), (("127.0.0.1",), "203.0.113.5")):
+    # this test's requests come from 127.0.0.1: a proxy on the same host, trusted by default
+    cases = {
+        "by default": (("127.0.0.1",), "203.0.113.5"),
+        "none trusted": ((), "127.0.0.1"),
+        "another proxy": (("10.0.0.0/8",), "127.0.0.1"),
+    }
+    for case, (trusted, expected) in cases.items():
         async with (
-            sqlite_store(str(tmp_path / f"{len(trusted)}.db")) as store,
+            sqlite_store(str(tmp_path / f"{case}.db")) as store,
             site(store, trusted_proxies=trusted) as s,
         ):
             made = await s.http.post(
@@ -289,4 +295,50 @@ async def test_the_address_is_the_peer_unless_a_trusted_proxy_names_one(tmp_path
             )
             assert made.status_code == 201, made.text
             (record,) = await records(s, action="project.created")
-            assert record["actor"]["address"] == expected
+            assert record["actor"]["address"] == expected, case
+
+
+async def test_tokens_made_and_revoked_are_recorded_never_the_token(trail: Site) -> None:
+    origin = {"Origin": trail.served.base_url}
+    await trail.http.post("/ui/login", data={"token": trail.token}, headers=origin)
+    made = await trail.http.post("/ui/tokens", data={"name": "ci"}, headers=origin)
+    assert made.status_code == 201
+    (secret,) = set(re.findall(r"fmn_[A-Za-z0-9]+_[A-Za-z0-9_-]+", made.text)) - {trail.token}
+    token_id = secret.split("_")[1]
+    revoked = await trail.http.post(f"/ui/tokens/{token_id}/revoke", headers=origin)
+    assert revoked.status_code == 303
+
+    found = await records(trail, action="token")
+    assert [(r["action"], r["target"]["id"], r["target"]["name"]) for r in found] == [
+        ("token.revoked", token_id, "ci"),
+        ("token.created", token_id, "ci"),
+    ]
+    assert found[1]["after"] == {
+        "id": token_id,
+        "name": "ci",
+        "user_id": None,
+        "project_id": None,
+        "role": None,
+    }
+    assert found[0]["before"] == found[1]["after"] and found[0]["after"] is None
+    assert secret not in json.dumps(found) and secret.split("_", 2)[2] not in json.dumps(found)
+
+
+async def test_a_members_role_changes_are_recorded(trail: Site) -> None:
+    assert trail.seeded is not None
+    project_id = trail.seeded.project_id
+    by = audit.command_line()
+    for before, after in ((None, Role.EDITOR), (Role.EDITOR, Role.ADMIN), (Role.ADMIN, None)):
+        await audit.member(trail.store, by, project_id, "u7", "bo@example.org", before=before,
+                           after=after)  # fmt: skip
+    found = await records(trail, f"/api/projects/{project_id}/audit", action="member")
+    assert [(r["action"], r["before"], r["after"]) for r in found] == [
+        ("member.removed", {"user_id": "u7", "email": "bo@example.org", "role": "admin"}, None),
+        (
+            "member.role_changed",
+            {"user_id": "u7", "email": "bo@example.org", "role": "editor"},
+            {"user_id": "u7", "email": "bo@example.org", "role": "admin"},
+        ),
+        ("member.added", None, {"user_id": "u7", "email": "bo@example.org", "role": "editor"}),
+    ]
+    assert found[0]["actor"]["kind"] == "cli"

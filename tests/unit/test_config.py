@@ -138,8 +138,9 @@ def test_the_audit_trail_keeps_90_days_at_least_and_the_instance_a_year() -> Non
         assert variable in info.value.message
 
 
-def test_no_proxy_is_trusted_unless_named() -> None:
-    assert CoordinatorSettings.from_env({}).trusted_proxies == ()
+def test_a_proxy_on_the_same_host_is_trusted_unless_told_otherwise() -> None:
+    assert CoordinatorSettings.from_env({}).trusted_proxies == ("127.0.0.1",)
+    assert CoordinatorSettings.from_env({"FULMEN_TRUSTED_PROXIES": "None"}).trusted_proxies == ()
     chosen = CoordinatorSettings.from_env({"FULMEN_TRUSTED_PROXIES": "10.0.0.0/8, ::1"})
     assert chosen.trusted_proxies == ("10.0.0.0/8", "::1")
     with pytest.raises(ConfigError) as info:

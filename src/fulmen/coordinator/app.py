@@ -130,8 +130,9 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     app.router.routes.append(WebSocketRoute(PATH, worker_socket))
     dashboard.install(app)
     if coordinator.settings.trusted_proxies:
-        # Outermost: every part of the app (sessions, the audit trail) sees the client the
-        # trusted proxy names, and only a trusted proxy is believed (FULMEN_TRUSTED_PROXIES).
+        # Outermost: every part of the app (sessions, the audit trail) sees the client a
+        # trusted proxy names, and only a trusted proxy is believed (FULMEN_TRUSTED_PROXIES;
+        # the servers that serve this app turn uvicorn's own proxy headers off).
         proxies = list(coordinator.settings.trusted_proxies)
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

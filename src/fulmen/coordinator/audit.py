@@ -24,10 +24,11 @@ Actions are stable codes, ``<noun>.<verb>``:
   ``instance_settings.updated`` (:func:`record`);
 * ``sign_in.succeeded|failed`` (:func:`sign_in`) and ``access.refused`` (:func:`refused`).
 
-*From where.* A request's address is its socket's peer, unless the coordinator is told which
-reverse proxies to believe (``FULMEN_TRUSTED_PROXIES``): then the client ``X-Forwarded-For``
-names (app.py installs uvicorn's proxy-headers middleware for those addresses only, so every
-part of the coordinator sees the same address).
+*From where.* A request's address is its socket's peer, unless that peer is a reverse proxy
+the coordinator believes (``FULMEN_TRUSTED_PROXIES``; by default one on the same host, as
+uvicorn always believed): then the client its ``X-Forwarded-For`` names. app.py installs
+uvicorn's proxy-headers middleware for those addresses only (uvicorn's own is off), so every
+part of the coordinator sees the same address.
 
 *Secrets never.* The documents are built here from what the REST API shows (its documents
 without values) and nothing else: a credential's value, a webhook method's key or password,
@@ -139,7 +140,6 @@ async def sign_in(
     succeeded, ``method`` how (``token``, ``password``, ``oidc``, ...), ``reason`` why it failed
     (a code: ``bad_credentials``, ``cross_site``, ``rate_limited``). A record that cannot be
     written is logged, and the sign-in answered all the same."""
-    c_store = _store(request)
     if principal is not None:
         by = actor(request, principal)
         target = Target("session", principal.id, principal.name)
@@ -150,7 +150,7 @@ async def sign_in(
     if reason:
         detail["reason"] = reason
     try:
-        await record(c_store, by, f"sign_in.{outcome}", target, detail=detail)
+        await record(_store(request), by, f"sign_in.{outcome}", target, detail=detail)
     except FulmenError as error:
         log.error("could not record a sign-in (%s, %s) in the audit trail: %s", who, outcome, error)
 
