@@ -258,6 +258,9 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
         P.EDIT, body=lambda w: {"outcomes": ["failed"], "channel_ids": []}
     ),
     ("DELETE", "/api/projects/{project_id}/workflows/{workflow_id}/alert_rule"): Row(P.EDIT),
+    # the audit trail: a project's for its admins, the instance's for instance admins
+    ("GET", "/api/projects/{project_id}/audit"): Row(P.MANAGE),
+    ("GET", "/api/audit"): Row(INSTANCE_ADMINS),
     # the instance
     ("GET", "/api/instance/settings"): Row(INSTANCE_ADMINS),
     ("PUT", "/api/instance/settings"): Row(INSTANCE_ADMINS, body=lambda w: {"require_mfa": False}),

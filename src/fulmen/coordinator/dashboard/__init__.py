@@ -19,6 +19,8 @@
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
   over the runner's HTTP API: coordinator/runner_client.py; instance admins only);
 * ``/ui/projects/<id>/members``: a project's members and their roles (members.py, issue 18);
+* ``/ui/audit`` and ``/ui/projects/<id>/audit``: the audit trail, filtered, with each
+  change's diff, and exported (audit_trail.py, issue 18);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates: a page holds one server-sent event stream (events.py) that says only *that*
@@ -50,6 +52,7 @@ from fastapi.staticfiles import StaticFiles
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
     alerts,
+    audit_trail,
     control,
     credentials,
     editing,
@@ -110,6 +113,7 @@ def install(app: FastAPI) -> None:
         tokens,
         smart,
         members,
+        audit_trail,  # issue 18
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)

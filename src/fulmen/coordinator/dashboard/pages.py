@@ -10,8 +10,9 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit, principals
 from fulmen.coordinator.access import Permission, Principal, allowed
-from fulmen.coordinator.api.auth import verify
+from fulmen.coordinator.api.auth import parse, verify
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import sso
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
@@ -84,14 +85,29 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 async def login(
     request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = PREFIX
 ) -> Response:
+    """Sign in with an API token; each attempt is recorded in the audit trail (the token's id
+    at most, never the token)."""
+    who = _token_label(token)
     if not same_origin(request):
+        await audit.sign_in(request, who, "failed", reason="cross_site")
         return page("login.html", 403, next=safe_next(next), error="Sign in from this site.")
-    stored = await verify(_c(request).store, token.strip(), what="dashboard sign-in")
-    if stored is None:
+    c = _c(request)
+    stored = await verify(c.store, token.strip(), what="dashboard sign-in")
+    principal = None if stored is None else await principals.of_token(c.store, stored)
+    if stored is None or principal is None:
+        await audit.sign_in(request, who, "failed", reason="bad_token")
         return page("login.html", 401, next=safe_next(next), error="That token is not valid.")
     response = RedirectResponse(safe_next(next), 303)
     await start(response, request, token_id=stored.id)
+    await audit.sign_in(request, who, "succeeded", principal=principal)
     return response
+
+
+def _token_label(token: str) -> str:
+    """How a sign-in with ``token`` is named in the audit trail: the token's id, which is no
+    secret (it is in the token list), never the token."""
+    parts = parse(token.strip())
+    return f"token {parts[0][:40]}" if parts else "a malformed token"
 
 
 @router.post("/logout")

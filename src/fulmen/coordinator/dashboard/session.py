@@ -113,11 +113,14 @@ async def _acting(request: Request, session: DashboardSession | None) -> Princip
 
 async def viewer(request: Request) -> Principal:
     """The dependency of every page but the sign-in pages (and the enrolment page: a user the
-    instance requires a second factor of sees nothing else until they have one)."""
+    instance requires a second factor of sees nothing else until they have one). The principal
+    is kept in the request's scope (principals.kept) for the audit trail's record of a
+    refusal."""
     session = await session_of(request)
     principal = await _acting(request, session)
     if principal is None or session is None:
         raise SignInRequired
+    request.scope[principals.SCOPE_KEY] = principal
     c: Coordinator = request.app.state.coordinator
     if await second_factor.enrolment_due(c.store, session, cookie_digest(request)):
         raise EnrolmentRequired
