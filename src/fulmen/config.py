@@ -15,6 +15,7 @@ read so that a caller may warn about the old one.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -374,6 +375,19 @@ class CoordinatorSettings:
     #: Issue 18: single sign-on with an OpenID Connect provider; ``None``: not offered.
     oidc: OidcSettings | None = None
 
+    #: Issue 18: the audit trail keeps a project's records as long as its history
+    #: (``history_retention_period``), but never fewer than this many days…
+    audit_min_retention_days: int = 90
+    #: …and the records of the whole instance (sign-ins, users, instance settings) and of
+    #: deleted projects this many days (never fewer than the minimum above).
+    audit_retention_days: int = 365
+    #: Issue 18: the addresses (IPs or networks, ``10.0.0.0/8``) of reverse proxies whose
+    #: ``X-Forwarded-For`` and ``X-Forwarded-Proto`` name the client (its address in the
+    #: audit trail and the sessions, HTTPS for the cookie's ``Secure``). By default a proxy on
+    #: the same host, as uvicorn has always trusted; ``none``: a request's address is its
+    #: socket's peer, whatever the headers say.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Raises ConfigError naming the first bad variable."""
@@ -426,6 +440,9 @@ class CoordinatorSettings:
             runner_url=env.http_url("FULMEN_RUNNER_URL"),
             runner_token_file=env.get("FULMEN_RUNNER_TOKEN_FILE"),
             oidc=_oidc(env),
+            audit_min_retention_days=env.integer("FULMEN_AUDIT_MIN_RETENTION_DAYS", 90, minimum=1),
+            audit_retention_days=env.integer("FULMEN_AUDIT_RETENTION_DAYS", 365, minimum=1),
+            trusted_proxies=env.networks("FULMEN_TRUSTED_PROXIES", cls.trusted_proxies),
         )
 
 
@@ -715,6 +732,19 @@ class _Env:
         if raw is None:
             return default
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    def networks(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma-separated list of IP addresses and networks (``10.0.0.0/8``), each
+        checked; ``none``: none."""
+        if (self.get(name) or "").strip().lower() == "none":
+            return ()
+        found = self.names(name, default)
+        for part in found:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise _bad(name, part, "IP addresses or networks (10.0.0.0/8), by commas") from None
+        return found
 
     def languages(self, name: str) -> tuple[str, ...] | None:
         """A comma-separated list of job languages, each one of ``LANGUAGES``; unset: None."""

@@ -7,6 +7,7 @@ mypy checks it as strictly as the code it tests; the wheel ships ``fulmen`` only
 * ``clock``: the one fake clock.
 * ``coordinator``: keys, a seeded workflow, a coordinator in this process on loopback, a raw
   worker socket, PostgreSQL databases.
+* ``forms``: a page's workflow form as a browser would post it.
 * ``e2e``: ``fulmen server`` and ``fulmen worker`` as real processes, the REST API as a
   client sees it, gated jobs; ``e2e.switch``, a TCP switch that can drop a peer's replies.
 * ``oidc_provider``: an OpenID Connect provider on loopback, for the single sign-on tests.

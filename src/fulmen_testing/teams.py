@@ -19,6 +19,7 @@ from uuid import uuid4
 from fulmen.coordinator.api.auth import issue
 from fulmen.coordinator.dashboard.session import COOKIE, key_of
 from fulmen.store import (
+    Actor,
     NewCredential,
     NewUser,
     NewWebhookAuthMethod,
@@ -64,6 +65,9 @@ MEMBERS: Final[dict[Who, Role]] = {
 }
 _SESSION: Final = SessionLimits(idle=timedelta(hours=1), absolute=timedelta(hours=2))
 
+#: Who the team's tokens are made by in the audit trail: the test's set-up.
+SET_UP: Final = Actor("cli", "0", "tests")
+
 
 @dataclass
 class Team:
@@ -97,12 +101,12 @@ async def team(store: SQLStore, seeded: Seeded | None = None) -> Team:
     made = Team(seeded, other.id)
     for who in WHO:
         if who == "service":
-            token, _ = await issue(store, "their CI", project_id=other.id, role=Role.OWNER)
+            token, _ = await issue(store, SET_UP, "their CI", project_id=other.id, role=Role.OWNER)
             made.tokens[who] = token
             continue
         person = await user(store, who, instance_admin=who == "instance_admin")
         made.users[who] = person
-        made.tokens[who], _ = await issue(store, f"{who}'s laptop", user_id=person.id)
+        made.tokens[who], _ = await issue(store, SET_UP, f"{who}'s laptop", user_id=person.id)
         if who in MEMBERS:
             await store.put_member(seeded.project_id, person.id, MEMBERS[who])
         elif who == "outsider":
@@ -137,8 +141,8 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
     )
     member = await user(store, "leaving")
     await store.put_member(seeded.project_id, member.id, Role.VIEWER)
-    _, own = await issue(store, "owner's spare", user_id=team.users["owner"].id)
-    _, service = await issue(store, "ci", project_id=seeded.project_id, role=Role.VIEWER)
+    _, own = await issue(store, SET_UP, "owner's spare", user_id=team.users["owner"].id)
+    _, service = await issue(store, SET_UP, "ci", project_id=seeded.project_id, role=Role.VIEWER)
     return Fresh(
         seeded.project_id,
         seeded.workflow_id,

@@ -87,7 +87,11 @@ async def test_an_existing_user_keeps_their_password_and_stronger_role(
     user, _ = await store.accept_invitation("admin", password_hash=None)
     assert user.id == ada.id and user.password_hash == "theirs"
     assert await store.roles_of(ada.id) == {project: Role.ADMIN}
-    await store.accept_invitation("viewer", password_hash="ignored")
+    with pytest.raises(ConflictError) as exists:  # a new account's password: not hers
+        await store.accept_invitation("viewer", password_hash="someone else's")
+    assert exists.value.code == "user_exists"
+    assert (await store.get_invitation("viewer")).accepted_at is None  # nothing used up
+    await store.accept_invitation("viewer", password_hash=None)
     assert await store.roles_of(ada.id) == {project: Role.ADMIN}  # never lowered
     user, _ = await store.accept_invitation("instance", password_hash=None)
     assert user.instance_admin and user.password_hash == "theirs"

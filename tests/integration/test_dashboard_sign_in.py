@@ -3,7 +3,7 @@ password once a user exists (and no longer with a token), one refusal for a wron
 or password, nothing for a disabled account, a rate limit per account and per address that
 refuses without checking the password and says when to try again, the second factor's
 page for a user who has one (enrolled on their account page, then a code), and a password
-change that signs out every other browser."""
+change that signs out every other browser; each attempt and the change in the audit trail."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from fulmen.coordinator.passwords import hash_password
 from fulmen.coordinator.sign_in import BAD_CREDENTIALS
-from fulmen.store import NewUser, SQLStore, User
+from fulmen.store import AuditFilter, NewUser, SQLStore, User
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
 
@@ -239,3 +239,36 @@ async def test_a_password_change_from_another_site_is_refused(site: Site) -> Non
         )
         assert forged.status_code == 403
         assert (await site.sign_in(browser, "ada@example.org")).status_code == 303
+
+
+async def test_every_sign_in_and_password_change_is_in_the_audit_trail(site: Site) -> None:
+    ada = await site.user("ada@example.org")
+    async with site.browser() as browser:
+        await site.sign_in(browser, "nobody@example.org", "guess one")
+        for n in range(3):
+            await site.sign_in(browser, "ada@example.org", f"guess {n}")
+        await site.sign_in(browser, "ada@example.org")  # rate-limited
+        site.clock.advance(15 * MINUTE)
+        await site.sign_in(browser, "ada@example.org")
+        new = "a new password, longer"
+        form = {"current": PASSWORD, "password": new, "repeat": new}
+        await browser.post("/ui/account/password", data=form, headers=site.origin)
+
+    records = (await site.store.list_audit(AuditFilter(), limit=50)).items[::-1]
+    seen = [
+        (r.action, r.actor.kind, r.actor.name, (r.detail or {}).get("reason"))
+        for r in records
+        if r.action.startswith(("sign_in.", "user."))
+    ]
+    assert seen == [
+        ("sign_in.failed", "anonymous", "nobody@example.org", "bad_credentials"),
+        *[("sign_in.failed", "anonymous", "ada@example.org", "bad_credentials")] * 3,
+        ("sign_in.failed", "anonymous", "ada@example.org", "rate_limited"),
+        ("sign_in.succeeded", "user", "ada@example.org", None),
+        ("sign_in.succeeded", "user", "ada@example.org", None),  # the current password
+        ("user.password_changed", "user", "ada@example.org", None),
+    ]
+    assert records[-1].target.id == ada.id
+    assert all(r.actor.address == "127.0.0.1" for r in records)
+    text = repr(records)
+    assert PASSWORD not in text and "guess" not in text and "longer" not in text

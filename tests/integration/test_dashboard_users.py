@@ -3,7 +3,8 @@ and enables users (a disabled user's session ends), makes and unmakes admins but
 the last one, and makes an invitation whose link is shown once; the link opens a form,
 accepting it makes the account and signs it in, and an unknown, used or expired link gets
 one clear page; someone who has an account proves it before the role is given; a project's
-admin invites to their project from its members page."""
+admin invites to their project from its members page. Each change is in the audit trail,
+and no link is."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import httpx2
 import pytest
 
 from fulmen.coordinator.passwords import hash_password
-from fulmen.store import NewInvitation, NewUser, Project, Role, SQLStore, User
+from fulmen.store import AuditFilter, NewInvitation, NewUser, Project, Role, SQLStore, User
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import serve, sqlite_store
 
@@ -267,3 +268,36 @@ async def test_the_new_pages_hold_no_inline_script_handler_or_style(site: Site) 
     assert ada.email in pages["users"]
     await admin.aclose()
     await plain.aclose()
+
+
+async def test_user_changes_and_invitations_are_in_the_audit_trail(site: Site) -> None:
+    ada = await site.user("ada@example.org")
+    admin = await site.signed_in("admin@example.org")
+    await site.post(admin, f"/ui/users/{ada.id}", {"action": "disable"})
+    made = await site.post(
+        admin, "/ui/invitations", {"email": "bob@example.org", "project_id": "p1", "role": "editor"}
+    )
+    link = invitation_link(made.text)
+    other = await site.post(admin, "/ui/invitations", {"email": "carol@example.org"})
+    carol = next(i for i in await site.store.list_invitations() if i.email == "carol@example.org")
+    await site.post(admin, f"/ui/invitations/{carol.digest}/revoke", {})
+    await admin.aclose()
+    async with site.browser() as bob:
+        await site.post(bob, link, {"name": "Bob", "password": PASSWORD, "repeat": PASSWORD})
+
+    records = (await site.store.list_audit(AuditFilter(), limit=50)).items[::-1]
+    changes = [r for r in records if not r.action.startswith("sign_in.")]
+    assert [(r.action, r.actor.name, r.target.name) for r in changes] == [
+        ("user.updated", "admin@example.org", "ada@example.org"),
+        ("invitation.created", "admin@example.org", "bob@example.org"),
+        ("invitation.created", "admin@example.org", "carol@example.org"),
+        ("invitation.revoked", "admin@example.org", "carol@example.org"),
+        ("invitation.accepted", "bob@example.org", "bob@example.org"),
+    ]
+    disabled, to_bob, accepted = changes[0], changes[1], changes[4]
+    assert (disabled.before or {})["active"] is True and (disabled.after or {})["active"] is False
+    assert to_bob.project_id == accepted.project_id == "p1"
+    assert (accepted.after or {})["role"] == "editor"
+    assert (accepted.detail or {})["new_account"] is True
+    secrets = [link.rsplit("/", 1)[1], invitation_link(other.text).rsplit("/", 1)[1]]
+    assert not any(secret in repr(records) for secret in secrets)  # a link is never recorded

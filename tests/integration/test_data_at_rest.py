@@ -102,6 +102,7 @@ async def test_a_new_data_dir_and_its_files_are_the_owners_only(tmp_path: Path) 
             "fulmen.db-wal": "0o600",
             "fulmen.db-shm": "0o600",
             "fulmen.db.lock": "0o600",
+            "fulmen.db.coordinator": "0o600",  # held while the coordinator runs (store/sole.py)
         }
     assert not [line for line in server.log if "readable by other users" in line]
 

@@ -273,6 +273,9 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
     ),
     ("GET", "/api/invitations"): Row(INSTANCE_ADMINS),
     ("DELETE", "/api/invitations/{invitation_id}"): Row(INSTANCE_ADMINS),
+    # the audit trail: a project's for its admins, the instance's for instance admins
+    ("GET", "/api/projects/{project_id}/audit"): Row(P.MANAGE),
+    ("GET", "/api/audit"): Row(INSTANCE_ADMINS),
     # the instance
     ("GET", "/api/instance/settings"): Row(INSTANCE_ADMINS),
     ("PUT", "/api/instance/settings"): Row(INSTANCE_ADMINS, body=lambda w: {"require_mfa": False}),

@@ -16,6 +16,7 @@ import httpx2
 import pytest
 
 from fulmen.coordinator.api.auth import issue
+from fulmen.coordinator.audit import command_line
 from fulmen.coordinator.invitations import digest_of
 from fulmen.store import NewInvitation, NewUser, Project, Role, SQLStore, User
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
@@ -38,7 +39,7 @@ class Api:
     project_id: str
 
     async def token_of(self, user: User) -> str:
-        token, _ = await issue(self.store, "tests", user_id=user.id)
+        token, _ = await issue(self.store, command_line(), "tests", user_id=user.id)
         return token
 
     async def call(
@@ -190,7 +191,7 @@ async def test_a_viewer_or_editor_invites_nobody(api: Api, role: Role) -> None:
 
 
 async def test_a_service_token_with_the_admin_role_invites_to_its_project(api: Api) -> None:
-    token, _ = await issue(api.store, "ci", project_id="p1", role=Role.ADMIN)
+    token, _ = await issue(api.store, command_line(), "ci", project_id="p1", role=Role.ADMIN)
     body = {"email": "new@example.org", "project_id": "p1", "role": "editor"}
     made = await api.call(token, "POST", "/api/invitations", body)
     assert made.status_code == 201, made.text

@@ -1,11 +1,13 @@
 """``fulmen users`` on a coordinator's data directory (click's runner, the real SQLite store):
 users made with a password typed twice or read from standard input, never from an argument;
 listed; disabled and enabled (never the last admin); a new password ends the user's
-sessions; the first admin takes over the tokens made before; refusals are one line."""
+sessions; the first admin takes over the tokens made before; refusals are one line; each
+change is in the audit trail, by the host's user."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from fulmen.cli import cli
 from fulmen.coordinator.passwords import check
-from fulmen.store import NewUser, SessionLimits, User, open_store
+from fulmen.store import AuditFilter, AuditRecord, NewUser, SessionLimits, User, open_store
 
 PASSWORD = "correct horse battery"
 LIMITS = SessionLimits(idle=timedelta(hours=1), absolute=timedelta(days=1))
@@ -135,3 +137,24 @@ def test_the_first_admin_takes_over_the_tokens_made_before(fulmen: Fulmen) -> No
             return [t.user_id for t in await store.list_api_tokens()]
 
     assert admin is not None and asyncio.run(owners()) == [admin.id]
+
+
+def test_each_change_is_in_the_audit_trail_as_the_hosts_user(fulmen: Fulmen) -> None:
+    fulmen("users", "create", "admin@example.org", "--admin", "--password-stdin", input=PASSWORD)
+    fulmen("users", "create", "ada@example.org", "--password-stdin", input=PASSWORD)
+    fulmen("users", "disable", "ada@example.org")
+    fulmen("users", "set-password", "ada@example.org", "--password-stdin", input=PASSWORD + "!")
+
+    async def trail() -> list[AuditRecord]:
+        async with await open_store(fulmen.url) as store:
+            return (await store.list_audit(AuditFilter(action="user"))).items[::-1]
+
+    records = asyncio.run(trail())
+    assert [(r.action, r.target.name) for r in records] == [
+        ("user.created", "admin@example.org"),
+        ("user.created", "ada@example.org"),
+        ("user.updated", "ada@example.org"),
+        ("user.password_changed", "ada@example.org"),
+    ]
+    assert {(r.actor.kind, r.actor.name) for r in records} == {("cli", getpass.getuser())}
+    assert PASSWORD not in repr(records)

@@ -184,6 +184,31 @@ def test_the_runner_is_none_unless_an_http_url_is_given() -> None:
     assert info.value.message == "FULMEN_RUNNER_URL must be an http:// or https:// URL"
 
 
+def test_the_audit_trail_keeps_90_days_at_least_and_the_instance_a_year() -> None:
+    default = CoordinatorSettings.from_env({})
+    assert (default.audit_min_retention_days, default.audit_retention_days) == (90, 365)
+    chosen = CoordinatorSettings.from_env(
+        {"FULMEN_AUDIT_MIN_RETENTION_DAYS": "30", "FULMEN_AUDIT_RETENTION_DAYS": "730"}
+    )
+    assert (chosen.audit_min_retention_days, chosen.audit_retention_days) == (30, 730)
+    for variable in ("FULMEN_AUDIT_MIN_RETENTION_DAYS", "FULMEN_AUDIT_RETENTION_DAYS"):
+        with pytest.raises(ConfigError) as info:
+            CoordinatorSettings.from_env({variable: "0"})
+        assert variable in info.value.message
+
+
+def test_a_proxy_on_the_same_host_is_trusted_unless_told_otherwise() -> None:
+    assert CoordinatorSettings.from_env({}).trusted_proxies == ("127.0.0.1",)
+    assert CoordinatorSettings.from_env({"FULMEN_TRUSTED_PROXIES": "None"}).trusted_proxies == ()
+    chosen = CoordinatorSettings.from_env({"FULMEN_TRUSTED_PROXIES": "10.0.0.0/8, ::1"})
+    assert chosen.trusted_proxies == ("10.0.0.0/8", "::1")
+    with pytest.raises(ConfigError) as info:
+        CoordinatorSettings.from_env({"FULMEN_TRUSTED_PROXIES": "10.0.0.1,*"})
+    assert info.value.message == (
+        "FULMEN_TRUSTED_PROXIES must be IP addresses or networks (10.0.0.0/8), by commas, not '*'"
+    )
+
+
 def test_secrets_never_show_their_value() -> None:
     secret = Secret("WORKER_SECRET", "hunter2-hunter2-hunter2-hunter2!")
     settings = WorkerSettings(secret=secret)

@@ -12,6 +12,7 @@ from fulmen.store.retention_policy import (
     ERASE_GRACE,
     MAX_DAYS,
     Cutoffs,
+    audit_cutoff,
     check_project,
     cutoffs,
     keeps_bodies,
@@ -79,3 +80,25 @@ def test_unusable_settings_are_refused(settings: Project, words: str) -> None:
     with pytest.raises(InputError, match=words):
         check_project(settings)
     check_project(project(14, 14, ERASE))
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        (None, None),  # a history kept for good: its audit trail too
+        (7, days(90)),  # a short history: the trail is kept the floor's 90 days all the same
+        (90, days(90)),
+        (400, days(400)),  # a longer history: the trail as long
+    ],
+)
+def test_a_projects_audit_trail_is_kept_as_its_history_never_under_the_floor(
+    history: int | None, expected: datetime | None
+) -> None:
+    cut = audit_cutoff(project(history, None), NOW, floor_days=90, instance_days=365)
+    assert cut == expected
+
+
+def test_the_instances_audit_trail_is_kept_its_own_period_never_under_the_floor() -> None:
+    assert audit_cutoff(None, NOW, floor_days=90, instance_days=365) == days(365)
+    assert audit_cutoff(None, NOW, floor_days=90, instance_days=30) == days(90)
+    assert audit_cutoff(None, NOW, floor_days=90, instance_days=MAX_DAYS + 1) is None

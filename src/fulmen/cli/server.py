@@ -29,8 +29,8 @@ import uvicorn
 
 from fulmen.cli.bootstrap import CliError, configure_logging, log_format_option, run_async
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import Coordinator, build_app, open_coordinator
-from fulmen.coordinator.api.auth import issue
+from fulmen.coordinator import Coordinator, audit, build_app, open_coordinator
+from fulmen.coordinator.api import auth
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.errors import ConfigError, FulmenError, NotFoundError
 from fulmen.listen import bind
@@ -100,6 +100,9 @@ async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
             log_level="warning" if log_level != "debug" else "info",
             lifespan="on",
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
+            # The app believes X-Forwarded-For from FULMEN_TRUSTED_PROXIES only (app.py);
+            # uvicorn's own default would believe it from any local process.
+            proxy_headers=False,
         )
         userver = _Server(config, coordinator)
         serving = asyncio.get_running_loop().create_task(userver.serve(sockets=[sock]))
@@ -192,8 +195,9 @@ def create_token(
                 user_id = user.id
             if project_id is not None:
                 await store.get_project(project_id)
-            secret, _ = await issue(
+            secret, _ = await auth.issue(
                 store,
+                audit.command_line(),
                 name,
                 user_id=user_id,
                 project_id=project_id,
@@ -238,7 +242,7 @@ def revoke_token(settings: CoordinatorSettings, token_id: str) -> None:
 
     async def revoke() -> None:
         async with await open_store(url) as store:
-            await store.delete_api_token(token_id)
+            await auth.revoke(store, audit.command_line(), token_id)
 
     _run(revoke())
     click.echo(f"revoked {token_id}")

@@ -12,9 +12,10 @@ nobody serves.
   tokens are refused; the last active instance admin is never disabled;
 * ``set-password EMAIL``: a new password (a forgotten one, say); the user's sessions end.
 
-A password is never an argument (it would stay in the shell's history and show in ``ps``):
-it is typed at a prompt, twice, or read from the first line of standard input with
-``--password-stdin``, for scripts.
+Each change is in the audit trail, by the host's user (``cli``: uid and name), as the
+dashboard's and the API's are by theirs. A password is never an argument (it would stay in
+the shell's history and show in ``ps``): it is typed at a prompt, twice, or read from the
+first line of standard input with ``--password-stdin``, for scripts.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import click
 from fulmen.cli.bootstrap import CliError, run_async
 from fulmen.cli.server import local_store, settings_from
 from fulmen.config import CoordinatorSettings
+from fulmen.coordinator import audit
 from fulmen.coordinator.passwords import hash_password
 from fulmen.errors import ConfigError, FulmenError
-from fulmen.store import NewUser, Store, User, open_store
+from fulmen.store import NewUser, Store, Target, User, open_store
 
 __all__ = ["users"]
 
@@ -69,7 +71,10 @@ def create(
 
     async def make(store: Store) -> User:
         hashed = await hash_password(password)
-        return await store.create_user(NewUser(email, name, hashed, instance_admin=admin))
+        async with store.together():
+            user = await store.create_user(NewUser(email, name, hashed, instance_admin=admin))
+            await _record(store, "user.created", user, after=audit.user_document(user))
+        return user
 
     user = _on_store(settings, "create", make, new_store=True)
     role = "instance admin" if user.instance_admin else "user"
@@ -94,7 +99,7 @@ def disable(settings: CoordinatorSettings, email: str) -> None:
     """Disable a user: their sessions end now, their API tokens are refused."""
 
     async def change(store: Store) -> User:
-        return await store.set_user_disabled((await _find(store, email)).id, True)
+        return await _set_disabled(store, email, True)
 
     click.echo(f"disabled {_on_store(settings, 'disable', change).email}")
 
@@ -106,7 +111,7 @@ def enable(settings: CoordinatorSettings, email: str) -> None:
     """Let a disabled user sign in again."""
 
     async def change(store: Store) -> User:
-        return await store.set_user_disabled((await _find(store, email)).id, False)
+        return await _set_disabled(store, email, False)
 
     click.echo(f"enabled {_on_store(settings, 'enable', change).email}")
 
@@ -121,7 +126,10 @@ def set_password(settings: CoordinatorSettings, email: str, password_stdin: bool
 
     async def change(store: Store) -> User:
         user = await _find(store, email)
-        await store.set_password(user.id, await hash_password(password))
+        hashed = await hash_password(password)
+        async with store.together():
+            await store.set_password(user.id, hashed)
+            await _record(store, "user.password_changed", user)
         return user
 
     user = _on_store(settings, "set-password", change)
@@ -136,6 +144,31 @@ def _password(from_stdin: bool) -> str:
             raise CliError("users", "--password-stdin: standard input has no password line")
         return line
     return str(click.prompt("Password", hide_input=True, confirmation_prompt="Again"))
+
+
+async def _set_disabled(store: Store, email: str, disabled: bool) -> User:
+    before = await _find(store, email)
+    async with store.together():
+        user = await store.set_user_disabled(before.id, disabled)
+        if user != before:
+            after = audit.user_document(user)
+            await _record(
+                store, "user.updated", user, before=audit.user_document(before), after=after
+            )
+    return user
+
+
+async def _record(
+    store: Store,
+    action: str,
+    user: User,
+    *,
+    before: audit.Document | None = None,
+    after: audit.Document | None = None,
+) -> None:
+    """The audit trail's record of a change made here, by the host's user (audit.command_line)."""
+    target = Target("user", user.id, user.email)
+    await audit.record(store, audit.command_line(), action, target, before=before, after=after)
 
 
 async def _find(store: Store, email: str) -> User:

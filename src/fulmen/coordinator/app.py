@@ -18,6 +18,7 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.routing import WebSocketRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fulmen import __version__
 from fulmen.clock import SYSTEM_CLOCK, Clock
@@ -142,4 +143,10 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.router.routes.append(WebSocketRoute(PATH, worker_socket))
     dashboard.install(app)
+    if coordinator.settings.trusted_proxies:
+        # Outermost: every part of the app (sessions, the audit trail) sees the client a
+        # trusted proxy names, and only a trusted proxy is believed (FULMEN_TRUSTED_PROXIES;
+        # the servers that serve this app turn uvicorn's own proxy headers off).
+        proxies = list(coordinator.settings.trusted_proxies)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import (
     Permission,
     Principal,
@@ -28,9 +29,9 @@ from fulmen.coordinator.access import (
     require_instance_admin,
 )
 from fulmen.coordinator.core import Coordinator
-from fulmen.store import Invitation, NewInvitation
+from fulmen.store import Actor, Invitation, NewInvitation, Target
 
-__all__ = ["LINK_PATH", "digest_of", "invite", "link", "require_may_invite"]
+__all__ = ["LINK_PATH", "digest_of", "invite", "link", "require_may_invite", "revoke"]
 
 #: Where an invitation is opened: the dashboard's page, under its prefix.
 LINK_PATH: Final = "/ui/invitations/"
@@ -66,10 +67,11 @@ def require_may_invite(principal: Principal, new: NewInvitation) -> None:
 
 
 async def invite(
-    c: Coordinator, principal: Principal, new: NewInvitation
+    c: Coordinator, principal: Principal, by: Actor, new: NewInvitation
 ) -> tuple[str, Invitation]:
-    """Make an invitation from ``principal`` (``new.invited_by`` is set here): its secret
-    (for the link, shown once) and the stored invitation.
+    """Make an invitation from ``principal`` (``new.invited_by`` is set here), recorded in
+    the audit trail as ``by``'s: its secret (for the link, shown once) and the stored
+    invitation.
 
     Raises:
         AccessError: see :func:`require_may_invite`.
@@ -80,4 +82,36 @@ async def invite(
     new = replace(new, invited_by=principal.id if principal.kind == "user" else None)
     secret = secrets.token_urlsafe(SECRET_BYTES)
     expires_at = c.clock.now() + timedelta(seconds=c.settings.invitation_ttl)
-    return secret, await c.store.create_invitation(new, digest_of(secret), expires_at)
+    async with c.store.together():
+        made = await c.store.create_invitation(new, digest_of(secret), expires_at)
+        await audit.record(
+            c.store,
+            by,
+            "invitation.created",
+            Target("invitation", made.digest, made.email),
+            project_id=made.project_id,
+            after=audit.invitation_document(made),
+        )
+    return secret, made
+
+
+async def revoke(c: Coordinator, principal: Principal, by: Actor, digest: str) -> Invitation:
+    """Revoke an invitation (an instance admin only), as ``by``: the one way to, for the API
+    and the users page.
+
+    Raises:
+        AccessError: ``principal`` is no instance admin.
+        NotFoundError: no such invitation (used or expired ones are kept, and may be).
+    """
+    require_instance_admin(principal, "revoking invitations")
+    async with c.store.together():
+        gone = await c.store.delete_invitation(digest)
+        await audit.record(
+            c.store,
+            by,
+            "invitation.revoked",
+            Target("invitation", gone.digest, gone.email),
+            project_id=gone.project_id,
+            before=audit.invitation_document(gone),
+        )
+    return gone

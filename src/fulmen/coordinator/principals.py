@@ -1,14 +1,29 @@
 """Who a request acts as: the :class:`~fulmen.coordinator.access.Principal` of an API token
 or of a dashboard session, read from the store once per request (roles change take effect
-at once: nothing is cached between requests)."""
+at once: nothing is cached between requests). Once read, it is kept in the request's ASGI
+scope (:data:`SCOPE_KEY`), where what runs later in the same request finds it
+(:func:`kept`: the audit trail's record of a refusal)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
 
 from fulmen.coordinator.access import Principal
 from fulmen.errors import NotFoundError
 from fulmen.store import ApiToken, DashboardSession, Store, User
 
-__all__ = ["of_session", "of_token", "of_user"]
+__all__ = ["SCOPE_KEY", "kept", "of_session", "of_token", "of_user"]
+
+#: Where a request's principal is kept in its ASGI scope, once the API's token check or the
+#: dashboard's session check has read it.
+SCOPE_KEY: Final = "fulmen.principal"
+
+
+def kept(scope: Mapping[str, Any]) -> Principal | None:
+    """The principal kept in a request's scope, if its check has run."""
+    found = scope.get(SCOPE_KEY)
+    return found if isinstance(found, Principal) else None
 
 
 async def of_user(store: Store, user: User, *, token_id: str | None = None) -> Principal:

@@ -1,5 +1,8 @@
 """The retention sweep (issue 8): each project's history and dataclip bodies kept no longer
-than it says, once a day; and the idempotency keys past their window (issue 14) removed.
+than it says, once a day; the idempotency keys past their window (issue 14) removed; and the
+audit trail's records past theirs (issue 18: a project's as long as its history, never fewer
+than ``FULMEN_AUDIT_MIN_RETENTION_DAYS``; the instance's ``FULMEN_AUDIT_RETENTION_DAYS``;
+fulmen.store.retention_policy.audit_cutoff decides, the store's one allowed delete does it).
 
 For every project with a retention setting (fulmen.store.retention_policy), the sweep runs
 batches of at most ``retention_batch`` rows per kind, each its own short transaction, until a
@@ -23,6 +26,8 @@ from typing import Final
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import FulmenError
+from fulmen.store import Project
+from fulmen.store.retention_policy import audit_cutoff
 
 __all__ = ["FIRST_SWEEP_DELAY", "Retention", "RetentionSweep"]
 
@@ -41,6 +46,7 @@ class RetentionSweep:
     deleted_dataclips: int = 0
     wiped_dataclips: int = 0
     expired_idempotency_keys: int = 0
+    audit_records: int = 0
 
 
 class Retention:
@@ -66,7 +72,8 @@ class Retention:
                     break
                 await asyncio.sleep(settings.retention_pause)
         keys = await self._sweep_keys()
-        done = RetentionSweep(len(projects), batches, orders, dataclips, wiped, keys)
+        records = await self._sweep_audit(projects)
+        done = RetentionSweep(len(projects), batches, orders, dataclips, wiped, keys, records)
         if orders or dataclips or wiped:
             log.info(
                 "retention: %d work orders and %d dataclips deleted, %d bodies wiped "
@@ -79,6 +86,8 @@ class Retention:
             )
         if keys:
             log.info("retention: %d expired idempotency keys removed", keys)
+        if records:
+            log.info("retention: %d audit records past their retention removed", records)
         return done
 
     async def _sweep_keys(self) -> int:
@@ -92,6 +101,33 @@ class Retention:
             if gone < settings.retention_batch:
                 return removed
             await asyncio.sleep(settings.retention_pause)
+
+    async def _sweep_audit(self, projects: list[Project]) -> int:
+        """Audit records past their retention: each project's with a history period (the
+        others keep theirs for good), then the instance's and deleted projects', in batches."""
+        settings = self._c.settings
+        now = self._c.clock.now()
+        removed = 0
+        scopes: list[Project | None] = [*projects, None]
+        for project in scopes:
+            before = audit_cutoff(
+                project,
+                now,
+                floor_days=settings.audit_min_retention_days,
+                instance_days=settings.audit_retention_days,
+            )
+            if before is None:
+                continue
+            project_id = project.id if project is not None else None
+            while True:
+                gone = await self._c.store.sweep_audit(
+                    project_id, before, limit=settings.retention_batch
+                )
+                removed += gone
+                if gone < settings.retention_batch:
+                    break
+                await asyncio.sleep(settings.retention_pause)
+        return removed
 
     async def run(self) -> None:
         await asyncio.sleep(min(FIRST_SWEEP_DELAY, self._c.settings.retention_interval))

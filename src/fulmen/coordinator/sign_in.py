@@ -18,7 +18,7 @@ The order is the point:
 4. A success takes the attempt back and clears the account's failures; a hash made with
    weaker parameters than today's is remade.
 
-Each outcome is told to sign_ins.py, the audit trail's hook.
+Each outcome is told to sign_ins.py, which records it in the audit trail and logs it.
 """
 
 from __future__ import annotations
@@ -94,15 +94,15 @@ async def check_password(
     subjects = limits.subjects(email, address)
     attempt = await c.store.begin_sign_in(subjects, limits.window)
     if attempt.refused_until is not None:
-        await sign_ins.rate_limited(c, email, address, until=attempt.refused_until)
+        await sign_ins.rate_limited(c, email, address, until=attempt.refused_until, method=method)
         raise rate_limited(attempt.refused_until, c.clock.now())
     user = await c.store.find_user(email)
     checked = await passwords.check(user.password_hash if user else None, password)
     if user is None or not checked.ok:
-        await sign_ins.failed(c, email, address, reason="bad_credentials", user=user)
+        await sign_ins.failed(c, email, address, reason="bad_credentials", method=method, user=user)
         raise SignInError(BAD_CREDENTIALS)
     if not user.active:
-        await sign_ins.failed(c, email, address, reason="disabled", user=user)
+        await sign_ins.failed(c, email, address, reason="disabled", method=method, user=user)
         raise SignInError(
             "This account is disabled: an instance admin can enable it again.", code="disabled"
         )

@@ -36,6 +36,7 @@ from fulmen.store.models.alerts import (
     NewAlertChannel,
 )
 from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.audit import Actor, AuditFilter, AuditRecord, NewAuditRecord, Target
 from fulmen.store.models.catalog import (
     CronCursor,
     Project,
@@ -93,6 +94,7 @@ from fulmen.store.sqlstore import SQLStore
 
 __all__ = [
     "DEFAULT_QUEUES",
+    "Actor",
     "Alert",
     "AlertChannel",
     "AlertDelivery",
@@ -102,6 +104,8 @@ __all__ = [
     "Answer",
     "Answered",
     "ApiToken",
+    "AuditFilter",
+    "AuditRecord",
     "ChannelHealth",
     "ChannelType",
     "ClaimedDelivery",
@@ -125,6 +129,7 @@ __all__ = [
     "LostRun",
     "Member",
     "NewAlertChannel",
+    "NewAuditRecord",
     "NewCredential",
     "NewDataclip",
     "NewInvitation",
@@ -154,6 +159,7 @@ __all__ = [
     "StepStart",
     "Store",
     "StoredWorkflow",
+    "Target",
     "ThingKind",
     "TriggerInfo",
     "TriggerType",

@@ -30,6 +30,7 @@ from fulmen.store.models.alerts import (
     NewAlertChannel,
 )
 from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.audit import AuditFilter, AuditRecord, NewAuditRecord
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
@@ -128,6 +129,10 @@ class Store(Protocol):
         self, credential_id: str, *, run_id: str | None = None
     ) -> dict[str, JSONValue]:
         """The decrypted body. With ``run_id``: only if a job of that run uses it."""
+        ...
+
+    async def get_credential(self, credential_id: str) -> CredentialInfo:
+        """The credential without its value."""
         ...
 
     async def list_credentials(self, project_id: str) -> list[CredentialInfo]: ...
@@ -305,7 +310,10 @@ class Store(Protocol):
         """The invitations that can still be accepted, newest first."""
         ...
 
-    async def delete_invitation(self, digest: str) -> None: ...
+    async def delete_invitation(self, digest: str) -> Invitation:
+        """Revoke an invitation (NotFoundError: none); what it was."""
+        ...
+
     async def begin_sign_in(self, limits: Mapping[str, int], window: timedelta) -> SignInAttempt:
         """Refuse an attempt whose subjects had their limit of failures within ``window``,
         else count it as a failure of each in advance (sign_in_failures.py)."""
@@ -602,6 +610,27 @@ class Store(Protocol):
         ...
 
     async def is_sso_session(self, digest: str) -> bool: ...
+
+    # -- the audit trail (issue 18, audit.py) --------------------------------------------------
+
+    async def append_audit(self, record: NewAuditRecord) -> int:
+        """Append a record, stamped with the store's time; its seq. Inside ``together()``
+        with the change it records, both are made durable by one commit."""
+        ...
+
+    async def list_audit(
+        self, where: AuditFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[AuditRecord]:
+        """Newest first."""
+        ...
+
+    async def sweep_audit(
+        self, project_id: str | None, before: datetime, *, limit: int = 1000
+    ) -> int:
+        """Delete up to ``limit`` records older than ``before`` (the project's; with ``None``
+        the whole instance's and those of projects deleted since), in one transaction: the
+        one delete the schema allows. How many went."""
+        ...
 
     # -- reading runs back -------------------------------------------------------------------
 

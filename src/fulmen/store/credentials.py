@@ -23,6 +23,7 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 
 __all__ = [
     "delete_credential",
+    "get_credential",
     "get_credential_body",
     "list_credentials",
     "put_credential",
@@ -74,6 +75,14 @@ async def get_credential_body(
     body = require_cipher(cipher).open(credential_id, bytes(row["sealed_body"]))
     assert isinstance(body, dict)  # put_credential seals objects only
     return body
+
+
+async def get_credential(tx: Tx, credential_id: str) -> CredentialInfo:
+    """The credential without its value (NotFoundError for an id that names none)."""
+    row = await tx.fetchone("get_credential", {"id": credential_id})
+    if row is None:
+        raise NotFoundError(f"credential {credential_id} does not exist", field="id")
+    return _info(tx, row)
 
 
 async def list_credentials(tx: Tx, project_id: str) -> list[CredentialInfo]:

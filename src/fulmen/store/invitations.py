@@ -105,13 +105,16 @@ async def get_invitation(tx: Tx, digest: str, now: datetime) -> Invitation:
 async def accept_invitation(
     tx: Tx, digest: str, now: datetime, *, password_hash: str | None, name: str = ""
 ) -> tuple[User, Invitation]:
-    """Use the invitation: make its user with ``password_hash`` and ``name`` (or find them:
-    ``password_hash`` is then ignored), give what it gives; the user and the invitation.
+    """Use the invitation: make its user with ``password_hash`` and ``name``, or, with no
+    ``password_hash``, find them (who accepts has proved they are them); give what it gives;
+    the user and the invitation. A new account is never an existing one: whoever typed a
+    password for a new account does not get into one made meanwhile with that address.
 
     Raises:
         NotFoundError: see :func:`get_invitation` (an invitation accepted meanwhile is used).
         InputError: ``password_required``: a new user without a password.
-        ConflictError: ``user_disabled``: the address is a disabled user's.
+        ConflictError: ``user_disabled``: the address is a disabled user's; ``user_exists``:
+            a password for a new account, and the address has one (nothing is used up).
     """
     invitation = await get_invitation(tx, digest, now)
     user = await find_user(tx, invitation.email)
@@ -120,6 +123,12 @@ async def accept_invitation(
     if user is None and password_hash is None:
         raise InputError(
             "choose a password for your new account", code="password_required", field="password"
+        )
+    if user is not None and password_hash is not None:
+        raise ConflictError(
+            f"{invitation.email} has an account already: sign in with its password to accept",
+            code="user_exists",
+            field="password",
         )
     if not await tx.execute("accept_invitation", {"digest": digest, "now": now}):
         raise _used()  # accepted by another request meanwhile
@@ -149,14 +158,16 @@ async def list_invitations(tx: Tx, now: datetime) -> list[Invitation]:
     return [_invitation(tx, row) for row in rows]
 
 
-async def delete_invitation(tx: Tx, digest: str) -> None:
-    """Revoke an invitation: its link opens nothing from now on.
+async def delete_invitation(tx: Tx, digest: str) -> Invitation:
+    """Revoke an invitation: its link opens nothing from now on; what it was.
 
     Raises:
         NotFoundError: no such invitation.
     """
-    if not await tx.execute("delete_invitation", {"digest": digest}):
+    row = await tx.fetchone("get_invitation", {"digest": digest})
+    if row is None or not await tx.execute("delete_invitation", {"digest": digest}):
         raise NotFoundError(f"invitation {digest} does not exist", field="invitation")
+    return _invitation(tx, row)
 
 
 def _used() -> NotFoundError:

@@ -104,7 +104,13 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
         ),
         now,
     )
-    return Enqueued(work_order_id=work_order_id, run_id=run_id, dataclip_id=dataclip_id)
+    return Enqueued(
+        work_order_id=work_order_id,
+        run_id=run_id,
+        dataclip_id=dataclip_id,
+        workflow_id=request.workflow_id,
+        project_id=project_id,
+    )
 
 
 async def claim(

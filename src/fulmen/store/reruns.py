@@ -65,7 +65,13 @@ async def rerun(tx: Tx, request: RerunRequest, now: datetime) -> Enqueued:
         ),
         now,
     )
-    return Enqueued(work_order_id=work_order_id, run_id=run_id, dataclip_id=dataclip_id)
+    return Enqueued(
+        work_order_id=work_order_id,
+        run_id=run_id,
+        dataclip_id=dataclip_id,
+        workflow_id=order["workflow_id"],
+        project_id=workflow["project_id"],
+    )
 
 
 async def _origin(tx: Tx, request: RerunRequest) -> tuple[str, str, str | None, str]:

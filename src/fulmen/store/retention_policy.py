@@ -17,7 +17,15 @@ from datetime import datetime, timedelta
 from fulmen.errors import InputError
 from fulmen.store.models.catalog import Project, RetentionPolicy
 
-__all__ = ["ERASE_GRACE", "MAX_DAYS", "Cutoffs", "check_project", "cutoffs", "keeps_bodies"]
+__all__ = [
+    "ERASE_GRACE",
+    "MAX_DAYS",
+    "Cutoffs",
+    "audit_cutoff",
+    "check_project",
+    "cutoffs",
+    "keeps_bodies",
+]
 
 #: In ``erase_all`` mode, a body still there this long after it was stored was missed (the
 #: coordinator stopped before the run ended, say): the sweep wipes it, unless a run that has
@@ -53,6 +61,24 @@ def cutoffs(project: Project, now: datetime) -> Cutoffs:
         erase = now - ERASE_GRACE
         body_cutoff = erase if body_cutoff is None else max(body_cutoff, erase)
     return Cutoffs(history_before=_before(now, history), bodies_before=body_cutoff)
+
+
+def audit_cutoff(
+    project: Project | None, now: datetime, *, floor_days: int, instance_days: int
+) -> datetime | None:
+    """Before when audit records may go (issue 18); ``None``: they are kept for good.
+
+    A project's records are kept as long as its history (for good, without a period), but
+    never fewer than ``floor_days`` days, whatever its period: a project cannot shorten its
+    own trail below what the operator set. With ``project`` ``None``: the records of the
+    whole instance (sign-ins, users) and of deleted projects, kept ``instance_days`` days,
+    never fewer than ``floor_days`` either.
+    """
+    if project is None:
+        return _before(now, max(instance_days, floor_days))
+    if project.history_retention_period is None:
+        return None
+    return _before(now, max(project.history_retention_period, floor_days))
 
 
 def _before(now: datetime, days: int | None) -> datetime | None:

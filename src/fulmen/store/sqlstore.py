@@ -21,6 +21,7 @@ from fulmen.store import (
     alert_config,
     alert_outbox,
     api_tokens,
+    audit,
     catalog,
     credentials,
     dashboard_sessions,
@@ -57,6 +58,7 @@ from fulmen.store.models.alerts import (
     NewAlertChannel,
 )
 from fulmen.store.models.api_tokens import ApiToken
+from fulmen.store.models.audit import AuditFilter, AuditRecord, NewAuditRecord
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
@@ -203,6 +205,10 @@ class SQLStore:
     ) -> dict[str, JSONValue]:
         async with self._db.read() as tx:
             return await credentials.get_credential_body(tx, self._cipher, credential_id, run_id)
+
+    async def get_credential(self, credential_id: str) -> CredentialInfo:
+        async with self._db.read() as tx:
+            return await credentials.get_credential(tx, credential_id)
 
     async def list_credentials(self, project_id: str) -> list[CredentialInfo]:
         async with self._db.read() as tx:
@@ -393,9 +399,9 @@ class SQLStore:
         async with self._db.read() as tx:
             return await invitations.list_invitations(tx, self._clock.now())
 
-    async def delete_invitation(self, digest: str) -> None:
+    async def delete_invitation(self, digest: str) -> Invitation:
         async with self._db.write() as tx:
-            await invitations.delete_invitation(tx, digest)
+            return await invitations.delete_invitation(tx, digest)
 
     async def begin_sign_in(self, limits: Mapping[str, int], window: timedelta) -> SignInAttempt:
         async with self._db.write() as tx:
@@ -755,6 +761,24 @@ class SQLStore:
     async def is_sso_session(self, digest: str) -> bool:
         async with self._db.read() as tx:
             return await sso_requests.is_sso_session(tx, digest)
+
+    # -- the audit trail (audit.py) ----------------------------------------------------------
+
+    async def append_audit(self, record: NewAuditRecord) -> int:
+        async with self._db.write() as tx:
+            return await audit.append(tx, record, self._clock.now())
+
+    async def list_audit(
+        self, where: AuditFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[AuditRecord]:
+        async with self._db.read() as tx:
+            return await audit.list_records(tx, where or AuditFilter(), cursor, limit)
+
+    async def sweep_audit(
+        self, project_id: str | None, before: datetime, *, limit: int = 1000
+    ) -> int:
+        async with self._db.write() as tx:
+            return await audit.sweep_batch(tx, project_id, before, limit)
 
     # -- reading runs back -------------------------------------------------------------------
 

@@ -183,7 +183,9 @@ async def serve(
     extra = {"clock": clock} if clock is not None else {}
     coordinator = build_coordinator(settings(**overrides), store, **extra)
     app = build_app(coordinator, services=services)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:  # uvicorn offers no event to await

@@ -33,11 +33,12 @@ from typing import Final
 
 from fulmen import keys as keyring
 from fulmen.config import CoordinatorSettings
+from fulmen.coordinator import audit
 from fulmen.coordinator.api.auth import mint
 from fulmen.coordinator.core import credential_key, database_url
 from fulmen.coordinator.passwords import hash_password
 from fulmen.errors import ConfigError
-from fulmen.store import NewUser, open_store
+from fulmen.store import NewUser, Target, open_store
 
 __all__ = ["DataDir", "first_admin", "prepare"]
 
@@ -131,7 +132,13 @@ async def first_admin(data: DataDir, email: str) -> str | None:
             return None
         password = secrets.token_urlsafe(ADMIN_PASSWORD_BYTES)
         hashed = await hash_password(password)
-        await store.create_user(NewUser(email, password_hash=hashed, instance_admin=True))
+        async with store.together():
+            made = await store.create_user(
+                NewUser(email, password_hash=hashed, instance_admin=True)
+            )
+            target = Target("user", made.id, made.email)
+            after = audit.user_document(made)
+            await audit.record(store, audit.command_line(), "user.created", target, after=after)
         return password
 
 

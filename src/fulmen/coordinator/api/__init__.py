@@ -6,10 +6,11 @@ its own id is checked against its project); listings hold only the caller's proj
 Listings take ``cursor`` and ``limit`` and answer ``{"items": [...], "next_cursor": ...}``.
 Errors are ``{"error": {"code", "message", "field"}}`` with the status their kind calls for:
 unknown ids 404 (and ids in projects the caller is not a member of: access.py), a role too
-weak 403, conflicts (duplicate id,
-stale version, a run that cannot be cancelled now) 409, unusable input 422 (with the path
-of the value at fault in ``field`` when there is one), an npm registry or Python package index
-that could not say which versions a package has 502, a store failure 500, an
+weak 403 (recorded in the audit trail: coordinator/audit.py, read back at ``/api/audit``:
+api/audit_trail.py), conflicts (duplicate id, stale version, a run that cannot be cancelled
+now) 409, unusable input 422 (with the path of the value at fault in ``field`` when there is
+one), an npm registry or Python package index that could not say which versions a package
+has 502, a store failure 500, an
 ``Idempotency-Key`` header that is not one 400 (fulmen.coordinator.idempotency). The
 OpenAPI document is at ``/openapi.json`` (FastAPI's), with the docs at ``/docs``.
 
@@ -33,9 +34,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.api import (
     adaptors,
     alerts,
+    audit_trail,
     catalog,
     instance,
     members,
@@ -93,6 +96,7 @@ router.include_router(alerts.router)
 router.include_router(instance.router)
 router.include_router(members.router)
 router.include_router(tokens.router)
+router.include_router(audit_trail.router)
 router.include_router(users.router)
 
 
@@ -122,6 +126,8 @@ async def _fulmen_error(request: Request, error: Exception) -> JSONResponse:
     status = status_of(error)
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, error)
+    if status == 403 and isinstance(error, AccessError):
+        await audit.refused(request, error)  # a role too weak, wherever it was refused
     body: dict[str, object] = {"code": error.code, "message": error.message}
     field = getattr(error, "field", None)
     if isinstance(error, StoreError | ContractError | InputError) and field:

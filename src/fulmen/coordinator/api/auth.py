@@ -1,5 +1,6 @@
 """Bearer API tokens: ``fmn_<id>_<secret>``, made by ``fulmen server token create`` or on the
-dashboard's token page (both through :func:`issue`).
+dashboard's token page (both through :func:`issue`, and revoked through :func:`revoke`, each
+with its record in the audit trail: the token's name and owner, never the token).
 
 The store keeps the id, a name and the SHA-256 of the secret; the token is shown once. A
 request's token is found by its id and compared by digest in constant time. A missing,
@@ -31,11 +32,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fulmen.coordinator import principals
+from fulmen.coordinator import audit, principals
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import InputError, NotFoundError
-from fulmen.store import ApiToken, Role, Store
+from fulmen.store import Actor, ApiToken, Role, Store
 
 __all__ = [
     "PREFIX",
@@ -46,14 +47,13 @@ __all__ = [
     "issue",
     "mint",
     "parse",
+    "revoke",
     "verify",
 ]
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "fmn"
-#: Where TokenFirst leaves the checked token's principal in the request's scope.
-_CHECKED: Final = "fulmen.principal"
 #: How stale a token's ``last_used_at`` may get before a request writes it again: a write per
 #: request would make every API call a database write; the token list needs minutes, not ms.
 TOUCH_EVERY: Final = timedelta(minutes=1)
@@ -80,6 +80,7 @@ def mint(
 
 async def issue(
     store: Store,
+    by: Actor,
     name: str,
     *,
     user_id: str | None = None,
@@ -88,7 +89,8 @@ async def issue(
 ) -> tuple[str, ApiToken]:
     """Make a token named ``name`` and store it: the token (to show once) and its row. A
     token is a user's (``user_id``), a project's with a role (``project_id`` and ``role``:
-    a service token), or, with neither, an operator's (models/api_tokens.py).
+    a service token), or, with neither, an operator's (models/api_tokens.py). Recorded as
+    ``token.created`` for ``by``.
 
     Raises:
         InputError: ``bad_token_name`` for an empty name; ``bad_token_owner`` for a token
@@ -106,7 +108,20 @@ async def issue(
             field="role",
         )
     secret, row = mint(name, user_id=user_id, project_id=project_id, role=role)
-    return secret, await store.put_api_token(row)
+    async with store.together():
+        stored = await store.put_api_token(row)
+        await audit.token(store, by, "created", stored)
+    return secret, stored
+
+
+async def revoke(store: Store, by: Actor, token_id: str) -> ApiToken:
+    """Delete a token (NotFoundError: none has that id): the API refuses it from now on,
+    and the dashboard sessions signed in with it end. Recorded as ``token.revoked``."""
+    current = await store.get_api_token(token_id)
+    async with store.together():
+        await store.delete_api_token(token_id)
+        await audit.token(store, by, "revoked", current)
+    return current
 
 
 def parse(token: str) -> tuple[str, str] | None:
@@ -131,8 +146,8 @@ async def authorized(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The dependency every ``/api`` route has: who the caller's token acts as, or 401."""
-    checked = request.scope.get(_CHECKED)
-    if isinstance(checked, Principal):
+    checked = principals.kept(request.scope)
+    if checked is not None:
         return checked
     return await _check(request)
 
@@ -152,7 +167,7 @@ class TokenFirst:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
             try:
-                scope[_CHECKED] = await _check(Request(scope))
+                scope[principals.SCOPE_KEY] = await _check(Request(scope))
             except HTTPException as refused:
                 answer = JSONResponse({"detail": refused.detail}, 401, headers=refused.headers)
                 await answer(scope, receive, send)

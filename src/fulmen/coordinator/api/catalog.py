@@ -1,10 +1,12 @@
 """Projects, workflows (saved whole, as one document) and credentials (write-only values).
 
-:func:`save_workflow` and :func:`put_credential` are how a workflow and a credential are
-saved, here and on the dashboard's pages (dashboard/triggers.py, credentials.py, settings.py):
-one path, so that both check the same things and refuse with the same errors. Who may save
-is asked by each door before it calls them (access.py: editors save workflows, admins
-credentials and a project's settings, owners delete a project).
+:func:`save_workflow` (with :func:`create` and :func:`replace`), :func:`update_project`,
+:func:`put_credential` and :func:`remove_credential` are how these are changed, here and on
+the dashboard's pages (dashboard/editing.py, triggers.py, credentials.py, settings.py): one
+path, so that both check the same things, refuse with the same errors, and leave the same
+record in the audit trail, made in the change's own transaction (coordinator/audit.py). Who
+may change them is asked by each door before it calls them (access.py: editors save
+workflows, admins credentials and a project's settings, owners delete a project).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query, Request, Response
 
 from fulmen import cron
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, require_project_creator
 from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.catalog import (
@@ -31,17 +34,28 @@ from fulmen.coordinator.python_packages import checked_pins, resolve_python
 from fulmen.coordinator.resolution import checked_adaptors, resolve_workflow
 from fulmen.errors import InputError
 from fulmen.store import (
+    Actor,
     CredentialInfo,
     NewCredential,
+    Project,
     Store,
     StoredWorkflow,
+    Target,
     TriggerType,
     Workflow,
     check_packages,
     check_sources,
 )
 
-__all__ = ["create", "put_credential", "replace", "router", "save_workflow"]
+__all__ = [
+    "create",
+    "put_credential",
+    "remove_credential",
+    "replace",
+    "router",
+    "save_workflow",
+    "update_project",
+]
 
 router = APIRouter()
 
@@ -76,7 +90,18 @@ async def create_project(request: Request, me: Caller, project: ProjectIn) -> Pr
     """A new project, of which the caller (a user) is the owner; a service token may not."""
     require_project_creator(me)
     owner = me.id if me.kind == "user" else None
-    return ProjectDoc.of(await _store(request).create_project(project.to_store(), owner_id=owner))
+    store = _store(request)
+    async with store.together():
+        made = await store.create_project(project.to_store(), owner_id=owner)
+        await audit.record(
+            store,
+            audit.actor(request, me),
+            "project.created",
+            _project_target(made),
+            project_id=made.id,
+            after=audit.project_document(made),
+        )
+    return ProjectDoc.of(made)
 
 
 @router.get("/projects/{project_id}", tags=["projects"])
@@ -90,14 +115,50 @@ async def replace_project(
     request: Request, me: Caller, project_id: PathId, project: ProjectIn
 ) -> ProjectDoc:
     await require_project(_store(request), me, Permission.MANAGE, project_id)
-    return ProjectDoc.of(await _store(request).replace_project(project.to_store(project_id)))
+    saved = await update_project(_store(request), audit.actor(request, me), project_id, project)
+    return ProjectDoc.of(saved)
+
+
+async def update_project(store: Store, by: Actor, project_id: str, project: ProjectIn) -> Project:
+    """Replace the settings of the project ``project_id`` (NotFoundError if there is none):
+    the one way to, for the API and the dashboard's settings page."""
+    current = await store.get_project(project_id)
+    async with store.together():
+        saved = await store.replace_project(project.to_store(project_id))
+        await audit.record(
+            store,
+            by,
+            "project.updated",
+            _project_target(saved),
+            project_id=saved.id,
+            before=audit.project_document(current),
+            after=audit.project_document(saved),
+        )
+    return saved
 
 
 @router.delete("/projects/{project_id}", tags=["projects"], status_code=204)
 async def delete_project(request: Request, me: Caller, project_id: PathId) -> Response:
-    await require_project(_store(request), me, Permission.OWN, project_id)
-    await _store(request).delete_project(project_id)
+    """Deletes the project with everything in it; its audit trail stays (kept as the
+    instance's records are)."""
+    store = _store(request)
+    await require_project(store, me, Permission.OWN, project_id)
+    current = await store.get_project(project_id)
+    async with store.together():
+        await store.delete_project(project_id)
+        await audit.record(
+            store,
+            audit.actor(request, me),
+            "project.deleted",
+            _project_target(current),
+            project_id=project_id,
+            before=audit.project_document(current),
+        )
     return Response(status_code=204)
+
+
+def _project_target(project: Project) -> Target:
+    return Target("project", project.id, project.name)
 
 
 # -- workflows -----------------------------------------------------------------------------
@@ -117,6 +178,7 @@ def _check_schedules(workflow: Workflow) -> None:
 
 async def save_workflow(
     coordinator: Coordinator,
+    by: Actor,
     workflow: Workflow,
     *,
     expected_version: int | None = None,
@@ -126,12 +188,29 @@ async def save_workflow(
     one way to, for the API and every dashboard page. Its schedules, sources and packages
     are checked, its packages resolved (:func:`_resolved`), then it replaces the stored one,
     refused with a ConflictError if ``expected_version`` is given and another save came
-    first."""
+    first; ``workflow.updated`` is recorded for ``by``, with the document before and after,
+    in the same transaction."""
     _check_schedules(workflow)
+    store = coordinator.store
     if current is None:
-        current = await coordinator.store.get_workflow(workflow.id)
+        current = await store.get_workflow(workflow.id)
     replaced = await _resolved(coordinator, workflow, current.workflow)
-    return await coordinator.store.replace_workflow(replaced, expected_version=expected_version)
+    async with store.together():
+        saved = await store.replace_workflow(replaced, expected_version=expected_version)
+        await audit.record(
+            store,
+            by,
+            "workflow.updated",
+            _workflow_target(saved),
+            project_id=saved.workflow.project_id,
+            before=audit.workflow_document(current),
+            after=audit.workflow_document(saved),
+        )
+    return saved
+
+
+def _workflow_target(stored: StoredWorkflow) -> Target:
+    return Target("workflow", stored.workflow.id, stored.workflow.name)
 
 
 async def _resolved(
@@ -149,8 +228,11 @@ async def _resolved(
     return await resolve_python(workflow, coordinator.python_repo, checked=pins)
 
 
-async def create(c: Coordinator, project_id: str, workflow: WorkflowIn) -> StoredWorkflow:
-    """Save a new workflow in ``project_id``: the one way to, for the API and the dashboard.
+async def create(
+    c: Coordinator, by: Actor, project_id: str, workflow: WorkflowIn
+) -> StoredWorkflow:
+    """Save a new workflow in ``project_id``: the one way to, for the API and the dashboard
+    (recorded as ``workflow.created`` for ``by``).
 
     Raises:
         InputError: a schedule, source or package refused (``field`` names the value);
@@ -158,12 +240,26 @@ async def create(c: Coordinator, project_id: str, workflow: WorkflowIn) -> Store
     """
     new = workflow.to_store(project_id)
     _check_schedules(new)
-    saved = await _resolved(c, new)
-    return await c.store.create_workflow(saved)
+    resolved = await _resolved(c, new)
+    async with c.store.together():
+        saved = await c.store.create_workflow(resolved)
+        await audit.record(
+            c.store,
+            by,
+            "workflow.created",
+            _workflow_target(saved),
+            project_id=project_id,
+            after=audit.workflow_document(saved),
+        )
+    return saved
 
 
 async def replace(
-    c: Coordinator, workflow_id: str, workflow: WorkflowIn, expected_version: int | None
+    c: Coordinator,
+    by: Actor,
+    workflow_id: str,
+    workflow: WorkflowIn,
+    expected_version: int | None,
 ) -> StoredWorkflow:
     """Save the document ``workflow`` as the next version of ``workflow_id``
     (:func:`save_workflow`, for a document as the API and the editor receive it).
@@ -174,7 +270,7 @@ async def replace(
     """
     current = await c.store.get_workflow(workflow_id)
     new = workflow.to_store(current.workflow.project_id, workflow_id)
-    return await save_workflow(c, new, expected_version=expected_version, current=current)
+    return await save_workflow(c, by, new, expected_version=expected_version, current=current)
 
 
 #: What a save may answer besides the common answers: its packages could not be resolved.
@@ -208,7 +304,8 @@ async def create_workflow(
     request: Request, me: Caller, project_id: PathId, workflow: WorkflowIn
 ) -> WorkflowDoc:
     await require_project(_store(request), me, Permission.EDIT, project_id)
-    return WorkflowDoc.of(await create(_coordinator(request), project_id, workflow))
+    made = await create(_coordinator(request), audit.actor(request, me), project_id, workflow)
+    return WorkflowDoc.of(made)
 
 
 @router.get("/workflows/{workflow_id}", tags=["workflows"])
@@ -231,14 +328,26 @@ async def replace_workflow(
     ] = None,
 ) -> WorkflowDoc:
     await require_on(_store(request), me, Permission.EDIT, "workflow", workflow_id)
-    saved = await replace(_coordinator(request), workflow_id, workflow, expected_version)
+    by = audit.actor(request, me)
+    saved = await replace(_coordinator(request), by, workflow_id, workflow, expected_version)
     return WorkflowDoc.of(saved)
 
 
 @router.delete("/workflows/{workflow_id}", tags=["workflows"], status_code=204)
 async def delete_workflow(request: Request, me: Caller, workflow_id: PathId) -> Response:
-    await require_on(_store(request), me, Permission.EDIT, "workflow", workflow_id)
-    await _store(request).delete_workflow(workflow_id)
+    store = _store(request)
+    await require_on(store, me, Permission.EDIT, "workflow", workflow_id)
+    current = await store.get_workflow(workflow_id)
+    async with store.together():
+        await store.delete_workflow(workflow_id)
+        await audit.record(
+            store,
+            audit.actor(request, me),
+            "workflow.deleted",
+            _workflow_target(current),
+            project_id=current.workflow.project_id,
+            before=audit.workflow_document(current),
+        )
     return Response(status_code=204)
 
 
@@ -261,8 +370,9 @@ async def create_credential(
     request: Request, me: Caller, project_id: PathId, credential: CredentialIn
 ) -> CredentialDoc:
     await require_project(_store(request), me, Permission.MANAGE, project_id)
+    by = audit.actor(request, me)
     return CredentialDoc.of(
-        await put_credential(_store(request), project_id, credential.id, credential)
+        await put_credential(_store(request), by, project_id, credential.id, credential)
     )
 
 
@@ -275,23 +385,57 @@ async def replace_credential(
     credential: CredentialIn,
 ) -> CredentialDoc:
     await require_project(_store(request), me, Permission.MANAGE, project_id)
+    by = audit.actor(request, me)
     return CredentialDoc.of(
-        await put_credential(_store(request), project_id, credential_id, credential)
+        await put_credential(_store(request), by, project_id, credential_id, credential)
     )
 
 
 async def put_credential(
-    store: Store, project_id: str, credential_id: str, credential: CredentialIn
+    store: Store, by: Actor, project_id: str, credential_id: str, credential: CredentialIn
 ) -> CredentialInfo:
     """Create the credential, or replace its name and value (a NotFoundError for a project
-    that does not exist, a ConflictError for an id another project has)."""
+    that does not exist, a ConflictError for an id another project has); recorded as
+    ``credential.created`` or ``credential.updated`` with its name and the jobs using it,
+    never its value."""
     await store.get_project(project_id)
+    listed = await store.list_credentials(project_id)
+    current = next((info for info in listed if info.id == credential_id), None)
+    uses = await audit.credential_uses(store, project_id, credential_id)
     new = NewCredential(credential_id, project_id, credential.name, credential.body)
-    return await store.put_credential(new)
+    async with store.together():
+        saved = await store.put_credential(new)
+        await audit.record(
+            store,
+            by,
+            "credential.created" if current is None else "credential.updated",
+            Target("credential", saved.id, saved.name),
+            project_id=project_id,
+            before=None if current is None else audit.credential_document(current, uses),
+            after=audit.credential_document(saved, uses),
+            detail={"value": "set"},
+        )
+    return saved
 
 
 @router.delete("/credentials/{credential_id}", tags=["credentials"], status_code=204)
 async def delete_credential(request: Request, me: Caller, credential_id: PathId) -> Response:
     await require_on(_store(request), me, Permission.MANAGE, "credential", credential_id)
-    await _store(request).delete_credential(credential_id)
+    await remove_credential(_store(request), audit.actor(request, me), credential_id)
     return Response(status_code=204)
+
+
+async def remove_credential(store: Store, by: Actor, credential_id: str) -> None:
+    """Delete the credential (ConflictError while a job uses it), recorded as
+    ``credential.deleted``."""
+    current = await store.get_credential(credential_id)
+    async with store.together():
+        await store.delete_credential(credential_id)
+        await audit.record(
+            store,
+            by,
+            "credential.deleted",
+            Target("credential", current.id, current.name),
+            project_id=current.project_id,
+            before=audit.credential_document(current, []),
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, require_grant
 from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId
@@ -17,7 +18,7 @@ from fulmen.coordinator.api.schemas.teams import MemberDoc, MemberIn, RoleIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.guard import require_project
 from fulmen.errors import ConflictError, NotFoundError
-from fulmen.store import Member, Role, Store
+from fulmen.store import Actor, Member, Role, Store
 
 __all__ = ["add", "remove", "router", "set_role"]
 
@@ -41,7 +42,8 @@ async def add_member(
     request: Request, me: Caller, project_id: PathId, member: MemberIn
 ) -> MemberDoc:
     """An existing user, by e-mail (404 if no user has it; 409 if already a member)."""
-    made = await add(_store(request), me, project_id, member.email, Role(member.role))
+    by = audit.actor(request, me)
+    made = await add(_store(request), me, by, project_id, member.email, Role(member.role))
     return MemberDoc.of(made)
 
 
@@ -50,18 +52,23 @@ async def put_member(
     request: Request, me: Caller, project_id: PathId, user_id: PathId, body: RoleIn
 ) -> MemberDoc:
     """The user's role in the project, whether they were a member or not."""
-    return MemberDoc.of(await set_role(_store(request), me, project_id, user_id, Role(body.role)))
+    by = audit.actor(request, me)
+    return MemberDoc.of(
+        await set_role(_store(request), me, by, project_id, user_id, Role(body.role))
+    )
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=204)
 async def delete_member(
     request: Request, me: Caller, project_id: PathId, user_id: PathId
 ) -> Response:
-    await remove(_store(request), me, project_id, user_id)
+    await remove(_store(request), me, audit.actor(request, me), project_id, user_id)
     return Response(status_code=204)
 
 
-async def add(store: Store, me: Caller, project_id: str, email: str, role: Role) -> Member:
+async def add(
+    store: Store, me: Caller, by: Actor, project_id: str, email: str, role: Role
+) -> Member:
     """Add the user with ``email``: the one way to, for the API and the dashboard.
 
     Raises:
@@ -80,22 +87,34 @@ async def add(store: Store, me: Caller, project_id: str, email: str, role: Role)
             field="email",
         )
     require_grant(me, role, project_id)
-    return await store.put_member(project_id, user.id, role)
+    async with store.together():
+        made = await store.put_member(project_id, user.id, role)
+        await audit.member(store, by, project_id, user.id, user.email, before=None, after=role)
+    return made
 
 
-async def set_role(store: Store, me: Caller, project_id: str, user_id: str, role: Role) -> Member:
+async def set_role(
+    store: Store, me: Caller, by: Actor, project_id: str, user_id: str, role: Role
+) -> Member:
     """Give ``user_id`` the role ``role``, checked against the caller's own."""
     await require_project(store, me, Permission.MEMBERS, project_id)
     current = await _current(store, project_id, user_id)
     require_grant(me, role, project_id, current=current)
-    return await store.put_member(project_id, user_id, role)
+    async with store.together():
+        made = await store.put_member(project_id, user_id, role)
+        await audit.member(store, by, project_id, user_id, made.email, before=current, after=role)
+    return made
 
 
-async def remove(store: Store, me: Caller, project_id: str, user_id: str) -> None:
+async def remove(store: Store, me: Caller, by: Actor, project_id: str, user_id: str) -> None:
     await require_project(store, me, Permission.MEMBERS, project_id)
     current = await store.get_member(project_id, user_id)
     require_grant(me, current.role, project_id)
-    await store.remove_member(project_id, user_id)
+    async with store.together():
+        await store.remove_member(project_id, user_id)
+        await audit.member(
+            store, by, project_id, user_id, current.email, before=current.role, after=None
+        )
 
 
 async def _current(store: Store, project_id: str, user_id: str) -> Role | None:

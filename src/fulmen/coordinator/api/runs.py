@@ -6,7 +6,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
 from fulmen.coordinator.access import Permission
 from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId, Timestamp
@@ -25,6 +25,7 @@ from fulmen.errors import InputError
 from fulmen.lifecycle import CancelAction, RunState
 from fulmen.store import (
     Answer,
+    Enqueued,
     RunFilter,
 )
 
@@ -124,7 +125,7 @@ async def cancel_run(
     does not understand the request and finishes the run). A finished run is 409."""
     c = _c(request)
     await require_on(c.store, me, Permission.RUN, "run", run_id)
-    if await operations.cancel(c, run_id) is CancelAction.ASK_WORKER:
+    if await operations.cancel(c, audit.actor(request, me), run_id) is CancelAction.ASK_WORKER:
         response.status_code = 202
     return RunDetailDoc.of_detail(await c.store.get_run(run_id))
 
@@ -169,11 +170,19 @@ async def run_workflow(
     )
     scope = f"POST /api/workflows/{workflow_id}/runs"
     key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
+    by = audit.actor(request, me)
     if key is None:
-        return StartedDoc.of(await operations.start_manual_run(c, enqueue))
-    answered = await c.store.enqueue_once(
-        enqueue, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
-    )
+        return StartedDoc.of(await operations.start_manual_run(c, by, enqueue))
+    started: list[Enqueued] = []
+
+    def answer(made: Enqueued) -> Answer:
+        started.append(made)
+        return Answer(201, StartedDoc.of(made).model_dump(mode="json"))
+
+    async with c.store.together():
+        answered = await c.store.enqueue_once(enqueue, key, answer)
+        if started:  # not replayed: a run was made now
+            await operations.note_start(c, by, enqueue, started[0])
     if not answered.replayed:
         operations.announce(c, "manual")
     return respond(answered)

@@ -4,21 +4,23 @@ project's service tokens, which act in that project only with the role they were
 A user makes, lists and revokes their own personal tokens; an instance admin sees and revokes
 everyone's. A project's admins make its service tokens, with a role no stronger than their
 own (access.require_grant). A service token makes no personal token and no project. A token
-is shown once, in the answer that makes it.
+is shown once, in the answer that makes it. Each is made and revoked by api.auth's issue and
+revoke, with its audit record.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, Principal, require_grant
-from fulmen.coordinator.api.auth import Caller, issue
+from fulmen.coordinator.api.auth import Caller, issue, revoke
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId
 from fulmen.coordinator.api.schemas.teams import MadeTokenDoc, ServiceTokenIn, TokenDoc, TokenIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.guard import require_project
 from fulmen.errors import AccessError, NotFoundError
-from fulmen.store import ApiToken, Role, Store
+from fulmen.store import Actor, ApiToken, Role, Store
 
 __all__ = [
     "make_personal",
@@ -46,12 +48,13 @@ async def list_tokens(request: Request, me: Caller) -> PageDoc[TokenDoc]:
 @router.post("/tokens", status_code=201)
 async def create_token(request: Request, me: Caller, body: TokenIn) -> MadeTokenDoc:
     """A personal token of the caller's, acting with the caller's roles."""
-    return MadeTokenDoc.made(*await make_personal(_store(request), me, body.name))
+    by = audit.actor(request, me)
+    return MadeTokenDoc.made(*await make_personal(_store(request), me, by, body.name))
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def delete_token(request: Request, me: Caller, token_id: PathId) -> Response:
-    await revoke_personal(_store(request), me, token_id)
+    await revoke_personal(_store(request), me, audit.actor(request, me), token_id)
     return Response(status_code=204)
 
 
@@ -71,7 +74,8 @@ async def create_service_token(
     request: Request, me: Caller, project_id: PathId, body: ServiceTokenIn
 ) -> MadeTokenDoc:
     """A token acting in this project only, with ``role`` (at most the caller's)."""
-    made = await make_service(_store(request), me, project_id, body.name, Role(body.role))
+    by = audit.actor(request, me)
+    made = await make_service(_store(request), me, by, project_id, body.name, Role(body.role))
     return MadeTokenDoc.made(*made)
 
 
@@ -79,7 +83,7 @@ async def create_service_token(
 async def delete_service_token(
     request: Request, me: Caller, project_id: PathId, token_id: PathId
 ) -> Response:
-    await revoke_service(_store(request), me, project_id, token_id)
+    await revoke_service(_store(request), me, audit.actor(request, me), project_id, token_id)
     return Response(status_code=204)
 
 
@@ -89,39 +93,41 @@ async def personal_tokens(store: Store, me: Principal) -> list[ApiToken]:
     return await store.list_api_tokens(_owner(me))
 
 
-async def make_personal(store: Store, me: Principal, name: str) -> tuple[str, ApiToken]:
+async def make_personal(store: Store, me: Principal, by: Actor, name: str) -> tuple[str, ApiToken]:
     """A user's token, or (for an operator token's caller: no user) an operator token."""
     if me.kind == "operator":
-        return await issue(store, name)
-    return await issue(store, name, user_id=_owner(me))
+        return await issue(store, by, name)
+    return await issue(store, by, name, user_id=_owner(me))
 
 
-async def revoke_personal(store: Store, me: Principal, token_id: str) -> None:
+async def revoke_personal(store: Store, me: Principal, by: Actor, token_id: str) -> None:
     token = await store.get_api_token(token_id)
     if not me.instance_admin and token.user_id != _owner(me):
         raise AccessError(
             f"token {token_id} is not yours: you may revoke your own tokens only",
             permission="tokens",
         )
-    await store.delete_api_token(token_id)
+    await revoke(store, by, token_id)
 
 
 async def make_service(
-    store: Store, me: Principal, project_id: str, name: str, role: Role
+    store: Store, me: Principal, by: Actor, project_id: str, name: str, role: Role
 ) -> tuple[str, ApiToken]:
     await require_project(store, me, Permission.MANAGE, project_id)
     require_grant(me, role, project_id)
     await store.get_project(project_id)
-    return await issue(store, name, project_id=project_id, role=role)
+    return await issue(store, by, name, project_id=project_id, role=role)
 
 
-async def revoke_service(store: Store, me: Principal, project_id: str, token_id: str) -> None:
+async def revoke_service(
+    store: Store, me: Principal, by: Actor, project_id: str, token_id: str
+) -> None:
     await require_project(store, me, Permission.MANAGE, project_id)
     token = await store.get_api_token(token_id)
     if token.project_id != project_id or token.role is None:
         raise NotFoundError(f"project {project_id} has no service token {token_id}", field="id")
     require_grant(me, token.role, project_id)
-    await store.delete_api_token(token_id)
+    await revoke(store, by, token_id)
 
 
 def _owner(me: Principal) -> str:

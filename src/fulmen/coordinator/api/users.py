@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from fulmen.coordinator import invitations
+from fulmen.coordinator import audit, invitations
 from fulmen.coordinator.access import Principal, require_instance_admin
 from fulmen.coordinator.api.auth import authorized
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId
@@ -23,7 +23,7 @@ from fulmen.coordinator.api.schemas.users import (
     UserPatch,
 )
 from fulmen.coordinator.core import Coordinator
-from fulmen.store import User
+from fulmen.store import Actor, Target, User
 
 __all__ = ["change_user", "router"]
 
@@ -40,12 +40,14 @@ def _coordinator(request: Request) -> Coordinator:
 async def change_user(
     c: Coordinator,
     principal: Principal,
+    by: Actor,
     user_id: str,
     *,
     disabled: bool | None = None,
     instance_admin: bool | None = None,
 ) -> User:
-    """Disable or enable a user, make or unmake them an instance admin (``None``: as is).
+    """Disable or enable a user, make or unmake them an instance admin (``None``: as is),
+    recorded in the audit trail as ``by``'s (``user.updated``, before and after).
 
     Raises:
         AccessError: ``principal`` is no instance admin.
@@ -53,11 +55,22 @@ async def change_user(
         ConflictError: ``last_admin``: the last active instance admin would be lost.
     """
     require_instance_admin(principal, "managing users")
-    user = await c.store.get_user(user_id)
-    if instance_admin is not None and instance_admin != user.instance_admin:
-        user = await c.store.set_instance_admin(user_id, instance_admin)
-    if disabled is not None and disabled == user.active:
-        user = await c.store.set_user_disabled(user_id, disabled)
+    before = await c.store.get_user(user_id)
+    user = before
+    async with c.store.together():
+        if instance_admin is not None and instance_admin != user.instance_admin:
+            user = await c.store.set_instance_admin(user_id, instance_admin)
+        if disabled is not None and disabled == user.active:
+            user = await c.store.set_user_disabled(user_id, disabled)
+        if user != before:
+            await audit.record(
+                c.store,
+                by,
+                "user.updated",
+                Target("user", user.id, user.email),
+                before=audit.user_document(before),
+                after=audit.user_document(user),
+            )
     return user
 
 
@@ -76,6 +89,7 @@ async def patch_user(
     changed = await change_user(
         _coordinator(request),
         caller,
+        audit.actor(request, caller),
         user_id,
         disabled=patch.disabled,
         instance_admin=patch.instance_admin,
@@ -90,7 +104,8 @@ async def create_invitation(
     """An invitation; its ``url`` is in this answer and never again (the link is the
     invitation: pass it on to the one invited)."""
     c = _coordinator(request)
-    secret, made = await invitations.invite(c, caller, invitation.to_store())
+    by = audit.actor(request, caller)
+    secret, made = await invitations.invite(c, caller, by, invitation.to_store())
     return InvitationDoc.of(made, invitations.link(str(request.base_url), secret))
 
 
@@ -105,6 +120,6 @@ async def list_invitations(request: Request, caller: Caller) -> PageDoc[Invitati
 @router.delete("/invitations/{invitation_id}", tags=["users"], status_code=204)
 async def delete_invitation(request: Request, invitation_id: PathId, caller: Caller) -> Response:
     """Revoke an invitation (an instance admin only): its link opens nothing from now on."""
-    require_instance_admin(caller, "revoking invitations")
-    await _coordinator(request).store.delete_invitation(invitation_id)
+    c = _coordinator(request)
+    await invitations.revoke(c, caller, audit.actor(request, caller), invitation_id)
     return Response(status_code=204)

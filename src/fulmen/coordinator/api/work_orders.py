@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
 from fulmen.coordinator.access import Permission
 from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.catalog import SnapshotDoc
@@ -70,16 +70,22 @@ async def rerun_step(
     ``Idempotency-Key``, the same request again is answered as the first was."""
     c = _c(request)
     await require_on(c.store, me, Permission.RUN, "step", step_id)
+    by = audit.actor(request, me)
     rerun = RerunRequest(step_id=step_id, options=c.run_options())
     scope = f"POST /api/steps/{step_id}/rerun"
     key = key_of(request, scope, {}, c.settings.idempotency_key_ttl)
     if key is None:
-        made = await c.store.rerun(rerun)
-        _started(c)
-        return StartedDoc.of(made)
-    answered = await c.store.rerun_once(
-        rerun, key, lambda made: Answer(201, StartedDoc.of(made).model_dump(mode="json"))
-    )
+        return StartedDoc.of(await operations.rerun(c, by, rerun))
+    made_now: list[Enqueued] = []
+
+    def answer(made: Enqueued) -> Answer:
+        made_now.append(made)
+        return Answer(201, StartedDoc.of(made).model_dump(mode="json"))
+
+    async with c.store.together():
+        answered = await c.store.rerun_once(rerun, key, answer)
+        for made in made_now:  # none when replayed
+            await operations.note_rerun(c, by, rerun, made)
     if not answered.replayed:
         _started(c)
     return respond(answered)
@@ -105,6 +111,7 @@ async def rerun_work_orders(
     was. A work order the caller may not rerun refuses the whole request, before any run
     is made."""
     c = _c(request)
+    by = audit.actor(request, me)
     ids = list(dict.fromkeys(body.work_order_ids))
     await require_each(c.store, me, Permission.RUN, "work_order", ids)
     reruns = [
@@ -114,14 +121,20 @@ async def rerun_work_orders(
     scope = "POST /api/work_orders/rerun"
     key = key_of(request, scope, body.model_dump(mode="json"), c.settings.idempotency_key_ttl)
     if key is None:
-        return _reruns_doc(ids, await operations.rerun_each(c, ids, body.job_id))
+        return _reruns_doc(ids, await operations.rerun_each(c, by, ids, body.job_id))
     docs: list[RerunsDoc] = []
+    made_now: list[tuple[RerunRequest, Enqueued]] = []
 
     def answer(made: list[Enqueued | FulmenError]) -> Answer:
         docs.append(_reruns_doc(ids, made))
+        pairs = zip(reruns, made, strict=True)
+        made_now.extend((rerun, m) for rerun, m in pairs if isinstance(m, Enqueued))
         return Answer(201, docs[-1].model_dump(mode="json"))
 
-    answered = await c.store.rerun_each_once(reruns, key, answer)
+    async with c.store.together():
+        answered = await c.store.rerun_each_once(reruns, key, answer)
+        for rerun, made in made_now:  # none when replayed
+            await operations.note_rerun(c, by, rerun, made)
     if not answered.replayed:
         _started(c, len(docs[-1].runs))
     return respond(answered)

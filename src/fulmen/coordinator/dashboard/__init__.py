@@ -22,6 +22,8 @@
 * people (issue 18): ``/ui/account``, your own, and changing your password (account.py);
   ``/ui/users``, an instance admin's list of users and invitations (users.py); and
   ``/ui/invitations/<secret>``, the page an invitation link opens (invitation.py);
+* ``/ui/audit`` and ``/ui/projects/<id>/audit``: the audit trail, filtered, with each
+  change's diff, and exported (audit_trail.py, issue 18);
 * every page's header: runs waiting in the queue, and connected workers.
 
 Live updates: a page holds one server-sent event stream (events.py) that says only *that*
@@ -55,6 +57,7 @@ from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
     account,
     alerts,
+    audit_trail,
     control,
     credentials,
     editing,
@@ -117,6 +120,7 @@ def install(app: FastAPI) -> None:
         tokens,
         smart,
         members,
+        audit_trail,  # issue 18
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)

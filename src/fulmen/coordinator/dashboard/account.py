@@ -4,7 +4,8 @@ your password.
 A new password needs the current one (checked as a sign-in is, sign_in.py: a stolen session
 cannot guess it faster than the sign-in page could) and is typed twice. Changing it ends
 every other session of yours, in any browser (store.set_password): this one stays signed in.
-Before any user exists the dashboard is signed in with an API token, which has no account:
+The change is in the audit trail (``user.password_changed``). Before any user exists the
+dashboard is signed in with an API token, which has no account:
 the page says how to make the first user.
 """
 
@@ -16,16 +17,16 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fulmen.coordinator import passwords, sign_ins
+from fulmen.coordinator import audit, passwords
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, Signed, address_of, cookie_digest
+from fulmen.coordinator.dashboard.session import PREFIX, Signed, cookie_digest
 from fulmen.coordinator.sign_in import check_password
 from fulmen.errors import FulmenError, InputError, NotFoundError, SignInError
-from fulmen.store import Project, Role
+from fulmen.store import Project, Role, Target
 
 __all__ = ["router"]
 
@@ -77,7 +78,7 @@ async def change_password(
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
-    address = address_of(request)
+    address = audit.address_of(request)
     try:
         if me.kind != "user":
             raise InputError("an API token has no password: sign in as a user", field="current")
@@ -93,11 +94,13 @@ async def change_password(
             if refused.code != "bad_credentials":
                 raise
             raise SignInError("that is not your current password") from None
-        await c.store.set_password(user.id, hashed, keep_session=cookie_digest(request))
+        async with c.store.together():
+            await c.store.set_password(user.id, hashed, keep_session=cookie_digest(request))
+            target = Target("user", user.id, user.email)
+            await audit.record(c.store, audit.actor(request, me), "user.password_changed", target)
     except SignInError as refused:  # a wrong current password, or too many: by its field
         problem = problem_of("password", refused)
         return await _page(request, me, replace(problem, fields={"current": refused.message}))
     except FulmenError as error:
         return await _page(request, me, problem_of("password", error, FIELDS))
-    await sign_ins.password_changed(c, user, address)
     return RedirectResponse(f"{PREFIX}/account?done=password", 303)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
 from fulmen.coordinator.access import Permission
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Guarded
@@ -49,7 +49,7 @@ async def cancel(request: Request, run_id: str, me: Signed) -> Response:
         return RedirectResponse(f"{back}?error={quote('Cancel runs from this site only.')}", 303)
     try:
         await require_on(_c(request).store, me, Permission.RUN, "run", run_id)
-        await operations.cancel(_c(request), run_id)
+        await operations.cancel(_c(request), audit.actor(request, me), run_id)
     except AccessError:
         raise  # answered by forms.forbidden
     except FulmenError as error:
@@ -82,7 +82,7 @@ async def rerun(
         refused = f"Rerun at most {MAX_RERUNS} work orders at once, not {len(ids)}."
         return page("reruns.html", 400, refused=refused, **common)
     await require_each(c.store, me, Permission.RUN, "work_order", ids)
-    made = await operations.rerun_each(c, ids, job_id or None)
+    made = await operations.rerun_each(c, audit.actor(request, me), ids, job_id or None)
     started = [outcome for outcome in made if isinstance(outcome, Enqueued)]
     failed = [
         (work_order, outcome)

@@ -4,8 +4,9 @@ one, set its value and delete it.
 A value is write-only, as in the REST API: it is sent once, through a form, sealed by the
 store, and never rendered again (nor echoed back when the form is refused: it is then written
 again). The page shows only that a value is set, and when. Saving goes through
-``api.catalog.put_credential``, deleting through the store's ``delete_credential``, which
-refuses while a job still names the credential: the API's own paths and refusals.
+``api.catalog.put_credential``, deleting through ``api.catalog.remove_credential``, which
+refuses while a job still names the credential: the API's own paths, refusals and audit
+records.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, Principal
-from fulmen.coordinator.api.catalog import put_credential
+from fulmen.coordinator.api.catalog import put_credential, remove_credential
 from fulmen.coordinator.api.schemas.catalog import CredentialIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
@@ -128,7 +130,7 @@ async def create(
         given = CredentialIn.model_validate(
             {"name": name.strip(), "body": json_object(body, "body")}
         )
-        made = await put_credential(c.store, project_id, given.id, given)
+        made = await put_credential(c.store, audit.actor(request, me), project_id, given.id, given)
     except (ValidationError, FulmenError) as error:
         return await _page(request, me, problem_of(form, error, FIELDS))
     return _done("created", made.id)
@@ -153,7 +155,7 @@ async def set_value(
         given = CredentialIn.model_validate(
             {"id": credential_id, "name": current.name, "body": json_object(body, "body")}
         )
-        await put_credential(c.store, project_id, credential_id, given)
+        await put_credential(c.store, audit.actor(request, me), project_id, credential_id, given)
     except (ValidationError, FulmenError) as error:
         return await _page(request, me, problem_of(form, error, FIELDS))
     return _done("set", credential_id)
@@ -168,7 +170,7 @@ async def delete(request: Request, project_id: str, credential_id: str, me: Sign
     await require_project(c.store, me, Permission.MANAGE, project_id)
     try:
         await _credential(c, project_id, credential_id)
-        await c.store.delete_credential(credential_id)
+        await remove_credential(c.store, audit.actor(request, me), credential_id)
     except FulmenError as error:
         return await _page(request, me, problem_of(f"delete:{credential_id}", error, FIELDS))
     return RedirectResponse(f"{PREFIX}/credentials?done=deleted#project-{project_id}", 303)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api import catalog as api_catalog
 from fulmen.coordinator.api import status_of
@@ -165,11 +166,12 @@ async def _save(
         for item in invalid.errors():
             errors.setdefault(field_key(tuple(item["loc"])), str(item["msg"]))
         return await _form(request, me, project, stored, draft, 422, errors=errors)
+    by = audit.actor(request, me)
     try:
         if stored is None:
-            saved = await api_catalog.create(c, project.id, document)
+            saved = await api_catalog.create(c, by, project.id, document)
         else:
-            saved = await api_catalog.replace(c, stored.workflow.id, document, expected)
+            saved = await api_catalog.replace(c, by, stored.workflow.id, document, expected)
     except ConflictError as conflict:
         if conflict.code != "stale_version" or stored is None:
             return await _form(

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlencode
 
 from fulmen.coordinator.dashboard.views import BAD_STATES
+from fulmen.coordinator.moments import moment
 from fulmen.errors import InputError
 from fulmen.lifecycle import RunState
 from fulmen.store import RunFilter
@@ -69,7 +69,7 @@ class RunQuery:
         for name in ("workflow_id", "work_order_id"):
             if len(getattr(self, name)) > _MAX_ID:
                 raise InputError(f"{name} is not an id", code="bad_id", field=name)
-        since, until = _moment(self.since, "since"), _moment(self.until, "until")
+        since, until = moment(self.since, "since"), moment(self.until, "until")
         if since and until and since >= until:
             raise InputError("from must be before to", code="bad_time_range", field="until")
         return RunFilter(
@@ -85,19 +85,3 @@ class RunQuery:
         """The query string of these filters (and ``more``), without empty values."""
         values = {name: getattr(self, name) for name in self.__slots__} | more
         return urlencode({name: value for name, value in values.items() if value})
-
-
-def _moment(text: str, field: str) -> datetime | None:
-    """A time as ``datetime-local`` sends it (``2026-01-31T09:30``, read as UTC) or ISO 8601
-    with an offset; a date alone is its midnight UTC."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"{text[:40]!r} is not a time: write it as 2026-01-31T09:30 (UTC)",
-            code="bad_time",
-            field=field,
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

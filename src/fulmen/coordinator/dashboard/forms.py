@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.api import status_of
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import FETCH_HEADER, same_origin
@@ -150,7 +151,8 @@ def forbidden(request: Request, error: AccessError) -> Response:
 class Guarded(APIRoute):
     """Every dashboard route: an AccessError raised while it answers is answered by
     :func:`forbidden`, so that a page refuses by calling access.require (or guard.py) and
-    nothing else, and every refusal goes through one function."""
+    nothing else, and every refusal goes through one function (which records a role too weak
+    in the audit trail, as the API's error handler does)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         answer = super().get_route_handler()
@@ -159,6 +161,8 @@ class Guarded(APIRoute):
             try:
                 return await answer(request)
             except AccessError as error:
+                if error.code == "forbidden":  # a role too weak: the audit trail's
+                    await audit.refused(request, error)
                 return forbidden(request, error)
 
         return guarded

@@ -8,7 +8,8 @@ signed in as them, and is given the role; with a second factor, they finish sign
 ``/ui/login/mfa``. An invitation is never a way into an existing account: it was made by
 someone who may give a role, not by the account's owner.
 
-A link that is unknown, used or expired gets one page that says which, and what to do
+Accepting is recorded in the audit trail (``invitation.accepted``, by the one invited, with
+what it gave). A link that is unknown, used or expired gets one page that says which, and what to do
 (404), never a traceback; so does a link used by another tab meanwhile.
 """
 
@@ -20,15 +21,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fulmen.coordinator import passwords, sign_ins
+from fulmen.coordinator import audit, passwords
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import PREFIX, address_of, signed_in, start
+from fulmen.coordinator.dashboard.session import PREFIX, signed_in, start
 from fulmen.coordinator.invitations import digest_of
 from fulmen.coordinator.sign_in import check_password
 from fulmen.errors import FulmenError, InputError, NotFoundError
-from fulmen.store import Invitation, User
+from fulmen.store import Actor, Invitation, Target, User
 
 __all__ = ["router"]
 
@@ -101,7 +102,6 @@ async def accept(
         return gone(error)
     except FulmenError as error:
         return await _page(request, found, problem_of("accept", error, FIELDS), name)
-    await sign_ins.invitation_accepted(c, user, found, address_of(request))
     if stage == "already":
         return RedirectResponse(LANDING, 303)
     if stage == "mfa":
@@ -118,19 +118,30 @@ async def _accept(
     """Accept as the one invited: the user, and how their session goes on (``full``,
     ``mfa``, or ``already``: this browser is signed in as them)."""
     c: Coordinator = request.app.state.coordinator
-    digest = invitation.digest
+    address = audit.address_of(request)
     existing = await c.store.find_user(invitation.email)
+    hashed: str | None = None
+    stage = "full"
     if existing is None:
         if password != repeat:
             raise InputError("the two passwords differ", code="passwords_differ", field="repeat")
         hashed = await passwords.hash_password(password)
-        user, _ = await c.store.accept_invitation(digest, password_hash=hashed, name=name)
-        return user, "full"
-    me = await signed_in(request)
-    if me is not None and me.id == existing.id:
-        user, _ = await c.store.accept_invitation(digest, password_hash=None)
-        return user, "already"
-    address = address_of(request)
-    user = await check_password(c, invitation.email, password, address, method="invitation")
-    user, _ = await c.store.accept_invitation(digest, password_hash=None)
-    return user, "mfa" if user.totp_enabled else "full"
+    elif (me := await signed_in(request)) is not None and me.id == existing.id:
+        stage = "already"
+    else:
+        checked = await check_password(c, invitation.email, password, address, method="invitation")
+        stage = "mfa" if checked.totp_enabled else "full"
+    async with c.store.together():
+        user, used = await c.store.accept_invitation(
+            invitation.digest, password_hash=hashed, name=name
+        )
+        await audit.record(
+            c.store,
+            Actor("user", user.id, user.email, address),
+            "invitation.accepted",
+            Target("invitation", used.digest, used.email),
+            project_id=used.project_id,
+            after=audit.invitation_document(used),
+            detail={"new_account": existing is None},
+        )
+    return user, stage

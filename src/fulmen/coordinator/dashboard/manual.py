@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from fulmen.coordinator import operations
+from fulmen.coordinator import audit, operations
 from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.schemas.runs import ManualRunIn
 from fulmen.coordinator.core import Coordinator
@@ -150,7 +150,7 @@ async def run_by_hand(
             dataclip_id=body.dataclip_id,
             starting_node_id=body.starting_node_id,
         )
-        made = await operations.start_manual_run(c, enqueue)
+        made = await operations.start_manual_run(c, audit.actor(request, me), enqueue)
     except FulmenError as error:
         code = 404 if isinstance(error, NotFoundError) else 400
         return await _form(c, me, stored, code, error=error, **kept)

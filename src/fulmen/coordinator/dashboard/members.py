@@ -14,6 +14,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import STRENGTH, Permission, Principal, allowed
 from fulmen.coordinator.api import members as api_members
 from fulmen.coordinator.core import Coordinator
@@ -107,7 +108,7 @@ async def add(
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
-        await api_members.add(c.store, me, project_id, email, _role(role))
+        await api_members.add(c.store, me, audit.actor(request, me), project_id, email, _role(role))
     except AccessError:
         raise  # answered by forms.forbidden
     except FulmenError as error:
@@ -128,7 +129,9 @@ async def change(
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
-        await api_members.set_role(c.store, me, project_id, user_id, _role(role))
+        await api_members.set_role(
+            c.store, me, audit.actor(request, me), project_id, user_id, _role(role)
+        )
     except AccessError:
         raise
     except FulmenError as error:
@@ -142,7 +145,7 @@ async def remove(request: Request, project_id: str, user_id: str, me: Signed) ->
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
-        await api_members.remove(c.store, me, project_id, user_id)
+        await api_members.remove(c.store, me, audit.actor(request, me), project_id, user_id)
     except AccessError:
         raise
     except FulmenError as error:

@@ -19,9 +19,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit, principals
 from fulmen.coordinator.access import Permission, Principal, allowed
 from fulmen.coordinator.api import status_of
-from fulmen.coordinator.api.auth import verify
+from fulmen.coordinator.api.auth import parse, verify
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import sso
 from fulmen.coordinator.dashboard.filters import STATUS_FILTERS, RunQuery
@@ -30,7 +31,6 @@ from fulmen.coordinator.dashboard.render import fragment, page
 from fulmen.coordinator.dashboard.session import (
     PREFIX,
     Signed,
-    address_of,
     safe_next,
     same_origin,
     sign_out,
@@ -122,19 +122,23 @@ async def login(
     password: Annotated[str, Form()] = "",
 ) -> Response:
     """A password sign-in (sign_in.py: rate-limited, one refusal for a wrong address or
-    password); with a second factor the session waits at ``/ui/login/mfa``. While no user
-    exists, an API token's sign-in instead."""
+    password; each attempt in the audit trail); with a second factor the session waits at
+    ``/ui/login/mfa``. While no user exists, an API token's sign-in instead."""
     target = safe_next(next)
-    if not same_origin(request):
-        return await _login_page(request, 403, next=target, error="Sign in from this site.")
     c = _c(request)
-    if await tokens_may_sign_in(c.store):
+    by_token = await tokens_may_sign_in(c.store)
+    if not same_origin(request):
+        who, how = (_token_label(token), "token") if by_token else (email.strip(), "password")
+        await audit.sign_in(request, who, "failed", reason="cross_site", method=how)
+        return await _login_page(request, 403, next=target, error="Sign in from this site.")
+    if by_token:
         return await _token_sign_in(request, token, target)
     if token and not email:
+        await audit.sign_in(request, _token_label(token), "failed", reason="token_refused")
         message = "Sign in with your e-mail address and password: an API token is for the REST API."
         return await _login_page(request, 401, next=target, error=message)
     try:
-        user = await check_password(c, email, password, address_of(request))
+        user = await check_password(c, email, password, audit.address_of(request))
     except SignInError as refused:
         answer = await _login_page(
             request, status_of(refused), next=target, error=refused.message, email=email
@@ -143,7 +147,7 @@ async def login(
             wait = (refused.retry_at - c.clock.now()).total_seconds()
             answer.headers["Retry-After"] = str(max(1, ceil(wait)))
         return answer
-    if user.totp_enabled:  # the second factor's page (mfa.py) finishes the sign-in
+    if user.totp_enabled:  # the second factor's page (second_factor.py) finishes the sign-in
         response = RedirectResponse(f"{PREFIX}/login/mfa?next={quote(target)}", 303)
         await start(response, request, user_id=user.id, stage="mfa")
         return response
@@ -153,12 +157,26 @@ async def login(
 
 
 async def _token_sign_in(request: Request, token: str, target: str) -> Response:
-    stored = await verify(_c(request).store, token.strip(), what="dashboard sign-in")
-    if stored is None:
+    """Before any user exists: an API token's sign-in, recorded in the audit trail (the
+    token's id at most, never the token)."""
+    who = _token_label(token)
+    c = _c(request)
+    stored = await verify(c.store, token.strip(), what="dashboard sign-in")
+    principal = None if stored is None else await principals.of_token(c.store, stored)
+    if stored is None or principal is None:
+        await audit.sign_in(request, who, "failed", reason="bad_token")
         return await _login_page(request, 401, next=target, error="That token is not valid.")
     response = RedirectResponse(target, 303)
     await start(response, request, token_id=stored.id)
+    await audit.sign_in(request, who, "succeeded", principal=principal)
     return response
+
+
+def _token_label(token: str) -> str:
+    """How a sign-in with ``token`` is named in the audit trail: the token's id, which is no
+    secret (it is in the token list), never the token."""
+    parts = parse(token.strip())
+    return f"token {parts[0][:40]}" if parts else "a malformed token"
 
 
 @router.post("/logout")

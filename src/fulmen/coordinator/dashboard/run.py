@@ -20,6 +20,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit, operations
 from fulmen.coordinator.access import Permission, Principal, allowed
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Guarded
@@ -42,6 +43,7 @@ from fulmen.coordinator.guard import may_read_bodies, require_on
 from fulmen.errors import AccessError, FulmenError, NotFoundError
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
+    Actor,
     RerunRequest,
     Run,
     RunDetail,
@@ -198,7 +200,8 @@ async def retry(
         return RedirectResponse(f"{back}?error={quote('Retry from this site only.')}", 303)
     try:
         await require_on(c.store, me, Permission.RUN, "run", run_id)
-        new_run = await _retry(c, await c.store.get_run(run_id), step_id)
+        by = audit.actor(request, me)
+        new_run = await _retry(c, by, await c.store.get_run(run_id), step_id)
     except AccessError:
         raise  # answered by forms.forbidden
     except FulmenError as exc:
@@ -206,7 +209,7 @@ async def retry(
     return RedirectResponse(f"{PREFIX}/runs/{new_run}", 303)
 
 
-async def _retry(c: Coordinator, detail: RunDetail, step_id: str) -> str:
+async def _retry(c: Coordinator, by: Actor, detail: RunDetail, step_id: str) -> str:
     """The same rerun as ``POST /api/steps/{id}/rerun`` (issue 8): a new run in the work
     order, recorded as a rerun, refused in the same transaction when its input was wiped."""
     if step_id and all(s.id != step_id for s in detail.steps):
@@ -216,7 +219,5 @@ async def _retry(c: Coordinator, detail: RunDetail, step_id: str) -> str:
         if step_id
         else RerunRequest(work_order_id=detail.run.work_order_id, options=c.run_options())
     )
-    made = await c.store.rerun(request)
-    c.metrics.enqueued.labels("retry").inc()
-    c.hub.work_available()
+    made = await operations.rerun(c, by, request, "retry")
     return made.run_id

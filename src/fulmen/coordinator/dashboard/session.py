@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from fulmen.coordinator import principals, second_factor
+from fulmen.coordinator import audit, principals, second_factor
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.store import DashboardSession, SessionLimits
@@ -44,7 +44,6 @@ __all__ = [
     "EnrolmentRequired",
     "SignInRequired",
     "Signed",
-    "address_of",
     "cookie_digest",
     "enrolment_required",
     "key_of",
@@ -114,11 +113,14 @@ async def _acting(request: Request, session: DashboardSession | None) -> Princip
 
 async def viewer(request: Request) -> Principal:
     """The dependency of every page but the sign-in pages (and the enrolment page: a user the
-    instance requires a second factor of sees nothing else until they have one)."""
+    instance requires a second factor of sees nothing else until they have one). The principal
+    is kept in the request's scope (principals.kept) for the audit trail's record of a
+    refusal."""
     session = await session_of(request)
     principal = await _acting(request, session)
     if principal is None or session is None:
         raise SignInRequired
+    request.scope[principals.SCOPE_KEY] = principal
     c: Coordinator = request.app.state.coordinator
     if await second_factor.enrolment_due(c.store, session, cookie_digest(request)):
         raise EnrolmentRequired
@@ -138,12 +140,6 @@ async def enrolment_required(request: Request, error: Exception) -> Response:
         return JSONResponse({"error": {"code": "mfa_required", "message": message}}, 403)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"{ENROL}?next={quote(target)}", 303)
-
-
-def address_of(request: Request) -> str:
-    """The client's address, as uvicorn gives it (behind a proxy it trusts, the forwarded
-    one): what a session records and what sign-ins are counted against."""
-    return request.client.host if request.client else ""
 
 
 def safe_next(target: str | None) -> str:
@@ -170,7 +166,7 @@ async def start(
         await c.store.end_dashboard_session(key_of(previous))
     session_id = secrets.token_urlsafe(ID_BYTES)
     session = limits(c)
-    address = address_of(request)
+    address = audit.address_of(request)
     await c.store.open_dashboard_session(
         key_of(session_id),
         session,

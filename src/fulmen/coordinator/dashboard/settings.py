@@ -4,9 +4,10 @@ see them) and each of its workflows' automatic retries: forms for a project's ad
 settings) and editors (retries), the values alone for the others.
 
 A project is saved as the REST API's ``PUT /api/projects/<id>`` saves it: the form's values
-checked by ``ProjectIn``, then the store's ``replace_project``. A workflow's retries are saved
-through ``api.catalog.save_workflow``, with the version the page showed (a save made meanwhile
-is refused, not overwritten). A refusal is shown by the field it names, in the API's words.
+checked by ``ProjectIn``, then ``api.catalog.update_project`` (with its audit record). A
+workflow's retries are saved through ``api.catalog.save_workflow``, with the version the page
+showed (a save made meanwhile is refused, not overwritten). A refusal is shown by the field it
+names, in the API's words.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, Principal
-from fulmen.coordinator.api.catalog import save_workflow
+from fulmen.coordinator.api.catalog import save_workflow, update_project
 from fulmen.coordinator.api.schemas.catalog import ProjectIn, RetryDoc
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
@@ -112,8 +114,7 @@ async def save_project(
             "viewers_see_bodies": bool(viewers_see_bodies)
         }
         given = ProjectIn.model_validate(typed)
-        await c.store.get_project(project_id)
-        await c.store.replace_project(given.to_store(project_id))
+        await update_project(c.store, audit.actor(request, me), project_id, given)
     except (ValidationError, FulmenError) as error:
         problem = problem_of(f"project:{project_id}", error, PROJECT_FIELDS)
         return await _page(request, me, problem, values)
@@ -149,7 +150,8 @@ async def save_retry(
         retry = RetryDoc.model_validate(typed | {"on_fail": bool(on_fail)})
         current = (await c.store.get_workflow(workflow_id)).workflow
         changed = replace(current, retry=retry.to_store())
-        await save_workflow(c, changed, expected_version=int(version))
+        by = audit.actor(request, me)
+        await save_workflow(c, by, changed, expected_version=int(version))
     except (ValidationError, FulmenError) as error:
         return await _page(request, me, problem_of(form, error, RETRY_FIELDS), values)
     return RedirectResponse(f"{PREFIX}/settings?done=retry#workflow-{workflow_id}", 303)

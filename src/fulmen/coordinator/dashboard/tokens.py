@@ -2,11 +2,11 @@
 for each project the caller administers, its service tokens; with when each was last used.
 Make one (shown once, to copy), revoke one.
 
-Tokens are made and revoked by the REST API's own functions (api/tokens.py), with its checks:
-a personal token acts with its user's roles; a service token acts in its project only, with
-a role no stronger than its maker's. A revoked token gets 401 from the API, and the dashboard
-sessions signed in with it end (session.py). The new token is on the page that answers the
-form, never in a URL, and never shown again.
+Tokens are made and revoked by the REST API's own functions (api/tokens.py), with its checks
+and its audit records: a personal token acts with its user's roles; a service token acts in
+its project only, with a role no stronger than its maker's. A revoked token gets 401 from the
+API, and the dashboard sessions signed in with it end (session.py). The new token is on the
+page that answers the form, never in a URL, and never shown again.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import STRENGTH, Permission, Principal, allowed
 from fulmen.coordinator.api import tokens as api_tokens
 from fulmen.coordinator.core import Coordinator
@@ -86,7 +87,7 @@ async def create(request: Request, me: Signed, name: Annotated[str, Form()] = ""
         return refusal()
     c: Coordinator = request.app.state.coordinator
     try:
-        made = await api_tokens.make_personal(c.store, me, name)
+        made = await api_tokens.make_personal(c.store, me, audit.actor(request, me), name)
     except AccessError:
         raise  # answered by forms.forbidden
     except FulmenError as error:
@@ -110,7 +111,9 @@ async def create_service(
     try:
         if role not in {r.value for r in Role}:
             raise InputError("choose the token's role", code="invalid_form", field="role")
-        made = await api_tokens.make_service(c.store, me, project_id, name, Role(role))
+        made = await api_tokens.make_service(
+            c.store, me, audit.actor(request, me), project_id, name, Role(role)
+        )
     except AccessError:
         raise
     except FulmenError as error:
@@ -128,10 +131,11 @@ async def revoke(request: Request, token_id: str, me: Signed) -> Response:
     c: Coordinator = request.app.state.coordinator
     try:
         token = await c.store.get_api_token(token_id)
+        by = audit.actor(request, me)
         if token.project_id is not None:
-            await api_tokens.revoke_service(c.store, me, token.project_id, token_id)
+            await api_tokens.revoke_service(c.store, me, by, token.project_id, token_id)
         else:
-            await api_tokens.revoke_personal(c.store, me, token_id)
+            await api_tokens.revoke_personal(c.store, me, by, token_id)
     except AccessError:
         raise
     except FulmenError as error:

@@ -5,9 +5,9 @@ and in UTC.
 
 Enabling and disabling saves the workflow through ``api.catalog.save_workflow`` with the
 version the page showed, so that a save made meanwhile (by the API, a deploy, another tab) is
-refused as a conflict rather than overwritten. Auth methods are made and attached by the same
-store calls the REST API's routes make (api/webhook_auth.py); a made API key is shown once, on
-the page that answers the form, and never again.
+refused as a conflict rather than overwritten. Auth methods are made and attached by the REST
+API's own functions (api/webhook_auth.py: the same checks and audit records); a made API key
+is shown once, on the page that answers the form, and never again.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from fulmen import cron
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.catalog import save_workflow
 from fulmen.coordinator.api.schemas.webhook_auth import WebhookAuthMethodIn
+from fulmen.coordinator.api.webhook_auth import add_method, set_methods
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import (
     Guarded,
@@ -157,7 +159,8 @@ async def set_enabled(
         triggers = tuple(
             replace(t, enabled=on) if t.id == trigger_id else t for t in current.triggers
         )
-        await save_workflow(c, replace(current, triggers=triggers), expected_version=expected)
+        changed = replace(current, triggers=triggers)
+        await save_workflow(c, audit.actor(request, me), changed, expected_version=expected)
     except FulmenError as error:
         problem = problem_of(form, error, ("enabled", "version"))
         return await _page(request, me, trigger_id, problem)
@@ -193,7 +196,7 @@ async def attach(
         if not method_id:
             raise _bad("choose a method to attach", "method_id")
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
-        await c.store.set_trigger_auth_methods(trigger_id, [*ids, method_id])
+        await set_methods(c.store, audit.actor(request, me), trigger_id, [*ids, method_id])
     except FulmenError as error:
         return await _page(request, me, trigger_id, problem_of("attach", error, ("method_id",)))
     return _done(trigger_id, "attached")
@@ -208,7 +211,8 @@ async def detach(request: Request, trigger_id: str, method_id: str, me: Signed) 
     await _require(c, me, Permission.MANAGE, trigger_id)
     try:
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
-        await c.store.set_trigger_auth_methods(trigger_id, [i for i in ids if i != method_id])
+        kept = [i for i in ids if i != method_id]
+        await set_methods(c.store, audit.actor(request, me), trigger_id, kept)
     except FulmenError as error:
         return await _page(request, me, trigger_id, problem_of(f"detach:{method_id}", error))
     return _done(trigger_id, "detached")
@@ -240,9 +244,10 @@ async def create_method(
         info = await c.store.get_trigger(trigger_id)
         if info.trigger.type != TriggerType.WEBHOOK:
             raise _bad("only a webhook trigger takes auth methods", "auth_type")
-        made = await c.store.create_webhook_auth_method(method.to_store(info.project_id))
+        by = audit.actor(request, me)
+        made = await add_method(c.store, by, info.project_id, method)
         ids = [m.id for m in await c.store.list_trigger_auth_methods(trigger_id)]
-        await c.store.set_trigger_auth_methods(trigger_id, [*ids, made.id])
+        await set_methods(c.store, by, trigger_id, [*ids, made.id])
     except (ValidationError, FulmenError) as error:
         return await _page(request, me, trigger_id, problem_of("method", error, METHOD_FIELDS))
     return await _page(request, me, trigger_id, made=made)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from fulmen.coordinator import invitations
+from fulmen.coordinator import audit, invitations
 from fulmen.coordinator.access import STRENGTH, Principal, require_instance_admin
 from fulmen.coordinator.api.schemas.users import InvitationIn
 from fulmen.coordinator.api.users import change_user
@@ -115,7 +115,7 @@ async def change(request: Request, user_id: str, me: Signed, action: Field = "")
     try:
         if action not in ACTIONS:
             raise InputError(f"{action!r} is not something done to a user", code="bad_action")
-        await change_user(c, me, user_id, **ACTIONS[action])
+        await change_user(c, me, audit.actor(request, me), user_id, **ACTIONS[action])
     except FulmenError as error:
         return await _page(request, me, problem_of(f"user:{user_id}", error))
     return RedirectResponse(f"{PREFIX}/users?done={action}#user-{user_id}", 303)
@@ -143,7 +143,8 @@ async def invite(
         given = InvitationIn.model_validate(
             blank_to_none(entered) | {"instance_admin": bool(instance_admin)}
         )
-        secret, invitation = await invitations.invite(c, me, given.to_store())
+        by = audit.actor(request, me)
+        secret, invitation = await invitations.invite(c, me, by, given.to_store())
         made = (invitations.link(str(request.base_url), secret), invitation)
     except AccessError:
         raise  # answered by forms.forbidden
@@ -160,9 +161,10 @@ async def revoke(request: Request, invitation_id: str, me: Signed) -> Response:
     if cross_site(request):
         return refusal()
     c: Coordinator = request.app.state.coordinator
-    require_instance_admin(me, "revoking invitations")
     try:
-        await c.store.delete_invitation(invitation_id)
+        await invitations.revoke(c, me, audit.actor(request, me), invitation_id)
+    except AccessError:
+        raise  # answered by forms.forbidden
     except FulmenError as error:
         return await _page(request, me, problem_of(f"revoke:{invitation_id}", error))
     return RedirectResponse(f"{PREFIX}/users?done=revoked", 303)

@@ -94,6 +94,9 @@ class Enqueued:
     work_order_id: str
     run_id: str
     dataclip_id: str | None
+    #: Whose run it is (the audit trail's record of a run started by hand names them).
+    workflow_id: str | None = None
+    project_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

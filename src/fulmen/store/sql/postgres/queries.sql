@@ -1379,3 +1379,62 @@ SELECT project_id FROM credentials WHERE id = %(id)s;
 
 -- name: project_of_webhook_auth_method
 SELECT project_id FROM webhook_auth_methods WHERE id = %(id)s;
+
+
+-- -- the audit trail (audit.py) -------------------------------------------------------------
+
+-- name: insert_audit_record
+INSERT INTO audit_records (at, actor_kind, actor_id, actor_name, address, action, project_id,
+                           target_type, target_id, target_name, before, after, detail)
+VALUES (%(at)s, %(actor_kind)s, %(actor_id)s, %(actor_name)s, %(address)s, %(action)s,
+        %(project_id)s, %(target_type)s, %(target_id)s, %(target_name)s, %(before)s::jsonb,
+        %(after)s::jsonb, %(detail)s::jsonb)
+RETURNING seq;
+
+-- name: list_audit_records
+-- Newest first; the cursor is the seq of the last record of the previous page. Filters left
+-- NULL do not apply: %(actor)s is an actor's id or name (in any case), %(action)s a code or
+-- the codes under it ('workflow' matches 'workflow.updated'), %(target)s a target's id;
+-- %(since)s is inclusive, %(until)s exclusive.
+SELECT * FROM audit_records
+WHERE (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: allow_audit_sweep
+-- The retention sweep's leave to delete records older than %(before)s, for its own
+-- transaction only (the schema's audit_records_append_only() reads it; end_audit_sweep takes
+-- it back before the transaction goes on).
+SELECT set_config('fulmen.audit_sweep_before', %(before)s::timestamptz::text, true);
+
+-- name: end_audit_sweep
+SELECT set_config('fulmen.audit_sweep_before', '', true);
+
+-- name: delete_old_audit_records
+-- One batch of the project's records older than %(before)s.
+DELETE FROM audit_records WHERE seq IN (
+    SELECT seq FROM audit_records
+    WHERE project_id = %(project_id)s AND at < %(before)s
+    ORDER BY seq
+    LIMIT %(limit)s
+);
+
+-- name: delete_old_instance_audit_records
+-- One batch of the records older than %(before)s of the whole instance (no project) and of
+-- projects that no longer exist.
+DELETE FROM audit_records WHERE seq IN (
+    SELECT a.seq FROM audit_records a
+    WHERE a.at < %(before)s
+      AND (a.project_id IS NULL
+           OR NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id))
+    ORDER BY a.seq
+    LIMIT %(limit)s
+);

@@ -1322,3 +1322,59 @@ SELECT project_id FROM credentials WHERE id = :id;
 
 -- name: project_of_webhook_auth_method
 SELECT project_id FROM webhook_auth_methods WHERE id = :id;
+
+
+-- -- the audit trail (audit.py) -------------------------------------------------------------
+
+-- name: insert_audit_record
+INSERT INTO audit_records (at, actor_kind, actor_id, actor_name, address, action, project_id,
+                           target_type, target_id, target_name, before, after, detail)
+VALUES (:at, :actor_kind, :actor_id, :actor_name, :address, :action, :project_id,
+        :target_type, :target_id, :target_name, :before, :after, :detail)
+RETURNING seq;
+
+-- name: list_audit_records
+-- Newest first; the cursor is the seq of the last record of the previous page. Filters left
+-- NULL do not apply: :actor is an actor's id or name (in any case), :action a code or the
+-- codes under it ('workflow' matches 'workflow.updated'), :target a target's id; :since is
+-- inclusive, :until exclusive.
+SELECT * FROM audit_records
+WHERE (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: allow_audit_sweep
+-- The retention sweep's leave to delete records older than :before, for its own transaction
+-- (the schema's audit_records_no_delete trigger reads it; end_audit_sweep takes it back).
+INSERT INTO audit_sweeps (before) VALUES (:before);
+
+-- name: end_audit_sweep
+DELETE FROM audit_sweeps;
+
+-- name: delete_old_audit_records
+-- One batch of the project's records older than :before.
+DELETE FROM audit_records WHERE seq IN (
+    SELECT seq FROM audit_records
+    WHERE project_id = :project_id AND at < :before
+    ORDER BY seq
+    LIMIT :limit
+);
+
+-- name: delete_old_instance_audit_records
+-- One batch of the records older than :before of the whole instance (no project) and of
+-- projects that no longer exist.
+DELETE FROM audit_records WHERE seq IN (
+    SELECT a.seq FROM audit_records a
+    WHERE a.at < :before
+      AND (a.project_id IS NULL
+           OR NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id))
+    ORDER BY a.seq
+    LIMIT :limit
+);
