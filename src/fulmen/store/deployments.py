@@ -65,7 +65,7 @@ async def deploy(
             gone = await catalog.get_workflow(tx, workflow_id)
             await catalog.delete_workflow(tx, workflow_id)
         except FulmenError as error:
-            raise blame(error, f"workflow {workflow_id}", f"deletions[{index}]") from None
+            raise blame(error, None, f"deletions[{index}]") from None  # names the id
         saved.append(Change(gone, None))
     done = Deployed(project, tuple(made), tuple(saved))
     for each in record(done):
@@ -97,12 +97,12 @@ async def _save(tx: Tx, save: WorkflowSave, now: datetime) -> Change[StoredWorkf
     return Change(before, after)
 
 
-def blame(error: FulmenError, what: str, where: str) -> FulmenError:
+def blame(error: FulmenError, what: str | None, where: str) -> FulmenError:
     """``error`` naming the part of a deployment at fault: ``what`` in front of its message
-    (``workflow 'sync'``), ``where`` in front of its ``field`` (``workflows[1]``: the part's
-    place in the deployment). A PlanError becomes the InputError it is answered as (422, its
-    code kept), so that it too can say where."""
-    message = f"{what}: {error.message}"
+    (``workflow 'sync'``; ``None``: the message names it already), ``where`` in front of its
+    ``field`` (``workflows[1]``: the part's place in the deployment). A PlanError becomes the
+    InputError it is answered as (422, its code kept), so that it too can say where."""
+    message = error.message if what is None else f"{what}: {error.message}"
     if isinstance(error, PlanError):
         return InputError(message, code=error.code, field=where)
     error.message = message

@@ -189,7 +189,7 @@ async def _require(
         try:
             home = await require_on(store, me, Permission.EDIT, "workflow", workflow_id)
         except FulmenError as error:
-            raise blame(error, f"workflow {workflow_id}", f"deletions[{index}]") from None
+            raise blame(error, None, f"deletions[{index}]") from None  # names the id
         stored.homes[workflow_id] = home
     return stored
 
