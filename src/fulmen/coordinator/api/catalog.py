@@ -48,6 +48,7 @@ from fulmen.store import (
 )
 
 __all__ = [
+    "SAVE_ANSWERS",
     "create",
     "prepared",
     "put_credential",
@@ -234,7 +235,7 @@ async def replace(
 
 
 #: What a save may answer besides the common answers: its packages could not be resolved.
-_SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
+SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
     502: {
         "model": ErrorDoc,
         "description": "The npm registry or the Python package index could not be asked",
@@ -258,7 +259,7 @@ async def list_workflows(
     "/projects/{project_id}/workflows",
     tags=["workflows"],
     status_code=201,
-    responses=_SAVE_ANSWERS,
+    responses=SAVE_ANSWERS,
 )
 async def create_workflow(
     request: Request, me: Caller, project_id: PathId, workflow: WorkflowIn
@@ -274,7 +275,7 @@ async def get_workflow(request: Request, me: Caller, workflow_id: PathId) -> Wor
     return WorkflowDoc.of(await _store(request).get_workflow(workflow_id))
 
 
-@router.put("/workflows/{workflow_id}", tags=["workflows"], responses=_SAVE_ANSWERS)
+@router.put("/workflows/{workflow_id}", tags=["workflows"], responses=SAVE_ANSWERS)
 async def replace_workflow(
     request: Request,
     me: Caller,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from typing import Final, Literal
 from uuid import uuid4
 
 from fastapi import APIRouter, Request
@@ -33,8 +33,7 @@ from fastapi import APIRouter, Request
 from fulmen.coordinator import audit
 from fulmen.coordinator.access import Permission, Principal, require_project_creator
 from fulmen.coordinator.api.auth import Caller
-from fulmen.coordinator.api.catalog import prepared
-from fulmen.coordinator.api.schemas.common import ErrorDoc
+from fulmen.coordinator.api.catalog import SAVE_ANSWERS, prepared
 from fulmen.coordinator.api.schemas.deployments import (
     Change,
     DeployedCredential,
@@ -67,13 +66,6 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
-    502: {
-        "model": ErrorDoc,
-        "description": "The npm registry or the Python package index could not be asked",
-    },
-    503: {"model": ErrorDoc, "description": "uv, which resolves Python packages, is missing"},
-}
 _PAGE: Final = 500
 
 
@@ -105,7 +97,7 @@ class _Plan:
     workflows: list[tuple[StoredWorkflow | None, WorkflowSave | None]]
 
 
-@router.post("/deployments", tags=["projects"], responses=_ANSWERS)
+@router.post("/deployments", tags=["projects"], responses=SAVE_ANSWERS)
 async def deploy(request: Request, me: Caller, wanted: DeploymentIn) -> DeploymentDoc:
     """Create or update a project, its credentials and workflows, and delete workflows, all
     at once: everything is checked (roles first) and resolved before anything is written,
