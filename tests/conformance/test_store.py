@@ -1301,6 +1301,9 @@ async def test_a_rerun_that_cannot_be_made_writes_nothing(store: SQLStore) -> No
     for error, request in cases:
         with pytest.raises(error):
             await store.rerun(request)
+    # a missing work order is named as missing, with or without a job (issue 21)
+    with pytest.raises(NotFoundError, match=r"^work order nope does not exist$"):
+        await store.rerun(RerunRequest(work_order_id="nope", job_id="j2"))
     await store.replace_workflow(workflow(jobs=workflow().jobs[:1], edges=workflow().edges[:1]))
     with pytest.raises(NotFoundError, match="current version"):
         await store.rerun(RerunRequest(step_id="s2"))

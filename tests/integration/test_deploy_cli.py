@@ -4,7 +4,7 @@ print, what they change through the REST API, and what they refuse."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from fulmen.cli import cli
+from fulmen.cli import deploy as deploy_command
 from fulmen.store import SQLStore
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
 from fulmen_testing.npm_registry import closed_url, npm_registry
@@ -314,6 +315,102 @@ async def test_a_javascript_syntax_error_is_named_by_file_and_line(tmp_path: Pat
         "on_job_failure or a JavaScript expression; SyntaxError at line 1, column 13: "
         "unexpected end of the source: '>' needs something after it",
     ]
+
+
+# -- all or nothing on the server (issue 21) ---------------------------------------------------
+
+TWO_WORKFLOWS = """
+name: pair
+workflows:
+  first:
+    jobs:
+      - {name: count, adaptor: common, language: javascript, body: "fn(s => s);"}
+  second:
+    triggers: [{type: webhook}]
+    jobs:
+      - {name: fetch, adaptor: "@openfn/language-http@^6", body: "get('/patients');"}
+    edges:
+      - {from: webhook, to: fetch}
+"""
+
+
+def between_questions_and_deployment(
+    monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]
+) -> None:
+    """Run ``meanwhile`` after ``fulmen deploy`` has read the project and asked its
+    questions, just before it sends the deployment: what another user or the registry
+    could do in that moment."""
+    asked = deploy_command._resolve_packages
+
+    def then(*args: Any, **kwargs: Any) -> Any:
+        answer = asked(*args, **kwargs)
+        meanwhile()
+        return answer
+
+    monkeypatch.setattr(deploy_command, "_resolve_packages", then)
+
+
+async def test_a_second_workflow_refused_on_the_server_makes_no_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry drops the second workflow's adaptor after deploy asked about it: the
+    server refuses that workflow, and the project and the first workflow are not made."""
+    file = javascript_project(tmp_path, TWO_WORKFLOWS)
+    with npm_registry() as registry:
+        async with coordinator_with(tmp_path, registry.url) as coordinator:
+            between_questions_and_deployment(
+                monkeypatch, lambda: registry.packuments.pop("@openfn/language-http")
+            )
+            done = await coordinator.fulmen("deploy", str(file))
+            assert done.exit_code == 1
+            [line] = done.output.splitlines()
+            assert line.startswith("fulmen deploy: workflow 'second': job 'fetch' (")
+            assert line.endswith(
+                f"): the npm registry {registry.url} has no package @openfn/language-http "
+                "(workflows[1])"
+            )
+            assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
+
+
+async def test_a_workflow_saved_meanwhile_changes_nothing(
+    coordinator: Coordinator, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone saves the second workflow after deploy read it: the deploy changes nothing
+    at all (not the first workflow, not the new credential) and says which was saved."""
+    text = project.read_text()
+    project.write_text(text + "  second:\n    jobs: [{name: only, body: 'fn(lambda s: s)'}]\n")
+    assert (await coordinator.fulmen("deploy", str(project))).exit_code == 0
+    project_id = (await coordinator.get("/api/projects"))["items"][0]["id"]  # type: ignore[index]
+    path = f"/api/projects/{project_id}/workflows"
+    before = {w["name"]: w for w in (await coordinator.get(path))["items"]}  # type: ignore[index]
+    second = before["second"]
+
+    def save_second() -> None:
+        body = {k: second[k] for k in ("name", "jobs", "triggers", "edges")}
+        body["jobs"][0]["body"] = "fn(lambda s: {**s, 'theirs': True})"
+        headers = {"Authorization": f"Bearer {coordinator.token}"}
+        saved = httpx2.put(
+            f"{coordinator.url}/api/workflows/{second['id']}", json=body, headers=headers
+        )
+        assert saved.status_code == 200, saved.text
+
+    (project.parent / "report.py").write_text("fn(lambda state: state)\n")
+    project.write_text(
+        text.replace("name: examples\n", "name: examples\ncredentials: [api]\n")
+        + "  second:\n    jobs: [{name: only, body: 'fn(lambda s: {**s, \"mine\": 1})'}]\n"
+    )
+    between_questions_and_deployment(monkeypatch, save_second)
+    done = await coordinator.fulmen("deploy", str(project))
+    assert done.exit_code == 1
+    assert done.output == (
+        f"fulmen deploy: workflow 'second': workflow {second['id']} was saved by someone else: "
+        "it is at version 2, this save was based on version 1 (workflows[1].expected_version)\n"
+    )
+    after = {w["name"]: w for w in (await coordinator.get(path))["items"]}  # type: ignore[index]
+    assert after["count-and-report"] == before["count-and-report"]
+    assert after["second"]["jobs"][0]["body"] == "fn(lambda s: {**s, 'theirs': True})"
+    credentials = await coordinator.get(f"/api/projects/{project_id}/credentials")
+    assert credentials["items"] == []  # type: ignore[index]
 
 
 # -- Python jobs' packages (issue 16) ----------------------------------------------------------

@@ -151,6 +151,12 @@ def _workflow(_: World) -> dict[str, object]:
     return {"name": "made", "jobs": [{"body": "fn(lambda s: s)", "adaptor": "common"}]}
 
 
+def _deployment(w: World) -> dict[str, object]:
+    """The team's project as it is, with one more workflow: what an editor may deploy (new
+    settings or credentials take an admin: test_deployments_api.py)."""
+    return {"project": {"id": w.ids["project_id"], "name": "tests"}, "workflows": [_workflow(w)]}
+
+
 #: Every /api route: (method, path as the OpenAPI document writes it) → its row.
 TABLE: Final[dict[tuple[str, str], Row]] = {
     # projects
@@ -172,6 +178,7 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
         P.EDIT, fresh=lambda f: {"workflow_id": f.workflow_id}
     ),
     ("GET", "/api/snapshots/{snapshot_id}"): Row(P.READ),
+    ("POST", "/api/deployments"): Row(P.EDIT, body=_deployment),
     # credentials
     ("GET", "/api/projects/{project_id}/credentials"): Row(P.READ),
     ("POST", "/api/projects/{project_id}/credentials"): Row(

@@ -4,7 +4,9 @@ turning them into the REST API's workflow documents while keeping deployed ids."
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,7 +22,6 @@ from fulmen.project import (
     load,
     parse,
     render,
-    same_workflow,
     spec_of_workflow,
 )
 from fulmen.project.spec import adaptor_problem
@@ -190,6 +191,23 @@ def test_a_multi_line_inline_body_goes_to_a_file_named_after_its_job(tmp_path: P
     assert set(files) == {"one-shared.py", "two-shared.py"}
     document = yaml.safe_load(text)
     assert document["workflows"]["one"]["jobs"][1] == {"name": "short", "body": "fn(lambda s: s)"}
+
+
+def same_workflow(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether ``desired`` keeps everything ``existing`` has that it names (each item of a
+    list in the same order): what an unchanged file's document must do, so that the
+    coordinator finds the workflow as wanted and saves no new version."""
+    for key, want in desired.items():
+        have = existing.get(key)
+        if isinstance(want, list):
+            if not isinstance(have, list) or len(have) != len(want):
+                return False
+            for got, wanted in zip(have, want, strict=True):
+                if any(got.get(field) != value for field, value in wanted.items()):
+                    return False
+        elif have != want:
+            return False
+    return True
 
 
 def ids() -> itertools.count[int]:

@@ -5,11 +5,14 @@ its REST API (fulmen.project says how things are matched; cli/client.py talks HT
 with one ``path: message`` line per problem), asks the coordinator what the JavaScript jobs'
 adaptors and each workflow's Python packages resolve to (a package or version that does not
 exist, pins no version meets together, or an npm registry or Python package index the
-coordinator cannot reach, changes nothing either and exits 1), then creates or updates the
-project, its credentials (names only: a new one is created empty, its value set with
-``fulmen credentials set``), and each workflow, printing one line per thing: ``created``,
-``updated`` or ``unchanged``, and the URL of each webhook the deploy made. Workflows on the
-server that the file does not name are kept (and said so) unless ``--prune``.
+coordinator cannot reach, changes nothing either and exits 1), then sends the whole project
+in one request (``POST /api/deployments``, coordinator/api/deployments.py): the project, its
+credentials (names only: a new one is created empty, its value set with ``fulmen credentials
+set``), each workflow (at the version read), and with ``--prune`` the deployed workflows the
+file does not name (else kept, and said so). The coordinator writes all of it in one
+transaction, or, refusing any part (a workflow saved meanwhile, say), nothing, and names the
+part (exit 1). What it did is printed one line per thing: ``created``, ``updated`` or
+``unchanged``, and the URL of each webhook the deploy made.
 
 ``pull`` writes the deployed project back to the file, with its job files beside it; over a
 file that reads cleanly it keeps that file's layout (comments, order, inline bodies) and
@@ -26,6 +29,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import click
 import yaml
@@ -47,7 +51,6 @@ from fulmen.project import (
     load,
     packages_request,
     render,
-    same_workflow,
     spec_of_workflow,
 )
 from fulmen.project.layout import keep_layout
@@ -67,58 +70,70 @@ class Deployed:
 
 
 def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deployed:
-    """Create or update the project, its credentials and workflows to match ``spec``."""
+    """Make the project on the coordinator what ``spec`` says, in one request (``POST
+    /api/deployments``): written whole, or (refused: ApiError) not at all."""
     found = _find_project(api, spec.id or spec.name)
     deployed: dict[str, dict[str, Any]] = {}
-    for document in api.pages(f"/api/projects/{found['id']}/workflows") if found else ():
-        deployed.setdefault(document["name"], document)
-    # Everything resolved before anything is written.
+    credentials: dict[str, str] = {}
+    if found is not None:
+        for document in api.pages(f"/api/projects/{found['id']}/workflows"):
+            deployed.setdefault(document["name"], document)
+        path = f"/api/projects/{found['id']}/credentials"
+        credentials = {item["name"]: item["id"] for item in api.pages(path)}
+    # Asked before the deployment, so that a package that cannot be had is named by the
+    # workflow, and each document is sent as the coordinator would save it.
     adaptors = _resolve_adaptors(api, spec)
     packages = _resolve_packages(api, spec, deployed)
-    project, verb = _ensure_project(api, spec, found)
-    done = Deployed(project["id"], [f"project {spec.name}: {verb} ({project['id']})"])
-    credentials = _ensure_credentials(api, project["id"], spec, done)
+    ids = {name: credentials.get(name) or str(uuid4()) for name in spec.credentials}
+    workflows = []
     for workflow in spec.workflows:
         existing = deployed.pop(workflow.name, None)
         document = desired_workflow(
-            workflow,
-            existing,
-            credentials,
-            adaptors=adaptors,
-            packages=packages.get(workflow.name),
+            workflow, existing, ids, adaptors=adaptors, packages=packages.get(workflow.name)
         )
-        if existing is None:
-            saved = api.call("POST", f"/api/projects/{project['id']}/workflows", json=document)
-            done.changes.append(f"workflow {workflow.name}: created")
-        elif same_workflow(existing, document):
-            done.changes.append(f"workflow {workflow.name}: unchanged")
-            continue
-        else:
-            saved = api.call(
-                "PUT",
-                f"/api/workflows/{existing['id']}",
-                json=document,
-                params={"expected_version": existing["version"]},
-            )
-            done.changes.append(f"workflow {workflow.name}: updated (version {saved['version']})")
-        done.changes.extend(_new_webhooks(api, existing, saved))
-    for name, left in deployed.items():
-        if prune:
-            api.call("DELETE", f"/api/workflows/{left['id']}")
-            done.changes.append(f"workflow {name}: deleted (not in the file)")
-        else:
-            done.changes.append(f"workflow {name}: not in the file (kept; --prune deletes it)")
+        if existing is not None:
+            document["expected_version"] = existing["version"]
+        workflows.append(document)
+    key = found["id"] if found is not None else spec.id
+    project = {"name": spec.name, "concurrency": spec.concurrency}
+    answer = api.call(
+        "POST",
+        "/api/deployments",
+        json={
+            "project": {**project, "id": key} if key else project,
+            "credentials": [{"name": name, "id": ids[name]} for name in spec.credentials],
+            "workflows": workflows,
+            "deletions": [left["id"] for left in deployed.values()] if prune else [],
+        },
+    )
+    done = _report(api, spec, answer)
+    if not prune:
+        done.changes += [
+            f"workflow {name}: not in the file (kept; --prune deletes it)" for name in deployed
+        ]
     return done
 
 
-def _new_webhooks(api: Api, before: dict[str, Any] | None, saved: dict[str, Any]) -> list[str]:
-    """A line with the URL of each webhook trigger the save made: where to send requests."""
-    known = {trigger["id"] for trigger in before["triggers"]} if before else set()
-    return [
-        f"  webhook: {api.url}/i/{trigger['id']}"
-        for trigger in saved["triggers"]
-        if trigger["type"] == "webhook" and trigger["id"] not in known
+def _report(api: Api, spec: ProjectSpec, answer: dict[str, Any]) -> Deployed:
+    """A line per thing the deployment did, and the URL of each webhook it made: where to
+    send requests."""
+    project = answer["project"]
+    done = Deployed(project["id"], [f"project {spec.name}: {project['change']} ({project['id']})"])
+    done.changes += [
+        f"credential {credential['name']}: created empty; set its value with "
+        f"`fulmen credentials set {shlex.quote(spec.name)} {shlex.quote(credential['name'])}`"
+        for credential in answer["credentials"]
+        if credential["change"] == "created"
     ]
+    for workflow in answer["workflows"]:
+        change = workflow["change"]
+        said = {
+            "updated": f"updated (version {workflow['version']})",
+            "deleted": "deleted (not in the file)",
+        }.get(change, change)
+        done.changes.append(f"workflow {workflow['name']}: {said}")
+        done.changes += [f"  webhook: {api.url}/i/{trigger}" for trigger in workflow["webhooks"]]
+    return done
 
 
 def _resolve_adaptors(api: Api, spec: ProjectSpec) -> dict[str, str]:
@@ -155,21 +170,6 @@ def _resolve_packages(
     return pinned
 
 
-def _ensure_project(
-    api: Api, spec: ProjectSpec, found: dict[str, Any] | None
-) -> tuple[dict[str, Any], str]:
-    body = {"name": spec.name, "concurrency": spec.concurrency}
-    if found is None:
-        wanted = {**body, "id": spec.id} if spec.id else body
-        created = api.call("POST", "/api/projects", json=wanted)
-        return created, "created"
-    if found["name"] == spec.name and found["concurrency"] == spec.concurrency:
-        return found, "unchanged"
-    # Settings the file has no words for (made through the API) are sent back as they are.
-    kept = {k: v for k, v in found.items() if k not in ("id", "inserted_at", "updated_at")}
-    return api.call("PUT", f"/api/projects/{found['id']}", json={**kept, **body}), "updated"
-
-
 def _find_project(api: Api, key: str) -> dict[str, Any] | None:
     """The project whose id is ``key``, else the one so named (ApiError if several are)."""
     named = []
@@ -184,22 +184,6 @@ def _find_project(api: Api, key: str) -> dict[str, Any] | None:
             code="ambiguous",
         )
     return named[0] if named else None
-
-
-def _ensure_credentials(
-    api: Api, project_id: str, spec: ProjectSpec, done: Deployed
-) -> dict[str, str]:
-    path = f"/api/projects/{project_id}/credentials"
-    ids = {item["name"]: item["id"] for item in api.pages(path)}
-    for name in spec.credentials:
-        if name not in ids:
-            created = api.call("POST", path, json={"name": name, "body": {}})
-            ids[name] = created["id"]
-            done.changes.append(
-                f"credential {name}: created empty; set its value with "
-                f"`fulmen credentials set {shlex.quote(spec.name)} {shlex.quote(name)}`"
-            )
-    return ids
 
 
 def pull_project(api: Api, key: str, previous: ProjectSpec | None = None) -> ProjectSpec:

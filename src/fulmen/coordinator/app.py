@@ -71,8 +71,8 @@ async def open_coordinator(settings: CoordinatorSettings) -> AsyncIterator[Coord
     """Open the store named by the settings and build the coordinator around it.
 
     Raises:
-        ConfigError: missing or malformed keys or settings; StoreError: no database, or
-            a SQLite store another coordinator is using (store/sole.py).
+        ConfigError: missing or malformed keys or settings; StoreError: no database. A
+            SQLite store another coordinator serves is said in a warning (store/sole.py).
     """
     keys = Keys.from_settings(settings)
     url = database_url(settings)

@@ -5,9 +5,13 @@ A route makes the request's :class:`~fulmen.store.Actor` once, with :func:`actor
 :class:`~fulmen.coordinator.access.Principal` it acts as, and the address it came from), and
 hands it to the shared function that makes the change (api/catalog.py's ``save_workflow``,
 ``put_credential``, ..., which the dashboard's forms call too), which calls :func:`record`
-inside ``Store.together()`` with the change: one commit makes both durable, so a change is
-never kept without its record (on PostgreSQL a record that fails takes the change back with
-it; on SQLite they share the commit, and a failed record is answered as the failure it is).
+(or appends the record :func:`project_change`, :func:`workflow_change` or
+:func:`credential_change` makes) inside ``Store.together()`` with the change: one commit
+makes both durable, so a change is never kept without its record (on PostgreSQL a record that
+fails takes the change back with it; on SQLite they share the commit, and a failed record is
+answered as the failure it is). A deployment (api/deployments.py) changes many things at
+once: :func:`deployment` makes the same records of them, which the store appends in the
+deployment's own transaction (store/deployments.py).
 
 Actions are stable codes, ``<noun>.<verb>``:
 
@@ -43,7 +47,7 @@ import logging
 import os
 import pwd
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from fastapi import Request
 
@@ -54,7 +58,9 @@ from fulmen.errors import AccessError, FulmenError
 from fulmen.store import (
     Actor,
     ApiToken,
+    Change,
     CredentialInfo,
+    Deployed,
     Invitation,
     NewAuditRecord,
     Project,
@@ -72,11 +78,14 @@ __all__ = [
     "actor",
     "address_of",
     "command_line",
+    "credential_change",
     "credential_document",
     "credential_uses",
+    "deployment",
     "invitation_document",
     "member",
     "method_document",
+    "project_change",
     "project_document",
     "record",
     "refused",
@@ -85,10 +94,13 @@ __all__ = [
     "token",
     "token_document",
     "user_document",
+    "workflow_change",
     "workflow_document",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: A record's ``before`` or ``after``: the target as the REST API shows it, without secrets.
 Document = Mapping[str, JSONValue]
@@ -262,6 +274,83 @@ async def token(
         before=document if action == "revoked" else None,
         after=document if action == "created" else None,
     )
+
+
+# -- the records of changes to a project's things --------------------------------------------
+
+
+def project_change(by: Actor, before: Project | None, after: Project | None) -> NewAuditRecord:
+    """``project.created``, ``project.updated`` or ``project.deleted`` (``None``: it was
+    not, or is no more), with the project before and after."""
+    project = _either(before, after)
+    return NewAuditRecord(
+        by,
+        f"project.{_verb(before, after)}",
+        Target("project", project.id, project.name),
+        project.id,
+        before=None if before is None else project_document(before),
+        after=None if after is None else project_document(after),
+    )
+
+
+def workflow_change(
+    by: Actor, before: StoredWorkflow | None, after: StoredWorkflow | None
+) -> NewAuditRecord:
+    """``workflow.created``, ``workflow.updated`` or ``workflow.deleted``, with the document
+    before and after (its triggers, jobs and edges are part of it)."""
+    workflow = _either(before, after).workflow
+    return NewAuditRecord(
+        by,
+        f"workflow.{_verb(before, after)}",
+        Target("workflow", workflow.id, workflow.name),
+        workflow.project_id,
+        before=None if before is None else workflow_document(before),
+        after=None if after is None else workflow_document(after),
+    )
+
+
+def credential_change(
+    by: Actor,
+    before: CredentialInfo | None,
+    after: CredentialInfo | None,
+    uses: list[dict[str, JSONValue]],
+) -> NewAuditRecord:
+    """``credential.created``, ``credential.updated`` or ``credential.deleted``: its name
+    and ``uses`` (:func:`credential_uses`), never its value; a value given is said so."""
+    credential = _either(before, after)
+    return NewAuditRecord(
+        by,
+        f"credential.{_verb(before, after)}",
+        Target("credential", credential.id, credential.name),
+        credential.project_id,
+        before=None if before is None else credential_document(before, uses),
+        after=None if after is None else credential_document(after, uses),
+        detail=None if after is None else {"value": "set"},
+    )
+
+
+def deployment(by: Actor, done: Deployed) -> list[NewAuditRecord]:
+    """The records of what a deployment wrote, each as the route that makes that change
+    alone records it (a new credential is used by no job yet: its workflows are saved
+    after it)."""
+    made = [] if done.project is None else [project_change(by, *_sides(done.project))]
+    made += [credential_change(by, *_sides(c), []) for c in done.credentials]
+    made += [workflow_change(by, *_sides(w)) for w in done.workflows]
+    return made
+
+
+def _verb(before: object, after: object) -> str:
+    return "created" if before is None else "deleted" if after is None else "updated"
+
+
+def _either(before: T | None, after: T | None) -> T:
+    either = after if after is not None else before
+    assert either is not None  # a change has a side
+    return either
+
+
+def _sides(change: Change[T]) -> tuple[T | None, T | None]:
+    return change.before, change.after
 
 
 # -- documents: the targets as the REST API shows them, without secrets ----------------------

@@ -24,7 +24,6 @@ from fulmen.project.documents import (
     desired_workflow,
     javascript_adaptors,
     packages_request,
-    same_workflow,
     spec_of_workflow,
 )
 from fulmen.project.render import render
@@ -51,6 +50,5 @@ __all__ = [
     "packages_request",
     "parse",
     "render",
-    "same_workflow",
     "spec_of_workflow",
 ]

@@ -3,10 +3,9 @@
 ``desired_workflow`` keeps every id the coordinator already has for a thing the file still
 names (see the package docstring for how things are matched), and mints ids only for new
 ones: a webhook trigger keeps its URL across deploys. Settings the file has no words for
-(made through the API) are carried over, so a deploy does not reset them. ``same_workflow``
-says whether a deployed document already is what the file asks for, so that an unchanged
-workflow is not saved again (which would make a new version). ``spec_of_workflow`` is the
-way back, for ``fulmen pull``.
+(made through the API) are carried over, so a deploy does not reset them. (Whether a
+document changes anything is the coordinator's to say: it saves no new version of a workflow
+already as wanted.) ``spec_of_workflow`` is the way back, for ``fulmen pull``.
 
 Each job's document says its language. A JavaScript job's adaptor is sent as the exact
 version the coordinator resolved it to just before (``adaptors``, from ``GET
@@ -33,7 +32,6 @@ __all__ = [
     "desired_workflow",
     "javascript_adaptors",
     "packages_request",
-    "same_workflow",
     "spec_of_workflow",
 ]
 
@@ -187,22 +185,6 @@ def _over(deployed: Any, wanted: list[Document]) -> list[Document]:
     speak of (made through the API) are kept, not reset to their defaults."""
     by_id = {item["id"]: item for item in deployed}
     return [{**by_id.get(item["id"], {}), **item} for item in wanted]
-
-
-def same_workflow(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    """Whether saving ``desired`` would change nothing in ``existing`` (same fields, same
-    order; fields only the server has, like ``version``, do not count)."""
-    for key, want in desired.items():
-        have = existing.get(key)
-        if isinstance(want, list):
-            if not isinstance(have, list) or len(have) != len(want):
-                return False
-            for got, wanted in zip(have, want, strict=True):
-                if any(got.get(field) != value for field, value in wanted.items()):
-                    return False
-        elif have != want:
-            return False
-    return True
 
 
 def spec_of_workflow(

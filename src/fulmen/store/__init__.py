@@ -18,8 +18,10 @@ from pathlib import Path
 from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.errors import ConfigError
 from fulmen.store.base import Store
+from fulmen.store.catalog import check_workflow
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits
+from fulmen.store.deployments import blame
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models.alerts import (
     Alert,
@@ -53,6 +55,7 @@ from fulmen.store.models.catalog import (
 from fulmen.store.models.common import Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
+from fulmen.store.models.deployments import Change, Deployed, Deployment, WorkflowSave
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
@@ -106,6 +109,7 @@ __all__ = [
     "ApiToken",
     "AuditFilter",
     "AuditRecord",
+    "Change",
     "ChannelHealth",
     "ChannelType",
     "ClaimedDelivery",
@@ -118,6 +122,8 @@ __all__ = [
     "Dataclip",
     "DataclipType",
     "DeliveryState",
+    "Deployed",
+    "Deployment",
     "DigestFrequency",
     "EnqueueRequest",
     "Enqueued",
@@ -171,9 +177,12 @@ __all__ = [
     "WebhookSecret",
     "WorkOrder",
     "Workflow",
+    "WorkflowSave",
     "WorkflowTrigger",
+    "blame",
     "check_packages",
     "check_sources",
+    "check_workflow",
     "open_store",
     "sqlite_path",
 ]

@@ -35,6 +35,7 @@ from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, Trigg
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
+from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
@@ -114,6 +115,15 @@ class Store(Protocol):
     ) -> Page[StoredWorkflow]: ...
     async def delete_workflow(self, workflow_id: str) -> None:
         """Deletes the workflow with its snapshots, work orders, runs, steps and logs."""
+        ...
+
+    async def deploy(
+        self, deployment: Deployment, *, record: Callable[[Deployed], Sequence[NewAuditRecord]]
+    ) -> Deployed:
+        """Write a project's desired state in one transaction, with the audit records
+        ``record`` makes of what was written: all of it, or (on the first refusal, which names
+        the part at fault: deployments.blame) nothing. Unlike ``together()``, no write of it
+        stands alone."""
         ...
 
     async def get_snapshot(self, snapshot_id: str) -> Snapshot: ...

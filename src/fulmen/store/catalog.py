@@ -42,6 +42,7 @@ from fulmen.store.paging import check_limit, decode_cursor, make_page
 from fulmen.store.sources import check_adaptors, check_packages, check_sources
 
 __all__ = [
+    "check_workflow",
     "create_project",
     "create_workflow",
     "delete_project",
@@ -149,7 +150,7 @@ def _project(tx: Tx, row: Row) -> Project:
 
 
 async def create_workflow(tx: Tx, workflow: Workflow, now: datetime) -> StoredWorkflow:
-    _check_workflow(workflow)
+    check_workflow(workflow)
     await get_project(tx, workflow.project_id)
     if await tx.fetchone("get_workflow", {"id": workflow.id}) is not None:
         raise ConflictError(f"workflow {workflow.id} already exists", field="id")
@@ -161,7 +162,7 @@ async def create_workflow(tx: Tx, workflow: Workflow, now: datetime) -> StoredWo
 async def replace_workflow(
     tx: Tx, workflow: Workflow, expected_version: int | None, now: datetime
 ) -> StoredWorkflow:
-    _check_workflow(workflow)
+    check_workflow(workflow)
     before = await tx.fetchone("lock_workflow", {"id": workflow.id})
     row = await tx.fetchone("update_workflow", _workflow_params(workflow, now, expected_version))
     if row is None:
@@ -282,9 +283,10 @@ async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime
     )
 
 
-def _check_workflow(workflow: Workflow) -> None:
+def check_workflow(workflow: Workflow) -> None:
     """Refuse what cannot be saved: the plan rules of §6.3 plus the store's own, among them
-    sources that parse in their language, and packages at exact versions (sources.py)."""
+    sources that parse in their language, and packages at exact versions (sources.py). Every
+    save runs it; a deployment also runs it on each workflow before it writes anything."""
     _check_concurrency(workflow.concurrency)
     for job in workflow.jobs:
         if job.credential is not None or job.state is not None:

@@ -90,6 +90,7 @@ async def _origin(tx: Tx, request: RerunRequest) -> tuple[str, str, str | None, 
             "latest_step_of_job", {"work_order_id": request.work_order_id, "job_id": request.job_id}
         )
         if found is None:
+            await _work_order_exists(tx, request.work_order_id)
             raise NotFoundError(
                 f"no run of work order {request.work_order_id} has a step of job {request.job_id}",
                 field="job_id",
@@ -101,6 +102,13 @@ async def _origin(tx: Tx, request: RerunRequest) -> tuple[str, str, str | None, 
             f"work order {request.work_order_id} does not exist", field="work_order_id"
         )
     return _from_start(first)
+
+
+async def _work_order_exists(tx: Tx, work_order_id: str) -> None:
+    """Raises NotFoundError naming the work order when there is none: a missing work order
+    is what is wrong then, not the job asked for (``fulmen runs rerun X --from-job J``)."""
+    if await tx.fetchone("get_work_order", {"id": work_order_id}) is None:
+        raise NotFoundError(f"work order {work_order_id} does not exist", field="work_order_id")
 
 
 def _from_start(first: Row) -> tuple[str, str, str | None, str]:

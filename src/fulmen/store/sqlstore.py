@@ -26,6 +26,7 @@ from fulmen.store import (
     credentials,
     dashboard_sessions,
     dataclips,
+    deployments,
     events,
     idempotency,
     instance_settings,
@@ -63,6 +64,7 @@ from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, Trigg
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
+from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
@@ -185,6 +187,12 @@ class SQLStore:
     async def delete_workflow(self, workflow_id: str) -> None:
         async with self._db.write() as tx:
             await catalog.delete_workflow(tx, workflow_id)
+
+    async def deploy(
+        self, deployment: Deployment, *, record: Callable[[Deployed], Sequence[NewAuditRecord]]
+    ) -> Deployed:
+        async with self._db.write() as tx:
+            return await deployments.deploy(tx, self._cipher, deployment, record, self._clock.now())
 
     async def get_snapshot(self, snapshot_id: str) -> Snapshot:
         async with self._db.read() as tx:

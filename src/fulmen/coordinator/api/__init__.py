@@ -40,6 +40,7 @@ from fulmen.coordinator.api import (
     alerts,
     audit_trail,
     catalog,
+    deployments,
     instance,
     members,
     runs,
@@ -88,6 +89,7 @@ _COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=_COMMON_ANSWERS)
 router.include_router(catalog.router)
+router.include_router(deployments.router)
 router.include_router(adaptors.router)
 router.include_router(runs.router)
 router.include_router(work_orders.router)

@@ -4,7 +4,8 @@
 :func:`put_credential` and :func:`remove_credential` are how these are changed, here and on
 the dashboard's pages (dashboard/editing.py, triggers.py, credentials.py, settings.py): one
 path, so that both check the same things, refuse with the same errors, and leave the same
-record in the audit trail, made in the change's own transaction (coordinator/audit.py). Who
+record in the audit trail, made in the change's own transaction (coordinator/audit.py); a
+deployment (api/deployments.py) checks and resolves each workflow with :func:`prepared`. Who
 may change them is asked by each door before it calls them (access.py: editors save
 workflows, admins credentials and a project's settings, owners delete a project).
 """
@@ -40,7 +41,6 @@ from fulmen.store import (
     Project,
     Store,
     StoredWorkflow,
-    Target,
     TriggerType,
     Workflow,
     check_packages,
@@ -48,7 +48,9 @@ from fulmen.store import (
 )
 
 __all__ = [
+    "SAVE_ANSWERS",
     "create",
+    "prepared",
     "put_credential",
     "remove_credential",
     "replace",
@@ -93,14 +95,7 @@ async def create_project(request: Request, me: Caller, project: ProjectIn) -> Pr
     store = _store(request)
     async with store.together():
         made = await store.create_project(project.to_store(), owner_id=owner)
-        await audit.record(
-            store,
-            audit.actor(request, me),
-            "project.created",
-            _project_target(made),
-            project_id=made.id,
-            after=audit.project_document(made),
-        )
+        await store.append_audit(audit.project_change(audit.actor(request, me), None, made))
     return ProjectDoc.of(made)
 
 
@@ -125,15 +120,7 @@ async def update_project(store: Store, by: Actor, project_id: str, project: Proj
     current = await store.get_project(project_id)
     async with store.together():
         saved = await store.replace_project(project.to_store(project_id))
-        await audit.record(
-            store,
-            by,
-            "project.updated",
-            _project_target(saved),
-            project_id=saved.id,
-            before=audit.project_document(current),
-            after=audit.project_document(saved),
-        )
+        await store.append_audit(audit.project_change(by, current, saved))
     return saved
 
 
@@ -146,19 +133,8 @@ async def delete_project(request: Request, me: Caller, project_id: PathId) -> Re
     current = await store.get_project(project_id)
     async with store.together():
         await store.delete_project(project_id)
-        await audit.record(
-            store,
-            audit.actor(request, me),
-            "project.deleted",
-            _project_target(current),
-            project_id=project_id,
-            before=audit.project_document(current),
-        )
+        await store.append_audit(audit.project_change(audit.actor(request, me), current, None))
     return Response(status_code=204)
-
-
-def _project_target(project: Project) -> Target:
-    return Target("project", project.id, project.name)
 
 
 # -- workflows -----------------------------------------------------------------------------
@@ -186,40 +162,34 @@ async def save_workflow(
 ) -> StoredWorkflow:
     """Save ``workflow`` over the stored one of its id (``current``, read if not given): the
     one way to, for the API and every dashboard page. Its schedules, sources and packages
-    are checked, its packages resolved (:func:`_resolved`), then it replaces the stored one,
+    are checked, its packages resolved (:func:`prepared`), then it replaces the stored one,
     refused with a ConflictError if ``expected_version`` is given and another save came
     first; ``workflow.updated`` is recorded for ``by``, with the document before and after,
     in the same transaction."""
-    _check_schedules(workflow)
     store = coordinator.store
     if current is None:
         current = await store.get_workflow(workflow.id)
-    replaced = await _resolved(coordinator, workflow, current.workflow)
+    replaced = await prepared(coordinator, workflow, current.workflow)
     async with store.together():
         saved = await store.replace_workflow(replaced, expected_version=expected_version)
-        await audit.record(
-            store,
-            by,
-            "workflow.updated",
-            _workflow_target(saved),
-            project_id=saved.workflow.project_id,
-            before=audit.workflow_document(current),
-            after=audit.workflow_document(saved),
-        )
+        await store.append_audit(audit.workflow_change(by, current, saved))
     return saved
 
 
-def _workflow_target(stored: StoredWorkflow) -> Target:
-    return Target("workflow", stored.workflow.id, stored.workflow.name)
-
-
-async def _resolved(
+async def prepared(
     coordinator: Coordinator, workflow: Workflow, current: Workflow | None = None
 ) -> Workflow:
-    """``workflow`` as it is saved: its sources and packages checked first (no registry is
-    asked about a workflow that would be refused anyway), then its JavaScript adaptors and
-    its Python packages at exact versions (those ``current`` already had are not asked about
-    again)."""
+    """``workflow`` as a save stores it: its schedules, sources and packages checked first
+    (no registry is asked about a workflow that would be refused anyway), then its
+    JavaScript adaptors and its Python packages at exact versions (those ``current``, the
+    version it replaces, already had are not asked about again). What every save runs
+    before it writes, and a deployment for each of its workflows (api/deployments.py).
+
+    Raises:
+        InputError: a schedule, source or package refused (``field`` names the value);
+        RegistryError, ConfigError: its packages could not be resolved.
+    """
+    _check_schedules(workflow)
     check_sources(workflow)
     check_packages(workflow.jobs)
     checked = checked_adaptors(current) if current is not None else frozenset()
@@ -238,19 +208,10 @@ async def create(
         InputError: a schedule, source or package refused (``field`` names the value);
         RegistryError, ConfigError: its packages could not be resolved; StoreError.
     """
-    new = workflow.to_store(project_id)
-    _check_schedules(new)
-    resolved = await _resolved(c, new)
+    resolved = await prepared(c, workflow.to_store(project_id))
     async with c.store.together():
         saved = await c.store.create_workflow(resolved)
-        await audit.record(
-            c.store,
-            by,
-            "workflow.created",
-            _workflow_target(saved),
-            project_id=project_id,
-            after=audit.workflow_document(saved),
-        )
+        await c.store.append_audit(audit.workflow_change(by, None, saved))
     return saved
 
 
@@ -274,7 +235,7 @@ async def replace(
 
 
 #: What a save may answer besides the common answers: its packages could not be resolved.
-_SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
+SAVE_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
     502: {
         "model": ErrorDoc,
         "description": "The npm registry or the Python package index could not be asked",
@@ -298,7 +259,7 @@ async def list_workflows(
     "/projects/{project_id}/workflows",
     tags=["workflows"],
     status_code=201,
-    responses=_SAVE_ANSWERS,
+    responses=SAVE_ANSWERS,
 )
 async def create_workflow(
     request: Request, me: Caller, project_id: PathId, workflow: WorkflowIn
@@ -314,7 +275,7 @@ async def get_workflow(request: Request, me: Caller, workflow_id: PathId) -> Wor
     return WorkflowDoc.of(await _store(request).get_workflow(workflow_id))
 
 
-@router.put("/workflows/{workflow_id}", tags=["workflows"], responses=_SAVE_ANSWERS)
+@router.put("/workflows/{workflow_id}", tags=["workflows"], responses=SAVE_ANSWERS)
 async def replace_workflow(
     request: Request,
     me: Caller,
@@ -340,14 +301,7 @@ async def delete_workflow(request: Request, me: Caller, workflow_id: PathId) -> 
     current = await store.get_workflow(workflow_id)
     async with store.together():
         await store.delete_workflow(workflow_id)
-        await audit.record(
-            store,
-            audit.actor(request, me),
-            "workflow.deleted",
-            _workflow_target(current),
-            project_id=current.workflow.project_id,
-            before=audit.workflow_document(current),
-        )
+        await store.append_audit(audit.workflow_change(audit.actor(request, me), current, None))
     return Response(status_code=204)
 
 
@@ -405,16 +359,7 @@ async def put_credential(
     new = NewCredential(credential_id, project_id, credential.name, credential.body)
     async with store.together():
         saved = await store.put_credential(new)
-        await audit.record(
-            store,
-            by,
-            "credential.created" if current is None else "credential.updated",
-            Target("credential", saved.id, saved.name),
-            project_id=project_id,
-            before=None if current is None else audit.credential_document(current, uses),
-            after=audit.credential_document(saved, uses),
-            detail={"value": "set"},
-        )
+        await store.append_audit(audit.credential_change(by, current, saved, uses))
     return saved
 
 
@@ -431,11 +376,4 @@ async def remove_credential(store: Store, by: Actor, credential_id: str) -> None
     current = await store.get_credential(credential_id)
     async with store.together():
         await store.delete_credential(credential_id)
-        await audit.record(
-            store,
-            by,
-            "credential.deleted",
-            Target("credential", current.id, current.name),
-            project_id=current.project_id,
-            before=audit.credential_document(current, []),
-        )
+        await store.append_audit(audit.credential_change(by, current, None, []))
