@@ -306,6 +306,15 @@ class CoordinatorSettings:
     dashboard_session_idle: float = 43_200.0
     #: …and this many seconds after signing in, however used (7 days).
     dashboard_session_max: float = 604_800.0
+    #: Issue 18: a password sign-in is refused, without the password being checked, after
+    #: this many failures for one e-mail address…
+    sign_in_account_limit: int = 5
+    #: …or this many from one network address (many accounts tried from one place)…
+    sign_in_address_limit: int = 20
+    #: …within this many seconds; older failures are forgotten (15 minutes).
+    sign_in_window: float = 900.0
+    #: Issue 18: how long an invitation link can be used, in seconds (7 days).
+    invitation_ttl: float = 604_800.0
     #: How long an ``Idempotency-Key`` is remembered after its first request (a day): a
     #: retry within it gets the first answer (issue 14).
     idempotency_key_ttl: float = 86_400.0
@@ -416,6 +425,10 @@ class CoordinatorSettings:
             retention_pause=env.number("FULMEN_RETENTION_PAUSE_SECONDS", 0.05),
             dashboard_session_idle=env.number("FULMEN_DASHBOARD_SESSION_IDLE_SECONDS", 43_200.0),
             dashboard_session_max=env.number("FULMEN_DASHBOARD_SESSION_MAX_SECONDS", 604_800.0),
+            sign_in_account_limit=env.integer("FULMEN_SIGN_IN_ACCOUNT_LIMIT", 5, minimum=1),
+            sign_in_address_limit=env.integer("FULMEN_SIGN_IN_ADDRESS_LIMIT", 20, minimum=1),
+            sign_in_window=env.number("FULMEN_SIGN_IN_WINDOW_SECONDS", 900.0),
+            invitation_ttl=env.number("FULMEN_INVITATION_TTL_SECONDS", 604_800.0),
             idempotency_key_ttl=env.number("FULMEN_IDEMPOTENCY_KEY_TTL_SECONDS", 86_400.0),
             npm_registry=env.http_url("FULMEN_NPM_REGISTRY") or cls.npm_registry,
             npm_registry_timeout=env.number("FULMEN_NPM_REGISTRY_TIMEOUT_SECONDS", 10.0),

@@ -48,6 +48,8 @@ Keep codes stable: they are part of Fulmen's interface.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class FulmenError(Exception):
     """Root of all deliberate Fulmen errors.
@@ -310,9 +312,16 @@ class AccessError(FulmenError):
 class SignInError(AccessError):
     """A sign-in that did not succeed: the code says why (``bad_credentials`` for a wrong
     e-mail or password alike, ``bad_code``, ``rate_limited``, ``disabled``); the message never
-    says which of e-mail and password was wrong."""
+    says which of e-mail and password was wrong. ``retry_at``: when a ``rate_limited`` sign-in
+    may be tried again (answered as ``Retry-After``)."""
 
     code = "bad_credentials"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_at: datetime | None = None
+    ) -> None:
+        super().__init__(message, permission="sign_in", code=code)
+        self.retry_at = retry_at
 
 
 class RegistryError(FulmenError):

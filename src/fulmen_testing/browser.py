@@ -77,7 +77,9 @@ async def signed_in_devices(
     browser: Any, up: Up, watch: Callable[[Any], None], **options: Any
 ) -> dict[str, Any]:
     """A laptop's and a phone's browser context, each signed in once through the sign-in
-    form; ``watch`` is given each context first (to listen to its console)."""
+    form as the first admin ``fulmen up`` made; ``watch`` is given each context first (to
+    listen to its console)."""
+    email, password = up.admin
     contexts = {}
     for name, device in DEVICES.items():
         context = await browser.new_context(**options, **device)
@@ -85,7 +87,8 @@ async def signed_in_devices(
         page = await context.new_page()
         await page.goto(up.dashboard)
         assert "/ui/login" in page.url
-        await page.fill("#token", up.token)
+        await page.fill("#email", email)
+        await page.fill("#password", password)
         await page.click("button[type=submit]")
         await page.wait_for_url(up.dashboard)
         await page.close()

@@ -67,7 +67,9 @@ async def browser_page(up: Up) -> AsyncIterator[tuple[Any, list[str], list[str]]
         page = await context.new_page()
         page.on("request", lambda r: "/ui/events" in r.url and streams.append(r.url))
         await page.goto(up.dashboard)
-        await page.fill("#token", up.token)
+        email, password = up.admin
+        await page.fill("#email", email)
+        await page.fill("#password", password)
         await page.click("button[type=submit]")
         await page.wait_for_url(up.dashboard)
         yield page, problems, streams

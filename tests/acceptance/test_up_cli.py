@@ -50,6 +50,7 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
         assert up.dashboard.startswith("http://127.0.0.1:") and up.dashboard.endswith("/ui")
         assert len(up.webhooks) == 1, up.lines
         assert up.lines[1].endswith("(examples/count-and-report)")
+        assert up.admin[0] == "admin@localhost" and len(up.admin[1]) >= 20
         data = tmp_path / ".fulmen"
         for name in SECRETS:
             assert (data / name).stat().st_mode & 0o777 == 0o600, name
@@ -72,7 +73,7 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             final = (await api.get(f"/api/dataclips/{run['final_dataclip_id']}")).json()
             assert final["body"]["data"] == {"report": "processed 3 items"}
         await _paste_the_runner_example(up.lines, tmp_path)
-        await _the_dashboard_lists_the_smart_worker(up.base, up.token)
+        await _the_dashboard_lists_the_smart_worker(up.base, *up.admin)
         children = up.children()
         assert len(children) == 3  # server, worker, runner
         assert await up.interrupt() == 0
@@ -85,6 +86,8 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             url.split("/i/")[1] for url in up.webhooks
         ]
         assert not any("loaded" in line for line in again.stderr)
+        # The first admin's password was printed once, on the first start.
+        assert not any(line.startswith(("Admin:", "Password:")) for line in again.lines)
         async with again.api() as api:
             projects = (await api.get("/api/projects")).json()["items"]
             assert [p["name"] for p in projects] == ["examples"]
@@ -92,11 +95,12 @@ async def test_up_in_an_empty_directory_runs_the_example_webhook_and_starts_agai
             assert [r["id"] for r in runs] == [run_id]
 
 
-async def _the_dashboard_lists_the_smart_worker(base: str, token: str) -> None:
-    """``fulmen up`` told the coordinator its runner: the dashboard lists the pasted worker
-    with its schedule."""
+async def _the_dashboard_lists_the_smart_worker(base: str, email: str, password: str) -> None:
+    """``fulmen up`` told the coordinator its runner: the dashboard, signed in to as the
+    first admin it printed, lists the pasted worker with its schedule."""
     async with httpx2.AsyncClient(base_url=base, timeout=30) as browser:
-        signed = await browser.post("/ui/login", data={"token": token}, headers={"Origin": base})
+        form = {"email": email, "password": password}
+        signed = await browser.post("/ui/login", data=form, headers={"Origin": base})
         assert signed.status_code == 303, signed.text
         page = await browser.get("/ui/smart-workers")
         assert page.status_code == 200, page.text
@@ -137,3 +141,21 @@ def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> Non
         f"fulmen up: cannot listen on 127.0.0.1:{port}: another program listens there; "
         "--port picks another port\n"
     )
+
+
+def test_an_admin_address_that_is_none_is_one_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [*FULMEN, "up", "--no-runner"],
+        cwd=tmp_path,
+        env=environment() | {"FULMEN_ADMIN_EMAIL": "not an address"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "fulmen up: FULMEN_ADMIN_EMAIL: 'not an address' is not an e-mail address\n"
+    )
+    assert not (tmp_path / ".fulmen").exists()

@@ -83,5 +83,8 @@ def test_redaction_keeps_what_is_not_a_token() -> None:
     )
     assert redact('{"token": "abc", "n": 1}') == '{"token": "[redacted]", "n": 1}'
     assert redact("Bearer fmn_0a1b2c_s3cr3t") == "Bearer [redacted]"
+    invitation = '"POST /ui/invitations/s-paVXrVxbuUFz_yO8aaZEfhy72sjd HTTP/1.1" 303'
+    assert redact(invitation) == '"POST /ui/invitations/[redacted] HTTP/1.1" 303'
+    assert redact("/ui/invitations/0123abcd/revoke") == "/ui/invitations/0123abcd/revoke"
     plain = '127.0.0.1:5 - "GET /api/runs?state=failed HTTP/1.1" 200'
     assert redact(plain) == plain

@@ -118,6 +118,7 @@ async def _world(store: SQLStore, http: httpx2.AsyncClient) -> World:
         "step_id": step_id,
         "user_id": (await user(store, "promoted")).id,
         "channel_id": channel.id,
+        "invitation_id": "0" * 64,  # none: an allowed caller gets 404 past the check
     }
     return World(store, http, people, ids, (await user(store, "newcomer")).email)
 
@@ -265,6 +266,20 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
         P.EDIT, body=lambda w: {"outcomes": ["failed"], "channel_ids": []}
     ),
     ("DELETE", "/api/projects/{project_id}/workflows/{workflow_id}/alert_rule"): Row(P.EDIT),
+    # users and invitations: an instance admin's, but inviting to a project, which is whoever
+    # may give the role there (its admins and owners)
+    ("GET", "/api/users"): Row(INSTANCE_ADMINS),
+    ("PATCH", "/api/users/{user_id}"): Row(INSTANCE_ADMINS, body=lambda w: {}),
+    ("POST", "/api/invitations"): Row(
+        P.MEMBERS,
+        body=lambda w: {
+            "email": "invited@example.org",
+            "project_id": w.ids["project_id"],
+            "role": "viewer",
+        },
+    ),
+    ("GET", "/api/invitations"): Row(INSTANCE_ADMINS),
+    ("DELETE", "/api/invitations/{invitation_id}"): Row(INSTANCE_ADMINS),
     # the audit trail: a project's for its admins, the instance's for instance admins
     ("GET", "/api/projects/{project_id}/audit"): Row(P.MANAGE),
     ("GET", "/api/audit"): Row(INSTANCE_ADMINS),

@@ -139,6 +139,7 @@ async def board(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Board
                 "user_id": (await user(store, "promoted")).id,
                 "ref": "some-worker",
                 "channel_id": channel.id,
+                "invitation_id": "0" * 64,
             },
             (await user(store, "newcomer")).email,
         )
@@ -229,6 +230,20 @@ TABLE: Final[dict[str, Row]] = {
     "/ui/account/mfa/off": Row(SIGN_IN),
     "/ui/login/mfa": Row(SIGN_IN),
     "/ui/instance": Row(INSTANCE),
+    # issue 18's people: one's own account, an invitation's link (whoever holds it), the
+    # users page (an instance admin's), inviting (whoever may give the role there)
+    "/ui/account/password": Row(SIGN_IN),
+    "/ui/invitations/{secret}": Row(SIGN_IN),
+    "/ui/users/{user_id}": Row(INSTANCE, form=lambda b: {"action": "enable"}),
+    "/ui/invitations/{invitation_id}/revoke": Row(INSTANCE),
+    "/ui/invitations": Row(
+        P.MEMBERS,
+        form=lambda b: {
+            "email": "invited@example.org",
+            "project_id": b.ids["project_id"],
+            "role": "viewer",
+        },
+    ),
 }
 
 

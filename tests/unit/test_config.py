@@ -108,6 +108,30 @@ def test_dashboard_sessions_last_twelve_hours_idle_and_seven_days_in_all() -> No
     assert "FULMEN_DASHBOARD_SESSION_IDLE_SECONDS" in info.value.message
 
 
+def test_sign_ins_are_limited_per_account_and_address_within_a_window() -> None:
+    defaults = CoordinatorSettings.from_env({})
+    assert (
+        defaults.sign_in_account_limit,
+        defaults.sign_in_address_limit,
+        defaults.sign_in_window,
+        defaults.invitation_ttl,
+    ) == (5, 20, 900, 604_800)
+    chosen = CoordinatorSettings.from_env(
+        {
+            "FULMEN_SIGN_IN_ACCOUNT_LIMIT": "3",
+            "FULMEN_SIGN_IN_ADDRESS_LIMIT": "50",
+            "FULMEN_SIGN_IN_WINDOW_SECONDS": "3600",
+            "FULMEN_INVITATION_TTL_SECONDS": "86400",
+        }
+    )
+    assert (chosen.sign_in_account_limit, chosen.sign_in_address_limit) == (3, 50)
+    assert (chosen.sign_in_window, chosen.invitation_ttl) == (3600, 86_400)
+    for name in ("FULMEN_SIGN_IN_ACCOUNT_LIMIT", "FULMEN_SIGN_IN_WINDOW_SECONDS"):
+        with pytest.raises(ConfigError) as info:
+            CoordinatorSettings.from_env({name: "0"})
+        assert name in info.value.message
+
+
 def test_the_python_index_is_uvs_own_unless_an_http_url_is_given() -> None:
     assert CoordinatorSettings.from_env({}).python_index is None
     mirror = "https://pypi.example.org/simple"

@@ -29,6 +29,7 @@ COMMANDS = {
     "runner": "fulmen.cli.runner:runner",
     "workers": "fulmen.cli.workers:workers",
     "server": "fulmen.cli.server:server",
+    "users": "fulmen.cli.users:users",
     "runs": "fulmen.cli.runs:runs",
     "credentials": "fulmen.cli.credentials:credentials",
     "deploy": "fulmen.cli.deploy:deploy",

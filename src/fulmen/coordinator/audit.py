@@ -24,7 +24,9 @@ Actions are stable codes, ``<noun>.<verb>``:
   kinds, never a key or a password;
 * ``run.started`` (by hand), ``run.cancel_requested``, ``work_order.rerun``;
 * ``token.created|revoked`` (never the token or its digest);
-* ``member.added|role_changed|removed`` (:func:`member`), ``user.*`` and
+* ``member.added|role_changed|removed`` (:func:`member`), ``user.*`` (``user.updated``:
+  disabled, enabled, made or unmade an instance admin; ``user.created`` and
+  ``user.password_changed``), ``invitation.created|revoked|accepted`` and
   ``instance_settings.updated`` (:func:`record`);
 * ``sign_in.succeeded|failed`` (:func:`sign_in`) and ``access.refused`` (:func:`refused`).
 
@@ -59,12 +61,14 @@ from fulmen.store import (
     Change,
     CredentialInfo,
     Deployed,
+    Invitation,
     NewAuditRecord,
     Project,
     Role,
     Store,
     StoredWorkflow,
     Target,
+    User,
     WebhookAuthMethod,
 )
 from fulmen.store.models.common import JSONValue
@@ -78,6 +82,7 @@ __all__ = [
     "credential_document",
     "credential_uses",
     "deployment",
+    "invitation_document",
     "member",
     "method_document",
     "project_change",
@@ -85,8 +90,10 @@ __all__ = [
     "record",
     "refused",
     "sign_in",
+    "sign_in_at",
     "token",
     "token_document",
+    "user_document",
     "workflow_change",
     "workflow_document",
 ]
@@ -152,17 +159,41 @@ async def sign_in(
     succeeded, ``method`` how (``token``, ``password``, ``oidc``, ...), ``reason`` why it failed
     (a code: ``bad_credentials``, ``cross_site``, ``rate_limited``). A record that cannot be
     written is logged, and the sign-in answered all the same."""
+    await sign_in_at(
+        _store(request),
+        address_of(request),
+        who,
+        outcome,
+        reason=reason,
+        principal=principal,
+        method=method,
+    )
+
+
+async def sign_in_at(
+    store: Store,
+    address: str,
+    who: str,
+    outcome: Literal["succeeded", "failed"],
+    *,
+    reason: str = "",
+    principal: Principal | None = None,
+    method: str = "token",
+) -> None:
+    """:func:`sign_in` where the request is known by its address only (coordinator/
+    sign_in.py's password check, which the sign-in page, an invitation and the account page
+    share)."""
     if principal is not None:
-        by = actor(request, principal)
+        by = Actor(principal.kind, principal.id, principal.name, address)
         target = Target("session", principal.id, principal.name)
     else:
-        by = Actor("anonymous", "", who, address_of(request))
+        by = Actor("anonymous", "", who, address)
         target = Target("session", "", who)
     detail: dict[str, JSONValue] = {"method": method}
     if reason:
         detail["reason"] = reason
     try:
-        await record(_store(request), by, f"sign_in.{outcome}", target, detail=detail)
+        await record(store, by, f"sign_in.{outcome}", target, detail=detail)
     except FulmenError as error:
         log.error("could not record a sign-in (%s, %s) in the audit trail: %s", who, outcome, error)
 
@@ -367,6 +398,28 @@ def method_document(method: WebhookAuthMethod) -> Document:
         "project_id": method.project_id,
         "name": method.name,
         "auth_type": method.auth_type.value,
+    }
+
+
+def user_document(user: User) -> Document:
+    """A user as the REST API shows them: never a password's hash, nor a second factor."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "instance_admin": user.instance_admin,
+        "active": user.active,
+    }
+
+
+def invitation_document(invitation: Invitation) -> Document:
+    """For whom an invitation is and what it gives: never its link (its secret)."""
+    return {
+        "email": invitation.email,
+        "project_id": invitation.project_id,
+        "role": invitation.role.value if invitation.role else None,
+        "instance_admin": invitation.instance_admin,
+        "expires_at": invitation.expires_at.isoformat(),
     }
 
 

@@ -7,7 +7,8 @@ HTTP requests (``uvicorn.access``), and at ``DEBUG`` the ``websockets`` protocol
 which logs the handshake's request line and every frame (a ``run:<id>`` join carries a run
 token, a ``fetch:credential`` reply a credential). :class:`TokenRedaction`, on those loggers,
 rewrites each record before any handler sees it: a ``token``-like query parameter's value
-becomes ``[redacted]``, so does anything shaped like a JWT or a Fulmen API token, and a frame
+becomes ``[redacted]``, so does anything shaped like a JWT or a Fulmen API token, and the
+secret of an invitation link (``/ui/invitations/<secret>``, the access log's path), and a frame
 is shown by its kind and size only.
 """
 
@@ -35,12 +36,16 @@ _SECRETS: Final = re.compile(
     r"|eyJ[\w-]{4,}(?:\.[\w-]*){0,2}"
     # an API token, fmn_<id>_<secret>
     r"|\bfmn_[0-9a-f]+_[\w-]+"
+    # an invitation link's secret (issue 18): the path is the invitation
+    r"|(?P<path>/ui/invitations/)[\w-]{20,}"
 )
 
 
 def redact(text: str) -> str:
     """``text`` with every token-shaped part replaced (see the module docstring)."""
-    return _SECRETS.sub(lambda m: (m.group("param") or m.group("member") or "") + REDACTED, text)
+    return _SECRETS.sub(
+        lambda m: (m.group("param") or m.group("member") or m.group("path") or "") + REDACTED, text
+    )
 
 
 class TokenRedaction(logging.Filter):

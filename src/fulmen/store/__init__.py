@@ -56,6 +56,7 @@ from fulmen.store.models.common import Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 from fulmen.store.models.deployments import Change, Deployed, Deployment, WorkflowSave
+from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -90,6 +91,7 @@ from fulmen.store.models.webhook_auth import (
     WebhookSecret,
 )
 from fulmen.store.ownership import ThingKind
+from fulmen.store.sign_in_failures import SignInAttempt
 from fulmen.store.sources import check_packages, check_sources
 from fulmen.store.sqlstore import SQLStore
 
@@ -127,6 +129,7 @@ __all__ = [
     "Enqueued",
     "IdempotencyKey",
     "InstanceSettings",
+    "Invitation",
     "LogEntry",
     "LogLine",
     "LostRun",
@@ -135,6 +138,7 @@ __all__ = [
     "NewAuditRecord",
     "NewCredential",
     "NewDataclip",
+    "NewInvitation",
     "NewUser",
     "NewWebhookAuthMethod",
     "Page",
@@ -153,6 +157,7 @@ __all__ = [
     "SQLStore",
     "SecondFactor",
     "SessionLimits",
+    "SignInAttempt",
     "Snapshot",
     "SsoRequest",
     "Step",

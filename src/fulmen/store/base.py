@@ -36,6 +36,7 @@ from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
+from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from fulmen.errors import FulmenError
     from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, SessionStage
     from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
+    from fulmen.store.sign_in_failures import SignInAttempt
 
 __all__ = ["Store"]
 
@@ -276,9 +278,59 @@ class Store(Protocol):
         """Set a password hash; the user's sessions but ``keep_session`` (a digest) end."""
         ...
 
+    async def rehash_password(self, user_id: str, old_hash: str, new_hash: str) -> bool:
+        """Replace ``old_hash`` (still the user's) by a stronger hash of the same password;
+        no session ends. Whether it was replaced."""
+        ...
+
+    async def set_user_disabled(self, user_id: str, disabled: bool) -> User:
+        """Disable (their sessions end) or enable a user. ConflictError ``last_admin``: the
+        last active instance admin."""
+        ...
+
+    async def set_instance_admin(self, user_id: str, admin: bool) -> User:
+        """Make or unmake an instance admin. ConflictError ``last_admin``: the last active
+        one."""
+        ...
+
     async def roles_of(self, user_id: str) -> dict[str, Role]:
         """The user's role in each project they are a member of."""
         ...
+
+    # -- invitations and failed sign-ins -------------------------------------------------------
+
+    async def create_invitation(
+        self, new: NewInvitation, digest: str, expires_at: datetime
+    ) -> Invitation:
+        """Store an invitation whose secret's SHA-256 is ``digest`` (invitations.py)."""
+        ...
+
+    async def get_invitation(self, digest: str) -> Invitation:
+        """An invitation that can still be accepted; NotFoundError (``unknown_invitation``,
+        ``invitation_used``, ``invitation_expired``) otherwise."""
+        ...
+
+    async def accept_invitation(
+        self, digest: str, *, password_hash: str | None, name: str = ""
+    ) -> tuple[User, Invitation]:
+        """Use an invitation once: its user made (or found) and given what it gives."""
+        ...
+
+    async def list_invitations(self) -> list[Invitation]:
+        """The invitations that can still be accepted, newest first."""
+        ...
+
+    async def delete_invitation(self, digest: str) -> Invitation:
+        """Revoke an invitation (NotFoundError: none); what it was."""
+        ...
+
+    async def begin_sign_in(self, limits: Mapping[str, int], window: timedelta) -> SignInAttempt:
+        """Refuse an attempt whose subjects had their limit of failures within ``window``,
+        else count it as a failure of each in advance (sign_in_failures.py)."""
+        ...
+
+    async def forgive_sign_in(self, attempt: SignInAttempt, *, forget: str = "") -> None:
+        """The attempt succeeded: take it back, and forget ``forget``'s earlier failures."""
 
     async def put_member(self, project_id: str, user_id: str, role: Role) -> Member:
         """Make the user a member with ``role``, or give a member that role (NotFoundError:

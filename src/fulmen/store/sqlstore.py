@@ -30,6 +30,7 @@ from fulmen.store import (
     events,
     idempotency,
     instance_settings,
+    invitations,
     members,
     ownership,
     queue,
@@ -64,6 +65,7 @@ from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
+from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -90,6 +92,7 @@ from fulmen.store.models.sign_in import InstanceSettings, SecondFactor, SsoReque
 from fulmen.store.models.users import Member, NewUser, Role, User
 from fulmen.store.models.webhook_auth import NewWebhookAuthMethod, WebhookAuthMethod, WebhookSecret
 from fulmen.store.ownership import ThingKind
+from fulmen.store.sign_in_failures import SignInAttempt
 
 __all__ = ["SQLStore"]
 
@@ -362,9 +365,59 @@ class SQLStore:
                 tx, user_id, password_hash, self._clock.now(), keep_session=keep_session
             )
 
+    async def rehash_password(self, user_id: str, old_hash: str, new_hash: str) -> bool:
+        async with self._db.write() as tx:
+            return await users.rehash_password(tx, user_id, old_hash, new_hash)
+
+    async def set_user_disabled(self, user_id: str, disabled: bool) -> User:
+        async with self._db.write() as tx:
+            return await users.set_user_disabled(tx, user_id, disabled, self._clock.now())
+
+    async def set_instance_admin(self, user_id: str, admin: bool) -> User:
+        async with self._db.write() as tx:
+            return await users.set_instance_admin(tx, user_id, admin, self._clock.now())
+
     async def roles_of(self, user_id: str) -> dict[str, Role]:
         async with self._db.read() as tx:
             return await users.roles_of(tx, user_id)
+
+    # -- invitations (invitations.py) and failed sign-ins (sign_in_failures.py) --------------
+
+    async def create_invitation(
+        self, new: NewInvitation, digest: str, expires_at: datetime
+    ) -> Invitation:
+        async with self._db.write() as tx:
+            return await invitations.create_invitation(
+                tx, new, digest, expires_at, self._clock.now()
+            )
+
+    async def get_invitation(self, digest: str) -> Invitation:
+        async with self._db.read() as tx:
+            return await invitations.get_invitation(tx, digest, self._clock.now())
+
+    async def accept_invitation(
+        self, digest: str, *, password_hash: str | None, name: str = ""
+    ) -> tuple[User, Invitation]:
+        async with self._db.write() as tx:
+            return await invitations.accept_invitation(
+                tx, digest, self._clock.now(), password_hash=password_hash, name=name
+            )
+
+    async def list_invitations(self) -> list[Invitation]:
+        async with self._db.read() as tx:
+            return await invitations.list_invitations(tx, self._clock.now())
+
+    async def delete_invitation(self, digest: str) -> Invitation:
+        async with self._db.write() as tx:
+            return await invitations.delete_invitation(tx, digest)
+
+    async def begin_sign_in(self, limits: Mapping[str, int], window: timedelta) -> SignInAttempt:
+        async with self._db.write() as tx:
+            return await sign_in_failures.begin_sign_in(tx, limits, window, self._clock.now())
+
+    async def forgive_sign_in(self, attempt: SignInAttempt, *, forget: str = "") -> None:
+        async with self._db.write() as tx:
+            await sign_in_failures.forgive_sign_in(tx, attempt, forget=forget)
 
     async def put_member(self, project_id: str, user_id: str, role: Role) -> Member:
         async with self._db.write() as tx:

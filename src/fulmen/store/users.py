@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Final
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.db import Row, Tx, time_or_none
@@ -25,20 +26,31 @@ __all__ = [
     "get_user",
     "list_users",
     "normal_email",
+    "rehash_password",
     "roles_of",
+    "set_instance_admin",
     "set_password",
+    "set_user_disabled",
 ]
 
 
+#: The longest address RFC 5321 lets through (64 + 1 + 255), with room to spare.
+MAX_EMAIL: Final = 320
+
+
 def normal_email(email: str) -> str:
-    """``email`` as stored and compared: trimmed, lower case.
+    """``email`` as stored and compared: trimmed, lower case. A domain without a dot is one
+    too (``admin@localhost``, the first admin of ``fulmen up``).
 
     Raises:
         InputError: ``bad_email`` for something that is not an address.
     """
     address = email.strip().lower()
+    if len(address) > MAX_EMAIL:
+        message = f"an e-mail address is at most {MAX_EMAIL} characters"
+        raise InputError(message, code="bad_email", field="email")
     local, at, domain = address.partition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in address):
+    if not (local and at and domain) or any(c.isspace() for c in address):
         raise InputError(f"{email!r} is not an e-mail address", code="bad_email", field="email")
     return address
 
@@ -107,6 +119,65 @@ async def set_password(
     ):
         raise NotFoundError(f"user {user_id} does not exist", field="user_id")
     await tx.execute("end_user_dashboard_sessions", {"user_id": user_id, "keep": keep_session})
+
+
+async def rehash_password(tx: Tx, user_id: str, old_hash: str, new_hash: str) -> bool:
+    """Replace a hash made with weaker parameters by one of the same password made with
+    today's: no session ends and the password's age stays, as nothing changed for the user.
+    Only if the hash is still ``old_hash`` (a password changed meanwhile is kept); whether
+    it was replaced."""
+    changed = await tx.execute(
+        "rehash_user_password", {"id": user_id, "old_hash": old_hash, "new_hash": new_hash}
+    )
+    return changed > 0
+
+
+async def set_user_disabled(tx: Tx, user_id: str, disabled: bool, now: datetime) -> User:
+    """Disable a user (their sessions end, their personal tokens are refused: principals.py)
+    or enable them again.
+
+    Raises:
+        NotFoundError: no such user.
+        ConflictError: ``last_admin``: they are the last active instance admin, without whom
+            nobody could manage the instance.
+    """
+    user = await get_user(tx, user_id)
+    if disabled and user.active and user.instance_admin:
+        await _keep_an_admin(tx, user, "disabled")
+    await tx.execute(
+        "set_user_disabled", {"id": user_id, "disabled_at": now if disabled else None, "now": now}
+    )
+    if disabled:
+        await tx.execute("end_user_dashboard_sessions", {"user_id": user_id, "keep": ""})
+    return await get_user(tx, user_id)
+
+
+async def set_instance_admin(tx: Tx, user_id: str, admin: bool, now: datetime) -> User:
+    """Make a user an instance admin, or no longer one.
+
+    Raises:
+        NotFoundError: no such user.
+        ConflictError: ``last_admin``: unmaking the last active instance admin.
+    """
+    user = await get_user(tx, user_id)
+    if not admin and user.active and user.instance_admin:
+        await _keep_an_admin(tx, user, "made a plain user")
+    await tx.execute("set_user_instance_admin", {"id": user_id, "admin": admin, "now": now})
+    return await get_user(tx, user_id)
+
+
+async def _keep_an_admin(tx: Tx, user: User, becoming: str) -> None:
+    """Raise unless an active instance admin other than ``user`` remains. The active admins'
+    rows are locked first (PostgreSQL), so that two admins removing each other at once
+    cannot both succeed."""
+    admins = await tx.fetchall("lock_active_instance_admins")
+    if all(row["id"] == user.id for row in admins):
+        raise ConflictError(
+            f"{user.email} is the last active instance admin and cannot be {becoming}: make "
+            "another user an instance admin first",
+            code="last_admin",
+            field="user_id",
+        )
 
 
 async def roles_of(tx: Tx, user_id: str) -> dict[str, Role]:

@@ -48,6 +48,11 @@ class Up:
         return [line.split()[1] for line in self.lines if line.startswith("Webhook: ")]
 
     @property
+    def admin(self) -> tuple[str, str]:
+        """The first admin's e-mail address and password, printed on the first start."""
+        return self.value("Admin"), self.value("Password")
+
+    @property
     def token(self) -> str:
         return Path(self.value("API token")).read_text().strip()
 

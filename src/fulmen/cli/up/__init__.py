@@ -13,7 +13,9 @@ On first start it fills the data directory (``./.fulmen`` by default: beside the
 ``Dashboard: <url>``, one ``Webhook: <url>`` line per enabled webhook trigger, ``Runner:
 <url>`` with where its bearer token is and a ``curl`` line that creates a smart worker with
 it, and ``Sandbox: isolation <level> (…)``, the best the host gave the worker's runs, on
-stdout.
+stdout. On first start it also makes the store's first user, an instance admin
+(``admin@localhost``, or ``FULMEN_ADMIN_EMAIL``), and prints ``Admin: <e-mail>`` and
+``Password: <password>`` this once; later starts do not.
 Ctrl-C or SIGTERM stops the worker (letting active runs finish for up to 10 s), the runner,
 then the coordinator, and exits 0; a second Ctrl-C kills what is left. A child that exits on
 its own stops the others, and ``fulmen up`` exits 1. The coordinator binds 127.0.0.1 unless
@@ -35,7 +37,8 @@ from fulmen.cli.up.children import StartError
 from fulmen.cli.up.datadir import prepare
 from fulmen.cli.up.system import Options, System
 from fulmen.config import DEFAULT_DATA_DIR, read_environ
-from fulmen.errors import FulmenError
+from fulmen.errors import FulmenError, InputError
+from fulmen.store.users import normal_email
 
 __all__ = ["up"]
 
@@ -84,21 +87,27 @@ def up(
     # Everything the system writes (the store with its dataclips, the runner's files) is for
     # this user alone, and the children inherit the mask.
     os.umask(0o077)
-    options = Options(host, port, runner_port, not no_runner, examples)
+    environ = read_environ()
+    admin = environ.get("FULMEN_ADMIN_EMAIL", "").strip() or Options.admin_email
     try:
-        status = run_async(_up(data_dir, options))
+        normal_email(admin)
+    except InputError as exc:
+        raise CliError("up", f"FULMEN_ADMIN_EMAIL: {exc.message}") from exc
+    options = Options(host, port, runner_port, not no_runner, examples, admin)
+    try:
+        status = run_async(_up(data_dir, options, environ))
     except FulmenError as exc:
         raise CliError("up", exc.message, exit_code=1) from exc
     sys.exit(status)
 
 
-async def _up(data_dir: Path, options: Options) -> int:
+async def _up(data_dir: Path, options: Options, environ: dict[str, str]) -> int:
     data = await prepare(data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
-    system = System(data, options, read_environ(), stop)
+    system = System(data, options, environ, stop)
     try:
         try:
             started = await system.start()

@@ -7,11 +7,16 @@ Layout (the directory is 0700, every secret file 0600, and nothing is ever overw
       keys/WORKER_RUNS_PRIVATE_KEY        the coordinator's run-token key (RSA, PEM in base64)
       keys/WORKER_LIGHTNING_PUBLIC_KEY    its public half, for the worker
       credential.key                      seals credentials in the store (the coordinator's)
-      api-token                           a REST API token: the dashboard's sign-in, deploy's
+      api-token                           a REST API token: deploy's, and the first admin's
       fulmen.db                           the SQLite store
       runner/                             the runner's state (its master key is its own)
       runner-api-token                    the runner API's bearer token
       examples-loaded                     written once the example project is deployed
+
+The store's first user, an instance admin (``admin@localhost``, or ``FULMEN_ADMIN_EMAIL``),
+is made on first start with a random password that ``fulmen up`` prints once
+(:func:`first_admin`); it takes over the API token above, which keeps working as that admin's.
+Nothing else keeps the password: a lost one is replaced with ``fulmen users set-password``.
 
 The secrets reach the children through their environment (the variables ``fulmen server`` and
 ``fulmen worker`` read, as in any deployment); the job sandboxes are started with an empty
@@ -28,17 +33,21 @@ from typing import Final
 
 from fulmen import keys as keyring
 from fulmen.config import CoordinatorSettings
+from fulmen.coordinator import audit
 from fulmen.coordinator.api.auth import mint
 from fulmen.coordinator.core import credential_key, database_url
+from fulmen.coordinator.passwords import hash_password
 from fulmen.errors import ConfigError
-from fulmen.store import open_store
+from fulmen.store import NewUser, Target, open_store
 
-__all__ = ["DataDir", "prepare"]
+__all__ = ["DataDir", "first_admin", "prepare"]
 
 KEYS: Final = "keys"
 API_TOKEN: Final = "api-token"
 RUNNER_TOKEN: Final = "runner-api-token"
 EXAMPLES_LOADED: Final = "examples-loaded"
+#: Random bytes in the first admin's password (24 characters of URL-safe base64).
+ADMIN_PASSWORD_BYTES: Final = 18
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,28 @@ async def prepare(path: Path) -> DataDir:
         public_key=values[keyring.PUBLIC_KEY],
         api_token=_read(token_file),
     )
+
+
+async def first_admin(data: DataDir, email: str) -> str | None:
+    """On a store with no user yet, make ``email`` its first instance admin with a random
+    password, and return the password (to print once); ``None`` when a user exists.
+
+    Raises:
+        InputError: ``email`` is not an address (``FULMEN_ADMIN_EMAIL``).
+    """
+    async with await open_store(database_url(data.settings())) as store:
+        if await store.list_users():
+            return None
+        password = secrets.token_urlsafe(ADMIN_PASSWORD_BYTES)
+        hashed = await hash_password(password)
+        async with store.together():
+            made = await store.create_user(
+                NewUser(email, password_hash=hashed, instance_admin=True)
+            )
+            target = Target("user", made.id, made.email)
+            after = audit.user_document(made)
+            await audit.record(store, audit.command_line(), "user.created", target, after=after)
+        return password
 
 
 def write_secret(path: Path, value: str) -> None:

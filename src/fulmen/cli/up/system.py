@@ -4,7 +4,8 @@ Start: the coordinator first (the others need its URL); on first start the examp
 is deployed through its REST API; then the worker and the runner, each asking for the best
 isolation the host gives (``--isolation best``). ``fulmen up`` is ready once the coordinator
 counts the worker as connected; only then does it print where things are, and the isolation
-level the worker's sandbox got.
+level the worker's sandbox got. On the first start it also makes the first instance admin
+and prints their password, once (datadir.first_admin).
 Stop: the worker first (it finishes and reports its runs while the coordinator still
 listens), then the runner, the coordinator last.
 """
@@ -26,7 +27,7 @@ import httpx2
 from fulmen.cli.client import Api
 from fulmen.cli.deploy import deploy_project
 from fulmen.cli.up.children import Child, StartError
-from fulmen.cli.up.datadir import DataDir
+from fulmen.cli.up.datadir import DataDir, first_admin
 from fulmen.errors import ApiError, ConfigError
 from fulmen.listen import bind
 from fulmen.project import load
@@ -59,6 +60,8 @@ class Options:
     with_runner: bool = True
     #: The project file loaded on first start; ``None``: the checkout's examples.
     examples: Path | None = None
+    #: The first instance admin's e-mail address, made on first start (FULMEN_ADMIN_EMAIL).
+    admin_email: str = "admin@localhost"
 
 
 def bundled_examples() -> Path | None:
@@ -117,7 +120,8 @@ class System:
         for child in self.children:
             child.relay()
         hooks = await _webhooks(base, self.data.api_token)
-        self._announce(base, runner_url, hooks, sandbox.group(1))
+        admin = await first_admin(self.data, options.admin_email)
+        self._announce(base, runner_url, hooks, sandbox.group(1), admin)
         return True
 
     async def supervise(self) -> int:
@@ -233,8 +237,15 @@ class System:
         click.echo(f"fulmen up: loaded {path} into project {spec.name!r}", err=True)
 
     def _announce(
-        self, base: str, runner: str | None, hooks: list[tuple[str, str]], sandbox: str
+        self,
+        base: str,
+        runner: str | None,
+        hooks: list[tuple[str, str]],
+        sandbox: str,
+        admin_password: str | None,
     ) -> None:
+        """Where everything is; on the start that made the first admin, their password,
+        this once (made only now, when it can be shown at once)."""
         data = self.data
         click.echo(f"Dashboard: {base}/ui")
         for url, label in hooks:
@@ -242,7 +253,12 @@ class System:
         if runner:
             click.echo(f"Runner: {runner}  (bearer token in {data.runner_token_file})")
             click.echo(f"  {runner_example(runner, data.runner_token_file)}")
-        click.echo(f"API token: {data.api_token_file}  (sign in to the dashboard with it)")
+        click.echo(f"API token: {data.api_token_file}  (for fulmen deploy and the REST API)")
+        if admin_password is not None:
+            click.echo(f"Admin: {self.options.admin_email}  (sign in to the dashboard as this)")
+            click.echo(
+                f"Password: {admin_password}  (shown this once: change it at {base}/ui/account)"
+            )
         click.echo(f"Sandbox: {sandbox}")
         click.echo(f"Data: {data.path}  (Ctrl-C stops everything)")
         sys.stdout.flush()

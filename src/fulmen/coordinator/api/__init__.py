@@ -45,6 +45,7 @@ from fulmen.coordinator.api import (
     members,
     runs,
     tokens,
+    users,
     webhook_auth,
     work_orders,
 )
@@ -98,6 +99,7 @@ router.include_router(instance.router)
 router.include_router(members.router)
 router.include_router(tokens.router)
 router.include_router(audit_trail.router)
+router.include_router(users.router)
 
 
 def status_of(error: FulmenError) -> int:

@@ -19,6 +19,9 @@
 * ``/ui/smart-workers``: the runner's smart workers, run now, restart, delete (smart.py,
   over the runner's HTTP API: coordinator/runner_client.py; instance admins only);
 * ``/ui/projects/<id>/members``: a project's members and their roles (members.py, issue 18);
+* people (issue 18): ``/ui/account``, your own, and changing your password (account.py);
+  ``/ui/users``, an instance admin's list of users and invitations (users.py); and
+  ``/ui/invitations/<secret>``, the page an invitation link opens (invitation.py);
 * ``/ui/audit`` and ``/ui/projects/<id>/audit``: the audit trail, filtered, with each
   change's diff, and exported (audit_trail.py, issue 18);
 * every page's header: runs waiting in the queue, and connected workers.
@@ -32,7 +35,8 @@ drains, so none holds a shutdown up. A slow poll (``FULMEN_DASHBOARD_LIVE_POLL_S
 catches what a stream missed, including other coordinators' changes, which are not relayed;
 without ``EventSource``, or with a stream that keeps failing, the pages poll every 2 s.
 
-Signing in is session.py's; issue 18's second factor (``/ui/login/mfa``, ``/ui/account/mfa``:
+Signing in is pages.py's (with an e-mail address and a password: coordinator/sign_in.py)
+and session.py's; issue 18's second factor (``/ui/login/mfa``, ``/ui/account/mfa``:
 second_factor.py), single sign-on (``/ui/login/sso``: sso.py) and the instance's settings
 (``/ui/instance``: instance.py) are beside it. The Content-Security-Policy and the other
 headers every response carries are headers.py's. Every page and form asks access.require
@@ -51,6 +55,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import (
+    account,
     alerts,
     audit_trail,
     control,
@@ -59,6 +64,7 @@ from fulmen.coordinator.dashboard import (
     events,
     find,
     instance,
+    invitation,
     manual,
     members,
     pages,
@@ -69,6 +75,7 @@ from fulmen.coordinator.dashboard import (
     sso,
     tokens,
     triggers,
+    users,
     workflow,
 )
 from fulmen.coordinator.dashboard.bundle import EditorBundle
@@ -117,7 +124,7 @@ def install(app: FastAPI) -> None:
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
-    for module in (second_factor, sso, instance):  # issue 18
+    for module in (second_factor, sso, instance, account, users, invitation):  # issue 18
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(SignInRequired, sign_in_required)

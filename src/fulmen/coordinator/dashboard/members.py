@@ -22,6 +22,7 @@ from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, pro
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
 from fulmen.coordinator.dashboard.session import PREFIX, Signed
+from fulmen.coordinator.dashboard.users import invite_form
 from fulmen.coordinator.guard import require_project
 from fulmen.errors import AccessError, FulmenError, InputError
 from fulmen.store import Role
@@ -66,6 +67,13 @@ async def _page(
         project=project,
         members=await c.store.list_members(project_id),
         givable=givable,
+        # issue 18: someone without an account is invited (users.py answers the form)
+        invite=invite_form(
+            [project],
+            [role.value for role in givable],
+            anything=False,
+            back=f"{PREFIX}/projects/{project_id}/members",
+        ),
         problem=problem,
         entered=entered or {},
         notice=DONE.get(request.query_params.get("done", "")),

@@ -1,17 +1,27 @@
 """The dashboard's list pages: workflows with their triggers, runs (filtered, updated live by
 the page's script re-reading ``/ui/runs/rows`` when ``/ui/events`` says runs changed), the
-header's queue and worker figures, and the sign-in page."""
+header's queue and worker figures, and the sign-in page.
+
+Signing in (issue 18) is as a user, with an e-mail address and a password (coordinator/
+sign_in.py: rate-limited per account and address); a user with a second factor goes on to
+``/ui/login/mfa``. The page takes an API token only while no user exists (the token ``fulmen
+up`` wrote, before the first admin is made): from then on a personal token is for the REST
+API, and the sign-in page refuses one, saying so.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from math import ceil
 from typing import Annotated, Any, Final
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from fulmen.coordinator import audit, principals
 from fulmen.coordinator.access import Permission, Principal, allowed
+from fulmen.coordinator.api import status_of
 from fulmen.coordinator.api.auth import parse, verify
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import sso
@@ -29,7 +39,8 @@ from fulmen.coordinator.dashboard.session import (
 )
 from fulmen.coordinator.dashboard.views import run_row
 from fulmen.coordinator.guard import scope_of
-from fulmen.errors import InputError
+from fulmen.coordinator.sign_in import check_password, tokens_may_sign_in
+from fulmen.errors import InputError, SignInError
 from fulmen.store import Project, RunFilter, Store, StoredWorkflow
 
 __all__ = ["STATUS_FILTERS", "router", "status"]
@@ -74,30 +85,88 @@ async def catalog(store: Store, me: Principal) -> list[tuple[Project, list[Store
 # -- signing in --------------------------------------------------------------------------------
 
 
+async def _login_page(
+    request: Request,
+    status_code: int = 200,
+    *,
+    next: str,
+    error: str | None = None,
+    email: str = "",
+) -> HTMLResponse:
+    """The sign-in page: a token's form while no user exists, else e-mail and password; and
+    single sign-on's link when a provider is set up (sso.button)."""
+    return page(
+        "login.html",
+        status_code,
+        next=next,
+        error=error,
+        email=email,
+        by_token=await tokens_may_sign_in(_c(request).store),
+        sso=sso.button(request),
+    )
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str | None = None) -> Response:
     if await signed_in(request) is not None:
         return RedirectResponse(safe_next(next), 303)
-    return page("login.html", next=safe_next(next), error=None, sso=sso.button(request))
+    return await _login_page(request, next=safe_next(next))
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(
-    request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = PREFIX
+    request: Request,
+    next: Annotated[str, Form()] = PREFIX,
+    token: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
 ) -> Response:
-    """Sign in with an API token; each attempt is recorded in the audit trail (the token's id
-    at most, never the token)."""
-    who = _token_label(token)
+    """A password sign-in (sign_in.py: rate-limited, one refusal for a wrong address or
+    password; each attempt in the audit trail); with a second factor the session waits at
+    ``/ui/login/mfa``. While no user exists, an API token's sign-in instead."""
+    target = safe_next(next)
+    c = _c(request)
+    by_token = await tokens_may_sign_in(c.store)
     if not same_origin(request):
-        await audit.sign_in(request, who, "failed", reason="cross_site")
-        return page("login.html", 403, next=safe_next(next), error="Sign in from this site.")
+        who, how = (_token_label(token), "token") if by_token else (email.strip(), "password")
+        await audit.sign_in(request, who, "failed", reason="cross_site", method=how)
+        return await _login_page(request, 403, next=target, error="Sign in from this site.")
+    if by_token:
+        return await _token_sign_in(request, token, target)
+    if token and not email:
+        await audit.sign_in(request, _token_label(token), "failed", reason="token_refused")
+        message = "Sign in with your e-mail address and password: an API token is for the REST API."
+        return await _login_page(request, 401, next=target, error=message)
+    try:
+        user = await check_password(c, email, password, audit.address_of(request))
+    except SignInError as refused:
+        answer = await _login_page(
+            request, status_of(refused), next=target, error=refused.message, email=email
+        )
+        if refused.retry_at is not None:
+            wait = (refused.retry_at - c.clock.now()).total_seconds()
+            answer.headers["Retry-After"] = str(max(1, ceil(wait)))
+        return answer
+    if user.totp_enabled:  # the second factor's page (second_factor.py) finishes the sign-in
+        response = RedirectResponse(f"{PREFIX}/login/mfa?next={quote(target)}", 303)
+        await start(response, request, user_id=user.id, stage="mfa")
+        return response
+    response = RedirectResponse(target, 303)
+    await start(response, request, user_id=user.id)
+    return response
+
+
+async def _token_sign_in(request: Request, token: str, target: str) -> Response:
+    """Before any user exists: an API token's sign-in, recorded in the audit trail (the
+    token's id at most, never the token)."""
+    who = _token_label(token)
     c = _c(request)
     stored = await verify(c.store, token.strip(), what="dashboard sign-in")
     principal = None if stored is None else await principals.of_token(c.store, stored)
     if stored is None or principal is None:
         await audit.sign_in(request, who, "failed", reason="bad_token")
-        return page("login.html", 401, next=safe_next(next), error="That token is not valid.")
-    response = RedirectResponse(safe_next(next), 303)
+        return await _login_page(request, 401, next=target, error="That token is not valid.")
+    response = RedirectResponse(target, 303)
     await start(response, request, token_id=stored.id)
     await audit.sign_in(request, who, "succeeded", principal=principal)
     return response

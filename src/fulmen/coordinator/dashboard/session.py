@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from fulmen.coordinator import principals, second_factor
+from fulmen.coordinator import audit, principals, second_factor
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.store import DashboardSession, SessionLimits
@@ -166,7 +166,7 @@ async def start(
         await c.store.end_dashboard_session(key_of(previous))
     session_id = secrets.token_urlsafe(ID_BYTES)
     session = limits(c)
-    address = request.client.host if request.client else ""
+    address = audit.address_of(request)
     await c.store.open_dashboard_session(
         key_of(session_id),
         session,

@@ -936,6 +936,73 @@ WHERE id = %(id)s;
 -- name: roles_of_user
 SELECT project_id, role FROM project_members WHERE user_id = %(user_id)s;
 
+-- name: rehash_user_password
+-- The same password, hashed with today's parameters; only over the hash that was checked.
+UPDATE users SET password_hash = %(new_hash)s WHERE id = %(id)s AND password_hash = %(old_hash)s;
+
+-- name: set_user_disabled
+UPDATE users SET disabled_at = %(disabled_at)s, updated_at = %(now)s WHERE id = %(id)s;
+
+-- name: set_user_instance_admin
+UPDATE users SET instance_admin = %(admin)s, updated_at = %(now)s WHERE id = %(id)s;
+
+-- name: lock_active_instance_admins
+-- Before removing an instance admin: who the active ones are, their rows locked, so that two
+-- admins removing each other at once take turns, and the second sees the first's change
+-- (a row no longer matching after the wait is not returned) and is refused.
+SELECT id FROM users WHERE instance_admin AND disabled_at IS NULL FOR UPDATE;
+
+
+-- -- invitations (invitations.py) -------------------------------------------------------------
+
+-- name: insert_invitation
+INSERT INTO invitations (digest, email, instance_admin, project_id, role, invited_by,
+                         inserted_at, expires_at)
+VALUES (%(digest)s, %(email)s, %(instance_admin)s, %(project_id)s, %(role)s, %(invited_by)s,
+        %(now)s, %(expires_at)s);
+
+-- name: get_invitation
+SELECT * FROM invitations WHERE digest = %(digest)s;
+
+-- name: accept_invitation
+-- Once, and only while it has not expired: a second acceptance, even a concurrent one (it
+-- waits for the first's row lock, then finds accepted_at set), changes nothing.
+UPDATE invitations SET accepted_at = %(now)s
+WHERE digest = %(digest)s AND accepted_at IS NULL AND expires_at > %(now)s;
+
+-- name: list_open_invitations
+SELECT * FROM invitations WHERE accepted_at IS NULL AND expires_at > %(now)s
+ORDER BY inserted_at DESC, digest;
+
+-- name: delete_invitation
+DELETE FROM invitations WHERE digest = %(digest)s;
+
+
+-- -- failed sign-ins, for the rate limit (sign_in_failures.py) -------------------------------
+
+-- name: lock_sign_in_failures
+-- First statement of a sign-in attempt: attempts take turns on one transaction-scoped
+-- advisory lock ("FULMENSI" in ASCII), so that two coordinators checking the same account at
+-- once cannot both count four failures and both let a fifth guess through. Held for a few
+-- statements (counting and adding rows), never while a password is hashed.
+SELECT pg_advisory_xact_lock(5068040850434315081);
+
+-- name: prune_sign_in_failures
+-- A password attempt's pruning: failures of one kind of subject (email:…, ip:…) past the
+-- window; other kinds (mfa:…) keep theirs, counted over their own window.
+DELETE FROM sign_in_failures WHERE subject LIKE %(kind)s AND at <= %(before)s;
+
+-- name: recent_sign_in_failures
+-- A subject's newest failures (after pruning: all within the window), at most %(limit)s.
+SELECT at FROM sign_in_failures WHERE subject = %(subject)s ORDER BY at DESC LIMIT %(limit)s;
+
+-- name: forgive_sign_in_failure
+-- One row of the subject at that instant: such rows are alike, any one is the attempt's.
+DELETE FROM sign_in_failures WHERE ctid = (
+    SELECT ctid FROM sign_in_failures WHERE subject = %(subject)s AND at = %(at)s LIMIT 1
+);
+
+
 -- -- failure alerts and digests (issue 18: alert_config.py, alert_outbox.py) ---------------
 
 -- name: note_alert_ending

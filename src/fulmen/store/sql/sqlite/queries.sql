@@ -894,6 +894,68 @@ WHERE id = :id;
 -- name: roles_of_user
 SELECT project_id, role FROM project_members WHERE user_id = :user_id;
 
+-- name: rehash_user_password
+-- The same password, hashed with today's parameters; only over the hash that was checked.
+UPDATE users SET password_hash = :new_hash WHERE id = :id AND password_hash = :old_hash;
+
+-- name: set_user_disabled
+UPDATE users SET disabled_at = :disabled_at, updated_at = :now WHERE id = :id;
+
+-- name: set_user_instance_admin
+UPDATE users SET instance_admin = :admin, updated_at = :now WHERE id = :id;
+
+-- name: lock_active_instance_admins
+-- Before removing an instance admin: who the active ones are (SQLite's write lock keeps them
+-- so until the transaction ends; PostgreSQL locks their rows).
+SELECT id FROM users WHERE instance_admin = 1 AND disabled_at IS NULL;
+
+
+-- -- invitations (invitations.py) -------------------------------------------------------------
+
+-- name: insert_invitation
+INSERT INTO invitations (digest, email, instance_admin, project_id, role, invited_by,
+                         inserted_at, expires_at)
+VALUES (:digest, :email, :instance_admin, :project_id, :role, :invited_by, :now, :expires_at);
+
+-- name: get_invitation
+SELECT * FROM invitations WHERE digest = :digest;
+
+-- name: accept_invitation
+-- Once, and only while it has not expired: a second acceptance changes nothing.
+UPDATE invitations SET accepted_at = :now
+WHERE digest = :digest AND accepted_at IS NULL AND expires_at > :now;
+
+-- name: list_open_invitations
+SELECT * FROM invitations WHERE accepted_at IS NULL AND expires_at > :now
+ORDER BY inserted_at DESC, digest;
+
+-- name: delete_invitation
+DELETE FROM invitations WHERE digest = :digest;
+
+
+-- -- failed sign-ins, for the rate limit (sign_in_failures.py) -------------------------------
+
+-- name: lock_sign_in_failures
+-- First statement of a sign-in attempt (postgres/queries.sql says why). SQLite's write lock,
+-- held from BEGIN IMMEDIATE, already lets one attempt at a time count and add failures.
+SELECT 1 AS locked;
+
+-- name: prune_sign_in_failures
+-- A password attempt's pruning: failures of one kind of subject (email:…, ip:…) past the
+-- window; other kinds (mfa:…) keep theirs, counted over their own window.
+DELETE FROM sign_in_failures WHERE subject LIKE :kind AND at <= :before;
+
+-- name: recent_sign_in_failures
+-- A subject's newest failures (after pruning: all within the window), at most :limit.
+SELECT at FROM sign_in_failures WHERE subject = :subject ORDER BY at DESC LIMIT :limit;
+
+-- name: forgive_sign_in_failure
+-- One row of the subject at that instant: such rows are alike, any one is the attempt's.
+DELETE FROM sign_in_failures WHERE rowid = (
+    SELECT rowid FROM sign_in_failures WHERE subject = :subject AND at = :at LIMIT 1
+);
+
+
 -- -- failure alerts and digests (issue 18: alert_config.py, alert_outbox.py) ---------------
 
 -- name: note_alert_ending
