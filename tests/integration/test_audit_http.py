@@ -346,3 +346,50 @@ async def test_a_members_role_changes_are_recorded(trail: Site) -> None:
         ("member.added", None, {**bo_as, "role": "editor"}),
     ]
     assert found[0]["actor"]["kind"] == "operator"
+
+
+async def test_instance_and_alert_settings_changes_are_recorded(trail: Site) -> None:
+    """The instance's settings and a project's alert channels, rules and digest are settings
+    too: each change recorded with before and after, a webhook's secret never."""
+    assert trail.seeded is not None
+    project_id, workflow_id = trail.seeded.project_id, trail.seeded.workflow_id
+    await trail.api("PUT", "/api/instance/settings", json={"require_mfa": True})
+    alerts = f"/api/projects/{project_id}"
+    mail = await trail.api(
+        "POST", f"{alerts}/alert_channels", 201,
+        json={"name": "ops", "type": "email", "recipients": ["ops@example.org"]},
+    )  # fmt: skip
+    hook = await trail.api(
+        "POST", f"{alerts}/alert_channels", 201,
+        json={"name": "pager", "type": "webhook", "url": "https://hooks.example.org/x"},
+    )  # fmt: skip
+    rule = {"outcomes": ["failed"], "channel_ids": [mail["id"]]}
+    await trail.api("PUT", f"{alerts}/workflows/{workflow_id}/alert_rule", json=rule)
+    await trail.api(
+        "PUT", f"{alerts}/workflows/{workflow_id}/alert_rule", json={**rule, "period_seconds": 60}
+    )
+    await trail.api(
+        "PUT", f"{alerts}/alert_digest", json={"frequency": "daily", "channel_ids": [mail["id"]]}
+    )
+    await trail.api("DELETE", f"{alerts}/workflows/{workflow_id}/alert_rule", 204)
+    await trail.api("DELETE", f"{alerts}/alert_channels/{hook['id']}", 204)
+
+    instance = await records(trail, action="instance_settings")
+    assert [(r["before"], r["after"]) for r in instance] == [
+        ({"require_mfa": False}, {"require_mfa": True})
+    ]
+    trail_of_project = await records(trail, f"/api/projects/{project_id}/audit")
+    found = [r for r in trail_of_project if r["action"].startswith("alert_")]
+    assert [r["action"] for r in found] == [
+        "alert_channel.deleted",
+        "alert_rule.deleted",
+        "alert_digest.updated",
+        "alert_rule.updated",
+        "alert_rule.created",
+        "alert_channel.created",
+        "alert_channel.created",
+    ]
+    assert found[3]["before"]["period_seconds"] == 300
+    assert found[3]["after"]["period_seconds"] == 60
+    assert found[0]["before"]["url"] == "https://hooks.example.org/x"
+    assert hook["secret"] not in str(found)  # a webhook's secret is shown once, never recorded

@@ -16,7 +16,7 @@ import httpx2
 import pyotp
 import pytest
 
-from fulmen.store import SQLStore, User, open_store
+from fulmen.store import AuditFilter, SQLStore, User, open_store
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import serve, sqlite_store
 from fulmen_testing.sign_in import PASSWORD, open_session, personal_token, user
@@ -130,6 +130,12 @@ async def test_a_code_moves_the_session_on_under_a_new_id(site: Site) -> None:
     assert (await site.http.get("/ui/runs")).status_code == 200
     site.holding(waiting)  # the id seen before the second factor is worth nothing after
     assert (await site.http.get("/ui/runs")).status_code == 303
+    # the audit trail: the second factor turned on, then the sign-in it finished
+    found = (await site.store.list_audit(AuditFilter())).items
+    assert [(r.action, (r.detail or {}).get("method")) for r in found] == [
+        ("sign_in.succeeded", "totp"),
+        ("user.second_factor_enabled", None),
+    ]
 
 
 async def test_a_code_is_taken_once(site: Site) -> None:

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from fulmen.config import OidcSettings, Secret
-from fulmen.store import SQLStore
+from fulmen.store import AuditFilter, SQLStore
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import serve, sqlite_store
 from fulmen_testing.oidc_provider import QUIET, OidcProvider, oidc_provider, resign
@@ -131,6 +131,13 @@ async def test_a_sign_in_comes_back_signed_in_as_the_user_with_that_email(site: 
     await site.store.set_instance_settings({"require_mfa": True})
     assert await site.signed_in()  # the provider answers for the second factor
     assert not (await site.store.get_user(ada.id)).totp_enabled
+    # the audit trail has the sign-in, by single sign-on
+    [record] = (await site.store.list_audit(AuditFilter(action="sign_in"))).items
+    assert (record.action, record.actor.id, record.detail) == (
+        "sign_in.succeeded",
+        ada.id,
+        {"method": "oidc"},
+    )
 
 
 async def test_a_callback_this_browser_did_not_start_is_refused(site: Site) -> None:
@@ -142,6 +149,11 @@ async def test_a_callback_this_browser_did_not_start_is_refused(site: Site) -> N
     forged = await site.come_back(with_query(callback, state="made-up-state"))
     assert forged.status_code == 400 and refusal(forged) == "sso_state"
     assert "not started in this browser" in forged.text
+    [record] = (await site.store.list_audit(AuditFilter(action="sign_in"))).items
+    assert (record.action, record.detail) == (
+        "sign_in.failed",
+        {"method": "oidc", "reason": "sso_state"},
+    )
 
     # another browser (no cookie) brought this callback: login CSRF
     async with httpx2.AsyncClient(base_url=site.http.base_url) as other:

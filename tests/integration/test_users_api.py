@@ -18,7 +18,7 @@ import pytest
 from fulmen.coordinator.api.auth import issue
 from fulmen.coordinator.audit import command_line
 from fulmen.coordinator.invitations import digest_of
-from fulmen.store import NewInvitation, NewUser, Project, Role, SQLStore, User
+from fulmen.store import AuditFilter, NewInvitation, NewUser, Project, Role, SQLStore, User
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
@@ -107,6 +107,30 @@ async def test_an_instance_admin_lists_and_changes_users(api: Api) -> None:
     assert bad.status_code == 422
     extra = await api.call(operator, "PATCH", f"/api/users/{ada.id}", {"email": "x@example.org"})
     assert extra.status_code == 422
+
+
+async def test_an_instance_admin_removes_a_lost_second_factor(api: Api) -> None:
+    """A user who lost their phone and their recovery codes: an instance admin removes the
+    second factor (recorded), and they sign in with their password to enrol again; ``true``
+    is refused (only the user enrols)."""
+    operator = await api_token(api.store)
+    await api.store.create_user(NewUser("admin@example.org", instance_admin=True))
+    ada = await api.member("ada@example.org", Role.EDITOR)
+    await api.store.begin_totp(ada.id, "JBSWY3DPEHPK3PXP")
+    await api.store.enable_totp(ada.id, 1, ["digest"])
+    assert (await api.store.get_user(ada.id)).totp_enabled
+    path = f"/api/users/{ada.id}"
+    refused = await api.call(operator, "PATCH", path, {"second_factor": True})
+    assert refused.status_code == 422
+    removed = await api.call(operator, "PATCH", path, {"second_factor": False})
+    assert removed.status_code == 200 and removed.json()["totp_enabled"] is False
+    assert await api.store.get_second_factor(ada.id) is None
+    [record] = (await api.store.list_audit(AuditFilter(action="user.second_factor_removed"))).items
+    # the operator token is the first admin's now
+    assert (record.target.id, record.actor.name) == (ada.id, "admin@example.org")
+    ada_token = await api.token_of(ada)  # no instance admin: may not remove anyone's
+    other = await api.call(ada_token, "PATCH", path, {"second_factor": False})
+    assert other.status_code == 403
 
 
 async def test_a_user_who_is_no_instance_admin_manages_no_users(api: Api) -> None:

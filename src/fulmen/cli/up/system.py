@@ -42,9 +42,20 @@ START_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 20.0
 #: Our variables in the caller's environment are not passed on: the data directory decides.
 _OURS: Final = ("WORKER_", "FULMEN_", "LISTEN_ADDRESS", "DATABASE_URL")
-#: …but for the coordinator's alert settings (issue 18): where its e-mails go and how it
-#: retries are the operator's to say, and no data directory knows them.
-_ALERTING: Final = ("FULMEN_SMTP_", "FULMEN_ALERT_", "FULMEN_PUBLIC_URL")
+#: …but for the coordinator's team settings (issue 18), which are the operator's to say and
+#: no data directory knows: where alert e-mails go and how they are retried, single sign-on,
+#: the sign-in limits and session lengths, the audit trail's retention and trusted proxies.
+_OPERATORS: Final = (
+    "FULMEN_SMTP_",
+    "FULMEN_ALERT_",
+    "FULMEN_PUBLIC_URL",
+    "FULMEN_OIDC_",
+    "FULMEN_SIGN_IN_",
+    "FULMEN_INVITATION_",
+    "FULMEN_DASHBOARD_SESSION_",
+    "FULMEN_AUDIT_",
+    "FULMEN_TRUSTED_PROXIES",
+)
 #: The worker and the runner take whatever isolation the host gives; the banner says which.
 _BEST: Final = ("--isolation", "best")
 _LISTENING: Final = r"listening on (http://\S+)"
@@ -80,7 +91,7 @@ class System:
         self.data = data
         self.options = options
         self.env = {k: v for k, v in environ.items() if not k.startswith(_OURS)}
-        self.alerting = {k: v for k, v in environ.items() if k.startswith(_ALERTING)}
+        self.operators = {k: v for k, v in environ.items() if k.startswith(_OPERATORS)}
         self.stopping = stop
         self.children: list[Child] = []
 
@@ -179,7 +190,7 @@ class System:
             ["server", *args],
             {
                 **self.env,
-                **self.alerting,
+                **self.operators,
                 "WORKER_SECRET": data.worker_secret,
                 "WORKER_RUNS_PRIVATE_KEY": data.private_key,
                 **runner,

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from fulmen.coordinator import alert_settings, audit
 from fulmen.coordinator.access import Permission
 from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.alerts import (
@@ -66,7 +67,8 @@ async def create_channel(
 ) -> AlertChannelDoc:
     """A new channel; a ``webhook`` channel's secret is in the answer, and never again."""
     await require_project(_store(request), me, Permission.MANAGE, project_id)
-    made = await _store(request).create_alert_channel(channel.to_store(project_id))
+    by = audit.actor(request, me)
+    made = await alert_settings.create_channel(_store(request), by, channel.to_store(project_id))
     return AlertChannelDoc.of(made)
 
 
@@ -84,7 +86,8 @@ async def delete_channel(
 ) -> Response:
     """Deletes it from every rule and digest, with its deliveries."""
     await require_project(_store(request), me, Permission.MANAGE, project_id)
-    await _store(request).delete_alert_channel(project_id, channel_id)
+    by = audit.actor(request, me)
+    await alert_settings.delete_channel(_store(request), by, project_id, channel_id)
     return Response(status_code=204)
 
 
@@ -146,7 +149,9 @@ async def put_digest(
     request: Request, me: Caller, project_id: PathId, digest: AlertDigestIn
 ) -> AlertDigestDoc:
     await require_project(_store(request), me, Permission.MANAGE, project_id)
-    return AlertDigestDoc.of(await _store(request).put_alert_digest(digest.to_store(project_id)))
+    by = audit.actor(request, me)
+    saved = await alert_settings.put_digest(_store(request), by, digest.to_store(project_id))
+    return AlertDigestDoc.of(saved)
 
 
 # -- workflows' rules (the project's workflows) -------------------------------------------------
@@ -178,7 +183,10 @@ async def put_rule(
 ) -> AlertRuleDoc:
     """The rule from now on; its period counts from its latest alert, whatever it was."""
     await require_project(_store(request), me, Permission.EDIT, project_id)
-    saved = await _store(request).put_alert_rule(rule.to_store(project_id, workflow_id))
+    by = audit.actor(request, me)
+    saved = await alert_settings.put_rule(
+        _store(request), by, rule.to_store(project_id, workflow_id)
+    )
     return AlertRuleDoc.of(saved)
 
 
@@ -189,5 +197,6 @@ async def delete_rule(
     request: Request, me: Caller, project_id: PathId, workflow_id: PathId
 ) -> Response:
     await require_project(_store(request), me, Permission.EDIT, project_id)
-    await _store(request).delete_alert_rule(project_id, workflow_id)
+    by = audit.actor(request, me)
+    await alert_settings.delete_rule(_store(request), by, project_id, workflow_id)
     return Response(status_code=204)

@@ -45,9 +45,12 @@ async def change_user(
     *,
     disabled: bool | None = None,
     instance_admin: bool | None = None,
+    second_factor: bool | None = None,
 ) -> User:
     """Disable or enable a user, make or unmake them an instance admin (``None``: as is),
-    recorded in the audit trail as ``by``'s (``user.updated``, before and after).
+    recorded in the audit trail as ``by``'s (``user.updated``, before and after); remove
+    their second factor (``second_factor=False``: a lost phone and lost recovery codes; they
+    sign in with their password and enrol again), recorded as ``user.second_factor_removed``.
 
     Raises:
         AccessError: ``principal`` is no instance admin.
@@ -71,7 +74,14 @@ async def change_user(
                 before=audit.user_document(before),
                 after=audit.user_document(user),
             )
-    return user
+        removed = second_factor is False and user.totp_enabled
+        if removed:
+            await c.store.disable_totp(user_id)
+            await audit.record(
+                c.store, by, "user.second_factor_removed", Target("user", user.id, user.email)
+            )
+    # reads in the block may not see its own writes (Store.together)
+    return await c.store.get_user(user_id) if removed else user
 
 
 @router.get("/users", tags=["users"])
@@ -93,6 +103,7 @@ async def patch_user(
         user_id,
         disabled=patch.disabled,
         instance_admin=patch.instance_admin,
+        second_factor=patch.second_factor,
     )
     return UserDoc.of(changed)
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
+from fulmen.coordinator import alert_settings, audit
 from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api.schemas.alerts import AlertChannelIn, AlertDigestIn, AlertRuleIn
 from fulmen.coordinator.core import Coordinator
@@ -139,7 +140,8 @@ async def create_channel(
             raise InputError("choose the kind of channel: e-mail or webhook", field="type")
         channel = _channel_in.validate_python(given)
         await c.store.get_project(project_id)
-        made = await c.store.create_alert_channel(channel.to_store(project_id))
+        by = audit.actor(request, me)
+        made = await alert_settings.create_channel(c.store, by, channel.to_store(project_id))
     except (ValidationError, FulmenError) as error:
         entered = {"name": name, "type": type, "recipients": recipients, "url": url}
         return await _page(request, me, problem_of(form, error, CHANNEL_FIELDS), entered=entered)
@@ -159,7 +161,9 @@ async def delete_channel(
     c: Coordinator = request.app.state.coordinator
     await require_project(c.store, me, Permission.MANAGE, project_id)
     try:
-        await c.store.delete_alert_channel(project_id, channel_id)
+        await alert_settings.delete_channel(
+            c.store, audit.actor(request, me), project_id, channel_id
+        )
     except FulmenError as error:
         return await _page(request, me, problem_of(f"delete:{channel_id}", error))
     return _done("deleted", f"project-{project_id}")
@@ -180,7 +184,9 @@ async def save_digest(
     try:
         given = {"frequency": frequency, "channel_ids": channel_ids or []}
         digest = AlertDigestIn.model_validate(given)
-        await c.store.put_alert_digest(digest.to_store(project_id))
+        await alert_settings.put_digest(
+            c.store, audit.actor(request, me), digest.to_store(project_id)
+        )
     except (ValidationError, FulmenError) as error:
         problem = problem_of(f"digest:{project_id}", error, ("frequency", "channel_ids"))
         return await _page(request, me, problem)
@@ -216,7 +222,8 @@ async def save_rule(
     form = f"rule:{workflow_id}"
     try:
         rule = AlertRuleIn.model_validate(values)
-        await c.store.put_alert_rule(rule.to_store(project_id, workflow_id))
+        by = audit.actor(request, me)
+        await alert_settings.put_rule(c.store, by, rule.to_store(project_id, workflow_id))
     except (ValidationError, FulmenError) as error:
         entered = {"period_seconds": period_seconds}
         return await _page(request, me, problem_of(form, error, RULE_FIELDS), entered=entered)
@@ -233,7 +240,7 @@ async def delete_rule(request: Request, project_id: str, workflow_id: str, me: S
     c: Coordinator = request.app.state.coordinator
     await require_project(c.store, me, Permission.EDIT, project_id)
     try:
-        await c.store.delete_alert_rule(project_id, workflow_id)
+        await alert_settings.delete_rule(c.store, audit.actor(request, me), project_id, workflow_id)
     except FulmenError as error:
         return await _page(request, me, problem_of(f"rule:{workflow_id}", error, RULE_FIELDS))
     return _done("unruled", f"rule-{workflow_id}")

@@ -10,7 +10,9 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit
 from fulmen.coordinator.access import Principal, require_instance_admin
+from fulmen.coordinator.api.instance import change
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard import sso
 from fulmen.coordinator.dashboard.forms import Guarded, cross_site, refusal
@@ -53,5 +55,5 @@ async def save(request: Request, me: Signed, require_mfa: Annotated[str, Form()]
         return refusal()
     require_instance_admin(me, "changing the instance's settings")
     c: Coordinator = request.app.state.coordinator
-    await c.store.set_instance_settings({"require_mfa": bool(require_mfa)})
+    await change(c.store, audit.actor(request, me), {"require_mfa": bool(require_mfa)})
     return RedirectResponse(f"{PREFIX}/instance?done=saved", 303)

@@ -25,7 +25,7 @@ import segno
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fulmen.coordinator import mfa, second_factor
+from fulmen.coordinator import audit, mfa, principals, second_factor
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Guarded, Problem, cross_site, problem_of, refusal
@@ -42,7 +42,7 @@ from fulmen.coordinator.dashboard.session import (
     start,
 )
 from fulmen.errors import ConfigError, ConflictError, FulmenError
-from fulmen.store import User
+from fulmen.store import Target, User
 
 __all__ = ["MFA_STAGE_LIMIT", "router"]
 
@@ -95,13 +95,17 @@ async def sign_in(request: Request, code: Field = "", next: Field = PREFIX) -> R
     if user_id is None:
         return RedirectResponse(f"{PREFIX}/login", 303)
     c = _c(request)
+    user = await c.store.get_user(user_id)
     try:
         await second_factor.check(c.store, user_id, code.strip(), c.clock.now())
     except FulmenError as error:
+        await audit.sign_in(request, user.email, "failed", reason=error.code, method="totp")
         problem = problem_of("code", error)
         return page("mfa_sign_in.html", problem.status, next=target, error=problem.message)
     response = RedirectResponse(target, 303)
     await start(response, request, user_id=user_id, stage="full")
+    principal = await principals.of_user(c.store, user)
+    await audit.sign_in(request, user.email, "succeeded", principal=principal, method="totp")
     return response
 
 
@@ -186,6 +190,7 @@ async def enrol(request: Request, me: Holder, code: Field = "") -> Response:
         return await _page(request, me, problem_of("enrol", error, ("code",)))
     except FulmenError as error:
         return await _page(request, me, problem_of("enrol", error, ("code",)))
+    await _recorded(request, me, "user.second_factor_enabled")
     return await _page(request, me, codes=codes, status=201)
 
 
@@ -207,6 +212,7 @@ async def renew(request: Request, me: Holder, answer: Field = "") -> Response:
     if isinstance(proven, Problem):
         return await _page(request, me, proven)
     codes = await second_factor.renew_codes(_c(request).store, proven.id)
+    await _recorded(request, me, "user.recovery_codes_renewed")
     return await _page(request, me, codes=codes, status=201)
 
 
@@ -218,4 +224,12 @@ async def turn_off(request: Request, me: Holder, answer: Field = "") -> Response
     if isinstance(proven, Problem):
         return await _page(request, me, proven)
     await _c(request).store.disable_totp(proven.id)
+    await _recorded(request, me, "user.second_factor_disabled")
     return RedirectResponse(f"{ENROL}?done=off", 303)
+
+
+async def _recorded(request: Request, me: Principal, action: str) -> None:
+    """The audit trail's record of a change to the caller's own second factor (never its
+    secret or codes)."""
+    store = _c(request).store
+    await audit.record(store, audit.actor(request, me), action, Target("user", me.id, me.name))

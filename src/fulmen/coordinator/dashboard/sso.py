@@ -34,6 +34,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fulmen.coordinator import audit, principals
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.render import page
@@ -135,6 +136,7 @@ async def callback(request: Request) -> Response:
         response = await _signed_in(request, configured)
     except SignInError as error:
         log.warning("single sign-on refused (%s): %s", error.code, error.message)
+        await audit.sign_in(request, "", "failed", reason=error.code, method="oidc")
         response = _problem(error, configured.name)
     response.delete_cookie(
         COOKIE,
@@ -204,4 +206,6 @@ async def _signed_in(request: Request, configured: OidcClient) -> Response:
     digest = await start(response, request, user_id=user.id, stage="full")
     await c.store.mark_sso_session(digest)
     log.info("user %s signed in through single sign-on (%s)", user.id, configured.name)
+    principal = await principals.of_user(c.store, user)
+    await audit.sign_in(request, user.email, "succeeded", principal=principal, method="oidc")
     return response

@@ -48,12 +48,14 @@ ACTIONS: Final[dict[str, dict[str, bool]]] = {
     "enable": {"disabled": False},
     "make_admin": {"instance_admin": True},
     "unmake_admin": {"instance_admin": False},
+    "remove_second_factor": {"second_factor": False},
 }
 DONE: Final = {
     "disable": "User disabled: their sessions ended, and their tokens are refused.",
     "enable": "User enabled: they can sign in again.",
     "make_admin": "User made an instance admin.",
     "unmake_admin": "User is no longer an instance admin.",
+    "remove_second_factor": "Second factor removed: they sign in with their password, then enrol.",
     "revoked": "Invitation revoked: its link opens nothing now.",
 }
 INVITE_FIELDS: Final = ("email", "project_id", "role", "instance_admin")

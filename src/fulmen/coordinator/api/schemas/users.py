@@ -46,6 +46,10 @@ class UserPatch(InputDoc):
 
     disabled: bool | None = None
     instance_admin: bool | None = None
+    #: ``false`` removes the user's TOTP second factor (a lost phone and lost recovery codes):
+    #: they sign in with their password alone and enrol again. ``true`` is refused: only the
+    #: user enrols.
+    second_factor: Literal[False] | None = None
 
 
 class InvitationIn(InputDoc):
