@@ -5,13 +5,13 @@ of an instance admin may change them; a service token never may (access.py)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from fulmen.coordinator import audit
-from fulmen.coordinator.access import Principal, require_instance_admin
-from fulmen.coordinator.api.auth import authorized
+from fulmen.coordinator.access import require_instance_admin
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.instance import InstanceSettingsDoc, InstanceSettingsIn
 from fulmen.coordinator.core import Coordinator
 from fulmen.store import Actor, InstanceSettings, Store, Target
@@ -19,8 +19,6 @@ from fulmen.store import Actor, InstanceSettings, Store, Target
 __all__ = ["change", "router"]
 
 router = APIRouter()
-
-Caller = Annotated[Principal, Depends(authorized)]
 
 
 @router.get("/instance/settings", tags=["instance"])

@@ -8,13 +8,11 @@ they give (coordinator/invitations.py), listed and revoked by an instance admin.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from fulmen.coordinator import audit, invitations
 from fulmen.coordinator.access import Principal, require_instance_admin
-from fulmen.coordinator.api.auth import authorized
+from fulmen.coordinator.api.auth import Caller
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId
 from fulmen.coordinator.api.schemas.users import (
     InvitationDoc,
@@ -28,8 +26,6 @@ from fulmen.store import Actor, Target, User
 __all__ = ["change_user", "router"]
 
 router = APIRouter()
-
-Caller = Annotated[Principal, Depends(authorized)]
 
 
 def _coordinator(request: Request) -> Coordinator:

@@ -5,32 +5,32 @@ api/audit_trail.py's AuditQuery, kept in the URL so that a search is a link), ne
 a change's diff shown line by line (added and removed lines marked, every line escaped), and
 links to export what the filters match (``.jsonl``, ``.csv``: the REST API's exports).
 
-A refusal (a role too weak) is answered with a page saying so, and recorded itself.
+A refusal (a role too weak) is answered and recorded as every page's is (forms.Guarded).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from fulmen.coordinator import access, audit, diffs
-from fulmen.coordinator.access import Permission, Principal
+from fulmen.coordinator import access, diffs
+from fulmen.coordinator.access import Permission
 from fulmen.coordinator.api.audit_trail import AuditQuery, export
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.dashboard.find import refusal
+from fulmen.coordinator.dashboard.forms import Guarded
 from fulmen.coordinator.dashboard.pages import status
 from fulmen.coordinator.dashboard.render import page
-from fulmen.coordinator.dashboard.session import viewer
-from fulmen.errors import AccessError, InputError, NotFoundError
+from fulmen.coordinator.dashboard.session import Signed
+from fulmen.errors import InputError, NotFoundError
 from fulmen.store import AuditFilter, AuditRecord, Project
 
 __all__ = ["ACTIONS", "PAGE", "router"]
 
-router = APIRouter()
+router = APIRouter(route_class=Guarded)
 
-Viewer = Annotated[Principal, Depends(viewer)]
 #: Records on a page.
 PAGE: Final = 50
 #: What the action filter suggests (any code or noun may be typed).
@@ -57,49 +57,35 @@ def _c(request: Request) -> Coordinator:
 
 
 @router.get("/audit", response_class=HTMLResponse)
-async def instance_trail(request: Request, me: Viewer, cursor: str | None = None) -> Response:
-    try:
-        access.require_instance_admin(me, "the instance's audit trail")
-    except AccessError as error:
-        return await _refused(request, error)
+async def instance_trail(request: Request, me: Signed, cursor: str | None = None) -> Response:
+    access.require_instance_admin(me, "the instance's audit trail")
     return await _trail(request, None, cursor)
 
 
 @router.get("/projects/{project_id}/audit", response_class=HTMLResponse)
 async def project_trail(
-    request: Request, project_id: str, me: Viewer, cursor: str | None = None
+    request: Request, project_id: str, me: Signed, cursor: str | None = None
 ) -> Response:
     c = _c(request)
+    access.require(me, Permission.MANAGE, project_id)
     try:
-        access.require(me, Permission.MANAGE, project_id)
         project = await c.store.get_project(project_id)
-    except AccessError as error:
-        if error.code != "forbidden":
-            return await _missing(c, project_id)
-        return await _refused(request, error)
     except NotFoundError:
         return await _missing(c, project_id)
     return await _trail(request, project, cursor)
 
 
 @router.get("/audit.{kind}")
-async def instance_export(request: Request, kind: str, me: Viewer) -> Response:
-    try:
-        access.require_instance_admin(me, "the instance's audit trail")
-    except AccessError as error:
-        return await _refused(request, error)
+async def instance_export(request: Request, kind: str, me: Signed) -> Response:
+    access.require_instance_admin(me, "the instance's audit trail")
     return await _export(request, None, kind, "instance")
 
 
 @router.get("/projects/{project_id}/audit.{kind}")
-async def project_export(request: Request, project_id: str, kind: str, me: Viewer) -> Response:
+async def project_export(request: Request, project_id: str, kind: str, me: Signed) -> Response:
+    access.require(me, Permission.MANAGE, project_id)
     try:
-        access.require(me, Permission.MANAGE, project_id)
         await _c(request).store.get_project(project_id)
-    except AccessError as error:
-        if error.code != "forbidden":
-            return await _missing(_c(request), project_id)
-        return await _refused(request, error)
     except NotFoundError:
         return await _missing(_c(request), project_id)
     return await _export(request, project_id, kind, f"project-{project_id}")
@@ -180,13 +166,6 @@ async def _projects(c: Coordinator) -> list[Project]:
         projects.extend(listed.items)
         if (cursor := listed.next_cursor) is None:
             return projects
-
-
-async def _refused(request: Request, error: AccessError) -> HTMLResponse:
-    """403, saying which role it takes; recorded as ``access.refused``."""
-    await audit.refused(request, error)
-    c = _c(request)
-    return page("refused.html", 403, message=error.message, status=await status(c))
 
 
 async def _missing(c: Coordinator, project_id: str | None, what: str = "") -> HTMLResponse:
