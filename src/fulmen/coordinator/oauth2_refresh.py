@@ -46,8 +46,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
-import httpx2
-
 from fulmen.clock import Clock
 from fulmen.coordinator import audit, oauth2
 from fulmen.coordinator.oauth2_client import TIMEOUT, token_request
@@ -78,12 +76,10 @@ class OAuth2Tokens:
         clock: Clock,
         *,
         timeout: float = TIMEOUT,
-        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._timeout = timeout
-        self._transport = transport
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         #: The last temporary failure of each credential's refresh, and when (monotonic).
         self._failures: dict[str, tuple[float, CredentialError]] = {}
@@ -147,7 +143,6 @@ class OAuth2Tokens:
                 state.settings.token_url,
                 oauth2.refresh_form(state.settings, held),
                 timeout=self._timeout,
-                transport=self._transport,
             )
             fresh, expires_at = oauth2.tokens_of(answer, held, self._clock.now())
         except CredentialError as error:
