@@ -148,15 +148,16 @@ class OAuth2Tokens:
         except CredentialError as error:
             await self._failed(credential, holder, error)
             raise
+        now = self._clock.now()
         saved = replace(
             state,
             status=OAuth2Status.CONNECTED,
             problem="",
             expires_at=expires_at,
-            refreshed_at=self._clock.now(),
+            refreshed_at=now,
         )
         async with self._store.together():
-            await self._store.save_oauth2_tokens(credential_id, fresh, expires_at)
+            await self._store.save_oauth2_tokens(credential_id, fresh, expires_at, now)
             await self._store.append_audit(
                 audit.oauth2_event(audit.SYSTEM, "oauth2_refreshed", info, saved)
             )

@@ -662,7 +662,11 @@ class Store(Protocol):
         ...
 
     async def save_oauth2_tokens(
-        self, credential_id: str, secrets: OAuth2Secrets, expires_at: datetime | None
+        self,
+        credential_id: str,
+        secrets: OAuth2Secrets,
+        expires_at: datetime | None,
+        refreshed_at: datetime,
     ) -> None:
         """New tokens: connected, the lease given back."""
         ...

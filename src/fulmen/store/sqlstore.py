@@ -834,13 +834,15 @@ class SQLStore:
             )
 
     async def save_oauth2_tokens(
-        self, credential_id: str, secrets: OAuth2Secrets, expires_at: datetime | None
+        self,
+        credential_id: str,
+        secrets: OAuth2Secrets,
+        expires_at: datetime | None,
+        refreshed_at: datetime,
     ) -> None:
         cipher = credentials.require_cipher(self._cipher)
         async with self._db.write() as tx:
-            await oauth2.save_tokens(
-                tx, cipher, credential_id, secrets, expires_at, self._clock.now()
-            )
+            await oauth2.save_tokens(tx, cipher, credential_id, secrets, expires_at, refreshed_at)
 
     async def set_oauth2_status(
         self, credential_id: str, status: OAuth2Status, problem: str

@@ -176,7 +176,7 @@ async def connected(
         refreshed_at=now,
     )
     async with store.together():
-        await store.save_oauth2_tokens(credential_id, fresh, expires_at)
+        await store.save_oauth2_tokens(credential_id, fresh, expires_at, now)
         await store.append_audit(audit.oauth2_event(by, "oauth2_connected", info, state))
     return OAuth2CredentialDoc.of(info, state)
 
