@@ -138,8 +138,10 @@ class OAuth2Provider:
 
 
 @asynccontextmanager
-async def oauth2_provider() -> AsyncIterator[OAuth2Provider]:
-    """The provider on a free loopback port, until the block ends."""
+async def oauth2_provider(name: str = "127.0.0.1") -> AsyncIterator[OAuth2Provider]:
+    """The provider on a free port of 127.0.0.1, until the block ends; ``name`` is the host
+    its URLs name (``localhost``: another site than the coordinator's ``127.0.0.1``, as a
+    real provider is, for a browser)."""
     provider = OAuth2Provider()
     config = uvicorn.Config(provider.app(), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
@@ -148,7 +150,7 @@ async def oauth2_provider() -> AsyncIterator[OAuth2Provider]:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    provider.base_url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    provider.base_url = f"http://{name}:{server.servers[0].sockets[0].getsockname()[1]}"
     try:
         yield provider
     finally:

@@ -8,7 +8,9 @@ The authorization-code flow is single sign-on's (sso.py), with the same defences
    admin of the project) makes a state and a PKCE verifier (oidc.begin); the store keeps the
    state's SHA-256 with the verifier, the redirect URI, the credential and the SHA-256 of the
    dashboard session that asked, for :data:`LIFETIME`; the browser keeps the state in an
-   ``HttpOnly``, ``SameSite=Lax`` cookie scoped to the callback. Then to the provider.
+   ``HttpOnly``, ``SameSite=Lax`` cookie scoped to the callback. Then to the provider, by a
+   page that moves on by itself: the Content-Security-Policy's ``form-action 'self'`` would
+   refuse a form's redirect to another site.
 2. ``GET /ui/oauth2/callback`` is where the provider sends the browser back: a navigation
    begun on the provider's site, which the ``SameSite=Strict`` session cookie does not come
    with, so this page only moves on by itself, from this site, to
@@ -34,7 +36,7 @@ from typing import Annotated, Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from fulmen.coordinator import audit, oauth2, oidc
@@ -145,8 +147,10 @@ async def begin(request: Request, project_id: str, credential_id: str, me: Signe
         credential_id, cookie_digest(request), begun.verifier, back, c.clock.now() + LIFETIME
     )
     await c.store.put_oauth2_authorization(_digest(begun.state), kept)
-    response = RedirectResponse(
-        oauth2.authorization_url(state.settings, back, begun.state, begun.verifier), 303
+    response = page(
+        "oauth2_continue.html",
+        heading="To the provider",
+        next=oauth2.authorization_url(state.settings, back, begun.state, begun.verifier),
     )
     response.set_cookie(
         COOKIE,
@@ -164,7 +168,11 @@ async def begin(request: Request, project_id: str, credential_id: str, me: Signe
 async def callback(request: Request) -> Response:
     """Back from the provider: on to :func:`finish`, from this site (see above)."""
     query = {k: v for k, v in request.query_params.items() if k in _CARRIED}
-    return page("sso_continue.html", next=f"{FINISH}?{urlencode(query)}")
+    return page(
+        "oauth2_continue.html",
+        heading="Back from the provider",
+        next=f"{FINISH}?{urlencode(query)}",
+    )
 
 
 _CARRIED: Final = ("code", "state", "error", "error_description")
