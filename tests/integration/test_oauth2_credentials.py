@@ -401,6 +401,33 @@ async def test_a_refused_refresh_marks_the_credential_and_fails_the_run(
         assert provider.count("refresh_token") == asked  # the provider is not asked again
 
 
+async def test_a_client_credentials_credential_saved_while_its_provider_was_down(
+    tmp_path: Path, provider: OAuth2Provider
+) -> None:
+    """Saved unconnected, with why; its first run gets it a token."""
+    async with store_at("sqlite", tmp_path) as (store, _), site(store) as where:
+        seeded = await seed(store, jobs=(("prints", PRINTS_TOKEN),))
+        provider.down = True
+        saved = await where.api(
+            "PUT",
+            f"/api/projects/{seeded.project_id}/credentials/{seeded.credential_id}/oauth2",
+            json=settings_doc(provider, "client_credentials"),
+        )
+        assert saved["status"] == "not_connected" and "temporarily_unavailable" in saved["problem"]
+        assert await store.get_credential_body(seeded.credential_id) == {
+            "instance_url": "https://partner.example"
+        }
+        provider.down = False
+        async with fulmen_worker(where.served):
+            ran = await one_run(where, seeded)
+        assert ran.state == "success", ran.error_message
+        state = await where.api("GET", f"/api/credentials/{seeded.credential_id}/oauth2")
+        assert state["status"] == "connected" and state["problem"] == ""
+        assert provider.count("client_credentials") == 2
+        logs = [line.message for line in (await store.get_logs(ran.id)).items]
+        assert "token ***" in logs and not any(provider.issued[-1] in line for line in logs)
+
+
 async def one_run(where: Site, seeded: Seeded) -> Run:
     answer = await where.http.post(f"/i/{seeded.webhook_id}", json={})
     assert answer.status_code == 200

@@ -3,7 +3,9 @@
 When a worker fetches an OAuth2 credential for a run (``fetch:credential``,
 channels/run.py), :meth:`OAuth2Tokens.body_for_run` answers with the credential's body and a
 token that is good for at least oauth2.MARGIN more: one expiring sooner (or expired, or of
-unknown expiry) is refreshed first, stored sealed, and the new token answered.
+unknown expiry) is refreshed first, stored sealed, and the new token answered. A
+client-credentials credential whose first token could not be had when it was saved gets it
+so too.
 
 **Once, even when many runs fetch it at the same moment, on every coordinator.** Two layers:
 
@@ -50,7 +52,7 @@ from fulmen.clock import Clock
 from fulmen.coordinator import audit, oauth2
 from fulmen.coordinator.oauth2_client import TIMEOUT, token_request
 from fulmen.errors import CredentialError, NotFoundError
-from fulmen.store import OAuth2Credential, OAuth2Status, Store
+from fulmen.store import Grant, OAuth2Credential, OAuth2Status, Store
 from fulmen.store.models.common import JSONValue
 
 __all__ = ["FAILURE_MEMORY", "LEASE", "POLL", "OAuth2Tokens"]
@@ -187,9 +189,13 @@ class OAuth2Tokens:
         log.warning("credential %s: OAuth2 refresh failed: %s", credential_id, error.message)
 
     def _stale(self, credential: OAuth2Credential) -> bool:
+        """Whether to get a new token first: one about to expire, or the first token of a
+        client-credentials credential that could not be had when it was saved."""
         state = credential.state
-        if state.status is not OAuth2Status.CONNECTED:
-            return False  # nothing to refresh: _check_usable says why
+        if state.status is OAuth2Status.NOT_CONNECTED:
+            return state.settings.grant is Grant.CLIENT_CREDENTIALS
+        if state.status is OAuth2Status.NEEDS_REAUTHORIZATION:
+            return False  # a person must connect it: _check_usable says so
         return oauth2.needs_refresh(
             state.settings, credential.secrets, state.expires_at, self._clock.now()
         )
@@ -203,8 +209,8 @@ class OAuth2Tokens:
                 f"{state.problem or 'the provider refused its token'}",
                 code="reauthorization_required",
             )
-        if state.status is OAuth2Status.NOT_CONNECTED or not (
-            credential.secrets.access_token or stale
+        if not stale and (
+            state.status is OAuth2Status.NOT_CONNECTED or not credential.secrets.access_token
         ):
             raise CredentialError(
                 f"OAuth2 credential {state.credential_id} is not connected: connect it on the "
