@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx2
 import pytest
+from click.testing import CliRunner, Result
 
+from fulmen.cli import cli
 from fulmen.coordinator.dashboard.session import COOKIE
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
@@ -205,6 +208,54 @@ async def test_malformed_documents_and_wrong_targets_are_refused(
         refused = await where.api("POST", f"/api/credentials/{made['id']}/oauth2/connect", 409)
         assert "dashboard" in refused["error"]["message"]
         assert provider.requests == []
+
+
+async def test_the_command_line_creates_and_shows_one(
+    tmp_path: Path, provider: OAuth2Provider
+) -> None:
+    async with store_at("sqlite", tmp_path) as (store, _), site(store) as where:
+        await seed(store)
+
+        async def fulmen(*args: str, secret: str) -> Result:
+            env = {"FULMEN_URL": where.served.base_url, "FULMEN_API_TOKEN": where.token}
+            return await anyio.to_thread.run_sync(
+                lambda: CliRunner().invoke(cli, list(args), env=env, input=secret)
+            )
+
+        made = await fulmen(
+            "credentials", "oauth2", "tests", "partner",
+            "--grant", "client_credentials",
+            "--token-url", provider.token_url,
+            "--client-id", CLIENT_ID,
+            "--scope", "read",
+            secret=CLIENT_SECRET,
+        )  # fmt: skip
+        assert made.exit_code == 0, made.output
+        assert "created" in made.output and "status: connected" in made.output
+        shown = await fulmen("credentials", "status", "tests", "partner", secret="")
+        assert shown.exit_code == 0 and "status: connected" in shown.output
+        assert "token expires at:" in shown.output
+        assert provider.issued[-1] not in made.output + shown.output
+        assert CLIENT_SECRET not in made.output + shown.output
+        refused = await fulmen(
+            "credentials", "oauth2", "tests", "partner",
+            "--grant", "client_credentials",
+            "--token-url", "http://provider.example/token",
+            "--client-id", CLIENT_ID,
+            secret=CLIENT_SECRET,
+        )  # fmt: skip
+        assert refused.exit_code == 1 and "https://" in refused.output
+        empty = await fulmen(
+            "credentials", "oauth2", "tests", "partner",
+            "--grant", "client_credentials",
+            "--token-url", provider.token_url,
+            "--client-id", CLIENT_ID,
+            secret="",
+        )  # fmt: skip
+        assert empty.exit_code != 0 and "client secret is empty" in empty.output
+        assert provider.count("client_credentials") == 1
+        plain = await fulmen("credentials", "status", "tests", "api", secret="")
+        assert plain.exit_code == 1 and "not an OAuth2 credential" in plain.output
 
 
 # -- the dashboard ---------------------------------------------------------------------------
