@@ -20,6 +20,10 @@ Actions are stable codes, ``<noun>.<verb>``:
   jobs and edges are part of it: enabling a trigger is a ``workflow.updated``);
 * ``credential.created|updated|deleted``: the name and the jobs that use it, never the
   value (``detail.value`` says ``set`` when one was given);
+* ``credential.oauth2_connected|oauth2_refreshed|oauth2_refresh_failed|
+  oauth2_reauthorization_needed`` (:func:`oauth2_event`): an OAuth2 credential's state
+  (settings, status, expiry), never a token or the client secret; a refresh is recorded as
+  done by :data:`SYSTEM`, the coordinator itself;
 * ``webhook_auth_method.created|deleted`` and ``trigger.auth_methods_changed``: names and
   kinds, never a key or a password;
 * ``run.started`` (by hand), ``run.cancel_requested``, ``work_order.rerun``;
@@ -54,6 +58,7 @@ from fastapi import Request
 from fulmen.coordinator import principals
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.schemas.catalog import ProjectDoc, WorkflowDoc
+from fulmen.coordinator.api.schemas.oauth2 import OAuth2CredentialDoc
 from fulmen.errors import AccessError, FulmenError
 from fulmen.store import (
     Actor,
@@ -63,6 +68,7 @@ from fulmen.store import (
     Deployed,
     Invitation,
     NewAuditRecord,
+    OAuth2State,
     Project,
     Role,
     Store,
@@ -74,6 +80,7 @@ from fulmen.store import (
 from fulmen.store.models.common import JSONValue
 
 __all__ = [
+    "SYSTEM",
     "Document",
     "actor",
     "address_of",
@@ -85,6 +92,7 @@ __all__ = [
     "invitation_document",
     "member",
     "method_document",
+    "oauth2_event",
     "project_change",
     "project_document",
     "record",
@@ -99,6 +107,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Who acts when the coordinator changes something by itself (refreshes a token).
+SYSTEM: Final = Actor("system", "coordinator", "the coordinator")
 
 T = TypeVar("T")
 
@@ -364,6 +375,25 @@ def workflow_document(stored: StoredWorkflow) -> Document:
 
 def project_document(project: Project) -> Document:
     return _without_volatile(ProjectDoc.of(project).model_dump(mode="json"))
+
+
+def oauth2_event(
+    by: Actor,
+    action: str,
+    info: CredentialInfo,
+    state: OAuth2State,
+    detail: Document | None = None,
+) -> NewAuditRecord:
+    """``credential.<action>`` of an OAuth2 credential (see the module's docstring), with its
+    state after the change."""
+    return NewAuditRecord(
+        by,
+        f"credential.{action}",
+        Target("credential", info.id, info.name),
+        info.project_id,
+        after=OAuth2CredentialDoc.of(info, state).model_dump(mode="json"),
+        detail=detail,
+    )
 
 
 def credential_document(info: CredentialInfo, uses: list[dict[str, JSONValue]]) -> Document:

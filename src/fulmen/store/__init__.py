@@ -57,6 +57,15 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 from fulmen.store.models.deployments import Change, Deployed, Deployment, WorkflowSave
 from fulmen.store.models.invitations import Invitation, NewInvitation
+from fulmen.store.models.oauth2 import (
+    Grant,
+    OAuth2Authorization,
+    OAuth2Credential,
+    OAuth2Secrets,
+    OAuth2Settings,
+    OAuth2State,
+    OAuth2Status,
+)
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -127,6 +136,7 @@ __all__ = [
     "DigestFrequency",
     "EnqueueRequest",
     "Enqueued",
+    "Grant",
     "IdempotencyKey",
     "InstanceSettings",
     "Invitation",
@@ -141,6 +151,12 @@ __all__ = [
     "NewInvitation",
     "NewUser",
     "NewWebhookAuthMethod",
+    "OAuth2Authorization",
+    "OAuth2Credential",
+    "OAuth2Secrets",
+    "OAuth2Settings",
+    "OAuth2State",
+    "OAuth2Status",
     "Page",
     "Priority",
     "Project",

@@ -67,6 +67,7 @@ from fulmen.coordinator.dashboard import (
     invitation,
     manual,
     members,
+    oauth2,
     pages,
     run,
     second_factor,
@@ -113,6 +114,7 @@ def install(app: FastAPI) -> None:
         manual,
         control,
         find,
+        oauth2,  # issue 19: before credentials, whose routes share a prefix
         credentials,
         triggers,
         settings,
