@@ -495,7 +495,7 @@ async def _streamed(
         if len(chunk) == _CHUNK:
             yield (b"," if sent > _CHUNK else b"") + b",".join(chunk)
             chunk = []
-    await items.aclose()  # type: ignore[attr-defined]
+    await items.aclose()  # ends the store's reading now, not when collected
     if chunk:
         yield (b"," if sent > len(chunk) else b"") + b",".join(chunk)
     cursor = encode_cursor(last.id) if more and last is not None else None
