@@ -57,6 +57,7 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 from fulmen.store.models.deployments import Change, Deployed, Deployment, WorkflowSave
 from fulmen.store.models.invitations import Invitation, NewInvitation
+from fulmen.store.models.keychains import KeychainChoice, KeychainInfo, NewKeychain
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -130,6 +131,8 @@ __all__ = [
     "IdempotencyKey",
     "InstanceSettings",
     "Invitation",
+    "KeychainChoice",
+    "KeychainInfo",
     "LogEntry",
     "LogLine",
     "LostRun",
@@ -139,6 +142,7 @@ __all__ = [
     "NewCredential",
     "NewDataclip",
     "NewInvitation",
+    "NewKeychain",
     "NewUser",
     "NewWebhookAuthMethod",
     "Page",

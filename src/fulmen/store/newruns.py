@@ -10,6 +10,9 @@ Two settings are copied into the run when it is made:
 * the plan option ``output_dataclips``: off in an ``erase_all`` project, so the worker does
   not even send outputs (issue 8, "Retention and privacy").
 
+Each keychain its jobs name chooses a credential for it (store/keychains.py), from the input
+it is made with; a run whose keychain chooses none is made failed and never queued.
+
 And one of its workflow version: ``languages``, the job languages it needs (a bit set,
 ``fulmen.plan.LANGUAGE_BITS``), which the claim matches against those the worker runs.
 :func:`languages_of` reads them off a workflow document; a retry copies its run's.
@@ -24,7 +27,8 @@ from datetime import datetime
 from typing import Any
 
 from fulmen.plan import PYTHON, Options, language_mask, language_of
-from fulmen.store.db import Tx, dumps
+from fulmen.store import keychains
+from fulmen.store.db import Tx, dumps, loads
 from fulmen.store.models.catalog import RetentionPolicy
 from fulmen.store.models.queue import Priority
 
@@ -95,4 +99,9 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
             "languages": run.languages,
             "now": now,
         },
+    )
+    snapshot = await tx.fetchone("get_snapshot", {"id": run.snapshot_id})
+    assert snapshot is not None  # the caller read the workflow (or run) naming it
+    await keychains.choose_for_run(
+        tx, run.id, run.project_id, loads(snapshot["document"])["jobs"], run.dataclip_id, now
     )

@@ -31,6 +31,7 @@ from fulmen.store import (
     idempotency,
     instance_settings,
     invitations,
+    keychains,
     members,
     ownership,
     queue,
@@ -66,6 +67,7 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
+from fulmen.store.models.keychains import KeychainInfo, NewKeychain
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -225,6 +227,24 @@ class SQLStore:
     async def delete_credential(self, credential_id: str) -> None:
         async with self._db.write() as tx:
             await credentials.delete_credential(tx, credential_id)
+
+    # -- keychains ---------------------------------------------------------------------------
+
+    async def put_keychain(self, keychain: NewKeychain) -> KeychainInfo:
+        async with self._db.write() as tx:
+            return await keychains.put_keychain(tx, keychain, self._clock.now())
+
+    async def get_keychain(self, keychain_id: str) -> KeychainInfo:
+        async with self._db.read() as tx:
+            return await keychains.get_keychain(tx, keychain_id)
+
+    async def list_keychains(self, project_id: str) -> list[KeychainInfo]:
+        async with self._db.read() as tx:
+            return await keychains.list_keychains(tx, project_id)
+
+    async def delete_keychain(self, keychain_id: str) -> None:
+        async with self._db.write() as tx:
+            await keychains.delete_keychain(tx, keychain_id)
 
     # -- dataclips ---------------------------------------------------------------------------
 
