@@ -21,6 +21,7 @@ from fulmen.coordinator.dashboard.session import COOKIE, key_of
 from fulmen.store import (
     Actor,
     NewCredential,
+    NewKeychain,
     NewUser,
     NewWebhookAuthMethod,
     Project,
@@ -127,6 +128,8 @@ class Fresh:
     member_id: str
     owner_token_id: str
     service_token_id: str
+    #: A keychain no job names (picking the unused credential).
+    keychain_id: str = ""
 
 
 async def fresh_project(store: SQLStore, team: Team) -> Fresh:
@@ -138,6 +141,9 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
     )
     method = await store.create_webhook_auth_method(
         NewWebhookAuthMethod(str(uuid4()), seeded.project_id, "m", WebhookAuthType.API)
+    )
+    keychain = await store.put_keychain(
+        NewKeychain(str(uuid4()), seeded.project_id, "unused", "$.data.site", {"a": unused.id})
     )
     member = await user(store, "leaving")
     await store.put_member(seeded.project_id, member.id, Role.VIEWER)
@@ -151,6 +157,7 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
         member.id,
         own.id,
         service.id,
+        keychain.id,
     )
 
 

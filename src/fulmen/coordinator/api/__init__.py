@@ -42,6 +42,7 @@ from fulmen.coordinator.api import (
     catalog,
     deployments,
     instance,
+    keychains,
     members,
     runs,
     tokens,
@@ -89,6 +90,7 @@ _COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=_COMMON_ANSWERS)
 router.include_router(catalog.router)
+router.include_router(keychains.router)
 router.include_router(deployments.router)
 router.include_router(adaptors.router)
 router.include_router(runs.router)

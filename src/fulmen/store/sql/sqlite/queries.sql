@@ -1325,6 +1325,9 @@ SELECT project_id FROM dataclips WHERE id = :id;
 -- name: project_of_credential
 SELECT project_id FROM credentials WHERE id = :id;
 
+-- name: project_of_keychain
+SELECT project_id FROM keychains WHERE id = :id;
+
 -- name: project_of_webhook_auth_method
 SELECT project_id FROM webhook_auth_methods WHERE id = :id;
 
