@@ -62,9 +62,7 @@ def list_keychains(project: str, url: str | None, token_file: str | None) -> Non
     metavar="VALUE=CREDENTIAL",
     help="The value found at the path, and the credential (name or id) it picks; repeat.",
 )
-@click.option(
-    "--default", "default", help="The credential (name or id) when no entry matches."
-)
+@click.option("--default", "default", help="The credential (name or id) when no entry matches.")
 @url_option
 @token_file_option
 def set_keychain(
