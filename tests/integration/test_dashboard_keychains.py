@@ -100,6 +100,9 @@ async def test_a_keychain_is_made_listed_and_changed(board: Board) -> None:
     assert "Keychain sites created." in text_of(page.text)
     assert "$.data.site_id" in card and "north" in card and "api" in card
     assert "north-token-12" not in page.text and "s3cr3t-pw" not in page.text
+    credentials = (await board.http.get("/ui/credentials")).text
+    card = credentials.split(f'id="credential-{board.north}"')[1].split("</article>")[0]
+    assert "keychain sites" in text_of(card) and "No job uses it" not in card
 
     changed = await board.post(
         f"/ui/keychains/{s.project_id}/{keychain_id}",

@@ -73,8 +73,16 @@ async def _listing(c: Coordinator, me: Principal) -> list[dict[str, Any]]:
                 if job.credential_id:
                     use = Use(w.id, w.name, job.id, job.name or job.id[:8])
                     uses.setdefault(job.credential_id, []).append(use)
+        chains: dict[str, list[str]] = {}  # the keychains that can choose each (issue 19)
+        for keychain in await c.store.list_keychains(project.id):
+            for credential_id in {*keychain.entries.values(), keychain.default_credential_id}:
+                if credential_id:
+                    chains.setdefault(credential_id, []).append(keychain.name)
         credentials = await c.store.list_credentials(project.id)
-        items = [{"info": info, "uses": uses.get(info.id, [])} for info in credentials]
+        items = [
+            {"info": info, "uses": uses.get(info.id, []), "keychains": chains.get(info.id, [])}
+            for info in credentials
+        ]
         out.append({"project": project, "credentials": items})
     return out
 
