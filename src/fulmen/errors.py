@@ -38,6 +38,7 @@ The tree::
     ├── RegistryError          the npm registry or the Python package index could not say which
     │                          versions a package has
     ├── AlertError             an alert channel could not deliver (SMTP server, webhook receiver)
+    ├── CredentialError        an OAuth2 credential's token could not be had from its provider
     ├── TransitionError        a run or step event that its state table does not allow
     └── StoreError             the store could not do what was asked (the database failed)
         ├── NotFoundError        no such project, workflow, run, step, dataclip… (``field``)
@@ -345,6 +346,17 @@ class AlertError(FulmenError):
     cannot be opened: no credential key, or another one)."""
 
     code = "alert_failed"
+
+
+class CredentialError(FulmenError):
+    """An OAuth2 credential's token could not be had (issue 19): the provider refused the
+    grant (``reauthorization_required``: its refresh token was revoked or expired, so a person
+    must connect it again; the credential is marked so), could not be reached or answered
+    with something that is not a token (``provider_unavailable``: tried again at the next
+    use), or the credential was never connected (``not_connected``). A run whose credential
+    fails so ends before it starts, with this message."""
+
+    code = "reauthorization_required"
 
 
 class TransitionError(FulmenError):

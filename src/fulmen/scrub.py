@@ -58,6 +58,9 @@ SAFE_KEYS: Final = frozenset(
         "login_url",
         "loginUrl",
         "domain",
+        # an OAuth2 credential's (issue 19): what kind of token, and what it may do
+        "token_type",
+        "scope",
         "region",
     )
 )

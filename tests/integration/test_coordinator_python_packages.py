@@ -243,6 +243,25 @@ async def test_a_package_the_index_does_not_have_saves_nothing(
         assert await a.workflows() == []
 
 
+async def test_uv_wrapping_its_message_to_a_narrow_terminal_reads_the_same(
+    tmp_path: Path, index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv wraps to ``COLUMNS`` (pytest-xdist's workers have it narrow): the refusal was then
+    read as the user's unreadable requirement, and the message cut at the first line."""
+    monkeypatch.setenv("COLUMNS", "40")
+    async with api(tmp_path, index.url) as a:
+        refused = await a.create(job("load", "fulmen-probe@9.9.9"))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == {
+            "code": "unknown_package_version",
+            "field": "jobs[0].adaptor",
+            "message": "job 'load' (load): fulmen-probe@9.9.9 cannot be installed from the "
+            f"Python package index {index.url}: Because there is no version of "
+            "fulmen-probe==9.9.9 and you require fulmen-probe==9.9.9, we can conclude that "
+            "your requirements are unsatisfiable.",
+        }
+
+
 async def test_two_jobs_pinning_one_package_at_two_versions_are_refused_before_the_index(
     tmp_path: Path, index: Index
 ) -> None:

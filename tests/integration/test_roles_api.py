@@ -162,6 +162,17 @@ def _deployment(w: World) -> dict[str, object]:
     return {"project": {"id": w.ids["project_id"], "name": "tests"}, "workflows": [_workflow(w)]}
 
 
+def _oauth2(_: World) -> dict[str, object]:
+    return {
+        "name": "oauth",
+        "grant": "authorization_code",
+        "authorization_url": "https://provider.example/authorize",
+        "token_url": "https://provider.example/token",
+        "client_id": "fulmen",
+        "client_secret": "client-secret-0123",
+    }
+
+
 #: Every /api route: (method, path as the OpenAPI document writes it) → its row.
 TABLE: Final[dict[tuple[str, str], Row]] = {
     # projects
@@ -207,6 +218,15 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
     ("DELETE", "/api/keychains/{keychain_id}"): Row(
         P.MANAGE, fresh=lambda f: {"keychain_id": f.keychain_id}
     ),
+    # OAuth2 credentials (issue 19): no provider is called for the authorization-code grant
+    ("POST", "/api/projects/{project_id}/credentials/oauth2"): Row(P.MANAGE, body=_oauth2),
+    ("PUT", "/api/projects/{project_id}/credentials/{credential_id}/oauth2"): Row(
+        P.MANAGE,
+        body=_oauth2,
+        fresh=lambda f: {"project_id": f.project_id, "credential_id": f.credential_id},
+    ),
+    ("GET", "/api/credentials/{credential_id}/oauth2"): Row(P.READ),
+    ("POST", "/api/credentials/{credential_id}/oauth2/connect"): Row(P.MANAGE),
     # runs and their data
     ("GET", "/api/runs"): Row(ANYONE),
     ("GET", "/api/runs/{run_id}"): Row(P.READ),

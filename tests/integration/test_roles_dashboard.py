@@ -195,6 +195,19 @@ TABLE: Final[dict[str, Row]] = {
         P.MANAGE,
         fresh=lambda f: {"project_id": f.project_id, "keychain_id": f.keychain_id},
     ),
+    # OAuth2 credentials (issue 19): no provider is called for the authorization-code grant
+    "/ui/credentials/{project_id}/oauth2": Row(
+        P.MANAGE,
+        form=lambda b: {
+            "name": "oauth",
+            "grant": "authorization_code",
+            "authorization_url": "https://provider.example/authorize",
+            "token_url": "https://provider.example/token",
+            "client_id": "fulmen",
+            "client_secret": "client-secret-0123",
+        },
+    ),
+    "/ui/credentials/{project_id}/{credential_id}/oauth2/connect": Row(P.MANAGE),
     "/ui/triggers/{trigger_id}/enabled": Row(
         P.EDIT, form=lambda b: {"enabled": "true", "version": "1"}
     ),

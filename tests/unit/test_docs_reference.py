@@ -113,7 +113,7 @@ VARIABLE = re.compile(
     r"\b(?:FULMEN|WORKER|LIGHTNING|ATTEMPTS|DEPLOYED|LISTEN|MAX|RUN|WEBHOOK)_[A-Z0-9_]*[A-Z0-9]\b"
 )
 #: ``fulmen`` followed by words: a command line, in a code span or block.
-COMMAND = re.compile(r"(?<![-/\w.])fulmen((?: [a-z][a-z-]*)+)((?: [^`\n]*)?)")
+COMMAND = re.compile(r"(?<![-/\w.])fulmen((?: [a-z][a-z0-9-]*)+)((?: [^`\n]*)?)")
 
 
 def test_every_variable_the_pages_name_is_read_by_the_code() -> None:

@@ -22,6 +22,10 @@ Actions are stable codes, ``<noun>.<verb>``:
   value (``detail.value`` says ``set`` when one was given);
 * ``keychain.created|updated|deleted``: its name, path, entries and default (credential
   ids, never a value);
+* ``credential.oauth2_connected|oauth2_refreshed|oauth2_refresh_failed|
+  oauth2_reauthorization_needed`` (:func:`oauth2_event`): an OAuth2 credential's state
+  (settings, status, expiry), never a token or the client secret; a refresh is recorded as
+  done by :data:`SYSTEM`, the coordinator itself;
 * ``webhook_auth_method.created|deleted`` and ``trigger.auth_methods_changed``: names and
   kinds, never a key or a password;
 * ``run.started`` (by hand), ``run.cancel_requested``, ``work_order.rerun``;
@@ -56,6 +60,7 @@ from fastapi import Request
 from fulmen.coordinator import principals
 from fulmen.coordinator.access import Principal
 from fulmen.coordinator.api.schemas.catalog import ProjectDoc, WorkflowDoc
+from fulmen.coordinator.api.schemas.oauth2 import OAuth2CredentialDoc
 from fulmen.errors import AccessError, FulmenError
 from fulmen.store import (
     Actor,
@@ -66,6 +71,7 @@ from fulmen.store import (
     Invitation,
     KeychainInfo,
     NewAuditRecord,
+    OAuth2State,
     Project,
     Role,
     Store,
@@ -77,6 +83,7 @@ from fulmen.store import (
 from fulmen.store.models.common import JSONValue
 
 __all__ = [
+    "SYSTEM",
     "Document",
     "actor",
     "address_of",
@@ -90,6 +97,7 @@ __all__ = [
     "keychain_document",
     "member",
     "method_document",
+    "oauth2_event",
     "project_change",
     "project_document",
     "record",
@@ -104,6 +112,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Who acts when the coordinator changes something by itself (refreshes a token).
+SYSTEM: Final = Actor("system", "coordinator", "the coordinator")
 
 T = TypeVar("T")
 
@@ -385,6 +396,25 @@ def workflow_document(stored: StoredWorkflow) -> Document:
 
 def project_document(project: Project) -> Document:
     return _without_volatile(ProjectDoc.of(project).model_dump(mode="json"))
+
+
+def oauth2_event(
+    by: Actor,
+    action: str,
+    info: CredentialInfo,
+    state: OAuth2State,
+    detail: Document | None = None,
+) -> NewAuditRecord:
+    """``credential.<action>`` of an OAuth2 credential (see the module's docstring), with its
+    state after the change."""
+    return NewAuditRecord(
+        by,
+        f"credential.{action}",
+        Target("credential", info.id, info.name),
+        info.project_id,
+        after=OAuth2CredentialDoc.of(info, state).model_dump(mode="json"),
+        detail=detail,
+    )
 
 
 def credential_document(info: CredentialInfo, uses: list[dict[str, JSONValue]]) -> Document:

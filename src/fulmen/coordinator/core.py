@@ -21,6 +21,7 @@ from fulmen.config import PRIVATE_KEY_VARIABLES, SECRET_VARIABLES, CoordinatorSe
 from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
+from fulmen.coordinator.oauth2_refresh import OAuth2Tokens
 from fulmen.coordinator.registry import NpmRegistry
 from fulmen.coordinator.run_tokens import RunTokens
 from fulmen.errors import AdaptorError, ConfigError
@@ -75,6 +76,8 @@ class Coordinator:
     #: about ``FULMEN_PYTHON_INDEX``; it writes only a short-lived file under
     #: ``<data dir>/python/``, and installs nothing.
     python_repo: PythonRepo = field(init=False)
+    #: OAuth2 credentials' tokens, refreshed before a run gets them (issue 19).
+    oauth2: OAuth2Tokens = field(init=False)
 
     def __post_init__(self) -> None:
         self.run_tokens = RunTokens(self.keys.private_key)
@@ -88,6 +91,7 @@ class Coordinator:
         self.python_repo = PythonRepo(
             Path(self.settings.data_dir).resolve(), index=self.settings.python_index, uv=uv
         )
+        self.oauth2 = OAuth2Tokens(self.store, self.clock)
 
     def now(self) -> float:
         """Seconds since the epoch, from the coordinator's clock (tokens want this form)."""

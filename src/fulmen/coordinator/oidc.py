@@ -43,6 +43,7 @@ from fulmen.errors import SignInError
 __all__ = [
     "ALGORITHMS",
     "LEEWAY",
+    "LOOPBACK",
     "SCOPES",
     "Begun",
     "Identity",
@@ -62,7 +63,8 @@ ALGORITHMS: Final = frozenset(
 )
 LEEWAY: Final = timedelta(seconds=60)
 SCOPES: Final = "openid email profile"
-_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The hosts a plain http:// URL may name (a provider on this machine, in tests).
+LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
 TokenAuth = Literal["client_secret_basic", "client_secret_post"]
 
@@ -291,7 +293,7 @@ def _endpoint(document: Mapping[str, Any], name: str, issuer: str, plain: bool) 
         raise _provider(issuer, f"its discovery document has no {name}")
     parts = urlsplit(value)
     secure = parts.scheme == "https" or (
-        parts.scheme == "http" and plain and parts.hostname in _LOOPBACK
+        parts.scheme == "http" and plain and parts.hostname in LOOPBACK
     )
     if not parts.hostname or not secure:
         raise _provider(issuer, f"its {name} is not an https:// URL ({value!r})")

@@ -537,15 +537,32 @@ def _without_paths(progress: Progress) -> Progress:
 
 def _reason(stderr: str) -> str:
     """uv's reason in one line: the first and last of its ``cause:`` lines (what failed, and
-    why at the bottom), else its ``error:`` line."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    causes = [
-        line.removeprefix(prefix).strip()
-        for line in lines
-        for prefix in ("cause:", "╰─▶")
-        if line.startswith(prefix)
-    ]
+    why at the bottom), else its ``error:`` line.
+
+    uv wraps its messages to the terminal's width (``COLUMNS``, which pytest-xdist and some
+    shells set): an indented line under a ``cause:`` is the rest of that cause, not a line of
+    its own. Read line by line, a wrapped cause lost the words that say what it means (the
+    coordinator then took an unknown version for an unreadable requirement)."""
+    causes: list[str] = []
+    errors: list[str] = []
+    others: list[str] = []
+    within = False
+    for raw in stderr.splitlines():
+        line = raw.strip()
+        if not line:
+            within = False
+            continue
+        prefix = next((p for p in ("cause:", "╰─▶") if line.startswith(p)), None)
+        if prefix is not None:
+            causes.append(line.removeprefix(prefix).strip())
+            within = True
+        elif within and raw[:1].isspace() and not line.startswith(("hint:", "help:")):
+            causes[-1] = f"{causes[-1]} {line}"
+        else:
+            within = False
+            if line.startswith("error:"):
+                errors.append(line.removeprefix("error:").strip())
+            others.append(line)
     if causes:
         return causes[0] if len(causes) == 1 else f"{causes[0]} ({causes[-1]})"
-    errors = [line.removeprefix("error:").strip() for line in lines if line.startswith("error:")]
-    return (errors or lines or ["no reason given"])[0]
+    return (errors or others or ["no reason given"])[0]

@@ -58,6 +58,15 @@ from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 from fulmen.store.models.deployments import Change, Deployed, Deployment, WorkflowSave
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.keychains import KeychainChoice, KeychainInfo, NewKeychain
+from fulmen.store.models.oauth2 import (
+    Grant,
+    OAuth2Authorization,
+    OAuth2Credential,
+    OAuth2Secrets,
+    OAuth2Settings,
+    OAuth2State,
+    OAuth2Status,
+)
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -128,6 +137,7 @@ __all__ = [
     "DigestFrequency",
     "EnqueueRequest",
     "Enqueued",
+    "Grant",
     "IdempotencyKey",
     "InstanceSettings",
     "Invitation",
@@ -145,6 +155,12 @@ __all__ = [
     "NewKeychain",
     "NewUser",
     "NewWebhookAuthMethod",
+    "OAuth2Authorization",
+    "OAuth2Credential",
+    "OAuth2Secrets",
+    "OAuth2Settings",
+    "OAuth2State",
+    "OAuth2Status",
     "Page",
     "Priority",
     "Project",

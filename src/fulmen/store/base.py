@@ -38,6 +38,14 @@ from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.keychains import KeychainInfo, NewKeychain
+from fulmen.store.models.oauth2 import (
+    OAuth2Authorization,
+    OAuth2Credential,
+    OAuth2Secrets,
+    OAuth2Settings,
+    OAuth2State,
+    OAuth2Status,
+)
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -633,6 +641,64 @@ class Store(Protocol):
         ...
 
     async def is_sso_session(self, digest: str) -> bool: ...
+
+    # -- OAuth2 credentials (issue 19) -------------------------------------------------------
+
+    async def put_oauth2_credential(
+        self,
+        credential: NewCredential,
+        settings: OAuth2Settings,
+        secrets: OAuth2Secrets,
+        *,
+        status: OAuth2Status,
+        expires_at: datetime | None = None,
+    ) -> CredentialInfo:
+        """Create or replace an OAuth2 credential: its body (fields besides the token), its
+        provider settings, and its client secret and tokens (sealed), in one transaction."""
+        ...
+
+    async def get_oauth2_credential(self, credential_id: str) -> OAuth2Credential:
+        """With its secrets opened (NotFoundError: not an OAuth2 credential)."""
+        ...
+
+    async def get_oauth2_state(self, credential_id: str) -> OAuth2State:
+        """Without secrets (NotFoundError: not an OAuth2 credential)."""
+        ...
+
+    async def list_oauth2_states(self, project_id: str) -> list[OAuth2State]: ...
+
+    async def take_oauth2_lease(
+        self, credential_id: str, holder: str, until: datetime
+    ) -> OAuth2Credential | None:
+        """The right to refresh the token until ``until``, with the credential as it is now;
+        ``None`` while another holder's lease runs."""
+        ...
+
+    async def save_oauth2_tokens(
+        self,
+        credential_id: str,
+        secrets: OAuth2Secrets,
+        expires_at: datetime | None,
+        refreshed_at: datetime,
+    ) -> None:
+        """New tokens: connected, the lease given back."""
+        ...
+
+    async def set_oauth2_status(
+        self, credential_id: str, status: OAuth2Status, problem: str
+    ) -> None: ...
+
+    async def release_oauth2_lease(self, credential_id: str, holder: str) -> None: ...
+
+    async def put_oauth2_authorization(
+        self, digest: str, authorization: OAuth2Authorization
+    ) -> None:
+        """Keep a "Connect" begun, under its state's digest."""
+        ...
+
+    async def take_oauth2_authorization(self, digest: str) -> OAuth2Authorization | None:
+        """The authorization kept under ``digest``, removed (``None``: none, or expired)."""
+        ...
 
     # -- the audit trail (issue 18, audit.py) --------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Credentials: sealed at rest, listed without values, opened only for who may have them.
 
-A body leaves the store only through ``get_credential_body``; given a run, it is refused
-unless a job of that run's snapshot names the credential, or names a keychain that chose it
-for that run (store/keychains.py: run_jobs) (issue 4: values go only to a worker
+A body leaves the store only through ``get_credential_body`` (an OAuth2 credential's with its
+current token over it: oauth2.py); given a run, it is refused unless a job of that run's
+snapshot names the credential, or names a keychain that chose it for that run
+(store/keychains.py: run_jobs) (issue 4: values go only to a worker
 holding a run token for a run that uses them).
 
 Values shorter than ``fulmen.scrub.MIN_SECRET_LENGTH`` are never masked in logs and outputs;
@@ -22,6 +23,7 @@ from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.models.common import JSONValue
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
+from fulmen.store.oauth2 import get_oauth2, token_fields
 
 __all__ = [
     "delete_credential",
@@ -74,9 +76,11 @@ async def get_credential_body(
     row = await tx.fetchone("get_credential", {"id": credential_id})
     if row is None:
         raise NotFoundError(f"credential {credential_id} does not exist", field="id")
-    body = require_cipher(cipher).open(credential_id, bytes(row["sealed_body"]))
+    opener = require_cipher(cipher)
+    body = opener.open(credential_id, bytes(row["sealed_body"]))
     assert isinstance(body, dict)  # put_credential seals objects only
-    return body
+    oauth2 = await get_oauth2(tx, opener, credential_id)
+    return body if oauth2 is None else body | token_fields(oauth2)
 
 
 async def get_credential(tx: Tx, credential_id: str) -> CredentialInfo:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from fulmen.clock import SYSTEM_CLOCK, Clock
-from fulmen.errors import FulmenError
+from fulmen.errors import FulmenError, NotFoundError
 from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
 from fulmen.store import (
@@ -33,6 +33,7 @@ from fulmen.store import (
     invitations,
     keychains,
     members,
+    oauth2,
     ownership,
     queue,
     reads,
@@ -68,6 +69,14 @@ from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
 from fulmen.store.models.keychains import KeychainInfo, NewKeychain
+from fulmen.store.models.oauth2 import (
+    OAuth2Authorization,
+    OAuth2Credential,
+    OAuth2Secrets,
+    OAuth2Settings,
+    OAuth2State,
+    OAuth2Status,
+)
 from fulmen.store.models.queue import (
     DEFAULT_QUEUES,
     ClaimedRun,
@@ -789,6 +798,91 @@ class SQLStore:
     async def is_sso_session(self, digest: str) -> bool:
         async with self._db.read() as tx:
             return await sso_requests.is_sso_session(tx, digest)
+
+    # -- OAuth2 credentials (oauth2.py) ------------------------------------------------------
+
+    async def put_oauth2_credential(
+        self,
+        credential: NewCredential,
+        settings: OAuth2Settings,
+        secrets: OAuth2Secrets,
+        *,
+        status: OAuth2Status,
+        expires_at: datetime | None = None,
+    ) -> CredentialInfo:
+        now = self._clock.now()
+        async with self._db.write() as tx:
+            info = await credentials.put_credential(tx, self._cipher, credential, now)
+            await oauth2.put_oauth2(
+                tx,
+                credentials.require_cipher(self._cipher),
+                credential.id,
+                settings,
+                secrets,
+                status=status,
+                expires_at=expires_at,
+                now=now,
+            )
+            return info
+
+    async def get_oauth2_credential(self, credential_id: str) -> OAuth2Credential:
+        async with self._db.read() as tx:
+            found = await oauth2.get_oauth2(
+                tx, credentials.require_cipher(self._cipher), credential_id
+            )
+        if found is None:
+            raise NotFoundError(
+                f"credential {credential_id} is not an OAuth2 credential", field="id"
+            )
+        return found
+
+    async def get_oauth2_state(self, credential_id: str) -> OAuth2State:
+        async with self._db.read() as tx:
+            return await oauth2.get_oauth2_state(tx, credential_id)
+
+    async def list_oauth2_states(self, project_id: str) -> list[OAuth2State]:
+        async with self._db.read() as tx:
+            return await oauth2.list_oauth2_states(tx, project_id)
+
+    async def take_oauth2_lease(
+        self, credential_id: str, holder: str, until: datetime
+    ) -> OAuth2Credential | None:
+        cipher = credentials.require_cipher(self._cipher)
+        async with self._db.write() as tx:
+            return await oauth2.take_lease(
+                tx, cipher, credential_id, holder, until, self._clock.now()
+            )
+
+    async def save_oauth2_tokens(
+        self,
+        credential_id: str,
+        secrets: OAuth2Secrets,
+        expires_at: datetime | None,
+        refreshed_at: datetime,
+    ) -> None:
+        cipher = credentials.require_cipher(self._cipher)
+        async with self._db.write() as tx:
+            await oauth2.save_tokens(tx, cipher, credential_id, secrets, expires_at, refreshed_at)
+
+    async def set_oauth2_status(
+        self, credential_id: str, status: OAuth2Status, problem: str
+    ) -> None:
+        async with self._db.write() as tx:
+            await oauth2.set_status(tx, credential_id, status, problem)
+
+    async def release_oauth2_lease(self, credential_id: str, holder: str) -> None:
+        async with self._db.write() as tx:
+            await oauth2.release_lease(tx, credential_id, holder)
+
+    async def put_oauth2_authorization(
+        self, digest: str, authorization: OAuth2Authorization
+    ) -> None:
+        async with self._db.write() as tx:
+            await oauth2.put_oauth2_authorization(tx, digest, authorization, self._clock.now())
+
+    async def take_oauth2_authorization(self, digest: str) -> OAuth2Authorization | None:
+        async with self._db.write() as tx:
+            return await oauth2.take_oauth2_authorization(tx, digest, self._clock.now())
 
     # -- the audit trail (audit.py) ----------------------------------------------------------
 

@@ -44,6 +44,7 @@ from fulmen.coordinator.api import (
     instance,
     keychains,
     members,
+    oauth2,
     runs,
     tokens,
     users,
@@ -59,6 +60,7 @@ from fulmen.errors import (
     ConfigError,
     ConflictError,
     ContractError,
+    CredentialError,
     FulmenError,
     InputError,
     NotFoundError,
@@ -91,6 +93,7 @@ _COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=_COMMON_ANSWERS)
 router.include_router(catalog.router)
 router.include_router(keychains.router)
+router.include_router(oauth2.router)
 router.include_router(deployments.router)
 router.include_router(adaptors.router)
 router.include_router(runs.router)
@@ -120,7 +123,7 @@ def status_of(error: FulmenError) -> int:
         return 422
     if isinstance(error, ConfigError):
         return 503
-    if isinstance(error, RegistryError):
+    if isinstance(error, RegistryError | CredentialError):
         return 502
     return 500
 

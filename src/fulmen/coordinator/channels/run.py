@@ -9,7 +9,9 @@ join again after a reconnect (§1.6), also once its run has ended (to resend its
 *Fetches* (§5.3–§5.5) answer with the run's plan (read once, at the join, which needs it for
 the scrubber: a run's plan never changes), its input dataclip (as a binary reply) and the
 credentials its jobs use (only those: the store checks that the run's snapshot names the
-credential). Everything the worker reports is scrubbed again here (§8.4, secrets.py): the
+credential; an OAuth2 credential's token is refreshed first if it is about to expire, and a
+token that cannot be had is answered as the CredentialError that says why:
+oauth2_refresh.py). Everything the worker reports is scrubbed again here (§8.4, secrets.py): the
 run's scrubber is built on each join, from the credentials and webhook-auth secrets the run
 may see, and rebuilt if a credential fetched later was changed since.
 When the run does not save dataclips, its input is wiped by the store once the run has ended,
@@ -60,7 +62,14 @@ from fulmen.coordinator.channels.reports import record, record_all
 from fulmen.coordinator.channels.secrets import run_secrets
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.memory import Outcome, fingerprint
-from fulmen.errors import ConfigError, ContractError, FulmenError, NotFoundError, TokenError
+from fulmen.errors import (
+    ConfigError,
+    ContractError,
+    CredentialError,
+    FulmenError,
+    NotFoundError,
+    TokenError,
+)
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 from fulmen.phoenix.server import JoinRequest, Request
 from fulmen.plan import Options
@@ -219,13 +228,18 @@ class RunChannel:
         return True, orjson.dumps(await run_input(self._c, self._dataclip_id))
 
     async def _credential(self, credential_id: str) -> Outcome:
+        """The body, an OAuth2 credential's with a token refreshed if it was about to expire
+        (oauth2_refresh.py); the run's scrubber learns a token it did not know."""
         try:
-            body = await self._c.store.get_credential_body(credential_id, run_id=self.run_id)
+            body = await self._c.oauth2.body_for_run(credential_id, self.run_id)
         except NotFoundError:
             return False, {"errors": {"id": [CREDENTIAL_NOT_FOUND]}}
         except ConfigError as error:
             log.error("run %s: credential %s: %s", self.run_id, credential_id, error)
             return False, {"errors": {"id": [error.message]}}
+        except CredentialError as error:
+            log.warning("run %s: credential %s: %s", self.run_id, credential_id, error)
+            return False, {"errors": {"id": [f"CredentialError ({error.code}): {error.message}"]}}
         if body not in self._secrets:  # changed since the join
             self._secrets.append(body)
             self._memory.scrubber = Scrubber(self._secrets)

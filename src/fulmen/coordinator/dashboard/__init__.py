@@ -69,6 +69,7 @@ from fulmen.coordinator.dashboard import (
     keychains,
     manual,
     members,
+    oauth2,
     pages,
     run,
     second_factor,
@@ -115,6 +116,7 @@ def install(app: FastAPI) -> None:
         manual,
         control,
         find,
+        oauth2,  # issue 19: before credentials, whose routes share a prefix
         credentials,
         keychains,  # issue 19
         triggers,

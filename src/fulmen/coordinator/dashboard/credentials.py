@@ -1,5 +1,6 @@
 """``/ui/credentials``: each project's credentials, the jobs that use each, and forms to create
-one, set its value and delete it.
+one, set its value and delete it; OAuth2 credentials with their state and a "Connect" button
+(dashboard/oauth2.py has their forms).
 
 A value is write-only, as in the REST API: it is sent once, through a form, sealed by the
 store, and never rendered again (nor echoed back when the form is refused: it is then written
@@ -38,16 +39,30 @@ from fulmen.coordinator.guard import require_project
 from fulmen.errors import FulmenError, NotFoundError
 from fulmen.store import CredentialInfo, Project
 
-__all__ = ["router"]
+__all__ = ["FIELDS", "credentials_page", "done", "router"]
 
 router = APIRouter(route_class=Guarded)
 #: The fields of the credential forms, as problems name them.
-FIELDS: Final = ("id", "name", "body")
+FIELDS: Final = (
+    "id",
+    "name",
+    "body",
+    # an OAuth2 credential's (dashboard/oauth2.py)
+    "grant",
+    "authorization_url",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "scopes",
+)
 #: What the page says after a change (``?done=``), by what was done.
 DONE: Final = {
     "created": "Credential {name} created; its value is set.",
     "set": "The value of {name} is set.",
     "deleted": "Credential deleted.",
+    "oauth2_created": "OAuth2 credential {name} created.",
+    "connected": "{name} is connected: runs get its token, refreshed before it expires.",
+    "not_connected": "{name} is not connected: see why on its card.",
 }
 
 
@@ -79,15 +94,23 @@ async def _listing(c: Coordinator, me: Principal) -> list[dict[str, Any]]:
                 if credential_id:
                     chains.setdefault(credential_id, []).append(keychain.name)
         credentials = await c.store.list_credentials(project.id)
+        oauth2 = {
+            state.credential_id: state for state in await c.store.list_oauth2_states(project.id)
+        }
         items = [
-            {"info": info, "uses": uses.get(info.id, []), "keychains": chains.get(info.id, [])}
+            {
+                "info": info,
+                "uses": uses.get(info.id, []),
+                "keychains": chains.get(info.id, []),
+                "oauth2": oauth2.get(info.id),
+            }
             for info in credentials
         ]
         out.append({"project": project, "credentials": items})
     return out
 
 
-async def _page(
+async def credentials_page(
     request: Request, me: Principal, problem: Problem | None = None, done: str | None = None
 ) -> HTMLResponse:
     """Forms only where the caller manages credentials (admins)."""
@@ -106,10 +129,11 @@ async def _page(
         projects=projects,
         problem=problem,
         notice=notice,
+        oauth2_redirect=str(request.base_url).rstrip("/") + f"{PREFIX}/oauth2/callback",
     )
 
 
-def _done(what: str, credential_id: str) -> RedirectResponse:
+def done(what: str, credential_id: str) -> RedirectResponse:
     return RedirectResponse(
         f"{PREFIX}/credentials?done={what}&id={credential_id}#credential-{credential_id}", 303
     )
@@ -117,7 +141,7 @@ def _done(what: str, credential_id: str) -> RedirectResponse:
 
 @router.get("/credentials", response_class=HTMLResponse)
 async def credentials(request: Request, me: Signed, done: str | None = None) -> Response:
-    return await _page(request, me, done=done)
+    return await credentials_page(request, me, done=done)
 
 
 @router.post("/credentials/{project_id}", response_class=HTMLResponse)
@@ -140,8 +164,8 @@ async def create(
         )
         made = await put_credential(c.store, audit.actor(request, me), project_id, given.id, given)
     except (ValidationError, FulmenError) as error:
-        return await _page(request, me, problem_of(form, error, FIELDS))
-    return _done("created", made.id)
+        return await credentials_page(request, me, problem_of(form, error, FIELDS))
+    return done("created", made.id)
 
 
 @router.post("/credentials/{project_id}/{credential_id}/value", response_class=HTMLResponse)
@@ -165,8 +189,8 @@ async def set_value(
         )
         await put_credential(c.store, audit.actor(request, me), project_id, credential_id, given)
     except (ValidationError, FulmenError) as error:
-        return await _page(request, me, problem_of(form, error, FIELDS))
-    return _done("set", credential_id)
+        return await credentials_page(request, me, problem_of(form, error, FIELDS))
+    return done("set", credential_id)
 
 
 @router.post("/credentials/{project_id}/{credential_id}/delete", response_class=HTMLResponse)
@@ -180,7 +204,9 @@ async def delete(request: Request, project_id: str, credential_id: str, me: Sign
         await _credential(c, project_id, credential_id)
         await remove_credential(c.store, audit.actor(request, me), credential_id)
     except FulmenError as error:
-        return await _page(request, me, problem_of(f"delete:{credential_id}", error, FIELDS))
+        return await credentials_page(
+            request, me, problem_of(f"delete:{credential_id}", error, FIELDS)
+        )
     return RedirectResponse(f"{PREFIX}/credentials?done=deleted#project-{project_id}", 303)
 
 

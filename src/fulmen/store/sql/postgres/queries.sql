@@ -1512,3 +1512,61 @@ SELECT * FROM run_keychains WHERE run_id = %(run_id)s ORDER BY keychain_name, ke
 UPDATE runs SET state = 'exception', finished_at = %(now)s, error_type = %(error_type)s,
                 error_message = %(error_message)s
 WHERE id = %(id)s AND state = 'available';
+-- -- OAuth2 credentials (issue 19: store/oauth2.py) ------------------------------------------
+
+-- name: insert_oauth2_credential
+INSERT INTO oauth2_credentials (credential_id, grant_type, authorization_url, token_url,
+    client_id, scopes, sealed_secrets, oauth2_status, problem, expires_at, refreshed_at)
+VALUES (%(id)s, %(grant_type)s, %(authorization_url)s, %(token_url)s, %(client_id)s, %(scopes)s,
+    %(sealed_secrets)s, %(status)s, %(problem)s, %(expires_at)s, %(refreshed_at)s)
+ON CONFLICT (credential_id) DO UPDATE SET grant_type = excluded.grant_type,
+    authorization_url = excluded.authorization_url, token_url = excluded.token_url,
+    client_id = excluded.client_id, scopes = excluded.scopes,
+    sealed_secrets = excluded.sealed_secrets, oauth2_status = excluded.oauth2_status,
+    problem = excluded.problem, expires_at = excluded.expires_at,
+    refreshed_at = excluded.refreshed_at, refresh_lease_until = NULL,
+    refresh_lease_holder = NULL;
+
+-- name: get_oauth2_credential
+SELECT * FROM oauth2_credentials WHERE credential_id = %(id)s;
+
+-- name: list_oauth2_credentials
+SELECT o.* FROM oauth2_credentials o JOIN credentials c ON c.id = o.credential_id
+WHERE c.project_id = %(project_id)s ORDER BY o.credential_id;
+
+-- name: take_oauth2_lease
+-- The right to refresh the token now, unless another coordinator holds it (until its lease
+-- ends: one that died holding it does not hold it for ever).
+UPDATE oauth2_credentials SET refresh_lease_until = %(until)s, refresh_lease_holder = %(holder)s
+WHERE credential_id = %(id)s
+  AND (refresh_lease_until IS NULL OR refresh_lease_until <= %(now)s)
+RETURNING *;
+
+-- name: save_oauth2_tokens
+-- New tokens (connected), and the lease given back, in one write.
+UPDATE oauth2_credentials SET sealed_secrets = %(sealed_secrets)s, oauth2_status = 'connected',
+    problem = '', expires_at = %(expires_at)s, refreshed_at = %(now)s, refresh_lease_until = NULL,
+    refresh_lease_holder = NULL
+WHERE credential_id = %(id)s;
+
+-- name: set_oauth2_status
+-- Not connected, or needing re-authorisation (with why), and the lease given back.
+UPDATE oauth2_credentials SET oauth2_status = %(status)s, problem = %(problem)s,
+    refresh_lease_until = NULL, refresh_lease_holder = NULL
+WHERE credential_id = %(id)s;
+
+-- name: release_oauth2_lease
+UPDATE oauth2_credentials SET refresh_lease_until = NULL, refresh_lease_holder = NULL
+WHERE credential_id = %(id)s AND refresh_lease_holder = %(holder)s;
+
+-- name: insert_oauth2_authorization
+INSERT INTO oauth2_authorizations (digest, credential_id, session_digest, verifier,
+    redirect_uri, expires_at)
+VALUES (%(digest)s, %(credential_id)s, %(session_digest)s, %(verifier)s, %(redirect_uri)s, %(expires_at)s);
+
+-- name: take_oauth2_authorization
+DELETE FROM oauth2_authorizations WHERE digest = %(digest)s
+RETURNING credential_id, session_digest, verifier, redirect_uri, expires_at;
+
+-- name: delete_expired_oauth2_authorizations
+DELETE FROM oauth2_authorizations WHERE expires_at <= %(now)s;
