@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fulmen.cli import cli
-from fulmen.store import SQLStore
+from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, SQLStore
 from fulmen_testing.coordinator import api_token, serve, sqlite_store
 
 pytestmark = pytest.mark.anyio
@@ -101,6 +101,8 @@ async def test_a_keychain_is_made_named_by_a_job_deployed_and_pulled(
     again = await fulmen("deploy", str(pulled))
     assert again.output.splitlines()[-1] == "workflow per-site: unchanged"
 
+    await _a_run_shows_what_it_chose(fulmen, keychain_id)
+
     replaced = await fulmen("keychains", "set", "tenants", "sites", "--path", "$.data.site_id")
     assert replaced.output == f"keychain sites ({keychain_id}): replaced\n"
     in_use = await fulmen("keychains", "delete", "tenants", "sites")
@@ -109,3 +111,16 @@ async def test_a_keychain_is_made_named_by_a_job_deployed_and_pulled(
     await fulmen("deploy", str(project))
     gone = await fulmen("keychains", "delete", "tenants", "sites")
     assert gone.output == f"keychain sites ({keychain_id}): deleted\n"
+
+
+async def _a_run_shows_what_it_chose(fulmen: Fulmen, keychain_id: str) -> None:
+    keychain = await fulmen.store.get_keychain(keychain_id)
+    [workflow] = (await fulmen.store.list_workflows(keychain.project_id)).items
+    for site, said in (
+        ("s", f"credential {keychain.entries['s']} ($.data.site = s)"),
+        ("x", f"credential {keychain.default_credential_id} (the default)"),
+    ):
+        body = NewDataclip(DataclipType.SAVED_INPUT, {"data": {"site": site}})
+        made = await fulmen.store.enqueue(EnqueueRequest(workflow.workflow.id, input=body))
+        shown = await fulmen("runs", "show", made.run_id)
+        assert f"  keychain sites: {said}" in shown.output.splitlines(), shown.output
