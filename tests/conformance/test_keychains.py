@@ -12,6 +12,7 @@ from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.lifecycle import RunState
 from fulmen.plan import PYTHON, Edge, Job, Options
 from fulmen.store import (
+    AlertRule,
     DataclipType,
     EnqueueRequest,
     KeychainChoice,
@@ -128,6 +129,18 @@ async def test_no_match_and_no_default_makes_the_run_failed_with_a_clear_error(
     assert "an object" in message and "do-not-show-me" not in message
     run_id = await enqueue(store, {"other": 1})
     assert "nothing at $.data.site_id" in ((await store.get_run(run_id)).run.error_message or "")
+
+
+async def test_a_run_that_chose_nothing_is_an_ending_its_alert_rule_may_ask_for(
+    store: SQLStore,
+) -> None:
+    await seed(store, replace(CHAIN, default_credential_id=None))
+    await store.put_alert_rule(AlertRule("w", "p", frozenset({RunState.EXCEPTION}), ()))
+    run_id = await enqueue(store, {"site_id": "atlantis"})
+    [alert] = await store.fold_alerts()
+    assert alert.body["first_run_id"] == run_id
+    assert alert.body["outcomes"] == {"exception": 1}
+    assert alert.body["error_types"] == {"CredentialError": 1}
 
 
 async def test_a_rerun_chooses_again_with_the_keychain_as_it_is_then(store: SQLStore) -> None:

@@ -190,13 +190,14 @@ async def choose_for_run(
     jobs: Sequence[Mapping[str, Any]],
     dataclip_id: str | None,
     now: datetime,
-) -> None:
+) -> bool:
     """Record what each keychain the ``jobs`` name chooses for the new run ``run_id``; if one
     chooses nothing, make the run failed (``exception``, :data:`ERROR_TYPE`) with a message
-    naming the keychain and its path (the module's docstring says what else it shows)."""
+    naming the keychain and its path (the module's docstring says what else it shows), and
+    say so (True)."""
     wanted = list(dict.fromkeys(str(job["keychain_id"]) for job in jobs if job.get("keychain_id")))
     if not wanted:
-        return
+        return False
     document = await _input(tx, dataclip_id)
     failures: list[str] = []
     for keychain_id in wanted:
@@ -224,6 +225,7 @@ async def choose_for_run(
                 "error_message": "; ".join(failures),
             },
         )
+    return bool(failures)
 
 
 async def run_choices(tx: Tx, run_id: str) -> list[KeychainChoice]:

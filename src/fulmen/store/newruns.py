@@ -11,7 +11,8 @@ Two settings are copied into the run when it is made:
   not even send outputs (issue 8, "Retention and privacy").
 
 Each keychain its jobs name chooses a credential for it (store/keychains.py), from the input
-it is made with; a run whose keychain chooses none is made failed and never queued.
+it is made with; a run whose keychain chooses none is made failed (an ending the workflow's
+alert rule may ask for) and never queued.
 
 And one of its workflow version: ``languages``, the job languages it needs (a bit set,
 ``fulmen.plan.LANGUAGE_BITS``), which the claim matches against those the worker runs.
@@ -27,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from fulmen.plan import PYTHON, Options, language_mask, language_of
-from fulmen.store import keychains
+from fulmen.store import alert_outbox, keychains
 from fulmen.store.db import Tx, dumps, loads
 from fulmen.store.models.catalog import RetentionPolicy
 from fulmen.store.models.queue import Priority
@@ -102,6 +103,6 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
     )
     snapshot = await tx.fetchone("get_snapshot", {"id": run.snapshot_id})
     assert snapshot is not None  # the caller read the workflow (or run) naming it
-    await keychains.choose_for_run(
-        tx, run.id, run.project_id, loads(snapshot["document"])["jobs"], run.dataclip_id, now
-    )
+    jobs = loads(snapshot["document"])["jobs"]
+    if await keychains.choose_for_run(tx, run.id, run.project_id, jobs, run.dataclip_id, now):
+        await alert_outbox.note_ending(tx, run.id, now)  # an end, for the workflow's alerts
