@@ -156,14 +156,14 @@ DELETE FROM edges
 WHERE workflow_id = %(workflow_id)s AND NOT id = ANY (%(edge_ids)s::text[]);
 
 -- name: upsert_job
-INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, keychain_id, language,
-                  requirements)
+INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, keychain_id,
+                  language, requirements)
 VALUES (%(id)s, %(workflow_id)s, %(project_id)s, %(name)s, %(body)s, %(adaptor)s,
         %(credential_id)s, %(keychain_id)s, %(language)s, %(requirements)s::text[])
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, body = excluded.body, adaptor = excluded.adaptor,
-    credential_id = excluded.credential_id, keychain_id = excluded.keychain_id, language = excluded.language,
-    requirements = excluded.requirements
+    credential_id = excluded.credential_id, keychain_id = excluded.keychain_id,
+    language = excluded.language, requirements = excluded.requirements
 WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
@@ -1462,7 +1462,8 @@ RETURNING *;
 
 -- name: keychain_named
 -- Another keychain of the project with this name (names are unique in a project).
-SELECT id FROM keychains WHERE project_id = %(project_id)s AND name = %(name)s AND id <> %(id)s;
+SELECT id FROM keychains
+WHERE project_id = %(project_id)s AND name = %(name)s AND id <> %(id)s;
 
 -- name: delete_keychain_entries
 DELETE FROM keychain_entries WHERE keychain_id = %(id)s;
@@ -1501,7 +1502,8 @@ WHERE project_id = %(project_id)s AND id = ANY (%(ids)s::text[]);
 
 -- name: insert_run_keychain
 INSERT INTO run_keychains (run_id, keychain_id, keychain_name, path, credential_id, matched)
-VALUES (%(run_id)s, %(keychain_id)s, %(keychain_name)s, %(path)s, %(credential_id)s, %(matched)s);
+VALUES (%(run_id)s, %(keychain_id)s, %(keychain_name)s, %(path)s, %(credential_id)s,
+        %(matched)s);
 
 -- name: run_keychains
 SELECT * FROM run_keychains WHERE run_id = %(run_id)s ORDER BY keychain_name, keychain_id;

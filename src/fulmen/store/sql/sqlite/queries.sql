@@ -156,14 +156,14 @@ DELETE FROM edges
 WHERE workflow_id = :workflow_id AND id NOT IN (SELECT value FROM json_each(:edge_ids));
 
 -- name: upsert_job
-INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, keychain_id, language,
-                  requirements)
-VALUES (:id, :workflow_id, :project_id, :name, :body, :adaptor, :credential_id, :keychain_id, :language,
-        :requirements)
+INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, keychain_id,
+                  language, requirements)
+VALUES (:id, :workflow_id, :project_id, :name, :body, :adaptor, :credential_id, :keychain_id,
+        :language, :requirements)
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, body = excluded.body, adaptor = excluded.adaptor,
-    credential_id = excluded.credential_id, keychain_id = excluded.keychain_id, language = excluded.language,
-    requirements = excluded.requirements
+    credential_id = excluded.credential_id, keychain_id = excluded.keychain_id,
+    language = excluded.language, requirements = excluded.requirements
 WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
