@@ -78,6 +78,10 @@ class Job:
     adaptor: str
     name: str | None = None
     credential_id: str | None = None
+    #: A keychain of the project that picks the credential by the run's input (issue 19):
+    #: a saved workflow's job names it instead of ``credential_id``; the plan a worker gets
+    #: names the credential it chose instead (store/keychains.py), never the keychain.
+    keychain_id: str | None = None
     #: Inline credential body (dev/mock only on the wire; the local CLI uses it).
     credential: Mapping[str, Any] | None = None
     #: The job's default state, overlaid by its input (§6.4 step 1).
@@ -343,6 +347,7 @@ class _PlanReader(Reader):
         body = self.text(doc, "body", path, empty=True)
         adaptor = self.text(doc, "adaptor", path, empty=True)
         credential_id = self.text(doc, "credential_id", path, empty=True)
+        keychain_id = self.text(doc, "keychain_id", path, empty=True)
         credential = self.nested(doc, "credential", path)
         state = self.nested(doc, "state", path)
         language = self.choice(doc, "language", path, LANGUAGES)
@@ -355,6 +360,7 @@ class _PlanReader(Reader):
             body=body or "",
             adaptor=adaptor or "common",
             credential_id=credential_id,
+            keychain_id=keychain_id,
             credential=credential,
             state=state,
             language=language,
@@ -426,6 +432,7 @@ def _job_wire(job: Job) -> dict[str, Any]:
         "body": job.body,
         "adaptor": job.adaptor,
         "credential_id": job.credential_id,
+        "keychain_id": job.keychain_id,
         "credential": dict(job.credential) if job.credential is not None else None,
         "state": dict(job.state) if job.state is not None else None,
         "language": job.language,

@@ -21,6 +21,7 @@ from fulmen.coordinator.dashboard.session import COOKIE, key_of
 from fulmen.store import (
     Actor,
     NewCredential,
+    NewKeychain,
     NewUser,
     NewWebhookAuthMethod,
     Project,
@@ -128,6 +129,8 @@ class Fresh:
     owner_token_id: str
     service_token_id: str
     collection_name: str
+    #: A keychain no job names (picking the unused credential).
+    keychain_id: str = ""
 
 
 async def fresh_project(store: SQLStore, team: Team) -> Fresh:
@@ -139,6 +142,9 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
     )
     method = await store.create_webhook_auth_method(
         NewWebhookAuthMethod(str(uuid4()), seeded.project_id, "m", WebhookAuthType.API)
+    )
+    keychain = await store.put_keychain(
+        NewKeychain(str(uuid4()), seeded.project_id, "unused", "$.data.site", {"a": unused.id})
     )
     member = await user(store, "leaving")
     await store.put_member(seeded.project_id, member.id, Role.VIEWER)
@@ -154,6 +160,7 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
         own.id,
         service.id,
         collection.name,
+        keychain.id,
     )
 
 

@@ -15,6 +15,7 @@ from fulmen.store import (
     DataclipType,
     EnqueueRequest,
     NewDataclip,
+    NewKeychain,
     NewUser,
     NewWebhookAuthMethod,
     Project,
@@ -153,6 +154,7 @@ async def test_each_thing_names_its_project(store: SQLStore) -> None:
     method = await store.create_webhook_auth_method(
         NewWebhookAuthMethod("m1", seeded.project_id, "m", WebhookAuthType.API)
     )
+    keychain = await store.put_keychain(NewKeychain("k1", seeded.project_id, "k", "$.data.k"))
     things: dict[ThingKind, str] = {
         "workflow": seeded.workflow_id,
         "trigger": seeded.webhook_id,
@@ -162,6 +164,7 @@ async def test_each_thing_names_its_project(store: SQLStore) -> None:
         "work_order": made.work_order_id,
         "dataclip": made.dataclip_id,
         "credential": seeded.credential_id,
+        "keychain": keychain.id,
         "webhook_auth_method": method.id,
     }
     assert set(things) == set(KINDS)

@@ -30,6 +30,7 @@ from fulmen.store import (
     EnqueueRequest,
     NewAlertChannel,
     NewDataclip,
+    NewKeychain,
     NewWebhookAuthMethod,
     SQLStore,
     StepStart,
@@ -105,12 +106,16 @@ async def _world(store: SQLStore, http: httpx2.AsyncClient) -> World:
     run = await store.enqueue(EnqueueRequest(workflow_id=seeded.workflow_id, input=body))
     assert run.dataclip_id is not None
     stored = await store.get_workflow(seeded.workflow_id)
+    keychain = await store.put_keychain(
+        NewKeychain(str(uuid4()), seeded.project_id, "sites", "$.data.site", {}, None)
+    )
     ids = {
         "project_id": seeded.project_id,
         "workflow_id": seeded.workflow_id,
         "trigger_id": seeded.webhook_id,
         "snapshot_id": stored.snapshot_id,
         "credential_id": seeded.credential_id,
+        "keychain_id": keychain.id,
         "method_id": method.id,
         "run_id": run.run_id,
         "work_order_id": run.work_order_id,
@@ -201,6 +206,18 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
     ),
     ("DELETE", "/api/credentials/{credential_id}"): Row(
         P.MANAGE, fresh=lambda f: {"credential_id": f.credential_id}
+    ),
+    # keychains
+    ("GET", "/api/projects/{project_id}/keychains"): Row(P.READ),
+    ("POST", "/api/projects/{project_id}/keychains"): Row(
+        P.MANAGE, body=lambda w: {"name": f"new {uuid4()}", "path": "$.data.site"}
+    ),
+    ("GET", "/api/keychains/{keychain_id}"): Row(P.READ),
+    ("PUT", "/api/projects/{project_id}/keychains/{keychain_id}"): Row(
+        P.MANAGE, body=lambda w: {"name": "sites", "path": "$.data.site_id"}
+    ),
+    ("DELETE", "/api/keychains/{keychain_id}"): Row(
+        P.MANAGE, fresh=lambda f: {"keychain_id": f.keychain_id}
     ),
     # OAuth2 credentials (issue 19): no provider is called for the authorization-code grant
     ("POST", "/api/projects/{project_id}/credentials/oauth2"): Row(P.MANAGE, body=_oauth2),

@@ -28,6 +28,7 @@ from fulmen.store import (
     EnqueueRequest,
     NewAlertChannel,
     NewDataclip,
+    NewKeychain,
     NewWebhookAuthMethod,
     RunFilter,
     SQLStore,
@@ -123,6 +124,9 @@ async def board(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Board
         channel = await store.create_alert_channel(
             NewAlertChannel(str(uuid4()), seeded.project_id, "mail", ChannelType.EMAIL, ("a@b.c",))
         )
+        keychain = await store.put_keychain(
+            NewKeychain(str(uuid4()), seeded.project_id, "sites", "$.data.site")
+        )
         made = Board(
             store,
             served.base_url,
@@ -133,6 +137,7 @@ async def board(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Board
                 "workflow_id": seeded.workflow_id,
                 "trigger_id": seeded.webhook_id,
                 "credential_id": seeded.credential_id,
+                "keychain_id": keychain.id,
                 "method_id": method.id,
                 "run_id": run.run_id,
                 "work_order_id": run.work_order_id,
@@ -180,6 +185,16 @@ TABLE: Final[dict[str, Row]] = {
     "/ui/credentials/{project_id}/{credential_id}/delete": Row(
         P.MANAGE,
         fresh=lambda f: {"project_id": f.project_id, "credential_id": f.credential_id},
+    ),
+    "/ui/keychains/{project_id}": Row(
+        P.MANAGE, form=lambda b: {"name": f"new {uuid4()}", "path": "$.data.site"}
+    ),
+    "/ui/keychains/{project_id}/{keychain_id}": Row(
+        P.MANAGE, form=lambda b: {"name": "sites", "path": "$.data.site_id"}
+    ),
+    "/ui/keychains/{project_id}/{keychain_id}/delete": Row(
+        P.MANAGE,
+        fresh=lambda f: {"project_id": f.project_id, "keychain_id": f.keychain_id},
     ),
     # OAuth2 credentials (issue 19): no provider is called for the authorization-code grant
     "/ui/credentials/{project_id}/oauth2": Row(
@@ -295,6 +310,7 @@ async def state(store: SQLStore, ids: Mapping[str, str]) -> object:
         await store.get_project(project_id),
         [(w.workflow, w.version) for w in workflows.items],
         [(c.id, c.name, c.updated_at) for c in await store.list_credentials(project_id)],
+        await store.list_keychains(project_id),
         [m.id for m in await store.list_webhook_auth_methods(project_id)],
         [m.id for m in await store.list_trigger_auth_methods(ids["trigger_id"])],
         [(m.user_id, m.role) for m in await store.list_members(project_id)],
@@ -351,6 +367,7 @@ async def test_a_viewer_sees_a_workflow_and_no_control(board: Board) -> None:
         "run": f"/ui/runs/{board.ids['run_id']}",
         "trigger": f"/ui/triggers/{board.ids['trigger_id']}",
         "credentials": "/ui/credentials",
+        "keychains": "/ui/keychains",
         "settings": "/ui/settings",
         "members": f"/ui/projects/{project_id}/members",
         "runs": "/ui/runs",

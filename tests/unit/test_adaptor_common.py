@@ -27,7 +27,7 @@ from fulmen.adaptors.common import (
     source_value,
 )
 from fulmen.adaptors.operation import Operation, expand, run_operation
-from fulmen.adaptors.path import PathError, find, first
+from fulmen.jsonpath import PathError, find, first
 
 
 def run(operation: Operation, state: dict[str, Any]) -> dict[str, Any]:

@@ -91,6 +91,7 @@ workflows:
       - {name: fetch, body_file: missing.py}
       - {name: both, body: "x", body_file: x.py}
       - {adaptor: common}
+      - {name: twice, body: "x", credential: api, keychain: sites}
     edges:
       - {from: nowhere, to: load}
       - {from: fetch, to: nobody}
@@ -110,6 +111,8 @@ workflows:
         "workflows.sync.jobs[3].body_file: give body or body_file, not both",
         "workflows.sync.jobs[4].name: is required",
         "workflows.sync.jobs[4].body: is required (or body_file)",
+        "workflows.sync.jobs[5].credential: 'api' is not listed under credentials",
+        "workflows.sync.jobs[5].keychain: name a credential or a keychain, not both",
         "workflows.sync.edges[0].from: no trigger or job is named 'nowhere'",
         "workflows.sync.edges[1].to: no job is named 'nobody'",
         "workflows.sync.edges[2].condition: always, on_job_success, on_job_failure or a Python",

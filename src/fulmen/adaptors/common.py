@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fulmen.adaptors.operation import Operation, OperationFunc, State, expand, run_operation
-from fulmen.adaptors.path import find, first
+from fulmen.jsonpath import find, first
 
 __all__ = [
     "alter_state",

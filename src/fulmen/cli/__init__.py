@@ -32,6 +32,7 @@ COMMANDS = {
     "users": "fulmen.cli.users:users",
     "runs": "fulmen.cli.runs:runs",
     "credentials": "fulmen.cli.credentials:credentials",
+    "keychains": "fulmen.cli.keychains:keychains",
     "deploy": "fulmen.cli.deploy:deploy",
     "pull": "fulmen.cli.deploy:pull",
     "docs": "fulmen.cli.docs:docs",

@@ -75,11 +75,15 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
     found = _find_project(api, spec.id or spec.name)
     deployed: dict[str, dict[str, Any]] = {}
     credentials: dict[str, str] = {}
+    keychains: dict[str, str] = {}
     if found is not None:
         for document in api.pages(f"/api/projects/{found['id']}/workflows"):
             deployed.setdefault(document["name"], document)
         path = f"/api/projects/{found['id']}/credentials"
         credentials = {item["name"]: item["id"] for item in api.pages(path)}
+        path = f"/api/projects/{found['id']}/keychains"
+        keychains = {item["name"]: item["id"] for item in api.pages(path)}
+    _check_keychains(spec, keychains)
     # Asked before the deployment, so that a package that cannot be had is named by the
     # workflow, and each document is sent as the coordinator would save it.
     adaptors = _resolve_adaptors(api, spec)
@@ -89,7 +93,12 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
     for workflow in spec.workflows:
         existing = deployed.pop(workflow.name, None)
         document = desired_workflow(
-            workflow, existing, ids, adaptors=adaptors, packages=packages.get(workflow.name)
+            workflow,
+            existing,
+            ids,
+            adaptors=adaptors,
+            packages=packages.get(workflow.name),
+            keychains=keychains,
         )
         if existing is not None:
             document["expected_version"] = existing["version"]
@@ -112,6 +121,20 @@ def deploy_project(api: Api, spec: ProjectSpec, *, prune: bool = False) -> Deplo
             f"workflow {name}: not in the file (kept; --prune deletes it)" for name in deployed
         ]
     return done
+
+
+def _check_keychains(spec: ProjectSpec, keychains: dict[str, str]) -> None:
+    """A keychain is made on the coordinator, not in the file: each one a job names must
+    exist in the project already (ApiError naming the first that does not)."""
+    for workflow in spec.workflows:
+        for job in workflow.jobs:
+            if job.keychain and job.keychain not in keychains:
+                raise ApiError(
+                    f"workflow {workflow.name}, job {job.name}: project {spec.name} has no "
+                    f"keychain {job.keychain!r}; make it first with `fulmen keychains set "
+                    f"{shlex.quote(spec.name)} {shlex.quote(job.keychain)} --path …`",
+                    code="unknown_keychain",
+                )
 
 
 def _report(api: Api, spec: ProjectSpec, answer: dict[str, Any]) -> Deployed:
@@ -198,8 +221,10 @@ def pull_project(api: Api, key: str, previous: ProjectSpec | None = None) -> Pro
         [name for name in previous.credentials if name in credentials.values()] if previous else []
     )
     before = {w.name: w for w in previous.workflows} if previous else {}
+    path = f"/api/projects/{project['id']}/keychains"
+    keychains = {item["id"]: item["name"] for item in api.pages(path)}
     workflows: list[WorkflowSpec] = [
-        spec_of_workflow(document, credentials, before.get(document["name"]))
+        spec_of_workflow(document, credentials, before.get(document["name"]), keychains)
         for document in api.pages(f"/api/projects/{project['id']}/workflows")
     ]
     return ProjectSpec(

@@ -103,6 +103,8 @@ def show(run_id: str, url: str | None, token_file: str | None) -> None:
             click.echo(f"  {name}: {run[name]}")
     if run.get("error_message"):
         click.echo(f"  error_message: {run['error_message']}")
+    for chosen in run.get("keychains", ()):
+        click.echo(f"  keychain {chosen['keychain_name']}: {_chose(chosen)}")
     for step in run["steps"]:
         job = jobs.get(step["job_id"], step["job_id"])
         click.echo(f"  step {step['id']}\t{job}\t{step['state']}")
@@ -190,6 +192,14 @@ def _job_id(api: Api, job: str, work_order_ids: tuple[str, ...]) -> str:
         if workflow is not None:
             return str(names.job(workflow, job)["id"])
     return job  # nothing to look it up in: the coordinator says what is wrong
+
+
+def _chose(chosen: dict[str, Any]) -> str:
+    """What a keychain chose for the run: the credential, and by which value."""
+    if chosen["credential_id"] is None:
+        return f"no credential ({chosen['path']} matched nothing, no default)"
+    how = "the default" if chosen["matched"] is None else f"{chosen['path']} = {chosen['matched']}"
+    return f"credential {chosen['credential_id']} ({how})"
 
 
 def _job_names(api: Api, run: dict[str, Any]) -> dict[str, str]:

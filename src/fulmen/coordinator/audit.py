@@ -20,6 +20,8 @@ Actions are stable codes, ``<noun>.<verb>``:
   jobs and edges are part of it: enabling a trigger is a ``workflow.updated``);
 * ``credential.created|updated|deleted``: the name and the jobs that use it, never the
   value (``detail.value`` says ``set`` when one was given);
+* ``keychain.created|updated|deleted``: its name, path, entries and default (credential
+  ids, never a value);
 * ``credential.oauth2_connected|oauth2_refreshed|oauth2_refresh_failed|
   oauth2_reauthorization_needed`` (:func:`oauth2_event`): an OAuth2 credential's state
   (settings, status, expiry), never a token or the client secret; a refresh is recorded as
@@ -70,6 +72,7 @@ from fulmen.store import (
     CredentialInfo,
     Deployed,
     Invitation,
+    KeychainInfo,
     NewAuditRecord,
     OAuth2State,
     Project,
@@ -93,6 +96,8 @@ __all__ = [
     "credential_uses",
     "deployment",
     "invitation_document",
+    "keychain_change",
+    "keychain_document",
     "member",
     "method_document",
     "oauth2_event",
@@ -343,6 +348,22 @@ def credential_change(
     )
 
 
+def keychain_change(
+    by: Actor, before: KeychainInfo | None, after: KeychainInfo | None
+) -> NewAuditRecord:
+    """``keychain.created``, ``keychain.updated`` or ``keychain.deleted``, with the keychain
+    before and after (:func:`keychain_document`: credential ids, never a value)."""
+    keychain = _either(before, after)
+    return NewAuditRecord(
+        by,
+        f"keychain.{_verb(before, after)}",
+        Target("keychain", keychain.id, keychain.name),
+        keychain.project_id,
+        before=None if before is None else keychain_document(before),
+        after=None if after is None else keychain_document(after),
+    )
+
+
 def deployment(by: Actor, done: Deployed) -> list[NewAuditRecord]:
     """The records of what a deployment wrote, each as the route that makes that change
     alone records it (a new credential is used by no job yet: its workflows are saved
@@ -403,6 +424,18 @@ def credential_document(info: CredentialInfo, uses: list[dict[str, JSONValue]]) 
     """A credential's name and the jobs that use it (:func:`credential_uses`); its value is
     not here, nor anywhere in the trail."""
     return {"id": info.id, "project_id": info.project_id, "name": info.name, "used_by": uses}
+
+
+def keychain_document(info: KeychainInfo) -> Document:
+    """A keychain's name, path, entries and default: ids of credentials, no value."""
+    return {
+        "id": info.id,
+        "project_id": info.project_id,
+        "name": info.name,
+        "path": info.path,
+        "entries": dict(info.entries),
+        "default_credential_id": info.default_credential_id,
+    }
 
 
 async def credential_uses(

@@ -88,6 +88,7 @@ def desired_workflow(
     new_id: Callable[[], str] = _new_id,
     adaptors: Mapping[str, str] | None = None,
     packages: Mapping[str, Pins] | None = None,
+    keychains: Mapping[str, str] | None = None,
 ) -> Document:
     """The document to save for ``spec``: ``existing``'s ids where things match.
 
@@ -100,7 +101,9 @@ def desired_workflow(
             there is sent as written, and the coordinator resolves it).
         packages: each Python job's packages (by the job's name) as the coordinator would
             save them (a job not there is sent as written, and the coordinator resolves it).
+        keychains: keychain ids by name (every name the spec's jobs use).
     """
+    named = keychains or {}
     exact = adaptors or {}
     pinned = packages or {}
     old = existing or {}
@@ -143,6 +146,7 @@ def desired_workflow(
             "body": job.body,
             **_packages(job, exact, pinned),
             "credential_id": credentials[job.credential] if job.credential else None,
+            "keychain_id": named[job.keychain] if job.keychain else None,
             "language": job.runs_in,
         }
         for job in spec.jobs
@@ -191,6 +195,7 @@ def spec_of_workflow(
     document: Mapping[str, Any],
     credential_names: Mapping[str, str],
     previous: WorkflowSpec | None = None,
+    keychain_names: Mapping[str, str] | None = None,
 ) -> WorkflowSpec:
     """The spec of a deployed workflow document.
 
@@ -199,7 +204,9 @@ def spec_of_workflow(
         credential_names: credential names by id.
         previous: the same workflow in the local file, if any: its trigger names and job
             files are kept, so pulling over the file one deployed rewrites it as it was.
+        keychain_names: keychain names by id.
     """
+    keychains = keychain_names or {}
     trigger_names = _trigger_names(document.get("triggers", ()), previous)
     triggers = tuple(
         TriggerSpec(
@@ -225,6 +232,9 @@ def spec_of_workflow(
             body_file=files.get(job_names[job["id"]]),
             language=_language(job),
             requirements=tuple(job.get("requirements") or ()),
+            keychain=keychains.get(job["keychain_id"], job["keychain_id"])
+            if job.get("keychain_id")
+            else None,
         )
         for job in document.get("jobs", ())
     )

@@ -150,6 +150,8 @@ def _job(
         out["requirements"] = _FlowList(job.requirements)
     if job.credential:
         out["credential"] = job.credential
+    if job.keychain:
+        out["keychain"] = job.keychain
     file = job.body_file
     if file is None and not inline and "\n" in job.body.rstrip("\n"):
         stem = job.name if shared[job.name] == 1 else f"{workflow}-{job.name}"

@@ -17,6 +17,9 @@ The file, with every key it may have (``examples/project.yaml`` is a working one
             adaptor: http           # common (the default), http, a module, or a package
             credential: api         # one of the names under ``credentials``
             body_file: fetch.py     # beside this file; or ``body:`` with the source inline
+          - name: per-site
+            keychain: sites         # or a keychain of the project (``fulmen keychains set``)
+            body_file: per_site.py
           - name: load
             adaptor: "pandas@2.2.3" # a package from the Python package index, at a version
             requirements: ["httpx>=0.27"]   # optional: other packages its code imports
@@ -98,6 +101,9 @@ class JobSpec:
     language: str | None = None
     #: A Python job's other packages, as the file writes them (``httpx>=0.27``).
     requirements: tuple[str, ...] = ()
+    #: The name of a keychain of the project (made with ``fulmen keychains set``) that picks
+    #: the job's credential by each run's input, instead of ``credential`` (issue 19).
+    keychain: str | None = None
 
     @property
     def runs_in(self) -> str:
@@ -324,7 +330,16 @@ class _Reader(Reader):
 
     def job(self, value: Any, path: str, credentials: tuple[str, ...]) -> JobSpec | None:
         keys = frozenset(
-            {"name", "adaptor", "body", "body_file", "credential", "language", "requirements"}
+            {
+                "name",
+                "adaptor",
+                "body",
+                "body_file",
+                "credential",
+                "keychain",
+                "language",
+                "requirements",
+            }
         )
         node = self.mapping(value, path, keys)
         if node is None:
@@ -341,13 +356,16 @@ class _Reader(Reader):
             self.problem(
                 join(path, "credential"), f"{credential!r} is not listed under credentials"
             )
+        keychain = self.text(node, "keychain", path)
+        if keychain is not None and credential is not None:
+            self.problem(join(path, "keychain"), "name a credential or a keychain, not both")
         body, body_file = self.body(node, path)
         if body is not None and (fault := body_problem(body, runs_in)) is not None:
             where = join(path, "body_file" if body_file else "body")
             self.problem(where, f"{body_file + ': ' if body_file else ''}{fault}")
         if name is None or body is None:
             return None
-        return JobSpec(name, body, adaptor, credential, body_file, language, requirements)
+        return JobSpec(name, body, adaptor, credential, body_file, language, requirements, keychain)
 
     def requirements(self, node: Mapping[str, Any], path: str, language: str) -> tuple[str, ...]:
         """A Python job's requirements, each read by fulmen.python_requirements."""

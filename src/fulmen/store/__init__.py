@@ -63,6 +63,7 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 from fulmen.store.models.deployments import Change, Deployed, Deployment, WorkflowSave
 from fulmen.store.models.invitations import Invitation, NewInvitation
+from fulmen.store.models.keychains import KeychainChoice, KeychainInfo, NewKeychain
 from fulmen.store.models.oauth2 import (
     Grant,
     OAuth2Authorization,
@@ -150,6 +151,8 @@ __all__ = [
     "InstanceSettings",
     "Invitation",
     "ItemFilter",
+    "KeychainChoice",
+    "KeychainInfo",
     "LogEntry",
     "LogLine",
     "LostRun",
@@ -159,6 +162,7 @@ __all__ = [
     "NewCredential",
     "NewDataclip",
     "NewInvitation",
+    "NewKeychain",
     "NewUser",
     "NewWebhookAuthMethod",
     "OAuth2Authorization",

@@ -43,6 +43,7 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
+from fulmen.store.models.keychains import KeychainInfo, NewKeychain
 from fulmen.store.models.oauth2 import (
     OAuth2Authorization,
     OAuth2Credential,
@@ -161,6 +162,18 @@ class Store(Protocol):
 
     async def list_credentials(self, project_id: str) -> list[CredentialInfo]: ...
     async def delete_credential(self, credential_id: str) -> None:
+        """ConflictError while a job uses it or a keychain can choose it."""
+        ...
+
+    # -- keychains (store/keychains.py) --------------------------------------------------------
+
+    async def put_keychain(self, keychain: NewKeychain) -> KeychainInfo:
+        """Create or replace, its path and credentials checked."""
+        ...
+
+    async def get_keychain(self, keychain_id: str) -> KeychainInfo: ...
+    async def list_keychains(self, project_id: str) -> list[KeychainInfo]: ...
+    async def delete_keychain(self, keychain_id: str) -> None:
         """ConflictError while a job uses it."""
         ...
 

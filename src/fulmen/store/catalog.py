@@ -22,7 +22,7 @@ from uuid import uuid4
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.plan import Edge, Job, Plan, Trigger, language_of, validate
-from fulmen.store import retention_policy, retry_policy
+from fulmen.store import keychains, retention_policy, retry_policy
 from fulmen.store.db import Row, Tx, dumps, loads
 from fulmen.store.models.catalog import (
     CronCursor,
@@ -110,6 +110,7 @@ async def list_projects(
 
 async def delete_project(tx: Tx, project_id: str) -> None:
     await tx.execute("delete_project_workflows", {"id": project_id})
+    await tx.execute("delete_project_keychains", {"id": project_id})
     if not await tx.execute("delete_project", {"id": project_id}):
         raise NotFoundError(f"project {project_id} does not exist", field="id")
 
@@ -262,6 +263,9 @@ async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime
             f"credential {missing[0]} is not a credential of project {workflow.project_id}",
             field="credential_id",
         )
+    await keychains.check_project_keychains(
+        tx, workflow.project_id, [job.keychain_id for job in workflow.jobs if job.keychain_id]
+    )
     for query in ("delete_stale_edges", "delete_stale_jobs", "delete_stale_triggers"):
         await tx.execute(query, ids)
     base = {"workflow_id": workflow.id, "project_id": workflow.project_id}
@@ -293,6 +297,11 @@ def check_workflow(workflow: Workflow) -> None:
             raise InputError(
                 f"job {job.id}: inline credentials and default states are not stored; "
                 "save the secret as a credential and name it with credential_id"
+            )
+        if job.credential_id and job.keychain_id:
+            raise InputError(
+                f"job {job.id}: name a credential or a keychain, not both",
+                field="keychain_id",
             )
     retry_policy.check_policy(workflow.retry)
     job_ids = {job.id for job in workflow.jobs}
@@ -409,6 +418,7 @@ def _job_document(job: Job) -> dict[str, object]:
         "body": job.body,
         "adaptor": job.adaptor,
         "credential_id": job.credential_id,
+        "keychain_id": job.keychain_id,
         "language": job.runs_in,
         "requirements": list(job.requirements),
     }

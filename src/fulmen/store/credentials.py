@@ -1,8 +1,9 @@
 """Credentials: sealed at rest, listed without values, opened only for who may have them.
 
 A body leaves the store only through ``get_credential_body`` (an OAuth2 credential's with its
-current token over it: oauth2.py); given a run, it is refused
-unless a job of that run's snapshot names the credential (issue 4: values go only to a worker
+current token over it: oauth2.py); given a run, it is refused unless a job of that run's
+snapshot names the credential, or names a keychain that chose it for that run
+(store/keychains.py: run_jobs) (issue 4: values go only to a worker
 holding a run token for a run that uses them).
 
 Values shorter than ``fulmen.scrub.MIN_SECRET_LENGTH`` are never masked in logs and outputs;
@@ -17,6 +18,7 @@ from datetime import datetime
 
 from fulmen.errors import ConfigError, ConflictError, InputError, NotFoundError
 from fulmen.scrub import MIN_SECRET_LENGTH, short_values
+from fulmen.store import keychains
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.models.common import JSONValue
@@ -102,6 +104,13 @@ async def delete_credential(tx: Tx, credential_id: str) -> None:
             "change those jobs first",
             field="id",
         )
+    chains = await keychains.credential_keychains(tx, credential_id)
+    if chains:
+        raise ConflictError(
+            f"credential {credential_id} can be chosen by keychain {', '.join(chains)}; "
+            "change those keychains first",
+            field="id",
+        )
     if not await tx.execute("delete_credential", {"id": credential_id}):
         raise NotFoundError(f"credential {credential_id} does not exist", field="id")
 
@@ -110,7 +119,7 @@ async def _check_run_uses(tx: Tx, run_id: str, credential_id: str) -> None:
     row = await tx.fetchone("get_run_plan", {"id": run_id})
     if row is None:
         raise NotFoundError(f"run {run_id} does not exist", field="run_id")
-    jobs = loads(row["document"])["jobs"]
+    jobs = await keychains.run_jobs(tx, run_id, loads(row["document"])["jobs"])
     if not any(job.get("credential_id") == credential_id for job in jobs):
         # Told apart from "no such credential" only in the message: a worker learns nothing
         # about credentials outside its run.

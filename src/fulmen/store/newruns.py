@@ -10,6 +10,10 @@ Two settings are copied into the run when it is made:
 * the plan option ``output_dataclips``: off in an ``erase_all`` project, so the worker does
   not even send outputs (issue 8, "Retention and privacy").
 
+Each keychain its jobs name chooses a credential for it (store/keychains.py), from the input
+it is made with; a run whose keychain chooses none is made failed (an ending the workflow's
+alert rule may ask for) and never queued.
+
 And one of its workflow version: ``languages``, the job languages it needs (a bit set,
 ``fulmen.plan.LANGUAGE_BITS``), which the claim matches against those the worker runs.
 :func:`languages_of` reads them off a workflow document; a retry copies its run's.
@@ -24,7 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from fulmen.plan import PYTHON, Options, language_mask, language_of
-from fulmen.store.db import Tx, dumps
+from fulmen.store import alert_outbox, keychains
+from fulmen.store.db import Tx, dumps, loads
 from fulmen.store.models.catalog import RetentionPolicy
 from fulmen.store.models.queue import Priority
 
@@ -96,3 +101,8 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
             "now": now,
         },
     )
+    snapshot = await tx.fetchone("get_snapshot", {"id": run.snapshot_id})
+    assert snapshot is not None  # the caller read the workflow (or run) naming it
+    jobs = loads(snapshot["document"])["jobs"]
+    if await keychains.choose_for_run(tx, run.id, run.project_id, jobs, run.dataclip_id, now):
+        await alert_outbox.note_ending(tx, run.id, now)  # an end, for the workflow's alerts

@@ -21,6 +21,7 @@ ThingKind = Literal[
     "work_order",
     "dataclip",
     "credential",
+    "keychain",
     "webhook_auth_method",
 ]
 KINDS: Final[tuple[ThingKind, ...]] = get_args(ThingKind)

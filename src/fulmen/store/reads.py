@@ -7,6 +7,7 @@ from typing import Any, Final
 from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
 from fulmen.plan import Edge, Options, Plan, Trigger, languages_in
+from fulmen.store import keychains
 from fulmen.store.catalog import job_from_document
 from fulmen.store.db import Row, Tx, from_micros, loads, time_or_none, to_micros
 from fulmen.store.models.common import Page
@@ -34,7 +35,11 @@ MAX_SEARCH_TEXT: Final = 200
 async def get_run(tx: Tx, run_id: str) -> RunDetail:
     run = await peek_run(tx, run_id)
     steps = await tx.fetchall("get_steps", {"run_id": run_id})
-    return RunDetail(run=run, steps=tuple(_step(tx, step) for step in steps))
+    return RunDetail(
+        run=run,
+        steps=tuple(_step(tx, step) for step in steps),
+        keychains=tuple(await keychains.run_choices(tx, run_id)),
+    )
 
 
 async def peek_run(tx: Tx, run_id: str) -> Run:
@@ -151,7 +156,9 @@ async def get_plan(tx: Tx, run_id: str) -> dict[str, Any]:
         project_id=row["project_id"],
         dataclip_id=row["dataclip_id"],
         starting_node_id=row["starting_node_id"],
-        jobs=tuple(job_from_document(job) for job in document["jobs"]),
+        jobs=tuple(
+            job_from_document(job) for job in await keychains.run_jobs(tx, run_id, document["jobs"])
+        ),
         triggers=tuple(Trigger(id=trigger["id"]) for trigger in document["triggers"]),
         edges=tuple(Edge(**edge) for edge in document["edges"]),
         options=Options(**loads(row["options"])),

@@ -33,6 +33,7 @@ from fulmen.store import (
     idempotency,
     instance_settings,
     invitations,
+    keychains,
     members,
     oauth2,
     ownership,
@@ -75,6 +76,7 @@ from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
 from fulmen.store.models.deployments import Deployed, Deployment
 from fulmen.store.models.invitations import Invitation, NewInvitation
+from fulmen.store.models.keychains import KeychainInfo, NewKeychain
 from fulmen.store.models.oauth2 import (
     OAuth2Authorization,
     OAuth2Credential,
@@ -299,6 +301,24 @@ class SQLStore:
             if len(items) < page:
                 return
             where = replace(where, after_id=items[-1].id)
+
+    # -- keychains ---------------------------------------------------------------------------
+
+    async def put_keychain(self, keychain: NewKeychain) -> KeychainInfo:
+        async with self._db.write() as tx:
+            return await keychains.put_keychain(tx, keychain, self._clock.now())
+
+    async def get_keychain(self, keychain_id: str) -> KeychainInfo:
+        async with self._db.read() as tx:
+            return await keychains.get_keychain(tx, keychain_id)
+
+    async def list_keychains(self, project_id: str) -> list[KeychainInfo]:
+        async with self._db.read() as tx:
+            return await keychains.list_keychains(tx, project_id)
+
+    async def delete_keychain(self, keychain_id: str) -> None:
+        async with self._db.write() as tx:
+            await keychains.delete_keychain(tx, keychain_id)
 
     # -- dataclips ---------------------------------------------------------------------------
 

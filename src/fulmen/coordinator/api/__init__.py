@@ -43,6 +43,7 @@ from fulmen.coordinator.api import (
     collections,
     deployments,
     instance,
+    keychains,
     members,
     oauth2,
     runs,
@@ -92,6 +93,7 @@ _COMMON_ANSWERS: Final[dict[int | str, dict[str, Any]]] = {
 
 router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=_COMMON_ANSWERS)
 router.include_router(catalog.router)
+router.include_router(keychains.router)
 router.include_router(oauth2.router)
 router.include_router(deployments.router)
 router.include_router(adaptors.router)

@@ -12,7 +12,8 @@
   exported as CSV or JSON (filters.py, find.py);
 * ``/ui/projects/<id>/workflows/new`` and ``/ui/workflows/<id>/edit``: a workflow's jobs,
   edges and triggers in one form, each job's code in a code editor (editing.py, bundle.py);
-* managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/triggers/<id>``
+* managing (issue 17): ``/ui/credentials`` (credentials.py), ``/ui/keychains``
+  (keychains.py, issue 19), ``/ui/triggers/<id>``
   (triggers.py), ``/ui/settings`` (settings.py), ``/ui/tokens`` (tokens.py), each saving
   through the REST API's own functions and refusals (forms.py); ``/ui/alerts`` (issue 18,
   alerts.py): channels and their failing deliveries, digests, workflows' alert rules;
@@ -68,6 +69,7 @@ from fulmen.coordinator.dashboard import (
     find,
     instance,
     invitation,
+    keychains,
     manual,
     members,
     oauth2,
@@ -119,6 +121,7 @@ def install(app: FastAPI) -> None:
         find,
         oauth2,  # issue 19: before credentials, whose routes share a prefix
         credentials,
+        keychains,  # issue 19
         triggers,
         settings,
         alerts,

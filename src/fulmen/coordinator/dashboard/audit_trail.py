@@ -38,6 +38,7 @@ ACTIONS: Final = (
     "workflow",
     "workflow.updated",
     "credential",
+    "keychain",
     "project",
     "trigger",
     "webhook_auth_method",

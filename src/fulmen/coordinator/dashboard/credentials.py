@@ -88,12 +88,22 @@ async def _listing(c: Coordinator, me: Principal) -> list[dict[str, Any]]:
                 if job.credential_id:
                     use = Use(w.id, w.name, job.id, job.name or job.id[:8])
                     uses.setdefault(job.credential_id, []).append(use)
+        chains: dict[str, list[str]] = {}  # the keychains that can choose each (issue 19)
+        for keychain in await c.store.list_keychains(project.id):
+            for credential_id in {*keychain.entries.values(), keychain.default_credential_id}:
+                if credential_id:
+                    chains.setdefault(credential_id, []).append(keychain.name)
         credentials = await c.store.list_credentials(project.id)
         oauth2 = {
             state.credential_id: state for state in await c.store.list_oauth2_states(project.id)
         }
         items = [
-            {"info": info, "uses": uses.get(info.id, []), "oauth2": oauth2.get(info.id)}
+            {
+                "info": info,
+                "uses": uses.get(info.id, []),
+                "keychains": chains.get(info.id, []),
+                "oauth2": oauth2.get(info.id),
+            }
             for info in credentials
         ]
         out.append({"project": project, "credentials": items})

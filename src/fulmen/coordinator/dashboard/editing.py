@@ -229,6 +229,7 @@ async def _form(
         "languages": LANGUAGE_NAMES,
         "default_adaptors": DEFAULT_ADAPTORS,
         "credentials": await c.store.list_credentials(project.id),
+        "keychains": await c.store.list_keychains(project.id),
         "editor_script": PREFIX + bundle.url_path if bundle.ready else None,
         "editor_status": bundle.status(),
         "base": str(request.base_url).rstrip("/"),

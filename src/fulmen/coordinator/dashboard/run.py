@@ -44,6 +44,7 @@ from fulmen.errors import AccessError, FulmenError, NotFoundError
 from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
     Actor,
+    KeychainChoice,
     RerunRequest,
     Run,
     RunDetail,
@@ -85,6 +86,8 @@ class LiveRun:
     #: What the reader may do: cancel and retry it (``run``), open its dataclips (``bodies``).
     may_run: bool = False
     bodies: bool = False
+    #: What each keychain of its jobs chose (issue 19), with the credential's name.
+    keychains: list[tuple[KeychainChoice, str]] = field(default_factory=list)
 
     @property
     def step_names(self) -> dict[str, str]:
@@ -103,6 +106,13 @@ async def _live(c: Coordinator, me: Principal, detail: RunDetail) -> LiveRun:
     siblings = await c.store.list_runs(RunFilter(work_order_id=run.work_order_id))
     now = datetime.now(UTC)
     workflow = {run.workflow_id: snapshot.workflow.name}
+    chosen: list[tuple[KeychainChoice, str]] = []
+    if detail.keychains:
+        names_of = {i.id: i.name for i in await c.store.list_credentials(run.project_id)}
+        chosen = [
+            (k, names_of.get(k.credential_id or "", k.credential_id or ""))
+            for k in detail.keychains
+        ]
     return LiveRun(
         run=run,
         workflow=snapshot.workflow,
@@ -118,6 +128,7 @@ async def _live(c: Coordinator, me: Principal, detail: RunDetail) -> LiveRun:
         node_runs=node_runs(detail.steps),
         may_run=allowed(me, Permission.RUN, run.project_id),
         bodies=await may_read_bodies(c.store, me, run.project_id),
+        keychains=chosen,
     )
 
 

@@ -54,6 +54,17 @@ DEFAULT_ADAPTORS: Final = {PYTHON: "common", JAVASCRIPT: "@openfn/language-commo
 _PATH_PART: Final = re.compile(r"([a-z_]+)(?:\[(\d+)\])?")
 
 
+#: How the job form's credential menu names a keychain (issue 19) beside the credentials.
+KEYCHAIN: Final = "keychain:"
+
+
+def _credential_or_keychain(chosen: str) -> dict[str, str | None]:
+    """The menu's choice as a job document names it: a credential, or a keychain."""
+    if chosen.startswith(KEYCHAIN):
+        return {"credential_id": None, "keychain_id": chosen.removeprefix(KEYCHAIN) or None}
+    return {"credential_id": chosen or None, "keychain_id": None}
+
+
 def _new_id() -> str:
     return str(uuid4())
 
@@ -66,6 +77,7 @@ class JobDraft:
     adaptor: str = "common"
     #: One requirement a line, as the form's textarea holds them.
     requirements: str = ""
+    #: A credential's id, or ``keychain:<id>`` (:data:`KEYCHAIN`): one menu for both.
     credential_id: str = ""
     body: str = STARTERS[PYTHON]
 
@@ -121,7 +133,8 @@ class Draft:
                     language=j.runs_in,
                     adaptor=j.adaptor,
                     requirements="\n".join(j.requirements),
-                    credential_id=j.credential_id or "",
+                    credential_id=j.credential_id
+                    or (KEYCHAIN + j.keychain_id if j.keychain_id else ""),
                     body=j.body,
                 )
                 for j in w.jobs
@@ -285,7 +298,7 @@ class Draft:
                     "language": j.language,
                     "adaptor": j.adaptor,
                     "requirements": _lines(j.requirements),
-                    "credential_id": j.credential_id or None,
+                    **_credential_or_keychain(j.credential_id),
                     "body": j.body,
                 }
                 for j in self.jobs

@@ -9,6 +9,7 @@ from fulmen.lifecycle import RunState, StepState
 from fulmen.plan import Options
 from fulmen.reasons import ExitReason
 from fulmen.store.models.common import JSONValue
+from fulmen.store.models.keychains import KeychainChoice
 from fulmen.store.models.queue import Priority
 
 __all__ = [
@@ -84,6 +85,8 @@ class Step:
 class RunDetail:
     run: Run
     steps: tuple[Step, ...]
+    #: What each keychain its jobs name chose for it when it was made (store/keychains.py).
+    keychains: tuple[KeychainChoice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

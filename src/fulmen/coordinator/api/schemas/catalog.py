@@ -117,6 +117,12 @@ class JobDoc(InputDoc):
         "answers.",
     )
     credential_id: str | None = None
+    keychain_id: str | None = Field(
+        default=None,
+        description="A keychain of the project (/api/projects/{id}/keychains) that picks the "
+        "job's credential by a value in each run's input; instead of credential_id, not with "
+        "it (422).",
+    )
     language: Language | None = Field(
         default=None,
         description="The language of the body and of the conditions of the edges leaving "
@@ -132,6 +138,7 @@ class JobDoc(InputDoc):
             body=self.body,
             adaptor=self.adaptor,
             credential_id=self.credential_id,
+            keychain_id=self.keychain_id,
             language=plan.language_of(self.adaptor, self.language),
             requirements=tuple(self.requirements),
         )
@@ -298,6 +305,7 @@ def _workflow_fields(w: Workflow) -> dict[str, Any]:
                 adaptor=j.adaptor,
                 requirements=list(j.requirements),
                 credential_id=j.credential_id,
+                keychain_id=j.keychain_id,
                 language=cast(Language, j.runs_in),  # the store holds only these
             )
             for j in w.jobs

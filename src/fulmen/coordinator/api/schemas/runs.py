@@ -11,6 +11,7 @@ from pydantic import (
 )
 
 from fulmen.coordinator.api.schemas.common import InputDoc, JsonObject
+from fulmen.coordinator.api.schemas.keychains import KeychainChoiceDoc
 from fulmen.store import (
     Dataclip,
     Enqueued,
@@ -91,11 +92,20 @@ class RunDoc(BaseModel):
 
 class RunDetailDoc(RunDoc):
     steps: list[StepDoc]
+    keychains: list[KeychainChoiceDoc] = Field(
+        default=[],
+        description="What each keychain its jobs name chose for it when it was made: the "
+        "credential (never its value) and the value that matched, or the default.",
+    )
 
     @classmethod
     def of_detail(cls, detail: RunDetail, waiting_for: str | None = None) -> RunDetailDoc:
         run = RunDoc.of(detail.run, waiting_for).model_dump()
-        return cls(**run, steps=[StepDoc.of(step) for step in detail.steps])
+        return cls(
+            **run,
+            steps=[StepDoc.of(step) for step in detail.steps],
+            keychains=[KeychainChoiceDoc.of(choice) for choice in detail.keychains],
+        )
 
 
 class LogDoc(BaseModel):

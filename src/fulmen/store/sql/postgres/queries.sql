@@ -65,6 +65,11 @@ LIMIT %(limit)s;
 -- that no job still holds a credential when the second half deletes those.
 DELETE FROM workflows WHERE project_id = %(id)s;
 
+-- name: delete_project_keychains
+-- Then its keychains (ON DELETE CASCADE takes their entries), before the credentials they
+-- name.
+DELETE FROM keychains WHERE project_id = %(id)s;
+
 -- name: delete_project
 -- Second half: the project with its credentials and dataclips.
 DELETE FROM projects WHERE id = %(id)s;
@@ -151,14 +156,14 @@ DELETE FROM edges
 WHERE workflow_id = %(workflow_id)s AND NOT id = ANY (%(edge_ids)s::text[]);
 
 -- name: upsert_job
-INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, language,
-                  requirements)
+INSERT INTO jobs (id, workflow_id, project_id, name, body, adaptor, credential_id, keychain_id,
+                  language, requirements)
 VALUES (%(id)s, %(workflow_id)s, %(project_id)s, %(name)s, %(body)s, %(adaptor)s,
-        %(credential_id)s, %(language)s, %(requirements)s::text[])
+        %(credential_id)s, %(keychain_id)s, %(language)s, %(requirements)s::text[])
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, body = excluded.body, adaptor = excluded.adaptor,
-    credential_id = excluded.credential_id, language = excluded.language,
-    requirements = excluded.requirements
+    credential_id = excluded.credential_id, keychain_id = excluded.keychain_id,
+    language = excluded.language, requirements = excluded.requirements
 WHERE jobs.workflow_id = excluded.workflow_id;
 
 -- name: upsert_trigger
@@ -1377,6 +1382,9 @@ SELECT project_id FROM dataclips WHERE id = %(id)s;
 -- name: project_of_credential
 SELECT project_id FROM credentials WHERE id = %(id)s;
 
+-- name: project_of_keychain
+SELECT project_id FROM keychains WHERE id = %(id)s;
+
 -- name: project_of_webhook_auth_method
 SELECT project_id FROM webhook_auth_methods WHERE id = %(id)s;
 
@@ -1439,6 +1447,73 @@ DELETE FROM audit_records WHERE seq IN (
     LIMIT %(limit)s
 );
 
+
+-- name: upsert_keychain
+-- Create, or replace its name, path and default; never moves a keychain to another project
+-- (then no row comes back).
+INSERT INTO keychains (id, project_id, name, path, default_credential_id, inserted_at,
+                       updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, %(path)s, %(default_credential_id)s, %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE
+SET name = excluded.name, path = excluded.path,
+    default_credential_id = excluded.default_credential_id, updated_at = excluded.updated_at
+WHERE keychains.project_id = excluded.project_id
+RETURNING *;
+
+-- name: keychain_named
+-- Another keychain of the project with this name (names are unique in a project).
+SELECT id FROM keychains
+WHERE project_id = %(project_id)s AND name = %(name)s AND id <> %(id)s;
+
+-- name: delete_keychain_entries
+DELETE FROM keychain_entries WHERE keychain_id = %(id)s;
+
+-- name: insert_keychain_entry
+INSERT INTO keychain_entries (keychain_id, project_id, value, credential_id)
+VALUES (%(keychain_id)s, %(project_id)s, %(value)s, %(credential_id)s);
+
+-- name: get_keychain
+SELECT * FROM keychains WHERE id = %(id)s;
+
+-- name: list_keychains
+SELECT * FROM keychains WHERE project_id = %(project_id)s ORDER BY name, id;
+
+-- name: keychain_entries
+SELECT value, credential_id FROM keychain_entries WHERE keychain_id = %(id)s ORDER BY value;
+
+-- name: keychain_users
+-- A few of the jobs that name a keychain (which is then not deleted).
+SELECT id FROM jobs WHERE keychain_id = %(id)s ORDER BY id LIMIT 5;
+
+-- name: delete_keychain
+DELETE FROM keychains WHERE id = %(id)s;
+
+-- name: credential_keychains
+-- A few of the keychains that can choose a credential (which is then not deleted).
+SELECT id FROM keychains WHERE default_credential_id = %(id)s
+UNION
+SELECT keychain_id FROM keychain_entries WHERE credential_id = %(id)s
+ORDER BY id LIMIT 5;
+
+-- name: project_keychains
+-- Which of the given keychain ids belong to the project.
+SELECT id FROM keychains
+WHERE project_id = %(project_id)s AND id = ANY (%(ids)s::text[]);
+
+-- name: insert_run_keychain
+INSERT INTO run_keychains (run_id, keychain_id, keychain_name, path, credential_id, matched)
+VALUES (%(run_id)s, %(keychain_id)s, %(keychain_name)s, %(path)s, %(credential_id)s,
+        %(matched)s);
+
+-- name: run_keychains
+SELECT * FROM run_keychains WHERE run_id = %(run_id)s ORDER BY keychain_name, keychain_id;
+
+-- name: fail_new_run
+-- A run made failed: a keychain of it chose no credential (store/keychains.py). It never
+-- reaches a worker.
+UPDATE runs SET state = 'exception', finished_at = %(now)s, error_type = %(error_type)s,
+                error_message = %(error_message)s
+WHERE id = %(id)s AND state = 'available';
 -- -- OAuth2 credentials (issue 19: store/oauth2.py) ------------------------------------------
 
 -- name: insert_oauth2_credential

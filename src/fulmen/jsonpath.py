@@ -1,7 +1,9 @@
-"""A small JSONPath subset for adaptor arguments: ``$.data.items[0].name``, ``data.items[*]``.
+"""A small JSONPath subset: ``$.data.items[0].name``, ``data.items[*]``.
 
-Enough for what OpenFn users write in ``each``, ``data_value`` and ``source_value``; full
-JSONPath (filters, recursive descent) is deliberately out of scope.
+Enough for what OpenFn users write in ``each``, ``data_value`` and ``source_value`` (the
+adaptors) and in a keychain's path into a run's input (store/keychains.py); full JSONPath
+(filters, recursive descent) is deliberately out of scope. One module for both, below the
+store and the adaptors, so that a path a keychain accepts reads the same as in a job.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["PathError", "find", "first"]
+__all__ = ["PathError", "check", "find", "first"]
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][\w-]*)|\[(\d+|\*|'[^']*'|\"[^\"]*\")\]")
 
@@ -42,6 +44,12 @@ def _tokens(path: str) -> list[str | int]:
                 raise PathError(f"cannot read the path {path!r} at position {pos}") from exc
         pos = match.end()
     return tokens
+
+
+def check(path: str) -> None:
+    """Raise PathError unless ``path`` is in the supported subset (a save checks it before
+    any input reaches it)."""
+    _tokens(path)
 
 
 def find(path: str, obj: Any) -> list[Any]:
