@@ -1,6 +1,7 @@
 """The sandbox entry point: one call runs one whole workflow inside a fresh child.
 
 The payload is ``{"plan": <plan document>, "input": <state>, "credentials": {id: body}}``,
+``collections`` (what every job's configuration gets: ``execution.RunRequest.collections``),
 with ``python`` (the run's installed packages: ``fulmen.runtime.pyenv``) and ``javascript``
 (Node.js and the adaptors: ``fulmen.runtime.jshost``) when its jobs need them. It arrives from
 the parent straight into this child, never through the zygote, because it holds credentials.
@@ -47,8 +48,9 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
         plan = Plan.from_wire(payload.get("plan"))
         initial = payload.get("input") or {}
         credentials = payload.get("credentials") or {}
-        if not isinstance(initial, dict) or not isinstance(credentials, dict):
-            raise ContractError("input and credentials must be JSON objects")
+        shared = payload.get("collections") or {}
+        if not all(isinstance(v, dict) for v in (initial, credentials, shared)):
+            raise ContractError("input, credentials and collections must be JSON objects")
     except ContractError as exc:
         send(
             WorkflowComplete(
@@ -56,7 +58,9 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
             )
         )
         return
-    scrubber = Scrubber(_all_credentials(plan, credentials))
+    token = shared.get("collections_token")
+    secrets = [{"collections_token": token}] if token else []
+    scrubber = Scrubber([*_all_credentials(plan, credentials), *secrets])
     limit = plan.options.log_payload_limit_mb
     sink = logs.LogSink(
         send,
@@ -69,9 +73,9 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
     python = PyEnv.from_payload(payload.get("python"))
     if python is not None:
         python.activate()
-    Engine(plan, credentials, send, sink, scrubber, javascript=javascript, python=python).run(
-        initial
-    )
+    Engine(
+        plan, credentials, send, sink, scrubber, javascript=javascript, python=python, shared=shared
+    ).run(initial)
 
 
 def warm_up(
