@@ -1,5 +1,5 @@
-"""The ``collections`` adaptor: the project's collections from a Python job (issue 19), with
-the calls of OpenFn's ``@openfn/language-collections``.
+"""The ``collections`` adaptor: the project's collections from a Python job, with the calls
+of OpenFn's ``@openfn/language-collections`` (issue 19).
 
 A job uses them as ``collections.get(...)``, ``collections.set(...)``,
 ``collections.remove(...)`` and ``collections.each(...)``: with the adaptor ``collections``,

@@ -105,9 +105,10 @@ def collections_url(configured: str | None, socket_base: str) -> str:
 def route(method: str, target: str) -> tuple[str, Refusal | None]:
     """The part of ``target`` after ``/collections`` to forward (with its query), or why not.
 
-    Only ``/collections/<name>`` and ``/collections/<name>/<key>``: no other path of the
-    coordinator, and no segment that could climb out once the coordinator decodes it
-    (``..``, an encoded ``/``)."""
+    Only ``/collections/<name>`` and ``/collections/<name>/<key>`` (a key may hold ``/``, as
+    the adaptor joins it into the path): no other path of the coordinator, and no segment
+    that could climb out once something on the way decodes or normalises it (``..``, an
+    encoded ``/`` in the name)."""
     if method not in _METHODS:
         return "", Refusal(
             405,
@@ -117,16 +118,14 @@ def route(method: str, target: str) -> tuple[str, Refusal | None]:
     path, sep, query = target.partition("?")
     if not path.startswith(PREFIX + "/"):
         return "", Refusal(404, "not_found", f"only {PREFIX}/<name>[/<key>] is served here")
-    segments = path[len(PREFIX) + 1 :].split("/")
-    if not 1 <= len(segments) <= 2:
-        return "", Refusal(404, "not_found", f"only {PREFIX}/<name>[/<key>] is served here")
-    for segment in segments:
-        decoded = unquote(segment)
-        if not decoded or decoded in (".", "..") or any(c in decoded for c in "/\\\x00"):
-            return "", Refusal(400, "bad_path", f"not a collection name or key: {segment!r}")
-        if any(ord(c) < 0x20 or c == " " for c in segment):
-            return "", Refusal(400, "bad_path", f"not a collection name or key: {segment!r}")
-    return "/" + "/".join(segments) + (sep + query if sep else ""), None
+    rest = path[len(PREFIX) + 1 :]
+    if any(ord(c) <= 0x20 or c in "\\#" for c in rest):
+        return "", Refusal(400, "bad_path", f"not a collection name or key: {rest!r}")
+    name, _, key = rest.partition("/")
+    parts = [unquote(name)] + ([p for p in unquote(key).split("/")] if key else [])
+    if "/" in unquote(name) or any(p in ("", ".", "..") or "\x00" in p for p in parts):
+        return "", Refusal(400, "bad_path", f"not a collection name or key: {rest!r}")
+    return "/" + rest + (sep + query if sep else ""), None
 
 
 class CollectionsGateway:
