@@ -292,6 +292,10 @@ class CoordinatorSettings:
     cron_misfire_grace: float = 60.0
     #: Webhook bodies larger than this get 413 (Lightning's ``MAX_DATACLIP_SIZE_MB``).
     max_dataclip_size_mb: float = 10.0
+    #: Issue 19: the largest value of a collection's item, in bytes (Lightning's is 1 MB).
+    collection_max_value_bytes: int = 1024 * 1024
+    #: Issue 19: the most items one collection holds.
+    collection_max_items: int = 1_000_000
     #: How long a webhook that replies after completion waits for the run (§10.1).
     webhook_response_timeout: float = 30.0
     #: Seconds without a frame before a worker socket is closed (§1.1).
@@ -418,6 +422,10 @@ class CoordinatorSettings:
             work_poll_interval=env.number("FULMEN_WORK_POLL_SECONDS", 2.0),
             cron_misfire_grace=env.number("FULMEN_CRON_MISFIRE_GRACE_SECONDS", 60.0),
             max_dataclip_size_mb=env.number("MAX_DATACLIP_SIZE_MB", 10.0),
+            collection_max_value_bytes=env.integer(
+                "FULMEN_COLLECTION_MAX_VALUE_BYTES", 1024 * 1024, minimum=1
+            ),
+            collection_max_items=env.integer("FULMEN_COLLECTION_MAX_ITEMS", 1_000_000, minimum=1),
             webhook_response_timeout=env.number("WEBHOOK_RESPONSE_TIMEOUT_MS", 30_000.0) / 1000,
             socket_idle_timeout=env.number("FULMEN_SOCKET_IDLE_TIMEOUT_SECONDS", 60.0),
             retention_interval=env.number("FULMEN_RETENTION_INTERVAL_SECONDS", 86_400.0),

@@ -23,7 +23,16 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fulmen import __version__
 from fulmen.clock import SYSTEM_CLOCK, Clock
 from fulmen.config import CoordinatorSettings
-from fulmen.coordinator import api, bodies, dashboard, health, heap, redaction, webhooks
+from fulmen.coordinator import (
+    api,
+    bodies,
+    collections_api,
+    dashboard,
+    health,
+    heap,
+    redaction,
+    webhooks,
+)
 from fulmen.coordinator.alerts import AlertDispatcher
 from fulmen.coordinator.core import Coordinator, Keys, credential_key, database_url
 from fulmen.coordinator.hub import Hub
@@ -140,6 +149,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     # tried instead of every API route's pattern before it).
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.include_router(collections_api.router)
     app.include_router(health.router)
     app.router.routes.append(WebSocketRoute(PATH, worker_socket))
     dashboard.install(app)

@@ -24,6 +24,9 @@ Actions are stable codes, ``<noun>.<verb>``:
   kinds, never a key or a password;
 * ``run.started`` (by hand), ``run.cancel_requested``, ``work_order.rerun``;
 * ``token.created|revoked`` (never the token or its digest);
+* ``collection.created|deleted``, and a person's bulk changes of its items,
+  ``collection.items_put|items_deleted`` (how many, and the key pattern; never a value:
+  a job's own writes, with its run's token, are not recorded);
 * ``member.added|role_changed|removed`` (:func:`member`), ``user.*`` (``user.updated``:
   disabled, enabled, made or unmade an instance admin; ``user.created`` and
   ``user.password_changed``), ``invitation.created|revoked|accepted`` and

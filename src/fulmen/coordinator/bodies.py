@@ -14,6 +14,8 @@ dashboard       ``/ui/…``                    :data:`DASHBOARD_BYTES` (64 KiB):
                                              editor's (``/ui/…/workflows/new``,
                                              ``/ui/workflows/{id}/edit``) take the API's
                                              limit, as they hold what the API's save does
+collections     ``/collections/…``           ``MAX_DATACLIP_SIZE_MB``: a job's bulk upsert
+                                             (10,000 items in one request)
 anything else   health, metrics, OpenAPI     :data:`DASHBOARD_BYTES`: they take no body
 ==============  ===========================  ===============================================
 
@@ -77,7 +79,7 @@ def limits(dataclip_bytes: int) -> Callable[[str], int]:
     """The limit of each path, as the table above says, given the largest dataclip."""
 
     def limit_of(path: str) -> int:
-        if path.startswith("/i/"):
+        if path.startswith(("/i/", "/collections/")):
             return dataclip_bytes
         if path.startswith("/api/"):
             return dataclip_bytes if _MANUAL_RUN.fullmatch(path) else API_BYTES

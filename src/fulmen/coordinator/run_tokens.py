@@ -13,12 +13,16 @@ database, a restart in between, a forgery) is verified in full, signature first.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections import OrderedDict
 from typing import Final
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from fulmen.errors import TokenError
 from fulmen.tokens import RunClaims, check_run_claims, run_claims, sign_run_claims
 from fulmen.tokens import verify_run_token as verify_signed
 
@@ -57,6 +61,31 @@ class RunTokens:
         return verify_signed(
             token, self._public_key, run_id=run_id, now=now, leeway=0, require_sub=True
         )
+
+    def verify_any(self, token: object, *, now: float) -> RunClaims:
+        """The claims of ``token`` if it lets its bearer work on the run it names, now: what
+        a job presents to the collections API (collections_api.py), where no run is known
+        beforehand. The run is read from the token, then everything is checked as
+        :meth:`verify` checks it for that run (the signature too, for a token not minted
+        here).
+
+        Raises:
+            TokenError: as :meth:`verify`; ``malformed`` for a token that names no run.
+        """
+        return self.verify(token, run_id=_claimed_run(token), now=now)
+
+
+def _claimed_run(token: object) -> str:
+    """The ``id`` claim of a JWS in compact form, unverified: only which run to check for."""
+    parts = token.split(".") if isinstance(token, str) else []
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (IndexError, binascii.Error, ValueError):
+        raise TokenError("the run token is not a JWT", code="malformed") from None
+    run_id = claims.get("id") if isinstance(claims, dict) else None
+    if not isinstance(run_id, str) or len(parts) != 3:
+        raise TokenError("the run token names no run", code="malformed")
+    return run_id
 
 
 def _digest(token: str) -> bytes:

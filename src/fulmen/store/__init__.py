@@ -52,6 +52,12 @@ from fulmen.store.models.catalog import (
     Workflow,
     WorkflowTrigger,
 )
+from fulmen.store.models.collections import (
+    CollectionInfo,
+    CollectionItem,
+    CollectionLimits,
+    ItemFilter,
+)
 from fulmen.store.models.common import Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
@@ -114,6 +120,9 @@ __all__ = [
     "ChannelType",
     "ClaimedDelivery",
     "ClaimedRun",
+    "CollectionInfo",
+    "CollectionItem",
+    "CollectionLimits",
     "CredentialInfo",
     "CronCursor",
     "CronTick",
@@ -130,6 +139,7 @@ __all__ = [
     "IdempotencyKey",
     "InstanceSettings",
     "Invitation",
+    "ItemFilter",
     "LogEntry",
     "LogLine",
     "LostRun",

@@ -13,7 +13,7 @@ StoreError (the database failed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,12 @@ from fulmen.store.models.alerts import (
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.audit import AuditFilter, AuditRecord, NewAuditRecord
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
+from fulmen.store.models.collections import (
+    CollectionInfo,
+    CollectionItem,
+    CollectionLimits,
+    ItemFilter,
+)
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
@@ -148,6 +154,48 @@ class Store(Protocol):
     async def list_credentials(self, project_id: str) -> list[CredentialInfo]: ...
     async def delete_credential(self, credential_id: str) -> None:
         """ConflictError while a job uses it."""
+        ...
+
+    # -- collections (issue 19: store/collections.py) ----------------------------------------
+
+    async def create_collection(self, project_id: str, name: str) -> CollectionInfo:
+        """ConflictError ``collection_exists`` when the name is taken in any project."""
+        ...
+
+    async def get_collection(self, name: str) -> CollectionInfo:
+        """NotFoundError when no collection has that name."""
+        ...
+
+    async def list_collections(
+        self, project_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[CollectionInfo]: ...
+    async def delete_collection(self, collection_id: str) -> None:
+        """With all its items."""
+        ...
+
+    async def put_collection_items(
+        self, collection_id: str, items: Sequence[tuple[str, str]], limits: CollectionLimits
+    ) -> int:
+        """Upsert ``(key, value)`` pairs in one statement: all or (on a refusal) none."""
+        ...
+
+    async def get_collection_item(self, collection_id: str, key: str) -> CollectionItem | None: ...
+    async def delete_collection_item(self, collection_id: str, key: str) -> bool: ...
+    async def delete_collection_items(self, collection_id: str, pattern: str | None) -> int:
+        """Items whose key matches the ``*`` pattern (``None``: all); how many went."""
+        ...
+
+    async def list_collection_items(
+        self, collection_id: str, where: ItemFilter, limit: int
+    ) -> list[CollectionItem]:
+        """One keyset page, in id (insertion) order."""
+        ...
+
+    def stream_collection_items(
+        self, collection_id: str, where: ItemFilter, *, page: int = 500
+    ) -> AsyncIterator[CollectionItem]:
+        """Every item ``where`` holds, read a page at a time, each page in its own short read
+        transaction: memory holds one page, however large the collection."""
         ...
 
     # -- dataclips ---------------------------------------------------------------------------

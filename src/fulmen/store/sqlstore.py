@@ -7,8 +7,9 @@ decides only which transactions write and where "now" comes from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from fulmen.store import (
     api_tokens,
     audit,
     catalog,
+    collections,
     credentials,
     dashboard_sessions,
     dataclips,
@@ -61,6 +63,12 @@ from fulmen.store.models.alerts import (
 from fulmen.store.models.api_tokens import ApiToken
 from fulmen.store.models.audit import AuditFilter, AuditRecord, NewAuditRecord
 from fulmen.store.models.catalog import Project, Snapshot, StoredWorkflow, TriggerInfo, Workflow
+from fulmen.store.models.collections import (
+    CollectionInfo,
+    CollectionItem,
+    CollectionLimits,
+    ItemFilter,
+)
 from fulmen.store.models.common import JSONValue, Page
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
 from fulmen.store.models.dataclips import Dataclip, NewDataclip
@@ -225,6 +233,63 @@ class SQLStore:
     async def delete_credential(self, credential_id: str) -> None:
         async with self._db.write() as tx:
             await credentials.delete_credential(tx, credential_id)
+
+    # -- collections ---------------------------------------------------------------------------
+
+    async def create_collection(self, project_id: str, name: str) -> CollectionInfo:
+        async with self._db.write() as tx:
+            return await collections.create_collection(tx, project_id, name, self._clock.now())
+
+    async def get_collection(self, name: str) -> CollectionInfo:
+        async with self._db.read() as tx:
+            return await collections.get_collection(tx, name)
+
+    async def list_collections(
+        self, project_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[CollectionInfo]:
+        async with self._db.read() as tx:
+            return await collections.list_collections(tx, project_id, cursor=cursor, limit=limit)
+
+    async def delete_collection(self, collection_id: str) -> None:
+        async with self._db.write() as tx:
+            await collections.delete_collection(tx, collection_id)
+
+    async def put_collection_items(
+        self, collection_id: str, items: Sequence[tuple[str, str]], limits: CollectionLimits
+    ) -> int:
+        async with self._db.write() as tx:
+            now = self._clock.now()
+            return await collections.put_items(tx, collection_id, items, now, limits)
+
+    async def get_collection_item(self, collection_id: str, key: str) -> CollectionItem | None:
+        async with self._db.read() as tx:
+            return await collections.get_item(tx, collection_id, key)
+
+    async def delete_collection_item(self, collection_id: str, key: str) -> bool:
+        async with self._db.write() as tx:
+            return await collections.delete_item(tx, collection_id, key, self._clock.now())
+
+    async def delete_collection_items(self, collection_id: str, pattern: str | None) -> int:
+        async with self._db.write() as tx:
+            now = self._clock.now()
+            return await collections.delete_items(tx, collection_id, pattern, now, self.dialect)
+
+    async def list_collection_items(
+        self, collection_id: str, where: ItemFilter, limit: int
+    ) -> list[CollectionItem]:
+        async with self._db.read() as tx:
+            return await collections.list_items(tx, collection_id, where, limit, self.dialect)
+
+    async def stream_collection_items(
+        self, collection_id: str, where: ItemFilter, *, page: int = 500
+    ) -> AsyncIterator[CollectionItem]:
+        while True:
+            items = await self.list_collection_items(collection_id, where, page)
+            for item in items:
+                yield item
+            if len(items) < page:
+                return
+            where = replace(where, after_id=items[-1].id)
 
     # -- dataclips ---------------------------------------------------------------------------
 

@@ -1438,3 +1438,82 @@ DELETE FROM audit_records WHERE seq IN (
     ORDER BY a.seq
     LIMIT %(limit)s
 );
+
+
+-- Issue 19: collections (store/collections.py).
+
+-- name: create_collection
+INSERT INTO collections (id, project_id, name, item_count, inserted_at, updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, 0, %(now)s, %(now)s)
+RETURNING *;
+
+-- name: get_collection_by_name
+SELECT * FROM collections WHERE name = %(name)s;
+
+-- name: list_collections
+-- A project's collections by name, a page at a time (keyset on the name).
+SELECT * FROM collections
+WHERE project_id = %(project_id)s AND (%(after)s::text IS NULL OR name > %(after)s)
+ORDER BY name
+LIMIT %(limit)s;
+
+-- name: delete_collection
+-- With its items (ON DELETE CASCADE).
+DELETE FROM collections WHERE id = %(id)s;
+
+-- name: lock_collection
+-- Taken before a write counts what it adds: two writers of one collection take turns, so
+-- neither counts a key the other is adding as new.
+SELECT item_count FROM collections WHERE id = %(id)s FOR UPDATE;
+
+-- name: count_existing_keys
+-- How many of :keys the collection already holds.
+SELECT count(*) AS n FROM collection_items
+WHERE collection_id = %(collection_id)s AND key = ANY (%(keys)s::text[]);
+
+-- name: grow_collection
+-- Counts :added new items, unless that would take the collection over :max_items (no row).
+UPDATE collections SET item_count = item_count + %(added)s, updated_at = %(now)s
+WHERE id = %(id)s AND item_count + %(added)s <= %(max_items)s
+RETURNING item_count;
+
+-- name: shrink_collection
+UPDATE collections SET item_count = greatest(item_count - %(removed)s, 0), updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: upsert_collection_items
+-- Every item of :keys and :values (arrays of the same length, no key twice) in one
+-- statement; an existing key keeps its id and inserted_at.
+INSERT INTO collection_items (collection_id, key, value, inserted_at, updated_at)
+SELECT %(collection_id)s, t.k, t.v, %(now)s, %(now)s
+FROM unnest(%(keys)s::text[], %(values)s::text[]) WITH ORDINALITY AS t(k, v, n)
+ORDER BY t.n
+ON CONFLICT (collection_id, key) DO UPDATE
+SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: get_collection_item
+SELECT id, key, value, inserted_at, updated_at FROM collection_items
+WHERE collection_id = %(collection_id)s AND key = %(key)s;
+
+-- name: delete_collection_item
+DELETE FROM collection_items WHERE collection_id = %(collection_id)s AND key = %(key)s;
+
+-- name: delete_collection_items_matching
+-- Items whose key matches the LIKE :pattern (store/collections.py makes it from a `*`
+-- pattern, LIKE's own wildcards escaped with a backslash); every item when :pattern is NULL.
+DELETE FROM collection_items
+WHERE collection_id = %(collection_id)s
+  AND (%(pattern)s::text IS NULL OR key LIKE %(pattern)s ESCAPE '\');
+
+-- name: list_collection_items
+-- One keyset page of a collection's items in id order, after the id :after, filtered by key
+-- pattern (LIKE, as above) and by the times of insertion and last update ([after, before)).
+SELECT id, key, value, inserted_at, updated_at FROM collection_items
+WHERE collection_id = %(collection_id)s AND id > %(after)s
+  AND (%(pattern)s::text IS NULL OR key LIKE %(pattern)s ESCAPE '\')
+  AND (%(created_after)s::timestamptz IS NULL OR inserted_at >= %(created_after)s)
+  AND (%(created_before)s::timestamptz IS NULL OR inserted_at < %(created_before)s)
+  AND (%(updated_after)s::timestamptz IS NULL OR updated_at >= %(updated_after)s)
+  AND (%(updated_before)s::timestamptz IS NULL OR updated_at < %(updated_before)s)
+ORDER BY id
+LIMIT %(limit)s;

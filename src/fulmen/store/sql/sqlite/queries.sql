@@ -1378,3 +1378,84 @@ DELETE FROM audit_records WHERE seq IN (
     ORDER BY a.seq
     LIMIT :limit
 );
+
+
+-- Issue 19: collections (store/collections.py).
+
+-- name: create_collection
+INSERT INTO collections (id, project_id, name, item_count, inserted_at, updated_at)
+VALUES (:id, :project_id, :name, 0, :now, :now)
+RETURNING *;
+
+-- name: get_collection_by_name
+SELECT * FROM collections WHERE name = :name;
+
+-- name: list_collections
+-- A project's collections by name, a page at a time (keyset on the name).
+SELECT * FROM collections
+WHERE project_id = :project_id AND (:after IS NULL OR name > :after)
+ORDER BY name
+LIMIT :limit;
+
+-- name: delete_collection
+-- With its items (ON DELETE CASCADE).
+DELETE FROM collections WHERE id = :id;
+
+-- name: lock_collection
+-- Taken before a write counts what it adds (SQLite's write lock already holds every other
+-- writer off; PostgreSQL's twin locks the row).
+SELECT item_count FROM collections WHERE id = :id;
+
+-- name: count_existing_keys
+-- How many of :keys (a JSON array) the collection already holds.
+SELECT count(*) AS n FROM collection_items
+WHERE collection_id = :collection_id AND key IN (SELECT value FROM json_each(:keys));
+
+-- name: grow_collection
+-- Counts :added new items, unless that would take the collection over :max_items (no row).
+UPDATE collections SET item_count = item_count + :added, updated_at = :now
+WHERE id = :id AND item_count + :added <= :max_items
+RETURNING item_count;
+
+-- name: shrink_collection
+UPDATE collections SET item_count = max(item_count - :removed, 0), updated_at = :now
+WHERE id = :id;
+
+-- name: upsert_collection_items
+-- Every item of :keys and :values (JSON arrays of the same length, no key twice) in one
+-- statement; an existing key keeps its id and inserted_at. (The WHERE true resolves SQLite's
+-- parsing ambiguity of INSERT ... SELECT ... ON CONFLICT.)
+INSERT INTO collection_items (collection_id, key, value, inserted_at, updated_at)
+SELECT :collection_id, k.value, v.value, :now, :now
+FROM json_each(:keys) AS k JOIN json_each(:values) AS v ON v.key = k.key
+WHERE true
+ORDER BY k.key
+ON CONFLICT (collection_id, key) DO UPDATE
+SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: get_collection_item
+SELECT id, key, value, inserted_at, updated_at FROM collection_items
+WHERE collection_id = :collection_id AND key = :key;
+
+-- name: delete_collection_item
+DELETE FROM collection_items WHERE collection_id = :collection_id AND key = :key;
+
+-- name: delete_collection_items_matching
+-- Items whose key matches the GLOB :pattern (store/collections.py makes it from a `*`
+-- pattern, its other wildcards escaped; GLOB, unlike SQLite's LIKE, tells case apart, as
+-- PostgreSQL's LIKE does); every item when :pattern is NULL.
+DELETE FROM collection_items
+WHERE collection_id = :collection_id AND (:pattern IS NULL OR key GLOB :pattern);
+
+-- name: list_collection_items
+-- One keyset page of a collection's items in id order, after the id :after, filtered by key
+-- pattern (GLOB, as above) and by the times of insertion and last update ([after, before)).
+SELECT id, key, value, inserted_at, updated_at FROM collection_items
+WHERE collection_id = :collection_id AND id > :after
+  AND (:pattern IS NULL OR key GLOB :pattern)
+  AND (:created_after IS NULL OR inserted_at >= :created_after)
+  AND (:created_before IS NULL OR inserted_at < :created_before)
+  AND (:updated_after IS NULL OR updated_at >= :updated_after)
+  AND (:updated_before IS NULL OR updated_at < :updated_before)
+ORDER BY id
+LIMIT :limit;
