@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import pytest
 
 from fulmen.execution import COLLECTIONS_VERSION, JavaScript
 from fulmen.runtime.jshost import COLLECTIONS_PACKAGE
-from fulmen_testing.e2e import Api, system
+from fulmen.store import open_store
+from fulmen_testing.e2e import Api, Coordinator, system
 from fulmen_testing.javascript import COMMON
 from fulmen_testing.npm_registry import npm_registry
 
@@ -40,24 +42,27 @@ async def project(api: Api, name: str) -> str:
     return project_id
 
 
-async def collection(api: Api, project_id: str, name: str) -> None:
-    created = await api.http.post(
-        f"/api/projects/{project_id}/collections", json={"name": name}, headers=api.headers
-    )
-    assert created.status_code in (200, 201), created.text
+async def collection(server: Coordinator, project_id: str, name: str) -> None:
+    """A collection in the project, made in the coordinator's store (SQLite, which another
+    process may open beside it)."""
+    url = f"sqlite:///{server.data_dir / 'fulmen.db'}"
+    async with await open_store(url) as store:
+        await store.create_collection(project_id, name)
 
 
 async def workflow(
     api: Api, project_id: str, jobs: dict[str, str], *, adaptor: str = "common"
 ) -> str:
-    """A workflow of ``jobs`` in a chain behind a webhook; its webhook trigger id."""
-    trigger = f"hook-{project_id[:8]}-{len(jobs)}-{abs(hash(tuple(jobs))) % 10_000}"
-    ids = list(jobs)
+    """A workflow of ``jobs`` in a chain behind a webhook; its webhook trigger id. Ids are
+    the store's across projects: each gets a suffix of its own."""
+    suffix = uuid.uuid4().hex[:8]
+    trigger = f"hook-{suffix}"
+    ids = [f"{name}-{suffix}" for name in jobs]
     document = {
-        "name": f"wf-{trigger}",
+        "name": f"wf-{suffix}",
         "jobs": [
             {"id": job_id, "name": job_id, "adaptor": adaptor, "body": body}
-            for job_id, body in jobs.items()
+            for job_id, body in zip(ids, jobs.values(), strict=True)
         ],
         "triggers": [{"id": trigger, "type": "webhook"}],
         "edges": [
@@ -112,8 +117,10 @@ OTHER = 'collections.get("secrets", "password")\n'
 # gateway for another path or method with its own token, and the coordinator straight (the
 # port it is handed).
 PROBE = """\
+# Named so that the run is given collections.: ws-worker's test is the text.
 import http.client
 import json
+import uuid
 from urllib.parse import urlsplit
 
 def ask(host, port, method, path, token):
@@ -159,9 +166,8 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
 ) -> None:
     async with system(tmp_path) as (server, _, api):
         ours, theirs = await asyncio.gather(project(api, "ours"), project(api, "theirs"))
-        await asyncio.gather(collection(api, ours, "things"), collection(api, theirs, "secrets"))
-        # A collection of the same name in the other project is a different collection.
-        await collection(api, theirs, "things")
+        await collection(server, ours, "things")
+        await collection(server, theirs, "secrets")
         hooks = await asyncio.gather(
             *(
                 workflow(api, ours, {name: body})
@@ -180,6 +186,7 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
         )
         set_, get, set_many, each, get_pattern, remove, other, leak, probe = hooks
         theirs_get = await workflow(api, theirs, {"get": GET})
+        theirs_set = await workflow(api, theirs, {"set": 'collections.set("secrets", "k", 1)\n'})
 
         # One run sets, the next gets.
         run, _ = await run_once(api, set_)
@@ -187,9 +194,12 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
         run, final = await run_once(api, get)
         assert run["state"] == "success", run
         assert final["data"] == {"n": 1, "name": "first"}
-        # The other project's collection of the same name has nothing of ours.
-        run, final = await run_once(api, theirs_get)
-        assert (run["state"], final["data"]) == ("success", {}), run
+        # The other project's runs cannot read ours; theirs write their own.
+        run, _ = await run_once(api, theirs_get)
+        assert (run["state"], run["error_type"]) == ("failed", "CollectionsError"), run
+        assert 'the collection "things" does not exist' in run["error_message"]
+        run, _ = await run_once(api, theirs_set)
+        assert run["state"] == "success", run
 
         # Many values keyed by a function; each over a pattern, one at a time.
         run, _ = await run_once(api, set_many)
@@ -242,9 +252,9 @@ async def test_a_javascript_job_uses_openfn_s_collections_adaptor(
             tmp_path,
             coordinator={"FULMEN_NPM_REGISTRY": registry.url},
             worker={"WORKER_REPO_DIR": str(javascript.repo.root)},
-        ) as (_, _, api):
+        ) as (server, _, api):
             ours = await project(api, "js")
-            await collection(api, ours, "things")
+            await collection(server, ours, "things")
             hook = await workflow(
                 api,
                 ours,
@@ -269,9 +279,9 @@ async def test_under_the_network_policy_none_the_error_names_it(
             tmp_path,
             coordinator={"FULMEN_NPM_REGISTRY": registry.url},
             worker={"FULMEN_NETWORK": "none", "WORKER_REPO_DIR": str(javascript.repo.root)},
-        ) as (_, _, api):
+        ) as (server, _, api):
             ours = await project(api, "none")
-            await collection(api, ours, "things")
+            await collection(server, ours, "things")
             python = await workflow(api, ours, {"get": GET})
             js = await workflow(
                 api, ours, {"get": "collections.get('things', 'k1');\n"}, adaptor=COMMON

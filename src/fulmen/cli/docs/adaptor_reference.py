@@ -1,4 +1,5 @@
-"""The reference of the adaptors that ship with Fulmen (``common``, ``http``, ``collections``), written from
+"""The reference of the adaptors that ship with Fulmen (``common``, ``http``, ``collections``),
+written from
 their modules: each public name with its signature and its docstring, so that a new operation
 or a changed argument shows in the docs without anyone editing them."""
 
