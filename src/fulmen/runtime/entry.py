@@ -28,7 +28,17 @@ __all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
 #: The name the sandbox imports and calls.
 ENTRY = "fulmen.runtime.entry:run_workflow"
 #: Modules worth importing once in the zygote so that no run pays for them.
-PRELOAD = ("fulmen.runtime.entry", "fulmen.adaptors.common", "fulmen.adaptors.http")
+PRELOAD = (
+    "fulmen.runtime.entry",
+    "fulmen.adaptors.common",
+    "fulmen.adaptors.http",
+    "fulmen.adaptors.collections",
+    # What the HTTP client imports at its first request (65 ms of a run's first collections
+    # get or http call, bench/collections_job.py).
+    "httpcore2",
+    "h11",
+    "anyio._backends._asyncio",
+)
 #: Run once in the zygote and in every spare child before it gets a run (``Zygote.start``).
 WARM_UP = ("fulmen.runtime.entry:warm_up",)
 
