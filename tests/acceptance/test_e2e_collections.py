@@ -112,6 +112,22 @@ def tally(state):
 GET_PATTERN = 'collections.get("things", "p-*")\n'
 REMOVE = 'collections.remove("things", "p-*")\n'
 OTHER = 'collections.get("secrets", "password")\n'
+# More items than a page (1000): set in batches, read back page by page with the cursor.
+BULK_SET = """\
+collections.set("things", lambda value, state, i: f"bulk-{i:05}", list(range(2500)))
+"""
+BULK_COUNT = """\
+def count(state, value, key):
+    state["n"] = state.get("n", 0) + 1
+    state["total"] = state.get("total", 0) + value
+
+collections.each("things", "bulk-*", count)
+
+@fn
+def report(state):
+    state["data"] = {"n": state.pop("n"), "total": state.pop("total")}
+    return state
+"""
 
 # Job code that goes for more than its collections: the gateway with a made-up token, the
 # gateway for another path or method with its own token, and the coordinator straight (the
@@ -179,12 +195,16 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
                     ("get_pattern", GET_PATTERN),
                     ("remove", REMOVE),
                     ("other", OTHER),
+                    ("bulk_set", BULK_SET),
+                    ("bulk_count", BULK_COUNT),
                     ("leak", LEAK),
                     ("probe", PROBE),
                 ]
             )
         )
-        set_, get, set_many, each, get_pattern, remove, other, leak, probe = hooks
+        set_, get, set_many, each, get_pattern, remove, other, bulk_set, bulk_count, leak, probe = (
+            hooks
+        )
         theirs_get = await workflow(api, theirs, {"get": GET})
         theirs_set = await workflow(api, theirs, {"set": 'collections.set("secrets", "k", 1)\n'})
 
@@ -217,6 +237,12 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
         assert run["state"] == "success", run
         run, final = await run_once(api, get_pattern)
         assert (run["state"], final["data"]) == ("success", []), run
+
+        run, _ = await run_once(api, bulk_set)
+        assert run["state"] == "success", run
+        run, final = await run_once(api, bulk_count)
+        assert run["state"] == "success", run
+        assert final["data"] == {"n": 2500, "total": sum(range(2500))}
 
         # Another project's collection: refused, as one that does not exist.
         run, final = await run_once(api, other)

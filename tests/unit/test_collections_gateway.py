@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from fulmen.adaptors.collections import CollectionsError, _Items
+from fulmen.config import WorkerSettings
+from fulmen.errors import ConfigError
+from fulmen.worker import prepare
 from fulmen.worker.collections_gateway import collections_url, route
 
 
@@ -96,3 +100,11 @@ def test_a_cut_answer_is_an_error() -> None:
 
     with pytest.raises(CollectionsError, match="ended early"):
         asyncio.run(read())
+
+
+def test_a_collections_url_that_is_not_http_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="WORKER_COLLECTIONS_URL must be an http"):
+        WorkerSettings.from_env({"WORKER_COLLECTIONS_URL": "ftp://coordinator/collections"})
+    flagged = dataclasses.replace(WorkerSettings(), collections_url="coordinator:4000")
+    with pytest.raises(ConfigError, match="--collections-url"):
+        prepare(flagged)

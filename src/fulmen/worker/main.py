@@ -98,6 +98,13 @@ def prepare(settings: WorkerSettings) -> Prepared:
     Raises:
         ConfigError: one, naming the variable at fault.
     """
+    if settings.collections_url is not None and not settings.collections_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError(
+            "--collections-url (WORKER_COLLECTIONS_URL) must be an http:// or https:// URL",
+            code="bad_url",
+        )
     secret = require(settings.secret, SECRET_VARIABLES)
     key = require(settings.public_key, PUBLIC_KEY_VARIABLES)
     if settings.workloops:
