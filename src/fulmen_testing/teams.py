@@ -118,7 +118,7 @@ async def team(store: SQLStore, seeded: Seeded | None = None) -> Team:
 class Fresh:
     """A project of the same team made for one request that deletes what it names: its
     workflow, a credential no job uses, a webhook auth method, a viewer to remove, the
-    owner's own token and a service token."""
+    owner's own token, a service token and a collection."""
 
     project_id: str
     workflow_id: str
@@ -127,6 +127,7 @@ class Fresh:
     member_id: str
     owner_token_id: str
     service_token_id: str
+    collection_name: str
 
 
 async def fresh_project(store: SQLStore, team: Team) -> Fresh:
@@ -143,6 +144,7 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
     await store.put_member(seeded.project_id, member.id, Role.VIEWER)
     _, own = await issue(store, SET_UP, "owner's spare", user_id=team.users["owner"].id)
     _, service = await issue(store, SET_UP, "ci", project_id=seeded.project_id, role=Role.VIEWER)
+    collection = await store.create_collection(seeded.project_id, f"fresh-{uuid4().hex[:12]}")
     return Fresh(
         seeded.project_id,
         seeded.workflow_id,
@@ -151,6 +153,7 @@ async def fresh_project(store: SQLStore, team: Team) -> Fresh:
         member.id,
         own.id,
         service.id,
+        collection.name,
     )
 
 

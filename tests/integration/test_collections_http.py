@@ -288,3 +288,35 @@ async def test_limits_answer_clear_errors_and_keep_what_was_there(world: World) 
     long_key = await http.put(f"/collections/mine/{'k' * 256}", json={"value": "v"}, headers=run)
     assert (long_key.status_code, long_key.json()["code"]) == (422, "bad_key")
     assert (await world.store.get_collection("mine")).item_count == 0
+
+
+async def test_the_management_api_makes_lists_and_deletes_collections(world: World) -> None:
+    http, t = world.http, world.team
+    editor = t.bearer("editor")
+    base = f"/api/projects/{t.project_id}/collections"
+    made = await http.post(base, json={"name": "visits"}, headers=editor)
+    assert made.status_code == 201, made.text
+    assert (made.json()["name"], made.json()["item_count"]) == ("visits", 0)
+    taken = await http.post(base, json={"name": "theirs"}, headers=editor)
+    assert (taken.status_code, taken.json()["error"]["code"]) == (409, "collection_exists")
+    bad = await http.post(base, json={"name": "Not Safe"}, headers=editor)
+    assert bad.status_code == 422
+    items = {"items": [{"key": f"k{i}", "value": "v"} for i in range(3)]}
+    await http.post("/collections/visits", json=items, headers=editor)
+    listed = (await http.get(base, headers=t.bearer("viewer"))).json()
+    assert [(c["name"], c["item_count"]) for c in listed["items"]] == [("mine", 0), ("visits", 3)]
+    one = await http.get("/api/collections/visits", headers=t.bearer("viewer"))
+    assert one.json()["item_count"] == 3
+    hidden = await http.get("/api/collections/theirs", headers=editor)
+    assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "not_a_member")
+    assert (await http.delete("/api/collections/visits", headers=editor)).status_code == 204
+    assert (await http.get("/collections/visits", headers=editor)).status_code == 404
+    records = await world.store.list_audit(
+        AuditFilter(project_id=t.project_id, action="collection")
+    )
+    assert [r.action for r in records.items][:3] == [
+        "collection.deleted",
+        "collection.items_put",
+        "collection.created",
+    ]
+    assert records.items[0].before == {"name": "visits", "item_count": 3}

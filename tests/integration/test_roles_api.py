@@ -119,6 +119,7 @@ async def _world(store: SQLStore, http: httpx2.AsyncClient) -> World:
         "user_id": (await user(store, "promoted")).id,
         "channel_id": channel.id,
         "invitation_id": "0" * 64,  # none: an allowed caller gets 404 past the check
+        "name": (await store.create_collection(seeded.project_id, "roles")).name,
     }
     return World(store, http, people, ids, (await user(store, "newcomer")).email)
 
@@ -283,6 +284,13 @@ TABLE: Final[dict[tuple[str, str], Row]] = {
     # the audit trail: a project's for its admins, the instance's for instance admins
     ("GET", "/api/projects/{project_id}/audit"): Row(P.MANAGE),
     ("GET", "/api/audit"): Row(INSTANCE_ADMINS),
+    # collections (their items: /collections/<name>, test_collections_http.py)
+    ("GET", "/api/projects/{project_id}/collections"): Row(P.READ),
+    ("POST", "/api/projects/{project_id}/collections"): Row(
+        P.EDIT, body=lambda w: {"name": f"made-{uuid4().hex[:12]}"}
+    ),
+    ("GET", "/api/collections/{name}"): Row(P.READ),
+    ("DELETE", "/api/collections/{name}"): Row(P.EDIT, fresh=lambda f: {"name": f.collection_name}),
     # the instance
     ("GET", "/api/instance/settings"): Row(INSTANCE_ADMINS),
     ("PUT", "/api/instance/settings"): Row(INSTANCE_ADMINS, body=lambda w: {"require_mfa": False}),

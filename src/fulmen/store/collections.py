@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
+import orjson
+
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.store.db import Row, Tx
 from fulmen.store.models.collections import (
@@ -159,6 +161,7 @@ async def put_items(
     items: Sequence[tuple[str, str]],
     now: datetime,
     limits: CollectionLimits,
+    dialect: str,
 ) -> int:
     """Insert or update ``items`` (key, value) in one statement; how many were given.
 
@@ -202,9 +205,13 @@ async def put_items(
             "(the limit is FULMEN_COLLECTION_MAX_ITEMS)",
             code="collection_full",
         )
+    pairs = (
+        {"keys": keys, "values": values}
+        if dialect == "postgres"
+        else {"items": _pairs(keys, values)}
+    )
     await tx.execute(
-        "upsert_collection_items",
-        {"collection_id": collection_id, "keys": keys, "values": values, "now": now},
+        "upsert_collection_items", {"collection_id": collection_id, "now": now, **pairs}
     )
     return len(keys)
 
@@ -250,6 +257,11 @@ async def list_items(
         "limit": limit,
     }
     return [_item(tx, row) for row in await tx.fetchall("list_collection_items", params)]
+
+
+def _pairs(keys: list[str], values: list[str]) -> str:
+    """``[[key, value], ...]`` as JSON text: SQLite's form of a bulk upsert's items."""
+    return orjson.dumps([[k, v] for k, v in zip(keys, values, strict=True)]).decode()
 
 
 def _collection(tx: Tx, row: Row) -> CollectionInfo:

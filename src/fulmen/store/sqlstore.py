@@ -259,7 +259,7 @@ class SQLStore:
     ) -> int:
         async with self._db.write() as tx:
             now = self._clock.now()
-            return await collections.put_items(tx, collection_id, items, now, limits)
+            return await collections.put_items(tx, collection_id, items, now, limits, self.dialect)
 
     async def get_collection_item(self, collection_id: str, key: str) -> CollectionItem | None:
         async with self._db.read() as tx:

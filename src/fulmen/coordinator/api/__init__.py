@@ -40,6 +40,7 @@ from fulmen.coordinator.api import (
     alerts,
     audit_trail,
     catalog,
+    collections,
     deployments,
     instance,
     members,
@@ -100,6 +101,7 @@ router.include_router(members.router)
 router.include_router(tokens.router)
 router.include_router(audit_trail.router)
 router.include_router(users.router)
+router.include_router(collections.router)
 
 
 def status_of(error: FulmenError) -> int:

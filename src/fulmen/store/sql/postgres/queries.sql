@@ -1483,7 +1483,8 @@ WHERE id = %(id)s;
 
 -- name: upsert_collection_items
 -- Every item of :keys and :values (arrays of the same length, no key twice) in one
--- statement; an existing key keeps its id and inserted_at.
+-- statement; an existing key keeps its id and inserted_at. (:items is SQLite's form of the
+-- same pairs, unused here.)
 INSERT INTO collection_items (collection_id, key, value, inserted_at, updated_at)
 SELECT %(collection_id)s, t.k, t.v, %(now)s, %(now)s
 FROM unnest(%(keys)s::text[], %(values)s::text[]) WITH ORDINALITY AS t(k, v, n)

@@ -1422,14 +1422,15 @@ UPDATE collections SET item_count = max(item_count - :removed, 0), updated_at = 
 WHERE id = :id;
 
 -- name: upsert_collection_items
--- Every item of :keys and :values (JSON arrays of the same length, no key twice) in one
--- statement; an existing key keeps its id and inserted_at. (The WHERE true resolves SQLite's
+-- Every item of :items (a JSON array of [key, value] pairs, no key twice) in one statement;
+-- an existing key keeps its id and inserted_at. One json_each over pairs, not two joined:
+-- a join of two table-valued functions is quadratic. (The WHERE true resolves SQLite's
 -- parsing ambiguity of INSERT ... SELECT ... ON CONFLICT.)
 INSERT INTO collection_items (collection_id, key, value, inserted_at, updated_at)
-SELECT :collection_id, k.value, v.value, :now, :now
-FROM json_each(:keys) AS k JOIN json_each(:values) AS v ON v.key = k.key
+SELECT :collection_id, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), :now, :now
+FROM json_each(:items) AS j
 WHERE true
-ORDER BY k.key
+ORDER BY j.key
 ON CONFLICT (collection_id, key) DO UPDATE
 SET value = excluded.value, updated_at = excluded.updated_at;
 
