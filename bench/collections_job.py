@@ -26,7 +26,6 @@ import httpx2
 from e2e import cuts, latencies_ms  # bench/e2e.py: the same figures, the same way
 
 from fulmen import keys as keyring
-from fulmen.store import open_store
 from fulmen_testing.e2e import Api, Coordinator, WorkerProcess, until
 
 JOBS = {
@@ -70,9 +69,12 @@ async def main(runs: int) -> None:
                 )
                 made = await http.post("/api/projects", json={"name": "b"}, headers=api.headers)
                 project_id = made.json()["id"]
-                url = f"sqlite:///{server.data_dir / 'fulmen.db'}"
-                async with await open_store(url) as store:
-                    await store.create_collection(project_id, "bench")
+                made = await http.post(
+                    f"/api/projects/{project_id}/collections",
+                    json={"name": "bench"},
+                    headers=api.headers,
+                )
+                assert made.status_code == 201, made.text
                 setter = await workflow(api, project_id, 'collections.set("bench", "k1", 1)\n')
                 await api.finished(await api.hook(setter, {}))
                 print(f"{runs} runs each, one at a time; ms")

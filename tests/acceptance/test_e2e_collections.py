@@ -22,8 +22,7 @@ import pytest
 
 from fulmen.execution import COLLECTIONS_VERSION, JavaScript
 from fulmen.runtime.jshost import COLLECTIONS_PACKAGE
-from fulmen.store import open_store
-from fulmen_testing.e2e import Api, Coordinator, system
+from fulmen_testing.e2e import Api, system
 from fulmen_testing.javascript import COMMON
 from fulmen_testing.npm_registry import npm_registry
 
@@ -42,12 +41,11 @@ async def project(api: Api, name: str) -> str:
     return project_id
 
 
-async def collection(server: Coordinator, project_id: str, name: str) -> None:
-    """A collection in the project, made in the coordinator's store (SQLite, which another
-    process may open beside it)."""
-    url = f"sqlite:///{server.data_dir / 'fulmen.db'}"
-    async with await open_store(url) as store:
-        await store.create_collection(project_id, name)
+async def collection(api: Api, project_id: str, name: str) -> None:
+    created = await api.http.post(
+        f"/api/projects/{project_id}/collections", json={"name": name}, headers=api.headers
+    )
+    assert created.status_code == 201, created.text
 
 
 async def workflow(
@@ -182,8 +180,8 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
 ) -> None:
     async with system(tmp_path) as (server, _, api):
         ours, theirs = await asyncio.gather(project(api, "ours"), project(api, "theirs"))
-        await collection(server, ours, "things")
-        await collection(server, theirs, "secrets")
+        await collection(api, ours, "things")
+        await collection(api, theirs, "secrets")
         hooks = await asyncio.gather(
             *(
                 workflow(api, ours, {name: body})
@@ -278,9 +276,9 @@ async def test_a_javascript_job_uses_openfn_s_collections_adaptor(
             tmp_path,
             coordinator={"FULMEN_NPM_REGISTRY": registry.url},
             worker={"WORKER_REPO_DIR": str(javascript.repo.root)},
-        ) as (server, _, api):
+        ) as (_, _, api):
             ours = await project(api, "js")
-            await collection(server, ours, "things")
+            await collection(api, ours, "things")
             hook = await workflow(
                 api,
                 ours,
@@ -305,9 +303,9 @@ async def test_under_the_network_policy_none_the_error_names_it(
             tmp_path,
             coordinator={"FULMEN_NPM_REGISTRY": registry.url},
             worker={"FULMEN_NETWORK": "none", "WORKER_REPO_DIR": str(javascript.repo.root)},
-        ) as (server, _, api):
+        ) as (_, _, api):
             ours = await project(api, "none")
-            await collection(server, ours, "things")
+            await collection(api, ours, "things")
             python = await workflow(api, ours, {"get": GET})
             js = await workflow(
                 api, ours, {"get": "collections.get('things', 'k1');\n"}, adaptor=COMMON
