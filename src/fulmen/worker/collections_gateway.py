@@ -11,12 +11,17 @@ run gets a random token of its own (:meth:`CollectionsGateway.grant`) that this 
 to the run's token, and that dies when the run ends (:meth:`CollectionsGateway.revoke`).
 
 What it forwards: ``GET``, ``PUT``, ``POST`` and ``DELETE`` on ``/collections/<name>`` and
-``/collections/<name>/<key>`` (Lightning's collections API), with their query, to the
+``/collections/<name>/<key>`` (Lightning's collections API; a key may hold ``/``), with
+their query and only their ``Content-Type`` and ``Accept`` headers, to the
 coordinator's collections URL, the request's and the answer's bodies streamed (a get of many
 items is never held here). Anything else is refused with a JSON ``{"code", "message"}``:
 another path (404 ``not_found``), another method (405 ``method_not_allowed``), a token that
 is not a live run's (401 ``unauthorized``), a body without a length (411
-``length_required``). One request per connection, closed after the answer.
+``length_required``), a path that could climb out of ``/collections`` (400 ``bad_path``).
+One request per connection, closed after the answer.
+
+Under the network policy ``outside`` all runs of a worker share one network namespace, so
+the port is theirs in common: the token (256 random bits a run) is what tells them apart.
 """
 
 from __future__ import annotations
@@ -267,6 +272,8 @@ class CollectionsGateway:
     def _authorize(self, headers: dict[str, str]) -> Refusal | None:
         if _bearer(headers) in self._tokens:
             return None
+        # Job code trying tokens, or a job still calling after its run ended.
+        log.info("collections gateway: refused a request without the token of a live run")
         return Refusal(
             401, "unauthorized", "a collections request needs the run's collections_token"
         )
