@@ -140,6 +140,7 @@ async def board(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Board
                 "ref": "some-worker",
                 "channel_id": channel.id,
                 "invitation_id": "0" * 64,
+                "name": (await store.create_collection(seeded.project_id, "board")).name,
             },
             (await user(store, "newcomer")).email,
         )
@@ -223,6 +224,12 @@ TABLE: Final[dict[str, Row]] = {
         P.EDIT, form=lambda b: {"outcomes": "failed", "enabled": "1"}
     ),
     "/ui/alerts/projects/{project_id}/workflows/{workflow_id}/rule/delete": Row(P.EDIT),
+    # collections (issue 19): an editor's, as through the API
+    "/ui/collections/{project_id}": Row(P.EDIT, form=lambda b: {"name": f"c-{uuid4().hex[:12]}"}),
+    "/ui/collections/{name}/delete": Row(
+        P.EDIT, fresh=lambda f: {"name": f.collection_name, "project_id": f.project_id}
+    ),
+    "/ui/collections/{name}/items/delete": Row(P.EDIT, form=lambda b: {"key": "k"}),
     # one's own second factor (no role's business: test_second_factor_http.py), its sign-in,
     # and the instance's settings
     "/ui/account/mfa": Row(SIGN_IN),
@@ -284,6 +291,7 @@ async def state(store: SQLStore, ids: Mapping[str, str]) -> object:
         await store.list_alert_rules(project_id),
         await store.get_alert_digest(project_id),
         await store.get_instance_settings(),
+        [(c.name, c.item_count) for c in (await store.list_collections(project_id)).items],
     )
 
 

@@ -61,3 +61,23 @@ def test_only_the_latest_tokens_are_remembered_and_older_ones_still_verify() -> 
     for i in range(1, 4):
         runs.mint(f"r{i}", now=NOW, run_timeout=60, grace=10)
     assert runs.verify(first, run_id="r0", now=NOW).id == "r0"
+
+
+@pytest.mark.parametrize("remembered", [8, 0])
+def test_any_run_reads_the_run_from_the_token_and_checks_the_rest(remembered: int) -> None:
+    """What the collections API asks: which run a token is for, checked as verify checks."""
+    runs = tokens(remembered)
+    token = runs.mint("r1", now=NOW, run_timeout=60, grace=10)
+    assert runs.verify_any(token, now=NOW + 5).id == "r1"
+    with pytest.raises(TokenError) as late:
+        runs.verify_any(token, now=NOW + 70)
+    assert late.value.code == "expired"
+    other = keyring.load_private_key(keyring.generate().private_key)
+    forged = mint_run_token(other, "r1", now=NOW, run_timeout=60)
+    with pytest.raises(TokenError) as refused:
+        runs.verify_any(forged, now=NOW)
+    assert refused.value.code == "bad_signature"
+    for malformed in ("", "abc", "a.b.c", "a.e30.c", "a.eyJpZCI6IDF9.c", 42, None):
+        with pytest.raises(TokenError) as bad:
+            runs.verify_any(malformed, now=NOW)
+        assert bad.value.code == "malformed", malformed

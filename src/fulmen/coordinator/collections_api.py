@@ -40,8 +40,9 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import fastapi
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -91,7 +92,32 @@ _WORDS: Final[Mapping[int, str]] = {
     503: "Service Unavailable",
 }
 
-router = APIRouter(prefix="/collections", tags=["collections"])
+#: What the OpenAPI document says every route may answer besides its own.
+_REFUSALS: Final[dict[int | str, dict[str, Any]]] = {
+    400: {
+        "description": (
+            "A query parameter it does not take or cannot read; a body that is not the route's"
+        )
+    },
+    401: {"description": "No token, or neither a valid run token nor a valid API token"},
+    403: {"description": "An API token whose role is too weak (viewers read, editors write)"},
+    404: {"description": "No such collection, or another project's"},
+    413: {"description": "A body over MAX_DATACLIP_SIZE_MB"},
+    422: {
+        "description": (
+            "A key or value that is not one, or over a limit (code: item_too_large, "
+            "collection_full, duplicate_key, bad_key, bad_item)"
+        )
+    },
+}
+_ITEM: Final = {
+    "key": "patient-1",
+    "value": '{"id": 1}',
+    "created": "2026-01-31T09:30:00.000000Z",
+    "updated": "2026-01-31T09:30:00.000000Z",
+}
+
+router = APIRouter(prefix="/collections", tags=["collections"], responses=_REFUSALS)
 
 
 class _BadRequest(InputError):
@@ -122,6 +148,17 @@ class Bearer:
         require(self.principal, permission, collection.project_id, what=_what(collection.name))
 
 
+def _json_example(example: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI request body of JSON, by example (the route reads it itself, after the
+    token: see the module docstring)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}, "example": example}},
+        }
+    }
+
+
 def limits_of(c: Coordinator) -> CollectionLimits:
     """The coordinator's collection limits (its settings)."""
     return CollectionLimits(
@@ -140,19 +177,58 @@ def item_document(item: CollectionItem) -> dict[str, str]:
     }
 
 
-@router.get("/{name}", summary="Stream a collection's items")
-async def stream(request: Request, name: str) -> Response:
+@router.get(
+    "/{name}",
+    summary="Stream a collection's items",
+    responses={
+        200: {
+            "description": (
+                "Up to ``limit`` items in insertion order; ``cursor`` (pass it back for "
+                "the next) when more follow, else null"
+            ),
+            "content": {"application/json": {"example": {"items": [_ITEM], "cursor": None}}},
+        }
+    },
+)
+async def stream(
+    request: Request,
+    name: str,
+    key: Annotated[
+        str | None, fastapi.Query(description="A key pattern: ``*`` stands for any characters")
+    ] = None,
+    cursor: Annotated[
+        str | None, fastapi.Query(description="The ``cursor`` of the previous answer")
+    ] = None,
+    limit: Annotated[str | None, fastapi.Query(description="Items in the answer [1000]")] = None,
+    created_after: Annotated[
+        str | None, fastapi.Query(description="Inserted at or after (ISO 8601)")
+    ] = None,
+    created_before: Annotated[str | None, fastapi.Query(description="Inserted before")] = None,
+    updated_after: Annotated[
+        str | None, fastapi.Query(description="Last updated at or after")
+    ] = None,
+    updated_before: Annotated[str | None, fastapi.Query(description="Last updated before")] = None,
+) -> Response:
+    """The query is read as Lightning reads it (a parameter it does not know is 400), so the
+    parameters above are declared as text for the OpenAPI document only."""
     try:
         c, bearer = await _bearer(request)
         collection = await _collection(c.store, bearer, Permission.READ, name)
-        where, limit = _query(request.query_params)
+        where, most = _query(request.query_params)
     except FulmenError as error:
         return await _refusal(request, error)
-    body = _streamed(c.store, collection.id, where, limit)
+    body = _streamed(c.store, collection.id, where, most)
     return StreamingResponse(body, media_type="application/json")
 
 
-@router.get("/{name}/{key:path}", summary="Get one item")
+@router.get(
+    "/{name}/{key:path}",
+    summary="Get one item",
+    responses={
+        200: {"description": "The item", "content": {"application/json": {"example": _ITEM}}},
+        204: {"description": "No item has this key"},
+    },
+)
 async def get_item(request: Request, name: str, key: str) -> Response:
     try:
         c, bearer = await _bearer(request)
@@ -165,7 +241,20 @@ async def get_item(request: Request, name: str, key: str) -> Response:
     return JSONResponse(item_document(item))
 
 
-@router.put("/{name}/{key:path}", summary="Put one item")
+@router.put(
+    "/{name}/{key:path}",
+    summary="Put one item",
+    openapi_extra=_json_example({"value": '{"id": 1}'}),
+    responses={
+        200: {
+            "description": (
+                "Stored; or, for a value that is not text, ``upserted`` 0 and ``error`` "
+                '"Format error" (as Lightning answers)'
+            ),
+            "content": {"application/json": {"example": {"upserted": 1, "error": None}}},
+        }
+    },
+)
 async def put_item(request: Request, name: str, key: str) -> Response:
     try:
         c, bearer = await _bearer(request)
@@ -189,7 +278,17 @@ async def put_item(request: Request, name: str, key: str) -> Response:
     return JSONResponse({"upserted": count, "error": None})
 
 
-@router.post("/{name}", summary="Put many items in one request")
+@router.post(
+    "/{name}",
+    summary="Put many items in one request",
+    openapi_extra=_json_example({"items": [{"key": "patient-1", "value": '{"id": 1}'}]}),
+    responses={
+        200: {
+            "description": "All stored, in one statement (or, refused, none)",
+            "content": {"application/json": {"example": {"upserted": 1, "error": None}}},
+        }
+    },
+)
 async def put_all(request: Request, name: str) -> Response:
     try:
         c, bearer = await _bearer(request)
@@ -201,7 +300,18 @@ async def put_all(request: Request, name: str) -> Response:
     return JSONResponse({"upserted": count, "error": None})
 
 
-@router.delete("/{name}/{key:path}", summary="Delete one item")
+@router.delete(
+    "/{name}/{key:path}",
+    summary="Delete one item",
+    responses={
+        200: {
+            "description": '``deleted`` 1, or 0 with ``error`` "Item Not Found"',
+            "content": {
+                "application/json": {"example": {"key": "patient-1", "deleted": 1, "error": None}}
+            },
+        }
+    },
+)
 async def delete_item(request: Request, name: str, key: str) -> Response:
     try:
         c, bearer = await _bearer(request)
@@ -214,8 +324,25 @@ async def delete_item(request: Request, name: str, key: str) -> Response:
     return JSONResponse({"key": key, "deleted": 0, "error": "Item Not Found"})
 
 
-@router.delete("/{name}", summary="Delete the items whose key matches a pattern")
-async def delete_all(request: Request, name: str) -> Response:
+@router.delete(
+    "/{name}",
+    summary="Delete the items whose key matches a pattern",
+    responses={
+        200: {
+            "description": "How many items went",
+            "content": {
+                "application/json": {"example": {"key": "patient-*", "deleted": 2, "error": None}}
+            },
+        }
+    },
+)
+async def delete_all(
+    request: Request,
+    name: str,
+    key: Annotated[
+        str | None, fastapi.Query(description="A key pattern (``*``); none: every item")
+    ] = None,
+) -> Response:
     try:
         c, bearer = await _bearer(request)
         collection = await _collection(c.store, bearer, Permission.EDIT, name)
@@ -368,7 +495,7 @@ async def _streamed(
         if len(chunk) == _CHUNK:
             yield (b"," if sent > _CHUNK else b"") + b",".join(chunk)
             chunk = []
-    await items.aclose()  # type: ignore[attr-defined]
+    await items.aclose()  # ends the store's reading now, not when collected
     if chunk:
         yield (b"," if sent > len(chunk) else b"") + b",".join(chunk)
     cursor = encode_cursor(last.id) if more and last is not None else None

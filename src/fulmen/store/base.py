@@ -13,7 +13,7 @@ StoreError (the database failed).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -193,7 +193,7 @@ class Store(Protocol):
 
     def stream_collection_items(
         self, collection_id: str, where: ItemFilter, *, page: int = 500
-    ) -> AsyncIterator[CollectionItem]:
+    ) -> AsyncGenerator[CollectionItem, None]:
         """Every item ``where`` holds, read a page at a time, each page in its own short read
         transaction: memory holds one page, however large the collection."""
         ...

@@ -256,6 +256,7 @@ async def list_items(
         "updated_before": where.updated_before,
         "limit": limit,
     }
+    await tx.fetchone("plan_item_pages")
     return [_item(tx, row) for row in await tx.fetchall("list_collection_items", params)]
 
 

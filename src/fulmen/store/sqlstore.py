@@ -7,7 +7,7 @@ decides only which transactions write and where "now" comes from.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -282,7 +282,7 @@ class SQLStore:
 
     async def stream_collection_items(
         self, collection_id: str, where: ItemFilter, *, page: int = 500
-    ) -> AsyncIterator[CollectionItem]:
+    ) -> AsyncGenerator[CollectionItem, None]:
         while True:
             items = await self.list_collection_items(collection_id, where, page)
             for item in items:

@@ -22,6 +22,8 @@
 * people (issue 18): ``/ui/account``, your own, and changing your password (account.py);
   ``/ui/users``, an instance admin's list of users and invitations (users.py); and
   ``/ui/invitations/<secret>``, the page an invitation link opens (invitation.py);
+* ``/ui/collections``: each project's collections, one collection's items searched by key
+  pattern and paged, an item's value, creating and deleting (collections.py, issue 19);
 * ``/ui/audit`` and ``/ui/projects/<id>/audit``: the audit trail, filtered, with each
   change's diff, and exported (audit_trail.py, issue 18);
 * every page's header: runs waiting in the queue, and connected workers.
@@ -58,6 +60,7 @@ from fulmen.coordinator.dashboard import (
     account,
     alerts,
     audit_trail,
+    collections,
     control,
     credentials,
     editing,
@@ -121,6 +124,7 @@ def install(app: FastAPI) -> None:
         smart,
         members,
         audit_trail,  # issue 18
+        collections,  # issue 19
     )
     for module in workspace:  # issue 17
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
