@@ -6,8 +6,9 @@ default network policy (``outside``: the runs' own network namespace, the host's
 unreachable but for the gateway's port). A Python job sets a value that a second run gets;
 ``each`` walks a pattern; another project's collection is refused; job code that uses the
 gateway with a made-up token, for another path, or that goes around it to the coordinator,
-gets nothing; a JavaScript job uses OpenFn's own ``@openfn/language-collections``; and under
-the network policy ``none`` the adaptor's error names the policy.
+gets nothing; a JavaScript job uses OpenFn's own ``@openfn/language-collections``; under the
+network policy ``host`` the gateway is reached directly; and under ``none`` the adaptor's
+error names the policy.
 """
 
 from __future__ import annotations
@@ -314,3 +315,18 @@ async def test_under_the_network_policy_none_the_error_names_it(
                 run, _ = await run_once(api, hook)
                 assert run["state"] == "failed", run
                 assert "network policy is none" in run["error_message"], run
+
+
+async def test_under_the_network_policy_host_jobs_reach_the_gateway_directly(
+    tmp_path: Path,
+) -> None:
+    async with system(tmp_path, worker={"FULMEN_NETWORK": "host"}) as (_, _, api):
+        ours = await project(api, "host")
+        await collection(api, ours, "things")
+        set_, get = await asyncio.gather(
+            workflow(api, ours, {"set": SET}), workflow(api, ours, {"get": GET})
+        )
+        run, _ = await run_once(api, set_)
+        assert run["state"] == "success", run
+        run, final = await run_once(api, get)
+        assert (run["state"], final["data"]) == ("success", {"n": 1, "name": "first"}), run
