@@ -219,7 +219,10 @@ class CollectionsGateway:
                 return
             await self._serve(head, reader, writer)
         except (ConnectionError, OSError):
-            pass
+            pass  # the job went away
+        except httpx2.HTTPError as exc:
+            # The coordinator's answer broke off: the job sees its answer end unfinished.
+            log.warning("collections gateway: the coordinator's answer broke off: %s", exc)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
