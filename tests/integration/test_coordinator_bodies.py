@@ -168,6 +168,8 @@ def assert_413(answer: Answer, limit: int) -> None:
         ("PUT", "/api/projects/p", API_BYTES),
         ("POST", "/api/workflows/w/runs", DATACLIP_BYTES),
         ("POST", "/i/no-such-trigger", DATACLIP_BYTES),
+        ("POST", "/collections/patients", DATACLIP_BYTES),  # a job's bulk upsert
+        ("PUT", "/collections/patients/k", DATACLIP_BYTES),
         ("POST", "/ui/login", DASHBOARD_BYTES),
         ("POST", "/ui/workflows/w/edit", API_BYTES),
         ("POST", "/ui/projects/p/workflows/new", API_BYTES),
@@ -229,6 +231,19 @@ async def test_an_api_request_without_a_token_is_refused_before_its_body(
     assert answer.sent < 32 * MB, answer.sent
     wrong = await chunked(site, path, HUGE, Authorization="Bearer fmn_abc_not-a-secret")
     assert (wrong.status, wrong.json()) == (401, {"detail": "the API token is not valid"})
+
+
+async def test_a_collections_request_without_a_token_is_refused_before_its_body(
+    site: Site,
+) -> None:
+    """The collections API checks its token (a run's or an API token) before it reads a
+    body, as the API does."""
+    for token in (None, "fmn_abc_not-a-secret", "not.a.jwt"):
+        auth = {} if token is None else {"Authorization": f"Bearer {token}"}
+        answer = await chunked(site, "/collections/patients", HUGE, **auth)
+        assert (answer.status, answer.headers["connection"]) == (401, "close"), token
+        assert answer.json()["code"] == "unauthorized"
+        assert answer.sent < 32 * MB, answer.sent
 
 
 async def test_an_answer_before_the_body_is_read_closes_the_connection(site: Site) -> None:

@@ -49,8 +49,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security.utils import get_authorization_scheme_param
 
 from fulmen.coordinator import audit, principals
-from fulmen.coordinator.access import Permission, Principal, require
+from fulmen.coordinator.access import Permission, Principal
 from fulmen.coordinator.api import auth
+from fulmen.coordinator.api.collections import find_collection
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.moments import moment
 from fulmen.errors import AccessError, FulmenError, InputError, NotFoundError, TokenError
@@ -128,24 +129,11 @@ class _BadRequest(InputError):
 
 @dataclass(frozen=True, slots=True)
 class Bearer:
-    """Who calls: a run (by its token), or what an API token acts as."""
+    """Who calls: a run (by its token, with its project), or what an API token acts as."""
 
     run_id: str | None
     run_project: str | None
     principal: Principal | None
-
-    def require(self, permission: Permission, collection: CollectionInfo) -> None:
-        """Raise unless this caller may do ``permission`` on ``collection``.
-
-        Raises:
-            NotFoundError: the collection is another project's, for a run (as unknown).
-            AccessError: access.require's refusals, for an API token.
-        """
-        if self.principal is None:
-            if collection.project_id != self.run_project:
-                raise _unknown(collection.name)
-            return
-        require(self.principal, permission, collection.project_id, what=_what(collection.name))
 
 
 def _json_example(example: dict[str, Any]) -> dict[str, Any]:
@@ -434,12 +422,23 @@ async def _bearer(request: Request) -> tuple[Coordinator, Bearer]:
 async def _collection(
     store: Store, bearer: Bearer, permission: Permission, name: str
 ) -> CollectionInfo:
+    """The collection named ``name`` if the caller may do ``permission`` to it: an API
+    token as the management API asks (api.collections.find_collection), a run only in its
+    own project, another's answered exactly as an unknown name.
+
+    Raises:
+        NotFoundError: no such collection (or, for a run, another project's).
+        AccessError: an API token's refusals (access.require).
+    """
+    if bearer.principal is not None:
+        return await find_collection(store, bearer.principal, permission, name)
     try:
-        collection = await store.get_collection(name)
+        found = await store.get_collection(name)
     except NotFoundError:
         raise _unknown(name) from None
-    bearer.require(permission, collection)
-    return collection
+    if found.project_id != bearer.run_project:
+        raise _unknown(name)
+    return found
 
 
 def _query(params: Mapping[str, str]) -> tuple[ItemFilter, int]:
@@ -540,13 +539,7 @@ class _Unauthorized(AccessError):
 
 
 def _unknown(name: str) -> NotFoundError:
-    return NotFoundError(
-        f"{_what(name)} does not exist or you are not a member of its project", field="name"
-    )
-
-
-def _what(name: str) -> str:
-    return f"collection {name}"
+    return NotFoundError(f"collection {name} does not exist in this run's project", field="name")
 
 
 async def _refusal(request: Request, error: FulmenError) -> Response:
