@@ -216,7 +216,7 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
         # The other project's runs cannot read ours; theirs write their own.
         run, _ = await run_once(api, theirs_get)
         assert (run["state"], run["error_type"]) == ("failed", "CollectionsError"), run
-        assert 'the collection "things" does not exist' in run["error_message"]
+        assert 'the collection "things" does not exist in this run' in run["error_message"]
         run, _ = await run_once(api, theirs_set)
         assert run["state"] == "success", run
 
@@ -247,7 +247,7 @@ async def test_python_jobs_share_values_across_runs_and_reach_nothing_else(
         run, final = await run_once(api, other)
         assert run["state"] == "failed", run
         assert run["error_type"] == "CollectionsError", run
-        assert "secrets" in run["error_message"]
+        assert 'the collection "secrets" does not exist in this run' in run["error_message"]
 
         # The token a run's jobs got is masked in what they output.
         run, final = await run_once(api, leak)

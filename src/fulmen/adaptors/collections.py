@@ -251,7 +251,8 @@ def _raise(response: httpx2.Response, url: str, text: str) -> None:
     status = response.status_code
     if status == 404:
         raise CollectionsError(
-            "COLLECTION_NOT_FOUND", f'the collection "{collection}" does not exist'
+            "COLLECTION_NOT_FOUND",
+            f'the collection "{collection}" does not exist in this run\'s project',
         )
     if status in (401, 403):
         raise CollectionsError(
