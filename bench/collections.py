@@ -10,15 +10,20 @@ Cases (``--cases``, comma-separated, run in the order given, on one collection):
 * ``get``: the whole collection in one streamed ``GET /collections/<name>?limit=…``, with
   the coordinator's peak RSS growth while it streamed;
 * ``pages``: the whole collection a page (the default 1000 items) at a time, by cursor;
-* ``one``: single ``GET /collections/<name>/<key>``, ``--concurrency`` at a time.
+* ``one``: single ``GET /collections/<name>/<key>``, ``--concurrency`` at a time;
+* ``job``: the latency of a job's get, with a ``fulmen worker`` (its sandbox with the default
+  network policy, so the get goes through the worker's collections gateway): ``--runs``
+  one-step runs that do nothing against as many that do one ``collections.get``, posted one
+  after another as webhooks; the note has each kind's median claim → complete from the
+  stored timestamps and what one get adds (the rate is the get runs', end to end).
 
 Printed per case: the rate, the wall time, and the coordinator's CPU time per item (user +
 system from ``/proc``: steadier than the rate on a shared machine). A case is a function of
 :data:`CASES` taking the :class:`Bench`; a new measurement (a job's ``get`` through a worker,
 say) is one more entry.
 
-Run: ``.venv/bin/python bench/collections.py [--items 100000] [--cases bulk,put,get,pages,one]
-[--postgres]``
+Run: ``.venv/bin/python bench/collections.py [--items 100000] [--runs 50]
+[--cases bulk,put,get,pages,one,job] [--postgres]``
 """
 
 from __future__ import annotations
@@ -33,18 +38,28 @@ sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
 import httpx2  # noqa: E402
 
 from fulmen import keys as keyring  # noqa: E402
-from fulmen_testing.e2e import Coordinator, cpu_seconds, vm_kib  # noqa: E402
+from fulmen_testing.e2e import (  # noqa: E402
+    Api,
+    Coordinator,
+    WorkerProcess,
+    cpu_seconds,
+    until,
+    vm_kib,
+)
 
 #: Items per bulk request (the issue's figure).
 BULK = 10_000
@@ -63,6 +78,8 @@ class Bench:
     items: int
     puts: int
     concurrency: int
+    project_id: str = ""
+    runs: int = 50
 
     @property
     def pid(self) -> int:
@@ -174,6 +191,63 @@ async def one(bench: Bench) -> Figures:
     return await measured(bench, "one", count, work())
 
 
+async def job(bench: Bench) -> Figures:
+    worker = await WorkerProcess.start(
+        bench.server, settings={"WORKER_LOG_LEVEL": "warn"}, wait=False
+    )
+    try:
+        api = Api(bench.http, "")
+        api.headers = {}  # the client sends the API token already
+        await until(
+            lambda: api.get("/health/ready"),
+            lambda ready: ready.get("workers") == 1,
+            what="the worker joining",
+        )
+        setter = await _workflow(bench, f'collections.set("{bench.name}", "job-key", 1)\n')
+        await api.finished(await api.hook(setter, {}))
+        medians: dict[str, float] = {}
+        started = 0.0
+        for kind, body in (
+            ("nothing", "fn(lambda s: s)\n"),
+            ("get", f'collections.get("{bench.name}", "job-key")\n'),
+        ):
+            hook = await _workflow(bench, body)
+            for _ in range(3):  # warm-up: the worker's spares, the coordinator's caches
+                await api.finished(await api.hook(hook, {}))
+            started = time.perf_counter()
+            done = [await api.finished(await api.hook(hook, {})) for _ in range(bench.runs)]
+            assert all(run["state"] == "success" for run in done), done
+            medians[kind] = statistics.median(
+                (
+                    datetime.fromisoformat(run["finished_at"])
+                    - datetime.fromisoformat(run["claimed_at"])
+                ).total_seconds()
+                * 1000
+                for run in done
+            )
+        note = (
+            f"claim → complete median: nothing {medians['nothing']:.1f} ms, one get "
+            f"{medians['get']:.1f} ms: a get adds {medians['get'] - medians['nothing']:.1f} ms"
+        )
+        return Figures("job", bench.runs, time.perf_counter() - started, 0.0, note)
+    finally:
+        await worker.terminate()
+
+
+async def _workflow(bench: Bench, body: str) -> str:
+    """A one-job workflow behind a webhook in the bench's project; the trigger's id."""
+    suffix = uuid.uuid4().hex[:8]
+    document = {
+        "name": f"bench-{suffix}",
+        "jobs": [{"id": f"j-{suffix}", "name": "job", "adaptor": "common", "body": body}],
+        "triggers": [{"id": f"t-{suffix}", "type": "webhook"}],
+        "edges": [{"source_trigger_id": f"t-{suffix}", "target_job_id": f"j-{suffix}"}],
+    }
+    made = await bench.http.post(f"/api/projects/{bench.project_id}/workflows", json=document)
+    assert made.status_code == 201, made.text
+    return f"t-{suffix}"
+
+
 #: Every measurement, by the name ``--cases`` gives it.
 CASES: dict[str, Callable[[Bench], Awaitable[Figures]]] = {
     "bulk": bulk,
@@ -181,6 +255,7 @@ CASES: dict[str, Callable[[Bench], Awaitable[Figures]]] = {
     "get": get,
     "pages": pages,
     "one": one,
+    "job": job,
 }
 
 
@@ -220,7 +295,16 @@ async def main(args: argparse.Namespace) -> None:
                         f"/api/projects/{project['id']}/collections", json={"name": "bench"}
                     )
                     assert made.status_code == 201, made.text
-                    bench = Bench(server, http, "bench", args.items, args.puts, args.concurrency)
+                    bench = Bench(
+                        server,
+                        http,
+                        "bench",
+                        args.items,
+                        args.puts,
+                        args.concurrency,
+                        project_id=project["id"],
+                        runs=args.runs,
+                    )
                     store = "PostgreSQL" if args.postgres else "SQLite"
                     print(f"collections on {store}; values of {len(VALUE)} bytes")
                     print(f"{'case':<8}{'items':>10}{'items/s':>12}{'s':>10}{'CPU µs/item':>12}")
@@ -243,11 +327,12 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=100_000, help="items of bulk [100000]")
     parser.add_argument("--puts", type=int, default=2000, help="single puts and gets [2000]")
     parser.add_argument("--concurrency", type=int, default=8, help="requests at a time [8]")
+    parser.add_argument("--runs", type=int, default=50, help="runs of each kind for job [50]")
     parser.add_argument(
         "--cases",
         type=_cases,
-        default=_cases("bulk,put,get,pages,one"),
-        help="[bulk,put,get,pages,one]",
+        default=_cases("bulk,put,get,pages,one,job"),
+        help="[bulk,put,get,pages,one,job]",
     )
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     asyncio.run(main(parser.parse_args()))

@@ -100,7 +100,7 @@ def javascript(tmp_path_factory: pytest.TempPathFactory) -> JavaScript:
 
 @pytest.fixture
 def run() -> Iterator[RunFn]:
-    """``run(plan, input=None, credentials=None) -> Events``.
+    """``run(plan, input=None, credentials=None, collections=None) -> Events``.
 
     ``plan`` is a Lightning plan dict, or a job body (one job, adaptor ``common``).
     """
@@ -110,11 +110,13 @@ def run() -> Iterator[RunFn]:
         plan: Mapping[str, Any] | str,
         input: Mapping[str, Any] | None = None,
         credentials: Mapping[str, Any] | None = None,
+        collections: Mapping[str, str] | None = None,
     ) -> Events:
         payload = {
             "plan": single_job(plan) if isinstance(plan, str) else plan,
             "input": dict(input or {}),
             "credentials": dict(credentials or {}),
+            "collections": dict(collections or {}),
         }
         raw: list[dict[str, Any]] = []
         stdout, stderr = sys.stdout, sys.stderr

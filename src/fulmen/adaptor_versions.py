@@ -47,7 +47,11 @@ __all__ = [
 ]
 
 #: Fulmen's names for its Python adaptors, as the OpenFn packages a JavaScript job runs.
-SHORT_NAMES: Final = {"common": "@openfn/language-common", "http": "@openfn/language-http"}
+SHORT_NAMES: Final = {
+    "common": "@openfn/language-common",
+    "http": "@openfn/language-http",
+    "collections": "@openfn/language-collections",
+}
 #: The tag a request without a version means, as for ``npm install``.
 LATEST: Final = "latest"
 

@@ -202,7 +202,7 @@ class WorkerSettings:
             state_props_to_remove=env.names(
                 "WORKER_STATE_PROPS_TO_REMOVE", ("configuration", "response")
             ),
-            collections_url=env.get("WORKER_COLLECTIONS_URL"),
+            collections_url=env.http_url("WORKER_COLLECTIONS_URL"),
             collections_version=env.get("WORKER_COLLECTIONS_VERSION"),
             worker_name=env.get("WORKER_NAME") or env.get("DEPLOYED_POD_NAME"),
             port=env.integer("WORKER_PORT", 2222, minimum=0),

@@ -63,11 +63,12 @@ from fulmen.runtime.events import (
     decode,
     timestamp_us,
 )
-from fulmen.runtime.jshost import JsAdaptor, JsSetup
+from fulmen.runtime.jshost import COLLECTIONS_PACKAGE, JsAdaptor, JsSetup
 from fulmen.sandbox import ChildExit, Limits, RunHandle, Zygote
 from fulmen.scrub import Scrubber
 
 __all__ = [
+    "COLLECTIONS_VERSION",
     "Defaults",
     "Execution",
     "JavaScript",
@@ -95,21 +96,31 @@ class RunRequest:
     input: Mapping[str, Any] = field(default_factory=dict)
     #: Credential bodies by credential id; they go to the child only, never the zygote.
     credentials: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: What every job's configuration gets besides its credential, as ws-worker's
+    #: ``plan.workflow.credentials``: ``collections_endpoint`` and ``collections_token`` (the
+    #: worker's collections gateway, issue 19), or ``collections_unavailable`` (why not).
+    collections: Mapping[str, str] = field(default_factory=dict)
 
     def credential_bodies(self) -> list[Mapping[str, Any]]:
         inline = [job.credential for job in self.plan.jobs if job.credential is not None]
-        return [*self.credentials.values(), *inline]
+        token = self.collections.get("collections_token")
+        secret = [{"collections_token": token}] if token else []
+        return [*self.credentials.values(), *inline, *secret]
 
     def payload(self) -> dict[str, Any]:
         return {
             "plan": self.plan.to_wire(),
             "input": dict(self.input),
             "credentials": {k: dict(v) for k, v in self.credentials.items()},
+            "collections": dict(self.collections),
         }
 
 
 #: Fulmen's host for OpenFn's runtime, shipped in the package (installed by :class:`JavaScript`).
 JS_SOURCE: Final = Path(__file__).resolve().parent / "runtime" / "js"
+#: The collections adaptor's version when ``WORKER_COLLECTIONS_VERSION`` names none (ws-worker
+#: asks the registry for the latest at start; a pinned default keeps runs reproducible).
+COLLECTIONS_VERSION: Final = "0.8.0"
 #: The oldest Node.js OpenFn's runtime supports.
 NODE_MAJOR_MIN: Final = 18
 #: The version of OpenFn's runtime the host is pinned to.
@@ -125,6 +136,9 @@ class JavaScript:
     node: str
     version: str
     repo: NpmRepo
+    #: The version of ``@openfn/language-collections`` given to jobs that name
+    #: ``collections.`` (``WORKER_COLLECTIONS_VERSION``; ``latest`` asks the registry).
+    collections_version: str = COLLECTIONS_VERSION
 
     @classmethod
     async def find(cls, repo_dir: Path) -> tuple[JavaScript | None, str]:
@@ -171,6 +185,19 @@ class JavaScript:
             version = wanted or await self.repo.resolve(request.package, request.wanted, progress)
             installed = await self.repo.adaptor(request.package, version, progress)
             adaptors[job.adaptor] = JsAdaptor(request.package, str(installed.path))
+        if any(job.runs_in == JAVASCRIPT and job.uses_collections for job in plan.jobs):
+            # ws-worker appends the collections adaptor to such a job's adaptors; its
+            # `collections` namespace is imported from it, the rest from the job's own.
+            spec = f"{COLLECTIONS_PACKAGE}@{self.collections_version}"
+            if spec not in adaptors:
+                try:
+                    asked = parse_request(spec)
+                except InputError as exc:
+                    raise AdaptorError(f"WORKER_COLLECTIONS_VERSION: {exc.message}") from exc
+                exact = asked.wanted if asked.kind is Wanted.VERSION else None
+                exact = exact or await self.repo.resolve(asked.package, asked.wanted, progress)
+                installed = await self.repo.adaptor(asked.package, exact, progress)
+                adaptors[spec] = JsAdaptor(COLLECTIONS_PACKAGE, str(installed.path))
         return JsSetup(self.node, str(host.path / "host.mjs"), adaptors)
 
 

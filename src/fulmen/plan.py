@@ -18,6 +18,7 @@ from fulmen.validation import Reader, join
 
 __all__ = [
     "ALWAYS",
+    "COLLECTIONS_MARK",
     "JAVASCRIPT",
     "LANGUAGES",
     "LANGUAGE_BITS",
@@ -54,6 +55,9 @@ LANGUAGE_NAMES = {PYTHON: "Python", JAVASCRIPT: "JavaScript"}
 #: What OpenFn's adaptor packages are named: a job that names one and no language is
 #: JavaScript, as every job Lightning hands out is.
 OPENFN_PREFIX = "@openfn/language-"
+
+#: What a job's body says to use collections (ws-worker's own test, a plain substring).
+COLLECTIONS_MARK = "collections."
 
 #: Conditions Lightning names rather than writes (with their aliases and the empty one, which
 #: means always): the same in every language, evaluated by the engine itself.
@@ -97,6 +101,12 @@ class Job:
     def runs_in(self) -> str:
         """The language the body is run in."""
         return language_of(self.adaptor, self.language)
+
+    @property
+    def uses_collections(self) -> bool:
+        """Whether the body names ``collections.``: ws-worker's test for giving a job the
+        collections adaptor and its run the collections endpoint and token (issue 19)."""
+        return COLLECTIONS_MARK in self.body
 
 
 @dataclass(frozen=True, slots=True)

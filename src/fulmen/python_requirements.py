@@ -60,7 +60,11 @@ __all__ = [
 ]
 
 #: Fulmen's own Python adaptors, by the short names jobs use.
-BUILTIN: Final = {"common": "fulmen.adaptors.common", "http": "fulmen.adaptors.http"}
+BUILTIN: Final = {
+    "common": "fulmen.adaptors.common",
+    "http": "fulmen.adaptors.http",
+    "collections": "fulmen.adaptors.collections",
+}
 #: What ``@latest`` asks for: the newest version the index offers.
 LATEST: Final = "latest"
 
@@ -106,7 +110,8 @@ def read_adaptor(adaptor: str) -> PythonAdaptor:
     if base.startswith(OPENFN_PREFIX):
         raise InputError(
             f"unknown adaptor {adaptor!r}: of Lightning's adaptors a Python job can use "
-            "common and http (@openfn/language-common, @openfn/language-http); for the others "
+            "common, http and collections (@openfn/language-common, @openfn/language-http, "
+            "@openfn/language-collections); for the others "
             "make it a JavaScript job",
             code="bad_adaptor",
         )

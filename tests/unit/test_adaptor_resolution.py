@@ -58,8 +58,9 @@ def test_builtins_load() -> None:
         (
             "@openfn/language-dhis2@4.0.0",
             "unknown adaptor '@openfn/language-dhis2@4.0.0': of Lightning's adaptors a Python "
-            "job can use common and http (@openfn/language-common, @openfn/language-http); for "
-            "the others make it a JavaScript job",
+            "job can use common, http and collections (@openfn/language-common, "
+            "@openfn/language-http, @openfn/language-collections); for the others make it a "
+            "JavaScript job",
         ),
         (
             "mypkg@4.0.0",

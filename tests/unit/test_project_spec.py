@@ -343,7 +343,7 @@ def test_a_condition_is_in_the_language_of_its_source_job(tmp_path: Path) -> Non
         ("{name: a, language: ruby, body: x}", "must be one of python, javascript"),
         (
             "{name: a, adaptor: '@openfn/language-dhis2@5', language: python, body: x}",
-            "of Lightning's adaptors a Python job can use common and http",
+            "of Lightning's adaptors a Python job can use common, http and collections",
         ),
         ("{name: a, adaptor: 'pandas@>>2', body: x}", "is not an adaptor a Python job can use"),
         ("{name: a, adaptor: 'pandas @ https://x.org/p.whl', body: x}", "a URL or path is not"),

@@ -123,6 +123,16 @@ _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WAR
     help="Then claim one run every so many seconds, 0: never [WORKER_REFUSAL_RETRY_SECONDS; 600].",
 )
 @click.option(
+    "--collections-url",
+    help="The coordinator's collections API, which jobs reach through the worker "
+    "[WORKER_COLLECTIONS_URL; the coordinator's address + /collections].",
+)
+@click.option(
+    "--collections-version",
+    help="@openfn/language-collections version for JavaScript jobs using collections "
+    "[WORKER_COLLECTIONS_VERSION; 0.8.0].",
+)
+@click.option(
     "--log",
     "log_level",
     type=click.Choice(sorted(_LOG_LEVELS)),

@@ -18,10 +18,10 @@ from typing import Any, Final
 
 from fulmen.adaptors import common
 from fulmen.errors import AdaptorError, InputError
-from fulmen.python_requirements import AdaptorKind, read_adaptor
+from fulmen.python_requirements import BUILTIN, AdaptorKind, read_adaptor
 from fulmen.runtime.pyenv import PyEnv
 
-__all__ = ["job_scope", "load", "module_name", "scope"]
+__all__ = ["collections_scope", "job_scope", "load", "module_name", "scope"]
 
 _MODULE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
@@ -83,3 +83,9 @@ def job_scope(module: ModuleType) -> dict[str, Any]:
         return scope(common)
     top = module.__name__.partition(".")[0]
     return {**scope(common), top: sys.modules.get(top, module), **scope(module)}
+
+
+def collections_scope() -> dict[str, Any]:
+    """The collections adaptor's names (``collections``), which a job on another adaptor
+    gets when its body names ``collections.`` (issue 19)."""
+    return scope(importlib.import_module(BUILTIN["collections"]))

@@ -94,8 +94,11 @@ class Engine:
         output_limit: int = OUTPUT_LIMIT_BYTES,
         javascript: JsSetup | None = None,
         python: PyEnv | None = None,
+        shared: Mapping[str, Any] | None = None,
     ) -> None:
         self.plan = plan
+        #: What every job's configuration gets (``state.assemble``): the collections settings.
+        self._shared = shared or {}
         self._python = python
         self._js = JsHost(javascript, sink)
         self._output_limit = output_limit
@@ -267,7 +270,7 @@ class Engine:
         self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
     ) -> tuple[ExitReason, dict[str, Any] | None]:
         """Build and run the job's operations; user failures come back as values."""
-        state = assemble(job.state, incoming, self._credential(job))
+        state = assemble(job.state, incoming, self._credential(job), self._shared)
         if job.runs_in == JAVASCRIPT:
             try:
                 return self._js.step(job, state)
@@ -290,9 +293,12 @@ class Engine:
 
     def _build(self, job: Job) -> list[Operation]:
         module = adaptors.load(job.adaptor, self._python)
-        return compile_job(
-            job.body, adaptors.job_scope(module), _label(job), self._trees.get(id(job))
-        )
+        scope = adaptors.job_scope(module)
+        if job.uses_collections:
+            # ws-worker gives a job that names `collections.` the collections adaptor besides
+            # its own; its one name comes in under the adaptor's own names.
+            scope = {**adaptors.collections_scope(), **scope}
+        return compile_job(job.body, scope, _label(job), self._trees.get(id(job)))
 
     def _failure(self, job: Job, exc: BaseException, state: dict[str, Any]) -> ExitReason:
         """How the job's own error ends its step: a crash for the errors OpenFn's runtime

@@ -1,6 +1,7 @@
 """The sandbox entry point: one call runs one whole workflow inside a fresh child.
 
 The payload is ``{"plan": <plan document>, "input": <state>, "credentials": {id: body}}``,
+``collections`` (what every job's configuration gets: ``execution.RunRequest.collections``),
 with ``python`` (the run's installed packages: ``fulmen.runtime.pyenv``) and ``javascript``
 (Node.js and the adaptors: ``fulmen.runtime.jshost``) when its jobs need them. It arrives from
 the parent straight into this child, never through the zygote, because it holds credentials.
@@ -27,7 +28,17 @@ __all__ = ["ENTRY", "PRELOAD", "WARM_UP", "run_workflow", "warm_up"]
 #: The name the sandbox imports and calls.
 ENTRY = "fulmen.runtime.entry:run_workflow"
 #: Modules worth importing once in the zygote so that no run pays for them.
-PRELOAD = ("fulmen.runtime.entry", "fulmen.adaptors.common", "fulmen.adaptors.http")
+PRELOAD = (
+    "fulmen.runtime.entry",
+    "fulmen.adaptors.common",
+    "fulmen.adaptors.http",
+    "fulmen.adaptors.collections",
+    # What the HTTP client imports at its first request (65 ms of a run's first collections
+    # get or http call; bench/collections.py --cases job).
+    "httpcore2",
+    "h11",
+    "anyio._backends._asyncio",
+)
 #: Run once in the zygote and in every spare child before it gets a run (``Zygote.start``).
 WARM_UP = ("fulmen.runtime.entry:warm_up",)
 
@@ -47,8 +58,9 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
         plan = Plan.from_wire(payload.get("plan"))
         initial = payload.get("input") or {}
         credentials = payload.get("credentials") or {}
-        if not isinstance(initial, dict) or not isinstance(credentials, dict):
-            raise ContractError("input and credentials must be JSON objects")
+        shared = payload.get("collections") or {}
+        if not all(isinstance(v, dict) for v in (initial, credentials, shared)):
+            raise ContractError("input, credentials and collections must be JSON objects")
     except ContractError as exc:
         send(
             WorkflowComplete(
@@ -56,7 +68,9 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
             )
         )
         return
-    scrubber = Scrubber(_all_credentials(plan, credentials))
+    token = shared.get("collections_token")
+    secrets = [{"collections_token": token}] if token else []
+    scrubber = Scrubber([*_all_credentials(plan, credentials), *secrets])
     limit = plan.options.log_payload_limit_mb
     sink = logs.LogSink(
         send,
@@ -69,9 +83,9 @@ def run_workflow(payload: dict[str, Any], emit: Callable[[dict[str, Any]], None]
     python = PyEnv.from_payload(payload.get("python"))
     if python is not None:
         python.activate()
-    Engine(plan, credentials, send, sink, scrubber, javascript=javascript, python=python).run(
-        initial
-    )
+    Engine(
+        plan, credentials, send, sink, scrubber, javascript=javascript, python=python, shared=shared
+    ).run(initial)
 
 
 def warm_up(

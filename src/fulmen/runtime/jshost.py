@@ -34,7 +34,21 @@ from fulmen.plan import Job
 from fulmen.reasons import ExitReason, Reason
 from fulmen.runtime.logs import LogSink
 
-__all__ = ["Checked", "Helpers", "JsAdaptor", "JsHost", "JsSetup", "prestart"]
+__all__ = [
+    "COLLECTIONS_PACKAGE",
+    "Checked",
+    "Helpers",
+    "JsAdaptor",
+    "JsHost",
+    "JsSetup",
+    "prestart",
+]
+
+#: OpenFn's collections adaptor, given besides its own to a job that names ``collections.``
+#: (issue 19), as ws-worker appends it.
+COLLECTIONS_PACKAGE = "@openfn/language-collections"
+#: What it throws when its run has no ``collections_endpoint``.
+_NO_ENDPOINT = "collections_endpoint not set"
 
 _REASONS = {"fail": Reason.FAIL, "crash": Reason.CRASH, "kill": Reason.KILL}
 
@@ -102,6 +116,11 @@ class JsHost:
                 f"the adaptor {job.adaptor} of job {job.name or job.id} was not installed "
                 "for this run"
             )
+        also = [
+            {"specifier": a.package, "path": a.path}
+            for a in (self._setup.adaptors.values() if self._setup else ())
+            if a.package == COLLECTIONS_PACKAGE and job.uses_collections and a != adaptor
+        ][:1]
         answer = self._ask(
             {
                 "op": "step",
@@ -109,6 +128,7 @@ class JsHost:
                 "label": f"job {job.name or job.id}",
                 "body": job.body,
                 "adaptor": {"specifier": adaptor.package, "path": adaptor.path},
+                "also": also,
                 "state": state,
                 "logLevel": "debug",  # the sink filters JOB lines by the run's level
             },
@@ -122,7 +142,11 @@ class JsHost:
         if not isinstance(error, dict):  # only job code writes such a thing (forging answers)
             return ExitReason(Reason.CRASH, "LanguageError", f"a garbled answer: {error!r}"), after
         reason = _REASONS.get(str(error.get("severity")), Reason.CRASH)
-        return ExitReason(reason, str(error.get("type")), str(error.get("message"))), after
+        message = str(error.get("message"))
+        unavailable = state.get("configuration", {}).get("collections_unavailable")
+        if _NO_ENDPOINT in message and isinstance(unavailable, str):
+            message = unavailable  # the adaptor's words name no reason; the worker knows it
+        return ExitReason(reason, str(error.get("type")), message), after
 
     def check(self, bodies: list[str], expressions: list[str]) -> Checked:
         """The syntax error of each job body and each condition, or None: what the engine

@@ -29,8 +29,11 @@ def assemble(
     default: Mapping[str, Any] | None,
     incoming: Mapping[str, Any],
     credential: Mapping[str, Any] | None,
+    shared: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The state a job starts with; ``incoming`` must be a private copy (it is reused)."""
+    """The state a job starts with; ``incoming`` must be a private copy (it is reused).
+    ``shared``: what every job's configuration gets under its credential (the collections
+    endpoint and token, as OpenFn's runtime merges ``plan.workflow.credentials``)."""
     state: dict[str, Any] = {**(default or {}), **incoming}
     default_data = (default or {}).get("data")
     if isinstance(default_data, dict) and isinstance(incoming.get("data"), dict):
@@ -39,6 +42,7 @@ def assemble(
     config = incoming.get("configuration")
     state["configuration"] = {
         **(config if isinstance(config, Mapping) else {}),
+        **(shared or {}),
         **(credential or {}),
     }
     return state

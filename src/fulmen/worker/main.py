@@ -53,6 +53,7 @@ from fulmen.reasons import ExitReason, Reason
 from fulmen.sandbox import Zygote
 from fulmen.tokens import mint_worker_token
 from fulmen.worker.channels import QueueChannel
+from fulmen.worker.collections_gateway import CollectionsGateway, collections_url
 from fulmen.worker.connection import Connection, reconnect_delays
 from fulmen.worker.health import HealthServer, Metrics, Status
 from fulmen.worker.refusals import Refusals
@@ -97,6 +98,13 @@ def prepare(settings: WorkerSettings) -> Prepared:
     Raises:
         ConfigError: one, naming the variable at fault.
     """
+    if settings.collections_url is not None and not settings.collections_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError(
+            "--collections-url (WORKER_COLLECTIONS_URL) must be an http:// or https:// URL",
+            code="bad_url",
+        )
     secret = require(settings.secret, SECRET_VARIABLES)
     key = require(settings.public_key, PUBLIC_KEY_VARIABLES)
     if settings.workloops:
@@ -125,6 +133,9 @@ class Worker:
         resolver: host name resolution (tests choose the address order).
         health: serve the health endpoints (on ``settings.health_host``/``port``, or on
             ``health_socket`` when it is bound already).
+        collections: the collections gateway, bound before ``zygote`` started and forwarded
+            into its runs' network (:func:`serve`); the worker serves it while it runs. None:
+            jobs that use collections are told this worker has none.
     """
 
     def __init__(
@@ -140,6 +151,7 @@ class Worker:
         resolver: Resolver = resolve,
         health: bool = True,
         health_socket: socket.socket | None = None,
+        collections: CollectionsGateway | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"fulmen-{secrets.token_hex(4)}"
@@ -179,7 +191,13 @@ class Worker:
             server_accepts=self.queue.accepts,
             javascript=javascript,
             python=python,
+            collections=collections,
         )
+        self.collections = collections
+        if collections is not None:
+            collections.upstream = lambda: collections_url(
+                settings.collections_url, self.connection.target.url
+            )
         self.health = HealthServer(
             self.metrics,
             self._status,
@@ -221,6 +239,8 @@ class Worker:
         bind(worker=self.worker_id)  # every task started from here on inherits it
         if self._serve_health:
             await self.health.start()
+        if self.collections is not None:
+            await self.collections.start()
         self._describe()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -242,6 +262,8 @@ class Worker:
                 await self.connection.close(timeout=CLOSE_GRACE)
         finally:
             await self.health.close()
+            if self.collections is not None:
+                await self.collections.close()
         log.info("worker %s stopped", self.worker_id)
 
     # -- runs ------------------------------------------------------------------------------
@@ -392,6 +414,12 @@ class Worker:
             health,
         )
         log.info("sandbox: %s", isolation.summary())
+        if self.collections is not None:
+            log.info(
+                "collections: jobs reach %s through the gateway on %s",
+                self.collections.upstream(),
+                self.collections.allow,
+            )
 
 
 async def find_javascript(settings: WorkerSettings) -> JavaScript | None:
@@ -454,7 +482,12 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
     health = listen_on(settings.health_host, settings.port, flag="-p/--port (WORKER_PORT)")
     javascript = await find_javascript(settings)
     python = find_python(settings)
-    async with await start_zygote(settings.sandbox, javascript, python) as zygote:
+    if javascript is not None and settings.collections_version:
+        javascript.collections_version = settings.collections_version
+    # Its port is forwarded into the runs' network: bound before the sandbox starts.
+    gateway = CollectionsGateway()
+    allow = (*settings.sandbox.allow_net, gateway.allow)
+    async with await start_zygote(settings.sandbox, javascript, python, allow=allow) as zygote:
         worker = Worker(
             settings,
             prepared,
@@ -462,6 +495,7 @@ async def serve(settings: WorkerSettings, prepared: Prepared) -> int:
             javascript=javascript,
             python=python,
             health_socket=health,
+            collections=gateway,
         )
         main = asyncio.create_task(worker.run())
         installing = asyncio.create_task(install_runtime(javascript)) if javascript else None

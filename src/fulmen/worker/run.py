@@ -72,6 +72,7 @@ from fulmen.runtime import events as rt
 from fulmen.sandbox import Zygote
 from fulmen.tokens import RunClaims, verify_run_token
 from fulmen.worker.channels import Link, RunChannel
+from fulmen.worker.collections_gateway import NO_GATEWAY, CollectionsGateway
 from fulmen.worker.events import RunEvents, RunLimits
 from fulmen.worker.outbox import Outbox
 from fulmen.worker.refusals import Refusals
@@ -102,6 +103,8 @@ class RunServices:
     """Node.js and its packages, when this host runs JavaScript jobs."""
     python: Python | None = None
     """Where Python jobs' packages are installed (None without uv)."""
+    collections: CollectionsGateway | None = None
+    """The worker's collections gateway (issue 19); None: runs are told they have none."""
 
 
 def with_defaults(plan: Plan, settings: WorkerSettings, *, run_id: str) -> Plan:
@@ -281,8 +284,23 @@ class Run:
             outbox.put(report.fail(self._abort))
             return report.exit
         outbox.put(report.preamble())
-        await self._execute(RunRequest(plan, state, credentials), report, outbox)
+        shared, granted = self._collections(plan)
+        try:
+            await self._execute(RunRequest(plan, state, credentials, shared), report, outbox)
+        finally:
+            if granted is not None and self._services.collections is not None:
+                self._services.collections.revoke(granted)
         return report.exit
+
+    def _collections(self, plan: Plan) -> tuple[dict[str, str], str | None]:
+        """The collections endpoint and a token of the run's own for its jobs, when a job
+        names ``collections.`` (as ws-worker gives them only then); the token to revoke."""
+        if not any(job.uses_collections for job in plan.jobs):
+            return {}, None
+        gateway = self._services.collections
+        if gateway is None:
+            return {"collections_unavailable": NO_GATEWAY}, None
+        return gateway.settings_for(self._token, self._settings.sandbox.network)
 
     async def _fetch_plan(self, channel: RunChannel, joined: RunJoined) -> Plan:
         response: JSON | bytes = joined.plan

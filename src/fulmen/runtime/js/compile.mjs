@@ -5,7 +5,9 @@
 // - each top-level call (`fn(...)`) is an operation, in order; one followed by a promise chain
 //   (`get('x').then(s => s).catch(...)`) runs the chain on its result, through the runtime's
 //   `defer`;
-// - a name the job uses but does not declare, which the adaptor exports, is imported from it;
+// - a name the job uses but does not declare, which an adaptor exports, is imported from the
+//   first adaptor that does (the job's own, then the collections adaptor, as OpenFn's compiler
+//   goes through a job's adaptors);
 // - lazy state: `$.data.x` as (part of) an operation's argument becomes `(state) => state.data.x`.
 //
 // The source is edited in place, never reprinted, so that every line of the module is the line
@@ -28,10 +30,12 @@ export class CompileError extends Error {
 
 /**
  * @param {string} source the job's body
- * @param {{specifier: string, exports: Set<string>}} adaptor what the job's imports come from
+ * @param {{specifier: string, exports: Set<string>}
+ *   | Array<{specifier: string, exports: Set<string>}>} adaptors what the job's imports come
+ *   from, first first
  * @returns {{code: string, operations: number}}
  */
-export function compile(source, adaptor) {
+export function compile(source, adaptors) {
   const program = parseJob(source);
   const declared = topLevelNames(program);
   const edits = [];
@@ -70,11 +74,15 @@ export function compile(source, adaptor) {
       }
     }
   });
-  const imports = [...used].filter((name) => adaptor.exports.has(name) && !declared.has(name));
   let prefix = '';
   if (deferred) prefix += `import { defer as ${DEFER} } from "@openfn/runtime";`;
-  if (imports.length) {
-    prefix += `import { ${imports.sort().join(', ')} } from ${JSON.stringify(adaptor.specifier)};`;
+  const taken = new Set(declared);
+  for (const adaptor of Array.isArray(adaptors) ? adaptors : [adaptors]) {
+    const imports = [...used].filter((name) => adaptor.exports.has(name) && !taken.has(name));
+    imports.forEach((name) => taken.add(name));
+    if (imports.length) {
+      prefix += `import { ${imports.sort().join(', ')} } from ${JSON.stringify(adaptor.specifier)};`;
+    }
   }
   if (!exportsDefault) prefix += `const ${OPERATIONS} = [];`;
   let code = applyEdits(source, edits);

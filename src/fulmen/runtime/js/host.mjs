@@ -3,7 +3,8 @@
 // first JavaScript step, ended when its standard input closes.
 //
 // Requests arrive on stdin, one JSON object per line:
-//   {"op": "step", "id", "label", "body", "adaptor": {"specifier", "path"}, "state", "logLevel"}
+//   {"op": "step", "id", "label", "body", "adaptor": {"specifier", "path"}, "also": [...],
+//    "state", "logLevel"}   also: adaptors besides the job's own (the collections adaptor)
 //   {"op": "condition", "expression", "state", "upstream"}
 //   {"op": "check", "bodies": [...], "expressions": [...]}   before the first step
 //   {"op": "warm", "adaptors": [{"specifier", "path"}, ...]}  in a spare, before its run
@@ -102,23 +103,28 @@ function errorOf(error) {
 }
 
 async function step(request) {
-  const { specifier, path } = request.adaptor;
-  let adaptor;
-  try {
-    adaptor = await adaptorExports(path);
-  } catch (error) {
-    return {
-      state: request.state,
-      error: {
-        type: 'AdaptorError',
-        message: `could not load ${specifier} from ${path}: ${error.message}`,
-        severity: 'crash',
-      },
-    };
+  const loaded = [];
+  for (const { specifier, path } of [request.adaptor, ...(request.also ?? [])]) {
+    try {
+      const adaptor = await adaptorExports(path);
+      loaded.push({ specifier, path, exports: adaptor.names, version: adaptor.version });
+    } catch (error) {
+      return {
+        state: request.state,
+        error: {
+          type: 'AdaptorError',
+          message: `could not load ${specifier} from ${path}: ${error.message}`,
+          severity: 'crash',
+        },
+      };
+    }
   }
+  const modules = Object.fromEntries(
+    loaded.map(({ specifier, path, version }) => [specifier, { path, version }]),
+  );
   let compiled;
   try {
-    compiled = compile(request.body, { specifier, exports: adaptor.names });
+    compiled = compile(request.body, loaded);
   } catch (error) {
     return {
       state: request.state,
@@ -138,7 +144,7 @@ async function step(request) {
       jobLogger,
       defaultStepId: request.id,
       statePropsToRemove: [],
-      linker: { modules: { [specifier]: { path, version: adaptor.version } } },
+      linker: { modules },
       callbacks: {
         notify: (event, payload) => {
           if (event === 'job-error') failure = payload.error;
