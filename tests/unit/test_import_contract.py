@@ -68,6 +68,7 @@ PLANTS: dict[str, Plant] = {
         "runner/channel.py", "fulmen.runner.channel", "websockets", "import websockets"
     ),
     "http-client": Plant("runtime/engine.py", "fulmen.runtime.engine", "httpx2", "import httpx2"),
+    "http-parser": Plant("worker/health.py", "fulmen.worker.health", "h11", "import h11"),
     "smtp": Plant(
         "coordinator/reaper.py", "fulmen.coordinator.reaper", "aiosmtplib", "import aiosmtplib"
     ),

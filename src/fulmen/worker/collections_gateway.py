@@ -16,9 +16,19 @@ their query and only their ``Content-Type`` and ``Accept`` headers, to the
 coordinator's collections URL, the request's and the answer's bodies streamed (a get of many
 items is never held here). Anything else is refused with a JSON ``{"code", "message"}``:
 another path (404 ``not_found``), another method (405 ``method_not_allowed``), a token that
-is not a live run's (401 ``unauthorized``), a body without a length (411
-``length_required``), a path that could climb out of ``/collections`` (400 ``bad_path``).
-One request per connection, closed after the answer.
+is not a live run's (401 ``unauthorized``), a path that could climb out of ``/collections``
+(400 ``bad_path``), a request HTTP/1.1 does not allow (400 ``bad_request``). One request per
+connection, closed after the answer.
+
+Its peer is hostile job code, so HTTP is read by h11 (a sans-I/O parser that refuses the
+ambiguous framings request smuggling lives on: a length and a chunked body at once, bad
+chunk sizes, oversized heads), not by hand. And it is bounded, so that no run can take the
+worker down with it: at most :data:`MAX_CONNECTIONS` connections are served at once (more are
+answered 503 ``busy`` and closed unread, before a descriptor per connection can run the
+worker out), a head must arrive within :data:`HEAD_TIMEOUT_S`, and one run has at most
+:data:`MAX_PER_RUN` requests in flight (429 ``too_many_requests``). A run holding every
+connection unauthenticated keeps the other runs of this worker from their collections for
+as long as it holds them, never from anything else.
 
 Under the network policy ``outside`` all runs of a worker share one network namespace, so
 the port is theirs in common: the token (256 random bits a run) is what tells them apart.
@@ -32,16 +42,21 @@ import json
 import logging
 import secrets
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
 
+import h11
 import httpx2
 
 from fulmen.listen import bind
 
 __all__ = [
+    "HEAD_TIMEOUT_S",
+    "MAX_CONNECTIONS",
+    "MAX_PER_RUN",
     "NETWORK_NONE",
     "NO_GATEWAY",
     "PREFIX",
@@ -62,23 +77,20 @@ NETWORK_NONE: Final = (
     "policy outside (the default) or host gives jobs their project's collections"
 )
 NO_GATEWAY: Final = "collections are not reachable from this run: this worker serves none"
+#: Connections served at once, all runs together (more are answered 503 and closed unread).
+MAX_CONNECTIONS: Final = 256
+#: Requests of one run in flight at once.
+MAX_PER_RUN: Final = 16
+#: How long a connection may take to send its request's head.
+HEAD_TIMEOUT_S: Final = 10.0
 _METHODS: Final = frozenset({"GET", "PUT", "POST", "DELETE"})
+#: How much of a head may be held unfinished (h11's bound: a head is at most this and one read).
 _HEAD_LIMIT: Final = 16 * 1024
 _READ_TIMEOUT: Final = 30.0
+_CHUNK: Final = 1 << 16
 #: Headers passed on to the coordinator; nothing else of the job's request goes (cookies,
 #: a forged ``X-Forwarded-For``).
 _PASSED: Final = ("content-type", "accept")
-_REASONS: Final = {
-    200: "OK",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    411: "Length Required",
-    413: "Payload Too Large",
-    502: "Bad Gateway",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +161,8 @@ class CollectionsGateway:
         self._sock = sock or bind("127.0.0.1", 0, flag="(the collections gateway)")
         self.port: int = self._sock.getsockname()[1]
         self._tokens: dict[str, str] = {}
+        self._open = 0
+        self._in_flight: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._client: httpx2.AsyncClient | None = None
 
@@ -208,72 +222,108 @@ class CollectionsGateway:
     # -- one connection ----------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= MAX_CONNECTIONS:
+            log.warning("collections gateway: %d connections open, one more refused", self._open)
+            writer.write(_raw(Refusal(503, "busy", "the collections gateway is busy: retry")))
+            await _close(writer)
+            return
+        self._open += 1
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=_HEAD_LIMIT)
         try:
-            try:
-                async with asyncio.timeout(_READ_TIMEOUT):
-                    head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-                return
-            if len(head) > _HEAD_LIMIT:
-                await _refuse(writer, Refusal(400, "bad_request", "request head too large"))
-                return
-            await self._serve(head, reader, writer)
-        except (ConnectionError, OSError):
-            pass  # the job went away
+            async with asyncio.timeout(HEAD_TIMEOUT_S):
+                request = await _next(http, reader)
+            if isinstance(request, h11.Request):
+                await self._serve(http, request, reader, writer)
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint
+            refusal = Refusal(status, "bad_request", f"not a request HTTP/1.1 allows: {exc}")
+            with contextlib.suppress(h11.LocalProtocolError):
+                await _answer(http, writer, refusal)
+        except (TimeoutError, ConnectionError, OSError):
+            pass  # the job went away, or never said what it wanted
         except httpx2.HTTPError as exc:
             # The coordinator's answer broke off: the job sees its answer end unfinished.
             log.warning("collections gateway: the coordinator's answer broke off: %s", exc)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            self._open -= 1
+            await _close(writer)
 
     async def _serve(
-        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        http: h11.Connection,
+        request: h11.Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
-        try:
-            method, target, headers = _parse_head(head)
-        except ValueError:
-            await _refuse(writer, Refusal(400, "bad_request", "not an HTTP/1.1 request"))
-            return
-        rest, refusal = route(method, target)
+        method = request.method.decode("ascii", "replace")
+        rest, refusal = route(method, request.target.decode("ascii", "replace"))
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers}
+        token = _bearer(headers)
+        if refusal is None and "transfer-encoding" in headers and "content-length" in headers:
+            # h11 reads such a body as chunked (RFC 9112 lets a server do so, or refuse it):
+            # refused, so that nothing after it can be taken for a request of its own.
+            refusal = Refusal(
+                400, "bad_request", "a request has a Content-Length or chunks, not both"
+            )
         if refusal is None:
-            refusal = self._authorize(headers)
-        if refusal is None and "transfer-encoding" in headers:
-            refusal = Refusal(411, "length_required", "send the body with a Content-Length")
-        length = headers.get("content-length", "0")
-        if refusal is None and not length.isdigit():
-            refusal = Refusal(400, "bad_request", "Content-Length is not a number")
+            refusal = self._authorize(token)
+        if refusal is None and self._in_flight[token] >= MAX_PER_RUN:
+            refusal = Refusal(
+                429,
+                "too_many_requests",
+                f"a run may have {MAX_PER_RUN} collections requests in flight at once",
+            )
         if refusal is not None:
-            await _refuse(writer, refusal)
+            await _answer(http, writer, refusal)
             return
-        run_token = self._tokens[_bearer(headers)]
+        self._in_flight[token] += 1
+        try:
+            await self._forward(http, method, rest, headers, token, reader, writer)
+        finally:
+            self._in_flight[token] -= 1
+            if not self._in_flight[token]:
+                del self._in_flight[token]
+
+    async def _forward(
+        self,
+        http: h11.Connection,
+        method: str,
+        rest: str,
+        headers: dict[str, str],
+        token: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         passed = {k: v for k, v in headers.items() if k in _PASSED}
-        passed["authorization"] = f"Bearer {run_token}"
-        size = int(length)
+        passed["authorization"] = f"Bearer {self._tokens[token]}"
+        length = headers.get("content-length")
+        if length is not None:  # h11 made sure it is one number
+            passed["content-length"] = length
+        has_body = length not in (None, "0") or "transfer-encoding" in headers
         assert self._client is not None
         request = self._client.build_request(
             method,
             self.upstream() + rest,
-            headers={**passed, **({"content-length": length} if size else {})},
-            content=_body(reader, size) if size else None,
+            headers=passed,
+            content=_body(http, reader) if has_body else None,
         )
         try:
             response = await self._client.send(request, stream=True)
         except httpx2.HTTPError as exc:
             log.warning("collections gateway: the coordinator did not answer: %s", exc)
-            await _refuse(
+            await _answer(
+                http,
                 writer,
                 Refusal(502, "bad_gateway", "the coordinator's collections API did not answer"),
             )
             return
         try:
-            await _relay(response, writer)
+            await _relay(http, response, writer)
         finally:
             await response.aclose()
 
-    def _authorize(self, headers: dict[str, str]) -> Refusal | None:
-        if _bearer(headers) in self._tokens:
+    def _authorize(self, token: str) -> Refusal | None:
+        if token in self._tokens:
             return None
         # Job code trying tokens, or a job still calling after its run ended.
         log.info("collections gateway: refused a request without the token of a live run")
@@ -282,20 +332,13 @@ class CollectionsGateway:
         )
 
 
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    method, target, version = lines[0].split(" ")
-    if not version.startswith("HTTP/1."):
-        raise ValueError(version)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise ValueError(line)
-        headers[name.strip().lower()] = value.strip()
-    return method, target, headers
+async def _next(http: h11.Connection, reader: asyncio.StreamReader) -> object:
+    """h11's next event, reading from the job as it needs (``b""`` tells it the job closed)."""
+    while True:
+        event = http.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        http.receive_data(await reader.read(_CHUNK))
 
 
 def _bearer(headers: dict[str, str]) -> str:
@@ -303,46 +346,65 @@ def _bearer(headers: dict[str, str]) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-async def _body(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
-    left = size
-    while left:
+async def _body(http: h11.Connection, reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """The job's request body as h11 unframes it (by its length, or its chunks)."""
+    while True:
         async with asyncio.timeout(_READ_TIMEOUT):
-            chunk = await reader.read(min(left, 1 << 16))
-        if not chunk:
+            event = await _next(http, reader)
+        if isinstance(event, h11.Data):
+            yield bytes(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            return
+        else:
             raise ConnectionError("the job closed the connection in the middle of its body")
-        left -= len(chunk)
-        yield chunk
 
 
-async def _relay(response: httpx2.Response, writer: asyncio.StreamWriter) -> None:
-    """The coordinator's answer, its body chunked as it comes."""
-    status = response.status_code
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, response.reason_phrase)}"]
+async def _relay(
+    http: h11.Connection, response: httpx2.Response, writer: asyncio.StreamWriter
+) -> None:
+    """The coordinator's answer, its body passed on as it comes (h11 frames it)."""
+    headers = [("Connection", "close")]
     content_type = response.headers.get("content-type")
     if content_type:
-        lines.append(f"Content-Type: {content_type}")
-    if status == 204 or status < 200:  # no body, and no framing for one
-        writer.write("\r\n".join([*lines, "Connection: close", "", ""]).encode("latin-1"))
-        await writer.drain()
-        return
-    lines += ["Transfer-Encoding: chunked", "Connection: close", "", ""]
-    writer.write("\r\n".join(lines).encode("latin-1"))
-    async for chunk in response.aiter_bytes():
-        if chunk:
-            writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            await writer.drain()
-    writer.write(b"0\r\n\r\n")
+        headers.append(("Content-Type", content_type))
+    _send(http, writer, h11.Response(status_code=response.status_code, headers=headers))
+    if response.status_code != 204:  # h11 refuses a body there
+        async for chunk in response.aiter_bytes():
+            if chunk:
+                _send(http, writer, h11.Data(data=chunk))
+                await writer.drain()
+    _send(http, writer, h11.EndOfMessage())
     await writer.drain()
 
 
-async def _refuse(writer: asyncio.StreamWriter, refusal: Refusal) -> None:
+async def _answer(http: h11.Connection, writer: asyncio.StreamWriter, refusal: Refusal) -> None:
     body = refusal.body()
-    reason = _REASONS.get(refusal.status, "Error")
-    writer.write(
-        (
-            f"HTTP/1.1 {refusal.status} {reason}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        + body
-    )
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+    ]
+    _send(http, writer, h11.Response(status_code=refusal.status, headers=headers))
+    _send(http, writer, h11.Data(data=body))
+    _send(http, writer, h11.EndOfMessage())
     await writer.drain()
+
+
+def _send(http: h11.Connection, writer: asyncio.StreamWriter, event: h11.Event) -> None:
+    writer.write(http.send(event) or b"")
+
+
+def _raw(refusal: Refusal) -> bytes:
+    """``refusal`` as a whole answer, for a connection that is not read at all."""
+    body = refusal.body()
+    head = (
+        f"HTTP/1.1 {refusal.status} {refusal.code}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
