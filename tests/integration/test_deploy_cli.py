@@ -171,9 +171,9 @@ async def test_an_invalid_file_changes_nothing_and_names_each_key(
     assert done.exit_code == 2
     assert done.output.splitlines() == [
         f"fulmen deploy: {bad}: workflows.sync.jobs[1].adaptor: unknown adaptor "
-        "'@openfn/language-dhis2@5': of Lightning's adaptors a Python job can use common and "
-        "http (@openfn/language-common, @openfn/language-http); for the others make it a "
-        "JavaScript job",
+        "'@openfn/language-dhis2@5': of Lightning's adaptors a Python job can use common, "
+        "http and collections (@openfn/language-common, @openfn/language-http, "
+        "@openfn/language-collections); for the others make it a JavaScript job",
         f"fulmen deploy: {bad}: workflows.sync.edges[0].to: no job is named 'c'",
     ]
     assert (await coordinator.get("/api/projects"))["items"] == []  # type: ignore[index]
