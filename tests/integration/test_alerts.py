@@ -198,9 +198,9 @@ async def test_a_stopping_coordinator_stops_mid_send_and_the_send_is_claimed_aga
             assert (held.state, held.attempts, held.last_error) == ("pending", 1, None)
             async with smtp_inbox() as inbox:
                 mail = settings(smtp_port=inbox.port, **overrides)
+                built = build_coordinator(mail, store, clock=clock)
                 other = AlertDispatcher(
-                    build_coordinator(mail, store, clock=clock),
-                    senders=Senders(EmailSender(mail), WebhookSender(5.0)),
+                    built, senders=Senders(EmailSender(mail), WebhookSender(5.0, built.outbound))
                 )
                 assert (await other.tick()).sent == []  # the claim still holds
                 clock.advance(minutes=2)  # past the lease (2 x 30 s + 30 s)
@@ -318,7 +318,7 @@ async def test_a_burst_of_twenty_failures_is_two_alerts_saying_how_many(board: B
     s, seeded = board.site, board.seeded
     async with smtp_inbox() as inbox:
         mail = settings(smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_starttls=False)
-        senders = Senders(EmailSender(mail), WebhookSender(5.0))
+        senders = Senders(EmailSender(mail), WebhookSender(5.0, s.served.coordinator.outbound))
         dispatcher = AlertDispatcher(s.served.coordinator, senders=senders)
         channel = await s.store.create_alert_channel(
             NewAlertChannel("mail", seeded.project_id, "ops", ChannelType.EMAIL, ("o@example.org",))
