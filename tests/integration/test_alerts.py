@@ -34,20 +34,14 @@ from fulmen.coordinator.alerts import AlertDispatcher, Senders
 from fulmen.coordinator.alerts.email import EmailSender
 from fulmen.coordinator.alerts.webhook import WebhookSender
 from fulmen.lifecycle import FINAL_RUN_STATES
-from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     AlertRule,
     ChannelType,
-    DataclipType,
-    EnqueueRequest,
     NewAlertChannel,
-    NewDataclip,
-    RunCompletion,
-    SQLStore,
     open_store,
 )
 from fulmen.store.alert_policy import DEFAULT_OUTCOMES
-from fulmen_testing.alerts import Request, smtp_inbox, webhook_receiver
+from fulmen_testing.alerts import Request, fail_run, smtp_inbox, webhook_receiver
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import CREDENTIAL_KEY, Seeded, seed, settings
 from fulmen_testing.operator import Site, fulmen_worker, site, store_at, until
@@ -78,26 +72,6 @@ def verified(secret: str, request: Request, now: float) -> dict[str, Any]:
     assert abs(now - int(stamp)) <= 300
     document: dict[str, Any] = json.loads(request.body)
     return document
-
-
-async def fail_run(store: SQLStore, seeded: Seeded) -> str:
-    """A run of the seeded workflow, ended ``failed`` through the store, as a worker's
-    ``run:complete`` would."""
-    run_id = (
-        await store.enqueue(
-            EnqueueRequest(
-                seeded.workflow_id,
-                input=NewDataclip(DataclipType.HTTP_REQUEST, {}),
-                trigger_id=seeded.webhook_id,
-            )
-        )
-    ).run_id
-    [claimed] = await store.claim(1, ["*"], "w")
-    assert claimed.id == run_id
-    await store.start_run(run_id)
-    reason = ExitReason(Reason.FAIL, "ZeroDivisionError", "division by zero")
-    await store.complete_run(run_id, RunCompletion(reason))
-    return run_id
 
 
 # -- e-mail, end to end ---------------------------------------------------------------------
