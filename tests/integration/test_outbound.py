@@ -7,6 +7,7 @@ real receivers on loopback that must receive nothing, and a real coordinator.
   resolves to one (``localhost`` by the system's resolver; a test name by a resolver of the
   test's own); the operator's allowance lets exactly what it names through, and the
   connection goes to the address that was checked, never to the name again.
+* TLS checks the certificate for the URL's name, though the checked address is connected to.
 * Redirects are not followed, to anywhere.
 * Saving such a URL is refused at once (422 ``destination_refused``, naming the field, the
   host and the setting), through the API and the dashboard; nothing is stored.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,12 +29,21 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from fulmen.coordinator.alerts import AlertDispatcher
 from fulmen.coordinator.alerts.messages import Message
 from fulmen.coordinator.alerts.webhook import WebhookSender
 from fulmen.coordinator.oauth2_client import token_request
-from fulmen.coordinator.outbound_http import DestinationRefused, Outbound, system_resolve
+from fulmen.coordinator.outbound_http import (
+    DestinationRefused,
+    Outbound,
+    OutboundTransport,
+    system_resolve,
+)
 from fulmen.errors import AlertError, CredentialError
 from fulmen.outbound import Address, Policy
 from fulmen.store import (
@@ -425,3 +436,82 @@ async def test_the_webhook_sender_says_refused_not_failed() -> None:
         "the webhook http://169.254.169.254/latest/ was not sent: 169.254.169.254 is a "
         "link-local address (where cloud metadata services answer)"
     )
+
+
+# -- TLS: the certificate is checked for the name, though the address was connected to ----
+
+
+def certificates(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server's context with a certificate for ``name`` from a CA made here, and a client's
+    context that trusts that CA only."""
+    now = datetime.now(UTC)
+
+    def made(
+        subject: str,
+        issuer: x509.Name | None,
+        key: ec.EllipticCurvePrivateKey,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        named = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(named)
+            .issuer_name(issuer or named)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    authority = made("Fulmen test CA", None, ca_key, ca_key, True)
+    leaf = made(name, authority.subject, key, ca_key, False)
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "key.pem")
+    client = ssl.create_default_context(
+        cadata=authority.public_bytes(serialization.Encoding.PEM).decode()
+    )
+    return server, client
+
+
+async def test_tls_checks_the_certificate_for_the_name_not_the_address(tmp_path: Path) -> None:
+    server_tls, client_tls = certificates(tmp_path, "hooks.test")
+    hosts: list[str] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        hosts.append(next(h for h in head.split("\r\n") if h.lower().startswith("host:")))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        transport = OutboundTransport(outbound("127.0.0.1"), verify=client_tls)
+        async with httpx2.AsyncClient(transport=transport) as http:
+            reached = await http.get(f"https://hooks.test:{port}/")
+            assert reached.text == "ok"
+            # the same server by its address: its certificate does not name 127.0.0.1
+            with pytest.raises(httpx2.ConnectError) as refused:
+                await http.get(f"https://127.0.0.1:{port}/")
+            assert "certificate" in str(refused.value).lower()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert hosts == [f"Host: hooks.test:{port}"]
