@@ -23,6 +23,7 @@ from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 from fulmen.errors import ConfigError
+from fulmen.outbound import Policy
 from fulmen.plan import LANGUAGES
 
 __all__ = [
@@ -391,6 +392,11 @@ class CoordinatorSettings:
     #: the same host, as uvicorn has always trusted; ``none``: a request's address is its
     #: socket's peer, whatever the headers say.
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    #: The internal destinations (host names, IP addresses, networks, each with an optional
+    #: ``:port``) that requests to URLs a project admin chose (alert webhooks, OAuth2 token
+    #: endpoints) may reach; every other loopback, private, link-local or reserved address
+    #: is refused (fulmen.outbound).
+    outbound_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -451,6 +457,7 @@ class CoordinatorSettings:
             audit_min_retention_days=env.integer("FULMEN_AUDIT_MIN_RETENTION_DAYS", 90, minimum=1),
             audit_retention_days=env.integer("FULMEN_AUDIT_RETENTION_DAYS", 365, minimum=1),
             trusted_proxies=env.networks("FULMEN_TRUSTED_PROXIES", cls.trusted_proxies),
+            outbound_allow=env.destinations("FULMEN_OUTBOUND_ALLOW"),
         )
 
 
@@ -752,6 +759,16 @@ class _Env:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
                 raise _bad(name, part, "IP addresses or networks (10.0.0.0/8), by commas") from None
+        return found
+
+    def destinations(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of destinations the outbound policy lets through, each
+        checked (fulmen.outbound.Policy.of)."""
+        found = self.names(name, ())
+        try:
+            Policy.of(found)
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}", code="bad_value") from None
         return found
 
     def languages(self, name: str) -> tuple[str, ...] | None:

@@ -3,6 +3,7 @@ that a test awaits what arrives instead of polling or sleeping:
 
 * :func:`smtp_inbox`: a real SMTP server (aiosmtpd's protocol) that puts each message it
   accepts, parsed, on a queue;
+* :func:`fail_run`: a run of a seeded workflow ended ``failed``, what an alert announces;
 * :func:`webhook_receiver`: a small HTTP/1.1 server that puts each request (headers, body) on
   a queue and answers each with the next status of a script (then 200).
 """
@@ -18,7 +19,11 @@ from email.message import EmailMessage
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-__all__ = ["Inbox", "Receiver", "Request", "smtp_inbox", "webhook_receiver"]
+from fulmen.reasons import ExitReason, Reason
+from fulmen.store import DataclipType, EnqueueRequest, NewDataclip, RunCompletion, SQLStore
+from fulmen_testing.coordinator import Seeded
+
+__all__ = ["Inbox", "Receiver", "Request", "fail_run", "smtp_inbox", "webhook_receiver"]
 
 
 @dataclass
@@ -105,3 +110,23 @@ async def webhook_receiver(statuses: Sequence[int] = ()) -> AsyncIterator[Receiv
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def fail_run(store: SQLStore, seeded: Seeded) -> str:
+    """A run of the seeded workflow, ended ``failed`` through the store, as a worker's
+    ``run:complete`` would."""
+    run_id = (
+        await store.enqueue(
+            EnqueueRequest(
+                seeded.workflow_id,
+                input=NewDataclip(DataclipType.HTTP_REQUEST, {}),
+                trigger_id=seeded.webhook_id,
+            )
+        )
+    ).run_id
+    [claimed] = await store.claim(1, ["*"], "w")
+    assert claimed.id == run_id
+    await store.start_run(run_id)
+    reason = ExitReason(Reason.FAIL, "ZeroDivisionError", "division by zero")
+    await store.complete_run(run_id, RunCompletion(reason))
+    return run_id

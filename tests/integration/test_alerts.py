@@ -34,20 +34,14 @@ from fulmen.coordinator.alerts import AlertDispatcher, Senders
 from fulmen.coordinator.alerts.email import EmailSender
 from fulmen.coordinator.alerts.webhook import WebhookSender
 from fulmen.lifecycle import FINAL_RUN_STATES
-from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     AlertRule,
     ChannelType,
-    DataclipType,
-    EnqueueRequest,
     NewAlertChannel,
-    NewDataclip,
-    RunCompletion,
-    SQLStore,
     open_store,
 )
 from fulmen.store.alert_policy import DEFAULT_OUTCOMES
-from fulmen_testing.alerts import Request, smtp_inbox, webhook_receiver
+from fulmen_testing.alerts import Request, fail_run, smtp_inbox, webhook_receiver
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import CREDENTIAL_KEY, Seeded, seed, settings
 from fulmen_testing.operator import Site, fulmen_worker, site, store_at, until
@@ -78,26 +72,6 @@ def verified(secret: str, request: Request, now: float) -> dict[str, Any]:
     assert abs(now - int(stamp)) <= 300
     document: dict[str, Any] = json.loads(request.body)
     return document
-
-
-async def fail_run(store: SQLStore, seeded: Seeded) -> str:
-    """A run of the seeded workflow, ended ``failed`` through the store, as a worker's
-    ``run:complete`` would."""
-    run_id = (
-        await store.enqueue(
-            EnqueueRequest(
-                seeded.workflow_id,
-                input=NewDataclip(DataclipType.HTTP_REQUEST, {}),
-                trigger_id=seeded.webhook_id,
-            )
-        )
-    ).run_id
-    [claimed] = await store.claim(1, ["*"], "w")
-    assert claimed.id == run_id
-    await store.start_run(run_id)
-    reason = ExitReason(Reason.FAIL, "ZeroDivisionError", "division by zero")
-    await store.complete_run(run_id, RunCompletion(reason))
-    return run_id
 
 
 # -- e-mail, end to end ---------------------------------------------------------------------
@@ -198,9 +172,9 @@ async def test_a_stopping_coordinator_stops_mid_send_and_the_send_is_claimed_aga
             assert (held.state, held.attempts, held.last_error) == ("pending", 1, None)
             async with smtp_inbox() as inbox:
                 mail = settings(smtp_port=inbox.port, **overrides)
+                built = build_coordinator(mail, store, clock=clock)
                 other = AlertDispatcher(
-                    build_coordinator(mail, store, clock=clock),
-                    senders=Senders(EmailSender(mail), WebhookSender(5.0)),
+                    built, senders=Senders(EmailSender(mail), WebhookSender(5.0, built.outbound))
                 )
                 assert (await other.tick()).sent == []  # the claim still holds
                 clock.advance(minutes=2)  # past the lease (2 x 30 s + 30 s)
@@ -318,7 +292,7 @@ async def test_a_burst_of_twenty_failures_is_two_alerts_saying_how_many(board: B
     s, seeded = board.site, board.seeded
     async with smtp_inbox() as inbox:
         mail = settings(smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_starttls=False)
-        senders = Senders(EmailSender(mail), WebhookSender(5.0))
+        senders = Senders(EmailSender(mail), WebhookSender(5.0, s.served.coordinator.outbound))
         dispatcher = AlertDispatcher(s.served.coordinator, senders=senders)
         channel = await s.store.create_alert_channel(
             NewAlertChannel("mail", seeded.project_id, "ops", ChannelType.EMAIL, ("o@example.org",))

@@ -1,7 +1,7 @@
 """What ``fulmen up`` passes its coordinator from the caller's environment: none of our own
 variables (the data directory decides keys, ports and the store), except the team settings
 an operator alone knows (issue 18): alerts' SMTP, single sign-on, the sign-in limits, the
-audit trail's retention and trusted proxies."""
+audit trail's retention, trusted proxies and the outbound allowance."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ CALLER = {
     "FULMEN_SIGN_IN_ACCOUNT_LIMIT": "3",
     "FULMEN_AUDIT_RETENTION_DAYS": "400",
     "FULMEN_TRUSTED_PROXIES": "10.0.0.0/8",
+    "FULMEN_OUTBOUND_ALLOW": "hooks.internal",
 }
 
 
@@ -33,5 +34,5 @@ def test_the_operators_team_settings_reach_the_coordinator_and_nothing_else_of_o
         key: value
         for key, value in CALLER.items()
         if key.startswith(("FULMEN_SMTP", "FULMEN_OIDC", "FULMEN_SIGN_IN", "FULMEN_AUDIT"))
-        or key == "FULMEN_TRUSTED_PROXIES"
+        or key in ("FULMEN_TRUSTED_PROXIES", "FULMEN_OUTBOUND_ALLOW")
     }

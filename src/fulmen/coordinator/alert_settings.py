@@ -4,13 +4,16 @@ digest, each change with its audit record in the change's own transaction. The R
 these functions, after asking the caller's role, so both leave the same record.
 
 A channel is recorded by its name, kind and where it sends (recipients, URL), never by a
-webhook's signing secret.
+webhook's signing secret. A webhook's URL whose host is this host or an internal address
+written out is refused when saved (``destination_refused``, fulmen.outbound), unless the
+operator allows it; a name that resolves to one is refused when sent.
 """
 
 from __future__ import annotations
 
 from fulmen.coordinator import audit
 from fulmen.coordinator.audit import Document
+from fulmen.outbound import Policy
 from fulmen.store import (
     Actor,
     AlertChannel,
@@ -24,8 +27,17 @@ from fulmen.store import (
 __all__ = ["create_channel", "delete_channel", "delete_rule", "put_digest", "put_rule"]
 
 
-async def create_channel(store: Store, by: Actor, channel: NewAlertChannel) -> AlertChannel:
-    """The new channel (a webhook's made secret in it, shown once)."""
+async def create_channel(
+    store: Store, by: Actor, channel: NewAlertChannel, outbound: Policy
+) -> AlertChannel:
+    """The new channel (a webhook's made secret in it, shown once).
+
+    Raises:
+        InputError: ``destination_refused`` (the outbound policy refuses the URL), or the
+            store's refusals.
+    """
+    if channel.url is not None:
+        outbound.check_url(channel.url, "url")
     async with store.together():
         made = await store.create_alert_channel(channel)
         await audit.record(

@@ -22,9 +22,11 @@ from fulmen.coordinator.hub import Hub
 from fulmen.coordinator.memory import RunMemories
 from fulmen.coordinator.metrics import Metrics
 from fulmen.coordinator.oauth2_refresh import OAuth2Tokens
+from fulmen.coordinator.outbound_http import Outbound
 from fulmen.coordinator.registry import NpmRegistry
 from fulmen.coordinator.run_tokens import RunTokens
 from fulmen.errors import AdaptorError, ConfigError
+from fulmen.outbound import Policy
 from fulmen.packages.pypi import PythonRepo, find_uv
 from fulmen.plan import Options
 from fulmen.store import Store
@@ -78,6 +80,8 @@ class Coordinator:
     python_repo: PythonRepo = field(init=False)
     #: OAuth2 credentials' tokens, refreshed before a run gets them (issue 19).
     oauth2: OAuth2Tokens = field(init=False)
+    #: Where requests to URLs a project admin chose may go (``FULMEN_OUTBOUND_ALLOW``).
+    outbound: Outbound = field(init=False)
 
     def __post_init__(self) -> None:
         self.run_tokens = RunTokens(self.keys.private_key)
@@ -91,7 +95,8 @@ class Coordinator:
         self.python_repo = PythonRepo(
             Path(self.settings.data_dir).resolve(), index=self.settings.python_index, uv=uv
         )
-        self.oauth2 = OAuth2Tokens(self.store, self.clock)
+        self.outbound = Outbound(Policy.of(self.settings.outbound_allow))
+        self.oauth2 = OAuth2Tokens(self.store, self.clock, self.outbound)
 
     def now(self) -> float:
         """Seconds since the epoch, from the coordinator's clock (tokens want this form)."""

@@ -18,8 +18,11 @@ Facts carried over from Lightning (``Lightning.Credentials``):
 The client authenticates at the token endpoint with its id and secret in the form
 (``client_secret_post``), as Lightning's client does. Provider URLs are ``https://``, or
 ``http://`` to this machine (a provider in the tests): a token or a client secret never
-crosses a network in the clear. Refusals of settings are :class:`~fulmen.errors.InputError`
-naming the field; of tokens, :class:`~fulmen.errors.CredentialError`.
+crosses a network in the clear. Where the coordinator may connect at all (not this machine,
+nor the internal network, unless the operator allows it) is the outbound policy's
+(fulmen.outbound), checked when saved and when connecting. Refusals of settings are
+:class:`~fulmen.errors.InputError` naming the field; of tokens,
+:class:`~fulmen.errors.CredentialError`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,11 @@ endpoint, its JSON answer back. Every decision is oauth2.py's.
 httpx2, as single sign-on's calls (oidc_client.py): no client library for one request. The
 form holds the client secret and a code or refresh token: it goes only to the token URL the
 credential names (https://, or this machine), and is never logged; the provider's error is
-logged by its code and description only.
+logged by its code and description only. The token URL is a project admin's choice, so the
+request goes through the outbound policy's transport (outbound_http.py): a token URL that
+leads to this host or the internal network, unless the operator allows it, is refused
+(``destination_refused``) before anything is sent. Redirects are not followed: the form goes
+to the token URL or nowhere.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Final
 import httpx2
 
 from fulmen.coordinator import oauth2
+from fulmen.coordinator.outbound_http import DestinationRefused, Outbound
 from fulmen.errors import CredentialError
 
 __all__ = ["TIMEOUT", "token_request"]
@@ -29,19 +34,27 @@ TIMEOUT: Final = 10.0
 async def token_request(
     url: str,
     form: Mapping[str, str],
+    outbound: Outbound,
     *,
     timeout: float = TIMEOUT,
-    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> dict[str, Any]:
     """The token endpoint's answer to ``form``.
 
     Raises:
-        CredentialError: ``reauthorization_required`` (the grant was refused) or
+        CredentialError: ``reauthorization_required`` (the grant was refused),
+            ``destination_refused`` (the outbound policy refused the token URL's host) or
             ``provider_unavailable`` (not reached, or no JSON token answer).
     """
     try:
-        async with httpx2.AsyncClient(timeout=timeout, transport=transport) as http:
+        async with httpx2.AsyncClient(
+            timeout=timeout, transport=outbound.transport(), follow_redirects=False
+        ) as http:
             reply = await http.post(url, data=dict(form), headers={"Accept": "application/json"})
+    except DestinationRefused as error:
+        log.warning("the OAuth2 token endpoint %s was refused: %s", url, error)
+        raise CredentialError(
+            f"the token URL {url} was not asked: {error}", code="destination_refused"
+        ) from None
     except httpx2.HTTPError as error:
         log.warning("the OAuth2 token endpoint %s was not reached: %r", url, error)
         raise CredentialError(

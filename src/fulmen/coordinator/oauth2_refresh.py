@@ -51,6 +51,7 @@ from typing import Final
 from fulmen.clock import Clock
 from fulmen.coordinator import audit, oauth2
 from fulmen.coordinator.oauth2_client import TIMEOUT, token_request
+from fulmen.coordinator.outbound_http import Outbound
 from fulmen.errors import CredentialError, NotFoundError
 from fulmen.store import Grant, OAuth2Credential, OAuth2Status, Store
 from fulmen.store.models.common import JSONValue
@@ -76,11 +77,13 @@ class OAuth2Tokens:
         self,
         store: Store,
         clock: Clock,
+        outbound: Outbound,
         *,
         timeout: float = TIMEOUT,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._outbound = outbound
         self._timeout = timeout
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         #: The last temporary failure of each credential's refresh, and when (monotonic).
@@ -144,6 +147,7 @@ class OAuth2Tokens:
             answer = await token_request(
                 state.settings.token_url,
                 oauth2.refresh_form(state.settings, held),
+                self._outbound,
                 timeout=self._timeout,
             )
             fresh, expires_at = oauth2.tokens_of(answer, held, self._clock.now())

@@ -47,6 +47,7 @@ __all__ = [
     "CREDENTIAL_KEY",
     "NO_PYTHON_INDEX",
     "NO_REGISTRY",
+    "OUTBOUND_ALLOW",
     "Seeded",
     "Served",
     "SocketWorld",
@@ -78,6 +79,12 @@ NO_REGISTRY: Final = "http://127.0.0.1:9/"
 #: (fulmen_testing.python_index), for the same reason: no test asks the real PyPI.
 NO_PYTHON_INDEX: Final = "http://127.0.0.1:9/simple/"
 
+#: What a test coordinator may reach at URLs a project admin chose, as an operator allows its
+#: internal services with ``FULMEN_OUTBOUND_ALLOW``: the tests' webhook receivers
+#: (fulmen_testing.alerts) and OAuth2 providers (fulmen_testing.oauth2_provider) listen on
+#: 127.0.0.1, and some name it ``localhost``. The tests of the policy itself pass their own.
+OUTBOUND_ALLOW: Final = ("127.0.0.1", "localhost")
+
 
 def settings(**overrides: Any) -> CoordinatorSettings:
     generated = keys()
@@ -85,6 +92,7 @@ def settings(**overrides: Any) -> CoordinatorSettings:
     overrides.setdefault("python_index", NO_PYTHON_INDEX)
     # …nor runs npm for the dashboard's code editor (the browser tests build it themselves)
     overrides.setdefault("dashboard_editor_build", False)
+    overrides.setdefault("outbound_allow", OUTBOUND_ALLOW)
     return CoordinatorSettings(
         secret=Secret("WORKER_SECRET", generated.worker_secret),
         private_key=Secret("WORKER_RUNS_PRIVATE_KEY", generated.private_key),

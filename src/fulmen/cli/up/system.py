@@ -44,7 +44,8 @@ STOP_TIMEOUT: Final = 20.0
 _OURS: Final = ("WORKER_", "FULMEN_", "LISTEN_ADDRESS", "DATABASE_URL")
 #: …but for the coordinator's team settings (issue 18), which are the operator's to say and
 #: no data directory knows: where alert e-mails go and how they are retried, single sign-on,
-#: the sign-in limits and session lengths, the audit trail's retention and trusted proxies.
+#: the sign-in limits and session lengths, the audit trail's retention and trusted proxies,
+#: and the internal destinations a project's webhooks and token URLs may reach.
 _OPERATORS: Final = (
     "FULMEN_SMTP_",
     "FULMEN_ALERT_",
@@ -55,6 +56,7 @@ _OPERATORS: Final = (
     "FULMEN_DASHBOARD_SESSION_",
     "FULMEN_AUDIT_",
     "FULMEN_TRUSTED_PROXIES",
+    "FULMEN_OUTBOUND_ALLOW",
 )
 #: The worker and the runner take whatever isolation the host gives; the banner says which.
 _BEST: Final = ("--isolation", "best")

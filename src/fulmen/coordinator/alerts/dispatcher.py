@@ -72,7 +72,7 @@ class AlertDispatcher:
         self._c = coordinator
         settings = coordinator.settings
         self._senders = senders or Senders(
-            EmailSender(settings), WebhookSender(settings.alert_send_timeout)
+            EmailSender(settings), WebhookSender(settings.alert_send_timeout, coordinator.outbound)
         )
         self._policy = DeliveryPolicy(
             settings.alert_backoff_min, settings.alert_backoff_max, settings.alert_max_attempts

@@ -68,7 +68,10 @@ async def create_channel(
     """A new channel; a ``webhook`` channel's secret is in the answer, and never again."""
     await require_project(_store(request), me, Permission.MANAGE, project_id)
     by = audit.actor(request, me)
-    made = await alert_settings.create_channel(_store(request), by, channel.to_store(project_id))
+    c: Coordinator = request.app.state.coordinator
+    made = await alert_settings.create_channel(
+        c.store, by, channel.to_store(project_id), c.outbound.policy
+    )
     return AlertChannelDoc.of(made)
 
 

@@ -120,6 +120,7 @@ async def put_oauth2_credential(
         authorization_url=given.authorization_url,
         scopes=given.scopes,
     )
+    c.outbound.policy.check_url(settings.token_url, "token_url")
     store = c.store
     await store.get_project(project_id)
     listed = await store.list_credentials(project_id)
@@ -150,6 +151,7 @@ async def connect(c: Coordinator, by: Actor, credential_id: str) -> OAuth2Creden
         answer = await token_request(
             settings.token_url,
             oauth2.client_credentials_form(settings, current.secrets.client_secret),
+            c.outbound,
         )
     except CredentialError as error:
         return await _not_connected(c.store, by, credential_id, error)

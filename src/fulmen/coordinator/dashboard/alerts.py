@@ -141,7 +141,9 @@ async def create_channel(
         channel = _channel_in.validate_python(given)
         await c.store.get_project(project_id)
         by = audit.actor(request, me)
-        made = await alert_settings.create_channel(c.store, by, channel.to_store(project_id))
+        made = await alert_settings.create_channel(
+            c.store, by, channel.to_store(project_id), c.outbound.policy
+        )
     except (ValidationError, FulmenError) as error:
         entered = {"name": name, "type": type, "recipients": recipients, "url": url}
         return await _page(request, me, problem_of(form, error, CHANNEL_FIELDS), entered=entered)

@@ -222,6 +222,7 @@ async def finish(request: Request, me: Signed) -> Response:
                 pending.redirect_uri,
                 pending.verifier,
             ),
+            c.outbound,
         )
         made = await connected(c, by, pending.credential_id, answer)
     except FulmenError as error:
