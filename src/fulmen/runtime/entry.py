@@ -34,7 +34,7 @@ PRELOAD = (
     "fulmen.adaptors.http",
     "fulmen.adaptors.collections",
     # What the HTTP client imports at its first request (65 ms of a run's first collections
-    # get or http call; bench/collections.py --cases job).
+    # get or http call; bench/collections_bench.py --cases job).
     "httpcore2",
     "h11",
     "anyio._backends._asyncio",

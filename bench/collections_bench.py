@@ -22,37 +22,29 @@ system from ``/proc``: steadier than the rate on a shared machine). A case is a 
 :data:`CASES` taking the :class:`Bench`; a new measurement (a job's ``get`` through a worker,
 say) is one more entry.
 
-Run: ``.venv/bin/python bench/collections.py [--items 100000] [--runs 50]
+Run: ``.venv/bin/python bench/collections_bench.py [--items 100000] [--runs 50]
 [--cases bulk,put,get,pages,one,job] [--postgres]``
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
 
-# Run as a script, this file's folder comes first on sys.path, where this file would stand in
-# for the standard library's ``collections``: take the folder off before anything imports it.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
+import httpx2
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
-from contextlib import asynccontextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-from urllib.parse import quote  # noqa: E402
-
-import httpx2  # noqa: E402
-
-from fulmen import keys as keyring  # noqa: E402
-from fulmen_testing.e2e import (  # noqa: E402
+from fulmen import keys as keyring
+from fulmen_testing.e2e import (
     Api,
     Coordinator,
     WorkerProcess,
