@@ -22,7 +22,7 @@ And one of its workflow version: ``languages``, the job languages it needs (a bi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,9 @@ class NewRun:
     not_before: datetime | None = None
     #: The job languages the run needs (``languages_of``); Python alone by default.
     languages: int = 1
+    #: The snapshot's jobs, when the caller has read its document (a new run and a rerun
+    #: have; a retry has not, and they are read here): their keychains choose credentials.
+    jobs: Sequence[Mapping[str, Any]] | None = None
 
 
 def languages_of(document: Mapping[str, Any]) -> int:
@@ -101,8 +104,10 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
             "now": now,
         },
     )
-    snapshot = await tx.fetchone("get_snapshot", {"id": run.snapshot_id})
-    assert snapshot is not None  # the caller read the workflow (or run) naming it
-    jobs = loads(snapshot["document"])["jobs"]
+    jobs = run.jobs
+    if jobs is None:
+        snapshot = await tx.fetchone("get_snapshot", {"id": run.snapshot_id})
+        assert snapshot is not None  # the caller read the workflow (or run) naming it
+        jobs = loads(snapshot["document"])["jobs"]
     if await keychains.choose_for_run(tx, run.id, run.project_id, jobs, run.dataclip_id, now):
         await alert_outbox.note_ending(tx, run.id, now)  # an end, for the workflow's alerts

@@ -101,6 +101,7 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
             priority=priority,
             options=request.options,
             languages=languages_of(document),
+            jobs=document["jobs"],
         ),
         now,
     )

@@ -62,6 +62,7 @@ async def rerun(tx: Tx, request: RerunRequest, now: datetime) -> Enqueued:
             options=request.options,
             rerun_of=rerun_of,
             languages=languages_of(document),
+            jobs=document["jobs"],
         ),
         now,
     )
