@@ -124,9 +124,11 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
         ]
         async with asyncio.TaskGroup() as group:
             running = [group.create_task(task) for task in tasks]
+            heap.freeze_startup()
             try:
                 yield
             finally:
+                heap.thaw()
                 for task in running:
                     task.cancel()
 
