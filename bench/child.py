@@ -74,11 +74,14 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between runs [0]")
     parser.add_argument("--phases", action="store_true", help="timestamp each step of a spare")
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="spares wait for their run cold (no WARM_UP)"
+    )
     args = parser.parse_args()
     # What execution.start_zygote starts, with the phases' module preloaded when asked.
     preload = (*PRELOAD, "child_phases") if args.phases else PRELOAD
     extra_path = [str(HERE)] if args.phases else []
-    zygote = await Zygote.start(preload, extra_path, warm_up=WARM_UP)
+    zygote = await Zygote.start(preload, extra_path, warm_up=() if args.no_warm_up else WARM_UP)
     try:
         print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
         print(zygote.isolation.summary())
