@@ -91,6 +91,42 @@ fn(lambda s: helper(s))
     assert events.final_state == {"data": {"steps": ["async", "async lambda"]}}
 
 
+def test_plain_operations_run_without_an_event_loop(run: RunFn) -> None:
+    """A run whose operations are plain functions makes no event loop at all: it would cost
+    more than the step (``Engine._run_operation``)."""
+    events = run(
+        """
+import asyncio
+
+fn(lambda s: {**s, "data": {"loop": asyncio._get_running_loop() is not None}})
+"""
+    )
+    assert events.final_state == {"data": {"loop": False}}
+
+
+def test_async_operations_of_a_run_share_one_loop(run: RunFn) -> None:
+    body = """
+import asyncio
+
+@fn
+async def mark(state):
+    loops = state["data"].get("loops", [])
+    return {**state, "data": {"loops": [*loops, id(asyncio.get_running_loop())]}}
+
+fn(lambda s: s)
+
+@fn
+async def again(state):
+    state["data"]["loops"].append(id(asyncio.get_running_loop()))
+    return state
+"""
+    events = run(workflow(job("a", body), job("b", body), edges=[edge("a", "b")]))
+
+    assert events.complete.reason == "success"
+    loops = events.final_state["data"]["loops"]
+    assert len(loops) == 4 and len(set(loops)) == 1
+
+
 def test_an_operation_returning_none_keeps_the_state(run: RunFn) -> None:
     events = run(
         """

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import json
 import resource
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fulmen.adaptors.operation import Operation, run_operation
+from fulmen.adaptors.operation import Operation, resolve_result, settle
 from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobError, PlanError
 from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, is_named_condition, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
@@ -111,6 +112,8 @@ class Engine:
         self._arrivals: dict[str, int] = {}
         # Each job parsed once, by run(); keyed by the Job itself, as ids may repeat.
         self._trees: dict[int, ast.Module] = {}
+        #: Made at the first operation that returns an awaitable (``_run_operation``).
+        self._loop: asyncio.AbstractEventLoop | None = None
         memory = plan.options.run_memory_limit_mb
         self._state_limit = memory * 1024 * 1024 // 4 if memory else None
 
@@ -122,12 +125,10 @@ class Engine:
             except (PlanError, JobError) as exc:
                 return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
             self._emit(WorkflowStart(timestamp_us()))
-            loop = asyncio.new_event_loop()
-            try:
-                return self._walk(initial, loop)
-            finally:
-                loop.close()
+            return self._walk(initial)
         finally:
+            if self._loop is not None:
+                self._loop.close()
             self._js.close()
 
     def _prepare(self) -> None:
@@ -173,7 +174,7 @@ class Engine:
 
         return holds
 
-    def _walk(self, initial: dict[str, Any], loop: asyncio.AbstractEventLoop) -> WorkflowComplete:
+    def _walk(self, initial: dict[str, Any]) -> WorkflowComplete:
         queue: deque[tuple[str, dict[str, Any]]] = deque([(self.plan.start, initial)])
         leaves: list[tuple[str, StepComplete]] = []
         while queue:
@@ -188,7 +189,7 @@ class Engine:
                     queue.append((target, _copy(state)))
                 continue
             key = self._leaf_key(job.id)
-            result = self._step(job, state, loop)
+            result = self._step(job, state)
             if result.aborts_run:
                 return self._finish(result.event.exit, [])
             if not result.event.next:
@@ -197,16 +198,14 @@ class Engine:
                 queue.append((target, json.loads(result.output)))
         return self._finish(run_reason(e.exit for _, e in leaves), leaves)
 
-    def _step(
-        self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
-    ) -> _StepResult:
+    def _step(self, job: Job, incoming: dict[str, Any]) -> _StepResult:
         step_id = str(uuid.uuid4())
         self._sink.step_id = step_id
         self._emit(StepStart(step_id, job.id, timestamp_us()))
         started = time.perf_counter()
         label = job.name or job.id
         self._sink.log("info", "R/T", f"Starting step {label}")
-        exit_reason, state = self._execute(job, incoming, loop)
+        exit_reason, state = self._execute(job, incoming)
         try:
             output = clean_output(state, self._scrubber) if state is not None else "{}"
         except (TypeError, ValueError, RecursionError) as exc:  # a circular or odd-keyed state
@@ -267,7 +266,7 @@ class Engine:
         return size if escaped > self._output_limit else None
 
     def _execute(
-        self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
+        self, job: Job, incoming: dict[str, Any]
     ) -> tuple[ExitReason, dict[str, Any] | None]:
         """Build and run the job's operations; user failures come back as values."""
         state = assemble(job.state, incoming, self._credential(job), self._shared)
@@ -284,12 +283,26 @@ class Engine:
             return self._failure(job, failed.error, state), state
         for operation in operations:
             try:
-                state = loop.run_until_complete(run_operation(operation, state))
+                state = self._run_operation(operation, state)
             except MemoryError:
                 raise
             except (Exception, SystemExit) as exc:
                 return self._failure(job, exc, state), state
         return ExitReason(Reason.SUCCESS), state
+
+    def _run_operation(self, operation: Operation, state: dict[str, Any]) -> dict[str, Any]:
+        """Run one operation; only one whose result is awaitable needs the event loop.
+
+        A plain function of state (``fn(lambda state: ...)``, most steps) is called as it is:
+        making and closing a loop costs a run more than its whole step does (an epoll
+        instance, a socket pair, and some hundred pages of the zygote's heap copied;
+        ``bench/child.py``). The loop is made at the first awaitable and kept for the run."""
+        result: object = operation(state)
+        if inspect.isawaitable(result):
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            result = self._loop.run_until_complete(resolve_result(result))
+        return settle(operation, state, result)
 
     def _build(self, job: Job) -> list[Operation]:
         module = adaptors.load(job.adaptor, self._python)
