@@ -28,12 +28,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fulmen.adaptors.operation import Operation, resolve_result, settle
+from fulmen.adaptors.operation import Operation, resolve_result, run_operation, settle
 from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobError, PlanError
 from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, is_named_condition, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
-from fulmen.runtime.compile import StatementError, check_syntax, compile_job
+from fulmen.runtime.compile import (
+    ASYNC_LIBRARIES,
+    StatementError,
+    check_syntax,
+    compile_job,
+    names_any,
+)
 from fulmen.runtime.conditions import Condition, compile_condition
 from fulmen.runtime.events import (
     RuntimeEvent,
@@ -112,8 +118,10 @@ class Engine:
         self._arrivals: dict[str, int] = {}
         # Each job parsed once, by run(); keyed by the Job itself, as ids may repeat.
         self._trees: dict[int, ast.Module] = {}
-        #: Made at the first operation that returns an awaitable (``_run_operation``).
+        #: Made when a step first needs it (``_run_operation``).
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The jobs whose code names asyncio or anyio: their operations run in the loop.
+        self._in_loop: set[int] = set()
         memory = plan.options.run_memory_limit_mb
         self._state_limit = memory * 1024 * 1024 // 4 if memory else None
 
@@ -140,7 +148,9 @@ class Engine:
             if job.runs_in == JAVASCRIPT:
                 scripts.append(job)
                 continue
-            self._trees[id(job)] = check_syntax(job.body, _label(job))
+            tree = self._trees[id(job)] = check_syntax(job.body, _label(job))
+            if names_any(tree, ASYNC_LIBRARIES):
+                self._in_loop.add(id(job))
             adaptors.load(job.adaptor, self._python)
         expressions: list[Edge] = []
         for edge in self.plan.edges:
@@ -283,26 +293,37 @@ class Engine:
             return self._failure(job, failed.error, state), state
         for operation in operations:
             try:
-                state = self._run_operation(operation, state)
+                state = self._run_operation(operation, state, id(job) in self._in_loop)
             except MemoryError:
                 raise
             except (Exception, SystemExit) as exc:
                 return self._failure(job, exc, state), state
         return ExitReason(Reason.SUCCESS), state
 
-    def _run_operation(self, operation: Operation, state: dict[str, Any]) -> dict[str, Any]:
-        """Run one operation; only one whose result is awaitable needs the event loop.
+    def _run_operation(
+        self, operation: Operation, state: dict[str, Any], in_loop: bool
+    ) -> dict[str, Any]:
+        """Run one operation; only an awaitable result, or a job that names asyncio, needs
+        the event loop.
 
         A plain function of state (``fn(lambda state: ...)``, most steps) is called as it is:
-        making and closing a loop costs a run more than its whole step does (an epoll
-        instance, a socket pair, and some hundred pages of the zygote's heap copied;
-        ``bench/child.py``). The loop is made at the first awaitable and kept for the run."""
+        making, running and closing a loop costs a run more than its whole step does (an
+        epoll instance, a socket pair, and some 130 pages of the zygote's heap copied;
+        ``bench/child.py``). A job whose code names asyncio or anyio may call, from a plain
+        function, what needs a running loop (``asyncio.ensure_future``, ``gather``,
+        ``get_event_loop().run_in_executor``): its operations all run in the loop, as
+        every operation did before. The loop is made once and kept for the run."""
+        if in_loop:
+            return self._event_loop().run_until_complete(run_operation(operation, state))
         result: object = operation(state)
         if inspect.isawaitable(result):
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-            result = self._loop.run_until_complete(resolve_result(result))
+            result = self._event_loop().run_until_complete(resolve_result(result))
         return settle(operation, state, result)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
 
     def _build(self, job: Job) -> list[Operation]:
         module = adaptors.load(job.adaptor, self._python)
