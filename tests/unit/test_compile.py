@@ -12,7 +12,13 @@ from fulmen.adaptors import common
 from fulmen.adaptors.operation import Operation, run_operation
 from fulmen.errors import CompileError
 from fulmen.runtime.adaptors import scope
-from fulmen.runtime.compile import StatementError, check_syntax, compile_job
+from fulmen.runtime.compile import (
+    ASYNC_LIBRARIES,
+    StatementError,
+    check_syntax,
+    compile_job,
+    names_any,
+)
 from fulmen.runtime.frames import job_traceback
 
 SCOPE = scope(common)
@@ -175,3 +181,21 @@ def test_a_nul_byte_is_a_compile_error() -> None:
 def test_empty_source_has_no_steps() -> None:
     assert build("") == []
     assert build("# only a comment\n") == []
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("import asyncio\nfn(lambda s: s)", True),
+        ("import asyncio.subprocess as sp", True),
+        ("from anyio import to_thread", True),
+        ("from asyncio import gather", True),
+        ("fn(lambda s: asyncio.gather())", True),  # a name the adaptor's scope might give
+        ("import sys\nfn(lambda s: sys.modules['asyncio'])", False),
+        ("fn(lambda s: {**s, 'asyncio': 1})", False),
+        ("import asyncpg", False),
+    ],
+)
+def test_which_jobs_name_an_async_library(source: str, names: bool) -> None:
+    tree = check_syntax(source, "job:x")
+    assert names_any(tree, ASYNC_LIBRARIES) is names

@@ -91,6 +91,68 @@ fn(lambda s: helper(s))
     assert events.final_state == {"data": {"steps": ["async", "async lambda"]}}
 
 
+def test_plain_operations_run_without_an_event_loop(run: RunFn) -> None:
+    """A job that names neither asyncio nor anyio and whose operations are plain functions
+    makes no event loop at all: it would cost more than the step (``Engine._run_operation``).
+    """
+    events = run(
+        """
+import sys
+
+fn(lambda s: {**s, "data": {"loop": sys.modules["asyncio"]._get_running_loop() is not None}})
+"""
+    )
+    assert events.final_state == {"data": {"loop": False}}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "asyncio.ensure_future(same(s))",
+        "asyncio.get_event_loop().create_task(same(s))",
+        "asyncio.get_event_loop().run_in_executor(None, lambda: s)",
+        "asyncio.get_running_loop().run_in_executor(None, lambda: s)",
+    ],
+)
+def test_a_plain_function_of_a_job_naming_asyncio_runs_in_the_loop(run: RunFn, call: str) -> None:
+    events = run(
+        f"""
+import asyncio
+
+async def same(state):
+    return state
+
+fn(lambda s: {call})
+fn(lambda s: {{**s, "data": {{"loop": asyncio.get_running_loop() is not None}}}})
+"""
+    )
+    assert events.complete.reason == "success", events.complete
+    assert events.final_state == {"data": {"loop": True}}
+
+
+def test_async_operations_of_a_run_share_one_loop(run: RunFn) -> None:
+    body = """
+import asyncio
+
+@fn
+async def mark(state):
+    loops = state["data"].get("loops", [])
+    return {**state, "data": {"loops": [*loops, id(asyncio.get_running_loop())]}}
+
+fn(lambda s: s)
+
+@fn
+async def again(state):
+    state["data"]["loops"].append(id(asyncio.get_running_loop()))
+    return state
+"""
+    events = run(workflow(job("a", body), job("b", body), edges=[edge("a", "b")]))
+
+    assert events.complete.reason == "success"
+    loops = events.final_state["data"]["loops"]
+    assert len(loops) == 4 and len(set(loops)) == 1
+
+
 def test_an_operation_returning_none_keeps_the_state(run: RunFn) -> None:
     events = run(
         """

@@ -15,7 +15,15 @@ State: TypeAlias = dict[str, Any]
 #: An operation's function: state in, state (or None: keep the state) out; may be async.
 OperationFunc: TypeAlias = Callable[[State], "State | Awaitable[State | None] | None"]
 
-__all__ = ["Operation", "OperationFunc", "State", "expand", "resolve_result", "run_operation"]
+__all__ = [
+    "Operation",
+    "OperationFunc",
+    "State",
+    "expand",
+    "resolve_result",
+    "run_operation",
+    "settle",
+]
 
 
 class Operation:
@@ -48,7 +56,12 @@ async def run_operation(operation: Operation, state: State) -> State:
     forget ``return state`` are common, and passing the same object on is what they meant.
     Anything but a dict or None is a mistake the user should see.
     """
-    result = await resolve_result(operation(state))
+    return settle(operation, state, await resolve_result(operation(state)))
+
+
+def settle(operation: Operation, state: State, result: object) -> State:
+    """The next state from what ``operation`` returned (awaited already), as
+    :func:`run_operation` has it: ``None`` keeps ``state``, anything but a dict is an error."""
     if result is None:
         return state
     if not isinstance(result, dict):

@@ -20,7 +20,11 @@ from typing import Any
 from fulmen.adaptors.operation import Operation
 from fulmen.errors import CompileError
 
-__all__ = ["StatementError", "check_syntax", "compile_job"]
+__all__ = ["ASYNC_LIBRARIES", "StatementError", "check_syntax", "compile_job", "names_any"]
+
+#: The libraries whose functions, called from a plain function, may need a running event loop
+#: (``asyncio.ensure_future``, ``asyncio.gather``, ``get_event_loop().run_in_executor``...).
+ASYNC_LIBRARIES = frozenset({"asyncio", "anyio"})
 
 
 def check_syntax(source: str, filename: str) -> ast.Module:
@@ -34,6 +38,20 @@ def check_syntax(source: str, filename: str) -> ast.Module:
         text = f": {line.strip()}" if line and line.strip() else ""
         message = getattr(exc, "msg", str(exc))
         raise CompileError(f"SyntaxError at {where}: {message}{text}") from exc
+
+
+def names_any(tree: ast.Module, names: frozenset[str]) -> bool:
+    """Whether the job's code imports or names one of ``names`` (a module's top name)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in names:
+            return True
+        if isinstance(node, ast.Import) and any(
+            alias.name.partition(".")[0] in names for alias in node.names
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").partition(".")[0] in names:
+            return True
+    return False
 
 
 class StatementError(Exception):

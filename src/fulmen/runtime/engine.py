@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import json
 import resource
 import time
@@ -27,12 +28,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fulmen.adaptors.operation import Operation, run_operation
+from fulmen.adaptors.operation import Operation, resolve_result, run_operation, settle
 from fulmen.errors import CompileError, EdgeConditionError, FulmenError, JobError, PlanError
 from fulmen.plan import JAVASCRIPT, Edge, Job, Plan, is_named_condition, validate
 from fulmen.reasons import ExitReason, Reason, run_reason
 from fulmen.runtime import adaptors
-from fulmen.runtime.compile import StatementError, check_syntax, compile_job
+from fulmen.runtime.compile import (
+    ASYNC_LIBRARIES,
+    StatementError,
+    check_syntax,
+    compile_job,
+    names_any,
+)
 from fulmen.runtime.conditions import Condition, compile_condition
 from fulmen.runtime.events import (
     RuntimeEvent,
@@ -111,6 +118,10 @@ class Engine:
         self._arrivals: dict[str, int] = {}
         # Each job parsed once, by run(); keyed by the Job itself, as ids may repeat.
         self._trees: dict[int, ast.Module] = {}
+        #: Made when a step first needs it (``_run_operation``).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: The jobs whose code names asyncio or anyio: their operations run in the loop.
+        self._in_loop: set[int] = set()
         memory = plan.options.run_memory_limit_mb
         self._state_limit = memory * 1024 * 1024 // 4 if memory else None
 
@@ -122,12 +133,10 @@ class Engine:
             except (PlanError, JobError) as exc:
                 return self._finish(ExitReason(Reason.CRASH, exc.code, exc.message), [])
             self._emit(WorkflowStart(timestamp_us()))
-            loop = asyncio.new_event_loop()
-            try:
-                return self._walk(initial, loop)
-            finally:
-                loop.close()
+            return self._walk(initial)
         finally:
+            if self._loop is not None:
+                self._loop.close()
             self._js.close()
 
     def _prepare(self) -> None:
@@ -139,7 +148,9 @@ class Engine:
             if job.runs_in == JAVASCRIPT:
                 scripts.append(job)
                 continue
-            self._trees[id(job)] = check_syntax(job.body, _label(job))
+            tree = self._trees[id(job)] = check_syntax(job.body, _label(job))
+            if names_any(tree, ASYNC_LIBRARIES):
+                self._in_loop.add(id(job))
             adaptors.load(job.adaptor, self._python)
         expressions: list[Edge] = []
         for edge in self.plan.edges:
@@ -173,7 +184,7 @@ class Engine:
 
         return holds
 
-    def _walk(self, initial: dict[str, Any], loop: asyncio.AbstractEventLoop) -> WorkflowComplete:
+    def _walk(self, initial: dict[str, Any]) -> WorkflowComplete:
         queue: deque[tuple[str, dict[str, Any]]] = deque([(self.plan.start, initial)])
         leaves: list[tuple[str, StepComplete]] = []
         while queue:
@@ -188,7 +199,7 @@ class Engine:
                     queue.append((target, _copy(state)))
                 continue
             key = self._leaf_key(job.id)
-            result = self._step(job, state, loop)
+            result = self._step(job, state)
             if result.aborts_run:
                 return self._finish(result.event.exit, [])
             if not result.event.next:
@@ -197,16 +208,14 @@ class Engine:
                 queue.append((target, json.loads(result.output)))
         return self._finish(run_reason(e.exit for _, e in leaves), leaves)
 
-    def _step(
-        self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
-    ) -> _StepResult:
+    def _step(self, job: Job, incoming: dict[str, Any]) -> _StepResult:
         step_id = str(uuid.uuid4())
         self._sink.step_id = step_id
         self._emit(StepStart(step_id, job.id, timestamp_us()))
         started = time.perf_counter()
         label = job.name or job.id
         self._sink.log("info", "R/T", f"Starting step {label}")
-        exit_reason, state = self._execute(job, incoming, loop)
+        exit_reason, state = self._execute(job, incoming)
         try:
             output = clean_output(state, self._scrubber) if state is not None else "{}"
         except (TypeError, ValueError, RecursionError) as exc:  # a circular or odd-keyed state
@@ -267,7 +276,7 @@ class Engine:
         return size if escaped > self._output_limit else None
 
     def _execute(
-        self, job: Job, incoming: dict[str, Any], loop: asyncio.AbstractEventLoop
+        self, job: Job, incoming: dict[str, Any]
     ) -> tuple[ExitReason, dict[str, Any] | None]:
         """Build and run the job's operations; user failures come back as values."""
         state = assemble(job.state, incoming, self._credential(job), self._shared)
@@ -284,12 +293,37 @@ class Engine:
             return self._failure(job, failed.error, state), state
         for operation in operations:
             try:
-                state = loop.run_until_complete(run_operation(operation, state))
+                state = self._run_operation(operation, state, id(job) in self._in_loop)
             except MemoryError:
                 raise
             except (Exception, SystemExit) as exc:
                 return self._failure(job, exc, state), state
         return ExitReason(Reason.SUCCESS), state
+
+    def _run_operation(
+        self, operation: Operation, state: dict[str, Any], in_loop: bool
+    ) -> dict[str, Any]:
+        """Run one operation; only an awaitable result, or a job that names asyncio, needs
+        the event loop.
+
+        A plain function of state (``fn(lambda state: ...)``, most steps) is called as it is:
+        making, running and closing a loop costs a run more than its whole step does (an
+        epoll instance, a socket pair, and some 130 pages of the zygote's heap copied;
+        ``bench/child.py``). A job whose code names asyncio or anyio may call, from a plain
+        function, what needs a running loop (``asyncio.ensure_future``, ``gather``,
+        ``get_event_loop().run_in_executor``): its operations all run in the loop, as
+        every operation did before. The loop is made once and kept for the run."""
+        if in_loop:
+            return self._event_loop().run_until_complete(run_operation(operation, state))
+        result: object = operation(state)
+        if inspect.isawaitable(result):
+            result = self._event_loop().run_until_complete(resolve_result(result))
+        return settle(operation, state, result)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
 
     def _build(self, job: Job) -> list[Operation]:
         module = adaptors.load(job.adaptor, self._python)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fulmen.errors import ContractError
-from fulmen.plan import Job, Plan
+from fulmen.plan import Plan
 from fulmen.reasons import Reason
 from fulmen.runtime import logs
 from fulmen.runtime.engine import Engine
@@ -42,9 +42,14 @@ PRELOAD = (
 #: Run once in the zygote and in every spare child before it gets a run (``Zygote.start``).
 WARM_UP = ("fulmen.runtime.entry:warm_up",)
 
-_WARM_UP_PLAN = Plan(
-    id="warm-up",
-    jobs=(Job(id="warm-up", body="fn(lambda state: state)\n", adaptor="common"),),
+# Read from its wire form, as a run's plan is: the zygote imports this module, so what
+# ``Plan.from_wire`` builds at its first call is there before the fork, not made again in
+# every child (some 20 of a child's page faults; bench/child.py).
+_WARM_UP_PLAN = Plan.from_wire(
+    {
+        "id": "warm-up",
+        "jobs": [{"id": "warm-up", "body": "fn(lambda state: state)\n", "adaptor": "common"}],
+    }
 )
 
 

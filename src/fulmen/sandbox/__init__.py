@@ -8,7 +8,8 @@ Modules, in the order a run flows through them: on the worker's side ``process``
 ``link`` (the control socket to the zygote) and ``handle`` (``RunHandle``, one run socket);
 ``wire`` and ``frames`` for what crosses the sockets; ``zygote`` (the forking loop) and
 ``child`` (hardening and the entry wrapper, in the fork), with ``confinement`` (what the
-zygote sets up once: the runs' root, cgroups, seccomp, network) and ``slots`` (host ids);
+zygote sets up once: the runs' root, cgroups, seccomp, network), ``slots`` (host ids) and
+``pools`` (the allocator's free blocks, filled before the first fork);
 ``namespaces``, ``cgroups``, ``network``, ``seccomp``, ``limits``, ``landlock``,
 ``capabilities``, ``paths`` and ``libc`` for the Linux mechanisms; ``probe``, ``isolation``
 and ``outcome`` for what the host allows and how a run ended.

@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fulmen.sandbox import capabilities, child, landlock, paths, probe
+from fulmen.sandbox import capabilities, child, landlock, paths, pools, probe
 from fulmen.sandbox.cgroups import CgroupTree, RunCgroup
 from fulmen.sandbox.confinement import Confinement
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode
@@ -58,6 +58,8 @@ from fulmen.sandbox.wire import RunHeader
 __all__ = ["main"]
 
 _CONTROL_BUFFER = 1 << 16
+#: What ``pools.fill_free_blocks`` allocated: kept for the zygote's life.
+_ballast: list[object] = []
 
 
 @dataclass(slots=True)
@@ -529,6 +531,7 @@ def main(config: dict[str, Any]) -> None:
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in each child.
     gc.collect()
+    _ballast.extend(pools.fill_free_blocks())  # children allocate into pages of their own
     gc.freeze()
     settings = child.Settings(
         policy,
