@@ -19,10 +19,7 @@ also preloads ``bench/child_phases.py`` into the zygote, which timestamps each s
 spare's life and prints a table of them (it costs a little CPU of its own). ``--no-warm-up``
 starts the zygote without ``WARM_UP``, to weigh what the spare's warm-up buys. Figures only.
 
-    .venv/bin/python -P bench/child.py [--runs 300] [--gap-ms 0] [--phases] [--no-warm-up]
-
-(``-P``: without it this directory comes first on ``sys.path`` and ``bench/collections.py``
-hides the standard library's ``collections``.)
+    .venv/bin/python bench/child.py [--runs 300] [--gap-ms 0] [--phases] [--no-warm-up]
 
 What the figures have shown (December 2026, 2 vCPUs in a VM, Python 3.11):
 
