@@ -403,3 +403,19 @@ async def test_garbage_time_filters_are_400(world: World) -> None:
             answer = await http.get("/collections/mine", params={name: value}, headers=run)
             assert answer.status_code == 400, (name, value[:20], answer.text)
             assert answer.json()["field"] == name
+
+
+async def test_an_api_token_cannot_tell_another_projects_collection_from_none(
+    world: World,
+) -> None:
+    """Probing names: someone without a role in the collection's project gets, for a name that
+    is another project's, exactly what a name nobody has gets."""
+    http = world.http
+    for who in ("outsider", "viewer", "editor"):
+        bearer = world.team.bearer(who)
+        for path in ("/collections/{}", "/collections/{}/secret-1", "/api/collections/{}"):
+            theirs = await http.get(path.format("theirs"), headers=bearer)
+            unknown = await http.get(path.format("nothing"), headers=bearer)
+            assert theirs.status_code == unknown.status_code == 404, (who, path)
+            assert theirs.text == unknown.text.replace("nothing", "theirs"), (who, path)
+    await _theirs_untouched(world)
