@@ -20,12 +20,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fulmen.coordinator.dashboard.session import COOKIE
 from fulmen.coordinator.run_tokens import RunTokens
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import CollectionLimits, EnqueueRequest, RunCompletion, SQLStore, open_store
 from fulmen.store.paging import encode_cursor
 from fulmen.tokens import mint_worker_token
 from fulmen_testing.coordinator import CREDENTIAL_KEY, pg_database, pg_schema_url, seed, serve
+from fulmen_testing.sign_in import open_session
 from fulmen_testing.teams import Team, team
 
 pytestmark = pytest.mark.anyio
@@ -419,3 +421,26 @@ async def test_an_api_token_cannot_tell_another_projects_collection_from_none(
             assert theirs.status_code == unknown.status_code == 404, (who, path)
             assert theirs.text == unknown.text.replace("nothing", "theirs"), (who, path)
     await _theirs_untouched(world)
+
+
+async def test_keys_and_values_a_job_writes_are_inert_on_the_dashboard(world: World) -> None:
+    """Stored XSS: a job writes markup as a key and as a value; a person browses them."""
+    key = "<script>alert('k')</script>"
+    value = '{"a": "</pre><img src=x onerror=alert(1)>"}'
+    put = await world.http.put(
+        f"/collections/mine/{quote(key, safe='')}", json={"value": value}, headers=world.run()
+    )
+    assert put.json()["upserted"] == 1
+    async with httpx2.AsyncClient(
+        base_url=str(world.http.base_url),
+        cookies={COOKIE: await open_session(world.store, world.team.users["viewer"].id)},
+    ) as browser:
+        for path, params in (
+            ("/ui/collections/mine", {}),
+            ("/ui/collections/mine", {"key": "<script>*"}),
+            ("/ui/collections/mine/item", {"key": key}),
+        ):
+            page = await browser.get(path, params=params)
+            assert page.status_code == 200, (path, page.text)
+            assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
+            assert "&lt;script&gt;alert" in page.text or "&lt;img" in page.text, path

@@ -230,3 +230,23 @@ async def test_the_refresh_token_and_client_secret_never_leave_the_coordinator(
         for secret in secrets:
             assert secret not in everything
         assert provider.issued[-1] not in "\n".join(seen[1:])
+
+
+async def test_the_callback_cannot_be_made_to_move_on_anywhere_but_the_finish(
+    tmp_path: Path,
+) -> None:
+    """Open redirect or markup through the callback's query, which anyone can link to."""
+    async with store_at("sqlite", tmp_path) as (store, _), site(store) as where:
+        for query in (
+            {"error": "x", "error_description": '";url=https://evil.example/"'},
+            {"code": "0; url=https://evil.example/", "state": "<script>alert(1)</script>"},
+            {"state": "x\r\nSet-Cookie: fulmen_oauth2=attacker"},
+            {"next": "https://evil.example/", "redirect_uri": "https://evil.example/"},
+        ):
+            page = await where.http.get("/ui/oauth2/callback", params=query)
+            assert page.status_code == 200
+            assert _moves_to(page.text).startswith("/ui/oauth2/finish?"), query
+            assert 'evil.example/"' not in page.text and "<script>alert" not in page.text
+            assert "set-cookie" not in {
+                k.lower() for k in page.headers if "attacker" in page.headers[k]
+            }
