@@ -18,6 +18,7 @@ import httpx2
 import pytest
 
 from fulmen.coordinator.dashboard.session import COOKIE
+from fulmen.errors import CredentialError
 from fulmen.store import (
     AuditFilter,
     EnqueueRequest,
@@ -250,3 +251,46 @@ async def test_the_callback_cannot_be_made_to_move_on_anywhere_but_the_finish(
             assert "set-cookie" not in {
                 k.lower() for k in page.headers if "attacker" in page.headers[k]
             }
+
+
+async def test_pointing_a_credential_at_another_token_url_takes_none_of_its_secrets_there(
+    tmp_path: Path, provider: OAuth2Provider
+) -> None:
+    """An admin who may not read the refresh token or the client secret replaces the token
+    URL with a server of their own, hoping the coordinator sends them there."""
+    async with (
+        oauth2_provider() as attacker,
+        store_at("sqlite", tmp_path) as (store, _),
+        site(store) as where,
+    ):
+        people = await team(store)
+        seeded = people.seeded
+        refresh = provider.refresh_token()
+        await store.put_oauth2_credential(
+            NewCredential(seeded.credential_id, seeded.project_id, "partner", {}),
+            OAuth2Settings(
+                Grant.AUTHORIZATION_CODE, provider.token_url, CLIENT_ID, provider.authorize_url
+            ),
+            OAuth2Secrets(CLIENT_SECRET, "at-old-0123456789", refresh),
+            status=OAuth2Status.CONNECTED,
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        path = f"/api/projects/{seeded.project_id}/credentials/{seeded.credential_id}/oauth2"
+        admin = people.bearer("admin")
+        keep_secret = {**_document(attacker, "authorization_code"), "client_secret": ""}
+        kept = await where.http.put(path, json=keep_secret, headers=admin)
+        assert kept.status_code == 422, kept.text  # the secret is given again, or nothing
+        for grant in ("authorization_code", "client_credentials"):
+            moved = {**_document(attacker, grant), "client_secret": "the-attackers-guess"}
+            answer = await where.http.put(path, json=moved, headers=admin)
+            assert answer.status_code == 200, answer.text
+            made = await store.enqueue(EnqueueRequest(workflow_id=seeded.workflow_id))
+            try:
+                await where.served.coordinator.oauth2.body_for_run(
+                    seeded.credential_id, made.run_id
+                )
+            except Exception:
+                pass
+        sent = repr(attacker.requests)
+        assert refresh not in sent and CLIENT_SECRET not in sent, sent
+        assert all(form.get("grant_type") != "refresh_token" for form in attacker.requests)
