@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fulmen.coordinator.dashboard.session import COOKIE
 from fulmen.coordinator.run_tokens import RunTokens
+from fulmen.errors import NotFoundError
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import CollectionLimits, EnqueueRequest, RunCompletion, SQLStore, open_store
 from fulmen.store.paging import encode_cursor
@@ -444,3 +445,19 @@ async def test_keys_and_values_a_job_writes_are_inert_on_the_dashboard(world: Wo
             assert page.status_code == 200, (path, page.text)
             assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
             assert "&lt;script&gt;alert" in page.text or "&lt;img" in page.text, path
+
+
+async def test_a_run_token_opens_nothing_of_the_management_api(world: World) -> None:
+    """A run's token is for /collections only: not the REST API's collection routes."""
+    project = world.team.project_id
+    for method, path, body in (
+        ("GET", "/api/collections/mine", None),
+        ("DELETE", "/api/collections/mine", None),
+        ("GET", f"/api/projects/{project}/collections", None),
+        ("POST", f"/api/projects/{project}/collections", {"name": "made-by-a-run"}),
+    ):
+        answer = await world.http.request(method, path, json=body, headers=world.run())
+        assert answer.status_code == 401, (method, path, answer.text)
+    assert (await world.store.get_collection("mine")).project_id == project
+    with pytest.raises(NotFoundError):
+        await world.store.get_collection("made-by-a-run")
