@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from fulmen.coordinator.dashboard.session import COOKIE
-from fulmen.errors import CredentialError
+from fulmen.errors import CredentialError, NotFoundError
 from fulmen.store import (
     AuditFilter,
     EnqueueRequest,
@@ -34,7 +34,7 @@ from fulmen_testing.oauth2_provider import (
     OAuth2Provider,
     oauth2_provider,
 )
-from fulmen_testing.operator import site, store_at
+from fulmen_testing.operator import BACKENDS, site, store_at
 from fulmen_testing.sign_in import open_session
 from fulmen_testing.teams import team
 
@@ -292,3 +292,32 @@ async def test_pointing_a_credential_at_another_token_url_takes_none_of_its_secr
         sent = repr(attacker.requests)
         assert refresh not in sent and CLIENT_SECRET not in sent, sent
         assert all(form.get("grant_type") != "refresh_token" for form in attacker.requests)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_owner_of_another_project_cannot_take_over_a_credential_by_its_id(
+    tmp_path: Path, provider: OAuth2Provider, backend: str
+) -> None:
+    """The owner of project B names project A's credential in B's routes: create with its
+    id, replace it, connect it. On both stores: the upsert is where they differ."""
+    async with store_at(backend, tmp_path) as (store, _), site(store) as where:
+        people = await team(store)
+        victim = people.seeded.credential_id
+        before = await store.get_credential_body(victim)
+        theirs = people.other_project_id
+        owner_of_b = people.bearer("service")
+        document = {**_document(provider, "client_credentials"), "id": victim}
+        for method, path, body in (
+            ("POST", f"/api/projects/{theirs}/credentials/oauth2", document),
+            ("PUT", f"/api/projects/{theirs}/credentials/{victim}/oauth2", document),
+            ("POST", f"/api/credentials/{victim}/oauth2/connect", None),
+            ("GET", f"/api/credentials/{victim}/oauth2", None),
+        ):
+            answer = await where.http.request(method, path, json=body, headers=owner_of_b)
+            assert answer.status_code in (404, 409, 422), (method, path, answer.text)
+        info = await store.get_credential(victim)
+        assert info.project_id == people.project_id
+        assert await store.get_credential_body(victim) == before
+        assert provider.count("client_credentials") == 0
+        with pytest.raises(NotFoundError):  # no OAuth2 row was left on it either
+            await store.get_oauth2_state(victim)
