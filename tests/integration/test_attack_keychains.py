@@ -33,8 +33,8 @@ from fulmen_testing.coordinator import (
     Seeded,
     seed,
     serve,
-    sqlite_store,
 )
+from fulmen_testing.operator import BACKENDS, store_at
 
 pytestmark = pytest.mark.anyio
 
@@ -68,9 +68,11 @@ class World:
         return made.run_id
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with sqlite_store(str(tmp_path / "fulmen.db")) as store:
+@pytest.fixture(params=BACKENDS)
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """On SQLite and PostgreSQL: the queries that find a project's credentials and choose
+    differ between them."""
+    async with store_at(request.param, tmp_path) as (store, _):
         seeded = await seed(store)
         other = await seed(store)
         project = seeded.project_id
