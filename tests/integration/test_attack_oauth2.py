@@ -321,3 +321,32 @@ async def test_an_owner_of_another_project_cannot_take_over_a_credential_by_its_
         assert provider.count("client_credentials") == 0
         with pytest.raises(NotFoundError):  # no OAuth2 row was left on it either
             await store.get_oauth2_state(victim)
+
+
+async def test_an_admin_cannot_connect_another_projects_credential_through_their_own(
+    tmp_path: Path, provider: OAuth2Provider
+) -> None:
+    """Connect's URL names the admin's own project and another project's credential: the
+    flow must not begin, or the tokens would land in a credential they do not manage."""
+    async with store_at("sqlite", tmp_path) as (store, _), site(store) as where:
+        people = await team(store)
+        made = await where.http.post(
+            f"/api/projects/{people.other_project_id}/credentials/oauth2",
+            json=_document(provider, "authorization_code"),
+            headers=people.bearer("service"),
+        )
+        assert made.status_code == 201, made.text
+        theirs = made.json()["id"]
+        async with httpx2.AsyncClient(
+            base_url=where.served.base_url,
+            cookies={COOKIE: await open_session(store, people.users["admin"].id)},
+        ) as admin:
+            go = await admin.post(f"/ui/credentials/{people.project_id}/{theirs}/oauth2/connect")
+            assert go.status_code in (404, 422), go.text
+            assert provider.authorize_url not in go.text
+            assert "fulmen_oauth2" not in go.headers.get("set-cookie", "")
+            direct = await admin.post(
+                f"/ui/credentials/{people.other_project_id}/{theirs}/oauth2/connect"
+            )
+            assert direct.status_code in (403, 404), direct.text
+        assert (await store.get_oauth2_state(theirs)).status is OAuth2Status.NOT_CONNECTED
