@@ -16,7 +16,8 @@ DELETE   /collections/<name>     query ``key`` (a pattern; none: every item):
 
 *Who.* ``Authorization: Bearer <token>``: a run's token (the JWT a worker is given for the
 run, spec §3, which a job hands to its adaptor) grants every call on its run's project's
-collections, until the token expires (the run's timeout and grace), as Lightning's does; or
+collections while its run is not finished and the token has not expired (the run's timeout
+and grace): a job that kept the token cannot use it after its run; or
 an API token, whose role in the collection's project says: viewers read, editors and
 stronger write. A collection of a project the caller may not see is answered as one that
 does not exist (404), so names cannot be probed.
@@ -55,6 +56,7 @@ from fulmen.coordinator.api.collections import find_collection
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.moments import moment
 from fulmen.errors import AccessError, FulmenError, InputError, NotFoundError, TokenError
+from fulmen.lifecycle import FINAL_RUN_STATES
 from fulmen.store import (
     CollectionInfo,
     CollectionItem,
@@ -412,11 +414,16 @@ async def _bearer(request: Request) -> tuple[Coordinator, Bearer]:
         return c, Bearer(None, None, principal)
     try:
         claims = c.run_tokens.verify_any(token, now=c.now())
-        project_id = await c.store.project_of("run", claims.id)
+        run = await c.store.peek_run(claims.id)
     except (TokenError, NotFoundError) as error:
         log.warning("collections request with a run token refused: %s", error)
         raise _Unauthorized("the run token is not valid (or its run is gone)") from None
-    return c, Bearer(claims.id, project_id, None)
+    if run.state in FINAL_RUN_STATES:
+        # The token outlives its run by the run's timeout: a job that kept it (ws-worker
+        # hands it to the job) must not keep the project's collections after its run.
+        log.warning("collections request with the token of finished run %s refused", run.id)
+        raise _Unauthorized(f"the run token is not valid: run {run.id} has finished")
+    return c, Bearer(run.id, run.project_id, None)
 
 
 async def _collection(

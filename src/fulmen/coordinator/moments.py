@@ -21,10 +21,11 @@ def moment(text: str, field: str) -> datetime | None:
         return None
     try:
         found = datetime.fromisoformat(text)
-    except ValueError:
+        # An offset can take a time in year 1 or 9999 out of the range UTC can hold.
+        return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InputError(
             f"{text[:40]!r} is not a time: write it as 2026-01-31T09:30 (UTC)",
             code="bad_time",
             field=field,
         ) from None
-    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)

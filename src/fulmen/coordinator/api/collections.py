@@ -22,7 +22,7 @@ from fulmen.coordinator.api.schemas.collections import CollectionDoc, Collection
 from fulmen.coordinator.api.schemas.common import PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.guard import require_project
-from fulmen.errors import NotFoundError
+from fulmen.errors import AccessError, NotFoundError
 from fulmen.store import Actor, CollectionInfo, Store, Target
 
 __all__ = ["find_collection", "make_collection", "remove_collection", "router"]
@@ -81,14 +81,19 @@ async def find_collection(
     """The collection named ``name`` if ``principal`` may do ``permission`` to it.
 
     Raises:
-        NotFoundError: no collection has that name.
-        AccessError: access.require's refusals, naming the collection (``not_a_member``
-            for another project's: answered as unknown).
+        AccessError: access.require's refusals, naming the collection: ``forbidden`` for a
+            role too weak; ``not_a_member`` for another project's collection and, in the
+            same words, for a name no collection has, so that whether another project has a
+            collection of that name cannot be probed.
     """
     try:
         found = await store.get_collection(name)
     except NotFoundError:
-        raise NotFoundError(f"collection {name} does not exist", field="name") from None
+        raise AccessError(
+            f"collection {name} does not exist or you are not a member of its project",
+            permission=permission,
+            code="not_a_member",
+        ) from None
     require(principal, permission, found.project_id, what=f"collection {name}")
     return found
 

@@ -18,7 +18,9 @@ The authorization-code flow is single sign-on's (sso.py), with the same defences
    authorization (once: a replayed callback finds nothing) only if the state in the URL is the
    one in this browser's cookie (an authorization this browser did not begin is refused) and
    the session is the one that began it; asks the role again; then exchanges the code with the
-   verifier (a code caught on its way is useless without it) and keeps the tokens.
+   verifier (a code caught on its way is useless without it) and keeps the tokens. The state
+   cookie is cleared only by a finish with its state: a link to someone else's callback
+   leaves this browser's own authorization to finish.
 
 Every outcome goes back to the credentials page, which says it; the provider's own error
 words are shown only when the state is this browser's (anyone can link to the callback with
@@ -185,7 +187,8 @@ async def finish(request: Request, me: Signed) -> Response:
     state, kept_state = query.get("state", ""), request.cookies.get(COOKIE, "")
     pending = None
     response: Response
-    if state and kept_state and hmac.compare_digest(state.encode(), kept_state.encode()):
+    ours = bool(state and kept_state) and hmac.compare_digest(state.encode(), kept_state.encode())
+    if ours:
         pending = await c.store.take_oauth2_authorization(_digest(state))
     if pending is not None and not hmac.compare_digest(
         pending.session_digest.encode(), cookie_digest(request).encode()
@@ -232,6 +235,10 @@ async def finish(request: Request, me: Signed) -> Response:
     else:
         what = "connected" if made.status == "connected" else "not_connected"
         response = done(what, made.id)
+    if not ours:
+        # Someone else's callback (a link to it with their code and state): this browser's
+        # own authorization, still pending at the provider, is left to finish.
+        return response
     response.delete_cookie(
         COOKIE,
         path=f"{PREFIX}/oauth2",
