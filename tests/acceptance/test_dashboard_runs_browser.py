@@ -13,6 +13,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,12 @@ async def test_run_by_hand_watch_it_find_it_by_its_log_and_export_it(
             await (await csv_download.value).save_as(saved)
             (row,) = list(csv.DictReader(io.StringIO(saved.read_text())))
             assert (row["run_id"], row["workflow"], row["state"]) == (run_id, "greet", "success")
-            assert row["started_at"] and row["finished_at"] and float(row["duration_s"]) > 0
+            # A trivial run can take under a millisecond: its duration is the two times'
+            # difference, to the millisecond, whatever it is.
+            took = datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(
+                row["started_at"]
+            )
+            assert float(row["duration_s"]) == round(took.total_seconds(), 3) >= 0
             async with page.expect_download() as json_download:
                 await page.click("text=Export JSON")
             saved = tmp_path / "runs.json"
