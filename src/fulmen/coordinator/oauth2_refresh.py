@@ -52,7 +52,7 @@ from fulmen.clock import Clock
 from fulmen.coordinator import audit, oauth2
 from fulmen.coordinator.oauth2_client import TIMEOUT, token_request
 from fulmen.coordinator.outbound_http import Outbound
-from fulmen.errors import CredentialError, NotFoundError
+from fulmen.errors import CredentialError
 from fulmen.store import Grant, OAuth2Credential, OAuth2Status, Store
 from fulmen.store.models.common import JSONValue
 
@@ -98,10 +98,8 @@ class OAuth2Tokens:
             CredentialError: an OAuth2 credential without a usable token (see the module's
                 docstring).
         """
-        body = await self._store.get_credential_body(credential_id, run_id=run_id)
-        try:
-            current = await self._store.get_oauth2_credential(credential_id)
-        except NotFoundError:
+        body, current = await self._store.get_credential_for_run(credential_id, run_id)
+        if current is None:
             return body  # not an OAuth2 credential
         if not self._stale(current):
             self._check_usable(current)

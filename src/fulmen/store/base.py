@@ -156,6 +156,13 @@ class Store(Protocol):
         """The decrypted body. With ``run_id``: only if a job of that run uses it."""
         ...
 
+    async def get_credential_for_run(
+        self, credential_id: str, run_id: str
+    ) -> tuple[dict[str, JSONValue], OAuth2Credential | None]:
+        """The body as :meth:`get_credential_body` gives it to ``run_id``, and the OAuth2 row
+        when it is an OAuth2 credential (None otherwise), in one read."""
+        ...
+
     async def get_credential(self, credential_id: str) -> CredentialInfo:
         """The credential without its value."""
         ...

@@ -23,6 +23,7 @@ from fulmen.store.cipher import CredentialCipher
 from fulmen.store.db import Row, Tx, loads
 from fulmen.store.models.common import JSONValue
 from fulmen.store.models.credentials import CredentialInfo, NewCredential
+from fulmen.store.models.oauth2 import OAuth2Credential
 from fulmen.store.oauth2 import get_oauth2, token_fields
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "get_credential",
     "get_credential_body",
     "list_credentials",
+    "open_credential",
     "put_credential",
     "require_cipher",
 ]
@@ -71,6 +73,16 @@ async def put_credential(
 async def get_credential_body(
     tx: Tx, cipher: CredentialCipher | None, credential_id: str, run_id: str | None
 ) -> dict[str, JSONValue]:
+    body, _ = await open_credential(tx, cipher, credential_id, run_id)
+    return body
+
+
+async def open_credential(
+    tx: Tx, cipher: CredentialCipher | None, credential_id: str, run_id: str | None
+) -> tuple[dict[str, JSONValue], OAuth2Credential | None]:
+    """The body (an OAuth2 credential's with its current token over it) and, for an OAuth2
+    credential, its row: what a run's fetch needs to tell whether the token must be renewed,
+    read at once."""
     if run_id is not None:
         await _check_run_uses(tx, run_id, credential_id)
     row = await tx.fetchone("get_credential", {"id": credential_id})
@@ -80,7 +92,7 @@ async def get_credential_body(
     body = opener.open(credential_id, bytes(row["sealed_body"]))
     assert isinstance(body, dict)  # put_credential seals objects only
     oauth2 = await get_oauth2(tx, opener, credential_id)
-    return body if oauth2 is None else body | token_fields(oauth2)
+    return (body if oauth2 is None else body | token_fields(oauth2)), oauth2
 
 
 async def get_credential(tx: Tx, credential_id: str) -> CredentialInfo:

@@ -233,6 +233,12 @@ class SQLStore:
         async with self._db.read() as tx:
             return await credentials.get_credential_body(tx, self._cipher, credential_id, run_id)
 
+    async def get_credential_for_run(
+        self, credential_id: str, run_id: str
+    ) -> tuple[dict[str, JSONValue], OAuth2Credential | None]:
+        async with self._db.read() as tx:
+            return await credentials.open_credential(tx, self._cipher, credential_id, run_id)
+
     async def get_credential(self, credential_id: str) -> CredentialInfo:
         async with self._db.read() as tx:
             return await credentials.get_credential(tx, credential_id)
