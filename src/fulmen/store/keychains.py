@@ -233,11 +233,15 @@ async def run_choices(tx: Tx, run_id: str) -> list[KeychainChoice]:
     return [_choice(row) for row in rows]
 
 
-async def run_jobs(tx: Tx, run_id: str, jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+async def run_jobs(
+    tx: Tx, run_id: str, jobs: Sequence[Mapping[str, Any]]
+) -> Sequence[Mapping[str, Any]]:
     """The run's snapshot ``jobs`` as the run uses them: a job that names a keychain names
-    the credential the keychain chose for this run instead (none, if it chose none)."""
+    the credential the keychain chose for this run instead (none, if it chose none). Most
+    runs name none: their jobs come back as they are, on the way of every plan a worker
+    fetches."""
     if not any(job.get("keychain_id") for job in jobs):
-        return [dict(job) for job in jobs]
+        return jobs
     chosen = {choice.keychain_id: choice.credential_id for choice in await run_choices(tx, run_id)}
     return [
         {**job, "keychain_id": None, "credential_id": chosen.get(str(job["keychain_id"]))}
