@@ -194,8 +194,13 @@ def test_empty_source_has_no_steps() -> None:
         ("import sys\nfn(lambda s: sys.modules['asyncio'])", False),
         ("fn(lambda s: {**s, 'asyncio': 1})", False),
         ("import asyncpg", False),
+        ("fn(lambda s: s)", False),
+        # Identifiers are NFKC-normalised: fullwidth letters spell asyncio to the parser.
+        ("import \uff41syncio", True),
     ],
 )
 def test_which_jobs_name_an_async_library(source: str, names: bool) -> None:
     tree = check_syntax(source, "job:x")
     assert names_any(tree, ASYNC_LIBRARIES) is names
+    # The same answer when the text is given too (it lets most jobs skip the walk).
+    assert names_any(tree, ASYNC_LIBRARIES, source) is names

@@ -149,7 +149,7 @@ class Engine:
                 scripts.append(job)
                 continue
             tree = self._trees[id(job)] = check_syntax(job.body, _label(job))
-            if names_any(tree, ASYNC_LIBRARIES):
+            if names_any(tree, ASYNC_LIBRARIES, job.body):
                 self._in_loop.add(id(job))
             adaptors.load(job.adaptor, self._python)
         expressions: list[Edge] = []
