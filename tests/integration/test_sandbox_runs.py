@@ -232,12 +232,27 @@ def test_concurrent_runs_are_separate_processes_with_separate_directories(
 
 
 @NAMESPACES
+def test_runs_do_not_draw_the_same_random_numbers(use_namespaces: bool) -> None:
+    """Every child is a copy of the zygote, random's state included: each must reseed it
+    (the zygote forks without the interpreter's at-fork hooks, which did)."""
+
+    async def scenario(zygote: Zygote) -> None:
+        drawn = []
+        for _ in range(3):
+            handle = await zygote.run(E + "whoami", {}, Limits())
+            drawn.append((await collect(handle))[0][0]["random"])
+        assert len(set(drawn)) == 3, drawn
+
+    with_zygote(scenario, use_namespaces=use_namespaces)
+
+
+@NAMESPACES
 def test_child_has_its_own_session_and_directory(use_namespaces: bool) -> None:
     async def scenario(zygote: Zygote) -> None:
         handle = await zygote.run(E + "whoami", {}, Limits())
         me = (await collect(handle))[0][0]
         assert me["sid"] == me["pid"] == me["pgid"]
-        assert me["environ"]["HOME"] == me["environ"]["TMPDIR"] == me["cwd"]
+        assert me["environ"]["HOME"] == me["environ"]["TMPDIR"] == me["tempdir"] == me["cwd"]
         if use_namespaces:
             # pid 1 of its own pid namespace, its parent outside it (so it has no pid there).
             assert (me["pid"], me["ppid"]) == (1, 0)

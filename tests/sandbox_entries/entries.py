@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +86,8 @@ def whoami(payload: dict[str, Any], emit: Emit) -> None:
             "cwd": os.getcwd(),
             "fds": sorted(fds),
             "environ": dict(os.environ),
+            "tempdir": tempfile.gettempdir(),
+            "random": random.getrandbits(64),
             "payload": payload,
         }
     )

@@ -64,8 +64,14 @@ def drop_bounding_set(last: int) -> None:
     libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
 
 
+# What clear_sets passes, made at import (in the zygote) rather than in each child, where
+# making ctypes structures costs copy-on-write faults of their machinery.
+_SELF = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+_EMPTY = (_CapData * 2)()  # version 3 carries 64 capabilities as two 32-bit words
+
+
 def clear_sets() -> None:
     """Empty the effective, permitted and inheritable sets of this thread, for good."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()  # version 3 carries 64 capabilities as two 32-bit words
-    libc.capset(header, data)
+    # The kernel may write its preferred version into the header: set ours every time.
+    _SELF.version = _LINUX_CAPABILITY_VERSION_3
+    libc.capset(_SELF, _EMPTY)

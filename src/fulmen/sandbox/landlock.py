@@ -30,9 +30,9 @@ from fulmen.sandbox import libc
 __all__ = [
     "READ_ONLY",
     "READ_WRITE_FILE",
+    "Ruleset",
     "abi_version",
     "handled_fs_rights",
-    "restrict_self",
 ]
 
 # Syscall numbers: identical on every architecture since they were added (Linux 5.13).
@@ -111,37 +111,57 @@ def handled_fs_rights(abi: int) -> int:
     return rights
 
 
-def restrict_self(abi: int, rules: Iterable[tuple[int, int, bool]]) -> None:
-    """Enforce a ruleset on the calling process; irreversible.
+class Ruleset:
+    """A ruleset's attribute and its rules for the paths every child is granted, built once.
 
-    Args:
-        abi: the kernel's ABI version (from :func:`abi_version`, at least 1).
-        rules: ``(fd, rights, is_dir)`` triples, ``fd`` an ``O_PATH`` descriptor the caller
-            keeps owning. ``rights`` are trimmed to what the ABI handles and, for files, to
-            file rights, so callers can pass one mask for every path.
-
-    Raises:
-        OSError: a syscall failed (the caller reports the child's setup as failed).
+    The zygote prepares it before forking, so that a child, whose every first write to a
+    page is a copy-on-write fault, only makes the system calls: building two dozen ctypes
+    structures in each child was most of what Landlock cost it (``bench/child.py --phases``).
+    Immutable once made: children share it, and the kernel only reads it.
     """
-    handled = handled_fs_rights(abi)
-    attr = _RulesetAttr(handled_access_fs=handled)
-    scoped = abi >= 6
-    if scoped:
-        attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-    if abi >= 4:
-        attr.handled_access_net = NET_BIND_TCP
-    # The struct grew by one u64 per feature; pass the size this ABI understands.
-    size = 24 if scoped else 16 if abi >= 4 else 8
-    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), size, 0)
-    try:
-        rule = _PathBeneathAttr()
-        for fd, rights, is_dir in rules:
-            rule.allowed_access = rights & handled & (-1 if is_dir else _FILE_RIGHTS)
-            rule.parent_fd = fd
-            libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+
+    __slots__ = ("_attr", "_handled", "_paths", "_port_zero", "_size")
+
+    def __init__(self, abi: int, rules: Iterable[tuple[int, int, bool]]) -> None:
+        """``abi``: the kernel's ABI version (from :func:`abi_version`, at least 1); ``rules``:
+        ``(fd, rights, is_dir)`` triples, as :meth:`restrict_self`'s ``more``."""
+        self._handled = handled_fs_rights(abi)
+        self._attr = _RulesetAttr(handled_access_fs=self._handled)
+        scoped = abi >= 6
+        if scoped:
+            self._attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
         if abi >= 4:
-            port_zero = _NetPortAttr(allowed_access=NET_BIND_TCP, port=0)
-            libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_NET_PORT, ctypes.byref(port_zero), 0)
-        libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0)
-    finally:
-        os.close(ruleset)
+            self._attr.handled_access_net = NET_BIND_TCP
+        # The struct grew by one u64 per feature; pass the size this ABI understands.
+        self._size = 24 if scoped else 16 if abi >= 4 else 8
+        self._paths = tuple(self._rule(fd, rights, is_dir) for fd, rights, is_dir in rules)
+        self._port_zero = _NetPortAttr(allowed_access=NET_BIND_TCP, port=0) if abi >= 4 else None
+
+    def _rule(self, fd: int, rights: int, is_dir: bool) -> _PathBeneathAttr:
+        # Rights trimmed to what the ABI handles and, for files, to file rights, so callers
+        # can pass one mask for every path.
+        allowed = rights & self._handled & (-1 if is_dir else _FILE_RIGHTS)
+        return _PathBeneathAttr(allowed_access=allowed, parent_fd=fd)
+
+    def restrict_self(self, more: Iterable[tuple[int, int, bool]] = ()) -> None:
+        """Enforce the ruleset, with ``more`` rules of this process's own, on the calling
+        process; irreversible.
+
+        Args:
+            more: ``(fd, rights, is_dir)`` triples, ``fd`` an ``O_PATH`` descriptor the caller
+                keeps owning.
+
+        Raises:
+            OSError: a syscall failed (the caller reports the child's setup as failed).
+        """
+        ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(self._attr), self._size, 0)
+        try:
+            own = [self._rule(fd, rights, is_dir) for fd, rights, is_dir in more]
+            for rule in (*self._paths, *own):
+                libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+            if self._port_zero is not None:
+                port = ctypes.byref(self._port_zero)
+                libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_NET_PORT, port, 0)
+            libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0)
+        finally:
+            os.close(ruleset)

@@ -1,4 +1,5 @@
-"""The libc entry points the sandbox needs and ``os`` lacks: ``prctl``, ``capset``, ``syscall``.
+"""The libc entry points the sandbox needs and ``os`` lacks: ``prctl``, ``capset``, ``syscall``,
+and a ``fork`` without the interpreter's fork protocol (see :func:`fork`).
 
 Through ctypes rather than a compiled extension or a third-party binding: the calls are few and
 stable, and the zygote loads this module before forking, so children pay nothing for it.
@@ -22,6 +23,7 @@ __all__ = [
     "PR_SET_PDEATHSIG",
     "PR_SET_SECUREBITS",
     "capset",
+    "fork",
     "prctl",
     "syscall",
 ]
@@ -49,6 +51,13 @@ _syscall.restype = ctypes.c_long
 _capset = _libc.capset
 _capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 _capset.restype = ctypes.c_int
+
+
+# Called with the GIL held (a PyDLL function), as os.fork() holds it: the child's copy of the
+# interpreter is then exactly the parent's, lock for lock.
+_fork = ctypes.PyDLL(None, use_errno=True).fork
+_fork.argtypes = []
+_fork.restype = ctypes.c_int
 
 
 def _fail(what: str) -> OSError:
@@ -80,3 +89,22 @@ def capset(header: ctypes.Structure, data: ctypes.Array[Any]) -> None:
     """``capset(2)`` with caller-built ``__user_cap_header_struct`` / ``data`` structures."""
     if _capset(ctypes.byref(header), ctypes.byref(data)) < 0:
         raise _fail("capset")
+
+
+def fork() -> int:
+    """``fork(2)`` as libc does it, without CPython's ``os.fork`` protocol around it.
+
+    ``os.fork`` takes the import lock and runs every ``os.register_at_fork`` hook before and
+    after the fork (threading, logging, random, concurrent.futures): hooks that make a
+    child of a *threaded* parent usable, by resetting locks other threads may have held.
+    In a child of the warm zygote they cost about 0.5 ms of CPU and 190 copy-on-write page
+    faults (``bench/child.py``), nearly half of a bare fork's whole cost, for nothing: the
+    zygote is single-threaded and holds no lock when it forks. Only for such a caller;
+    a child that must not share the parent's random state reseeds it itself.
+
+    Returns the child's pid in the parent and 0 in the child.
+    """
+    pid = int(_fork())
+    if pid < 0:
+        raise _fail("fork")
+    return pid

@@ -33,17 +33,18 @@ import contextlib
 import gc
 import importlib
 import os
+import random
 import selectors
 import signal
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fulmen.sandbox import capabilities, child, landlock, paths, pools, probe
+from fulmen.sandbox import capabilities, child, landlock, libc, paths, pools, probe
 from fulmen.sandbox.cgroups import CgroupTree, RunCgroup
 from fulmen.sandbox.confinement import Confinement
 from fulmen.sandbox.frames import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode
@@ -113,6 +114,7 @@ class _Zygote:
             if settings.policy.namespaces
             else None
         )
+        self._fork = _forker()
 
     def serve(self) -> None:
         """Loop until the worker closes the control socket."""
@@ -176,7 +178,7 @@ class _Zygote:
             slot, cgroup = taken
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = self._fork_into_new_pid_namespace() if slot is not None else os.fork()
+            pid = self._fork_into_new_pid_namespace() if slot is not None else self._fork()
         except OSError:
             ours.close()
             theirs.close()
@@ -228,7 +230,7 @@ class _Zygote:
         """Fork a child that is pid 1 of a pid namespace of its own; we stay where we are."""
         new_pid_namespace_for_children(None)
         try:
-            pid = os.fork()
+            pid = self._fork()
         except OSError:
             new_pid_namespace_for_children(self._own_pid_ns)
             raise
@@ -428,6 +430,27 @@ class _Zygote:
             self._release(pid)
 
 
+def _forker() -> Callable[[], int]:
+    """How the zygote forks: libc's bare fork when it has one thread, else ``os.fork``.
+
+    Checked once, after preloading and warm-ups (which might have started a thread), with
+    the kernel's count (``/proc/self/task``: threads of C libraries too), since nothing in
+    the loop starts one. See ``libc.fork`` for what the bare fork skips and why that is
+    safe only for a single-threaded parent.
+    """
+    if len(os.listdir("/proc/self/task")) != 1:
+        return os.fork
+    return _bare_fork
+
+
+def _bare_fork() -> int:
+    pid = libc.fork()
+    if pid == 0:
+        # What random's own at-fork hook does: no two runs draw the same numbers.
+        random.seed()
+    return pid
+
+
 def _kill_run(pid: int) -> None:
     """SIGKILL the run's process group, and the child itself in case it has not yet called
     setsid (then it has no descendants either). With namespaces the child is pid 1 of
@@ -487,6 +510,14 @@ def _grants(extra: Sequence[str]) -> tuple[list[tuple[paths.OpenPath, int]], lis
     return grants, python
 
 
+def _ruleset(
+    policy: Policy, grants: Sequence[tuple[paths.OpenPath, int]]
+) -> landlock.Ruleset | None:
+    if not policy.landlock_abi:
+        return None
+    return landlock.Ruleset(policy.landlock_abi, [(p.fd, rights, p.is_dir) for p, rights in grants])
+
+
 def _drop_what_children_never_need(policy: Policy) -> None:
     """Done once here rather than in every child: forks inherit it (capabilities(7)).
 
@@ -528,6 +559,7 @@ def main(config: dict[str, Any]) -> None:
     # After pasta has started: it needs the capabilities this takes away from what we exec.
     _drop_what_children_never_need(policy)
     max_frame = int(config.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES))
+    child.prepare_zygote(policy)
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in each child.
     gc.collect()
@@ -544,6 +576,7 @@ def main(config: dict[str, Any]) -> None:
         tmp_is_free=confinement.tmp_is_free,
         root_fd=confinement.root_fd,
         netns_fd=confinement.netns_fd,
+        ruleset=_ruleset(policy, grants),
     )
     zygote = _Zygote(control, settings, confinement.cgroups)
     zygote.announce(
