@@ -23,7 +23,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = ["CgroupTree", "RunCgroup", "discover"]
@@ -73,18 +73,32 @@ class RunCgroup:
     """The memory and pids limits written last."""
     oom_kills_before: int = 0
     """:meth:`oom_kills` when the current run joined: the count is the cgroup's, not the run's."""
+    # The files every run reads or writes, named once: the zygote's loop is cheaper for
+    # every function it does not call (each is pages written, and copied, after a fork).
+    _procs: tuple[str, ...] = field(init=False, repr=False)
+    _counted: str = field(init=False, repr=False)
+    _oom_counts: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._procs = tuple(os.path.join(path, "cgroup.procs") for path in self.dirs.values())
+        # Where every process is counted: pids, or v2's one directory.
+        self._counted = os.path.join(self.dirs.get("pids") or self.dirs[""], "cgroup.procs")
+        self._oom_counts = (
+            f"{self.dirs['']}/memory.events"
+            if self.version == 2
+            else f"{self.dirs['memory']}/memory.oom_control"
+        )
 
     def attach(self, pid: int) -> None:
         """Move ``pid`` (a new run) here."""
         self.oom_kills_before = self.oom_kills()
-        for path in self.dirs.values():
-            _write(os.path.join(path, "cgroup.procs"), str(pid))
+        for path in self._procs:
+            _write(path, str(pid))
 
     def is_empty(self) -> bool:
-        """No process left in it (read where every process is counted: pids, or v2's one)."""
-        path = self.dirs.get("pids") or self.dirs[""]
+        """No process left in it."""
         try:
-            return not _read(os.path.join(path, "cgroup.procs")).strip()
+            return not _read(self._counted).strip()
         except FileNotFoundError:
             return True
 
@@ -142,17 +156,15 @@ class RunCgroup:
     def oom_kills(self) -> int:
         """How many processes in this cgroup the OOM killer ended, ever (see
         :attr:`oom_kills_before`)."""
-        path = (
-            f"{self.dirs['']}/memory.events"
-            if self.version == 2
-            else f"{self.dirs['memory']}/memory.oom_control"
-        )
         try:
-            text = _read(path)
+            text = _read(self._oom_counts)
         except OSError:
             return 0
-        fields = dict(line.split() for line in text.splitlines() if line.strip())
-        return int(fields.get("oom_kill", "0"))
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+        return 0
 
     def remove(self) -> bool:
         """rmdir in every hierarchy; False while a process of the run still exists."""

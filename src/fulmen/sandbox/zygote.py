@@ -29,12 +29,11 @@ exited or closed the sandbox), it kills every child and exits.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import os
 import random
-import selectors
+import select
 import signal
 import socket
 import threading
@@ -59,6 +58,11 @@ from fulmen.sandbox.wire import RunHeader
 __all__ = ["main"]
 
 _CONTROL_BUFFER = 1 << 16
+#: A plain int: ``socket.MSG_TRUNC | socket.MSG_CTRUNC`` is an IntFlag operation, Python code
+#: run for every control message.
+_TRUNCATED = int(socket.MSG_TRUNC | socket.MSG_CTRUNC)
+#: A descriptor epoll reports that nothing listens to any more.
+_GONE = object()
 #: What ``pools.fill_free_blocks`` allocated: kept for the zygote's life.
 _ballast: list[object] = []
 
@@ -94,7 +98,10 @@ class _Zygote:
         self._control = control
         self._settings = settings
         self._decoder = FrameDecoder(_CONTROL_BUFFER)
-        self._selector = selectors.DefaultSelector()
+        # epoll itself, not ``selectors``: its Python layers ran a dozen functions per run
+        # here, where every function called is pages written (and copied) after each fork.
+        self._epoll = select.epoll()
+        self._listened: dict[int, Any] = {}  # fd -> what its readiness means
         self._pids: dict[int, int] = {}  # run id -> pid, until reaped
         self._runs: dict[int, int] = {}  # pid -> run id, for children that have a run
         self._children: dict[int, _Spare] = {}  # pid -> its slot and cgroup, until reaped
@@ -118,19 +125,32 @@ class _Zygote:
 
     def serve(self) -> None:
         """Loop until the worker closes the control socket."""
-        self._selector.register(self._control, selectors.EVENT_READ, None)
+        self._listen(self._control.fileno(), None)
         self._refill()
         while not self._worker_gone:
-            for key, _ in self._selector.select():
-                if key.data is None:
+            # What each ready descriptor means, read before any is handled (as ``selectors``
+            # does): handling one may close another and reuse its number for a new one.
+            ready = [(fd, self._listened.get(fd, _GONE)) for fd, _ in self._epoll.poll()]
+            for fd, data in ready:
+                if data is _GONE:
+                    continue
+                if data is None:
                     self._worker_gone = not self._on_control()
-                elif isinstance(key.data, tuple) and key.data[0] == "oom":
-                    self._on_oom(key.data[1])
-                elif isinstance(key.data, tuple):
-                    self._on_spare_unshared(key.data[1])
+                elif isinstance(data, tuple) and data[0] == "oom":
+                    self._on_oom(data[1])
+                elif isinstance(data, tuple):
+                    self._on_spare_unshared(data[1])
                 else:
-                    self._reap(key.fileobj, key.data)
+                    self._reap(fd, data)
         self._shutdown()
+
+    def _listen(self, fd: int, data: Any) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+        self._listened[fd] = data
+
+    def _stop_listening(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+        del self._listened[fd]
 
     def announce(self, ready: dict[str, Any]) -> None:
         """Tell the worker we are ready to fork runs."""
@@ -151,7 +171,7 @@ class _Zygote:
             for fd in fds:
                 os.close(fd)
             return False
-        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        if flags & _TRUNCATED:
             raise RuntimeError("control message truncated")
         for record in self._decoder.feed(data):
             if record["t"] == "run":
@@ -190,7 +210,7 @@ class _Zygote:
             host_id = None if slot is None else policy.uid_base + slot
             child.spare(theirs.fileno(), self._settings, host_id, warm)
         theirs.close()
-        self._selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
+        self._listen(os.pidfd_open(pid), pid)
         spare = _Spare(pid, ours, slot, cgroup, admitted=slot is None, hint=warm)
         self._children[pid] = spare
         if cgroup is not None:
@@ -198,7 +218,7 @@ class _Zygote:
         if not spare.admitted:
             # Admitted when it says it has unshared, without holding up this loop meanwhile
             # (its first steps after the fork take a millisecond or two).
-            self._selector.register(ours, selectors.EVENT_READ, ("spare", pid))
+            self._listen(ours.fileno(), ("spare", pid))
             spare.watched = True
         return spare
 
@@ -224,7 +244,7 @@ class _Zygote:
         except OSError:
             return  # _start writes the limits; a cgroup that refuses them fails the run there
         if spare.oom_fd is not None:
-            self._selector.register(spare.oom_fd, selectors.EVENT_READ, ("oom", spare.pid))
+            self._listen(spare.oom_fd, ("oom", spare.pid))
 
     def _fork_into_new_pid_namespace(self) -> int:
         """Fork a child that is pid 1 of a pid namespace of its own; we stay where we are."""
@@ -282,7 +302,7 @@ class _Zygote:
         """v1: the OOM killer took a process of this run; end all of it, as v2's oom.group."""
         spare = self._children.get(pid)
         if spare is not None and spare.oom_fd is not None:
-            self._selector.unregister(spare.oom_fd)
+            self._stop_listening(spare.oom_fd)
             os.close(spare.oom_fd)
             spare.oom_fd = None
         self._oom.add(pid)
@@ -360,7 +380,7 @@ class _Zygote:
         """Stop waiting for the spare to say it has unshared (before its socket closes: a
         closed socket left in the selector breaks it for the next one on that descriptor)."""
         if spare.watched:
-            self._selector.unregister(spare.sock)
+            self._stop_listening(spare.sock.fileno())
             spare.watched = False
 
     def _refill(self) -> None:
@@ -376,7 +396,7 @@ class _Zygote:
             _kill_run(pid)
 
     def _reap(self, pidfd: Any, pid: int) -> None:
-        self._selector.unregister(pidfd)
+        self._stop_listening(pidfd)
         # The child is a zombie now; its group may still hold processes the job started.
         _kill_run(pid)
         _, status, usage = os.wait4(pid, 0)
@@ -413,7 +433,7 @@ class _Zygote:
             return oom
         self._unwatch(spare)
         if spare.oom_fd is not None:
-            self._selector.unregister(spare.oom_fd)
+            self._stop_listening(spare.oom_fd)
             os.close(spare.oom_fd)
         if spare.cgroup is not None:
             oom = oom or spare.cgroup.oom_kills() > spare.cgroup.oom_kills_before
@@ -455,9 +475,13 @@ def _kill_run(pid: int) -> None:
     """SIGKILL the run's process group, and the child itself in case it has not yet called
     setsid (then it has no descendants either). With namespaces the child is pid 1 of
     the run's pid namespace, and its death ends every other process of the run too."""
-    for kill, target in ((os.killpg, pid), (os.kill, pid)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(target, signal.SIGKILL)
+    # try/except rather than contextlib.suppress: this runs twice per run in the zygote,
+    # where every function called is pages written (and copied) after each fork.
+    for kill in (os.killpg, os.kill):
+        try:  # noqa: SIM105
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _preload(names: Sequence[str]) -> dict[str, str]:
