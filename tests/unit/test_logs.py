@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import logging
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fulmen.runtime import logs
 from fulmen.runtime.events import LogLine, StepComplete
 from fulmen.runtime.logs import LogSink
 from fulmen.scrub import Scrubber
@@ -284,3 +288,61 @@ def test_only_a_line_that_may_begin_a_secret_waits() -> None:
     assert len(emitted) == 3
     sink.flush()  # the step ends: nothing more can finish it
     assert emitted[-1].message == ["the end: h"]
+
+
+@pytest.fixture
+def unrouted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process as a new zygote finds it: streams and logging not routed yet; all of it
+    put back afterwards."""
+    root = logging.getLogger()
+    saved = (sys.stdout, sys.stderr, list(root.handlers), root.level)
+    monkeypatch.setattr(logs, "_routing", None)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved[0], saved[1]
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[2]:
+            root.addHandler(handler)
+        root.setLevel(saved[3])
+
+
+def test_routed_streams_pass_through_until_a_run_installs_its_sink(
+    unrouted: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The zygote routes its streams and logging once (a warm-up); its own output, and a
+    spare's before its run arrives, still reaches where it went, and the run's goes to the
+    run's sink alone."""
+    logs.route()
+    print("from the zygote")
+    logging.getLogger("somewhere").warning("a zygote's warning")
+    logging.getLogger("somewhere").info("a zygote's info")  # as logging drops it with no handler
+    out, err = capsys.readouterr()
+    assert out == "from the zygote\n"
+    assert "a zygote's warning" in err and "info" not in err
+
+    emitted: list[Any] = []
+    logs.install(LogSink(emitted.append, Scrubber([])))
+    print("from the run")
+    logging.getLogger("somewhere").warning("a run's warning")
+    assert capsys.readouterr() == ("", "")
+    assert [(e.level, e.message) for e in emitted] == [
+        ("info", ["from the run"]),
+        ("warn", ["a run's warning"]),
+    ]
+
+
+def test_logging_configured_after_routing_does_not_double_a_runs_lines(
+    unrouted: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spare's warm-up imports the run's packages after the zygote routed logging; one that
+    calls ``logging.basicConfig`` (a handler writing to stderr, itself routed) must not make
+    each record of the run two lines."""
+    logs.route()
+    logging.basicConfig(level=logging.WARNING)
+    emitted: list[Any] = []
+    logs.install(LogSink(emitted.append, Scrubber([])))
+    logging.getLogger("job").info("once")
+    assert [(e.level, e.message) for e in emitted] == [("info", ["once"])]
+    assert capsys.readouterr() == ("", "")

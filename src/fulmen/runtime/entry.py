@@ -40,7 +40,8 @@ PRELOAD = (
     "anyio._backends._asyncio",
 )
 #: Run once in the zygote and in every spare child before it gets a run (``Zygote.start``).
-WARM_UP = ("fulmen.runtime.entry:warm_up",)
+#: ``logs.route`` wires the streams and logging in the zygote, once for every child.
+WARM_UP = ("fulmen.runtime.entry:warm_up", "fulmen.runtime.logs:route")
 
 # Read from its wire form, as a run's plan is: the zygote imports this module, so what
 # ``Plan.from_wire`` builds at its first call is there before the fork, not made again in

@@ -22,11 +22,12 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 
 from fulmen.runtime.events import LogLine, timestamp_us
 from fulmen.scrub import Scrubber
 
-__all__ = ["LogSink", "install"]
+__all__ = ["LogSink", "install", "route"]
 
 _RANK = {"debug": 0, "info": 1, "warn": 2, "success": 2, "always": 2, "error": 3}
 #: The lowest rank of JOB output each ``job_log_level`` lets through.
@@ -101,35 +102,50 @@ class LogSink:
 
 
 class _LineWriter(io.TextIOBase):
-    """A text stream that emits one log line per completed line written to it."""
+    """A text stream that emits one log line per completed line written to it, once a run's
+    sink is installed; before that, it passes text through to the stream it replaced."""
 
-    def __init__(self, sink: LogSink, level: str) -> None:
-        self._sink = sink
+    def __init__(self, routing: _Routing, level: str, before: TextIO) -> None:
+        self._routing = routing
         self._level = level
+        self._before = before
         self._buffer = ""
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
+        sink = self._routing.sink
+        if sink is None:
+            self._before.write(text)
+            return len(text)
         self._buffer += text
         while "\n" in self._buffer:
             line, self._buffer = self._buffer.split("\n", 1)
-            self._sink.log(self._level, "JOB", line)
+            sink.log(self._level, "JOB", line)
         return len(text)
 
     def flush(self) -> None:
-        if self._buffer:
+        sink = self._routing.sink
+        if sink is None:
+            self._before.flush()
+        elif self._buffer:
             line, self._buffer = self._buffer, ""
-            self._sink.log(self._level, "JOB", line)
+            sink.log(self._level, "JOB", line)
 
 
 class _Handler(logging.Handler):
-    def __init__(self, sink: LogSink) -> None:
+    def __init__(self, routing: _Routing) -> None:
         super().__init__(logging.DEBUG)
-        self._sink = sink
+        self._routing = routing
 
     def emit(self, record: logging.LogRecord) -> None:
+        sink = self._routing.sink
+        if sink is None:  # no run yet: what logging does with no handler at all
+            last = logging.lastResort
+            if last is not None and record.levelno >= last.level:
+                last.handle(record)
+            return
         level = next((name for no, name in _LOGGING_LEVELS if record.levelno >= no), "debug")
         if record.name.startswith("fulmen.adaptors"):
             source = "ADA"
@@ -140,7 +156,60 @@ class _Handler(logging.Handler):
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
-        self._sink.log(level, source, message)
+        sink.log(level, source, message)
+
+
+class _Routing:
+    """This process's stdout, stderr and root logger, wired to whichever sink is installed.
+
+    Made once per process by :func:`route`, a warm-up the zygote runs before it forks: a run
+    then only names its sink. Making the two streams and the handler and rewiring ``sys``
+    and ``logging`` in each child wrote into some 80 of the zygote's pages (copy-on-write
+    faults, about 250 us of a trivial run's CPU; ``bench/child.py --phases``).
+    """
+
+    def __init__(self) -> None:
+        self.sink: LogSink | None = None
+        self.out = _LineWriter(self, "info", sys.stdout)
+        self.err = _LineWriter(self, "error", sys.stderr)
+        self.handler = _Handler(self)
+
+    def wire(self) -> None:
+        """Point the streams and the root logger here, whatever was done to them since."""
+        sys.stdout, sys.stderr = self.out, self.err
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(self.handler)
+        root.setLevel(logging.DEBUG)
+        # The runtime's own event loop logs "Using selector: ..." at debug level; that is not
+        # job output, and would otherwise open every run logged at job_log_level "debug".
+        logging.getLogger("asyncio").setLevel(logging.INFO)
+
+    def is_wired(self) -> bool:
+        root = logging.getLogger()
+        return (
+            sys.stdout is self.out
+            and sys.stderr is self.err
+            and root.handlers == [self.handler]
+            and root.level == logging.DEBUG
+        )
+
+
+_routing: _Routing | None = None
+
+
+def route(hint: object = None) -> None:
+    """Route stdout, stderr and logging through this module for good; text and records pass
+    through to where they went before until :func:`install` names a run's sink.
+
+    A warm-up (``entry.WARM_UP``; ``hint`` is ignored): the zygote runs it before it forks,
+    so every child inherits the wiring. Idempotent.
+    """
+    global _routing
+    if _routing is None:
+        _routing = _Routing()
+        _routing.wire()
 
 
 def install(sink: LogSink) -> None:
@@ -148,14 +217,11 @@ def install(sink: LogSink) -> None:
 
     The child is single-use, so nothing is restored afterwards.
     """
-    out, err = _LineWriter(sink, "info"), _LineWriter(sink, "error")
-    sys.stdout, sys.stderr = out, err
-    sink._flushers.extend((out.flush, err.flush))
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(_Handler(sink))
-    root.setLevel(logging.DEBUG)
-    # The runtime's own event loop logs "Using selector: ..." at debug level; that is not job
-    # output, and would otherwise open every run logged at job_log_level "debug".
-    logging.getLogger("asyncio").setLevel(logging.INFO)
+    route()
+    assert _routing is not None
+    # A spare's warm-ups import the run's packages, and one may have configured logging
+    # (``basicConfig``) or replaced a stream: the run's output goes to its sink alone.
+    if not _routing.is_wired():
+        _routing.wire()
+    _routing.sink = sink
+    sink._flushers.extend((_routing.out.flush, _routing.err.flush))
