@@ -45,7 +45,9 @@ class Site:
         return {"Origin": self.base_url}
 
     def browser(self) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(base_url=self.base_url)
+        # Sign-in hashes a password (scrypt): on a loaded two-core machine a request has
+        # taken over httpx's default five seconds.
+        return httpx2.AsyncClient(base_url=self.base_url, timeout=30)
 
     async def user(self, email: str, *, admin: bool = False, password: str = PASSWORD) -> User:
         new = NewUser(email, password_hash=await hash_password(password), instance_admin=admin)

@@ -47,7 +47,9 @@ class Site:
         return {"Origin": self.base_url}
 
     def browser(self) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(base_url=self.base_url)
+        # Sign-in hashes a password (scrypt): on a loaded two-core machine a request has
+        # taken over httpx's default five seconds.
+        return httpx2.AsyncClient(base_url=self.base_url, timeout=30)
 
     async def user(self, email: str, **given: bool) -> User:
         hashed = await hash_password(PASSWORD)
