@@ -47,7 +47,7 @@ class Site:
         return {"Origin": self.base_url}
 
     def browser(self) -> httpx2.AsyncClient:
-        # Sign-in hashes a password (scrypt): on a loaded two-core machine a request has
+        # Sign-in checks a password (argon2id): on a loaded two-core machine a request has
         # taken over httpx's default five seconds.
         return httpx2.AsyncClient(base_url=self.base_url, timeout=30)
 
