@@ -348,55 +348,55 @@ class Execution:
         if self._handle is not None:
             self._handle.kill()
 
-    async def __aiter__(self) -> AsyncIterator[RuntimeEvent]:
-        async with self._held:  # the run's environment, held until its stream ends
-            async for event in self._events():
-                yield event
+    def __aiter__(self) -> AsyncIterator[RuntimeEvent]:
+        return self._events()
 
     async def _events(self) -> AsyncIterator[RuntimeEvent]:
-        if self._handle is None:
-            yield WorkflowStart(timestamp_us())
-            for line in self._prelude:
-                yield line
-            reason = self._refused or ExitReason(Reason.CRASH, "ExecutionError", "no child")
-            for line in _status_lines(reason):
-                yield line
-            yield WorkflowComplete(
-                reason.reason.value, reason.error_type, reason.error_message, None, []
-            )
-            return
-        active: StepStart | None = None
-        complete: WorkflowComplete | None = None
-        prelude = self._prelude
-        async for raw in self._handle:
-            try:
-                event = decode(raw)
-            except ContractError:
-                self._handle.kill()  # a child that speaks nonsense is not trusted further
-                break
-            if isinstance(event, WorkflowComplete):
-                complete = event  # held back: the status lines go first (§5.11)
-                continue
-            if isinstance(event, StepStart):
-                active = event
-            elif isinstance(event, StepComplete):
-                active = None
-            yield event
-            if prelude and isinstance(event, WorkflowStart):
-                for line in prelude:
+        # One generator, not one wrapping another: every event of every run passes here.
+        async with self._held:  # the run's environment, held until its stream ends
+            if self._handle is None:
+                yield WorkflowStart(timestamp_us())
+                for line in self._prelude:
                     yield line
-                prelude = []
-        self.exit = await self._handle.wait()
-        if complete is None:
-            reason = exit_reason_for(self.exit, self._timeout_ms, self._scrubber)
-            if active is not None:
-                yield aborted_step(active, reason)
-            complete = WorkflowComplete(
-                reason.reason.value, reason.error_type, reason.error_message, None, []
-            )
-        for line in _status_lines(complete.exit):
-            yield line
-        yield complete
+                reason = self._refused or ExitReason(Reason.CRASH, "ExecutionError", "no child")
+                for line in _status_lines(reason):
+                    yield line
+                yield WorkflowComplete(
+                    reason.reason.value, reason.error_type, reason.error_message, None, []
+                )
+                return
+            active: StepStart | None = None
+            complete: WorkflowComplete | None = None
+            prelude = self._prelude
+            async for raw in self._handle:
+                try:
+                    event = decode(raw)
+                except ContractError:
+                    self._handle.kill()  # a child that speaks nonsense is not trusted further
+                    break
+                if isinstance(event, WorkflowComplete):
+                    complete = event  # held back: the status lines go first (§5.11)
+                    continue
+                if isinstance(event, StepStart):
+                    active = event
+                elif isinstance(event, StepComplete):
+                    active = None
+                yield event
+                if prelude and isinstance(event, WorkflowStart):
+                    for line in prelude:
+                        yield line
+                    prelude = []
+            self.exit = await self._handle.wait()
+            if complete is None:
+                reason = exit_reason_for(self.exit, self._timeout_ms, self._scrubber)
+                if active is not None:
+                    yield aborted_step(active, reason)
+                complete = WorkflowComplete(
+                    reason.reason.value, reason.error_type, reason.error_message, None, []
+                )
+            for line in _status_lines(complete.exit):
+                yield line
+            yield complete
 
 
 async def start_zygote(

@@ -25,6 +25,7 @@ they sort before what they describe (§5.11).
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 import uuid
@@ -110,11 +111,7 @@ def versions_for(
     them), each JavaScript adaptor's exact version, and what runs the Python jobs
     (``packages``: each package at the version installed for the run,
     ``execution.python_versions``). Lightning ignores it all."""
-    versions: dict[str, str | tuple[str, ...]] = {
-        "worker": fulmen.__version__,
-        "python": platform.python_version(),
-        **(runtimes or {}),
-    }
+    versions: dict[str, str | tuple[str, ...]] = {**_OWN_VERSIONS, **(runtimes or {})}
     adaptors: dict[str, set[str]] = {}
     for job in plan.jobs:
         if job.runs_in == JAVASCRIPT:
@@ -127,6 +124,12 @@ def versions_for(
     return versions
 
 
+_OWN_VERSIONS: Final[Mapping[str, str]] = {
+    "worker": fulmen.__version__,
+    "python": platform.python_version(),
+}
+
+
 def _split_adaptor(spec: str) -> tuple[str, str]:
     """``@openfn/language-http@6.5.1`` -> (``@openfn/language-http``, ``6.5.1``)."""
     name, at, version = spec.rpartition("@")
@@ -137,6 +140,13 @@ def _split_adaptor(spec: str) -> tuple[str, str]:
 
 def version_banner(versions: Mapping[str, str | tuple[str, ...]]) -> str:
     """The ``VER`` log line, laid out as ws-worker's (names padded to the longest + 4)."""
+    return _banner(tuple(versions.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _banner(items: tuple[tuple[str, str | tuple[str, ...]], ...]) -> str:
+    """The banner of a set of versions: nearly every run of a worker has the same one."""
+    versions = dict(items)
     longest = max([len("worker"), *map(len, versions)])
 
     def line(name: str, value: str) -> str:

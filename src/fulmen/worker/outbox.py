@@ -28,7 +28,6 @@ with one log line saying how many.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -133,8 +132,10 @@ class Outbox:
         self._limit = batch_limit
         self._interval = batch_interval
         self._queue: deque[Message] = deque()
-        self._arrived = asyncio.Event()
-        self._ready: Callable[[], bool] | None = None  # what a gather waits for
+        self._waiter: asyncio.Future[None] | None = None  # what run() awaits, if it waits
+        self._ready: Callable[[], bool] | None = None  # what ends the wait; None: any put
+        self._since: float | None = None  # when the gather under way began
+        self._timer: asyncio.TimerHandle | None = None  # ends it at its interval
         self._closed = False
         self._gone = False
         self.sent: list[Sent] = []
@@ -147,14 +148,22 @@ class Outbox:
             self.sent.extend(Sent(event_of(message), "lost") for message in messages)
             return
         self._queue.extend(messages)
-        self._ending = self._ending or any(isinstance(m, RunComplete) for m in messages)
+        if not self._ending:
+            self._ending = any(isinstance(m, RunComplete) for m in messages)
+        if self._waiter is None:
+            return  # run() is sending; it looks at the queue next
+        if self._ready is None:  # run() waits for anything: this is the start of a gather
+            self._ready = self._gathering()
+            if self._ready is not None:
+                self._since = time.monotonic()
+                self._timer = asyncio.get_running_loop().call_later(self._interval, self._wake)
         if self._ready is None or self._ready():  # a gather wakes only when it can end
-            self._arrived.set()
+            self._wake()
 
     def close(self) -> None:
         """No more events will come; :meth:`run` returns once the queue is empty."""
         self._closed = True
-        self._arrived.set()
+        self._wake()
 
     @property
     def pending(self) -> int:
@@ -166,13 +175,11 @@ class Outbox:
             if self._held is None and not self._queue:
                 if self._closed:
                     return
-                self._arrived.clear()
-                await self._arrived.wait()
+                await self._wait(None)  # a put that starts a gather wakes it only at its end
                 continue
-            if self._held is None and self._bundle:
-                await self._gather(self._frame_ready)
-            elif self._held is None and self._batch and isinstance(self._queue[0], RunLog):
-                await self._gather(self._batch_ready)
+            ready = self._gathering()
+            if ready is not None:
+                await self._gather(ready)
             frames = self._take_bundle() if self._bundle else [self._next_frame()]
             if len(frames) == 1:
                 gone = await self._send(frames[0])
@@ -215,21 +222,50 @@ class Outbox:
             size += len(frame.encoded)
         return frames
 
+    def _gathering(self) -> Callable[[], bool] | None:
+        """What the next frame waits for, if it waits: its end or a frame's worth when
+        bundling, a full batch when the head is a log line to batch; None: it goes now."""
+        if self._held is not None or not self._queue:
+            return None
+        if self._bundle:
+            return self._frame_ready
+        if self._batch and isinstance(self._queue[0], RunLog):
+            return self._batch_ready
+        return None
+
     async def _gather(self, ready: Callable[[], bool]) -> None:
-        """Wait until ``ready()``, the outbox is closed, or the interval has passed."""
-        deadline = time.monotonic() + self._interval
+        """Wait until ``ready()``, the outbox is closed, or the interval has passed since the
+        gather began (at the put that found the outbox idle, or now)."""
+        since, self._since = self._since, None
+        deadline = (since if since is not None else time.monotonic()) + self._interval
+        while not self._closed and not ready():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await self._wait(ready, remaining)
+
+    async def _wait(self, ready: Callable[[], bool] | None, timeout: float | None = None) -> None:
+        """Until a put makes ``ready()`` true (any put, for None), :meth:`close`, or
+        ``timeout`` seconds. One future and at most one timer: an ``asyncio.Event`` and an
+        ``asyncio.timeout`` for each wait cost the worker more than the rest of the outbox."""
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
         self._ready = ready
+        if timeout is not None:
+            self._timer = loop.call_later(timeout, self._wake)
         try:
-            while not self._closed and not ready():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):
-                        await self._arrived.wait()
+            await self._waiter
         finally:
+            self._waiter = None
             self._ready = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _batch_ready(self) -> bool:
         """A batch of lines is full, or a non-log event waits behind the lines."""

@@ -336,6 +336,8 @@ class Run:
     ) -> dict[str, Mapping[str, Any]]:
         """Every credential at once: the only requests that overlap on a run channel (§5.4)."""
         ids = sorted({job.credential_id for job in plan.jobs if job.credential_id is not None})
+        if not ids:
+            return {}
         replies = await asyncio.gather(
             *(channel.request(Event.FETCH_CREDENTIAL, _wire(FetchCredential(i))) for i in ids),
             return_exceptions=True,
