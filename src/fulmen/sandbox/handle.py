@@ -42,6 +42,9 @@ class Owner(Protocol):
     def kill(self, run_id: int) -> None:
         """Ask the zygote to SIGKILL the run's process group."""
 
+    def release(self, run_id: int) -> None:
+        """As :meth:`kill`, for a run that has concluded: no report of its exit follows."""
+
     def forget(self, run_id: int) -> None:
         """The run has ended; stop routing zygote reports to it."""
 
@@ -100,7 +103,8 @@ class RunHandle:
 
     @property
     def run_dir(self) -> str:
-        """The child's working directory (removed once the run has ended)."""
+        """The child's working directory on the host (removed once the run has ended); empty
+        with namespaces, where each run's directory is a tmpfs of its own."""
         return self._header.run_dir
 
     @property
@@ -233,13 +237,14 @@ class RunHandle:
             max_rss_kb=max_rss_kb,
             output=output,
         )
-        try:
-            os.rmdir(self.run_dir)
-        except FileNotFoundError:
-            pass
-        except OSError:  # not empty: do the tree off the event loop
-            self._link.track(self._remove_tree_then_finish(result))
-            return
+        if self.run_dir:
+            try:
+                os.rmdir(self.run_dir)
+            except FileNotFoundError:
+                pass
+            except OSError:  # not empty: do the tree off the event loop
+                self._link.track(self._remove_tree_then_finish(result))
+                return
         self._finish(result)
 
     def _on_failed(self, message: str) -> None:
@@ -366,9 +371,10 @@ class RunHandle:
         Waiting for the zygote's report would add the kernel's teardown of the process
         (about a millisecond) to every run. The report is not needed to trust the code: the
         job could make its entry return anyway. What it must not do is announce an end and
-        keep running, so the group is killed now (a no-op for a child already exiting).
+        keep running, so the group is killed now (a no-op for a child already exiting); the
+        zygote is told not to report the exit, which nothing here waits for any more.
         """
-        self._link.kill(self._header.id)
+        self._link.release(self._header.id)
         maxrss = record.get("maxrss")
         self._on_exited(int(record["exit"]), None, maxrss if isinstance(maxrss, int) else None)
 

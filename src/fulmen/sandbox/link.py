@@ -1,9 +1,9 @@
 """The worker's connection to one zygote process: the control socket's I/O shell.
 
-Sends run headers (with the run socket and the output memfd attached by ``SCM_RIGHTS``) and
-kills; routes the
-zygote's reports to the runs they are about. When the zygote dies, every run in flight ends
-as a crash and the link is dead for good: ``process.Zygote`` starts a new one.
+Sends run headers (with the run socket and the output memfd attached by ``SCM_RIGHTS``),
+kills and releases; routes the zygote's reports to the runs they are about. When the zygote
+dies, every run in flight ends as a crash and the link is dead for good: ``process.Zygote``
+starts a new one.
 """
 
 from __future__ import annotations
@@ -70,6 +70,12 @@ class Link:
     def kill(self, run_id: int) -> None:
         if self.alive:
             self._send(encode({"t": "kill", "id": run_id}))
+
+    def release(self, run_id: int) -> None:
+        """Kill the run's group, as :meth:`kill`, for a run whose handle has concluded: the
+        zygote then does not report its exit (it would only wake this process)."""
+        if self.alive:
+            self._send(encode({"t": "release", "id": run_id}))
 
     def forget(self, run_id: int) -> None:
         self.runs.pop(run_id, None)

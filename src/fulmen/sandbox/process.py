@@ -114,6 +114,8 @@ class Zygote:
         self._next_id = 0
         self._closed = False
         self._isolation: IsolationReport | None = None
+        #: Runs get a directory under ``_base`` (no namespaces: the child makes it there).
+        self._host_run_dirs = True
         self.preload_errors: Mapping[str, str] = {}
         """Modules that failed to preload, with the error; the zygote runs without them."""
 
@@ -363,7 +365,7 @@ class Zygote:
         header = RunHeader(
             id=run_id,
             entry=entry,
-            run_dir=os.path.join(self._base, f"run-{run_id}"),
+            run_dir=os.path.join(self._base, f"run-{run_id}") if self._host_run_dirs else "",
             limits=limits,
             duplex=duplex,
             warm=warm,
@@ -428,6 +430,7 @@ class Zygote:
             # every child. Whatever started them should not be preloaded.
             log.warning("preloading left %s threads in the sandbox zygote", ready["threads"])
         policy = Policy.from_record(ready["policy"])
+        self._host_run_dirs = not policy.namespaces
         if policy.uid is not None:
             os.chmod(self._base, 0o711)  # let the child's uid reach its own directory
         self._isolation = await self._verify(link, policy, str(ready.get("cgroup_check", "")))

@@ -106,6 +106,8 @@ class _Zygote:
         self._runs: dict[int, int] = {}  # pid -> run id, for children that have a run
         self._children: dict[int, _Spare] = {}  # pid -> its slot and cgroup, until reaped
         self._oom: set[int] = set()  # pids whose run hit its memory limit
+        #: Pids whose exit the worker does not need (``release``): its run has concluded.
+        self._unreported: set[int] = set()
         self._slots = Slots(cgroup_tree)
         self._spares: deque[_Spare] = deque()
         # With namespaces a spare takes a few milliseconds to make (a pid namespace, a copy
@@ -179,6 +181,8 @@ class _Zygote:
                 fds = []
             elif record["t"] == "kill":
                 self._kill(int(record["id"]))
+            elif record["t"] == "release":
+                self._kill(int(record["id"]), report=False)
         for fd in fds:  # descriptors that came with something other than a run
             os.close(fd)
         return True
@@ -390,10 +394,14 @@ class _Zygote:
                 return  # the next run forks one when it arrives
             self._spares.append(spare)
 
-    def _kill(self, run_id: int) -> None:
+    def _kill(self, run_id: int, *, report: bool = True) -> None:
+        """Kill the run's group; ``report=False``: and send no ``exited`` for it (the worker's
+        handle has concluded: the report would only wake the worker)."""
         pid = self._pids.get(run_id)
         if pid is not None:
             _kill_run(pid)
+            if not report:
+                self._unreported.add(pid)
 
     def _reap(self, pidfd: Any, pid: int) -> None:
         self._stop_listening(pidfd)
@@ -410,6 +418,9 @@ class _Zygote:
                 spare.sock.close()
             return
         del self._pids[run_id]
+        if pid in self._unreported:
+            self._unreported.discard(pid)
+            return
         record: dict[str, Any] = {
             "t": "exited",
             "id": run_id,
