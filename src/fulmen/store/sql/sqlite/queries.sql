@@ -633,7 +633,8 @@ GROUP BY queue;
 
 -- name: get_run_plan
 -- What fetch:plan needs: the run and the snapshot it runs.
-SELECT r.id, r.project_id, r.dataclip_id, r.starting_node_id, r.options, s.document
+SELECT r.id, r.project_id, r.dataclip_id, r.starting_node_id, r.options, r.snapshot_id,
+       s.document
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE r.id = :id;
 
