@@ -275,7 +275,7 @@ async def _update(tx: Tx, query: str, run: Row, params: dict[str, object]) -> No
 
 
 async def _check_dataclip(tx: Tx, dataclip_id: str, run: Row, field: str) -> None:
-    row = await tx.fetchone("get_dataclip", {"id": dataclip_id})
+    row = await tx.fetchone("dataclip_project", {"id": dataclip_id})
     if row is None or row["project_id"] != run["project_id"]:
         raise NotFoundError(f"dataclip {dataclip_id} does not exist", field=field)
 

@@ -266,7 +266,7 @@ def _starting_node(request: EnqueueRequest, document: Mapping[str, Any]) -> str:
 
 
 async def _check_dataclip(tx: Tx, dataclip_id: str, project_id: str) -> None:
-    row = await tx.fetchone("get_dataclip", {"id": dataclip_id})
+    row = await tx.fetchone("dataclip_project", {"id": dataclip_id})
     if row is None or row["project_id"] != project_id:
         raise NotFoundError(
             f"dataclip {dataclip_id} is not a dataclip of project {project_id}",

@@ -232,6 +232,11 @@ VALUES (%(id)s, %(project_id)s, %(type)s, %(body)s::jsonb, %(request)s::jsonb, %
 -- name: get_dataclip
 SELECT * FROM dataclips WHERE id = %(id)s;
 
+-- name: dataclip_project
+-- The project of a dataclip, for the checks of a step's input and a run's final dataclip:
+-- without its body, which can be megabytes.
+SELECT project_id FROM dataclips WHERE id = %(id)s;
+
 -- name: wipe_dataclip
 -- Drops the body, keeps the row: runs and steps still name it, and it says when it went.
 UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, %(now)s)

@@ -231,6 +231,11 @@ VALUES (:id, :project_id, :type, :body, :request, :wiped_at, :now);
 -- name: get_dataclip
 SELECT * FROM dataclips WHERE id = :id;
 
+-- name: dataclip_project
+-- The project of a dataclip, for the checks of a step's input and a run's final dataclip:
+-- without its body, which can be megabytes.
+SELECT project_id FROM dataclips WHERE id = :id;
+
 -- name: wipe_dataclip
 -- Drops the body, keeps the row: runs and steps still name it, and it says when it went.
 UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, :now)
