@@ -30,8 +30,9 @@ __all__ = ["KEPT", "KEPT_BYTES", "Snapshot", "parsed", "read"]
 
 #: How many snapshots a process keeps parsed...
 KEPT: Final = 256
-#: ...and how much document text, at most, they hold between them.
-KEPT_BYTES: Final = 8 * 1024 * 1024
+#: ...and how much document text, at most, they hold between them (their parsed form, mostly
+#: the same job bodies, about as much again).
+KEPT_BYTES: Final = 4 * 1024 * 1024
 
 
 class Snapshot:
