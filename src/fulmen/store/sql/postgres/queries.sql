@@ -191,8 +191,10 @@ SET source_trigger_id = excluded.source_trigger_id, source_job_id = excluded.sou
 WHERE edges.workflow_id = excluded.workflow_id;
 
 -- name: get_trigger
--- A trigger with the workflow and project it belongs to (what a webhook request needs).
-SELECT t.*, w.project_id
+-- A trigger with the workflow and project it belongs to (what a webhook request needs), and
+-- whether it has webhook-auth methods (a request to one without reads no secrets).
+SELECT t.*, w.project_id,
+       EXISTS (SELECT 1 FROM trigger_auth_methods a WHERE a.trigger_id = t.id) AS has_auth
 FROM triggers t JOIN workflows w ON w.id = t.workflow_id
 WHERE t.id = %(id)s;
 
