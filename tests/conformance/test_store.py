@@ -974,6 +974,21 @@ async def test_the_plan_is_what_the_run_recorded(store: SQLStore) -> None:
         await store.get_plan("no-such-run")
 
 
+async def test_a_claim_reads_the_plan_and_the_input_together(store: SQLStore) -> None:
+    """What a claim that fetches answers with: the plan as fetch:plan has it, and the run's
+    input, read together; a wiped input is there, without its body."""
+    await seed(store)
+    made = await store.enqueue(webhook())
+    plan, dataclip = await store.get_plan_and_input(made.run_id)
+    assert plan == await store.get_plan(made.run_id)
+    assert dataclip == await store.get_dataclip(str(made.dataclip_id))
+    await store.wipe_dataclip(str(made.dataclip_id))
+    _plan, wiped = await store.get_plan_and_input(made.run_id)
+    assert wiped is not None and wiped.wiped_at is not None and wiped.body is None
+    with pytest.raises(NotFoundError):
+        await store.get_plan_and_input("no-such-run")
+
+
 # -- issue 8: concurrency limits -------------------------------------------------------------
 
 

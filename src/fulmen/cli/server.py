@@ -98,6 +98,9 @@ async def _serve(settings: CoordinatorSettings, log_level: str) -> None:
             port=settings.port,
             ws_max_size=MAX_FRAME_BYTES,
             log_level="warning" if log_level != "debug" else "info",
+            # An access line is at info, which only --log debug shows; without one, uvicorn
+            # still formats each request's client and path for a line nobody keeps.
+            access_log=log_level == "debug",
             lifespan="on",
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
             # The app believes X-Forwarded-For from FULMEN_TRUSTED_PROXIES only (app.py);

@@ -41,6 +41,7 @@ from fulmen.coordinator.reaper import Reaper
 from fulmen.coordinator.retention import Retention
 from fulmen.coordinator.scheduler import Scheduler
 from fulmen.coordinator.socket import PATH, worker_socket
+from fulmen.coordinator.telemetry import telemetry_settings
 from fulmen.store import Store, open_store, sqlite_path
 from fulmen.store.sole import sole_coordinator
 from fulmen.store.wakeups import CHANGES, NoWakeups, Wakeups, open_wakeups
@@ -137,6 +138,7 @@ def build_app(coordinator: Coordinator, *, services: bool = True) -> FastAPI:
     # Swagger UI's validator badge is off: it is an image from validator.swagger.io.
     app = FastAPIOffline(
         swagger_ui_parameters={"validatorUrl": None},
+        **telemetry_settings(),  # FastAPI's own OpenTelemetry: off with no provider (telemetry.py)
         title="Fulmen coordinator",
         version=__version__,
         summary="Runs workflows: webhooks, cron, the REST API, and the Lightning worker socket.",

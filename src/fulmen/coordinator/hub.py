@@ -35,7 +35,7 @@ from fulmen.errors import FulmenError
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 from fulmen.plan import LANGUAGE_NAMES
 from fulmen.store import Run, RunDetail, Store
-from fulmen.store.wakeups import Wakeups
+from fulmen.store.wakeups import NoWakeups, Wakeups
 
 __all__ = ["Hub", "RunListener", "WorkerSocket"]
 
@@ -87,6 +87,9 @@ class Hub:
         #: The dashboard's change feed: enqueues and ends pass through here (changes.py).
         self.changes = changes or Changes()
         self._wakeups = wakeups
+        #: Whether there are other coordinators to tell (PostgreSQL): on SQLite, a task per
+        #: enqueue to send nothing was a cost of every webhook.
+        self._others = not isinstance(wakeups, NoWakeups)
         self._debounce = debounce
         self._poll_interval = poll_interval
         self._on_count = on_count
@@ -167,8 +170,8 @@ class Hub:
                 loop.call_later(delay, self._push_due, socket)
         if tell_others:  # else another coordinator's, or the poll's: told already, or no news
             self.changes.changed()
-            # fire and forget, keeping a reference so the task is not collected mid-way
-            self._keep(self._wakeups.notify(), self._notifying)
+            if self._others:  # fire and forget, keeping a reference: not collected mid-way
+                self._keep(self._wakeups.notify(), self._notifying)
 
     def claimed(self, socket: WorkerSocket, languages: Iterable[str] = ()) -> None:
         """``socket``'s worker claimed: it has acted on its last push, and it runs

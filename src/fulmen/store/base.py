@@ -800,4 +800,9 @@ class Store(Protocol):
         """The ``fetch:plan`` reply: spec §6.1's plan JSON."""
         ...
 
+    async def get_plan_and_input(self, run_id: str) -> tuple[dict[str, Any], Dataclip | None]:
+        """:meth:`get_plan` and the run's input dataclip, in one read (what a claim that
+        fetches answers with); the input ``None`` when the run has none or it is gone."""
+        ...
+
     async def close(self) -> None: ...

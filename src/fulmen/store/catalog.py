@@ -233,7 +233,12 @@ async def get_trigger(tx: Tx, trigger_id: str) -> TriggerInfo:
     if row is None:
         raise NotFoundError(f"trigger {trigger_id} does not exist", field="id")
     trigger = _trigger({**row, "enabled": bool(row["enabled"])})
-    return TriggerInfo(trigger, workflow_id=row["workflow_id"], project_id=row["project_id"])
+    return TriggerInfo(
+        trigger,
+        workflow_id=row["workflow_id"],
+        project_id=row["project_id"],
+        has_auth=bool(row["has_auth"]),
+    )
 
 
 async def _save_nodes(tx: Tx, workflow: Workflow, *, version: int, now: datetime) -> None:

@@ -30,8 +30,9 @@ from fulmen.lifecycle import (
     run_transition,
     step_transition,
 )
+from fulmen.store import snapshots
 from fulmen.store.dataclips import insert_dataclip, insert_wiped
-from fulmen.store.db import Row, Tx, loads
+from fulmen.store.db import Row, Tx
 from fulmen.store.endings import after_end
 from fulmen.store.models.dataclips import DataclipType, NewDataclip
 from fulmen.store.models.runs import LOG_LEVELS, LogLine, RunCompletion, StepCompletion, StepStart
@@ -100,10 +101,7 @@ async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> Non
     """Spec §5.7: a step of a job of the run's snapshot, with its input if there was one."""
     run = await _lock_run(tx, run_id)
     run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
-    plan = await tx.fetchone("get_run_plan", {"id": run_id})
-    assert plan is not None  # the run is locked
-    jobs = {job["id"] for job in loads(plan["document"])["jobs"]}
-    if step.job_id not in jobs:
+    if step.job_id not in (await snapshots.read(tx, run["snapshot_id"])).job_ids:
         raise NotFoundError(
             f"job {step.job_id} does not exist in the workflow of run {run_id}", field="job_id"
         )
@@ -277,7 +275,7 @@ async def _update(tx: Tx, query: str, run: Row, params: dict[str, object]) -> No
 
 
 async def _check_dataclip(tx: Tx, dataclip_id: str, run: Row, field: str) -> None:
-    row = await tx.fetchone("get_dataclip", {"id": dataclip_id})
+    row = await tx.fetchone("dataclip_project", {"id": dataclip_id})
     if row is None or row["project_id"] != run["project_id"]:
         raise NotFoundError(f"dataclip {dataclip_id} does not exist", field=field)
 

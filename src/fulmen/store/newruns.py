@@ -31,7 +31,7 @@ from fulmen.plan import PYTHON, Options, language_mask, language_of
 from fulmen.store import alert_outbox, keychains
 from fulmen.store.db import Tx, dumps, loads
 from fulmen.store.models.catalog import RetentionPolicy
-from fulmen.store.models.queue import Priority
+from fulmen.store.models.queue import Priority, Queue
 
 __all__ = ["NewRun", "insert_run", "languages_of"]
 
@@ -60,6 +60,11 @@ class NewRun:
     jobs: Sequence[Mapping[str, Any]] | None = None
 
 
+#: The queues the first schema file made in every database; no queue is ever deleted, so
+#: only another name needs its row made (the claim expands ``*`` to the rows of ``queues``).
+_BUILT_IN: frozenset[str] = frozenset(queue.value for queue in Queue)
+
+
 def languages_of(document: Mapping[str, Any]) -> int:
     """The languages of a workflow document's jobs, as a bit set (Python when it has none)."""
     jobs = document.get("jobs") or []
@@ -80,7 +85,8 @@ async def insert_run(tx: Tx, run: NewRun, now: datetime) -> None:
     if RetentionPolicy(limits["retention_policy"]) is RetentionPolicy.ERASE_ALL:
         options = dataclasses.replace(options, output_dataclips=False)
     document = options.to_wire()
-    await tx.execute("add_queue", {"name": run.queue})
+    if run.queue not in _BUILT_IN:
+        await tx.execute("add_queue", {"name": run.queue})
     await tx.execute(
         "insert_run",
         {

@@ -10,16 +10,19 @@ event; a lost run may be retried (fulmen.store.endings), in the sweep's transact
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 from fulmen.errors import ContractError, InputError, NotFoundError
 from fulmen.lifecycle import RunState
 from fulmen.plan import LANGUAGES, Options, Plan, runnable_masks
+from fulmen.store import snapshots
 from fulmen.store.dataclips import insert_dataclip
-from fulmen.store.db import Row, Tx, loads
+from fulmen.store.db import Row, Tx
 from fulmen.store.endings import after_end
 from fulmen.store.events import append_logs
 from fulmen.store.models.queue import (
@@ -31,7 +34,7 @@ from fulmen.store.models.queue import (
     UnjoinedClaim,
 )
 from fulmen.store.models.runs import LogLine
-from fulmen.store.newruns import NewRun, insert_run, languages_of
+from fulmen.store.newruns import NewRun, insert_run
 
 __all__ = [
     "claim",
@@ -57,11 +60,12 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
     if workflow is None:
         raise NotFoundError(f"workflow {request.workflow_id} does not exist", field="workflow_id")
     project_id: str = workflow["project_id"]
-    document = loads(workflow["document"])
+    snapshot = snapshots.parsed(workflow["snapshot_id"], workflow["document"])
+    document = snapshot.document
     start = _starting_node(request, document)
     queue = _queue_name(request.queue)
     priority = _priority(request.priority)
-    encode_options(request.options)
+    _check_options(request.options)
     if request.input is not None and request.input_dataclip_id is not None:
         raise InputError("give a new input or an existing dataclip id, not both")
 
@@ -100,8 +104,8 @@ async def enqueue(tx: Tx, request: EnqueueRequest, now: datetime) -> Enqueued:
             queue=queue,
             priority=priority,
             options=request.options,
-            languages=languages_of(document),
-            jobs=document["jobs"],
+            languages=snapshot.languages,
+            jobs=snapshot.job_documents,
         ),
         now,
     )
@@ -228,7 +232,22 @@ def encode_options(options: Options) -> dict[str, object]:
     return doc
 
 
-def _starting_node(request: EnqueueRequest, document: dict[str, list[dict[str, str]]]) -> str:
+def _check_options(options: Options) -> None:
+    """:func:`encode_options`'s check, once per distinct options: nearly every run is made
+    with its coordinator's own, and checking them again cost every enqueue a plan decode.
+    A refusal is not remembered (``lru_cache`` keeps no exception): it is raised every time."""
+    try:
+        _checked_options(options)
+    except TypeError:  # a field of a type Options does not hold (unhashable): checked as is
+        encode_options(options)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_options(options: Options) -> None:
+    encode_options(options)
+
+
+def _starting_node(request: EnqueueRequest, document: Mapping[str, Any]) -> str:
     triggers = [trigger["id"] for trigger in document["triggers"]]
     jobs = [job["id"] for job in document["jobs"]]
     if request.trigger_id is not None and request.trigger_id not in triggers:
@@ -247,7 +266,7 @@ def _starting_node(request: EnqueueRequest, document: dict[str, list[dict[str, s
 
 
 async def _check_dataclip(tx: Tx, dataclip_id: str, project_id: str) -> None:
-    row = await tx.fetchone("get_dataclip", {"id": dataclip_id})
+    row = await tx.fetchone("dataclip_project", {"id": dataclip_id})
     if row is None or row["project_id"] != project_id:
         raise NotFoundError(
             f"dataclip {dataclip_id} is not a dataclip of project {project_id}",

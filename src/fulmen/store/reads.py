@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
-from fulmen.plan import Edge, Options, Plan, Trigger, languages_in
-from fulmen.store import keychains
+from fulmen.plan import Options, Plan, languages_in
+from fulmen.store import keychains, snapshots
 from fulmen.store.catalog import job_from_document
 from fulmen.store.db import Row, Tx, from_micros, loads, time_or_none, to_micros
 from fulmen.store.models.common import Page
@@ -23,6 +24,7 @@ __all__ = [
     "get_run",
     "get_work_order",
     "list_runs",
+    "options_of",
     "peek_run",
 ]
 
@@ -150,20 +152,29 @@ async def get_plan(tx: Tx, run_id: str) -> dict[str, Any]:
     row = await tx.fetchone("get_run_plan", {"id": run_id})
     if row is None:
         raise NotFoundError(f"run {run_id} does not exist", field="id")
-    document = loads(row["document"])
+    snapshot = snapshots.parsed(row["snapshot_id"], row["document"])
+    jobs = snapshot.jobs
+    if jobs is None:  # a job names a keychain: the credential it chose for this run
+        chosen = await keychains.run_jobs(tx, run_id, snapshot.job_documents)
+        jobs = tuple(job_from_document(job) for job in chosen)
     plan = Plan(
         id=row["id"],
         project_id=row["project_id"],
         dataclip_id=row["dataclip_id"],
         starting_node_id=row["starting_node_id"],
-        jobs=tuple(
-            job_from_document(job) for job in await keychains.run_jobs(tx, run_id, document["jobs"])
-        ),
-        triggers=tuple(Trigger(id=trigger["id"]) for trigger in document["triggers"]),
-        edges=tuple(Edge(**edge) for edge in document["edges"]),
-        options=Options(**loads(row["options"])),
+        jobs=jobs,
+        triggers=snapshot.triggers,
+        edges=snapshot.edges,
+        options=options_of(row["options"]),
     )
     return plan.to_wire()
+
+
+@functools.lru_cache(maxsize=256)
+def options_of(stored: str | bytes) -> Options:
+    """A run's stored options: a few distinct documents among all runs (their coordinator's
+    settings), each parsed once; ``Options`` is frozen, so one value serves them all."""
+    return Options(**loads(stored))
 
 
 def _run(tx: Tx, row: Row) -> Run:
@@ -178,7 +189,7 @@ def _run(tx: Tx, row: Row) -> Run:
         state=RunState(row["state"]),
         queue=row["queue"],
         priority=Priority(row["priority"]),
-        options=Options(**loads(row["options"])),
+        options=options_of(row["options"]),
         worker_name=row["worker_name"],
         error_type=row["error_type"],
         error_message=row["error_message"],

@@ -1003,6 +1003,17 @@ class SQLStore:
         async with self._db.read() as tx:
             return await reads.get_plan(tx, run_id)
 
+    async def get_plan_and_input(self, run_id: str) -> tuple[dict[str, Any], Dataclip | None]:
+        async with self._db.read() as tx:
+            plan = await reads.get_plan(tx, run_id)
+            dataclip_id = plan.get("dataclip_id")
+            if not isinstance(dataclip_id, str):
+                return plan, None
+            try:
+                return plan, await dataclips.get_dataclip(tx, dataclip_id)
+            except NotFoundError:
+                return plan, None
+
 
 if TYPE_CHECKING:
 

@@ -16,8 +16,9 @@ from typing import Any
 from fulmen.contract import RunJoined
 from fulmen.coordinator.core import Coordinator
 from fulmen.errors import FulmenError
+from fulmen.store import Dataclip
 
-__all__ = ["fetched", "plan_of", "run_input"]
+__all__ = ["claimed", "fetched", "plan_of", "run_input"]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,31 @@ async def plan_of(c: Coordinator, run_id: str, *, keep: bool = False) -> dict[st
 
 async def run_input(c: Coordinator, dataclip_id: str) -> Any:
     """The run's input as its worker gets it: null once it was wiped."""
-    dataclip = await c.store.get_dataclip(dataclip_id)
+    return _as_input(await c.store.get_dataclip(dataclip_id))
+
+
+def _as_input(dataclip: Dataclip) -> Any:
     return None if dataclip.wiped_at is not None else dataclip.as_input()
+
+
+async def claimed(
+    c: Coordinator, run_id: str, dataclip_id: str | None, asked: Collection[str]
+) -> RunJoined:
+    """What a claim's answer holds for one of its runs (``ClaimRequest.fetch``), as
+    :func:`fetched` makes it; the plan is left in the run's memory for its join. Plan and
+    input are read in one read of the store when both are asked for."""
+    memory = c.memories(run_id)
+    if "dataclip" not in asked or dataclip_id is None or memory.plan is not None:
+        return await fetched(c, run_id, await plan_of(c, run_id, keep=True), dataclip_id, asked)
+    plan, dataclip = await c.store.get_plan_and_input(run_id)
+    memory.plan = plan
+    joined = RunJoined(plan=plan if "plan" in asked else None)
+    if dataclip is None:
+        log.warning(
+            "run %s: its input is not in the answer: dataclip %s is gone", run_id, dataclip_id
+        )
+        return joined
+    return RunJoined(joined.plan, has_dataclip=True, dataclip=_as_input(dataclip))
 
 
 async def fetched(

@@ -34,7 +34,7 @@ from fulmen.contract import (
 )
 from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
-from fulmen.coordinator.channels.fetched import fetched, plan_of
+from fulmen.coordinator.channels.fetched import claimed
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.refusals import take_refusal
 from fulmen.errors import ContractError, FulmenError
@@ -132,10 +132,7 @@ class QueueChannel:
         token = self._token(run)
         if not fetch:
             return ClaimedRun(run.id, token)
-        plan = await plan_of(self._c, run.id, keep=True)  # the run's join comes next
-        return ClaimedRun(
-            run.id, token, await fetched(self._c, run.id, plan, run.dataclip_id, fetch)
-        )
+        return ClaimedRun(run.id, token, await claimed(self._c, run.id, run.dataclip_id, fetch))
 
     def _token(self, run: StoredClaim) -> str:
         timeout_ms = run.run_timeout_ms or int(self._c.settings.max_run_duration * 1000)

@@ -144,3 +144,5 @@ class TriggerInfo:
     trigger: WorkflowTrigger
     workflow_id: str
     project_id: str
+    #: Whether the trigger has webhook-auth methods, as of the same read (issue 8).
+    has_auth: bool = True

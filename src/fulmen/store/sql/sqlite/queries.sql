@@ -191,8 +191,10 @@ SET source_trigger_id = excluded.source_trigger_id, source_job_id = excluded.sou
 WHERE edges.workflow_id = excluded.workflow_id;
 
 -- name: get_trigger
--- A trigger with the workflow and project it belongs to (what a webhook request needs).
-SELECT t.*, w.project_id
+-- A trigger with the workflow and project it belongs to (what a webhook request needs), and
+-- whether it has webhook-auth methods (a request to one without reads no secrets).
+SELECT t.*, w.project_id,
+       EXISTS (SELECT 1 FROM trigger_auth_methods a WHERE a.trigger_id = t.id) AS has_auth
 FROM triggers t JOIN workflows w ON w.id = t.workflow_id
 WHERE t.id = :id;
 
@@ -230,6 +232,11 @@ VALUES (:id, :project_id, :type, :body, :request, :wiped_at, :now);
 
 -- name: get_dataclip
 SELECT * FROM dataclips WHERE id = :id;
+
+-- name: dataclip_project
+-- The project of a dataclip, for the checks of a step's input and a run's final dataclip:
+-- without its body, which can be megabytes.
+SELECT project_id FROM dataclips WHERE id = :id;
 
 -- name: wipe_dataclip
 -- Drops the body, keeps the row: runs and steps still name it, and it says when it went.
@@ -633,7 +640,8 @@ GROUP BY queue;
 
 -- name: get_run_plan
 -- What fetch:plan needs: the run and the snapshot it runs.
-SELECT r.id, r.project_id, r.dataclip_id, r.starting_node_id, r.options, s.document
+SELECT r.id, r.project_id, r.dataclip_id, r.starting_node_id, r.options, r.snapshot_id,
+       s.document
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE r.id = :id;
 
