@@ -48,17 +48,9 @@ from fulmen.sandbox.outcome import ChildExit
 from fulmen.tokens import mint_run_token
 from fulmen.worker import Worker, prepare
 from fulmen.worker import websocket as ws_module
+from fulmen_testing.coordinator import ACCEPTS
 from fulmen_testing.worker import keys, private_key
 
-#: What a Fulmen coordinator says it takes, joining ``worker:queue`` (as bench/e2e.py sees).
-ACCEPTS = [
-    "claim:fetch",
-    "phx_join:fetch",
-    "phx_join:reports",
-    "run:batch_logs",
-    "run:refuse",
-    "run:reports",
-]
 BODY = "fn(lambda s: {**s, 'data': {'n': 1}})\n"
 HEADERS = {
     "host": "127.0.0.1:33641",
