@@ -469,6 +469,27 @@ def test_zygote_death_fails_active_runs_and_the_next_run_restarts_it() -> None:
     with_zygote(scenario)
 
 
+@NAMESPACES
+def test_a_zygote_s_death_takes_every_process_of_its_runs_with_it(use_namespaces: bool) -> None:
+    """Its children die with it (their parent-death signal); what they started goes too: with
+    namespaces, with their pid namespace (the zygote no longer reports their pids); without,
+    killed by group from the worker."""
+
+    async def scenario(zygote: Zygote) -> None:
+        handles = [await zygote.run(E + "spawn_then_sleep", {}, Limits()) for _ in range(2)]
+        seen = [await anext(handle) for handle in handles]
+        alive = [run_processes(first, "grandchild") for first in seen]
+        assert all(alive)
+        assert zygote.pid is not None
+        os.kill(zygote.pid, signal.SIGKILL)
+        for handle in handles:
+            assert (await collect(handle))[1].kind == "crash"
+        for first, processes in zip(seen, alive, strict=True):
+            await all_gone(first, processes)
+
+    with_zygote(scenario, use_namespaces=use_namespaces)
+
+
 def test_restart_replaces_the_zygote() -> None:
     async def scenario(zygote: Zygote) -> None:
         old_pid = zygote.pid

@@ -353,7 +353,11 @@ class _Zygote:
                 spare.sock.close()
             self._pids[header.id] = spare.pid
             self._runs[spare.pid] = header.id
-            self._send({"t": "started", "id": header.id, "pid": spare.pid})
+            if not self._settings.policy.namespaces:
+                # The worker kills the run's group by this pid should we die first. With
+                # namespaces it has no use for it (the run's pid namespace dies with its init,
+                # which dies with us), and the record would only wake it.
+                self._send({"t": "started", "id": header.id, "pid": spare.pid})
         finally:
             for fd in fds:
                 os.close(fd)
