@@ -40,5 +40,6 @@ def test_notices_sent_as_requests_are_answered_with_an_error(tmp_path: Path) -> 
             assert sum("refused a request the protocol does not have" in x for x in lines) == 3
             detail = (await s.http.get("/workers/odd")).json()
             assert detail["state"] == "ready" and detail["pid"] == made["pid"]
+            assert isinstance(made["pid"], int)  # its process's host pid, as the API shows it
 
     asyncio.run(main())

@@ -97,10 +97,10 @@ class RunHandle:
         self._started_at = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self.pid: int | None = None
-        """The child's pid once the zygote reported it, without namespaces only (used to kill
-        the run's group if the zygote dies first). A run whose child announced its end
-        concludes without waiting for the zygote's reports, so a run that ended quickly may
-        never have it."""
+        """The child's pid once the zygote reported it: for a duplex run, and for any run
+        without namespaces (to kill its group should the zygote die first). A run whose
+        child announced its end concludes without waiting for the zygote's reports, so a run
+        that ended quickly may never have it."""
 
     @property
     def run_dir(self) -> str:

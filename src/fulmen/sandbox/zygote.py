@@ -353,10 +353,12 @@ class _Zygote:
                 spare.sock.close()
             self._pids[header.id] = spare.pid
             self._runs[spare.pid] = header.id
-            if not self._settings.policy.namespaces:
-                # The worker kills the run's group by this pid should we die first. With
-                # namespaces it has no use for it (the run's pid namespace dies with its init,
-                # which dies with us), and the record would only wake it.
+            if header.duplex or not self._settings.policy.namespaces:
+                # Without namespaces the worker kills the run's group by this pid should we
+                # die first; a duplex run is a process that lives on, whose pid its owner shows
+                # (the runner's API). A one-shot run with namespaces needs none (its pid
+                # namespace dies with its init, which dies with us): the record would only
+                # wake the worker.
                 self._send({"t": "started", "id": header.id, "pid": spare.pid})
         finally:
             for fd in fds:
