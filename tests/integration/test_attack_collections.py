@@ -9,9 +9,8 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx2
@@ -27,7 +26,7 @@ from fulmen.reasons import ExitReason, Reason
 from fulmen.store import CollectionLimits, EnqueueRequest, RunCompletion, SQLStore, open_store
 from fulmen.store.paging import encode_cursor
 from fulmen.tokens import mint_worker_token
-from fulmen_testing.coordinator import CREDENTIAL_KEY, pg_database, pg_schema_url, seed, serve
+from fulmen_testing.coordinator import CREDENTIAL_KEY, seed, serve
 from fulmen_testing.sign_in import open_session
 from fulmen_testing.teams import Team, team
 
@@ -37,19 +36,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fulmen.db'}"
-    return pg_schema_url(request.getfixturevalue("pg"))
 
 
 @dataclass

@@ -6,9 +6,8 @@ collections only; API tokens by role; patterns, cursors, time ranges; a bulk ups
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -19,8 +18,6 @@ from fulmen.coordinator.run_tokens import RunTokens
 from fulmen.store import Actor, AuditFilter, EnqueueRequest, SQLStore, open_store
 from fulmen_testing.coordinator import (
     CREDENTIAL_KEY,
-    pg_database,
-    pg_schema_url,
     seed,
     serve,
 )
@@ -32,19 +29,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fulmen.db'}"
-    return pg_schema_url(request.getfixturevalue("pg"))
 
 
 @dataclass

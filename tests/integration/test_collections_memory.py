@@ -10,14 +10,12 @@ would hold at least the answer's size.
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
 
 from fulmen.store import CollectionLimits, Project, open_store
-from fulmen_testing.coordinator import CREDENTIAL_KEY, api_token, pg_database, pg_schema_url, serve
+from fulmen_testing.coordinator import CREDENTIAL_KEY, api_token, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -31,15 +29,6 @@ SHARE = 0.1
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fulmen.db'}"
-        return
-    with pg_database() as database:
-        yield pg_schema_url(database)
 
 
 async def test_100000_items_stream_in_flat_memory(store_url: str) -> None:

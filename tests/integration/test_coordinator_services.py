@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,6 @@ from fulmen.store import EnqueueRequest, Priority, RunFilter, SQLStore, StepStar
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.coordinator import (
     CREDENTIAL_KEY,
-    pg_database,
-    pg_schema_url,
     seed,
     settings,
 )
@@ -36,15 +33,6 @@ def anyio_backend() -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fulmen.db'}"
-        return
-    with pg_database() as database:
-        yield pg_schema_url(database)
 
 
 @pytest.fixture
