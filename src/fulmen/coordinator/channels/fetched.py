@@ -55,13 +55,7 @@ async def claimed(
         return await fetched(c, run_id, await plan_of(c, run_id, keep=True), dataclip_id, asked)
     plan, dataclip = await c.store.get_plan_and_input(run_id)
     memory.plan = plan
-    joined = RunJoined(plan=plan if "plan" in asked else None)
-    if dataclip is None:
-        log.warning(
-            "run %s: its input is not in the answer: dataclip %s is gone", run_id, dataclip_id
-        )
-        return joined
-    return RunJoined(joined.plan, has_dataclip=True, dataclip=_as_input(dataclip))
+    return _joined(run_id, plan, asked, dataclip, f"dataclip {dataclip_id} is gone")
 
 
 async def fetched(
@@ -74,12 +68,22 @@ async def fetched(
     """What ``asked`` names of ``plan`` and the input, as ``fetch:plan`` and
     ``fetch:dataclip`` would answer them. An input that cannot be read is left out: the
     worker's own ``fetch:dataclip`` then gets the error."""
-    joined = RunJoined(plan=plan if "plan" in asked else None)
-    if "dataclip" in asked and dataclip_id is not None:
-        try:
-            return RunJoined(
-                joined.plan, has_dataclip=True, dataclip=await run_input(c, dataclip_id)
-            )
-        except FulmenError as error:
-            log.warning("run %s: its input is not in the answer: %s", run_id, error)
-    return joined
+    if "dataclip" not in asked or dataclip_id is None:
+        return RunJoined(plan=plan if "plan" in asked else None)
+    try:
+        dataclip = await c.store.get_dataclip(dataclip_id)
+    except FulmenError as error:
+        return _joined(run_id, plan, asked, None, str(error))
+    return _joined(run_id, plan, asked, dataclip, "")
+
+
+def _joined(
+    run_id: str, plan: dict[str, Any], asked: Collection[str], dataclip: Dataclip | None, why: str
+) -> RunJoined:
+    """The answer with the plan if asked, and the input (asked for) unless ``dataclip`` is
+    None, when ``why`` says what kept it out."""
+    joined_plan = plan if "plan" in asked else None
+    if dataclip is None:
+        log.warning("run %s: its input is not in the answer: %s", run_id, why)
+        return RunJoined(plan=joined_plan)
+    return RunJoined(joined_plan, has_dataclip=True, dataclip=_as_input(dataclip))
