@@ -542,9 +542,12 @@ def test_warm_up_runs_in_the_zygote_and_again_in_each_child_before_its_run() -> 
     # (Not the handle's host pid: a run that announced its end concludes before the zygote's
     # report, which is where that pid comes from.)
     for event in runs:
-        in_zygote, in_child = map(tuple, event["warmed_in"])
-        assert in_child == (event["pid"], event["pid_ns"]) != in_zygote
-        assert in_zygote[1] == pid_namespace()
+        # The zygote calls it several times (the bytecode it walks is specialised there,
+        # not in each child), the spare once.
+        *in_zygote, in_child = map(tuple, event["warmed_in"])
+        assert len(in_zygote) > 1 and len(set(in_zygote)) == 1
+        assert in_child == (event["pid"], event["pid_ns"]) != in_zygote[0]
+        assert in_zygote[0][1] == pid_namespace()
 
 
 def test_a_run_s_warm_hint_reaches_the_spares_forked_after_it_and_no_plain_run() -> None:

@@ -39,7 +39,8 @@ PRELOAD = (
     "h11",
     "anyio._backends._asyncio",
 )
-#: Run once in the zygote and in every spare child before it gets a run (``Zygote.start``).
+#: Run in the zygote (several times) and in every spare child before it gets a run
+#: (``Zygote.start``).
 #: ``logs.route`` wires the streams and logging in the zygote, once for every child.
 WARM_UP = ("fulmen.runtime.entry:warm_up", "fulmen.runtime.logs:route")
 

@@ -153,11 +153,12 @@ class Zygote:
                 interpreter's and the system's (the worker's repository of JavaScript packages:
                 Node.js runs inside the child). Each must exist when the zygote starts; in a
                 namespaced sandbox it is bound read-only into the runs' root at its own path.
-            warm_up: ``"module:function"`` names called with no arguments once in the zygote
-                and again in every spare child before it is handed a run. A warm-up runs
-                the entry's code path on dummy data: in the zygote that fills lazy caches,
-                and in a spare it takes the copy-on-write page faults that the run would
-                otherwise pay for (about 2 ms of a one-step workflow here). It must not
+            warm_up: ``"module:function"`` names called with no arguments several times
+                in the zygote and once in every spare child before it is handed a run. A
+                warm-up runs the entry's code path on dummy data: in the zygote that fills
+                lazy caches and specialises the bytecode it walks, and in a spare it takes
+                the copy-on-write page faults that the run would otherwise pay for (about
+                2 ms of a one-step workflow here). It must not
                 emit, write files or keep state a run could see; the spare holds no secret
                 yet. Failures are reported with :attr:`preload_errors`.
             python: the interpreter to use; the worker's own by default.

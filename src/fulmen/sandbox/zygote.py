@@ -65,6 +65,8 @@ _TRUNCATED = int(socket.MSG_TRUNC | socket.MSG_CTRUNC)
 _GONE = object()
 #: What ``pools.fill_free_blocks`` allocated: kept for the zygote's life.
 _ballast: list[object] = []
+#: One call more than CPython 3.11 needs to specialise a function (its warm-up delay is 8).
+_QUICKENING_CALLS = 9
 
 
 @dataclass(slots=True)
@@ -521,13 +523,20 @@ def _serves(had: Mapping[str, Any] | None, wants: Mapping[str, Any] | None) -> b
 
 
 def _warm_ups(names: Sequence[str], errors: dict[str, str]) -> tuple[child.WarmUp, ...]:
-    """Resolve and run each warm-up once here (with no hint); those that fail are reported,
-    not kept."""
+    """Resolve and run each warm-up here (with no hint); those that fail are reported, not
+    kept.
+
+    Each runs :data:`_QUICKENING_CALLS` times: CPython 3.11 rewrites a function's bytecode
+    into its specialised form at the eighth call, writing into the code object, and counts
+    the calls before that in the code object too. Done here, that write lands once in the
+    zygote; done in each child, it copies the page of every code object the run calls.
+    """
     kept = []
     for name in names:
         try:
             function = child.load_callable(name)
-            function(None)
+            for _ in range(_QUICKENING_CALLS):
+                function(None)
         except BaseException as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
         else:
