@@ -590,6 +590,36 @@ def test_a_spare_warmed_with_one_exact_hint_is_never_handed_a_run_with_another()
     assert seen == [None, {"exact": "a"}, None, {"exact": "b"}, {"lang": "js"}]
 
 
+def test_a_spare_s_warm_up_finds_nothing_of_the_zygote_s_and_cannot_end_another_run() -> None:
+    """A warm-up runs code the run chose before the run arrives (a pinned package's import);
+    ``hostile_warm_up`` stands for it. It must find no descriptor of the zygote's (its epoll
+    set, another run's pidfd or OOM eventfd, its uid range's lock, the worker's stderr): a
+    run in flight meanwhile ends as we end it, not as out of memory."""
+
+    hostile = {"hostile": True}
+
+    async def scenario(zygote: Zygote) -> tuple[dict[str, str], ChildExit]:
+        victim = await zygote.run(E + "sleep", {}, Limits(memory_mb=256))
+        events = aiter(victim)
+        assert await anext(events) == {"sleeping": True}
+        # Spares forked after a run with a hint warm up with it: a few runs later, one was.
+        for _ in range(5):
+            (event,), _ = await collect(await zygote.run(E + "found_in_warm_up", {}, warm=hostile))
+            if event["found"]:
+                break
+        victim.kill()
+        return event["found"], await victim.wait()
+
+    found, victim_exit = with_zygote(scenario, preload=[E[:-1]], warm_up=[E + "hostile_warm_up"])
+    assert found, "no run got a spare warmed with the hint"
+    assert victim_exit.kind == "killed"
+    held = sorted(set(found.values()))
+    assert not [t for t in held if t.startswith(("anon_inode:", "pid:"))], held
+    assert len([t for t in held if t.startswith("socket:")]) == 1, held  # its own, to us
+    assert not [t for t in held if "uid-ranges" in t], held
+    assert found["1"] == found["2"] == "/dev/null"
+
+
 def test_a_failing_warm_up_is_reported_and_runs_still_work() -> None:
     async def scenario(zygote: Zygote) -> tuple[dict[str, str], list[dict[str, Any]]]:
         events, exit = await run(zygote, "warmed")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import signal
 import socket
 import subprocess
 import tempfile
@@ -262,3 +263,31 @@ def warmed(payload: dict[str, Any], emit: Emit) -> None:
             "pid_ns": _pid_namespace(),
         }
     )
+
+
+_FOUND: dict[str, str] = {}
+
+
+def hostile_warm_up(hint: dict[str, Any] | None = None) -> None:
+    """What a pinned package's import could do in a spare warmed for its run, before the run
+    arrives (``PyEnv.warm_up`` imports them there): list the descriptors the spare holds and
+    use those of the zygote's it finds: write another run's OOM eventfd (the zygote would end
+    that run as out of memory), signal through a pidfd. (Taking the zygote's own descriptors
+    out of its epoll set would stop it for good; that is not tried, the listing shows it.)"""
+    if not hint or not hint.get("hostile"):
+        return
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own descriptor
+        _FOUND[name] = target
+        if target == "anon_inode:[eventfd]":
+            _attempt(lambda fd=fd: os.eventfd_write(fd, 1))
+        elif target == "anon_inode:[pidfd]":
+            _attempt(lambda fd=fd: signal.pidfd_send_signal(fd, signal.SIGKILL))
+
+
+def found_in_warm_up(payload: dict[str, Any], emit: Emit) -> None:
+    emit({"found": dict(_FOUND)})

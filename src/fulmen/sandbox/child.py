@@ -75,6 +75,11 @@ class Settings:
     """The zygote's shared network namespace, joined before the user namespace."""
     ruleset: landlock.Ruleset | None = None
     """Landlock's rules for ``grants`` (None: no Landlock, ``policy.landlock_abi`` is 0)."""
+    null_fd: int | None = None
+    """``/dev/null``, open for writing: a spare's stdout and stderr until its run's output."""
+    spare_fds: tuple[int, ...] = ()
+    """The zygote's descriptors a spare keeps (the grants', ``root_fd``, ``netns_fd``);
+    :func:`_let_go_of_the_zygote` closes every other."""
 
 
 class Channel:
@@ -195,6 +200,7 @@ def spare(
     kept: list[int] = []
     try:
         try:
+            _let_go_of_the_zygote(control_fd, settings)
             _detach(settings)
             if settings.policy.namespaces:
                 assert host_id is not None
@@ -234,6 +240,31 @@ def spare(
         os._exit(code)
     finally:
         os._exit(EXIT_SETUP)  # unreachable unless os._exit itself failed
+
+
+def _let_go_of_the_zygote(control_fd: int, settings: Settings) -> None:
+    """First of all: keep of the zygote's descriptors only those a spare uses.
+
+    A fork inherits every descriptor: the zygote's epoll set and control socket, the pidfds
+    and OOM eventfds of the runs in flight, the lock on its host uid range, the other spares'
+    sockets, its stderr (the worker's). A spare keeps them until its run arrives, and its
+    warm-ups run code the run chose before that (a Python environment's warm-up imports the
+    run's pinned packages). With them, that code could take the zygote's descriptors out of
+    its epoll set (the zygote would hear nothing more), write another run's OOM eventfd (the
+    zygote would end that run as out of memory), unlock the uid range (another zygote could
+    take it, and its runs share host ids with ours) or write into the worker's log. So they
+    are closed here, by number: the zygote's objects that held them in this process are
+    never used again (this function's caller never returns to the zygote's code).
+    """
+    if settings.null_fd is not None:
+        os.dup2(settings.null_fd, 1)
+        os.dup2(settings.null_fd, 2)
+    low = 0
+    for keep in sorted({0, 1, 2, control_fd, *settings.spare_fds}):
+        if keep > low:
+            os.closerange(low, keep)
+        low = keep + 1
+    os.closerange(low, _max_fd())
 
 
 def _detach(settings: Settings) -> None:

@@ -211,8 +211,7 @@ class _Zygote:
             if slot is not None:
                 self._slots.give_back(slot)
             return None
-        if pid == 0:
-            self._let_go_in_child(ours)
+        if pid == 0:  # the spare closes every descriptor of ours first (child.spare)
             host_id = None if slot is None else policy.uid_base + slot
             child.spare(theirs.fileno(), self._settings, host_id, warm)
         theirs.close()
@@ -227,16 +226,6 @@ class _Zygote:
             self._listen(ours.fileno(), ("spare", pid))
             spare.watched = True
         return spare
-
-    def _let_go_in_child(self, ours: socket.socket) -> None:
-        """In a new spare: close the zygote's ends of its sockets, so that the zygote's
-        death is an end of file to the spare (before it holds a run, a pid-namespace init
-        has no parent it could check), and the worker's control socket, so that the worker
-        sees the zygote's death however many spares outlive it for a moment."""
-        ours.close()
-        self._control.close()
-        for other in self._children.values():
-            other.sock.close()
 
     def _watch(self, spare: _Spare) -> None:
         """Set the spare's cgroup up before its run arrives, as far as can be known: the
@@ -568,6 +557,17 @@ def _ruleset(
     return landlock.Ruleset(policy.landlock_abi, [(p.fd, rights, p.is_dir) for p, rights in grants])
 
 
+def _spare_fds(
+    grants: Sequence[tuple[paths.OpenPath, int]], confinement: Confinement
+) -> tuple[int, ...]:
+    """What a spare keeps of our descriptors (``child.Settings.spare_fds``): the paths it is
+    granted and the namespaces it joins. Not the control socket, the epoll set, the runs'
+    pidfds and eventfds, the uid range's lock: ``child._let_go_of_the_zygote`` says why."""
+    fds = {path.fd for path, _ in grants}
+    fds.update(fd for fd in (confinement.root_fd, confinement.netns_fd) if fd is not None)
+    return tuple(sorted(fds))
+
+
 def _drop_what_children_never_need(policy: Policy) -> None:
     """Done once here rather than in every child: forks inherit it (capabilities(7)).
 
@@ -627,6 +627,8 @@ def main(config: dict[str, Any]) -> None:
         root_fd=confinement.root_fd,
         netns_fd=confinement.netns_fd,
         ruleset=_ruleset(policy, grants),
+        null_fd=os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC),
+        spare_fds=_spare_fds(grants, confinement),
     )
     zygote = _Zygote(control, settings, confinement.cgroups)
     zygote.announce(
