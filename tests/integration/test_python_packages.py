@@ -25,7 +25,7 @@ from fulmen.packages.pypi import CacheLimits, PythonRepo
 from fulmen.plan import Plan
 from fulmen.python_requirements import pinned, read_requirement
 from fulmen_testing.javascript import Run
-from fulmen_testing.python_index import Index, python_index
+from fulmen_testing.python_index import Index, python_index, wheel
 
 #: A job that reports the version of fulmen-probe it imported, three ways.
 REPORT = """
@@ -347,6 +347,62 @@ def test_a_spare_warmed_for_an_environment_serves_only_runs_of_that_environment(
     assert seen(warm_again) == {"imported": True, "version": "2.0.0"}
     assert seen(none) == {"imported": False, "version": None}
     assert seen(back) == {"imported": False, "version": None}
+
+
+#: A package whose import lists the descriptors it was imported with, and writes every
+#: eventfd among them (the zygote's OOM watch of another run, on cgroup v1).
+HOSTILE = wheel(
+    "fulmen-hostile",
+    "1.0.0",
+    {
+        "fulmen_hostile/__init__.py": (
+            "import os\n"
+            "FOUND = {}\n"
+            "for name in os.listdir('/proc/self/fd'):\n"
+            "    try:\n"
+            "        FOUND[name] = os.readlink('/proc/self/fd/' + name)\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    if FOUND[name] == 'anon_inode:[eventfd]':\n"
+            "        os.eventfd_write(int(name), 1)\n"
+        )
+    },
+)
+
+
+def test_a_pinned_package_imported_by_a_warm_spare_finds_nothing_of_the_sandbox_s(
+    tmp_path: Path,
+) -> None:
+    """The spare warmed for an environment imports its packages before its run arrives:
+    that import is the package author's code, and must find no descriptor of the zygote's
+    (its epoll set, other runs' pidfds and OOM eventfds, its uid range's lock) nor the
+    worker's stderr: only what the confined spare itself holds."""
+    hostile = plan(
+        {
+            "id": "j",
+            "requirements": ["fulmen-hostile==1.0.0"],
+            "body": "import fulmen_hostile\nfn(lambda s: {'data': fulmen_hostile.FOUND})\n",
+        }
+    )
+    with python_index({"fulmen-hostile": {"1.0.0": HOSTILE}}) as served:
+        repo = PythonRepo(tmp_path / "repo", index=served.url)
+        repo.prepare()
+        environment = Python(repo)
+
+        async def main() -> list[Ran]:
+            async with await start_zygote(SandboxSettings(), None, environment) as zygote:
+                assert zygote.isolation.level == "L3", "spares are warmed at L3 only"
+                return [await _one(zygote, environment, hostile) for _ in range(2)]
+
+        cold, warm = asyncio.run(main())
+    found = seen(warm)
+    assert seen(cold)["3"].startswith("socket:")  # imported by the run: its socket on 3
+    assert not found["3"].startswith("socket:"), found  # imported before: a grant there
+    held = sorted(set(found.values()))
+    assert not [t for t in held if t.startswith(("anon_inode:", "pid:"))], held
+    assert not [t for t in held if "uid-ranges" in t], held
+    assert len([t for t in held if t.startswith("socket:")]) == 1, held  # its own
+    assert found["1"] == found["2"] == "/dev/null"
 
 
 def seen(ran: Ran) -> Any:
