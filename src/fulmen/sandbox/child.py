@@ -205,7 +205,7 @@ def spare(
             if settings.policy.namespaces:
                 assert host_id is not None
                 _enter_namespaces(control_fd, settings, host_id)
-                _confine_in_advance(settings)
+                _confine_in_advance(settings, control_fd)
             else:
                 warm = None
             for warm_up in settings.warm_ups:
@@ -247,7 +247,7 @@ def _let_go_of_the_zygote(control_fd: int, settings: Settings) -> None:
 
     A fork inherits every descriptor: the zygote's epoll set and control socket, the pidfds
     and OOM eventfds of the runs in flight, the lock on its host uid range, the other spares'
-    sockets, its stderr (the worker's). A spare keeps them until its run arrives, and its
+    sockets, its stderr (the worker's). A spare would keep them until its run arrives, and its
     warm-ups run code the run chose before that (a Python environment's warm-up imports the
     run's pinned packages). With them, that code could take the zygote's descriptors out of
     its epoll set (the zygote would hear nothing more), write another run's OOM eventfd (the
@@ -259,8 +259,14 @@ def _let_go_of_the_zygote(control_fd: int, settings: Settings) -> None:
     if settings.null_fd is not None:
         os.dup2(settings.null_fd, 1)
         os.dup2(settings.null_fd, 2)
+    _close_all_but(control_fd, *settings.spare_fds)
+
+
+def _close_all_but(*kept: int) -> None:
+    """Close every descriptor but 0-2 and ``kept``: one close_range(2) per gap in CPython,
+    when the kernel has it (5.9+)."""
     low = 0
-    for keep in sorted({0, 1, 2, control_fd, *settings.spare_fds}):
+    for keep in sorted({0, 1, 2, *kept}):
         if keep > low:
             os.closerange(low, keep)
         low = keep + 1
@@ -329,7 +335,7 @@ def _receive_run(control_fd: int) -> tuple[RunHeader, int, int] | None:
     return RunHeader.from_record(record), fd, out
 
 
-def _confine_in_advance(settings: Settings) -> None:
+def _confine_in_advance(settings: Settings, control_fd: int) -> None:
     """With namespaces, everything that does not depend on the run, before it arrives: the
     run directory is always the same tmpfs, so Landlock, privileges and seccomp can all be
     in force while the spare waits (and while it warms up). Only the run's descriptors and
@@ -337,6 +343,9 @@ def _confine_in_advance(settings: Settings) -> None:
     namespaces.mount_run_dir(settings.disk_mb, also_tmp=settings.tmp_is_free)
     if settings.ruleset is not None:
         _restrict_filesystem(settings.ruleset, SANDBOX_RUN_DIR)
+    # Landlock holds the grants now: their handles, opened in the host's mounts, are not
+    # left to what the warm-ups run.
+    _close_all_but(control_fd)
     _enter_run_dir(SANDBOX_RUN_DIR, environment=False)
     _harden(settings)
 
@@ -450,12 +459,7 @@ def _keep_only_own_descriptors(fd: int, out: int, kept: Sequence[int] = ()) -> i
     if fd != RUN_SOCKET_FD:
         os.dup2(fd, RUN_SOCKET_FD, inheritable=False)
         os.close(fd)
-    # One close_range(2) call in CPython when the kernel has it (5.9+), or one per gap.
-    low = RUN_SOCKET_FD + 1
-    for keep in sorted(k for k in kept if k > RUN_SOCKET_FD):
-        os.closerange(low, keep)
-        low = keep + 1
-    os.closerange(low, _max_fd())
+    _close_all_but(RUN_SOCKET_FD, *kept)
     return RUN_SOCKET_FD
 
 
