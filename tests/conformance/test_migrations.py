@@ -383,6 +383,21 @@ async def test_a_database_from_before_alerts_alerts_on_what_ends_after_the_upgra
         assert [d.channel_id for d in await store.list_alert_deliveries("p")] == ["mail"]
 
 
+async def test_runs_ended_before_the_upgrade_are_counted_and_later_endings_added(
+    backend: Backend,
+) -> None:
+    """0019: runs ended per final state (``fulmen_runs_ended_total``), counted as runs end. A
+    database at 0018 holding a finished run counts it from the upgrade on."""
+    write_release(backend, 18, ROWS)
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        assert await store.run_endings() == {"success": 1}
+        await store.enqueue(EnqueueRequest("w", input=NewDataclip(DataclipType.HTTP_REQUEST, {})))
+        [claimed] = await store.claim(1, ["*"], "w1")
+        await store.start_run(claimed.id)
+        await store.complete_run(claimed.id, RunCompletion(ExitReason(Reason.FAIL, "E")))
+        assert await store.run_endings() == {"success": 1, "failed": 1}
+
+
 #: LEGACY_JOBS as 0008 left them: each says its language.
 SCRIPTED_JOBS = [{**job, "language": "python"} for job in LEGACY_JOBS]
 

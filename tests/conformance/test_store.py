@@ -673,6 +673,48 @@ async def test_a_run_in_flight_is_cancelled_through_its_worker(
     assert await store.queue_depth() == {}  # no retry of either
 
 
+async def test_runs_are_counted_queued_in_flight_and_ended_and_stay_counted_once_deleted(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """What /metrics shows of the store: runs per live state, and runs ended per final state
+    by every way a run ends (a worker's completion, the lost-run sweep, a cancel while
+    queued), kept when the runs are deleted; a refused transition counts nothing."""
+    await seed(store)
+    for reason in (Reason.SUCCESS, Reason.SUCCESS, Reason.FAIL):
+        await store.complete_run(await started_run(store), RunCompletion(ExitReason(reason)))
+    lost = await claimed_run(store, options=Options(run_timeout_ms=1000))
+    clock.advance(seconds=60)
+    assert [run.id for run in await store.mark_lost(grace=timedelta(seconds=1))] == [lost]
+    started = await started_run(store)
+    with pytest.raises(TransitionError):
+        await store.complete_run(started, RunCompletion(ExitReason(Reason.LOST)))
+    await claimed_run(store)
+    await store.cancel_run((await store.enqueue(webhook())).run_id)
+    await store.enqueue(webhook())
+    ended = {"success": 2, "failed": 1, "lost": 1, "cancelled": 1}
+    assert await store.run_counts() == {"available": 1, "claimed": 1, "started": 1}
+    assert await store.run_endings() == ended
+    await store.delete_project("p")
+    assert await store.run_counts() == {}
+    assert await store.run_endings() == ended
+
+
+def test_no_figure_of_the_queue_reads_the_ended_runs(tmp_path: Path) -> None:
+    """SQLite runs the coordinator's reads on its event loop: the queries behind /metrics,
+    /health/ready and the hub's poll read the live runs' index, never every run ever made
+    (a scan was some 200 ms at a million runs). PostgreSQL's planner picks by cost, which on
+    a test's few rows says nothing."""
+    database = sqlite3.connect(tmp_path / "plans.db")
+    for file in load_schema("sqlite"):
+        database.executescript(file.script)
+    queries = load_queries("sqlite")
+    for name, params in (("queue_depth", {"now": 0}), ("run_counts", {}), ("run_endings", {})):
+        plan = database.execute(f"EXPLAIN QUERY PLAN {queries[name].sql}", params).fetchall()
+        details = [row[-1] for row in plan]
+        assert not [d for d in details if d == "SCAN runs"], (name, details)
+        assert any("runs_pending_input" in d or "run_endings" in d for d in details), details
+
+
 async def test_the_whole_run_is_recorded(store: SQLStore, clock: FakeClock) -> None:
     """Spec §5.11's event order, and what each event leaves in the store."""
     await seed(store)

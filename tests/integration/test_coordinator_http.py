@@ -312,4 +312,5 @@ async def test_openapi_health_and_metrics(tmp_path: Path) -> None:
         metrics = (await s.http.get("/metrics")).text
         assert 'fulmen_queue_depth{queue="default"} 0.0' in metrics
         assert 'fulmen_runs{state="claimed"} 1.0' in metrics
+        assert 'fulmen_runs_ended_total{state="success"} 0.0' in metrics  # none ended yet
         assert "fulmen_claim_duration_seconds_count 1.0" in metrics

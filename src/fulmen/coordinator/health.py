@@ -45,7 +45,9 @@ async def ready(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     c: Coordinator = request.app.state.coordinator
     try:
-        c.metrics.observe_store(await c.store.queue_depth(), await c.store.run_counts())
+        c.metrics.observe_store(
+            await c.store.queue_depth(), await c.store.run_counts(), await c.store.run_endings()
+        )
     except FulmenError as error:
         log.warning("metrics without store figures: %s", error)
     c.metrics.connected_workers.set(c.hub.connected)

@@ -297,7 +297,13 @@ class Store(Protocol):
         ...
 
     async def run_counts(self) -> dict[str, int]:
-        """Runs per state (states without runs are absent)."""
+        """Runs queued or in flight per state: available, claimed, started (states without
+        runs are absent). Ended runs are not read: :meth:`run_endings` counts them."""
+        ...
+
+    async def run_endings(self) -> dict[str, int]:
+        """Runs ended per final state, ever (states no run ended in are absent); a run
+        deleted since is still counted."""
         ...
 
     # -- the coordinator's bookkeeping -------------------------------------------------------

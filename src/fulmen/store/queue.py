@@ -46,6 +46,7 @@ __all__ = [
     "rollback_claims",
     "rollback_unjoined",
     "run_counts",
+    "run_endings",
 ]
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -218,6 +219,10 @@ async def queue_depth(tx: Tx, now: datetime) -> dict[str, int]:
 
 async def run_counts(tx: Tx) -> dict[str, int]:
     return {row["state"]: int(row["count"]) for row in await tx.fetchall("run_counts")}
+
+
+async def run_endings(tx: Tx) -> dict[str, int]:
+    return {row["state"]: int(row["count"]) for row in await tx.fetchall("run_endings")}
 
 
 def encode_options(options: Options) -> dict[str, object]:

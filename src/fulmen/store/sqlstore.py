@@ -395,6 +395,10 @@ class SQLStore:
         async with self._db.read() as tx:
             return await queue.run_counts(tx)
 
+    async def run_endings(self) -> dict[str, int]:
+        async with self._db.read() as tx:
+            return await queue.run_endings(tx)
+
     # -- the coordinator's bookkeeping -------------------------------------------------------
 
     async def list_cron_triggers(self) -> list[CronTrigger]:

@@ -664,8 +664,11 @@ LIMIT %(limit)s;
 -- name: queue_depth
 -- Available runs per queue that may be claimed now (a retry waiting for its backoff is not
 -- counted until its time comes, so that workers are not woken for it before then).
+-- The second state term is runs_pending_input's condition, as in SQLite's query (where it
+-- is what makes the index usable; PostgreSQL proves it from the first term).
 SELECT queue, count(*) AS depth FROM runs
-WHERE state = 'available' AND (not_before IS NULL OR not_before <= %(now)s)
+WHERE state = 'available' AND state IN ('available', 'claimed', 'started')
+  AND (not_before IS NULL OR not_before <= %(now)s)
 GROUP BY queue;
 
 -- name: get_run_plan
@@ -676,8 +679,21 @@ FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE r.id = %(id)s;
 
 -- name: run_counts
--- Runs per state, for the coordinator's metrics.
-SELECT state, count(*) AS count FROM runs GROUP BY state;
+-- Runs queued or in flight per state, for the coordinator's metrics. The state term is
+-- runs_pending_input's condition, word for word: the runs read are those of that index,
+-- never the ended ones, however many there are.
+SELECT state, count(*) AS count FROM runs
+WHERE state IN ('available', 'claimed', 'started')
+GROUP BY state;
+
+-- name: run_endings
+-- Runs ended per final state, ever (0019_run_endings.sql).
+SELECT state, sum(count) AS count FROM run_endings GROUP BY state;
+
+-- name: count_run_ending
+-- One more run ended in :state (a shard of its count: endings.py).
+INSERT INTO run_endings (state, shard, count) VALUES (%(state)s, %(shard)s, 1)
+ON CONFLICT (state, shard) DO UPDATE SET count = run_endings.count + 1;
 
 
 -- name: list_cron_triggers
