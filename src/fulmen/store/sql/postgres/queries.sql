@@ -491,10 +491,12 @@ RETURNING id;
 -- What the sweep form of rollback_runs rolls back: every run claimed before
 -- %(claimed_before)s and never joined, with its claim (for the note on the run, issue 14).
 -- Locked until the rollback commits; SKIP LOCKED: a run another coordinator is handling now
--- is left for the next sweep.
+-- is left for the next sweep. In runs_in_flight's order (its condition is the second state
+-- term, as in SQLite's query, where it is what keeps the read to the runs in flight).
 SELECT id, worker_name, claimed_at FROM runs
-WHERE state = 'claimed' AND joined_at IS NULL AND claimed_at < %(claimed_before)s
-ORDER BY id
+WHERE state = 'claimed' AND state IN ('claimed', 'started') AND joined_at IS NULL
+  AND claimed_at < %(claimed_before)s
+ORDER BY claimed_at, id
 FOR UPDATE SKIP LOCKED;
 
 -- name: lose_runs

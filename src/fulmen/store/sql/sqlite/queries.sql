@@ -471,10 +471,14 @@ RETURNING id;
 
 -- name: unjoined_claims
 -- What the sweep form of rollback_runs rolls back: every run claimed before :claimed_before
--- and never joined, with its claim (for the note on the run, issue 14).
+-- and never joined, with its claim (for the note on the run, issue 14). The second state
+-- term is runs_in_flight's condition, and the order that index's: SQLite reads the runs in
+-- flight claimed before then (ordered by id, it read every run ever made, in id order: 1.8 s
+-- at a million runs, at every sweep of the reaper).
 SELECT id, worker_name, claimed_at FROM runs
-WHERE state = 'claimed' AND joined_at IS NULL AND claimed_at < :claimed_before
-ORDER BY id;
+WHERE state = 'claimed' AND state IN ('claimed', 'started') AND joined_at IS NULL
+  AND claimed_at < :claimed_before
+ORDER BY claimed_at, id;
 
 -- name: lose_runs
 -- Spec §7.5: runs in flight for longer than their timeout plus a grace period are lost; the

@@ -1,0 +1,126 @@
+"""What the coordinator's periodic reads cost as the run history grows, on SQLite.
+
+SQLite's statements run on the coordinator's event loop (``store/sqlite.py``): a read that
+visits every run ever made stops every socket for as long as it takes. This fills a store
+with ``--history`` ended runs (written straight into the file, which is far quicker than
+running them) and a few runs queued and in flight, then times what the coordinator reads
+again and again whatever its load: the queue's depth (the hub's poll, ``/health/ready``,
+``/metrics``), the runs per live state and per final state (``/metrics``), and the reaper's
+sweep (claims never joined, lost runs, cancels to tell). Printed: the milliseconds of each,
+the best of five, for an empty history and for ``--history`` runs; a read whose cost grows
+with the history would show it. Figures only.
+
+    .venv/bin/python bench/history.py [--history 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fulmen.lifecycle import FINAL_RUN_STATES
+from fulmen.plan import PYTHON, Job
+from fulmen.store import (
+    DataclipType,
+    EnqueueRequest,
+    NewDataclip,
+    Project,
+    SQLStore,
+    Workflow,
+    WorkflowTrigger,
+    open_store,
+)
+
+KEY = bytes(range(32))
+LIVE = 20
+#: The final states, in the proportions a busy instance might have.
+ENDED = [state.value for state in sorted(FINAL_RUN_STATES)]
+
+
+async def seed(store: SQLStore) -> None:
+    await store.create_project(Project(id="p", name="bench"))
+    job = Job(id="j1", body="fn(x)", adaptor="common", language=PYTHON)
+    await store.create_workflow(
+        Workflow(id="w", project_id="p", name="w", jobs=(job,), triggers=(WorkflowTrigger(id="t"),))
+    )
+    for i in range(LIVE):
+        body = NewDataclip(DataclipType.HTTP_REQUEST, {"i": i})
+        await store.enqueue(EnqueueRequest(workflow_id="w", input=body, trigger_id="t"))
+    claimed = await store.claim(LIVE // 2, ["*"], "bench")  # half queued, half claimed
+    for run in claimed[: LIVE // 4]:  # and half of those started
+        await store.join_run(run.id)
+        await store.start_run(run.id)
+
+
+def add_history(path: Path, runs: int) -> None:
+    """``runs`` ended runs of the seeded workflow, as the store would have left them."""
+    database = sqlite3.connect(path)
+    snapshot, work_order = database.execute(
+        "SELECT snapshot_id, work_order_id FROM runs LIMIT 1"
+    ).fetchone()
+    (seq,) = database.execute("SELECT max(seq) FROM runs").fetchone()
+    now = int(datetime.now(UTC).timestamp() * 1e6)
+    rows = (
+        (seq + 1 + i, str(uuid.uuid4()), work_order, "w", "p", snapshot, "t", ENDED[i % 7])
+        + ("default", 0, "{}", now, now, now, now)
+        for i in range(runs)
+    )
+    database.executemany(
+        "INSERT INTO runs (seq, id, work_order_id, workflow_id, project_id, snapshot_id,"
+        " starting_node_id, state, queue, priority, options, inserted_at, claimed_at,"
+        " started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    database.commit()
+    database.close()
+
+
+async def best(action: Callable[[], Awaitable[object]]) -> float:
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        await action()
+        times.append((time.perf_counter() - started) * 1000)
+    return min(times)
+
+
+async def measure(store: SQLStore) -> dict[str, float]:
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    reads: dict[str, Callable[[], Awaitable[object]]] = {
+        "queue depth": store.queue_depth,
+        "runs per live state": store.run_counts,
+        "runs per final state": store.run_endings,
+        "claims never joined": lambda: store.rollback_unjoined(long_ago, note=""),
+        "lost runs": lambda: store.mark_lost(grace=timedelta(days=1)),
+        "cancels to tell": store.cancel_requested,
+    }
+    return {name: await best(read) for name, read in reads.items()}
+
+
+async def main(history: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "fulmen.db"
+        url = f"sqlite:///{path}"
+        async with await open_store(url, credential_key=KEY) as store:
+            await seed(store)
+            empty = await measure(store)
+        add_history(path, history)
+        async with await open_store(url, credential_key=KEY) as store:
+            full = await measure(store)
+    print(f"SQLite, {LIVE} runs queued or in flight; ms per read, best of five")
+    print(f"  {'read':<24}{'no history':>12}{f'{history:,} ended':>16}")
+    for name, ms in empty.items():
+        print(f"  {name:<24}{ms:>12.2f}{full[name]:>16.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--history", type=int, default=1_000_000, help="ended runs to add")
+    asyncio.run(main(parser.parse_args().history))
