@@ -42,6 +42,8 @@ KEY = bytes(range(32))
 LIVE = 20
 #: The final states, in the proportions a busy instance might have.
 ENDED = [state.value for state in sorted(FINAL_RUN_STATES)]
+#: Queue, priority and options of every run of the history.
+QUEUED = ("default", 0, "{}")
 
 
 async def seed(store: SQLStore) -> None:
@@ -67,9 +69,20 @@ def add_history(path: Path, runs: int) -> None:
     ).fetchone()
     (seq,) = database.execute("SELECT max(seq) FROM runs").fetchone()
     now = int(datetime.now(UTC).timestamp() * 1e6)
+    times = (now, now, now, now)  # inserted, claimed, started, finished
     rows = (
-        (seq + 1 + i, str(uuid.uuid4()), work_order, "w", "p", snapshot, "t", ENDED[i % 7])
-        + ("default", 0, "{}", now, now, now, now)
+        (
+            seq + 1 + i,
+            str(uuid.uuid4()),
+            work_order,
+            "w",
+            "p",
+            snapshot,
+            "t",
+            ENDED[i % 7],
+            *QUEUED,
+            *times,
+        )
         for i in range(runs)
     )
     database.executemany(
