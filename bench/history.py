@@ -40,7 +40,7 @@ from fulmen.store import (
 
 KEY = bytes(range(32))
 LIVE = 20
-#: The final states, in the proportions a busy instance might have.
+#: The final states, each run of the history ending in the next one.
 ENDED = [state.value for state in sorted(FINAL_RUN_STATES)]
 #: Queue, priority and options of every run of the history.
 QUEUED = ("default", 0, "{}")
