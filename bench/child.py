@@ -41,6 +41,13 @@ What the figures have shown (December 2026, 2 vCPUs in a VM, Python 3.11):
   code touches fewer pages: that is why the engine makes no event loop for plain operations
   (-130 faults). New objects cost faults too when they land in the holes of the zygote's
   allocator pools: the zygote fills those before it forks (``sandbox/pools.py``, -80).
+* What a child writes, word by word (``bench/cow_pages.py``: the pages a spare's warm-up run
+  copies, compared with the zygote's at the fork): few objects end up changed, so most
+  copies come from reference counts taken and dropped again. Of what does change, CPython
+  3.11's bytecode counters were a part: a function's first eight calls are counted in its
+  code object, which is then rewritten into its specialised form. The zygote calls each
+  warm-up nine times, so that happens there once (-45 faults per child); the inline caches
+  of call sites that will not specialise still count down in every child.
 * The spare's warm-up costs no CPU in all: without it the child's total is the same (the
   run takes the same faults itself), but the run's own step goes from about 1.2 ms of CPU
   to 3.3 ms: the warm-up takes some 2 ms off each run's latency.

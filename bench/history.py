@@ -110,7 +110,7 @@ async def measure(store: SQLStore) -> dict[str, float]:
         "queue depth": store.queue_depth,
         "runs per live state": store.run_counts,
         "runs per final state": store.run_endings,
-        "claims never joined": lambda: store.rollback_unjoined(long_ago, note=""),
+        "claims never joined": lambda: store.rollback_unjoined(long_ago),
         "lost runs": lambda: store.mark_lost(grace=timedelta(days=1)),
         "cancels to tell": store.cancel_requested,
     }
