@@ -73,11 +73,14 @@ class RunCgroup:
     """The memory and pids limits written last."""
     oom_kills_before: int = 0
     """:meth:`oom_kills` when the current run joined: the count is the cgroup's, not the run's."""
-    # The files every run reads or writes, named once: the zygote's loop is cheaper for
-    # every function it does not call (each is pages written, and copied, after a fork).
+    # The files every run reads or writes, named once and opened once, at their first use
+    # (``_open``): every run of the slot writes or reads them, and the zygote's loop is
+    # cheaper for every call it does not make (each is pages written, and copied, after a
+    # fork). A spare closes what it inherits of them first of all (child.spare).
     _procs: tuple[str, ...] = field(init=False, repr=False)
     _counted: str = field(init=False, repr=False)
     _oom_counts: str = field(init=False, repr=False)
+    _fds: dict[tuple[str, int], int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._procs = tuple(os.path.join(path, "cgroup.procs") for path in self.dirs.values())
@@ -92,15 +95,32 @@ class RunCgroup:
     def attach(self, pid: int) -> None:
         """Move ``pid`` (a new run) here."""
         self.oom_kills_before = self.oom_kills()
+        data = str(pid).encode()
         for path in self._procs:
-            _write(path, str(pid))
+            os.write(self._open(path, os.O_WRONLY), data)
 
     def is_empty(self) -> bool:
         """No process left in it."""
         try:
-            return not _read(self._counted).strip()
-        except FileNotFoundError:
-            return True
+            return not os.pread(self._open(self._counted, os.O_RDONLY), 1, 0)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENODEV):  # the cgroup is gone
+                return True
+            raise
+
+    def _open(self, path: str, flags: int) -> int:
+        """``path``'s descriptor for ``flags``, opened at the first call (a control file's
+        reads start over at offset 0; writes to ``cgroup.procs`` ignore the offset). The
+        pids hierarchy's ``cgroup.procs`` is both written and read: two descriptors."""
+        fd = self._fds.get((path, flags))
+        if fd is None:
+            fd = self._fds[path, flags] = os.open(path, flags | os.O_CLOEXEC)
+        return fd
+
+    def _close_files(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     def set_limits(self, limits: tuple[int | None, int]) -> None:
         """Write ``(memory_mb, pids)`` unless they are what the cgroup has already."""
@@ -157,7 +177,7 @@ class RunCgroup:
         """How many processes in this cgroup the OOM killer ended, ever (see
         :attr:`oom_kills_before`)."""
         try:
-            text = _read(self._oom_counts)
+            text = os.pread(self._open(self._oom_counts, os.O_RDONLY), 4096, 0).decode()
         except OSError:
             return 0
         for line in text.splitlines():
@@ -168,6 +188,7 @@ class RunCgroup:
 
     def remove(self) -> bool:
         """rmdir in every hierarchy; False while a process of the run still exists."""
+        self._close_files()
         done = True
         for path in self.dirs.values():
             try:
@@ -338,19 +359,6 @@ def _cgroup_mounts() -> dict[str, str]:
                     if option in _V1_REQUIRED + _V1_OPTIONAL:
                         found.setdefault(option, mount_point)
     return found
-
-
-def _read(path: str) -> str:
-    """A small control file's text, read with the calls themselves: these are read twice per
-    run in the zygote, and ``open()`` adds a buffered text stack, a stat, a seek and an ioctl."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 4096):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode()
 
 
 def _write(path: str, text: str) -> None:
