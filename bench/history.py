@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import sqlite3
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from fulmen.store import (
     WorkflowTrigger,
     open_store,
 )
+from fulmen_testing.timing import best_ms
 
 KEY = bytes(range(32))
 LIVE = 20
@@ -95,15 +95,6 @@ def add_history(path: Path, runs: int) -> None:
     database.close()
 
 
-async def best(action: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        await action()
-        times.append((time.perf_counter() - started) * 1000)
-    return min(times)
-
-
 async def measure(store: SQLStore) -> dict[str, float]:
     long_ago = datetime.now(UTC) - timedelta(days=1)
     reads: dict[str, Callable[[], Awaitable[object]]] = {
@@ -114,7 +105,7 @@ async def measure(store: SQLStore) -> dict[str, float]:
         "lost runs": lambda: store.mark_lost(grace=timedelta(days=1)),
         "cancels to tell": store.cancel_requested,
     }
-    return {name: await best(read) for name, read in reads.items()}
+    return {name: await best_ms(read) for name, read in reads.items()}
 
 
 async def main(history: int) -> None:

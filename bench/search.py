@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from fulmen.store import (
     reads,
 )
 from fulmen_testing.coordinator import pg_database, pg_schema_url
+from fulmen_testing.timing import best_ms
 
 KEY = bytes(range(32))
 
@@ -57,21 +56,12 @@ async def fill(store: SQLStore, runs: int, lines: int) -> None:
         await store.append_logs(made.run_id, batch)
 
 
-async def best(action: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        await action()
-        times.append((time.perf_counter() - started) * 1000)
-    return min(times)
-
-
 async def measure(name: str, url: str, runs: int, lines: int) -> None:
     async with await open_store(url, credential_key=KEY) as store:
         await fill(store, runs, lines)
-        absent = await best(lambda: store.list_runs(RunFilter(text="zebra"), limit=50))
-        newest = await best(lambda: store.list_runs(RunFilter(text=f"run {runs - 1} "), limit=1))
-        plain = await best(lambda: store.list_runs(RunFilter(), limit=50))
+        absent = await best_ms(lambda: store.list_runs(RunFilter(text="zebra"), limit=50))
+        newest = await best_ms(lambda: store.list_runs(RunFilter(text=f"run {runs - 1} "), limit=1))
+        plain = await best_ms(lambda: store.list_runs(RunFilter(), limit=50))
     print(
         f"{name}: {runs} runs x {lines} lines, window {reads.SEARCH_WINDOW}: "
         f"absent word {absent:.1f} ms, in the newest run {newest:.1f} ms, "
