@@ -1,14 +1,15 @@
-"""What the coordinator's periodic reads cost as the run history grows, on SQLite.
+"""What the coordinator's reads cost as the run history grows, on SQLite.
 
 SQLite's statements run on the coordinator's event loop (``store/sqlite.py``): a read that
 visits every run ever made stops every socket for as long as it takes. This fills a store
 with ``--history`` ended runs (written straight into the file, which is far quicker than
-running them) and a few runs queued and in flight, then times what the coordinator reads
-again and again whatever its load: the queue's depth (the hub's poll, ``/health/ready``,
-``/metrics``), the runs per live state and per final state (``/metrics``), and the reaper's
-sweep (claims never joined, lost runs, cancels to tell). Printed: the milliseconds of each,
-the best of five, for an empty history and for ``--history`` runs; a read whose cost grows
-with the history would show it. Figures only.
+running them) beside a few runs queued and in flight and a quiet workflow's one run, then
+times what the coordinator reads again and again whatever its load: the queue's depth (the
+hub's poll, ``/health/ready``, ``/metrics``), the runs per live state and per final state
+(``/metrics``), the reaper's sweep (claims never joined, lost runs, cancels to tell); and
+two pages the dashboard and the API show: the runs of the quiet workflow and of its work
+order. Printed: the milliseconds of each, the best of five, for an empty history and for
+``--history`` runs; a read whose cost grows with the history would show it. Figures only.
 
     .venv/bin/python bench/history.py [--history 1000000]
 """
@@ -31,6 +32,7 @@ from fulmen.store import (
     EnqueueRequest,
     NewDataclip,
     Project,
+    RunFilter,
     SQLStore,
     Workflow,
     WorkflowTrigger,
@@ -46,12 +48,19 @@ ENDED = [state.value for state in sorted(FINAL_RUN_STATES)]
 QUEUED = ("default", 0, "{}")
 
 
-async def seed(store: SQLStore) -> None:
+async def seed(store: SQLStore) -> str:
+    """The workflow ``w`` and its runs queued or in flight, and a quiet workflow with one run
+    (whose work order is returned) that the history then buries."""
     await store.create_project(Project(id="p", name="bench"))
-    job = Job(id="j1", body="fn(x)", adaptor="common", language=PYTHON)
-    await store.create_workflow(
-        Workflow(id="w", project_id="p", name="w", jobs=(job,), triggers=(WorkflowTrigger(id="t"),))
-    )
+    for workflow, trigger in (("w", "t"), ("quiet", "tq")):
+        job = Job(id=f"{workflow}-j", body="fn(x)", adaptor="common", language=PYTHON)
+        triggers = (WorkflowTrigger(id=trigger),)
+        await store.create_workflow(
+            Workflow(id=workflow, project_id="p", name=workflow, jobs=(job,), triggers=triggers)
+        )
+    body = NewDataclip(DataclipType.HTTP_REQUEST, {})
+    quiet = await store.enqueue(EnqueueRequest(workflow_id="quiet", input=body, trigger_id="tq"))
+    await store.cancel_run(quiet.run_id)
     for i in range(LIVE):
         body = NewDataclip(DataclipType.HTTP_REQUEST, {"i": i})
         await store.enqueue(EnqueueRequest(workflow_id="w", input=body, trigger_id="t"))
@@ -59,13 +68,14 @@ async def seed(store: SQLStore) -> None:
     for run in claimed[: LIVE // 4]:  # and half of those started
         await store.join_run(run.id)
         await store.start_run(run.id)
+    return quiet.work_order_id
 
 
 def add_history(path: Path, runs: int) -> None:
     """``runs`` ended runs of the seeded workflow, as the store would have left them."""
     database = sqlite3.connect(path)
     snapshot, work_order = database.execute(
-        "SELECT snapshot_id, work_order_id FROM runs LIMIT 1"
+        "SELECT snapshot_id, work_order_id FROM runs WHERE workflow_id = 'w' LIMIT 1"
     ).fetchone()
     (seq,) = database.execute("SELECT max(seq) FROM runs").fetchone()
     now = int(datetime.now(UTC).timestamp() * 1e6)
@@ -95,9 +105,11 @@ def add_history(path: Path, runs: int) -> None:
     database.close()
 
 
-async def measure(store: SQLStore) -> dict[str, float]:
+async def measure(store: SQLStore, quiet_order: str) -> dict[str, float]:
     long_ago = datetime.now(UTC) - timedelta(days=1)
     reads: dict[str, Callable[[], Awaitable[object]]] = {
+        "a quiet workflow's runs": lambda: store.list_runs(RunFilter(workflow_id="quiet")),
+        "a work order's runs": lambda: store.list_runs(RunFilter(work_order_id=quiet_order)),
         "queue depth": store.queue_depth,
         "runs per live state": store.run_counts,
         "runs per final state": store.run_endings,
@@ -113,11 +125,11 @@ async def main(history: int) -> None:
         path = Path(directory) / "fulmen.db"
         url = f"sqlite:///{path}"
         async with await open_store(url, credential_key=KEY) as store:
-            await seed(store)
-            empty = await measure(store)
+            quiet_order = await seed(store)
+            empty = await measure(store, quiet_order)
         add_history(path, history)
         async with await open_store(url, credential_key=KEY) as store:
-            full = await measure(store)
+            full = await measure(store, quiet_order)
     print(f"SQLite, {LIVE} runs queued or in flight; ms per read, best of five")
     print(f"  {'read':<24}{'no history':>12}{f'{history:,} ended':>16}")
     for name, ms in empty.items():

@@ -71,9 +71,23 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
     if where.text:
         bodies = None if where.body_projects is None else sorted(where.body_projects)
         return await _search_runs(tx, where.text, params | {"body_projects": bodies}, limit)
-    rows = await tx.fetchall("list_runs", params)
+    rows = await tx.fetchall(_listing(params), params)
     seqs = {row["id"]: int(row["seq"]) for row in rows}
     return make_page([_run(tx, row) for row in rows], limit, lambda run: (seqs[run.id],))
+
+
+#: The listings that start from one index of runs, most selective first: a filter on one work
+#: order, workflow or project reads that one's runs only, rather than every run newest first
+#: until a page is full (queries.sql, list_runs).
+_ANCHORED = (
+    ("work_order_id", "list_runs_of_work_order"),
+    ("workflow_id", "list_runs_of_workflow"),
+    ("project_id", "list_runs_of_project"),
+)
+
+
+def _listing(params: dict[str, object]) -> str:
+    return next((query for key, query in _ANCHORED if params[key] is not None), "list_runs")
 
 
 async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int) -> Page[Run]:
