@@ -484,8 +484,9 @@ class Store(Protocol):
         ...
 
     async def append_log(self, run_id: str, line: LogLine) -> str: ...
-    async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
-        """The run's final state follows from the reason (spec §5.10)."""
+    async def complete_run(self, run_id: str, completion: RunCompletion) -> None:
+        """The run's final state follows from the reason (spec §5.10). Nothing is read back:
+        the worker's report, the hot path, needs nothing of the run (``peek_run`` has it)."""
         ...
 
     async def cancel_run(self, run_id: str) -> CancelAction:

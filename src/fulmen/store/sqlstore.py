@@ -603,10 +603,9 @@ class SQLStore:
     async def append_log(self, run_id: str, line: LogLine) -> str:
         return (await self.append_logs(run_id, [line]))[0]
 
-    async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
+    async def complete_run(self, run_id: str, completion: RunCompletion) -> None:
         async with self._db.write() as tx:
             await events.complete_run(tx, run_id, completion, self._clock.now())
-            return await reads.peek_run(tx, run_id)
 
     async def cancel_run(self, run_id: str) -> CancelAction:
         async with self._db.write() as tx:
