@@ -1570,6 +1570,22 @@ async def test_webhook_auth_methods_are_sealed_listed_and_attached(
     assert await store.get_webhook_secrets("t") == []
 
 
+async def test_a_join_reads_its_run_and_its_triggers_secrets_at_once(store: SQLStore) -> None:
+    await seed(store)
+    run_id = await claimed_run(store)
+    api = await store.create_webhook_auth_method(
+        NewWebhookAuthMethod("m1", "p", "partner", WebhookAuthType.API)
+    )
+    await store.set_trigger_auth_methods("t", ["m1"])
+
+    run, secrets = await store.peek_run_and_secrets(run_id, ["t", "no-such-trigger"])
+    assert run == await store.peek_run(run_id)
+    assert [(s.method_id, s.api_key) for s in secrets] == [("m1", api.api_key)]
+    assert (await store.peek_run_and_secrets(run_id, []))[1] == []
+    with pytest.raises(NotFoundError):
+        await store.peek_run_and_secrets("no-such-run", ["t"])
+
+
 async def test_what_webhook_auth_refuses(store: SQLStore) -> None:
     await seed(store)
     await store.create_project(Project(id="q", name="Other"))

@@ -790,6 +790,19 @@ class Store(Protocol):
         """The run without its steps (one statement where ``get_run`` takes two)."""
         ...
 
+    async def peek_run_and_secrets(
+        self, run_id: str, trigger_ids: Sequence[str]
+    ) -> tuple[Run, list[WebhookSecret]]:
+        """:meth:`peek_run` and the :meth:`get_webhook_secrets` of each of ``trigger_ids``,
+        in one read: what a worker's join reads (its run's state, and the secrets its
+        scrubber masks).
+
+        Raises:
+            NotFoundError: no such run. ConfigError: a secret cannot be opened (the
+                credential key is missing or another one).
+        """
+        ...
+
     async def list_runs(
         self, where: RunFilter | None = None, *, cursor: str | None = None, limit: int = 50
     ) -> Page[Run]:

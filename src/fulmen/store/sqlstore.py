@@ -982,6 +982,18 @@ class SQLStore:
         async with self._db.read() as tx:
             return await reads.peek_run(tx, run_id)
 
+    async def peek_run_and_secrets(
+        self, run_id: str, trigger_ids: Sequence[str]
+    ) -> tuple[Run, list[WebhookSecret]]:
+        async with self._db.read() as tx:
+            run = await reads.peek_run(tx, run_id)
+            secrets = [
+                secret
+                for trigger_id in trigger_ids
+                for secret in await webhook_auth.trigger_secrets(tx, self._cipher, trigger_id)
+            ]
+        return run, secrets
+
     async def get_run(self, run_id: str) -> RunDetail:
         async with self._db.read() as tx:
             return await reads.get_run(tx, run_id)
