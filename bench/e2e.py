@@ -120,15 +120,14 @@ def cuts(values: list[float]) -> tuple[float, float, float]:
 
 
 async def finished_count(http: httpx2.AsyncClient) -> int:
-    """Runs in a final state, from ``/metrics`` (a count, cheaper than listing runs)."""
+    """Runs ended, from ``/metrics`` (``fulmen_runs_ended_total``, per final state: a count,
+    cheaper than listing runs)."""
     text = (await http.get("/metrics")).text
-    total = 0
-    for line in text.splitlines():
-        if line.startswith("fulmen_runs{") and not any(
-            f'state="{s}"' in line for s in ("available", "claimed", "started")
-        ):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("fulmen_runs_ended_total{")
+    )
 
 
 async def scrape_cpu_seconds(server: Coordinator, http: httpx2.AsyncClient) -> float:

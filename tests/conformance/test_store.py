@@ -588,7 +588,8 @@ async def test_a_run_that_fails_before_starting_completes_from_claimed(store: SQ
     await seed(store)
     run_id = await claimed_run(store)
     failure = ExitReason(Reason.EXCEPTION, "CredentialLoadError", "Failed to load credential c")
-    run = await store.complete_run(run_id, RunCompletion(failure))
+    await store.complete_run(run_id, RunCompletion(failure))
+    run = await store.peek_run(run_id)
     assert (run.state, run.error_type, run.error_message, run.started_at) == (
         RunState.EXCEPTION,
         "CredentialLoadError",
@@ -601,7 +602,8 @@ async def test_completing_a_final_run_is_refused(store: SQLStore, clock: FakeClo
     await seed(store)
     run_id = await started_run(store)
     clock.advance(seconds=2)
-    done = await store.complete_run(run_id, RunCompletion(ExitReason(Reason.FAIL, "JobError")))
+    await store.complete_run(run_id, RunCompletion(ExitReason(Reason.FAIL, "JobError")))
+    done = await store.peek_run(run_id)
     assert (done.state, done.finished_at) == (RunState.FAILED, clock.now())
     clock.advance(seconds=2)
     for call in (
@@ -629,7 +631,8 @@ async def test_each_exit_reason_lands_on_its_final_state(store: SQLStore) -> Non
     }
     for reason, state in expected.items():
         run_id = await started_run(store)
-        assert (await store.complete_run(run_id, RunCompletion(ExitReason(reason)))).state is state
+        await store.complete_run(run_id, RunCompletion(ExitReason(reason)))
+        assert await state_of(store, run_id) is state
     run_id = await started_run(store)
     with pytest.raises(TransitionError):
         await store.complete_run(run_id, RunCompletion(ExitReason(Reason.LOST)))
@@ -763,10 +766,10 @@ async def test_the_whole_run_is_recorded(store: SQLStore, clock: FakeClock) -> N
     )
     await store.start_step(made.run_id, StepStart("s2", "j2", "out-1"))
     await store.complete_step(made.run_id, StepCompletion("s2", SUCCESS, "out-2", {"data": {}}))
-    run = await store.complete_run(made.run_id, RunCompletion(SUCCESS, "out-2"))
+    await store.complete_run(made.run_id, RunCompletion(SUCCESS, "out-2"))
 
     detail = await store.get_run(made.run_id)
-    assert detail.run == run
+    run = detail.run
     assert (run.state, run.started_at, run.final_dataclip_id) == (
         RunState.SUCCESS,
         started,
@@ -1565,6 +1568,22 @@ async def test_webhook_auth_methods_are_sealed_listed_and_attached(
     assert [m.id for m in await store.list_trigger_auth_methods("t")] == ["m2"]
     await store.delete_webhook_auth_method("m2")
     assert await store.get_webhook_secrets("t") == []
+
+
+async def test_a_join_reads_its_run_and_its_triggers_secrets_at_once(store: SQLStore) -> None:
+    await seed(store)
+    run_id = await claimed_run(store)
+    api = await store.create_webhook_auth_method(
+        NewWebhookAuthMethod("m1", "p", "partner", WebhookAuthType.API)
+    )
+    await store.set_trigger_auth_methods("t", ["m1"])
+
+    run, secrets = await store.peek_run_and_secrets(run_id, ["t", "no-such-trigger"])
+    assert run == await store.peek_run(run_id)
+    assert [(s.method_id, s.api_key) for s in secrets] == [("m1", api.api_key)]
+    assert (await store.peek_run_and_secrets(run_id, []))[1] == []
+    with pytest.raises(NotFoundError):
+        await store.peek_run_and_secrets("no-such-run", ["t"])
 
 
 async def test_what_webhook_auth_refuses(store: SQLStore) -> None:

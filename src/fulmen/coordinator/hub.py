@@ -34,7 +34,7 @@ from fulmen.coordinator.nudges import Nudge
 from fulmen.errors import FulmenError
 from fulmen.lifecycle import FINAL_RUN_STATES, RunState
 from fulmen.plan import LANGUAGE_NAMES
-from fulmen.store import Run, RunDetail, Store
+from fulmen.store import Run, Store
 from fulmen.store.wakeups import NoWakeups, Wakeups
 
 __all__ = ["Hub", "RunListener", "WorkerSocket"]
@@ -246,16 +246,17 @@ class Hub:
         if event is not None:
             event.set()
 
-    async def wait_finished(self, run_id: str, timeout: float) -> RunDetail | None:
-        """The run once it is in a final state, or ``None`` if ``timeout`` passes first."""
+    async def wait_finished(self, run_id: str, timeout: float) -> Run | None:
+        """The run (without its steps: a webhook answers from the run alone) once it is in a
+        final state, or ``None`` if ``timeout`` passes first."""
         event = self._finished.setdefault(run_id, asyncio.Event())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
             while True:
-                detail = await self._store.get_run(run_id)
-                if detail.run.state in FINAL_RUN_STATES:
-                    return detail
+                run = await self._store.peek_run(run_id)
+                if run.state in FINAL_RUN_STATES:
+                    return run
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self.draining:
                     return None

@@ -28,10 +28,10 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import orjson
-from fastapi import Header, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fulmen.contract import JSON
@@ -42,10 +42,10 @@ from fulmen.store.idempotency import MAX_KEY_LENGTH
 
 __all__ = [
     "HEADER",
+    "KEY_OPENAPI",
     "KEY_RESPONSES",
     "PATTERN",
     "REPLAYED",
-    "HeaderValue",
     "KeyRefused",
     "key_of",
     "parse",
@@ -76,14 +76,27 @@ PATTERN: Final = (
 _KEY: Final = re.compile(PATTERN)
 _ESCAPE: Final = re.compile(r"\\(.)")
 
-#: The header as a route declares it, so that the OpenAPI document shows it. Its schema is
-#: only said (``json_schema_extra``), not checked by FastAPI, whose refusal would be a 422
-#: of its own: :func:`key_of` reads the header and answers 400 for a bad one (and
-#: for the header sent twice).
-HeaderValue = Annotated[
-    str | None,
-    Header(alias=HEADER, description=_DESCRIPTION, json_schema_extra={"pattern": PATTERN}),
-]
+#: The header as the OpenAPI document shows it, for the ``openapi_extra`` of each route that
+#: takes it (beside :data:`KEY_RESPONSES`). It is not a parameter of the route: FastAPI would
+#: read and validate it on every request (on a webhook, most of FastAPI's own work) only for
+#: :func:`key_of` to read it again, and its refusal would be a 422 of its own; key_of answers
+#: 400 for a bad key (and for the header sent twice). The schema is only said.
+KEY_OPENAPI: Final[dict[str, Any]] = {
+    "parameters": [
+        {
+            "name": HEADER,
+            "in": "header",
+            "required": False,
+            "description": _DESCRIPTION,
+            "schema": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "title": HEADER,
+                "description": _DESCRIPTION,
+                "pattern": PATTERN,
+            },
+        }
+    ]
+}
 
 #: The answer the header adds to a route's, for the OpenAPI document. (Its 422, the key
 #: reused, fits the 422 FastAPI documents for every route with parameters.)

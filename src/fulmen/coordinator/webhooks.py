@@ -42,9 +42,9 @@ from fulmen.contract import JSON
 from fulmen.coordinator import webhook_auth
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.idempotency import (
+    KEY_OPENAPI,
     KEY_RESPONSES,
     REPLAYED,
-    HeaderValue,
     KeyRefused,
     key_of,
     respond,
@@ -60,7 +60,7 @@ from fulmen.store import (
     NewDataclip,
     Priority,
     Queue,
-    RunDetail,
+    Run,
     TriggerType,
     WebhookReply,
 )
@@ -87,11 +87,11 @@ class BadBody(Exception):
     tags=["webhooks"],
     summary="Start a run from a webhook",
     responses=KEY_RESPONSES,
+    openapi_extra=KEY_OPENAPI,
 )
 async def webhook(
     trigger_id: str,
     request: Request,
-    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> Response:
     c: Coordinator = request.app.state.coordinator
     try:
@@ -210,8 +210,8 @@ def _metadata(request: Request) -> JSON:
 
 async def _after_completion(c: Coordinator, ids: dict[str, JSON]) -> Response:
     run_id = str(ids["run_id"])
-    detail = await c.hub.wait_finished(run_id, c.settings.webhook_response_timeout)
-    if detail is None:
+    run = await c.hub.wait_finished(run_id, c.settings.webhook_response_timeout)
+    if run is None:
         return JSONResponse(
             {**ids, "state": "pending", "message": "the run has not finished yet"}, 202
         )
@@ -221,20 +221,19 @@ async def _after_completion(c: Coordinator, ids: dict[str, JSON]) -> Response:
     status = custom.get("status")
     code = int(status) if isinstance(status, int | float) and 100 <= status <= 599 else 201
     headers = {
-        "x-work-order-id": detail.run.work_order_id,
-        "x-run-id": detail.run.id,
-        "x-run-state": detail.run.state.value,
+        "x-work-order-id": run.work_order_id,
+        "x-run-id": run.id,
+        "x-run-state": run.state.value,
     }
     if "body" in custom:
         return JSONResponse(custom["body"], code, headers=headers)
-    body = await _outcome(c, detail, memory.final_state if memory else None)
+    body = await _outcome(c, run, memory.final_state if memory else None)
     return JSONResponse(body, code, headers=headers)
 
 
-async def _outcome(c: Coordinator, detail: RunDetail, final_state: JSON) -> JSON:
+async def _outcome(c: Coordinator, run: Run, final_state: JSON) -> JSON:
     """The final state of a successful run; of a failed one, what happened but not its state
     (it may hold what the job was handling when it failed)."""
-    run = detail.run
     if run.state is not RunState.SUCCESS:
         return {
             "work_order_id": run.work_order_id,

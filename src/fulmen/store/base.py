@@ -484,8 +484,9 @@ class Store(Protocol):
         ...
 
     async def append_log(self, run_id: str, line: LogLine) -> str: ...
-    async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
-        """The run's final state follows from the reason (spec §5.10)."""
+    async def complete_run(self, run_id: str, completion: RunCompletion) -> None:
+        """The run's final state follows from the reason (spec §5.10). Nothing is read back:
+        the worker's report, the hot path, needs nothing of the run (``peek_run`` has it)."""
         ...
 
     async def cancel_run(self, run_id: str) -> CancelAction:
@@ -787,6 +788,19 @@ class Store(Protocol):
     async def get_run(self, run_id: str) -> RunDetail: ...
     async def peek_run(self, run_id: str) -> Run:
         """The run without its steps (one statement where ``get_run`` takes two)."""
+        ...
+
+    async def peek_run_and_secrets(
+        self, run_id: str, trigger_ids: Sequence[str]
+    ) -> tuple[Run, list[WebhookSecret]]:
+        """:meth:`peek_run` and the :meth:`get_webhook_secrets` of each of ``trigger_ids``,
+        in one read: what a worker's join reads (its run's state, and the secrets its
+        scrubber masks).
+
+        Raises:
+            NotFoundError: no such run. ConfigError: a secret cannot be opened (the
+                credential key is missing or another one).
+        """
         ...
 
     async def list_runs(

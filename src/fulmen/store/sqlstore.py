@@ -603,10 +603,9 @@ class SQLStore:
     async def append_log(self, run_id: str, line: LogLine) -> str:
         return (await self.append_logs(run_id, [line]))[0]
 
-    async def complete_run(self, run_id: str, completion: RunCompletion) -> Run:
+    async def complete_run(self, run_id: str, completion: RunCompletion) -> None:
         async with self._db.write() as tx:
             await events.complete_run(tx, run_id, completion, self._clock.now())
-            return await reads.peek_run(tx, run_id)
 
     async def cancel_run(self, run_id: str) -> CancelAction:
         async with self._db.write() as tx:
@@ -982,6 +981,18 @@ class SQLStore:
     async def peek_run(self, run_id: str) -> Run:
         async with self._db.read() as tx:
             return await reads.peek_run(tx, run_id)
+
+    async def peek_run_and_secrets(
+        self, run_id: str, trigger_ids: Sequence[str]
+    ) -> tuple[Run, list[WebhookSecret]]:
+        async with self._db.read() as tx:
+            run = await reads.peek_run(tx, run_id)
+            secrets = [
+                secret
+                for trigger_id in trigger_ids
+                for secret in await webhook_auth.trigger_secrets(tx, self._cipher, trigger_id)
+            ]
+        return run, secrets
 
     async def get_run(self, run_id: str) -> RunDetail:
         async with self._db.read() as tx:

@@ -20,7 +20,7 @@ from fulmen.coordinator.api.schemas.runs import (
 )
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.guard import require_on, require_project, scope_of
-from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
+from fulmen.coordinator.idempotency import KEY_OPENAPI, KEY_RESPONSES, key_of, respond
 from fulmen.errors import InputError
 from fulmen.lifecycle import CancelAction, RunState
 from fulmen.store import (
@@ -144,13 +144,13 @@ async def get_dataclip(request: Request, me: Caller, dataclip_id: PathId) -> Dat
     status_code=201,
     response_model=StartedDoc,
     responses=KEY_RESPONSES,
+    openapi_extra=KEY_OPENAPI,
 )
 async def run_workflow(
     request: Request,
     me: Caller,
     workflow_id: PathId,
     body: ManualRunIn,
-    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> StartedDoc | Response:
     """A manual run from the given input: the manual queue, claimed before other runs.
 

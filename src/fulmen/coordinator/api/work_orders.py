@@ -25,7 +25,7 @@ from fulmen.coordinator.api.schemas.work_orders import (
 )
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.guard import require_each, require_on
-from fulmen.coordinator.idempotency import KEY_RESPONSES, HeaderValue, key_of, respond
+from fulmen.coordinator.idempotency import KEY_OPENAPI, KEY_RESPONSES, key_of, respond
 from fulmen.errors import FulmenError
 from fulmen.store import Answer, Enqueued, RerunRequest, RunFilter
 
@@ -58,12 +58,12 @@ async def get_work_order(request: Request, me: Caller, work_order_id: PathId) ->
     status_code=201,
     response_model=StartedDoc,
     responses=KEY_RESPONSES,
+    openapi_extra=KEY_OPENAPI,
 )
 async def rerun_step(
     request: Request,
     me: Caller,
     step_id: PathId,
-    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> StartedDoc | Response:
     """Run the step's work order again from this step: its stored input is the new run's
     input, its job the starting node (409 ``dataclip_wiped`` if that input is gone). With an
@@ -97,12 +97,12 @@ async def rerun_step(
     status_code=201,
     response_model=RerunsDoc,
     responses=KEY_RESPONSES,
+    openapi_extra=KEY_OPENAPI,
 )
 async def rerun_work_orders(
     request: Request,
     me: Caller,
     body: RerunIn,
-    idempotency_key: HeaderValue = None,  # for the schema: key_of reads it
 ) -> RerunsDoc | Response:
     """Run each work order again, from ``job_id`` (its step in the latest run that has one)
     or from the start. Each is its own transaction: the answer lists the runs made and, for

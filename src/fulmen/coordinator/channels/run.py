@@ -59,7 +59,7 @@ from fulmen.coordinator.channels.answers import error_response, json_payload
 from fulmen.coordinator.channels.base import Host
 from fulmen.coordinator.channels.fetched import fetched, plan_of, run_input
 from fulmen.coordinator.channels.reports import record, record_all
-from fulmen.coordinator.channels.secrets import run_secrets
+from fulmen.coordinator.channels.secrets import run_and_webhook_secrets, run_secrets
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.memory import Outcome, fingerprint
 from fulmen.errors import (
@@ -105,8 +105,6 @@ class RunChannel:
             await self._host.refuse(join, request)
             return False
         # Built before the join is answered: the worker's first report is already scrubbed.
-        self._plan = await plan_of(self._c, self.run_id)
-        self._secrets = await run_secrets(self._c.store, self.run_id, self._plan)
         self._memory.scrubber = Scrubber(self._secrets)
         # The join's answer: {}, or what it asked for (RunJoin.fetch, Fulmen's worker).
         joined = await fetched(self._c, self.run_id, self._plan, self._dataclip_id, request.fetch)
@@ -131,8 +129,8 @@ class RunChannel:
         return await self._host.push(run_topic(self.run_id), Event.RUN_CANCEL, {})
 
     async def _admitted(self, payload: JSON) -> RunJoin | JSON:
-        """The join's payload if the join may go ahead (the run now joined), else the
-        refusal to answer it with."""
+        """The join's payload if the join may go ahead (the run now joined, its plan and
+        secrets read), else the refusal to answer it with."""
         try:
             request = RunJoin.from_wire(payload)
             claims = self._c.run_tokens.verify(request.token, run_id=self.run_id, now=self._c.now())
@@ -141,8 +139,9 @@ class RunChannel:
                 "worker %s: join of run %s refused: %s", self._host.worker_id, self.run_id, error
             )
             return UNAUTHORIZED
-        try:
-            run = await self._c.store.peek_run(self.run_id)
+        try:  # the plan first: it names the triggers whose secrets come with the run
+            self._plan = await plan_of(self._c, self.run_id)
+            run, webhook = await run_and_webhook_secrets(self._c.store, self.run_id, self._plan)
         except NotFoundError:
             return NOT_FOUND
         if run.state is RunState.AVAILABLE or run.claimed_at is None:
@@ -157,6 +156,7 @@ class RunChannel:
             self._cancel_asked = run.cancel_requested_at is not None
         self._options = run.options
         self._dataclip_id = run.dataclip_id
+        self._secrets = await run_secrets(self._c.store, self.run_id, self._plan, webhook)
         return request
 
     def left(self) -> None:

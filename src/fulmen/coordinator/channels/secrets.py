@@ -14,22 +14,41 @@ one ``fulmen.scrub.Scrubber`` per run, built when a worker joins it from:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fulmen.errors import ConfigError, NotFoundError
-from fulmen.store import Store
+from fulmen.store import Run, Store, WebhookSecret
 
-__all__ = ["run_secrets"]
+__all__ = ["run_and_webhook_secrets", "run_secrets"]
 
 log = logging.getLogger(__name__)
 
 
-async def run_secrets(
+async def run_and_webhook_secrets(
     store: Store, run_id: str, plan: Mapping[str, Any]
+) -> tuple[Run, list[WebhookSecret]]:
+    """The run and the secrets of the webhook-auth methods of its plan's triggers, in one
+    read of the store (a join reads both). Secrets that cannot be opened are not masked, and
+    the log says so.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    trigger_ids = [trigger["id"] for trigger in plan.get("triggers", ())]
+    try:
+        return await store.peek_run_and_secrets(run_id, trigger_ids)
+    except ConfigError as error:
+        log.warning("run %s: webhook-auth secrets not masked: %s", run_id, error)
+        return await store.peek_run(run_id), []
+
+
+async def run_secrets(
+    store: Store, run_id: str, plan: Mapping[str, Any], webhook: Sequence[WebhookSecret]
 ) -> list[Mapping[str, Any]]:
     """What the run's scrubber masks (see the module's docstring), as credential bodies;
-    ``plan`` is the run's ``fetch:plan`` reply."""
+    ``plan`` is the run's ``fetch:plan`` reply, ``webhook`` the secrets of its triggers
+    (:func:`run_and_webhook_secrets`)."""
     found: list[Mapping[str, Any]] = []
     for credential_id in dict.fromkeys(_credential_ids(plan)):
         try:
@@ -39,15 +58,9 @@ async def run_secrets(
     found.extend(
         job["credential"] for job in plan.get("jobs", ()) if isinstance(job.get("credential"), dict)
     )
-    for trigger in plan.get("triggers", ()):
-        try:
-            secrets = await store.get_webhook_secrets(trigger["id"])
-        except ConfigError as error:
-            log.warning("run %s: webhook-auth secrets not masked: %s", run_id, error)
-            continue
-        found.extend(
-            {"api_key": s.api_key, "username": s.username, "password": s.password} for s in secrets
-        )
+    found.extend(
+        {"api_key": s.api_key, "username": s.username, "password": s.password} for s in webhook
+    )
     return found
 
 
