@@ -406,9 +406,12 @@ def test_grandchild_holding_the_socket_does_not_hang_the_run() -> None:
     with_zygote(scenario)
 
 
-def test_a_child_cannot_announce_its_end_and_keep_running() -> None:
+@pytest.mark.parametrize("entry", ["announce_then_linger", "announce_and_keep_the_socket"])
+def test_a_child_cannot_announce_its_end_and_keep_running(entry: str) -> None:
+    """The ``exit`` record ends the run, whether or not the stream ends with it."""
+
     async def scenario(zygote: Zygote) -> None:
-        handle = await zygote.run(E + "announce_then_linger", {}, Limits(timeout_s=20))
+        handle = await zygote.run(E + entry, {}, Limits(timeout_s=20))
         first = await anext(handle)
         alive = run_processes(first, "pid")
         _, result = await collect(handle)

@@ -231,6 +231,15 @@ def announce_then_linger(payload: dict[str, Any], emit: Emit) -> None:
     time.sleep(3600)
 
 
+def announce_and_keep_the_socket(payload: dict[str, Any], emit: Emit) -> None:
+    """Forge the wrapper's final record but not the end of stream, then keep running."""
+    from fulmen.sandbox.frames import encode
+
+    emit({"pid": os.getpid(), "pid_ns": _pid_namespace()})
+    os.write(3, encode({"exit": 0, "maxrss": 1}))
+    time.sleep(3600)
+
+
 def emit_garbage(payload: dict[str, Any], emit: Emit) -> None:
     """Write a frame that is not JSON straight onto the run socket."""
     os.write(3, b"\x00\x00\x00\x05hello")

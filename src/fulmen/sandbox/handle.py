@@ -342,8 +342,6 @@ class RunHandle:
         if not data:
             self._eof = True
             self._pause_reading()
-            if self._announced is not None:
-                self._conclude_announced(self._announced)
             return False
         try:
             records = self._decoder.feed(data)
@@ -352,6 +350,9 @@ class RunHandle:
             return False
         for record in records:
             self._accept(record)
+        if self._announced is not None and not self._eof and not self._concluded:
+            self._conclude_announced(self._announced)
+            return False
         return True
 
     def _accept(self, record: dict[str, Any]) -> None:
@@ -367,14 +368,20 @@ class RunHandle:
             self._protocol_error(f"unexpected record with keys {sorted(record)}")
 
     def _conclude_announced(self, record: dict[str, Any]) -> None:
-        """The child said how it ends and shut its socket: the run is over now.
+        """The child said how it ends: the run is over now.
 
         Waiting for the zygote's report would add the kernel's teardown of the process
         (about a millisecond) to every run. The report is not needed to trust the code: the
         job could make its entry return anyway. What it must not do is announce an end and
         keep running, so the group is killed now (a no-op for a child already exiting); the
         zygote is told not to report the exit, which nothing here waits for any more.
+
+        The ``exit`` record is the last of the stream (``wire.py``): nothing after it is
+        read, not even the end of stream that follows it, which would only wake this
+        process once more per run.
         """
+        self._eof = True
+        self._pause_reading()
         self._link.release(self._header.id)
         maxrss = record.get("maxrss")
         self._on_exited(int(record["exit"]), None, maxrss if isinstance(maxrss, int) else None)

@@ -24,8 +24,9 @@ child (DESIGN.md, "Security model").
   its side for writing (``RunHandle.close_input``).
 - child → worker: ``{"event": {...}}`` per ``emit``; at most one ``{"error": {"type",
   "message", "stage"}}`` when the entry fails; last, ``{"exit": code, "maxrss": kb}`` and
-  end of stream, so the worker knows the outcome without waiting for the zygote to reap.
-  A child killed by a signal sends no ``exit``: the zygote's ``exited`` report decides.
+  end of stream, so the worker knows the outcome without waiting for the zygote to reap: the
+  run concludes at the ``exit`` record, and nothing after it is read. A child killed by a
+  signal sends no ``exit``: the zygote's ``exited`` report decides.
 """
 
 from __future__ import annotations
