@@ -167,9 +167,9 @@ class Channel:
         """Send the final ``exit`` record and shut the socket; nothing can follow it.
 
         The lock is never released: another thread still emitting blocks until ``_exit``.
-        Shutting down (not just closing) ends the stream for the worker even if the job
-        left a process holding a copy of the descriptor, so the worker learns the outcome
-        now instead of after the kernel has torn this process down.
+        The worker concludes the run at the ``exit`` record (``handle.py``) and reads nothing
+        after it; shutting the socket down (not just closing it) also ends the stream for a
+        process the job left holding a copy of the descriptor.
         """
         self._lock.acquire()
         try:
