@@ -254,7 +254,11 @@ def _let_go_of_the_zygote(control_fd: int, settings: Settings) -> None:
     zygote would end that run as out of memory), unlock the uid range (another zygote could
     take it, and its runs share host ids with ours) or write into the worker's log. So they
     are closed here, by number: the zygote's objects that held them in this process are
-    never used again (this function's caller never returns to the zygote's code).
+    never used again (this function's caller never returns to the zygote's code). Closing
+    the zygote's end of this spare's socket also makes the zygote's death an end of file
+    here (before it holds a run, a pid-namespace init has no parent it could check), and
+    closing the worker's control socket lets the worker see the zygote's death however many
+    spares outlive it for a moment.
     """
     if settings.null_fd is not None:
         os.dup2(settings.null_fd, 1)
