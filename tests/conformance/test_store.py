@@ -714,15 +714,21 @@ PERIODIC_READS = {
 }
 
 
+def _sqlite_schema(tmp_path: Path) -> sqlite3.Connection:
+    """An empty SQLite database with the store's schema, for reading query plans."""
+    database = sqlite3.connect(tmp_path / "plans.db")
+    for file in load_schema("sqlite"):
+        database.executescript(file.script)
+    return database
+
+
 def test_a_listing_of_one_work_order_workflow_or_project_reads_its_index(
     tmp_path: Path,
 ) -> None:
     """SQLite: a listing of one of them starts from that one's index, not from every run
     newest first (for a quiet workflow in a long history, every run was read: some 120 ms at
     a million, the event loop stopped; bench/history.py)."""
-    database = sqlite3.connect(tmp_path / "plans.db")
-    for file in load_schema("sqlite"):
-        database.executescript(file.script)
+    database = _sqlite_schema(tmp_path)
     queries = load_queries("sqlite")
     for name, index in (
         ("list_runs_of_work_order", "runs_work_order (work_order_id=?)"),
@@ -739,9 +745,7 @@ def test_no_periodic_read_visits_the_ended_runs(tmp_path: Path) -> None:
     the runs queued or in flight, never every run ever made (a scan of a million took 0.1 to
     2 s, the loop stopped; bench/history.py). PostgreSQL's planner picks by cost, which on
     a test's few rows says nothing."""
-    database = sqlite3.connect(tmp_path / "plans.db")
-    for file in load_schema("sqlite"):
-        database.executescript(file.script)
+    database = _sqlite_schema(tmp_path)
     queries = load_queries("sqlite")
     for name, indexes in PERIODIC_READS.items():
         params = dict.fromkeys(re.findall(r":(\w+)", queries[name].sql))

@@ -161,16 +161,14 @@ class RunCgroup:
         ``memory.oom.group`` ends the whole run by itself."""
         if self.version == 2:
             return None
-        control = os.open(f"{self.dirs['memory']}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        control = self._open(self._oom_counts, os.O_RDONLY)  # memory.oom_control, on v1
+        event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         try:
-            event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            try:
-                _write(f"{self.dirs['memory']}/cgroup.event_control", f"{event} {control}")
-            except OSError:
-                os.close(event)
-                raise
-        finally:
-            os.close(control)
+            registry = self._open(f"{self.dirs['memory']}/cgroup.event_control", os.O_WRONLY)
+            os.write(registry, f"{event} {control}".encode())
+        except OSError:
+            os.close(event)
+            raise
         return event
 
     def oom_kills(self) -> int:
