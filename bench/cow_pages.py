@@ -25,7 +25,6 @@ import bisect
 import collections
 import ctypes
 import gc
-import importlib
 import os
 import pickle
 import struct
@@ -34,20 +33,19 @@ import types
 from collections.abc import Iterator
 
 from fulmen.runtime import entry
-from fulmen.sandbox import child, pools, zygote
+from fulmen.sandbox import pools, zygote
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 WORD = 8
 
 
 def prepare() -> None:
-    """What the zygote does before it forks its first child (``sandbox/zygote.py``)."""
-    for name in entry.PRELOAD:
-        importlib.import_module(name)
-    for name in entry.WARM_UP:
-        function = child.load_callable(name)
-        for _ in range(zygote._QUICKENING_CALLS):
-            function(None)
+    """What the zygote does before it forks its first child (``sandbox/zygote.py``), with
+    its own functions."""
+    errors = zygote._preload(entry.PRELOAD)
+    zygote._warm_ups(entry.WARM_UP, errors)
+    if errors:
+        raise SystemExit(f"the zygote's preparation failed: {errors}")
     gc.collect()
     zygote._ballast.extend(pools.fill_free_blocks())
     gc.freeze()
