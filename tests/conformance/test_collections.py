@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
-from fulmen.store import CollectionLimits, ItemFilter, Project, SQLStore
+from fulmen.store import CollectionLimits, ItemFilter, Project, SQLStore, collections
 from fulmen_testing.clock import FakeClock
+from fulmen_testing.spies import noting_results
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +120,32 @@ async def test_limits_refuse_and_write_nothing(store: SQLStore, cid: str) -> Non
         await store.put_collection_items(cid, [("k", "a\x00")], LIMITS)
     assert nul.value.code == "bad_value"
     assert (await store.get_collection("patients")).item_count == 3
+
+
+async def test_items_are_deleted_a_bounded_batch_at_a_time(
+    store: SQLStore, cid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pattern's items, or a whole collection's, go in batches of a few rows and value
+    bytes, a transaction each (store/batches.py): the count and what is left stay right."""
+    monkeypatch.setattr(collections, "BATCH_ROWS", 3)
+    monkeypatch.setattr(collections, "BATCH_BYTES", 2_500)
+    batches: list[int] = []
+    monkeypatch.setattr(
+        collections, "delete_items", noting_results(collections.delete_items, batches)
+    )
+    items = [(f"a{n}", "v" * 1_000) for n in range(5)] + [("b1", "1"), ("b2", "2")]
+    await store.put_collection_items(cid, items, LIMITS)
+    assert await store.delete_collection_items(cid, "a*") == 5
+    assert batches == [2, 2, 1, 0]  # two values of 1,000 bytes fit 2,500, three do not
+    assert (await store.get_collection("patients")).item_count == 2
+    kept = await store.list_collection_items(cid, ItemFilter(), 10)
+    assert [item.key for item in kept] == ["b1", "b2"]
+    await store.put_collection_items(cid, items, LIMITS)
+    batches.clear()
+    await store.delete_collection(cid)
+    assert batches == [3, 2, 2, 0]  # in id order: the two kept small ones and a0 fit
+    with pytest.raises(NotFoundError):
+        await store.get_collection("patients")
 
 
 async def test_deleting_a_collection_or_its_project_takes_its_items(

@@ -511,3 +511,33 @@ def _value(backend: Backend, column: str, value: Any) -> Any:
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+async def test_bodies_stored_before_the_upgrade_are_sized_for_the_bounded_batches(
+    backend: Backend,
+) -> None:
+    """0020: the bytes of each dataclip's body and of each collection item's value, which
+    the batches that wipe and delete them sum (store/batches.py). A database at 0019 gets
+    them for what it holds: the sweep then wipes its old bodies as many as fit a batch."""
+    value = "é" * 10  # 20 bytes in UTF-8
+    collection = {"id": "c1", "project_id": "p", "name": "patients", "item_count": 1}
+    item = {"collection_id": "c1", "key": "k", "value": value}
+    rows = [
+        *ROWS,
+        ("collections", collection | {"inserted_at": T0, "updated_at": T0}),
+        ("collection_items", item | {"inserted_at": T0, "updated_at": T0}),
+    ]
+    write_release(backend, 19, rows)
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        await store.replace_project(
+            replace(await store.get_project("p"), dataclip_retention_period=1)
+        )
+        with _raw(backend) as execute:
+            sizes = dict(execute("SELECT id, body_bytes FROM dataclips"))
+            [(value_bytes,)] = execute("SELECT value_bytes FROM collection_items")
+        assert set(sizes) == {"d-in", "d-out"} and min(sizes.values()) >= len('{"n":1}')
+        assert value_bytes == 20
+        # the body of the run's input alone fits 8 bytes; both do not
+        assert (await store.sweep_retention("p", max_bytes=8)).wiped_dataclips == 1
+        assert (await store.sweep_retention("p", max_bytes=8)).wiped_dataclips == 1
+        assert not (await store.sweep_retention("p")).more

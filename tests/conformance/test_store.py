@@ -55,11 +55,13 @@ from fulmen.store import (
     WebhookAuthType,
     Workflow,
     WorkflowTrigger,
+    catalog,
     open_store,
     sqlite_path,
 )
 from fulmen.store.queries import load_queries, load_schema, parse_queries
 from fulmen_testing.clock import FakeClock
+from fulmen_testing.spies import noting_results
 
 from .conftest import KEY, Backend
 
@@ -1675,6 +1677,65 @@ async def test_retention_sweeps_old_history_and_bodies(store: SQLStore, clock: F
         await store.get_dataclip("out-1")
     assert deleted >= 3 and wiped >= 1
     assert await sweep(store) == (0, 0, 0)  # nothing left to do
+
+
+async def test_a_retention_batch_wipes_as_many_bodies_as_fit_its_bytes(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """A batch's size does not follow its bodies' (store/batches.py): it takes as many as fit
+    its bytes, oldest first, and always one, however large."""
+    await seed(store)
+    for n in range(5):
+        made = await store.enqueue(webhook({"report": "x" * 990, "n": n}))  # 1,009 bytes
+        assert await claim_ids(store, 1) == [made.run_id]
+        await finish(store, made.run_id)
+        clock.advance(seconds=1)
+    await store.replace_project(Project(id="p", name="Clinic", dataclip_retention_period=1))
+    clock.advance(days=2)
+    wiped = [
+        (await store.sweep_retention("p", max_bytes=max_bytes)).wiped_dataclips
+        for max_bytes in (2_500, 1, 2_500)
+    ]
+    assert wiped == [2, 1, 2]
+    assert not (await store.sweep_retention("p")).more
+
+
+async def test_deleting_a_project_or_a_workflow_goes_a_bounded_batch_at_a_time(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their history goes first, a transaction per batch of a few rows and bytes (so that
+    other writers get in between and no transaction holds every body), then the rest: nothing
+    of it is left."""
+    monkeypatch.setattr(catalog, "BATCH_ROWS", 2)
+    monkeypatch.setattr(catalog, "BATCH_BYTES", 1)
+    workflow_batches: list[int] = []
+    project_batches: list[int] = []
+    for name, batches in [
+        ("delete_workflow_history", workflow_batches),
+        ("delete_project_history", project_batches),
+    ]:
+        monkeypatch.setattr(catalog, name, noting_results(getattr(catalog, name), batches))
+    await seed(store)
+    made = [await store.enqueue(webhook({"n": n})) for n in range(3)]
+    await store.delete_workflow("w")
+    assert workflow_batches == [2, 1, 0]
+    for run in made:
+        with pytest.raises(NotFoundError):
+            await store.get_run(run.run_id)
+    await store.get_dataclip(made[0].dataclip_id or "")  # a project's, until it goes
+    await store.create_workflow(workflow())
+    again = [await store.enqueue(webhook({"n": n})) for n in range(3)]
+    await store.delete_project("p")
+    # 3 work orders, then 6 dataclips one at a time
+    assert project_batches == [2, 1, 1, 1, 1, 1, 1, 1, 0]
+    for enqueued in made + again:
+        with pytest.raises(NotFoundError):
+            await store.get_dataclip(enqueued.dataclip_id or "")
+    assert (await store.list_runs()).items == ()
+    with pytest.raises(NotFoundError):
+        await store.get_project("p")
+    with pytest.raises(NotFoundError):
+        await store.delete_project("p")
 
 
 async def test_erase_all_keeps_no_bodies_beyond_their_use(

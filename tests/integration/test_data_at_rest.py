@@ -14,8 +14,8 @@ import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +42,8 @@ TS = "1760000000000000"
 #: SQLite overflow pages (over a 4 KiB page).
 MARKER = "patient-7c1e-hiv-positive"
 LONG = "x-ray-report-5d2b " * 400
+#: A megabyte: more than SQLite's statement journal keeps in memory by default (64 KiB).
+HUGE = "x-ray-report-5d2b " * 60_000
 
 
 @pytest.fixture
@@ -188,11 +190,61 @@ async def test_a_retention_sweep_leaves_no_trace_in_the_files(tmp_path: Path, pe
         assert_erased(database)
 
 
-async def finished_run(store: SQLStore, workflow_id: str, trigger_id: str) -> None:
+@pytest.mark.parametrize("erasing", ["wipe", "retention", "deleting the project"])
+async def test_a_large_body_never_reaches_a_temporary_file(tmp_path: Path, erasing: str) -> None:
+    """SQLite keeps the former content of the pages a savepoint changes in its statement
+    journal, which it spills to an unlinked temporary file (``/var/tmp/etilqs_*``) past
+    64 KiB: erasing a body of a megabyte wrote it there in clear, to stay in the disk's free
+    blocks after its wipe. The store keeps that journal in memory."""
+    database = tmp_path / "fulmen.db"
+    clock = FakeClock()
+    async with sqlite_store(str(database), clock=clock) as store:
+        seeded = await seed(store)
+        project = await store.get_project(seeded.project_id)
+        await store.replace_project(replace(project, dataclip_retention_period=1))
+        dataclip_id = await finished_run(store, seeded.workflow_id, seeded.webhook_id, HUGE)
+        with temporary_files_opened(store) as opened:
+            if erasing == "wipe":
+                await store.wipe_dataclip(dataclip_id)
+            elif erasing == "retention":
+                clock.advance(days=2)
+                assert (await store.sweep_retention(seeded.project_id)).wiped_dataclips == 1
+            else:
+                await store.delete_project(seeded.project_id)
+        assert opened == []
+        assert_erased(database)
+
+
+@contextmanager
+def temporary_files_opened(store: SQLStore) -> Iterator[list[str]]:
+    """The temporary files SQLite holds open at any statement of the store's connections
+    (it unlinks them at once: only the descriptor shows them)."""
+    opened: list[str] = []
+
+    def look(_: str) -> None:
+        for fd in os.listdir("/proc/self/fd"):
+            with suppress(OSError):
+                if "etilqs_" in (target := os.readlink(f"/proc/self/fd/{fd}")):
+                    opened.append(target)
+
+    connections = (store._db._writer, store._db._reader)  # type: ignore[attr-defined]
+    for connection in connections:
+        connection.set_trace_callback(look)
+    try:
+        yield opened
+    finally:
+        for connection in connections:
+            connection.set_trace_callback(None)
+
+
+async def finished_run(
+    store: SQLStore, workflow_id: str, trigger_id: str, report: str = LONG
+) -> str:
+    """A run of that input that succeeded; its input's dataclip."""
     enqueued = await store.enqueue(
         EnqueueRequest(
             workflow_id,
-            input=NewDataclip(DataclipType.HTTP_REQUEST, {"diagnosis": MARKER, "report": LONG}),
+            input=NewDataclip(DataclipType.HTTP_REQUEST, {"diagnosis": MARKER, "report": report}),
             trigger_id=trigger_id,
             options=Options(run_timeout_ms=60_000),
         )
@@ -201,3 +253,5 @@ async def finished_run(store: SQLStore, workflow_id: str, trigger_id: str) -> No
     await store.join_run(enqueued.run_id)
     await store.start_run(enqueued.run_id)
     await store.complete_run(enqueued.run_id, RunCompletion(ExitReason(Reason.SUCCESS)))
+    assert enqueued.dataclip_id is not None
+    return enqueued.dataclip_id

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fulmen.lifecycle import CancelAction
 from fulmen.plan import LANGUAGES
+from fulmen.store.batches import BATCH_BYTES
 from fulmen.store.models.alerts import (
     Alert,
     AlertChannel,
@@ -563,8 +564,12 @@ class Store(Protocol):
         """Projects with a history or body period, or in ``erase_all`` mode."""
         ...
 
-    async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
-        """One bounded batch of the project's retention sweep, in its own transaction."""
+    async def sweep_retention(
+        self, project_id: str, *, limit: int = 1000, max_bytes: int = BATCH_BYTES
+    ) -> RetentionBatch:
+        """One bounded batch of the project's retention sweep, in its own transaction: up to
+        ``limit`` rows of each kind, and dataclips as many as fit ``max_bytes`` of bodies
+        (at least one); ``more`` until a batch finds nothing."""
         ...
 
     # -- failure alerts and digests (issue 18) ----------------------------------------------

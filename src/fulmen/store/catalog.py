@@ -23,6 +23,7 @@ from uuid import uuid4
 from fulmen.errors import ConflictError, InputError, NotFoundError
 from fulmen.plan import Edge, Job, Plan, Trigger, language_of, validate
 from fulmen.store import keychains, retention_policy, retry_policy
+from fulmen.store.batches import BATCH_BYTES, BATCH_ROWS
 from fulmen.store.db import Row, Tx, dumps, loads
 from fulmen.store.models.catalog import (
     CronCursor,
@@ -46,7 +47,9 @@ __all__ = [
     "create_project",
     "create_workflow",
     "delete_project",
+    "delete_project_history",
     "delete_workflow",
+    "delete_workflow_history",
     "get_project",
     "get_snapshot",
     "get_trigger",
@@ -106,6 +109,16 @@ async def list_projects(
     params = {"after": after, "ids": wanted, "limit": check_limit(limit) + 1}
     rows = await tx.fetchall("list_projects", params)
     return make_page([_project(tx, row) for row in rows], limit, lambda p: (p.id,))
+
+
+async def delete_project_history(tx: Tx, project_id: str) -> int:
+    """A batch of a project's deletion, before :func:`delete_project`: some of its work
+    orders (with their runs, steps and logs) or, once those are gone, of its dataclips; how
+    many rows went. Bounded (store/batches.py): call again until it deletes none."""
+    params = {"project_id": project_id, "limit": BATCH_ROWS}
+    if gone := await tx.execute("delete_project_work_orders", params):
+        return gone
+    return await tx.execute("delete_project_dataclips", {**params, "max_bytes": BATCH_BYTES})
 
 
 async def delete_project(tx: Tx, project_id: str) -> None:
@@ -208,6 +221,13 @@ async def list_workflows(
     rows = await tx.fetchall("list_workflows", params)
     items = [_stored_workflow(tx, row) for row in rows]
     return make_page(items, limit, lambda w: (w.workflow.id,))
+
+
+async def delete_workflow_history(tx: Tx, workflow_id: str) -> int:
+    """A batch of a workflow's deletion, before :func:`delete_workflow`: some of its work
+    orders, with their runs, steps and logs; how many. Call again until it deletes none."""
+    params = {"workflow_id": workflow_id, "limit": BATCH_ROWS}
+    return await tx.execute("delete_workflow_work_orders", params)
 
 
 async def delete_workflow(tx: Tx, workflow_id: str) -> None:

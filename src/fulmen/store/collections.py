@@ -27,6 +27,7 @@ from typing import Final
 import orjson
 
 from fulmen.errors import ConflictError, InputError, NotFoundError
+from fulmen.store.batches import BATCH_BYTES, BATCH_ROWS
 from fulmen.store.db import Row, Tx
 from fulmen.store.models.collections import (
     CollectionInfo,
@@ -53,6 +54,7 @@ __all__ = [
     "key_pattern",
     "list_collections",
     "list_items",
+    "project_collection_ids",
     "put_items",
 ]
 
@@ -151,8 +153,14 @@ async def list_collections(
 
 
 async def delete_collection(tx: Tx, collection_id: str) -> None:
-    """Delete a collection with all its items."""
+    """Delete a collection with what is left of its items (delete_items goes first)."""
     await tx.execute("delete_collection", {"id": collection_id})
+
+
+async def project_collection_ids(tx: Tx, project_id: str) -> list[str]:
+    return [
+        row["id"] for row in await tx.fetchall("project_collection_ids", {"project_id": project_id})
+    ]
 
 
 async def put_items(
@@ -233,9 +241,15 @@ async def delete_item(tx: Tx, collection_id: str, key: str, now: datetime) -> bo
 async def delete_items(
     tx: Tx, collection_id: str, pattern: str | None, now: datetime, dialect: str
 ) -> int:
-    """Delete the items whose key matches ``pattern`` (every item: ``None``); how many."""
+    """Delete a batch of the items whose key matches ``pattern`` (every item: ``None``);
+    how many. A batch is bounded (store/batches.py): call again until it deletes none."""
     matching = None if pattern is None else key_pattern(pattern, dialect)
-    params = {"collection_id": collection_id, "pattern": matching}
+    params = {
+        "collection_id": collection_id,
+        "pattern": matching,
+        "limit": BATCH_ROWS,
+        "max_bytes": BATCH_BYTES,
+    }
     removed = await tx.execute("delete_collection_items_matching", params)
     if removed:
         await tx.execute("shrink_collection", {"id": collection_id, "removed": removed, "now": now})

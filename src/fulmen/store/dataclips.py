@@ -18,14 +18,17 @@ __all__ = ["get_dataclip", "insert_dataclip", "insert_wiped", "wipe_dataclip"]
 
 async def insert_dataclip(tx: Tx, project_id: str, dataclip: NewDataclip, now: datetime) -> str:
     dataclip_id = dataclip.id or str(uuid4())
+    body = dumps(dataclip.body)
+    request = None if dataclip.request is None else dumps(dataclip.request)
     await tx.execute(
         "insert_dataclip",
         {
             "id": dataclip_id,
             "project_id": project_id,
             "type": DataclipType(dataclip.type),
-            "body": dumps(dataclip.body),
-            "request": None if dataclip.request is None else dumps(dataclip.request),
+            "body": body,
+            "request": request,
+            "body_bytes": _bytes(body) + (0 if request is None else _bytes(request)),
             "wiped_at": None,
             "now": now,
         },
@@ -45,6 +48,7 @@ async def insert_wiped(
             "type": kind,
             "body": None,
             "request": None,
+            "body_bytes": 0,
             "wiped_at": now,
             "now": now,
         },
@@ -61,6 +65,12 @@ async def get_dataclip(tx: Tx, dataclip_id: str) -> Dataclip:
 async def wipe_dataclip(tx: Tx, dataclip_id: str, now: datetime) -> None:
     if await tx.fetchone("wipe_dataclip", {"id": dataclip_id, "now": now}) is None:
         raise NotFoundError(f"dataclip {dataclip_id} does not exist", field="id")
+
+
+def _bytes(text: str) -> int:
+    """The UTF-8 size of a JSON text, which the batches that wipe or delete bodies sum
+    (store/batches.py); ASCII, as JSON mostly is, without encoding it."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _dataclip(tx: Tx, row: Row) -> Dataclip:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fulmen.errors import InputError
+from fulmen.store.batches import BATCH_BYTES
 from fulmen.store.catalog import get_project, project_of
 from fulmen.store.db import Tx
 from fulmen.store.models.catalog import Project
@@ -32,12 +33,16 @@ async def projects_with_retention(tx: Tx) -> list[Project]:
     return [project_of(tx, row) for row in await tx.fetchall("projects_with_retention")]
 
 
-async def sweep_batch(tx: Tx, project_id: str, limit: int, now: datetime) -> RetentionBatch:
-    """One batch of the project's sweep at ``now``; ``more`` when a kind hit ``limit``."""
+async def sweep_batch(
+    tx: Tx, project_id: str, limit: int, now: datetime, max_bytes: int = BATCH_BYTES
+) -> RetentionBatch:
+    """One batch of the project's sweep at ``now``: of each kind, up to ``limit`` rows, and
+    of dataclips as many as fit ``max_bytes`` of bodies (at least one; store/batches.py).
+    ``more`` when it took anything: the next batch may find more."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InputError(f"a retention batch is a positive number of rows, not {limit!r}")
     cut = cutoffs(await get_project(tx, project_id), now)
-    base = {"project_id": project_id, "limit": limit, "now": now}
+    base = {"project_id": project_id, "limit": limit, "max_bytes": max_bytes, "now": now}
     orders = dataclips = wiped = 0
     if cut.history_before is not None:
         before = {**base, "before": cut.history_before}
@@ -52,5 +57,5 @@ async def sweep_batch(tx: Tx, project_id: str, limit: int, now: datetime) -> Ret
         deleted_work_orders=orders,
         deleted_dataclips=dataclips,
         wiped_dataclips=wiped,
-        more=max(orders, dataclips, wiped) >= limit,
+        more=orders + dataclips + wiped > 0,
     )

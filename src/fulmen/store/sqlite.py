@@ -32,16 +32,21 @@ it, which is what makes the claim and every state transition safe without
 (WAL keeps a snapshot per read transaction), never a group that may yet fail to commit.
 Both connections turn foreign keys on: SQLite leaves them off by default.
 
-*Erasing.* A wiped or deleted body must not outlive its wipe anywhere in the files (a
-project's ``erase_all`` mode promises that no input or output outlives its run). Two places
+*Erasing.* A wiped or deleted body must not outlive its wipe anywhere on the disk (a
+project's ``erase_all`` mode promises that no input or output outlives its run). Three places
 would keep it: the free space SQLite leaves in pages and in its free list (``secure_delete``,
-on for the writer, overwrites it with zeros), and the WAL, which holds every page image
-written since its last checkpoint, the ones from before the wipe included. So a group whose
+on for the writer, overwrites it with zeros); the WAL, which holds every page image written
+since its last checkpoint, the ones from before the wipe included; and the statement
+journal, where a savepoint keeps the former content of the pages it changes (the zeroed
+ones too), which SQLite spills past 64 KiB to a temporary file that it unlinks at once, so
+that its blocks, never overwritten, keep the body in the disk's free space. So a group whose
 statements erased rows (the queries in :data:`ERASING`) is followed, before its writers are
 answered, by ``wal_checkpoint(TRUNCATE)``: the pages as they are now go to the database file
 and the WAL is emptied. That checkpoint waits for readers of the old pages; if another
 process keeps one reading past the busy timeout, the log says that the wiped bodies stay in
-the WAL until a later checkpoint.
+the WAL until a later checkpoint. And both connections keep their temporary data in memory
+(``temp_store = MEMORY``), which bounds how much a transaction may erase: bulk deletions go
+in batches (batches.py).
 
 *Files.* The database's directory is made 0700 and its file 0600 whatever the umask, so the
 ``-wal`` and ``-shm`` files SQLite makes beside it are 0600 too (files.py); looser ones that
@@ -99,7 +104,11 @@ ERASING = frozenset(
         "wipe_old_dataclips",
         "delete_old_dataclips",
         "delete_old_work_orders",
+        "delete_project_work_orders",
+        "delete_project_dataclips",
         "delete_project",
+        "delete_workflow_work_orders",
+        "delete_workflow",
     }
 )
 
@@ -107,7 +116,7 @@ ERASING = frozenset(
 class _SQLiteTx:
     """Statements of one transaction, run synchronously (see the module's docstring); the
     methods are coroutines only to meet the ``Tx`` protocol PostgreSQL needs. ``erased`` is
-    called when an :data:`ERASING` query changed rows."""
+    called when an :data:`ERASING` query changed rows (or, with ``RETURNING``, returned one)."""
 
     __slots__ = ("_conn", "_erased", "_queries")
 
@@ -133,6 +142,8 @@ class _SQLiteTx:
         cursor = self._conn.execute(self._queries[query].sql, _adapt(params))
         row: Row | None = cursor.fetchone()
         cursor.close()
+        if row is not None and query in ERASING and self._erased is not None:
+            self._erased()  # an erasing query with RETURNING (wipe_dataclip)
         return row
 
     async def fetchall(self, query: str, params: Params | None = None) -> list[Row]:
@@ -431,6 +442,9 @@ def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
         with _translated():
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Statement journals, sorts and temporary tables in memory, never in a
+            # temporary file (see *Erasing*).
+            conn.execute("PRAGMA temp_store = MEMORY")
             if query_only:
                 conn.execute("PRAGMA query_only = ON")
     except BaseException:

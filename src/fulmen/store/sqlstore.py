@@ -7,7 +7,7 @@ decides only which transactions write and where "now" comes from.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -49,9 +49,10 @@ from fulmen.store import (
     webhook_auth,
 )
 from fulmen.store.base import Store
+from fulmen.store.batches import BATCH_BYTES
 from fulmen.store.cipher import CredentialCipher
 from fulmen.store.dashboard_sessions import DashboardSession, SessionLimits, SessionStage
-from fulmen.store.db import Database
+from fulmen.store.db import Database, Tx
 from fulmen.store.idempotency import Answer, Answered, IdempotencyKey
 from fulmen.store.models.alerts import (
     Alert,
@@ -151,6 +152,17 @@ class SQLStore:
     ) -> None:
         await self.close()
 
+    async def _in_batches(self, batch: Callable[[Tx], Awaitable[int]]) -> int:
+        """Run ``batch`` in a transaction of its own, again until it deletes no row; how many
+        it deleted. Between two, other writers take their turn (store/batches.py)."""
+        total = 0
+        while True:
+            async with self._db.write() as tx:
+                gone = await batch(tx)
+            if not gone:
+                return total
+            total += gone
+
     # -- projects and workflows ------------------------------------------------------------
 
     async def create_project(self, project: Project, *, owner_id: str | None = None) -> Project:
@@ -180,6 +192,12 @@ class SQLStore:
             return await ownership.project_of(tx, kind, thing_id)
 
     async def delete_project(self, project_id: str) -> None:
+        # Its bulk first, in bounded batches (store/batches.py), then what is left at once.
+        async with self._db.read() as tx:
+            owned = await collections.project_collection_ids(tx, project_id)
+        for collection_id in owned:
+            await self.delete_collection(collection_id)
+        await self._in_batches(lambda tx: catalog.delete_project_history(tx, project_id))
         async with self._db.write() as tx:
             await catalog.delete_project(tx, project_id)
 
@@ -204,6 +222,7 @@ class SQLStore:
             return await catalog.list_workflows(tx, project_id, cursor, limit)
 
     async def delete_workflow(self, workflow_id: str) -> None:
+        await self._in_batches(lambda tx: catalog.delete_workflow_history(tx, workflow_id))
         async with self._db.write() as tx:
             await catalog.delete_workflow(tx, workflow_id)
 
@@ -268,6 +287,7 @@ class SQLStore:
             return await collections.list_collections(tx, project_id, cursor=cursor, limit=limit)
 
     async def delete_collection(self, collection_id: str) -> None:
+        await self.delete_collection_items(collection_id, None)
         async with self._db.write() as tx:
             await collections.delete_collection(tx, collection_id)
 
@@ -287,9 +307,11 @@ class SQLStore:
             return await collections.delete_item(tx, collection_id, key, self._clock.now())
 
     async def delete_collection_items(self, collection_id: str, pattern: str | None) -> int:
-        async with self._db.write() as tx:
-            now = self._clock.now()
-            return await collections.delete_items(tx, collection_id, pattern, now, self.dialect)
+        return await self._in_batches(
+            lambda tx: collections.delete_items(
+                tx, collection_id, pattern, self._clock.now(), self.dialect
+            )
+        )
 
     async def list_collection_items(
         self, collection_id: str, where: ItemFilter, limit: int
@@ -709,9 +731,12 @@ class SQLStore:
         async with self._db.read() as tx:
             return await retention.projects_with_retention(tx)
 
-    async def sweep_retention(self, project_id: str, *, limit: int = 1000) -> RetentionBatch:
+    async def sweep_retention(
+        self, project_id: str, *, limit: int = 1000, max_bytes: int = BATCH_BYTES
+    ) -> RetentionBatch:
         async with self._db.write() as tx:
-            return await retention.sweep_batch(tx, project_id, limit, self._clock.now())
+            now = self._clock.now()
+            return await retention.sweep_batch(tx, project_id, limit, now, max_bytes)
 
     # -- failure alerts and digests (alert_config.py, alert_outbox.py) ------------------------
 

@@ -60,6 +60,31 @@ WHERE (%(after)s::text IS NULL OR id > %(after)s)
 ORDER BY id
 LIMIT %(limit)s;
 
+-- name: delete_project_work_orders
+-- A batch of deleting a project, before its rows go: up to %(limit)s of its work orders,
+-- with their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+DELETE FROM work_orders WHERE id = ANY (ARRAY(
+    SELECT o.id FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+    WHERE w.project_id = %(project_id)s
+    LIMIT %(limit)s
+));
+
+-- name: delete_project_dataclips
+-- The next batches, once its work orders are gone: up to %(limit)s of its dataclips, oldest
+-- first, as many as fit %(max_bytes)s of bodies (at least one).
+DELETE FROM dataclips WHERE id = ANY (ARRAY(
+    SELECT id FROM (
+        SELECT c.id, c.body_bytes AS size,
+               sum(c.body_bytes) OVER (ORDER BY c.inserted_at, c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT d.id, d.inserted_at, d.body_bytes FROM dataclips d
+            WHERE d.project_id = %(project_id)s
+            ORDER BY d.inserted_at
+            LIMIT %(limit)s) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
+));
+
 -- name: delete_project_workflows
 -- First half of deleting a project: its workflows, with their runs (ON DELETE CASCADE), so
 -- that no job still holds a credential when the second half deletes those.
@@ -118,8 +143,16 @@ WHERE w.project_id = %(project_id)s AND (%(after)s::text IS NULL OR w.id > %(aft
 ORDER BY w.id
 LIMIT %(limit)s;
 
+-- name: delete_workflow_work_orders
+-- A batch of deleting a workflow, before its row goes: up to %(limit)s of its work orders,
+-- with their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+DELETE FROM work_orders WHERE id = ANY (ARRAY(
+    SELECT id FROM work_orders WHERE workflow_id = %(workflow_id)s LIMIT %(limit)s
+));
+
 -- name: delete_workflow
--- Takes its snapshots, nodes, edges, work orders, runs, steps and logs with it.
+-- Takes its snapshots, nodes, edges and what is left of its work orders, runs, steps and
+-- logs with it (the store deletes those in batches first: delete_workflow_work_orders).
 DELETE FROM workflows WHERE id = %(id)s;
 
 -- name: insert_snapshot
@@ -227,9 +260,9 @@ DELETE FROM credentials WHERE id = %(id)s;
 
 
 -- name: insert_dataclip
-INSERT INTO dataclips (id, project_id, type, body, request, wiped_at, inserted_at)
-VALUES (%(id)s, %(project_id)s, %(type)s, %(body)s::jsonb, %(request)s::jsonb, %(wiped_at)s,
-        %(now)s);
+INSERT INTO dataclips (id, project_id, type, body, request, body_bytes, wiped_at, inserted_at)
+VALUES (%(id)s, %(project_id)s, %(type)s, %(body)s::jsonb, %(request)s::jsonb, %(body_bytes)s,
+        %(wiped_at)s, %(now)s);
 
 -- name: get_dataclip
 SELECT * FROM dataclips WHERE id = %(id)s;
@@ -241,7 +274,8 @@ SELECT project_id FROM dataclips WHERE id = %(id)s;
 
 -- name: wipe_dataclip
 -- Drops the body, keeps the row: runs and steps still name it, and it says when it went.
-UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, %(now)s)
+UPDATE dataclips
+SET body = NULL, request = NULL, body_bytes = 0, wiped_at = coalesce(wiped_at, %(now)s)
 WHERE id = %(id)s
 RETURNING id;
 
@@ -249,7 +283,8 @@ RETURNING id;
 -- name: wipe_unused_dataclip
 -- A run that does not keep bodies ended: its input goes, unless a run that has not ended
 -- still needs it (its retry, say).
-UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, %(now)s)
+UPDATE dataclips
+SET body = NULL, request = NULL, body_bytes = 0, wiped_at = coalesce(wiped_at, %(now)s)
 WHERE id = %(id)s AND NOT EXISTS (
     SELECT 1 FROM runs r
     WHERE r.dataclip_id = %(id)s AND r.state IN ('available', 'claimed', 'started'));
@@ -888,31 +923,48 @@ DELETE FROM work_orders WHERE id = ANY (ARRAY(
 
 -- name: delete_old_dataclips
 -- Retention: up to %(limit)s of the project's dataclips stored before %(before)s (what still
--- names one of them is set to NULL), but none that a run which has not ended still needs.
+-- names one of them is set to NULL), oldest first, as many as fit %(max_bytes)s of bodies (at
+-- least one), but none that a run which has not ended still needs.
 DELETE FROM dataclips WHERE id = ANY (ARRAY(
-    SELECT d.id FROM dataclips d
-    WHERE d.project_id = %(project_id)s AND d.inserted_at < %(before)s
-      AND NOT EXISTS (
-          SELECT 1 FROM runs r
-          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
-    LIMIT %(limit)s
-    FOR UPDATE OF d SKIP LOCKED
+    SELECT id FROM (
+        SELECT c.id, c.body_bytes AS size,
+               sum(c.body_bytes) OVER (ORDER BY c.inserted_at, c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT d.id, d.inserted_at, d.body_bytes FROM dataclips d
+            WHERE d.project_id = %(project_id)s AND d.inserted_at < %(before)s
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs r
+                  WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+            ORDER BY d.inserted_at
+            LIMIT %(limit)s
+            FOR UPDATE OF d SKIP LOCKED) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
 ));
 
 -- name: wipe_old_dataclips
 -- Retention: up to %(limit)s bodies of the project's dataclips stored before %(before)s,
--- read from dataclips_unwiped, but none that a run which has not ended still needs, nor
--- any stored before %(kept_from)s (the history cutoff: those rows go whole).
-UPDATE dataclips SET body = NULL, request = NULL, wiped_at = %(now)s
+-- read from dataclips_unwiped oldest first, as many as fit %(max_bytes)s (at least one), but
+-- none that a run which has not ended still needs, nor any stored before %(kept_from)s (the
+-- history cutoff: those rows go whole).
+UPDATE dataclips SET body = NULL, request = NULL, body_bytes = 0, wiped_at = %(now)s
 WHERE id = ANY (ARRAY(
-    SELECT d.id FROM dataclips d
-    WHERE d.project_id = %(project_id)s AND d.wiped_at IS NULL AND d.inserted_at < %(before)s
-      AND (%(kept_from)s::timestamptz IS NULL OR d.inserted_at >= %(kept_from)s)
-      AND NOT EXISTS (
-          SELECT 1 FROM runs r
-          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
-    LIMIT %(limit)s
-    FOR UPDATE OF d SKIP LOCKED
+    SELECT id FROM (
+        SELECT c.id, c.body_bytes AS size,
+               sum(c.body_bytes) OVER (ORDER BY c.inserted_at, c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT d.id, d.inserted_at, d.body_bytes FROM dataclips d
+            WHERE d.project_id = %(project_id)s AND d.wiped_at IS NULL
+              AND d.inserted_at < %(before)s
+              AND (%(kept_from)s::timestamptz IS NULL OR d.inserted_at >= %(kept_from)s)
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs r
+                  WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+            ORDER BY d.inserted_at
+            LIMIT %(limit)s
+            FOR UPDATE OF d SKIP LOCKED) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
 ));
 
 
@@ -1670,8 +1722,12 @@ ORDER BY name
 LIMIT %(limit)s;
 
 -- name: delete_collection
--- With its items (ON DELETE CASCADE).
+-- With what is left of its items (ON DELETE CASCADE): the store deletes them in batches
+-- first (delete_collection_items_matching).
 DELETE FROM collections WHERE id = %(id)s;
+
+-- name: project_collection_ids
+SELECT id FROM collections WHERE project_id = %(project_id)s ORDER BY id;
 
 -- name: lock_collection
 -- Taken before a write counts what it adds: two writers of one collection take turns, so
@@ -1697,12 +1753,12 @@ WHERE id = %(id)s;
 -- Every item of :keys and :values (arrays of the same length, no key twice) in one
 -- statement; an existing key keeps its id and inserted_at. (:items is SQLite's form of the
 -- same pairs, unused here.)
-INSERT INTO collection_items (collection_id, key, value, inserted_at, updated_at)
-SELECT %(collection_id)s, t.k, t.v, %(now)s, %(now)s
+INSERT INTO collection_items (collection_id, key, value, value_bytes, inserted_at, updated_at)
+SELECT %(collection_id)s, t.k, t.v, octet_length(t.v), %(now)s, %(now)s
 FROM unnest(%(keys)s::text[], %(values)s::text[]) WITH ORDINALITY AS t(k, v, n)
 ORDER BY t.n
 ON CONFLICT (collection_id, key) DO UPDATE
-SET value = excluded.value, updated_at = excluded.updated_at;
+SET value = excluded.value, value_bytes = excluded.value_bytes, updated_at = excluded.updated_at;
 
 -- name: get_collection_item
 SELECT id, key, value, inserted_at, updated_at FROM collection_items
@@ -1712,11 +1768,23 @@ WHERE collection_id = %(collection_id)s AND key = %(key)s;
 DELETE FROM collection_items WHERE collection_id = %(collection_id)s AND key = %(key)s;
 
 -- name: delete_collection_items_matching
--- Items whose key matches the LIKE :pattern (store/collections.py makes it from a `*`
--- pattern, LIKE's own wildcards escaped with a backslash); every item when :pattern is NULL.
-DELETE FROM collection_items
-WHERE collection_id = %(collection_id)s
-  AND (%(pattern)s::text IS NULL OR key LIKE %(pattern)s ESCAPE '\');
+-- A batch of the items whose key matches the LIKE :pattern (store/collections.py makes it
+-- from a `*` pattern, LIKE's own wildcards escaped with a backslash), every item when
+-- :pattern is NULL: up to :limit in id order, as many as fit :max_bytes of values (at least
+-- one; store/batches.py).
+DELETE FROM collection_items WHERE id = ANY (ARRAY(
+    SELECT id FROM (
+        SELECT c.id, c.value_bytes AS size,
+               sum(c.value_bytes) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT i.id, i.value_bytes FROM collection_items i
+            WHERE i.collection_id = %(collection_id)s
+              AND (%(pattern)s::text IS NULL OR i.key LIKE %(pattern)s ESCAPE '\')
+            ORDER BY i.id
+            LIMIT %(limit)s) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
+));
 
 -- name: plan_item_pages
 -- For the rest of the transaction: walk an index in id order for a page of

@@ -57,6 +57,31 @@ WHERE (:after IS NULL OR id > :after)
 ORDER BY id
 LIMIT :limit;
 
+-- name: delete_project_work_orders
+-- A batch of deleting a project, before its rows go: up to :limit of its work orders, with
+-- their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+DELETE FROM work_orders WHERE id IN (
+    SELECT o.id FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+    WHERE w.project_id = :project_id
+    LIMIT :limit
+);
+
+-- name: delete_project_dataclips
+-- The next batches, once its work orders are gone: up to :limit of its dataclips, oldest
+-- first, as many as fit :max_bytes of bodies (at least one).
+DELETE FROM dataclips WHERE id IN (
+    SELECT id FROM (
+        SELECT c.id, c.body_bytes AS size,
+               sum(c.body_bytes) OVER (ORDER BY c.inserted_at, c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT d.id, d.inserted_at, d.body_bytes FROM dataclips d
+            WHERE d.project_id = :project_id
+            ORDER BY d.inserted_at
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
+);
+
 -- name: delete_project_workflows
 -- First half of deleting a project: its workflows, with their runs (ON DELETE CASCADE), so
 -- that no job still holds a credential when the second half deletes those.
@@ -115,8 +140,16 @@ WHERE w.project_id = :project_id AND (:after IS NULL OR w.id > :after)
 ORDER BY w.id
 LIMIT :limit;
 
+-- name: delete_workflow_work_orders
+-- A batch of deleting a workflow, before its row goes: up to :limit of its work orders, with
+-- their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+DELETE FROM work_orders WHERE id IN (
+    SELECT id FROM work_orders WHERE workflow_id = :workflow_id LIMIT :limit
+);
+
 -- name: delete_workflow
--- Takes its snapshots, nodes, edges, work orders, runs, steps and logs with it.
+-- Takes its snapshots, nodes, edges and what is left of its work orders, runs, steps and
+-- logs with it (the store deletes those in batches first: delete_workflow_work_orders).
 DELETE FROM workflows WHERE id = :id;
 
 -- name: insert_snapshot
@@ -227,8 +260,8 @@ DELETE FROM credentials WHERE id = :id;
 
 
 -- name: insert_dataclip
-INSERT INTO dataclips (id, project_id, type, body, request, wiped_at, inserted_at)
-VALUES (:id, :project_id, :type, :body, :request, :wiped_at, :now);
+INSERT INTO dataclips (id, project_id, type, body, request, body_bytes, wiped_at, inserted_at)
+VALUES (:id, :project_id, :type, :body, :request, :body_bytes, :wiped_at, :now);
 
 -- name: get_dataclip
 SELECT * FROM dataclips WHERE id = :id;
@@ -240,7 +273,8 @@ SELECT project_id FROM dataclips WHERE id = :id;
 
 -- name: wipe_dataclip
 -- Drops the body, keeps the row: runs and steps still name it, and it says when it went.
-UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, :now)
+UPDATE dataclips
+SET body = NULL, request = NULL, body_bytes = 0, wiped_at = coalesce(wiped_at, :now)
 WHERE id = :id
 RETURNING id;
 
@@ -248,7 +282,8 @@ RETURNING id;
 -- name: wipe_unused_dataclip
 -- A run that does not keep bodies ended: its input goes, unless a run that has not ended
 -- still needs it (its retry, say).
-UPDATE dataclips SET body = NULL, request = NULL, wiped_at = coalesce(wiped_at, :now)
+UPDATE dataclips
+SET body = NULL, request = NULL, body_bytes = 0, wiped_at = coalesce(wiped_at, :now)
 WHERE id = :id AND NOT EXISTS (
     SELECT 1 FROM runs r
     WHERE r.dataclip_id = :id AND r.state IN ('available', 'claimed', 'started'));
@@ -856,29 +891,46 @@ DELETE FROM work_orders WHERE id IN (
 
 -- name: delete_old_dataclips
 -- Retention: up to :limit of the project's dataclips stored before :before (what still names
--- one of them is set to NULL), but none that a run which has not ended still needs.
+-- one of them is set to NULL), oldest first, as many as fit :max_bytes of bodies (at least
+-- one), but none that a run which has not ended still needs.
 DELETE FROM dataclips WHERE id IN (
-    SELECT d.id FROM dataclips d
-    WHERE d.project_id = :project_id AND d.inserted_at < :before
-      AND NOT EXISTS (
-          SELECT 1 FROM runs r
-          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
-    LIMIT :limit
+    SELECT id FROM (
+        SELECT c.id, c.body_bytes AS size,
+               sum(c.body_bytes) OVER (ORDER BY c.inserted_at, c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT d.id, d.inserted_at, d.body_bytes FROM dataclips d
+            WHERE d.project_id = :project_id AND d.inserted_at < :before
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs r
+                  WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+            ORDER BY d.inserted_at
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
 );
 
 -- name: wipe_old_dataclips
 -- Retention: up to :limit bodies of the project's dataclips stored before :before, read from
--- dataclips_unwiped, but none that a run which has not ended still needs, nor any stored
--- before :kept_from (the history cutoff: those rows go whole).
-UPDATE dataclips SET body = NULL, request = NULL, wiped_at = :now
+-- dataclips_unwiped oldest first, as many as fit :max_bytes (at least one), but none that a
+-- run which has not ended still needs, nor any stored before :kept_from (the history cutoff:
+-- those rows go whole).
+UPDATE dataclips SET body = NULL, request = NULL, body_bytes = 0, wiped_at = :now
 WHERE id IN (
-    SELECT d.id FROM dataclips d
-    WHERE d.project_id = :project_id AND d.wiped_at IS NULL AND d.inserted_at < :before
-      AND (:kept_from IS NULL OR d.inserted_at >= :kept_from)
-      AND NOT EXISTS (
-          SELECT 1 FROM runs r
-          WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
-    LIMIT :limit
+    SELECT id FROM (
+        SELECT c.id, c.body_bytes AS size,
+               sum(c.body_bytes) OVER (ORDER BY c.inserted_at, c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT d.id, d.inserted_at, d.body_bytes FROM dataclips d
+            WHERE d.project_id = :project_id AND d.wiped_at IS NULL
+              AND d.inserted_at < :before
+              AND (:kept_from IS NULL OR d.inserted_at >= :kept_from)
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs r
+                  WHERE r.dataclip_id = d.id AND r.state IN ('available', 'claimed', 'started'))
+            ORDER BY d.inserted_at
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
 );
 
 
@@ -1610,8 +1662,12 @@ ORDER BY name
 LIMIT :limit;
 
 -- name: delete_collection
--- With its items (ON DELETE CASCADE).
+-- With what is left of its items (ON DELETE CASCADE): the store deletes them in batches
+-- first (delete_collection_items_matching).
 DELETE FROM collections WHERE id = :id;
+
+-- name: project_collection_ids
+SELECT id FROM collections WHERE project_id = :project_id ORDER BY id;
 
 -- name: lock_collection
 -- Taken before a write counts what it adds (SQLite's write lock already holds every other
@@ -1638,13 +1694,14 @@ WHERE id = :id;
 -- an existing key keeps its id and inserted_at. One json_each over pairs, not two joined:
 -- a join of two table-valued functions is quadratic. (The WHERE true resolves SQLite's
 -- parsing ambiguity of INSERT ... SELECT ... ON CONFLICT.)
-INSERT INTO collection_items (collection_id, key, value, inserted_at, updated_at)
-SELECT :collection_id, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), :now, :now
+INSERT INTO collection_items (collection_id, key, value, value_bytes, inserted_at, updated_at)
+SELECT :collection_id, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+       length(CAST(json_extract(j.value, '$[1]') AS BLOB)), :now, :now
 FROM json_each(:items) AS j
 WHERE true
 ORDER BY j.key
 ON CONFLICT (collection_id, key) DO UPDATE
-SET value = excluded.value, updated_at = excluded.updated_at;
+SET value = excluded.value, value_bytes = excluded.value_bytes, updated_at = excluded.updated_at;
 
 -- name: get_collection_item
 SELECT id, key, value, inserted_at, updated_at FROM collection_items
@@ -1654,11 +1711,22 @@ WHERE collection_id = :collection_id AND key = :key;
 DELETE FROM collection_items WHERE collection_id = :collection_id AND key = :key;
 
 -- name: delete_collection_items_matching
--- Items whose key matches the GLOB :pattern (store/collections.py makes it from a `*`
--- pattern, its other wildcards escaped; GLOB, unlike SQLite's LIKE, tells case apart, as
--- PostgreSQL's LIKE does); every item when :pattern is NULL.
-DELETE FROM collection_items
-WHERE collection_id = :collection_id AND (:pattern IS NULL OR key GLOB :pattern);
+-- A batch of the items whose key matches the GLOB :pattern (store/collections.py makes it
+-- from a `*` pattern, its other wildcards escaped; GLOB, unlike SQLite's LIKE, tells case
+-- apart, as PostgreSQL's LIKE does), every item when :pattern is NULL: up to :limit in id
+-- order, as many as fit :max_bytes of values (at least one; store/batches.py).
+DELETE FROM collection_items WHERE id IN (
+    SELECT id FROM (
+        SELECT c.id, c.value_bytes AS size,
+               sum(c.value_bytes) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING)
+                   AS upto
+        FROM (
+            SELECT i.id, i.value_bytes FROM collection_items i
+            WHERE i.collection_id = :collection_id AND (:pattern IS NULL OR i.key GLOB :pattern)
+            ORDER BY i.id
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
+);
 
 -- name: plan_item_pages
 -- Nothing to do: PostgreSQL's twin keeps a page of list_collection_items off a generic plan;
