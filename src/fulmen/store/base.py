@@ -109,8 +109,13 @@ class Store(Protocol):
         when there is no such thing)."""
         ...
 
-    async def delete_project(self, project_id: str) -> None:
-        """Deletes the project with its workflows, runs, dataclips and credentials."""
+    async def delete_project(
+        self, project_id: str, *, record: NewAuditRecord | None = None
+    ) -> None:
+        """Deletes the project with its workflows, runs, dataclips and credentials: its
+        history and collections in bounded batches, each its own transaction (batches.py),
+        then the rest with ``record`` in one (the deletion's audit record). An interrupted
+        deletion has deleted some history, never the project without its record."""
         ...
 
     async def create_workflow(self, workflow: Workflow) -> StoredWorkflow:
@@ -129,8 +134,12 @@ class Store(Protocol):
     async def list_workflows(
         self, project_id: str, *, cursor: str | None = None, limit: int = 100
     ) -> Page[StoredWorkflow]: ...
-    async def delete_workflow(self, workflow_id: str) -> None:
-        """Deletes the workflow with its snapshots, work orders, runs, steps and logs."""
+    async def delete_workflow(
+        self, workflow_id: str, *, record: NewAuditRecord | None = None
+    ) -> None:
+        """Deletes the workflow with its snapshots, work orders, runs, steps and logs: its
+        work orders in bounded batches (as ``delete_project``), then the rest with
+        ``record``."""
         ...
 
     async def deploy(
@@ -198,8 +207,11 @@ class Store(Protocol):
     async def list_collections(
         self, project_id: str, *, cursor: str | None = None, limit: int = 100
     ) -> Page[CollectionInfo]: ...
-    async def delete_collection(self, collection_id: str) -> None:
-        """With all its items."""
+    async def delete_collection(
+        self, collection_id: str, *, record: NewAuditRecord | None = None
+    ) -> None:
+        """With all its items, in bounded batches (as ``delete_project``), then the
+        collection with ``record``."""
         ...
 
     async def put_collection_items(

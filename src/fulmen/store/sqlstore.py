@@ -163,6 +163,11 @@ class SQLStore:
                 return total
             total += gone
 
+    async def _record(self, tx: Tx, record: NewAuditRecord | None) -> None:
+        """Append ``record`` in ``tx``: with the change it records."""
+        if record is not None:
+            await audit.append(tx, record, self._clock.now())
+
     # -- projects and workflows ------------------------------------------------------------
 
     async def create_project(self, project: Project, *, owner_id: str | None = None) -> Project:
@@ -191,15 +196,17 @@ class SQLStore:
         async with self._db.read() as tx:
             return await ownership.project_of(tx, kind, thing_id)
 
-    async def delete_project(self, project_id: str) -> None:
-        # Its bulk first, in bounded batches (store/batches.py), then what is left at once.
+    async def delete_project(
+        self, project_id: str, *, record: NewAuditRecord | None = None
+    ) -> None:
         async with self._db.read() as tx:
             owned = await collections.project_collection_ids(tx, project_id)
         for collection_id in owned:
-            await self.delete_collection(collection_id)
+            await self.delete_collection_items(collection_id, None)
         await self._in_batches(lambda tx: catalog.delete_project_history(tx, project_id))
         async with self._db.write() as tx:
             await catalog.delete_project(tx, project_id)
+            await self._record(tx, record)
 
     async def create_workflow(self, workflow: Workflow) -> StoredWorkflow:
         async with self._db.write() as tx:
@@ -221,10 +228,13 @@ class SQLStore:
         async with self._db.read() as tx:
             return await catalog.list_workflows(tx, project_id, cursor, limit)
 
-    async def delete_workflow(self, workflow_id: str) -> None:
+    async def delete_workflow(
+        self, workflow_id: str, *, record: NewAuditRecord | None = None
+    ) -> None:
         await self._in_batches(lambda tx: catalog.delete_workflow_history(tx, workflow_id))
         async with self._db.write() as tx:
             await catalog.delete_workflow(tx, workflow_id)
+            await self._record(tx, record)
 
     async def deploy(
         self, deployment: Deployment, *, record: Callable[[Deployed], Sequence[NewAuditRecord]]
@@ -286,10 +296,13 @@ class SQLStore:
         async with self._db.read() as tx:
             return await collections.list_collections(tx, project_id, cursor=cursor, limit=limit)
 
-    async def delete_collection(self, collection_id: str) -> None:
+    async def delete_collection(
+        self, collection_id: str, *, record: NewAuditRecord | None = None
+    ) -> None:
         await self.delete_collection_items(collection_id, None)
         async with self._db.write() as tx:
             await collections.delete_collection(tx, collection_id)
+            await self._record(tx, record)
 
     async def put_collection_items(
         self, collection_id: str, items: Sequence[tuple[str, str]], limits: CollectionLimits

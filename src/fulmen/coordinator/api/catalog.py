@@ -131,9 +131,9 @@ async def delete_project(request: Request, me: Caller, project_id: PathId) -> Re
     store = _store(request)
     await require_project(store, me, Permission.OWN, project_id)
     current = await store.get_project(project_id)
-    async with store.together():
-        await store.delete_project(project_id)
-        await store.append_audit(audit.project_change(audit.actor(request, me), current, None))
+    record = audit.project_change(audit.actor(request, me), current, None)
+    # Not in a together() block: its history goes in batches that commit one by one.
+    await store.delete_project(project_id, record=record)
     return Response(status_code=204)
 
 
@@ -299,9 +299,8 @@ async def delete_workflow(request: Request, me: Caller, workflow_id: PathId) -> 
     store = _store(request)
     await require_on(store, me, Permission.EDIT, "workflow", workflow_id)
     current = await store.get_workflow(workflow_id)
-    async with store.together():
-        await store.delete_workflow(workflow_id)
-        await store.append_audit(audit.workflow_change(audit.actor(request, me), current, None))
+    record = audit.workflow_change(audit.actor(request, me), current, None)
+    await store.delete_workflow(workflow_id, record=record)  # as delete_project
     return Response(status_code=204)
 
 

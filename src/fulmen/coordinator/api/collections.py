@@ -23,7 +23,7 @@ from fulmen.coordinator.api.schemas.common import PageDoc, PathId
 from fulmen.coordinator.core import Coordinator
 from fulmen.coordinator.guard import require_project
 from fulmen.errors import AccessError, NotFoundError
-from fulmen.store import Actor, CollectionInfo, Store, Target
+from fulmen.store import Actor, CollectionInfo, NewAuditRecord, Store, Target
 
 __all__ = ["find_collection", "make_collection", "remove_collection", "router"]
 
@@ -116,16 +116,14 @@ async def make_collection(store: Store, by: Actor, project_id: str, name: str) -
 async def remove_collection(store: Store, by: Actor, collection: CollectionInfo) -> None:
     """Delete a collection and its items, recorded as ``collection.deleted`` (with how many
     items went, never their values)."""
-    async with store.together():
-        await store.delete_collection(collection.id)
-        await audit.record(
-            store,
-            by,
-            "collection.deleted",
-            Target("collection", collection.id, collection.name),
-            project_id=collection.project_id,
-            before=_document(collection),
-        )
+    record = NewAuditRecord(
+        by,
+        "collection.deleted",
+        Target("collection", collection.id, collection.name),
+        project_id=collection.project_id,
+        before=_document(collection),
+    )
+    await store.delete_collection(collection.id, record=record)  # its items in batches
 
 
 def _document(collection: CollectionInfo) -> dict[str, str | int]:
