@@ -516,9 +516,10 @@ def _json(value: Any) -> str:
 async def test_bodies_stored_before_the_upgrade_are_sized_for_the_bounded_batches(
     backend: Backend,
 ) -> None:
-    """0020: the bytes of each dataclip's body and of each collection item's value, which
-    the batches that wipe and delete them sum (store/batches.py). A database at 0019 gets
-    them for what it holds: the sweep then wipes its old bodies as many as fit a batch."""
+    """0020: the bytes of each dataclip's body, each collection item's value and each run's
+    log, which the batches that wipe and delete them sum (store/batches.py). A database at
+    0019 gets them for what it holds: the sweep then wipes its old bodies as many as fit a
+    batch."""
     value = "é" * 10  # 20 bytes in UTF-8
     collection = {"id": "c1", "project_id": "p", "name": "patients", "item_count": 1}
     item = {"collection_id": "c1", "key": "k", "value": value}
@@ -526,6 +527,7 @@ async def test_bodies_stored_before_the_upgrade_are_sized_for_the_bounded_batche
         *ROWS,
         ("collections", collection | {"inserted_at": T0, "updated_at": T0}),
         ("collection_items", item | {"inserted_at": T0, "updated_at": T0}),
+        ("log_heads", {"run_id": "r", "digest": b"\x01" * 16}),
     ]
     write_release(backend, 19, rows)
     async with await open_store(backend.url, credential_key=KEY) as store:
@@ -535,8 +537,10 @@ async def test_bodies_stored_before_the_upgrade_are_sized_for_the_bounded_batche
         with _raw(backend) as execute:
             sizes = dict(execute("SELECT id, body_bytes FROM dataclips"))
             [(value_bytes,)] = execute("SELECT value_bytes FROM collection_items")
+            [(log_bytes,)] = execute("SELECT bytes FROM log_heads")
         assert set(sizes) == {"d-in", "d-out"} and min(sizes.values()) >= len('{"n":1}')
         assert value_bytes == 20
+        assert log_bytes == len("line 0") * 3
         # the body of the run's input alone fits 8 bytes; both do not
         assert (await store.sweep_retention("p", max_bytes=8)).wiped_dataclips == 1
         assert (await store.sweep_retention("p", max_bytes=8)).wiped_dataclips == 1

@@ -1700,6 +1700,29 @@ async def test_a_retention_batch_wipes_as_many_bodies_as_fit_its_bytes(
     assert not (await store.sweep_retention("p")).more
 
 
+async def test_a_retention_batch_takes_as_many_work_orders_as_their_logs_fit(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """Work orders go with their runs' logs, whose bytes bound a batch as bodies do; a frame
+    sent again (its reply lost) counts once."""
+    await seed(store)
+    for n in range(3):
+        made = await store.enqueue(webhook({"n": n}))
+        assert await claim_ids(store, 1) == [made.run_id]
+        frame = [log("x" * 1_000, clock)]
+        for _ in range(2):
+            await store.append_logs(made.run_id, frame, once=True)
+        await finish(store, made.run_id)
+        clock.advance(seconds=1)
+    await store.replace_project(Project(id="p", name="Clinic", history_retention_period=1))
+    clock.advance(days=2)
+    orders = [
+        (await store.sweep_retention("p", max_bytes=max_bytes)).deleted_work_orders
+        for max_bytes in (1_500, 2_000)
+    ]
+    assert orders == [1, 2]
+
+
 async def test_deleting_a_project_or_a_workflow_goes_a_bounded_batch_at_a_time(
     store: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

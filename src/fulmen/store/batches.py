@@ -12,10 +12,11 @@ each go by batches, every batch its own transaction, never one transaction for e
   of history would stop the coordinator for as long as it takes.
 * On PostgreSQL, a batch is what the WAL and the row locks take at once.
 
-So a batch takes at most :data:`BATCH_BYTES` of bodies (dataclips) or values (collection
-items), read from the sizes the rows carry, and at least one row: one dataclip is at most the
-largest body the coordinator takes (10 MB by default). Work orders go :data:`BATCH_ROWS` at a
-time, with their runs, steps and log lines.
+So a batch takes at most :data:`BATCH_ROWS` rows and :data:`BATCH_BYTES` of dataclip
+bodies, collection item values or log messages (work orders go with their runs' logs), read
+from the sizes the rows carry (schema 0020), and at least one row: one dataclip is at most
+the largest body the coordinator takes (10 MB by default), one run's log is as long as its
+job wrote.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Final
 
 __all__ = ["BATCH_BYTES", "BATCH_ROWS"]
 
-#: The most bytes of bodies or item values one batch deletes or wipes (beyond one row).
+#: The most bytes of bodies, item values or log messages a batch deletes or wipes (beyond
+#: its first row).
 BATCH_BYTES: Final = 32 << 20
 #: The most rows of a kind one batch takes.
 BATCH_ROWS: Final = 500

@@ -115,10 +115,10 @@ async def delete_project_history(tx: Tx, project_id: str) -> int:
     """A batch of a project's deletion, before :func:`delete_project`: some of its work
     orders (with their runs, steps and logs) or, once those are gone, of its dataclips; how
     many rows went. Bounded (store/batches.py): call again until it deletes none."""
-    params = {"project_id": project_id, "limit": BATCH_ROWS}
+    params = {"project_id": project_id, "limit": BATCH_ROWS, "max_bytes": BATCH_BYTES}
     if gone := await tx.execute("delete_project_work_orders", params):
         return gone
-    return await tx.execute("delete_project_dataclips", {**params, "max_bytes": BATCH_BYTES})
+    return await tx.execute("delete_project_dataclips", params)
 
 
 async def delete_project(tx: Tx, project_id: str) -> None:
@@ -226,7 +226,7 @@ async def list_workflows(
 async def delete_workflow_history(tx: Tx, workflow_id: str) -> int:
     """A batch of a workflow's deletion, before :func:`delete_workflow`: some of its work
     orders, with their runs, steps and logs; how many. Call again until it deletes none."""
-    params = {"workflow_id": workflow_id, "limit": BATCH_ROWS}
+    params = {"workflow_id": workflow_id, "limit": BATCH_ROWS, "max_bytes": BATCH_BYTES}
     return await tx.execute("delete_workflow_work_orders", params)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import uuid4
 
 from fulmen.errors import NotFoundError
-from fulmen.store.db import Row, Tx, dumps, loads_or_none, time_or_none
+from fulmen.store.db import Row, Tx, dumps, loads_or_none, time_or_none, utf8_size
 from fulmen.store.models.dataclips import Dataclip, DataclipType, NewDataclip
 
 __all__ = ["get_dataclip", "insert_dataclip", "insert_wiped", "wipe_dataclip"]
@@ -28,7 +28,7 @@ async def insert_dataclip(tx: Tx, project_id: str, dataclip: NewDataclip, now: d
             "type": DataclipType(dataclip.type),
             "body": body,
             "request": request,
-            "body_bytes": _bytes(body) + (0 if request is None else _bytes(request)),
+            "body_bytes": utf8_size(body) + (0 if request is None else utf8_size(request)),
             "wiped_at": None,
             "now": now,
         },
@@ -65,12 +65,6 @@ async def get_dataclip(tx: Tx, dataclip_id: str) -> Dataclip:
 async def wipe_dataclip(tx: Tx, dataclip_id: str, now: datetime) -> None:
     if await tx.fetchone("wipe_dataclip", {"id": dataclip_id, "now": now}) is None:
         raise NotFoundError(f"dataclip {dataclip_id} does not exist", field="id")
-
-
-def _bytes(text: str) -> int:
-    """The UTF-8 size of a JSON text, which the batches that wipe or delete bodies sum
-    (store/batches.py); ASCII, as JSON mostly is, without encoding it."""
-    return len(text) if text.isascii() else len(text.encode())
 
 
 def _dataclip(tx: Tx, row: Row) -> Dataclip:

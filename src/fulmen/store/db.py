@@ -125,6 +125,12 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
+def utf8_size(text: str) -> int:
+    """The bytes of ``text`` in UTF-8, which the bounded batches sum (batches.py); ASCII, as
+    JSON and log lines mostly are, without encoding it."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def dumps(value: object) -> str:
     """JSON text for a JSON column.
 

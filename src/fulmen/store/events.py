@@ -32,7 +32,7 @@ from fulmen.lifecycle import (
 )
 from fulmen.store import snapshots
 from fulmen.store.dataclips import insert_dataclip, insert_wiped
-from fulmen.store.db import Row, Tx
+from fulmen.store.db import Row, Tx, utf8_size
 from fulmen.store.endings import after_end
 from fulmen.store.models.dataclips import DataclipType, NewDataclip
 from fulmen.store.models.runs import LOG_LEVELS, LogLine, RunCompletion, StepCompletion, StepStart
@@ -208,8 +208,15 @@ async def append_logs(
 
 
 async def _mark_log_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> bool:
-    """Make ``lines`` the run's last frame (its log head); false if they already were."""
-    if await tx.fetchone("advance_log_head", {"run_id": run_id, "digest": frame_digest(lines)}):
+    """Make ``lines`` the run's last frame (its log head), adding their messages' bytes to
+    the run's (which bound the batches that delete its history, batches.py); false if they
+    already were."""
+    params = {
+        "run_id": run_id,
+        "digest": frame_digest(lines),
+        "bytes": sum(utf8_size(line.message) for line in lines),
+    }
+    if await tx.fetchone("advance_log_head", params):
         return True
     await _check_run(tx, run_id)
     return False

@@ -62,11 +62,20 @@ LIMIT %(limit)s;
 
 -- name: delete_project_work_orders
 -- A batch of deleting a project, before its rows go: up to %(limit)s of its work orders,
--- with their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+-- with their runs, steps and logs (ON DELETE CASCADE), as many as fit %(max_bytes)s of log
+-- messages (at least one; store/batches.py).
 DELETE FROM work_orders WHERE id = ANY (ARRAY(
-    SELECT o.id FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
-    WHERE w.project_id = %(project_id)s
-    LIMIT %(limit)s
+    SELECT id FROM (
+        SELECT c.id, c.size, sum(c.size) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING) AS upto
+        FROM (
+            SELECT o.id,
+                   (SELECT coalesce(sum(h.bytes), 0)
+                    FROM runs r JOIN log_heads h ON h.run_id = r.id
+                    WHERE r.work_order_id = o.id) AS size
+            FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+            WHERE w.project_id = %(project_id)s
+            LIMIT %(limit)s) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
 ));
 
 -- name: delete_project_dataclips
@@ -145,9 +154,20 @@ LIMIT %(limit)s;
 
 -- name: delete_workflow_work_orders
 -- A batch of deleting a workflow, before its row goes: up to %(limit)s of its work orders,
--- with their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+-- with their runs, steps and logs (ON DELETE CASCADE), as many as fit %(max_bytes)s of log
+-- messages (at least one; store/batches.py).
 DELETE FROM work_orders WHERE id = ANY (ARRAY(
-    SELECT id FROM work_orders WHERE workflow_id = %(workflow_id)s LIMIT %(limit)s
+    SELECT id FROM (
+        SELECT c.id, c.size, sum(c.size) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING) AS upto
+        FROM (
+            SELECT o.id,
+                   (SELECT coalesce(sum(h.bytes), 0)
+                    FROM runs r JOIN log_heads h ON h.run_id = r.id
+                    WHERE r.work_order_id = o.id) AS size
+            FROM work_orders o
+            WHERE o.workflow_id = %(workflow_id)s
+            LIMIT %(limit)s) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
 ));
 
 -- name: delete_workflow
@@ -587,10 +607,11 @@ RETURNING id;
 -- name: advance_log_head
 -- The run's last frame of log lines is now :digest. No row back: the run does not exist, or
 -- its last frame already was :digest (the same frame sent again, its reply lost). Waits for
--- another transaction advancing the same head.
-INSERT INTO log_heads (run_id, digest)
-SELECT id, %(digest)s FROM runs WHERE id = %(run_id)s
-ON CONFLICT (run_id) DO UPDATE SET digest = excluded.digest
+-- another transaction advancing the same head. :bytes, its lines' messages, add to the run's.
+INSERT INTO log_heads (run_id, digest, bytes)
+SELECT id, %(digest)s, %(bytes)s FROM runs WHERE id = %(run_id)s
+ON CONFLICT (run_id) DO UPDATE
+SET digest = excluded.digest, bytes = log_heads.bytes + excluded.bytes
     WHERE log_heads.digest <> excluded.digest
 RETURNING run_id;
 
@@ -905,20 +926,29 @@ ORDER BY m.id;
 
 -- name: delete_old_work_orders
 -- Retention: up to %(limit)s of the project's work orders made before %(before)s, with
--- their runs, steps and logs (ON DELETE CASCADE), unless one of their runs is newer than
--- that (a rerun or retry keeps its work order) or has not ended. SKIP LOCKED: coordinators
+-- their runs, steps and logs (ON DELETE CASCADE), as many as fit %(max_bytes)s of log
+-- messages (at least one; log_heads.bytes), unless one of their runs is newer than that (a
+-- rerun or retry keeps its work order) or has not ended. SKIP LOCKED: coordinators
 -- sweeping at once never wait on each other. "= ANY (ARRAY(…))" makes the batch one index
 -- probe per row (with IN, the planner may hash-join the whole table for 1,000 rows).
 DELETE FROM work_orders WHERE id = ANY (ARRAY(
-    SELECT o.id
-    FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
-    WHERE w.project_id = %(project_id)s AND o.inserted_at < %(before)s
-      AND NOT EXISTS (
-          SELECT 1 FROM runs r
-          WHERE r.work_order_id = o.id
-            AND (r.inserted_at >= %(before)s OR r.state IN ('available', 'claimed', 'started')))
-    LIMIT %(limit)s
-    FOR UPDATE OF o SKIP LOCKED
+    SELECT id FROM (
+        SELECT c.id, c.size, sum(c.size) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING) AS upto
+        FROM (
+            SELECT o.id,
+                   (SELECT coalesce(sum(h.bytes), 0)
+                    FROM runs r JOIN log_heads h ON h.run_id = r.id
+                    WHERE r.work_order_id = o.id) AS size
+            FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+            WHERE w.project_id = %(project_id)s AND o.inserted_at < %(before)s
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs r
+                  WHERE r.work_order_id = o.id
+                    AND (r.inserted_at >= %(before)s
+                         OR r.state IN ('available', 'claimed', 'started')))
+            LIMIT %(limit)s
+            FOR UPDATE OF o SKIP LOCKED) c) sized
+    WHERE upto <= %(max_bytes)s OR upto = size
 ));
 
 -- name: delete_old_dataclips

@@ -59,11 +59,20 @@ LIMIT :limit;
 
 -- name: delete_project_work_orders
 -- A batch of deleting a project, before its rows go: up to :limit of its work orders, with
--- their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+-- their runs, steps and logs (ON DELETE CASCADE), as many as fit :max_bytes of log messages
+-- (at least one; store/batches.py).
 DELETE FROM work_orders WHERE id IN (
-    SELECT o.id FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
-    WHERE w.project_id = :project_id
-    LIMIT :limit
+    SELECT id FROM (
+        SELECT c.id, c.size, sum(c.size) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING) AS upto
+        FROM (
+            SELECT o.id,
+                   (SELECT coalesce(sum(h.bytes), 0)
+                    FROM runs r JOIN log_heads h ON h.run_id = r.id
+                    WHERE r.work_order_id = o.id) AS size
+            FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+            WHERE w.project_id = :project_id
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
 );
 
 -- name: delete_project_dataclips
@@ -142,9 +151,20 @@ LIMIT :limit;
 
 -- name: delete_workflow_work_orders
 -- A batch of deleting a workflow, before its row goes: up to :limit of its work orders, with
--- their runs, steps and logs (ON DELETE CASCADE; store/batches.py).
+-- their runs, steps and logs (ON DELETE CASCADE), as many as fit :max_bytes of log messages
+-- (at least one; store/batches.py).
 DELETE FROM work_orders WHERE id IN (
-    SELECT id FROM work_orders WHERE workflow_id = :workflow_id LIMIT :limit
+    SELECT id FROM (
+        SELECT c.id, c.size, sum(c.size) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING) AS upto
+        FROM (
+            SELECT o.id,
+                   (SELECT coalesce(sum(h.bytes), 0)
+                    FROM runs r JOIN log_heads h ON h.run_id = r.id
+                    WHERE r.work_order_id = o.id) AS size
+            FROM work_orders o
+            WHERE o.workflow_id = :workflow_id
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
 );
 
 -- name: delete_workflow
@@ -560,10 +580,11 @@ RETURNING id;
 -- name: advance_log_head
 -- The run's last frame of log lines is now :digest. No row back: the run does not exist, or
 -- its last frame already was :digest (the same frame sent again, its reply lost). Waits for
--- another transaction advancing the same head.
-INSERT INTO log_heads (run_id, digest)
-SELECT id, :digest FROM runs WHERE id = :run_id
-ON CONFLICT (run_id) DO UPDATE SET digest = excluded.digest
+-- another transaction advancing the same head. :bytes, its lines' messages, add to the run's.
+INSERT INTO log_heads (run_id, digest, bytes)
+SELECT id, :digest, :bytes FROM runs WHERE id = :run_id
+ON CONFLICT (run_id) DO UPDATE
+SET digest = excluded.digest, bytes = log_heads.bytes + excluded.bytes
     WHERE log_heads.digest <> excluded.digest
 RETURNING run_id;
 
@@ -876,17 +897,26 @@ ORDER BY m.id;
 
 -- name: delete_old_work_orders
 -- Retention: up to :limit of the project's work orders made before :before, with their
--- runs, steps and logs (ON DELETE CASCADE), unless one of their runs is newer than that (a
--- rerun or retry keeps its work order) or has not ended.
+-- runs, steps and logs (ON DELETE CASCADE), as many as fit :max_bytes of log messages (at
+-- least one; log_heads.bytes), unless one of their runs is newer than that (a rerun or
+-- retry keeps its work order) or has not ended.
 DELETE FROM work_orders WHERE id IN (
-    SELECT o.id
-    FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
-    WHERE w.project_id = :project_id AND o.inserted_at < :before
-      AND NOT EXISTS (
-          SELECT 1 FROM runs r
-          WHERE r.work_order_id = o.id
-            AND (r.inserted_at >= :before OR r.state IN ('available', 'claimed', 'started')))
-    LIMIT :limit
+    SELECT id FROM (
+        SELECT c.id, c.size, sum(c.size) OVER (ORDER BY c.id ROWS UNBOUNDED PRECEDING) AS upto
+        FROM (
+            SELECT o.id,
+                   (SELECT coalesce(sum(h.bytes), 0)
+                    FROM runs r JOIN log_heads h ON h.run_id = r.id
+                    WHERE r.work_order_id = o.id) AS size
+            FROM workflows w JOIN work_orders o ON o.workflow_id = w.id
+            WHERE w.project_id = :project_id AND o.inserted_at < :before
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs r
+                  WHERE r.work_order_id = o.id
+                    AND (r.inserted_at >= :before
+                         OR r.state IN ('available', 'claimed', 'started')))
+            LIMIT :limit) c)
+    WHERE upto <= :max_bytes OR upto = size
 );
 
 -- name: delete_old_dataclips

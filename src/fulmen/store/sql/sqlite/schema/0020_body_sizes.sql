@@ -24,3 +24,11 @@ ALTER TABLE collection_items ADD COLUMN value_bytes INTEGER NOT NULL DEFAULT 0
 UPDATE collection_items SET value_bytes = length(CAST(value AS BLOB));
 DROP INDEX collection_items_order;
 CREATE INDEX collection_items_order ON collection_items (collection_id, id, value_bytes);
+
+-- And a run's log: the bytes of the messages of the frames the worker sent (the run's log
+-- head keeps it with each frame, in the same statement), which the batches that delete work
+-- orders with their runs sum. The runs logged before this file get theirs from their lines
+-- (an upgrade reads the log once).
+ALTER TABLE log_heads ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0 CHECK (bytes >= 0);
+UPDATE log_heads SET bytes = (
+    SELECT coalesce(sum(length(CAST(l.message AS BLOB))), 0) FROM log_lines l WHERE l.run_id = log_heads.run_id);
