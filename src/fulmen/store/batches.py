@@ -27,6 +27,6 @@ __all__ = ["BATCH_BYTES", "BATCH_ROWS"]
 
 #: The most bytes of bodies, item values or log messages a batch deletes or wipes (beyond
 #: its first row).
-BATCH_BYTES: Final = 32 << 20
+BATCH_BYTES: Final = 8 << 20
 #: The most rows of a kind one batch takes.
 BATCH_ROWS: Final = 500
