@@ -742,6 +742,64 @@ def test_a_listing_of_one_work_order_workflow_or_project_reads_its_index(
         assert f"SEARCH r USING INDEX {index}" in [row[-1] for row in plan], (name, plan)
 
 
+def _plan(database: sqlite3.Connection, query: str) -> list[str]:
+    """SQLite's plan of one of the store's queries, a line per step."""
+    sql = load_queries("sqlite")[query].sql
+    params = dict.fromkeys(re.findall(r":(\w+)", sql))
+    return [row[-1] for row in database.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+
+def test_a_text_search_reads_its_window_by_id(tmp_path: Path) -> None:
+    """SQLite: a text search reads the runs of its window by id (reads.py lists the window
+    through the listing its filters choose, so one work order's, workflow's or project's
+    index: the test above), never every run newest first (a search within a quiet workflow
+    read the whole history: some 130 ms at a million, the event loop stopped;
+    bench/history.py)."""
+    plan = _plan(_sqlite_schema(tmp_path), "search_runs")
+    of_runs = [step for step in plan if step.split()[1:2] == ["r"]]
+    assert of_runs == ["SEARCH r USING INDEX sqlite_autoindex_runs_1 (id=?)"], plan
+
+
+#: The audit trail's listings of one filter (store/audit.py) and the index each starts from.
+AUDIT_LISTINGS = {
+    "list_audit_records_of_target": ("audit_records_target (target_id=?)",),
+    "list_audit_records_of_actor": (
+        "audit_records_actor (actor_id=?)",
+        "audit_records_actor_name (<expr>=?)",
+    ),
+    "list_audit_records_of_code": ("audit_records_code (<expr>=?)",),
+    "list_audit_records_of_noun": ("audit_records_noun (<expr>=?)",),
+    "list_audit_records_of_project": ("audit_records_project (project_id=?)",),
+}
+
+
+def test_a_filtered_audit_listing_reads_its_filters_index(tmp_path: Path) -> None:
+    """SQLite: a listing of the trail filtered on a target, an actor, an action or a project
+    reads that filter's records newest first through its index, in the index's order (no
+    sort), never the whole trail (a rare actor's page read a million records: some 300 ms,
+    the event loop stopped; bench/history.py)."""
+    database = _sqlite_schema(tmp_path)
+    for query, indexes in AUDIT_LISTINGS.items():
+        plan = _plan(database, query)
+        searches = [step for step in plan if "USING INDEX audit_records_" in step]
+        assert searches == [f"SEARCH audit_records USING INDEX {i}" for i in indexes], plan
+        assert not [s for s in plan if "SCAN audit_records" in s or "FOR ORDER BY" in s], plan
+
+
+def test_the_audit_sweep_reads_only_what_it_deletes(tmp_path: Path) -> None:
+    """SQLite: a batch of the audit sweep reads the records older than its cutoff of the
+    project, or of the instance and each deleted project, through audit_records_project_at;
+    never the kept records (the daily sweep that found nothing to delete read the whole
+    trail: some 180 ms at a million records; bench/history.py)."""
+    database = _sqlite_schema(tmp_path)
+    for query in ("delete_old_audit_records", "delete_old_instance_audit_records"):
+        plan = _plan(database, query)
+        reads = [step for step in plan if step.split()[1:2] in (["audit_records"], ["a"])]
+        assert reads, plan
+        assert all("INDEX audit_records_project_at" in s or "(rowid=?)" in s for s in reads)
+        assert "audit_records_project_at (project_id=? AND at<?)" in " ".join(reads), plan
+
+
 def test_no_periodic_read_visits_the_ended_runs(tmp_path: Path) -> None:
     """SQLite runs the coordinator's statements on its event loop: these read an index of
     the runs queued or in flight, never every run ever made (a scan of a million took 0.1 to

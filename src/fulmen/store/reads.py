@@ -78,7 +78,7 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
 
 #: The listings that start from one index of runs, most selective first: a filter on one work
 #: order, workflow or project reads that one's runs only, rather than every run newest first
-#: until a page is full (queries.sql, list_runs).
+#: until a page is full (queries.sql, list_runs). A text search's window is one of them too.
 _ANCHORED = (
     ("work_order_id", "list_runs_of_work_order"),
     ("workflow_id", "list_runs_of_workflow"),
@@ -94,16 +94,20 @@ async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int)
     """The runs of the next :data:`SEARCH_WINDOW` (newest first, after the other filters)
     whose log lines or dataclips contain ``text``.
 
-    How it scales: a page reads the log lines and dataclips of at most ``SEARCH_WINDOW``
-    runs, found through the runs' own indexes, each run's lines through ``log_lines_run``
-    and stopping at its first match; nothing is loaded into memory but the page. So a page
-    costs about the same at any depth and in any size of history; a rare word in a long
-    history takes more pages, each saying how far back it has looked (its next cursor
-    continues below the window). Its cost grows with the log lines in the window: measured
-    (bench/search.py, 1,000 runs of 100 lines, a word in none of them) 20 ms on SQLite and
-    50 ms on PostgreSQL, so about 1 s per 2 million lines. No text index: these per-run
-    probes read a run's lines by its index already, and a trigram index on PostgreSQL
-    would help only a query that started from the matching lines rather than the runs.
+    How it scales: the window is the listing the other filters choose (:func:`_listing`),
+    so a search of one work order, workflow or project lists that one's next runs through
+    its index, however many other runs the history holds (it started from every run newest
+    first, which for a quiet workflow was the whole history: bench/history.py). A page then
+    reads the log lines and dataclips of at most ``SEARCH_WINDOW`` runs, each run's lines
+    through ``log_lines_run`` and stopping at its first match; nothing is loaded into
+    memory but the window's rows. So a page costs about the same at any depth and in any
+    size of history; a rare word in a long history takes more pages, each saying how far
+    back it has looked (its next cursor continues below the window). Its cost grows with
+    the log lines in the window: measured (bench/search.py, 1,000 runs of 100 lines, a word
+    in none of them) 20 ms on SQLite and 50 ms on PostgreSQL, so about 1 s per 2 million
+    lines. No text index: these per-run probes read a run's lines by its index already, and
+    a trigram index on PostgreSQL would help only a query that started from the matching
+    lines rather than the runs.
     """
     if len(text) > MAX_SEARCH_TEXT:
         raise InputError(
@@ -111,16 +115,22 @@ async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int)
             code="search_too_long",
             field="text",
         )
+    window = await tx.fetchall(_listing(params), {**params, "limit": SEARCH_WINDOW})
+    if not window:
+        return Page((), None)
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = await tx.fetchall(
-        "search_runs", {**params, "pattern": f"%{escaped}%", "scan": SEARCH_WINDOW}
-    )
-    found = [row for row in rows if row["id"] is not None]
+    search = {
+        "ids": [row["id"] for row in window],
+        "pattern": f"%{escaped}%",
+        "body_projects": params["body_projects"],
+        "limit": params["limit"],
+    }
+    matched = {row["id"] for row in await tx.fetchall("search_runs", search)}
+    found = [row for row in window if row["id"] in matched]
     seqs = {row["id"]: int(row["seq"]) for row in found}
     page = make_page([_run(tx, row) for row in found], limit, lambda run: (seqs[run.id],))
-    scanned, scanned_to = int(rows[0]["scanned"]), rows[0]["scanned_to"]
-    if page.next_cursor is None and scanned == SEARCH_WINDOW:
-        return Page(page.items, encode_cursor(int(scanned_to)))
+    if page.next_cursor is None and len(window) == SEARCH_WINDOW:
+        return Page(page.items, encode_cursor(int(window[-1]["seq"])))
     return page
 
 
