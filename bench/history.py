@@ -8,13 +8,14 @@ times what the coordinator reads again and again whatever its load: the queue's 
 hub's poll, ``/health/ready``, ``/metrics``), the runs per live state and per final state
 (``/metrics``), the reaper's sweep (claims never joined, lost runs, cancels to tell); the
 pages the dashboard and the API show: the runs of the quiet workflow and of its work order,
-and a text search within each (a word in none of their runs). Beside the runs, an audit
-trail of ``--audit`` records (a busy user's sign-ins and workflow changes) buries a few
-rare ones: the trail's listings filtered on one target, actor, action code, noun or quiet
-project, and the retention sweep's batches of a project's and of the instance's records
-(nothing old enough to go: the daily case). Printed: the milliseconds of each, the best of
-five, for an empty history and for ``--history`` runs and ``--audit`` records; a read whose
-cost grows with the history would show it. Figures only.
+and a text search within each (a word in none of their runs); the runs page, and a search,
+of a member of the quiet workflow's project alone. Beside the runs, an audit trail of
+``--audit`` records (a busy user's sign-ins and workflow changes) buries a few rare ones:
+the trail's listings filtered on one target, actor, action code, noun or quiet project,
+and the retention sweep's batches of a project's and of the instance's records (nothing
+old enough to go: the daily case). Printed: the milliseconds of each, the best of five,
+for an empty history and for ``--history`` runs and ``--audit`` records; a read whose cost
+grows with the history would show it. Figures only.
 
     .venv/bin/python bench/history.py [--history 1000000] [--audit 1000000]
 """
@@ -92,11 +93,11 @@ async def seed(store: SQLStore) -> str:
     await store.create_project(Project(id="q", name="quiet"))
     for record, _ in RARE.values():
         await store.append_audit(record)
-    for workflow, trigger in (("w", "t"), ("quiet", "tq")):
+    for workflow, trigger, project in (("w", "t", "p"), ("quiet", "tq", "q")):
         job = Job(id=f"{workflow}-j", body="fn(x)", adaptor="common", language=PYTHON)
         triggers = (WorkflowTrigger(id=trigger),)
         await store.create_workflow(
-            Workflow(id=workflow, project_id="p", name=workflow, jobs=(job,), triggers=triggers)
+            Workflow(id=workflow, project_id=project, name=workflow, jobs=(job,), triggers=triggers)
         )
     body = NewDataclip(DataclipType.HTTP_REQUEST, {})
     quiet = await store.enqueue(EnqueueRequest(workflow_id="quiet", input=body, trigger_id="tq"))
@@ -158,11 +159,14 @@ def add_history(path: Path, runs: int, records: int) -> None:
 async def measure(store: SQLStore, quiet_order: str) -> dict[str, float]:
     long_ago = datetime.now(UTC) - timedelta(days=1)
     quiet, order = RunFilter(workflow_id="quiet"), RunFilter(work_order_id=quiet_order)
+    member = RunFilter(project_ids=frozenset({"q"}))  # what guard.Scope gives a member
     reads: dict[str, Callable[[], Awaitable[object]]] = {
         "a quiet workflow's runs": lambda: store.list_runs(quiet),
         "a work order's runs": lambda: store.list_runs(order),
         "search a quiet workflow": lambda: store.list_runs(replace(quiet, text="needle")),
         "search a work order": lambda: store.list_runs(replace(order, text="needle")),
+        "a quiet project member's runs": lambda: store.list_runs(member),
+        "a quiet project member's search": lambda: store.list_runs(replace(member, text="x")),
         "queue depth": store.queue_depth,
         "runs per live state": store.run_counts,
         "runs per final state": store.run_endings,

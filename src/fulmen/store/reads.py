@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Final
+import heapq
+import itertools
+from typing import Any, Final, cast
 
 from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
@@ -71,14 +73,14 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
     if where.text:
         bodies = None if where.body_projects is None else sorted(where.body_projects)
         return await _search_runs(tx, where.text, params | {"body_projects": bodies}, limit)
-    rows = await tx.fetchall(_listing(params), params)
+    rows = await _listed(tx, params)
     seqs = {row["id"]: int(row["seq"]) for row in rows}
     return make_page([_run(tx, row) for row in rows], limit, lambda run: (seqs[run.id],))
 
 
 #: The listings that start from one index of runs, most selective first: a filter on one work
 #: order, workflow or project reads that one's runs only, rather than every run newest first
-#: until a page is full (queries.sql, list_runs). A text search's window is one of them too.
+#: until a page is full (queries.sql, list_runs).
 _ANCHORED = (
     ("work_order_id", "list_runs_of_work_order"),
     ("workflow_id", "list_runs_of_workflow"),
@@ -86,24 +88,43 @@ _ANCHORED = (
 )
 
 
-def _listing(params: dict[str, object]) -> str:
-    return next((query for key, query in _ANCHORED if params[key] is not None), "list_runs")
+async def _listed(tx: Tx, params: dict[str, object]) -> list[Row]:
+    """The first ``params["limit"]`` runs that pass ``params``' filters, newest first: a
+    page of a listing, or a text search's window.
+
+    Through the index of the one work order, workflow or project filtered on; for a caller
+    who sees some projects only (``project_ids``, a member's listings: guard.Scope), each of
+    those projects' newest through its index, merged, as many statements as projects: a
+    member of a quiet project read every run newest first until a page was full, so the
+    whole history (bench/history.py). ``list_runs`` is left for an instance admin's listing
+    of everything.
+    """
+    query = next((query for key, query in _ANCHORED if params[key] is not None), "list_runs")
+    projects = params["project_ids"]
+    if query != "list_runs" or not isinstance(projects, list):
+        return await tx.fetchall(query, params)
+    each = [
+        await tx.fetchall("list_runs_of_project", {**params, "project_id": project})
+        for project in projects
+    ]
+    newest = heapq.merge(*each, key=lambda row: int(row["seq"]), reverse=True)
+    return list(itertools.islice(newest, cast(int, params["limit"])))
 
 
 async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int) -> Page[Run]:
     """The runs of the next :data:`SEARCH_WINDOW` (newest first, after the other filters)
     whose log lines or dataclips contain ``text``.
 
-    How it scales: the window is the listing the other filters choose (:func:`_listing`),
-    so a search of one work order, workflow or project lists that one's next runs through
-    its index, however many other runs the history holds (it started from every run newest
-    first, which for a quiet workflow was the whole history: bench/history.py). A page then
-    reads the log lines and dataclips of at most ``SEARCH_WINDOW`` runs, each run's lines
-    through ``log_lines_run`` and stopping at its first match; nothing is loaded into
-    memory but the window's rows. So a page costs about the same at any depth and in any
-    size of history; a rare word in a long history takes more pages, each saying how far
-    back it has looked (its next cursor continues below the window). Its cost grows with
-    the log lines in the window: measured (bench/search.py, 1,000 runs of 100 lines, a word
+    How it scales: the window is the listing of the other filters (:func:`_listed`), so a
+    search of one work order, workflow or project, or a member's, lists those next runs
+    through their indexes, however many other runs the history holds (it started from every
+    run newest first, which for a quiet workflow was the whole history: bench/history.py).
+    A page then reads the log lines and dataclips of at most ``SEARCH_WINDOW`` runs, each
+    run's lines through ``log_lines_run`` and stopping at its first match; nothing is
+    loaded into memory but the window's rows. So a page costs about the same at any depth
+    and in any size of history; a rare word in a long history takes more pages, each saying
+    how far back it has looked (its next cursor continues below the window). Its cost grows
+    with the log lines in the window: measured (bench/search.py, 1,000 runs of 100 lines, a word
     in none of them) 20 ms on SQLite and 50 ms on PostgreSQL, so about 1 s per 2 million
     lines. No text index: these per-run probes read a run's lines by its index already, and
     a trigram index on PostgreSQL would help only a query that started from the matching
@@ -115,7 +136,7 @@ async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int)
             code="search_too_long",
             field="text",
         )
-    window = await tx.fetchall(_listing(params), {**params, "limit": SEARCH_WINDOW})
+    window = await _listed(tx, {**params, "limit": SEARCH_WINDOW})
     if not window:
         return Page((), None)
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

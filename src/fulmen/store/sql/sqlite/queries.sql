@@ -629,7 +629,8 @@ SELECT * FROM steps WHERE run_id = :run_id ORDER BY started_at, id;
 -- list_runs_of_work_order, _workflow or _project, which read its index. This query reads
 -- the runs newest first until a page is full: for a quiet workflow in a long history that
 -- was every run (some 120 ms at a million, on SQLite on the event loop: bench/history.py).
--- A text search's window is the listing its other filters choose (search_runs).
+-- A member's listing (of some projects only) merges list_runs_of_project's of each, and a
+-- text search's window is the listing of its other filters (reads.py, search_runs).
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (:project_id IS NULL OR r.project_id = :project_id)
