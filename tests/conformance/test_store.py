@@ -730,15 +730,18 @@ def _sqlite_schema(tmp_path: Path) -> sqlite3.Connection:
 def test_a_listing_of_one_work_order_workflow_or_project_reads_its_index(
     tmp_path: Path,
 ) -> None:
-    """SQLite: a listing of one of them starts from that one's index, not from every run
-    newest first (for a quiet workflow in a long history, every run was read: some 120 ms at
-    a million, the event loop stopped; bench/history.py)."""
+    """SQLite: a listing of one of them, and a text search's window of one, starts from that
+    one's index, not from every run newest first (for a quiet workflow in a long history,
+    every run was read: some 120 ms at a million, the event loop stopped; bench/history.py)."""
     database = _sqlite_schema(tmp_path)
     queries = load_queries("sqlite")
     for name, index in (
         ("list_runs_of_work_order", "runs_work_order (work_order_id=?)"),
         ("list_runs_of_workflow", "runs_workflow (workflow_id=?)"),
         ("list_runs_of_project", "runs_project (project_id=?)"),
+        ("search_window_of_work_order", "runs_work_order (work_order_id=?)"),
+        ("search_window_of_workflow", "runs_workflow (workflow_id=?)"),
+        ("search_window_of_project", "runs_project (project_id=?)"),
     ):
         params = dict.fromkeys(re.findall(r":(\w+)", queries[name].sql))
         plan = database.execute(f"EXPLAIN QUERY PLAN {queries[name].sql}", params).fetchall()
@@ -752,15 +755,15 @@ def _plan(database: sqlite3.Connection, query: str) -> list[str]:
     return [row[-1] for row in database.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
 
-def test_a_text_search_reads_its_window_by_id(tmp_path: Path) -> None:
-    """SQLite: a text search reads the runs of its window by id (reads.py lists the window
-    through the listing its filters choose, so one work order's, workflow's or project's
-    index: the test above), never every run newest first (a search within a quiet workflow
-    read the whole history: some 130 ms at a million, the event loop stopped;
+def test_a_text_search_reads_its_window_by_seq(tmp_path: Path) -> None:
+    """SQLite: a text search reads the runs of its window by seq (reads.py reads the window
+    as the listing of its filters would, so through one work order's, workflow's or
+    project's index: the test above), never every run newest first (a search within a quiet
+    workflow read the whole history: some 130 ms at a million, the event loop stopped;
     bench/history.py)."""
     plan = _plan(_sqlite_schema(tmp_path), "search_runs")
     of_runs = [step for step in plan if step.split()[1:2] == ["r"]]
-    assert of_runs == ["SEARCH r USING INDEX sqlite_autoindex_runs_1 (id=?)"], plan
+    assert of_runs == ["SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"], plan
 
 
 #: The audit trail's listings of one filter (store/audit.py) and the index each starts from.
@@ -1161,10 +1164,10 @@ async def test_a_members_listing_reads_each_of_its_projects_index() -> None:
             return []
 
     member = RunFilter(project_ids=frozenset({"b", "a"}))
-    for where in (member, replace(member, text="x")):
+    for where, query in ((member, "list_runs"), (replace(member, text="x"), "search_window")):
         read.clear()
         await reads.list_runs(cast(Tx, Recording()), where, None, 10)
-        assert read == [("list_runs_of_project", "a"), ("list_runs_of_project", "b")]
+        assert read == [(f"{query}_of_project", "a"), (f"{query}_of_project", "b")]
 
 
 async def test_the_plan_is_what_the_run_recorded(store: SQLStore) -> None:

@@ -80,31 +80,33 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
 
 #: The listings that start from one index of runs, most selective first: a filter on one work
 #: order, workflow or project reads that one's runs only, rather than every run newest first
-#: until a page is full (queries.sql, list_runs).
+#: until a page is full (queries.sql: list_runs and list_runs_of_<kind>; a text search's
+#: window the same ways, search_window and search_window_of_<kind>).
 _ANCHORED = (
-    ("work_order_id", "list_runs_of_work_order"),
-    ("workflow_id", "list_runs_of_workflow"),
-    ("project_id", "list_runs_of_project"),
+    ("work_order_id", "work_order"),
+    ("workflow_id", "workflow"),
+    ("project_id", "project"),
 )
 
 
-async def _listed(tx: Tx, params: dict[str, object]) -> list[Row]:
-    """The first ``params["limit"]`` runs that pass ``params``' filters, newest first: a
-    page of a listing, or a text search's window.
+async def _listed(tx: Tx, params: dict[str, object], shape: str = "list_runs") -> list[Row]:
+    """The first ``params["limit"]`` runs that pass ``params``' filters, newest first: with
+    ``shape`` ``list_runs`` a page of a listing, with ``search_window`` a text search's
+    window (their seqs only).
 
     Through the index of the one work order, workflow or project filtered on; for a caller
     who sees some projects only (``project_ids``, a member's listings: guard.Scope), each of
     those projects' newest through its index, merged, as many statements as projects: a
     member of a quiet project read every run newest first until a page was full, so the
-    whole history (bench/history.py). ``list_runs`` is left for an instance admin's listing
-    of everything.
+    whole history (bench/history.py). ``shape`` itself is left for an instance admin's
+    listing of everything.
     """
-    query = next((query for key, query in _ANCHORED if params[key] is not None), "list_runs")
+    kind = next((kind for key, kind in _ANCHORED if params[key] is not None), None)
     projects = params["project_ids"]
-    if query != "list_runs" or not isinstance(projects, list):
-        return await tx.fetchall(query, params)
+    if kind is not None or not isinstance(projects, list):
+        return await tx.fetchall(f"{shape}_of_{kind}" if kind else shape, params)
     each = [
-        await tx.fetchall("list_runs_of_project", {**params, "project_id": project})
+        await tx.fetchall(f"{shape}_of_project", {**params, "project_id": project})
         for project in projects
     ]
     newest = heapq.merge(*each, key=lambda row: int(row["seq"]), reverse=True)
@@ -121,7 +123,7 @@ async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int)
     run newest first, which for a quiet workflow was the whole history: bench/history.py).
     A page then reads the log lines and dataclips of at most ``SEARCH_WINDOW`` runs, each
     run's lines through ``log_lines_run`` and stopping at its first match; nothing is
-    loaded into memory but the window's rows. So a page costs about the same at any depth
+    loaded into memory but the window's seqs. So a page costs about the same at any depth
     and in any size of history; a rare word in a long history takes more pages, each saying
     how far back it has looked (its next cursor continues below the window). Its cost grows
     with the log lines in the window: measured (bench/search.py, 1,000 runs of 100 lines, a word
@@ -136,22 +138,22 @@ async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int)
             code="search_too_long",
             field="text",
         )
-    window = await _listed(tx, {**params, "limit": SEARCH_WINDOW})
+    window_of = {**params, "limit": SEARCH_WINDOW}
+    window = [int(row["seq"]) for row in await _listed(tx, window_of, "search_window")]
     if not window:
-        return Page((), None)
+        return Page(())
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     search = {
-        "ids": [row["id"] for row in window],
+        "seqs": window,
         "pattern": f"%{escaped}%",
         "body_projects": params["body_projects"],
         "limit": params["limit"],
     }
-    matched = {row["id"] for row in await tx.fetchall("search_runs", search)}
-    found = [row for row in window if row["id"] in matched]
+    found = await tx.fetchall("search_runs", search)
     seqs = {row["id"]: int(row["seq"]) for row in found}
     page = make_page([_run(tx, row) for row in found], limit, lambda run: (seqs[run.id],))
     if page.next_cursor is None and len(window) == SEARCH_WINDOW:
-        return Page(page.items, encode_cursor(int(window[-1]["seq"])))
+        return Page(page.items, encode_cursor(window[-1]))
     return page
 
 

@@ -656,8 +656,8 @@ SELECT * FROM steps WHERE run_id = %(run_id)s ORDER BY started_at, id;
 -- list_runs_of_work_order, _workflow or _project, which read its index. This query reads
 -- the runs newest first until a page is full: for a quiet workflow in a long history that
 -- was every run (some 120 ms at a million, on SQLite on the event loop: bench/history.py).
--- A member's listing (of some projects only) merges list_runs_of_project's of each, and a
--- text search's window is the listing of its other filters (reads.py, search_runs).
+-- A member's listing (of some projects only) merges list_runs_of_project's of each; a text
+-- search's window is read the same ways (reads.py, search_window).
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
@@ -719,16 +719,77 @@ WHERE r.project_id = %(project_id)s
 ORDER BY r.seq DESC
 LIMIT %(limit)s;
 
+-- name: search_window
+-- A text search's window of the runs (reads.py): the seqs of the %(limit)s runs list_runs would
+-- list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
+-- name: search_window_of_work_order
+-- A text search's window of one work order's runs (reads.py): the seqs of the %(limit)s runs
+-- list_runs_of_work_order would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.work_order_id = %(work_order_id)s
+  AND (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
+-- name: search_window_of_workflow
+-- A text search's window of one workflow's runs (reads.py): the seqs of the %(limit)s runs
+-- list_runs_of_workflow would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.workflow_id = %(workflow_id)s
+  AND (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
+-- name: search_window_of_project
+-- A text search's window of one project's runs (reads.py): the seqs of the %(limit)s runs
+-- list_runs_of_project would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.project_id = %(project_id)s
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
 -- name: search_runs
--- list_runs with text: of %(ids)s (a page's window, newest first: reads.py lists it with the
--- listing the other filters choose, so through one work order's, workflow's or project's
--- index when the search is of one), the first %(limit)s runs whose log lines or dataclips (the
--- run's input and final output, its steps' inputs and outputs) contain %(pattern)s, an ILIKE
--- pattern escaped with '\'; their ids, in the window's order. Bodies are searched only in the
--- projects of %(body_projects)s (unless NULL): where the caller may read them; elsewhere a run
--- matches by its log lines alone.
-SELECT r.id
-FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS w (id, n) JOIN runs r ON r.id = w.id
+-- list_runs with text: of %(seqs)s (a page's window, newest first: reads.py reads it with
+-- search_window or its anchored kin, as the listing of the other filters would), the first
+-- %(limit)s runs whose log lines or dataclips (the run's input and final output, its steps'
+-- inputs and outputs) contain %(pattern)s, an ILIKE pattern escaped with '\', in the window's
+-- order. Bodies are searched only in the projects of %(body_projects)s (unless NULL): where the
+-- caller may read them; elsewhere a run matches by its log lines alone.
+SELECT r.*, s.version AS snapshot_version
+FROM unnest(%(seqs)s::bigint[]) WITH ORDINALITY AS w (seq, n)
+JOIN runs r ON r.seq = w.seq
+JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE EXISTS (SELECT 1 FROM log_lines l
               WHERE l.run_id = r.id AND l.message ILIKE %(pattern)s ESCAPE '\')
    OR ((%(body_projects)s::text[] IS NULL

@@ -629,8 +629,8 @@ SELECT * FROM steps WHERE run_id = :run_id ORDER BY started_at, id;
 -- list_runs_of_work_order, _workflow or _project, which read its index. This query reads
 -- the runs newest first until a page is full: for a quiet workflow in a long history that
 -- was every run (some 120 ms at a million, on SQLite on the event loop: bench/history.py).
--- A member's listing (of some projects only) merges list_runs_of_project's of each, and a
--- text search's window is the listing of its other filters (reads.py, search_runs).
+-- A member's listing (of some projects only) merges list_runs_of_project's of each; a text
+-- search's window is read the same ways (reads.py, search_window).
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (:project_id IS NULL OR r.project_id = :project_id)
@@ -692,16 +692,77 @@ WHERE r.project_id = :project_id
 ORDER BY r.seq DESC
 LIMIT :limit;
 
+-- name: search_window
+-- A text search's window of the runs (reads.py): the seqs of the :limit runs list_runs would
+-- list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
+-- name: search_window_of_work_order
+-- A text search's window of one work order's runs (reads.py): the seqs of the :limit runs
+-- list_runs_of_work_order would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.work_order_id = :work_order_id
+  AND (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
+-- name: search_window_of_workflow
+-- A text search's window of one workflow's runs (reads.py): the seqs of the :limit runs
+-- list_runs_of_workflow would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.workflow_id = :workflow_id
+  AND (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
+-- name: search_window_of_project
+-- A text search's window of one project's runs (reads.py): the seqs of the :limit runs
+-- list_runs_of_project would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.project_id = :project_id
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
 -- name: search_runs
--- list_runs with text: of :ids (a page's window, newest first: reads.py lists it with the
--- listing the other filters choose, so through one work order's, workflow's or project's
--- index when the search is of one), the first :limit runs whose log lines or dataclips (the
--- run's input and final output, its steps' inputs and outputs) contain :pattern, a LIKE
--- pattern escaped with '\'; their ids, in the window's order. Bodies are searched only in the
--- projects of :body_projects (unless NULL): where the caller may read them; elsewhere a run
--- matches by its log lines alone.
-SELECT r.id
-FROM json_each(:ids) w JOIN runs r ON r.id = w.value
+-- list_runs with text: of :seqs (a page's window, newest first: reads.py reads it with
+-- search_window or its anchored kin, as the listing of the other filters would), the first
+-- :limit runs whose log lines or dataclips (the run's input and final output, its steps' inputs
+-- and outputs) contain :pattern, a LIKE pattern escaped with '\', in the window's order. Bodies
+-- are searched only in the projects of :body_projects (unless NULL): where the caller may read
+-- them; elsewhere a run matches by its log lines alone.
+SELECT r.*, s.version AS snapshot_version
+FROM json_each(:seqs) w
+JOIN runs r ON r.seq = w.value
+JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE EXISTS (SELECT 1 FROM log_lines l
               WHERE l.run_id = r.id AND l.message LIKE :pattern ESCAPE '\')
    OR ((:body_projects IS NULL
