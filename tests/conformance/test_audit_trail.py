@@ -21,6 +21,7 @@ from fulmen.store import (
     Project,
     SQLStore,
     Target,
+    audit,
     sqlite_path,
 )
 from fulmen_testing.clock import FakeClock
@@ -207,12 +208,14 @@ async def test_a_change_and_its_record_are_committed_together(store: SQLStore) -
 
 
 async def test_each_filter_lists_what_the_whole_trail_filtered_gives(
-    store: SQLStore, clock: FakeClock
+    store: SQLStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A listing filtered on a target, an actor, an action or a project (read through that
     filter's index, store/audit.py) gives what filtering every record gives: the other
     filters still apply, an actor by id or by name in any case, a noun its codes, a code the
-    codes under it, and pages follow each other."""
+    codes under it, and pages follow each other. So does a start time alone, whether the
+    newest records hold its page or the records since then are read (a probe of three)."""
+    monkeypatch.setattr(audit, "SINCE_PROBE", 3)
     eve = Actor("anonymous", "", "Eve@example.org", "203.0.113.9")
     made = [
         ("workflow.created", ADA, "p1", NIGHTLY),
@@ -239,6 +242,7 @@ async def test_each_filter_lists_what_the_whole_trail_filtered_gives(
             and (code is None or r.action == code or r.action.startswith(f"{code}."))
             and (where.target is None or r.target.id == where.target)
             and (where.since is None or r.at >= where.since)
+            and (where.until is None or r.at < where.until)
         )
 
     for where in (
@@ -256,6 +260,10 @@ async def test_each_filter_lists_what_the_whole_trail_filtered_gives(
         AuditFilter(project_id="p1"),
         AuditFilter(project_id="p2", target="w1"),
         AuditFilter(target="nothing"),
+        AuditFilter(since=start),
+        AuditFilter(since=start + timedelta(minutes=7)),
+        AuditFilter(since=start + timedelta(minutes=2), until=start + timedelta(minutes=4)),
+        AuditFilter(until=start + timedelta(minutes=3)),
     ):
         seen, cursor = [], None
         while True:

@@ -792,6 +792,17 @@ def test_a_filtered_audit_listing_reads_its_filters_index(tmp_path: Path) -> Non
         assert not [s for s in plan if "SCAN audit_records" in s or "FOR ORDER BY" in s], plan
 
 
+def test_an_audit_listing_from_a_time_reads_the_records_since_then(tmp_path: Path) -> None:
+    """SQLite: a listing of the trail with a start time alone reads at most the newest
+    records (audit.SINCE_PROBE), then the records since then through audit_records_at,
+    never the whole trail (a start after the last record read a million: bench/history.py)."""
+    database = _sqlite_schema(tmp_path)
+    recent = _plan(database, "list_audit_records_recent")
+    assert recent[:2] == ["CO-ROUTINE recent", "SCAN audit_records"], recent  # LIMIT :probe
+    since = _plan(database, "list_audit_records_since")
+    assert since[0] == "SEARCH audit_records USING INDEX audit_records_at (at>?)", since
+
+
 def test_the_audit_sweep_reads_only_what_it_deletes(tmp_path: Path) -> None:
     """SQLite: a batch of the audit sweep reads the records older than its cutoff of the
     project, or of the instance and each deleted project, through audit_records_project_at;

@@ -1622,6 +1622,46 @@ WHERE (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
 ORDER BY seq DESC
 LIMIT %(limit)s;
 
+-- name: list_audit_records_recent
+-- list_audit_records with %(since)s given and none of the filters that have an index
+-- (store/audit.py), among the %(probe)s newest records below %(before_seq)s only: where
+-- these hold a page, it is the page; else list_audit_records_since finds it.
+SELECT * FROM (
+    SELECT * FROM audit_records
+    WHERE (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+    ORDER BY seq DESC
+    LIMIT %(probe)s
+) recent
+WHERE (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_since
+-- list_audit_records with %(since)s given and none of the filters that have an index
+-- (store/audit.py): the records since then through audit_records_at, sorted by seq: read
+-- when the newest records hold no page (list_audit_records_recent), so those since then
+-- are few, or in a window that is past (PostgreSQL picks the index by at's statistics).
+SELECT * FROM audit_records
+WHERE at >= %(since)s
+  AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
 -- name: list_audit_records_of_target
 -- list_audit_records with %(target)s given (store/audit.py): through audit_records_target,
 -- newest first, however long the rest of the trail.

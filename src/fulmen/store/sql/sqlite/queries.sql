@@ -1564,6 +1564,45 @@ WHERE (:project_id IS NULL OR project_id = :project_id)
 ORDER BY seq DESC
 LIMIT :limit;
 
+-- name: list_audit_records_recent
+-- list_audit_records with :since given and none of the filters that have an index
+-- (store/audit.py), among the :probe newest records below :before_seq only: where
+-- these hold a page, it is the page; else list_audit_records_since finds it.
+SELECT * FROM (
+    SELECT * FROM audit_records
+    WHERE (:before_seq IS NULL OR seq < :before_seq)
+    ORDER BY seq DESC
+    LIMIT :probe
+) recent
+WHERE (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_since
+-- list_audit_records with :since given and none of the filters that have an index
+-- (store/audit.py): the records since then through audit_records_at, sorted by seq: read
+-- when the newest records hold no page (list_audit_records_recent), so those since then
+-- are few, or in a window that is past. INDEXED BY: SQLite would rather read the whole
+-- trail in seq order, which needs no sort.
+SELECT * FROM audit_records INDEXED BY audit_records_at
+WHERE at >= :since
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
 -- name: list_audit_records_of_target
 -- list_audit_records with :target given (store/audit.py): through audit_records_target,
 -- newest first, however long the rest of the trail.
