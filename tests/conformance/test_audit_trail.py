@@ -21,6 +21,7 @@ from fulmen.store import (
     Project,
     SQLStore,
     Target,
+    audit,
     sqlite_path,
 )
 from fulmen_testing.clock import FakeClock
@@ -204,3 +205,88 @@ async def test_a_change_and_its_record_are_committed_together(store: SQLStore) -
         )
     assert (await store.get_project("p1")).name == "together"
     assert await listed(store, project_id="p1") == ["project.created:p1"]
+
+
+async def test_each_filter_lists_what_the_whole_trail_filtered_gives(
+    store: SQLStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing filtered on a target, an actor, an action or a project (read through that
+    filter's index, store/audit.py) gives what filtering every record gives: the other
+    filters still apply, an actor by id or by name in any case, a noun its codes, a code the
+    codes under it, and pages follow each other. So does a start time alone, whether the
+    newest records hold its page or the records since then are read (a probe of three)."""
+    monkeypatch.setattr(audit, "SINCE_PROBE", 3)
+    eve = Actor("anonymous", "", "Eve@example.org", "203.0.113.9")
+    made = [
+        ("workflow.created", ADA, "p1", NIGHTLY),
+        ("sign_in.failed", eve, None, Target("session", "")),
+        ("workflow.updated", BOT, "p1", NIGHTLY),
+        ("sign_in.succeeded", ADA, None, Target("session", "")),
+        ("credential.oauth2.refreshed", BOT, "p2", Target("credential", "c1")),
+        ("workflows.exported", ADA, "p2", NIGHTLY),
+        ("credential.created", ADA, "p2", Target("credential", "c1")),
+        ("workflow.updated", ADA, "p2", Target("workflow", "w2")),
+        ("sign_in.failed", eve, None, Target("session", "")),
+    ]
+    start = clock.now()
+    for action, actor, project, target in made:
+        await store.append_audit(record(action, actor=actor, project_id=project, target=target))
+        clock.advance(60)
+    everything = (await store.list_audit(limit=100)).items
+
+    def matches(r: AuditRecord, where: AuditFilter) -> bool:
+        code, who = where.action, where.actor
+        return (
+            (where.project_id is None or r.project_id == where.project_id)
+            and (who is None or who == r.actor.id or who.lower() == r.actor.name.lower())
+            and (code is None or r.action == code or r.action.startswith(f"{code}."))
+            and (where.target is None or r.target.id == where.target)
+            and (where.since is None or r.at >= where.since)
+            and (where.until is None or r.at < where.until)
+        )
+
+    for where in (
+        AuditFilter(target="c1"),
+        AuditFilter(target="w1", actor="t9"),
+        AuditFilter(actor="eve@EXAMPLE.org"),
+        AuditFilter(actor="u1", project_id="p2"),
+        AuditFilter(actor="deploy bot", action="credential"),
+        AuditFilter(action="sign_in.failed"),
+        AuditFilter(action="sign_in"),
+        AuditFilter(action="credential.oauth2"),
+        AuditFilter(action="credential.oauth2.refreshed"),
+        AuditFilter(action="workflow", project_id="p2"),
+        AuditFilter(action="workflow", since=start + timedelta(minutes=4)),
+        AuditFilter(project_id="p1"),
+        AuditFilter(project_id="p2", target="w1"),
+        AuditFilter(target="nothing"),
+        AuditFilter(since=start),
+        AuditFilter(since=start + timedelta(minutes=7)),
+        AuditFilter(since=start + timedelta(minutes=2), until=start + timedelta(minutes=4)),
+        AuditFilter(until=start + timedelta(minutes=3)),
+    ):
+        seen, cursor = [], None
+        while True:
+            page = await store.list_audit(where, cursor=cursor, limit=2)
+            seen += [r.seq for r in page.items]
+            if (cursor := page.next_cursor) is None:
+                break
+        expected = [r.seq for r in everything if matches(r, where)]
+        assert seen == expected, where
+        assert expected or where.target == "nothing", where
+
+
+async def test_the_instance_sweep_takes_the_instances_and_deleted_projects_records(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """The instance's batch takes the records past the cutoff of no project and of every
+    project that no longer exists, a batch at a time, and never a kept project's."""
+    await store.create_project(Project(id="kept", name="kept"))
+    for project in (None, "gone1", "kept", "gone2", None, "gone1"):
+        await store.append_audit(record("project.updated", project_id=project))
+    clock.advance(86_400)
+    await store.append_audit(record("project.updated", project_id="gone1"))  # too new
+    cutoff = clock.now() - timedelta(hours=1)
+    assert [await store.sweep_audit(None, cutoff, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+    left = [r.project_id for r in (await store.list_audit()).items]
+    assert left == ["gone1", "kept"]

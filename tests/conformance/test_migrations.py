@@ -26,6 +26,7 @@ from fulmen.lifecycle import RunState
 from fulmen.reasons import ExitReason, Reason
 from fulmen.store import (
     AlertRule,
+    AuditFilter,
     ChannelType,
     DataclipType,
     EnqueueRequest,
@@ -396,6 +397,35 @@ async def test_runs_ended_before_the_upgrade_are_counted_and_later_endings_added
         await store.start_run(claimed.id)
         await store.complete_run(claimed.id, RunCompletion(ExitReason(Reason.FAIL, "E")))
         assert await store.run_endings() == {"success": 1, "failed": 1}
+
+
+async def test_the_audit_records_before_the_upgrade_are_found_by_each_filter(
+    backend: Backend,
+) -> None:
+    """0021: the trail's indexes of actor names, action nouns and codes, and of each
+    project's records by time (store/audit.py), built over the records already kept: a
+    database at 0020 finds its records by each filter, and its sweep takes them."""
+    trail = {
+        "at": T0,
+        "actor_kind": "user",
+        "actor_id": "u1",
+        "actor_name": "Ada@example.org",
+        "action": "workflow.updated",
+        "project_id": "p",
+        "target_type": "workflow",
+        "target_id": "w",
+    }
+    write_release(backend, 20, [*ROWS, ("audit_records", trail)])
+    async with await open_store(backend.url, credential_key=KEY) as store:
+        for where in (
+            AuditFilter(actor="ada@example.org"),
+            AuditFilter(action="workflow"),
+            AuditFilter(action="workflow.updated"),
+            AuditFilter(project_id="p", target="w"),
+        ):
+            [found] = (await store.list_audit(where)).items
+            assert (found.action, found.at) == ("workflow.updated", T0), where
+        assert await store.sweep_audit("p", T0 + timedelta(days=1)) == 1
 
 
 #: LEGACY_JOBS as 0008 left them: each says its language.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import psycopg
 import pytest
@@ -57,8 +58,10 @@ from fulmen.store import (
     WorkflowTrigger,
     catalog,
     open_store,
+    reads,
     sqlite_path,
 )
+from fulmen.store.db import Tx
 from fulmen.store.queries import load_queries, load_schema, parse_queries
 from fulmen_testing.clock import FakeClock
 from fulmen_testing.spies import noting_results
@@ -727,19 +730,91 @@ def _sqlite_schema(tmp_path: Path) -> sqlite3.Connection:
 def test_a_listing_of_one_work_order_workflow_or_project_reads_its_index(
     tmp_path: Path,
 ) -> None:
-    """SQLite: a listing of one of them starts from that one's index, not from every run
-    newest first (for a quiet workflow in a long history, every run was read: some 120 ms at
-    a million, the event loop stopped; bench/history.py)."""
+    """SQLite: a listing of one of them, and a text search's window of one, starts from that
+    one's index, not from every run newest first (for a quiet workflow in a long history,
+    every run was read: some 120 ms at a million, the event loop stopped; bench/history.py)."""
     database = _sqlite_schema(tmp_path)
     queries = load_queries("sqlite")
     for name, index in (
         ("list_runs_of_work_order", "runs_work_order (work_order_id=?)"),
         ("list_runs_of_workflow", "runs_workflow (workflow_id=?)"),
         ("list_runs_of_project", "runs_project (project_id=?)"),
+        ("search_window_of_work_order", "runs_work_order (work_order_id=?)"),
+        ("search_window_of_workflow", "runs_workflow (workflow_id=?)"),
+        ("search_window_of_project", "runs_project (project_id=?)"),
     ):
         params = dict.fromkeys(re.findall(r":(\w+)", queries[name].sql))
         plan = database.execute(f"EXPLAIN QUERY PLAN {queries[name].sql}", params).fetchall()
         assert f"SEARCH r USING INDEX {index}" in [row[-1] for row in plan], (name, plan)
+
+
+def _plan(database: sqlite3.Connection, query: str) -> list[str]:
+    """SQLite's plan of one of the store's queries, a line per step."""
+    sql = load_queries("sqlite")[query].sql
+    params = dict.fromkeys(re.findall(r":(\w+)", sql))
+    return [row[-1] for row in database.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+
+def test_a_text_search_reads_its_window_by_seq(tmp_path: Path) -> None:
+    """SQLite: a text search reads the runs of its window by seq (reads.py reads the window
+    as the listing of its filters would, so through one work order's, workflow's or
+    project's index: the test above), never every run newest first (a search within a quiet
+    workflow read the whole history: some 130 ms at a million, the event loop stopped;
+    bench/history.py)."""
+    plan = _plan(_sqlite_schema(tmp_path), "search_runs")
+    of_runs = [step for step in plan if step.split()[1:2] == ["r"]]
+    assert of_runs == ["SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"], plan
+
+
+#: The audit trail's listings of one filter (store/audit.py) and the index each starts from.
+AUDIT_LISTINGS = {
+    "list_audit_records_of_target": ("audit_records_target (target_id=?)",),
+    "list_audit_records_of_actor": (
+        "audit_records_actor (actor_id=?)",
+        "audit_records_actor_name (<expr>=?)",
+    ),
+    "list_audit_records_of_code": ("audit_records_code (<expr>=?)",),
+    "list_audit_records_of_noun": ("audit_records_noun (<expr>=?)",),
+    "list_audit_records_of_project": ("audit_records_project (project_id=?)",),
+}
+
+
+def test_a_filtered_audit_listing_reads_its_filters_index(tmp_path: Path) -> None:
+    """SQLite: a listing of the trail filtered on a target, an actor, an action or a project
+    reads that filter's records newest first through its index, in the index's order (no
+    sort), never the whole trail (a rare actor's page read a million records: some 300 ms,
+    the event loop stopped; bench/history.py)."""
+    database = _sqlite_schema(tmp_path)
+    for query, indexes in AUDIT_LISTINGS.items():
+        plan = _plan(database, query)
+        searches = [step for step in plan if "USING INDEX audit_records_" in step]
+        assert searches == [f"SEARCH audit_records USING INDEX {i}" for i in indexes], plan
+        assert not [s for s in plan if "SCAN audit_records" in s or "FOR ORDER BY" in s], plan
+
+
+def test_an_audit_listing_from_a_time_reads_the_records_since_then(tmp_path: Path) -> None:
+    """SQLite: a listing of the trail with a start time alone reads at most the newest
+    records (audit.SINCE_PROBE), then the records since then through audit_records_at,
+    never the whole trail (a start after the last record read a million: bench/history.py)."""
+    database = _sqlite_schema(tmp_path)
+    recent = _plan(database, "list_audit_records_recent")
+    assert recent[:2] == ["CO-ROUTINE recent", "SCAN audit_records"], recent  # LIMIT :probe
+    since = _plan(database, "list_audit_records_since")
+    assert since[0] == "SEARCH audit_records USING INDEX audit_records_at (at>?)", since
+
+
+def test_the_audit_sweep_reads_only_what_it_deletes(tmp_path: Path) -> None:
+    """SQLite: a batch of the audit sweep reads the records older than its cutoff of the
+    project, or of the instance and each deleted project, through audit_records_project_at;
+    never the kept records (the daily sweep that found nothing to delete read the whole
+    trail: some 180 ms at a million records; bench/history.py)."""
+    database = _sqlite_schema(tmp_path)
+    for query in ("delete_old_audit_records", "delete_old_instance_audit_records"):
+        plan = _plan(database, query)
+        reads = [step for step in plan if step.split()[1:2] in (["audit_records"], ["a"])]
+        assert reads, plan
+        assert all("INDEX audit_records_project_at" in s or "(rowid=?)" in s for s in reads)
+        assert "audit_records_project_at (project_id=? AND at<?)" in " ".join(reads), plan
 
 
 def test_no_periodic_read_visits_the_ended_runs(tmp_path: Path) -> None:
@@ -1043,6 +1118,67 @@ async def test_one_work_order_workflow_or_project_is_listed_with_the_other_filte
     assert await listed(RunFilter(project_id="p", project_ids=frozenset({"q"}))) == []
     assert await listed(RunFilter(workflow_id="w2", project_id="p")) == []
     assert await listed(RunFilter(work_order_id=order, workflow_id="w2")) == []
+
+
+async def test_a_members_listing_is_each_of_its_projects_newest_merged(store: SQLStore) -> None:
+    """A member's listing (some projects only: guard.Scope), read as each project's newest
+    merged, gives the runs of those projects newest first with the other filters, page
+    after page; a search's window too; no project, no run."""
+    await seed(store)
+    for project in ("q", "r"):
+        job = Job(id=f"k{project}", body="", adaptor="a")
+        await store.create_project(Project(id=project, name=project))
+        await store.create_workflow(
+            workflow(id=f"w{project}", project_id=project, jobs=(job,), triggers=(), edges=())
+        )
+    made: dict[str, list[str]] = {"w": [], "wq": [], "wr": []}
+    for name in ("w", "wq", "w", "wr", "wq", "w", "wq"):
+        trigger = "t" if name == "w" else None
+        request = webhook(workflow_id=name, trigger_id=trigger)
+        made[name].append((await store.enqueue(request)).run_id)
+    [claimed] = await store.claim(1, ["*"])  # the oldest: made["w"][0]
+
+    async def listed(where: RunFilter) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = await store.list_runs(where, cursor=cursor, limit=2)
+            seen += [run.id for run in page.items]
+            if page.next_cursor is None:
+                return seen
+            cursor = page.next_cursor
+
+    p_and_q = frozenset({"p", "q"})
+    everything = [run.id for run in (await store.list_runs(limit=100)).items]
+    ours = [run for run in everything if run in made["w"] + made["wq"]]
+    assert len(ours) == 6
+    assert await listed(RunFilter(project_ids=p_and_q)) == ours
+    assert await listed(RunFilter(project_ids=frozenset({"r"}))) == made["wr"]
+    assert await listed(RunFilter(project_ids=frozenset())) == []
+    only_claimed = RunFilter(project_ids=p_and_q, states=frozenset({RunState.CLAIMED}))
+    assert await listed(only_claimed) == [claimed.id]
+    assert await listed(RunFilter(project_ids=p_and_q, text="nothing of the sort")) == []
+    assert await listed(RunFilter(project_ids=frozenset({"q", "r"}), workflow_id="wq")) == list(
+        reversed(made["wq"])
+    )
+
+
+async def test_a_members_listing_reads_each_of_its_projects_index() -> None:
+    """A member's listing and search window read each of the member's projects through its
+    index (list_runs_of_project), never list_runs: that read every run newest first until a
+    page was full, for a member of a quiet project the whole history (some 120 ms at a
+    million; bench/history.py)."""
+    read: list[tuple[str, object]] = []
+
+    class Recording:
+        async def fetchall(self, query: str, params: dict[str, object]) -> list[object]:
+            read.append((query, params["project_id"]))
+            return []
+
+    member = RunFilter(project_ids=frozenset({"b", "a"}))
+    for where, query in ((member, "list_runs"), (replace(member, text="x"), "search_window")):
+        read.clear()
+        await reads.list_runs(cast(Tx, Recording()), where, None, 10)
+        assert read == [(f"{query}_of_project", "a"), (f"{query}_of_project", "b")]
 
 
 async def test_the_plan_is_what_the_run_recorded(store: SQLStore) -> None:

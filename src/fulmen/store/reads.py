@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Final
+import heapq
+import itertools
+from typing import Any, Final, cast
 
 from fulmen.errors import InputError, NotFoundError
 from fulmen.lifecycle import RunState, StepState
@@ -71,39 +73,64 @@ async def list_runs(tx: Tx, where: RunFilter, cursor: str | None, limit: int) ->
     if where.text:
         bodies = None if where.body_projects is None else sorted(where.body_projects)
         return await _search_runs(tx, where.text, params | {"body_projects": bodies}, limit)
-    rows = await tx.fetchall(_listing(params), params)
+    rows = await _listed(tx, params)
     seqs = {row["id"]: int(row["seq"]) for row in rows}
     return make_page([_run(tx, row) for row in rows], limit, lambda run: (seqs[run.id],))
 
 
 #: The listings that start from one index of runs, most selective first: a filter on one work
 #: order, workflow or project reads that one's runs only, rather than every run newest first
-#: until a page is full (queries.sql, list_runs).
+#: until a page is full (queries.sql: list_runs and list_runs_of_<kind>; a text search's
+#: window the same ways, search_window and search_window_of_<kind>).
 _ANCHORED = (
-    ("work_order_id", "list_runs_of_work_order"),
-    ("workflow_id", "list_runs_of_workflow"),
-    ("project_id", "list_runs_of_project"),
+    ("work_order_id", "work_order"),
+    ("workflow_id", "workflow"),
+    ("project_id", "project"),
 )
 
 
-def _listing(params: dict[str, object]) -> str:
-    return next((query for key, query in _ANCHORED if params[key] is not None), "list_runs")
+async def _listed(tx: Tx, params: dict[str, object], shape: str = "list_runs") -> list[Row]:
+    """The first ``params["limit"]`` runs that pass ``params``' filters, newest first: with
+    ``shape`` ``list_runs`` a page of a listing, with ``search_window`` a text search's
+    window (their seqs only).
+
+    Through the index of the one work order, workflow or project filtered on; for a caller
+    who sees some projects only (``project_ids``, a member's listings: guard.Scope), each of
+    those projects' newest through its index, merged, as many statements as projects: a
+    member of a quiet project read every run newest first until a page was full, so the
+    whole history (bench/history.py). ``shape`` itself is left for an instance admin's
+    listing of everything.
+    """
+    kind = next((kind for key, kind in _ANCHORED if params[key] is not None), None)
+    projects = params["project_ids"]
+    if kind is not None or not isinstance(projects, list):
+        return await tx.fetchall(f"{shape}_of_{kind}" if kind else shape, params)
+    each = [
+        await tx.fetchall(f"{shape}_of_project", {**params, "project_id": project})
+        for project in projects
+    ]
+    newest = heapq.merge(*each, key=lambda row: int(row["seq"]), reverse=True)
+    return list(itertools.islice(newest, cast(int, params["limit"])))
 
 
 async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int) -> Page[Run]:
     """The runs of the next :data:`SEARCH_WINDOW` (newest first, after the other filters)
     whose log lines or dataclips contain ``text``.
 
-    How it scales: a page reads the log lines and dataclips of at most ``SEARCH_WINDOW``
-    runs, found through the runs' own indexes, each run's lines through ``log_lines_run``
-    and stopping at its first match; nothing is loaded into memory but the page. So a page
-    costs about the same at any depth and in any size of history; a rare word in a long
-    history takes more pages, each saying how far back it has looked (its next cursor
-    continues below the window). Its cost grows with the log lines in the window: measured
-    (bench/search.py, 1,000 runs of 100 lines, a word in none of them) 20 ms on SQLite and
-    50 ms on PostgreSQL, so about 1 s per 2 million lines. No text index: these per-run
-    probes read a run's lines by its index already, and a trigram index on PostgreSQL
-    would help only a query that started from the matching lines rather than the runs.
+    How it scales: the window is the listing of the other filters (:func:`_listed`), so a
+    search of one work order, workflow or project, or a member's, lists those next runs
+    through their indexes, however many other runs the history holds (it started from every
+    run newest first, which for a quiet workflow was the whole history: bench/history.py).
+    A page then reads the log lines and dataclips of at most ``SEARCH_WINDOW`` runs, each
+    run's lines through ``log_lines_run`` and stopping at its first match; nothing is
+    loaded into memory but the window's seqs. So a page costs about the same at any depth
+    and in any size of history; a rare word in a long history takes more pages, each saying
+    how far back it has looked (its next cursor continues below the window). Its cost grows
+    with the log lines in the window: measured (bench/search.py, 1,000 runs of 100 lines, a word
+    in none of them) 20 ms on SQLite and 50 ms on PostgreSQL, so about 1 s per 2 million
+    lines. No text index: these per-run probes read a run's lines by its index already, and
+    a trigram index on PostgreSQL would help only a query that started from the matching
+    lines rather than the runs.
     """
     if len(text) > MAX_SEARCH_TEXT:
         raise InputError(
@@ -111,16 +138,22 @@ async def _search_runs(tx: Tx, text: str, params: dict[str, object], limit: int)
             code="search_too_long",
             field="text",
         )
+    window_of = {**params, "limit": SEARCH_WINDOW}
+    window = [int(row["seq"]) for row in await _listed(tx, window_of, "search_window")]
+    if not window:
+        return Page(())
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = await tx.fetchall(
-        "search_runs", {**params, "pattern": f"%{escaped}%", "scan": SEARCH_WINDOW}
-    )
-    found = [row for row in rows if row["id"] is not None]
+    search = {
+        "seqs": window,
+        "pattern": f"%{escaped}%",
+        "body_projects": params["body_projects"],
+        "limit": params["limit"],
+    }
+    found = await tx.fetchall("search_runs", search)
     seqs = {row["id"]: int(row["seq"]) for row in found}
     page = make_page([_run(tx, row) for row in found], limit, lambda run: (seqs[run.id],))
-    scanned, scanned_to = int(rows[0]["scanned"]), rows[0]["scanned_to"]
-    if page.next_cursor is None and scanned == SEARCH_WINDOW:
-        return Page(page.items, encode_cursor(int(scanned_to)))
+    if page.next_cursor is None and len(window) == SEARCH_WINDOW:
+        return Page(page.items, encode_cursor(window[-1]))
     return page
 
 

@@ -656,6 +656,8 @@ SELECT * FROM steps WHERE run_id = %(run_id)s ORDER BY started_at, id;
 -- list_runs_of_work_order, _workflow or _project, which read its index. This query reads
 -- the runs newest first until a page is full: for a quiet workflow in a long history that
 -- was every run (some 120 ms at a million, on SQLite on the event loop: bench/history.py).
+-- A member's listing (of some projects only) merges list_runs_of_project's of each; a text
+-- search's window is read the same ways (reads.py, search_window).
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
@@ -717,50 +719,89 @@ WHERE r.project_id = %(project_id)s
 ORDER BY r.seq DESC
 LIMIT %(limit)s;
 
+-- name: search_window
+-- A text search's window of the runs (reads.py): the seqs of the %(limit)s runs list_runs would
+-- list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
+-- name: search_window_of_work_order
+-- A text search's window of one work order's runs (reads.py): the seqs of the %(limit)s runs
+-- list_runs_of_work_order would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.work_order_id = %(work_order_id)s
+  AND (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
+-- name: search_window_of_workflow
+-- A text search's window of one workflow's runs (reads.py): the seqs of the %(limit)s runs
+-- list_runs_of_workflow would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.workflow_id = %(workflow_id)s
+  AND (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
+-- name: search_window_of_project
+-- A text search's window of one project's runs (reads.py): the seqs of the %(limit)s runs
+-- list_runs_of_project would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.project_id = %(project_id)s
+  AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
+  AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
+  AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
+  AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
+  AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
+  AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
+  AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
+ORDER BY r.seq DESC
+LIMIT %(limit)s;
+
 -- name: search_runs
--- list_runs with text: the runs whose log lines or dataclips (the run's input and final
--- output, its steps' inputs and outputs) contain :pattern, an ILIKE pattern escaped with '\'.
--- Only the newest :scan runs that pass the other filters (the "scanned" window, below
--- :before_seq) are searched: a page never reads more than those runs' logs however rare the
--- text. Always one row at least: scanned (how many runs the window held) and scanned_to (its
--- oldest seq), with the matching runs' columns (NULL when none matched), newest first. Bodies
--- are searched only in the projects of :body_projects (unless NULL): where the caller may read
--- them; elsewhere a run matches by its log lines alone.
-WITH scanned AS MATERIALIZED (
-  SELECT r.id, r.seq FROM runs r
-  WHERE (%(project_id)s::text IS NULL OR r.project_id = %(project_id)s)
-    AND (%(project_ids)s::text[] IS NULL OR r.project_id = ANY (%(project_ids)s::text[]))
-    AND (%(workflow_id)s::text IS NULL OR r.workflow_id = %(workflow_id)s)
-    AND (%(work_order_id)s::text IS NULL OR r.work_order_id = %(work_order_id)s)
-    AND (%(states)s::text[] IS NULL OR r.state = ANY (%(states)s::text[]))
-    AND (%(inserted_from)s::timestamptz IS NULL OR r.inserted_at >= %(inserted_from)s)
-    AND (%(inserted_until)s::timestamptz IS NULL OR r.inserted_at < %(inserted_until)s)
-    AND (%(before_seq)s::bigint IS NULL OR r.seq < %(before_seq)s)
-  ORDER BY r.seq DESC
-  LIMIT %(scan)s
-), bounds AS (
-  SELECT count(*) AS scanned, min(seq) AS scanned_to FROM scanned
-)
-SELECT b.scanned, b.scanned_to, m.*
-FROM bounds b LEFT JOIN (
-  SELECT r.*, s.version AS snapshot_version
-  FROM scanned w
-  JOIN runs r ON r.id = w.id
-  JOIN workflow_snapshots s ON s.id = r.snapshot_id
-  WHERE EXISTS (SELECT 1 FROM log_lines l
-                WHERE l.run_id = r.id AND l.message ILIKE %(pattern)s ESCAPE '\')
-     OR ((%(body_projects)s::text[] IS NULL
-          OR r.project_id = ANY (%(body_projects)s::text[]))
-         AND (EXISTS (SELECT 1 FROM dataclips d
-                      WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
-                        AND d.body::text ILIKE %(pattern)s ESCAPE '\')
-              OR EXISTS (SELECT 1 FROM steps st
-                         JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
-                         WHERE st.run_id = r.id AND d.body::text ILIKE %(pattern)s ESCAPE '\')))
-  ORDER BY r.seq DESC
-  LIMIT %(limit)s
-) m ON true
-ORDER BY m.seq DESC;
+-- list_runs with text: of %(seqs)s (a page's window, newest first: reads.py reads it with
+-- search_window or its anchored kin, as the listing of the other filters would), the first
+-- %(limit)s runs whose log lines or dataclips (the run's input and final output, its steps'
+-- inputs and outputs) contain %(pattern)s, an ILIKE pattern escaped with '\', in the window's
+-- order. Bodies are searched only in the projects of %(body_projects)s (unless NULL): where the
+-- caller may read them; elsewhere a run matches by its log lines alone.
+SELECT r.*, s.version AS snapshot_version
+FROM unnest(%(seqs)s::bigint[]) WITH ORDINALITY AS w (seq, n)
+JOIN runs r ON r.seq = w.seq
+JOIN workflow_snapshots s ON s.id = r.snapshot_id
+WHERE EXISTS (SELECT 1 FROM log_lines l
+              WHERE l.run_id = r.id AND l.message ILIKE %(pattern)s ESCAPE '\')
+   OR ((%(body_projects)s::text[] IS NULL
+        OR r.project_id = ANY (%(body_projects)s::text[]))
+       AND (EXISTS (SELECT 1 FROM dataclips d
+                    WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
+                      AND d.body::text ILIKE %(pattern)s ESCAPE '\')
+            OR EXISTS (SELECT 1 FROM steps st
+                       JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
+                       WHERE st.run_id = r.id AND d.body::text ILIKE %(pattern)s ESCAPE '\')))
+ORDER BY w.n
+LIMIT %(limit)s;
 
 -- name: get_logs
 -- In time order; the cursor is the (logged_at, id) of the last line of the previous page.
@@ -1563,9 +1604,154 @@ RETURNING seq;
 -- Newest first; the cursor is the seq of the last record of the previous page. Filters left
 -- NULL do not apply: %(actor)s is an actor's id or name (in any case), %(action)s a code or
 -- the codes under it ('workflow' matches 'workflow.updated'), %(target)s a target's id;
--- %(since)s is inclusive, %(until)s exclusive.
+-- %(since)s is inclusive, %(until)s exclusive. For a listing of none of a target, an actor,
+-- an action or a project: for one, audit.py takes list_audit_records_of_target, _actor,
+-- _code, _noun or _project, which read its index. This query reads the trail newest first
+-- until a page is full: for a filter few records match, that was every record
+-- (bench/history.py).
 SELECT * FROM audit_records
 WHERE (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_recent
+-- list_audit_records with %(since)s given and none of the filters that have an index
+-- (store/audit.py), among the %(probe)s newest records below %(before_seq)s only: where
+-- these hold a page, it is the page; else list_audit_records_since finds it.
+SELECT * FROM (
+    SELECT * FROM audit_records
+    WHERE (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+    ORDER BY seq DESC
+    LIMIT %(probe)s
+) recent
+WHERE (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_since
+-- list_audit_records with %(since)s given and none of the filters that have an index
+-- (store/audit.py): the records since then through audit_records_at, sorted by seq: read
+-- when the newest records hold no page (list_audit_records_recent), so those since then
+-- are few, or in a window that is past (PostgreSQL picks the index by at's statistics).
+SELECT * FROM audit_records
+WHERE at >= %(since)s
+  AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_of_target
+-- list_audit_records with %(target)s given (store/audit.py): through audit_records_target,
+-- newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE target_id = %(target)s
+  AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_of_actor
+-- list_audit_records with %(actor)s given (store/audit.py): the actor's newest records by
+-- id (audit_records_actor) and by name (audit_records_actor_name), each side read newest
+-- first until a page is full, however long the rest of the trail; the page is the newest
+-- of both.
+SELECT * FROM audit_records WHERE seq IN (
+    SELECT seq FROM (
+        SELECT seq FROM audit_records
+        WHERE actor_id = %(actor)s
+          AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+          AND (%(action)s::text IS NULL OR action = %(action)s
+               OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+          AND (%(target)s::text IS NULL OR target_id = %(target)s)
+          AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+          AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+        ORDER BY seq DESC LIMIT %(limit)s) by_id
+    UNION
+    SELECT seq FROM (
+        SELECT seq FROM audit_records
+        WHERE lower(actor_name) = lower(%(actor)s::text)
+          AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+          AND (%(action)s::text IS NULL OR action = %(action)s
+               OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+          AND (%(target)s::text IS NULL OR target_id = %(target)s)
+          AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+          AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+        ORDER BY seq DESC LIMIT %(limit)s) by_name
+)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_of_code
+-- list_audit_records with a code for %(action)s (store/audit.py): through audit_records_code,
+-- whose expression is the action up to its second dot; %(action_key)s is the filter's.
+-- Newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE (split_part(action, '.', 1) || '.' || split_part(action, '.', 2)) = %(action_key)s
+  AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_of_noun
+-- list_audit_records with a noun for %(action)s (store/audit.py): through audit_records_noun,
+-- whose expression is the action up to its first dot; %(action_key)s is the filter.
+-- Newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE split_part(action, '.', 1) = %(action_key)s
+  AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
+       OR lower(actor_name) = lower(%(actor)s::text))
+  AND (%(action)s::text IS NULL OR action = %(action)s
+       OR substr(action, 1, length(%(action)s::text) + 1) = %(action)s::text || '.')
+  AND (%(target)s::text IS NULL OR target_id = %(target)s)
+  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR at < %(until)s)
+  AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: list_audit_records_of_project
+-- list_audit_records with %(project_id)s given (store/audit.py): through
+-- audit_records_project, newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE project_id = %(project_id)s
   AND (%(actor)s::text IS NULL OR actor_id = %(actor)s
        OR lower(actor_name) = lower(%(actor)s::text))
   AND (%(action)s::text IS NULL OR action = %(action)s
@@ -1587,23 +1773,37 @@ SELECT set_config('fulmen.audit_sweep_before', %(before)s::timestamptz::text, tr
 SELECT set_config('fulmen.audit_sweep_before', '', true);
 
 -- name: delete_old_audit_records
--- One batch of the project's records older than %(before)s.
+-- One batch of the project's records older than %(before)s, oldest first: read through
+-- audit_records_project_at, so a batch reads what it deletes, and a sweep with nothing to
+-- delete (every day but the first) reads nothing, however long the project's trail.
 DELETE FROM audit_records WHERE seq IN (
     SELECT seq FROM audit_records
     WHERE project_id = %(project_id)s AND at < %(before)s
-    ORDER BY seq
+    ORDER BY at
     LIMIT %(limit)s
 );
 
 -- name: delete_old_instance_audit_records
 -- One batch of the records older than %(before)s of the whole instance (no project) and of
--- projects that no longer exist.
+-- projects that no longer exist, each read through audit_records_project_at (the kept
+-- projects' records are never read). The projects the trail names are found one index
+-- seek each (named: the next project_id after the last), not by reading every record.
 DELETE FROM audit_records WHERE seq IN (
-    SELECT a.seq FROM audit_records a
-    WHERE a.at < %(before)s
-      AND (a.project_id IS NULL
-           OR NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id))
-    ORDER BY a.seq
+    WITH RECURSIVE named (project_id) AS (
+        SELECT min(project_id) FROM audit_records
+        UNION ALL
+        SELECT (SELECT min(a.project_id) FROM audit_records a WHERE a.project_id > n.project_id)
+        FROM named n WHERE n.project_id IS NOT NULL
+    )
+    SELECT seq FROM (
+        SELECT seq FROM (SELECT seq FROM audit_records
+                         WHERE project_id IS NULL AND at < %(before)s
+                         ORDER BY at LIMIT %(limit)s) instance
+        UNION ALL
+        SELECT a.seq FROM named n JOIN audit_records a ON a.project_id = n.project_id
+        WHERE a.at < %(before)s
+          AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = n.project_id)
+    ) old
     LIMIT %(limit)s
 );
 

@@ -629,6 +629,8 @@ SELECT * FROM steps WHERE run_id = :run_id ORDER BY started_at, id;
 -- list_runs_of_work_order, _workflow or _project, which read its index. This query reads
 -- the runs newest first until a page is full: for a quiet workflow in a long history that
 -- was every run (some 120 ms at a million, on SQLite on the event loop: bench/history.py).
+-- A member's listing (of some projects only) merges list_runs_of_project's of each; a text
+-- search's window is read the same ways (reads.py, search_window).
 SELECT r.*, s.version AS snapshot_version
 FROM runs r JOIN workflow_snapshots s ON s.id = r.snapshot_id
 WHERE (:project_id IS NULL OR r.project_id = :project_id)
@@ -690,50 +692,89 @@ WHERE r.project_id = :project_id
 ORDER BY r.seq DESC
 LIMIT :limit;
 
+-- name: search_window
+-- A text search's window of the runs (reads.py): the seqs of the :limit runs list_runs would
+-- list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
+-- name: search_window_of_work_order
+-- A text search's window of one work order's runs (reads.py): the seqs of the :limit runs
+-- list_runs_of_work_order would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.work_order_id = :work_order_id
+  AND (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
+-- name: search_window_of_workflow
+-- A text search's window of one workflow's runs (reads.py): the seqs of the :limit runs
+-- list_runs_of_workflow would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.workflow_id = :workflow_id
+  AND (:project_id IS NULL OR r.project_id = :project_id)
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
+-- name: search_window_of_project
+-- A text search's window of one project's runs (reads.py): the seqs of the :limit runs
+-- list_runs_of_project would list, read as it reads them; search_runs then looks in them.
+SELECT r.seq FROM runs r
+WHERE r.project_id = :project_id
+  AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
+  AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
+  AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
+  AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
+  AND (:before_seq IS NULL OR r.seq < :before_seq)
+ORDER BY r.seq DESC
+LIMIT :limit;
+
 -- name: search_runs
--- list_runs with text: the runs whose log lines or dataclips (the run's input and final
--- output, its steps' inputs and outputs) contain :pattern, a LIKE pattern escaped with '\'.
--- Only the newest :scan runs that pass the other filters (the "scanned" window, below
--- :before_seq) are searched: a page never reads more than those runs' logs however rare the
--- text. Always one row at least: scanned (how many runs the window held) and scanned_to (its
--- oldest seq), with the matching runs' columns (NULL when none matched), newest first. Bodies
+-- list_runs with text: of :seqs (a page's window, newest first: reads.py reads it with
+-- search_window or its anchored kin, as the listing of the other filters would), the first
+-- :limit runs whose log lines or dataclips (the run's input and final output, its steps' inputs
+-- and outputs) contain :pattern, a LIKE pattern escaped with '\', in the window's order. Bodies
 -- are searched only in the projects of :body_projects (unless NULL): where the caller may read
 -- them; elsewhere a run matches by its log lines alone.
-WITH scanned AS (
-  SELECT r.id, r.seq FROM runs r
-  WHERE (:project_id IS NULL OR r.project_id = :project_id)
-    AND (:project_ids IS NULL OR r.project_id IN (SELECT value FROM json_each(:project_ids)))
-    AND (:workflow_id IS NULL OR r.workflow_id = :workflow_id)
-    AND (:work_order_id IS NULL OR r.work_order_id = :work_order_id)
-    AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
-    AND (:inserted_from IS NULL OR r.inserted_at >= :inserted_from)
-    AND (:inserted_until IS NULL OR r.inserted_at < :inserted_until)
-    AND (:before_seq IS NULL OR r.seq < :before_seq)
-  ORDER BY r.seq DESC
-  LIMIT :scan
-), bounds AS (
-  SELECT count(*) AS scanned, min(seq) AS scanned_to FROM scanned
-)
-SELECT b.scanned, b.scanned_to, m.*
-FROM bounds b LEFT JOIN (
-  SELECT r.*, s.version AS snapshot_version
-  FROM scanned w
-  JOIN runs r ON r.id = w.id
-  JOIN workflow_snapshots s ON s.id = r.snapshot_id
-  WHERE EXISTS (SELECT 1 FROM log_lines l
-                WHERE l.run_id = r.id AND l.message LIKE :pattern ESCAPE '\')
-     OR ((:body_projects IS NULL
-          OR r.project_id IN (SELECT value FROM json_each(:body_projects)))
-         AND (EXISTS (SELECT 1 FROM dataclips d
-                      WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
-                        AND d.body LIKE :pattern ESCAPE '\')
-              OR EXISTS (SELECT 1 FROM steps st
-                         JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
-                         WHERE st.run_id = r.id AND d.body LIKE :pattern ESCAPE '\')))
-  ORDER BY r.seq DESC
-  LIMIT :limit
-) m ON 1 = 1
-ORDER BY m.seq DESC;
+SELECT r.*, s.version AS snapshot_version
+FROM json_each(:seqs) w
+JOIN runs r ON r.seq = w.value
+JOIN workflow_snapshots s ON s.id = r.snapshot_id
+WHERE EXISTS (SELECT 1 FROM log_lines l
+              WHERE l.run_id = r.id AND l.message LIKE :pattern ESCAPE '\')
+   OR ((:body_projects IS NULL
+        OR r.project_id IN (SELECT value FROM json_each(:body_projects)))
+       AND (EXISTS (SELECT 1 FROM dataclips d
+                    WHERE d.id IN (r.dataclip_id, r.final_dataclip_id)
+                      AND d.body LIKE :pattern ESCAPE '\')
+            OR EXISTS (SELECT 1 FROM steps st
+                       JOIN dataclips d ON d.id IN (st.input_dataclip_id, st.output_dataclip_id)
+                       WHERE st.run_id = r.id AND d.body LIKE :pattern ESCAPE '\')))
+ORDER BY w.key
+LIMIT :limit;
 
 -- name: get_logs
 -- In time order; the cursor is the (logged_at, id) of the last line of the previous page.
@@ -1507,9 +1548,148 @@ RETURNING seq;
 -- Newest first; the cursor is the seq of the last record of the previous page. Filters left
 -- NULL do not apply: :actor is an actor's id or name (in any case), :action a code or the
 -- codes under it ('workflow' matches 'workflow.updated'), :target a target's id; :since is
--- inclusive, :until exclusive.
+-- inclusive, :until exclusive. For a listing of none of a target, an actor, an action or a
+-- project: for one, audit.py takes list_audit_records_of_target, _actor, _code, _noun or
+-- _project, which read its index. This query reads the trail newest first until a page is
+-- full: for a filter few records match, that was every record (bench/history.py).
 SELECT * FROM audit_records
 WHERE (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_recent
+-- list_audit_records with :since given and none of the filters that have an index
+-- (store/audit.py), among the :probe newest records below :before_seq only: where
+-- these hold a page, it is the page; else list_audit_records_since finds it.
+SELECT * FROM (
+    SELECT * FROM audit_records
+    WHERE (:before_seq IS NULL OR seq < :before_seq)
+    ORDER BY seq DESC
+    LIMIT :probe
+) recent
+WHERE (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_since
+-- list_audit_records with :since given and none of the filters that have an index
+-- (store/audit.py): the records since then through audit_records_at, sorted by seq: read
+-- when the newest records hold no page (list_audit_records_recent), so those since then
+-- are few, or in a window that is past. INDEXED BY: SQLite would rather read the whole
+-- trail in seq order, which needs no sort.
+SELECT * FROM audit_records INDEXED BY audit_records_at
+WHERE at >= :since
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_of_target
+-- list_audit_records with :target given (store/audit.py): through audit_records_target,
+-- newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE target_id = :target
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_of_actor
+-- list_audit_records with :actor given (store/audit.py): the actor's newest records by
+-- id (audit_records_actor) and by name (audit_records_actor_name), each side read newest
+-- first until a page is full, however long the rest of the trail; the page is the newest
+-- of both.
+SELECT * FROM audit_records WHERE seq IN (
+    SELECT seq FROM (
+        SELECT seq FROM audit_records
+        WHERE actor_id = :actor
+          AND (:project_id IS NULL OR project_id = :project_id)
+          AND (:action IS NULL OR action = :action
+               OR substr(action, 1, length(:action) + 1) = :action || '.')
+          AND (:target IS NULL OR target_id = :target)
+          AND (:since IS NULL OR at >= :since)
+          AND (:until IS NULL OR at < :until)
+          AND (:before_seq IS NULL OR seq < :before_seq)
+        ORDER BY seq DESC LIMIT :limit)
+    UNION
+    SELECT seq FROM (
+        SELECT seq FROM audit_records
+        WHERE lower(actor_name) = lower(:actor)
+          AND (:project_id IS NULL OR project_id = :project_id)
+          AND (:action IS NULL OR action = :action
+               OR substr(action, 1, length(:action) + 1) = :action || '.')
+          AND (:target IS NULL OR target_id = :target)
+          AND (:since IS NULL OR at >= :since)
+          AND (:until IS NULL OR at < :until)
+          AND (:before_seq IS NULL OR seq < :before_seq)
+        ORDER BY seq DESC LIMIT :limit)
+)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_of_code
+-- list_audit_records with a code for :action (store/audit.py): through audit_records_code,
+-- whose expression is the action up to its second dot; :action_key is the filter's.
+-- Newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE substr(action, 1, instr(action, '.') + instr(substr(action, instr(action, '.') + 1) || '.', '.') - 1) = :action_key
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_of_noun
+-- list_audit_records with a noun for :action (store/audit.py): through audit_records_noun,
+-- whose expression is the action up to its first dot; :action_key is the filter.
+-- Newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE substr(action, 1, instr(action, '.') - 1) = :action_key
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
+  AND (:action IS NULL OR action = :action
+       OR substr(action, 1, length(:action) + 1) = :action || '.')
+  AND (:target IS NULL OR target_id = :target)
+  AND (:since IS NULL OR at >= :since)
+  AND (:until IS NULL OR at < :until)
+  AND (:before_seq IS NULL OR seq < :before_seq)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: list_audit_records_of_project
+-- list_audit_records with :project_id given (store/audit.py): through
+-- audit_records_project, newest first, however long the rest of the trail.
+SELECT * FROM audit_records
+WHERE project_id = :project_id
   AND (:actor IS NULL OR actor_id = :actor OR lower(actor_name) = lower(:actor))
   AND (:action IS NULL OR action = :action
        OR substr(action, 1, length(:action) + 1) = :action || '.')
@@ -1529,23 +1709,37 @@ INSERT INTO audit_sweeps (before) VALUES (:before);
 DELETE FROM audit_sweeps;
 
 -- name: delete_old_audit_records
--- One batch of the project's records older than :before.
+-- One batch of the project's records older than :before, oldest first: read through
+-- audit_records_project_at, so a batch reads what it deletes, and a sweep with nothing to
+-- delete (every day but the first) reads nothing, however long the project's trail.
 DELETE FROM audit_records WHERE seq IN (
     SELECT seq FROM audit_records
     WHERE project_id = :project_id AND at < :before
-    ORDER BY seq
+    ORDER BY at
     LIMIT :limit
 );
 
 -- name: delete_old_instance_audit_records
 -- One batch of the records older than :before of the whole instance (no project) and of
--- projects that no longer exist.
+-- projects that no longer exist, each read through audit_records_project_at (the kept
+-- projects' records are never read). The projects the trail names are found one index
+-- seek each (named: the next project_id after the last), not by reading every record.
 DELETE FROM audit_records WHERE seq IN (
-    SELECT a.seq FROM audit_records a
-    WHERE a.at < :before
-      AND (a.project_id IS NULL
-           OR NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id))
-    ORDER BY a.seq
+    WITH RECURSIVE named (project_id) AS (
+        SELECT min(project_id) FROM audit_records
+        UNION ALL
+        SELECT (SELECT min(a.project_id) FROM audit_records a WHERE a.project_id > n.project_id)
+        FROM named n WHERE n.project_id IS NOT NULL
+    )
+    SELECT seq FROM (
+        SELECT seq FROM (SELECT seq FROM audit_records
+                         WHERE project_id IS NULL AND at < :before
+                         ORDER BY at LIMIT :limit) instance
+        UNION ALL
+        SELECT a.seq FROM named n JOIN audit_records a ON a.project_id = n.project_id
+        WHERE a.at < :before
+          AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = n.project_id)
+    ) old
     LIMIT :limit
 );
 
