@@ -35,7 +35,15 @@ from fulmen.store.dataclips import insert_dataclip, insert_wiped
 from fulmen.store.db import Row, Tx, utf8_size
 from fulmen.store.endings import after_end
 from fulmen.store.models.dataclips import DataclipType, NewDataclip
-from fulmen.store.models.runs import LOG_LEVELS, LogLine, RunCompletion, StepCompletion, StepStart
+from fulmen.store.models.runs import (
+    LOG_LEVELS,
+    LogLine,
+    RunCompletion,
+    RunReport,
+    RunStart,
+    StepCompletion,
+    StepStart,
+)
 
 __all__ = [
     "append_logs",
@@ -44,6 +52,7 @@ __all__ = [
     "complete_step",
     "frame_digest",
     "join_run",
+    "record_frame",
     "start_run",
     "start_step",
 ]
@@ -59,12 +68,19 @@ async def join_run(tx: Tx, run_id: str, now: datetime) -> None:
 
 
 async def start_run(tx: Tx, run_id: str, started_at: datetime) -> None:
-    run = await _lock_run(tx, run_id)
-    await _apply(tx, "start_run", run, RunEvent.START, {"started_at": started_at})
+    await _start_run(tx, await _lock_run(tx, run_id), started_at)
+
+
+async def _start_run(tx: Tx, run: Row, started_at: datetime) -> RunState:
+    return await _apply(tx, "start_run", run, RunEvent.START, {"started_at": started_at})
 
 
 async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: datetime) -> None:
-    run = await _lock_run(tx, run_id)
+    await _complete_run(tx, await _lock_run(tx, run_id), completion, now)
+
+
+async def _complete_run(tx: Tx, run: Row, completion: RunCompletion, now: datetime) -> RunState:
+    run_id = run["id"]
     reason = completion.reason
     to_state = run_transition(_state(run), RunEvent.COMPLETE, reason.reason, what=f"run {run_id}")
     if completion.final_dataclip_id is not None:
@@ -82,6 +98,7 @@ async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: date
         },
     )
     await after_end(tx, run, to_state, now)
+    return to_state
 
 
 async def cancel_run(tx: Tx, run_id: str, now: datetime) -> CancelAction:
@@ -99,7 +116,11 @@ async def cancel_run(tx: Tx, run_id: str, now: datetime) -> CancelAction:
 
 async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> None:
     """Spec §5.7: a step of a job of the run's snapshot, with its input if there was one."""
-    run = await _lock_run(tx, run_id)
+    await _start_step(tx, await _lock_run(tx, run_id), step, now)
+
+
+async def _start_step(tx: Tx, run: Row, step: StepStart, now: datetime) -> None:
+    run_id = run["id"]
     run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
     if step.job_id not in (await snapshots.read(tx, run["snapshot_id"])).job_ids:
         raise NotFoundError(
@@ -123,7 +144,11 @@ async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> Non
 
 async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: datetime) -> None:
     """Spec §5.8: the step's exit reason, and its output stored, wiped or withheld."""
-    run = await _lock_run(tx, run_id)
+    await _complete_step(tx, await _lock_run(tx, run_id), completion, now)
+
+
+async def _complete_step(tx: Tx, run: Row, completion: StepCompletion, now: datetime) -> None:
+    run_id = run["id"]
     run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
     step = await tx.fetchone("lock_step", {"id": completion.step_id})
     if step is None or step["run_id"] != run_id:
@@ -156,6 +181,28 @@ async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: da
     )
     if changed != 1:
         raise StoreError(f"step {completion.step_id} changed while it was being completed")
+
+
+async def record_frame(
+    tx: Tx, run_id: str, reports: Sequence[RunReport], lines: Sequence[LogLine], now: datetime
+) -> None:
+    """The reports of one frame, in order, each checked and written as its own function
+    (:func:`start_run`, :func:`start_step`, :func:`complete_step`, :func:`complete_run`)
+    would, then ``lines`` as :func:`append_logs` with ``once``: the run is read and locked
+    once, its state carried from one report to the next. The first refusal raises (and the
+    transaction is rolled back by the caller)."""
+    run = dict(await _lock_run(tx, run_id))
+    for report in reports:
+        if isinstance(report, RunStart):
+            run["state"] = await _start_run(tx, run, report.timestamp or now)
+        elif isinstance(report, StepStart):
+            await _start_step(tx, run, report, now)
+        elif isinstance(report, StepCompletion):
+            await _complete_step(tx, run, report, now)
+        else:
+            run["state"] = await _complete_run(tx, run, report, now)
+    if lines:
+        await append_logs(tx, run_id, lines, once=True)
 
 
 async def append_logs(
@@ -269,9 +316,12 @@ async def _lock_run(tx: Tx, run_id: str) -> Row:
     return run
 
 
-async def _apply(tx: Tx, query: str, run: Row, event: RunEvent, params: dict[str, object]) -> None:
-    run_transition(_state(run), event, what=f"run {run['id']}")
+async def _apply(
+    tx: Tx, query: str, run: Row, event: RunEvent, params: dict[str, object]
+) -> RunState:
+    to_state = run_transition(_state(run), event, what=f"run {run['id']}")
     await _update(tx, query, run, params)
+    return to_state
 
 
 async def _update(tx: Tx, query: str, run: Row, params: dict[str, object]) -> None:
