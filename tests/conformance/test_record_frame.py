@@ -61,3 +61,24 @@ async def test_a_frame_with_a_refused_report_stores_nothing(
     with pytest.raises(TransitionError):
         await store.record_frame(run_id, [RunStart(), RunStart()], [])
     assert (await store.get_run(run_id)).run.state == RunState.CLAIMED
+
+
+async def test_what_a_frame_wrote_itself_is_checked_as_if_read_back(
+    store: SQLStore, clock: FakeClock
+) -> None:
+    """The steps and dataclips a frame wrote are not read back, yet refused as they would be:
+    a step completed twice, a line of a step that is not the run's, a final dataclip that
+    was not stored."""
+    await seed(store)
+    run_id = await joined_run(store)
+    begun = [RunStart(), StepStart("s1", "j1")]
+    done = StepCompletion("s1", SUCCESS, output_dataclip_id="out", output={"n": 1})
+    with pytest.raises(TransitionError):
+        await store.record_frame(run_id, [*begun, done, done], [])
+    with pytest.raises(NotFoundError):
+        await store.record_frame(run_id, begun, [log("elsewhere", clock, step_id="s2")])
+    with pytest.raises(NotFoundError):
+        await store.record_frame(run_id, [*begun, done, RunCompletion(SUCCESS, "other")], [])
+    assert (await store.get_run(run_id)).run.state == RunState.CLAIMED
+    await store.record_frame(run_id, [*begun, done, RunCompletion(SUCCESS, "out")], [])
+    assert (await store.get_run(run_id)).run.state == RunState.SUCCESS

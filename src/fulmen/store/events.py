@@ -14,7 +14,7 @@ id; :func:`append_logs` recognises a frame sent again by what it holds (see ther
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import datetime
 
 import orjson
@@ -79,11 +79,14 @@ async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: date
     await _complete_run(tx, await _lock_run(tx, run_id), completion, now)
 
 
-async def _complete_run(tx: Tx, run: Row, completion: RunCompletion, now: datetime) -> RunState:
+async def _complete_run(
+    tx: Tx, run: Row, completion: RunCompletion, now: datetime, made: Set[str] = frozenset()
+) -> RunState:
+    """``made``: dataclips this transaction inserted in the run's project, not checked."""
     run_id = run["id"]
     reason = completion.reason
     to_state = run_transition(_state(run), RunEvent.COMPLETE, reason.reason, what=f"run {run_id}")
-    if completion.final_dataclip_id is not None:
+    if completion.final_dataclip_id is not None and completion.final_dataclip_id not in made:
         await _check_dataclip(tx, completion.final_dataclip_id, run, "final_dataclip_id")
     await _update(
         tx,
@@ -147,15 +150,13 @@ async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: da
     await _complete_step(tx, await _lock_run(tx, run_id), completion, now)
 
 
-async def _complete_step(tx: Tx, run: Row, completion: StepCompletion, now: datetime) -> None:
+async def _complete_step(
+    tx: Tx, run: Row, completion: StepCompletion, now: datetime, known: StepState | None = None
+) -> StepState:
+    """``known``: the state of a step of the run that this transaction wrote, not read."""
     run_id = run["id"]
     run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
-    step = await tx.fetchone("lock_step", {"id": completion.step_id})
-    if step is None or step["run_id"] != run_id:
-        raise NotFoundError(
-            f"step {completion.step_id} is not a step of run {run_id}", field="step_id"
-        )
-    state = StepState(step["exit_reason"] or StepState.RUNNING)
+    state = await _step_state(tx, run_id, completion.step_id) if known is None else known
     reason = completion.reason
     to_state = step_transition(
         state, StepEvent.COMPLETE, reason.reason, what=f"step {completion.step_id}"
@@ -181,6 +182,15 @@ async def _complete_step(tx: Tx, run: Row, completion: StepCompletion, now: date
     )
     if changed != 1:
         raise StoreError(f"step {completion.step_id} changed while it was being completed")
+    return to_state
+
+
+async def _step_state(tx: Tx, run_id: str, step_id: str) -> StepState:
+    """The state of the run's step ``step_id``, locked for the rest of this transaction."""
+    step = await tx.fetchone("lock_step", {"id": step_id})
+    if step is None or step["run_id"] != run_id:
+        raise NotFoundError(f"step {step_id} is not a step of run {run_id}", field="step_id")
+    return StepState(step["exit_reason"] or StepState.RUNNING)
 
 
 async def record_frame(
@@ -189,24 +199,37 @@ async def record_frame(
     """The reports of one frame, in order, each checked and written as its own function
     (:func:`start_run`, :func:`start_step`, :func:`complete_step`, :func:`complete_run`)
     would, then ``lines`` as :func:`append_logs` with ``once``: the run is read and locked
-    once, its state carried from one report to the next. The first refusal raises (and the
-    transaction is rolled back by the caller)."""
+    once, its state carried from one report to the next. What the frame itself wrote is
+    not read back: the steps it started (their state), the dataclips it stored (in the
+    run's project). The first refusal raises (and the transaction is rolled back by the
+    caller)."""
     run = dict(await _lock_run(tx, run_id))
+    steps: dict[str, StepState] = {}
+    made: set[str] = set()
     for report in reports:
         if isinstance(report, RunStart):
             run["state"] = await _start_run(tx, run, report.timestamp or now)
         elif isinstance(report, StepStart):
             await _start_step(tx, run, report, now)
+            steps[report.step_id] = StepState.RUNNING
         elif isinstance(report, StepCompletion):
-            await _complete_step(tx, run, report, now)
+            known = steps.get(report.step_id)
+            steps[report.step_id] = await _complete_step(tx, run, report, now, known)
+            if report.output_dataclip_id is not None:
+                made.add(report.output_dataclip_id)
         else:
-            run["state"] = await _complete_run(tx, run, report, now)
+            run["state"] = await _complete_run(tx, run, report, now, made)
     if lines:
-        await append_logs(tx, run_id, lines, once=True)
+        await append_logs(tx, run_id, lines, once=True, known_steps=steps.keys())
 
 
 async def append_logs(
-    tx: Tx, run_id: str, lines: Sequence[LogLine], *, once: bool = False
+    tx: Tx,
+    run_id: str,
+    lines: Sequence[LogLine],
+    *,
+    once: bool = False,
+    known_steps: Set[str] = frozenset(),
 ) -> list[str]:
     """Spec §5.9: every line is checked before any is written; all or nothing.
 
@@ -220,7 +243,7 @@ async def append_logs(
     same frame at once store it once. What it cannot tell apart is a new frame identical to
     the one before it down to every line's microsecond, which a worker does not send.
     The head's one statement also finds the run, so a frame costs no statement more than
-    before.
+    before. ``known_steps``: steps of the run this transaction started, not looked up.
     """
     for index, line in enumerate(lines):
         _check_line(index, line)
@@ -229,7 +252,9 @@ async def append_logs(
             return await _stored_frame(tx, run_id, lines)
     else:
         await _check_run(tx, run_id)
-    step_ids = sorted({line.step_id for line in lines if line.step_id is not None})
+    step_ids = sorted(
+        {line.step_id for line in lines if line.step_id is not None} - set(known_steps)
+    )
     if step_ids:
         rows = await tx.fetchall("run_steps_among", {"run_id": run_id, "ids": step_ids})
         unknown = sorted(set(step_ids) - {row["id"] for row in rows})
