@@ -198,11 +198,11 @@ async def record_frame(
 ) -> None:
     """The reports of one frame, in order, each checked and written as its own function
     (:func:`start_run`, :func:`start_step`, :func:`complete_step`, :func:`complete_run`)
-    would, then ``lines`` as :func:`append_logs` with ``once``: the run is read and locked
-    once, its state carried from one report to the next. What the frame itself wrote is
-    not read back: the steps it started (their state), the dataclips it stored (in the
-    run's project). The first refusal raises (and the transaction is rolled back by the
-    caller)."""
+    would, then ``lines`` as :func:`append_logs` with ``once`` would store them: the run is
+    read and locked once, its state carried from one report to the next. What the frame
+    itself wrote is not read back: the steps it started (their state), the dataclips it
+    stored (in the run's project), the ids of its lines (a frame's replies do not name
+    them). The first refusal raises (and the transaction is rolled back by the caller)."""
     run = dict(await _lock_run(tx, run_id))
     steps: dict[str, StepState] = {}
     made: set[str] = set()
@@ -219,17 +219,12 @@ async def record_frame(
                 made.add(report.output_dataclip_id)
         else:
             run["state"] = await _complete_run(tx, run, report, now, made)
-    if lines:
-        await append_logs(tx, run_id, lines, once=True, known_steps=steps.keys())
+    if lines and await _admitted(tx, run_id, lines, once=True, known_steps=steps.keys()):
+        await tx.execute_each("insert_log", _log_rows(run_id, lines))  # no ids: none asked
 
 
 async def append_logs(
-    tx: Tx,
-    run_id: str,
-    lines: Sequence[LogLine],
-    *,
-    once: bool = False,
-    known_steps: Set[str] = frozenset(),
+    tx: Tx, run_id: str, lines: Sequence[LogLine], *, once: bool = False
 ) -> list[str]:
     """Spec §5.9: every line is checked before any is written; all or nothing.
 
@@ -243,13 +238,30 @@ async def append_logs(
     same frame at once store it once. What it cannot tell apart is a new frame identical to
     the one before it down to every line's microsecond, which a worker does not send.
     The head's one statement also finds the run, so a frame costs no statement more than
-    before. ``known_steps``: steps of the run this transaction started, not looked up.
+    before.
     """
+    if not await _admitted(tx, run_id, lines, once=once):
+        return await _stored_frame(tx, run_id, lines)
+    rows = await tx.fetch_each("insert_log", _log_rows(run_id, lines))
+    return [str(row["id"]) for row in rows]  # RETURNING, one per line
+
+
+async def _admitted(
+    tx: Tx,
+    run_id: str,
+    lines: Sequence[LogLine],
+    *,
+    once: bool,
+    known_steps: Set[str] = frozenset(),
+) -> bool:
+    """Check ``lines`` for :func:`append_logs` (``once``: made the run's last frame); false
+    for a frame stored before, whose lines are not stored again. ``known_steps``: steps of
+    the run this transaction started, not looked up."""
     for index, line in enumerate(lines):
         _check_line(index, line)
     if once and lines:
         if not await _mark_log_frame(tx, run_id, lines):
-            return await _stored_frame(tx, run_id, lines)
+            return False
     else:
         await _check_run(tx, run_id)
     step_ids = sorted(
@@ -262,21 +274,21 @@ async def append_logs(
             raise NotFoundError(
                 f"step {unknown[0]} must be associated with the run {run_id}", field="step_id"
             )
-    rows = await tx.fetch_each(
-        "insert_log",
-        [
-            {
-                "run_id": run_id,
-                "step_id": line.step_id,
-                "source": line.source,
-                "level": line.level,
-                "message": line.message,
-                "logged_at": line.timestamp,
-            }
-            for line in lines
-        ],
-    )
-    return [str(row["id"]) for row in rows]  # RETURNING, one per line
+    return True
+
+
+def _log_rows(run_id: str, lines: Sequence[LogLine]) -> list[dict[str, object]]:
+    return [
+        {
+            "run_id": run_id,
+            "step_id": line.step_id,
+            "source": line.source,
+            "level": line.level,
+            "message": line.message,
+            "logged_at": line.timestamp,
+        }
+        for line in lines
+    ]
 
 
 async def _mark_log_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> bool:
