@@ -218,8 +218,10 @@ FRAME_RETRIES: Final = (0.05, 0.25)
 async def record_all(
     c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
 ) -> Outcome:
-    """Store the reports of a ``run:reports`` frame, each as :func:`record` would, as one unit
-    (``Store.together``); the reply lists each one's outcome.
+    """Store the reports of a ``run:reports`` frame, each as :func:`record` would, as one unit;
+    the reply lists each one's outcome. A frame whose reports are all taken, as a run that
+    goes well sends, is one write that locks the run once (``Store.record_frame``); one
+    with a report refused is stored report by report in a ``Store.together`` block.
 
     The state changes go first, in order, each recognised when sent again by the state
     tables. Then every line of the frame goes in one write with the run's log head (their
