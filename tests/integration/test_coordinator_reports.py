@@ -155,7 +155,8 @@ async def test_a_join_that_asks_gets_the_plan_and_input_the_fetches_would_give(
 
 class StoreFaults:
     """The store, except that the first ``commit_failures`` frames raise StoreError once their
-    writes are in (a commit whose answer was lost), and ``get_dataclip`` fails when told."""
+    writes are in (a commit whose answer was lost), whether stored whole (``record_frame``)
+    or report by report (``together``), and ``get_dataclip`` fails when told."""
 
     def __init__(self, store: SQLStore, commit_failures: int = 0) -> None:
         self._store = store
@@ -169,6 +170,13 @@ class StoreFaults:
     async def together(self) -> AsyncIterator[None]:
         async with self._store.together():
             yield
+        self._commit()
+
+    async def record_frame(self, *args: Any) -> None:
+        await self._store.record_frame(*args)
+        self._commit()
+
+    def _commit(self) -> None:
         if self.commit_failures:
             self.commit_failures -= 1
             raise StoreError("the commit failed")
@@ -195,6 +203,47 @@ async def test_a_frame_that_fails_in_the_store_is_tried_again_and_stored_once(
     assert faults.commit_failures == 0  # failed twice, stored by the third try
     assert (await world.store.get_run(run_id)).run.state == "success"
     assert len(await messages(world, run_id)) == 5
+
+
+class Writes:
+    """The store, noting which of its writes of reports are called."""
+
+    WRITES = frozenset(
+        {"together", "record_frame", "start_run", "start_step", "complete_step", "complete_run"}
+    )
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+        self.called: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.WRITES:
+            self.called.append(name)
+        return getattr(self._store, name)
+
+
+async def test_a_frame_whose_reports_are_all_taken_is_one_write(world: SocketWorld) -> None:
+    """The hot path: a short run reported whole is one transaction that locks the run once
+    (``record_frame``), not one savepoint and lock per report."""
+    writes = Writes(world.store)
+    async with (
+        serve(writes) as served,  # type: ignore[arg-type]
+        RawWorker.connect(served.socket_url) as worker,
+    ):
+        run_id, topic = await world.claimed(worker)
+        start, _end = a_whole_run(run_id, world.seeded.job_ids[0])
+        status, reply = await worker.call(topic, "run:reports", start)
+        assert status == "ok" and [r["status"] for r in reply["replies"]] == ["ok"] * 5
+        assert writes.called == ["record_frame"]
+        writes.called.clear()
+        # Its state changes again (a frame sent again): refused whole, then recognised
+        # report by report.
+        again = {"reports": [start["reports"][1], start["reports"][3]]}
+        assert await worker.call(topic, "run:reports", again) == (
+            "ok",
+            {"replies": [reply["replies"][1], reply["replies"][3]]},
+        )
+        assert writes.called == ["record_frame", "together", "start_run", "start_step"]
 
 
 async def test_a_join_whose_input_cannot_be_read_answers_without_it(world: SocketWorld) -> None:

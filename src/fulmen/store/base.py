@@ -71,6 +71,7 @@ from fulmen.store.models.runs import (
     RunCompletion,
     RunDetail,
     RunFilter,
+    RunReport,
     StepCompletion,
     StepStart,
 )
@@ -500,6 +501,17 @@ class Store(Protocol):
     async def complete_run(self, run_id: str, completion: RunCompletion) -> None:
         """The run's final state follows from the reason (spec §5.10). Nothing is read back:
         the worker's report, the hot path, needs nothing of the run (``peek_run`` has it)."""
+        ...
+
+    async def record_frame(
+        self, run_id: str, reports: Sequence[RunReport], lines: Sequence[LogLine]
+    ) -> None:
+        """The reports of a worker's frame, in order, then its lines (as ``append_logs`` with
+        ``once``), in one transaction that reads and locks the run once: the hot path, a
+        short run reported whole. All or nothing: each report is checked as its own method
+        checks it, and the first one refused raises (TransitionError, NotFoundError,
+        ConflictError, InputError) with nothing stored. To learn which reports would have
+        been taken, store them one at a time in a ``together()`` block instead."""
         ...
 
     async def cancel_run(self, run_id: str) -> CancelAction:

@@ -87,6 +87,12 @@ class Tx(Protocol):
         a worker's log lines is one statement per line."""
         ...
 
+    async def execute_each(self, query: str, params: Sequence[Params]) -> None:
+        """Run ``query`` once for each set of ``params``, in order, with nothing read back:
+        :meth:`fetch_each` for rows whose ids nobody asks for (the lines of a frame of
+        reports), without building a row for each."""
+        ...
+
     def time(self, value: object) -> datetime:
         """A timestamp column's value as an aware UTC datetime."""
         ...

@@ -14,7 +14,7 @@ id; :func:`append_logs` recognises a frame sent again by what it holds (see ther
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import datetime
 
 import orjson
@@ -35,7 +35,15 @@ from fulmen.store.dataclips import insert_dataclip, insert_wiped
 from fulmen.store.db import Row, Tx, utf8_size
 from fulmen.store.endings import after_end
 from fulmen.store.models.dataclips import DataclipType, NewDataclip
-from fulmen.store.models.runs import LOG_LEVELS, LogLine, RunCompletion, StepCompletion, StepStart
+from fulmen.store.models.runs import (
+    LOG_LEVELS,
+    LogLine,
+    RunCompletion,
+    RunReport,
+    RunStart,
+    StepCompletion,
+    StepStart,
+)
 
 __all__ = [
     "append_logs",
@@ -44,6 +52,7 @@ __all__ = [
     "complete_step",
     "frame_digest",
     "join_run",
+    "record_frame",
     "start_run",
     "start_step",
 ]
@@ -59,15 +68,25 @@ async def join_run(tx: Tx, run_id: str, now: datetime) -> None:
 
 
 async def start_run(tx: Tx, run_id: str, started_at: datetime) -> None:
-    run = await _lock_run(tx, run_id)
-    await _apply(tx, "start_run", run, RunEvent.START, {"started_at": started_at})
+    await _start_run(tx, await _lock_run(tx, run_id), started_at)
+
+
+async def _start_run(tx: Tx, run: Row, started_at: datetime) -> RunState:
+    return await _apply(tx, "start_run", run, RunEvent.START, {"started_at": started_at})
 
 
 async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: datetime) -> None:
-    run = await _lock_run(tx, run_id)
+    await _complete_run(tx, await _lock_run(tx, run_id), completion, now)
+
+
+async def _complete_run(
+    tx: Tx, run: Row, completion: RunCompletion, now: datetime, made: Set[str] = frozenset()
+) -> RunState:
+    """``made``: dataclips this transaction inserted in the run's project, not checked."""
+    run_id = run["id"]
     reason = completion.reason
     to_state = run_transition(_state(run), RunEvent.COMPLETE, reason.reason, what=f"run {run_id}")
-    if completion.final_dataclip_id is not None:
+    if completion.final_dataclip_id is not None and completion.final_dataclip_id not in made:
         await _check_dataclip(tx, completion.final_dataclip_id, run, "final_dataclip_id")
     await _update(
         tx,
@@ -82,6 +101,7 @@ async def complete_run(tx: Tx, run_id: str, completion: RunCompletion, now: date
         },
     )
     await after_end(tx, run, to_state, now)
+    return to_state
 
 
 async def cancel_run(tx: Tx, run_id: str, now: datetime) -> CancelAction:
@@ -99,7 +119,11 @@ async def cancel_run(tx: Tx, run_id: str, now: datetime) -> CancelAction:
 
 async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> None:
     """Spec §5.7: a step of a job of the run's snapshot, with its input if there was one."""
-    run = await _lock_run(tx, run_id)
+    await _start_step(tx, await _lock_run(tx, run_id), step, now)
+
+
+async def _start_step(tx: Tx, run: Row, step: StepStart, now: datetime) -> None:
+    run_id = run["id"]
     run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
     if step.job_id not in (await snapshots.read(tx, run["snapshot_id"])).job_ids:
         raise NotFoundError(
@@ -123,14 +147,16 @@ async def start_step(tx: Tx, run_id: str, step: StepStart, now: datetime) -> Non
 
 async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: datetime) -> None:
     """Spec §5.8: the step's exit reason, and its output stored, wiped or withheld."""
-    run = await _lock_run(tx, run_id)
+    await _complete_step(tx, await _lock_run(tx, run_id), completion, now)
+
+
+async def _complete_step(
+    tx: Tx, run: Row, completion: StepCompletion, now: datetime, known: StepState | None = None
+) -> StepState:
+    """``known``: the state of a step of the run that this transaction wrote, not read."""
+    run_id = run["id"]
     run_transition(_state(run), RunEvent.STEP, what=f"run {run_id}")
-    step = await tx.fetchone("lock_step", {"id": completion.step_id})
-    if step is None or step["run_id"] != run_id:
-        raise NotFoundError(
-            f"step {completion.step_id} is not a step of run {run_id}", field="step_id"
-        )
-    state = StepState(step["exit_reason"] or StepState.RUNNING)
+    state = await _step_state(tx, run_id, completion.step_id) if known is None else known
     reason = completion.reason
     to_state = step_transition(
         state, StepEvent.COMPLETE, reason.reason, what=f"step {completion.step_id}"
@@ -156,6 +182,45 @@ async def complete_step(tx: Tx, run_id: str, completion: StepCompletion, now: da
     )
     if changed != 1:
         raise StoreError(f"step {completion.step_id} changed while it was being completed")
+    return to_state
+
+
+async def _step_state(tx: Tx, run_id: str, step_id: str) -> StepState:
+    """The state of the run's step ``step_id``, locked for the rest of this transaction."""
+    step = await tx.fetchone("lock_step", {"id": step_id})
+    if step is None or step["run_id"] != run_id:
+        raise NotFoundError(f"step {step_id} is not a step of run {run_id}", field="step_id")
+    return StepState(step["exit_reason"] or StepState.RUNNING)
+
+
+async def record_frame(
+    tx: Tx, run_id: str, reports: Sequence[RunReport], lines: Sequence[LogLine], now: datetime
+) -> None:
+    """The reports of one frame, in order, each checked and written as its own function
+    (:func:`start_run`, :func:`start_step`, :func:`complete_step`, :func:`complete_run`)
+    would, then ``lines`` as :func:`append_logs` with ``once`` would store them: the run is
+    read and locked once, its state carried from one report to the next. What the frame
+    itself wrote is not read back: the steps it started (their state), the dataclips it
+    stored (in the run's project), the ids of its lines (a frame's replies do not name
+    them). The first refusal raises (and the transaction is rolled back by the caller)."""
+    run = dict(await _lock_run(tx, run_id))
+    steps: dict[str, StepState] = {}
+    made: set[str] = set()
+    for report in reports:
+        if isinstance(report, RunStart):
+            run["state"] = await _start_run(tx, run, report.timestamp or now)
+        elif isinstance(report, StepStart):
+            await _start_step(tx, run, report, now)
+            steps[report.step_id] = StepState.RUNNING
+        elif isinstance(report, StepCompletion):
+            known = steps.get(report.step_id)
+            steps[report.step_id] = await _complete_step(tx, run, report, now, known)
+            if report.output_dataclip_id is not None:
+                made.add(report.output_dataclip_id)
+        else:
+            run["state"] = await _complete_run(tx, run, report, now, made)
+    if lines and await _admitted(tx, run_id, lines, once=True, known_steps=steps.keys()):
+        await tx.execute_each("insert_log", _log_rows(run_id, lines))  # no ids: none asked
 
 
 async def append_logs(
@@ -175,14 +240,33 @@ async def append_logs(
     The head's one statement also finds the run, so a frame costs no statement more than
     before.
     """
+    if not await _admitted(tx, run_id, lines, once=once):
+        return await _stored_frame(tx, run_id, lines)
+    rows = await tx.fetch_each("insert_log", _log_rows(run_id, lines))
+    return [str(row["id"]) for row in rows]  # RETURNING, one per line
+
+
+async def _admitted(
+    tx: Tx,
+    run_id: str,
+    lines: Sequence[LogLine],
+    *,
+    once: bool,
+    known_steps: Set[str] = frozenset(),
+) -> bool:
+    """Check ``lines`` for :func:`append_logs` (``once``: made the run's last frame); false
+    for a frame stored before, whose lines are not stored again. ``known_steps``: steps of
+    the run this transaction started, not looked up."""
     for index, line in enumerate(lines):
         _check_line(index, line)
     if once and lines:
         if not await _mark_log_frame(tx, run_id, lines):
-            return await _stored_frame(tx, run_id, lines)
+            return False
     else:
         await _check_run(tx, run_id)
-    step_ids = sorted({line.step_id for line in lines if line.step_id is not None})
+    step_ids = sorted(
+        {line.step_id for line in lines if line.step_id is not None} - set(known_steps)
+    )
     if step_ids:
         rows = await tx.fetchall("run_steps_among", {"run_id": run_id, "ids": step_ids})
         unknown = sorted(set(step_ids) - {row["id"] for row in rows})
@@ -190,21 +274,21 @@ async def append_logs(
             raise NotFoundError(
                 f"step {unknown[0]} must be associated with the run {run_id}", field="step_id"
             )
-    rows = await tx.fetch_each(
-        "insert_log",
-        [
-            {
-                "run_id": run_id,
-                "step_id": line.step_id,
-                "source": line.source,
-                "level": line.level,
-                "message": line.message,
-                "logged_at": line.timestamp,
-            }
-            for line in lines
-        ],
-    )
-    return [str(row["id"]) for row in rows]  # RETURNING, one per line
+    return True
+
+
+def _log_rows(run_id: str, lines: Sequence[LogLine]) -> list[dict[str, object]]:
+    return [
+        {
+            "run_id": run_id,
+            "step_id": line.step_id,
+            "source": line.source,
+            "level": line.level,
+            "message": line.message,
+            "logged_at": line.timestamp,
+        }
+        for line in lines
+    ]
 
 
 async def _mark_log_frame(tx: Tx, run_id: str, lines: Sequence[LogLine]) -> bool:
@@ -269,9 +353,12 @@ async def _lock_run(tx: Tx, run_id: str) -> Row:
     return run
 
 
-async def _apply(tx: Tx, query: str, run: Row, event: RunEvent, params: dict[str, object]) -> None:
-    run_transition(_state(run), event, what=f"run {run['id']}")
+async def _apply(
+    tx: Tx, query: str, run: Row, event: RunEvent, params: dict[str, object]
+) -> RunState:
+    to_state = run_transition(_state(run), event, what=f"run {run['id']}")
     await _update(tx, query, run, params)
+    return to_state
 
 
 async def _update(tx: Tx, query: str, run: Row, params: dict[str, object]) -> None:

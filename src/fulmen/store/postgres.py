@@ -63,6 +63,10 @@ class _PostgresTx:
                 if not cursor.nextset():
                     return rows
 
+    async def execute_each(self, query: str, params: Sequence[Params]) -> None:
+        async with self._conn.cursor() as cursor:
+            await cursor.executemany(self._queries[query].sql, [_adapt(each) for each in params])
+
     def time(self, value: object) -> datetime:
         if not isinstance(value, datetime):
             raise StoreError(f"expected a timestamptz, found {value!r}")

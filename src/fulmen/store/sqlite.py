@@ -159,6 +159,13 @@ class _SQLiteTx:
             cursor.close()  # as fetchone does: the statement ends now, not when collected
         return rows
 
+    async def execute_each(self, query: str, params: Sequence[Params]) -> None:
+        cursor = self._conn.executemany(self._queries[query].sql, [_adapt(p) for p in params])
+        count = cursor.rowcount
+        cursor.close()
+        if count > 0 and query in ERASING and self._erased is not None:
+            self._erased()
+
     def time(self, value: object) -> datetime:
         if not isinstance(value, int):
             raise StoreError(f"expected a time in microseconds, found {value!r}")

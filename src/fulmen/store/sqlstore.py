@@ -104,6 +104,7 @@ from fulmen.store.models.runs import (
     RunCompletion,
     RunDetail,
     RunFilter,
+    RunReport,
     StepCompletion,
     StepStart,
 )
@@ -641,6 +642,12 @@ class SQLStore:
     async def complete_run(self, run_id: str, completion: RunCompletion) -> None:
         async with self._db.write() as tx:
             await events.complete_run(tx, run_id, completion, self._clock.now())
+
+    async def record_frame(
+        self, run_id: str, reports: Sequence[RunReport], lines: Sequence[LogLine]
+    ) -> None:
+        async with self._db.write() as tx:
+            await events.record_frame(tx, run_id, reports, lines, self._clock.now())
 
     async def cancel_run(self, run_id: str) -> CancelAction:
         async with self._db.write() as tx:

@@ -55,7 +55,8 @@ from fulmen.plan import Options
 from fulmen.reasons import ExitReason
 from fulmen.scrub import Scrubber
 from fulmen.store import LogLine as StoredLine
-from fulmen.store import RunCompletion, StepCompletion
+from fulmen.store import RunCompletion, RunReport, StepCompletion
+from fulmen.store import RunStart as StoredRunStart
 from fulmen.store import StepStart as StoredStart
 
 __all__ = ["Report", "record", "record_all"]
@@ -122,12 +123,7 @@ async def _run_start(c: Coordinator, run_id: str, report: RunStart, in_frame: bo
 async def _step_start(c: Coordinator, run_id: str, report: StepStart, in_frame: bool) -> Outcome:
     """A step that exists for the same job is taken again; in a frame, also once its run has
     ended (see :func:`_run_start`)."""
-    step = StoredStart(
-        step_id=report.step_id,
-        job_id=report.job_id,
-        input_dataclip_id=report.input_dataclip_id,
-        timestamp=wire_time(report.timestamp),
-    )
+    step = _step(report)
     try:
         await c.store.start_step(run_id, step)
     except (ConflictError, TransitionError) as error:
@@ -139,31 +135,55 @@ async def _step_start(c: Coordinator, run_id: str, report: StepStart, in_frame: 
     return True, {"step_id": report.step_id}
 
 
+def _step(report: StepStart) -> StoredStart:
+    return StoredStart(
+        step_id=report.step_id,
+        job_id=report.job_id,
+        input_dataclip_id=report.input_dataclip_id,
+        timestamp=wire_time(report.timestamp),
+    )
+
+
 async def _step_complete(
     c: Coordinator, run_id: str, memory: RunMemory, options: Options, report: StepComplete
 ) -> Outcome:
-    output_id = report.output_dataclip_id
-    if report.output_dataclip is not None and output_id is None:
-        return False, {"output_dataclip_id": ["can't be blank when output_dataclip is given"]}
-    output = _output(c, run_id, memory.scrubber, options, report)
-    if isinstance(output, tuple):
-        return output
-    completion = StepCompletion(
-        step_id=report.step_id,
-        reason=_scrubbed(memory.scrubber, report.exit),
-        output_dataclip_id=output_id,
-        output=output,
-        timestamp=wire_time(report.timestamp),
-    )
+    completion = _step_completion(c, run_id, memory, options, report)
+    if isinstance(completion, tuple):
+        return completion
     try:
         await c.store.complete_step(run_id, completion)
     except TransitionError:
         stored = {s.id: s for s in (await c.store.get_run(run_id)).steps}.get(report.step_id)
         if stored is None or stored.state.value != report.exit.reason.value:
             raise
+    _step_completed(memory, report)
+    return True, {"step_id": report.step_id}
+
+
+def _step_completed(memory: RunMemory, report: StepComplete) -> None:
+    """What the run's memory keeps of a completed step, once stored: its webhook reply."""
     if report.webhook_response is not None:
         memory.webhook_response = memory.scrubber.value(report.webhook_response)
-    return True, {"step_id": report.step_id}
+
+
+def _step_completion(
+    c: Coordinator, run_id: str, memory: RunMemory, options: Options, report: StepComplete
+) -> StepCompletion | Outcome:
+    """What the store is told of ``report``, or the refusal of a report the store need not
+    see."""
+    output_id = report.output_dataclip_id
+    if report.output_dataclip is not None and output_id is None:
+        return False, {"output_dataclip_id": ["can't be blank when output_dataclip is given"]}
+    output = _output(c, run_id, memory.scrubber, options, report)
+    if isinstance(output, tuple):
+        return output
+    return StepCompletion(
+        step_id=report.step_id,
+        reason=_scrubbed(memory.scrubber, report.exit),
+        output_dataclip_id=output_id,
+        output=output,
+        timestamp=wire_time(report.timestamp),
+    )
 
 
 def _output(
@@ -198,8 +218,10 @@ FRAME_RETRIES: Final = (0.05, 0.25)
 async def record_all(
     c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
 ) -> Outcome:
-    """Store the reports of a ``run:reports`` frame, each as :func:`record` would, as one unit
-    (``Store.together``); the reply lists each one's outcome.
+    """Store the reports of a ``run:reports`` frame, each as :func:`record` would, as one unit;
+    the reply lists each one's outcome. A frame whose reports are all taken, as a run that
+    goes well sends, is one write that locks the run once (``Store.record_frame``); one
+    with a report refused is stored report by report in a ``Store.together`` block.
 
     The state changes go first, in order, each recognised when sent again by the state
     tables. Then every line of the frame goes in one write with the run's log head (their
@@ -223,8 +245,74 @@ async def record_all(
 async def _record_all(
     c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
 ) -> Outcome:
-    """One try of :func:`record_all`. What it tells the run's memory (the webhook reply, the
-    final state) is put back if the frame does not commit."""
+    """One try of :func:`record_all`: the frame whole if every report is taken, else one
+    report at a time."""
+    whole = await _record_whole(c, run_id, memory, options, reports)
+    if whole is not None:
+        return whole
+    return await _record_each(c, run_id, memory, options, reports)
+
+
+async def _record_whole(
+    c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
+) -> Outcome | None:
+    """The frame in one write that reads and locks the run once (``Store.record_frame``), as
+    a frame of a run that goes well is: every report taken, each answered as
+    :func:`record` answers one that was taken. ``None`` when a report is refused, with
+    nothing stored: :func:`_record_each` then finds out which, and why (a frame sent
+    again, whose reports the state tables recognise, is one of those)."""
+    changes: list[RunReport] = []
+    lines: list[StoredLine] = []
+    replies: list[JSON] = []
+    for _event, report in reports.reports:
+        if isinstance(report, RunBatchLogs):
+            lines.extend(_stored(memory, line) for line in report.logs)
+            replies.append(ReportReply(True, {}).to_wire())
+            continue
+        change = _change(c, run_id, memory, options, report)
+        if change is None:
+            return None
+        changes.append(change[0])
+        replies.append(ReportReply(True, change[1]).to_wire())
+    try:
+        await c.store.record_frame(run_id, changes, lines)
+    except FulmenError as error:
+        if _store_failed(error):
+            raise  # the whole frame is tried again
+        return None
+    for _event, report in reports.reports:
+        if isinstance(report, StepComplete):
+            _step_completed(memory, report)
+        elif isinstance(report, RunComplete):
+            _completed(run_id, memory, report)
+    return True, {"replies": replies}
+
+
+def _change(
+    c: Coordinator, run_id: str, memory: RunMemory, options: Options, report: Report
+) -> tuple[RunReport, JSON] | None:
+    """What the store is told of a report that changes a state, and the answer it gets when
+    taken; ``None`` for one refused before the store sees it (or not of a frame)."""
+    if isinstance(report, RunStart):
+        return StoredRunStart(wire_time(report.timestamp)), None
+    if isinstance(report, StepStart):
+        return _step(report), {"step_id": report.step_id}
+    if isinstance(report, StepComplete):
+        completion = _step_completion(c, run_id, memory, options, report)
+        if isinstance(completion, tuple):
+            return None
+        return completion, {"step_id": report.step_id}
+    if isinstance(report, RunComplete):
+        return _run_completion(memory, report), None
+    return None
+
+
+async def _record_each(
+    c: Coordinator, run_id: str, memory: RunMemory, options: Options, reports: RunReports
+) -> Outcome:
+    """The frame one report at a time, each as :func:`record` stores it, in one
+    ``together()`` block. What it tells the run's memory (the webhook reply, the final
+    state) is put back if the frame does not commit."""
     before = (memory.webhook_response, memory.final_state)
     outcomes: dict[int, Outcome] = {}
     batches: list[int] = []
@@ -293,21 +381,29 @@ def _stored(memory: RunMemory, line: LogLine) -> StoredLine:
 async def _run_complete(
     c: Coordinator, run_id: str, memory: RunMemory, report: RunComplete
 ) -> Outcome:
-    completion = RunCompletion(
-        reason=_scrubbed(memory.scrubber, report.exit),
-        final_dataclip_id=report.final_dataclip_id,
-        timestamp=wire_time(report.timestamp),
-    )
     try:
-        await c.store.complete_run(run_id, completion)
+        await c.store.complete_run(run_id, _run_completion(memory, report))
     except TransitionError:
         run = (await c.store.get_run(run_id)).run
         same = RUN_STATE_FOR_REASON.get(report.exit.reason) == run.state
         if not same or run.error_type != report.exit.error_type:
             raise
+    _completed(run_id, memory, report)
+    return True, None
+
+
+def _run_completion(memory: RunMemory, report: RunComplete) -> RunCompletion:
+    return RunCompletion(
+        reason=_scrubbed(memory.scrubber, report.exit),
+        final_dataclip_id=report.final_dataclip_id,
+        timestamp=wire_time(report.timestamp),
+    )
+
+
+def _completed(run_id: str, memory: RunMemory, report: RunComplete) -> None:
+    """What the run's memory keeps of its completion, once stored (for a webhook's reply)."""
     memory.final_state = memory.scrubber.value(report.final_state)
     log.info("run %s completed: %s", run_id, report.exit.reason.value)
-    return True, None
 
 
 def _scrubbed(scrubber: Scrubber, reason: ExitReason) -> ExitReason:

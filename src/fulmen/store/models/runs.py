@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 from fulmen.lifecycle import RunState, StepState
 from fulmen.plan import Options
@@ -20,6 +21,8 @@ __all__ = [
     "RunCompletion",
     "RunDetail",
     "RunFilter",
+    "RunReport",
+    "RunStart",
     "Step",
     "StepCompletion",
     "StepStart",
@@ -113,6 +116,14 @@ class RunFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class RunStart:
+    """A ``run:start`` (spec §5.6), as one report of a frame (``Store.record_frame``)."""
+
+    #: The worker's timestamp; ``None``: now.
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepStart:
     step_id: str
     job_id: str
@@ -167,3 +178,7 @@ class LogEntry:
     level: str
     message: str
     timestamp: datetime
+
+
+#: A report that changes a run's or a step's state, as ``Store.record_frame`` takes it.
+RunReport: TypeAlias = "RunStart | StepStart | StepCompletion | RunCompletion"
