@@ -63,7 +63,7 @@ async def get_dataclip(tx: Tx, dataclip_id: str) -> Dataclip:
 
 
 async def wipe_dataclip(tx: Tx, dataclip_id: str, now: datetime) -> None:
-    if await tx.fetchone("wipe_dataclip", {"id": dataclip_id, "now": now}) is None:
+    if not await tx.execute("wipe_dataclip", {"id": dataclip_id, "now": now}):
         raise NotFoundError(f"dataclip {dataclip_id} does not exist", field="id")
 
 

@@ -116,7 +116,8 @@ ERASING = frozenset(
 class _SQLiteTx:
     """Statements of one transaction, run synchronously (see the module's docstring); the
     methods are coroutines only to meet the ``Tx`` protocol PostgreSQL needs. ``erased`` is
-    called when an :data:`ERASING` query changed rows (or, with ``RETURNING``, returned one)."""
+    called when an :data:`ERASING` query changed rows (erasing queries return no rows, so
+    that :meth:`execute` sees them)."""
 
     __slots__ = ("_conn", "_erased", "_queries")
 
@@ -134,16 +135,13 @@ class _SQLiteTx:
         cursor = self._conn.execute(self._queries[query].sql, _adapt(params))
         count = cursor.rowcount
         cursor.close()
-        if count > 0 and query in ERASING and self._erased is not None:
-            self._erased()
+        self._changed(query, count)
         return count
 
     async def fetchone(self, query: str, params: Params | None = None) -> Row | None:
         cursor = self._conn.execute(self._queries[query].sql, _adapt(params))
         row: Row | None = cursor.fetchone()
         cursor.close()
-        if row is not None and query in ERASING and self._erased is not None:
-            self._erased()  # an erasing query with RETURNING (wipe_dataclip)
         return row
 
     async def fetchall(self, query: str, params: Params | None = None) -> list[Row]:
@@ -163,6 +161,9 @@ class _SQLiteTx:
         cursor = self._conn.executemany(self._queries[query].sql, [_adapt(p) for p in params])
         count = cursor.rowcount
         cursor.close()
+        self._changed(query, count)
+
+    def _changed(self, query: str, count: int) -> None:
         if count > 0 and query in ERASING and self._erased is not None:
             self._erased()
 

@@ -295,8 +295,7 @@ SELECT project_id FROM dataclips WHERE id = :id;
 -- Drops the body, keeps the row: runs and steps still name it, and it says when it went.
 UPDATE dataclips
 SET body = NULL, request = NULL, body_bytes = 0, wiped_at = coalesce(wiped_at, :now)
-WHERE id = :id
-RETURNING id;
+WHERE id = :id;
 
 
 -- name: wipe_unused_dataclip
